@@ -1,0 +1,92 @@
+// Command candor is the Candor IoT hub: one binary that runs the hub
+// (candor serve), manages it through its local control socket (candor
+// device …, candor readings) and simulates devices (candor simulate).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+type command struct {
+	name    string
+	summary string
+	run     func(args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the hub (MQTT broker, HTTP API, embedded storage)", runServe},
+		{"device", "add, list, rotate or revoke devices (add|list|rotate|revoke)", runDevice},
+		{"readings", "show a device's stored readings", runReadings},
+		{"simulate", "run simulated devices against a hub over MQTT", runSimulate},
+		{"version", "print the version", func([]string) error { fmt.Println("candor", version); return nil }},
+	}
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "Candor: an IoT hub that keeps the IoT Good Practice promises by construction.\n\n")
+	fmt.Fprintf(os.Stderr, "Usage: candor <command> [flags]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun 'candor <command> --help' for a command's flags.\n")
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	name := os.Args[1]
+	if name == "-h" || name == "--help" || name == "help" {
+		usage()
+		return
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			if err := c.run(os.Args[2:]); err != nil {
+				if errors.Is(err, flag.ErrHelp) {
+					return
+				}
+				fmt.Fprintf(os.Stderr, "candor %s: %s\n", name, oneLine(err))
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "candor: unknown command %q; run 'candor --help'\n", name)
+	os.Exit(2)
+}
+
+// oneLine keeps error output to one line, as scripts expect.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// newFlags returns a flag set that reports errors instead of exiting, with
+// a usage line.
+func newFlags(name, usageLine string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s\n\nFlags:\n", usageLine)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// dataDirFlag adds the --data flag that locates a running hub's control
+// socket, defaulting like the server does.
+func dataDirFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("CANDOR_DATA_DIR")
+	if def == "" {
+		def = "./candor-data"
+	}
+	return fs.String("data", def, "data directory of the running hub (env CANDOR_DATA_DIR)")
+}

@@ -1,0 +1,179 @@
+// Package api is the hub's HTTP interface: a versioned JSON API under
+// /api/v1 (devices, readings, accounts, sessions, setup), device ingest
+// over HTTP for things that cannot speak MQTT, health and metrics
+// endpoints, and the OpenAPI 3.1 document that describes it all.
+//
+// It serves clause 2B of the IoT Good Practice paper (people reach and
+// control their data through documented interfaces) and clause 2C (every
+// caller is authenticated, sees only its own household, and errors say
+// what was wrong without leaking what was stored). Errors are RFC 9457
+// problem+json documents.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// Store is the read side of storage the API serves directly.
+type Store interface {
+	Households(ctx context.Context) ([]store.Household, error)
+	Household(ctx context.Context, id string) (store.Household, error)
+	Account(ctx context.Context, id string) (store.Account, error)
+	Accounts(ctx context.Context, householdID string) ([]store.Account, error)
+	Device(ctx context.Context, id string) (store.Device, error)
+	Devices(ctx context.Context, householdID string) ([]store.Device, error)
+	AllDevices(ctx context.Context) ([]store.Device, error)
+	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
+	Ping(ctx context.Context) error
+}
+
+// Ingester is the policy path HTTP readings go through.
+type Ingester interface {
+	Submit(ctx context.Context, deviceID, stream string, payload []byte, wait bool) error
+	PendingCounters(deviceID string) store.DeviceCounters
+}
+
+// Presence tells whether a device is connected over MQTT.
+type Presence interface {
+	Connected(deviceID string) bool
+}
+
+// Config wires the API to the rest of the hub.
+type Config struct {
+	Identity *identity.Service
+	Store    Store
+	Ingest   Ingester
+	Presence Presence // optional
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+	// MQTTAddr is the broker address shown in device instructions.
+	MQTTAddr string
+	// SecureCookies sets the Secure flag on session cookies (on when the
+	// hub is served over TLS).
+	SecureCookies   bool
+	MaxPayloadBytes int
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	cfg Config
+	id  *identity.Service
+	st  Store
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New builds the API server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxPayloadBytes <= 0 {
+		cfg.MaxPayloadBytes = 64 << 10
+	}
+	s := &Server{cfg: cfg, id: cfg.Identity, st: cfg.Store, log: cfg.Logger, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// routes registers every endpoint. Keep openapi.json in step: a test
+// checks that each route here is documented there.
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /livez", s.livez)
+	m.HandleFunc("GET /readyz", s.readyz)
+	if s.cfg.Gatherer != nil {
+		m.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+	m.HandleFunc("GET /openapi.json", s.openapi)
+
+	m.HandleFunc("GET /api/v1/setup", s.getSetup)
+	m.HandleFunc("POST /api/v1/setup", s.postSetup)
+	m.HandleFunc("POST /api/v1/login", s.login)
+	m.HandleFunc("POST /api/v1/logout", s.authed(s.logout))
+	m.HandleFunc("POST /api/v1/tokens", s.createToken)
+	m.HandleFunc("GET /api/v1/me", s.authed(s.me))
+	m.HandleFunc("POST /api/v1/me/password", s.authed(s.changePassword))
+	m.HandleFunc("GET /api/v1/sessions", s.authed(s.listSessions))
+	m.HandleFunc("DELETE /api/v1/sessions/{id}", s.authed(s.revokeSession))
+
+	m.HandleFunc("GET /api/v1/households", s.authed(s.listHouseholds))
+	m.HandleFunc("POST /api/v1/households", s.authed(s.createHousehold))
+	m.HandleFunc("GET /api/v1/accounts", s.authed(s.listAccounts))
+	m.HandleFunc("POST /api/v1/accounts", s.authed(s.createAccount))
+
+	m.HandleFunc("GET /api/v1/devices", s.authed(s.listDevices))
+	m.HandleFunc("POST /api/v1/devices", s.authed(s.addDevice))
+	m.HandleFunc("GET /api/v1/devices/{id}", s.authed(s.getDevice))
+	m.HandleFunc("POST /api/v1/devices/{id}/rotate", s.authed(s.rotateDevice))
+	m.HandleFunc("POST /api/v1/devices/{id}/revoke", s.authed(s.revokeDevice))
+	m.HandleFunc("GET /api/v1/devices/{id}/readings", s.authed(s.readings))
+
+	m.HandleFunc("POST /api/v1/ingest/{stream}", s.ingest)
+
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such endpoint; see /openapi.json")
+	})
+}
+
+// Handler returns the API for network listeners. Cookie-authenticated
+// requests from other origins are refused (CSRF protection).
+func (s *Server) Handler() http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, http.StatusForbidden, "cross-origin", "cross-origin requests that change state are refused")
+	}))
+	return securityHeaders(cop.Handler(s.mux))
+}
+
+// LocalHandler returns the API for the hub's local control socket. Whoever
+// can open that socket (file permissions: the user running the hub) acts
+// as the hub operator, like the local API of tailscaled.
+func (s *Server) LocalHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mux.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), principal{operator: true})))
+	})
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("X-Frame-Options", "DENY")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) livez(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.st.Ping(ctx); err != nil {
+		s.log.Warn("not ready: store unavailable", "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "not-ready", "storage is not available")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openAPIDoc)
+}

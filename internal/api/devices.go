@@ -1,0 +1,343 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+type countersJSON struct {
+	ACLDenied    int64 `json:"acl_denied"`
+	Refused      int64 `json:"refused"`
+	AuthFailures int64 `json:"auth_failures"`
+}
+
+type mqttJSON struct {
+	Username    string `json:"username"`
+	ClientID    string `json:"client_id"`
+	TopicPrefix string `json:"topic_prefix"`
+	Control     string `json:"control_topics"`
+}
+
+type deviceJSON struct {
+	ID              string       `json:"id"`
+	Name            string       `json:"name"`
+	Type            string       `json:"type"`
+	HouseholdID     string       `json:"household_id"`
+	CreatedAt       time.Time    `json:"created_at"`
+	CredentialSetAt time.Time    `json:"credential_set_at"`
+	Revoked         bool         `json:"revoked"`
+	RevokedAt       *time.Time   `json:"revoked_at,omitempty"`
+	Connected       bool         `json:"connected"`
+	Counters        countersJSON `json:"counters"`
+	MQTT            mqttJSON     `json:"mqtt"`
+}
+
+func (s *Server) toDevice(d store.Device) deviceJSON {
+	c := d.Counters
+	if s.cfg.Ingest != nil {
+		c = c.Add(s.cfg.Ingest.PendingCounters(d.ID))
+	}
+	out := deviceJSON{
+		ID: d.ID, Name: d.Name, Type: d.Type, HouseholdID: d.HouseholdID,
+		CreatedAt: d.CreatedAt, CredentialSetAt: d.CredentialSetAt, Revoked: d.Revoked(),
+		Counters: countersJSON{ACLDenied: c.ACLDenied, Refused: c.Refused, AuthFailures: c.AuthFailures},
+		MQTT: mqttJSON{
+			Username:    d.ID,
+			ClientID:    d.ID,
+			TopicPrefix: "candor/" + d.ID + "/",
+			Control:     "candor/" + d.ID + "/control/+",
+		},
+	}
+	if d.Revoked() {
+		t := d.RevokedAt
+		out.RevokedAt = &t
+	}
+	if s.cfg.Presence != nil && !d.Revoked() {
+		out.Connected = s.cfg.Presence.Connected(d.ID)
+	}
+	return out
+}
+
+// device loads a device the caller may see; others' devices are reported
+// as not found so ids cannot be probed.
+func (s *Server) device(r *http.Request, p principal) (store.Device, error) {
+	d, err := s.st.Device(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return store.Device{}, err
+	}
+	if !p.canSee(d.HouseholdID) {
+		return store.Device{}, fmt.Errorf("device: %w", store.ErrNotFound)
+	}
+	return d, nil
+}
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, p principal) {
+	var list []store.Device
+	var err error
+	if p.operator && r.URL.Query().Get("household") == "" {
+		list, err = s.st.AllDevices(r.Context())
+	} else {
+		var hh string
+		if hh, err = s.householdParam(r, p, r.URL.Query().Get("household")); err == nil {
+			list, err = s.st.Devices(r.Context(), hh)
+		}
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]deviceJSON, 0, len(list))
+	for _, d := range list {
+		out = append(out, s.toDevice(d))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+}
+
+func (s *Server) addDevice(w http.ResponseWriter, r *http.Request, p principal) {
+	var in struct {
+		Name      string `json:"name"`
+		Type      string `json:"type"`
+		Household string `json:"household,omitempty"`
+		Secret    string `json:"secret,omitempty"`
+	}
+	if err := decodeJSON(w, r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	hh, err := s.householdParam(r, p, in.Household)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if hh == "" {
+		// The operator adds a device before anyone set the hub up: the
+		// household is created now and the first account will own it.
+		hh, err = s.id.EnsureHousehold(r.Context(), "Home")
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if !p.canManage(hh) {
+		s.fail(w, r, identity.ErrForbidden)
+		return
+	}
+	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: hh, Name: in.Name, Type: in.Type, Secret: in.Secret})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s.withSecret(d, secret))
+}
+
+// withSecret is the one response that ever contains a device secret.
+func (s *Server) withSecret(d store.Device, secret string) map[string]any {
+	return map[string]any{
+		"device":        s.toDevice(d),
+		"secret":        secret,
+		"secret_notice": "This secret is shown once and stored only as a hash. Put it in the device now.",
+		"mosquitto_pub": MosquittoPub(s.cfg.MQTTAddr, d.ID, secret),
+	}
+}
+
+// MosquittoPub is the exact command that publishes a test reading as the
+// device, for people checking that a new device works.
+func MosquittoPub(mqttAddr, deviceID, secret string) string {
+	host, port, err := net.SplitHostPort(mqttAddr)
+	if err != nil {
+		host, port = "127.0.0.1", "1883"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return fmt.Sprintf(`mosquitto_pub -h %s -p %s -V mqttv5 -q 1 -i %s -u %s -P '%s' -t candor/%s/test -m '{"value": 1}'`,
+		host, port, deviceID, deviceID, secret, deviceID)
+}
+
+func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, p principal) {
+	d, err := s.device(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"device": s.toDevice(d)})
+}
+
+func (s *Server) rotateDevice(w http.ResponseWriter, r *http.Request, p principal) {
+	d, err := s.device(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !p.canManage(d.HouseholdID) {
+		s.fail(w, r, identity.ErrForbidden)
+		return
+	}
+	var in struct {
+		Secret string `json:"secret,omitempty"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, &in); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	secret, err := s.id.RotateDevice(r.Context(), d.ID, in.Secret)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d, err = s.st.Device(r.Context(), d.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.withSecret(d, secret))
+}
+
+func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, p principal) {
+	d, err := s.device(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !p.canManage(d.HouseholdID) {
+		s.fail(w, r, identity.ErrForbidden)
+		return
+	}
+	if err := s.id.RevokeDevice(r.Context(), d.ID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d, err = s.st.Device(r.Context(), d.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"device": s.toDevice(d)})
+}
+
+type readingJSON struct {
+	Seq     int64           `json:"seq"`
+	Stream  string          `json:"stream"`
+	Time    time.Time       `json:"time"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+func (s *Server) readings(w http.ResponseWriter, r *http.Request, p principal) {
+	d, err := s.device(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q, err := readingQuery(r, d.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	list, err := s.st.Readings(r.Context(), q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]readingJSON, 0, len(list))
+	var last int64
+	for _, rd := range list {
+		out = append(out, readingJSON{Seq: rd.Seq, Stream: rd.Stream, Time: rd.Time, Payload: rd.Payload})
+		last = rd.Seq
+	}
+	resp := map[string]any{"device_id": d.ID, "readings": out}
+	if last > 0 {
+		resp["next_after"] = last
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func readingQuery(r *http.Request, deviceID string) (store.ReadingQuery, error) {
+	v := r.URL.Query()
+	q := store.ReadingQuery{DeviceID: deviceID, Stream: v.Get("stream")}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if s := v.Get(f.name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return q, badRequest("%s: %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", f.name, s)
+			}
+			*f.dst = t
+		}
+	}
+	if s := v.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return q, badRequest("after: %q is not a non-negative integer", s)
+		}
+		q.AfterSeq = n
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			return q, badRequest("limit: %q must be an integer from 1 to 10000", s)
+		}
+		q.Limit = n
+	}
+	return q, nil
+}
+
+// ingest accepts one reading over HTTP from a device authenticating with
+// its own credential (HTTP Basic: device id and secret). It answers only
+// after the reading is durably stored.
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
+	id, secret, ok := r.BasicAuth()
+	if !ok || id == "" || secret == "" || id == secret {
+		w.Header().Set("WWW-Authenticate", `Basic realm="candor devices"`)
+		writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "send the device id and secret with HTTP Basic authentication")
+		return
+	}
+	d, err := s.id.AuthenticateDevice(r.Context(), id, secret)
+	if err != nil {
+		if errors.Is(err, identity.ErrUnauthenticated) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="candor devices"`)
+		}
+		s.fail(w, r, err)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", "readings are JSON objects sent as application/json")
+		return
+	}
+	body, err := readLimited(w, r, s.cfg.MaxPayloadBytes)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	stream := r.PathValue("stream")
+	if err := s.cfg.Ingest.Submit(r.Context(), d.ID, stream, body, true); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"stored": true, "device_id": d.ID, "stream": stream})
+}
+
+func readLimited(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, badRequest("body: larger than the %d-byte reading limit", limit)
+		}
+		return nil, badRequest("body: %v", err)
+	}
+	return body, nil
+}

@@ -1,0 +1,123 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// problem is an RFC 9457 problem details document.
+type problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// Problem types are URNs: stable identifiers a client can switch on.
+const problemPrefix = "urn:candor:problem:"
+
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, kind, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(problem{
+		Type:     problemPrefix + kind,
+		Title:    http.StatusText(status),
+		Status:   status,
+		Detail:   detail,
+		Instance: r.URL.Path,
+	})
+}
+
+// fail maps an error to a problem response. Unexpected errors are logged
+// with the request path and answered without internal detail.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var re *ingest.RefusedError
+	switch {
+	case errors.As(err, &re):
+		writeProblem(w, r, http.StatusUnprocessableEntity, "reading-refused", re.Error())
+	case errors.Is(err, identity.ErrInvalid):
+		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid-input",
+			strings.TrimPrefix(err.Error(), identity.ErrInvalid.Error()+": "))
+	case errors.Is(err, errBadRequest):
+		writeProblem(w, r, http.StatusBadRequest, "bad-request",
+			strings.TrimPrefix(err.Error(), errBadRequest.Error()+": "))
+	case errors.Is(err, identity.ErrUnauthenticated):
+		writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "missing, wrong or expired credentials")
+	case errors.Is(err, identity.ErrForbidden):
+		writeProblem(w, r, http.StatusForbidden, "forbidden", err.Error())
+	case errors.Is(err, identity.ErrSetupDone):
+		writeProblem(w, r, http.StatusConflict, "setup-done", "this hub is already set up; log in instead")
+	case errors.Is(err, store.ErrNotFound):
+		writeProblem(w, r, http.StatusNotFound, "not-found", "no such resource, or not yours")
+	case errors.Is(err, store.ErrConflict):
+		writeProblem(w, r, http.StatusConflict, "conflict", err.Error())
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeProblem(w, r, http.StatusInternalServerError, "internal", "the hub could not complete the request; see its log")
+	}
+}
+
+var errBadRequest = errors.New("bad request")
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+}
+
+// maxBody bounds JSON request bodies other than device readings.
+const maxBody = 1 << 20
+
+// decodeJSON reads one JSON object into v, refusing unknown fields and
+// naming where the body went wrong.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return badRequest("Content-Type must be application/json, not %q", ct)
+	}
+	body := http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("body: %s", describeJSONError(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("body: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "empty; a JSON object is required"
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, syn)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q: expected %s, got a JSON %s", typ.Field, typ.Type, typ.Value)
+	case errors.As(err, &tooBig):
+		return fmt.Sprintf("larger than %d bytes", tooBig.Limit)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	default:
+		return err.Error()
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}

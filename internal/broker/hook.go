@@ -1,0 +1,201 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// hook is the mochi hook that puts every connection and message through
+// Candor's policy.
+type hook struct {
+	mqtt.HookBase
+	auth Authenticator
+	in   Ingester
+	log  *slog.Logger
+
+	authFail  *prometheus.CounterVec
+	aclDenied *prometheus.CounterVec
+}
+
+func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
+	h := &hook{
+		auth: auth, in: in, log: log,
+		authFail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "candor_mqtt_auth_failures_total",
+			Help: "Refused MQTT connections, by reason.",
+		}, []string{"reason"}),
+		aclDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "candor_mqtt_acl_denied_total",
+			Help: "Publishes and subscriptions outside the device's namespace, by action.",
+		}, []string{"action"}),
+	}
+	if reg != nil {
+		reg.MustRegister(h.authFail, h.aclDenied)
+	}
+	return h
+}
+
+func (h *hook) ID() string { return "candor-policy" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnectAuthenticate,
+		mqtt.OnACLCheck,
+		mqtt.OnPublish,
+		mqtt.OnSessionEstablished,
+	}, []byte{b})
+}
+
+func (h *hook) refuseConnect(reason, deviceID string) bool {
+	h.authFail.WithLabelValues(reason).Inc()
+	if deviceID != "" {
+		h.log.Info("mqtt connection refused", "reason", reason, "device", deviceID)
+	} else {
+		h.log.Info("mqtt connection refused", "reason", reason)
+	}
+	return false
+}
+
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	user := string(pk.Connect.Username)
+	pass := string(pk.Connect.Password)
+	switch {
+	case user == "" || !pk.Connect.PasswordFlag || pass == "":
+		return h.refuseConnect("anonymous", "")
+	case user == pass:
+		return h.refuseConnect("username_equals_password", "")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+	defer cancel()
+	d, err := h.auth.AuthenticateDevice(ctx, user, pass)
+	if err != nil {
+		if errors.Is(err, identity.ErrUnauthenticated) {
+			// Counted against the device only if the id exists; the
+			// counter update ignores unknown ids.
+			h.in.Count(user, store.DeviceCounters{AuthFailures: 1})
+			return h.refuseConnect("bad_credentials", "")
+		}
+		h.log.Error("mqtt authentication failed", "err", err)
+		return h.refuseConnect("error", "")
+	}
+	if !allowedClientID(pk.Connect.ClientIdentifier, d.ID) {
+		return h.refuseConnect("client_id_outside_namespace", d.ID)
+	}
+	// mochi delivers will messages without an ACL check, so the will topic
+	// must be checked here or a device could publish into another
+	// device's namespace when it disconnects.
+	if pk.Connect.WillFlag {
+		if _, ok := publishStream(d.ID, pk.Connect.WillTopic); !ok {
+			h.in.Count(d.ID, store.DeviceCounters{ACLDenied: 1})
+			h.aclDenied.WithLabelValues("will").Inc()
+			return h.refuseConnect("will_topic_outside_namespace", d.ID)
+		}
+	}
+	return true
+}
+
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	id := deviceOf(cl)
+	if write {
+		if _, ok := publishStream(id, topic); ok {
+			return true
+		}
+		h.in.Count(id, store.DeviceCounters{ACLDenied: 1})
+		h.aclDenied.WithLabelValues("publish").Inc()
+		h.log.Info("mqtt publish denied: topic outside device namespace", "device", id, "topic", topic)
+		return false
+	}
+	if subscribeAllowed(id, topic) {
+		return true
+	}
+	h.in.Count(id, store.DeviceCounters{ACLDenied: 1})
+	h.aclDenied.WithLabelValues("subscribe").Inc()
+	h.log.Info("mqtt subscribe denied: filter outside device namespace", "device", id, "filter", topic)
+	return false
+}
+
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	id := deviceOf(cl)
+	stream, ok := publishStream(id, pk.TopicName)
+	if !ok { // the ACL check ran first; this is defence in depth
+		return pk, packets.ErrRejectPacket
+	}
+	qos := pk.FixedHeader.Qos
+	err := h.in.Submit(context.Background(), id, stream, pk.Payload, qos > 0)
+	if err == nil {
+		return pk, nil
+	}
+	v5 := cl.Properties.ProtocolVersion == 5
+	var re *ingest.RefusedError
+	if errors.As(err, &re) {
+		h.log.Info("reading refused", "device", id, "stream", stream, "reason", re.Reason)
+		if v5 && qos > 0 {
+			code := packets.ErrPayloadFormatInvalid
+			switch re.Reason {
+			case ingest.ReasonTooLarge:
+				code = packets.ErrPacketTooLarge
+			case ingest.ReasonBadStream:
+				code = packets.ErrTopicNameInvalid
+			}
+			code.Reason = re.Detail
+			return pk, code
+		}
+		// MQTT 3.1.1 has no negative acknowledgement: acknowledge without
+		// keeping or forwarding it, so the device does not resend forever.
+		return pk, packets.CodeSuccessIgnore
+	}
+	// Storage failed: the reading must not be acknowledged.
+	h.log.Error("reading not stored; not acknowledged", "device", id, "stream", stream, "err", err)
+	if v5 && qos > 0 {
+		return pk, packets.ErrImplementationSpecificError
+	}
+	if qos > 0 {
+		// Without a negative ack in 3.1.1, closing the connection makes the
+		// client resend the unacknowledged message after it reconnects.
+		go func() { _ = cl.Net.Conn.Close() }()
+	}
+	return pk, packets.ErrRejectPacket
+}
+
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if !cl.Net.Inline {
+		h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
+	}
+}
+
+// redact is a slog handler that drops attributes which may carry message
+// contents (mochi logs whole packets on some error paths).
+type redact struct{ slog.Handler }
+
+func (r redact) Handle(ctx context.Context, rec slog.Record) error {
+	out := slog.NewRecord(rec.Time, rec.Level, rec.Message, rec.PC)
+	rec.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "packet", "payload", "pk", "will":
+			out.AddAttrs(slog.String(a.Key, "[redacted]"))
+		default:
+			out.AddAttrs(a)
+		}
+		return true
+	})
+	return r.Handler.Handle(ctx, out)
+}
+
+func (r redact) WithAttrs(as []slog.Attr) slog.Handler { return redact{r.Handler.WithAttrs(as)} }
+func (r redact) WithGroup(name string) slog.Handler    { return redact{r.Handler.WithGroup(name)} }

@@ -1,0 +1,178 @@
+// Package config holds the hub's settings and resolves them from, in order
+// of precedence, command-line flags, CANDOR_* environment variables, a
+// JSON config file, and built-in defaults.
+//
+// Every setting is described once, in the settings table, and that one
+// entry gives its flag (--mqtt-addr), environment variable
+// (CANDOR_MQTT_ADDR), file key (mqtt_addr), default and help text, so the
+// four sources cannot drift apart. As in Caddy, configuration is data that
+// is validated completely before anything starts, and each error names the
+// setting as the user wrote it: the flag, the variable or the file and key.
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is the hub's resolved settings. The zero value is not useful;
+// start from Default or Load.
+type Config struct {
+	// DataDir holds the database and generated TLS files.
+	DataDir string
+	// MQTTAddr is the plain MQTT listener (host:port).
+	MQTTAddr string
+	// MQTTTLSAddr is the MQTT over TLS listener; empty means off.
+	MQTTTLSAddr string
+	// WSAddr is the MQTT over WebSocket listener; empty means off.
+	WSAddr string
+	// HTTPAddr is the web interface and API listener.
+	HTTPAddr string
+	// TLSCert and TLSKey are PEM files, given together or not at all.
+	TLSCert string
+	TLSKey  string
+	// TLSSelfSigned makes the hub generate a self-signed certificate in
+	// DataDir when no TLSCert is given.
+	TLSSelfSigned bool
+	// Demo starts the hub with a demo household and simulated devices.
+	Demo bool
+	// DemoSpeed makes the demo devices send that many times as often.
+	DemoSpeed int
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is text or json.
+	LogFormat string
+	// MaxPayloadBytes is the largest MQTT message payload accepted.
+	MaxPayloadBytes int
+	// BatchMaxRows and BatchMaxWait bound how many readings go into one
+	// database transaction and how long the first of them waits for more.
+	BatchMaxRows int
+	BatchMaxWait time.Duration
+	// ConfigFile is the JSON file the other settings were read from, if any.
+	ConfigFile string
+}
+
+// Default returns the settings used when nothing else is given: local-only
+// listeners, so a fresh hub is not reachable from the network until its
+// operator says so.
+func Default() Config {
+	return Config{
+		DataDir:         "./candor-data",
+		MQTTAddr:        "127.0.0.1:1883",
+		HTTPAddr:        "127.0.0.1:8080",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		MaxPayloadBytes: 64 << 10,
+		BatchMaxRows:    1000,
+		BatchMaxWait:    5 * time.Millisecond,
+		DemoSpeed:       1,
+	}
+}
+
+// maxMQTTPacket is the MQTT "Remaining Length" limit (268,435,455 bytes);
+// no payload can be larger.
+const maxMQTTPacket = 268435455
+
+// settings is the one description of every Config field. Help texts are
+// completed with the environment variable and file key by usage.
+var settings = []setting{
+	{name: "config", arg: "path", noFile: true,
+		help:  "JSON file of settings; flags and environment variables override it",
+		field: func(c *Config) any { return &c.ConfigFile }},
+	{name: "data-dir", arg: "path", help: "directory for the database and generated TLS files",
+		field: func(c *Config) any { return &c.DataDir }, check: nonEmpty},
+	{name: "mqtt-addr", arg: "host:port", help: "MQTT listener address",
+		field: func(c *Config) any { return &c.MQTTAddr }, check: address(true)},
+	{name: "mqtt-tls-addr", arg: "host:port", help: "MQTT over TLS listener address; empty turns it off",
+		field: func(c *Config) any { return &c.MQTTTLSAddr }, check: address(false)},
+	{name: "ws-addr", arg: "host:port", help: "MQTT over WebSocket listener address; empty turns it off",
+		field: func(c *Config) any { return &c.WSAddr }, check: address(false)},
+	{name: "http-addr", arg: "host:port", help: "web interface and API listener address",
+		field: func(c *Config) any { return &c.HTTPAddr }, check: address(true)},
+	{name: "tls-cert", arg: "path", help: "PEM certificate file for the TLS listeners, with --tls-key",
+		field: func(c *Config) any { return &c.TLSCert }},
+	{name: "tls-key", arg: "path", help: "PEM private key file for --tls-cert",
+		field: func(c *Config) any { return &c.TLSKey }},
+	{name: "tls-self-signed", help: "generate a self-signed certificate in the data directory",
+		field: func(c *Config) any { return &c.TLSSelfSigned }},
+	{name: "demo", help: "start with a demo household and simulated devices",
+		field: func(c *Config) any { return &c.Demo }},
+	{name: "demo-speed", arg: "factor", help: "with --demo, how many times faster than real devices the simulated ones send",
+		field: func(c *Config) any { return &c.DemoSpeed }, check: intRange(1, 1000)},
+	{name: "log-level", arg: "level", help: "least severe log level written: debug, info, warn or error",
+		field: func(c *Config) any { return &c.LogLevel }, check: oneOf("debug", "info", "warn", "error")},
+	{name: "log-format", arg: "format", help: "log format: text or json",
+		field: func(c *Config) any { return &c.LogFormat }, check: oneOf("text", "json")},
+	{name: "max-payload-bytes", arg: "bytes", help: "largest MQTT message payload accepted, in bytes",
+		field: func(c *Config) any { return &c.MaxPayloadBytes }, check: intRange(1, maxMQTTPacket)},
+	{name: "batch-max-rows", arg: "rows", help: "most readings written in one database transaction",
+		field: func(c *Config) any { return &c.BatchMaxRows }, check: intRange(1, 100000)},
+	{name: "batch-max-wait", arg: "duration", help: "longest a reading waits for its batch to fill, such as 5ms",
+		field: func(c *Config) any { return &c.BatchMaxWait }, check: durationRange(0, time.Minute)},
+}
+
+// setting describes one Config field in every source.
+type setting struct {
+	name   string // flag name, kebab-case; env and key derive from it
+	arg    string // placeholder for the value in usage, such as host:port
+	help   string
+	noFile bool              // cannot be set from the config file
+	field  func(*Config) any // pointer to the field: *string, *bool, *int or *time.Duration
+	check  func(v any) error // validates the field's value; nil accepts anything
+}
+
+func (s *setting) flag() string { return "--" + s.name }
+
+func (s *setting) env() string {
+	return "CANDOR_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+func (s *setting) key() string { return strings.ReplaceAll(s.name, "-", "_") }
+
+func (s *setting) isBool() bool {
+	var c Config
+	_, ok := s.field(&c).(*bool)
+	return ok
+}
+
+func (s *setting) isString() bool {
+	var c Config
+	_, ok := s.field(&c).(*string)
+	return ok
+}
+
+// usage is the help line registered with the flag.
+func (s *setting) usage() string {
+	u := s.help + " (env " + s.env()
+	if !s.noFile {
+		u += ", file key " + s.key()
+	}
+	return u + ")"
+}
+
+// format renders the setting's value in c the way a flag or environment
+// variable would spell it.
+func (s *setting) format(c *Config) string {
+	switch p := s.field(c).(type) {
+	case *string:
+		return *p
+	case *bool:
+		return fmt.Sprint(*p)
+	case *int:
+		return fmt.Sprint(*p)
+	case *time.Duration:
+		return p.String()
+	}
+	return ""
+}
+
+// Validate checks c as Resolve would, naming settings by their flags. It is
+// for Configs built in code, such as tests starting a hub on port 0.
+func (c Config) Validate() error {
+	src := make(map[string]string, len(settings))
+	for i := range settings {
+		src[settings[i].name] = settings[i].flag()
+	}
+	return c.validate(src)
+}

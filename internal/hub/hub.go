@@ -1,0 +1,294 @@
+// Package hub assembles a running Candor hub from its parts: the embedded
+// store, the identity service, the ingest policy path, the MQTT broker, the
+// HTTP API on the network and on a local control socket, and, on request,
+// the demo household of simulated devices.
+//
+// It is the "one binary, nothing else to install" promise of the product
+// (clause 4 of the IoT Good Practice paper: good practice within reach of
+// households, not only of operators with a platform team).
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/candor-iot/candor/internal/api"
+	"github.com/candor-iot/candor/internal/broker"
+	"github.com/candor-iot/candor/internal/config"
+	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/tlscert"
+)
+
+// SocketName is the local control socket inside the data directory.
+const SocketName = "candor.sock"
+
+// DBName is the SQLite database inside the data directory.
+const DBName = "candor.db"
+
+// Hub is a running hub.
+type Hub struct {
+	cfg    config.Config
+	log    *slog.Logger
+	st     *sqlite.DB
+	id     *identity.Service
+	in     *ingest.Pipeline
+	br     *broker.Broker
+	api    *api.Server
+	http   *http.Server
+	local  *http.Server
+	httpLn net.Listener
+	sockLn net.Listener
+	tls    *tls.Config
+
+	setupToken string
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+// Start opens everything and begins serving. The banner (addresses and the
+// one-time setup token, which is a secret and so never goes to the log) is
+// written to out.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer) (_ *Hub, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
+	}
+	h := &Hub{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			_ = h.Close(context.Background())
+		}
+	}()
+
+	if h.tls, err = tlsConfig(cfg); err != nil {
+		return nil, err
+	}
+	dbPath := filepath.Join(cfg.DataDir, DBName)
+	if h.st, err = sqlite.Open(ctx, dbPath); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	h.id = identity.New(h.st, log.With("component", "identity"))
+	h.in = ingest.New(h.st, ingest.Options{
+		MaxPayloadBytes: cfg.MaxPayloadBytes,
+		BatchMaxRows:    cfg.BatchMaxRows,
+		BatchMaxWait:    cfg.BatchMaxWait,
+		Logger:          log.With("component", "ingest"),
+		Registerer:      reg,
+	})
+
+	bcfg := broker.Config{
+		TCPAddr:        cfg.MQTTAddr,
+		WSAddr:         cfg.WSAddr,
+		Logger:         log.With("component", "broker"),
+		Registerer:     reg,
+		MaxPacketBytes: uint32(cfg.MaxPayloadBytes) + 1024,
+	}
+	if h.tls != nil {
+		bcfg.TLSAddr = cfg.MQTTTLSAddr
+		bcfg.TLSConfig = h.tls
+	} else if cfg.MQTTTLSAddr != "" {
+		return nil, errors.New("mqtt-tls-addr is set but no certificate: give --tls-cert and --tls-key, or --tls-self-signed")
+	}
+	if h.br, err = broker.New(bcfg, h.id, h.in); err != nil {
+		return nil, err
+	}
+	h.id.OnRevoke(h.br.Disconnect)
+
+	h.api = api.New(api.Config{
+		Identity:        h.id,
+		Store:           h.st,
+		Ingest:          h.in,
+		Presence:        h.br,
+		Gatherer:        reg,
+		Logger:          log.With("component", "api"),
+		MQTTAddr:        h.br.Addr("tcp"),
+		SecureCookies:   h.tls != nil,
+		MaxPayloadBytes: cfg.MaxPayloadBytes,
+	})
+
+	if h.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+	if h.tls != nil {
+		h.httpLn = tls.NewListener(h.httpLn, h.tls)
+	}
+	if h.sockLn, err = listenSocket(filepath.Join(cfg.DataDir, SocketName)); err != nil {
+		return nil, err
+	}
+	h.http = &http.Server{
+		Handler:           h.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	h.local = &http.Server{Handler: h.api.LocalHandler(), ReadHeaderTimeout: 10 * time.Second}
+
+	if err := h.br.Start(); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.serve(h.http, h.httpLn)
+	h.serve(h.local, h.sockLn)
+
+	if h.setupToken, err = h.id.SetupToken(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.Demo {
+		if err := h.startDemo(ctx, runCtx); err != nil {
+			return nil, fmt.Errorf("start demo: %w", err)
+		}
+	}
+	h.banner(out)
+	log.Info("hub started", "http", h.HTTPAddr(), "mqtt", h.MQTTAddr(), "data", cfg.DataDir, "demo", cfg.Demo)
+	return h, nil
+}
+
+func (h *Hub) serve(srv *http.Server, ln net.Listener) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			h.log.Error("http server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+func tlsConfig(cfg config.Config) (*tls.Config, error) {
+	switch {
+	case cfg.TLSCert != "":
+		return tlscert.Load(cfg.TLSCert, cfg.TLSKey)
+	case cfg.TLSSelfSigned:
+		cert, key, err := tlscert.SelfSigned(filepath.Join(cfg.DataDir, "tls"))
+		if err != nil {
+			return nil, fmt.Errorf("self-signed certificate: %w", err)
+		}
+		return tlscert.Load(cert, key)
+	}
+	return nil, nil
+}
+
+// listenSocket opens the control socket, readable only by the user running
+// the hub: whoever can open it acts as the operator.
+func listenSocket(path string) (net.Listener, error) {
+	if c, err := net.Dial("unix", path); err == nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("another hub is already running on data directory %s", filepath.Dir(path))
+	}
+	_ = os.Remove(path) // stale socket of a hub that did not shut down cleanly
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("restrict control socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// HTTPAddr is the bound HTTP address.
+func (h *Hub) HTTPAddr() string { return h.httpLn.Addr().String() }
+
+// MQTTAddr is the bound plain MQTT address ("" when disabled).
+func (h *Hub) MQTTAddr() string { return h.br.Addr("tcp") }
+
+// Broker returns the hub's MQTT broker.
+func (h *Hub) Broker() *broker.Broker { return h.br }
+
+// SetupToken is the live one-time setup token, or "" once set up.
+func (h *Hub) SetupToken() string { return h.setupToken }
+
+// URL is the base URL of the HTTP API and UI.
+func (h *Hub) URL() string {
+	scheme := "http"
+	if h.tls != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + h.HTTPAddr()
+}
+
+func (h *Hub) banner(out io.Writer) {
+	if out == nil {
+		return
+	}
+	fmt.Fprintf(out, "\nCandor hub is running.\n")
+	fmt.Fprintf(out, "  HTTP API:    %s   (OpenAPI: %s/openapi.json)\n", h.URL(), h.URL())
+	if a := h.MQTTAddr(); a != "" {
+		fmt.Fprintf(out, "  MQTT:        %s\n", a)
+	}
+	if a := h.br.Addr("tls"); a != "" {
+		fmt.Fprintf(out, "  MQTT (TLS):  %s\n", a)
+	}
+	if a := h.br.Addr("ws"); a != "" {
+		fmt.Fprintf(out, "  MQTT (WS):   %s\n", a)
+	}
+	fmt.Fprintf(out, "  Data:        %s\n", h.cfg.DataDir)
+	if h.setupToken != "" {
+		fmt.Fprintf(out, "\nThis hub has no account yet. Create the first one with this one-time setup token:\n\n    %s\n\n", h.setupToken)
+		fmt.Fprintf(out, "  curl -X POST %s/api/v1/setup -H 'Content-Type: application/json' \\\n", h.URL())
+		fmt.Fprintf(out, "    -d '{\"setup_token\":\"%s\",\"username\":\"you\",\"password\":\"<a long passphrase>\"}'\n", h.setupToken)
+		fmt.Fprintf(out, "The token works once and dies when the hub restarts. There is no default password.\n")
+	}
+	if h.cfg.Demo {
+		fmt.Fprintf(out, "\nDemo: simulated devices are publishing. Try:\n    go run ./cmd/candor device list --data %s\n    go run ./cmd/candor readings <device-id> --data %s\n", h.cfg.DataDir, h.cfg.DataDir)
+	}
+	fmt.Fprintln(out)
+}
+
+// Close shuts down in dependency order: stop taking new work, commit what
+// was accepted, then close storage. Safe to call more than once.
+func (h *Hub) Close(ctx context.Context) error {
+	h.closeOnce.Do(func() {
+		var errs []error
+		if h.cancel != nil {
+			h.cancel()
+		}
+		if h.http != nil {
+			errs = append(errs, h.http.Shutdown(ctx))
+		} else if h.httpLn != nil {
+			errs = append(errs, h.httpLn.Close())
+		}
+		if h.local != nil {
+			errs = append(errs, h.local.Shutdown(ctx))
+		} else if h.sockLn != nil {
+			errs = append(errs, h.sockLn.Close())
+		}
+		if h.br != nil {
+			errs = append(errs, h.br.Close())
+		}
+		h.wg.Wait()
+		if h.in != nil {
+			h.in.Close()
+		}
+		if h.st != nil {
+			errs = append(errs, h.st.Close())
+		}
+		h.closeErr = errors.Join(errs...)
+	})
+	return h.closeErr
+}

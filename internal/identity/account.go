@@ -1,0 +1,254 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/candor-iot/candor/internal/credential"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// dummyHash is verified against when an account or device does not exist,
+// so a wrong name costs as much time as a wrong password.
+var dummyHash = sync.OnceValue(func() string {
+	h, err := credential.Hash(credential.NewSecret())
+	if err != nil {
+		return ""
+	}
+	return h
+})
+
+// SetupToken returns the one-time token that creates the first account,
+// generating a fresh one if the hub has no account yet. It returns "" once
+// setup is done. The token lives only in memory: a restart before setup
+// prints a new one and the old one dies.
+func (s *Service) SetupToken(ctx context.Context) (string, error) {
+	n, err := s.st.CountAccounts(ctx)
+	if err != nil {
+		return "", fmt.Errorf("count accounts: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n > 0 {
+		s.accountsOK = true
+		s.setupHash = nil
+		return "", nil
+	}
+	tok, hash := credential.NewToken(setupTokenPrefix)
+	s.setupHash = hash
+	return tok, nil
+}
+
+// SetupNeeded reports whether the hub still waits for its first account.
+func (s *Service) SetupNeeded(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	done := s.accountsOK
+	s.mu.Unlock()
+	if done {
+		return false, nil
+	}
+	n, err := s.st.CountAccounts(ctx)
+	if err != nil {
+		return false, fmt.Errorf("count accounts: %w", err)
+	}
+	return n == 0, nil
+}
+
+// NewAccount describes a person to add.
+type NewAccount struct {
+	HouseholdID string
+	Username    string
+	Password    string
+	Role        store.Role
+}
+
+// Setup creates the first account (owner of the first household and hub
+// admin) if token is the live setup token. The token then dies.
+func (s *Service) Setup(ctx context.Context, token, householdName string, na NewAccount) (store.Account, error) {
+	s.mu.Lock()
+	live := s.setupHash
+	s.mu.Unlock()
+	if live == nil {
+		if need, err := s.SetupNeeded(ctx); err == nil && !need {
+			return store.Account{}, ErrSetupDone
+		}
+		return store.Account{}, ErrUnauthenticated
+	}
+	if !equalHash(credential.HashToken(token), live) {
+		return store.Account{}, ErrUnauthenticated
+	}
+	if householdName == "" {
+		householdName = "Home"
+	}
+	if err := checkName("household_name", householdName, 64); err != nil {
+		return store.Account{}, err
+	}
+	acc, err := s.newAccount(ctx, na)
+	if err != nil {
+		return store.Account{}, err
+	}
+	acc.Role = store.RoleOwner
+	acc.Admin = true
+	hh := store.Household{ID: credential.NewID("hh_"), Name: householdName, CreatedAt: s.now().UTC()}
+	acc, err = s.st.CreateFirstAccount(ctx, hh, acc)
+	if errors.Is(err, store.ErrConflict) {
+		return store.Account{}, ErrSetupDone
+	}
+	if err != nil {
+		return store.Account{}, fmt.Errorf("create first account: %w", err)
+	}
+	s.mu.Lock()
+	s.setupHash = nil
+	s.accountsOK = true
+	s.mu.Unlock()
+	s.log.Info("setup completed; setup token destroyed", "account", acc.ID, "household", acc.HouseholdID)
+	return acc, nil
+}
+
+// CreateAccount adds a person to a household.
+func (s *Service) CreateAccount(ctx context.Context, na NewAccount) (store.Account, error) {
+	if na.Role != store.RoleOwner && na.Role != store.RoleMember {
+		return store.Account{}, invalid("role: must be %q or %q", store.RoleOwner, store.RoleMember)
+	}
+	acc, err := s.newAccount(ctx, na)
+	if err != nil {
+		return store.Account{}, err
+	}
+	if err := s.st.CreateAccount(ctx, acc); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.Account{}, invalid("username: %q is already taken", na.Username)
+		}
+		return store.Account{}, fmt.Errorf("create account: %w", err)
+	}
+	s.log.Info("account created", "account", acc.ID, "household", acc.HouseholdID, "role", acc.Role)
+	return acc, nil
+}
+
+// CreateHousehold creates a new, empty household with its owner account.
+func (s *Service) CreateHousehold(ctx context.Context, name string, owner NewAccount) (store.Household, store.Account, error) {
+	if err := checkName("name", name, 64); err != nil {
+		return store.Household{}, store.Account{}, err
+	}
+	// Check the owner before creating anything, so bad input leaves no
+	// empty household behind.
+	if err := s.checkNewAccount(ctx, owner); err != nil {
+		return store.Household{}, store.Account{}, err
+	}
+	hh := store.Household{ID: credential.NewID("hh_"), Name: name, CreatedAt: s.now().UTC()}
+	if err := s.st.CreateHousehold(ctx, hh); err != nil {
+		return store.Household{}, store.Account{}, fmt.Errorf("create household: %w", err)
+	}
+	owner.HouseholdID = hh.ID
+	owner.Role = store.RoleOwner
+	acc, err := s.CreateAccount(ctx, owner)
+	if err != nil {
+		return store.Household{}, store.Account{}, err
+	}
+	return hh, acc, nil
+}
+
+func (s *Service) checkNewAccount(ctx context.Context, na NewAccount) error {
+	if err := checkUsername(na.Username); err != nil {
+		return err
+	}
+	if err := credential.CheckPassword(na.Username, na.Password); err != nil {
+		return fmt.Errorf("%w: password: %w", ErrInvalid, err)
+	}
+	if _, err := s.st.AccountByUsername(ctx, na.Username); err == nil {
+		return invalid("username: %q is already taken", na.Username)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("look up username: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) newAccount(ctx context.Context, na NewAccount) (store.Account, error) {
+	if err := s.checkNewAccount(ctx, na); err != nil {
+		return store.Account{}, err
+	}
+	hash, err := s.hasher.Hash(ctx, na.Password)
+	if err != nil {
+		return store.Account{}, fmt.Errorf("hash password: %w", err)
+	}
+	return store.Account{
+		ID:           credential.NewID("acc_"),
+		HouseholdID:  na.HouseholdID,
+		Username:     na.Username,
+		PasswordHash: hash,
+		Role:         na.Role,
+		CreatedAt:    s.now().UTC(),
+	}, nil
+}
+
+// ChangePassword sets a new password after checking the current one, and
+// ends every other session of the account.
+func (s *Service) ChangePassword(ctx context.Context, accountID, current, next, keepSessionID string) error {
+	acc, err := s.st.Account(ctx, accountID)
+	if err != nil {
+		return fmt.Errorf("change password: %w", err)
+	}
+	ok, err := s.hasher.Verify(ctx, current, acc.PasswordHash)
+	if err != nil {
+		return fmt.Errorf("verify password: %w", err)
+	}
+	if !ok {
+		return ErrUnauthenticated
+	}
+	if err := credential.CheckPassword(acc.Username, next); err != nil {
+		return fmt.Errorf("%w: new_password: %w", ErrInvalid, err)
+	}
+	hash, err := s.hasher.Hash(ctx, next)
+	if err != nil {
+		return fmt.Errorf("hash password: %w", err)
+	}
+	if err := s.st.SetAccountPassword(ctx, accountID, hash); err != nil {
+		return fmt.Errorf("change password: %w", err)
+	}
+	sessions, err := s.st.Sessions(ctx, accountID)
+	if err != nil {
+		return fmt.Errorf("list sessions: %w", err)
+	}
+	for _, ss := range sessions {
+		if ss.ID != keepSessionID {
+			if err := s.st.DeleteSession(ctx, ss.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("end session %s: %w", ss.ID, err)
+			}
+		}
+	}
+	s.log.Info("password changed; other sessions ended", "account", accountID)
+	return nil
+}
+
+func checkUsername(u string) error {
+	if len(u) < 2 || len(u) > 64 {
+		return invalid("username: must be 2-64 characters")
+	}
+	for _, r := range u {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-@+", r)) {
+			return invalid("username: may contain letters, digits and . _ - @ + only")
+		}
+	}
+	return nil
+}
+
+// EnsureHousehold returns the oldest household, creating one with the
+// given name if the hub has none yet (the operator or the demo may add
+// devices before anyone has set the hub up; the first account then owns
+// them).
+func (s *Service) EnsureHousehold(ctx context.Context, name string) (string, error) {
+	list, err := s.st.Households(ctx)
+	if err != nil {
+		return "", fmt.Errorf("list households: %w", err)
+	}
+	if len(list) > 0 {
+		return list[0].ID, nil
+	}
+	hh := store.Household{ID: credential.NewID("hh_"), Name: name, CreatedAt: s.now().UTC()}
+	if err := s.st.CreateHousehold(ctx, hh); err != nil {
+		return "", fmt.Errorf("create household: %w", err)
+	}
+	return hh.ID, nil
+}

@@ -1,0 +1,151 @@
+package identity
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+
+	"github.com/candor-iot/candor/internal/credential"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// NewDevice describes a device to add.
+type NewDevice struct {
+	HouseholdID string
+	Name        string
+	Type        string
+	// Secret, if set, is the device's chosen secret (for devices whose maker
+	// lets the owner set one). It must pass the password rules. Empty means
+	// generate one, which is the recommended way.
+	Secret string
+}
+
+// AddDevice creates a device with a unique credential and returns the
+// secret, which is shown exactly once and never stored in clear.
+func (s *Service) AddDevice(ctx context.Context, nd NewDevice) (store.Device, string, error) {
+	if err := checkName("name", nd.Name, 64); err != nil {
+		return store.Device{}, "", err
+	}
+	if !ValidDeviceType(nd.Type) {
+		return store.Device{}, "", invalid("type: %q must be 1-40 characters of a-z, 0-9 and -", nd.Type)
+	}
+	id := credential.NewID("dev_")
+	secret := nd.Secret
+	if secret == "" {
+		secret = credential.NewSecret()
+	} else if err := credential.CheckDeviceCredential(id, secret); err != nil {
+		return store.Device{}, "", fmt.Errorf("%w: secret: %w", ErrInvalid, err)
+	}
+	hash, err := s.hasher.Hash(ctx, secret)
+	if err != nil {
+		return store.Device{}, "", fmt.Errorf("hash device secret: %w", err)
+	}
+	now := s.now().UTC()
+	d := store.Device{
+		ID:              id,
+		HouseholdID:     nd.HouseholdID,
+		Name:            nd.Name,
+		Type:            nd.Type,
+		SecretHash:      hash,
+		CredentialSetAt: now,
+		CreatedAt:       now,
+	}
+	if err := s.st.CreateDevice(ctx, d); err != nil {
+		return store.Device{}, "", fmt.Errorf("create device: %w", err)
+	}
+	s.log.Info("device added", "device", id, "household", nd.HouseholdID, "type", nd.Type)
+	return d, secret, nil
+}
+
+// RotateDevice replaces a device's secret (generated when secret is empty)
+// and cuts connections that used the old one.
+func (s *Service) RotateDevice(ctx context.Context, id, secret string) (string, error) {
+	d, err := s.st.Device(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("rotate device %s: %w", id, err)
+	}
+	if d.Revoked() {
+		return "", fmt.Errorf("rotate device %s: %w: the device is revoked; add it again instead", id, ErrInvalid)
+	}
+	if secret == "" {
+		secret = credential.NewSecret()
+	} else if err := credential.CheckDeviceCredential(id, secret); err != nil {
+		return "", fmt.Errorf("%w: secret: %w", ErrInvalid, err)
+	}
+	hash, err := s.hasher.Hash(ctx, secret)
+	if err != nil {
+		return "", fmt.Errorf("hash device secret: %w", err)
+	}
+	if err := s.st.SetDeviceSecret(ctx, id, hash, s.now().UTC()); err != nil {
+		return "", fmt.Errorf("rotate device %s: %w", id, err)
+	}
+	s.log.Info("device credential rotated", "device", id)
+	s.notifyRevoked(id)
+	return secret, nil
+}
+
+// RevokeDevice revokes a device's credential for good and disconnects it.
+func (s *Service) RevokeDevice(ctx context.Context, id string) error {
+	if err := s.st.RevokeDevice(ctx, id, s.now().UTC()); err != nil {
+		return fmt.Errorf("revoke device %s: %w", id, err)
+	}
+	s.log.Info("device revoked", "device", id)
+	s.notifyRevoked(id)
+	return nil
+}
+
+// AuthenticateDevice checks a device's id and secret. Any failure returns
+// ErrUnauthenticated without saying whether the id exists.
+func (s *Service) AuthenticateDevice(ctx context.Context, id, secret string) (store.Device, error) {
+	if id == "" || secret == "" || len(secret) > 1024 {
+		return store.Device{}, ErrUnauthenticated
+	}
+	d, err := s.st.Device(ctx, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// Spend comparable time so ids cannot be probed by timing.
+			_, _ = s.hasher.Verify(ctx, secret, dummyHash())
+			return store.Device{}, ErrUnauthenticated
+		}
+		return store.Device{}, fmt.Errorf("look up device: %w", err)
+	}
+	if d.Revoked() {
+		return store.Device{}, ErrUnauthenticated
+	}
+	// Reconnect storms are common (a router reboots, a hundred devices come
+	// back): a secret that already passed the slow hash is remembered, in
+	// memory only, as its SHA-256 until the credential changes.
+	sum := sha(secret)
+	s.mu.Lock()
+	cached, ok := s.verified[id]
+	s.mu.Unlock()
+	if ok && subtle.ConstantTimeCompare(cached[:], sum[:]) == 1 {
+		return d, nil
+	}
+	good, err := s.hasher.Verify(ctx, secret, d.SecretHash)
+	if err != nil {
+		return store.Device{}, fmt.Errorf("verify device %s: %w", id, err)
+	}
+	if !good {
+		return store.Device{}, ErrUnauthenticated
+	}
+	s.mu.Lock()
+	s.verified[id] = sum
+	s.mu.Unlock()
+	return d, nil
+}
+
+// ValidDeviceType reports whether t is a well-formed device type name.
+func ValidDeviceType(t string) bool {
+	if len(t) == 0 || len(t) > 40 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

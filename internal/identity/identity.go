@@ -1,0 +1,147 @@
+// Package identity manages who may talk to the hub: devices with their own
+// generated credentials, people with accounts in a household, their login
+// sessions and API tokens, and the one-time setup token of a fresh hub.
+//
+// It serves clause 2C of the IoT Good Practice paper: there is no default
+// password anywhere. Device secrets are generated per device and shown once;
+// chosen passwords are refused when they are known IoT defaults or weak;
+// the first account is created with a one-time token printed on the
+// console. Secrets are stored only as slow hashes (argon2id) or, for
+// high-entropy bearer tokens, as SHA-256.
+package identity
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/candor-iot/candor/internal/credential"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// Errors callers test with errors.Is.
+var (
+	// ErrUnauthenticated means the presented credential is wrong, unknown,
+	// expired or revoked. It deliberately does not say which.
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrForbidden means the caller is known but may not do this.
+	ErrForbidden = errors.New("forbidden")
+	// ErrSetupDone means the one-time setup was already completed.
+	ErrSetupDone = errors.New("setup already completed")
+	// ErrInvalid wraps input that breaks a rule; the message says which.
+	ErrInvalid = errors.New("invalid input")
+)
+
+// Store is the part of storage identity needs.
+type Store interface {
+	CreateFirstAccount(ctx context.Context, hh store.Household, acc store.Account) (store.Account, error)
+	CreateHousehold(ctx context.Context, hh store.Household) error
+	Households(ctx context.Context) ([]store.Household, error)
+	CreateAccount(ctx context.Context, acc store.Account) error
+	Account(ctx context.Context, id string) (store.Account, error)
+	AccountByUsername(ctx context.Context, username string) (store.Account, error)
+	CountAccounts(ctx context.Context) (int, error)
+	SetAccountPassword(ctx context.Context, id, hash string) error
+	CreateDevice(ctx context.Context, d store.Device) error
+	Device(ctx context.Context, id string) (store.Device, error)
+	SetDeviceSecret(ctx context.Context, id, hash string, at time.Time) error
+	RevokeDevice(ctx context.Context, id string, at time.Time) error
+	CreateSession(ctx context.Context, s store.Session) error
+	SessionByTokenHash(ctx context.Context, hash []byte) (store.Session, error)
+	Sessions(ctx context.Context, accountID string) ([]store.Session, error)
+	TouchSession(ctx context.Context, id string, at time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+}
+
+// Session lifetimes. Browser logins expire after a period of disuse;
+// API tokens live until revoked.
+const (
+	BrowserSessionTTL = 14 * 24 * time.Hour
+	touchEvery        = time.Minute
+)
+
+// Token prefixes make leaked tokens recognisable to secret scanners.
+const (
+	SessionTokenPrefix = "cnds_"
+	APITokenPrefix     = "cndt_"
+	setupTokenPrefix   = "setup-"
+)
+
+// Service is the identity authority of one hub.
+type Service struct {
+	st     Store
+	hasher *credential.Hasher
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu         sync.Mutex
+	setupHash  []byte // SHA-256 of the live setup token; nil when none
+	onRevoke   []func(deviceID string)
+	verified   map[string][32]byte // device id → SHA-256 of the last secret that verified
+	lastTouch  map[string]time.Time
+	accountsOK bool // at least one account exists (setup is over)
+}
+
+// New returns a Service over st.
+func New(st Store, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		st:        st,
+		hasher:    credential.NewHasher(0),
+		log:       log,
+		now:       time.Now,
+		verified:  make(map[string][32]byte),
+		lastTouch: make(map[string]time.Time),
+	}
+}
+
+// OnRevoke registers f to be called after a device's credential is revoked
+// or rotated, so live connections using the old secret are cut at once.
+func (s *Service) OnRevoke(f func(deviceID string)) {
+	s.mu.Lock()
+	s.onRevoke = append(s.onRevoke, f)
+	s.mu.Unlock()
+}
+
+func (s *Service) notifyRevoked(id string) {
+	s.mu.Lock()
+	delete(s.verified, id)
+	fs := append([]func(string){}, s.onRevoke...)
+	s.mu.Unlock()
+	for _, f := range fs {
+		f(id)
+	}
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// checkName validates a human-given name (device, household).
+func checkName(field, v string, max int) error {
+	if strings.TrimSpace(v) == "" {
+		return invalid("%s: must not be empty", field)
+	}
+	if !utf8.ValidString(v) || utf8.RuneCountInString(v) > max {
+		return invalid("%s: must be valid text of at most %d characters", field, max)
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return invalid("%s: must not contain control characters", field)
+		}
+	}
+	return nil
+}
+
+func sha(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+func equalHash(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }

@@ -1,0 +1,142 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/candor-iot/candor/internal/credential"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// Login checks a username and password and opens a session of the given
+// kind. It returns the session and its bearer secret, shown once.
+func (s *Service) Login(ctx context.Context, username, password string, kind store.SessionKind, name string) (store.Session, string, error) {
+	if len(password) > 1024 || len(username) > 64 {
+		return store.Session{}, "", ErrUnauthenticated
+	}
+	acc, err := s.st.AccountByUsername(ctx, username)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			_, _ = s.hasher.Verify(ctx, password, dummyHash())
+			return store.Session{}, "", ErrUnauthenticated
+		}
+		return store.Session{}, "", fmt.Errorf("look up account: %w", err)
+	}
+	ok, err := s.hasher.Verify(ctx, password, acc.PasswordHash)
+	if err != nil {
+		return store.Session{}, "", fmt.Errorf("verify password: %w", err)
+	}
+	if !ok {
+		s.log.Info("login failed", "account", acc.ID)
+		return store.Session{}, "", ErrUnauthenticated
+	}
+	return s.openSession(ctx, acc.ID, kind, name)
+}
+
+// CreateToken opens a long-lived API token for an already authenticated
+// account.
+func (s *Service) CreateToken(ctx context.Context, accountID, name string) (store.Session, string, error) {
+	if err := checkName("name", name, 64); err != nil {
+		return store.Session{}, "", err
+	}
+	return s.openSession(ctx, accountID, store.SessionToken, name)
+}
+
+func (s *Service) openSession(ctx context.Context, accountID string, kind store.SessionKind, name string) (store.Session, string, error) {
+	prefix := SessionTokenPrefix
+	if kind == store.SessionToken {
+		prefix = APITokenPrefix
+	}
+	if len(name) > 128 {
+		name = name[:128]
+	}
+	tok, hash := credential.NewToken(prefix)
+	now := s.now().UTC()
+	ss := store.Session{
+		ID:         credential.NewID("ses_"),
+		AccountID:  accountID,
+		Kind:       kind,
+		Name:       name,
+		TokenHash:  hash,
+		CreatedAt:  now,
+		LastSeenAt: now,
+	}
+	if kind == store.SessionBrowser {
+		ss.ExpiresAt = now.Add(BrowserSessionTTL)
+	}
+	if err := s.st.CreateSession(ctx, ss); err != nil {
+		return store.Session{}, "", fmt.Errorf("create session: %w", err)
+	}
+	s.log.Info("session opened", "account", accountID, "session", ss.ID, "kind", kind)
+	return ss, tok, nil
+}
+
+// Authenticate resolves a bearer secret (cookie or Authorization header)
+// to its account and session.
+func (s *Service) Authenticate(ctx context.Context, token string) (store.Account, store.Session, error) {
+	if len(token) < 10 || len(token) > 256 {
+		return store.Account{}, store.Session{}, ErrUnauthenticated
+	}
+	ss, err := s.st.SessionByTokenHash(ctx, credential.HashToken(token))
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Account{}, store.Session{}, ErrUnauthenticated
+		}
+		return store.Account{}, store.Session{}, fmt.Errorf("look up session: %w", err)
+	}
+	now := s.now().UTC()
+	if !ss.ExpiresAt.IsZero() && now.After(ss.ExpiresAt) {
+		return store.Account{}, store.Session{}, ErrUnauthenticated
+	}
+	acc, err := s.st.Account(ctx, ss.AccountID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Account{}, store.Session{}, ErrUnauthenticated
+		}
+		return store.Account{}, store.Session{}, fmt.Errorf("look up account: %w", err)
+	}
+	// Record use at most once a minute per session: a busy script must not
+	// turn every request into a write.
+	s.mu.Lock()
+	last := s.lastTouch[ss.ID]
+	due := now.Sub(last) >= touchEvery
+	if due {
+		s.lastTouch[ss.ID] = now
+	}
+	s.mu.Unlock()
+	if due {
+		if err := s.st.TouchSession(ctx, ss.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("touch session", "session", ss.ID, "err", err)
+		}
+		ss.LastSeenAt = now
+	}
+	return acc, ss, nil
+}
+
+// Sessions lists an account's logins and tokens.
+func (s *Service) Sessions(ctx context.Context, accountID string) ([]store.Session, error) {
+	return s.st.Sessions(ctx, accountID)
+}
+
+// RevokeSession ends one of the account's sessions. Sessions of other
+// accounts are reported as not found.
+func (s *Service) RevokeSession(ctx context.Context, accountID, sessionID string) error {
+	list, err := s.st.Sessions(ctx, accountID)
+	if err != nil {
+		return fmt.Errorf("list sessions: %w", err)
+	}
+	for _, ss := range list {
+		if ss.ID == sessionID {
+			if err := s.st.DeleteSession(ctx, sessionID); err != nil {
+				return fmt.Errorf("revoke session %s: %w", sessionID, err)
+			}
+			s.mu.Lock()
+			delete(s.lastTouch, sessionID)
+			s.mu.Unlock()
+			s.log.Info("session revoked", "account", accountID, "session", sessionID)
+			return nil
+		}
+	}
+	return fmt.Errorf("revoke session %s: %w", sessionID, store.ErrNotFound)
+}

@@ -1,0 +1,185 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// ErrClosed is returned for readings submitted after the pipeline closed.
+var ErrClosed = errors.New("ingest pipeline closed")
+
+// appender is the part of the store the batcher writes to.
+type appender interface {
+	AppendReadings(ctx context.Context, rs []store.Reading) error
+}
+
+// batch is a group of readings committed in one transaction. Everyone who
+// put a reading into it waits on done and then reads err: one channel per
+// batch rather than per reading keeps the hot path allocation-light.
+type batch struct {
+	rows []store.Reading
+	done chan struct{}
+	err  error
+}
+
+// batcher is a group-commit writer: readings from many connections are
+// gathered for at most maxWait (or until maxRows) and written in a single
+// durable transaction. While one batch is being written the next one fills,
+// so a slow fsync raises batch size instead of lowering throughput.
+type batcher struct {
+	st         appender
+	maxRows    int
+	maxWait    time.Duration
+	maxPending int // submitters block beyond this many queued rows (backpressure)
+	onCommit   func(n int, d time.Duration, err error)
+
+	mu     sync.Mutex
+	space  *sync.Cond // signalled when cur is swapped out
+	cur    *batch
+	closed bool
+	kick   chan struct{} // cur went from empty to non-empty
+	full   chan struct{} // cur reached maxRows
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func newBatcher(st appender, maxRows int, maxWait time.Duration, onCommit func(int, time.Duration, error)) *batcher {
+	b := &batcher{
+		st:         st,
+		maxRows:    maxRows,
+		maxWait:    maxWait,
+		maxPending: 4 * maxRows,
+		onCommit:   onCommit,
+		cur:        newBatch(maxRows),
+		kick:       make(chan struct{}, 1),
+		full:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+	}
+	b.space = sync.NewCond(&b.mu)
+	b.wg.Add(1)
+	go b.run()
+	return b
+}
+
+func newBatch(capacity int) *batch {
+	return &batch{rows: make([]store.Reading, 0, capacity), done: make(chan struct{})}
+}
+
+// add queues r and returns the batch it joined. It blocks while too many
+// rows are already waiting for the disk, so a flood slows publishers down
+// rather than growing memory without bound or dropping data.
+func (b *batcher) add(r store.Reading) (*batch, error) {
+	b.mu.Lock()
+	for !b.closed && len(b.cur.rows) >= b.maxPending {
+		b.space.Wait()
+	}
+	if b.closed {
+		b.mu.Unlock()
+		return nil, ErrClosed
+	}
+	cur := b.cur
+	cur.rows = append(cur.rows, r)
+	n := len(cur.rows)
+	b.mu.Unlock()
+	if n == 1 {
+		signal(b.kick)
+	}
+	if n == b.maxRows {
+		signal(b.full)
+	}
+	return cur, nil
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// wait blocks until bt is committed or ctx ends. A reading whose wait was
+// abandoned is still written; only the caller stops waiting.
+func (bt *batch) wait(ctx context.Context) error {
+	select {
+	case <-bt.done:
+		return bt.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *batcher) run() {
+	defer b.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-b.kick:
+		case <-b.stop:
+			b.flush()
+			return
+		}
+		// Gather for up to maxWait unless the batch fills first.
+		timer.Reset(b.maxWait)
+		select {
+		case <-b.full:
+		case <-timer.C:
+		case <-b.stop:
+		}
+		timer.Stop()
+		// Keep writing while rows arrived during the previous write: the
+		// write itself was the gathering window.
+		for b.flush() > 0 {
+		}
+	}
+}
+
+// flush writes the current batch, if any, and reports how many rows it had.
+func (b *batcher) flush() int {
+	b.mu.Lock()
+	bt := b.cur
+	if len(bt.rows) == 0 {
+		b.mu.Unlock()
+		return 0
+	}
+	b.cur = newBatch(b.maxRows)
+	b.space.Broadcast()
+	b.mu.Unlock()
+	// Drain stale signals that belonged to the batch just taken.
+	select {
+	case <-b.full:
+	default:
+	}
+	select {
+	case <-b.kick:
+	default:
+	}
+
+	start := time.Now()
+	// The write must not be cut short by a caller's context: once readings
+	// are accepted they are committed or reported failed, never abandoned.
+	bt.err = b.st.AppendReadings(context.Background(), bt.rows)
+	if b.onCommit != nil {
+		b.onCommit(len(bt.rows), time.Since(start), bt.err)
+	}
+	close(bt.done)
+	return len(bt.rows)
+}
+
+// close stops accepting readings and commits everything queued.
+func (b *batcher) close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	b.space.Broadcast()
+	b.mu.Unlock()
+	close(b.stop)
+	b.wg.Wait()
+}

@@ -1,0 +1,298 @@
+// Package ingest is the per-reading policy path shared by every way data
+// enters the hub (MQTT and HTTP): check the reading, count what is refused,
+// and commit what is accepted durably before it is acknowledged.
+//
+// It serves clause 2A of the IoT Good Practice paper (the hub only keeps
+// what it can account for) and the project rule that no acknowledged
+// reading is ever lost: a QoS 1/2 publish or an HTTP ingest is answered
+// only after its batch is committed. Later issues add the manifest check,
+// consent, encryption and the audit log here, in this one place.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// Refusal reasons, used as the reason label of candor_readings_refused_total
+// and in error messages. They describe what was wrong, never the content.
+const (
+	ReasonTooLarge   = "too_large"
+	ReasonNotJSON    = "not_json_object"
+	ReasonBadStream  = "bad_stream_name"
+	ReasonOverloaded = "overloaded"
+)
+
+// RefusedError says why a reading was refused. It never carries payload
+// contents, so it is safe to log and to return to the device.
+type RefusedError struct {
+	DeviceID string
+	Stream   string
+	Reason   string // one of the Reason constants
+	Detail   string // human-readable, content-free
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("reading from device %s on stream %q refused: %s", e.DeviceID, e.Stream, e.Detail)
+}
+
+// Options tune the pipeline. Zero values take the defaults.
+type Options struct {
+	MaxPayloadBytes int           // default 64 KiB
+	BatchMaxRows    int           // default 1000
+	BatchMaxWait    time.Duration // default 5ms
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer // nil: metrics are not exported
+	// CounterFlushInterval is how often per-device counters are written to
+	// the store (default 5s).
+	CounterFlushInterval time.Duration
+}
+
+// Store is what the pipeline needs from storage.
+type Store interface {
+	AppendReadings(ctx context.Context, rs []store.Reading) error
+	AddDeviceCounters(ctx context.Context, deltas map[string]store.DeviceCounters) error
+}
+
+// Pipeline accepts readings, applies policy and commits them in batches.
+type Pipeline struct {
+	st      Store
+	opts    Options
+	log     *slog.Logger
+	batcher *batcher
+	now     func() time.Time
+
+	accepted    prometheus.Counter
+	refused     *prometheus.CounterVec
+	batchRows   prometheus.Histogram
+	batchSecs   prometheus.Histogram
+	storeErrors prometheus.Counter
+
+	cmu      sync.Mutex
+	counters map[string]store.DeviceCounters // not yet flushed to the store
+	stopC    chan struct{}
+	doneC    chan struct{}
+}
+
+// New starts a pipeline writing to st. Close it to flush and stop.
+func New(st Store, opts Options) *Pipeline {
+	if opts.MaxPayloadBytes <= 0 {
+		opts.MaxPayloadBytes = 64 << 10
+	}
+	if opts.BatchMaxRows <= 0 {
+		opts.BatchMaxRows = 1000
+	}
+	if opts.BatchMaxWait <= 0 {
+		opts.BatchMaxWait = 5 * time.Millisecond
+	}
+	if opts.CounterFlushInterval <= 0 {
+		opts.CounterFlushInterval = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Pipeline{
+		st:       st,
+		opts:     opts,
+		log:      opts.Logger,
+		now:      time.Now,
+		counters: make(map[string]store.DeviceCounters),
+		stopC:    make(chan struct{}),
+		doneC:    make(chan struct{}),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "candor_readings_accepted_total",
+			Help: "Readings accepted and committed to storage.",
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "candor_readings_refused_total",
+			Help: "Readings refused by the policy path, by reason.",
+		}, []string{"reason"}),
+		batchRows: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "candor_store_batch_rows",
+			Help:    "Readings per committed storage batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		batchSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "candor_store_batch_seconds",
+			Help:    "Time to commit one storage batch durably.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "candor_store_batch_errors_total",
+			Help: "Storage batches that failed to commit (their publishers were not acknowledged).",
+		}),
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.storeErrors)
+	}
+	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, p.committed)
+	go p.flushCountersLoop()
+	return p
+}
+
+func (p *Pipeline) committed(n int, d time.Duration, err error) {
+	p.batchSecs.Observe(d.Seconds())
+	if err != nil {
+		p.storeErrors.Inc()
+		p.log.Error("storage batch failed; publishers not acknowledged", "rows", n, "err", err)
+		return
+	}
+	p.batchRows.Observe(float64(n))
+	p.accepted.Add(float64(n))
+}
+
+// Check applies the policy to a reading without storing it.
+func (p *Pipeline) Check(deviceID, stream string, payload []byte) error {
+	if !ValidStream(stream) {
+		return &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonBadStream,
+			Detail: "stream names are 1-64 characters of a-z, 0-9 and _, and 'control' is reserved for the hub"}
+	}
+	if len(payload) > p.opts.MaxPayloadBytes {
+		return &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonTooLarge,
+			Detail: fmt.Sprintf("payload is %d bytes; the limit is %d", len(payload), p.opts.MaxPayloadBytes)}
+	}
+	if !isJSONObject(payload) {
+		return &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonNotJSON,
+			Detail: "payload must be a JSON object"}
+	}
+	return nil
+}
+
+// Submit checks a reading and queues it for storage. When wait is true it
+// returns only after the reading is durably committed (use it for anything
+// that will be acknowledged); otherwise it returns once queued.
+func (p *Pipeline) Submit(ctx context.Context, deviceID, stream string, payload []byte, wait bool) error {
+	if err := p.Check(deviceID, stream, payload); err != nil {
+		p.Refuse(deviceID, err)
+		return err
+	}
+	bt, err := p.batcher.add(store.Reading{
+		DeviceID: deviceID,
+		Stream:   stream,
+		Time:     p.now().UTC(),
+		Payload:  payload,
+	})
+	if err != nil {
+		return err
+	}
+	if !wait {
+		return nil
+	}
+	if err := bt.wait(ctx); err != nil {
+		return fmt.Errorf("commit reading from device %s: %w", deviceID, err)
+	}
+	return nil
+}
+
+// Refuse counts a refused reading for the device and in the metrics.
+func (p *Pipeline) Refuse(deviceID string, err error) {
+	reason := "other"
+	var re *RefusedError
+	if errors.As(err, &re) {
+		reason = re.Reason
+	}
+	p.refused.WithLabelValues(reason).Inc()
+	p.Count(deviceID, store.DeviceCounters{Refused: 1})
+}
+
+// Count adds to a device's counters (refusals, ACL denials, auth failures).
+// They reach the store within CounterFlushInterval and on Close.
+func (p *Pipeline) Count(deviceID string, delta store.DeviceCounters) {
+	p.cmu.Lock()
+	p.counters[deviceID] = p.counters[deviceID].Add(delta)
+	p.cmu.Unlock()
+}
+
+// PendingCounters returns counts not yet written to the store, so readers
+// can show up-to-the-second figures.
+func (p *Pipeline) PendingCounters(deviceID string) store.DeviceCounters {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	return p.counters[deviceID]
+}
+
+func (p *Pipeline) flushCountersLoop() {
+	defer close(p.doneC)
+	t := time.NewTicker(p.opts.CounterFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			p.flushCounters()
+		case <-p.stopC:
+			p.flushCounters()
+			return
+		}
+	}
+}
+
+func (p *Pipeline) flushCounters() {
+	p.cmu.Lock()
+	if len(p.counters) == 0 {
+		p.cmu.Unlock()
+		return
+	}
+	pending := p.counters
+	p.counters = make(map[string]store.DeviceCounters)
+	p.cmu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.st.AddDeviceCounters(ctx, pending); err != nil {
+		p.log.Error("flush device counters", "devices", len(pending), "err", err)
+		// Put them back so the counts are not lost.
+		p.cmu.Lock()
+		for id, c := range pending {
+			p.counters[id] = p.counters[id].Add(c)
+		}
+		p.cmu.Unlock()
+	}
+}
+
+// Close stops accepting readings, commits everything queued and flushes
+// the counters.
+func (p *Pipeline) Close() {
+	p.batcher.close()
+	select {
+	case <-p.stopC:
+	default:
+		close(p.stopC)
+	}
+	<-p.doneC
+}
+
+// ValidStream reports whether s is an acceptable stream name.
+func ValidStream(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s == "control" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func isJSONObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return json.Valid(b)
+		default:
+			return false
+		}
+	}
+	return false
+}

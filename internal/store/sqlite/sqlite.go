@@ -1,0 +1,284 @@
+// Package sqlite is Candor's embedded default store: everything the hub
+// keeps lives in one SQLite file in its data directory, so running a hub
+// needs no database server and no third party ever holds the data.
+//
+// It serves clause 2B of the IoT Good Practice paper (people's data kept
+// under their control): the data stays on the user's own machine, in a file
+// they can back up, move or delete.
+//
+// Durability: the file is in WAL mode with synchronous=FULL, so a write
+// that returned nil survives a crash or power loss. All writes go through
+// one dedicated connection; reads use a separate pool and, thanks to WAL,
+// never wait for a write in progress.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// busyTimeout bounds how long a statement waits for a lock held by another
+// process (a backup tool, a second hub started by mistake) before failing.
+const busyTimeout = 5 * time.Second
+
+// DB is a store.Store backed by one SQLite file. It is safe for concurrent
+// use.
+type DB struct {
+	// writer has exactly one connection. SQLite admits one writer at a
+	// time anyway; queueing in Go's pool instead of in SQLite's busy
+	// handler keeps writers fair and never surfaces SQLITE_BUSY.
+	writer *sql.DB
+	// readers serve every read so that a long write batch never makes a
+	// dashboard query wait for the writer's single connection.
+	readers *sql.DB
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open opens the SQLite database at path, creating the file if needed,
+// and brings its schema up to date. path is a file system path, not a
+// SQLite URI and not ":memory:": the writer and the reader pool must share
+// one file. Its directory must exist. Close the returned DB when done.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite store: empty path")
+	}
+	uri, err := fileURI(path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
+	}
+	// Pragmas go in the DSN rather than being run once after Open because
+	// they are per connection: database/sql opens and recycles
+	// connections on its own and each must come up configured.
+	pragmas := url.Values{}
+	pragmas.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	pragmas.Add("_pragma", "journal_mode(WAL)")
+	pragmas.Add("_pragma", "synchronous(FULL)")
+	pragmas.Add("_pragma", "foreign_keys(1)")
+
+	// BEGIN IMMEDIATE takes the write lock up front, so a transaction that
+	// reads before it writes (CreateFirstAccount) cannot fail half way
+	// when another process holds the lock: it waits under busy_timeout.
+	wq := cloneValues(pragmas)
+	wq.Set("_txlock", "immediate")
+	writer, err := sql.Open("sqlite", uri+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+
+	// The writer's first connection switches the file to WAL and creates
+	// the schema before any reader connects.
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
+	}
+	if err := migrate(ctx, writer); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
+	}
+
+	// query_only turns a write slipped onto the reader pool by mistake
+	// into an error instead of a second writer contending for the lock.
+	rq := cloneValues(pragmas)
+	rq.Add("_pragma", "query_only(1)")
+	readers, err := sql.Open("sqlite", uri+"?"+rq.Encode())
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	readers.SetMaxOpenConns(n)
+	// Keep them all idle rather than the default two: opening a SQLite
+	// connection parses the schema, which is wasted work under load.
+	readers.SetMaxIdleConns(n)
+	if err := readers.PingContext(ctx); err != nil {
+		readers.Close()
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
+	}
+	return &DB{writer: writer, readers: readers}, nil
+}
+
+// fileURI turns a file system path into a SQLite URI filename. A URI is
+// needed so query parameters can follow; escaping keeps '?', '#' and '%'
+// in directory names from being taken as URI syntax.
+func fileURI(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("resolve path: %w", err)
+	}
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // Windows drive letter: file:/C:/…
+	}
+	return "file:" + (&url.URL{Path: p}).EscapedPath(), nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	c := make(url.Values, len(v))
+	for k, vs := range v {
+		c[k] = append([]string(nil), vs...)
+	}
+	return c
+}
+
+// Ping reports whether both the reader pool and the writer connection
+// answer. The writer check waits for a write in progress, which is the
+// truth about whether a write could be served now.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.readers.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite readers: %w", err)
+	}
+	if err := db.writer.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite writer: %w", err)
+	}
+	return nil
+}
+
+// Close closes the reader pool and the writer connection. Closing the
+// last connection checkpoints the WAL back into the main file.
+func (db *DB) Close() error {
+	var errs []error
+	if err := db.readers.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close sqlite readers: %w", err))
+	}
+	if err := db.writer.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close sqlite writer: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// inTx runs fn in a write transaction on the writer connection, committing
+// if fn returns nil and rolling back otherwise.
+func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		// The rollback error adds nothing: the transaction is void either
+		// way and fn's error says why.
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// sentinel maps a driver error to the store sentinel it stands for, or nil.
+func sentinel(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return nil
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return store.ErrConflict
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		// The only foreign keys point at parents (household, account)
+		// the caller named, so a violation means that parent is missing.
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// wrapErr adds context to err. Constraint violations become the matching
+// store sentinel; the driver's message is kept as text only so callers
+// cannot come to depend on SQLite's error type.
+func wrapErr(err error, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if s := sentinel(err); s != nil {
+		return fmt.Errorf("%s: %w (%v)", msg, s, err)
+	}
+	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// missingParent reports whether err is a foreign key violation, which on
+// insert means the referenced household or account does not exist.
+func missingParent(err error) bool {
+	return errors.Is(sentinel(err), store.ErrNotFound)
+}
+
+// notFoundIfNone turns a zero affected-row count into store.ErrNotFound.
+func notFoundIfNone(res sql.Result, what, id string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s %q: rows affected: %w", what, id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s %q: %w", what, id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// Times are stored as INTEGER nanoseconds since the Unix epoch, UTC, with
+// 0 standing for the zero time. Integers compare and index cheaply and
+// carry no time zone to get wrong.
+
+var (
+	minTime = time.Unix(0, -1<<63).UTC()
+	maxTime = time.Unix(0, 1<<63-1).UTC()
+)
+
+// encTime converts t for storage. Times outside what int64 nanoseconds can
+// hold (before 1678 or after 2262) are refused rather than silently
+// wrapped around.
+func encTime(t time.Time) (int64, error) {
+	if t.IsZero() {
+		return 0, nil
+	}
+	if t.Before(minTime) || t.After(maxTime) {
+		return 0, fmt.Errorf("time %s out of storable range", t.Format(time.RFC3339))
+	}
+	return t.UnixNano(), nil
+}
+
+func decTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// encTimes converts several times at once, failing on the first that
+// cannot be stored.
+func encTimes(ts ...time.Time) ([]int64, error) {
+	out := make([]int64, len(ts))
+	for i, t := range ts {
+		n, err := encTime(t)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// execer is what *sql.DB and *sql.Tx have in common, so an insert can
+// run alone or as part of a larger transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// rowScanner is what *sql.Row and *sql.Rows have in common.
+type rowScanner interface {
+	Scan(dest ...any) error
+}
