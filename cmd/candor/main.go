@@ -84,9 +84,9 @@ func newFlags(name, usageLine string) *flag.FlagSet {
 // dataDirFlag adds the --data flag that locates a running hub's control
 // socket, defaulting like the server does.
 func dataDirFlag(fs *flag.FlagSet) *string {
-	def := os.Getenv("CANDOR_DATA_DIR")
+	def := os.Getenv("CANDOR_DATA")
 	if def == "" {
 		def = "./candor-data"
 	}
-	return fs.String("data", def, "data directory of the running hub (env CANDOR_DATA_DIR)")
+	return fs.String("data", def, "data directory of the running hub (env CANDOR_DATA)")
 }

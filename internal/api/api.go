@@ -129,8 +129,9 @@ func (s *Server) routes() {
 	})
 }
 
-// Handler returns the API for network listeners. Cookie-authenticated
-// requests from other origins are refused (CSRF protection).
+// Handler returns the API for network listeners. State-changing requests
+// that a browser marks as coming from another origin are refused (CSRF
+// protection); programs that send no such headers are unaffected.
 func (s *Server) Handler() http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

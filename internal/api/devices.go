@@ -160,8 +160,14 @@ func MosquittoPub(mqttAddr, deviceID, secret string) string {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	return fmt.Sprintf(`mosquitto_pub -h %s -p %s -V mqttv5 -q 1 -i %s -u %s -P '%s' -t candor/%s/test -m '{"value": 1}'`,
-		host, port, deviceID, deviceID, secret, deviceID)
+	return fmt.Sprintf(`mosquitto_pub -h %s -p %s -V mqttv5 -q 1 -i %s -u %s -P %s -t candor/%s/test -m '{"value": 1}'`,
+		host, port, deviceID, deviceID, shellQuote(secret), deviceID)
+}
+
+// shellQuote quotes s for a POSIX shell: a chosen secret may contain
+// quotes or other characters the shell would interpret.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, p principal) {
@@ -272,6 +278,11 @@ func readingQuery(r *http.Request, deviceID string) (store.ReadingQuery, error) 
 	}{{"since", &q.Since}, {"until", &q.Until}} {
 		if s := v.Get(f.name); s != "" {
 			t, err := time.Parse(time.RFC3339Nano, s)
+			// Storage keeps nanoseconds since 1970 in 64 bits; outside
+			// these years a time cannot be compared.
+			if err == nil && (t.Year() < 1700 || t.Year() > 2200) {
+				return q, badRequest("%s: %q is outside the years 1700-2200", f.name, s)
+			}
 			if err != nil {
 				return q, badRequest("%s: %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", f.name, s)
 			}
@@ -317,7 +328,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", "readings are JSON objects sent as application/json")
 		return
 	}
-	body, err := readLimited(w, r, s.cfg.MaxPayloadBytes)
+	body, err := readLimited(r, s.cfg.MaxPayloadBytes)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -330,13 +341,11 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"stored": true, "device_id": d.ID, "stream": stream})
 }
 
-func readLimited(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+// readLimited reads at most limit+1 bytes: enough for the policy path to
+// see that a reading is too large (and count it) without buffering more.
+func readLimited(r *http.Request, limit int) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, badRequest("body: larger than the %d-byte reading limit", limit)
-		}
 		return nil, badRequest("body: %v", err)
 	}
 	return body, nil

@@ -20,22 +20,26 @@ type problem struct {
 	Status   int    `json:"status"`
 	Detail   string `json:"detail,omitempty"`
 	Instance string `json:"instance,omitempty"`
+	// Reason is a machine-readable refusal reason (extension member) for
+	// refused readings, e.g. "not_json_object".
+	Reason string `json:"reason,omitempty"`
 }
 
 // Problem types are URNs: stable identifiers a client can switch on.
 const problemPrefix = "urn:candor:problem:"
 
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, kind, detail string) {
+	writeProblemDoc(w, r, problem{Type: problemPrefix + kind, Status: status, Detail: detail})
+}
+
+func writeProblemDoc(w http.ResponseWriter, r *http.Request, p problem) {
+	p.Title = http.StatusText(p.Status)
+	p.Instance = r.URL.Path
+	status := p.Status
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problem{
-		Type:     problemPrefix + kind,
-		Title:    http.StatusText(status),
-		Status:   status,
-		Detail:   detail,
-		Instance: r.URL.Path,
-	})
+	_ = json.NewEncoder(w).Encode(p)
 }
 
 // fail maps an error to a problem response. Unexpected errors are logged
@@ -44,17 +48,21 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var re *ingest.RefusedError
 	switch {
 	case errors.As(err, &re):
-		writeProblem(w, r, http.StatusUnprocessableEntity, "reading-refused", re.Error())
+		writeProblemDoc(w, r, problem{Type: problemPrefix + "reading-refused", Status: http.StatusUnprocessableEntity,
+			Detail: re.Error(), Reason: re.Reason})
 	case errors.Is(err, identity.ErrInvalid):
 		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid-input",
-			strings.TrimPrefix(err.Error(), identity.ErrInvalid.Error()+": "))
+			strings.Replace(err.Error(), identity.ErrInvalid.Error()+": ", "", 1))
 	case errors.Is(err, errBadRequest):
 		writeProblem(w, r, http.StatusBadRequest, "bad-request",
 			strings.TrimPrefix(err.Error(), errBadRequest.Error()+": "))
 	case errors.Is(err, identity.ErrUnauthenticated):
+		if w.Header().Get("WWW-Authenticate") == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="candor"`)
+		}
 		writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "missing, wrong or expired credentials")
 	case errors.Is(err, identity.ErrForbidden):
-		writeProblem(w, r, http.StatusForbidden, "forbidden", err.Error())
+		writeProblem(w, r, http.StatusForbidden, "forbidden", "your account may not do this; ask an owner of the household")
 	case errors.Is(err, identity.ErrSetupDone):
 		writeProblem(w, r, http.StatusConflict, "setup-done", "this hub is already set up; log in instead")
 	case errors.Is(err, store.ErrNotFound):

@@ -80,7 +80,7 @@ var settings = []setting{
 	{name: "config", arg: "path", noFile: true,
 		help:  "JSON file of settings; flags and environment variables override it",
 		field: func(c *Config) any { return &c.ConfigFile }},
-	{name: "data-dir", arg: "path", help: "directory for the database and generated TLS files",
+	{name: "data", arg: "path", help: "directory for the database and generated TLS files",
 		field: func(c *Config) any { return &c.DataDir }, check: nonEmpty},
 	{name: "mqtt-addr", arg: "host:port", help: "MQTT listener address",
 		field: func(c *Config) any { return &c.MQTTAddr }, check: address(true)},

@@ -92,8 +92,8 @@ func TestPrecedence(t *testing.T) {
 		{"log-level", source{"", "", "f"}, `"debug"`, "debug"},
 		{"log-level", source{"", "warn", "f"}, `"debug"`, "warn"},
 		{"log-level", source{"error", "warn", "f"}, `"debug"`, "error"},
-		{"data-dir", source{"", "", ""}, ``, "./candor-data"},
-		{"data-dir", source{"", "/var/lib/candor", "f"}, `"/srv/candor"`, "/var/lib/candor"},
+		{"data", source{"", "", ""}, ``, "./candor-data"},
+		{"data", source{"", "/var/lib/candor", "f"}, `"/srv/candor"`, "/var/lib/candor"},
 	}
 	for _, tt := range tests {
 		s := lookupName(tt.setting)
@@ -204,7 +204,7 @@ func TestFileErrors(t *testing.T) {
 
 func TestFileWithBOMAndAllKeys(t *testing.T) {
 	path := writeFile(t, "\ufeff"+`{
-		"data_dir": "/srv/candor", "mqtt_addr": ":1883", "mqtt_tls_addr": ":8883",
+		"data": "/srv/candor", "mqtt_addr": ":1883", "mqtt_tls_addr": ":8883",
 		"ws_addr": ":8083", "http_addr": ":8080", "tls_cert": "c.pem", "tls_key": "k.pem",
 		"tls_self_signed": false, "demo": true, "demo_speed": 10, "log_level": "debug", "log_format": "json",
 		"max_payload_bytes": 1024, "batch_max_rows": 10, "batch_max_wait": "1ms"
@@ -244,7 +244,7 @@ func TestBadValuesNameTheirSource(t *testing.T) {
 		{"log level", nil, []string{"CANDOR_LOG_LEVEL", "verbose"}, `CANDOR_LOG_LEVEL: "verbose" is not one of debug, info, warn, error`},
 		{"log format", []string{"--log-format=xml"}, nil, `--log-format: "xml" is not one of text, json`},
 		{"payload", nil, []string{"CANDOR_MAX_PAYLOAD_BYTES", "0"}, "CANDOR_MAX_PAYLOAD_BYTES: must be between 1 and 268435455"},
-		{"data dir", []string{"--data-dir="}, nil, "--data-dir: must not be empty"},
+		{"data dir", []string{"--data="}, nil, "--data: must not be empty"},
 		{"cert without key", nil, []string{"CANDOR_TLS_CERT", "c.pem"}, "CANDOR_TLS_CERT: a certificate needs its key"},
 		{"key without cert", []string{"--tls-key=k.pem"}, nil, "--tls-key: a key needs its certificate"},
 		{"self-signed and cert", []string{"--tls-self-signed", "--tls-cert=c.pem", "--tls-key=k.pem"}, nil,

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	paho3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.golang/paho"
+	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/candor-iot/candor/internal/config"
 )
@@ -266,3 +266,5 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 }
 
 func netDial(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 5*time.Second) }
+
+type configT = config.Config

@@ -164,10 +164,10 @@ func TestCrossNamespaceDenied(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, topic := range []string{
-		"candor/" + other + "/motion",  // another device's namespace
-		"candor/" + id + "/control/x",  // hub-only control topic
-		"elsewhere/topic",              // outside candor/
-		"candor/" + id + "/a/b",        // nested levels are not streams
+		"candor/" + other + "/motion", // another device's namespace
+		"candor/" + id + "/control/x", // hub-only control topic
+		"elsewhere/topic",             // outside candor/
+		"candor/" + id + "/a/b",       // nested levels are not streams
 	} {
 		resp, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(`{"x":1}`)})
 		if err == nil && resp.ReasonCode < 0x80 {
@@ -316,7 +316,7 @@ func TestHTTPIngest(t *testing.T) {
 		{"wrong content type", "power", `{"watts": 1}`, id, secret, "text/plain", 415, ""},
 		{"no credentials", "power", `{"watts": 1}`, "", "", "", 401, ""},
 		{"wrong secret", "power", `{"watts": 1}`, id, "nope-nope-nope-nope", "", 401, ""},
-		{"too large", "power", `{"x":"` + strings.Repeat("a", 70<<10) + `"}`, id, secret, "", 400, "limit"},
+		{"too large", "power", `{"x":"` + strings.Repeat("a", 70<<10) + `"}`, id, secret, "", 422, "limit"},
 	}
 	for _, tc := range tests {
 		code, body := post(tc.stream, tc.body, tc.user, tc.pass, tc.ctype)

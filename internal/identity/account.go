@@ -151,6 +151,7 @@ func (s *Service) CreateHousehold(ctx context.Context, name string, owner NewAcc
 }
 
 func (s *Service) checkNewAccount(ctx context.Context, na NewAccount) error {
+	na.Username = NormalizeUsername(na.Username)
 	if err := checkUsername(na.Username); err != nil {
 		return err
 	}
@@ -173,6 +174,7 @@ func (s *Service) newAccount(ctx context.Context, na NewAccount) (store.Account,
 	if err != nil {
 		return store.Account{}, fmt.Errorf("hash password: %w", err)
 	}
+	na.Username = NormalizeUsername(na.Username)
 	return store.Account{
 		ID:           credential.NewID("acc_"),
 		HouseholdID:  na.HouseholdID,
@@ -195,7 +197,7 @@ func (s *Service) ChangePassword(ctx context.Context, accountID, current, next, 
 		return fmt.Errorf("verify password: %w", err)
 	}
 	if !ok {
-		return ErrUnauthenticated
+		return invalid("current_password: does not match")
 	}
 	if err := credential.CheckPassword(acc.Username, next); err != nil {
 		return fmt.Errorf("%w: new_password: %w", ErrInvalid, err)
@@ -252,3 +254,7 @@ func (s *Service) EnsureHousehold(ctx context.Context, name string) (string, err
 	}
 	return hh.ID, nil
 }
+
+// NormalizeUsername folds a username to lower case: "Alex" and "alex" are
+// one person, so nobody can register a look-alike of an existing account.
+func NormalizeUsername(u string) string { return strings.ToLower(strings.TrimSpace(u)) }

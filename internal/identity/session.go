@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/store"
@@ -15,7 +16,7 @@ func (s *Service) Login(ctx context.Context, username, password string, kind sto
 	if len(password) > 1024 || len(username) > 64 {
 		return store.Session{}, "", ErrUnauthenticated
 	}
-	acc, err := s.st.AccountByUsername(ctx, username)
+	acc, err := s.st.AccountByUsername(ctx, NormalizeUsername(username))
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			_, _ = s.hasher.Verify(ctx, password, dummyHash())
@@ -48,8 +49,12 @@ func (s *Service) openSession(ctx context.Context, accountID string, kind store.
 	if kind == store.SessionToken {
 		prefix = APITokenPrefix
 	}
-	if len(name) > 128 {
-		name = name[:128]
+	if kind == store.SessionToken {
+		if err := checkName("name", name, 64); err != nil {
+			return store.Session{}, "", err
+		}
+	} else if len(name) > 128 {
+		name = strings.ToValidUTF8(name[:128], "")
 	}
 	tok, hash := credential.NewToken(prefix)
 	now := s.now().UTC()

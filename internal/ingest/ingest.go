@@ -158,7 +158,7 @@ func (p *Pipeline) Check(deviceID, stream string, payload []byte) error {
 	}
 	if len(payload) > p.opts.MaxPayloadBytes {
 		return &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonTooLarge,
-			Detail: fmt.Sprintf("payload is %d bytes; the limit is %d", len(payload), p.opts.MaxPayloadBytes)}
+			Detail: fmt.Sprintf("payload is over the %d-byte limit", p.opts.MaxPayloadBytes)}
 	}
 	if !isJSONObject(payload) {
 		return &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonNotJSON,
