@@ -100,7 +100,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		Capabilities: caps,
 		// mochi logs whole packets on some paths; payloads are personal
 		// data and must never reach a log line.
-		Logger:                 slog.New(redact{log.With("component", "mqtt").Handler()}),
+		Logger:                 slog.New(redact{log.Handler()}),
 		InlineClient:           true,
 		SysTopicResendInterval: 0,
 	})

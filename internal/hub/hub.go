@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,7 +114,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		return nil, errors.New("mqtt-tls-addr is set but no certificate: give --tls-cert and --tls-key, or --tls-self-signed")
 	}
 	if h.br, err = broker.New(bcfg, h.id, h.in); err != nil {
-		return nil, err
+		return nil, addrHint(err, "--mqtt-addr")
 	}
 	h.id.OnRevoke(h.br.Disconnect)
 
@@ -130,7 +131,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	})
 
 	if h.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+		return nil, addrHint(fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err), "--http-addr")
 	}
 	if h.tls != nil {
 		h.httpLn = tls.NewListener(h.httpLn, h.tls)
@@ -176,6 +177,15 @@ func (h *Hub) serve(srv *http.Server, ln net.Listener) {
 			h.log.Error("http server stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
+}
+
+// addrHint tells the user what to do when a port is taken, which is the
+// commonest start-up failure (another broker already on 1883).
+func addrHint(err error, flag string) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w (another program, perhaps another MQTT broker or hub, uses that port: stop it or choose another address with %s)", err, flag)
+	}
+	return err
 }
 
 func tlsConfig(cfg config.Config) (*tls.Config, error) {

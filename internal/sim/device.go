@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -29,18 +31,17 @@ const (
 	controlGrace = 300 * time.Millisecond
 )
 
-var errConnectionLost = errors.New("connection lost")
-
 // device is one simulated device: its model, its schedule and its counters.
-// The model and the schedule belong to the device's goroutine; the control
-// handler and Stats touch only atomics and the mutex-guarded last error.
+// The model and the schedule belong to the device's goroutine; autopaho's
+// callbacks, the control handler and Stats touch only atomics and
+// mutex-guarded fields.
 type device struct {
 	sim       *Simulator
 	id        string
 	secret    string
 	kind      Kind
 	model     model
-	sched     *rand.Rand // scheduling and backoff jitter, kept apart from the model
+	sched     *rand.Rand // scheduling, kept apart from the model
 	index     map[string]int
 	paused    []atomic.Bool   // by stream index
 	published []atomic.Uint64 // by stream index
@@ -51,6 +52,9 @@ type device struct {
 
 	mu      sync.Mutex
 	lastErr string
+	conn    uint64 // counts connections up and down, to tell a stale one
+	ready   bool   // connected, subscribed to control, grace over
+	prep    sync.WaitGroup
 }
 
 func newDevice(s *Simulator, d Device, k Kind, seed uint64) *device {
@@ -94,54 +98,77 @@ func (d *device) stats() DeviceStats {
 	return st
 }
 
-// fail records an error. Errors never contain the secret or a payload.
+// fail records and logs an error. Errors never contain the secret or a
+// payload.
 func (d *device) fail(err error) {
-	d.errors.Add(1)
+	n := d.errors.Add(1)
 	d.mu.Lock()
 	d.lastErr = err.Error()
 	d.mu.Unlock()
+	d.sim.log.Warn("device error", "device", d.id, "error", err, "errors", n)
 }
 
-// run keeps the device connected and publishing until ctx is done.
+// run keeps the device connected and publishing until ctx is done. autopaho
+// owns the connection (dial, CONNECT, reconnect with backoff); the device
+// subscribes to its control topics each time the connection comes up and
+// publishes only while it is up.
 func (d *device) run(ctx context.Context, delay time.Duration) {
-	if !sleep(ctx, delay) {
+	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{d.sim.url},
+		TlsCfg:                        d.sim.tls,
+		KeepAlive:                     keepAlive,
+		CleanStartOnInitialConnection: true,
+		ConnectTimeout:                dialTimeout,
+		ReconnectBackoff:              d.backoff(delay),
+		// Our own dialer: autopaho's would route through $all_proxy.
+		AttemptConnection: func(ctx context.Context, _ autopaho.ClientConfig, _ *url.URL) (net.Conn, error) {
+			return d.dial(ctx)
+		},
+		ConnectUsername:  d.id,
+		ConnectPassword:  []byte(d.secret),
+		OnConnectionUp:   func(cm *autopaho.ConnectionManager, _ *paho.Connack) { d.up(ctx, cm) },
+		OnConnectionDown: func() bool { d.down(); return true },
+		OnConnectError:   func(err error) { d.fail(connectError(err)) },
+		ClientConfig: paho.ClientConfig{
+			ClientID:          d.id,
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){d.onControl},
+			OnClientError:     func(err error) { d.fail(fmt.Errorf("connection lost: %w", err)) },
+			OnServerDisconnect: func(p *paho.Disconnect) {
+				r := (&packets.Disconnect{ReasonCode: p.ReasonCode}).Reason()
+				d.fail(fmt.Errorf("broker disconnected us: %s (reason 0x%02x)", shortReason(r), p.ReasonCode))
+			},
+		},
+	})
+	if err != nil {
+		d.fail(err)
 		return
 	}
-	backoff := d.sim.minBack
-	for {
-		worked, err := d.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if worked {
-			backoff = d.sim.minBack
-		}
-		if err == nil {
-			err = errConnectionLost
-		}
-		d.fail(err)
-		// Full jitter on the upper half keeps a fleet from reconnecting in step.
-		wait := backoff/2 + time.Duration(d.sched.Int64N(int64(backoff/2)+1))
-		d.sim.log.Warn("device offline, will retry", "device", d.id, "error", err, "retry_in", wait, "errors", d.errors.Load())
-		if !sleep(ctx, wait) {
-			return
-		}
-		backoff = min(backoff*2, d.sim.maxBack)
-	}
+	d.publish(ctx, cm)
+	<-cm.Done() // autopaho sends DISCONNECT when ctx ends
+	d.prep.Wait()
+	d.down()
 }
 
-// sleep waits for d or until ctx is done, reporting whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+// backoff is the delay before connection attempt n after the connection
+// was last up (n = 0 is the first attempt): the start delay the first time,
+// a short jitter for a reconnect, then doubling from MinBackoff to
+// MaxBackoff, the upper half drawn at random so that a fleet does not
+// reconnect in step.
+func (d *device) backoff(first time.Duration) func(int) time.Duration {
+	started := false // only autopaho's connection goroutine calls this
+	return func(n int) time.Duration {
+		if !started {
+			started = true
+			return first
+		}
+		if n <= 0 {
+			return rand.N(d.sim.minBack + 1)
+		}
+		b := d.sim.maxBack
+		if n < 32 {
+			b = min(d.sim.minBack<<(n-1), d.sim.maxBack)
+		}
+		return b/2 + rand.N(b/2+1)
 	}
 }
 
@@ -162,92 +189,112 @@ func (d *device) dial(ctx context.Context) (net.Conn, error) {
 	return nd.DialContext(ctx, "tcp", d.sim.addr)
 }
 
-// session runs one MQTT connection: connect, subscribe to control, publish
-// until ctx is done or the connection drops. worked reports whether the
-// device got as far as publishing, so that backoff can start over.
-func (d *device) session(ctx context.Context) (worked bool, err error) {
-	conn, err := d.dial(ctx)
-	if err != nil {
-		return false, fmt.Errorf("dial: %w", err)
+// connectError says why a connection attempt failed, with the CONNACK
+// reason by name when the broker refused us.
+func connectError(err error) error {
+	var ce *autopaho.ConnackError
+	if errors.As(err, &ce) {
+		r := (&packets.Connack{ReasonCode: ce.ReasonCode}).Reason()
+		return fmt.Errorf("connect refused: %s (reason 0x%02x)", shortReason(r), ce.ReasonCode)
 	}
-	lost := make(chan error, 1)
-	report := func(err error) {
-		select {
-		case lost <- err:
-		default:
-		}
-	}
-	cli := paho.NewClient(paho.ClientConfig{
-		ClientID:          d.id,
-		Conn:              conn,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){d.onControl},
-		OnClientError:     report,
-		OnServerDisconnect: func(p *paho.Disconnect) {
-			report(fmt.Errorf("broker disconnected us: %s", reasonText(p.ReasonCode)))
-		},
-	})
-	ca, err := cli.Connect(ctx, &paho.Connect{
-		ClientID:     d.id,
-		Username:     d.id,
-		UsernameFlag: true,
-		Password:     []byte(d.secret),
-		PasswordFlag: true,
-		KeepAlive:    keepAlive,
-		CleanStart:   true,
-	})
-	if err != nil {
-		// paho's own message carries only the broker's optional reason
-		// string; the reason code says more.
-		if ca != nil {
-			return false, fmt.Errorf("connect refused: %s (reason 0x%02x)", reasonText(ca.ReasonCode), ca.ReasonCode)
-		}
-		return false, fmt.Errorf("connect: %w", err)
-	}
-	d.connected.Store(true)
-	d.connects.Add(1)
-	defer d.connected.Store(false)
-	defer func() {
-		// Disconnect closes the connection even if sending DISCONNECT fails.
-		_ = cli.Disconnect(&paho.Disconnect{ReasonCode: 0})
-	}()
-	d.sim.log.Info("device connected", "device", d.id, "kind", d.kind.Name)
-
-	// Without the control subscription the device could not be told to
-	// stop, so it does not publish at all.
-	if _, err := cli.Subscribe(ctx, &paho.Subscribe{
-		Subscriptions: []paho.SubscribeOptions{{Topic: ControlFilter(d.id), QoS: 1}},
-	}); err != nil {
-		return false, fmt.Errorf("subscribe %s: %w", ControlFilter(d.id), err)
-	}
-	select {
-	case <-ctx.Done():
-		return true, nil
-	case <-cli.Done():
-		return false, lostError(lost)
-	case <-time.After(controlGrace):
-	}
-	return true, d.publish(ctx, cli, lost)
+	return err
 }
 
-// lostError is the reason a connection ended, if paho told us one.
-func lostError(lost <-chan error) error {
-	select {
-	case err := <-lost:
-		return fmt.Errorf("%w: %w", errConnectionLost, err)
-	default:
-		return errConnectionLost
-	}
-}
-
-func reasonText(code byte) string {
-	r := (&packets.Connack{ReasonCode: code}).Reason()
+// shortReason keeps the name of a reason from paho's "Name - explanation".
+func shortReason(r string) string {
 	if i := strings.Index(r, " - "); i > 0 {
-		r = r[:i]
+		return r[:i]
 	}
 	if r == "" {
-		r = fmt.Sprintf("reason 0x%02x", code)
+		return "unknown reason"
 	}
 	return r
+}
+
+// up runs when a connection is established. autopaho's callback must not
+// block, so subscribing happens in a goroutine.
+func (d *device) up(ctx context.Context, cm *autopaho.ConnectionManager) {
+	d.connects.Add(1)
+	d.connected.Store(true)
+	d.mu.Lock()
+	d.conn++
+	conn := d.conn
+	d.mu.Unlock()
+	d.sim.log.Info("device connected", "device", d.id, "kind", d.kind.Name)
+	d.prep.Add(1)
+	go func() {
+		defer d.prep.Done()
+		d.prepare(ctx, cm, conn)
+	}()
+}
+
+// down runs when the connection is lost or closed.
+func (d *device) down() {
+	d.mu.Lock()
+	d.conn++
+	d.ready = false
+	d.mu.Unlock()
+	if d.connected.Swap(false) {
+		d.sim.log.Info("device disconnected", "device", d.id)
+	}
+}
+
+// current reports whether connection conn is still the live one.
+func (d *device) current(conn uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.conn == conn
+}
+
+func (d *device) isReady() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ready
+}
+
+// prepare subscribes connection conn to the device's control topics and,
+// after the grace for retained control messages, lets readings flow. A
+// device that cannot hear "stop" publishes nothing, so a failed subscribe
+// is retried for as long as the connection lasts.
+func (d *device) prepare(ctx context.Context, cm *autopaho.ConnectionManager, conn uint64) {
+	filter := ControlFilter(d.id)
+	wait := d.sim.minBack
+	for {
+		_, err := cm.Subscribe(ctx, &paho.Subscribe{
+			Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}},
+		})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || !d.current(conn) {
+			return
+		}
+		d.fail(fmt.Errorf("subscribe %s: %w", filter, err))
+		if !sleep(ctx, wait) {
+			return
+		}
+		wait = min(wait*2, d.sim.maxBack)
+	}
+	if !sleep(ctx, controlGrace) {
+		return
+	}
+	d.mu.Lock()
+	if d.conn == conn {
+		d.ready = true
+	}
+	d.mu.Unlock()
+}
+
+// sleep waits for d or until ctx is done, reporting whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // gap is the real time until the stream's next reading.
@@ -259,9 +306,10 @@ func (d *device) gap(st Stream) time.Duration {
 	return time.Duration(float64(g) / d.sim.speed)
 }
 
-// publish sends readings on schedule until ctx is done (nil) or the
-// connection is lost (an error).
-func (d *device) publish(ctx context.Context, cli *paho.Client, lost <-chan error) error {
+// publish sends readings on schedule until ctx is done. While the device
+// is offline (or not yet subscribed to control) its readings are not made:
+// like a real sensor without a buffer, it simply misses them.
+func (d *device) publish(ctx context.Context, cm *autopaho.ConnectionManager) {
 	specs := d.kind.StreamSpecs
 	next := make([]time.Time, len(specs))
 	now := time.Now()
@@ -286,15 +334,13 @@ func (d *device) publish(ctx context.Context, cli *paho.Client, lost <-chan erro
 		timer.Reset(time.Until(next[i]))
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-cli.Done():
-			return lostError(lost)
+			return
 		case <-timer.C:
 		}
 		st := specs[i]
 		d.model.advance(d.sim.simNow())
-		if !d.paused[i].Load() {
-			d.send(ctx, cli, i, st)
+		if !d.paused[i].Load() && d.isReady() {
+			d.send(ctx, cm, i, st)
 		}
 		// Keep the rhythm, but after a stall skip what was missed rather
 		// than sending a burst.
@@ -305,7 +351,7 @@ func (d *device) publish(ctx context.Context, cli *paho.Client, lost <-chan erro
 	}
 }
 
-func (d *device) send(ctx context.Context, cli *paho.Client, i int, st Stream) {
+func (d *device) send(ctx context.Context, cm *autopaho.ConnectionManager, i int, st Stream) {
 	fields := d.model.reading(st.Name)
 	if fields == nil {
 		return // nothing happened
@@ -316,16 +362,16 @@ func (d *device) send(ctx context.Context, cli *paho.Client, i int, st Stream) {
 		return
 	}
 	topic := Topic(d.id, st.Name)
-	_, err = cli.Publish(ctx, &paho.Publish{Topic: topic, QoS: d.sim.qos, Payload: payload})
-	if err != nil {
-		if ctx.Err() == nil {
-			d.fail(fmt.Errorf("publish %s: %w", topic, err))
-			d.sim.log.Warn("publish failed", "device", d.id, "topic", topic, "error", err)
-		}
-		return
+	_, err = cm.Publish(ctx, &paho.Publish{Topic: topic, QoS: d.sim.qos, Payload: payload})
+	switch {
+	case err == nil:
+		d.published[i].Add(1)
+		d.total.Add(1)
+	case ctx.Err() != nil, errors.Is(err, autopaho.ConnectionDownError):
+		// Shutting down, or the connection just dropped (already counted).
+	default:
+		d.fail(fmt.Errorf("publish %s: %w", topic, err))
 	}
-	d.published[i].Add(1)
-	d.total.Add(1)
 }
 
 // onControl handles a message on candor/<id>/control/<stream>:

@@ -57,6 +57,7 @@ type Config struct {
 // Simulator runs a set of simulated devices against one broker.
 type Simulator struct {
 	addr      string
+	url       *url.URL // addr as autopaho wants it
 	tls       *tls.Config
 	speed     float64
 	qos       byte
@@ -98,8 +99,13 @@ func New(cfg Config) (*Simulator, error) {
 	case qos > 2:
 		return nil, fmt.Errorf("sim: QoS %d is not 1 or 2", qos)
 	}
+	scheme := "mqtt"
+	if useTLS || cfg.TLSConfig != nil {
+		scheme = "tls"
+	}
 	s := &Simulator{
 		addr:    addr,
+		url:     &url.URL{Scheme: scheme, Host: addr},
 		tls:     cfg.TLSConfig,
 		speed:   speed,
 		qos:     qos,

@@ -528,8 +528,10 @@ func TestReconnectsAfterBrokerRestart(t *testing.T) {
 	dev := Device{ID: "dev_meter", Secret: secret(t), Kind: "smart-meter"}
 	creds := map[string]string{dev.ID: dev.Secret}
 	b1 := startBroker(t, "127.0.0.1:0", creds)
+	var logs lockedBuffer
 	s, err := New(Config{
 		Broker:     "mqtt://" + b1.addr,
+		Logger:     logs.logger(),
 		Devices:    []Device{dev},
 		Speed:      200,
 		MinBackoff: 20 * time.Millisecond,
@@ -556,6 +558,9 @@ func TestReconnectsAfterBrokerRestart(t *testing.T) {
 	ds := s.Stats().Devices[0]
 	if ds.Connects < 2 || ds.Errors == 0 {
 		t.Errorf("after a broker restart: %d connects, %d errors (want ≥2, ≥1)", ds.Connects, ds.Errors)
+	}
+	if out := logs.String(); !strings.Contains(out, "Server shutting down") || !strings.Contains(out, "device disconnected") {
+		t.Errorf("log does not tell the story of the restart:\n%s", out)
 	}
 }
 
