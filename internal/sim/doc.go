@@ -11,7 +11,7 @@
 //
 // It serves clause 4 of the IoT Good Practice paper (education): a newcomer
 // who starts the demo sees a living home (a thermostat whose heating clicks
-// on as the evening cools, a smart meter whose load peaks at dinner time,
+// on when the room cools, a smart meter whose load peaks at dinner time,
 // a door that opens and closes, a camera that notices the garden, a wearable
 // that sleeps at night) and can watch, and switch off, what each device
 // tells the hub about the people who live there.

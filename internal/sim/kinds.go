@@ -229,7 +229,7 @@ var Kinds = map[string]Kind{
 			},
 			{
 				Name:        "setpoint",
-				Description: "Target temperature; changes rarely, when someone turns the dial.",
+				Description: "Target temperature; changes rarely: day and night program, and now and then someone turns the dial.",
 				Interval:    60 * time.Second,
 				Fields: []Field{
 					{Name: "celsius", Type: Number, Unit: "°C", Min: 17, Max: 23, Description: "target temperature"},
@@ -284,7 +284,7 @@ var Kinds = map[string]Kind{
 			},
 			{
 				Name:        "battery",
-				Description: "Battery charge; falls slowly.",
+				Description: "Battery charge; falls slowly, about 2 % a day.",
 				Interval:    60 * time.Second,
 				Fields: []Field{
 					{Name: "percent", Type: Number, Unit: "%", Min: 0, Max: 100, Description: "charge left"},
@@ -299,7 +299,7 @@ var Kinds = map[string]Kind{
 		StreamSpecs: []Stream{
 			{
 				Name:        "motion",
-				Description: "Sent when motion is detected in a zone.",
+				Description: "Sent when motion is detected in a zone; rarer at night.",
 				Interval:    15 * time.Second,
 				MaxInterval: 120 * time.Second,
 				Fields: []Field{
@@ -325,7 +325,7 @@ var Kinds = map[string]Kind{
 		StreamSpecs: []Stream{
 			{
 				Name:        "heart_rate",
-				Description: "Pulse; rises with activity, lowest in deep sleep.",
+				Description: "Pulse; rises with activity, lowest asleep.",
 				Interval:    5 * time.Second,
 				Fields: []Field{
 					{Name: "bpm", Type: Integer, Unit: "bpm", Min: 50, Max: 160, Description: "beats per minute"},

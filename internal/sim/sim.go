@@ -40,7 +40,10 @@ type Config struct {
 	// for QoS 0, which suits load tests that measure raw throughput.
 	QoS        byte
 	AtMostOnce bool
-	// Seed makes every device's readings reproducible; 0 picks one at random.
+	// Seed fixes each device's random behaviour: a model given the same
+	// seed and the same simulated times gives the same readings (under Run
+	// the times follow the wall clock, so a run as a whole still varies).
+	// 0 picks a seed at random.
 	Seed int64
 	// Logger receives connection events and counts. It is never given a
 	// secret or a reading's contents. Default: discard.
@@ -255,8 +258,8 @@ type DeviceStats struct {
 	Kind      string
 	Connected bool
 	Connects  uint64            // MQTT sessions established
-	Published uint64            // readings the broker accepted
-	Streams   map[string]uint64 // readings accepted, per stream
+	Published uint64            // readings the broker acknowledged (at QoS 0: sent)
+	Streams   map[string]uint64 // the same, per stream
 	Errors    uint64            // failed connections, subscriptions and publishes
 	LastError string            // the latest of those errors, "" if none
 	Paused    []string          // streams the hub has asked not to collect, sorted
