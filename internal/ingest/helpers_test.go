@@ -142,8 +142,11 @@ type fakeStore struct {
 	// gate, if set, makes AppendReadings wait until it is closed.
 	gate chan struct{}
 	// counterCalled, if set, receives a copy of the deltas of every
-	// AddDeviceCounters call, after the call decided whether it fails.
+	// AddDeviceCounters call after it took effect (or failed).
 	counterCalled chan map[string]store.DeviceCounters
+	// counterGate, if set, makes AddDeviceCounters wait until it is
+	// closed before it takes effect.
+	counterGate chan struct{}
 
 	mu             sync.Mutex
 	appendErr      error // AppendReadings fails with it when set
@@ -179,6 +182,9 @@ func (f *fakeStore) AppendReadings(ctx context.Context, rs []store.Reading) erro
 }
 
 func (f *fakeStore) AddDeviceCounters(ctx context.Context, deltas map[string]store.DeviceCounters) error {
+	if f.counterGate != nil {
+		<-f.counterGate
+	}
 	f.mu.Lock()
 	f.counterCalls++
 	err := f.counterErr
