@@ -37,10 +37,10 @@ type rawSupport struct {
 }
 
 type rawSchema struct {
-	Type                 string                `json:"type"`
-	Properties           map[string]*rawField  `json:"properties"`
-	Required             []string              `json:"required"`
-	AdditionalProperties *bool                 `json:"additionalProperties"`
+	Type                 string               `json:"type"`
+	Properties           map[string]*rawField `json:"properties"`
+	Required             []string             `json:"required"`
+	AdditionalProperties *bool                `json:"additionalProperties"`
 }
 
 type rawField struct {
