@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -37,6 +38,7 @@ type Store interface {
 	Devices(ctx context.Context, householdID string) ([]store.Device, error)
 	AllDevices(ctx context.Context) ([]store.Device, error)
 	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
+	Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error)
 	Ping(ctx context.Context) error
 }
 
@@ -44,6 +46,7 @@ type Store interface {
 type Ingester interface {
 	Submit(ctx context.Context, deviceID, stream string, payload []byte, wait bool) error
 	PendingCounters(deviceID string) store.DeviceCounters
+	PendingViolations(deviceID string) []store.ViolationCount
 }
 
 // Presence tells whether a device is connected over MQTT.
@@ -54,6 +57,7 @@ type Presence interface {
 // Config wires the API to the rest of the hub.
 type Config struct {
 	Identity *identity.Service
+	Catalog  *catalog.Catalog
 	Store    Store
 	Ingest   Ingester
 	Presence Presence // optional
@@ -121,6 +125,16 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/devices/{id}/rotate", s.authed(s.rotateDevice))
 	m.HandleFunc("POST /api/v1/devices/{id}/revoke", s.authed(s.revokeDevice))
 	m.HandleFunc("GET /api/v1/devices/{id}/readings", s.authed(s.readings))
+
+	m.HandleFunc("GET /api/v1/devices/{id}/violations", s.authed(s.violations))
+	m.HandleFunc("GET /api/v1/devices/{id}/manifest", s.authed(s.deviceManifest))
+
+	m.HandleFunc("GET /api/v1/manifests", s.authed(s.listManifests))
+	m.HandleFunc("POST /api/v1/manifests", s.authed(s.putManifest))
+	m.HandleFunc("POST /api/v1/manifests/validate", s.authed(s.validateManifest))
+	m.HandleFunc("GET /api/v1/manifests/{type}", s.authed(s.getManifest))
+	m.HandleFunc("GET /api/v1/manifests/{type}/versions", s.authed(s.manifestVersions))
+	m.HandleFunc("POST /api/v1/manifests/{type}/versions/{version}/confirm", s.authed(s.confirmManifest))
 
 	m.HandleFunc("POST /api/v1/ingest/{stream}", s.ingest)
 

@@ -132,6 +132,13 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request, p principal) 
 		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
+	// Nothing may be added whose data the hub could not describe and
+	// enforce: the type must have a manifest in force.
+	if _, err := s.cfg.Catalog.Current(in.Type); err != nil && identity.ValidDeviceType(in.Type) {
+		s.fail(w, r, fmt.Errorf("%w: type: device type %q has no data manifest; types with one: %s (add a manifest first with POST /api/v1/manifests)",
+			identity.ErrInvalid, in.Type, strings.Join(s.cfg.Catalog.Types(), ", ")))
+		return
+	}
 	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: hh, Name: in.Name, Type: in.Type, Secret: in.Secret})
 	if err != nil {
 		s.fail(w, r, err)
@@ -142,17 +149,23 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request, p principal) 
 
 // withSecret is the one response that ever contains a device secret.
 func (s *Server) withSecret(d store.Device, secret string) map[string]any {
+	stream, payload := "test", []byte(`{"value": 1}`)
+	if e, err := s.cfg.Catalog.Current(d.Type); err == nil && len(e.Manifest.Streams) > 0 {
+		st := e.Manifest.Streams[0]
+		stream, payload = st.Name, st.SamplePayload()
+	}
 	return map[string]any{
 		"device":        s.toDevice(d),
 		"secret":        secret,
 		"secret_notice": "This secret is shown once and stored only as a hash. Put it in the device now.",
-		"mosquitto_pub": MosquittoPub(s.cfg.MQTTAddr, d.ID, secret),
+		"mosquitto_pub": MosquittoPub(s.cfg.MQTTAddr, d.ID, secret, stream, payload),
 	}
 }
 
-// MosquittoPub is the exact command that publishes a test reading as the
-// device, for people checking that a new device works.
-func MosquittoPub(mqttAddr, deviceID, secret string) string {
+// MosquittoPub is the exact command that publishes a test reading (one the
+// device's manifest accepts) as the device, for people checking that a new
+// device works.
+func MosquittoPub(mqttAddr, deviceID, secret, stream string, payload []byte) string {
 	host, port, err := net.SplitHostPort(mqttAddr)
 	if err != nil {
 		host, port = "127.0.0.1", "1883"
@@ -160,8 +173,8 @@ func MosquittoPub(mqttAddr, deviceID, secret string) string {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	return fmt.Sprintf(`mosquitto_pub -h %s -p %s -V mqttv5 -q 1 -i %s -u %s -P %s -t candor/%s/test -m '{"value": 1}'`,
-		host, port, deviceID, deviceID, shellQuote(secret), deviceID)
+	return fmt.Sprintf(`mosquitto_pub -h %s -p %s -V mqttv5 -q 1 -i %s -u %s -P %s -t candor/%s/%s -m %s`,
+		host, port, deviceID, deviceID, shellQuote(secret), deviceID, stream, shellQuote(string(payload)))
 }
 
 // shellQuote quotes s for a POSIX shell: a chosen secret may contain
@@ -234,10 +247,11 @@ func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, p principa
 }
 
 type readingJSON struct {
-	Seq     int64           `json:"seq"`
-	Stream  string          `json:"stream"`
-	Time    time.Time       `json:"time"`
-	Payload json.RawMessage `json:"payload"`
+	Seq             int64           `json:"seq"`
+	Stream          string          `json:"stream"`
+	Time            time.Time       `json:"time"`
+	Payload         json.RawMessage `json:"payload"`
+	ManifestVersion int             `json:"manifest_version"`
 }
 
 func (s *Server) readings(w http.ResponseWriter, r *http.Request, p principal) {
@@ -259,7 +273,7 @@ func (s *Server) readings(w http.ResponseWriter, r *http.Request, p principal) {
 	out := make([]readingJSON, 0, len(list))
 	var last int64
 	for _, rd := range list {
-		out = append(out, readingJSON{Seq: rd.Seq, Stream: rd.Stream, Time: rd.Time, Payload: rd.Payload})
+		out = append(out, readingJSON{Seq: rd.Seq, Stream: rd.Stream, Time: rd.Time, Payload: rd.Payload, ManifestVersion: rd.ManifestVersion})
 		last = rd.Seq
 	}
 	resp := map[string]any{"device_id": d.ID, "readings": out}

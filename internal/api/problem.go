@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -23,6 +25,9 @@ type problem struct {
 	// Reason is a machine-readable refusal reason (extension member) for
 	// refused readings, e.g. "not_json_object".
 	Reason string `json:"reason,omitempty"`
+	// Problems lists every problem of an invalid manifest (extension
+	// member), each with the JSON path it is about.
+	Problems []manifest.Problem `json:"problems,omitempty"`
 }
 
 // Problem types are URNs: stable identifiers a client can switch on.
@@ -46,7 +51,13 @@ func writeProblemDoc(w http.ResponseWriter, r *http.Request, p problem) {
 // with the request path and answered without internal detail.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var re *ingest.RefusedError
+	var ve *manifest.ValidationError
 	switch {
+	case errors.As(err, &ve):
+		writeProblemDoc(w, r, problem{Type: problemPrefix + "invalid-manifest", Status: http.StatusUnprocessableEntity,
+			Detail: fmt.Sprintf("the manifest has %d problem(s); each is listed with its path", len(ve.Problems)), Problems: ve.Problems})
+	case errors.Is(err, catalog.ErrNoManifest):
+		writeProblem(w, r, http.StatusUnprocessableEntity, "no-manifest", err.Error())
 	case errors.As(err, &re):
 		writeProblemDoc(w, r, problem{Type: problemPrefix + "reading-refused", Status: http.StatusUnprocessableEntity,
 			Detail: re.Error(), Reason: re.Reason})

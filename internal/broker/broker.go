@@ -96,6 +96,10 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	// Sessions of offline devices are kept for a day, not forever, so a
 	// device that disappears does not pin memory.
 	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
+	// mochi checks the ACL on a publish's topic before resolving an MQTT 5
+	// topic alias, so alias-only publishes would be denied: advertise that
+	// aliases are not supported rather than accept and then refuse them.
+	caps.TopicAliasMaximum = 0
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		// mochi logs whole packets on some paths; payloads are personal

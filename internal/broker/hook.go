@@ -12,6 +12,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -136,6 +137,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if !ok { // the ACL check ran first; this is defence in depth
 		return pk, packets.ErrRejectPacket
 	}
+	// A reading lives in the store, where consent, retention and deletion
+	// apply; a retained copy in broker memory would escape all three.
+	pk.FixedHeader.Retain = false
 	qos := pk.FixedHeader.Qos
 	err := h.in.Submit(context.Background(), id, stream, pk.Payload, qos > 0)
 	if err == nil {
@@ -145,13 +149,17 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	var re *ingest.RefusedError
 	if errors.As(err, &re) {
 		h.log.Info("reading refused", "device", id, "stream", stream, "reason", re.Reason)
-		if v5 && qos > 0 {
+		// mochi answers a negative code with PUBACK even for QoS 2, which
+		// breaks the QoS 2 handshake; QoS 2 refusals take the 3.1.1 path.
+		if v5 && qos == 1 {
 			code := packets.ErrPayloadFormatInvalid
 			switch re.Reason {
-			case ingest.ReasonTooLarge:
+			case ingest.ReasonTooLarge: // also manifest.ViolTooLarge
 				code = packets.ErrPacketTooLarge
-			case ingest.ReasonBadStream:
+			case ingest.ReasonBadStream, manifest.ViolUndeclaredStream:
 				code = packets.ErrTopicNameInvalid
+			case ingest.ReasonNoManifest:
+				code = packets.ErrNotAuthorized
 			}
 			code.Reason = re.Detail
 			return pk, code
@@ -162,7 +170,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	// Storage failed: the reading must not be acknowledged.
 	h.log.Error("reading not stored; not acknowledged", "device", id, "stream", stream, "err", err)
-	if v5 && qos > 0 {
+	if v5 && qos == 1 {
 		return pk, packets.ErrImplementationSpecificError
 	}
 	if qos > 0 {
@@ -180,22 +188,45 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 }
 
 // redact is a slog handler that drops attributes which may carry message
-// contents (mochi logs whole packets on some error paths).
+// contents (mochi logs whole packets on some error paths), wherever they
+// appear: on the record, in groups, or attached with With.
 type redact struct{ slog.Handler }
+
+var redactedKeys = map[string]bool{"packet": true, "payload": true, "pk": true, "will": true}
+
+func redactAttr(a slog.Attr) slog.Attr {
+	if redactedKeys[a.Key] {
+		return slog.String(a.Key, "[redacted]")
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		g := a.Value.Group()
+		out := make([]any, len(g))
+		for i, ga := range g {
+			out[i] = redactAttr(ga)
+		}
+		return slog.Group(a.Key, out...)
+	}
+	if a.Value.Kind() == slog.KindLogValuer {
+		return redactAttr(slog.Attr{Key: a.Key, Value: a.Value.Resolve()})
+	}
+	return a
+}
 
 func (r redact) Handle(ctx context.Context, rec slog.Record) error {
 	out := slog.NewRecord(rec.Time, rec.Level, rec.Message, rec.PC)
 	rec.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "packet", "payload", "pk", "will":
-			out.AddAttrs(slog.String(a.Key, "[redacted]"))
-		default:
-			out.AddAttrs(a)
-		}
+		out.AddAttrs(redactAttr(a))
 		return true
 	})
 	return r.Handler.Handle(ctx, out)
 }
 
-func (r redact) WithAttrs(as []slog.Attr) slog.Handler { return redact{r.Handler.WithAttrs(as)} }
-func (r redact) WithGroup(name string) slog.Handler    { return redact{r.Handler.WithGroup(name)} }
+func (r redact) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make([]slog.Attr, len(as))
+	for i, a := range as {
+		out[i] = redactAttr(a)
+	}
+	return redact{r.Handler.WithAttrs(out)}
+}
+
+func (r redact) WithGroup(name string) slog.Handler { return redact{r.Handler.WithGroup(name)} }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/api"
 	"github.com/candor-iot/candor/internal/broker"
+	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/config"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
@@ -46,6 +47,7 @@ type Hub struct {
 	cfg    config.Config
 	log    *slog.Logger
 	st     *sqlite.DB
+	cat    *catalog.Catalog
 	id     *identity.Service
 	in     *ingest.Pipeline
 	br     *broker.Broker
@@ -91,8 +93,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	if h.cat, err = catalog.Open(ctx, h.st); err != nil {
+		return nil, fmt.Errorf("load manifests: %w", err)
+	}
 	h.id = identity.New(h.st, log.With("component", "identity"))
 	h.in = ingest.New(h.st, ingest.Options{
+		Manifests:       h.cat,
+		StripUndeclared: cfg.UndeclaredFields == "strip",
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 		BatchMaxRows:    cfg.BatchMaxRows,
 		BatchMaxWait:    cfg.BatchMaxWait,
@@ -120,6 +127,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 
 	h.api = api.New(api.Config{
 		Identity:        h.id,
+		Catalog:         h.cat,
 		Store:           h.st,
 		Ingest:          h.in,
 		Presence:        h.br,

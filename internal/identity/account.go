@@ -132,21 +132,20 @@ func (s *Service) CreateHousehold(ctx context.Context, name string, owner NewAcc
 	if err := checkName("name", name, 64); err != nil {
 		return store.Household{}, store.Account{}, err
 	}
-	// Check the owner before creating anything, so bad input leaves no
-	// empty household behind.
-	if err := s.checkNewAccount(ctx, owner); err != nil {
-		return store.Household{}, store.Account{}, err
-	}
-	hh := store.Household{ID: credential.NewID("hh_"), Name: name, CreatedAt: s.now().UTC()}
-	if err := s.st.CreateHousehold(ctx, hh); err != nil {
-		return store.Household{}, store.Account{}, fmt.Errorf("create household: %w", err)
-	}
-	owner.HouseholdID = hh.ID
 	owner.Role = store.RoleOwner
-	acc, err := s.CreateAccount(ctx, owner)
+	acc, err := s.newAccount(ctx, owner)
 	if err != nil {
 		return store.Household{}, store.Account{}, err
 	}
+	hh := store.Household{ID: credential.NewID("hh_"), Name: name, CreatedAt: s.now().UTC()}
+	acc.HouseholdID = hh.ID
+	if err := s.st.CreateHouseholdWithOwner(ctx, hh, acc); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.Household{}, store.Account{}, invalid("owner.username: %q is already taken", owner.Username)
+		}
+		return store.Household{}, store.Account{}, fmt.Errorf("create household: %w", err)
+	}
+	s.log.Info("household created", "household", hh.ID, "owner", acc.ID)
 	return hh, acc, nil
 }
 

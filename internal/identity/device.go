@@ -111,16 +111,17 @@ func (s *Service) AuthenticateDevice(ctx context.Context, id, secret string) (st
 		return store.Device{}, fmt.Errorf("look up device: %w", err)
 	}
 	if d.Revoked() {
+		_, _ = s.hasher.Verify(ctx, secret, dummyHash()) // same time as a live id
 		return store.Device{}, ErrUnauthenticated
 	}
 	// Reconnect storms are common (a router reboots, a hundred devices come
 	// back): a secret that already passed the slow hash is remembered, in
-	// memory only, as its SHA-256 until the credential changes.
+	// memory only, as its SHA-256 bound to the stored hash it matched.
 	sum := sha(secret)
 	s.mu.Lock()
 	cached, ok := s.verified[id]
 	s.mu.Unlock()
-	if ok && subtle.ConstantTimeCompare(cached[:], sum[:]) == 1 {
+	if ok && cached.secretHash == d.SecretHash && subtle.ConstantTimeCompare(cached.sum[:], sum[:]) == 1 {
 		return d, nil
 	}
 	good, err := s.hasher.Verify(ctx, secret, d.SecretHash)
@@ -130,10 +131,20 @@ func (s *Service) AuthenticateDevice(ctx context.Context, id, secret string) (st
 	if !good {
 		return store.Device{}, ErrUnauthenticated
 	}
+	// The slow hash takes long enough for a rotation or revocation to land
+	// meanwhile; accept only if the credential checked is still the one
+	// in force, so an in-flight login cannot outlive the change.
+	now, err := s.st.Device(ctx, id)
+	if err != nil {
+		return store.Device{}, fmt.Errorf("look up device: %w", err)
+	}
+	if now.Revoked() || now.SecretHash != d.SecretHash {
+		return store.Device{}, ErrUnauthenticated
+	}
 	s.mu.Lock()
-	s.verified[id] = sum
+	s.verified[id] = verifiedSecret{sum: sum, secretHash: d.SecretHash}
 	s.mu.Unlock()
-	return d, nil
+	return now, nil
 }
 
 // ValidDeviceType reports whether t is a well-formed device type name.

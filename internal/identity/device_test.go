@@ -180,7 +180,6 @@ func TestAddDeviceRefusesBadNameAndType(t *testing.T) {
 // U+009B is the 8-bit CSI that starts a terminal escape sequence, and the
 // device name is printed by the CLI and shown in the UI.
 func TestDeviceNameRefusesC1ControlCharacters(t *testing.T) {
-	t.Skip("known bug: checkName only refuses C0 controls and DEL; C1 controls U+0080-U+009F (e.g. U+009B CSI, U+0085 NEL) are accepted")
 	svc, db := newService(t)
 	hh := newHousehold(t, db, "hh_1")
 	for _, name := range []string{"Kitchen\u009b31m", "Kitchen\u0085Hall"} {
@@ -429,7 +428,6 @@ func (g gatedStore) Device(ctx context.Context, id string) (store.Device, error)
 // the old secret afterwards must not leave the old secret in the verified
 // cache.
 func TestRotateDuringAuthenticationDoesNotRevalidateOldSecret(t *testing.T) {
-	t.Skip("known bug: AuthenticateDevice caches sha(secret) after verifying against a device row read before a concurrent RotateDevice; the old secret then passes via the cache until the next rotation")
 	db := openStore(t)
 	svc := New(gatedStore{db}, nil)
 	hh := newHousehold(t, db, "hh_1")

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/candor-iot/candor/internal/credential"
@@ -43,6 +44,7 @@ var (
 type Store interface {
 	CreateFirstAccount(ctx context.Context, hh store.Household, acc store.Account) (store.Account, error)
 	CreateHousehold(ctx context.Context, hh store.Household) error
+	CreateHouseholdWithOwner(ctx context.Context, hh store.Household, owner store.Account) error
 	Households(ctx context.Context) ([]store.Household, error)
 	CreateAccount(ctx context.Context, acc store.Account) error
 	Account(ctx context.Context, id string) (store.Account, error)
@@ -60,8 +62,8 @@ type Store interface {
 	DeleteSession(ctx context.Context, id string) error
 }
 
-// Session lifetimes. Browser logins expire after a period of disuse;
-// API tokens live until revoked.
+// Session lifetimes. Browser logins expire a fixed time after login; API
+// tokens live until revoked.
 const (
 	BrowserSessionTTL = 14 * 24 * time.Hour
 	touchEvery        = time.Minute
@@ -84,7 +86,7 @@ type Service struct {
 	mu         sync.Mutex
 	setupHash  []byte // SHA-256 of the live setup token; nil when none
 	onRevoke   []func(deviceID string)
-	verified   map[string][32]byte // device id → SHA-256 of the last secret that verified
+	verified   map[string]verifiedSecret // device id → the last secret that verified
 	lastTouch  map[string]time.Time
 	accountsOK bool // at least one account exists (setup is over)
 }
@@ -99,7 +101,7 @@ func New(st Store, log *slog.Logger) *Service {
 		hasher:    credential.NewHasher(0),
 		log:       log,
 		now:       time.Now,
-		verified:  make(map[string][32]byte),
+		verified:  make(map[string]verifiedSecret),
 		lastTouch: make(map[string]time.Time),
 	}
 }
@@ -135,7 +137,7 @@ func checkName(field, v string, max int) error {
 		return invalid("%s: must be valid text of at most %d characters", field, max)
 	}
 	for _, r := range v {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) {
 			return invalid("%s: must not contain control characters", field)
 		}
 	}
@@ -145,3 +147,11 @@ func checkName(field, v string, max int) error {
 func sha(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
 func equalHash(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+// verifiedSecret remembers a device secret that passed the slow hash,
+// bound to the stored hash it was checked against: once the stored hash
+// changes (rotation) the entry no longer matches anything.
+type verifiedSecret struct {
+	sum        [32]byte // SHA-256 of the secret
+	secretHash string   // the PHC string it verified against
+}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -38,7 +39,7 @@ type batcher struct {
 	onCommit   func(n int, d time.Duration, err error)
 
 	mu     sync.Mutex
-	space  *sync.Cond // signalled when cur is swapped out
+	space  chan struct{} // closed (and replaced) when cur is swapped out
 	cur    *batch
 	closed bool
 	kick   chan struct{} // cur went from empty to non-empty
@@ -59,7 +60,7 @@ func newBatcher(st appender, maxRows int, maxWait time.Duration, onCommit func(i
 		full:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 	}
-	b.space = sync.NewCond(&b.mu)
+	b.space = make(chan struct{})
 	b.wg.Add(1)
 	go b.run()
 	return b
@@ -69,13 +70,24 @@ func newBatch(capacity int) *batch {
 	return &batch{rows: make([]store.Reading, 0, capacity), done: make(chan struct{})}
 }
 
+// errOverloaded is returned when a submitter gave up waiting for room.
+var errOverloaded = errors.New("storage is behind; reading not accepted")
+
 // add queues r and returns the batch it joined. It blocks while too many
 // rows are already waiting for the disk, so a flood slows publishers down
-// rather than growing memory without bound or dropping data.
-func (b *batcher) add(r store.Reading) (*batch, error) {
+// rather than growing memory without bound or dropping data; ctx bounds
+// that wait.
+func (b *batcher) add(ctx context.Context, r store.Reading) (*batch, error) {
 	b.mu.Lock()
 	for !b.closed && len(b.cur.rows) >= b.maxPending {
-		b.space.Wait()
+		space := b.space
+		b.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", errOverloaded, ctx.Err())
+		}
+		b.mu.Lock()
 	}
 	if b.closed {
 		b.mu.Unlock()
@@ -147,7 +159,8 @@ func (b *batcher) flush() int {
 		return 0
 	}
 	b.cur = newBatch(b.maxRows)
-	b.space.Broadcast()
+	close(b.space)
+	b.space = make(chan struct{})
 	b.mu.Unlock()
 	// Drain stale signals that belonged to the batch just taken.
 	select {
@@ -170,16 +183,16 @@ func (b *batcher) flush() int {
 	return len(bt.rows)
 }
 
-// close stops accepting readings and commits everything queued.
+// close stops accepting readings and commits everything queued. Every
+// caller, not only the first, returns only after the final commit.
 func (b *batcher) close() {
 	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return
+	if !b.closed {
+		b.closed = true
+		close(b.space)
+		b.space = make(chan struct{})
+		close(b.stop)
 	}
-	b.closed = true
-	b.space.Broadcast()
 	b.mu.Unlock()
-	close(b.stop)
 	b.wg.Wait()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,15 +14,6 @@ import (
 
 	"github.com/candor-iot/candor/internal/store"
 )
-
-// skipKnownBug skips a test that demonstrates a known, unfixed bug.
-// Run with INGEST_KNOWN_BUGS=1 to see it fail.
-func skipKnownBug(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("INGEST_KNOWN_BUGS") == "" {
-		t.Skip("known bug: " + why + " (set INGEST_KNOWN_BUGS=1 to run)")
-	}
-}
 
 // TestCommitFailureFailsEveryWaiter: when a batch's transaction fails,
 // every publisher that waited on it is told (so it is not acknowledged),
@@ -378,15 +368,13 @@ func TestCountersFailedOnCloseStayPending(t *testing.T) {
 	}
 }
 
-// ---- Known bugs. Each test fails when run with INGEST_KNOWN_BUGS=1. ----
+// ---- Regression tests for bugs found in review (all fixed). ----
 
 // TestSecondCloseWaitsForCommit: Close promises to return only after
 // everything queued is committed. A second Close (concurrent with the
 // first) returns at once, while the first is still committing, so its
 // caller may go on to close the store under the batcher's feet.
 func TestSecondCloseWaitsForCommit(t *testing.T) {
-	skipKnownBug(t, "a second, concurrent Close returns before the queued readings are committed "+
-		"(batcher.close returns early when already closed, then Close closes stopC and waits only for the counter loop)")
 	p, fs, release := stuckPipeline(t, Options{BatchMaxWait: time.Millisecond})
 
 	first := make(chan struct{})
@@ -413,7 +401,6 @@ func TestSecondCloseWaitsForCommit(t *testing.T) {
 // panics with "close of closed channel": those that find the batcher
 // already closed race each other on the select-then-close of stopC.
 func TestConcurrentClose(t *testing.T) {
-	skipKnownBug(t, "concurrent Close calls panic: close of closed channel (p.stopC); use sync.Once")
 	for range 500 {
 		p := New(noopStore{}, Options{})
 		var wg sync.WaitGroup
@@ -440,8 +427,6 @@ func TestConcurrentClose(t *testing.T) {
 // used). An HTTP ingest whose client went away, or one whose request has a
 // deadline, stays parked for as long as the store is stuck.
 func TestSubmitHonoursContextUnderBackpressure(t *testing.T) {
-	skipKnownBug(t, "Submit ignores ctx while blocked by backpressure in batcher.add (sync.Cond wait); "+
-		"it should return ctx.Err() or a RefusedError with ReasonOverloaded")
 	const maxRows = 2
 	p, _, release := stuckPipeline(t, Options{BatchMaxRows: maxRows, BatchMaxWait: time.Millisecond})
 	for range 4 * maxRows { // fill the queue
@@ -464,16 +449,13 @@ func TestSubmitHonoursContextUnderBackpressure(t *testing.T) {
 	release()
 }
 
-// TestEmptyDeviceIDDoesNotPoisonBatch: Check does not look at the device
-// id, but the store refuses a reading with an empty one, and that single
-// reading fails the whole group commit: readings of every other device in
-// the same batch are not stored and their waiters get errors.
+// TestEmptyDeviceIDDoesNotPoisonBatch: the store refuses a reading with an
+// empty device id, which would fail the whole group commit; Check must
+// refuse it first so the other readings of the batch are stored.
 func TestEmptyDeviceIDDoesNotPoisonBatch(t *testing.T) {
-	skipKnownBug(t, "Submit accepts deviceID \"\"; store.AppendReadings then fails the whole batch, "+
-		"dropping the other devices' readings in it")
 	db := openStore(t)
 	const n = 4
-	p := newPipeline(t, db, Options{BatchMaxRows: n, BatchMaxWait: time.Minute})
+	p := newPipeline(t, db, Options{BatchMaxRows: n, BatchMaxWait: 50 * time.Millisecond})
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -502,8 +484,6 @@ func TestEmptyDeviceIDDoesNotPoisonBatch(t *testing.T) {
 // its buffer (as network code commonly does) changes what is stored, and
 // the stored bytes need no longer be the JSON object Check accepted.
 func TestSubmitDoesNotAliasPayload(t *testing.T) {
-	skipKnownBug(t, "Submit keeps a reference to the caller's payload slice until the batch commits; "+
-		"it must copy it (or the contract must forbid reusing the buffer)")
 	db := openStore(t)
 	p := newPipeline(t, db, Options{BatchMaxWait: time.Minute})
 	buf := []byte(`{"c":21}`)
@@ -526,8 +506,6 @@ func TestSubmitDoesNotAliasPayload(t *testing.T) {
 // While a flush is in flight the counts are in neither, so the figure
 // briefly drops (and if the flush fails, jumps back).
 func TestPendingCountersDuringFlush(t *testing.T) {
-	skipKnownBug(t, "flushCounters swaps the pending map out before AddDeviceCounters commits, "+
-		"so stored+PendingCounters under-reports while a flush is in flight")
 	fs := newFakeStore()
 	fs.counterGate = make(chan struct{})
 	p := newPipeline(t, fs, Options{CounterFlushInterval: time.Hour})

@@ -238,3 +238,6 @@ func (noopStore) AppendReadings(context.Context, []store.Reading) error { return
 func (noopStore) AddDeviceCounters(context.Context, map[string]store.DeviceCounters) error {
 	return nil
 }
+
+func (f *fakeStore) AddViolations(context.Context, []store.ViolationCount) error { return nil }
+func (noopStore) AddViolations(context.Context, []store.ViolationCount) error    { return nil }

@@ -20,16 +20,21 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
 
 // Refusal reasons, used as the reason label of candor_readings_refused_total
 // and in error messages. They describe what was wrong, never the content.
+// Manifest violations use the manifest.Viol* reasons.
 const (
 	ReasonTooLarge   = "too_large"
 	ReasonNotJSON    = "not_json_object"
 	ReasonBadStream  = "bad_stream_name"
 	ReasonOverloaded = "overloaded"
+	ReasonNoManifest = "no_manifest"
+	ReasonNoDevice   = "no_device"
 )
 
 // RefusedError says why a reading was refused. It never carries payload
@@ -37,8 +42,10 @@ const (
 type RefusedError struct {
 	DeviceID string
 	Stream   string
-	Reason   string // one of the Reason constants
+	Reason   string // one of the Reason constants or a manifest.Viol* reason
 	Detail   string // human-readable, content-free
+	// Violation is set when the reading broke its manifest.
+	Violation *manifest.Violation
 }
 
 func (e *RefusedError) Error() string {
@@ -55,12 +62,25 @@ type Options struct {
 	// CounterFlushInterval is how often per-device counters are written to
 	// the store (default 5s).
 	CounterFlushInterval time.Duration
+	// Manifests supplies the manifest in force for a device. The hub always
+	// sets it; nil skips manifest enforcement, which only tests of the
+	// batching machinery do.
+	Manifests Manifests
+	// StripUndeclared removes undeclared fields instead of refusing the
+	// reading (a per-hub choice; refusing is the default).
+	StripUndeclared bool
+}
+
+// Manifests resolves the manifest in force for a device.
+type Manifests interface {
+	ForDevice(ctx context.Context, deviceID string) (*catalog.Entry, error)
 }
 
 // Store is what the pipeline needs from storage.
 type Store interface {
 	AppendReadings(ctx context.Context, rs []store.Reading) error
 	AddDeviceCounters(ctx context.Context, deltas map[string]store.DeviceCounters) error
+	AddViolations(ctx context.Context, vs []store.ViolationCount) error
 }
 
 // Pipeline accepts readings, applies policy and commits them in batches.
@@ -77,11 +97,18 @@ type Pipeline struct {
 	batchSecs   prometheus.Histogram
 	storeErrors prometheus.Counter
 
-	cmu      sync.Mutex
-	counters map[string]store.DeviceCounters // not yet flushed to the store
-	stopC    chan struct{}
-	doneC    chan struct{}
+	cmu        sync.Mutex
+	counters   map[string]store.DeviceCounters // not yet flushed to the store
+	flushing   map[string]store.DeviceCounters // being written right now
+	violations map[violationKey]*store.ViolationCount
+	rates      rateTable
+	flagged    *prometheus.CounterVec
+	stopOnce   sync.Once
+	stopC      chan struct{}
+	doneC      chan struct{}
 }
+
+type violationKey struct{ device, stream, field, reason string }
 
 // New starts a pipeline writing to st. Close it to flush and stop.
 func New(st Store, opts Options) *Pipeline {
@@ -101,13 +128,15 @@ func New(st Store, opts Options) *Pipeline {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Pipeline{
-		st:       st,
-		opts:     opts,
-		log:      opts.Logger,
-		now:      time.Now,
-		counters: make(map[string]store.DeviceCounters),
-		stopC:    make(chan struct{}),
-		doneC:    make(chan struct{}),
+		st:         st,
+		opts:       opts,
+		log:        opts.Logger,
+		now:        time.Now,
+		counters:   make(map[string]store.DeviceCounters),
+		violations: make(map[violationKey]*store.ViolationCount),
+		rates:      rateTable{m: make(map[rateKey]*rateState)},
+		stopC:      make(chan struct{}),
+		doneC:      make(chan struct{}),
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "candor_readings_accepted_total",
 			Help: "Readings accepted and committed to storage.",
@@ -130,9 +159,13 @@ func New(st Store, opts Options) *Pipeline {
 			Name: "candor_store_batch_errors_total",
 			Help: "Storage batches that failed to commit (their publishers were not acknowledged).",
 		}),
+		flagged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "candor_behaviour_flags_total",
+			Help: "Streams seen far outside their manifest's declared behaviour profile, by kind.",
+		}, []string{"kind"}),
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.storeErrors)
+		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.storeErrors, p.flagged)
 	}
 	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, p.committed)
 	go p.flushCountersLoop()
@@ -150,8 +183,12 @@ func (p *Pipeline) committed(n int, d time.Duration, err error) {
 	p.accepted.Add(float64(n))
 }
 
-// Check applies the policy to a reading without storing it.
+// Check applies the manifest-independent policy to a reading without
+// storing it.
 func (p *Pipeline) Check(deviceID, stream string, payload []byte) error {
+	if deviceID == "" {
+		return &RefusedError{Stream: stream, Reason: ReasonNoDevice, Detail: "reading without a device id"}
+	}
 	if !ValidStream(stream) {
 		return &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonBadStream,
 			Detail: "stream names are 1-64 characters of a-z, 0-9 and _, and 'control' is reserved for the hub"}
@@ -167,21 +204,50 @@ func (p *Pipeline) Check(deviceID, stream string, payload []byte) error {
 	return nil
 }
 
-// Submit checks a reading and queues it for storage. When wait is true it
-// returns only after the reading is durably committed (use it for anything
-// that will be acknowledged); otherwise it returns once queued.
+// Submit checks a reading against the policy and the device's manifest and
+// queues it for storage. When wait is true it returns only after the
+// reading is durably committed (use it for anything that will be
+// acknowledged); otherwise it returns once queued. ctx bounds the wait for
+// room in the queue and for the commit; a reading already queued is
+// committed even if its caller stops waiting. Submit copies payload.
 func (p *Pipeline) Submit(ctx context.Context, deviceID, stream string, payload []byte, wait bool) error {
 	if err := p.Check(deviceID, stream, payload); err != nil {
 		p.Refuse(deviceID, err)
 		return err
 	}
-	bt, err := p.batcher.add(store.Reading{
-		DeviceID: deviceID,
-		Stream:   stream,
-		Time:     p.now().UTC(),
-		Payload:  payload,
+	version := 0
+	if p.opts.Manifests != nil {
+		e, err := p.opts.Manifests.ForDevice(ctx, deviceID)
+		if err != nil {
+			if errors.Is(err, catalog.ErrNoManifest) {
+				err = &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonNoManifest,
+					Detail: "the device's type has no data manifest in force, so the hub accepts nothing from it"}
+				p.Refuse(deviceID, err)
+			}
+			return err
+		}
+		out, v := e.Checker.Check(stream, payload, p.opts.StripUndeclared)
+		if v != nil {
+			err := &RefusedError{DeviceID: deviceID, Stream: stream, Reason: v.Reason, Detail: v.Error(), Violation: v}
+			p.Refuse(deviceID, err)
+			return err
+		}
+		if s := e.Manifest.Stream(stream); s != nil {
+			p.observeRate(deviceID, s)
+		}
+		payload, version = out, e.Version
+	}
+	bt, err := p.batcher.add(ctx, store.Reading{
+		DeviceID:        deviceID,
+		Stream:          stream,
+		Time:            p.now().UTC(),
+		Payload:         append([]byte(nil), payload...),
+		ManifestVersion: version,
 	})
 	if err != nil {
+		if errors.Is(err, errOverloaded) {
+			p.refused.WithLabelValues(ReasonOverloaded).Inc()
+		}
 		return err
 	}
 	if !wait {
@@ -202,6 +268,38 @@ func (p *Pipeline) Refuse(deviceID string, err error) {
 	}
 	p.refused.WithLabelValues(reason).Inc()
 	p.Count(deviceID, store.DeviceCounters{Refused: 1})
+	if re != nil && re.Violation != nil {
+		p.recordViolation(deviceID, re.Violation.Stream, re.Violation.Field, re.Violation.Reason)
+	}
+}
+
+// recordViolation tallies a manifest violation or behaviour flag for the
+// owner to see; flushed with the counters.
+func (p *Pipeline) recordViolation(deviceID, stream, field, reason string) {
+	k := violationKey{deviceID, stream, field, reason}
+	now := p.now().UTC()
+	p.cmu.Lock()
+	v := p.violations[k]
+	if v == nil {
+		v = &store.ViolationCount{DeviceID: deviceID, Stream: stream, Field: field, Reason: reason}
+		p.violations[k] = v
+	}
+	v.Count++
+	v.LastAt = now
+	p.cmu.Unlock()
+}
+
+// PendingViolations returns violation counts of a device not yet flushed.
+func (p *Pipeline) PendingViolations(deviceID string) []store.ViolationCount {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	var out []store.ViolationCount
+	for k, v := range p.violations {
+		if k.device == deviceID {
+			out = append(out, *v)
+		}
+	}
+	return out
 }
 
 // Count adds to a device's counters (refusals, ACL denials, auth failures).
@@ -217,7 +315,7 @@ func (p *Pipeline) Count(deviceID string, delta store.DeviceCounters) {
 func (p *Pipeline) PendingCounters(deviceID string) store.DeviceCounters {
 	p.cmu.Lock()
 	defer p.cmu.Unlock()
-	return p.counters[deviceID]
+	return p.counters[deviceID].Add(p.flushing[deviceID])
 }
 
 func (p *Pipeline) flushCountersLoop() {
@@ -237,21 +335,51 @@ func (p *Pipeline) flushCountersLoop() {
 
 func (p *Pipeline) flushCounters() {
 	p.cmu.Lock()
-	if len(p.counters) == 0 {
+	if len(p.counters) == 0 && len(p.violations) == 0 {
 		p.cmu.Unlock()
 		return
 	}
+	// Counts being written stay visible through PendingCounters until the
+	// write commits, so the figure shown never dips.
 	pending := p.counters
+	p.flushing = pending
 	p.counters = make(map[string]store.DeviceCounters)
+	viols := make([]store.ViolationCount, 0, len(p.violations))
+	for _, v := range p.violations {
+		viols = append(viols, *v)
+	}
+	p.violations = make(map[violationKey]*store.ViolationCount)
 	p.cmu.Unlock()
+
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := p.st.AddDeviceCounters(ctx, pending); err != nil {
-		p.log.Error("flush device counters", "devices", len(pending), "err", err)
+	err := p.st.AddDeviceCounters(ctx, pending)
+	p.cmu.Lock()
+	p.flushing = nil
+	if err != nil {
 		// Put them back so the counts are not lost.
-		p.cmu.Lock()
 		for id, c := range pending {
 			p.counters[id] = p.counters[id].Add(c)
+		}
+	}
+	p.cmu.Unlock()
+	if err != nil {
+		p.log.Error("flush device counters", "devices", len(pending), "err", err)
+	}
+	if len(viols) == 0 {
+		return
+	}
+	if err := p.st.AddViolations(ctx, viols); err != nil {
+		p.log.Error("flush manifest violations", "rows", len(viols), "err", err)
+		p.cmu.Lock()
+		for _, v := range viols {
+			k := violationKey{v.DeviceID, v.Stream, v.Field, v.Reason}
+			if cur := p.violations[k]; cur != nil {
+				cur.Count += v.Count
+			} else {
+				vv := v
+				p.violations[k] = &vv
+			}
 		}
 		p.cmu.Unlock()
 	}
@@ -261,11 +389,7 @@ func (p *Pipeline) flushCounters() {
 // the counters.
 func (p *Pipeline) Close() {
 	p.batcher.close()
-	select {
-	case <-p.stopC:
-	default:
-		close(p.stopC)
-	}
+	p.stopOnce.Do(func() { close(p.stopC) })
 	<-p.doneC
 }
 

@@ -186,10 +186,10 @@ func TestRefusedErrorCarriesNoPayload(t *testing.T) {
 	const secret = "s3cr3t-heartbeat-do-not-log"
 	p := checkOnly(t, Options{MaxPayloadBytes: 256})
 	payloads := [][]byte{
-		[]byte(`[{"pw":"` + secret + `"}]`),                             // not an object
-		[]byte(`{"pw":"` + secret + `"`),                               // truncated
-		[]byte(`{"pw":"` + secret + strings.Repeat("x", 300) + `"}`),   // too large
-		[]byte(secret),                                                 // not JSON at all
+		[]byte(`[{"pw":"` + secret + `"}]`),                          // not an object
+		[]byte(`{"pw":"` + secret + `"`),                             // truncated
+		[]byte(`{"pw":"` + secret + strings.Repeat("x", 300) + `"}`), // too large
+		[]byte(secret), // not JSON at all
 	}
 	for _, stream := range []string{"ok_stream", "Bad/Stream"} {
 		for _, payload := range payloads {
@@ -470,12 +470,12 @@ func TestMetrics(t *testing.T) {
 		submit("s", `{"ok":1}`)
 	}
 	submit("s", `{"x":"`+strings.Repeat("y", 40)+`"}`) // too large
-	submit("s", `[]`)                                 // not an object
-	submit("s", `{`)                                  // truncated
-	submit("S", `{}`)                                 // bad stream
-	submit("control", `{}`)                           // reserved stream
-	submit("a/b", `{}`)                               // bad stream
-	p.Refuse("dev-2", errors.New("something else"))   // not a RefusedError
+	submit("s", `[]`)                                  // not an object
+	submit("s", `{`)                                   // truncated
+	submit("S", `{}`)                                  // bad stream
+	submit("control", `{}`)                            // reserved stream
+	submit("a/b", `{}`)                                // bad stream
+	p.Refuse("dev-2", errors.New("something else"))    // not a RefusedError
 
 	want := map[string]float64{ReasonTooLarge: 1, ReasonNotJSON: 2, ReasonBadStream: 3, "other": 1, ReasonOverloaded: 0}
 	for reason, n := range want {

@@ -119,7 +119,32 @@ type Reading struct {
 	DeviceID string
 	Stream   string
 	Time     time.Time // when the hub accepted it (UTC)
-	Payload  []byte    // JSON document as received
+	Payload  []byte    // JSON document as stored (after manifest enforcement)
+	// ManifestVersion is the version of the device type's manifest in
+	// force when the reading was stored: what the owner was told about it.
+	ManifestVersion int
+}
+
+// ManifestRecord is one version of a device type's data manifest.
+type ManifestRecord struct {
+	DeviceType string
+	Version    int // assigned by the store: 1, 2, … per device type
+	Doc        []byte
+	// Draft manifests (imported, not yet confirmed by an owner) are kept
+	// but never enforced.
+	Draft     bool
+	CreatedAt time.Time
+}
+
+// ViolationCount tallies readings refused for breaking their manifest, by
+// device, stream, field and reason. It names where, never what.
+type ViolationCount struct {
+	DeviceID string
+	Stream   string
+	Field    string
+	Reason   string
+	Count    int64
+	LastAt   time.Time
 }
 
 // ReadingQuery selects readings of one device. Zero fields do not filter.
@@ -141,6 +166,9 @@ type Store interface {
 	// up the hub). It returns ErrConflict if any account already exists.
 	CreateFirstAccount(ctx context.Context, hh Household, acc Account) (Account, error)
 	CreateHousehold(ctx context.Context, hh Household) error
+	// CreateHouseholdWithOwner atomically creates a household and its
+	// owner's account (owner.HouseholdID is set to hh.ID).
+	CreateHouseholdWithOwner(ctx context.Context, hh Household, owner Account) error
 	Household(ctx context.Context, id string) (Household, error)
 	Households(ctx context.Context) ([]Household, error)
 
@@ -177,6 +205,20 @@ type Store interface {
 	AppendReadings(ctx context.Context, rs []Reading) error
 	Readings(ctx context.Context, q ReadingQuery) ([]Reading, error)
 	CountReadings(ctx context.Context, deviceID string) (int64, error)
+
+	// PutManifest stores a new version of a device type's manifest and
+	// returns it with its assigned version number.
+	PutManifest(ctx context.Context, rec ManifestRecord) (ManifestRecord, error)
+	// ManifestVersions lists every version of one device type's manifest,
+	// oldest first (ErrNotFound when there is none).
+	ManifestVersions(ctx context.Context, deviceType string) ([]ManifestRecord, error)
+	// Manifests lists every version of every manifest, by type then version.
+	Manifests(ctx context.Context) ([]ManifestRecord, error)
+
+	// AddViolations adds counts, creating rows as needed; LastAt keeps the
+	// latest time.
+	AddViolations(ctx context.Context, vs []ViolationCount) error
+	Violations(ctx context.Context, deviceID string) ([]ViolationCount, error)
 
 	// Ping reports whether the store can serve requests (for /readyz).
 	Ping(ctx context.Context) error

@@ -234,3 +234,16 @@ func (db *DB) DeleteAccount(ctx context.Context, id string) error {
 	}
 	return notFoundIfNone(res, "delete account", id)
 }
+
+// CreateHouseholdWithOwner creates a household and its first account in
+// one transaction: if the account cannot be created (its username was
+// taken meanwhile) no empty household is left behind.
+func (db *DB) CreateHouseholdWithOwner(ctx context.Context, hh store.Household, owner store.Account) error {
+	owner.HouseholdID = hh.ID
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := insertHousehold(ctx, tx, hh); err != nil {
+			return fmt.Errorf("create household: %w", err)
+		}
+		return insertAccount(ctx, tx, owner)
+	})
+}

@@ -34,7 +34,7 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	seqs := make([]int64, len(rs))
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx,
-			`INSERT INTO readings (device_id, stream, ts, payload) VALUES (?, ?, ?, ?)`)
+			`INSERT INTO readings (device_id, stream, ts, payload, manifest_version) VALUES (?, ?, ?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("append readings: prepare: %w", err)
 		}
@@ -54,7 +54,7 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			if payload == nil {
 				payload = []byte{} // the column is NOT NULL; nil would bind as NULL
 			}
-			res, err := stmt.ExecContext(ctx, r.DeviceID, r.Stream, ts, payload)
+			res, err := stmt.ExecContext(ctx, r.DeviceID, r.Stream, ts, payload, r.ManifestVersion)
 			if err != nil {
 				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
 			}
@@ -117,7 +117,7 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 	args = append(args, limit)
 
 	rows, err := db.readers.QueryContext(ctx,
-		`SELECT seq, device_id, stream, ts, payload FROM readings WHERE `+where.String()+` ORDER BY seq LIMIT ?`,
+		`SELECT seq, device_id, stream, ts, payload, manifest_version FROM readings WHERE `+where.String()+` ORDER BY seq LIMIT ?`,
 		args...)
 	if err != nil {
 		return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
@@ -129,7 +129,7 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 			r  store.Reading
 			ts int64
 		)
-		if err := rows.Scan(&r.Seq, &r.DeviceID, &r.Stream, &ts, &r.Payload); err != nil {
+		if err := rows.Scan(&r.Seq, &r.DeviceID, &r.Stream, &ts, &r.Payload, &r.ManifestVersion); err != nil {
 			return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
 		}
 		r.Time = decTime(ts)

@@ -83,6 +83,30 @@ var migrations = []migration{
 			`CREATE INDEX readings_device_seq ON readings (device_id, seq)`,
 		},
 	},
+	{
+		name: "manifests and violations",
+		stmts: []string{
+			`CREATE TABLE manifests (
+				device_type TEXT NOT NULL CHECK (device_type <> ''),
+				version     INTEGER NOT NULL CHECK (version > 0),
+				doc         BLOB NOT NULL,
+				draft       INTEGER NOT NULL DEFAULT 0,
+				created_at  INTEGER NOT NULL,
+				PRIMARY KEY (device_type, version)
+			) STRICT`,
+			// 0 marks readings stored before manifests existed.
+			`ALTER TABLE readings ADD COLUMN manifest_version INTEGER NOT NULL DEFAULT 0`,
+			`CREATE TABLE violations (
+				device_id TEXT NOT NULL,
+				stream    TEXT NOT NULL,
+				field     TEXT NOT NULL,
+				reason    TEXT NOT NULL,
+				count     INTEGER NOT NULL,
+				last_at   INTEGER NOT NULL,
+				PRIMARY KEY (device_id, stream, field, reason)
+			) STRICT`,
+		},
+	},
 }
 
 type migration struct {

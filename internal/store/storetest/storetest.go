@@ -76,6 +76,10 @@ var suite = []struct {
 	{"ReadingsRequireDevice", testReadingsRequireDevice},
 	{"CountReadings", testCountReadings},
 	{"ConcurrentAppend", testConcurrentAppend},
+	{"Manifests", testManifests},
+	{"Violations", testViolations},
+	{"ReadingKeepsManifestVersion", testReadingKeepsManifestVersion},
+	{"HouseholdWithOwner", testHouseholdWithOwner},
 }
 
 // base is a fixed instant; tests offset from it so expectations are

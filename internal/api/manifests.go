@@ -1,0 +1,219 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/manifest"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// maxManifest bounds a manifest document's size.
+const maxManifest = 1 << 20
+
+type manifestInfoJSON struct {
+	DeviceType string    `json:"device_type"`
+	Version    int       `json:"version"`
+	Draft      bool      `json:"draft"`
+	Title      string    `json:"title"`
+	Streams    []string  `json:"streams"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+func toManifestInfo(e *catalog.Entry) manifestInfoJSON {
+	return manifestInfoJSON{DeviceType: e.Manifest.DeviceType, Version: e.Version, Draft: e.Draft,
+		Title: e.Manifest.Title, Streams: e.Manifest.StreamNames(), CreatedAt: e.CreatedAt}
+}
+
+// listManifests lists the manifest in force for every device type.
+func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, p principal) {
+	out := []manifestInfoJSON{}
+	for _, typ := range s.cfg.Catalog.Types() {
+		e, err := s.cfg.Catalog.Current(typ)
+		if err != nil {
+			continue
+		}
+		out = append(out, toManifestInfo(e))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"manifests": out})
+}
+
+func readManifest(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" && ct != "application/td+json" && ct != "application/ld+json" {
+		return nil, badRequest("Content-Type must be application/json or application/td+json, not %q", ct)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxManifest))
+	if err != nil {
+		return nil, badRequest("body: %v", err)
+	}
+	return b, nil
+}
+
+// putManifest stores a new manifest version. Manifests apply hub-wide, so
+// only the admin (or the local operator) may change them.
+func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, p principal) {
+	if !p.admin() {
+		s.fail(w, r, identity.ErrForbidden)
+		return
+	}
+	doc, err := readManifest(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	e, err := s.cfg.Catalog.Put(r.Context(), doc)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("manifest stored", "type", e.Manifest.DeviceType, "version", e.Version, "draft", e.Draft)
+	writeJSON(w, http.StatusCreated, map[string]any{"manifest": toManifestInfo(e)})
+}
+
+// validateManifest checks a document without storing it, for makers.
+func (s *Server) validateManifest(w http.ResponseWriter, r *http.Request, p principal) {
+	doc, err := readManifest(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	m, err := manifest.Parse("manifest", doc)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"valid": true, "device_type": m.DeviceType, "streams": m.StreamNames(), "draft": m.Draft})
+}
+
+// getManifest serves a manifest document exactly as stored: the version
+// in force, or ?version=N.
+func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, p principal) {
+	typ := r.PathValue("type")
+	var e *catalog.Entry
+	var err error
+	if v := r.URL.Query().Get("version"); v != "" {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 1 {
+			s.fail(w, r, badRequest("version: %q is not a positive integer", v))
+			return
+		}
+		e, err = s.cfg.Catalog.Version(r.Context(), typ, n)
+	} else {
+		e, err = s.cfg.Catalog.Current(typ)
+		if errors.Is(err, catalog.ErrNoManifest) {
+			err = fmt.Errorf("%w: %w", store.ErrNotFound, err)
+		}
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/td+json")
+	w.Header().Set("X-Candor-Manifest-Version", strconv.Itoa(e.Version))
+	_, _ = w.Write(e.Manifest.Raw)
+}
+
+func (s *Server) manifestVersions(w http.ResponseWriter, r *http.Request, p principal) {
+	vs, err := s.cfg.Catalog.Versions(r.Context(), r.PathValue("type"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]manifestInfoJSON, 0, len(vs))
+	for _, e := range vs {
+		out = append(out, toManifestInfo(e))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"versions": out})
+}
+
+func (s *Server) confirmManifest(w http.ResponseWriter, r *http.Request, p principal) {
+	if !p.admin() {
+		s.fail(w, r, identity.ErrForbidden)
+		return
+	}
+	n, err := strconv.Atoi(r.PathValue("version"))
+	if err != nil || n < 1 {
+		s.fail(w, r, badRequest("version: %q is not a positive integer", r.PathValue("version")))
+		return
+	}
+	e, err := s.cfg.Catalog.Confirm(r.Context(), r.PathValue("type"), n)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			var ve *manifest.ValidationError
+			if !errors.As(err, &ve) {
+				err = badRequest("%v", err)
+			}
+		}
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"manifest": toManifestInfo(e)})
+}
+
+// deviceManifest serves the manifest in force for a device.
+func (s *Server) deviceManifest(w http.ResponseWriter, r *http.Request, p principal) {
+	d, err := s.device(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	e, err := s.cfg.Catalog.Current(d.Type)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/td+json")
+	w.Header().Set("X-Candor-Manifest-Version", strconv.Itoa(e.Version))
+	_, _ = w.Write(e.Manifest.Raw)
+}
+
+type violationJSON struct {
+	Stream string    `json:"stream"`
+	Field  string    `json:"field,omitempty"`
+	Reason string    `json:"reason"`
+	Count  int64     `json:"count"`
+	LastAt time.Time `json:"last_at"`
+}
+
+// violations lists where a device broke its manifest: stream, field and
+// reason with counts, never the values it sent.
+func (s *Server) violations(w http.ResponseWriter, r *http.Request, p principal) {
+	d, err := s.device(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	stored, err := s.st.Violations(r.Context(), d.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	type key struct{ stream, field, reason string }
+	merged := map[key]*violationJSON{}
+	for _, v := range append(stored, s.cfg.Ingest.PendingViolations(d.ID)...) {
+		k := key{v.Stream, v.Field, v.Reason}
+		m := merged[k]
+		if m == nil {
+			m = &violationJSON{Stream: v.Stream, Field: v.Field, Reason: v.Reason}
+			merged[k] = m
+		}
+		m.Count += v.Count
+		if v.LastAt.After(m.LastAt) {
+			m.LastAt = v.LastAt
+		}
+	}
+	out := make([]violationJSON, 0, len(merged))
+	for _, v := range merged {
+		out = append(out, *v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LastAt.After(out[j].LastAt) })
+	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "violations": out})
+}
+

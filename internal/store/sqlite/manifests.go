@@ -1,0 +1,145 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// PutManifest stores the next version of a device type's manifest. The
+// version is read and written in one write transaction, so concurrent
+// writers cannot both get the same number.
+func (db *DB) PutManifest(ctx context.Context, rec store.ManifestRecord) (store.ManifestRecord, error) {
+	if rec.DeviceType == "" {
+		return store.ManifestRecord{}, errors.New("put manifest: empty device type")
+	}
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = time.Now().UTC()
+	}
+	created, err := encTime(rec.CreatedAt)
+	if err != nil {
+		return store.ManifestRecord{}, fmt.Errorf("put manifest %q: %w", rec.DeviceType, err)
+	}
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		var last sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT max(version) FROM manifests WHERE device_type = ?`, rec.DeviceType).Scan(&last); err != nil {
+			return err
+		}
+		rec.Version = int(last.Int64) + 1
+		_, err := tx.ExecContext(ctx, `INSERT INTO manifests (device_type, version, doc, draft, created_at) VALUES (?, ?, ?, ?, ?)`,
+			rec.DeviceType, rec.Version, rec.Doc, boolInt(rec.Draft), created)
+		return err
+	})
+	if err != nil {
+		return store.ManifestRecord{}, fmt.Errorf("put manifest %q: %w", rec.DeviceType, err)
+	}
+	return rec, nil
+}
+
+// ManifestVersions lists one device type's manifest versions, oldest first.
+func (db *DB) ManifestVersions(ctx context.Context, deviceType string) ([]store.ManifestRecord, error) {
+	out, err := db.queryManifests(ctx, `WHERE device_type = ?`, deviceType)
+	if err != nil {
+		return nil, fmt.Errorf("manifest versions of %q: %w", deviceType, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("manifest of %q: %w", deviceType, store.ErrNotFound)
+	}
+	return out, nil
+}
+
+// Manifests lists every stored manifest version.
+func (db *DB) Manifests(ctx context.Context) ([]store.ManifestRecord, error) {
+	out, err := db.queryManifests(ctx, ``)
+	if err != nil {
+		return nil, fmt.Errorf("list manifests: %w", err)
+	}
+	return out, nil
+}
+
+func (db *DB) queryManifests(ctx context.Context, where string, args ...any) ([]store.ManifestRecord, error) {
+	rows, err := db.readers.QueryContext(ctx,
+		`SELECT device_type, version, doc, draft, created_at FROM manifests `+where+` ORDER BY device_type, version`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.ManifestRecord
+	for rows.Next() {
+		var (
+			r       store.ManifestRecord
+			draft   int
+			created int64
+		)
+		if err := rows.Scan(&r.DeviceType, &r.Version, &r.Doc, &draft, &created); err != nil {
+			return nil, err
+		}
+		r.Draft = draft != 0
+		r.CreatedAt = decTime(created)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// AddViolations adds violation counts in one transaction.
+func (db *DB) AddViolations(ctx context.Context, vs []store.ViolationCount) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO violations (device_id, stream, field, reason, count, last_at)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (device_id, stream, field, reason)
+			DO UPDATE SET count = count + excluded.count, last_at = max(last_at, excluded.last_at)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, v := range vs {
+			at, err := encTime(v.LastAt)
+			if err != nil {
+				return err
+			}
+			if _, err := stmt.ExecContext(ctx, v.DeviceID, v.Stream, v.Field, v.Reason, v.Count, at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add violations: %w", err)
+	}
+	return nil
+}
+
+// Violations lists a device's violation counts, most recent first.
+func (db *DB) Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error) {
+	rows, err := db.readers.QueryContext(ctx, `SELECT device_id, stream, field, reason, count, last_at
+		FROM violations WHERE device_id = ? ORDER BY last_at DESC, stream, field, reason`, deviceID)
+	if err != nil {
+		return nil, fmt.Errorf("violations of device %q: %w", deviceID, err)
+	}
+	defer rows.Close()
+	var out []store.ViolationCount
+	for rows.Next() {
+		var v store.ViolationCount
+		var at int64
+		if err := rows.Scan(&v.DeviceID, &v.Stream, &v.Field, &v.Reason, &v.Count, &at); err != nil {
+			return nil, fmt.Errorf("violations of device %q: %w", deviceID, err)
+		}
+		v.LastAt = decTime(at)
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,124 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/candor-iot/candor/internal/store"
+)
+
+func testManifests(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if _, err := s.ManifestVersions(ctx, "thermostat"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("versions of an unknown type: %v, want ErrNotFound", err)
+	}
+	r1, err := s.PutManifest(ctx, store.ManifestRecord{DeviceType: "thermostat", Doc: []byte(`{"v":1}`), CreatedAt: base})
+	if err != nil || r1.Version != 1 {
+		t.Fatalf("first version: %+v %v", r1, err)
+	}
+	r2, err := s.PutManifest(ctx, store.ManifestRecord{DeviceType: "thermostat", Doc: []byte(`{"v":2}`), Draft: true, CreatedAt: base.Add(1)})
+	if err != nil || r2.Version != 2 {
+		t.Fatalf("second version: %+v %v", r2, err)
+	}
+	if _, err := s.PutManifest(ctx, store.ManifestRecord{DeviceType: "wearable", Doc: []byte(`{}`), CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := s.ManifestVersions(ctx, "thermostat")
+	if err != nil || len(vs) != 2 || string(vs[1].Doc) != `{"v":2}` || !vs[1].Draft || vs[0].Draft {
+		t.Fatalf("versions: %+v %v", vs, err)
+	}
+	all, err := s.Manifests(ctx)
+	if err != nil || len(all) != 3 || all[2].DeviceType != "wearable" {
+		t.Fatalf("all manifests: %+v %v", all, err)
+	}
+	// Concurrent writers never share a version number.
+	var wg sync.WaitGroup
+	seen := make(chan int, 10)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := s.PutManifest(ctx, store.ManifestRecord{DeviceType: "meter", Doc: []byte(`{}`), CreatedAt: base})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			seen <- r.Version
+		}()
+	}
+	wg.Wait()
+	close(seen)
+	got := map[int]bool{}
+	for v := range seen {
+		if got[v] {
+			t.Errorf("version %d handed out twice", v)
+		}
+		got[v] = true
+	}
+}
+
+func testViolations(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	add := []store.ViolationCount{
+		{DeviceID: "dev_a", Stream: "temperature", Field: "wifi", Reason: "undeclared_field", Count: 2, LastAt: base},
+		{DeviceID: "dev_a", Stream: "location", Reason: "undeclared_stream", Count: 1, LastAt: base.Add(5)},
+		{DeviceID: "dev_b", Stream: "x", Reason: "undeclared_stream", Count: 7, LastAt: base},
+	}
+	if err := s.AddViolations(ctx, add); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddViolations(ctx, add[:1]); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := s.Violations(ctx, "dev_a")
+	if err != nil || len(vs) != 2 {
+		t.Fatalf("violations: %+v %v", vs, err)
+	}
+	for _, v := range vs {
+		if v.Field == "wifi" && v.Count != 4 {
+			t.Errorf("wifi count %d, want 4", v.Count)
+		}
+		if v.DeviceID != "dev_a" {
+			t.Errorf("another device's violation listed: %+v", v)
+		}
+	}
+	if vs[0].Stream != "location" {
+		t.Errorf("most recent first: got %+v", vs[0])
+	}
+}
+
+func testReadingKeepsManifestVersion(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	rs := []store.Reading{{DeviceID: "dev_a", Stream: "t", Time: base, Payload: []byte(`{}`), ManifestVersion: 3}}
+	if err := s.AppendReadings(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Readings(ctx, store.ReadingQuery{DeviceID: "dev_a"})
+	if err != nil || len(got) != 1 || got[0].ManifestVersion != 3 {
+		t.Fatalf("readings: %+v %v", got, err)
+	}
+}
+
+func testHouseholdWithOwner(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	hh := store.Household{ID: "hh_x", Name: "Flat", CreatedAt: base}
+	owner := store.Account{ID: "acc_x", Username: "sam", PasswordHash: "h", Role: store.RoleOwner, CreatedAt: base}
+	if err := s.CreateHouseholdWithOwner(ctx, hh, owner); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.AccountByUsername(ctx, "sam")
+	if err != nil || got.HouseholdID != "hh_x" {
+		t.Fatalf("owner: %+v %v", got, err)
+	}
+	// A taken username leaves no household behind.
+	err = s.CreateHouseholdWithOwner(ctx, store.Household{ID: "hh_y", Name: "Other", CreatedAt: base},
+		store.Account{ID: "acc_y", Username: "sam", PasswordHash: "h", Role: store.RoleOwner, CreatedAt: base})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("taken username: %v, want ErrConflict", err)
+	}
+	if _, err := s.Household(ctx, "hh_y"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("household of the failed call exists: %v", err)
+	}
+}
