@@ -216,4 +216,3 @@ func (s *Server) violations(w http.ResponseWriter, r *http.Request, p principal)
 	sort.Slice(out, func(i, j int) bool { return out[i].LastAt.After(out[j].LastAt) })
 	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "violations": out})
 }
-

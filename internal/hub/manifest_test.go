@@ -43,9 +43,9 @@ func TestManifestIsEnforced(t *testing.T) {
 	}
 	refusals := []struct{ stream, payload string }{
 		{"temperature", `{"celsius": 21.5, "wifi_password": "hunter2hunter2"}`}, // undeclared field
-		{"location", `{"lat": 52.1}`},                                            // undeclared stream
-		{"temperature", `{"celsius": 480}`},                                      // outside the declared range
-		{"heating", `{"on": "sometimes"}`},                                       // wrong type
+		{"location", `{"lat": 52.1}`},                                           // undeclared stream
+		{"temperature", `{"celsius": 480}`},                                     // outside the declared range
+		{"heating", `{"on": "sometimes"}`},                                      // wrong type
 	}
 	for _, r := range refusals {
 		if rc := pub(r.stream, r.payload); rc < 0x80 {
