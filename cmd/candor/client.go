@@ -34,6 +34,18 @@ func newLocal(dir string) *local {
 	}}
 }
 
+// raw sends a GET-like request and returns the body as text.
+func (l *local) raw(method, path string) (string, error) {
+	var text rawText
+	if err := l.do(method, path, nil, &text); err != nil {
+		return "", err
+	}
+	return string(text), nil
+}
+
+// rawText receives a non-JSON answer body as is.
+type rawText []byte
+
 // do sends a request and decodes a JSON answer into out; problem+json
 // answers become errors carrying their detail.
 func (l *local) do(method, path string, in, out any) error {
@@ -73,6 +85,10 @@ func (l *local) do(method, path string, in, out any) error {
 			return errors.New(p.Detail)
 		}
 		return fmt.Errorf("hub answered %s", resp.Status)
+	}
+	if rt, ok := out.(*rawText); ok {
+		*rt = append((*rt)[:0], b...)
+		return nil
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

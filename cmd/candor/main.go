@@ -9,7 +9,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
+
+// timeNow is the clock labels are written against (support end dates).
+var timeNow = time.Now
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
@@ -25,6 +29,7 @@ func commands() []command {
 		{"serve", "run the hub (MQTT broker, HTTP API, embedded storage)", runServe},
 		{"device", "add, list, rotate or revoke devices (add|list|rotate|revoke)", runDevice},
 		{"readings", "show a device's stored readings", runReadings},
+		{"explain", "print a device's privacy and security label in plain language", runExplain},
 		{"simulate", "run simulated devices against a hub over MQTT", runSimulate},
 		{"bench", "benchmark Candor against Mosquitto side by side (issue #7)", runBench},
 		{"version", "print the version", func([]string) error { fmt.Println("candor", version); return nil }},

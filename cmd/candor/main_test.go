@@ -50,6 +50,21 @@ func run(t *testing.T, stdin string, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
+func TestExplainManifestFile(t *testing.T) {
+	out, stderr, code := run(t, "", "explain", "--file", "../../internal/manifest/templates/wearable.json")
+	if code != 0 || !strings.Contains(out, "Heart rate") || !strings.Contains(out, "In detail") {
+		t.Errorf("explain --file: exit %d %q %s", code, out, stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"title": "x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = run(t, "", "explain", "--file", bad)
+	if code != 1 || !strings.Contains(stderr, "bad.json") {
+		t.Errorf("explain of an invalid manifest: exit %d %q", code, stderr)
+	}
+}
+
 func TestCLIErrorsAreOneLine(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -156,6 +171,10 @@ func TestServeAndManage(t *testing.T) {
 	out, stderr, code = run(t, "", "readings", id, "--data", dir)
 	if code != 0 || !strings.Contains(out, `{"celsius":19.5}`) || !strings.Contains(out, "temperature") {
 		t.Errorf("readings: exit %d out %q err %q", code, out, stderr)
+	}
+	out, stderr, code = run(t, "", "explain", id, "--data", dir)
+	if code != 0 || !strings.Contains(out, "privacy and security label") || !strings.Contains(out, "Security updates") {
+		t.Errorf("explain: exit %d %q %s", code, out, stderr)
 	}
 	out, _, code = run(t, "", "device", "list", "--data", dir)
 	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "connected") {

@@ -128,6 +128,8 @@ func (s *Server) routes() {
 
 	m.HandleFunc("GET /api/v1/devices/{id}/violations", s.authed(s.violations))
 	m.HandleFunc("GET /api/v1/devices/{id}/manifest", s.authed(s.deviceManifest))
+	m.HandleFunc("GET /api/v1/devices/{id}/label", s.authed(s.deviceLabel))
+	m.HandleFunc("GET /api/v1/manifests/{type}/label", s.authed(s.manifestLabel))
 
 	m.HandleFunc("GET /api/v1/manifests", s.authed(s.listManifests))
 	m.HandleFunc("POST /api/v1/manifests", s.authed(s.putManifest))

@@ -216,3 +216,47 @@ func (s *Server) violations(w http.ResponseWriter, r *http.Request, p principal)
 	sort.Slice(out, func(i, j int) bool { return out[i].LastAt.After(out[j].LastAt) })
 	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "violations": out})
 }
+
+// writeLabel answers with the two-layer plain-language label: JSON by
+// default, text/plain or text/markdown when asked for with ?format=.
+func writeLabel(w http.ResponseWriter, r *http.Request, e *catalog.Entry) {
+	l := manifest.Explain(e.Manifest, time.Now())
+	switch r.URL.Query().Get("format") {
+	case "text":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, l.Text())
+	case "markdown":
+		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+		_, _ = io.WriteString(w, l.Markdown())
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"manifest_version": e.Version, "label": l})
+	}
+}
+
+func (s *Server) deviceLabel(w http.ResponseWriter, r *http.Request, p principal) {
+	d, err := s.device(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	e, err := s.cfg.Catalog.Current(d.Type)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeLabel(w, r, e)
+}
+
+// manifestLabel lets a person read a device type's label before adding
+// such a device.
+func (s *Server) manifestLabel(w http.ResponseWriter, r *http.Request, p principal) {
+	e, err := s.cfg.Catalog.Current(r.PathValue("type"))
+	if err != nil {
+		if errors.Is(err, catalog.ErrNoManifest) {
+			err = fmt.Errorf("%w: %w", store.ErrNotFound, err)
+		}
+		s.fail(w, r, err)
+		return
+	}
+	writeLabel(w, r, e)
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/candor-iot/candor/internal/bench"
+)
+
+// runBench parses the bench flags and hands over to bench.Run. Only the
+// flags given are passed on, so bench applies its own defaults (which
+// differ with --quick).
+func runBench(args []string) error {
+	fs := newFlags("candor bench", "candor bench [--quick] [--devices N] [--duration D] [--json FILE] [--mosquitto PATH|off] [--ref-addr HOST:PORT]")
+	devices := fs.Int("devices", bench.DefaultDevices, "simulated devices publishing at once (--quick: 10)")
+	duration := fs.Duration("duration", bench.DefaultDuration, "length of each load phase (--quick: 1s)")
+	window := fs.Int("window", bench.DefaultWindow, "unacknowledged QoS 1 messages per connection")
+	payload := fs.Int("payload-bytes", bench.DefaultPayloadBytes, "size of each JSON reading in bytes")
+	idle := fs.Int("idle-conns", bench.DefaultIdleConns, "idle connections for the connection-scale phase, -1 to skip (--quick: 100)")
+	rate := fs.Float64("rate", bench.DefaultRate, "total msg/s of the paced QoS 1 latency phase, -1 to skip (--quick: 1000)")
+	quick := fs.Bool("quick", false, "a run of a few seconds for CI: checks completion and that Candor stored what it acknowledged")
+	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
+	mosq := fs.String("mosquitto", bench.DefaultMosquitto, "Mosquitto binary to start as the reference broker on a free loopback port, or off")
+	refAddr := fs.String("ref-addr", "", "use a reference broker already running at this loopback host:port instead of starting Mosquitto")
+	only := fs.String("only", "", "run only one side: candor or reference")
+	keep := fs.Bool("keep-data", false, "keep the hub's data directory after the run")
+	var hubFlags []string
+	fs.Func("hub-flag", "extra flag for the hub's serve command, such as --hub-flag=--batch-max-wait=1ms (repeatable)", func(s string) error {
+		hubFlags = append(hubFlags, s)
+		return nil
+	})
+	cpuprofile := fs.String("cpuprofile", "", "")
+	// --cpuprofile is hidden: it is passed to the hub only if the hub
+	// supports it, which it does not yet.
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: candor bench [flags]\n\nRuns the same MQTT load against Candor (a subprocess with its full policy path and\ndurable storage) and against Mosquitto, and prints both figures and their ratio.\n\nFlags:\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			if f.Name == "cpuprofile" {
+				return
+			}
+			arg, usage := flag.UnquoteUsage(f)
+			def := ""
+			if f.DefValue != "" && f.DefValue != "false" {
+				def = " (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(fs.Output(), "  --%s %s\n    \t%s%s\n", f.Name, arg, usage, def)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q; see --help", fs.Args())
+	}
+	o := bench.Options{
+		Quick: *quick, JSONPath: *jsonPath, Mosquitto: *mosq, RefAddr: *refAddr,
+		Only: *only, KeepData: *keep, CPUProfile: *cpuprofile, HubFlags: hubFlags,
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "devices":
+			o.Devices = *devices
+		case "duration":
+			o.Duration = *duration
+		case "window":
+			o.Window = *window
+		case "payload-bytes":
+			o.PayloadBytes = *payload
+		case "idle-conns":
+			o.IdleConns = *idle
+		case "rate":
+			o.Rate = *rate
+		}
+	})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	_, err := bench.Run(ctx, o)
+	fmt.Fprintf(os.Stderr, "bench: finished in %s\n", time.Since(start).Round(time.Second))
+	return err
+}

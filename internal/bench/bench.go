@@ -1,0 +1,426 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// keepAlive is the keep-alive the bench's clients announce, in seconds. The
+// lean client sends no PINGREQ, so it is longer than any bounded run.
+const keepAlive = 900
+
+// Defaults and bounds of a run.
+const (
+	DefaultDevices      = 100
+	DefaultDuration     = 10 * time.Second
+	DefaultWindow       = 16
+	DefaultPayloadBytes = 100
+	DefaultIdleConns    = 2000
+	DefaultRate         = 10000
+
+	maxDevices   = 5000
+	maxIdleConns = 20000
+	maxDuration  = 5 * time.Minute
+	minDuration  = 200 * time.Millisecond
+	maxPayload   = 64 << 10
+	maxRate      = 1e6
+	drainTimeout = 30 * time.Second
+)
+
+// Options configure a run. Zero values take the defaults (the --quick
+// defaults when Quick is set).
+type Options struct {
+	Devices      int           // publishing devices (default 100; quick 10)
+	Duration     time.Duration // of each load phase (default 10s; quick 1s)
+	Window       int           // unacknowledged QoS 1 messages per connection (default 16)
+	PayloadBytes int           // size of each JSON reading (default 100)
+	IdleConns    int           // idle connections for the connection-scale phase (default 2000; quick 100); <0 skips it
+	Rate         float64       // msg/s of the paced QoS 1 latency phase (default 10000; quick 1000); <0 skips it
+	Quick        bool          // a few seconds, for CI: checks completion and stored == acknowledged
+
+	// Only limits the run to "candor" or "reference"; empty runs both.
+	Only string
+	// HubArgv runs Candor's server: the program and the arguments before
+	// the serve flags. Default: this executable with "serve".
+	HubArgv []string
+	// HubEnv is added to the hub's environment.
+	HubEnv []string
+	// HubFlags are extra flags for the hub's serve command, for
+	// experiments such as --batch-max-wait=1ms.
+	HubFlags []string
+	// Mosquitto is the broker binary to start as the reference (default
+	// /usr/sbin/mosquitto); "off" skips the reference side.
+	Mosquitto string
+	// RefAddr, if set, is a reference broker already running on a
+	// loopback address; no Mosquitto is started, and its CPU and memory
+	// are not measured.
+	RefAddr string
+	// CPUProfile asks the hub subprocess to write a CPU profile there, if
+	// the hub has a --cpuprofile flag.
+	CPUProfile string
+	// KeepData keeps the hub's data directory after the run.
+	KeepData bool
+
+	JSONPath string    // also write the report as JSON here
+	Out      io.Writer // the table (default os.Stdout)
+	Progress io.Writer // progress lines (default os.Stderr)
+}
+
+func (o *Options) normalize() error {
+	def := func(v *int, normal, quick int) {
+		if *v == 0 {
+			*v = normal
+			if o.Quick {
+				*v = quick
+			}
+		}
+	}
+	def(&o.Devices, DefaultDevices, 10)
+	def(&o.Window, DefaultWindow, DefaultWindow)
+	def(&o.PayloadBytes, DefaultPayloadBytes, DefaultPayloadBytes)
+	def(&o.IdleConns, DefaultIdleConns, 100)
+	if o.Duration == 0 {
+		o.Duration = DefaultDuration
+		if o.Quick {
+			o.Duration = time.Second
+		}
+	}
+	if o.Rate == 0 {
+		o.Rate = DefaultRate
+		if o.Quick {
+			o.Rate = 1000
+		}
+	}
+	var errs []error
+	if o.Devices < 1 || o.Devices > maxDevices {
+		errs = append(errs, fmt.Errorf("devices: %d is outside 1..%d", o.Devices, maxDevices))
+	}
+	if o.Duration < minDuration || o.Duration > maxDuration {
+		errs = append(errs, fmt.Errorf("duration: %s is outside %s..%s", o.Duration, minDuration, maxDuration))
+	}
+	if o.Window < 1 || o.Window > MaxWindow {
+		errs = append(errs, fmt.Errorf("window: %d is outside 1..%d", o.Window, MaxWindow))
+	}
+	if o.PayloadBytes < MinPayloadBytes || o.PayloadBytes > maxPayload {
+		errs = append(errs, fmt.Errorf("payload-bytes: %d is outside %d..%d", o.PayloadBytes, MinPayloadBytes, maxPayload))
+	}
+	if o.IdleConns > maxIdleConns {
+		errs = append(errs, fmt.Errorf("idle-conns: %d is above %d", o.IdleConns, maxIdleConns))
+	}
+	if o.Rate > maxRate {
+		errs = append(errs, fmt.Errorf("rate: %g is above %g", o.Rate, maxRate))
+	}
+	switch o.Only {
+	case "", "candor", "reference":
+	default:
+		errs = append(errs, fmt.Errorf("only: %q is not candor or reference", o.Only))
+	}
+	if o.RefAddr != "" && !isLoopback(o.RefAddr) {
+		errs = append(errs, fmt.Errorf("ref-addr: %q is not a loopback host:port; the benchmark only sends load to this machine", o.RefAddr))
+	}
+	if o.Mosquitto == "" {
+		o.Mosquitto = DefaultMosquitto
+	}
+	if len(o.HubArgv) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("find the candor executable to run the hub: %w", err))
+		}
+		o.HubArgv = []string{exe, "serve"}
+	}
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	if o.Progress == nil {
+		o.Progress = os.Stderr
+	}
+	return errors.Join(errs...)
+}
+
+// Report is the outcome of a run; it is also the JSON document.
+type Report struct {
+	Schema            int       `json:"schema"`
+	StartedAt         time.Time `json:"started_at"`
+	Machine           Machine   `json:"machine"`
+	Settings          Settings  `json:"settings"`
+	Candor            *Side     `json:"candor,omitempty"`
+	Reference         *Side     `json:"reference,omitempty"`
+	Rows              []Row     `json:"rows"`
+	NotYetImplemented []string  `json:"not_yet_implemented"`
+	Notes             []string  `json:"notes"`
+	Errors            []string  `json:"errors,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUs      int     `json:"cpus"`
+	MemoryGiB float64 `json:"memory_gib"`
+	GoVersion string  `json:"go_version"`
+	OSArch    string  `json:"os_arch"`
+	Kernel    string  `json:"kernel"`
+	Mosquitto string  `json:"mosquitto,omitempty"`
+}
+
+// Settings are the run's resolved options.
+type Settings struct {
+	Devices         int     `json:"devices"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	Window          int     `json:"window"`
+	PayloadBytes    int     `json:"payload_bytes"`
+	IdleConns       int     `json:"idle_conns"`
+	Rate            float64 `json:"paced_rate"`
+	Quick           bool    `json:"quick"`
+}
+
+// Side is one broker's results.
+type Side struct {
+	Name    string `json:"name"`
+	Addr    string `json:"addr,omitempty"`
+	Sink    string `json:"sink"`
+	Skipped string `json:"skipped,omitempty"`
+	// FirstConnectsPerSec is the rate of each device's first connection,
+	// which runs the hub's argon2id verification (Candor only).
+	FirstConnectsPerSec float64  `json:"first_connects_per_sec,omitempty"`
+	HubFlags            []string `json:"hub_flags,omitempty"`
+	// Manifest is true when the hub enforces data manifests and the
+	// bench's readings were checked against the bench device manifest.
+	Manifest bool         `json:"manifest_enforced,omitempty"`
+	Idle     *IdleResult  `json:"idle,omitempty"`
+	QoS1     *PhaseResult `json:"qos1,omitempty"`
+	QoS0     *PhaseResult `json:"qos0,omitempty"`
+	Paced    *PhaseResult `json:"qos1_paced,omitempty"`
+	Error    string       `json:"error,omitempty"`
+}
+
+// PhaseResult is one load phase on one broker.
+type PhaseResult struct {
+	QoS            int     `json:"qos"`
+	Clients        int     `json:"clients"`
+	PacedRate      float64 `json:"paced_rate,omitempty"`
+	LoadSeconds    float64 `json:"load_seconds"`    // start → last publish sent
+	ElapsedSeconds float64 `json:"elapsed_seconds"` // start → last PUBACK (QoS 1) or last flush (QoS 0)
+	Sent           int64   `json:"sent"`
+	Acked          int64   `json:"acked,omitempty"`
+	SentPerSec     float64 `json:"sent_per_sec"`
+	AckedPerSec    float64 `json:"acked_per_sec,omitempty"`
+	// Stored is, for Candor, readings committed to its store (the hub's
+	// accepted counter during the run; checked row by row afterwards);
+	// for the reference broker, messages delivered to the sink subscriber.
+	Stored        int64   `json:"stored"`
+	StoredSeconds float64 `json:"stored_seconds"` // start → last stored/delivered
+	StoredPerSec  float64 `json:"stored_per_sec"`
+	// StoredVerified is set for Candor once the store was read back
+	// after the run: rows per device equal acknowledgements (QoS 1) or
+	// messages sent (QoS 0).
+	StoredVerified *bool `json:"stored_verified,omitempty"`
+	StoredReadBack int64 `json:"stored_read_back,omitempty"`
+	Refused        int64 `json:"refused,omitempty"`
+
+	AckP50Ms float64 `json:"puback_p50_ms,omitempty"`
+	AckP99Ms float64 `json:"puback_p99_ms,omitempty"`
+	AckMaxMs float64 `json:"puback_max_ms,omitempty"`
+	// SinkP50Ms etc. are, for Candor, publish → accepted by the policy
+	// path (the stored row's timestamp minus the send time in the
+	// payload); for the reference broker, publish → delivered to the sink.
+	SinkP50Ms float64 `json:"sink_p50_ms,omitempty"`
+	SinkP99Ms float64 `json:"sink_p99_ms,omitempty"`
+	SinkMaxMs float64 `json:"sink_max_ms,omitempty"`
+
+	RowsPerBatch float64 `json:"rows_per_batch,omitempty"`
+	CommitMeanMs float64 `json:"commit_mean_ms,omitempty"`
+
+	BrokerCPUSeconds float64 `json:"broker_cpu_seconds,omitempty"`
+	BrokerCPUPercent float64 `json:"broker_cpu_percent,omitempty"` // of one core, over the phase
+	CPUMicrosPerMsg  float64 `json:"broker_cpu_us_per_msg,omitempty"`
+	PeakRSSMiB       float64 `json:"broker_peak_rss_mib,omitempty"`
+	PeakRSSIsPhase   bool    `json:"broker_peak_rss_is_phase,omitempty"` // false: peak since the broker started
+	LoadGenCPU       float64 `json:"loadgen_cpu_seconds"`
+
+	accepted int64 // messages the broker took: acked (QoS 1) or sent (QoS 0)
+}
+
+// ErrNotVerified is wrapped by Run's error when Candor's store does not
+// hold exactly the readings it acknowledged.
+var ErrNotVerified = errors.New("stored readings do not match acknowledged readings")
+
+// Run runs the benchmark, prints the table to o.Out (and the JSON to
+// o.JSONPath) and returns the report. The error is non-nil if a side
+// failed or Candor's stored count did not match what it acknowledged;
+// the report is printed in either case.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if err := o.normalize(); err != nil {
+		return nil, fmt.Errorf("bench options: %w", err)
+	}
+	if _, err := raiseFileLimit(); err != nil && o.IdleConns > 500 {
+		fmt.Fprintf(o.Progress, "bench: %v; the connection-scale phase may hit it\n", err)
+	}
+	rep := &Report{
+		Schema:    1,
+		StartedAt: time.Now().UTC(),
+		Machine:   machine(o),
+		Settings: Settings{
+			Devices: o.Devices, DurationSeconds: o.Duration.Seconds(), Window: o.Window,
+			PayloadBytes: o.PayloadBytes, IdleConns: max(o.IdleConns, 0), Rate: max(o.Rate, 0), Quick: o.Quick,
+		},
+		NotYetImplemented: append([]string(nil), notYetImplemented...),
+	}
+	var errs []error
+	if o.Only != "reference" {
+		side, err := runCandor(ctx, o)
+		rep.Candor = side
+		if err != nil {
+			errs = append(errs, fmt.Errorf("candor: %w", err))
+		}
+	}
+	if o.Only != "candor" {
+		side, err := runReference(ctx, o)
+		rep.Reference = side
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reference: %w", err))
+		}
+	}
+	if rep.Candor != nil && rep.Candor.Error == "" && !rep.Candor.Manifest {
+		rep.NotYetImplemented = append(rep.NotYetImplemented, manifestNotYet)
+	}
+	for _, err := range errs {
+		rep.Errors = append(rep.Errors, oneLine(err))
+	}
+	rep.Rows = rows(rep)
+	rep.Notes = notes(rep)
+	if err := writeTable(o.Out, rep); err != nil {
+		errs = append(errs, fmt.Errorf("print report: %w", err))
+	}
+	if o.JSONPath != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err == nil {
+			err = os.WriteFile(o.JSONPath, append(b, '\n'), 0o644)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("write JSON report %s: %w", o.JSONPath, err))
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// notYetImplemented are the figures issue #7 asks for that the hub cannot
+// produce yet; they are printed as such rather than estimated.
+var notYetImplemented = []string{
+	"transparency log append rate: not yet implemented (issue #5, the hub has no transparency log yet)",
+	"consent check cost, export and deletion time: not yet implemented (issue #4, no consent, retention or deletion yet)",
+	"encryption under the user's key: not yet implemented (issue #4, readings are stored in plain form)",
+}
+
+// manifestNotYet is printed when the hub under test has no data
+// manifests (before issue #3).
+const manifestNotYet = "manifest check cost: not yet implemented (issue #3, readings are only checked for being a JSON object within the size limit on a valid stream)"
+
+func machine(o Options) Machine {
+	m := Machine{
+		CPUs:      runtime.NumCPU(),
+		MemoryGiB: float64(memTotal()) / (1 << 30),
+		GoVersion: runtime.Version(),
+		OSArch:    runtime.GOOS + "/" + runtime.GOARCH,
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if o.Only != "candor" && o.RefAddr == "" && o.Mosquitto != "off" {
+		if _, err := os.Stat(o.Mosquitto); err == nil {
+			m.Mosquitto = mosquittoVersion(o.Mosquitto)
+		}
+	}
+	return m
+}
+
+func (o *Options) progress(format string, args ...any) {
+	fmt.Fprintf(o.Progress, "bench: "+format+"\n", args...)
+}
+
+// phaseNames are the load phases in the order they run.
+func phases(o Options) []phaseKind {
+	ps := []phaseKind{{qos: 1}, {qos: 0}}
+	if o.Rate > 0 {
+		ps = append(ps, phaseKind{qos: 1, rate: o.Rate})
+	}
+	return ps
+}
+
+// phaseKind is one load phase: QoS, and a pacing rate (0: full speed).
+type phaseKind struct {
+	qos  byte
+	rate float64
+}
+
+// stream is the Candor stream (and topic level) of a phase's readings,
+// so the store can be checked phase by phase.
+func (p phaseKind) stream() string {
+	if p.rate > 0 {
+		return fmt.Sprintf("bench_qos%d_paced", p.qos)
+	}
+	return fmt.Sprintf("bench_qos%d", p.qos)
+}
+
+func (p phaseKind) String() string {
+	if p.rate > 0 {
+		return fmt.Sprintf("QoS %d paced at %.0f msg/s", p.qos, p.rate)
+	}
+	return fmt.Sprintf("QoS %d full speed", p.qos)
+}
+
+func setPhase(side *Side, p phaseKind, r *PhaseResult) {
+	switch {
+	case p.rate > 0:
+		side.Paced = r
+	case p.qos == 1:
+		side.QoS1 = r
+	default:
+		side.QoS0 = r
+	}
+}
+
+// fillLoad fills the publisher side of a phase result.
+func fillLoad(r *PhaseResult, p phaseKind, lr *loadResult) {
+	r.QoS = int(p.qos)
+	r.PacedRate = p.rate
+	r.Sent = sum(lr.Sent)
+	r.LoadSeconds = lr.SendEnd.Sub(lr.Start).Seconds()
+	r.ElapsedSeconds = lr.End.Sub(lr.Start).Seconds()
+	if r.LoadSeconds > 0 {
+		r.SentPerSec = float64(r.Sent) / r.LoadSeconds
+	}
+	r.accepted = r.Sent
+	if p.qos == 1 {
+		r.Acked = sum(lr.Acked)
+		r.accepted = r.Acked
+		if r.ElapsedSeconds > 0 {
+			r.AckedPerSec = float64(r.Acked) / r.ElapsedSeconds
+		}
+		r.AckP50Ms = Millis(lr.AckLat.Quantile(0.50))
+		r.AckP99Ms = Millis(lr.AckLat.Quantile(0.99))
+		r.AckMaxMs = Millis(lr.AckLat.Max())
+	}
+	r.LoadGenCPU = lr.LoadCPU.Seconds()
+}
+
+// fillProc fills the broker's CPU and memory for a phase.
+func fillProc(r *PhaseResult, before, after procSample, phaseReset bool, elapsed time.Duration) {
+	cpu := after.CPU - before.CPU
+	r.BrokerCPUSeconds = cpu.Seconds()
+	if elapsed > 0 {
+		r.BrokerCPUPercent = 100 * cpu.Seconds() / elapsed.Seconds()
+	}
+	if r.accepted > 0 {
+		r.CPUMicrosPerMsg = float64(cpu.Microseconds()) / float64(r.accepted)
+	}
+	r.PeakRSSMiB = mib(after.HWM)
+	r.PeakRSSIsPhase = phaseReset
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

@@ -1,0 +1,165 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQuickCandor runs the whole bench in --quick mode against Candor as a
+// subprocess (this test binary acting as `candor serve`), and checks only
+// that it completes and that what the hub acknowledged is what its store
+// holds afterwards. It asserts no timing.
+func TestQuickCandor(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var out, progress bytes.Buffer
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	rep, err := Run(ctx, Options{
+		Quick: true, Only: "candor", Devices: 5, IdleConns: 20,
+		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv},
+		Out: &out, Progress: &progress, JSONPath: jsonPath,
+	})
+	if err != nil {
+		t.Fatalf("quick run failed: %v\nprogress:\n%s\nreport:\n%s", err, progress.String(), out.String())
+	}
+	c := rep.Candor
+	if c == nil || c.QoS1 == nil || c.QoS0 == nil || c.Paced == nil || c.Idle == nil {
+		t.Fatalf("incomplete report: %+v", c)
+	}
+	for _, p := range []*PhaseResult{c.QoS1, c.Paced} {
+		if p.Acked == 0 {
+			t.Errorf("QoS %d (paced %v): nothing acknowledged", p.QoS, p.PacedRate)
+		}
+		if p.StoredVerified == nil || !*p.StoredVerified || p.StoredReadBack != p.Acked || p.Stored != p.Acked {
+			t.Errorf("QoS %d (paced %v): acked %d, stored %d, read back %d", p.QoS, p.PacedRate, p.Acked, p.Stored, p.StoredReadBack)
+		}
+	}
+	if c.QoS0.Sent == 0 || c.QoS0.StoredReadBack != c.QoS0.Stored {
+		t.Errorf("QoS 0: sent %d, stored %d, read back %d", c.QoS0.Sent, c.QoS0.Stored, c.QoS0.StoredReadBack)
+	}
+	if c.Idle.Connected != 20 {
+		t.Errorf("idle: %d of 20 connected (%s)", c.Idle.Connected, c.Idle.FirstError)
+	}
+	table := out.String()
+	for _, want := range []string{"acknowledged msg/s", "stored == acknowledged, read back", "yes,", "not yet implemented", "Sinks:"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("JSON report: %v", err)
+	}
+	if back.Candor == nil || back.Candor.QoS1 == nil || back.Candor.QoS1.Acked != c.QoS1.Acked || len(back.Rows) == 0 {
+		t.Errorf("JSON report does not match the run")
+	}
+	t.Logf("quick run: QoS 1 %d acked and stored, QoS 0 %d of %d stored", c.QoS1.Acked, c.QoS0.Stored, c.QoS0.Sent)
+}
+
+// TestQuickMosquitto runs the reference side against a Mosquitto started
+// by the bench, when Debian's mosquitto package is installed.
+func TestQuickMosquitto(t *testing.T) {
+	if _, err := os.Stat(DefaultMosquitto); err != nil {
+		t.Skipf("skipped: %s is not installed (Debian package mosquitto): %v", DefaultMosquitto, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, progress bytes.Buffer
+	rep, err := Run(ctx, Options{Quick: true, Only: "reference", Devices: 5, IdleConns: 20, Out: &out, Progress: &progress})
+	if err != nil {
+		t.Fatalf("quick run failed: %v\nprogress:\n%s\nreport:\n%s", err, progress.String(), out.String())
+	}
+	r := rep.Reference
+	if r == nil || r.Skipped != "" || r.QoS1 == nil || r.QoS0 == nil || r.Idle == nil {
+		t.Fatalf("incomplete report: %+v", r)
+	}
+	if r.QoS1.Acked == 0 || r.QoS1.Stored == 0 || r.QoS0.Sent == 0 {
+		t.Errorf("QoS 1 acked %d, delivered %d; QoS 0 sent %d", r.QoS1.Acked, r.QoS1.Stored, r.QoS0.Sent)
+	}
+	if r.QoS1.BrokerCPUSeconds <= 0 && r.QoS1.PeakRSSMiB <= 0 {
+		t.Error("Mosquitto's CPU and memory were not read from /proc")
+	}
+	if r.Idle.Connected != 20 {
+		t.Errorf("idle: %d of 20 connected (%s)", r.Idle.Connected, r.Idle.FirstError)
+	}
+}
+
+func TestOptionsBounds(t *testing.T) {
+	for _, o := range []Options{
+		{Devices: maxDevices + 1},
+		{Duration: time.Hour},
+		{Window: MaxWindow + 1},
+		{PayloadBytes: 10},
+		{RefAddr: "192.0.2.1:1883"},
+		{Only: "both"},
+	} {
+		o.Out, o.Progress = &bytes.Buffer{}, &bytes.Buffer{}
+		if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "bench options") {
+			t.Errorf("%+v: got %v, want an options error", o, err)
+		}
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP candor_readings_accepted_total x
+# TYPE candor_readings_accepted_total counter
+candor_readings_accepted_total 1234
+candor_readings_refused_total{reason="too_large"} 2
+candor_readings_refused_total{reason="not_json_object"} 3
+candor_store_batch_rows_bucket{le="1"} 7
+candor_store_batch_rows_sum 5000
+candor_store_batch_rows_count 10
+go_goroutines 12
+`
+	m, err := parseMetrics(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"candor_readings_accepted_total": 1234, "candor_readings_refused_total": 5,
+		"candor_store_batch_rows_sum": 5000, "candor_store_batch_rows_count": 10,
+	}
+	if len(m) != len(want) {
+		t.Errorf("got %v, want %v", m, want)
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+}
+
+func TestProcSelf(t *testing.T) {
+	s, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RSS <= 0 || s.HWM < s.RSS {
+		t.Errorf("RSS %d, HWM %d", s.RSS, s.HWM)
+	}
+	if _, err := readProc(0); err == nil {
+		t.Error("readProc(0) succeeded")
+	}
+}
+
+func TestMosquittoConfigIsLoopbackOnly(t *testing.T) {
+	conf := mosquittoConfig(18830)
+	for _, want := range []string{"listener 18830 127.0.0.1\n", "allow_anonymous true\n", "persistence false\n"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("config lacks %q:\n%s", want, conf)
+		}
+	}
+	if !isLoopback("127.0.0.1:1883") || !isLoopback("localhost:1") || isLoopback("192.0.2.1:1883") {
+		t.Error("isLoopback is wrong")
+	}
+}

@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/<pid>/stat.
+// It is 100 on every Linux architecture Go supports (sysconf(_SC_CLK_TCK)
+// needs cgo to ask).
+const clockTicks = 100
+
+// procSample is one reading of a process's resource use from /proc.
+type procSample struct {
+	CPU time.Duration // user + system time since the process started
+	RSS int64         // resident set size now, bytes (VmRSS)
+	HWM int64         // peak resident set size, bytes (VmHWM)
+}
+
+// readProc reads a process's CPU time and memory from /proc.
+func readProc(pid int) (procSample, error) {
+	var s procSample
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, fmt.Errorf("read CPU time of process %d: %w", pid, err)
+	}
+	// The command name (field 2) is in parentheses and may contain
+	// spaces; the fields after its closing parenthesis start at field 3.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return s, fmt.Errorf("read CPU time of process %d: malformed /proc/%d/stat", pid, pid)
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return s, fmt.Errorf("read CPU time of process %d: /proc/%d/stat has %d fields", pid, pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return s, fmt.Errorf("read CPU time of process %d: bad utime/stime %q %q", pid, f[11], f[12])
+	}
+	s.CPU = time.Duration(utime+stime) * time.Second / clockTicks
+
+	status, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, fmt.Errorf("read memory of process %d: %w", pid, err)
+	}
+	defer status.Close()
+	sc := bufio.NewScanner(status)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "VmRSS:"):
+			s.RSS = parseKB(line)
+		case strings.HasPrefix(line, "VmHWM:"):
+			s.HWM = parseKB(line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return s, fmt.Errorf("read memory of process %d: %w", pid, err)
+	}
+	return s, nil
+}
+
+// parseKB parses a /proc/<pid>/status line such as "VmHWM:   1234 kB".
+func parseKB(line string) int64 {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(f[1], 10, 64)
+	return n << 10
+}
+
+// resetPeakRSS resets a process's VmHWM to its current RSS (writing 5 to
+// /proc/<pid>/clear_refs, Linux 4.0+), so each phase reports its own peak.
+// It reports whether the reset worked.
+func resetPeakRSS(pid int) bool {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
+}
+
+// selfCPU is the CPU time (user + system) this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// raiseFileLimit lifts this process's soft limit on open files to the hard
+// limit. Calling Setrlimit explicitly (rather than relying on the Go
+// runtime's own raise) also makes the brokers started as subprocesses
+// inherit the higher limit, which the connection-scale phase needs.
+func raiseFileLimit() (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("read open-file limit: %w", err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("raise open-file limit to %d: %w", lim.Max, err)
+	}
+	return lim.Cur, nil
+}
+
+// memTotal is the machine's memory in bytes, from /proc/meminfo.
+func memTotal() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "MemTotal:") {
+			return parseKB(line)
+		}
+	}
+	return 0
+}

@@ -1,0 +1,307 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+func runes(s string) int { return utf8.RuneCountInString(s) }
+
+// Row is one line of the side-by-side table. Ratio is Candor ÷ reference.
+type Row struct {
+	Section   string `json:"section"`
+	Metric    string `json:"metric"`
+	Candor    string `json:"candor"`
+	Reference string `json:"reference"`
+	Ratio     string `json:"ratio,omitempty"`
+}
+
+const na = "n/a"
+
+// num formats a figure with thousands separators when large.
+func num(v float64) string {
+	switch {
+	case v >= 1000:
+		s := fmt.Sprintf("%.0f", v)
+		var b strings.Builder
+		for i, c := range s {
+			if i > 0 && (len(s)-i)%3 == 0 {
+				b.WriteByte(',')
+			}
+			b.WriteRune(c)
+		}
+		return b.String()
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+func ratio(c, r float64) string {
+	if c <= 0 || r <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f×", c/r)
+}
+
+// rows builds the table from the report.
+func rows(rep *Report) []Row {
+	var out []Row
+	c, r := rep.Candor, rep.Reference
+	if c == nil {
+		c = &Side{}
+	}
+	if r == nil {
+		r = &Side{}
+	}
+	// add appends a row whose figures come from get; ok says whether a
+	// side has that figure at all.
+	add := func(section, metric string, get func(s *Side) (float64, bool), withRatio bool) {
+		cv, cok := get(c)
+		rv, rok := get(r)
+		row := Row{Section: section, Metric: metric, Candor: na, Reference: na}
+		if cok {
+			row.Candor = num(cv)
+		}
+		if rok {
+			row.Reference = num(rv)
+		}
+		if withRatio && cok && rok {
+			row.Ratio = ratio(cv, rv)
+		}
+		out = append(out, row)
+	}
+	addText := func(section, metric string, get func(s *Side) string) {
+		cv, rv := get(c), get(r)
+		if cv == "" {
+			cv = na
+		}
+		if rv == "" {
+			rv = na
+		}
+		out = append(out, Row{Section: section, Metric: metric, Candor: cv, Reference: rv})
+	}
+	phase := func(pick func(s *Side) *PhaseResult) func(f func(p *PhaseResult) (float64, bool)) func(s *Side) (float64, bool) {
+		return func(f func(p *PhaseResult) (float64, bool)) func(s *Side) (float64, bool) {
+			return func(s *Side) (float64, bool) {
+				p := pick(s)
+				if p == nil {
+					return 0, false
+				}
+				return f(p)
+			}
+		}
+	}
+	always := func(v float64) (float64, bool) { return v, true }
+	measured := func(v float64) (float64, bool) { return v, v > 0 }
+
+	settings := rep.Settings
+	q1 := phase(func(s *Side) *PhaseResult { return s.QoS1 })
+	sec := fmt.Sprintf("QoS 1, full speed: %d devices, window %d, %.0fs, %d-byte JSON", settings.Devices, settings.Window, settings.DurationSeconds, settings.PayloadBytes)
+	add(sec, "acknowledged msg/s (higher is better)", q1(func(p *PhaseResult) (float64, bool) { return always(p.AckedPerSec) }), true)
+	add(sec, "stored (Candor) / delivered to sink (ref) msg/s", q1(func(p *PhaseResult) (float64, bool) { return always(p.StoredPerSec) }), true)
+	addText(sec, "stored == acknowledged, read back", func(s *Side) string { return verified(s.QoS1, s == c) })
+	add(sec, "PUBACK latency p50 ms", q1(func(p *PhaseResult) (float64, bool) { return always(p.AckP50Ms) }), true)
+	add(sec, "PUBACK latency p99 ms", q1(func(p *PhaseResult) (float64, bool) { return always(p.AckP99Ms) }), true)
+	add(sec, "publish → stored row ts (C) / delivered (ref) p50 ms", q1(func(p *PhaseResult) (float64, bool) { return measured(p.SinkP50Ms) }), true)
+	add(sec, "publish → stored row ts (C) / delivered (ref) p99 ms", q1(func(p *PhaseResult) (float64, bool) { return measured(p.SinkP99Ms) }), true)
+	add(sec, "broker CPU µs per message", q1(func(p *PhaseResult) (float64, bool) { return measured(p.CPUMicrosPerMsg) }), true)
+	add(sec, "broker CPU, % of one core", q1(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerCPUPercent) }), true)
+	add(sec, "broker peak RSS MiB", q1(func(p *PhaseResult) (float64, bool) { return measured(p.PeakRSSMiB) }), true)
+	add(sec, "rows per commit / mean commit ms", q1(func(p *PhaseResult) (float64, bool) { return measured(p.RowsPerBatch) }), false)
+	fixBatchRow(&out[len(out)-1], c.QoS1)
+
+	q0 := phase(func(s *Side) *PhaseResult { return s.QoS0 })
+	sec = "QoS 0, full speed"
+	add(sec, "sent msg/s (taken by the broker's socket)", q0(func(p *PhaseResult) (float64, bool) { return always(p.SentPerSec) }), true)
+	add(sec, "stored (Candor) / delivered to sink (ref) msg/s", q0(func(p *PhaseResult) (float64, bool) { return always(p.StoredPerSec) }), true)
+	add(sec, "stored / delivered, % of sent", q0(func(p *PhaseResult) (float64, bool) {
+		if p.Sent == 0 {
+			return 0, false
+		}
+		return 100 * float64(p.Stored) / float64(p.Sent), true
+	}), false)
+	add(sec, "publish → stored row ts (C) / delivered (ref) p50 ms", q0(func(p *PhaseResult) (float64, bool) { return measured(p.SinkP50Ms) }), true)
+	add(sec, "publish → stored row ts (C) / delivered (ref) p99 ms", q0(func(p *PhaseResult) (float64, bool) { return measured(p.SinkP99Ms) }), true)
+	add(sec, "broker CPU µs per message", q0(func(p *PhaseResult) (float64, bool) { return measured(p.CPUMicrosPerMsg) }), true)
+	add(sec, "broker peak RSS MiB", q0(func(p *PhaseResult) (float64, bool) { return measured(p.PeakRSSMiB) }), true)
+	add(sec, "rows per commit / mean commit ms", q0(func(p *PhaseResult) (float64, bool) { return measured(p.RowsPerBatch) }), false)
+	fixBatchRow(&out[len(out)-1], c.QoS0)
+
+	if settings.Rate > 0 {
+		qp := phase(func(s *Side) *PhaseResult { return s.Paced })
+		sec = fmt.Sprintf("QoS 1 paced at %s msg/s (target: PUBACK p99 ≤ 2 ms)", num(settings.Rate))
+		add(sec, "acknowledged msg/s", qp(func(p *PhaseResult) (float64, bool) { return always(p.AckedPerSec) }), true)
+		add(sec, "PUBACK latency p50 ms", qp(func(p *PhaseResult) (float64, bool) { return always(p.AckP50Ms) }), true)
+		add(sec, "PUBACK latency p99 ms", qp(func(p *PhaseResult) (float64, bool) { return always(p.AckP99Ms) }), true)
+		add(sec, "PUBACK latency max ms", qp(func(p *PhaseResult) (float64, bool) { return always(p.AckMaxMs) }), true)
+		add(sec, "broker CPU µs per message", qp(func(p *PhaseResult) (float64, bool) { return measured(p.CPUMicrosPerMsg) }), true)
+		add(sec, "broker CPU, % of one core", qp(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerCPUPercent) }), true)
+	}
+
+	if settings.IdleConns > 0 {
+		idle := func(f func(i *IdleResult) (float64, bool)) func(s *Side) (float64, bool) {
+			return func(s *Side) (float64, bool) {
+				if s.Idle == nil {
+					return 0, false
+				}
+				return f(s.Idle)
+			}
+		}
+		sec = fmt.Sprintf("Connection scale: %d idle connections", settings.IdleConns)
+		add(sec, "connected", idle(func(i *IdleResult) (float64, bool) { return float64(i.Connected), true }), false)
+		add(sec, "connects/s", idle(func(i *IdleResult) (float64, bool) { return always(i.ConnectsPerSec) }), true)
+		add(sec, "broker RSS with all connected MiB", idle(func(i *IdleResult) (float64, bool) { return measured(i.RSSAfterMiB) }), true)
+		add(sec, "broker RSS per idle connection KiB", idle(func(i *IdleResult) (float64, bool) { return measured(i.RSSPerConnKiB) }), true)
+	}
+	add("Authentication", "first connection per device (argon2id verification), connects/s",
+		func(s *Side) (float64, bool) { return measured(s.FirstConnectsPerSec) }, false)
+	return out
+}
+
+// verified describes the read-back check of a phase.
+func verified(p *PhaseResult, isCandor bool) string {
+	if p == nil {
+		return ""
+	}
+	if !isCandor {
+		if p.Acked == 0 {
+			return ""
+		}
+		return fmt.Sprintf("delivered %.1f%% of acked", 100*float64(p.Stored)/float64(p.Acked))
+	}
+	if p.StoredVerified == nil {
+		return "not checked"
+	}
+	if *p.StoredVerified {
+		return fmt.Sprintf("yes, %s of %s", num(float64(p.StoredReadBack)), num(float64(p.Acked)))
+	}
+	return fmt.Sprintf("NO: %s stored, %s acked", num(float64(p.StoredReadBack)), num(float64(p.Acked)))
+}
+
+// fixBatchRow shows Candor's batch figures as "rows / ms" (the reference
+// broker has no batches).
+func fixBatchRow(row *Row, p *PhaseResult) {
+	if p == nil || p.RowsPerBatch == 0 {
+		row.Candor = na
+		return
+	}
+	row.Candor = fmt.Sprintf("%s / %s", num(p.RowsPerBatch), num(p.CommitMeanMs))
+}
+
+// notes explain how to read the figures.
+func notes(rep *Report) []string {
+	n := []string{
+		"ratio = Candor ÷ reference: for msg/s higher is better; for latency, CPU and memory lower is better",
+		fmt.Sprintf("both brokers ran as subprocesses, one after the other, sharing this machine's %d CPUs with the load generator (a lean MQTT 3.1.1 client in this process)", rep.Machine.CPUs),
+		"Candor's 'publish → stored row ts' is the time until the policy path accepted the reading (the row's timestamp); its commit follows within the batch window, and for QoS 1 the PUBACK latency bounds the whole way to disk",
+		"broker CPU is user+system time from /proc/<pid>/stat over the phase; peak RSS is VmHWM, reset at each phase start",
+	}
+	for _, s := range []*Side{rep.Candor, rep.Reference} {
+		if s == nil {
+			continue
+		}
+		for _, p := range []*PhaseResult{s.QoS1, s.QoS0, s.Paced} {
+			if p != nil && p.PeakRSSMiB > 0 && !p.PeakRSSIsPhase {
+				n = append(n, s.Name+": VmHWM could not be reset, so its peak RSS is since the broker started")
+				break
+			}
+		}
+	}
+	if c := rep.Candor; c != nil {
+		for _, p := range []*PhaseResult{c.QoS1, c.QoS0, c.Paced} {
+			if p != nil && p.Refused > 0 {
+				n = append(n, fmt.Sprintf("Candor refused %d readings in the QoS %d phase (see candor_readings_refused_total)", p.Refused, p.QoS))
+			}
+		}
+	}
+	if rep.Settings.Quick {
+		n = append(n, "--quick: a short run for CI; it checks that the run completes and that Candor stored what it acknowledged, and its figures are not meant for comparison")
+	}
+	return n
+}
+
+// writeTable prints the report for people.
+func writeTable(w io.Writer, rep *Report) error {
+	m := rep.Machine
+	fmt.Fprintf(w, "\nCandor benchmark (issue #7), %s\n", rep.StartedAt.Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "machine: %d CPUs, %.1f GiB, %s %s, kernel %s", m.CPUs, m.MemoryGiB, m.GoVersion, m.OSArch, m.Kernel)
+	if m.Mosquitto != "" {
+		fmt.Fprintf(w, ", %s", m.Mosquitto)
+	}
+	fmt.Fprintln(w)
+	cname, rname := "Candor", "reference"
+	if rep.Candor != nil {
+		cname = rep.Candor.Name
+	}
+	if rep.Reference != nil {
+		rname = rep.Reference.Name
+	}
+	for _, s := range []*Side{rep.Candor, rep.Reference} {
+		if s == nil {
+			continue
+		}
+		switch {
+		case s.Skipped != "":
+			fmt.Fprintf(w, "%s: skipped: %s\n", s.Name, s.Skipped)
+		case s.Error != "":
+			fmt.Fprintf(w, "%s: FAILED: %s\n", s.Name, s.Error)
+		}
+	}
+	fmt.Fprintln(w, "\nSinks:")
+	if rep.Candor != nil {
+		fmt.Fprintf(w, "  - %s\n", rep.Candor.Sink)
+	}
+	if rep.Reference != nil {
+		fmt.Fprintf(w, "  - %s\n", rep.Reference.Sink)
+	}
+
+	// Columns are padded by hand (text/tabwriter restarts its alignment
+	// at every section heading, which has no cells).
+	widths := [4]int{0, runes(cname), runes(rname), runes("ratio")}
+	for _, r := range rep.Rows {
+		for i, cell := range [4]string{"  " + r.Metric, r.Candor, r.Reference, r.Ratio} {
+			widths[i] = max(widths[i], runes(cell))
+		}
+	}
+	line := func(cells ...string) {
+		var b strings.Builder
+		for i, cell := range cells {
+			b.WriteString(cell)
+			if i < len(cells)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-runes(cell)+2))
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+	section := ""
+	for _, r := range rep.Rows {
+		if r.Section != section {
+			section = r.Section
+			fmt.Fprintf(w, "\n%s\n", section)
+			line("", cname, rname, "ratio")
+		}
+		line("  "+r.Metric, r.Candor, r.Reference, r.Ratio)
+	}
+	fmt.Fprintln(w, "\nNot yet implemented (printed as such, not estimated):")
+	for _, s := range rep.NotYetImplemented {
+		fmt.Fprintf(w, "  - %s\n", s)
+	}
+	fmt.Fprintln(w, "\nNotes:")
+	for _, s := range rep.Notes {
+		fmt.Fprintf(w, "  - %s\n", s)
+	}
+	if len(rep.Errors) > 0 {
+		fmt.Fprintln(w, "\nErrors:")
+		for _, s := range rep.Errors {
+			fmt.Fprintf(w, "  - %s\n", s)
+		}
+	}
+	_, err := fmt.Fprintln(w)
+	return err
+}
