@@ -74,7 +74,10 @@ func Compile(m *Manifest) *Checker {
 	return c
 }
 
-// Check enforces the manifest on one reading. With strip false any
+// Check enforces the manifest on one reading, which the caller has
+// already checked to be syntactically valid JSON (the ingest path does, and
+// the fast parser here is lenient about details such as leading zeros).
+// With strip false any
 // undeclared field refuses the reading; with strip true undeclared fields
 // are removed and the cleaned payload returned (it is then what gets
 // stored), while every other violation still refuses it. The returned
