@@ -134,6 +134,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/manifests", s.authed(s.listManifests))
 	m.HandleFunc("POST /api/v1/manifests", s.authed(s.putManifest))
 	m.HandleFunc("POST /api/v1/manifests/validate", s.authed(s.validateManifest))
+	m.HandleFunc("POST /api/v1/manifests/import/{format}", s.authed(s.importManifest))
 	m.HandleFunc("GET /api/v1/manifests/{type}", s.authed(s.getManifest))
 	m.HandleFunc("GET /api/v1/manifests/{type}/versions", s.authed(s.manifestVersions))
 	m.HandleFunc("POST /api/v1/manifests/{type}/versions/{version}/confirm", s.authed(s.confirmManifest))

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
+	"github.com/candor-iot/candor/internal/manifest/importer"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -259,4 +261,55 @@ func (s *Server) manifestLabel(w http.ResponseWriter, r *http.Request, p princip
 		return
 	}
 	writeLabel(w, r, e)
+}
+
+// importManifest turns a Home Assistant MQTT discovery config (a JSON
+// object, or an array of them for a device's entities) or a Zigbee2MQTT
+// device definition into a DRAFT manifest, stored but not enforced until
+// the admin confirms it.
+func (s *Server) importManifest(w http.ResponseWriter, r *http.Request, p principal) {
+	if !p.admin() {
+		s.fail(w, r, identity.ErrForbidden)
+		return
+	}
+	typ := r.URL.Query().Get("type")
+	if !identity.ValidDeviceType(typ) {
+		s.fail(w, r, badRequest("type: give the new device type as ?type=, 1-40 characters of a-z, 0-9 and -"))
+		return
+	}
+	body, err := readManifest(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var doc []byte
+	switch r.PathValue("format") {
+	case "home-assistant":
+		var list []json.RawMessage
+		if json.Unmarshal(body, &list) == nil {
+			configs := make([][]byte, len(list))
+			for i, c := range list {
+				configs[i] = c
+			}
+			doc, err = importer.FromHomeAssistant(typ, configs...)
+		} else {
+			doc, err = importer.FromHomeAssistant(typ, body)
+		}
+	case "zigbee2mqtt":
+		doc, err = importer.FromZigbee2MQTT(typ, body)
+	default:
+		s.fail(w, r, fmt.Errorf("%w: import format %q (use home-assistant or zigbee2mqtt)", store.ErrNotFound, r.PathValue("format")))
+		return
+	}
+	if err != nil {
+		s.fail(w, r, badRequest("%v", err))
+		return
+	}
+	e, err := s.cfg.Catalog.Put(r.Context(), doc)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"manifest": toManifestInfo(e),
+		"notice": "This is a draft with suggested categories and purposes. Read it, edit it if needed, then confirm it; until then devices of this type cannot send anything."})
 }

@@ -169,3 +169,35 @@ func TestManifestAPI(t *testing.T) {
 		t.Errorf("non-admin stored a manifest: %d", code)
 	}
 }
+
+func TestImportDraftThenConfirm(t *testing.T) {
+	th := startHub(t)
+	admin := th.setup("alex")
+	ha := `[{"name": "Office temperature", "device_class": "temperature", "state_topic": "office/sensor/temperature",
+	  "unit_of_measurement": "°C", "unique_id": "office_temp_1", "device": {"identifiers": ["office1"], "manufacturer": "Acme", "model": "T1"}}]`
+	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/manifests/import/home-assistant?type=office-sensor", admin, ha)
+	if code != 201 {
+		t.Fatalf("import: %d %v", code, out)
+	}
+	m := out["manifest"].(map[string]any)
+	if m["draft"] != true || m["version"].(float64) != 1 {
+		t.Fatalf("import did not produce draft version 1: %v", m)
+	}
+	// A draft is not enforced: no device of the type can be added yet.
+	code, _, _ = call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", admin, map[string]string{"name": "Office", "type": "office-sensor"})
+	if code != 422 {
+		t.Errorf("device added for a type with only a draft manifest: %d", code)
+	}
+	code, out, _ = call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/manifests/office-sensor/versions/1/confirm", admin, nil)
+	if code != 201 || out["manifest"].(map[string]any)["draft"] != false {
+		t.Fatalf("confirm: %d %v", code, out)
+	}
+	code, out, _ = call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", admin, map[string]string{"name": "Office", "type": "office-sensor"})
+	if code != 201 {
+		t.Errorf("device after confirmation: %d %v", code, out)
+	}
+	code, out, _ = call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/manifests/import/home-assistant?type=broken", admin, `{"name": 1}`)
+	if code != 400 {
+		t.Errorf("malformed discovery config: %d %v", code, out)
+	}
+}
