@@ -22,9 +22,9 @@
 // apostrophes join letters ("don't", "O'Brien", "device's"); so do
 // hyphens: a hyphenated compound such as "well-known" or "opt-in" is one
 // word, whose syllables are those of its parts added up ("well-known" is
-// one word of 2 syllables), as most readability tools count it. Other
-// punctuation separates words ("and/or" is two words) and symbols are
-// ignored ("20%" is the word "20").
+// one word of 2 syllables), as in Flesch's own counting rules and most
+// readability tools. Other punctuation separates words ("and/or" is two
+// words) and symbols are ignored ("20%" is the word "20").
 //
 // A number is one word, with one syllable per group of digits: "2030" is
 // 1, "21.5" and "10:30" are 2, "1,000" is 2, the date "2030-12-31" is 3.
@@ -42,7 +42,9 @@
 // An initialism with dots ("e.g.", "i.e.", "U.S.") is one word with one
 // syllable per letter; an acronym in capitals with no vowel ("GDPR", "TV",
 // "MQTT") is spelt out too ('W' counts 3). Other acronyms ("NASA", "USB")
-// are read as words.
+// are read as words. Flesch's rules count every figure and abbreviation as
+// one syllable; counting a little more here nudges a label to spell things
+// out, which is what its readers need.
 //
 // # Sentences
 //
@@ -51,8 +53,8 @@
 // list item or heading line even without punctuation. A '.' does not end a
 // sentence inside a number ("21.5"), an address, or after the abbreviations
 // "e.g.", "i.e.", "cf.", "vs.", "viz.", "Mr.", "Mrs.", "Ms.", "Dr.",
-// "Prof.", "St.", "approx.", "incl." and "esp.", nor after "No." before a
-// number. After "etc.", "Inc.", "Ltd.", "Co.", "Jr.", "Sr.", a dotted
+// "Prof.", "approx.", "incl." and "esp.", nor after "No." before a number.
+// After "etc.", "Inc.", "Ltd.", "Co.", "Jr.", "Sr.", "St.", a dotted
 // initialism ("a.m.", "U.S.") or an ellipsis it ends the sentence only when
 // the next word starts with a capital letter. A stop followed by ',', ';' or
 // ':' ("e.g.,") never ends one.
@@ -77,15 +79,21 @@
 // after a hissing sound or 't'/'d' ("changes", "wanted"); a silent 'e'
 // before "-ly", "-ment", "-ful", "-less" and "-ness" is dropped
 // ("management"); vowel pairs that are spoken apart are split ("video",
-// "area", "client", "quiet", "being", "actual", but not "people" or
-// "social"); "-ism" gains a syllable; "-gue" and "-que" lose one ("league",
-// "unique"); a letter with a diaeresis starts a new syllable ("naïve") and an
-// accented 'e' is never silent ("café"). A small table fixes frequent words
-// the rules get wrong, and every word counts at least 1. Counts follow the
-// CMU Pronouncing Dictionary; where it lists two pronunciations the
-// everyday one is used ("every" 2, "hour", "our" and "fire" 1,
-// "temperature" 4, "camera" 3). Words in other scripts count 1 per word,
-// and text without spaces between words (Chinese, Japanese) is one word.
+// "area", "client", "quiet", "being", "actual", but not "social" or
+// "patient"); "-ism" and "-thm" gain a syllable, "-ically" and a silent
+// "-gue" or "-que" lose one ("league", "unique"); common compounds are
+// counted by their halves ("sometimes", "firewall"); a letter with a
+// diaeresis starts a new syllable ("naïve") and an accented 'e' is never
+// silent ("café"). A small table fixes frequent words the rules get wrong
+// ("business", "people"), and every word counts at least 1.
+//
+// Counts follow the CMU Pronouncing Dictionary. Where it lists two
+// pronunciations the everyday one is used: "every" 2, "hour", "our" and
+// "fire" 1, "temperature" 4, "camera" 3. "-ire" is one syllable
+// throughout, as dictionaries hyphenate it ("fire", "en-tire",
+// "de-sired"), where CMU often counts one more. Words in other scripts
+// count 1 each, and text without spaces between words (Chinese, Japanese)
+// is one word.
 //
 // # Scores
 //

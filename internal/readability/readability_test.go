@@ -117,6 +117,8 @@ func TestSyllablesTokens(t *testing.T) {
 		// Accents and other scripts.
 		{"naïve", 2}, {"café", 2}, {"résumé", 3}, {"Zürich", 2},
 		{"cafe\u0301", 2}, {"Ελλάδα", 1}, {"日本語", 1},
+		// Addresses.
+		{"privacy@candor.example", 1}, {"https://candor.example/a-b", 1}, {"candor.local", 1},
 		// Punctuation around the word is ignored; nothing left is 0.
 		{"(privacy),", 3}, {"—", 0}, {"", 0}, {"...", 0},
 	}

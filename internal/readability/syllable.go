@@ -6,15 +6,16 @@ import (
 	"unicode/utf8"
 )
 
-// exceptions holds the syllable counts of common words that the vowel-group
-// heuristic gets wrong, and of words where the CMU Pronouncing Dictionary
-// lists more than one count and we pick one (marked "choice"). Keys are
-// lower case. A word that is the plural or possessive of an entry ("ideas",
-// "businesses", "recipient's") is derived from the entry by [stemLookup].
+// exceptions holds the syllable counts of frequent words that the
+// vowel-group heuristic gets wrong, of words where the CMU Pronouncing
+// Dictionary lists more than one count and we pick one, and of a few words
+// the heuristic only gets right through a special rule. Keys are lower case.
+// Plurals, possessives and "-ly" adverbs of an entry ("ideas",
+// "businesses", "people's", "naively") are derived by [stemLookup].
 //
 // Keep this table small: it is for frequent words, above all the vocabulary
-// of the hub's privacy labels. Every entry is checked against
-// testdata/syllables.tsv.
+// of the hub's privacy labels. Every entry must be in
+// testdata/syllables.tsv with the same count (the tests check).
 var exceptions = map[string]int{
 	// Choices where the CMU dictionary lists two counts: the everyday
 	// pronunciation, written down so that no change to the rules moves it.
@@ -52,13 +53,16 @@ var exceptions = map[string]int{
 
 // Syllables estimates the number of syllables in one word as [Score] counts
 // them. word should be a single token: letters with optional internal
-// apostrophes and hyphens, a number, or an initialism such as "e.g.";
-// surrounding punctuation is ignored. It returns 0 when word holds no letter
-// or digit, and at least 1 otherwise.
+// apostrophes and hyphens, a number, an initialism such as "e.g." or an
+// address; surrounding punctuation is ignored. It returns 0 when word holds
+// no letter or digit, and at least 1 otherwise.
 func Syllables(word string) int {
 	word = strings.TrimFunc(word, func(r rune) bool { return !isAlnum(r) })
 	if word == "" {
 		return 0
+	}
+	if isAddress(word) {
+		return 1
 	}
 	return tokenSyllables(word)
 }
@@ -79,10 +83,22 @@ func tokenSyllables(tok string) int {
 		return letterNames(tok)
 	}
 	n := 0
-	for _, part := range strings.FieldsFunc(tok, isHyphen) {
+	for tok != "" {
+		part := tok
+		if i := strings.IndexFunc(tok, isHyphen); i >= 0 {
+			_, size := utf8.DecodeRuneInString(tok[i:])
+			part, tok = tok[:i], tok[i+size:]
+		} else {
+			tok = ""
+		}
 		switch {
-		case strings.IndexFunc(part, unicode.IsNumber) >= 0:
-			n += digitGroups(part)
+		case part == "":
+		case hasDigit:
+			if strings.IndexFunc(part, unicode.IsNumber) >= 0 {
+				n += digitGroups(part)
+				break
+			}
+			fallthrough
 		default:
 			n += wordSyllables(part)
 		}
@@ -232,41 +248,66 @@ var compoundHeads = []string{
 	"trade", "frame", "fore", "wide", "gate", "guide", "blue", "drive",
 }
 
+// headsByLetter groups compoundHeads by first letter.
+var headsByLetter = func() (by [26][]string) {
+	for _, h := range compoundHeads {
+		by[h[0]-'a'] = append(by[h[0]-'a'], h)
+	}
+	return by
+}()
+
 // letters is a word prepared for the heuristic: lower-case ASCII letters,
 // with accented Latin vowels reduced to their base letter and the accents
 // that matter remembered.
 type letters struct {
-	b []byte
+	s string
 	// split marks a vowel written with a diaeresis ("naïve"): it starts a
-	// new vowel group.
+	// new vowel group. nil when there is none.
 	split []bool
-	// spoken marks an 'e' with an accent ("café"): never silent.
+	// spoken marks an 'e' with an accent ("café"): never silent. nil when
+	// there is none.
 	spoken []bool
 }
+
+func (l letters) isSplit(i int) bool  { return l.split != nil && l.split[i] }
+func (l letters) isSpoken(i int) bool { return l.spoken != nil && l.spoken[i] }
 
 // prepare turns a lower-case word into letters. Non-Latin letters become a
 // neutral consonant, so a word in another script counts as 1 syllable.
 func prepare(w string) letters {
-	l := letters{
-		b:      make([]byte, 0, len(w)),
-		split:  make([]bool, 0, len(w)),
-		spoken: make([]bool, 0, len(w)),
+	ascii := true
+	for i := 0; i < len(w); i++ {
+		if w[i] < 'a' || w[i] > 'z' {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return letters{s: w}
+	}
+	b := make([]byte, 0, len(w))
+	split := make([]bool, 0, len(w))
+	spoken := make([]bool, 0, len(w))
+	add := func(c byte, sp, spk bool) {
+		b = append(b, c)
+		split = append(split, sp)
+		spoken = append(spoken, spk)
 	}
 	for _, r := range w {
 		if unicode.Is(unicode.Mn, r) {
 			// A combining mark modifies the letter before it.
-			if i := len(l.b) - 1; i >= 0 && isVowelByte(l.b[i]) {
+			if i := len(b) - 1; i >= 0 && isVowelByte(b[i]) {
 				if r == '\u0308' {
-					l.split[i] = true
-				} else if l.b[i] == 'e' {
-					l.spoken[i] = true
+					split[i] = true
+				} else if b[i] == 'e' {
+					spoken[i] = true
 				}
 			}
 			continue
 		}
 		if r < utf8.RuneSelf {
 			if 'a' <= r && r <= 'z' {
-				l.add(byte(r), false, false)
+				add(byte(r), false, false)
 			}
 			continue
 		}
@@ -274,15 +315,9 @@ func prepare(w string) letters {
 			continue
 		}
 		base, diaeresis, accent := foldLatin(r)
-		l.add(base, diaeresis, accent && base == 'e')
+		add(base, diaeresis, accent && base == 'e')
 	}
-	return l
-}
-
-func (l *letters) add(b byte, split, spoken bool) {
-	l.b = append(l.b, b)
-	l.split = append(l.split, split)
-	l.spoken = append(l.spoken, spoken)
+	return letters{s: string(b), split: split, spoken: spoken}
 }
 
 // foldLatin maps a lower-case non-ASCII letter to an ASCII letter, reporting
@@ -334,7 +369,11 @@ func englishSyllables(w string) int {
 		return n
 	}
 	// Compounds whose first half is a common word: count the halves apart.
-	for _, head := range compoundHeads {
+	var heads []string
+	if len(w) > 4 && 'a' <= w[0] && w[0] <= 'z' {
+		heads = headsByLetter[w[0]-'a']
+	}
+	for _, head := range heads {
 		rest, ok := strings.CutPrefix(w, head)
 		if !ok || len(rest) < 2 || !strings.ContainsAny(rest, "aeiouy") {
 			continue
@@ -351,7 +390,15 @@ func englishSyllables(w string) int {
 		if head == "case" && rest[0] != 'w' && rest[0] != 'l' {
 			continue // "casework", "caseload"; not "casein"
 		}
-		return englishSyllables(head) + englishSyllables(rest)
+		return simpleSyllables(head) + simpleSyllables(rest)
+	}
+	return heuristic(prepare(w))
+}
+
+// simpleSyllables is englishSyllables without looking for compounds.
+func simpleSyllables(w string) int {
+	if n, ok := exceptions[w]; ok {
+		return n
 	}
 	return heuristic(prepare(w))
 }
@@ -359,13 +406,20 @@ func englishSyllables(w string) int {
 // heuristic counts vowel groups and corrects them for silent and split
 // vowels.
 func heuristic(l letters) int {
-	w := l.b
+	w := l.s
 	n := len(w)
 	if n == 0 {
 		return 1
 	}
-	vowel := make([]bool, n)
-	for i, c := range w {
+	var buf [64]bool
+	vowel := buf[:0]
+	if n <= len(buf) {
+		vowel = buf[:n]
+	} else {
+		vowel = make([]bool, n)
+	}
+	for i := 0; i < n; i++ {
+		c := w[i]
 		switch {
 		case c == 'y':
 			// 'y' is a consonant at the start of a word ("you", "yes") and
@@ -385,7 +439,7 @@ func heuristic(l letters) int {
 		if !vowel[i] {
 			continue
 		}
-		if i == 0 || !vowel[i-1] || l.split[i] {
+		if i == 0 || !vowel[i-1] || l.isSplit(i) {
 			count++
 			continue
 		}
@@ -398,30 +452,29 @@ func heuristic(l letters) int {
 	if count == 0 {
 		return 1
 	}
-	word := string(w)
 	own := func(i int) bool { // w[i] is a vowel group of its own
 		return i >= 0 && i < n && vowel[i] && (i == 0 || !vowel[i-1]) && (i+1 == n || !vowel[i+1])
 	}
 	cons := func(i int) bool { return i >= 0 && i < n && !vowel[i] }
 
 	switch {
-	case n >= 3 && w[n-1] == 'e' && own(n-1) && !l.spoken[n-1]:
+	case n >= 3 && w[n-1] == 'e' && own(n-1) && !l.isSpoken(n-1):
 		// Silent final 'e' ("store", "device"), except the syllabic "-le"
 		// and "-re" after a consonant ("table", "acre").
 		if !syllabicLR(w, n-1, cons) && count > 1 {
 			count--
 		}
-	case n >= 4 && strings.HasSuffix(word, "es") && own(n-2) && !l.spoken[n-2]:
+	case n >= 4 && strings.HasSuffix(w, "es") && own(n-2) && !l.isSpoken(n-2):
 		// "-es" is silent ("makes", "updates") except after a hissing sound
 		// ("devices", "changes", "boxes", "watches") or as "-les", "-res"
 		// after a consonant ("tables").
 		p := w[n-3]
 		hiss := p == 's' || p == 'z' || p == 'x' || p == 'c' || p == 'g' ||
-			strings.HasSuffix(word, "ches") || strings.HasSuffix(word, "shes")
+			strings.HasSuffix(w, "ches") || strings.HasSuffix(w, "shes")
 		if !hiss && !syllabicLR(w, n-2, cons) && count > 1 {
 			count--
 		}
-	case n >= 4 && strings.HasSuffix(word, "ed") && own(n-2) && !l.spoken[n-2]:
+	case n >= 4 && strings.HasSuffix(w, "ed") && own(n-2) && !l.isSpoken(n-2):
 		// "-ed" is silent ("stored", "shared") except after 't' or 'd'
 		// ("wanted", "added") or as "-led" after a consonant ("enabled").
 		p := w[n-3]
@@ -434,32 +487,32 @@ func heuristic(l letters) int {
 	// "careless", "awareness".
 	for _, sfx := range []string{"ly", "ment", "ments", "ful", "fully", "less", "ness"} {
 		stemEnd := n - len(sfx) - 1 // index of the 'e' before the suffix
-		if stemEnd < 2 || !strings.HasSuffix(word, sfx) || w[stemEnd] != 'e' {
+		if stemEnd < 2 || !strings.HasSuffix(w, sfx) || w[stemEnd] != 'e' {
 			continue
 		}
-		if own(stemEnd) && !l.spoken[stemEnd] && !syllabicLR(w, stemEnd, cons) && count > 1 {
+		if own(stemEnd) && !l.isSpoken(stemEnd) && !syllabicLR(w, stemEnd, cons) && count > 1 {
 			count--
 		}
 		break
 	}
 
 	// "-ism", "-asm": the 'm' is syllabic.
-	if (strings.HasSuffix(word, "sm") && n >= 4 && vowel[n-3]) ||
-		(strings.HasSuffix(word, "sms") && n >= 5 && vowel[n-4]) {
+	if (strings.HasSuffix(w, "sm") && n >= 4 && vowel[n-3]) ||
+		(strings.HasSuffix(w, "sms") && n >= 5 && vowel[n-4]) {
 		count++
 	}
 	// "-ically" is "-ic-ly": "automatically", "specifically".
-	if strings.HasSuffix(word, "ically") && count > 2 {
+	if strings.HasSuffix(w, "ically") && count > 2 {
 		count--
 	}
 	// "-thm" is syllabic: "algorithm", "rhythm".
-	if strings.HasSuffix(word, "thm") || strings.HasSuffix(word, "thms") {
+	if strings.HasSuffix(w, "thm") || strings.HasSuffix(w, "thms") {
 		count++
 	}
 	// "-gue", "-que" after a vowel: the "ue" is silent ("league",
 	// "unique", "techniques").
 	for _, sfx := range []string{"gue", "que", "gues", "ques", "guely", "quely", "queness"} {
-		if !strings.HasSuffix(word, sfx) {
+		if !strings.HasSuffix(w, sfx) {
 			continue
 		}
 		k := n - len(sfx)
@@ -473,15 +526,23 @@ func heuristic(l letters) int {
 
 // endsING reports whether the 'i' at w[i] starts a final "-ing" or
 // "-ings" after at least two letters.
-func endsING(w []byte, i int) bool {
-	tail := string(w[i:])
-	return i >= 2 && (tail == "ing" || tail == "ings")
+func endsING(w string, i int) bool {
+	n := len(w)
+	switch {
+	case i < 2:
+		return false
+	case i == n-3:
+		return w[n-2] == 'n' && w[n-1] == 'g'
+	case i == n-4:
+		return w[n-3] == 'n' && w[n-2] == 'g' && w[n-1] == 's'
+	}
+	return false
 }
 
 // syllabicLR reports whether the 'e' at w[i] closes a syllabic "-le" or
 // "-re" after a consonant: "table", "tables", "enabled", "acre", "centres".
 // A doubled "ll" or "rr" does not count ("called", "controlled").
-func syllabicLR(w []byte, i int, cons func(int) bool) bool {
+func syllabicLR(w string, i int, cons func(int) bool) bool {
 	if i < 2 {
 		return false
 	}
@@ -494,7 +555,7 @@ func syllabicLR(w []byte, i int, cons func(int) bool) bool {
 
 // splitPair reports whether the vowels w[j] and w[j+1], inside one vowel
 // group, are spoken as two syllables.
-func splitPair(w []byte, j int) bool {
+func splitPair(w string, j int) bool {
 	var prev, prev2 byte
 	if j >= 1 {
 		prev = w[j-1]
@@ -502,8 +563,8 @@ func splitPair(w []byte, j int) bool {
 	if j >= 2 {
 		prev2 = w[j-2]
 	}
-	rest := string(w[j+2:])
-	pair := string(w[j : j+2])
+	rest := w[j+2:]
+	pair := w[j : j+2]
 
 	// The prefix "pre-" before a vowel: "preempt", "preamble",
 	// "preinstalled"; not "preach".
@@ -613,7 +674,7 @@ func splitPair(w []byte, j int) bool {
 
 // splitEA: "area", "idea", "linear", "Boolean", "create", "react",
 // "reality" but not "each", "sea", "great", "ocean", "real", "ready".
-func splitEA(w []byte, j int, rest string) bool {
+func splitEA(w string, j int, rest string) bool {
 	var prev, prev2 byte
 	if j >= 1 {
 		prev = w[j-1]

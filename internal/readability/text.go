@@ -283,7 +283,7 @@ func isShortHeading(text, next string) bool {
 var nonFinal = map[string]bool{
 	"e.g": true, "i.e": true, "eg": true, "cf": true, "vs": true, "viz": true,
 	"mr": true, "mrs": true, "ms": true, "dr": true, "prof": true,
-	"approx": true, "incl": true, "esp": true, "st": true,
+	"approx": true, "incl": true, "esp": true,
 }
 
 // maybeFinal are abbreviations that end a sentence only when the next word
@@ -291,11 +291,21 @@ var nonFinal = map[string]bool{
 // Every dotted initialism ("U.S.") is treated the same way.
 var maybeFinal = map[string]bool{
 	"etc": true, "inc": true, "ltd": true, "co": true, "jr": true, "sr": true,
+	"st": true,
 }
 
 // scanBlock counts the words and sentence ends of one block.
 func scanBlock(c *counter, block string) {
 	chunks := strings.FieldsFunc(block, isSpace)
+	// next[k] is the first letter or digit in chunks[k:], "" if none.
+	next := make([]string, len(chunks)+1)
+	for k := len(chunks) - 1; k >= 0; k-- {
+		if i := strings.IndexFunc(chunks[k], isAlnum); i >= 0 {
+			next[k] = chunks[k][i:]
+		} else {
+			next[k] = next[k+1]
+		}
+	}
 	for k, chunk := range chunks {
 		if strings.IndexFunc(chunk, isFormat) >= 0 {
 			chunk = dropFormat(chunk)
@@ -307,7 +317,7 @@ func scanBlock(c *counter, block string) {
 			case strong, period:
 				c.end()
 			case ellipsis:
-				if nextIsCapital(chunks[k+1:]) {
+				if nextIsCapital(next[k+1]) {
 					c.end()
 				}
 			}
@@ -329,11 +339,11 @@ func scanBlock(c *counter, block string) {
 		case strong:
 			c.end()
 		case ellipsis:
-			if nextIsCapital(chunks[k+1:]) {
+			if nextIsCapital(next[k+1]) {
 				c.end()
 			}
 		case period:
-			if endsSentence(last, chunks[k+1:]) {
+			if endsSentence(last, next[k+1]) {
 				c.end()
 			}
 		}
@@ -378,44 +388,30 @@ func terminal(s string) termKind {
 }
 
 // endsSentence decides whether a '.' after the word last ends the sentence;
-// rest are the chunks after it in the block.
-func endsSentence(last string, rest []string) bool {
+// next is the text from the next letter or digit on ("" if none).
+func endsSentence(last, next string) bool {
 	lw := strings.ToLower(last)
 	switch {
 	case nonFinal[lw]:
 		return false
 	case maybeFinal[lw] || isInitialism(lw):
-		return nextIsCapital(rest)
+		return nextIsCapital(next)
 	case lw == "no" || lw == "nos":
 		// "No. 5" is a number sign; "The answer is no." ends a sentence.
-		if i := nextAlnum(rest); i >= 0 {
-			if r, _ := utf8.DecodeRuneInString(rest[0][i:]); unicode.IsNumber(r) {
-				return false
-			}
-		}
+		r, _ := utf8.DecodeRuneInString(next)
+		return !unicode.IsNumber(r)
 	}
 	return true
 }
 
-// nextAlnum returns the byte index of the first letter or digit of rest[0],
-// or -1.
-func nextAlnum(rest []string) int {
-	if len(rest) == 0 {
-		return -1
+// nextIsCapital reports whether next, the text from the letter or digit
+// after a stop, starts with a capital letter or is empty (the block ends).
+func nextIsCapital(next string) bool {
+	if next == "" {
+		return true
 	}
-	return strings.IndexFunc(rest[0], isAlnum)
-}
-
-// nextIsCapital reports whether the text after a stop starts with a capital
-// letter, or whether nothing with a letter or digit follows in the block.
-func nextIsCapital(rest []string) bool {
-	for _, chunk := range rest {
-		if i := strings.IndexFunc(chunk, isAlnum); i >= 0 {
-			r, _ := utf8.DecodeRuneInString(chunk[i:])
-			return unicode.IsUpper(r) || unicode.IsTitle(r)
-		}
-	}
-	return true
+	r, _ := utf8.DecodeRuneInString(next)
+	return unicode.IsUpper(r) || unicode.IsTitle(r)
 }
 
 // isInitialism reports whether s is single letters joined by dots: "e.g",
@@ -510,7 +506,7 @@ func scanCore(c *counter, core string) string {
 			case strong, period:
 				c.end()
 			case ellipsis:
-				if nextIsCapital([]string{core[j:]}) {
+				if nextIsCapital(core[j:]) {
 					c.end()
 				}
 			}
