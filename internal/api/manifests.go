@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"sort"
 	"strconv"
@@ -48,8 +49,11 @@ func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, p princip
 }
 
 func readManifest(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" && ct != "application/td+json" && ct != "application/ld+json" {
-		return nil, badRequest("Content-Type must be application/json or application/td+json, not %q", ct)
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && mt != "application/td+json" && mt != "application/ld+json") {
+			return nil, badRequest("Content-Type must be application/json or application/td+json, not %q", ct)
+		}
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxManifest))
 	if err != nil {
@@ -311,5 +315,5 @@ func (s *Server) importManifest(w http.ResponseWriter, r *http.Request, p princi
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"manifest": toManifestInfo(e),
-		"notice": "This is a draft with suggested categories and purposes. Read it, edit it if needed, then confirm it; until then devices of this type cannot send anything."})
+		"notice": "This is a draft with suggested categories and purposes. Read it, edit it if needed, then confirm it. Until then it is not enforced: the version in force before (if any) still applies, and without one devices of this type cannot be added."})
 }

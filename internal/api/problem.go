@@ -56,7 +56,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ve):
 		writeProblemDoc(w, r, problem{Type: problemPrefix + "invalid-manifest", Status: http.StatusUnprocessableEntity,
 			Detail: fmt.Sprintf("the manifest has %d problem(s); each is listed with its path", len(ve.Problems)), Problems: ve.Problems})
-	case errors.Is(err, catalog.ErrNoManifest):
+	case errors.Is(err, catalog.ErrNoManifest) && !errors.Is(err, store.ErrNotFound):
 		writeProblem(w, r, http.StatusUnprocessableEntity, "no-manifest", err.Error())
 	case errors.As(err, &re):
 		writeProblemDoc(w, r, problem{Type: problemPrefix + "reading-refused", Status: http.StatusUnprocessableEntity,
