@@ -89,6 +89,7 @@ type Service struct {
 	verified   map[string]verifiedSecret // device id → the last secret that verified
 	lastTouch  map[string]time.Time
 	accountsOK bool // at least one account exists (setup is over)
+	logins     limiter
 }
 
 // New returns a Service over st.

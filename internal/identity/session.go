@@ -16,7 +16,12 @@ func (s *Service) Login(ctx context.Context, username, password string, kind sto
 	if len(password) > 1024 || len(username) > 64 {
 		return store.Session{}, "", ErrUnauthenticated
 	}
-	acc, err := s.st.AccountByUsername(ctx, NormalizeUsername(username))
+	key := NormalizeUsername(username)
+	if !s.logins.allowed(key, s.now()) {
+		s.log.Warn("login refused: too many wrong passwords, try again in a minute")
+		return store.Session{}, "", ErrUnauthenticated
+	}
+	acc, err := s.st.AccountByUsername(ctx, key)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			_, _ = s.hasher.Verify(ctx, password, dummyHash())
@@ -29,9 +34,14 @@ func (s *Service) Login(ctx context.Context, username, password string, kind sto
 		return store.Session{}, "", fmt.Errorf("verify password: %w", err)
 	}
 	if !ok {
-		s.log.Info("login failed", "account", acc.ID)
+		if s.logins.failed(key, s.now()) {
+			s.log.Warn("login locked for a minute after repeated wrong passwords", "account", acc.ID)
+		} else {
+			s.log.Info("login failed", "account", acc.ID)
+		}
 		return store.Session{}, "", ErrUnauthenticated
 	}
+	s.logins.succeeded(key)
 	return s.openSession(ctx, acc.ID, kind, name)
 }
 
