@@ -23,6 +23,7 @@ func runBench(args []string) error {
 	payload := fs.Int("payload-bytes", bench.DefaultPayloadBytes, "size of each JSON reading in bytes")
 	idle := fs.Int("idle-conns", bench.DefaultIdleConns, "idle connections for the connection-scale phase, -1 to skip (--quick: 100)")
 	rate := fs.Float64("rate", bench.DefaultRate, "total msg/s of the paced QoS 1 latency phase, -1 to skip (--quick: 1000)")
+	maxPer := fs.Int("max-per-device", -1, "most messages a device sends in one phase, -1 for no bound but --duration (--quick: 5000)")
 	quick := fs.Bool("quick", false, "a run of a few seconds for CI: checks completion and that Candor stored what it acknowledged")
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	mosq := fs.String("mosquitto", bench.DefaultMosquitto, "Mosquitto binary to start as the reference broker on a free loopback port, or off")
@@ -61,26 +62,56 @@ func runBench(args []string) error {
 		Quick: *quick, JSONPath: *jsonPath, Mosquitto: *mosq, RefAddr: *refAddr,
 		Only: *only, KeepData: *keep, CPUProfile: *cpuprofile, HubFlags: hubFlags,
 	}
+	// Options read 0 as "the default", so a 0 given on purpose is refused
+	// (sizes) or read as "skip" / "no bound" (phases and bounds) here,
+	// never silently replaced by the default.
+	var bad error
+	positive := func(name string, v int) int {
+		if v <= 0 && bad == nil {
+			bad = fmt.Errorf("--%s must be at least 1, not %d", name, v)
+		}
+		return v
+	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "devices":
-			o.Devices = *devices
+			o.Devices = positive("devices", *devices)
 		case "duration":
 			o.Duration = *duration
+			if *duration <= 0 && bad == nil {
+				bad = fmt.Errorf("--duration must be positive, not %s", *duration)
+			}
 		case "window":
-			o.Window = *window
+			o.Window = positive("window", *window)
 		case "payload-bytes":
-			o.PayloadBytes = *payload
+			o.PayloadBytes = positive("payload-bytes", *payload)
 		case "idle-conns":
-			o.IdleConns = *idle
+			o.IdleConns = skipZero(*idle)
 		case "rate":
 			o.Rate = *rate
+			if *rate == 0 {
+				o.Rate = -1
+			}
+		case "max-per-device":
+			o.MaxPerDevice = skipZero(*maxPer)
 		}
 	})
+	if bad != nil {
+		return bad
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
 	_, err := bench.Run(ctx, o)
 	fmt.Fprintf(os.Stderr, "bench: finished in %s\n", time.Since(start).Round(time.Second))
 	return err
+}
+
+// skipZero maps an explicit 0 to -1, which bench.Options reads as "skip"
+// or "no bound" (0 there means "the default").
+func skipZero(v int) int {
+	if v == 0 {
+		return -1
+	}
+	return v
 }

@@ -189,6 +189,8 @@ func TestServeAndManage(t *testing.T) {
 		t.Error("revoked device still connected")
 	}
 
+	checkLogVerify(t, dir)
+
 	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -204,5 +206,60 @@ func TestServeAndManage(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "candor.db")); err != nil {
 		t.Errorf("no database in the data directory: %v", err)
+	}
+}
+
+// checkLogVerify exports the running hub's transparency log, verifies it
+// offline, then edits, deletes and reorders one entry and expects
+// 'candor log verify' to fail naming the first bad index. The workflow
+// before it logged: credential create, readings read, credential revoke.
+func checkLogVerify(t *testing.T, dir string) {
+	t.Helper()
+	export, stderr, code := run(t, "", "log", "export", "--data", dir)
+	if code != 0 {
+		t.Fatalf("log export: %d %s", code, stderr)
+	}
+	key, _, code := run(t, "", "log", "key", "--data", dir)
+	if code != 0 {
+		t.Fatal("log key")
+	}
+	cpText, _, code := run(t, "", "log", "checkpoint", "--data", dir)
+	if code != 0 {
+		t.Fatal("log checkpoint")
+	}
+	tmp := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(tmp, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyArg := strings.TrimSpace(key)
+	saved := write("checkpoint.txt", cpText)
+	out, stderr, code := run(t, "", "log", "verify", "--key", keyArg, "--export", write("ok.jsonl", export), "--checkpoint", saved)
+	if code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("verify of an intact export: exit %d %q %s", code, out, stderr)
+	}
+	lines := strings.Split(strings.TrimRight(export, "\n"), "\n")
+	// lines[0] is the header, lines[len-1] the end; entries in between.
+	if len(lines) < 5 {
+		t.Fatalf("export too short to tamper with: %d lines", len(lines))
+	}
+	k := 2 // the line of entry index 1
+	edited := append([]string(nil), lines...)
+	edited[k] = strings.Replace(edited[k], `"action":"`, `"action":"x`, 1)
+	deleted := append(append([]string(nil), lines[:k]...), lines[k+1:]...)
+	swapped := append([]string(nil), lines...)
+	swapped[k], swapped[k+1] = swapped[k+1], swapped[k]
+	for name, ls := range map[string][]string{"edited": edited, "deleted": deleted, "reordered": swapped} {
+		_, stderr, code := run(t, "", "log", "verify", "--key", keyArg, "--export", write(name+".jsonl", strings.Join(ls, "\n")+"\n"))
+		if code == 0 {
+			t.Errorf("%s export verified", name)
+			continue
+		}
+		if !strings.Contains(stderr, "NOT verified") || !(strings.Contains(stderr, "entry 1") || strings.Contains(stderr, "index 1")) {
+			t.Errorf("%s export: the error does not name index 1: %s", name, stderr)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
@@ -58,6 +59,7 @@ type Presence interface {
 type Config struct {
 	Identity *identity.Service
 	Catalog  *catalog.Catalog
+	Log      *auditlog.Log
 	Store    Store
 	Ingest   Ingester
 	Presence Presence // optional
@@ -139,6 +141,13 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/manifests/{type}/versions", s.authed(s.manifestVersions))
 	m.HandleFunc("POST /api/v1/manifests/{type}/versions/{version}/confirm", s.authed(s.confirmManifest))
 
+	m.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)
+	m.HandleFunc("GET /api/v1/log/key", s.logKey)
+	m.HandleFunc("GET /api/v1/log/proof/inclusion", s.authed(s.logInclusion))
+	m.HandleFunc("GET /api/v1/log/proof/consistency", s.authed(s.logConsistency))
+	m.HandleFunc("GET /api/v1/log/entries", s.authed(s.logEntries))
+	m.HandleFunc("GET /api/v1/log/export", s.authed(s.logExport))
+
 	m.HandleFunc("POST /api/v1/ingest/{stream}", s.ingest)
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -162,7 +171,9 @@ func (s *Server) Handler() http.Handler {
 // as the hub operator, like the local API of tailscaled.
 func (s *Server) LocalHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mux.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), principal{operator: true})))
+		p := principal{operator: true}
+		ctx := auditlog.WithActor(withPrincipal(r.Context(), p), p.actor())
+		s.mux.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

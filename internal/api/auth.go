@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -21,6 +22,14 @@ type principal struct {
 }
 
 func (p principal) admin() bool { return p.operator || p.acc.Admin }
+
+// actor is who the transparency log records as acting.
+func (p principal) actor() auditlog.Actor {
+	if p.operator {
+		return auditlog.Actor{Kind: auditlog.ActorOperator}
+	}
+	return auditlog.Actor{Kind: auditlog.ActorPerson, ID: p.acc.ID}
+}
 
 // canSee reports whether p may read a household's devices and data.
 func (p principal) canSee(householdID string) bool {
@@ -80,6 +89,8 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, principal)) h
 			return
 		}
 		p := principal{acc: acc, ses: ses}
-		h(w, r.WithContext(withPrincipal(r.Context(), p)), p)
+		ctx := withPrincipal(r.Context(), p)
+		ctx = auditlog.WithActor(ctx, p.actor())
+		h(w, r.WithContext(ctx), p)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -269,6 +270,17 @@ func (s *Server) readings(w http.ResponseWriter, r *http.Request, p principal) {
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	// Every read of personal data is logged before the data is returned;
+	// if it cannot be logged it is not returned.
+	if s.cfg.Log != nil && len(list) > 0 {
+		ev := auditlog.Event{Action: auditlog.ActionReadingsRead, Household: d.HouseholdID,
+			Subject: auditlog.Subject{Device: d.ID, Stream: q.Stream, From: q.Since, To: q.Until},
+			Purpose: "viewing history", Detail: map[string]string{"readings": strconv.Itoa(len(list))}}
+		if err := s.cfg.Log.Record(r.Context(), ev); err != nil {
+			s.fail(w, r, fmt.Errorf("record the read in the transparency log: %w", err))
+			return
+		}
 	}
 	out := make([]readingJSON, 0, len(list))
 	var last int64

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -44,6 +45,9 @@ type Options struct {
 	IdleConns    int           // idle connections for the connection-scale phase (default 2000; quick 100); <0 skips it
 	Rate         float64       // msg/s of the paced QoS 1 latency phase (default 10000; quick 1000); <0 skips it
 	Quick        bool          // a few seconds, for CI: checks completion and stored == acknowledged
+	// MaxPerDevice bounds the messages each device sends in a phase
+	// (default: no bound but Duration; quick 5000; <0 no bound).
+	MaxPerDevice int
 
 	// Only limits the run to "candor" or "reference"; empty runs both.
 	Only string
@@ -86,6 +90,7 @@ func (o *Options) normalize() error {
 	def(&o.Window, DefaultWindow, DefaultWindow)
 	def(&o.PayloadBytes, DefaultPayloadBytes, DefaultPayloadBytes)
 	def(&o.IdleConns, DefaultIdleConns, 100)
+	def(&o.MaxPerDevice, -1, 5000)
 	if o.Duration == 0 {
 		o.Duration = DefaultDuration
 		if o.Quick {
@@ -165,6 +170,9 @@ type Machine struct {
 	GoVersion string  `json:"go_version"`
 	OSArch    string  `json:"os_arch"`
 	Kernel    string  `json:"kernel"`
+	// LoadAvg is /proc/loadavg's 1-minute load when the run started:
+	// other work on the machine skews every figure.
+	LoadAvg   float64 `json:"loadavg_1m"`
 	Mosquitto string  `json:"mosquitto,omitempty"`
 }
 
@@ -176,6 +184,7 @@ type Settings struct {
 	PayloadBytes    int     `json:"payload_bytes"`
 	IdleConns       int     `json:"idle_conns"`
 	Rate            float64 `json:"paced_rate"`
+	MaxPerDevice    int     `json:"max_per_device,omitempty"`
 	Quick           bool    `json:"quick"`
 }
 
@@ -238,10 +247,14 @@ type PhaseResult struct {
 
 	BrokerCPUSeconds float64 `json:"broker_cpu_seconds,omitempty"`
 	BrokerCPUPercent float64 `json:"broker_cpu_percent,omitempty"` // of one core, over the phase
-	CPUMicrosPerMsg  float64 `json:"broker_cpu_us_per_msg,omitempty"`
-	PeakRSSMiB       float64 `json:"broker_peak_rss_mib,omitempty"`
-	PeakRSSIsPhase   bool    `json:"broker_peak_rss_is_phase,omitempty"` // false: peak since the broker started
-	LoadGenCPU       float64 `json:"loadgen_cpu_seconds"`
+	// BrokerRunqPercent is how long the broker's threads waited for a
+	// CPU, in % of the phase (summed over threads, so it can pass 100):
+	// a high figure means other work on the machine slowed the broker.
+	BrokerRunqPercent float64 `json:"broker_runq_wait_percent,omitempty"`
+	CPUMicrosPerMsg   float64 `json:"broker_cpu_us_per_msg,omitempty"`
+	PeakRSSMiB        float64 `json:"broker_peak_rss_mib,omitempty"`
+	PeakRSSIsPhase    bool    `json:"broker_peak_rss_is_phase,omitempty"` // false: peak since the broker started
+	LoadGenCPU        float64 `json:"loadgen_cpu_seconds"`
 
 	accepted int64 // messages the broker took: acked (QoS 1) or sent (QoS 0)
 }
@@ -268,6 +281,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Settings: Settings{
 			Devices: o.Devices, DurationSeconds: o.Duration.Seconds(), Window: o.Window,
 			PayloadBytes: o.PayloadBytes, IdleConns: max(o.IdleConns, 0), Rate: max(o.Rate, 0), Quick: o.Quick,
+			MaxPerDevice: max(o.MaxPerDevice, 0),
 		},
 		NotYetImplemented: append([]string(nil), notYetImplemented...),
 	}
@@ -330,6 +344,11 @@ func machine(o Options) Machine {
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			m.LoadAvg, _ = strconv.ParseFloat(f[0], 64)
+		}
 	}
 	if o.Only != "candor" && o.RefAddr == "" && o.Mosquitto != "off" {
 		if _, err := os.Stat(o.Mosquitto); err == nil {
@@ -415,6 +434,7 @@ func fillProc(r *PhaseResult, before, after procSample, phaseReset bool, elapsed
 	r.BrokerCPUSeconds = cpu.Seconds()
 	if elapsed > 0 {
 		r.BrokerCPUPercent = 100 * cpu.Seconds() / elapsed.Seconds()
+		r.BrokerRunqPercent = 100 * (after.RunqWait - before.RunqWait).Seconds() / elapsed.Seconds()
 	}
 	if r.accepted > 0 {
 		r.CPUMicrosPerMsg = float64(cpu.Microseconds()) / float64(r.accepted)

@@ -21,7 +21,7 @@ func TestQuickCandor(t *testing.T) {
 	var out, progress bytes.Buffer
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
 	rep, err := Run(ctx, Options{
-		Quick: true, Only: "candor", Devices: 5, IdleConns: 20,
+		Quick: true, Only: "candor", Devices: 5, IdleConns: 20, MaxPerDevice: 1000,
 		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv},
 		Out: &out, Progress: &progress, JSONPath: jsonPath,
 	})
@@ -36,11 +36,13 @@ func TestQuickCandor(t *testing.T) {
 		if p.Acked == 0 {
 			t.Errorf("QoS %d (paced %v): nothing acknowledged", p.QoS, p.PacedRate)
 		}
-		if p.StoredVerified == nil || !*p.StoredVerified || p.StoredReadBack != p.Acked || p.Stored != p.Acked {
+		// The read-back count is the check; the hub's counter (Stored) is
+		// a during-the-run figure and can lag on a busy machine.
+		if p.StoredVerified == nil || !*p.StoredVerified || p.StoredReadBack != p.Acked {
 			t.Errorf("QoS %d (paced %v): acked %d, stored %d, read back %d", p.QoS, p.PacedRate, p.Acked, p.Stored, p.StoredReadBack)
 		}
 	}
-	if c.QoS0.Sent == 0 || c.QoS0.StoredReadBack != c.QoS0.Stored {
+	if c.QoS0.Sent == 0 || c.QoS0.StoredReadBack != c.QoS0.Sent {
 		t.Errorf("QoS 0: sent %d, stored %d, read back %d", c.QoS0.Sent, c.QoS0.Stored, c.QoS0.StoredReadBack)
 	}
 	if c.Idle.Connected != 20 {
@@ -75,7 +77,7 @@ func TestQuickMosquitto(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out, progress bytes.Buffer
-	rep, err := Run(ctx, Options{Quick: true, Only: "reference", Devices: 5, IdleConns: 20, Out: &out, Progress: &progress})
+	rep, err := Run(ctx, Options{Quick: true, Only: "reference", Devices: 5, IdleConns: 20, MaxPerDevice: 1000, Out: &out, Progress: &progress})
 	if err != nil {
 		t.Fatalf("quick run failed: %v\nprogress:\n%s\nreport:\n%s", err, progress.String(), out.String())
 	}
@@ -120,6 +122,7 @@ candor_store_batch_rows_bucket{le="1"} 7
 candor_store_batch_rows_sum 5000
 candor_store_batch_rows_count 10
 go_goroutines 12
+go_gc_duration_seconds{quantile="0"} 1
 `
 	m, err := parseMetrics(strings.NewReader(text))
 	if err != nil {
@@ -128,6 +131,7 @@ go_goroutines 12
 	want := map[string]float64{
 		"candor_readings_accepted_total": 1234, "candor_readings_refused_total": 5,
 		"candor_store_batch_rows_sum": 5000, "candor_store_batch_rows_count": 10,
+		"go_goroutines": 12,
 	}
 	if len(m) != len(want) {
 		t.Errorf("got %v, want %v", m, want)

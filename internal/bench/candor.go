@@ -205,8 +205,8 @@ func (h *hubProc) addDevices(ctx context.Context, n int) ([]device, error) {
 	return devs, err
 }
 
-// metrics scrapes the hub's Prometheus metrics over the control socket and
-// returns the unlabelled samples whose names start with candor_.
+// metrics scrapes the hub's Prometheus metrics over the control socket
+// (see parseMetrics for which are kept).
 func (h *hubProc) metrics(ctx context.Context) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://candor/metrics", nil)
 	if err != nil {
@@ -224,14 +224,15 @@ func (h *hubProc) metrics(ctx context.Context) (map[string]float64, error) {
 }
 
 // parseMetrics reads the Prometheus text format, keeping samples of
-// candor_ metrics. Labelled series are summed under their bare name.
+// candor_ metrics and the Go runtime's memory and goroutine gauges.
+// Labelled series are summed under their bare name.
 func parseMetrics(r io.Reader) (map[string]float64, error) {
 	m := map[string]float64{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "candor_") {
+		if !strings.HasPrefix(line, "candor_") && !strings.HasPrefix(line, "go_memstats_") && !strings.HasPrefix(line, "go_goroutines ") {
 			continue
 		}
 		sp := strings.LastIndexByte(line, ' ')

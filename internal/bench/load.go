@@ -22,6 +22,9 @@ type loadSpec struct {
 	// second in total (each client sends every len(Clients)/Rate seconds
 	// and flushes each message); otherwise clients send at full speed.
 	Rate float64
+	// MaxPerClient, when positive, ends a client's load after that many
+	// messages even if Duration has not passed.
+	MaxPerClient int64
 	// DrainTimeout bounds the wait for the last acknowledgements.
 	DrainTimeout time.Duration
 	// OnStart, if set, runs after every client connected, just before
@@ -74,7 +77,7 @@ func runLoad(ctx context.Context, s loadSpec) (*loadResult, error) {
 	// A watchdog closes every connection if the phase overruns its bound,
 	// which unblocks any publisher stuck writing to a broker that stopped
 	// reading.
-	bound := s.Duration + s.DrainTimeout + 10*time.Second
+	bound := s.Duration + s.DrainTimeout + time.Minute
 	wctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	allDone := make(chan struct{})
@@ -111,7 +114,7 @@ func runLoad(ctx context.Context, s loadSpec) (*loadResult, error) {
 				// Stagger the clients so the paced load is smooth.
 				next = res.Start.UnixNano() + interval*int64(i)/int64(n)
 			}
-			for {
+			for s.MaxPerClient <= 0 || int64(seq) < s.MaxPerClient {
 				now := time.Now().UnixNano()
 				if interval > 0 {
 					if next >= deadline {
@@ -294,6 +297,9 @@ type idleSpec struct {
 	Clients []ConnectOptions
 	PID     int // the broker's process (0: not measured)
 	Timeout time.Duration
+	// GoMem, if set, reads a Go broker's heap+stack bytes in use and its
+	// goroutine count.
+	GoMem func() (mem, goroutines float64, err error)
 }
 
 // IdleResult is the outcome of the connection-scale phase.
@@ -306,6 +312,12 @@ type IdleResult struct {
 	RSSBeforeMiB   float64 `json:"rss_before_mib,omitempty"`
 	RSSAfterMiB    float64 `json:"rss_after_mib,omitempty"`
 	RSSPerConnKiB  float64 `json:"rss_per_conn_kib,omitempty"`
+	// GoMemPerConnKiB is, for Candor, the growth of the Go heap and
+	// stacks in use per connection (go_memstats_heap_inuse_bytes +
+	// go_memstats_stack_inuse_bytes): RSS alone understates it when the
+	// heap reuses memory freed earlier (by argon2id, for instance).
+	GoMemPerConnKiB   float64 `json:"go_mem_per_conn_kib,omitempty"`
+	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
 }
 
 // runIdle opens the idle connections (32 at a time), measures the broker's
@@ -316,6 +328,11 @@ func runIdle(ctx context.Context, s idleSpec) IdleResult {
 	var before procSample
 	if s.PID > 0 {
 		before, _ = readProc(s.PID)
+	}
+	var mem0, gr0 float64
+	var memErr error
+	if s.GoMem != nil {
+		mem0, gr0, memErr = s.GoMem()
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
@@ -359,6 +376,12 @@ func runIdle(ctx context.Context, s idleSpec) IdleResult {
 			r.RSSBeforeMiB = mib(before.RSS)
 			r.RSSAfterMiB = mib(after.RSS)
 			r.RSSPerConnKiB = float64(after.RSS-before.RSS) / 1024 / float64(r.Connected)
+		}
+	}
+	if s.GoMem != nil && memErr == nil && r.Connected > 0 {
+		if mem1, gr1, err := s.GoMem(); err == nil {
+			r.GoMemPerConnKiB = (mem1 - mem0) / 1024 / float64(r.Connected)
+			r.GoroutinesPerConn = (gr1 - gr0) / float64(r.Connected)
 		}
 	}
 	_ = parallel(context.Background(), len(conns), 32, func(i int) error {

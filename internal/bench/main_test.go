@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"testing"
 	"time"
@@ -40,6 +41,19 @@ func serveHub(args []string) error {
 	if err != nil {
 		return err
 	}
+	if path := os.Getenv("CANDOR_BENCH_HUB_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -61,4 +75,30 @@ func testHubArgv(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return []string{exe, "serve"}
+}
+
+// TestProfileHub profiles a Candor hub under the bench's QoS 1 and QoS 0
+// load, with its full policy path. The hub has no --cpuprofile flag yet,
+// so the test binary, acting as the hub, writes the profile. It runs only
+// when asked (see docs/benchmarks.md):
+//
+//	go test -c -o /tmp/bench.test ./internal/bench
+//	CANDOR_BENCH_PROFILE=/tmp/hub.pprof /tmp/bench.test -test.run TestProfileHub -test.v
+//	go tool pprof -top /tmp/bench.test /tmp/hub.pprof
+func TestProfileHub(t *testing.T) {
+	out := os.Getenv("CANDOR_BENCH_PROFILE")
+	if out == "" {
+		t.Skip("skipped: set CANDOR_BENCH_PROFILE=<file> to profile the hub under load")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{
+		Only: "candor", IdleConns: -1, Rate: -1, Duration: 10 * time.Second,
+		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv, "CANDOR_BENCH_HUB_CPUPROFILE=" + out},
+		Out: os.Stdout, Progress: os.Stderr,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("profile of the hub written to %s (QoS 1: %.0f msg/s acknowledged)", out, rep.Candor.QoS1.AckedPerSec)
 }

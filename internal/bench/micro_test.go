@@ -5,64 +5,24 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/candor-iot/candor/internal/broker"
-	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
-	"github.com/candor-iot/candor/internal/store/sqlite"
 )
 
-// Micro-benchmarks of the hot path, through exported APIs only. The
-// SQLite batch append has its own benchmark (BenchmarkAppendReadings in
-// internal/store/sqlite) and is not repeated here. The broker's topic and
-// ACL functions (publishStream, subscribeAllowed) are unexported; they are
-// measured here only as part of BenchmarkBrokerQoS1NoStore.
+// Micro-benchmarks of the hot path, through exported APIs only. Those that
+// exist elsewhere are not repeated here: the policy check and group commit
+// (BenchmarkCheck, BenchmarkSubmitWait in internal/ingest) and the SQLite
+// batch append (BenchmarkAppendReadings in internal/store/sqlite). The
+// broker's topic and ACL functions (publishStream, subscribeAllowed) are
+// unexported; they are measured here only as part of
+// BenchmarkBrokerQoS1NoStore.
 
 var benchPayload = AppendPayload(nil, 1700000000000000000, 123456, 100)
-
-// BenchmarkPipelineCheck is the manifest-independent policy check of one
-// 100-byte reading (stream name, size, JSON object).
-func BenchmarkPipelineCheck(b *testing.B) {
-	p := ingest.New(nil, ingest.Options{})
-	defer p.Close()
-	b.ReportAllocs()
-	b.SetBytes(int64(len(benchPayload)))
-	for b.Loop() {
-		if err := p.Check("dev_0123456789", "bench_qos1", benchPayload); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkPipelineSubmitQoS1 is the policy path plus group commit into a
-// real SQLite file, with many concurrent submitters each waiting for its
-// commit, as QoS 1 publishers do (no manifests configured: see the
-// notes in docs/benchmarks.md).
-func BenchmarkPipelineSubmitQoS1(b *testing.B) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "b.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	p := ingest.New(db, ingest.Options{})
-	defer p.Close()
-	var n atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(50) // 100 submitters on 2 CPUs, like 100 devices
-	b.RunParallel(func(pb *testing.PB) {
-		dev := fmt.Sprintf("dev_%04d", n.Add(1))
-		ctx := context.Background()
-		for pb.Next() {
-			if err := p.Submit(ctx, dev, "bench_qos1", benchPayload, true); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
 
 // BenchmarkEncodePublish is the lean client's PUBLISH encoding of a
 // 100-byte reading, including making the reading.
@@ -141,4 +101,26 @@ func newTestBroker(in *nopIngest) (*broker.Broker, error) {
 		return nil, err
 	}
 	return br, nil
+}
+
+// BenchmarkManifestCheck is the data manifest check of one bench reading
+// (fastjson parse and the compiled per-stream checker), the part of the
+// policy path that issue #3 added.
+func BenchmarkManifestCheck(b *testing.B) {
+	doc, err := benchManifest(100, []string{"bench_qos1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := manifest.Parse("bench.json", doc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := manifest.Compile(m)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPayload)))
+	for b.Loop() {
+		if _, v := c.Check("bench_qos1", benchPayload, false); v != nil {
+			b.Fatal(v)
+		}
+	}
 }

@@ -51,11 +51,16 @@ func freeLoopbackPort() (int, error) {
 }
 
 // mosquittoConfig is the generated configuration: one loopback listener,
-// anonymous clients, no persistence. Connection and subscription notices
-// are not logged, as Candor logs them only at debug level (the bench runs
-// it at warn).
+// anonymous clients, no persistence. Two settings make the comparison
+// like for like with Candor, which is a Go program:
+//   - set_tcp_nodelay true: Go turns Nagle's algorithm off on every TCP
+//     connection; Mosquitto leaves it on by default, which holds a PUBACK
+//     back until the client's next packet (measured here: p50 10 ms
+//     instead of 0.4 ms at 10,000 msg/s paced).
+//   - connection and subscription notices are not logged, as Candor logs
+//     them only at debug level (the bench runs it at warn).
 func mosquittoConfig(port int) string {
-	return fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n", port)
+	return fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nlog_dest stderr\nlog_type error\nlog_type warning\n", port)
 }
 
 // startMosquitto runs the broker at path with a generated config in dir

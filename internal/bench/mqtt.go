@@ -35,6 +35,8 @@ const (
 	// subscribeID is the packet id of the one SUBSCRIBE a sink sends; it
 	// is above MaxWindow so it can never collide with a publish.
 	subscribeID = 0xFFFF
+	// sendBufferBytes is the kernel send buffer of each connection.
+	sendBufferBytes = 128 << 10
 )
 
 // ConnackError is a broker's refusal of a CONNECT (a non-zero CONNACK
@@ -123,6 +125,12 @@ func Dial(ctx context.Context, addr string, o ConnectOptions) (*Conn, error) {
 	nc, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt connect %s as %q: %w", addr, o.ClientID, err)
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		// A fixed, modest send buffer (a device has little memory) keeps
+		// a QoS 0 flood from parking megabytes per connection in the
+		// kernel, which would only delay the end of the run.
+		_ = tc.SetWriteBuffer(sendBufferBytes)
 	}
 	c := &Conn{
 		nc:        nc,

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +22,9 @@ type procSample struct {
 	CPU time.Duration // user + system time since the process started
 	RSS int64         // resident set size now, bytes (VmRSS)
 	HWM int64         // peak resident set size, bytes (VmHWM)
+	// RunqWait is how long the process's threads (those alive now) have
+	// waited on a run queue for a CPU: high when other work competes.
+	RunqWait time.Duration
 }
 
 // readProc reads a process's CPU time and memory from /proc.
@@ -65,7 +69,29 @@ func readProc(pid int) (procSample, error) {
 	if err := sc.Err(); err != nil {
 		return s, fmt.Errorf("read memory of process %d: %w", pid, err)
 	}
+	s.RunqWait = runqWait(pid)
 	return s, nil
+}
+
+// runqWait sums the run-queue wait (the second field of schedstat, ns)
+// over the process's threads; 0 when the kernel does not report it.
+func runqWait(pid int) time.Duration {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			total += n
+		}
+	}
+	return time.Duration(total)
 }
 
 // parseKB parses a /proc/<pid>/status line such as "VmHWM:   1234 kB".

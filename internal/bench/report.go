@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"unicode/utf8"
 )
@@ -33,7 +34,7 @@ func num(v float64) string {
 			b.WriteRune(c)
 		}
 		return b.String()
-	case v >= 100:
+	case v >= 100 || v == math.Trunc(v):
 		return fmt.Sprintf("%.0f", v)
 	case v >= 10:
 		return fmt.Sprintf("%.1f", v)
@@ -102,16 +103,26 @@ func rows(rep *Report) []Row {
 
 	settings := rep.Settings
 	q1 := phase(func(s *Side) *PhaseResult { return s.QoS1 })
-	sec := fmt.Sprintf("QoS 1, full speed: %d devices, window %d, %.0fs, %d-byte JSON", settings.Devices, settings.Window, settings.DurationSeconds, settings.PayloadBytes)
+	sec := fmt.Sprintf("QoS 1, full speed: %d devices, window %d, %gs, %d-byte JSON", settings.Devices, settings.Window, settings.DurationSeconds, settings.PayloadBytes)
+	if settings.MaxPerDevice > 0 {
+		sec += fmt.Sprintf(", at most %d per device", settings.MaxPerDevice)
+	}
 	add(sec, "acknowledged msg/s (higher is better)", q1(func(p *PhaseResult) (float64, bool) { return always(p.AckedPerSec) }), true)
 	add(sec, "stored (Candor) / delivered to sink (ref) msg/s", q1(func(p *PhaseResult) (float64, bool) { return always(p.StoredPerSec) }), true)
 	addText(sec, "stored == acknowledged, read back", func(s *Side) string { return verified(s.QoS1, s == c) })
+	add(sec, "acknowledged but never stored / delivered", q1(func(p *PhaseResult) (float64, bool) {
+		if p.StoredVerified != nil {
+			return float64(p.Acked - p.StoredReadBack), true
+		}
+		return float64(max(p.Acked-p.Stored, 0)), p.Acked > 0
+	}), false)
 	add(sec, "PUBACK latency p50 ms", q1(func(p *PhaseResult) (float64, bool) { return always(p.AckP50Ms) }), true)
 	add(sec, "PUBACK latency p99 ms", q1(func(p *PhaseResult) (float64, bool) { return always(p.AckP99Ms) }), true)
 	add(sec, "publish → stored row ts (C) / delivered (ref) p50 ms", q1(func(p *PhaseResult) (float64, bool) { return measured(p.SinkP50Ms) }), true)
 	add(sec, "publish → stored row ts (C) / delivered (ref) p99 ms", q1(func(p *PhaseResult) (float64, bool) { return measured(p.SinkP99Ms) }), true)
 	add(sec, "broker CPU µs per message", q1(func(p *PhaseResult) (float64, bool) { return measured(p.CPUMicrosPerMsg) }), true)
 	add(sec, "broker CPU, % of one core", q1(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerCPUPercent) }), true)
+	add(sec, "broker waiting for a CPU, % of phase (other load)", q1(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerRunqPercent) }), false)
 	add(sec, "broker peak RSS MiB", q1(func(p *PhaseResult) (float64, bool) { return measured(p.PeakRSSMiB) }), true)
 	add(sec, "rows per commit / mean commit ms", q1(func(p *PhaseResult) (float64, bool) { return measured(p.RowsPerBatch) }), false)
 	fixBatchRow(&out[len(out)-1], c.QoS1)
@@ -129,6 +140,7 @@ func rows(rep *Report) []Row {
 	add(sec, "publish → stored row ts (C) / delivered (ref) p50 ms", q0(func(p *PhaseResult) (float64, bool) { return measured(p.SinkP50Ms) }), true)
 	add(sec, "publish → stored row ts (C) / delivered (ref) p99 ms", q0(func(p *PhaseResult) (float64, bool) { return measured(p.SinkP99Ms) }), true)
 	add(sec, "broker CPU µs per message", q0(func(p *PhaseResult) (float64, bool) { return measured(p.CPUMicrosPerMsg) }), true)
+	add(sec, "broker waiting for a CPU, % of phase (other load)", q0(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerRunqPercent) }), false)
 	add(sec, "broker peak RSS MiB", q0(func(p *PhaseResult) (float64, bool) { return measured(p.PeakRSSMiB) }), true)
 	add(sec, "rows per commit / mean commit ms", q0(func(p *PhaseResult) (float64, bool) { return measured(p.RowsPerBatch) }), false)
 	fixBatchRow(&out[len(out)-1], c.QoS0)
@@ -142,6 +154,7 @@ func rows(rep *Report) []Row {
 		add(sec, "PUBACK latency max ms", qp(func(p *PhaseResult) (float64, bool) { return always(p.AckMaxMs) }), true)
 		add(sec, "broker CPU µs per message", qp(func(p *PhaseResult) (float64, bool) { return measured(p.CPUMicrosPerMsg) }), true)
 		add(sec, "broker CPU, % of one core", qp(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerCPUPercent) }), true)
+		add(sec, "broker waiting for a CPU, % of phase (other load)", qp(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerRunqPercent) }), false)
 	}
 
 	if settings.IdleConns > 0 {
@@ -158,6 +171,8 @@ func rows(rep *Report) []Row {
 		add(sec, "connects/s", idle(func(i *IdleResult) (float64, bool) { return always(i.ConnectsPerSec) }), true)
 		add(sec, "broker RSS with all connected MiB", idle(func(i *IdleResult) (float64, bool) { return measured(i.RSSAfterMiB) }), true)
 		add(sec, "broker RSS per idle connection KiB", idle(func(i *IdleResult) (float64, bool) { return measured(i.RSSPerConnKiB) }), true)
+		add(sec, "Go heap+stacks per idle connection KiB", idle(func(i *IdleResult) (float64, bool) { return measured(i.GoMemPerConnKiB) }), false)
+		add(sec, "goroutines per idle connection", idle(func(i *IdleResult) (float64, bool) { return measured(i.GoroutinesPerConn) }), false)
 	}
 	add("Authentication", "first connection per device (argon2id verification), connects/s",
 		func(s *Side) (float64, bool) { return measured(s.FirstConnectsPerSec) }, false)
@@ -215,10 +230,16 @@ func notes(rep *Report) []string {
 	}
 	if c := rep.Candor; c != nil {
 		for _, p := range []*PhaseResult{c.QoS1, c.QoS0, c.Paced} {
+			if p != nil && p.StoredVerified != nil && p.Stored != p.StoredReadBack {
+				n = append(n, fmt.Sprintf("Candor QoS %d phase: the hub's accepted counter showed %d stored when the bench stopped waiting, the store held %d afterwards (the hub was still committing); its stored msg/s understates", p.QoS, p.Stored, p.StoredReadBack))
+			}
 			if p != nil && p.Refused > 0 {
 				n = append(n, fmt.Sprintf("Candor refused %d readings in the QoS %d phase (see candor_readings_refused_total)", p.Refused, p.QoS))
 			}
 		}
+	}
+	if rep.Machine.LoadAvg > float64(rep.Machine.CPUs)/2 {
+		n = append(n, fmt.Sprintf("the machine was busy when the run started (load average %.2f on %d CPUs): other work competed with both brokers, so compare the ratios rather than the absolute figures, and rerun on a quiet machine", rep.Machine.LoadAvg, rep.Machine.CPUs))
 	}
 	if rep.Settings.Quick {
 		n = append(n, "--quick: a short run for CI; it checks that the run completes and that Candor stored what it acknowledged, and its figures are not meant for comparison")
@@ -230,7 +251,7 @@ func notes(rep *Report) []string {
 func writeTable(w io.Writer, rep *Report) error {
 	m := rep.Machine
 	fmt.Fprintf(w, "\nCandor benchmark (issue #7), %s\n", rep.StartedAt.Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(w, "machine: %d CPUs, %.1f GiB, %s %s, kernel %s", m.CPUs, m.MemoryGiB, m.GoVersion, m.OSArch, m.Kernel)
+	fmt.Fprintf(w, "machine: %d CPUs, %.1f GiB, %s %s, kernel %s, load average %.2f at start", m.CPUs, m.MemoryGiB, m.GoVersion, m.OSArch, m.Kernel, m.LoadAvg)
 	if m.Mosquitto != "" {
 		fmt.Fprintf(w, ", %s", m.Mosquitto)
 	}

@@ -108,7 +108,11 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 				KeepAlive: keepAlive, Timeout: 30 * time.Second,
 			}
 		}
-		r := runIdle(ctx, idleSpec{Addr: h.mqttAddr, Clients: clients, PID: h.pid(), Timeout: 90 * time.Second})
+		goMem := func() (float64, float64, error) {
+			m, err := h.metrics(ctx)
+			return m["go_memstats_heap_inuse_bytes"] + m["go_memstats_stack_inuse_bytes"], m["go_goroutines"], err
+		}
+		r := runIdle(ctx, idleSpec{Addr: h.mqttAddr, Clients: clients, PID: h.pid(), Timeout: 90 * time.Second, GoMem: goMem})
 		side.Idle = &r
 	}
 
@@ -188,7 +192,7 @@ func candorPhase(ctx context.Context, o Options, h *hubProc, devs []device, p ph
 	)
 	lr, err := runLoad(ctx, loadSpec{
 		Addr: h.mqttAddr, Clients: clients, Topics: topics, QoS: p.qos, Rate: p.rate,
-		Duration: o.Duration, PayloadBytes: o.PayloadBytes, DrainTimeout: drainTimeout,
+		Duration: o.Duration, PayloadBytes: o.PayloadBytes, DrainTimeout: drainTimeout, MaxPerClient: int64(o.MaxPerDevice),
 		OnStart: func() {
 			reset = resetPeakRSS(pid)
 			before, _ = readProc(pid)
@@ -206,7 +210,10 @@ func candorPhase(ctx context.Context, o Options, h *hubProc, devs []device, p ph
 	// the PUBACK follows the commit).
 	const accepted = "candor_readings_accepted_total"
 	base := int64(m0[accepted])
-	got, at, err := waitFor(ctx, base+r.accepted, 3*time.Second, 60*time.Second, func() (int64, error) {
+	// A large QoS 0 backlog commits in batches of thousands of rows, each
+	// of which can take seconds on a busy machine: only a long stall ends
+	// the wait early, so the next phase starts from a settled counter.
+	got, at, err := waitFor(ctx, base+r.accepted, 20*time.Second, 2*time.Minute, func() (int64, error) {
 		m, err := h.metrics(ctx)
 		return int64(m[accepted]), err
 	})
@@ -332,7 +339,7 @@ func referencePhase(ctx context.Context, o Options, name, addr string, pid int, 
 	)
 	lr, err := runLoad(ctx, loadSpec{
 		Addr: addr, Clients: clients, Topics: topics, QoS: p.qos, Rate: p.rate,
-		Duration: o.Duration, PayloadBytes: o.PayloadBytes, DrainTimeout: drainTimeout,
+		Duration: o.Duration, PayloadBytes: o.PayloadBytes, DrainTimeout: drainTimeout, MaxPerClient: int64(o.MaxPerDevice),
 		OnStart: func() {
 			if pid > 0 {
 				reset = resetPeakRSS(pid)

@@ -10,13 +10,17 @@ package catalog
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -42,9 +46,15 @@ type Entry struct {
 	Checker   *manifest.Checker // nil for drafts: drafts are never enforced
 }
 
+// Auditor records manifest changes in the transparency log.
+type Auditor interface {
+	Record(ctx context.Context, ev auditlog.Event) error
+}
+
 // Catalog is safe for concurrent use.
 type Catalog struct {
-	st Store
+	st    Store
+	audit Auditor
 
 	mu      sync.RWMutex
 	current map[string]*Entry // device type → version in force
@@ -81,7 +91,7 @@ func Open(ctx context.Context, st Store) (*Catalog, error) {
 		if have[typ] {
 			continue
 		}
-		if _, err := c.Put(ctx, tmpl[typ].Raw); err != nil {
+		if _, err := c.put(ctx, tmpl[typ].Raw); err != nil {
 			return nil, fmt.Errorf("seed template %s: %w", typ, err)
 		}
 	}
@@ -114,6 +124,23 @@ func entry(r store.ManifestRecord) (*Entry, error) {
 // on. Invalid documents return a *manifest.ValidationError and change
 // nothing.
 func (c *Catalog) Put(ctx context.Context, doc []byte) (*Entry, error) {
+	e, err := c.put(ctx, doc)
+	if err != nil || c.audit == nil {
+		return e, err
+	}
+	sum := sha256.Sum256(doc)
+	if err := c.audit.Record(ctx, auditlog.Event{Action: auditlog.ActionManifestChange,
+		Detail: map[string]string{"device_type": e.Manifest.DeviceType, "version": strconv.Itoa(e.Version),
+			"draft": strconv.FormatBool(e.Draft), "sha256": hex.EncodeToString(sum[:])}}); err != nil {
+		return nil, fmt.Errorf("record manifest change: %w", err)
+	}
+	return e, nil
+}
+
+// SetAuditor makes the catalog record manifest changes with a.
+func (c *Catalog) SetAuditor(a Auditor) { c.audit = a }
+
+func (c *Catalog) put(ctx context.Context, doc []byte) (*Entry, error) {
 	m, err := manifest.Parse("manifest", doc)
 	if err != nil {
 		return nil, err

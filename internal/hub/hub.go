@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/candor-iot/candor/internal/api"
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/config"
@@ -48,6 +49,7 @@ type Hub struct {
 	log    *slog.Logger
 	st     *sqlite.DB
 	cat    *catalog.Catalog
+	alog   *auditlog.Log
 	id     *identity.Service
 	in     *ingest.Pipeline
 	br     *broker.Broker
@@ -93,10 +95,25 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	auditDir := filepath.Join(cfg.DataDir, "audit")
+	key, err := auditlog.LoadOrCreateKey(auditDir, "")
+	if err != nil {
+		return nil, fmt.Errorf("transparency log key: %w", err)
+	}
+	if h.alog, err = auditlog.Open(ctx, auditDir, key, auditlog.Options{Logger: log.With("component", "auditlog")}); err != nil {
+		// A log that fails verification means someone rewrote history: the
+		// hub refuses to carry on as if nothing happened.
+		return nil, fmt.Errorf("refusing to start: transparency log in %s: %w", auditDir, err)
+	}
+	if rec := h.alog.Recovery(); rec.Repaired() {
+		log.Warn("transparency log: torn tail repaired after a crash", "detail", rec.String())
+	}
 	if h.cat, err = catalog.Open(ctx, h.st); err != nil {
 		return nil, fmt.Errorf("load manifests: %w", err)
 	}
+	h.cat.SetAuditor(h.alog)
 	h.id = identity.New(h.st, log.With("component", "identity"))
+	h.id.SetAuditor(h.alog)
 	h.in = ingest.New(h.st, ingest.Options{
 		Manifests:       h.cat,
 		StripUndeclared: cfg.UndeclaredFields == "strip",
@@ -128,6 +145,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	h.api = api.New(api.Config{
 		Identity:        h.id,
 		Catalog:         h.cat,
+		Log:             h.alog,
 		Store:           h.st,
 		Ingest:          h.in,
 		Presence:        h.br,
@@ -168,7 +186,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		return nil, err
 	}
 	if cfg.Demo {
-		if err := h.startDemo(ctx, runCtx); err != nil {
+		if err := h.startDemo(auditlog.WithActor(ctx, auditlog.Actor{Kind: auditlog.ActorHub, ID: "demo"}), runCtx); err != nil {
 			return nil, fmt.Errorf("start demo: %w", err)
 		}
 	}
@@ -305,6 +323,9 @@ func (h *Hub) Close(ctx context.Context) error {
 		}
 		if h.st != nil {
 			errs = append(errs, h.st.Close())
+		}
+		if h.alog != nil {
+			errs = append(errs, h.alog.Close())
 		}
 		h.closeErr = errors.Join(errs...)
 	})

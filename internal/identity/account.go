@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -105,6 +106,10 @@ func (s *Service) Setup(ctx context.Context, token, householdName string, na New
 	s.accountsOK = true
 	s.mu.Unlock()
 	s.log.Info("setup completed; setup token destroyed", "account", acc.ID, "household", acc.HouseholdID)
+	if err := s.record(ctx, auditlog.Event{Actor: auditlog.Actor{Kind: auditlog.ActorPerson, ID: acc.ID}, Action: auditlog.ActionAccountCreate,
+		Household: acc.HouseholdID, Subject: auditlog.Subject{Account: acc.ID}, Detail: map[string]string{"via": "setup", "role": string(acc.Role), "admin": "true"}}); err != nil {
+		return store.Account{}, err
+	}
 	return acc, nil
 }
 
@@ -124,6 +129,10 @@ func (s *Service) CreateAccount(ctx context.Context, na NewAccount) (store.Accou
 		return store.Account{}, fmt.Errorf("create account: %w", err)
 	}
 	s.log.Info("account created", "account", acc.ID, "household", acc.HouseholdID, "role", acc.Role)
+	if err := s.record(ctx, auditlog.Event{Action: auditlog.ActionAccountCreate, Household: acc.HouseholdID,
+		Subject: auditlog.Subject{Account: acc.ID}, Detail: map[string]string{"role": string(acc.Role)}}); err != nil {
+		return store.Account{}, err
+	}
 	return acc, nil
 }
 
@@ -146,6 +155,10 @@ func (s *Service) CreateHousehold(ctx context.Context, name string, owner NewAcc
 		return store.Household{}, store.Account{}, fmt.Errorf("create household: %w", err)
 	}
 	s.log.Info("household created", "household", hh.ID, "owner", acc.ID)
+	if err := s.record(ctx, auditlog.Event{Action: auditlog.ActionHouseholdCreate, Household: hh.ID,
+		Subject: auditlog.Subject{Account: acc.ID}}); err != nil {
+		return store.Household{}, store.Account{}, err
+	}
 	return hh, acc, nil
 }
 
@@ -220,7 +233,8 @@ func (s *Service) ChangePassword(ctx context.Context, accountID, current, next, 
 		}
 	}
 	s.log.Info("password changed; other sessions ended", "account", accountID)
-	return nil
+	return s.record(ctx, auditlog.Event{Action: "account.password.change", Household: acc.HouseholdID,
+		Subject: auditlog.Subject{Account: accountID}})
 }
 
 func checkUsername(u string) error {

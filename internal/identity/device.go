@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -55,6 +56,10 @@ func (s *Service) AddDevice(ctx context.Context, nd NewDevice) (store.Device, st
 		return store.Device{}, "", fmt.Errorf("create device: %w", err)
 	}
 	s.log.Info("device added", "device", id, "household", nd.HouseholdID, "type", nd.Type)
+	if err := s.record(ctx, auditlog.Event{Action: auditlog.ActionCredentialCreate, Household: d.HouseholdID,
+		Subject: auditlog.Subject{Device: id}, Detail: map[string]string{"type": nd.Type, "chosen_secret": fmt.Sprint(nd.Secret != "")}}); err != nil {
+		return store.Device{}, "", err
+	}
 	return d, secret, nil
 }
 
@@ -82,17 +87,26 @@ func (s *Service) RotateDevice(ctx context.Context, id, secret string) (string, 
 	}
 	s.log.Info("device credential rotated", "device", id)
 	s.notifyRevoked(id)
+	if err := s.record(ctx, auditlog.Event{Action: auditlog.ActionCredentialRotate, Household: d.HouseholdID,
+		Subject: auditlog.Subject{Device: id}}); err != nil {
+		return "", err
+	}
 	return secret, nil
 }
 
 // RevokeDevice revokes a device's credential for good and disconnects it.
 func (s *Service) RevokeDevice(ctx context.Context, id string) error {
+	d, err := s.st.Device(ctx, id)
+	if err != nil {
+		return fmt.Errorf("revoke device %s: %w", id, err)
+	}
 	if err := s.st.RevokeDevice(ctx, id, s.now().UTC()); err != nil {
 		return fmt.Errorf("revoke device %s: %w", id, err)
 	}
 	s.log.Info("device revoked", "device", id)
 	s.notifyRevoked(id)
-	return nil
+	return s.record(ctx, auditlog.Event{Action: auditlog.ActionCredentialRevoke, Household: d.HouseholdID,
+		Subject: auditlog.Subject{Device: id}})
 }
 
 // AuthenticateDevice checks a device's id and secret. Any failure returns

@@ -23,6 +23,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -90,6 +91,30 @@ type Service struct {
 	lastTouch  map[string]time.Time
 	accountsOK bool // at least one account exists (setup is over)
 	logins     limiter
+	audit      Auditor
+}
+
+// Auditor records accountable events (credential and account changes) in
+// the transparency log. The actor comes from the context
+// (auditlog.WithActor).
+type Auditor interface {
+	Record(ctx context.Context, ev auditlog.Event) error
+}
+
+// SetAuditor makes the service record its events with a. Call it before
+// serving requests.
+func (s *Service) SetAuditor(a Auditor) { s.audit = a }
+
+// record appends an event if an auditor is set. A failure is returned:
+// the caller reports the action as failed to be logged.
+func (s *Service) record(ctx context.Context, ev auditlog.Event) error {
+	if s.audit == nil {
+		return nil
+	}
+	if err := s.audit.Record(ctx, ev); err != nil {
+		return fmt.Errorf("record %s in the transparency log: %w", ev.Action, err)
+	}
+	return nil
 }
 
 // New returns a Service over st.

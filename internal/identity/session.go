@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -42,7 +43,19 @@ func (s *Service) Login(ctx context.Context, username, password string, kind sto
 		return store.Session{}, "", ErrUnauthenticated
 	}
 	s.logins.succeeded(key)
-	return s.openSession(ctx, acc.ID, kind, name)
+	ss, tok, err := s.openSession(ctx, acc.ID, kind, name)
+	if err != nil {
+		return store.Session{}, "", err
+	}
+	action := auditlog.ActionAccountLogin
+	if kind == store.SessionToken {
+		action = auditlog.ActionTokenCreate
+	}
+	if err := s.record(ctx, auditlog.Event{Actor: auditlog.Actor{Kind: auditlog.ActorPerson, ID: acc.ID}, Action: action,
+		Household: acc.HouseholdID, Subject: auditlog.Subject{Account: acc.ID}, Detail: map[string]string{"session": ss.ID}}); err != nil {
+		return store.Session{}, "", err
+	}
+	return ss, tok, nil
 }
 
 // CreateToken opens a long-lived API token for an already authenticated
@@ -150,7 +163,8 @@ func (s *Service) RevokeSession(ctx context.Context, accountID, sessionID string
 			delete(s.lastTouch, sessionID)
 			s.mu.Unlock()
 			s.log.Info("session revoked", "account", accountID, "session", sessionID)
-			return nil
+			return s.record(ctx, auditlog.Event{Action: auditlog.ActionSessionRevoke, Subject: auditlog.Subject{Account: accountID},
+				Detail: map[string]string{"session": sessionID}})
 		}
 	}
 	return fmt.Errorf("revoke session %s: %w", sessionID, store.ErrNotFound)
