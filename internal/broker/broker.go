@@ -58,6 +58,7 @@ type Authenticator interface {
 // Ingester is the policy path readings go through.
 type Ingester interface {
 	Submit(ctx context.Context, deviceID, stream string, payload []byte, wait bool) error
+	Enqueue(ctx context.Context, deviceID, stream string, payload []byte) (ingest.Ticket, error)
 	Refuse(deviceID string, err error)
 	Count(deviceID string, delta store.DeviceCounters)
 }

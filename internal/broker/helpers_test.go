@@ -80,6 +80,17 @@ func (f *fakeIngester) Submit(_ context.Context, deviceID, stream string, payloa
 	return nil
 }
 
+// Enqueue behaves like Submit with wait=true, except that a storage
+// failure surfaces when the ticket is waited on, as in the real pipeline.
+func (f *fakeIngester) Enqueue(ctx context.Context, deviceID, stream string, payload []byte) (ingest.Ticket, error) {
+	err := f.Submit(ctx, deviceID, stream, payload, true)
+	var re *ingest.RefusedError
+	if err != nil && !errors.As(err, &re) {
+		return ingest.Completed(err), nil
+	}
+	return ingest.Completed(nil), err
+}
+
 func (f *fakeIngester) Refuse(deviceID string, err error) {
 	f.mu.Lock()
 	f.refused++

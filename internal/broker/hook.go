@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -26,6 +27,7 @@ type hook struct {
 
 	authFail  *prometheus.CounterVec
 	aclDenied *prometheus.CounterVec
+	acks      sync.Map // *mqtt.Client → *ackQueue
 }
 
 func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
@@ -54,6 +56,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnACLCheck,
 		mqtt.OnPublish,
 		mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect,
 	}, []byte{b})
 }
 
@@ -141,11 +144,26 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	// apply; a retained copy in broker memory would escape all three.
 	pk.FixedHeader.Retain = false
 	qos := pk.FixedHeader.Qos
-	err := h.in.Submit(context.Background(), id, stream, pk.Payload, qos > 0)
-	if err == nil {
-		return pk, nil
-	}
 	v5 := cl.Properties.ProtocolVersion == 5
+	var err error
+	if qos == 1 {
+		// QoS 1: queue the reading and acknowledge it from the client's ack
+		// queue once its batch is committed, so the connection keeps
+		// reading while earlier readings commit (one reading in flight per
+		// connection would cap throughput at connections ÷ commit time).
+		var t ingest.Ticket
+		if t, err = h.in.Enqueue(context.Background(), id, stream, pk.Payload); err == nil {
+			h.queue(cl).push(ackItem{id: pk.PacketID, ticket: t})
+			return pk, packets.ErrRejectPacket // we send the PUBACK ourselves
+		}
+	} else {
+		err = h.in.Submit(context.Background(), id, stream, pk.Payload, qos > 0)
+		if err == nil {
+			// Readings are kept by the hub, not forwarded over MQTT:
+			// forwarding to recipients is governed by consent.
+			return pk, packets.CodeSuccessIgnore
+		}
+	}
 	var re *ingest.RefusedError
 	if errors.As(err, &re) {
 		h.log.Info("reading refused", "device", id, "stream", stream, "reason", re.Reason)
@@ -179,6 +197,15 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		go func() { _ = cl.Net.Conn.Close() }()
 	}
 	return pk, packets.ErrRejectPacket
+}
+
+// OnDisconnect closes the client's ack queue; readings already queued are
+// still committed, their acknowledgements simply have nowhere to go (the
+// client resends unacknowledged QoS 1 messages after reconnecting).
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if q, ok := h.acks.LoadAndDelete(cl); ok {
+		q.(*ackQueue).close()
+	}
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {

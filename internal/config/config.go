@@ -68,7 +68,7 @@ func Default() Config {
 		LogFormat:        "text",
 		MaxPayloadBytes:  64 << 10,
 		BatchMaxRows:     1000,
-		BatchMaxWait:     5 * time.Millisecond,
+		BatchMaxWait:     0,
 		DemoSpeed:        1,
 		UndeclaredFields: "reject",
 	}
@@ -114,7 +114,7 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.MaxPayloadBytes }, check: intRange(1, maxMQTTPacket)},
 	{name: "batch-max-rows", arg: "rows", help: "most readings written in one database transaction",
 		field: func(c *Config) any { return &c.BatchMaxRows }, check: intRange(1, 100000)},
-	{name: "batch-max-wait", arg: "duration", help: "longest a reading waits for its batch to fill, such as 5ms",
+	{name: "batch-max-wait", arg: "duration", help: "longest a reading waits for its batch to fill, such as 5ms; 0 writes as soon as the disk is free (batches then form while the previous one is written)",
 		field: func(c *Config) any { return &c.BatchMaxWait }, check: durationRange(0, time.Minute)},
 }
 

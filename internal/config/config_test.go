@@ -58,7 +58,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		DataDir: "./candor-data", MQTTAddr: "127.0.0.1:1883", HTTPAddr: "127.0.0.1:8080",
 		LogLevel: "info", LogFormat: "text", MaxPayloadBytes: 65536, BatchMaxRows: 1000,
-		BatchMaxWait: 5 * time.Millisecond, DemoSpeed: 1, UndeclaredFields: "reject",
+		BatchMaxWait: 0, DemoSpeed: 1, UndeclaredFields: "reject",
 	}
 	if Default() != want {
 		t.Fatalf("Default() = %+v, want %+v", Default(), want)
@@ -344,7 +344,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			t.Errorf("no flag --%s", s.name)
 		}
 	}
-	for _, w := range []string{`(default "127.0.0.1:1883")`, `(default 5ms)`, `(default 1000)`, "--extra"} {
+	for _, w := range []string{`(default "127.0.0.1:1883")`, `(default 65536)`, `(default 1000)`, "--extra"} {
 		if !strings.Contains(help, w) {
 			t.Errorf("help lacks %q", w)
 		}

@@ -254,6 +254,9 @@ func checkUsername(u string) error {
 // devices before anyone has set the hub up; the first account then owns
 // them).
 func (s *Service) EnsureHousehold(ctx context.Context, name string) (string, error) {
+	// Two first devices added at once must not create two households.
+	s.ensureMu.Lock()
+	defer s.ensureMu.Unlock()
 	list, err := s.st.Households(ctx)
 	if err != nil {
 		return "", fmt.Errorf("list households: %w", err)

@@ -92,6 +92,7 @@ type Service struct {
 	accountsOK bool // at least one account exists (setup is over)
 	logins     limiter
 	audit      Auditor
+	ensureMu   sync.Mutex
 }
 
 // Auditor records accountable events (credential and account changes) in

@@ -136,13 +136,15 @@ func (b *batcher) run() {
 			return
 		}
 		// Gather for up to maxWait unless the batch fills first.
-		timer.Reset(b.maxWait)
-		select {
-		case <-b.full:
-		case <-timer.C:
-		case <-b.stop:
+		if b.maxWait > 0 {
+			timer.Reset(b.maxWait)
+			select {
+			case <-b.full:
+			case <-timer.C:
+			case <-b.stop:
+			}
+			timer.Stop()
 		}
-		timer.Stop()
 		// Keep writing while rows arrived during the previous write: the
 		// write itself was the gathering window.
 		for b.flush() > 0 {

@@ -54,11 +54,15 @@ func (e *RefusedError) Error() string {
 
 // Options tune the pipeline. Zero values take the defaults.
 type Options struct {
-	MaxPayloadBytes int           // default 64 KiB
-	BatchMaxRows    int           // default 1000
-	BatchMaxWait    time.Duration // default 5ms
-	Logger          *slog.Logger
-	Registerer      prometheus.Registerer // nil: metrics are not exported
+	MaxPayloadBytes int // default 64 KiB
+	BatchMaxRows    int // default 1000
+	// BatchMaxWait is how long a batch gathers before it is written; 0
+	// (the default) writes as soon as the writer is free, so readings that
+	// arrive during a write form the next batch: low latency when idle,
+	// large batches under load.
+	BatchMaxWait time.Duration
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer // nil: metrics are not exported
 	// CounterFlushInterval is how often per-device counters are written to
 	// the store (default 5s).
 	CounterFlushInterval time.Duration
@@ -118,8 +122,8 @@ func New(st Store, opts Options) *Pipeline {
 	if opts.BatchMaxRows <= 0 {
 		opts.BatchMaxRows = 1000
 	}
-	if opts.BatchMaxWait <= 0 {
-		opts.BatchMaxWait = 5 * time.Millisecond
+	if opts.BatchMaxWait < 0 {
+		opts.BatchMaxWait = 0
 	}
 	if opts.CounterFlushInterval <= 0 {
 		opts.CounterFlushInterval = 5 * time.Second
@@ -204,16 +208,45 @@ func (p *Pipeline) Check(deviceID, stream string, payload []byte) error {
 	return nil
 }
 
-// Submit checks a reading against the policy and the device's manifest and
-// queues it for storage. When wait is true it returns only after the
-// reading is durably committed (use it for anything that will be
-// acknowledged); otherwise it returns once queued. ctx bounds the wait for
-// room in the queue and for the commit; a reading already queued is
-// committed even if its caller stops waiting. Submit copies payload.
+// Ticket is a queued reading's claim on its commit.
+type Ticket struct{ b *batch }
+
+// Completed returns a ticket whose commit already finished with err (nil
+// for success), for callers that decided without queuing anything.
+func Completed(err error) Ticket {
+	b := &batch{done: make(chan struct{}), err: err}
+	close(b.done)
+	return Ticket{b}
+}
+
+// Wait blocks until the reading is durably committed (nil) or its batch
+// failed, or ctx ends. The reading is committed or reported failed either
+// way; only the waiting stops.
+func (t Ticket) Wait(ctx context.Context) error { return t.b.wait(ctx) }
+
+// Submit checks a reading and queues it for storage. When wait is true it
+// returns only after the reading is durably committed (use it for anything
+// that will be acknowledged); otherwise it returns once queued.
 func (p *Pipeline) Submit(ctx context.Context, deviceID, stream string, payload []byte, wait bool) error {
+	t, err := p.Enqueue(ctx, deviceID, stream, payload)
+	if err != nil || !wait {
+		return err
+	}
+	if err := t.Wait(ctx); err != nil {
+		return fmt.Errorf("commit reading from device %s: %w", deviceID, err)
+	}
+	return nil
+}
+
+// Enqueue checks a reading against the policy and the device's manifest
+// and queues it for storage, returning a Ticket to wait on for the commit.
+// It lets a connection keep reading while earlier readings commit, and
+// acknowledge them in order as they do. ctx bounds the wait for room in
+// the queue. Enqueue copies payload.
+func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload []byte) (Ticket, error) {
 	if err := p.Check(deviceID, stream, payload); err != nil {
 		p.Refuse(deviceID, err)
-		return err
+		return Ticket{}, err
 	}
 	version := 0
 	if p.opts.Manifests != nil {
@@ -224,13 +257,13 @@ func (p *Pipeline) Submit(ctx context.Context, deviceID, stream string, payload 
 					Detail: "the device's type has no data manifest in force, so the hub accepts nothing from it"}
 				p.Refuse(deviceID, err)
 			}
-			return err
+			return Ticket{}, err
 		}
 		out, v := e.Checker.Check(stream, payload, p.opts.StripUndeclared)
 		if v != nil {
 			err := &RefusedError{DeviceID: deviceID, Stream: stream, Reason: v.Reason, Detail: v.Error(), Violation: v}
 			p.Refuse(deviceID, err)
-			return err
+			return Ticket{}, err
 		}
 		if s := e.Manifest.Stream(stream); s != nil {
 			p.observeRate(deviceID, s)
@@ -248,15 +281,9 @@ func (p *Pipeline) Submit(ctx context.Context, deviceID, stream string, payload 
 		if errors.Is(err, errOverloaded) {
 			p.refused.WithLabelValues(ReasonOverloaded).Inc()
 		}
-		return err
+		return Ticket{}, err
 	}
-	if !wait {
-		return nil
-	}
-	if err := bt.wait(ctx); err != nil {
-		return fmt.Errorf("commit reading from device %s: %w", deviceID, err)
-	}
-	return nil
+	return Ticket{bt}, nil
 }
 
 // Refuse counts a refused reading for the device and in the metrics.

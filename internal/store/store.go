@@ -157,6 +157,93 @@ type ReadingQuery struct {
 	Limit    int       // 0 means the engine's default (1000)
 }
 
+// --- consent (issue #4) -------------------------------------------------
+//
+// Consent is kept in two forms: an append-only log of consent records
+// (the evidence: each is the exact document a receipt is signed over) and
+// the current decisions derived from it (what the hub enforces). Both are
+// written in one transaction, so the log and the state never disagree.
+// Neither refers to accounts or devices by foreign key: a record must
+// outlive the account and device it names.
+
+// ConsentRecord is one entry of the append-only consent log. Records are
+// never updated.
+type ConsentRecord struct {
+	ID        string // caller-chosen, unique
+	Seq       int64  // assigned by the store, increasing in append order
+	AccountID string // the person who decided
+	DeviceID  string
+	Stream    string
+	Purpose   string // purpose term; "" for a routing record
+	Recipient string // "hub" or a recipient name from the manifest
+	CreatedAt time.Time
+	// Doc is the record document, kept byte for byte: receipts are signed
+	// over exactly these bytes.
+	Doc []byte
+}
+
+// ConsentDecision is the current on/off state of one use of a stream: a
+// purpose for a recipient. AccountID, RecordID and DecidedAt come from the
+// record that made the decision.
+type ConsentDecision struct {
+	DeviceID  string
+	Stream    string
+	Purpose   string
+	Recipient string
+	On        bool
+	AccountID string
+	RecordID  string
+	DecidedAt time.Time
+}
+
+// ConsentRouting is where one stream's data goes on the hub: kept or not,
+// and for how long. AccountID, RecordID and DecidedAt come from the record
+// that set it.
+type ConsentRouting struct {
+	DeviceID  string
+	Stream    string
+	KeepOnHub bool
+	Retention string // ISO 8601 duration; "" means the manifest's
+	AccountID string
+	RecordID  string
+	DecidedAt time.Time
+}
+
+// ConsentRecordQuery selects consent records. Zero fields do not filter.
+type ConsentRecordQuery struct {
+	AccountID string
+	DeviceID  string
+	AfterSeq  int64 // cursor: only records with Seq > AfterSeq
+	Limit     int   // 0 means all
+}
+
+// ConsentStore is the consent part of Store. Every engine implements it;
+// package consent needs only this part.
+type ConsentStore interface {
+	// RecordConsentDecision appends rec to the consent log and sets the
+	// decision it makes, in one transaction: on error neither is stored.
+	// d must name the same device, stream, purpose and recipient as rec;
+	// its AccountID, RecordID and DecidedAt are taken from rec. A taken
+	// record id is ErrConflict.
+	RecordConsentDecision(ctx context.Context, rec ConsentRecord, d ConsentDecision) error
+	// RecordConsentRouting appends rec to the consent log and sets the
+	// stream routing it makes, in one transaction, like
+	// RecordConsentDecision. r must name the same device and stream as rec.
+	RecordConsentRouting(ctx context.Context, rec ConsentRecord, r ConsentRouting) error
+	// ConsentRecord returns one record (ErrNotFound when there is none).
+	ConsentRecord(ctx context.Context, id string) (ConsentRecord, error)
+	// ConsentRecords lists records in append order (oldest first).
+	ConsentRecords(ctx context.Context, q ConsentRecordQuery) ([]ConsentRecord, error)
+	// ConsentDecisions lists a device's current decisions; "" lists every
+	// device's.
+	ConsentDecisions(ctx context.Context, deviceID string) ([]ConsentDecision, error)
+	// ConsentRoutings lists a device's stream routings; "" lists every
+	// device's.
+	ConsentRoutings(ctx context.Context, deviceID string) ([]ConsentRouting, error)
+}
+
+// --- end consent -----------------------------------------------------------
+
 // Store is what a storage engine provides. Implementations are safe for
 // concurrent use.
 type Store interface {
@@ -220,7 +307,111 @@ type Store interface {
 	AddViolations(ctx context.Context, vs []ViolationCount) error
 	Violations(ctx context.Context, deviceID string) ([]ViolationCount, error)
 
+	// --- consent (issue #4) ---
+	// The consent log and the current decisions; see ConsentStore.
+	ConsentStore
+	// --- end consent ---
+
+	// --- Vault keys (encryption at rest, issue #4) -----------------------
+	// The wrapped data keys of package vault; see KeyStore below.
+	KeyStore
+	// --- end of vault keys ----------------------------------------------
+
 	// Ping reports whether the store can serve requests (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// --- Vault keys (encryption at rest, issue #4) ---------------------------
+//
+// Package vault seals every stored reading under a data key of its key
+// owner (an account, or a household that has no account yet). The store
+// keeps only the wrapped form of those keys (age-encrypted to the person's
+// recipient and, in hub-assisted mode, to the hub's own key), never a key in
+// plain form. Destroying an owner's key rows makes all of that owner's
+// readings unreadable at once (crypto-shredding); the readings themselves are
+// removed later, at leisure.
+
+// ErrShredded means the key owner's keys were destroyed (ShredOwner). It is
+// final: a shredded owner takes no new keys and no new settings.
+var ErrShredded = errors.New("keys shredded")
+
+// KeyMode says who can unwrap a key owner's data keys.
+type KeyMode string
+
+// Key modes.
+const (
+	// KeyModeHubAssisted keys are wrapped to the hub's key (and to the
+	// person's recipient, if they have one): the hub can read history.
+	KeyModeHubAssisted KeyMode = "hub-assisted"
+	// KeyModeUserHeld keys are wrapped to the person's recipient only: the
+	// hub cannot read stored history.
+	KeyModeUserHeld KeyMode = "user-held"
+)
+
+// KeyOwner is the encryption setting of one key owner.
+type KeyOwner struct {
+	OwnerID string // acc_… or hh_…
+	// Mode is empty only for an owner that was shredded before it was
+	// ever enrolled.
+	Mode KeyMode
+	// Recipient is the person's age X25519 recipient ("age1…"). Empty in
+	// hub-assisted mode for an owner without a person (a household that
+	// has no account yet), and after shredding.
+	Recipient  string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	ShreddedAt time.Time // non-zero once the owner's keys were destroyed
+}
+
+// Shredded reports whether the owner's keys were destroyed.
+func (o KeyOwner) Shredded() bool { return !o.ShreddedAt.IsZero() }
+
+// KeyRecord is one wrapped data key of a key owner.
+type KeyRecord struct {
+	OwnerID string
+	KeyID   string // opaque, unique per owner
+	// Mode and Recipient say to whom Wrapped is encrypted: in
+	// hub-assisted mode to the hub's key and Recipient (if any), in
+	// user-held mode to Recipient only.
+	Mode      KeyMode
+	Recipient string
+	Wrapped   []byte // an age file; never the key itself
+	CreatedAt time.Time
+	// RetiredAt is non-zero once no new data is sealed under the key. The
+	// key stays, so history sealed under it can still be opened.
+	RetiredAt time.Time
+}
+
+// KeyStore keeps key owners and their wrapped data keys. Every Store
+// implements it; package vault needs only this part.
+type KeyStore interface {
+	// SetKeyOwner creates or updates an owner's settings (CreatedAt is
+	// kept from the first call) and, in the same transaction, replaces
+	// Mode, Recipient and Wrapped of each given key of that owner (a
+	// rewrap after a change of mode or recipient). It fails with
+	// ErrShredded for a shredded owner and ErrNotFound when a rewrapped
+	// key does not exist.
+	SetKeyOwner(ctx context.Context, o KeyOwner, rewrapped ...KeyRecord) error
+	// KeyOwner returns one owner (ErrNotFound if it never existed).
+	KeyOwner(ctx context.Context, ownerID string) (KeyOwner, error)
+	// KeyOwners lists every owner, shredded ones included.
+	KeyOwners(ctx context.Context) ([]KeyOwner, error)
+	// PutKey stores a new key. Unless rec.RetiredAt is set, every other
+	// key of the owner that is not yet retired is retired at
+	// rec.CreatedAt: an owner has at most one key in use. It fails with
+	// ErrNotFound for an unknown owner, ErrShredded for a shredded one and
+	// ErrConflict when the owner already has a key with that id.
+	PutKey(ctx context.Context, rec KeyRecord) error
+	// Keys lists an owner's keys, oldest first (empty for an unknown or
+	// shredded owner).
+	Keys(ctx context.Context, ownerID string) ([]KeyRecord, error)
+	// ShredOwner destroys every key of the owner in one statement, whose
+	// cost depends on the number of keys, not of readings, and marks the
+	// owner shredded (creating the mark if the owner is unknown, so it
+	// can never be enrolled later). Engines should also overwrite the
+	// deleted bytes where they can. Shredding again is a no-op.
+	ShredOwner(ctx context.Context, ownerID string, at time.Time) error
+}
+
+// --- end of vault keys ----------------------------------------------------

@@ -107,6 +107,84 @@ var migrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		name: "vault keys",
+		stmts: []string{
+			// Key owners of package vault (accounts, or households without
+			// an account). No foreign key to accounts or households: the
+			// shredded mark must outlive a deleted account. mode is ''
+			// only for an owner shredded before it was ever enrolled.
+			`CREATE TABLE vault_owners (
+				owner_id    TEXT PRIMARY KEY NOT NULL CHECK (owner_id <> ''),
+				mode        TEXT NOT NULL CHECK (mode IN ('hub-assisted', 'user-held', '')),
+				recipient   TEXT NOT NULL DEFAULT '',
+				created_at  INTEGER NOT NULL,
+				updated_at  INTEGER NOT NULL,
+				shredded_at INTEGER NOT NULL DEFAULT 0
+			) STRICT`,
+			// Wrapped data keys: age files, never a key in plain form. The
+			// primary key serves Keys(owner) and the single DELETE that
+			// shreds an owner, whose cost is the owner's few keys and not
+			// the number of readings sealed under them.
+			`CREATE TABLE vault_keys (
+				owner_id   TEXT NOT NULL REFERENCES vault_owners (owner_id),
+				key_id     TEXT NOT NULL CHECK (key_id <> ''),
+				mode       TEXT NOT NULL CHECK (mode IN ('hub-assisted', 'user-held')),
+				recipient  TEXT NOT NULL DEFAULT '',
+				wrapped    BLOB NOT NULL CHECK (length(wrapped) > 0),
+				created_at INTEGER NOT NULL,
+				retired_at INTEGER NOT NULL DEFAULT 0,
+				PRIMARY KEY (owner_id, key_id)
+			) STRICT`,
+		},
+	},
+	{
+		name: "consent",
+		stmts: []string{
+			// The consent log. seq orders records as they were appended;
+			// doc is the record document receipts are signed over. No
+			// foreign keys: a record outlives its account and device.
+			`CREATE TABLE consent_records (
+				seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+				id         TEXT NOT NULL UNIQUE CHECK (id <> ''),
+				account_id TEXT NOT NULL,
+				device_id  TEXT NOT NULL CHECK (device_id <> ''),
+				stream     TEXT NOT NULL CHECK (stream <> ''),
+				purpose    TEXT NOT NULL,
+				recipient  TEXT NOT NULL CHECK (recipient <> ''),
+				created_at INTEGER NOT NULL,
+				doc        BLOB NOT NULL
+			) STRICT`,
+			`CREATE INDEX consent_records_account ON consent_records (account_id, seq)`,
+			`CREATE INDEX consent_records_device ON consent_records (device_id, seq)`,
+			// Records are evidence: refuse to rewrite one, whoever asks.
+			`CREATE TRIGGER consent_records_append_only BEFORE UPDATE ON consent_records
+			BEGIN
+				SELECT RAISE(ABORT, 'consent records are append-only');
+			END`,
+			`CREATE TABLE consent_decisions (
+				device_id  TEXT NOT NULL CHECK (device_id <> ''),
+				stream     TEXT NOT NULL CHECK (stream <> ''),
+				purpose    TEXT NOT NULL CHECK (purpose <> ''),
+				recipient  TEXT NOT NULL CHECK (recipient <> ''),
+				is_on      INTEGER NOT NULL CHECK (is_on IN (0, 1)),
+				account_id TEXT NOT NULL,
+				record_id  TEXT NOT NULL REFERENCES consent_records (id),
+				decided_at INTEGER NOT NULL,
+				PRIMARY KEY (device_id, stream, purpose, recipient)
+			) STRICT`,
+			`CREATE TABLE consent_routing (
+				device_id   TEXT NOT NULL CHECK (device_id <> ''),
+				stream      TEXT NOT NULL CHECK (stream <> ''),
+				keep_on_hub INTEGER NOT NULL CHECK (keep_on_hub IN (0, 1)),
+				retention   TEXT NOT NULL,
+				account_id  TEXT NOT NULL,
+				record_id   TEXT NOT NULL REFERENCES consent_records (id),
+				decided_at  INTEGER NOT NULL,
+				PRIMARY KEY (device_id, stream)
+			) STRICT`,
+		},
+	},
 }
 
 type migration struct {

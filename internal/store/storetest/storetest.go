@@ -80,6 +80,15 @@ var suite = []struct {
 	{"Violations", testViolations},
 	{"ReadingKeepsManifestVersion", testReadingKeepsManifestVersion},
 	{"HouseholdWithOwner", testHouseholdWithOwner},
+	{"ConsentRecords", testConsentRecords},
+	{"ConsentDecisions", testConsentDecisions},
+	{"ConsentRouting", testConsentRouting},
+	{"ConsentAtomic", testConsentAtomic},
+	{"KeyOwners", testKeyOwners},
+	{"Keys", testKeys},
+	{"KeyRewrap", testKeyRewrap},
+	{"ShredOwner", testShredOwner},
+	{"ShredConcurrentPut", testShredConcurrentPut},
 }
 
 // base is a fixed instant; tests offset from it so expectations are
