@@ -22,6 +22,8 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -45,7 +47,7 @@ type Store interface {
 
 // Ingester is the policy path HTTP readings go through.
 type Ingester interface {
-	Submit(ctx context.Context, deviceID, stream string, payload []byte, wait bool) error
+	Enqueue(ctx context.Context, deviceID, stream string, payload []byte) (ingest.Ticket, error)
 	PendingCounters(deviceID string) store.DeviceCounters
 	PendingViolations(deviceID string) []store.ViolationCount
 }
@@ -60,6 +62,7 @@ type Config struct {
 	Identity *identity.Service
 	Catalog  *catalog.Catalog
 	Log      *auditlog.Log
+	Consent  *consent.Service
 	Store    Store
 	Ingest   Ingester
 	Presence Presence // optional
@@ -140,6 +143,13 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/manifests/{type}", s.authed(s.getManifest))
 	m.HandleFunc("GET /api/v1/manifests/{type}/versions", s.authed(s.manifestVersions))
 	m.HandleFunc("POST /api/v1/manifests/{type}/versions/{version}/confirm", s.authed(s.confirmManifest))
+
+	m.HandleFunc("GET /api/v1/devices/{id}/consent", s.authed(s.consentState))
+	m.HandleFunc("PUT /api/v1/devices/{id}/consent/{stream}", s.authed(s.setConsent))
+	m.HandleFunc("PUT /api/v1/devices/{id}/consent/{stream}/routing", s.authed(s.setRouting))
+	m.HandleFunc("GET /api/v1/consent/records", s.authed(s.consentRecords))
+	m.HandleFunc("GET /api/v1/consent/records/{id}/receipt", s.authed(s.consentReceipt))
+	m.HandleFunc("GET /api/v1/consent/key", s.consentKey)
 
 	m.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)
 	m.HandleFunc("GET /api/v1/log/key", s.logKey)

@@ -360,8 +360,17 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stream := r.PathValue("stream")
-	if err := s.cfg.Ingest.Submit(r.Context(), d.ID, stream, body, true); err != nil {
+	t, err := s.cfg.Ingest.Enqueue(r.Context(), d.ID, stream, body)
+	if err == nil {
+		err = t.Wait(r.Context())
+	}
+	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if !t.Stored() {
+		// Accepted but not kept: the person switched this stream off.
+		writeJSON(w, http.StatusOK, map[string]any{"stored": false, "reason": "consent", "device_id": d.ID, "stream": stream})
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"stored": true, "device_id": d.ID, "stream": stream})

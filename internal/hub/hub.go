@@ -31,6 +31,7 @@ import (
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/config"
+	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store/sqlite"
@@ -45,20 +46,21 @@ const DBName = "candor.db"
 
 // Hub is a running hub.
 type Hub struct {
-	cfg    config.Config
-	log    *slog.Logger
-	st     *sqlite.DB
-	cat    *catalog.Catalog
-	alog   *auditlog.Log
-	id     *identity.Service
-	in     *ingest.Pipeline
-	br     *broker.Broker
-	api    *api.Server
-	http   *http.Server
-	local  *http.Server
-	httpLn net.Listener
-	sockLn net.Listener
-	tls    *tls.Config
+	cfg     config.Config
+	log     *slog.Logger
+	st      *sqlite.DB
+	cat     *catalog.Catalog
+	alog    *auditlog.Log
+	consent *consent.Service
+	id      *identity.Service
+	in      *ingest.Pipeline
+	br      *broker.Broker
+	api     *api.Server
+	http    *http.Server
+	local   *http.Server
+	httpLn  net.Listener
+	sockLn  net.Listener
+	tls     *tls.Config
 
 	setupToken string
 	cancel     context.CancelFunc
@@ -112,10 +114,19 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		return nil, fmt.Errorf("load manifests: %w", err)
 	}
 	h.cat.SetAuditor(h.alog)
+	ckey, err := consent.LoadOrCreateKey(filepath.Join(cfg.DataDir, "consent"))
+	if err != nil {
+		return nil, fmt.Errorf("consent receipt key: %w", err)
+	}
+	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: ckey,
+		Logger: log.With("component", "consent")}); err != nil {
+		return nil, fmt.Errorf("consent: %w", err)
+	}
 	h.id = identity.New(h.st, log.With("component", "identity"))
 	h.id.SetAuditor(h.alog)
 	h.in = ingest.New(h.st, ingest.Options{
 		Manifests:       h.cat,
+		Consent:         h.consent,
 		StripUndeclared: cfg.UndeclaredFields == "strip",
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 		BatchMaxRows:    cfg.BatchMaxRows,
@@ -141,11 +152,17 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		return nil, addrHint(err, "--mqtt-addr")
 	}
 	h.id.OnRevoke(h.br.Disconnect)
+	// Tell the device, on its retained control topic, whether anyone still
+	// wants a stream, so a device that can stops generating it.
+	h.consent.OnChange(func(deviceID, stream string, collect bool) {
+		h.publishControl(deviceID, stream, collect)
+	})
 
 	h.api = api.New(api.Config{
 		Identity:        h.id,
 		Catalog:         h.cat,
 		Log:             h.alog,
+		Consent:         h.consent,
 		Store:           h.st,
 		Ingest:          h.in,
 		Presence:        h.br,
@@ -175,6 +192,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	h.local = &http.Server{Handler: h.api.LocalHandler(), ReadHeaderTimeout: 10 * time.Second}
 
 	if err := h.br.Start(); err != nil {
+		return nil, err
+	}
+	if err := h.publishAllControls(ctx); err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -330,4 +350,33 @@ func (h *Hub) Close(ctx context.Context) error {
 		h.closeErr = errors.Join(errs...)
 	})
 	return h.closeErr
+}
+
+func (h *Hub) publishControl(deviceID, stream string, collect bool) {
+	payload := fmt.Appendf(nil, `{"collect":%t}`, collect)
+	if err := h.br.Publish(broker.ControlTopic(deviceID, stream), payload, true); err != nil {
+		h.log.Error("publish control message", "device", deviceID, "stream", stream, "err", err)
+	}
+}
+
+// publishAllControls sets every device's retained control messages at
+// start-up (the broker keeps retained messages in memory only).
+func (h *Hub) publishAllControls(ctx context.Context) error {
+	devs, err := h.st.AllDevices(ctx)
+	if err != nil {
+		return fmt.Errorf("list devices: %w", err)
+	}
+	for _, d := range devs {
+		if d.Revoked() {
+			continue
+		}
+		st, err := h.consent.State(ctx, d.ID)
+		if err != nil {
+			continue // a device whose type lost its manifest: nothing to say
+		}
+		for _, s := range st.Streams {
+			h.publishControl(d.ID, s.Stream, s.Decision.Collect)
+		}
+	}
+	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -73,6 +74,15 @@ type Options struct {
 	// StripUndeclared removes undeclared fields instead of refusing the
 	// reading (a per-hub choice; refusing is the default).
 	StripUndeclared bool
+	// Consent decides per reading whether it may be stored. nil stores
+	// every accepted reading (only tests of the batching machinery).
+	Consent Consent
+}
+
+// Consent answers, from memory, what may happen to a stream's next reading.
+type Consent interface {
+	Allowed(deviceID, stream string) consent.Decision
+	Refresh(ctx context.Context, deviceIDs ...string) error
 }
 
 // Manifests resolves the manifest in force for a device.
@@ -107,6 +117,7 @@ type Pipeline struct {
 	violations map[violationKey]*store.ViolationCount
 	rates      rateTable
 	flagged    *prometheus.CounterVec
+	dropped    *prometheus.CounterVec
 	stopOnce   sync.Once
 	stopC      chan struct{}
 	doneC      chan struct{}
@@ -163,13 +174,17 @@ func New(st Store, opts Options) *Pipeline {
 			Name: "candor_store_batch_errors_total",
 			Help: "Storage batches that failed to commit (their publishers were not acknowledged).",
 		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "candor_readings_dropped_total",
+			Help: "Readings accepted but not stored because a person's choice says so, by reason.",
+		}, []string{"reason"}),
 		flagged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "candor_behaviour_flags_total",
 			Help: "Streams seen far outside their manifest's declared behaviour profile, by kind.",
 		}, []string{"kind"}),
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.storeErrors, p.flagged)
+		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.storeErrors, p.flagged, p.dropped)
 	}
 	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, p.committed)
 	go p.flushCountersLoop()
@@ -209,14 +224,21 @@ func (p *Pipeline) Check(deviceID, stream string, payload []byte) error {
 }
 
 // Ticket is a queued reading's claim on its commit.
-type Ticket struct{ b *batch }
+type Ticket struct {
+	b       *batch
+	dropped bool
+}
+
+// Stored reports whether the reading was queued for storage; false means
+// the person's consent says not to keep it, so it was accepted and dropped.
+func (t Ticket) Stored() bool { return !t.dropped }
 
 // Completed returns a ticket whose commit already finished with err (nil
 // for success), for callers that decided without queuing anything.
 func Completed(err error) Ticket {
 	b := &batch{done: make(chan struct{}), err: err}
 	close(b.done)
-	return Ticket{b}
+	return Ticket{b: b}
 }
 
 // Wait blocks until the reading is durably committed (nil) or its batch
@@ -269,6 +291,24 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 			p.observeRate(deviceID, s)
 		}
 		payload, version = out, e.Version
+		if p.opts.Consent != nil {
+			d := p.opts.Consent.Allowed(deviceID, stream)
+			if d.ManifestVersion != e.Version {
+				// The manifest changed since the decision table was built.
+				if err := p.opts.Consent.Refresh(ctx, deviceID); err != nil {
+					return Ticket{}, fmt.Errorf("refresh consent of device %s: %w", deviceID, err)
+				}
+				d = p.opts.Consent.Allowed(deviceID, stream)
+			}
+			if !d.StoreOnHub {
+				// Off means not stored from this very reading on. The device
+				// did nothing wrong, so it is acknowledged, not refused.
+				p.dropped.WithLabelValues("consent").Inc()
+				t := Completed(nil)
+				t.dropped = true
+				return t, nil
+			}
+		}
 	}
 	bt, err := p.batcher.add(ctx, store.Reading{
 		DeviceID:        deviceID,
@@ -283,7 +323,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 		}
 		return Ticket{}, err
 	}
-	return Ticket{bt}, nil
+	return Ticket{b: bt}, nil
 }
 
 // Refuse counts a refused reading for the device and in the metrics.
