@@ -23,8 +23,8 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
-	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
 )
 
