@@ -52,6 +52,11 @@ type Ingester interface {
 	PendingViolations(deviceID string) []store.ViolationCount
 }
 
+// Opener decrypts a sealed reading.
+type Opener interface {
+	Open(ownerID string, sealed, aad []byte) ([]byte, error)
+}
+
 // Presence tells whether a device is connected over MQTT.
 type Presence interface {
 	Connected(deviceID string) bool
@@ -63,6 +68,8 @@ type Config struct {
 	Catalog  *catalog.Catalog
 	Log      *auditlog.Log
 	Consent  *consent.Service
+	// Vault opens sealed readings; their key owner is the household.
+	Vault    Opener
 	Store    Store
 	Ingest   Ingester
 	Presence Presence // optional

@@ -14,6 +14,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 type countersJSON struct {
@@ -282,6 +283,10 @@ func (s *Server) readings(w http.ResponseWriter, r *http.Request, p principal) {
 			return
 		}
 	}
+	if err := s.openReadings(d, list); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	out := make([]readingJSON, 0, len(list))
 	var last int64
 	for _, rd := range list {
@@ -384,4 +389,34 @@ func readLimited(r *http.Request, limit int) ([]byte, error) {
 		return nil, badRequest("body: %v", err)
 	}
 	return body, nil
+}
+
+// errUserHeld explains honestly why history cannot be shown.
+var errUserHeld = errors.New("this history is encrypted to the household's own key (user-held mode): the hub cannot read it; export it and open it with your age identity")
+
+// openReadings decrypts sealed payloads in place. Readings stored before
+// encryption existed are plain and pass through.
+func (s *Server) openReadings(d store.Device, list []store.Reading) error {
+	if s.cfg.Vault == nil {
+		return nil
+	}
+	aad := make([]byte, 0, 96)
+	for i := range list {
+		rd := &list[i]
+		if !vault.IsSealed(rd.Payload) {
+			continue
+		}
+		aad = vault.AppendReadingAAD(aad[:0], d.ID, rd.Stream, rd.Time)
+		pt, err := s.cfg.Vault.Open(d.HouseholdID, rd.Payload, aad)
+		switch {
+		case errors.Is(err, vault.ErrUserHeld):
+			return fmt.Errorf("%w: %w", errConflictUserHeld, errUserHeld)
+		case errors.Is(err, vault.ErrShredded):
+			return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+		case err != nil:
+			return fmt.Errorf("open reading %d of device %s: %w", rd.Seq, d.ID, err)
+		}
+		rd.Payload = pt
+	}
+	return nil
 }

@@ -64,6 +64,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, identity.ErrInvalid):
 		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid-input",
 			strings.Replace(err.Error(), identity.ErrInvalid.Error()+": ", "", 1))
+	case errors.Is(err, errConflictUserHeld):
+		writeProblem(w, r, http.StatusConflict, "user-held", strings.Replace(err.Error(), errConflictUserHeld.Error()+": ", "", 1))
 	case errors.Is(err, errBadRequest):
 		writeProblem(w, r, http.StatusBadRequest, "bad-request",
 			strings.TrimPrefix(err.Error(), errBadRequest.Error()+": "))
@@ -87,6 +89,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 var errBadRequest = errors.New("bad request")
+
+// errConflictUserHeld marks data the hub holds but cannot decrypt.
+var errConflictUserHeld = errors.New("encrypted to the owner's own key")
 
 func badRequest(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))

@@ -1,8 +1,11 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"net/http"
 	"strings"
 	"sync"
@@ -109,5 +112,40 @@ func TestConsentOffStopsTheNextReading(t *testing.T) {
 	tampered := strings.Replace(string(receipt), "ConsentWithdrawn", "ConsentGiven", 1)
 	if _, err := consent.VerifyReceipt([]byte(tampered), pub2); err == nil {
 		t.Error("a tampered receipt verifies")
+	}
+}
+
+// Stored readings are ciphertext on disk; the API returns them decrypted.
+func TestReadingsAreEncryptedAtRest(t *testing.T) {
+	th := startHub(t)
+	id, secret := th.addDevice("Watch", "wearable")
+	c, _, err := v5(t, th.MQTTAddr(), id, id, secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const marker = `{"bpm":173}`
+	for range 20 {
+		if resp, err := c.Publish(ctx, &paho.Publish{Topic: "candor/" + id + "/heart_rate", QoS: 1, Payload: []byte(marker)}); err != nil || resp.ReasonCode != 0 {
+			t.Fatalf("publish: %v %+v", err, resp)
+		}
+	}
+	rs := th.readings(id, "")
+	if len(rs) != 20 || string(rs[0].Payload) != marker {
+		t.Fatalf("API readings: %d, first %s", len(rs), rs[0].Payload)
+	}
+	th.close()
+	for _, name := range []string{DBName, DBName + "-wal"} {
+		b, err := os.ReadFile(filepath.Join(th.dir, name))
+		if err != nil {
+			continue
+		}
+		if !bytes.Contains(b, []byte(`"bpm"`)) && name == DBName {
+			t.Errorf("%s: the scan would not find plain text (the manifest names bpm)", name)
+		}
+		if bytes.Contains(b, []byte(marker)) {
+			t.Errorf("%s contains a reading in plain text", name)
+		}
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/tlscert"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 // SocketName is the local control socket inside the data directory.
@@ -52,6 +53,8 @@ type Hub struct {
 	cat     *catalog.Catalog
 	alog    *auditlog.Log
 	consent *consent.Service
+	vault   *vault.Vault
+	owners  *owners
 	id      *identity.Service
 	in      *ingest.Pipeline
 	br      *broker.Broker
@@ -114,6 +117,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		return nil, fmt.Errorf("load manifests: %w", err)
 	}
 	h.cat.SetAuditor(h.alog)
+	hubKey, err := vault.LoadOrCreateHubIdentity(filepath.Join(cfg.DataDir, "vault.key"))
+	if err != nil {
+		return nil, fmt.Errorf("vault hub key: %w", err)
+	}
+	if h.vault, err = vault.New(ctx, h.st, vault.Options{Hub: hubKey}); err != nil {
+		return nil, fmt.Errorf("open vault: %w", err)
+	}
+	h.owners = &owners{st: h.st, v: h.vault}
 	ckey, err := consent.LoadOrCreateKey(filepath.Join(cfg.DataDir, "consent"))
 	if err != nil {
 		return nil, fmt.Errorf("consent receipt key: %w", err)
@@ -127,6 +138,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	h.in = ingest.New(h.st, ingest.Options{
 		Manifests:       h.cat,
 		Consent:         h.consent,
+		Sealer:          h.vault,
+		Owner:           h.owners.of,
 		StripUndeclared: cfg.UndeclaredFields == "strip",
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 		BatchMaxRows:    cfg.BatchMaxRows,
@@ -163,6 +176,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Catalog:         h.cat,
 		Log:             h.alog,
 		Consent:         h.consent,
+		Vault:           h.vault,
 		Store:           h.st,
 		Ingest:          h.in,
 		Presence:        h.br,
@@ -346,6 +360,9 @@ func (h *Hub) Close(ctx context.Context) error {
 		}
 		if h.alog != nil {
 			errs = append(errs, h.alog.Close())
+		}
+		if h.vault != nil {
+			errs = append(errs, h.vault.Close())
 		}
 		h.closeErr = errors.Join(errs...)
 	})

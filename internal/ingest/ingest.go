@@ -24,6 +24,7 @@ import (
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 // Refusal reasons, used as the reason label of candor_readings_refused_total
@@ -77,6 +78,17 @@ type Options struct {
 	// Consent decides per reading whether it may be stored. nil stores
 	// every accepted reading (only tests of the batching machinery).
 	Consent Consent
+	// Sealer encrypts each stored reading under its owner's data key, and
+	// Owner names the key owner of a device. The hub always sets both; nil
+	// stores plain readings (only tests of the batching machinery).
+	Sealer Sealer
+	Owner  func(ctx context.Context, deviceID string) (string, error)
+}
+
+// Sealer encrypts one reading under an owner's data key (envelope
+// encryption: a symmetric AEAD, never a public-key operation per reading).
+type Sealer interface {
+	AppendSeal(dst []byte, ownerID string, plaintext, aad []byte) ([]byte, error)
 }
 
 // Consent answers, from memory, what may happen to a stream's next reading.
@@ -310,11 +322,27 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 			}
 		}
 	}
+	now := p.now().UTC()
+	var stored []byte
+	if p.opts.Sealer == nil || p.opts.Owner == nil {
+		stored = append([]byte(nil), payload...)
+	} else {
+		owner, err := p.opts.Owner(ctx, deviceID)
+		if err != nil {
+			return Ticket{}, fmt.Errorf("key owner of device %s: %w", deviceID, err)
+		}
+		// The AAD binds the ciphertext to its device, stream and time, so
+		// a stored reading cannot be moved to another row unnoticed.
+		aad := vault.AppendReadingAAD(make([]byte, 0, 64), deviceID, stream, now)
+		if stored, err = p.opts.Sealer.AppendSeal(nil, owner, payload, aad); err != nil {
+			return Ticket{}, fmt.Errorf("seal reading of device %s: %w", deviceID, err)
+		}
+	}
 	bt, err := p.batcher.add(ctx, store.Reading{
 		DeviceID:        deviceID,
 		Stream:          stream,
-		Time:            p.now().UTC(),
-		Payload:         append([]byte(nil), payload...),
+		Time:            now,
+		Payload:         stored,
 		ManifestVersion: version,
 	})
 	if err != nil {

@@ -1,0 +1,48 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/vault"
+)
+
+// owners maps a device to the owner of the data key its readings are
+// sealed under: for now its household, enrolled in hub-assisted mode the
+// first time it is needed. (Per-person keys and the user-held mode are
+// built in package vault but not yet offered through the API.)
+type owners struct {
+	st interface {
+		Device(ctx context.Context, id string) (store.Device, error)
+	}
+	v *vault.Vault
+
+	cache sync.Map // device id → owner id (a device never changes household)
+	mu    sync.Mutex
+}
+
+func (o *owners) of(ctx context.Context, deviceID string) (string, error) {
+	if id, ok := o.cache.Load(deviceID); ok {
+		return id.(string), nil
+	}
+	d, err := o.st.Device(ctx, deviceID)
+	if err != nil {
+		return "", err
+	}
+	owner := d.HouseholdID
+	if _, err := o.v.Status(owner); errors.Is(err, vault.ErrUnknownOwner) {
+		o.mu.Lock()
+		if _, err := o.v.Status(owner); errors.Is(err, vault.ErrUnknownOwner) {
+			if _, err := o.v.Enroll(ctx, owner, vault.Settings{Mode: vault.HubAssisted}); err != nil {
+				o.mu.Unlock()
+				return "", fmt.Errorf("enroll household %s in the vault: %w", owner, err)
+			}
+		}
+		o.mu.Unlock()
+	}
+	o.cache.Store(deviceID, owner)
+	return owner, nil
+}
