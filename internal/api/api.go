@@ -54,7 +54,7 @@ type Ingester interface {
 
 // Opener decrypts a sealed reading.
 type Opener interface {
-	Open(ownerID string, sealed, aad []byte) ([]byte, error)
+	OpenReadings(ownerID, deviceID string, rs []store.Reading) error
 }
 
 // Presence tells whether a device is connected over MQTT.
@@ -157,6 +157,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/consent/records", s.authed(s.consentRecords))
 	m.HandleFunc("GET /api/v1/consent/records/{id}/receipt", s.authed(s.consentReceipt))
 	m.HandleFunc("GET /api/v1/consent/key", s.consentKey)
+
+	m.HandleFunc("GET /api/v1/export", s.authed(s.exportData))
 
 	m.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)
 	m.HandleFunc("GET /api/v1/log/key", s.logKey)

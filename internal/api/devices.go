@@ -400,23 +400,14 @@ func (s *Server) openReadings(d store.Device, list []store.Reading) error {
 	if s.cfg.Vault == nil {
 		return nil
 	}
-	aad := make([]byte, 0, 96)
-	for i := range list {
-		rd := &list[i]
-		if !vault.IsSealed(rd.Payload) {
-			continue
-		}
-		aad = vault.AppendReadingAAD(aad[:0], d.ID, rd.Stream, rd.Time)
-		pt, err := s.cfg.Vault.Open(d.HouseholdID, rd.Payload, aad)
-		switch {
-		case errors.Is(err, vault.ErrUserHeld):
-			return fmt.Errorf("%w: %w", errConflictUserHeld, errUserHeld)
-		case errors.Is(err, vault.ErrShredded):
-			return fmt.Errorf("%w: %w", store.ErrNotFound, err)
-		case err != nil:
-			return fmt.Errorf("open reading %d of device %s: %w", rd.Seq, d.ID, err)
-		}
-		rd.Payload = pt
+	err := s.cfg.Vault.OpenReadings(d.HouseholdID, d.ID, list)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, vault.ErrUserHeld):
+		return fmt.Errorf("%w: %w", errConflictUserHeld, errUserHeld)
+	case errors.Is(err, vault.ErrShredded):
+		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
 	}
-	return nil
+	return err
 }

@@ -1,12 +1,18 @@
 package hub
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +21,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/senml"
 )
 
 // Turning consent off is effective from the very next message, and the
@@ -147,5 +154,80 @@ func TestReadingsAreEncryptedAtRest(t *testing.T) {
 		if bytes.Contains(b, []byte(marker)) {
 			t.Errorf("%s contains a reading in plain text", name)
 		}
+	}
+}
+
+// A person's export is a documented ZIP whose every file matches the
+// SHA-256 in index.json; CSV and SenML parse back to what was sent.
+func TestExportRoundTrip(t *testing.T) {
+	th := startHub(t)
+	alex := th.setup("alex")
+	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", alex, map[string]string{"name": "Meter", "type": "smart-meter"})
+	if code != 201 {
+		t.Fatal(code)
+	}
+	id := out["device"].(map[string]any)["id"].(string)
+	secret := out["secret"].(string)
+	c, _, err := v5(t, th.MQTTAddr(), id, id, secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 30 {
+		if _, err := c.Publish(ctx, &paho.Publish{Topic: "candor/" + id + "/power", QoS: 1, Payload: []byte(fmt.Sprintf(`{"watts": %d}`, 100+i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zb := getText(t, http.DefaultClient, th.URL()+"/api/v1/export", alex)
+	zr, err := zip.NewReader(bytes.NewReader(zb), int64(len(zb)))
+	if err != nil {
+		t.Fatalf("export is not a ZIP: %v", err)
+	}
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+	}
+	var index struct {
+		Files []struct {
+			Name   string `json:"name"`
+			SHA256 string `json:"sha256"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal(files["index.json"], &index); err != nil {
+		t.Fatalf("index.json: %v", err)
+	}
+	if len(index.Files) < 4 {
+		t.Fatalf("index lists %d files", len(index.Files))
+	}
+	for _, f := range index.Files {
+		sum := sha256.Sum256(files[f.Name])
+		if hex.EncodeToString(sum[:]) != f.SHA256 {
+			t.Errorf("%s: SHA-256 does not match the index", f.Name)
+		}
+	}
+	csvName := "readings/" + id + "/power.csv"
+	rows, err := csv.NewReader(bytes.NewReader(files[csvName])).ReadAll()
+	if err != nil || len(rows) != 31 {
+		t.Fatalf("%s: %d rows, %v", csvName, len(rows), err)
+	}
+	recs, err := senml.Decode(bytes.NewReader(files["readings/"+id+"/power.senml.json"]))
+	if err != nil || len(recs) != 30 {
+		t.Fatalf("SenML: %d records, %v", len(recs), err)
+	}
+	if !bytes.Contains(files["README.txt"], []byte("SenML")) {
+		t.Error("README.txt does not explain the files")
+	}
+	found := false
+	for name := range files {
+		found = found || strings.HasPrefix(name, "audit/")
+	}
+	if !found {
+		t.Error("the export lacks the person's transparency-log entries")
 	}
 }

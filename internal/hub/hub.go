@@ -37,6 +37,7 @@ import (
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/tlscert"
 	"github.com/candor-iot/candor/internal/vault"
+	"github.com/candor-iot/candor/internal/web"
 )
 
 // SocketName is the local control socket inside the data directory.
@@ -59,6 +60,7 @@ type Hub struct {
 	in      *ingest.Pipeline
 	br      *broker.Broker
 	api     *api.Server
+	web     *web.Server
 	http    *http.Server
 	local   *http.Server
 	httpLn  net.Listener
@@ -187,6 +189,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 	})
 
+	h.web = web.New(web.Config{
+		Identity:      h.id,
+		Store:         plainStore{DB: h.st, v: h.vault},
+		Catalog:       h.cat,
+		Ingest:        h.in,
+		Presence:      h.br,
+		Audit:         h.alog,
+		Logger:        log.With("component", "web"),
+		MQTTAddr:      h.br.Addr("tcp"),
+		SecureCookies: h.tls != nil,
+	})
+
 	if h.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, addrHint(fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err), "--http-addr")
 	}
@@ -197,7 +211,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		return nil, err
 	}
 	h.http = &http.Server{
-		Handler:           h.api.Handler(),
+		Handler:           h.rootHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -227,6 +241,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	h.banner(out)
 	log.Info("hub started", "http", h.HTTPAddr(), "mqtt", h.MQTTAddr(), "data", cfg.DataDir, "demo", cfg.Demo)
 	return h, nil
+}
+
+// rootHandler serves the API on its own paths and the web pages on the
+// rest. The control socket stays API-only.
+func (h *Hub) rootHandler() http.Handler {
+	apiH := h.api.Handler()
+	mux := http.NewServeMux()
+	for _, p := range []string{"/api/", "/livez", "/readyz", "/metrics", "/openapi.json"} {
+		mux.Handle(p, apiH)
+	}
+	mux.Handle("/", h.web.Handler())
+	return mux
 }
 
 func (h *Hub) serve(srv *http.Server, ln net.Listener) {
@@ -307,7 +333,8 @@ func (h *Hub) banner(out io.Writer) {
 		return
 	}
 	fmt.Fprintf(out, "\nCandor hub is running.\n")
-	fmt.Fprintf(out, "  HTTP API:    %s   (OpenAPI: %s/openapi.json)\n", h.URL(), h.URL())
+	fmt.Fprintf(out, "  Web UI:      %s/\n", h.URL())
+	fmt.Fprintf(out, "  HTTP API:    %s/api/v1   (OpenAPI: %s/openapi.json)\n", h.URL(), h.URL())
 	if a := h.MQTTAddr(); a != "" {
 		fmt.Fprintf(out, "  MQTT:        %s\n", a)
 	}
@@ -319,7 +346,8 @@ func (h *Hub) banner(out io.Writer) {
 	}
 	fmt.Fprintf(out, "  Data:        %s\n", h.cfg.DataDir)
 	if h.setupToken != "" {
-		fmt.Fprintf(out, "\nThis hub has no account yet. Create the first one with this one-time setup token:\n\n    %s\n\n", h.setupToken)
+		fmt.Fprintf(out, "\nThis hub has no account yet. Open %s/ and create the first one with this one-time setup token:\n\n    %s\n\n", h.URL(), h.setupToken)
+		fmt.Fprintf(out, "or with the API:\n")
 		fmt.Fprintf(out, "  curl -X POST %s/api/v1/setup -H 'Content-Type: application/json' \\\n", h.URL())
 		fmt.Fprintf(out, "    -d '{\"setup_token\":\"%s\",\"username\":\"you\",\"password\":\"<a long passphrase>\"}'\n", h.setupToken)
 		fmt.Fprintf(out, "The token works once and dies when the hub restarts. There is no default password.\n")

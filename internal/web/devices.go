@@ -1,0 +1,397 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/candor-iot/candor/internal/api"
+	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/manifest"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+type homeView struct {
+	Devices   []deviceSummary
+	Attention int // devices with warnings
+	CanAdd    bool
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
+	list, err := s.summaries(r.Context(), v.acc.HouseholdID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	hv := homeView{Devices: list, CanAdd: v.canManage(v.acc.HouseholdID)}
+	for _, d := range list {
+		if len(d.Warnings) > 0 {
+			hv.Attention++
+		}
+	}
+	p := s.pageFor(r, v, "Your devices", "home")
+	p.Data = hv
+	s.render(w, r, http.StatusOK, "home", p)
+}
+
+// knowView answers "What does it know?" for one stream.
+type knowView struct {
+	Title       string
+	Fields      []fieldView
+	About       []string // what the data is about, in plain words
+	Reveals     string
+	RevealsWith []string
+	KeptFor     string
+	Learning    string
+}
+
+type fieldView struct {
+	Name, Description, Unit string
+}
+
+// recipientGroup is who gets one stream, beyond the hub.
+type recipientGroup struct {
+	Stream     string
+	Recipients []string
+}
+
+type deviceView struct {
+	deviceSummary
+	Device     store.Device
+	CanManage  bool
+	Label      *manifest.Label
+	Version    int
+	Goes       string
+	Know       []knowView
+	Who        []recipientGroup
+	Data       []streamData
+	Violations []violationView
+}
+
+func (s *Server) devicePage(w http.ResponseWriter, r *http.Request, v viewer) {
+	d, err := s.ownDevice(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	e, l := s.labelFor(d.Type)
+	var m *manifest.Manifest
+	if e != nil {
+		m = e.Manifest
+	}
+	viols, err := s.violations(r.Context(), d.ID, m)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	dv := deviceView{
+		deviceSummary: s.summary(d, e, l, viols),
+		Device:        d,
+		CanManage:     v.canManage(d.HouseholdID),
+		Label:         l,
+		Violations:    viols,
+	}
+	if e != nil {
+		dv.Version = e.Version
+		dv.Goes = goesSentence(l.Short.DataGoes)
+		for i, st := range m.Streams {
+			sl := l.Streams[i]
+			kv := knowView{Title: st.Title, Reveals: sl.Reveals, RevealsWith: sl.RevealsWith, KeptFor: sl.KeptFor, Learning: sl.Learning}
+			for _, f := range st.Fields {
+				kv.Fields = append(kv.Fields, fieldView{Name: f.Name, Description: f.Description, Unit: f.Unit})
+			}
+			for _, pd := range st.PersonalData {
+				kv.About = appendOnce(kv.About, manifest.PersonalDataWords(pd))
+			}
+			dv.Know = append(dv.Know, kv)
+			if len(sl.Recipients) > 0 {
+				dv.Who = append(dv.Who, recipientGroup{Stream: st.Title, Recipients: sl.Recipients})
+			}
+			sd, err := s.streamReadings(r.Context(), d.ID, st)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			dv.Data = append(dv.Data, sd)
+		}
+	}
+	if err := s.recordRead(r, d, dv.Data); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p := s.pageFor(r, v, d.Name, "")
+	p.Data = dv
+	s.render(w, r, http.StatusOK, "device", p)
+}
+
+// recordRead logs, before the page shows them, that readings of a device
+// were read, as the API does for its reads. Without an auditor it does
+// nothing; a failure means the page is not shown.
+func (s *Server) recordRead(r *http.Request, d store.Device, data []streamData) error {
+	if s.cfg.Audit == nil {
+		return nil
+	}
+	shown := 0
+	for _, sd := range data {
+		shown += sd.Read
+	}
+	if shown == 0 {
+		return nil
+	}
+	ev := auditlog.Event{Action: auditlog.ActionReadingsRead, Household: d.HouseholdID,
+		Subject: auditlog.Subject{Device: d.ID}, Purpose: "viewing history",
+		Detail: map[string]string{"readings": strconv.Itoa(shown), "via": "web"}}
+	if err := s.cfg.Audit.Record(r.Context(), ev); err != nil {
+		return fmt.Errorf("record the read in the transparency log: %w", err)
+	}
+	return nil
+}
+
+func appendOnce(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
+}
+
+// typeChoice is one device type on the add page.
+type typeChoice struct {
+	Type        string
+	Title       string
+	Description string
+	Line        string
+}
+
+type addView struct {
+	Types  []typeChoice
+	Chosen *typeChoice
+	Label  *manifest.Label
+	Name   string
+}
+
+func (s *Server) typeChoices() []typeChoice {
+	var out []typeChoice
+	for _, t := range s.cfg.Catalog.Types() {
+		e, l := s.labelFor(t)
+		if e == nil {
+			continue
+		}
+		out = append(out, typeChoice{Type: t, Title: e.Manifest.Title, Description: l.Description, Line: oneLine(l)})
+	}
+	return out
+}
+
+// getAdd shows the types to choose from, or, once one is chosen, its
+// label in plain words before anything is added.
+func (s *Server) getAdd(w http.ResponseWriter, r *http.Request, v viewer) {
+	if !v.canManage(v.acc.HouseholdID) {
+		s.renderError(w, r, http.StatusForbidden, identity.ErrForbidden)
+		return
+	}
+	av := addView{Types: s.typeChoices()}
+	var errs []formError
+	if t, ok := r.URL.Query()["type"]; ok {
+		if c := s.choice(av.Types, t[0]); c != nil {
+			av.Chosen = c
+			_, av.Label = s.labelFor(c.Type)
+		} else {
+			errs = []formError{{Field: "type-" + firstType(av.Types), Message: "Choose one of the types below."}}
+		}
+	}
+	s.renderAdd(w, r, v, http.StatusOK, av, errs)
+}
+
+func firstType(ts []typeChoice) string {
+	if len(ts) == 0 {
+		return ""
+	}
+	return ts[0].Type
+}
+
+func (s *Server) choice(ts []typeChoice, t string) *typeChoice {
+	for i := range ts {
+		if ts[i].Type == t {
+			return &ts[i]
+		}
+	}
+	return nil
+}
+
+func (s *Server) renderAdd(w http.ResponseWriter, r *http.Request, v viewer, status int, av addView, errs []formError) {
+	title := "Add a device"
+	if av.Chosen != nil {
+		title = "Add a device: " + av.Chosen.Title
+	}
+	p := s.pageFor(r, v, title, "add")
+	p.Errors = errs
+	p.Data = av
+	s.render(w, r, status, "add", p)
+}
+
+func (s *Server) postAdd(w http.ResponseWriter, r *http.Request, v viewer) {
+	if !v.canManage(v.acc.HouseholdID) {
+		s.renderError(w, r, http.StatusForbidden, identity.ErrForbidden)
+		return
+	}
+	av := addView{Types: s.typeChoices(), Name: strings.TrimSpace(r.PostFormValue("name"))}
+	c := s.choice(av.Types, r.PostFormValue("type"))
+	if c == nil {
+		// Only types with a manifest in force may be added: the hub must
+		// be able to describe and enforce what the device sends.
+		s.renderAdd(w, r, v, http.StatusUnprocessableEntity, av,
+			[]formError{{Field: "type-" + firstType(av.Types), Message: "Choose one of the types below."}})
+		return
+	}
+	av.Chosen = c
+	_, av.Label = s.labelFor(c.Type)
+	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: v.acc.HouseholdID, Name: av.Name, Type: c.Type})
+	if errors.Is(err, identity.ErrInvalid) {
+		s.renderAdd(w, r, v, http.StatusUnprocessableEntity, av, inputErrors(err, map[string]field{"name": {"name", "The name"}}))
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.secrets.put(s.now(), v.ses.ID, d.ID, secret)
+	http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID)+"/credential", http.StatusSeeOther)
+}
+
+type credentialView struct {
+	Device   store.Device
+	Shown    bool
+	Secret   string
+	Host     string
+	Port     string
+	Topic    string
+	Stream   string
+	Payload  string
+	Command  string
+	Manifest bool
+}
+
+// credentialPage shows a new secret exactly once: the POST that made it
+// left it for this session, and showing it forgets it.
+func (s *Server) credentialPage(w http.ResponseWriter, r *http.Request, v viewer) {
+	d, err := s.ownDevice(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cv := credentialView{Device: d}
+	cv.Host, cv.Port = mqttHostPort(s.cfg.MQTTAddr)
+	cv.Topic = "candor/" + d.ID + "/"
+	if secret, ok := s.secrets.take(s.now(), v.ses.ID, d.ID); ok {
+		cv.Shown, cv.Secret = true, secret
+		stream, payload := "test", []byte(`{"value": 1}`)
+		if e, err := s.cfg.Catalog.Current(d.Type); err == nil && len(e.Manifest.Streams) > 0 {
+			st := e.Manifest.Streams[0]
+			stream, payload = st.Name, st.SamplePayload()
+			cv.Manifest = true
+		}
+		cv.Stream, cv.Payload = stream, string(payload)
+		cv.Command = api.MosquittoPub(s.cfg.MQTTAddr, d.ID, secret, stream, payload)
+	}
+	p := s.pageFor(r, v, "Credential for "+d.Name, "")
+	p.Data = cv
+	s.render(w, r, http.StatusOK, "credential", p)
+}
+
+// mqttHostPort is the broker address as a device should use it (the same
+// defaults as api.MosquittoPub).
+func mqttHostPort(addr string) (string, string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "127.0.0.1", "1883"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return host, port
+}
+
+type confirmView struct {
+	Device store.Device
+	Action string // "rotate" or "revoke"
+}
+
+// manageable loads a device the viewer may change: not found outside the
+// household, forbidden for members.
+func (s *Server) manageable(r *http.Request, v viewer) (store.Device, error) {
+	d, err := s.ownDevice(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		return store.Device{}, err
+	}
+	if !v.canManage(d.HouseholdID) {
+		return store.Device{}, identity.ErrForbidden
+	}
+	return d, nil
+}
+
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request, v viewer, action, title string) {
+	d, err := s.manageable(r, v)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if d.Revoked() {
+		http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID), http.StatusSeeOther)
+		return
+	}
+	p := s.pageFor(r, v, title+": "+d.Name, "")
+	p.Data = confirmView{Device: d, Action: action}
+	s.render(w, r, http.StatusOK, "confirm", p)
+}
+
+func (s *Server) getRotate(w http.ResponseWriter, r *http.Request, v viewer) {
+	s.confirm(w, r, v, "rotate", "Make a new credential")
+}
+
+func (s *Server) getRevoke(w http.ResponseWriter, r *http.Request, v viewer) {
+	s.confirm(w, r, v, "revoke", "Revoke the credential")
+}
+
+func (s *Server) postRotate(w http.ResponseWriter, r *http.Request, v viewer) {
+	d, err := s.manageable(r, v)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if d.Revoked() {
+		http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID), http.StatusSeeOther)
+		return
+	}
+	secret, err := s.id.RotateDevice(r.Context(), d.ID, "")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.secrets.put(s.now(), v.ses.ID, d.ID, secret)
+	http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID)+"/credential", http.StatusSeeOther)
+}
+
+func (s *Server) postRevoke(w http.ResponseWriter, r *http.Request, v viewer) {
+	d, err := s.manageable(r, v)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !d.Revoked() {
+		if err := s.id.RevokeDevice(r.Context(), d.ID); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID)+"?done=revoked", http.StatusSeeOther)
+}
+
+// Compile-time check that the hub's catalog fits.
+var _ Catalog = (*catalog.Catalog)(nil)

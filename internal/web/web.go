@@ -1,0 +1,261 @@
+// Package web is the hub's browser interface: plain HTML pages, rendered on
+// the server, for the people whose data the hub keeps. First-run setup,
+// login, a home page with every device of the household and a one-line
+// label each, a device page in the order of Mozilla's "Privacy Not
+// Included" questions, adding a device (the label is shown before the
+// device is added; the credential is shown once), the person's sessions
+// and password, and a glossary of every term the pages use.
+//
+// It serves clause 2A of the IoT Good Practice paper (meaningful, usable
+// transparency: the label in plain words next to the data it describes),
+// clause 2B (people see and control their own data, and only theirs),
+// clause 2C (credentials shown once, sessions listed and revocable) and
+// clause 4 (education: the glossary, accessible to WCAG 2.2 AA).
+//
+// Every page works without JavaScript: forms POST and redirect. A small
+// script only adds a copy button and live updates of readings. The pages
+// follow the same rules as the JSON API (package api): a person sees only
+// their own household, and there an owner manages while a member reads.
+// Another household's device answers 404.
+//
+// Templates, style sheet and script are embedded; the Content-Security-
+// Policy allows nothing inline.
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Store is the part of storage the pages read.
+type Store interface {
+	Household(ctx context.Context, id string) (store.Household, error)
+	Device(ctx context.Context, id string) (store.Device, error)
+	Devices(ctx context.Context, householdID string) ([]store.Device, error)
+	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
+	Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error)
+}
+
+// Catalog supplies the data manifests in force.
+type Catalog interface {
+	Current(deviceType string) (*catalog.Entry, error)
+	Types() []string
+}
+
+// Ingest supplies counts the ingest pipeline has not yet written to the
+// store, so the pages show up-to-the-second figures.
+type Ingest interface {
+	PendingCounters(deviceID string) store.DeviceCounters
+	PendingViolations(deviceID string) []store.ViolationCount
+}
+
+// Auditor records accountable events in the transparency log
+// (*auditlog.Log does).
+type Auditor interface {
+	Record(ctx context.Context, ev auditlog.Event) error
+}
+
+// Presence tells whether a device is connected over MQTT.
+type Presence interface {
+	Connected(deviceID string) bool
+}
+
+// Config wires the pages to the rest of the hub.
+type Config struct {
+	Identity *identity.Service
+	Store    Store
+	Catalog  Catalog
+	Ingest   Ingest   // optional
+	Presence Presence // optional
+	// Audit, when set, records every page view that shows readings, as
+	// the API records every read: a page whose read cannot be recorded
+	// shows no readings. Changes made through the pages (devices,
+	// credentials, passwords) are recorded by identity, with the person
+	// as the actor.
+	Audit  Auditor
+	Logger *slog.Logger
+	// MQTTAddr is the broker address shown in device instructions.
+	MQTTAddr string
+	// SecureCookies sets the Secure flag on cookies (on when the hub is
+	// served over TLS; requests that arrive over TLS get it anyway).
+	SecureCookies bool
+}
+
+// Server serves the browser interface.
+type Server struct {
+	cfg      Config
+	id       *identity.Service
+	st       Store
+	log      *slog.Logger
+	pages    map[string]*pageTemplate
+	assets   map[string]asset
+	secrets  *oneTimeSecrets
+	now      func() time.Time
+	readPage int
+
+	handlerOnce sync.Once
+	handler     http.Handler
+}
+
+// New builds the browser interface. It panics if an embedded template does
+// not parse, which the package's tests rule out.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:      cfg,
+		id:       cfg.Identity,
+		st:       cfg.Store,
+		log:      cfg.Logger,
+		secrets:  newOneTimeSecrets(),
+		now:      time.Now,
+		readPage: readPage,
+	}
+	s.assets = loadAssets()
+	s.pages = mustParsePages(s.funcs())
+	return s
+}
+
+// Handler returns the pages, to be mounted at "/" next to the API. Every
+// state-changing request must come from this origin (Go's
+// CrossOriginProtection) and carry the form's CSRF token.
+func (s *Server) Handler() http.Handler {
+	s.handlerOnce.Do(func() {
+		mux := http.NewServeMux()
+		s.routes(mux)
+		cop := http.NewCrossOriginProtection()
+		cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.renderError(w, r, http.StatusForbidden, errCrossSite)
+		}))
+		s.handler = securityHeaders(cop.Handler(mux))
+	})
+	return s.handler
+}
+
+func (s *Server) routes(m *http.ServeMux) {
+	m.HandleFunc("GET /static/{file}", s.static)
+
+	m.HandleFunc("GET /setup", s.getSetup)
+	m.HandleFunc("POST /setup", s.postSetup)
+	m.HandleFunc("GET /login", s.getLogin)
+	m.HandleFunc("POST /login", s.postLogin)
+	m.HandleFunc("POST /logout", s.authed(s.postLogout))
+	m.HandleFunc("GET /learn", s.learn)
+
+	m.HandleFunc("GET /{$}", s.authed(s.home))
+	m.HandleFunc("GET /add", s.authed(s.getAdd))
+	m.HandleFunc("POST /add", s.authed(s.postAdd))
+	m.HandleFunc("GET /devices/{id}", s.authed(s.devicePage))
+	m.HandleFunc("GET /devices/{id}/credential", s.authed(s.credentialPage))
+	m.HandleFunc("GET /devices/{id}/rotate", s.authed(s.getRotate))
+	m.HandleFunc("POST /devices/{id}/rotate", s.authed(s.postRotate))
+	m.HandleFunc("GET /devices/{id}/revoke", s.authed(s.getRevoke))
+	m.HandleFunc("POST /devices/{id}/revoke", s.authed(s.postRevoke))
+
+	m.HandleFunc("GET /security", s.authed(s.security))
+	m.HandleFunc("POST /security/password", s.authed(s.postPassword))
+	m.HandleFunc("POST /security/sessions/{id}/revoke", s.authed(s.postRevokeSession))
+
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.renderError(w, r, http.StatusNotFound, nil)
+	})
+}
+
+// contentSecurityPolicy allows scripts, styles and everything else from
+// this origin only, and nothing inline.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", contentSecurityPolicy)
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
+		hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// asset is one embedded static file with its content hash, which the
+// pages put in the URL so a changed file is fetched anew.
+type asset struct {
+	body        []byte
+	contentType string
+	hash        string
+}
+
+func loadAssets() map[string]asset {
+	out := map[string]asset{}
+	types := map[string]string{
+		".css": "text/css; charset=utf-8",
+		".js":  "text/javascript; charset=utf-8",
+		".svg": "image/svg+xml",
+	}
+	_ = fs.WalkDir(staticFS, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := staticFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		out[path.Base(p)] = asset{body: b, contentType: types[path.Ext(p)], hash: hex.EncodeToString(sum[:6])}
+		return nil
+	})
+	return out
+}
+
+func (s *Server) static(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.assets[r.PathValue("file")]
+	if !ok || a.contentType == "" {
+		http.NotFound(w, r)
+		return
+	}
+	etag := `"` + a.hash + `"`
+	w.Header().Set("ETag", etag)
+	if r.URL.Query().Get("v") == a.hash {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "no-cache")
+	}
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", a.contentType)
+	_, _ = w.Write(a.body)
+}
+
+// assetURL is the URL of a static file, with its content hash.
+func (s *Server) assetURL(name string) string {
+	a, ok := s.assets[name]
+	if !ok {
+		return "/static/" + name
+	}
+	return "/static/" + name + "?v=" + a.hash
+}
