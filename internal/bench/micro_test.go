@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/broker"
+	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -56,6 +57,10 @@ type nopIngest struct{ n atomic.Int64 }
 func (i *nopIngest) Submit(context.Context, string, string, []byte, bool) error {
 	i.n.Add(1)
 	return nil
+}
+func (i *nopIngest) Enqueue(context.Context, string, string, []byte) (ingest.Ticket, error) {
+	i.n.Add(1)
+	return ingest.Completed(nil), nil
 }
 func (*nopIngest) Refuse(string, error)               {}
 func (*nopIngest) Count(string, store.DeviceCounters) {}
