@@ -22,6 +22,7 @@ import (
 	"github.com/candor-iot/candor/internal/hub"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 // device is a bench device's credential.
@@ -275,6 +276,25 @@ func readStore(ctx context.Context, dir string, devs []device, streams []string)
 		return nil, fmt.Errorf("open the hub's store after the run: %w", err)
 	}
 	defer db.Close()
+	// Readings are sealed at rest: open them with the hub's own vault key,
+	// so "stored" means readable by the hub, not merely present.
+	hubKey, err := vault.LoadOrCreateHubIdentity(filepath.Join(dir, "vault.key"))
+	if err != nil {
+		return nil, fmt.Errorf("the hub's vault key: %w", err)
+	}
+	v, err := vault.New(ctx, db, vault.Options{Hub: hubKey})
+	if err != nil {
+		return nil, fmt.Errorf("open the hub's vault after the run: %w", err)
+	}
+	defer v.Close()
+	households := map[string]string{}
+	for _, d := range devs {
+		sd, err := db.Device(ctx, d.ID)
+		if err != nil {
+			return nil, fmt.Errorf("device %s: %w", d.ID, err)
+		}
+		households[d.ID] = sd.HouseholdID
+	}
 	out := map[string]*storeCheck{}
 	for _, st := range streams {
 		chk := &storeCheck{PerDevice: make([]int64, len(devs))}
@@ -285,6 +305,9 @@ func readStore(ctx context.Context, dir string, devs []device, streams []string)
 				rows, err := db.Readings(ctx, store.ReadingQuery{DeviceID: d.ID, Stream: st, AfterSeq: after, Limit: sqlite.MaxReadingLimit})
 				if err != nil {
 					return nil, fmt.Errorf("read back stream %s: %w", st, err)
+				}
+				if err := v.OpenReadings(households[d.ID], d.ID, rows); err != nil {
+					return nil, fmt.Errorf("decrypt stream %s of %s: %w", st, d.ID, err)
 				}
 				for _, r := range rows {
 					chk.PerDevice[i]++

@@ -196,6 +196,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Ingest:        h.in,
 		Presence:      h.br,
 		Audit:         h.alog,
+		Consent:       h.consent,
+		Log:           h.alog,
 		Logger:        log.With("component", "web"),
 		MQTTAddr:      h.br.Addr("tcp"),
 		SecureCookies: h.tls != nil,

@@ -292,6 +292,20 @@ func (tb *tab) checkFocusVisible(name string) {
 	}
 }
 
+// tabTo presses Tab from the top of the page until js is true of the
+// focused element.
+func (tb *tab) tabTo(what, js string) {
+	tb.t.Helper()
+	tb.step("reset focus", chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); true`))
+	for range 200 {
+		tb.step("tab", chromedp.KeyEvent(kb.Tab))
+		if eval[bool](tb, js) {
+			return
+		}
+	}
+	tb.t.Fatalf("Tab never reached %s", what)
+}
+
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
 	if tb.shotsDir == "" {
@@ -419,7 +433,46 @@ func TestBrowserJourney(t *testing.T) {
 	}
 	tb.checkA11y("device")
 	tb.checkFocusVisible("device")
+
+	// Keyboard only: Tab to the first consent switch and press Enter; the
+	// page comes back with the confirmation and a receipt.
+	tb.tabTo("a consent switch", `document.activeElement.hasAttribute('data-consent-toggle')`)
+	label := eval[string](tb, `document.activeElement.textContent`)
+	if !strings.HasPrefix(label, "Turn off") {
+		t.Fatalf("the first consent switch says %q", label)
+	}
+	ctx, cancel = context.WithTimeout(tb.ctx, 20*time.Second)
+	if _, err := chromedp.RunResponse(ctx, chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatalf("Enter on a consent switch: %v", err)
+	}
+	cancel()
+	if p := tb.path(); !strings.HasPrefix(p, "/devices/"+deviceID+"?done=changed") {
+		t.Fatalf("Enter on the consent switch went to %s", p)
+	}
+	if msg := eval[string](tb, `document.querySelector('.status-message').textContent`); !strings.Contains(msg, "From the next reading on") {
+		t.Errorf("after the switch the page says %q", msg)
+	}
+	if n := eval[int](tb, `document.querySelectorAll('a[href^="/consent/receipts/"]').length`); n != 1 {
+		t.Errorf("%d receipt links after one change", n)
+	}
+	tb.checkA11y("device, after a consent change")
 	tb.screenshot("device")
+	// Space on the same switch, now "Turn on", turns it back on.
+	tb.tabTo("the consent switch again", `document.activeElement.hasAttribute('data-consent-toggle')`)
+	if label := eval[string](tb, `document.activeElement.textContent`); !strings.HasPrefix(label, "Turn on") {
+		t.Fatalf("the switch that was turned off says %q", label)
+	}
+	ctx, cancel = context.WithTimeout(tb.ctx, 20*time.Second)
+	if _, err := chromedp.RunResponse(ctx, chromedp.KeyEvent(" ")); err != nil {
+		t.Fatalf("Space on a consent switch: %v", err)
+	}
+	cancel()
+	if n := eval[int](tb, `document.querySelectorAll('a[href^="/consent/receipts/"]').length`); n != 2 {
+		t.Errorf("%d receipt links after two changes", n)
+	}
+	if !strings.HasPrefix(eval[string](tb, `document.querySelector('[data-consent-toggle]').textContent`), "Turn off") {
+		t.Error("Space did not turn the use back on")
+	}
 	// Live updates, turned on by the person, replace the readings.
 	// A reading arrives after the page was shown; turning live updates on
 	// fetches it at once.
@@ -456,6 +509,17 @@ func TestBrowserJourney(t *testing.T) {
 	}
 	tb.open("/learn")
 	tb.screenshot("learn")
+	tb.open("/my-data")
+	tb.checkA11y("my data")
+	tb.checkFocusVisible("my data")
+	tb.screenshot("my-data")
+	tb.open("/log")
+	if n := eval[int](tb, `document.querySelectorAll('.log-entry').length`); n < 3 {
+		t.Errorf("the log page lists %d entries", n)
+	}
+	tb.checkA11y("log")
+	tb.checkFocusVisible("log")
+	tb.screenshot("log")
 	d, err := h.st.Device(context.Background(), deviceID)
 	if err != nil {
 		t.Fatal(err)

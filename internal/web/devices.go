@@ -72,6 +72,10 @@ type deviceView struct {
 	Who        []recipientGroup
 	Data       []streamData
 	Violations []violationView
+	// Consent is the person's switches for each stream; nil when the
+	// device has no manifest in force. Its Available is false when the
+	// hub has no consent service.
+	Consent *consentView
 }
 
 func (s *Server) devicePage(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -80,6 +84,11 @@ func (s *Server) devicePage(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.fail(w, r, err)
 		return
 	}
+	s.showDevice(w, r, v, d, http.StatusOK, nil)
+}
+
+// showDevice renders the device page, with errors of a form on it.
+func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d store.Device, status int, errs []formError) {
 	e, l := s.labelFor(d.Type)
 	var m *manifest.Manifest
 	if e != nil {
@@ -121,13 +130,25 @@ func (s *Server) devicePage(w http.ResponseWriter, r *http.Request, v viewer) {
 			dv.Data = append(dv.Data, sd)
 		}
 	}
+	if e != nil {
+		cv, err := s.consentView(r.Context(), v, d, m)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		dv.Consent = cv
+	}
 	if err := s.recordRead(r, d, dv.Data); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	p := s.pageFor(r, v, d.Name, "")
+	if dv.Consent != nil {
+		dv.Consent.CSRF = p.CSRF
+	}
+	p.Errors = errs
 	p.Data = dv
-	s.render(w, r, http.StatusOK, "device", p)
+	s.render(w, r, status, "device", p)
 }
 
 // recordRead logs, before the page shows them, that readings of a device

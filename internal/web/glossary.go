@@ -115,8 +115,15 @@ var glossary = []glossaryEntry{
 		"The setup token is a code the hub prints when it starts for the first time. It lets one person make the first account. It works only once.",
 	}},
 	{"consent", "Consent", []string{
-		"Consent means you choose, for each stream and purpose, whether your data may be used for it. Turn it off, and the hub stops keeping or sharing that data.",
-		"The switches for this are not on this hub yet. They come in a later version.",
+		"Consent means you choose, for each stream and purpose, whether your data may be used for it. Turn it off, and the hub stops keeping or sharing that data from the next reading on.",
+		"Each person in a household may choose. The switches are on each device's page.",
+	}},
+	{"receipt", "Receipt", []string{
+		"A receipt is a small file the hub gives you for each choice you make. It says what you chose, when, and what the label said then.",
+		"The hub signs it with its own key. So you can prove later what you chose, and nobody can change the file without it showing.",
+	}},
+	{"export", "Export", []string{
+		"An export is a copy of your data in one file that you can take with you. It uses common formats that other programs can open.",
 	}},
 	{"crypto-shredding", "Crypto-shredding", []string{
 		"Crypto-shredding deletes data by destroying the key that unlocks it. Without the key, the data can never be read again, not even from a backup.",
@@ -125,6 +132,16 @@ var glossary = []glossaryEntry{
 	{"transparency-log", "Transparency log", []string{
 		"A transparency log is a record that can only grow. When someone reads your data or changes a device, a credential or an account, the hub adds a line to it, and says who did it.",
 		"Nothing can be changed or taken out without it showing, and anyone can check that.",
+	}},
+	{"checkpoint", "Checkpoint", []string{
+		"A checkpoint is a short note, signed by the hub, that sums up the whole transparency log at one moment. Save it.",
+		"Later, you can check that the log only grew since then, and that no line was changed or taken out.",
+	}},
+	{"proof", "Proof", []string{
+		"A proof shows that one line is in the transparency log that a checkpoint sums up. It is a short list of hashes. A program can check it in a moment.",
+	}},
+	{"verifier-key", "Verifier key", []string{
+		"The verifier key is the public half of the key the hub signs its checkpoints with. With it, anyone can check that a checkpoint came from this hub.",
 	}},
 }
 

@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"html"
 	"io"
 	"log/slog"
@@ -17,7 +19,9 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/api"
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
@@ -37,6 +41,8 @@ type testHub struct {
 	cat        *catalog.Catalog
 	id         *identity.Service
 	in         *ingest.Pipeline
+	consent    *consent.Service
+	alog       *auditlog.Log
 	web        *Server
 	srv        *httptest.Server
 	setupToken string
@@ -55,7 +61,27 @@ func startHub(t *testing.T, mods ...func(*Config)) *testHub {
 		t.Fatalf("open catalog: %v", err)
 	}
 	id := identity.New(st, nil)
-	in := ingest.New(st, ingest.Options{Manifests: cat, BatchMaxWait: 2 * time.Millisecond})
+	// Consent and the transparency log as the hub wires them: ingest
+	// asks consent about each reading.
+	_, ckey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := consent.New(ctx, consent.Options{Store: st, Manifests: cat, Key: ckey})
+	if err != nil {
+		t.Fatalf("consent: %v", err)
+	}
+	lkey, err := auditlog.GenerateKey("test.candor.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alog, err := auditlog.Open(ctx, filepath.Join(t.TempDir(), "auditlog"), lkey, auditlog.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("open transparency log: %v", err)
+	}
+	t.Cleanup(func() { alog.Close() })
+	id.SetAuditor(alog)
+	in := ingest.New(st, ingest.Options{Manifests: cat, BatchMaxWait: 2 * time.Millisecond, Consent: cs})
 	t.Cleanup(in.Close) // runs before st.Close
 	logs := &logBuffer{}
 	t.Cleanup(func() {
@@ -64,12 +90,12 @@ func startHub(t *testing.T, mods ...func(*Config)) *testHub {
 		}
 	})
 	cfg := Config{Identity: id, Store: st, Catalog: cat, Ingest: in, MQTTAddr: "127.0.0.1:1883",
-		Logger: slog.New(slog.NewTextHandler(logs, nil))}
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Consent: cs, Log: alog, Audit: alog}
 	for _, m := range mods {
 		m(&cfg)
 	}
 	w := New(cfg)
-	a := api.New(api.Config{Identity: id, Catalog: cat, Store: st, Ingest: in, MQTTAddr: "127.0.0.1:1883"})
+	a := api.New(api.Config{Identity: id, Catalog: cat, Store: st, Ingest: in, MQTTAddr: "127.0.0.1:1883", Consent: cs, Log: alog})
 
 	// The same mount the hub uses: the API keeps its paths, the pages
 	// get everything else.
@@ -86,7 +112,7 @@ func startHub(t *testing.T, mods ...func(*Config)) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testHub{t: t, st: st, cat: cat, id: id, in: in, web: w, srv: srv, setupToken: tok}
+	return &testHub{t: t, st: st, cat: cat, id: id, in: in, consent: cs, alog: alog, web: w, srv: srv, setupToken: tok}
 }
 
 // setup creates the first account (owner and admin) directly.

@@ -56,7 +56,7 @@ func TestPagesArePlainEnglish(t *testing.T) {
 		"learn": anon.get("/learn"),
 	}
 	for _, path := range []string{"/", "/add", "/add?type=smart-meter", "/devices/" + d.ID, "/devices/" + d.ID + "/rotate",
-		"/devices/" + d.ID + "/revoke", "/devices/" + d.ID + "/credential", "/security", "/nope"} {
+		"/devices/" + d.ID + "/revoke", "/devices/" + d.ID + "/credential", "/security", "/nope", "/my-data", "/log"} {
 		pages[path] = b.get(path)
 	}
 	for name, p := range pages {

@@ -17,6 +17,7 @@ import (
 // layout and the shared parts.
 var pageNames = []string{
 	"setup", "login", "home", "device", "add", "credential", "confirm", "security", "learn", "error",
+	"mydata", "log",
 }
 
 type pageTemplate struct{ t *template.Template }
@@ -73,7 +74,27 @@ func (s *Server) pageFor(r *http.Request, v viewer, title, nav string) page {
 	if hh, err := s.st.Household(r.Context(), v.acc.HouseholdID); err == nil {
 		vv.Household = hh.Name
 	}
-	return page{Title: title, Nav: nav, Viewer: vv, CSRF: csrfToken(v.token), Status: statusMessages[r.URL.Query().Get("done")]}
+	status := statusMessages[r.URL.Query().Get("done")]
+	if r.URL.Query().Get("done") == flashDone {
+		// A message the last POST of this session left, made from the
+		// hub's own words (never from the query).
+		if msg, ok := s.secrets.take(s.now(), v.ses.ID, flashKey); ok {
+			status = msg
+		}
+	}
+	return page{Title: title, Nav: nav, Viewer: vv, CSRF: csrfToken(v.token), Status: status}
+}
+
+// A POST that has more to say than a fixed message leaves it, bound to the
+// session, for the page it redirects to (with ?done=changed).
+const (
+	flashDone = "changed"
+	flashKey  = "\x00flash"
+)
+
+// flash leaves msg for the session's next page with ?done=changed.
+func (s *Server) flash(v viewer, msg string) {
+	s.secrets.put(s.now(), v.ses.ID, flashKey, msg)
 }
 
 // statusMessages are the messages a redirect after a change can ask for

@@ -4,7 +4,9 @@
 // label each, a device page in the order of Mozilla's "Privacy Not
 // Included" questions, adding a device (the label is shown before the
 // device is added; the credential is shown once), the person's sessions
-// and password, and a glossary of every term the pages use.
+// and password, per-stream consent switches with signed receipts, a "My
+// data" page for the export, a "Who accessed my data" page from the
+// transparency log, and a glossary of every term the pages use.
 //
 // It serves clause 2A of the IoT Good Practice paper (meaningful, usable
 // transparency: the label in plain words next to the data it describes),
@@ -36,6 +38,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -98,6 +101,17 @@ type Config struct {
 	// SecureCookies sets the Secure flag on cookies (on when the hub is
 	// served over TLS; requests that arrive over TLS get it anyway).
 	SecureCookies bool
+	// Consent, when set, gives each device page its per-stream switches
+	// (one per use: purpose × recipient), the routing form, the person's
+	// consent records and their signed receipts. When nil, the page says
+	// consent is not available on this hub.
+	Consent *consent.Service
+	// Log, when set, is read for the "Who accessed my data" page (/log):
+	// the entries of the person's household, their proofs and the signed
+	// checkpoint. When nil, that page says the log is not available.
+	// Consent changes made through the pages are recorded with Audit, or
+	// with Log when Audit is nil.
+	Log *auditlog.Log
 }
 
 // Server serves the browser interface.
@@ -171,6 +185,12 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /devices/{id}/rotate", s.authed(s.postRotate))
 	m.HandleFunc("GET /devices/{id}/revoke", s.authed(s.getRevoke))
 	m.HandleFunc("POST /devices/{id}/revoke", s.authed(s.postRevoke))
+
+	m.HandleFunc("POST /devices/{id}/consent", s.authed(s.postConsent))
+	m.HandleFunc("POST /devices/{id}/consent/routing", s.authed(s.postRouting))
+	m.HandleFunc("GET /consent/receipts/{id}", s.authed(s.consentReceipt))
+	m.HandleFunc("GET /my-data", s.authed(s.myData))
+	m.HandleFunc("GET /log", s.authed(s.logPage))
 
 	m.HandleFunc("GET /security", s.authed(s.security))
 	m.HandleFunc("POST /security/password", s.authed(s.postPassword))

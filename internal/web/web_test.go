@@ -342,7 +342,7 @@ func TestDevicePageShowsLabelReadingsAndViolations(t *testing.T) {
 		"Can tell when someone is home.", // snoop risk
 		"Room temperature and humidity",  // streams
 		"No", "recipient",                // who gets it: nobody
-		"Per-stream switches arrive with consent support.", // the marked placeholder
+		"Your choices for each stream", "Turn off", "What happens now:", // consent switches
 		"Make a new credential", "Revoke the credential",
 		"21.5", "20.25", "<td>yes</td>", // readings in the table
 		"<svg", "<polyline", `role="img"`, "3 readings from", // chart
@@ -373,13 +373,14 @@ func TestLearnPageExplainsEveryLinkedTerm(t *testing.T) {
 		t.Fatalf("learn page (open to all): %d", learn.status)
 	}
 	for _, term := range []string{"data-manifest", "stream", "purpose", "recipient", "de-identified", "kept-for",
-		"security-updates", "credential", "hub", "consent", "crypto-shredding", "transparency-log"} {
+		"security-updates", "credential", "hub", "consent", "crypto-shredding", "transparency-log",
+		"receipt", "checkpoint", "export", "proof", "verifier-key"} {
 		mustContain(t, "learn page", learn.body, `id="`+term+`"`)
 	}
 	b.login("alex", goodPassword)
 	linkRe := regexp.MustCompile(`href="/learn#([a-z-]+)"`)
 	seen := map[string]bool{}
-	for _, path := range []string{"/", "/add", "/add?type=smart-meter", "/devices/" + d.ID, "/devices/" + d.ID + "/credential", "/security"} {
+	for _, path := range []string{"/", "/add", "/add?type=smart-meter", "/devices/" + d.ID, "/devices/" + d.ID + "/credential", "/security", "/my-data", "/log"} {
 		p := b.get(path)
 		for _, m := range linkRe.FindAllStringSubmatch(p.body, -1) {
 			seen[m[1]] = true

@@ -1,0 +1,347 @@
+package web
+
+import (
+	"context"
+	"html"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// toggleForm finds the consent form of one use on a device page and
+// returns its fields, as the browser would send them.
+func toggleForm(t *testing.T, body, stream, purpose string) url.Values {
+	t.Helper()
+	re := regexp.MustCompile(`(?s)<form method="post" action="/devices/[^"]+/consent">(.*?)</form>`)
+	field := regexp.MustCompile(`name="([a-z]+)" value="([^"]*)"`)
+	for _, m := range re.FindAllStringSubmatch(body, -1) {
+		f := url.Values{}
+		for _, fm := range field.FindAllStringSubmatch(m[1], -1) {
+			f.Set(fm[1], html.UnescapeString(fm[2]))
+		}
+		if f.Get("stream") == stream && f.Get("purpose") == purpose {
+			return f
+		}
+	}
+	t.Fatalf("no consent form for %s/%s on the page", stream, purpose)
+	return nil
+}
+
+func countReadings(t *testing.T, h *testHub, deviceID, stream string) int {
+	t.Helper()
+	rs, err := h.st.Readings(context.Background(), store.ReadingQuery{DeviceID: deviceID, Stream: stream, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(rs)
+}
+
+func TestConsentToggleStopsStorage(t *testing.T) {
+	h := startHub(t)
+	alex := h.setup("alex")
+	// Consent is per person: a member decides as well as an owner.
+	kim, err := h.id.CreateAccount(context.Background(), identity.NewAccount{HouseholdID: alex.HouseholdID, Username: "kim",
+		Password: "quiet-harbour-lantern-7", Role: store.RoleMember})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := h.addDevice(alex.HouseholdID, "Kitchen", "thermostat")
+	if err := h.submit(d.ID, "setpoint", `{"celsius": 20}`); err != nil {
+		t.Fatal(err)
+	}
+	if n := countReadings(t, h, d.ID, "setpoint"); n != 1 {
+		t.Fatalf("%d setpoint readings stored by default, want 1", n)
+	}
+	b := h.browser()
+	b.login("kim", "quiet-harbour-lantern-7")
+	p := b.get("/devices/" + d.ID)
+	mustContain(t, "device page", p.body, `id="consent-setpoint"`, "Kept and used on this hub to run your home the way you set it up.",
+		`<span class="state state-on">On.</span>`, "What happens now:</strong> Kept on this hub for 1 year.")
+
+	// The set temperature has two uses on this hub; turn both off.
+	for i, purpose := range []string{"candor:HomeAutomation", "dpv:ServiceProvision"} {
+		f := toggleForm(t, p.body, "setpoint", purpose)
+		if f.Get("on") != "0" || f.Get("recipient") != consent.RecipientHub || f.Get(csrfField) == "" {
+			t.Fatalf("toggle form of %s: %v", purpose, f)
+		}
+		p = b.post("/devices/"+d.ID+"/consent", f)
+		if p.status != 200 || !strings.HasPrefix(p.url, "/devices/"+d.ID+"?done=changed") {
+			t.Fatalf("toggle %s: %d at %s: %s", purpose, p.status, p.url, visibleText(p.body))
+		}
+		if i == 0 {
+			mustContain(t, "after the first toggle", visibleText(p.body), "From the next reading on, set temperature is no longer used for this.")
+			if !h.consent.Allowed(d.ID, "setpoint").StoreOnHub {
+				t.Fatal("one use off of two stopped storage")
+			}
+		}
+	}
+	mustContain(t, "after the toggles", visibleText(p.body), "From the next reading on, set temperature is not stored on this hub.",
+		"Off: nothing is kept or shared", "Download signed receipt")
+	if h.consent.Allowed(d.ID, "setpoint").StoreOnHub {
+		t.Fatal("consent still stores the set temperature")
+	}
+	// A reload does not show the message again.
+	if p2 := b.get("/devices/" + d.ID + "?done=changed"); strings.Contains(p2.body, "From the next reading on") {
+		t.Error("the confirmation shows twice")
+	}
+	if err := h.submit(d.ID, "setpoint", `{"celsius": 23}`); err != nil {
+		t.Fatalf("a reading of a stream turned off is refused (want acknowledged, dropped): %v", err)
+	}
+	if n := countReadings(t, h, d.ID, "setpoint"); n != 1 {
+		t.Errorf("%d setpoint readings after turning it off, want still 1", n)
+	}
+
+	// The receipt of the person's latest record verifies with the hub's key.
+	recs, err := h.consent.History(context.Background(), consent.HistoryQuery{AccountID: kim.ID, DeviceID: d.ID})
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("%d records, %v", len(recs), err)
+	}
+	last := recs[len(recs)-1]
+	mustContain(t, "device page", p.body, `href="/consent/receipts/`+last.RecordID+`"`)
+	rp := b.get("/consent/receipts/" + last.RecordID)
+	if rp.status != 200 || !strings.HasPrefix(rp.header.Get("Content-Disposition"), "attachment;") || rp.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("receipt: %d %v", rp.status, rp.header)
+	}
+	got, err := consent.VerifyReceipt([]byte(rp.body), h.consent.PublicKey())
+	if err != nil {
+		t.Fatalf("the receipt does not verify: %v", err)
+	}
+	if got.RecordID != last.RecordID || got.DataSubject.ID != kim.ID || got.On() {
+		t.Errorf("receipt says %+v", got)
+	}
+
+	// Turning a use on again works the same way.
+	f := toggleForm(t, p.body, "setpoint", "dpv:ServiceProvision")
+	if f.Get("on") != "1" {
+		t.Fatalf("the form of a use that is off does not turn it on: %v", f)
+	}
+	p = b.post("/devices/"+d.ID+"/consent", f)
+	mustContain(t, "after turning on", visibleText(p.body), "From the next reading on, set temperature is kept on this hub for 1 year.")
+	if !h.consent.Allowed(d.ID, "setpoint").StoreOnHub {
+		t.Error("turning a use on again did not restore storage")
+	}
+}
+
+func TestConsentRoutingForm(t *testing.T) {
+	h := startHub(t)
+	alex := h.setup("alex")
+	d, _ := h.addDevice(alex.HouseholdID, "Meter", "smart-meter")
+	b := h.browser()
+	b.login("alex", goodPassword)
+	p := b.get("/devices/" + d.ID)
+	// Power is kept up to 90 days: no longer choice is offered.
+	mustContain(t, "device page", p.body, `<select id="retention-power" name="retention"`, `value="P7D"`, `value="P90D" selected`)
+	sel := p.body[strings.Index(p.body, `id="retention-power"`):]
+	sel = sel[:strings.Index(sel, "</select>")]
+	if strings.Contains(sel, "P1Y") {
+		t.Error("the power stream offers a year, longer than its manifest allows")
+	}
+	p = b.post("/devices/"+d.ID+"/consent/routing", url.Values{"stream": {"power"}, "keep": {"yes"}, "retention": {"P7D"}})
+	mustContain(t, "after saving", visibleText(p.body), "From the next reading on, power use is kept on this hub for 1 week.")
+	if dec := h.consent.Allowed(d.ID, "power"); !dec.StoreOnHub || dec.Retention.Text != "P7D" {
+		t.Errorf("decision %+v", dec)
+	}
+	// Longer than the manifest allows: refused by consent, shown on the page.
+	p = b.post("/devices/"+d.ID+"/consent/routing", url.Values{"stream": {"power"}, "keep": {"yes"}, "retention": {"P1Y"}})
+	if p.status != http.StatusUnprocessableEntity || !strings.Contains(p.body, "There is a problem") {
+		t.Errorf("a retention too long: %d %s", p.status, visibleText(p.body))
+	}
+	if dec := h.consent.Allowed(d.ID, "power"); dec.Retention.Text != "P7D" {
+		t.Errorf("a refused routing changed the retention to %q", dec.Retention.Text)
+	}
+	p = b.post("/devices/"+d.ID+"/consent/routing", url.Values{"stream": {"power"}, "keep": {"no"}, "retention": {"P7D"}})
+	mustContain(t, "after not keeping", visibleText(p.body), "From the next reading on, power use is not stored on this hub.")
+	if h.consent.Allowed(d.ID, "power").StoreOnHub {
+		t.Error("keep=no still stores")
+	}
+	if err := h.submit(d.ID, "power", `{"watts": 300}`); err != nil {
+		t.Fatal(err)
+	}
+	if n := countReadings(t, h, d.ID, "power"); n != 0 {
+		t.Errorf("%d power readings stored after keep=no", n)
+	}
+}
+
+func TestConsentFormsAreHouseholdScopedAndCSRFChecked(t *testing.T) {
+	h := startHub(t)
+	alex := h.setup("alex")
+	d, _ := h.addDevice(alex.HouseholdID, "Kitchen", "thermostat")
+	ctx := context.Background()
+	if _, _, err := h.id.CreateHousehold(ctx, "Flat 2", identity.NewAccount{Username: "sam", Password: "marble-otter-sunrise-19"}); err != nil {
+		t.Fatal(err)
+	}
+	b := h.browser()
+	b.login("alex", goodPassword)
+	p := b.get("/devices/" + d.ID)
+	f := toggleForm(t, p.body, "setpoint", "dpv:ServiceProvision")
+
+	// CSRF: no token, a forged one, or a cross-site request are refused.
+	for name, tc := range map[string]struct {
+		token   string
+		headers []string
+	}{
+		"no token":    {"", nil},
+		"wrong token": {"forged", nil},
+		"cross-site":  {f.Get(csrfField), []string{"Sec-Fetch-Site", "cross-site"}},
+	} {
+		g := url.Values{}
+		for k, v := range f {
+			g[k] = v
+		}
+		g.Set(csrfField, tc.token)
+		if p := b.post("/devices/"+d.ID+"/consent", g, tc.headers...); p.status != http.StatusForbidden {
+			t.Errorf("%s: consent toggle answered %d, want 403", name, p.status)
+		}
+		r := url.Values{"stream": {"setpoint"}, "keep": {"no"}, csrfField: {tc.token}}
+		if p := b.post("/devices/"+d.ID+"/consent/routing", r, tc.headers...); p.status != http.StatusForbidden {
+			t.Errorf("%s: routing answered %d, want 403", name, p.status)
+		}
+	}
+	if dec := h.consent.Allowed(d.ID, "setpoint"); !dec.StoreOnHub {
+		t.Fatal("a refused form changed consent")
+	}
+	if recs, _ := h.consent.History(ctx, consent.HistoryQuery{DeviceID: d.ID}); len(recs) != 0 {
+		t.Fatalf("refused forms made %d records", len(recs))
+	}
+	b.get("/devices/" + d.ID)
+	p = b.post("/devices/"+d.ID+"/consent", f)
+	if p.status != 200 {
+		t.Fatalf("genuine toggle: %d", p.status)
+	}
+	recs, _ := h.consent.History(ctx, consent.HistoryQuery{DeviceID: d.ID})
+	if len(recs) != 1 {
+		t.Fatalf("%d records", len(recs))
+	}
+
+	// Another household: the device, its forms and its receipts are 404.
+	sam := h.browser()
+	sam.login("sam", "marble-otter-sunrise-19")
+	sam.get("/")
+	g := url.Values{}
+	for k, v := range f {
+		g[k] = v
+	}
+	g.Set(csrfField, sam.csrf())
+	if p := sam.post("/devices/"+d.ID+"/consent", g); p.status != http.StatusNotFound {
+		t.Errorf("another household's consent form: %d, want 404", p.status)
+	}
+	sam.get("/")
+	if p := sam.post("/devices/"+d.ID+"/consent/routing", url.Values{"stream": {"setpoint"}, "keep": {"no"}}); p.status != http.StatusNotFound {
+		t.Errorf("another household's routing form: %d, want 404", p.status)
+	}
+	if p := sam.get("/consent/receipts/" + recs[0].RecordID); p.status != http.StatusNotFound || strings.Contains(p.body, recs[0].RecordID) {
+		t.Errorf("another household's receipt: %d", p.status)
+	}
+	if p := sam.get("/consent/receipts/nope"); p.status != http.StatusNotFound {
+		t.Errorf("an unknown receipt: %d", p.status)
+	}
+	if n := len(must(h.consent.History(ctx, consent.HistoryQuery{DeviceID: d.ID}))); n != 1 {
+		t.Errorf("another household changed consent: %d records", n)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestLogPageListsOnlyTheHouseholdsEntries(t *testing.T) {
+	h := startHub(t)
+	alex := h.setup("alex")
+	ctx := context.Background()
+	_, samAcc, err := h.id.CreateHousehold(ctx, "Flat 2", identity.NewAccount{Username: "sam", Password: "marble-otter-sunrise-19"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := h.addDevice(alex.HouseholdID, "Kitchen", "thermostat")
+	other, _ := h.addDevice(samAcc.HouseholdID, "Sams meter", "smart-meter")
+	if err := h.submit(d.ID, "temperature", `{"celsius": 21}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.submit(other.ID, "power", `{"watts": 300}`); err != nil {
+		t.Fatal(err)
+	}
+	sam := h.browser()
+	sam.login("sam", "marble-otter-sunrise-19")
+	sam.get("/devices/" + other.ID) // a read in the other household
+
+	b := h.browser()
+	b.login("alex", goodPassword)
+	b.get("/devices/" + d.ID)
+	p := b.get("/log")
+	if p.status != 200 {
+		t.Fatalf("log page: %d", p.status)
+	}
+	text := visibleText(p.body)
+	mustContain(t, "log page", text, `You viewed 1 reading of "Kitchen" (`+d.ID+`). Why: viewing history.`,
+		"made a credential for", "candor log verify", "test.candor.local")
+	mustContain(t, "log page", p.body, `href="/api/v1/log/proof/inclusion?index=`)
+	mustContain(t, "log page", text, h.alog.VerifierKey(), string(h.alog.Checkpoint().Signed[:20]))
+	mustNotContain(t, "log page", p.body, other.ID, "Sams meter", samAcc.ID)
+	// Newest first: the read comes before the device was made.
+	if strings.Index(text, "You viewed") > strings.Index(text, "made a credential for") {
+		t.Error("the log is not newest first")
+	}
+	// The proof link works with the session cookie, for the household's entries.
+	re := regexp.MustCompile(`href="(/api/v1/log/proof/inclusion\?index=\d+)"`)
+	m := re.FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatal("no proof link")
+	}
+	if pr := b.get(html.UnescapeString(m[1])); pr.status != 200 || !strings.Contains(pr.body, `"proof"`) {
+		t.Errorf("proof link: %d %.200s", pr.status, pr.body)
+	}
+	// A consent change made on the pages is in the log.
+	b.get("/devices/" + d.ID)
+	b.post("/devices/"+d.ID+"/consent", toggleForm(t, b.last.body, "setpoint", "dpv:ServiceProvision"))
+	mustContain(t, "log page", visibleText(b.get("/log").body), `You changed a consent choice for "Kitchen" (`+d.ID+`) (setpoint).`)
+}
+
+func TestNewPagesSayWhenAFeatureIsMissing(t *testing.T) {
+	h := startHub(t, func(c *Config) { c.Consent, c.Log = nil, nil })
+	alex := h.setup("alex")
+	d, _ := h.addDevice(alex.HouseholdID, "Kitchen", "thermostat")
+	b := h.browser()
+	b.login("alex", goodPassword)
+	p := b.get("/devices/" + d.ID)
+	mustContain(t, "device page", visibleText(p.body), "Consent is not available on this hub")
+	mustNotContain(t, "device page", p.body, "data-consent-toggle", "Download signed receipt")
+	p = b.post("/devices/"+d.ID+"/consent", url.Values{"stream": {"setpoint"}, "purpose": {"dpv:ServiceProvision"}, "on": {"0"}})
+	if p.status != http.StatusNotFound {
+		t.Errorf("consent form without consent: %d", p.status)
+	}
+	mustContain(t, "log page", visibleText(b.get("/log").body), "The transparency log is not available on this hub")
+	p = b.get("/my-data")
+	mustContain(t, "my data", visibleText(p.body), "Download my data (ZIP)", "Consent is not available on this hub.",
+		"The transparency log is not available on this hub.", "cannot yet delete your data")
+}
+
+func TestMyDataPage(t *testing.T) {
+	h := startHub(t)
+	alex := h.setup("alex")
+	d, _ := h.addDevice(alex.HouseholdID, "Kitchen", "thermostat")
+	if err := h.submit(d.ID, "temperature", `{"celsius": 21}`); err != nil {
+		t.Fatal(err)
+	}
+	b := h.browser()
+	b.login("alex", goodPassword)
+	p := b.get("/my-data")
+	text := visibleText(p.body)
+	mustContain(t, "my data", text, "README.txt", "CSV", "SenML", "Data manifests", "Consent records", "Log entries with proofs",
+		"index.json", "SHA-256", "cannot yet delete your data, unlink a device from you or delete your account")
+	mustContain(t, "my data", p.body, `href="/api/v1/export"`, `aria-current="page"`)
+	mustNotContain(t, "my data", p.body[strings.Index(p.body, "<main"):], "<button") // no fake buttons
+	// The link downloads the archive with the pages' session cookie.
+	z := b.get("/api/v1/export")
+	if z.status != 200 || z.header.Get("Content-Type") != "application/zip" || !strings.HasPrefix(z.body, "PK") {
+		t.Errorf("export link: %d %s", z.status, z.header.Get("Content-Type"))
+	}
+}
