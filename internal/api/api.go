@@ -42,6 +42,7 @@ type Store interface {
 	AllDevices(ctx context.Context) ([]store.Device, error)
 	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
 	Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error)
+	DeleteReadings(ctx context.Context, q store.ReadingQuery, limit int) (int64, error)
 	Ping(ctx context.Context) error
 }
 
@@ -159,6 +160,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/consent/key", s.consentKey)
 
 	m.HandleFunc("GET /api/v1/export", s.authed(s.exportData))
+	m.HandleFunc("DELETE /api/v1/devices/{id}/readings", s.authed(s.deleteReadings))
 
 	m.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)
 	m.HandleFunc("GET /api/v1/log/key", s.logKey)

@@ -411,3 +411,46 @@ func (s *Server) openReadings(d store.Device, list []store.Reading) error {
 	}
 	return err
 }
+
+// deleteReadings deletes a device's history, optionally only one stream
+// (?stream=) and a time range (?since= inclusive, ?until= exclusive). It
+// works in bounded chunks, so an interrupted deletion leaves the data
+// consistent and can simply be repeated. Household owners decide.
+func (s *Server) deleteReadings(w http.ResponseWriter, r *http.Request, p principal) {
+	d, err := s.device(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !p.canManage(d.HouseholdID) {
+		s.fail(w, r, identity.ErrForbidden)
+		return
+	}
+	q, err := readingQuery(r, d.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var total int64
+	for {
+		n, err := s.st.DeleteReadings(r.Context(), store.ReadingQuery{DeviceID: d.ID, Stream: q.Stream, Since: q.Since, Until: q.Until}, 5000)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		total += n
+		if n < 5000 {
+			break
+		}
+	}
+	if s.cfg.Log != nil {
+		ev := auditlog.Event{Action: auditlog.ActionDataDelete, Household: d.HouseholdID,
+			Subject: auditlog.Subject{Device: d.ID, Stream: q.Stream, From: q.Since, To: q.Until},
+			Purpose: "deletion requested by the household", Detail: map[string]string{"readings": strconv.FormatInt(total, 10)}}
+		if err := s.cfg.Log.Record(r.Context(), ev); err != nil {
+			s.fail(w, r, fmt.Errorf("record the deletion in the transparency log: %w", err))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "deleted": total})
+}

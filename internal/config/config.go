@@ -39,6 +39,8 @@ type Config struct {
 	Demo bool
 	// DemoSpeed makes the demo devices send that many times as often.
 	DemoSpeed int
+	// RetentionInterval is how often expired readings are deleted.
+	RetentionInterval time.Duration
 	// UndeclaredFields is what happens to a reading with fields its
 	// manifest does not declare: "reject" it (default) or "strip" them.
 	UndeclaredFields string
@@ -61,16 +63,17 @@ type Config struct {
 // operator says so.
 func Default() Config {
 	return Config{
-		DataDir:          "./candor-data",
-		MQTTAddr:         "127.0.0.1:1883",
-		HTTPAddr:         "127.0.0.1:8080",
-		LogLevel:         "info",
-		LogFormat:        "text",
-		MaxPayloadBytes:  64 << 10,
-		BatchMaxRows:     1000,
-		BatchMaxWait:     0,
-		DemoSpeed:        1,
-		UndeclaredFields: "reject",
+		DataDir:           "./candor-data",
+		MQTTAddr:          "127.0.0.1:1883",
+		HTTPAddr:          "127.0.0.1:8080",
+		LogLevel:          "info",
+		LogFormat:         "text",
+		MaxPayloadBytes:   64 << 10,
+		BatchMaxRows:      1000,
+		BatchMaxWait:      0,
+		DemoSpeed:         1,
+		UndeclaredFields:  "reject",
+		RetentionInterval: time.Minute,
 	}
 }
 
@@ -106,6 +109,8 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.DemoSpeed }, check: intRange(1, 1000)},
 	{name: "undeclared-fields", arg: "reject|strip", help: "readings with fields their manifest does not declare: reject them, or strip those fields and keep the rest",
 		field: func(c *Config) any { return &c.UndeclaredFields }, check: oneOf("reject", "strip")},
+	{name: "retention-interval", arg: "duration", help: "how often readings past their retention are deleted, such as 1m",
+		field: func(c *Config) any { return &c.RetentionInterval }, check: durationRange(time.Second, 24*time.Hour)},
 	{name: "log-level", arg: "level", help: "least severe log level written: debug, info, warn or error",
 		field: func(c *Config) any { return &c.LogLevel }, check: oneOf("debug", "info", "warn", "error")},
 	{name: "log-format", arg: "format", help: "log format: text or json",

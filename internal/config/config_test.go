@@ -58,7 +58,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		DataDir: "./candor-data", MQTTAddr: "127.0.0.1:1883", HTTPAddr: "127.0.0.1:8080",
 		LogLevel: "info", LogFormat: "text", MaxPayloadBytes: 65536, BatchMaxRows: 1000,
-		BatchMaxWait: 0, DemoSpeed: 1, UndeclaredFields: "reject",
+		BatchMaxWait: 0, DemoSpeed: 1, UndeclaredFields: "reject", RetentionInterval: time.Minute,
 	}
 	if Default() != want {
 		t.Fatalf("Default() = %+v, want %+v", Default(), want)
@@ -215,7 +215,7 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 	}
 	want := Config{
 		DataDir: "/srv/candor", MQTTAddr: ":1883", MQTTTLSAddr: ":8883", WSAddr: ":8083",
-		HTTPAddr: ":8080", TLSCert: "c.pem", TLSKey: "k.pem", Demo: true, DemoSpeed: 10, UndeclaredFields: "reject", LogLevel: "debug",
+		HTTPAddr: ":8080", TLSCert: "c.pem", TLSKey: "k.pem", Demo: true, DemoSpeed: 10, UndeclaredFields: "reject", RetentionInterval: time.Minute, LogLevel: "debug",
 		LogFormat: "json", MaxPayloadBytes: 1024, BatchMaxRows: 10, BatchMaxWait: time.Millisecond,
 		ConfigFile: path,
 	}

@@ -231,3 +231,60 @@ func TestExportRoundTrip(t *testing.T) {
 		t.Error("the export lacks the person's transparency-log entries")
 	}
 }
+
+func TestDeleteAndRetention(t *testing.T) {
+	th := startHub(t)
+	alex := th.setup("alex")
+	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", alex, map[string]string{"name": "Door", "type": "door-sensor"})
+	if code != 201 {
+		t.Fatal(code)
+	}
+	id := out["device"].(map[string]any)["id"].(string)
+	secret := out["secret"].(string)
+	c, _, err := v5(t, th.MQTTAddr(), id, id, secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 6 {
+		stream, payload := "battery", fmt.Sprintf(`{"percent": %d}`, 90-i)
+		if i%2 == 1 {
+			stream, payload = "contact", `{"open": true}`
+		}
+		if _, err := c.Publish(ctx, &paho.Publish{Topic: "candor/" + id + "/" + stream, QoS: 1, Payload: []byte(payload)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, _ = call(t, http.DefaultClient, "DELETE", th.URL()+"/api/v1/devices/"+id+"/readings?stream=contact", alex, nil)
+	if code != 200 || out["deleted"].(float64) != 3 {
+		t.Fatalf("delete stream: %d %v", code, out)
+	}
+	if rs := th.readings(id, ""); len(rs) != 3 || rs[0].Stream != "battery" {
+		t.Fatalf("after deleting contact: %+v", rs)
+	}
+	// Retention: the person keeps battery for 1 day; a sweep 2 days later
+	// deletes it, and the deletion is logged.
+	code, out, _ = call(t, http.DefaultClient, "PUT", th.URL()+"/api/v1/devices/"+id+"/consent/battery/routing", alex,
+		map[string]any{"keep_on_hub": true, "retention": "P1D"})
+	if code != 200 {
+		t.Fatalf("routing: %d %v", code, out)
+	}
+	n, err := th.retention.SweepAt(context.Background(), time.Now().Add(36*time.Hour))
+	if err != nil || n != 3 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	if rs := th.readings(id, ""); len(rs) != 0 {
+		t.Errorf("%d readings survived their retention", len(rs))
+	}
+	all := getText(t, th.local, "http://candor/api/v1/log/export", "")
+	deletes := 0
+	for _, ev := range exportEvents(t, all) {
+		if ev.Action == "data.delete" {
+			deletes++
+		}
+	}
+	if deletes != 2 {
+		t.Errorf("%d deletions in the transparency log, want 2", deletes)
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/tlscert"
 	"github.com/candor-iot/candor/internal/vault"
@@ -48,24 +49,25 @@ const DBName = "candor.db"
 
 // Hub is a running hub.
 type Hub struct {
-	cfg     config.Config
-	log     *slog.Logger
-	st      *sqlite.DB
-	cat     *catalog.Catalog
-	alog    *auditlog.Log
-	consent *consent.Service
-	vault   *vault.Vault
-	owners  *owners
-	id      *identity.Service
-	in      *ingest.Pipeline
-	br      *broker.Broker
-	api     *api.Server
-	web     *web.Server
-	http    *http.Server
-	local   *http.Server
-	httpLn  net.Listener
-	sockLn  net.Listener
-	tls     *tls.Config
+	cfg       config.Config
+	log       *slog.Logger
+	st        *sqlite.DB
+	cat       *catalog.Catalog
+	alog      *auditlog.Log
+	consent   *consent.Service
+	vault     *vault.Vault
+	owners    *owners
+	id        *identity.Service
+	in        *ingest.Pipeline
+	br        *broker.Broker
+	api       *api.Server
+	web       *web.Server
+	retention *retention.Job
+	http      *http.Server
+	local     *http.Server
+	httpLn    net.Listener
+	sockLn    net.Listener
+	tls       *tls.Config
 
 	setupToken string
 	cancel     context.CancelFunc
@@ -231,6 +233,13 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	h.cancel = cancel
 	h.serve(h.http, h.httpLn)
 	h.serve(h.local, h.sockLn)
+	h.retention = &retention.Job{Store: h.st, Catalog: h.cat, Consent: h.consent, Log: h.alog,
+		Logger: log.With("component", "retention")}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		h.retention.Run(runCtx, cfg.RetentionInterval)
+	}()
 
 	if h.setupToken, err = h.id.SetupToken(ctx); err != nil {
 		return nil, err

@@ -291,6 +291,11 @@ type Store interface {
 	// Seq on each element.
 	AppendReadings(ctx context.Context, rs []Reading) error
 	Readings(ctx context.Context, q ReadingQuery) ([]Reading, error)
+	// DeleteReadings removes readings of q.DeviceID matching q's Stream,
+	// Since and Until (AfterSeq is ignored), at most limit rows per call
+	// (limit ≤ 0: all), in one transaction, and reports how many it
+	// removed. Callers delete big ranges in bounded chunks.
+	DeleteReadings(ctx context.Context, q ReadingQuery, limit int) (int64, error)
 	CountReadings(ctx context.Context, deviceID string) (int64, error)
 
 	// PutManifest stores a new version of a device type's manifest and

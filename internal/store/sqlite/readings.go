@@ -150,3 +150,52 @@ func (db *DB) CountReadings(ctx context.Context, deviceID string) (int64, error)
 	}
 	return n, nil
 }
+
+// DeleteReadings removes matching readings of one device, at most limit
+// rows (limit ≤ 0: all) in one transaction. The (device_id, stream, ts)
+// index serves the selection.
+func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit int) (int64, error) {
+	if q.DeviceID == "" {
+		return 0, errors.New("delete readings: empty device id")
+	}
+	where := `device_id = ?`
+	args := []any{q.DeviceID}
+	if q.Stream != "" {
+		where += ` AND stream = ?`
+		args = append(args, q.Stream)
+	}
+	if !q.Since.IsZero() {
+		n, err := encTime(q.Since)
+		if err != nil {
+			return 0, fmt.Errorf("delete readings: since: %w", err)
+		}
+		where += ` AND ts >= ?`
+		args = append(args, n)
+	}
+	if !q.Until.IsZero() {
+		n, err := encTime(q.Until)
+		if err != nil {
+			return 0, fmt.Errorf("delete readings: until: %w", err)
+		}
+		where += ` AND ts < ?`
+		args = append(args, n)
+	}
+	stmt := `DELETE FROM readings WHERE ` + where
+	if limit > 0 {
+		stmt = `DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE ` + where + ` ORDER BY seq LIMIT ?)`
+		args = append(args, limit)
+	}
+	var n int64
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, stmt, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete readings of device %q: %w", q.DeviceID, err)
+	}
+	return n, nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -120,5 +121,41 @@ func testHouseholdWithOwner(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Household(ctx, "hh_y"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("household of the failed call exists: %v", err)
+	}
+}
+
+func testDeleteReadings(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var rs []store.Reading
+	for i := range 10 {
+		stream := "a"
+		if i%2 == 1 {
+			stream = "b"
+		}
+		rs = append(rs, store.Reading{DeviceID: "dev_a", Stream: stream, Time: base.Add(time.Duration(i) * time.Minute), Payload: []byte(`{}`)})
+	}
+	rs = append(rs, store.Reading{DeviceID: "dev_b", Stream: "a", Time: base, Payload: []byte(`{}`)})
+	if err := s.AppendReadings(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	// Stream a, minutes [2, 6): readings 2 and 4.
+	n, err := s.DeleteReadings(ctx, store.ReadingQuery{DeviceID: "dev_a", Stream: "a", Since: base.Add(2 * time.Minute), Until: base.Add(6 * time.Minute)}, 0)
+	if err != nil || n != 2 {
+		t.Fatalf("range delete: %d %v", n, err)
+	}
+	// Bounded chunks.
+	n, err = s.DeleteReadings(ctx, store.ReadingQuery{DeviceID: "dev_a"}, 3)
+	if err != nil || n != 3 {
+		t.Fatalf("chunk delete: %d %v", n, err)
+	}
+	left, _ := s.CountReadings(ctx, "dev_a")
+	if left != 5 {
+		t.Errorf("%d readings of dev_a left, want 5", left)
+	}
+	if other, _ := s.CountReadings(ctx, "dev_b"); other != 1 {
+		t.Errorf("another device's readings were deleted")
+	}
+	if _, err := s.DeleteReadings(ctx, store.ReadingQuery{}, 0); err == nil {
+		t.Error("delete without a device id accepted")
 	}
 }

@@ -80,6 +80,7 @@ var suite = []struct {
 	{"Violations", testViolations},
 	{"ReadingKeepsManifestVersion", testReadingKeepsManifestVersion},
 	{"HouseholdWithOwner", testHouseholdWithOwner},
+	{"DeleteReadings", testDeleteReadings},
 	{"ConsentRecords", testConsentRecords},
 	{"ConsentDecisions", testConsentDecisions},
 	{"ConsentRouting", testConsentRouting},
