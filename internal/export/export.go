@@ -217,7 +217,7 @@ func Write(ctx context.Context, w io.Writer, src Source, person Person, now time
 		ExportedAt string      `json:"exported_at"`
 		Person     personDoc   `json:"person"`
 		Files      []fileEntry `json:"files"`
-	}{Format, now.Format(timeLayout), personDoc{person.ID, person.Username}, x.files}
+	}{Format, now.Format(timeLayout), personDoc(person), x.files}
 	if err := x.file(indexPath, func(w io.Writer) error { return writeJSON(w, index) }); err != nil {
 		return err
 	}

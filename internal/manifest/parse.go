@@ -328,7 +328,7 @@ func buildStream(path, name, kind string, body json.RawMessage, ps *problems) *S
 		if strings.TrimSpace(p.Description) == "" {
 			ps.add(pp+".description", "say in plain words what the purpose means for this stream")
 		}
-		s.Purposes = append(s.Purposes, Purpose{ID: p.ID, Essential: p.Essential, Description: p.Description})
+		s.Purposes = append(s.Purposes, Purpose(p))
 	}
 	if strings.TrimSpace(a.Use) == "" {
 		ps.add(path+".candor:use", "say how the data is used")
@@ -362,7 +362,7 @@ func buildStream(path, name, kind string, body json.RawMessage, ps *problems) *S
 		s.Recipients = append(s.Recipients, rec)
 	}
 	for _, c := range a.RevealsWith {
-		s.RevealsWith = append(s.RevealsWith, Combination{Streams: c.Streams, Reveals: c.Reveals})
+		s.RevealsWith = append(s.RevealsWith, Combination(c))
 	}
 	if s.Personal() && strings.TrimSpace(a.Reveals) == "" {
 		ps.add(path+".candor:reveals", "a personal stream must say what it can reveal about people")

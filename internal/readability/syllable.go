@@ -412,7 +412,7 @@ func heuristic(l letters) int {
 		return 1
 	}
 	var buf [64]bool
-	vowel := buf[:0]
+	var vowel []bool
 	if n <= len(buf) {
 		vowel = buf[:n]
 	} else {

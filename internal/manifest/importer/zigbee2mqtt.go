@@ -508,7 +508,7 @@ func (w *z2mWalker) expose(path string, v any, prefix []string, category string,
 			return inputErr(path, "value_on must be a boolean, string or number, not %s", jsonKind(on))
 		}
 	case "enum":
-		k, prof, item = classify("text")
+		_, prof, item = classify("text")
 		vals, ok := o.m["values"].([]any)
 		if !ok || len(vals) == 0 {
 			return inputErr(path, "enum without values")
@@ -538,7 +538,7 @@ func (w *z2mWalker) expose(path string, v any, prefix []string, category string,
 			return nil
 		}
 	case "text":
-		k, prof, item = classify("text")
+		_, prof, item = classify("text")
 		f = textField("", textMaxLength)
 	}
 	if len(prefix) > 0 {
