@@ -83,6 +83,19 @@ func (s *Server) device(r *http.Request, p principal) (store.Device, error) {
 	return d, nil
 }
 
+// managedDevice loads a device the caller may change (an owner of its
+// household, or the operator).
+func (s *Server) managedDevice(r *http.Request, p principal) (store.Device, error) {
+	d, err := s.device(r, p)
+	if err != nil {
+		return store.Device{}, err
+	}
+	if !p.canManage(d.HouseholdID) {
+		return store.Device{}, identity.ErrForbidden
+	}
+	return d, nil
+}
+
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, p principal) {
 	var list []store.Device
 	var err error
@@ -195,13 +208,9 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, p principal) 
 }
 
 func (s *Server) rotateDevice(w http.ResponseWriter, r *http.Request, p principal) {
-	d, err := s.device(r, p)
+	d, err := s.managedDevice(r, p)
 	if err != nil {
 		s.fail(w, r, err)
-		return
-	}
-	if !p.canManage(d.HouseholdID) {
-		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
 	var in struct {
@@ -227,13 +236,9 @@ func (s *Server) rotateDevice(w http.ResponseWriter, r *http.Request, p principa
 }
 
 func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, p principal) {
-	d, err := s.device(r, p)
+	d, err := s.managedDevice(r, p)
 	if err != nil {
 		s.fail(w, r, err)
-		return
-	}
-	if !p.canManage(d.HouseholdID) {
-		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
 	if err := s.id.RevokeDevice(r.Context(), d.ID); err != nil {
@@ -417,13 +422,9 @@ func (s *Server) openReadings(d store.Device, list []store.Reading) error {
 // works in bounded chunks, so an interrupted deletion leaves the data
 // consistent and can simply be repeated. Household owners decide.
 func (s *Server) deleteReadings(w http.ResponseWriter, r *http.Request, p principal) {
-	d, err := s.device(r, p)
+	d, err := s.managedDevice(r, p)
 	if err != nil {
 		s.fail(w, r, err)
-		return
-	}
-	if !p.canManage(d.HouseholdID) {
-		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
 	q, err := readingQuery(r, d.ID)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"time"
 
 	"github.com/candor-iot/candor/internal/auditlog"
@@ -71,8 +72,14 @@ func (x *exportSource) ConsentRecords(ctx context.Context) ([][]byte, error) {
 	if x.s.cfg.Consent == nil {
 		return nil, nil
 	}
-	var out [][]byte
+	// Devices in id order, so the same data gives the same archive.
+	ids := make([]string, 0, len(x.devices))
 	for id := range x.devices {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var out [][]byte
+	for _, id := range ids {
 		recs, err := x.s.cfg.Consent.History(ctx, consent.HistoryQuery{DeviceID: id})
 		if err != nil {
 			return nil, err
