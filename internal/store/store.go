@@ -69,6 +69,21 @@ type Device struct {
 	RevokedAt time.Time
 	CreatedAt time.Time
 	Counters  DeviceCounters
+	// KeyOwner is the account whose data keys seal the device's readings:
+	// the person who added it. Empty for a device added before anyone had
+	// an account (the demo, the operator's CLI): its readings are the
+	// household's as a whole. Fixed at creation, so every reading of a
+	// device is sealed under one owner's keys.
+	KeyOwner string
+}
+
+// KeyOwnerID is the vault key owner of the device's readings: its
+// KeyOwner account, or else its household.
+func (d Device) KeyOwnerID() string {
+	if d.KeyOwner != "" {
+		return d.KeyOwner
+	}
+	return d.HouseholdID
 }
 
 // Revoked reports whether the device's credential was revoked.
@@ -322,6 +337,9 @@ type Store interface {
 	KeyStore
 	// --- end of vault keys ----------------------------------------------
 
+	// --- erasure and unlinking (issue #4); see ErasureStore ---
+	ErasureStore
+
 	// Ping reports whether the store can serve requests (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error
@@ -420,3 +438,83 @@ type KeyStore interface {
 }
 
 // --- end of vault keys ----------------------------------------------------
+
+// --- erasure and unlinking (issue #4) --------------------------------------
+//
+// Account deletion and unlinking remove devices and readings. Removing a
+// device row, its consent state and its violation counts is quick and
+// happens at once; removing its readings can take long (a million rows),
+// so it is queued as a Purge and done in bounded chunks in the background.
+// By then the readings are already unreadable: their keys were shredded,
+// or (unlinking) they were replaced by anonymised aggregates.
+
+// Purge is pending background removal of one device's readings. It is
+// durable: a purge interrupted by a crash resumes at the next start.
+type Purge struct {
+	DeviceID string
+	// UntilSeq bounds what is removed: readings with Seq ≤ UntilSeq, or
+	// all of the device's readings (ever, including late ones) when 0.
+	UntilSeq    int64
+	Reason      string // why, for the operator: "account deleted", "unlinked"
+	RequestedAt time.Time
+}
+
+// Aggregate is one anonymised hourly cell kept when a person unlinks
+// their history: how many readings of one field of one stream of one
+// device type fell in one UTC hour and their sum (mean = Sum/Count). It
+// names no device, household or person.
+type Aggregate struct {
+	DeviceType string
+	Stream     string
+	Field      string
+	Hour       time.Time // UTC, truncated to the hour
+	Count      int64
+	Sum        float64
+}
+
+// AggregateQuery selects aggregates. Zero fields do not filter.
+type AggregateQuery struct {
+	DeviceType string
+	Stream     string
+	Since      time.Time // inclusive, on Hour
+	Until      time.Time // exclusive, on Hour
+	Limit      int       // 0 means the engine's default (10000)
+}
+
+// Erasure is one atomic change of erasure and unlinking.
+type Erasure struct {
+	// DeleteDevices are removed with their consent decisions, routings
+	// and violation counts (consent records stay: they are evidence). Each
+	// gets a Purge of all its readings.
+	DeleteDevices []string
+	// Purges are added for devices that stay (unlinking). A device that
+	// already has a pending purge keeps the wider of the two.
+	Purges []Purge
+	// Aggregates are added to the kept cells (Count and Sum summed).
+	Aggregates []Aggregate
+	Reason     string
+	At         time.Time
+}
+
+// ErasureStore is the erasure part of Store.
+type ErasureStore interface {
+	// Erase applies e in one transaction: on error nothing changed.
+	Erase(ctx context.Context, e Erasure) error
+	// Purges lists pending purges, oldest first.
+	Purges(ctx context.Context) ([]Purge, error)
+	// PurgeReadings removes at most limit readings of p (limit ≤ 0: all)
+	// in one transaction and reports how many it removed.
+	PurgeReadings(ctx context.Context, p Purge, limit int) (int64, error)
+	// FinishPurge drops p from the queue, unless a wider purge of the same
+	// device replaced it meanwhile.
+	FinishPurge(ctx context.Context, p Purge) error
+	// Aggregates lists kept cells by type, stream, field and hour.
+	Aggregates(ctx context.Context, q AggregateQuery) ([]Aggregate, error)
+	// SetAccountRole changes an account's role in its household.
+	SetAccountRole(ctx context.Context, id string, role Role) error
+	// DeleteHousehold removes a household that has no accounts and no
+	// devices left (ErrConflict otherwise).
+	DeleteHousehold(ctx context.Context, id string) error
+}
+
+// --- end of erasure and unlinking ----------------------------------------

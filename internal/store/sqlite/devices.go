@@ -10,7 +10,7 @@ import (
 	"github.com/candor-iot/candor/internal/store"
 )
 
-const deviceCols = `id, household_id, name, type, secret_hash, credential_set_at, revoked_at, created_at, acl_denied, refused, auth_failures`
+const deviceCols = `id, household_id, name, type, secret_hash, credential_set_at, revoked_at, created_at, acl_denied, refused, auth_failures, key_owner`
 
 func scanDevice(r rowScanner) (store.Device, error) {
 	var (
@@ -19,7 +19,7 @@ func scanDevice(r rowScanner) (store.Device, error) {
 	)
 	err := r.Scan(&d.ID, &d.HouseholdID, &d.Name, &d.Type, &d.SecretHash,
 		&credSet, &revoked, &created,
-		&d.Counters.ACLDenied, &d.Counters.Refused, &d.Counters.AuthFailures)
+		&d.Counters.ACLDenied, &d.Counters.Refused, &d.Counters.AuthFailures, &d.KeyOwner)
 	if err != nil {
 		return store.Device{}, err
 	}
@@ -53,10 +53,10 @@ func (db *DB) CreateDevice(ctx context.Context, d store.Device) error {
 		return fmt.Errorf("create device %q: %w", d.ID, err)
 	}
 	_, err = db.writer.ExecContext(ctx,
-		`INSERT INTO devices (`+deviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO devices (`+deviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.HouseholdID, d.Name, d.Type, d.SecretHash,
 		ts[0], ts[1], ts[2],
-		d.Counters.ACLDenied, d.Counters.Refused, d.Counters.AuthFailures)
+		d.Counters.ACLDenied, d.Counters.Refused, d.Counters.AuthFailures, d.KeyOwner)
 	if missingParent(err) {
 		return fmt.Errorf("create device %q: household %q: %w", d.ID, d.HouseholdID, store.ErrNotFound)
 	}

@@ -185,6 +185,33 @@ var migrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		name: "erasure and unlinking",
+		stmts: []string{
+			// '' means the household's keys (devices added before anyone
+			// had an account).
+			`ALTER TABLE devices ADD COLUMN key_owner TEXT NOT NULL DEFAULT ''`,
+			// Background removal queue. No foreign key: the device row is
+			// usually gone already.
+			`CREATE TABLE purges (
+				device_id    TEXT PRIMARY KEY NOT NULL CHECK (device_id <> ''),
+				until_seq    INTEGER NOT NULL CHECK (until_seq >= 0),
+				reason       TEXT NOT NULL,
+				requested_at INTEGER NOT NULL
+			) STRICT`,
+			// Anonymised hourly cells: deliberately no device, household
+			// or account column.
+			`CREATE TABLE aggregates (
+				device_type TEXT NOT NULL CHECK (device_type <> ''),
+				stream      TEXT NOT NULL CHECK (stream <> ''),
+				field       TEXT NOT NULL CHECK (field <> ''),
+				hour        INTEGER NOT NULL,
+				n           INTEGER NOT NULL CHECK (n > 0),
+				sum         REAL NOT NULL,
+				PRIMARY KEY (device_type, stream, field, hour)
+			) STRICT`,
+		},
+	},
 }
 
 type migration struct {

@@ -88,6 +88,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
+	if err := incrementalVacuum(ctx, writer); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
+	}
 	if err := migrate(ctx, writer); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
@@ -113,6 +117,35 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
 	return &DB{writer: writer, readers: readers}, nil
+}
+
+// incrementalVacuum puts the file in incremental auto_vacuum mode, so
+// ReclaimSpace can return pages freed by retention and erasure to the file
+// system. The mode is fixed in the file's header, so a file made by an
+// earlier build is rebuilt once with VACUUM (a one-time cost at start).
+func incrementalVacuum(ctx context.Context, db *sql.DB) error {
+	var mode int
+	if err := db.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode); err != nil {
+		return fmt.Errorf("read auto_vacuum: %w", err)
+	}
+	const incremental = 2
+	if mode == incremental {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, `PRAGMA auto_vacuum = INCREMENTAL`); err != nil {
+		return fmt.Errorf("set auto_vacuum: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode); err != nil {
+		return fmt.Errorf("read auto_vacuum: %w", err)
+	}
+	if mode != incremental {
+		// The file's header was already written (by the switch to WAL, or
+		// by an earlier build's tables): only a rebuild changes the mode.
+		if _, err := db.ExecContext(ctx, `VACUUM`); err != nil {
+			return fmt.Errorf("switch to incremental auto_vacuum: %w", err)
+		}
+	}
+	return nil
 }
 
 // fileURI turns a file system path into a SQLite URI filename. A URI is

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -392,4 +393,79 @@ func BenchmarkAppendReadings(b *testing.B) {
 		rows += batchSize
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// TestReclaimSpace checks that a new file is in incremental auto_vacuum
+// mode and that deleted readings' pages go back to the file system.
+func TestReclaimSpace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "candor.db")
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := t.Context()
+	var mode int
+	if err := db.writer.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode); err != nil || mode != 2 {
+		t.Fatalf("auto_vacuum = %d, %v; want 2 (incremental)", mode, err)
+	}
+	if err := db.CreateHousehold(ctx, store.Household{ID: "h1", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("x"), 512)
+	for range 4 {
+		var rs []store.Reading
+		for range 1000 {
+			rs = append(rs, store.Reading{DeviceID: "d1", Stream: "s", Time: time.Now(), Payload: payload})
+		}
+		if err := db.AppendReadings(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pages := func() int64 {
+		var n int64
+		if err := db.writer.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := pages()
+	if _, err := db.PurgeReadings(ctx, store.Purge{DeviceID: "d1"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	freed, err := db.ReclaimSpace(ctx, 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := pages()
+	if freed < 400 || after > before-400 {
+		t.Errorf("reclaimed %d pages: %d → %d pages; want the ~500 pages of 4000 half-KiB readings back", freed, before, after)
+	}
+}
+
+// TestOldFileSwitchesToIncrementalVacuum opens a file made without
+// auto_vacuum (as earlier builds did) and checks it is converted, data kept.
+func TestOldFileSwitchesToIncrementalVacuum(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "candor.db")
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`CREATE TABLE keepme (x TEXT); INSERT INTO keepme VALUES ('still here')`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode int
+	var x string
+	if err := db.writer.QueryRow(`PRAGMA auto_vacuum`).Scan(&mode); err != nil || mode != 2 {
+		t.Errorf("auto_vacuum = %d, %v; want 2", mode, err)
+	}
+	if err := db.readers.QueryRow(`SELECT x FROM keepme`).Scan(&x); err != nil || x != "still here" {
+		t.Errorf("data after the switch: %q, %v", x, err)
+	}
 }

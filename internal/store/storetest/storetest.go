@@ -90,6 +90,12 @@ var suite = []struct {
 	{"KeyRewrap", testKeyRewrap},
 	{"ShredOwner", testShredOwner},
 	{"ShredConcurrentPut", testShredConcurrentPut},
+	{"DeviceKeyOwner", testDeviceKeyOwner},
+	{"EraseDevices", testEraseDevices},
+	{"PurgeUntilSeq", testPurgeUntilSeq},
+	{"Aggregates", testAggregates},
+	{"SetAccountRole", testSetAccountRole},
+	{"DeleteHousehold", testDeleteHousehold},
 }
 
 // base is a fixed instant; tests offset from it so expectations are
