@@ -162,6 +162,59 @@ func (s *Service) CreateHousehold(ctx context.Context, name string, owner NewAcc
 	return hh, acc, nil
 }
 
+// SetRole changes a member's role. Only an owner of the same household
+// may, and a household always keeps at least one owner: the last owner
+// cannot step down.
+func (s *Service) SetRole(ctx context.Context, actor store.Account, accountID string, role store.Role) (store.Account, error) {
+	if role != store.RoleOwner && role != store.RoleMember {
+		return store.Account{}, invalid("role: must be %q or %q", store.RoleOwner, store.RoleMember)
+	}
+	target, err := s.st.Account(ctx, accountID)
+	if err != nil || target.HouseholdID != actor.HouseholdID {
+		// Someone else's household looks like nobody's.
+		return store.Account{}, fmt.Errorf("account %s: %w", accountID, store.ErrNotFound)
+	}
+	if actor.Role != store.RoleOwner {
+		return store.Account{}, fmt.Errorf("%w: only an owner of the household changes roles", ErrForbidden)
+	}
+	if target.Role == role {
+		return target, nil
+	}
+	if target.Role == store.RoleOwner {
+		owners, err := s.countOwners(ctx, target.HouseholdID)
+		if err != nil {
+			return store.Account{}, err
+		}
+		if owners <= 1 {
+			return store.Account{}, invalid("role: %s is the household's only owner; make another member an owner first", target.Username)
+		}
+	}
+	if err := s.st.SetAccountRole(ctx, target.ID, role); err != nil {
+		return store.Account{}, fmt.Errorf("set role: %w", err)
+	}
+	s.log.Info("account role changed", "account", target.ID, "role", role)
+	if err := s.record(ctx, auditlog.Event{Action: auditlog.ActionAccountRole, Household: target.HouseholdID,
+		Subject: auditlog.Subject{Account: target.ID}, Detail: map[string]string{"from": string(target.Role), "to": string(role)}}); err != nil {
+		return store.Account{}, err
+	}
+	target.Role = role
+	return target, nil
+}
+
+func (s *Service) countOwners(ctx context.Context, householdID string) (int, error) {
+	accs, err := s.st.Accounts(ctx, householdID)
+	if err != nil {
+		return 0, fmt.Errorf("list members: %w", err)
+	}
+	n := 0
+	for _, a := range accs {
+		if a.Role == store.RoleOwner {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (s *Service) checkNewAccount(ctx context.Context, na NewAccount) error {
 	na.Username = NormalizeUsername(na.Username)
 	if err := checkUsername(na.Username); err != nil {

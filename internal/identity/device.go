@@ -20,6 +20,9 @@ type NewDevice struct {
 	// lets the owner set one). It must pass the password rules. Empty means
 	// generate one, which is the recommended way.
 	Secret string
+	// KeyOwner is the account whose keys will seal the device's readings
+	// (the person adding it); empty means the household's keys.
+	KeyOwner string
 }
 
 // AddDevice creates a device with a unique credential and returns the
@@ -51,6 +54,7 @@ func (s *Service) AddDevice(ctx context.Context, nd NewDevice) (store.Device, st
 		SecretHash:      hash,
 		CredentialSetAt: now,
 		CreatedAt:       now,
+		KeyOwner:        nd.KeyOwner,
 	}
 	if err := s.st.CreateDevice(ctx, d); err != nil {
 		return store.Device{}, "", fmt.Errorf("create device: %w", err)
@@ -107,6 +111,20 @@ func (s *Service) RevokeDevice(ctx context.Context, id string) error {
 	s.notifyRevoked(id)
 	return s.record(ctx, auditlog.Event{Action: auditlog.ActionCredentialRevoke, Household: d.HouseholdID,
 		Subject: auditlog.Subject{Device: id}})
+}
+
+// DevicesErased forgets what the service remembers of erased devices and
+// disconnects them, like a revocation: their rows are already gone, so a
+// new login fails anyway; this ends the sessions that are still open.
+func (s *Service) DevicesErased(ids []string) {
+	s.mu.Lock()
+	for _, id := range ids {
+		delete(s.verified, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		s.notifyRevoked(id)
+	}
 }
 
 // AuthenticateDevice checks a device's id and secret. Any failure returns

@@ -52,6 +52,8 @@ type Store interface {
 	AccountByUsername(ctx context.Context, username string) (store.Account, error)
 	CountAccounts(ctx context.Context) (int, error)
 	SetAccountPassword(ctx context.Context, id, hash string) error
+	SetAccountRole(ctx context.Context, id string, role store.Role) error
+	Accounts(ctx context.Context, householdID string) ([]store.Account, error)
 	CreateDevice(ctx context.Context, d store.Device) error
 	Device(ctx context.Context, id string) (store.Device, error)
 	SetDeviceSecret(ctx context.Context, id, hash string, at time.Time) error
