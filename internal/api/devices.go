@@ -31,10 +31,13 @@ type mqttJSON struct {
 }
 
 type deviceJSON struct {
-	ID              string       `json:"id"`
-	Name            string       `json:"name"`
-	Type            string       `json:"type"`
-	HouseholdID     string       `json:"household_id"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	HouseholdID string `json:"household_id"`
+	// KeyOwner is whose keys seal the readings: an account id, or the
+	// household id for a shared device.
+	KeyOwner        string       `json:"key_owner"`
 	CreatedAt       time.Time    `json:"created_at"`
 	CredentialSetAt time.Time    `json:"credential_set_at"`
 	Revoked         bool         `json:"revoked"`
@@ -50,7 +53,8 @@ func (s *Server) toDevice(d store.Device) deviceJSON {
 		c = c.Add(s.cfg.Ingest.PendingCounters(d.ID))
 	}
 	out := deviceJSON{
-		ID: d.ID, Name: d.Name, Type: d.Type, HouseholdID: d.HouseholdID,
+		KeyOwner: d.KeyOwnerID(),
+		ID:       d.ID, Name: d.Name, Type: d.Type, HouseholdID: d.HouseholdID,
 		CreatedAt: d.CreatedAt, CredentialSetAt: d.CredentialSetAt, Revoked: d.Revoked(),
 		Counters: countersJSON{ACLDenied: c.ACLDenied, Refused: c.Refused, AuthFailures: c.AuthFailures},
 		MQTT: mqttJSON{
@@ -124,6 +128,9 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request, p principal) 
 		Type      string `json:"type"`
 		Household string `json:"household,omitempty"`
 		Secret    string `json:"secret,omitempty"`
+		// Shared devices' readings are sealed under the household's keys
+		// instead of the keys of the person adding them.
+		Shared bool `json:"shared,omitempty"`
 	}
 	if err := decodeJSON(w, r, &in); err != nil {
 		s.fail(w, r, err)
@@ -154,7 +161,14 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request, p principal) 
 			identity.ErrInvalid, in.Type, strings.Join(s.cfg.Catalog.Types(), ", ")))
 		return
 	}
-	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: hh, Name: in.Name, Type: in.Type, Secret: in.Secret})
+	// A person's device is sealed under their own keys, so deleting their
+	// account shreds its history; the operator's and shared devices are
+	// the household's.
+	keyOwner := ""
+	if !p.operator && p.acc.HouseholdID == hh && !in.Shared {
+		keyOwner = p.acc.ID
+	}
+	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: hh, Name: in.Name, Type: in.Type, Secret: in.Secret, KeyOwner: keyOwner})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -405,7 +419,7 @@ func (s *Server) openReadings(d store.Device, list []store.Reading) error {
 	if s.cfg.Vault == nil {
 		return nil
 	}
-	err := s.cfg.Vault.OpenReadings(d.HouseholdID, d.ID, list)
+	err := s.cfg.Vault.OpenReadings(d.KeyOwnerID(), d.ID, list)
 	switch {
 	case err == nil:
 		return nil

@@ -293,7 +293,7 @@ func readStore(ctx context.Context, dir string, devs []device, streams []string)
 		if err != nil {
 			return nil, fmt.Errorf("device %s: %w", d.ID, err)
 		}
-		households[d.ID] = sd.HouseholdID
+		households[d.ID] = sd.KeyOwnerID()
 	}
 	out := map[string]*storeCheck{}
 	for _, st := range streams {

@@ -11,17 +11,18 @@ import (
 	"github.com/candor-iot/candor/internal/vault"
 )
 
-// owners maps a device to the owner of the data key its readings are
-// sealed under: for now its household, enrolled in hub-assisted mode the
-// first time it is needed. (Per-person keys and the user-held mode are
-// built in package vault but not yet offered through the API.)
+// owners maps a device to the owner of the data keys its readings are
+// sealed under: the person who added it, or its household for devices
+// added before anyone had an account (store.Device.KeyOwnerID). An owner
+// is enrolled in hub-assisted mode the first time it is needed; the person
+// can switch to their own key or user-held mode through the API.
 type owners struct {
 	st interface {
 		Device(ctx context.Context, id string) (store.Device, error)
 	}
 	v *vault.Vault
 
-	cache sync.Map // device id → owner id (a device never changes household)
+	cache sync.Map // device id → owner id (fixed when the device is created)
 	mu    sync.Mutex
 }
 
@@ -33,7 +34,7 @@ func (o *owners) of(ctx context.Context, deviceID string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	owner := d.HouseholdID
+	owner := d.KeyOwnerID()
 	if _, err := o.v.Status(owner); errors.Is(err, vault.ErrUnknownOwner) {
 		o.mu.Lock()
 		if _, err := o.v.Status(owner); errors.Is(err, vault.ErrUnknownOwner) {
@@ -46,6 +47,13 @@ func (o *owners) of(ctx context.Context, deviceID string) (string, error) {
 	}
 	o.cache.Store(deviceID, owner)
 	return owner, nil
+}
+
+// forget drops erased devices from the cache.
+func (o *owners) forget(ids []string) {
+	for _, id := range ids {
+		o.cache.Delete(id)
+	}
 }
 
 // plainStore is the store as the web pages read it: readings come back
@@ -64,7 +72,7 @@ func (p plainStore) Readings(ctx context.Context, q store.ReadingQuery) ([]store
 	if err != nil {
 		return nil, err
 	}
-	if err := p.v.OpenReadings(d.HouseholdID, d.ID, rs); err != nil {
+	if err := p.v.OpenReadings(d.KeyOwnerID(), d.ID, rs); err != nil {
 		return nil, err
 	}
 	return rs, nil

@@ -1,0 +1,424 @@
+package erasure
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/vault"
+)
+
+// rig is a real SQLite store and a real vault, as the hub wires them.
+type rig struct {
+	t     testing.TB
+	path  string
+	db    *sqlite.DB
+	hub   *age.X25519Identity
+	v     *vault.Vault
+	svc   *Service
+	rec   *recorder
+	gone  []string // devices reported erased
+	goneM sync.Mutex
+}
+
+// recorder keeps the events the service logs (a stand-in for the
+// transparency log, which has tests of its own).
+type recorder struct {
+	mu  sync.Mutex
+	evs []auditlog.Event
+}
+
+func (r *recorder) Record(_ context.Context, ev auditlog.Event) error {
+	r.mu.Lock()
+	r.evs = append(r.evs, ev)
+	r.mu.Unlock()
+	return nil
+}
+
+func newRig(t testing.TB) *rig {
+	t.Helper()
+	r := &rig{t: t, path: filepath.Join(t.TempDir(), "candor.db"), rec: &recorder{}}
+	var err error
+	if r.hub, err = age.GenerateX25519Identity(); err != nil {
+		t.Fatal(err)
+	}
+	r.open()
+	t.Cleanup(func() { r.close() })
+	return r
+}
+
+func (r *rig) open() {
+	t := r.t
+	var err error
+	if r.db, err = sqlite.Open(context.Background(), r.path); err != nil {
+		t.Fatal(err)
+	}
+	if r.v, err = vault.New(context.Background(), r.db, vault.Options{Hub: r.hub}); err != nil {
+		t.Fatal(err)
+	}
+	r.svc = New(Config{Store: r.db, Vault: r.v, Log: r.rec, Reclaim: r.db.ReclaimSpace, Grace: time.Nanosecond,
+		Erased: func(ids []string) { r.goneM.Lock(); r.gone = append(r.gone, ids...); r.goneM.Unlock() }})
+}
+
+func (r *rig) close() {
+	if r.v != nil {
+		r.v.Close()
+	}
+	if r.db != nil {
+		r.db.Close()
+	}
+	r.v, r.db = nil, nil
+}
+
+func (r *rig) household(id string) {
+	r.t.Helper()
+	if err := r.db.CreateHousehold(context.Background(), store.Household{ID: id, Name: id, CreatedAt: time.Now()}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) account(id, hh string, role store.Role, admin bool) store.Account {
+	r.t.Helper()
+	a := store.Account{ID: id, HouseholdID: hh, Username: id, PasswordHash: "x", Role: role, Admin: admin, CreatedAt: time.Now()}
+	if err := r.db.CreateAccount(context.Background(), a); err != nil {
+		r.t.Fatal(err)
+	}
+	return a
+}
+
+func (r *rig) device(id, hh, keyOwner string) store.Device {
+	r.t.Helper()
+	d := store.Device{ID: id, HouseholdID: hh, Name: id, Type: "thermostat", SecretHash: "x", CreatedAt: time.Now(), KeyOwner: keyOwner}
+	if err := r.db.CreateDevice(context.Background(), d); err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := r.v.Status(d.KeyOwnerID()); errors.Is(err, vault.ErrUnknownOwner) {
+		if _, err := r.v.Enroll(context.Background(), d.KeyOwnerID(), vault.Settings{Mode: vault.HubAssisted}); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return d
+}
+
+// readings seals and stores n readings of d at times from start, one a
+// minute apart unless every is given.
+func (r *rig) readings(d store.Device, start time.Time, every time.Duration, n int, payload func(i int) string) {
+	r.t.Helper()
+	const batch = 10000
+	rs := make([]store.Reading, 0, min(n, batch))
+	var aad []byte
+	for i := range n {
+		ts := start.Add(time.Duration(i) * every).UTC()
+		aad = vault.AppendReadingAAD(aad[:0], d.ID, "room", ts)
+		sealed, err := r.v.Seal(d.KeyOwnerID(), []byte(payload(i)), aad)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		rs = append(rs, store.Reading{DeviceID: d.ID, Stream: "room", Time: ts, Payload: sealed})
+		if len(rs) == batch || i == n-1 {
+			if err := r.db.AppendReadings(context.Background(), rs); err != nil {
+				r.t.Fatal(err)
+			}
+			rs = rs[:0]
+		}
+	}
+}
+
+func (r *rig) stored(deviceID string) []store.Reading {
+	r.t.Helper()
+	rs, err := r.db.Readings(context.Background(), store.ReadingQuery{DeviceID: deviceID, Limit: sqlite.MaxReadingLimit})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return rs
+}
+
+func temp(i int) string { return fmt.Sprintf(`{"celsius":%d,"heating":%t,"mode":"eco","zone":{"id":1}}`, 20+i%3, i%2 == 0) }
+
+var hour0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+func TestDeleteAccountShredsThenPurges(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	r.household("h1")
+	alice := r.account("alice", "h1", store.RoleOwner, true)
+	bob := r.account("bob", "h1", store.RoleMember, false)
+	dA := r.device("dA", "h1", alice.ID)
+	dB := r.device("dB", "h1", bob.ID)
+	dS := r.device("dS", "h1", "")
+	for _, d := range []store.Device{dA, dB, dS} {
+		r.readings(d, hour0, time.Minute, 30, temp)
+	}
+
+	rep, err := r.svc.DeleteAccount(ctx, bob, DeleteOptions{})
+	if err != nil {
+		t.Fatalf("DeleteAccount: %v", err)
+	}
+	if len(rep.DevicesErased) != 1 || rep.DevicesErased[0] != "dB" || rep.HouseholdDeleted {
+		t.Fatalf("report %+v: want only bob's device erased and the household kept", rep)
+	}
+	if len(r.gone) != 1 || r.gone[0] != "dB" {
+		t.Errorf("devices reported erased: %v", r.gone)
+	}
+	// The rows are still there (the purge has not run), but nobody can
+	// read them: not this vault, and not a new one after a restart.
+	left := r.stored("dB")
+	if len(left) != 30 {
+		t.Fatalf("%d rows of dB before the purge; want all 30 still there (removal is in the background)", len(left))
+	}
+	if err := r.v.OpenReadings(bob.ID, "dB", left); !errors.Is(err, vault.ErrShredded) {
+		t.Fatalf("opening bob's readings after deletion: %v; want ErrShredded", err)
+	}
+	r.close()
+	r.open()
+	left = r.stored("dB")
+	if err := r.v.OpenReadings(bob.ID, "dB", left); !errors.Is(err, vault.ErrShredded) {
+		t.Fatalf("after a restart, opening bob's readings: %v; want ErrShredded", err)
+	}
+	// The others' history is intact and readable.
+	for _, d := range []store.Device{dA, dS} {
+		rs := r.stored(d.ID)
+		if err := r.v.OpenReadings(d.KeyOwnerID(), d.ID, rs); err != nil || len(rs) != 30 {
+			t.Errorf("%s: %d readings, open: %v", d.ID, len(rs), err)
+		}
+	}
+	if _, err := r.db.Account(ctx, bob.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("bob's account: %v; want gone", err)
+	}
+	if _, err := r.db.Device(ctx, "dB"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("bob's device: %v; want gone", err)
+	}
+
+	// The purge queue survived the restart and now removes the rows.
+	n, err := r.svc.PurgePass(ctx)
+	if err != nil || n != 30 {
+		t.Fatalf("PurgePass = %d, %v; want 30", n, err)
+	}
+	if rs := r.stored("dB"); len(rs) != 0 {
+		t.Errorf("%d rows left after the purge", len(rs))
+	}
+	if ps, _ := r.svc.Pending(ctx); len(ps) != 0 {
+		t.Errorf("purges still pending: %+v", ps)
+	}
+	if len(r.rec.evs) != 1 || r.rec.evs[0].Action != auditlog.ActionAccountDelete || r.rec.evs[0].Subject.Account != bob.ID {
+		t.Errorf("logged %+v; want one account.delete about bob", r.rec.evs)
+	}
+}
+
+func TestDeleteAccountRefusals(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	r.household("h1")
+	alice := r.account("alice", "h1", store.RoleOwner, true)
+	bob := r.account("bob", "h1", store.RoleMember, false)
+	r.device("dA", "h1", alice.ID)
+	r.readings(store.Device{ID: "dA", KeyOwner: alice.ID}, hour0, time.Minute, 5, temp)
+
+	_, err := r.svc.DeleteAccount(ctx, alice, DeleteOptions{})
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("only owner with a member left behind: %v; want ErrRefused", err)
+	}
+	// Bob becomes an owner: alice is still the only administrator.
+	if err := r.db.SetAccountRole(ctx, bob.ID, store.RoleOwner); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.DeleteAccount(ctx, alice, DeleteOptions{}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("only administrator: %v; want ErrRefused", err)
+	}
+	// Nothing changed.
+	if _, err := r.db.Device(ctx, "dA"); err != nil {
+		t.Errorf("device after refused deletions: %v", err)
+	}
+	if rs := r.stored("dA"); r.v.OpenReadings(alice.ID, "dA", rs) != nil || len(rs) != 5 {
+		t.Errorf("readings after refused deletions: %d", len(rs))
+	}
+	if len(r.rec.evs) != 0 {
+		t.Errorf("refusals were logged as deletions: %+v", r.rec.evs)
+	}
+}
+
+func TestLastMemberTakesTheHousehold(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	r.household("h1")
+	r.account("admin", "h1", store.RoleOwner, true)
+	r.household("h2")
+	carol := r.account("carol", "h2", store.RoleOwner, false)
+	own := r.device("dC", "h2", carol.ID)
+	shared := r.device("dShared", "h2", "")
+	r.readings(own, hour0, time.Minute, 10, temp)
+	r.readings(shared, hour0, time.Minute, 10, temp)
+
+	rep, err := r.svc.DeleteAccount(ctx, carol, DeleteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.HouseholdDeleted || len(rep.DevicesErased) != 2 || len(rep.KeysShredded) != 2 {
+		t.Fatalf("report %+v; want both devices, both key owners and the household", rep)
+	}
+	if _, err := r.db.Household(ctx, "h2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("household h2: %v; want gone", err)
+	}
+	if err := r.v.OpenReadings("h2", "dShared", r.stored("dShared")); !errors.Is(err, vault.ErrShredded) {
+		t.Errorf("shared device's readings: %v; want ErrShredded", err)
+	}
+	if _, err := r.db.Household(ctx, "h1"); err != nil {
+		t.Errorf("other household: %v", err)
+	}
+}
+
+func TestUnlinkKeepsOnlyTheDocumentedAggregates(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	r.household("h1")
+	alice := r.account("alice", "h1", store.RoleOwner, true)
+	d := r.device("dA", "h1", alice.ID)
+	// 24 readings in the first hour (kept), 3 in the next (suppressed).
+	r.readings(d, hour0, 2*time.Minute, 24, temp)
+	r.readings(d, hour0.Add(time.Hour), time.Minute, 3, temp)
+
+	rep, err := r.svc.Unlink(ctx, alice, UnlinkOptions{})
+	if err != nil {
+		t.Fatalf("Unlink: %v", err)
+	}
+	if rep.ReadingsUnlinked != 27 || rep.CellsKept != 2 || rep.CellsSuppressed != 2 {
+		t.Fatalf("report %+v; want 27 readings, 2 cells kept (celsius, heating), 2 suppressed", rep)
+	}
+	// A reading arriving after the unlink is new history: it stays.
+	r.readings(d, hour0.Add(3*time.Hour), time.Minute, 1, temp)
+	if _, err := r.svc.PurgePass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rs := r.stored("dA"); len(rs) != 1 || !rs[0].Time.Equal(hour0.Add(3*time.Hour)) {
+		t.Fatalf("after unlink and purge: %d readings; want only the one sent afterwards", len(rs))
+	}
+	got, err := r.db.Aggregates(ctx, store.AggregateQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantC, wantH float64
+	for i := range 24 {
+		wantC += float64(20 + i%3)
+		if i%2 == 0 {
+			wantH++
+		}
+	}
+	want := []store.Aggregate{
+		{DeviceType: "thermostat", Stream: "room", Field: "celsius", Hour: hour0, Count: 24, Sum: wantC},
+		{DeviceType: "thermostat", Stream: "room", Field: "heating", Hour: hour0, Count: 24, Sum: wantH},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("aggregates %+v; want exactly %+v", got, want)
+	}
+	for i := range want {
+		g := got[i]
+		g.Hour = g.Hour.UTC()
+		if g != want[i] {
+			t.Errorf("cell %d = %+v; want %+v", i, g, want[i])
+		}
+	}
+	// The device stays, and keeps its key.
+	if _, err := r.db.Device(ctx, "dA"); err != nil {
+		t.Errorf("device after unlink: %v", err)
+	}
+}
+
+func TestUnlinkUserHeldIsRefused(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	r.household("h1")
+	alice := r.account("alice", "h1", store.RoleOwner, true)
+	d := r.device("dA", "h1", alice.ID)
+	if _, err := r.v.Enroll(ctx, alice.ID, vault.Settings{Mode: vault.UserHeld, GenerateIdentity: true}); err != nil {
+		t.Fatal(err)
+	}
+	r.readings(d, hour0, time.Minute, 12, temp)
+	r.close() // a restart: the hub no longer holds even the live epoch key
+	r.open()
+	_, err := r.svc.Unlink(ctx, alice, UnlinkOptions{})
+	if !errors.Is(err, ErrRefused) || !errors.Is(err, vault.ErrUserHeld) {
+		t.Fatalf("Unlink in user-held mode: %v; want ErrRefused naming user-held mode", err)
+	}
+	if ps, _ := r.svc.Pending(ctx); len(ps) != 0 {
+		t.Errorf("purges queued by a refused unlink: %+v", ps)
+	}
+	if got, _ := r.db.Aggregates(ctx, store.AggregateQuery{}); len(got) != 0 {
+		t.Errorf("cells kept by a refused unlink: %+v", got)
+	}
+}
+
+func TestUnlinkSomeoneElsesDeviceIsRefused(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	r.household("h1")
+	alice := r.account("alice", "h1", store.RoleOwner, true)
+	bob := r.account("bob", "h1", store.RoleMember, false)
+	r.device("dA", "h1", alice.ID)
+	r.device("dS", "h1", "")
+	for _, tc := range []struct {
+		who    store.Account
+		device string
+		want   error
+	}{
+		{bob, "dA", ErrRefused},         // alice's
+		{bob, "dS", ErrRefused},         // shared: owners decide
+		{bob, "nope", store.ErrNotFound}, // unknown
+		{alice, "dS", nil},
+	} {
+		_, err := r.svc.Unlink(ctx, tc.who, UnlinkOptions{DeviceIDs: []string{tc.device}})
+		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s unlinks %s: %v; want %v", tc.who.ID, tc.device, err, tc.want)
+		}
+	}
+}
+
+// BenchmarkDeleteAccount measures the part of an account deletion the
+// person waits for (erasing the devices and destroying the keys) at
+// growing history sizes. Run it once per size:
+//
+//	go test -run '^$' -bench DeleteAccount -benchtime 1x ./internal/erasure/
+//
+// The rows themselves are removed afterwards by the purger, which is
+// reported separately ("purge-s").
+func BenchmarkDeleteAccount(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("readings=%d", n), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				r := newRig(b)
+				ctx := context.Background()
+				r.household("h1")
+				r.account("admin", "h1", store.RoleOwner, true)
+				alice := r.account("alice", "h1", store.RoleOwner, false)
+				d := r.device("dA", "h1", alice.ID)
+				r.readings(d, hour0, time.Second, n, temp)
+				b.StartTimer()
+				start := time.Now()
+				if _, err := r.svc.DeleteAccount(ctx, alice, DeleteOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "delete-ms")
+				b.StopTimer()
+				rs, _ := r.db.Readings(ctx, store.ReadingQuery{DeviceID: "dA", Limit: 10})
+				if err := r.v.OpenReadings(alice.ID, "dA", rs); !errors.Is(err, vault.ErrShredded) || len(rs) == 0 {
+					b.Fatalf("after deletion: %d rows, open: %v", len(rs), err)
+				}
+				pstart := time.Now()
+				if _, err := r.svc.PurgePass(ctx); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(time.Since(pstart).Seconds(), "purge-s")
+				r.close()
+			}
+		})
+	}
+}
