@@ -338,10 +338,10 @@ func (s *Service) Unlink(ctx context.Context, acc store.Account, opt UnlinkOptio
 	}
 	s.log.Info("history unlinked", "account", acc.ID, "devices", len(chosen), "readings", rep.ReadingsUnlinked, "cells", rep.CellsKept)
 	if err := s.record(ctx, acc, auditlog.ActionDataDelete, "the person unlinked their history into anonymised aggregates", map[string]string{
-		"devices":            strings.Join(ids, ","),
-		"readings_unlinked":  strconv.FormatInt(rep.ReadingsUnlinked, 10),
-		"aggregate_cells":    strconv.Itoa(rep.CellsKept),
-		"cells_suppressed":   strconv.Itoa(rep.CellsSuppressed),
+		"devices":               strings.Join(ids, ","),
+		"readings_unlinked":     strconv.FormatInt(rep.ReadingsUnlinked, 10),
+		"aggregate_cells":       strconv.Itoa(rep.CellsKept),
+		"cells_suppressed":      strconv.Itoa(rep.CellsSuppressed),
 		"min_readings_per_cell": strconv.Itoa(MinCellCount),
 	}); err != nil {
 		return rep, err

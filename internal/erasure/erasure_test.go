@@ -142,7 +142,9 @@ func (r *rig) stored(deviceID string) []store.Reading {
 	return rs
 }
 
-func temp(i int) string { return fmt.Sprintf(`{"celsius":%d,"heating":%t,"mode":"eco","zone":{"id":1}}`, 20+i%3, i%2 == 0) }
+func temp(i int) string {
+	return fmt.Sprintf(`{"celsius":%d,"heating":%t,"mode":"eco","zone":{"id":1}}`, 20+i%3, i%2 == 0)
+}
 
 var hour0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
@@ -369,8 +371,8 @@ func TestUnlinkSomeoneElsesDeviceIsRefused(t *testing.T) {
 		device string
 		want   error
 	}{
-		{bob, "dA", ErrRefused},         // alice's
-		{bob, "dS", ErrRefused},         // shared: owners decide
+		{bob, "dA", ErrRefused},          // alice's
+		{bob, "dS", ErrRefused},          // shared: owners decide
 		{bob, "nope", store.ErrNotFound}, // unknown
 		{alice, "dS", nil},
 	} {
