@@ -69,7 +69,7 @@ type Config struct {
 	Catalog  *catalog.Catalog
 	Log      *auditlog.Log
 	Consent  *consent.Service
-	// Vault opens sealed readings; their key owner is the household.
+	// Vault opens sealed readings under their device's key owner.
 	Vault    Opener
 	Store    Store
 	Ingest   Ingester
@@ -82,6 +82,10 @@ type Config struct {
 	// hub is served over TLS).
 	SecureCookies   bool
 	MaxPayloadBytes int
+	// Erasure deletes accounts and unlinks history (optional).
+	Erasure Eraser
+	// Keys manages people's encryption settings (optional).
+	Keys Keys
 }
 
 // Server serves the HTTP API.
@@ -161,6 +165,13 @@ func (s *Server) routes() {
 
 	m.HandleFunc("GET /api/v1/export", s.authed(s.exportData))
 	m.HandleFunc("DELETE /api/v1/devices/{id}/readings", s.authed(s.deleteReadings))
+	m.HandleFunc("DELETE /api/v1/me", s.authed(s.deleteMe))
+	m.HandleFunc("POST /api/v1/me/unlink", s.authed(s.unlinkMe))
+	m.HandleFunc("GET /api/v1/aggregates", s.authed(s.aggregates))
+	m.HandleFunc("PATCH /api/v1/accounts/{id}", s.authed(s.setRole))
+	m.HandleFunc("GET /api/v1/keys/{owner}", s.authed(s.getKeys))
+	m.HandleFunc("PUT /api/v1/keys/{owner}", s.authed(s.putKeys))
+	m.HandleFunc("POST /api/v1/keys/{owner}/rotate", s.authed(s.rotateKeys))
 
 	m.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)
 	m.HandleFunc("GET /api/v1/log/key", s.logKey)

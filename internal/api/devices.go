@@ -411,7 +411,7 @@ func readLimited(r *http.Request, limit int) ([]byte, error) {
 }
 
 // errUserHeld explains honestly why history cannot be shown.
-var errUserHeld = errors.New("this history is encrypted to the household's own key (user-held mode): the hub cannot read it; export it and open it with your age identity")
+var errUserHeld = errors.New("this history is encrypted to its owner's own age key (user-held mode): the hub cannot read it, by design; to let the hub read it again, switch back to hub-assisted mode with PUT /api/v1/keys/me (or /household for a shared device) and send the age identity along")
 
 // openReadings decrypts sealed payloads in place. Readings stored before
 // encryption existed are plain and pass through.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/manifest"
@@ -64,6 +65,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, identity.ErrInvalid):
 		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid-input",
 			strings.Replace(err.Error(), identity.ErrInvalid.Error()+": ", "", 1))
+	case errors.Is(err, erasure.ErrRefused):
+		writeProblem(w, r, http.StatusConflict, "refused", strings.Replace(err.Error(), erasure.ErrRefused.Error()+": ", "", 1))
 	case errors.Is(err, errConflictUserHeld):
 		writeProblem(w, r, http.StatusConflict, "user-held", strings.Replace(err.Error(), errConflictUserHeld.Error()+": ", "", 1))
 	case errors.Is(err, errBadRequest):

@@ -32,6 +32,7 @@ import (
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/config"
 	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/retention"
@@ -63,6 +64,7 @@ type Hub struct {
 	api       *api.Server
 	web       *web.Server
 	retention *retention.Job
+	erasure   *erasure.Service
 	http      *http.Server
 	local     *http.Server
 	httpLn    net.Listener
@@ -175,6 +177,18 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		h.publishControl(deviceID, stream, collect)
 	})
 
+	h.erasure = erasure.New(erasure.Config{
+		Store:  h.st,
+		Vault:  h.vault,
+		Log:    h.alog,
+		Logger: log.With("component", "erasure"),
+		Erased: func(ids []string) {
+			h.owners.forget(ids)
+			h.id.DevicesErased(ids)
+		},
+		Reclaim: h.st.ReclaimSpace,
+	})
+
 	h.api = api.New(api.Config{
 		Identity:        h.id,
 		Catalog:         h.cat,
@@ -189,6 +203,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		MQTTAddr:        h.br.Addr("tcp"),
 		SecureCookies:   h.tls != nil,
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
+		Erasure:         h.erasure,
+		Keys:            h.vault,
 	})
 
 	h.web = web.New(web.Config{
@@ -239,6 +255,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	go func() {
 		defer h.wg.Done()
 		h.retention.Run(runCtx, cfg.RetentionInterval)
+	}()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		h.erasure.Run(runCtx, cfg.RetentionInterval)
 	}()
 
 	if h.setupToken, err = h.id.SetupToken(ctx); err != nil {

@@ -162,6 +162,34 @@ func (s *Service) CreateHousehold(ctx context.Context, name string, owner NewAcc
 	return hh, acc, nil
 }
 
+// ConfirmPassword checks a person's password again before an action that
+// cannot be undone (deleting their account). Failures count towards the
+// same throttle as logins, so it cannot be used to guess passwords.
+func (s *Service) ConfirmPassword(ctx context.Context, accountID, password string) error {
+	acc, err := s.st.Account(ctx, accountID)
+	if err != nil {
+		return fmt.Errorf("confirm password: %w", err)
+	}
+	key := "confirm:" + accountID
+	now := s.now()
+	if !s.logins.allowed(key, now) {
+		return invalid("password: too many wrong attempts; wait a few minutes")
+	}
+	ok, err := s.hasher.Verify(ctx, password, acc.PasswordHash)
+	if err != nil {
+		return fmt.Errorf("verify password: %w", err)
+	}
+	if ok {
+		s.logins.succeeded(key)
+	} else {
+		s.logins.failed(key, now)
+	}
+	if !ok {
+		return invalid("password: does not match")
+	}
+	return nil
+}
+
 // SetRole changes a member's role. Only an owner of the same household
 // may, and a household always keeps at least one owner: the last owner
 // cannot step down.

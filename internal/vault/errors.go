@@ -36,6 +36,9 @@ var (
 	// ErrWrongIdentity means the supplied age identity does not unwrap the
 	// key the reading was sealed under.
 	ErrWrongIdentity = errors.New("vault: this age identity does not open the key the reading was sealed under")
+	// ErrBadRecipient means a recipient given to Enroll is not one the
+	// vault can wrap keys to.
+	ErrBadRecipient = errors.New("vault: bad recipient")
 	// ErrClosed means the vault was closed.
 	ErrClosed = errors.New("vault: closed")
 )

@@ -494,7 +494,7 @@ func parseRecipient(s string) (*age.X25519Recipient, error) {
 	if err != nil {
 		// Not echoed: people paste the wrong line, and it may be their
 		// secret key.
-		return nil, errors.New("the recipient is not an age X25519 recipient (age1…): only those are supported")
+		return nil, fmt.Errorf("%w: the recipient is not an age X25519 recipient (age1…): only those are supported", ErrBadRecipient)
 	}
 	return r, nil
 }
