@@ -446,26 +446,14 @@ func (s *Server) deleteReadings(w http.ResponseWriter, r *http.Request, p princi
 		s.fail(w, r, err)
 		return
 	}
-	var total int64
-	for {
-		n, err := s.st.DeleteReadings(r.Context(), store.ReadingQuery{DeviceID: d.ID, Stream: q.Stream, Since: q.Since, Until: q.Until}, 5000)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		total += n
-		if n < 5000 {
-			break
-		}
+	if s.cfg.Erasure == nil {
+		s.fail(w, r, errors.New("deletion is not configured on this hub"))
+		return
 	}
-	if s.cfg.Log != nil {
-		ev := auditlog.Event{Action: auditlog.ActionDataDelete, Household: d.HouseholdID,
-			Subject: auditlog.Subject{Device: d.ID, Stream: q.Stream, From: q.Since, To: q.Until},
-			Purpose: "deletion requested by the household", Detail: map[string]string{"readings": strconv.FormatInt(total, 10)}}
-		if err := s.cfg.Log.Record(r.Context(), ev); err != nil {
-			s.fail(w, r, fmt.Errorf("record the deletion in the transparency log: %w", err))
-			return
-		}
+	total, err := s.cfg.Erasure.DeleteRange(r.Context(), d, q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "deleted": total})
 }

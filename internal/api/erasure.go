@@ -19,6 +19,7 @@ import (
 type Eraser interface {
 	DeleteAccount(ctx context.Context, acc store.Account, opt erasure.DeleteOptions) (erasure.Report, error)
 	Unlink(ctx context.Context, acc store.Account, opt erasure.UnlinkOptions) (erasure.Report, error)
+	DeleteRange(ctx context.Context, d store.Device, q store.ReadingQuery) (int64, error)
 }
 
 // AggregateStore lists the anonymised cells unlinking keeps.

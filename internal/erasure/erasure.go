@@ -63,6 +63,7 @@ type Store interface {
 	Households(ctx context.Context) ([]store.Household, error)
 	Devices(ctx context.Context, householdID string) ([]store.Device, error)
 	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
+	DeleteReadings(ctx context.Context, q store.ReadingQuery, limit int) (int64, error)
 	DeleteAccount(ctx context.Context, id string) error
 	DeleteHousehold(ctx context.Context, id string) error
 	Erase(ctx context.Context, e store.Erasure) error
@@ -465,4 +466,36 @@ func cmpAgg(x, y store.Aggregate) int {
 		return c
 	}
 	return x.Hour.Compare(y.Hour)
+}
+
+// DeleteRange deletes a device's readings matching q's Stream, Since and
+// Until (all of them when those are zero), in bounded chunks, and records
+// the deletion in the transparency log (counts, never values). An
+// interrupted deletion leaves the data consistent and can be repeated.
+// Checking that the caller may manage the device is the caller's job.
+func (s *Service) DeleteRange(ctx context.Context, d store.Device, q store.ReadingQuery) (int64, error) {
+	q = store.ReadingQuery{DeviceID: d.ID, Stream: q.Stream, Since: q.Since, Until: q.Until}
+	var total int64
+	for {
+		n, err := s.cfg.Store.DeleteReadings(ctx, q, chunk)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("delete readings: %w", err)
+		}
+		if n < chunk {
+			break
+		}
+	}
+	if s.cfg.Log != nil {
+		ev := auditlog.Event{Action: auditlog.ActionDataDelete, Household: d.HouseholdID,
+			Subject: auditlog.Subject{Device: d.ID, Stream: q.Stream, From: q.Since, To: q.Until},
+			Purpose: "deletion requested by the household", Detail: map[string]string{"readings": strconv.FormatInt(total, 10)}}
+		if err := s.cfg.Log.Record(ctx, ev); err != nil {
+			return total, fmt.Errorf("record the deletion in the transparency log: %w", err)
+		}
+	}
+	if total > 0 {
+		s.Kick() // reclaim the space
+	}
+	return total, nil
 }
