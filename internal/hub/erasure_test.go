@@ -133,6 +133,9 @@ func TestDeleteAccountThroughTheAPI(t *testing.T) {
 	}
 	// Members add no devices; alice makes bob an owner.
 	code, out, _ = call(t, http.DefaultClient, "GET", me, bob, nil)
+	if code != 200 {
+		t.Fatalf("bob's /me: %d %v", code, out)
+	}
 	bobID := out["account"].(map[string]any)["id"].(string)
 	if code, out, _ := call(t, http.DefaultClient, "PATCH", th.URL()+"/api/v1/accounts/"+bobID, bob, map[string]string{"role": "owner"}); code != http.StatusForbidden {
 		t.Errorf("a member promotes himself: %d %v", code, out)
