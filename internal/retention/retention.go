@@ -5,7 +5,8 @@
 // It serves clause 2B of the IoT Good Practice paper (people decide how
 // long their data is kept, and the promise in the label is kept by the
 // hub, not by goodwill). Freed database pages are reused by later
-// readings, so the file stops growing rather than shrinking at once.
+// readings, and the erasure purger returns spare ones to the file system
+// in bounded steps (incremental auto_vacuum), so the file shrinks over time.
 package retention
 
 import (
