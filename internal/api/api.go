@@ -23,6 +23,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
@@ -82,6 +83,10 @@ type Config struct {
 	// hub is served over TLS).
 	SecureCookies   bool
 	MaxPayloadBytes int
+	// Exports runs data exports in the background (POST /api/v1/exports
+	// and the rest of exportjobs.go). Optional: when nil, those endpoints
+	// answer 503; the streamed GET /api/v1/export works either way.
+	Exports *export.Jobs
 	// Erasure deletes accounts and unlinks history (optional).
 	Erasure Eraser
 	// Keys manages people's encryption settings (optional).
@@ -164,6 +169,10 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/consent/key", s.consentKey)
 
 	m.HandleFunc("GET /api/v1/export", s.authed(s.exportData))
+	m.HandleFunc("POST /api/v1/exports", s.authed(s.startExportJob))
+	m.HandleFunc("GET /api/v1/exports/{id}", s.authed(s.exportJobStatus))
+	m.HandleFunc("GET /api/v1/exports/{id}/download", s.authed(s.downloadExportJob))
+	m.HandleFunc("DELETE /api/v1/exports/{id}", s.authed(s.cancelExportJob))
 	m.HandleFunc("DELETE /api/v1/devices/{id}/readings", s.authed(s.deleteReadings))
 	m.HandleFunc("DELETE /api/v1/me", s.authed(s.deleteMe))
 	m.HandleFunc("POST /api/v1/me/unlink", s.authed(s.unlinkMe))

@@ -110,6 +110,22 @@ func (x *exportSource) AuditLog(ctx context.Context) (io.ReadCloser, error) {
 	return pr, nil
 }
 
+// recordExport notes in the transparency log that p takes a copy of the
+// household's data. It is called before any data is read: an export that
+// cannot be recorded is not made. Both the streamed export and export
+// jobs (exportjobs.go) go through it.
+func (s *Server) recordExport(ctx context.Context, p principal) error {
+	if s.cfg.Log == nil {
+		return nil
+	}
+	ev := auditlog.Event{Action: auditlog.ActionReadingsExport, Household: p.acc.HouseholdID,
+		Subject: auditlog.Subject{Account: p.acc.ID}, Purpose: "data export requested by the person"}
+	if err := s.cfg.Log.Record(ctx, ev); err != nil {
+		return fmt.Errorf("record the export in the transparency log: %w", err)
+	}
+	return nil
+}
+
 // exportData streams the household's data as a documented ZIP archive:
 // README.txt, per-stream CSV and SenML, manifests, consent records, the
 // person's transparency-log entries with proofs, and index.json with the
@@ -120,13 +136,9 @@ func (s *Server) exportData(w http.ResponseWriter, r *http.Request, p principal)
 		return
 	}
 	ctx := r.Context()
-	if s.cfg.Log != nil {
-		ev := auditlog.Event{Action: auditlog.ActionReadingsExport, Household: p.acc.HouseholdID,
-			Subject: auditlog.Subject{Account: p.acc.ID}, Purpose: "data export requested by the person"}
-		if err := s.cfg.Log.Record(ctx, ev); err != nil {
-			s.fail(w, r, fmt.Errorf("record the export in the transparency log: %w", err))
-			return
-		}
+	if err := s.recordExport(ctx, p); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	now := time.Now().UTC()
 	w.Header().Set("Content-Type", "application/zip")

@@ -33,6 +33,7 @@ import (
 	"github.com/candor-iot/candor/internal/config"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/erasure"
+	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/retention"
@@ -64,6 +65,7 @@ type Hub struct {
 	api       *api.Server
 	web       *web.Server
 	retention *retention.Job
+	exports   *export.Jobs
 	erasure   *erasure.Service
 	http      *http.Server
 	local     *http.Server
@@ -189,6 +191,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Reclaim: h.st.ReclaimSpace,
 	})
 
+	// Data exports prepared in the background. Their files are encrypted
+	// to keys held in memory only; leftovers of an earlier run, which no
+	// one can read any more, are deleted here.
+	if h.exports, err = export.NewJobs(filepath.Join(cfg.DataDir, "exports"),
+		export.JobsOptions{Logger: log.With("component", "export")}); err != nil {
+		return nil, fmt.Errorf("export jobs: %w", err)
+	}
+
 	h.api = api.New(api.Config{
 		Identity:        h.id,
 		Catalog:         h.cat,
@@ -202,6 +212,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Logger:          log.With("component", "api"),
 		MQTTAddr:        h.br.Addr("tcp"),
 		SecureCookies:   h.tls != nil,
+		Exports:         h.exports,
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 		Erasure:         h.erasure,
 		Keys:            h.vault,
@@ -219,6 +230,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Logger:        log.With("component", "web"),
 		MQTTAddr:      h.br.Addr("tcp"),
 		SecureCookies: h.tls != nil,
+		Exports:       h.exports,
+		StartExport:   h.api.StartExport,
 	})
 
 	if h.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -412,6 +425,10 @@ func (h *Hub) Close(ctx context.Context) error {
 			errs = append(errs, h.br.Close())
 		}
 		h.wg.Wait()
+		// Running exports read the store: stop them before it closes.
+		if h.exports != nil {
+			errs = append(errs, h.exports.Close())
+		}
 		if h.in != nil {
 			h.in.Close()
 		}

@@ -329,7 +329,7 @@ func TestBrowserJourney(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser tests take a few seconds; skipped with -short")
 	}
-	h := startHub(t)
+	h := startHubWithExportJobs(t)
 	tb := startBrowser(t, h.srv.URL)
 	defer func() {
 		for _, r := range tb.results {
@@ -501,6 +501,8 @@ func TestBrowserJourney(t *testing.T) {
 		{"/devices/" + deviceID + "/revoke", "confirm: revoke"},
 		{"/devices/" + deviceID + "/credential", "credential, already shown"},
 		{"/security", "security"},
+		{"/household", "household"},
+		{"/admin", "all households (admin)"},
 		{"/learn#de-identified", "learn"},
 		{"/devices/dev_nope", "not found"},
 	} {
@@ -513,6 +515,23 @@ func TestBrowserJourney(t *testing.T) {
 	tb.checkA11y("my data")
 	tb.checkFocusVisible("my data")
 	tb.screenshot("my-data")
+	// Prepare the export in the background and follow its progress page
+	// (reloaded by hand: nothing updates by itself unasked) to the file.
+	tb.submit("prepare the export", "#prepare-export")
+	exportPage := tb.path()
+	if !strings.HasPrefix(exportPage, "/my-data/exports/exp_") {
+		t.Fatalf("preparing the export went to %s", exportPage)
+	}
+	tb.checkA11y("export progress")
+	for i := 0; i < 300 && !eval[bool](tb, `!!document.getElementById('download-export-file')`); i++ {
+		time.Sleep(100 * time.Millisecond)
+		tb.open(exportPage)
+	}
+	tb.checkA11y("export ready")
+	tb.checkFocusVisible("export ready")
+	if got := eval[string](tb, `fetch(document.getElementById('download-export-file').href).then(r => r.status + ' ' + r.headers.get('content-type'))`); got != "200 application/zip" {
+		t.Errorf("the download link answers %q", got)
+	}
 	tb.open("/log")
 	if n := eval[int](tb, `document.querySelectorAll('.log-entry').length`); n < 3 {
 		t.Errorf("the log page lists %d entries", n)
@@ -520,6 +539,9 @@ func TestBrowserJourney(t *testing.T) {
 	tb.checkA11y("log")
 	tb.checkFocusVisible("log")
 	tb.screenshot("log")
+	tb.open(eval[string](tb, `document.querySelector('.log-entry a[href$="/verify"]').getAttribute('href')`))
+	tb.checkA11y("check a log line")
+	tb.checkFocusVisible("check a log line")
 	d, err := h.st.Device(context.Background(), deviceID)
 	if err != nil {
 		t.Fatal(err)

@@ -283,16 +283,22 @@ func TestLogPageListsOnlyTheHouseholdsEntries(t *testing.T) {
 	text := visibleText(p.body)
 	mustContain(t, "log page", text, `You viewed 1 reading of "Kitchen" (`+d.ID+`). Why: viewing history.`,
 		"made a credential for", "candor log verify", "test.candor.local")
-	mustContain(t, "log page", p.body, `href="/api/v1/log/proof/inclusion?index=`)
+	mustContain(t, "log page", p.body, `href="/log/entries/`)
 	mustContain(t, "log page", text, h.alog.VerifierKey(), string(h.alog.Checkpoint().Signed[:20]))
 	mustNotContain(t, "log page", p.body, other.ID, "Sams meter", samAcc.ID)
 	// Newest first: the read comes before the device was made.
 	if strings.Index(text, "You viewed") > strings.Index(text, "made a credential for") {
 		t.Error("the log is not newest first")
 	}
-	// The proof link works with the session cookie, for the household's entries.
-	re := regexp.MustCompile(`href="(/api/v1/log/proof/inclusion\?index=\d+)"`)
-	m := re.FindStringSubmatch(p.body)
+	// The check link explains the proof; its raw proof link works with
+	// the session cookie, for the household's entries.
+	m := regexp.MustCompile(`href="(/log/entries/\d+/verify)"`).FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatal("no check link")
+	}
+	vp := b.get(m[1])
+	mustContain(t, "check page", visibleText(vp.body), "This line is in the log.")
+	m = regexp.MustCompile(`href="(/api/v1/log/proof/inclusion\?index=\d+)"`).FindStringSubmatch(vp.body)
 	if m == nil {
 		t.Fatal("no proof link")
 	}

@@ -2,12 +2,17 @@ package web
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/auditlog/verify"
 )
 
 const (
@@ -18,6 +23,12 @@ const (
 // inclusionURL is the API's inclusion proof of one entry (household-checked
 // there too).
 const inclusionURL = "/api/v1/log/proof/inclusion?index="
+
+// verifyURL is the page that checks one entry's inclusion proof and
+// explains it.
+func verifyURL(index uint64) string {
+	return "/log/entries/" + strconv.FormatUint(index, 10) + "/verify"
+}
 
 type logView struct {
 	Available   bool
@@ -53,7 +64,7 @@ func (s *Server) logPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		for _, e := range evs {
 			lv.Entries = append(lv.Entries, logEntryView{
 				Index: e.Index, Time: e.Event.Time, Sentence: eventSentence(v, e.Event, names),
-				Why: e.Event.Purpose, Proof: inclusionURL + strconv.FormatUint(e.Index, 10),
+				Why: e.Event.Purpose, Proof: verifyURL(e.Index),
 			})
 		}
 		lv.More = more
@@ -219,4 +230,148 @@ func orWord(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// verifyView is the page that checks one line of the log: the hub's own
+// check of its inclusion proof, explained step by step, and what the
+// browser needs to check it again by itself (static/verify.js).
+type verifyView struct {
+	Index    uint64
+	Time     time.Time
+	Sentence string
+	Why      string
+
+	// Verified is the verdict of package verify, the code `candor log
+	// verify` and auditors use: the checkpoint's signature holds, and the
+	// proof leads from the line to the checkpoint's root hash.
+	Verified bool
+	// Problem says, in plain words, why the line could not be verified.
+	Problem string
+	// SignatureOK says the checkpoint's signature holds (it may, while
+	// the proof fails).
+	SignatureOK bool
+
+	Size        uint64 // lines the checkpoint covers
+	KeyName     string // the checkpoint's origin: the name of the hub's key
+	KeyID       string // the key's short hash, 8 hex digits
+	RootHash    string // the checkpoint's root hash, base64
+	LeafHash    string // the line's RFC 6962 leaf hash, base64
+	Leaf        string // the exact bytes that were hashed
+	Steps       []proofStep
+	Computed    string // the root hash the steps reach, base64
+	Checkpoint  string // the signed checkpoint note
+	VerifierKey string
+	ProofURL    string // the API's proof as JSON
+}
+
+// proofStep is one step from the line's hash up to the root: a hash from
+// the proof goes before (Left) or after the hash so far, and the two are
+// hashed together into the next one.
+type proofStep struct {
+	N      int
+	Hash   string
+	Left   bool
+	Result string
+}
+
+// verifyPage checks that one line is in the log, against the latest
+// signed checkpoint, and explains it. The same people see it as see the
+// line on the log page; for anyone else it does not exist.
+func (s *Server) verifyPage(w http.ResponseWriter, r *http.Request, v viewer) {
+	if s.cfg.Log == nil {
+		s.renderError(w, r, http.StatusNotFound, nil)
+		return
+	}
+	cp := s.cfg.Log.Checkpoint()
+	index, err := strconv.ParseUint(r.PathValue("index"), 10, 64)
+	if err != nil || index >= cp.Size {
+		s.renderError(w, r, http.StatusNotFound, nil)
+		return
+	}
+	e, err := s.cfg.Log.Entry(r.Context(), index)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !concerns(v, &e.Event) {
+		s.renderError(w, r, http.StatusNotFound, nil)
+		return
+	}
+	proof, err := s.cfg.Log.InclusionProof(r.Context(), index, cp.Size)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	vv := checkInclusion(cp.Signed, s.cfg.Log.VerifierKey(), cp.Size, index, e.Data, proof)
+	vv.Time, vv.Why = e.Event.Time, e.Event.Purpose
+	vv.Sentence = eventSentence(v, e.Event, s.deviceNames(r.Context(), v.acc.HouseholdID))
+	p := s.pageFor(r, v, fmt.Sprintf("Check line %d of the log", index), "")
+	p.Data = vv
+	s.render(w, r, http.StatusOK, "verify", p)
+}
+
+// checkInclusion checks that leaf is line index of the tree that the
+// signed checkpoint covers (size lines), with package verify, and lays
+// the proof out step by step (RFC 9162 section 2.1.3.2) for the page.
+func checkInclusion(signed []byte, verifierKey string, size, index uint64, leaf []byte, proof [][]byte) verifyView {
+	b64 := base64.StdEncoding.EncodeToString
+	leafHash := verify.LeafHash(leaf)
+	vv := verifyView{
+		Index: index, Size: size, Leaf: string(leaf), LeafHash: b64(leafHash),
+		Checkpoint: string(signed), VerifierKey: verifierKey,
+		ProofURL: inclusionURL + strconv.FormatUint(index, 10),
+	}
+	if nv, err := note.NewVerifier(verifierKey); err == nil {
+		vv.KeyName, vv.KeyID = nv.Name(), fmt.Sprintf("%08x", nv.KeyHash())
+	}
+	var root []byte
+	vv.Steps, root = proofPath(index, size, leafHash, proof)
+	vv.Computed = b64(root)
+	cp, err := verify.ParseCheckpoint(signed, verifierKey)
+	if err != nil {
+		vv.Problem = "the checkpoint's signature does not match the hub's verifier key, so nothing it says can be trusted"
+		return vv
+	}
+	vv.SignatureOK, vv.RootHash = true, b64(cp.Root)
+	if cp.Size != size {
+		vv.Problem = fmt.Sprintf("the checkpoint covers %d lines, not the %d the proof was made for", cp.Size, size)
+		return vv
+	}
+	if err := verify.Inclusion(cp, index, leaf, proof); err != nil {
+		vv.Problem = "the proof does not lead from this line to the root hash that the checkpoint signs"
+		return vv
+	}
+	vv.Verified = true
+	return vv
+}
+
+// proofPath follows an inclusion proof from a leaf hash up to the root it
+// implies (RFC 9162 section 2.1.3.2), recording each step. It explains a
+// proof; whether the proof holds is verify.Inclusion's to say.
+func proofPath(index, size uint64, leafHash []byte, proof [][]byte) ([]proofStep, []byte) {
+	b64 := base64.StdEncoding.EncodeToString
+	if index >= size {
+		return nil, leafHash
+	}
+	h := rfc6962.DefaultHasher
+	fn, sn, r := index, size-1, leafHash
+	steps := make([]proofStep, 0, len(proof))
+	for i, p := range proof {
+		if sn == 0 {
+			break // a proof too long for the tree: verify refuses it
+		}
+		st := proofStep{N: i + 1, Hash: b64(p)}
+		if fn&1 == 1 || fn == sn {
+			r, st.Left = h.HashChildren(p, r), true
+			for fn&1 == 0 && fn != 0 {
+				fn, sn = fn>>1, sn>>1
+			}
+		} else {
+			r = h.HashChildren(r, p)
+		}
+		fn, sn = fn>>1, sn>>1
+		st.Result = b64(r)
+		steps = append(steps, st)
+	}
+	return steps, r
 }

@@ -17,7 +17,7 @@ import (
 // layout and the shared parts.
 var pageNames = []string{
 	"setup", "login", "home", "device", "add", "credential", "confirm", "security", "learn", "error",
-	"mydata", "log",
+	"mydata", "log", "verify", "household", "admin",
 }
 
 type pageTemplate struct{ t *template.Template }
@@ -49,6 +49,7 @@ type viewerView struct {
 	Username  string
 	Household string
 	Owner     bool
+	Admin     bool // the hub's admin: may see every household (/admin)
 }
 
 // formError is one problem with what was typed, shown next to its field
@@ -70,7 +71,7 @@ func (p page) FieldError(field string) string {
 
 // pageFor starts the page data of a logged-in person.
 func (s *Server) pageFor(r *http.Request, v viewer, title, nav string) page {
-	vv := &viewerView{Username: v.acc.Username, Owner: v.acc.Role == store.RoleOwner}
+	vv := &viewerView{Username: v.acc.Username, Owner: v.acc.Role == store.RoleOwner, Admin: v.acc.Admin}
 	if hh, err := s.st.Household(r.Context(), v.acc.HouseholdID); err == nil {
 		vv.Household = hh.Name
 	}

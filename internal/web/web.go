@@ -39,6 +39,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -112,6 +113,13 @@ type Config struct {
 	// Consent changes made through the pages are recorded with Audit, or
 	// with Log when Audit is nil.
 	Log *auditlog.Log
+	// Exports and StartExport, when both set, let "My data" prepare the
+	// export in the background, with a progress page and a download when
+	// it is ready (the direct download stays). StartExport is the API's
+	// (api.Server.StartExport): it records the export in the
+	// transparency log and reads the household's data for the job.
+	Exports     *export.Jobs
+	StartExport func(ctx context.Context, acc store.Account) (export.JobStatus, bool, error)
 }
 
 // Server serves the browser interface.
@@ -190,7 +198,18 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /devices/{id}/consent/routing", s.authed(s.postRouting))
 	m.HandleFunc("GET /consent/receipts/{id}", s.authed(s.consentReceipt))
 	m.HandleFunc("GET /my-data", s.authed(s.myData))
+	m.HandleFunc("POST /my-data/export", s.authed(s.postExport))
+	m.HandleFunc("GET /my-data/exports/{id}", s.authed(s.exportPage))
+	m.HandleFunc("GET /my-data/exports/{id}/download", s.authed(s.exportDownload))
+	m.HandleFunc("POST /my-data/exports/{id}/delete", s.authed(s.postExportDelete))
 	m.HandleFunc("GET /log", s.authed(s.logPage))
+	m.HandleFunc("GET /log/entries/{index}/verify", s.authed(s.verifyPage))
+
+	m.HandleFunc("GET /household", s.authed(s.householdPage))
+	m.HandleFunc("POST /household/members", s.authed(s.postMember))
+	m.HandleFunc("POST /household/members/{id}/role", s.authed(s.postRole))
+	m.HandleFunc("GET /admin", s.authed(s.adminPage))
+	m.HandleFunc("POST /admin/households", s.authed(s.postHousehold))
 
 	m.HandleFunc("GET /security", s.authed(s.security))
 	m.HandleFunc("POST /security/password", s.authed(s.postPassword))

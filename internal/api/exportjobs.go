@@ -1,0 +1,201 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/export"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// Export jobs: the same archive as GET /api/v1/export, prepared in the
+// background (package export, Jobs) so that a large history shows its
+// progress and a dropped connection does not throw the work away. The
+// archive waits, encrypted with a key held only in memory, until the
+// person downloads it or it expires.
+
+// errExportsOff: the hub was started without export jobs.
+var errExportsOff = errors.New("exports not configured")
+
+// exportJobJSON is an export job as the API shows it.
+type exportJobJSON struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	// ReadingsTotal is -1 while the hub is still counting.
+	ReadingsDone  int64      `json:"readings_done"`
+	ReadingsTotal int64      `json:"readings_total"`
+	Bytes         int64      `json:"bytes"`
+	StartedAt     time.Time  `json:"started_at"`
+	FinishedAt    *time.Time `json:"finished_at"`
+	ExpiresAt     *time.Time `json:"expires_at"`
+	Error         string     `json:"error,omitempty"`
+	DownloadURL   string     `json:"download_url"`
+	StatusURL     string     `json:"status_url"`
+}
+
+func exportJobView(st export.JobStatus) exportJobJSON {
+	out := exportJobJSON{
+		ID: st.ID, State: string(st.State),
+		ReadingsDone: st.ReadingsDone, ReadingsTotal: st.ReadingsTotal, Bytes: st.Bytes,
+		StartedAt: st.StartedAt, Error: st.Error,
+		StatusURL:   "/api/v1/exports/" + st.ID,
+		DownloadURL: "/api/v1/exports/" + st.ID + "/download",
+	}
+	if !st.FinishedAt.IsZero() {
+		t := st.FinishedAt
+		out.FinishedAt = &t
+	}
+	if !st.ExpiresAt.IsZero() {
+		t := st.ExpiresAt
+		out.ExpiresAt = &t
+	}
+	return out
+}
+
+// StartExport starts a background export of acc's household data, or
+// returns acc's export that is already running (started false). The
+// export is recorded in the transparency log first, as GET /api/v1/export
+// records it, and only when a new one starts. The web pages call this
+// too, so both ways of starting an export read the same data and leave
+// the same record.
+//
+// The job reads the household's data as acc, for as long as it runs,
+// with ctx's values (the actor) but not its cancellation: it outlives the
+// request that started it.
+func (s *Server) StartExport(ctx context.Context, acc store.Account) (export.JobStatus, bool, error) {
+	if s.cfg.Exports == nil {
+		return export.JobStatus{}, false, errExportsOff
+	}
+	if acc.ID == "" {
+		return export.JobStatus{}, false, badRequest("an export is a person's: log in as a member of the household")
+	}
+	p := principal{acc: acc}
+	ctx = auditlog.WithActor(ctx, p.actor())
+	person := export.Person{ID: acc.ID, Username: acc.Username}
+	return s.cfg.Exports.Start(ctx, acc.ID, person, func(ctx context.Context) (export.Source, error) {
+		if err := s.recordExport(ctx, p); err != nil {
+			return nil, err
+		}
+		return &exportSource{s: s, p: p}, nil
+	})
+}
+
+// failExport answers the errors of export jobs that fail does not know.
+func (s *Server) failExport(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, errExportsOff):
+		writeProblem(w, r, http.StatusServiceUnavailable, "exports-unavailable", "exports not configured")
+	case errors.Is(err, export.ErrTooManyJobs):
+		w.Header().Set("Retry-After", "60")
+		writeProblem(w, r, http.StatusServiceUnavailable, "exports-busy",
+			"the hub is preparing as many exports as it allows; try again in a few minutes")
+	case errors.Is(err, export.ErrJobsClosed):
+		writeProblem(w, r, http.StatusServiceUnavailable, "exports-unavailable", "the hub is shutting down")
+	case errors.Is(err, export.ErrJobNotReady):
+		writeProblem(w, r, http.StatusConflict, "export-not-ready",
+			"the export is still being prepared; follow its status_url until its state is done")
+	case errors.Is(err, export.ErrJobFailed):
+		writeProblem(w, r, http.StatusConflict, "export-failed",
+			"the export failed, so there is nothing to download; its status says why; start a new one")
+	default:
+		s.fail(w, r, err)
+	}
+}
+
+// exportJobs returns the job manager, or answers 503 when there is none.
+func (s *Server) exportJobs(w http.ResponseWriter, r *http.Request) (*export.Jobs, bool) {
+	if s.cfg.Exports == nil {
+		s.failExport(w, r, errExportsOff)
+		return nil, false
+	}
+	return s.cfg.Exports, true
+}
+
+// startExportJob starts preparing the caller's export: 202 with the new
+// job, or 200 with the caller's export that is already running.
+func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p principal) {
+	if _, ok := s.exportJobs(w, r); !ok {
+		return
+	}
+	if p.operator {
+		s.fail(w, r, badRequest("an export is a person's: log in as a member of the household"))
+		return
+	}
+	st, started, err := s.StartExport(r.Context(), p.acc)
+	if err != nil {
+		s.failExport(w, r, err)
+		return
+	}
+	view := exportJobView(st)
+	w.Header().Set("Location", view.StatusURL)
+	code := http.StatusAccepted
+	if !started {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, view)
+}
+
+// exportJobStatus shows how far one of the caller's exports got. Another
+// account's job, like an expired one, is not found.
+func (s *Server) exportJobStatus(w http.ResponseWriter, r *http.Request, p principal) {
+	jobs, ok := s.exportJobs(w, r)
+	if !ok {
+		return
+	}
+	st, err := jobs.Status(p.acc.ID, r.PathValue("id"))
+	if err != nil {
+		s.failExport(w, r, err)
+		return
+	}
+	if st.State == export.JobRunning {
+		// A hint for clients that poll.
+		w.Header().Set("Retry-After", "2")
+	}
+	writeJSON(w, http.StatusOK, exportJobView(st))
+}
+
+// downloadExportJob sends the archive of a finished export, decrypting
+// it as it goes (constant memory). It can be downloaded again until the
+// job expires.
+func (s *Server) downloadExportJob(w http.ResponseWriter, r *http.Request, p principal) {
+	jobs, ok := s.exportJobs(w, r)
+	if !ok {
+		return
+	}
+	rc, st, err := jobs.Open(r.Context(), p.acc.ID, r.PathValue("id"))
+	if err != nil {
+		s.failExport(w, r, err)
+		return
+	}
+	defer rc.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/zip")
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, st.Filename()))
+	h.Set("Content-Length", strconv.FormatInt(st.Bytes, 10))
+	h.Set("Cache-Control", "no-store")
+	if _, err := io.Copy(w, rc); err != nil {
+		// Too late for a problem document: the client sees a short
+		// download (Content-Length) and can try again.
+		s.log.Warn("export download failed", "job", st.ID, "account", p.acc.ID, "err", err)
+	}
+}
+
+// cancelExportJob stops one of the caller's exports if it runs, and
+// deletes it and its archive either way.
+func (s *Server) cancelExportJob(w http.ResponseWriter, r *http.Request, p principal) {
+	jobs, ok := s.exportJobs(w, r)
+	if !ok {
+		return
+	}
+	if err := jobs.Cancel(p.acc.ID, r.PathValue("id")); err != nil {
+		s.failExport(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
