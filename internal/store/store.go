@@ -339,6 +339,8 @@ type Store interface {
 
 	// --- erasure and unlinking (issue #4); see ErasureStore ---
 	ErasureStore
+	// --- forwarding to recipients (issue #4); see RecipientStore ---
+	RecipientStore
 
 	// Ping reports whether the store can serve requests (for /readyz).
 	Ping(ctx context.Context) error
@@ -518,3 +520,23 @@ type ErasureStore interface {
 }
 
 // --- end of erasure and unlinking ----------------------------------------
+
+// RecipientEndpoint is where a household sends the readings its people
+// agreed to share with one recipient named in a manifest.
+type RecipientEndpoint struct {
+	HouseholdID string
+	Recipient   string // the recipient's name as the manifest gives it
+	URL         string // https (or http to a loopback address)
+	CreatedAt   time.Time
+}
+
+// RecipientStore keeps recipient endpoints.
+type RecipientStore interface {
+	// PutRecipientEndpoint creates or replaces the household's endpoint
+	// for e.Recipient.
+	PutRecipientEndpoint(ctx context.Context, e RecipientEndpoint) error
+	// DeleteRecipientEndpoint removes it (ErrNotFound when there is none).
+	DeleteRecipientEndpoint(ctx context.Context, householdID, recipient string) error
+	// RecipientEndpoints lists a household's endpoints; "" lists all.
+	RecipientEndpoints(ctx context.Context, householdID string) ([]RecipientEndpoint, error)
+}

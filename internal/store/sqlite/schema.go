@@ -212,6 +212,18 @@ var migrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		name: "recipient endpoints",
+		stmts: []string{
+			`CREATE TABLE recipient_endpoints (
+				household_id TEXT NOT NULL REFERENCES households (id) ON DELETE CASCADE,
+				recipient    TEXT NOT NULL CHECK (recipient <> ''),
+				url          TEXT NOT NULL CHECK (url <> ''),
+				created_at   INTEGER NOT NULL,
+				PRIMARY KEY (household_id, recipient)
+			) STRICT`,
+		},
+	},
 }
 
 type migration struct {

@@ -194,3 +194,32 @@ func testDeleteHousehold(t *testing.T, s store.Store) {
 	wantErr(t, "Household(deleted)", func() error { _, err := s.Household(ctx, "h1"); return err }(), store.ErrNotFound)
 	wantErr(t, "DeleteHousehold(again)", s.DeleteHousehold(ctx, "h1"), store.ErrNotFound)
 }
+
+func testRecipientEndpoints(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateHousehold(t, s, household("h1", at(0)))
+	mustCreateHousehold(t, s, household("h2", at(0)))
+	e := store.RecipientEndpoint{HouseholdID: "h1", Recipient: "Your energy supplier", URL: "https://a.example/in", CreatedAt: at(time.Minute)}
+	if err := s.PutRecipientEndpoint(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	e.URL = "https://b.example/in"
+	if err := s.PutRecipientEndpoint(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRecipientEndpoint(ctx, store.RecipientEndpoint{HouseholdID: "h2", Recipient: "Other", URL: "https://c.example", CreatedAt: at(0)}); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "PutRecipientEndpoint(no household)", s.PutRecipientEndpoint(ctx, store.RecipientEndpoint{HouseholdID: "nope", Recipient: "x", URL: "https://x", CreatedAt: at(0)}), store.ErrNotFound)
+	got, err := s.RecipientEndpoints(ctx, "h1")
+	if err != nil || len(got) != 1 || got[0].URL != "https://b.example/in" || got[0].Recipient != "Your energy supplier" {
+		t.Fatalf("RecipientEndpoints(h1) = %+v, %v; want the replaced endpoint only", got, err)
+	}
+	if all, _ := s.RecipientEndpoints(ctx, ""); len(all) != 2 {
+		t.Errorf("all endpoints: %+v", all)
+	}
+	if err := s.DeleteRecipientEndpoint(ctx, "h1", "Your energy supplier"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "DeleteRecipientEndpoint(again)", s.DeleteRecipientEndpoint(ctx, "h1", "Your energy supplier"), store.ErrNotFound)
+}

@@ -96,6 +96,7 @@ var suite = []struct {
 	{"Aggregates", testAggregates},
 	{"SetAccountRole", testSetAccountRole},
 	{"DeleteHousehold", testDeleteHousehold},
+	{"RecipientEndpoints", testRecipientEndpoints},
 }
 
 // base is a fixed instant; tests offset from it so expectations are
