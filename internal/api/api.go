@@ -91,6 +91,8 @@ type Config struct {
 	Erasure Eraser
 	// Keys manages people's encryption settings (optional).
 	Keys Keys
+	// Forwarding delivers to external recipients (optional).
+	Forwarding Forwarding
 }
 
 // Server serves the HTTP API.
@@ -181,6 +183,10 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/keys/{owner}", s.authed(s.getKeys))
 	m.HandleFunc("PUT /api/v1/keys/{owner}", s.authed(s.putKeys))
 	m.HandleFunc("POST /api/v1/keys/{owner}/rotate", s.authed(s.rotateKeys))
+	m.HandleFunc("GET /api/v1/recipients", s.authed(s.listRecipients))
+	m.HandleFunc("PUT /api/v1/recipients/{name}", s.authed(s.putRecipient))
+	m.HandleFunc("DELETE /api/v1/recipients/{name}", s.authed(s.deleteRecipient))
+	m.HandleFunc("GET /api/v1/forward/key", s.forwardKey)
 
 	m.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)
 	m.HandleFunc("GET /api/v1/log/key", s.logKey)

@@ -34,6 +34,7 @@ import (
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/export"
+	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/retention"
@@ -67,6 +68,7 @@ type Hub struct {
 	retention *retention.Job
 	exports   *export.Jobs
 	erasure   *erasure.Service
+	forward   *forward.Forwarder
 	http      *http.Server
 	local     *http.Server
 	httpLn    net.Listener
@@ -141,6 +143,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Logger: log.With("component", "consent")}); err != nil {
 		return nil, fmt.Errorf("consent: %w", err)
 	}
+	fkey, err := consent.LoadOrCreateKey(filepath.Join(cfg.DataDir, "forward"))
+	if err != nil {
+		return nil, fmt.Errorf("forwarding key: %w", err)
+	}
+	h.forward = forward.New(forward.Options{Store: h.st, Consent: h.consent, Key: fkey, Log: h.alog,
+		Logger: log.With("component", "forward")})
 	h.id = identity.New(h.st, log.With("component", "identity"))
 	h.id.SetAuditor(h.alog)
 	h.in = ingest.New(h.st, ingest.Options{
@@ -148,6 +156,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Consent:         h.consent,
 		Sealer:          h.vault,
 		Owner:           h.owners.of,
+		Forwarder:       h.forward,
 		StripUndeclared: cfg.UndeclaredFields == "strip",
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 		BatchMaxRows:    cfg.BatchMaxRows,
@@ -216,6 +225,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 		Erasure:         h.erasure,
 		Keys:            h.vault,
+		Forwarding:      h.forward,
 	})
 
 	h.web = web.New(web.Config{
@@ -431,6 +441,9 @@ func (h *Hub) Close(ctx context.Context) error {
 		}
 		if h.in != nil {
 			h.in.Close()
+		}
+		if h.forward != nil {
+			h.forward.Close()
 		}
 		if h.st != nil {
 			errs = append(errs, h.st.Close())

@@ -83,6 +83,15 @@ type Options struct {
 	// stores plain readings (only tests of the batching machinery).
 	Sealer Sealer
 	Owner  func(ctx context.Context, deviceID string) (string, error)
+	// Forwarder, if set, is handed each accepted reading that consent
+	// lets go to external recipients, whether or not it is stored here.
+	Forwarder Forwarder
+}
+
+// Forwarder delivers readings to external recipients. Forward must not
+// block and must copy payload.
+type Forwarder interface {
+	Forward(ctx context.Context, deviceID, stream string, t time.Time, payload []byte, recipients []string)
 }
 
 // Sealer encrypts one reading under an owner's data key (envelope
@@ -311,6 +320,9 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 					return Ticket{}, fmt.Errorf("refresh consent of device %s: %w", deviceID, err)
 				}
 				d = p.opts.Consent.Allowed(deviceID, stream)
+			}
+			if len(d.Recipients) > 0 && p.opts.Forwarder != nil {
+				p.opts.Forwarder.Forward(ctx, deviceID, stream, p.now().UTC(), payload, d.Recipients)
 			}
 			if !d.StoreOnHub {
 				// Off means not stored from this very reading on. The device
