@@ -92,6 +92,8 @@ type Config struct {
 	// Erased is told which devices were erased, so their connections end
 	// and caches forget them.
 	Erased func(deviceIDs []string)
+	// AccountDeleted is told after an account was removed.
+	AccountDeleted func(ctx context.Context)
 	// Reclaim, if set, returns freed file pages to the file system after a
 	// purge pass (sqlite.DB.ReclaimSpace).
 	Reclaim func(ctx context.Context, maxPages int) (int64, error)
@@ -212,6 +214,9 @@ func (s *Service) DeleteAccount(ctx context.Context, acc store.Account, opt Dele
 
 	if err := s.cfg.Store.DeleteAccount(ctx, acc.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return rep, fmt.Errorf("delete account: %w", err)
+	}
+	if s.cfg.AccountDeleted != nil {
+		s.cfg.AccountDeleted(ctx)
 	}
 	if last {
 		if err := s.cfg.Store.DeleteHousehold(ctx, acc.HouseholdID); err != nil && !errors.Is(err, store.ErrNotFound) {

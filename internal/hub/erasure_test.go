@@ -196,3 +196,35 @@ func TestDeleteAccountThroughTheAPI(t *testing.T) {
 		t.Errorf("erased device's ingest: %d; want 401", resp.StatusCode)
 	}
 }
+
+// TestLastAccountLeaves deletes the hub's only account: the household and
+// the demo-style shared device go with it, nothing of theirs decrypts, and
+// after a restart the hub waits for setup again with a new token.
+func TestLastAccountLeaves(t *testing.T) {
+	dir := shortTempDir(t)
+	th := startHubIn(t, dir)
+	tok := th.setup("alice")
+	shared, sharedSecret := th.addDevice("Hall", "thermostat") // the operator's: household keys
+	own, ownSecret := th.personDevice(tok, "Band", "thermostat")
+	for i := range 3 {
+		th.post(shared, sharedSecret, "temperature", fmt.Sprintf(`{"celsius":%d,"humidity_percent":40}`, 20+i))
+		th.post(own, ownSecret, "temperature", `{"celsius":20,"humidity_percent":40}`)
+	}
+	code, out, _ := call(t, http.DefaultClient, "DELETE", th.URL()+"/api/v1/me", tok, map[string]any{"password": goodPassword})
+	if code != 200 || out["household_deleted"] != true || len(out["devices_erased"].([]any)) != 2 || len(out["keys_shredded"].([]any)) != 2 {
+		t.Fatalf("delete the last account: %d %v", code, out)
+	}
+	code, out, _ = call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/setup", "", nil)
+	if code != 200 || out["needed"] != true {
+		t.Errorf("setup after the last account left: %d %v; want needed", code, out)
+	}
+	th.close()
+	th = startHubIn(t, dir)
+	if th.SetupToken() == "" {
+		t.Fatal("no new setup token after a restart")
+	}
+	code, out, _ = call(t, th.local, "GET", "http://candor/api/v1/devices", "", nil)
+	if code != 200 || len(out["devices"].([]any)) != 0 {
+		t.Errorf("devices after the household left: %d %v", code, out)
+	}
+}

@@ -197,7 +197,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 			h.owners.forget(ids)
 			h.id.DevicesErased(ids)
 		},
-		Reclaim: h.st.ReclaimSpace,
+		Reclaim:        h.st.ReclaimSpace,
+		AccountDeleted: h.id.AccountDeleted,
 	})
 
 	// Data exports prepared in the background. Their files are encrypted

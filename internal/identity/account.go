@@ -58,6 +58,20 @@ func (s *Service) SetupNeeded(ctx context.Context) (bool, error) {
 	return n == 0, nil
 }
 
+// AccountDeleted tells the service an account is gone. When it was the
+// last one, the hub waits for setup again: a restart prints a new
+// one-time setup token (the token is a secret, so it is never logged).
+func (s *Service) AccountDeleted(ctx context.Context) {
+	n, err := s.st.CountAccounts(ctx)
+	if err != nil || n > 0 {
+		return
+	}
+	s.mu.Lock()
+	s.accountsOK = false
+	s.mu.Unlock()
+	s.log.Warn("the last account was deleted; restart the hub to get a new setup token")
+}
+
 // NewAccount describes a person to add.
 type NewAccount struct {
 	HouseholdID string
