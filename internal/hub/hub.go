@@ -243,6 +243,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		SecureCookies: h.tls != nil,
 		Exports:       h.exports,
 		StartExport:   h.api.StartExport,
+		Erasure:       h.erasure,
+		Keys:          h.vault,
 	})
 
 	if h.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {

@@ -330,6 +330,7 @@ func TestBrowserJourney(t *testing.T) {
 		t.Skip("browser tests take a few seconds; skipped with -short")
 	}
 	h := startHubWithExportJobs(t)
+	h.withErasure() // the My data actions: delete, unlink, leave, keys
 	tb := startBrowser(t, h.srv.URL)
 	defer func() {
 		for _, r := range tb.results {
@@ -503,6 +504,11 @@ func TestBrowserJourney(t *testing.T) {
 		{"/security", "security"},
 		{"/household", "household"},
 		{"/admin", "all households (admin)"},
+		{"/my-data/delete", "delete readings"},
+		{"/my-data/delete?device=" + deviceID, "delete readings of a device"},
+		{"/my-data/unlink", "unlink my history"},
+		{"/my-data/keys", "my keys"},
+		{"/my-data/leave", "delete my account"},
 		{"/learn#de-identified", "learn"},
 		{"/devices/dev_nope", "not found"},
 	} {

@@ -327,7 +327,7 @@ func TestNewPagesSayWhenAFeatureIsMissing(t *testing.T) {
 	mustContain(t, "log page", visibleText(b.get("/log").body), "The transparency log is not available on this hub")
 	p = b.get("/my-data")
 	mustContain(t, "my data", visibleText(p.body), "Download my data (ZIP)", "Consent is not available on this hub.",
-		"The transparency log is not available on this hub.", "cannot yet delete your data")
+		"The transparency log is not available on this hub.", "Delete readings")
 }
 
 func TestMyDataPage(t *testing.T) {
@@ -342,7 +342,7 @@ func TestMyDataPage(t *testing.T) {
 	p := b.get("/my-data")
 	text := visibleText(p.body)
 	mustContain(t, "my data", text, "README.txt", "CSV", "SenML", "Data manifests", "Consent records", "Log entries with proofs",
-		"index.json", "SHA-256", "cannot yet delete your data, unlink a device from you or delete your account")
+		"index.json", "SHA-256", "Delete readings", "Unlink your history", "Your keys", "Delete your account")
 	mustContain(t, "my data", p.body, `href="/api/v1/export"`, `aria-current="page"`)
 	mustNotContain(t, "my data", p.body[strings.Index(p.body, "<main"):], "<button") // no fake buttons
 	// The link downloads the archive with the pages' session cookie.

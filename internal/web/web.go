@@ -5,7 +5,8 @@
 // Included" questions, adding a device (the label is shown before the
 // device is added; the credential is shown once), the person's sessions
 // and password, per-stream consent switches with signed receipts, a "My
-// data" page for the export, a "Who accessed my data" page from the
+// data" page for the export, deletion, unlinking, account deletion and the
+// key settings, a "Who accessed my data" page from the
 // transparency log, and a glossary of every term the pages use.
 //
 // It serves clause 2A of the IoT Good Practice paper (meaningful, usable
@@ -120,6 +121,14 @@ type Config struct {
 	// transparency log and reads the household's data for the job.
 	Exports     *export.Jobs
 	StartExport func(ctx context.Context, acc store.Account) (export.JobStatus, bool, error)
+	// Erasure, when set, gives "My data" its deletion pages: readings by
+	// device, stream and dates (/my-data/delete), unlinking history into
+	// anonymised aggregates (/my-data/unlink) and deleting the account
+	// (/my-data/leave). Keys, when set, shows and changes who holds the
+	// data keys (/my-data/keys). When nil, those pages say they are not
+	// available on this hub.
+	Erasure Eraser
+	Keys    Keys
 }
 
 // Server serves the browser interface.
@@ -202,6 +211,17 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("GET /my-data/exports/{id}", s.authed(s.exportPage))
 	m.HandleFunc("GET /my-data/exports/{id}/download", s.authed(s.exportDownload))
 	m.HandleFunc("POST /my-data/exports/{id}/delete", s.authed(s.postExportDelete))
+	m.HandleFunc("GET /my-data/delete", s.authed(s.getDelete))
+	m.HandleFunc("POST /my-data/delete", s.authed(s.postDelete))
+	m.HandleFunc("GET /my-data/unlink", s.authed(s.getUnlink))
+	m.HandleFunc("POST /my-data/unlink", s.authed(s.postUnlink))
+	m.HandleFunc("GET /my-data/leave", s.authed(s.getLeave))
+	m.HandleFunc("POST /my-data/leave", s.authed(s.postLeave))
+	m.HandleFunc("GET /my-data/keys", s.authed(s.keysPage))
+	m.HandleFunc("GET /my-data/keys/new", s.authed(s.newKeyPage))
+	m.HandleFunc("POST /my-data/keys/{owner}/rotate", s.authed(s.postRotateKey))
+	m.HandleFunc("POST /my-data/keys/{owner}/user-held", s.authed(s.postUserHeld))
+	m.HandleFunc("POST /my-data/keys/{owner}/hub-assisted", s.authed(s.postHubAssisted))
 	m.HandleFunc("GET /log", s.authed(s.logPage))
 	m.HandleFunc("GET /log/entries/{index}/verify", s.authed(s.verifyPage))
 
