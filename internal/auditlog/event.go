@@ -45,6 +45,8 @@ const (
 	ActionCredentialRevoke = "device.credential.revoke"
 	ActionDeviceQuarantine = "device.quarantine"
 	ActionSecurityFinding  = "security.finding"
+	ActionKeyChange        = "key.change" // a person's key settings: mode, recipient
+	ActionKeyRotate        = "key.rotate"
 	ActionAccountCreate    = "account.create"
 	ActionAccountDelete    = "account.delete"
 	ActionAccountRole      = "account.role.change"

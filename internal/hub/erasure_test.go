@@ -112,6 +112,22 @@ func TestKeysThroughTheAPI(t *testing.T) {
 	if code != 200 || len(out["readings"].([]any)) != 4 {
 		t.Fatalf("history after rotation: %d %v; want all 4 readings", code, out)
 	}
+	// Each change is in the person's transparency log, without any key.
+	code, out, _ = call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/log/entries", tok, nil)
+	if code != 200 {
+		t.Fatalf("log: %d %v", code, out)
+	}
+	seen := map[string]int{}
+	for _, e := range out["entries"].([]any) {
+		ev := e.(map[string]any)["event"].(map[string]any)
+		seen[fmt.Sprint(ev["action"])]++
+		if strings.Contains(fmt.Sprint(ev), "AGE-SECRET-KEY") {
+			t.Errorf("a log entry holds a secret key: %v", ev)
+		}
+	}
+	if seen["key.change"] < 3 || seen["key.rotate"] != 1 {
+		t.Errorf("key events in the log: %v; want the switches, the rewrap and the rotation", seen)
+	}
 }
 
 // TestDeleteAccountThroughTheAPI deletes a member's account: password

@@ -225,7 +225,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Exports:         h.exports,
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 		Erasure:         h.erasure,
-		Keys:            h.vault,
+		Keys:            auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
 		Forwarding:      h.forward,
 	})
 
@@ -244,7 +244,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Exports:       h.exports,
 		StartExport:   h.api.StartExport,
 		Erasure:       h.erasure,
-		Keys:          h.vault,
+		Keys:          auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
 	})
 
 	if h.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {

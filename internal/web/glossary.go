@@ -126,8 +126,8 @@ var glossary = []glossaryEntry{
 		"An export is a copy of your data in one file that you can take with you. It uses common formats that other programs can open.",
 	}},
 	{"crypto-shredding", "Crypto-shredding", []string{
-		"Crypto-shredding deletes data by destroying the key that unlocks it. Without the key, the data can never be read again, not even from a backup.",
-		"This hub does not do it yet. It comes in a later version.",
+		"Crypto-shredding deletes data by destroying the key that unlocks it. Without the key, nobody can read the data again, and that holds at once, however much data there is.",
+		"This hub does it when you delete your account. Then it clears the locked data away in the background. A backup made before that still has the keys, so delete old backups too.",
 	}},
 	{"transparency-log", "Transparency log", []string{
 		"A transparency log is a record that can only grow. When someone reads your data or changes a device, a credential or an account, the hub adds a line to it, and says who did it.",

@@ -35,8 +35,8 @@ type myDataView struct {
 
 // myData explains the data export and offers it: prepared in the
 // background with a progress page when the hub runs export jobs, and as a
-// direct download in any case. Deleting data, unlinking devices and
-// deleting the account are not offered yet, and the page says so.
+// direct download in any case. It links to the pages that delete
+// readings, unlink history, delete the account and set the keys (erase.go).
 func (s *Server) myData(w http.ResponseWriter, r *http.Request, v viewer) {
 	s.renderMyData(w, r, v, http.StatusOK, nil)
 }
