@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -299,3 +300,5 @@ func TestVerifyRefusesTampering(t *testing.T) {
 		}
 	}
 }
+
+func encode(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
