@@ -3,10 +3,7 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/candor-iot/candor/internal/auditlog"
@@ -174,12 +171,7 @@ func (s *Server) downloadExportJob(w http.ResponseWriter, r *http.Request, p pri
 		return
 	}
 	defer rc.Close()
-	h := w.Header()
-	h.Set("Content-Type", "application/zip")
-	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, st.Filename()))
-	h.Set("Content-Length", strconv.FormatInt(st.Bytes, 10))
-	h.Set("Cache-Control", "no-store")
-	if _, err := io.Copy(w, rc); err != nil {
+	if err := export.ServeArchive(w, rc, st); err != nil {
 		// Too late for a problem document: the client sees a short
 		// download (Content-Length) and can try again.
 		s.log.Warn("export download failed", "job", st.ID, "account", p.acc.ID, "err", err)

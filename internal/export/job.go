@@ -9,9 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -638,5 +640,18 @@ func (j *Jobs) Close() error {
 	j.mu.Unlock()
 	j.wg.Wait()
 	_, err := removeLeftovers(j.dir)
+	return err
+}
+
+// ServeArchive writes a finished job's archive as an HTTP download (the
+// API's and the pages' alike). An error means the client got a download
+// cut short, which its Content-Length shows; it can try again.
+func ServeArchive(w http.ResponseWriter, rc io.Reader, st JobStatus) error {
+	h := w.Header()
+	h.Set("Content-Type", "application/zip")
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, st.Filename()))
+	h.Set("Content-Length", strconv.FormatInt(st.Bytes, 10))
+	h.Set("Cache-Control", "no-store")
+	_, err := io.Copy(w, rc)
 	return err
 }

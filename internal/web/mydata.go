@@ -3,7 +3,6 @@ package web
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -196,12 +195,7 @@ func (s *Server) exportDownload(w http.ResponseWriter, r *http.Request, v viewer
 		return
 	}
 	defer rc.Close()
-	h := w.Header()
-	h.Set("Content-Type", "application/zip")
-	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, st.Filename()))
-	h.Set("Content-Length", strconv.FormatInt(st.Bytes, 10))
-	h.Set("Cache-Control", "no-store")
-	if _, err := io.Copy(w, rc); err != nil {
+	if err := export.ServeArchive(w, rc, st); err != nil {
 		// The browser sees a download cut short and can try again.
 		s.log.Warn("export download failed", "job", st.ID, "account", v.acc.ID, "err", err)
 	}
