@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -19,13 +21,6 @@ type Forwarding interface {
 	Reload(ctx context.Context, householdID string) error
 	Stats(householdID string) map[string]forward.Stats
 	PublicKey() ed25519.PublicKey
-}
-
-// RecipientStore keeps where each household forwards to.
-type RecipientStore interface {
-	PutRecipientEndpoint(ctx context.Context, e store.RecipientEndpoint) error
-	DeleteRecipientEndpoint(ctx context.Context, householdID, recipient string) error
-	RecipientEndpoints(ctx context.Context, householdID string) ([]store.RecipientEndpoint, error)
 }
 
 type recipientUseJSON struct {
@@ -47,45 +42,36 @@ type recipientJSON struct {
 	Delivery     *forward.Stats     `json:"delivery,omitempty"`
 }
 
-func (s *Server) recipientParts() (RecipientStore, Forwarding, error) {
-	rs, ok := s.st.(RecipientStore)
-	if !ok || s.cfg.Forwarding == nil {
-		return nil, nil, fmt.Errorf("forwarding to recipients is not configured on this hub: %w", store.ErrNotFound)
+func newRecipientJSON(r forward.Recipient) *recipientJSON {
+	rj := &recipientJSON{Name: r.Name, Role: r.Role, Terms: r.Terms, Contact: r.Contact, Identifiable: r.Identifiable,
+		Retention: r.Retention.Text, Uses: make([]recipientUseJSON, 0, len(r.Uses)), URL: r.URL, Delivery: r.Delivery}
+	for _, u := range r.Uses {
+		rj.Uses = append(rj.Uses, recipientUseJSON{DeviceID: u.DeviceID, Stream: u.Stream, Purpose: u.Purpose})
 	}
-	return rs, s.cfg.Forwarding, nil
+	if r.URL != "" {
+		t := r.ConfiguredAt.UTC()
+		rj.ConfiguredAt = &t
+	}
+	return rj
 }
 
-// householdRecipients lists the recipients the manifests of the
-// household's devices name, with the streams that may go to each.
-func (s *Server) householdRecipients(ctx context.Context, hh string) ([]*recipientJSON, error) {
-	devs, err := s.st.Devices(ctx, hh)
+// recipients is the registry the recipient endpoints share with the pages
+// (forward.Registry), over this server's store, catalog and forwarder.
+func (s *Server) recipients() (*forward.Registry, error) {
+	rs, ok := s.st.(forward.RegistryStore)
+	if !ok || s.cfg.Forwarding == nil {
+		return nil, fmt.Errorf("forwarding to recipients is not configured on this hub: %w", store.ErrNotFound)
+	}
+	return forward.NewRegistry(rs, s.manifestOf, s.cfg.Forwarding), nil
+}
+
+// manifestOf is the manifest in force for a device type.
+func (s *Server) manifestOf(deviceType string) (*manifest.Manifest, error) {
+	e, err := s.cfg.Catalog.Current(deviceType)
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]*recipientJSON{}
-	var order []*recipientJSON
-	for _, d := range devs {
-		if d.Revoked() {
-			continue
-		}
-		e, err := s.cfg.Catalog.Current(d.Type)
-		if err != nil {
-			continue
-		}
-		for _, st := range e.Manifest.Streams {
-			for _, rc := range st.Recipients {
-				rj := byName[rc.Name]
-				if rj == nil {
-					rj = &recipientJSON{Name: rc.Name, Role: rc.Role, Terms: rc.Terms, Contact: rc.Contact,
-						Identifiable: rc.Identifiable, Retention: rc.Retention.Text, Uses: []recipientUseJSON{}}
-					byName[rc.Name] = rj
-					order = append(order, rj)
-				}
-				rj.Uses = append(rj.Uses, recipientUseJSON{DeviceID: d.ID, Stream: st.Name, Purpose: rc.Purpose})
-			}
-		}
-	}
-	return order, nil
+	return e.Manifest, nil
 }
 
 // listRecipients shows the household's recipients: who they are, which
@@ -96,41 +82,27 @@ func (s *Server) listRecipients(w http.ResponseWriter, r *http.Request, p princi
 		s.fail(w, r, badRequest("recipients are a household's: log in as a member"))
 		return
 	}
-	rs, fw, err := s.recipientParts()
+	reg, err := s.recipients()
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	list, err := s.householdRecipients(r.Context(), p.acc.HouseholdID)
+	list, err := reg.List(r.Context(), p.acc.HouseholdID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	eps, err := rs.RecipientEndpoints(r.Context(), p.acc.HouseholdID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
+	out := make([]*recipientJSON, 0, len(list))
+	for _, rc := range list {
+		out = append(out, newRecipientJSON(rc))
 	}
-	stats := fw.Stats(p.acc.HouseholdID)
-	for _, rj := range list {
-		for _, e := range eps {
-			if e.Recipient == rj.Name {
-				rj.URL = e.URL
-				t := e.CreatedAt.UTC()
-				rj.ConfiguredAt = &t
-			}
-		}
-		if st, ok := stats[rj.Name]; ok {
-			rj.Delivery = &st
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"recipients": list})
+	writeJSON(w, http.StatusOK, map[string]any{"recipients": out})
 }
 
 // putRecipient sets where a recipient receives. Owners only; the name
 // must be one a manifest of the household's devices declares.
 func (s *Server) putRecipient(w http.ResponseWriter, r *http.Request, p principal) {
-	rs, fw, name, err := s.ownedRecipient(r, p)
+	reg, name, err := s.ownedRecipient(r, p)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -142,16 +114,10 @@ func (s *Server) putRecipient(w http.ResponseWriter, r *http.Request, p principa
 		s.fail(w, r, err)
 		return
 	}
-	if err := forward.CheckURL(in.URL); err != nil {
-		s.fail(w, r, fmt.Errorf("%w: %w", identity.ErrInvalid, err))
-		return
-	}
-	if err := rs.PutRecipientEndpoint(r.Context(), store.RecipientEndpoint{HouseholdID: p.acc.HouseholdID, Recipient: name,
-		URL: in.URL, CreatedAt: time.Now().UTC()}); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := fw.Reload(r.Context(), p.acc.HouseholdID); err != nil {
+	if err := reg.Set(r.Context(), p.acc.HouseholdID, name, in.URL); err != nil {
+		if errors.Is(err, forward.ErrBadURL) {
+			err = fmt.Errorf("%w: %w", identity.ErrInvalid, err)
+		}
 		s.fail(w, r, err)
 		return
 	}
@@ -160,44 +126,37 @@ func (s *Server) putRecipient(w http.ResponseWriter, r *http.Request, p principa
 }
 
 func (s *Server) deleteRecipient(w http.ResponseWriter, r *http.Request, p principal) {
-	rs, fw, name, err := s.ownedRecipient(r, p)
+	reg, name, err := s.ownedRecipient(r, p)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if err := rs.DeleteRecipientEndpoint(r.Context(), p.acc.HouseholdID, name); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := fw.Reload(r.Context(), p.acc.HouseholdID); err != nil {
+	if err := reg.Remove(r.Context(), p.acc.HouseholdID, name); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) ownedRecipient(r *http.Request, p principal) (RecipientStore, Forwarding, string, error) {
+// ownedRecipient checks that the caller is an owner and that a manifest
+// of the household's devices names the recipient in the path, before the
+// request body is read.
+func (s *Server) ownedRecipient(r *http.Request, p principal) (*forward.Registry, string, error) {
 	if p.operator {
-		return nil, nil, "", badRequest("recipients are a household's: log in as an owner")
+		return nil, "", badRequest("recipients are a household's: log in as an owner")
 	}
-	rs, fw, err := s.recipientParts()
+	reg, err := s.recipients()
 	if err != nil {
-		return nil, nil, "", err
+		return nil, "", err
 	}
 	if p.acc.Role != store.RoleOwner {
-		return nil, nil, "", fmt.Errorf("%w: only an owner decides where data goes", identity.ErrForbidden)
+		return nil, "", fmt.Errorf("%w: only an owner decides where data goes", identity.ErrForbidden)
 	}
 	name := r.PathValue("name")
-	list, err := s.householdRecipients(r.Context(), p.acc.HouseholdID)
-	if err != nil {
-		return nil, nil, "", err
+	if _, err := reg.Lookup(r.Context(), p.acc.HouseholdID, name); err != nil {
+		return nil, "", err
 	}
-	for _, rj := range list {
-		if rj.Name == name {
-			return rs, fw, name, nil
-		}
-	}
-	return nil, nil, "", fmt.Errorf("recipient %q: no manifest of your household's devices names it: %w", name, store.ErrNotFound)
+	return reg, name, nil
 }
 
 // forwardKey serves the public key recipients check signatures with.

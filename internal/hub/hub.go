@@ -37,6 +37,7 @@ import (
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/tlscert"
@@ -229,6 +230,16 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Forwarding:      h.forward,
 	})
 
+	// Who each household's data may go to and where: the API builds the
+	// same registry over its own store and forwarder (api/recipients.go).
+	recipients := forward.NewRegistry(h.st, func(deviceType string) (*manifest.Manifest, error) {
+		e, err := h.cat.Current(deviceType)
+		if err != nil {
+			return nil, err
+		}
+		return e.Manifest, nil
+	}, h.forward)
+
 	h.web = web.New(web.Config{
 		Identity:      h.id,
 		Store:         plainStore{DB: h.st, v: h.vault},
@@ -245,6 +256,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		StartExport:   h.api.StartExport,
 		Erasure:       h.erasure,
 		Keys:          auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
+		Recipients:    recipients,
 	})
 
 	if h.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {

@@ -509,12 +509,17 @@ func TestBrowserJourney(t *testing.T) {
 		{"/my-data/unlink", "unlink my history"},
 		{"/my-data/keys", "my keys"},
 		{"/my-data/leave", "delete my account"},
+		{"/recipients", "where your data goes"},
 		{"/learn#de-identified", "learn"},
 		{"/devices/dev_nope", "not found"},
 	} {
 		tb.open(p.path)
 		tb.checkA11y(p.name)
 	}
+	tb.open("/my-data/leave")
+	tb.screenshot("delete-account")
+	tb.open("/my-data/keys")
+	tb.screenshot("keys")
 	tb.open("/learn")
 	tb.screenshot("learn")
 	tb.open("/my-data")
@@ -535,6 +540,7 @@ func TestBrowserJourney(t *testing.T) {
 	}
 	tb.checkA11y("export ready")
 	tb.checkFocusVisible("export ready")
+	tb.screenshot("export-ready")
 	if got := eval[string](tb, `fetch(document.getElementById('download-export-file').href).then(r => r.status + ' ' + r.headers.get('content-type'))`); got != "200 application/zip" {
 		t.Errorf("the download link answers %q", got)
 	}

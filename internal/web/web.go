@@ -129,6 +129,12 @@ type Config struct {
 	// available on this hub.
 	Erasure Eraser
 	Keys    Keys
+	// Recipients, when set, gives "Where your data goes" (/recipients):
+	// who the manifests of the household's devices name as recipients,
+	// where each receives and how delivery went, and, for owners, setting
+	// and removing where each receives. When nil, the page says this hub
+	// does not send data to anyone.
+	Recipients Recipients
 }
 
 // Server serves the browser interface.
@@ -222,6 +228,9 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /my-data/keys/{owner}/rotate", s.authed(s.postRotateKey))
 	m.HandleFunc("POST /my-data/keys/{owner}/user-held", s.authed(s.postUserHeld))
 	m.HandleFunc("POST /my-data/keys/{owner}/hub-assisted", s.authed(s.postHubAssisted))
+	m.HandleFunc("GET /recipients", s.authed(s.recipientsPage))
+	m.HandleFunc("POST /recipients/set", s.authed(s.postRecipientSet))
+	m.HandleFunc("POST /recipients/remove", s.authed(s.postRecipientRemove))
 	m.HandleFunc("GET /log", s.authed(s.logPage))
 	m.HandleFunc("GET /log/entries/{index}/verify", s.authed(s.verifyPage))
 
