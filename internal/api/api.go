@@ -24,6 +24,7 @@ import (
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/export"
+	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
@@ -93,6 +94,9 @@ type Config struct {
 	Keys Keys
 	// Forwarding delivers to external recipients (optional).
 	Forwarding Forwarding
+	// Recipients is the registry of where households forward to, shared
+	// with the pages (optional: built from Store and Forwarding if nil).
+	Recipients *forward.Registry
 }
 
 // Server serves the HTTP API.

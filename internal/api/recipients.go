@@ -56,8 +56,12 @@ func newRecipientJSON(r forward.Recipient) *recipientJSON {
 }
 
 // recipients is the registry the recipient endpoints share with the pages
-// (forward.Registry), over this server's store, catalog and forwarder.
+// (Config.Recipients), or one over this server's store, catalog and
+// forwarder.
 func (s *Server) recipients() (*forward.Registry, error) {
+	if s.cfg.Recipients != nil {
+		return s.cfg.Recipients, nil
+	}
 	rs, ok := s.st.(forward.RegistryStore)
 	if !ok || s.cfg.Forwarding == nil {
 		return nil, fmt.Errorf("forwarding to recipients is not configured on this hub: %w", store.ErrNotFound)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"time"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -41,7 +43,29 @@ type Registry struct {
 	manifestOf func(deviceType string) (*manifest.Manifest, error)
 	fw         Deliveries
 	now        func() time.Time
+	log        Recorder
 }
+
+// SetAuditor records every change of where a household's data goes in the
+// transparency log (the recipient and the host, never the full URL, which
+// may carry a token). Call it before use.
+func (g *Registry) SetAuditor(a Recorder) { g.log = a }
+
+func (g *Registry) record(ctx context.Context, householdID, name string, detail map[string]string) error {
+	if g.log == nil {
+		return nil
+	}
+	detail["recipient"] = name
+	ev := auditlog.Event{Action: ActionRecipientChange, Household: householdID, Detail: detail,
+		Purpose: "where the household's data may go was changed"}
+	if err := g.log.Record(ctx, ev); err != nil {
+		return fmt.Errorf("record the change in the transparency log: %w", err)
+	}
+	return nil
+}
+
+// ActionRecipientChange is the transparency-log action of Set and Remove.
+const ActionRecipientChange = "recipient.change"
 
 // NewRegistry returns a Registry over the store, the manifests in force
 // (by device type) and the forwarder that delivers.
@@ -200,7 +224,14 @@ func (g *Registry) Set(ctx context.Context, householdID, name, url string) error
 		URL: url, CreatedAt: g.now().UTC()}); err != nil {
 		return err
 	}
-	return g.fw.Reload(ctx, householdID)
+	if err := g.fw.Reload(ctx, householdID); err != nil {
+		return err
+	}
+	host := ""
+	if u, err := neturl.Parse(url); err == nil {
+		host = u.Host
+	}
+	return g.record(ctx, householdID, name, map[string]string{"host": host})
 }
 
 // Remove stops sending to a recipient: what was queued for it is dropped.
@@ -213,5 +244,8 @@ func (g *Registry) Remove(ctx context.Context, householdID, name string) error {
 	if err := g.st.DeleteRecipientEndpoint(ctx, householdID, name); err != nil {
 		return err
 	}
-	return g.fw.Reload(ctx, householdID)
+	if err := g.fw.Reload(ctx, householdID); err != nil {
+		return err
+	}
+	return g.record(ctx, householdID, name, map[string]string{"stopped": "true"})
 }

@@ -118,14 +118,12 @@ func TestForwardingFollowsConsent(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("log entries: %d %v", code, out)
 	}
-	found := false
+	seen := map[string]bool{}
 	for _, e := range out["entries"].([]any) {
 		ev := e.(map[string]any)["event"].(map[string]any)
-		if ev["action"] == "readings.forward" {
-			found = true
-		}
+		seen[ev["action"].(string)] = true
 	}
-	if !found {
-		t.Error("no readings.forward entry in the household's log")
+	if !seen["readings.forward"] || !seen["recipient.change"] {
+		t.Errorf("household's log has %v; want readings.forward and recipient.change", seen)
 	}
 }

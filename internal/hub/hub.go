@@ -210,6 +210,17 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		return nil, fmt.Errorf("export jobs: %w", err)
 	}
 
+	// Who each household's data may go to and where, for the API and the
+	// pages alike; changes are recorded in the transparency log.
+	recipients := forward.NewRegistry(h.st, func(deviceType string) (*manifest.Manifest, error) {
+		e, err := h.cat.Current(deviceType)
+		if err != nil {
+			return nil, err
+		}
+		return e.Manifest, nil
+	}, h.forward)
+	recipients.SetAuditor(h.alog)
+
 	h.api = api.New(api.Config{
 		Identity:        h.id,
 		Catalog:         h.cat,
@@ -228,17 +239,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Erasure:         h.erasure,
 		Keys:            auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
 		Forwarding:      h.forward,
+		Recipients:      recipients,
 	})
-
-	// Who each household's data may go to and where: the API builds the
-	// same registry over its own store and forwarder (api/recipients.go).
-	recipients := forward.NewRegistry(h.st, func(deviceType string) (*manifest.Manifest, error) {
-		e, err := h.cat.Current(deviceType)
-		if err != nil {
-			return nil, err
-		}
-		return e.Manifest, nil
-	}, h.forward)
 
 	h.web = web.New(web.Config{
 		Identity:      h.id,

@@ -238,7 +238,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request, v viewer) {
 	var msg string
 	switch {
 	case recipient != consent.RecipientHub && on:
-		msg = fmt.Sprintf("From the next reading on, %s is shared with %s.", lowerFirst(title), nameInSentence(recipient))
+		msg = fmt.Sprintf("From the next reading on, %s may go to %s. It is sent once an owner has set where they get it, on the page Where your data goes.", lowerFirst(title), nameInSentence(recipient))
 	case recipient != consent.RecipientHub:
 		msg = fmt.Sprintf("From the next reading on, %s is not sent to %s.", lowerFirst(title), nameInSentence(recipient))
 	case !dec.StoreOnHub:
