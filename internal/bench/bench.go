@@ -330,7 +330,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 var notYetImplemented = []string{
 	"transparency log append rate: not measured by this command; see `go test -bench Append ./internal/auditlog/` (figures in docs/benchmarks.md)",
 	"consent change to effect latency: not measured by this command; the change is in force when its API call returns (tested), the decision is a ~22 ns in-memory lookup",
-	"account deletion time at 1M readings: not yet implemented in the hub (issue #4); the vault's crypto-shredding is measured by `go test -bench ShredAfter1M ./internal/vault/`",
+	"account deletion time at 1M readings: not measured by this command; see `go test -run '^$' -bench DeleteAccount -benchtime 1x ./internal/erasure/` (real SQLite and vault; figures in docs/benchmarks.md)",
 }
 
 // manifestNotYet is printed when the hub under test has no data

@@ -49,7 +49,7 @@ func TestQuickCandor(t *testing.T) {
 		t.Errorf("idle: %d of 20 connected (%s)", c.Idle.Connected, c.Idle.FirstError)
 	}
 	table := out.String()
-	for _, want := range []string{"acknowledged msg/s", "stored == acknowledged, read back", "yes,", "not yet implemented", "Sinks:"} {
+	for _, want := range []string{"acknowledged msg/s", "stored == acknowledged, read back", "yes,", "not measured by this command", "Sinks:"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}

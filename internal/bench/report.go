@@ -309,7 +309,7 @@ func writeTable(w io.Writer, rep *Report) error {
 		}
 		line("  "+r.Metric, r.Candor, r.Reference, r.Ratio)
 	}
-	fmt.Fprintln(w, "\nNot yet implemented (printed as such, not estimated):")
+	fmt.Fprintln(w, "\nNot measured by this command (printed as such, not estimated):")
 	for _, s := range rep.NotYetImplemented {
 		fmt.Fprintf(w, "  - %s\n", s)
 	}
