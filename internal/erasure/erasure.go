@@ -157,7 +157,7 @@ type DeleteOptions struct {
 func (s *Service) DeleteAccount(ctx context.Context, acc store.Account, opt DeleteOptions) (Report, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rep := Report{At: s.cfg.Now().UTC()}
+	rep := Report{At: s.cfg.Now().UTC(), DevicesErased: []string{}, KeysShredded: []string{}}
 	members, err := s.cfg.Store.Accounts(ctx, acc.HouseholdID)
 	if err != nil {
 		return rep, fmt.Errorf("delete account: list members: %w", err)
@@ -194,7 +194,7 @@ func (s *Service) DeleteAccount(ctx context.Context, acc store.Account, opt Dele
 	if err := s.cfg.Store.Erase(ctx, e); err != nil {
 		return rep, fmt.Errorf("delete account: %w", err)
 	}
-	rep.DevicesErased = e.DeleteDevices
+	rep.DevicesErased = append(rep.DevicesErased, e.DeleteDevices...)
 	if s.cfg.Erased != nil && len(e.DeleteDevices) > 0 {
 		s.cfg.Erased(e.DeleteDevices)
 	}
@@ -296,7 +296,7 @@ type UnlinkOptions struct {
 func (s *Service) Unlink(ctx context.Context, acc store.Account, opt UnlinkOptions) (Report, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rep := Report{At: s.cfg.Now().UTC()}
+	rep := Report{At: s.cfg.Now().UTC(), DevicesErased: []string{}, KeysShredded: []string{}}
 	devs, err := s.cfg.Store.Devices(ctx, acc.HouseholdID)
 	if err != nil {
 		return rep, fmt.Errorf("unlink: list devices: %w", err)
