@@ -424,3 +424,60 @@ func BenchmarkDeleteAccount(b *testing.B) {
 		})
 	}
 }
+
+// failingShred is the real vault with Shred failing once, as if the hub
+// stopped half way through a deletion.
+type failingShred struct {
+	*vault.Vault
+	failed bool
+}
+
+func (f *failingShred) Shred(ctx context.Context, owner string) error {
+	if !f.failed {
+		f.failed = true
+		return errors.New("disk gone")
+	}
+	return f.Vault.Shred(ctx, owner)
+}
+
+// TestInterruptedDeletionCanBeRetried fails a deletion after the devices
+// were erased but before the keys were destroyed, then retries it: the
+// end state is the same as an uninterrupted deletion.
+func TestInterruptedDeletionCanBeRetried(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	r.household("h1")
+	r.account("admin", "h1", store.RoleOwner, true)
+	bob := r.account("bob", "h1", store.RoleOwner, false)
+	d := r.device("dB", "h1", bob.ID)
+	r.readings(d, hour0, time.Minute, 20, temp)
+	fs := &failingShred{Vault: r.v}
+	svc := New(Config{Store: r.db, Vault: fs, Grace: time.Nanosecond})
+
+	if _, err := svc.DeleteAccount(ctx, bob, DeleteOptions{}); err == nil {
+		t.Fatal("the interrupted deletion reported success")
+	}
+	// Half way: the device is gone, the account and its keys are not.
+	if _, err := r.db.Account(ctx, bob.ID); err != nil {
+		t.Fatalf("account after the interruption: %v", err)
+	}
+	rep, err := svc.DeleteAccount(ctx, bob, DeleteOptions{})
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if len(rep.KeysShredded) != 1 || rep.KeysShredded[0] != bob.ID {
+		t.Errorf("retry report %+v", rep)
+	}
+	if err := r.v.OpenReadings(bob.ID, "dB", r.stored("dB")); !errors.Is(err, vault.ErrShredded) {
+		t.Errorf("after the retry: %v; want ErrShredded", err)
+	}
+	if _, err := r.db.Account(ctx, bob.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("account after the retry: %v", err)
+	}
+	if _, err := svc.PurgePass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rs := r.stored("dB"); len(rs) != 0 {
+		t.Errorf("%d rows left", len(rs))
+	}
+}
