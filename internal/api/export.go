@@ -136,6 +136,10 @@ func (s *Server) exportData(w http.ResponseWriter, r *http.Request, p principal)
 		return
 	}
 	ctx := r.Context()
+	if err := s.checkExportable(ctx, p.acc); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	if err := s.recordExport(ctx, p); err != nil {
 		s.fail(w, r, err)
 		return
@@ -151,4 +155,36 @@ func (s *Server) exportData(w http.ResponseWriter, r *http.Request, p principal)
 		// the client sees a broken download and can retry.
 		s.log.Error("export failed", "account", p.acc.ID, "err", err)
 	}
+}
+
+// checkExportable refuses, before anything is written, an export the hub
+// could not complete: history sealed under a key only its owner holds
+// (user-held mode) cannot be put in it. Saying so up front beats a broken
+// archive half way through.
+func (s *Server) checkExportable(ctx context.Context, acc store.Account) error {
+	if s.cfg.Keys == nil {
+		return nil
+	}
+	devs, err := s.st.Devices(ctx, acc.HouseholdID)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, d := range devs {
+		owner := d.KeyOwnerID()
+		if seen[owner] {
+			continue
+		}
+		seen[owner] = true
+		st, err := s.cfg.Keys.Status(owner)
+		if err != nil {
+			continue // not enrolled: nothing sealed under it yet
+		}
+		for _, k := range st.Keys {
+			if !k.HubReadable {
+				return fmt.Errorf("%w: %w", errConflictUserHeld, &export.LockedError{Msg: "some of this household's history is locked with a key only its owner holds (user-held mode), so the hub cannot put it in an export; switch back to hub-assisted mode with the age identity (PUT /api/v1/keys/me or /household, or My data, Your keys), then export again"})
+			}
+		}
+	}
+	return nil
 }

@@ -72,6 +72,9 @@ func (s *Server) StartExport(ctx context.Context, acc store.Account) (export.Job
 	if acc.ID == "" {
 		return export.JobStatus{}, false, badRequest("an export is a person's: log in as a member of the household")
 	}
+	if err := s.checkExportable(ctx, acc); err != nil {
+		return export.JobStatus{}, false, err
+	}
 	p := principal{acc: acc}
 	ctx = auditlog.WithActor(ctx, p.actor())
 	person := export.Person{ID: acc.ID, Username: acc.Username}

@@ -655,3 +655,9 @@ func ServeArchive(w http.ResponseWriter, rc io.Reader, st JobStatus) error {
 	_, err := io.Copy(w, rc)
 	return err
 }
+
+// LockedError refuses an export the hub could not complete: some of the
+// history is sealed under a key only its owner holds (user-held mode).
+type LockedError struct{ Msg string }
+
+func (e *LockedError) Error() string { return e.Msg }

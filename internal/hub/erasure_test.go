@@ -93,6 +93,13 @@ func TestKeysThroughTheAPI(t *testing.T) {
 	if code != http.StatusConflict || !strings.Contains(fmt.Sprint(out["detail"]), "user-held") {
 		t.Fatalf("history in user-held mode: %d %v; want 409 saying the hub cannot read it", code, out)
 	}
+	// An export would be incomplete: it is refused up front, not broken half way.
+	for _, c := range []struct{ method, path string }{{"GET", "/api/v1/export"}, {"POST", "/api/v1/exports"}} {
+		code, out, _ := call(t, http.DefaultClient, c.method, th.URL()+c.path, tok, nil)
+		if code != http.StatusConflict || !strings.Contains(fmt.Sprint(out["detail"]), "user-held") {
+			t.Errorf("%s %s in user-held mode: %d %v; want 409 saying why", c.method, c.path, code, out)
+		}
+	}
 
 	code, out, _ = call(t, http.DefaultClient, "PUT", keysURL, tok, map[string]any{"mode": "hub-assisted", "identity": ident})
 	if code != 200 || out["mode"] != "hub-assisted" {

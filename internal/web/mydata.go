@@ -73,6 +73,9 @@ func (s *Server) postExport(w http.ResponseWriter, r *http.Request, v viewer) {
 	case errors.Is(err, export.ErrTooManyJobs):
 		s.renderMyData(w, r, v, http.StatusServiceUnavailable, []formError{{Message: msgExportsBusy}})
 		return
+	case errors.As(err, new(*export.LockedError)):
+		s.renderMyData(w, r, v, http.StatusConflict, []formError{{Message: msgExportLocked}})
+		return
 	case err != nil:
 		s.fail(w, r, err)
 		return
@@ -83,6 +86,9 @@ func (s *Server) postExport(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
+
+// msgExportLocked explains why an export cannot be made in user-held mode.
+const msgExportLocked = "Some of your household's data is locked with a key that only its owner holds. So the hub cannot put it in a copy. Go to Your keys, let the hub hold the key again, then try again."
 
 func exportPagePath(id string) string { return "/my-data/exports/" + url.PathEscape(id) }
 
