@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"time"
 
+	"filippo.io/age"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -60,6 +61,12 @@ type Opener interface {
 	OpenReadings(ownerID, deviceID string, rs []store.Reading) error
 }
 
+// IdentityOpener decrypts sealed readings with the person's own age
+// identity (user-held mode).
+type IdentityOpener interface {
+	OpenReadingsWithIdentity(ownerID, deviceID string, rs []store.Reading, identity age.Identity) error
+}
+
 // Presence tells whether a device is connected over MQTT.
 type Presence interface {
 	Connected(deviceID string) bool
@@ -72,12 +79,15 @@ type Config struct {
 	Log      *auditlog.Log
 	Consent  *consent.Service
 	// Vault opens sealed readings under their device's key owner.
-	Vault    Opener
-	Store    Store
-	Ingest   Ingester
-	Presence Presence // optional
-	Gatherer prometheus.Gatherer
-	Logger   *slog.Logger
+	Vault Opener
+	// IdentityOpener opens user-held history with the identity a person
+	// sends for one request (optional).
+	IdentityOpener IdentityOpener
+	Store          Store
+	Ingest         Ingester
+	Presence       Presence // optional
+	Gatherer       prometheus.Gatherer
+	Logger         *slog.Logger
 	// MQTTAddr is the broker address shown in device instructions.
 	MQTTAddr string
 	// SecureCookies sets the Secure flag on session cookies (on when the
@@ -153,6 +163,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/devices/{id}/rotate", s.authed(s.rotateDevice))
 	m.HandleFunc("POST /api/v1/devices/{id}/revoke", s.authed(s.revokeDevice))
 	m.HandleFunc("GET /api/v1/devices/{id}/readings", s.authed(s.readings))
+	m.HandleFunc("POST /api/v1/devices/{id}/readings/open", s.authed(s.openReadingsWithIdentity))
 
 	m.HandleFunc("GET /api/v1/devices/{id}/violations", s.authed(s.violations))
 	m.HandleFunc("GET /api/v1/devices/{id}/manifest", s.authed(s.deviceManifest))

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
@@ -276,9 +278,36 @@ type readingJSON struct {
 }
 
 func (s *Server) readings(w http.ResponseWriter, r *http.Request, p principal) {
+	s.serveReadings(w, r, p, nil)
+}
+
+// openReadingsWithIdentity is readings for history under a key only the
+// person holds (user-held mode): they send their age identity, which the
+// hub uses for this request only and does not keep.
+func (s *Server) openReadingsWithIdentity(w http.ResponseWriter, r *http.Request, p principal) {
+	var in struct {
+		Identity string `json:"identity"`
+	}
+	if err := decodeJSON(w, r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	id, err := vault.ParseIdentity(in.Identity)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("%w: identity: %w", identity.ErrInvalid, err))
+		return
+	}
+	s.serveReadings(w, r, p, id)
+}
+
+func (s *Server) serveReadings(w http.ResponseWriter, r *http.Request, p principal, id age.Identity) {
 	d, err := s.device(r, p)
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if id != nil && s.cfg.IdentityOpener == nil {
+		s.fail(w, r, badRequest("this hub cannot open readings with an identity"))
 		return
 	}
 	q, err := readingQuery(r, d.ID)
@@ -302,7 +331,15 @@ func (s *Server) readings(w http.ResponseWriter, r *http.Request, p principal) {
 			return
 		}
 	}
-	if err := s.openReadings(d, list); err != nil {
+	if id != nil {
+		err = s.cfg.IdentityOpener.OpenReadingsWithIdentity(d.KeyOwnerID(), d.ID, list, id)
+		if errors.Is(err, vault.ErrWrongIdentity) {
+			err = fmt.Errorf("%w: identity: %w", identity.ErrInvalid, err)
+		}
+	} else {
+		err = s.openReadings(d, list)
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -411,7 +448,7 @@ func readLimited(r *http.Request, limit int) ([]byte, error) {
 }
 
 // errUserHeld explains honestly why history cannot be shown.
-var errUserHeld = errors.New("this history is encrypted to its owner's own age key (user-held mode): the hub cannot read it, by design; to let the hub read it again, switch back to hub-assisted mode with PUT /api/v1/keys/me (or /household for a shared device) and send the age identity along")
+var errUserHeld = errors.New("this history is encrypted to its owner's own age key (user-held mode): the hub cannot read it, by design; read it with POST /api/v1/devices/{id}/readings/open and your age identity (used for that request only), or let the hub read it again: switch back to hub-assisted mode with PUT /api/v1/keys/me (or /household for a shared device) and send the identity along")
 
 // openReadings decrypts sealed payloads in place. Readings stored before
 // encryption existed are plain and pass through.

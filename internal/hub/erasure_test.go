@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"filippo.io/age"
 )
 
 // personDevice adds a device as a person (so its readings are sealed under
@@ -92,6 +94,20 @@ func TestKeysThroughTheAPI(t *testing.T) {
 	code, out = th.personReadings(tok, id)
 	if code != http.StatusConflict || !strings.Contains(fmt.Sprint(out["detail"]), "user-held") {
 		t.Fatalf("history in user-held mode: %d %v; want 409 saying the hub cannot read it", code, out)
+	}
+	// The person reads it with their identity, for one request.
+	openURL := th.URL() + "/api/v1/devices/" + id + "/readings/open?limit=10"
+	code, out, _ = call(t, http.DefaultClient, "POST", openURL, tok, map[string]string{"identity": ident})
+	if code != 200 || len(out["readings"].([]any)) != 3 {
+		t.Fatalf("reading user-held history with the identity: %d %v", code, out)
+	}
+	other, _ := age.GenerateX25519Identity()
+	code, out, _ = call(t, http.DefaultClient, "POST", openURL, tok, map[string]string{"identity": other.String()})
+	if code != http.StatusUnprocessableEntity || strings.Contains(fmt.Sprint(out), "AGE-SECRET-KEY") {
+		t.Errorf("another identity: %d %v; want 422 without echoing the key", code, out)
+	}
+	if code, _ = th.personReadings(tok, id); code != http.StatusConflict {
+		t.Errorf("after the identity request the hub still must not read it: %d", code)
 	}
 	// An export would be incomplete: it is refused up front, not broken half way.
 	for _, c := range []struct{ method, path string }{{"GET", "/api/v1/export"}, {"POST", "/api/v1/exports"}} {

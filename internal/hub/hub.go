@@ -240,6 +240,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Keys:            auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
 		Forwarding:      h.forward,
 		Recipients:      recipients,
+		IdentityOpener:  h.vault,
 	})
 
 	h.web = web.New(web.Config{
