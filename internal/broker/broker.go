@@ -101,6 +101,12 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	// topic alias, so alias-only publishes would be denied: advertise that
 	// aliases are not supported rather than accept and then refuse them.
 	caps.TopicAliasMaximum = 0
+	// Each connection gets a channel of this many pending outbound
+	// publishes, allocated up front: mochi's default (8192) costs 64 KiB
+	// per idle device. Devices receive only their retained control
+	// messages (PUBACKs are written directly, not queued here), so a small
+	// queue is ample; one that overflows drops, and mochi counts it.
+	caps.MaximumClientWritesPending = 128
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		// mochi logs whole packets on some paths; payloads are personal
