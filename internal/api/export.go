@@ -3,16 +3,20 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"sort"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 // exportSource feeds a household's data to the export archive, decrypting
@@ -21,6 +25,8 @@ type exportSource struct {
 	s       *Server
 	p       principal
 	devices map[string]store.Device
+	// identity, if set, opens what the hub cannot (user-held keys).
+	identity age.Identity
 }
 
 func (x *exportSource) Devices(ctx context.Context) ([]export.Device, error) {
@@ -62,7 +68,18 @@ func (x *exportSource) Readings(ctx context.Context, deviceID, stream string, af
 	if err != nil {
 		return nil, err
 	}
-	if err := x.s.openReadings(d, list); err != nil {
+	err = x.s.openReadings(d, list)
+	if errors.Is(err, errConflictUserHeld) && x.identity != nil && x.s.cfg.IdentityOpener != nil {
+		// Readings the hub opened are plain now and are skipped.
+		err = x.s.cfg.IdentityOpener.OpenReadingsWithIdentity(d.KeyOwnerID(), d.ID, list, x.identity)
+		if errors.Is(err, vault.ErrWrongIdentity) {
+			err = &export.LockedError{Msg: "the age identity you gave does not open the key of " + d.Name + "'s history; export with the identity that does, or without one after switching back to hub-assisted mode"}
+		}
+	}
+	if errors.Is(err, errConflictUserHeld) {
+		err = &export.LockedError{Msg: "some of this history is locked with a key only its owner holds (user-held mode); give the age identity with the export, or switch back to hub-assisted mode"}
+	}
+	if err != nil {
 		return nil, err
 	}
 	return list, nil

@@ -3,12 +3,17 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/export"
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 // Export jobs: the same archive as GET /api/v1/export, prepared in the
@@ -66,14 +71,23 @@ func exportJobView(st export.JobStatus) exportJobJSON {
 // with ctx's values (the actor) but not its cancellation: it outlives the
 // request that started it.
 func (s *Server) StartExport(ctx context.Context, acc store.Account) (export.JobStatus, bool, error) {
+	return s.StartExportWithIdentity(ctx, acc, nil)
+}
+
+// StartExportWithIdentity is StartExport with the person's age identity,
+// which opens history under keys only they hold (user-held mode). Without
+// it such history makes the export refused up front.
+func (s *Server) StartExportWithIdentity(ctx context.Context, acc store.Account, id age.Identity) (export.JobStatus, bool, error) {
 	if s.cfg.Exports == nil {
 		return export.JobStatus{}, false, errExportsOff
 	}
 	if acc.ID == "" {
 		return export.JobStatus{}, false, badRequest("an export is a person's: log in as a member of the household")
 	}
-	if err := s.checkExportable(ctx, acc); err != nil {
-		return export.JobStatus{}, false, err
+	if id == nil {
+		if err := s.checkExportable(ctx, acc); err != nil {
+			return export.JobStatus{}, false, err
+		}
 	}
 	p := principal{acc: acc}
 	ctx = auditlog.WithActor(ctx, p.actor())
@@ -82,7 +96,7 @@ func (s *Server) StartExport(ctx context.Context, acc store.Account) (export.Job
 		if err := s.recordExport(ctx, p); err != nil {
 			return nil, err
 		}
-		return &exportSource{s: s, p: p}, nil
+		return &exportSource{s: s, p: p, identity: id}, nil
 	})
 }
 
@@ -127,7 +141,27 @@ func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p princi
 		s.fail(w, r, badRequest("an export is a person's: log in as a member of the household"))
 		return
 	}
-	st, started, err := s.StartExport(r.Context(), p.acc)
+	// An optional body carries the person's age identity, for history
+	// under a key only they hold (user-held mode). It lives in memory for
+	// the job's run only.
+	var id age.Identity
+	if r.ContentLength != 0 {
+		var in struct {
+			Identity string `json:"identity,omitempty"`
+		}
+		if err := decodeJSON(w, r, &in); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if in.Identity != "" {
+			var err error
+			if id, err = vault.ParseIdentity(in.Identity); err != nil {
+				s.fail(w, r, fmt.Errorf("%w: identity: %w", identity.ErrInvalid, err))
+				return
+			}
+		}
+	}
+	st, started, err := s.StartExportWithIdentity(r.Context(), p.acc, id)
 	if err != nil {
 		s.failExport(w, r, err)
 		return

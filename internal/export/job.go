@@ -434,6 +434,10 @@ func (j *Jobs) finish(jb *job, err error, took time.Duration) {
 // failureText says why a job failed, in words fit for the person, without
 // anything read from the data.
 func failureText(err error) string {
+	var le *LockedError
+	if errors.As(err, &le) {
+		return le.Msg
+	}
 	switch {
 	case errors.Is(err, syscall.ENOSPC):
 		return "the hub's disk is full"

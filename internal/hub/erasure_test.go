@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 )
@@ -108,6 +109,27 @@ func TestKeysThroughTheAPI(t *testing.T) {
 	}
 	if code, _ = th.personReadings(tok, id); code != http.StatusConflict {
 		t.Errorf("after the identity request the hub still must not read it: %d", code)
+	}
+	// With the identity, the export job opens it (the identity lives only
+	// as long as the job); with another identity, the job says why it failed.
+	exportWith := func(ident string) map[string]any {
+		t.Helper()
+		code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/exports", tok, map[string]string{"identity": ident})
+		if code != http.StatusAccepted && code != http.StatusOK {
+			t.Fatalf("export with an identity: %d %v", code, out)
+		}
+		status := th.URL() + out["status_url"].(string)
+		waitFor(t, "the export to finish", 20*time.Second, func() bool {
+			_, out, _ = call(t, http.DefaultClient, "GET", status, tok, nil)
+			return out["state"] != "running"
+		})
+		return out
+	}
+	if out := exportWith(other.String()); out["state"] != "failed" || !strings.Contains(fmt.Sprint(out["error"]), "does not open") {
+		t.Errorf("export with another identity: %v; want failed, saying the identity does not open the key", out)
+	}
+	if out := exportWith(ident); out["state"] != "done" || out["readings_done"].(float64) != 3 {
+		t.Errorf("export with the identity: %v; want done with the 3 readings", out)
 	}
 	// An export would be incomplete: it is refused up front, not broken half way.
 	for _, c := range []struct{ method, path string }{{"GET", "/api/v1/export"}, {"POST", "/api/v1/exports"}} {
