@@ -1,14 +1,17 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/candor-iot/candor/internal/export"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 // exportURL is the API's data export; the API and the pages share the
@@ -30,6 +33,9 @@ type myDataView struct {
 	Jobs bool
 	// Recent are the person's exports the hub still keeps, newest first.
 	Recent []exportView
+	// Locked: some of the household's history is under a key only its
+	// owner holds (user-held mode); the export form then asks for it.
+	Locked bool
 }
 
 // myData explains the data export and offers it: prepared in the
@@ -44,6 +50,7 @@ func (s *Server) renderMyData(w http.ResponseWriter, r *http.Request, v viewer, 
 	p := s.pageFor(r, v, "My data", "my-data")
 	p.Errors = errs
 	d := myDataView{ExportURL: exportURL, Consent: s.cfg.Consent != nil, Log: s.cfg.Log != nil, Jobs: s.exportsOn()}
+	d.Locked = s.householdLocked(r.Context(), v.acc.HouseholdID)
 	if d.Jobs {
 		for _, st := range s.cfg.Exports.List(v.acc.ID) {
 			d.Recent = append(d.Recent, newExportView(st, false))
@@ -51,6 +58,36 @@ func (s *Server) renderMyData(w http.ResponseWriter, r *http.Request, v viewer, 
 	}
 	p.Data = d
 	s.render(w, r, status, "mydata", p)
+}
+
+// householdLocked reports whether some of the household's history is
+// sealed under a key the hub cannot open (user-held mode).
+func (s *Server) householdLocked(ctx context.Context, householdID string) bool {
+	if s.cfg.Keys == nil {
+		return false
+	}
+	devs, err := s.st.Devices(ctx, householdID)
+	if err != nil {
+		return false
+	}
+	seen := map[string]bool{}
+	for _, d := range devs {
+		o := d.KeyOwnerID()
+		if seen[o] {
+			continue
+		}
+		seen[o] = true
+		st, err := s.cfg.Keys.Status(o)
+		if err != nil {
+			continue
+		}
+		for _, k := range st.Keys {
+			if !k.HubReadable {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // exportsOn reports whether the hub prepares exports in the background.
@@ -68,7 +105,22 @@ func (s *Server) postExport(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderError(w, r, http.StatusNotFound, nil)
 		return
 	}
-	st, _, err := s.cfg.StartExport(r.Context(), v.acc)
+	var (
+		st  export.JobStatus
+		err error
+	)
+	if pasted := strings.TrimSpace(r.PostFormValue("identity")); pasted != "" && s.cfg.StartExportWithIdentity != nil {
+		id, perr := vault.ParseIdentity(pasted)
+		if perr != nil {
+			// Never echoed: it is a secret.
+			s.renderMyData(w, r, v, http.StatusUnprocessableEntity, []formError{{Field: "export-identity",
+				Message: "This is not an age secret key. It starts with AGE-SECRET-KEY-1."}})
+			return
+		}
+		st, _, err = s.cfg.StartExportWithIdentity(r.Context(), v.acc, id)
+	} else {
+		st, _, err = s.cfg.StartExport(r.Context(), v.acc)
+	}
 	switch {
 	case errors.Is(err, export.ErrTooManyJobs):
 		s.renderMyData(w, r, v, http.StatusServiceUnavailable, []formError{{Message: msgExportsBusy}})

@@ -37,6 +37,8 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
@@ -121,6 +123,10 @@ type Config struct {
 	// transparency log and reads the household's data for the job.
 	Exports     *export.Jobs
 	StartExport func(ctx context.Context, acc store.Account) (export.JobStatus, bool, error)
+	// StartExportWithIdentity, when set, starts an export with the
+	// person's age identity for history only they can open (user-held
+	// mode): the API's api.Server.StartExportWithIdentity.
+	StartExportWithIdentity func(ctx context.Context, acc store.Account, identity age.Identity) (export.JobStatus, bool, error)
 	// Erasure, when set, gives "My data" its deletion pages: readings by
 	// device, stream and dates (/my-data/delete), unlinking history into
 	// anonymised aggregates (/my-data/unlink) and deleting the account
