@@ -94,6 +94,9 @@ type Config struct {
 	Erased func(deviceIDs []string)
 	// AccountDeleted is told after an account was removed.
 	AccountDeleted func(ctx context.Context)
+	// HouseholdDeleted is told after a household was removed (its
+	// recipient endpoints went with it: forwarding should stop).
+	HouseholdDeleted func(ctx context.Context, householdID string)
 	// Reclaim, if set, returns freed file pages to the file system after a
 	// purge pass (sqlite.DB.ReclaimSpace).
 	Reclaim func(ctx context.Context, maxPages int) (int64, error)
@@ -223,6 +226,9 @@ func (s *Service) DeleteAccount(ctx context.Context, acc store.Account, opt Dele
 			return rep, fmt.Errorf("delete account: remove household: %w", err)
 		}
 		rep.HouseholdDeleted = true
+		if s.cfg.HouseholdDeleted != nil {
+			s.cfg.HouseholdDeleted(ctx, acc.HouseholdID)
+		}
 	}
 	s.log.Info("account deleted", "account", acc.ID, "household", acc.HouseholdID,
 		"devices", len(rep.DevicesErased), "household_deleted", rep.HouseholdDeleted, "unlinked", opt.Unlink)

@@ -200,6 +200,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		},
 		Reclaim:        h.st.ReclaimSpace,
 		AccountDeleted: h.id.AccountDeleted,
+		HouseholdDeleted: func(ctx context.Context, hh string) {
+			if err := h.forward.Reload(ctx, hh); err != nil {
+				h.log.Error("stop forwarding for a deleted household", "household", hh, "err", err)
+			}
+		},
 	})
 
 	// Data exports prepared in the background. Their files are encrypted
