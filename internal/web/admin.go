@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/candor-iot/candor/internal/credential"
+	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -176,6 +178,27 @@ type adminView struct {
 	Households []householdRow
 	Form       householdForm
 	MinChars   int
+	// Cells are the anonymised aggregates unlinking kept (the newest
+	// first, at most aggregateRows); nil when the store keeps none.
+	Cells      []aggregateRow
+	CellsShown bool
+	MinCount   int
+}
+
+// aggregateRow is one anonymised hourly cell, as the admin sees it.
+type aggregateRow struct {
+	DeviceType, Stream, Field string
+	Hour                      time.Time
+	Count                     int64
+	Mean                      string
+}
+
+// aggregateRows bounds the cells shown on the page; the API lists all.
+const aggregateRows = 50
+
+// aggregateStore lists the cells unlinking keeps.
+type aggregateStore interface {
+	Aggregates(ctx context.Context, q store.AggregateQuery) ([]store.Aggregate, error)
 }
 
 // adminPage lists every household on the hub, for the hub's admin only.
@@ -209,6 +232,19 @@ func (s *Server) renderAdmin(w http.ResponseWriter, r *http.Request, v viewer, s
 			}
 			av.Households = append(av.Households, householdRow{ID: hh.ID, Name: hh.Name, Members: len(members),
 				Devices: len(devices), CreatedAt: hh.CreatedAt, Yours: hh.ID == v.acc.HouseholdID})
+		}
+	}
+	if as, ok := s.st.(aggregateStore); ok {
+		cells, err := as.Aggregates(r.Context(), store.AggregateQuery{})
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		av.CellsShown, av.MinCount = true, erasure.MinCellCount
+		for i := len(cells) - 1; i >= 0 && len(av.Cells) < aggregateRows; i-- {
+			c := cells[i]
+			av.Cells = append(av.Cells, aggregateRow{DeviceType: c.DeviceType, Stream: c.Stream, Field: c.Field,
+				Hour: c.Hour, Count: c.Count, Mean: strconv.FormatFloat(c.Sum/float64(c.Count), 'g', 4, 64)})
 		}
 	}
 	p := s.pageFor(r, v, "All households", "admin")

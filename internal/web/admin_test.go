@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
@@ -277,4 +278,25 @@ func TestNewPagesHaveNoInlineCode(t *testing.T) {
 	if js.status != http.StatusOK || !strings.HasPrefix(js.header.Get("Content-Type"), "text/javascript") {
 		t.Errorf("verify.js: %d %s", js.status, js.header.Get("Content-Type"))
 	}
+}
+
+// TestAdminSeesWhatUnlinkingKept shows the anonymised cells on /admin:
+// counts and averages by kind of device, stream and field, nothing else.
+func TestAdminSeesWhatUnlinkingKept(t *testing.T) {
+	h := startHub(t)
+	ctx := context.Background()
+	h.setup("alex")
+	b := h.browser()
+	b.login("alex", goodPassword)
+	p := b.get("/admin")
+	mustContain(t, "admin, no cells", visibleText(p.body), "What unlinking kept", "None yet.")
+	hour := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	if err := h.st.Erase(ctx, store.Erasure{At: hour, Aggregates: []store.Aggregate{
+		{DeviceType: "smart-meter", Stream: "power", Field: "watts", Hour: hour, Count: 40, Sum: 4000},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	p = b.get("/admin")
+	text := visibleText(p.body)
+	mustContain(t, "admin, one cell", text, "smart-meter", "power", "watts", "40", "100")
 }
