@@ -73,7 +73,8 @@ func (x *exportSource) Readings(ctx context.Context, deviceID, stream string, af
 		// Readings the hub opened are plain now and are skipped.
 		err = x.s.cfg.IdentityOpener.OpenReadingsWithIdentity(d.KeyOwnerID(), d.ID, list, x.identity)
 		if errors.Is(err, vault.ErrWrongIdentity) {
-			err = &export.LockedError{Msg: "the age identity you gave does not open the key of " + d.Name + "'s history; export with the identity that does, or without one after switching back to hub-assisted mode"}
+			// No device name: this text also goes to the hub's log.
+			err = &export.LockedError{Msg: "the age identity you gave does not open the key of some of this history; export with the identity that does, or without one after switching back to hub-assisted mode"}
 		}
 	}
 	if errors.Is(err, errConflictUserHeld) {
