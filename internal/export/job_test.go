@@ -1,12 +1,8 @@
 package export
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/candor-iot/candor/internal/export/exporttest"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -245,38 +242,9 @@ func TestJobRoundTrip(t *testing.T) {
 // checkArchive opens a downloaded archive and checks index.json.
 func checkArchive(t *testing.T, zb []byte, readings int) {
 	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(zb), int64(len(zb)))
-	if err != nil {
-		t.Fatalf("the download is not a ZIP: %v", err)
-	}
-	files := map[string][]byte{}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[f.Name], err = io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", f.Name, err)
-		}
-	}
-	var index struct {
-		Files []struct {
-			Name     string `json:"name"`
-			SHA256   string `json:"sha256"`
-			Readings *int64 `json:"readings"`
-		} `json:"files"`
-	}
-	if err := json.Unmarshal(files["index.json"], &index); err != nil {
-		t.Fatalf("index.json: %v", err)
-	}
+	a := exporttest.Open(t, zb)
 	sawCSV := false
-	for _, f := range index.Files {
-		sum := sha256.Sum256(files[f.Name])
-		if hex.EncodeToString(sum[:]) != f.SHA256 {
-			t.Errorf("%s: SHA-256 does not match index.json", f.Name)
-		}
+	for _, f := range a.Index {
 		if strings.HasSuffix(f.Name, "power.csv") {
 			sawCSV = true
 			if f.Readings == nil || *f.Readings != int64(readings) {
@@ -285,7 +253,7 @@ func checkArchive(t *testing.T, zb []byte, readings int) {
 		}
 	}
 	if !sawCSV {
-		t.Errorf("index.json lists no power.csv: %+v", index.Files)
+		t.Errorf("index.json lists no power.csv: %+v", a.Index)
 	}
 }
 

@@ -1,13 +1,9 @@
 package hub
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -180,37 +176,7 @@ func TestExportRoundTrip(t *testing.T) {
 		}
 	}
 	zb := getText(t, http.DefaultClient, th.URL()+"/api/v1/export", alex)
-	zr, err := zip.NewReader(bytes.NewReader(zb), int64(len(zb)))
-	if err != nil {
-		t.Fatalf("export is not a ZIP: %v", err)
-	}
-	files := map[string][]byte{}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[f.Name], _ = io.ReadAll(rc)
-		rc.Close()
-	}
-	var index struct {
-		Files []struct {
-			Name   string `json:"name"`
-			SHA256 string `json:"sha256"`
-		} `json:"files"`
-	}
-	if err := json.Unmarshal(files["index.json"], &index); err != nil {
-		t.Fatalf("index.json: %v", err)
-	}
-	if len(index.Files) < 4 {
-		t.Fatalf("index lists %d files", len(index.Files))
-	}
-	for _, f := range index.Files {
-		sum := sha256.Sum256(files[f.Name])
-		if hex.EncodeToString(sum[:]) != f.SHA256 {
-			t.Errorf("%s: SHA-256 does not match the index", f.Name)
-		}
-	}
+	files := unzipExport(t, zb)
 	csvName := "readings/" + id + "/power.csv"
 	rows, err := csv.NewReader(bytes.NewReader(files[csvName])).ReadAll()
 	if err != nil || len(rows) != 31 {

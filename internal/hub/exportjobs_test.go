@@ -1,15 +1,10 @@
 package hub
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +12,8 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/candor-iot/candor/internal/export/exporttest"
 )
 
 // An export prepared in the background: started with the API, followed
@@ -126,39 +123,9 @@ func TestExportJobRoundTrip(t *testing.T) {
 // SHA-256 in index.json.
 func unzipExport(t *testing.T, zb []byte) map[string][]byte {
 	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(zb), int64(len(zb)))
-	if err != nil {
-		t.Fatalf("export is not a ZIP: %v", err)
+	a := exporttest.Open(t, zb)
+	if len(a.Index) < 4 {
+		t.Fatalf("index lists %d files", len(a.Index))
 	}
-	files := map[string][]byte{}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[f.Name], err = io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", f.Name, err)
-		}
-	}
-	var index struct {
-		Files []struct {
-			Name   string `json:"name"`
-			SHA256 string `json:"sha256"`
-		} `json:"files"`
-	}
-	if err := json.Unmarshal(files["index.json"], &index); err != nil {
-		t.Fatalf("index.json: %v", err)
-	}
-	if len(index.Files) < 4 {
-		t.Fatalf("index lists %d files", len(index.Files))
-	}
-	for _, f := range index.Files {
-		sum := sha256.Sum256(files[f.Name])
-		if hex.EncodeToString(sum[:]) != f.SHA256 {
-			t.Errorf("%s: SHA-256 does not match the index", f.Name)
-		}
-	}
-	return files
+	return a.Files
 }

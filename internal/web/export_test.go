@@ -1,12 +1,7 @@
 package web
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -22,6 +17,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/api"
 	"github.com/candor-iot/candor/internal/export"
+	"github.com/candor-iot/candor/internal/export/exporttest"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/readability"
 	"github.com/candor-iot/candor/internal/store"
@@ -187,32 +183,7 @@ func TestExportPagesFlow(t *testing.T) {
 // checkExportZip checks a downloaded archive against its index.json.
 func checkExportZip(t *testing.T, zb []byte, wantFile string) {
 	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(zb), int64(len(zb)))
-	if err != nil {
-		t.Fatalf("the download is not a ZIP: %v", err)
-	}
-	files := map[string][]byte{}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[f.Name], _ = io.ReadAll(rc)
-		rc.Close()
-	}
-	var index struct {
-		Files []struct{ Name, SHA256 string } `json:"files"`
-	}
-	if err := json.Unmarshal(files["index.json"], &index); err != nil {
-		t.Fatalf("index.json: %v", err)
-	}
-	for _, f := range index.Files {
-		sum := sha256.Sum256(files[f.Name])
-		if hex.EncodeToString(sum[:]) != f.SHA256 {
-			t.Errorf("%s does not match index.json", f.Name)
-		}
-	}
-	if _, ok := files[wantFile]; !ok {
+	if _, ok := exporttest.Open(t, zb).Files[wantFile]; !ok {
 		t.Errorf("the archive lacks %s", wantFile)
 	}
 }
