@@ -481,3 +481,33 @@ func TestInterruptedDeletionCanBeRetried(t *testing.T) {
 		t.Errorf("%d rows left", len(rs))
 	}
 }
+
+// BenchmarkUnlink measures unlinking a device's history (read, decrypt,
+// sum, store the cells and queue the purge), which the person waits for:
+//
+//	go test -run '^$' -bench Unlink -benchtime 1x ./internal/erasure/
+func BenchmarkUnlink(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("readings=%d", n), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				r := newRig(b)
+				r.household("h1")
+				alice := r.account("alice", "h1", store.RoleOwner, true)
+				d := r.device("dA", "h1", alice.ID)
+				r.readings(d, hour0, time.Second, n, temp)
+				b.StartTimer()
+				start := time.Now()
+				rep, err := r.svc.Unlink(context.Background(), alice, UnlinkOptions{})
+				if err != nil || rep.ReadingsUnlinked != int64(n) {
+					b.Fatalf("unlink: %+v, %v", rep, err)
+				}
+				el := time.Since(start)
+				b.ReportMetric(float64(el.Milliseconds()), "unlink-ms")
+				b.ReportMetric(float64(el.Nanoseconds())/float64(n), "ns/reading")
+				b.StopTimer()
+				r.close()
+			}
+		})
+	}
+}
