@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/chromedp/chromedp"
 
 	"github.com/candor-iot/candor/internal/api"
 	"github.com/candor-iot/candor/internal/export"
@@ -17,11 +18,10 @@ import (
 	"github.com/candor-iot/candor/internal/vault"
 )
 
-// TestExportOfLockedHistoryAsksForTheKey puts a person's keys in user-held
-// mode: My data then asks for the secret key with the export and offers no
-// direct download; a wrong paste is refused without being echoed; the
-// right key starts the export.
-func TestExportOfLockedHistoryAsksForTheKey(t *testing.T) {
+// lockedHub is a hub with export jobs and the vault, where alex's meter
+// has 3 readings under a key only alex holds (user-held mode).
+func lockedHub(t *testing.T) (*testHub, *export.Jobs, store.Account, string) {
+	t.Helper()
 	h := startHub(t)
 	rig := h.withErasure()
 	jobs, err := export.NewJobs(filepath.Join(t.TempDir(), "exports"), export.JobsOptions{})
@@ -58,7 +58,15 @@ func TestExportOfLockedHistoryAsksForTheKey(t *testing.T) {
 	if _, err := rig.vault.Rotate(context.Background(), alex.ID); err != nil {
 		t.Fatal(err)
 	}
+	return h, jobs, alex, en.Identity
+}
 
+// TestExportOfLockedHistoryAsksForTheKey puts a person's keys in user-held
+// mode: My data then asks for the secret key with the export and offers no
+// direct download; a wrong paste is refused without being echoed; the
+// right key starts the export.
+func TestExportOfLockedHistoryAsksForTheKey(t *testing.T) {
+	h, jobs, alex, key := lockedHub(t)
 	b := h.browser()
 	b.login("alex", goodPassword)
 	p := b.get("/my-data")
@@ -87,7 +95,7 @@ func TestExportOfLockedHistoryAsksForTheKey(t *testing.T) {
 		t.Errorf("export with another key: %+v", st)
 	}
 	// The right key: done, with the readings.
-	p = b.post("/my-data/export", url.Values{"identity": {en.Identity}})
+	p = b.post("/my-data/export", url.Values{"identity": {key}})
 	if !strings.Contains(p.url, "/my-data/exports/") {
 		t.Fatalf("export with the key went to %s (%d)", p.url, p.status)
 	}
@@ -111,4 +119,22 @@ func waitExport(t *testing.T, jobs *export.Jobs, owner string) export.JobStatus 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestBrowserLockedExportForm audits My data with the secret-key field.
+func TestBrowserLockedExportForm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser tests take a few seconds; skipped with -short")
+	}
+	h, _, _, _ := lockedHub(t)
+	tb := startBrowser(t, h.srv.URL)
+	tb.open("/login")
+	tb.step("fill login form", chromedp.SendKeys(chromedp.ID("username"), "alex"), chromedp.SendKeys(chromedp.ID("password"), goodPassword))
+	tb.submit("log in", "main form button[type=submit]")
+	tb.open("/my-data")
+	if !eval[bool](tb, `!!document.getElementById('export-identity')`) {
+		t.Fatal("My data does not ask for the secret key")
+	}
+	tb.checkA11y("my data, locked history")
+	tb.checkFocusVisible("my data, locked history")
 }
