@@ -21,6 +21,15 @@ type homeView struct {
 	Devices   []deviceSummary
 	Attention int // devices with warnings
 	CanAdd    bool
+	// Undelivered are recipients whose deliveries failed or were dropped
+	// since the hub started: data people agreed to send that did not go.
+	Undelivered []undelivered
+}
+
+// undelivered is a recipient the hub could not send everything to.
+type undelivered struct {
+	Name    string
+	Dropped int64
 }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -33,6 +42,16 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
 	for _, d := range list {
 		if len(d.Warnings) > 0 {
 			hv.Attention++
+		}
+	}
+	if s.cfg.Recipients != nil {
+		// Best effort: the device list matters more than this warning.
+		if rs, err := s.cfg.Recipients.List(r.Context(), v.acc.HouseholdID); err == nil {
+			for _, rc := range rs {
+				if rc.Delivery != nil && (rc.Delivery.Dropped > 0 || rc.Delivery.LastError != "") {
+					hv.Undelivered = append(hv.Undelivered, undelivered{Name: nameInSentence(rc.Name), Dropped: rc.Delivery.Dropped})
+				}
+			}
 		}
 	}
 	p := s.pageFor(r, v, "Your devices", "home")

@@ -52,7 +52,7 @@ func (h *testHub) withRecipients() *forwardRig {
 		h.t.Fatal(err)
 	}
 	rig := &forwardRig{}
-	rig.fw = forward.New(forward.Options{Store: h.st, Consent: h.consent, Key: key, Log: h.alog, Linger: 10 * time.Millisecond})
+	rig.fw = forward.New(forward.Options{Store: h.st, Consent: h.consent, Key: key, Log: h.alog, Linger: 10 * time.Millisecond, Backoff: time.Millisecond})
 	h.t.Cleanup(rig.fw.Close) // runs before the store closes
 	pub := rig.fw.PublicKey()
 	rig.rcv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -406,4 +406,39 @@ func TestBrowserRecipientsPage(t *testing.T) {
 	tb.open("/recipients")
 	tb.checkA11y("where your data goes, member")
 	tb.checkProblems("end")
+}
+
+// TestHomeWarnsWhenDeliveriesFail shows a warning on the home page when
+// readings people agreed to send did not reach a recipient.
+func TestHomeWarnsWhenDeliveriesFail(t *testing.T) {
+	h := startHub(t)
+	rig := h.withRecipients()
+	alex := h.setup("alex")
+	meter, _ := h.addDevice(alex.HouseholdID, "Hall meter", "smart-meter")
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	b := h.browser()
+	b.login("alex", goodPassword)
+	mustNotContain(t, "home before any delivery", visibleText(b.get("/").body), "could not send")
+
+	if p := b.post("/recipients/set", url.Values{"name": {supplier}, "url": {down.URL}}); p.status != 200 {
+		t.Fatalf("set the endpoint: %d", p.status)
+	}
+	if p := b.post("/devices/"+meter.ID+"/consent", url.Values{"stream": {"energy"}, "purpose": {"candor:Billing"}, "recipient": {supplier}, "on": {"1"}}); p.status != 200 {
+		t.Fatalf("consent on: %d", p.status)
+	}
+	rig.fw.Forward(context.Background(), meter.ID, "energy", time.Now(), []byte(`{"kwh_total":12}`), h.consent.Allowed(meter.ID, "energy").Recipients)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		text := visibleText(b.get("/").body)
+		if strings.Contains(text, "The hub could not send everything to your energy supplier: 1 reading was not sent.") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning on the home page:\n%s", text)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
