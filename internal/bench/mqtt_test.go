@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/candor-iot/candor/internal/broker"
 )
 
 // testAuth is a mochi hook for the in-test broker: with no secret set it
@@ -47,14 +50,18 @@ func startMochi(t *testing.T, secret string) string {
 	if err := srv.AddHook(&testAuth{secret: secret}, nil); err != nil {
 		t.Fatal(err)
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := listeners.NewNet("t", ln) // owned here, so shutdown closes it first
 	if err := srv.AddListener(tcp); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() { _ = broker.Shutdown(srv, []net.Listener{ln}, 5*time.Second, nil) })
 	return tcp.Address()
 }
 

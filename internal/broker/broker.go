@@ -24,7 +24,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -81,6 +83,10 @@ type Broker struct {
 	hook  *hook
 	log   *slog.Logger
 	addrs map[string]string
+	nets  []net.Listener // the TCP and TLS listeners, closed first by Close
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New builds a broker; Start opens its listeners.
@@ -126,25 +132,45 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 			Help: "MQTT connections currently open (devices).",
 		}, func() float64 { return float64(b.connectedCount()) }))
 	}
+	fail := func(err error) (*Broker, error) {
+		for _, ln := range b.nets {
+			_ = ln.Close()
+		}
+		return nil, err
+	}
 	if cfg.TCPAddr != "" {
-		if err := b.add(listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.TCPAddr})); err != nil {
-			return nil, err
+		if err := b.listen("tcp", cfg.TCPAddr, nil); err != nil {
+			return fail(err)
 		}
 	}
 	if cfg.TLSAddr != "" {
 		if cfg.TLSConfig == nil {
-			return nil, errors.New("mqtt TLS listener: no certificate configured")
+			return fail(errors.New("mqtt TLS listener: no certificate configured"))
 		}
-		if err := b.add(listeners.NewTCP(listeners.Config{ID: "tls", Address: cfg.TLSAddr, TLSConfig: cfg.TLSConfig})); err != nil {
-			return nil, err
+		if err := b.listen("tls", cfg.TLSAddr, cfg.TLSConfig); err != nil {
+			return fail(err)
 		}
 	}
 	if cfg.WSAddr != "" {
 		if err := b.add(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: cfg.WSAddr, TLSConfig: cfg.TLSConfig})); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 	return b, nil
+}
+
+// listen opens a TCP (or TLS) listener the broker owns, so that Close can
+// stop new connections before it shuts mochi down.
+func (b *Broker) listen(id, addr string, tlsConfig *tls.Config) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("mqtt %s listener on %s: %w", id, addr, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	b.nets = append(b.nets, ln)
+	return b.add(listeners.NewNet(id, ln))
 }
 
 func (b *Broker) add(l listeners.Listener) error {
@@ -168,7 +194,77 @@ func (b *Broker) Start() error {
 }
 
 // Close disconnects every client and stops the listeners.
-func (b *Broker) Close() error { return b.srv.Close() }
+//
+// mochi v2.7.9's own Close walks the client list holding a read lock and
+// takes that read lock again inside (Clients.GetByListener calls Len): a
+// client added or removed in between waits for the write lock, the inner
+// read lock waits behind it, and shutdown hangs forever. So no client may
+// come or go while it runs: the broker's own TCP and TLS listeners are
+// closed first and its hook refuses any connection still in flight, every
+// live connection is ended, and mochi's Close runs once the client list
+// has settled (or after closeWait, should a client not let go). Close is
+// safe to call more than once.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		b.hook.closing.Store(true)
+		b.closeErr = Shutdown(b.srv, b.nets, closeWait, b.log)
+	})
+	return b.closeErr
+}
+
+// Shutdown closes a mochi server without the deadlock described at
+// Broker.Close: it closes lns (the net.Listeners behind the server's
+// listeners.NewNet listeners) so no connection arrives, ends every live
+// connection, waits (at most wait) until no client is left that mochi will
+// still remove from its list, then calls the server's Close.
+func Shutdown(srv *mqtt.Server, lns []net.Listener, wait time.Duration, log *slog.Logger) error {
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	deadline := time.Now().Add(wait)
+	for quiet := 0; quiet < 2; {
+		if settled(srv) {
+			quiet++ // twice in a row: nothing was about to join
+		} else {
+			quiet = 0
+		}
+		if time.Now().After(deadline) {
+			if log != nil {
+				log.Warn("mqtt clients still connected at shutdown", "after", wait)
+			}
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return srv.Close()
+}
+
+// settled ends every live connection and reports whether none is left
+// that mochi will still remove from its client list.
+func settled(srv *mqtt.Server) bool {
+	ok := true
+	for _, cl := range srv.Clients.GetAll() {
+		if cl.Net.Inline {
+			continue
+		}
+		if !cl.Closed() {
+			_ = srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			ok = false
+			continue
+		}
+		// A session that expires on disconnect is deleted from the list
+		// once its connection's goroutine ends (mochi's attachClient):
+		// until then, a write to the list is still to come.
+		v5 := cl.Properties.ProtocolVersion == 5
+		if (v5 && cl.Properties.Props.SessionExpiryInterval == 0) || (!v5 && cl.Properties.Clean) {
+			ok = false
+		}
+	}
+	return ok
+}
+
+// closeWait bounds how long Close waits for connections to end.
+const closeWait = 5 * time.Second
 
 // Disconnect cuts every live connection of a device, e.g. after its
 // credential was revoked or rotated.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -28,6 +29,8 @@ type hook struct {
 	authFail  *prometheus.CounterVec
 	aclDenied *prometheus.CounterVec
 	acks      sync.Map // *mqtt.Client → *ackQueue
+	// closing refuses every new connection while the broker shuts down.
+	closing atomic.Bool
 }
 
 func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
@@ -71,6 +74,9 @@ func (h *hook) refuseConnect(reason, deviceID string) bool {
 }
 
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if h.closing.Load() {
+		return false // shutting down: the device reconnects to the next run
+	}
 	user := string(pk.Connect.Username)
 	pass := string(pk.Connect.Password)
 	switch {

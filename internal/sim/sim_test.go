@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/candor-iot/candor/internal/broker"
 )
 
 // ---- an embedded broker that behaves like the hub's ----
@@ -111,7 +114,11 @@ func startBroker(t *testing.T, addr string, creds map[string]string) *testBroker
 	if err := srv.AddHook(&authHook{creds: creds, b: b}, nil); err != nil {
 		t.Fatal(err)
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "devices", Address: addr})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := listeners.NewNet("devices", ln) // owned here, so shutdown closes it first
 	if err := srv.AddListener(tcp); err != nil {
 		t.Fatal(err)
 	}
@@ -120,9 +127,9 @@ func startBroker(t *testing.T, addr string, creds map[string]string) *testBroker
 	}
 	b.srv, b.addr = srv, tcp.Address() // the bound address, with the real port
 	var once sync.Once
-	b.close = func() { once.Do(func() { _ = srv.Close() }) }
+	b.close = func() { once.Do(func() { _ = broker.Shutdown(srv, []net.Listener{ln}, 5*time.Second, nil) }) }
 	t.Cleanup(b.close)
-	err := srv.Subscribe(TopicRoot+"/#", 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	err = srv.Subscribe(TopicRoot+"/#", 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		if strings.Contains(pk.TopicName, "/control/") {
 			return // the test's own control messages
 		}
