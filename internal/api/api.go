@@ -45,7 +45,6 @@ type Store interface {
 	AllDevices(ctx context.Context) ([]store.Device, error)
 	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
 	Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error)
-	DeleteReadings(ctx context.Context, q store.ReadingQuery, limit int) (int64, error)
 	Ping(ctx context.Context) error
 }
 

@@ -187,22 +187,8 @@ func (s *Server) checkExportable(ctx context.Context, acc store.Account) error {
 	if err != nil {
 		return err
 	}
-	seen := map[string]bool{}
-	for _, d := range devs {
-		owner := d.KeyOwnerID()
-		if seen[owner] {
-			continue
-		}
-		seen[owner] = true
-		st, err := s.cfg.Keys.Status(owner)
-		if err != nil {
-			continue // not enrolled: nothing sealed under it yet
-		}
-		for _, k := range st.Keys {
-			if !k.HubReadable {
-				return fmt.Errorf("%w: %w", errConflictUserHeld, &export.LockedError{Msg: "some of this household's history is locked with a key only its owner holds (user-held mode), so the hub cannot put it in an export; switch back to hub-assisted mode with the age identity (PUT /api/v1/keys/me or /household, or My data, Your keys), then export again"})
-			}
-		}
+	if vault.AnyUserHeld(s.cfg.Keys, devs) {
+		return fmt.Errorf("%w: %w", errConflictUserHeld, &export.LockedError{Msg: "some of this household's history is locked with a key only its owner holds (user-held mode), so the hub cannot put it in an export; switch back to hub-assisted mode with the age identity (PUT /api/v1/keys/me or /household, or My data, Your keys), then export again"})
 	}
 	return nil
 }

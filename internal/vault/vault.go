@@ -709,3 +709,33 @@ func sortKeys(ks []KeyStatus) {
 		return strings.Compare(a.KeyID, b.KeyID)
 	})
 }
+
+// StatusReader reports key owners' settings (a *Vault, or one wrapped).
+type StatusReader interface {
+	Status(ownerID string) (Status, error)
+}
+
+// AnyUserHeld reports whether the readings of any of devs are sealed,
+// in part, under a key the hub holds no copy of (user-held mode), so the
+// hub could not read all of their history. Owners never enrolled have
+// nothing sealed and do not count.
+func AnyUserHeld(sr StatusReader, devs []store.Device) bool {
+	seen := map[string]bool{}
+	for _, d := range devs {
+		owner := d.KeyOwnerID()
+		if seen[owner] {
+			continue
+		}
+		seen[owner] = true
+		st, err := sr.Status(owner)
+		if err != nil {
+			continue
+		}
+		for _, k := range st.Keys {
+			if !k.HubReadable {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -70,24 +70,7 @@ func (s *Server) householdLocked(ctx context.Context, householdID string) bool {
 	if err != nil {
 		return false
 	}
-	seen := map[string]bool{}
-	for _, d := range devs {
-		o := d.KeyOwnerID()
-		if seen[o] {
-			continue
-		}
-		seen[o] = true
-		st, err := s.cfg.Keys.Status(o)
-		if err != nil {
-			continue
-		}
-		for _, k := range st.Keys {
-			if !k.HubReadable {
-				return true
-			}
-		}
-	}
-	return false
+	return vault.AnyUserHeld(s.cfg.Keys, devs)
 }
 
 // exportsOn reports whether the hub prepares exports in the background.
