@@ -89,6 +89,11 @@ type Config struct {
 	Logger         *slog.Logger
 	// MQTTAddr is the broker address shown in device instructions.
 	MQTTAddr string
+	// MQTTTLS says MQTTAddr is MQTT over TLS; devices then verify the hub
+	// against MQTTCAFile, the hub's own authority, or against the
+	// system's authorities when it is empty.
+	MQTTTLS    bool
+	MQTTCAFile string
 	// SecureCookies sets the Secure flag on session cookies (on when the
 	// hub is served over TLS).
 	SecureCookies   bool

@@ -189,14 +189,16 @@ func (s *Server) withSecret(d store.Device, secret string) map[string]any {
 		"device":        s.toDevice(d),
 		"secret":        secret,
 		"secret_notice": "This secret is shown once and stored only as a hash. Put it in the device now.",
-		"mosquitto_pub": MosquittoPub(s.cfg.MQTTAddr, d.ID, secret, stream, payload),
+		"mosquitto_pub": MosquittoPub(s.cfg.MQTTAddr, s.cfg.MQTTTLS, s.cfg.MQTTCAFile, d.ID, secret, stream, payload),
 	}
 }
 
 // MosquittoPub is the exact command that publishes a test reading (one the
 // device's manifest accepts) as the device, for people checking that a new
-// device works.
-func MosquittoPub(mqttAddr, deviceID, secret, stream string, payload []byte) string {
+// device works. With useTLS, mqttAddr is a TLS listener and the command
+// verifies the hub's certificate against caFile (the hub's own
+// authority), or against the system's authorities when caFile is empty.
+func MosquittoPub(mqttAddr string, useTLS bool, caFile, deviceID, secret, stream string, payload []byte) string {
 	host, port, err := net.SplitHostPort(mqttAddr)
 	if err != nil {
 		host, port = "127.0.0.1", "1883"
@@ -204,8 +206,15 @@ func MosquittoPub(mqttAddr, deviceID, secret, stream string, payload []byte) str
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	return fmt.Sprintf(`mosquitto_pub -h %s -p %s -V mqttv5 -q 1 -i %s -u %s -P %s -t candor/%s/%s -m %s`,
-		host, port, deviceID, deviceID, shellQuote(secret), deviceID, stream, shellQuote(string(payload)))
+	verify := ""
+	switch {
+	case useTLS && caFile != "":
+		verify = " --cafile " + shellQuote(caFile)
+	case useTLS:
+		verify = " --tls-use-os-certs"
+	}
+	return fmt.Sprintf(`mosquitto_pub -h %s -p %s%s -V mqttv5 -q 1 -i %s -u %s -P %s -t candor/%s/%s -m %s`,
+		host, port, verify, deviceID, deviceID, shellQuote(secret), deviceID, stream, shellQuote(string(payload)))
 }
 
 // shellQuote quotes s for a POSIX shell: a chosen secret may contain

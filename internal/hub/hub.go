@@ -75,6 +75,8 @@ type Hub struct {
 	httpLn    net.Listener
 	sockLn    net.Listener
 	tls       *tls.Config
+	ca        *tlscert.CA // the hub's own authority, with --tls-self-signed
+	moved     []string    // demo listeners moved off a taken default port
 
 	setupToken string
 	cancel     context.CancelFunc
@@ -100,7 +102,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		}
 	}()
 
-	if h.tls, err = tlsConfig(cfg); err != nil {
+	if h.tls, h.ca, err = tlsSetup(cfg, log); err != nil {
 		return nil, err
 	}
 	dbPath := filepath.Join(cfg.DataDir, DBName)
@@ -166,8 +168,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Registerer:      reg,
 	})
 
+	mqttAddr, err := h.demoMQTTAddr()
+	if err != nil {
+		return nil, err
+	}
 	bcfg := broker.Config{
-		TCPAddr:        cfg.MQTTAddr,
+		TCPAddr:        mqttAddr,
 		WSAddr:         cfg.WSAddr,
 		Logger:         log.With("component", "broker"),
 		Registerer:     reg,
@@ -183,6 +189,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		return nil, addrHint(err, "--mqtt-addr")
 	}
 	h.id.OnRevoke(h.br.Disconnect)
+	deviceMQTT, deviceTLS := h.deviceMQTT()
 	// Tell the device, on its retained control topic, whether anyone still
 	// wants a stream, so a device that can stops generating it.
 	h.consent.OnChange(func(deviceID, stream string, collect bool) {
@@ -237,7 +244,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Presence:        h.br,
 		Gatherer:        reg,
 		Logger:          log.With("component", "api"),
-		MQTTAddr:        h.br.Addr("tcp"),
+		MQTTAddr:        deviceMQTT,
+		MQTTTLS:         deviceTLS,
+		MQTTCAFile:      h.caFile(),
 		SecureCookies:   h.tls != nil,
 		Exports:         h.exports,
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
@@ -258,7 +267,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Consent:                 h.consent,
 		Log:                     h.alog,
 		Logger:                  log.With("component", "web"),
-		MQTTAddr:                h.br.Addr("tcp"),
+		MQTTAddr:                deviceMQTT,
+		MQTTTLS:                 deviceTLS,
+		MQTTCAFile:              h.caFile(),
+		CAFingerprint:           h.CAFingerprint(),
 		SecureCookies:           h.tls != nil,
 		Exports:                 h.exports,
 		StartExport:             h.api.StartExport,
@@ -268,8 +280,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Recipients:              recipients,
 	})
 
-	if h.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, addrHint(fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err), "--http-addr")
+	if h.httpLn, err = h.listenHTTP(); err != nil {
+		return nil, err
 	}
 	if h.tls != nil {
 		h.httpLn = tls.NewListener(h.httpLn, h.tls)
@@ -331,7 +343,7 @@ func (h *Hub) rootHandler() http.Handler {
 		mux.Handle(p, apiH)
 	}
 	mux.Handle("/", h.web.Handler())
-	return mux
+	return h.withTLSRoutes(mux)
 }
 
 func (h *Hub) serve(srv *http.Server, ln net.Listener) {
@@ -351,20 +363,6 @@ func addrHint(err error, flag string) error {
 		return fmt.Errorf("%w (another program, perhaps another MQTT broker or hub, uses that port: stop it or choose another address with %s)", err, flag)
 	}
 	return err
-}
-
-func tlsConfig(cfg config.Config) (*tls.Config, error) {
-	switch {
-	case cfg.TLSCert != "":
-		return tlscert.Load(cfg.TLSCert, cfg.TLSKey)
-	case cfg.TLSSelfSigned:
-		cert, key, err := tlscert.SelfSigned(filepath.Join(cfg.DataDir, "tls"))
-		if err != nil {
-			return nil, fmt.Errorf("self-signed certificate: %w", err)
-		}
-		return tlscert.Load(cert, key)
-	}
-	return nil, nil
 }
 
 // listenSocket opens the control socket, readable only by the user running
@@ -414,16 +412,11 @@ func (h *Hub) banner(out io.Writer) {
 	fmt.Fprintf(out, "\nCandor hub is running.\n")
 	fmt.Fprintf(out, "  Web UI:      %s/\n", h.URL())
 	fmt.Fprintf(out, "  HTTP API:    %s/api/v1   (OpenAPI: %s/openapi.json)\n", h.URL(), h.URL())
-	if a := h.MQTTAddr(); a != "" {
-		fmt.Fprintf(out, "  MQTT:        %s\n", a)
-	}
-	if a := h.br.Addr("tls"); a != "" {
-		fmt.Fprintf(out, "  MQTT (TLS):  %s\n", a)
-	}
-	if a := h.br.Addr("ws"); a != "" {
-		fmt.Fprintf(out, "  MQTT (WS):   %s\n", a)
-	}
+	fmt.Fprintf(out, "  MQTT:        %s\n", orOff(h.MQTTAddr()))
+	fmt.Fprintf(out, "  MQTT (TLS):  %s\n", orOff(h.br.Addr("tls")))
+	fmt.Fprintf(out, "  MQTT (WS):   %s\n", orOff(h.br.Addr("ws")))
 	fmt.Fprintf(out, "  Data:        %s\n", h.cfg.DataDir)
+	h.caBanner(out)
 	if h.setupToken != "" {
 		fmt.Fprintf(out, "\nThis hub has no account yet. Open %s/ and create the first one with this one-time setup token:\n\n    %s\n\n", h.URL(), h.setupToken)
 		fmt.Fprintf(out, "or with the API:\n")
@@ -433,6 +426,7 @@ func (h *Hub) banner(out io.Writer) {
 	}
 	if h.cfg.Demo {
 		fmt.Fprintf(out, "\nDemo: simulated devices are publishing. Try:\n    go run ./cmd/candor device list --data %s\n    go run ./cmd/candor readings <device-id> --data %s\n", h.cfg.DataDir, h.cfg.DataDir)
+		h.demoBanner(out)
 	}
 	fmt.Fprintln(out)
 }

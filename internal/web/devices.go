@@ -215,6 +215,9 @@ type addView struct {
 	Chosen *typeChoice
 	Label  *manifest.Label
 	Name   string
+	// CAFingerprint identifies the hub's own authority, whose ca.pem the
+	// device needs to check the hub over TLS.
+	CAFingerprint string
 }
 
 func (s *Server) typeChoices() []typeChoice {
@@ -272,6 +275,7 @@ func (s *Server) renderAdd(w http.ResponseWriter, r *http.Request, v viewer, sta
 	}
 	p := s.pageFor(r, v, title, "add")
 	p.Errors = errs
+	av.CAFingerprint = s.cfg.CAFingerprint
 	p.Data = av
 	s.render(w, r, status, "add", p)
 }
@@ -316,6 +320,10 @@ type credentialView struct {
 	Payload  string
 	Command  string
 	Manifest bool
+	// TLS and CAFingerprint say how the device checks it talks to this
+	// hub.
+	TLS           bool
+	CAFingerprint string
 }
 
 // credentialPage shows a new secret exactly once: the POST that made it
@@ -326,7 +334,7 @@ func (s *Server) credentialPage(w http.ResponseWriter, r *http.Request, v viewer
 		s.fail(w, r, err)
 		return
 	}
-	cv := credentialView{Device: d}
+	cv := credentialView{Device: d, TLS: s.cfg.MQTTTLS, CAFingerprint: s.cfg.CAFingerprint}
 	cv.Host, cv.Port = mqttHostPort(s.cfg.MQTTAddr)
 	cv.Topic = "candor/" + d.ID + "/"
 	if secret, ok := s.secrets.take(s.now(), v.ses.ID, d.ID); ok {
@@ -338,7 +346,7 @@ func (s *Server) credentialPage(w http.ResponseWriter, r *http.Request, v viewer
 			cv.Manifest = true
 		}
 		cv.Stream, cv.Payload = stream, string(payload)
-		cv.Command = api.MosquittoPub(s.cfg.MQTTAddr, d.ID, secret, stream, payload)
+		cv.Command = api.MosquittoPub(s.cfg.MQTTAddr, s.cfg.MQTTTLS, s.cfg.MQTTCAFile, d.ID, secret, stream, payload)
 	}
 	p := s.pageFor(r, v, "Credential for "+d.Name, "")
 	p.Data = cv

@@ -102,6 +102,15 @@ type Config struct {
 	Logger *slog.Logger
 	// MQTTAddr is the broker address shown in device instructions.
 	MQTTAddr string
+	// MQTTTLS says MQTTAddr is MQTT over TLS; devices then verify the hub
+	// against MQTTCAFile, the hub's own authority, or against the
+	// system's authorities when it is empty.
+	MQTTTLS    bool
+	MQTTCAFile string
+	// CAFingerprint is the SHA-256 fingerprint of the hub's own
+	// authority, shown where devices are added so people can check the
+	// ca.pem a device got ("" without one).
+	CAFingerprint string
 	// SecureCookies sets the Secure flag on cookies (on when the hub is
 	// served over TLS; requests that arrive over TLS get it anyway).
 	SecureCookies bool
