@@ -34,17 +34,22 @@ func (h *Hub) listenDemo(what, addr string, canMove bool) (net.Listener, error) 
 	if err2 != nil {
 		return nil, err
 	}
-	h.moved = append(h.moved, fmt.Sprintf("port %s was taken by another program, so %s uses %s", port, what, ln.Addr()))
+	h.moved = append(h.moved, fmt.Sprintf("port %s was taken by another program, so %s moved to %s", port, what, ln.Addr()))
 	h.log.Warn("demo: default port taken, using a free one", "listener", what, "port", port, "addr", ln.Addr().String())
 	return ln, nil
 }
 
-// demoMQTTAddr is the plain MQTT address to give the broker. The broker
-// opens its own listeners, so a free port is found by listening on it
-// here and handing over the address; another program could take the
-// port in between, and then the start fails with the usual clear error.
-func (h *Hub) demoMQTTAddr() (string, error) {
+// mqttListenAddr is the plain MQTT address to give the broker ("" for
+// off, which needs another MQTT listener). For a demo hub whose default
+// port is taken it is a free port instead: the broker opens its own
+// listeners, so the free port is found by listening on it here and
+// handing over the address; another program could take the port in
+// between, and then the start fails with the usual clear error.
+func (h *Hub) mqttListenAddr() (string, error) {
 	cfg := h.cfg
+	if cfg.MQTTAddr == "" && cfg.MQTTTLSAddr == "" && cfg.WSAddr == "" {
+		return "", errors.New("no MQTT listener: set --mqtt-addr, or --mqtt-tls-addr (with a certificate) or --ws-addr")
+	}
 	if !movable(cfg, cfg.MQTTAddr, config.Default().MQTTAddr, cfg.MQTTAddrSet) {
 		return cfg.MQTTAddr, nil
 	}

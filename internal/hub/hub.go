@@ -168,7 +168,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Registerer:      reg,
 	})
 
-	mqttAddr, err := h.demoMQTTAddr()
+	mqttAddr, err := h.mqttListenAddr()
 	if err != nil {
 		return nil, err
 	}
