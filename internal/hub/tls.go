@@ -58,10 +58,14 @@ func tlsSetup(cfg config.Config, log *slog.Logger) (*tls.Config, *tlscert.CA, er
 	}
 	extra := cfg.TLSNameList()
 	for _, a := range []string{cfg.MQTTAddr, cfg.MQTTTLSAddr, cfg.WSAddr, cfg.HTTPAddr} {
-		if host, _, err := net.SplitHostPort(a); err == nil && host != "" {
-			if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
-				extra = append(extra, host)
-			}
+		host, _, err := net.SplitHostPort(a)
+		if err != nil || host == "" {
+			continue
+		}
+		// An address for all interfaces is covered by the interfaces'
+		// own; a listen name no certificate can carry is left out.
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() || ip == nil && tlscert.CheckName(host) == nil {
+			extra = append(extra, host)
 		}
 	}
 	hosts, err := tlscert.LocalHosts(extra...)
