@@ -52,7 +52,7 @@ func lanAddr(t *testing.T) string {
 	return v6
 }
 
-// tlsHTTPClient fetches from the hub as a first visit does, before it
+// firstVisit fetches from the hub as a first visit does, before it
 // trusts the hub's authority; what it fetches is then checked against the
 // fingerprint the hub shows.
 func firstVisit() *http.Client {
