@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/vault"
 )
@@ -189,29 +189,8 @@ func (s *Server) withSecret(d store.Device, secret string) map[string]any {
 		"device":        s.toDevice(d),
 		"secret":        secret,
 		"secret_notice": "This secret is shown once and stored only as a hash. Put it in the device now.",
-		"mosquitto_pub": MosquittoPub(s.cfg.MQTTAddr, d.ID, secret, stream, payload),
+		"mosquitto_pub": onboarding.MosquittoPub(s.cfg.MQTTAddr, d.ID, secret, stream, payload),
 	}
-}
-
-// MosquittoPub is the exact command that publishes a test reading (one the
-// device's manifest accepts) as the device, for people checking that a new
-// device works.
-func MosquittoPub(mqttAddr, deviceID, secret, stream string, payload []byte) string {
-	host, port, err := net.SplitHostPort(mqttAddr)
-	if err != nil {
-		host, port = "127.0.0.1", "1883"
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return fmt.Sprintf(`mosquitto_pub -h %s -p %s -V mqttv5 -q 1 -i %s -u %s -P %s -t candor/%s/%s -m %s`,
-		host, port, deviceID, deviceID, shellQuote(secret), deviceID, stream, shellQuote(string(payload)))
-}
-
-// shellQuote quotes s for a POSIX shell: a chosen secret may contain
-// quotes or other characters the shell would interpret.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, p principal) {
