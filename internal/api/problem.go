@@ -13,6 +13,7 @@ import (
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/manifest"
+	problems "github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -53,6 +54,7 @@ func writeProblemDoc(w http.ResponseWriter, r *http.Request, p problem) {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var re *ingest.RefusedError
 	var ve *manifest.ValidationError
+	kind, detail, hasKind := problems.Of(err)
 	switch {
 	case errors.As(err, &ve):
 		writeProblemDoc(w, r, problem{Type: problemPrefix + "invalid-manifest", Status: http.StatusUnprocessableEntity,
@@ -62,6 +64,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &re):
 		writeProblemDoc(w, r, problem{Type: problemPrefix + "reading-refused", Status: http.StatusUnprocessableEntity,
 			Detail: re.Error(), Reason: re.Reason})
+	case hasKind:
+		writeProblem(w, r, kind.Status, kind.Type, detail)
 	case errors.Is(err, identity.ErrInvalid):
 		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid-input",
 			strings.Replace(err.Error(), identity.ErrInvalid.Error()+": ", "", 1))
