@@ -159,8 +159,8 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request, p principal) 
 	// Nothing may be added whose data the hub could not describe and
 	// enforce: the type must have a manifest in force.
 	if _, err := s.cfg.Catalog.Current(in.Type); err != nil && identity.ValidDeviceType(in.Type) {
-		s.fail(w, r, fmt.Errorf("%w: type: device type %q has no data manifest; types with one: %s (add a manifest first with POST /api/v1/manifests)",
-			identity.ErrInvalid, in.Type, strings.Join(s.cfg.Catalog.Types(), ", ")))
+		s.fail(w, r, identity.ErrInvalid.Errorf("type: device type %q has no data manifest; types with one: %s (add a manifest first with POST /api/v1/manifests)",
+			in.Type, strings.Join(s.cfg.Catalog.Types(), ", ")))
 		return
 	}
 	// A person's device is sealed under their own keys, so deleting their
@@ -273,7 +273,7 @@ func (s *Server) openReadingsWithIdentity(w http.ResponseWriter, r *http.Request
 	}
 	id, err := vault.ParseIdentity(in.Identity)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("%w: identity: %w", identity.ErrInvalid, err))
+		s.fail(w, r, identity.ErrInvalid.Errorf("identity: %w", err))
 		return
 	}
 	s.serveReadings(w, r, p, id)
@@ -313,7 +313,7 @@ func (s *Server) serveReadings(w http.ResponseWriter, r *http.Request, p princip
 	if id != nil {
 		err = s.cfg.IdentityOpener.OpenReadingsWithIdentity(d.KeyOwnerID(), d.ID, list, id)
 		if errors.Is(err, vault.ErrWrongIdentity) {
-			err = fmt.Errorf("%w: identity: %w", identity.ErrInvalid, err)
+			err = identity.ErrInvalid.Errorf("identity: %w", err)
 		}
 	} else {
 		err = s.openReadings(d, list)
@@ -440,7 +440,7 @@ func (s *Server) openReadings(d store.Device, list []store.Reading) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, vault.ErrUserHeld):
-		return fmt.Errorf("%w: %w", errConflictUserHeld, errUserHeld)
+		return errConflictUserHeld.Errorf("%w", errUserHeld)
 	case errors.Is(err, vault.ErrShredded):
 		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
 	}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -111,7 +110,7 @@ func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p princi
 		if in.Identity != "" {
 			var err error
 			if id, err = vault.ParseIdentity(in.Identity); err != nil {
-				s.fail(w, r, fmt.Errorf("%w: identity: %w", identity.ErrInvalid, err))
+				s.fail(w, r, identity.ErrInvalid.Errorf("identity: %w", err))
 				return
 			}
 		}

@@ -263,7 +263,7 @@ func (s *Service) checkNewAccount(ctx context.Context, na NewAccount) error {
 		return err
 	}
 	if err := credential.CheckPassword(na.Username, na.Password); err != nil {
-		return fmt.Errorf("%w: password: %w", ErrInvalid, err)
+		return ErrInvalid.Errorf("password: %w", err)
 	}
 	if _, err := s.st.AccountByUsername(ctx, na.Username); err == nil {
 		return invalid("username: %q is already taken", na.Username)
@@ -307,7 +307,7 @@ func (s *Service) ChangePassword(ctx context.Context, accountID, current, next, 
 		return invalid("current_password: does not match")
 	}
 	if err := credential.CheckPassword(acc.Username, next); err != nil {
-		return fmt.Errorf("%w: new_password: %w", ErrInvalid, err)
+		return ErrInvalid.Errorf("new_password: %w", err)
 	}
 	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {

@@ -46,7 +46,12 @@ func (k *Kind) ProblemKind() (*Kind, string) {
 // as fmt.Errorf("%w: "+format, k, ...) would write it.
 func (k *Kind) Errorf(format string, args ...any) error {
 	cause := fmt.Errorf(format, args...)
-	return &Error{Kind: k, Detail: cause.Error(), Err: errors.Unwrap(cause)}
+	e := &Error{Kind: k, Detail: cause.Error()}
+	switch cause.(type) {
+	case interface{ Unwrap() error }, interface{ Unwrap() []error }:
+		e.Err = cause
+	}
+	return e
 }
 
 // Error is an error of a Kind with its own detail.

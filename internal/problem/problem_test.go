@@ -72,6 +72,10 @@ func TestErrorfKeepsCauses(t *testing.T) {
 	if errors.Is(err, errBusy) {
 		t.Error("an error is of a kind it was not given")
 	}
+	two := errInvalid.Errorf("device %s (%w), then %w", "dev_1", fs.ErrNotExist, cause)
+	if !errors.Is(two, fs.ErrNotExist) || !errors.Is(two, fs.ErrPermission) {
+		t.Errorf("a cause of two lost in %v", two)
+	}
 	if errors.Is(errInvalid.Errorf("no cause"), fs.ErrPermission) {
 		t.Error("an error without a cause matches one")
 	}

@@ -52,9 +52,9 @@ type Keys interface {
 	Rewrap(ctx context.Context, ownerID string, identity age.Identity) (vault.Rewrapped, error)
 }
 
-// refusal is the human part of an erasure.ErrRefused error.
+// refusal is the human part of an erasure.ErrRefused error: its detail.
 func refusal(err error) string {
-	return sentence(upperFirst(strings.Replace(err.Error(), erasure.ErrRefused.Error()+": ", "", 1)))
+	return sentence(upperFirst(detail(err)))
 }
 
 // --- deleting readings -------------------------------------------------
