@@ -187,7 +187,7 @@ func (s *Service) ConfirmPassword(ctx context.Context, accountID, password strin
 	key := "confirm:" + accountID
 	now := s.now()
 	if !s.logins.allowed(key, now) {
-		return invalid("password: too many wrong attempts; wait a few minutes")
+		return ErrInvalid.Errorf("password: %w", ErrTooManyAttempts)
 	}
 	ok, err := s.hasher.Verify(ctx, password, acc.PasswordHash)
 	if err != nil {

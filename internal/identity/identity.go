@@ -42,6 +42,10 @@ var (
 	// ErrInvalid is the kind of input that breaks a rule; the detail
 	// (ErrInvalid.Errorf) says which field and which rule.
 	ErrInvalid = &problem.Kind{Status: http.StatusUnprocessableEntity, Type: "invalid-input", Text: "invalid input"}
+	// ErrTooManyAttempts is the cause of an ErrInvalid error when a
+	// password was checked too often without success: it is not tried
+	// for a few minutes.
+	ErrTooManyAttempts = errors.New("too many wrong attempts; wait a few minutes")
 )
 
 // Store is the part of storage identity needs.
