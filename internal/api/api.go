@@ -98,10 +98,12 @@ type Config struct {
 	// hub is served over TLS).
 	SecureCookies   bool
 	MaxPayloadBytes int
-	// Exports runs data exports in the background (POST /api/v1/exports
-	// and the rest of exportjobs.go). Optional: when nil, those endpoints
-	// answer 503; the streamed GET /api/v1/export works either way.
-	Exports *export.Jobs
+	// Export makes people's data exports (GET /api/v1/export, and
+	// POST /api/v1/exports and the rest of exportjobs.go when it prepares
+	// them in the background; otherwise those endpoints answer 503).
+	// Optional: when nil, one without background jobs is built from
+	// Store, Catalog, Vault, IdentityOpener, Keys, Consent and Log.
+	Export *export.Service
 	// Erasure deletes accounts and unlinks history (optional).
 	Erasure Eraser
 	// Keys manages people's encryption settings (optional).
@@ -115,11 +117,12 @@ type Config struct {
 
 // Server serves the HTTP API.
 type Server struct {
-	cfg Config
-	id  *identity.Service
-	st  Store
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg     Config
+	id      *identity.Service
+	st      Store
+	log     *slog.Logger
+	mux     *http.ServeMux
+	exports *export.Service
 }
 
 // New builds the API server.
@@ -130,7 +133,10 @@ func New(cfg Config) *Server {
 	if cfg.MaxPayloadBytes <= 0 {
 		cfg.MaxPayloadBytes = 64 << 10
 	}
-	s := &Server{cfg: cfg, id: cfg.Identity, st: cfg.Store, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, id: cfg.Identity, st: cfg.Store, log: cfg.Logger, mux: http.NewServeMux(), exports: cfg.Export}
+	if s.exports == nil {
+		s.exports = defaultExports(cfg)
+	}
 	s.routes()
 	return s
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/vault"
 )
@@ -159,8 +159,8 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request, p principal) 
 	// Nothing may be added whose data the hub could not describe and
 	// enforce: the type must have a manifest in force.
 	if _, err := s.cfg.Catalog.Current(in.Type); err != nil && identity.ValidDeviceType(in.Type) {
-		s.fail(w, r, fmt.Errorf("%w: type: device type %q has no data manifest; types with one: %s (add a manifest first with POST /api/v1/manifests)",
-			identity.ErrInvalid, in.Type, strings.Join(s.cfg.Catalog.Types(), ", ")))
+		s.fail(w, r, identity.ErrInvalid.Errorf("type: device type %q has no data manifest; types with one: %s (add a manifest first with POST /api/v1/manifests)",
+			in.Type, strings.Join(s.cfg.Catalog.Types(), ", ")))
 		return
 	}
 	// A person's device is sealed under their own keys, so deleting their
@@ -189,38 +189,8 @@ func (s *Server) withSecret(d store.Device, secret string) map[string]any {
 		"device":        s.toDevice(d),
 		"secret":        secret,
 		"secret_notice": "This secret is shown once and stored only as a hash. Put it in the device now.",
-		"mosquitto_pub": MosquittoPub(s.cfg.MQTTAddr, s.cfg.MQTTTLS, s.cfg.MQTTCAFile, d.ID, secret, stream, payload),
+		"mosquitto_pub": onboarding.MosquittoPub(s.cfg.MQTTAddr, s.cfg.MQTTTLS, s.cfg.MQTTCAFile, d.ID, secret, stream, payload),
 	}
-}
-
-// MosquittoPub is the exact command that publishes a test reading (one the
-// device's manifest accepts) as the device, for people checking that a new
-// device works. With useTLS, mqttAddr is a TLS listener and the command
-// verifies the hub's certificate against caFile (the hub's own
-// authority), or against the system's authorities when caFile is empty.
-func MosquittoPub(mqttAddr string, useTLS bool, caFile, deviceID, secret, stream string, payload []byte) string {
-	host, port, err := net.SplitHostPort(mqttAddr)
-	if err != nil {
-		host, port = "127.0.0.1", "1883"
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	verify := ""
-	switch {
-	case useTLS && caFile != "":
-		verify = " --cafile " + shellQuote(caFile)
-	case useTLS:
-		verify = " --tls-use-os-certs"
-	}
-	return fmt.Sprintf(`mosquitto_pub -h %s -p %s%s -V mqttv5 -q 1 -i %s -u %s -P %s -t candor/%s/%s -m %s`,
-		host, port, verify, deviceID, deviceID, shellQuote(secret), deviceID, stream, shellQuote(string(payload)))
-}
-
-// shellQuote quotes s for a POSIX shell: a chosen secret may contain
-// quotes or other characters the shell would interpret.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, p principal) {
@@ -303,7 +273,7 @@ func (s *Server) openReadingsWithIdentity(w http.ResponseWriter, r *http.Request
 	}
 	id, err := vault.ParseIdentity(in.Identity)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("%w: identity: %w", identity.ErrInvalid, err))
+		s.fail(w, r, identity.ErrInvalid.Errorf("identity: %w", err))
 		return
 	}
 	s.serveReadings(w, r, p, id)
@@ -343,7 +313,7 @@ func (s *Server) serveReadings(w http.ResponseWriter, r *http.Request, p princip
 	if id != nil {
 		err = s.cfg.IdentityOpener.OpenReadingsWithIdentity(d.KeyOwnerID(), d.ID, list, id)
 		if errors.Is(err, vault.ErrWrongIdentity) {
-			err = fmt.Errorf("%w: identity: %w", identity.ErrInvalid, err)
+			err = identity.ErrInvalid.Errorf("identity: %w", err)
 		}
 	} else {
 		err = s.openReadings(d, list)
@@ -470,7 +440,7 @@ func (s *Server) openReadings(d store.Device, list []store.Reading) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, vault.ErrUserHeld):
-		return fmt.Errorf("%w: %w", errConflictUserHeld, errUserHeld)
+		return errConflictUserHeld.Errorf("%w", errUserHeld)
 	case errors.Is(err, vault.ErrShredded):
 		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
 	}

@@ -51,7 +51,7 @@ func (s *Server) deleteMe(w http.ResponseWriter, r *http.Request, p principal) {
 		return
 	}
 	if in.Password == "" {
-		s.fail(w, r, fmt.Errorf("%w: password: required, to confirm that you mean it", identity.ErrInvalid))
+		s.fail(w, r, identity.ErrInvalid.Errorf("password: required, to confirm that you mean it"))
 		return
 	}
 	if err := s.id.ConfirmPassword(r.Context(), p.acc.ID, in.Password); err != nil {
@@ -269,21 +269,21 @@ func (s *Server) putKeys(w http.ResponseWriter, r *http.Request, p principal) {
 		return
 	}
 	if in.Mode != vault.HubAssisted && in.Mode != vault.UserHeld {
-		s.fail(w, r, fmt.Errorf("%w: mode: must be %q or %q", identity.ErrInvalid, vault.HubAssisted, vault.UserHeld))
+		s.fail(w, r, identity.ErrInvalid.Errorf("mode: must be %q or %q", vault.HubAssisted, vault.UserHeld))
 		return
 	}
 	if in.Recipient != "" && in.GenerateIdentity {
-		s.fail(w, r, fmt.Errorf("%w: recipient: give your own recipient or ask for a generated one, not both", identity.ErrInvalid))
+		s.fail(w, r, identity.ErrInvalid.Errorf("recipient: give your own recipient or ask for a generated one, not both"))
 		return
 	}
 	if in.Mode == vault.UserHeld && in.Recipient == "" && !in.GenerateIdentity {
-		s.fail(w, r, fmt.Errorf("%w: recipient: user-held mode needs your age recipient (\"age1…\") or generate_identity, or nobody could ever read the data", identity.ErrInvalid))
+		s.fail(w, r, identity.ErrInvalid.Errorf("recipient: user-held mode needs your age recipient (\"age1…\") or generate_identity, or nobody could ever read the data"))
 		return
 	}
 	var old age.Identity
 	if in.Identity != "" {
 		if old, err = vault.ParseIdentity(in.Identity); err != nil {
-			s.fail(w, r, fmt.Errorf("%w: identity: %w", identity.ErrInvalid, err))
+			s.fail(w, r, identity.ErrInvalid.Errorf("identity: %w", err))
 			return
 		}
 	}
@@ -345,11 +345,11 @@ func keyErr(err error) error {
 	case errors.Is(err, vault.ErrShredded):
 		return fmt.Errorf("%w: these keys were destroyed", store.ErrNotFound)
 	case errors.Is(err, vault.ErrWrongIdentity):
-		return fmt.Errorf("%w: identity: %w", identity.ErrInvalid, err)
+		return identity.ErrInvalid.Errorf("identity: %w", err)
 	case errors.Is(err, vault.ErrUserHeld):
-		return fmt.Errorf("%w: %w", errConflictUserHeld, err)
+		return errConflictUserHeld.Errorf("%w", err)
 	case errors.Is(err, vault.ErrBadRecipient):
-		return fmt.Errorf("%w: recipient: %w", identity.ErrInvalid, err)
+		return identity.ErrInvalid.Errorf("recipient: %w", err)
 	}
 	return err
 }

@@ -74,7 +74,7 @@ func startExportHub(t *testing.T, withJobs bool, opts export.JobsOptions) *expor
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { h.jobs.Close() }) // after the servers close
-		cfg.Exports = h.jobs
+		cfg.Export = export.NewService(export.ServiceConfig{Store: st, Catalog: cat, Log: alog, Recorder: alog, Jobs: h.jobs})
 	}
 	s := New(cfg)
 	h.srv = httptest.NewServer(s.Handler())

@@ -120,7 +120,7 @@ func (s *Server) putRecipient(w http.ResponseWriter, r *http.Request, p principa
 	}
 	if err := reg.Set(r.Context(), p.acc.HouseholdID, name, in.URL); err != nil {
 		if errors.Is(err, forward.ErrBadURL) {
-			err = fmt.Errorf("%w: %w", identity.ErrInvalid, err)
+			err = identity.ErrInvalid.Errorf("%w", err)
 		}
 		s.fail(w, r, err)
 		return

@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -53,9 +55,10 @@ const MinCellCount = 10
 // chunk bounds one purge transaction, so ingest commits never wait long.
 const chunk = 5000
 
-// ErrRefused means the request cannot be carried out as asked; the message
-// says why and what to do instead. Nothing was changed.
-var ErrRefused = errors.New("refused")
+// ErrRefused is the kind of a request that cannot be carried out as
+// asked; the detail (ErrRefused.Errorf) says why and what to do instead.
+// Nothing was changed.
+var ErrRefused = &problem.Kind{Status: http.StatusConflict, Type: "refused", Text: "refused"}
 
 // Store is what erasure needs from storage.
 type Store interface {
@@ -254,7 +257,7 @@ func (s *Service) checkLeave(ctx context.Context, acc store.Account, members []s
 			}
 		}
 		if owners <= 1 {
-			return fmt.Errorf("%w: you are the only owner of a household other people still belong to: make another member an owner first, so the household is not left without one", ErrRefused)
+			return ErrRefused.Errorf("you are the only owner of a household other people still belong to: make another member an owner first, so the household is not left without one")
 		}
 	}
 	if !acc.Admin {
@@ -281,7 +284,7 @@ func (s *Service) checkLeave(ctx context.Context, acc store.Account, members []s
 		}
 	}
 	if others > 0 && admins == 0 {
-		return fmt.Errorf("%w: you are the hub's only administrator and %d other accounts depend on the hub: they would be left without anyone who can manage it", ErrRefused, others)
+		return ErrRefused.Errorf("you are the hub's only administrator and %d other accounts depend on the hub: they would be left without anyone who can manage it", others)
 	}
 	return nil
 }
@@ -324,7 +327,7 @@ func (s *Service) Unlink(ctx context.Context, acc store.Account, opt UnlinkOptio
 				return rep, fmt.Errorf("unlink: device %s: %w", id, store.ErrNotFound)
 			}
 			if !controls(devs[i]) {
-				return rep, fmt.Errorf("%w: device %s belongs to another member of the household; only they (or, for a shared device, an owner) can unlink its history", ErrRefused, id)
+				return rep, ErrRefused.Errorf("device %s belongs to another member of the household; only they (or, for a shared device, an owner) can unlink its history", id)
 			}
 			chosen = append(chosen, devs[i])
 		}
@@ -408,7 +411,7 @@ func (s *Service) aggregate(ctx context.Context, devs []store.Device, maxSeq map
 				break
 			}
 			if err := s.cfg.Vault.OpenReadings(d.KeyOwnerID(), d.ID, rs); err != nil {
-				return nil, fmt.Errorf("%w: the hub cannot read the history of device %s to summarise it (%w); switch the key to hub-assisted mode first, or delete the history instead of unlinking it", ErrRefused, d.ID, err)
+				return nil, ErrRefused.Errorf("the hub cannot read the history of device %s to summarise it (%w); switch the key to hub-assisted mode first, or delete the history instead of unlinking it", d.ID, err)
 			}
 			for i := range rs {
 				r := &rs[i]

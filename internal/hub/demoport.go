@@ -7,7 +7,7 @@ import (
 	"net"
 	"syscall"
 
-	"github.com/candor-iot/candor/internal/api"
+	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/config"
 )
 
@@ -99,5 +99,5 @@ func (h *Hub) demoBanner(out io.Writer) {
 	fmt.Fprintf(out, "\nAdd a device of your own; this prints its id, its secret and the line that publishes a test reading as it:\n")
 	fmt.Fprintf(out, "    go run ./cmd/candor device add Kitchen --type thermostat --data %s\n", h.cfg.DataDir)
 	fmt.Fprintf(out, "That line looks like this, with this hub's MQTT port:\n    %s\n",
-		api.MosquittoPub(addr, useTLS, h.caFile(), "DEVICE_ID", "SECRET", stream, payload))
+		onboarding.MosquittoPub(addr, useTLS, h.caFile(), "DEVICE_ID", "SECRET", stream, payload))
 }

@@ -221,6 +221,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		export.JobsOptions{Logger: log.With("component", "export")}); err != nil {
 		return nil, fmt.Errorf("export jobs: %w", err)
 	}
+	// The export service, shared by the API and the pages; it records
+	// each export itself.
+	exports := export.NewService(export.ServiceConfig{Store: h.st, Catalog: h.cat, Opener: h.vault,
+		IdentityOpener: h.vault, Keys: h.vault, Consent: h.consent, Log: h.alog, Recorder: h.alog, Jobs: h.exports})
 
 	// Who each household's data may go to and where, for the API and the
 	// pages alike; changes are recorded in the transparency log.
@@ -248,7 +252,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		MQTTTLS:         deviceTLS,
 		MQTTCAFile:      h.caFile(),
 		SecureCookies:   h.tls != nil,
-		Exports:         h.exports,
+		Export:          exports,
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 		Erasure:         h.erasure,
 		Keys:            auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
@@ -258,26 +262,24 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	})
 
 	h.web = web.New(web.Config{
-		Identity:                h.id,
-		Store:                   plainStore{DB: h.st, v: h.vault},
-		Catalog:                 h.cat,
-		Ingest:                  h.in,
-		Presence:                h.br,
-		Audit:                   h.alog,
-		Consent:                 h.consent,
-		Log:                     h.alog,
-		Logger:                  log.With("component", "web"),
-		MQTTAddr:                deviceMQTT,
-		MQTTTLS:                 deviceTLS,
-		MQTTCAFile:              h.caFile(),
-		CAFingerprint:           h.CAFingerprint(),
-		SecureCookies:           h.tls != nil,
-		Exports:                 h.exports,
-		StartExport:             h.api.StartExport,
-		StartExportWithIdentity: h.api.StartExportWithIdentity,
-		Erasure:                 h.erasure,
-		Keys:                    auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
-		Recipients:              recipients,
+		Identity:      h.id,
+		Store:         plainStore{DB: h.st, v: h.vault},
+		Catalog:       h.cat,
+		Ingest:        h.in,
+		Presence:      h.br,
+		Audit:         h.alog,
+		Consent:       h.consent,
+		Log:           h.alog,
+		Logger:        log.With("component", "web"),
+		MQTTAddr:      deviceMQTT,
+		MQTTTLS:       deviceTLS,
+		MQTTCAFile:    h.caFile(),
+		CAFingerprint: h.CAFingerprint(),
+		SecureCookies: h.tls != nil,
+		Exports:       exports,
+		Erasure:       h.erasure,
+		Keys:          auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
+		Recipients:    recipients,
 	})
 
 	if h.httpLn, err = h.listenHTTP(); err != nil {

@@ -187,7 +187,7 @@ func (s *Service) ConfirmPassword(ctx context.Context, accountID, password strin
 	key := "confirm:" + accountID
 	now := s.now()
 	if !s.logins.allowed(key, now) {
-		return invalid("password: too many wrong attempts; wait a few minutes")
+		return ErrInvalid.Errorf("password: %w", ErrTooManyAttempts)
 	}
 	ok, err := s.hasher.Verify(ctx, password, acc.PasswordHash)
 	if err != nil {
@@ -263,7 +263,7 @@ func (s *Service) checkNewAccount(ctx context.Context, na NewAccount) error {
 		return err
 	}
 	if err := credential.CheckPassword(na.Username, na.Password); err != nil {
-		return fmt.Errorf("%w: password: %w", ErrInvalid, err)
+		return ErrInvalid.Errorf("password: %w", err)
 	}
 	if _, err := s.st.AccountByUsername(ctx, na.Username); err == nil {
 		return invalid("username: %q is already taken", na.Username)
@@ -307,7 +307,7 @@ func (s *Service) ChangePassword(ctx context.Context, accountID, current, next, 
 		return invalid("current_password: does not match")
 	}
 	if err := credential.CheckPassword(acc.Username, next); err != nil {
-		return fmt.Errorf("%w: new_password: %w", ErrInvalid, err)
+		return ErrInvalid.Errorf("new_password: %w", err)
 	}
 	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {

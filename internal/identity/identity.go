@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/credential"
+	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -37,8 +39,13 @@ var (
 	ErrForbidden = errors.New("forbidden")
 	// ErrSetupDone means the one-time setup was already completed.
 	ErrSetupDone = errors.New("setup already completed")
-	// ErrInvalid wraps input that breaks a rule; the message says which.
-	ErrInvalid = errors.New("invalid input")
+	// ErrInvalid is the kind of input that breaks a rule; the detail
+	// (ErrInvalid.Errorf) says which field and which rule.
+	ErrInvalid = &problem.Kind{Status: http.StatusUnprocessableEntity, Type: "invalid-input", Text: "invalid input"}
+	// ErrTooManyAttempts is the cause of an ErrInvalid error when a
+	// password was checked too often without success: it is not tried
+	// for a few minutes.
+	ErrTooManyAttempts = errors.New("too many wrong attempts; wait a few minutes")
 )
 
 // Store is the part of storage identity needs.
@@ -154,7 +161,7 @@ func (s *Service) notifyRevoked(id string) {
 }
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return ErrInvalid.Errorf(format, args...)
 }
 
 // checkName validates a human-given name (device, household).

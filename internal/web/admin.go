@@ -135,8 +135,7 @@ func (s *Server) postRole(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	acc, err := s.id.SetRole(r.Context(), v.acc, r.PathValue("id"), store.Role(r.PostFormValue("role")))
 	if errors.Is(err, identity.ErrInvalid) {
-		msg := strings.TrimPrefix(err.Error(), identity.ErrInvalid.Error()+": ")
-		msg = strings.TrimPrefix(msg, "role: ")
+		msg := strings.TrimPrefix(detail(err), "role: ")
 		s.renderHousehold(w, r, v, http.StatusUnprocessableEntity, memberForm{Role: store.RoleMember},
 			[]formError{{Message: upperFirst(sentence(msg))}})
 		return

@@ -3,17 +3,16 @@ package web
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
-	"github.com/candor-iot/candor/internal/api"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
+	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -335,7 +334,7 @@ func (s *Server) credentialPage(w http.ResponseWriter, r *http.Request, v viewer
 		return
 	}
 	cv := credentialView{Device: d, TLS: s.cfg.MQTTTLS, CAFingerprint: s.cfg.CAFingerprint}
-	cv.Host, cv.Port = mqttHostPort(s.cfg.MQTTAddr)
+	cv.Host, cv.Port = onboarding.BrokerHostPort(s.cfg.MQTTAddr)
 	cv.Topic = "candor/" + d.ID + "/"
 	if secret, ok := s.secrets.take(s.now(), v.ses.ID, d.ID); ok {
 		cv.Shown, cv.Secret = true, secret
@@ -346,24 +345,11 @@ func (s *Server) credentialPage(w http.ResponseWriter, r *http.Request, v viewer
 			cv.Manifest = true
 		}
 		cv.Stream, cv.Payload = stream, string(payload)
-		cv.Command = api.MosquittoPub(s.cfg.MQTTAddr, s.cfg.MQTTTLS, s.cfg.MQTTCAFile, d.ID, secret, stream, payload)
+		cv.Command = onboarding.MosquittoPub(s.cfg.MQTTAddr, s.cfg.MQTTTLS, s.cfg.MQTTCAFile, d.ID, secret, stream, payload)
 	}
 	p := s.pageFor(r, v, "Credential for "+d.Name, "")
 	p.Data = cv
 	s.render(w, r, http.StatusOK, "credential", p)
-}
-
-// mqttHostPort is the broker address as a device should use it (the same
-// defaults as api.MosquittoPub).
-func mqttHostPort(addr string) (string, string) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "127.0.0.1", "1883"
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return host, port
 }
 
 type confirmView struct {

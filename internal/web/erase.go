@@ -52,9 +52,9 @@ type Keys interface {
 	Rewrap(ctx context.Context, ownerID string, identity age.Identity) (vault.Rewrapped, error)
 }
 
-// refusal is the human part of an erasure.ErrRefused error.
+// refusal is the human part of an erasure.ErrRefused error: its detail.
 func refusal(err error) string {
-	return sentence(upperFirst(strings.Replace(err.Error(), erasure.ErrRefused.Error()+": ", "", 1)))
+	return sentence(upperFirst(detail(err)))
 }
 
 // --- deleting readings -------------------------------------------------
@@ -425,7 +425,7 @@ func (s *Server) postLeave(w http.ResponseWriter, r *http.Request, v viewer) {
 			return
 		}
 		msg := "This is not your password."
-		if strings.Contains(err.Error(), "too many") {
+		if errors.Is(err, identity.ErrTooManyAttempts) {
 			msg = "There were too many wrong tries. Wait a few minutes, then try again."
 		}
 		s.renderLeave(w, r, v, http.StatusUnprocessableEntity, unlink, []formError{{Field: "leave-password", Message: msg}})

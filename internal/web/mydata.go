@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/vault"
 )
@@ -75,7 +77,7 @@ func (s *Server) householdLocked(ctx context.Context, householdID string) bool {
 
 // exportsOn reports whether the hub prepares exports in the background.
 func (s *Server) exportsOn() bool {
-	return s.cfg.Exports != nil && s.cfg.StartExport != nil
+	return s.cfg.Exports != nil && s.cfg.Exports.Background()
 }
 
 // msgExportsBusy is shown when the hub keeps as many exports as it allows.
@@ -88,22 +90,17 @@ func (s *Server) postExport(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderError(w, r, http.StatusNotFound, nil)
 		return
 	}
-	var (
-		st  export.JobStatus
-		err error
-	)
-	if pasted := strings.TrimSpace(r.PostFormValue("identity")); pasted != "" && s.cfg.StartExportWithIdentity != nil {
-		id, perr := vault.ParseIdentity(pasted)
-		if perr != nil {
+	var id age.Identity
+	if pasted := strings.TrimSpace(r.PostFormValue("identity")); pasted != "" {
+		var err error
+		if id, err = vault.ParseIdentity(pasted); err != nil {
 			// Never echoed: it is a secret.
 			s.renderMyData(w, r, v, http.StatusUnprocessableEntity, []formError{{Field: "export-identity",
 				Message: "This is not an age secret key. It starts with AGE-SECRET-KEY-1."}})
 			return
 		}
-		st, _, err = s.cfg.StartExportWithIdentity(r.Context(), v.acc, id)
-	} else {
-		st, _, err = s.cfg.StartExport(r.Context(), v.acc)
 	}
+	st, _, err := s.cfg.Exports.Start(r.Context(), v.acc, id)
 	switch {
 	case errors.Is(err, export.ErrTooManyJobs):
 		s.renderMyData(w, r, v, http.StatusServiceUnavailable, []formError{{Message: msgExportsBusy}})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -177,13 +178,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // calls it ("The username").
 type field struct{ id, name string }
 
-// inputErrors turns an identity.ErrInvalid error ("invalid input:
-// password: password refused: it is shorter than 12 characters; …") into
-// a sentence for the named field ("This password is refused: it is
-// shorter than 12 characters; …"). fields maps the field names identity
-// uses to inputs; a field it does not know goes to the whole form.
+// inputErrors turns an identity.ErrInvalid error (detail "password:
+// password refused: it is shorter than 12 characters; …") into a sentence
+// for the named field ("This password is refused: it is shorter than 12
+// characters; …"). fields maps the field names identity uses to inputs; a
+// field it does not know goes to the whole form.
 func inputErrors(err error, fields map[string]field) []formError {
-	msg := strings.TrimPrefix(err.Error(), identity.ErrInvalid.Error()+": ")
+	msg := detail(err)
 	name, rest, found := strings.Cut(msg, ": ")
 	f, ok := fields[name]
 	if !found || !ok {
@@ -195,6 +196,15 @@ func inputErrors(err error, fields map[string]field) []formError {
 		}
 	}
 	return []formError{{Field: f.id, Message: sentence(f.name + " " + rest)}}
+}
+
+// detail is what an error of a kind says to the person (problem.Of),
+// without the kind's own text; an error without a kind says its text.
+func detail(err error) string {
+	if _, d, ok := problem.Of(err); ok {
+		return d
+	}
+	return err.Error()
 }
 
 func sentence(s string) string {

@@ -30,6 +30,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -81,6 +82,20 @@ type Auditor interface {
 	Record(ctx context.Context, ev auditlog.Event) error
 }
 
+// Exports prepares people's data exports in the background
+// (*export.Service does).
+type Exports interface {
+	// Background reports whether exports are prepared in the background.
+	Background() bool
+	// Start starts acc's export, or finds the one already running;
+	// identity, if not nil, opens history only the person can open.
+	Start(ctx context.Context, acc store.Account, identity age.Identity) (export.JobStatus, bool, error)
+	List(accountID string) []export.JobStatus
+	Status(accountID, jobID string) (export.JobStatus, error)
+	Open(ctx context.Context, accountID, jobID string) (io.ReadCloser, export.JobStatus, error)
+	Cancel(accountID, jobID string) error
+}
+
 // Presence tells whether a device is connected over MQTT.
 type Presence interface {
 	Connected(deviceID string) bool
@@ -125,17 +140,11 @@ type Config struct {
 	// Consent changes made through the pages are recorded with Audit, or
 	// with Log when Audit is nil.
 	Log *auditlog.Log
-	// Exports and StartExport, when both set, let "My data" prepare the
-	// export in the background, with a progress page and a download when
-	// it is ready (the direct download stays). StartExport is the API's
-	// (api.Server.StartExport): it records the export in the
-	// transparency log and reads the household's data for the job.
-	Exports     *export.Jobs
-	StartExport func(ctx context.Context, acc store.Account) (export.JobStatus, bool, error)
-	// StartExportWithIdentity, when set, starts an export with the
-	// person's age identity for history only they can open (user-held
-	// mode): the API's api.Server.StartExportWithIdentity.
-	StartExportWithIdentity func(ctx context.Context, acc store.Account, identity age.Identity) (export.JobStatus, bool, error)
+	// Exports, when set, lets "My data" prepare the export in the
+	// background, with a progress page and a download when it is ready
+	// (the direct download stays): the export service, which records each
+	// export and reads the household's data for it.
+	Exports Exports
 	// Erasure, when set, gives "My data" its deletion pages: readings by
 	// device, stream and dates (/my-data/delete), unlinking history into
 	// anonymised aggregates (/my-data/unlink) and deleting the account
