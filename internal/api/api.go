@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
@@ -232,8 +233,8 @@ func (s *Server) Handler() http.Handler {
 // as the hub operator, like the local API of tailscaled.
 func (s *Server) LocalHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := principal{operator: true}
-		ctx := auditlog.WithActor(withPrincipal(r.Context(), p), p.actor())
+		p := access.Operator()
+		ctx := auditlog.WithActor(withPrincipal(r.Context(), p), p.Actor())
 		s.mux.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

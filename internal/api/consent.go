@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/identity"
@@ -13,16 +14,16 @@ import (
 
 // person returns the deciding account: consent is a person's choice, so
 // the local operator (no person) may look but not decide.
-func person(p principal) (string, error) {
-	if p.operator {
+func person(p access.Principal) (string, error) {
+	if p.Operator {
 		return "", errors.Join(identity.ErrForbidden, errors.New("consent is a person's choice: log in as a member of the household"))
 	}
-	return p.acc.ID, nil
+	return p.Account.ID, nil
 }
 
 // consentState shows every use of every stream of a device, on or off,
 // and whether by the person's choice or by default.
-func (s *Server) consentState(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) consentState(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.device(r, p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -38,7 +39,7 @@ func (s *Server) consentState(w http.ResponseWriter, r *http.Request, p principa
 
 // setConsent turns one use (purpose × recipient) of a stream on or off.
 // Off is in force from the very next reading.
-func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.device(r, p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -77,7 +78,7 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p principal)
 
 // setRouting chooses whether a stream is kept on the hub and for how long
 // (never longer than its manifest allows).
-func (s *Server) setRouting(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) setRouting(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.device(r, p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -140,7 +141,7 @@ func (s *Server) recordConsent(r *http.Request, household, device string, rec co
 
 // consentRecords lists the consent records about a device (?device=) or
 // made by the caller.
-func (s *Server) consentRecords(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) consentRecords(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	q := consent.HistoryQuery{}
 	if dev := r.URL.Query().Get("device"); dev != "" {
 		r.SetPathValue("id", dev)
@@ -170,7 +171,7 @@ func (s *Server) consentRecords(w http.ResponseWriter, r *http.Request, p princi
 }
 
 // consentReceipt serves a record as a receipt signed by the hub.
-func (s *Server) consentReceipt(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) consentReceipt(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	rec, err := s.cfg.Consent.Record(r.Context(), r.PathValue("id"))
 	if err != nil {
 		if errors.Is(err, consent.ErrUnknownRecord) {

@@ -12,6 +12,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/export"
@@ -23,14 +24,14 @@ import (
 // readings as it pages through them (constant memory).
 type exportSource struct {
 	s       *Server
-	p       principal
+	p       access.Principal
 	devices map[string]store.Device
 	// identity, if set, opens what the hub cannot (user-held keys).
 	identity age.Identity
 }
 
 func (x *exportSource) Devices(ctx context.Context) ([]export.Device, error) {
-	list, err := x.s.st.Devices(ctx, x.p.acc.HouseholdID)
+	list, err := x.s.st.Devices(ctx, x.p.Account.HouseholdID)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +119,7 @@ func (x *exportSource) AuditLog(ctx context.Context) (io.ReadCloser, error) {
 		return nil, nil
 	}
 	pr, pw := io.Pipe()
-	acc := x.p.acc
+	acc := x.p.Account
 	go func() {
 		_, err := x.s.cfg.Log.Export(ctx, pw, auditlog.ExportOptions{Proofs: true, Match: func(ev *auditlog.Event) bool {
 			return ev.Household == acc.HouseholdID || ev.Subject.Account == acc.ID
@@ -132,12 +133,12 @@ func (x *exportSource) AuditLog(ctx context.Context) (io.ReadCloser, error) {
 // household's data. It is called before any data is read: an export that
 // cannot be recorded is not made. Both the streamed export and export
 // jobs (exportjobs.go) go through it.
-func (s *Server) recordExport(ctx context.Context, p principal) error {
+func (s *Server) recordExport(ctx context.Context, p access.Principal) error {
 	if s.cfg.Log == nil {
 		return nil
 	}
-	ev := auditlog.Event{Action: auditlog.ActionReadingsExport, Household: p.acc.HouseholdID,
-		Subject: auditlog.Subject{Account: p.acc.ID}, Purpose: "data export requested by the person"}
+	ev := auditlog.Event{Action: auditlog.ActionReadingsExport, Household: p.Account.HouseholdID,
+		Subject: auditlog.Subject{Account: p.Account.ID}, Purpose: "data export requested by the person"}
 	if err := s.cfg.Log.Record(ctx, ev); err != nil {
 		return fmt.Errorf("record the export in the transparency log: %w", err)
 	}
@@ -148,13 +149,13 @@ func (s *Server) recordExport(ctx context.Context, p principal) error {
 // README.txt, per-stream CSV and SenML, manifests, consent records, the
 // person's transparency-log entries with proofs, and index.json with the
 // SHA-256 of every file. Memory stays constant whatever the history size.
-func (s *Server) exportData(w http.ResponseWriter, r *http.Request, p principal) {
-	if p.operator {
+func (s *Server) exportData(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator {
 		s.fail(w, r, badRequest("an export is a person's: log in as a member of the household"))
 		return
 	}
 	ctx := r.Context()
-	if err := s.checkExportable(ctx, p.acc); err != nil {
+	if err := s.checkExportable(ctx, p.Account); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -167,11 +168,11 @@ func (s *Server) exportData(w http.ResponseWriter, r *http.Request, p principal)
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="candor-export-%s.zip"`, now.Format("20060102-150405")))
 	w.Header().Set("Cache-Control", "no-store")
 	src := &exportSource{s: s, p: p}
-	err := export.Write(ctx, w, src, export.Person{ID: p.acc.ID, Username: p.acc.Username}, now, nil)
+	err := export.Write(ctx, w, src, export.Person{ID: p.Account.ID, Username: p.Account.Username}, now, nil)
 	if err != nil {
 		// The archive is incomplete and unreadable (no central directory):
 		// the client sees a broken download and can retry.
-		s.log.Error("export failed", "account", p.acc.ID, "err", err)
+		s.log.Error("export failed", "account", p.Account.ID, "err", err)
 	}
 }
 

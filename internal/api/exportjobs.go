@@ -9,6 +9,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/identity"
@@ -89,8 +90,8 @@ func (s *Server) StartExportWithIdentity(ctx context.Context, acc store.Account,
 			return export.JobStatus{}, false, err
 		}
 	}
-	p := principal{acc: acc}
-	ctx = auditlog.WithActor(ctx, p.actor())
+	p := access.Principal{Account: acc}
+	ctx = auditlog.WithActor(ctx, p.Actor())
 	person := export.Person{ID: acc.ID, Username: acc.Username}
 	return s.cfg.Exports.Start(ctx, acc.ID, person, func(ctx context.Context) (export.Source, error) {
 		if err := s.recordExport(ctx, p); err != nil {
@@ -133,11 +134,11 @@ func (s *Server) exportJobs(w http.ResponseWriter, r *http.Request) (*export.Job
 
 // startExportJob starts preparing the caller's export: 202 with the new
 // job, or 200 with the caller's export that is already running.
-func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	if _, ok := s.exportJobs(w, r); !ok {
 		return
 	}
-	if p.operator {
+	if p.Operator {
 		s.fail(w, r, badRequest("an export is a person's: log in as a member of the household"))
 		return
 	}
@@ -161,7 +162,7 @@ func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p princi
 			}
 		}
 	}
-	st, started, err := s.StartExportWithIdentity(r.Context(), p.acc, id)
+	st, started, err := s.StartExportWithIdentity(r.Context(), p.Account, id)
 	if err != nil {
 		s.failExport(w, r, err)
 		return
@@ -177,12 +178,12 @@ func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p princi
 
 // exportJobStatus shows how far one of the caller's exports got. Another
 // account's job, like an expired one, is not found.
-func (s *Server) exportJobStatus(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) exportJobStatus(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	jobs, ok := s.exportJobs(w, r)
 	if !ok {
 		return
 	}
-	st, err := jobs.Status(p.acc.ID, r.PathValue("id"))
+	st, err := jobs.Status(p.Account.ID, r.PathValue("id"))
 	if err != nil {
 		s.failExport(w, r, err)
 		return
@@ -197,12 +198,12 @@ func (s *Server) exportJobStatus(w http.ResponseWriter, r *http.Request, p princ
 // downloadExportJob sends the archive of a finished export, decrypting
 // it as it goes (constant memory). It can be downloaded again until the
 // job expires.
-func (s *Server) downloadExportJob(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) downloadExportJob(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	jobs, ok := s.exportJobs(w, r)
 	if !ok {
 		return
 	}
-	rc, st, err := jobs.Open(r.Context(), p.acc.ID, r.PathValue("id"))
+	rc, st, err := jobs.Open(r.Context(), p.Account.ID, r.PathValue("id"))
 	if err != nil {
 		s.failExport(w, r, err)
 		return
@@ -211,18 +212,18 @@ func (s *Server) downloadExportJob(w http.ResponseWriter, r *http.Request, p pri
 	if err := export.ServeArchive(w, rc, st); err != nil {
 		// Too late for a problem document: the client sees a short
 		// download (Content-Length) and can try again.
-		s.log.Warn("export download failed", "job", st.ID, "account", p.acc.ID, "err", err)
+		s.log.Warn("export download failed", "job", st.ID, "account", p.Account.ID, "err", err)
 	}
 }
 
 // cancelExportJob stops one of the caller's exports if it runs, and
 // deletes it and its archive either way.
-func (s *Server) cancelExportJob(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) cancelExportJob(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	jobs, ok := s.exportJobs(w, r)
 	if !ok {
 		return
 	}
-	if err := jobs.Cancel(p.acc.ID, r.PathValue("id")); err != nil {
+	if err := jobs.Cancel(p.Account.ID, r.PathValue("id")); err != nil {
 		s.failExport(w, r, err)
 		return
 	}
