@@ -41,6 +41,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -307,9 +308,7 @@ func (s *Service) Unlink(ctx context.Context, acc store.Account, opt UnlinkOptio
 	if err != nil {
 		return rep, fmt.Errorf("unlink: list devices: %w", err)
 	}
-	controls := func(d store.Device) bool {
-		return d.KeyOwner == acc.ID || (d.KeyOwner == "" && acc.Role == store.RoleOwner)
-	}
+	controls := access.Person(acc, store.Session{}).CanUnlink
 	var chosen []store.Device
 	if len(opt.DeviceIDs) == 0 {
 		for _, d := range devs {

@@ -98,7 +98,7 @@ func (s *Server) consentView(ctx context.Context, v viewer, d store.Device, m *m
 		cs.Choices = retentionChoices(ss.Routing.Max, ss.Routing.Retention)
 		cv.Streams = append(cv.Streams, cs)
 	}
-	recs, err := s.cfg.Consent.History(ctx, consent.HistoryQuery{AccountID: v.acc.ID, DeviceID: d.ID})
+	recs, err := s.cfg.Consent.History(ctx, consent.HistoryQuery{AccountID: v.Account.ID, DeviceID: d.ID})
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request, v viewer) {
 	if recipient == "" {
 		recipient = consent.RecipientHub
 	}
-	rec, err := s.cfg.Consent.Set(r.Context(), consent.Change{AccountID: v.acc.ID, DeviceID: d.ID, Stream: stream,
+	rec, err := s.cfg.Consent.Set(r.Context(), consent.Change{AccountID: v.Account.ID, DeviceID: d.ID, Stream: stream,
 		Purpose: purpose, Recipient: recipient, On: on})
 	if err != nil {
 		s.consentRefused(w, r, v, d, err)
@@ -277,7 +277,7 @@ func (s *Server) postRouting(w http.ResponseWriter, r *http.Request, v viewer) {
 			return
 		}
 	}
-	rec, err := s.cfg.Consent.SetRouting(r.Context(), v.acc.ID, d.ID, stream, consent.StreamRouting{KeepOnHub: keep, Retention: ret})
+	rec, err := s.cfg.Consent.SetRouting(r.Context(), v.Account.ID, d.ID, stream, consent.StreamRouting{KeepOnHub: keep, Retention: ret})
 	if err != nil {
 		s.consentRefused(w, r, v, d, err)
 		return

@@ -33,12 +33,12 @@ type undelivered struct {
 }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
-	list, err := s.summaries(r.Context(), v.acc.HouseholdID)
+	list, err := s.summaries(r.Context(), v.Account.HouseholdID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	hv := homeView{Devices: list, CanAdd: v.canManage(v.acc.HouseholdID)}
+	hv := homeView{Devices: list, CanAdd: v.CanManage(v.Account.HouseholdID)}
 	for _, d := range list {
 		if len(d.Warnings) > 0 {
 			hv.Attention++
@@ -46,7 +46,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	if s.cfg.Recipients != nil {
 		// Best effort: the device list matters more than this warning.
-		if rs, err := s.cfg.Recipients.List(r.Context(), v.acc.HouseholdID); err == nil {
+		if rs, err := s.cfg.Recipients.List(r.Context(), v.Account.HouseholdID); err == nil {
 			for _, rc := range rs {
 				if rc.Delivery != nil && (rc.Delivery.Dropped > 0 || rc.Delivery.LastError != "") {
 					hv.Undelivered = append(hv.Undelivered, undelivered{Name: nameInSentence(rc.Name), Dropped: rc.Delivery.Dropped})
@@ -121,7 +121,7 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 	dv := deviceView{
 		deviceSummary: s.summary(d, e, l, viols),
 		Device:        d,
-		CanManage:     v.canManage(d.HouseholdID),
+		CanManage:     v.CanManage(d.HouseholdID),
 		Label:         l,
 		Violations:    viols,
 	}
@@ -232,7 +232,7 @@ func (s *Server) typeChoices() []typeChoice {
 // getAdd shows the types to choose from, or, once one is chosen, its
 // label in plain words before anything is added.
 func (s *Server) getAdd(w http.ResponseWriter, r *http.Request, v viewer) {
-	if !v.canManage(v.acc.HouseholdID) {
+	if !v.CanManage(v.Account.HouseholdID) {
 		s.renderError(w, r, http.StatusForbidden, identity.ErrForbidden)
 		return
 	}
@@ -277,7 +277,7 @@ func (s *Server) renderAdd(w http.ResponseWriter, r *http.Request, v viewer, sta
 }
 
 func (s *Server) postAdd(w http.ResponseWriter, r *http.Request, v viewer) {
-	if !v.canManage(v.acc.HouseholdID) {
+	if !v.CanManage(v.Account.HouseholdID) {
 		s.renderError(w, r, http.StatusForbidden, identity.ErrForbidden)
 		return
 	}
@@ -292,7 +292,7 @@ func (s *Server) postAdd(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	av.Chosen = c
 	_, av.Label = s.labelFor(c.Type)
-	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: v.acc.HouseholdID, Name: av.Name, Type: c.Type, KeyOwner: v.acc.ID})
+	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: v.Account.HouseholdID, Name: av.Name, Type: c.Type, KeyOwner: v.Account.ID})
 	if errors.Is(err, identity.ErrInvalid) {
 		s.renderAdd(w, r, v, http.StatusUnprocessableEntity, av, inputErrors(err, map[string]field{"name": {"name", "The name"}}))
 		return
@@ -301,7 +301,7 @@ func (s *Server) postAdd(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.fail(w, r, err)
 		return
 	}
-	s.secrets.put(s.now(), v.ses.ID, d.ID, secret)
+	s.secrets.put(s.now(), v.Session.ID, d.ID, secret)
 	http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID)+"/credential", http.StatusSeeOther)
 }
 
@@ -329,7 +329,7 @@ func (s *Server) credentialPage(w http.ResponseWriter, r *http.Request, v viewer
 	cv := credentialView{Device: d}
 	cv.Host, cv.Port = mqttHostPort(s.cfg.MQTTAddr)
 	cv.Topic = "candor/" + d.ID + "/"
-	if secret, ok := s.secrets.take(s.now(), v.ses.ID, d.ID); ok {
+	if secret, ok := s.secrets.take(s.now(), v.Session.ID, d.ID); ok {
 		cv.Shown, cv.Secret = true, secret
 		stream, payload := "test", []byte(`{"value": 1}`)
 		if e, err := s.cfg.Catalog.Current(d.Type); err == nil && len(e.Manifest.Streams) > 0 {
@@ -370,7 +370,7 @@ func (s *Server) manageable(r *http.Request, v viewer) (store.Device, error) {
 	if err != nil {
 		return store.Device{}, err
 	}
-	if !v.canManage(d.HouseholdID) {
+	if !v.CanManage(d.HouseholdID) {
 		return store.Device{}, identity.ErrForbidden
 	}
 	return d, nil
@@ -414,7 +414,7 @@ func (s *Server) postRotate(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.fail(w, r, err)
 		return
 	}
-	s.secrets.put(s.now(), v.ses.ID, d.ID, secret)
+	s.secrets.put(s.now(), v.Session.ID, d.ID, secret)
 	http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID)+"/credential", http.StatusSeeOther)
 }
 
