@@ -67,7 +67,7 @@ func (s *Server) recipients() (*forward.Registry, error) {
 	if !ok || s.cfg.Forwarding == nil {
 		return nil, fmt.Errorf("forwarding to recipients is not configured on this hub: %w", store.ErrNotFound)
 	}
-	return forward.NewRegistry(rs, s.manifestOf, s.cfg.Forwarding), nil
+	return forward.NewRegistry(rs, s.manifestOf, s.cfg.Forwarding, forward.RegistryOptions{}), nil
 }
 
 // manifestOf is the manifest in force for a device type.

@@ -79,16 +79,11 @@ type Vault interface {
 	OpenReadings(ownerID, deviceID string, rs []store.Reading) error
 }
 
-// Recorder puts erasures in the transparency log.
-type Recorder interface {
-	Record(ctx context.Context, ev auditlog.Event) error
-}
-
 // Config wires a Service.
 type Config struct {
 	Store  Store
 	Vault  Vault
-	Log    Recorder // optional
+	Log    auditlog.Recorder // optional: records every erasure
 	Logger *slog.Logger
 	// Erased is told which devices were erased, so their connections end
 	// and caches forget them.

@@ -37,6 +37,7 @@ import (
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/keys"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/store/sqlite"
@@ -124,10 +125,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	if rec := h.alog.Recovery(); rec.Repaired() {
 		log.Warn("transparency log: torn tail repaired after a crash", "detail", rec.String())
 	}
-	if h.cat, err = catalog.Open(ctx, h.st); err != nil {
+	if h.cat, err = catalog.Open(ctx, h.st, catalog.Options{Log: h.alog}); err != nil {
 		return nil, fmt.Errorf("load manifests: %w", err)
 	}
-	h.cat.SetAuditor(h.alog)
 	hubKey, err := vault.LoadOrCreateHubIdentity(filepath.Join(cfg.DataDir, "vault.key"))
 	if err != nil {
 		return nil, fmt.Errorf("vault hub key: %w", err)
@@ -150,8 +150,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	}
 	h.forward = forward.New(forward.Options{Store: h.st, Consent: h.consent, Key: fkey, Log: h.alog,
 		Logger: log.With("component", "forward")})
-	h.id = identity.New(h.st, log.With("component", "identity"))
-	h.id.SetAuditor(h.alog)
+	h.id = identity.New(h.st, identity.Options{Logger: log.With("component", "identity"), Log: h.alog})
 	h.in = ingest.New(h.st, ingest.Options{
 		Manifests:       h.cat,
 		Consent:         h.consent,
@@ -223,8 +222,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 			return nil, err
 		}
 		return e.Manifest, nil
-	}, h.forward)
-	recipients.SetAuditor(h.alog)
+	}, h.forward, forward.RegistryOptions{Log: h.alog})
 
 	h.api = api.New(api.Config{
 		Identity:        h.id,
@@ -242,7 +240,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Exports:         h.exports,
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 		Erasure:         h.erasure,
-		Keys:            auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
+		Keys:            keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
 		Forwarding:      h.forward,
 		Recipients:      recipients,
 		IdentityOpener:  h.vault,
@@ -264,7 +262,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		StartExport:             h.api.StartExport,
 		StartExportWithIdentity: h.api.StartExportWithIdentity,
 		Erasure:                 h.erasure,
-		Keys:                    auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
+		Keys:                    keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
 		Recipients:              recipients,
 	})
 

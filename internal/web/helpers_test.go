@@ -50,17 +50,24 @@ type testHub struct {
 
 func startHub(t *testing.T, mods ...func(*Config)) *testHub {
 	t.Helper()
+	return startHubRecording(t, nil, mods...)
+}
+
+// startHubRecording is startHub with the services recording their
+// transparency-log events with rec instead of the hub's log (nil: the
+// log).
+func startHubRecording(t *testing.T, rec auditlog.Recorder, mods ...func(*Config)) *testHub {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cat, err := catalog.Open(ctx, st)
+	cat, err := catalog.Open(ctx, st, catalog.Options{})
 	if err != nil {
 		t.Fatalf("open catalog: %v", err)
 	}
-	id := identity.New(st, nil)
 	// Consent and the transparency log as the hub wires them: ingest
 	// asks consent about each reading.
 	_, ckey, err := ed25519.GenerateKey(rand.Reader)
@@ -80,7 +87,10 @@ func startHub(t *testing.T, mods ...func(*Config)) *testHub {
 		t.Fatalf("open transparency log: %v", err)
 	}
 	t.Cleanup(func() { alog.Close() })
-	id.SetAuditor(alog)
+	if rec == nil {
+		rec = alog
+	}
+	id := identity.New(st, identity.Options{Log: rec})
 	in := ingest.New(st, ingest.Options{Manifests: cat, BatchMaxWait: 2 * time.Millisecond, Consent: cs})
 	t.Cleanup(in.Close) // runs before st.Close
 	logs := &logBuffer{}
@@ -90,7 +100,7 @@ func startHub(t *testing.T, mods ...func(*Config)) *testHub {
 		}
 	})
 	cfg := Config{Identity: id, Store: st, Catalog: cat, Ingest: in, MQTTAddr: "127.0.0.1:1883",
-		Logger: slog.New(slog.NewTextHandler(logs, nil)), Consent: cs, Log: alog, Audit: alog}
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Consent: cs, Log: alog, Audit: rec}
 	for _, m := range mods {
 		m(&cfg)
 	}
