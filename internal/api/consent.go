@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/candor-iot/candor/internal/access"
-	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
@@ -72,7 +71,6 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p access.Pri
 		s.failConsent(w, r, err)
 		return
 	}
-	s.recordConsent(r, d.HouseholdID, d.ID, rec)
 	writeJSON(w, http.StatusOK, map[string]any{"record": rec, "decision": s.cfg.Consent.Allowed(d.ID, r.PathValue("stream"))})
 }
 
@@ -113,7 +111,6 @@ func (s *Server) setRouting(w http.ResponseWriter, r *http.Request, p access.Pri
 		s.failConsent(w, r, err)
 		return
 	}
-	s.recordConsent(r, d.HouseholdID, d.ID, rec)
 	writeJSON(w, http.StatusOK, map[string]any{"record": rec, "decision": s.cfg.Consent.Allowed(d.ID, r.PathValue("stream"))})
 }
 
@@ -124,19 +121,6 @@ func (s *Server) failConsent(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	s.fail(w, r, err)
-}
-
-// recordConsent puts the change in the transparency log. The decision is
-// already in force; a logging failure is reported in the hub's log.
-func (s *Server) recordConsent(r *http.Request, household, device string, rec consent.Record) {
-	if s.cfg.Log == nil {
-		return
-	}
-	ev := auditlog.Event{Action: auditlog.ActionConsentChange, Household: household,
-		Subject: auditlog.Subject{Device: device, Stream: rec.Stream.Name}, Detail: map[string]string{"record": rec.RecordID}}
-	if err := s.cfg.Log.Record(r.Context(), ev); err != nil {
-		s.log.Error("consent change not recorded in the transparency log", "record", rec.RecordID, "err", err)
-	}
 }
 
 // consentRecords lists the consent records about a device (?device=) or

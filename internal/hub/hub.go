@@ -140,7 +140,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	if err != nil {
 		return nil, fmt.Errorf("consent receipt key: %w", err)
 	}
-	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: ckey,
+	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: ckey, Log: h.alog,
 		Logger: log.With("component", "consent")}); err != nil {
 		return nil, fmt.Errorf("consent: %w", err)
 	}

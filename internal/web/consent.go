@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
@@ -229,7 +228,6 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.consentRefused(w, r, v, d, err)
 		return
 	}
-	s.recordConsent(r, d, rec)
 	title := rec.Stream.Title
 	if title == "" {
 		title = stream
@@ -282,7 +280,6 @@ func (s *Server) postRouting(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.consentRefused(w, r, v, d, err)
 		return
 	}
-	s.recordConsent(r, d, rec)
 	title := rec.Stream.Title
 	if title == "" {
 		title = stream
@@ -304,24 +301,6 @@ func (s *Server) consentRefused(w http.ResponseWriter, r *http.Request, v viewer
 		return
 	}
 	s.showDevice(w, r, v, d, http.StatusUnprocessableEntity, []formError{{Message: upperFirst(sentence(ce.Msg))}})
-}
-
-// recordConsent puts a change made here in the transparency log, as the
-// API does. The decision is already in force; a failure is logged.
-func (s *Server) recordConsent(r *http.Request, d store.Device, rec consent.Record) {
-	var a Auditor = s.cfg.Audit
-	if a == nil && s.cfg.Log != nil {
-		a = s.cfg.Log
-	}
-	if a == nil {
-		return
-	}
-	ev := auditlog.Event{Action: auditlog.ActionConsentChange, Household: d.HouseholdID,
-		Subject: auditlog.Subject{Device: d.ID, Stream: rec.Stream.Name}, Purpose: "consent choice on the device page",
-		Detail: map[string]string{"record": rec.RecordID, "via": "web"}}
-	if err := a.Record(r.Context(), ev); err != nil {
-		s.log.Error("consent change not recorded in the transparency log", "record", rec.RecordID, "err", err)
-	}
 }
 
 // consentReceipt serves one record as a receipt signed by the hub, to a

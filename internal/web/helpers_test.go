@@ -74,10 +74,6 @@ func startHubRecording(t *testing.T, rec auditlog.Recorder, mods ...func(*Config
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := consent.New(ctx, consent.Options{Store: st, Manifests: cat, Key: ckey})
-	if err != nil {
-		t.Fatalf("consent: %v", err)
-	}
 	lkey, err := auditlog.GenerateKey("test.candor.local")
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +87,10 @@ func startHubRecording(t *testing.T, rec auditlog.Recorder, mods ...func(*Config
 		rec = alog
 	}
 	id := identity.New(st, identity.Options{Log: rec})
+	cs, err := consent.New(ctx, consent.Options{Store: st, Manifests: cat, Key: ckey, Log: rec})
+	if err != nil {
+		t.Fatalf("consent: %v", err)
+	}
 	in := ingest.New(st, ingest.Options{Manifests: cat, BatchMaxWait: 2 * time.Millisecond, Consent: cs})
 	t.Cleanup(in.Close) // runs before st.Close
 	logs := &logBuffer{}
