@@ -27,6 +27,7 @@ import (
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/forward"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
@@ -102,6 +103,9 @@ type Config struct {
 	Erasure Eraser
 	// Keys manages people's encryption settings (optional).
 	Keys Keys
+	// History reads readings back to people and records each read in
+	// the transparency log. Without it the readings endpoints answer 503.
+	History *history.Service
 	// Forwarding delivers to external recipients (optional).
 	Forwarding Forwarding
 	// Recipients is the registry of where households forward to, shared

@@ -14,7 +14,6 @@ import (
 	"filippo.io/age"
 
 	"github.com/candor-iot/candor/internal/access"
-	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/vault"
@@ -308,26 +307,21 @@ func (s *Server) serveReadings(w http.ResponseWriter, r *http.Request, p access.
 		s.fail(w, r, badRequest("this hub cannot open readings with an identity"))
 		return
 	}
+	if s.cfg.History == nil {
+		writeProblem(w, r, http.StatusServiceUnavailable, "history-unavailable", "this hub does not serve readings")
+		return
+	}
 	q, err := readingQuery(r, d.ID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	list, err := s.st.Readings(r.Context(), q)
+	// Every read of personal data is logged (by history) before the data
+	// is returned; if it cannot be logged it is not returned.
+	list, err := s.cfg.History.Read(r.Context(), d, q, "viewing history")
 	if err != nil {
 		s.fail(w, r, err)
 		return
-	}
-	// Every read of personal data is logged before the data is returned;
-	// if it cannot be logged it is not returned.
-	if s.cfg.Log != nil && len(list) > 0 {
-		ev := auditlog.Event{Action: auditlog.ActionReadingsRead, Household: d.HouseholdID,
-			Subject: auditlog.Subject{Device: d.ID, Stream: q.Stream, From: q.Since, To: q.Until},
-			Purpose: "viewing history", Detail: map[string]string{"readings": strconv.Itoa(len(list))}}
-		if err := s.cfg.Log.Record(r.Context(), ev); err != nil {
-			s.fail(w, r, fmt.Errorf("record the read in the transparency log: %w", err))
-			return
-		}
 	}
 	if id != nil {
 		err = s.cfg.IdentityOpener.OpenReadingsWithIdentity(d.KeyOwnerID(), d.ID, list, id)

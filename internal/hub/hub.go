@@ -35,6 +35,7 @@ import (
 	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/forward"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/keys"
@@ -244,15 +245,16 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Forwarding:      h.forward,
 		Recipients:      recipients,
 		IdentityOpener:  h.vault,
+		History:         history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
 	})
 
 	h.web = web.New(web.Config{
 		Identity:                h.id,
-		Store:                   plainStore{DB: h.st, v: h.vault},
+		Store:                   h.st,
 		Catalog:                 h.cat,
 		Ingest:                  h.in,
 		Presence:                h.br,
-		Audit:                   h.alog,
+		History:                 history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
 		Consent:                 h.consent,
 		Log:                     h.alog,
 		Logger:                  log.With("component", "web"),

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/candor-iot/candor/internal/store"
-	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/vault"
 )
 
@@ -54,26 +53,4 @@ func (o *owners) forget(ids []string) {
 	for _, id := range ids {
 		o.cache.Delete(id)
 	}
-}
-
-// plainStore is the store as the web pages read it: readings come back
-// decrypted, like through the API.
-type plainStore struct {
-	*sqlite.DB
-	v *vault.Vault
-}
-
-func (p plainStore) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error) {
-	rs, err := p.DB.Readings(ctx, q)
-	if err != nil || len(rs) == 0 {
-		return rs, err
-	}
-	d, err := p.DB.Device(ctx, q.DeviceID)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.v.OpenReadings(d.KeyOwnerID(), d.ID, rs); err != nil {
-		return nil, err
-	}
-	return rs, nil
 }

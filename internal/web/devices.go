@@ -2,15 +2,12 @@ package web
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/candor-iot/candor/internal/api"
-	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
@@ -126,6 +123,13 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 		Violations:    viols,
 	}
 	if e != nil {
+		// The readings shown are read, and recorded as read, before the
+		// page is built: a read that cannot be recorded shows nothing.
+		latest, err := s.latest(r.Context(), d, m)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		dv.Version = e.Version
 		dv.Goes = goesSentence(l.Short.DataGoes)
 		for i, st := range m.Streams {
@@ -141,12 +145,7 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 			if len(sl.Recipients) > 0 {
 				dv.Who = append(dv.Who, recipientGroup{Stream: st.Title, Recipients: sl.Recipients})
 			}
-			sd, err := s.streamReadings(r.Context(), d.ID, st)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			dv.Data = append(dv.Data, sd)
+			dv.Data = append(dv.Data, streamReadings(d.ID, st, latest[st.Name]))
 		}
 	}
 	if e != nil {
@@ -157,10 +156,6 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 		}
 		dv.Consent = cv
 	}
-	if err := s.recordRead(r, d, dv.Data); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	p := s.pageFor(r, v, d.Name, "")
 	if dv.Consent != nil {
 		dv.Consent.CSRF = p.CSRF
@@ -168,29 +163,6 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 	p.Errors = errs
 	p.Data = dv
 	s.render(w, r, status, "device", p)
-}
-
-// recordRead logs, before the page shows them, that readings of a device
-// were read, as the API does for its reads. Without an auditor it does
-// nothing; a failure means the page is not shown.
-func (s *Server) recordRead(r *http.Request, d store.Device, data []streamData) error {
-	if s.cfg.Audit == nil {
-		return nil
-	}
-	shown := 0
-	for _, sd := range data {
-		shown += sd.Read
-	}
-	if shown == 0 {
-		return nil
-	}
-	ev := auditlog.Event{Action: auditlog.ActionReadingsRead, Household: d.HouseholdID,
-		Subject: auditlog.Subject{Device: d.ID}, Purpose: "viewing history",
-		Detail: map[string]string{"readings": strconv.Itoa(shown), "via": "web"}}
-	if err := s.cfg.Audit.Record(r.Context(), ev); err != nil {
-		return fmt.Errorf("record the read in the transparency log: %w", err)
-	}
-	return nil
 }
 
 func appendOnce(list []string, s string) []string {

@@ -22,6 +22,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
@@ -91,6 +92,7 @@ func startHubRecording(t *testing.T, rec auditlog.Recorder, mods ...func(*Config
 	if err != nil {
 		t.Fatalf("consent: %v", err)
 	}
+	hist := history.New(history.Options{Store: st, Log: rec})
 	in := ingest.New(st, ingest.Options{Manifests: cat, BatchMaxWait: 2 * time.Millisecond, Consent: cs})
 	t.Cleanup(in.Close) // runs before st.Close
 	logs := &logBuffer{}
@@ -100,12 +102,12 @@ func startHubRecording(t *testing.T, rec auditlog.Recorder, mods ...func(*Config
 		}
 	})
 	cfg := Config{Identity: id, Store: st, Catalog: cat, Ingest: in, MQTTAddr: "127.0.0.1:1883",
-		Logger: slog.New(slog.NewTextHandler(logs, nil)), Consent: cs, Log: alog, Audit: rec}
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Consent: cs, Log: alog, History: hist}
 	for _, m := range mods {
 		m(&cfg)
 	}
 	w := New(cfg)
-	a := api.New(api.Config{Identity: id, Catalog: cat, Store: st, Ingest: in, MQTTAddr: "127.0.0.1:1883", Consent: cs, Log: alog})
+	a := api.New(api.Config{Identity: id, Catalog: cat, Store: st, Ingest: in, MQTTAddr: "127.0.0.1:1883", Consent: cs, Log: alog, History: hist})
 
 	// The same mount the hub uses: the API keeps its paths, the pages
 	// get everything else.

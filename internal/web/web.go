@@ -43,6 +43,7 @@ import (
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/export"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -58,7 +59,6 @@ type Store interface {
 	Household(ctx context.Context, id string) (store.Household, error)
 	Device(ctx context.Context, id string) (store.Device, error)
 	Devices(ctx context.Context, householdID string) ([]store.Device, error)
-	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
 	Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error)
 }
 
@@ -75,12 +75,6 @@ type Ingest interface {
 	PendingViolations(deviceID string) []store.ViolationCount
 }
 
-// Auditor records accountable events in the transparency log
-// (*auditlog.Log does).
-type Auditor interface {
-	Record(ctx context.Context, ev auditlog.Event) error
-}
-
 // Presence tells whether a device is connected over MQTT.
 type Presence interface {
 	Connected(deviceID string) bool
@@ -93,13 +87,14 @@ type Config struct {
 	Catalog  Catalog
 	Ingest   Ingest   // optional
 	Presence Presence // optional
-	// Audit, when set, records every page view that shows readings, as
-	// the API records every read: a page whose read cannot be recorded
-	// shows no readings. Changes made through the pages (devices,
-	// credentials, passwords) are recorded by identity, with the person
-	// as the actor.
-	Audit  Auditor
-	Logger *slog.Logger
+	// History reads the readings the device pages show; it records every
+	// read in the transparency log first, and a page whose read cannot be
+	// recorded shows no readings. When nil, the pages show no readings.
+	// Changes made through the pages are recorded by the services that
+	// make them (identity, consent, erasure, keys, recipients), with the
+	// person as the actor: the pages record nothing themselves.
+	History *history.Service
+	Logger  *slog.Logger
 	// MQTTAddr is the broker address shown in device instructions.
 	MQTTAddr string
 	// SecureCookies sets the Secure flag on cookies (on when the hub is
@@ -113,8 +108,6 @@ type Config struct {
 	// Log, when set, is read for the "Who accessed my data" page (/log):
 	// the entries of the person's household, their proofs and the signed
 	// checkpoint. When nil, that page says the log is not available.
-	// Consent changes made through the pages are recorded with Audit, or
-	// with Log when Audit is nil.
 	Log *auditlog.Log
 	// Exports and StartExport, when both set, let "My data" prepare the
 	// export in the background, with a progress page and a download when
@@ -145,15 +138,14 @@ type Config struct {
 
 // Server serves the browser interface.
 type Server struct {
-	cfg      Config
-	id       *identity.Service
-	st       Store
-	log      *slog.Logger
-	pages    map[string]*pageTemplate
-	assets   map[string]asset
-	secrets  *oneTimeSecrets
-	now      func() time.Time
-	readPage int
+	cfg     Config
+	id      *identity.Service
+	st      Store
+	log     *slog.Logger
+	pages   map[string]*pageTemplate
+	assets  map[string]asset
+	secrets *oneTimeSecrets
+	now     func() time.Time
 
 	handlerOnce sync.Once
 	handler     http.Handler
@@ -166,13 +158,12 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:      cfg,
-		id:       cfg.Identity,
-		st:       cfg.Store,
-		log:      cfg.Logger,
-		secrets:  newOneTimeSecrets(),
-		now:      time.Now,
-		readPage: readPage,
+		cfg:     cfg,
+		id:      cfg.Identity,
+		st:      cfg.Store,
+		log:     cfg.Logger,
+		secrets: newOneTimeSecrets(),
+		now:     time.Now,
 	}
 	s.assets = loadAssets()
 	s.pages = mustParsePages(s.funcs())
