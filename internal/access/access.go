@@ -70,6 +70,11 @@ func (p Principal) CanManage(householdID string) bool {
 	return p.Operator || (p.Member(householdID) && p.Account.Role == store.RoleOwner)
 }
 
+// CanDecide reports whether p may make consent and routing choices about
+// a household's devices: consent is a person's, so any member decides for
+// themselves, whatever their role; the operator, no person, may not.
+func (p Principal) CanDecide(householdID string) bool { return p.Member(householdID) }
+
 // CanSeeEvent reports whether p may read a transparency-log entry: the
 // operator reads the whole log; a person reads the entries about their
 // household or their account, and the ones they made.

@@ -31,11 +31,12 @@ func TestDecisions(t *testing.T) {
 		admin, owner           bool
 		seeHome, manageHome    bool
 		memberHome, seeUnknown bool
+		decideHome             bool
 		actor                  auditlog.Actor
 	}{
-		{name: "member", p: member, seeHome: true, memberHome: true,
+		{name: "member", p: member, seeHome: true, memberHome: true, decideHome: true,
 			actor: auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acc_member"}},
-		{name: "owner", p: owner, owner: true, seeHome: true, manageHome: true, memberHome: true,
+		{name: "owner", p: owner, owner: true, seeHome: true, manageHome: true, memberHome: true, decideHome: true,
 			actor: auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acc_owner"}},
 		{name: "other household", p: stranger, owner: true,
 			actor: auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acc_stranger"}},
@@ -57,6 +58,9 @@ func TestDecisions(t *testing.T) {
 			}
 			if got := tt.p.CanManage(home); got != tt.manageHome {
 				t.Errorf("CanManage(home) = %v, want %v", got, tt.manageHome)
+			}
+			if got := tt.p.CanDecide(home); got != tt.decideHome {
+				t.Errorf("CanDecide(home) = %v, want %v", got, tt.decideHome)
 			}
 			if got := tt.p.Member(home); got != tt.memberHome {
 				t.Errorf("Member(home) = %v, want %v", got, tt.memberHome)

@@ -11,10 +11,11 @@ import (
 	"github.com/candor-iot/candor/internal/store"
 )
 
-// person returns the deciding account: consent is a person's choice, so
-// the local operator (no person) may look but not decide.
-func person(p access.Principal) (string, error) {
-	if p.Operator {
+// person returns the account deciding about a household's devices:
+// consent is a person's choice, so the local operator (no person) may
+// look but not decide (access.Principal.CanDecide).
+func person(p access.Principal, householdID string) (string, error) {
+	if !p.CanDecide(householdID) {
 		return "", errors.Join(identity.ErrForbidden, errors.New("consent is a person's choice: log in as a member of the household"))
 	}
 	return p.Account.ID, nil
@@ -44,7 +45,7 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p access.Pri
 		s.fail(w, r, err)
 		return
 	}
-	acc, err := person(p)
+	acc, err := person(p, d.HouseholdID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -82,7 +83,7 @@ func (s *Server) setRouting(w http.ResponseWriter, r *http.Request, p access.Pri
 		s.fail(w, r, err)
 		return
 	}
-	acc, err := person(p)
+	acc, err := person(p, d.HouseholdID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -136,7 +137,7 @@ func (s *Server) consentRecords(w http.ResponseWriter, r *http.Request, p access
 		}
 		q.DeviceID = d.ID
 	} else {
-		acc, err := person(p)
+		acc, err := person(p, p.Account.HouseholdID)
 		if err != nil {
 			s.fail(w, r, err)
 			return

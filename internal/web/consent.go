@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -205,6 +206,10 @@ func (s *Server) consentDevice(w http.ResponseWriter, r *http.Request, v viewer)
 	}
 	if s.cfg.Consent == nil {
 		s.renderError(w, r, http.StatusNotFound, nil)
+		return store.Device{}, false
+	}
+	if !v.CanDecide(d.HouseholdID) {
+		s.renderError(w, r, http.StatusForbidden, identity.ErrForbidden)
 		return store.Device{}, false
 	}
 	return d, true
