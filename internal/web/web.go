@@ -17,9 +17,9 @@
 //
 // Every page works without JavaScript: forms POST and redirect. A small
 // script only adds a copy button and live updates of readings. The pages
-// follow the same rules as the JSON API (package api): a person sees only
-// their own household, and there an owner manages while a member reads.
-// Another household's device answers 404.
+// ask package access, as the JSON API does, who may see and do what: a
+// person sees only their own household, and there an owner manages while
+// a member reads. Another household's device answers 404.
 //
 // Templates, style sheet and script are embedded; the Content-Security-
 // Policy allows nothing inline.
