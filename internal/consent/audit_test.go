@@ -2,48 +2,18 @@ package consent
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/testsupport/logtest"
 )
 
-// recorder keeps what the service records, in memory, with the actor
-// filled in from the context as auditlog.Log.Record does.
-type recorder struct {
-	mu     sync.Mutex
-	events []auditlog.Event
-	fail   bool
-}
-
-func (r *recorder) Record(ctx context.Context, ev auditlog.Event) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fail {
-		return errors.New("log unavailable")
-	}
-	if ev.Actor.Kind == "" {
-		ev.Actor = auditlog.ActorFrom(ctx)
-	}
-	r.events = append(r.events, ev)
-	return nil
-}
-
-func (r *recorder) take() []auditlog.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.events
-	r.events = nil
-	return out
-}
-
-// recordingFixture is a fixture whose service records with rec and whose
-// wearable is in the store, in household hh_1.
-func recordingFixture(t *testing.T) (*fixture, *recorder) {
+// recordingFixture is a fixture whose service records in a real log and
+// whose wearable is in the store, in household hh_1.
+func recordingFixture(t *testing.T) (*fixture, *auditlog.Log) {
 	t.Helper()
 	f := newFixture(t)
 	ctx := context.Background()
@@ -53,9 +23,9 @@ func recordingFixture(t *testing.T) (*fixture, *recorder) {
 	if err := f.db.CreateDevice(ctx, store.Device{ID: wearable, HouseholdID: "hh_1", Name: "Band", Type: "wearable", SecretHash: "x", CreatedAt: testNow}); err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	f.svc.audit = rec
-	return f, rec
+	log := logtest.Open(t)
+	f.svc.audit = log
+	return f, log
 }
 
 func TestDecisionsAreRecordedByTheService(t *testing.T) {
@@ -84,7 +54,7 @@ func TestDecisionsAreRecordedByTheService(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			evs := log.take()
+			evs := logtest.Events(t, log, "")
 			if len(evs) != 1 {
 				t.Fatalf("%d events recorded, want 1", len(evs))
 			}
@@ -92,7 +62,6 @@ func TestDecisionsAreRecordedByTheService(t *testing.T) {
 				Subject: auditlog.Subject{Device: wearable, Stream: tt.stream}, Purpose: "consent choice"}
 			got := evs[0]
 			detail := got.Detail
-			got.Detail = nil
 			if got.Actor != want.Actor || got.Action != want.Action || got.Household != want.Household ||
 				got.Subject != want.Subject || got.Purpose != want.Purpose {
 				t.Errorf("recorded %+v, want %+v", got, want)
@@ -112,7 +81,7 @@ func TestARefusedDecisionIsNotRecorded(t *testing.T) {
 	if err == nil {
 		t.Fatal("an undeclared purpose was accepted")
 	}
-	if evs := log.take(); len(evs) != 0 {
+	if evs := logtest.Events(t, log, ""); len(evs) != 0 {
 		t.Errorf("a refused decision was recorded: %+v", evs)
 	}
 }
@@ -121,7 +90,7 @@ func TestARefusedDecisionIsNotRecorded(t *testing.T) {
 // in force and its record stored; the hub's own log reports the miss.
 func TestADecisionStandsWhenTheLogFails(t *testing.T) {
 	f, log := recordingFixture(t)
-	log.fail = true
+	log.Close()
 	rec, err := f.svc.Set(context.Background(), Change{AccountID: "acc_sam", DeviceID: wearable, Stream: "steps", Purpose: "candor:HealthMonitoring", Recipient: RecipientHub, On: false})
 	if err != nil {
 		t.Fatalf("Set with the log down: %v", err)

@@ -3,7 +3,6 @@ package history_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -14,32 +13,10 @@ import (
 	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/testsupport/logtest"
 )
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-
-// recorder keeps what the service records, in memory.
-type recorder struct {
-	mu     sync.Mutex
-	events []auditlog.Event
-	fail   bool
-}
-
-func (r *recorder) Record(ctx context.Context, ev auditlog.Event) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.fail {
-		return errors.New("log unavailable")
-	}
-	r.events = append(r.events, ev)
-	return nil
-}
-
-func (r *recorder) all() []auditlog.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]auditlog.Event(nil), r.events...)
-}
 
 // opener stands in for the vault: it marks what it opened, and under
 // which key owner.
@@ -175,14 +152,20 @@ func TestReadsAreRecordedBeforeTheyAreReturned(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			db, d := newStore(t)
 			add(t, db, d.ID, "power", tt.stored)
-			log := &recorder{fail: tt.logDown}
+			log := logtest.Open(t)
+			if tt.logDown {
+				log.Close()
+			}
 			op := &opener{}
 			svc := history.New(history.Options{Store: db, Vault: op, Log: log, Now: func() time.Time { return t0.Add(time.Minute) }})
 			n, err := tt.read(svc, d)
 			if (err != nil) != tt.wantErr || n != tt.wantN {
 				t.Fatalf("read %d readings, err %v; want %d, error %v", n, err, tt.wantN, tt.wantErr)
 			}
-			evs := log.all()
+			var evs []auditlog.Event
+			if !tt.logDown {
+				evs = logtest.Events(t, log, "")
+			}
 			if tt.want == nil {
 				if len(evs) != 0 {
 					t.Errorf("recorded %+v, want nothing", evs)

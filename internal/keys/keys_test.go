@@ -2,10 +2,8 @@ package keys_test
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,39 +13,13 @@ import (
 	"github.com/candor-iot/candor/internal/keys"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/testsupport/logtest"
 	"github.com/candor-iot/candor/internal/vault"
 )
 
-// events keeps what the service records, in memory.
-type events struct {
-	mu   sync.Mutex
-	list []auditlog.Event
-	fail bool
-}
-
-func (e *events) Record(ctx context.Context, ev auditlog.Event) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.fail {
-		return errors.New("log unavailable")
-	}
-	e.list = append(e.list, ev)
-	return nil
-}
-
-func (e *events) last(t *testing.T) auditlog.Event {
-	t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.list) == 0 {
-		t.Fatal("nothing recorded")
-	}
-	return e.list[len(e.list)-1]
-}
-
 type rig struct {
 	svc *keys.Service
-	log *events
+	log *auditlog.Log
 }
 
 func newRig(t *testing.T) *rig {
@@ -72,7 +44,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { v.Close() })
-	log := &events{}
+	log := logtest.Open(t)
 	return &rig{svc: keys.New(keys.Options{Vault: v, Accounts: st, Log: log}), log: log}
 }
 
@@ -123,7 +95,11 @@ func TestChangesAreRecordedWithIdsOnly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ev := r.log.last(t)
+			evs := logtest.Events(t, r.log, "")
+			if len(evs) == 0 {
+				t.Fatal("nothing recorded")
+			}
+			ev := evs[len(evs)-1]
 			if ev.Action != tt.action || ev.Household != "hh_home" || ev.Subject.Account != tt.wantAccount || ev.Purpose == "" {
 				t.Errorf("recorded %+v", ev)
 			}
@@ -143,7 +119,7 @@ func TestChangesAreRecordedWithIdsOnly(t *testing.T) {
 
 func TestAChangeTheLogMissedIsReported(t *testing.T) {
 	r := newRig(t)
-	r.log.fail = true
+	r.log.Close()
 	_, err := r.svc.Enroll(context.Background(), "acc_alex", vault.Settings{Mode: vault.HubAssisted})
 	if err == nil {
 		t.Fatal("a change the log could not record was reported as done")

@@ -33,22 +33,6 @@ func (f *fakeAudit) Record(ctx context.Context, ev auditlog.Event) error {
 	return nil
 }
 
-// take returns the events of an action recorded since the last take.
-func (f *fakeAudit) take(action string) []auditlog.Event {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out, rest []auditlog.Event
-	for _, ev := range f.events {
-		if ev.Action == action {
-			out = append(out, ev)
-		} else {
-			rest = append(rest, ev)
-		}
-	}
-	f.events = rest
-	return out
-}
-
 func (f *fakeAudit) find(action string) []auditlog.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
