@@ -264,7 +264,8 @@ func (s *Server) postAdd(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	av.Chosen = c
 	_, av.Label = s.labelFor(c.Type)
-	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: v.Account.HouseholdID, Name: av.Name, Type: c.Type, KeyOwner: v.Account.ID})
+	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: v.Account.HouseholdID, Name: av.Name, Type: c.Type,
+		KeyOwner: v.KeyOwnerFor(v.Account.HouseholdID, false)})
 	if errors.Is(err, identity.ErrInvalid) {
 		s.renderAdd(w, r, v, http.StatusUnprocessableEntity, av, inputErrors(err, map[string]field{"name": {"name", "The name"}}))
 		return

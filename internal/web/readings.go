@@ -38,7 +38,6 @@ type streamData struct {
 	Rows    []row // newest first
 	Charts  []chartView
 	Shown   int // readings in the table
-	Read    int // readings read for the table and the charts
 }
 
 type column struct {
@@ -54,7 +53,7 @@ type row struct {
 // streamReadings builds the table and charts of one stream from its
 // latest readings, oldest first.
 func streamReadings(deviceID string, st *manifest.Stream, rs []store.Reading) streamData {
-	sd := streamData{Name: st.Name, Title: st.Title, Read: len(rs)}
+	sd := streamData{Name: st.Name, Title: st.Title}
 	for _, f := range st.Fields {
 		h := f.Name
 		if f.Description != "" {
