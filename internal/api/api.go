@@ -21,11 +21,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/forward"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
@@ -108,6 +110,9 @@ type Config struct {
 	Erasure Eraser
 	// Keys manages people's encryption settings (optional).
 	Keys Keys
+	// History reads readings back to people and records each read in
+	// the transparency log. Without it the readings endpoints answer 503.
+	History *history.Service
 	// Forwarding delivers to external recipients (optional).
 	Forwarding Forwarding
 	// Recipients is the registry of where households forward to, shared
@@ -243,8 +248,8 @@ func (s *Server) Handler() http.Handler {
 // as the hub operator, like the local API of tailscaled.
 func (s *Server) LocalHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := principal{operator: true}
-		ctx := auditlog.WithActor(withPrincipal(r.Context(), p), p.actor())
+		p := access.Operator()
+		ctx := auditlog.WithActor(withPrincipal(r.Context(), p), p.Actor())
 		s.mux.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
 )
@@ -48,7 +49,7 @@ func encodeProof(p [][]byte) []string {
 
 // logInclusion proves that entry ?index= is in the tree of size ?size=
 // (default: the latest checkpoint).
-func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	cp := s.cfg.Log.Checkpoint()
 	idx, err := uintParam(r, "index", true, 0)
 	if err != nil {
@@ -74,7 +75,7 @@ func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request, p principa
 		s.fail(w, r, err)
 		return
 	}
-	if !p.admin() && ev.Household != p.acc.HouseholdID && ev.Subject.Account != p.acc.ID {
+	if !p.CanProveEvent(&ev) {
 		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
@@ -89,7 +90,7 @@ func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request, p principa
 
 // logConsistency proves that the tree of size ?from= is a prefix of the
 // tree of size ?to= (default: the latest checkpoint).
-func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	cp := s.cfg.Log.Checkpoint()
 	from, err := uintParam(r, "from", true, 0)
 	if err != nil {
@@ -114,8 +115,8 @@ func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request, p princi
 }
 
 // logEntries lists raw entries ?from= to ?to= (exclusive) for the admin.
-func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, p principal) {
-	if !p.admin() {
+func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if !p.Admin() {
 		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
@@ -160,19 +161,15 @@ func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, p principal)
 // gets their household's entries and those about their account; the
 // operator gets the whole log (complete export). ?since=N adds a
 // consistency proof from a tree size the person saved before.
-func (s *Server) logExport(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) logExport(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	since, err := uintParam(r, "since", false, 0)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	opts := auditlog.ExportOptions{ConsistencyFrom: since, Proofs: true}
-	if !p.operator {
-		acc := p.acc
-		opts.Match = func(ev *auditlog.Event) bool {
-			return ev.Household == acc.HouseholdID || ev.Subject.Account == acc.ID ||
-				(ev.Actor.Kind == auditlog.ActorPerson && ev.Actor.ID == acc.ID)
-		}
+	if !p.Operator {
+		opts.Match = p.CanSeeEvent
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Content-Disposition", `attachment; filename="candor-transparency-log.jsonl"`)

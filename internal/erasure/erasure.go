@@ -42,6 +42,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
@@ -81,16 +82,11 @@ type Vault interface {
 	OpenReadings(ownerID, deviceID string, rs []store.Reading) error
 }
 
-// Recorder puts erasures in the transparency log.
-type Recorder interface {
-	Record(ctx context.Context, ev auditlog.Event) error
-}
-
 // Config wires a Service.
 type Config struct {
 	Store  Store
 	Vault  Vault
-	Log    Recorder // optional
+	Log    auditlog.Recorder // optional: records every erasure
 	Logger *slog.Logger
 	// Erased is told which devices were erased, so their connections end
 	// and caches forget them.
@@ -310,9 +306,7 @@ func (s *Service) Unlink(ctx context.Context, acc store.Account, opt UnlinkOptio
 	if err != nil {
 		return rep, fmt.Errorf("unlink: list devices: %w", err)
 	}
-	controls := func(d store.Device) bool {
-		return d.KeyOwner == acc.ID || (d.KeyOwner == "" && acc.Role == store.RoleOwner)
-	}
+	controls := access.Person(acc, store.Session{}).CanUnlink
 	var chosen []store.Device
 	if len(opt.DeviceIDs) == 0 {
 		for _, d := range devs {

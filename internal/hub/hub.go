@@ -35,8 +35,10 @@ import (
 	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/forward"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/keys"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/store/sqlite"
@@ -126,10 +128,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	if rec := h.alog.Recovery(); rec.Repaired() {
 		log.Warn("transparency log: torn tail repaired after a crash", "detail", rec.String())
 	}
-	if h.cat, err = catalog.Open(ctx, h.st); err != nil {
+	if h.cat, err = catalog.Open(ctx, h.st, catalog.Options{Log: h.alog}); err != nil {
 		return nil, fmt.Errorf("load manifests: %w", err)
 	}
-	h.cat.SetAuditor(h.alog)
 	hubKey, err := vault.LoadOrCreateHubIdentity(filepath.Join(cfg.DataDir, "vault.key"))
 	if err != nil {
 		return nil, fmt.Errorf("vault hub key: %w", err)
@@ -142,7 +143,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	if err != nil {
 		return nil, fmt.Errorf("consent receipt key: %w", err)
 	}
-	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: ckey,
+	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: ckey, Log: h.alog,
 		Logger: log.With("component", "consent")}); err != nil {
 		return nil, fmt.Errorf("consent: %w", err)
 	}
@@ -152,8 +153,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	}
 	h.forward = forward.New(forward.Options{Store: h.st, Consent: h.consent, Key: fkey, Log: h.alog,
 		Logger: log.With("component", "forward")})
-	h.id = identity.New(h.st, log.With("component", "identity"))
-	h.id.SetAuditor(h.alog)
+	h.id = identity.New(h.st, identity.Options{Logger: log.With("component", "identity"), Log: h.alog})
 	h.in = ingest.New(h.st, ingest.Options{
 		Manifests:       h.cat,
 		Consent:         h.consent,
@@ -234,8 +234,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 			return nil, err
 		}
 		return e.Manifest, nil
-	}, h.forward)
-	recipients.SetAuditor(h.alog)
+	}, h.forward, forward.RegistryOptions{Log: h.alog})
 
 	h.api = api.New(api.Config{
 		Identity:        h.id,
@@ -255,19 +254,20 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Export:          exports,
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 		Erasure:         h.erasure,
-		Keys:            auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
+		Keys:            keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
 		Forwarding:      h.forward,
 		Recipients:      recipients,
 		IdentityOpener:  h.vault,
+		History:         history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
 	})
 
 	h.web = web.New(web.Config{
 		Identity:      h.id,
-		Store:         plainStore{DB: h.st, v: h.vault},
+		Store:         h.st,
 		Catalog:       h.cat,
 		Ingest:        h.in,
 		Presence:      h.br,
-		Audit:         h.alog,
+		History:       history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
 		Consent:       h.consent,
 		Log:           h.alog,
 		Logger:        log.With("component", "web"),
@@ -278,7 +278,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		SecureCookies: h.tls != nil,
 		Exports:       exports,
 		Erasure:       h.erasure,
-		Keys:          auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
+		Keys:          keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
 		Recipients:    recipients,
 	})
 

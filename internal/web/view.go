@@ -270,8 +270,8 @@ func (s *Server) ownDevice(ctx context.Context, v viewer, id string) (store.Devi
 	if err != nil {
 		return store.Device{}, err
 	}
-	if !v.canSee(d.HouseholdID) {
-		return store.Device{}, fmt.Errorf("device %s: %w", id, store.ErrNotFound)
+	if err := v.SeeDevice(d); err != nil {
+		return store.Device{}, err
 	}
 	return d, nil
 }
