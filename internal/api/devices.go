@@ -483,6 +483,14 @@ func (s *Server) deleteReadings(w http.ResponseWriter, r *http.Request, p princi
 		s.fail(w, r, err)
 		return
 	}
+	// Checked before anything is deleted: a range that ends before it
+	// starts is a mistake in the request, not an empty range to delete.
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid-input",
+			fmt.Sprintf("since (%s) is after until (%s): give since earlier than until; nothing was deleted",
+				q.Since.Format(time.RFC3339Nano), q.Until.Format(time.RFC3339Nano)))
+		return
+	}
 	if s.cfg.Erasure == nil {
 		s.fail(w, r, errors.New("deletion is not configured on this hub"))
 		return

@@ -486,6 +486,9 @@ func cmpAgg(x, y store.Aggregate) int {
 // Checking that the caller may manage the device is the caller's job.
 func (s *Service) DeleteRange(ctx context.Context, d store.Device, q store.ReadingQuery) (int64, error) {
 	q = store.ReadingQuery{DeviceID: d.ID, Stream: q.Stream, Since: q.Since, Until: q.Until}
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		return 0, fmt.Errorf("%w: delete readings of device %s: since is after until", ErrRefused, d.ID)
+	}
 	var total int64
 	for {
 		n, err := s.cfg.Store.DeleteReadings(ctx, q, chunk)
