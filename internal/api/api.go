@@ -137,7 +137,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /livez", s.livez)
 	m.HandleFunc("GET /readyz", s.readyz)
 	if s.cfg.Gatherer != nil {
-		m.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+		m.HandleFunc("GET /metrics", s.authed(s.metrics(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))))
 	}
 	m.HandleFunc("GET /openapi.json", s.openapi)
 
@@ -261,6 +261,20 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// metrics serves the Prometheus metrics to the hub's administrators and
+// the operator only: the counts describe every household's activity
+// (how many readings, refusals and connections, and when), which is not
+// for anyone who can reach the port.
+func (s *Server) metrics(h http.Handler) func(http.ResponseWriter, *http.Request, principal) {
+	return func(w http.ResponseWriter, r *http.Request, p principal) {
+		if !p.admin() {
+			s.fail(w, r, identity.ErrForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}
 }
 
 func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
