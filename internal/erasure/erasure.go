@@ -107,6 +107,11 @@ type Config struct {
 	Now   func() time.Time
 }
 
+// deleteTimeout bounds an account deletion once started, whatever its
+// caller's context does. Unlinking reads the whole history first, so it is
+// generous; the steps after the first write take well under a second.
+const deleteTimeout = 10 * time.Minute
+
 // Service carries out erasures.
 type Service struct {
 	cfg  Config
@@ -157,7 +162,14 @@ type DeleteOptions struct {
 // hub's only administrator while other accounts exist.
 //
 // It can be retried after a failure: each step is idempotent.
+//
+// The deletion runs to its end even when ctx is cancelled (a browser that
+// closed the tab): stopping between erasing the devices and shredding the
+// keys would leave the account half deleted, its keys still able to open
+// the readings it asked to destroy. deleteTimeout bounds it instead.
 func (s *Service) DeleteAccount(ctx context.Context, acc store.Account, opt DeleteOptions) (Report, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
+	defer cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rep := Report{At: s.cfg.Now().UTC(), DevicesErased: []string{}, KeysShredded: []string{}}
