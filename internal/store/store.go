@@ -361,6 +361,13 @@ type Store interface {
 // final: a shredded owner takes no new keys and no new settings.
 var ErrShredded = errors.New("keys shredded")
 
+// ErrKeyRemnants means keys were deleted from the database, but copies of
+// their pages may remain in the engine's own files (SQLite's write-ahead
+// log) because the engine could not overwrite them yet: the deletion
+// committed, the promise that nothing of the keys is left on disk is not
+// kept yet. ShredOwner wraps it when it cannot clear those copies.
+var ErrKeyRemnants = errors.New("copies of deleted keys may remain in the storage engine's log")
+
 // KeyMode says who can unwrap a key owner's data keys.
 type KeyMode string
 
@@ -435,7 +442,10 @@ type KeyStore interface {
 	// cost depends on the number of keys, not of readings, and marks the
 	// owner shredded (creating the mark if the owner is unknown, so it
 	// can never be enrolled later). Engines should also overwrite the
-	// deleted bytes where they can. Shredding again is a no-op.
+	// deleted bytes where they can; when the keys are deleted but an
+	// engine's log may still hold copies, the error wraps ErrKeyRemnants
+	// (the deletion itself stands). Shredding again is a no-op for the
+	// keys and tries to clear such copies again.
 	ShredOwner(ctx context.Context, ownerID string, at time.Time) error
 }
 
