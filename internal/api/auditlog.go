@@ -74,7 +74,7 @@ func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request, p principa
 		s.fail(w, r, err)
 		return
 	}
-	if !p.admin() && ev.Household != p.acc.HouseholdID && ev.Subject.Account != p.acc.ID {
+	if !p.seesEntry(&ev) {
 		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
@@ -113,7 +113,27 @@ func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request, p princi
 	writeJSON(w, http.StatusOK, map[string]any{"from": from, "to": to, "proof": encodeProof(proof), "checkpoint": string(cp.Signed)})
 }
 
-// logEntries lists raw entries ?from= to ?to= (exclusive) for the admin.
+// seesEntry reports whether p may see a transparency-log entry. The
+// operator sees all of it. A person sees their household's entries and
+// those about or by their own account; the hub's admin also sees the
+// hub-level ones, which name no household, device or account. Being the
+// admin is no licence to watch other households: their entries stay
+// theirs.
+func (p principal) seesEntry(ev *auditlog.Event) bool {
+	switch {
+	case p.operator:
+		return true
+	case ev.Household != "" && ev.Household == p.acc.HouseholdID,
+		ev.Subject.Account == p.acc.ID,
+		ev.Actor.Kind == auditlog.ActorPerson && ev.Actor.ID == p.acc.ID:
+		return true
+	}
+	return p.acc.Admin && ev.Household == "" && ev.Subject.Device == "" && ev.Subject.Account == ""
+}
+
+// logEntries lists raw entries ?from= to ?to= (exclusive) for the admin:
+// the hub-level ones and their own household's (see seesEntry), so the
+// numbering has gaps where other households' entries are.
 func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, p principal) {
 	if !p.admin() {
 		s.fail(w, r, identity.ErrForbidden)
@@ -149,6 +169,9 @@ func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, p principal)
 			s.fail(w, r, err)
 			return
 		}
+		if !p.seesEntry(&ev) {
+			continue
+		}
 		out = append(out, entryJSON{Index: e.Index, Event: ev})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": out, "checkpoint": string(cp.Signed)})
@@ -168,11 +191,7 @@ func (s *Server) logExport(w http.ResponseWriter, r *http.Request, p principal) 
 	}
 	opts := auditlog.ExportOptions{ConsistencyFrom: since, Proofs: true}
 	if !p.operator {
-		acc := p.acc
-		opts.Match = func(ev *auditlog.Event) bool {
-			return ev.Household == acc.HouseholdID || ev.Subject.Account == acc.ID ||
-				(ev.Actor.Kind == auditlog.ActorPerson && ev.Actor.ID == acc.ID)
-		}
+		opts.Match = p.seesEntry
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Content-Disposition", `attachment; filename="candor-transparency-log.jsonl"`)

@@ -75,8 +75,13 @@ func (s *Server) logPage(w http.ResponseWriter, r *http.Request, v viewer) {
 }
 
 // concerns reports whether an entry is the viewer's to see: their
-// household's, or about their account (the API's rule for proofs).
+// household's, or about their account (the API's rule for proofs). The
+// hub's admin also sees hub-level entries, which name no household,
+// device or account; never another household's.
 func concerns(v viewer, ev *auditlog.Event) bool {
+	if ev.Household == "" && ev.Subject.Device == "" && ev.Subject.Account == "" {
+		return v.acc.Admin
+	}
 	return (ev.Household != "" && ev.Household == v.acc.HouseholdID) || ev.Subject.Account == v.acc.ID
 }
 
