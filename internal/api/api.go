@@ -44,7 +44,7 @@ type Store interface {
 	Devices(ctx context.Context, householdID string) ([]store.Device, error)
 	AllDevices(ctx context.Context) ([]store.Device, error)
 	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
-	Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error)
+	Violations(ctx context.Context, deviceID string, limit int) ([]store.ViolationCount, int, error)
 	Ping(ctx context.Context) error
 }
 

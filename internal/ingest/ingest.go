@@ -136,6 +136,7 @@ type Pipeline struct {
 	counters   map[string]store.DeviceCounters // not yet flushed to the store
 	flushing   map[string]store.DeviceCounters // being written right now
 	violations map[violationKey]*store.ViolationCount
+	vnames     map[string]int // distinct entries per device in violations, overflow aside
 	rates      rateTable
 	flagged    *prometheus.CounterVec
 	dropped    *prometheus.CounterVec
@@ -170,6 +171,7 @@ func New(st Store, opts Options) *Pipeline {
 		now:        time.Now,
 		counters:   make(map[string]store.DeviceCounters),
 		violations: make(map[violationKey]*store.ViolationCount),
+		vnames:     make(map[string]int),
 		rates:      rateTable{m: make(map[rateKey]*rateState)},
 		stopC:      make(chan struct{}),
 		doneC:      make(chan struct{}),
@@ -384,17 +386,36 @@ func (p *Pipeline) Refuse(deviceID string, err error) {
 // recordViolation tallies a manifest violation or behaviour flag for the
 // owner to see; flushed with the counters.
 func (p *Pipeline) recordViolation(deviceID, stream, field, reason string) {
-	k := violationKey{deviceID, stream, field, reason}
 	now := p.now().UTC()
 	p.cmu.Lock()
-	v := p.violations[k]
-	if v == nil {
-		v = &store.ViolationCount{DeviceID: deviceID, Stream: stream, Field: field, Reason: reason}
-		p.violations[k] = v
-	}
-	v.Count++
-	v.LastAt = now
+	p.addViolationLocked(store.ViolationCount{DeviceID: deviceID, Stream: stream, Field: field, Reason: reason, Count: 1, LastAt: now})
 	p.cmu.Unlock()
+}
+
+// addViolationLocked adds v to the counts waiting for the next flush. The
+// device picks the field names, so they are clipped, and new names beyond
+// store.MaxViolationRows per device (between two flushes) are counted in
+// the device's overflow entry: a device sending ever new names cannot
+// grow this map, as the store bounds its rows.
+func (p *Pipeline) addViolationLocked(v store.ViolationCount) {
+	v.Field = store.ClipViolationField(v.Field)
+	k := violationKey{v.DeviceID, v.Stream, v.Field, v.Reason}
+	cur := p.violations[k]
+	if cur == nil && p.vnames[v.DeviceID] >= store.MaxViolationRows {
+		k = violationKey{device: v.DeviceID, reason: store.ViolationOverflow}
+		cur = p.violations[k]
+	}
+	if cur == nil {
+		cur = &store.ViolationCount{DeviceID: k.device, Stream: k.stream, Field: k.field, Reason: k.reason}
+		p.violations[k] = cur
+		if k.reason != store.ViolationOverflow {
+			p.vnames[v.DeviceID]++
+		}
+	}
+	cur.Count += v.Count
+	if v.LastAt.After(cur.LastAt) {
+		cur.LastAt = v.LastAt
+	}
 }
 
 // PendingViolations returns violation counts of a device not yet flushed.
@@ -457,6 +478,7 @@ func (p *Pipeline) flushCounters() {
 		viols = append(viols, *v)
 	}
 	p.violations = make(map[violationKey]*store.ViolationCount)
+	clear(p.vnames)
 	p.cmu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -481,13 +503,7 @@ func (p *Pipeline) flushCounters() {
 		p.log.Error("flush manifest violations", "rows", len(viols), "err", err)
 		p.cmu.Lock()
 		for _, v := range viols {
-			k := violationKey{v.DeviceID, v.Stream, v.Field, v.Reason}
-			if cur := p.violations[k]; cur != nil {
-				cur.Count += v.Count
-			} else {
-				vv := v
-				p.violations[k] = &vv
-			}
+			p.addViolationLocked(v)
 		}
 		p.cmu.Unlock()
 	}

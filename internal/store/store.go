@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors callers test with errors.Is.
@@ -160,6 +161,32 @@ type ViolationCount struct {
 	Reason   string
 	Count    int64
 	LastAt   time.Time
+}
+
+// A device chooses the field names it sends, so the names it is refused
+// for are bounded: at most MaxViolationRows distinct (stream, field,
+// reason) rows per device, each field name at most MaxViolationField
+// bytes. Later new names are counted in one row with the reason
+// ViolationOverflow (stream and field empty). Otherwise one device could
+// fill the disk with rows, or store values disguised as field names.
+const (
+	MaxViolationRows  = 32
+	MaxViolationField = 64
+	ViolationOverflow = "other_names"
+)
+
+// ClipViolationField shortens a field name to at most MaxViolationField
+// bytes, on a character boundary, marking the cut with "…".
+func ClipViolationField(f string) string {
+	if len(f) <= MaxViolationField {
+		return f
+	}
+	const mark = "…"
+	cut := MaxViolationField - len(mark)
+	for cut > 0 && !utf8.RuneStart(f[cut]) {
+		cut--
+	}
+	return f[:cut] + mark
 }
 
 // ReadingQuery selects readings of one device. Zero fields do not filter.
@@ -323,9 +350,14 @@ type Store interface {
 	Manifests(ctx context.Context) ([]ManifestRecord, error)
 
 	// AddViolations adds counts, creating rows as needed; LastAt keeps the
-	// latest time.
+	// latest time. Field names are clipped (ClipViolationField), and a
+	// device's counts beyond MaxViolationRows distinct rows go to its
+	// ViolationOverflow row.
 	AddViolations(ctx context.Context, vs []ViolationCount) error
-	Violations(ctx context.Context, deviceID string) ([]ViolationCount, error)
+	// Violations lists up to limit of a device's violation counts, most
+	// recent first, and how many rows the device has in all (limit <= 0:
+	// all of them).
+	Violations(ctx context.Context, deviceID string, limit int) ([]ViolationCount, int, error)
 
 	// --- consent (issue #4) ---
 	// The consent log and the current decisions; see ConsentStore.

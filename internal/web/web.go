@@ -59,7 +59,7 @@ type Store interface {
 	Device(ctx context.Context, id string) (store.Device, error)
 	Devices(ctx context.Context, householdID string) ([]store.Device, error)
 	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
-	Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error)
+	Violations(ctx context.Context, deviceID string, limit int) ([]store.ViolationCount, int, error)
 }
 
 // Catalog supplies the data manifests in force.
