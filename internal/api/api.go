@@ -260,6 +260,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusServiceUnavailable, "not-ready", "storage is not available")
 		return
 	}
+	// A store that answers reads may still refuse every write (a full
+	// disk): readiness is whether readings are being committed. The
+	// pipeline logs those failures itself, so they are not logged here
+	// on every probe.
+	if h, ok := s.cfg.Ingest.(interface{ Health() error }); ok {
+		if err := h.Health(); err != nil {
+			writeProblem(w, r, http.StatusServiceUnavailable, "not-ready",
+				"storage is failing to commit readings (a full disk?); see the hub's log")
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/vault"
 )
@@ -424,6 +425,14 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	t, err := s.cfg.Ingest.Enqueue(r.Context(), d.ID, stream, body)
 	if err == nil {
 		err = t.Wait(r.Context())
+	}
+	if errors.Is(err, ingest.ErrStorage) {
+		// The pipeline logs storage failures, rate-limited; a line per
+		// request here would fill a full disk faster.
+		w.Header().Set("Retry-After", "30")
+		writeProblem(w, r, http.StatusServiceUnavailable, "storage-failing",
+			"the hub could not store the reading, so it was not kept: send it again later")
+		return
 	}
 	if err != nil {
 		s.fail(w, r, err)

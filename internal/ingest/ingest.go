@@ -125,6 +125,7 @@ type Pipeline struct {
 	log     *slog.Logger
 	batcher *batcher
 	now     func() time.Time
+	health  health
 
 	accepted    prometheus.Counter
 	refused     *prometheus.CounterVec
@@ -209,6 +210,7 @@ func New(st Store, opts Options) *Pipeline {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.storeErrors, p.flagged, p.dropped)
 	}
+	p.health = health{log: p.log, now: func() time.Time { return p.now() }}
 	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, p.committed)
 	go p.flushCountersLoop()
 	return p
@@ -216,9 +218,9 @@ func New(st Store, opts Options) *Pipeline {
 
 func (p *Pipeline) committed(n int, d time.Duration, err error) {
 	p.batchSecs.Observe(d.Seconds())
+	p.health.commit(n, err)
 	if err != nil {
 		p.storeErrors.Inc()
-		p.log.Error("storage batch failed; publishers not acknowledged", "rows", n, "err", err)
 		return
 	}
 	p.batchRows.Observe(float64(n))
