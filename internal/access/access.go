@@ -75,23 +75,25 @@ func (p Principal) CanManage(householdID string) bool {
 // themselves, whatever their role; the operator, no person, may not.
 func (p Principal) CanDecide(householdID string) bool { return p.Member(householdID) }
 
-// CanSeeEvent reports whether p may read a transparency-log entry: the
-// operator reads the whole log; a person reads the entries about their
-// household or their account, and the ones they made.
+// CanSeeEvent reports whether p may read a transparency-log entry, or
+// have its inclusion proof (which carries the entry): the operator reads
+// the whole log; a person reads the entries about their household or
+// their account, and the ones they made; the hub's admin also reads the
+// hub-level ones, which name no household, device or account. Being the
+// admin is no licence to watch other households: their entries stay
+// theirs.
 func (p Principal) CanSeeEvent(ev *auditlog.Event) bool {
 	if p.Operator {
 		return true
 	}
 	id := p.Account.ID
-	return p.Member(ev.Household) || (id != "" && ev.Subject.Account == id) ||
-		(id != "" && ev.Actor.Kind == auditlog.ActorPerson && ev.Actor.ID == id)
-}
-
-// CanProveEvent reports whether p may have an inclusion proof of an
-// entry. A proof shows hashes only, so the admin may prove any entry; a
-// person, the entries they may see.
-func (p Principal) CanProveEvent(ev *auditlog.Event) bool {
-	return p.Admin() || p.CanSeeEvent(ev)
+	switch {
+	case p.Member(ev.Household),
+		id != "" && ev.Subject.Account == id,
+		id != "" && ev.Actor.Kind == auditlog.ActorPerson && ev.Actor.ID == id:
+		return true
+	}
+	return p.Account.Admin && ev.Household == "" && ev.Subject.Device == "" && ev.Subject.Account == ""
 }
 
 // CanUnlink reports whether p may delete or unlink the history of a

@@ -75,7 +75,7 @@ func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request, p access.P
 		s.fail(w, r, err)
 		return
 	}
-	if !p.CanProveEvent(&ev) {
+	if !p.CanSeeEvent(&ev) {
 		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
@@ -114,7 +114,9 @@ func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request, p access
 	writeJSON(w, http.StatusOK, map[string]any{"from": from, "to": to, "proof": encodeProof(proof), "checkpoint": string(cp.Signed)})
 }
 
-// logEntries lists raw entries ?from= to ?to= (exclusive) for the admin.
+// logEntries lists raw entries ?from= to ?to= (exclusive) for the admin:
+// the hub-level ones and their own household's (access.CanSeeEvent), so
+// the numbering has gaps where other households' entries are.
 func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	if !p.Admin() {
 		s.fail(w, r, identity.ErrForbidden)
@@ -149,6 +151,9 @@ func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, p access.Pri
 		if err != nil {
 			s.fail(w, r, err)
 			return
+		}
+		if !p.CanSeeEvent(&ev) {
+			continue
 		}
 		out = append(out, entryJSON{Index: e.Index, Event: ev})
 	}

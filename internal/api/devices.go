@@ -15,6 +15,7 @@ import (
 	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/onboarding"
+	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/vault"
 )
@@ -396,6 +397,14 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = t.Wait(r.Context())
 	}
+	if errors.Is(err, ingest.ErrStorage) {
+		// The pipeline logs storage failures, rate-limited; a line per
+		// request here would fill a full disk faster.
+		w.Header().Set("Retry-After", "30")
+		writeProblem(w, r, http.StatusServiceUnavailable, "storage-failing",
+			"the hub could not store the reading, so it was not kept: send it again later")
+		return
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -452,6 +461,14 @@ func (s *Server) deleteReadings(w http.ResponseWriter, r *http.Request, p access
 	q, err := readingQuery(r, d.ID)
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	// Checked before anything is deleted: a range that ends before it
+	// starts is a mistake in the request, not an empty range to delete.
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid-input",
+			fmt.Sprintf("since (%s) is after until (%s): give since earlier than until; nothing was deleted",
+				q.Since.Format(time.RFC3339Nano), q.Until.Format(time.RFC3339Nano)))
 		return
 	}
 	if s.cfg.Erasure == nil {

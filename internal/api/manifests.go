@@ -197,7 +197,7 @@ func (s *Server) violations(w http.ResponseWriter, r *http.Request, p access.Pri
 		s.fail(w, r, err)
 		return
 	}
-	stored, err := s.st.Violations(r.Context(), d.ID)
+	stored, total, err := s.st.Violations(r.Context(), d.ID, violationsListed)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -221,8 +221,17 @@ func (s *Server) violations(w http.ResponseWriter, r *http.Request, p access.Pri
 		out = append(out, *v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].LastAt.After(out[j].LastAt) })
-	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "violations": out})
+	leftOff := total - len(stored)
+	if len(out) > violationsListed {
+		leftOff += len(out) - violationsListed
+		out = out[:violationsListed]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "violations": out, "left_off": leftOff})
 }
+
+// violationsListed is how many violation rows GET .../violations lists,
+// newest first; "left_off" counts the rest.
+const violationsListed = 50
 
 // writeLabel answers with the two-layer plain-language label: JSON by
 // default, text/plain or text/markdown when asked for with ?format=.

@@ -21,12 +21,12 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/problem"
+	"github.com/candor-iot/candor/internal/names"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -171,10 +171,10 @@ func checkName(field, v string, max int) error {
 	if !utf8.ValidString(v) || utf8.RuneCountInString(v) > max {
 		return invalid("%s: must be valid text of at most %d characters", field, max)
 	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return invalid("%s: must not contain control characters", field)
-		}
+	// Invisible and direction-changing characters let a name pose as
+	// another one on every page that shows it.
+	if err := names.Check(v); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalid, field, err)
 	}
 	return nil
 }

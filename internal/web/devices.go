@@ -87,6 +87,8 @@ type deviceView struct {
 	Who        []recipientGroup
 	Data       []streamData
 	Violations []violationView
+	// ViolationsOff counts the older violation rows not listed.
+	ViolationsOff int
 	// Consent is the person's switches for each stream; nil when the
 	// device has no manifest in force. Its Available is false when the
 	// hub has no consent service.
@@ -109,7 +111,7 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 	if e != nil {
 		m = e.Manifest
 	}
-	viols, err := s.violations(r.Context(), d.ID, m)
+	viols, leftOff, err := s.violations(r.Context(), d.ID, m)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -120,6 +122,7 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 		CanManage:     v.CanManage(d.HouseholdID),
 		Label:         l,
 		Violations:    viols,
+		ViolationsOff: leftOff,
 	}
 	if e != nil {
 		// The readings shown are read, and recorded as read, before the

@@ -60,7 +60,7 @@ type Store interface {
 	Household(ctx context.Context, id string) (store.Household, error)
 	Device(ctx context.Context, id string) (store.Device, error)
 	Devices(ctx context.Context, householdID string) ([]store.Device, error)
-	Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error)
+	Violations(ctx context.Context, deviceID string, limit int) ([]store.ViolationCount, int, error)
 }
 
 // Catalog supplies the data manifests in force.
