@@ -79,7 +79,8 @@ func (p Principal) CanDecide(householdID string) bool { return p.Member(househol
 // have its inclusion proof (which carries the entry): the operator reads
 // the whole log; a person reads the entries about their household or
 // their account, and the ones they made; the hub's admin also reads the
-// hub-level ones, which name no household, device or account. Being the
+// hub-level ones, which name no household, device or account and were
+// made by no person. Being the
 // admin is no licence to watch other households: their entries stay
 // theirs.
 func (p Principal) CanSeeEvent(ev *auditlog.Event) bool {
@@ -93,7 +94,15 @@ func (p Principal) CanSeeEvent(ev *auditlog.Event) bool {
 		id != "" && ev.Actor.Kind == auditlog.ActorPerson && ev.Actor.ID == id:
 		return true
 	}
-	return p.Account.Admin && ev.Household == "" && ev.Subject.Device == "" && ev.Subject.Account == ""
+	return p.Account.Admin && hubLevel(ev)
+}
+
+// hubLevel reports whether an entry is about the hub itself: it names no
+// household, device or account, and no person made it (a person's own
+// entries are theirs, see CanSeeEvent).
+func hubLevel(ev *auditlog.Event) bool {
+	return ev.Household == "" && ev.Subject.Device == "" && ev.Subject.Account == "" &&
+		ev.Actor.Kind != auditlog.ActorPerson
 }
 
 // CanUnlink reports whether p may delete or unlink the history of a
