@@ -18,6 +18,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/senml"
+	"github.com/candor-iot/candor/internal/signkey"
 )
 
 // Turning consent off is effective from the very next message, and the
@@ -105,7 +106,7 @@ func TestConsentOffStopsTheNextReading(t *testing.T) {
 	receipt, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	pemKey := getText(t, http.DefaultClient, th.URL()+"/api/v1/consent/key", "")
-	pub2, err := consent.ParsePublicKey(pemKey)
+	pub2, err := signkey.ParsePublicKey(pemKey)
 	if err != nil {
 		t.Fatal(err)
 	}

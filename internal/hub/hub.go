@@ -37,8 +37,8 @@ import (
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
-	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/retention"
+	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/tlscert"
 	"github.com/candor-iot/candor/internal/vault"
@@ -50,6 +50,15 @@ const SocketName = "candor.sock"
 
 // DBName is the SQLite database inside the data directory.
 const DBName = "candor.db"
+
+// Signing keys in the data directory (package signkey): the consent
+// receipt key in consent/ and the forwarding key in forward/. The
+// forwarding key has the receipt key's file name because both used to be
+// made by the consent package; a new name would orphan existing keys.
+const (
+	receiptKeyName = "consent-signing-key"
+	forwardKeyName = "consent-signing-key"
+)
 
 // Hub is a running hub.
 type Hub struct {
@@ -136,7 +145,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		return nil, fmt.Errorf("open vault: %w", err)
 	}
 	h.owners = &owners{st: h.st, v: h.vault}
-	ckey, err := consent.LoadOrCreateKey(filepath.Join(cfg.DataDir, "consent"))
+	ckey, err := signkey.LoadOrCreate(filepath.Join(cfg.DataDir, "consent"), receiptKeyName)
 	if err != nil {
 		return nil, fmt.Errorf("consent receipt key: %w", err)
 	}
@@ -144,7 +153,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Logger: log.With("component", "consent")}); err != nil {
 		return nil, fmt.Errorf("consent: %w", err)
 	}
-	fkey, err := consent.LoadOrCreateKey(filepath.Join(cfg.DataDir, "forward"))
+	fkey, err := signkey.LoadOrCreate(filepath.Join(cfg.DataDir, "forward"), forwardKeyName)
 	if err != nil {
 		return nil, fmt.Errorf("forwarding key: %w", err)
 	}
@@ -156,7 +165,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Manifests:       h.cat,
 		Consent:         h.consent,
 		Sealer:          h.vault,
-		Owner:           h.owners.of,
+		KeyOwners:       h.owners,
 		Forwarder:       h.forward,
 		StripUndeclared: cfg.UndeclaredFields == "strip",
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
@@ -217,13 +226,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 
 	// Who each household's data may go to and where, for the API and the
 	// pages alike; changes are recorded in the transparency log.
-	recipients := forward.NewRegistry(h.st, func(deviceType string) (*manifest.Manifest, error) {
-		e, err := h.cat.Current(deviceType)
-		if err != nil {
-			return nil, err
-		}
-		return e.Manifest, nil
-	}, h.forward)
+	recipients := forward.NewRegistry(h.st, h.cat, h.forward)
 	recipients.SetAuditor(h.alog)
 
 	h.api = api.New(api.Config{
