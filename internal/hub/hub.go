@@ -64,6 +64,7 @@ const (
 type Hub struct {
 	cfg       config.Config
 	log       *slog.Logger
+	reg       *prometheus.Registry
 	st        *sqlite.DB
 	cat       *catalog.Catalog
 	alog      *auditlog.Log
@@ -85,9 +86,11 @@ type Hub struct {
 	sockLn    net.Listener
 	tls       *tls.Config
 
+	httpDone, localDone     <-chan struct{} // closed when each server's Serve returns
+	sweeps, purges, demoJob job
+
 	setupToken string
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
+	parts      parts
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -95,114 +98,190 @@ type Hub struct {
 // Start opens everything and begins serving. The banner (addresses and the
 // one-time setup token, which is a secret and so never goes to the log) is
 // written to out.
-func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer) (_ *Hub, err error) {
+//
+// The hub is a list of parts, started in order and stopped in reverse by
+// Close, or as soon as a later part fails to start. So the list read
+// backwards is the shutdown order, and it matters: the demo devices, the
+// HTTP server, the control socket and the broker stop taking new work;
+// the background jobs (retention sweeps, erasure purges) are waited for;
+// running exports stop before the store they read; ingest commits what was
+// accepted and hands it to forwarding, which stops next; then the vault,
+// the transparency log and the store close.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writer) (*Hub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
-	h := &Hub{cfg: cfg, log: log}
-	defer func() {
-		if err != nil {
-			_ = h.Close(context.Background())
-		}
-	}()
-
-	if h.tls, err = tlsConfig(cfg); err != nil {
+	h := &Hub{cfg: cfg, log: log, reg: prometheus.NewRegistry(), parts: parts{log: log.With("component", "hub")}}
+	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	err := h.parts.start(ctx, []part{
+		{name: "TLS certificate", start: h.loadTLS},
+		{name: "store", start: h.openStore, stop: h.closeStore},
+		{name: "transparency log", start: h.openAuditLog, stop: h.closeAuditLog},
+		{name: "manifests", start: h.openCatalog},
+		{name: "vault", start: h.openVault, stop: h.closeVault},
+		{name: "consent", start: h.openConsent},
+		{name: "forwarding", start: h.openForward, stop: h.stopForward},
+		{name: "identity", start: h.openIdentity},
+		{name: "ingest", start: h.openIngest, stop: h.stopIngest},
+		{name: "exports", start: h.openExports, stop: h.closeExports},
+		{name: "erasure", start: h.openErasure},
+		{name: "retention sweeps", start: h.startSweeps, stop: h.sweeps.wait},
+		{name: "erasure purges", start: h.startPurges, stop: h.purges.wait},
+		{name: "broker", start: h.openBroker, stop: h.closeBroker},
+		{name: "API and pages", start: h.openFrontEnds},
+		{name: "control socket", start: h.serveControl, stop: h.stopControl},
+		{name: "HTTP", start: h.serveHTTP, stop: h.stopHTTP},
+		{name: "MQTT", start: h.startMQTT},
+		{name: "setup token", start: h.loadSetupToken},
+		{name: "demo", start: h.startDemo, stop: h.demoJob.wait},
+	})
+	if err != nil {
 		return nil, err
 	}
-	dbPath := filepath.Join(cfg.DataDir, DBName)
-	if h.st, err = sqlite.Open(ctx, dbPath); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+	h.banner(out)
+	log.Info("hub started", "http", h.HTTPAddr(), "mqtt", h.MQTTAddr(), "data", cfg.DataDir, "demo", cfg.Demo)
+	return h, nil
+}
+
+func (h *Hub) loadTLS(context.Context) (err error) {
+	h.tls, err = tlsConfig(h.cfg)
+	return err
+}
+
+func (h *Hub) openStore(ctx context.Context) (err error) {
+	if h.st, err = sqlite.Open(ctx, filepath.Join(h.cfg.DataDir, DBName)); err != nil {
+		return fmt.Errorf("open store: %w", err)
 	}
+	return nil
+}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+func (h *Hub) closeStore(context.Context) error { return h.st.Close() }
 
-	auditDir := filepath.Join(cfg.DataDir, "audit")
+func (h *Hub) openAuditLog(ctx context.Context) (err error) {
+	auditDir := filepath.Join(h.cfg.DataDir, "audit")
 	key, err := auditlog.LoadOrCreateKey(auditDir, "")
 	if err != nil {
-		return nil, fmt.Errorf("transparency log key: %w", err)
+		return fmt.Errorf("transparency log key: %w", err)
 	}
-	if h.alog, err = auditlog.Open(ctx, auditDir, key, auditlog.Options{Logger: log.With("component", "auditlog")}); err != nil {
+	if h.alog, err = auditlog.Open(ctx, auditDir, key, auditlog.Options{Logger: h.log.With("component", "auditlog")}); err != nil {
 		// A log that fails verification means someone rewrote history: the
 		// hub refuses to carry on as if nothing happened.
-		return nil, fmt.Errorf("refusing to start: transparency log in %s: %w", auditDir, err)
+		return fmt.Errorf("refusing to start: transparency log in %s: %w", auditDir, err)
 	}
 	if rec := h.alog.Recovery(); rec.Repaired() {
-		log.Warn("transparency log: torn tail repaired after a crash", "detail", rec.String())
+		h.log.Warn("transparency log: torn tail repaired after a crash", "detail", rec.String())
 	}
+	return nil
+}
+
+func (h *Hub) closeAuditLog(context.Context) error { return h.alog.Close() }
+
+func (h *Hub) openCatalog(ctx context.Context) (err error) {
 	if h.cat, err = catalog.Open(ctx, h.st); err != nil {
-		return nil, fmt.Errorf("load manifests: %w", err)
+		return fmt.Errorf("load manifests: %w", err)
 	}
 	h.cat.SetAuditor(h.alog)
-	hubKey, err := vault.LoadOrCreateHubIdentity(filepath.Join(cfg.DataDir, "vault.key"))
+	return nil
+}
+
+func (h *Hub) openVault(ctx context.Context) error {
+	hubKey, err := vault.LoadOrCreateHubIdentity(filepath.Join(h.cfg.DataDir, "vault.key"))
 	if err != nil {
-		return nil, fmt.Errorf("vault hub key: %w", err)
+		return fmt.Errorf("vault hub key: %w", err)
 	}
 	if h.vault, err = vault.New(ctx, h.st, vault.Options{Hub: hubKey}); err != nil {
-		return nil, fmt.Errorf("open vault: %w", err)
+		return fmt.Errorf("open vault: %w", err)
 	}
 	h.owners = &owners{st: h.st, v: h.vault}
-	ckey, err := signkey.LoadOrCreate(filepath.Join(cfg.DataDir, "consent"), receiptKeyName)
+	return nil
+}
+
+func (h *Hub) closeVault(context.Context) error { return h.vault.Close() }
+
+func (h *Hub) openConsent(ctx context.Context) error {
+	key, err := signkey.LoadOrCreate(filepath.Join(h.cfg.DataDir, "consent"), receiptKeyName)
 	if err != nil {
-		return nil, fmt.Errorf("consent receipt key: %w", err)
+		return fmt.Errorf("consent receipt key: %w", err)
 	}
-	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: ckey,
-		Logger: log.With("component", "consent")}); err != nil {
-		return nil, fmt.Errorf("consent: %w", err)
+	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: key,
+		Logger: h.log.With("component", "consent")}); err != nil {
+		return fmt.Errorf("consent: %w", err)
 	}
-	fkey, err := signkey.LoadOrCreate(filepath.Join(cfg.DataDir, "forward"), forwardKeyName)
+	return nil
+}
+
+func (h *Hub) openForward(context.Context) error {
+	key, err := signkey.LoadOrCreate(filepath.Join(h.cfg.DataDir, "forward"), forwardKeyName)
 	if err != nil {
-		return nil, fmt.Errorf("forwarding key: %w", err)
+		return fmt.Errorf("forwarding key: %w", err)
 	}
-	h.forward = forward.New(forward.Options{Store: h.st, Consent: h.consent, Key: fkey, Log: h.alog,
-		Logger: log.With("component", "forward")})
-	h.id = identity.New(h.st, log.With("component", "identity"))
+	h.forward = forward.New(forward.Options{Store: h.st, Consent: h.consent, Key: key, Log: h.alog,
+		Logger: h.log.With("component", "forward")})
+	return nil
+}
+
+// stopForward runs after ingest has flushed, so readings accepted before
+// shutdown were handed over; what is still queued for a recipient is
+// dropped and counted, as the forwarder does with any full queue.
+func (h *Hub) stopForward(context.Context) error {
+	h.forward.Close()
+	return nil
+}
+
+func (h *Hub) openIdentity(context.Context) error {
+	h.id = identity.New(h.st, h.log.With("component", "identity"))
 	h.id.SetAuditor(h.alog)
+	return nil
+}
+
+func (h *Hub) openIngest(context.Context) error {
 	h.in = ingest.New(h.st, ingest.Options{
 		Manifests:       h.cat,
 		Consent:         h.consent,
 		Sealer:          h.vault,
 		KeyOwners:       h.owners,
 		Forwarder:       h.forward,
-		StripUndeclared: cfg.UndeclaredFields == "strip",
-		MaxPayloadBytes: cfg.MaxPayloadBytes,
-		BatchMaxRows:    cfg.BatchMaxRows,
-		BatchMaxWait:    cfg.BatchMaxWait,
-		Logger:          log.With("component", "ingest"),
-		Registerer:      reg,
+		StripUndeclared: h.cfg.UndeclaredFields == "strip",
+		MaxPayloadBytes: h.cfg.MaxPayloadBytes,
+		BatchMaxRows:    h.cfg.BatchMaxRows,
+		BatchMaxWait:    h.cfg.BatchMaxWait,
+		Logger:          h.log.With("component", "ingest"),
+		Registerer:      h.reg,
 	})
+	return nil
+}
 
-	bcfg := broker.Config{
-		TCPAddr:        cfg.MQTTAddr,
-		WSAddr:         cfg.WSAddr,
-		Logger:         log.With("component", "broker"),
-		Registerer:     reg,
-		MaxPacketBytes: uint32(cfg.MaxPayloadBytes) + 1024,
-	}
-	if h.tls != nil {
-		bcfg.TLSAddr = cfg.MQTTTLSAddr
-		bcfg.TLSConfig = h.tls
-	} else if cfg.MQTTTLSAddr != "" {
-		return nil, errors.New("mqtt-tls-addr is set but no certificate: give --tls-cert and --tls-key, or --tls-self-signed")
-	}
-	if h.br, err = broker.New(bcfg, h.id, h.in); err != nil {
-		return nil, addrHint(err, "--mqtt-addr")
-	}
-	h.id.OnRevoke(h.br.Disconnect)
-	// Tell the device, on its retained control topic, whether anyone still
-	// wants a stream, so a device that can stops generating it.
-	h.consent.OnChange(func(deviceID, stream string, collect bool) {
-		h.publishControl(deviceID, stream, collect)
-	})
+// stopIngest commits what was accepted; the broker and the HTTP servers
+// have stopped by then, so nothing new arrives.
+func (h *Hub) stopIngest(context.Context) error {
+	h.in.Close()
+	return nil
+}
 
+// openExports prepares data exports in the background. Their files are
+// encrypted to keys held in memory only; leftovers of an earlier run,
+// which no one can read any more, are deleted here.
+func (h *Hub) openExports(context.Context) (err error) {
+	if h.exports, err = export.NewJobs(filepath.Join(h.cfg.DataDir, "exports"),
+		export.JobsOptions{Logger: h.log.With("component", "export")}); err != nil {
+		return fmt.Errorf("export jobs: %w", err)
+	}
+	return nil
+}
+
+// closeExports stops running exports, which read the store, before it
+// closes.
+func (h *Hub) closeExports(context.Context) error { return h.exports.Close() }
+
+func (h *Hub) openErasure(context.Context) error {
 	h.erasure = erasure.New(erasure.Config{
 		Store:  h.st,
 		Vault:  h.vault,
 		Log:    h.alog,
-		Logger: log.With("component", "erasure"),
+		Logger: h.log.With("component", "erasure"),
 		Erased: func(ids []string) {
 			h.owners.forget(ids)
 			h.id.DevicesErased(ids)
@@ -215,21 +294,50 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 			}
 		},
 	})
+	return nil
+}
 
-	// Data exports prepared in the background. Their files are encrypted
-	// to keys held in memory only; leftovers of an earlier run, which no
-	// one can read any more, are deleted here.
-	if h.exports, err = export.NewJobs(filepath.Join(cfg.DataDir, "exports"),
-		export.JobsOptions{Logger: log.With("component", "export")}); err != nil {
-		return nil, fmt.Errorf("export jobs: %w", err)
+// openBroker binds the MQTT listeners; startMQTT begins serving them.
+func (h *Hub) openBroker(context.Context) (err error) {
+	bcfg := broker.Config{
+		TCPAddr:        h.cfg.MQTTAddr,
+		WSAddr:         h.cfg.WSAddr,
+		Logger:         h.log.With("component", "broker"),
+		Registerer:     h.reg,
+		MaxPacketBytes: uint32(h.cfg.MaxPayloadBytes) + 1024,
 	}
+	if h.tls != nil {
+		bcfg.TLSAddr = h.cfg.MQTTTLSAddr
+		bcfg.TLSConfig = h.tls
+	} else if h.cfg.MQTTTLSAddr != "" {
+		return errors.New("mqtt-tls-addr is set but no certificate: give --tls-cert and --tls-key, or --tls-self-signed")
+	}
+	if h.br, err = broker.New(bcfg, h.id, h.in); err != nil {
+		return addrHint(err, "--mqtt-addr")
+	}
+	h.id.OnRevoke(h.br.Disconnect)
+	// Tell the device, on its retained control topic, whether anyone still
+	// wants a stream, so a device that can stops generating it.
+	h.consent.OnChange(func(deviceID, stream string, collect bool) {
+		h.publishControl(deviceID, stream, collect)
+	})
+	return nil
+}
 
-	// Who each household's data may go to and where, for the API and the
-	// pages alike; changes are recorded in the transparency log.
+func (h *Hub) closeBroker(context.Context) error { return h.br.Close() }
+
+// openFrontEnds builds the HTTP API and the pages. Who each household's
+// data may go to and where is one registry they share.
+func (h *Hub) openFrontEnds(context.Context) error {
 	recipients := forward.NewRegistry(h.st, h.cat, h.forward)
 	recipients.SetAuditor(h.alog)
+	h.api = newAPI(h, recipients)
+	h.web = newWeb(h, recipients)
+	return nil
+}
 
-	h.api = api.New(api.Config{
+func newAPI(h *Hub, recipients *forward.Registry) *api.Server {
+	return api.New(api.Config{
 		Identity:        h.id,
 		Catalog:         h.cat,
 		Log:             h.alog,
@@ -238,20 +346,22 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Store:           h.st,
 		Ingest:          h.in,
 		Presence:        h.br,
-		Gatherer:        reg,
-		Logger:          log.With("component", "api"),
+		Gatherer:        h.reg,
+		Logger:          h.log.With("component", "api"),
 		MQTTAddr:        h.br.Addr("tcp"),
 		SecureCookies:   h.tls != nil,
 		Exports:         h.exports,
-		MaxPayloadBytes: cfg.MaxPayloadBytes,
+		MaxPayloadBytes: h.cfg.MaxPayloadBytes,
 		Erasure:         h.erasure,
 		Keys:            auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
 		Forwarding:      h.forward,
 		Recipients:      recipients,
 		IdentityOpener:  h.vault,
 	})
+}
 
-	h.web = web.New(web.Config{
+func newWeb(h *Hub, recipients *forward.Registry) *web.Server {
+	return web.New(web.Config{
 		Identity:                h.id,
 		Store:                   plainStore{DB: h.st, v: h.vault},
 		Catalog:                 h.cat,
@@ -260,7 +370,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Audit:                   h.alog,
 		Consent:                 h.consent,
 		Log:                     h.alog,
-		Logger:                  log.With("component", "web"),
+		Logger:                  h.log.With("component", "web"),
 		MQTTAddr:                h.br.Addr("tcp"),
 		SecureCookies:           h.tls != nil,
 		Exports:                 h.exports,
@@ -270,59 +380,75 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Keys:                    auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
 		Recipients:              recipients,
 	})
+}
 
-	if h.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, addrHint(fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err), "--http-addr")
+// serveControl serves the API, as the operator, on the local control
+// socket.
+func (h *Hub) serveControl(context.Context) (err error) {
+	if h.sockLn, err = listenSocket(filepath.Join(h.cfg.DataDir, SocketName)); err != nil {
+		return err
+	}
+	h.local = &http.Server{Handler: h.api.LocalHandler(), ReadHeaderTimeout: 10 * time.Second}
+	h.localDone = h.serve(h.local, h.sockLn)
+	return nil
+}
+
+func (h *Hub) stopControl(ctx context.Context) error {
+	err := h.local.Shutdown(ctx)
+	<-h.localDone
+	return err
+}
+
+// serveHTTP serves the API and the pages on the network.
+func (h *Hub) serveHTTP(context.Context) (err error) {
+	if h.httpLn, err = net.Listen("tcp", h.cfg.HTTPAddr); err != nil {
+		return addrHint(fmt.Errorf("listen for HTTP on %s: %w", h.cfg.HTTPAddr, err), "--http-addr")
 	}
 	if h.tls != nil {
 		h.httpLn = tls.NewListener(h.httpLn, h.tls)
-	}
-	if h.sockLn, err = listenSocket(filepath.Join(cfg.DataDir, SocketName)); err != nil {
-		return nil, err
 	}
 	h.http = &http.Server{
 		Handler:           h.rootHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 	}
-	h.local = &http.Server{Handler: h.api.LocalHandler(), ReadHeaderTimeout: 10 * time.Second}
+	h.httpDone = h.serve(h.http, h.httpLn)
+	return nil
+}
 
+func (h *Hub) stopHTTP(ctx context.Context) error {
+	err := h.http.Shutdown(ctx)
+	<-h.httpDone
+	return err
+}
+
+// startMQTT lets devices connect and sets every device's retained control
+// messages (the broker keeps retained messages in memory only). The
+// broker part stops it.
+func (h *Hub) startMQTT(ctx context.Context) error {
 	if err := h.br.Start(); err != nil {
-		return nil, err
+		return err
 	}
-	if err := h.publishAllControls(ctx); err != nil {
-		return nil, err
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	h.serve(h.http, h.httpLn)
-	h.serve(h.local, h.sockLn)
-	h.retention = &retention.Job{Store: h.st, Catalog: h.cat, Consent: h.consent, Log: h.alog,
-		Logger: log.With("component", "retention")}
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		h.retention.Run(runCtx, cfg.RetentionInterval)
-	}()
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		h.erasure.Run(runCtx, cfg.RetentionInterval)
-	}()
+	return h.publishAllControls(ctx)
+}
 
-	if h.setupToken, err = h.id.SetupToken(ctx); err != nil {
-		return nil, err
-	}
-	if cfg.Demo {
-		if err := h.startDemo(auditlog.WithActor(ctx, auditlog.Actor{Kind: auditlog.ActorHub, ID: "demo"}), runCtx); err != nil {
-			return nil, fmt.Errorf("start demo: %w", err)
-		}
-	}
-	h.banner(out)
-	log.Info("hub started", "http", h.HTTPAddr(), "mqtt", h.MQTTAddr(), "data", cfg.DataDir, "demo", cfg.Demo)
-	return h, nil
+func (h *Hub) startSweeps(context.Context) error {
+	h.retention = &retention.Job{Store: h.st, Catalog: h.cat, Consent: h.consent, Log: h.alog,
+		Logger: h.log.With("component", "retention")}
+	h.sweeps.run(func(ctx context.Context) { h.retention.Run(ctx, h.cfg.RetentionInterval) })
+	return nil
+}
+
+func (h *Hub) startPurges(context.Context) error {
+	h.purges.run(func(ctx context.Context) { h.erasure.Run(ctx, h.cfg.RetentionInterval) })
+	return nil
+}
+
+func (h *Hub) loadSetupToken(ctx context.Context) (err error) {
+	h.setupToken, err = h.id.SetupToken(ctx)
+	return err
 }
 
 // rootHandler serves the API on its own paths and the web pages on the
@@ -337,14 +463,17 @@ func (h *Hub) rootHandler() http.Handler {
 	return mux
 }
 
-func (h *Hub) serve(srv *http.Server, ln net.Listener) {
-	h.wg.Add(1)
+// serve runs srv on ln until it is shut down; the channel is closed when
+// Serve has returned.
+func (h *Hub) serve(srv *http.Server, ln net.Listener) <-chan struct{} {
+	done := make(chan struct{})
 	go func() {
-		defer h.wg.Done()
+		defer close(done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			h.log.Error("http server stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
+	return done
 }
 
 // addrHint tells the user what to do when a port is taken, which is the
@@ -440,49 +569,11 @@ func (h *Hub) banner(out io.Writer) {
 	fmt.Fprintln(out)
 }
 
-// Close shuts down in dependency order: stop taking new work, commit what
-// was accepted, then close storage. Safe to call more than once.
+// Close stops the parts in the reverse of the order Start started them
+// (see Start): stop taking new work, commit what was accepted, then close
+// storage. Safe to call more than once.
 func (h *Hub) Close(ctx context.Context) error {
-	h.closeOnce.Do(func() {
-		var errs []error
-		if h.cancel != nil {
-			h.cancel()
-		}
-		if h.http != nil {
-			errs = append(errs, h.http.Shutdown(ctx))
-		} else if h.httpLn != nil {
-			errs = append(errs, h.httpLn.Close())
-		}
-		if h.local != nil {
-			errs = append(errs, h.local.Shutdown(ctx))
-		} else if h.sockLn != nil {
-			errs = append(errs, h.sockLn.Close())
-		}
-		if h.br != nil {
-			errs = append(errs, h.br.Close())
-		}
-		h.wg.Wait()
-		// Running exports read the store: stop them before it closes.
-		if h.exports != nil {
-			errs = append(errs, h.exports.Close())
-		}
-		if h.in != nil {
-			h.in.Close()
-		}
-		if h.forward != nil {
-			h.forward.Close()
-		}
-		if h.st != nil {
-			errs = append(errs, h.st.Close())
-		}
-		if h.alog != nil {
-			errs = append(errs, h.alog.Close())
-		}
-		if h.vault != nil {
-			errs = append(errs, h.vault.Close())
-		}
-		h.closeErr = errors.Join(errs...)
-	})
+	h.closeOnce.Do(func() { h.closeErr = h.parts.stop(ctx) })
 	return h.closeErr
 }
 
@@ -493,8 +584,7 @@ func (h *Hub) publishControl(deviceID, stream string, collect bool) {
 	}
 }
 
-// publishAllControls sets every device's retained control messages at
-// start-up (the broker keeps retained messages in memory only).
+// publishAllControls sets every device's retained control messages.
 func (h *Hub) publishAllControls(ctx context.Context) error {
 	devs, err := h.st.AllDevices(ctx)
 	if err != nil {
