@@ -213,4 +213,3 @@ func TestFailedStartReleasesEarlierParts(t *testing.T) {
 		})
 	}
 }
-
