@@ -18,8 +18,8 @@ import (
 
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
-	"github.com/candor-iot/candor/internal/readability"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 const supplier = "Your energy supplier"
