@@ -67,9 +67,6 @@ const (
 	Version               = 10
 	VersionSecondaryUnits = Version | featureSecondaryUnits // 26
 	featureSecondaryUnits = 1 << 4
-	// knownFeatures are the feature bits this package implements: the two
-	// always-present base bits of version 10 and secondary units.
-	knownFeatures = Version | featureSecondaryUnits
 )
 
 // RelativeTimeLimit is 2^28 seconds (RFC 8428 §4.5.3): a resolved time

@@ -158,7 +158,8 @@ func (st *decodeState) resolve(m map[string]json.RawMessage) (senml.Record, bool
 		}
 		ver := int(v)
 		// RFC 8428 §4.4: refuse versions above the one understood. RFC 9100
-		// reads versions above 10 as feature bitmaps.
+		// reads versions above 10 as feature bitmaps; the features known are
+		// the base bits of version 10 and secondary units.
 		if ver > senml.Version && (ver&^senml.VersionSecondaryUnits != 0 || ver&senml.Version != senml.Version) {
 			return rec, false, fmt.Errorf("%w: %d needs SenML features this reader does not implement", senml.ErrVersion, ver)
 		}
