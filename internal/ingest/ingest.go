@@ -5,8 +5,11 @@
 // It serves clause 2A of the IoT Good Practice paper (the hub only keeps
 // what it can account for) and the project rule that no acknowledged
 // reading is ever lost: a QoS 1/2 publish or an HTTP ingest is answered
-// only after its batch is committed. Later issues add the manifest check,
-// consent, encryption and the audit log here, in this one place.
+// only after its batch is committed. Every check happens here, in this one
+// place and in this order: the reading's form, the manifest in force for
+// the device's type, then the person's consent, which decides whether the
+// reading goes to the forwarder (external recipients) and whether it is
+// kept; what is kept is sealed under its key owner's data key and queued.
 package ingest
 
 import (
