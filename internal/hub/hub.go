@@ -80,13 +80,12 @@ type Hub struct {
 	exports   *export.Jobs
 	erasure   *erasure.Service
 	forward   *forward.Forwarder
-	http      *http.Server
-	local     *http.Server
+	http      server
+	local     server
 	httpLn    net.Listener
 	sockLn    net.Listener
 	tls       *tls.Config
 
-	httpDone, localDone     <-chan struct{} // closed when each server's Serve returns
 	sweeps, purges, demoJob job
 
 	setupToken string
@@ -132,8 +131,8 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "erasure purges", start: h.startPurges, stop: h.purges.wait},
 		{name: "broker", start: h.openBroker, stop: h.closeBroker},
 		{name: "API and pages", start: h.openFrontEnds},
-		{name: "control socket", start: h.serveControl, stop: h.stopControl},
-		{name: "HTTP", start: h.serveHTTP, stop: h.stopHTTP},
+		{name: "control socket", start: h.serveControl, stop: h.local.stop},
+		{name: "HTTP", start: h.serveHTTP, stop: h.http.stop},
 		{name: "MQTT", start: h.startMQTT},
 		{name: "setup token", start: h.loadSetupToken},
 		{name: "demo", start: h.startDemo, stop: h.demoJob.wait},
@@ -388,15 +387,8 @@ func (h *Hub) serveControl(context.Context) (err error) {
 	if h.sockLn, err = listenSocket(filepath.Join(h.cfg.DataDir, SocketName)); err != nil {
 		return err
 	}
-	h.local = &http.Server{Handler: h.api.LocalHandler(), ReadHeaderTimeout: 10 * time.Second}
-	h.localDone = h.serve(h.local, h.sockLn)
+	h.local.serve(h.log, &http.Server{Handler: h.api.LocalHandler(), ReadHeaderTimeout: 10 * time.Second}, h.sockLn)
 	return nil
-}
-
-func (h *Hub) stopControl(ctx context.Context) error {
-	err := h.local.Shutdown(ctx)
-	<-h.localDone
-	return err
 }
 
 // serveHTTP serves the API and the pages on the network.
@@ -407,21 +399,14 @@ func (h *Hub) serveHTTP(context.Context) (err error) {
 	if h.tls != nil {
 		h.httpLn = tls.NewListener(h.httpLn, h.tls)
 	}
-	h.http = &http.Server{
+	h.http.serve(h.log, &http.Server{
 		Handler:           h.rootHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
-	}
-	h.httpDone = h.serve(h.http, h.httpLn)
+	}, h.httpLn)
 	return nil
-}
-
-func (h *Hub) stopHTTP(ctx context.Context) error {
-	err := h.http.Shutdown(ctx)
-	<-h.httpDone
-	return err
 }
 
 // startMQTT lets devices connect and sets every device's retained control
@@ -463,17 +448,28 @@ func (h *Hub) rootHandler() http.Handler {
 	return mux
 }
 
-// serve runs srv on ln until it is shut down; the channel is closed when
-// Serve has returned.
-func (h *Hub) serve(srv *http.Server, ln net.Listener) <-chan struct{} {
-	done := make(chan struct{})
+// server is an HTTP server that runs on its listener until its part stops.
+type server struct {
+	srv  *http.Server
+	done chan struct{} // closed when Serve has returned
+}
+
+func (s *server) serve(log *slog.Logger, srv *http.Server, ln net.Listener) {
+	s.srv, s.done = srv, make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(s.done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			h.log.Error("http server stopped", "addr", ln.Addr().String(), "err", err)
+			log.Error("http server stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
-	return done
+}
+
+// stop closes the listener, waits for requests in progress (until ctx
+// ends) and for Serve to return.
+func (s *server) stop(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	<-s.done
+	return err
 }
 
 // addrHint tells the user what to do when a port is taken, which is the

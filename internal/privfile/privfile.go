@@ -38,7 +38,7 @@ func WriteNew(path string, data []byte, perm fs.FileMode) error {
 	if err := os.Link(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
+	return SyncDir(filepath.Dir(path))
 }
 
 // Replace writes data to path with mode perm, replacing any existing file
@@ -52,7 +52,7 @@ func Replace(path string, data []byte, perm fs.FileMode) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
+	return SyncDir(filepath.Dir(path))
 }
 
 // Read reads a private file of at most limit bytes. It refuses a file
@@ -133,9 +133,10 @@ func writeTemp(path string, data []byte, perm fs.FileMode) (string, error) {
 	return f.Name(), nil
 }
 
-// syncDir makes a directory's new entries durable. Windows cannot sync a
-// directory; its rename and link are durable enough once the file is.
-func syncDir(dir string) error {
+// SyncDir makes a directory's new or renamed entries durable, as after
+// creating a file that must survive a power cut. Windows cannot sync a
+// directory; there it does nothing.
+func SyncDir(dir string) error {
 	if runtime.GOOS == "windows" {
 		return nil
 	}

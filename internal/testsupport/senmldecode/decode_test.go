@@ -69,12 +69,8 @@ func TestDecodeResolves(t *testing.T) {
 	}
 }
 
+// show prints records with their pointed-to values, for failure messages.
 func show(rs []senml.Record) string {
-	var b strings.Builder
-	for _, r := range rs {
-		j, _ := json.Marshal(r)
-		b.Write(j)
-		b.WriteByte('\n')
-	}
-	return b.String()
+	b, _ := json.MarshalIndent(rs, "", "  ")
+	return string(b)
 }
