@@ -110,7 +110,7 @@ func newTestBroker(in *nopIngest) (*broker.Broker, error) {
 
 // BenchmarkManifestCheck is the data manifest check of one bench reading
 // (fastjson parse and the compiled per-stream checker), the part of the
-// policy path that issue #3 added.
+// policy path that enforces data manifests.
 func BenchmarkManifestCheck(b *testing.B) {
 	doc, err := benchManifest(100, []string{"bench_qos1"})
 	if err != nil {

@@ -65,7 +65,9 @@ type Ingester interface {
 	Count(deviceID string, delta store.DeviceCounters)
 }
 
-// Listener addresses. An empty address disables that listener.
+// Config configures a Broker: its listener addresses (an empty address
+// disables that listener), its packet size limit, logging and metrics.
+// Zero values take the defaults.
 type Config struct {
 	TCPAddr   string      // plain MQTT, e.g. 127.0.0.1:1883
 	TLSAddr   string      // MQTT over TLS, e.g. 127.0.0.1:8883
@@ -89,7 +91,9 @@ type Broker struct {
 	closeErr  error
 }
 
-// New builds a broker; Start opens its listeners.
+// New builds a broker and binds its TCP and TLS listeners, so a port in
+// use fails here; Start begins accepting connections (and opens the
+// WebSocket listener).
 func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	log := cfg.Logger
 	if log == nil {
