@@ -91,6 +91,21 @@ func (f *fakeIngester) Enqueue(ctx context.Context, deviceID, stream string, pay
 	return ingest.Completed(nil), err
 }
 
+// Vet refuses by stream as Submit does, without recording a submission.
+func (f *fakeIngester) Vet(_ context.Context, deviceID, stream string, payload []byte) error {
+	switch stream {
+	case streamNotJSON:
+		return &ingest.RefusedError{DeviceID: deviceID, Stream: stream, Reason: ingest.ReasonNotJSON, Detail: "payload must be a JSON object"}
+	case streamTooLarge:
+		return &ingest.RefusedError{DeviceID: deviceID, Stream: stream, Reason: ingest.ReasonTooLarge, Detail: "too large"}
+	case streamBadStream:
+		return &ingest.RefusedError{DeviceID: deviceID, Stream: stream, Reason: ingest.ReasonBadStream, Detail: "bad stream name"}
+	case streamBroken:
+		return errors.New("manifest store unavailable")
+	}
+	return nil
+}
+
 func (f *fakeIngester) Refuse(deviceID string, err error) {
 	f.mu.Lock()
 	f.refused++

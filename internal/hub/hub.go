@@ -172,6 +172,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Logger:         log.With("component", "broker"),
 		Registerer:     reg,
 		MaxPacketBytes: uint32(cfg.MaxPayloadBytes) + 1024,
+
+		ConnectTimeout:    cfg.MQTTConnectTimeout,
+		PendingPerAddress: cfg.MQTTPendingPerAddress,
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = cfg.MQTTTLSAddr
