@@ -171,6 +171,12 @@ const (
 
 func startBroker(t *testing.T) *testBroker {
 	t.Helper()
+	return startBrokerWith(t, nil)
+}
+
+// startBrokerWith starts a test broker with its Config changed by mod.
+func startBrokerWith(t *testing.T, mod func(*Config)) *testBroker {
+	t.Helper()
 	tb := &testBroker{
 		auth: &fakeAuth{secrets: map[string]string{devA: secretA, devAB: secretA + "b", devB: secretB}},
 		in:   &fakeIngester{},
@@ -178,7 +184,11 @@ func startBroker(t *testing.T) *testBroker {
 		reg:  prometheus.NewRegistry(),
 	}
 	log := slog.New(slog.NewTextHandler(tb.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, err := New(Config{TCPAddr: "127.0.0.1:0", Logger: log, Registerer: tb.reg}, tb.auth, tb.in)
+	cfg := Config{TCPAddr: "127.0.0.1:0", Logger: log, Registerer: tb.reg}
+	if mod != nil {
+		mod(&cfg)
+	}
+	b, err := New(cfg, tb.auth, tb.in)
 	if err != nil {
 		t.Fatalf("new broker: %v", err)
 	}
