@@ -81,7 +81,7 @@ type Config struct {
 	// CONNECT this long after it was accepted (default 5 s).
 	ConnectTimeout time.Duration
 	// PendingPerAddress bounds the connections from one address that have
-	// not logged in yet (default 32); more are closed when accepted.
+	// not logged in yet (default 16); more are closed when accepted.
 	PendingPerAddress int
 }
 

@@ -18,7 +18,7 @@ import (
 // Defaults for the limits before login.
 const (
 	DefaultConnectTimeout    = 5 * time.Second
-	DefaultPendingPerAddress = 32
+	DefaultPendingPerAddress = 16
 )
 
 // guard stands between every listener and mochi. Before login it bounds

@@ -82,7 +82,7 @@ func Default() Config {
 		RetentionInterval: time.Minute,
 
 		MQTTConnectTimeout:    5 * time.Second,
-		MQTTPendingPerAddress: 32,
+		MQTTPendingPerAddress: 16,
 	}
 }
 

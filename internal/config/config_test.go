@@ -59,7 +59,7 @@ func TestDefaults(t *testing.T) {
 		DataDir: "./candor-data", MQTTAddr: "127.0.0.1:1883", HTTPAddr: "127.0.0.1:8080",
 		LogLevel: "info", LogFormat: "text", MaxPayloadBytes: 65536, BatchMaxRows: 1000,
 		BatchMaxWait: 0, DemoSpeed: 1, UndeclaredFields: "reject", RetentionInterval: time.Minute,
-		MQTTConnectTimeout: 5 * time.Second, MQTTPendingPerAddress: 32,
+		MQTTConnectTimeout: 5 * time.Second, MQTTPendingPerAddress: 16,
 	}
 	if Default() != want {
 		t.Fatalf("Default() = %+v, want %+v", Default(), want)
