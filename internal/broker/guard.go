@@ -134,13 +134,15 @@ func (g *guard) establish(id string, c net.Conn, next listeners.EstablishFn) err
 	ci, err := readConnect(c, g.maxPacket)
 	if err != nil {
 		var ec *errConnect
+		var ne net.Error
 		switch {
 		case errors.As(err, &ec):
 			if ec.code != 0 {
 				_, _ = c.Write(connack(ec.v5, ec.code))
 			}
 			return g.refuse(c, "invalid_connect")
-		case errors.Is(err, os.ErrDeadlineExceeded):
+		// The WebSocket library reports the deadline as a plain net.Error.
+		case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 			return g.refuse(c, "connect_timeout")
 		}
 		return g.refuse(c, "connect_read_error")

@@ -1,13 +1,19 @@
 package broker
 
 import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"net"
+	"net/http"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/candor-iot/candor/internal/broker/mqtttest"
+	"github.com/candor-iot/candor/internal/tlscert"
 )
 
 // otherHost is a second loopback address: on a LAN, a flood and a device
@@ -98,5 +104,92 @@ func TestAddrKey(t *testing.T) {
 		if got := addrKey(tc.addr); got != tc.want {
 			t.Errorf("addrKey(%v) = %q, want %q", tc.addr, got, tc.want)
 		}
+	}
+}
+
+// freeAddr returns a loopback address with a port free a moment ago (the
+// WebSocket listener does not report the port it bound for port 0).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// The connect deadline also holds for TLS (a client that never starts or
+// never finishes the handshake, or sends no CONNECT after it) and for
+// WebSocket (a client that upgrades and then sends nothing).
+func TestDeadlineOnTLSAndWebSocket(t *testing.T) {
+	certFile, keyFile, err := tlscert.SelfSigned(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConfig, err := tlscert.Load(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := startBrokerWith(t, func(c *Config) {
+		c.ConnectTimeout = 150 * time.Millisecond
+		c.TLSAddr, c.TLSConfig = "127.0.0.1:0", tlsConfig
+	})
+	tlsAddr := tb.Addr("tls")
+
+	// No handshake at all.
+	mqtttest.Dial(t, tlsAddr, nil).ExpectClosed()
+
+	// A handshake, then nothing.
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	raw := mqtttest.Dial(t, tlsAddr, nil)
+	tc := tls.Client(raw.Conn, &tls.Config{RootCAs: roots, ServerName: "localhost"})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake: %v", err)
+	}
+	if _, err := tc.Read(make([]byte, 1)); err == nil {
+		t.Fatal("TLS connection without CONNECT sent data instead of closing")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("TLS connection without CONNECT still open")
+	}
+
+	if got := counter(t, tb.reg, "candor_mqtt_preauth_closed_total", "reason", "connect_timeout"); got != 2 {
+		t.Errorf("TLS: preauth_closed{reason=connect_timeout} = %v, want 2", got)
+	}
+
+	// A WebSocket upgrade, then nothing. (The WebSocket listener serves
+	// TLS when the broker has a certificate, so it gets its own broker.)
+	wsAddr := freeAddr(t)
+	tb = startBrokerWith(t, func(c *Config) {
+		c.ConnectTimeout = 150 * time.Millisecond
+		c.WSAddr = wsAddr
+	})
+	var ws *mqtttest.Conn
+	waitFor(t, "the WebSocket listener", 5*time.Second, func() bool {
+		c, err := net.Dial("tcp", wsAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	ws = mqtttest.Dial(t, wsAddr, nil)
+	ws.Send([]byte("GET / HTTP/1.1\r\nHost: " + wsAddr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"))
+	resp, err := http.ReadResponse(bufio.NewReader(ws.Conn), nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("WebSocket upgrade: %v %v", resp, err)
+	}
+	if _, err := ws.Conn.Read(make([]byte, 1)); err == nil {
+		t.Fatal("WebSocket connection without CONNECT sent data instead of closing")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("WebSocket connection without CONNECT still open")
+	}
+	if got := counter(t, tb.reg, "candor_mqtt_preauth_closed_total", "reason", "connect_timeout"); got != 1 {
+		t.Errorf("WebSocket: preauth_closed{reason=connect_timeout} = %v, want 1", got)
 	}
 }
