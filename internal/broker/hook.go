@@ -128,7 +128,8 @@ func refuseWith(cl *mqtt.Client, code, v3code byte) {
 // deliver it to subscribers and keep it retained in memory, outside the
 // policy path. The hook hands it to ingest instead when the connection
 // ends without a DISCONNECT (OnDisconnect). A will's retain flag is
-// ignored, as a reading's is; a Will Delay Interval is not honoured.
+// ignored, as a reading's is; a Will Delay Interval is not honoured (the
+// will is handled when the connection ends).
 func (h *hook) acceptWill(ctx context.Context, cl *mqtt.Client, deviceID string, pk packets.Packet) bool {
 	stream, ok := publishStream(deviceID, pk.Connect.WillTopic)
 	if !ok {
@@ -293,9 +294,12 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 // client resends unacknowledged QoS 1 messages after reconnecting).
 //
 // A connection that ended without a DISCONNECT (err is set; mochi's rule
-// for publishing a will) sends its will, which acceptWill took from mochi.
+// for publishing a will) sends its will, which acceptWill took from mochi,
+// unless the hub ended it: a revoked credential sends nothing more, and a
+// hub shutting down says nothing about the device.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	if err != nil && !cl.Net.Inline && cl.Properties.Will.TopicName != "" {
+	if err != nil && !cl.Net.Inline && cl.Properties.Will.TopicName != "" &&
+		!errors.Is(cl.StopCause(), packets.ErrNotAuthorized) && !errors.Is(cl.StopCause(), packets.ErrServerShuttingDown) {
 		h.sendWill(cl)
 	}
 	if q, ok := h.acks.LoadAndDelete(cl); ok {

@@ -151,3 +151,20 @@ func TestWillRefusedAtConnect(t *testing.T) {
 		t.Errorf("auth_failures{reason=will_refused} = %v, want 6", got)
 	}
 }
+
+// A device cut off by the hub (its credential revoked) sends no will.
+func TestNoWillAfterRevocation(t *testing.T) {
+	tb := startBroker(t)
+	c := mqtttest.Dial(t, tb.addr, nil)
+	c.Send(willConnect(5, devA+"-w", "status", []byte(`{"online":false}`), false))
+	c.Expect(mqtttest.CONNACK)
+	tb.Disconnect(devA)
+	if d := c.Expect(mqtttest.DISCONNECT); d.ReasonCode(5) != 0x87 {
+		t.Errorf("DISCONNECT % x, want not authorized (0x87)", d.Raw)
+	}
+	c.ExpectClosed()
+	tb.gone(t, devA+"-w")
+	if subs := tb.in.submissions(); len(subs) != 0 {
+		t.Errorf("will of a revoked device handed to ingest: %+v", subs)
+	}
+}
