@@ -65,6 +65,8 @@ func (i *nopIngest) Enqueue(context.Context, string, string, []byte) (ingest.Tic
 func (*nopIngest) Refuse(string, error)               {}
 func (*nopIngest) Count(string, store.DeviceCounters) {}
 
+func (*nopIngest) Vet(context.Context, string, string, []byte) error { return nil }
+
 // BenchmarkBrokerQoS1NoStore is Candor's MQTT broker (mochi with Candor's
 // policy hook: authentication, namespace ACL, topic parsing) acknowledging
 // QoS 1 publishes from one lean client over loopback TCP, with an ingester

@@ -198,6 +198,9 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		Logger:         h.log.With("component", "broker"),
 		Registerer:     h.reg,
 		MaxPacketBytes: uint32(h.cfg.MaxPayloadBytes) + 1024,
+
+		ConnectTimeout:    h.cfg.MQTTConnectTimeout,
+		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr

@@ -307,19 +307,8 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 	}
 	version := 0
 	if p.opts.Manifests != nil {
-		e, err := p.opts.Manifests.ForDevice(ctx, deviceID)
+		e, out, err := p.checkManifest(ctx, deviceID, stream, payload)
 		if err != nil {
-			if errors.Is(err, catalog.ErrNoManifest) {
-				err = &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonNoManifest,
-					Detail: "the device's type has no data manifest in force, so the hub accepts nothing from it"}
-				p.Refuse(deviceID, err)
-			}
-			return Ticket{}, err
-		}
-		out, v := e.Checker.Check(stream, payload, p.opts.StripUndeclared)
-		if v != nil {
-			err := &RefusedError{DeviceID: deviceID, Stream: stream, Reason: v.Reason, Detail: v.Error(), Violation: v}
-			p.Refuse(deviceID, err)
 			return Ticket{}, err
 		}
 		if s := e.Manifest.Stream(stream); s != nil {
@@ -379,6 +368,46 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 		return Ticket{}, err
 	}
 	return Ticket{b: bt}, nil
+}
+
+// Vet holds data that is not yet a reading to the rules a reading meets
+// (stream name, size, JSON object syntax, the manifest in force) without
+// storing it: an MQTT will is vetted when the device registers it, so it
+// is refused then rather than lost when it is sent. Consent is not
+// checked, since it decides whether to keep a reading, not whether it is
+// acceptable. A refusal is counted as a refused reading.
+func (p *Pipeline) Vet(ctx context.Context, deviceID, stream string, payload []byte) error {
+	if err := p.Check(deviceID, stream, payload); err != nil {
+		p.Refuse(deviceID, err)
+		return err
+	}
+	if p.opts.Manifests == nil {
+		return nil
+	}
+	_, _, err := p.checkManifest(ctx, deviceID, stream, payload)
+	return err
+}
+
+// checkManifest checks a reading against its device's manifest in force
+// and returns the entry and the payload to keep (undeclared fields
+// stripped, if so configured). Refusals are counted.
+func (p *Pipeline) checkManifest(ctx context.Context, deviceID, stream string, payload []byte) (*catalog.Entry, []byte, error) {
+	e, err := p.opts.Manifests.ForDevice(ctx, deviceID)
+	if err != nil {
+		if errors.Is(err, catalog.ErrNoManifest) {
+			err = &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonNoManifest,
+				Detail: "the device's type has no data manifest in force, so the hub accepts nothing from it"}
+			p.Refuse(deviceID, err)
+		}
+		return nil, nil, err
+	}
+	out, v := e.Checker.Check(stream, payload, p.opts.StripUndeclared)
+	if v != nil {
+		err := &RefusedError{DeviceID: deviceID, Stream: stream, Reason: v.Reason, Detail: v.Error(), Violation: v}
+		p.Refuse(deviceID, err)
+		return nil, nil, err
+	}
+	return e, out, nil
 }
 
 // Refuse counts a refused reading for the device and in the metrics.
