@@ -84,11 +84,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ss, tok, err := s.id.Login(r.Context(), in.Username, in.Password, store.SessionBrowser, userAgent(r))
+	ss, tok, err := s.id.Login(r.Context(), origin(r), in.Username, in.Password, store.SessionBrowser, userAgent(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	s.rememberBrowser(w, r, ss.AccountID)
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
 		Value:    tok,
@@ -124,7 +125,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	} else {
 		// A program without a session logs in with its password; the
 		// session that opens is the token.
-		ss, tok, err := s.id.Login(r.Context(), in.Username, in.Password, store.SessionToken, in.Name)
+		ss, tok, err := s.id.Login(r.Context(), origin(r), in.Username, in.Password, store.SessionToken, in.Name)
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -152,6 +152,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Logger: log.With("component", "forward")})
 	h.id = identity.New(h.st, log.With("component", "identity"))
 	h.id.SetAuditor(h.alog)
+	if err := h.id.RegisterMetrics(reg); err != nil {
+		return nil, err
+	}
 	h.in = ingest.New(h.st, ingest.Options{
 		Manifests:       h.cat,
 		Consent:         h.consent,

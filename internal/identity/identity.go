@@ -82,7 +82,7 @@ const (
 // Service is the identity authority of one hub.
 type Service struct {
 	st     Store
-	hasher *credential.Hasher
+	hasher hasher
 	log    *slog.Logger
 	now    func() time.Time
 
@@ -92,7 +92,7 @@ type Service struct {
 	verified   map[string]verifiedSecret // device id → the last secret that verified
 	lastTouch  map[string]time.Time
 	accountsOK bool // at least one account exists (setup is over)
-	logins     limiter
+	limits     limits
 	audit      Auditor
 	ensureMu   sync.Mutex
 }
@@ -125,7 +125,7 @@ func New(st Store, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{
+	s := &Service{
 		st:        st,
 		hasher:    credential.NewHasher(0),
 		log:       log,
@@ -133,6 +133,15 @@ func New(st Store, log *slog.Logger) *Service {
 		verified:  make(map[string]verifiedSecret),
 		lastTouch: make(map[string]time.Time),
 	}
+	s.limits = newLimits(func() time.Time { return s.now() })
+	return s
+}
+
+// hasher is the slow hash (argon2id) behind passwords and device secrets.
+// Tests wrap it to count the checks that reach it.
+type hasher interface {
+	Hash(ctx context.Context, secret string) (string, error)
+	Verify(ctx context.Context, secret, phc string) (bool, error)
 }
 
 // OnRevoke registers f to be called after a device's credential is revoked

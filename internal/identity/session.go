@@ -12,37 +12,52 @@ import (
 )
 
 // Login checks a username and password and opens a session of the given
-// kind. It returns the session and its bearer secret, shown once.
-func (s *Service) Login(ctx context.Context, username, password string, kind store.SessionKind, name string) (store.Session, string, error) {
+// kind. It returns the session and its bearer secret, shown once. The
+// check is throttled (see limit.go) by o's address and the username, or,
+// when o carries a valid known-browser token for this username, by that
+// browser alone; a refusal is a *ThrottledError.
+func (s *Service) Login(ctx context.Context, o Origin, username, password string, kind store.SessionKind, name string) (store.Session, string, error) {
 	if len(password) > 1024 || len(username) > 64 {
 		return store.Session{}, "", ErrUnauthenticated
 	}
 	key := NormalizeUsername(username)
-	if !s.logins.allowed(key, s.now()) {
-		s.log.Warn("login refused: too many wrong passwords, try again in a minute")
-		return store.Session{}, "", ErrUnauthenticated
-	}
 	acc, err := s.st.AccountByUsername(ctx, key)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			_, _ = s.hasher.Verify(ctx, password, dummyHash())
-			return store.Session{}, "", ErrUnauthenticated
-		}
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.Session{}, "", fmt.Errorf("look up account: %w", err)
 	}
-	ok, err := s.hasher.Verify(ctx, password, acc.PasswordHash)
+	// Unknown names take the same buckets and the same time as known
+	// ones, so neither the refusals nor the timing tell which exist.
+	buckets := []bucketRef{
+		{s.limits.addresses, addressKey(o.Addr), ReasonAddress},
+		{s.limits.accounts, key, ReasonAccount},
+	}
+	if found && o.Browser != "" {
+		if b, ok := s.knownBrowser(acc, o.Browser); ok {
+			buckets = []bucketRef{{s.limits.browsers, b, ReasonBrowser}}
+		}
+	}
+	att, err := s.reserve(ctx, checkLogin, buckets...)
 	if err != nil {
+		return store.Session{}, "", err
+	}
+	hash := dummyHash()
+	if found {
+		hash = acc.PasswordHash
+	}
+	ok, err := s.hasher.Verify(ctx, password, hash)
+	if err != nil {
+		att.passed()
 		return store.Session{}, "", fmt.Errorf("verify password: %w", err)
 	}
-	if !ok {
-		if s.logins.failed(key, s.now()) {
-			s.log.Warn("login locked for a minute after repeated wrong passwords", "account", acc.ID)
-		} else {
+	if !ok || !found {
+		att.failed()
+		if found {
 			s.log.Info("login failed", "account", acc.ID)
 		}
 		return store.Session{}, "", ErrUnauthenticated
 	}
-	s.logins.succeeded(key)
+	att.passed()
 	ss, tok, err := s.openSession(ctx, acc.ID, kind, name)
 	if err != nil {
 		return store.Session{}, "", err
