@@ -89,7 +89,6 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.rememberBrowser(w, r, ss.AccountID)
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
 		Value:    tok,
@@ -99,6 +98,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		Secure:   s.cfg.SecureCookies || r.TLS != nil,
 		SameSite: http.SameSiteLaxMode,
 	})
+	s.rememberBrowser(w, r, ss.AccountID)
 	writeJSON(w, http.StatusOK, map[string]any{"session": toSession(ss, ss.ID)})
 }
 

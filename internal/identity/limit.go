@@ -31,7 +31,7 @@ import (
 //   - per account for re-entering one's password (ConfirmPassword,
 //     ChangePassword).
 var (
-	addressLimit = throttle.Limit{Burst: 16, Every: 500 * time.Millisecond}
+	addressLimit = throttle.Limit{Burst: 16, Every: 2 * time.Second}
 	accountLimit = throttle.Limit{Burst: 5, Every: time.Minute}
 	deviceLimit  = throttle.Limit{Burst: 5, Every: time.Minute}
 	browserLimit = throttle.Limit{Burst: 5, Every: time.Minute}

@@ -236,6 +236,7 @@ func TestKnownBrowserIsNotLockedOut(t *testing.T) {
 
 func TestDeviceSecretGuessingIsThrottled(t *testing.T) {
 	svc, db := newService(t)
+	svc.now = newFakeClock().Now
 	hh := newHousehold(t, db, "hh_1")
 	d, secret, err := svc.AddDevice(ctx(t), NewDevice{HouseholdID: hh, Name: "Door", Type: "door-sensor"})
 	if err != nil {

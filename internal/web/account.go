@@ -80,8 +80,8 @@ func (s *Server) postSetup(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.rememberBrowser(w, r, ses.AccountID)
 	s.startSession(w, r, ses, tok)
+	s.rememberBrowser(w, r, ses.AccountID)
 	http.Redirect(w, r, "/?done=setup", http.StatusSeeOther)
 }
 
@@ -135,8 +135,8 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.rememberBrowser(w, r, ses.AccountID)
 	s.startSession(w, r, ses, tok)
+	s.rememberBrowser(w, r, ses.AccountID)
 	http.Redirect(w, r, form.Next, http.StatusSeeOther)
 }
 
