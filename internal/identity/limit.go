@@ -89,8 +89,10 @@ func humanDuration(d time.Duration) string {
 	switch {
 	case s <= 1:
 		return "a second"
-	case s < 90:
+	case s < 60:
 		return fmt.Sprintf("%d seconds", s)
+	case s == 60:
+		return "a minute"
 	default:
 		return fmt.Sprintf("%d minutes", (s+59)/60)
 	}
