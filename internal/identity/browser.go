@@ -50,7 +50,7 @@ func (s *Service) KnownBrowser(ctx context.Context, accountID string) (string, e
 // bucket when it is valid.
 func (s *Service) knownBrowser(acc store.Account, tok string) (string, bool) {
 	b64, ok := strings.CutPrefix(tok, browserTokenPrefix)
-	if !ok || len(b64) > 2*browserTokenLen {
+	if !ok || len(b64) > 2*browserTokenLen || acc.ID == "" || acc.PasswordHash == "" {
 		return "", false
 	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(b64)

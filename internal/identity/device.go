@@ -136,32 +136,38 @@ func (s *Service) AuthenticateDevice(ctx context.Context, o Origin, id, secret s
 	if id == "" || secret == "" || len(secret) > 1024 || len(id) > 128 {
 		return store.Device{}, ErrUnauthenticated
 	}
-	d, err := s.st.Device(ctx, id)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return store.Device{}, fmt.Errorf("look up device: %w", err)
-	}
-	live := err == nil && !d.Revoked()
 	// Reconnect storms are common (a router reboots, a hundred devices come
 	// back): a secret that already passed the slow hash is remembered, in
 	// memory only, as its SHA-256 bound to the stored hash it matched. It
 	// costs no slow hash, so it takes nothing from the throttles either.
 	sum := sha(secret)
-	if live {
-		s.mu.Lock()
-		cached, ok := s.verified[id]
-		s.mu.Unlock()
-		if ok && cached.secretHash == d.SecretHash && subtle.ConstantTimeCompare(cached.sum[:], sum[:]) == 1 {
+	s.mu.Lock()
+	cached, ok := s.verified[id]
+	s.mu.Unlock()
+	if ok && subtle.ConstantTimeCompare(cached.sum[:], sum[:]) == 1 {
+		d, err := s.st.Device(ctx, id)
+		if err == nil && !d.Revoked() && d.SecretHash == cached.secretHash {
 			return d, nil
 		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return store.Device{}, fmt.Errorf("look up device: %w", err)
+		}
 	}
-	// Unknown and revoked ids take the same buckets and the same time as
-	// live ones, so ids cannot be probed.
+	// Throttled before the device is even looked up, so a flood that is
+	// refused costs no storage read. Unknown and revoked ids take the same
+	// buckets and the same time as live ones, so ids cannot be probed.
 	att, err := s.reserve(ctx, checkDevice,
 		bucketRef{s.limits.addresses, addressKey(o.Addr), ReasonAddress},
 		bucketRef{s.limits.devices, id, ReasonDevice})
 	if err != nil {
 		return store.Device{}, err
 	}
+	d, err := s.st.Device(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		att.passed()
+		return store.Device{}, fmt.Errorf("look up device: %w", err)
+	}
+	live := err == nil && !d.Revoked()
 	hash := dummyHash()
 	if live {
 		hash = d.SecretHash

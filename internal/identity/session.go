@@ -21,25 +21,21 @@ func (s *Service) Login(ctx context.Context, o Origin, username, password string
 		return store.Session{}, "", ErrUnauthenticated
 	}
 	key := NormalizeUsername(username)
-	acc, err := s.st.AccountByUsername(ctx, key)
-	found := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return store.Session{}, "", fmt.Errorf("look up account: %w", err)
+	buckets, err := s.loginBuckets(ctx, o, key)
+	if err != nil {
+		return store.Session{}, "", err
 	}
-	// Unknown names take the same buckets and the same time as known
-	// ones, so neither the refusals nor the timing tell which exist.
-	buckets := []bucketRef{
-		{s.limits.addresses, addressKey(o.Addr), ReasonAddress},
-		{s.limits.accounts, key, ReasonAccount},
-	}
-	if found && o.Browser != "" {
-		if b, ok := s.knownBrowser(acc, o.Browser); ok {
-			buckets = []bucketRef{{s.limits.browsers, b, ReasonBrowser}}
-		}
-	}
+	// Throttled before the account is looked up, so a refused flood costs
+	// no storage read.
 	att, err := s.reserve(ctx, checkLogin, buckets...)
 	if err != nil {
 		return store.Session{}, "", err
+	}
+	acc, err := s.st.AccountByUsername(ctx, key)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		att.passed()
+		return store.Session{}, "", fmt.Errorf("look up account: %w", err)
 	}
 	hash := dummyHash()
 	if found {
@@ -71,6 +67,26 @@ func (s *Service) Login(ctx context.Context, o Origin, username, password string
 		return store.Session{}, "", err
 	}
 	return ss, tok, nil
+}
+
+// loginBuckets returns the throttle buckets a login attempt reserves: its
+// address's and its username's, or only its browser's when it presents a
+// valid known-browser token for this username. Unknown names take the
+// same buckets as known ones, so the refusals do not tell which exist.
+func (s *Service) loginBuckets(ctx context.Context, o Origin, key string) ([]bucketRef, error) {
+	if o.Browser != "" {
+		acc, err := s.st.AccountByUsername(ctx, key)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("look up account: %w", err)
+		}
+		if b, ok := s.knownBrowser(acc, o.Browser); err == nil && ok {
+			return []bucketRef{{s.limits.browsers, b, ReasonBrowser}}, nil
+		}
+	}
+	return []bucketRef{
+		{s.limits.addresses, addressKey(o.Addr), ReasonAddress},
+		{s.limits.accounts, key, ReasonAccount},
+	}, nil
 }
 
 // CreateToken opens a long-lived API token for an already authenticated
