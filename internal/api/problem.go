@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/erasure"
@@ -59,7 +58,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var te *identity.ThrottledError
 	switch {
 	case errors.As(err, &te):
-		w.Header().Set("Retry-After", strconv.Itoa(int((te.RetryAfter+time.Second-1)/time.Second)))
+		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
 		writeProblemDoc(w, r, problem{Type: problemPrefix + "too-many-attempts", Status: http.StatusTooManyRequests,
 			Detail: te.Error(), Reason: te.Reason})
 	case errors.As(err, &ve):

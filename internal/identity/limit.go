@@ -84,6 +84,12 @@ func (e *ThrottledError) Error() string {
 
 func (e *ThrottledError) Unwrap() error { return ErrThrottled }
 
+// RetryAfterSeconds is RetryAfter in whole seconds, rounded up, for a
+// Retry-After header.
+func (e *ThrottledError) RetryAfterSeconds() int {
+	return int((e.RetryAfter + time.Second - 1) / time.Second)
+}
+
 func humanDuration(d time.Duration) string {
 	s := int((d + time.Second - 1) / time.Second)
 	switch {

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/identity"
@@ -128,7 +127,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &te):
 		p.CSRF = csrfToken(s.preSecret(w, r))
 		p.Errors = []formError{{Field: "password", Message: upperFirst(te.Error()) + "."}}
-		w.Header().Set("Retry-After", strconv.Itoa(int((te.RetryAfter+time.Second-1)/time.Second)))
+		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
 		s.render(w, r, http.StatusTooManyRequests, "login", p)
 		return
 	case err != nil:
