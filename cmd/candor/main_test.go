@@ -74,6 +74,7 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 		{[]string{"bogus"}, 2, "unknown command"},
 		{[]string{"serve", "--mqtt-addr", "nonsense"}, 1, "--mqtt-addr"},
 		{[]string{"serve", "--batch-max-rows", "0"}, 1, "--batch-max-rows"},
+		{[]string{"serve", "--mqtt-addr", ""}, 1, "--mqtt-addr: no MQTT listener is left"},
 		{[]string{"device", "add", "X", "--data", "/nonexistent-candor"}, 1, "--type is required"},
 		{[]string{"device", "add", "X", "--type", "thermostat", "--data", "/nonexistent-candor"}, 1, "no hub is running"},
 		{[]string{"device", "frobnicate"}, 1, "unknown device command"},

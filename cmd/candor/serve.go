@@ -23,7 +23,8 @@ func runServe(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q; see --help", fs.Args())
 	}
-	cfg, err := flags.Resolve(os.Getenv)
+	// LookupEnv, so that CANDOR_MQTT_ADDR="" can turn plain MQTT off.
+	cfg, err := flags.ResolveEnv(os.LookupEnv)
 	if err != nil {
 		return err
 	}

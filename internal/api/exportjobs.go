@@ -1,18 +1,15 @@
 package api
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
 	"filippo.io/age"
 
-	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/identity"
-	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/vault"
 )
 
@@ -21,9 +18,6 @@ import (
 // progress and a dropped connection does not throw the work away. The
 // archive waits, encrypted with a key held only in memory, until the
 // person downloads it or it expires.
-
-// errExportsOff: the hub was started without export jobs.
-var errExportsOff = errors.New("exports not configured")
 
 // exportJobJSON is an export job as the API shows it.
 type exportJobJSON struct {
@@ -60,50 +54,10 @@ func exportJobView(st export.JobStatus) exportJobJSON {
 	return out
 }
 
-// StartExport starts a background export of acc's household data, or
-// returns acc's export that is already running (started false). The
-// export is recorded in the transparency log first, as GET /api/v1/export
-// records it, and only when a new one starts. The web pages call this
-// too, so both ways of starting an export read the same data and leave
-// the same record.
-//
-// The job reads the household's data as acc, for as long as it runs,
-// with ctx's values (the actor) but not its cancellation: it outlives the
-// request that started it.
-func (s *Server) StartExport(ctx context.Context, acc store.Account) (export.JobStatus, bool, error) {
-	return s.StartExportWithIdentity(ctx, acc, nil)
-}
-
-// StartExportWithIdentity is StartExport with the person's age identity,
-// which opens history under keys only they hold (user-held mode). Without
-// it such history makes the export refused up front.
-func (s *Server) StartExportWithIdentity(ctx context.Context, acc store.Account, id age.Identity) (export.JobStatus, bool, error) {
-	if s.cfg.Exports == nil {
-		return export.JobStatus{}, false, errExportsOff
-	}
-	if acc.ID == "" {
-		return export.JobStatus{}, false, badRequest("an export is a person's: log in as a member of the household")
-	}
-	if id == nil {
-		if err := s.checkExportable(ctx, acc); err != nil {
-			return export.JobStatus{}, false, err
-		}
-	}
-	p := principal{acc: acc}
-	ctx = auditlog.WithActor(ctx, p.actor())
-	person := export.Person{ID: acc.ID, Username: acc.Username}
-	return s.cfg.Exports.Start(ctx, acc.ID, person, func(ctx context.Context) (export.Source, error) {
-		if err := s.recordExport(ctx, p); err != nil {
-			return nil, err
-		}
-		return &exportSource{s: s, p: p, identity: id}, nil
-	})
-}
-
 // failExport answers the errors of export jobs that fail does not know.
 func (s *Server) failExport(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, errExportsOff):
+	case errors.Is(err, export.ErrJobsOff):
 		writeProblem(w, r, http.StatusServiceUnavailable, "exports-unavailable", "exports not configured")
 	case errors.Is(err, export.ErrTooManyJobs):
 		w.Header().Set("Retry-After", "60")
@@ -122,22 +76,23 @@ func (s *Server) failExport(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// exportJobs returns the job manager, or answers 503 when there is none.
-func (s *Server) exportJobs(w http.ResponseWriter, r *http.Request) (*export.Jobs, bool) {
-	if s.cfg.Exports == nil {
-		s.failExport(w, r, errExportsOff)
-		return nil, false
+// exportJobs reports whether the hub prepares exports in the background,
+// and answers 503 when it does not.
+func (s *Server) exportJobs(w http.ResponseWriter, r *http.Request) bool {
+	if !s.exports.Background() {
+		s.failExport(w, r, export.ErrJobsOff)
+		return false
 	}
-	return s.cfg.Exports, true
+	return true
 }
 
 // startExportJob starts preparing the caller's export: 202 with the new
 // job, or 200 with the caller's export that is already running.
-func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p principal) {
-	if _, ok := s.exportJobs(w, r); !ok {
+func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if !s.exportJobs(w, r) {
 		return
 	}
-	if p.operator {
+	if p.Operator {
 		s.fail(w, r, badRequest("an export is a person's: log in as a member of the household"))
 		return
 	}
@@ -156,12 +111,12 @@ func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p princi
 		if in.Identity != "" {
 			var err error
 			if id, err = vault.ParseIdentity(in.Identity); err != nil {
-				s.fail(w, r, fmt.Errorf("%w: identity: %w", identity.ErrInvalid, err))
+				s.fail(w, r, identity.ErrInvalid.Errorf("identity: %w", err))
 				return
 			}
 		}
 	}
-	st, started, err := s.StartExportWithIdentity(r.Context(), p.acc, id)
+	st, started, err := s.exports.Start(r.Context(), p.Account, id)
 	if err != nil {
 		s.failExport(w, r, err)
 		return
@@ -177,12 +132,11 @@ func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p princi
 
 // exportJobStatus shows how far one of the caller's exports got. Another
 // account's job, like an expired one, is not found.
-func (s *Server) exportJobStatus(w http.ResponseWriter, r *http.Request, p principal) {
-	jobs, ok := s.exportJobs(w, r)
-	if !ok {
+func (s *Server) exportJobStatus(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if !s.exportJobs(w, r) {
 		return
 	}
-	st, err := jobs.Status(p.acc.ID, r.PathValue("id"))
+	st, err := s.exports.Status(p.Account.ID, r.PathValue("id"))
 	if err != nil {
 		s.failExport(w, r, err)
 		return
@@ -197,12 +151,11 @@ func (s *Server) exportJobStatus(w http.ResponseWriter, r *http.Request, p princ
 // downloadExportJob sends the archive of a finished export, decrypting
 // it as it goes (constant memory). It can be downloaded again until the
 // job expires.
-func (s *Server) downloadExportJob(w http.ResponseWriter, r *http.Request, p principal) {
-	jobs, ok := s.exportJobs(w, r)
-	if !ok {
+func (s *Server) downloadExportJob(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if !s.exportJobs(w, r) {
 		return
 	}
-	rc, st, err := jobs.Open(r.Context(), p.acc.ID, r.PathValue("id"))
+	rc, st, err := s.exports.Open(r.Context(), p.Account.ID, r.PathValue("id"))
 	if err != nil {
 		s.failExport(w, r, err)
 		return
@@ -211,18 +164,17 @@ func (s *Server) downloadExportJob(w http.ResponseWriter, r *http.Request, p pri
 	if err := export.ServeArchive(w, rc, st); err != nil {
 		// Too late for a problem document: the client sees a short
 		// download (Content-Length) and can try again.
-		s.log.Warn("export download failed", "job", st.ID, "account", p.acc.ID, "err", err)
+		s.log.Warn("export download failed", "job", st.ID, "account", p.Account.ID, "err", err)
 	}
 }
 
 // cancelExportJob stops one of the caller's exports if it runs, and
 // deletes it and its archive either way.
-func (s *Server) cancelExportJob(w http.ResponseWriter, r *http.Request, p principal) {
-	jobs, ok := s.exportJobs(w, r)
-	if !ok {
+func (s *Server) cancelExportJob(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if !s.exportJobs(w, r) {
 		return
 	}
-	if err := jobs.Cancel(p.acc.ID, r.PathValue("id")); err != nil {
+	if err := s.exports.Cancel(p.Account.ID, r.PathValue("id")); err != nil {
 		s.failExport(w, r, err)
 		return
 	}

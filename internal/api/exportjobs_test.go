@@ -52,7 +52,7 @@ func startExportHub(t *testing.T, withJobs bool, opts export.JobsOptions) *expor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cat, err := catalog.Open(ctx, st)
+	cat, err := catalog.Open(ctx, st, catalog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,8 +65,7 @@ func startExportHub(t *testing.T, withJobs bool, opts export.JobsOptions) *expor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { alog.Close() })
-	id := identity.New(st, nil)
-	id.SetAuditor(alog)
+	id := identity.New(st, identity.Options{Log: alog})
 	h := &exportHub{t: t, st: st, id: id, alog: alog, tok: map[string]string{}}
 	cfg := Config{Identity: id, Catalog: cat, Log: alog, Store: st}
 	if withJobs {
@@ -74,7 +73,7 @@ func startExportHub(t *testing.T, withJobs bool, opts export.JobsOptions) *expor
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { h.jobs.Close() }) // after the servers close
-		cfg.Exports = h.jobs
+		cfg.Export = export.NewService(export.ServiceConfig{Store: st, Catalog: cat, Log: alog, Recorder: alog, Jobs: h.jobs})
 	}
 	s := New(cfg)
 	h.srv = httptest.NewServer(s.Handler())

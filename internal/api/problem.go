@@ -10,10 +10,10 @@ import (
 	"strings"
 
 	"github.com/candor-iot/candor/internal/catalog"
-	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/manifest"
+	problems "github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -56,6 +56,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var re *ingest.RefusedError
 	var ve *manifest.ValidationError
 	var te *identity.ThrottledError
+	kind, detail, hasKind := problems.Of(err)
 	switch {
 	case errors.As(err, &te):
 		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
@@ -69,16 +70,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &re):
 		writeProblemDoc(w, r, problem{Type: problemPrefix + "reading-refused", Status: http.StatusUnprocessableEntity,
 			Detail: re.Error(), Reason: re.Reason})
-	case errors.Is(err, identity.ErrInvalid):
-		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid-input",
-			strings.Replace(err.Error(), identity.ErrInvalid.Error()+": ", "", 1))
-	case errors.Is(err, erasure.ErrRefused):
-		writeProblem(w, r, http.StatusConflict, "refused", strings.Replace(err.Error(), erasure.ErrRefused.Error()+": ", "", 1))
-	case errors.Is(err, errConflictUserHeld):
-		writeProblem(w, r, http.StatusConflict, "user-held", strings.Replace(err.Error(), errConflictUserHeld.Error()+": ", "", 1))
-	case errors.Is(err, errBadRequest):
-		writeProblem(w, r, http.StatusBadRequest, "bad-request",
-			strings.TrimPrefix(err.Error(), errBadRequest.Error()+": "))
+	case hasKind:
+		// The services' kinds (identity.ErrInvalid, erasure.ErrRefused,
+		// export's refusals) and the API's own below: each says its status
+		// and type, and carries its detail apart from its text.
+		writeProblem(w, r, kind.Status, kind.Type, detail)
 	case errors.Is(err, identity.ErrUnauthenticated):
 		if w.Header().Get("WWW-Authenticate") == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="candor"`)
@@ -98,13 +94,15 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-var errBadRequest = errors.New("bad request")
+// errBadRequest is the kind of a request the API cannot read.
+var errBadRequest = &problems.Kind{Status: http.StatusBadRequest, Type: "bad-request", Text: "bad request"}
 
-// errConflictUserHeld marks data the hub holds but cannot decrypt.
-var errConflictUserHeld = errors.New("encrypted to the owner's own key")
+// errConflictUserHeld is the kind of data the hub holds but cannot
+// decrypt: it is sealed under a key only its owner holds.
+var errConflictUserHeld = &problems.Kind{Status: http.StatusConflict, Type: "user-held", Text: "encrypted to the owner's own key"}
 
 func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+	return errBadRequest.Errorf(format, args...)
 }
 
 // maxBody bounds JSON request bodies other than device readings.

@@ -203,7 +203,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, packets.CodeSuccessIgnore
 	}
 	// Storage failed: the reading must not be acknowledged.
-	h.log.Error("reading not stored; not acknowledged", "device", id, "stream", stream, "err", err)
+	h.notStored(id, stream, err)
 	if v5 && qos == 1 {
 		return pk, packets.ErrImplementationSpecificError
 	}

@@ -21,7 +21,8 @@ import (
 type Config struct {
 	// DataDir holds the database and generated TLS files.
 	DataDir string
-	// MQTTAddr is the plain MQTT listener (host:port).
+	// MQTTAddr is the plain MQTT listener (host:port); empty means off,
+	// which needs another MQTT listener (TLS or WebSocket).
 	MQTTAddr string
 	// MQTTTLSAddr is the MQTT over TLS listener; empty means off.
 	MQTTTLSAddr string
@@ -32,9 +33,13 @@ type Config struct {
 	// TLSCert and TLSKey are PEM files, given together or not at all.
 	TLSCert string
 	TLSKey  string
-	// TLSSelfSigned makes the hub generate a self-signed certificate in
-	// DataDir when no TLSCert is given.
+	// TLSSelfSigned makes the hub keep a small certificate authority of
+	// its own in DataDir and serve a certificate from it that covers the
+	// host's names and addresses, when no TLSCert is given.
 	TLSSelfSigned bool
+	// TLSNames are more names and addresses, comma-separated, for the
+	// certificate TLSSelfSigned makes (see TLSNameList).
+	TLSNames string
 	// Demo starts the hub with a demo household and simulated devices.
 	Demo bool
 	// DemoSpeed makes the demo devices send that many times as often.
@@ -56,6 +61,24 @@ type Config struct {
 	BatchMaxWait time.Duration
 	// ConfigFile is the JSON file the other settings were read from, if any.
 	ConfigFile string
+	// MQTTAddrSet and HTTPAddrSet say that MQTTAddr and HTTPAddr were
+	// chosen (by a flag, an environment variable or the config file)
+	// rather than left at their defaults. A demo hub moves a default
+	// address whose port is taken to a free one, never a chosen one.
+	// Resolve sets them; they have no setting of their own.
+	MQTTAddrSet bool `config:"derived"`
+	HTTPAddrSet bool `config:"derived"`
+}
+
+// TLSNameList splits TLSNames into its names and addresses.
+func (c Config) TLSNameList() []string {
+	var out []string
+	for n := range strings.SplitSeq(c.TLSNames, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Default returns the settings used when nothing else is given: local-only
@@ -89,8 +112,8 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.ConfigFile }},
 	{name: "data", arg: "path", help: "directory for the database and generated TLS files",
 		field: func(c *Config) any { return &c.DataDir }, check: nonEmpty},
-	{name: "mqtt-addr", arg: "host:port", help: "MQTT listener address",
-		field: func(c *Config) any { return &c.MQTTAddr }, check: address(true)},
+	{name: "mqtt-addr", arg: "host:port", help: "plain MQTT listener address; empty turns it off (then give --mqtt-tls-addr or --ws-addr)",
+		field: func(c *Config) any { return &c.MQTTAddr }, check: address(false), emptyMeansOff: true},
 	{name: "mqtt-tls-addr", arg: "host:port", help: "MQTT over TLS listener address; empty turns it off",
 		field: func(c *Config) any { return &c.MQTTTLSAddr }, check: address(false)},
 	{name: "ws-addr", arg: "host:port", help: "MQTT over WebSocket listener address; empty turns it off",
@@ -101,8 +124,10 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.TLSCert }},
 	{name: "tls-key", arg: "path", help: "PEM private key file for --tls-cert",
 		field: func(c *Config) any { return &c.TLSKey }},
-	{name: "tls-self-signed", help: "generate a self-signed certificate in the data directory",
+	{name: "tls-self-signed", help: "keep a local certificate authority in the data directory (its certificate is ca.pem, for devices to verify with) and serve a certificate from it for this machine's names and addresses",
 		field: func(c *Config) any { return &c.TLSSelfSigned }},
+	{name: "tls-names", arg: "names", help: "with --tls-self-signed, more host names and IP addresses for the certificate, comma-separated, such as hub.example.org,203.0.113.5",
+		field: func(c *Config) any { return &c.TLSNames }, check: hostList},
 	{name: "demo", help: "start with a demo household and simulated devices",
 		field: func(c *Config) any { return &c.Demo }},
 	{name: "demo-speed", arg: "factor", help: "with --demo, how many times faster than real devices the simulated ones send",
@@ -128,9 +153,13 @@ type setting struct {
 	name   string // flag name, kebab-case; env and key derive from it
 	arg    string // placeholder for the value in usage, such as host:port
 	help   string
-	noFile bool              // cannot be set from the config file
-	field  func(*Config) any // pointer to the field: *string, *bool, *int or *time.Duration
-	check  func(v any) error // validates the field's value; nil accepts anything
+	noFile bool // cannot be set from the config file
+	// emptyMeansOff makes an environment variable set to "" count as
+	// given, for settings whose empty value turns something off; for the
+	// others an empty variable is the same as an unset one.
+	emptyMeansOff bool
+	field         func(*Config) any // pointer to the field: *string, *bool, *int or *time.Duration
+	check         func(v any) error // validates the field's value; nil accepts anything
 }
 
 func (s *setting) flag() string { return "--" + s.name }

@@ -81,6 +81,17 @@ func (f *Flags) Resolve(getenv func(string) string) (Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
+	return f.ResolveEnv(func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	})
+}
+
+// ResolveEnv is Resolve with an environment lookup such as os.LookupEnv,
+// which can tell a variable set to "" from an unset one: for a setting
+// whose empty value turns something off (CANDOR_MQTT_ADDR=""), the empty
+// value is then taken as given.
+func (f *Flags) ResolveEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 	given := map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 
@@ -96,7 +107,7 @@ func (f *Flags) Resolve(getenv func(string) string) (Config, error) {
 		if !s.noFile {
 			continue
 		}
-		label, err := f.fromFlagOrEnv(s, &cfg, given, getenv)
+		label, err := f.fromFlagOrEnv(s, &cfg, given, lookupEnv)
 		if err != nil {
 			return Config{}, err
 		}
@@ -115,9 +126,11 @@ func (f *Flags) Resolve(getenv func(string) string) (Config, error) {
 		if s.noFile {
 			continue
 		}
-		label, err := f.fromFlagOrEnv(s, &cfg, given, getenv)
+		label, err := f.fromFlagOrEnv(s, &cfg, given, lookupEnv)
+		chosen := label != ""
 		if label == "" {
 			if v, ok := file[s.key()]; ok {
+				chosen = true
 				label = cfg.ConfigFile + ":" + fmt.Sprint(v.line) + ": " + s.key()
 				err = s.setJSON(&cfg, v.raw)
 				if err != nil {
@@ -131,6 +144,12 @@ func (f *Flags) Resolve(getenv func(string) string) (Config, error) {
 			errs = append(errs, err)
 		}
 		src[s.name] = label
+		switch s.name {
+		case "mqtt-addr":
+			cfg.MQTTAddrSet = chosen
+		case "http-addr":
+			cfg.HTTPAddrSet = chosen
+		}
 	}
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
@@ -143,14 +162,13 @@ func (f *Flags) Resolve(getenv func(string) string) (Config, error) {
 
 // fromFlagOrEnv sets s from its flag or environment variable and returns
 // the label of the source used, or "" if neither was given.
-func (f *Flags) fromFlagOrEnv(s *setting, cfg *Config, given map[string]bool, getenv func(string) string) (string, error) {
+func (f *Flags) fromFlagOrEnv(s *setting, cfg *Config, given map[string]bool, lookupEnv func(string) (string, bool)) (string, error) {
 	var label, text string
-	switch {
-	case given[s.name]:
+	if given[s.name] {
 		label, text = s.flag(), f.text[s.name]
-	case getenv(s.env()) != "":
-		label, text = s.env(), getenv(s.env())
-	default:
+	} else if v, ok := lookupEnv(s.env()); ok && (v != "" || s.emptyMeansOff) {
+		label, text = s.env(), v
+	} else {
 		return "", nil
 	}
 	if err := s.setText(cfg, text); err != nil {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/candor-iot/candor/internal/tlscert"
 )
 
 // SettingError is a problem with one setting's value. Its message starts
@@ -57,6 +59,12 @@ func (c *Config) validate(src map[string]string) error {
 	}
 	if c.MQTTTLSAddr != "" && c.TLSCert == "" && !c.TLSSelfSigned {
 		fail("mqtt-tls-addr", errors.New("the TLS listener needs a certificate: set --tls-cert and --tls-key, or --tls-self-signed"))
+	}
+	if c.TLSNames != "" && !c.TLSSelfSigned {
+		fail("tls-names", errors.New("names are added only to the certificate --tls-self-signed makes; a certificate from --tls-cert carries its own"))
+	}
+	if c.MQTTAddr == "" && c.MQTTTLSAddr == "" && c.WSAddr == "" {
+		fail("mqtt-addr", errors.New("no MQTT listener is left, so no device could connect: give an address here, or turn on --mqtt-tls-addr (with a certificate) or --ws-addr"))
 	}
 
 	// Two listeners on one address would fail at start with a bare
@@ -125,6 +133,22 @@ func address(required bool) func(any) error {
 		}
 		return nil
 	}
+}
+
+// hostList accepts comma-separated host names and IP addresses, as
+// --tls-names takes them.
+func hostList(v any) error {
+	s, _ := v.(string)
+	for n := range strings.SplitSeq(s, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" || net.ParseIP(n) != nil {
+			continue
+		}
+		if err := tlscert.CheckName(strings.TrimSuffix(n, ".")); err != nil {
+			return fmt.Errorf("%q is not a host name or IP address (names are letters, digits, hyphens and dots; no wildcards)", n)
+		}
+	}
+	return nil
 }
 
 func oneOf(allowed ...string) func(any) error {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
@@ -25,6 +26,9 @@ type Manifests interface {
 // Store is the storage the service needs; every store.Store provides it.
 type Store interface {
 	store.ConsentStore
+	// Device gives the household a decision is recorded under in the
+	// transparency log.
+	Device(ctx context.Context, id string) (store.Device, error)
 }
 
 // Listener is told, after a change, whether a stream of a device is still
@@ -43,7 +47,10 @@ type Options struct {
 	Controller Party
 	// Jurisdiction is written into records when set (for example "EU").
 	Jurisdiction string
-	Logger       *slog.Logger
+	// Log, when set, records every decision made with Set and SetRouting
+	// (ids only: the device, the stream and the record).
+	Log    auditlog.Recorder
+	Logger *slog.Logger
 	// Now is the clock (default time.Now); records carry milliseconds.
 	Now func() time.Time
 }
@@ -81,6 +88,7 @@ type Service struct {
 	keyID        string
 	controller   Party
 	jurisdiction string
+	audit        auditlog.Recorder
 	log          *slog.Logger
 	now          func() time.Time
 
@@ -143,6 +151,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		pub:          opts.Key.Public().(ed25519.PublicKey),
 		controller:   opts.Controller,
 		jurisdiction: opts.Jurisdiction,
+		audit:        opts.Log,
 		log:          opts.Logger,
 		now:          opts.Now,
 	}

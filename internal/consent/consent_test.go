@@ -330,7 +330,7 @@ func TestRestartRebuildsFromStore(t *testing.T) {
 		if err := db.CreateDevice(ctx, store.Device{ID: "dev_band", HouseholdID: "hh_1", Name: "Band", Type: "wearable", SecretHash: "x", CreatedAt: testNow}); err != nil {
 			t.Fatal(err)
 		}
-		cat, err := catalog.Open(ctx, db) // the real catalog, seeded with the templates
+		cat, err := catalog.Open(ctx, db, catalog.Options{}) // the real catalog, seeded with the templates
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +355,7 @@ func TestRestartRebuildsFromStore(t *testing.T) {
 		}
 	}
 	db := openDB(t, path)
-	cat, err := catalog.Open(ctx, db)
+	cat, err := catalog.Open(ctx, db, catalog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

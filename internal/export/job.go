@@ -22,6 +22,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -662,6 +663,13 @@ func ServeArchive(w http.ResponseWriter, rc io.Reader, st JobStatus) error {
 
 // LockedError refuses an export the hub could not complete: some of the
 // history is sealed under a key only its owner holds (user-held mode).
+// Its kind is ErrLocked; Msg says what to do, and is its detail.
 type LockedError struct{ Msg string }
 
 func (e *LockedError) Error() string { return e.Msg }
+
+// Unwrap makes errors.Is(err, ErrLocked) true.
+func (e *LockedError) Unwrap() error { return ErrLocked }
+
+// ProblemKind returns ErrLocked and Msg.
+func (e *LockedError) ProblemKind() (*problem.Kind, string) { return ErrLocked, e.Msg }

@@ -43,13 +43,16 @@ type Registry struct {
 	manifestOf func(deviceType string) (*manifest.Manifest, error)
 	fw         Deliveries
 	now        func() time.Time
-	log        Recorder
+	log        auditlog.Recorder
 }
 
-// SetAuditor records every change of where a household's data goes in the
-// transparency log (the recipient and the host, never the full URL, which
-// may carry a token). Call it before use.
-func (g *Registry) SetAuditor(a Recorder) { g.log = a }
+// RegistryOptions configure a Registry.
+type RegistryOptions struct {
+	// Log, when set, records every change of where a household's data
+	// goes (the recipient and the host, never the full URL, which may
+	// carry a token).
+	Log auditlog.Recorder
+}
 
 func (g *Registry) record(ctx context.Context, householdID, name string, detail map[string]string) error {
 	if g.log == nil {
@@ -69,8 +72,8 @@ const ActionRecipientChange = "recipient.change"
 
 // NewRegistry returns a Registry over the store, the manifests in force
 // (by device type) and the forwarder that delivers.
-func NewRegistry(st RegistryStore, manifestOf func(deviceType string) (*manifest.Manifest, error), fw Deliveries) *Registry {
-	return &Registry{st: st, manifestOf: manifestOf, fw: fw, now: time.Now}
+func NewRegistry(st RegistryStore, manifestOf func(deviceType string) (*manifest.Manifest, error), fw Deliveries, opts RegistryOptions) *Registry {
+	return &Registry{st: st, manifestOf: manifestOf, fw: fw, now: time.Now, log: opts.Log}
 }
 
 // Recipient is one recipient a manifest of the household's devices names,

@@ -53,7 +53,7 @@ func registryRig(t *testing.T) (*rig, *Registry) {
 		}
 		return nil, fmt.Errorf("no manifest for %q: %w", deviceType, store.ErrNotFound)
 	}
-	return r, NewRegistry(r.db, lookup, r.f)
+	return r, NewRegistry(r.db, lookup, r.f, RegistryOptions{})
 }
 
 func TestRegistryListsWhatManifestsName(t *testing.T) {

@@ -44,11 +44,16 @@ func (h *Hub) startDemo(ctx, runCtx context.Context) error {
 		}
 		devices = append(devices, sim.Device{ID: id, Secret: secret, Kind: kind})
 	}
+	addr, tlsCfg, err := h.demoBroker()
+	if err != nil {
+		return err
+	}
 	s, err := sim.New(sim.Config{
-		Broker:  h.MQTTAddr(),
-		Devices: devices,
-		Speed:   float64(h.cfg.DemoSpeed),
-		Logger:  h.log.With("component", "demo"),
+		Broker:    addr,
+		TLSConfig: tlsCfg,
+		Devices:   devices,
+		Speed:     float64(h.cfg.DemoSpeed),
+		Logger:    h.log.With("component", "demo"),
 	})
 	if err != nil {
 		return err

@@ -35,8 +35,10 @@ import (
 	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/forward"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/keys"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/store/sqlite"
@@ -75,6 +77,8 @@ type Hub struct {
 	httpLn    net.Listener
 	sockLn    net.Listener
 	tls       *tls.Config
+	ca        *tlscert.CA // the hub's own authority, with --tls-self-signed
+	moved     []string    // demo listeners moved off a taken default port
 
 	setupToken string
 	cancel     context.CancelFunc
@@ -100,7 +104,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		}
 	}()
 
-	if h.tls, err = tlsConfig(cfg); err != nil {
+	if h.tls, h.ca, err = tlsSetup(cfg, log); err != nil {
 		return nil, err
 	}
 	dbPath := filepath.Join(cfg.DataDir, DBName)
@@ -124,10 +128,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	if rec := h.alog.Recovery(); rec.Repaired() {
 		log.Warn("transparency log: torn tail repaired after a crash", "detail", rec.String())
 	}
-	if h.cat, err = catalog.Open(ctx, h.st); err != nil {
+	if h.cat, err = catalog.Open(ctx, h.st, catalog.Options{Log: h.alog}); err != nil {
 		return nil, fmt.Errorf("load manifests: %w", err)
 	}
-	h.cat.SetAuditor(h.alog)
 	hubKey, err := vault.LoadOrCreateHubIdentity(filepath.Join(cfg.DataDir, "vault.key"))
 	if err != nil {
 		return nil, fmt.Errorf("vault hub key: %w", err)
@@ -140,7 +143,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	if err != nil {
 		return nil, fmt.Errorf("consent receipt key: %w", err)
 	}
-	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: ckey,
+	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: ckey, Log: h.alog,
 		Logger: log.With("component", "consent")}); err != nil {
 		return nil, fmt.Errorf("consent: %w", err)
 	}
@@ -150,11 +153,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	}
 	h.forward = forward.New(forward.Options{Store: h.st, Consent: h.consent, Key: fkey, Log: h.alog,
 		Logger: log.With("component", "forward")})
-	h.id = identity.New(h.st, log.With("component", "identity"))
-	h.id.SetAuditor(h.alog)
-	if err := h.id.RegisterMetrics(reg); err != nil {
-		return nil, err
-	}
+	h.id = identity.New(h.st, identity.Options{Logger: log.With("component", "identity"), Log: h.alog, Registerer: reg})
 	h.in = ingest.New(h.st, ingest.Options{
 		Manifests:       h.cat,
 		Consent:         h.consent,
@@ -169,8 +168,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Registerer:      reg,
 	})
 
+	mqttAddr, err := h.mqttListenAddr()
+	if err != nil {
+		return nil, err
+	}
 	bcfg := broker.Config{
-		TCPAddr:        cfg.MQTTAddr,
+		TCPAddr:        mqttAddr,
 		WSAddr:         cfg.WSAddr,
 		Logger:         log.With("component", "broker"),
 		Registerer:     reg,
@@ -186,6 +189,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		return nil, addrHint(err, "--mqtt-addr")
 	}
 	h.id.OnRevoke(h.br.Disconnect)
+	deviceMQTT, deviceTLS := h.deviceMQTT()
 	// Tell the device, on its retained control topic, whether anyone still
 	// wants a stream, so a device that can stops generating it.
 	h.consent.OnChange(func(deviceID, stream string, collect bool) {
@@ -217,6 +221,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		export.JobsOptions{Logger: log.With("component", "export")}); err != nil {
 		return nil, fmt.Errorf("export jobs: %w", err)
 	}
+	// The export service, shared by the API and the pages; it records
+	// each export itself.
+	exports := export.NewService(export.ServiceConfig{Store: h.st, Catalog: h.cat, Opener: h.vault,
+		IdentityOpener: h.vault, Keys: h.vault, Consent: h.consent, Log: h.alog, Recorder: h.alog, Jobs: h.exports})
 
 	// Who each household's data may go to and where, for the API and the
 	// pages alike; changes are recorded in the transparency log.
@@ -226,8 +234,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 			return nil, err
 		}
 		return e.Manifest, nil
-	}, h.forward)
-	recipients.SetAuditor(h.alog)
+	}, h.forward, forward.RegistryOptions{Log: h.alog})
 
 	h.api = api.New(api.Config{
 		Identity:        h.id,
@@ -240,39 +247,43 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Presence:        h.br,
 		Gatherer:        reg,
 		Logger:          log.With("component", "api"),
-		MQTTAddr:        h.br.Addr("tcp"),
+		MQTTAddr:        deviceMQTT,
+		MQTTTLS:         deviceTLS,
+		MQTTCAFile:      h.caFile(),
 		SecureCookies:   h.tls != nil,
-		Exports:         h.exports,
+		Export:          exports,
 		MaxPayloadBytes: cfg.MaxPayloadBytes,
 		Erasure:         h.erasure,
-		Keys:            auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
+		Keys:            keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
 		Forwarding:      h.forward,
 		Recipients:      recipients,
 		IdentityOpener:  h.vault,
+		History:         history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
 	})
 
 	h.web = web.New(web.Config{
-		Identity:                h.id,
-		Store:                   plainStore{DB: h.st, v: h.vault},
-		Catalog:                 h.cat,
-		Ingest:                  h.in,
-		Presence:                h.br,
-		Audit:                   h.alog,
-		Consent:                 h.consent,
-		Log:                     h.alog,
-		Logger:                  log.With("component", "web"),
-		MQTTAddr:                h.br.Addr("tcp"),
-		SecureCookies:           h.tls != nil,
-		Exports:                 h.exports,
-		StartExport:             h.api.StartExport,
-		StartExportWithIdentity: h.api.StartExportWithIdentity,
-		Erasure:                 h.erasure,
-		Keys:                    auditedKeys{Vault: h.vault, st: h.st, log: h.alog},
-		Recipients:              recipients,
+		Identity:      h.id,
+		Store:         h.st,
+		Catalog:       h.cat,
+		Ingest:        h.in,
+		Presence:      h.br,
+		History:       history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
+		Consent:       h.consent,
+		Log:           h.alog,
+		Logger:        log.With("component", "web"),
+		MQTTAddr:      deviceMQTT,
+		MQTTTLS:       deviceTLS,
+		MQTTCAFile:    h.caFile(),
+		CAFingerprint: h.CAFingerprint(),
+		SecureCookies: h.tls != nil,
+		Exports:       exports,
+		Erasure:       h.erasure,
+		Keys:          keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
+		Recipients:    recipients,
 	})
 
-	if h.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, addrHint(fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err), "--http-addr")
+	if h.httpLn, err = h.listenHTTP(); err != nil {
+		return nil, err
 	}
 	if h.tls != nil {
 		h.httpLn = tls.NewListener(h.httpLn, h.tls)
@@ -334,7 +345,7 @@ func (h *Hub) rootHandler() http.Handler {
 		mux.Handle(p, apiH)
 	}
 	mux.Handle("/", h.web.Handler())
-	return mux
+	return h.withTLSRoutes(mux)
 }
 
 func (h *Hub) serve(srv *http.Server, ln net.Listener) {
@@ -354,20 +365,6 @@ func addrHint(err error, flag string) error {
 		return fmt.Errorf("%w (another program, perhaps another MQTT broker or hub, uses that port: stop it or choose another address with %s)", err, flag)
 	}
 	return err
-}
-
-func tlsConfig(cfg config.Config) (*tls.Config, error) {
-	switch {
-	case cfg.TLSCert != "":
-		return tlscert.Load(cfg.TLSCert, cfg.TLSKey)
-	case cfg.TLSSelfSigned:
-		cert, key, err := tlscert.SelfSigned(filepath.Join(cfg.DataDir, "tls"))
-		if err != nil {
-			return nil, fmt.Errorf("self-signed certificate: %w", err)
-		}
-		return tlscert.Load(cert, key)
-	}
-	return nil, nil
 }
 
 // listenSocket opens the control socket, readable only by the user running
@@ -417,16 +414,11 @@ func (h *Hub) banner(out io.Writer) {
 	fmt.Fprintf(out, "\nCandor hub is running.\n")
 	fmt.Fprintf(out, "  Web UI:      %s/\n", h.URL())
 	fmt.Fprintf(out, "  HTTP API:    %s/api/v1   (OpenAPI: %s/openapi.json)\n", h.URL(), h.URL())
-	if a := h.MQTTAddr(); a != "" {
-		fmt.Fprintf(out, "  MQTT:        %s\n", a)
-	}
-	if a := h.br.Addr("tls"); a != "" {
-		fmt.Fprintf(out, "  MQTT (TLS):  %s\n", a)
-	}
-	if a := h.br.Addr("ws"); a != "" {
-		fmt.Fprintf(out, "  MQTT (WS):   %s\n", a)
-	}
+	fmt.Fprintf(out, "  MQTT:        %s\n", orOff(h.MQTTAddr()))
+	fmt.Fprintf(out, "  MQTT (TLS):  %s\n", orOff(h.br.Addr("tls")))
+	fmt.Fprintf(out, "  MQTT (WS):   %s\n", orOff(h.br.Addr("ws")))
 	fmt.Fprintf(out, "  Data:        %s\n", h.cfg.DataDir)
+	h.caBanner(out)
 	if h.setupToken != "" {
 		fmt.Fprintf(out, "\nThis hub has no account yet. Open %s/ and create the first one with this one-time setup token:\n\n    %s\n\n", h.URL(), h.setupToken)
 		fmt.Fprintf(out, "or with the API:\n")
@@ -436,6 +428,7 @@ func (h *Hub) banner(out io.Writer) {
 	}
 	if h.cfg.Demo {
 		fmt.Fprintf(out, "\nDemo: simulated devices are publishing. Try:\n    go run ./cmd/candor device list --data %s\n    go run ./cmd/candor readings <device-id> --data %s\n", h.cfg.DataDir, h.cfg.DataDir)
+		h.demoBanner(out)
 	}
 	fmt.Fprintln(out)
 }

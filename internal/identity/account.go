@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/store"
@@ -188,13 +189,13 @@ func (s *Service) ConfirmPassword(ctx context.Context, accountID, password strin
 
 // checkOwnPassword checks the password of a person who is already logged
 // in. The checks are throttled per account, so a session left open cannot
-// be used to guess the password; a refusal wraps both ErrInvalid (for
-// the field) and a *ThrottledError.
+// be used to guess the password; a refusal is an ErrInvalid error (for
+// the field) wrapping a *ThrottledError.
 func (s *Service) checkOwnPassword(ctx context.Context, acc store.Account, field, password string) error {
 	att, err := s.reserve(ctx, checkConfirm, bucketRef{s.limits.confirms, acc.ID, ReasonAccount})
 	if err != nil {
-		if errors.Is(err, ErrThrottled) {
-			return fmt.Errorf("%w: %s: %w", ErrInvalid, field, err)
+		if errors.Is(err, ErrTooManyAttempts) {
+			return ErrInvalid.Errorf("%s: %w", field, err)
 		}
 		return err
 	}
@@ -219,11 +220,14 @@ func (s *Service) SetRole(ctx context.Context, actor store.Account, accountID st
 		return store.Account{}, invalid("role: must be %q or %q", store.RoleOwner, store.RoleMember)
 	}
 	target, err := s.st.Account(ctx, accountID)
-	if err != nil || target.HouseholdID != actor.HouseholdID {
-		// Someone else's household looks like nobody's.
+	if err != nil {
 		return store.Account{}, fmt.Errorf("account %s: %w", accountID, store.ErrNotFound)
 	}
-	if actor.Role != store.RoleOwner {
+	p := access.Person(actor, store.Session{})
+	if err := p.See("account", accountID, target.HouseholdID); err != nil {
+		return store.Account{}, err // someone else's household looks like nobody's
+	}
+	if !p.CanManage(target.HouseholdID) {
 		return store.Account{}, fmt.Errorf("%w: only an owner of the household changes roles", ErrForbidden)
 	}
 	if target.Role == role {
@@ -270,7 +274,7 @@ func (s *Service) checkNewAccount(ctx context.Context, na NewAccount) error {
 		return err
 	}
 	if err := credential.CheckPassword(na.Username, na.Password); err != nil {
-		return fmt.Errorf("%w: password: %w", ErrInvalid, err)
+		return ErrInvalid.Errorf("password: %w", err)
 	}
 	if _, err := s.st.AccountByUsername(ctx, na.Username); err == nil {
 		return invalid("username: %q is already taken", na.Username)
@@ -310,7 +314,7 @@ func (s *Service) ChangePassword(ctx context.Context, accountID, current, next, 
 		return err
 	}
 	if err := credential.CheckPassword(acc.Username, next); err != nil {
-		return fmt.Errorf("%w: new_password: %w", ErrInvalid, err)
+		return ErrInvalid.Errorf("new_password: %w", err)
 	}
 	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {

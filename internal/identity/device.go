@@ -39,7 +39,7 @@ func (s *Service) AddDevice(ctx context.Context, nd NewDevice) (store.Device, st
 	if secret == "" {
 		secret = credential.NewSecret()
 	} else if err := credential.CheckDeviceCredential(id, secret); err != nil {
-		return store.Device{}, "", fmt.Errorf("%w: secret: %w", ErrInvalid, err)
+		return store.Device{}, "", ErrInvalid.Errorf("secret: %w", err)
 	}
 	hash, err := s.hasher.Hash(ctx, secret)
 	if err != nil {
@@ -75,12 +75,12 @@ func (s *Service) RotateDevice(ctx context.Context, id, secret string) (string, 
 		return "", fmt.Errorf("rotate device %s: %w", id, err)
 	}
 	if d.Revoked() {
-		return "", fmt.Errorf("rotate device %s: %w: the device is revoked; add it again instead", id, ErrInvalid)
+		return "", ErrInvalid.Errorf("rotate device %s: the device is revoked; add it again instead", id)
 	}
 	if secret == "" {
 		secret = credential.NewSecret()
 	} else if err := credential.CheckDeviceCredential(id, secret); err != nil {
-		return "", fmt.Errorf("%w: secret: %w", ErrInvalid, err)
+		return "", ErrInvalid.Errorf("secret: %w", err)
 	}
 	hash, err := s.hasher.Hash(ctx, secret)
 	if err != nil {

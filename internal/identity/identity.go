@@ -17,14 +17,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/credential"
+	"github.com/candor-iot/candor/internal/names"
+	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -37,8 +41,14 @@ var (
 	ErrForbidden = errors.New("forbidden")
 	// ErrSetupDone means the one-time setup was already completed.
 	ErrSetupDone = errors.New("setup already completed")
-	// ErrInvalid wraps input that breaks a rule; the message says which.
-	ErrInvalid = errors.New("invalid input")
+	// ErrInvalid is the kind of input that breaks a rule; the detail
+	// (ErrInvalid.Errorf) says which field and which rule.
+	ErrInvalid = &problem.Kind{Status: http.StatusUnprocessableEntity, Type: "invalid-input", Text: "invalid input"}
+	// ErrTooManyAttempts is wrapped by every refusal to check a credential
+	// because too many attempts were made (a *ThrottledError says which
+	// limit and for how long). Re-entering one's own password refuses
+	// with an ErrInvalid error that wraps it.
+	ErrTooManyAttempts = errors.New("too many wrong attempts; wait a few minutes")
 )
 
 // Store is the part of storage identity needs.
@@ -93,20 +103,19 @@ type Service struct {
 	lastTouch  map[string]time.Time
 	accountsOK bool // at least one account exists (setup is over)
 	limits     limits
-	audit      Auditor
+	audit      auditlog.Recorder
 	ensureMu   sync.Mutex
 }
 
-// Auditor records accountable events (credential and account changes) in
-// the transparency log. The actor comes from the context
-// (auditlog.WithActor).
-type Auditor interface {
-	Record(ctx context.Context, ev auditlog.Event) error
+// Options configure a Service.
+type Options struct {
+	Logger *slog.Logger
+	// Log, when set, records accountable events (credential and account
+	// changes). The actor comes from the context (auditlog.WithActor).
+	Log auditlog.Recorder
+	// Registerer, when set, gets the service's metrics.
+	Registerer prometheus.Registerer
 }
-
-// SetAuditor makes the service record its events with a. Call it before
-// serving requests.
-func (s *Service) SetAuditor(a Auditor) { s.audit = a }
 
 // record appends an event if an auditor is set. A failure is returned:
 // the caller reports the action as failed to be logged.
@@ -121,7 +130,8 @@ func (s *Service) record(ctx context.Context, ev auditlog.Event) error {
 }
 
 // New returns a Service over st.
-func New(st Store, log *slog.Logger) *Service {
+func New(st Store, opts Options) *Service {
+	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -129,11 +139,15 @@ func New(st Store, log *slog.Logger) *Service {
 		st:        st,
 		hasher:    credential.NewHasher(0),
 		log:       log,
+		audit:     opts.Log,
 		now:       time.Now,
 		verified:  make(map[string]verifiedSecret),
 		lastTouch: make(map[string]time.Time),
 	}
 	s.limits = newLimits(func() time.Time { return s.now() })
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(s.limits.throttled)
+	}
 	return s
 }
 
@@ -163,7 +177,7 @@ func (s *Service) notifyRevoked(id string) {
 }
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return ErrInvalid.Errorf(format, args...)
 }
 
 // checkName validates a human-given name (device, household).
@@ -174,10 +188,10 @@ func checkName(field, v string, max int) error {
 	if !utf8.ValidString(v) || utf8.RuneCountInString(v) > max {
 		return invalid("%s: must be valid text of at most %d characters", field, max)
 	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return invalid("%s: must not contain control characters", field)
-		}
+	// Invisible and direction-changing characters let a name pose as
+	// another one on every page that shows it.
+	if err := names.Check(v); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalid, field, err)
 	}
 	return nil
 }

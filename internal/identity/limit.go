@@ -54,10 +54,6 @@ const (
 	ReasonBusy    = "busy"    // too many checks in flight at once
 )
 
-// ErrThrottled is wrapped by every refusal to check a credential because
-// too many attempts were made.
-var ErrThrottled = errors.New("too many attempts")
-
 // ThrottledError is a credential check refused before it ran. Reason says
 // which limit was reached; RetryAfter when the next attempt is allowed.
 type ThrottledError struct {
@@ -82,7 +78,7 @@ func (e *ThrottledError) Error() string {
 	return what + "; try again in " + humanDuration(e.RetryAfter)
 }
 
-func (e *ThrottledError) Unwrap() error { return ErrThrottled }
+func (e *ThrottledError) Unwrap() error { return ErrTooManyAttempts }
 
 // RetryAfterSeconds is RetryAfter in whole seconds, rounded up, for a
 // Retry-After header.
@@ -155,14 +151,6 @@ func newLimits(now func() time.Time) limits {
 			Help: "Credential checks refused before they ran because too many attempts were made, by kind (login, device, confirm) and reason.",
 		}, []string{"kind", "reason"}),
 	}
-}
-
-// RegisterMetrics registers the service's metrics with reg.
-func (s *Service) RegisterMetrics(reg prometheus.Registerer) error {
-	if err := reg.Register(s.limits.throttled); err != nil {
-		return fmt.Errorf("register identity metrics: %w", err)
-	}
-	return nil
 }
 
 // Kinds of credential check, the metric's kind label.

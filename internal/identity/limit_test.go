@@ -37,7 +37,7 @@ func countChecks(svc *Service) *countingHasher {
 // other error.
 func throttledBy(err error) string {
 	var te *ThrottledError
-	if !errors.As(err, &te) || !errors.Is(err, ErrThrottled) || te.RetryAfter <= 0 {
+	if !errors.As(err, &te) || !errors.Is(err, ErrTooManyAttempts) || te.RetryAfter <= 0 {
 		return ""
 	}
 	return te.Reason
@@ -287,7 +287,7 @@ func TestConfirmPasswordIsThrottled(t *testing.T) {
 	svc, _, acc := accountService(t)
 	checks := countChecks(svc)
 	for range confirmLimit.Burst {
-		if err := svc.ConfirmPassword(ctx(t), acc.ID, "wrong-wrong-wrong-wrong"); !errors.Is(err, ErrInvalid) || errors.Is(err, ErrThrottled) {
+		if err := svc.ConfirmPassword(ctx(t), acc.ID, "wrong-wrong-wrong-wrong"); !errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooManyAttempts) {
 			t.Fatalf("wrong password: %v", err)
 		}
 	}

@@ -125,6 +125,7 @@ type Pipeline struct {
 	log     *slog.Logger
 	batcher *batcher
 	now     func() time.Time
+	health  health
 
 	accepted    prometheus.Counter
 	refused     *prometheus.CounterVec
@@ -136,6 +137,7 @@ type Pipeline struct {
 	counters   map[string]store.DeviceCounters // not yet flushed to the store
 	flushing   map[string]store.DeviceCounters // being written right now
 	violations map[violationKey]*store.ViolationCount
+	vnames     map[string]int // distinct entries per device in violations, overflow aside
 	rates      rateTable
 	flagged    *prometheus.CounterVec
 	dropped    *prometheus.CounterVec
@@ -170,6 +172,7 @@ func New(st Store, opts Options) *Pipeline {
 		now:        time.Now,
 		counters:   make(map[string]store.DeviceCounters),
 		violations: make(map[violationKey]*store.ViolationCount),
+		vnames:     make(map[string]int),
 		rates:      rateTable{m: make(map[rateKey]*rateState)},
 		stopC:      make(chan struct{}),
 		doneC:      make(chan struct{}),
@@ -207,6 +210,7 @@ func New(st Store, opts Options) *Pipeline {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.storeErrors, p.flagged, p.dropped)
 	}
+	p.health = health{log: p.log, now: func() time.Time { return p.now() }}
 	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, p.committed)
 	go p.flushCountersLoop()
 	return p
@@ -214,9 +218,9 @@ func New(st Store, opts Options) *Pipeline {
 
 func (p *Pipeline) committed(n int, d time.Duration, err error) {
 	p.batchSecs.Observe(d.Seconds())
+	p.health.commit(n, err)
 	if err != nil {
 		p.storeErrors.Inc()
-		p.log.Error("storage batch failed; publishers not acknowledged", "rows", n, "err", err)
 		return
 	}
 	p.batchRows.Observe(float64(n))
@@ -384,17 +388,36 @@ func (p *Pipeline) Refuse(deviceID string, err error) {
 // recordViolation tallies a manifest violation or behaviour flag for the
 // owner to see; flushed with the counters.
 func (p *Pipeline) recordViolation(deviceID, stream, field, reason string) {
-	k := violationKey{deviceID, stream, field, reason}
 	now := p.now().UTC()
 	p.cmu.Lock()
-	v := p.violations[k]
-	if v == nil {
-		v = &store.ViolationCount{DeviceID: deviceID, Stream: stream, Field: field, Reason: reason}
-		p.violations[k] = v
-	}
-	v.Count++
-	v.LastAt = now
+	p.addViolationLocked(store.ViolationCount{DeviceID: deviceID, Stream: stream, Field: field, Reason: reason, Count: 1, LastAt: now})
 	p.cmu.Unlock()
+}
+
+// addViolationLocked adds v to the counts waiting for the next flush. The
+// device picks the field names, so they are clipped, and new names beyond
+// store.MaxViolationRows per device (between two flushes) are counted in
+// the device's overflow entry: a device sending ever new names cannot
+// grow this map, as the store bounds its rows.
+func (p *Pipeline) addViolationLocked(v store.ViolationCount) {
+	v.Field = store.ClipViolationField(v.Field)
+	k := violationKey{v.DeviceID, v.Stream, v.Field, v.Reason}
+	cur := p.violations[k]
+	if cur == nil && p.vnames[v.DeviceID] >= store.MaxViolationRows {
+		k = violationKey{device: v.DeviceID, reason: store.ViolationOverflow}
+		cur = p.violations[k]
+	}
+	if cur == nil {
+		cur = &store.ViolationCount{DeviceID: k.device, Stream: k.stream, Field: k.field, Reason: k.reason}
+		p.violations[k] = cur
+		if k.reason != store.ViolationOverflow {
+			p.vnames[v.DeviceID]++
+		}
+	}
+	cur.Count += v.Count
+	if v.LastAt.After(cur.LastAt) {
+		cur.LastAt = v.LastAt
+	}
 }
 
 // PendingViolations returns violation counts of a device not yet flushed.
@@ -457,6 +480,7 @@ func (p *Pipeline) flushCounters() {
 		viols = append(viols, *v)
 	}
 	p.violations = make(map[violationKey]*store.ViolationCount)
+	clear(p.vnames)
 	p.cmu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -481,13 +505,7 @@ func (p *Pipeline) flushCounters() {
 		p.log.Error("flush manifest violations", "rows", len(viols), "err", err)
 		p.cmu.Lock()
 		for _, v := range viols {
-			k := violationKey{v.DeviceID, v.Stream, v.Field, v.Reason}
-			if cur := p.violations[k]; cur != nil {
-				cur.Count += v.Count
-			} else {
-				vv := v
-				p.violations[k] = &vv
-			}
+			p.addViolationLocked(v)
 		}
 		p.cmu.Unlock()
 	}

@@ -1,24 +1,22 @@
-// Package tlscert loads the hub's TLS certificate or, when asked, creates
-// a self-signed one in the data directory, so TLS is one flag away even
-// for a household without a certificate authority (clause 2C: secure
-// communication available by default, not as an expert-only option).
+// Package tlscert loads the hub's TLS certificate or, when asked, makes
+// one from a small certificate authority of the hub's own, kept in the
+// data directory, so TLS is one flag away even for a household without a
+// certificate authority (clause 2C: secure communication available by
+// default, not as an expert-only option).
+//
+// Devices on the LAN verify the hub against that authority's certificate
+// (ca.pem), which they can pin: the authority stays the same for the life
+// of the data directory while the server certificate it signs is
+// reissued whenever the host's names or addresses change or it nears its
+// expiry. The authority's private key never leaves the data directory.
 package tlscert
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
-	"path/filepath"
-	"time"
 )
 
 // Load returns a server TLS config for the given PEM files.
@@ -27,87 +25,26 @@ func Load(certFile, keyFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load TLS certificate %s / key %s: %w", certFile, keyFile, err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return ServerConfig(cert), nil
 }
 
-// SelfSigned returns the paths of a self-signed certificate for localhost
-// in dir, creating it (valid one year, ECDSA P-256) if it does not exist
-// or has expired. Extra host names or IPs can be added with hosts.
-func SelfSigned(dir string, hosts ...string) (certFile, keyFile string, err error) {
-	certFile = filepath.Join(dir, "selfsigned-cert.pem")
-	keyFile = filepath.Join(dir, "selfsigned-key.pem")
-	if valid(certFile) {
-		if _, err := os.Stat(keyFile); err == nil {
-			return certFile, keyFile, nil
-		}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", fmt.Errorf("create %s: %w", dir, err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", fmt.Errorf("generate key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		return "", "", fmt.Errorf("generate serial: %w", err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "Candor hub (self-signed)"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(1, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return "", "", fmt.Errorf("create certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return "", "", fmt.Errorf("encode key: %w", err)
-	}
-	if err := writePEM(keyFile, "PRIVATE KEY", keyDER, 0o600); err != nil {
-		return "", "", err
-	}
-	if err := writePEM(certFile, "CERTIFICATE", der, 0o644); err != nil {
-		return "", "", err
-	}
-	return certFile, keyFile, nil
+// ServerConfig is the hub's server TLS config for cert.
+func ServerConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 }
 
-func valid(certFile string) bool {
-	b, err := os.ReadFile(certFile)
-	if err != nil {
-		return false
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return false
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	return err == nil && time.Now().Before(c.NotAfter.Add(-24*time.Hour))
-}
-
+// writePEM replaces path atomically, so a crash leaves the old file or
+// the new one, never half of one; mode applies from the first byte.
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
+	_ = os.Remove(tmp) // a leftover would keep its old mode
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	err = errors.Join(pem.Encode(f, &pem.Block{Type: typ, Bytes: der}), f.Sync(), f.Close())
 	if err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -115,3 +52,26 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	}
 	return nil
 }
+
+// readPEM returns the DER bytes of the first PEM block of type typ in
+// path.
+func readPEM(path, typ string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return nil, fmt.Errorf("%s: %w: no %s block", path, ErrBadFile, typ)
+		}
+		if blk.Type == typ {
+			return blk.Bytes, nil
+		}
+	}
+}
+
+// ErrBadFile is returned for a certificate or key file that exists but
+// cannot be used.
+var ErrBadFile = errors.New("unusable certificate or key file")

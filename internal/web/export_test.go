@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/chromedp/chromedp"
 
-	"github.com/candor-iot/candor/internal/api"
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/export/exporttest"
 	"github.com/candor-iot/candor/internal/identity"
@@ -24,22 +24,38 @@ import (
 )
 
 // exportRig gives a test hub export jobs, started as internal/hub wires
-// them: through the API's StartExport, which records the export and reads
+// them: through the export service, which records the export and reads
 // the household's data. With source set, jobs read that instead, to hold
 // a job in a state the test wants to show.
 type exportRig struct {
 	jobs   *export.Jobs
-	api    atomic.Pointer[api.Server] // built after the hub, which builds the pages
+	svc    atomic.Pointer[export.Service] // built after the hub, which builds the pages
 	source func() export.Source
 }
 
-func (x *exportRig) start(ctx context.Context, acc store.Account) (export.JobStatus, bool, error) {
+func (x *exportRig) Background() bool { return true }
+
+func (x *exportRig) Start(ctx context.Context, acc store.Account, id age.Identity) (export.JobStatus, bool, error) {
 	if x.source != nil {
 		src := x.source()
 		return x.jobs.Start(ctx, acc.ID, export.Person{ID: acc.ID, Username: acc.Username},
 			func(context.Context) (export.Source, error) { return src, nil })
 	}
-	return x.api.Load().StartExport(ctx, acc)
+	return x.svc.Load().Start(ctx, acc, id)
+}
+
+func (x *exportRig) List(accountID string) []export.JobStatus { return x.svc.Load().List(accountID) }
+
+func (x *exportRig) Status(accountID, jobID string) (export.JobStatus, error) {
+	return x.svc.Load().Status(accountID, jobID)
+}
+
+func (x *exportRig) Open(ctx context.Context, accountID, jobID string) (io.ReadCloser, export.JobStatus, error) {
+	return x.svc.Load().Open(ctx, accountID, jobID)
+}
+
+func (x *exportRig) Cancel(accountID, jobID string) error {
+	return x.svc.Load().Cancel(accountID, jobID)
 }
 
 func startHubWithExports(t *testing.T, opts export.JobsOptions, source func() export.Source) (*testHub, *exportRig) {
@@ -50,9 +66,9 @@ func startHubWithExports(t *testing.T, opts export.JobsOptions, source func() ex
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { x.jobs.Close() }) // runs after the hub's cleanups
-	h := startHub(t, func(c *Config) { c.Exports, c.StartExport = x.jobs, x.start })
-	x.api.Store(api.New(api.Config{Identity: h.id, Catalog: h.cat, Store: h.st, Ingest: h.in,
-		Consent: h.consent, Log: h.alog, Exports: x.jobs}))
+	h := startHub(t, func(c *Config) { c.Exports = x })
+	x.svc.Store(export.NewService(export.ServiceConfig{Store: h.st, Catalog: h.cat, Consent: h.consent,
+		Log: h.alog, Recorder: h.alog, Jobs: x.jobs}))
 	return h, x
 }
 

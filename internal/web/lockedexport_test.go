@@ -12,7 +12,6 @@ import (
 	"filippo.io/age"
 	"github.com/chromedp/chromedp"
 
-	"github.com/candor-iot/candor/internal/api"
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/vault"
@@ -29,9 +28,8 @@ func lockedHub(t *testing.T) (*testHub, *export.Jobs, store.Account, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { jobs.Close() })
-	srv := api.New(api.Config{Identity: h.id, Catalog: h.cat, Store: h.st, Ingest: h.in, Consent: h.consent,
-		Log: h.alog, Exports: jobs, Vault: rig.vault, Keys: rig.vault, IdentityOpener: rig.vault})
-	h.web.cfg.Exports, h.web.cfg.StartExport, h.web.cfg.StartExportWithIdentity = jobs, srv.StartExport, srv.StartExportWithIdentity
+	h.web.cfg.Exports = export.NewService(export.ServiceConfig{Store: h.st, Catalog: h.cat, Consent: h.consent,
+		Log: h.alog, Recorder: h.alog, Jobs: jobs, Opener: rig.vault, Keys: rig.vault, IdentityOpener: rig.vault})
 
 	alex := h.setup("alex")
 	d := h.addOwnDevice(alex, "Meter", "smart-meter")

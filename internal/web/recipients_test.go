@@ -82,7 +82,7 @@ func (h *testHub) withRecipients() *forwardRig {
 			return nil, err
 		}
 		return e.Manifest, nil
-	}, rig.fw)
+	}, rig.fw, forward.RegistryOptions{})
 	return rig
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -71,15 +72,15 @@ func (p page) FieldError(field string) string {
 
 // pageFor starts the page data of a logged-in person.
 func (s *Server) pageFor(r *http.Request, v viewer, title, nav string) page {
-	vv := &viewerView{Username: v.acc.Username, Owner: v.acc.Role == store.RoleOwner, Admin: v.acc.Admin}
-	if hh, err := s.st.Household(r.Context(), v.acc.HouseholdID); err == nil {
+	vv := &viewerView{Username: v.Account.Username, Owner: v.Owner(), Admin: v.Admin()}
+	if hh, err := s.st.Household(r.Context(), v.Account.HouseholdID); err == nil {
 		vv.Household = hh.Name
 	}
 	status := statusMessages[r.URL.Query().Get("done")]
 	if r.URL.Query().Get("done") == flashDone {
 		// A message the last POST of this session left, made from the
 		// hub's own words (never from the query).
-		if msg, ok := s.secrets.take(s.now(), v.ses.ID, flashKey); ok {
+		if msg, ok := s.secrets.take(s.now(), v.Session.ID, flashKey); ok {
 			status = msg
 		}
 	}
@@ -95,7 +96,7 @@ const (
 
 // flash leaves msg for the session's next page with ?done=changed.
 func (s *Server) flash(v viewer, msg string) {
-	s.secrets.put(s.now(), v.ses.ID, flashKey, msg)
+	s.secrets.put(s.now(), v.Session.ID, flashKey, msg)
 }
 
 // statusMessages are the messages a redirect after a change can ask for
@@ -177,13 +178,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // calls it ("The username").
 type field struct{ id, name string }
 
-// inputErrors turns an identity.ErrInvalid error ("invalid input:
-// password: password refused: it is shorter than 12 characters; …") into
-// a sentence for the named field ("This password is refused: it is
-// shorter than 12 characters; …"). fields maps the field names identity
-// uses to inputs; a field it does not know goes to the whole form.
+// inputErrors turns an identity.ErrInvalid error (detail "password:
+// password refused: it is shorter than 12 characters; …") into a sentence
+// for the named field ("This password is refused: it is shorter than 12
+// characters; …"). fields maps the field names identity uses to inputs; a
+// field it does not know goes to the whole form.
 func inputErrors(err error, fields map[string]field) []formError {
-	msg := strings.TrimPrefix(err.Error(), identity.ErrInvalid.Error()+": ")
+	msg := detail(err)
 	name, rest, found := strings.Cut(msg, ": ")
 	f, ok := fields[name]
 	if !found || !ok {
@@ -195,6 +196,15 @@ func inputErrors(err error, fields map[string]field) []formError {
 		}
 	}
 	return []formError{{Field: f.id, Message: sentence(f.name + " " + rest)}}
+}
+
+// detail is what an error of a kind says to the person (problem.Of),
+// without the kind's own text; an error without a kind says its text.
+func detail(err error) string {
+	if _, d, ok := problem.Of(err); ok {
+		return d
+	}
+	return err.Error()
 }
 
 func sentence(s string) string {

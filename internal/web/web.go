@@ -17,9 +17,9 @@
 //
 // Every page works without JavaScript: forms POST and redirect. A small
 // script only adds a copy button and live updates of readings. The pages
-// follow the same rules as the JSON API (package api): a person sees only
-// their own household, and there an owner manages while a member reads.
-// Another household's device answers 404.
+// ask package access, as the JSON API does, who may see and do what: a
+// person sees only their own household, and there an owner manages while
+// a member reads. Another household's device answers 404.
 //
 // Templates, style sheet and script are embedded; the Content-Security-
 // Policy allows nothing inline.
@@ -30,6 +30,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -43,6 +44,7 @@ import (
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/export"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -58,8 +60,7 @@ type Store interface {
 	Household(ctx context.Context, id string) (store.Household, error)
 	Device(ctx context.Context, id string) (store.Device, error)
 	Devices(ctx context.Context, householdID string) ([]store.Device, error)
-	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
-	Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error)
+	Violations(ctx context.Context, deviceID string, limit int) ([]store.ViolationCount, int, error)
 }
 
 // Catalog supplies the data manifests in force.
@@ -75,10 +76,18 @@ type Ingest interface {
 	PendingViolations(deviceID string) []store.ViolationCount
 }
 
-// Auditor records accountable events in the transparency log
-// (*auditlog.Log does).
-type Auditor interface {
-	Record(ctx context.Context, ev auditlog.Event) error
+// Exports prepares people's data exports in the background
+// (*export.Service does).
+type Exports interface {
+	// Background reports whether exports are prepared in the background.
+	Background() bool
+	// Start starts acc's export, or finds the one already running;
+	// identity, if not nil, opens history only the person can open.
+	Start(ctx context.Context, acc store.Account, identity age.Identity) (export.JobStatus, bool, error)
+	List(accountID string) []export.JobStatus
+	Status(accountID, jobID string) (export.JobStatus, error)
+	Open(ctx context.Context, accountID, jobID string) (io.ReadCloser, export.JobStatus, error)
+	Cancel(accountID, jobID string) error
 }
 
 // Presence tells whether a device is connected over MQTT.
@@ -93,15 +102,25 @@ type Config struct {
 	Catalog  Catalog
 	Ingest   Ingest   // optional
 	Presence Presence // optional
-	// Audit, when set, records every page view that shows readings, as
-	// the API records every read: a page whose read cannot be recorded
-	// shows no readings. Changes made through the pages (devices,
-	// credentials, passwords) are recorded by identity, with the person
-	// as the actor.
-	Audit  Auditor
-	Logger *slog.Logger
+	// History reads the readings the device pages show; it records every
+	// read in the transparency log first, and a page whose read cannot be
+	// recorded shows no readings. When nil, the pages show no readings.
+	// Changes made through the pages are recorded by the services that
+	// make them (identity, consent, erasure, keys, recipients), with the
+	// person as the actor: the pages record nothing themselves.
+	History *history.Service
+	Logger  *slog.Logger
 	// MQTTAddr is the broker address shown in device instructions.
 	MQTTAddr string
+	// MQTTTLS says MQTTAddr is MQTT over TLS; devices then verify the hub
+	// against MQTTCAFile, the hub's own authority, or against the
+	// system's authorities when it is empty.
+	MQTTTLS    bool
+	MQTTCAFile string
+	// CAFingerprint is the SHA-256 fingerprint of the hub's own
+	// authority, shown where devices are added so people can check the
+	// ca.pem a device got ("" without one).
+	CAFingerprint string
 	// SecureCookies sets the Secure flag on cookies (on when the hub is
 	// served over TLS; requests that arrive over TLS get it anyway).
 	SecureCookies bool
@@ -113,20 +132,12 @@ type Config struct {
 	// Log, when set, is read for the "Who accessed my data" page (/log):
 	// the entries of the person's household, their proofs and the signed
 	// checkpoint. When nil, that page says the log is not available.
-	// Consent changes made through the pages are recorded with Audit, or
-	// with Log when Audit is nil.
 	Log *auditlog.Log
-	// Exports and StartExport, when both set, let "My data" prepare the
-	// export in the background, with a progress page and a download when
-	// it is ready (the direct download stays). StartExport is the API's
-	// (api.Server.StartExport): it records the export in the
-	// transparency log and reads the household's data for the job.
-	Exports     *export.Jobs
-	StartExport func(ctx context.Context, acc store.Account) (export.JobStatus, bool, error)
-	// StartExportWithIdentity, when set, starts an export with the
-	// person's age identity for history only they can open (user-held
-	// mode): the API's api.Server.StartExportWithIdentity.
-	StartExportWithIdentity func(ctx context.Context, acc store.Account, identity age.Identity) (export.JobStatus, bool, error)
+	// Exports, when set, lets "My data" prepare the export in the
+	// background, with a progress page and a download when it is ready
+	// (the direct download stays): the export service, which records each
+	// export and reads the household's data for it.
+	Exports Exports
 	// Erasure, when set, gives "My data" its deletion pages: readings by
 	// device, stream and dates (/my-data/delete), unlinking history into
 	// anonymised aggregates (/my-data/unlink) and deleting the account
@@ -145,15 +156,14 @@ type Config struct {
 
 // Server serves the browser interface.
 type Server struct {
-	cfg      Config
-	id       *identity.Service
-	st       Store
-	log      *slog.Logger
-	pages    map[string]*pageTemplate
-	assets   map[string]asset
-	secrets  *oneTimeSecrets
-	now      func() time.Time
-	readPage int
+	cfg     Config
+	id      *identity.Service
+	st      Store
+	log     *slog.Logger
+	pages   map[string]*pageTemplate
+	assets  map[string]asset
+	secrets *oneTimeSecrets
+	now     func() time.Time
 
 	handlerOnce sync.Once
 	handler     http.Handler
@@ -166,13 +176,12 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:      cfg,
-		id:       cfg.Identity,
-		st:       cfg.Store,
-		log:      cfg.Logger,
-		secrets:  newOneTimeSecrets(),
-		now:      time.Now,
-		readPage: readPage,
+		cfg:     cfg,
+		id:      cfg.Identity,
+		st:      cfg.Store,
+		log:     cfg.Logger,
+		secrets: newOneTimeSecrets(),
+		now:     time.Now,
 	}
 	s.assets = loadAssets()
 	s.pages = mustParsePages(s.funcs())

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// holdPort keeps addr taken for the test (or finds it already taken, as
+// 1883 is on a machine running Mosquitto).
+func holdPort(t *testing.T, addr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		t.Logf("%s is already taken by another program", addr)
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+}
+
+// The README's first command, `candor serve --demo`, on a machine where
+// another program holds 1883 and 8080: it starts on free ports and says
+// which. With the address given explicitly it stops with a clear error.
+func TestServeDemoWithTakenDefaultPorts(t *testing.T) {
+	holdPort(t, "127.0.0.1:1883")
+	holdPort(t, "127.0.0.1:8080")
+	dir, err := os.MkdirTemp("", "candor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	_, stderr, code := run(t, "", "serve", "--demo", "--data", dir, "--mqtt-addr", "127.0.0.1:1883", "--http-addr", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(stderr, "address already in use") || !strings.Contains(stderr, "--mqtt-addr") {
+		t.Errorf("serve --demo with a chosen, taken MQTT address: exit %d, %q", code, stderr)
+	}
+
+	srv := candor("serve", "--demo", "--data", dir, "--log-level", "warn")
+	stdout, err := srv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stderr = io.Discard
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Process.Kill()
+	var mqtt, web, line string
+	var notes []string
+	sc := bufio.NewScanner(stdout)
+	deadline := time.AfterFunc(30*time.Second, func() { srv.Process.Kill() })
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if a, ok := strings.CutPrefix(l, "MQTT:"); ok {
+			mqtt = strings.TrimSpace(a)
+		}
+		if a, ok := strings.CutPrefix(l, "Web UI:"); ok {
+			web = strings.TrimSpace(a)
+		}
+		if strings.HasPrefix(l, "Note: port") {
+			notes = append(notes, l)
+		}
+		if strings.HasPrefix(l, "mosquitto_pub ") {
+			line = l
+			break
+		}
+	}
+	deadline.Stop()
+	go io.Copy(io.Discard, stdout)
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Wait(); err != nil {
+		t.Errorf("serve --demo exited with %v after SIGTERM", err)
+	}
+
+	_, port, err := net.SplitHostPort(mqtt)
+	if err != nil || port == "1883" {
+		t.Fatalf("banner's MQTT address %q, want a free port", mqtt)
+	}
+	if strings.Contains(web, ":8080/") {
+		t.Errorf("banner's web UI %q is on the taken port", web)
+	}
+	if len(notes) != 2 || !strings.Contains(notes[0], "port 1883 was taken") || !strings.Contains(notes[0], mqtt) || !strings.Contains(notes[1], "port 8080 was taken") {
+		t.Errorf("banner notes %q", notes)
+	}
+	if !strings.Contains(line, " -p "+port+" ") {
+		t.Errorf("banner's mosquitto_pub line %q does not use port %s", line, port)
+	}
+}
