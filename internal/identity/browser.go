@@ -50,7 +50,9 @@ func (s *Service) KnownBrowser(ctx context.Context, accountID string) (string, e
 // bucket when it is valid.
 func (s *Service) knownBrowser(acc store.Account, tok string) (string, bool) {
 	b64, ok := strings.CutPrefix(tok, browserTokenPrefix)
-	if !ok || len(b64) > 2*browserTokenLen || acc.ID == "" || acc.PasswordHash == "" {
+	// The exact length also refuses the line breaks base64 decoding
+	// skips, so each token has one spelling.
+	if !ok || len(b64) != base64.RawURLEncoding.EncodedLen(browserTokenLen) || acc.ID == "" || acc.PasswordHash == "" {
 		return "", false
 	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(b64)
