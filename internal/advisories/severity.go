@@ -28,20 +28,20 @@ type Severity struct {
 	metrics map[string]string
 }
 
-// Words says the severity in plain words, and where the figure came from.
+// Words says the severity in plain words, and where the figure came from:
+// worked out here from the CVSS vector, or as the advisory states it.
 func (s Severity) Words() string {
 	if s.Level == "" || s.Level == "unknown" {
-		return "Unknown: the advisory gives no severity score."
+		return "Unknown. The advisory does not say how bad it is."
 	}
 	name := strings.ToUpper(s.Level[:1]) + s.Level[1:]
-	if s.Stated {
-		return name + ", as the advisory states it (it gives no score)."
+	switch {
+	case s.Stated:
+		return name + ", as the advisory states it. It gives no score."
+	case s.Computed:
+		return fmt.Sprintf("%s: %.1f out of 10. The hub worked this out from the CVSS %s code in the advisory.", name, s.Score, s.Version)
 	}
-	how := "as the advisory states it"
-	if s.Computed {
-		how = "worked out from the advisory's CVSS " + s.Version + " vector"
-	}
-	return fmt.Sprintf("%s (%.1f out of 10, %s).", name, s.Score, how)
+	return fmt.Sprintf("%s: %.1f out of 10, as the advisory states it.", name, s.Score)
 }
 
 // rank orders levels so the worst comes first in lists.
