@@ -128,7 +128,6 @@ func (ix *Index) Match(d Device) []Finding {
 		possibly  bool
 		closed    bool // fixed or not affected for this version
 		ruleIDs   []string
-		nameMatch bool
 	}
 	var found map[[2]any]*acc
 	seen := map[ruleRef]bool{}
