@@ -122,12 +122,12 @@ func matches(rule, dev Product) bool {
 // Match returns the open findings for one device, worst first.
 func (ix *Index) Match(d Device) []Finding {
 	type acc struct {
-		adv       *Advisory
-		vuln      int
-		affected  bool
-		possibly  bool
-		closed    bool // fixed or not affected for this version
-		ruleIDs   []string
+		adv      *Advisory
+		vuln     int
+		affected bool
+		possibly bool
+		closed   bool // fixed or not affected for this version
+		ruleIDs  []string
 	}
 	var found map[[2]any]*acc
 	seen := map[ruleRef]bool{}

@@ -144,9 +144,9 @@ func TestImportAndFindings(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"dev_old CANDOR-DEMO-2026-0001":    "affected",
-		"dev_old CANDOR-DEMO-SA-2026-07":   "affected",
-		"dev_silent CANDOR-DEMO-2026-0001": "possibly_affected",
+		"dev_old CANDOR-DEMO-2026-0001":     "affected",
+		"dev_old CANDOR-DEMO-SA-2026-07":    "affected",
+		"dev_silent CANDOR-DEMO-2026-0001":  "possibly_affected",
 		"dev_silent CANDOR-DEMO-SA-2026-07": "possibly_affected",
 	}
 	for k, w := range want {
