@@ -15,6 +15,7 @@ import (
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/manifest"
+	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -22,9 +23,10 @@ import (
 // Candor's policy.
 type hook struct {
 	mqtt.HookBase
-	auth Authenticator
-	in   Ingester
-	log  *slog.Logger
+	auth  Authenticator
+	in    Ingester
+	log   *slog.Logger
+	state StateReporter // nil: the state topic is denied
 
 	authFail  *prometheus.CounterVec
 	aclDenied *prometheus.CounterVec
@@ -123,6 +125,9 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		if _, ok := publishStream(id, topic); ok {
 			return true
 		}
+		if h.state != nil && isStateTopic(id, topic) {
+			return true
+		}
 		h.in.Count(id, store.DeviceCounters{ACLDenied: 1})
 		h.aclDenied.WithLabelValues("publish").Inc()
 		h.log.Info("mqtt publish denied: topic outside device namespace", "device", id, "topic", topic)
@@ -142,6 +147,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil
 	}
 	id := deviceOf(cl)
+	if h.state != nil && isStateTopic(id, pk.TopicName) {
+		return h.onState(cl, id, pk)
+	}
 	stream, ok := publishStream(id, pk.TopicName)
 	if !ok { // the ACL check ran first; this is defence in depth
 		return pk, packets.ErrRejectPacket
@@ -201,6 +209,39 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		// Without a negative ack in 3.1.1, closing the connection makes the
 		// client resend the unacknowledged message after it reconnects.
 		go func() { _ = cl.Net.Conn.Close() }()
+	}
+	return pk, packets.ErrRejectPacket
+}
+
+// onState hands a device's state message to the state reporter, never to
+// ingest: it describes the device, it is not a reading, so the stream
+// rules do not apply. It is not retained or forwarded either.
+func (h *hook) onState(cl *mqtt.Client, id string, pk packets.Packet) (packets.Packet, error) {
+	pk.FixedHeader.Retain = false
+	qos := pk.FixedHeader.Qos
+	err := h.state.ReportState(context.Background(), id, pk.Payload)
+	if err == nil {
+		if qos == 1 {
+			// Through the ack queue, so this PUBACK does not overtake
+			// those of readings still committing.
+			h.queue(cl).push(ackItem{id: pk.PacketID, ticket: ingest.Completed(nil)})
+			return pk, packets.ErrRejectPacket
+		}
+		return pk, packets.CodeSuccessIgnore
+	}
+	if kind, detail, ok := problem.Of(err); ok && kind.Status < 500 {
+		h.in.Count(id, store.DeviceCounters{Refused: 1})
+		h.log.Info("device state refused", "device", id, "err", err)
+		if cl.Properties.ProtocolVersion == 5 && qos == 1 {
+			code := packets.ErrPayloadFormatInvalid
+			code.Reason = detail
+			return pk, code
+		}
+		return pk, packets.CodeSuccessIgnore
+	}
+	h.log.Error("device state not stored; not acknowledged", "device", id, "err", err)
+	if cl.Properties.ProtocolVersion == 5 && qos == 1 {
+		return pk, packets.ErrImplementationSpecificError
 	}
 	return pk, packets.ErrRejectPacket
 }
