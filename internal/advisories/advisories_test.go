@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/candor-iot/candor/internal/readability"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 func load(t testing.TB, name string) *Advisory {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/manifest"
-	"github.com/candor-iot/candor/internal/readability"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 )
