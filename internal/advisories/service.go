@@ -112,8 +112,13 @@ func (s *Service) Import(ctx context.Context, docs []Document) ([]*Advisory, err
 		sums = append(sums, hex.EncodeToString(sum[:]))
 		recs = append(recs, store.Advisory{ID: a.ID, Format: string(a.Format), Modified: a.Modified, Document: d.Data, ImportedAt: now})
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	switch {
+	case len(errs) == 1:
+		return nil, errs[0]
+	case len(errs) > 1:
+		// One error that carries every refusal, so a caller showing its
+		// detail shows them all.
+		return nil, ErrInvalid.Errorf("%d of %d documents refused, so nothing was imported: %w", len(errs), len(docs), errors.Join(errs...))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
