@@ -169,7 +169,7 @@ func checkContact(v string) error {
 		}
 	case "tel":
 	default:
-		return fmt.Errorf("must start with mailto:, https: or tel:")
+		return fmt.Errorf("must be a mailto:, https: or tel: address")
 	}
 	return nil
 }
