@@ -284,6 +284,9 @@ func newWeb(h *Hub, recipients *forward.Registry) *web.Server {
 		Erasure:       h.erasure,
 		Keys:          keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
 		Recipients:    recipients,
+		Advisories:    h.advisories,
+		Firmware:      h.firmware,
+		Operator:      h.operator,
 	})
 }
 
