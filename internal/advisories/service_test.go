@@ -12,9 +12,9 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/manifest"
-	"github.com/candor-iot/candor/internal/testsupport/readability"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 // recorder keeps the events the service records.
