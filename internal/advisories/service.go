@@ -222,6 +222,17 @@ func (s *Service) DeviceFindings(ctx context.Context, deviceID string) ([]Findin
 	return out, nil
 }
 
+// Has reports whether an advisory with this id is held.
+func (s *Service) Has(ctx context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loadLocked(ctx); err != nil {
+		return false, err
+	}
+	_, ok := s.byID[id]
+	return ok, nil
+}
+
 // Count is the number of advisories held.
 func (s *Service) Count(ctx context.Context) (int, error) {
 	ix, err := s.index(ctx)

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -98,5 +99,41 @@ func TestFirmwareAdvisoryAndOperator(t *testing.T) {
 	}
 	if code, out, _ := call(t, http.DefaultClient, "GET", "http://"+th.HTTPAddr()+"/api/v1/operator", "", nil); code != http.StatusOK || out["displayName"] != "Ada's home" {
 		t.Errorf("operator: %d %v", code, out)
+	}
+}
+
+// TestDemoShowsAdvisory starts the demo: the simulated thermostat reports
+// an affected firmware over MQTT, so the demo advisory lists it; a second
+// start does not import (or log) the demo advisory again.
+func TestDemoShowsAdvisory(t *testing.T) {
+	th := startHub(t, func(c *configT) { c.Demo = true; c.DemoSpeed = 20 })
+	var f map[string]any
+	waitFor(t, "the demo thermostat's advisory", 20*time.Second, func() bool {
+		_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/advisories", "", nil)
+		fs, _ := out["findings"].([]any)
+		for _, x := range fs {
+			if m := x.(map[string]any); m["deviceType"] == "thermostat" && m["status"] == "affected" {
+				f = m
+				return true
+			}
+		}
+		return false
+	})
+	if f["advisory"] != "CANDOR-DEMO-2026-0001" || f["firmware"] != "1.3.0" {
+		t.Errorf("demo finding = %v", f)
+	}
+	dir := th.dir
+	th.close()
+	th2 := startHubIn(t, dir, func(c *configT) { c.Demo = true; c.DemoSpeed = 20 })
+	_, out, _ := call(t, th2.local, "GET", "http://candor/api/v1/log/entries", "", nil)
+	n := 0
+	for _, e := range out["entries"].([]any) {
+		b, _ := json.Marshal(e)
+		if strings.Contains(string(b), `"advisory.import"`) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the demo advisory import is logged %d times after two starts, want 1", n)
 	}
 }
