@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -124,4 +125,33 @@ func TestBrowserLifecyclePages(t *testing.T) {
 	tb.step("fill a bad contact", chromedp.SendKeys(chromedp.ID("operator-contact"), "ada@example.org"))
 	tb.submit("save operator", "main form button[type=submit]")
 	tb.checkA11y("operator, refused")
+}
+
+// TestSupportPeriodOnPages: a type whose security updates end within 90
+// days warns on the home and device pages; a type that gives no date says
+// "unknown", never a date.
+func TestSupportPeriodOnPages(t *testing.T) {
+	h := startHub(t, withLifecycle)
+	alex := h.setup("alex")
+	tpl, err := os.ReadFile("../manifest/templates/thermostat.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	soon := time.Now().UTC().AddDate(0, 0, 30).Format(time.DateOnly)
+	for typ, date := range map[string]string{"ending-thermostat": `"securityUpdatesUntil": "` + soon + `",`, "unknown-thermostat": ""} {
+		doc := strings.Replace(string(tpl), `"candor:deviceType": "thermostat"`, `"candor:deviceType": "`+typ+`"`, 1)
+		doc = strings.Replace(doc, `"securityUpdatesUntil": "2031-12-31",`, date, 1)
+		if _, err := h.cat.Put(context.Background(), []byte(doc)); err != nil {
+			t.Fatalf("put %s: %v", typ, err)
+		}
+	}
+	ending, _ := h.addDevice(alex.HouseholdID, "Old hall thermostat", "ending-thermostat")
+	unknown, _ := h.addDevice(alex.HouseholdID, "Imported thermostat", "unknown-thermostat")
+	b := h.browser()
+	b.login("alex", goodPassword)
+	mustContain(t, "home", b.get("/").body, "Security updates end soon, on")
+	mustContain(t, "ending device", b.get("/devices/"+ending.ID).body, "Security updates end soon, on", "Plan to replace it.")
+	page := b.get("/devices/" + unknown.ID).body
+	mustContain(t, "unknown device", page, "Security updates: unknown.")
+	mustNotContain(t, "unknown device", page, "Security updates until", "Security updates ended")
 }
