@@ -52,3 +52,25 @@ func TestIdentifiersAndUnknownSupport(t *testing.T) {
 		t.Errorf("a bad purl: err = %v, want one naming candor:identifiers.purl", err)
 	}
 }
+
+func TestLabelSaysSupportEndsSoon(t *testing.T) {
+	b, err := templateFS.ReadFile("templates/thermostat.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Parse("thermostat.json", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Explain(m, time.Date(2031, 11, 1, 0, 0, 0, 0, time.UTC))
+	flat := strings.Join(strings.Fields(l.Text()), " ")
+	if l.Short.Support != SupportEnding || !strings.Contains(flat, "Security updates: end soon, on 31 December 2031.") {
+		t.Errorf("support %q; the label does not say it ends soon:\n%s", l.Short.Support, flat)
+	}
+	noDate := *m
+	noDate.Support.SecurityUpdatesUntil = time.Time{}
+	flat = strings.Join(strings.Fields(Explain(&noDate, time.Now()).Text()), " ")
+	if !strings.Contains(flat, "Security updates: unknown.") {
+		t.Errorf("the label of a type without a date does not say unknown:\n%s", flat)
+	}
+}
