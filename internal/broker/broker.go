@@ -86,6 +86,17 @@ type Config struct {
 	// PendingPerAddress bounds the connections from one address that have
 	// not logged in yet (default 16); more are closed when accepted.
 	PendingPerAddress int
+	// State takes the messages devices publish on their reserved state
+	// topic, candor/<id>/$state (their firmware version). Without it the
+	// topic is denied like any other outside the streams.
+	State StateReporter
+}
+
+// StateReporter keeps what a device reports about itself. A refusal is an
+// error of kind firmware.ErrInvalid (anything with a problem kind of
+// status 4xx); any other error means it could not be stored.
+type StateReporter interface {
+	ReportState(ctx context.Context, deviceID string, payload []byte) error
 }
 
 // Broker is a running MQTT broker.
@@ -136,6 +147,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		SysTopicResendInterval: 0,
 	})
 	h := newHook(auth, in, log, cfg.Registerer)
+	h.state = cfg.State
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("add policy hook: %w", err)
 	}
@@ -353,6 +365,11 @@ func publishStream(deviceID, topic string) (string, bool) {
 		return "", false
 	}
 	return stream, true
+}
+
+// isStateTopic reports whether topic is the device's own state topic.
+func isStateTopic(deviceID, topic string) bool {
+	return topic == TopicRoot+"/"+deviceID+"/$state"
 }
 
 // subscribeAllowed reports whether a device may subscribe to filter.
