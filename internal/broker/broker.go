@@ -238,7 +238,7 @@ func (b *Broker) Start() error {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.hook.closing.Store(true)
-		b.closeErr = Shutdown(b.srv, b.nets, closeWait, b.log)
+		b.closeErr = Shutdown(b.srv, b.nets, closeWait, b.log, b.guard.drain)
 	})
 	return b.closeErr
 }
@@ -248,7 +248,11 @@ func (b *Broker) Close() error {
 // listeners.NewNet listeners) so no connection arrives, ends every live
 // connection, waits (at most wait) until no client is left that mochi will
 // still remove from its list, then calls the server's Close.
-func Shutdown(srv *mqtt.Server, lns []net.Listener, wait time.Duration, log *slog.Logger) error {
+//
+// drains, if any, run after that and before Close: each stops handing
+// connections to the server and reports whether the ones it handed over
+// ended before deadline.
+func Shutdown(srv *mqtt.Server, lns []net.Listener, wait time.Duration, log *slog.Logger, drains ...func(deadline time.Time) bool) error {
 	for _, ln := range lns {
 		_ = ln.Close()
 	}
@@ -266,6 +270,11 @@ func Shutdown(srv *mqtt.Server, lns []net.Listener, wait time.Duration, log *slo
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	for _, drain := range drains {
+		if !drain(deadline) && log != nil {
+			log.Warn("mqtt connections still starting at shutdown", "after", wait)
+		}
 	}
 	return srv.Close()
 }
