@@ -16,7 +16,9 @@ type Authenticator interface {
 type AuthFunc func(ctx context.Context, id, secret string) error
 
 // AuthenticateDevice calls f.
-func (f AuthFunc) AuthenticateDevice(ctx context.Context, id, secret string) error { return f(ctx, id, secret) }
+func (f AuthFunc) AuthenticateDevice(ctx context.Context, id, secret string) error {
+	return f(ctx, id, secret)
+}
 
 // FilePattern is the route FileHandler serves (Go 1.22 mux syntax).
 const FilePattern = "GET /updates/v1/{device}/{sha256}"
