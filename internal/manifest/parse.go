@@ -23,6 +23,7 @@ type rawManifest struct {
 	DeviceType     string                     `json:"candor:deviceType"`
 	Maker          *Party                     `json:"candor:maker"`
 	Support        *rawSupport                `json:"candor:support"`
+	Updates        *rawUpdates                `json:"candor:updates"`
 	CanStopStreams bool                       `json:"candor:canStopStreams"`
 	Draft          bool                       `json:"candor:draft"`
 	Properties     map[string]json.RawMessage `json:"properties"`
@@ -210,6 +211,9 @@ func build(raw *rawManifest, ps *problems) *Manifest {
 			ps.add("candor:support.securityUpdatesUntil", "%q is not a date such as 2030-12-31", s.SecurityUpdatesUntil)
 		}
 		m.Support.SecurityUpdatesUntil = t
+	}
+	if raw.Updates != nil {
+		m.Updates = buildUpdates(raw.Updates, ps)
 	}
 	for _, group := range []struct {
 		key  string
