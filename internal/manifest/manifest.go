@@ -37,10 +37,11 @@ type Manifest struct {
 	ModelVersion   string // the Thing Model's version.model
 	Maker          Party
 	Support        Support
-	Updates        *Updates // the maker's signed update repository; nil when none is named
 	CanStopStreams bool // the device stops generating a stream when told to
 	Draft          bool // imported, not yet confirmed by its owner
 	Streams        []*Stream
+	// Updates names the maker's signed update repository; nil when none is named.
+	Updates *Updates
 	// Raw is the manifest document as given, kept so the exact text the
 	// owner accepted can be served back.
 	Raw json.RawMessage
