@@ -291,3 +291,12 @@ func (t Target) verify(data []byte) error {
 	}
 	return nil
 }
+
+// Custom returns the target custom metadata that carries r, for a
+// maker's repository tool; it refuses a release the hub would skip.
+func (r Release) Custom() (json.RawMessage, error) {
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]Release{"candor": r})
+}

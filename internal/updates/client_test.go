@@ -202,3 +202,31 @@ func TestRootKeyRotationIsFollowed(t *testing.T) {
 		t.Fatalf("fresh client after rotation: root %v, %v", fresh, err)
 	}
 }
+
+func TestRepositoryKeepsStagedTargetsAcrossOpen(t *testing.T) {
+	r := newTestRepo(t)
+	custom, err := Release{DeviceType: "thermostat", Version: "2.0.0", Notes: "New schedule screen."}.Custom()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Add("thermostat/fw-2.0.0.bin", firmware("thermostat", "2.0.0"), custom); err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := repo.Open(filepath.Dir(r.PublicDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reopened.Publish(); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := r.client(t, "thermostat/").Refresh(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cat.Targets) != 1 || cat.Targets[0].Release.Version != "2.0.0" || cat.Targets[0].Release.Security {
+		t.Fatalf("targets %+v", cat.Targets)
+	}
+	if _, err := (Release{DeviceType: "thermostat", Version: "2"}).Custom(); err == nil {
+		t.Fatal("a release with version \"2\" was accepted")
+	}
+}

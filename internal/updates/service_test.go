@@ -3,6 +3,7 @@ package updates
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -101,7 +102,8 @@ func newFixture(t *testing.T) *fixture {
 		now: time.Now(), dev: Device{ID: "dev_thermo1", Household: "hh_1", Type: "thermostat"},
 		owner: auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acct_owner"}}
 	svc, err := New(Config{Dir: t.TempDir(), BaseURL: "http://hub.test", Versions: f.ver, Recorder: f.rec, Publish: f.pub,
-		Now: func() time.Time { return f.now }})
+		Logger: slog.New(slog.DiscardHandler),
+		Now:    func() time.Time { return f.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
