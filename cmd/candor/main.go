@@ -33,7 +33,7 @@ func commands() []command {
 		{"log", "the transparency log: checkpoint, key, export, verify (offline)", runLog},
 		{"simulate", "run simulated devices against a hub over MQTT", runSimulate},
 		{"updates", "makers' tool: keep a signed (TUF) firmware repository (repo init|add|publish|timestamp|rotate-root)", runUpdates},
-		{"bench", "benchmark Candor against Mosquitto side by side (issue #7)", runBench},
+		{"bench", "benchmark Candor against Mosquitto side by side", runBench},
 		{"version", "print the version", func([]string) error { fmt.Println("candor", version); return nil }},
 	}
 }

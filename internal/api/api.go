@@ -21,11 +21,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/forward"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
@@ -44,7 +46,7 @@ type Store interface {
 	Devices(ctx context.Context, householdID string) ([]store.Device, error)
 	AllDevices(ctx context.Context) ([]store.Device, error)
 	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
-	Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error)
+	Violations(ctx context.Context, deviceID string, limit int) ([]store.ViolationCount, int, error)
 	Ping(ctx context.Context) error
 }
 
@@ -108,6 +110,9 @@ type Config struct {
 	Erasure Eraser
 	// Keys manages people's encryption settings (optional).
 	Keys Keys
+	// History reads readings back to people and records each read in
+	// the transparency log. Without it the readings endpoints answer 503.
+	History *history.Service
 	// Forwarding delivers to external recipients (optional).
 	Forwarding Forwarding
 	// Recipients is the registry of where households forward to, shared
@@ -148,7 +153,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /livez", s.livez)
 	m.HandleFunc("GET /readyz", s.readyz)
 	if s.cfg.Gatherer != nil {
-		m.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+		m.HandleFunc("GET /metrics", s.authed(s.metrics(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))))
 	}
 	m.HandleFunc("GET /openapi.json", s.openapi)
 
@@ -243,8 +248,8 @@ func (s *Server) Handler() http.Handler {
 // as the hub operator, like the local API of tailscaled.
 func (s *Server) LocalHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := principal{operator: true}
-		ctx := auditlog.WithActor(withPrincipal(r.Context(), p), p.actor())
+		p := access.Operator()
+		ctx := auditlog.WithActor(withPrincipal(r.Context(), p), p.Actor())
 		s.mux.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -271,7 +276,32 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusServiceUnavailable, "not-ready", "storage is not available")
 		return
 	}
+	// A store that answers reads may still refuse every write (a full
+	// disk): readiness is whether readings are being committed. The
+	// pipeline logs those failures itself, so they are not logged here
+	// on every probe.
+	if h, ok := s.cfg.Ingest.(interface{ Health() error }); ok {
+		if err := h.Health(); err != nil {
+			writeProblem(w, r, http.StatusServiceUnavailable, "not-ready",
+				"storage is failing to commit readings (a full disk?); see the hub's log")
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// metrics serves the Prometheus metrics to the hub's administrators and
+// the operator only: the counts describe every household's activity
+// (how many readings, refusals and connections, and when), which is not
+// for anyone who can reach the port.
+func (s *Server) metrics(h http.Handler) func(http.ResponseWriter, *http.Request, access.Principal) {
+	return func(w http.ResponseWriter, r *http.Request, p access.Principal) {
+		if !p.Admin() {
+			s.fail(w, r, identity.ErrForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}
 }
 
 func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {

@@ -6,49 +6,22 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
-	"github.com/candor-iot/candor/internal/store"
 )
 
 // sessionCookie carries the browser session secret.
 const sessionCookie = "candor_session"
 
-// principal is who a request acts for.
-type principal struct {
-	acc      store.Account
-	ses      store.Session
-	operator bool // the local control socket: the hub operator
-}
-
-func (p principal) admin() bool { return p.operator || p.acc.Admin }
-
-// actor is who the transparency log records as acting.
-func (p principal) actor() auditlog.Actor {
-	if p.operator {
-		return auditlog.Actor{Kind: auditlog.ActorOperator}
-	}
-	return auditlog.Actor{Kind: auditlog.ActorPerson, ID: p.acc.ID}
-}
-
-// canSee reports whether p may read a household's devices and data.
-func (p principal) canSee(householdID string) bool {
-	return p.operator || p.acc.HouseholdID == householdID
-}
-
-// canManage reports whether p may change a household's devices and members.
-func (p principal) canManage(householdID string) bool {
-	return p.operator || (p.acc.HouseholdID == householdID && p.acc.Role == store.RoleOwner)
-}
-
 type principalKey struct{}
 
-func withPrincipal(ctx context.Context, p principal) context.Context {
+func withPrincipal(ctx context.Context, p access.Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
-func principalFrom(ctx context.Context) (principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(principal)
+func principalFrom(ctx context.Context) (access.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(access.Principal)
 	return p, ok
 }
 
@@ -68,7 +41,7 @@ func bearer(r *http.Request) string {
 }
 
 // authed wraps a handler that needs a logged-in person or the operator.
-func (s *Server) authed(h func(http.ResponseWriter, *http.Request, principal)) http.HandlerFunc {
+func (s *Server) authed(h func(http.ResponseWriter, *http.Request, access.Principal)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if p, ok := principalFrom(r.Context()); ok {
 			h(w, r, p)
@@ -88,9 +61,9 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, principal)) h
 			s.fail(w, r, err)
 			return
 		}
-		p := principal{acc: acc, ses: ses}
+		p := access.Person(acc, ses)
 		ctx := withPrincipal(r.Context(), p)
-		ctx = auditlog.WithActor(ctx, p.actor())
+		ctx = auditlog.WithActor(ctx, p.Actor())
 		h(w, r.WithContext(ctx), p)
 	}
 }

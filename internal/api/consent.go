@@ -4,25 +4,27 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
+	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/store"
 )
 
-// person returns the deciding account: consent is a person's choice, so
-// the local operator (no person) may look but not decide.
-func person(p principal) (string, error) {
-	if p.operator {
+// person returns the account deciding about a household's devices:
+// consent is a person's choice, so the local operator (no person) may
+// look but not decide (access.Principal.CanDecide).
+func person(p access.Principal, householdID string) (string, error) {
+	if !p.CanDecide(householdID) {
 		return "", errors.Join(identity.ErrForbidden, errors.New("consent is a person's choice: log in as a member of the household"))
 	}
-	return p.acc.ID, nil
+	return p.Account.ID, nil
 }
 
 // consentState shows every use of every stream of a device, on or off,
 // and whether by the person's choice or by default.
-func (s *Server) consentState(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) consentState(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.device(r, p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -38,13 +40,13 @@ func (s *Server) consentState(w http.ResponseWriter, r *http.Request, p principa
 
 // setConsent turns one use (purpose × recipient) of a stream on or off.
 // Off is in force from the very next reading.
-func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.device(r, p)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	acc, err := person(p)
+	acc, err := person(p, d.HouseholdID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -71,19 +73,18 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p principal)
 		s.failConsent(w, r, err)
 		return
 	}
-	s.recordConsent(r, d.HouseholdID, d.ID, rec)
 	writeJSON(w, http.StatusOK, map[string]any{"record": rec, "decision": s.cfg.Consent.Allowed(d.ID, r.PathValue("stream"))})
 }
 
 // setRouting chooses whether a stream is kept on the hub and for how long
 // (never longer than its manifest allows).
-func (s *Server) setRouting(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) setRouting(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.device(r, p)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	acc, err := person(p)
+	acc, err := person(p, d.HouseholdID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -112,7 +113,6 @@ func (s *Server) setRouting(w http.ResponseWriter, r *http.Request, p principal)
 		s.failConsent(w, r, err)
 		return
 	}
-	s.recordConsent(r, d.HouseholdID, d.ID, rec)
 	writeJSON(w, http.StatusOK, map[string]any{"record": rec, "decision": s.cfg.Consent.Allowed(d.ID, r.PathValue("stream"))})
 }
 
@@ -125,22 +125,9 @@ func (s *Server) failConsent(w http.ResponseWriter, r *http.Request, err error) 
 	s.fail(w, r, err)
 }
 
-// recordConsent puts the change in the transparency log. The decision is
-// already in force; a logging failure is reported in the hub's log.
-func (s *Server) recordConsent(r *http.Request, household, device string, rec consent.Record) {
-	if s.cfg.Log == nil {
-		return
-	}
-	ev := auditlog.Event{Action: auditlog.ActionConsentChange, Household: household,
-		Subject: auditlog.Subject{Device: device, Stream: rec.Stream.Name}, Detail: map[string]string{"record": rec.RecordID}}
-	if err := s.cfg.Log.Record(r.Context(), ev); err != nil {
-		s.log.Error("consent change not recorded in the transparency log", "record", rec.RecordID, "err", err)
-	}
-}
-
 // consentRecords lists the consent records about a device (?device=) or
 // made by the caller.
-func (s *Server) consentRecords(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) consentRecords(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	q := consent.HistoryQuery{}
 	if dev := r.URL.Query().Get("device"); dev != "" {
 		r.SetPathValue("id", dev)
@@ -151,7 +138,7 @@ func (s *Server) consentRecords(w http.ResponseWriter, r *http.Request, p princi
 		}
 		q.DeviceID = d.ID
 	} else {
-		acc, err := person(p)
+		acc, err := person(p, p.Account.HouseholdID)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -170,7 +157,7 @@ func (s *Server) consentRecords(w http.ResponseWriter, r *http.Request, p princi
 }
 
 // consentReceipt serves a record as a receipt signed by the hub.
-func (s *Server) consentReceipt(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) consentReceipt(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	rec, err := s.cfg.Consent.Record(r.Context(), r.PathValue("id"))
 	if err != nil {
 		if errors.Is(err, consent.ErrUnknownRecord) {
@@ -197,5 +184,5 @@ func (s *Server) consentReceipt(w http.ResponseWriter, r *http.Request, p princi
 // consentKey serves the public key receipts are signed with.
 func (s *Server) consentKey(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	_, _ = w.Write(consent.MarshalPublicKey(s.cfg.Consent.PublicKey()))
+	_, _ = w.Write(signkey.MarshalPublicKey(s.cfg.Consent.PublicKey()))
 }

@@ -12,8 +12,9 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/vault"
@@ -78,34 +79,34 @@ func (s *Server) toDevice(d store.Device) deviceJSON {
 
 // device loads a device the caller may see; others' devices are reported
 // as not found so ids cannot be probed.
-func (s *Server) device(r *http.Request, p principal) (store.Device, error) {
+func (s *Server) device(r *http.Request, p access.Principal) (store.Device, error) {
 	d, err := s.st.Device(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return store.Device{}, err
 	}
-	if !p.canSee(d.HouseholdID) {
-		return store.Device{}, fmt.Errorf("device: %w", store.ErrNotFound)
+	if err := p.SeeDevice(d); err != nil {
+		return store.Device{}, err
 	}
 	return d, nil
 }
 
 // managedDevice loads a device the caller may change (an owner of its
 // household, or the operator).
-func (s *Server) managedDevice(r *http.Request, p principal) (store.Device, error) {
+func (s *Server) managedDevice(r *http.Request, p access.Principal) (store.Device, error) {
 	d, err := s.device(r, p)
 	if err != nil {
 		return store.Device{}, err
 	}
-	if !p.canManage(d.HouseholdID) {
+	if !p.CanManage(d.HouseholdID) {
 		return store.Device{}, identity.ErrForbidden
 	}
 	return d, nil
 }
 
-func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	var list []store.Device
 	var err error
-	if p.operator && r.URL.Query().Get("household") == "" {
+	if p.Operator && r.URL.Query().Get("household") == "" {
 		list, err = s.st.AllDevices(r.Context())
 	} else {
 		var hh string
@@ -124,7 +125,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, p principal
 	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
 }
 
-func (s *Server) addDevice(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) addDevice(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	var in struct {
 		Name      string `json:"name"`
 		Type      string `json:"type"`
@@ -152,7 +153,7 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request, p principal) 
 			return
 		}
 	}
-	if !p.canManage(hh) {
+	if !p.CanManage(hh) {
 		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
@@ -166,11 +167,8 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request, p principal) 
 	// A person's device is sealed under their own keys, so deleting their
 	// account shreds its history; the operator's and shared devices are
 	// the household's.
-	keyOwner := ""
-	if !p.operator && p.acc.HouseholdID == hh && !in.Shared {
-		keyOwner = p.acc.ID
-	}
-	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: hh, Name: in.Name, Type: in.Type, Secret: in.Secret, KeyOwner: keyOwner})
+	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: hh, Name: in.Name, Type: in.Type, Secret: in.Secret,
+		KeyOwner: p.KeyOwnerFor(hh, in.Shared)})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -193,7 +191,7 @@ func (s *Server) withSecret(d store.Device, secret string) map[string]any {
 	}
 }
 
-func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.device(r, p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -202,7 +200,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, p principal) 
 	writeJSON(w, http.StatusOK, map[string]any{"device": s.toDevice(d)})
 }
 
-func (s *Server) rotateDevice(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) rotateDevice(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.managedDevice(r, p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -230,7 +228,7 @@ func (s *Server) rotateDevice(w http.ResponseWriter, r *http.Request, p principa
 	writeJSON(w, http.StatusOK, s.withSecret(d, secret))
 }
 
-func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.managedDevice(r, p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -256,14 +254,14 @@ type readingJSON struct {
 	ManifestVersion int             `json:"manifest_version"`
 }
 
-func (s *Server) readings(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) readings(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	s.serveReadings(w, r, p, nil)
 }
 
 // openReadingsWithIdentity is readings for history under a key only the
 // person holds (user-held mode): they send their age identity, which the
 // hub uses for this request only and does not keep.
-func (s *Server) openReadingsWithIdentity(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) openReadingsWithIdentity(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	var in struct {
 		Identity string `json:"identity"`
 	}
@@ -279,7 +277,7 @@ func (s *Server) openReadingsWithIdentity(w http.ResponseWriter, r *http.Request
 	s.serveReadings(w, r, p, id)
 }
 
-func (s *Server) serveReadings(w http.ResponseWriter, r *http.Request, p principal, id age.Identity) {
+func (s *Server) serveReadings(w http.ResponseWriter, r *http.Request, p access.Principal, id age.Identity) {
 	d, err := s.device(r, p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -289,26 +287,21 @@ func (s *Server) serveReadings(w http.ResponseWriter, r *http.Request, p princip
 		s.fail(w, r, badRequest("this hub cannot open readings with an identity"))
 		return
 	}
+	if s.cfg.History == nil {
+		writeProblem(w, r, http.StatusServiceUnavailable, "history-unavailable", "this hub does not serve readings")
+		return
+	}
 	q, err := readingQuery(r, d.ID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	list, err := s.st.Readings(r.Context(), q)
+	// Every read of personal data is logged (by history) before the data
+	// is returned; if it cannot be logged it is not returned.
+	list, err := s.cfg.History.Read(r.Context(), d, q, "viewing history")
 	if err != nil {
 		s.fail(w, r, err)
 		return
-	}
-	// Every read of personal data is logged before the data is returned;
-	// if it cannot be logged it is not returned.
-	if s.cfg.Log != nil && len(list) > 0 {
-		ev := auditlog.Event{Action: auditlog.ActionReadingsRead, Household: d.HouseholdID,
-			Subject: auditlog.Subject{Device: d.ID, Stream: q.Stream, From: q.Since, To: q.Until},
-			Purpose: "viewing history", Detail: map[string]string{"readings": strconv.Itoa(len(list))}}
-		if err := s.cfg.Log.Record(r.Context(), ev); err != nil {
-			s.fail(w, r, fmt.Errorf("record the read in the transparency log: %w", err))
-			return
-		}
 	}
 	if id != nil {
 		err = s.cfg.IdentityOpener.OpenReadingsWithIdentity(d.KeyOwnerID(), d.ID, list, id)
@@ -404,6 +397,14 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = t.Wait(r.Context())
 	}
+	if errors.Is(err, ingest.ErrStorage) {
+		// The pipeline logs storage failures, rate-limited; a line per
+		// request here would fill a full disk faster.
+		w.Header().Set("Retry-After", "30")
+		writeProblem(w, r, http.StatusServiceUnavailable, "storage-failing",
+			"the hub could not store the reading, so it was not kept: send it again later")
+		return
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -451,7 +452,7 @@ func (s *Server) openReadings(d store.Device, list []store.Reading) error {
 // (?stream=) and a time range (?since= inclusive, ?until= exclusive). It
 // works in bounded chunks, so an interrupted deletion leaves the data
 // consistent and can simply be repeated. Household owners decide.
-func (s *Server) deleteReadings(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) deleteReadings(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.managedDevice(r, p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -460,6 +461,14 @@ func (s *Server) deleteReadings(w http.ResponseWriter, r *http.Request, p princi
 	q, err := readingQuery(r, d.ID)
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	// Checked before anything is deleted: a range that ends before it
+	// starts is a mistake in the request, not an empty range to delete.
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		writeProblem(w, r, http.StatusUnprocessableEntity, "invalid-input",
+			fmt.Sprintf("since (%s) is after until (%s): give since earlier than until; nothing was deleted",
+				q.Since.Format(time.RFC3339Nano), q.Until.Format(time.RFC3339Nano)))
 		return
 	}
 	if s.cfg.Erasure == nil {

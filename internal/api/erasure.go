@@ -9,6 +9,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
@@ -37,8 +38,8 @@ type Keys interface {
 
 // deleteMe deletes the caller's account (see erasure.Service.DeleteAccount).
 // The password is asked again: this cannot be undone.
-func (s *Server) deleteMe(w http.ResponseWriter, r *http.Request, p principal) {
-	if p.operator || s.cfg.Erasure == nil {
+func (s *Server) deleteMe(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator || s.cfg.Erasure == nil {
 		s.fail(w, r, badRequest("account deletion is a person's: log in as the account to delete"))
 		return
 	}
@@ -54,11 +55,11 @@ func (s *Server) deleteMe(w http.ResponseWriter, r *http.Request, p principal) {
 		s.fail(w, r, identity.ErrInvalid.Errorf("password: required, to confirm that you mean it"))
 		return
 	}
-	if err := s.id.ConfirmPassword(r.Context(), p.acc.ID, in.Password); err != nil {
+	if err := s.id.ConfirmPassword(r.Context(), p.Account.ID, in.Password); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	rep, err := s.cfg.Erasure.DeleteAccount(r.Context(), p.acc, erasure.DeleteOptions{Unlink: in.Unlink})
+	rep, err := s.cfg.Erasure.DeleteAccount(r.Context(), p.Account, erasure.DeleteOptions{Unlink: in.Unlink})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -70,8 +71,8 @@ func (s *Server) deleteMe(w http.ResponseWriter, r *http.Request, p principal) {
 
 // unlinkMe replaces the history of the caller's devices with anonymised
 // aggregates.
-func (s *Server) unlinkMe(w http.ResponseWriter, r *http.Request, p principal) {
-	if p.operator || s.cfg.Erasure == nil {
+func (s *Server) unlinkMe(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator || s.cfg.Erasure == nil {
 		s.fail(w, r, badRequest("unlinking is a person's: log in as a member of the household"))
 		return
 	}
@@ -82,7 +83,7 @@ func (s *Server) unlinkMe(w http.ResponseWriter, r *http.Request, p principal) {
 		s.fail(w, r, err)
 		return
 	}
-	rep, err := s.cfg.Erasure.Unlink(r.Context(), p.acc, erasure.UnlinkOptions{DeviceIDs: in.Devices})
+	rep, err := s.cfg.Erasure.Unlink(r.Context(), p.Account, erasure.UnlinkOptions{DeviceIDs: in.Devices})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -101,8 +102,8 @@ type aggregateJSON struct {
 
 // aggregates lists the anonymised cells kept by unlinking. They name no
 // device or person; still, only the hub's administrators see them.
-func (s *Server) aggregates(w http.ResponseWriter, r *http.Request, p principal) {
-	if !p.admin() {
+func (s *Server) aggregates(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if !p.Admin() {
 		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
@@ -147,8 +148,8 @@ func timeParam(r *http.Request, name string) (time.Time, error) {
 }
 
 // setRole changes a household member's role (owners only).
-func (s *Server) setRole(w http.ResponseWriter, r *http.Request, p principal) {
-	if p.operator {
+func (s *Server) setRole(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator {
 		s.fail(w, r, badRequest("roles are changed by an owner of the household: log in as one"))
 		return
 	}
@@ -159,7 +160,7 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request, p principal) {
 		s.fail(w, r, err)
 		return
 	}
-	acc, err := s.id.SetRole(r.Context(), p.acc, r.PathValue("id"), in.Role)
+	acc, err := s.id.SetRole(r.Context(), p.Account, r.PathValue("id"), in.Role)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -171,18 +172,18 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request, p principal) {
 
 // keyOwner resolves {owner}: "me" (the caller's own keys) or "household"
 // (the keys of the household's shared devices, which its owners manage).
-func (s *Server) keyOwner(r *http.Request, p principal, change bool) (string, error) {
-	if p.operator || s.cfg.Keys == nil {
+func (s *Server) keyOwner(r *http.Request, p access.Principal, change bool) (string, error) {
+	if p.Operator || s.cfg.Keys == nil {
 		return "", badRequest("keys belong to people: log in as a member of the household")
 	}
 	switch r.PathValue("owner") {
 	case "me":
-		return p.acc.ID, nil
+		return p.Account.ID, nil
 	case "household":
-		if change && p.acc.Role != store.RoleOwner {
+		if change && !p.CanManage(p.Account.HouseholdID) {
 			return "", fmt.Errorf("%w: only an owner changes the household's keys", identity.ErrForbidden)
 		}
-		return p.acc.HouseholdID, nil
+		return p.Account.HouseholdID, nil
 	}
 	return "", fmt.Errorf("key owner %q: %w (use \"me\" or \"household\")", r.PathValue("owner"), store.ErrNotFound)
 }
@@ -234,7 +235,7 @@ func (s *Server) keyStatus(ctx context.Context, owner string) (keyStatusJSON, er
 	return out, nil
 }
 
-func (s *Server) getKeys(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) getKeys(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	owner, err := s.keyOwner(r, p, false)
 	if err != nil {
 		s.fail(w, r, err)
@@ -252,7 +253,7 @@ func (s *Server) getKeys(w http.ResponseWriter, r *http.Request, p principal) {
 // ("recipient": "age1…"), or let the hub generate a key pair
 // ("generate_identity": true; the identity is in this answer only). Keys
 // only the old identity opens are rewrapped when it is given ("identity").
-func (s *Server) putKeys(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) putKeys(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	owner, err := s.keyOwner(r, p, true)
 	if err != nil {
 		s.fail(w, r, err)
@@ -317,7 +318,7 @@ func (s *Server) putKeys(w http.ResponseWriter, r *http.Request, p principal) {
 
 // rotateKeys starts a new data key; history stays readable under the old
 // ones.
-func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	owner, err := s.keyOwner(r, p, true)
 	if err != nil {
 		s.fail(w, r, err)

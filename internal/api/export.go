@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/export"
 )
 
@@ -14,13 +15,13 @@ import (
 // index.json with the SHA-256 of every file). The export service checks
 // and records the export before a byte is written; memory stays constant
 // whatever the history size.
-func (s *Server) exportData(w http.ResponseWriter, r *http.Request, p principal) {
-	if p.operator {
+func (s *Server) exportData(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator {
 		s.fail(w, r, badRequest("an export is a person's: log in as a member of the household"))
 		return
 	}
 	ctx := r.Context()
-	ex, err := s.exports.Prepare(ctx, p.acc)
+	ex, err := s.exports.Prepare(ctx, p.Account)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -32,7 +33,7 @@ func (s *Server) exportData(w http.ResponseWriter, r *http.Request, p principal)
 	if err := ex.Write(ctx, w, now); err != nil {
 		// The archive is incomplete and unreadable (no central directory):
 		// the client sees a broken download and can retry.
-		s.log.Error("export failed", "account", p.acc.ID, "err", err)
+		s.log.Error("export failed", "account", p.Account.ID, "err", err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/vault"
@@ -87,11 +88,11 @@ func (s *Server) exportJobs(w http.ResponseWriter, r *http.Request) bool {
 
 // startExportJob starts preparing the caller's export: 202 with the new
 // job, or 200 with the caller's export that is already running.
-func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	if !s.exportJobs(w, r) {
 		return
 	}
-	if p.operator {
+	if p.Operator {
 		s.fail(w, r, badRequest("an export is a person's: log in as a member of the household"))
 		return
 	}
@@ -115,7 +116,7 @@ func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p princi
 			}
 		}
 	}
-	st, started, err := s.exports.Start(r.Context(), p.acc, id)
+	st, started, err := s.exports.Start(r.Context(), p.Account, id)
 	if err != nil {
 		s.failExport(w, r, err)
 		return
@@ -131,11 +132,11 @@ func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p princi
 
 // exportJobStatus shows how far one of the caller's exports got. Another
 // account's job, like an expired one, is not found.
-func (s *Server) exportJobStatus(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) exportJobStatus(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	if !s.exportJobs(w, r) {
 		return
 	}
-	st, err := s.exports.Status(p.acc.ID, r.PathValue("id"))
+	st, err := s.exports.Status(p.Account.ID, r.PathValue("id"))
 	if err != nil {
 		s.failExport(w, r, err)
 		return
@@ -150,11 +151,11 @@ func (s *Server) exportJobStatus(w http.ResponseWriter, r *http.Request, p princ
 // downloadExportJob sends the archive of a finished export, decrypting
 // it as it goes (constant memory). It can be downloaded again until the
 // job expires.
-func (s *Server) downloadExportJob(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) downloadExportJob(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	if !s.exportJobs(w, r) {
 		return
 	}
-	rc, st, err := s.exports.Open(r.Context(), p.acc.ID, r.PathValue("id"))
+	rc, st, err := s.exports.Open(r.Context(), p.Account.ID, r.PathValue("id"))
 	if err != nil {
 		s.failExport(w, r, err)
 		return
@@ -163,17 +164,17 @@ func (s *Server) downloadExportJob(w http.ResponseWriter, r *http.Request, p pri
 	if err := export.ServeArchive(w, rc, st); err != nil {
 		// Too late for a problem document: the client sees a short
 		// download (Content-Length) and can try again.
-		s.log.Warn("export download failed", "job", st.ID, "account", p.acc.ID, "err", err)
+		s.log.Warn("export download failed", "job", st.ID, "account", p.Account.ID, "err", err)
 	}
 }
 
 // cancelExportJob stops one of the caller's exports if it runs, and
 // deletes it and its archive either way.
-func (s *Server) cancelExportJob(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) cancelExportJob(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	if !s.exportJobs(w, r) {
 		return
 	}
-	if err := s.exports.Cancel(p.acc.ID, r.PathValue("id")); err != nil {
+	if err := s.exports.Cancel(p.Account.ID, r.PathValue("id")); err != nil {
 		s.failExport(w, r, err)
 		return
 	}

@@ -52,7 +52,7 @@ func startExportHub(t *testing.T, withJobs bool, opts export.JobsOptions) *expor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cat, err := catalog.Open(ctx, st)
+	cat, err := catalog.Open(ctx, st, catalog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,8 +65,7 @@ func startExportHub(t *testing.T, withJobs bool, opts export.JobsOptions) *expor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { alog.Close() })
-	id := identity.New(st, nil)
-	id.SetAuditor(alog)
+	id := identity.New(st, identity.Options{Log: alog})
 	h := &exportHub{t: t, st: st, id: id, alog: alog, tok: map[string]string{}}
 	cfg := Config{Identity: id, Catalog: cat, Log: alog, Store: st}
 	if withJobs {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
@@ -36,7 +37,7 @@ func toManifestInfo(e *catalog.Entry) manifestInfoJSON {
 }
 
 // listManifests lists the manifest in force for every device type.
-func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	out := []manifestInfoJSON{}
 	for _, typ := range s.cfg.Catalog.Types() {
 		e, err := s.cfg.Catalog.Current(typ)
@@ -64,8 +65,8 @@ func readManifest(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 
 // putManifest stores a new manifest version. Manifests apply hub-wide, so
 // only the admin (or the local operator) may change them.
-func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, p principal) {
-	if !p.admin() {
+func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if !p.Admin() {
 		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
@@ -84,7 +85,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, p principal
 }
 
 // validateManifest checks a document without storing it, for makers.
-func (s *Server) validateManifest(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) validateManifest(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	doc, err := readManifest(w, r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -100,7 +101,7 @@ func (s *Server) validateManifest(w http.ResponseWriter, r *http.Request, p prin
 
 // getManifest serves a manifest document exactly as stored: the version
 // in force, or ?version=N.
-func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	typ := r.PathValue("type")
 	var e *catalog.Entry
 	var err error
@@ -126,7 +127,7 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, p principal
 	_, _ = w.Write(e.Manifest.Raw)
 }
 
-func (s *Server) manifestVersions(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) manifestVersions(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	vs, err := s.cfg.Catalog.Versions(r.Context(), r.PathValue("type"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -139,8 +140,8 @@ func (s *Server) manifestVersions(w http.ResponseWriter, r *http.Request, p prin
 	writeJSON(w, http.StatusOK, map[string]any{"versions": out})
 }
 
-func (s *Server) confirmManifest(w http.ResponseWriter, r *http.Request, p principal) {
-	if !p.admin() {
+func (s *Server) confirmManifest(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if !p.Admin() {
 		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
@@ -164,7 +165,7 @@ func (s *Server) confirmManifest(w http.ResponseWriter, r *http.Request, p princ
 }
 
 // deviceManifest serves the manifest in force for a device.
-func (s *Server) deviceManifest(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) deviceManifest(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.device(r, p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -190,13 +191,13 @@ type violationJSON struct {
 
 // violations lists where a device broke its manifest: stream, field and
 // reason with counts, never the values it sent.
-func (s *Server) violations(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) violations(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.device(r, p)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	stored, err := s.st.Violations(r.Context(), d.ID)
+	stored, total, err := s.st.Violations(r.Context(), d.ID, violationsListed)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -220,8 +221,17 @@ func (s *Server) violations(w http.ResponseWriter, r *http.Request, p principal)
 		out = append(out, *v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].LastAt.After(out[j].LastAt) })
-	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "violations": out})
+	leftOff := total - len(stored)
+	if len(out) > violationsListed {
+		leftOff += len(out) - violationsListed
+		out = out[:violationsListed]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"device_id": d.ID, "violations": out, "left_off": leftOff})
 }
+
+// violationsListed is how many violation rows GET .../violations lists,
+// newest first; "left_off" counts the rest.
+const violationsListed = 50
 
 // writeLabel answers with the two-layer plain-language label: JSON by
 // default, text/plain or text/markdown when asked for with ?format=.
@@ -239,7 +249,7 @@ func writeLabel(w http.ResponseWriter, r *http.Request, e *catalog.Entry) {
 	}
 }
 
-func (s *Server) deviceLabel(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) deviceLabel(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.device(r, p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -255,7 +265,7 @@ func (s *Server) deviceLabel(w http.ResponseWriter, r *http.Request, p principal
 
 // manifestLabel lets a person read a device type's label before adding
 // such a device.
-func (s *Server) manifestLabel(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) manifestLabel(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	e, err := s.cfg.Catalog.Current(r.PathValue("type"))
 	if err != nil {
 		if errors.Is(err, catalog.ErrNoManifest) {
@@ -271,8 +281,8 @@ func (s *Server) manifestLabel(w http.ResponseWriter, r *http.Request, p princip
 // object, or an array of them for a device's entities) or a Zigbee2MQTT
 // device definition into a DRAFT manifest, stored but not enforced until
 // the admin confirms it.
-func (s *Server) importManifest(w http.ResponseWriter, r *http.Request, p principal) {
-	if !p.admin() {
+func (s *Server) importManifest(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if !p.Admin() {
 		s.fail(w, r, identity.ErrForbidden)
 		return
 	}

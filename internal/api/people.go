@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -140,12 +141,12 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "session": toSession(ss, "")})
 }
 
-func (s *Server) logout(w http.ResponseWriter, r *http.Request, p principal) {
-	if p.operator {
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator {
 		s.fail(w, r, badRequest("the local operator has no session"))
 		return
 	}
-	if err := s.id.RevokeSession(r.Context(), p.acc.ID, p.ses.ID); err != nil {
+	if err := s.id.RevokeSession(r.Context(), p.Account.ID, p.Session.ID); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -153,16 +154,16 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, p principal) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) me(w http.ResponseWriter, r *http.Request, p principal) {
-	if p.operator {
+func (s *Server) me(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator {
 		writeJSON(w, http.StatusOK, map[string]any{"operator": true})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"account": toAccount(p.acc), "session": toSession(p.ses, p.ses.ID)})
+	writeJSON(w, http.StatusOK, map[string]any{"account": toAccount(p.Account), "session": toSession(p.Session, p.Session.ID)})
 }
 
-func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p principal) {
-	if p.operator {
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator {
 		s.fail(w, r, badRequest("the local operator has no password"))
 		return
 	}
@@ -174,36 +175,36 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p princi
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.id.ChangePassword(r.Context(), p.acc.ID, in.Current, in.New, p.ses.ID); err != nil {
+	if err := s.id.ChangePassword(r.Context(), p.Account.ID, in.Current, in.New, p.Session.ID); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, p principal) {
-	if p.operator {
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator {
 		s.fail(w, r, badRequest("the local operator has no sessions"))
 		return
 	}
-	list, err := s.id.Sessions(r.Context(), p.acc.ID)
+	list, err := s.id.Sessions(r.Context(), p.Account.ID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	out := make([]sessionJSON, 0, len(list))
 	for _, ss := range list {
-		out = append(out, toSession(ss, p.ses.ID))
+		out = append(out, toSession(ss, p.Session.ID))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }
 
-func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request, p principal) {
-	if p.operator {
+func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator {
 		s.fail(w, r, badRequest("the local operator has no sessions"))
 		return
 	}
-	if err := s.id.RevokeSession(r.Context(), p.acc.ID, r.PathValue("id")); err != nil {
+	if err := s.id.RevokeSession(r.Context(), p.Account.ID, r.PathValue("id")); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -216,16 +217,16 @@ type householdJSON struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func (s *Server) listHouseholds(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) listHouseholds(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	var list []store.Household
-	if p.admin() {
+	if p.Admin() {
 		var err error
 		if list, err = s.st.Households(r.Context()); err != nil {
 			s.fail(w, r, err)
 			return
 		}
 	} else {
-		hh, err := s.st.Household(r.Context(), p.acc.HouseholdID)
+		hh, err := s.st.Household(r.Context(), p.Account.HouseholdID)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -239,8 +240,8 @@ func (s *Server) listHouseholds(w http.ResponseWriter, r *http.Request, p princi
 	writeJSON(w, http.StatusOK, map[string]any{"households": out})
 }
 
-func (s *Server) createHousehold(w http.ResponseWriter, r *http.Request, p principal) {
-	if !p.admin() {
+func (s *Server) createHousehold(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if !p.Admin() {
 		s.fail(w, r, identity.ErrForbidden)
 		return
 	}
@@ -266,12 +267,12 @@ func (s *Server) createHousehold(w http.ResponseWriter, r *http.Request, p princ
 // householdParam resolves which household a request is about: the
 // caller's own, or (for the operator) the one named by ?household=, or the
 // only one there is.
-func (s *Server) householdParam(r *http.Request, p principal, given string) (string, error) {
-	if !p.operator {
-		if given != "" && given != p.acc.HouseholdID {
+func (s *Server) householdParam(r *http.Request, p access.Principal, given string) (string, error) {
+	if !p.Operator {
+		if given != "" && !p.CanSee(given) {
 			return "", identity.ErrForbidden
 		}
-		return p.acc.HouseholdID, nil
+		return p.Account.HouseholdID, nil
 	}
 	if given != "" {
 		if _, err := s.st.Household(r.Context(), given); err != nil {
@@ -293,7 +294,7 @@ func (s *Server) householdParam(r *http.Request, p principal, given string) (str
 	}
 }
 
-func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	hh, err := s.householdParam(r, p, r.URL.Query().Get("household"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -311,7 +312,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, p principa
 	writeJSON(w, http.StatusOK, map[string]any{"accounts": out})
 }
 
-func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	var in struct {
 		credentialsIn
 		Role      store.Role `json:"role"`
@@ -330,7 +331,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, p princip
 		s.fail(w, r, badRequest("household: none exists yet; finish setup first"))
 		return
 	}
-	if !p.canManage(hh) {
+	if !p.CanManage(hh) {
 		s.fail(w, r, identity.ErrForbidden)
 		return
 	}

@@ -8,10 +8,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
-	"github.com/candor-iot/candor/internal/manifest"
+	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -66,23 +66,14 @@ func (s *Server) recipients() (*forward.Registry, error) {
 	if !ok || s.cfg.Forwarding == nil {
 		return nil, fmt.Errorf("forwarding to recipients is not configured on this hub: %w", store.ErrNotFound)
 	}
-	return forward.NewRegistry(rs, s.manifestOf, s.cfg.Forwarding), nil
-}
-
-// manifestOf is the manifest in force for a device type.
-func (s *Server) manifestOf(deviceType string) (*manifest.Manifest, error) {
-	e, err := s.cfg.Catalog.Current(deviceType)
-	if err != nil {
-		return nil, err
-	}
-	return e.Manifest, nil
+	return forward.NewRegistry(rs, s.cfg.Catalog, s.cfg.Forwarding, forward.RegistryOptions{}), nil
 }
 
 // listRecipients shows the household's recipients: who they are, which
 // streams may go to them (each still needs the person's consent), where
 // they receive and how delivery went.
-func (s *Server) listRecipients(w http.ResponseWriter, r *http.Request, p principal) {
-	if p.operator {
+func (s *Server) listRecipients(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator {
 		s.fail(w, r, badRequest("recipients are a household's: log in as a member"))
 		return
 	}
@@ -91,7 +82,7 @@ func (s *Server) listRecipients(w http.ResponseWriter, r *http.Request, p princi
 		s.fail(w, r, err)
 		return
 	}
-	list, err := reg.List(r.Context(), p.acc.HouseholdID)
+	list, err := reg.List(r.Context(), p.Account.HouseholdID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -105,7 +96,7 @@ func (s *Server) listRecipients(w http.ResponseWriter, r *http.Request, p princi
 
 // putRecipient sets where a recipient receives. Owners only; the name
 // must be one a manifest of the household's devices declares.
-func (s *Server) putRecipient(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) putRecipient(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	reg, name, err := s.ownedRecipient(r, p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -118,24 +109,24 @@ func (s *Server) putRecipient(w http.ResponseWriter, r *http.Request, p principa
 		s.fail(w, r, err)
 		return
 	}
-	if err := reg.Set(r.Context(), p.acc.HouseholdID, name, in.URL); err != nil {
+	if err := reg.Set(r.Context(), p.Account.HouseholdID, name, in.URL); err != nil {
 		if errors.Is(err, forward.ErrBadURL) {
 			err = identity.ErrInvalid.Errorf("%w", err)
 		}
 		s.fail(w, r, err)
 		return
 	}
-	s.log.Info("recipient endpoint set", "household", p.acc.HouseholdID, "account", p.acc.ID)
+	s.log.Info("recipient endpoint set", "household", p.Account.HouseholdID, "account", p.Account.ID)
 	writeJSON(w, http.StatusOK, map[string]any{"name": name, "url": in.URL})
 }
 
-func (s *Server) deleteRecipient(w http.ResponseWriter, r *http.Request, p principal) {
+func (s *Server) deleteRecipient(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	reg, name, err := s.ownedRecipient(r, p)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if err := reg.Remove(r.Context(), p.acc.HouseholdID, name); err != nil {
+	if err := reg.Remove(r.Context(), p.Account.HouseholdID, name); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -145,19 +136,19 @@ func (s *Server) deleteRecipient(w http.ResponseWriter, r *http.Request, p princ
 // ownedRecipient checks that the caller is an owner and that a manifest
 // of the household's devices names the recipient in the path, before the
 // request body is read.
-func (s *Server) ownedRecipient(r *http.Request, p principal) (*forward.Registry, string, error) {
-	if p.operator {
+func (s *Server) ownedRecipient(r *http.Request, p access.Principal) (*forward.Registry, string, error) {
+	if p.Operator {
 		return nil, "", badRequest("recipients are a household's: log in as an owner")
 	}
 	reg, err := s.recipients()
 	if err != nil {
 		return nil, "", err
 	}
-	if p.acc.Role != store.RoleOwner {
+	if !p.CanManage(p.Account.HouseholdID) {
 		return nil, "", fmt.Errorf("%w: only an owner decides where data goes", identity.ErrForbidden)
 	}
 	name := r.PathValue("name")
-	if _, err := reg.Lookup(r.Context(), p.acc.HouseholdID, name); err != nil {
+	if _, err := reg.Lookup(r.Context(), p.Account.HouseholdID, name); err != nil {
 		return nil, "", err
 	}
 	return reg, name, nil
@@ -170,5 +161,5 @@ func (s *Server) forwardKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	_, _ = w.Write(consent.MarshalPublicKey(s.cfg.Forwarding.PublicKey()))
+	_, _ = w.Write(signkey.MarshalPublicKey(s.cfg.Forwarding.PublicKey()))
 }

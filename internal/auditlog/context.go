@@ -4,8 +4,8 @@ import "context"
 
 type actorKey struct{}
 
-// WithActor returns a context that says who is acting, so the packages
-// that record events (identity, catalog, api) need not pass the actor
+// WithActor returns a context that says who is acting, so the services
+// that record events (identity, consent, keys, …) need not pass the actor
 // through every call.
 func WithActor(ctx context.Context, a Actor) context.Context {
 	return context.WithValue(ctx, actorKey{}, a)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/candor-iot/candor/internal/testenv"
 )
 
 // TestQuickCandor runs the whole bench in --quick mode against Candor as a
@@ -72,7 +74,7 @@ func TestQuickCandor(t *testing.T) {
 // by the bench, when Debian's mosquitto package is installed.
 func TestQuickMosquitto(t *testing.T) {
 	if _, err := os.Stat(DefaultMosquitto); err != nil {
-		t.Skipf("skipped: %s is not installed (Debian package mosquitto): %v", DefaultMosquitto, err)
+		testenv.Missing(t, "%s is not installed (Debian package mosquitto): %v", DefaultMosquitto, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -70,7 +70,7 @@ func (q *ackQueue) run() {
 	for it := range q.ch {
 		code := packets.CodeSuccess
 		if err := it.ticket.Wait(context.Background()); err != nil {
-			q.h.log.Error("reading not stored; not acknowledged", "device", deviceOf(q.cl), "err", err)
+			q.h.notStored(deviceOf(q.cl), "", err)
 			if !v5 {
 				// 3.1.1 has no negative acknowledgement: closing makes the
 				// client resend what was not acknowledged.

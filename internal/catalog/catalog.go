@@ -46,15 +46,17 @@ type Entry struct {
 	Checker   *manifest.Checker // nil for drafts: drafts are never enforced
 }
 
-// Auditor records manifest changes in the transparency log.
-type Auditor interface {
-	Record(ctx context.Context, ev auditlog.Event) error
+// Options configure a Catalog.
+type Options struct {
+	// Log, when set, records every manifest version put (not the
+	// templates seeded on a fresh hub).
+	Log auditlog.Recorder
 }
 
 // Catalog is safe for concurrent use.
 type Catalog struct {
 	st    Store
-	audit Auditor
+	audit auditlog.Recorder
 
 	mu      sync.RWMutex
 	current map[string]*Entry // device type → version in force
@@ -63,8 +65,8 @@ type Catalog struct {
 
 // Open loads every stored manifest and seeds the shipped templates for
 // types that have none yet.
-func Open(ctx context.Context, st Store) (*Catalog, error) {
-	c := &Catalog{st: st, current: map[string]*Entry{}}
+func Open(ctx context.Context, st Store, opts Options) (*Catalog, error) {
+	c := &Catalog{st: st, current: map[string]*Entry{}, audit: opts.Log}
 	recs, err := st.Manifests(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load manifests: %w", err)
@@ -136,9 +138,6 @@ func (c *Catalog) Put(ctx context.Context, doc []byte) (*Entry, error) {
 	}
 	return e, nil
 }
-
-// SetAuditor makes the catalog record manifest changes with a.
-func (c *Catalog) SetAuditor(a Auditor) { c.audit = a }
 
 func (c *Catalog) put(ctx context.Context, doc []byte) (*Entry, error) {
 	m, err := manifest.Parse("manifest", doc)

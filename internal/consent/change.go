@@ -8,16 +8,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
 
 // Sentinel errors, tested with errors.Is. Every refusal is an *Error that
-// wraps one of them and names the field at fault.
+// wraps one of them, or catalog.ErrNoManifest for a device whose type has
+// no manifest in force, and names the field at fault.
 var (
 	ErrUnknownDevice    = errors.New("unknown device")
-	ErrNoManifest       = catalog.ErrNoManifest
 	ErrUnknownStream    = errors.New("unknown stream")
 	ErrUnknownPurpose   = errors.New("unknown purpose")
 	ErrUnknownRecipient = errors.New("unknown recipient")
@@ -122,6 +123,7 @@ func (s *Service) Set(ctx context.Context, c Change) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
+	s.record(ctx, rec)
 	return rec, nil
 }
 
@@ -184,7 +186,29 @@ func (s *Service) SetRouting(ctx context.Context, accountID, deviceID, stream st
 	if err != nil {
 		return Record{}, err
 	}
+	s.record(ctx, rec)
 	return rec, nil
+}
+
+// record puts a decision in the transparency log, whichever front end it
+// came through, in one shape: ids only (device, stream, record), the
+// person deciding as the actor (from ctx). The decision is already in
+// force and its signed record stored, so a failure is reported in the
+// hub's log instead of undoing the person's choice.
+func (s *Service) record(ctx context.Context, rec Record) {
+	if s.audit == nil {
+		return
+	}
+	d, err := s.st.Device(ctx, rec.Device.ID)
+	if err == nil {
+		ev := auditlog.Event{Action: auditlog.ActionConsentChange, Household: d.HouseholdID,
+			Subject: auditlog.Subject{Device: d.ID, Stream: rec.Stream.Name}, Purpose: "consent choice",
+			Detail: map[string]string{"record": rec.RecordID, "kind": rec.Kind}}
+		err = s.audit.Record(ctx, ev)
+	}
+	if err != nil {
+		s.log.Error("consent change not recorded in the transparency log", "record", rec.RecordID, "device", rec.Device.ID, "err", err)
+	}
 }
 
 func (s *Service) newRecord(kind, event, accountID, deviceID string, e *catalog.Entry, st *manifest.Stream) Record {

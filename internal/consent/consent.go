@@ -11,13 +11,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
 
 // Manifests resolves the manifest in force for a device; *catalog.Catalog
-// implements it.
+// implements it. ForDevice's error wraps store.ErrNotFound for an unknown
+// device and catalog.ErrNoManifest for a device whose type has no
+// manifest in force; the service passes the latter on in its *Error.
 type Manifests interface {
 	ForDevice(ctx context.Context, deviceID string) (*catalog.Entry, error)
 }
@@ -25,6 +28,9 @@ type Manifests interface {
 // Store is the storage the service needs; every store.Store provides it.
 type Store interface {
 	store.ConsentStore
+	// Device gives the household a decision is recorded under in the
+	// transparency log.
+	Device(ctx context.Context, id string) (store.Device, error)
 }
 
 // Listener is told, after a change, whether a stream of a device is still
@@ -36,14 +42,17 @@ type Listener func(deviceID, stream string, collect bool)
 type Options struct {
 	Store     Store     // required
 	Manifests Manifests // required
-	// Key signs receipts (see LoadOrCreateKey). Required.
+	// Key signs receipts (see signkey.LoadOrCreate). Required.
 	Key ed25519.PrivateKey
 	// Controller is the hub's operator, named in every record. An empty
 	// name becomes "The operator of this Candor hub".
 	Controller Party
 	// Jurisdiction is written into records when set (for example "EU").
 	Jurisdiction string
-	Logger       *slog.Logger
+	// Log, when set, records every decision made with Set and SetRouting
+	// (ids only: the device, the stream and the record).
+	Log    auditlog.Recorder
+	Logger *slog.Logger
 	// Now is the clock (default time.Now); records carry milliseconds.
 	Now func() time.Time
 }
@@ -81,6 +90,7 @@ type Service struct {
 	keyID        string
 	controller   Party
 	jurisdiction string
+	audit        auditlog.Recorder
 	log          *slog.Logger
 	now          func() time.Time
 
@@ -143,6 +153,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		pub:          opts.Key.Public().(ed25519.PublicKey),
 		controller:   opts.Controller,
 		jurisdiction: opts.Jurisdiction,
+		audit:        opts.Log,
 		log:          opts.Logger,
 		now:          opts.Now,
 	}
@@ -338,12 +349,12 @@ func (s *Service) resolve(ctx context.Context, deviceID string) (*catalog.Entry,
 		return nil, &Error{Field: "device_id", Value: deviceID, Err: ErrUnknownDevice,
 			Msg: fmt.Sprintf("unknown device %q", deviceID)}
 	case errors.Is(err, catalog.ErrNoManifest):
-		return nil, &Error{Field: "device_id", Value: deviceID, Err: ErrNoManifest,
+		return nil, &Error{Field: "device_id", Value: deviceID, Err: catalog.ErrNoManifest,
 			Msg: fmt.Sprintf("device %q: its type has no data manifest in force, so nothing can be decided about it", deviceID)}
 	case err != nil:
 		return nil, fmt.Errorf("consent: look up device %q: %w", deviceID, err)
 	case e == nil || e.Manifest == nil:
-		return nil, &Error{Field: "device_id", Value: deviceID, Err: ErrNoManifest,
+		return nil, &Error{Field: "device_id", Value: deviceID, Err: catalog.ErrNoManifest,
 			Msg: fmt.Sprintf("device %q has no manifest in force", deviceID)}
 	}
 	return e, nil

@@ -281,7 +281,8 @@ func TestNoManifest(t *testing.T) {
 	f := newFixture(t)
 	f.mf.set("dev_orphan", &catalog.Entry{}) // resolves to an entry without a manifest
 	_, err := f.svc.Set(context.Background(), Change{AccountID: "a", DeviceID: "dev_orphan", Stream: "s", Purpose: "dpv:X", Recipient: RecipientHub})
-	if !errors.Is(err, ErrNoManifest) || !errors.Is(err, catalog.ErrNoManifest) {
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Field != "device_id" || !errors.Is(err, catalog.ErrNoManifest) {
 		t.Errorf("device without a manifest: %v", err)
 	}
 }
@@ -330,7 +331,7 @@ func TestRestartRebuildsFromStore(t *testing.T) {
 		if err := db.CreateDevice(ctx, store.Device{ID: "dev_band", HouseholdID: "hh_1", Name: "Band", Type: "wearable", SecretHash: "x", CreatedAt: testNow}); err != nil {
 			t.Fatal(err)
 		}
-		cat, err := catalog.Open(ctx, db) // the real catalog, seeded with the templates
+		cat, err := catalog.Open(ctx, db, catalog.Options{}) // the real catalog, seeded with the templates
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +356,7 @@ func TestRestartRebuildsFromStore(t *testing.T) {
 		}
 	}
 	db := openDB(t, path)
-	cat, err := catalog.Open(ctx, db)
+	cat, err := catalog.Open(ctx, db, catalog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
@@ -81,16 +82,11 @@ type Vault interface {
 	OpenReadings(ownerID, deviceID string, rs []store.Reading) error
 }
 
-// Recorder puts erasures in the transparency log.
-type Recorder interface {
-	Record(ctx context.Context, ev auditlog.Event) error
-}
-
 // Config wires a Service.
 type Config struct {
 	Store  Store
 	Vault  Vault
-	Log    Recorder // optional
+	Log    auditlog.Recorder // optional: records every erasure
 	Logger *slog.Logger
 	// Erased is told which devices were erased, so their connections end
 	// and caches forget them.
@@ -109,6 +105,11 @@ type Config struct {
 	Grace time.Duration
 	Now   func() time.Time
 }
+
+// deleteTimeout bounds an account deletion once started, whatever its
+// caller's context does. Unlinking reads the whole history first, so it is
+// generous; the steps after the first write take well under a second.
+const deleteTimeout = 10 * time.Minute
 
 // Service carries out erasures.
 type Service struct {
@@ -134,10 +135,14 @@ func New(cfg Config) *Service {
 
 // Report says what an erasure did, in counts and ids only.
 type Report struct {
-	DevicesErased    []string  `json:"devices_erased"`
-	KeysShredded     []string  `json:"keys_shredded"` // key owner ids
-	HouseholdDeleted bool      `json:"household_deleted"`
-	ShredTime        string    `json:"shred_time,omitempty"` // how long destroying the keys took
+	DevicesErased    []string `json:"devices_erased"`
+	KeysShredded     []string `json:"keys_shredded"` // key owner ids
+	HouseholdDeleted bool     `json:"household_deleted"`
+	ShredTime        string   `json:"shred_time,omitempty"` // how long destroying the keys took
+	// KeyRemnants lists the key owners whose keys are destroyed but whose
+	// old copies the database could not yet overwrite in its write-ahead
+	// log (a reader kept it busy); they go as the log is reused.
+	KeyRemnants      []string  `json:"key_copies_may_remain,omitempty"`
 	ReadingsUnlinked int64     `json:"readings_unlinked"`
 	CellsKept        int       `json:"aggregate_cells_kept"`
 	CellsSuppressed  int       `json:"aggregate_cells_suppressed"`
@@ -160,7 +165,14 @@ type DeleteOptions struct {
 // hub's only administrator while other accounts exist.
 //
 // It can be retried after a failure: each step is idempotent.
+//
+// The deletion runs to its end even when ctx is cancelled (a browser that
+// closed the tab): stopping between erasing the devices and shredding the
+// keys would leave the account half deleted, its keys still able to open
+// the readings it asked to destroy. deleteTimeout bounds it instead.
 func (s *Service) DeleteAccount(ctx context.Context, acc store.Account, opt DeleteOptions) (Report, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
+	defer cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rep := Report{At: s.cfg.Now().UTC(), DevicesErased: []string{}, KeysShredded: []string{}}
@@ -211,7 +223,17 @@ func (s *Service) DeleteAccount(ctx context.Context, acc store.Account, opt Dele
 	}
 	start := time.Now()
 	for _, o := range owners {
-		if err := s.cfg.Vault.Shred(ctx, o); err != nil {
+		err := s.cfg.Vault.Shred(ctx, o)
+		if errors.Is(err, store.ErrKeyRemnants) {
+			// The keys are destroyed; only old copies in the store's log
+			// could not be overwritten yet. The deletion carries on, and
+			// the report and the transparency log say what was not done.
+			s.log.Error("account deleted, but copies of its destroyed keys may remain in the database's write-ahead log",
+				"account", acc.ID, "key_owner", o, "err", err)
+			rep.KeyRemnants = append(rep.KeyRemnants, o)
+			continue
+		}
+		if err != nil {
 			return rep, fmt.Errorf("delete account: destroy keys: %w", err)
 		}
 	}
@@ -235,12 +257,16 @@ func (s *Service) DeleteAccount(ctx context.Context, acc store.Account, opt Dele
 	}
 	s.log.Info("account deleted", "account", acc.ID, "household", acc.HouseholdID,
 		"devices", len(rep.DevicesErased), "household_deleted", rep.HouseholdDeleted, "unlinked", opt.Unlink)
-	if err := s.record(ctx, acc, auditlog.ActionAccountDelete, "the person deleted their account", map[string]string{
+	detail := map[string]string{
 		"devices_erased":    strconv.Itoa(len(rep.DevicesErased)),
 		"keys_shredded":     strings.Join(owners, ","),
 		"household_deleted": strconv.FormatBool(rep.HouseholdDeleted),
 		"unlinked":          strconv.FormatBool(opt.Unlink),
-	}); err != nil {
+	}
+	if len(rep.KeyRemnants) > 0 {
+		detail["key_remnants"] = strings.Join(rep.KeyRemnants, ",")
+	}
+	if err := s.record(ctx, acc, auditlog.ActionAccountDelete, "the person deleted their account", detail); err != nil {
 		return rep, err
 	}
 	s.Kick()
@@ -310,9 +336,7 @@ func (s *Service) Unlink(ctx context.Context, acc store.Account, opt UnlinkOptio
 	if err != nil {
 		return rep, fmt.Errorf("unlink: list devices: %w", err)
 	}
-	controls := func(d store.Device) bool {
-		return d.KeyOwner == acc.ID || (d.KeyOwner == "" && acc.Role == store.RoleOwner)
-	}
+	controls := access.Person(acc, store.Session{}).CanUnlink
 	var chosen []store.Device
 	if len(opt.DeviceIDs) == 0 {
 		for _, d := range devs {
@@ -489,6 +513,9 @@ func cmpAgg(x, y store.Aggregate) int {
 // Checking that the caller may manage the device is the caller's job.
 func (s *Service) DeleteRange(ctx context.Context, d store.Device, q store.ReadingQuery) (int64, error) {
 	q = store.ReadingQuery{DeviceID: d.ID, Stream: q.Stream, Since: q.Since, Until: q.Until}
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		return 0, fmt.Errorf("%w: delete readings of device %s: since is after until", ErrRefused, d.ID)
+	}
 	var total int64
 	for {
 		n, err := s.cfg.Store.DeleteReadings(ctx, q, chunk)

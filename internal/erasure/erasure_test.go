@@ -2,6 +2,7 @@ package erasure
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -509,5 +510,98 @@ func BenchmarkUnlink(b *testing.B) {
 				r.close()
 			}
 		})
+	}
+}
+
+// A deletion whose caller goes away after the devices were erased (a
+// browser tab closed mid-request) still shreds the keys and removes the
+// account: the erase callback is the barrier where the caller's context
+// is cancelled, before the shred.
+func TestDeleteAccountFinishesWhenTheCallerGoesAway(t *testing.T) {
+	r := newRig(t)
+	r.household("h1")
+	alice := r.account("alice", "h1", store.RoleOwner, true)
+	bob := r.account("bob", "h1", store.RoleMember, false)
+	dB := r.device("dB", "h1", bob.ID)
+	r.readings(dB, hour0, time.Minute, 5, temp)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	erased := make(chan struct{})
+	r.svc.cfg.Erased = func([]string) {
+		cancel()
+		close(erased)
+	}
+	rep, err := r.svc.DeleteAccount(ctx, bob, DeleteOptions{})
+	select {
+	case <-erased:
+	default:
+		t.Fatal("the erase callback was not called: the barrier did not run")
+	}
+	if ctx.Err() == nil {
+		t.Fatal("the caller's context was not cancelled mid-way")
+	}
+	if err != nil {
+		t.Fatalf("DeleteAccount after the caller went away: %v", err)
+	}
+	if len(rep.KeysShredded) != 1 || rep.KeysShredded[0] != bob.ID {
+		t.Errorf("keys shredded: %v, want bob's", rep.KeysShredded)
+	}
+	if err := r.v.OpenReadings(bob.ID, "dB", r.stored("dB")); !errors.Is(err, vault.ErrShredded) {
+		t.Errorf("bob's readings after the deletion: %v, want ErrShredded", err)
+	}
+	bg := context.Background()
+	if _, err := r.db.Account(bg, bob.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("bob's account: %v, want gone", err)
+	}
+	if _, err := r.db.Account(bg, alice.ID); err != nil {
+		t.Errorf("alice's account: %v", err)
+	}
+	if len(r.rec.evs) != 1 || r.rec.evs[0].Action != auditlog.ActionAccountDelete {
+		t.Errorf("logged %+v, want the account deletion", r.rec.evs)
+	}
+}
+
+// A deletion whose WAL truncation a reader blocks (a second connection to
+// the database file holding a read transaction) finishes, and says in its
+// report and its log entry that copies of the keys may remain.
+func TestDeleteAccountReportsKeyRemnants(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	r.household("h1")
+	r.account("alice", "h1", store.RoleOwner, true)
+	bob := r.account("bob", "h1", store.RoleMember, false)
+	r.readings(r.device("dB", "h1", bob.ID), hour0, time.Minute, 5, temp)
+
+	other, err := sql.Open("sqlite", "file:"+r.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	reader, err := other.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback()
+	var n int
+	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM vault_keys`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := r.svc.DeleteAccount(ctx, bob, DeleteOptions{})
+	if err != nil {
+		t.Fatalf("DeleteAccount: %v", err)
+	}
+	if len(rep.KeyRemnants) != 1 || rep.KeyRemnants[0] != bob.ID {
+		t.Errorf("report's key remnants: %v, want bob's", rep.KeyRemnants)
+	}
+	if err := r.v.OpenReadings(bob.ID, "dB", r.stored("dB")); !errors.Is(err, vault.ErrShredded) {
+		t.Errorf("bob's readings: %v, want ErrShredded", err)
+	}
+	if _, err := r.db.Account(ctx, bob.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("bob's account: %v, want gone", err)
+	}
+	if len(r.rec.evs) != 1 || r.rec.evs[0].Detail["key_remnants"] != bob.ID {
+		t.Errorf("logged %+v, want key_remnants=%s", r.rec.evs, bob.ID)
 	}
 }

@@ -48,7 +48,7 @@ func newServiceRig(t *testing.T) *serviceRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cat, err := catalog.Open(ctx, st)
+	cat, err := catalog.Open(ctx, st, catalog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func newServiceRig(t *testing.T) *serviceRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { v.Close() })
-	id := identity.New(st, nil)
+	id := identity.New(st, identity.Options{})
 	r := &serviceRig{st: st, cat: cat, vault: v, alog: alog}
 	tok, err := id.SetupToken(ctx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/store"
@@ -117,18 +118,16 @@ func (x *householdSource) ConsentRecords(ctx context.Context) ([][]byte, error) 
 	return out, nil
 }
 
-// AuditLog streams the entries of the person's household, and those about
-// the person, with their inclusion proofs.
+// AuditLog streams the entries the person may see (access decides: their
+// household's, and those about or by them), with their inclusion proofs.
 func (x *householdSource) AuditLog(ctx context.Context) (io.ReadCloser, error) {
 	if x.cfg.Log == nil {
 		return nil, nil
 	}
 	pr, pw := io.Pipe()
-	acc := x.acc
+	p := access.Person(x.acc, store.Session{})
 	go func() {
-		_, err := x.cfg.Log.Export(ctx, pw, auditlog.ExportOptions{Proofs: true, Match: func(ev *auditlog.Event) bool {
-			return ev.Household == acc.HouseholdID || ev.Subject.Account == acc.ID
-		}})
+		_, err := x.cfg.Log.Export(ctx, pw, auditlog.ExportOptions{Proofs: true, Match: p.CanSeeEvent})
 		pw.CloseWithError(err)
 	}()
 	return pr, nil

@@ -76,17 +76,12 @@ type Consent interface {
 	Allowed(deviceID, stream string) consent.Decision
 }
 
-// Recorder puts deliveries in the transparency log.
-type Recorder interface {
-	Record(ctx context.Context, ev auditlog.Event) error
-}
-
 // Options configure a Forwarder.
 type Options struct {
 	Store   Store
 	Consent Consent
 	Key     ed25519.PrivateKey // signs every request
-	Log     Recorder           // optional
+	Log     auditlog.Recorder  // optional: records every delivery
 	Logger  *slog.Logger
 	Client  *http.Client // default: 10 s timeout, no redirects
 	Queue   int          // per endpoint; default DefaultQueue

@@ -27,12 +27,22 @@ const supplier = "Your energy supplier"
 type switches struct {
 	mu sync.Mutex
 	on map[string][]string // stream → recipients
+	// asked, if set, receives the recipients of every decision handed
+	// out: a barrier for tests that must know consent was checked.
+	asked chan []string
 }
 
 func (s *switches) Allowed(_, stream string) consent.Decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return consent.Decision{Resolved: true, Collect: true, Recipients: s.on[stream]}
+	d := consent.Decision{Resolved: true, Collect: true, Recipients: s.on[stream]}
+	if s.asked != nil {
+		select {
+		case s.asked <- d.Recipients:
+		default:
+		}
+	}
+	return d
 }
 
 func (s *switches) set(stream string, recipients ...string) {
@@ -191,20 +201,34 @@ func TestDeliversSignedAndLogged(t *testing.T) {
 // reading waits in the queue: it must not leave.
 func TestConsentOffStopsQueuedReadings(t *testing.T) {
 	r := newRig(t, Options{Linger: 300 * time.Millisecond, Batch: 10})
+	r.sw.asked = make(chan []string, 10)
 	ctx := t.Context()
-	r.sw.set("power", supplier)
+	// The reading was handed over while the recipient was on (Forward is
+	// given the recipients ingest decided on); the switch is off by the
+	// time it would leave.
+	r.sw.set("power")
 	r.f.Forward(ctx, "meter", "power", time.Now(), []byte(`{"watts":1}`), []string{supplier})
-	r.sw.set("power") // off, while the first reading lingers
-	time.Sleep(600 * time.Millisecond)
-	if got := r.rcv.received(); len(got) != 0 {
-		t.Fatalf("%d readings left after consent was switched off", len(got))
+	// Barrier: the forwarder checked consent for the lingering reading.
+	select {
+	case got := <-r.sw.asked:
+		if len(got) != 0 {
+			t.Fatalf("consent was checked as %v; the switch was off", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the forwarder never checked consent before sending")
 	}
-	if calls := r.rcv.calls.Load(); calls != 0 {
-		t.Errorf("the recipient was called %d times", calls)
-	}
+	// Consent on again and a second reading: one endpoint delivers in
+	// order, so once the second arrived, the first would have arrived
+	// before it had it been sent.
 	r.sw.set("power", supplier)
 	r.f.Forward(ctx, "meter", "power", time.Now(), []byte(`{"watts":2}`), []string{supplier})
-	waitUntil(t, "the reading sent after consent came back", func() bool { return len(r.rcv.received()) == 1 })
+	waitUntil(t, "the reading sent after consent came back", func() bool { return len(r.rcv.received()) > 0 })
+	if got := r.rcv.received(); len(got) != 1 || string(got[0].Payload) != `{"watts":2}` {
+		t.Fatalf("received %+v; want only the reading sent after consent came back", got)
+	}
+	if calls := r.rcv.calls.Load(); calls != 1 {
+		t.Errorf("the recipient was called %d times, want once", calls)
+	}
 }
 
 func TestFailingRecipientDropsAndSaysWhy(t *testing.T) {
@@ -240,11 +264,23 @@ func TestReloadStopsRemovedEndpoint(t *testing.T) {
 	if err := r.db.DeleteRecipientEndpoint(ctx, "h1", supplier); err != nil {
 		t.Fatal(err)
 	}
+	r.f.mu.Lock()
+	old := r.f.endpoints["h1"][supplier]
+	r.f.mu.Unlock()
 	if err := r.f.Reload(ctx, "h1"); err != nil {
 		t.Fatal(err)
 	}
+	// Barrier: the removed endpoint's sender has ended. Forward queues
+	// synchronously, so with no endpoint left nothing can deliver it.
+	select {
+	case <-old.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removed endpoint's sender did not stop")
+	}
 	r.f.Forward(ctx, "meter", "power", time.Now(), []byte(`{}`), []string{supplier})
-	time.Sleep(100 * time.Millisecond)
+	if st, ok := r.f.Stats("h1")[supplier]; ok {
+		t.Errorf("an endpoint for the removed recipient still exists: %+v", st)
+	}
 	if n := len(r.rcv.received()); n != 1 {
 		t.Errorf("%d deliveries after the endpoint was removed; want still 1", n)
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/forward"
+	"github.com/candor-iot/candor/internal/signkey"
 )
 
 // TestForwardingFollowsConsent sets up the energy supplier a smart meter's
@@ -30,7 +30,7 @@ func TestForwardingFollowsConsent(t *testing.T) {
 	}
 	pemKey, _ := io.ReadAll(keyResp.Body)
 	keyResp.Body.Close()
-	pub, err := consent.ParsePublicKey(pemKey)
+	pub, err := signkey.ParsePublicKey(pemKey)
 	if err != nil {
 		t.Fatalf("forward key: %v", err)
 	}
@@ -91,9 +91,17 @@ func TestForwardingFollowsConsent(t *testing.T) {
 	waitFor(t, "the supplier received the reading", 10*time.Second, func() bool { return len(received()) == 1 })
 	setConsent(false)
 	th.post(id, secret, "energy", `{"kwh_total":3}`) // the very next reading
-	time.Sleep(1500 * time.Millisecond)              // longer than a batch gathers
-	if r := received(); len(r) != 1 || r[0] != 2 {
-		t.Fatalf("the supplier received %v; want only the reading sent while consent was on", r)
+	// Barrier: consent on again and one more reading. Deliveries to one
+	// endpoint keep their order, so once reading 4 has arrived, reading 3
+	// would have arrived before it (or with it) had it been forwarded.
+	setConsent(true)
+	th.post(id, secret, "energy", `{"kwh_total":4}`)
+	waitFor(t, "the supplier received the reading sent after consent was given again", 10*time.Second, func() bool {
+		r := received()
+		return len(r) > 0 && r[len(r)-1] == 4
+	})
+	if r := received(); len(r) != 2 || r[0] != 2 || r[1] != 4 {
+		t.Fatalf("the supplier received %v; want only the readings sent while consent was on (2 and 4)", r)
 	}
 	mu.Lock()
 	if bad != 0 {
@@ -110,7 +118,7 @@ func TestForwardingFollowsConsent(t *testing.T) {
 		t.Fatalf("recipients %v", list)
 	}
 	rj := list[0].(map[string]any)
-	if rj["name"] != supplier || rj["url"] != rcv.URL || rj["delivery"].(map[string]any)["delivered"].(float64) != 1 {
+	if rj["name"] != supplier || rj["url"] != rcv.URL || rj["delivery"].(map[string]any)["delivered"].(float64) != 2 {
 		t.Errorf("recipient %v", rj)
 	}
 	// The delivery is in the transparency log, for the household to see.

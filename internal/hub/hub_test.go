@@ -15,6 +15,8 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/candor-iot/candor/internal/testenv"
 )
 
 func TestDeviceCredentialsAreUniqueAndHashed(t *testing.T) {
@@ -361,7 +363,7 @@ func TestMQTTRefusedReadingIsNotStored(t *testing.T) {
 func TestMosquittoPubWithDeviceCredential(t *testing.T) {
 	bin, err := exec.LookPath("mosquitto_pub")
 	if err != nil {
-		t.Skip("mosquitto_pub not installed (Debian package mosquitto-clients); skipping the real-client check")
+		testenv.Missing(t, "mosquitto_pub not installed (Debian package mosquitto-clients); skipping the real-client check")
 	}
 	th := startHub(t)
 	id, secret := th.addDevice("Kitchen", "thermostat")

@@ -262,7 +262,7 @@ func TestHealthAndMetrics(t *testing.T) {
 			t.Errorf("%s: %d", p, code)
 		}
 	}
-	resp, err = http.Get(th.URL() + "/metrics")
+	resp, err = th.local.Get("http://candor/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

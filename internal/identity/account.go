@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/store"
@@ -212,11 +213,14 @@ func (s *Service) SetRole(ctx context.Context, actor store.Account, accountID st
 		return store.Account{}, invalid("role: must be %q or %q", store.RoleOwner, store.RoleMember)
 	}
 	target, err := s.st.Account(ctx, accountID)
-	if err != nil || target.HouseholdID != actor.HouseholdID {
-		// Someone else's household looks like nobody's.
+	if err != nil {
 		return store.Account{}, fmt.Errorf("account %s: %w", accountID, store.ErrNotFound)
 	}
-	if actor.Role != store.RoleOwner {
+	p := access.Person(actor, store.Session{})
+	if err := p.See("account", accountID, target.HouseholdID); err != nil {
+		return store.Account{}, err // someone else's household looks like nobody's
+	}
+	if !p.CanManage(target.HouseholdID) {
 		return store.Account{}, fmt.Errorf("%w: only an owner of the household changes roles", ErrForbidden)
 	}
 	if target.Role == role {

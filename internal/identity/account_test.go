@@ -13,7 +13,7 @@ import (
 func TestSetupTokenLifecycle(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.db")
 	db := openStoreAt(t, path)
-	svc := New(db, nil)
+	svc := New(db, Options{})
 	c := ctx(t)
 
 	if need, err := svc.SetupNeeded(c); err != nil || !need {
@@ -90,7 +90,7 @@ func TestSetupTokenLifecycle(t *testing.T) {
 	}
 
 	// A restart: a new Service over the same store.
-	svc2 := New(db, nil)
+	svc2 := New(db, Options{})
 	if got, err := svc2.SetupToken(c); err != nil || got != "" {
 		t.Errorf("SetupToken after restart = %q, %v; want \"\"", got, err)
 	}
@@ -100,7 +100,7 @@ func TestSetupTokenLifecycle(t *testing.T) {
 	// Also when reopening the file from scratch.
 	db.Close()
 	db3 := openStoreAt(t, path)
-	svc3 := New(db3, nil)
+	svc3 := New(db3, Options{})
 	if need, err := svc3.SetupNeeded(c); err != nil || need {
 		t.Errorf("SetupNeeded after reopening = %v, %v; want false", need, err)
 	}
@@ -118,13 +118,13 @@ func TestSetupTokenLifecycle(t *testing.T) {
 func TestSetupTokenDiesOnRestartAndReissue(t *testing.T) {
 	db := openStore(t)
 	c := ctx(t)
-	svc := New(db, nil)
+	svc := New(db, Options{})
 	first, err := svc.SetupToken(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A restart before setup prints a new token; the old one dies.
-	svc2 := New(db, nil)
+	svc2 := New(db, Options{})
 	second, err := svc2.SetupToken(c)
 	if err != nil {
 		t.Fatal(err)

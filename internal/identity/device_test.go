@@ -429,7 +429,7 @@ func (g gatedStore) Device(ctx context.Context, id string) (store.Device, error)
 // cache.
 func TestRotateDuringAuthenticationDoesNotRevalidateOldSecret(t *testing.T) {
 	db := openStore(t)
-	svc := New(gatedStore{db}, nil)
+	svc := New(gatedStore{db}, Options{})
 	hh := newHousehold(t, db, "hh_1")
 	c := ctx(t)
 	d, old, err := svc.AddDevice(c, NewDevice{HouseholdID: hh, Name: "Door", Type: "door-sensor"})

@@ -39,7 +39,7 @@ func openStoreAt(t *testing.T, path string) *sqlite.DB {
 func newService(t *testing.T) (*Service, *sqlite.DB) {
 	t.Helper()
 	db := openStore(t)
-	return New(db, nil), db
+	return New(db, Options{}), db
 }
 
 // newHousehold creates a household directly in the store.

@@ -21,11 +21,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/credential"
+	"github.com/candor-iot/candor/internal/names"
 	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -100,20 +100,17 @@ type Service struct {
 	lastTouch  map[string]time.Time
 	accountsOK bool // at least one account exists (setup is over)
 	logins     limiter
-	audit      Auditor
+	audit      auditlog.Recorder
 	ensureMu   sync.Mutex
 }
 
-// Auditor records accountable events (credential and account changes) in
-// the transparency log. The actor comes from the context
-// (auditlog.WithActor).
-type Auditor interface {
-	Record(ctx context.Context, ev auditlog.Event) error
+// Options configure a Service.
+type Options struct {
+	Logger *slog.Logger
+	// Log, when set, records accountable events (credential and account
+	// changes). The actor comes from the context (auditlog.WithActor).
+	Log auditlog.Recorder
 }
-
-// SetAuditor makes the service record its events with a. Call it before
-// serving requests.
-func (s *Service) SetAuditor(a Auditor) { s.audit = a }
 
 // record appends an event if an auditor is set. A failure is returned:
 // the caller reports the action as failed to be logged.
@@ -128,7 +125,8 @@ func (s *Service) record(ctx context.Context, ev auditlog.Event) error {
 }
 
 // New returns a Service over st.
-func New(st Store, log *slog.Logger) *Service {
+func New(st Store, opts Options) *Service {
+	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -136,6 +134,7 @@ func New(st Store, log *slog.Logger) *Service {
 		st:        st,
 		hasher:    credential.NewHasher(0),
 		log:       log,
+		audit:     opts.Log,
 		now:       time.Now,
 		verified:  make(map[string]verifiedSecret),
 		lastTouch: make(map[string]time.Time),
@@ -172,10 +171,10 @@ func checkName(field, v string, max int) error {
 	if !utf8.ValidString(v) || utf8.RuneCountInString(v) > max {
 		return invalid("%s: must be valid text of at most %d characters", field, max)
 	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return invalid("%s: must not contain control characters", field)
-		}
+	// Invisible and direction-changing characters let a name pose as
+	// another one on every page that shows it.
+	if err := names.Check(v); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalid, field, err)
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ type batcher struct {
 	st         appender
 	maxRows    int
 	maxWait    time.Duration
-	maxPending int // submitters block beyond this many queued rows (backpressure)
+	maxPending int // submitters block beyond this many queued rows (backpressure); also the largest batch
 	onCommit   func(n int, d time.Duration, err error)
 
 	mu     sync.Mutex
@@ -177,7 +177,9 @@ func (b *batcher) flush() int {
 	start := time.Now()
 	// The write must not be cut short by a caller's context: once readings
 	// are accepted they are committed or reported failed, never abandoned.
-	bt.err = b.st.AppendReadings(context.Background(), bt.rows)
+	if err := b.st.AppendReadings(context.Background(), bt.rows); err != nil {
+		bt.err = fmt.Errorf("%w: %w", ErrStorage, err)
+	}
 	if b.onCommit != nil {
 		b.onCommit(len(bt.rows), time.Since(start), bt.err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -132,6 +133,12 @@ func stuckPipeline(t *testing.T, opts Options) (p *Pipeline, fs *fakeStore, rele
 // (4×BatchMaxRows) readings queue up; further submitters block instead of
 // growing memory, and all of them complete once the store moves again.
 func TestBackpressure(t *testing.T) {
+	// In a synctest bubble, so "nobody else gets in" is checked once every
+	// goroutine is blocked, instead of after a grace period.
+	synctest.Test(t, testBackpressure)
+}
+
+func testBackpressure(t *testing.T) {
 	const (
 		maxRows    = 10
 		maxPending = 4 * maxRows
@@ -159,12 +166,13 @@ func TestBackpressure(t *testing.T) {
 			t.Fatalf("only %d of %d submitters were queued while the store is stuck", i, maxPending)
 		}
 	}
-	// Nobody else gets in while the store is stuck. Proving that something
-	// does not happen needs a grace period.
+	// Nobody else gets in while the store is stuck: once every goroutine
+	// of the bubble is blocked, none of the others has returned.
+	synctest.Wait()
 	select {
 	case err := <-returned:
 		t.Fatalf("a submitter beyond maxPending returned (%v) while the store is stuck", err)
-	case <-time.After(100 * time.Millisecond):
+	default:
 	}
 	p.batcher.mu.Lock()
 	queued := len(p.batcher.cur.rows)
@@ -375,6 +383,10 @@ func TestCountersFailedOnCloseStayPending(t *testing.T) {
 // first) returns at once, while the first is still committing, so its
 // caller may go on to close the store under the batcher's feet.
 func TestSecondCloseWaitsForCommit(t *testing.T) {
+	synctest.Test(t, testSecondCloseWaitsForCommit)
+}
+
+func testSecondCloseWaitsForCommit(t *testing.T) {
 	p, fs, release := stuckPipeline(t, Options{BatchMaxWait: time.Millisecond})
 
 	first := make(chan struct{})
@@ -386,11 +398,12 @@ func TestSecondCloseWaitsForCommit(t *testing.T) {
 	})
 	second := make(chan struct{})
 	go func() { p.Close(); close(second) }()
+	synctest.Wait() // both Close calls are as far as they get while the store is stuck
 	select {
 	case <-second:
 		_, rows, _, _ := fs.snapshot()
 		t.Errorf("second Close returned while a batch was still uncommitted (committed rows: %v)", rows)
-	case <-time.After(200 * time.Millisecond):
+	default:
 	}
 	release()
 	await(t, "first Close", first)
@@ -506,6 +519,10 @@ func TestSubmitDoesNotAliasPayload(t *testing.T) {
 // While a flush is in flight the counts are in neither, so the figure
 // briefly drops (and if the flush fails, jumps back).
 func TestPendingCountersDuringFlush(t *testing.T) {
+	synctest.Test(t, testPendingCountersDuringFlush)
+}
+
+func testPendingCountersDuringFlush(t *testing.T) {
 	fs := newFakeStore()
 	fs.counterGate = make(chan struct{})
 	p := newPipeline(t, fs, Options{CounterFlushInterval: time.Hour})
@@ -516,14 +533,12 @@ func TestPendingCountersDuringFlush(t *testing.T) {
 	p.Count("dev-1", store.DeviceCounters{Refused: 5})
 	flushed := make(chan struct{})
 	go func() { p.flushCounters(); close(flushed) }()
-	// Watch the figure an API reader would show while the flush is
-	// blocked in the store.
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		_, _, _, stored := fs.snapshot()
-		if shown := stored["dev-1"].Add(p.PendingCounters("dev-1")); shown.Refused != 5 {
-			t.Errorf("stored+pending = %+v while a flush is in flight, want Refused 5", shown)
-			break
-		}
+	// The figure an API reader would show while the flush is blocked in
+	// the store (synctest.Wait returns once it is).
+	synctest.Wait()
+	_, _, _, stored := fs.snapshot()
+	if shown := stored["dev-1"].Add(p.PendingCounters("dev-1")); shown.Refused != 5 {
+		t.Errorf("stored+pending = %+v while a flush is in flight, want Refused 5", shown)
 	}
 	release()
 	await(t, "flush", flushed)

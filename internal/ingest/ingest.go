@@ -5,8 +5,11 @@
 // It serves clause 2A of the IoT Good Practice paper (the hub only keeps
 // what it can account for) and the project rule that no acknowledged
 // reading is ever lost: a QoS 1/2 publish or an HTTP ingest is answered
-// only after its batch is committed. Later issues add the manifest check,
-// consent, encryption and the audit log here, in this one place.
+// only after its batch is committed. Every check happens here, in this one
+// place and in this order: the reading's form, the manifest in force for
+// the device's type, then the person's consent, which decides whether the
+// reading goes to the forwarder (external recipients) and whether it is
+// kept; what is kept is sealed under its key owner's data key and queued.
 package ingest
 
 import (
@@ -79,10 +82,10 @@ type Options struct {
 	// every accepted reading (only tests of the batching machinery).
 	Consent Consent
 	// Sealer encrypts each stored reading under its owner's data key, and
-	// Owner names the key owner of a device. The hub always sets both; nil
-	// stores plain readings (only tests of the batching machinery).
-	Sealer Sealer
-	Owner  func(ctx context.Context, deviceID string) (string, error)
+	// KeyOwners names the key owner of a device. The hub always sets both;
+	// nil stores plain readings (only tests of the batching machinery).
+	Sealer    Sealer
+	KeyOwners KeyOwners
 	// Forwarder, if set, is handed each accepted reading that consent
 	// lets go to external recipients, whether or not it is stored here.
 	Forwarder Forwarder
@@ -98,6 +101,13 @@ type Forwarder interface {
 // encryption: a symmetric AEAD, never a public-key operation per reading).
 type Sealer interface {
 	AppendSeal(dst []byte, ownerID string, plaintext, aad []byte) ([]byte, error)
+}
+
+// KeyOwners names the owner of the data keys a device's readings are
+// sealed under: its person, or its household for a shared device. It is
+// called for every stored reading, so it should answer from memory.
+type KeyOwners interface {
+	KeyOwner(ctx context.Context, deviceID string) (string, error)
 }
 
 // Consent answers, from memory, what may happen to a stream's next reading.
@@ -125,6 +135,7 @@ type Pipeline struct {
 	log     *slog.Logger
 	batcher *batcher
 	now     func() time.Time
+	health  health
 
 	accepted    prometheus.Counter
 	refused     *prometheus.CounterVec
@@ -136,6 +147,7 @@ type Pipeline struct {
 	counters   map[string]store.DeviceCounters // not yet flushed to the store
 	flushing   map[string]store.DeviceCounters // being written right now
 	violations map[violationKey]*store.ViolationCount
+	vnames     map[string]int // distinct entries per device in violations, overflow aside
 	rates      rateTable
 	flagged    *prometheus.CounterVec
 	dropped    *prometheus.CounterVec
@@ -170,6 +182,7 @@ func New(st Store, opts Options) *Pipeline {
 		now:        time.Now,
 		counters:   make(map[string]store.DeviceCounters),
 		violations: make(map[violationKey]*store.ViolationCount),
+		vnames:     make(map[string]int),
 		rates:      rateTable{m: make(map[rateKey]*rateState)},
 		stopC:      make(chan struct{}),
 		doneC:      make(chan struct{}),
@@ -207,6 +220,7 @@ func New(st Store, opts Options) *Pipeline {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.storeErrors, p.flagged, p.dropped)
 	}
+	p.health = health{log: p.log, now: func() time.Time { return p.now() }}
 	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, p.committed)
 	go p.flushCountersLoop()
 	return p
@@ -214,9 +228,9 @@ func New(st Store, opts Options) *Pipeline {
 
 func (p *Pipeline) committed(n int, d time.Duration, err error) {
 	p.batchSecs.Observe(d.Seconds())
+	p.health.commit(n, err)
 	if err != nil {
 		p.storeErrors.Inc()
-		p.log.Error("storage batch failed; publishers not acknowledged", "rows", n, "err", err)
 		return
 	}
 	p.batchRows.Observe(float64(n))
@@ -293,19 +307,8 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 	}
 	version := 0
 	if p.opts.Manifests != nil {
-		e, err := p.opts.Manifests.ForDevice(ctx, deviceID)
+		e, out, err := p.checkManifest(ctx, deviceID, stream, payload)
 		if err != nil {
-			if errors.Is(err, catalog.ErrNoManifest) {
-				err = &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonNoManifest,
-					Detail: "the device's type has no data manifest in force, so the hub accepts nothing from it"}
-				p.Refuse(deviceID, err)
-			}
-			return Ticket{}, err
-		}
-		out, v := e.Checker.Check(stream, payload, p.opts.StripUndeclared)
-		if v != nil {
-			err := &RefusedError{DeviceID: deviceID, Stream: stream, Reason: v.Reason, Detail: v.Error(), Violation: v}
-			p.Refuse(deviceID, err)
 			return Ticket{}, err
 		}
 		if s := e.Manifest.Stream(stream); s != nil {
@@ -336,10 +339,10 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 	}
 	now := p.now().UTC()
 	var stored []byte
-	if p.opts.Sealer == nil || p.opts.Owner == nil {
+	if p.opts.Sealer == nil || p.opts.KeyOwners == nil {
 		stored = append([]byte(nil), payload...)
 	} else {
-		owner, err := p.opts.Owner(ctx, deviceID)
+		owner, err := p.opts.KeyOwners.KeyOwner(ctx, deviceID)
 		if err != nil {
 			return Ticket{}, fmt.Errorf("key owner of device %s: %w", deviceID, err)
 		}
@@ -367,6 +370,46 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 	return Ticket{b: bt}, nil
 }
 
+// Vet holds data that is not yet a reading to the rules a reading meets
+// (stream name, size, JSON object syntax, the manifest in force) without
+// storing it: an MQTT will is vetted when the device registers it, so it
+// is refused then rather than lost when it is sent. Consent is not
+// checked, since it decides whether to keep a reading, not whether it is
+// acceptable. A refusal is counted as a refused reading.
+func (p *Pipeline) Vet(ctx context.Context, deviceID, stream string, payload []byte) error {
+	if err := p.Check(deviceID, stream, payload); err != nil {
+		p.Refuse(deviceID, err)
+		return err
+	}
+	if p.opts.Manifests == nil {
+		return nil
+	}
+	_, _, err := p.checkManifest(ctx, deviceID, stream, payload)
+	return err
+}
+
+// checkManifest checks a reading against its device's manifest in force
+// and returns the entry and the payload to keep (undeclared fields
+// stripped, if so configured). Refusals are counted.
+func (p *Pipeline) checkManifest(ctx context.Context, deviceID, stream string, payload []byte) (*catalog.Entry, []byte, error) {
+	e, err := p.opts.Manifests.ForDevice(ctx, deviceID)
+	if err != nil {
+		if errors.Is(err, catalog.ErrNoManifest) {
+			err = &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonNoManifest,
+				Detail: "the device's type has no data manifest in force, so the hub accepts nothing from it"}
+			p.Refuse(deviceID, err)
+		}
+		return nil, nil, err
+	}
+	out, v := e.Checker.Check(stream, payload, p.opts.StripUndeclared)
+	if v != nil {
+		err := &RefusedError{DeviceID: deviceID, Stream: stream, Reason: v.Reason, Detail: v.Error(), Violation: v}
+		p.Refuse(deviceID, err)
+		return nil, nil, err
+	}
+	return e, out, nil
+}
+
 // Refuse counts a refused reading for the device and in the metrics.
 func (p *Pipeline) Refuse(deviceID string, err error) {
 	reason := "other"
@@ -384,17 +427,36 @@ func (p *Pipeline) Refuse(deviceID string, err error) {
 // recordViolation tallies a manifest violation or behaviour flag for the
 // owner to see; flushed with the counters.
 func (p *Pipeline) recordViolation(deviceID, stream, field, reason string) {
-	k := violationKey{deviceID, stream, field, reason}
 	now := p.now().UTC()
 	p.cmu.Lock()
-	v := p.violations[k]
-	if v == nil {
-		v = &store.ViolationCount{DeviceID: deviceID, Stream: stream, Field: field, Reason: reason}
-		p.violations[k] = v
-	}
-	v.Count++
-	v.LastAt = now
+	p.addViolationLocked(store.ViolationCount{DeviceID: deviceID, Stream: stream, Field: field, Reason: reason, Count: 1, LastAt: now})
 	p.cmu.Unlock()
+}
+
+// addViolationLocked adds v to the counts waiting for the next flush. The
+// device picks the field names, so they are clipped, and new names beyond
+// store.MaxViolationRows per device (between two flushes) are counted in
+// the device's overflow entry: a device sending ever new names cannot
+// grow this map, as the store bounds its rows.
+func (p *Pipeline) addViolationLocked(v store.ViolationCount) {
+	v.Field = store.ClipViolationField(v.Field)
+	k := violationKey{v.DeviceID, v.Stream, v.Field, v.Reason}
+	cur := p.violations[k]
+	if cur == nil && p.vnames[v.DeviceID] >= store.MaxViolationRows {
+		k = violationKey{device: v.DeviceID, reason: store.ViolationOverflow}
+		cur = p.violations[k]
+	}
+	if cur == nil {
+		cur = &store.ViolationCount{DeviceID: k.device, Stream: k.stream, Field: k.field, Reason: k.reason}
+		p.violations[k] = cur
+		if k.reason != store.ViolationOverflow {
+			p.vnames[v.DeviceID]++
+		}
+	}
+	cur.Count += v.Count
+	if v.LastAt.After(cur.LastAt) {
+		cur.LastAt = v.LastAt
+	}
 }
 
 // PendingViolations returns violation counts of a device not yet flushed.
@@ -457,6 +519,7 @@ func (p *Pipeline) flushCounters() {
 		viols = append(viols, *v)
 	}
 	p.violations = make(map[violationKey]*store.ViolationCount)
+	clear(p.vnames)
 	p.cmu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -481,13 +544,7 @@ func (p *Pipeline) flushCounters() {
 		p.log.Error("flush manifest violations", "rows", len(viols), "err", err)
 		p.cmu.Lock()
 		for _, v := range viols {
-			k := violationKey{v.DeviceID, v.Stream, v.Field, v.Reason}
-			if cur := p.violations[k]; cur != nil {
-				cur.Count += v.Count
-			} else {
-				vv := v
-				p.violations[k] = &vv
-			}
+			p.addViolationLocked(v)
 		}
 		p.cmu.Unlock()
 	}

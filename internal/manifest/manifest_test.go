@@ -114,6 +114,10 @@ func TestInvalidManifestsNamePathAndProblem(t *testing.T) {
 		{"bad device type", "candor:deviceType", "Thermo Stat", "candor:deviceType", ""},
 		{"unknown combo stream", "properties/setpoint/candor:revealsWith", []any{map[string]any{"streams": []any{"humidity"}, "reveals": "x"}}, "properties.setpoint.candor:revealsWith[0].streams", "humidity"},
 		{"personal without reveals", "properties/setpoint/candor:reveals", nil, "properties.setpoint.candor:reveals", "reveal"},
+		{"right-to-left override in title", "title", "Thermostat\u202Eevil", "title", "U+202E"},
+		{"zero-width space in recipient", "properties/temperature/dpv:hasRecipient", []any{map[string]any{
+			"@type": "dpv:DataProcessor", "name": "Grid\u200BCo", "dpv:hasPurpose": "dpv:ServiceProvision",
+			"candor:identifiable": "anonymous"}}, "properties.temperature.dpv:hasRecipient[0].name", "U+200B"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

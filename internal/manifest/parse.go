@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/candor-iot/candor/internal/names"
 )
 
 // The document as written. Prefixed keys are the DPV and candor: terms.
@@ -193,6 +195,9 @@ func build(raw *rawManifest, ps *problems) *Manifest {
 		CanStopStreams: raw.CanStopStreams,
 		Draft:          raw.Draft,
 	}
+	if err := names.Check(raw.Title); err != nil {
+		ps.add("title", "the title %v", err)
+	}
 	if !typeRE.MatchString(raw.DeviceType) {
 		ps.add("candor:deviceType", "%q must be 1-40 characters of a-z, 0-9 and -", raw.DeviceType)
 	}
@@ -344,6 +349,10 @@ func buildStream(path, name, kind string, body json.RawMessage, ps *problems) *S
 		rec := Recipient{Name: r.Name, Role: r.Role, Purpose: r.Purpose, Terms: r.Terms, Contact: r.Contact, Identifiable: r.Identifiable}
 		if strings.TrimSpace(r.Name) == "" {
 			ps.add(rp+".name", "name the recipient")
+		} else if err := names.Check(r.Name); err != nil {
+			// The name is shown to people deciding whether to share:
+			// it must read as it is stored.
+			ps.add(rp+".name", "the recipient's name %v", err)
 		}
 		if !termRE.MatchString(r.Role) {
 			ps.add(rp+".@type", "%q is not a role term such as dpv:DataProcessor or dpv:ThirdParty", r.Role)

@@ -33,11 +33,6 @@ type Consent interface {
 	Allowed(deviceID, stream string) consent.Decision
 }
 
-// Recorder puts deletions in the transparency log.
-type Recorder interface {
-	Record(ctx context.Context, ev auditlog.Event) error
-}
-
 // chunk bounds one delete transaction, so ingest commits are never held
 // up for long behind a large expiry.
 const chunk = 5000
@@ -46,8 +41,8 @@ const chunk = 5000
 type Job struct {
 	Store   Store
 	Catalog *catalog.Catalog
-	Consent Consent  // optional: without it the manifest's retention applies
-	Log     Recorder // optional
+	Consent Consent           // optional: without it the manifest's retention applies
+	Log     auditlog.Recorder // optional: records every deletion
 	Logger  *slog.Logger
 }
 

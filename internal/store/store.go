@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors callers test with errors.Is.
@@ -162,6 +163,32 @@ type ViolationCount struct {
 	LastAt   time.Time
 }
 
+// A device chooses the field names it sends, so the names it is refused
+// for are bounded: at most MaxViolationRows distinct (stream, field,
+// reason) rows per device, each field name at most MaxViolationField
+// bytes. Later new names are counted in one row with the reason
+// ViolationOverflow (stream and field empty). Otherwise one device could
+// fill the disk with rows, or store values disguised as field names.
+const (
+	MaxViolationRows  = 32
+	MaxViolationField = 64
+	ViolationOverflow = "other_names"
+)
+
+// ClipViolationField shortens a field name to at most MaxViolationField
+// bytes, on a character boundary, marking the cut with "…".
+func ClipViolationField(f string) string {
+	if len(f) <= MaxViolationField {
+		return f
+	}
+	const mark = "…"
+	cut := MaxViolationField - len(mark)
+	for cut > 0 && !utf8.RuneStart(f[cut]) {
+		cut--
+	}
+	return f[:cut] + mark
+}
+
 // ReadingQuery selects readings of one device. Zero fields do not filter.
 type ReadingQuery struct {
 	DeviceID string // required
@@ -172,7 +199,7 @@ type ReadingQuery struct {
 	Limit    int       // 0 means the engine's default (1000)
 }
 
-// --- consent (issue #4) -------------------------------------------------
+// --- consent -------------------------------------------------
 //
 // Consent is kept in two forms: an append-only log of consent records
 // (the evidence: each is the exact document a receipt is signed over) and
@@ -323,23 +350,28 @@ type Store interface {
 	Manifests(ctx context.Context) ([]ManifestRecord, error)
 
 	// AddViolations adds counts, creating rows as needed; LastAt keeps the
-	// latest time.
+	// latest time. Field names are clipped (ClipViolationField), and a
+	// device's counts beyond MaxViolationRows distinct rows go to its
+	// ViolationOverflow row.
 	AddViolations(ctx context.Context, vs []ViolationCount) error
-	Violations(ctx context.Context, deviceID string) ([]ViolationCount, error)
+	// Violations lists up to limit of a device's violation counts, most
+	// recent first, and how many rows the device has in all (limit <= 0:
+	// all of them).
+	Violations(ctx context.Context, deviceID string, limit int) ([]ViolationCount, int, error)
 
-	// --- consent (issue #4) ---
+	// --- consent ---
 	// The consent log and the current decisions; see ConsentStore.
 	ConsentStore
 	// --- end consent ---
 
-	// --- Vault keys (encryption at rest, issue #4) -----------------------
+	// --- Vault keys (encryption at rest) -----------------------
 	// The wrapped data keys of package vault; see KeyStore below.
 	KeyStore
 	// --- end of vault keys ----------------------------------------------
 
-	// --- erasure and unlinking (issue #4); see ErasureStore ---
+	// --- erasure and unlinking; see ErasureStore ---
 	ErasureStore
-	// --- forwarding to recipients (issue #4); see RecipientStore ---
+	// --- forwarding to recipients; see RecipientStore ---
 	RecipientStore
 
 	// Ping reports whether the store can serve requests (for /readyz).
@@ -347,7 +379,7 @@ type Store interface {
 	Close() error
 }
 
-// --- Vault keys (encryption at rest, issue #4) ---------------------------
+// --- Vault keys (encryption at rest) ---------------------------
 //
 // Package vault seals every stored reading under a data key of its key
 // owner (an account, or a household that has no account yet). The store
@@ -360,6 +392,13 @@ type Store interface {
 // ErrShredded means the key owner's keys were destroyed (ShredOwner). It is
 // final: a shredded owner takes no new keys and no new settings.
 var ErrShredded = errors.New("keys shredded")
+
+// ErrKeyRemnants means keys were deleted from the database, but copies of
+// their pages may remain in the engine's own files (SQLite's write-ahead
+// log) because the engine could not overwrite them yet: the deletion
+// committed, the promise that nothing of the keys is left on disk is not
+// kept yet. ShredOwner wraps it when it cannot clear those copies.
+var ErrKeyRemnants = errors.New("copies of deleted keys may remain in the storage engine's log")
 
 // KeyMode says who can unwrap a key owner's data keys.
 type KeyMode string
@@ -435,13 +474,16 @@ type KeyStore interface {
 	// cost depends on the number of keys, not of readings, and marks the
 	// owner shredded (creating the mark if the owner is unknown, so it
 	// can never be enrolled later). Engines should also overwrite the
-	// deleted bytes where they can. Shredding again is a no-op.
+	// deleted bytes where they can; when the keys are deleted but an
+	// engine's log may still hold copies, the error wraps ErrKeyRemnants
+	// (the deletion itself stands). Shredding again is a no-op for the
+	// keys and tries to clear such copies again.
 	ShredOwner(ctx context.Context, ownerID string, at time.Time) error
 }
 
 // --- end of vault keys ----------------------------------------------------
 
-// --- erasure and unlinking (issue #4) --------------------------------------
+// --- erasure and unlinking --------------------------------------
 //
 // Account deletion and unlinking remove devices and readings. Removing a
 // device row, its consent state and its violation counts is quick and

@@ -559,7 +559,10 @@ func (v *Vault) Rotate(ctx context.Context, ownerID string) (string, error) {
 // after a restart; the owner id can never be enrolled again. Removing the
 // now unreadable readings is left to a background job.
 //
-// Shredding an unknown owner records the mark all the same.
+// Shredding an unknown owner records the mark all the same. An error
+// wrapping store.ErrKeyRemnants means the keys are destroyed in the
+// store and in memory, but the store could not yet clear old copies from
+// its own log.
 func (v *Vault) Shred(ctx context.Context, ownerID string) error {
 	if ownerID == "" {
 		return errors.New("vault: shred: empty owner id")
@@ -571,6 +574,11 @@ func (v *Vault) Shred(ctx context.Context, ownerID string) error {
 		return nil
 	}
 	if err := v.st.ShredOwner(ctx, ownerID, time.Now().UTC()); err != nil {
+		if errors.Is(err, store.ErrKeyRemnants) {
+			// The keys are deleted from the store: forget them here too,
+			// and let the caller know copies may remain in the engine's log.
+			o.shredLocked()
+		}
 		return fmt.Errorf("vault: shred %q: %w", ownerID, err)
 	}
 	o.shredLocked()

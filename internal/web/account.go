@@ -130,7 +130,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) postLogout(w http.ResponseWriter, r *http.Request, v viewer) {
-	if err := s.id.RevokeSession(r.Context(), v.acc.ID, v.ses.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.id.RevokeSession(r.Context(), v.Account.ID, v.Session.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.fail(w, r, err)
 		return
 	}
@@ -155,14 +155,14 @@ func (s *Server) security(w http.ResponseWriter, r *http.Request, v viewer) {
 }
 
 func (s *Server) renderSecurity(w http.ResponseWriter, r *http.Request, v viewer, status int, errs []formError) {
-	list, err := s.id.Sessions(r.Context(), v.acc.ID)
+	list, err := s.id.Sessions(r.Context(), v.Account.ID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	sv := securityView{MinChars: credential.MinPasswordChars}
 	for _, ss := range list {
-		sv.Sessions = append(sv.Sessions, sessionView{Session: ss, Current: ss.ID == v.ses.ID, Token: ss.Kind == store.SessionToken})
+		sv.Sessions = append(sv.Sessions, sessionView{Session: ss, Current: ss.ID == v.Session.ID, Token: ss.Kind == store.SessionToken})
 	}
 	p := s.pageFor(r, v, "Security", "security")
 	p.Errors = errs
@@ -171,7 +171,7 @@ func (s *Server) renderSecurity(w http.ResponseWriter, r *http.Request, v viewer
 }
 
 func (s *Server) postPassword(w http.ResponseWriter, r *http.Request, v viewer) {
-	err := s.id.ChangePassword(r.Context(), v.acc.ID, r.PostFormValue("current_password"), r.PostFormValue("new_password"), v.ses.ID)
+	err := s.id.ChangePassword(r.Context(), v.Account.ID, r.PostFormValue("current_password"), r.PostFormValue("new_password"), v.Session.ID)
 	if errors.Is(err, identity.ErrInvalid) {
 		errs := inputErrors(err, map[string]field{
 			"current_password": {"current-password", "Your password"}, "new_password": {"new-password", "The new password"}})
@@ -190,11 +190,11 @@ func (s *Server) postPassword(w http.ResponseWriter, r *http.Request, v viewer) 
 
 func (s *Server) postRevokeSession(w http.ResponseWriter, r *http.Request, v viewer) {
 	id := r.PathValue("id")
-	if err := s.id.RevokeSession(r.Context(), v.acc.ID, id); err != nil {
+	if err := s.id.RevokeSession(r.Context(), v.Account.ID, id); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if id == v.ses.ID {
+	if id == v.Session.ID {
 		s.endSession(w, r)
 		http.Redirect(w, r, "/login?done=logged-out", http.StatusSeeOther)
 		return

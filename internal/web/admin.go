@@ -68,20 +68,20 @@ func (s *Server) householdPage(w http.ResponseWriter, r *http.Request, v viewer)
 }
 
 func (s *Server) renderHousehold(w http.ResponseWriter, r *http.Request, v viewer, status int, form memberForm, errs []formError) {
-	hv := householdView{CanManage: v.canManage(v.acc.HouseholdID), Form: form, MinChars: credential.MinPasswordChars}
+	hv := householdView{CanManage: v.CanManage(v.Account.HouseholdID), Form: form, MinChars: credential.MinPasswordChars}
 	if ps, ok := s.people(); ok {
-		list, err := ps.Accounts(r.Context(), v.acc.HouseholdID)
+		list, err := ps.Accounts(r.Context(), v.Account.HouseholdID)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		hv.Available = true
 		for _, a := range list {
-			if a.HouseholdID != v.acc.HouseholdID {
+			if !v.CanSee(a.HouseholdID) {
 				continue // never show anyone outside the household
 			}
 			hv.Members = append(hv.Members, memberView{ID: a.ID, Username: a.Username, Owner: a.Role == store.RoleOwner,
-				Admin: a.Admin, You: a.ID == v.acc.ID, CreatedAt: a.CreatedAt})
+				Admin: a.Admin, You: a.ID == v.Account.ID, CreatedAt: a.CreatedAt})
 			if a.Role == store.RoleOwner {
 				hv.Owners++
 			}
@@ -98,7 +98,7 @@ func (s *Server) renderHousehold(w http.ResponseWriter, r *http.Request, v viewe
 
 // postMember adds a person to the viewer's household: owners only.
 func (s *Server) postMember(w http.ResponseWriter, r *http.Request, v viewer) {
-	if !v.canManage(v.acc.HouseholdID) {
+	if !v.CanManage(v.Account.HouseholdID) {
 		s.renderError(w, r, http.StatusForbidden, identity.ErrForbidden)
 		return
 	}
@@ -110,7 +110,7 @@ func (s *Server) postMember(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	acc, err := s.id.CreateAccount(r.Context(), identity.NewAccount{
-		HouseholdID: v.acc.HouseholdID, Username: form.Username, Password: r.PostFormValue("password"), Role: form.Role})
+		HouseholdID: v.Account.HouseholdID, Username: form.Username, Password: r.PostFormValue("password"), Role: form.Role})
 	if errors.Is(err, identity.ErrInvalid) {
 		s.renderHousehold(w, r, v, http.StatusUnprocessableEntity, form, inputErrors(err, map[string]field{
 			"username": {"member-username", "The username"}, "password": {"member-password", "The password"},
@@ -129,11 +129,11 @@ func (s *Server) postMember(w http.ResponseWriter, r *http.Request, v viewer) {
 // postRole makes a member an owner or an owner a member: owners only, in
 // their own household, and never the last owner (identity.SetRole).
 func (s *Server) postRole(w http.ResponseWriter, r *http.Request, v viewer) {
-	if !v.canManage(v.acc.HouseholdID) {
+	if !v.CanManage(v.Account.HouseholdID) {
 		s.renderError(w, r, http.StatusForbidden, identity.ErrForbidden)
 		return
 	}
-	acc, err := s.id.SetRole(r.Context(), v.acc, r.PathValue("id"), store.Role(r.PostFormValue("role")))
+	acc, err := s.id.SetRole(r.Context(), v.Account, r.PathValue("id"), store.Role(r.PostFormValue("role")))
 	if errors.Is(err, identity.ErrInvalid) {
 		msg := strings.TrimPrefix(detail(err), "role: ")
 		s.renderHousehold(w, r, v, http.StatusUnprocessableEntity, memberForm{Role: store.RoleMember},
@@ -202,7 +202,7 @@ type aggregateStore interface {
 
 // adminPage lists every household on the hub, for the hub's admin only.
 func (s *Server) adminPage(w http.ResponseWriter, r *http.Request, v viewer) {
-	if !v.acc.Admin {
+	if !v.Admin() {
 		s.renderError(w, r, http.StatusNotFound, nil)
 		return
 	}
@@ -230,7 +230,7 @@ func (s *Server) renderAdmin(w http.ResponseWriter, r *http.Request, v viewer, s
 				return
 			}
 			av.Households = append(av.Households, householdRow{ID: hh.ID, Name: hh.Name, Members: len(members),
-				Devices: len(devices), CreatedAt: hh.CreatedAt, Yours: hh.ID == v.acc.HouseholdID})
+				Devices: len(devices), CreatedAt: hh.CreatedAt, Yours: hh.ID == v.Account.HouseholdID})
 		}
 	}
 	if as, ok := s.st.(aggregateStore); ok {
@@ -254,7 +254,7 @@ func (s *Server) renderAdmin(w http.ResponseWriter, r *http.Request, v viewer, s
 
 // postHousehold makes a household with its first owner: the admin only.
 func (s *Server) postHousehold(w http.ResponseWriter, r *http.Request, v viewer) {
-	if !v.acc.Admin {
+	if !v.Admin() {
 		s.renderError(w, r, http.StatusNotFound, nil)
 		return
 	}

@@ -47,8 +47,7 @@ func (f *fakeAudit) find(action string) []auditlog.Event {
 
 func TestChangesAndReadsGoToTheTransparencyLog(t *testing.T) {
 	audit := &fakeAudit{}
-	h := startHub(t, func(c *Config) { c.Audit = audit })
-	h.id.SetAuditor(audit)
+	h := startHubRecording(t, audit)
 	acc := h.setup("alex")
 	b := h.browser()
 	b.login("alex", goodPassword)

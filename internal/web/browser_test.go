@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/testenv"
 )
 
 // The browser tests drive Debian's Chromium with chromedp through the
@@ -34,8 +35,8 @@ const chromiumPath = "/usr/bin/chromium"
 var axeTags = []string{"wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"}
 
 // axeSource returns axe.min.js: from CANDOR_AXE_JS when set, else from a
-// fresh `npm install axe-core@4` in a temporary directory. It skips the
-// test with the reason when neither works.
+// fresh `npm install axe-core@4` in a temporary directory. When neither
+// works it skips the test with the reason, or fails it in CI.
 func axeSource(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("CANDOR_AXE_JS"); p != "" {
@@ -47,7 +48,7 @@ func axeSource(t *testing.T) string {
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		t.Skip("npm not found, so axe-core cannot be installed: install Debian package npm (or set CANDOR_AXE_JS to an axe.min.js)")
+		testenv.Missing(t, "npm not found, so axe-core cannot be installed: install Debian package npm (or set CANDOR_AXE_JS to an axe.min.js)")
 	}
 	dir, err := os.MkdirTemp("", "candor-axe")
 	if err != nil {
@@ -60,11 +61,11 @@ func axeSource(t *testing.T) string {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("npm install axe-core@4 failed, so the accessibility checks cannot run: %v\n%s", err, out)
+		testenv.Missing(t, "npm install axe-core@4 failed, so the accessibility checks cannot run: %v\n%s", err, out)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "node_modules", "axe-core", "axe.min.js"))
 	if err != nil {
-		t.Skipf("axe-core installed without axe.min.js: %v", err)
+		testenv.Missing(t, "axe-core installed without axe.min.js: %v", err)
 	}
 	return string(b)
 }
@@ -85,7 +86,7 @@ type tab struct {
 func startBrowser(t *testing.T, base string) *tab {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skip("chromium not found at /usr/bin/chromium: install Debian package chromium")
+		testenv.Missing(t, "chromium not found at %s: install Debian package chromium", chromiumPath)
 	}
 	axe := axeSource(t)
 	opts := []chromedp.ExecAllocatorOption{

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -98,7 +98,7 @@ func (s *Server) consentView(ctx context.Context, v viewer, d store.Device, m *m
 		cs.Choices = retentionChoices(ss.Routing.Max, ss.Routing.Retention)
 		cv.Streams = append(cv.Streams, cs)
 	}
-	recs, err := s.cfg.Consent.History(ctx, consent.HistoryQuery{AccountID: v.acc.ID, DeviceID: d.ID})
+	recs, err := s.cfg.Consent.History(ctx, consent.HistoryQuery{AccountID: v.Account.ID, DeviceID: d.ID})
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +208,10 @@ func (s *Server) consentDevice(w http.ResponseWriter, r *http.Request, v viewer)
 		s.renderError(w, r, http.StatusNotFound, nil)
 		return store.Device{}, false
 	}
+	if !v.CanDecide(d.HouseholdID) {
+		s.renderError(w, r, http.StatusForbidden, identity.ErrForbidden)
+		return store.Device{}, false
+	}
 	return d, true
 }
 
@@ -223,13 +227,12 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request, v viewer) {
 	if recipient == "" {
 		recipient = consent.RecipientHub
 	}
-	rec, err := s.cfg.Consent.Set(r.Context(), consent.Change{AccountID: v.acc.ID, DeviceID: d.ID, Stream: stream,
+	rec, err := s.cfg.Consent.Set(r.Context(), consent.Change{AccountID: v.Account.ID, DeviceID: d.ID, Stream: stream,
 		Purpose: purpose, Recipient: recipient, On: on})
 	if err != nil {
 		s.consentRefused(w, r, v, d, err)
 		return
 	}
-	s.recordConsent(r, d, rec)
 	title := rec.Stream.Title
 	if title == "" {
 		title = stream
@@ -277,12 +280,11 @@ func (s *Server) postRouting(w http.ResponseWriter, r *http.Request, v viewer) {
 			return
 		}
 	}
-	rec, err := s.cfg.Consent.SetRouting(r.Context(), v.acc.ID, d.ID, stream, consent.StreamRouting{KeepOnHub: keep, Retention: ret})
+	rec, err := s.cfg.Consent.SetRouting(r.Context(), v.Account.ID, d.ID, stream, consent.StreamRouting{KeepOnHub: keep, Retention: ret})
 	if err != nil {
 		s.consentRefused(w, r, v, d, err)
 		return
 	}
-	s.recordConsent(r, d, rec)
 	title := rec.Stream.Title
 	if title == "" {
 		title = stream
@@ -304,24 +306,6 @@ func (s *Server) consentRefused(w http.ResponseWriter, r *http.Request, v viewer
 		return
 	}
 	s.showDevice(w, r, v, d, http.StatusUnprocessableEntity, []formError{{Message: upperFirst(sentence(ce.Msg))}})
-}
-
-// recordConsent puts a change made here in the transparency log, as the
-// API does. The decision is already in force; a failure is logged.
-func (s *Server) recordConsent(r *http.Request, d store.Device, rec consent.Record) {
-	var a Auditor = s.cfg.Audit
-	if a == nil && s.cfg.Log != nil {
-		a = s.cfg.Log
-	}
-	if a == nil {
-		return
-	}
-	ev := auditlog.Event{Action: auditlog.ActionConsentChange, Household: d.HouseholdID,
-		Subject: auditlog.Subject{Device: d.ID, Stream: rec.Stream.Name}, Purpose: "consent choice on the device page",
-		Detail: map[string]string{"record": rec.RecordID, "via": "web"}}
-	if err := a.Record(r.Context(), ev); err != nil {
-		s.log.Error("consent change not recorded in the transparency log", "record", rec.RecordID, "err", err)
-	}
 }
 
 // consentReceipt serves one record as a receipt signed by the hub, to a

@@ -2,13 +2,10 @@ package web
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
-	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
@@ -32,12 +29,12 @@ type undelivered struct {
 }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
-	list, err := s.summaries(r.Context(), v.acc.HouseholdID)
+	list, err := s.summaries(r.Context(), v.Account.HouseholdID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	hv := homeView{Devices: list, CanAdd: v.canManage(v.acc.HouseholdID)}
+	hv := homeView{Devices: list, CanAdd: v.CanManage(v.Account.HouseholdID)}
 	for _, d := range list {
 		if len(d.Warnings) > 0 {
 			hv.Attention++
@@ -45,7 +42,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	if s.cfg.Recipients != nil {
 		// Best effort: the device list matters more than this warning.
-		if rs, err := s.cfg.Recipients.List(r.Context(), v.acc.HouseholdID); err == nil {
+		if rs, err := s.cfg.Recipients.List(r.Context(), v.Account.HouseholdID); err == nil {
 			for _, rc := range rs {
 				if rc.Delivery != nil && (rc.Delivery.Dropped > 0 || rc.Delivery.LastError != "") {
 					hv.Undelivered = append(hv.Undelivered, undelivered{Name: nameInSentence(rc.Name), Dropped: rc.Delivery.Dropped})
@@ -90,6 +87,8 @@ type deviceView struct {
 	Who        []recipientGroup
 	Data       []streamData
 	Violations []violationView
+	// ViolationsOff counts the older violation rows not listed.
+	ViolationsOff int
 	// Consent is the person's switches for each stream; nil when the
 	// device has no manifest in force. Its Available is false when the
 	// hub has no consent service.
@@ -112,7 +111,7 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 	if e != nil {
 		m = e.Manifest
 	}
-	viols, err := s.violations(r.Context(), d.ID, m)
+	viols, leftOff, err := s.violations(r.Context(), d.ID, m)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -120,11 +119,19 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 	dv := deviceView{
 		deviceSummary: s.summary(d, e, l, viols),
 		Device:        d,
-		CanManage:     v.canManage(d.HouseholdID),
+		CanManage:     v.CanManage(d.HouseholdID),
 		Label:         l,
 		Violations:    viols,
+		ViolationsOff: leftOff,
 	}
 	if e != nil {
+		// The readings shown are read, and recorded as read, before the
+		// page is built: a read that cannot be recorded shows nothing.
+		latest, err := s.latest(r.Context(), d, m)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		dv.Version = e.Version
 		dv.Goes = goesSentence(l.Short.DataGoes)
 		for i, st := range m.Streams {
@@ -140,12 +147,7 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 			if len(sl.Recipients) > 0 {
 				dv.Who = append(dv.Who, recipientGroup{Stream: st.Title, Recipients: sl.Recipients})
 			}
-			sd, err := s.streamReadings(r.Context(), d.ID, st)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			dv.Data = append(dv.Data, sd)
+			dv.Data = append(dv.Data, streamReadings(d.ID, st, latest[st.Name]))
 		}
 	}
 	if e != nil {
@@ -156,10 +158,6 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 		}
 		dv.Consent = cv
 	}
-	if err := s.recordRead(r, d, dv.Data); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	p := s.pageFor(r, v, d.Name, "")
 	if dv.Consent != nil {
 		dv.Consent.CSRF = p.CSRF
@@ -167,29 +165,6 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 	p.Errors = errs
 	p.Data = dv
 	s.render(w, r, status, "device", p)
-}
-
-// recordRead logs, before the page shows them, that readings of a device
-// were read, as the API does for its reads. Without an auditor it does
-// nothing; a failure means the page is not shown.
-func (s *Server) recordRead(r *http.Request, d store.Device, data []streamData) error {
-	if s.cfg.Audit == nil {
-		return nil
-	}
-	shown := 0
-	for _, sd := range data {
-		shown += sd.Read
-	}
-	if shown == 0 {
-		return nil
-	}
-	ev := auditlog.Event{Action: auditlog.ActionReadingsRead, Household: d.HouseholdID,
-		Subject: auditlog.Subject{Device: d.ID}, Purpose: "viewing history",
-		Detail: map[string]string{"readings": strconv.Itoa(shown), "via": "web"}}
-	if err := s.cfg.Audit.Record(r.Context(), ev); err != nil {
-		return fmt.Errorf("record the read in the transparency log: %w", err)
-	}
-	return nil
 }
 
 func appendOnce(list []string, s string) []string {
@@ -234,7 +209,7 @@ func (s *Server) typeChoices() []typeChoice {
 // getAdd shows the types to choose from, or, once one is chosen, its
 // label in plain words before anything is added.
 func (s *Server) getAdd(w http.ResponseWriter, r *http.Request, v viewer) {
-	if !v.canManage(v.acc.HouseholdID) {
+	if !v.CanManage(v.Account.HouseholdID) {
 		s.renderError(w, r, http.StatusForbidden, identity.ErrForbidden)
 		return
 	}
@@ -280,7 +255,7 @@ func (s *Server) renderAdd(w http.ResponseWriter, r *http.Request, v viewer, sta
 }
 
 func (s *Server) postAdd(w http.ResponseWriter, r *http.Request, v viewer) {
-	if !v.canManage(v.acc.HouseholdID) {
+	if !v.CanManage(v.Account.HouseholdID) {
 		s.renderError(w, r, http.StatusForbidden, identity.ErrForbidden)
 		return
 	}
@@ -295,7 +270,8 @@ func (s *Server) postAdd(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	av.Chosen = c
 	_, av.Label = s.labelFor(c.Type)
-	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: v.acc.HouseholdID, Name: av.Name, Type: c.Type, KeyOwner: v.acc.ID})
+	d, secret, err := s.id.AddDevice(r.Context(), identity.NewDevice{HouseholdID: v.Account.HouseholdID, Name: av.Name, Type: c.Type,
+		KeyOwner: v.KeyOwnerFor(v.Account.HouseholdID, false)})
 	if errors.Is(err, identity.ErrInvalid) {
 		s.renderAdd(w, r, v, http.StatusUnprocessableEntity, av, inputErrors(err, map[string]field{"name": {"name", "The name"}}))
 		return
@@ -304,7 +280,7 @@ func (s *Server) postAdd(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.fail(w, r, err)
 		return
 	}
-	s.secrets.put(s.now(), v.ses.ID, d.ID, secret)
+	s.secrets.put(s.now(), v.Session.ID, d.ID, secret)
 	http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID)+"/credential", http.StatusSeeOther)
 }
 
@@ -336,7 +312,7 @@ func (s *Server) credentialPage(w http.ResponseWriter, r *http.Request, v viewer
 	cv := credentialView{Device: d, TLS: s.cfg.MQTTTLS, CAFingerprint: s.cfg.CAFingerprint}
 	cv.Host, cv.Port = onboarding.BrokerHostPort(s.cfg.MQTTAddr)
 	cv.Topic = "candor/" + d.ID + "/"
-	if secret, ok := s.secrets.take(s.now(), v.ses.ID, d.ID); ok {
+	if secret, ok := s.secrets.take(s.now(), v.Session.ID, d.ID); ok {
 		cv.Shown, cv.Secret = true, secret
 		stream, payload := "test", []byte(`{"value": 1}`)
 		if e, err := s.cfg.Catalog.Current(d.Type); err == nil && len(e.Manifest.Streams) > 0 {
@@ -364,7 +340,7 @@ func (s *Server) manageable(r *http.Request, v viewer) (store.Device, error) {
 	if err != nil {
 		return store.Device{}, err
 	}
-	if !v.canManage(d.HouseholdID) {
+	if !v.CanManage(d.HouseholdID) {
 		return store.Device{}, identity.ErrForbidden
 	}
 	return d, nil
@@ -408,7 +384,7 @@ func (s *Server) postRotate(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.fail(w, r, err)
 		return
 	}
-	s.secrets.put(s.now(), v.ses.ID, d.ID, secret)
+	s.secrets.put(s.now(), v.Session.ID, d.ID, secret)
 	http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID)+"/credential", http.StatusSeeOther)
 }
 

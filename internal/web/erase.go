@@ -18,7 +18,7 @@ import (
 	"github.com/candor-iot/candor/internal/vault"
 )
 
-// The "My data" actions (issue #6): deleting readings by device, stream
+// The "My data" actions: deleting readings by device, stream
 // and dates (/my-data/delete), unlinking history into anonymised
 // aggregates (/my-data/unlink), deleting the account by crypto-shredding
 // (/my-data/leave), and the key settings (/my-data/keys). They follow the
@@ -118,7 +118,7 @@ func (s *Server) deletableDevice(ctx context.Context, v viewer, id string) (stor
 	if err != nil {
 		return store.Device{}, err
 	}
-	if !v.canManage(d.HouseholdID) {
+	if !v.CanManage(d.HouseholdID) {
 		return store.Device{}, fmt.Errorf("%w: only an owner of the household can delete readings", identity.ErrForbidden)
 	}
 	return d, nil
@@ -131,15 +131,15 @@ func (s *Server) renderDelete(w http.ResponseWriter, r *http.Request, v viewer, 
 	}
 	p := s.pageFor(r, v, title, "my-data")
 	p.Errors = errs
-	dv := deleteView{Available: s.cfg.Erasure != nil, CanManage: v.canManage(v.acc.HouseholdID), Device: d, From: from, To: to}
+	dv := deleteView{Available: s.cfg.Erasure != nil, CanManage: v.CanManage(v.Account.HouseholdID), Device: d, From: from, To: to}
 	if dv.Available && dv.CanManage {
-		list, err := s.st.Devices(r.Context(), v.acc.HouseholdID)
+		list, err := s.st.Devices(r.Context(), v.Account.HouseholdID)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		for _, x := range list {
-			if v.canManage(x.HouseholdID) {
+			if v.CanManage(x.HouseholdID) {
 				dv.Devices = append(dv.Devices, deviceChoice{ID: x.ID, Name: x.Name, Selected: d != nil && d.ID == x.ID})
 			}
 		}
@@ -277,16 +277,13 @@ type unlinkView struct {
 // ones sealed under their keys, and, for an owner, the shared ones (the
 // rule of erasure.Service.Unlink).
 func (s *Server) unlinkable(ctx context.Context, v viewer) ([]store.Device, error) {
-	list, err := s.st.Devices(ctx, v.acc.HouseholdID)
+	list, err := s.st.Devices(ctx, v.Account.HouseholdID)
 	if err != nil {
 		return nil, err
 	}
 	var out []store.Device
 	for _, d := range list {
-		if d.HouseholdID != v.acc.HouseholdID {
-			continue
-		}
-		if d.KeyOwner == v.acc.ID || (d.KeyOwner == "" && v.acc.Role == store.RoleOwner) {
+		if v.CanUnlink(d) {
 			out = append(out, d)
 		}
 	}
@@ -302,7 +299,7 @@ func (s *Server) getUnlink(w http.ResponseWriter, r *http.Request, v viewer) {
 func (s *Server) renderUnlink(w http.ResponseWriter, r *http.Request, v viewer, status int, checked []string, errs []formError) {
 	p := s.pageFor(r, v, "Unlink your history", "my-data")
 	p.Errors = errs
-	uv := unlinkView{Available: s.cfg.Erasure != nil, Owner: v.acc.Role == store.RoleOwner, MinCell: erasure.MinCellCount}
+	uv := unlinkView{Available: s.cfg.Erasure != nil, Owner: v.Owner(), MinCell: erasure.MinCellCount}
 	if uv.Available {
 		devs, err := s.unlinkable(r.Context(), v)
 		if err != nil {
@@ -338,7 +335,7 @@ func (s *Server) postUnlink(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderUnlink(w, r, v, http.StatusUnprocessableEntity, ids, errs)
 		return
 	}
-	rep, err := s.cfg.Erasure.Unlink(r.Context(), v.acc, erasure.UnlinkOptions{DeviceIDs: ids})
+	rep, err := s.cfg.Erasure.Unlink(r.Context(), v.Account, erasure.UnlinkOptions{DeviceIDs: ids})
 	if errors.Is(err, erasure.ErrRefused) {
 		s.renderUnlink(w, r, v, http.StatusUnprocessableEntity, ids, []formError{{Message: refusal(err)}})
 		return
@@ -380,21 +377,21 @@ func (s *Server) renderLeave(w http.ResponseWriter, r *http.Request, v viewer, s
 	lv := leaveView{Available: s.cfg.Erasure != nil, Unlink: unlink, MinCell: erasure.MinCellCount}
 	if lv.Available {
 		if ps, ok := s.people(); ok {
-			accs, err := ps.Accounts(r.Context(), v.acc.HouseholdID)
+			accs, err := ps.Accounts(r.Context(), v.Account.HouseholdID)
 			if err != nil {
 				s.fail(w, r, err)
 				return
 			}
 			lv.Known, lv.Last = true, len(accs) <= 1
 		}
-		devs, err := s.st.Devices(r.Context(), v.acc.HouseholdID)
+		devs, err := s.st.Devices(r.Context(), v.Account.HouseholdID)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		for _, d := range devs {
 			switch {
-			case d.KeyOwner == v.acc.ID:
+			case d.KeyOwner == v.Account.ID:
 				lv.Own = append(lv.Own, d.Name)
 			case lv.Last:
 				lv.Shared = append(lv.Shared, d.Name)
@@ -419,7 +416,7 @@ func (s *Server) postLeave(w http.ResponseWriter, r *http.Request, v viewer) {
 			Message: "Enter your password, to show that it is you."}})
 		return
 	}
-	if err := s.id.ConfirmPassword(r.Context(), v.acc.ID, password); err != nil {
+	if err := s.id.ConfirmPassword(r.Context(), v.Account.ID, password); err != nil {
 		if !errors.Is(err, identity.ErrInvalid) {
 			s.fail(w, r, err)
 			return
@@ -431,7 +428,7 @@ func (s *Server) postLeave(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderLeave(w, r, v, http.StatusUnprocessableEntity, unlink, []formError{{Field: "leave-password", Message: msg}})
 		return
 	}
-	_, err := s.cfg.Erasure.DeleteAccount(r.Context(), v.acc, erasure.DeleteOptions{Unlink: unlink})
+	_, err := s.cfg.Erasure.DeleteAccount(r.Context(), v.Account, erasure.DeleteOptions{Unlink: unlink})
 	if errors.Is(err, erasure.ErrRefused) {
 		s.renderLeave(w, r, v, http.StatusUnprocessableEntity, unlink, []formError{{Message: refusal(err)}})
 		return
@@ -472,12 +469,12 @@ type keysView struct {
 func keyOwnerID(v viewer, owner string, change bool) (string, error) {
 	switch owner {
 	case "me":
-		return v.acc.ID, nil
+		return v.Account.ID, nil
 	case "household":
-		if change && v.acc.Role != store.RoleOwner {
+		if change && !v.CanManage(v.Account.HouseholdID) {
 			return "", fmt.Errorf("%w: only an owner changes the household's keys", identity.ErrForbidden)
 		}
-		return v.acc.HouseholdID, nil
+		return v.Account.HouseholdID, nil
 	}
 	return "", fmt.Errorf("key owner %q: %w", owner, store.ErrNotFound)
 }
@@ -644,7 +641,7 @@ func (s *Server) postUserHeld(w http.ResponseWriter, r *http.Request, v viewer) 
 	}
 	s.flash(v, msg)
 	if en.Identity != "" {
-		s.secrets.put(s.now(), v.ses.ID, identityKey(owner), en.Identity)
+		s.secrets.put(s.now(), v.Session.ID, identityKey(owner), en.Identity)
 		http.Redirect(w, r, "/my-data/keys/new?owner="+owner+"&done="+flashDone, http.StatusSeeOther)
 		return
 	}
@@ -717,7 +714,7 @@ func (s *Server) newKeyPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	nv := newKeyView{Owner: owner}
-	if secret, ok := s.secrets.take(s.now(), v.ses.ID, identityKey(owner)); ok {
+	if secret, ok := s.secrets.take(s.now(), v.Session.ID, identityKey(owner)); ok {
 		nv.Shown, nv.Identity = true, secret
 		if st, err := s.cfg.Keys.Status(id); err == nil {
 			nv.Recipient = st.Recipient

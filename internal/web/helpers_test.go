@@ -22,6 +22,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
@@ -50,26 +51,29 @@ type testHub struct {
 
 func startHub(t *testing.T, mods ...func(*Config)) *testHub {
 	t.Helper()
+	return startHubRecording(t, nil, mods...)
+}
+
+// startHubRecording is startHub with the services recording their
+// transparency-log events with rec instead of the hub's log (nil: the
+// log).
+func startHubRecording(t *testing.T, rec auditlog.Recorder, mods ...func(*Config)) *testHub {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cat, err := catalog.Open(ctx, st)
+	cat, err := catalog.Open(ctx, st, catalog.Options{})
 	if err != nil {
 		t.Fatalf("open catalog: %v", err)
 	}
-	id := identity.New(st, nil)
 	// Consent and the transparency log as the hub wires them: ingest
 	// asks consent about each reading.
 	_, ckey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
-	}
-	cs, err := consent.New(ctx, consent.Options{Store: st, Manifests: cat, Key: ckey})
-	if err != nil {
-		t.Fatalf("consent: %v", err)
 	}
 	lkey, err := auditlog.GenerateKey("test.candor.local")
 	if err != nil {
@@ -80,7 +84,15 @@ func startHub(t *testing.T, mods ...func(*Config)) *testHub {
 		t.Fatalf("open transparency log: %v", err)
 	}
 	t.Cleanup(func() { alog.Close() })
-	id.SetAuditor(alog)
+	if rec == nil {
+		rec = alog
+	}
+	id := identity.New(st, identity.Options{Log: rec})
+	cs, err := consent.New(ctx, consent.Options{Store: st, Manifests: cat, Key: ckey, Log: rec})
+	if err != nil {
+		t.Fatalf("consent: %v", err)
+	}
+	hist := history.New(history.Options{Store: st, Log: rec})
 	in := ingest.New(st, ingest.Options{Manifests: cat, BatchMaxWait: 2 * time.Millisecond, Consent: cs})
 	t.Cleanup(in.Close) // runs before st.Close
 	logs := &logBuffer{}
@@ -90,12 +102,12 @@ func startHub(t *testing.T, mods ...func(*Config)) *testHub {
 		}
 	})
 	cfg := Config{Identity: id, Store: st, Catalog: cat, Ingest: in, MQTTAddr: "127.0.0.1:1883",
-		Logger: slog.New(slog.NewTextHandler(logs, nil)), Consent: cs, Log: alog, Audit: alog}
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Consent: cs, Log: alog, History: hist}
 	for _, m := range mods {
 		m(&cfg)
 	}
 	w := New(cfg)
-	a := api.New(api.Config{Identity: id, Catalog: cat, Store: st, Ingest: in, MQTTAddr: "127.0.0.1:1883", Consent: cs, Log: alog})
+	a := api.New(api.Config{Identity: id, Catalog: cat, Store: st, Ingest: in, MQTTAddr: "127.0.0.1:1883", Consent: cs, Log: alog, History: hist})
 
 	// The same mount the hub uses: the API keeps its paths, the pages
 	// get everything else.

@@ -60,7 +60,7 @@ func (s *Server) logPage(w http.ResponseWriter, r *http.Request, v viewer) {
 			s.fail(w, r, err)
 			return
 		}
-		names := s.deviceNames(r.Context(), v.acc.HouseholdID)
+		names := s.deviceNames(r.Context(), v.Account.HouseholdID)
 		for _, e := range evs {
 			lv.Entries = append(lv.Entries, logEntryView{
 				Index: e.Index, Time: e.Event.Time, Sentence: eventSentence(v, e.Event, names),
@@ -72,12 +72,6 @@ func (s *Server) logPage(w http.ResponseWriter, r *http.Request, v viewer) {
 	p := s.pageFor(r, v, "Who accessed my data", "log")
 	p.Data = lv
 	s.render(w, r, http.StatusOK, "log", p)
-}
-
-// concerns reports whether an entry is the viewer's to see: their
-// household's, or about their account (the API's rule for proofs).
-func concerns(v viewer, ev *auditlog.Event) bool {
-	return (ev.Household != "" && ev.Household == v.acc.HouseholdID) || ev.Subject.Account == v.acc.ID
 }
 
 // householdEntries reads the log from its end backwards, a chunk at a
@@ -95,7 +89,7 @@ func (s *Server) householdEntries(ctx context.Context, v viewer, size uint64) ([
 			if err != nil {
 				return nil, false, fmt.Errorf("read the transparency log: %w", err)
 			}
-			if concerns(v, &e.Event) {
+			if v.CanSeeEvent(&e.Event) {
 				chunk = append(chunk, auditlog.Entry{Index: e.Index, Event: e.Event})
 			}
 		}
@@ -199,7 +193,7 @@ func eventSentence(v viewer, ev auditlog.Event, names map[string]string) string 
 func actorWords(v viewer, a auditlog.Actor, names map[string]string) string {
 	switch a.Kind {
 	case auditlog.ActorPerson:
-		if a.ID == v.acc.ID {
+		if a.ID == v.Account.ID {
 			return "You"
 		}
 		return "Account " + a.ID
@@ -293,7 +287,7 @@ func (s *Server) verifyPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.fail(w, r, err)
 		return
 	}
-	if !concerns(v, &e.Event) {
+	if !v.CanSeeEvent(&e.Event) {
 		s.renderError(w, r, http.StatusNotFound, nil)
 		return
 	}
@@ -304,7 +298,7 @@ func (s *Server) verifyPage(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	vv := checkInclusion(cp.Signed, s.cfg.Log.VerifierKey(), cp.Size, index, e.Data, proof)
 	vv.Time, vv.Why = e.Event.Time, e.Event.Purpose
-	vv.Sentence = eventSentence(v, e.Event, s.deviceNames(r.Context(), v.acc.HouseholdID))
+	vv.Sentence = eventSentence(v, e.Event, s.deviceNames(r.Context(), v.Account.HouseholdID))
 	p := s.pageFor(r, v, fmt.Sprintf("Check line %d of the log", index), "")
 	p.Data = vv
 	s.render(w, r, http.StatusOK, "verify", p)

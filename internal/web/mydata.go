@@ -52,9 +52,9 @@ func (s *Server) renderMyData(w http.ResponseWriter, r *http.Request, v viewer, 
 	p := s.pageFor(r, v, "My data", "my-data")
 	p.Errors = errs
 	d := myDataView{ExportURL: exportURL, Consent: s.cfg.Consent != nil, Log: s.cfg.Log != nil, Jobs: s.exportsOn()}
-	d.Locked = s.householdLocked(r.Context(), v.acc.HouseholdID)
+	d.Locked = s.householdLocked(r.Context(), v.Account.HouseholdID)
 	if d.Jobs {
-		for _, st := range s.cfg.Exports.List(v.acc.ID) {
+		for _, st := range s.cfg.Exports.List(v.Account.ID) {
 			d.Recent = append(d.Recent, newExportView(st, false))
 		}
 	}
@@ -100,7 +100,7 @@ func (s *Server) postExport(w http.ResponseWriter, r *http.Request, v viewer) {
 			return
 		}
 	}
-	st, _, err := s.cfg.Exports.Start(r.Context(), v.acc, id)
+	st, _, err := s.cfg.Exports.Start(r.Context(), v.Account, id)
 	switch {
 	case errors.Is(err, export.ErrTooManyJobs):
 		s.renderMyData(w, r, v, http.StatusServiceUnavailable, []formError{{Message: msgExportsBusy}})
@@ -189,7 +189,7 @@ func (s *Server) exportPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderError(w, r, http.StatusNotFound, nil)
 		return
 	}
-	st, err := s.cfg.Exports.Status(v.acc.ID, r.PathValue("id"))
+	st, err := s.cfg.Exports.Status(v.Account.ID, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -223,7 +223,7 @@ func (s *Server) exportDownload(w http.ResponseWriter, r *http.Request, v viewer
 		return
 	}
 	id := r.PathValue("id")
-	rc, st, err := s.cfg.Exports.Open(r.Context(), v.acc.ID, id)
+	rc, st, err := s.cfg.Exports.Open(r.Context(), v.Account.ID, id)
 	switch {
 	case errors.Is(err, export.ErrJobNotReady), errors.Is(err, export.ErrJobFailed):
 		http.Redirect(w, r, exportPagePath(id), http.StatusSeeOther)
@@ -235,7 +235,7 @@ func (s *Server) exportDownload(w http.ResponseWriter, r *http.Request, v viewer
 	defer rc.Close()
 	if err := export.ServeArchive(w, rc, st); err != nil {
 		// The browser sees a download cut short and can try again.
-		s.log.Warn("export download failed", "job", st.ID, "account", v.acc.ID, "err", err)
+		s.log.Warn("export download failed", "job", st.ID, "account", v.Account.ID, "err", err)
 	}
 }
 
@@ -246,9 +246,9 @@ func (s *Server) postExportDelete(w http.ResponseWriter, r *http.Request, v view
 		s.renderError(w, r, http.StatusNotFound, nil)
 		return
 	}
-	st, err := s.cfg.Exports.Status(v.acc.ID, r.PathValue("id"))
+	st, err := s.cfg.Exports.Status(v.Account.ID, r.PathValue("id"))
 	if err == nil {
-		err = s.cfg.Exports.Cancel(v.acc.ID, st.ID)
+		err = s.cfg.Exports.Cancel(v.Account.ID, st.ID)
 	}
 	if err != nil {
 		s.fail(w, r, err)

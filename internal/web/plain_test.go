@@ -1,15 +1,13 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/candor-iot/candor/internal/manifest"
-	"github.com/candor-iot/candor/internal/readability"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 // The pages' own words are held to the same plain-English bar as the
@@ -101,32 +99,6 @@ func TestChart(t *testing.T) {
 		if got := number(f); got != want {
 			t.Errorf("number(%v) = %q, want %q", f, got, want)
 		}
-	}
-}
-
-func TestRecentFindsTheLatestReadings(t *testing.T) {
-	h := startHub(t)
-	acc := h.setup("alex")
-	d, _ := h.addDevice(acc.HouseholdID, "Meter", "smart-meter")
-	for i := range 25 {
-		if err := h.submit(d.ID, "power", `{"watts": `+strconv.Itoa(i)+`}`); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A small page size forces paging; the newest readings must win.
-	h.web.readPage = 4
-	rs, err := h.web.recent(context.Background(), d.ID, "power", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rs) != 10 {
-		t.Fatalf("got %d readings, want 10", len(rs))
-	}
-	var first, last struct{ Watts int }
-	_ = json.Unmarshal(rs[0].Payload, &first)
-	_ = json.Unmarshal(rs[9].Payload, &last)
-	if first.Watts != 15 || last.Watts != 24 {
-		t.Errorf("got watts %d..%d, want 15..24 (oldest first)", first.Watts, last.Watts)
 	}
 }
 

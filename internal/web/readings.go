@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -13,48 +12,22 @@ import (
 )
 
 const (
-	tableRows   = 10   // readings per stream in the table
-	chartPoints = 120  // readings per stream in the chart
-	readPage    = 1000 // readings per store query
-	maxPages    = 20   // at most this many rows are read per stream and window
+	tableRows   = 10  // readings per stream in the table
+	chartPoints = 120 // readings per stream in the chart
 )
 
-// recentWindows are the time spans searched, smallest first, for a
-// stream's latest readings: the store returns readings oldest first, so
-// the newest are found by narrowing the time instead of reading them all.
-var recentWindows = []time.Duration{
-	15 * time.Minute, 2 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 60 * 24 * time.Hour, 0,
-}
-
-// recent returns up to want of a stream's latest readings, oldest first.
-func (s *Server) recent(ctx context.Context, deviceID, stream string, want int) ([]store.Reading, error) {
-	now := s.now()
-	var kept []store.Reading
-	for _, w := range recentWindows {
-		q := store.ReadingQuery{DeviceID: deviceID, Stream: stream, Limit: s.readPage}
-		if w > 0 {
-			q.Since = now.Add(-w)
-		}
-		kept = kept[:0]
-		for range maxPages {
-			batch, err := s.st.Readings(ctx, q)
-			if err != nil {
-				return nil, fmt.Errorf("readings of %s/%s: %w", deviceID, stream, err)
-			}
-			kept = append(kept, batch...)
-			if len(kept) > want {
-				kept = append(kept[:0], kept[len(kept)-want:]...)
-			}
-			if len(batch) < s.readPage {
-				break
-			}
-			q.AfterSeq = batch[len(batch)-1].Seq
-		}
-		if len(kept) >= want {
-			break
-		}
+// latest reads the readings the device page shows: up to chartPoints of
+// each stream's latest, through history, which records the read.
+// Without history the page shows none.
+func (s *Server) latest(ctx context.Context, d store.Device, m *manifest.Manifest) (map[string][]store.Reading, error) {
+	if s.cfg.History == nil {
+		return nil, nil
 	}
-	return kept, nil
+	streams := make([]string, 0, len(m.Streams))
+	for _, st := range m.Streams {
+		streams = append(streams, st.Name)
+	}
+	return s.cfg.History.Latest(ctx, d, streams, chartPoints, "viewing history")
 }
 
 // streamData is what "See my data" shows for one stream.
@@ -65,7 +38,6 @@ type streamData struct {
 	Rows    []row // newest first
 	Charts  []chartView
 	Shown   int // readings in the table
-	Read    int // readings read for the table and the charts
 }
 
 type column struct {
@@ -78,13 +50,10 @@ type row struct {
 	Values []string
 }
 
-// streamReadings builds the table and charts of one stream.
-func (s *Server) streamReadings(ctx context.Context, deviceID string, st *manifest.Stream) (streamData, error) {
-	rs, err := s.recent(ctx, deviceID, st.Name, chartPoints)
-	if err != nil {
-		return streamData{}, err
-	}
-	sd := streamData{Name: st.Name, Title: st.Title, Read: len(rs)}
+// streamReadings builds the table and charts of one stream from its
+// latest readings, oldest first.
+func streamReadings(deviceID string, st *manifest.Stream, rs []store.Reading) streamData {
+	sd := streamData{Name: st.Name, Title: st.Title}
 	for _, f := range st.Fields {
 		h := f.Name
 		if f.Description != "" {
@@ -135,7 +104,7 @@ func (s *Server) streamReadings(ctx context.Context, deviceID string, st *manife
 		}
 		sd.Charts = append(sd.Charts, newChart(deviceID+"-"+st.Name+"-"+f.Name, st.Title, name, f.Unit, pts))
 	}
-	return sd, nil
+	return sd
 }
 
 // valueWords shows one stored value: numbers as stored, true and false as

@@ -12,10 +12,9 @@ import (
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
-	"github.com/candor-iot/candor/internal/store"
 )
 
-// "Where your data goes" (issue #6: who gets it, can I control it): every
+// "Where your data goes" (who gets it, can I control it): every
 // recipient a manifest of the household's devices names, what they say
 // they do with the data, which streams may go to them, where they receive
 // and how delivery went. An owner sets where each receives, or stops
@@ -90,9 +89,9 @@ func (s *Server) recipientsPage(w http.ResponseWriter, r *http.Request, v viewer
 func (s *Server) renderRecipients(w http.ResponseWriter, r *http.Request, v viewer, status int, formName, typed string, errs []formError) {
 	p := s.pageFor(r, v, "Where your data goes", "recipients")
 	p.Errors = errs
-	rv := recipientsView{Available: s.cfg.Recipients != nil, CanManage: v.acc.Role == store.RoleOwner, KeyURL: forwardKeyURL}
+	rv := recipientsView{Available: s.cfg.Recipients != nil, CanManage: v.CanManage(v.Account.HouseholdID), KeyURL: forwardKeyURL}
 	if rv.Available {
-		list, err := s.cfg.Recipients.List(r.Context(), v.acc.HouseholdID)
+		list, err := s.cfg.Recipients.List(r.Context(), v.Account.HouseholdID)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -148,7 +147,7 @@ func (s *Server) recipientAction(w http.ResponseWriter, r *http.Request, v viewe
 		s.renderError(w, r, http.StatusNotFound, nil)
 		return false
 	}
-	if v.acc.Role != store.RoleOwner {
+	if !v.CanManage(v.Account.HouseholdID) {
 		s.renderError(w, r, http.StatusForbidden, identity.ErrForbidden)
 		return false
 	}
@@ -162,10 +161,10 @@ func (s *Server) postRecipientSet(w http.ResponseWriter, r *http.Request, v view
 	}
 	name := r.PostFormValue("name")
 	u := strings.TrimSpace(r.PostFormValue("url"))
-	err := s.cfg.Recipients.Set(r.Context(), v.acc.HouseholdID, name, u)
+	err := s.cfg.Recipients.Set(r.Context(), v.Account.HouseholdID, name, u)
 	if errors.Is(err, forward.ErrBadURL) {
 		field := ""
-		if list, lerr := s.cfg.Recipients.List(r.Context(), v.acc.HouseholdID); lerr == nil {
+		if list, lerr := s.cfg.Recipients.List(r.Context(), v.Account.HouseholdID); lerr == nil {
 			for i, rc := range list {
 				if rc.Name == name {
 					field = "recipient-" + strconv.Itoa(i+1) + "-url"
@@ -179,7 +178,7 @@ func (s *Server) postRecipientSet(w http.ResponseWriter, r *http.Request, v view
 		s.fail(w, r, err)
 		return
 	}
-	s.log.Info("recipient endpoint set", "household", v.acc.HouseholdID, "account", v.acc.ID)
+	s.log.Info("recipient endpoint set", "household", v.Account.HouseholdID, "account", v.Account.ID)
 	s.flash(v, "Data for "+nameInSentence(name)+" now goes to "+u+". Only the streams a person switched on are sent.")
 	http.Redirect(w, r, "/recipients?done="+flashDone, http.StatusSeeOther)
 }
@@ -198,11 +197,11 @@ func (s *Server) postRecipientRemove(w http.ResponseWriter, r *http.Request, v v
 		return
 	}
 	name := r.PostFormValue("name")
-	if err := s.cfg.Recipients.Remove(r.Context(), v.acc.HouseholdID, name); err != nil {
+	if err := s.cfg.Recipients.Remove(r.Context(), v.Account.HouseholdID, name); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.log.Info("recipient endpoint removed", "household", v.acc.HouseholdID, "account", v.acc.ID)
+	s.log.Info("recipient endpoint removed", "household", v.Account.HouseholdID, "account", v.Account.ID)
 	s.flash(v, "Nothing more goes to "+nameInSentence(name)+". What was still waiting to go was dropped.")
 	http.Redirect(w, r, "/recipients?done="+flashDone, http.StatusSeeOther)
 }

@@ -72,15 +72,15 @@ func (p page) FieldError(field string) string {
 
 // pageFor starts the page data of a logged-in person.
 func (s *Server) pageFor(r *http.Request, v viewer, title, nav string) page {
-	vv := &viewerView{Username: v.acc.Username, Owner: v.acc.Role == store.RoleOwner, Admin: v.acc.Admin}
-	if hh, err := s.st.Household(r.Context(), v.acc.HouseholdID); err == nil {
+	vv := &viewerView{Username: v.Account.Username, Owner: v.Owner(), Admin: v.Admin()}
+	if hh, err := s.st.Household(r.Context(), v.Account.HouseholdID); err == nil {
 		vv.Household = hh.Name
 	}
 	status := statusMessages[r.URL.Query().Get("done")]
 	if r.URL.Query().Get("done") == flashDone {
 		// A message the last POST of this session left, made from the
 		// hub's own words (never from the query).
-		if msg, ok := s.secrets.take(s.now(), v.ses.ID, flashKey); ok {
+		if msg, ok := s.secrets.take(s.now(), v.Session.ID, flashKey); ok {
 			status = msg
 		}
 	}
@@ -96,7 +96,7 @@ const (
 
 // flash leaves msg for the session's next page with ?done=changed.
 func (s *Server) flash(v viewer, msg string) {
-	s.secrets.put(s.now(), v.ses.ID, flashKey, msg)
+	s.secrets.put(s.now(), v.Session.ID, flashKey, msg)
 }
 
 // statusMessages are the messages a redirect after a change can ask for

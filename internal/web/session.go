@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
@@ -25,25 +26,13 @@ const (
 	csrfField = "csrf"
 )
 
-// viewer is the person a request acts for.
+// viewer is the person a request acts for. What they may see and do is
+// decided by its access.Principal, as for the API.
 type viewer struct {
-	acc store.Account
-	ses store.Session
+	access.Principal
 	// token is the session secret from the cookie; the CSRF token of
 	// the person's forms is derived from it.
 	token string
-}
-
-// canManage reports whether the viewer may change a household's devices:
-// an owner of that household. The same rule as the API's.
-func (v viewer) canManage(householdID string) bool {
-	return v.acc.HouseholdID == householdID && v.acc.Role == store.RoleOwner
-}
-
-// canSee reports whether the viewer may read a household's devices and
-// data: a member of it, whatever the role.
-func (v viewer) canSee(householdID string) bool {
-	return v.acc.HouseholdID == householdID
 }
 
 // Errors shown as pages.
@@ -84,7 +73,7 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, viewer)) http
 			return
 		}
 		// What the person does here is theirs in the transparency log.
-		ctx := auditlog.WithActor(r.Context(), auditlog.Actor{Kind: auditlog.ActorPerson, ID: v.acc.ID})
+		ctx := auditlog.WithActor(r.Context(), v.Actor())
 		h(w, r.WithContext(ctx), v)
 	}
 }
@@ -103,7 +92,7 @@ func (s *Server) viewerOf(r *http.Request) (viewer, bool, error) {
 		}
 		return viewer{}, false, err
 	}
-	return viewer{acc: acc, ses: ses, token: c.Value}, true, nil
+	return viewer{Principal: access.Person(acc, ses), token: c.Value}, true, nil
 }
 
 // csrfToken derives a form token from a secret the browser holds in an

@@ -92,12 +92,16 @@ type violationView struct {
 	Kept   bool // a behaviour flag: the readings were kept, only counted
 }
 
+// violationsShown is how many violation rows a device page lists.
+const violationsShown = 50
+
 // violations merges the stored counts with those the ingest pipeline has
-// not flushed yet, newest first.
-func (s *Server) violations(ctx context.Context, deviceID string, m *manifest.Manifest) ([]violationView, error) {
-	stored, err := s.st.Violations(ctx, deviceID)
+// not flushed yet, newest first, the newest violationsShown of them, and
+// says how many rows were left off.
+func (s *Server) violations(ctx context.Context, deviceID string, m *manifest.Manifest) ([]violationView, int, error) {
+	stored, total, err := s.st.Violations(ctx, deviceID, violationsShown)
 	if err != nil {
-		return nil, fmt.Errorf("violations of %s: %w", deviceID, err)
+		return nil, 0, fmt.Errorf("violations of %s: %w", deviceID, err)
 	}
 	type key struct{ stream, field, reason string }
 	sum := map[key]*store.ViolationCount{}
@@ -127,6 +131,9 @@ func (s *Server) violations(ctx context.Context, deviceID string, m *manifest.Ma
 	for _, k := range order {
 		v := sum[k]
 		title := v.Stream
+		if title == "" {
+			title = "(any)" // the overflow row counts many streams and fields
+		}
 		if m != nil {
 			if st := m.Stream(v.Stream); st != nil && st.Title != "" {
 				title = st.Title
@@ -138,7 +145,12 @@ func (s *Server) violations(ctx context.Context, deviceID string, m *manifest.Ma
 		})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].LastAt.After(out[j].LastAt) })
-	return out, nil
+	leftOff := total - len(stored)
+	if len(out) > violationsShown {
+		leftOff += len(out) - violationsShown
+		out = out[:violationsShown]
+	}
+	return out, leftOff, nil
 }
 
 // reasonWords says in plain words why a reading was refused.
@@ -162,6 +174,8 @@ func reasonWords(reason string) string {
 		return "a reading the hub could not read"
 	case ingest.FlagRateExceeded:
 		return "sent far more often than its label says (these readings were kept)"
+	case store.ViolationOverflow:
+		return fmt.Sprintf("more fields or kinds of data its label does not list, counted together (the hub keeps at most %d names per device)", store.MaxViolationRows)
 	}
 	return strings.ReplaceAll(reason, "_", " ")
 }
@@ -233,7 +247,7 @@ func (s *Server) summaries(ctx context.Context, householdID string) ([]deviceSum
 		if e != nil {
 			m = e.Manifest
 		}
-		viols, err := s.violations(ctx, d.ID, m)
+		viols, _, err := s.violations(ctx, d.ID, m)
 		if err != nil {
 			return nil, err
 		}
@@ -270,8 +284,8 @@ func (s *Server) ownDevice(ctx context.Context, v viewer, id string) (store.Devi
 	if err != nil {
 		return store.Device{}, err
 	}
-	if !v.canSee(d.HouseholdID) {
-		return store.Device{}, fmt.Errorf("device %s: %w", id, store.ErrNotFound)
+	if err := v.SeeDevice(d); err != nil {
+		return store.Device{}, err
 	}
 	return d, nil
 }

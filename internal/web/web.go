@@ -17,9 +17,9 @@
 //
 // Every page works without JavaScript: forms POST and redirect. A small
 // script only adds a copy button and live updates of readings. The pages
-// follow the same rules as the JSON API (package api): a person sees only
-// their own household, and there an owner manages while a member reads.
-// Another household's device answers 404.
+// ask package access, as the JSON API does, who may see and do what: a
+// person sees only their own household, and there an owner manages while
+// a member reads. Another household's device answers 404.
 //
 // Templates, style sheet and script are embedded; the Content-Security-
 // Policy allows nothing inline.
@@ -44,6 +44,7 @@ import (
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/export"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -59,8 +60,7 @@ type Store interface {
 	Household(ctx context.Context, id string) (store.Household, error)
 	Device(ctx context.Context, id string) (store.Device, error)
 	Devices(ctx context.Context, householdID string) ([]store.Device, error)
-	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
-	Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error)
+	Violations(ctx context.Context, deviceID string, limit int) ([]store.ViolationCount, int, error)
 }
 
 // Catalog supplies the data manifests in force.
@@ -74,12 +74,6 @@ type Catalog interface {
 type Ingest interface {
 	PendingCounters(deviceID string) store.DeviceCounters
 	PendingViolations(deviceID string) []store.ViolationCount
-}
-
-// Auditor records accountable events in the transparency log
-// (*auditlog.Log does).
-type Auditor interface {
-	Record(ctx context.Context, ev auditlog.Event) error
 }
 
 // Exports prepares people's data exports in the background
@@ -108,13 +102,14 @@ type Config struct {
 	Catalog  Catalog
 	Ingest   Ingest   // optional
 	Presence Presence // optional
-	// Audit, when set, records every page view that shows readings, as
-	// the API records every read: a page whose read cannot be recorded
-	// shows no readings. Changes made through the pages (devices,
-	// credentials, passwords) are recorded by identity, with the person
-	// as the actor.
-	Audit  Auditor
-	Logger *slog.Logger
+	// History reads the readings the device pages show; it records every
+	// read in the transparency log first, and a page whose read cannot be
+	// recorded shows no readings. When nil, the pages show no readings.
+	// Changes made through the pages are recorded by the services that
+	// make them (identity, consent, erasure, keys, recipients), with the
+	// person as the actor: the pages record nothing themselves.
+	History *history.Service
+	Logger  *slog.Logger
 	// MQTTAddr is the broker address shown in device instructions.
 	MQTTAddr string
 	// MQTTTLS says MQTTAddr is MQTT over TLS; devices then verify the hub
@@ -137,8 +132,6 @@ type Config struct {
 	// Log, when set, is read for the "Who accessed my data" page (/log):
 	// the entries of the person's household, their proofs and the signed
 	// checkpoint. When nil, that page says the log is not available.
-	// Consent changes made through the pages are recorded with Audit, or
-	// with Log when Audit is nil.
 	Log *auditlog.Log
 	// Exports, when set, lets "My data" prepare the export in the
 	// background, with a progress page and a download when it is ready
@@ -163,15 +156,14 @@ type Config struct {
 
 // Server serves the browser interface.
 type Server struct {
-	cfg      Config
-	id       *identity.Service
-	st       Store
-	log      *slog.Logger
-	pages    map[string]*pageTemplate
-	assets   map[string]asset
-	secrets  *oneTimeSecrets
-	now      func() time.Time
-	readPage int
+	cfg     Config
+	id      *identity.Service
+	st      Store
+	log     *slog.Logger
+	pages   map[string]*pageTemplate
+	assets  map[string]asset
+	secrets *oneTimeSecrets
+	now     func() time.Time
 
 	handlerOnce sync.Once
 	handler     http.Handler
@@ -184,13 +176,12 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:      cfg,
-		id:       cfg.Identity,
-		st:       cfg.Store,
-		log:      cfg.Logger,
-		secrets:  newOneTimeSecrets(),
-		now:      time.Now,
-		readPage: readPage,
+		cfg:     cfg,
+		id:      cfg.Identity,
+		st:      cfg.Store,
+		log:     cfg.Logger,
+		secrets: newOneTimeSecrets(),
+		now:     time.Now,
 	}
 	s.assets = loadAssets()
 	s.pages = mustParsePages(s.funcs())

@@ -10,7 +10,7 @@ import (
 	"github.com/candor-iot/candor/internal/store"
 )
 
-// Vault keys (issue #4): key owners and their wrapped data keys. See
+// Vault keys: key owners and their wrapped data keys. See
 // store.KeyStore for the contract.
 //
 // Deleted and rewritten key rows are overwritten in the file
@@ -82,7 +82,11 @@ func (db *DB) SetKeyOwner(ctx context.Context, o store.KeyOwner, rewrapped ...st
 		return wrapErr(err, "set key owner %q", o.OwnerID)
 	}
 	if len(rewrapped) > 0 {
-		db.truncateWAL(ctx)
+		// The new wrapping is committed and the old one is gone from the
+		// database; the settings change stands even when old WAL frames
+		// could not be cleared yet (they are overwritten as the WAL is
+		// reused), so a failure here is not the caller's to handle.
+		_ = db.truncateWAL(ctx)
 	}
 	return nil
 }
@@ -237,7 +241,9 @@ func (db *DB) ShredOwner(ctx context.Context, ownerID string, at time.Time) erro
 	if err != nil {
 		return wrapErr(err, "shred owner %q", ownerID)
 	}
-	db.truncateWAL(ctx)
+	if err := db.truncateWAL(ctx); err != nil {
+		return fmt.Errorf("shred owner %q: keys deleted, but %w", ownerID, err)
+	}
 	return nil
 }
 
@@ -274,30 +280,61 @@ func secureDelete(ctx context.Context, tx *sql.Tx) (restore func(), err error) {
 	}, nil
 }
 
-// walTruncateWait bounds how long truncating the WAL waits for readers.
-// It runs on the writer connection, so waiting longer would hold up the
-// ingest path's commits.
-const walTruncateWait = 200 * time.Millisecond
+// walTruncateWait bounds how long one attempt at truncating the WAL waits
+// for readers. It runs on the writer connection, so waiting longer would
+// hold up the ingest path's commits; walTruncateAttempts gives readers
+// that were just finishing a few more chances.
+const (
+	walTruncateWait     = 200 * time.Millisecond
+	walTruncateAttempts = 3
+)
+
+// errWALBusy means a reader kept the WAL in use, so it was not truncated.
+var errWALBusy = errors.New("a reader kept the write-ahead log in use")
 
 // truncateWAL copies the WAL into the database file and truncates it, so
-// pages holding a destroyed key do not stay in old WAL frames. It is best
-// effort: the keys are already gone from the database when it runs. A
-// reader in progress for longer than walTruncateWait leaves the old frames
-// in place until later writes overwrite them.
-func (db *DB) truncateWAL(ctx context.Context) {
+// pages holding a destroyed key do not stay in old WAL frames. The keys
+// are already gone from the database when it runs; when a reader keeps
+// the WAL busy through every attempt, it reports store.ErrKeyRemnants so
+// the caller knows the old frames are still on disk.
+func (db *DB) truncateWAL(ctx context.Context) error {
+	var err error
+	for range walTruncateAttempts {
+		if err = db.checkpointTruncate(ctx); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w: truncate the WAL: %w", store.ErrKeyRemnants, err)
+	}
+	return nil
+}
+
+// checkpointTruncate runs one TRUNCATE checkpoint. SQLite reports a
+// checkpoint that readers blocked as busy=1 in its result row, not as an
+// error.
+func (db *DB) checkpointTruncate(ctx context.Context) error {
 	conn, err := db.writer.Conn(ctx)
 	if err != nil {
-		return
+		return err
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", walTruncateWait.Milliseconds())); err != nil {
-		return
+		return err
 	}
-	var busy, logFrames, checkpointed int
-	_ = conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed)
 	// The connection goes back to the pool: restore its busy timeout even
 	// if ctx is done.
-	_, _ = conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds()))
+	defer func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds()))
+	}()
+	var busy, logFrames, checkpointed int
+	if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
+		return err
+	}
+	if busy != 0 {
+		return errWALBusy
+	}
+	return nil
 }
 
 func checkKeyMode(m store.KeyMode) error {

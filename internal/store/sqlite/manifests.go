@@ -85,26 +85,54 @@ func (db *DB) queryManifests(ctx context.Context, where string, args ...any) ([]
 	return out, rows.Err()
 }
 
-// AddViolations adds violation counts in one transaction.
+// AddViolations adds violation counts in one transaction. A row that
+// exists is updated; a new one is created while the device has fewer
+// than store.MaxViolationRows, and counted in its overflow row after that.
 func (db *DB) AddViolations(ctx context.Context, vs []store.ViolationCount) error {
 	if len(vs) == 0 {
 		return nil
 	}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO violations (device_id, stream, field, reason, count, last_at)
+		update, err := tx.PrepareContext(ctx, `UPDATE violations SET count = count + ?, last_at = max(last_at, ?)
+			WHERE device_id = ? AND stream = ? AND field = ? AND reason = ?`)
+		if err != nil {
+			return err
+		}
+		defer update.Close()
+		rows, err := tx.PrepareContext(ctx, `SELECT count(*) FROM violations WHERE device_id = ? AND reason != ?`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		insert, err := tx.PrepareContext(ctx, `INSERT INTO violations (device_id, stream, field, reason, count, last_at)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (device_id, stream, field, reason)
 			DO UPDATE SET count = count + excluded.count, last_at = max(last_at, excluded.last_at)`)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
+		defer insert.Close()
 		for _, v := range vs {
 			at, err := encTime(v.LastAt)
 			if err != nil {
 				return err
 			}
-			if _, err := stmt.ExecContext(ctx, v.DeviceID, v.Stream, v.Field, v.Reason, v.Count, at); err != nil {
+			v.Field = store.ClipViolationField(v.Field)
+			res, err := update.ExecContext(ctx, v.Count, at, v.DeviceID, v.Stream, v.Field, v.Reason)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n > 0 {
+				continue
+			}
+			var have int
+			if err := rows.QueryRowContext(ctx, v.DeviceID, store.ViolationOverflow).Scan(&have); err != nil {
+				return err
+			}
+			if have >= store.MaxViolationRows {
+				v.Stream, v.Field, v.Reason = "", "", store.ViolationOverflow
+			}
+			if _, err := insert.ExecContext(ctx, v.DeviceID, v.Stream, v.Field, v.Reason, v.Count, at); err != nil {
 				return err
 			}
 		}
@@ -116,25 +144,34 @@ func (db *DB) AddViolations(ctx context.Context, vs []store.ViolationCount) erro
 	return nil
 }
 
-// Violations lists a device's violation counts, most recent first.
-func (db *DB) Violations(ctx context.Context, deviceID string) ([]store.ViolationCount, error) {
-	rows, err := db.readers.QueryContext(ctx, `SELECT device_id, stream, field, reason, count, last_at
-		FROM violations WHERE device_id = ? ORDER BY last_at DESC, stream, field, reason`, deviceID)
+// Violations lists up to limit of a device's violation counts, most
+// recent first, with the number of rows the device has in all.
+func (db *DB) Violations(ctx context.Context, deviceID string, limit int) ([]store.ViolationCount, int, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := db.readers.QueryContext(ctx, `SELECT device_id, stream, field, reason, count, last_at, count(*) OVER ()
+		FROM violations WHERE device_id = ? ORDER BY last_at DESC, stream, field, reason LIMIT ?`, deviceID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("violations of device %q: %w", deviceID, err)
+		return nil, 0, fmt.Errorf("violations of device %q: %w", deviceID, err)
 	}
 	defer rows.Close()
 	var out []store.ViolationCount
+	total := 0
 	for rows.Next() {
 		var v store.ViolationCount
 		var at int64
-		if err := rows.Scan(&v.DeviceID, &v.Stream, &v.Field, &v.Reason, &v.Count, &at); err != nil {
-			return nil, fmt.Errorf("violations of device %q: %w", deviceID, err)
+		if err := rows.Scan(&v.DeviceID, &v.Stream, &v.Field, &v.Reason, &v.Count, &at, &total); err != nil {
+			return nil, 0, fmt.Errorf("violations of device %q: %w", deviceID, err)
 		}
 		v.LastAt = decTime(at)
 		out = append(out, v)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("violations of device %q: %w", deviceID, err)
+	}
+	// With no row listed there is none at all: limit is never 0.
+	return out, total, nil
 }
 
 func boolInt(b bool) int {

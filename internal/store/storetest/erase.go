@@ -9,7 +9,7 @@ import (
 	"github.com/candor-iot/candor/internal/store"
 )
 
-// --- erasure and unlinking (issue #4) -----------------------------------
+// --- erasure and unlinking -----------------------------------
 
 func testDeviceKeyOwner(t *testing.T, s store.Store) {
 	mustCreateHousehold(t, s, household("h1", at(0)))
@@ -53,7 +53,7 @@ func testEraseDevices(t *testing.T, s store.Store) {
 	if ds, _ := s.ConsentDecisions(ctx, "d1"); len(ds) != 0 {
 		t.Errorf("consent decisions of an erased device kept: %v", ds)
 	}
-	if vs, _ := s.Violations(ctx, "d1"); len(vs) != 0 {
+	if vs, _, _ := s.Violations(ctx, "d1", 0); len(vs) != 0 {
 		t.Errorf("violations of an erased device kept: %v", vs)
 	}
 	if _, err := s.ConsentRecord(ctx, "r1"); err != nil {

@@ -3,9 +3,12 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -73,9 +76,9 @@ func testViolations(t *testing.T, s store.Store) {
 	if err := s.AddViolations(ctx, add[:1]); err != nil {
 		t.Fatal(err)
 	}
-	vs, err := s.Violations(ctx, "dev_a")
-	if err != nil || len(vs) != 2 {
-		t.Fatalf("violations: %+v %v", vs, err)
+	vs, total, err := s.Violations(ctx, "dev_a", 0)
+	if err != nil || len(vs) != 2 || total != 2 {
+		t.Fatalf("violations: %+v (%d in all) %v", vs, total, err)
 	}
 	for _, v := range vs {
 		if v.Field == "wifi" && v.Count != 4 {
@@ -87,6 +90,70 @@ func testViolations(t *testing.T, s store.Store) {
 	}
 	if vs[0].Stream != "location" {
 		t.Errorf("most recent first: got %+v", vs[0])
+	}
+}
+
+// testViolationsBounded: a device sending ever new field names gets at
+// most store.MaxViolationRows rows of its own plus one overflow row that
+// counts the rest, with names clipped; Violations lists the newest up to
+// its limit and says how many there are.
+func testViolationsBounded(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const sent = 200
+	var vs []store.ViolationCount
+	for i := range sent {
+		vs = append(vs, store.ViolationCount{DeviceID: "dev_a", Stream: "temperature",
+			Field: fmt.Sprintf("pw_%03d_%s", i, strings.Repeat("x", 100)), Reason: "undeclared_field", Count: 1, LastAt: base.Add(time.Duration(i))})
+	}
+	// Two flushes: the cap holds across them, and rows that exist keep
+	// counting where they are.
+	if err := s.AddViolations(ctx, vs[:20]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddViolations(ctx, append(vs[20:], vs[0])); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddViolations(ctx, []store.ViolationCount{{DeviceID: "dev_b", Stream: "x", Reason: "undeclared_stream", Count: 1, LastAt: base}}); err != nil {
+		t.Fatal(err)
+	}
+	all, total, err := s.Violations(ctx, "dev_a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != store.MaxViolationRows+1 || total != len(all) {
+		t.Fatalf("%d rows listed, %d in all; want %d named rows and one overflow row", len(all), total, store.MaxViolationRows)
+	}
+	var counted, overflow int64
+	for _, v := range all {
+		counted += v.Count
+		if len(v.Field) > store.MaxViolationField || !utf8.ValidString(v.Field) {
+			t.Errorf("field name of %d bytes kept: %q", len(v.Field), v.Field)
+		}
+		if v.Reason == store.ViolationOverflow {
+			overflow = v.Count
+			if v.Stream != "" || v.Field != "" {
+				t.Errorf("the overflow row names a stream or field: %+v", v)
+			}
+		}
+		if v.Field == store.ClipViolationField(vs[0].Field) && v.Count != 2 {
+			t.Errorf("the first name's row counts %d, want 2", v.Count)
+		}
+	}
+	if counted != sent+1 || overflow != sent-store.MaxViolationRows {
+		t.Errorf("counted %d (overflow %d), want %d (overflow %d): nothing is lost", counted, overflow, sent+1, sent-store.MaxViolationRows)
+	}
+	some, total, err := s.Violations(ctx, "dev_a", 5)
+	if err != nil || len(some) != 5 || total != store.MaxViolationRows+1 {
+		t.Fatalf("Violations with limit 5: %d rows, %d in all, %v", len(some), total, err)
+	}
+	if some[0].Reason != store.ViolationOverflow {
+		t.Errorf("newest first: the overflow row got the latest names, got %+v", some[0])
+	}
+	if other, total, err := s.Violations(ctx, "dev_b", 5); err != nil || len(other) != 1 || total != 1 {
+		t.Errorf("another device: %d rows, %d in all, %v", len(other), total, err)
+	}
+	if none, total, err := s.Violations(ctx, "dev_none", 5); err != nil || len(none) != 0 || total != 0 {
+		t.Errorf("a device without violations: %d rows, %d in all, %v", len(none), total, err)
 	}
 }
 

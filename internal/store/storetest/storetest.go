@@ -78,6 +78,7 @@ var suite = []struct {
 	{"ConcurrentAppend", testConcurrentAppend},
 	{"Manifests", testManifests},
 	{"Violations", testViolations},
+	{"ViolationsBounded", testViolationsBounded},
 	{"ReadingKeepsManifestVersion", testReadingKeepsManifestVersion},
 	{"HouseholdWithOwner", testHouseholdWithOwner},
 	{"DeleteReadings", testDeleteReadings},

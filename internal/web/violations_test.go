@@ -1,0 +1,49 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// A device that sends ever new undeclared field names gets a bounded
+// list on its page: the names beyond the hub's limit counted in one row,
+// the newest rows shown, and how many older rows were left off.
+func TestDevicePageBoundsViolations(t *testing.T) {
+	h := startHub(t)
+	acc := h.setup("alex")
+	d, _ := h.addDevice(acc.HouseholdID, "Hall", "thermostat")
+	// Flushed earlier: 40 names, of which the store keeps 32 and counts
+	// the rest together.
+	var old []store.ViolationCount
+	for i := range 40 {
+		old = append(old, store.ViolationCount{DeviceID: d.ID, Stream: "temperature", Field: fmt.Sprintf("old_%02d", i),
+			Reason: "undeclared_field", Count: 1, LastAt: time.Now().Add(-time.Hour)})
+	}
+	if err := h.st.AddViolations(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	// Not flushed yet: 40 more names through the pipeline.
+	for i := range 40 {
+		if err := h.submit(d.ID, "temperature", fmt.Sprintf(`{"celsius": 20, "humidity_percent": 40, "new_%02d": 1}`, i)); err == nil {
+			t.Fatal("an undeclared field was accepted")
+		}
+	}
+	b := h.browser()
+	b.login("alex", goodPassword)
+	p := b.get("/devices/" + d.ID)
+	if p.status != 200 {
+		t.Fatalf("device page: %d", p.status)
+	}
+	section := p.body[strings.Index(p.body, `id="refused-title"`):]
+	section = section[:strings.Index(section, "</section>")]
+	if rows := strings.Count(section, "<tr><th scope=\"row\">"); rows != violationsShown {
+		t.Errorf("%d violation rows shown, want %d", rows, violationsShown)
+	}
+	// 32 old names, 32 new ones and one overflow row: 65 in all.
+	mustContain(t, "refused data", section, "counted together", fmt.Sprintf("These are the newest %d; 15 older rows are not shown.", violationsShown))
+}
