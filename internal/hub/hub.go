@@ -39,6 +39,7 @@ import (
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/tlscert"
+	"github.com/candor-iot/candor/internal/updates"
 	"github.com/candor-iot/candor/internal/vault"
 	"github.com/candor-iot/candor/internal/web"
 )
@@ -78,6 +79,7 @@ type Hub struct {
 	exports   *export.Jobs
 	erasure   *erasure.Service
 	forward   *forward.Forwarder
+	upd       *updates.Service
 	http      server
 	local     server
 	httpLn    net.Listener
@@ -88,6 +90,7 @@ type Hub struct {
 	export    *export.Service
 
 	sweeps, purges, demoJob job
+	updJob                  job
 
 	setupToken string
 	parts      parts
@@ -131,10 +134,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "retention sweeps", start: h.startSweeps, stop: h.sweeps.wait},
 		{name: "erasure purges", start: h.startPurges, stop: h.purges.wait},
 		{name: "broker", start: h.openBroker, stop: h.closeBroker},
+		{name: "updates", start: h.openUpdates},
 		{name: "API and pages", start: h.openFrontEnds},
 		{name: "control socket", start: h.serveControl, stop: h.local.stop},
 		{name: "HTTP", start: h.serveHTTP, stop: h.http.stop},
 		{name: "MQTT", start: h.startMQTT},
+		{name: "update checks", start: h.startUpdateChecks, stop: h.updJob.wait},
 		{name: "setup token", start: h.loadSetupToken},
 		{name: "demo", start: h.startDemo, stop: h.demoJob.wait},
 	})
@@ -155,6 +160,7 @@ func (h *Hub) rootHandler() http.Handler {
 		mux.Handle(p, apiH)
 	}
 	mux.Handle("/", h.web.Handler())
+	mux.Handle(updates.FilePattern, h.upd.FileHandler(h.deviceAuth()))
 	return h.withTLSRoutes(mux)
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/updates"
 	"github.com/candor-iot/candor/internal/vault"
 	"github.com/candor-iot/candor/internal/web"
 )
@@ -201,6 +202,8 @@ func (h *Hub) openBroker(context.Context) (err error) {
 
 		ConnectTimeout:    h.cfg.MQTTConnectTimeout,
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
+
+		System: map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr

@@ -91,7 +91,7 @@ func TestUpdateOfferedDownloadedVerifiedInstalled(t *testing.T) {
 	mux := http.NewServeMux()
 	hub := httptest.NewServer(mux)
 	t.Cleanup(hub.Close)
-	svc, err := New(Config{Dir: t.TempDir(), BaseURL: hub.URL, Versions: ver, Recorder: rec,
+	svc, err := New(Config{Dir: t.TempDir(), BaseURL: func() string { return hub.URL }, Versions: ver, Recorder: rec,
 		Publish: mochiPublisher{broker}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

@@ -43,8 +43,8 @@ const DefaultMaxPostpone = 30 * 24 * time.Hour
 
 // Config wires a Service.
 type Config struct {
-	Dir      string // per-repository caches go under it (e.g. <data>/updates)
-	BaseURL  string // the hub's URL as devices reach it; file URLs start with it
+	Dir      string        // per-repository caches go under it (e.g. <data>/updates)
+	BaseURL  func() string // the hub's URL as devices reach it, asked at each offer; file URLs start with it
 	Versions Versions
 	Recorder Recorder
 	Publish  Publisher
@@ -108,8 +108,8 @@ type Service struct {
 
 // New returns a service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Dir == "" || cfg.Versions == nil || cfg.Recorder == nil || cfg.Publish == nil {
-		return nil, errors.New("updates: Dir, Versions, Recorder and Publish are required")
+	if cfg.Dir == "" || cfg.BaseURL == nil || cfg.Versions == nil || cfg.Recorder == nil || cfg.Publish == nil {
+		return nil, errors.New("updates: Dir, BaseURL, Versions, Recorder and Publish are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -293,7 +293,7 @@ type offerMessage struct {
 
 // FileURL is where a device downloads the image it was offered.
 func (s *Service) FileURL(deviceID, sha string) string {
-	return s.cfg.BaseURL + "/updates/v1/" + deviceID + "/" + sha
+	return s.cfg.BaseURL() + "/updates/v1/" + deviceID + "/" + sha
 }
 
 // offer fetches and verifies the image, then offers it on the device's

@@ -101,7 +101,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{repo: newTestRepo(t), ver: &versions{m: map[string]string{}}, rec: &recorder{}, pub: &publisher{},
 		now: time.Now(), dev: Device{ID: "dev_thermo1", Household: "hh_1", Type: "thermostat"},
 		owner: auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acct_owner"}}
-	svc, err := New(Config{Dir: t.TempDir(), BaseURL: "http://hub.test", Versions: f.ver, Recorder: f.rec, Publish: f.pub,
+	svc, err := New(Config{Dir: t.TempDir(), BaseURL: func() string { return "http://hub.test" }, Versions: f.ver, Recorder: f.rec, Publish: f.pub,
 		Logger: slog.New(slog.DiscardHandler),
 		Now:    func() time.Time { return f.now }})
 	if err != nil {

@@ -1,0 +1,110 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/candor-iot/candor/internal/updates"
+	"github.com/candor-iot/candor/internal/updates/repo"
+)
+
+// A manifest naming a real TUF repository makes the hub check it for that
+// type's devices; the device's update topics go through the real broker,
+// and the update file endpoint answers only a device's own credential.
+func TestUpdatesWiredThroughTheHub(t *testing.T) {
+	ctx := context.Background()
+	th := startHub(t)
+
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	custom, err := updates.Release{DeviceType: "thermostat", Version: "1.2.0", Notes: "Fixes a flaw.", Security: true}.Custom()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Add("thermostat/fw-1.2.0.bin", []byte("firmware 1.2.0"), custom); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Publish(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(r.PublicDir())))
+	t.Cleanup(srv.Close)
+	root, err := os.ReadFile(filepath.Join(r.PublicDir(), "1.root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	doc, err := os.ReadFile("../manifest/templates/thermostat.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(doc, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["candor:updates"] = map[string]any{"metadataUrl": srv.URL, "targetPrefix": "thermostat/", "trustedRootSha256": repo.RootSHA256(root)}
+	doc, _ = json.Marshal(m)
+	if code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/manifests", "", string(doc)); code != http.StatusCreated {
+		t.Fatalf("manifest with candor:updates: %d %v", code, out)
+	}
+	dev, secret := th.addDevice("hall", "thermostat")
+
+	th.checkUpdates(ctx)
+	st, ok := th.upd.Status(dev)
+	if !ok || st.Stage != updates.StatusUnknown {
+		t.Fatalf("update state %+v (known %v): want %q, the device has reported no firmware version", st, ok, updates.StatusUnknown)
+	}
+
+	c, _, err := v5(t, th.MQTTAddr(), dev, dev, secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := func(topic, payload string) byte {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		resp, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(payload)})
+		if resp == nil {
+			t.Fatalf("publish to %s: %v", topic, err)
+		}
+		return resp.ReasonCode
+	}
+	if code := pub(updates.ProgressTopic(dev), `{"stage":"installed"`); code != 0x99 {
+		t.Errorf("malformed progress: reason %#x, want 0x99", code)
+	}
+	if code := pub(updates.ProgressTopic(dev), `{"version":"1.2.0","stage":"installed"}`); code != 0x99 {
+		t.Errorf("progress for an update never offered: reason %#x, want 0x99", code)
+	}
+	if code := pub("candor/"+dev+"/$other", `{}`); code < 0x80 {
+		t.Errorf("an unregistered system topic was accepted: reason %#x", code)
+	}
+
+	get := func(user, pass string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, th.URL()+"/updates/v1/"+dev+"/"+strings.Repeat("0", 64), nil)
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(dev, "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("wrong secret: %d", code)
+	}
+	if code := get(dev, secret); code != http.StatusNotFound {
+		t.Errorf("nothing offered: %d, want 404", code)
+	}
+}
