@@ -118,6 +118,9 @@ type Config struct {
 	// Recipients is the registry of where households forward to, shared
 	// with the pages (optional: built from Store and Forwarding if nil).
 	Recipients *forward.Registry
+	// Updates is the firmware update service; without it its routes
+	// answer 503.
+	Updates Updates
 }
 
 // Server serves the HTTP API.
@@ -178,6 +181,11 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/devices/{id}/rotate", s.authed(s.rotateDevice))
 	m.HandleFunc("POST /api/v1/devices/{id}/revoke", s.authed(s.revokeDevice))
 	m.HandleFunc("GET /api/v1/devices/{id}/readings", s.authed(s.readings))
+	m.HandleFunc("GET /api/v1/updates", s.authed(s.withUpdates(s.householdUpdates)))
+	m.HandleFunc("GET /api/v1/devices/{id}/updates", s.authed(s.withUpdates(s.deviceUpdates)))
+	m.HandleFunc("POST /api/v1/devices/{id}/updates/install", s.authed(s.withUpdates(s.installUpdate)))
+	m.HandleFunc("POST /api/v1/devices/{id}/updates/postpone", s.authed(s.withUpdates(s.postponeUpdate)))
+	m.HandleFunc("PUT /api/v1/devices/{id}/updates/automatic", s.authed(s.withUpdates(s.setAutomaticUpdates)))
 	m.HandleFunc("POST /api/v1/devices/{id}/readings/open", s.authed(s.openReadingsWithIdentity))
 
 	m.HandleFunc("GET /api/v1/devices/{id}/violations", s.authed(s.violations))

@@ -274,6 +274,7 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Recipients:      fe.recipients,
 		IdentityOpener:  h.vault,
 		History:         fe.history,
+		Updates:         h.upd,
 	})
 }
 

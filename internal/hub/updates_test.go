@@ -66,6 +66,22 @@ func TestUpdatesWiredThroughTheHub(t *testing.T) {
 		t.Fatalf("update state %+v (known %v): want %q, the device has reported no firmware version", st, ok, updates.StatusUnknown)
 	}
 
+	code, out, _ := call(t, th.local, "GET", "http://candor/api/v1/devices/"+dev+"/updates", "", nil)
+	if code != http.StatusOK || out["update"].(map[string]any)["stage"] != updates.StatusUnknown {
+		t.Fatalf("GET updates: %d %v", code, out)
+	}
+	if code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/devices/"+dev+"/updates/postpone", "", map[string]int{"days": 3}); code != http.StatusConflict {
+		t.Errorf("postpone with nothing waiting: %d %v, want 409", code, out)
+	}
+	code, out, _ = call(t, th.local, "PUT", "http://candor/api/v1/devices/"+dev+"/updates/automatic", "", map[string]bool{"automatic": false})
+	if code != http.StatusOK || out["update"].(map[string]any)["automatic"] != false {
+		t.Fatalf("switch automatic updates off: %d %v", code, out)
+	}
+	last, err := th.alog.Entry(ctx, th.alog.Size()-1)
+	if err != nil || last.Event.Action != "update.policy" || last.Event.Subject.Device != dev || last.Event.Actor.Kind != "operator" {
+		t.Fatalf("last log entry %+v, %v; want the operator's update.policy for %s", last.Event, err, dev)
+	}
+
 	c, _, err := v5(t, th.MQTTAddr(), dev, dev, secret, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/problem"
 )
 
 // Versions tells the firmware version a device reported as installed
@@ -57,9 +58,12 @@ type Config struct {
 
 // Errors callers act on.
 var (
-	ErrNoUpdate      = errors.New("no update is waiting for this device")
-	ErrPostponeLimit = errors.New("postponement refused")
-	ErrNoSource      = errors.New("this device type names no update repository")
+	ErrNoUpdate = &problem.Kind{Status: http.StatusConflict, Type: "no-update",
+		Text: "no update is waiting for this device"}
+	ErrPostponeLimit = &problem.Kind{Status: http.StatusUnprocessableEntity, Type: "postpone-refused",
+		Text: "postponement refused"}
+	ErrNoSource = &problem.Kind{Status: http.StatusConflict, Type: "no-update-source",
+		Text: "this device type's manifest names no update repository"}
 )
 
 // State is what a person sees about one device's updates.
@@ -353,7 +357,7 @@ func (s *Service) Install(ctx context.Context, actor auditlog.Actor, d Device) (
 // MaxPostpone), once per version; a retained offer is withdrawn.
 func (s *Service) Postpone(ctx context.Context, actor auditlog.Actor, dev Device, d time.Duration) (State, error) {
 	if d <= 0 || d > s.cfg.MaxPostpone {
-		return State{}, fmt.Errorf("%w: postpone by more than zero and at most %d days", ErrPostponeLimit, int(s.cfg.MaxPostpone/(24*time.Hour)))
+		return State{}, ErrPostponeLimit.Errorf("postpone by more than zero and at most %d days", int(s.cfg.MaxPostpone/(24*time.Hour)))
 	}
 	s.mu.Lock()
 	st := s.state(dev)
@@ -363,7 +367,7 @@ func (s *Service) Postpone(ctx context.Context, actor auditlog.Actor, dev Device
 	}
 	if st.postponedOnce == st.target.Release.Version {
 		s.mu.Unlock()
-		return State{}, fmt.Errorf("%w: version %s was already postponed once", ErrPostponeLimit, st.target.Release.Version)
+		return State{}, ErrPostponeLimit.Errorf("version %s was already postponed once; install it or switch automatic updates off", st.target.Release.Version)
 	}
 	withdraw := st.Stage == StatusOffered
 	until := s.cfg.Now().Add(d)
