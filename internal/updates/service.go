@@ -125,8 +125,17 @@ func New(cfg Config) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{cfg: cfg, log: log.With("component", "updates"),
-		sources: map[string]*Client{}, clients: map[string]*Client{}, states: map[string]*State{}}, nil
+	svc := &Service{cfg: cfg, log: log.With("component", "updates"),
+		sources: map[string]*Client{}, clients: map[string]*Client{}, states: map[string]*State{}}
+	policies, err := loadPolicies(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	for id, p := range policies {
+		svc.states[id] = &State{Device: id, Stage: StatusNone, Automatic: !p.Manual,
+			Postponed: p.PostponedUntil, postponedOnce: p.PostponedOnce}
+	}
+	return svc, nil
 }
 
 // SetSource names the repository a device type's manifest points to.
@@ -236,6 +245,9 @@ func (s *Service) Check(ctx context.Context, d Device) (State, error) {
 		rel := newest.Release
 		st.Available, st.target, st.client = &rel, newest, c
 		st.Stage, st.Reason, st.Plain = StatusAvailable, "", ""
+		if st.postponedOnce == rel.Version && s.cfg.Now().Before(st.Postponed) {
+			st.Stage = StatusPostponed // decided before a restart
+		}
 	}
 	auto := st.Stage == StatusAvailable && st.Available.Security && st.Automatic
 	if st.Stage == StatusPostponed && !s.cfg.Now().Before(st.Postponed) {
@@ -374,7 +386,11 @@ func (s *Service) Postpone(ctx context.Context, actor auditlog.Actor, dev Device
 	st.Stage, st.Postponed, st.postponedOnce = StatusPostponed, until, st.target.Release.Version
 	version := st.target.Release.Version
 	out := *st
+	err := s.savePolicies()
 	s.mu.Unlock()
+	if err != nil {
+		return out, err
+	}
 	if withdraw {
 		if err := s.cfg.Publish.Publish(OfferTopic(dev.ID), nil, true); err != nil {
 			return out, fmt.Errorf("withdraw offer to device %s: %w", dev.ID, err)
@@ -388,7 +404,11 @@ func (s *Service) Postpone(ctx context.Context, actor auditlog.Actor, dev Device
 func (s *Service) SetAutomatic(ctx context.Context, actor auditlog.Actor, d Device, on bool) error {
 	s.mu.Lock()
 	s.state(d).Automatic = on
+	err := s.savePolicies()
 	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	return s.record(ctx, d, auditlog.ActionUpdatePolicy, actor, "automatic security updates",
 		map[string]string{"automatic": fmt.Sprint(on)})
 }

@@ -268,3 +268,42 @@ func TestProgressForAVersionNotOfferedIsRefused(t *testing.T) {
 		t.Fatalf("recorded %v", got)
 	}
 }
+
+func TestOwnersDecisionsOutliveARestart(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.repo.add(t, "thermostat", "1.2.0", true)
+	optedOut := Device{ID: "dev_optout", Household: "hh_1", Type: "thermostat"}
+	f.ver.set(optedOut.ID, "1.1.0")
+	if err := f.svc.SetAutomatic(ctx, f.owner, optedOut, false); err != nil {
+		t.Fatal(err)
+	}
+	f.check(t)
+	if _, err := f.svc.Postpone(ctx, f.owner, f.dev, 3*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+
+	again, err := New(f.svc.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.SetSource("thermostat", f.repo.source(t, "thermostat/")); err != nil {
+		t.Fatal(err)
+	}
+	published := len(f.pub.msgs)
+	for _, d := range []Device{f.dev, optedOut} {
+		st, err := again.Check(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Stage == StatusOffered {
+			t.Errorf("%s: offered after a restart despite the owner's decision: %+v", d.ID, st)
+		}
+	}
+	if len(f.pub.msgs) != published {
+		t.Fatalf("published after restart: %v", f.pub.msgs[published:])
+	}
+	if st, _ := again.Status(f.dev.ID); st.Stage != StatusPostponed {
+		t.Fatalf("postponed device after restart: %+v", st)
+	}
+}
