@@ -345,7 +345,7 @@ func (s *Service) offer(ctx context.Context, d Device, cat *Catalog, actor audit
 }
 
 // Install offers the waiting update now, on the owner's request (for an
-// update that is not automatic, or one postponed earlier).
+// update that is not automatic, one postponed earlier, or one that failed).
 func (s *Service) Install(ctx context.Context, actor auditlog.Actor, d Device) (State, error) {
 	c, ok := s.client(d.Type)
 	if !ok {
@@ -353,7 +353,8 @@ func (s *Service) Install(ctx context.Context, actor auditlog.Actor, d Device) (
 	}
 	s.mu.Lock()
 	st := s.state(d)
-	waiting := st.target != nil && (st.Stage == StatusAvailable || st.Stage == StatusPostponed)
+	// A failed install may be tried again on the owner's word.
+	waiting := st.target != nil && (st.Stage == StatusAvailable || st.Stage == StatusPostponed || st.Stage == string(StageFailed))
 	st.Postponed = time.Time{}
 	s.mu.Unlock()
 	if !waiting {

@@ -267,6 +267,9 @@ func TestProgressForAVersionNotOfferedIsRefused(t *testing.T) {
 	if got := f.rec.actions(); got[len(got)-1] != "update.fail:no-space" {
 		t.Fatalf("recorded %v", got)
 	}
+	if st, err := f.svc.Install(context.Background(), f.owner, f.dev); err != nil || st.Stage != StatusOffered {
+		t.Fatalf("trying a failed update again: %+v, %v", st, err)
+	}
 }
 
 func TestOwnersDecisionsOutliveARestart(t *testing.T) {
