@@ -298,6 +298,7 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Erasure:       h.erasure,
 		Keys:          fe.keys,
 		Recipients:    fe.recipients,
+		Updates:       h.upd,
 	})
 }
 

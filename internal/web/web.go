@@ -152,6 +152,9 @@ type Config struct {
 	// and removing where each receives. When nil, the page says this hub
 	// does not send data to anyone.
 	Recipients Recipients
+	// Updates, when set, gives the page of a device whose manifest names
+	// an update repository its "Updates" section.
+	Updates Updates
 }
 
 // Server serves the browser interface.
