@@ -183,6 +183,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/devices/{id}/readings", s.authed(s.readings))
 	m.HandleFunc("GET /api/v1/updates", s.authed(s.withUpdates(s.householdUpdates)))
 	m.HandleFunc("GET /api/v1/devices/{id}/updates", s.authed(s.withUpdates(s.deviceUpdates)))
+	m.HandleFunc("POST /api/v1/devices/{id}/updates/check", s.authed(s.withUpdates(s.checkUpdate)))
 	m.HandleFunc("POST /api/v1/devices/{id}/updates/install", s.authed(s.withUpdates(s.installUpdate)))
 	m.HandleFunc("POST /api/v1/devices/{id}/updates/postpone", s.authed(s.withUpdates(s.postponeUpdate)))
 	m.HandleFunc("PUT /api/v1/devices/{id}/updates/automatic", s.authed(s.withUpdates(s.setAutomaticUpdates)))

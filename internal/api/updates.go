@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 type Updates interface {
 	Status(deviceID string) (updates.State, bool)
 	Household(householdID string) []updates.State
+	CheckNow(ctx context.Context, d updates.Device) (updates.State, error)
 	Install(ctx context.Context, actor auditlog.Actor, d updates.Device) (updates.State, error)
 	Postpone(ctx context.Context, actor auditlog.Actor, d updates.Device, by time.Duration) (updates.State, error)
 	SetAutomatic(ctx context.Context, actor auditlog.Actor, d updates.Device, on bool) error
@@ -54,6 +56,23 @@ func (s *Server) householdUpdates(w http.ResponseWriter, r *http.Request, p acce
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"updates": s.cfg.Updates.Household(hh)})
+}
+
+// checkUpdate asks the maker's repository now. A refusal is part of the
+// state returned (its reason in plain words), not an error of the call.
+func (s *Server) checkUpdate(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	d, err := s.device(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	st, err := s.cfg.Updates.CheckNow(r.Context(), updateDevice(d))
+	var re *updates.RefusedError
+	if err != nil && !errors.As(err, &re) {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"update": st})
 }
 
 // installUpdate offers the waiting update to the device now.

@@ -82,6 +82,34 @@ func TestUpdatesWiredThroughTheHub(t *testing.T) {
 		t.Fatalf("last log entry %+v, %v; want the operator's update.policy for %s", last.Event, err, dev)
 	}
 
+	// Someone who controls the update server but not the keys strips the
+	// timestamp's signatures: asked now, the hub refuses, says why in
+	// plain words and records it.
+	ts := filepath.Join(r.PublicDir(), "timestamp.json")
+	b, err := os.ReadFile(ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tsDoc map[string]any
+	if err := json.Unmarshal(b, &tsDoc); err != nil {
+		t.Fatal(err)
+	}
+	tsDoc["signatures"] = []any{}
+	b, _ = json.Marshal(tsDoc)
+	if err := os.WriteFile(ts, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = call(t, th.local, "POST", "http://candor/api/v1/devices/"+dev+"/updates/check", "", nil)
+	upd, _ := out["update"].(map[string]any)
+	if code != http.StatusOK || upd["stage"] != updates.StatusRefused || upd["reason"] != string(updates.ReasonSignature) ||
+		upd["plain"] != updates.ReasonSignature.Plain() {
+		t.Fatalf("check now with stripped signatures: %d %v", code, out)
+	}
+	last, err = th.alog.Entry(ctx, th.alog.Size()-1)
+	if err != nil || last.Event.Action != "update.refuse" || last.Event.Detail["reason"] != string(updates.ReasonSignature) {
+		t.Fatalf("last log entry %+v, %v; want update.refuse for a bad signature", last.Event, err)
+	}
+
 	c, _, err := v5(t, th.MQTTAddr(), dev, dev, secret, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -80,7 +80,11 @@ type Client struct {
 	mu      sync.Mutex
 	up      *updater.Updater
 	cfg     *config.UpdaterConfig
-	catalog *Catalog
+	catalog *Catalog // of the last refresh that passed
+	// The last refresh's outcome, and when it started.
+	last    *Catalog
+	lastErr error
+	lastAt  time.Time
 }
 
 // NewClient returns a client for src caching under dir. hc may be nil.
@@ -166,6 +170,30 @@ func (c *Client) trustedRoot(ctx context.Context) ([]byte, error) {
 func (c *Client) Refresh(ctx context.Context) (*Catalog, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.refresh(ctx)
+}
+
+// Recent returns the outcome of the last refresh if it started less than
+// maxAge ago, and refreshes otherwise: a schedule checking many devices of
+// one type walks the repository once, and a refusal reaches every device.
+func (c *Client) Recent(ctx context.Context, maxAge time.Duration) (*Catalog, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.lastAt.IsZero() && time.Since(c.lastAt) < maxAge {
+		return c.last, c.lastErr
+	}
+	return c.refresh(ctx)
+}
+
+func (c *Client) refresh(ctx context.Context) (*Catalog, error) {
+	start := time.Now()
+	cat, err := c.walk(ctx)
+	c.last, c.lastErr, c.lastAt = cat, err, start
+	return cat, err
+}
+
+// walk is one go-tuf refresh; c.mu is held.
+func (c *Client) walk(ctx context.Context) (*Catalog, error) {
 	where := c.src.MetadataURL
 	root, err := c.trustedRoot(ctx)
 	if err != nil {

@@ -39,6 +39,10 @@ type Device struct {
 	ID, Household, Type string
 }
 
+// reuseRefresh is how long one repository refresh serves the checks of
+// every device of its types.
+const reuseRefresh = time.Minute
+
 // DefaultMaxPostpone bounds how long an owner can postpone an update.
 const DefaultMaxPostpone = 30 * 24 * time.Hour
 
@@ -204,11 +208,21 @@ func (s *Service) Household(householdID string) []State {
 // should get and offers it when the policy says so. A refusal is recorded
 // (once per distinct refusal) and returned as a *RefusedError.
 func (s *Service) Check(ctx context.Context, d Device) (State, error) {
+	return s.check(ctx, d, reuseRefresh)
+}
+
+// CheckNow is Check with a fresh walk of the repository, on a person's
+// request.
+func (s *Service) CheckNow(ctx context.Context, d Device) (State, error) {
+	return s.check(ctx, d, 0)
+}
+
+func (s *Service) check(ctx context.Context, d Device, reuse time.Duration) (State, error) {
 	c, ok := s.client(d.Type)
 	if !ok {
 		return State{}, fmt.Errorf("check device %s: %w", d.ID, ErrNoSource)
 	}
-	cat, err := c.Refresh(ctx)
+	cat, err := c.Recent(ctx, reuse)
 	if err != nil {
 		return s.refuse(ctx, d, err)
 	}
