@@ -263,6 +263,8 @@ func (s *Service) check(ctx context.Context, d Device, reuse time.Duration) (Sta
 			st.Stage = StatusPostponed // decided before a restart
 		}
 	}
+	// A check that passed ends the refusal, so the next one is recorded again.
+	st.refusedKey = ""
 	auto := st.Stage == StatusAvailable && st.Available.Security && st.Automatic
 	if st.Stage == StatusPostponed && !s.cfg.Now().Before(st.Postponed) {
 		st.Stage, st.Postponed = StatusAvailable, time.Time{}

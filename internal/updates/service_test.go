@@ -246,6 +246,19 @@ func TestFreezeIsRefusedWithAPlainReason(t *testing.T) {
 	if got := f.rec.actions(); len(got) != 1 || got[0] != "update.refuse:expired" {
 		t.Fatalf("recorded %v", got)
 	}
+	// Once the repository is good again the device is offered its update,
+	// and a later freeze is recorded afresh.
+	clock := f.svc.sources["thermostat"]
+	clock.SetClock(nil)
+	if st, err := f.svc.CheckNow(context.Background(), f.dev); err != nil || st.Stage != StatusOffered {
+		t.Fatalf("after the freeze ended: %+v, %v", st, err)
+	}
+	clock.SetClock(func() time.Time { return time.Now().Add(48 * time.Hour) })
+	_, err = f.svc.CheckNow(context.Background(), f.dev)
+	wantRefused(t, err, ReasonExpired)
+	if got := f.rec.actions(); len(got) != 3 || got[2] != "update.refuse:expired" {
+		t.Fatalf("recorded %v, want refuse, offer, refuse", got)
+	}
 }
 
 func TestProgressForAVersionNotOfferedIsRefused(t *testing.T) {
