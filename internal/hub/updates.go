@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/updates"
 )
 
@@ -99,8 +100,8 @@ func (h *Hub) updateProgress(ctx context.Context, deviceID string, payload []byt
 
 // deviceAuth lets a device fetch its update file with its own credential.
 func (h *Hub) deviceAuth() updates.Authenticator {
-	return updates.AuthFunc(func(ctx context.Context, id, secret string) error {
-		_, err := h.id.AuthenticateDevice(ctx, id, secret)
+	return updates.AuthFunc(func(ctx context.Context, addr, id, secret string) error {
+		_, err := h.id.AuthenticateDevice(ctx, identity.Origin{Addr: addr}, id, secret)
 		return err
 	})
 }

@@ -99,7 +99,7 @@ func TestUpdateOfferedDownloadedVerifiedInstalled(t *testing.T) {
 	if err := svc.SetSource("thermostat", Source{MetadataURL: r.url, TargetPrefix: "thermostat/", TrustedRoot: pinnedRoot}); err != nil {
 		t.Fatal(err)
 	}
-	mux.Handle(FilePattern, svc.FileHandler(AuthFunc(func(_ context.Context, id, secret string) error {
+	mux.Handle(FilePattern, svc.FileHandler(AuthFunc(func(_ context.Context, _, id, secret string) error {
 		if secret != "s3cret-of-"+id {
 			return errors.New("wrong secret")
 		}

@@ -7,17 +7,18 @@ import (
 	"strconv"
 )
 
-// Authenticator checks a device's own credential (the identity service).
+// Authenticator checks a device's own credential (the identity service,
+// which throttles guesses per device and per network address).
 type Authenticator interface {
-	AuthenticateDevice(ctx context.Context, id, secret string) error
+	AuthenticateDevice(ctx context.Context, remoteAddr, id, secret string) error
 }
 
 // AuthFunc adapts a function to Authenticator.
-type AuthFunc func(ctx context.Context, id, secret string) error
+type AuthFunc func(ctx context.Context, remoteAddr, id, secret string) error
 
 // AuthenticateDevice calls f.
-func (f AuthFunc) AuthenticateDevice(ctx context.Context, id, secret string) error {
-	return f(ctx, id, secret)
+func (f AuthFunc) AuthenticateDevice(ctx context.Context, remoteAddr, id, secret string) error {
+	return f(ctx, remoteAddr, id, secret)
 }
 
 // FilePattern is the route FileHandler serves (Go 1.22 mux syntax).
@@ -36,7 +37,7 @@ func (s *Service) FileHandler(auth Authenticator) http.Handler {
 			http.Error(w, "send the device id and secret with HTTP Basic authentication", http.StatusUnauthorized)
 			return
 		}
-		if err := auth.AuthenticateDevice(r.Context(), id, secret); err != nil {
+		if err := auth.AuthenticateDevice(r.Context(), r.RemoteAddr, id, secret); err != nil {
 			w.Header().Set("WWW-Authenticate", `Basic realm="candor devices"`)
 			http.Error(w, "the device id or secret is wrong", http.StatusUnauthorized)
 			return
