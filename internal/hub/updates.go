@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -102,6 +104,9 @@ func (h *Hub) updateProgress(ctx context.Context, deviceID string, payload []byt
 func (h *Hub) deviceAuth() updates.Authenticator {
 	return updates.AuthFunc(func(ctx context.Context, addr, id, secret string) error {
 		_, err := h.id.AuthenticateDevice(ctx, identity.Origin{Addr: addr}, id, secret)
+		if errors.Is(err, identity.ErrTooManyAttempts) {
+			return fmt.Errorf("%w: %w", updates.ErrThrottled, err)
+		}
 		return err
 	})
 }

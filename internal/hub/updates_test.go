@@ -151,4 +151,14 @@ func TestUpdatesWiredThroughTheHub(t *testing.T) {
 	if code := get(dev, secret); code != http.StatusNotFound {
 		t.Errorf("nothing offered: %d, want 404", code)
 	}
+	// Guessing the secret is throttled by identity, and told apart.
+	code = 0
+	for range 10 {
+		if code = get(dev, "guess"); code != http.StatusUnauthorized {
+			break
+		}
+	}
+	if code != http.StatusTooManyRequests {
+		t.Errorf("repeated wrong secrets: %d, want 429", code)
+	}
 }

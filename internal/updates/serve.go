@@ -13,6 +13,10 @@ type Authenticator interface {
 	AuthenticateDevice(ctx context.Context, remoteAddr, id, secret string) error
 }
 
+// ErrThrottled is wrapped by an Authenticator's refusal to check a
+// credential because of too many wrong attempts (answered 429, not 401).
+var ErrThrottled = errors.New("too many wrong attempts")
+
 // AuthFunc adapts a function to Authenticator.
 type AuthFunc func(ctx context.Context, remoteAddr, id, secret string) error
 
@@ -38,6 +42,10 @@ func (s *Service) FileHandler(auth Authenticator) http.Handler {
 			return
 		}
 		if err := auth.AuthenticateDevice(r.Context(), r.RemoteAddr, id, secret); err != nil {
+			if errors.Is(err, ErrThrottled) {
+				http.Error(w, "too many wrong secrets for this device: try again later", http.StatusTooManyRequests)
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Basic realm="candor devices"`)
 			http.Error(w, "the device id or secret is wrong", http.StatusUnauthorized)
 			return
