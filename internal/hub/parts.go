@@ -26,6 +26,7 @@ import (
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/updates"
 	"github.com/candor-iot/candor/internal/vault"
 	"github.com/candor-iot/candor/internal/web"
 )
@@ -202,6 +203,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		ConnectTimeout:    h.cfg.MQTTConnectTimeout,
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
 		State:             h.firmware,
+		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr
@@ -275,6 +277,7 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Advisories:      h.advisories,
 		Firmware:        h.firmware,
 		Operator:        h.operator,
+		Updates:         h.upd,
 	})
 }
 
@@ -301,6 +304,7 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Advisories:    h.advisories,
 		Firmware:      h.firmware,
 		Operator:      h.operator,
+		Updates:       h.upd,
 	})
 }
 

@@ -159,6 +159,9 @@ type Config struct {
 	Advisories Advisories
 	Firmware   Firmware
 	Operator   Operator
+	// Updates, when set, gives the page of a device whose manifest names
+	// an update repository its "Updates" section.
+	Updates Updates
 }
 
 // Server serves the browser interface.
