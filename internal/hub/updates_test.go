@@ -162,3 +162,68 @@ func TestUpdatesWiredThroughTheHub(t *testing.T) {
 		t.Errorf("repeated wrong secrets: %d, want 429", code)
 	}
 }
+
+// The version a device reports on its state topic is the installed version
+// the updates service decides on: a device on 1.0.0 is offered the signed
+// 1.2.0 security update, and the advisory it fixes says a fix is ready.
+func TestReportedFirmwareGetsTheSignedUpdate(t *testing.T) {
+	ctx := context.Background()
+	th := startHub(t)
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	custom, err := updates.Release{DeviceType: "thermostat", Version: "1.2.0", Notes: "Fixes a flaw.", Security: true,
+		Fixes: []string{"CVE-2026-0001"}}.Custom()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Add("thermostat/fw-1.2.0.bin", []byte("firmware 1.2.0"), custom); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Publish(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(r.PublicDir())))
+	t.Cleanup(srv.Close)
+	root, err := os.ReadFile(filepath.Join(r.PublicDir(), "1.root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../manifest/templates/thermostat.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(doc, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["candor:updates"] = map[string]any{"metadataUrl": srv.URL, "targetPrefix": "thermostat/", "trustedRootSha256": repo.RootSHA256(root)}
+	doc, _ = json.Marshal(m)
+	if code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/manifests", "", string(doc)); code != http.StatusCreated {
+		t.Fatalf("manifest with candor:updates: %d %v", code, out)
+	}
+	dev, secret := th.addDevice("hall", "thermostat")
+
+	c, _, err := v5(t, th.MQTTAddr(), dev, dev, secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.Publish(pctx, &paho.Publish{Topic: "candor/" + dev + "/$state", QoS: 1, Payload: []byte(`{"firmware":"1.0.0"}`)}); err != nil {
+		t.Fatalf("report firmware: %v", err)
+	}
+
+	th.checkUpdates(ctx)
+	st, ok := th.upd.Status(dev)
+	if !ok || st.Installed != "1.0.0" || st.Available == nil || st.Available.Version != "1.2.0" || st.Stage != updates.StatusOffered {
+		t.Fatalf("update state %+v (known %v): want 1.0.0 installed and 1.2.0 offered", st, ok)
+	}
+	if v, ok := th.upd.FixReady(ctx, dev, "cve-2026-0001"); !ok || v != "1.2.0" {
+		t.Errorf("FixReady(CVE-2026-0001) = %q, %v; want 1.2.0, true", v, ok)
+	}
+	if _, ok := th.upd.FixReady(ctx, dev, "CVE-2026-9999"); ok {
+		t.Error("FixReady for an advisory the update does not fix")
+	}
+}
