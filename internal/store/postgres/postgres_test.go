@@ -1,0 +1,187 @@
+package postgres
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/store/postgres/pgtest"
+	"github.com/candor-iot/candor/internal/store/storetest"
+)
+
+func openTest(t *testing.T) (*DB, string) {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	db, err := Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, url
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		db, _ := openTest(t)
+		return db
+	})
+}
+
+// TestMigrationsIdempotent opens a migrated database again, from two
+// processes' worth of pools at once: nothing runs twice and the data stays.
+func TestMigrationsIdempotent(t *testing.T) {
+	db, url := openTest(t)
+	ctx := t.Context()
+	if err := db.CreateHousehold(ctx, store.Household{ID: "hh", Name: "Home", CreatedAt: time.Unix(1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			again, err := Open(ctx, url)
+			if err == nil {
+				again.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("reopen: %v", err)
+		}
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n, v int
+	if err := db.pool.QueryRow(ctx, `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(ms) || v != len(ms) {
+		t.Errorf("schema_migrations has %d rows up to version %d, want %d", n, v, len(ms))
+	}
+	if _, err := db.Household(ctx, "hh"); err != nil {
+		t.Errorf("household after reopening: %v", err)
+	}
+}
+
+// TestNewerSchemaRefused: a database a newer build migrated further is
+// left alone rather than misread.
+func TestNewerSchemaRefused(t *testing.T) {
+	db, url := openTest(t)
+	if _, err := db.pool.Exec(t.Context(), `INSERT INTO schema_migrations (version, name) VALUES (999, 'future')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(t.Context(), url); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Fatalf("Open of a newer schema: %v, want a refusal", err)
+	}
+}
+
+func partitions(t *testing.T, db *DB) []string {
+	t.Helper()
+	rows, err := db.pool.Query(t.Context(), `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'readings'::regclass ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// TestPartitionsByMonth: readings land in one partition per month,
+// created on demand, and ReclaimSpace drops a past month once it is empty
+// while a month that still holds readings, and the current month, stay.
+func TestPartitionsByMonth(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	jan := time.Date(2024, time.January, 31, 23, 59, 59, 0, time.UTC)
+	feb := jan.Add(2 * time.Second)
+	rs := []store.Reading{
+		{DeviceID: "d1", Stream: "t", Time: jan, Payload: []byte(`{}`)},
+		{DeviceID: "d1", Stream: "t", Time: feb, Payload: []byte(`{}`)},
+		{DeviceID: "d2", Stream: "t", Time: now, Payload: []byte(`{}`)},
+	}
+	if err := db.AppendReadings(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	cur := "readings_p" + now.Format("200601")
+	want := []string{"readings_p202401", "readings_p202402", cur}
+	if got := partitions(t, db); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("partitions %v, want %v", got, want)
+	}
+	// Retention removes January's reading: its month can go, February's
+	// cannot.
+	if n, err := db.DeleteReadings(ctx, store.ReadingQuery{DeviceID: "d1", Until: feb}, 0); err != nil || n != 1 {
+		t.Fatalf("DeleteReadings = %d, %v", n, err)
+	}
+	freed, err := db.ReclaimSpace(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if freed <= 0 {
+		t.Errorf("ReclaimSpace freed %d pages, want some", freed)
+	}
+	want = []string{"readings_p202402", cur}
+	if got := partitions(t, db); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("partitions after reclaim %v, want %v", got, want)
+	}
+	// A late reading for the dropped month brings its partition back.
+	late := []store.Reading{{DeviceID: "d1", Stream: "t", Time: jan, Payload: []byte(`{"late":1}`)}}
+	if err := db.AppendReadings(ctx, late); err != nil {
+		t.Fatalf("append into a dropped month: %v", err)
+	}
+	got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "d1"})
+	if err != nil || len(got) != 2 || got[1].Seq != late[0].Seq || got[0].Seq != rs[1].Seq {
+		t.Fatalf("readings of d1: %+v, %v", got, err)
+	}
+}
+
+// TestBadURL: an unparsable URL is refused without quoting it, since it
+// may carry a password.
+func TestBadURL(t *testing.T) {
+	_, err := Open(context.Background(), "postgres://user:s3cret@[::1")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Open of a bad URL: %v", err)
+	}
+}
+
+// TestDurableSetting: connections commit with synchronous_commit on even
+// when the role's default is off, so an acknowledged batch is flushed.
+func TestDurableSetting(t *testing.T) {
+	db, dbURL := openTest(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()
+	if _, err := db.pool.Exec(t.Context(), `ALTER DATABASE `+name+` SET synchronous_commit = off`); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v string
+	if err := db.pool.QueryRow(t.Context(), `SHOW synchronous_commit`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if v != "on" {
+		t.Errorf("synchronous_commit = %q, want on", v)
+	}
+}
