@@ -84,14 +84,22 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 func (db *DB) copyReadings(ctx context.Context, rows [][]any) ([]int64, error) {
 	seqs := make([]int64, 0, len(rows))
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockReadings); err != nil {
+		// The lock and the draw go in one round trip, run in order.
+		b := &pgx.Batch{}
+		b.Queue(`SELECT pg_advisory_xact_lock($1)`, lockReadings)
+		b.Queue(`SELECT nextval('readings_seq') FROM generate_series(1, $1)`, len(rows))
+		br := tx.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
 			return fmt.Errorf("lock: %w", err)
 		}
-		q, err := tx.Query(ctx, `SELECT nextval('readings_seq') FROM generate_series(1, $1)`, len(rows))
-		if err != nil {
-			return fmt.Errorf("draw seqs: %w", err)
+		q, err := br.Query()
+		if err == nil {
+			seqs, err = pgx.AppendRows(seqs, q, pgx.RowTo[int64])
 		}
-		seqs, err = pgx.AppendRows(seqs, q, pgx.RowTo[int64])
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return fmt.Errorf("draw seqs: %w", err)
 		}
