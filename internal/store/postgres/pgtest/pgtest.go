@@ -47,7 +47,7 @@ func NewDatabase(tb testing.TB) string {
 	admin := AdminURL()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		testenv.Missing(tb, "PostgreSQL at %s is not reachable (%v): start it (pg_ctlcluster --skip-systemctl-redirect 15 main start) or set %s",
+		testenv.Missing(tb, "PostgreSQL at %s is not reachable (%v): start it (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) or set %s",
 			redact(admin), err, EnvURL)
 		return ""
 	}
