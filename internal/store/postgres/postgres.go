@@ -7,10 +7,10 @@
 // embedded SQLite engine (package store/storetest), so the rest of the hub
 // cannot tell them apart.
 //
-// Durability: every connection runs with synchronous_commit=on (unless the
-// connection URL sets it), so a transaction that committed has its WAL
-// flushed to disk, and a write that returned nil survives a crash or power
-// loss. Readings arrive in batches from the ingest batcher; each batch is
+// Durability: every connection runs with synchronous_commit=on unless the
+// connection URL chooses otherwise, so a transaction that committed has its
+// WAL flushed to disk, and a write that returned nil survives a crash or
+// power loss of the database server, whatever the server's default. Readings arrive in batches from the ingest batcher; each batch is
 // one COPY inside one transaction (group commit).
 //
 // Readings are partitioned by month of their time (declarative range
@@ -23,7 +23,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -78,10 +77,8 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		// acknowledge commits that a crash can still undo.
 		rp["synchronous_commit"] = "on"
 	}
-	rp["timezone"] = "UTC"
-	rp["application_name"] = "candor"
-	if cfg.MaxConns < 4 {
-		cfg.MaxConns = int32(max(4, runtime.GOMAXPROCS(0)))
+	if _, set := rp["application_name"]; !set {
+		rp["application_name"] = "candor"
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
