@@ -39,7 +39,7 @@ func (h *Hub) loadTLS(context.Context) (err error) {
 }
 
 func (h *Hub) openStore(ctx context.Context) (err error) {
-	h.st, err = openStore(ctx, h.cfg, h.log)
+	h.st, err = openEngine(ctx, h.cfg, h.log)
 	return err
 }
 

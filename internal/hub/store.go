@@ -26,11 +26,11 @@ var (
 	_ hubStore = (*postgres.DB)(nil)
 )
 
-// openStore opens the engine cfg.Store chooses: the embedded SQLite file
+// openEngine opens the engine cfg.Store chooses: the embedded SQLite file
 // in the data directory when it is empty, a PostgreSQL database for a
 // postgres:// URL (config validation has refused anything else). The
 // caller closes it.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (hubStore, error) {
+func openEngine(ctx context.Context, cfg config.Config, log *slog.Logger) (hubStore, error) {
 	if cfg.Store == "" {
 		path := filepath.Join(cfg.DataDir, DBName)
 		db, err := sqlite.Open(ctx, path)
