@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,33 +55,75 @@ func monthBounds(start int64) (from, to string) {
 	return from, strconv.FormatInt(next.UnixNano(), 10)
 }
 
-// ensurePartitions creates the partitions of the given months that this
-// process has not seen yet. Creation takes turns on an advisory lock, so
-// hubs sharing the database do not race on the catalogue.
+// ensurePartitions makes sure the partitions of the given months exist,
+// creating those that do not, for a batch about to be written.
 func (db *DB) ensurePartitions(ctx context.Context, months []int64) error {
+	for _, m := range months {
+		if err := db.createPartition(ctx, m, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lockWait bounds how long maintenance (creating a month ahead, dropping
+// an emptied one) waits for the table locks it needs. Both lock the
+// readings table against every reader and writer while they wait, so
+// waiting behind a long read (an export) would hold ingest up behind
+// them; they give up instead and try again at the next pass.
+const lockWait = 50 * time.Millisecond
+
+// createPartition creates the partition of the month starting at m
+// unless it exists. Creation takes turns on an advisory lock, so hubs
+// sharing the database do not race on the catalogue. Unless wait is set
+// it gives up after lockWait with an error of code lock_not_available.
+func (db *DB) createPartition(ctx context.Context, m int64, wait bool) error {
 	db.partMu.Lock()
 	defer db.partMu.Unlock()
-	for _, m := range months {
-		if db.parts[m] {
-			continue
-		}
+	if db.parts[m] {
+		return nil
+	}
+	name := partitionName(m)
+	// Looking the table up takes no lock, where CREATE TABLE … IF NOT
+	// EXISTS would lock the readings table first.
+	var exists bool
+	if err := db.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up partition %s: %w", name, err)
+	}
+	if !exists {
 		from, to := monthBounds(m)
 		err := db.inTx(ctx, func(tx pgx.Tx) error {
+			if !wait {
+				if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, lockWait.Milliseconds())); err != nil {
+					return err
+				}
+			}
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockPartitions); err != nil {
 				return err
 			}
 			// Names and bounds are computed here from integers, never
 			// taken from input, so building the statement is safe.
 			_, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF readings FOR VALUES FROM (%s) TO (%s)`,
-				partitionName(m), from, to))
+				name, from, to))
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("create partition %s: %w", partitionName(m), err)
+			return fmt.Errorf("create partition %s: %w", name, err)
 		}
-		db.parts[m] = true
 	}
+	db.parts[m] = true
 	return nil
+}
+
+// nextMonth is the start of the month after the one starting at m, or
+// false after the last storable month.
+func nextMonth(m int64) (int64, bool) {
+	t := time.Unix(0, m).UTC()
+	n := time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	if n.After(maxTime) {
+		return 0, false
+	}
+	return n.UnixNano(), true
 }
 
 // forgetPartitions makes the next batch check the catalogue again.
@@ -103,8 +146,18 @@ const pageSize = 8192
 // out ingest, so that is left to the operator. The SQLite engine's bound
 // on pages per call is not needed: dropping a partition costs the same
 // whatever its size.
+//
+// It also creates next month's partition ahead, so the first batch of a
+// month finds it and does not have to lock the readings table itself.
+// Both steps give up on a table lock they cannot get within lockWait and
+// are tried again at the next call.
 func (db *DB) ReclaimSpace(ctx context.Context, _ int) (int64, error) {
 	cur := monthStart(time.Now().UnixNano())
+	if next, ok := nextMonth(cur); ok {
+		if err := db.createPartition(ctx, next, false); err != nil && pgCode(err) != codeLockNotAvailable {
+			return 0, fmt.Errorf("reclaim space: %w", err)
+		}
+	}
 	rows, err := db.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i
 		JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'readings'::regclass ORDER BY c.relname`)
@@ -117,24 +170,28 @@ func (db *DB) ReclaimSpace(ctx context.Context, _ int) (int64, error) {
 	}
 	var freed int64
 	for _, name := range names {
-		t, err := time.Parse("200601", name[len("readings_p"):])
-		if err != nil || !t.Before(time.Unix(0, cur)) {
+		month, ours := strings.CutPrefix(name, "readings_p")
+		t, err := time.Parse("200601", month)
+		if !ours || err != nil || !t.Before(time.Unix(0, cur)) {
 			continue // the current month, a future one, or not ours
 		}
 		var pages int64
 		dropped := false
 		err = db.inTx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, lockWait.Milliseconds())); err != nil {
+				return err
+			}
 			// The lock makes an insert into this month wait until the
 			// drop committed, then fail and create the month again.
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockPartitions); err != nil {
 				return err
 			}
 			ident := pgx.Identifier{name}.Sanitize()
-			var any bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+ident+`)`).Scan(&any); err != nil {
+			var found bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+ident+`)`).Scan(&found); err != nil {
 				return err
 			}
-			if any {
+			if found {
 				return nil
 			}
 			if err := tx.QueryRow(ctx, `SELECT pg_total_relation_size($1::regclass) / $2`, ident, pageSize).Scan(&pages); err != nil {
@@ -146,6 +203,9 @@ func (db *DB) ReclaimSpace(ctx context.Context, _ int) (int64, error) {
 			dropped = true
 			return nil
 		})
+		if pgCode(err) == codeLockNotAvailable {
+			continue // in use by a long read: next time
+		}
 		if err != nil {
 			return freed, fmt.Errorf("reclaim space: partition %s: %w", name, err)
 		}

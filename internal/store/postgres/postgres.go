@@ -141,7 +141,7 @@ const (
 	codeUniqueViolation     = "23505"
 	codeForeignKeyViolation = "23503"
 	codeCheckViolation      = "23514"
-	codeDuplicateTable      = "42P07"
+	codeLockNotAvailable    = "55P03"
 )
 
 func pgCode(err error) string {

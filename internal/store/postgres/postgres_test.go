@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,7 @@ func TestPartitionsByMonth(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur := "readings_p" + now.Format("200601")
+	next := "readings_p" + time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC).Format("200601")
 	want := []string{"readings_p202401", "readings_p202402", cur}
 	if got := partitions(t, db); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("partitions %v, want %v", got, want)
@@ -136,7 +138,8 @@ func TestPartitionsByMonth(t *testing.T) {
 	if freed <= 0 {
 		t.Errorf("ReclaimSpace freed %d pages, want some", freed)
 	}
-	want = []string{"readings_p202402", cur}
+	// Next month's partition is made ahead, off the ingest path.
+	want = []string{"readings_p202402", cur, next}
 	if got := partitions(t, db); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("partitions after reclaim %v, want %v", got, want)
 	}
@@ -187,5 +190,60 @@ func TestDurableSetting(t *testing.T) {
 	}
 	if v != "on" {
 		t.Errorf("synchronous_commit = %q, want on", v)
+	}
+}
+
+// TestReclaimSpaceDoesNotQueueBehindReads: while a long read (an export)
+// holds the readings table, dropping an emptied month would have to wait
+// for it, and every insert would queue behind that wait. ReclaimSpace
+// gives up instead, and drops the month at a later call.
+func TestReclaimSpaceDoesNotQueueBehindReads(t *testing.T) {
+	db, dbURL := openTest(t)
+	ctx := t.Context()
+	old := []store.Reading{{DeviceID: "d1", Stream: "t", Time: time.Date(2024, time.January, 5, 0, 0, 0, 0, time.UTC), Payload: []byte(`{}`)}}
+	if err := db.AppendReadings(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.DeleteReadings(ctx, store.ReadingQuery{DeviceID: "d1"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The current month exists, as it does on any hub that is taking
+	// readings (creating a month waits for readers; ReclaimSpace makes
+	// next month's ahead so ingest never has to).
+	if err := db.AppendReadings(ctx, []store.Reading{{DeviceID: "d2", Stream: "t", Time: time.Now(), Payload: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+
+	reader, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close(context.Background())
+	tx, err := reader.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM readings`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if freed, err := db.ReclaimSpace(ctx, 0); err != nil || freed != 0 {
+		t.Fatalf("ReclaimSpace during a long read = %d, %v; want 0, nil", freed, err)
+	}
+	if !slices.Contains(partitions(t, db), "readings_p202401") {
+		t.Fatal("the month was dropped while a read held it")
+	}
+	// Ingest goes on meanwhile.
+	if err := db.AppendReadings(ctx, []store.Reading{{DeviceID: "d1", Stream: "t", Time: time.Now(), Payload: []byte(`{}`)}}); err != nil {
+		t.Fatalf("append during a long read: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if freed, err := db.ReclaimSpace(ctx, 0); err != nil || freed <= 0 {
+		t.Fatalf("ReclaimSpace after the read = %d, %v; want pages freed", freed, err)
+	}
+	if slices.Contains(partitions(t, db), "readings_p202401") {
+		t.Fatal("the emptied month is still there")
 	}
 }
