@@ -165,6 +165,12 @@ func TestBadURL(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("Open of a bad URL: %v", err)
 	}
+	// Nothing listens on port 1: the connection error names the server,
+	// not the password.
+	_, err = Open(context.Background(), "postgres://user:s3cret@127.0.0.1:1/candor?connect_timeout=5")
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1/candor") {
+		t.Fatalf("Open of an unreachable server: %v", err)
+	}
 }
 
 // TestDurableSetting: connections commit with synchronous_commit on even
