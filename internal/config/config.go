@@ -21,6 +21,9 @@ import (
 type Config struct {
 	// DataDir holds the database and generated TLS files.
 	DataDir string
+	// Store selects the storage engine: empty for the embedded SQLite
+	// file in DataDir, or a postgres:// URL for a PostgreSQL database.
+	Store string
 	// MQTTAddr is the plain MQTT listener (host:port); empty means off,
 	// which needs another MQTT listener (TLS or WebSocket).
 	MQTTAddr string
@@ -124,6 +127,8 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.ConfigFile }},
 	{name: "data", arg: "path", help: "directory for the database and generated TLS files",
 		field: func(c *Config) any { return &c.DataDir }, check: nonEmpty},
+	{name: "store", arg: "url", help: "storage engine: empty for the embedded SQLite file in the data directory, or a PostgreSQL URL such as postgres://candor@db.example.org/candor (give the password in ~/.pgpass or PGPASSWORD rather than here)",
+		field: func(c *Config) any { return &c.Store }, check: storeURL},
 	{name: "mqtt-addr", arg: "host:port", help: "plain MQTT listener address; empty turns it off (then give --mqtt-tls-addr or --ws-addr)",
 		field: func(c *Config) any { return &c.MQTTAddr }, check: address(false), emptyMeansOff: true},
 	{name: "mqtt-tls-addr", arg: "host:port", help: "MQTT over TLS listener address; empty turns it off",

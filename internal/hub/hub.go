@@ -40,7 +40,6 @@ import (
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/operator"
 	"github.com/candor-iot/candor/internal/retention"
-	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/tlscert"
 	"github.com/candor-iot/candor/internal/updates"
 	"github.com/candor-iot/candor/internal/vault"
@@ -67,7 +66,7 @@ type Hub struct {
 	cfg       config.Config
 	log       *slog.Logger
 	reg       *prometheus.Registry
-	st        *sqlite.DB
+	st        hubStore
 	cat       *catalog.Catalog
 	alog      *auditlog.Log
 	consent   *consent.Service

@@ -25,7 +25,6 @@ import (
 	"github.com/candor-iot/candor/internal/keys"
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/signkey"
-	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/updates"
 	"github.com/candor-iot/candor/internal/vault"
 	"github.com/candor-iot/candor/internal/web"
@@ -40,10 +39,8 @@ func (h *Hub) loadTLS(context.Context) (err error) {
 }
 
 func (h *Hub) openStore(ctx context.Context) (err error) {
-	if h.st, err = sqlite.Open(ctx, filepath.Join(h.cfg.DataDir, DBName)); err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	return nil
+	h.st, err = openEngine(ctx, h.cfg, h.log)
+	return err
 }
 
 func (h *Hub) closeStore(context.Context) error { return h.st.Close() }

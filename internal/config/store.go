@@ -1,0 +1,42 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+)
+
+// storeURL accepts an empty store (the embedded SQLite file) or a
+// postgres:// or postgresql:// URL. Messages never repeat the URL, which
+// may carry a password; they say which part is wrong.
+func storeURL(v any) error {
+	s, _ := v.(string)
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the url.Error's text quotes the whole URL
+		}
+		return fmt.Errorf("is not a URL (%v); give postgres://user@host:5432/database, or leave it empty for the embedded SQLite file", err)
+	}
+	switch u.Scheme {
+	case "postgres", "postgresql":
+	case "":
+		return errors.New("has no scheme; give postgres://user@host:5432/database, or leave it empty for the embedded SQLite file")
+	default:
+		return fmt.Errorf("has the scheme %q; only postgres:// (PostgreSQL) is supported, or leave it empty for the embedded SQLite file", u.Scheme)
+	}
+	if u.Opaque != "" {
+		return errors.New("is not a URL of the form postgres://user@host:5432/database")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+			return fmt.Errorf("has the port %q, which is not a number from 1 to 65535", p)
+		}
+	}
+	return nil
+}
