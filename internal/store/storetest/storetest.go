@@ -98,6 +98,8 @@ var suite = []struct {
 	{"SetAccountRole", testSetAccountRole},
 	{"DeleteHousehold", testDeleteHousehold},
 	{"RecipientEndpoints", testRecipientEndpoints},
+	{"Quarantines", testQuarantines},
+	{"AlertPrefs", testAlertPrefs},
 }
 
 // base is a fixed instant; tests offset from it so expectations are
