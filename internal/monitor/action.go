@@ -80,9 +80,9 @@ type Store interface {
 	Quarantines(ctx context.Context) ([]store.Quarantine, error)
 }
 
-// Devices resolves a device's household.
+// Devices looks a device up, for its household (the store is one).
 type Devices interface {
-	Household(ctx context.Context, deviceID string) (string, error)
+	Device(ctx context.Context, id string) (store.Device, error)
 }
 
 // Revoker revokes a device's credential; the identity service records
@@ -308,11 +308,11 @@ func (m *Monitor) household(ctx context.Context, deviceID string) string {
 	if m.cfg.Devices == nil || deviceID == "" {
 		return ""
 	}
-	hh, err := m.cfg.Devices.Household(ctx, deviceID)
+	d, err := m.cfg.Devices.Device(ctx, deviceID)
 	if err != nil {
 		return ""
 	}
-	return hh
+	return d.HouseholdID
 }
 
 func (m *Monitor) record(ctx context.Context, ev auditlog.Event) error {

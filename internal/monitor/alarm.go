@@ -8,7 +8,7 @@ import (
 
 // Severity ranks how much an alarm matters. The admin maps each one to an
 // Action.
-type Severity int
+type Severity uint8
 
 // Severities, lowest first.
 const (

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"github.com/candor-iot/candor/internal/store"
 	"net/netip"
 	"testing"
 	"time"
@@ -67,3 +68,7 @@ var (
 	addrA = netip.MustParseAddr("192.0.2.10")
 	addrB = netip.MustParseAddr("198.51.100.7")
 )
+
+func storeQuarantine(id string) store.Quarantine {
+	return store.Quarantine{DeviceID: id, Kind: string(KindClone), Severity: "critical", Since: t0}
+}

@@ -134,10 +134,12 @@ func (d *deviceState) stream(name string) *streamState {
 	if len(d.streams) == maxStreams {
 		return &d.streams[maxStreams-1]
 	}
-	if d.streams == nil {
-		d.streams = make([]streamState, 0, 2)
-	}
-	d.streams = append(d.streams, streamState{name: name})
+	// Grow by one: a new stream is rare, and spare capacity would cost
+	// a whole stream's state per device.
+	grown := make([]streamState, len(d.streams)+1)
+	copy(grown, d.streams)
+	grown[len(d.streams)].name = name
+	d.streams = grown
 	return &d.streams[len(d.streams)-1]
 }
 
