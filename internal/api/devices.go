@@ -14,8 +14,8 @@ import (
 
 	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/identity"
-	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/vault"
 )

@@ -25,8 +25,8 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/credential"
-	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/names"
+	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
