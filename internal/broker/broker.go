@@ -85,6 +85,9 @@ type Config struct {
 	// PendingPerAddress bounds the connections from one address that have
 	// not logged in yet (default 16); more are closed when accepted.
 	PendingPerAddress int
+	// Monitor, if set, is told about connections, wrong secrets and
+	// attempts outside a device's namespace (the abuse monitor).
+	Monitor Monitor
 }
 
 // Broker is a running MQTT broker.
@@ -135,6 +138,9 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		SysTopicResendInterval: 0,
 	})
 	h := newHook(auth, in, log, cfg.Registerer)
+	if cfg.Monitor != nil {
+		h.mon = cfg.Monitor
+	}
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("add policy hook: %w", err)
 	}

@@ -129,6 +129,7 @@ func (h *Hub) openIngest(context.Context) error {
 		Sealer:          h.vault,
 		KeyOwners:       h.owners,
 		Forwarder:       h.forward,
+		Monitor:         h.mon,
 		StripUndeclared: h.cfg.UndeclaredFields == "strip",
 		MaxPayloadBytes: h.cfg.MaxPayloadBytes,
 		BatchMaxRows:    h.cfg.BatchMaxRows,
@@ -173,6 +174,7 @@ func (h *Hub) openErasure(context.Context) error {
 		Logger: h.log.With("component", "erasure"),
 		Erased: func(ids []string) {
 			h.owners.forget(ids)
+			h.mon.Forget(ids)
 			h.id.DevicesErased(ids)
 		},
 		Reclaim:        h.st.ReclaimSpace,
@@ -201,6 +203,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 
 		ConnectTimeout:    h.cfg.MQTTConnectTimeout,
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
+		Monitor:           h.mon,
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr
@@ -332,6 +335,7 @@ func (h *Hub) startMQTT(ctx context.Context) error {
 	if err := h.br.Start(); err != nil {
 		return err
 	}
+	h.mon.Announce()
 	return h.publishAllControls(ctx)
 }
 

@@ -182,9 +182,7 @@ func (m *Monitor) Status(deviceID string) (Status, bool) {
 	}, true
 }
 
-// Load restores the holds kept in the store and repeats each quarantined
-// device's control message (the broker keeps retained messages in memory
-// only).
+// Load restores the holds kept in the store; Announce tells the devices.
 func (m *Monitor) Load(ctx context.Context) error {
 	if m.cfg.Store == nil {
 		return nil
@@ -194,12 +192,25 @@ func (m *Monitor) Load(ctx context.Context) error {
 		return fmt.Errorf("load quarantines: %w", err)
 	}
 	for _, q := range qs {
-		r := m.hold(q, 0)
-		if r.quarantined.Load() {
-			m.control(q.DeviceID, true, Kind(q.Kind))
-		}
+		m.hold(q, 0)
 	}
 	return nil
+}
+
+// Announce repeats every quarantined device's control message, for a
+// broker that has just started (it keeps retained messages in memory
+// only).
+func (m *Monitor) Announce() {
+	m.restricted.Range(func(k, v any) bool {
+		r := v.(*restriction)
+		if r.quarantined.Load() {
+			r.mu.Lock()
+			kind := Kind(r.q.Kind)
+			r.mu.Unlock()
+			m.control(k.(string), true, kind)
+		}
+		return true
+	})
 }
 
 // hold installs (or tightens) a device's restriction in memory. perWindow

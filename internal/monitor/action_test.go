@@ -171,7 +171,7 @@ func TestPolicy(t *testing.T) {
 		}, Limited, []string{ActionAlarmRaise, ActionRateLimit}},
 		{"wrong secrets only notify, whatever the policy", Policy{Warning: ActQuarantine}, func(m *Monitor, c *clock) {
 			for range 10 {
-				m.AuthFailure("d1")
+				m.AuthFailure(t.Context(), "d1")
 			}
 		}, Allow, []string{ActionAlarmRaise}},
 	}

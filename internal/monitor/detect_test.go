@@ -67,13 +67,13 @@ func TestDetectors(t *testing.T) {
 		}, nil, 0},
 		{"wrong-secret storm", func(m *Monitor, c *clock) {
 			for range 10 {
-				m.AuthFailure("d1")
+				m.AuthFailure(t.Context(), "d1")
 			}
 		}, []Kind{KindWrongSecrets}, Warning},
 		{"a few typos", func(m *Monitor, c *clock) {
 			for range 3 {
 				for range 3 {
-					m.AuthFailure("d1")
+					m.AuthFailure(t.Context(), "d1")
 				}
 				c.advance(time.Minute)
 			}
@@ -92,11 +92,31 @@ func TestDetectors(t *testing.T) {
 		{"one secret from two places at once", func(m *Monitor, c *clock) {
 			m.Connect("d1", "d1", addrA)
 			m.Connect("d1", "d1-2", addrB)
+			for range 2 {
+				c.advance(time.Minute)
+				m.Tick()
+			}
 		}, []Kind{KindClone}, Critical},
-		{"client id taken over from elsewhere", func(m *Monitor, c *clock) {
+		{"a dead connection left behind after a move", func(m *Monitor, c *clock) {
+			m.Connect("d1", "d1-a", addrA)
+			m.Connect("d1", "d1-b", addrB)
+			c.advance(time.Minute)
+			m.Tick()
+			m.Disconnect("d1", "d1-a")
+			for range 3 {
+				c.advance(time.Minute)
+				m.Tick()
+			}
+		}, nil, 0},
+		{"client id taken back and forth", func(m *Monitor, c *clock) {
 			m.Connect("d1", "d1", addrA)
 			m.Connect("d1", "d1", addrB)
+			m.Connect("d1", "d1", addrA)
 		}, []Kind{KindTakeover}, Critical},
+		{"client id taken over once by a device that moved", func(m *Monitor, c *clock) {
+			m.Connect("d1", "d1", addrA)
+			m.Connect("d1", "d1", addrB)
+		}, nil, 0},
 		{"reconnects from the same place", func(m *Monitor, c *clock) {
 			for range 5 {
 				m.Connect("d1", "d1", addrA)

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/candor-iot/candor/internal/readability"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 // Every alarm is explained with its numbers, in words that score at least

@@ -221,11 +221,24 @@ func (m *Monitor) Disconnect(deviceID, clientID string) {
 	sh.mu.Unlock()
 }
 
-// AuthFailure observes a wrong secret given for deviceID. Ids that do not
-// exist are the caller's to filter: counting them would let anyone grow
-// the monitor's memory.
-func (m *Monitor) AuthFailure(deviceID string) {
+// AuthFailure observes a wrong secret given for deviceID. It counts only
+// devices that exist: counting any name tried would let anyone grow the
+// monitor's memory.
+func (m *Monitor) AuthFailure(ctx context.Context, deviceID string) {
+	if !m.known(deviceID) && m.cfg.Devices != nil {
+		if _, err := m.cfg.Devices.Device(ctx, deviceID); err != nil {
+			return
+		}
+	}
 	m.event(deviceID, evWrongSecrets)
+}
+
+func (m *Monitor) known(deviceID string) bool {
+	sh := m.shard(deviceID)
+	sh.mu.Lock()
+	_, ok := sh.m[deviceID]
+	sh.mu.Unlock()
+	return ok
 }
 
 // Denied observes a publish, subscription, client id or will topic
@@ -302,4 +315,18 @@ func (m *Monitor) Active(deviceID string) []Alarm {
 		return nil
 	}
 	return d.active(m)
+}
+
+// Forget drops what the monitor keeps about erased devices (their holds
+// went with their rows in the store).
+func (m *Monitor) Forget(ids []string) {
+	for _, id := range ids {
+		sh := m.shard(id)
+		sh.mu.Lock()
+		delete(sh.m, id)
+		sh.mu.Unlock()
+		if _, ok := m.restricted.LoadAndDelete(id); ok {
+			m.nRestricted.Add(-1)
+		}
+	}
 }

@@ -172,9 +172,12 @@ func (m *Monitor) connect(d *deviceState, clientID string, addr netip.Addr, now 
 		d.conns[d.nConns] = conn{client: h, addr: addr}
 		d.nConns++
 	}
-	if n := d.liveAddrs(); n >= 2 {
-		d.ev[evClone].n = uint32(n)
-		out = m.checkEvent(d, evClone, now, out)
+	// Two places at once is judged when the window closes: a device that
+	// moved networks may leave a dead connection behind for up to a
+	// keep-alive period, but a clone stays.
+	d.ev[evClone].n = max(d.ev[evClone].n, uint32(d.liveAddrs()))
+	if !addr.IsValid() {
+		return out // no address known (some proxies): nothing more to compare
 	}
 
 	known := false
@@ -243,7 +246,10 @@ func (m *Monitor) eventLimit(k evKind) (int, Severity) {
 	case evClone:
 		return 2, Critical
 	case evTakeover:
-		return 1, Critical
+		// One takeover from a new address is a device that moved while
+		// its old connection had not timed out; two holders of one secret
+		// keep taking the session from each other.
+		return 2, Critical
 	case evNewAddress:
 		return 1, Info
 	case evUndeclared:
@@ -299,11 +305,12 @@ func (m *Monitor) closeWindow(d *deviceState, idx int64, now time.Time, out []ef
 	d.ev[evUndeclared].n = d.undeclared
 	out = m.checkEvent(d, evUndeclared, now, out)
 	d.undeclared = 0
+	out = m.closeClone(d, now, out)
 	for k := range d.ev {
 		e := &d.ev[k]
 		quiet := e.n == 0
 		if evKind(k) == evClone {
-			quiet = d.liveAddrs() < 2
+			quiet = e.bad == 0
 		}
 		if quiet && e.active {
 			e.good++
@@ -321,6 +328,26 @@ func (m *Monitor) closeWindow(d *deviceState, idx int64, now time.Time, out []ef
 		m.types.troubled(d.typ, idx)
 	}
 	d.troubled = false
+	return out
+}
+
+// closeClone judges the window for a clone: two source addresses live at
+// once, in two windows in a row.
+func (m *Monitor) closeClone(d *deviceState, now time.Time, out []effect) []effect {
+	e := &d.ev[evClone]
+	n := max(e.n, uint32(d.liveAddrs()))
+	if n < 2 {
+		e.bad = 0
+		return out
+	}
+	d.troubled = true
+	e.bad++
+	e.good = 0
+	e.peak = max(e.peak, float32(n))
+	if !e.active && e.bad >= 2 {
+		e.active, e.sev, e.limit = true, Critical, 1
+		out = append(out, effect{op: opRaise, alarm: m.alarm(d, "", KindClone, &e.run, now)})
+	}
 	return out
 }
 
