@@ -274,6 +274,8 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Recipients:      fe.recipients,
 		IdentityOpener:  h.vault,
 		History:         fe.history,
+		Monitor:         h.mon,
+		Alerts:          h.st,
 	})
 }
 

@@ -135,11 +135,11 @@ func (a *attacker) tick(ctx context.Context, f func()) {
 func (a *attacker) publish(ctx context.Context, c *paho.Client, topic string, payload []byte) {
 	pr, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: payload})
 	switch {
+	case pr != nil && pr.ReasonCode >= 0x80: // paho also returns an error then
+		a.refused.Add(1)
 	case err != nil && ctx.Err() != nil:
 	case err != nil:
 		a.failed.Add(1)
-	case pr != nil && pr.ReasonCode >= 0x80:
-		a.refused.Add(1)
 	default:
 		a.sent.Add(1)
 	}
@@ -208,18 +208,31 @@ func (a *attacker) flood(ctx context.Context, d Device, exfil, ignoreOff bool) {
 	})
 }
 
-// stuffing tries wrong secrets against the device's id.
+// stuffing tries wrong secrets against the device's id, several at once
+// as a botnet would (each check is deliberately slow on the hub).
 func (a *attacker) stuffing(ctx context.Context, d Device) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, 8)
 	n := 0
 	a.tick(ctx, func() {
 		n++
-		c, err := a.connect(ctx, netip.Addr{}, d.ID, d.ID, fmt.Sprintf("guess-%d-%s", n, "password"))
-		if err != nil {
-			a.refused.Add(1)
-			return
+		select {
+		case sem <- struct{}{}:
+		default:
+			return // all guesses in flight: skip this tick
 		}
-		a.sent.Add(1) // a guess that worked
-		_ = c.Disconnect(&paho.Disconnect{})
+		guess := fmt.Sprintf("guess-%d-password", n)
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, err := a.connect(ctx, netip.Addr{}, d.ID, d.ID, guess)
+			if err != nil {
+				a.refused.Add(1)
+				return
+			}
+			a.sent.Add(1) // a guess that worked
+			_ = c.Disconnect(&paho.Disconnect{})
+		})
 	})
 }
 
@@ -261,11 +274,11 @@ func (a *attacker) scan(ctx context.Context, d Device) {
 		}
 		sa, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: TopicRoot + "/" + other + "/#", QoS: 0}}})
 		switch {
+		case sa != nil && len(sa.Reasons) > 0 && sa.Reasons[0] >= 0x80: // paho also returns an error then
+			a.refused.Add(1)
 		case err != nil && ctx.Err() != nil:
 		case err != nil:
 			a.failed.Add(1)
-		case len(sa.Reasons) > 0 && sa.Reasons[0] >= 0x80:
-			a.refused.Add(1)
 		default:
 			a.sent.Add(1)
 		}
