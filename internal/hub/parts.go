@@ -281,6 +281,7 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 
 func newWeb(h *Hub, fe frontEnd) *web.Server {
 	return web.New(web.Config{
+		Monitor:       h.mon,
 		Identity:      h.id,
 		Store:         h.st,
 		Catalog:       h.cat,
