@@ -155,4 +155,3 @@ func explained(out map[string]any, k monitor.Kind) string {
 	}
 	return ""
 }
-

@@ -152,4 +152,3 @@ func TestBrowserDeviceOnHold(t *testing.T) {
 	tb.checkA11y("device on hold")
 	tb.checkFocusVisible("device on hold")
 }
-
