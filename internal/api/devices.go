@@ -375,7 +375,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "send the device id and secret with HTTP Basic authentication")
 		return
 	}
-	d, err := s.id.AuthenticateDevice(r.Context(), id, secret)
+	d, err := s.id.AuthenticateDevice(r.Context(), identity.Origin{Addr: r.RemoteAddr}, id, secret)
 	if err != nil {
 		if errors.Is(err, identity.ErrUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="candor devices"`)

@@ -30,14 +30,15 @@ type hook struct {
 	authFail  *prometheus.CounterVec
 	aclDenied *prometheus.CounterVec
 	acks      sync.Map // *mqtt.Client → *ackQueue
-	mon       Monitor  // never nil
+	connack   *connackCodes
+	mon       Monitor // never nil
 	// closing refuses every new connection while the broker shuts down.
 	closing atomic.Bool
 }
 
 func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
 	h := &hook{
-		auth: auth, in: in, log: log, mon: noMonitor{},
+		auth: auth, in: in, log: log, connack: &connackCodes{}, mon: noMonitor{},
 		authFail: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "candor_mqtt_auth_failures_total",
 			Help: "Refused MQTT connections, by reason.",
@@ -89,7 +90,19 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
 	defer cancel()
-	d, err := h.auth.AuthenticateDevice(ctx, user, pass)
+	d, err := h.auth.AuthenticateDevice(ctx, identity.Origin{Addr: cl.Net.Remote}, user, pass)
+	var te *identity.ThrottledError
+	if errors.As(err, &te) {
+		code := codeRateExceeded
+		if te.Reason == identity.ReasonBusy {
+			code = codeServerBusy
+		}
+		h.connack.refuseWith(cl, code)
+		// Throttling answers a flood thousands of times a second, cheaply:
+		// the refusals are counted, not logged one line each.
+		h.authFail.WithLabelValues("throttled_" + te.Reason).Inc()
+		return false
+	}
 	if err != nil {
 		if errors.Is(err, identity.ErrUnauthenticated) {
 			// Counted against the device only if the id exists; the

@@ -118,7 +118,7 @@ func (h *Hub) stopForward(context.Context) error {
 }
 
 func (h *Hub) openIdentity(context.Context) error {
-	h.id = identity.New(h.st, identity.Options{Logger: h.log.With("component", "identity"), Log: h.alog})
+	h.id = identity.New(h.st, identity.Options{Logger: h.log.With("component", "identity"), Log: h.alog, Registerer: h.reg})
 	return nil
 }
 
