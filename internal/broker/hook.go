@@ -101,6 +101,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		// Throttling answers a flood thousands of times a second, cheaply:
 		// the refusals are counted, not logged one line each.
 		h.authFail.WithLabelValues("throttled_" + te.Reason).Inc()
+		if te.Reason == identity.ReasonDevice || te.Reason == identity.ReasonAddress {
+			h.mon.AuthThrottled(user)
+		}
 		return false
 	}
 	if err != nil {

@@ -16,6 +16,9 @@ type Monitor interface {
 	// AuthFailure is called with the user name a wrong secret was given
 	// for; the monitor counts it only if that device exists.
 	AuthFailure(ctx context.Context, deviceID string)
+	// AuthThrottled is called for a login refused unchecked because of
+	// earlier wrong secrets; it must stay cheap, as throttling does.
+	AuthThrottled(deviceID string)
 	Denied(deviceID string)
 }
 
@@ -24,6 +27,7 @@ type noMonitor struct{}
 func (noMonitor) Connect(string, string, netip.Addr)  {}
 func (noMonitor) Disconnect(string, string)           {}
 func (noMonitor) AuthFailure(context.Context, string) {}
+func (noMonitor) AuthThrottled(string)                {}
 func (noMonitor) Denied(string)                       {}
 
 // remoteAddr is the client's source address (zero when unknown, as for a

@@ -70,6 +70,17 @@ func TestDetectors(t *testing.T) {
 				m.AuthFailure(t.Context(), "d1")
 			}
 		}, []Kind{KindWrongSecrets}, Warning},
+		{"throttled guesses at a device it knows", func(m *Monitor, c *clock) {
+			m.AuthFailure(t.Context(), "d1")
+			for range 9 {
+				m.AuthThrottled("d1")
+			}
+		}, []Kind{KindWrongSecrets}, Warning},
+		{"throttled guesses at an id it never saw", func(m *Monitor, c *clock) {
+			for range 20 {
+				m.AuthThrottled("d1")
+			}
+		}, nil, 0},
 		{"a few typos", func(m *Monitor, c *clock) {
 			for range 3 {
 				for range 3 {

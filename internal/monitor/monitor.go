@@ -233,6 +233,16 @@ func (m *Monitor) AuthFailure(ctx context.Context, deviceID string) {
 	m.event(deviceID, evWrongSecrets)
 }
 
+// AuthThrottled observes a login refused without a check because of
+// earlier wrong secrets. It counts like a wrong secret, but only for a
+// device the monitor already knows: looking the id up would undo the
+// throttle's point, which is to make a flood cheap.
+func (m *Monitor) AuthThrottled(deviceID string) {
+	if m.known(deviceID) {
+		m.event(deviceID, evWrongSecrets)
+	}
+}
+
 func (m *Monitor) known(deviceID string) bool {
 	sh := m.shard(deviceID)
 	sh.mu.Lock()
