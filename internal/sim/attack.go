@@ -163,7 +163,10 @@ func (a *attacker) flood(ctx context.Context, d Device, exfil, ignoreOff bool) {
 	}
 	defer c.Disconnect(&paho.Disconnect{})
 	model := k.newModel(rand.New(rand.NewPCG(1, 1)), time.Now())
+	var mu sync.Mutex // a model serves one goroutine at a time
 	reading := func(stream string) []byte {
+		mu.Lock()
+		defer mu.Unlock()
 		model.advance(time.Now())
 		fields := model.reading(stream)
 		if fields == nil {
