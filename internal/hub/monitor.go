@@ -53,6 +53,12 @@ func (h *Hub) openMonitor(ctx context.Context) error {
 	if d.Webhook != nil || d.Mail != nil {
 		mcfg.Notifier = &d
 	}
+	if h.cfg.Demo && h.cfg.DemoSpeed > 1 {
+		// Sped-up demo devices send that many times their declared rate
+		// by design; without this the demo would quarantine itself.
+		mcfg.RateFactor = 2 * float64(h.cfg.DemoSpeed)
+		mcfg.CriticalFactor = 10 * float64(h.cfg.DemoSpeed)
+	}
 	h.mon = monitor.New(mcfg)
 	if err := h.mon.Load(ctx); err != nil {
 		return err

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,10 @@ func TestAttacksDetectedAndActedOn(t *testing.T) {
 			}
 			id := devs[0].ID
 			ctx, stop := context.WithCancel(context.Background())
+			// The hub stays usable meanwhile: API latency is sampled and
+			// its p99 reported (a figure, not a timed assertion).
+			lat := make(chan []time.Duration, 1)
+			go func() { lat <- sampleAPI(ctx, th.URL()+"/api/v1/devices/"+devs[0].ID, alex) }()
 			done := make(chan sim.AttackStats, 1)
 			go func() {
 				st, err := sim.Attack(ctx, sim.AttackConfig{Name: tc.attack, Broker: th.MQTTAddr(), Devices: devs, Rate: 20})
@@ -101,7 +106,7 @@ func TestAttacksDetectedAndActedOn(t *testing.T) {
 			}
 			stop()
 			st := <-done
-			t.Logf("%s: sent %d, refused %d, failed %d", tc.attack, st.Sent, st.Refused, st.Failed)
+			t.Logf("%s: sent %d, refused %d, failed %d; API p99 %v", tc.attack, st.Sent, st.Refused, st.Failed, p99(<-lat))
 
 			// The owner sees why, with numbers, and what to do.
 			code, out, _ := call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/devices/"+id+"/monitor", alex, nil)
@@ -154,4 +159,34 @@ func explained(out map[string]any, k monitor.Kind) string {
 		}
 	}
 	return ""
+}
+
+// sampleAPI reads url as the person with token until ctx ends and returns
+// each request's latency.
+func sampleAPI(ctx context.Context, url, token string) []time.Duration {
+	var out []time.Duration
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		out = append(out, time.Since(start))
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return out
+}
+
+func p99(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[(len(ds)*99)/100]
 }
