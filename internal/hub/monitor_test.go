@@ -2,7 +2,15 @@ package hub
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +18,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/monitor"
+	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/sim"
 )
 
@@ -189,4 +198,57 @@ func p99(ds []time.Duration) time.Duration {
 	}
 	slices.Sort(ds)
 	return ds[(len(ds)*99)/100]
+}
+
+// An admin's webhook gets each alarm, signed so that the public key the
+// hub leaves in its data directory verifies it.
+func TestAlarmWebhookSigned(t *testing.T) {
+	got := make(chan webhookCall, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- webhookCall{r.Header.Get(monitor.HeaderTimestamp), r.Header.Get(monitor.HeaderSignature), b}
+	}))
+	defer srv.Close()
+	th := startHub(t, func(c *configT) { c.MonitorWindow = 2 * time.Second; c.AlertWebhook = srv.URL })
+	dev, secret := th.addDevice("Meter", "smart-meter")
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		_, _ = sim.Attack(ctx, sim.AttackConfig{Name: "flood", Broker: th.MQTTAddr(),
+			Devices: []sim.Device{{ID: dev, Secret: secret, Kind: "smart-meter"}}, Rate: 20})
+	}()
+	var call webhookCall
+	select {
+	case call = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no webhook within 30 s of the flood's start")
+	}
+	stop()
+	pemBytes, err := os.ReadFile(filepath.Join(th.dir, "alerts", signkey.PublicKeyFile(alertKeyName)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(pemBytes)
+	if blk == nil {
+		t.Fatal("public key file is not PEM")
+	}
+	pk, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !monitor.VerifyWebhook(pk.(ed25519.PublicKey), call.ts, call.sig, call.body, time.Now(), time.Minute) {
+		t.Fatalf("webhook does not verify: %s", call.body)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(call.body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body["device"] != dev || body["kind"] != string(monitor.KindDeclaredRate) || body["why"] == "" {
+		t.Errorf("webhook body %v", body)
+	}
+}
+
+type webhookCall struct {
+	ts, sig string
+	body    []byte
 }
