@@ -30,6 +30,7 @@ func commands() []command {
 		{"device", "add, list, rotate or revoke devices (add|list|rotate|revoke)", runDevice},
 		{"readings", "show a device's stored readings", runReadings},
 		{"explain", "print a device's privacy and security label in plain language", runExplain},
+		{"advisories", "import vulnerability advisories (OSV, CSAF 2.0) or list the open ones (import|list)", runAdvisories},
 		{"log", "the transparency log: checkpoint, key, export, verify (offline)", runLog},
 		{"simulate", "run simulated devices against a hub over MQTT", runSimulate},
 		{"bench", "benchmark Candor against Mosquitto side by side", runBench},

@@ -9,7 +9,6 @@ import (
 	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/monitor"
-	problems "github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -158,6 +157,3 @@ func (s *Server) putMyAlerts(w http.ResponseWriter, r *http.Request, p access.Pr
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"min_severity": in.MinSeverity, "email": in.Email})
 }
-
-// errUnavailable is the kind of a request for a part this hub does not run.
-var errUnavailable = &problems.Kind{Status: http.StatusServiceUnavailable, Type: "unavailable", Text: "not available"}

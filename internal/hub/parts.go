@@ -93,7 +93,7 @@ func (h *Hub) openConsent(ctx context.Context) error {
 		return fmt.Errorf("consent receipt key: %w", err)
 	}
 	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: key, Log: h.alog,
-		Logger: h.log.With("component", "consent")}); err != nil {
+		Operator: h.consentOperator, Logger: h.log.With("component", "consent")}); err != nil {
 		return fmt.Errorf("consent: %w", err)
 	}
 	return nil
@@ -203,6 +203,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 
 		ConnectTimeout:    h.cfg.MQTTConnectTimeout,
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
+		State:             h.firmware,
 		Monitor:           h.mon,
 	}
 	if h.tls != nil {
@@ -274,6 +275,9 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Recipients:      fe.recipients,
 		IdentityOpener:  h.vault,
 		History:         fe.history,
+		Advisories:      h.advisories,
+		Firmware:        h.firmware,
+		Operator:        h.operator,
 		Monitor:         h.mon,
 		Alerts:          h.st,
 	})
@@ -300,6 +304,9 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Erasure:       h.erasure,
 		Keys:          fe.keys,
 		Recipients:    fe.recipients,
+		Advisories:    h.advisories,
+		Firmware:      h.firmware,
+		Operator:      h.operator,
 	})
 }
 
