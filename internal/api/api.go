@@ -127,6 +127,10 @@ type Config struct {
 	// Updates is the firmware update service; without it its routes
 	// answer 503.
 	Updates Updates
+	// Monitor explains alarms and releases held devices (optional).
+	Monitor Monitor
+	// Alerts keeps which alarms reach each person (optional).
+	Alerts AlertPrefs
 }
 
 // Server serves the HTTP API.
@@ -196,6 +200,10 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/devices/{id}/readings/open", s.authed(s.openReadingsWithIdentity))
 
 	m.HandleFunc("GET /api/v1/devices/{id}/violations", s.authed(s.violations))
+	m.HandleFunc("GET /api/v1/devices/{id}/monitor", s.authed(s.deviceMonitor))
+	m.HandleFunc("POST /api/v1/devices/{id}/release", s.authed(s.releaseDevice))
+	m.HandleFunc("GET /api/v1/me/alerts", s.authed(s.getMyAlerts))
+	m.HandleFunc("PUT /api/v1/me/alerts", s.authed(s.putMyAlerts))
 	m.HandleFunc("GET /api/v1/devices/{id}/manifest", s.authed(s.deviceManifest))
 	m.HandleFunc("GET /api/v1/devices/{id}/label", s.authed(s.deviceLabel))
 	m.HandleFunc("GET /api/v1/manifests/{type}/label", s.authed(s.manifestLabel))

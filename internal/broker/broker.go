@@ -86,6 +86,9 @@ type Config struct {
 	// PendingPerAddress bounds the connections from one address that have
 	// not logged in yet (default 16); more are closed when accepted.
 	PendingPerAddress int
+	// Monitor, if set, is told about connections, wrong secrets and
+	// attempts outside a device's namespace (the abuse monitor).
+	Monitor Monitor
 	// State takes the messages devices publish on their reserved state
 	// topic, candor/<id>/$state (their firmware version). Without it the
 	// topic is denied like any other outside the streams.
@@ -150,6 +153,9 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		SysTopicResendInterval: 0,
 	})
 	h := newHook(auth, in, log, cfg.Registerer)
+	if cfg.Monitor != nil {
+		h.mon = cfg.Monitor
+	}
 	h.state = cfg.State
 	h.system = cfg.System
 	if err := srv.AddHook(h, nil); err != nil {

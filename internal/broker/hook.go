@@ -33,6 +33,7 @@ type hook struct {
 	aclDenied *prometheus.CounterVec
 	acks      sync.Map // *mqtt.Client → *ackQueue
 	connack   *connackCodes
+	mon       Monitor // never nil
 	// closing refuses every new connection while the broker shuts down.
 	closing atomic.Bool
 	// system handles devices' reserved topics, by the part after
@@ -42,7 +43,7 @@ type hook struct {
 
 func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
 	h := &hook{
-		auth: auth, in: in, log: log, connack: &connackCodes{},
+		auth: auth, in: in, log: log, connack: &connackCodes{}, mon: noMonitor{},
 		authFail: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "candor_mqtt_auth_failures_total",
 			Help: "Refused MQTT connections, by reason.",
@@ -105,6 +106,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		// Throttling answers a flood thousands of times a second, cheaply:
 		// the refusals are counted, not logged one line each.
 		h.authFail.WithLabelValues("throttled_" + te.Reason).Inc()
+		if te.Reason == identity.ReasonDevice || te.Reason == identity.ReasonAddress {
+			h.mon.AuthThrottled(user)
+		}
 		return false
 	}
 	if err != nil {
@@ -112,6 +116,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 			// Counted against the device only if the id exists; the
 			// counter update ignores unknown ids.
 			h.in.Count(user, store.DeviceCounters{AuthFailures: 1})
+			h.mon.AuthFailure(ctx, user)
 			return h.refuseConnect("bad_credentials", "")
 		}
 		h.log.Error("mqtt authentication failed", "err", err)
@@ -119,6 +124,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	if !allowedClientID(pk.Connect.ClientIdentifier, d.ID) {
 		refuseWith(cl, packets.ErrClientIdentifierNotValid.Code, v3RefusedIdentifier)
+		h.mon.Denied(d.ID)
 		return h.refuseConnect("client_id_outside_namespace", d.ID)
 	}
 	if pk.Connect.WillFlag && !h.acceptWill(ctx, cl, d.ID, pk) {
@@ -127,6 +133,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if gc := guardOf(cl); gc != nil {
 		gc.loggedIn()
 	}
+	h.mon.Connect(d.ID, cl.ID, remoteAddr(cl))
 	return true
 }
 
@@ -152,6 +159,7 @@ func (h *hook) acceptWill(ctx context.Context, cl *mqtt.Client, deviceID string,
 	stream, ok := publishStream(deviceID, pk.Connect.WillTopic)
 	if !ok {
 		h.in.Count(deviceID, store.DeviceCounters{ACLDenied: 1})
+		h.mon.Denied(deviceID)
 		h.aclDenied.WithLabelValues("will").Inc()
 		refuseWith(cl, packets.ErrNotAuthorized.Code, v3NotAuthorized)
 		return h.refuseConnect("will_topic_outside_namespace", deviceID)
@@ -204,8 +212,10 @@ func refusalCode(reason string) packets.Code {
 		return packets.ErrPacketTooLarge
 	case ingest.ReasonBadStream, manifest.ViolUndeclaredStream:
 		return packets.ErrTopicNameInvalid
-	case ingest.ReasonNoManifest:
+	case ingest.ReasonNoManifest, ingest.ReasonQuarantined:
 		return packets.ErrNotAuthorized
+	case ingest.ReasonRateLimited:
+		return packets.ErrQuotaExceeded
 	}
 	return packets.ErrPayloadFormatInvalid
 }
@@ -238,6 +248,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return true
 	}
 	h.in.Count(id, store.DeviceCounters{ACLDenied: 1})
+	h.mon.Denied(id)
 	h.aclDenied.WithLabelValues("subscribe").Inc()
 	h.log.Info("mqtt subscribe denied: filter outside device namespace", "device", id, "filter", topic)
 	return false
@@ -245,6 +256,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 
 func (h *hook) denyPublish(id, topic string) {
 	h.in.Count(id, store.DeviceCounters{ACLDenied: 1})
+	h.mon.Denied(id)
 	h.aclDenied.WithLabelValues("publish").Inc()
 	h.log.Info("mqtt publish denied: topic outside device namespace", "device", id, "topic", topic)
 }
@@ -367,6 +379,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	}
 	if q, ok := h.acks.LoadAndDelete(cl); ok {
 		q.(*ackQueue).close()
+	}
+	if !cl.Net.Inline {
+		h.mon.Disconnect(deviceOf(cl), cl.ID)
 	}
 }
 

@@ -71,6 +71,17 @@ type Config struct {
 	// batch waits for more.
 	BatchMaxRows int
 	BatchMaxWait time.Duration
+	// MonitorWindow is the abuse monitor's counting window.
+	MonitorWindow time.Duration
+	// MonitorActions maps alarm severity to action, such as
+	// "info=notify,warning=rate_limit,critical=quarantine".
+	MonitorActions string
+	// AlertWebhook is a URL that receives every alarm, signed; empty is off.
+	AlertWebhook string
+	// AlertSMTPAddr (host:port) and AlertMailFrom send alarms by e-mail to
+	// the people who asked for them; empty is off.
+	AlertSMTPAddr string
+	AlertMailFrom string
 	// ConfigFile is the JSON file the other settings were read from, if any.
 	ConfigFile string
 	// MQTTAddrSet and HTTPAddrSet say that MQTTAddr and HTTPAddr were
@@ -112,6 +123,10 @@ func Default() Config {
 
 		MQTTConnectTimeout:    5 * time.Second,
 		MQTTPendingPerAddress: 16,
+
+		MonitorWindow:  time.Minute,
+		MonitorActions: "info=notify,warning=rate_limit,critical=quarantine",
+		AlertMailFrom:  "candor@localhost",
 	}
 }
 
@@ -167,6 +182,16 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.BatchMaxRows }, check: intRange(1, 100000)},
 	{name: "batch-max-wait", arg: "duration", help: "longest a reading waits for its batch to fill, such as 5ms; 0 writes as soon as the disk is free (batches then form while the previous one is written)",
 		field: func(c *Config) any { return &c.BatchMaxWait }, check: durationRange(0, time.Minute)},
+	{name: "monitor-window", arg: "duration", help: "the abuse monitor's counting window, such as 1m; alarms need several windows in a row to raise and to clear",
+		field: func(c *Config) any { return &c.MonitorWindow }, check: durationRange(time.Second, time.Hour)},
+	{name: "monitor-actions", arg: "list", help: "what the hub does about an alarm of each severity: info, warning and critical, each =notify, =rate_limit, =quarantine or =revoke, comma-separated",
+		field: func(c *Config) any { return &c.MonitorActions }, check: severityActions},
+	{name: "alert-webhook", arg: "url", help: "URL that receives every alarm as JSON signed with Ed25519 (public key in alerts/alert-signing-key.pub.pem in the data directory); empty turns it off",
+		field: func(c *Config) any { return &c.AlertWebhook }, check: webhookURL},
+	{name: "alert-smtp-addr", arg: "host:port", help: "SMTP server that sends alarms by e-mail to the people who asked for them; empty turns it off",
+		field: func(c *Config) any { return &c.AlertSMTPAddr }, check: address(false)},
+	{name: "alert-mail-from", arg: "address", help: "sender address of alarm e-mails",
+		field: func(c *Config) any { return &c.AlertMailFrom }, check: nonEmpty},
 }
 
 // setting describes one Config field in every source.

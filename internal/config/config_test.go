@@ -60,6 +60,8 @@ func TestDefaults(t *testing.T) {
 		LogLevel: "info", LogFormat: "text", MaxPayloadBytes: 65536, BatchMaxRows: 1000,
 		BatchMaxWait: 0, DemoSpeed: 1, UndeclaredFields: "reject", RetentionInterval: time.Minute,
 		MQTTConnectTimeout: 5 * time.Second, MQTTPendingPerAddress: 16,
+		MonitorWindow: time.Minute, MonitorActions: "info=notify,warning=rate_limit,critical=quarantine",
+		AlertMailFrom: "candor@localhost",
 	}
 	if Default() != want {
 		t.Fatalf("Default() = %+v, want %+v", Default(), want)
@@ -183,6 +185,8 @@ func TestFileErrors(t *testing.T) {
 		{"bad duration", `{"batch_max_wait": "5 ms"}`, []string{`batch_max_wait: "5 ms" is not a duration`}},
 		{"null", `{"log_level": null}`, []string{"log_level: want a string, not null"}},
 		{"range", "{\n\"batch_max_rows\": 0}", []string{"candor.json:2: batch_max_rows: must be between 1 and 100000 (got 0)"}},
+		{"unknown action", `{"monitor_actions": "critical=explode"}`, []string{`monitor_actions: action "explode" is not one of`}},
+		{"plain webhook elsewhere", `{"alert_webhook": "http://alerts.example.org/in"}`, []string{"alert_webhook:", "must use https"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,7 +213,9 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		"ws_addr": ":8083", "http_addr": ":8080", "tls_cert": "c.pem", "tls_key": "k.pem",
 		"tls_self_signed": false, "tls_names": "", "demo": true, "demo_speed": 10, "log_level": "debug", "log_format": "json",
 		"max_payload_bytes": 1024, "batch_max_rows": 10, "batch_max_wait": "1ms",
-		"mqtt_connect_timeout": "2s", "mqtt_pending_per_address": 8
+		"mqtt_connect_timeout": "2s", "mqtt_pending_per_address": 8,
+		"monitor_window": "10s", "monitor_actions": "critical=revoke", "alert_webhook": "https://alerts.example.org/in",
+		"alert_smtp_addr": "mail.example.org:25", "alert_mail_from": "hub@example.org"
 	}`)
 	cfg, err := resolve(t, []string{"--config", path}, env())
 	if err != nil {
@@ -221,6 +227,8 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		LogFormat: "json", MaxPayloadBytes: 1024, BatchMaxRows: 10, BatchMaxWait: time.Millisecond,
 		ConfigFile: path, MQTTAddrSet: true, HTTPAddrSet: true,
 		MQTTConnectTimeout: 2 * time.Second, MQTTPendingPerAddress: 8,
+		MonitorWindow: 10 * time.Second, MonitorActions: "critical=revoke", AlertWebhook: "https://alerts.example.org/in",
+		AlertSMTPAddr: "mail.example.org:25", AlertMailFrom: "hub@example.org",
 	}
 	if cfg != want {
 		t.Fatalf("got %+v\nwant %+v", cfg, want)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -181,4 +182,43 @@ func durationRange(lo, hi time.Duration) func(any) error {
 		}
 		return nil
 	}
+}
+
+// severityActions checks a list such as
+// "info=notify,warning=rate_limit,critical=quarantine".
+func severityActions(v any) error {
+	s, _ := v.(string)
+	for item := range strings.SplitSeq(s, ",") {
+		sev, act, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok {
+			return fmt.Errorf("%q is not severity=action, such as critical=quarantine", item)
+		}
+		if err := oneOf("info", "warning", "critical")(sev); err != nil {
+			return fmt.Errorf("severity %w", err)
+		}
+		if err := oneOf("notify", "rate_limit", "quarantine", "revoke")(act); err != nil {
+			return fmt.Errorf("action %w", err)
+		}
+	}
+	return nil
+}
+
+// webhookURL accepts https URLs, and http to a loopback address for local
+// receivers.
+func webhookURL(v any) error {
+	s, _ := v.(string)
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not a URL, such as https://alerts.example.org/candor", s)
+	}
+	if u.Scheme == "https" {
+		return nil
+	}
+	if ip := net.ParseIP(u.Hostname()); u.Scheme == "http" && (u.Hostname() == "localhost" || ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("%q must use https (http only to this machine)", s)
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/monitor"
 	"github.com/candor-iot/candor/internal/operator"
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/tlscert"
@@ -90,13 +91,14 @@ type Hub struct {
 	ca        *tlscert.CA // the hub's own authority, with --tls-self-signed
 	moved     []string    // demo listeners moved off a taken default port
 	export    *export.Service
+	mon       *monitor.Monitor
 
 	operator   *operator.Service
 	firmware   *firmware.Service
 	advisories *advisories.Service
 
-	sweeps, purges, demoJob job
-	updJob                  job
+	sweeps, purges, demoJob, monJob job
+	updJob                          job
 
 	setupToken string
 	parts      parts
@@ -135,6 +137,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "consent", start: h.openConsent},
 		{name: "forwarding", start: h.openForward, stop: h.stopForward},
 		{name: "identity", start: h.openIdentity},
+		{name: "abuse monitor", start: h.openMonitor, stop: h.monJob.wait},
 		{name: "ingest", start: h.openIngest, stop: h.stopIngest},
 		{name: "exports", start: h.openExports, stop: h.closeExports},
 		{name: "erasure", start: h.openErasure},

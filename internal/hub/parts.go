@@ -127,6 +127,7 @@ func (h *Hub) openIngest(context.Context) error {
 		Sealer:          h.vault,
 		KeyOwners:       h.owners,
 		Forwarder:       h.forward,
+		Monitor:         h.mon,
 		StripUndeclared: h.cfg.UndeclaredFields == "strip",
 		MaxPayloadBytes: h.cfg.MaxPayloadBytes,
 		BatchMaxRows:    h.cfg.BatchMaxRows,
@@ -171,6 +172,7 @@ func (h *Hub) openErasure(context.Context) error {
 		Logger: h.log.With("component", "erasure"),
 		Erased: func(ids []string) {
 			h.owners.forget(ids)
+			h.mon.Forget(ids)
 			h.id.DevicesErased(ids)
 		},
 		Reclaim:        h.st.ReclaimSpace,
@@ -201,6 +203,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
 		State:             h.firmware,
 		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
+		Monitor:           h.mon,
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr
@@ -275,11 +278,14 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Firmware:        h.firmware,
 		Operator:        h.operator,
 		Updates:         h.upd,
+		Monitor:         h.mon,
+		Alerts:          h.st,
 	})
 }
 
 func newWeb(h *Hub, fe frontEnd) *web.Server {
 	return web.New(web.Config{
+		Monitor:       h.mon,
 		Identity:      h.id,
 		Store:         h.st,
 		Catalog:       h.cat,
@@ -340,6 +346,7 @@ func (h *Hub) startMQTT(ctx context.Context) error {
 	if err := h.br.Start(); err != nil {
 		return err
 	}
+	h.mon.Announce()
 	return h.publishAllControls(ctx)
 }
 

@@ -40,6 +40,10 @@ const (
 	ReasonOverloaded = "overloaded"
 	ReasonNoManifest = "no_manifest"
 	ReasonNoDevice   = "no_device"
+	// The abuse monitor holds the device back: quarantined until a person
+	// releases it, or rate-limited.
+	ReasonQuarantined = "quarantined"
+	ReasonRateLimited = "rate_limited"
 )
 
 // RefusedError says why a reading was refused. It never carries payload
@@ -89,6 +93,9 @@ type Options struct {
 	// Forwarder, if set, is handed each accepted reading that consent
 	// lets go to external recipients, whether or not it is stored here.
 	Forwarder Forwarder
+	// Monitor, if set, sees every reading's metadata (never its values)
+	// and may hold a device back.
+	Monitor Monitor
 }
 
 // Forwarder delivers readings to external recipients. Forward must not
@@ -301,21 +308,29 @@ func (p *Pipeline) Submit(ctx context.Context, deviceID, stream string, payload 
 // acknowledge them in order as they do. ctx bounds the wait for room in
 // the queue. Enqueue copies payload.
 func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload []byte) (Ticket, error) {
+	if err := p.admit(deviceID, stream); err != nil {
+		p.Refuse(deviceID, err)
+		return Ticket{}, err
+	}
 	if err := p.Check(deviceID, stream, payload); err != nil {
 		p.Refuse(deviceID, err)
+		p.watchRefused(ctx, deviceID, stream, len(payload), err)
 		return Ticket{}, err
 	}
 	version := 0
 	if p.opts.Manifests != nil {
 		e, out, err := p.checkManifest(ctx, deviceID, stream, payload)
 		if err != nil {
+			p.watchRefused(ctx, deviceID, stream, len(payload), err)
 			return Ticket{}, err
 		}
 		if s := e.Manifest.Stream(stream); s != nil {
 			p.observeRate(deviceID, s)
 		}
 		payload, version = out, e.Version
-		if p.opts.Consent != nil {
+		if p.opts.Consent == nil {
+			p.watch(e, deviceID, stream, len(payload), false)
+		} else {
 			d := p.opts.Consent.Allowed(deviceID, stream)
 			if d.ManifestVersion != e.Version {
 				// The manifest changed since the decision table was built.
@@ -324,6 +339,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 				}
 				d = p.opts.Consent.Allowed(deviceID, stream)
 			}
+			p.watch(e, deviceID, stream, len(payload), !d.Collect)
 			if len(d.Recipients) > 0 && p.opts.Forwarder != nil {
 				p.opts.Forwarder.Forward(ctx, deviceID, stream, p.now().UTC(), payload, d.Recipients)
 			}

@@ -376,6 +376,8 @@ type Store interface {
 	// Firmware versions, advisories and the hub's operator; see
 	// LifecycleStore.
 	LifecycleStore
+	// --- abuse monitoring: quarantines and alert choices; see MonitorStore ---
+	MonitorStore
 
 	// Ping reports whether the store can serve requests (for /readyz).
 	Ping(ctx context.Context) error
@@ -584,4 +586,46 @@ type RecipientStore interface {
 	DeleteRecipientEndpoint(ctx context.Context, householdID, recipient string) error
 	// RecipientEndpoints lists a household's endpoints; "" lists all.
 	RecipientEndpoints(ctx context.Context, householdID string) ([]RecipientEndpoint, error)
+}
+
+// Quarantine is a device held back by the abuse monitor until a person
+// releases it. It records what was seen (a detector kind and its
+// numbers), never reading values.
+type Quarantine struct {
+	DeviceID string
+	Kind     string // the monitor's detector kind, e.g. "declared_rate"
+	Stream   string // the stream concerned, if any
+	Severity string // "info", "warning" or "critical"
+	Observed float64
+	Limit    float64
+	// RateLimited marks a lighter hold: publishes above a token bucket
+	// are refused, the rest still flow.
+	RateLimited bool
+	Since       time.Time
+}
+
+// AlertPrefs is one person's choice of which alarms about their
+// household's devices reach them outside the hub.
+type AlertPrefs struct {
+	AccountID   string
+	MinSeverity string // "info", "warning", "critical"; "" sends nothing
+	Email       string // "" for no e-mail
+}
+
+// MonitorStore keeps the abuse monitor's quarantines and people's alert
+// choices.
+type MonitorStore interface {
+	// PutQuarantine creates or replaces the hold on q.DeviceID
+	// (ErrNotFound when the device does not exist).
+	PutQuarantine(ctx context.Context, q Quarantine) error
+	// DeleteQuarantine lifts it (ErrNotFound when there is none).
+	DeleteQuarantine(ctx context.Context, deviceID string) error
+	// Quarantines lists every hold, by device id.
+	Quarantines(ctx context.Context) ([]Quarantine, error)
+	// PutAlertPrefs creates or replaces an account's alert choices
+	// (ErrNotFound when the account does not exist).
+	PutAlertPrefs(ctx context.Context, p AlertPrefs) error
+	// AlertPrefs returns the choices of every account of a household
+	// that made one, by account id.
+	AlertPrefs(ctx context.Context, householdID string) ([]AlertPrefs, error)
 }

@@ -102,6 +102,8 @@ type deviceView struct {
 	// device has no manifest in force. Its Available is false when the
 	// hub has no consent service.
 	Consent *consentView
+	// Watch is what the abuse monitor found; nil when nothing.
+	Watch *watchView
 }
 
 func (s *Server) devicePage(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -174,6 +176,9 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 	p := s.pageFor(r, v, d.Name, "")
 	if dv.Consent != nil {
 		dv.Consent.CSRF = p.CSRF
+	}
+	if dv.Watch = s.watch(d.ID); dv.Watch != nil {
+		dv.Watch.CSRF = p.CSRF
 	}
 	p.Errors = errs
 	p.Data = dv

@@ -107,6 +107,7 @@ var statusMessages = map[string]string{
 	"password":   "Your password is changed. Your other sessions were ended.",
 	"session":    "The session is ended.",
 	"revoked":    "The device's credential is revoked. It can no longer connect.",
+	"released":   "The device is released. The hub takes its data again.",
 	"logged-out": "You are logged out.",
 	"setup":      "Your hub is set up. Welcome!",
 }

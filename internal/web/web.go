@@ -97,6 +97,9 @@ type Presence interface {
 
 // Config wires the pages to the rest of the hub.
 type Config struct {
+	// Monitor, when set, explains on each device page what the abuse
+	// monitor found and lets the owner release a device it holds back.
+	Monitor  Monitor
 	Identity *identity.Service
 	Store    Store
 	Catalog  Catalog
@@ -233,6 +236,7 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /devices/{id}/rotate", s.authed(s.postRotate))
 	m.HandleFunc("GET /devices/{id}/revoke", s.authed(s.getRevoke))
 	m.HandleFunc("POST /devices/{id}/revoke", s.authed(s.postRevoke))
+	m.HandleFunc("POST /devices/{id}/release", s.authed(s.postRelease))
 
 	m.HandleFunc("POST /devices/{id}/consent", s.authed(s.postConsent))
 	m.HandleFunc("POST /devices/{id}/consent/routing", s.authed(s.postRouting))

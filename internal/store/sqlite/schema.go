@@ -255,6 +255,26 @@ var migrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		name: "abuse monitoring",
+		stmts: []string{
+			`CREATE TABLE quarantines (
+				device_id    TEXT PRIMARY KEY NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+				kind         TEXT NOT NULL CHECK (kind <> ''),
+				stream       TEXT NOT NULL,
+				severity     TEXT NOT NULL,
+				observed     REAL NOT NULL,
+				lim          REAL NOT NULL,
+				rate_limited INTEGER NOT NULL,
+				since        INTEGER NOT NULL
+			) STRICT`,
+			`CREATE TABLE alert_prefs (
+				account_id   TEXT PRIMARY KEY NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+				min_severity TEXT NOT NULL,
+				email        TEXT NOT NULL
+			) STRICT`,
+		},
+	},
 }
 
 type migration struct {

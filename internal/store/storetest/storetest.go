@@ -101,6 +101,8 @@ var suite = []struct {
 	{"Firmware", testFirmware},
 	{"Advisories", testAdvisories},
 	{"Operator", testOperator},
+	{"Quarantines", testQuarantines},
+	{"AlertPrefs", testAlertPrefs},
 }
 
 // base is a fixed instant; tests offset from it so expectations are

@@ -1,0 +1,159 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/candor-iot/candor/internal/access"
+	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/monitor"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// Monitor is the abuse monitor as the API uses it: what it found about a
+// device, and releasing a device it holds back (it records the release).
+type Monitor interface {
+	Status(deviceID string) (monitor.Status, bool)
+	Active(deviceID string) []monitor.Alarm
+	Release(ctx context.Context, deviceID string, by auditlog.Actor, reason string) error
+}
+
+// AlertPrefs keeps people's choices of which alarms reach them.
+type AlertPrefs interface {
+	PutAlertPrefs(ctx context.Context, p store.AlertPrefs) error
+	AlertPrefs(ctx context.Context, householdID string) ([]store.AlertPrefs, error)
+}
+
+type alarmJSON struct {
+	Kind     monitor.Kind `json:"kind"`
+	Severity string       `json:"severity"`
+	Stream   string       `json:"stream,omitempty"`
+	Observed float64      `json:"observed"`
+	Limit    float64      `json:"limit"`
+	Window   string       `json:"window"`
+	Why      string       `json:"why"`
+	Risk     string       `json:"risk"`
+	Next     string       `json:"next"`
+}
+
+func toAlarm(a monitor.Alarm) alarmJSON {
+	ex := a.Explain()
+	return alarmJSON{Kind: a.Kind, Severity: a.Severity.String(), Stream: a.Stream, Observed: a.Observed,
+		Limit: a.Limit, Window: a.Window.String(), Why: ex.Why, Risk: ex.Risk, Next: ex.Next}
+}
+
+type holdJSON struct {
+	Quarantined bool      `json:"quarantined"`
+	RateLimited bool      `json:"rate_limited"`
+	Since       time.Time `json:"since"`
+	Refused     int64     `json:"refused"`
+	Alarm       alarmJSON `json:"alarm"`
+}
+
+// deviceMonitor says what the monitor found about a device: its hold, if
+// any, and the alarms that are up, each explained.
+func (s *Server) deviceMonitor(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	d, err := s.device(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if s.cfg.Monitor == nil {
+		s.fail(w, r, errUnavailable.Errorf("abuse monitoring is not running"))
+		return
+	}
+	out := map[string]any{"held": nil, "alarms": []alarmJSON{}}
+	if st, ok := s.cfg.Monitor.Status(d.ID); ok {
+		out["held"] = holdJSON{Quarantined: st.Quarantined, RateLimited: st.RateLimited, Since: st.Since,
+			Refused: st.Refused, Alarm: toAlarm(st.Alarm)}
+	}
+	alarms := []alarmJSON{}
+	for _, a := range s.cfg.Monitor.Active(d.ID) {
+		alarms = append(alarms, toAlarm(a))
+	}
+	out["alarms"] = alarms
+	writeJSON(w, http.StatusOK, out)
+}
+
+// releaseDevice lifts the monitor's hold on a device, with the person's
+// reason; the monitor records it.
+func (s *Server) releaseDevice(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	d, err := s.managedDevice(r, p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	if err := decodeJSON(w, r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if in.Reason = strings.TrimSpace(in.Reason); in.Reason == "" {
+		s.fail(w, r, badRequest("reason: say why the device may be trusted again"))
+		return
+	}
+	if s.cfg.Monitor == nil {
+		s.fail(w, r, errUnavailable.Errorf("abuse monitoring is not running"))
+		return
+	}
+	if err := s.cfg.Monitor.Release(r.Context(), d.ID, p.Actor(), in.Reason); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"released": d.ID})
+}
+
+// myAlerts reads and sets which alarms about the household's devices reach
+// the signed-in person by e-mail.
+func (s *Server) getMyAlerts(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator || s.cfg.Alerts == nil {
+		s.fail(w, r, badRequest("alert choices belong to a person's account"))
+		return
+	}
+	ps, err := s.cfg.Alerts.AlertPrefs(r.Context(), p.Account.HouseholdID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := map[string]string{"min_severity": "", "email": ""}
+	for _, x := range ps {
+		if x.AccountID == p.Account.ID {
+			out["min_severity"], out["email"] = x.MinSeverity, x.Email
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) putMyAlerts(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if p.Operator || s.cfg.Alerts == nil {
+		s.fail(w, r, badRequest("alert choices belong to a person's account"))
+		return
+	}
+	var in struct {
+		MinSeverity string `json:"min_severity"`
+		Email       string `json:"email"`
+	}
+	if err := decodeJSON(w, r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if in.MinSeverity != "" {
+		if _, err := monitor.ParseSeverity(in.MinSeverity); err != nil {
+			s.fail(w, r, badRequest("min_severity: %v", err))
+			return
+		}
+	}
+	if in.Email != "" && (!strings.Contains(in.Email, "@") || strings.ContainsAny(in.Email, " \r\n<>")) {
+		s.fail(w, r, badRequest("email: %q is not an e-mail address", in.Email))
+		return
+	}
+	if err := s.cfg.Alerts.PutAlertPrefs(r.Context(), store.AlertPrefs{AccountID: p.Account.ID, MinSeverity: in.MinSeverity, Email: in.Email}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"min_severity": in.MinSeverity, "email": in.Email})
+}

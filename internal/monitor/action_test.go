@@ -1,0 +1,230 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/store/sqlite"
+)
+
+type parts struct {
+	st      *sqlite.DB
+	log     *auditlog.Log
+	control map[string][]string // device → control payloads, in order
+}
+
+// newParts opens a real store (with household h1 and devices d1, d2) and a
+// real transparency log.
+func newParts(t *testing.T) *parts {
+	t.Helper()
+	ctx := t.Context()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "candor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.CreateHousehold(ctx, store.Household{ID: "h1", Name: "Home", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"d1", "d2"} {
+		if err := st.CreateDevice(ctx, store.Device{ID: id, HouseholdID: "h1", Name: id, Type: "smart-meter",
+			SecretHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$x", CredentialSetAt: t0, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, err := auditlog.GenerateKey("test.candor.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := auditlog.Open(ctx, filepath.Join(dir, "log"), key, auditlog.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return &parts{st: st, log: l, control: map[string][]string{}}
+}
+
+func (p *parts) config(cfg Config) Config {
+	cfg.Store, cfg.Log, cfg.Devices = p.st, p.log, p.st
+	cfg.Control = func(id string, b []byte) { p.control[id] = append(p.control[id], string(b)) }
+	return cfg
+}
+
+// actions lists the log's actions about a device, in order.
+func (p *parts) actions(t *testing.T, device string) []string {
+	t.Helper()
+	var out []string
+	for e, err := range p.log.Entries(t.Context(), 0, p.log.Size()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Event.Subject.Device == device {
+			out = append(out, e.Event.Action)
+			if e.Event.Household != "h1" {
+				t.Errorf("%s logged for household %q; want h1", e.Event.Action, e.Event.Household)
+			}
+		}
+	}
+	return out
+}
+
+// applyAll applies every queued effect, as Run would.
+func applyAll(ctx context.Context, m *Monitor) {
+	for _, e := range drain(m) {
+		m.apply(ctx, e)
+	}
+}
+
+func flood(m *Monitor, c *clock, device string, windows int) {
+	for range windows {
+		spread(m, c, 3000, Reading{Device: device, Type: "smart-meter", Stream: "power", Size: 40, PerMinute: 60, MaxBytes: 256})
+	}
+}
+
+// A critical alarm quarantines the device: its publishes are refused, the
+// hold survives a restart, the device is told on its control topic, and
+// everything lands in the log; a release with a reason lifts it.
+func TestQuarantineLifecycle(t *testing.T) {
+	ctx := t.Context()
+	p := newParts(t)
+	m, c := newTestMonitor(t, p.config(Config{}))
+	flood(m, c, "d1", 3)
+	applyAll(ctx, m)
+
+	if v := m.Admit("d1"); v != Quarantined {
+		t.Fatalf("Admit(d1) = %v; want Quarantined", v)
+	}
+	if v := m.Admit("d2"); v != Allow {
+		t.Fatalf("Admit(d2) = %v; want Allow: only the flooding device is held", v)
+	}
+	st, ok := m.Status("d1")
+	if !ok || !st.Quarantined || st.Alarm.Kind != KindDeclaredRate || st.Alarm.Observed != 3000 || st.Refused != 1 {
+		t.Fatalf("Status = %+v, %v", st, ok)
+	}
+	if ex := st.Alarm.Explain(); !containsAll(ex.Why, "3000", "120") {
+		t.Errorf("explanation %q lacks the numbers", ex.Why)
+	}
+	if got := p.control["d1"]; !slices.Equal(got, []string{`{"quarantined":true,"reason":"declared_rate"}`}) {
+		t.Errorf("control messages %q", got)
+	}
+	if got, want := p.actions(t, "d1"), []string{ActionAlarmRaise, auditlog.ActionDeviceQuarantine}; !slices.Equal(got, want) {
+		t.Errorf("log %v; want %v", got, want)
+	}
+
+	// A restarted hub holds the device from the store.
+	m2, _ := newTestMonitor(t, p.config(Config{}))
+	if err := m2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := m2.Admit("d1"); v != Quarantined {
+		t.Fatalf("after restart Admit(d1) = %v; want Quarantined", v)
+	}
+
+	by := auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acc_1"}
+	if err := m2.Release(ctx, "d1", by, "I updated its firmware"); err != nil {
+		t.Fatal(err)
+	}
+	if v := m2.Admit("d1"); v != Allow {
+		t.Fatalf("after release Admit(d1) = %v", v)
+	}
+	if qs, _ := p.st.Quarantines(ctx); len(qs) != 0 {
+		t.Errorf("store still holds %+v", qs)
+	}
+	if err := m2.Release(ctx, "d1", by, "again"); !errors.Is(err, ErrNotHeld) {
+		t.Errorf("second release: %v; want ErrNotHeld", err)
+	}
+	got := p.actions(t, "d1")
+	if got[len(got)-1] != ActionRelease {
+		t.Fatalf("log %v; want a release last", got)
+	}
+	if c := p.control["d1"]; c[len(c)-1] != `{"quarantined":false}` {
+		t.Errorf("last control message %q", c[len(c)-1])
+	}
+}
+
+// The admin's policy decides what each severity does.
+func TestPolicy(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy Policy
+		drive  func(m *Monitor, c *clock)
+		want   Verdict
+		log    []string
+	}{
+		{"critical quarantines by default", nil, func(m *Monitor, c *clock) { flood(m, c, "d1", 3) },
+			Quarantined, []string{ActionAlarmRaise, auditlog.ActionDeviceQuarantine}},
+		{"notify only", Policy{Critical: ActNotify}, func(m *Monitor, c *clock) { flood(m, c, "d1", 3) },
+			Allow, []string{ActionAlarmRaise}},
+		{"warning rate-limits by default", nil, func(m *Monitor, c *clock) {
+			for range 5 {
+				m.Denied("d1")
+			}
+		}, Limited, []string{ActionAlarmRaise, ActionRateLimit}},
+		{"wrong secrets only notify, whatever the policy", Policy{Warning: ActQuarantine}, func(m *Monitor, c *clock) {
+			for range 10 {
+				m.AuthFailure(t.Context(), "d1")
+			}
+		}, Allow, []string{ActionAlarmRaise}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			p := newParts(t)
+			m, c := newTestMonitor(t, p.config(Config{Policy: tc.policy}))
+			tc.drive(m, c)
+			applyAll(ctx, m)
+			// Use up any burst the rate limit allows, on a frozen clock.
+			v := Allow
+			for range 100 {
+				if v = m.Admit("d1"); v != Allow {
+					break
+				}
+			}
+			if v != tc.want {
+				t.Errorf("verdict %v; want %v", v, tc.want)
+			}
+			if got := p.actions(t, "d1"); !slices.Equal(got, tc.log) {
+				t.Errorf("log %v; want %v", got, tc.log)
+			}
+		})
+	}
+}
+
+// A rate-limited device gets tokens back as time passes.
+func TestRateLimitRefills(t *testing.T) {
+	m, c := newTestMonitor(t, Config{})
+	m.hold(store.Quarantine{DeviceID: "d1", Kind: string(KindProbe), RateLimited: true, Since: t0}, 60)
+	n := 0
+	for m.Admit("d1") == Allow {
+		n++
+	}
+	if n != 20 { // a burst of ten seconds at twice 60 a minute
+		t.Fatalf("burst of %d; want 20", n)
+	}
+	c.advance(time.Second)
+	var got []Verdict
+	for range 3 {
+		got = append(got, m.Admit("d1"))
+	}
+	if want := []Verdict{Allow, Allow, Limited}; !slices.Equal(got, want) {
+		t.Fatalf("after one second %v; want %v (two tokens back)", got, want)
+	}
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}

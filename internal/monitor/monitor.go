@@ -1,0 +1,342 @@
+package monitor
+
+import (
+	"context"
+	"hash/maphash"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/candor-iot/candor/internal/auditlog"
+)
+
+// Config tunes the detectors and says what to do about alarms. Zero values
+// take the defaults, which are chosen to raise no alarm on a day of
+// ordinary traffic from the demo devices.
+type Config struct {
+	// Window is the length of one counting window (default one minute).
+	Window time.Duration
+	// RaiseAfter and ClearAfter are how many windows in a row must be bad
+	// to raise a windowed alarm, and good to clear any alarm (defaults 3
+	// and 5).
+	RaiseAfter, ClearAfter int
+	// WarmUp is how many windows a stream's learned baseline needs before
+	// it may raise alarms (default 120).
+	WarmUp int
+	// Deviations is how many mean absolute deviations above the learned
+	// mean count as unusual (default 8).
+	Deviations float64
+	// RateFactor is how far above the declared rate a window may go
+	// before it counts (default 2); CriticalFactor makes it critical
+	// (default 10). MinCount is the fewest messages in a window that can
+	// breach a declared rate, so short windows do not turn one early
+	// message into an alarm (default 3).
+	RateFactor, CriticalFactor float64
+	MinCount                   int
+	// Per-window limits of the event detectors.
+	WrongSecrets int // wrong secrets against one device id (default 10)
+	Reconnects   int // connections of one device (default 20)
+	Probes       int // publishes and subscriptions outside its namespace (default 5)
+	Undeclared   int // readings on undeclared streams or fields (default 5)
+	// WaveDevices and WaveShare: a wave is at least WaveDevices devices of
+	// one type, and at least WaveShare of those seen, in trouble in the
+	// same window (defaults 3 and 0.5).
+	WaveDevices int
+	WaveShare   float64
+	// Policy maps severity to action (default DefaultPolicy).
+	Policy Policy
+
+	// Now is the clock (default time.Now); tests inject their own.
+	Now func() time.Time
+	// Log records alarms, actions and releases in the transparency log.
+	Log auditlog.Recorder
+	// Store keeps quarantines across restarts.
+	Store Store
+	// Devices resolves a device's household for the log and notifications.
+	Devices Devices
+	// Revoker revokes a device's credential (the revoke action).
+	Revoker Revoker
+	// Control publishes a retained message on the device's control topic.
+	Control func(deviceID string, payload []byte)
+	// Notifier sends alarms outside the hub (webhook, e-mail).
+	Notifier Notifier
+	Logger   *slog.Logger
+}
+
+func (c *Config) defaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	deff := func(v *float64, d float64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if c.Window <= 0 {
+		c.Window = time.Minute
+	}
+	def(&c.RaiseAfter, 3)
+	def(&c.ClearAfter, 5)
+	def(&c.WarmUp, 120)
+	deff(&c.Deviations, 8)
+	deff(&c.RateFactor, 2)
+	deff(&c.CriticalFactor, 10)
+	def(&c.MinCount, 3)
+	def(&c.WrongSecrets, 10)
+	def(&c.Reconnects, 20)
+	def(&c.Probes, 5)
+	def(&c.Undeclared, 5)
+	def(&c.WaveDevices, 3)
+	deff(&c.WaveShare, 0.5)
+	if c.Policy == nil {
+		c.Policy = DefaultPolicy()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Reading is what ingest reports about one reading: metadata, never the
+// payload.
+type Reading struct {
+	Device string
+	Type   string // the device type (its manifest), for fleet waves
+	Stream string
+	Size   int
+	// PerMinute and MaxBytes are the stream's declared profile (0: none
+	// declared, or the stream itself is undeclared).
+	PerMinute float64
+	MaxBytes  int
+	// Undeclared is set when the reading was refused for an undeclared
+	// stream or field.
+	Undeclared bool
+	// Off is set when the person's choice says the stream is not to be
+	// collected, so the device was told to stop sending it.
+	Off bool
+}
+
+// Monitor runs the detectors and applies the actions. Its observation
+// methods are safe for concurrent use and cheap enough for the reading
+// path; everything slow happens in Run.
+type Monitor struct {
+	cfg    Config
+	seed   maphash.Seed
+	shards [nShards]shard
+	win    int64 // window length in ns
+
+	types typeTable
+
+	restricted  sync.Map // device id → *restriction
+	nRestricted atomic.Int32
+
+	effects chan effect
+	dropped atomic.Int64
+}
+
+const nShards = 64
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string]*deviceState
+	_  [40]byte // keep shards on separate cache lines
+}
+
+// New returns a monitor. Call Load to restore quarantines, then Run.
+func New(cfg Config) *Monitor {
+	cfg.defaults()
+	m := &Monitor{
+		cfg:     cfg,
+		seed:    maphash.MakeSeed(),
+		win:     int64(cfg.Window),
+		effects: make(chan effect, 4096),
+		types:   typeTable{m: make(map[string]*typeState)},
+	}
+	for i := range m.shards {
+		m.shards[i].m = make(map[string]*deviceState)
+	}
+	return m
+}
+
+func (m *Monitor) shard(id string) *shard {
+	return &m.shards[maphash.String(m.seed, id)%nShards]
+}
+
+// device returns the state of id, locked; the caller unlocks sh.mu.
+func (m *Monitor) device(id string) (*shard, *deviceState) {
+	sh := m.shard(id)
+	sh.mu.Lock()
+	d := sh.m[id]
+	if d == nil {
+		d = &deviceState{id: id, win: m.windowOf(m.cfg.Now())}
+		sh.m[id] = d
+	}
+	return sh, d
+}
+
+func (m *Monitor) windowOf(t time.Time) int64 { return t.UnixNano() / m.win }
+
+// Reading observes one reading, accepted or refused.
+func (m *Monitor) Reading(r Reading) {
+	now := m.cfg.Now()
+	var out []effect
+	sh, d := m.device(r.Device)
+	out = m.advance(d, now, out)
+	if r.Type != "" && d.typ != r.Type {
+		d.typ = r.Type
+		m.types.seen(r.Type)
+	}
+	if r.Undeclared {
+		d.undeclared++
+	} else {
+		s := d.stream(r.Stream)
+		s.observe(r, now.UnixNano())
+	}
+	sh.mu.Unlock()
+	m.emit(out)
+}
+
+// Connect observes an accepted connection of a device from addr, with
+// the client id it chose.
+func (m *Monitor) Connect(deviceID, clientID string, addr netip.Addr) {
+	now := m.cfg.Now()
+	var out []effect
+	sh, d := m.device(deviceID)
+	out = m.advance(d, now, out)
+	out = m.connect(d, clientID, addr.Unmap(), now, out)
+	sh.mu.Unlock()
+	m.emit(out)
+}
+
+// Disconnect observes the end of a device's connection.
+func (m *Monitor) Disconnect(deviceID, clientID string) {
+	sh, d := m.device(deviceID)
+	d.disconnect(clientID)
+	sh.mu.Unlock()
+}
+
+// AuthFailure observes a wrong secret given for deviceID. It counts only
+// devices that exist: counting any name tried would let anyone grow the
+// monitor's memory.
+func (m *Monitor) AuthFailure(ctx context.Context, deviceID string) {
+	if !m.known(deviceID) && m.cfg.Devices != nil {
+		if _, err := m.cfg.Devices.Device(ctx, deviceID); err != nil {
+			return
+		}
+	}
+	m.event(deviceID, evWrongSecrets)
+}
+
+// AuthThrottled observes a login refused without a check because of
+// earlier wrong secrets. It counts like a wrong secret, but only for a
+// device the monitor already knows: looking the id up would undo the
+// throttle's point, which is to make a flood cheap.
+func (m *Monitor) AuthThrottled(deviceID string) {
+	if m.known(deviceID) {
+		m.event(deviceID, evWrongSecrets)
+	}
+}
+
+func (m *Monitor) known(deviceID string) bool {
+	sh := m.shard(deviceID)
+	sh.mu.Lock()
+	_, ok := sh.m[deviceID]
+	sh.mu.Unlock()
+	return ok
+}
+
+// Denied observes a publish, subscription, client id or will topic
+// outside the device's namespace.
+func (m *Monitor) Denied(deviceID string) {
+	m.event(deviceID, evProbe)
+}
+
+func (m *Monitor) event(deviceID string, k evKind) {
+	now := m.cfg.Now()
+	var out []effect
+	sh, d := m.device(deviceID)
+	out = m.advance(d, now, out)
+	d.ev[k].n++
+	out = m.checkEvent(d, k, now, out)
+	sh.mu.Unlock()
+	m.emit(out)
+}
+
+// Tick closes the windows of every device that has gone quiet, so alarms
+// clear and fleet waves are counted without waiting for the next reading.
+// Run calls it once a window; tests call it with their own clock.
+func (m *Monitor) Tick() {
+	now := m.cfg.Now()
+	var out []effect
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for _, d := range sh.m {
+			out = m.advance(d, now, out)
+		}
+		sh.mu.Unlock()
+	}
+	out = m.types.evaluate(m, m.windowOf(now), out)
+	m.emit(out)
+}
+
+// emit hands effects to Run. The reading path must never wait on the
+// log or the network, so a full queue drops (and counts) the effect.
+func (m *Monitor) emit(out []effect) {
+	for _, e := range out {
+		select {
+		case m.effects <- e:
+		default:
+			m.dropped.Add(1)
+		}
+	}
+}
+
+// Run applies actions and records them until ctx ends. It also ticks once
+// a window.
+func (m *Monitor) Run(ctx context.Context) {
+	t := time.NewTicker(m.cfg.Window)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.Tick()
+		case e := <-m.effects:
+			m.apply(ctx, e)
+		}
+	}
+}
+
+// Active returns the alarms raised and not yet cleared for a device.
+func (m *Monitor) Active(deviceID string) []Alarm {
+	sh := m.shard(deviceID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	d := sh.m[deviceID]
+	if d == nil {
+		return nil
+	}
+	return d.active(m)
+}
+
+// Forget drops what the monitor keeps about erased devices (their holds
+// went with their rows in the store).
+func (m *Monitor) Forget(ids []string) {
+	for _, id := range ids {
+		sh := m.shard(id)
+		sh.mu.Lock()
+		delete(sh.m, id)
+		sh.mu.Unlock()
+		if _, ok := m.restricted.LoadAndDelete(id); ok {
+			m.nRestricted.Add(-1)
+		}
+	}
+}

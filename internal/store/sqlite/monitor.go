@@ -1,0 +1,100 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// PutQuarantine creates or replaces the monitor's hold on a device.
+func (db *DB) PutQuarantine(ctx context.Context, q store.Quarantine) error {
+	since, err := encTime(q.Since)
+	if err != nil {
+		return fmt.Errorf("put quarantine: %w", err)
+	}
+	_, err = db.writer.ExecContext(ctx, `INSERT INTO quarantines (device_id, kind, stream, severity, observed, lim, rate_limited, since)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (device_id) DO UPDATE SET kind = excluded.kind, stream = excluded.stream, severity = excluded.severity,
+			observed = excluded.observed, lim = excluded.lim, rate_limited = excluded.rate_limited, since = excluded.since`,
+		q.DeviceID, q.Kind, q.Stream, q.Severity, q.Observed, q.Limit, q.RateLimited, since)
+	if missingParent(err) {
+		return fmt.Errorf("put quarantine: device %q: %w", q.DeviceID, store.ErrNotFound)
+	}
+	if err != nil {
+		return wrapErr(err, "put quarantine of device %q", q.DeviceID)
+	}
+	return nil
+}
+
+// DeleteQuarantine lifts the hold on a device.
+func (db *DB) DeleteQuarantine(ctx context.Context, deviceID string) error {
+	res, err := db.writer.ExecContext(ctx, `DELETE FROM quarantines WHERE device_id = ?`, deviceID)
+	if err != nil {
+		return fmt.Errorf("delete quarantine: %w", err)
+	}
+	return notFoundIfNone(res, "delete quarantine of device", deviceID)
+}
+
+// Quarantines lists every hold.
+func (db *DB) Quarantines(ctx context.Context) ([]store.Quarantine, error) {
+	rows, err := db.readers.QueryContext(ctx, `SELECT device_id, kind, stream, severity, observed, lim, rate_limited, since
+		FROM quarantines ORDER BY device_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list quarantines: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Quarantine
+	for rows.Next() {
+		var (
+			q     store.Quarantine
+			since int64
+		)
+		if err := rows.Scan(&q.DeviceID, &q.Kind, &q.Stream, &q.Severity, &q.Observed, &q.Limit, &q.RateLimited, &since); err != nil {
+			return nil, fmt.Errorf("list quarantines: %w", err)
+		}
+		q.Since = decTime(since)
+		out = append(out, q)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list quarantines: %w", err)
+	}
+	return out, nil
+}
+
+// PutAlertPrefs creates or replaces an account's alert choices.
+func (db *DB) PutAlertPrefs(ctx context.Context, p store.AlertPrefs) error {
+	_, err := db.writer.ExecContext(ctx, `INSERT INTO alert_prefs (account_id, min_severity, email) VALUES (?, ?, ?)
+		ON CONFLICT (account_id) DO UPDATE SET min_severity = excluded.min_severity, email = excluded.email`,
+		p.AccountID, p.MinSeverity, p.Email)
+	if missingParent(err) {
+		return fmt.Errorf("put alert choices: account %q: %w", p.AccountID, store.ErrNotFound)
+	}
+	if err != nil {
+		return wrapErr(err, "put alert choices of account %q", p.AccountID)
+	}
+	return nil
+}
+
+// AlertPrefs returns the alert choices of a household's accounts.
+func (db *DB) AlertPrefs(ctx context.Context, householdID string) ([]store.AlertPrefs, error) {
+	rows, err := db.readers.QueryContext(ctx, `SELECT p.account_id, p.min_severity, p.email
+		FROM alert_prefs p JOIN accounts a ON a.id = p.account_id
+		WHERE a.household_id = ? ORDER BY p.account_id`, householdID)
+	if err != nil {
+		return nil, fmt.Errorf("list alert choices: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AlertPrefs
+	for rows.Next() {
+		var p store.AlertPrefs
+		if err := rows.Scan(&p.AccountID, &p.MinSeverity, &p.Email); err != nil {
+			return nil, fmt.Errorf("list alert choices: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list alert choices: %w", err)
+	}
+	return out, nil
+}

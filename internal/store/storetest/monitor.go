@@ -1,0 +1,72 @@
+package storetest
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/candor-iot/candor/internal/store"
+)
+
+func testQuarantines(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateHousehold(t, s, household("h1", at(0)))
+	mustCreateDevice(t, s, device("d1", "h1"))
+	mustCreateDevice(t, s, device("d2", "h1"))
+	q := store.Quarantine{DeviceID: "d1", Kind: "declared_rate", Stream: "power", Severity: "critical",
+		Observed: 540, Limit: 12, Since: at(time.Minute)}
+	if err := s.PutQuarantine(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	// A later hold replaces the earlier one: one row per device.
+	q.Kind, q.Observed, q.Since = "clone", 2, at(2*time.Minute)
+	if err := s.PutQuarantine(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	r := store.Quarantine{DeviceID: "d2", Kind: "probe", Severity: "warning", Observed: 7.5, Limit: 5, RateLimited: true, Since: at(0)}
+	if err := s.PutQuarantine(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "PutQuarantine(no device)", s.PutQuarantine(ctx, store.Quarantine{DeviceID: "nope", Kind: "probe", Since: at(0)}), store.ErrNotFound)
+	got, err := s.Quarantines(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []store.Quarantine{q, r}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("Quarantines = %+v\nwant %+v", got, want)
+	}
+	if err := s.DeleteQuarantine(ctx, "d1"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "DeleteQuarantine(again)", s.DeleteQuarantine(ctx, "d1"), store.ErrNotFound)
+	if got, _ := s.Quarantines(ctx); len(got) != 1 || got[0].DeviceID != "d2" {
+		t.Fatalf("after release: %+v; want d2 only", got)
+	}
+}
+
+func testAlertPrefs(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateHousehold(t, s, household("h1", at(0)))
+	mustCreateHousehold(t, s, household("h2", at(0)))
+	mustCreateAccount(t, s, account("a1", "h1", "ann"))
+	mustCreateAccount(t, s, account("a2", "h2", "bob"))
+	p := store.AlertPrefs{AccountID: "a1", MinSeverity: "warning", Email: "ann@example.org"}
+	if err := s.PutAlertPrefs(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	p.MinSeverity = "critical"
+	if err := s.PutAlertPrefs(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutAlertPrefs(ctx, store.AlertPrefs{AccountID: "a2", MinSeverity: "info"}); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "PutAlertPrefs(no account)", s.PutAlertPrefs(ctx, store.AlertPrefs{AccountID: "nope"}), store.ErrNotFound)
+	got, err := s.AlertPrefs(ctx, "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []store.AlertPrefs{p}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("AlertPrefs(h1) = %+v; want %+v (the replaced choice, no other household's)", got, want)
+	}
+}
