@@ -124,6 +124,7 @@ func (s *Service) Set(ctx context.Context, c Change) (Record, error) {
 		return Record{}, err
 	}
 	s.record(ctx, rec)
+	s.closeRequests(ctx, c.DeviceID, c.Stream, purpose.ID, c.Recipient)
 	return rec, nil
 }
 

@@ -20,6 +20,9 @@ type homeView struct {
 	// Undelivered are recipients whose deliveries failed or were dropped
 	// since the hub started: data people agreed to send that did not go.
 	Undelivered []undelivered
+	// Requests are what others in the household asked the viewer, who
+	// decides for those devices, to turn on or off.
+	Requests []requestView
 }
 
 // undelivered is a recipient the hub could not send everything to.
@@ -50,6 +53,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
 			}
 		}
 	}
+	hv.Requests = s.openRequests(r.Context(), v)
 	p := s.pageFor(r, v, "Your devices", "home")
 	p.Data = hv
 	s.render(w, r, http.StatusOK, "home", p)

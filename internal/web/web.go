@@ -61,6 +61,7 @@ type Store interface {
 	Device(ctx context.Context, id string) (store.Device, error)
 	Devices(ctx context.Context, householdID string) ([]store.Device, error)
 	Violations(ctx context.Context, deviceID string, limit int) ([]store.ViolationCount, int, error)
+	Account(ctx context.Context, id string) (store.Account, error)
 }
 
 // Catalog supplies the data manifests in force.
@@ -226,6 +227,7 @@ func (s *Server) routes(m *http.ServeMux) {
 
 	m.HandleFunc("POST /devices/{id}/consent", s.authed(s.postConsent))
 	m.HandleFunc("POST /devices/{id}/consent/routing", s.authed(s.postRouting))
+	m.HandleFunc("POST /devices/{id}/consent/ask", s.authed(s.postAsk))
 	m.HandleFunc("GET /consent/receipts/{id}", s.authed(s.consentReceipt))
 	m.HandleFunc("GET /my-data", s.authed(s.myData))
 	m.HandleFunc("POST /my-data/export", s.authed(s.postExport))

@@ -1,0 +1,135 @@
+package hub
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestWhoMaySwitchWhat checks the consent rule through the API of a real
+// hub: the person whose keys seal a device decides for it, the owners
+// decide for shared devices, and a member sees the choices, is refused
+// with the reason, and may ask; the request is listed to the decider
+// until they choose.
+func TestWhoMaySwitchWhat(t *testing.T) {
+	th := startHub(t)
+	alex := th.setup("alex")
+	add := func(name, typ string, shared bool) string {
+		t.Helper()
+		code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", alex, map[string]any{"name": name, "type": typ, "shared": shared})
+		if code != 201 {
+			t.Fatalf("add %s: %d %v", name, code, out)
+		}
+		return out["device"].(map[string]any)["id"].(string)
+	}
+	camera := add("Porch camera", "motion-camera", false)
+	meter := add("Meter", "smart-meter", true)
+	for _, u := range []struct{ name, role, pw string }{{"kim", "member", "marble-otter-sunrise-19"}, {"robin", "owner", "copper-lantern-meadow-52"}} {
+		if code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/accounts", alex,
+			map[string]string{"username": u.name, "password": u.pw, "role": u.role}); code != 201 {
+			t.Fatalf("add %s: %d %v", u.name, code, out)
+		}
+	}
+	kim := th.token("kim", "marble-otter-sunrise-19")
+	robin := th.token("robin", "copper-lantern-meadow-52")
+
+	supplier := map[string]any{"purpose": "candor:Billing", "recipient": "Your energy supplier", "on": true}
+	tests := []struct {
+		name     string
+		bearer   string
+		device   string
+		stream   string
+		body     map[string]any
+		want     int
+		mentions string
+	}{
+		{"member turns on sharing of a shared device", kim, meter, "energy", supplier, 403, "owner of the household"},
+		{"member turns off the owner's camera", kim, camera, "motion", nil, 403, "keys"},
+		{"co-owner turns off another person's camera", robin, camera, "motion", nil, 403, "keys"},
+		{"operator decides for nobody", "", meter, "energy", supplier, 403, "operator"},
+		{"the camera's key owner decides", alex, camera, "motion", nil, 200, ""},
+		{"a co-owner decides for a shared device", robin, meter, "energy", supplier, 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := tt.body
+			if body == nil {
+				body = map[string]any{"purpose": firstPurpose(t, th, alex, tt.device, tt.stream), "on": false}
+			}
+			c := http.DefaultClient
+			if tt.bearer == "" {
+				c = th.local
+			}
+			url := th.URL()
+			if tt.bearer == "" {
+				url = "http://candor"
+			}
+			code, out, _ := call(t, c, "PUT", url+"/api/v1/devices/"+tt.device+"/consent/"+tt.stream, tt.bearer, body)
+			if code != tt.want {
+				t.Fatalf("PUT consent: %d %v, want %d", code, out, tt.want)
+			}
+			if tt.want == 403 {
+				if out["type"] != "urn:candor:problem:not-your-choice" && !strings.HasSuffix(out["type"].(string), "not-your-choice") {
+					t.Errorf("problem type %v, want not-your-choice", out["type"])
+				}
+				if d, _ := out["detail"].(string); !strings.Contains(d, tt.mentions) {
+					t.Errorf("detail %q does not say %q", d, tt.mentions)
+				}
+			}
+		})
+	}
+
+	// The member sees the state, and who decides.
+	code, out, _ := call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/devices/"+meter+"/consent", kim, nil)
+	if code != 200 {
+		t.Fatalf("member reads consent: %d %v", code, out)
+	}
+	dec := out["deciders"].(map[string]any)
+	if dec["you_decide"] != false || dec["owners"] != true {
+		t.Errorf("deciders for the member = %v, want owners deciding, not the member", dec)
+	}
+
+	// The member asks; the owners see it until one of them chooses.
+	ask := map[string]any{"stream": "power", "purpose": "dpv:ServiceOptimisation", "on": true}
+	if code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices/"+meter+"/consent/requests", kim, ask); code != 201 {
+		t.Fatalf("member asks: %d %v", code, out)
+	}
+	requests := func(bearer string) int {
+		t.Helper()
+		code, out, _ := call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/consent/requests", bearer, nil)
+		if code != 200 {
+			t.Fatalf("list requests: %d %v", code, out)
+		}
+		return len(out["requests"].([]any))
+	}
+	if n := requests(alex); n != 1 {
+		t.Errorf("owner sees %d requests, want 1", n)
+	}
+	if n := requests(kim); n != 0 {
+		t.Errorf("the member who decides nothing sees %d requests, want 0", n)
+	}
+	if code, out, _ := call(t, http.DefaultClient, "PUT", th.URL()+"/api/v1/devices/"+meter+"/consent/power", alex,
+		map[string]any{"purpose": "dpv:ServiceOptimisation", "on": true}); code != 200 {
+		t.Fatalf("owner decides: %d %v", code, out)
+	}
+	if n := requests(alex); n != 0 {
+		t.Errorf("after the owner chose, %d requests are still open, want 0", n)
+	}
+}
+
+// firstPurpose returns the first hub purpose of a device's stream.
+func firstPurpose(t *testing.T, th *testHub, bearer, device, stream string) string {
+	t.Helper()
+	code, out, _ := call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/devices/"+device+"/consent", bearer, nil)
+	if code != 200 {
+		t.Fatalf("consent state: %d %v", code, out)
+	}
+	for _, s := range out["streams"].([]any) {
+		sm := s.(map[string]any)
+		if sm["stream"] == stream {
+			return sm["uses"].([]any)[0].(map[string]any)["purpose"].(string)
+		}
+	}
+	t.Fatalf("no stream %s", stream)
+	return ""
+}
