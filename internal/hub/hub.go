@@ -268,6 +268,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		Ingest:        h.in,
 		Presence:      h.br,
 		History:       history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
+		KeyOpener:     h.vault,
 		Consent:       h.consent,
 		Log:           h.alog,
 		Logger:        log.With("component", "web"),

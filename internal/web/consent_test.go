@@ -18,6 +18,13 @@ import (
 // returns its fields, as the browser would send them.
 func toggleForm(t *testing.T, body, stream, purpose string) url.Values {
 	t.Helper()
+	return useForm(t, body, stream, purpose, "")
+}
+
+// useForm is toggleForm for the use of one recipient ("" for the first
+// use of the purpose, whoever its recipient).
+func useForm(t *testing.T, body, stream, purpose, recipient string) url.Values {
+	t.Helper()
 	re := regexp.MustCompile(`(?s)<form method="post" action="/devices/[^"]+/consent">(.*?)</form>`)
 	field := regexp.MustCompile(`name="([a-z]+)" value="([^"]*)"`)
 	for _, m := range re.FindAllStringSubmatch(body, -1) {
@@ -25,7 +32,7 @@ func toggleForm(t *testing.T, body, stream, purpose string) url.Values {
 		for _, fm := range field.FindAllStringSubmatch(m[1], -1) {
 			f.Set(fm[1], html.UnescapeString(fm[2]))
 		}
-		if f.Get("stream") == stream && f.Get("purpose") == purpose {
+		if f.Get("stream") == stream && f.Get("purpose") == purpose && (recipient == "" || f.Get("recipient") == recipient) {
 			return f
 		}
 	}
@@ -45,9 +52,9 @@ func countReadings(t *testing.T, h *testHub, deviceID, stream string) int {
 func TestConsentToggleStopsStorage(t *testing.T) {
 	h := startHub(t)
 	alex := h.setup("alex")
-	// Consent is per person: a member decides as well as an owner.
+	// A shared device: the household's owners decide for it. kim is one.
 	kim, err := h.id.CreateAccount(context.Background(), identity.NewAccount{HouseholdID: alex.HouseholdID, Username: "kim",
-		Password: "quiet-harbour-lantern-7", Role: store.RoleMember})
+		Password: "quiet-harbour-lantern-7", Role: store.RoleOwner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +172,67 @@ func TestConsentRoutingForm(t *testing.T) {
 	}
 	if n := countReadings(t, h, d.ID, "power"); n != 0 {
 		t.Errorf("%d power readings stored after keep=no", n)
+	}
+}
+
+// TestMemberSeesChoicesAndAsks checks the consent rule on the pages: a
+// member sees a shared device's choices with who decides, cannot switch
+// them (403 with the reason, nothing changes) and can ask; the request
+// is listed on the owner's home page until the owner chooses.
+func TestMemberSeesChoicesAndAsks(t *testing.T) {
+	h := startHub(t)
+	alex := h.setup("alex")
+	ctx := context.Background()
+	if _, err := h.id.CreateAccount(ctx, identity.NewAccount{HouseholdID: alex.HouseholdID, Username: "kim",
+		Password: "quiet-harbour-lantern-7", Role: store.RoleMember}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := h.addDevice(alex.HouseholdID, "Meter", "smart-meter")
+	kim := h.browser()
+	kim.login("kim", "quiet-harbour-lantern-7")
+	p := kim.get("/devices/" + d.ID)
+	mustContain(t, "member's device page", visibleText(p.body), "The owners of your household decide for this shared device.", "Ask to turn on")
+	mustNotContain(t, "member's device page", p.body, `action="/devices/`+d.ID+`/consent"`, `action="/devices/`+d.ID+`/consent/routing"`)
+
+	share := url.Values{"stream": {"energy"}, "purpose": {"candor:Billing"}, "recipient": {"Your energy supplier"}, "on": {"1"}, csrfField: {kim.csrf()}}
+	p = kim.post("/devices/"+d.ID+"/consent", share)
+	if p.status != http.StatusForbidden {
+		t.Fatalf("member switches sharing on: %d, want 403", p.status)
+	}
+	mustContain(t, "refusal", visibleText(p.body), "Only an owner of the household changes the choices of shared device "+d.ID)
+	kim.get("/")
+	if p := kim.post("/devices/"+d.ID+"/consent/routing", url.Values{"stream": {"energy"}, "keep": {"no"}}); p.status != http.StatusForbidden {
+		t.Errorf("member changes routing: %d, want 403", p.status)
+	}
+	if recs, _ := h.consent.History(ctx, consent.HistoryQuery{DeviceID: d.ID}); len(recs) != 0 {
+		t.Fatalf("refused member forms made %d records", len(recs))
+	}
+	if len(h.consent.Allowed(d.ID, "energy").Recipients) != 0 {
+		t.Fatal("the member's refused form turned sharing on")
+	}
+
+	kim.get("/devices/" + d.ID)
+	share.Set(csrfField, kim.csrf())
+	p = kim.post("/devices/"+d.ID+"/consent/ask", share)
+	if p.status != 200 {
+		t.Fatalf("member asks: %d %s", p.status, visibleText(p.body))
+	}
+	mustContain(t, "after asking", visibleText(p.body), "Your request is sent.")
+
+	owner := h.browser()
+	owner.login("alex", goodPassword)
+	home := owner.get("/")
+	mustContain(t, "owner's home page", visibleText(home.body), "Asked of you", "kim asks you to turn on a use of energy by your energy supplier.")
+	if home := kim.get("/"); strings.Contains(home.body, "Asked of you") {
+		t.Error("the member who decides nothing is shown requests")
+	}
+	dp := owner.get("/devices/" + d.ID)
+	f := useForm(t, dp.body, "energy", "candor:Billing", "Your energy supplier")
+	if p := owner.post("/devices/"+d.ID+"/consent", f); p.status != 200 {
+		t.Fatalf("owner decides: %d", p.status)
+	}
+	if home := owner.get("/"); strings.Contains(home.body, "Asked of you") {
+		t.Error("the request is still listed after the owner chose")
 	}
 }
 

@@ -8,9 +8,11 @@ import (
 
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 type homeView struct {
@@ -93,6 +95,10 @@ type deviceView struct {
 	Violations []violationView
 	// ViolationsOff counts the older violation rows not listed.
 	ViolationsOff int
+	// Locked says the readings are sealed under the person's own key
+	// (user-held mode): the page shows everything else and offers to
+	// open them with that key. Opened says they were, for this view.
+	Locked, Opened bool
 	// Consent is the person's switches for each stream; nil when the
 	// device has no manifest in force. Its Available is false when the
 	// hub has no consent service.
@@ -110,6 +116,14 @@ func (s *Server) devicePage(w http.ResponseWriter, r *http.Request, v viewer) {
 
 // showDevice renders the device page, with errors of a form on it.
 func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d store.Device, status int, errs []formError) {
+	s.renderDevice(w, r, v, d, status, errs, nil)
+}
+
+// renderDevice renders the device page. open, when set, opens its
+// readings instead of the hub's keys: the person's own key, for this one
+// view. History only the person's key opens leaves the page whole, with
+// the readings locked and a way to open them.
+func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, d store.Device, status int, errs []formError, open history.Open) {
 	e, l := s.labelFor(d.Type)
 	var m *manifest.Manifest
 	if e != nil {
@@ -131,11 +145,20 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 	if e != nil {
 		// The readings shown are read, and recorded as read, before the
 		// page is built: a read that cannot be recorded shows nothing.
-		latest, err := s.latest(r.Context(), d, m)
-		if err != nil {
+		latest, err := s.latest(r.Context(), d, m, open)
+		switch {
+		case errors.Is(err, vault.ErrUserHeld):
+			dv.Locked, latest = true, nil
+		case errors.Is(err, vault.ErrWrongIdentity):
+			// Recorded as a refused read; the form says what to do.
+			dv.Locked, latest, status = true, nil, http.StatusUnprocessableEntity
+			errs = append(errs, formError{Field: "open-identity",
+				Message: "This key does not open these readings. Use the secret key that belongs to the public key you gave."})
+		case err != nil:
 			s.fail(w, r, err)
 			return
 		}
+		dv.Opened = open != nil
 		dv.Version = e.Version
 		dv.Goes = goesSentence(l.Short.DataGoes)
 		for i, st := range m.Streams {
