@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/candor-iot/candor/internal/catalog"
-	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/history"
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/store"
