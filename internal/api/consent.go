@@ -56,10 +56,21 @@ func (s *Server) consentState(w http.ResponseWriter, r *http.Request, p access.P
 		s.fail(w, r, err)
 		return
 	}
+	changes, err := s.cfg.Consent.Pending(r.Context(), d.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if changes == nil {
+		changes = []consent.PendingChange{}
+	}
+	// Changes are what a newer manifest version asks beyond what was
+	// agreed: each waits for a yes or no (PUT consent or routing).
 	writeJSON(w, http.StatusOK, struct {
 		consent.DeviceState
-		Deciders deciders `json:"deciders"`
-	}{st, decidersOf(p, d)})
+		Deciders deciders                `json:"deciders"`
+		Changes  []consent.PendingChange `json:"changes"`
+	}{st, decidersOf(p, d), changes})
 }
 
 // askConsent stores a request that whoever decides for a device turn one

@@ -25,6 +25,10 @@ type homeView struct {
 	// Requests are what others in the household asked the viewer, who
 	// decides for those devices, to turn on or off.
 	Requests []requestView
+	// Changes are what newer manifests ask of the viewer, waiting for a
+	// yes or a no.
+	Changes []changeView
+	CSRF    string
 }
 
 // undelivered is a recipient the hub could not send everything to.
@@ -56,7 +60,9 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
 		}
 	}
 	hv.Requests = s.openRequests(r.Context(), v)
+	hv.Changes = s.pendingChanges(r.Context(), v)
 	p := s.pageFor(r, v, "Your devices", "home")
+	hv.CSRF = p.CSRF
 	p.Data = hv
 	s.render(w, r, http.StatusOK, "home", p)
 }
