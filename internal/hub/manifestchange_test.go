@@ -150,3 +150,47 @@ func list(v any) []any {
 	l, _ := v.([]any)
 	return l
 }
+
+// TestRetentionOfADroppedStream reproduces readings of a stream a later
+// manifest version dropped: they keep the retention they were stored
+// under and are deleted when it ends, like every other reading.
+func TestRetentionOfADroppedStream(t *testing.T) {
+	th := startHub(t)
+	alex := th.setup("alex")
+	id, secret := th.personDevice(alex, "Front door", "door-sensor")
+	th.post(id, secret, "battery", `{"percent": 80}`)
+	th.post(id, secret, "contact", `{"open": false}`)
+
+	b, err := os.ReadFile("../manifest/templates/door-sensor.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m["properties"].(map[string]any), "battery")
+	doc, _ := json.Marshal(m)
+	if code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/manifests", alex, string(doc)); code != 201 {
+		t.Fatalf("store a version without the battery stream: %d %v", code, out)
+	}
+
+	tests := []struct {
+		after           time.Duration
+		battery, contact int
+	}{
+		{after: 29 * 24 * time.Hour, battery: 1, contact: 1}, // within the month both were stored under
+		{after: 31 * 24 * time.Hour, battery: 0, contact: 0}, // past it: the dropped stream goes too
+	}
+	for _, tt := range tests {
+		if _, err := th.retention.SweepAt(context.Background(), time.Now().Add(tt.after)); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(th.readings(id, "stream=battery")); n != tt.battery {
+			t.Errorf("after %v: %d battery readings, want %d", tt.after, n, tt.battery)
+		}
+		if n := len(th.readings(id, "stream=contact")); n != tt.contact {
+			t.Errorf("after %v: %d contact readings, want %d", tt.after, n, tt.contact)
+		}
+	}
+}

@@ -197,6 +197,9 @@ type ReadingQuery struct {
 	Until    time.Time // exclusive
 	AfterSeq int64     // cursor: only readings with Seq > AfterSeq
 	Limit    int       // 0 means the engine's default (1000)
+	// ManifestVersion, when not 0, selects only readings stored under
+	// that version of the device type's manifest.
+	ManifestVersion int
 }
 
 // --- consent (issue #4) -------------------------------------------------
