@@ -176,7 +176,7 @@ func TestRetentionOfADroppedStream(t *testing.T) {
 	}
 
 	tests := []struct {
-		after           time.Duration
+		after            time.Duration
 		battery, contact int
 	}{
 		{after: 29 * 24 * time.Hour, battery: 1, contact: 1}, // within the month both were stored under
