@@ -149,7 +149,7 @@ func TestDeleteReadingsByRange(t *testing.T) {
 	if p.status != 200 {
 		t.Fatalf("delete, step 2: %d", p.status)
 	}
-	mustContain(t, "delete, step 2", p.body, `<option value="power">`, `id="from" name="from"`, `id="to" name="to"`, `name="confirm"`, `value="`+d.ID+`"`)
+	mustContain(t, "delete, step 2", p.body, `<option value="power">`, `id="from" name="from" type="date"`, `id="to" name="to" type="date"`, "First day (UTC)", `name="confirm"`, `value="`+d.ID+`"`)
 
 	// Without the box ticked, or with the days the wrong way round,
 	// nothing is deleted.
