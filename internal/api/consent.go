@@ -156,6 +156,9 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p access.Pri
 		Purpose   string `json:"purpose"`
 		Recipient string `json:"recipient"`
 		On        *bool  `json:"on"`
+		// Confirm says the caller has shown the person what will leave
+		// (the sharing member of the 409 answer) and they agreed.
+		Confirm bool `json:"confirm,omitempty"`
 	}
 	if err := decodeJSON(w, r, &in); err != nil {
 		s.fail(w, r, err)
@@ -167,6 +170,19 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p access.Pri
 	}
 	if in.Recipient == "" {
 		in.Recipient = consent.RecipientHub
+	}
+	if *in.On && in.Recipient != consent.RecipientHub && !in.Confirm {
+		// Data leaves the hub: answer with what would leave, to whom
+		// and on what terms, and wait for a request that confirms it.
+		sh, err := s.cfg.Consent.Sharing(r.Context(), d.ID, r.PathValue("stream"), in.Purpose, in.Recipient)
+		if err != nil {
+			s.failConsent(w, r, err)
+			return
+		}
+		writeProblemDoc(w, r, problem{Type: problemPrefix + "confirm-sharing", Status: http.StatusConflict,
+			Detail: "this sends data out of the hub: show the person what leaves (sharing), then send the request again with \"confirm\": true",
+			Sharing: &sh})
+		return
 	}
 	rec, err := s.cfg.Consent.Set(r.Context(), consent.Change{AccountID: acc, DeviceID: d.ID, Stream: r.PathValue("stream"),
 		Purpose: in.Purpose, Recipient: in.Recipient, On: *in.On})

@@ -33,7 +33,7 @@ func TestWhoMaySwitchWhat(t *testing.T) {
 	kim := th.token("kim", "marble-otter-sunrise-19")
 	robin := th.token("robin", "copper-lantern-meadow-52")
 
-	supplier := map[string]any{"purpose": "candor:Billing", "recipient": "Your energy supplier", "on": true}
+	supplier := map[string]any{"purpose": "candor:Billing", "recipient": "Your energy supplier", "on": true, "confirm": true}
 	tests := []struct {
 		name     string
 		bearer   string
@@ -132,4 +132,51 @@ func firstPurpose(t *testing.T, th *testHub, bearer, device, stream string) stri
 	}
 	t.Fatalf("no stream %s", stream)
 	return ""
+}
+
+// TestSharingIsConfirmed checks that turning on a use that sends data
+// out answers first with what would leave, to whom, linked or not, on
+// what terms and for how long, and changes nothing until the request is
+// sent again with "confirm": true.
+func TestSharingIsConfirmed(t *testing.T) {
+	th := startHub(t)
+	alex := th.setup("alex")
+	meter, _ := th.personDevice(alex, "Meter", "smart-meter")
+	url := th.URL() + "/api/v1/devices/" + meter + "/consent/energy"
+	share := map[string]any{"purpose": "candor:Billing", "recipient": "Your energy supplier", "on": true}
+	code, out, _ := call(t, http.DefaultClient, "PUT", url, alex, share)
+	if code != http.StatusConflict || !strings.HasSuffix(out["type"].(string), "confirm-sharing") {
+		t.Fatalf("unconfirmed sharing: %d %v, want 409 confirm-sharing", code, out)
+	}
+	sh := out["sharing"].(map[string]any)
+	for key, want := range map[string]any{"recipient": "Your energy supplier", "linked": "linked", "keeps": "P7Y",
+		"terms": "https://example.com/energy-supplier/privacy", "why": "so your supplier can bill what you used"} {
+		if sh[key] != want {
+			t.Errorf("sharing %s = %v, want %v", key, sh[key], want)
+		}
+	}
+	if what := list(sh["what"]); len(what) == 0 {
+		t.Error("sharing does not say what leaves")
+	}
+	if code, out, _ := call(t, http.DefaultClient, "GET", url[:strings.LastIndex(url, "/")], alex, nil); code != 200 || countRecipients(out, "energy") != 0 {
+		t.Fatalf("an unconfirmed request turned sharing on: %d %v", code, out)
+	}
+	share["confirm"] = true
+	if code, out, _ := call(t, http.DefaultClient, "PUT", url, alex, share); code != 200 {
+		t.Fatalf("confirmed sharing: %d %v", code, out)
+	}
+	// Turning it off needs no confirmation.
+	share["on"], share["confirm"] = false, false
+	if code, out, _ := call(t, http.DefaultClient, "PUT", url, alex, share); code != 200 {
+		t.Fatalf("sharing off: %d %v", code, out)
+	}
+}
+
+func countRecipients(state map[string]any, stream string) int {
+	for _, s := range list(state["streams"]) {
+		if sm := s.(map[string]any); sm["stream"] == stream {
+			return len(list(sm["decision"].(map[string]any)["recipients"]))
+		}
+	}
+	return -1
 }

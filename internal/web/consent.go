@@ -316,6 +316,10 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request, v viewer) {
 	if recipient == "" {
 		recipient = consent.RecipientHub
 	}
+	if on && recipient != consent.RecipientHub && r.PostFormValue("confirm") != "yes" {
+		s.confirmSharing(w, r, v, d, stream, purpose, recipient)
+		return
+	}
 	rec, err := s.cfg.Consent.Set(r.Context(), consent.Change{AccountID: v.Account.ID, DeviceID: d.ID, Stream: stream,
 		Purpose: purpose, Recipient: recipient, On: on})
 	if err != nil {
@@ -342,6 +346,29 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	s.flash(v, msg+" Your receipt is below.")
 	http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID)+"?done="+flashDone+"#consent-"+url.PathEscape(stream), http.StatusSeeOther)
+}
+
+// shareView is the page that shows what turning on a use would send out
+// of the hub, before it is turned on.
+type shareView struct {
+	Device  store.Device
+	Sharing consent.Sharing
+	To      string // the recipient, as a sentence names it
+	Contact string // the contact, without its scheme
+}
+
+// confirmSharing shows what would leave, to whom, linked or not, on
+// what terms and for how long, with a yes that turns the use on.
+func (s *Server) confirmSharing(w http.ResponseWriter, r *http.Request, v viewer, d store.Device, stream, purpose, recipient string) {
+	sh, err := s.cfg.Consent.Sharing(r.Context(), d.ID, stream, purpose, recipient)
+	if err != nil {
+		s.consentRefused(w, r, v, d, err)
+		return
+	}
+	contact := strings.TrimPrefix(strings.TrimPrefix(sh.Contact, "mailto:"), "tel:")
+	p := s.pageFor(r, v, "Send "+lowerFirst(sh.Title)+" out of this hub?", "")
+	p.Data = shareView{Device: d, Sharing: sh, To: nameInSentence(sh.Recipient), Contact: contact}
+	s.render(w, r, http.StatusOK, "share", p)
 }
 
 // postRouting chooses whether a stream is kept on the hub and for how

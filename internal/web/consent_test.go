@@ -11,6 +11,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/readability"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -228,6 +229,7 @@ func TestMemberSeesChoicesAndAsks(t *testing.T) {
 	}
 	dp := owner.get("/devices/" + d.ID)
 	f := useForm(t, dp.body, "energy", "candor:Billing", "Your energy supplier")
+	f.Set("confirm", "yes")
 	if p := owner.post("/devices/"+d.ID+"/consent", f); p.status != 200 {
 		t.Fatalf("owner decides: %d", p.status)
 	}
@@ -417,5 +419,42 @@ func TestMyDataPage(t *testing.T) {
 	z := b.get("/api/v1/export")
 	if z.status != 200 || z.header.Get("Content-Type") != "application/zip" || !strings.HasPrefix(z.body, "PK") {
 		t.Errorf("export link: %d %s", z.status, z.header.Get("Content-Type"))
+	}
+}
+
+// TestSharingIsConfirmedOnThePages checks that the switch that sends a
+// stream out of the hub first shows what leaves, to whom, linked or not,
+// on what terms and for how long; only the yes on that page turns it on.
+func TestSharingIsConfirmedOnThePages(t *testing.T) {
+	h := startHub(t)
+	alex := h.setup("alex")
+	d, _ := h.addDevice(alex.HouseholdID, "Meter", "smart-meter")
+	b := h.browser()
+	b.login("alex", goodPassword)
+	p := b.get("/devices/" + d.ID)
+	f := useForm(t, p.body, "energy", "candor:Billing", "Your energy supplier")
+	p = b.post("/devices/"+d.ID+"/consent", f)
+	if p.status != 200 {
+		t.Fatalf("switch on: %d", p.status)
+	}
+	text := visibleText(p.body)
+	mustContain(t, "confirmation page", text, "Send meter reading to your energy supplier?", "Nothing is sent until you say yes.",
+		"It leaves linked to you.", "7 years", "So your supplier can bill what you used.", "Their terms", "Yes, send it")
+	if len(h.consent.Allowed(d.ID, "energy").Recipients) != 0 {
+		t.Fatal("the switch turned sharing on before the yes")
+	}
+	if s := readability.Score(text); s.Ease < readability.PlainEnglish {
+		t.Errorf("confirmation page scores %.1f, want at least %.0f:\n%s", s.Ease, readability.PlainEnglish, text)
+	}
+	yes := url.Values{}
+	for _, m := range regexp.MustCompile(`name="([a-z]+)" value="([^"]*)"`).FindAllStringSubmatch(p.body, -1) {
+		yes.Set(m[1], html.UnescapeString(m[2]))
+	}
+	if yes.Get("confirm") != "yes" {
+		t.Fatalf("the confirmation form has no confirm field: %v", yes)
+	}
+	p = b.post("/devices/"+d.ID+"/consent", yes)
+	if p.status != 200 || len(h.consent.Allowed(d.ID, "energy").Recipients) != 1 {
+		t.Fatalf("after yes: %d, recipients %v", p.status, h.consent.Allowed(d.ID, "energy").Recipients)
 	}
 }

@@ -130,7 +130,7 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 // view. History only the person's key opens leaves the page whole, with
 // the readings locked and a way to open them.
 func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, d store.Device, status int, errs []formError, open history.Open) {
-	e, l := s.labelFor(d.Type)
+	e, l := s.deviceLabel(d)
 	var m *manifest.Manifest
 	if e != nil {
 		m = e.Manifest
@@ -166,7 +166,7 @@ func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, 
 		}
 		dv.Opened = open != nil
 		dv.Version = e.Version
-		dv.Goes = goesSentence(l.Short.DataGoes)
+		dv.Goes = goesNowSentence(l.Short)
 		for i, st := range m.Streams {
 			sl := l.Streams[i]
 			kv := knowView{Title: st.Title, Reveals: sl.Reveals, RevealsWith: sl.RevealsWith, KeptFor: sl.KeptFor, Learning: sl.Learning}

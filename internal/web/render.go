@@ -19,7 +19,7 @@ import (
 // layout and the shared parts.
 var pageNames = []string{
 	"setup", "login", "home", "device", "add", "credential", "confirm", "security", "learn", "error",
-	"mydata", "log", "verify", "household", "admin",
+	"mydata", "log", "verify", "household", "admin", "share",
 }
 
 type pageTemplate struct{ t *template.Template }
