@@ -180,7 +180,7 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p access.Pri
 			return
 		}
 		writeProblemDoc(w, r, problem{Type: problemPrefix + "confirm-sharing", Status: http.StatusConflict,
-			Detail: "this sends data out of the hub: show the person what leaves (sharing), then send the request again with \"confirm\": true",
+			Detail:  "this sends data out of the hub: show the person what leaves (sharing), then send the request again with \"confirm\": true",
 			Sharing: &sh})
 		return
 	}
