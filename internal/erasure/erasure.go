@@ -155,10 +155,10 @@ type Report struct {
 	// KeyRemnants lists the key owners whose keys are destroyed but whose
 	// old copies the database could not yet overwrite in its write-ahead
 	// log (a reader kept it busy); they go as the log is reused.
-	KeyRemnants      []string  `json:"key_copies_may_remain,omitempty"`
-	ReadingsUnlinked int64     `json:"readings_unlinked"`
-	CellsKept        int       `json:"aggregate_cells_kept"`
-	CellsSuppressed  int       `json:"aggregate_cells_suppressed"`
+	KeyRemnants      []string `json:"key_copies_may_remain,omitempty"`
+	ReadingsUnlinked int64    `json:"readings_unlinked"`
+	CellsKept        int      `json:"aggregate_cells_kept"`
+	CellsSuppressed  int      `json:"aggregate_cells_suppressed"`
 	// Skipped are the devices left as they were, each with the reason.
 	Skipped []Skipped `json:"skipped,omitempty"`
 	At      time.Time `json:"at"`
