@@ -179,6 +179,13 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p access.Pri
 			s.failConsent(w, r, err)
 			return
 		}
+		if devs, err := s.st.Devices(r.Context(), d.HouseholdID); err == nil {
+			names := make(map[string]string, len(devs))
+			for _, hd := range devs {
+				names[hd.ID] = hd.Name
+			}
+			sh.AlreadyGets = s.cfg.Consent.Receiving(r.Context(), names, sh.Recipient)
+		}
 		writeProblemDoc(w, r, problem{Type: problemPrefix + "confirm-sharing", Status: http.StatusConflict,
 			Detail:  "this sends data out of the hub: show the person what leaves (sharing), then send the request again with \"confirm\": true",
 			Sharing: &sh})

@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/candor-iot/candor/internal/manifest"
@@ -32,6 +33,38 @@ type Sharing struct {
 	// Reveals is what the stream can show about the household on its
 	// own, when its manifest says.
 	Reveals string `json:"reveals,omitempty"`
+	// AlreadyGets lists what the recipient already gets from the
+	// household ("Meter: meter reading"), when the caller fills it in
+	// with Receiving.
+	AlreadyGets []string `json:"already_gets,omitempty"`
+}
+
+// Receiving lists what recipient already gets from the given devices:
+// each "device name: stream title" whose use for that recipient is on.
+// names maps device ids to their names.
+func (s *Service) Receiving(ctx context.Context, names map[string]string, recipient string) []string {
+	var out []string
+	ids := make([]string, 0, len(names))
+	for id := range names {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		dt, err := s.table(ctx, id)
+		if err != nil {
+			continue
+		}
+		for _, st := range dt.entry.Manifest.Streams {
+			if slices.Contains(dt.streams[st.Name].Recipients, recipient) {
+				title := st.Title
+				if title == "" {
+					title = st.Name
+				}
+				out = append(out, names[id]+": "+strings.ToLower(title))
+			}
+		}
+	}
+	return out
 }
 
 // Sharing describes the use (stream, purpose, recipient) of a device

@@ -165,6 +165,17 @@ func TestSharingIsConfirmed(t *testing.T) {
 	if code, out, _ := call(t, http.DefaultClient, "PUT", url, alex, share); code != 200 {
 		t.Fatalf("confirmed sharing: %d %v", code, out)
 	}
+	// A second meter: the summary says what the supplier already gets.
+	second, _ := th.personDevice(alex, "Garage meter", "smart-meter")
+	delete(share, "confirm")
+	share["on"] = true
+	code, out, _ = call(t, http.DefaultClient, "PUT", th.URL()+"/api/v1/devices/"+second+"/consent/energy", alex, share)
+	if code != http.StatusConflict {
+		t.Fatalf("unconfirmed sharing of the second meter: %d %v", code, out)
+	}
+	if got := list(out["sharing"].(map[string]any)["already_gets"]); len(got) != 1 || got[0] != "Meter: meter reading" {
+		t.Errorf("already_gets %v, want what the first meter sends", got)
+	}
 	// Turning it off needs no confirmation.
 	share["on"], share["confirm"] = false, false
 	if code, out, _ := call(t, http.DefaultClient, "PUT", url, alex, share); code != 200 {

@@ -365,6 +365,8 @@ func (s *Server) confirmSharing(w http.ResponseWriter, r *http.Request, v viewer
 		s.consentRefused(w, r, v, d, err)
 		return
 	}
+	names := s.deviceNames(r.Context(), d.HouseholdID)
+	sh.AlreadyGets = s.cfg.Consent.Receiving(r.Context(), names, sh.Recipient)
 	contact := strings.TrimPrefix(strings.TrimPrefix(sh.Contact, "mailto:"), "tel:")
 	p := s.pageFor(r, v, "Send "+lowerFirst(sh.Title)+" out of this hub?", "")
 	p.Data = shareView{Device: d, Sharing: sh, To: nameInSentence(sh.Recipient), Contact: contact}
