@@ -440,7 +440,7 @@ func TestSharingIsConfirmedOnThePages(t *testing.T) {
 	text := visibleText(p.body)
 	mustContain(t, "confirmation page", text, "Send meter reading to your energy supplier?", "Nothing is sent until you say yes.",
 		"It leaves linked to you.", "7 years", "So your supplier can bill what you used.", "Their terms", "Yes, send it",
-		"What they get from your home now Nothing yet.")
+		"What they get from your home now", "Nothing yet.")
 	if len(h.consent.Allowed(d.ID, "energy").Recipients) != 0 {
 		t.Fatal("the switch turned sharing on before the yes")
 	}
