@@ -32,7 +32,7 @@ func commands() []command {
 		{"explain", "print a device's privacy and security label in plain language", runExplain},
 		{"log", "the transparency log: checkpoint, key, export, verify (offline)", runLog},
 		{"simulate", "run simulated devices against a hub over MQTT", runSimulate},
-		{"bench", "benchmark Candor against Mosquitto side by side (issue #7)", runBench},
+		{"bench", "benchmark Candor against Mosquitto side by side", runBench},
 		{"version", "print the version", func([]string) error { fmt.Println("candor", version); return nil }},
 	}
 }

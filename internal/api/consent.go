@@ -7,6 +7,7 @@ import (
 	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/manifest"
+	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -307,5 +308,5 @@ func (s *Server) consentReceipt(w http.ResponseWriter, r *http.Request, p access
 // consentKey serves the public key receipts are signed with.
 func (s *Server) consentKey(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	_, _ = w.Write(consent.MarshalPublicKey(s.cfg.Consent.PublicKey()))
+	_, _ = w.Write(signkey.MarshalPublicKey(s.cfg.Consent.PublicKey()))
 }

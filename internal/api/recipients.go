@@ -9,10 +9,9 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/access"
-	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
-	"github.com/candor-iot/candor/internal/manifest"
+	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -67,16 +66,7 @@ func (s *Server) recipients() (*forward.Registry, error) {
 	if !ok || s.cfg.Forwarding == nil {
 		return nil, fmt.Errorf("forwarding to recipients is not configured on this hub: %w", store.ErrNotFound)
 	}
-	return forward.NewRegistry(rs, s.manifestOf, s.cfg.Forwarding, forward.RegistryOptions{}), nil
-}
-
-// manifestOf is the manifest in force for a device type.
-func (s *Server) manifestOf(deviceType string) (*manifest.Manifest, error) {
-	e, err := s.cfg.Catalog.Current(deviceType)
-	if err != nil {
-		return nil, err
-	}
-	return e.Manifest, nil
+	return forward.NewRegistry(rs, s.cfg.Catalog, s.cfg.Forwarding, forward.RegistryOptions{}), nil
 }
 
 // listRecipients shows the household's recipients: who they are, which
@@ -171,5 +161,5 @@ func (s *Server) forwardKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	_, _ = w.Write(consent.MarshalPublicKey(s.cfg.Forwarding.PublicKey()))
+	_, _ = w.Write(signkey.MarshalPublicKey(s.cfg.Forwarding.PublicKey()))
 }

@@ -7,12 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/candor-iot/candor/internal/auditlog/logformat"
+	"github.com/candor-iot/candor/internal/privfile"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -108,7 +108,7 @@ func (k *Key) String() string { return "auditlog.Key(" + k.vkey + ")" }
 // Save writes the private key to path with mode 0600, refusing to overwrite
 // an existing file.
 func (k *Key) Save(path string) error {
-	return writeNewFile(path, []byte(k.skey+"\n"), 0o600)
+	return privfile.WriteNew(path, []byte(k.skey+"\n"), 0o600)
 }
 
 // LoadOrCreateKey loads the log key from dir/log.key, or generates one
@@ -121,34 +121,13 @@ func LoadOrCreateKey(dir, name string) (*Key, error) {
 		return nil, fmt.Errorf("log key: %w", err)
 	}
 	path := filepath.Join(dir, logformat.KeyFile)
-	k, err := loadKey(path)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return k, err
-	}
-	k, err = GenerateKey(name)
-	if err != nil {
-		return nil, err
-	}
-	if err := k.Save(path); err != nil {
-		if errors.Is(err, fs.ErrExist) { // created concurrently: use that one
-			return loadKey(path)
+	b, created, err := privfile.LoadOrCreate(path, keyMaxBytes, func() ([]byte, error) {
+		k, err := GenerateKey(name)
+		if err != nil {
+			return nil, err
 		}
-		return nil, err
-	}
-	// The public key file is a convenience; the private key is the record.
-	_ = os.WriteFile(filepath.Join(dir, logformat.PubFile), []byte(k.vkey+"\n"), 0o644)
-	return k, nil
-}
-
-func loadKey(path string) (*Key, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("log key: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("log key %s: mode %v lets other users read or change it; chmod 600 it", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
+		return []byte(k.skey + "\n"), nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("log key: %w", err)
 	}
@@ -156,36 +135,13 @@ func loadKey(path string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if created {
+		// The public key file is a convenience; the private key is the record.
+		_ = os.WriteFile(filepath.Join(dir, logformat.PubFile), []byte(k.vkey+"\n"), 0o644)
+	}
 	return k, nil
 }
 
-// writeNewFile writes data to a new file at path durably: it writes a
-// temporary file, syncs it and links it into place, so a crash never
-// leaves a half-written key and an existing file is never replaced.
-func writeNewFile(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
+// keyMaxBytes bounds the key file read: an encoded note key is one short
+// line.
+const keyMaxBytes = 4 << 10

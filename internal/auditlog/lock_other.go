@@ -16,6 +16,3 @@ func lockFile(path string) (*os.File, error) {
 	}
 	return f, nil
 }
-
-// syncDir is a no-op where directories cannot be synced (Windows).
-func syncDir(string) error { return nil }

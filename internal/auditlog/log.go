@@ -14,6 +14,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog/logformat"
 	"github.com/candor-iot/candor/internal/auditlog/verify"
+	"github.com/candor-iot/candor/internal/privfile"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
@@ -286,7 +287,7 @@ func (l *Log) initialise() error {
 	if err := l.writeCheckpoint(verify.EmptyRoot()); err != nil {
 		return err
 	}
-	return syncDir(l.dir)
+	return privfile.SyncDir(l.dir)
 }
 
 // isFresh reports whether dir holds no log yet (or one whose creation was

@@ -323,8 +323,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, errors.Join(errs...)
 }
 
-// notYetImplemented are the figures issue #7 asks for that this command
-// does not measure (yet); they are printed as such rather than estimated.
+// notYetImplemented are the figures the report lists that this command
+// does not measure; they are printed as such rather than estimated.
 // The consent check and the encryption of each reading are part of the
 // policy path measured above.
 var notYetImplemented = []string{
@@ -334,8 +334,8 @@ var notYetImplemented = []string{
 }
 
 // manifestNotYet is printed when the hub under test has no data
-// manifests (before issue #3).
-const manifestNotYet = "manifest check cost: not yet implemented (issue #3, readings are only checked for being a JSON object within the size limit on a valid stream)"
+// manifests (a build that predates them).
+const manifestNotYet = "manifest check cost: not measured (the hub under test has no data manifests: readings are only checked for being a JSON object within the size limit on a valid stream)"
 
 func machine(o Options) Machine {
 	m := Machine{

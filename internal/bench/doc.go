@@ -1,5 +1,5 @@
-// Package bench is Candor's side-by-side benchmark (issue #7, `candor
-// bench`): it drives the same MQTT load against a Candor hub, run as a
+// Package bench is Candor's side-by-side benchmark (`candor bench`): it
+// drives the same MQTT load against a Candor hub, run as a
 // subprocess with its full policy path and durable storage, and against a
 // reference broker (Mosquitto, started on a free loopback port), and
 // reports both figures and their ratio.

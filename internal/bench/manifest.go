@@ -10,9 +10,9 @@ import (
 )
 
 // benchDeviceType is the device type of the bench's devices. The hub
-// accepts readings only from device types with a data manifest (issue
-// #3), so the bench declares one for its synthetic readings, like any
-// maker would, and the manifest check is part of what is measured.
+// accepts readings only from device types with a data manifest, so the
+// bench declares one for its synthetic readings, like any maker would, and
+// the manifest check is part of what is measured.
 const benchDeviceType = "candor-bench"
 
 // benchManifest is the data manifest of the bench devices: one stream per
@@ -90,8 +90,8 @@ func benchManifest(payloadBytes int, streams []string) ([]byte, error) {
 }
 
 // putManifest stores the bench devices' manifest in the hub, through the
-// control socket (as the hub operator). A hub without manifests (before
-// issue #3) answers 404, which is not an error: it then accepts any
+// control socket (as the hub operator). A hub without manifests (a build
+// that predates them) answers 404, which is not an error: it then accepts any
 // JSON-object reading.
 func (h *hubProc) putManifest(ctx context.Context, doc []byte) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://candor/api/v1/manifests", bytes.NewReader(doc))

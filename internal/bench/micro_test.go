@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/broker"
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
@@ -44,7 +45,7 @@ func BenchmarkEncodePublish(b *testing.B) {
 // okAuth accepts any device whose secret is "secret".
 type okAuth struct{}
 
-func (okAuth) AuthenticateDevice(_ context.Context, id, secret string) (store.Device, error) {
+func (okAuth) AuthenticateDevice(_ context.Context, _ identity.Origin, id, secret string) (store.Device, error) {
 	if secret != "secret" {
 		return store.Device{}, fmt.Errorf("bad secret")
 	}
@@ -64,6 +65,8 @@ func (i *nopIngest) Enqueue(context.Context, string, string, []byte) (ingest.Tic
 }
 func (*nopIngest) Refuse(string, error)               {}
 func (*nopIngest) Count(string, store.DeviceCounters) {}
+
+func (*nopIngest) Vet(context.Context, string, string, []byte) error { return nil }
 
 // BenchmarkBrokerQoS1NoStore is Candor's MQTT broker (mochi with Candor's
 // policy hook: authentication, namespace ACL, topic parsing) acknowledging
@@ -110,7 +113,7 @@ func newTestBroker(in *nopIngest) (*broker.Broker, error) {
 
 // BenchmarkManifestCheck is the data manifest check of one bench reading
 // (fastjson parse and the compiled per-stream checker), the part of the
-// policy path that issue #3 added.
+// policy path that enforces data manifests.
 func BenchmarkManifestCheck(b *testing.B) {
 	doc, err := benchManifest(100, []string{"bench_qos1"})
 	if err != nil {

@@ -250,7 +250,7 @@ func notes(rep *Report) []string {
 // writeTable prints the report for people.
 func writeTable(w io.Writer, rep *Report) error {
 	m := rep.Machine
-	fmt.Fprintf(w, "\nCandor benchmark (issue #7), %s\n", rep.StartedAt.Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "\nCandor benchmark, %s\n", rep.StartedAt.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(w, "machine: %d CPUs, %.1f GiB, %s %s, kernel %s, load average %.2f at start", m.CPUs, m.MemoryGiB, m.GoVersion, m.OSArch, m.Kernel, m.LoadAvg)
 	if m.Mosquitto != "" {
 		fmt.Fprintf(w, ", %s", m.Mosquitto)

@@ -34,6 +34,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -54,18 +55,21 @@ func ControlTopic(deviceID, stream string) string {
 
 // Authenticator checks device credentials.
 type Authenticator interface {
-	AuthenticateDevice(ctx context.Context, id, secret string) (store.Device, error)
+	AuthenticateDevice(ctx context.Context, o identity.Origin, id, secret string) (store.Device, error)
 }
 
 // Ingester is the policy path readings go through.
 type Ingester interface {
 	Submit(ctx context.Context, deviceID, stream string, payload []byte, wait bool) error
 	Enqueue(ctx context.Context, deviceID, stream string, payload []byte) (ingest.Ticket, error)
+	Vet(ctx context.Context, deviceID, stream string, payload []byte) error
 	Refuse(deviceID string, err error)
 	Count(deviceID string, delta store.DeviceCounters)
 }
 
-// Listener addresses. An empty address disables that listener.
+// Config configures a Broker: its listener addresses (an empty address
+// disables that listener), its packet size limit, logging and metrics.
+// Zero values take the defaults.
 type Config struct {
 	TCPAddr   string      // plain MQTT, e.g. 127.0.0.1:1883
 	TLSAddr   string      // MQTT over TLS, e.g. 127.0.0.1:8883
@@ -75,12 +79,20 @@ type Config struct {
 	MaxPacketBytes uint32
 	Logger         *slog.Logger
 	Registerer     prometheus.Registerer
+
+	// ConnectTimeout closes a connection that has not sent a complete
+	// CONNECT this long after it was accepted (default 5 s).
+	ConnectTimeout time.Duration
+	// PendingPerAddress bounds the connections from one address that have
+	// not logged in yet (default 16); more are closed when accepted.
+	PendingPerAddress int
 }
 
 // Broker is a running MQTT broker.
 type Broker struct {
 	srv   *mqtt.Server
 	hook  *hook
+	guard *guard
 	log   *slog.Logger
 	addrs map[string]string
 	nets  []net.Listener // the TCP and TLS listeners, closed first by Close
@@ -89,7 +101,9 @@ type Broker struct {
 	closeErr  error
 }
 
-// New builds a broker; Start opens its listeners.
+// New builds a broker and binds its TCP and TLS listeners, so a port in
+// use fails here; Start begins accepting connections (and opens the
+// WebSocket listener).
 func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -125,8 +139,13 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("add policy hook: %w", err)
 	}
-	b := &Broker{srv: srv, hook: h, log: log, addrs: map[string]string{}}
+	if err := srv.AddHook(h.connack, nil); err != nil {
+		return nil, fmt.Errorf("add connack hook: %w", err)
+	}
+	b := &Broker{srv: srv, hook: h, log: log, addrs: map[string]string{},
+		guard: newGuard(cfg.ConnectTimeout, cfg.PendingPerAddress, int(cfg.MaxPacketBytes), log)}
 	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(b.guard.closed)
 		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "candor_mqtt_connected_clients",
 			Help: "MQTT connections currently open (devices).",
@@ -174,7 +193,7 @@ func (b *Broker) listen(id, addr string, tlsConfig *tls.Config) error {
 }
 
 func (b *Broker) add(l listeners.Listener) error {
-	if err := b.srv.AddListener(l); err != nil {
+	if err := b.srv.AddListener(guardedListener{Listener: l, g: b.guard}); err != nil {
 		return fmt.Errorf("mqtt %s listener on %s: %w", l.ID(), l.Address(), err)
 	}
 	b.addrs[l.ID()] = l.Address()

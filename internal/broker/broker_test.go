@@ -158,8 +158,13 @@ func TestV311StorageFailure(t *testing.T) {
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("QoS 1 publish after the QoS 0 failure: %v", tok.Error())
 	}
-	if closedWithin(lost, 100*time.Millisecond) {
+	// The acknowledged publish above is the barrier: the broker handled
+	// the earlier packets before it, so a close they caused is already
+	// under way.
+	select {
+	case <-lost:
 		t.Fatal("connection lost after a QoS 0 storage failure or a refusal")
+	default:
 	}
 
 	// QoS 1: no PUBACK; the connection is closed so the client resends.
@@ -325,7 +330,12 @@ func TestPublishRetainedControlReachesDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "2 retained messages", 5*time.Second, func() bool { return len(a2.messages()) == 2 })
-	time.Sleep(100 * time.Millisecond)
+	// Barrier: a message published now arrives after anything the
+	// subscription delivered before it.
+	if err := tb.Publish(ControlTopic(devA, "barrier"), []byte(`{}`), false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the barrier message", 5*time.Second, func() bool { return len(a2.messages()) >= 3 })
 	for _, m := range a2.messages() {
 		if !strings.HasPrefix(m.Topic, "candor/"+devA+"/") {
 			t.Errorf("device received %s", m.Topic)
@@ -455,8 +465,17 @@ func TestACLDenialsAreCountedNotSubmitted(t *testing.T) {
 	if resp, err := b.Publish(ctx, &paho.Publish{Topic: ReadingTopic(devAB, "motion"), QoS: 1, Payload: []byte(`{"m":1}`)}); err != nil || resp.ReasonCode != 0 {
 		t.Fatalf("publish by %s: %+v %v", devAB, resp, err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if msgs := a.messages(); len(msgs) != 0 {
+	// Barrier: a message published to a now arrives after anything
+	// delivered to it before.
+	if err := tb.Publish(ControlTopic(devA, "barrier"), []byte(`{}`), false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.gotMsg:
+	case <-ctx.Done():
+		t.Fatal("barrier message not delivered")
+	}
+	if msgs := a.messages(); len(msgs) != 1 || msgs[0].Topic != ControlTopic(devA, "barrier") {
 		t.Errorf("%s received another device's readings: %+v", devA, msgs)
 	}
 }

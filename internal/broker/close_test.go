@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ func TestCloseWhileClientsComeAndGo(t *testing.T) {
 		tb := startBroker(t)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
+		var tries atomic.Int64
 		for i := range 8 {
 			wg.Add(1)
 			go func() {
@@ -31,10 +33,11 @@ func TestCloseWhileClientsComeAndGo(t *testing.T) {
 					default:
 					}
 					churn(tb.addr, fmt.Sprintf("%s-r%d-%d-%d", devA, round, i, n))
+					tries.Add(1)
 				}
 			}()
 		}
-		time.Sleep(50 * time.Millisecond) // let the churn start
+		waitFor(t, "the churn to start", 10*time.Second, func() bool { return tries.Load() >= 8 })
 		closed := make(chan error, 1)
 		go func() { closed <- tb.Close() }()
 		select {

@@ -35,7 +35,7 @@ type fakeAuth struct {
 	fail    error // returned for every call when set
 }
 
-func (a *fakeAuth) AuthenticateDevice(_ context.Context, id, secret string) (store.Device, error) {
+func (a *fakeAuth) AuthenticateDevice(_ context.Context, _ identity.Origin, id, secret string) (store.Device, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.fail != nil {
@@ -89,6 +89,21 @@ func (f *fakeIngester) Enqueue(ctx context.Context, deviceID, stream string, pay
 		return ingest.Completed(err), nil
 	}
 	return ingest.Completed(nil), err
+}
+
+// Vet refuses by stream as Submit does, without recording a submission.
+func (f *fakeIngester) Vet(_ context.Context, deviceID, stream string, payload []byte) error {
+	switch stream {
+	case streamNotJSON:
+		return &ingest.RefusedError{DeviceID: deviceID, Stream: stream, Reason: ingest.ReasonNotJSON, Detail: "payload must be a JSON object"}
+	case streamTooLarge:
+		return &ingest.RefusedError{DeviceID: deviceID, Stream: stream, Reason: ingest.ReasonTooLarge, Detail: "too large"}
+	case streamBadStream:
+		return &ingest.RefusedError{DeviceID: deviceID, Stream: stream, Reason: ingest.ReasonBadStream, Detail: "bad stream name"}
+	case streamBroken:
+		return errors.New("manifest store unavailable")
+	}
+	return nil
 }
 
 func (f *fakeIngester) Refuse(deviceID string, err error) {
@@ -156,6 +171,12 @@ const (
 
 func startBroker(t *testing.T) *testBroker {
 	t.Helper()
+	return startBrokerWith(t, nil)
+}
+
+// startBrokerWith starts a test broker with its Config changed by mod.
+func startBrokerWith(t *testing.T, mod func(*Config)) *testBroker {
+	t.Helper()
 	tb := &testBroker{
 		auth: &fakeAuth{secrets: map[string]string{devA: secretA, devAB: secretA + "b", devB: secretB}},
 		in:   &fakeIngester{},
@@ -163,7 +184,11 @@ func startBroker(t *testing.T) *testBroker {
 		reg:  prometheus.NewRegistry(),
 	}
 	log := slog.New(slog.NewTextHandler(tb.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, err := New(Config{TCPAddr: "127.0.0.1:0", Logger: log, Registerer: tb.reg}, tb.auth, tb.in)
+	cfg := Config{TCPAddr: "127.0.0.1:0", Logger: log, Registerer: tb.reg}
+	if mod != nil {
+		mod(&cfg)
+	}
+	b, err := New(cfg, tb.auth, tb.in)
 	if err != nil {
 		t.Fatalf("new broker: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -29,13 +30,14 @@ type hook struct {
 	authFail  *prometheus.CounterVec
 	aclDenied *prometheus.CounterVec
 	acks      sync.Map // *mqtt.Client → *ackQueue
+	connack   *connackCodes
 	// closing refuses every new connection while the broker shuts down.
 	closing atomic.Bool
 }
 
 func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
 	h := &hook{
-		auth: auth, in: in, log: log,
+		auth: auth, in: in, log: log, connack: &connackCodes{},
 		authFail: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "candor_mqtt_auth_failures_total",
 			Help: "Refused MQTT connections, by reason.",
@@ -87,7 +89,19 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
 	defer cancel()
-	d, err := h.auth.AuthenticateDevice(ctx, user, pass)
+	d, err := h.auth.AuthenticateDevice(ctx, identity.Origin{Addr: cl.Net.Remote}, user, pass)
+	var te *identity.ThrottledError
+	if errors.As(err, &te) {
+		code := codeRateExceeded
+		if te.Reason == identity.ReasonBusy {
+			code = codeServerBusy
+		}
+		h.connack.refuseWith(cl, code)
+		// Throttling answers a flood thousands of times a second, cheaply:
+		// the refusals are counted, not logged one line each.
+		h.authFail.WithLabelValues("throttled_" + te.Reason).Inc()
+		return false
+	}
 	if err != nil {
 		if errors.Is(err, identity.ErrUnauthenticated) {
 			// Counted against the device only if the id exists; the
@@ -99,19 +113,96 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		return h.refuseConnect("error", "")
 	}
 	if !allowedClientID(pk.Connect.ClientIdentifier, d.ID) {
+		refuseWith(cl, packets.ErrClientIdentifierNotValid.Code, v3RefusedIdentifier)
 		return h.refuseConnect("client_id_outside_namespace", d.ID)
 	}
-	// mochi delivers will messages without an ACL check, so the will topic
-	// must be checked here or a device could publish into another
-	// device's namespace when it disconnects.
-	if pk.Connect.WillFlag {
-		if _, ok := publishStream(d.ID, pk.Connect.WillTopic); !ok {
-			h.in.Count(d.ID, store.DeviceCounters{ACLDenied: 1})
-			h.aclDenied.WithLabelValues("will").Inc()
-			return h.refuseConnect("will_topic_outside_namespace", d.ID)
-		}
+	if pk.Connect.WillFlag && !h.acceptWill(ctx, cl, d.ID, pk) {
+		return false
+	}
+	if gc := guardOf(cl); gc != nil {
+		gc.loggedIn()
 	}
 	return true
+}
+
+// refuseWith sets the CONNACK code of a refused connection when it is not
+// mochi's "bad user name or password".
+func refuseWith(cl *mqtt.Client, code, v3code byte) {
+	if gc := guardOf(cl); gc != nil {
+		gc.refuseWith(code, v3code)
+	}
+}
+
+// acceptWill holds a will to the rules of a reading before the device may
+// rely on it: its topic must be one of the device's reading topics and
+// its payload must pass the policy path (size, JSON object, manifest).
+//
+// mochi then never sees the will (its flag is cleared): mochi would
+// deliver it to subscribers and keep it retained in memory, outside the
+// policy path. The hook hands it to ingest instead when the connection
+// ends without a DISCONNECT (OnDisconnect). A will's retain flag is
+// ignored, as a reading's is; a Will Delay Interval is not honoured (the
+// will is handled when the connection ends).
+func (h *hook) acceptWill(ctx context.Context, cl *mqtt.Client, deviceID string, pk packets.Packet) bool {
+	stream, ok := publishStream(deviceID, pk.Connect.WillTopic)
+	if !ok {
+		h.in.Count(deviceID, store.DeviceCounters{ACLDenied: 1})
+		h.aclDenied.WithLabelValues("will").Inc()
+		refuseWith(cl, packets.ErrNotAuthorized.Code, v3NotAuthorized)
+		return h.refuseConnect("will_topic_outside_namespace", deviceID)
+	}
+	if err := h.in.Vet(ctx, deviceID, stream, pk.Connect.WillPayload); err != nil {
+		var re *ingest.RefusedError
+		if !errors.As(err, &re) {
+			h.log.Error("mqtt will not checked", "device", deviceID, "err", err)
+			return h.refuseConnect("error", deviceID)
+		}
+		h.log.Info("will refused", "device", deviceID, "stream", stream, "reason", re.Reason)
+		refuseWith(cl, refusalCode(re.Reason).Code, v3NotAuthorized)
+		return h.refuseConnect("will_refused", deviceID)
+	}
+	atomic.StoreUint32(&cl.Properties.Will.Flag, 0)
+	cl.Properties.Will.Retain = false
+	return true
+}
+
+// sendWill hands a will to ingest like a reading: stored if it passes the
+// policy path and consent, refused (and counted) otherwise; never
+// delivered over MQTT.
+func (h *hook) sendWill(cl *mqtt.Client) {
+	id := deviceOf(cl)
+	stream, ok := publishStream(id, cl.Properties.Will.TopicName)
+	if !ok {
+		return // checked at CONNECT
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), willTimeout)
+	defer cancel()
+	if err := h.in.Submit(ctx, id, stream, cl.Properties.Will.Payload, false); err != nil {
+		var re *ingest.RefusedError
+		if errors.As(err, &re) {
+			h.log.Info("will refused", "device", id, "stream", stream, "reason", re.Reason)
+			return
+		}
+		h.log.Error("will not stored", "device", id, "stream", stream, "err", err)
+	}
+}
+
+// willTimeout bounds how long a closing connection waits for room in the
+// ingest queue for its will.
+const willTimeout = 10 * time.Second
+
+// refusalCode is the MQTT 5 reason code for a refused reading (in a PUBACK)
+// or a refused will (in a CONNACK).
+func refusalCode(reason string) packets.Code {
+	switch reason {
+	case ingest.ReasonTooLarge: // also manifest.ViolTooLarge
+		return packets.ErrPacketTooLarge
+	case ingest.ReasonBadStream, manifest.ViolUndeclaredStream:
+		return packets.ErrTopicNameInvalid
+	case ingest.ReasonNoManifest:
+		return packets.ErrNotAuthorized
+	}
+	return packets.ErrPayloadFormatInvalid
 }
 
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
@@ -123,9 +214,13 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		if _, ok := publishStream(id, topic); ok {
 			return true
 		}
-		h.in.Count(id, store.DeviceCounters{ACLDenied: 1})
-		h.aclDenied.WithLabelValues("publish").Inc()
-		h.log.Info("mqtt publish denied: topic outside device namespace", "device", id, "topic", topic)
+		if cl.Properties.ProtocolVersion < 5 {
+			// mochi answers a denied 3.1.1 publish with a DISCONNECT,
+			// which 3.1.1 does not have: OnPublish acknowledges it
+			// without keeping it instead, as for a refused reading.
+			return true
+		}
+		h.denyPublish(id, topic)
 		return false
 	}
 	if subscribeAllowed(id, topic) {
@@ -137,14 +232,24 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return false
 }
 
+func (h *hook) denyPublish(id, topic string) {
+	h.in.Count(id, store.DeviceCounters{ACLDenied: 1})
+	h.aclDenied.WithLabelValues("publish").Inc()
+	h.log.Info("mqtt publish denied: topic outside device namespace", "device", id, "topic", topic)
+}
+
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
 	}
 	id := deviceOf(cl)
 	stream, ok := publishStream(id, pk.TopicName)
-	if !ok { // the ACL check ran first; this is defence in depth
-		return pk, packets.ErrRejectPacket
+	if !ok {
+		if cl.Properties.ProtocolVersion < 5 {
+			h.denyPublish(id, pk.TopicName)
+			return pk, packets.CodeSuccessIgnore
+		}
+		return pk, packets.ErrRejectPacket // the ACL check ran first; this is defence in depth
 	}
 	// A reading lives in the store, where consent, retention and deletion
 	// apply; a retained copy in broker memory would escape all three.
@@ -176,15 +281,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		// mochi answers a negative code with PUBACK even for QoS 2, which
 		// breaks the QoS 2 handshake; QoS 2 refusals take the 3.1.1 path.
 		if v5 && qos == 1 {
-			code := packets.ErrPayloadFormatInvalid
-			switch re.Reason {
-			case ingest.ReasonTooLarge: // also manifest.ViolTooLarge
-				code = packets.ErrPacketTooLarge
-			case ingest.ReasonBadStream, manifest.ViolUndeclaredStream:
-				code = packets.ErrTopicNameInvalid
-			case ingest.ReasonNoManifest:
-				code = packets.ErrNotAuthorized
-			}
+			code := refusalCode(re.Reason)
 			code.Reason = re.Detail
 			return pk, code
 		}
@@ -208,7 +305,16 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 // OnDisconnect closes the client's ack queue; readings already queued are
 // still committed, their acknowledgements simply have nowhere to go (the
 // client resends unacknowledged QoS 1 messages after reconnecting).
+//
+// A connection that ended without a DISCONNECT (err is set; mochi's rule
+// for publishing a will) sends its will, which acceptWill took from mochi,
+// unless the hub ended it: a revoked credential sends nothing more, and a
+// hub shutting down says nothing about the device.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if err != nil && !cl.Net.Inline && cl.Properties.Will.TopicName != "" &&
+		!errors.Is(cl.StopCause(), packets.ErrNotAuthorized) && !errors.Is(cl.StopCause(), packets.ErrServerShuttingDown) {
+		h.sendWill(cl)
+	}
 	if q, ok := h.acks.LoadAndDelete(cl); ok {
 		q.(*ackQueue).close()
 	}

@@ -55,8 +55,17 @@ type Config struct {
 	LogFormat string
 	// MaxPayloadBytes is the largest MQTT message payload accepted.
 	MaxPayloadBytes int
-	// BatchMaxRows and BatchMaxWait bound how many readings go into one
-	// database transaction and how long the first of them waits for more.
+	// MQTTConnectTimeout closes MQTT connections that have not sent their
+	// CONNECT packet this long after connecting.
+	MQTTConnectTimeout time.Duration
+	// MQTTPendingPerAddress bounds the MQTT connections from one address
+	// that have not logged in yet.
+	MQTTPendingPerAddress int
+	// BatchMaxRows is the batch size at which a batch is written without
+	// waiting out BatchMaxWait. While the disk is busy a batch (one
+	// database transaction) grows to at most 4×BatchMaxRows; then
+	// publishers wait. BatchMaxWait is how long the first reading of a
+	// batch waits for more.
 	BatchMaxRows int
 	BatchMaxWait time.Duration
 	// ConfigFile is the JSON file the other settings were read from, if any.
@@ -97,6 +106,9 @@ func Default() Config {
 		DemoSpeed:         1,
 		UndeclaredFields:  "reject",
 		RetentionInterval: time.Minute,
+
+		MQTTConnectTimeout:    5 * time.Second,
+		MQTTPendingPerAddress: 16,
 	}
 }
 
@@ -142,7 +154,11 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.LogFormat }, check: oneOf("text", "json")},
 	{name: "max-payload-bytes", arg: "bytes", help: "largest MQTT message payload accepted, in bytes",
 		field: func(c *Config) any { return &c.MaxPayloadBytes }, check: intRange(1, maxMQTTPacket)},
-	{name: "batch-max-rows", arg: "rows", help: "most readings written in one database transaction",
+	{name: "mqtt-connect-timeout", arg: "duration", help: "close an MQTT connection that has not sent its CONNECT packet (TLS handshake included) this long after connecting, such as 5s",
+		field: func(c *Config) any { return &c.MQTTConnectTimeout }, check: durationRange(100*time.Millisecond, 5*time.Minute)},
+	{name: "mqtt-pending-per-address", arg: "count", help: "most MQTT connections from one address (an IPv6 /64) that may wait to log in at once; more are closed at once; devices that logged in do not count",
+		field: func(c *Config) any { return &c.MQTTPendingPerAddress }, check: intRange(1, 100000)},
+	{name: "batch-max-rows", arg: "rows", help: "readings that fill a batch, which is then written without waiting for --batch-max-wait; while the disk is busy a batch (one database transaction) grows to 4 times this before publishers wait",
 		field: func(c *Config) any { return &c.BatchMaxRows }, check: intRange(1, 100000)},
 	{name: "batch-max-wait", arg: "duration", help: "longest a reading waits for its batch to fill, such as 5ms; 0 writes as soon as the disk is free (batches then form while the previous one is written)",
 		field: func(c *Config) any { return &c.BatchMaxWait }, check: durationRange(0, time.Minute)},

@@ -59,6 +59,7 @@ func TestDefaults(t *testing.T) {
 		DataDir: "./candor-data", MQTTAddr: "127.0.0.1:1883", HTTPAddr: "127.0.0.1:8080",
 		LogLevel: "info", LogFormat: "text", MaxPayloadBytes: 65536, BatchMaxRows: 1000,
 		BatchMaxWait: 0, DemoSpeed: 1, UndeclaredFields: "reject", RetentionInterval: time.Minute,
+		MQTTConnectTimeout: 5 * time.Second, MQTTPendingPerAddress: 16,
 	}
 	if Default() != want {
 		t.Fatalf("Default() = %+v, want %+v", Default(), want)
@@ -207,7 +208,8 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		"data": "/srv/candor", "mqtt_addr": ":1883", "mqtt_tls_addr": ":8883",
 		"ws_addr": ":8083", "http_addr": ":8080", "tls_cert": "c.pem", "tls_key": "k.pem",
 		"tls_self_signed": false, "tls_names": "", "demo": true, "demo_speed": 10, "log_level": "debug", "log_format": "json",
-		"max_payload_bytes": 1024, "batch_max_rows": 10, "batch_max_wait": "1ms"
+		"max_payload_bytes": 1024, "batch_max_rows": 10, "batch_max_wait": "1ms",
+		"mqtt_connect_timeout": "2s", "mqtt_pending_per_address": 8
 	}`)
 	cfg, err := resolve(t, []string{"--config", path}, env())
 	if err != nil {
@@ -218,6 +220,7 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		HTTPAddr: ":8080", TLSCert: "c.pem", TLSKey: "k.pem", Demo: true, DemoSpeed: 10, UndeclaredFields: "reject", RetentionInterval: time.Minute, LogLevel: "debug",
 		LogFormat: "json", MaxPayloadBytes: 1024, BatchMaxRows: 10, BatchMaxWait: time.Millisecond,
 		ConfigFile: path, MQTTAddrSet: true, HTTPAddrSet: true,
+		MQTTConnectTimeout: 2 * time.Second, MQTTPendingPerAddress: 8,
 	}
 	if cfg != want {
 		t.Fatalf("got %+v\nwant %+v", cfg, want)

@@ -15,10 +15,10 @@ import (
 )
 
 // Sentinel errors, tested with errors.Is. Every refusal is an *Error that
-// wraps one of them and names the field at fault.
+// wraps one of them, or catalog.ErrNoManifest for a device whose type has
+// no manifest in force, and names the field at fault.
 var (
 	ErrUnknownDevice    = errors.New("unknown device")
-	ErrNoManifest       = catalog.ErrNoManifest
 	ErrUnknownStream    = errors.New("unknown stream")
 	ErrUnknownPurpose   = errors.New("unknown purpose")
 	ErrUnknownRecipient = errors.New("unknown recipient")

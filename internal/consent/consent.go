@@ -18,7 +18,9 @@ import (
 )
 
 // Manifests resolves the manifest in force for a device; *catalog.Catalog
-// implements it.
+// implements it. ForDevice's error wraps store.ErrNotFound for an unknown
+// device and catalog.ErrNoManifest for a device whose type has no
+// manifest in force; the service passes the latter on in its *Error.
 type Manifests interface {
 	ForDevice(ctx context.Context, deviceID string) (*catalog.Entry, error)
 }
@@ -40,7 +42,7 @@ type Listener func(deviceID, stream string, collect bool)
 type Options struct {
 	Store     Store     // required
 	Manifests Manifests // required
-	// Key signs receipts (see LoadOrCreateKey). Required.
+	// Key signs receipts (see signkey.LoadOrCreate). Required.
 	Key ed25519.PrivateKey
 	// Controller is the hub's operator, named in every record. An empty
 	// name becomes "The operator of this Candor hub".
@@ -352,12 +354,12 @@ func (s *Service) resolve(ctx context.Context, deviceID string) (*catalog.Entry,
 		return nil, &Error{Field: "device_id", Value: deviceID, Err: ErrUnknownDevice,
 			Msg: fmt.Sprintf("unknown device %q", deviceID)}
 	case errors.Is(err, catalog.ErrNoManifest):
-		return nil, &Error{Field: "device_id", Value: deviceID, Err: ErrNoManifest,
+		return nil, &Error{Field: "device_id", Value: deviceID, Err: catalog.ErrNoManifest,
 			Msg: fmt.Sprintf("device %q: its type has no data manifest in force, so nothing can be decided about it", deviceID)}
 	case err != nil:
 		return nil, fmt.Errorf("consent: look up device %q: %w", deviceID, err)
 	case e == nil || e.Manifest == nil:
-		return nil, &Error{Field: "device_id", Value: deviceID, Err: ErrNoManifest,
+		return nil, &Error{Field: "device_id", Value: deviceID, Err: catalog.ErrNoManifest,
 			Msg: fmt.Sprintf("device %q has no manifest in force", deviceID)}
 	}
 	return e, nil

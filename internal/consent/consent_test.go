@@ -281,7 +281,8 @@ func TestNoManifest(t *testing.T) {
 	f := newFixture(t)
 	f.mf.set("dev_orphan", &catalog.Entry{}) // resolves to an entry without a manifest
 	_, err := f.svc.Set(context.Background(), Change{AccountID: "a", DeviceID: "dev_orphan", Stream: "s", Purpose: "dpv:X", Recipient: RecipientHub})
-	if !errors.Is(err, ErrNoManifest) || !errors.Is(err, catalog.ErrNoManifest) {
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Field != "device_id" || !errors.Is(err, catalog.ErrNoManifest) {
 		t.Errorf("device without a manifest: %v", err)
 	}
 }

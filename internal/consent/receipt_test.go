@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/candor-iot/candor/internal/signkey"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/receipt.json")
@@ -161,7 +163,7 @@ func TestReceiptTestdata(t *testing.T) {
 		if err := os.WriteFile(path, rc, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(pubPath, MarshalPublicKey(testKey.Public().(ed25519PublicKey)), 0o644); err != nil {
+		if err := os.WriteFile(pubPath, signkey.MarshalPublicKey(testKey.Public().(ed25519PublicKey)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -173,7 +175,7 @@ func TestReceiptTestdata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := ParsePublicKey(pemBytes)
+	pub, err := signkey.ParsePublicKey(pemBytes)
 	if err != nil {
 		t.Fatal(err)
 	}

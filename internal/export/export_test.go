@@ -22,9 +22,10 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/manifest"
-	"github.com/candor-iot/candor/internal/readability"
 	"github.com/candor-iot/candor/internal/senml"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
+	"github.com/candor-iot/candor/internal/testsupport/senmldecode"
 )
 
 // fakeSource keeps everything in memory. Export is the unit under test;
@@ -481,7 +482,7 @@ func checkCSV(t *testing.T, data []byte, src *fakeSource, d Device, want []store
 
 func checkSenML(t *testing.T, data []byte, src *fakeSource, d Device, want []store.Reading) {
 	t.Helper()
-	recs, err := senml.Decode(bytes.NewReader(data))
+	recs, err := senmldecode.Decode(bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("%s/%s SenML: %v", d.ID, want[0].Stream, err)
 	}
@@ -966,7 +967,7 @@ func TestOddData(t *testing.T) {
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("s.csv\n got %q\nwant %q", rows, want)
 	}
-	recs, err := senml.Decode(bytes.NewReader(e.files["readings/dev_odd/s.senml.json"]))
+	recs, err := senmldecode.Decode(bytes.NewReader(e.files["readings/dev_odd/s.senml.json"]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -976,7 +977,7 @@ func TestOddData(t *testing.T) {
 	if got := string(e.files["readings/dev_odd/a%20b.senml.json"]); got != "[]\n" {
 		t.Errorf("a b: %q", got)
 	}
-	if recs, err := senml.Decode(bytes.NewReader(e.files["readings/dev_odd/we%2Fird.senml.json"])); err != nil || len(recs) != 1 || recs[0].Name != "dev_odd:we/ird:v" {
+	if recs, err := senmldecode.Decode(bytes.NewReader(e.files["readings/dev_odd/we%2Fird.senml.json"])); err != nil || len(recs) != 1 || recs[0].Name != "dev_odd:we/ird:v" {
 		t.Errorf("we/ird: %v %v", recs, err)
 	}
 	var idx indexDoc

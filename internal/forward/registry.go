@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -22,6 +23,12 @@ type RegistryStore interface {
 	PutRecipientEndpoint(ctx context.Context, e store.RecipientEndpoint) error
 	DeleteRecipientEndpoint(ctx context.Context, householdID, recipient string) error
 	RecipientEndpoints(ctx context.Context, householdID string) ([]store.RecipientEndpoint, error)
+}
+
+// Manifests gives the manifest in force for a device type
+// (*catalog.Catalog is one). Current fails for a type with none in force.
+type Manifests interface {
+	Current(deviceType string) (*catalog.Entry, error)
 }
 
 // Deliveries is the delivery side a Registry reports on and restarts after
@@ -39,11 +46,11 @@ type Deliveries interface {
 // and only at a URL CheckURL allows. Who may call Set and Remove (an
 // owner) is for the caller to decide.
 type Registry struct {
-	st         RegistryStore
-	manifestOf func(deviceType string) (*manifest.Manifest, error)
-	fw         Deliveries
-	now        func() time.Time
-	log        auditlog.Recorder
+	st        RegistryStore
+	manifests Manifests
+	fw        Deliveries
+	now       func() time.Time
+	log       auditlog.Recorder
 }
 
 // RegistryOptions configure a Registry.
@@ -71,9 +78,9 @@ func (g *Registry) record(ctx context.Context, householdID, name string, detail 
 const ActionRecipientChange = "recipient.change"
 
 // NewRegistry returns a Registry over the store, the manifests in force
-// (by device type) and the forwarder that delivers.
-func NewRegistry(st RegistryStore, manifestOf func(deviceType string) (*manifest.Manifest, error), fw Deliveries, opts RegistryOptions) *Registry {
-	return &Registry{st: st, manifestOf: manifestOf, fw: fw, now: time.Now, log: opts.Log}
+// and the forwarder that delivers.
+func NewRegistry(st RegistryStore, manifests Manifests, fw Deliveries, opts RegistryOptions) *Registry {
+	return &Registry{st: st, manifests: manifests, fw: fw, now: time.Now, log: opts.Log}
 }
 
 // Recipient is one recipient a manifest of the household's devices names,
@@ -119,11 +126,11 @@ func (g *Registry) declared(ctx context.Context, householdID string) ([]*Recipie
 		if d.Revoked() {
 			continue
 		}
-		m, err := g.manifestOf(d.Type)
-		if err != nil || m == nil {
+		e, err := g.manifests.Current(d.Type)
+		if err != nil || e == nil || e.Manifest == nil {
 			continue
 		}
-		for _, st := range m.Streams {
+		for _, st := range e.Manifest.Streams {
 			for _, rc := range st.Recipients {
 				r := byName[rc.Name]
 				if r == nil {

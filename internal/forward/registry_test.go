@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -47,13 +48,17 @@ func registryRig(t *testing.T) (*rig, *Registry) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lookup := func(deviceType string) (*manifest.Manifest, error) {
-		if m, ok := templates[deviceType]; ok {
-			return m, nil
-		}
-		return nil, fmt.Errorf("no manifest for %q: %w", deviceType, store.ErrNotFound)
+	return r, NewRegistry(r.db, templateManifests(templates), r.f, RegistryOptions{})
+}
+
+// templateManifests puts the shipped templates in force, without a store.
+type templateManifests map[string]*manifest.Manifest
+
+func (t templateManifests) Current(deviceType string) (*catalog.Entry, error) {
+	if m, ok := t[deviceType]; ok {
+		return &catalog.Entry{Version: 1, Manifest: m}, nil
 	}
-	return r, NewRegistry(r.db, lookup, r.f, RegistryOptions{})
+	return nil, fmt.Errorf("device type %q: %w", deviceType, catalog.ErrNoManifest)
 }
 
 func TestRegistryListsWhatManifestsName(t *testing.T) {

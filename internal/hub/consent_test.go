@@ -17,7 +17,8 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/candor-iot/candor/internal/consent"
-	"github.com/candor-iot/candor/internal/senml"
+	"github.com/candor-iot/candor/internal/signkey"
+	"github.com/candor-iot/candor/internal/testsupport/senmldecode"
 )
 
 // Turning consent off is effective from the very next message, and the
@@ -105,7 +106,7 @@ func TestConsentOffStopsTheNextReading(t *testing.T) {
 	receipt, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	pemKey := getText(t, http.DefaultClient, th.URL()+"/api/v1/consent/key", "")
-	pub2, err := consent.ParsePublicKey(pemKey)
+	pub2, err := signkey.ParsePublicKey(pemKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +183,7 @@ func TestExportRoundTrip(t *testing.T) {
 	if err != nil || len(rows) != 31 {
 		t.Fatalf("%s: %d rows, %v", csvName, len(rows), err)
 	}
-	recs, err := senml.Decode(bytes.NewReader(files["readings/"+id+"/power.senml.json"]))
+	recs, err := senmldecode.Decode(bytes.NewReader(files["readings/"+id+"/power.senml.json"]))
 	if err != nil || len(recs) != 30 {
 		t.Fatalf("SenML: %d records, %v", len(recs), err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/sim"
 )
@@ -11,18 +12,38 @@ import (
 // demoName is the display name of the demo device of a kind.
 func demoName(kind string) string { return "Demo " + kind }
 
-// startDemo makes sure the first household has one device of every
-// simulated kind and starts the simulator for them over real MQTT. Each
-// start rotates the demo devices' secrets: the hub keeps only hashes, so
-// this is the only way the simulator can learn them.
-func (h *Hub) startDemo(ctx, runCtx context.Context) error {
+// startDemo, with --demo, starts simulated devices of every kind over
+// real MQTT; they run until the hub stops.
+func (h *Hub) startDemo(ctx context.Context) error {
+	if !h.cfg.Demo {
+		return nil
+	}
+	ctx = auditlog.WithActor(ctx, auditlog.Actor{Kind: auditlog.ActorHub, ID: "demo"})
+	s, hh, n, err := h.demoSimulator(ctx)
+	if err != nil {
+		return fmt.Errorf("start demo: %w", err)
+	}
+	h.demoJob.run(func(ctx context.Context) {
+		if err := s.Run(ctx); err != nil {
+			h.log.Error("demo simulator stopped", "err", err)
+		}
+	})
+	h.log.Info("demo devices started", "household", hh, "devices", n)
+	return nil
+}
+
+// demoSimulator makes sure the first household has one device of every
+// simulated kind and returns a simulator for them. Each start rotates the
+// demo devices' secrets: the hub keeps only hashes, so this is the only
+// way the simulator can learn them.
+func (h *Hub) demoSimulator(ctx context.Context) (sm *sim.Simulator, household string, n int, err error) {
 	hh, err := h.id.EnsureHousehold(ctx, "Home")
 	if err != nil {
-		return err
+		return nil, "", 0, err
 	}
 	existing, err := h.st.Devices(ctx, hh)
 	if err != nil {
-		return fmt.Errorf("list devices: %w", err)
+		return nil, "", 0, fmt.Errorf("list devices: %w", err)
 	}
 	var devices []sim.Device
 	for _, kind := range sim.KindNames() {
@@ -36,17 +57,17 @@ func (h *Hub) startDemo(ctx, runCtx context.Context) error {
 		if id == "" {
 			d, s, err := h.id.AddDevice(ctx, identity.NewDevice{HouseholdID: hh, Name: demoName(kind), Type: kind})
 			if err != nil {
-				return err
+				return nil, "", 0, err
 			}
 			id, secret = d.ID, s
 		} else if secret, err = h.id.RotateDevice(ctx, id, ""); err != nil {
-			return err
+			return nil, "", 0, err
 		}
 		devices = append(devices, sim.Device{ID: id, Secret: secret, Kind: kind})
 	}
 	addr, tlsCfg, err := h.demoBroker()
 	if err != nil {
-		return err
+		return nil, "", 0, err
 	}
 	s, err := sim.New(sim.Config{
 		Broker:    addr,
@@ -56,15 +77,7 @@ func (h *Hub) startDemo(ctx, runCtx context.Context) error {
 		Logger:    h.log.With("component", "demo"),
 	})
 	if err != nil {
-		return err
+		return nil, "", 0, err
 	}
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		if err := s.Run(runCtx); err != nil {
-			h.log.Error("demo simulator stopped", "err", err)
-		}
-	}()
-	h.log.Info("demo devices started", "household", hh, "devices", len(devices))
-	return nil
+	return s, hh, len(devices), nil
 }

@@ -7,8 +7,8 @@ import (
 	"net"
 	"syscall"
 
-	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/config"
+	"github.com/candor-iot/candor/internal/onboarding"
 )
 
 // movable says whether a demo hub may move addr to a free port: only the

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/forward"
+	"github.com/candor-iot/candor/internal/signkey"
 )
 
 // TestForwardingFollowsConsent sets up the energy supplier a smart meter's
@@ -30,7 +30,7 @@ func TestForwardingFollowsConsent(t *testing.T) {
 	}
 	pemKey, _ := io.ReadAll(keyResp.Body)
 	keyResp.Body.Close()
-	pub, err := consent.ParsePublicKey(pemKey)
+	pub, err := signkey.ParsePublicKey(pemKey)
 	if err != nil {
 		t.Fatalf("forward key: %v", err)
 	}

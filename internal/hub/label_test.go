@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/candor-iot/candor/internal/readability"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 // TestLabelFollowsConsent reproduces the smart meter's label claiming

@@ -25,7 +25,8 @@ type owners struct {
 	mu    sync.Mutex
 }
 
-func (o *owners) of(ctx context.Context, deviceID string) (string, error) {
+// KeyOwner implements ingest.KeyOwners.
+func (o *owners) KeyOwner(ctx context.Context, deviceID string) (string, error) {
 	if id, ok := o.cache.Load(deviceID); ok {
 		return id.(string), nil
 	}

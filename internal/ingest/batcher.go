@@ -35,7 +35,7 @@ type batcher struct {
 	st         appender
 	maxRows    int
 	maxWait    time.Duration
-	maxPending int // submitters block beyond this many queued rows (backpressure)
+	maxPending int // submitters block beyond this many queued rows (backpressure); also the largest batch
 	onCommit   func(n int, d time.Duration, err error)
 
 	mu     sync.Mutex

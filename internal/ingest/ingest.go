@@ -5,8 +5,11 @@
 // It serves clause 2A of the IoT Good Practice paper (the hub only keeps
 // what it can account for) and the project rule that no acknowledged
 // reading is ever lost: a QoS 1/2 publish or an HTTP ingest is answered
-// only after its batch is committed. Later issues add the manifest check,
-// consent, encryption and the audit log here, in this one place.
+// only after its batch is committed. Every check happens here, in this one
+// place and in this order: the reading's form, the manifest in force for
+// the device's type, then the person's consent, which decides whether the
+// reading goes to the forwarder (external recipients) and whether it is
+// kept; what is kept is sealed under its key owner's data key and queued.
 package ingest
 
 import (
@@ -79,10 +82,10 @@ type Options struct {
 	// every accepted reading (only tests of the batching machinery).
 	Consent Consent
 	// Sealer encrypts each stored reading under its owner's data key, and
-	// Owner names the key owner of a device. The hub always sets both; nil
-	// stores plain readings (only tests of the batching machinery).
-	Sealer Sealer
-	Owner  func(ctx context.Context, deviceID string) (string, error)
+	// KeyOwners names the key owner of a device. The hub always sets both;
+	// nil stores plain readings (only tests of the batching machinery).
+	Sealer    Sealer
+	KeyOwners KeyOwners
 	// Forwarder, if set, is handed each accepted reading that consent
 	// lets go to external recipients, whether or not it is stored here.
 	Forwarder Forwarder
@@ -98,6 +101,13 @@ type Forwarder interface {
 // encryption: a symmetric AEAD, never a public-key operation per reading).
 type Sealer interface {
 	AppendSeal(dst []byte, ownerID string, plaintext, aad []byte) ([]byte, error)
+}
+
+// KeyOwners names the owner of the data keys a device's readings are
+// sealed under: its person, or its household for a shared device. It is
+// called for every stored reading, so it should answer from memory.
+type KeyOwners interface {
+	KeyOwner(ctx context.Context, deviceID string) (string, error)
 }
 
 // Consent answers, from memory, what may happen to a stream's next reading.
@@ -297,19 +307,8 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 	}
 	version := 0
 	if p.opts.Manifests != nil {
-		e, err := p.opts.Manifests.ForDevice(ctx, deviceID)
+		e, out, err := p.checkManifest(ctx, deviceID, stream, payload)
 		if err != nil {
-			if errors.Is(err, catalog.ErrNoManifest) {
-				err = &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonNoManifest,
-					Detail: "the device's type has no data manifest in force, so the hub accepts nothing from it"}
-				p.Refuse(deviceID, err)
-			}
-			return Ticket{}, err
-		}
-		out, v := e.Checker.Check(stream, payload, p.opts.StripUndeclared)
-		if v != nil {
-			err := &RefusedError{DeviceID: deviceID, Stream: stream, Reason: v.Reason, Detail: v.Error(), Violation: v}
-			p.Refuse(deviceID, err)
 			return Ticket{}, err
 		}
 		if s := e.Manifest.Stream(stream); s != nil {
@@ -340,10 +339,10 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 	}
 	now := p.now().UTC()
 	var stored []byte
-	if p.opts.Sealer == nil || p.opts.Owner == nil {
+	if p.opts.Sealer == nil || p.opts.KeyOwners == nil {
 		stored = append([]byte(nil), payload...)
 	} else {
-		owner, err := p.opts.Owner(ctx, deviceID)
+		owner, err := p.opts.KeyOwners.KeyOwner(ctx, deviceID)
 		if err != nil {
 			return Ticket{}, fmt.Errorf("key owner of device %s: %w", deviceID, err)
 		}
@@ -369,6 +368,46 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 		return Ticket{}, err
 	}
 	return Ticket{b: bt}, nil
+}
+
+// Vet holds data that is not yet a reading to the rules a reading meets
+// (stream name, size, JSON object syntax, the manifest in force) without
+// storing it: an MQTT will is vetted when the device registers it, so it
+// is refused then rather than lost when it is sent. Consent is not
+// checked, since it decides whether to keep a reading, not whether it is
+// acceptable. A refusal is counted as a refused reading.
+func (p *Pipeline) Vet(ctx context.Context, deviceID, stream string, payload []byte) error {
+	if err := p.Check(deviceID, stream, payload); err != nil {
+		p.Refuse(deviceID, err)
+		return err
+	}
+	if p.opts.Manifests == nil {
+		return nil
+	}
+	_, _, err := p.checkManifest(ctx, deviceID, stream, payload)
+	return err
+}
+
+// checkManifest checks a reading against its device's manifest in force
+// and returns the entry and the payload to keep (undeclared fields
+// stripped, if so configured). Refusals are counted.
+func (p *Pipeline) checkManifest(ctx context.Context, deviceID, stream string, payload []byte) (*catalog.Entry, []byte, error) {
+	e, err := p.opts.Manifests.ForDevice(ctx, deviceID)
+	if err != nil {
+		if errors.Is(err, catalog.ErrNoManifest) {
+			err = &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonNoManifest,
+				Detail: "the device's type has no data manifest in force, so the hub accepts nothing from it"}
+			p.Refuse(deviceID, err)
+		}
+		return nil, nil, err
+	}
+	out, v := e.Checker.Check(stream, payload, p.opts.StripUndeclared)
+	if v != nil {
+		err := &RefusedError{DeviceID: deviceID, Stream: stream, Reason: v.Reason, Detail: v.Error(), Violation: v}
+		p.Refuse(deviceID, err)
+		return nil, nil, err
+	}
+	return e, out, nil
 }
 
 // Refuse counts a refused reading for the device and in the metrics.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/candor-iot/candor/internal/readability"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the label golden files in testdata/")

@@ -1,4 +1,4 @@
-// Package senml writes and reads Sensor Measurement Lists (SenML) in their
+// Package senml writes Sensor Measurement Lists (SenML) in their
 // JSON form, as specified by RFC 8428 (media type application/senml+json),
 // with the additional units of RFC 8798 and the version numbering of
 // RFC 9100.
@@ -43,9 +43,9 @@
 //
 // # Reading
 //
-// Decode reads a Pack and resolves it (RFC 8428 §4.6): base values are
-// applied, so every returned Record has its full name, its unit, its time
-// (bt + t) and its value (bv + v). It never panics on any input.
+// The hub only writes SenML. Its tests read what it wrote with package
+// testsupport/senmldecode, which resolves a Pack (RFC 8428 §4.6) the way
+// any SenML reader would.
 package senml
 
 import (
@@ -67,9 +67,6 @@ const (
 	Version               = 10
 	VersionSecondaryUnits = Version | featureSecondaryUnits // 26
 	featureSecondaryUnits = 1 << 4
-	// knownFeatures are the feature bits this package implements: the two
-	// always-present base bits of version 10 and secondary units.
-	knownFeatures = Version | featureSecondaryUnits
 )
 
 // RelativeTimeLimit is 2^28 seconds (RFC 8428 §4.5.3): a resolved time
@@ -91,9 +88,9 @@ var (
 // absent, except the pointer fields, which are absent when nil: a Record
 // holds at most one of Value, StringValue, BoolValue and DataValue.
 //
-// Records returned by Decode are resolved: the base fields are zero (except
-// BaseVersion, the Pack's version if it declared one) and Name, Unit, Time,
-// Value and Sum carry the resolved values.
+// A resolved Record (RFC 8428 §4.6) has zero base fields (except
+// BaseVersion, the Pack's version if it declared one) and its Name, Unit,
+// Time, Value and Sum carry the resolved values.
 type Record struct {
 	BaseName    string   // bn: prefixed to the Name of this and later Records
 	BaseTime    float64  // bt: added to the Time of this and later Records

@@ -1,4 +1,4 @@
-package senml
+package senml_test
 
 import (
 	"bytes"
@@ -14,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/candor-iot/candor/internal/senml"
+	"github.com/candor-iot/candor/internal/testsupport/senmldecode"
 )
 
 func readExample(t testing.TB, name string) []byte {
@@ -36,7 +39,7 @@ func compact(t testing.TB, b []byte) string {
 
 // rawRecords reads a Pack into Records label by label, without resolving
 // anything, so that encoding them must reproduce the Pack.
-func rawRecords(t *testing.T, data []byte) []Record {
+func rawRecords(t *testing.T, data []byte) []senml.Record {
 	t.Helper()
 	var objs []map[string]any
 	d := json.NewDecoder(bytes.NewReader(data))
@@ -51,9 +54,9 @@ func rawRecords(t *testing.T, data []byte) []Record {
 		}
 		return f
 	}
-	var out []Record
+	var out []senml.Record
 	for _, o := range objs {
-		var r Record
+		var r senml.Record
 		for k, v := range o {
 			switch k {
 			case "bn":
@@ -63,9 +66,9 @@ func rawRecords(t *testing.T, data []byte) []Record {
 			case "bu":
 				r.BaseUnit = v.(string)
 			case "bv":
-				r.BaseValue = F(num(v))
+				r.BaseValue = senml.F(num(v))
 			case "bs":
-				r.BaseSum = F(num(v))
+				r.BaseSum = senml.F(num(v))
 			case "bver":
 				r.BaseVersion = int(num(v))
 			case "n":
@@ -75,11 +78,11 @@ func rawRecords(t *testing.T, data []byte) []Record {
 			case "t":
 				r.Time = num(v)
 			case "v":
-				r.Value = F(num(v))
+				r.Value = senml.F(num(v))
 			case "vs":
-				r.StringValue = S(v.(string))
+				r.StringValue = senml.S(v.(string))
 			case "vb":
-				r.BoolValue = B(v.(bool))
+				r.BoolValue = senml.B(v.(bool))
 			case "vd":
 				b, err := base64.RawURLEncoding.DecodeString(v.(string))
 				if err != nil {
@@ -87,7 +90,7 @@ func rawRecords(t *testing.T, data []byte) []Record {
 				}
 				r.DataValue = b
 			case "s":
-				r.Sum = F(num(v))
+				r.Sum = senml.F(num(v))
 			case "ut":
 				r.UpdateTime = num(v)
 			default:
@@ -99,10 +102,10 @@ func rawRecords(t *testing.T, data []byte) []Record {
 	return out
 }
 
-func encodeAll(t testing.TB, recs []Record) ([]byte, error) {
+func encodeAll(t testing.TB, recs []senml.Record) ([]byte, error) {
 	t.Helper()
 	var buf bytes.Buffer
-	e := NewEncoder(&buf)
+	e := senml.NewEncoder(&buf)
 	for _, r := range recs {
 		if err := e.Encode(r); err != nil {
 			return nil, err
@@ -114,17 +117,17 @@ func encodeAll(t testing.TB, recs []Record) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func decodeBytes(t testing.TB, b []byte) []Record {
+func decodeBytes(t testing.TB, b []byte) []senml.Record {
 	t.Helper()
-	recs, err := Decode(bytes.NewReader(b))
+	recs, err := senmldecode.Decode(bytes.NewReader(b))
 	if err != nil {
 		t.Fatalf("decode %s: %v", b, err)
 	}
 	return recs
 }
 
-func num(name, unit string, tm, v float64) Record {
-	return Record{Name: name, Unit: unit, Time: tm, Value: F(v)}
+func num(name, unit string, tm, v float64) senml.Record {
+	return senml.Record{Name: name, Unit: unit, Time: tm, Value: senml.F(v)}
 }
 
 // TestRFC8428Examples decodes every example of RFC 8428 §5.1 to the values
@@ -133,14 +136,14 @@ func num(name, unit string, tm, v float64) Record {
 func TestRFC8428Examples(t *testing.T) {
 	const dev = "urn:dev:ow:10e2073a01080063"
 	bt := 1.276020076001e+09
-	humid := []Record{
+	humid := []senml.Record{
 		num(dev, "%RH", 1.320067464e+09, 20), num(dev, "lon", 1.320067464e+09, 24.30621), num(dev, "lat", 1.320067464e+09, 60.07965),
 		num(dev, "%RH", 1.320067524e+09, 20.3), num(dev, "lon", 1.320067524e+09, 24.30622), num(dev, "lat", 1.320067524e+09, 60.07965),
 		num(dev, "%RH", 1.320067584e+09, 20.7), num(dev, "lon", 1.320067584e+09, 24.30623), num(dev, "lat", 1.320067584e+09, 60.07966),
 		num(dev, "%EL", 1.320067614e+09, 98),
 		num(dev, "%RH", 1.320067644e+09, 21.2), num(dev, "lon", 1.320067644e+09, 24.30628), num(dev, "lat", 1.320067644e+09, 60.07967),
 	}
-	withVersion := func(rs []Record, v int) []Record {
+	withVersion := func(rs []senml.Record, v int) []senml.Record {
 		for i := range rs {
 			rs[i].BaseVersion = v
 		}
@@ -148,12 +151,12 @@ func TestRFC8428Examples(t *testing.T) {
 	}
 	tests := []struct {
 		file     string
-		resolved []Record
+		resolved []senml.Record
 		encode   bool
 	}{
-		{"5.1.1-single-datapoint.json", []Record{num(dev, "Cel", 0, 23.1)}, true},
-		{"5.1.2-multiple-datapoints.json", []Record{num(dev+":voltage", "V", 0, 120.1), num(dev+":current", "A", 0, 1.2)}, true},
-		{"5.1.2-multiple-datapoints-and-time.json", withVersion([]Record{
+		{"5.1.1-single-datapoint.json", []senml.Record{num(dev, "Cel", 0, 23.1)}, true},
+		{"5.1.2-multiple-datapoints.json", []senml.Record{num(dev+":voltage", "V", 0, 120.1), num(dev+":current", "A", 0, 1.2)}, true},
+		{"5.1.2-multiple-datapoints-and-time.json", withVersion([]senml.Record{
 			num("urn:dev:ow:10e2073a0108006:voltage", "V", bt, 120.1),
 			num("urn:dev:ow:10e2073a0108006:current", "A", bt-5, 1.2),
 			num("urn:dev:ow:10e2073a0108006:current", "A", bt-4, 1.3),
@@ -164,25 +167,25 @@ func TestRFC8428Examples(t *testing.T) {
 		}, 5), false},
 		{"5.1.3-multiple-measurements.json", humid, true},
 		{"5.1.4-resolved-data.json", humid, true},
-		{"5.1.5-multiple-data-types.json", []Record{
+		{"5.1.5-multiple-data-types.json", []senml.Record{
 			num(dev+":temp", "Cel", 0, 23.1),
-			{Name: dev + ":label", StringValue: S("Machine Room")},
-			{Name: dev + ":open", BoolValue: B(false)},
+			{Name: dev + ":label", StringValue: senml.S("Machine Room")},
+			{Name: dev + ":open", BoolValue: senml.B(false)},
 			{Name: dev + ":nfc-reader", DataValue: []byte("hi \n")},
 		}, true},
-		{"5.1.6-collection-of-resources.json", []Record{
+		{"5.1.6-collection-of-resources.json", []senml.Record{
 			num("2001:db8::2/temperature", "Cel", 1.320078429e+09, 25.2),
 			num("2001:db8::2/humidity", "%RH", 1.320078429e+09, 30),
 			num("2001:db8::1/temperature", "Cel", 1.320078429e+09, 12.3),
 			num("2001:db8::1/humidity", "%RH", 1.320078429e+09, 67),
 		}, true},
-		{"5.1.7-setting-an-actuator.json", []Record{
+		{"5.1.7-setting-an-actuator.json", []senml.Record{
 			num(dev+":temp", "Cel", 0, 23.1), num(dev+":heat", "/", 0, 1), num(dev+":fan", "/", 0, 0),
 		}, true},
-		{"5.1.7-lights-on.json", []Record{
+		{"5.1.7-lights-on.json", []senml.Record{
 			num("2001:db8::3", "/", 1.320078429e+09, 1), num("2001:db8::4", "/", 1.320078429e+09, 1),
 		}, true},
-		{"5.1.7-lights-off.json", []Record{
+		{"5.1.7-lights-off.json", []senml.Record{
 			num("2001:db8::3", "/", 1.320078429e+09, 0.5), num("2001:db8::4", "/", 1.320078429e+09, 0.5),
 			num("2001:db8::3", "/", 1.320078429e+09+0.1, 0), num("2001:db8::4", "/", 1.320078429e+09+0.1, 0),
 		}, true},
@@ -208,7 +211,7 @@ func TestRFC8428Examples(t *testing.T) {
 	}
 }
 
-func show(rs []Record) string {
+func show(rs []senml.Record) string {
 	var b strings.Builder
 	for _, r := range rs {
 		j, _ := json.Marshal(r)
@@ -221,7 +224,7 @@ func show(rs []Record) string {
 // TestEncoderRefusesOldVersions: the encoder writes versions 10 and 26 only.
 func TestEncoderRefusesOldVersions(t *testing.T) {
 	_, err := encodeAll(t, rawRecords(t, readExample(t, "5.1.2-multiple-datapoints-and-time.json")))
-	if !errors.Is(err, ErrVersion) {
+	if !errors.Is(err, senml.ErrVersion) {
 		t.Fatalf("err = %v, want ErrVersion", err)
 	}
 }
@@ -247,7 +250,7 @@ func TestReadingRoundTrip(t *testing.T) {
 		{"dev_m0t10nc4m3r4", "blob", base.Add(2 * time.Second), map[string]any{"raw": []byte{0, 1, 2, 250}}, nil},
 	}
 	var buf bytes.Buffer
-	e := NewEncoder(&buf)
+	e := senml.NewEncoder(&buf)
 	for _, r := range readings {
 		if err := e.EncodeReading(r.dev, r.stream, r.at, r.fields, r.units); err != nil {
 			t.Fatal(err)
@@ -257,7 +260,7 @@ func TestReadingRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := decodeBytes(t, buf.Bytes())
-	var want []Record
+	var want []senml.Record
 	for _, r := range readings {
 		keys := make([]string, 0, len(r.fields))
 		for k := range r.fields {
@@ -265,24 +268,24 @@ func TestReadingRoundTrip(t *testing.T) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			w := Record{Name: r.dev + ":" + r.stream + ":" + k, Unit: UnitFor(r.units[k], r.stream+":"+k)}
+			w := senml.Record{Name: r.dev + ":" + r.stream + ":" + k, Unit: senml.UnitFor(r.units[k], r.stream+":"+k)}
 			switch v := r.fields[k].(type) {
 			case float64:
-				w.Value = F(v)
+				w.Value = senml.F(v)
 			case float32:
 				// A float32 is written with its own shortest text ("0.8"
 				// for float32(0.8)), which reads back as that decimal.
 				f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(v), 'g', -1, 32), 64)
-				w.Value = F(f)
+				w.Value = senml.F(f)
 			case int64:
-				w.Value = F(float64(v))
+				w.Value = senml.F(float64(v))
 			case json.Number:
 				f, _ := v.Float64()
-				w.Value = F(f)
+				w.Value = senml.F(f)
 			case bool:
-				w.BoolValue = B(v)
+				w.BoolValue = senml.B(v)
 			case string:
-				w.StringValue = S(v)
+				w.StringValue = senml.S(v)
 			case []byte:
 				w.DataValue = v
 			}
@@ -302,7 +305,7 @@ func TestReadingRoundTrip(t *testing.T) {
 			}
 			g.Time = 0
 			if !reflect.DeepEqual(g, w) {
-				t.Errorf("record %d\n got %s\nwant %s", i, show([]Record{g}), show([]Record{w}))
+				t.Errorf("record %d\n got %s\nwant %s", i, show([]senml.Record{g}), show([]senml.Record{w}))
 			}
 			i++
 		}
@@ -329,9 +332,9 @@ func TestNumbersExact(t *testing.T) {
 	floats := []float64{0, math.Copysign(0, -1), 0.1, 0.2 + 0.1, 1.0 / 3, -2.5e-8, 123456789.123456789,
 		1e21, 1e-7, math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64, 4.9406564584124654e-324,
 		math.Nextafter(1, 2), 9007199254740993, 1.7723664001234567e9, math.Pi, -math.E}
-	var recs []Record
+	var recs []senml.Record
 	for i, f := range floats {
-		recs = append(recs, Record{Name: "x" + string(rune('a'+i)), Value: F(f), Sum: F(-f), Time: f / 1e300})
+		recs = append(recs, senml.Record{Name: "x" + string(rune('a'+i)), Value: senml.F(f), Sum: senml.F(-f), Time: f / 1e300})
 	}
 	out, err := encodeAll(t, recs)
 	if err != nil {
@@ -351,7 +354,7 @@ func TestNumbersExact(t *testing.T) {
 	}
 
 	var buf bytes.Buffer
-	e := NewEncoder(&buf)
+	e := senml.NewEncoder(&buf)
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	fields := map[string]any{
 		"a": json.Number("21.50"), "b": json.Number("-0"), "c": json.Number("1E+2"),
@@ -377,49 +380,59 @@ func TestEncoderRefuses(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name string
-		do   func(e *Encoder) error
+		do   func(e *senml.Encoder) error
 		want error
 	}{
-		{"empty name", func(e *Encoder) error { return e.Encode(Record{Value: F(1)}) }, ErrInvalidName},
-		{"space in name", func(e *Encoder) error { return e.Encode(Record{Name: "room temp", Value: F(1)}) }, ErrInvalidName},
-		{"starts with dash", func(e *Encoder) error { return e.Encode(Record{Name: "-x", Value: F(1)}) }, ErrInvalidName},
-		{"starts with underscore", func(e *Encoder) error { return e.Encode(Record{BaseName: "_dev:", Name: "x", Value: F(1)}) }, ErrInvalidName},
-		{"non-ASCII", func(e *Encoder) error { return e.Encode(Record{Name: "température", Value: F(1)}) }, ErrInvalidName},
-		{"percent sign", func(e *Encoder) error { return e.Encode(Record{Name: "a%20b", Value: F(1)}) }, ErrInvalidName},
-		{"NaN", func(e *Encoder) error { return e.Encode(Record{Name: "x", Value: F(math.NaN())}) }, ErrInvalidValue},
-		{"infinite time", func(e *Encoder) error { return e.Encode(Record{Name: "x", Value: F(1), Time: math.Inf(1)}) }, ErrInvalidValue},
-		{"two values", func(e *Encoder) error { return e.Encode(Record{Name: "x", Value: F(1), BoolValue: B(true)}) }, ErrInvalidValue},
-		{"no value", func(e *Encoder) error { return e.Encode(Record{Name: "x", Unit: "Cel"}) }, ErrInvalidValue},
-		{"unknown unit", func(e *Encoder) error { return e.Encode(Record{Name: "x", Unit: "degC", Value: F(1)}) }, ErrUnknownUnit},
-		{"secondary unit undeclared", func(e *Encoder) error { return e.Encode(Record{Name: "x", Unit: "kWh", Value: F(1)}) }, ErrUnknownUnit},
-		{"version 11", func(e *Encoder) error { return e.Encode(Record{Name: "x", BaseVersion: 11, Value: F(1)}) }, ErrVersion},
-		{"bad field name", func(e *Encoder) error {
+		{"empty name", func(e *senml.Encoder) error { return e.Encode(senml.Record{Value: senml.F(1)}) }, senml.ErrInvalidName},
+		{"space in name", func(e *senml.Encoder) error { return e.Encode(senml.Record{Name: "room temp", Value: senml.F(1)}) }, senml.ErrInvalidName},
+		{"starts with dash", func(e *senml.Encoder) error { return e.Encode(senml.Record{Name: "-x", Value: senml.F(1)}) }, senml.ErrInvalidName},
+		{"starts with underscore", func(e *senml.Encoder) error {
+			return e.Encode(senml.Record{BaseName: "_dev:", Name: "x", Value: senml.F(1)})
+		}, senml.ErrInvalidName},
+		{"non-ASCII", func(e *senml.Encoder) error { return e.Encode(senml.Record{Name: "température", Value: senml.F(1)}) }, senml.ErrInvalidName},
+		{"percent sign", func(e *senml.Encoder) error { return e.Encode(senml.Record{Name: "a%20b", Value: senml.F(1)}) }, senml.ErrInvalidName},
+		{"NaN", func(e *senml.Encoder) error { return e.Encode(senml.Record{Name: "x", Value: senml.F(math.NaN())}) }, senml.ErrInvalidValue},
+		{"infinite time", func(e *senml.Encoder) error {
+			return e.Encode(senml.Record{Name: "x", Value: senml.F(1), Time: math.Inf(1)})
+		}, senml.ErrInvalidValue},
+		{"two values", func(e *senml.Encoder) error {
+			return e.Encode(senml.Record{Name: "x", Value: senml.F(1), BoolValue: senml.B(true)})
+		}, senml.ErrInvalidValue},
+		{"no value", func(e *senml.Encoder) error { return e.Encode(senml.Record{Name: "x", Unit: "Cel"}) }, senml.ErrInvalidValue},
+		{"unknown unit", func(e *senml.Encoder) error {
+			return e.Encode(senml.Record{Name: "x", Unit: "degC", Value: senml.F(1)})
+		}, senml.ErrUnknownUnit},
+		{"secondary unit undeclared", func(e *senml.Encoder) error { return e.Encode(senml.Record{Name: "x", Unit: "kWh", Value: senml.F(1)}) }, senml.ErrUnknownUnit},
+		{"version 11", func(e *senml.Encoder) error {
+			return e.Encode(senml.Record{Name: "x", BaseVersion: 11, Value: senml.F(1)})
+		}, senml.ErrVersion},
+		{"bad field name", func(e *senml.Encoder) error {
 			return e.EncodeReading("dev_a", "s", at, map[string]any{"good": 1.0, "bad key": 2.0}, nil)
-		}, ErrInvalidName},
-		{"bad device id", func(e *Encoder) error { return e.EncodeReading("dev a", "s", at, map[string]any{"x": 1.0}, nil) }, ErrInvalidName},
-		{"nil value", func(e *Encoder) error {
+		}, senml.ErrInvalidName},
+		{"bad device id", func(e *senml.Encoder) error { return e.EncodeReading("dev a", "s", at, map[string]any{"x": 1.0}, nil) }, senml.ErrInvalidName},
+		{"nil value", func(e *senml.Encoder) error {
 			return e.EncodeReading("dev_a", "s", at, map[string]any{"a": 1.0, "z": nil}, nil)
-		}, ErrInvalidValue},
-		{"nested value", func(e *Encoder) error {
+		}, senml.ErrInvalidValue},
+		{"nested value", func(e *senml.Encoder) error {
 			return e.EncodeReading("dev_a", "s", at, map[string]any{"a": map[string]any{"b": 1}}, nil)
-		}, ErrInvalidValue},
-		{"not a JSON number", func(e *Encoder) error {
+		}, senml.ErrInvalidValue},
+		{"not a JSON number", func(e *senml.Encoder) error {
 			return e.EncodeReading("dev_a", "s", at, map[string]any{"a": json.Number("0x10")}, nil)
-		}, ErrInvalidValue},
-		{"out of range", func(e *Encoder) error {
+		}, senml.ErrInvalidValue},
+		{"out of range", func(e *senml.Encoder) error {
 			return e.EncodeReading("dev_a", "s", at, map[string]any{"a": json.Number("1e400")}, nil)
-		}, ErrInvalidValue},
-		{"secondary unit in reading", func(e *Encoder) error {
+		}, senml.ErrInvalidValue},
+		{"secondary unit in reading", func(e *senml.Encoder) error {
 			return e.EncodeReading("dev_a", "energy", at, map[string]any{"kwh_total": 1.5}, map[string]string{"kwh_total": "kilowatt hour"})
-		}, ErrUnknownUnit},
-		{"time before 2^28", func(e *Encoder) error {
+		}, senml.ErrUnknownUnit},
+		{"time before 2^28", func(e *senml.Encoder) error {
 			return e.EncodeReading("dev_a", "s", time.Unix(1<<28-1, 0), map[string]any{"a": 1.0}, nil)
-		}, ErrTooEarly},
+		}, senml.ErrTooEarly},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			e := NewEncoder(&buf)
+			e := senml.NewEncoder(&buf)
 			if err := tc.do(e); !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
@@ -427,7 +440,7 @@ func TestEncoderRefuses(t *testing.T) {
 				t.Errorf("%d records counted after a refusal", e.Records())
 			}
 			// The encoder stays usable and the refused data left no trace.
-			if err := e.Encode(Record{Name: "ok", Value: F(1)}); err != nil {
+			if err := e.Encode(senml.Record{Name: "ok", Value: senml.F(1)}); err != nil {
 				t.Fatal(err)
 			}
 			if err := e.Close(); err != nil {
@@ -442,7 +455,7 @@ func TestEncoderRefuses(t *testing.T) {
 
 func TestSecondaryUnits(t *testing.T) {
 	var buf bytes.Buffer
-	e := NewEncoder(&buf)
+	e := senml.NewEncoder(&buf)
 	if err := e.UseSecondaryUnits(); err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +481,7 @@ func TestSecondaryUnits(t *testing.T) {
 
 func TestEmptyPackAndClose(t *testing.T) {
 	var buf bytes.Buffer
-	e := NewEncoder(&buf)
+	e := senml.NewEncoder(&buf)
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +491,7 @@ func TestEmptyPackAndClose(t *testing.T) {
 	if buf.String() != "[]\n" {
 		t.Errorf("empty pack %q", buf.String())
 	}
-	if err := e.Encode(Record{Name: "x", Value: F(1)}); !errors.Is(err, ErrClosed) {
+	if err := e.Encode(senml.Record{Name: "x", Value: senml.F(1)}); !errors.Is(err, senml.ErrClosed) {
 		t.Errorf("Encode after Close: %v", err)
 	}
 	if recs := decodeBytes(t, buf.Bytes()); len(recs) != 0 {
@@ -496,75 +509,19 @@ func (w *failWriter) Write(p []byte) (int, error) {
 }
 
 func TestWriteErrorIsSticky(t *testing.T) {
-	e := NewEncoder(&failWriter{n: 100})
+	e := senml.NewEncoder(&failWriter{n: 100})
 	var err error
 	for i := 0; i < 10000 && err == nil; i++ {
-		err = e.Encode(Record{Name: "x", Value: F(float64(i))})
+		err = e.Encode(senml.Record{Name: "x", Value: senml.F(float64(i))})
 	}
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("err = %v", err)
 	}
-	if err2 := e.Encode(Record{Name: "x", Value: F(1)}); err2 == nil {
+	if err2 := e.Encode(senml.Record{Name: "x", Value: senml.F(1)}); err2 == nil {
 		t.Error("encoder usable after a write error")
 	}
 	if err2 := e.Close(); err2 == nil {
 		t.Error("Close succeeded after a write error")
-	}
-}
-
-func TestDecodeRefuses(t *testing.T) {
-	tests := []struct {
-		name, pack string
-		want       error
-	}{
-		{"not JSON", `nope`, ErrSyntax},
-		{"object", `{"n":"x","v":1}`, ErrSyntax},
-		{"array of numbers", `[1]`, ErrSyntax},
-		{"null record", `[null]`, ErrSyntax},
-		{"name is a number", `[{"n":5,"v":1}]`, ErrSyntax},
-		{"null name", `[{"n":null,"v":1}]`, ErrSyntax},
-		{"value is text", `[{"n":"x","v":"1"}]`, ErrSyntax},
-		{"vb is a number", `[{"n":"x","vb":1}]`, ErrSyntax},
-		{"vd not base64url", `[{"n":"x","vd":"a+b/"}]`, ErrSyntax},
-		{"two values", `[{"n":"x","v":1,"vs":"a"}]`, ErrSyntax},
-		{"no value", `[{"n":"x","u":"Cel"}]`, ErrSyntax},
-		{"no name", `[{"v":1}]`, ErrSyntax},
-		{"bad name", `[{"bn":"a b","n":"x","v":1}]`, ErrSyntax},
-		{"must-understand label", `[{"n":"x","v":1,"foo_":1}]`, ErrSyntax},
-		{"out of range", `[{"n":"x","v":1e999}]`, ErrSyntax},
-		{"overflow when resolved", `[{"bv":1e308,"n":"x","v":1e308}]`, ErrSyntax},
-		{"bver not integer", `[{"bver":10.5,"n":"x","v":1}]`, ErrSyntax},
-		{"unknown feature", `[{"bver":42,"n":"x","v":1}]`, ErrVersion},
-		{"trailing data", `[{"n":"x","v":1}] [`, ErrSyntax},
-		{"unterminated", `[{"n":"x","v":1}`, ErrSyntax},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Decode(strings.NewReader(tc.pack)); !errors.Is(err, tc.want) {
-				t.Errorf("err = %v, want %v", err, tc.want)
-			}
-		})
-	}
-}
-
-func TestDecodeResolves(t *testing.T) {
-	pack := `[
-		{"bn":"d:","bt":1.7e9,"bu":"W","bv":100,"bs":10,"bver":26,"n":"p","v":5,"s":1,"x":"ignored","ut":60},
-		{"n":"q","u":"kWh","t":-10,"v":-1},
-		{"n":"sum-only"},
-		{"bn":"e/","bu":"Cel","n":"r","vs":"hi"},
-		{"n":"empty","vd":""}
-	]`
-	got := decodeBytes(t, []byte(pack))
-	want := []Record{
-		{Name: "d:p", Unit: "W", Time: 1.7e9, Value: F(105), Sum: F(11), UpdateTime: 60, BaseVersion: 26},
-		{Name: "d:q", Unit: "kWh", Time: 1.7e9 - 10, Value: F(99), Sum: F(10), BaseVersion: 26},
-		{Name: "d:sum-only", Unit: "W", Time: 1.7e9, Sum: F(10), BaseVersion: 26},
-		{Name: "e/r", Unit: "Cel", Time: 1.7e9, StringValue: S("hi"), Sum: F(10), BaseVersion: 26},
-		{Name: "e/empty", Unit: "Cel", Time: 1.7e9, DataValue: []byte{}, Sum: F(10), BaseVersion: 26},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got\n%s\nwant\n%s", show(got), show(want))
 	}
 }
 
@@ -577,61 +534,25 @@ func TestTimestamp(t *testing.T) {
 		{0, now},
 		{-5, now.Add(-5 * time.Second)},
 		{0.25, now.Add(250 * time.Millisecond)},
-		{RelativeTimeLimit - 1, now.Add((RelativeTimeLimit - 1) * time.Second)},
-		{RelativeTimeLimit, time.Unix(RelativeTimeLimit, 0).UTC()},
+		{senml.RelativeTimeLimit - 1, now.Add((senml.RelativeTimeLimit - 1) * time.Second)},
+		{senml.RelativeTimeLimit, time.Unix(senml.RelativeTimeLimit, 0).UTC()},
 		{1.320067464e+09, time.Date(2011, 10, 31, 13, 24, 24, 0, time.UTC)},
 		{1.276020076001e+09, time.Date(2010, 6, 8, 18, 1, 16, 1000000, time.UTC)},
 	} {
-		if got := (Record{Time: tc.t}).Timestamp(now); !got.Equal(tc.want) {
+		if got := (senml.Record{Time: tc.t}).Timestamp(now); !got.Equal(tc.want) {
 			t.Errorf("Timestamp(%v) = %s, want %s", tc.t, got.Format(time.RFC3339Nano), tc.want.Format(time.RFC3339Nano))
-		}
-	}
-}
-
-func TestUnitFor(t *testing.T) {
-	tests := []struct{ unit, name, want string }{
-		{"degree Celsius", "temperature:celsius", "Cel"},
-		{"Degrees celsius", "x", "Cel"},
-		{"percent", "temperature:humidity_percent", "%RH"},
-		{"percent", "battery:percent", "%EL"},
-		{"percent", "window:open_percent", "%"},
-		{"%", "humidity", "%RH"},
-		{"watt", "power:watts", "W"},
-		{"kilowatt hour", "energy:kwh_total", "kWh"},
-		{"kilowatt-hour", "energy", "kWh"},
-		{"beats per minute", "heart_rate:bpm", "beat/min"},
-		{"steps", "steps:count", "count"},
-		{"count", "x", "count"},
-		{"ratio", "motion:confidence", "/"},
-		{"Cel", "x", "Cel"},
-		{"kWh", "x", "kWh"},
-		{"furlongs per fortnight", "x", ""},
-		{"", "x", ""},
-		{"cel", "x", ""}, // symbols are case-sensitive and "cel" is no plain word
-	}
-	for _, tc := range tests {
-		if got := UnitFor(tc.unit, tc.name); got != tc.want {
-			t.Errorf("UnitFor(%q, %q) = %q, want %q", tc.unit, tc.name, got, tc.want)
-		}
-		if tc.want != "" && !IsUnit(tc.want) && !IsSecondaryUnit(tc.want) {
-			t.Errorf("%q is in neither registry", tc.want)
-		}
-	}
-	for plain, sym := range plainUnits {
-		if !IsUnit(sym) && !IsSecondaryUnit(sym) {
-			t.Errorf("%q maps to %q, which is in neither registry", plain, sym)
 		}
 	}
 }
 
 func TestValidName(t *testing.T) {
 	for _, ok := range []string{"a", "0", "urn:dev:ow:10e2073a01080063", "2001:db8::2/temperature", "dev_k3xq7wz2m4ab:temperature:celsius", "A-b.c/d_e:f"} {
-		if err := ValidName(ok); err != nil {
+		if err := senml.ValidName(ok); err != nil {
 			t.Errorf("ValidName(%q): %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"", "_a", "-a", ":a", ".a", "/a", "a b", "a%b", "a+b", "é", "a\x00"} {
-		if err := ValidName(bad); !errors.Is(err, ErrInvalidName) {
+		if err := senml.ValidName(bad); !errors.Is(err, senml.ErrInvalidName) {
 			t.Errorf("ValidName(%q) = %v", bad, err)
 		}
 	}
@@ -639,7 +560,7 @@ func TestValidName(t *testing.T) {
 
 func TestStringEscaping(t *testing.T) {
 	s := "quote\" backslash\\ nl\n tab\t nul\x00 bell\x07 <html>&amp; ünïcödé \u2028 bad\xff"
-	out, err := encodeAll(t, []Record{{Name: "x", StringValue: S(s)}})
+	out, err := encodeAll(t, []senml.Record{{Name: "x", StringValue: senml.S(s)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -202,7 +202,7 @@ type ReadingQuery struct {
 	ManifestVersion int
 }
 
-// --- consent (issue #4) -------------------------------------------------
+// --- consent -------------------------------------------------
 //
 // Consent is kept in two forms: an append-only log of consent records
 // (the evidence: each is the exact document a receipt is signed over) and
@@ -386,19 +386,19 @@ type Store interface {
 	// all of them).
 	Violations(ctx context.Context, deviceID string, limit int) ([]ViolationCount, int, error)
 
-	// --- consent (issue #4) ---
+	// --- consent ---
 	// The consent log and the current decisions; see ConsentStore.
 	ConsentStore
 	// --- end consent ---
 
-	// --- Vault keys (encryption at rest, issue #4) -----------------------
+	// --- Vault keys (encryption at rest) -----------------------
 	// The wrapped data keys of package vault; see KeyStore below.
 	KeyStore
 	// --- end of vault keys ----------------------------------------------
 
-	// --- erasure and unlinking (issue #4); see ErasureStore ---
+	// --- erasure and unlinking; see ErasureStore ---
 	ErasureStore
-	// --- forwarding to recipients (issue #4); see RecipientStore ---
+	// --- forwarding to recipients; see RecipientStore ---
 	RecipientStore
 
 	// Ping reports whether the store can serve requests (for /readyz).
@@ -406,7 +406,7 @@ type Store interface {
 	Close() error
 }
 
-// --- Vault keys (encryption at rest, issue #4) ---------------------------
+// --- Vault keys (encryption at rest) ---------------------------
 //
 // Package vault seals every stored reading under a data key of its key
 // owner (an account, or a household that has no account yet). The store
@@ -510,7 +510,7 @@ type KeyStore interface {
 
 // --- end of vault keys ----------------------------------------------------
 
-// --- erasure and unlinking (issue #4) --------------------------------------
+// --- erasure and unlinking --------------------------------------
 //
 // Account deletion and unlinking remove devices and readings. Removing a
 // device row, its consent state and its violation counts is quick and

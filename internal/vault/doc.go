@@ -1,5 +1,5 @@
-// Package vault encrypts stored readings at rest under per-person data keys
-// (issue #4), with envelope encryption: readings are sealed with AES-256-GCM
+// Package vault encrypts stored readings at rest under per-person data keys,
+// with envelope encryption: readings are sealed with AES-256-GCM
 // under symmetric data keys, and only the data keys are wrapped with age
 // (X25519) to the person's recipient and, in hub-assisted mode, to the hub's
 // own key. A public-key operation happens once per data key, never per

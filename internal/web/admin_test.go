@@ -11,8 +11,8 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
-	"github.com/candor-iot/candor/internal/readability"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 func TestAdminPageIsOnlyForTheAdmin(t *testing.T) {

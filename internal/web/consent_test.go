@@ -11,8 +11,8 @@ import (
 
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/identity"
-	"github.com/candor-iot/candor/internal/readability"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 // toggleForm finds the consent form of one use on a device page and

@@ -18,7 +18,7 @@ import (
 	"github.com/candor-iot/candor/internal/vault"
 )
 
-// The "My data" actions (issue #6): deleting readings by device, stream
+// The "My data" actions: deleting readings by device, stream
 // and dates (/my-data/delete), unlinking history into anonymised
 // aggregates (/my-data/unlink), deleting the account by crypto-shredding
 // (/my-data/leave), and the key settings (/my-data/keys). They follow the

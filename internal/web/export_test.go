@@ -19,8 +19,8 @@ import (
 	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/export/exporttest"
 	"github.com/candor-iot/candor/internal/identity"
-	"github.com/candor-iot/candor/internal/readability"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 // exportRig gives a test hub export jobs, started as internal/hub wires

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/manifest"
-	"github.com/candor-iot/candor/internal/readability"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 // The pages' own words are held to the same plain-English bar as the

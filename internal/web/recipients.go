@@ -14,7 +14,7 @@ import (
 	"github.com/candor-iot/candor/internal/manifest"
 )
 
-// "Where your data goes" (issue #6: who gets it, can I control it): every
+// "Where your data goes" (who gets it, can I control it): every
 // recipient a manifest of the household's devices names, what they say
 // they do with the data, which streams may go to them, where they receive
 // and how delivery went. An owner sets where each receives, or stops

@@ -18,9 +18,8 @@ import (
 
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
-	"github.com/candor-iot/candor/internal/manifest"
-	"github.com/candor-iot/candor/internal/readability"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 const supplier = "Your energy supplier"
@@ -76,13 +75,7 @@ func (h *testHub) withRecipients() *forwardRig {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	h.t.Cleanup(rig.rcv.Close)
-	h.web.cfg.Recipients = forward.NewRegistry(h.st, func(deviceType string) (*manifest.Manifest, error) {
-		e, err := h.cat.Current(deviceType)
-		if err != nil {
-			return nil, err
-		}
-		return e.Manifest, nil
-	}, rig.fw, forward.RegistryOptions{})
+	h.web.cfg.Recipients = forward.NewRegistry(h.st, h.cat, rig.fw, forward.RegistryOptions{})
 	return rig
 }
 

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/candor-iot/candor/internal/readability"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 // With MQTT over TLS and the hub's own authority, the add page shows the

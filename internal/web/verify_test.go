@@ -16,7 +16,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/auditlog/verify"
 	"github.com/candor-iot/candor/internal/identity"
-	"github.com/candor-iot/candor/internal/readability"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 var verifyLinkRe = regexp.MustCompile(`href="(/log/entries/(\d+)/verify)"`)

@@ -10,7 +10,7 @@ import (
 	"github.com/candor-iot/candor/internal/store"
 )
 
-// Vault keys (issue #4): key owners and their wrapped data keys. See
+// Vault keys: key owners and their wrapped data keys. See
 // store.KeyStore for the contract.
 //
 // Deleted and rewritten key rows are overwritten in the file

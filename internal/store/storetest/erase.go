@@ -9,7 +9,7 @@ import (
 	"github.com/candor-iot/candor/internal/store"
 )
 
-// --- erasure and unlinking (issue #4) -----------------------------------
+// --- erasure and unlinking -----------------------------------
 
 func testDeviceKeyOwner(t *testing.T, s store.Store) {
 	mustCreateHousehold(t, s, household("h1", at(0)))

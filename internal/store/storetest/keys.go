@@ -10,7 +10,7 @@ import (
 	"github.com/candor-iot/candor/internal/store"
 )
 
-// Vault keys (issue #4).
+// Vault keys.
 
 func keyOwner(id string, mode store.KeyMode, recipient string) store.KeyOwner {
 	return store.KeyOwner{OwnerID: id, Mode: mode, Recipient: recipient, CreatedAt: at(time.Hour), UpdatedAt: at(time.Hour)}

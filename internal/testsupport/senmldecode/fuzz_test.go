@@ -1,4 +1,4 @@
-package senml
+package senmldecode
 
 import (
 	"bytes"
@@ -7,13 +7,15 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/candor-iot/candor/internal/senml"
 )
 
 // FuzzDecode: Decode never panics; what it accepts has valid names and at
-// most one value per Record, and re-encoding the resolved Records (where
+// most one value per senml.Record, and re-encoding the resolved Records (where
 // the encoder can write them) decodes to the same Records.
 func FuzzDecode(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "rfc8428", "*.json"))
+	files, _ := filepath.Glob(filepath.Join("..", "..", "senml", "testdata", "rfc8428", "*.json"))
 	for _, file := range files {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -31,14 +33,14 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recs, err := Decode(bytes.NewReader(data))
 		if err != nil {
-			if !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrVersion) {
+			if !errors.Is(err, ErrSyntax) && !errors.Is(err, senml.ErrVersion) {
 				t.Fatalf("error %v wraps neither ErrSyntax nor ErrVersion", err)
 			}
 			return
 		}
 		secondary := false
 		for _, r := range recs {
-			if err := ValidName(r.Name); err != nil {
+			if err := senml.ValidName(r.Name); err != nil {
 				t.Fatalf("accepted %v", err)
 			}
 			n := 0
@@ -50,20 +52,20 @@ func FuzzDecode(f *testing.F) {
 			if n > 1 || n == 0 && r.Sum == nil {
 				t.Fatalf("record %+v has %d values", r, n)
 			}
-			if IsSecondaryUnit(r.Unit) {
+			if senml.IsSecondaryUnit(r.Unit) {
 				secondary = true
 			}
 		}
 		// Re-encode the resolved Records as they are (no base fields).
 		var buf bytes.Buffer
-		e := NewEncoder(&buf)
+		e := senml.NewEncoder(&buf)
 		if secondary {
 			_ = e.UseSecondaryUnits()
 		}
 		for _, r := range recs {
 			r.BaseVersion = 0
 			if err := e.Encode(r); err != nil {
-				if errors.Is(err, ErrUnknownUnit) {
+				if errors.Is(err, senml.ErrUnknownUnit) {
 					return // Decode accepts any unit text; the encoder only registered ones
 				}
 				t.Fatalf("re-encode %+v: %v", r, err)

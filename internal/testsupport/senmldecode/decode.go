@@ -1,4 +1,9 @@
-package senml
+// Package senmldecode reads SenML JSON Packs (RFC 8428) and resolves them,
+// so tests can check what package senml writes, and what an export holds,
+// the way any SenML reader would see it. Only tests import it.
+//
+// It never panics on any input.
+package senmldecode
 
 import (
 	"encoding/base64"
@@ -9,6 +14,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/candor-iot/candor/internal/senml"
 )
 
 // ErrSyntax is wrapped by every error Decode returns for a malformed Pack.
@@ -21,14 +28,15 @@ var knownLabels = map[string]bool{
 	"s": true, "t": true, "ut": true,
 }
 
-// Decode reads one SenML Pack in JSON from r and returns its Records
+// Decode reads one SenML Pack in JSON from r and returns its senml.Records
 // resolved (RFC 8428 §4.6), in the order of the Pack:
 //
 //   - Name is the Base Name in force followed by the Record's name, and
-//     must be a valid name (see ValidName).
+//     must be a valid name (see senml.ValidName).
 //   - Unit is the Record's unit, or else the Base Unit in force.
 //   - Time is the Base Time in force plus the Record's time. Times below
-//     RelativeTimeLimit stay relative to "now"; Record.Timestamp converts.
+//     senml.RelativeTimeLimit stay relative to "now";
+//     senml.Record.Timestamp converts.
 //   - Value is the Base Value in force plus the Record's v; Sum likewise.
 //     StringValue, BoolValue and DataValue are copied.
 //   - BaseVersion is the Pack's declared version (0 if none); the other
@@ -37,14 +45,14 @@ var knownLabels = map[string]bool{
 // A Record that holds nothing but base fields (such as {"bn":"x:"}) sets
 // them for the Records after it and is not returned itself.
 //
-// Decode refuses (with an error wrapping ErrSyntax or ErrVersion) anything
-// that is not a JSON array of objects, a label of the wrong type, a label
+// Decode refuses (with an error wrapping ErrSyntax or senml.ErrVersion)
+// anything that is not a JSON array of objects, a label of the wrong type, a label
 // ending in '_' (RFC 8428 §4.4: must be understood, and this package knows
 // none), a Record with several values or with neither a value nor a sum,
 // an invalid name, a non-finite number, a version needing features this
 // package does not implement, and data after the array. Unknown labels
 // are ignored, as RFC 8428 §4.4 requires.
-func Decode(r io.Reader) ([]Record, error) {
+func Decode(r io.Reader) ([]senml.Record, error) {
 	dec := json.NewDecoder(r)
 	tok, err := dec.Token()
 	if err != nil {
@@ -54,7 +62,7 @@ func Decode(r io.Reader) ([]Record, error) {
 		return nil, fmt.Errorf("%w: a pack is a JSON array", ErrSyntax)
 	}
 	var (
-		out []Record
+		out []senml.Record
 		st  decodeState
 	)
 	for i := 0; dec.More(); i++ {
@@ -91,13 +99,13 @@ type decodeState struct {
 	bver         int
 }
 
-func (st *decodeState) resolve(m map[string]json.RawMessage) (Record, bool, error) {
+func (st *decodeState) resolve(m map[string]json.RawMessage) (senml.Record, bool, error) {
 	for k := range m {
 		if !knownLabels[k] && strings.HasSuffix(k, "_") {
-			return Record{}, false, fmt.Errorf("%w: label %q must be understood and is not", ErrSyntax, k)
+			return senml.Record{}, false, fmt.Errorf("%w: label %q must be understood and is not", ErrSyntax, k)
 		}
 	}
-	var rec Record
+	var rec senml.Record
 	var err error
 	str := func(label string) (string, bool) {
 		raw, ok := m[label]
@@ -116,7 +124,7 @@ func (st *decodeState) resolve(m map[string]json.RawMessage) (Record, bool, erro
 		if !ok || err != nil {
 			return 0, false
 		}
-		if !isJSONNumber(string(raw)) {
+		if !isNumber(raw) {
 			err = fmt.Errorf("%w: %s must be a number", ErrSyntax, label)
 			return 0, false
 		}
@@ -150,9 +158,10 @@ func (st *decodeState) resolve(m map[string]json.RawMessage) (Record, bool, erro
 		}
 		ver := int(v)
 		// RFC 8428 §4.4: refuse versions above the one understood. RFC 9100
-		// reads versions above 10 as feature bitmaps.
-		if ver > Version && (ver&^knownFeatures != 0 || ver&Version != Version) {
-			return rec, false, fmt.Errorf("%w: %d needs SenML features this reader does not implement", ErrVersion, ver)
+		// reads versions above 10 as feature bitmaps; the features known are
+		// the base bits of version 10 and secondary units.
+		if ver > senml.Version && (ver&^senml.VersionSecondaryUnits != 0 || ver&senml.Version != senml.Version) {
+			return rec, false, fmt.Errorf("%w: %d needs SenML features this reader does not implement", senml.ErrVersion, ver)
 		}
 		st.bver = ver
 	}
@@ -192,7 +201,7 @@ func (st *decodeState) resolve(m map[string]json.RawMessage) (Record, bool, erro
 	rec.Time = add(st.bt, st.hasBT, t, hasT)
 	values := 0
 	if v, ok := num("v"); ok {
-		rec.Value = F(add(st.bv, st.hasBV, v, true))
+		rec.Value = senml.F(add(st.bv, st.hasBV, v, true))
 		values++
 	}
 	if v, ok := str("vs"); ok {
@@ -202,9 +211,9 @@ func (st *decodeState) resolve(m map[string]json.RawMessage) (Record, bool, erro
 	if raw, ok := m["vb"]; ok && err == nil {
 		switch string(raw) {
 		case "true":
-			rec.BoolValue = B(true)
+			rec.BoolValue = senml.B(true)
 		case "false":
-			rec.BoolValue = B(false)
+			rec.BoolValue = senml.B(false)
 		default:
 			err = fmt.Errorf("%w: vb must be true or false", ErrSyntax)
 		}
@@ -222,15 +231,15 @@ func (st *decodeState) resolve(m map[string]json.RawMessage) (Record, bool, erro
 		values++
 	}
 	if s, ok := num("s"); ok {
-		rec.Sum = F(add(st.bs, st.hasBS, s, true))
+		rec.Sum = senml.F(add(st.bs, st.hasBS, s, true))
 	} else if st.hasBS {
-		rec.Sum = F(st.bs)
+		rec.Sum = senml.F(st.bs)
 	}
 	rec.UpdateTime, _ = num("ut")
 	if err != nil {
 		return rec, false, err
 	}
-	if err := ValidName(rec.Name); err != nil {
+	if err := senml.ValidName(rec.Name); err != nil {
 		return rec, false, fmt.Errorf("%w: %v", ErrSyntax, err)
 	}
 	switch {
@@ -245,3 +254,11 @@ func (st *decodeState) resolve(m map[string]json.RawMessage) (Record, bool, erro
 	rec.BaseVersion = st.bver
 	return rec, true, nil
 }
+
+// isNumber reports whether raw, a valid JSON value, is a number: in JSON's
+// grammar (RFC 8259 §3) only numbers start with '-' or a digit.
+func isNumber(raw json.RawMessage) bool {
+	return len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9')
+}
+
+func finite(f float64) bool { return !math.IsInf(f, 0) && !math.IsNaN(f) }

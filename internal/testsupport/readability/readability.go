@@ -7,14 +7,14 @@
 //
 //	0.39 × (words / sentences) + 11.8 × (syllables / words) − 15.59.
 //
-// Candor uses it to hold the plain-language privacy labels the hub writes
-// for every device to a Reading Ease of at least [PlainEnglish] (60, "plain
-// English": about what a 13 to 15 year old reads easily). It serves clause
-// 2A of the IoT Good Practice paper (usability: people can only consent to,
-// and hold to account, what they can read) and clause 4 (education: the
-// labels teach what a device tells about a home, so they must be written
-// for everyone). The package has no dependencies; it is a careful
-// heuristic, not a dictionary.
+// Candor's tests use it to hold the plain-language privacy labels and
+// pages the hub writes to a Reading Ease of at least [PlainEnglish] (60,
+// "plain English": about what a 13 to 15 year old reads easily); only
+// tests import it. It serves clause 2A of the IoT Good Practice paper
+// (usability: people can only consent to, and hold to account, what they
+// can read) and clause 4 (education: the labels teach what a device tells
+// about a home, so they must be written for everyone). The package has no
+// dependencies; it is a careful heuristic, not a dictionary.
 //
 // # Words
 //

@@ -1,0 +1,86 @@
+package broker
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	"github.com/candor-iot/candor/internal/broker/mqtttest"
+	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/store/sqlite"
+)
+
+// gatedStore is a real SQLite store whose commits of readings wait at a
+// gate the test opens.
+type gatedStore struct {
+	*sqlite.DB
+	entered chan struct{} // a commit reached the gate
+	open    chan struct{} // closed to let commits through
+}
+
+func (g *gatedStore) AppendReadings(ctx context.Context, rs []store.Reading) error {
+	g.entered <- struct{}{}
+	<-g.open
+	return g.DB.AppendReadings(ctx, rs)
+}
+
+// A QoS 1 PUBACK is sent only once the reading's commit has completed:
+// while the commit is held, the connection still answers (PINGREQ is
+// processed after the PUBLISH) but no PUBACK comes; once the commit is
+// let through, the PUBACK follows and the reading is in the database.
+func TestPubackWaitsForCommit(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	gs := &gatedStore{DB: db, entered: make(chan struct{}, 1), open: make(chan struct{})}
+	in := ingest.New(gs, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
+	auth := &fakeAuth{secrets: map[string]string{devA: secretA}}
+	b, err := New(Config{TCPAddr: "127.0.0.1:0"}, auth, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last-in first-out: the gate opens, then the broker and
+	// the pipeline close.
+	t.Cleanup(in.Close)
+	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() { close(gs.open) })
+
+	for _, v := range []byte{4, 5} {
+		c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+		c.Send(mqtttest.Connect{Version: v, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
+		if ack := c.Expect(mqtttest.CONNACK); ack.ReasonCode(v) != 0 {
+			t.Fatalf("v%d connect refused: % x", v, ack.Raw)
+		}
+		id := uint16(7 + v)
+		c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":21.5}`), 1, id, false))
+		<-gs.entered // the reading's commit is held at the gate
+
+		// The PUBLISH was handled before the PINGREQ that follows it, so
+		// a PUBACK sent without waiting for the commit would come first.
+		for range 2 {
+			c.Send(mqtttest.Pingreq())
+			c.Expect(mqtttest.PINGRESP)
+		}
+		if n, err := db.CountReadings(context.Background(), devA); err != nil || n != int64(v-4) {
+			t.Fatalf("readings stored while the commit is held: %d %v", n, err)
+		}
+
+		gs.open <- struct{}{} // let this one commit through
+		ack := c.Expect(mqtttest.PUBACK)
+		if got := uint16(ack.Body[0])<<8 | uint16(ack.Body[1]); got != id || ack.ReasonCode(v) != 0 {
+			t.Fatalf("v%d PUBACK % x, want packet id %d, success", v, ack.Raw, id)
+		}
+		if n, err := db.CountReadings(context.Background(), devA); err != nil || n != int64(v-3) {
+			t.Fatalf("v%d: %d readings stored when the PUBACK arrived (%v), want %d", v, n, err, v-3)
+		}
+		c.Send(mqtttest.Disconnect())
+		c.ExpectClosed()
+	}
+}

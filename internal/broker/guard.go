@@ -1,0 +1,327 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for the limits before login.
+const (
+	DefaultConnectTimeout    = 5 * time.Second
+	DefaultPendingPerAddress = 16
+)
+
+// guard stands between every listener and mochi. Before login it bounds
+// what a connection may cost: it must send a complete, valid CONNECT within
+// the connect timeout, and one address may hold only so many connections
+// that have not logged in yet. It also answers what mochi gets wrong about
+// MQTT on the wire: CONNECT packets the specifications say to refuse,
+// CONNACK codes 3.1.1 does not have, and DISCONNECT packets sent to 3.1.1
+// clients (3.1.1 has no server DISCONNECT).
+//
+// Connections that have logged in are no longer counted, so a flood of
+// strangers from one address delays no known device (though a device
+// behind that same address shares its pending limit).
+type guard struct {
+	timeout   time.Duration
+	perAddr   int
+	maxPacket int
+	log       *slog.Logger
+	closed    *prometheus.CounterVec
+
+	mu      sync.Mutex
+	pending map[string]int
+}
+
+func newGuard(timeout time.Duration, perAddr, maxPacket int, log *slog.Logger) *guard {
+	if timeout <= 0 {
+		timeout = DefaultConnectTimeout
+	}
+	if perAddr <= 0 {
+		perAddr = DefaultPendingPerAddress
+	}
+	return &guard{
+		timeout: timeout, perAddr: perAddr, maxPacket: maxPacket, log: log,
+		pending: map[string]int{},
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "candor_mqtt_preauth_closed_total",
+			Help: "MQTT connections closed before login: too many pending from one address, no CONNECT in time, or an invalid CONNECT.",
+		}, []string{"reason"}),
+	}
+}
+
+// guardedListener puts a mochi listener's connections through the guard.
+type guardedListener struct {
+	listeners.Listener
+	g *guard
+}
+
+func (l guardedListener) Serve(establish listeners.EstablishFn) {
+	l.Listener.Serve(func(id string, c net.Conn) error { return l.g.establish(id, c, establish) })
+}
+
+// addrKey groups connections by the address they come from; an IPv6 host
+// usually holds a whole /64, so that is one address here.
+func addrKey(a net.Addr) string {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
+func (g *guard) acquire(key string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pending[key] >= g.perAddr {
+		return false
+	}
+	g.pending[key]++
+	return true
+}
+
+func (g *guard) release(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pending[key] <= 1 {
+		delete(g.pending, key)
+		return
+	}
+	g.pending[key]--
+}
+
+// pendingCount reports how many connections from key have not logged in.
+func (g *guard) pendingCount(key string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pending[key]
+}
+
+func (g *guard) refuse(c net.Conn, reason string) error {
+	g.closed.WithLabelValues(reason).Inc()
+	g.log.Debug("mqtt connection closed before login", "reason", reason)
+	_ = c.Close()
+	return nil // counted here; mochi would log every one, which a flood turns into a log flood
+}
+
+// establish reads and checks the CONNECT under the deadline, then hands the
+// connection to mochi with the CONNECT replayed in front of it.
+func (g *guard) establish(id string, c net.Conn, next listeners.EstablishFn) error {
+	key := addrKey(c.RemoteAddr())
+	if !g.acquire(key) {
+		return g.refuse(c, "pending_limit")
+	}
+	gc := &guardConn{Conn: c, g: g, key: key}
+	defer gc.loggedIn() // releases the slot if the connection ends before login
+	// One deadline for everything before the CONNECT is complete,
+	// including a TLS handshake, so trickling bytes does not extend it.
+	_ = c.SetDeadline(time.Now().Add(g.timeout))
+	ci, err := readConnect(c, g.maxPacket)
+	if err != nil {
+		var ec *errConnect
+		var ne net.Error
+		switch {
+		case errors.As(err, &ec):
+			if ec.code != 0 {
+				_, _ = c.Write(connack(ec.v5, ec.code))
+			}
+			return g.refuse(c, "invalid_connect")
+		// The WebSocket library reports the deadline as a plain net.Error.
+		case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+			return g.refuse(c, "connect_timeout")
+		}
+		return g.refuse(c, "connect_read_error")
+	}
+	_ = c.SetDeadline(time.Time{}) // mochi sets its own from the keep-alive
+	raw := ci.raw
+	if ci.emptyWill {
+		raw = ci.withoutWill()
+	}
+	gc.v5 = ci.version == 5
+	gc.in = bytes.NewReader(raw)
+	return next(id, gc)
+}
+
+// connack encodes a refusing CONNACK (no session, no properties).
+func connack(v5 bool, code byte) []byte {
+	if v5 {
+		return []byte{typeConnack << 4, 3, 0, code, 0}
+	}
+	return []byte{typeConnack << 4, 2, 0, code}
+}
+
+// guardConn is a connection as mochi sees it: the CONNECT the guard read
+// is replayed first, and outgoing packets pass a filter that speaks the
+// client's protocol version.
+type guardConn struct {
+	net.Conn
+	g    *guard
+	key  string
+	in   *bytes.Reader // the CONNECT; read only by mochi's read loop
+	v5   bool
+	once sync.Once
+
+	mu      sync.Mutex
+	out     outFilter
+	acked   bool   // the CONNACK went out
+	refused bool   // the CONNACK refused: nothing more goes out
+	answer  []byte // a CONNACK to send instead of mochi's refusal
+	buf     []byte
+}
+
+// loggedIn releases the connection's pending slot; the hook calls it once
+// the device is authenticated, establish when the connection ends.
+func (c *guardConn) loggedIn() { c.once.Do(func() { c.g.release(c.key) }) }
+
+// refuseWith makes the connection's refusing CONNACK carry code (v5) or
+// v3code (3.1.1) instead of mochi's "bad user name or password".
+func (c *guardConn) refuseWith(code, v3code byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.v5 {
+		c.answer = connack(true, code)
+	} else {
+		c.answer = connack(false, v3code)
+	}
+}
+
+func (c *guardConn) Read(p []byte) (int, error) {
+	if c.in != nil && c.in.Len() > 0 {
+		return c.in.Read(p)
+	}
+	return c.Conn.Read(p)
+}
+
+// outFilter follows the packet boundaries of the outgoing byte stream.
+type outFilter struct {
+	hdr  [5]byte
+	nh   int  // bytes of the current fixed header seen
+	body bool // inside the current packet's body
+	left int  // body bytes still to come
+	act  byte // what to do with the current packet
+	held []byte
+}
+
+const (
+	actPass byte = iota
+	actDrop
+	actHold // a CONNACK, decided on once complete
+)
+
+func (c *guardConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.v5 && c.acked && !c.refused {
+		return c.Conn.Write(p) // nothing left to correct for MQTT 5
+	}
+	out := c.filter(c.buf[:0], p)
+	c.buf = out[:0]
+	if len(out) > 0 {
+		if _, err := c.Conn.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (c *guardConn) filter(out, p []byte) []byte {
+	f := &c.out
+	emit := func(b []byte) {
+		switch f.act {
+		case actPass:
+			out = append(out, b...)
+		case actHold:
+			f.held = append(f.held, b...)
+		}
+	}
+	for len(p) > 0 {
+		if f.body {
+			k := min(f.left, len(p))
+			emit(p[:k])
+			f.left -= k
+			p = p[k:]
+			if f.left == 0 {
+				out = c.endPacket(out)
+			}
+			continue
+		}
+		f.hdr[f.nh] = p[0]
+		f.nh++
+		p = p[1:]
+		if f.nh == 1 || (f.hdr[f.nh-1]&0x80 != 0 && f.nh < len(f.hdr)) {
+			continue
+		}
+		f.left, _ = remainingLength(f.hdr[:f.nh])
+		f.act = c.action(f.hdr[0] >> 4)
+		f.held = f.held[:0]
+		emit(f.hdr[:f.nh])
+		f.body = true
+		if f.left == 0 {
+			out = c.endPacket(out)
+		}
+	}
+	return out
+}
+
+func (c *guardConn) action(typ byte) byte {
+	switch {
+	case c.refused:
+		return actDrop
+	case typ == typeConnack:
+		return actHold
+	case typ == typeDisconnect && !c.v5:
+		// 3.1.1 has no DISCONNECT from the server: the connection is
+		// closed right after, which is what 3.1.1 clients understand.
+		return actDrop
+	}
+	return actPass
+}
+
+func (c *guardConn) endPacket(out []byte) []byte {
+	f := &c.out
+	f.body, f.nh = false, 0
+	if f.act != actHold {
+		return out
+	}
+	c.acked = true
+	_, hn := remainingLength(f.held)
+	code := byte(0xff) // a CONNACK too short to carry a code is not passed on
+	if len(f.held) > hn+1 {
+		code = f.held[hn+1]
+	}
+	switch {
+	case c.answer != nil:
+		c.refused = true
+		return append(out, c.answer...)
+	case !c.v5 && code > v3NotAuthorized:
+		// A return code 3.1.1 does not define: close without a CONNACK,
+		// as 3.1.1 asks for a CONNECT it cannot accept.
+		c.refused = true
+		return out
+	case code != 0:
+		c.refused = true
+	}
+	return append(out, f.held...)
+}
+
+// guardOf returns the guard's view of a mochi client's connection (nil for
+// the inline client and for connections that did not come through it).
+func guardOf(cl *mqtt.Client) *guardConn {
+	gc, _ := cl.Net.Conn.(*guardConn)
+	return gc
+}
