@@ -224,6 +224,16 @@ func TestMemberSeesChoicesAndAsks(t *testing.T) {
 	owner.login("alex", goodPassword)
 	home := owner.get("/")
 	mustContain(t, "owner's home page", visibleText(home.body), "Asked of you", "kim asks you to turn on a use of energy by your energy supplier.")
+	for _, text := range []string{
+		"The owners of your household decide for this shared device. You can see the choices, and ask them to change one.",
+		"Your request is sent. It is listed for whoever decides for this device, until they choose.",
+		"You decide for these devices. Others in your household asked you to change a choice. Nothing changes until you do it on the device's page.",
+		"kim asks you to turn on a use of energy by your energy supplier.",
+	} {
+		if s := readability.Score(text); s.Ease < readability.PlainEnglish {
+			t.Errorf("%q scores %.1f, want at least %.0f", text, s.Ease, readability.PlainEnglish)
+		}
+	}
 	if home := kim.get("/"); strings.Contains(home.body, "Asked of you") {
 		t.Error("the member who decides nothing is shown requests")
 	}
