@@ -353,6 +353,9 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request, v viewer) {
 type shareView struct {
 	Device  store.Device
 	Sharing consent.Sharing
+	// Together is what the recipient could learn from the household,
+	// with this stream and what it already gets, that neither shows alone.
+	Together []togetherView
 	To      string // the recipient, as a sentence names it
 	Contact string // the contact, without its scheme
 }
@@ -369,7 +372,8 @@ func (s *Server) confirmSharing(w http.ResponseWriter, r *http.Request, v viewer
 	sh.AlreadyGets = s.cfg.Consent.Receiving(r.Context(), names, sh.Recipient)
 	contact := strings.TrimPrefix(strings.TrimPrefix(sh.Contact, "mailto:"), "tel:")
 	p := s.pageFor(r, v, "Send "+lowerFirst(sh.Title)+" out of this hub?", "")
-	p.Data = shareView{Device: d, Sharing: sh, To: nameInSentence(sh.Recipient), Contact: contact}
+	p.Data = shareView{Device: d, Sharing: sh, To: nameInSentence(sh.Recipient), Contact: contact,
+		Together: s.sharedTogether(r.Context(), d, sh.Stream, sh.Recipient)}
 	s.render(w, r, http.StatusOK, "share", p)
 }
 

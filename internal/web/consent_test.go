@@ -11,6 +11,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
@@ -467,5 +468,41 @@ func TestSharingIsConfirmedOnThePages(t *testing.T) {
 	p = b.post("/devices/"+d.ID+"/consent", yes)
 	if p.status != 200 || len(h.consent.Allowed(d.ID, "energy").Recipients) != 1 {
 		t.Fatalf("after yes: %d, recipients %v", p.status, h.consent.Allowed(d.ID, "energy").Recipients)
+	}
+}
+
+// TestDevicesShowTogether checks the home page's "what your devices show
+// together": a door sensor and a smart meter, harmless each alone, show a
+// daily routine together; one device alone shows nothing more.
+func TestDevicesShowTogether(t *testing.T) {
+	h := startHub(t)
+	alex := h.setup("alex")
+	h.addDevice(alex.HouseholdID, "Front door", "door-sensor")
+	b := h.browser()
+	b.login("alex", goodPassword)
+	if p := b.get("/"); strings.Contains(p.body, "What your devices show together") {
+		t.Error("one device is said to show something together")
+	}
+	h.addDevice(alex.HouseholdID, "Meter", "smart-meter")
+	text := visibleText(b.get("/").body)
+	mustContain(t, "home page", text, "What your devices show together",
+		"Together, Front door and Meter can show your daily routine: when you get up, cook, go out and come back.")
+}
+
+// TestTogetherNamesTheNewStream checks that the warning before sharing
+// keeps only what needs the stream about to be shared.
+func TestTogetherNamesTheNewStream(t *testing.T) {
+	door := manifest.TypedStream{DeviceID: "d1", Device: "Front door", DeviceType: "door-sensor", Stream: "contact", Categories: []string{"candor:Presence"}}
+	camera := manifest.TypedStream{DeviceID: "d2", Device: "Porch camera", DeviceType: "motion-camera", Stream: "motion", Categories: []string{"candor:Presence"}}
+	meter := manifest.TypedStream{DeviceID: "d3", Device: "Meter", DeviceType: "smart-meter", Stream: "energy", Categories: []string{"candor:EnergyUse"}}
+	got := together([]manifest.TypedStream{door, camera, meter}, "d3", "energy")
+	if len(got) != 1 || got[0].Devices != "Front door, Porch camera and Meter" || !strings.HasPrefix(got[0].Reveals, "your daily routine") {
+		t.Errorf("got %+v; want only the routine, which needs the meter", got)
+	}
+	for _, tv := range got {
+		text := "With what they would get, your energy supplier could learn " + tv.Reveals + ". This comes from " + tv.Devices + " together."
+		if s := readability.Score(text); s.Ease < readability.PlainEnglish {
+			t.Errorf("%q scores %.1f", text, s.Ease)
+		}
 	}
 }

@@ -28,6 +28,9 @@ type homeView struct {
 	// Changes are what newer manifests ask of the viewer, waiting for a
 	// yes or a no.
 	Changes []changeView
+	// Together is what the household's devices show together that no
+	// one of them shows alone.
+	Together []togetherView
 	CSRF    string
 }
 
@@ -61,6 +64,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	hv.Requests = s.openRequests(r.Context(), v)
 	hv.Changes = s.pendingChanges(r.Context(), v)
+	hv.Together = s.revealedTogether(r.Context(), v.Account.HouseholdID)
 	p := s.pageFor(r, v, "Your devices", "home")
 	hv.CSRF = p.CSRF
 	p.Data = hv
