@@ -92,7 +92,7 @@ func TestBrowserConsentPages(t *testing.T) {
 	login("alex", goodPassword)
 	tb.open("/")
 	text := eval[string](tb, `document.querySelector('main').innerText`)
-	for _, want := range []string{"Asked of you", "Changes that wait for you", "Nothing changes until you say yes."} {
+	for _, want := range []string{"Asked of you", "Changes that wait for you", "Nothing changes until you say yes.", "What your devices show together"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("home page lacks %q", want)
 		}
