@@ -356,8 +356,8 @@ type shareView struct {
 	// Together is what the recipient could learn from the household,
 	// with this stream and what it already gets, that neither shows alone.
 	Together []togetherView
-	To      string // the recipient, as a sentence names it
-	Contact string // the contact, without its scheme
+	To       string // the recipient, as a sentence names it
+	Contact  string // the contact, without its scheme
 }
 
 // confirmSharing shows what would leave, to whom, linked or not, on

@@ -31,7 +31,7 @@ type homeView struct {
 	// Together is what the household's devices show together that no
 	// one of them shows alone.
 	Together []togetherView
-	CSRF    string
+	CSRF     string
 }
 
 // undelivered is a recipient the hub could not send everything to.
