@@ -30,8 +30,10 @@ func commands() []command {
 		{"device", "add, list, rotate or revoke devices (add|list|rotate|revoke)", runDevice},
 		{"readings", "show a device's stored readings", runReadings},
 		{"explain", "print a device's privacy and security label in plain language", runExplain},
+		{"advisories", "import vulnerability advisories (OSV, CSAF 2.0) or list the open ones (import|list)", runAdvisories},
 		{"log", "the transparency log: checkpoint, key, export, verify (offline)", runLog},
 		{"simulate", "run simulated devices against a hub over MQTT", runSimulate},
+		{"updates", "makers' tool: keep a signed (TUF) firmware repository (repo init|add|publish|timestamp|rotate-root)", runUpdates},
 		{"bench", "benchmark Candor against Mosquitto side by side", runBench},
 		{"version", "print the version", func([]string) error { fmt.Println("candor", version); return nil }},
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
@@ -32,6 +33,9 @@ type homeView struct {
 	// one of them shows alone.
 	Together []togetherView
 	CSRF     string
+	// Advisories are the household's open security advisories, shown
+	// before everything else.
+	Advisories []advisories.View
 }
 
 // undelivered is a recipient the hub could not send everything to.
@@ -46,7 +50,8 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.fail(w, r, err)
 		return
 	}
-	hv := homeView{Devices: list, CanAdd: v.CanManage(v.Account.HouseholdID)}
+	hv := homeView{Devices: list, CanAdd: v.CanManage(v.Account.HouseholdID),
+		Advisories: s.householdAdvisories(r.Context(), v.Account.HouseholdID)}
 	for _, d := range list {
 		if len(d.Warnings) > 0 {
 			hv.Attention++
@@ -103,12 +108,16 @@ type deviceView struct {
 	Who        []recipientGroup
 	Data       []streamData
 	Violations []violationView
+	Life       lifeView
 	// ViolationsOff counts the older violation rows not listed.
 	ViolationsOff int
 	// Locked says the readings are sealed under the person's own key
 	// (user-held mode): the page shows everything else and offers to
 	// open them with that key. Opened says they were, for this view.
 	Locked, Opened bool
+	// Update is the device's firmware update state; nil when its
+	// manifest names no update repository.
+	Update *updateView
 	// Consent is the person's switches for each stream; nil when the
 	// device has no manifest in force. Its Available is false when the
 	// hub has no consent service.
@@ -151,6 +160,7 @@ func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, 
 		Label:         l,
 		Violations:    viols,
 		ViolationsOff: leftOff,
+		Life:          s.deviceLife(r.Context(), d.ID),
 	}
 	if e != nil {
 		// The readings shown are read, and recorded as read, before the
@@ -186,6 +196,9 @@ func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, 
 			}
 			dv.Data = append(dv.Data, streamReadings(d.ID, st, latest[st.Name]))
 		}
+	}
+	if m != nil && m.Updates != nil {
+		dv.Update = s.updateView(d.ID)
 	}
 	if e != nil {
 		cv, err := s.consentView(r.Context(), v, d, m)
