@@ -8,15 +8,20 @@
 // household's keys); the account created with the setup token is the
 // hub's admin; the operator (whoever holds the local control socket) sees
 // and manages every household but is no person, so it makes no person's
-// choices (consent, exports, key settings). Another household's resources
+// choices (consent, exports, key settings). Consent choices go with the
+// keys (CanDecide): a person decides for the devices sealed under their
+// own keys, the owners for the household's shared devices; other members
+// see the choices and may ask. Another household's resources
 // are reported as not found, never as forbidden, so their ids cannot be
 // probed.
 package access
 
 import (
 	"fmt"
+	"net/http"
 
 	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -70,10 +75,52 @@ func (p Principal) CanManage(householdID string) bool {
 	return p.Operator || (p.Member(householdID) && p.Account.Role == store.RoleOwner)
 }
 
-// CanDecide reports whether p may make consent and routing choices about
-// a household's devices: consent is a person's, so any member decides for
-// themselves, whatever their role; the operator, no person, may not.
-func (p Principal) CanDecide(householdID string) bool { return p.Member(householdID) }
+// ErrNotYourChoice is the kind of a consent or routing change asked by
+// someone who may see a device but does not decide for it. Its detail
+// says who decides.
+var ErrNotYourChoice = &problem.Kind{Status: http.StatusForbidden, Type: "not-your-choice", Text: "not your choice"}
+
+// CanDecide reports whether p makes the consent and routing choices of a
+// device. The choices go with the keys: a person decides for the devices
+// whose readings are sealed under their own keys (d.KeyOwner); the
+// owners of the household decide for its shared devices (sealed under the
+// household's keys). Everyone else in the household sees the choices but
+// changes none; the operator, no person, decides for nobody.
+func (p Principal) CanDecide(d store.Device) bool {
+	if !p.Member(d.HouseholdID) {
+		return false
+	}
+	if d.KeyOwner != "" {
+		return d.KeyOwner == p.Account.ID
+	}
+	return p.Account.Role == store.RoleOwner
+}
+
+// Decide returns nil when p makes the consent choices of d. Otherwise it
+// returns a *NotFoundError when p may not even see d, and an error of
+// kind ErrNotYourChoice saying who decides.
+func (p Principal) Decide(d store.Device) error {
+	if err := p.SeeDevice(d); err != nil {
+		return err
+	}
+	switch {
+	case p.CanDecide(d):
+		return nil
+	case p.Operator:
+		return ErrNotYourChoice.Errorf("consent is a person's choice and the operator is no person: log in as the person who decides for device %s", d.ID)
+	case d.KeyOwner != "":
+		return ErrNotYourChoice.Errorf("only the person whose keys seal the readings of device %s (account %s) changes its choices; you can see them and ask that person to change one", d.ID, d.KeyOwner)
+	default:
+		return ErrNotYourChoice.Errorf("only an owner of the household changes the choices of shared device %s; you can see them and ask an owner to change one", d.ID)
+	}
+}
+
+// Deciders says who makes the consent choices of d: the account whose
+// keys seal its readings, or, when person is empty, the household's
+// owners.
+func Deciders(d store.Device) (person string, owners bool) {
+	return d.KeyOwner, d.KeyOwner == ""
+}
 
 // CanSeeEvent reports whether p may read a transparency-log entry, or
 // have its inclusion proof (which carries the entry): the operator reads

@@ -2,10 +2,12 @@ package access_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -31,12 +33,11 @@ func TestDecisions(t *testing.T) {
 		admin, owner           bool
 		seeHome, manageHome    bool
 		memberHome, seeUnknown bool
-		decideHome             bool
 		actor                  auditlog.Actor
 	}{
-		{name: "member", p: member, seeHome: true, memberHome: true, decideHome: true,
+		{name: "member", p: member, seeHome: true, memberHome: true,
 			actor: auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acc_member"}},
-		{name: "owner", p: owner, owner: true, seeHome: true, manageHome: true, memberHome: true, decideHome: true,
+		{name: "owner", p: owner, owner: true, seeHome: true, manageHome: true, memberHome: true,
 			actor: auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acc_owner"}},
 		{name: "other household", p: stranger, owner: true,
 			actor: auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acc_stranger"}},
@@ -59,9 +60,6 @@ func TestDecisions(t *testing.T) {
 			if got := tt.p.CanManage(home); got != tt.manageHome {
 				t.Errorf("CanManage(home) = %v, want %v", got, tt.manageHome)
 			}
-			if got := tt.p.CanDecide(home); got != tt.decideHome {
-				t.Errorf("CanDecide(home) = %v, want %v", got, tt.decideHome)
-			}
 			if got := tt.p.Member(home); got != tt.memberHome {
 				t.Errorf("Member(home) = %v, want %v", got, tt.memberHome)
 			}
@@ -77,6 +75,62 @@ func TestDecisions(t *testing.T) {
 			}
 			if got := tt.p.Actor(); got != tt.actor {
 				t.Errorf("Actor() = %+v, want %+v", got, tt.actor)
+			}
+		})
+	}
+}
+
+// TestDecide checks who makes a device's consent choices: the person
+// whose keys seal it, the owners for a shared device, nobody else; and
+// that a refusal is a 403 naming who decides, or the 404 of a device
+// the principal may not see.
+func TestDecide(t *testing.T) {
+	coOwner := access.Person(store.Account{ID: "acc_co", HouseholdID: home, Role: store.RoleOwner}, store.Session{ID: "ses_c"})
+	ownersCamera := store.Device{ID: "dev_cam", HouseholdID: home, KeyOwner: "acc_owner"}
+	membersWatch := store.Device{ID: "dev_watch", HouseholdID: home, KeyOwner: "acc_member"}
+	shared := store.Device{ID: "dev_meter", HouseholdID: home}
+	tests := []struct {
+		name     string
+		p        access.Principal
+		d        store.Device
+		want     string // "" allowed, "403" or "404"
+		mentions string // in the 403's detail
+	}{
+		{"key owner decides their device", owner, ownersCamera, "", ""},
+		{"member decides a device sealed under their keys", member, membersWatch, "", ""},
+		{"owner decides a shared device", owner, shared, "", ""},
+		{"co-owner decides a shared device", coOwner, shared, "", ""},
+		{"member may not switch the owner's camera", member, ownersCamera, "403", "acc_owner"},
+		{"co-owner may not switch another person's device", coOwner, ownersCamera, "403", "acc_owner"},
+		{"owner may not switch a member's device", owner, membersWatch, "403", "acc_member"},
+		{"member may not switch a shared device", member, shared, "403", "owner of the household"},
+		{"operator decides for nobody", operator, shared, "403", "operator is no person"},
+		{"another household does not see it", stranger, shared, "404", ""},
+		{"admin of another household does not see it", admin, ownersCamera, "404", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.p.Decide(tt.d)
+			if got := tt.p.CanDecide(tt.d); got != (tt.want == "") {
+				t.Errorf("CanDecide = %v, want %v", got, tt.want == "")
+			}
+			switch tt.want {
+			case "":
+				if err != nil {
+					t.Fatalf("Decide = %v, want nil", err)
+				}
+			case "404":
+				if !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("Decide = %v, want store.ErrNotFound", err)
+				}
+			case "403":
+				kind, detail, ok := problem.Of(err)
+				if !ok || kind != access.ErrNotYourChoice || kind.Status != 403 {
+					t.Fatalf("Decide = %v, want an ErrNotYourChoice (403)", err)
+				}
+				if !strings.Contains(detail, tt.mentions) || !strings.Contains(detail, tt.d.ID) {
+					t.Errorf("detail %q should name %q and the device", detail, tt.mentions)
+				}
 			}
 		})
 	}

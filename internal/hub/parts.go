@@ -292,6 +292,7 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Ingest:        h.in,
 		Presence:      h.br,
 		History:       fe.history,
+		KeyOpener:     h.vault,
 		Consent:       h.consent,
 		Log:           h.alog,
 		Logger:        h.log.With("component", "web"),

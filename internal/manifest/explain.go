@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -69,6 +70,40 @@ type ShortLayer struct {
 	SnoopRisk []string `json:"snoopRisk"`
 	// Control says what turning a stream off does.
 	Control string `json:"control"`
+	// Choices is true when GoesNow and SharedNow follow one device's
+	// current consent choices (see WithChoices); DataGoes and SharedWith
+	// then say what could leave if every use were turned on.
+	Choices   bool     `json:"choices,omitempty"`
+	GoesNow   string   `json:"goesNow,omitempty"`
+	SharedNow []string `json:"sharedNow,omitempty"`
+}
+
+// WithChoices returns a copy of l whose short layer also says what
+// leaves the hub now: on maps each stream of m to the recipients whose
+// use of it is switched on. A label then tells what leaves now apart
+// from what could leave if turned on.
+func (l Label) WithChoices(m *Manifest, on map[string][]string) Label {
+	goes := 0
+	var shared []string
+	for _, s := range m.Streams {
+		for _, r := range s.Recipients {
+			if !slices.Contains(on[s.Name], r.Name) {
+				continue
+			}
+			if !slices.Contains(shared, r.Name) {
+				shared = append(shared, r.Name)
+			}
+			if r.Identifiable == "linked" {
+				goes = max(goes, 2)
+			} else {
+				goes = max(goes, 1)
+			}
+		}
+	}
+	l.Short.Choices = true
+	l.Short.GoesNow = []string{GoesNowhere, GoesDeidentified, GoesLinked}[goes]
+	l.Short.SharedNow = shared
+	return l
 }
 
 // StreamLabel is the detailed layer for one stream.

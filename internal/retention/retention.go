@@ -79,6 +79,7 @@ func (j *Job) SweepAt(ctx context.Context, now time.Time) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list devices: %w", err)
 	}
+	dropped := map[string][]droppedStream{} // by device type
 	var total int64
 	for _, d := range devs {
 		e, err := j.Catalog.Current(d.Type)
@@ -92,35 +93,94 @@ func (j *Job) SweepAt(ctx context.Context, now time.Time) (int64, error) {
 					keep = dec.Retention.D
 				}
 			}
-			if keep <= 0 {
-				continue
-			}
-			cutoff := now.UTC().Add(-keep)
-			var n int64
-			for {
-				k, err := j.Store.DeleteReadings(ctx, store.ReadingQuery{DeviceID: d.ID, Stream: s.Name, Until: cutoff}, chunk)
-				if err != nil {
-					return total, err
-				}
-				n += k
-				if k < chunk {
-					break
-				}
-			}
-			if n == 0 {
-				continue
-			}
+			n, err := j.expire(ctx, d, s.Name, 0, keep, now)
 			total += n
-			j.logger().Info("expired readings deleted", "device", d.ID, "stream", s.Name, "readings", n)
-			if j.Log != nil {
-				ev := auditlog.Event{Actor: auditlog.Actor{Kind: auditlog.ActorHub}, Action: auditlog.ActionDataDelete,
-					Household: d.HouseholdID, Subject: auditlog.Subject{Device: d.ID, Stream: s.Name, To: cutoff},
-					Purpose: "retention", Detail: map[string]string{"readings": strconv.FormatInt(n, 10), "kept_for": keep.String()}}
-				if err := j.Log.Record(ctx, ev); err != nil {
-					return total, fmt.Errorf("record deletion in the transparency log: %w", err)
-				}
+			if err != nil {
+				return total, err
+			}
+		}
+		ds, ok := dropped[d.Type]
+		if !ok {
+			if ds, err = j.droppedStreams(ctx, e); err != nil {
+				return total, err
+			}
+			dropped[d.Type] = ds
+		}
+		for _, s := range ds {
+			n, err := j.expire(ctx, d, s.stream, s.version, s.keep, now)
+			total += n
+			if err != nil {
+				return total, err
 			}
 		}
 	}
 	return total, nil
+}
+
+// droppedStream is a stream an older manifest version declared and the
+// version in force does not: its readings stored under that version keep
+// the retention that version promised.
+type droppedStream struct {
+	stream  string
+	version int
+	keep    time.Duration
+}
+
+// droppedStreams lists, for the version in force e, every (stream,
+// version) pair of older versions whose stream e no longer declares.
+func (j *Job) droppedStreams(ctx context.Context, e *catalog.Entry) ([]droppedStream, error) {
+	vs, err := j.Catalog.Versions(ctx, e.Manifest.DeviceType)
+	if err != nil {
+		return nil, fmt.Errorf("manifest versions of %s: %w", e.Manifest.DeviceType, err)
+	}
+	var out []droppedStream
+	for _, v := range vs {
+		if v.Draft || v.Manifest == nil || v.Version == e.Version {
+			continue
+		}
+		for _, s := range v.Manifest.Streams {
+			if e.Manifest.Stream(s.Name) == nil {
+				out = append(out, droppedStream{stream: s.Name, version: v.Version, keep: s.Retention.D})
+			}
+		}
+	}
+	return out, nil
+}
+
+// expire deletes a device's readings of one stream older than keep (only
+// those stored under version, when it is not 0), in bounded chunks, and
+// records the deletion.
+func (j *Job) expire(ctx context.Context, d store.Device, stream string, version int, keep time.Duration, now time.Time) (int64, error) {
+	if keep <= 0 {
+		return 0, nil
+	}
+	cutoff := now.UTC().Add(-keep)
+	var n int64
+	for {
+		k, err := j.Store.DeleteReadings(ctx, store.ReadingQuery{DeviceID: d.ID, Stream: stream, Until: cutoff, ManifestVersion: version}, chunk)
+		if err != nil {
+			return n, err
+		}
+		n += k
+		if k < chunk {
+			break
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	j.logger().Info("expired readings deleted", "device", d.ID, "stream", stream, "readings", n)
+	if j.Log != nil {
+		detail := map[string]string{"readings": strconv.FormatInt(n, 10), "kept_for": keep.String()}
+		if version != 0 {
+			detail["manifest_version"] = strconv.Itoa(version)
+		}
+		ev := auditlog.Event{Actor: auditlog.Actor{Kind: auditlog.ActorHub}, Action: auditlog.ActionDataDelete,
+			Household: d.HouseholdID, Subject: auditlog.Subject{Device: d.ID, Stream: stream, To: cutoff},
+			Purpose: "retention", Detail: detail}
+		if err := j.Log.Record(ctx, ev); err != nil {
+			return n, fmt.Errorf("record deletion in the transparency log: %w", err)
+		}
+	}
+	return n, nil
 }

@@ -197,6 +197,9 @@ type ReadingQuery struct {
 	Until    time.Time // exclusive
 	AfterSeq int64     // cursor: only readings with Seq > AfterSeq
 	Limit    int       // 0 means the engine's default (1000)
+	// ManifestVersion, when not 0, selects only readings stored under
+	// that version of the device type's manifest.
+	ManifestVersion int
 }
 
 // --- consent -------------------------------------------------
@@ -282,6 +285,30 @@ type ConsentStore interface {
 	// ConsentRoutings lists a device's stream routings; "" lists every
 	// device's.
 	ConsentRoutings(ctx context.Context, deviceID string) ([]ConsentRouting, error)
+	// AddConsentRequest stores a request; a taken id is ErrConflict.
+	AddConsentRequest(ctx context.Context, r ConsentRequest) error
+	// ConsentRequests lists the open requests about a household's
+	// devices, oldest first.
+	ConsentRequests(ctx context.Context, householdID string) ([]ConsentRequest, error)
+	// CloseConsentRequests removes the open requests about one use of a
+	// stream (purpose "" with recipient "" names the stream's routing),
+	// once someone who decides has made a choice about it.
+	CloseConsentRequests(ctx context.Context, deviceID, stream, purpose, recipient string) error
+}
+
+// ConsentRequest is a person's request that whoever decides for a device
+// turn one use of a stream on or off. It carries ids only, like the
+// consent log; it decides nothing.
+type ConsentRequest struct {
+	ID          string
+	HouseholdID string
+	DeviceID    string
+	AccountID   string // who asks
+	Stream      string
+	Purpose     string
+	Recipient   string
+	On          bool
+	CreatedAt   time.Time
 }
 
 // --- end consent -----------------------------------------------------------

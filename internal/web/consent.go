@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/consent"
-	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -25,8 +25,13 @@ type consentView struct {
 	DeviceID  string
 	CSRF      string
 	CanStop   bool
-	Streams   []consentStream
-	Records   []recordView
+	// CanChange is true for whoever decides for the device (see
+	// access.Principal.CanDecide); everyone else sees the choices
+	// read-only, is told who decides (WhoDecides) and may ask them.
+	CanChange  bool
+	WhoDecides string
+	Streams    []consentStream
+	Records    []recordView
 }
 
 type consentStream struct {
@@ -78,6 +83,8 @@ func (s *Server) consentView(ctx context.Context, v viewer, d store.Device, m *m
 		return cv, nil
 	}
 	cv.Available = true
+	cv.CanChange = v.CanDecide(d)
+	cv.WhoDecides = s.whoDecides(ctx, v, d)
 	st, err := s.cfg.Consent.State(ctx, d.ID)
 	if err != nil {
 		return nil, fmt.Errorf("consent state of %s: %w", d.ID, err)
@@ -107,6 +114,22 @@ func (s *Server) consentView(ctx context.Context, v viewer, d store.Device, m *m
 		cv.Records = append(cv.Records, recordOf(recs[i], m))
 	}
 	return cv, nil
+}
+
+// whoDecides says in plain words who makes a device's choices.
+func (s *Server) whoDecides(ctx context.Context, v viewer, d store.Device) string {
+	person, owners := access.Deciders(d)
+	switch {
+	case v.CanDecide(d):
+		return "You decide for this device."
+	case owners:
+		return "The owners of your household decide for this shared device. You can see the choices, and ask them to change one."
+	}
+	name := "the person who added it"
+	if acc, err := s.st.Account(ctx, person); err == nil {
+		name = acc.Username
+	}
+	return "Only " + name + " decides for this device, since its data is locked with their keys. You can see the choices, and ask them to change one."
 }
 
 // useSentence says what a use is: for the hub, "Kept and used on this hub
@@ -208,11 +231,77 @@ func (s *Server) consentDevice(w http.ResponseWriter, r *http.Request, v viewer)
 		s.renderError(w, r, http.StatusNotFound, nil)
 		return store.Device{}, false
 	}
-	if !v.CanDecide(d.HouseholdID) {
-		s.renderError(w, r, http.StatusForbidden, identity.ErrForbidden)
+	if err := v.Decide(d); err != nil {
+		s.fail(w, r, err)
 		return store.Device{}, false
 	}
 	return d, true
+}
+
+// postAsk stores a request that whoever decides for a device turn one use
+// of a stream on or off; it is listed on their home page until they do.
+func (s *Server) postAsk(w http.ResponseWriter, r *http.Request, v viewer) {
+	d, err := s.ownDevice(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if s.cfg.Consent == nil {
+		s.renderError(w, r, http.StatusNotFound, nil)
+		return
+	}
+	recipient := r.PostFormValue("recipient")
+	if recipient == "" {
+		recipient = consent.RecipientHub
+	}
+	stream := r.PostFormValue("stream")
+	_, err = s.cfg.Consent.Ask(r.Context(), consent.Change{AccountID: v.Account.ID, DeviceID: d.ID, Stream: stream,
+		Purpose: r.PostFormValue("purpose"), Recipient: recipient, On: r.PostFormValue("on") == "1"})
+	if err != nil {
+		s.consentRefused(w, r, v, d, err)
+		return
+	}
+	s.flash(v, "Your request is sent. It is listed for whoever decides for this device, until they choose.")
+	http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID)+"?done="+flashDone+"#consent-"+url.PathEscape(stream), http.StatusSeeOther)
+}
+
+// requestView is one open request, as its decider's home page lists it.
+type requestView struct {
+	DeviceID, Device, Who, What string
+}
+
+// openRequests lists the requests v decides, in plain words. It is best
+// effort: the home page matters more than this list.
+func (s *Server) openRequests(ctx context.Context, v viewer) []requestView {
+	if s.cfg.Consent == nil {
+		return nil
+	}
+	list, err := s.cfg.Consent.Requests(ctx, v.Account.HouseholdID)
+	if err != nil {
+		s.log.Error("consent requests not listed", "household", v.Account.HouseholdID, "err", err)
+		return nil
+	}
+	var out []requestView
+	for _, rq := range list {
+		d, err := s.st.Device(ctx, rq.DeviceID)
+		if err != nil || !v.CanDecide(d) {
+			continue
+		}
+		who := "Someone in your household"
+		if acc, err := s.st.Account(ctx, rq.AccountID); err == nil {
+			who = acc.Username
+		}
+		onOff := "off"
+		if rq.On {
+			onOff = "on"
+		}
+		what := "asks you to turn " + onOff + " a use of " + rq.Stream
+		if rq.Recipient != consent.RecipientHub {
+			what += " by " + nameInSentence(rq.Recipient)
+		}
+		out = append(out, requestView{DeviceID: d.ID, Device: d.Name, Who: who, What: what + "."})
+	}
+	return out
 }
 
 // postConsent turns one use of a stream on or off for the person who is
@@ -226,6 +315,10 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request, v viewer) {
 	on := r.PostFormValue("on") == "1"
 	if recipient == "" {
 		recipient = consent.RecipientHub
+	}
+	if on && recipient != consent.RecipientHub && r.PostFormValue("confirm") != "yes" {
+		s.confirmSharing(w, r, v, d, stream, purpose, recipient)
+		return
 	}
 	rec, err := s.cfg.Consent.Set(r.Context(), consent.Change{AccountID: v.Account.ID, DeviceID: d.ID, Stream: stream,
 		Purpose: purpose, Recipient: recipient, On: on})
@@ -253,6 +346,35 @@ func (s *Server) postConsent(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	s.flash(v, msg+" Your receipt is below.")
 	http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID)+"?done="+flashDone+"#consent-"+url.PathEscape(stream), http.StatusSeeOther)
+}
+
+// shareView is the page that shows what turning on a use would send out
+// of the hub, before it is turned on.
+type shareView struct {
+	Device  store.Device
+	Sharing consent.Sharing
+	// Together is what the recipient could learn from the household,
+	// with this stream and what it already gets, that neither shows alone.
+	Together []togetherView
+	To       string // the recipient, as a sentence names it
+	Contact  string // the contact, without its scheme
+}
+
+// confirmSharing shows what would leave, to whom, linked or not, on
+// what terms and for how long, with a yes that turns the use on.
+func (s *Server) confirmSharing(w http.ResponseWriter, r *http.Request, v viewer, d store.Device, stream, purpose, recipient string) {
+	sh, err := s.cfg.Consent.Sharing(r.Context(), d.ID, stream, purpose, recipient)
+	if err != nil {
+		s.consentRefused(w, r, v, d, err)
+		return
+	}
+	names := s.deviceNames(r.Context(), d.HouseholdID)
+	sh.AlreadyGets = s.cfg.Consent.Receiving(r.Context(), names, sh.Recipient)
+	contact := strings.TrimPrefix(strings.TrimPrefix(sh.Contact, "mailto:"), "tel:")
+	p := s.pageFor(r, v, "Send "+lowerFirst(sh.Title)+" out of this hub?", "")
+	p.Data = shareView{Device: d, Sharing: sh, To: nameInSentence(sh.Recipient), Contact: contact,
+		Together: s.sharedTogether(r.Context(), d, sh.Stream, sh.Recipient)}
+	s.render(w, r, http.StatusOK, "share", p)
 }
 
 // postRouting chooses whether a stream is kept on the hub and for how

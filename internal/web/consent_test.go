@@ -11,12 +11,21 @@ import (
 
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
 // toggleForm finds the consent form of one use on a device page and
 // returns its fields, as the browser would send them.
 func toggleForm(t *testing.T, body, stream, purpose string) url.Values {
+	t.Helper()
+	return useForm(t, body, stream, purpose, "")
+}
+
+// useForm is toggleForm for the use of one recipient ("" for the first
+// use of the purpose, whoever its recipient).
+func useForm(t *testing.T, body, stream, purpose, recipient string) url.Values {
 	t.Helper()
 	re := regexp.MustCompile(`(?s)<form method="post" action="/devices/[^"]+/consent">(.*?)</form>`)
 	field := regexp.MustCompile(`name="([a-z]+)" value="([^"]*)"`)
@@ -25,7 +34,7 @@ func toggleForm(t *testing.T, body, stream, purpose string) url.Values {
 		for _, fm := range field.FindAllStringSubmatch(m[1], -1) {
 			f.Set(fm[1], html.UnescapeString(fm[2]))
 		}
-		if f.Get("stream") == stream && f.Get("purpose") == purpose {
+		if f.Get("stream") == stream && f.Get("purpose") == purpose && (recipient == "" || f.Get("recipient") == recipient) {
 			return f
 		}
 	}
@@ -45,9 +54,9 @@ func countReadings(t *testing.T, h *testHub, deviceID, stream string) int {
 func TestConsentToggleStopsStorage(t *testing.T) {
 	h := startHub(t)
 	alex := h.setup("alex")
-	// Consent is per person: a member decides as well as an owner.
+	// A shared device: the household's owners decide for it. kim is one.
 	kim, err := h.id.CreateAccount(context.Background(), identity.NewAccount{HouseholdID: alex.HouseholdID, Username: "kim",
-		Password: "quiet-harbour-lantern-7", Role: store.RoleMember})
+		Password: "quiet-harbour-lantern-7", Role: store.RoleOwner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +174,78 @@ func TestConsentRoutingForm(t *testing.T) {
 	}
 	if n := countReadings(t, h, d.ID, "power"); n != 0 {
 		t.Errorf("%d power readings stored after keep=no", n)
+	}
+}
+
+// TestMemberSeesChoicesAndAsks checks the consent rule on the pages: a
+// member sees a shared device's choices with who decides, cannot switch
+// them (403 with the reason, nothing changes) and can ask; the request
+// is listed on the owner's home page until the owner chooses.
+func TestMemberSeesChoicesAndAsks(t *testing.T) {
+	h := startHub(t)
+	alex := h.setup("alex")
+	ctx := context.Background()
+	if _, err := h.id.CreateAccount(ctx, identity.NewAccount{HouseholdID: alex.HouseholdID, Username: "kim",
+		Password: "quiet-harbour-lantern-7", Role: store.RoleMember}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := h.addDevice(alex.HouseholdID, "Meter", "smart-meter")
+	kim := h.browser()
+	kim.login("kim", "quiet-harbour-lantern-7")
+	p := kim.get("/devices/" + d.ID)
+	mustContain(t, "member's device page", visibleText(p.body), "The owners of your household decide for this shared device.", "Ask to turn on")
+	mustNotContain(t, "member's device page", p.body, `action="/devices/`+d.ID+`/consent"`, `action="/devices/`+d.ID+`/consent/routing"`)
+
+	share := url.Values{"stream": {"energy"}, "purpose": {"candor:Billing"}, "recipient": {"Your energy supplier"}, "on": {"1"}, csrfField: {kim.csrf()}}
+	p = kim.post("/devices/"+d.ID+"/consent", share)
+	if p.status != http.StatusForbidden {
+		t.Fatalf("member switches sharing on: %d, want 403", p.status)
+	}
+	mustContain(t, "refusal", visibleText(p.body), "Only an owner of the household changes the choices of shared device "+d.ID)
+	kim.get("/")
+	if p := kim.post("/devices/"+d.ID+"/consent/routing", url.Values{"stream": {"energy"}, "keep": {"no"}}); p.status != http.StatusForbidden {
+		t.Errorf("member changes routing: %d, want 403", p.status)
+	}
+	if recs, _ := h.consent.History(ctx, consent.HistoryQuery{DeviceID: d.ID}); len(recs) != 0 {
+		t.Fatalf("refused member forms made %d records", len(recs))
+	}
+	if len(h.consent.Allowed(d.ID, "energy").Recipients) != 0 {
+		t.Fatal("the member's refused form turned sharing on")
+	}
+
+	kim.get("/devices/" + d.ID)
+	share.Set(csrfField, kim.csrf())
+	p = kim.post("/devices/"+d.ID+"/consent/ask", share)
+	if p.status != 200 {
+		t.Fatalf("member asks: %d %s", p.status, visibleText(p.body))
+	}
+	mustContain(t, "after asking", visibleText(p.body), "Your request is sent.")
+
+	owner := h.browser()
+	owner.login("alex", goodPassword)
+	home := owner.get("/")
+	mustContain(t, "owner's home page", visibleText(home.body), "Asked of you", "kim asks you to turn on a use of energy by your energy supplier.")
+	for _, text := range []string{
+		"The owners of your household decide for this shared device. You can see the choices, and ask them to change one.",
+		"Your request is sent. It is listed for whoever decides for this device, until they choose.",
+		"You decide for these devices. Others in your household asked you to change a choice. Nothing changes until you do it on the device's page.",
+		"kim asks you to turn on a use of energy by your energy supplier.",
+	} {
+		if s := readability.Score(text); s.Ease < readability.PlainEnglish {
+			t.Errorf("%q scores %.1f, want at least %.0f", text, s.Ease, readability.PlainEnglish)
+		}
+	}
+	if home := kim.get("/"); strings.Contains(home.body, "Asked of you") {
+		t.Error("the member who decides nothing is shown requests")
+	}
+	dp := owner.get("/devices/" + d.ID)
+	f := useForm(t, dp.body, "energy", "candor:Billing", "Your energy supplier")
+	f.Set("confirm", "yes")
+	if p := owner.post("/devices/"+d.ID+"/consent", f); p.status != 200 {
+		t.Fatalf("owner decides: %d", p.status)
+	}
+	if home := owner.get("/"); strings.Contains(home.body, "Asked of you") {
+		t.Error("the request is still listed after the owner chose")
 	}
 }
 
@@ -349,5 +430,79 @@ func TestMyDataPage(t *testing.T) {
 	z := b.get("/api/v1/export")
 	if z.status != 200 || z.header.Get("Content-Type") != "application/zip" || !strings.HasPrefix(z.body, "PK") {
 		t.Errorf("export link: %d %s", z.status, z.header.Get("Content-Type"))
+	}
+}
+
+// TestSharingIsConfirmedOnThePages checks that the switch that sends a
+// stream out of the hub first shows what leaves, to whom, linked or not,
+// on what terms and for how long; only the yes on that page turns it on.
+func TestSharingIsConfirmedOnThePages(t *testing.T) {
+	h := startHub(t)
+	alex := h.setup("alex")
+	d, _ := h.addDevice(alex.HouseholdID, "Meter", "smart-meter")
+	b := h.browser()
+	b.login("alex", goodPassword)
+	p := b.get("/devices/" + d.ID)
+	f := useForm(t, p.body, "energy", "candor:Billing", "Your energy supplier")
+	p = b.post("/devices/"+d.ID+"/consent", f)
+	if p.status != 200 {
+		t.Fatalf("switch on: %d", p.status)
+	}
+	text := visibleText(p.body)
+	mustContain(t, "confirmation page", text, "Send meter reading to your energy supplier?", "Nothing is sent until you say yes.",
+		"It leaves linked to you.", "7 years", "So your supplier can bill what you used.", "Their terms", "Yes, send it",
+		"What they get from your home now", "Nothing yet.")
+	if len(h.consent.Allowed(d.ID, "energy").Recipients) != 0 {
+		t.Fatal("the switch turned sharing on before the yes")
+	}
+	if s := readability.Score(text); s.Ease < readability.PlainEnglish {
+		t.Errorf("confirmation page scores %.1f, want at least %.0f:\n%s", s.Ease, readability.PlainEnglish, text)
+	}
+	yes := url.Values{}
+	for _, m := range regexp.MustCompile(`name="([a-z]+)" value="([^"]*)"`).FindAllStringSubmatch(p.body, -1) {
+		yes.Set(m[1], html.UnescapeString(m[2]))
+	}
+	if yes.Get("confirm") != "yes" {
+		t.Fatalf("the confirmation form has no confirm field: %v", yes)
+	}
+	p = b.post("/devices/"+d.ID+"/consent", yes)
+	if p.status != 200 || len(h.consent.Allowed(d.ID, "energy").Recipients) != 1 {
+		t.Fatalf("after yes: %d, recipients %v", p.status, h.consent.Allowed(d.ID, "energy").Recipients)
+	}
+}
+
+// TestDevicesShowTogether checks the home page's "what your devices show
+// together": a door sensor and a smart meter, harmless each alone, show a
+// daily routine together; one device alone shows nothing more.
+func TestDevicesShowTogether(t *testing.T) {
+	h := startHub(t)
+	alex := h.setup("alex")
+	h.addDevice(alex.HouseholdID, "Front door", "door-sensor")
+	b := h.browser()
+	b.login("alex", goodPassword)
+	if p := b.get("/"); strings.Contains(p.body, "What your devices show together") {
+		t.Error("one device is said to show something together")
+	}
+	h.addDevice(alex.HouseholdID, "Meter", "smart-meter")
+	text := visibleText(b.get("/").body)
+	mustContain(t, "home page", text, "What your devices show together",
+		"Together, Front door and Meter can show your daily routine: when you get up, cook, go out and come back.")
+}
+
+// TestTogetherNamesTheNewStream checks that the warning before sharing
+// keeps only what needs the stream about to be shared.
+func TestTogetherNamesTheNewStream(t *testing.T) {
+	door := manifest.TypedStream{DeviceID: "d1", Device: "Front door", DeviceType: "door-sensor", Stream: "contact", Categories: []string{"candor:Presence"}}
+	camera := manifest.TypedStream{DeviceID: "d2", Device: "Porch camera", DeviceType: "motion-camera", Stream: "motion", Categories: []string{"candor:Presence"}}
+	meter := manifest.TypedStream{DeviceID: "d3", Device: "Meter", DeviceType: "smart-meter", Stream: "energy", Categories: []string{"candor:EnergyUse"}}
+	got := together([]manifest.TypedStream{door, camera, meter}, "d3", "energy")
+	if len(got) != 1 || got[0].Devices != "Front door, Porch camera and Meter" || !strings.HasPrefix(got[0].Reveals, "your daily routine") {
+		t.Errorf("got %+v; want only the routine, which needs the meter", got)
+	}
+	for _, tv := range got {
+		text := "With what they would get, your energy supplier could learn " + tv.Reveals + ". This comes from " + tv.Devices + " together."
+		if s := readability.Score(text); s.Ease < readability.PlainEnglish {
+			t.Errorf("%q scores %.1f", text, s.Ease)
+		}
 	}
 }

@@ -8,10 +8,12 @@ import (
 
 	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 type homeView struct {
@@ -21,6 +23,16 @@ type homeView struct {
 	// Undelivered are recipients whose deliveries failed or were dropped
 	// since the hub started: data people agreed to send that did not go.
 	Undelivered []undelivered
+	// Requests are what others in the household asked the viewer, who
+	// decides for those devices, to turn on or off.
+	Requests []requestView
+	// Changes are what newer manifests ask of the viewer, waiting for a
+	// yes or a no.
+	Changes []changeView
+	// Together is what the household's devices show together that no
+	// one of them shows alone.
+	Together []togetherView
+	CSRF     string
 	// Advisories are the household's open security advisories, shown
 	// before everything else.
 	Advisories []advisories.View
@@ -55,7 +67,11 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
 			}
 		}
 	}
+	hv.Requests = s.openRequests(r.Context(), v)
+	hv.Changes = s.pendingChanges(r.Context(), v)
+	hv.Together = s.revealedTogether(r.Context(), v.Account.HouseholdID)
 	p := s.pageFor(r, v, "Your devices", "home")
+	hv.CSRF = p.CSRF
 	p.Data = hv
 	s.render(w, r, http.StatusOK, "home", p)
 }
@@ -95,6 +111,10 @@ type deviceView struct {
 	Life       lifeView
 	// ViolationsOff counts the older violation rows not listed.
 	ViolationsOff int
+	// Locked says the readings are sealed under the person's own key
+	// (user-held mode): the page shows everything else and offers to
+	// open them with that key. Opened says they were, for this view.
+	Locked, Opened bool
 	// Update is the device's firmware update state; nil when its
 	// manifest names no update repository.
 	Update *updateView
@@ -117,7 +137,15 @@ func (s *Server) devicePage(w http.ResponseWriter, r *http.Request, v viewer) {
 
 // showDevice renders the device page, with errors of a form on it.
 func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d store.Device, status int, errs []formError) {
-	e, l := s.labelFor(d.Type)
+	s.renderDevice(w, r, v, d, status, errs, nil)
+}
+
+// renderDevice renders the device page. open, when set, opens its
+// readings instead of the hub's keys: the person's own key, for this one
+// view. History only the person's key opens leaves the page whole, with
+// the readings locked and a way to open them.
+func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, d store.Device, status int, errs []formError, open history.Open) {
+	e, l := s.deviceLabel(d)
 	var m *manifest.Manifest
 	if e != nil {
 		m = e.Manifest
@@ -139,13 +167,22 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 	if e != nil {
 		// The readings shown are read, and recorded as read, before the
 		// page is built: a read that cannot be recorded shows nothing.
-		latest, err := s.latest(r.Context(), d, m)
-		if err != nil {
+		latest, err := s.latest(r.Context(), d, m, open)
+		switch {
+		case errors.Is(err, vault.ErrUserHeld):
+			dv.Locked, latest = true, nil
+		case errors.Is(err, vault.ErrWrongIdentity):
+			// Recorded as a refused read; the form says what to do.
+			dv.Locked, latest, status = true, nil, http.StatusUnprocessableEntity
+			errs = append(errs, formError{Field: "open-identity",
+				Message: "This key does not open these readings. Use the secret key that belongs to the public key you gave."})
+		case err != nil:
 			s.fail(w, r, err)
 			return
 		}
+		dv.Opened = open != nil
 		dv.Version = e.Version
-		dv.Goes = goesSentence(l.Short.DataGoes)
+		dv.Goes = goesNowSentence(l.Short)
 		for i, st := range m.Streams {
 			sl := l.Streams[i]
 			kv := knowView{Title: st.Title, Reveals: sl.Reveals, RevealsWith: sl.RevealsWith, KeptFor: sl.KeptFor, Learning: sl.Learning}

@@ -41,6 +41,9 @@ func init() {
 type Eraser interface {
 	DeleteRange(ctx context.Context, d store.Device, q store.ReadingQuery) (int64, error)
 	Unlink(ctx context.Context, acc store.Account, opt erasure.UnlinkOptions) (erasure.Report, error)
+	// Households counts the hub's households: fewer than
+	// erasure.MinCellHouseholds and nothing can be kept anonymously.
+	Households(ctx context.Context) (int, error)
 	DeleteAccount(ctx context.Context, acc store.Account, opt erasure.DeleteOptions) (erasure.Report, error)
 }
 
@@ -271,6 +274,11 @@ type unlinkView struct {
 	Devices   []unlinkDevice
 	MinCell   int
 	Confirm   bool
+	// Households is how many the hub has; TooFew says it has fewer than
+	// MinHouseholds, so nothing can be kept anonymously.
+	Households    int
+	MinHouseholds int
+	TooFew        bool
 }
 
 // unlinkable lists the devices whose history the viewer may unlink: the
@@ -299,8 +307,14 @@ func (s *Server) getUnlink(w http.ResponseWriter, r *http.Request, v viewer) {
 func (s *Server) renderUnlink(w http.ResponseWriter, r *http.Request, v viewer, status int, checked []string, errs []formError) {
 	p := s.pageFor(r, v, "Unlink your history", "my-data")
 	p.Errors = errs
-	uv := unlinkView{Available: s.cfg.Erasure != nil, Owner: v.Owner(), MinCell: erasure.MinCellCount}
+	uv := unlinkView{Available: s.cfg.Erasure != nil, Owner: v.Owner(), MinCell: erasure.MinCellCount, MinHouseholds: erasure.MinCellHouseholds}
 	if uv.Available {
+		n, err := s.cfg.Erasure.Households(r.Context())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		uv.Households, uv.TooFew = n, n < erasure.MinCellHouseholds
 		devs, err := s.unlinkable(r.Context(), v)
 		if err != nil {
 			s.fail(w, r, err)
@@ -347,7 +361,15 @@ func (s *Server) postUnlink(w http.ResponseWriter, r *http.Request, v viewer) {
 	msg := fmt.Sprintf("Your history is unlinked. The hub summed up %s into %s.",
 		countWords(rep.ReadingsUnlinked, "reading", "readings"), countWords(int64(rep.CellsKept), "hourly summary", "hourly summaries"))
 	if rep.CellsSuppressed > 0 {
-		msg += fmt.Sprintf(" It dropped %s of fewer than %d readings.", countWords(int64(rep.CellsSuppressed), "hour", "hours"), erasure.MinCellCount)
+		msg += fmt.Sprintf(" It dropped %s with fewer than %d readings or %d households.", countWords(int64(rep.CellsSuppressed), "hour", "hours"),
+			erasure.MinCellCount, erasure.MinCellHouseholds)
+	}
+	for _, sk := range rep.Skipped {
+		name := sk.DeviceID
+		if d, err := s.st.Device(r.Context(), sk.DeviceID); err == nil {
+			name = d.Name
+		}
+		msg += " " + name + " was skipped: " + sentence(sk.Reason)
 	}
 	msg += " It now removes the exact readings. Your devices keep sending."
 	s.flash(v, msg)

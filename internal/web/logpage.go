@@ -13,6 +13,9 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/auditlog/verify"
+	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/forward"
+	"github.com/candor-iot/candor/internal/history"
 )
 
 const (
@@ -135,12 +138,24 @@ func eventSentence(v viewer, ev auditlog.Event, names map[string]string) string 
 		if n, err := strconv.Atoi(ev.Detail["readings"]); err == nil {
 			what = fmt.Sprintf("viewed %s of %s", count(n, "reading", "readings"), dev)
 		}
+	case history.ActionReadingsRefused:
+		what = "could not see readings of " + dev + ": " + refusalWords(ev.Detail["reason"])
 	case auditlog.ActionReadingsForward:
 		what = "sent readings of " + dev + " to " + orWord(ev.Subject.Recipient, "a recipient")
 	case auditlog.ActionReadingsExport:
 		what = "downloaded a data export"
 	case auditlog.ActionConsentChange:
 		what = "changed a consent choice for " + dev + stream
+	case consent.ActionConsentRequest:
+		what = "asked for a consent choice to change for " + dev + stream
+	case auditlog.ActionKeyChange:
+		what = "changed who holds the keys to the data"
+	case auditlog.ActionKeyRotate:
+		what = "made a new key for the data"
+	case forward.ActionRecipientChange:
+		what = "changed where a recipient gets data"
+	case "account.password.change":
+		what = "changed a password"
 	case auditlog.ActionDataDelete:
 		what = "deleted data of " + dev
 	case auditlog.ActionDataShred:
@@ -182,12 +197,27 @@ func eventSentence(v viewer, ev auditlog.Event, names map[string]string) string 
 	case auditlog.ActionAuditRecover:
 		what = "repaired this log after a crash"
 	default:
-		what = "did " + ev.Action
+		// A kind of entry this page has no words for yet: say so plainly
+		// rather than show its code name.
+		what = "made a change this page cannot describe yet"
 		if ev.Subject.Device != "" {
-			what += " to " + dev
+			what += ", about " + dev
 		}
 	}
 	return actorWords(v, ev.Actor, names) + " " + what + "."
+}
+
+// refusalWords says why a read was refused.
+func refusalWords(reason string) string {
+	switch reason {
+	case "user-held":
+		return "they are locked with the owner's own key"
+	case "shredded":
+		return "their key was destroyed"
+	case "wrong-identity":
+		return "the key given does not open them"
+	}
+	return "the hub could not open them"
 }
 
 func actorWords(v viewer, a auditlog.Actor, names map[string]string) string {

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 const (
@@ -19,7 +23,7 @@ const (
 // latest reads the readings the device page shows: up to chartPoints of
 // each stream's latest, through history, which records the read.
 // Without history the page shows none.
-func (s *Server) latest(ctx context.Context, d store.Device, m *manifest.Manifest) (map[string][]store.Reading, error) {
+func (s *Server) latest(ctx context.Context, d store.Device, m *manifest.Manifest, open history.Open) (map[string][]store.Reading, error) {
 	if s.cfg.History == nil {
 		return nil, nil
 	}
@@ -27,7 +31,35 @@ func (s *Server) latest(ctx context.Context, d store.Device, m *manifest.Manifes
 	for _, st := range m.Streams {
 		streams = append(streams, st.Name)
 	}
+	if open != nil {
+		return s.cfg.History.LatestOpened(ctx, d, streams, chartPoints, "viewing history", open)
+	}
 	return s.cfg.History.Latest(ctx, d, streams, chartPoints, "viewing history")
+}
+
+// postOpenReadings shows the device page with its readings opened by the
+// person's own age key (user-held mode). The key is used for this one
+// answer and kept nowhere.
+func (s *Server) postOpenReadings(w http.ResponseWriter, r *http.Request, v viewer) {
+	d, err := s.ownDevice(r.Context(), v, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if s.cfg.KeyOpener == nil {
+		s.renderError(w, r, http.StatusNotFound, nil)
+		return
+	}
+	id, err := vault.ParseIdentity(strings.TrimSpace(r.PostFormValue("identity")))
+	if err != nil {
+		s.showDevice(w, r, v, d, http.StatusUnprocessableEntity, []formError{{Field: "open-identity",
+			Message: "This is not an age secret key. It starts with AGE-SECRET-KEY-1."}})
+		return
+	}
+	open := func(rs []store.Reading) error {
+		return s.cfg.KeyOpener.OpenReadingsWithIdentity(d.KeyOwnerID(), d.ID, rs, id)
+	}
+	s.renderDevice(w, r, v, d, http.StatusOK, nil, open)
 }
 
 // streamData is what "See my data" shows for one stream.

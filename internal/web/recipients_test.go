@@ -168,7 +168,7 @@ func TestRecipientsPageOwnerSetsAndStops(t *testing.T) {
 	// The person switches it on for the stream: readings go, signed, and
 	// the page counts them.
 	b.get("/devices/" + meter.ID)
-	p = b.post("/devices/"+meter.ID+"/consent", url.Values{"stream": {"energy"}, "purpose": {"candor:Billing"}, "recipient": {supplier}, "on": {"1"}})
+	p = b.post("/devices/"+meter.ID+"/consent", url.Values{"stream": {"energy"}, "purpose": {"candor:Billing"}, "recipient": {supplier}, "on": {"1"}, "confirm": {"yes"}})
 	if p.status != 200 {
 		t.Fatalf("consent on: %d", p.status)
 	}
@@ -419,7 +419,7 @@ func TestHomeWarnsWhenDeliveriesFail(t *testing.T) {
 	if p := b.post("/recipients/set", url.Values{"name": {supplier}, "url": {down.URL}}); p.status != 200 {
 		t.Fatalf("set the endpoint: %d", p.status)
 	}
-	if p := b.post("/devices/"+meter.ID+"/consent", url.Values{"stream": {"energy"}, "purpose": {"candor:Billing"}, "recipient": {supplier}, "on": {"1"}}); p.status != 200 {
+	if p := b.post("/devices/"+meter.ID+"/consent", url.Values{"stream": {"energy"}, "purpose": {"candor:Billing"}, "recipient": {supplier}, "on": {"1"}, "confirm": {"yes"}}); p.status != 200 {
 		t.Fatalf("consent on: %d", p.status)
 	}
 	rig.fw.Forward(context.Background(), meter.ID, "energy", time.Now(), []byte(`{"kwh_total":12}`), h.consent.Allowed(meter.ID, "energy").Recipients)

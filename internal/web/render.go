@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
@@ -18,7 +19,7 @@ import (
 // layout and the shared parts.
 var pageNames = []string{
 	"setup", "login", "home", "device", "add", "credential", "confirm", "security", "learn", "error",
-	"mydata", "log", "verify", "household", "admin",
+	"mydata", "log", "verify", "household", "admin", "share",
 }
 
 type pageTemplate struct{ t *template.Template }
@@ -175,6 +176,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.renderError(w, r, http.StatusNotFound, err)
 	case errors.Is(err, identity.ErrForbidden):
 		s.renderError(w, r, http.StatusForbidden, err)
+	case errors.Is(err, access.ErrNotYourChoice):
+		s.renderError(w, r, http.StatusForbidden, errors.New(detail(err)))
 	default:
 		s.renderError(w, r, http.StatusInternalServerError, err)
 	}

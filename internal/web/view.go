@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -47,6 +48,21 @@ func (s *Server) labelFor(deviceType string) (*catalog.Entry, *manifest.Label) {
 	return e, &l
 }
 
+// deviceLabel is labelFor for one device: its short layer also says what
+// leaves the hub now, given the device's consent choices.
+func (s *Server) deviceLabel(d store.Device) (*catalog.Entry, *manifest.Label) {
+	e, l := s.labelFor(d.Type)
+	if l == nil || s.cfg.Consent == nil {
+		return e, l
+	}
+	on := make(map[string][]string, len(e.Manifest.Streams))
+	for _, st := range e.Manifest.Streams {
+		on[st.Name] = s.cfg.Consent.Allowed(d.ID, st.Name).Recipients
+	}
+	wl := l.WithChoices(e.Manifest, on)
+	return e, &wl
+}
+
 // oneLine is the label's short layer in one line: what it senses, where
 // the data goes, how long it is kept, security updates until when.
 func oneLine(l *manifest.Label) string {
@@ -55,7 +71,7 @@ func oneLine(l *manifest.Label) string {
 	}
 	sh := l.Short
 	parts := []string{"Senses " + joinAnd(sh.Senses) + "."}
-	parts = append(parts, goesSentence(sh.DataGoes))
+	parts = append(parts, goesNowSentence(sh))
 	parts = append(parts, "Kept up to "+sh.KeptFor+".")
 	parts = append(parts, updatesSentence(sh))
 	return strings.Join(parts, " ")
@@ -69,6 +85,22 @@ func goesSentence(goes string) string {
 		return "Some data leaves this hub, with your name taken off."
 	}
 	return "Data stays on this hub."
+}
+
+// goesNowSentence says where a device's data goes given its choices, and
+// whether more could go if turned on.
+func goesNowSentence(sh manifest.ShortLayer) string {
+	if !sh.Choices || len(sh.SharedWith) == 0 {
+		return goesSentence(sh.DataGoes)
+	}
+	now := goesSentence(sh.GoesNow)
+	if sh.GoesNow == manifest.GoesNowhere {
+		now = "Now data stays on this hub."
+	}
+	if len(sh.SharedNow) < len(sh.SharedWith) {
+		now += " More could leave if you turn it on."
+	}
+	return now
 }
 
 func updatesSentence(sh manifest.ShortLayer) string {
@@ -244,7 +276,7 @@ func (s *Server) summaries(ctx context.Context, householdID string) ([]deviceSum
 	}
 	out := make([]deviceSummary, 0, len(list))
 	for _, d := range list {
-		e, l := s.labelFor(d.Type)
+		e, l := s.deviceLabel(d)
 		var m *manifest.Manifest
 		if e != nil {
 			m = e.Manifest
@@ -302,8 +334,13 @@ func joinAnd(items []string) string {
 	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
-// whereWords answers "where does my data go?" as the label's text does.
+// whereWords answers "where does my data go?" as the label's text does;
+// for one device's label, it says what leaves now and what could leave
+// if turned on.
 func whereWords(sh manifest.ShortLayer) string {
+	if sh.Choices && len(sh.SharedWith) > 0 {
+		return whereNowWords(sh)
+	}
 	where := "It " + sh.DataGoes + "."
 	switch sh.DataGoes {
 	case manifest.GoesLinked:
@@ -312,16 +349,46 @@ func whereWords(sh manifest.ShortLayer) string {
 		where = "Some of it leaves this hub, with your name taken off."
 	}
 	if len(sh.SharedWith) > 0 {
-		names := make([]string, len(sh.SharedWith))
-		for i, n := range sh.SharedWith {
-			names[i] = nameInSentence(n)
-		}
-		where += " It goes to " + joinAnd(names) + "."
+		where += " It goes to " + joinAnd(namesInSentence(sh.SharedWith)) + "."
 		if sh.OnlyIfYouAgree {
 			where += " This only happens if you say yes."
 		}
 	}
 	return where
+}
+
+func whereNowWords(sh manifest.ShortLayer) string {
+	var where string
+	switch sh.GoesNow {
+	case manifest.GoesLinked:
+		where = "Now some of it leaves this hub, linked to you. It goes to " + joinAnd(namesInSentence(sh.SharedNow)) + "."
+	case manifest.GoesDeidentified:
+		where = "Now some of it leaves this hub, with your name taken off. It goes to " + joinAnd(namesInSentence(sh.SharedNow)) + "."
+	default:
+		where = "Now nothing leaves this hub."
+	}
+	var could []string
+	for _, n := range sh.SharedWith {
+		if !slices.Contains(sh.SharedNow, n) {
+			could = append(could, n)
+		}
+	}
+	if len(could) > 0 {
+		how := "with your name taken off"
+		if sh.DataGoes == manifest.GoesLinked {
+			how = "maybe linked to you"
+		}
+		where += " If you turn it on, some could go to " + joinAnd(namesInSentence(could)) + ", " + how + "."
+	}
+	return where
+}
+
+func namesInSentence(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = nameInSentence(n)
+	}
+	return out
 }
 
 // updatesWords says until when the device gets security updates.

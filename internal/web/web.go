@@ -61,6 +61,7 @@ type Store interface {
 	Device(ctx context.Context, id string) (store.Device, error)
 	Devices(ctx context.Context, householdID string) ([]store.Device, error)
 	Violations(ctx context.Context, deviceID string, limit int) ([]store.ViolationCount, int, error)
+	Account(ctx context.Context, id string) (store.Account, error)
 }
 
 // Catalog supplies the data manifests in force.
@@ -95,6 +96,12 @@ type Presence interface {
 	Connected(deviceID string) bool
 }
 
+// IdentityOpener opens readings with a person's own age identity
+// (*vault.Vault does).
+type IdentityOpener interface {
+	OpenReadingsWithIdentity(ownerID, deviceID string, rs []store.Reading, identity age.Identity) error
+}
+
 // Config wires the pages to the rest of the hub.
 type Config struct {
 	// Monitor, when set, explains on each device page what the abuse
@@ -112,7 +119,11 @@ type Config struct {
 	// make them (identity, consent, erasure, keys, recipients), with the
 	// person as the actor: the pages record nothing themselves.
 	History *history.Service
-	Logger  *slog.Logger
+	// KeyOpener, when set, opens readings with a person's own age
+	// key for one view of a device page (user-held mode); the key is
+	// kept nowhere.
+	KeyOpener IdentityOpener
+	Logger    *slog.Logger
 	// MQTTAddr is the broker address shown in device instructions.
 	MQTTAddr string
 	// MQTTTLS says MQTTAddr is MQTT over TLS; devices then verify the hub
@@ -240,6 +251,8 @@ func (s *Server) routes(m *http.ServeMux) {
 
 	m.HandleFunc("POST /devices/{id}/consent", s.authed(s.postConsent))
 	m.HandleFunc("POST /devices/{id}/consent/routing", s.authed(s.postRouting))
+	m.HandleFunc("POST /devices/{id}/consent/ask", s.authed(s.postAsk))
+	m.HandleFunc("POST /devices/{id}/readings/open", s.authed(s.postOpenReadings))
 	m.HandleFunc("GET /consent/receipts/{id}", s.authed(s.consentReceipt))
 	m.HandleFunc("GET /my-data", s.authed(s.myData))
 	m.HandleFunc("POST /my-data/export", s.authed(s.postExport))

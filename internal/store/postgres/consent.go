@@ -216,3 +216,56 @@ func (db *DB) ConsentRoutings(ctx context.Context, deviceID string) ([]store.Con
 	}
 	return out, nil
 }
+
+// AddConsentRequest stores one request.
+func (db *DB) AddConsentRequest(ctx context.Context, r store.ConsentRequest) error {
+	created, err := encTime(r.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("add consent request %q: %w", r.ID, err)
+	}
+	_, err = db.pool.Exec(ctx, `INSERT INTO consent_requests
+		(id, household_id, device_id, account_id, stream, purpose, recipient, is_on, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		r.ID, r.HouseholdID, r.DeviceID, r.AccountID, r.Stream, r.Purpose, r.Recipient, r.On, created)
+	if err != nil {
+		return wrapErr(err, "add consent request %q", r.ID)
+	}
+	return nil
+}
+
+// ConsentRequests lists a household's open requests, oldest first.
+func (db *DB) ConsentRequests(ctx context.Context, householdID string) ([]store.ConsentRequest, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id, household_id, device_id, account_id, stream, purpose, recipient, is_on, created_at
+		FROM consent_requests WHERE household_id = $1 ORDER BY created_at, id`, householdID)
+	if err != nil {
+		return nil, fmt.Errorf("consent requests of %q: %w", householdID, err)
+	}
+	defer rows.Close()
+	var out []store.ConsentRequest
+	for rows.Next() {
+		var (
+			r       store.ConsentRequest
+			created int64
+		)
+		if err := rows.Scan(&r.ID, &r.HouseholdID, &r.DeviceID, &r.AccountID, &r.Stream, &r.Purpose, &r.Recipient, &r.On, &created); err != nil {
+			return nil, fmt.Errorf("consent requests of %q: %w", householdID, err)
+		}
+		r.CreatedAt = decTime(created)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("consent requests of %q: %w", householdID, err)
+	}
+	return out, nil
+}
+
+// CloseConsentRequests removes the open requests about one use of a
+// stream.
+func (db *DB) CloseConsentRequests(ctx context.Context, deviceID, stream, purpose, recipient string) error {
+	_, err := db.pool.Exec(ctx, `DELETE FROM consent_requests
+		WHERE device_id = $1 AND stream = $2 AND purpose = $3 AND recipient = $4`, deviceID, stream, purpose, recipient)
+	if err != nil {
+		return fmt.Errorf("close consent requests of %q: %w", deviceID, err)
+	}
+	return nil
+}

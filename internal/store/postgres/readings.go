@@ -120,7 +120,8 @@ func (db *DB) copyReadings(ctx context.Context, rows [][]any) ([]int64, error) {
 	return seqs, err
 }
 
-// readingFilter is the WHERE clause of q's device, stream and time range.
+// readingFilter is the WHERE clause of q's device, stream, time range and
+// manifest version.
 func readingFilter(q store.ReadingQuery) (*whereClause, error) {
 	w := &whereClause{}
 	w.add(`device_id = ?`, q.DeviceID)
@@ -140,6 +141,9 @@ func readingFilter(q store.ReadingQuery) (*whereClause, error) {
 			return nil, fmt.Errorf("until: %w", err)
 		}
 		w.add(`ts < ?`, until)
+	}
+	if q.ManifestVersion != 0 {
+		w.add(`manifest_version = ?`, q.ManifestVersion)
 	}
 	return w, nil
 }

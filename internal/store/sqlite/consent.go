@@ -252,3 +252,62 @@ func (db *DB) ConsentRoutings(ctx context.Context, deviceID string) ([]store.Con
 	}
 	return out, nil
 }
+
+// AddConsentRequest stores one request.
+func (db *DB) AddConsentRequest(ctx context.Context, r store.ConsentRequest) error {
+	created, err := encTime(r.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("add consent request %q: %w", r.ID, err)
+	}
+	on := 0
+	if r.On {
+		on = 1
+	}
+	_, err = db.writer.ExecContext(ctx, `INSERT INTO consent_requests
+		(id, household_id, device_id, account_id, stream, purpose, recipient, is_on, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.HouseholdID, r.DeviceID, r.AccountID, r.Stream, r.Purpose, r.Recipient, on, created)
+	if err != nil {
+		return wrapErr(err, "add consent request %q", r.ID)
+	}
+	return nil
+}
+
+// ConsentRequests lists a household's open requests, oldest first.
+func (db *DB) ConsentRequests(ctx context.Context, householdID string) ([]store.ConsentRequest, error) {
+	rows, err := db.readers.QueryContext(ctx, `SELECT id, household_id, device_id, account_id, stream, purpose, recipient, is_on, created_at
+		FROM consent_requests WHERE household_id = ? ORDER BY created_at, id`, householdID)
+	if err != nil {
+		return nil, fmt.Errorf("consent requests of %q: %w", householdID, err)
+	}
+	defer rows.Close()
+	var out []store.ConsentRequest
+	for rows.Next() {
+		var (
+			r       store.ConsentRequest
+			on      int
+			created int64
+		)
+		if err := rows.Scan(&r.ID, &r.HouseholdID, &r.DeviceID, &r.AccountID, &r.Stream, &r.Purpose, &r.Recipient, &on, &created); err != nil {
+			return nil, fmt.Errorf("consent requests of %q: %w", householdID, err)
+		}
+		r.On = on != 0
+		r.CreatedAt = decTime(created)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("consent requests of %q: %w", householdID, err)
+	}
+	return out, nil
+}
+
+// CloseConsentRequests removes the open requests about one use of a
+// stream.
+func (db *DB) CloseConsentRequests(ctx context.Context, deviceID, stream, purpose, recipient string) error {
+	_, err := db.writer.ExecContext(ctx, `DELETE FROM consent_requests
+		WHERE device_id = ? AND stream = ? AND purpose = ? AND recipient = ?`, deviceID, stream, purpose, recipient)
+	if err != nil {
+		return fmt.Errorf("close consent requests of %q: %w", deviceID, err)
+	}
+	return nil
+}

@@ -26,6 +26,7 @@ func (db *DB) Erase(ctx context.Context, e store.Erasure) error {
 			for _, q := range []string{
 				`DELETE FROM consent_decisions WHERE device_id = ?`,
 				`DELETE FROM consent_routing WHERE device_id = ?`,
+				`DELETE FROM consent_requests WHERE device_id = ?`,
 				`DELETE FROM violations WHERE device_id = ?`,
 				`DELETE FROM devices WHERE id = ?`,
 			} {

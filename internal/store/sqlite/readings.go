@@ -109,6 +109,10 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		where.WriteString(` AND seq > ?`)
 		args = append(args, q.AfterSeq)
 	}
+	if q.ManifestVersion != 0 {
+		where.WriteString(` AND manifest_version = ?`)
+		args = append(args, q.ManifestVersion)
+	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = DefaultReadingLimit
@@ -179,6 +183,10 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		}
 		where += ` AND ts < ?`
 		args = append(args, n)
+	}
+	if q.ManifestVersion != 0 {
+		where += ` AND manifest_version = ?`
+		args = append(args, q.ManifestVersion)
 	}
 	stmt := `DELETE FROM readings WHERE ` + where
 	if limit > 0 {

@@ -275,6 +275,24 @@ var migrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		name: "consent requests",
+		stmts: []string{
+			// No foreign keys, like the consent log: a request names ids.
+			`CREATE TABLE consent_requests (
+				id           TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+				household_id TEXT NOT NULL CHECK (household_id <> ''),
+				device_id    TEXT NOT NULL CHECK (device_id <> ''),
+				account_id   TEXT NOT NULL CHECK (account_id <> ''),
+				stream       TEXT NOT NULL CHECK (stream <> ''),
+				purpose      TEXT NOT NULL,
+				recipient    TEXT NOT NULL,
+				is_on        INTEGER NOT NULL CHECK (is_on IN (0, 1)),
+				created_at   INTEGER NOT NULL
+			) STRICT`,
+			`CREATE INDEX consent_requests_household ON consent_requests (household_id, created_at)`,
+		},
+	},
 }
 
 type migration struct {

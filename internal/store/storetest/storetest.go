@@ -82,6 +82,8 @@ var suite = []struct {
 	{"ReadingKeepsManifestVersion", testReadingKeepsManifestVersion},
 	{"HouseholdWithOwner", testHouseholdWithOwner},
 	{"DeleteReadings", testDeleteReadings},
+	{"DeleteReadingsOfAVersion", testDeleteReadingsOfAVersion},
+	{"ConsentRequests", testConsentRequests},
 	{"ConsentRecords", testConsentRecords},
 	{"ConsentDecisions", testConsentDecisions},
 	{"ConsentRouting", testConsentRouting},

@@ -1,0 +1,87 @@
+package web
+
+import (
+	"context"
+	"slices"
+
+	"github.com/candor-iot/candor/internal/manifest"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// togetherView is one thing the household's devices show together that
+// no one of them shows alone.
+type togetherView struct {
+	Devices string // "Front door and Meter"
+	Reveals string
+}
+
+// householdStreams lists the streams of a household's devices that are
+// collected now, with their personal-data categories. keep, when set,
+// selects streams.
+func (s *Server) householdStreams(ctx context.Context, householdID string, keep func(store.Device, *manifest.Stream) bool) []manifest.TypedStream {
+	devs, err := s.st.Devices(ctx, householdID)
+	if err != nil {
+		return nil
+	}
+	var out []manifest.TypedStream
+	for _, d := range devs {
+		e, _ := s.labelFor(d.Type)
+		if e == nil {
+			continue
+		}
+		for _, st := range e.Manifest.Streams {
+			if len(st.PersonalData) == 0 || (keep != nil && !keep(d, st)) {
+				continue
+			}
+			out = append(out, manifest.TypedStream{DeviceID: d.ID, Device: d.Name, DeviceType: d.Type,
+				Stream: st.Name, Title: st.Title, Categories: st.PersonalData})
+		}
+	}
+	return out
+}
+
+// together says what the given streams show together, in plain words.
+// only, when set, keeps the findings that involve that device's stream.
+func together(streams []manifest.TypedStream, onlyDevice, onlyStream string) []togetherView {
+	rules, err := manifest.InferenceRules()
+	if err != nil {
+		return nil
+	}
+	var out []togetherView
+	for _, f := range manifest.RevealedTogether(rules, streams) {
+		if onlyDevice != "" && !slices.ContainsFunc(f.Streams, func(t manifest.TypedStream) bool {
+			return t.DeviceID == onlyDevice && t.Stream == onlyStream
+		}) {
+			continue
+		}
+		var names []string
+		for _, t := range f.Streams {
+			if !slices.Contains(names, t.Device) {
+				names = append(names, t.Device)
+			}
+		}
+		out = append(out, togetherView{Devices: joinAnd(names), Reveals: f.Reveals})
+	}
+	return out
+}
+
+// revealedTogether is what the household's devices, as they collect now,
+// show together.
+func (s *Server) revealedTogether(ctx context.Context, householdID string) []togetherView {
+	collected := func(d store.Device, st *manifest.Stream) bool {
+		return s.cfg.Consent == nil || s.cfg.Consent.Allowed(d.ID, st.Name).Collect
+	}
+	return together(s.householdStreams(ctx, householdID, collected), "", "")
+}
+
+// sharedTogether is what a recipient could learn from the household once
+// it also gets one more stream: the findings that need that stream.
+func (s *Server) sharedTogether(ctx context.Context, d store.Device, stream, recipient string) []togetherView {
+	gets := func(hd store.Device, st *manifest.Stream) bool {
+		if hd.ID == d.ID && st.Name == stream {
+			return true
+		}
+		return s.cfg.Consent != nil && slices.Contains(s.cfg.Consent.Allowed(hd.ID, st.Name).Recipients, recipient)
+	}
+	return together(s.householdStreams(ctx, d.HouseholdID, gets), d.ID, stream)
+}
