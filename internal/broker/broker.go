@@ -85,6 +85,10 @@ type Config struct {
 	// PendingPerAddress bounds the connections from one address that have
 	// not logged in yet (default 16); more are closed when accepted.
 	PendingPerAddress int
+
+	// Apps, if set, lets a household's apps log in and receive the
+	// readings they are allowed (see Apps).
+	Apps Apps
 }
 
 // Broker is a running MQTT broker.
@@ -135,6 +139,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		SysTopicResendInterval: 0,
 	})
 	h := newHook(auth, in, log, cfg.Registerer)
+	h.apps = cfg.Apps
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("add policy hook: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 const (
 	typeConnect    = 1
 	typeConnack    = 2
+	typeSuback     = 9
 	typeDisconnect = 14
 )
 

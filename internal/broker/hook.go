@@ -13,6 +13,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/manifest"
@@ -25,6 +26,7 @@ type hook struct {
 	mqtt.HookBase
 	auth Authenticator
 	in   Ingester
+	apps Apps // nil: no app may log in
 	log  *slog.Logger
 
 	authFail  *prometheus.CounterVec
@@ -61,6 +63,8 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnPublish,
 		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
+		mqtt.OnPacketSent,
+		mqtt.OnPublishDropped,
 	}, []byte{b})
 }
 
@@ -88,6 +92,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
 	defer cancel()
+	if apps.IsApp(user) {
+		return h.connectApp(ctx, cl, pk, user, pass)
+	}
 	d, err := h.auth.AuthenticateDevice(ctx, user, pass)
 	if err != nil {
 		if errors.Is(err, identity.ErrUnauthenticated) {
@@ -196,6 +203,9 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if cl.Net.Inline {
 		return true
 	}
+	if isAppClient(cl) {
+		return h.appACL(cl, topic, write)
+	}
 	id := deviceOf(cl)
 	if write {
 		if _, ok := publishStream(id, topic); ok {
@@ -208,6 +218,11 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 			return true
 		}
 		h.denyPublish(id, topic)
+		return false
+	}
+	if _, own := publishStream(id, topic); own {
+		// The device's own reading topics: its readings are handed to
+		// apps, never echoed back to the device that sent them.
 		return false
 	}
 	if subscribeAllowed(id, topic) {
@@ -228,6 +243,12 @@ func (h *hook) denyPublish(id, topic string) {
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
+	}
+	if isAppClient(cl) {
+		// Only a 3.1.1 app gets here (the ACL check refused MQTT 5):
+		// acknowledged, as 3.1.1 has no refusal, and not kept.
+		h.aclDenied.WithLabelValues("app_publish").Inc()
+		return pk, packets.CodeSuccessIgnore
 	}
 	id := deviceOf(cl)
 	stream, ok := publishStream(id, pk.TopicName)

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/candor-iot/candor/internal/api"
+	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
@@ -78,6 +79,7 @@ type Hub struct {
 	exports   *export.Jobs
 	erasure   *erasure.Service
 	forward   *forward.Forwarder
+	apps      *apps.Service
 	http      server
 	local     server
 	httpLn    net.Listener
@@ -125,6 +127,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "consent", start: h.openConsent},
 		{name: "forwarding", start: h.openForward, stop: h.stopForward},
 		{name: "identity", start: h.openIdentity},
+		{name: "apps", start: h.openApps},
 		{name: "ingest", start: h.openIngest, stop: h.stopIngest},
 		{name: "exports", start: h.openExports, stop: h.closeExports},
 		{name: "erasure", start: h.openErasure},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/api"
+	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
@@ -122,6 +123,16 @@ func (h *Hub) openIdentity(context.Context) error {
 	return nil
 }
 
+// openApps loads the household's apps and what each may receive; ingest
+// hands it readings, the broker lets apps log in.
+func (h *Hub) openApps(ctx context.Context) (err error) {
+	if h.apps, err = apps.New(ctx, apps.Options{Store: h.st, Manifests: h.cat, Log: h.alog,
+		Logger: h.log.With("component", "apps")}); err != nil {
+		return fmt.Errorf("apps: %w", err)
+	}
+	return nil
+}
+
 func (h *Hub) openIngest(context.Context) error {
 	h.in = ingest.New(h.st, ingest.Options{
 		Manifests:       h.cat,
@@ -129,6 +140,7 @@ func (h *Hub) openIngest(context.Context) error {
 		Sealer:          h.vault,
 		KeyOwners:       h.owners,
 		Forwarder:       h.forward,
+		Apps:            h.apps,
 		StripUndeclared: h.cfg.UndeclaredFields == "strip",
 		MaxPayloadBytes: h.cfg.MaxPayloadBytes,
 		BatchMaxRows:    h.cfg.BatchMaxRows,
@@ -201,6 +213,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 
 		ConnectTimeout:    h.cfg.MQTTConnectTimeout,
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
+		Apps:              h.apps,
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr
@@ -212,6 +225,8 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		return addrHint(err, "--mqtt-addr")
 	}
 	h.id.OnRevoke(h.br.Disconnect)
+	h.apps.OnRevoke(h.br.Disconnect)
+	h.apps.SetPublisher(h.br)
 	// Tell the device, on its retained control topic, whether anyone still
 	// wants a stream, so a device that can stops generating it.
 	h.consent.OnChange(func(deviceID, stream string, collect bool) {

@@ -89,6 +89,15 @@ type Options struct {
 	// Forwarder, if set, is handed each accepted reading that consent
 	// lets go to external recipients, whether or not it is stored here.
 	Forwarder Forwarder
+	// Apps, if set, is handed each reading that passed the manifest
+	// check; it decides which of the household's apps receive it.
+	Apps Apps
+}
+
+// Apps delivers readings live to the apps people allowed to receive
+// them. Deliver must not block and must copy payload.
+type Apps interface {
+	Deliver(deviceID, stream string, payload []byte)
 }
 
 // Forwarder delivers readings to external recipients. Forward must not
@@ -315,6 +324,9 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 			p.observeRate(deviceID, s)
 		}
 		payload, version = out, e.Version
+		if p.opts.Apps != nil {
+			p.opts.Apps.Deliver(deviceID, stream, payload)
+		}
 		if p.opts.Consent != nil {
 			d := p.opts.Consent.Allowed(deviceID, stream)
 			if d.ManifestVersion != e.Version {

@@ -1,0 +1,117 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/candor-iot/candor/internal/apps"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// Apps decides what a household's apps may receive (package apps). An app
+// logs in with its id (apps.IDPrefix) as MQTT username and its secret as
+// password, subscribes to reading topics candor/<device-id>/<stream> with
+// ordinary filters, and receives only the readings a person allowed it.
+// It may not publish.
+type Apps interface {
+	Authenticate(ctx context.Context, id, secret string) (store.App, error)
+	// MayMatch says whether a filter can match a reading the app could
+	// be allowed to receive; Visible whether it may receive the reading
+	// on topic now.
+	MayMatch(ctx context.Context, appID, filter string) bool
+	Visible(appID, topic string) bool
+	Delivered(appID string)
+	Dropped(appID string)
+}
+
+// maxAppInflight bounds the QoS 1 readings waiting for an app's PUBACK:
+// beyond it a reading is counted as dropped for the app rather than
+// dropped by mochi without a trace.
+const maxAppInflight = 1024
+
+func isAppClient(cl *mqtt.Client) bool {
+	return !cl.Net.Inline && apps.IsApp(string(cl.Properties.Username))
+}
+
+// connectApp authenticates an app's CONNECT. Apps publish nothing, so a
+// will (a publish on the app's behalf) is refused.
+func (h *hook) connectApp(ctx context.Context, cl *mqtt.Client, pk packets.Packet, user, pass string) bool {
+	if h.apps == nil {
+		return h.refuseConnect("bad_credentials", "")
+	}
+	a, err := h.apps.Authenticate(ctx, user, pass)
+	if err != nil {
+		if errors.Is(err, apps.ErrUnauthenticated) {
+			return h.refuseConnect("bad_credentials", "")
+		}
+		h.log.Error("mqtt app authentication failed", "err", err)
+		return h.refuseConnect("error", "")
+	}
+	if !allowedClientID(pk.Connect.ClientIdentifier, a.ID) {
+		refuseWith(cl, packets.ErrClientIdentifierNotValid.Code, v3RefusedIdentifier)
+		return h.refuseConnect("client_id_outside_namespace", a.ID)
+	}
+	if pk.Connect.WillFlag {
+		refuseWith(cl, packets.ErrNotAuthorized.Code, v3NotAuthorized)
+		return h.refuseConnect("app_will", a.ID)
+	}
+	if gc := guardOf(cl); gc != nil {
+		gc.loggedIn()
+	}
+	return true
+}
+
+// appACL answers the ACL check for an app. mochi asks it both for a
+// SUBSCRIBE's filters and for every message it is about to deliver, with
+// the message's topic; a topic has no wildcards, so apps.MayMatch gives
+// the per-reading answer for those.
+func (h *hook) appACL(cl *mqtt.Client, topic string, write bool) bool {
+	id := string(cl.Properties.Username)
+	if write {
+		if cl.Properties.ProtocolVersion < 5 {
+			return true // refused in OnPublish: 3.1.1 has no negative PUBACK
+		}
+		h.aclDenied.WithLabelValues("app_publish").Inc()
+		h.log.Info("mqtt publish denied: apps do not publish", "app", id)
+		return false
+	}
+	ok := h.apps.MayMatch(context.Background(), id, topic)
+	if !ok {
+		h.aclDenied.WithLabelValues("app_subscribe").Inc()
+		return false
+	}
+	if cl.State.Inflight.Len() >= maxAppInflight {
+		h.apps.Dropped(id)
+		return false
+	}
+	return true
+}
+
+// OnPacketSent counts readings written to an app's connection.
+func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if h.apps != nil && pk.FixedHeader.Type == packets.Publish && isAppClient(cl) {
+		h.apps.Delivered(string(cl.Properties.Username))
+	}
+}
+
+// OnPublishDropped counts readings an app's full queue could not take:
+// the app reads too slowly, and catches up from the stored history.
+func (h *hook) OnPublishDropped(cl *mqtt.Client, _ packets.Packet) {
+	if h.apps != nil && isAppClient(cl) {
+		h.apps.Dropped(string(cl.Properties.Username))
+	}
+}
+
+// PublishReading hands an accepted reading to the apps subscribed to its
+// topic; each is asked about through the ACL check (Apps.Visible).
+func (b *Broker) PublishReading(deviceID, stream string, payload []byte) {
+	// mochi queues the packet for each receiving connection, so the
+	// payload must not change afterwards.
+	p := append([]byte(nil), payload...)
+	if err := b.srv.Publish(ReadingTopic(deviceID, stream), p, false, 1); err != nil {
+		b.log.Warn("hand reading to apps", "device", deviceID, "stream", stream, "err", err)
+	}
+}
