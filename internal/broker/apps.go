@@ -115,3 +115,14 @@ func (b *Broker) PublishReading(deviceID, stream string, payload []byte) {
 		b.log.Warn("hand reading to apps", "device", deviceID, "stream", stream, "err", err)
 	}
 }
+
+// Subscribed reports whether a live connection of the client (device or
+// app) named username holds at least one subscription.
+func (b *Broker) Subscribed(username string) bool {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if !cl.Net.Inline && !cl.Closed() && string(cl.Properties.Username) == username && cl.State.Subscriptions.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
