@@ -321,4 +321,3 @@ func TestAppCatchUp(t *testing.T) {
 		t.Errorf("catch-up with a wrong secret: %v %v, want 401", resp.StatusCode, err)
 	}
 }
-
