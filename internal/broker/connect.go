@@ -18,7 +18,6 @@ import (
 const (
 	typeConnect    = 1
 	typeConnack    = 2
-	typeSuback     = 9
 	typeDisconnect = 14
 )
 

@@ -220,8 +220,7 @@ type outFilter struct {
 const (
 	actPass byte = iota
 	actDrop
-	actHold   // a CONNACK, decided on once complete
-	actSuback // a 3.1.1 SUBACK, its return codes mended once complete
+	actHold // a CONNACK, decided on once complete
 )
 
 func (c *guardConn) Write(p []byte) (int, error) {
@@ -246,7 +245,7 @@ func (c *guardConn) filter(out, p []byte) []byte {
 		switch f.act {
 		case actPass:
 			out = append(out, b...)
-		case actHold, actSuback:
+		case actHold:
 			f.held = append(f.held, b...)
 		}
 	}
@@ -285,8 +284,6 @@ func (c *guardConn) action(typ byte) byte {
 		return actDrop
 	case typ == typeConnack:
 		return actHold
-	case typ == typeSuback && !c.v5:
-		return actSuback
 	case typ == typeDisconnect && !c.v5:
 		// 3.1.1 has no DISCONNECT from the server: the connection is
 		// closed right after, which is what 3.1.1 clients understand.
@@ -298,9 +295,6 @@ func (c *guardConn) action(typ byte) byte {
 func (c *guardConn) endPacket(out []byte) []byte {
 	f := &c.out
 	f.body, f.nh = false, 0
-	if f.act == actSuback {
-		return append(out, v3Suback(f.held)...)
-	}
 	if f.act != actHold {
 		return out
 	}
@@ -330,17 +324,4 @@ func (c *guardConn) endPacket(out []byte) []byte {
 func guardOf(cl *mqtt.Client) *guardConn {
 	gc, _ := cl.Net.Conn.(*guardConn)
 	return gc
-}
-
-// v3Suback mends a 3.1.1 SUBACK in place: mochi writes MQTT 5 reason
-// codes (0x87 "not authorized") to 3.1.1 clients too, which only know
-// 0x00-0x02 and 0x80 ("failure").
-func v3Suback(pk []byte) []byte {
-	_, hn := remainingLength(pk)
-	for i := hn + 2; i < len(pk); i++ { // after the fixed header and packet id
-		if pk[i] > 0x02 {
-			pk[i] = 0x80
-		}
-	}
-	return pk
 }
