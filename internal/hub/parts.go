@@ -296,6 +296,7 @@ func newWeb(h *Hub, recipients *forward.Registry) *web.Server {
 		Erasure:       h.erasure,
 		Keys:          keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
 		Recipients:    recipients,
+		Apps:          h.apps,
 	})
 }
 

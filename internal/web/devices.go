@@ -93,6 +93,10 @@ type deviceView struct {
 	// device has no manifest in force. Its Available is false when the
 	// hub has no consent service.
 	Consent *consentView
+	// AppsShown: the hub has apps; Apps is what each of the household's
+	// apps may get from this device, one entry per app and stream.
+	AppsShown bool
+	Apps      []appUseView
 }
 
 func (s *Server) devicePage(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -157,6 +161,14 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 			return
 		}
 		dv.Consent = cv
+		if s.cfg.Apps != nil {
+			list, err := s.cfg.Apps.List(r.Context(), d.HouseholdID)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			dv.AppsShown, dv.Apps = true, s.deviceApps(d, m, list)
+		}
 	}
 	p := s.pageFor(r, v, d.Name, "")
 	if dv.Consent != nil {
