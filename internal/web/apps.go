@@ -153,7 +153,7 @@ func (s *Server) appView(a store.App, streams []deviceStream) appView {
 func (s *Server) appUse(a store.App, ds deviceStream) appUseView {
 	return appUseView{AppID: a.ID, AppName: a.Name, DeviceID: ds.DeviceID, DeviceName: ds.DeviceName,
 		Stream: ds.Stream, StreamTitle: ds.Title, On: s.cfg.Apps.Visible(a.ID, apps.TopicRoot+"/"+ds.DeviceID+"/"+ds.Stream),
-		ElementID: "use-" + a.ID + "-" + ds.DeviceID + "-" + ds.Stream,
+		ElementID:   "use-" + a.ID + "-" + ds.DeviceID + "-" + ds.Stream,
 		Description: ds.Title + " from " + ds.DeviceName + " to " + a.Name}
 }
 
