@@ -321,3 +321,46 @@ func TestAppCatchUp(t *testing.T) {
 		t.Errorf("catch-up with a wrong secret: %v %v, want 401", resp.StatusCode, err)
 	}
 }
+
+// TestAppMosquittoSubTLS subscribes as an app over MQTT over TLS,
+// verifying the hub against its own authority, while the device publishes
+// over TLS with mosquitto_pub: the stream not allowed never arrives before
+// the allowed one that follows it.
+func TestAppMosquittoSubTLS(t *testing.T) {
+	sub, err := exec.LookPath("mosquitto_sub")
+	if err != nil {
+		testenv.Missing(t, "mosquitto_sub not found: install Debian package mosquitto-clients")
+	}
+	pub, err := exec.LookPath("mosquitto_pub")
+	if err != nil {
+		testenv.Missing(t, "mosquitto_pub not found: install Debian package mosquitto-clients")
+	}
+	th := startHub(t, func(c *configT) { c.TLSSelfSigned = true; c.MQTTTLSAddr = "127.0.0.1:0" })
+	dev, devSecret := th.thermostat()
+	app, appSecret := th.addApp("Home Assistant", "candor:HomeAutomation")
+	th.allowApp(app, dev, "temperature", true)
+	_, port, err := net.SplitHostPort(th.MQTTTLSAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsArgs := []string{"-h", "127.0.0.1", "-p", port, "--cafile", th.caFile(), "-V", "mqttv5", "-q", "1"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := startLines(t, exec.CommandContext(ctx, sub, append(tlsArgs, "-i", app, "-u", app, "-P", appSecret, "-t", "candor/#", "-v")...))
+	subscribed(t, th, app)
+	send := func(stream, payload string) {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, pub, append(tlsArgs, "-i", dev, "-u", dev, "-P", devSecret,
+			"-t", "candor/"+dev+"/"+stream, "-m", payload)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("mosquitto_pub over TLS: %v: %s", err, out)
+		}
+	}
+	send("setpoint", `{"celsius":21}`)
+	send("temperature", `{"celsius":19}`)
+	want := "candor/" + dev + "/temperature " + `{"celsius":19}`
+	waitFor(t, "the app to receive the allowed reading", 10*time.Second, func() bool { return got.has(want) })
+	if g := got.list(); len(g) != 1 {
+		t.Errorf("the app received %q, want only %q", g, want)
+	}
+}
