@@ -226,6 +226,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/apps/{id}/rotate", s.authed(s.rotateApp))
 	m.HandleFunc("POST /api/v1/apps/{id}/revoke", s.authed(s.revokeApp))
 	m.HandleFunc("PUT /api/v1/apps/{id}/receives/{device}/{stream}", s.authed(s.setAppGrant))
+	m.HandleFunc("PUT /api/v1/apps/{id}/commands/{device}/{name}", s.authed(s.setAppCommand))
 	m.HandleFunc("GET /api/v1/apps/{id}/readings", s.appReadings)
 
 	m.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)

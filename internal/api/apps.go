@@ -213,6 +213,10 @@ func (s *Server) revokeApp(w http.ResponseWriter, r *http.Request, p access.Prin
 
 // setAppGrant switches whether an app receives one stream of one device.
 func (s *Server) setAppGrant(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	s.switchApp(w, r, p, false)
+}
+
+func (s *Server) switchApp(w http.ResponseWriter, r *http.Request, p access.Principal, command bool) {
 	if s.appsOff(w, r) {
 		return
 	}
@@ -236,11 +240,24 @@ func (s *Server) setAppGrant(w http.ResponseWriter, r *http.Request, p access.Pr
 		return
 	}
 	sw := apps.Switch{AppID: a.ID, DeviceID: r.PathValue("device"), Stream: r.PathValue("stream"), On: *in.On, Actor: p.Actor()}
+	if command {
+		sw.Stream, sw.Command = r.PathValue("name"), true
+	}
 	if err := s.cfg.Apps.Set(r.Context(), sw); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"app_id": a.ID, "device_id": sw.DeviceID, "stream": sw.Stream, "on": sw.On})
+	key := "stream"
+	if command {
+		key = "command"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"app_id": a.ID, "device_id": sw.DeviceID, key: sw.Stream, "on": sw.On})
+}
+
+// setAppCommand switches whether an app may send one declared command to
+// one device.
+func (s *Server) setAppCommand(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	s.switchApp(w, r, p, true)
 }
 
 // appReadings lets an app catch up from the stored history after its

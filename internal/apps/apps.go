@@ -101,7 +101,10 @@ type Service struct {
 	mu    sync.Mutex // serialises changes of the table and their writes
 	table atomic.Pointer[table]
 	pub   atomic.Pointer[publisherBox]
-	stats sync.Map // app id → *Stats
+	cmd   atomic.Pointer[senderBox]
+	// schemas are the compiled schemas of declared commands.
+	schemas commandSchemas
+	stats   sync.Map // app id → *Stats
 
 	revokeMu  sync.Mutex
 	onRevoke  []func(appID string)

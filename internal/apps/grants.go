@@ -71,11 +71,15 @@ type Switch struct {
 	DeviceID string
 	Stream   string
 	On       bool
-	Actor    auditlog.Actor
+	// Command makes Stream the name of a command the app may send to the
+	// device, instead of a stream it receives.
+	Command bool
+	Actor   auditlog.Actor
 }
 
-// Set switches what an app receives. The app and the device must be of
-// the same household and the stream declared by the manifest in force.
+// Set switches what an app receives, or (Command set) which command it
+// may send. The app and the device must be of the same household and the
+// stream or command declared by the manifest in force.
 // The change holds from the next reading on and is recorded in the
 // transparency log (ids only, not the choice).
 func (s *Service) Set(ctx context.Context, sw Switch) error {
@@ -97,9 +101,17 @@ func (s *Service) Set(ctx context.Context, sw Switch) error {
 		if err != nil {
 			return ErrInvalid.Errorf("device: %s has no data manifest in force, so none of its data can go to an app", d.ID)
 		}
-		if e.Manifest.Stream(sw.Stream) == nil {
+		if sw.Command {
+			if _, ok := Commands(e)[sw.Stream]; !ok || s.schemaFor(e, sw.Stream) == nil {
+				return ErrInvalid.Errorf("command: %q is not a command the manifest of device %s declares with a closed schema", sw.Stream, d.ID)
+			}
+		} else if e.Manifest.Stream(sw.Stream) == nil {
 			return ErrInvalid.Errorf("stream: %q is not a stream the manifest of device %s declares", sw.Stream, d.ID)
 		}
+	}
+	key := sw.Stream
+	if sw.Command {
+		key = commandPrefix + sw.Stream
 	}
 	s.mu.Lock()
 	if sw.On {
@@ -107,9 +119,9 @@ func (s *Service) Set(ctx context.Context, sw Switch) error {
 		if sw.Actor.ID != "" {
 			by = sw.Actor.ID
 		}
-		err = s.st.PutAppGrant(ctx, store.AppGrant{AppID: a.ID, DeviceID: d.ID, Stream: sw.Stream, DecidedBy: by, DecidedAt: s.now().UTC()})
+		err = s.st.PutAppGrant(ctx, store.AppGrant{AppID: a.ID, DeviceID: d.ID, Stream: key, DecidedBy: by, DecidedAt: s.now().UTC()})
 	} else {
-		err = s.st.DeleteAppGrant(ctx, a.ID, d.ID, sw.Stream)
+		err = s.st.DeleteAppGrant(ctx, a.ID, d.ID, key)
 	}
 	if err == nil {
 		err = s.reloadLocked(ctx)
@@ -119,8 +131,13 @@ func (s *Service) Set(ctx context.Context, sw Switch) error {
 		return fmt.Errorf("switch app %s on device %s: %w", a.ID, d.ID, err)
 	}
 	s.log.Info("app consent changed", "app", a.ID, "device", d.ID, "stream", sw.Stream)
+	var detail map[string]string
+	if sw.Command {
+		detail = map[string]string{"use": "command"}
+	}
 	return s.record(ctx, auditlog.Event{Actor: sw.Actor, Action: auditlog.ActionConsentChange, Household: a.HouseholdID,
-		Subject: auditlog.Subject{Device: d.ID, Stream: sw.Stream, Recipient: a.ID}, Purpose: strings.Join(a.Purposes, " ")})
+		Subject: auditlog.Subject{Device: d.ID, Stream: sw.Stream, Recipient: a.ID}, Purpose: strings.Join(a.Purposes, " "),
+		Detail: detail})
 }
 
 // Grants lists what an app may receive.

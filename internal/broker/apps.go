@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -25,6 +26,9 @@ type Apps interface {
 	Visible(appID, topic string) bool
 	Delivered(appID string)
 	Dropped(appID string)
+	// Command checks a command an app publishes to
+	// candor/<device-id>/command/<name> and sends it to the device.
+	Command(ctx context.Context, appID, deviceID, name string, payload []byte) error
 }
 
 // maxAppInflight bounds the QoS 1 readings waiting for an app's PUBACK:
@@ -71,6 +75,9 @@ func (h *hook) connectApp(ctx context.Context, cl *mqtt.Client, pk packets.Packe
 func (h *hook) appACL(cl *mqtt.Client, topic string, write bool) bool {
 	id := string(cl.Properties.Username)
 	if write {
+		if _, _, ok := apps.SplitCommandTopic(topic); ok {
+			return true // checked in OnPublish (appPublish)
+		}
 		if cl.Properties.ProtocolVersion < 5 {
 			return true // refused in OnPublish: 3.1.1 has no negative PUBACK
 		}
@@ -125,4 +132,53 @@ func (b *Broker) Subscribed(username string) bool {
 		}
 	}
 	return false
+}
+
+// appPublish handles what an app publishes: a command on a command topic
+// goes to the device if apps.Command lets it; anything else is refused.
+// mochi never routes an app's publish itself.
+func (h *hook) appPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	id := string(cl.Properties.Username)
+	v5qos1 := cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos == 1
+	device, name, ok := apps.SplitCommandTopic(pk.TopicName)
+	if !ok {
+		// Only a 3.1.1 app gets here (the ACL check refused MQTT 5):
+		// acknowledged, as 3.1.1 has no refusal, and not kept.
+		h.aclDenied.WithLabelValues("app_publish").Inc()
+		return pk, packets.CodeSuccessIgnore
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+	defer cancel()
+	err := h.apps.Command(ctx, id, device, name, pk.Payload)
+	switch {
+	case err == nil:
+		return pk, packets.CodeSuccessIgnore
+	case errors.Is(err, apps.ErrCommandNotAllowed):
+		h.aclDenied.WithLabelValues("app_command").Inc()
+		h.log.Info("command refused: not declared or not allowed", "app", id, "device", device, "command", name)
+		if v5qos1 {
+			return pk, packets.ErrNotAuthorized
+		}
+	case errors.Is(err, apps.ErrCommandInvalid):
+		h.log.Info("command refused: payload outside its schema", "app", id, "device", device, "command", name)
+		if v5qos1 {
+			return pk, packets.ErrPayloadFormatInvalid
+		}
+	default:
+		h.log.Error("command not sent", "app", id, "device", device, "command", name, "err", err)
+		if v5qos1 {
+			return pk, packets.ErrImplementationSpecificError
+		}
+	}
+	return pk, packets.CodeSuccessIgnore
+}
+
+// SendCommand hands a checked command to the device on its control
+// namespace (not retained: a command is for now, not for later).
+func (b *Broker) SendCommand(deviceID, name string, payload []byte) error {
+	topic := apps.DeviceCommandTopic(deviceID, name)
+	if err := b.srv.Publish(topic, append([]byte(nil), payload...), false, 1); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	return nil
 }

@@ -245,10 +245,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil
 	}
 	if isAppClient(cl) {
-		// Only a 3.1.1 app gets here (the ACL check refused MQTT 5):
-		// acknowledged, as 3.1.1 has no refusal, and not kept.
-		h.aclDenied.WithLabelValues("app_publish").Inc()
-		return pk, packets.CodeSuccessIgnore
+		return h.appPublish(cl, pk)
 	}
 	id := deviceOf(cl)
 	stream, ok := publishStream(id, pk.TopicName)
