@@ -61,6 +61,7 @@ func appAdd(args []string) error {
 	fs.Var(&purposes, "purpose", "what the app uses readings for, as a DPV term such as dpv:ServiceProvision or candor:HomeAutomation (required; repeat for several)")
 	desc := fs.String("description", "", "what the app is for, in your words")
 	hh := fs.String("household", "", "household id (needed only when the hub has several)")
+	ha := fs.Bool("home-assistant", false, "announce what the app may get with Home Assistant's MQTT discovery (homeassistant/…/config)")
 	jsonOut := fs.Bool("json", false, "print the answer as JSON")
 	name, err := parseWithName(fs, args)
 	if err != nil {
@@ -74,6 +75,9 @@ func appAdd(args []string) error {
 		Secret string `json:"secret"`
 	}
 	in := map[string]any{"name": name, "purposes": []string(purposes), "description": *desc, "household": *hh}
+	if *ha {
+		in["kind"] = "home-assistant"
+	}
 	if err := newLocal(*dir).do("POST", "/api/v1/apps", in, &out); err != nil {
 		return err
 	}

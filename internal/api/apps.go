@@ -40,6 +40,7 @@ type appJSON struct {
 	Name        string         `json:"name"`
 	Description string         `json:"description,omitempty"`
 	Purposes    []string       `json:"purposes"`
+	Kind        string         `json:"kind,omitempty"`
 	CreatedAt   time.Time      `json:"created_at"`
 	Revoked     bool           `json:"revoked"`
 	Receives    []appGrantJSON `json:"receives"`
@@ -47,7 +48,7 @@ type appJSON struct {
 }
 
 func (s *Server) toApp(ctx context.Context, a store.App) (appJSON, error) {
-	out := appJSON{ID: a.ID, Household: a.HouseholdID, Name: a.Name, Description: a.Description, Purposes: a.Purposes,
+	out := appJSON{ID: a.ID, Household: a.HouseholdID, Name: a.Name, Description: a.Description, Purposes: a.Purposes, Kind: a.Kind,
 		CreatedAt: a.CreatedAt, Revoked: a.Revoked(), Receives: []appGrantJSON{}, Delivery: s.cfg.Apps.Stats(a.ID)}
 	if out.Purposes == nil {
 		out.Purposes = []string{}
@@ -120,6 +121,7 @@ func (s *Server) addApp(w http.ResponseWriter, r *http.Request, p access.Princip
 		Description string   `json:"description,omitempty"`
 		Purposes    []string `json:"purposes"`
 		Household   string   `json:"household,omitempty"`
+		Kind        string   `json:"kind,omitempty"`
 	}
 	if err := decodeJSON(w, r, &in); err != nil {
 		s.fail(w, r, err)
@@ -139,7 +141,7 @@ func (s *Server) addApp(w http.ResponseWriter, r *http.Request, p access.Princip
 		return
 	}
 	a, secret, err := s.cfg.Apps.Add(r.Context(), apps.NewApp{HouseholdID: hh, Name: in.Name, Description: in.Description,
-		Purposes: in.Purposes, Actor: p.Actor()})
+		Purposes: in.Purposes, Kind: in.Kind, Actor: p.Actor()})
 	if err != nil {
 		s.fail(w, r, err)
 		return

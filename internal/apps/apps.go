@@ -74,6 +74,9 @@ type Manifests interface {
 // to its topic.
 type Publisher interface {
 	PublishReading(deviceID, stream string, payload []byte)
+	// Publish sends a hub message (Home Assistant discovery), retained
+	// if asked.
+	Publish(topic string, payload []byte, retain bool) error
 }
 
 // Options configure a Service.
@@ -184,7 +187,10 @@ type NewApp struct {
 	Name        string
 	Description string   // what the app is for, in the owner's words
 	Purposes    []string // DPV purpose terms, e.g. dpv:ServiceProvision
-	Actor       auditlog.Actor
+	// Kind is KindHomeAssistant for an app that gets Home Assistant
+	// discovery messages, else empty.
+	Kind  string
+	Actor auditlog.Actor
 }
 
 func checkText(field, v string, max int, required bool) error {
@@ -222,6 +228,9 @@ func (s *Service) Add(ctx context.Context, na NewApp) (store.App, string, error)
 			return store.App{}, "", ErrInvalid.Errorf("purpose: %q is not a DPV purpose term such as dpv:ServiceProvision", p)
 		}
 	}
+	if na.Kind != "" && na.Kind != KindHomeAssistant {
+		return store.App{}, "", ErrInvalid.Errorf("kind: %q is not a kind of app the hub knows; leave it out, or say %q", na.Kind, KindHomeAssistant)
+	}
 	id := credential.NewID(IDPrefix)
 	secret := credential.NewSecret()
 	hash, err := s.hasher.Hash(ctx, secret)
@@ -230,7 +239,7 @@ func (s *Service) Add(ctx context.Context, na NewApp) (store.App, string, error)
 	}
 	now := s.now().UTC()
 	a := store.App{ID: id, HouseholdID: na.HouseholdID, Name: na.Name, Description: na.Description,
-		Purposes: slices.Compact(slices.Sorted(slices.Values(na.Purposes))), SecretHash: hash, CredentialSetAt: now, CreatedAt: now}
+		Purposes: slices.Compact(slices.Sorted(slices.Values(na.Purposes))), Kind: na.Kind, SecretHash: hash, CredentialSetAt: now, CreatedAt: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.st.CreateApp(ctx, a); err != nil {
@@ -287,6 +296,14 @@ func (s *Service) Revoke(ctx context.Context, actor auditlog.Actor, id string) e
 	a, err := s.st.App(ctx, id)
 	if err != nil {
 		return fmt.Errorf("revoke app %s: %w", id, err)
+	}
+	// Its Home Assistant entities go with it.
+	if gs, gerr := s.st.AppGrants(ctx, id); gerr == nil {
+		for _, g := range gs {
+			if !strings.HasPrefix(g.Stream, commandPrefix) {
+				_ = s.announce(ctx, a, g.DeviceID, g.Stream, false)
+			}
+		}
 	}
 	s.mu.Lock()
 	err = s.st.RevokeApp(ctx, id, s.now().UTC())

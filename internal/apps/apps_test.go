@@ -81,6 +81,8 @@ type published struct {
 	got []string
 }
 
+func (p *published) Publish(string, []byte, bool) error { return nil }
+
 func (p *published) PublishReading(deviceID, stream string, _ []byte) {
 	p.mu.Lock()
 	p.got = append(p.got, deviceID+"/"+stream)

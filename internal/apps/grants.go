@@ -26,6 +26,7 @@ type table struct {
 
 type appInfo struct {
 	household string
+	kind      string
 	revoked   bool
 }
 
@@ -48,7 +49,7 @@ func (s *Service) reloadLocked(ctx context.Context) error {
 	}
 	t := &table{apps: make(map[string]appInfo, len(as)), allowed: map[streamKey][]string{}}
 	for _, a := range as {
-		t.apps[a.ID] = appInfo{household: a.HouseholdID, revoked: a.Revoked()}
+		t.apps[a.ID] = appInfo{household: a.HouseholdID, kind: a.Kind, revoked: a.Revoked()}
 	}
 	for _, g := range gs {
 		if ai, ok := t.apps[g.AppID]; !ok || ai.revoked {
@@ -131,6 +132,11 @@ func (s *Service) Set(ctx context.Context, sw Switch) error {
 		return fmt.Errorf("switch app %s on device %s: %w", a.ID, d.ID, err)
 	}
 	s.log.Info("app consent changed", "app", a.ID, "device", d.ID, "stream", sw.Stream)
+	if !sw.Command {
+		if err := s.announce(ctx, a, d.ID, sw.Stream, sw.On); err != nil {
+			s.log.Warn("apps: discovery not updated", "app", a.ID, "device", d.ID, "err", err)
+		}
+	}
 	var detail map[string]string
 	if sw.Command {
 		detail = map[string]string{"use": "command"}
@@ -206,7 +212,10 @@ func (s *Service) Visible(appID, topic string) bool {
 // question for every reading it delivers and cannot tell the two apart.
 func (s *Service) MayMatch(ctx context.Context, appID, filter string) bool {
 	if !strings.ContainsAny(filter, "+#") {
-		return s.Visible(appID, filter)
+		return s.Visible(appID, filter) || s.discoveryVisible(appID, filter)
+	}
+	if s.discoveryMayMatch(appID, filter) {
+		return true
 	}
 	if strings.HasPrefix(filter, "$") {
 		return false // $SYS and shared subscriptions are not for apps

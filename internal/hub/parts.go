@@ -336,6 +336,11 @@ func (h *Hub) startMQTT(ctx context.Context) error {
 	if err := h.br.Start(); err != nil {
 		return err
 	}
+	// Home Assistant apps' discovery messages are retained in broker
+	// memory only, so they are announced again at every start.
+	if err := h.apps.AnnounceAll(ctx); err != nil {
+		return fmt.Errorf("announce apps' Home Assistant discovery: %w", err)
+	}
 	return h.publishAllControls(ctx)
 }
 

@@ -15,7 +15,10 @@ type App struct {
 	// Description says in the owner's words what the app is for.
 	Description string
 	// Purposes are the DPV purposes the app uses readings for.
-	Purposes        []string
+	Purposes []string
+	// Kind is "home-assistant" for an app the hub announces its streams
+	// to with Home Assistant's MQTT discovery, else empty.
+	Kind            string
 	SecretHash      string // PHC-formatted argon2id hash of the app secret
 	CredentialSetAt time.Time
 	RevokedAt       time.Time // non-zero once revoked

@@ -13,7 +13,7 @@ import (
 
 var _ store.AppStore = (*DB)(nil)
 
-const appCols = `id, household_id, name, description, purposes, secret_hash, credential_set_at, revoked_at, created_at`
+const appCols = `id, household_id, name, description, purposes, kind, secret_hash, credential_set_at, revoked_at, created_at`
 
 func scanApp(r rowScanner) (store.App, error) {
 	var (
@@ -21,7 +21,7 @@ func scanApp(r rowScanner) (store.App, error) {
 		purposes                  string
 		credSet, revoked, created int64
 	)
-	if err := r.Scan(&a.ID, &a.HouseholdID, &a.Name, &a.Description, &purposes, &a.SecretHash,
+	if err := r.Scan(&a.ID, &a.HouseholdID, &a.Name, &a.Description, &purposes, &a.Kind, &a.SecretHash,
 		&credSet, &revoked, &created); err != nil {
 		return store.App{}, err
 	}
@@ -44,8 +44,8 @@ func (db *DB) CreateApp(ctx context.Context, a store.App) error {
 	if err != nil {
 		return fmt.Errorf("create app %q: %w", a.ID, err)
 	}
-	_, err = db.writer.ExecContext(ctx, `INSERT INTO apps (`+appCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.HouseholdID, a.Name, a.Description, strings.Join(a.Purposes, " "), a.SecretHash, ts[0], ts[1], ts[2])
+	_, err = db.writer.ExecContext(ctx, `INSERT INTO apps (`+appCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.HouseholdID, a.Name, a.Description, strings.Join(a.Purposes, " "), a.Kind, a.SecretHash, ts[0], ts[1], ts[2])
 	if missingParent(err) {
 		return fmt.Errorf("create app %q: household %q: %w", a.ID, a.HouseholdID, store.ErrNotFound)
 	}

@@ -233,6 +233,7 @@ var migrations = []migration{
 				name              TEXT NOT NULL,
 				description       TEXT NOT NULL,
 				purposes          TEXT NOT NULL,
+				kind              TEXT NOT NULL DEFAULT '',
 				secret_hash       TEXT NOT NULL,
 				credential_set_at INTEGER NOT NULL,
 				revoked_at        INTEGER NOT NULL DEFAULT 0,
