@@ -97,10 +97,34 @@ func (h *hook) appACL(cl *mqtt.Client, topic string, write bool) bool {
 	return true
 }
 
-// OnPacketSent counts readings written to an app's connection.
+// OnPacketSent counts readings written to an app's connection, and
+// prunes a resumed session before mochi resends it (see pruneInflight).
 func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if h.apps != nil && pk.FixedHeader.Type == packets.Publish && isAppClient(cl) {
+	if h.apps == nil || !isAppClient(cl) {
+		return
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
 		h.apps.Delivered(string(cl.Properties.Username))
+	case packets.Connack:
+		h.pruneInflight(cl)
+	}
+}
+
+// pruneInflight drops, from an app's resumed session, the queued messages
+// it may no longer receive. mochi keeps QoS 1 messages for an app that is
+// offline and resends them right after the CONNACK, without asking the
+// ACL again; a person who withdrew a use meanwhile must not see those
+// readings go out anyway. The CONNACK is written just before the resend,
+// on the same goroutine, so this runs first.
+func (h *hook) pruneInflight(cl *mqtt.Client) {
+	id := string(cl.Properties.Username)
+	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+	defer cancel()
+	for _, p := range cl.State.Inflight.GetAll(false) {
+		if p.FixedHeader.Type == packets.Publish && !h.apps.MayMatch(ctx, id, p.TopicName) {
+			cl.State.Inflight.Delete(p.PacketID)
+		}
 	}
 }
 

@@ -364,3 +364,58 @@ func TestAppMosquittoSubTLS(t *testing.T) {
 		t.Errorf("the app received %q, want only %q", g, want)
 	}
 }
+
+// TestAppOfflineQueueFollowsConsent: an app with a persistent session
+// gets, after reconnecting, the QoS 1 readings queued while it was
+// offline, except those of a use withdrawn in the meantime.
+func TestAppOfflineQueueFollowsConsent(t *testing.T) {
+	th := startHub(t)
+	dev, devSecret := th.thermostat()
+	app, appSecret := th.addApp("Home Assistant", "candor:HomeAutomation")
+	th.allowApp(app, dev, "temperature", true)
+	th.allowApp(app, dev, "heating", true)
+	got := &received{}
+	expiry := uint32(300)
+	connect := func(clean bool) *paho.Client {
+		t.Helper()
+		conn, err := netDial(th.MQTTAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: app, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+			func(pr paho.PublishReceived) (bool, error) {
+				got.add(pr.Packet.Topic + " " + string(pr.Packet.Payload))
+				return true, nil
+			}}})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := c.Connect(ctx, &paho.Connect{ClientID: app, KeepAlive: 30, CleanStart: clean, UsernameFlag: true, Username: app,
+			PasswordFlag: true, Password: []byte(appSecret), Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}); err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return c
+	}
+	c := connect(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "candor/#", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Disconnect(&paho.Disconnect{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the app to be offline", 10*time.Second, func() bool { return !th.Broker().Connected(app) })
+
+	th.post(dev, devSecret, "temperature", `{"celsius":1}`) // queued while offline
+	th.post(dev, devSecret, "heating", `{"on":true}`)       // queued, then withdrawn
+	th.allowApp(app, dev, "heating", false)
+	connect(false)
+	th.post(dev, devSecret, "temperature", `{"celsius":2}`) // the barrier, after the resend
+	last := "candor/" + dev + "/temperature " + `{"celsius":2}`
+	waitFor(t, "the reading after reconnecting", 10*time.Second, func() bool { return got.has(last) })
+	want := []string{"candor/" + dev + "/temperature " + `{"celsius":1}`, last}
+	if g := got.list(); strings.Join(g, "\n") != strings.Join(want, "\n") {
+		t.Errorf("after reconnecting the app received:\n%s\nwant:\n%s", strings.Join(g, "\n"), strings.Join(want, "\n"))
+	}
+}
