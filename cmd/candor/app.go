@@ -142,8 +142,9 @@ func appSwitch(args []string, on bool) error {
 	if on {
 		verb = "allow"
 	}
-	fs := newFlags("candor app "+verb, "candor app "+verb+" APP-ID DEVICE-ID STREAM")
+	fs := newFlags("candor app "+verb, "candor app "+verb+" APP-ID DEVICE-ID STREAM  (or  … DEVICE-ID COMMAND --command)")
 	dir := dataDirFlag(fs)
+	command := fs.Bool("command", false, "the third name is a command the device's manifest declares, which the app may (allow) or may not (deny) send")
 	// The three names may come before or after the flags.
 	var pos []string
 	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -157,9 +158,21 @@ func appSwitch(args []string, on bool) error {
 		return fmt.Errorf("candor app %s needs three arguments: APP-ID DEVICE-ID STREAM", verb)
 	}
 	app, dev, stream := pos[0], pos[1], pos[2]
-	path := "/api/v1/apps/" + url.PathEscape(app) + "/receives/" + url.PathEscape(dev) + "/" + url.PathEscape(stream)
+	kind := "/receives/"
+	if *command {
+		kind = "/commands/"
+	}
+	path := "/api/v1/apps/" + url.PathEscape(app) + kind + url.PathEscape(dev) + "/" + url.PathEscape(stream)
 	if err := newLocal(*dir).do("PUT", path, map[string]bool{"on": on}, nil); err != nil {
 		return err
+	}
+	if *command {
+		if on {
+			fmt.Printf("App %s may now send the command %s to device %s.\n", app, stream, dev)
+		} else {
+			fmt.Printf("App %s may no longer send the command %s to device %s.\n", app, stream, dev)
+		}
+		return nil
 	}
 	if on {
 		fmt.Printf("App %s now receives %s of device %s, from the next reading on.\n", app, stream, dev)

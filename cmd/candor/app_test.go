@@ -126,6 +126,10 @@ func TestAppCommands(t *testing.T) {
 	if _, stderr, code = run(t, "", "app", "deny", app.App.ID, dev.Device.ID, "temperature", "--data", dir); code != 0 {
 		t.Fatalf("app deny: %d %s", code, stderr)
 	}
+	// The thermostat's manifest declares no command: nothing can be allowed.
+	if _, stderr, code = run(t, "", "app", "allow", app.App.ID, dev.Device.ID, "setpoint", "--command", "--data", dir); code != 1 || !strings.Contains(stderr, "command") {
+		t.Errorf("allow an undeclared command: exit %d %q", code, stderr)
+	}
 	if _, stderr, code = run(t, "", "app", "allow", app.App.ID, dev.Device.ID, "heating", "--data", dir); code != 0 {
 		t.Fatalf("app allow heating: %d %s", code, stderr)
 	}
