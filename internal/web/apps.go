@@ -209,8 +209,12 @@ func (s *Server) postAppAdd(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderApps(w, r, v, http.StatusUnprocessableEntity, nil, []formError{{Field: "app-purpose", Message: "Choose what the app uses the data for."}})
 		return
 	}
-	a, secret, err := s.cfg.Apps.Add(r.Context(), apps.NewApp{HouseholdID: v.Account.HouseholdID, Name: name,
-		Description: strings.TrimSpace(r.PostFormValue("description")), Purposes: []string{purpose}, Actor: v.Actor()})
+	na := apps.NewApp{HouseholdID: v.Account.HouseholdID, Name: name,
+		Description: strings.TrimSpace(r.PostFormValue("description")), Purposes: []string{purpose}, Actor: v.Actor()}
+	if r.PostFormValue("home_assistant") == "1" {
+		na.Kind = apps.KindHomeAssistant
+	}
+	a, secret, err := s.cfg.Apps.Add(r.Context(), na)
 	if errors.Is(err, apps.ErrInvalid) {
 		msg := "Give the app a name of up to 64 letters."
 		if strings.Contains(err.Error(), "description") {

@@ -41,7 +41,7 @@ func TestAppsPage(t *testing.T) {
 	if p.status != 200 || !strings.Contains(visibleText(p.body), "You have no apps yet") {
 		t.Fatalf("apps page: %d %s", p.status, visibleText(p.body))
 	}
-	p = b.post("/apps/add", url.Values{"name": {"Home Assistant"}, "purpose": {"candor:HomeAutomation"}})
+	p = b.post("/apps/add", url.Values{"name": {"Home Assistant"}, "purpose": {"candor:HomeAutomation"}, "home_assistant": {"1"}})
 	if p.status != http.StatusCreated {
 		t.Fatalf("add app: %d %s", p.status, visibleText(p.body))
 	}
@@ -52,6 +52,9 @@ func TestAppsPage(t *testing.T) {
 	secretShown := p.body
 	if again := b.get("/apps"); strings.Contains(again.body, "Password") && again.body == secretShown {
 		t.Error("the key is shown again")
+	}
+	if a, err := svc.App(context.Background(), appID); err != nil || a.Kind != apps.KindHomeAssistant {
+		t.Errorf("the app added as Home Assistant: %+v %v", a, err)
 	}
 	topic := "candor/" + d.ID + "/temperature"
 	if svc.Visible(appID, topic) {
