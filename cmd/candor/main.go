@@ -31,6 +31,7 @@ func commands() []command {
 		{"app", "local apps that receive readings over MQTT (add|list|allow|deny|rotate|revoke)", runApp},
 		{"readings", "show a device's stored readings", runReadings},
 		{"explain", "print a device's privacy and security label in plain language", runExplain},
+		{"advisories", "import vulnerability advisories (OSV, CSAF 2.0) or list the open ones (import|list)", runAdvisories},
 		{"log", "the transparency log: checkpoint, key, export, verify (offline)", runLog},
 		{"simulate", "run simulated devices against a hub over MQTT", runSimulate},
 		{"bench", "benchmark Candor against Mosquitto side by side", runBench},

@@ -118,6 +118,12 @@ type Config struct {
 	// Recipients is the registry of where households forward to, shared
 	// with the pages (optional: built from Store and Forwarding if nil).
 	Recipients *forward.Registry
+	// Advisories, Firmware and Operator serve the device-lifecycle
+	// endpoints (lifecycle.go); each is optional, and its endpoints
+	// answer 503 without it.
+	Advisories Advisories
+	Firmware   Firmware
+	Operator   Operator
 	// Apps are the household's local programs that receive readings
 	// over MQTT (optional; the /api/v1/apps endpoints answer 503 without).
 	Apps Apps
@@ -237,6 +243,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/log/export", s.authed(s.logExport))
 
 	m.HandleFunc("POST /api/v1/ingest/{stream}", s.ingest)
+	s.lifecycleRoutes(m)
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such endpoint; see /openapi.json")

@@ -34,6 +34,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -54,7 +55,7 @@ func ControlTopic(deviceID, stream string) string {
 
 // Authenticator checks device credentials.
 type Authenticator interface {
-	AuthenticateDevice(ctx context.Context, id, secret string) (store.Device, error)
+	AuthenticateDevice(ctx context.Context, o identity.Origin, id, secret string) (store.Device, error)
 }
 
 // Ingester is the policy path readings go through.
@@ -89,6 +90,17 @@ type Config struct {
 	// Apps, if set, lets a household's apps log in and receive the
 	// readings they are allowed (see Apps).
 	Apps Apps
+	// State takes the messages devices publish on their reserved state
+	// topic, candor/<id>/$state (their firmware version). Without it the
+	// topic is denied like any other outside the streams.
+	State StateReporter
+}
+
+// StateReporter keeps what a device reports about itself. A refusal is an
+// error of kind firmware.ErrInvalid (anything with a problem kind of
+// status 4xx); any other error means it could not be stored.
+type StateReporter interface {
+	ReportState(ctx context.Context, deviceID string, payload []byte) error
 }
 
 // Broker is a running MQTT broker.
@@ -140,8 +152,12 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	})
 	h := newHook(auth, in, log, cfg.Registerer)
 	h.apps = cfg.Apps
+	h.state = cfg.State
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("add policy hook: %w", err)
+	}
+	if err := srv.AddHook(h.connack, nil); err != nil {
+		return nil, fmt.Errorf("add connack hook: %w", err)
 	}
 	b := &Broker{srv: srv, hook: h, log: log, addrs: map[string]string{},
 		guard: newGuard(cfg.ConnectTimeout, cfg.PendingPerAddress, int(cfg.MaxPacketBytes), log)}
@@ -227,7 +243,7 @@ func (b *Broker) Start() error {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.hook.closing.Store(true)
-		b.closeErr = Shutdown(b.srv, b.nets, closeWait, b.log)
+		b.closeErr = Shutdown(b.srv, b.nets, closeWait, b.log, b.guard.drain)
 	})
 	return b.closeErr
 }
@@ -237,7 +253,11 @@ func (b *Broker) Close() error {
 // listeners.NewNet listeners) so no connection arrives, ends every live
 // connection, waits (at most wait) until no client is left that mochi will
 // still remove from its list, then calls the server's Close.
-func Shutdown(srv *mqtt.Server, lns []net.Listener, wait time.Duration, log *slog.Logger) error {
+//
+// drains, if any, run after that and before Close: each stops handing
+// connections to the server and reports whether the ones it handed over
+// ended before deadline.
+func Shutdown(srv *mqtt.Server, lns []net.Listener, wait time.Duration, log *slog.Logger, drains ...func(deadline time.Time) bool) error {
 	for _, ln := range lns {
 		_ = ln.Close()
 	}
@@ -255,6 +275,11 @@ func Shutdown(srv *mqtt.Server, lns []net.Listener, wait time.Duration, log *slo
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	for _, drain := range drains {
+		if !drain(deadline) && log != nil {
+			log.Warn("mqtt connections still starting at shutdown", "after", wait)
+		}
 	}
 	return srv.Close()
 }
@@ -354,6 +379,11 @@ func publishStream(deviceID, topic string) (string, bool) {
 		return "", false
 	}
 	return stream, true
+}
+
+// isStateTopic reports whether topic is the device's own state topic.
+func isStateTopic(deviceID, topic string) bool {
+	return topic == TopicRoot+"/"+deviceID+"/$state"
 }
 
 // subscribeAllowed reports whether a device may subscribe to filter.

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/api"
 	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/auditlog"
@@ -34,9 +35,11 @@ import (
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/export"
+	"github.com/candor-iot/candor/internal/firmware"
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/operator"
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/tlscert"
@@ -89,6 +92,10 @@ type Hub struct {
 	moved     []string    // demo listeners moved off a taken default port
 	export    *export.Service
 
+	operator   *operator.Service
+	firmware   *firmware.Service
+	advisories *advisories.Service
+
 	sweeps, purges, demoJob job
 
 	setupToken string
@@ -123,6 +130,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "store", start: h.openStore, stop: h.closeStore},
 		{name: "transparency log", start: h.openAuditLog, stop: h.closeAuditLog},
 		{name: "manifests", start: h.openCatalog},
+		{name: "operator", start: h.openOperator},
 		{name: "vault", start: h.openVault, stop: h.closeVault},
 		{name: "consent", start: h.openConsent},
 		{name: "forwarding", start: h.openForward, stop: h.stopForward},
@@ -133,6 +141,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "erasure", start: h.openErasure},
 		{name: "retention sweeps", start: h.startSweeps, stop: h.sweeps.wait},
 		{name: "erasure purges", start: h.startPurges, stop: h.purges.wait},
+		{name: "firmware and advisories", start: h.openDeviceLife},
 		{name: "broker", start: h.openBroker, stop: h.closeBroker},
 		{name: "API and pages", start: h.openFrontEnds},
 		{name: "control socket", start: h.serveControl, stop: h.local.stop},
@@ -154,7 +163,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 func (h *Hub) rootHandler() http.Handler {
 	apiH := h.api.Handler()
 	mux := http.NewServeMux()
-	for _, p := range []string{"/api/", "/livez", "/readyz", "/metrics", "/openapi.json"} {
+	for _, p := range []string{"/api/", "/livez", "/readyz", "/metrics", "/openapi.json", "/.well-known/security.txt"} {
 		mux.Handle(p, apiH)
 	}
 	mux.Handle("/", h.web.Handler())

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
@@ -20,6 +21,9 @@ type homeView struct {
 	// Undelivered are recipients whose deliveries failed or were dropped
 	// since the hub started: data people agreed to send that did not go.
 	Undelivered []undelivered
+	// Advisories are the household's open security advisories, shown
+	// before everything else.
+	Advisories []advisories.View
 }
 
 // undelivered is a recipient the hub could not send everything to.
@@ -34,7 +38,8 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.fail(w, r, err)
 		return
 	}
-	hv := homeView{Devices: list, CanAdd: v.CanManage(v.Account.HouseholdID)}
+	hv := homeView{Devices: list, CanAdd: v.CanManage(v.Account.HouseholdID),
+		Advisories: s.householdAdvisories(r.Context(), v.Account.HouseholdID)}
 	for _, d := range list {
 		if len(d.Warnings) > 0 {
 			hv.Attention++
@@ -87,6 +92,7 @@ type deviceView struct {
 	Who        []recipientGroup
 	Data       []streamData
 	Violations []violationView
+	Life       lifeView
 	// ViolationsOff counts the older violation rows not listed.
 	ViolationsOff int
 	// Consent is the person's switches for each stream; nil when the
@@ -127,6 +133,7 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 		Label:         l,
 		Violations:    viols,
 		ViolationsOff: leftOff,
+		Life:          s.deviceLife(r.Context(), d.ID),
 	}
 	if e != nil {
 		// The readings shown are read, and recorded as read, before the

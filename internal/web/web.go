@@ -152,6 +152,13 @@ type Config struct {
 	// and removing where each receives. When nil, the page says this hub
 	// does not send data to anyone.
 	Recipients Recipients
+	// Advisories, Firmware and Operator, when set, show each device's
+	// firmware and open advisories, list the household's open advisories
+	// first on the home page, and name the hub's operator (the footer, the
+	// Learn page, and /operator where the admin edits it).
+	Advisories Advisories
+	Firmware   Firmware
+	Operator   Operator
 	// Apps, when set, gives "Your apps" (/apps) and the apps part of each
 	// device page: the household's own programs that get readings over
 	// MQTT, and the switches for what each gets. When nil, the page says
@@ -264,6 +271,8 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /household/members/{id}/role", s.authed(s.postRole))
 	m.HandleFunc("GET /admin", s.authed(s.adminPage))
 	m.HandleFunc("POST /admin/households", s.authed(s.postHousehold))
+	m.HandleFunc("GET /operator", s.authed(s.operatorPage))
+	m.HandleFunc("POST /operator", s.authed(s.postOperator))
 
 	m.HandleFunc("GET /security", s.authed(s.security))
 	m.HandleFunc("POST /security/password", s.authed(s.postPassword))

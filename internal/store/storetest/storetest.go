@@ -98,6 +98,9 @@ var suite = []struct {
 	{"SetAccountRole", testSetAccountRole},
 	{"DeleteHousehold", testDeleteHousehold},
 	{"RecipientEndpoints", testRecipientEndpoints},
+	{"Firmware", testFirmware},
+	{"Advisories", testAdvisories},
+	{"Operator", testOperator},
 }
 
 // base is a fixed instant; tests offset from it so expectations are
