@@ -34,6 +34,7 @@ func commands() []command {
 		{"advisories", "import vulnerability advisories (OSV, CSAF 2.0) or list the open ones (import|list)", runAdvisories},
 		{"log", "the transparency log: checkpoint, key, export, verify (offline)", runLog},
 		{"simulate", "run simulated devices against a hub over MQTT", runSimulate},
+		{"updates", "makers' tool: keep a signed (TUF) firmware repository (repo init|add|publish|timestamp|rotate-root)", runUpdates},
 		{"bench", "benchmark Candor against Mosquitto side by side", runBench},
 		{"version", "print the version", func([]string) error { fmt.Println("candor", version); return nil }},
 	}

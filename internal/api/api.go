@@ -124,6 +124,9 @@ type Config struct {
 	Advisories Advisories
 	Firmware   Firmware
 	Operator   Operator
+	// Updates is the firmware update service; without it its routes
+	// answer 503.
+	Updates Updates
 	// Apps are the household's local programs that receive readings
 	// over MQTT (optional; the /api/v1/apps endpoints answer 503 without).
 	Apps Apps
@@ -187,6 +190,12 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/devices/{id}/rotate", s.authed(s.rotateDevice))
 	m.HandleFunc("POST /api/v1/devices/{id}/revoke", s.authed(s.revokeDevice))
 	m.HandleFunc("GET /api/v1/devices/{id}/readings", s.authed(s.readings))
+	m.HandleFunc("GET /api/v1/updates", s.authed(s.withUpdates(s.householdUpdates)))
+	m.HandleFunc("GET /api/v1/devices/{id}/updates", s.authed(s.withUpdates(s.deviceUpdates)))
+	m.HandleFunc("POST /api/v1/devices/{id}/updates/check", s.authed(s.withUpdates(s.checkUpdate)))
+	m.HandleFunc("POST /api/v1/devices/{id}/updates/install", s.authed(s.withUpdates(s.installUpdate)))
+	m.HandleFunc("POST /api/v1/devices/{id}/updates/postpone", s.authed(s.withUpdates(s.postponeUpdate)))
+	m.HandleFunc("PUT /api/v1/devices/{id}/updates/automatic", s.authed(s.withUpdates(s.setAutomaticUpdates)))
 	m.HandleFunc("POST /api/v1/devices/{id}/readings/open", s.authed(s.openReadingsWithIdentity))
 
 	m.HandleFunc("GET /api/v1/devices/{id}/violations", s.authed(s.violations))

@@ -94,6 +94,9 @@ type Config struct {
 	// topic, candor/<id>/$state (their firmware version). Without it the
 	// topic is denied like any other outside the streams.
 	State StateReporter
+	// System handles devices' other reserved topics (candor/<id>/$…), by
+	// the part after candor/<id>/, e.g. "$update/progress".
+	System map[string]SystemHandler
 }
 
 // StateReporter keeps what a device reports about itself. A refusal is an
@@ -153,6 +156,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	h := newHook(auth, in, log, cfg.Registerer)
 	h.apps = cfg.Apps
 	h.state = cfg.State
+	h.system = cfg.System
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("add policy hook: %w", err)
 	}

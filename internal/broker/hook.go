@@ -37,6 +37,9 @@ type hook struct {
 	connack   *connackCodes
 	// closing refuses every new connection while the broker shuts down.
 	closing atomic.Bool
+	// system handles devices' reserved topics, by the part after
+	// candor/<device-id>/ (e.g. "$update/progress").
+	system map[string]SystemHandler
 }
 
 func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
@@ -229,6 +232,9 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		if h.state != nil && isStateTopic(id, topic) {
 			return true
 		}
+		if _, ok := h.systemHandler(id, topic); ok {
+			return true
+		}
 		if cl.Properties.ProtocolVersion < 5 {
 			// mochi answers a denied 3.1.1 publish with a DISCONNECT,
 			// which 3.1.1 does not have: OnPublish acknowledges it
@@ -268,6 +274,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	id := deviceOf(cl)
 	if h.state != nil && isStateTopic(id, pk.TopicName) {
 		return h.onState(cl, id, pk)
+	}
+	if handle, ok := h.systemHandler(id, pk.TopicName); ok {
+		return h.onSystem(cl, pk, id, handle)
 	}
 	stream, ok := publishStream(id, pk.TopicName)
 	if !ok {

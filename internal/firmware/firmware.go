@@ -192,3 +192,13 @@ func (s *Service) ReportState(ctx context.Context, deviceID string, payload []by
 func (s *Service) History(ctx context.Context, deviceID string) ([]store.FirmwareReport, error) {
 	return s.st.FirmwareHistory(ctx, deviceID)
 }
+
+// InstalledVersion is the firmware version the device last reported, or
+// "" when it never did (so nothing can be offered or matched to it).
+func (s *Service) InstalledVersion(ctx context.Context, deviceID string) (string, error) {
+	h, err := s.st.FirmwareHistory(ctx, deviceID)
+	if err != nil || len(h) == 0 {
+		return "", err
+	}
+	return h[0].Firmware, nil
+}

@@ -37,6 +37,7 @@ func (h *Hub) openDeviceLife(context.Context) error {
 		Inventory: advisories.StoreInventory{Store: h.st, Manifest: h.manifestInForce},
 		Log:       h.alog,
 		Logger:    h.log.With("component", "advisories"),
+		Fixes:     updateFixes{h},
 	})
 	return nil
 }
@@ -47,4 +48,16 @@ func (h *Hub) manifestInForce(deviceType string) *manifest.Manifest {
 		return nil
 	}
 	return e.Manifest
+}
+
+// updateFixes tells the advisories service whether a signed update that
+// fixes an advisory is ready. The updates service starts after the broker,
+// which starts after this part, so it is looked up when asked.
+type updateFixes struct{ h *Hub }
+
+func (f updateFixes) FixReady(ctx context.Context, deviceID, advisoryID string) (string, bool) {
+	if f.h.upd == nil {
+		return "", false
+	}
+	return f.h.upd.FixReady(ctx, deviceID, advisoryID)
 }

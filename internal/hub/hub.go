@@ -43,6 +43,7 @@ import (
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/tlscert"
+	"github.com/candor-iot/candor/internal/updates"
 	"github.com/candor-iot/candor/internal/vault"
 	"github.com/candor-iot/candor/internal/web"
 )
@@ -82,6 +83,7 @@ type Hub struct {
 	exports   *export.Jobs
 	erasure   *erasure.Service
 	forward   *forward.Forwarder
+	upd       *updates.Service
 	apps      *apps.Service
 	http      server
 	local     server
@@ -97,6 +99,7 @@ type Hub struct {
 	advisories *advisories.Service
 
 	sweeps, purges, demoJob job
+	updJob                  job
 
 	setupToken string
 	parts      parts
@@ -143,10 +146,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "erasure purges", start: h.startPurges, stop: h.purges.wait},
 		{name: "firmware and advisories", start: h.openDeviceLife},
 		{name: "broker", start: h.openBroker, stop: h.closeBroker},
+		{name: "updates", start: h.openUpdates},
 		{name: "API and pages", start: h.openFrontEnds},
 		{name: "control socket", start: h.serveControl, stop: h.local.stop},
 		{name: "HTTP", start: h.serveHTTP, stop: h.http.stop},
 		{name: "MQTT", start: h.startMQTT},
+		{name: "update checks", start: h.startUpdateChecks, stop: h.updJob.wait},
 		{name: "setup token", start: h.loadSetupToken},
 		{name: "demo", start: h.startDemo, stop: h.demoJob.wait},
 	})
@@ -167,6 +172,7 @@ func (h *Hub) rootHandler() http.Handler {
 		mux.Handle(p, apiH)
 	}
 	mux.Handle("/", h.web.Handler())
+	mux.Handle(updates.FilePattern, h.upd.FileHandler(h.deviceAuth()))
 	return h.withTLSRoutes(mux)
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/updates"
 	"github.com/candor-iot/candor/internal/vault"
 	"github.com/candor-iot/candor/internal/web"
 )
@@ -214,6 +215,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		ConnectTimeout:    h.cfg.MQTTConnectTimeout,
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
 		State:             h.firmware,
+		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
 		Apps:              h.apps,
 	}
 	if h.tls != nil {
@@ -291,6 +293,7 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Advisories:      h.advisories,
 		Firmware:        h.firmware,
 		Operator:        h.operator,
+		Updates:         h.upd,
 		Apps:            h.apps,
 	})
 }
@@ -318,6 +321,7 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Advisories:    h.advisories,
 		Firmware:      h.firmware,
 		Operator:      h.operator,
+		Updates:       h.upd,
 		Apps:          h.apps,
 	})
 }

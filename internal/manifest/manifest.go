@@ -41,6 +41,8 @@ type Manifest struct {
 	Draft          bool // imported, not yet confirmed by its owner
 	Streams        []*Stream
 	Identifiers    Identifiers
+	// Updates names the maker's signed update repository; nil when none is named.
+	Updates *Updates
 	// Raw is the manifest document as given, kept so the exact text the
 	// owner accepted can be served back.
 	Raw json.RawMessage

@@ -26,6 +26,7 @@ type rawManifest struct {
 	Maker          *Party                     `json:"candor:maker"`
 	Support        *rawSupport                `json:"candor:support"`
 	Identifiers    *Identifiers               `json:"candor:identifiers"`
+	Updates        *rawUpdates                `json:"candor:updates"`
 	CanStopStreams bool                       `json:"candor:canStopStreams"`
 	Draft          bool                       `json:"candor:draft"`
 	Properties     map[string]json.RawMessage `json:"properties"`
@@ -223,6 +224,9 @@ func build(raw *rawManifest, ps *problems) *Manifest {
 	}
 	if raw.Identifiers != nil {
 		m.Identifiers = *raw.Identifiers
+	}
+	if raw.Updates != nil {
+		m.Updates = buildUpdates(raw.Updates, ps)
 	}
 	for _, group := range []struct {
 		key  string

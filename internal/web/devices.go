@@ -95,6 +95,9 @@ type deviceView struct {
 	Life       lifeView
 	// ViolationsOff counts the older violation rows not listed.
 	ViolationsOff int
+	// Update is the device's firmware update state; nil when its
+	// manifest names no update repository.
+	Update *updateView
 	// Consent is the person's switches for each stream; nil when the
 	// device has no manifest in force. Its Available is false when the
 	// hub has no consent service.
@@ -160,6 +163,9 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 			}
 			dv.Data = append(dv.Data, streamReadings(d.ID, st, latest[st.Name]))
 		}
+	}
+	if m != nil && m.Updates != nil {
+		dv.Update = s.updateView(d.ID)
 	}
 	if e != nil {
 		cv, err := s.consentView(r.Context(), v, d, m)

@@ -159,6 +159,9 @@ type Config struct {
 	Advisories Advisories
 	Firmware   Firmware
 	Operator   Operator
+	// Updates, when set, gives the page of a device whose manifest names
+	// an update repository its "Updates" section.
+	Updates Updates
 	// Apps, when set, gives "Your apps" (/apps) and the apps part of each
 	// device page: the household's own programs that get readings over
 	// MQTT, and the switches for what each gets. When nil, the page says
