@@ -30,6 +30,8 @@ func runBench(args []string) error {
 	refAddr := fs.String("ref-addr", "", "use a reference broker already running at this loopback host:port instead of starting Mosquitto")
 	only := fs.String("only", "", "run only one side: candor or reference")
 	keep := fs.Bool("keep-data", false, "keep the hub's data directory after the run")
+	fanout := fs.Bool("fanout", false, "instead: --devices devices publish at full speed to one app subscribed to all of them (Candor) or one subscriber (Mosquitto); prints delivered msg/s and drops")
+	fanoutQoS := fs.Int("fanout-qos", 1, "QoS of the --fanout publishes and subscription (0 or 1)")
 	var hubFlags []string
 	fs.Func("hub-flag", "extra flag for the hub's serve command, such as --hub-flag=--batch-max-wait=1ms (repeatable)", func(s string) error {
 		hubFlags = append(hubFlags, s)
@@ -102,6 +104,9 @@ func runBench(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
+	if *fanout {
+		return runFanout(ctx, o, byte(*fanoutQoS))
+	}
 	_, err := bench.Run(ctx, o)
 	fmt.Fprintf(os.Stderr, "bench: finished in %s\n", time.Since(start).Round(time.Second))
 	return err
@@ -114,4 +119,31 @@ func skipZero(v int) int {
 		return -1
 	}
 	return v
+}
+
+// runFanout runs the fan-out bench with the devices, duration, window,
+// payload and Mosquitto of the bench flags.
+func runFanout(ctx context.Context, o bench.Options, qos byte) error {
+	if qos > 1 {
+		return fmt.Errorf("--fanout-qos must be 0 or 1, not %d", qos)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	fo := bench.FanoutOptions{HubArgv: []string{exe, "serve"}, Devices: o.Devices, Duration: o.Duration, QoS: qos,
+		PayloadBytes: o.PayloadBytes, Window: o.Window, Progress: os.Stderr, Mosquitto: o.Mosquitto}
+	if fo.Mosquitto == "" {
+		fo.Mosquitto = bench.DefaultMosquitto
+	}
+	if fo.Mosquitto == "off" {
+		fo.Mosquitto = ""
+	}
+	rep, err := bench.RunFanout(ctx, fo)
+	if rep != nil {
+		if werr := bench.WriteFanout(os.Stdout, rep); err == nil {
+			err = werr
+		}
+	}
+	return err
 }

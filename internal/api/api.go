@@ -131,6 +131,9 @@ type Config struct {
 	Monitor Monitor
 	// Alerts keeps which alarms reach each person (optional).
 	Alerts AlertPrefs
+	// Apps are the household's local programs that receive readings
+	// over MQTT (optional; the /api/v1/apps endpoints answer 503 without).
+	Apps Apps
 }
 
 // Server serves the HTTP API.
@@ -242,6 +245,14 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /api/v1/recipients/{name}", s.authed(s.putRecipient))
 	m.HandleFunc("DELETE /api/v1/recipients/{name}", s.authed(s.deleteRecipient))
 	m.HandleFunc("GET /api/v1/forward/key", s.forwardKey)
+	m.HandleFunc("GET /api/v1/apps", s.authed(s.listApps))
+	m.HandleFunc("POST /api/v1/apps", s.authed(s.addApp))
+	m.HandleFunc("GET /api/v1/apps/{id}", s.authed(s.getApp))
+	m.HandleFunc("POST /api/v1/apps/{id}/rotate", s.authed(s.rotateApp))
+	m.HandleFunc("POST /api/v1/apps/{id}/revoke", s.authed(s.revokeApp))
+	m.HandleFunc("PUT /api/v1/apps/{id}/receives/{device}/{stream}", s.authed(s.setAppGrant))
+	m.HandleFunc("PUT /api/v1/apps/{id}/commands/{device}/{name}", s.authed(s.setAppCommand))
+	m.HandleFunc("GET /api/v1/apps/{id}/readings", s.appReadings)
 
 	m.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)
 	m.HandleFunc("GET /api/v1/log/key", s.logKey)

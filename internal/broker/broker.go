@@ -89,6 +89,10 @@ type Config struct {
 	// Monitor, if set, is told about connections, wrong secrets and
 	// attempts outside a device's namespace (the abuse monitor).
 	Monitor Monitor
+
+	// Apps, if set, lets a household's apps log in and receive the
+	// readings they are allowed (see Apps).
+	Apps Apps
 	// State takes the messages devices publish on their reserved state
 	// topic, candor/<id>/$state (their firmware version). Without it the
 	// topic is denied like any other outside the streams.
@@ -156,6 +160,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	if cfg.Monitor != nil {
 		h.mon = cfg.Monitor
 	}
+	h.apps = cfg.Apps
 	h.state = cfg.State
 	h.system = cfg.System
 	if err := srv.AddHook(h, nil); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/manifest"
@@ -26,6 +27,7 @@ type hook struct {
 	mqtt.HookBase
 	auth  Authenticator
 	in    Ingester
+	apps  Apps // nil: no app may log in
 	log   *slog.Logger
 	state StateReporter // nil: the state topic is denied
 
@@ -68,6 +70,8 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnPublish,
 		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
+		mqtt.OnPacketSent,
+		mqtt.OnPublishDropped,
 	}, []byte{b})
 }
 
@@ -95,6 +99,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
 	defer cancel()
+	if apps.IsApp(user) {
+		return h.connectApp(ctx, cl, pk, user, pass)
+	}
 	d, err := h.auth.AuthenticateDevice(ctx, identity.Origin{Addr: cl.Net.Remote}, user, pass)
 	var te *identity.ThrottledError
 	if errors.As(err, &te) {
@@ -224,6 +231,9 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if cl.Net.Inline {
 		return true
 	}
+	if isAppClient(cl) {
+		return h.appACL(cl, topic, write)
+	}
 	id := deviceOf(cl)
 	if write {
 		if _, ok := publishStream(id, topic); ok {
@@ -242,6 +252,11 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 			return true
 		}
 		h.denyPublish(id, topic)
+		return false
+	}
+	if _, own := publishStream(id, topic); own {
+		// The device's own reading topics: its readings are handed to
+		// apps, never echoed back to the device that sent them.
 		return false
 	}
 	if subscribeAllowed(id, topic) {
@@ -264,6 +279,9 @@ func (h *hook) denyPublish(id, topic string) {
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
+	}
+	if isAppClient(cl) {
+		return h.appPublish(cl, pk)
 	}
 	id := deviceOf(cl)
 	if h.state != nil && isStateTopic(id, pk.TopicName) {

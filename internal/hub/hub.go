@@ -27,6 +27,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/api"
+	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
@@ -83,6 +84,7 @@ type Hub struct {
 	erasure   *erasure.Service
 	forward   *forward.Forwarder
 	upd       *updates.Service
+	apps      *apps.Service
 	http      server
 	local     server
 	httpLn    net.Listener
@@ -138,6 +140,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "forwarding", start: h.openForward, stop: h.stopForward},
 		{name: "identity", start: h.openIdentity},
 		{name: "abuse monitor", start: h.openMonitor, stop: h.monJob.wait},
+		{name: "apps", start: h.openApps},
 		{name: "ingest", start: h.openIngest, stop: h.stopIngest},
 		{name: "exports", start: h.openExports, stop: h.closeExports},
 		{name: "erasure", start: h.openErasure},

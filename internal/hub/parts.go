@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/api"
+	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
@@ -120,6 +121,16 @@ func (h *Hub) openIdentity(context.Context) error {
 	return nil
 }
 
+// openApps loads the household's apps and what each may receive; ingest
+// hands it readings, the broker lets apps log in.
+func (h *Hub) openApps(ctx context.Context) (err error) {
+	if h.apps, err = apps.New(ctx, apps.Options{Store: h.st, Manifests: h.cat, Log: h.alog,
+		Logger: h.log.With("component", "apps")}); err != nil {
+		return fmt.Errorf("apps: %w", err)
+	}
+	return nil
+}
+
 func (h *Hub) openIngest(context.Context) error {
 	h.in = ingest.New(h.st, ingest.Options{
 		Manifests:       h.cat,
@@ -128,6 +139,7 @@ func (h *Hub) openIngest(context.Context) error {
 		KeyOwners:       h.owners,
 		Forwarder:       h.forward,
 		Monitor:         h.mon,
+		Apps:            h.apps,
 		StripUndeclared: h.cfg.UndeclaredFields == "strip",
 		MaxPayloadBytes: h.cfg.MaxPayloadBytes,
 		BatchMaxRows:    h.cfg.BatchMaxRows,
@@ -204,6 +216,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		State:             h.firmware,
 		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
 		Monitor:           h.mon,
+		Apps:              h.apps,
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr
@@ -215,6 +228,9 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		return addrHint(err, "--mqtt-addr")
 	}
 	h.id.OnRevoke(h.br.Disconnect)
+	h.apps.OnRevoke(h.br.Disconnect)
+	h.apps.SetPublisher(h.br)
+	h.apps.SetCommandSender(h.br)
 	// Tell the device, on its retained control topic, whether anyone still
 	// wants a stream, so a device that can stops generating it.
 	h.consent.OnChange(func(deviceID, stream string, collect bool) {
@@ -280,6 +296,7 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Updates:         h.upd,
 		Monitor:         h.mon,
 		Alerts:          h.st,
+		Apps:            h.apps,
 	})
 }
 
@@ -309,6 +326,7 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Firmware:      h.firmware,
 		Operator:      h.operator,
 		Updates:       h.upd,
+		Apps:          h.apps,
 	})
 }
 
@@ -348,6 +366,11 @@ func (h *Hub) startMQTT(ctx context.Context) error {
 		return err
 	}
 	h.mon.Announce()
+	// Home Assistant apps' discovery messages are retained in broker
+	// memory only, so they are announced again at every start.
+	if err := h.apps.AnnounceAll(ctx); err != nil {
+		return fmt.Errorf("announce apps' Home Assistant discovery: %w", err)
+	}
 	return h.publishAllControls(ctx)
 }
 

@@ -14,10 +14,11 @@ import (
 )
 
 // hubStore is what the hub needs of a storage engine: the store.Store
-// every engine implements (Close included), and giving space freed by
-// retention and purges back after each purge pass.
+// every engine implements (Close included), the household's apps, and
+// giving space freed by retention and purges back after each purge pass.
 type hubStore interface {
 	store.Store
+	store.AppStore
 	ReclaimSpace(ctx context.Context, maxPages int) (int64, error)
 }
 

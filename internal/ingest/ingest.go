@@ -96,6 +96,15 @@ type Options struct {
 	// Monitor, if set, sees every reading's metadata (never its values)
 	// and may hold a device back.
 	Monitor Monitor
+	// Apps, if set, is handed each reading that passed the manifest
+	// check; it decides which of the household's apps receive it.
+	Apps Apps
+}
+
+// Apps delivers readings live to the apps people allowed to receive
+// them. Deliver must not block and must copy payload.
+type Apps interface {
+	Deliver(deviceID, stream string, payload []byte)
 }
 
 // Forwarder delivers readings to external recipients. Forward must not
@@ -328,6 +337,9 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 			p.observeRate(deviceID, s)
 		}
 		payload, version = out, e.Version
+		if p.opts.Apps != nil {
+			p.opts.Apps.Deliver(deviceID, stream, payload)
+		}
 		if p.opts.Consent == nil {
 			p.watch(e, deviceID, stream, len(payload), false)
 		} else {

@@ -124,6 +124,10 @@ type deviceView struct {
 	Consent *consentView
 	// Watch is what the abuse monitor found; nil when nothing.
 	Watch *watchView
+	// AppsShown: the hub has apps; Apps is what each of the household's
+	// apps may get from this device, one entry per app and stream.
+	AppsShown bool
+	Apps      []appUseView
 }
 
 func (s *Server) devicePage(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -209,6 +213,14 @@ func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, 
 			return
 		}
 		dv.Consent = cv
+		if s.cfg.Apps != nil {
+			list, err := s.cfg.Apps.List(r.Context(), d.HouseholdID)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			dv.AppsShown, dv.Apps = true, s.deviceApps(d, m, list)
+		}
 	}
 	p := s.pageFor(r, v, d.Name, "")
 	if dv.Consent != nil {

@@ -176,6 +176,11 @@ type Config struct {
 	// Updates, when set, gives the page of a device whose manifest names
 	// an update repository its "Updates" section.
 	Updates Updates
+	// Apps, when set, gives "Your apps" (/apps) and the apps part of each
+	// device page: the household's own programs that get readings over
+	// MQTT, and the switches for what each gets. When nil, the page says
+	// this hub has no apps.
+	Apps Apps
 }
 
 // Server serves the browser interface.
@@ -273,6 +278,11 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("GET /recipients", s.authed(s.recipientsPage))
 	m.HandleFunc("POST /recipients/set", s.authed(s.postRecipientSet))
 	m.HandleFunc("POST /recipients/remove", s.authed(s.postRecipientRemove))
+	m.HandleFunc("GET /apps", s.authed(s.appsPage))
+	m.HandleFunc("POST /apps/add", s.authed(s.postAppAdd))
+	m.HandleFunc("POST /apps/switch", s.authed(s.postAppSwitch))
+	m.HandleFunc("POST /apps/rotate", s.authed(s.postAppRotate))
+	m.HandleFunc("POST /apps/revoke", s.authed(s.postAppRevoke))
 	m.HandleFunc("GET /log", s.authed(s.logPage))
 	m.HandleFunc("GET /log/entries/{index}/verify", s.authed(s.verifyPage))
 

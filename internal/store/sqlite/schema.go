@@ -293,6 +293,33 @@ var migrations = []migration{
 			`CREATE INDEX consent_requests_household ON consent_requests (household_id, created_at)`,
 		},
 	},
+	{
+		name: "apps",
+		stmts: []string{
+			`CREATE TABLE apps (
+				id                TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+				household_id      TEXT NOT NULL REFERENCES households (id) ON DELETE CASCADE,
+				name              TEXT NOT NULL,
+				description       TEXT NOT NULL,
+				purposes          TEXT NOT NULL,
+				kind              TEXT NOT NULL DEFAULT '',
+				secret_hash       TEXT NOT NULL,
+				credential_set_at INTEGER NOT NULL,
+				revoked_at        INTEGER NOT NULL DEFAULT 0,
+				created_at        INTEGER NOT NULL
+			) STRICT`,
+			`CREATE INDEX apps_household ON apps (household_id)`,
+			`CREATE TABLE app_grants (
+				app_id     TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+				device_id  TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+				stream     TEXT NOT NULL CHECK (stream <> ''),
+				decided_by TEXT NOT NULL,
+				decided_at INTEGER NOT NULL,
+				PRIMARY KEY (app_id, device_id, stream)
+			) STRICT`,
+			`CREATE INDEX app_grants_device ON app_grants (device_id)`,
+		},
+	},
 }
 
 type migration struct {

@@ -1,0 +1,208 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/candor-iot/candor/internal/apps"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// Apps decides what a household's apps may receive (package apps). An app
+// logs in with its id (apps.IDPrefix) as MQTT username and its secret as
+// password, subscribes to reading topics candor/<device-id>/<stream> with
+// ordinary filters, and receives only the readings a person allowed it.
+// It may not publish.
+type Apps interface {
+	Authenticate(ctx context.Context, id, secret string) (store.App, error)
+	// MayMatch says whether a filter can match a reading the app could
+	// be allowed to receive; Visible whether it may receive the reading
+	// on topic now.
+	MayMatch(ctx context.Context, appID, filter string) bool
+	Visible(appID, topic string) bool
+	Delivered(appID string)
+	Dropped(appID string)
+	// Command checks a command an app publishes to
+	// candor/<device-id>/command/<name> and sends it to the device.
+	Command(ctx context.Context, appID, deviceID, name string, payload []byte) error
+}
+
+// maxAppInflight bounds the QoS 1 readings waiting for an app's PUBACK:
+// beyond it a reading is counted as dropped for the app rather than
+// dropped by mochi without a trace.
+const maxAppInflight = 1024
+
+func isAppClient(cl *mqtt.Client) bool {
+	return !cl.Net.Inline && apps.IsApp(string(cl.Properties.Username))
+}
+
+// connectApp authenticates an app's CONNECT. Apps publish nothing, so a
+// will (a publish on the app's behalf) is refused.
+func (h *hook) connectApp(ctx context.Context, cl *mqtt.Client, pk packets.Packet, user, pass string) bool {
+	if h.apps == nil {
+		return h.refuseConnect("bad_credentials", "")
+	}
+	a, err := h.apps.Authenticate(ctx, user, pass)
+	if err != nil {
+		if errors.Is(err, apps.ErrUnauthenticated) {
+			return h.refuseConnect("bad_credentials", "")
+		}
+		h.log.Error("mqtt app authentication failed", "err", err)
+		return h.refuseConnect("error", "")
+	}
+	if !allowedClientID(pk.Connect.ClientIdentifier, a.ID) {
+		refuseWith(cl, packets.ErrClientIdentifierNotValid.Code, v3RefusedIdentifier)
+		return h.refuseConnect("client_id_outside_namespace", a.ID)
+	}
+	if pk.Connect.WillFlag {
+		refuseWith(cl, packets.ErrNotAuthorized.Code, v3NotAuthorized)
+		return h.refuseConnect("app_will", a.ID)
+	}
+	if gc := guardOf(cl); gc != nil {
+		gc.loggedIn()
+	}
+	return true
+}
+
+// appACL answers the ACL check for an app. mochi asks it both for a
+// SUBSCRIBE's filters and for every message it is about to deliver, with
+// the message's topic; a topic has no wildcards, so apps.MayMatch gives
+// the per-reading answer for those.
+func (h *hook) appACL(cl *mqtt.Client, topic string, write bool) bool {
+	id := string(cl.Properties.Username)
+	if write {
+		if _, _, ok := apps.SplitCommandTopic(topic); ok {
+			return true // checked in OnPublish (appPublish)
+		}
+		if cl.Properties.ProtocolVersion < 5 {
+			return true // refused in OnPublish: 3.1.1 has no negative PUBACK
+		}
+		h.aclDenied.WithLabelValues("app_publish").Inc()
+		h.log.Info("mqtt publish denied: apps do not publish", "app", id)
+		return false
+	}
+	ok := h.apps.MayMatch(context.Background(), id, topic)
+	if !ok {
+		h.aclDenied.WithLabelValues("app_subscribe").Inc()
+		return false
+	}
+	if cl.State.Inflight.Len() >= maxAppInflight {
+		h.apps.Dropped(id)
+		return false
+	}
+	return true
+}
+
+// OnPacketSent counts readings written to an app's connection, and
+// prunes a resumed session before mochi resends it (see pruneInflight).
+func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if h.apps == nil || !isAppClient(cl) {
+		return
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		h.apps.Delivered(string(cl.Properties.Username))
+	case packets.Connack:
+		h.pruneInflight(cl)
+	}
+}
+
+// pruneInflight drops, from an app's resumed session, the queued messages
+// it may no longer receive. mochi keeps QoS 1 messages for an app that is
+// offline and resends them right after the CONNACK, without asking the
+// ACL again; a person who withdrew a use meanwhile must not see those
+// readings go out anyway. The CONNACK is written just before the resend,
+// on the same goroutine, so this runs first.
+func (h *hook) pruneInflight(cl *mqtt.Client) {
+	id := string(cl.Properties.Username)
+	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+	defer cancel()
+	for _, p := range cl.State.Inflight.GetAll(false) {
+		if p.FixedHeader.Type == packets.Publish && !h.apps.MayMatch(ctx, id, p.TopicName) {
+			cl.State.Inflight.Delete(p.PacketID)
+		}
+	}
+}
+
+// OnPublishDropped counts readings an app's full queue could not take:
+// the app reads too slowly, and catches up from the stored history.
+func (h *hook) OnPublishDropped(cl *mqtt.Client, _ packets.Packet) {
+	if h.apps != nil && isAppClient(cl) {
+		h.apps.Dropped(string(cl.Properties.Username))
+	}
+}
+
+// PublishReading hands an accepted reading to the apps subscribed to its
+// topic; each is asked about through the ACL check (Apps.Visible).
+func (b *Broker) PublishReading(deviceID, stream string, payload []byte) {
+	// mochi queues the packet for each receiving connection, so the
+	// payload must not change afterwards.
+	p := append([]byte(nil), payload...)
+	if err := b.srv.Publish(ReadingTopic(deviceID, stream), p, false, 1); err != nil {
+		b.log.Warn("hand reading to apps", "device", deviceID, "stream", stream, "err", err)
+	}
+}
+
+// Subscribed reports whether a live connection of the client (device or
+// app) named username holds at least one subscription.
+func (b *Broker) Subscribed(username string) bool {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if !cl.Net.Inline && !cl.Closed() && string(cl.Properties.Username) == username && cl.State.Subscriptions.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// appPublish handles what an app publishes: a command on a command topic
+// goes to the device if apps.Command lets it; anything else is refused.
+// mochi never routes an app's publish itself.
+func (h *hook) appPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	id := string(cl.Properties.Username)
+	v5qos1 := cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos == 1
+	device, name, ok := apps.SplitCommandTopic(pk.TopicName)
+	if !ok {
+		// Only a 3.1.1 app gets here (the ACL check refused MQTT 5):
+		// acknowledged, as 3.1.1 has no refusal, and not kept.
+		h.aclDenied.WithLabelValues("app_publish").Inc()
+		return pk, packets.CodeSuccessIgnore
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+	defer cancel()
+	err := h.apps.Command(ctx, id, device, name, pk.Payload)
+	switch {
+	case err == nil:
+		return pk, packets.CodeSuccessIgnore
+	case errors.Is(err, apps.ErrCommandNotAllowed):
+		h.aclDenied.WithLabelValues("app_command").Inc()
+		h.log.Info("command refused: not declared or not allowed", "app", id, "device", device, "command", name)
+		if v5qos1 {
+			return pk, packets.ErrNotAuthorized
+		}
+	case errors.Is(err, apps.ErrCommandInvalid):
+		h.log.Info("command refused: payload outside its schema", "app", id, "device", device, "command", name)
+		if v5qos1 {
+			return pk, packets.ErrPayloadFormatInvalid
+		}
+	default:
+		h.log.Error("command not sent", "app", id, "device", device, "command", name, "err", err)
+		if v5qos1 {
+			return pk, packets.ErrImplementationSpecificError
+		}
+	}
+	return pk, packets.CodeSuccessIgnore
+}
+
+// SendCommand hands a checked command to the device on its control
+// namespace (not retained: a command is for now, not for later).
+func (b *Broker) SendCommand(deviceID, name string, payload []byte) error {
+	topic := apps.DeviceCommandTopic(deviceID, name)
+	if err := b.srv.Publish(topic, append([]byte(nil), payload...), false, 1); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	return nil
+}
