@@ -47,7 +47,11 @@ type hubProc struct {
 // for its banner, which it prints once every listener is up.
 func startHub(ctx context.Context, argv, env []string, dir string, extra []string) (*hubProc, error) {
 	args := append([]string{}, argv[1:]...)
-	args = append(args, "--data", dir, "--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn")
+	args = append(args, "--data", dir, "--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn",
+		// Every simulated device connects from this one loopback address,
+		// which the per-address limit before login exists to stop; a
+		// fleet on a LAN comes from many addresses.
+		"--mqtt-pending-per-address", "100000")
 	args = append(args, extra...)
 	cmd := exec.Command(argv[0], args...)
 	cmd.Env = append(os.Environ(), env...)
