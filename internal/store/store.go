@@ -373,6 +373,8 @@ type Store interface {
 	ErasureStore
 	// --- forwarding to recipients; see RecipientStore ---
 	RecipientStore
+	// --- audit findings and signed assessments; see AssessStore ---
+	AssessStore
 
 	// Ping reports whether the store can serve requests (for /readyz).
 	Ping(ctx context.Context) error

@@ -98,6 +98,11 @@ var suite = []struct {
 	{"SetAccountRole", testSetAccountRole},
 	{"DeleteHousehold", testDeleteHousehold},
 	{"RecipientEndpoints", testRecipientEndpoints},
+	{"AuditRuns", testAuditRuns},
+	{"AuditSuppressions", testAuditSuppressions},
+	{"AuditMarks", testAuditMarks},
+	{"SecretOrigin", testSecretOrigin},
+	{"Assessments", testAssessments},
 }
 
 // base is a fixed instant; tests offset from it so expectations are
