@@ -118,6 +118,9 @@ type Config struct {
 	// Recipients is the registry of where households forward to, shared
 	// with the pages (optional: built from Store and Forwarding if nil).
 	Recipients *forward.Registry
+	// Assess is the security audit and the signed reports (optional:
+	// without it their endpoints answer 404).
+	Assess Assessor
 }
 
 // Server serves the HTTP API.
@@ -224,6 +227,11 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/log/proof/consistency", s.authed(s.logConsistency))
 	m.HandleFunc("GET /api/v1/log/entries", s.authed(s.logEntries))
 	m.HandleFunc("GET /api/v1/log/export", s.authed(s.logExport))
+
+	m.HandleFunc("GET /api/v1/audit", s.authed(s.getAudit))
+	m.HandleFunc("POST /api/v1/audit/run", s.authed(s.runAudit))
+	m.HandleFunc("PUT /api/v1/audit/findings/{id}/suppression", s.authed(s.suppressFinding))
+	m.HandleFunc("DELETE /api/v1/audit/findings/{id}/suppression", s.authed(s.unsuppressFinding))
 
 	m.HandleFunc("POST /api/v1/ingest/{stream}", s.ingest)
 

@@ -68,6 +68,12 @@ type Config struct {
 	// batch waits for more.
 	BatchMaxRows int
 	BatchMaxWait time.Duration
+	// CredentialRotation is how old a device credential may grow before
+	// the security audit flags it; 0 turns that check off.
+	CredentialRotation time.Duration
+	// AuditInterval is how often the security audit runs; 0 runs it only
+	// on demand.
+	AuditInterval time.Duration
 	// ConfigFile is the JSON file the other settings were read from, if any.
 	ConfigFile string
 	// MQTTAddrSet and HTTPAddrSet say that MQTTAddr and HTTPAddr were
@@ -109,6 +115,9 @@ func Default() Config {
 
 		MQTTConnectTimeout:    5 * time.Second,
 		MQTTPendingPerAddress: 16,
+
+		CredentialRotation: 365 * 24 * time.Hour,
+		AuditInterval:      time.Hour,
 	}
 }
 
@@ -162,6 +171,10 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.BatchMaxRows }, check: intRange(1, 100000)},
 	{name: "batch-max-wait", arg: "duration", help: "longest a reading waits for its batch to fill, such as 5ms; 0 writes as soon as the disk is free (batches then form while the previous one is written)",
 		field: func(c *Config) any { return &c.BatchMaxWait }, check: durationRange(0, time.Minute)},
+	{name: "credential-rotation", arg: "duration", help: "how old a device secret may grow before the security audit asks for a new one, such as 8760h; 0 turns that check off",
+		field: func(c *Config) any { return &c.CredentialRotation }, check: durationRange(0, 10*365*24*time.Hour)},
+	{name: "audit-interval", arg: "duration", help: "how often the security audit runs, such as 1h; 0 runs it only when asked (candor audit)",
+		field: func(c *Config) any { return &c.AuditInterval }, check: durationRange(0, 30*24*time.Hour)},
 }
 
 // setting describes one Config field in every source.

@@ -60,6 +60,7 @@ func TestDefaults(t *testing.T) {
 		LogLevel: "info", LogFormat: "text", MaxPayloadBytes: 65536, BatchMaxRows: 1000,
 		BatchMaxWait: 0, DemoSpeed: 1, UndeclaredFields: "reject", RetentionInterval: time.Minute,
 		MQTTConnectTimeout: 5 * time.Second, MQTTPendingPerAddress: 16,
+		CredentialRotation: 365 * 24 * time.Hour, AuditInterval: time.Hour,
 	}
 	if Default() != want {
 		t.Fatalf("Default() = %+v, want %+v", Default(), want)
@@ -209,7 +210,8 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		"ws_addr": ":8083", "http_addr": ":8080", "tls_cert": "c.pem", "tls_key": "k.pem",
 		"tls_self_signed": false, "tls_names": "", "demo": true, "demo_speed": 10, "log_level": "debug", "log_format": "json",
 		"max_payload_bytes": 1024, "batch_max_rows": 10, "batch_max_wait": "1ms",
-		"mqtt_connect_timeout": "2s", "mqtt_pending_per_address": 8
+		"mqtt_connect_timeout": "2s", "mqtt_pending_per_address": 8,
+		"credential_rotation": "720h", "audit_interval": "0s"
 	}`)
 	cfg, err := resolve(t, []string{"--config", path}, env())
 	if err != nil {
@@ -221,6 +223,7 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		LogFormat: "json", MaxPayloadBytes: 1024, BatchMaxRows: 10, BatchMaxWait: time.Millisecond,
 		ConfigFile: path, MQTTAddrSet: true, HTTPAddrSet: true,
 		MQTTConnectTimeout: 2 * time.Second, MQTTPendingPerAddress: 8,
+		CredentialRotation: 720 * time.Hour,
 	}
 	if cfg != want {
 		t.Fatalf("got %+v\nwant %+v", cfg, want)

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/candor-iot/candor/internal/api"
+	"github.com/candor-iot/candor/internal/assess"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
@@ -86,8 +87,9 @@ type Hub struct {
 	ca        *tlscert.CA // the hub's own authority, with --tls-self-signed
 	moved     []string    // demo listeners moved off a taken default port
 	export    *export.Service
+	assess    *assess.Service
 
-	sweeps, purges, demoJob job
+	sweeps, purges, demoJob, audits job
 
 	setupToken string
 	parts      parts
@@ -131,9 +133,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "retention sweeps", start: h.startSweeps, stop: h.sweeps.wait},
 		{name: "erasure purges", start: h.startPurges, stop: h.purges.wait},
 		{name: "broker", start: h.openBroker, stop: h.closeBroker},
+		{name: "assessments", start: h.openAssess},
 		{name: "API and pages", start: h.openFrontEnds},
 		{name: "control socket", start: h.serveControl, stop: h.local.stop},
 		{name: "HTTP", start: h.serveHTTP, stop: h.http.stop},
+		{name: "security audit", start: h.startAudits, stop: h.audits.wait},
 		{name: "MQTT", start: h.startMQTT},
 		{name: "setup token", start: h.loadSetupToken},
 		{name: "demo", start: h.startDemo, stop: h.demoJob.wait},

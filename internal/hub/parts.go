@@ -256,6 +256,7 @@ func newAPI(h *Hub, recipients *forward.Registry) *api.Server {
 		Recipients:      recipients,
 		IdentityOpener:  h.vault,
 		History:         history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
+		Assess:          h.assess,
 	})
 }
 
