@@ -195,7 +195,7 @@ func (r *run) certExpiry(context.Context) error {
 		sev, title = Critical, "The TLS certificate has expired"
 	}
 	r.add(Finding{Check: checkCertExpiry, Severity: sev, Subject: "tls", Title: title,
-		Evidence: fmt.Sprintf("The certificate (serial %s) is valid until %s, %d days from now.", c.SerialNumber.Text(16), c.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24)),
+		Evidence: fmt.Sprintf("The certificate (serial %s) is valid until %s, %d days from now.", c.SerialNumber.Text(16), c.NotAfter.UTC().Format(time.DateOnly), days(left+12*time.Hour)),
 		Why:      "Once it expires, devices that check it can no longer connect. Some will stop checking, and then anyone can pose as the hub.",
 		Fix:      "Renew it. A hub started with --tls-self-signed renews its own certificate when it restarts.",
 	})
@@ -214,7 +214,7 @@ func (r *run) credentialAge(ctx context.Context) error {
 			continue
 		}
 		r.add(Finding{Check: checkDeviceCredentialAge, Severity: Medium, Household: d.HouseholdID, Subject: d.ID,
-			Title:    "A device secret is older than the rotation period",
+			Title:    "This device has had the same secret for too long",
 			Evidence: fmt.Sprintf("Device %s got its secret %d days ago; the limit is %d days.", d.ID, days(age), days(limit)),
 			Why:      "The longer a secret lives, the more time someone has to copy it. A copied secret lets them send data as this device.",
 			Fix:      "Give the device a new secret, then put it on the device.",

@@ -113,7 +113,7 @@ func (r *run) placeholders(ctx context.Context) error {
 				continue
 			}
 			r.add(Finding{Check: checkPlaceholders, Severity: Medium, Household: hh, Subject: t,
-				Title:    "A confirmed manifest still has made-up contact details",
+				Title:    "The device's label still has a fake contact in it",
 				Evidence: fmt.Sprintf("The manifest of %s in force still holds %s in: %s.", t, placeholderContact, strings.Join(where, ", ")),
 				Why:      "When something goes wrong with this device, you will not know whom to tell.",
 				Fix:      "Find the real contact of the maker, put it in the manifest and confirm the new version.",
@@ -176,6 +176,14 @@ func (r *run) filePermissions(context.Context) error {
 	if dir == "" {
 		return nil
 	}
+	top, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", dir, err)
+	}
+	// What lies inside is reachable by others only through a directory
+	// they may enter; SQLite makes its files 0644, which is fine inside a
+	// 0700 directory, so only entries others can actually reach count.
+	reachable := top.Mode().Perm()&0o011 != 0
 	for _, rel := range privatePaths {
 		p := filepath.Join(dir, rel)
 		fi, err := os.Lstat(p)
@@ -186,7 +194,11 @@ func (r *run) filePermissions(context.Context) error {
 			return fmt.Errorf("inspect %s: %w", p, err)
 		}
 		mode := fi.Mode().Perm()
-		if mode&0o077 == 0 {
+		exposed := mode&0o077 != 0
+		if rel != "." {
+			exposed = reachable && mode&0o044 != 0
+		}
+		if !exposed {
 			continue
 		}
 		want := "0600"
@@ -242,7 +254,7 @@ func (r *run) support(ctx context.Context) error {
 			continue
 		}
 		r.add(Finding{Check: checkSupport, Severity: High, Household: d.HouseholdID, Subject: d.ID,
-			Title:    "A device no longer gets security fixes",
+			Title:    "The maker no longer fixes flaws in this device",
 			Evidence: fmt.Sprintf("Device %s (type %s) had security support until %s.", d.ID, d.Type, until.UTC().Format(time.DateOnly)),
 			Why:      "Flaws found from now on will not be fixed. The device gets easier to break into over time.",
 			Fix:      "Plan to replace it. Until then, share as little of its data as you can.",
@@ -368,4 +380,3 @@ func (r *run) secondFactor(ctx context.Context) error {
 	}
 	return nil
 }
-
