@@ -339,7 +339,9 @@ func (f *fakeParts) Quarantined(ctx context.Context) ([]Quarantine, error) {
 	}
 	return nil, nil
 }
-func (f *fakeParts) HasSecondFactor(context.Context, string) (bool, error) { return !f.noSecondFactor, nil }
+func (f *fakeParts) HasSecondFactor(context.Context, string) (bool, error) {
+	return !f.noSecondFactor, nil
+}
 
 func TestOptionalChecks(t *testing.T) {
 	e := newEnv(t)
