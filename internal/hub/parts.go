@@ -281,6 +281,7 @@ func newWeb(h *Hub, recipients *forward.Registry) *web.Server {
 		Erasure:       h.erasure,
 		Keys:          keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
 		Recipients:    recipients,
+		Assess:        h.assess,
 	})
 }
 

@@ -152,6 +152,9 @@ type Config struct {
 	// and removing where each receives. When nil, the page says this hub
 	// does not send data to anyone.
 	Recipients Recipients
+	// Assess, when set, gives the "Hub check-up" page: the security
+	// audit's findings and their suppressions.
+	Assess Assessor
 }
 
 // Server serves the browser interface.
@@ -255,6 +258,10 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("GET /admin", s.authed(s.adminPage))
 	m.HandleFunc("POST /admin/households", s.authed(s.postHousehold))
 
+	m.HandleFunc("GET /audit", s.authed(s.auditPage))
+	m.HandleFunc("POST /audit/run", s.authed(s.postAuditRun))
+	m.HandleFunc("POST /audit/findings/{id}/suppress", s.authed(s.postAuditSuppress))
+	m.HandleFunc("POST /audit/findings/{id}/unsuppress", s.authed(s.postAuditUnsuppress))
 	m.HandleFunc("GET /security", s.authed(s.security))
 	m.HandleFunc("POST /security/password", s.authed(s.postPassword))
 	m.HandleFunc("POST /security/sessions/{id}/revoke", s.authed(s.postRevokeSession))
