@@ -2,6 +2,7 @@ package assess
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -86,6 +87,12 @@ type Config struct {
 	CheckpointMaxAge time.Duration
 	LogSize          func() uint64
 
+	// Consent gives the state of each use for the privacy impact
+	// assessment (optional: without it every use counts as its default).
+	Consent ConsentState
+	// Key signs each version of a generated report (PIA, conformance).
+	Key ed25519.PrivateKey
+
 	Support    SupportStatus
 	Advisories OpenAdvisories
 	Feeds      AdvisoryFeeds
@@ -125,6 +132,8 @@ type Service struct {
 
 	urlMu      sync.Mutex
 	metricsURL string
+
+	pubMu sync.Mutex // one new report version at a time
 }
 
 // SetMetricsURL sets the URL the metrics check probes.
