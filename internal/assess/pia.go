@@ -331,7 +331,7 @@ func collected(st PIAStream) bool {
 func risks(p *PIA) []Risk {
 	var out []Risk
 	byCategory := map[string][]string{} // category → device/stream sources
-	names := map[string]string{}         // source → "stream (device)"
+	names := map[string]string{}        // source → "stream (device)"
 	catWords := map[string]string{}
 	for _, d := range p.Processing.Devices {
 		for _, st := range d.Streams {
