@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/assess"
+	"github.com/candor-iot/candor/internal/signkey"
 )
 
 // runAudit runs the security audit on the running hub and prints its
@@ -147,4 +149,89 @@ func firstArg(args []string) (string, []string) {
 		return args[0], args[1:]
 	}
 	return "", args
+}
+
+// runPIA prints a household's privacy impact assessment, regenerated and
+// signed by the hub when its facts changed; `candor pia verify` checks a
+// saved JSON version offline.
+func runPIA(args []string) error {
+	if len(args) > 0 && args[0] == "verify" {
+		return reportVerify("pia", args[1:])
+	}
+	fs := newFlags("candor pia", "candor pia [--household ID] [--format markdown|html|jsonld|json] [--data DIR]\n       candor pia verify --key KEY.pem FILE.json")
+	dir := dataDirFlag(fs)
+	household := fs.String("household", "", "the household (needed when the hub has several)")
+	format := fs.String("format", "markdown", "markdown, html, jsonld (DPV terms) or json (with the signature)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	l := newLocal(*dir)
+	hh := *household
+	if hh == "" {
+		var list struct {
+			Households []struct {
+				ID string `json:"id"`
+			} `json:"households"`
+		}
+		if err := l.do("GET", "/api/v1/households", nil, &list); err != nil {
+			return err
+		}
+		if len(list.Households) != 1 {
+			return fmt.Errorf("the hub has %d households: name one with --household", len(list.Households))
+		}
+		hh = list.Households[0].ID
+	}
+	text, err := l.raw("GET", "/api/v1/pia?household="+url.QueryEscape(hh)+"&format="+url.QueryEscape(*format))
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(os.Stdout, text)
+	return err
+}
+
+// reportVerify checks a saved report version (the JSON the API serves)
+// against the hub's report key, offline.
+func reportVerify(name string, args []string) error {
+	fs := newFlags("candor "+name+" verify", "candor "+name+" verify --key KEY.pem FILE.json")
+	keyFile := fs.String("key", "", "the hub's report key, from /api/v1/assessments/key")
+	file, rest := firstArg(args)
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if file == "" && fs.NArg() > 0 {
+		file = fs.Arg(0)
+	}
+	if file == "" || *keyFile == "" {
+		return errors.New("give the saved JSON file and --key")
+	}
+	kb, err := os.ReadFile(*keyFile)
+	if err != nil {
+		return fmt.Errorf("--key: %w", err)
+	}
+	pub, err := signkey.ParsePublicKey(kb)
+	if err != nil {
+		return fmt.Errorf("--key: %w", err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Document  string `json:"document"`
+		Signature string `json:"signature"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	doc, err1 := base64.StdEncoding.DecodeString(in.Document)
+	sig, err2 := base64.StdEncoding.DecodeString(in.Signature)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("%s: document and signature must be base64", file)
+	}
+	sd, err := assess.Verify(pub, doc, sig)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Good signature: %s version %d of %s, digest %s.\n", sd.Kind, sd.Version, sd.CreatedAt.Format(time.RFC3339), sd.Digest)
+	return nil
 }

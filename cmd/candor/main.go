@@ -32,6 +32,7 @@ func commands() []command {
 		{"explain", "print a device's privacy and security label in plain language", runExplain},
 		{"log", "the transparency log: checkpoint, key, export, verify (offline)", runLog},
 		{"audit", "security audit of the running hub; exit status 1 when a finding is open", runAudit},
+		{"pia", "privacy impact assessment of a household, signed by the hub (verify: check one)", runPIA},
 		{"simulate", "run simulated devices against a hub over MQTT", runSimulate},
 		{"bench", "benchmark Candor against Mosquitto side by side", runBench},
 		{"version", "print the version", func([]string) error { fmt.Println("candor", version); return nil }},

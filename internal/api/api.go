@@ -232,6 +232,9 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/audit/run", s.authed(s.runAudit))
 	m.HandleFunc("PUT /api/v1/audit/findings/{id}/suppression", s.authed(s.suppressFinding))
 	m.HandleFunc("DELETE /api/v1/audit/findings/{id}/suppression", s.authed(s.unsuppressFinding))
+	m.HandleFunc("GET /api/v1/pia", s.authed(s.getPIA))
+	m.HandleFunc("GET /api/v1/pia/versions", s.authed(s.getPIAVersions))
+	m.HandleFunc("GET /api/v1/assessments/key", s.reportKey)
 
 	m.HandleFunc("POST /api/v1/ingest/{stream}", s.ingest)
 

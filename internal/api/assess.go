@@ -2,11 +2,14 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"net/http"
 	"time"
 
 	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/assess"
+	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -114,4 +117,117 @@ func (s *Server) checkpointLeft(ctx context.Context) {
 	if s.cfg.Assess != nil {
 		s.cfg.Assess.CheckpointFetched(context.WithoutCancel(ctx))
 	}
+}
+
+// Reporter makes the signed reports (package assess).
+type Reporter interface {
+	PIA(ctx context.Context, p access.Principal, household string) (*assess.Version, *assess.PIA, error)
+	Versions(ctx context.Context, kind, household string) ([]*assess.Version, error)
+	PublicKey() ed25519.PublicKey
+}
+
+// signedJSON is a report version as the API serves it: the facts, and the
+// exact signed bytes with their signature for checking offline.
+type signedJSON struct {
+	assess.Signed
+	Document  string `json:"document"`  // base64 of the signed bytes
+	Signature string `json:"signature"` // base64 Ed25519 signature over them
+	KeyURL    string `json:"key_url"`
+}
+
+const reportKeyPath = "/api/v1/assessments/key"
+
+func newSignedJSON(v *assess.Version) signedJSON {
+	return signedJSON{Signed: v.Signed, Document: base64.StdEncoding.EncodeToString(v.Document),
+		Signature: base64.StdEncoding.EncodeToString(v.Signature), KeyURL: reportKeyPath}
+}
+
+func (s *Server) reporter() (Reporter, error) {
+	r, ok := s.cfg.Assess.(Reporter)
+	if !ok || s.cfg.Assess == nil {
+		return nil, errNotConfigured
+	}
+	return r, nil
+}
+
+// getPIA serves the household's privacy impact assessment, regenerated
+// when its facts changed: ?format=json (default), markdown, html or
+// jsonld; ?household= for the operator and the admin.
+func (s *Server) getPIA(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	rep, err := s.reporter()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	household := r.URL.Query().Get("household")
+	if household == "" && p.Operator {
+		s.fail(w, r, badRequest("name the household with ?household="))
+		return
+	}
+	v, pia, err := rep.PIA(r.Context(), p, household)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	switch r.URL.Query().Get("format") {
+	case "", "json":
+		writeJSON(w, http.StatusOK, newSignedJSON(v))
+	case "markdown":
+		writeBody(w, "text/markdown; charset=utf-8", assess.PIAMarkdown(v, pia))
+	case "html":
+		writeBody(w, "text/html; charset=utf-8", assess.HTMLDocument("Privacy impact assessment: "+pia.HouseholdName, assess.PIAIntro(v), assess.PIAHTMLBody(v, pia)))
+	case "jsonld":
+		b, err := assess.PIAJSONLD(v, pia)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeBody(w, "application/ld+json", b)
+	default:
+		s.fail(w, r, badRequest("format: json, markdown, html or jsonld"))
+	}
+}
+
+// getPIAVersions lists the kept versions with what changed in each.
+func (s *Server) getPIAVersions(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	rep, err := s.reporter()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	household := r.URL.Query().Get("household")
+	if household == "" {
+		household = p.Account.HouseholdID
+	}
+	if err := p.See("household", household, household); err != nil || household == "" {
+		s.fail(w, r, &access.NotFoundError{Kind: "household", ID: household})
+		return
+	}
+	vs, err := rep.Versions(r.Context(), assess.KindPIA, household)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := make([]signedJSON, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, newSignedJSON(v))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"versions": out})
+}
+
+// reportKey serves the public key that checks report signatures (PEM).
+func (s *Server) reportKey(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.reporter()
+	if err != nil || rep.PublicKey() == nil {
+		s.fail(w, r, errNotConfigured)
+		return
+	}
+	writeBody(w, "application/x-pem-file", signkey.MarshalPublicKey(rep.PublicKey()))
+}
+
+func writeBody(w http.ResponseWriter, contentType string, b []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }

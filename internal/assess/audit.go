@@ -390,17 +390,25 @@ func (s *Service) CheckpointFetched(ctx context.Context) {
 	}
 }
 
-// Loop runs the audit every interval until ctx ends (interval ≤ 0:
-// never; the first run is at once).
+// Loop runs the audit at once and then every interval until ctx ends
+// (interval ≤ 0: never). Reports whose facts changed get their new
+// signed version on each tick after the first, rather than only when
+// someone next asks; the first is left out so a starting hub writes
+// nothing to the transparency log on its own.
 func (s *Service) Loop(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		return
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	for {
+	for first := true; ; first = false {
 		if _, err := s.Run(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("scheduled audit run", "err", err)
+		}
+		if !first && s.cfg.Key != nil {
+			if err := s.RefreshPIAs(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("scheduled privacy impact assessments", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -169,7 +169,7 @@ func (r *run) fetch(ctx context.Context, url string) (int, error) {
 
 // privatePaths are the data directory's entries that must stay private,
 // relative to it. The directory itself comes first.
-var privatePaths = []string{".", "candor.db", "candor.db-wal", "candor.db-shm", "vault.key", "audit", "consent", "forward", "tls", "exports"}
+var privatePaths = []string{".", "candor.db", "candor.db-wal", "candor.db-shm", "vault.key", "audit", "consent", "forward", "tls", "exports", "assess"}
 
 func (r *run) filePermissions(context.Context) error {
 	dir := r.s.cfg.DataDir

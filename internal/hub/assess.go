@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
+	"path/filepath"
 	"crypto/x509"
 	"net"
 	"net/http"
@@ -10,8 +12,13 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/assess"
+	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/tlscert"
 )
+
+// reportKeyName is the key that signs each version of the privacy impact
+// assessments and the conformance report, in the data directory's assess/.
+const reportKeyName = "report-signing-key"
 
 // openAssess builds the assessments (security audit, privacy impact
 // assessments, conformance report) the API and the pages serve.
@@ -23,7 +30,13 @@ func (h *Hub) openAssess(context.Context) error {
 		{Name: "MQTT over WebSocket", Flag: "--ws-addr", Addr: cfg.WSAddr, TLS: h.tls != nil},
 		{Name: "HTTP", Flag: "--http-addr", Addr: cfg.HTTPAddr, TLS: h.tls != nil},
 	}
+	key, err := signkey.LoadOrCreate(filepath.Join(cfg.DataDir, "assess"), reportKeyName)
+	if err != nil {
+		return fmt.Errorf("report signing key: %w", err)
+	}
 	ac := assess.Config{
+		Consent:        h.consent,
+		Key:            key,
 		Store:          h.st,
 		Manifests:      h.cat,
 		Log:            h.alog,

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -168,4 +169,41 @@ func (s *Server) postAuditUnsuppress(w http.ResponseWriter, r *http.Request, v v
 // findingAction is the form target for one finding.
 func findingAction(id, what string) string {
 	return "/audit/findings/" + url.PathEscape(id) + "/" + what
+}
+
+// Reporter makes the signed reports the pages show (*assess.Service is
+// one).
+type Reporter interface {
+	PIA(ctx context.Context, p access.Principal, household string) (*assess.Version, *assess.PIA, error)
+}
+
+type reportView struct {
+	Available bool
+	Version   *assess.Version
+	Intro     string
+	Body      template.HTML
+	Formats   []reportFormat
+}
+
+type reportFormat struct{ Name, URL string }
+
+func init() { pageNames = append(pageNames, "report") }
+
+// piaPage shows the household's privacy impact assessment (made from
+// the live configuration; a new signed version when its facts changed).
+func (s *Server) piaPage(w http.ResponseWriter, r *http.Request, v viewer) {
+	p := s.pageFor(r, v, "Privacy assessment", "audit")
+	rv := reportView{}
+	if rep, ok := s.cfg.Assess.(Reporter); ok && s.cfg.Assess != nil {
+		ver, pia, err := rep.PIA(r.Context(), v.Principal, v.Account.HouseholdID)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		rv = reportView{Available: true, Version: ver, Intro: assess.PIAIntro(ver), Body: assess.PIAHTMLBody(ver, pia),
+			Formats: []reportFormat{{"Markdown", "/api/v1/pia?format=markdown"}, {"JSON-LD", "/api/v1/pia?format=jsonld"},
+				{"signed JSON", "/api/v1/pia"}, {"the hub's key", "/api/v1/assessments/key"}}}
+	}
+	p.Data = rv
+	s.render(w, r, http.StatusOK, "report", p)
 }
