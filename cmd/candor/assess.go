@@ -235,3 +235,65 @@ func reportVerify(name string, args []string) error {
 	fmt.Printf("Good signature: %s version %d of %s, digest %s.\n", sd.Kind, sd.Version, sd.CreatedAt.Format(time.RFC3339), sd.Digest)
 	return nil
 }
+
+// runConformance prints the hub's conformance report, computed now and
+// signed by the hub; `candor conformance verify` checks a saved one.
+func runConformance(args []string) error {
+	if len(args) > 0 && args[0] == "verify" {
+		return reportVerify("conformance", args[1:])
+	}
+	fs := newFlags("candor conformance", "candor conformance [--format text|html|json] [--data DIR]\n       candor conformance verify --key KEY.pem FILE.json")
+	dir := dataDirFlag(fs)
+	format := fs.String("format", "text", "text, html or json (with the signature)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	l := newLocal(*dir)
+	if *format == "html" || *format == "json" {
+		text, err := l.raw("GET", "/api/v1/conformance?format="+url.QueryEscape(*format))
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(os.Stdout, text)
+		return err
+	}
+	if *format != "text" {
+		return errors.New("--format: text, html or json")
+	}
+	var sj struct {
+		assess.Signed
+	}
+	if err := l.do("GET", "/api/v1/conformance", nil, &sj); err != nil {
+		return err
+	}
+	var c assess.Conformance
+	if err := json.Unmarshal(sj.Body, &c); err != nil {
+		return fmt.Errorf("read the report: %w", err)
+	}
+	fmt.Printf("Conformance report, version %d of %s (signed by the hub)\n\n", sj.Version, sj.CreatedAt.Local().Format(time.RFC1123))
+	for _, r := range c.Live {
+		state := "PASS"
+		if !r.Passed {
+			state = "FAIL"
+		}
+		fmt.Printf("live %s: %s (%s)\n", state, r.Name, r.Detail)
+	}
+	fmt.Println()
+	for _, r := range c.Rows {
+		fmt.Printf("%-16s %-18s %-14s %s\n", frameworkTag(r.Framework), r.Clause, r.Status, r.Title)
+		fmt.Printf("%35s evidence: %s\n", "", r.Evidence)
+		if r.Missing != "" {
+			fmt.Printf("%35s missing:  %s\n", "", r.Missing)
+		}
+	}
+	fmt.Printf("\nmet %d, partly met %d, not met %d, not applicable %d\n",
+		c.Summary[assess.Met], c.Summary[assess.PartlyMet], c.Summary[assess.NotMet], c.Summary[assess.NotApplicable])
+	return nil
+}
+
+func frameworkTag(f string) string {
+	if strings.HasPrefix(f, "ETSI") {
+		return "EN 303 645"
+	}
+	return "Good Practice"
+}

@@ -33,6 +33,7 @@ func commands() []command {
 		{"log", "the transparency log: checkpoint, key, export, verify (offline)", runLog},
 		{"audit", "security audit of the running hub; exit status 1 when a finding is open", runAudit},
 		{"pia", "privacy impact assessment of a household, signed by the hub (verify: check one)", runPIA},
+		{"conformance", "conformance report against the IoT Good Practice paper and ETSI EN 303 645", runConformance},
 		{"simulate", "run simulated devices against a hub over MQTT", runSimulate},
 		{"bench", "benchmark Candor against Mosquitto side by side", runBench},
 		{"version", "print the version", func([]string) error { fmt.Println("candor", version); return nil }},

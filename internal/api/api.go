@@ -235,6 +235,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/pia", s.authed(s.getPIA))
 	m.HandleFunc("GET /api/v1/pia/versions", s.authed(s.getPIAVersions))
 	m.HandleFunc("GET /api/v1/assessments/key", s.reportKey)
+	m.HandleFunc("GET /api/v1/conformance", s.authed(s.getConformance))
 
 	m.HandleFunc("POST /api/v1/ingest/{stream}", s.ingest)
 

@@ -122,6 +122,7 @@ func (s *Server) checkpointLeft(ctx context.Context) {
 // Reporter makes the signed reports (package assess).
 type Reporter interface {
 	PIA(ctx context.Context, p access.Principal, household string) (*assess.Version, *assess.PIA, error)
+	Conformance(ctx context.Context, p access.Principal) (*assess.Version, *assess.Conformance, error)
 	Versions(ctx context.Context, kind, household string) ([]*assess.Version, error)
 	PublicKey() ed25519.PublicKey
 }
@@ -230,4 +231,28 @@ func writeBody(w http.ResponseWriter, contentType string, b []byte) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+}
+
+// getConformance serves the conformance report, computed now (live
+// tests included): ?format=json (default) or html. The admin's and the
+// operator's: it describes the whole hub.
+func (s *Server) getConformance(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	rep, err := s.reporter()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v, c, err := rep.Conformance(r.Context(), p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	switch r.URL.Query().Get("format") {
+	case "", "json":
+		writeJSON(w, http.StatusOK, newSignedJSON(v))
+	case "html":
+		writeBody(w, "text/html; charset=utf-8", assess.HTMLDocument("Conformance report", assess.ConformanceIntro(v), assess.ConformanceHTMLBody(v, c)))
+	default:
+		s.fail(w, r, badRequest("format: json or html"))
+	}
 }

@@ -92,6 +92,9 @@ type Config struct {
 	Consent ConsentState
 	// Key signs each version of a generated report (PIA, conformance).
 	Key ed25519.PrivateKey
+	// Live runs the conformance report's tests against the hub's own
+	// listeners (optional).
+	Live LiveTests
 
 	Support    SupportStatus
 	Advisories OpenAdvisories

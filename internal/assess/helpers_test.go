@@ -159,3 +159,7 @@ func logActions(t *testing.T, l *auditlog.Log) []string {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func access0Person() access.Principal {
+	return access.Person(store.Account{ID: "acc_p", HouseholdID: "h1", Role: store.RoleOwner}, store.Session{})
+}

@@ -1,17 +1,22 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
-	"fmt"
-	"path/filepath"
 	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/candor-iot/candor/internal/assess"
+	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/tlscert"
 )
@@ -37,6 +42,7 @@ func (h *Hub) openAssess(context.Context) error {
 	ac := assess.Config{
 		Consent:        h.consent,
 		Key:            key,
+		Live:           liveTests{h},
 		Store:          h.st,
 		Manifests:      h.cat,
 		Log:            h.alog,
@@ -135,4 +141,145 @@ func (h *Hub) deviceHosts() tlscert.Hosts {
 		_ = hosts.Add(name)
 	}
 	return hosts
+}
+
+// liveTests are the conformance report's tests against the hub's own
+// listeners, over loopback.
+type liveTests struct{ h *Hub }
+
+// knownDefaults are pairs from the shipped list of default credentials
+// (credential.IsKnownDefault confirms each is on it before it is tried):
+// the first of Mirai's list and the commonest platform default.
+var knownDefaults = [][2]string{{"root", "xc3511"}, {"admin", "admin"}}
+
+// DefaultCredentials tries known default credentials on the hub's own
+// MQTT listener (plain, else TLS) and on its HTTP login, and reports
+// whether each was refused.
+func (lt liveTests) DefaultCredentials(ctx context.Context) []assess.LiveResult {
+	var out []assess.LiveResult
+	for _, pair := range knownDefaults {
+		user, pass := pair[0], pair[1]
+		if !credential.IsKnownDefault(user, pass) {
+			continue
+		}
+		if addr, useTLS := lt.mqttAddr(); addr != "" {
+			code, err := mqttConnect(ctx, addr, useTLS, user, pass)
+			r := assess.LiveResult{Name: "MQTT login with a known default credential is refused"}
+			switch {
+			case err != nil:
+				r.Detail = fmt.Sprintf("%s/%s on MQTT %s: no answer (%v)", user, strings.Repeat("*", len(pass)), addr, err)
+			case code == 0:
+				r.Detail = fmt.Sprintf("%s/%s on MQTT %s was accepted", user, strings.Repeat("*", len(pass)), addr)
+			default:
+				r.Passed, r.Detail = true, fmt.Sprintf("%s/%s on MQTT %s refused with CONNACK code %d", user, strings.Repeat("*", len(pass)), addr, code)
+			}
+			out = append(out, r)
+		}
+		status, err := lt.httpLogin(ctx, user, pass)
+		r := assess.LiveResult{Name: "HTTP login with a known default credential is refused"}
+		switch {
+		case err != nil:
+			r.Detail = fmt.Sprintf("%s/%s on %s: no answer (%v)", user, strings.Repeat("*", len(pass)), lt.h.ownURL("/api/v1/login"), err)
+		case status == http.StatusOK:
+			r.Detail = fmt.Sprintf("%s/%s on %s was accepted", user, strings.Repeat("*", len(pass)), lt.h.ownURL("/api/v1/login"))
+		default:
+			r.Passed, r.Detail = true, fmt.Sprintf("%s/%s on HTTP login refused with status %d", user, strings.Repeat("*", len(pass)), status)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// mqttAddr is the hub's own MQTT listener reached over loopback.
+func (lt liveTests) mqttAddr() (string, bool) {
+	addr, useTLS := lt.h.br.Addr("tcp"), false
+	if addr == "" {
+		addr, useTLS = lt.h.br.Addr("tls"), true
+	}
+	if addr == "" {
+		return "", false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", false
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), useTLS
+}
+
+// mqttConnect sends an MQTT 3.1.1 CONNECT with the credentials and
+// returns the CONNACK return code (0 is accepted). It is written out by
+// hand so the test depends on no client library's idea of the protocol.
+func mqttConnect(ctx context.Context, addr string, useTLS bool, user, pass string) (byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if useTLS {
+		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}) //nolint:gosec // the hub dials itself to test logins, not identity
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return 0, err
+		}
+		conn = tc
+	}
+	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+	var body []byte
+	body = append(body, str("MQTT")...)
+	body = append(body, 4, 0xC2, 0, 30) // level 3.1.1; username, password, clean session; keep-alive 30 s
+	body = append(body, str(user)...)   // client id: the username, inside its own namespace
+	body = append(body, str(user)...)
+	body = append(body, str(pass)...)
+	pkt := append([]byte{0x10}, remainingLength(len(body))...)
+	if _, err := conn.Write(append(pkt, body...)); err != nil {
+		return 0, err
+	}
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(conn, ack); err != nil {
+		return 0, fmt.Errorf("read CONNACK: %w", err)
+	}
+	if ack[0] != 0x20 {
+		return 0, fmt.Errorf("answer is not a CONNACK (0x%02x)", ack[0])
+	}
+	return ack[3], nil
+}
+
+func remainingLength(n int) []byte {
+	var out []byte
+	for {
+		b := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			b |= 0x80
+		}
+		out = append(out, b)
+		if n == 0 {
+			return out
+		}
+	}
+}
+
+// httpLogin posts the credentials to the hub's own login endpoint.
+func (lt liveTests) httpLogin(ctx context.Context, user, pass string) (int, error) {
+	body, _ := json.Marshal(map[string]string{"username": user, "password": pass})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, lt.h.ownURL("/api/v1/login"), bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := lt.h.probeClient().Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
 }

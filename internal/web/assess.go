@@ -175,6 +175,7 @@ func findingAction(id, what string) string {
 // one).
 type Reporter interface {
 	PIA(ctx context.Context, p access.Principal, household string) (*assess.Version, *assess.PIA, error)
+	Conformance(ctx context.Context, p access.Principal) (*assess.Version, *assess.Conformance, error)
 }
 
 type reportView struct {
@@ -207,3 +208,26 @@ func (s *Server) piaPage(w http.ResponseWriter, r *http.Request, v viewer) {
 	p.Data = rv
 	s.render(w, r, http.StatusOK, "report", p)
 }
+
+// conformancePage shows the conformance report to the admin.
+func (s *Server) conformancePage(w http.ResponseWriter, r *http.Request, v viewer) {
+	if !v.Admin() {
+		s.renderError(w, r, http.StatusForbidden, errAdminOnly)
+		return
+	}
+	p := s.pageFor(r, v, "Conformance report", "audit")
+	rv := reportView{}
+	if rep, ok := s.cfg.Assess.(Reporter); ok && s.cfg.Assess != nil {
+		ver, c, err := rep.Conformance(r.Context(), v.Principal)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		rv = reportView{Available: true, Version: ver, Intro: assess.ConformanceIntro(ver), Body: assess.ConformanceHTMLBody(ver, c),
+			Formats: []reportFormat{{"signed JSON", "/api/v1/conformance"}, {"the hub's key", "/api/v1/assessments/key"}}}
+	}
+	p.Data = rv
+	s.render(w, r, http.StatusOK, "report", p)
+}
+
+var errAdminOnly = errors.New("only the hub's admin can see the conformance report")

@@ -263,6 +263,7 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /audit/findings/{id}/suppress", s.authed(s.postAuditSuppress))
 	m.HandleFunc("POST /audit/findings/{id}/unsuppress", s.authed(s.postAuditUnsuppress))
 	m.HandleFunc("GET /privacy-assessment", s.authed(s.piaPage))
+	m.HandleFunc("GET /conformance", s.authed(s.conformancePage))
 	m.HandleFunc("GET /security", s.authed(s.security))
 	m.HandleFunc("POST /security/password", s.authed(s.postPassword))
 	m.HandleFunc("POST /security/sessions/{id}/revoke", s.authed(s.postRevokeSession))
