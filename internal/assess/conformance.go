@@ -82,7 +82,7 @@ type facts struct {
 	tls          bool
 }
 
-func (f *facts) has(check string) bool  { return f.open[check] > 0 }
+func (f *facts) has(check string) bool   { return f.open[check] > 0 }
 func (f *facts) avail(check string) bool { return !f.unavailable[check] }
 
 func (f *facts) liveAllPassed() (int, int) {
