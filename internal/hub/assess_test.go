@@ -2,6 +2,7 @@ package hub
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/candor-iot/candor/internal/config"
@@ -59,5 +60,57 @@ func TestAuditPlainListenerOnTheNetwork(t *testing.T) {
 	}
 	if checks["quarantined-device"]["available"] != false || checks["quarantined-device"]["note"] != "not available on this hub" {
 		t.Fatalf("quarantine check without monitoring: %v", checks["quarantined-device"])
+	}
+}
+
+// conformanceRows fetches the conformance report as the operator.
+func (th *testHub) conformanceRows() (map[string]map[string]any, []any) {
+	th.t.Helper()
+	code, rep, _ := call(th.t, th.local, "GET", "http://candor/api/v1/conformance", "", nil)
+	if code != http.StatusOK {
+		th.t.Fatalf("conformance: %d %v", code, rep)
+	}
+	body := rep["body"].(map[string]any)
+	rows := map[string]map[string]any{}
+	for _, r := range body["rows"].([]any) {
+		m := r.(map[string]any)
+		rows[m["clause"].(string)] = m
+	}
+	live, _ := body["live_tests"].([]any)
+	return rows, live
+}
+
+// The conformance report of a real hub: known default credentials are
+// tried on its own MQTT and HTTP listeners and refused, and the plain
+// listener moved onto every interface turns the row about secure
+// communication.
+func TestConformanceLive(t *testing.T) {
+	th := startHub(t)
+	rows, live := th.conformanceRows()
+	if len(live) < 2 {
+		t.Fatalf("live tests: %v", live)
+	}
+	for _, l := range live {
+		if m := l.(map[string]any); m["passed"] != true {
+			t.Errorf("live test failed: %v", m)
+		}
+	}
+	if rows["5.1-1"]["status"] != "met" {
+		t.Errorf("5.1-1: %v", rows["5.1-1"])
+	}
+	if rows["5.5-1"]["status"] == "not-met" {
+		t.Errorf("5.5-1 on loopback: %v", rows["5.5-1"])
+	}
+	th.close()
+
+	lan := startHubIn(t, shortTempDir(t), func(c *config.Config) { c.HTTPAddr = "0.0.0.0:0" })
+	defer lan.close()
+	rows, _ = lan.conformanceRows()
+	if r := rows["5.5-1"]; r["status"] != "not-met" || !strings.Contains(r["evidence"].(string), "0.0.0.0") {
+		t.Errorf("5.5-1 with HTTP on every interface: %v", r)
+	}
+	found, _ := lan.auditFindings()
+	if len(found["plain-listener"]) != 1 {
+		t.Errorf("plain listener findings: %v", found["plain-listener"])
 	}
 }
