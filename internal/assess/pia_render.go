@@ -76,13 +76,20 @@ func streamSummary(st PIAStream) string {
 		parts = append(parts, "It says something about "+joinAnd(cs)+".")
 	}
 	var uses []string
+	consented := false
 	for _, p := range st.Purposes {
 		if p.On {
 			uses = append(uses, p.Words)
+			consented = consented || p.LegalBasis == "dpv:Consent"
 		}
 	}
 	if len(uses) > 0 {
 		parts = append(parts, "Used "+joinAnd(uses)+".")
+		if consented {
+			parts = append(parts, "Some of this rests on your consent.")
+		} else {
+			parts = append(parts, "The device needs this to work.")
+		}
 	} else {
 		parts = append(parts, "Not used now.")
 	}
