@@ -124,13 +124,13 @@ func (r *run) placeholders(ctx context.Context) error {
 }
 
 func (r *run) metrics(ctx context.Context) error {
-	var http *Listener
+	var httpL *Listener
 	for i := range r.s.cfg.Listeners {
 		if r.s.cfg.Listeners[i].Name == "HTTP" {
-			http = &r.s.cfg.Listeners[i]
+			httpL = &r.s.cfg.Listeners[i]
 		}
 	}
-	if http == nil || Loopback(http.Addr) {
+	if httpL == nil || Loopback(httpL.Addr) {
 		return nil
 	}
 	url := r.s.metricsURLNow()
@@ -143,9 +143,9 @@ func (r *run) metrics(ctx context.Context) error {
 	}
 	r.add(Finding{Check: checkMetrics, Severity: Medium, Subject: "metrics",
 		Title:    "Metrics are open to anyone on the network",
-		Evidence: fmt.Sprintf("GET %s without a login answered %d; the HTTP listener is on %s.", url, status, http.Addr),
+		Evidence: fmt.Sprintf("GET %s without a login answered %d; the HTTP listener is on %s.", url, status, httpL.Addr),
 		Why:      "Metrics show how many devices there are and when they are busy. That tells a stranger when people are home.",
-		Fix:      "Put the metrics behind the admin's token, or move " + http.Flag + " to 127.0.0.1.",
+		Fix:      "Put the metrics behind the admin's token, or move " + httpL.Flag + " to 127.0.0.1.",
 	})
 	return nil
 }
