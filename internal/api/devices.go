@@ -14,8 +14,8 @@ import (
 
 	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/identity"
-	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/onboarding"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/vault"
 )
@@ -375,7 +375,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusUnauthorized, "unauthenticated", "send the device id and secret with HTTP Basic authentication")
 		return
 	}
-	d, err := s.id.AuthenticateDevice(r.Context(), id, secret)
+	d, err := s.id.AuthenticateDevice(r.Context(), identity.Origin{Addr: r.RemoteAddr}, id, secret)
 	if err != nil {
 		if errors.Is(err, identity.ErrUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="candor devices"`)

@@ -85,7 +85,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ss, tok, err := s.id.Login(r.Context(), in.Username, in.Password, store.SessionBrowser, userAgent(r))
+	ss, tok, err := s.id.Login(r.Context(), origin(r), in.Username, in.Password, store.SessionBrowser, userAgent(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -99,6 +99,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		Secure:   s.cfg.SecureCookies || r.TLS != nil,
 		SameSite: http.SameSiteLaxMode,
 	})
+	s.rememberBrowser(w, r, ss.AccountID)
 	writeJSON(w, http.StatusOK, map[string]any{"session": toSession(ss, ss.ID)})
 }
 
@@ -125,7 +126,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	} else {
 		// A program without a session logs in with its password; the
 		// session that opens is the token.
-		ss, tok, err := s.id.Login(r.Context(), in.Username, in.Password, store.SessionToken, in.Name)
+		ss, tok, err := s.id.Login(r.Context(), origin(r), in.Username, in.Password, store.SessionToken, in.Name)
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/candor-iot/candor/internal/catalog"
@@ -24,7 +25,8 @@ type problem struct {
 	Detail   string `json:"detail,omitempty"`
 	Instance string `json:"instance,omitempty"`
 	// Reason is a machine-readable refusal reason (extension member) for
-	// refused readings, e.g. "not_json_object".
+	// refused readings, e.g. "not_json_object", and for throttled
+	// credential checks, e.g. "address".
 	Reason string `json:"reason,omitempty"`
 	// Problems lists every problem of an invalid manifest (extension
 	// member), each with the JSON path it is about.
@@ -53,8 +55,13 @@ func writeProblemDoc(w http.ResponseWriter, r *http.Request, p problem) {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var re *ingest.RefusedError
 	var ve *manifest.ValidationError
+	var te *identity.ThrottledError
 	kind, detail, hasKind := problems.Of(err)
 	switch {
+	case errors.As(err, &te):
+		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+		writeProblemDoc(w, r, problem{Type: problemPrefix + "too-many-attempts", Status: http.StatusTooManyRequests,
+			Detail: te.Error(), Reason: te.Reason})
 	case errors.As(err, &ve):
 		writeProblemDoc(w, r, problem{Type: problemPrefix + "invalid-manifest", Status: http.StatusUnprocessableEntity,
 			Detail: fmt.Sprintf("the manifest has %d problem(s); each is listed with its path", len(ve.Problems)), Problems: ve.Problems})

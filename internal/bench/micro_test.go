@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/broker"
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
@@ -44,7 +45,7 @@ func BenchmarkEncodePublish(b *testing.B) {
 // okAuth accepts any device whose secret is "secret".
 type okAuth struct{}
 
-func (okAuth) AuthenticateDevice(_ context.Context, id, secret string) (store.Device, error) {
+func (okAuth) AuthenticateDevice(_ context.Context, _ identity.Origin, id, secret string) (store.Device, error) {
 	if secret != "secret" {
 		return store.Device{}, fmt.Errorf("bad secret")
 	}

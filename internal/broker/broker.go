@@ -34,6 +34,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -54,7 +55,7 @@ func ControlTopic(deviceID, stream string) string {
 
 // Authenticator checks device credentials.
 type Authenticator interface {
-	AuthenticateDevice(ctx context.Context, id, secret string) (store.Device, error)
+	AuthenticateDevice(ctx context.Context, o identity.Origin, id, secret string) (store.Device, error)
 }
 
 // Ingester is the policy path readings go through.
@@ -137,6 +138,9 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	h := newHook(auth, in, log, cfg.Registerer)
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("add policy hook: %w", err)
+	}
+	if err := srv.AddHook(h.connack, nil); err != nil {
+		return nil, fmt.Errorf("add connack hook: %w", err)
 	}
 	b := &Broker{srv: srv, hook: h, log: log, addrs: map[string]string{},
 		guard: newGuard(cfg.ConnectTimeout, cfg.PendingPerAddress, int(cfg.MaxPacketBytes), log)}

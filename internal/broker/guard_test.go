@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"crypto/tls"
 	"net"
-	"path/filepath"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 

@@ -35,7 +35,7 @@ type fakeAuth struct {
 	fail    error // returned for every call when set
 }
 
-func (a *fakeAuth) AuthenticateDevice(_ context.Context, id, secret string) (store.Device, error) {
+func (a *fakeAuth) AuthenticateDevice(_ context.Context, _ identity.Origin, id, secret string) (store.Device, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.fail != nil {

@@ -30,13 +30,14 @@ type hook struct {
 	authFail  *prometheus.CounterVec
 	aclDenied *prometheus.CounterVec
 	acks      sync.Map // *mqtt.Client → *ackQueue
+	connack   *connackCodes
 	// closing refuses every new connection while the broker shuts down.
 	closing atomic.Bool
 }
 
 func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
 	h := &hook{
-		auth: auth, in: in, log: log,
+		auth: auth, in: in, log: log, connack: &connackCodes{},
 		authFail: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "candor_mqtt_auth_failures_total",
 			Help: "Refused MQTT connections, by reason.",
@@ -88,7 +89,19 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
 	defer cancel()
-	d, err := h.auth.AuthenticateDevice(ctx, user, pass)
+	d, err := h.auth.AuthenticateDevice(ctx, identity.Origin{Addr: cl.Net.Remote}, user, pass)
+	var te *identity.ThrottledError
+	if errors.As(err, &te) {
+		code := codeRateExceeded
+		if te.Reason == identity.ReasonBusy {
+			code = codeServerBusy
+		}
+		h.connack.refuseWith(cl, code)
+		// Throttling answers a flood thousands of times a second, cheaply:
+		// the refusals are counted, not logged one line each.
+		h.authFail.WithLabelValues("throttled_" + te.Reason).Inc()
+		return false
+	}
 	if err != nil {
 		if errors.Is(err, identity.ErrUnauthenticated) {
 			// Counted against the device only if the id exists; the

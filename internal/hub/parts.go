@@ -118,7 +118,7 @@ func (h *Hub) stopForward(context.Context) error {
 }
 
 func (h *Hub) openIdentity(context.Context) error {
-	h.id = identity.New(h.st, identity.Options{Logger: h.log.With("component", "identity"), Log: h.alog})
+	h.id = identity.New(h.st, identity.Options{Logger: h.log.With("component", "identity"), Log: h.alog, Registerer: h.reg})
 	return nil
 }
 
@@ -225,14 +225,29 @@ func (h *Hub) closeBroker(context.Context) error { return h.br.Close() }
 // openFrontEnds builds the HTTP API and the pages. Who each household's
 // data may go to and where is one registry they share.
 func (h *Hub) openFrontEnds(context.Context) error {
-	recipients := forward.NewRegistry(h.st, h.cat, h.forward, forward.RegistryOptions{Log: h.alog})
-	h.api = newAPI(h, recipients)
-	h.web = newWeb(h, recipients)
+	fe := frontEnd{
+		recipients: forward.NewRegistry(h.st, h.cat, h.forward, forward.RegistryOptions{Log: h.alog}),
+		keys:       keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
+		history:    history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
+	}
+	fe.mqttAddr, fe.mqttTLS = h.deviceMQTT()
+	h.api = newAPI(h, fe)
+	h.web = newWeb(h, fe)
 	return nil
 }
 
-func newAPI(h *Hub, recipients *forward.Registry) *api.Server {
-	deviceMQTT, deviceTLS := h.deviceMQTT()
+// frontEnd is what the API and the pages share: one service each for
+// recipients, key settings and reads of readings, so both front ends
+// act, and record, the same way; and the broker address devices use.
+type frontEnd struct {
+	recipients *forward.Registry
+	keys       *keys.Service
+	history    *history.Service
+	mqttAddr   string
+	mqttTLS    bool
+}
+
+func newAPI(h *Hub, fe frontEnd) *api.Server {
 	return api.New(api.Config{
 		Identity:        h.id,
 		Catalog:         h.cat,
@@ -244,43 +259,42 @@ func newAPI(h *Hub, recipients *forward.Registry) *api.Server {
 		Presence:        h.br,
 		Gatherer:        h.reg,
 		Logger:          h.log.With("component", "api"),
-		MQTTAddr:        deviceMQTT,
-		MQTTTLS:         deviceTLS,
+		MQTTAddr:        fe.mqttAddr,
+		MQTTTLS:         fe.mqttTLS,
 		MQTTCAFile:      h.caFile(),
 		SecureCookies:   h.tls != nil,
 		Export:          h.export,
 		MaxPayloadBytes: h.cfg.MaxPayloadBytes,
 		Erasure:         h.erasure,
-		Keys:            keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
+		Keys:            fe.keys,
 		Forwarding:      h.forward,
-		Recipients:      recipients,
+		Recipients:      fe.recipients,
 		IdentityOpener:  h.vault,
-		History:         history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
+		History:         fe.history,
 		Assess:          h.assess,
 	})
 }
 
-func newWeb(h *Hub, recipients *forward.Registry) *web.Server {
-	deviceMQTT, deviceTLS := h.deviceMQTT()
+func newWeb(h *Hub, fe frontEnd) *web.Server {
 	return web.New(web.Config{
 		Identity:      h.id,
 		Store:         h.st,
 		Catalog:       h.cat,
 		Ingest:        h.in,
 		Presence:      h.br,
-		History:       history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
+		History:       fe.history,
 		Consent:       h.consent,
 		Log:           h.alog,
 		Logger:        h.log.With("component", "web"),
-		MQTTAddr:      deviceMQTT,
-		MQTTTLS:       deviceTLS,
+		MQTTAddr:      fe.mqttAddr,
+		MQTTTLS:       fe.mqttTLS,
 		MQTTCAFile:    h.caFile(),
 		CAFingerprint: h.CAFingerprint(),
 		SecureCookies: h.tls != nil,
 		Exports:       h.export,
 		Erasure:       h.erasure,
-		Keys:          keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
-		Recipients:    recipients,
+		Keys:          fe.keys,
+		Recipients:    fe.recipients,
 		Assess:        h.assess,
 	})
 }

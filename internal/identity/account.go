@@ -178,30 +178,37 @@ func (s *Service) CreateHousehold(ctx context.Context, name string, owner NewAcc
 }
 
 // ConfirmPassword checks a person's password again before an action that
-// cannot be undone (deleting their account). Failures count towards the
-// same throttle as logins, so it cannot be used to guess passwords.
+// cannot be undone (deleting their account).
 func (s *Service) ConfirmPassword(ctx context.Context, accountID, password string) error {
 	acc, err := s.st.Account(ctx, accountID)
 	if err != nil {
 		return fmt.Errorf("confirm password: %w", err)
 	}
-	key := "confirm:" + accountID
-	now := s.now()
-	if !s.logins.allowed(key, now) {
-		return ErrInvalid.Errorf("password: %w", ErrTooManyAttempts)
+	return s.checkOwnPassword(ctx, acc, "password", password)
+}
+
+// checkOwnPassword checks the password of a person who is already logged
+// in. The checks are throttled per account, so a session left open cannot
+// be used to guess the password; a refusal is an ErrInvalid error (for
+// the field) wrapping a *ThrottledError.
+func (s *Service) checkOwnPassword(ctx context.Context, acc store.Account, field, password string) error {
+	att, err := s.reserve(ctx, checkConfirm, bucketRef{s.limits.confirms, acc.ID, ReasonAccount})
+	if err != nil {
+		if errors.Is(err, ErrTooManyAttempts) {
+			return ErrInvalid.Errorf("%s: %w", field, err)
+		}
+		return err
 	}
 	ok, err := s.hasher.Verify(ctx, password, acc.PasswordHash)
 	if err != nil {
+		att.passed()
 		return fmt.Errorf("verify password: %w", err)
 	}
-	if ok {
-		s.logins.succeeded(key)
-	} else {
-		s.logins.failed(key, now)
-	}
 	if !ok {
-		return invalid("password: does not match")
+		att.failed()
+		return invalid("%s: does not match", field)
 	}
+	att.passed()
 	return nil
 }
 
@@ -303,12 +310,8 @@ func (s *Service) ChangePassword(ctx context.Context, accountID, current, next, 
 	if err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
-	ok, err := s.hasher.Verify(ctx, current, acc.PasswordHash)
-	if err != nil {
-		return fmt.Errorf("verify password: %w", err)
-	}
-	if !ok {
-		return invalid("current_password: does not match")
+	if err := s.checkOwnPassword(ctx, acc, "current_password", current); err != nil {
+		return err
 	}
 	if err := credential.CheckPassword(acc.Username, next); err != nil {
 		return ErrInvalid.Errorf("new_password: %w", err)

@@ -271,7 +271,7 @@ func TestUsernamesAreCaseInsensitive(t *testing.T) {
 		t.Errorf("%d accounts, want 1", n)
 	}
 	for _, name := range []string{"alex", "Alex", "ALEX"} {
-		ss, tok, err := svc.Login(c, name, goodPassword, store.SessionBrowser, "test")
+		ss, tok, err := svc.Login(c, Origin{}, name, goodPassword, store.SessionBrowser, "test")
 		if err != nil {
 			t.Errorf("Login(%q): %v", name, err)
 			continue
@@ -401,11 +401,11 @@ func TestChangePassword(t *testing.T) {
 	if _, _, err := svc.CreateHousehold(c, "Flat", NewAccount{Username: "sam", Password: goodPassword}); err != nil {
 		t.Fatal(err)
 	}
-	current, curTok, err := svc.Login(c, "alex", goodPassword, store.SessionBrowser, "laptop")
+	current, curTok, err := svc.Login(c, Origin{}, "alex", goodPassword, store.SessionBrowser, "laptop")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, phoneTok, err := svc.Login(c, "alex", goodPassword, store.SessionBrowser, "phone")
+	_, phoneTok, err := svc.Login(c, Origin{}, "alex", goodPassword, store.SessionBrowser, "phone")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +413,7 @@ func TestChangePassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, samTok, err := svc.Login(c, "sam", goodPassword, store.SessionBrowser, "sam's laptop")
+	_, samTok, err := svc.Login(c, Origin{}, "sam", goodPassword, store.SessionBrowser, "sam's laptop")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,7 +436,7 @@ func TestChangePassword(t *testing.T) {
 		}
 	}
 	allAlive("after refused new passwords")
-	if _, _, err := svc.Login(c, "alex", goodPassword, store.SessionBrowser, "check"); err != nil {
+	if _, _, err := svc.Login(c, Origin{}, "alex", goodPassword, store.SessionBrowser, "check"); err != nil {
 		t.Fatalf("refused changes altered the password: %v", err)
 	}
 	if err := svc.ChangePassword(c, "acc_missing", goodPassword, otherPassword, ""); !errors.Is(err, store.ErrNotFound) {
@@ -460,10 +460,10 @@ func TestChangePassword(t *testing.T) {
 	if list, _ := db.Sessions(c, acc.ID); len(list) != 1 || list[0].ID != current.ID {
 		t.Errorf("sessions left after password change: %+v, want only the current one", list)
 	}
-	if _, _, err := svc.Login(c, "alex", goodPassword, store.SessionBrowser, ""); !errors.Is(err, ErrUnauthenticated) {
+	if _, _, err := svc.Login(c, Origin{}, "alex", goodPassword, store.SessionBrowser, ""); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("login with the old password: %v, want ErrUnauthenticated", err)
 	}
-	if _, _, err := svc.Login(c, "alex", otherPassword, store.SessionBrowser, ""); err != nil {
+	if _, _, err := svc.Login(c, Origin{}, "alex", otherPassword, store.SessionBrowser, ""); err != nil {
 		t.Errorf("login with the new password: %v", err)
 	}
 }

@@ -136,41 +136,60 @@ func (s *Service) DevicesErased(ids []string) {
 }
 
 // AuthenticateDevice checks a device's id and secret. Any failure returns
-// ErrUnauthenticated without saying whether the id exists.
-func (s *Service) AuthenticateDevice(ctx context.Context, id, secret string) (store.Device, error) {
-	if id == "" || secret == "" || len(secret) > 1024 {
-		return store.Device{}, ErrUnauthenticated
-	}
-	d, err := s.st.Device(ctx, id)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			// Spend comparable time so ids cannot be probed by timing.
-			_, _ = s.hasher.Verify(ctx, secret, dummyHash())
-			return store.Device{}, ErrUnauthenticated
-		}
-		return store.Device{}, fmt.Errorf("look up device: %w", err)
-	}
-	if d.Revoked() {
-		_, _ = s.hasher.Verify(ctx, secret, dummyHash()) // same time as a live id
+// ErrUnauthenticated without saying whether the id exists. A secret that
+// verified before is answered from memory; any other check is throttled
+// (see limit.go) by o's address and the device id, and a refusal is a
+// *ThrottledError.
+func (s *Service) AuthenticateDevice(ctx context.Context, o Origin, id, secret string) (store.Device, error) {
+	if id == "" || secret == "" || len(secret) > 1024 || len(id) > 128 {
 		return store.Device{}, ErrUnauthenticated
 	}
 	// Reconnect storms are common (a router reboots, a hundred devices come
 	// back): a secret that already passed the slow hash is remembered, in
-	// memory only, as its SHA-256 bound to the stored hash it matched.
+	// memory only, as its SHA-256 bound to the stored hash it matched. It
+	// costs no slow hash, so it takes nothing from the throttles either.
 	sum := sha(secret)
 	s.mu.Lock()
 	cached, ok := s.verified[id]
 	s.mu.Unlock()
-	if ok && cached.secretHash == d.SecretHash && subtle.ConstantTimeCompare(cached.sum[:], sum[:]) == 1 {
-		return d, nil
+	if ok && subtle.ConstantTimeCompare(cached.sum[:], sum[:]) == 1 {
+		d, err := s.st.Device(ctx, id)
+		if err == nil && !d.Revoked() && d.SecretHash == cached.secretHash {
+			return d, nil
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return store.Device{}, fmt.Errorf("look up device: %w", err)
+		}
 	}
-	good, err := s.hasher.Verify(ctx, secret, d.SecretHash)
+	// Throttled before the device is even looked up, so a flood that is
+	// refused costs no storage read. Unknown and revoked ids take the same
+	// buckets and the same time as live ones, so ids cannot be probed.
+	att, err := s.reserve(ctx, checkDevice,
+		bucketRef{s.limits.addresses, addressKey(o.Addr), ReasonAddress},
+		bucketRef{s.limits.devices, id, ReasonDevice})
 	if err != nil {
+		return store.Device{}, err
+	}
+	d, err := s.st.Device(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		att.passed()
+		return store.Device{}, fmt.Errorf("look up device: %w", err)
+	}
+	live := err == nil && !d.Revoked()
+	hash := dummyHash()
+	if live {
+		hash = d.SecretHash
+	}
+	good, err := s.hasher.Verify(ctx, secret, hash)
+	if err != nil {
+		att.passed()
 		return store.Device{}, fmt.Errorf("verify device %s: %w", id, err)
 	}
-	if !good {
+	if !good || !live {
+		att.failed()
 		return store.Device{}, ErrUnauthenticated
 	}
+	att.passed()
 	// The slow hash takes long enough for a rotation or revocation to land
 	// meanwhile; accept only if the credential checked is still the one
 	// in force, so an in-flight login cannot outlive the change.

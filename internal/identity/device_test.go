@@ -42,7 +42,7 @@ func TestAddDeviceGeneratedSecretVerifies(t *testing.T) {
 		t.Errorf("stored device differs: %+v", stored)
 	}
 
-	got, err := svc.AuthenticateDevice(c, d.ID, secret)
+	got, err := svc.AuthenticateDevice(c, Origin{}, d.ID, secret)
 	if err != nil {
 		t.Fatalf("AuthenticateDevice with the generated secret: %v", err)
 	}
@@ -59,7 +59,7 @@ func TestAddDeviceGeneratedSecretVerifies(t *testing.T) {
 		t.Errorf("two devices share an id or a secret")
 	}
 	// Device secrets are not interchangeable.
-	if _, err := svc.AuthenticateDevice(c, d2.ID, secret); !errors.Is(err, ErrUnauthenticated) {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, d2.ID, secret); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("device 2 with device 1's secret: %v, want ErrUnauthenticated", err)
 	}
 }
@@ -77,7 +77,7 @@ func TestAddDeviceChosenSecret(t *testing.T) {
 	if secret != good {
 		t.Errorf("AddDevice returned secret %q, want the chosen %q", secret, good)
 	}
-	if _, err := svc.AuthenticateDevice(c, d.ID, good); err != nil {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, good); err != nil {
 		t.Errorf("chosen secret does not verify: %v", err)
 	}
 }
@@ -249,7 +249,7 @@ func TestAuthenticateDeviceRefusals(t *testing.T) {
 	var msgs []string
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := svc.AuthenticateDevice(c, tc.id, tc.secret)
+			got, err := svc.AuthenticateDevice(c, Origin{}, tc.id, tc.secret)
 			if !errors.Is(err, ErrUnauthenticated) {
 				t.Fatalf("AuthenticateDevice: err %v, want ErrUnauthenticated", err)
 			}
@@ -266,7 +266,7 @@ func TestAuthenticateDeviceRefusals(t *testing.T) {
 		}
 	}
 	// The real secret still works after all those failures.
-	if _, err := svc.AuthenticateDevice(c, d.ID, secret); err != nil {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, secret); err != nil {
 		t.Errorf("right secret refused: %v", err)
 	}
 }
@@ -290,11 +290,11 @@ func TestRotateInvalidatesVerifiedCache(t *testing.T) {
 	}
 	// Verify twice: the second call is served from the in-memory cache.
 	for range 2 {
-		if _, err := svc.AuthenticateDevice(c, d.ID, old); err != nil {
+		if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, old); err != nil {
 			t.Fatalf("old secret before rotation: %v", err)
 		}
 	}
-	if _, err := svc.AuthenticateDevice(c, other.ID, otherSecret); err != nil {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, other.ID, otherSecret); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := db.Device(c, d.ID)
@@ -306,10 +306,10 @@ func TestRotateInvalidatesVerifiedCache(t *testing.T) {
 	if fresh == "" || fresh == old {
 		t.Fatalf("RotateDevice returned %q (old %q)", fresh, old)
 	}
-	if _, err := svc.AuthenticateDevice(c, d.ID, old); !errors.Is(err, ErrUnauthenticated) {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, old); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("old secret right after rotation: %v, want ErrUnauthenticated", err)
 	}
-	if _, err := svc.AuthenticateDevice(c, d.ID, fresh); err != nil {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, fresh); err != nil {
 		t.Errorf("new secret after rotation: %v", err)
 	}
 	if got := rev.list(); !slices.Equal(got, []string{d.ID}) {
@@ -323,7 +323,7 @@ func TestRotateInvalidatesVerifiedCache(t *testing.T) {
 		t.Errorf("rotation not recorded: before %+v after %+v", before, after)
 	}
 	// Other devices are not affected.
-	if _, err := svc.AuthenticateDevice(c, other.ID, otherSecret); err != nil {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, other.ID, otherSecret); err != nil {
 		t.Errorf("another device after rotation: %v", err)
 	}
 
@@ -335,7 +335,7 @@ func TestRotateInvalidatesVerifiedCache(t *testing.T) {
 		}
 	}
 	// Refused rotations change nothing and notify nobody.
-	if _, err := svc.AuthenticateDevice(c, d.ID, fresh); err != nil {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, fresh); err != nil {
 		t.Errorf("secret after refused rotations: %v", err)
 	}
 	if n := len(rev.list()); n != 1 {
@@ -347,10 +347,10 @@ func TestRotateInvalidatesVerifiedCache(t *testing.T) {
 	if err != nil || got != chosen {
 		t.Fatalf("RotateDevice to a chosen secret: %q, %v", got, err)
 	}
-	if _, err := svc.AuthenticateDevice(c, d.ID, fresh); !errors.Is(err, ErrUnauthenticated) {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, fresh); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("previous secret after second rotation: %v", err)
 	}
-	if _, err := svc.AuthenticateDevice(c, d.ID, chosen); err != nil {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, chosen); err != nil {
 		t.Errorf("chosen secret after rotation: %v", err)
 	}
 
@@ -371,14 +371,14 @@ func TestRevokeInvalidatesVerifiedCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if _, err := svc.AuthenticateDevice(c, d.ID, secret); err != nil {
+		if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, secret); err != nil {
 			t.Fatalf("before revocation: %v", err)
 		}
 	}
 	if err := svc.RevokeDevice(c, d.ID); err != nil {
 		t.Fatalf("RevokeDevice: %v", err)
 	}
-	if _, err := svc.AuthenticateDevice(c, d.ID, secret); !errors.Is(err, ErrUnauthenticated) {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, secret); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("secret right after revocation: %v, want ErrUnauthenticated", err)
 	}
 	if got := rev.list(); !slices.Equal(got, []string{d.ID}) {
@@ -392,7 +392,7 @@ func TestRevokeInvalidatesVerifiedCache(t *testing.T) {
 	if _, err := svc.RotateDevice(c, d.ID, ""); !errors.Is(err, ErrInvalid) {
 		t.Errorf("RotateDevice of a revoked device: %v, want ErrInvalid", err)
 	}
-	if _, err := svc.AuthenticateDevice(c, d.ID, secret); !errors.Is(err, ErrUnauthenticated) {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, secret); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("secret after refused rotation of a revoked device: %v", err)
 	}
 	if err := svc.RevokeDevice(c, "dev_nobody00000"); !errors.Is(err, store.ErrNotFound) {
@@ -440,7 +440,7 @@ func TestRotateDuringAuthenticationDoesNotRevalidateOldSecret(t *testing.T) {
 	g := &gate{read: make(chan struct{}), release: make(chan struct{})}
 	inflight := make(chan error, 1)
 	go func() {
-		_, err := svc.AuthenticateDevice(context.WithValue(c, gateKey{}, g), d.ID, old)
+		_, err := svc.AuthenticateDevice(context.WithValue(c, gateKey{}, g), Origin{}, d.ID, old)
 		inflight <- err
 	}()
 	<-g.read // the in-flight CONNECT has read the pre-rotation row
@@ -452,10 +452,10 @@ func TestRotateDuringAuthenticationDoesNotRevalidateOldSecret(t *testing.T) {
 	close(g.release)
 	t.Logf("in-flight authentication with the old secret: %v", <-inflight)
 
-	if _, err := svc.AuthenticateDevice(c, d.ID, old); !errors.Is(err, ErrUnauthenticated) {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, old); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("old secret accepted after rotation (err %v): it was cached by an authentication that began before the rotation", err)
 	}
-	if _, err := svc.AuthenticateDevice(c, d.ID, fresh); err != nil {
+	if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, fresh); err != nil {
 		t.Errorf("new secret: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 // names the field and the rule, apart from the kind's text.
 func TestInvalidErrorsCarryTheirDetail(t *testing.T) {
 	svc, db := newService(t)
+	svc.now = newFakeClock().Now // the throttle's "try again in" is then exact
 	c := ctx(t)
 	acc, err := svc.CreateAccount(c, NewAccount{HouseholdID: newHousehold(t, db, "hh_1"), Username: "alex", Password: goodPassword, Role: store.RoleOwner})
 	if err != nil {
@@ -46,11 +47,11 @@ func TestInvalidErrorsCarryTheirDetail(t *testing.T) {
 		}, "rotate device " + d.ID + ": the device is revoked; add it again instead", nil},
 		{"wrong password", wrongPassword, "password: does not match", nil},
 		{"too many wrong passwords", func() error {
-			for range maxFailures {
+			for range confirmLimit.Burst {
 				_ = wrongPassword()
 			}
 			return wrongPassword()
-		}, "password: too many wrong attempts; wait a few minutes", ErrTooManyAttempts},
+		}, "password: too many wrong passwords for this account; try again in a minute", ErrTooManyAttempts},
 	}
 	for _, tt := range tests {
 		err := tt.call()

@@ -23,10 +23,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/credential"
-	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/names"
+	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -42,9 +44,10 @@ var (
 	// ErrInvalid is the kind of input that breaks a rule; the detail
 	// (ErrInvalid.Errorf) says which field and which rule.
 	ErrInvalid = &problem.Kind{Status: http.StatusUnprocessableEntity, Type: "invalid-input", Text: "invalid input"}
-	// ErrTooManyAttempts is the cause of an ErrInvalid error when a
-	// password was checked too often without success: it is not tried
-	// for a few minutes.
+	// ErrTooManyAttempts is wrapped by every refusal to check a credential
+	// because too many attempts were made (a *ThrottledError says which
+	// limit and for how long). Re-entering one's own password refuses
+	// with an ErrInvalid error that wraps it.
 	ErrTooManyAttempts = errors.New("too many wrong attempts; wait a few minutes")
 )
 
@@ -92,7 +95,7 @@ const (
 // Service is the identity authority of one hub.
 type Service struct {
 	st     Store
-	hasher *credential.Hasher
+	hasher hasher
 	log    *slog.Logger
 	now    func() time.Time
 
@@ -102,7 +105,7 @@ type Service struct {
 	verified   map[string]verifiedSecret // device id → the last secret that verified
 	lastTouch  map[string]time.Time
 	accountsOK bool // at least one account exists (setup is over)
-	logins     limiter
+	limits     limits
 	audit      auditlog.Recorder
 	ensureMu   sync.Mutex
 }
@@ -113,6 +116,8 @@ type Options struct {
 	// Log, when set, records accountable events (credential and account
 	// changes). The actor comes from the context (auditlog.WithActor).
 	Log auditlog.Recorder
+	// Registerer, when set, gets the service's metrics.
+	Registerer prometheus.Registerer
 }
 
 // record appends an event if an auditor is set. A failure is returned:
@@ -133,7 +138,7 @@ func New(st Store, opts Options) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{
+	s := &Service{
 		st:        st,
 		hasher:    credential.NewHasher(0),
 		log:       log,
@@ -142,6 +147,18 @@ func New(st Store, opts Options) *Service {
 		verified:  make(map[string]verifiedSecret),
 		lastTouch: make(map[string]time.Time),
 	}
+	s.limits = newLimits(func() time.Time { return s.now() })
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(s.limits.throttled)
+	}
+	return s
+}
+
+// hasher is the slow hash (argon2id) behind passwords and device secrets.
+// Tests wrap it to count the checks that reach it.
+type hasher interface {
+	Hash(ctx context.Context, secret string) (string, error)
+	Verify(ctx context.Context, secret, phc string) (bool, error)
 }
 
 // OnRevoke registers f to be called after a device's credential is revoked

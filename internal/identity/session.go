@@ -12,37 +12,48 @@ import (
 )
 
 // Login checks a username and password and opens a session of the given
-// kind. It returns the session and its bearer secret, shown once.
-func (s *Service) Login(ctx context.Context, username, password string, kind store.SessionKind, name string) (store.Session, string, error) {
+// kind. It returns the session and its bearer secret, shown once. The
+// check is throttled (see limit.go) by o's address and the username, or,
+// when o carries a valid known-browser token for this username, by that
+// browser alone; a refusal is a *ThrottledError.
+func (s *Service) Login(ctx context.Context, o Origin, username, password string, kind store.SessionKind, name string) (store.Session, string, error) {
 	if len(password) > 1024 || len(username) > 64 {
 		return store.Session{}, "", ErrUnauthenticated
 	}
 	key := NormalizeUsername(username)
-	if !s.logins.allowed(key, s.now()) {
-		s.log.Warn("login refused: too many wrong passwords, try again in a minute")
-		return store.Session{}, "", ErrUnauthenticated
+	buckets, err := s.loginBuckets(ctx, o, key)
+	if err != nil {
+		return store.Session{}, "", err
+	}
+	// Throttled before the account is looked up, so a refused flood costs
+	// no storage read.
+	att, err := s.reserve(ctx, checkLogin, buckets...)
+	if err != nil {
+		return store.Session{}, "", err
 	}
 	acc, err := s.st.AccountByUsername(ctx, key)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			_, _ = s.hasher.Verify(ctx, password, dummyHash())
-			return store.Session{}, "", ErrUnauthenticated
-		}
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		att.passed()
 		return store.Session{}, "", fmt.Errorf("look up account: %w", err)
 	}
-	ok, err := s.hasher.Verify(ctx, password, acc.PasswordHash)
+	hash := dummyHash()
+	if found {
+		hash = acc.PasswordHash
+	}
+	ok, err := s.hasher.Verify(ctx, password, hash)
 	if err != nil {
+		att.passed()
 		return store.Session{}, "", fmt.Errorf("verify password: %w", err)
 	}
-	if !ok {
-		if s.logins.failed(key, s.now()) {
-			s.log.Warn("login locked for a minute after repeated wrong passwords", "account", acc.ID)
-		} else {
+	if !ok || !found {
+		att.failed()
+		if found {
 			s.log.Info("login failed", "account", acc.ID)
 		}
 		return store.Session{}, "", ErrUnauthenticated
 	}
-	s.logins.succeeded(key)
+	att.passed()
 	ss, tok, err := s.openSession(ctx, acc.ID, kind, name)
 	if err != nil {
 		return store.Session{}, "", err
@@ -56,6 +67,26 @@ func (s *Service) Login(ctx context.Context, username, password string, kind sto
 		return store.Session{}, "", err
 	}
 	return ss, tok, nil
+}
+
+// loginBuckets returns the throttle buckets a login attempt reserves: its
+// address's and its username's, or only its browser's when it presents a
+// valid known-browser token for this username. Unknown names take the
+// same buckets as known ones, so the refusals do not tell which exist.
+func (s *Service) loginBuckets(ctx context.Context, o Origin, key string) ([]bucketRef, error) {
+	if o.Browser != "" {
+		acc, err := s.st.AccountByUsername(ctx, key)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("look up account: %w", err)
+		}
+		if b, ok := s.knownBrowser(acc, o.Browser); err == nil && ok {
+			return []bucketRef{{s.limits.browsers, b, ReasonBrowser}}, nil
+		}
+	}
+	return []bucketRef{
+		{s.limits.addresses, addressKey(o.Addr), ReasonAddress},
+		{s.limits.accounts, key, ReasonAccount},
+	}, nil
 }
 
 // CreateToken opens a long-lived API token for an already authenticated

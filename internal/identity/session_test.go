@@ -26,7 +26,7 @@ func TestLoginFailuresAreUnauthenticated(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ss, tok, err := svc.Login(c, tc.user, tc.pass, store.SessionBrowser, "test")
+			ss, tok, err := svc.Login(c, Origin{}, tc.user, tc.pass, store.SessionBrowser, "test")
 			if !errors.Is(err, ErrUnauthenticated) {
 				t.Fatalf("Login: %v, want ErrUnauthenticated", err)
 			}
@@ -51,7 +51,7 @@ func TestLoginOpensSessionsOfBothKinds(t *testing.T) {
 	}
 	t0 := clock.Now()
 
-	browser, btok, err := svc.Login(c, "alex", goodPassword, store.SessionBrowser, strings.Repeat("u", 300))
+	browser, btok, err := svc.Login(c, Origin{}, "alex", goodPassword, store.SessionBrowser, strings.Repeat("u", 300))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestLoginOpensSessionsOfBothKinds(t *testing.T) {
 		t.Errorf("session stores %d-byte token hash, want a SHA-256", len(browser.TokenHash))
 	}
 
-	api, atok, err := svc.Login(c, "alex", goodPassword, store.SessionToken, "home assistant")
+	api, atok, err := svc.Login(c, Origin{}, "alex", goodPassword, store.SessionToken, "home assistant")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestLoginOpensSessionsOfBothKinds(t *testing.T) {
 	}
 	// An API token needs a usable name; checked before anything is stored.
 	for _, name := range []string{"", "  ", "bad\nname", strings.Repeat("n", 65)} {
-		if _, _, err := svc.Login(c, "alex", goodPassword, store.SessionToken, name); !errors.Is(err, ErrInvalid) {
+		if _, _, err := svc.Login(c, Origin{}, "alex", goodPassword, store.SessionToken, name); !errors.Is(err, ErrInvalid) {
 			t.Errorf("API token named %q: %v, want ErrInvalid", name, err)
 		}
 		if _, _, err := svc.CreateToken(c, acc.ID, name); !errors.Is(err, ErrInvalid) {
@@ -106,11 +106,11 @@ func TestBrowserSessionsExpireAPITokensDoNot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := clock.Now()
-	_, btok, err := svc.Login(c, "alex", goodPassword, store.SessionBrowser, "laptop")
+	_, btok, err := svc.Login(c, Origin{}, "alex", goodPassword, store.SessionBrowser, "laptop")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ltok, err := svc.Login(c, "alex", goodPassword, store.SessionToken, "cli")
+	_, ltok, err := svc.Login(c, Origin{}, "alex", goodPassword, store.SessionToken, "cli")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestRevokeSessionOnlyOwnSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alexSS, alexTok, err := svc.Login(c, "alex", goodPassword, store.SessionBrowser, "laptop")
+	alexSS, alexTok, err := svc.Login(c, Origin{}, "alex", goodPassword, store.SessionBrowser, "laptop")
 	if err != nil {
 		t.Fatal(err)
 	}

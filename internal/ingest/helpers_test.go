@@ -17,7 +17,7 @@ import (
 
 // testTimeout bounds every wait in these tests so a deadlock fails the
 // test instead of hanging the package until the global -timeout.
-const testTimeout = 15 * time.Second
+const testTimeout = 60 * time.Second
 
 // openStore opens a fresh real SQLite store in the test's temp dir.
 func openStore(tb testing.TB) *sqlite.DB {

@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/candor-iot/candor/internal/credential"
@@ -73,12 +74,13 @@ func (s *Server) postSetup(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ses, tok, err := s.id.Login(r.Context(), form.Username, password, store.SessionBrowser, userAgent(r))
+	ses, tok, err := s.id.Login(r.Context(), origin(r), form.Username, password, store.SessionBrowser, userAgent(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.startSession(w, r, ses, tok)
+	s.rememberBrowser(w, r, ses.AccountID)
 	http.Redirect(w, r, "/?done=setup", http.StatusSeeOther)
 }
 
@@ -114,18 +116,26 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusForbidden, "login", p)
 		return
 	}
-	ses, tok, err := s.id.Login(r.Context(), form.Username, r.PostFormValue("password"), store.SessionBrowser, userAgent(r))
-	if errors.Is(err, identity.ErrUnauthenticated) {
+	ses, tok, err := s.id.Login(r.Context(), origin(r), form.Username, r.PostFormValue("password"), store.SessionBrowser, userAgent(r))
+	var te *identity.ThrottledError
+	switch {
+	case errors.Is(err, identity.ErrUnauthenticated):
 		p.CSRF = csrfToken(s.preSecret(w, r))
 		p.Errors = []formError{{Field: "password", Message: "The username or the password is wrong."}}
 		s.render(w, r, http.StatusUnauthorized, "login", p)
 		return
-	}
-	if err != nil {
+	case errors.As(err, &te):
+		p.CSRF = csrfToken(s.preSecret(w, r))
+		p.Errors = []formError{{Field: "password", Message: upperFirst(te.Error()) + "."}}
+		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+		s.render(w, r, http.StatusTooManyRequests, "login", p)
+		return
+	case err != nil:
 		s.fail(w, r, err)
 		return
 	}
 	s.startSession(w, r, ses, tok)
+	s.rememberBrowser(w, r, ses.AccountID)
 	http.Redirect(w, r, form.Next, http.StatusSeeOther)
 }
 
@@ -172,6 +182,11 @@ func (s *Server) renderSecurity(w http.ResponseWriter, r *http.Request, v viewer
 
 func (s *Server) postPassword(w http.ResponseWriter, r *http.Request, v viewer) {
 	err := s.id.ChangePassword(r.Context(), v.Account.ID, r.PostFormValue("current_password"), r.PostFormValue("new_password"), v.Session.ID)
+	var te *identity.ThrottledError
+	if errors.As(err, &te) {
+		s.renderSecurity(w, r, v, http.StatusTooManyRequests, []formError{{Field: "current-password", Message: upperFirst(te.Error()) + "."}})
+		return
+	}
 	if errors.Is(err, identity.ErrInvalid) {
 		errs := inputErrors(err, map[string]field{
 			"current_password": {"current-password", "Your password"}, "new_password": {"new-password", "The new password"}})

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/testenv"
 )
@@ -415,7 +416,7 @@ func TestBrowserJourney(t *testing.T) {
 	tb.submit("add device", "#add-submit")
 	secret := eval[string](tb, `document.getElementById('secret').textContent`)
 	deviceID := eval[string](tb, `document.getElementById('device-id').textContent`)
-	if _, err := h.id.AuthenticateDevice(context.Background(), deviceID, secret); err != nil {
+	if _, err := h.id.AuthenticateDevice(context.Background(), identity.Origin{}, deviceID, secret); err != nil {
 		t.Fatalf("the secret read from the page does not work: %v", err)
 	}
 	if eval[bool](tb, `document.querySelector('button[data-copy=secret]').hidden`) {

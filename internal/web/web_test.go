@@ -261,7 +261,7 @@ func TestAddDeviceShowsCredentialOnce(t *testing.T) {
 	mustContain(t, "credential page", p.body, deviceID, "only time", "mosquitto_pub -h 127.0.0.1 -p 1883 -V mqttv5 -q 1 -i "+deviceID,
 		"-t candor/"+deviceID+"/", `data-copy="secret"`, "Living room &lt;b&gt;")
 	mustNotContain(t, "credential page", p.body, "Living room <b>")
-	if _, err := h.id.AuthenticateDevice(context.Background(), deviceID, secret); err != nil {
+	if _, err := h.id.AuthenticateDevice(context.Background(), identity.Origin{}, deviceID, secret); err != nil {
 		t.Errorf("the secret shown does not authenticate the device: %v", err)
 	}
 
@@ -283,7 +283,7 @@ func TestAddDeviceShowsCredentialOnce(t *testing.T) {
 	if m == nil || m[1] == secret {
 		t.Fatalf("rotate shows no new secret: %s", visibleText(p.body))
 	}
-	if _, err := h.id.AuthenticateDevice(context.Background(), deviceID, secret); err == nil {
+	if _, err := h.id.AuthenticateDevice(context.Background(), identity.Origin{}, deviceID, secret); err == nil {
 		t.Error("the old secret still works after rotation")
 	}
 	// Revoking: confirmation page, then the device page says so.
