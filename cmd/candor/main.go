@@ -30,11 +30,13 @@ func commands() []command {
 		{"device", "add, list, rotate or revoke devices (add|list|rotate|revoke)", runDevice},
 		{"readings", "show a device's stored readings", runReadings},
 		{"explain", "print a device's privacy and security label in plain language", runExplain},
+		{"advisories", "import vulnerability advisories (OSV, CSAF 2.0) or list the open ones (import|list)", runAdvisories},
 		{"log", "the transparency log: checkpoint, key, export, verify (offline)", runLog},
 		{"audit", "security audit of the running hub; exit status 1 when a finding is open", runAudit},
 		{"pia", "privacy impact assessment of a household, signed by the hub (verify: check one)", runPIA},
 		{"conformance", "conformance report against the IoT Good Practice paper and ETSI EN 303 645", runConformance},
 		{"simulate", "run simulated devices against a hub over MQTT", runSimulate},
+		{"updates", "makers' tool: keep a signed (TUF) firmware repository (repo init|add|publish|timestamp|rotate-root)", runUpdates},
 		{"bench", "benchmark Candor against Mosquitto side by side", runBench},
 		{"version", "print the version", func([]string) error { fmt.Println("candor", version); return nil }},
 	}

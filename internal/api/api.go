@@ -118,6 +118,15 @@ type Config struct {
 	// Recipients is the registry of where households forward to, shared
 	// with the pages (optional: built from Store and Forwarding if nil).
 	Recipients *forward.Registry
+	// Advisories, Firmware and Operator serve the device-lifecycle
+	// endpoints (lifecycle.go); each is optional, and its endpoints
+	// answer 503 without it.
+	Advisories Advisories
+	Firmware   Firmware
+	Operator   Operator
+	// Updates is the firmware update service; without it its routes
+	// answer 503.
+	Updates Updates
 	// Assess is the security audit and the signed reports (optional:
 	// without it their endpoints answer 404).
 	Assess Assessor
@@ -181,6 +190,12 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/devices/{id}/rotate", s.authed(s.rotateDevice))
 	m.HandleFunc("POST /api/v1/devices/{id}/revoke", s.authed(s.revokeDevice))
 	m.HandleFunc("GET /api/v1/devices/{id}/readings", s.authed(s.readings))
+	m.HandleFunc("GET /api/v1/updates", s.authed(s.withUpdates(s.householdUpdates)))
+	m.HandleFunc("GET /api/v1/devices/{id}/updates", s.authed(s.withUpdates(s.deviceUpdates)))
+	m.HandleFunc("POST /api/v1/devices/{id}/updates/check", s.authed(s.withUpdates(s.checkUpdate)))
+	m.HandleFunc("POST /api/v1/devices/{id}/updates/install", s.authed(s.withUpdates(s.installUpdate)))
+	m.HandleFunc("POST /api/v1/devices/{id}/updates/postpone", s.authed(s.withUpdates(s.postponeUpdate)))
+	m.HandleFunc("PUT /api/v1/devices/{id}/updates/automatic", s.authed(s.withUpdates(s.setAutomaticUpdates)))
 	m.HandleFunc("POST /api/v1/devices/{id}/readings/open", s.authed(s.openReadingsWithIdentity))
 
 	m.HandleFunc("GET /api/v1/devices/{id}/violations", s.authed(s.violations))
@@ -238,6 +253,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/conformance", s.authed(s.getConformance))
 
 	m.HandleFunc("POST /api/v1/ingest/{stream}", s.ingest)
+	s.lifecycleRoutes(m)
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such endpoint; see /openapi.json")

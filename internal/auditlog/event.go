@@ -57,6 +57,12 @@ const (
 	ActionHouseholdCreate  = "household.create"
 	ActionAuditExport      = "auditlog.export"
 	ActionAuditRecover     = "auditlog.recover" // written by Open after repairing a torn tail
+	ActionUpdateOffer      = "update.offer"     // a firmware update offered to a device
+	ActionUpdatePostpone   = "update.postpone"  // an owner postponed an update
+	ActionUpdatePolicy     = "update.policy"    // automatic security updates switched on or off for a device
+	ActionUpdateInstall    = "update.install"   // a device reported an update installed
+	ActionUpdateFail       = "update.fail"      // a device reported an update failed
+	ActionUpdateRefuse     = "update.refuse"    // the hub refused metadata or an image (signature, freeze, rollback, mismatch, downgrade)
 )
 
 // Limits on events. They keep the log about ids and counts: a field that

@@ -86,6 +86,20 @@ type Config struct {
 	// PendingPerAddress bounds the connections from one address that have
 	// not logged in yet (default 16); more are closed when accepted.
 	PendingPerAddress int
+	// State takes the messages devices publish on their reserved state
+	// topic, candor/<id>/$state (their firmware version). Without it the
+	// topic is denied like any other outside the streams.
+	State StateReporter
+	// System handles devices' other reserved topics (candor/<id>/$…), by
+	// the part after candor/<id>/, e.g. "$update/progress".
+	System map[string]SystemHandler
+}
+
+// StateReporter keeps what a device reports about itself. A refusal is an
+// error of kind firmware.ErrInvalid (anything with a problem kind of
+// status 4xx); any other error means it could not be stored.
+type StateReporter interface {
+	ReportState(ctx context.Context, deviceID string, payload []byte) error
 }
 
 // Broker is a running MQTT broker.
@@ -136,6 +150,8 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		SysTopicResendInterval: 0,
 	})
 	h := newHook(auth, in, log, cfg.Registerer)
+	h.state = cfg.State
+	h.system = cfg.System
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("add policy hook: %w", err)
 	}
@@ -226,7 +242,7 @@ func (b *Broker) Start() error {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.hook.closing.Store(true)
-		b.closeErr = Shutdown(b.srv, b.nets, closeWait, b.log)
+		b.closeErr = Shutdown(b.srv, b.nets, closeWait, b.log, b.guard.drain)
 	})
 	return b.closeErr
 }
@@ -236,7 +252,11 @@ func (b *Broker) Close() error {
 // listeners.NewNet listeners) so no connection arrives, ends every live
 // connection, waits (at most wait) until no client is left that mochi will
 // still remove from its list, then calls the server's Close.
-func Shutdown(srv *mqtt.Server, lns []net.Listener, wait time.Duration, log *slog.Logger) error {
+//
+// drains, if any, run after that and before Close: each stops handing
+// connections to the server and reports whether the ones it handed over
+// ended before deadline.
+func Shutdown(srv *mqtt.Server, lns []net.Listener, wait time.Duration, log *slog.Logger, drains ...func(deadline time.Time) bool) error {
 	for _, ln := range lns {
 		_ = ln.Close()
 	}
@@ -254,6 +274,11 @@ func Shutdown(srv *mqtt.Server, lns []net.Listener, wait time.Duration, log *slo
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	for _, drain := range drains {
+		if !drain(deadline) && log != nil {
+			log.Warn("mqtt connections still starting at shutdown", "after", wait)
+		}
 	}
 	return srv.Close()
 }
@@ -353,6 +378,11 @@ func publishStream(deviceID, topic string) (string, bool) {
 		return "", false
 	}
 	return stream, true
+}
+
+// isStateTopic reports whether topic is the device's own state topic.
+func isStateTopic(deviceID, topic string) bool {
+	return topic == TopicRoot+"/"+deviceID+"/$state"
 }
 
 // subscribeAllowed reports whether a device may subscribe to filter.

@@ -41,6 +41,15 @@ type guard struct {
 
 	mu      sync.Mutex
 	pending map[string]int
+	// At shutdown no connection may be handed to mochi any more: a
+	// handover racing the server's Close is a data race inside mochi.
+	// conns are the connections the guard holds (reading their CONNECT
+	// or handed over), live counts handovers whose mochi connection has
+	// not ended yet.
+	closing bool
+	conns   map[*guardConn]struct{}
+	held    sync.WaitGroup // connections in conns
+	live    sync.WaitGroup
 }
 
 func newGuard(timeout time.Duration, perAddr, maxPacket int, log *slog.Logger) *guard {
@@ -52,7 +61,7 @@ func newGuard(timeout time.Duration, perAddr, maxPacket int, log *slog.Logger) *
 	}
 	return &guard{
 		timeout: timeout, perAddr: perAddr, maxPacket: maxPacket, log: log,
-		pending: map[string]int{},
+		pending: map[string]int{}, conns: map[*guardConn]struct{}{},
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "candor_mqtt_preauth_closed_total",
 			Help: "MQTT connections closed before login: too many pending from one address, no CONNECT in time, or an invalid CONNECT.",
@@ -128,6 +137,10 @@ func (g *guard) establish(id string, c net.Conn, next listeners.EstablishFn) err
 	}
 	gc := &guardConn{Conn: c, g: g, key: key}
 	defer gc.loggedIn() // releases the slot if the connection ends before login
+	if !g.track(gc) {
+		return g.refuse(c, "shutting_down")
+	}
+	defer g.untrack(gc)
 	// One deadline for everything before the CONNECT is complete,
 	// including a TLS handshake, so trickling bytes does not extend it.
 	_ = c.SetDeadline(time.Now().Add(g.timeout))
@@ -154,7 +167,65 @@ func (g *guard) establish(id string, c net.Conn, next listeners.EstablishFn) err
 	}
 	gc.v5 = ci.version == 5
 	gc.in = bytes.NewReader(raw)
+	if !g.handOver() {
+		return g.refuse(c, "shutting_down")
+	}
+	defer g.live.Done()
 	return next(id, gc)
+}
+
+// track holds c until untrack, unless the guard is shutting down.
+func (g *guard) track(c *guardConn) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closing {
+		return false
+	}
+	g.conns[c] = struct{}{}
+	g.held.Add(1)
+	return true
+}
+
+// untrack lets go of c, which has ended: its pending slot too.
+func (g *guard) untrack(c *guardConn) {
+	c.loggedIn()
+	g.mu.Lock()
+	delete(g.conns, c)
+	g.mu.Unlock()
+	g.held.Done()
+}
+
+// handOver reports whether a connection may go to mochi, and counts it
+// as live if so.
+func (g *guard) handOver() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closing {
+		return false
+	}
+	g.live.Add(1)
+	return true
+}
+
+// drain stops handing connections to mochi, closes every connection the
+// guard still holds, and waits (until deadline) for mochi to be done with
+// those it was handed and for the rest to end, so the server's Close
+// races no connection that is still starting.
+func (g *guard) drain(deadline time.Time) bool {
+	g.mu.Lock()
+	g.closing = true
+	for c := range g.conns {
+		_ = c.Conn.Close()
+	}
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { g.live.Wait(); g.held.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(time.Until(deadline)):
+		return false
+	}
 }
 
 // connack encodes a refusing CONNACK (no session, no properties).

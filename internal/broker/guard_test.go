@@ -193,3 +193,31 @@ func TestDeadlineOnTLSAndWebSocket(t *testing.T) {
 		t.Errorf("WebSocket: preauth_closed{reason=connect_timeout} = %v, want 1", got)
 	}
 }
+
+// Shutting down hands no connection to mochi any more: a connection that
+// was accepted but had not sent its CONNECT when Close began is closed,
+// not established on a server that is closing (under the race detector,
+// that handover raced mochi's Close). Close waits for the guard, so it
+// returns only once those connections are closed.
+func TestCloseHandsOverNoStartingConnection(t *testing.T) {
+	tb := startBrokerWith(t, nil)
+	var starting []*mqtttest.Conn
+	for range 8 {
+		starting = append(starting, mqtttest.Dial(t, tb.addr, nil))
+	}
+	waitFor(t, "the connections reach the guard", 5*time.Second, func() bool {
+		return tb.guard.pendingCount("127.0.0.1") == len(starting)
+	})
+	if err := tb.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	for _, c := range starting {
+		// A complete CONNECT after Close: the guard must not pass it on.
+		// (The write may fail: the connection is already closed.)
+		_, _ = c.Write(mqtttest.Connect{Version: 5, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
+		c.ExpectClosed()
+	}
+	if n := tb.guard.pendingCount("127.0.0.1"); n != 0 {
+		t.Errorf("%d connections still pending after Close", n)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/manifest"
+	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -23,9 +24,10 @@ import (
 // Candor's policy.
 type hook struct {
 	mqtt.HookBase
-	auth Authenticator
-	in   Ingester
-	log  *slog.Logger
+	auth  Authenticator
+	in    Ingester
+	log   *slog.Logger
+	state StateReporter // nil: the state topic is denied
 
 	authFail  *prometheus.CounterVec
 	aclDenied *prometheus.CounterVec
@@ -33,6 +35,9 @@ type hook struct {
 	connack   *connackCodes
 	// closing refuses every new connection while the broker shuts down.
 	closing atomic.Bool
+	// system handles devices' reserved topics, by the part after
+	// candor/<device-id>/ (e.g. "$update/progress").
+	system map[string]SystemHandler
 }
 
 func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
@@ -214,6 +219,12 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		if _, ok := publishStream(id, topic); ok {
 			return true
 		}
+		if h.state != nil && isStateTopic(id, topic) {
+			return true
+		}
+		if _, ok := h.systemHandler(id, topic); ok {
+			return true
+		}
 		if cl.Properties.ProtocolVersion < 5 {
 			// mochi answers a denied 3.1.1 publish with a DISCONNECT,
 			// which 3.1.1 does not have: OnPublish acknowledges it
@@ -243,6 +254,12 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil
 	}
 	id := deviceOf(cl)
+	if h.state != nil && isStateTopic(id, pk.TopicName) {
+		return h.onState(cl, id, pk)
+	}
+	if handle, ok := h.systemHandler(id, pk.TopicName); ok {
+		return h.onSystem(cl, pk, id, handle)
+	}
 	stream, ok := publishStream(id, pk.TopicName)
 	if !ok {
 		if cl.Properties.ProtocolVersion < 5 {
@@ -298,6 +315,39 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		// Without a negative ack in 3.1.1, closing the connection makes the
 		// client resend the unacknowledged message after it reconnects.
 		go func() { _ = cl.Net.Conn.Close() }()
+	}
+	return pk, packets.ErrRejectPacket
+}
+
+// onState hands a device's state message to the state reporter, never to
+// ingest: it describes the device, it is not a reading, so the stream
+// rules do not apply. It is not retained or forwarded either.
+func (h *hook) onState(cl *mqtt.Client, id string, pk packets.Packet) (packets.Packet, error) {
+	pk.FixedHeader.Retain = false
+	qos := pk.FixedHeader.Qos
+	err := h.state.ReportState(context.Background(), id, pk.Payload)
+	if err == nil {
+		if qos == 1 {
+			// Through the ack queue, so this PUBACK does not overtake
+			// those of readings still committing.
+			h.queue(cl).push(ackItem{id: pk.PacketID, ticket: ingest.Completed(nil)})
+			return pk, packets.ErrRejectPacket
+		}
+		return pk, packets.CodeSuccessIgnore
+	}
+	if kind, detail, ok := problem.Of(err); ok && kind.Status < 500 {
+		h.in.Count(id, store.DeviceCounters{Refused: 1})
+		h.log.Info("device state refused", "device", id, "err", err)
+		if cl.Properties.ProtocolVersion == 5 && qos == 1 {
+			code := packets.ErrPayloadFormatInvalid
+			code.Reason = detail
+			return pk, code
+		}
+		return pk, packets.CodeSuccessIgnore
+	}
+	h.log.Error("device state not stored; not acknowledged", "device", id, "err", err)
+	if cl.Properties.ProtocolVersion == 5 && qos == 1 {
+		return pk, packets.ErrImplementationSpecificError
 	}
 	return pk, packets.ErrRejectPacket
 }

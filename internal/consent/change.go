@@ -222,7 +222,7 @@ func (s *Service) newRecord(kind, event, accountID, deviceID string, e *catalog.
 		ConsentType:   ConsentExpressed,
 		LegalBasis:    LegalBasis,
 		DataSubject:   Subject{ID: accountID},
-		Controller:    s.controller,
+		Controller:    s.controllerNow(),
 		Device:        RecordDevice{ID: deviceID, Type: e.Manifest.DeviceType},
 		Stream:        RecordStream{Name: st.Name, Title: st.Title},
 		PersonalData:  pd,
@@ -232,7 +232,23 @@ func (s *Service) newRecord(kind, event, accountID, deviceID string, e *catalog.
 }
 
 func (s *Service) hubRecipient() RecordRecipient {
-	return RecordRecipient{Name: RecipientHub, Role: RoleController, Contact: s.controller.Contact}
+	return RecordRecipient{Name: RecipientHub, Role: RoleController, Contact: s.controllerNow().Contact}
+}
+
+// controllerNow is the hub's operator as the settings name them now.
+func (s *Service) controllerNow() Party {
+	c := s.controller
+	if s.operator == nil {
+		return c
+	}
+	o := s.operator()
+	if o.Name != "" {
+		c.Name = o.Name
+	}
+	if o.Contact != "" {
+		c.Contact = o.Contact
+	}
+	return c
 }
 
 func hubStorage(keep bool, retention manifest.Duration, st *manifest.Stream) RecordStorage {

@@ -47,6 +47,10 @@ type Options struct {
 	// Controller is the hub's operator, named in every record. An empty
 	// name becomes "The operator of this Candor hub".
 	Controller Party
+	// Operator, when set, names the controller as the operator settings
+	// say at the time of each record, so a name the admin edits reaches
+	// the next record; Controller stays the fallback for empty fields.
+	Operator func() Party
 	// Jurisdiction is written into records when set (for example "EU").
 	Jurisdiction string
 	// Log, when set, records every decision made with Set and SetRouting
@@ -89,6 +93,7 @@ type Service struct {
 	pub          ed25519.PublicKey
 	keyID        string
 	controller   Party
+	operator     func() Party
 	jurisdiction string
 	audit        auditlog.Recorder
 	log          *slog.Logger
@@ -152,6 +157,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		key:          opts.Key,
 		pub:          opts.Key.Public().(ed25519.PublicKey),
 		controller:   opts.Controller,
+		operator:     opts.Operator,
 		jurisdiction: opts.Jurisdiction,
 		audit:        opts.Log,
 		log:          opts.Logger,

@@ -2,8 +2,10 @@ package hub
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 
+	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/sim"
@@ -19,6 +21,9 @@ func (h *Hub) startDemo(ctx context.Context) error {
 		return nil
 	}
 	ctx = auditlog.WithActor(ctx, auditlog.Actor{Kind: auditlog.ActorHub, ID: "demo"})
+	if err := h.importDemoAdvisory(ctx); err != nil {
+		return fmt.Errorf("start demo: %w", err)
+	}
 	s, hh, n, err := h.demoSimulator(ctx)
 	if err != nil {
 		return fmt.Errorf("start demo: %w", err)
@@ -30,6 +35,23 @@ func (h *Hub) startDemo(ctx context.Context) error {
 	})
 	h.log.Info("demo devices started", "household", hh, "devices", n)
 	return nil
+}
+
+// demoAdvisory is a made-up OSV advisory about the demo thermostat's
+// firmware (the simulator's thermostat runs an affected version), so the
+// demo shows an advisory on the home and device pages.
+//
+//go:embed demo_advisory.json
+var demoAdvisory []byte
+
+// importDemoAdvisory imports the demo advisory once: a restarted demo does
+// not record the same import again.
+func (h *Hub) importDemoAdvisory(ctx context.Context) error {
+	if has, err := h.advisories.Has(ctx, "CANDOR-DEMO-2026-0001"); err != nil || has {
+		return err
+	}
+	_, err := h.advisories.Import(ctx, []advisories.Document{{Source: "demo_advisory.json", Data: demoAdvisory}})
+	return err
 }
 
 // demoSimulator makes sure the first household has one device of every

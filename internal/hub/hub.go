@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/api"
 	"github.com/candor-iot/candor/internal/assess"
 	"github.com/candor-iot/candor/internal/auditlog"
@@ -34,12 +35,15 @@ import (
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/export"
+	"github.com/candor-iot/candor/internal/firmware"
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/operator"
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/tlscert"
+	"github.com/candor-iot/candor/internal/updates"
 	"github.com/candor-iot/candor/internal/vault"
 	"github.com/candor-iot/candor/internal/web"
 )
@@ -79,6 +83,7 @@ type Hub struct {
 	exports   *export.Jobs
 	erasure   *erasure.Service
 	forward   *forward.Forwarder
+	upd       *updates.Service
 	http      server
 	local     server
 	httpLn    net.Listener
@@ -89,7 +94,13 @@ type Hub struct {
 	export    *export.Service
 	assess    *assess.Service
 
-	sweeps, purges, demoJob, audits job
+	operator   *operator.Service
+	firmware   *firmware.Service
+	advisories *advisories.Service
+
+	sweeps, purges, demoJob job
+	updJob                  job
+	audits                  job // the security audit's schedule
 
 	setupToken string
 	parts      parts
@@ -123,6 +134,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "store", start: h.openStore, stop: h.closeStore},
 		{name: "transparency log", start: h.openAuditLog, stop: h.closeAuditLog},
 		{name: "manifests", start: h.openCatalog},
+		{name: "operator", start: h.openOperator},
 		{name: "vault", start: h.openVault, stop: h.closeVault},
 		{name: "consent", start: h.openConsent},
 		{name: "forwarding", start: h.openForward, stop: h.stopForward},
@@ -132,13 +144,16 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "erasure", start: h.openErasure},
 		{name: "retention sweeps", start: h.startSweeps, stop: h.sweeps.wait},
 		{name: "erasure purges", start: h.startPurges, stop: h.purges.wait},
+		{name: "firmware and advisories", start: h.openDeviceLife},
 		{name: "broker", start: h.openBroker, stop: h.closeBroker},
+		{name: "updates", start: h.openUpdates},
 		{name: "assessments", start: h.openAssess},
 		{name: "API and pages", start: h.openFrontEnds},
 		{name: "control socket", start: h.serveControl, stop: h.local.stop},
 		{name: "HTTP", start: h.serveHTTP, stop: h.http.stop},
 		{name: "security audit", start: h.startAudits, stop: h.audits.wait},
 		{name: "MQTT", start: h.startMQTT},
+		{name: "update checks", start: h.startUpdateChecks, stop: h.updJob.wait},
 		{name: "setup token", start: h.loadSetupToken},
 		{name: "demo", start: h.startDemo, stop: h.demoJob.wait},
 	})
@@ -155,10 +170,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 func (h *Hub) rootHandler() http.Handler {
 	apiH := h.api.Handler()
 	mux := http.NewServeMux()
-	for _, p := range []string{"/api/", "/livez", "/readyz", "/metrics", "/openapi.json"} {
+	for _, p := range []string{"/api/", "/livez", "/readyz", "/metrics", "/openapi.json", "/.well-known/security.txt"} {
 		mux.Handle(p, apiH)
 	}
 	mux.Handle("/", h.web.Handler())
+	mux.Handle(updates.FilePattern, h.upd.FileHandler(h.deviceAuth()))
 	return h.withTLSRoutes(mux)
 }
 

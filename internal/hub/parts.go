@@ -26,6 +26,7 @@ import (
 	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/updates"
 	"github.com/candor-iot/candor/internal/vault"
 	"github.com/candor-iot/candor/internal/web"
 )
@@ -93,7 +94,7 @@ func (h *Hub) openConsent(ctx context.Context) error {
 		return fmt.Errorf("consent receipt key: %w", err)
 	}
 	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: key, Log: h.alog,
-		Logger: h.log.With("component", "consent")}); err != nil {
+		Operator: h.consentOperator, Logger: h.log.With("component", "consent")}); err != nil {
 		return fmt.Errorf("consent: %w", err)
 	}
 	return nil
@@ -201,6 +202,8 @@ func (h *Hub) openBroker(context.Context) (err error) {
 
 		ConnectTimeout:    h.cfg.MQTTConnectTimeout,
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
+		State:             h.firmware,
+		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr
@@ -271,6 +274,10 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Recipients:      fe.recipients,
 		IdentityOpener:  h.vault,
 		History:         fe.history,
+		Advisories:      h.advisories,
+		Firmware:        h.firmware,
+		Operator:        h.operator,
+		Updates:         h.upd,
 		Assess:          h.assess,
 	})
 }
@@ -295,6 +302,10 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Erasure:       h.erasure,
 		Keys:          fe.keys,
 		Recipients:    fe.recipients,
+		Advisories:    h.advisories,
+		Firmware:      h.firmware,
+		Operator:      h.operator,
+		Updates:       h.upd,
 		Assess:        h.assess,
 	})
 }

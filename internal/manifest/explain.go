@@ -61,6 +61,9 @@ type ShortLayer struct {
 	UpdatesUntil string `json:"updatesUntil"`
 	// SupportEnded is true when that day is before the label's date.
 	SupportEnded bool `json:"supportEnded"`
+	// Support is the support state at the label's date: unknown,
+	// supported, ending (within 90 days) or ended.
+	Support SupportState `json:"support"`
 	// SnoopRisk answers "can it snoop on me?" ("Can tell when someone is
 	// home"); empty when no stream carries such data.
 	SnoopRisk []string `json:"snoopRisk"`
@@ -230,11 +233,10 @@ func Explain(m *Manifest, now time.Time) Label {
 	} else {
 		l.Short.Control = "You can turn off each kind of data. The hub then drops it, but the device still sends it."
 	}
+	l.Short.Support = m.Support.State(now)
 	if until := m.Support.SecurityUpdatesUntil; !until.IsZero() {
 		l.Short.UpdatesUntil = dateWords(until)
-		// The promise covers the whole of its last day.
-		end := time.Date(until.Year(), until.Month(), until.Day()+1, 0, 0, 0, 0, time.UTC)
-		l.Short.SupportEnded = !now.Before(end)
+		l.Short.SupportEnded = l.Short.Support == SupportEnded
 	}
 	l.Responsible = Responsible{
 		Maker:           m.Maker.Name,
@@ -543,7 +545,9 @@ func (l Label) blocks() []block {
 	}
 	switch {
 	case s.UpdatesUntil == "":
-		add(bBullet, "Security updates: the maker does not say for how long.")
+		add(bBullet, "Security updates: unknown. The maker does not say for how long.")
+	case s.Support == SupportEnding:
+		add(bBullet, "Security updates: end soon, on "+s.UpdatesUntil+".")
 	case s.SupportEnded:
 		add(bBullet, "Security updates: ended on "+s.UpdatesUntil+".")
 	default:

@@ -40,6 +40,9 @@ type Manifest struct {
 	CanStopStreams bool // the device stops generating a stream when told to
 	Draft          bool // imported, not yet confirmed by its owner
 	Streams        []*Stream
+	Identifiers    Identifiers
+	// Updates names the maker's signed update repository; nil when none is named.
+	Updates *Updates
 	// Raw is the manifest document as given, kept so the exact text the
 	// owner accepted can be served back.
 	Raw json.RawMessage
@@ -58,6 +61,47 @@ type Support struct {
 	SecurityUpdatesUntil    time.Time `json:"-"`
 	VulnerabilityDisclosure string    `json:"vulnerabilityDisclosure"`
 	UpdateMechanism         string    `json:"updateMechanism"`
+}
+
+// Identifiers name a device type the way vulnerability advisories do
+// (OSV affected packages, CSAF product trees).
+type Identifiers struct {
+	Model string `json:"model,omitempty"` // the maker's model name or number
+	PURL  string `json:"purl,omitempty"`  // package URL without version, e.g. pkg:generic/acme/t1
+	CPE   string `json:"cpe,omitempty"`   // CPE 2.3 name, e.g. cpe:2.3:h:acme:t1:*:*:*:*:*:*:*:*
+}
+
+// SupportState is where a device type stands in its security support.
+type SupportState string
+
+// Support states. SupportUnknown is the honest answer when the manifest
+// gives no date: never a made-up one.
+const (
+	SupportUnknown SupportState = "unknown"
+	SupportActive  SupportState = "supported"
+	SupportEnding  SupportState = "ending" // within SupportWarning of the end
+	SupportEnded   SupportState = "ended"
+)
+
+// SupportWarning is how long before the end of security updates the hub
+// starts warning, so owners have time to plan a replacement.
+const SupportWarning = 90 * 24 * time.Hour
+
+// State says where support stands at now. The promise covers the whole of
+// its last day (UTC).
+func (s Support) State(now time.Time) SupportState {
+	until := s.SecurityUpdatesUntil
+	if until.IsZero() {
+		return SupportUnknown
+	}
+	end := time.Date(until.Year(), until.Month(), until.Day()+1, 0, 0, 0, 0, time.UTC)
+	switch {
+	case !now.Before(end):
+		return SupportEnded
+	case end.Sub(now) <= SupportWarning:
+		return SupportEnding
+	}
+	return SupportActive
 }
 
 // Stream is one declared data stream (a TD property or event).

@@ -25,6 +25,8 @@ type rawManifest struct {
 	DeviceType     string                     `json:"candor:deviceType"`
 	Maker          *Party                     `json:"candor:maker"`
 	Support        *rawSupport                `json:"candor:support"`
+	Identifiers    *Identifiers               `json:"candor:identifiers"`
+	Updates        *rawUpdates                `json:"candor:updates"`
 	CanStopStreams bool                       `json:"candor:canStopStreams"`
 	Draft          bool                       `json:"candor:draft"`
 	Properties     map[string]json.RawMessage `json:"properties"`
@@ -210,11 +212,21 @@ func build(raw *rawManifest, ps *problems) *Manifest {
 		m.Support = Support{Contact: s.Contact, VulnerabilityDisclosure: s.VulnerabilityDisclosure, UpdateMechanism: s.UpdateMechanism}
 		checkContact("candor:support.contact", s.Contact, ps)
 		checkContact("candor:support.vulnerabilityDisclosure", s.VulnerabilityDisclosure, ps)
-		t, err := time.Parse(time.DateOnly, s.SecurityUpdatesUntil)
-		if err != nil {
-			ps.add("candor:support.securityUpdatesUntil", "%q is not a date such as 2030-12-31", s.SecurityUpdatesUntil)
+		// No date means the maker does not say: the label then says
+		// "unknown" rather than guess.
+		if s.SecurityUpdatesUntil != "" {
+			t, err := time.Parse(time.DateOnly, s.SecurityUpdatesUntil)
+			if err != nil {
+				ps.add("candor:support.securityUpdatesUntil", "%q is not a date such as 2030-12-31", s.SecurityUpdatesUntil)
+			}
+			m.Support.SecurityUpdatesUntil = t
 		}
-		m.Support.SecurityUpdatesUntil = t
+	}
+	if raw.Identifiers != nil {
+		m.Identifiers = *raw.Identifiers
+	}
+	if raw.Updates != nil {
+		m.Updates = buildUpdates(raw.Updates, ps)
 	}
 	for _, group := range []struct {
 		key  string

@@ -275,6 +275,7 @@ func (d *device) prepare(ctx context.Context, cm *autopaho.ConnectionManager, co
 		}
 		wait = min(wait*2, d.sim.maxBack)
 	}
+	d.reportState(ctx, cm)
 	if !sleep(ctx, controlGrace) {
 		return
 	}
@@ -283,6 +284,27 @@ func (d *device) prepare(ctx context.Context, cm *autopaho.ConnectionManager, co
 		d.ready = true
 	}
 	d.mu.Unlock()
+}
+
+// reportState tells the hub which firmware the device runs, on its
+// reserved state topic, once per connection (docs/DEVICES.md). A failure
+// is counted and the device carries on: the hub then just does not know
+// the version.
+func (d *device) reportState(ctx context.Context, cm *autopaho.ConnectionManager) {
+	if d.kind.Firmware == "" {
+		return
+	}
+	body, err := json.Marshal(struct {
+		Firmware string `json:"firmware"`
+		Hardware string `json:"hardware,omitempty"`
+	}{d.kind.Firmware, d.kind.Hardware})
+	if err != nil {
+		d.fail(fmt.Errorf("encode state: %w", err))
+		return
+	}
+	if _, err := cm.Publish(ctx, &paho.Publish{Topic: StateTopic(d.id), QoS: 1, Payload: body}); err != nil && ctx.Err() == nil {
+		d.fail(fmt.Errorf("publish state: %w", err))
+	}
 }
 
 // sleep waits for d or until ctx is done, reporting whether d elapsed.

@@ -33,6 +33,12 @@ func ControlFilter(deviceID string) string {
 	return TopicRoot + "/" + deviceID + "/control/+"
 }
 
+// StateTopic is where a device reports its firmware and hardware versions:
+// candor/<device-id>/$state (docs/DEVICES.md).
+func StateTopic(deviceID string) string {
+	return TopicRoot + "/" + deviceID + "/$state"
+}
+
 // FieldType is the JSON type of a field in a reading.
 type FieldType string
 
@@ -172,6 +178,10 @@ type Kind struct {
 	Description string
 	// StreamSpecs declares every stream the kind sends, in a fixed order.
 	StreamSpecs []Stream
+	// Firmware and Hardware are the versions the kind reports on its
+	// state topic after each connect.
+	Firmware string
+	Hardware string
 
 	newModel func(r *rand.Rand, now time.Time) model
 }
@@ -216,6 +226,8 @@ var (
 var Kinds = map[string]Kind{
 	"thermostat": {
 		Name:        "thermostat",
+		Firmware:    "1.3.0",
+		Hardware:    "rev-b",
 		Description: "Room thermostat: measures temperature and humidity, holds a setpoint and switches the heating.",
 		StreamSpecs: []Stream{
 			{
@@ -248,6 +260,7 @@ var Kinds = map[string]Kind{
 	},
 	"smart-meter": {
 		Name:        "smart-meter",
+		Firmware:    "2.1.0",
 		Description: "Electricity meter: the household's power draw and the meter reading.",
 		StreamSpecs: []Stream{
 			{
@@ -271,6 +284,7 @@ var Kinds = map[string]Kind{
 	},
 	"door-sensor": {
 		Name:        "door-sensor",
+		Firmware:    "1.0.4",
 		Description: "Contact sensor on a door, running on a battery.",
 		StreamSpecs: []Stream{
 			{
@@ -295,6 +309,8 @@ var Kinds = map[string]Kind{
 	},
 	"motion-camera": {
 		Name:        "motion-camera",
+		Firmware:    "3.2.1",
+		Hardware:    "v2",
 		Description: "Camera that reports motion events (never video) and whether it is recording.",
 		StreamSpecs: []Stream{
 			{
@@ -321,6 +337,7 @@ var Kinds = map[string]Kind{
 	},
 	"wearable": {
 		Name:        "wearable",
+		Firmware:    "0.9.7",
 		Description: "Wrist wearable: heart rate, steps and sleep of the person wearing it.",
 		StreamSpecs: []Stream{
 			{

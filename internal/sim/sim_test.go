@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -312,7 +313,12 @@ func TestDevicesPublishDeclaredStreams(t *testing.T) {
 		byID[d.ID] = d
 	}
 	observed := map[string]uint64{}
+	states := map[string]string{}
 	for _, m := range b.got.snapshot() {
+		if strings.HasSuffix(m.topic, "/$state") {
+			states[m.topic] = string(m.payload)
+			continue
+		}
 		parts := strings.Split(m.topic, "/")
 		if len(parts) != 3 || parts[0] != TopicRoot {
 			t.Errorf("unexpected topic %q", m.topic)
@@ -337,6 +343,14 @@ func TestDevicesPublishDeclaredStreams(t *testing.T) {
 		observed[d.ID]++
 	}
 
+	// Every device told the hub its firmware version on its state topic.
+	for _, d := range devs {
+		k := Kinds[d.Kind]
+		var st struct{ Firmware, Hardware string }
+		if err := json.Unmarshal([]byte(states[StateTopic(d.ID)]), &st); err != nil || st.Firmware != k.Firmware || st.Hardware != k.Hardware || k.Firmware == "" {
+			t.Errorf("%s: state %q, want firmware %q hardware %q", d.ID, states[StateTopic(d.ID)], k.Firmware, k.Hardware)
+		}
+	}
 	for _, ds := range running.Devices {
 		if !ds.Connected || ds.Connects != 1 {
 			t.Errorf("%s while running: connected %v after %d connects", ds.ID, ds.Connected, ds.Connects)

@@ -373,6 +373,9 @@ type Store interface {
 	ErasureStore
 	// --- forwarding to recipients; see RecipientStore ---
 	RecipientStore
+	// Firmware versions, advisories and the hub's operator; see
+	// LifecycleStore.
+	LifecycleStore
 	// --- audit findings and signed assessments; see AssessStore ---
 	AssessStore
 

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/manifest"
@@ -20,6 +21,9 @@ type homeView struct {
 	// Undelivered are recipients whose deliveries failed or were dropped
 	// since the hub started: data people agreed to send that did not go.
 	Undelivered []undelivered
+	// Advisories are the household's open security advisories, shown
+	// before everything else.
+	Advisories []advisories.View
 }
 
 // undelivered is a recipient the hub could not send everything to.
@@ -34,7 +38,8 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.fail(w, r, err)
 		return
 	}
-	hv := homeView{Devices: list, CanAdd: v.CanManage(v.Account.HouseholdID)}
+	hv := homeView{Devices: list, CanAdd: v.CanManage(v.Account.HouseholdID),
+		Advisories: s.householdAdvisories(r.Context(), v.Account.HouseholdID)}
 	for _, d := range list {
 		if len(d.Warnings) > 0 {
 			hv.Attention++
@@ -87,8 +92,12 @@ type deviceView struct {
 	Who        []recipientGroup
 	Data       []streamData
 	Violations []violationView
+	Life       lifeView
 	// ViolationsOff counts the older violation rows not listed.
 	ViolationsOff int
+	// Update is the device's firmware update state; nil when its
+	// manifest names no update repository.
+	Update *updateView
 	// Consent is the person's switches for each stream; nil when the
 	// device has no manifest in force. Its Available is false when the
 	// hub has no consent service.
@@ -123,6 +132,7 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 		Label:         l,
 		Violations:    viols,
 		ViolationsOff: leftOff,
+		Life:          s.deviceLife(r.Context(), d.ID),
 	}
 	if e != nil {
 		// The readings shown are read, and recorded as read, before the
@@ -149,6 +159,9 @@ func (s *Server) showDevice(w http.ResponseWriter, r *http.Request, v viewer, d 
 			}
 			dv.Data = append(dv.Data, streamReadings(d.ID, st, latest[st.Name]))
 		}
+	}
+	if m != nil && m.Updates != nil {
+		dv.Update = s.updateView(d.ID)
 	}
 	if e != nil {
 		cv, err := s.consentView(r.Context(), v, d, m)

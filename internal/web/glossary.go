@@ -78,6 +78,13 @@ var glossary = []glossaryEntry{
 	{"end-of-support", "End of support", []string{
 		"End of support is the day security updates stop. After it, flaws found in the device are not fixed. Think about replacing a device once its support has ended.",
 	}},
+	{"firmware", "Firmware", []string{
+		"Firmware is the software inside a device. Each version has a number. The device tells the hub which one it runs, so the hub can tell you about flaws in it.",
+	}},
+	{"security-advisory", "Security flaw", []string{
+		"A security advisory is a notice from a maker or a group of experts. It says that some versions of a device have a flaw, how bad it is, and how to fix it.",
+		"The hub checks each notice against the version your device runs. A notice that says your version is safe does not warn you.",
+	}},
 	{"credential", "Credential", []string{
 		"A credential is what a device uses to prove who it is: its id and a long secret. The hub makes a new one for each device, and no two are the same.",
 		"The hub shows the secret once. It keeps only a hash of it, so nobody can read it back.",

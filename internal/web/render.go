@@ -44,6 +44,8 @@ type page struct {
 	Status string
 	Errors []formError
 	Data   any
+	// Operator is who runs the hub, named in the footer (render fills it).
+	Operator *operatorView
 }
 
 type viewerView struct {
@@ -115,6 +117,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		s.log.Error("no such page template", "page", name)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
+	}
+	if p.Operator == nil {
+		p.Operator = s.operatorOf(r.Context())
 	}
 	var buf bytes.Buffer
 	if err := t.t.Execute(&buf, p); err != nil {

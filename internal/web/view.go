@@ -74,7 +74,7 @@ func goesSentence(goes string) string {
 func updatesSentence(sh manifest.ShortLayer) string {
 	switch {
 	case sh.UpdatesUntil == "":
-		return "The maker does not say how long it gets security updates."
+		return "Security updates: unknown. The maker does not say how long it gets them."
 	case sh.SupportEnded:
 		return "Security updates ended on " + sh.UpdatesUntil + "."
 	}
@@ -216,6 +216,8 @@ func (s *Server) warnings(d store.Device, l *manifest.Label, viols []violationVi
 		ws = append(ws, warning{"data-manifest", "Its type has no data manifest, so the hub accepts nothing from it.", ""})
 	case l.Short.SupportEnded:
 		ws = append(ws, warning{"end-of-support", "Security updates ended on " + l.Short.UpdatesUntil + ". Think about replacing it.", ""})
+	case l.Short.Support == manifest.SupportEnding:
+		ws = append(ws, warning{"end-of-support", "Security updates end soon, on " + l.Short.UpdatesUntil + ". Plan to replace it.", ""})
 	}
 	if l != nil && l.Short.Draft {
 		ws = append(ws, warning{"label", "Its label is a draft that no one has checked yet. Do not trust it until an admin confirms it.", ""})
@@ -326,7 +328,7 @@ func whereWords(sh manifest.ShortLayer) string {
 func updatesWords(sh manifest.ShortLayer) string {
 	switch {
 	case sh.UpdatesUntil == "":
-		return "The maker does not say for how long."
+		return "Unknown. The maker does not say for how long."
 	case sh.SupportEnded:
 		return "Ended on " + sh.UpdatesUntil + "."
 	}

@@ -152,6 +152,16 @@ type Config struct {
 	// and removing where each receives. When nil, the page says this hub
 	// does not send data to anyone.
 	Recipients Recipients
+	// Advisories, Firmware and Operator, when set, show each device's
+	// firmware and open advisories, list the household's open advisories
+	// first on the home page, and name the hub's operator (the footer, the
+	// Learn page, and /operator where the admin edits it).
+	Advisories Advisories
+	Firmware   Firmware
+	Operator   Operator
+	// Updates, when set, gives the page of a device whose manifest names
+	// an update repository its "Updates" section.
+	Updates Updates
 	// Assess, when set, gives the "Hub check-up" page: the security
 	// audit's findings and their suppressions.
 	Assess Assessor
@@ -257,6 +267,8 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /household/members/{id}/role", s.authed(s.postRole))
 	m.HandleFunc("GET /admin", s.authed(s.adminPage))
 	m.HandleFunc("POST /admin/households", s.authed(s.postHousehold))
+	m.HandleFunc("GET /operator", s.authed(s.operatorPage))
+	m.HandleFunc("POST /operator", s.authed(s.postOperator))
 
 	m.HandleFunc("GET /audit", s.authed(s.auditPage))
 	m.HandleFunc("POST /audit/run", s.authed(s.postAuditRun))

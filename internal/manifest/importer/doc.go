@@ -111,7 +111,7 @@ type docParty struct {
 
 type docSupport struct {
 	Contact                 string `json:"contact"`
-	SecurityUpdatesUntil    string `json:"securityUpdatesUntil"`
+	SecurityUpdatesUntil    string `json:"securityUpdatesUntil,omitempty"`
 	VulnerabilityDisclosure string `json:"vulnerabilityDisclosure"`
 	UpdateMechanism         string `json:"updateMechanism"`
 }
@@ -422,14 +422,13 @@ func validType(t string) bool {
 }
 
 // supportPlaceholder is the honest support promise of an imported device:
-// nothing is known, so support is taken to end on the day of the import.
+// nothing is known, so it names no end date and the label says "unknown".
 func supportPlaceholder(updateMechanism string) docSupport {
 	return docSupport{
 		Contact:                 PlaceholderContact,
-		SecurityUpdatesUntil:    now().UTC().Format(time.DateOnly),
 		VulnerabilityDisclosure: PlaceholderContact,
 		UpdateMechanism:         updateMechanism,
 	}
 }
 
-const placeholderNote = "Everything about privacy here — data categories, purposes, retention, what each stream reveals — is a suggestion, and the maker's and support contacts are placeholders (unknown@invalid.invalid); security support is taken to end on the import date because the source does not say. Check and edit all of it before confirming."
+const placeholderNote = "Everything about privacy here — data categories, purposes, retention, what each stream reveals — is a suggestion, and the maker's and support contacts are placeholders (unknown@invalid.invalid); how long it gets security updates is unknown because the source does not say. Check and edit all of it before confirming."

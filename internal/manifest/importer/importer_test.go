@@ -68,8 +68,13 @@ func checkDraft(t *testing.T, out []byte) *manifest.Manifest {
 	if m.Maker.Contact != PlaceholderContact || m.Support.Contact != PlaceholderContact || m.Support.VulnerabilityDisclosure != PlaceholderContact {
 		t.Errorf("contacts are not the obvious placeholder: %+v %+v", m.Maker, m.Support)
 	}
-	if got := m.Support.SecurityUpdatesUntil.Format(time.DateOnly); got != importDay.Format(time.DateOnly) {
-		t.Errorf("securityUpdatesUntil %s, want the import day", got)
+	// The source says nothing about support, so the draft names no date
+	// and its label says "unknown" instead of a made-up one.
+	if !m.Support.SecurityUpdatesUntil.IsZero() {
+		t.Errorf("securityUpdatesUntil %s, want none (unknown)", m.Support.SecurityUpdatesUntil.Format(time.DateOnly))
+	}
+	if _, ok := doc["candor:support"]; ok && strings.Contains(string(doc["candor:support"]), "securityUpdatesUntil") {
+		t.Errorf("candor:support names a date: %s", doc["candor:support"])
 	}
 	if !strings.HasPrefix(m.Support.UpdateMechanism, "unknown") {
 		t.Errorf("updateMechanism %q does not say unknown", m.Support.UpdateMechanism)

@@ -225,6 +225,37 @@ var migrations = []migration{
 		},
 	},
 	{
+		name: "firmware, advisories and operator",
+		stmts: []string{
+			// Only changes are kept, so a device that reports on every
+			// connect does not grow the table.
+			`CREATE TABLE firmware_reports (
+				device_id   TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+				seq         INTEGER NOT NULL,
+				firmware    TEXT NOT NULL CHECK (firmware <> ''),
+				hardware    TEXT NOT NULL,
+				reported_at INTEGER NOT NULL,
+				PRIMARY KEY (device_id, seq)
+			) STRICT`,
+			`CREATE TABLE advisories (
+				id          TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+				format      TEXT NOT NULL CHECK (format IN ('osv', 'csaf')),
+				modified    INTEGER NOT NULL,
+				document    BLOB NOT NULL,
+				imported_at INTEGER NOT NULL
+			) STRICT`,
+			// One row: the hub has one operator.
+			`CREATE TABLE operator (
+				one               INTEGER PRIMARY KEY CHECK (one = 1),
+				name              TEXT NOT NULL,
+				contact           TEXT NOT NULL,
+				privacy_contact   TEXT NOT NULL,
+				disclosure_policy TEXT NOT NULL,
+				updated_at        INTEGER NOT NULL
+			) STRICT`,
+		},
+	},
+	{
 		name: "assessments",
 		stmts: []string{
 			// No foreign keys: a finding or a signed report outlives the

@@ -1,0 +1,105 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/updates"
+)
+
+// updateCheckInterval is how often the hub refreshes makers' update
+// repositories and decides what each device is offered. TUF timestamps
+// typically live a day, so a few checks a day notice a frozen repository.
+const updateCheckInterval = 6 * time.Hour
+
+// openUpdates builds the updates service, after the broker (offers are
+// published through it) and before the HTTP server and MQTT serve (the
+// file endpoint and progress reports need the service).
+func (h *Hub) openUpdates(context.Context) (err error) {
+	h.upd, err = updates.New(updates.Config{
+		Dir:      filepath.Join(h.cfg.DataDir, "updates"),
+		BaseURL:  h.URL,
+		Versions: h.firmware, // what each device last reported on its $state topic
+		Recorder: h.alog,
+		Publish:  h.br,
+		Logger:   h.log,
+	})
+	return err
+}
+
+// startUpdateChecks runs the schedule once the HTTP server has its
+// address (the file URLs offered to devices start with it) and devices
+// can connect.
+func (h *Hub) startUpdateChecks(context.Context) error {
+	h.updJob.run(func(ctx context.Context) {
+		t := time.NewTicker(updateCheckInterval)
+		defer t.Stop()
+		for {
+			h.checkUpdates(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return nil
+}
+
+// checkUpdates names each manifest's repository to the service (manifests
+// change while the hub runs) and checks every device that has one.
+// Refusals are logged and recorded by the service itself.
+func (h *Hub) checkUpdates(ctx context.Context) {
+	has := map[string]bool{}
+	for _, typ := range h.cat.Types() {
+		e, err := h.cat.Current(typ)
+		if err != nil || e.Manifest.Updates == nil {
+			continue
+		}
+		u := e.Manifest.Updates
+		if err := h.upd.SetSource(typ, updates.Source{MetadataURL: u.MetadataURL, TargetPrefix: u.TargetPrefix,
+			TrustedRoot: u.TrustedRoot, RootSHA256: u.TrustedRootSHA256}); err != nil {
+			h.log.Warn("update repository", "type", typ, "err", err)
+			continue
+		}
+		has[typ] = true
+	}
+	if len(has) == 0 {
+		return
+	}
+	devices, err := h.st.AllDevices(ctx)
+	if err != nil {
+		h.log.Error("update check: list devices", "err", err)
+		return
+	}
+	for _, d := range devices {
+		if !has[d.Type] || !d.RevokedAt.IsZero() || ctx.Err() != nil {
+			continue
+		}
+		_, _ = h.upd.Check(ctx, updates.Device{ID: d.ID, Household: d.HouseholdID, Type: d.Type})
+	}
+}
+
+// updateProgress takes a device's report on its update topic.
+func (h *Hub) updateProgress(ctx context.Context, deviceID string, payload []byte) error {
+	d, err := h.st.Device(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	return h.upd.HandleProgress(ctx, updates.Device{ID: d.ID, Household: d.HouseholdID, Type: d.Type}, payload)
+}
+
+// deviceAuth lets a device fetch its update file with its own credential.
+func (h *Hub) deviceAuth() updates.Authenticator {
+	return updates.AuthFunc(func(ctx context.Context, addr, id, secret string) error {
+		_, err := h.id.AuthenticateDevice(ctx, identity.Origin{Addr: addr}, id, secret)
+		if errors.Is(err, identity.ErrTooManyAttempts) {
+			return fmt.Errorf("%w: %w", updates.ErrThrottled, err)
+		}
+		return err
+	})
+}

@@ -1,0 +1,164 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/candor-iot/candor/internal/updates"
+	"github.com/candor-iot/candor/internal/updates/repo"
+)
+
+// A manifest naming a real TUF repository makes the hub check it for that
+// type's devices; the device's update topics go through the real broker,
+// and the update file endpoint answers only a device's own credential.
+func TestUpdatesWiredThroughTheHub(t *testing.T) {
+	ctx := context.Background()
+	th := startHub(t)
+
+	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	custom, err := updates.Release{DeviceType: "thermostat", Version: "1.2.0", Notes: "Fixes a flaw.", Security: true}.Custom()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Add("thermostat/fw-1.2.0.bin", []byte("firmware 1.2.0"), custom); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Publish(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(r.PublicDir())))
+	t.Cleanup(srv.Close)
+	root, err := os.ReadFile(filepath.Join(r.PublicDir(), "1.root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	doc, err := os.ReadFile("../manifest/templates/thermostat.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(doc, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["candor:updates"] = map[string]any{"metadataUrl": srv.URL, "targetPrefix": "thermostat/", "trustedRootSha256": repo.RootSHA256(root)}
+	doc, _ = json.Marshal(m)
+	if code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/manifests", "", string(doc)); code != http.StatusCreated {
+		t.Fatalf("manifest with candor:updates: %d %v", code, out)
+	}
+	dev, secret := th.addDevice("hall", "thermostat")
+
+	th.checkUpdates(ctx)
+	st, ok := th.upd.Status(dev)
+	if !ok || st.Stage != updates.StatusUnknown {
+		t.Fatalf("update state %+v (known %v): want %q, the device has reported no firmware version", st, ok, updates.StatusUnknown)
+	}
+
+	code, out, _ := call(t, th.local, "GET", "http://candor/api/v1/devices/"+dev+"/updates", "", nil)
+	if code != http.StatusOK || out["update"].(map[string]any)["stage"] != updates.StatusUnknown {
+		t.Fatalf("GET updates: %d %v", code, out)
+	}
+	if code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/devices/"+dev+"/updates/postpone", "", map[string]int{"days": 3}); code != http.StatusConflict {
+		t.Errorf("postpone with nothing waiting: %d %v, want 409", code, out)
+	}
+	code, out, _ = call(t, th.local, "PUT", "http://candor/api/v1/devices/"+dev+"/updates/automatic", "", map[string]bool{"automatic": false})
+	if code != http.StatusOK || out["update"].(map[string]any)["automatic"] != false {
+		t.Fatalf("switch automatic updates off: %d %v", code, out)
+	}
+	last, err := th.alog.Entry(ctx, th.alog.Size()-1)
+	if err != nil || last.Event.Action != "update.policy" || last.Event.Subject.Device != dev || last.Event.Actor.Kind != "operator" {
+		t.Fatalf("last log entry %+v, %v; want the operator's update.policy for %s", last.Event, err, dev)
+	}
+
+	// Someone who controls the update server but not the keys strips the
+	// timestamp's signatures: asked now, the hub refuses, says why in
+	// plain words and records it.
+	ts := filepath.Join(r.PublicDir(), "timestamp.json")
+	b, err := os.ReadFile(ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tsDoc map[string]any
+	if err := json.Unmarshal(b, &tsDoc); err != nil {
+		t.Fatal(err)
+	}
+	tsDoc["signatures"] = []any{}
+	b, _ = json.Marshal(tsDoc)
+	if err := os.WriteFile(ts, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = call(t, th.local, "POST", "http://candor/api/v1/devices/"+dev+"/updates/check", "", nil)
+	upd, _ := out["update"].(map[string]any)
+	if code != http.StatusOK || upd["stage"] != updates.StatusRefused || upd["reason"] != string(updates.ReasonSignature) ||
+		upd["plain"] != updates.ReasonSignature.Plain() {
+		t.Fatalf("check now with stripped signatures: %d %v", code, out)
+	}
+	last, err = th.alog.Entry(ctx, th.alog.Size()-1)
+	if err != nil || last.Event.Action != "update.refuse" || last.Event.Detail["reason"] != string(updates.ReasonSignature) {
+		t.Fatalf("last log entry %+v, %v; want update.refuse for a bad signature", last.Event, err)
+	}
+
+	c, _, err := v5(t, th.MQTTAddr(), dev, dev, secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := func(topic, payload string) byte {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		resp, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(payload)})
+		if resp == nil {
+			t.Fatalf("publish to %s: %v", topic, err)
+		}
+		return resp.ReasonCode
+	}
+	if code := pub(updates.ProgressTopic(dev), `{"stage":"installed"`); code != 0x99 {
+		t.Errorf("malformed progress: reason %#x, want 0x99", code)
+	}
+	if code := pub(updates.ProgressTopic(dev), `{"version":"1.2.0","stage":"installed"}`); code != 0x99 {
+		t.Errorf("progress for an update never offered: reason %#x, want 0x99", code)
+	}
+	if code := pub("candor/"+dev+"/$other", `{}`); code < 0x80 {
+		t.Errorf("an unregistered system topic was accepted: reason %#x", code)
+	}
+
+	get := func(user, pass string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, th.URL()+"/updates/v1/"+dev+"/"+strings.Repeat("0", 64), nil)
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(dev, "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("wrong secret: %d", code)
+	}
+	if code := get(dev, secret); code != http.StatusNotFound {
+		t.Errorf("nothing offered: %d, want 404", code)
+	}
+	// Guessing the secret is throttled by identity, and told apart.
+	code = 0
+	for range 10 {
+		if code = get(dev, "guess"); code != http.StatusUnauthorized {
+			break
+		}
+	}
+	if code != http.StatusTooManyRequests {
+		t.Errorf("repeated wrong secrets: %d, want 429", code)
+	}
+}
