@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/candor-iot/candor/internal/assess"
 	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/signkey"
+	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/tlscert"
 )
 
@@ -43,6 +45,7 @@ func (h *Hub) openAssess(context.Context) error {
 		Consent:        h.consent,
 		Key:            key,
 		Live:           liveTests{h},
+		Support:        supportPeriods{h},
 		Store:          h.st,
 		Manifests:      h.cat,
 		Log:            h.alog,
@@ -57,6 +60,9 @@ func (h *Hub) openAssess(context.Context) error {
 	if leaf := h.leafCertificate(); leaf != nil {
 		ac.Certificate = leaf
 		ac.Hosts = h.deviceHosts()
+	}
+	if h.advisories != nil {
+		ac.Advisories = openAdvisories{h}
 	}
 	h.assess = assess.New(ac)
 	return nil
@@ -282,4 +288,35 @@ func (lt liveTests) httpLogin(ctx context.Context, user, pass string) (int, erro
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	_ = resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// supportPeriods reads a device's end of security support from the
+// manifest in force of its type (candor:support.securityUpdatesUntil).
+type supportPeriods struct{ h *Hub }
+
+func (s supportPeriods) SupportEnded(_ context.Context, d store.Device) (time.Time, bool, bool, error) {
+	m := s.h.manifestInForce(d.Type)
+	if m == nil || m.Support.SecurityUpdatesUntil.IsZero() {
+		return time.Time{}, false, false, nil
+	}
+	until := m.Support.SecurityUpdatesUntil
+	return until, time.Now().After(until), true, nil
+}
+
+// openAdvisories lists the advisories matched to a device (package
+// advisories), each once.
+type openAdvisories struct{ h *Hub }
+
+func (o openAdvisories) OpenAdvisories(ctx context.Context, d store.Device) ([]string, error) {
+	fs, err := o.h.advisories.DeviceFindings(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, f := range fs {
+		if f.Advisory != nil && !slices.Contains(ids, f.Advisory.ID) {
+			ids = append(ids, f.Advisory.ID)
+		}
+	}
+	return ids, nil
 }

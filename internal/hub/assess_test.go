@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/candor-iot/candor/internal/config"
 )
@@ -112,5 +113,30 @@ func TestConformanceLive(t *testing.T) {
 	found, _ := lan.auditFindings()
 	if len(found["plain-listener"]) != 1 {
 		t.Errorf("plain listener findings: %v", found["plain-listener"])
+	}
+}
+
+// With the advisories part on this hub, the audit's advisory check runs:
+// the demo thermostat, once it reports its affected firmware, is found
+// with the demo advisory, and support periods come from the manifests.
+func TestAuditSeesDemoAdvisory(t *testing.T) {
+	th := startHub(t, func(c *config.Config) { c.Demo = true; c.DemoSpeed = 20 })
+	var found map[string][]map[string]any
+	var checks map[string]map[string]any
+	waitFor(t, "the audit finding of the demo advisory", 20*time.Second, func() bool {
+		found, checks = th.auditFindings()
+		return len(found["open-advisories"]) > 0
+	})
+	f := found["open-advisories"][0]
+	if !strings.Contains(f["evidence"].(string), "CANDOR-DEMO-2026-0001") || f["severity"] != "high" || f["household"] == nil {
+		t.Errorf("advisory finding: %v", f)
+	}
+	for _, name := range []string{"open-advisories", "support-ended"} {
+		if checks[name]["available"] != true {
+			t.Errorf("%s not available: %v", name, checks[name])
+		}
+	}
+	if len(found["support-ended"]) != 0 {
+		t.Errorf("demo devices past support: %v", found["support-ended"])
 	}
 }
