@@ -201,3 +201,22 @@ func (p Principal) See(kind, id, householdID string) error {
 	}
 	return &NotFoundError{Kind: kind, ID: id}
 }
+
+// CanSeeFinding reports whether p may see an audit finding about a
+// household ("" for the hub as a whole): a member sees their household's,
+// the admin and the operator see every finding, including the hub's.
+func (p Principal) CanSeeFinding(householdID string) bool {
+	if householdID == "" {
+		return p.Admin()
+	}
+	return p.Admin() || p.CanSee(householdID)
+}
+
+// CanSuppressFinding reports whether p may suppress an audit finding: an
+// owner of its household, or the admin and the operator for any.
+func (p Principal) CanSuppressFinding(householdID string) bool {
+	if householdID == "" {
+		return p.Admin()
+	}
+	return p.Admin() || p.CanManage(householdID)
+}

@@ -134,6 +134,9 @@ type Config struct {
 	// Apps are the household's local programs that receive readings
 	// over MQTT (optional; the /api/v1/apps endpoints answer 503 without).
 	Apps Apps
+	// Assess is the security audit and the signed reports (optional:
+	// without it their endpoints answer 404).
+	Assess Assessor
 }
 
 // Server serves the HTTP API.
@@ -260,6 +263,15 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/log/proof/consistency", s.authed(s.logConsistency))
 	m.HandleFunc("GET /api/v1/log/entries", s.authed(s.logEntries))
 	m.HandleFunc("GET /api/v1/log/export", s.authed(s.logExport))
+
+	m.HandleFunc("GET /api/v1/audit", s.authed(s.getAudit))
+	m.HandleFunc("POST /api/v1/audit/run", s.authed(s.runAudit))
+	m.HandleFunc("PUT /api/v1/audit/findings/{id}/suppression", s.authed(s.suppressFinding))
+	m.HandleFunc("DELETE /api/v1/audit/findings/{id}/suppression", s.authed(s.unsuppressFinding))
+	m.HandleFunc("GET /api/v1/pia", s.authed(s.getPIA))
+	m.HandleFunc("GET /api/v1/pia/versions", s.authed(s.getPIAVersions))
+	m.HandleFunc("GET /api/v1/assessments/key", s.reportKey)
+	m.HandleFunc("GET /api/v1/conformance", s.authed(s.getConformance))
 
 	m.HandleFunc("POST /api/v1/ingest/{stream}", s.ingest)
 	s.lifecycleRoutes(m)

@@ -16,6 +16,7 @@ func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(s.cfg.Log.Checkpoint().Signed)
+	s.checkpointLeft(r.Context())
 }
 
 // logKey serves the hub's public verifier key for checkpoints.
@@ -182,5 +183,7 @@ func (s *Server) logExport(w http.ResponseWriter, r *http.Request, p access.Prin
 		// Headers are gone; the truncated body fails verification, which
 		// is the honest outcome. Log it for the operator.
 		s.log.Error("log export failed", "err", err)
+		return
 	}
+	s.checkpointLeft(r.Context())
 }

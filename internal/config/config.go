@@ -82,6 +82,12 @@ type Config struct {
 	// the people who asked for them; empty is off.
 	AlertSMTPAddr string
 	AlertMailFrom string
+	// CredentialRotation is how old a device credential may grow before
+	// the security audit flags it; 0 turns that check off.
+	CredentialRotation time.Duration
+	// AuditInterval is how often the security audit runs; 0 runs it only
+	// on demand.
+	AuditInterval time.Duration
 	// ConfigFile is the JSON file the other settings were read from, if any.
 	ConfigFile string
 	// MQTTAddrSet and HTTPAddrSet say that MQTTAddr and HTTPAddr were
@@ -124,9 +130,11 @@ func Default() Config {
 		MQTTConnectTimeout:    5 * time.Second,
 		MQTTPendingPerAddress: 16,
 
-		MonitorWindow:  time.Minute,
-		MonitorActions: "info=notify,warning=rate_limit,critical=quarantine",
-		AlertMailFrom:  "candor@localhost",
+		MonitorWindow:      time.Minute,
+		MonitorActions:     "info=notify,warning=rate_limit,critical=quarantine",
+		AlertMailFrom:      "candor@localhost",
+		CredentialRotation: 365 * 24 * time.Hour,
+		AuditInterval:      time.Hour,
 	}
 }
 
@@ -192,6 +200,10 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.AlertSMTPAddr }, check: address(false)},
 	{name: "alert-mail-from", arg: "address", help: "sender address of alarm e-mails",
 		field: func(c *Config) any { return &c.AlertMailFrom }, check: nonEmpty},
+	{name: "credential-rotation", arg: "duration", help: "how old a device secret may grow before the security audit asks for a new one, such as 8760h; 0 turns that check off",
+		field: func(c *Config) any { return &c.CredentialRotation }, check: durationRange(0, 10*365*24*time.Hour)},
+	{name: "audit-interval", arg: "duration", help: "how often the security audit runs, such as 1h; 0 runs it only when asked (candor audit)",
+		field: func(c *Config) any { return &c.AuditInterval }, check: durationRange(0, 30*24*time.Hour)},
 }
 
 // setting describes one Config field in every source.

@@ -61,7 +61,8 @@ func TestDefaults(t *testing.T) {
 		BatchMaxWait: 0, DemoSpeed: 1, UndeclaredFields: "reject", RetentionInterval: time.Minute,
 		MQTTConnectTimeout: 5 * time.Second, MQTTPendingPerAddress: 16,
 		MonitorWindow: time.Minute, MonitorActions: "info=notify,warning=rate_limit,critical=quarantine",
-		AlertMailFrom: "candor@localhost",
+		AlertMailFrom:      "candor@localhost",
+		CredentialRotation: 365 * 24 * time.Hour, AuditInterval: time.Hour,
 	}
 	if Default() != want {
 		t.Fatalf("Default() = %+v, want %+v", Default(), want)
@@ -215,7 +216,8 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		"max_payload_bytes": 1024, "batch_max_rows": 10, "batch_max_wait": "1ms",
 		"mqtt_connect_timeout": "2s", "mqtt_pending_per_address": 8,
 		"monitor_window": "10s", "monitor_actions": "critical=revoke", "alert_webhook": "https://alerts.example.org/in",
-		"alert_smtp_addr": "mail.example.org:25", "alert_mail_from": "hub@example.org"
+		"alert_smtp_addr": "mail.example.org:25", "alert_mail_from": "hub@example.org",
+		"credential_rotation": "720h", "audit_interval": "0s"
 	}`)
 	cfg, err := resolve(t, []string{"--config", path}, env())
 	if err != nil {
@@ -229,6 +231,7 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		MQTTConnectTimeout: 2 * time.Second, MQTTPendingPerAddress: 8,
 		MonitorWindow: 10 * time.Second, MonitorActions: "critical=revoke", AlertWebhook: "https://alerts.example.org/in",
 		AlertSMTPAddr: "mail.example.org:25", AlertMailFrom: "hub@example.org",
+		CredentialRotation: 720 * time.Hour,
 	}
 	if cfg != want {
 		t.Fatalf("got %+v\nwant %+v", cfg, want)

@@ -28,6 +28,7 @@ import (
 	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/api"
 	"github.com/candor-iot/candor/internal/apps"
+	"github.com/candor-iot/candor/internal/assess"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
@@ -94,6 +95,7 @@ type Hub struct {
 	moved     []string    // demo listeners moved off a taken default port
 	export    *export.Service
 	mon       *monitor.Monitor
+	assess    *assess.Service
 
 	operator   *operator.Service
 	firmware   *firmware.Service
@@ -101,6 +103,7 @@ type Hub struct {
 
 	sweeps, purges, demoJob, monJob job
 	updJob                          job
+	audits                          job // the security audit's schedule
 
 	setupToken string
 	parts      parts
@@ -149,9 +152,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "firmware and advisories", start: h.openDeviceLife},
 		{name: "broker", start: h.openBroker, stop: h.closeBroker},
 		{name: "updates", start: h.openUpdates},
+		{name: "assessments", start: h.openAssess},
 		{name: "API and pages", start: h.openFrontEnds},
 		{name: "control socket", start: h.serveControl, stop: h.local.stop},
 		{name: "HTTP", start: h.serveHTTP, stop: h.http.stop},
+		{name: "security audit", start: h.startAudits, stop: h.audits.wait},
 		{name: "MQTT", start: h.startMQTT},
 		{name: "update checks", start: h.startUpdateChecks, stop: h.updJob.wait},
 		{name: "setup token", start: h.loadSetupToken},

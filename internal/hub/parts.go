@@ -297,6 +297,7 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Monitor:         h.mon,
 		Alerts:          h.st,
 		Apps:            h.apps,
+		Assess:          h.assess,
 	})
 }
 
@@ -327,6 +328,7 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Operator:      h.operator,
 		Updates:       h.upd,
 		Apps:          h.apps,
+		Assess:        h.assess,
 	})
 }
 

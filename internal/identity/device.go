@@ -59,6 +59,9 @@ func (s *Service) AddDevice(ctx context.Context, nd NewDevice) (store.Device, st
 	if err := s.st.CreateDevice(ctx, d); err != nil {
 		return store.Device{}, "", fmt.Errorf("create device: %w", err)
 	}
+	if err := s.st.SetDeviceSecretOrigin(ctx, id, nd.Secret != "", now); err != nil {
+		return store.Device{}, "", fmt.Errorf("create device: %w", err)
+	}
 	s.log.Info("device added", "device", id, "household", nd.HouseholdID, "type", nd.Type)
 	if err := s.record(ctx, auditlog.Event{Action: auditlog.ActionCredentialCreate, Household: d.HouseholdID,
 		Subject: auditlog.Subject{Device: id}, Detail: map[string]string{"type": nd.Type, "chosen_secret": fmt.Sprint(nd.Secret != "")}}); err != nil {
@@ -77,6 +80,7 @@ func (s *Service) RotateDevice(ctx context.Context, id, secret string) (string, 
 	if d.Revoked() {
 		return "", ErrInvalid.Errorf("rotate device %s: the device is revoked; add it again instead", id)
 	}
+	chosen := secret != ""
 	if secret == "" {
 		secret = credential.NewSecret()
 	} else if err := credential.CheckDeviceCredential(id, secret); err != nil {
@@ -86,7 +90,11 @@ func (s *Service) RotateDevice(ctx context.Context, id, secret string) (string, 
 	if err != nil {
 		return "", fmt.Errorf("hash device secret: %w", err)
 	}
-	if err := s.st.SetDeviceSecret(ctx, id, hash, s.now().UTC()); err != nil {
+	now := s.now().UTC()
+	if err := s.st.SetDeviceSecret(ctx, id, hash, now); err != nil {
+		return "", fmt.Errorf("rotate device %s: %w", id, err)
+	}
+	if err := s.st.SetDeviceSecretOrigin(ctx, id, chosen, now); err != nil {
 		return "", fmt.Errorf("rotate device %s: %w", id, err)
 	}
 	s.log.Info("device credential rotated", "device", id)

@@ -67,6 +67,9 @@ type Store interface {
 	CreateDevice(ctx context.Context, d store.Device) error
 	Device(ctx context.Context, id string) (store.Device, error)
 	SetDeviceSecret(ctx context.Context, id, hash string, at time.Time) error
+	// SetDeviceSecretOrigin keeps whether a person chose the secret, for
+	// the audit (a chosen secret is weaker than a generated one).
+	SetDeviceSecretOrigin(ctx context.Context, deviceID string, chosen bool, at time.Time) error
 	RevokeDevice(ctx context.Context, id string, at time.Time) error
 	CreateSession(ctx context.Context, s store.Session) error
 	SessionByTokenHash(ctx context.Context, hash []byte) (store.Session, error)

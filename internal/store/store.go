@@ -405,6 +405,8 @@ type Store interface {
 	LifecycleStore
 	// --- abuse monitoring: quarantines and alert choices; see MonitorStore ---
 	MonitorStore
+	// --- audit findings and signed assessments; see AssessStore ---
+	AssessStore
 
 	// Ping reports whether the store can serve requests (for /readyz).
 	Ping(ctx context.Context) error

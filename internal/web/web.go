@@ -181,6 +181,9 @@ type Config struct {
 	// MQTT, and the switches for what each gets. When nil, the page says
 	// this hub has no apps.
 	Apps Apps
+	// Assess, when set, gives the "Hub check-up" page: the security
+	// audit's findings and their suppressions.
+	Assess Assessor
 }
 
 // Server serves the browser interface.
@@ -294,6 +297,12 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("GET /operator", s.authed(s.operatorPage))
 	m.HandleFunc("POST /operator", s.authed(s.postOperator))
 
+	m.HandleFunc("GET /audit", s.authed(s.auditPage))
+	m.HandleFunc("POST /audit/run", s.authed(s.postAuditRun))
+	m.HandleFunc("POST /audit/findings/{id}/suppress", s.authed(s.postAuditSuppress))
+	m.HandleFunc("POST /audit/findings/{id}/unsuppress", s.authed(s.postAuditUnsuppress))
+	m.HandleFunc("GET /privacy-assessment", s.authed(s.piaPage))
+	m.HandleFunc("GET /conformance", s.authed(s.conformancePage))
 	m.HandleFunc("GET /security", s.authed(s.security))
 	m.HandleFunc("POST /security/password", s.authed(s.postPassword))
 	m.HandleFunc("POST /security/sessions/{id}/revoke", s.authed(s.postRevokeSession))

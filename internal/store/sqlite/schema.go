@@ -320,6 +320,54 @@ var migrations = []migration{
 			`CREATE INDEX app_grants_device ON app_grants (device_id)`,
 		},
 	},
+	{
+		name: "assessments",
+		stmts: []string{
+			// No foreign keys: a finding or a signed report outlives the
+			// device or household it names.
+			`CREATE TABLE audit_findings (
+				id           TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+				check_name   TEXT NOT NULL,
+				severity     TEXT NOT NULL,
+				household_id TEXT NOT NULL,
+				subject      TEXT NOT NULL,
+				doc          BLOB NOT NULL,
+				first_seen   INTEGER NOT NULL,
+				last_seen    INTEGER NOT NULL,
+				closed_at    INTEGER NOT NULL DEFAULT 0
+			) STRICT`,
+			`CREATE TABLE audit_suppressions (
+				finding_id   TEXT PRIMARY KEY NOT NULL CHECK (finding_id <> ''),
+				household_id TEXT NOT NULL,
+				reason       TEXT NOT NULL,
+				by_account   TEXT NOT NULL,
+				created_at   INTEGER NOT NULL,
+				until        INTEGER NOT NULL
+			) STRICT`,
+			`CREATE TABLE audit_marks (
+				name TEXT PRIMARY KEY NOT NULL CHECK (name <> ''),
+				at   INTEGER NOT NULL
+			) STRICT`,
+			// Kept apart from devices so the credential columns stay as
+			// they are; a row exists once a secret was set after this
+			// migration (older devices count as generated).
+			`CREATE TABLE device_secret_origin (
+				device_id TEXT PRIMARY KEY NOT NULL CHECK (device_id <> ''),
+				chosen    INTEGER NOT NULL CHECK (chosen IN (0, 1)),
+				set_at    INTEGER NOT NULL
+			) STRICT`,
+			`CREATE TABLE assessments (
+				kind         TEXT NOT NULL CHECK (kind <> ''),
+				household_id TEXT NOT NULL,
+				version      INTEGER NOT NULL CHECK (version > 0),
+				digest       TEXT NOT NULL,
+				doc          BLOB NOT NULL,
+				signature    BLOB NOT NULL,
+				created_at   INTEGER NOT NULL,
+				PRIMARY KEY (kind, household_id, version)
+			) STRICT`,
+		},
+	},
 }
 
 type migration struct {

@@ -105,6 +105,11 @@ var suite = []struct {
 	{"Operator", testOperator},
 	{"Quarantines", testQuarantines},
 	{"AlertPrefs", testAlertPrefs},
+	{"AuditRuns", testAuditRuns},
+	{"AuditSuppressions", testAuditSuppressions},
+	{"AuditMarks", testAuditMarks},
+	{"SecretOrigin", testSecretOrigin},
+	{"Assessments", testAssessments},
 }
 
 // base is a fixed instant; tests offset from it so expectations are

@@ -1,0 +1,65 @@
+package assess
+
+import (
+	"context"
+	"time"
+
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// The interfaces below are the parts of a hub the audit reads when the hub
+// has them. Each is optional: nil means the part is not on this hub, and
+// its check reports "not available", never a pass.
+
+// SupportStatus tells whether a device's maker still supports it.
+type SupportStatus interface {
+	// SupportEnded reports the end of the device's security support and
+	// whether that date has passed (ok is false when nothing is known).
+	SupportEnded(ctx context.Context, d store.Device) (until time.Time, ended, ok bool, err error)
+}
+
+// OpenAdvisories lists the advisories that affect a device and are not
+// yet fixed on it.
+type OpenAdvisories interface {
+	OpenAdvisories(ctx context.Context, d store.Device) ([]string, error)
+}
+
+// AdvisoryFeeds lists advisory feeds not refreshed in time.
+type AdvisoryFeeds interface {
+	StaleFeeds(ctx context.Context) ([]StaleFeed, error)
+}
+
+// StaleFeed is an advisory feed that was not refreshed in time.
+type StaleFeed struct {
+	Name          string
+	LastRefreshed time.Time // zero: never
+}
+
+// UpdateMetadata lists signed update metadata past its expiry.
+type UpdateMetadata interface {
+	ExpiredMetadata(ctx context.Context) ([]ExpiredMetadata, error)
+}
+
+// ExpiredMetadata is one expired role of one update repository.
+type ExpiredMetadata struct {
+	Repository string
+	Role       string
+	Expired    time.Time
+}
+
+// Quarantined lists devices the abuse monitoring holds in quarantine.
+type Quarantined interface {
+	Quarantined(ctx context.Context) ([]Quarantine, error)
+}
+
+// Quarantine is one device held in quarantine.
+type Quarantine struct {
+	DeviceID string
+	Reason   string // a detector name, never message contents
+	Since    time.Time
+}
+
+// SecondFactors tells whether an account has a second login factor.
+type SecondFactors interface {
+	HasSecondFactor(ctx context.Context, accountID string) (bool, error)
+}
