@@ -6,15 +6,8 @@ import (
 	"github.com/candor-iot/candor/internal/identity"
 )
 
-// origin is where a login comes from: the client's address and the
-// known-browser token its browser holds, if any.
-func origin(r *http.Request) identity.Origin {
-	o := identity.Origin{Addr: r.RemoteAddr}
-	if c, err := r.Cookie(identity.KnownBrowserCookie); err == nil {
-		o.Browser = c.Value
-	}
-	return o
-}
+// origin is where a login comes from (identity.OriginOf).
+func origin(r *http.Request) identity.Origin { return identity.OriginOf(r) }
 
 // rememberBrowser marks the browser as one the account has logged in from,
 // so a later login from it is not locked out by someone else's guessing.
@@ -26,13 +19,5 @@ func (s *Server) rememberBrowser(w http.ResponseWriter, r *http.Request, account
 		s.log.Warn("known-browser token not issued", "account", accountID, "err", err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name:     identity.KnownBrowserCookie,
-		Value:    tok,
-		Path:     "/",
-		MaxAge:   int(identity.KnownBrowserTTL.Seconds()),
-		HttpOnly: true,
-		Secure:   s.secure(r),
-		SameSite: http.SameSiteStrictMode,
-	})
+	http.SetCookie(w, identity.KnownBrowserHTTPCookie(tok, s.secure(r)))
 }
