@@ -93,25 +93,11 @@ func appAdd(args []string) error {
 }
 
 func appList(args []string) error {
-	fs := newFlags("candor app list", "candor app list [--household ID] [--json]")
-	dir := dataDirFlag(fs)
-	hh := fs.String("household", "", "only this household")
-	jsonOut := fs.Bool("json", false, "print as JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	path := "/api/v1/apps"
-	if *hh != "" {
-		path += "?household=" + url.QueryEscape(*hh)
-	}
 	var out struct {
 		Apps []appOut `json:"apps"`
 	}
-	if err := newLocal(*dir).do("GET", path, nil, &out); err != nil {
+	if printed, err := listFromHub("app", "/api/v1/apps", args, &out); printed || err != nil {
 		return err
-	}
-	if *jsonOut {
-		return printJSON(out)
 	}
 	if len(out.Apps) == 0 {
 		fmt.Println("No apps yet. Add one with: candor app add NAME --purpose TERM")

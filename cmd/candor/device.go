@@ -126,25 +126,11 @@ func parseWithName(fs interface {
 }
 
 func deviceList(args []string) error {
-	fs := newFlags("candor device list", "candor device list [--household ID] [--json]")
-	dir := dataDirFlag(fs)
-	hh := fs.String("household", "", "only this household")
-	jsonOut := fs.Bool("json", false, "print as JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	path := "/api/v1/devices"
-	if *hh != "" {
-		path += "?household=" + url.QueryEscape(*hh)
-	}
 	var out struct {
 		Devices []deviceOut `json:"devices"`
 	}
-	if err := newLocal(*dir).do("GET", path, nil, &out); err != nil {
+	if printed, err := listFromHub("device", "/api/v1/devices", args, &out); printed || err != nil {
 		return err
-	}
-	if *jsonOut {
-		return printJSON(out)
 	}
 	if len(out.Devices) == 0 {
 		fmt.Println("No devices yet. Add one with: candor device add NAME --type TYPE")
@@ -268,4 +254,27 @@ func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// listFromHub parses a list command's flags (--data, --household,
+// --json), gets path from the hub over the control socket into out, and
+// prints it as JSON when asked (printed is then true).
+func listFromHub(noun, path string, args []string, out any) (printed bool, err error) {
+	fs := newFlags("candor "+noun+" list", "candor "+noun+" list [--household ID] [--json]")
+	dir := dataDirFlag(fs)
+	hh := fs.String("household", "", "only this household")
+	jsonOut := fs.Bool("json", false, "print as JSON")
+	if err := fs.Parse(args); err != nil {
+		return false, err
+	}
+	if *hh != "" {
+		path += "?household=" + url.QueryEscape(*hh)
+	}
+	if err := newLocal(*dir).do("GET", path, nil, out); err != nil {
+		return false, err
+	}
+	if *jsonOut {
+		return true, printJSON(out)
+	}
+	return false, nil
 }
