@@ -262,48 +262,13 @@ func notFoundIfNone(res sql.Result, what, id string) error {
 	return nil
 }
 
-// Times are stored as INTEGER nanoseconds since the Unix epoch, UTC, with
-// 0 standing for the zero time. Integers compare and index cheaply and
-// carry no time zone to get wrong.
-
+// Times are stored as the store package encodes them, the same in every
+// engine (store.EncodeTime).
 var (
-	minTime = time.Unix(0, -1<<63).UTC()
-	maxTime = time.Unix(0, 1<<63-1).UTC()
+	encTime  = store.EncodeTime
+	decTime  = store.DecodeTime
+	encTimes = store.EncodeTimes
 )
-
-// encTime converts t for storage. Times outside what int64 nanoseconds can
-// hold (before 1678 or after 2262) are refused rather than silently
-// wrapped around.
-func encTime(t time.Time) (int64, error) {
-	if t.IsZero() {
-		return 0, nil
-	}
-	if t.Before(minTime) || t.After(maxTime) {
-		return 0, fmt.Errorf("time %s out of storable range", t.Format(time.RFC3339))
-	}
-	return t.UnixNano(), nil
-}
-
-func decTime(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
-// encTimes converts several times at once, failing on the first that
-// cannot be stored.
-func encTimes(ts ...time.Time) ([]int64, error) {
-	out := make([]int64, len(ts))
-	for i, t := range ts {
-		n, err := encTime(t)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = n
-	}
-	return out, nil
-}
 
 // execer is what *sql.DB and *sql.Tx have in common, so an insert can
 // run alone or as part of a larger transaction.
