@@ -101,9 +101,10 @@ type Hub struct {
 	firmware   *firmware.Service
 	advisories *advisories.Service
 
-	sweeps, purges, demoJob, monJob job
-	updJob                          job
-	audits                          job // the security audit's schedule
+	// Background jobs, each stopped by its part: retention sweeps,
+	// erasure purges, the demo, the monitor, update checks and the
+	// security audit's schedule.
+	sweeps, purges, demoJob, monJob, updJob, audits job
 
 	setupToken string
 	parts      parts
