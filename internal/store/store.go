@@ -407,6 +407,8 @@ type Store interface {
 	MonitorStore
 	// --- audit findings and signed assessments; see AssessStore ---
 	AssessStore
+	// --- second login factors; see SecondFactorStore ---
+	SecondFactorStore
 
 	// Ping reports whether the store can serve requests (for /readyz).
 	Ping(ctx context.Context) error

@@ -368,6 +368,25 @@ var migrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		name: "second login factors",
+		stmts: []string{
+			// secret is sealed by identity; recovery codes are kept
+			// only as SHA-256 hashes.
+			`CREATE TABLE second_factors (
+				account_id   TEXT PRIMARY KEY NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+				secret       BLOB NOT NULL,
+				created_at   INTEGER NOT NULL,
+				confirmed_at INTEGER NOT NULL DEFAULT 0,
+				last_step    INTEGER NOT NULL DEFAULT 0
+			) STRICT`,
+			`CREATE TABLE recovery_codes (
+				account_id TEXT NOT NULL REFERENCES second_factors (account_id) ON DELETE CASCADE,
+				code_hash  BLOB NOT NULL,
+				PRIMARY KEY (account_id, code_hash)
+			) STRICT, WITHOUT ROWID`,
+		},
+	},
 }
 
 type migration struct {

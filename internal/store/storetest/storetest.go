@@ -110,6 +110,7 @@ var suite = []struct {
 	{"AuditMarks", testAuditMarks},
 	{"SecretOrigin", testSecretOrigin},
 	{"Assessments", testAssessments},
+	{"SecondFactors", testSecondFactors},
 }
 
 // base is a fixed instant; tests offset from it so expectations are
