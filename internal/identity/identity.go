@@ -76,6 +76,13 @@ type Store interface {
 	Sessions(ctx context.Context, accountID string) ([]store.Session, error)
 	TouchSession(ctx context.Context, id string, at time.Time) error
 	DeleteSession(ctx context.Context, id string) error
+	// Second login factors (secondfactor.go).
+	PutSecondFactor(ctx context.Context, f store.SecondFactor) error
+	SecondFactor(ctx context.Context, accountID string) (store.SecondFactor, error)
+	ConfirmSecondFactor(ctx context.Context, accountID string, step int64, at time.Time) error
+	UseSecondFactorStep(ctx context.Context, accountID string, step int64) (bool, error)
+	UseRecoveryCode(ctx context.Context, accountID string, hash []byte) (bool, error)
+	DeleteSecondFactor(ctx context.Context, accountID string) error
 }
 
 // Session lifetimes. Browser logins expire a fixed time after login; API
@@ -108,6 +115,8 @@ type Service struct {
 	limits     limits
 	audit      auditlog.Recorder
 	ensureMu   sync.Mutex
+	box        SecretBox
+	challenges map[[32]byte]*challenge // logins waiting for a code; guarded by mu
 }
 
 // Options configure a Service.
@@ -118,6 +127,9 @@ type Options struct {
 	Log auditlog.Recorder
 	// Registerer, when set, gets the service's metrics.
 	Registerer prometheus.Registerer
+	// Box seals second-factor secrets at rest; without it the hub offers
+	// no second factor.
+	Box SecretBox
 }
 
 // record appends an event if an auditor is set. A failure is returned:
@@ -143,6 +155,7 @@ func New(st Store, opts Options) *Service {
 		hasher:    credential.NewHasher(0),
 		log:       log,
 		audit:     opts.Log,
+		box:       opts.Box,
 		now:       time.Now,
 		verified:  make(map[string]verifiedSecret),
 		lastTouch: make(map[string]time.Time),

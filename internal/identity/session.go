@@ -54,6 +54,17 @@ func (s *Service) Login(ctx context.Context, o Origin, username, password string
 		return store.Session{}, "", ErrUnauthenticated
 	}
 	att.passed()
+	// An account with a second factor gets a challenge, not a session:
+	// the code comes in LoginSecondFactor.
+	if err := s.secondFactorChallenge(ctx, o, acc, key, kind, name); err != nil {
+		return store.Session{}, "", err
+	}
+	return s.finishLogin(ctx, acc, kind, name, nil)
+}
+
+// finishLogin opens the session of a login that passed every check and
+// records it.
+func (s *Service) finishLogin(ctx context.Context, acc store.Account, kind store.SessionKind, name string, detail map[string]string) (store.Session, string, error) {
 	ss, tok, err := s.openSession(ctx, acc.ID, kind, name)
 	if err != nil {
 		return store.Session{}, "", err
@@ -62,8 +73,12 @@ func (s *Service) Login(ctx context.Context, o Origin, username, password string
 	if kind == store.SessionToken {
 		action = auditlog.ActionTokenCreate
 	}
+	d := map[string]string{"session": ss.ID}
+	for k, v := range detail {
+		d[k] = v
+	}
 	if err := s.record(ctx, auditlog.Event{Actor: auditlog.Actor{Kind: auditlog.ActorPerson, ID: acc.ID}, Action: action,
-		Household: acc.HouseholdID, Subject: auditlog.Subject{Account: acc.ID}, Detail: map[string]string{"session": ss.ID}}); err != nil {
+		Household: acc.HouseholdID, Subject: auditlog.Subject{Account: acc.ID}, Detail: d}); err != nil {
 		return store.Session{}, "", err
 	}
 	return ss, tok, nil
