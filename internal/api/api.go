@@ -183,6 +183,10 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/tokens", s.createToken)
 	m.HandleFunc("GET /api/v1/me", s.authed(s.me))
 	m.HandleFunc("POST /api/v1/me/password", s.authed(s.changePassword))
+	m.HandleFunc("GET /api/v1/me/second-factor", s.authed(s.getSecondFactor))
+	m.HandleFunc("POST /api/v1/me/second-factor", s.authed(s.beginSecondFactor))
+	m.HandleFunc("POST /api/v1/me/second-factor/confirm", s.authed(s.confirmSecondFactor))
+	m.HandleFunc("POST /api/v1/me/second-factor/disable", s.authed(s.disableSecondFactor))
 	m.HandleFunc("GET /api/v1/sessions", s.authed(s.listSessions))
 	m.HandleFunc("DELETE /api/v1/sessions/{id}", s.authed(s.revokeSession))
 

@@ -77,6 +77,10 @@ type credentialsIn struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
 	Name     string `json:"name,omitempty"`
+	// Code is the second factor's code (or a recovery code), sent with
+	// the password or with the Challenge a first try returned.
+	Code      string `json:"code,omitempty"`
+	Challenge string `json:"challenge,omitempty"`
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
@@ -85,7 +89,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ss, tok, err := s.id.Login(r.Context(), origin(r), in.Username, in.Password, store.SessionBrowser, userAgent(r))
+	ss, tok, err := s.passwordLogin(r, in, store.SessionBrowser, userAgent(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -116,7 +120,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var accountID string
-	if tok := bearer(r); tok != "" && in.Username == "" {
+	if tok := bearer(r); tok != "" && in.Username == "" && in.Challenge == "" {
 		acc, _, err := s.id.Authenticate(r.Context(), tok)
 		if err != nil {
 			s.fail(w, r, err)
@@ -126,7 +130,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	} else {
 		// A program without a session logs in with its password; the
 		// session that opens is the token.
-		ss, tok, err := s.id.Login(r.Context(), origin(r), in.Username, in.Password, store.SessionToken, in.Name)
+		ss, tok, err := s.passwordLogin(r, in, store.SessionToken, in.Name)
 		if err != nil {
 			s.fail(w, r, err)
 			return

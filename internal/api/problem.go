@@ -35,6 +35,9 @@ type problem struct {
 	// Sharing says what turning on a use would send out of the hub, to
 	// whom and on what terms (extension member of confirm-sharing).
 	Sharing *consent.Sharing `json:"sharing,omitempty"`
+	// Challenge is sent back with the code to finish a login that needs
+	// a second factor (extension member of second-factor-required).
+	Challenge string `json:"challenge,omitempty"`
 }
 
 // Problem types are URNs: stable identifiers a client can switch on.
@@ -60,8 +63,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var re *ingest.RefusedError
 	var ve *manifest.ValidationError
 	var te *identity.ThrottledError
+	var sf *identity.SecondFactorRequiredError
 	kind, detail, hasKind := problems.Of(err)
 	switch {
+	case errors.As(err, &sf):
+		writeProblemDoc(w, r, problem{Type: problemPrefix + "second-factor-required", Status: http.StatusUnauthorized,
+			Detail: "send the code from your authenticator app (or a recovery code) as code, with this challenge, within 5 minutes", Challenge: sf.Challenge})
 	case errors.As(err, &te):
 		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
 		writeProblemDoc(w, r, problem{Type: problemPrefix + "too-many-attempts", Status: http.StatusTooManyRequests,

@@ -335,7 +335,7 @@ func (f *fakeParts) ExpiredMetadata(context.Context) ([]ExpiredMetadata, error) 
 }
 func (f *fakeParts) Quarantined(ctx context.Context) ([]Quarantine, error) {
 	if f.quarantined {
-		return []Quarantine{{DeviceID: "dev_q", Reason: "rate", Since: time.Now()}}, nil
+		return []Quarantine{{DeviceID: "dev_q", Reason: "declared_rate", Stream: "power", Severity: "critical", Observed: 540, Limit: 12, Since: time.Now()}}, nil
 	}
 	return nil, nil
 }
@@ -408,4 +408,32 @@ func TestFindingsReadable(t *testing.T) {
 			t.Errorf("no household finding of %s to read", c)
 		}
 	}
+}
+
+// A quarantine finding is as severe as the alarm behind the hold, one
+// step milder when the device is only slowed down.
+func TestQuarantineSeverity(t *testing.T) {
+	for _, c := range []struct {
+		alarm   string
+		limited bool
+		want    Severity
+	}{
+		{"critical", false, Critical}, {"critical", true, High},
+		{"warning", false, High}, {"warning", true, Medium},
+		{"info", false, Medium}, {"info", true, Low}, {"", false, Medium},
+	} {
+		if got := quarantineSeverity(Quarantine{Severity: c.alarm, RateLimited: c.limited}); got != c.want {
+			t.Errorf("alarm %q, rate limited %v: %s, want %s", c.alarm, c.limited, got, c.want)
+		}
+	}
+	e := newEnv(t)
+	parts := &fakeParts{quarantined: true}
+	e.cfg.Quarantine = parts
+	e.rebuild()
+	f := e.mustFind(checkQuarantine)
+	if f.Severity != Critical || f.FixURL != "/devices/dev_q" || !contains(f.Evidence, "critical alarm (declared_rate on power: 540 seen where 12 is the limit)") {
+		t.Fatalf("finding: %+v", f)
+	}
+	parts.quarantined = false
+	e.mustClose(checkQuarantine, f.ID)
 }

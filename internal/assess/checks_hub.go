@@ -337,15 +337,51 @@ func (r *run) quarantine(ctx context.Context) error {
 		hh[d.ID] = d.HouseholdID
 	}
 	for _, q := range qs {
-		r.add(Finding{Check: checkQuarantine, Severity: High, Household: hh[q.DeviceID], Subject: q.DeviceID,
+		what := "is held back"
+		if q.RateLimited {
+			what = "is slowed down"
+		}
+		ev := fmt.Sprintf("Device %s %s since %s, after a %s alarm (%s", q.DeviceID, what, q.Since.UTC().Format(time.RFC3339), q.Severity, q.Reason)
+		if q.Stream != "" {
+			ev += " on " + q.Stream
+		}
+		if q.Limit > 0 {
+			ev += fmt.Sprintf(": %g seen where %g is the limit", q.Observed, q.Limit)
+		}
+		ev += ")."
+		r.add(Finding{Check: checkQuarantine, Severity: quarantineSeverity(q), Household: hh[q.DeviceID], Subject: q.DeviceID,
 			Title:    "A device is in quarantine",
-			Evidence: fmt.Sprintf("Device %s has been held since %s (reason: %s).", q.DeviceID, q.Since.UTC().Format(time.RFC3339), q.Reason),
+			Evidence: ev,
 			Why:      "It acted in a way that suggests someone else controls it.",
 			Fix:      "Reset the device, give it a new secret, then release it from its page.",
 			FixURL:   "/devices/" + q.DeviceID,
 		})
 	}
 	return nil
+}
+
+// quarantineSeverity ranks a hold by the alarm behind it: a critical
+// alarm is a critical finding, a warning high, anything milder medium;
+// a rate limit, which still lets the device work, one step lower.
+func quarantineSeverity(q Quarantine) Severity {
+	sev := Medium
+	switch q.Severity {
+	case "critical":
+		sev = Critical
+	case "warning":
+		sev = High
+	}
+	if q.RateLimited {
+		switch sev {
+		case Critical:
+			sev = High
+		case High:
+			sev = Medium
+		default:
+			sev = Low
+		}
+	}
+	return sev
 }
 
 func (r *run) secondFactor(ctx context.Context) error {

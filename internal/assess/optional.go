@@ -56,7 +56,16 @@ type Quarantined interface {
 type Quarantine struct {
 	DeviceID string
 	Reason   string // a detector name, never message contents
-	Since    time.Time
+	Stream   string // the stream concerned, if any
+	// Severity is the monitor's severity of the alarm that put the hold
+	// on: "critical", "warning" or "info".
+	Severity string
+	// Observed and Limit are the detector's numbers (Limit 0: none).
+	Observed, Limit float64
+	// RateLimited marks the lighter hold: only publishes above a rate
+	// are refused.
+	RateLimited bool
+	Since       time.Time
 }
 
 // SecondFactors tells whether an account has a second login factor.

@@ -65,6 +65,7 @@ func (h *Hub) openAssess(context.Context) error {
 		ac.Advisories = openAdvisories{h}
 	}
 	ac.Quarantine = quarantined{h}
+	ac.SecondFA = h.id
 	h.assess = assess.New(ac)
 	return nil
 }
@@ -333,7 +334,8 @@ func (q quarantined) Quarantined(ctx context.Context) ([]assess.Quarantine, erro
 	}
 	out := make([]assess.Quarantine, 0, len(holds))
 	for _, hd := range holds {
-		out = append(out, assess.Quarantine{DeviceID: hd.DeviceID, Reason: hd.Kind, Since: hd.Since})
+		out = append(out, assess.Quarantine{DeviceID: hd.DeviceID, Reason: hd.Kind, Stream: hd.Stream, Severity: hd.Severity,
+			Observed: hd.Observed, Limit: hd.Limit, RateLimited: hd.RateLimited, Since: hd.Since})
 	}
 	return out, nil
 }

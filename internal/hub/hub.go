@@ -74,6 +74,7 @@ type Hub struct {
 	alog      *auditlog.Log
 	consent   *consent.Service
 	vault     *vault.Vault
+	box       *vault.HubBox // seals second-factor secrets
 	owners    *owners
 	id        *identity.Service
 	in        *ingest.Pipeline

@@ -81,6 +81,9 @@ func (h *Hub) openVault(ctx context.Context) error {
 		return fmt.Errorf("open vault: %w", err)
 	}
 	h.owners = &owners{st: h.st, v: h.vault}
+	// People's second-factor secrets are wrapped to the same key as
+	// hub-assisted data keys.
+	h.box = vault.NewHubBox(hubKey)
 	return nil
 }
 
@@ -117,7 +120,7 @@ func (h *Hub) stopForward(context.Context) error {
 }
 
 func (h *Hub) openIdentity(context.Context) error {
-	h.id = identity.New(h.st, identity.Options{Logger: h.log.With("component", "identity"), Log: h.alog, Registerer: h.reg})
+	h.id = identity.New(h.st, identity.Options{Logger: h.log.With("component", "identity"), Log: h.alog, Registerer: h.reg, Box: h.box})
 	return nil
 }
 
