@@ -87,6 +87,9 @@ func (s *Server) postSetup(w http.ResponseWriter, r *http.Request) {
 type loginForm struct {
 	Username string
 	Next     string
+	// Challenge is set on the second step, for an account with a code
+	// from an app.
+	Challenge string
 }
 
 func (s *Server) getLogin(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +121,12 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ses, tok, err := s.id.Login(r.Context(), origin(r), form.Username, r.PostFormValue("password"), store.SessionBrowser, userAgent(r))
 	var te *identity.ThrottledError
+	var sf *identity.SecondFactorRequiredError
 	switch {
+	case errors.As(err, &sf):
+		form.Challenge = sf.Challenge
+		s.loginCode(w, r, http.StatusOK, form, nil)
+		return
 	case errors.Is(err, identity.ErrUnauthenticated):
 		p.CSRF = csrfToken(s.preSecret(w, r))
 		p.Errors = []formError{{Field: "password", Message: "The username or the password is wrong."}}
@@ -156,8 +164,9 @@ type sessionView struct {
 }
 
 type securityView struct {
-	Sessions []sessionView
-	MinChars int
+	Sessions     []sessionView
+	MinChars     int
+	SecondFactor secondFactorView
 }
 
 func (s *Server) security(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -165,12 +174,23 @@ func (s *Server) security(w http.ResponseWriter, r *http.Request, v viewer) {
 }
 
 func (s *Server) renderSecurity(w http.ResponseWriter, r *http.Request, v viewer, status int, errs []formError) {
+	s.renderSecurityWith(w, r, v, status, errs, nil)
+}
+
+// renderSecurityWith is the security page, with the app's secret and
+// recovery codes when en was just made.
+func (s *Server) renderSecurityWith(w http.ResponseWriter, r *http.Request, v viewer, status int, errs []formError, en *identity.Enrolment) {
 	list, err := s.id.Sessions(r.Context(), v.Account.ID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	sv := securityView{MinChars: credential.MinPasswordChars}
+	sf, err := s.id.SecondFactor(r.Context(), v.Account.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sv := securityView{MinChars: credential.MinPasswordChars, SecondFactor: secondFactorView{Status: sf, Enrolment: en}}
 	for _, ss := range list {
 		sv.Sessions = append(sv.Sessions, sessionView{Session: ss, Current: ss.ID == v.Session.ID, Token: ss.Kind == store.SessionToken})
 	}

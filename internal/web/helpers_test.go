@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/candor-iot/candor/internal/api"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
@@ -27,6 +29,7 @@ import (
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 // goodPassword passes the password rules.
@@ -87,7 +90,11 @@ func startHubRecording(t *testing.T, rec auditlog.Recorder, mods ...func(*Config
 	if rec == nil {
 		rec = alog
 	}
-	id := identity.New(st, identity.Options{Log: rec})
+	hubKey, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := identity.New(st, identity.Options{Log: rec, Box: vault.NewHubBox(hubKey)})
 	cs, err := consent.New(ctx, consent.Options{Store: st, Manifests: cat, Key: ckey, Log: rec})
 	if err != nil {
 		t.Fatalf("consent: %v", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/history"
+	"github.com/candor-iot/candor/internal/identity"
 )
 
 const (
@@ -182,6 +183,10 @@ func eventSentence(v viewer, ev auditlog.Event, names map[string]string) string 
 		what = "deleted an account"
 	case auditlog.ActionAccountRole:
 		what = "changed what an account may do"
+	case identity.ActionSecondFactorOn:
+		what = "turned on login codes from an app"
+	case identity.ActionSecondFactorOff:
+		what = "turned off login codes from an app"
 	case auditlog.ActionAccountLogin:
 		what = "logged in"
 	case auditlog.ActionTokenCreate:

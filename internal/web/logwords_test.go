@@ -9,6 +9,7 @@ import (
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/history"
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -33,6 +34,8 @@ func TestEventSentencesArePlainWords(t *testing.T) {
 		{consent.ActionConsentRequest, nil, `You asked for a consent choice to change for "Hall" (dev_1) (power).`},
 		{forward.ActionRecipientChange, nil, "You changed where a recipient gets data."},
 		{"account.password.change", nil, "You changed a password."},
+		{identity.ActionSecondFactorOn, nil, "You turned on login codes from an app."},
+		{identity.ActionSecondFactorOff, nil, "You turned off login codes from an app."},
 		{"future.thing", nil, `You made a change this page cannot describe yet, about "Hall" (dev_1).`},
 	}
 	for _, a := range []string{auditlog.ActionReadingsForward, auditlog.ActionReadingsExport, auditlog.ActionConsentChange,

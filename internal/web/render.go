@@ -111,6 +111,9 @@ var statusMessages = map[string]string{
 	"released":   "The device is released. The hub takes its data again.",
 	"logged-out": "You are logged out.",
 	"setup":      "Your hub is set up. Welcome!",
+	// The second factor.
+	"second-factor-on":  "Login codes are on. From now on, log in with your password and a code from your app.",
+	"second-factor-off": "Login codes are off. Your password alone logs you in.",
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {

@@ -243,6 +243,7 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /setup", s.postSetup)
 	m.HandleFunc("GET /login", s.getLogin)
 	m.HandleFunc("POST /login", s.postLogin)
+	m.HandleFunc("POST /login/code", s.postLoginCode)
 	m.HandleFunc("POST /logout", s.authed(s.postLogout))
 	m.HandleFunc("GET /learn", s.learn)
 
@@ -305,6 +306,9 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("GET /conformance", s.authed(s.conformancePage))
 	m.HandleFunc("GET /security", s.authed(s.security))
 	m.HandleFunc("POST /security/password", s.authed(s.postPassword))
+	m.HandleFunc("POST /security/second-factor", s.authed(s.postSecondFactor))
+	m.HandleFunc("POST /security/second-factor/confirm", s.authed(s.postSecondFactorConfirm))
+	m.HandleFunc("POST /security/second-factor/disable", s.authed(s.postSecondFactorDisable))
 	m.HandleFunc("POST /security/sessions/{id}/revoke", s.authed(s.postRevokeSession))
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

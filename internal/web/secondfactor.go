@@ -1,0 +1,124 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/candor-iot/candor/internal/identity"
+)
+
+// The login code step and the security page's "code from an app" part.
+// The page shows the app's secret and the recovery codes once, right
+// after they are made; they are never shown again.
+
+// secondFactorView is the security page's part about the app.
+type secondFactorView struct {
+	Status identity.SecondFactorStatus
+	// Enrolment is set only on the answer that made it.
+	Enrolment *identity.Enrolment
+}
+
+// loginCode renders the second step of a login: the code field.
+func (s *Server) loginCode(w http.ResponseWriter, r *http.Request, status int, form loginForm, errs []formError) {
+	p := page{Title: "Enter your code", CSRF: csrfToken(s.preSecret(w, r)), Data: form, Errors: errs}
+	w.Header().Set("Cache-Control", "no-store")
+	s.render(w, r, status, "login", p)
+}
+
+// postLoginCode finishes a login with the code from the app or a
+// recovery code.
+func (s *Server) postLoginCode(w http.ResponseWriter, r *http.Request) {
+	form := loginForm{Next: localPath(r.PostFormValue("next")), Challenge: r.PostFormValue("challenge")}
+	if err := s.checkPreCSRF(r); err != nil {
+		s.loginCode(w, r, http.StatusForbidden, form, []formError{{Message: upperFirst(err.Error()) + "."}})
+		return
+	}
+	ses, tok, err := s.id.LoginSecondFactor(r.Context(), origin(r), form.Challenge, r.PostFormValue("code"))
+	var te *identity.ThrottledError
+	switch {
+	case errors.Is(err, identity.ErrUnauthenticated):
+		s.loginCode(w, r, http.StatusUnauthorized, form, []formError{{Field: "code",
+			Message: "This code is wrong or too old. Type the code your app shows now. After five tries, or five minutes, log in again."}})
+		return
+	case errors.As(err, &te):
+		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+		s.loginCode(w, r, http.StatusTooManyRequests, form, []formError{{Field: "code", Message: upperFirst(te.Error()) + "."}})
+		return
+	case err != nil:
+		s.fail(w, r, err)
+		return
+	}
+	s.startSession(w, r, ses, tok)
+	s.rememberBrowser(w, r, ses.AccountID)
+	http.Redirect(w, r, form.Next, http.StatusSeeOther)
+}
+
+func (s *Server) postSecondFactor(w http.ResponseWriter, r *http.Request, v viewer) {
+	en, err := s.id.BeginSecondFactor(r.Context(), v.Account.ID, r.PostFormValue("password"))
+	if errs, ok := secondFactorErrors(err, "second-factor-password"); ok {
+		s.renderSecurityWith(w, r, v, http.StatusUnprocessableEntity, errs, nil)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.renderSecurityWith(w, r, v, http.StatusOK, nil, &en)
+}
+
+func (s *Server) postSecondFactorConfirm(w http.ResponseWriter, r *http.Request, v viewer) {
+	err := s.id.ConfirmSecondFactor(r.Context(), v.Account.ID, strings.TrimSpace(r.PostFormValue("code")))
+	if errs, ok := secondFactorErrors(err, "second-factor-code"); ok {
+		s.renderSecurityWith(w, r, v, http.StatusUnprocessableEntity, errs, nil)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/security?done=second-factor-on", http.StatusSeeOther)
+}
+
+func (s *Server) postSecondFactorDisable(w http.ResponseWriter, r *http.Request, v viewer) {
+	err := s.id.DisableSecondFactor(r.Context(), v.Account.ID, r.PostFormValue("password"))
+	if errs, ok := secondFactorErrors(err, "second-factor-off-password"); ok {
+		s.renderSecurityWith(w, r, v, http.StatusUnprocessableEntity, errs, nil)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/security?done=second-factor-off", http.StatusSeeOther)
+}
+
+// secondFactorErrors turns the service's refusals into form errors on
+// the field id; ok is false for errors the page cannot explain.
+func secondFactorErrors(err error, field string) ([]formError, bool) {
+	var te *identity.ThrottledError
+	switch {
+	case err == nil:
+		return nil, false
+	case errors.As(err, &te):
+		return []formError{{Field: field, Message: upperFirst(te.Error()) + "."}}, true
+	case errors.Is(err, identity.ErrNoSecretBox):
+		return []formError{{Field: field, Message: "This hub cannot keep codes from an app."}}, true
+	case errors.Is(err, identity.ErrInvalid):
+		msg := detail(err)
+		switch {
+		case strings.HasPrefix(msg, "password: does not match"):
+			msg = "This is not your password now."
+		case strings.HasPrefix(msg, "code: does not match"):
+			msg = "This code does not match. Check that the time on your phone is right, then type the code it shows now."
+		default:
+			if _, rest, ok := strings.Cut(msg, ": "); ok {
+				msg = upperFirst(sentence(rest))
+			}
+		}
+		return []formError{{Field: field, Message: msg}}, true
+	}
+	return nil, false
+}
