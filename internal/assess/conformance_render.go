@@ -24,6 +24,8 @@ var conformanceHTML = template.Must(template.New("conformance").Funcs(template.F
 <li>Not met: {{index .C.Summary "not-met"}}</li>
 <li>Not applicable: {{index .C.Summary "not-applicable"}}</li>
 </ul>
+{{with .C.Notes}}<h3>What this report does not claim</h3>
+<ul>{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{with .C.Live}}<h3>Tests run against this hub now</h3>
 <ul>{{range .}}<li>{{if .Passed}}Passed{{else}}Failed{{end}}: {{.Name}}. {{.Detail}}</li>{{end}}</ul>{{end}}
 </section>
