@@ -40,7 +40,6 @@ type Conformance struct {
 // etsiNumberingNote is what the report says about its provision list.
 const etsiNumberingNote = "The ETSI EN 303 645 provisions follow the standard's numbering as we know it from v2.1.1, which v3.1.3 keeps as far as we know; we did not have the text of v3.1.3 at hand, so a provision it added would be missing. Every title is our own short summary."
 
-
 // Row is one clause or provision.
 type Row struct {
 	Framework string `json:"framework"`
