@@ -1,12 +1,18 @@
 package hub
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
 	"github.com/candor-iot/candor/internal/config"
+	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/sim"
 )
 
 // auditFindings runs the audit as the operator and returns the open
@@ -139,5 +145,124 @@ func TestAuditSeesDemoAdvisory(t *testing.T) {
 	}
 	if len(found["support-ended"]) != 0 {
 		t.Errorf("demo devices past support: %v", found["support-ended"])
+	}
+}
+
+// The quarantine check on a real hub: a device flooding over real MQTT is
+// held by the abuse monitor, the audit finds it with the alarm's
+// severity, its numbers and a link to the device's page, and once its
+// owner releases it the finding closes.
+func TestAuditQuarantineOverMQTT(t *testing.T) {
+	th := startHub(t, func(c *configT) { c.MonitorWindow = 2 * time.Second })
+	alex := th.setup("alex")
+	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", alex, map[string]string{"name": "meter", "type": "smart-meter"})
+	if code != http.StatusCreated {
+		t.Fatalf("add device: %d %v", code, out)
+	}
+	dev := sim.Device{ID: out["device"].(map[string]any)["id"].(string), Secret: out["secret"].(string), Kind: "smart-meter"}
+	if found, _ := th.auditFindings(); len(found["quarantined-device"]) != 0 {
+		t.Fatalf("quarantine finding before any attack: %v", found["quarantined-device"])
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := sim.Attack(ctx, sim.AttackConfig{Name: "flood", Broker: th.MQTTAddr(), Devices: []sim.Device{dev}, Rate: 20}); err != nil {
+			t.Error(err)
+		}
+	}()
+	var f map[string]any
+	waitFor(t, "the audit finding of the quarantined device", 30*time.Second, func() bool {
+		found, _ := th.auditFindings()
+		if len(found["quarantined-device"]) == 0 {
+			return false
+		}
+		f = found["quarantined-device"][0]
+		return true
+	})
+	stop()
+	<-done
+	holds, err := th.st.Quarantines(context.Background())
+	if err != nil || len(holds) != 1 {
+		t.Fatalf("holds: %v %v", holds, err)
+	}
+	want := map[string]string{"critical": "critical", "warning": "high", "info": "medium"}[holds[0].Severity]
+	if holds[0].RateLimited {
+		t.Fatalf("a flood only slowed down: %+v", holds[0])
+	}
+	if f["subject"] != dev.ID || f["severity"] != want || f["fix_url"] != "/devices/"+dev.ID || f["household"] == nil ||
+		!strings.Contains(f["evidence"].(string), holds[0].Kind) || f["why"] == "" || f["fix"] == "" {
+		t.Fatalf("finding %v for hold %+v", f, holds[0])
+	}
+	code, out, _ = call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices/"+dev.ID+"/release", alex,
+		map[string]string{"reason": "I reset it to factory settings"})
+	if code != 200 {
+		t.Fatalf("release: %d %v", code, out)
+	}
+	if found, _ := th.auditFindings(); len(found["quarantined-device"]) != 0 {
+		t.Fatalf("still open after the release: %v", found["quarantined-device"])
+	}
+}
+
+// The admin's second factor on a real hub: without one the audit has a
+// finding and conformance row 5.1-3 is partly met; once the admin turns
+// on login codes over the API both change, and logging in needs a code.
+func TestAuditAdminSecondFactor(t *testing.T) {
+	th := startHub(t)
+	alex := th.setup("alex")
+	found, checks := th.auditFindings()
+	if checks["admin-second-factor"]["available"] != true || len(found["admin-second-factor"]) != 1 {
+		t.Fatalf("second-factor check: %v, findings %v", checks["admin-second-factor"], found["admin-second-factor"])
+	}
+	f := found["admin-second-factor"][0]
+	if f["severity"] != "high" || f["fix_url"] != "/security" {
+		t.Fatalf("finding: %v", f)
+	}
+	rows, _ := th.conformanceRows()
+	if rows["5.1-3"]["status"] != "partly-met" || !strings.Contains(rows["5.1-3"]["evidence"].(string), "0 of 1 admin") {
+		t.Fatalf("5.1-3 without a second factor: %v", rows["5.1-3"])
+	}
+
+	code, en, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/me/second-factor", alex, map[string]string{"password": goodPassword})
+	if code != http.StatusCreated || en["secret"] == nil || len(en["recovery_codes"].([]any)) != 10 {
+		t.Fatalf("enrol: %d %v", code, en)
+	}
+	secret := en["secret"].(string)
+	totpCode := func() string {
+		c, err := totp.GenerateCodeCustom(secret, time.Now(), totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/me/second-factor/confirm", alex, map[string]string{"code": totpCode()}); code != 200 || out["on"] != true {
+		t.Fatalf("confirm: %d %v", code, out)
+	}
+	if len(th.logged("", identity.ActionSecondFactorOn)) != 1 {
+		t.Fatal("turning on the second factor is not in the transparency log")
+	}
+	found, _ = th.auditFindings()
+	if len(found["admin-second-factor"]) != 0 {
+		t.Fatalf("still open once enrolled: %v", found["admin-second-factor"])
+	}
+	rows, _ = th.conformanceRows()
+	if rows["5.1-3"]["status"] != "met" || !strings.Contains(rows["5.1-5"]["evidence"].(string), "1 of 1 admin") {
+		t.Fatalf("5.1-3 and 5.1-5 with a second factor: %v %v", rows["5.1-3"], rows["5.1-5"])
+	}
+
+	// The password alone now gets a challenge; with a recovery code, in
+	// one request, a token.
+	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/tokens", "", map[string]string{"username": "alex", "password": goodPassword, "name": "cli"})
+	if code != http.StatusUnauthorized || out["type"] != "urn:candor:problem:second-factor-required" || out["challenge"] == nil {
+		t.Fatalf("token with the password only: %d %v", code, out)
+	}
+	rc := en["recovery_codes"].([]any)[0].(string)
+	code, out, _ = call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/tokens", "", map[string]string{"challenge": out["challenge"].(string), "code": rc, "name": "cli"})
+	if code != http.StatusCreated || out["token"] == nil {
+		t.Fatalf("token with the challenge and a recovery code: %d %v", code, out)
+	}
+	code, out, _ = call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/tokens", "", map[string]string{"username": "alex", "password": goodPassword, "code": rc, "name": "cli"})
+	if code != http.StatusUnauthorized || out["type"] != "urn:candor:problem:unauthenticated" {
+		t.Fatalf("recovery code used twice: %d %v", code, out)
 	}
 }
