@@ -78,32 +78,50 @@ func TestConformanceCoversEveryClause(t *testing.T) {
 }
 
 // Moving the plain listener onto the network opens an audit finding and
-// turns the related conformance row; moving it back reverses both.
+// turns the related conformance row; moving it back reverses both. The
+// addresses are only configured, never bound: the check reads the
+// configuration, as it does on a hub whose LAN address is one of these.
 func TestPlainListenerChangesFindingAndRow(t *testing.T) {
-	e := confEnv(t)
-	e.cfg.Listeners = []Listener{{Name: "MQTT", Flag: "--mqtt-addr", Addr: "127.0.0.1:1883"}}
-	e.rebuild()
-	_, before, err := e.svc.Conformance(t.Context(), operator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if row(before, "5.5-1").Status == NotMet {
-		t.Fatalf("loopback listener: %+v", row(before, "5.5-1"))
-	}
-	e.cfg.Listeners = []Listener{{Name: "MQTT", Flag: "--mqtt-addr", Addr: "0.0.0.0:1883"}}
-	e.rebuild()
-	v, after, err := e.svc.Conformance(t.Context(), operator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := row(after, "5.5-1")
-	if r.Status != NotMet || !strings.Contains(r.Evidence, "0.0.0.0:1883") {
-		t.Fatalf("row 5.5-1 on the network: %+v", r)
-	}
-	if len(open(e.run(), checkPlainListener)) != 1 {
-		t.Fatal("no audit finding for the listener")
-	}
-	if !slices.ContainsFunc(v.Changes, func(c string) bool { return strings.Contains(c, "ETSI EN 303 645 5.5-1 is not met") }) {
-		t.Fatalf("changes do not name the row: %q", v.Changes)
+	for _, addr := range []string{"0.0.0.0:1883", ":1883", "192.168.1.20:1883", "10.0.0.7:1883", "[fd00::20]:1883", "hub.lan:1883"} {
+		t.Run(addr, func(t *testing.T) {
+			e := confEnv(t)
+			e.cfg.Listeners = []Listener{{Name: "MQTT", Flag: "--mqtt-addr", Addr: "127.0.0.1:1883"}}
+			e.rebuild()
+			_, before, err := e.svc.Conformance(t.Context(), operator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if row(before, "5.5-1").Status == NotMet || len(open(e.run(), checkPlainListener)) != 0 {
+				t.Fatalf("loopback listener: %+v", row(before, "5.5-1"))
+			}
+			e.cfg.Listeners = []Listener{{Name: "MQTT", Flag: "--mqtt-addr", Addr: addr}}
+			e.rebuild()
+			v, after, err := e.svc.Conformance(t.Context(), operator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := row(after, "5.5-1")
+			if r.Status != NotMet || !strings.Contains(r.Evidence, addr) {
+				t.Fatalf("row 5.5-1 on the network: %+v", r)
+			}
+			f := open(e.run(), checkPlainListener)
+			if len(f) != 1 || !strings.Contains(f[0].Evidence, addr) || f[0].Fix == "" {
+				t.Fatalf("audit finding for the listener: %+v", f)
+			}
+			if !slices.ContainsFunc(v.Changes, func(c string) bool { return strings.Contains(c, "ETSI EN 303 645 5.5-1 is not met") }) {
+				t.Fatalf("changes do not name the row: %q", v.Changes)
+			}
+			// Back on loopback: the finding closes and the row turns back.
+			e.cfg.Listeners = []Listener{{Name: "MQTT", Flag: "--mqtt-addr", Addr: "127.0.0.1:1883"}}
+			e.rebuild()
+			_, back, err := e.svc.Conformance(t.Context(), operator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if row(back, "5.5-1").Status == NotMet {
+				t.Fatalf("row 5.5-1 back on loopback: %+v", row(back, "5.5-1"))
+			}
+			e.mustClose(checkPlainListener, f[0].ID)
+		})
 	}
 }
