@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,18 @@ func TestAuditSeesDemoAdvisory(t *testing.T) {
 	}
 	if len(found["support-ended"]) != 0 {
 		t.Errorf("demo devices past support: %v", found["support-ended"])
+	}
+	// The owner takes the affected device off the hub: the finding about
+	// it closes.
+	id := f["subject"].(string)
+	if code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/devices/"+id+"/revoke", "", nil); code != http.StatusOK && code != http.StatusNoContent {
+		t.Fatalf("revoke %s: %d %v", id, code, out)
+	}
+	found, _ = th.auditFindings()
+	for _, g := range found["open-advisories"] {
+		if g["subject"] == id {
+			t.Fatalf("still open once the device is revoked: %v", g)
+		}
 	}
 }
 
@@ -309,5 +322,37 @@ func TestAuditTLSOnTheLAN(t *testing.T) {
 			continue
 		}
 		_ = conn.Close()
+	}
+}
+
+// The support check on a real hub reads the manifest in force: a version
+// whose security support has ended opens a finding about each device of
+// that type, and a version that extends support closes it.
+func TestAuditSupportEndedFromManifest(t *testing.T) {
+	th := startHub(t)
+	id, _ := th.addDevice("Band", "wearable")
+	doc, err := os.ReadFile("../manifest/templates/wearable.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(until string) {
+		t.Helper()
+		d := strings.Replace(string(doc), `"securityUpdatesUntil": "2028-12-31"`, `"securityUpdatesUntil": "`+until+`"`, 1)
+		if code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/manifests", "", d); code != http.StatusCreated {
+			t.Fatalf("manifest with support until %s: %d %v", until, code, out)
+		}
+	}
+	put("2020-12-31")
+	found, _ := th.auditFindings()
+	if len(found["support-ended"]) != 1 {
+		t.Fatalf("support-ended findings: %v", found["support-ended"])
+	}
+	f := found["support-ended"][0]
+	if f["subject"] != id || f["severity"] != "high" || f["fix_url"] != "/devices/"+id || !strings.Contains(f["evidence"].(string), "2020-12-31") || f["fix"] == "" {
+		t.Fatalf("finding: %v", f)
+	}
+	put("2035-12-31")
+	if found, _ := th.auditFindings(); len(found["support-ended"]) != 0 {
+		t.Fatalf("still open once support is extended: %v", found["support-ended"])
 	}
 }
