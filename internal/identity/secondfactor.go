@@ -102,7 +102,6 @@ type SecondFactorStatus struct {
 type challenge struct {
 	accountID string
 	username  string
-	origin    Origin
 	kind      store.SessionKind
 	name      string
 	expires   time.Time
@@ -241,7 +240,7 @@ func (s *Service) DisableSecondFactor(ctx context.Context, accountID, password s
 
 // secondFactorChallenge is called by Login once the password matched: an
 // account with an app in force gets a challenge instead of a session.
-func (s *Service) secondFactorChallenge(ctx context.Context, o Origin, acc store.Account, key string, kind store.SessionKind, name string) error {
+func (s *Service) secondFactorChallenge(ctx context.Context, acc store.Account, key string, kind store.SessionKind, name string) error {
 	f, err := s.st.SecondFactor(ctx, acc.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -254,7 +253,7 @@ func (s *Service) secondFactorChallenge(ctx context.Context, o Origin, acc store
 	}
 	tok, hash := credential.NewToken(challengePrefix)
 	now := s.now()
-	c := &challenge{accountID: acc.ID, username: key, origin: o, kind: kind, name: name, expires: now.Add(challengeTTL)}
+	c := &challenge{accountID: acc.ID, username: key, kind: kind, name: name, expires: now.Add(challengeTTL)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.challenges == nil {
@@ -298,7 +297,9 @@ func (s *Service) LoginSecondFactor(ctx context.Context, o Origin, challengeToke
 	if c == nil {
 		return store.Session{}, "", ErrUnauthenticated
 	}
-	buckets, err := s.loginBuckets(ctx, snapshot.origin, snapshot.username)
+	// The buckets of this request's origin: a code sent from elsewhere
+	// than the password spends that address's attempts.
+	buckets, err := s.loginBuckets(ctx, o, snapshot.username)
 	if err != nil {
 		return store.Session{}, "", err
 	}

@@ -15,7 +15,10 @@ import (
 // kind. It returns the session and its bearer secret, shown once. The
 // check is throttled (see limit.go) by o's address and the username, or,
 // when o carries a valid known-browser token for this username, by that
-// browser alone; a refusal is a *ThrottledError.
+// browser alone; a refusal is a *ThrottledError. For an account with a
+// second factor in force, the right password returns a
+// *SecondFactorRequiredError instead of a session: LoginSecondFactor
+// finishes the login with the code.
 func (s *Service) Login(ctx context.Context, o Origin, username, password string, kind store.SessionKind, name string) (store.Session, string, error) {
 	if len(password) > 1024 || len(username) > 64 {
 		return store.Session{}, "", ErrUnauthenticated
@@ -56,7 +59,7 @@ func (s *Service) Login(ctx context.Context, o Origin, username, password string
 	att.passed()
 	// An account with a second factor gets a challenge, not a session:
 	// the code comes in LoginSecondFactor.
-	if err := s.secondFactorChallenge(ctx, o, acc, key, kind, name); err != nil {
+	if err := s.secondFactorChallenge(ctx, acc, key, kind, name); err != nil {
 		return store.Session{}, "", err
 	}
 	return s.finishLogin(ctx, acc, kind, name, nil)
