@@ -437,3 +437,29 @@ func TestQuarantineSeverity(t *testing.T) {
 	parts.quarantined = false
 	e.mustClose(checkQuarantine, f.ID)
 }
+
+// An admin without a second factor is a high finding when the login page
+// faces the network, medium when it is on loopback only.
+func TestSecondFactorSeverity(t *testing.T) {
+	for _, c := range []struct {
+		addr string
+		want Severity
+	}{{"127.0.0.1:8080", Medium}, {"0.0.0.0:8080", High}, {"192.168.1.20:443", High}} {
+		e := newEnv(t)
+		e.household("h1")
+		if _, err := e.st.CreateFirstAccount(t.Context(), store.Household{ID: "h1"}, store.Account{ID: "acc_admin", HouseholdID: "h1",
+			Username: "admin", PasswordHash: "$argon2id$x", Role: store.RoleOwner, Admin: true, CreatedAt: e.now}); err != nil {
+			t.Fatal(err)
+		}
+		parts := &fakeParts{noSecondFactor: true}
+		e.cfg.SecondFA = parts
+		e.cfg.Listeners = []Listener{{Name: "HTTP", Flag: "--http-addr", Addr: c.addr, TLS: true}}
+		e.rebuild()
+		f := e.mustFind(checkSecondFactor)
+		if f.Severity != c.want || f.FixURL != "/security" || !contains(f.Evidence, "acc_admin") {
+			t.Errorf("HTTP on %s: %+v", c.addr, f)
+		}
+		parts.noSecondFactor = false
+		e.mustClose(checkSecondFactor, f.ID)
+	}
+}

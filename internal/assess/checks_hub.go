@@ -389,6 +389,15 @@ func (r *run) secondFactor(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The login is the HTTP listener's: reachable from the network, a
+	// password alone is a high risk; on loopback only someone already on
+	// this machine can try it.
+	sev, where := Medium, "only from this machine"
+	for _, l := range r.s.cfg.Listeners {
+		if l.Name == "HTTP" && l.Addr != "" && !Loopback(l.Addr) {
+			sev, where = High, "from the network ("+l.Addr+")"
+		}
+	}
 	for _, h := range hhs {
 		accs, err := r.s.cfg.Store.Accounts(ctx, h.ID)
 		if err != nil {
@@ -405,11 +414,11 @@ func (r *run) secondFactor(ctx context.Context) error {
 			if ok {
 				continue
 			}
-			r.add(Finding{Check: checkSecondFactor, Severity: High, Subject: a.ID,
+			r.add(Finding{Check: checkSecondFactor, Severity: sev, Subject: a.ID,
 				Title:    "The admin account has no second factor",
-				Evidence: fmt.Sprintf("Admin account %s logs in with a password only.", a.ID),
+				Evidence: fmt.Sprintf("Admin account %s (%s) logs in with a password only; the login page is reachable %s.", a.ID, a.Username, where),
 				Why:      "Whoever learns the admin's password controls the whole hub.",
-				Fix:      "Turn on a second factor for this account.",
+				Fix:      "Log in as this admin and turn on login codes from an app on the Security page.",
 				FixURL:   "/security",
 			})
 		}
