@@ -9,10 +9,10 @@
 // product and service), clause 2D (a privacy impact assessment where
 // personal data is concerned) and clause 3 (reporting against an agreed
 // framework). Everything is computed from facts the hub holds now; checks
-// whose facts live in parts this hub does not have (advisories, updates,
-// quarantine, second factors) take those parts through small optional
-// interfaces and say "not available on this hub" when they are missing,
-// never "met".
+// whose facts live in other parts (support periods, advisories, advisory
+// feeds, update metadata, the abuse monitor's quarantine, people's second
+// factors) take those parts through small optional interfaces and say
+// "not available on this hub" when one is missing, never "met".
 //
 // The service records its own actions (suppressions, signed reports) in
 // the transparency log through the Recorder it is given.
