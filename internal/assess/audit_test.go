@@ -310,6 +310,7 @@ func TestCheckpointKeptLocal(t *testing.T) {
 // on this hub, and let each check be seen to open and close.
 type fakeParts struct {
 	ended, advisory, stale, expired, quarantined, noSecondFactor bool
+	held                                                         string // the quarantined device (default dev_q)
 }
 
 func (f *fakeParts) SupportEnded(context.Context, store.Device) (time.Time, bool, bool, error) {
@@ -335,7 +336,11 @@ func (f *fakeParts) ExpiredMetadata(context.Context) ([]ExpiredMetadata, error) 
 }
 func (f *fakeParts) Quarantined(ctx context.Context) ([]Quarantine, error) {
 	if f.quarantined {
-		return []Quarantine{{DeviceID: "dev_q", Reason: "declared_rate", Stream: "power", Severity: "critical", Observed: 540, Limit: 12, Since: time.Now()}}, nil
+		id := f.held
+		if id == "" {
+			id = "dev_q"
+		}
+		return []Quarantine{{DeviceID: id, Reason: "declared_rate", Stream: "power", Severity: "critical", Observed: 540, Limit: 12, Since: time.Now()}}, nil
 	}
 	return nil, nil
 }
@@ -387,7 +392,7 @@ func TestFindingsReadable(t *testing.T) {
 		doc = strings.Replace(doc, `"candor:terms": "https://example.com/energy-supplier/privacy",`, "", 1)
 		return strings.Replace(doc, "mailto:devices@candor.invalid", "mailto:"+placeholderContact, 1)
 	})
-	parts := &fakeParts{ended: true, advisory: true, quarantined: true}
+	parts := &fakeParts{ended: true, advisory: true, quarantined: true, held: "dev_old"}
 	e.cfg.Support, e.cfg.Advisories, e.cfg.Quarantine = parts, parts, parts
 	e.rebuild()
 	rep := e.run()
@@ -403,7 +408,7 @@ func TestFindingsReadable(t *testing.T) {
 			}
 		}
 	}
-	for _, c := range []string{checkDeviceCredentialAge, checkUnseen, checkChosenSecret, checkRecipientTerms, checkPlaceholders, checkSupport, checkAdvisories} {
+	for _, c := range []string{checkDeviceCredentialAge, checkUnseen, checkChosenSecret, checkRecipientTerms, checkPlaceholders, checkSupport, checkAdvisories, checkQuarantine} {
 		if !seen[c] {
 			t.Errorf("no household finding of %s to read", c)
 		}
