@@ -216,3 +216,33 @@ func TestSecondFactorCodesAreThrottled(t *testing.T) {
 		t.Fatalf("the right code after %d wrong ones on one challenge: %v", maxChallengeTries, err)
 	}
 }
+
+// What a person types as a spare code is cleaned up before it is hashed:
+// never a panic, the same result when cleaned twice, and every code the
+// hub makes survives the way people type it.
+func FuzzNormalizeRecoveryCode(f *testing.F) {
+	for _, s := range []string{"abcde-fghjk", "ABCDE FGHJK", "abcdefghjk", "", "0o1li", "ü-ß\x00", strings.Repeat("a", 70)} {
+		f.Add(s)
+	}
+	f.Add(newRecoveryCode())
+	f.Fuzz(func(t *testing.T, s string) {
+		n := normalizeRecoveryCode(s)
+		if again := normalizeRecoveryCode(n); again != n {
+			t.Fatalf("normalize(%q) = %q, then %q", s, n, again)
+		}
+		if isDigits(s, 6) && len(n) == 10 {
+			t.Fatalf("six digits %q read as a spare code", s)
+		}
+	})
+}
+
+func TestRecoveryCodesTypedLoosely(t *testing.T) {
+	for range 100 {
+		c := newRecoveryCode()
+		for _, typed := range []string{c, strings.ToUpper(c), strings.ReplaceAll(c, "-", ""), " " + strings.ReplaceAll(c, "-", " ") + " "} {
+			if got := normalizeRecoveryCode(typed); got != c {
+				t.Fatalf("%q typed as %q reads %q", c, typed, got)
+			}
+		}
+	}
+}
