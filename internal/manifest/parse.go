@@ -351,6 +351,8 @@ func buildStream(path, name, kind string, body json.RawMessage, ps *problems) *S
 		pp := fmt.Sprintf("%s.dpv:hasPurpose[%d]", path, i)
 		if !termRE.MatchString(p.ID) {
 			ps.add(pp+".@id", "%q is not a dpv: or candor: purpose term such as dpv:ServiceProvision", p.ID)
+		} else if p.ID == PurposeMachineLearning || p.ID == PurposeAutomatedDecisions {
+			ps.add(pp+".@id", "%q is reserved for the hub's own learning switch: mark the stream with candor:machineLearning or candor:automatedDecisions instead", p.ID)
 		}
 		if strings.TrimSpace(p.Description) == "" {
 			ps.add(pp+".description", "say in plain words what the purpose means for this stream")
