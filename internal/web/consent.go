@@ -210,9 +210,12 @@ func recordOf(rec consent.Record, m *manifest.Manifest) recordView {
 				purpose = manifest.PurposeWords(p.Term)
 			}
 		}
-		if rec.Storage.Location != consent.StoredByRecipient {
+		switch {
+		case len(rec.Purposes) > 0 && consent.IsLearningPurpose(rec.Purposes[0].Term):
+			rv.What = onOff + ": " + lowerFirst(purpose) + ". What is kept and shared did not change."
+		case rec.Storage.Location != consent.StoredByRecipient:
 			rv.What = onOff + ": kept and used on this hub " + lowerFirst(purpose) + "."
-		} else {
+		default:
 			rv.What = onOff + ": shared with " + nameInSentence(rec.Recipient.Name) + " " + lowerFirst(purpose) + "."
 		}
 	}
