@@ -118,6 +118,28 @@ func TestLearningAddedLaterStartsOff(t *testing.T) {
 			if d := dt.streams["power"]; d.Learn != tt.want || !d.Collect {
 				t.Errorf("power: %+v, want learn %v", d, tt.want)
 			}
+			// Pending lists it as a change that waits for a yes.
+			f := newFixture(t)
+			f.mf.set(meter, v2)
+			// As if the device had been added under v1 (the base).
+			f.svc.mu.Lock()
+			f.svc.publishLocked([]*deviceTable{dt}, nil)
+			f.svc.mu.Unlock()
+			pcs, err := f.svc.Pending(context.Background(), meter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sentence string
+			for _, pc := range pcs {
+				if pc.Stream == "power" {
+					sentence = pc.Sentence
+				}
+			}
+			if want := !tt.want; want != (sentence != "") {
+				t.Errorf("pending change of power: %q, want one: %v", sentence, want)
+			} else if want && !strings.Contains(sentence, "to learn from it") {
+				t.Errorf("pending sentence %q does not say it learns", sentence)
+			}
 		})
 	}
 }
