@@ -82,14 +82,25 @@ func (s *Server) revealedTogether(ctx context.Context, householdID string) []tog
 }
 
 // sharedTogether is what a recipient could learn from the household once
-// it also gets one more stream: the findings that need that stream.
+// it also gets one more stream: the findings that need that stream
+// (consent.Service.Together, which the API's confirmation uses too).
 func (s *Server) sharedTogether(ctx context.Context, d store.Device, stream, recipient string) []togetherView {
-	gets := func(hd store.Device, st *manifest.Stream) bool {
-		if hd.ID == d.ID && st.Name == stream {
-			return true
-		}
-		return s.cfg.Consent != nil && slices.Contains(s.cfg.Consent.Allowed(hd.ID, st.Name).Recipients, recipient)
+	if s.cfg.Consent == nil {
+		return nil
 	}
-	streams, ms := s.householdStreams(ctx, d.HouseholdID, gets)
-	return together(streams, ms, d.ID, stream)
+	devs, err := s.st.Devices(ctx, d.HouseholdID)
+	if err != nil {
+		return nil
+	}
+	ids := make([]string, 0, len(devs))
+	names := make(map[string]string, len(devs))
+	for _, hd := range devs {
+		ids = append(ids, hd.ID)
+		names[hd.ID] = hd.Name
+	}
+	var out []togetherView
+	for _, t := range s.cfg.Consent.Together(ctx, ids, names, d.ID, stream, recipient) {
+		out = append(out, togetherView{Devices: joinAnd(t.Devices), Reveals: t.Reveals})
+	}
+	return out
 }
