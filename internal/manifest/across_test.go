@@ -166,3 +166,19 @@ func TestTemplatesDeclareWhatTheyShowAcrossDevices(t *testing.T) {
 		})
 	}
 }
+
+// TestLearningPurposesAreReserved checks that a manifest cannot declare
+// the hub's own learning-switch purposes as ordinary purposes.
+func TestLearningPurposesAreReserved(t *testing.T) {
+	for _, term := range []string{PurposeMachineLearning, PurposeAutomatedDecisions} {
+		t.Run(term, func(t *testing.T) {
+			doc := thermostatDoc(t)
+			set(doc, "properties/setpoint/dpv:hasPurpose", []any{map[string]any{"@id": term, "description": "learning"}})
+			b, _ := json.Marshal(doc)
+			_, err := Parse("thermostat.json", b)
+			if err == nil || !strings.Contains(err.Error(), "properties.setpoint.dpv:hasPurpose[0].@id") || !strings.Contains(err.Error(), "reserved") {
+				t.Errorf("err = %v, want the purpose refused as reserved, at its path", err)
+			}
+		})
+	}
+}
