@@ -30,7 +30,10 @@ type consentView struct {
 	// read-only, is told who decides (WhoDecides) and may ask them.
 	CanChange  bool
 	WhoDecides string
-	Streams    []consentStream
+	// Learns is true when a stream is marked for learning or automated
+	// decisions: their switches are on the machine-learning register.
+	Learns  bool
+	Streams []consentStream
 	Records    []recordView
 }
 
@@ -90,6 +93,9 @@ func (s *Server) consentView(ctx context.Context, v viewer, d store.Device, m *m
 		return nil, fmt.Errorf("consent state of %s: %w", d.ID, err)
 	}
 	cv.CanStop = st.DeviceCanStop
+	if uses, err := s.cfg.Consent.Learning(ctx, d.ID); err == nil && len(uses) > 0 {
+		cv.Learns = true
+	}
 	for si, ss := range st.Streams {
 		cs := consentStream{Name: ss.Stream, Title: ss.Title, Effect: ss.Effect, Keep: ss.Routing.KeepOnHub,
 			Kept: ss.Routing.Retention.Human(), Why: ss.Routing.Why}

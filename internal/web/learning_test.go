@@ -149,8 +149,14 @@ func TestLearningRegister(t *testing.T) {
 		t.Errorf("%d readings stored after learning off, want the next one kept", n)
 	}
 	mustContain(t, "register after", visibleText(owner.get("/machine-learning").body), "Turn on: Room temperature and humidity, learning")
-	// The device page's record list says it plainly.
-	mustContain(t, "device page", visibleText(owner.get("/devices/"+thermo.ID).body), "What is kept and shared did not change.")
+	// The device page points to the register, and its record list says
+	// the change plainly.
+	dp := owner.get("/devices/" + thermo.ID)
+	mustContain(t, "device page", visibleText(dp.body), "What is kept and shared did not change.", "You can turn that off alone on the page What learns.")
+	mustContain(t, "device page", dp.body, `href="/machine-learning#device-`+thermo.ID+`"`)
+	if s := readability.Score("Some of what this device sends is used to learn, or to make choices on their own. You can turn that off alone on the page What learns."); s.Ease < readability.PlainEnglish {
+		t.Errorf("the device page's pointer scores %.1f", s.Ease)
+	}
 
 	// Other purposes and unmarked streams are refused with a reason.
 	if r := put(owner, `{"purpose": "dpv:ServiceProvision", "on": false}`); r.status != http.StatusBadRequest {
