@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/candor-iot/candor/internal/access"
@@ -41,8 +42,13 @@ func (s *Server) learningRegister(w http.ResponseWriter, r *http.Request, p acce
 			continue
 		}
 		uses, err := s.cfg.Consent.Learning(r.Context(), d.ID)
-		if err != nil {
+		var ce *consent.Error
+		if errors.As(err, &ce) {
 			continue // a device whose type has no manifest in force learns nothing the hub knows of
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
 		}
 		for _, u := range uses {
 			out = append(out, learningJSON{LearningUse: u, Device: d.Name, Deciders: decidersOf(p, d)})

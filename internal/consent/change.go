@@ -310,7 +310,7 @@ func findStream(e *catalog.Entry, deviceID, name string) (*manifest.Stream, erro
 func findUse(st *manifest.Stream, deviceID, purpose, recipient string) (manifest.Purpose, *manifest.Recipient, error) {
 	if recipient == RecipientHub && IsLearningPurpose(purpose) {
 		if marked(st, purpose) {
-			return learningPurpose(st, purpose), nil, nil
+			return learningPurpose(purpose), nil, nil
 		}
 		return manifest.Purpose{}, nil, &Error{Field: "purpose", Value: purpose, Err: ErrUnknownPurpose,
 			Msg: fmt.Sprintf("stream %q of device %q is not marked for %s in its manifest, so there is no such use to switch",

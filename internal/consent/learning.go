@@ -47,9 +47,9 @@ func marked(st *manifest.Stream, purpose string) bool {
 	return false
 }
 
-// learningPurpose is the reserved purpose of stream st, in the shape Set
-// records, with plain words for it.
-func learningPurpose(st *manifest.Stream, purpose string) manifest.Purpose {
+// learningPurpose is a reserved purpose in the shape Set records, with
+// plain words for it.
+func learningPurpose(purpose string) manifest.Purpose {
 	if purpose == PurposeMachineLearning {
 		return manifest.Purpose{ID: purpose, Description: "Learning from it, which changes how the device or your home behaves"}
 	}

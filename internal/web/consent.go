@@ -34,7 +34,7 @@ type consentView struct {
 	// decisions: their switches are on the machine-learning register.
 	Learns  bool
 	Streams []consentStream
-	Records    []recordView
+	Records []recordView
 }
 
 type consentStream struct {

@@ -82,8 +82,14 @@ func (s *Server) learningView(ctx context.Context, v viewer) (learningView, erro
 			continue
 		}
 		uses, err := s.cfg.Consent.Learning(ctx, d.ID)
-		if err != nil || len(uses) == 0 {
+		var ce *consent.Error
+		switch {
+		case errors.As(err, &ce):
 			continue // no manifest in force: nothing the hub knows learns
+		case err != nil:
+			return lv, err
+		case len(uses) == 0:
+			continue
 		}
 		ld := learningDevice{ID: d.ID, Name: d.Name, CanChange: v.CanDecide(d), WhoDecides: s.whoDecides(ctx, v, d)}
 		for ui, u := range uses {
