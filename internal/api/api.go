@@ -234,6 +234,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/consent/records", s.authed(s.consentRecords))
 	m.HandleFunc("GET /api/v1/consent/records/{id}/receipt", s.authed(s.consentReceipt))
 	m.HandleFunc("GET /api/v1/consent/key", s.consentKey)
+	m.HandleFunc("GET /api/v1/learning", s.authed(s.learningRegister))
+	m.HandleFunc("PUT /api/v1/devices/{id}/learning/{stream}", s.authed(s.setLearning))
 
 	m.HandleFunc("GET /api/v1/export", s.authed(s.exportData))
 	m.HandleFunc("POST /api/v1/exports", s.authed(s.startExportJob))

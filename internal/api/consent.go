@@ -182,10 +182,13 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request, p access.Pri
 		}
 		if devs, err := s.st.Devices(r.Context(), d.HouseholdID); err == nil {
 			names := make(map[string]string, len(devs))
+			ids := make([]string, 0, len(devs))
 			for _, hd := range devs {
 				names[hd.ID] = hd.Name
+				ids = append(ids, hd.ID)
 			}
 			sh.AlreadyGets = s.cfg.Consent.Receiving(r.Context(), names, sh.Recipient)
+			sh.Together = s.cfg.Consent.Together(r.Context(), ids, names, d.ID, sh.Stream, sh.Recipient)
 		}
 		writeProblemDoc(w, r, problem{Type: problemPrefix + "confirm-sharing", Status: http.StatusConflict,
 			Detail:  "this sends data out of the hub: show the person what leaves (sharing), then send the request again with \"confirm\": true",

@@ -93,12 +93,20 @@ func (s *Service) Set(ctx context.Context, c Change) (Record, error) {
 		wasOn, _ := cur.useOn(st, purpose.ID, c.Recipient)
 		rec = s.newRecord(KindConsent, status(c.On, wasOn), c.AccountID, c.DeviceID, e, st)
 		rec.Purposes = []RecordPurpose{recordPurpose(purpose)}
-		if recipient == nil {
+		switch {
+		case recipient == nil && IsLearningPurpose(purpose.ID):
+			// A learning use collects and keeps nothing of its own: it
+			// is a use of what the stream's purposes collect.
+			keep, retention := cur.route(st)
+			rec.Recipient = s.hubRecipient()
+			rec.Processing = []string{ProcessUse}
+			rec.Storage = hubStorage(keep, retention, st)
+		case recipient == nil:
 			keep, retention := cur.route(st)
 			rec.Recipient = s.hubRecipient()
 			rec.Processing = []string{ProcessCollect, ProcessStore, ProcessUse}
 			rec.Storage = hubStorage(keep, retention, st)
-		} else {
+		default:
 			rec.Recipient = RecordRecipient{Name: recipient.Name, Role: IRI(recipient.Role),
 				Identifiable: recipient.Identifiable, Contact: recipient.Contact, Terms: recipient.Terms}
 			rec.Processing = []string{ProcessCollect, ProcessShare}
@@ -300,6 +308,14 @@ func findStream(e *catalog.Entry, deviceID, name string) (*manifest.Stream, erro
 // findUse checks that the stream has the purpose for the recipient and
 // returns both (recipient nil: the hub).
 func findUse(st *manifest.Stream, deviceID, purpose, recipient string) (manifest.Purpose, *manifest.Recipient, error) {
+	if recipient == RecipientHub && IsLearningPurpose(purpose) {
+		if marked(st, purpose) {
+			return learningPurpose(purpose), nil, nil
+		}
+		return manifest.Purpose{}, nil, &Error{Field: "purpose", Value: purpose, Err: ErrUnknownPurpose,
+			Msg: fmt.Sprintf("stream %q of device %q is not marked for %s in its manifest, so there is no such use to switch",
+				st.Name, deviceID, manifest.PurposeWords(purpose))}
+	}
 	if recipient == RecipientHub {
 		for _, p := range st.Purposes {
 			if p.ID == purpose {

@@ -142,6 +142,15 @@ func (s *Service) Pending(ctx context.Context, deviceID string) ([]PendingChange
 			dt.fill(&u, st)
 			pc.Uses = append(pc.Uses, u)
 		}
+		// A learning mark the device's base did not have is a new use too.
+		for _, lp := range []string{PurposeMachineLearning, PurposeAutomatedDecisions} {
+			if _, ok := dt.explicit[useKey{st.Name, lp, RecipientHub}]; ok || !marked(st, lp) || dt.learningDefault(st, lp) {
+				continue
+			}
+			u := UseState{Purpose: lp, Recipient: RecipientHub, PurposeText: manifest.PurposeWords(lp), RecipientText: "this hub and the device"}
+			dt.fill(&u, st)
+			pc.Uses = append(pc.Uses, u)
+		}
 		for _, r := range st.Recipients {
 			if r.Name == RecipientHub {
 				continue

@@ -82,6 +82,14 @@ type Decision struct {
 	// ManifestVersion is the manifest version the decision was computed
 	// from. If the caller holds a newer one, call Refresh.
 	ManifestVersion int `json:"manifest_version"`
+	// Learn is true iff the reading may be learned from: the manifest
+	// marks the stream candor:machineLearning, its learning use is on and
+	// the stream is collected. Decide is the same for
+	// candor:automatedDecisions. See PurposeMachineLearning.
+	Learn  bool `json:"learn"`
+	Decide bool `json:"decide"`
+	// learns and decides are the manifest's marks, for Control.
+	learns, decides bool
 }
 
 // Service keeps consent decisions, answers Allowed from memory and writes
@@ -536,13 +544,18 @@ func buildTable(id string, e, base *catalog.Entry, explicit map[useKey]store.Con
 			}
 		}
 		keep, retention := dt.route(st)
+		collect := hubOn || len(recipients) > 0
 		dt.streams[st.Name] = Decision{
 			Resolved:        true,
-			Collect:         hubOn || len(recipients) > 0,
+			Collect:         collect,
 			StoreOnHub:      hubOn && keep,
 			Recipients:      recipients,
 			Retention:       retention,
 			ManifestVersion: e.Version,
+			Learn:           dt.learningOn(st, PurposeMachineLearning, collect),
+			Decide:          dt.learningOn(st, PurposeAutomatedDecisions, collect),
+			learns:          st.MachineLearning,
+			decides:         st.AutomatedDecisions,
 		}
 	}
 	if len(dt.streams) <= maxListStreams {
@@ -562,6 +575,9 @@ func (dt *deviceTable) useOn(st *manifest.Stream, purpose, recipient string) (on
 	}
 	if recipient != RecipientHub {
 		return false, false // nothing leaves the hub by default
+	}
+	if IsLearningPurpose(purpose) {
+		return dt.learningDefault(st, purpose), false
 	}
 	if dt.isNew(st.Name, purpose, recipient) {
 		return false, false // added after the device's defaults were agreed

@@ -25,7 +25,8 @@ func TestDefaults(t *testing.T) {
 	// Essential purposes on, kept on the hub for the manifest's retention;
 	// nothing goes to a recipient.
 	hr := f.svc.Allowed(wearable, "heart_rate")
-	want := Decision{Resolved: true, Collect: true, StoreOnHub: true, Retention: dur(t, "P1Y"), ManifestVersion: 1}
+	// heart_rate feeds automated decisions (on since the device was added).
+	want := Decision{Resolved: true, Collect: true, StoreOnHub: true, Retention: dur(t, "P1Y"), ManifestVersion: 1, Decide: true, decides: true}
 	if !reflect.DeepEqual(hr, want) {
 		t.Errorf("heart_rate: got %+v, want %+v", hr, want)
 	}

@@ -43,6 +43,18 @@
 // ignored (kept in the log, never enforced). A chosen retention longer than
 // a newer manifest allows is cut to the manifest's.
 //
+// # Learning uses
+//
+// A stream its manifest marks candor:machineLearning or
+// candor:automatedDecisions also has one use keyed by a reserved purpose
+// (PurposeMachineLearning, PurposeAutomatedDecisions) with recipient
+// RecipientHub: the machine-learning register's switch for that use
+// alone. It is on by default when the manifest the device was added under
+// already marked the stream, off when a later version adds the mark; it
+// never keeps a stream collected on its own. Decision.Learn and
+// Decision.Decide carry it to the next reading, and Decision.Control to
+// the device.
+//
 // # Enforcement
 //
 // Service.Allowed answers, per (device, stream), what may happen to the

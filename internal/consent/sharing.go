@@ -37,6 +37,10 @@ type Sharing struct {
 	// household ("Meter: meter reading"), when the caller fills it in
 	// with Receiving.
 	AlreadyGets []string `json:"already_gets,omitempty"`
+	// Together warns what the recipient could learn from the household
+	// with this stream and what it already gets, when the caller fills it
+	// in with Service.Together.
+	Together []Together `json:"together,omitempty"`
 }
 
 // Receiving lists what recipient already gets from the given devices:

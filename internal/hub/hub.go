@@ -269,7 +269,11 @@ func (h *Hub) Close(ctx context.Context) error {
 }
 
 func (h *Hub) publishControl(deviceID, stream string, collect bool) {
-	payload := fmt.Appendf(nil, `{"collect":%t}`, collect)
+	// The learning switches (consent.Decision.Learn, Decide) ride on the
+	// same retained message, so a device that learns is told at once.
+	d := h.consent.Allowed(deviceID, stream)
+	d.Collect = collect
+	payload := d.Control()
 	if err := h.br.Publish(broker.ControlTopic(deviceID, stream), payload, true); err != nil {
 		h.log.Error("publish control message", "device", deviceID, "stream", stream, "err", err)
 	}

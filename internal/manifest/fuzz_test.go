@@ -10,7 +10,7 @@ import (
 // never panic, and it either returns a manifest whose streams all have a
 // topic and a purpose, or a ValidationError (never both).
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"thermostat", "wearable", "motion-camera"} {
+	for _, name := range []string{"thermostat", "wearable", "motion-camera", "door-sensor"} {
 		b, err := templateFS.ReadFile("templates/" + name + ".json")
 		if err != nil {
 			f.Fatal(err)
@@ -31,6 +31,11 @@ func FuzzParse(f *testing.F) {
 		for _, s := range m.Streams {
 			if s.Topic == "" || len(s.Purposes) == 0 || s.Retention.IsZero() {
 				t.Fatalf("accepted stream %q without topic, purpose or retention", s.Name)
+			}
+		}
+		for _, r := range m.RevealsAcross {
+			if r.From != m.DeviceType || len(r.Categories) == 0 || strings.TrimSpace(r.Reveals) == "" {
+				t.Fatalf("accepted cross-device rule %+v", r)
 			}
 		}
 		Compile(m)

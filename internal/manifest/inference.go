@@ -21,6 +21,62 @@ var inferenceJSON []byte
 type InferenceRule struct {
 	Categories []string `json:"categories"`
 	Reveals    string   `json:"reveals"`
+	// From is the device type whose manifest declares the rule
+	// (candor:revealsAcross); empty for the shipped rules. A declared
+	// rule applies only where a device of that type carries one of its
+	// categories.
+	From string `json:"from,omitempty"`
+	// DeviceTypes, when set, are the other device types the rule is
+	// about: each must carry one of its categories, and only streams of
+	// these types and From count.
+	DeviceTypes []string `json:"deviceTypes,omitempty"`
+}
+
+// Rules returns the shipped rules followed by the ones the given
+// manifests declare, each once, however many devices share a manifest.
+func Rules(ms ...*Manifest) ([]InferenceRule, error) {
+	shipped, err := InferenceRules()
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Clone(shipped)
+	for _, m := range ms {
+		if m == nil {
+			continue
+		}
+		for _, r := range m.RevealsAcross {
+			if !slices.ContainsFunc(out, func(o InferenceRule) bool { return sameRule(o, r) }) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
+}
+
+func sameRule(a, b InferenceRule) bool {
+	return a.From == b.From && a.Reveals == b.Reveals &&
+		slices.Equal(slices.Sorted(slices.Values(a.Categories)), slices.Sorted(slices.Values(b.Categories))) &&
+		slices.Equal(slices.Sorted(slices.Values(a.DeviceTypes)), slices.Sorted(slices.Values(b.DeviceTypes)))
+}
+
+// counts reports whether a stream of device type t may carry the rule.
+func (r InferenceRule) counts(t string) bool {
+	return len(r.DeviceTypes) == 0 || t == r.From || slices.Contains(r.DeviceTypes, t)
+}
+
+// present reports whether the device types carrying the rule's
+// categories are enough for it: at least two, including From and every
+// one of DeviceTypes.
+func (r InferenceRule) present(types map[string]bool) bool {
+	if len(types) < 2 || (r.From != "" && !types[r.From]) {
+		return false
+	}
+	for _, t := range r.DeviceTypes {
+		if !types[t] {
+			return false
+		}
+	}
+	return true
 }
 
 var inferenceRules = sync.OnceValues(func() ([]InferenceRule, error) {
@@ -58,8 +114,9 @@ type Finding struct {
 
 // RevealedTogether returns the rules that apply to streams: every
 // category of the rule is carried by some stream, and those streams come
-// from at least two device types. Each finding lists the streams that
-// carry its categories.
+// from at least two device types (for a declared rule: its own type and
+// every type it names). Each finding lists the streams that carry its
+// categories.
 func RevealedTogether(rules []InferenceRule, streams []TypedStream) []Finding {
 	var out []Finding
 	for _, r := range rules {
@@ -68,7 +125,7 @@ func RevealedTogether(rules []InferenceRule, streams []TypedStream) []Finding {
 		for _, c := range r.Categories {
 			found := false
 			for _, s := range streams {
-				if slices.Contains(s.Categories, c) {
+				if r.counts(s.DeviceType) && slices.Contains(s.Categories, c) {
 					found = true
 					if !slices.ContainsFunc(carrying, func(x TypedStream) bool { return x.DeviceID == s.DeviceID && x.Stream == s.Stream }) {
 						carrying = append(carrying, s)
@@ -81,7 +138,7 @@ func RevealedTogether(rules []InferenceRule, streams []TypedStream) []Finding {
 		for _, s := range carrying {
 			types[s.DeviceType] = true
 		}
-		if covered && len(types) >= 2 {
+		if covered && r.present(types) {
 			out = append(out, Finding{Reveals: r.Reveals, Streams: carrying})
 		}
 	}

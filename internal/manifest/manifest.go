@@ -43,6 +43,10 @@ type Manifest struct {
 	Identifiers    Identifiers
 	// Updates names the maker's signed update repository; nil when none is named.
 	Updates *Updates
+	// RevealsAcross is what this device type's data shows together with
+	// other device types' data (candor:revealsAcross), by personal-data
+	// category. Each rule names this device type first in DeviceTypes.
+	RevealsAcross []InferenceRule
 	// Raw is the manifest document as given, kept so the exact text the
 	// owner accepted can be served back.
 	Raw json.RawMessage

@@ -29,6 +29,7 @@ type rawManifest struct {
 	Updates        *rawUpdates                `json:"candor:updates"`
 	CanStopStreams bool                       `json:"candor:canStopStreams"`
 	Draft          bool                       `json:"candor:draft"`
+	RevealsAcross  []rawAcross                `json:"candor:revealsAcross"`
 	Properties     map[string]json.RawMessage `json:"properties"`
 	Events         map[string]json.RawMessage `json:"events"`
 }
@@ -99,6 +100,14 @@ type rawRecipient struct {
 	Retention    string `json:"candor:retention"`
 	Contact      string `json:"candor:contact"`
 	Identifiable string `json:"candor:identifiable"`
+}
+
+// rawAcross is one candor:revealsAcross rule: what this device type's
+// data shows together with other device types' data.
+type rawAcross struct {
+	Categories  []string `json:"categories"`
+	DeviceTypes []string `json:"deviceTypes"`
+	Reveals     string   `json:"reveals"`
 }
 
 type rawCombination struct {
@@ -246,6 +255,7 @@ func build(raw *rawManifest, ps *problems) *Manifest {
 			}
 		}
 	}
+	m.RevealsAcross = buildAcross(m, raw.RevealsAcross, ps)
 	if len(m.Streams) == 0 {
 		ps.add("", "declares no data stream: add at least one entry under properties or events")
 	}
@@ -341,6 +351,8 @@ func buildStream(path, name, kind string, body json.RawMessage, ps *problems) *S
 		pp := fmt.Sprintf("%s.dpv:hasPurpose[%d]", path, i)
 		if !termRE.MatchString(p.ID) {
 			ps.add(pp+".@id", "%q is not a dpv: or candor: purpose term such as dpv:ServiceProvision", p.ID)
+		} else if p.ID == PurposeMachineLearning || p.ID == PurposeAutomatedDecisions {
+			ps.add(pp+".@id", "%q is reserved for the hub's own learning switch: mark the stream with candor:machineLearning or candor:automatedDecisions instead", p.ID)
 		}
 		if strings.TrimSpace(p.Description) == "" {
 			ps.add(pp+".description", "say in plain words what the purpose means for this stream")

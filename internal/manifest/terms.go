@@ -49,7 +49,18 @@ var personalDataWords = map[string]string{
 
 // purposeWords says why, as an infinitive ("to bill you"). Used where a
 // manifest names a purpose without its own words (a recipient's purpose).
+// Reserved purpose terms of the learning uses (see package consent): a
+// stream marked candor:machineLearning or candor:automatedDecisions gets a
+// switch for that use alone, keyed by one of these. Manifests may not
+// declare them in dpv:hasPurpose.
+const (
+	PurposeMachineLearning    = "candor:MachineLearning"
+	PurposeAutomatedDecisions = "candor:AutomatedDecisions"
+)
+
 var purposeWords = map[string]string{
+	PurposeMachineLearning:                   "to learn from it",
+	PurposeAutomatedDecisions:                "to decide things from it automatically",
 	"dpv:ServiceProvision":                   "to make the device work",
 	"dpv:ServiceOptimisation":                "to make the service work better",
 	"dpv:ServiceOptimization":                "to make the service work better",

@@ -30,8 +30,11 @@ type consentView struct {
 	// read-only, is told who decides (WhoDecides) and may ask them.
 	CanChange  bool
 	WhoDecides string
-	Streams    []consentStream
-	Records    []recordView
+	// Learns is true when a stream is marked for learning or automated
+	// decisions: their switches are on the machine-learning register.
+	Learns  bool
+	Streams []consentStream
+	Records []recordView
 }
 
 type consentStream struct {
@@ -90,6 +93,9 @@ func (s *Server) consentView(ctx context.Context, v viewer, d store.Device, m *m
 		return nil, fmt.Errorf("consent state of %s: %w", d.ID, err)
 	}
 	cv.CanStop = st.DeviceCanStop
+	if uses, err := s.cfg.Consent.Learning(ctx, d.ID); err == nil && len(uses) > 0 {
+		cv.Learns = true
+	}
 	for si, ss := range st.Streams {
 		cs := consentStream{Name: ss.Stream, Title: ss.Title, Effect: ss.Effect, Keep: ss.Routing.KeepOnHub,
 			Kept: ss.Routing.Retention.Human(), Why: ss.Routing.Why}
@@ -210,9 +216,12 @@ func recordOf(rec consent.Record, m *manifest.Manifest) recordView {
 				purpose = manifest.PurposeWords(p.Term)
 			}
 		}
-		if rec.Storage.Location != consent.StoredByRecipient {
+		switch {
+		case len(rec.Purposes) > 0 && consent.IsLearningPurpose(rec.Purposes[0].Term):
+			rv.What = onOff + ": " + lowerFirst(purpose) + ". What is kept and shared did not change."
+		case rec.Storage.Location != consent.StoredByRecipient:
 			rv.What = onOff + ": kept and used on this hub " + lowerFirst(purpose) + "."
-		} else {
+		default:
 			rv.What = onOff + ": shared with " + nameInSentence(rec.Recipient.Name) + " " + lowerFirst(purpose) + "."
 		}
 	}

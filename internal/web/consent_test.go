@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -487,6 +488,44 @@ func TestDevicesShowTogether(t *testing.T) {
 	text := visibleText(b.get("/").body)
 	mustContain(t, "home page", text, "What your devices show together",
 		"Together, Front door and Meter can show your daily routine: when you get up, cook, go out and come back.")
+	if strings.Contains(text, "which rooms they use") {
+		t.Error("the door sensor's own rule, which needs a camera too, shows without one")
+	}
+	// The door sensor's manifest declares (candor:revealsAcross) what it
+	// shows with a motion camera and a smart meter: that joins the
+	// shipped rules once all three are in the household.
+	h.addDevice(alex.HouseholdID, "Porch camera", "motion-camera")
+	text = visibleText(b.get("/").body)
+	mustContain(t, "home page", text,
+		"Together, Front door, Meter and Porch camera can show when people are at home, which rooms they use, and when the home is empty.")
+}
+
+// TestTogetherWarnsWithDeclaredRules checks that the warning before
+// sharing also uses the rules manifests declare: a recipient that gets
+// the camera's and the meter's data would, with the door's, learn what
+// the door sensor's manifest says the three show together.
+func TestTogetherWarnsWithDeclaredRules(t *testing.T) {
+	ts, err := manifest.Templates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	door := manifest.TypedStream{DeviceID: "d1", Device: "Front door", DeviceType: "door-sensor", Stream: "contact", Categories: []string{"candor:Presence"}}
+	camera := manifest.TypedStream{DeviceID: "d2", Device: "Porch camera", DeviceType: "motion-camera", Stream: "motion", Categories: []string{"candor:Presence"}}
+	meter := manifest.TypedStream{DeviceID: "d3", Device: "Meter", DeviceType: "smart-meter", Stream: "energy", Categories: []string{"candor:EnergyUse"}}
+	ms := []*manifest.Manifest{ts["door-sensor"], ts["motion-camera"], ts["smart-meter"]}
+	want := ts["door-sensor"].RevealsAcross[0].Reveals
+	has := func(views []togetherView) bool {
+		return slices.ContainsFunc(views, func(v togetherView) bool { return v.Reveals == want })
+	}
+	if got := together([]manifest.TypedStream{door, camera, meter}, ms, "d1", "contact"); !has(got) {
+		t.Errorf("sharing the door with one who gets the camera and meter: %+v, want %q", got, want)
+	}
+	if got := together([]manifest.TypedStream{door, camera, meter}, nil, "d1", "contact"); has(got) {
+		t.Errorf("without the door's manifest the declared rule still applies: %+v", got)
+	}
+	if got := together([]manifest.TypedStream{door, meter}, ms, "d1", "contact"); has(got) {
+		t.Errorf("without the camera the declared rule applies: %+v", got)
+	}
 }
 
 // TestTogetherNamesTheNewStream checks that the warning before sharing
@@ -495,7 +534,7 @@ func TestTogetherNamesTheNewStream(t *testing.T) {
 	door := manifest.TypedStream{DeviceID: "d1", Device: "Front door", DeviceType: "door-sensor", Stream: "contact", Categories: []string{"candor:Presence"}}
 	camera := manifest.TypedStream{DeviceID: "d2", Device: "Porch camera", DeviceType: "motion-camera", Stream: "motion", Categories: []string{"candor:Presence"}}
 	meter := manifest.TypedStream{DeviceID: "d3", Device: "Meter", DeviceType: "smart-meter", Stream: "energy", Categories: []string{"candor:EnergyUse"}}
-	got := together([]manifest.TypedStream{door, camera, meter}, "d3", "energy")
+	got := together([]manifest.TypedStream{door, camera, meter}, nil, "d3", "energy")
 	if len(got) != 1 || got[0].Devices != "Front door, Porch camera and Meter" || !strings.HasPrefix(got[0].Reveals, "your daily routine") {
 		t.Errorf("got %+v; want only the routine, which needs the meter", got)
 	}

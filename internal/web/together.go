@@ -16,18 +16,23 @@ type togetherView struct {
 }
 
 // householdStreams lists the streams of a household's devices that are
-// collected now, with their personal-data categories. keep, when set,
-// selects streams.
-func (s *Server) householdStreams(ctx context.Context, householdID string, keep func(store.Device, *manifest.Stream) bool) []manifest.TypedStream {
+// collected now, with their personal-data categories, and the manifests
+// of the household's device types (whose candor:revealsAcross rules join
+// the shipped ones). keep, when set, selects streams.
+func (s *Server) householdStreams(ctx context.Context, householdID string, keep func(store.Device, *manifest.Stream) bool) ([]manifest.TypedStream, []*manifest.Manifest) {
 	devs, err := s.st.Devices(ctx, householdID)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	var out []manifest.TypedStream
+	var ms []*manifest.Manifest
 	for _, d := range devs {
 		e, _ := s.labelFor(d.Type)
 		if e == nil {
 			continue
+		}
+		if !slices.Contains(ms, e.Manifest) {
+			ms = append(ms, e.Manifest)
 		}
 		for _, st := range e.Manifest.Streams {
 			if len(st.PersonalData) == 0 || (keep != nil && !keep(d, st)) {
@@ -37,13 +42,14 @@ func (s *Server) householdStreams(ctx context.Context, householdID string, keep 
 				Stream: st.Name, Title: st.Title, Categories: st.PersonalData})
 		}
 	}
-	return out
+	return out, ms
 }
 
-// together says what the given streams show together, in plain words.
-// only, when set, keeps the findings that involve that device's stream.
-func together(streams []manifest.TypedStream, onlyDevice, onlyStream string) []togetherView {
-	rules, err := manifest.InferenceRules()
+// together says what the given streams show together, in plain words,
+// by the shipped rules and those the manifests declare. only, when set,
+// keeps the findings that involve that device's stream.
+func together(streams []manifest.TypedStream, ms []*manifest.Manifest, onlyDevice, onlyStream string) []togetherView {
+	rules, err := manifest.Rules(ms...)
 	if err != nil {
 		return nil
 	}
@@ -71,17 +77,30 @@ func (s *Server) revealedTogether(ctx context.Context, householdID string) []tog
 	collected := func(d store.Device, st *manifest.Stream) bool {
 		return s.cfg.Consent == nil || s.cfg.Consent.Allowed(d.ID, st.Name).Collect
 	}
-	return together(s.householdStreams(ctx, householdID, collected), "", "")
+	streams, ms := s.householdStreams(ctx, householdID, collected)
+	return together(streams, ms, "", "")
 }
 
 // sharedTogether is what a recipient could learn from the household once
-// it also gets one more stream: the findings that need that stream.
+// it also gets one more stream: the findings that need that stream
+// (consent.Service.Together, which the API's confirmation uses too).
 func (s *Server) sharedTogether(ctx context.Context, d store.Device, stream, recipient string) []togetherView {
-	gets := func(hd store.Device, st *manifest.Stream) bool {
-		if hd.ID == d.ID && st.Name == stream {
-			return true
-		}
-		return s.cfg.Consent != nil && slices.Contains(s.cfg.Consent.Allowed(hd.ID, st.Name).Recipients, recipient)
+	if s.cfg.Consent == nil {
+		return nil
 	}
-	return together(s.householdStreams(ctx, d.HouseholdID, gets), d.ID, stream)
+	devs, err := s.st.Devices(ctx, d.HouseholdID)
+	if err != nil {
+		return nil
+	}
+	ids := make([]string, 0, len(devs))
+	names := make(map[string]string, len(devs))
+	for _, hd := range devs {
+		ids = append(ids, hd.ID)
+		names[hd.ID] = hd.Name
+	}
+	var out []togetherView
+	for _, t := range s.cfg.Consent.Together(ctx, ids, names, d.ID, stream, recipient) {
+		out = append(out, togetherView{Devices: joinAnd(t.Devices), Reveals: t.Reveals})
+	}
+	return out
 }
