@@ -270,6 +270,11 @@ func matchFilter(filter, topic string) bool {
 	return len(fs) == len(ts)
 }
 
+// Wants reports whether at least one app may receive the stream now.
+func (s *Service) Wants(deviceID, stream string) bool {
+	return len(s.table.Load().allowed[streamKey{deviceID, stream}]) > 0
+}
+
 // Deliver hands an accepted reading (it passed the manifest) to the
 // broker when at least one app may receive it; the broker then asks
 // Visible for each subscribed app. It does not block and costs a map
