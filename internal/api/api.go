@@ -134,6 +134,8 @@ type Config struct {
 	// Apps are the household's local programs that receive readings
 	// over MQTT (optional; the /api/v1/apps endpoints answer 503 without).
 	Apps Apps
+	// Bridge adds Zigbee devices behind a Zigbee2MQTT bridge (optional).
+	Bridge Bridge
 	// Assess is the security audit and the signed reports (optional:
 	// without it their endpoints answer 404).
 	Assess Assessor
@@ -256,6 +258,7 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /api/v1/apps/{id}/receives/{device}/{stream}", s.authed(s.setAppGrant))
 	m.HandleFunc("PUT /api/v1/apps/{id}/commands/{device}/{name}", s.authed(s.setAppCommand))
 	m.HandleFunc("GET /api/v1/apps/{id}/readings", s.appReadings)
+	m.HandleFunc("POST /api/v1/bridges/zigbee2mqtt/devices", s.authed(s.addZigbeeDevice))
 
 	m.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)
 	m.HandleFunc("GET /api/v1/log/key", s.logKey)

@@ -188,7 +188,8 @@ type NewApp struct {
 	Description string   // what the app is for, in the owner's words
 	Purposes    []string // DPV purpose terms, e.g. dpv:ServiceProvision
 	// Kind is KindHomeAssistant for an app that gets Home Assistant
-	// discovery messages, else empty.
+	// discovery messages, KindZigbee2MQTT for a Zigbee2MQTT bridge, else
+	// empty.
 	Kind  string
 	Actor auditlog.Actor
 }
@@ -228,8 +229,8 @@ func (s *Service) Add(ctx context.Context, na NewApp) (store.App, string, error)
 			return store.App{}, "", ErrInvalid.Errorf("purpose: %q is not a DPV purpose term such as dpv:ServiceProvision", p)
 		}
 	}
-	if na.Kind != "" && na.Kind != KindHomeAssistant {
-		return store.App{}, "", ErrInvalid.Errorf("kind: %q is not a kind of app the hub knows; leave it out, or say %q", na.Kind, KindHomeAssistant)
+	if na.Kind != "" && na.Kind != KindHomeAssistant && na.Kind != KindZigbee2MQTT {
+		return store.App{}, "", ErrInvalid.Errorf("kind: %q is not a kind of app the hub knows; leave it out, or say %q or %q", na.Kind, KindHomeAssistant, KindZigbee2MQTT)
 	}
 	id := credential.NewID(IDPrefix)
 	secret := credential.NewSecret()

@@ -62,6 +62,21 @@ func (s *Service) reloadLocked(ctx context.Context) error {
 	return nil
 }
 
+// KindZigbee2MQTT marks the credential of a Zigbee2MQTT bridge: it logs in
+// like an app, but publishes its Zigbee devices' states (package bridge)
+// instead of receiving readings, and is never allowed any.
+const KindZigbee2MQTT = "zigbee2mqtt"
+
+// Bridge reports whether id names a live (not revoked) Zigbee2MQTT bridge
+// credential, and its household. It answers from memory.
+func (s *Service) Bridge(id string) (household string, ok bool) {
+	ai, found := s.table.Load().apps[id]
+	if !found || ai.revoked || ai.kind != KindZigbee2MQTT {
+		return "", false
+	}
+	return ai.household, true
+}
+
 // Grant is one stream of one device an app may receive.
 type Grant = store.AppGrant
 
@@ -90,6 +105,9 @@ func (s *Service) Set(ctx context.Context, sw Switch) error {
 	}
 	if a.Revoked() {
 		return ErrInvalid.Errorf("app: %s is revoked and receives nothing", sw.AppID)
+	}
+	if a.Kind == KindZigbee2MQTT && sw.On {
+		return ErrInvalid.Errorf("app: %s is a Zigbee2MQTT bridge; it passes its devices' readings to the hub and receives none", sw.AppID)
 	}
 	d, err := s.st.Device(ctx, sw.DeviceID)
 	if err != nil || d.HouseholdID != a.HouseholdID {

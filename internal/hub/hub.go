@@ -30,6 +30,7 @@ import (
 	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/assess"
 	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/bridge"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/config"
@@ -86,6 +87,7 @@ type Hub struct {
 	forward   *forward.Forwarder
 	upd       *updates.Service
 	apps      *apps.Service
+	zb        *bridge.Service // the Zigbee2MQTT bridge
 	http      server
 	local     server
 	httpLn    net.Listener
@@ -146,6 +148,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "abuse monitor", start: h.openMonitor, stop: h.monJob.wait},
 		{name: "apps", start: h.openApps},
 		{name: "ingest", start: h.openIngest, stop: h.stopIngest},
+		{name: "zigbee2mqtt bridge", start: h.openBridge},
 		{name: "exports", start: h.openExports, stop: h.closeExports},
 		{name: "erasure", start: h.openErasure},
 		{name: "retention sweeps", start: h.startSweeps, stop: h.sweeps.wait},

@@ -217,6 +217,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
 		Monitor:           h.mon,
 		Apps:              h.apps,
+		Bridge:            h.zb,
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr
@@ -230,7 +231,10 @@ func (h *Hub) openBroker(context.Context) (err error) {
 	h.id.OnRevoke(h.br.Disconnect)
 	h.apps.OnRevoke(h.br.Disconnect)
 	h.apps.SetPublisher(h.br)
-	h.apps.SetCommandSender(h.br)
+	// Commands for Zigbee devices go through their bridge; the rest to
+	// the devices' own control topics.
+	h.zb.SetBroker(h.br, h.br)
+	h.apps.SetCommandSender(h.zb)
 	// Tell the device, on its retained control topic, whether anyone still
 	// wants a stream, so a device that can stops generating it.
 	h.consent.OnChange(func(deviceID, stream string, collect bool) {
@@ -297,6 +301,7 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Monitor:         h.mon,
 		Alerts:          h.st,
 		Apps:            h.apps,
+		Bridge:          h.zb,
 		Assess:          h.assess,
 	})
 }
