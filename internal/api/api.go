@@ -257,6 +257,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/apps/{id}/revoke", s.authed(s.revokeApp))
 	m.HandleFunc("PUT /api/v1/apps/{id}/receives/{device}/{stream}", s.authed(s.setAppGrant))
 	m.HandleFunc("PUT /api/v1/apps/{id}/commands/{device}/{name}", s.authed(s.setAppCommand))
+	m.HandleFunc("PUT /api/v1/apps/{id}/retain/{device}/{stream}", s.authed(s.setAppRetain))
 	m.HandleFunc("GET /api/v1/apps/{id}/readings", s.appReadings)
 	m.HandleFunc("POST /api/v1/bridges/zigbee2mqtt/devices", s.authed(s.addZigbeeDevice))
 

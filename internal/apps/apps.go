@@ -109,6 +109,9 @@ type Service struct {
 	schemas commandSchemas
 	stats   sync.Map // app id → *Stats
 
+	lastMu sync.Mutex
+	last   map[streamKey][]byte // last values, in memory only (lastvalue.go)
+
 	revokeMu  sync.Mutex
 	onRevoke  []func(appID string)
 	verifiedM sync.Mutex
@@ -301,7 +304,7 @@ func (s *Service) Revoke(ctx context.Context, actor auditlog.Actor, id string) e
 	// Its Home Assistant entities go with it.
 	if gs, gerr := s.st.AppGrants(ctx, id); gerr == nil {
 		for _, g := range gs {
-			if !strings.HasPrefix(g.Stream, commandPrefix) {
+			if isReadingGrant(g.Stream) {
 				_ = s.announce(ctx, a, g.DeviceID, g.Stream, false)
 			}
 		}

@@ -173,6 +173,11 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	if err := srv.AddHook(h.connack, nil); err != nil {
 		return nil, fmt.Errorf("add connack hook: %w", err)
 	}
+	if lv, ok := cfg.Apps.(LastValues); ok && lv != nil {
+		if err := srv.AddHook(&lastValueHook{src: lv}, nil); err != nil {
+			return nil, fmt.Errorf("add last value hook: %w", err)
+		}
+	}
 	b := &Broker{srv: srv, hook: h, log: log, addrs: map[string]string{},
 		guard: newGuard(cfg.ConnectTimeout, cfg.PendingPerAddress, int(cfg.MaxPacketBytes), log)}
 	if cfg.Registerer != nil {
