@@ -96,3 +96,9 @@ func (s *Service) LastValues(appID string, filters []string) []LastValue {
 // receives, rather than a command ("command/…") or a last-value switch
 // ("retain/…").
 func isReadingGrant(stream string) bool { return !strings.Contains(stream, "/") }
+
+// KeepsLast reports whether a person let the app get the stream's last
+// value when it subscribes (for the pages).
+func (s *Service) KeepsLast(appID, deviceID, stream string) bool {
+	return slices.Contains(s.table.Load().retain[streamKey{deviceID, stream}], appID)
+}
