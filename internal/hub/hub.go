@@ -88,6 +88,7 @@ type Hub struct {
 	upd       *updates.Service
 	apps      *apps.Service
 	zb        *bridge.Service // the Zigbee2MQTT bridge
+	demoApp   *demoApp        // the demo Home Assistant app's credential, for the banner
 	http      server
 	local     server
 	httpLn    net.Listener
@@ -258,6 +259,7 @@ func (h *Hub) banner(out io.Writer) {
 	if h.cfg.Demo {
 		fmt.Fprintf(out, "\nDemo: simulated devices are publishing. Try:\n    go run ./cmd/candor device list --data %s\n    go run ./cmd/candor readings <device-id> --data %s\n", h.cfg.DataDir, h.cfg.DataDir)
 		h.demoBanner(out)
+		h.demoAppBanner(out)
 	}
 	fmt.Fprintln(out)
 }
