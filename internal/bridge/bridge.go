@@ -233,7 +233,7 @@ func (s *Service) Publish(ctx context.Context, bridgeID, topic string, payload [
 			}
 			continue
 		}
-		s.remember(d.ID, p.Stream, p.Key)
+		s.remember(d.ID, p.Stream, p.Path)
 		tickets = append(tickets, t)
 	}
 	for _, t := range tickets {
@@ -270,14 +270,14 @@ func (s *Service) noteState(bridgeID string, payload []byte) {
 	s.mu.Unlock()
 }
 
-func (s *Service) remember(deviceID, stream, key string) {
+func (s *Service) remember(deviceID, stream string, path []string) {
 	k := streamKey{deviceID, stream}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.keys[k]; ok || len(s.keys) >= maxKeys {
 		return
 	}
-	s.keys[k] = strings.Split(key, ".")
+	s.keys[k] = path
 }
 
 // maxKeys bounds the remembered key paths (one per device property).

@@ -14,7 +14,8 @@ import (
 // reading of its own stream: Payload is {"<Stream>": value}.
 type Zigbee2MQTTPart struct {
 	Stream  string // "" when the key has no letters or digits to name a stream
-	Key     string // the key path as Zigbee2MQTT published it, e.g. color.x
+	Key     string   // the key path as Zigbee2MQTT published it, e.g. color.x, for people
+	Path    []string // the same path, one key each: [color x], [PM2.5]
 	Payload []byte
 }
 
@@ -94,7 +95,7 @@ func splitZ2M(obj map[string]json.RawMessage, prefix []string, parts *[]Zigbee2M
 		b.WriteString(`":`)
 		b.Write(v)
 		b.WriteByte('}')
-		*parts = append(*parts, Zigbee2MQTTPart{Stream: name, Key: strings.Join(path, "."), Payload: b.Bytes()})
+		*parts = append(*parts, Zigbee2MQTTPart{Stream: name, Key: strings.Join(path, "."), Path: path, Payload: b.Bytes()})
 	}
 	return nil
 }
