@@ -13,7 +13,7 @@ import (
 // Zigbee2MQTTPart is one field of a Zigbee2MQTT state message, as the
 // reading of its own stream: Payload is {"<Stream>": value}.
 type Zigbee2MQTTPart struct {
-	Stream  string // "" when the key has no letters or digits to name a stream
+	Stream  string   // "" when the key has no letters or digits to name a stream
 	Key     string   // the key path as Zigbee2MQTT published it, e.g. color.x, for people
 	Path    []string // the same path, one key each: [color x], [PM2.5]
 	Payload []byte
