@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/candor-iot/candor/internal/apps"
 )
@@ -201,5 +202,64 @@ func TestZigbee2MQTTBridge(t *testing.T) {
 	waitFor(t, "Zigbee2MQTT to receive the command", 10*time.Second, func() bool { return sets.has(wantSet) })
 	if g := sets.list(); len(g) != 1 {
 		t.Errorf("Zigbee2MQTT received %q, want only %q (its own messages are not echoed)", g, wantSet)
+	}
+}
+
+// Zigbee2MQTT speaks MQTT 3.1.1 unless told otherwise: the same bridge
+// over paho.mqtt.golang, with its will, gets its states split and the
+// allowed property to the app, and an undeclared property is counted.
+func TestZigbee2MQTTBridgeMQTT311(t *testing.T) {
+	th := startHub(t)
+	th.addDevice("Hall", "thermostat")
+	th.importZigbee("aqara_mccgq11lm.json", "door-contact")
+	code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/apps", "", map[string]any{
+		"name": "Zigbee2MQTT", "kind": apps.KindZigbee2MQTT, "purposes": []string{"dpv:ServiceProvision"}})
+	if code != http.StatusCreated {
+		t.Fatalf("add bridge: %d %v", code, out)
+	}
+	bridgeID, bridgeSecret := out["app"].(map[string]any)["id"].(string), out["secret"].(string)
+	door := th.addZigbeeDevice("front door", "door-contact")
+	app, appSecret := th.addApp("Node-RED", "candor:HomeAutomation")
+	th.allowApp(app, door, "contact", true)
+	got := &received{}
+	a, _, err := v5(t, th.MQTTAddr(), app, app, appSecret, func(pr paho.PublishReceived) {
+		got.add(pr.Packet.Topic + " " + string(pr.Packet.Payload))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := a.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "candor/#", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	opts := paho3.NewClientOptions().AddBroker("tcp://"+th.MQTTAddr()).SetClientID(bridgeID).
+		SetUsername(bridgeID).SetPassword(bridgeSecret).SetProtocolVersion(4).
+		SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(10*time.Second).
+		SetWill("zigbee2mqtt/bridge/state", `{"state":"offline"}`, 1, true)
+	z := paho3.NewClient(opts)
+	if tok := z.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("Zigbee2MQTT (3.1.1) connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { z.Disconnect(100) })
+	for _, m := range []struct{ topic, payload string }{
+		{"zigbee2mqtt/bridge/state", `{"state":"online"}`},
+		{"zigbee2mqtt/front door", `{"contact":true,"battery":100,"linkquality":99}`},
+		{"zigbee2mqtt/front door", `{"contact":false,"update":{"state":"idle"}}`},
+	} {
+		if tok := z.Publish(m.topic, 1, false, m.payload); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", m.topic, tok.Error())
+		}
+	}
+	want := "candor/" + door + `/contact {"contact":false}`
+	waitFor(t, "the app to receive contact", 10*time.Second, func() bool { return got.has(want) })
+	if g := got.list(); len(g) != 2 || g[0] != "candor/"+door+`/contact {"contact":true}` {
+		t.Errorf("the app received %q, want the two contact readings only", g)
+	}
+	if n := th.device(door)["counters"].(map[string]any)["refused"].(float64); n != 1 {
+		t.Errorf("refused readings = %v, want 1 (update_state, undeclared)", n)
+	}
+	if !z.IsConnected() {
+		t.Error("the 3.1.1 bridge was disconnected")
 	}
 }
