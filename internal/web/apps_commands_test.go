@@ -88,6 +88,18 @@ func TestAppsPageCommandsAndLastValue(t *testing.T) {
 	if p := b.post("/apps/switch", url.Values{"app": {appID}, "device": {d.ID}, "stream": {"selfdestruct"}, "use": {"command"}, "on": {"1"}}); p.status < 400 {
 		t.Errorf("an undeclared command switched on from a page: %d", p.status)
 	}
+	// A Zigbee2MQTT bridge is listed as what it is, with no switches: it
+	// passes data to the hub and gets none.
+	if _, _, err := svc.Add(context.Background(), apps.NewApp{HouseholdID: alex.HouseholdID, Name: "Zigbee2MQTT",
+		Kind: apps.KindZigbee2MQTT, Purposes: []string{"dpv:ServiceProvision"}}); err != nil {
+		t.Fatal(err)
+	}
+	if text := visibleText(b.get("/apps").body); !strings.Contains(text, "This is Zigbee2MQTT") {
+		t.Errorf("the apps page does not say what the bridge is:\n%s", text)
+	}
+	if text := visibleText(b.get("/devices/" + d.ID).body); strings.Contains(text, "to Zigbee2MQTT") || strings.Contains(text, "Zigbee2MQTT may change") {
+		t.Errorf("the device page offers switches for the bridge:\n%s", text)
+	}
 	for _, path := range []string{"/apps", "/devices/" + d.ID} {
 		text := visibleText(b.get(path).body)
 		if !strings.Contains(text, "as soon as it connects") || !strings.Contains(text, "may change") {
