@@ -1,11 +1,13 @@
 package web
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/candor-iot/candor/internal/apps"
+	"github.com/candor-iot/candor/internal/store"
 )
 
 // TestBrowserAppCommandSwitches audits with axe-core the device page and
@@ -40,11 +42,16 @@ func TestBrowserAppCommandSwitches(t *testing.T) {
 	tb.checkA11y("device, last value offered")
 	tb.submit("turn on the last value", `form[action='/apps/switch'] input[name=use][value=retain] ~ button`)
 	tb.checkA11y("device, last value on")
+	if _, _, err := svc.Add(t.Context(), apps.NewApp{HouseholdID: alex.HouseholdID, Name: "Zigbee2MQTT",
+		Kind: apps.KindZigbee2MQTT, Purposes: []string{"dpv:ServiceProvision"}}); err != nil {
+		t.Fatal(err)
+	}
 	tb.open("/apps")
 	tb.checkA11y("apps, command and last value on")
 	tb.checkFocusVisible("apps, command and last value on")
 	tb.checkProblems("end")
 	list, err := svc.List(t.Context(), alex.HouseholdID)
+	list = slices.DeleteFunc(list, func(a store.App) bool { return a.Kind == apps.KindZigbee2MQTT })
 	if err != nil || len(list) != 1 {
 		t.Fatalf("apps: %v %v", list, err)
 	}
