@@ -110,7 +110,7 @@ type Service struct {
 	stats   sync.Map // app id → *Stats
 
 	lastMu sync.Mutex
-	last   map[streamKey][]byte // last values, in memory only (lastvalue.go)
+	last   map[streamKey]lastValue // last values, in memory only (lastvalue.go)
 
 	revokeMu  sync.Mutex
 	onRevoke  []func(appID string)

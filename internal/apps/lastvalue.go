@@ -1,8 +1,10 @@
 package apps
 
 import (
+	"context"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Retained "last value". A person may let an app get, the moment it
@@ -16,7 +18,9 @@ import (
 // store (which would hand them to any subscriber, outside consent) and
 // never on disk: a restart forgets them. Only streams some app may both
 // receive and keep are kept, and a withdrawn switch, of either kind,
-// drops the value at once.
+// drops the value at once. A value older than its stream's retention is
+// not sent, and deleting or erasing a device's readings (Forget) drops
+// its values too, so the copy never outlives the stored reading.
 
 // retainPrefix marks a retain grant; no reading stream has a '/'.
 const retainPrefix = "retain/"
@@ -38,19 +42,41 @@ func (t *table) keepsLast(k streamKey) bool {
 	return false
 }
 
+// lastValue is a kept reading and when it arrived.
+type lastValue struct {
+	payload []byte
+	at      time.Time
+}
+
 // remember keeps a reading as its stream's last value, if someone may
 // have it.
 func (s *Service) remember(k streamKey, payload []byte) {
 	if !s.table.Load().keepsLast(k) {
 		return
 	}
-	p := append([]byte(nil), payload...)
+	v := lastValue{payload: append([]byte(nil), payload...), at: s.now()}
 	s.lastMu.Lock()
 	if s.last == nil {
-		s.last = map[streamKey][]byte{}
+		s.last = map[streamKey]lastValue{}
 	}
-	s.last[k] = p
+	s.last[k] = v
 	s.lastMu.Unlock()
+}
+
+// Forget drops the last values of devices whose readings were deleted or
+// erased, and reloads what apps may receive (erasing a device removes its
+// grants in the store).
+func (s *Service) Forget(ctx context.Context, deviceIDs []string) {
+	s.lastMu.Lock()
+	for k := range s.last {
+		if slices.Contains(deviceIDs, k.device) {
+			delete(s.last, k)
+		}
+	}
+	s.lastMu.Unlock()
+	if err := s.reload(ctx); err != nil {
+		s.log.Warn("apps: reload after an erasure", "err", err)
+	}
 }
 
 // pruneLast forgets the last values no app may have any more; called
@@ -73,20 +99,25 @@ func (s *Service) LastValues(appID string, filters []string) []LastValue {
 	if ai, ok := t.apps[appID]; !ok || ai.revoked {
 		return nil
 	}
+	type candidate struct {
+		k streamKey
+		v lastValue
+	}
+	var cs []candidate
 	s.lastMu.Lock()
-	defer s.lastMu.Unlock()
+	for k, v := range s.last {
+		if slices.Contains(t.allowed[k], appID) && slices.Contains(t.retain[k], appID) {
+			cs = append(cs, candidate{k, v})
+		}
+	}
+	s.lastMu.Unlock()
 	var out []LastValue
-	for k, p := range s.last {
-		if !slices.Contains(t.allowed[k], appID) || !slices.Contains(t.retain[k], appID) {
+	for _, c := range cs {
+		topic := TopicRoot + "/" + c.k.device + "/" + c.k.stream
+		if !slices.ContainsFunc(filters, func(f string) bool { return matchFilter(f, topic) }) || s.expired(c.k, c.v) {
 			continue
 		}
-		topic := TopicRoot + "/" + k.device + "/" + k.stream
-		for _, f := range filters {
-			if matchFilter(f, topic) {
-				out = append(out, LastValue{Topic: topic, Payload: p})
-				break
-			}
-		}
+		out = append(out, LastValue{Topic: topic, Payload: c.v.payload})
 	}
 	slices.SortFunc(out, func(a, b LastValue) int { return strings.Compare(a.Topic, b.Topic) })
 	return out
@@ -101,4 +132,19 @@ func isReadingGrant(stream string) bool { return !strings.Contains(stream, "/") 
 // value when it subscribes (for the pages).
 func (s *Service) KeepsLast(appID, deviceID, stream string) bool {
 	return slices.Contains(s.table.Load().retain[streamKey{deviceID, stream}], appID)
+}
+
+// expired reports whether a kept value is older than its stream's
+// retention in the manifest in force: the stored reading is gone by then,
+// so its copy must not be handed out either.
+func (s *Service) expired(k streamKey, v lastValue) bool {
+	e, err := s.manifests.ForDevice(context.Background(), k.device)
+	if err != nil {
+		return true
+	}
+	st := e.Manifest.Stream(k.stream)
+	if st == nil {
+		return true
+	}
+	return st.Retention.D > 0 && s.now().Sub(v.at) > st.Retention.D
 }

@@ -77,4 +77,13 @@ func TestAppLastValue(t *testing.T) {
 	if s := first(`{"celsius":26}`); s != `retained=false {"celsius":26}` {
 		t.Errorf("stream withdrawn and allowed again: the first message was %s, want the live reading", s)
 	}
+	// Deleting the device's readings deletes the copy too.
+	retain(true)
+	th.post(dev, secret, "temperature", `{"celsius":27}`)
+	if code, out, _ := call(t, th.local, "DELETE", "http://candor/api/v1/devices/"+dev+"/readings", "", nil); code != http.StatusOK {
+		t.Fatalf("delete readings: %d %v", code, out)
+	}
+	if s := first(`{"celsius":28}`); s != `retained=false {"celsius":28}` {
+		t.Errorf("after the readings were deleted: the first message was %s, want the live reading", s)
+	}
 }

@@ -186,9 +186,11 @@ func (h *Hub) openErasure(context.Context) error {
 			h.owners.forget(ids)
 			h.mon.Forget(ids)
 			h.id.DevicesErased(ids)
+			h.apps.Forget(context.Background(), ids)
 		},
-		Reclaim:        h.st.ReclaimSpace,
-		AccountDeleted: h.id.AccountDeleted,
+		ReadingsDeleted: func(ids []string) { h.apps.Forget(context.Background(), ids) },
+		Reclaim:         h.st.ReclaimSpace,
+		AccountDeleted:  h.id.AccountDeleted,
 		HouseholdDeleted: func(ctx context.Context, hh string) {
 			if err := h.forward.Reload(ctx, hh); err != nil {
 				h.log.Error("stop forwarding for a deleted household", "household", hh, "err", err)
