@@ -259,6 +259,7 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /api/v1/apps/{id}/commands/{device}/{name}", s.authed(s.setAppCommand))
 	m.HandleFunc("PUT /api/v1/apps/{id}/retain/{device}/{stream}", s.authed(s.setAppRetain))
 	m.HandleFunc("GET /api/v1/apps/{id}/readings", s.appReadings)
+	m.HandleFunc("GET /api/v1/bridges/zigbee2mqtt/devices", s.authed(s.listZigbeeDevices))
 	m.HandleFunc("POST /api/v1/bridges/zigbee2mqtt/devices", s.authed(s.addZigbeeDevice))
 
 	m.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)

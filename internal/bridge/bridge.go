@@ -129,6 +129,9 @@ type Service struct {
 	keys map[streamKey][]string
 	// online is each bridge's last bridge/state, in memory only.
 	online map[string]bool
+	// seen is each household's last zigbee2mqtt/bridge/devices, in memory
+	// only: what the admin may import and add (devices.go).
+	seen map[string][]SeenDevice
 
 	unknown atomic.Uint64
 }
@@ -149,7 +152,7 @@ func New(opts Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{opts: opts, log: log, keys: map[streamKey][]string{}, online: map[string]bool{}}, nil
+	return &Service{opts: opts, log: log, keys: map[streamKey][]string{}, online: map[string]bool{}, seen: map[string][]SeenDevice{}}, nil
 }
 
 // SetBroker connects the service to the broker, which starts after it:
@@ -195,8 +198,11 @@ func (s *Service) Publish(ctx context.Context, bridgeID, topic string, payload [
 		return ErrInvalid.Errorf("topic: a bridge publishes under %s/", BaseTopic)
 	}
 	if what, ok := strings.CutPrefix(rest, "bridge/"); ok {
-		if what == "state" {
+		switch what {
+		case "state":
 			s.noteState(bridgeID, payload)
+		case "devices":
+			s.noteDevices(household, payload)
 		}
 		return nil
 	}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -202,6 +203,52 @@ func TestZigbee2MQTTBridge(t *testing.T) {
 	waitFor(t, "Zigbee2MQTT to receive the command", 10*time.Second, func() bool { return sets.has(wantSet) })
 	if g := sets.list(); len(g) != 1 {
 		t.Errorf("Zigbee2MQTT received %q, want only %q (its own messages are not echoed)", g, wantSet)
+	}
+
+	// bridge/devices is kept in memory for the admin: each device with its
+	// definition (to import) and the hub device it is, never its IEEE address.
+	var entries []string
+	for name, file := range map[string]string{"hallway/motion": "philips_9290012607.json", "front door": "aqara_mccgq11lm.json"} {
+		raw, err := os.ReadFile("../manifest/importer/testdata/zigbee2mqtt/" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e map[string]any
+		if err := json.Unmarshal(raw, &e); err != nil {
+			t.Fatal(err)
+		}
+		e["friendly_name"] = name
+		b, _ := json.Marshal(e)
+		entries = append(entries, string(b))
+	}
+	list := `[{"ieee_address":"0x00124b0000000000","type":"Coordinator","friendly_name":"Coordinator"},` + strings.Join(entries, ",") + `]`
+	if rc := publish("zigbee2mqtt/bridge/devices", list); rc != 0 {
+		t.Fatalf("bridge/devices: PUBACK %#x", rc)
+	}
+	code, out, _ = call(t, th.local, "GET", "http://candor/api/v1/bridges/zigbee2mqtt/devices", "", nil)
+	if code != http.StatusOK {
+		t.Fatalf("list Zigbee devices: %d %v", code, out)
+	}
+	seen := out["devices"].([]any)
+	if len(seen) != 2 {
+		t.Fatalf("seen %v, want the two devices without the Coordinator", seen)
+	}
+	door, hall := seen[0].(map[string]any), seen[1].(map[string]any)
+	if door["friendly_name"] != "front door" || door["device_id"] != nil || hall["device_id"] != motion || door["model"] != "MCCGQ11LM" {
+		t.Errorf("seen devices: %v", seen)
+	}
+	if b, _ := json.Marshal(seen); strings.Contains(string(b), "ieee") || strings.Contains(string(b), "0x0017") {
+		t.Errorf("an IEEE address was kept: %s", b)
+	}
+	def, _ := json.Marshal(door["definition"])
+	req, _ := http.NewRequest("POST", "http://candor/api/v1/manifests/import/zigbee2mqtt?type=front-door", strings.NewReader(string(def)))
+	resp, err := th.local.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("import the definition the list gave: %d", resp.StatusCode)
 	}
 }
 
