@@ -1,9 +1,12 @@
 package bridge
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 )
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestSplitSuffix(t *testing.T) {
 	tests := []struct{ rest, name, suffix string }{
@@ -63,6 +66,33 @@ func FuzzSplitSuffix(f *testing.F) {
 		}
 		if suffix == "" && name != rest {
 			t.Fatalf("splitSuffix(%q) cut %q without a suffix", rest, name)
+		}
+	})
+}
+
+// bridge/devices and bridge/state come from a bridge: outside input.
+// Whatever they hold, what is kept is bounded, sorted, has a friendly name
+// and a definition that is an object, and never the IEEE address.
+func FuzzBridgeMessages(f *testing.F) {
+	f.Add([]byte(`[{"ieee_address":"0x1","type":"Coordinator","friendly_name":"Coordinator"},{"ieee_address":"0x2","friendly_name":"a","definition":{"model":"M","vendor":"V","exposes":[]}}]`))
+	f.Add([]byte(`[{"friendly_name":"b","definition":null},{"friendly_name":"","definition":{}}]`))
+	f.Add([]byte(`{"state":"online"}`))
+	f.Add([]byte(`online`))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		s := &Service{log: discard(), online: map[string]bool{}, seen: map[string][]SeenDevice{}}
+		s.noteState("b1", payload)
+		s.noteDevices("hh", payload)
+		seen := s.seen["hh"]
+		if len(seen) > maxSeen {
+			t.Fatalf("%d devices kept", len(seen))
+		}
+		for i, d := range seen {
+			if d.FriendlyName == "" || len(d.Definition) == 0 || d.Definition[0] != '{' {
+				t.Fatalf("kept %+v", d)
+			}
+			if i > 0 && seen[i-1].FriendlyName > d.FriendlyName {
+				t.Fatal("not sorted")
+			}
 		}
 	})
 }
