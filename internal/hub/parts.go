@@ -335,6 +335,7 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Operator:      h.operator,
 		Updates:       h.upd,
 		Apps:          h.apps,
+		Bridge:        h.zb,
 		Assess:        h.assess,
 	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/bridge"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -38,6 +39,17 @@ type Apps interface {
 	CommandNames(ctx context.Context, deviceID string) []string
 }
 
+// Bridge is the Zigbee2MQTT bridge (package bridge), for the apps page.
+type Bridge interface {
+	Online(bridgeID string) bool
+	Seen(ctx context.Context, household string) ([]bridge.SeenDevice, error)
+}
+
+// zigbeeView is one device a Zigbee2MQTT bridge announced.
+type zigbeeView struct {
+	Name, Model, DeviceID string
+}
+
 // appPurposes are the purposes offered when adding an app, with the words
 // the page shows.
 var appPurposes = []string{"candor:HomeAutomation", "dpv:ServiceProvision", "candor:EnergyManagement"}
@@ -64,8 +76,10 @@ type appView struct {
 	Purposes              []string
 	Revoked               bool
 	// Bridge: a Zigbee2MQTT bridge, which passes data to the hub and
-	// gets none.
+	// gets none; Online and Zigbee say what it last told the hub.
 	Bridge             bool
+	Online             bool
+	Zigbee             []zigbeeView
 	Delivered, Dropped string
 	Uses               []appUseView
 }
@@ -105,7 +119,20 @@ func (s *Server) renderApps(w http.ResponseWriter, r *http.Request, v viewer, st
 			return
 		}
 		for _, a := range list {
-			av.Apps = append(av.Apps, s.appView(a, streams))
+			view := s.appView(a, streams)
+			if view.Bridge && !view.Revoked && s.cfg.Bridge != nil {
+				view.Online = s.cfg.Bridge.Online(a.ID)
+				seen, err := s.cfg.Bridge.Seen(r.Context(), a.HouseholdID)
+				if err != nil {
+					s.fail(w, r, err)
+					return
+				}
+				for _, d := range seen {
+					model := strings.TrimSpace(d.Vendor + " " + d.Model)
+					view.Zigbee = append(view.Zigbee, zigbeeView{Name: d.FriendlyName, Model: model, DeviceID: d.DeviceID})
+				}
+			}
+			av.Apps = append(av.Apps, view)
 		}
 	}
 	p.Data = av

@@ -7,6 +7,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/candor-iot/candor/internal/apps"
+	"github.com/candor-iot/candor/internal/bridge"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -17,7 +18,8 @@ func TestBrowserAppCommandSwitches(t *testing.T) {
 		t.Skip("browser tests take a few seconds; skipped with -short")
 	}
 	var svc *apps.Service
-	h := startHub(t, withApps(t, &svc))
+	var zb *bridge.Service
+	h := startHub(t, withApps(t, &svc), withBridge(t, &svc, &zb))
 	h.putBoostThermostat()
 	alex := h.setup("alex")
 	d, _ := h.addDevice(alex.HouseholdID, "Hall", "boost-thermostat")
@@ -42,8 +44,13 @@ func TestBrowserAppCommandSwitches(t *testing.T) {
 	tb.checkA11y("device, last value offered")
 	tb.submit("turn on the last value", `form[action='/apps/switch'] input[name=use][value=retain] ~ button`)
 	tb.checkA11y("device, last value on")
-	if _, _, err := svc.Add(t.Context(), apps.NewApp{HouseholdID: alex.HouseholdID, Name: "Zigbee2MQTT",
-		Kind: apps.KindZigbee2MQTT, Purposes: []string{"dpv:ServiceProvision"}}); err != nil {
+	za, _, err := svc.Add(t.Context(), apps.NewApp{HouseholdID: alex.HouseholdID, Name: "Zigbee2MQTT",
+		Kind: apps.KindZigbee2MQTT, Purposes: []string{"dpv:ServiceProvision"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := zb.Publish(t.Context(), za.ID, "zigbee2mqtt/bridge/devices",
+		[]byte(`[{"friendly_name":"hallway/motion","definition":{"model":"9290012607","vendor":"Philips","exposes":[]}}]`)); err != nil {
 		t.Fatal(err)
 	}
 	tb.open("/apps")
