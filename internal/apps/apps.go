@@ -12,7 +12,9 @@
 //
 // The broker asks Visible for every reading it is about to hand to an
 // app and MayMatch for every filter an app subscribes with; ingest hands
-// each accepted reading to Deliver. The decisions are answered from an
+// each accepted reading to Deliver once it is committed to the store (or,
+// when the person chose not to keep it, once it is acknowledged), so an
+// app never sees a reading the store then loses. The decisions are answered from an
 // in-memory table rebuilt after each change.
 package apps
 
