@@ -131,6 +131,7 @@ func appSwitch(args []string, on bool) error {
 	fs := newFlags("candor app "+verb, "candor app "+verb+" APP-ID DEVICE-ID STREAM  (or  … DEVICE-ID COMMAND --command)")
 	dir := dataDirFlag(fs)
 	command := fs.Bool("command", false, "the third name is a command the device's manifest declares, which the app may (allow) or may not (deny) send")
+	last := fs.Bool("last-value", false, "switch whether the app gets the stream's last reading as soon as it subscribes (kept in memory only), not the stream itself")
 	// The three names may come before or after the flags.
 	var pos []string
 	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -144,9 +145,15 @@ func appSwitch(args []string, on bool) error {
 		return fmt.Errorf("candor app %s needs three arguments: APP-ID DEVICE-ID STREAM", verb)
 	}
 	app, dev, stream := pos[0], pos[1], pos[2]
+	if *command && *last {
+		return errors.New("--command and --last-value do not go together: a command has no last value")
+	}
 	kind := "/receives/"
-	if *command {
+	switch {
+	case *command:
 		kind = "/commands/"
+	case *last:
+		kind = "/retain/"
 	}
 	path := "/api/v1/apps/" + url.PathEscape(app) + kind + url.PathEscape(dev) + "/" + url.PathEscape(stream)
 	if err := newLocal(*dir).do("PUT", path, map[string]bool{"on": on}, nil); err != nil {
@@ -157,6 +164,14 @@ func appSwitch(args []string, on bool) error {
 			fmt.Printf("App %s may now send the command %s to device %s.\n", app, stream, dev)
 		} else {
 			fmt.Printf("App %s may no longer send the command %s to device %s.\n", app, stream, dev)
+		}
+		return nil
+	}
+	if *last {
+		if on {
+			fmt.Printf("App %s now gets the last %s of device %s as soon as it subscribes (kept in memory only).\n", app, stream, dev)
+		} else {
+			fmt.Printf("App %s no longer gets the last %s of device %s when it subscribes; the hub forgot it.\n", app, stream, dev)
 		}
 		return nil
 	}

@@ -29,6 +29,7 @@ func commands() []command {
 		{"serve", "run the hub (MQTT broker, HTTP API, embedded storage)", runServe},
 		{"device", "add, list, rotate or revoke devices (add|list|rotate|revoke)", runDevice},
 		{"app", "local apps that receive readings over MQTT (add|list|allow|deny|rotate|revoke)", runApp},
+		{"bridge", "Zigbee2MQTT bridge: its credential and its Zigbee devices (add zigbee2mqtt|device)", runBridge},
 		{"readings", "show a device's stored readings", runReadings},
 		{"explain", "print a device's privacy and security label in plain language", runExplain},
 		{"advisories", "import vulnerability advisories (OSV, CSAF 2.0) or list the open ones (import|list)", runAdvisories},

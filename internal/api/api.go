@@ -134,6 +134,8 @@ type Config struct {
 	// Apps are the household's local programs that receive readings
 	// over MQTT (optional; the /api/v1/apps endpoints answer 503 without).
 	Apps Apps
+	// Bridge adds Zigbee devices behind a Zigbee2MQTT bridge (optional).
+	Bridge Bridge
 	// Assess is the security audit and the signed reports (optional:
 	// without it their endpoints answer 404).
 	Assess Assessor
@@ -261,7 +263,10 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/apps/{id}/revoke", s.authed(s.revokeApp))
 	m.HandleFunc("PUT /api/v1/apps/{id}/receives/{device}/{stream}", s.authed(s.setAppGrant))
 	m.HandleFunc("PUT /api/v1/apps/{id}/commands/{device}/{name}", s.authed(s.setAppCommand))
+	m.HandleFunc("PUT /api/v1/apps/{id}/retain/{device}/{stream}", s.authed(s.setAppRetain))
 	m.HandleFunc("GET /api/v1/apps/{id}/readings", s.appReadings)
+	m.HandleFunc("GET /api/v1/bridges/zigbee2mqtt/devices", s.authed(s.listZigbeeDevices))
+	m.HandleFunc("POST /api/v1/bridges/zigbee2mqtt/devices", s.authed(s.addZigbeeDevice))
 
 	m.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)
 	m.HandleFunc("GET /api/v1/log/key", s.logKey)

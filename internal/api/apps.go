@@ -215,10 +215,13 @@ func (s *Server) revokeApp(w http.ResponseWriter, r *http.Request, p access.Prin
 
 // setAppGrant switches whether an app receives one stream of one device.
 func (s *Server) setAppGrant(w http.ResponseWriter, r *http.Request, p access.Principal) {
-	s.switchApp(w, r, p, false)
+	s.switchApp(w, r, p, "stream")
 }
 
-func (s *Server) switchApp(w http.ResponseWriter, r *http.Request, p access.Principal, command bool) {
+// switchApp switches one use of an app: "stream" (it receives the
+// stream), "command" (it may send the command) or "retain" (it gets the
+// stream's last value when it subscribes).
+func (s *Server) switchApp(w http.ResponseWriter, r *http.Request, p access.Principal, use string) {
 	if s.appsOff(w, r) {
 		return
 	}
@@ -242,24 +245,37 @@ func (s *Server) switchApp(w http.ResponseWriter, r *http.Request, p access.Prin
 		return
 	}
 	sw := apps.Switch{AppID: a.ID, DeviceID: r.PathValue("device"), Stream: r.PathValue("stream"), On: *in.On, Actor: p.Actor()}
-	if command {
+	switch use {
+	case "command":
 		sw.Stream, sw.Command = r.PathValue("name"), true
+	case "retain":
+		sw.Retain = true
 	}
 	if err := s.cfg.Apps.Set(r.Context(), sw); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	key := "stream"
-	if command {
-		key = "command"
+	key := use
+	if use == "retain" {
+		key = "stream"
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"app_id": a.ID, "device_id": sw.DeviceID, key: sw.Stream, "on": sw.On})
+	out := map[string]any{"app_id": a.ID, "device_id": sw.DeviceID, key: sw.Stream, "on": sw.On}
+	if use == "retain" {
+		out["last_value"] = sw.On
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// setAppRetain switches whether an app gets a stream's last value (kept
+// in memory only) when it subscribes.
+func (s *Server) setAppRetain(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	s.switchApp(w, r, p, "retain")
 }
 
 // setAppCommand switches whether an app may send one declared command to
 // one device.
 func (s *Server) setAppCommand(w http.ResponseWriter, r *http.Request, p access.Principal) {
-	s.switchApp(w, r, p, true)
+	s.switchApp(w, r, p, "command")
 }
 
 // appReadings lets an app catch up from the stored history after its

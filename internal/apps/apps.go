@@ -12,7 +12,9 @@
 //
 // The broker asks Visible for every reading it is about to hand to an
 // app and MayMatch for every filter an app subscribes with; ingest hands
-// each accepted reading to Deliver. The decisions are answered from an
+// each accepted reading to Deliver once it is committed to the store (or,
+// when the person chose not to keep it, once it is acknowledged), so an
+// app never sees a reading the store then loses. The decisions are answered from an
 // in-memory table rebuilt after each change.
 package apps
 
@@ -109,6 +111,9 @@ type Service struct {
 	schemas commandSchemas
 	stats   sync.Map // app id → *Stats
 
+	lastMu sync.Mutex
+	last   map[streamKey]lastValue // last values, in memory only (lastvalue.go)
+
 	revokeMu  sync.Mutex
 	onRevoke  []func(appID string)
 	verifiedM sync.Mutex
@@ -188,7 +193,8 @@ type NewApp struct {
 	Description string   // what the app is for, in the owner's words
 	Purposes    []string // DPV purpose terms, e.g. dpv:ServiceProvision
 	// Kind is KindHomeAssistant for an app that gets Home Assistant
-	// discovery messages, else empty.
+	// discovery messages, KindZigbee2MQTT for a Zigbee2MQTT bridge, else
+	// empty.
 	Kind  string
 	Actor auditlog.Actor
 }
@@ -228,8 +234,8 @@ func (s *Service) Add(ctx context.Context, na NewApp) (store.App, string, error)
 			return store.App{}, "", ErrInvalid.Errorf("purpose: %q is not a DPV purpose term such as dpv:ServiceProvision", p)
 		}
 	}
-	if na.Kind != "" && na.Kind != KindHomeAssistant {
-		return store.App{}, "", ErrInvalid.Errorf("kind: %q is not a kind of app the hub knows; leave it out, or say %q", na.Kind, KindHomeAssistant)
+	if na.Kind != "" && na.Kind != KindHomeAssistant && na.Kind != KindZigbee2MQTT {
+		return store.App{}, "", ErrInvalid.Errorf("kind: %q is not a kind of app the hub knows; leave it out, or say %q or %q", na.Kind, KindHomeAssistant, KindZigbee2MQTT)
 	}
 	id := credential.NewID(IDPrefix)
 	secret := credential.NewSecret()
@@ -300,7 +306,7 @@ func (s *Service) Revoke(ctx context.Context, actor auditlog.Actor, id string) e
 	// Its Home Assistant entities go with it.
 	if gs, gerr := s.st.AppGrants(ctx, id); gerr == nil {
 		for _, g := range gs {
-			if !strings.HasPrefix(g.Stream, commandPrefix) {
+			if isReadingGrant(g.Stream) {
 				_ = s.announce(ctx, a, g.DeviceID, g.Stream, false)
 			}
 		}

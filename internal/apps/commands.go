@@ -224,3 +224,27 @@ func validPayload(sch *jsonschema.Schema, payload []byte) bool {
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(payload))
 	return err == nil && sch.Validate(inst) == nil
 }
+
+// MayCommand reports whether a person let the app send the command to
+// the device (for the pages).
+func (s *Service) MayCommand(appID, deviceID, name string) bool {
+	return s.mayCommand(appID, deviceID, name)
+}
+
+// CommandNames lists, sorted, the commands the manifest in force of a
+// device declares that an app could be allowed: those with a closed
+// object schema.
+func (s *Service) CommandNames(ctx context.Context, deviceID string) []string {
+	e, err := s.manifests.ForDevice(ctx, deviceID)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for name := range Commands(e) {
+		if s.schemaFor(e, name) != nil {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

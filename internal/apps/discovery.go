@@ -135,7 +135,7 @@ func (s *Service) AnnounceAll(ctx context.Context) error {
 			return err
 		}
 		for _, g := range gs {
-			if strings.HasPrefix(g.Stream, commandPrefix) {
+			if !isReadingGrant(g.Stream) {
 				continue
 			}
 			if err := s.announce(ctx, a, g.DeviceID, g.Stream, true); err != nil {

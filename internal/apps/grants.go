@@ -22,6 +22,9 @@ type table struct {
 	apps map[string]appInfo
 	// allowed lists, per device and stream, the apps that may receive it.
 	allowed map[streamKey][]string
+	// retain lists the apps allowed the stream's last value when they
+	// subscribe (lastvalue.go).
+	retain map[streamKey][]string
 }
 
 type appInfo struct {
@@ -47,7 +50,7 @@ func (s *Service) reloadLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("apps: load grants: %w", err)
 	}
-	t := &table{apps: make(map[string]appInfo, len(as)), allowed: map[streamKey][]string{}}
+	t := &table{apps: make(map[string]appInfo, len(as)), allowed: map[streamKey][]string{}, retain: map[streamKey][]string{}}
 	for _, a := range as {
 		t.apps[a.ID] = appInfo{household: a.HouseholdID, kind: a.Kind, revoked: a.Revoked()}
 	}
@@ -55,11 +58,32 @@ func (s *Service) reloadLocked(ctx context.Context) error {
 		if ai, ok := t.apps[g.AppID]; !ok || ai.revoked {
 			continue
 		}
+		if stream, ok := strings.CutPrefix(g.Stream, retainPrefix); ok {
+			k := streamKey{g.DeviceID, stream}
+			t.retain[k] = append(t.retain[k], g.AppID)
+			continue
+		}
 		k := streamKey{g.DeviceID, g.Stream}
 		t.allowed[k] = append(t.allowed[k], g.AppID)
 	}
 	s.table.Store(t)
+	s.pruneLast(t)
 	return nil
+}
+
+// KindZigbee2MQTT marks the credential of a Zigbee2MQTT bridge: it logs in
+// like an app, but publishes its Zigbee devices' states (package bridge)
+// instead of receiving readings, and is never allowed any.
+const KindZigbee2MQTT = "zigbee2mqtt"
+
+// Bridge reports whether id names a live (not revoked) Zigbee2MQTT bridge
+// credential, and its household. It answers from memory.
+func (s *Service) Bridge(id string) (household string, ok bool) {
+	ai, found := s.table.Load().apps[id]
+	if !found || ai.revoked || ai.kind != KindZigbee2MQTT {
+		return "", false
+	}
+	return ai.household, true
 }
 
 // Grant is one stream of one device an app may receive.
@@ -75,7 +99,10 @@ type Switch struct {
 	// Command makes Stream the name of a command the app may send to the
 	// device, instead of a stream it receives.
 	Command bool
-	Actor   auditlog.Actor
+	// Retain switches whether the app gets the stream's last value when
+	// it subscribes (it still needs the stream itself allowed).
+	Retain bool
+	Actor  auditlog.Actor
 }
 
 // Set switches what an app receives, or (Command set) which command it
@@ -90,6 +117,9 @@ func (s *Service) Set(ctx context.Context, sw Switch) error {
 	}
 	if a.Revoked() {
 		return ErrInvalid.Errorf("app: %s is revoked and receives nothing", sw.AppID)
+	}
+	if a.Kind == KindZigbee2MQTT && sw.On {
+		return ErrInvalid.Errorf("app: %s is a Zigbee2MQTT bridge; it passes its devices' readings to the hub and receives none", sw.AppID)
 	}
 	d, err := s.st.Device(ctx, sw.DeviceID)
 	if err != nil || d.HouseholdID != a.HouseholdID {
@@ -110,9 +140,15 @@ func (s *Service) Set(ctx context.Context, sw Switch) error {
 			return ErrInvalid.Errorf("stream: %q is not a stream the manifest of device %s declares", sw.Stream, d.ID)
 		}
 	}
+	if sw.Command && sw.Retain {
+		return ErrInvalid.Errorf("switch: a command has no last value to keep")
+	}
 	key := sw.Stream
-	if sw.Command {
+	switch {
+	case sw.Command:
 		key = commandPrefix + sw.Stream
+	case sw.Retain:
+		key = retainPrefix + sw.Stream
 	}
 	s.mu.Lock()
 	if sw.On {
@@ -132,14 +168,17 @@ func (s *Service) Set(ctx context.Context, sw Switch) error {
 		return fmt.Errorf("switch app %s on device %s: %w", a.ID, d.ID, err)
 	}
 	s.log.Info("app consent changed", "app", a.ID, "device", d.ID, "stream", sw.Stream)
-	if !sw.Command {
+	if !sw.Command && !sw.Retain {
 		if err := s.announce(ctx, a, d.ID, sw.Stream, sw.On); err != nil {
 			s.log.Warn("apps: discovery not updated", "app", a.ID, "device", d.ID, "err", err)
 		}
 	}
 	var detail map[string]string
-	if sw.Command {
+	switch {
+	case sw.Command:
 		detail = map[string]string{"use": "command"}
+	case sw.Retain:
+		detail = map[string]string{"use": "last value"}
 	}
 	return s.record(ctx, auditlog.Event{Actor: sw.Actor, Action: auditlog.ActionConsentChange, Household: a.HouseholdID,
 		Subject: auditlog.Subject{Device: d.ID, Stream: sw.Stream, Recipient: a.ID}, Purpose: strings.Join(a.Purposes, " "),
@@ -270,14 +309,21 @@ func matchFilter(filter, topic string) bool {
 	return len(fs) == len(ts)
 }
 
+// Wants reports whether at least one app may receive the stream now.
+func (s *Service) Wants(deviceID, stream string) bool {
+	return len(s.table.Load().allowed[streamKey{deviceID, stream}]) > 0
+}
+
 // Deliver hands an accepted reading (it passed the manifest) to the
 // broker when at least one app may receive it; the broker then asks
 // Visible for each subscribed app. It does not block and costs a map
 // lookup when no app is allowed the stream.
 func (s *Service) Deliver(deviceID, stream string, payload []byte) {
-	if len(s.table.Load().allowed[streamKey{deviceID, stream}]) == 0 {
+	k := streamKey{deviceID, stream}
+	if len(s.table.Load().allowed[k]) == 0 {
 		return
 	}
+	s.remember(k, payload)
 	if b := s.pub.Load(); b != nil {
 		b.p.PublishReading(deviceID, stream, payload)
 	}

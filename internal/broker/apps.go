@@ -58,7 +58,7 @@ func (h *hook) connectApp(ctx context.Context, cl *mqtt.Client, pk packets.Packe
 		refuseWith(cl, packets.ErrClientIdentifierNotValid.Code, v3RefusedIdentifier)
 		return h.refuseConnect("client_id_outside_namespace", a.ID)
 	}
-	if pk.Connect.WillFlag {
+	if pk.Connect.WillFlag && !h.acceptBridgeWill(cl, a.ID, pk) {
 		refuseWith(cl, packets.ErrNotAuthorized.Code, v3NotAuthorized)
 		return h.refuseConnect("app_will", a.ID)
 	}
@@ -73,6 +73,9 @@ func (h *hook) connectApp(ctx context.Context, cl *mqtt.Client, pk packets.Packe
 // the message's topic; a topic has no wildcards, so apps.MayMatch gives
 // the per-reading answer for those.
 func (h *hook) appACL(cl *mqtt.Client, topic string, write bool) bool {
+	if h.isBridge(cl) {
+		return h.bridgeACL(cl, topic, write)
+	}
 	id := string(cl.Properties.Username)
 	if write {
 		if _, _, ok := apps.SplitCommandTopic(topic); ok {
@@ -162,6 +165,9 @@ func (b *Broker) Subscribed(username string) bool {
 // goes to the device if apps.Command lets it; anything else is refused.
 // mochi never routes an app's publish itself.
 func (h *hook) appPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if h.isBridge(cl) {
+		return h.bridgePublish(cl, pk)
+	}
 	id := string(cl.Properties.Username)
 	v5qos1 := cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos == 1
 	device, name, ok := apps.SplitCommandTopic(pk.TopicName)

@@ -93,6 +93,9 @@ type Config struct {
 	// Apps, if set, lets a household's apps log in and receive the
 	// readings they are allowed (see Apps).
 	Apps Apps
+	// Bridge, if set, lets a Zigbee2MQTT bridge credential (an app of
+	// kind zigbee2mqtt) publish its Zigbee devices' states (see Bridge).
+	Bridge Bridge
 	// State takes the messages devices publish on their reserved state
 	// topic, candor/<id>/$state (their firmware version). Without it the
 	// topic is denied like any other outside the streams.
@@ -161,6 +164,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		h.mon = cfg.Monitor
 	}
 	h.apps = cfg.Apps
+	h.bridge = cfg.Bridge
 	h.state = cfg.State
 	h.system = cfg.System
 	if err := srv.AddHook(h, nil); err != nil {
@@ -168,6 +172,11 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	}
 	if err := srv.AddHook(h.connack, nil); err != nil {
 		return nil, fmt.Errorf("add connack hook: %w", err)
+	}
+	if lv, ok := cfg.Apps.(LastValues); ok && lv != nil {
+		if err := srv.AddHook(&lastValueHook{src: lv}, nil); err != nil {
+			return nil, fmt.Errorf("add last value hook: %w", err)
+		}
 	}
 	b := &Broker{srv: srv, hook: h, log: log, addrs: map[string]string{},
 		guard: newGuard(cfg.ConnectTimeout, cfg.PendingPerAddress, int(cfg.MaxPacketBytes), log)}

@@ -25,11 +25,13 @@ import (
 // Candor's policy.
 type hook struct {
 	mqtt.HookBase
-	auth  Authenticator
-	in    Ingester
-	apps  Apps // nil: no app may log in
-	log   *slog.Logger
-	state StateReporter // nil: the state topic is denied
+	auth Authenticator
+	in   Ingester
+	apps Apps // nil: no app may log in
+	// bridge, if set, serves Zigbee2MQTT bridge credentials (bridge.go).
+	bridge Bridge
+	log    *slog.Logger
+	state  StateReporter // nil: the state topic is denied
 
 	authFail  *prometheus.CounterVec
 	aclDenied *prometheus.CounterVec

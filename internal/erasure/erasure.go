@@ -104,6 +104,10 @@ type Config struct {
 	// Erased is told which devices were erased, so their connections end
 	// and caches forget them.
 	Erased func(deviceIDs []string)
+	// ReadingsDeleted, if set, is told which devices lost readings to a
+	// range deletion or an unlinking, so copies held elsewhere (an app's
+	// last value) go too.
+	ReadingsDeleted func(deviceIDs []string)
 	// AccountDeleted is told after an account was removed.
 	AccountDeleted func(ctx context.Context)
 	// HouseholdDeleted is told after a household was removed (its
@@ -405,6 +409,9 @@ func (s *Service) Unlink(ctx context.Context, acc store.Account, opt UnlinkOptio
 	for i, d := range chosen {
 		ids[i] = d.ID
 	}
+	if s.cfg.ReadingsDeleted != nil {
+		s.cfg.ReadingsDeleted(ids)
+	}
 	s.log.Info("history unlinked", "account", acc.ID, "devices", len(chosen), "readings", rep.ReadingsUnlinked, "cells", rep.CellsKept)
 	if err := s.record(ctx, acc, auditlog.ActionDataDelete, "the person unlinked their history into anonymised aggregates", map[string]string{
 		"devices":               strings.Join(ids, ","),
@@ -609,6 +616,9 @@ func (s *Service) DeleteRange(ctx context.Context, d store.Device, q store.Readi
 		if err := s.cfg.Log.Record(ctx, ev); err != nil {
 			return total, fmt.Errorf("record the deletion in the transparency log: %w", err)
 		}
+	}
+	if s.cfg.ReadingsDeleted != nil {
+		s.cfg.ReadingsDeleted([]string{d.ID})
 	}
 	if total > 0 {
 		s.Kick() // reclaim the space

@@ -33,6 +33,9 @@ func (h *Hub) startDemo(ctx context.Context) error {
 			h.log.Error("demo simulator stopped", "err", err)
 		}
 	})
+	if err := h.startDemoZigbee(ctx, hh); err != nil {
+		return fmt.Errorf("start demo: %w", err)
+	}
 	h.log.Info("demo devices started", "household", hh, "devices", n)
 	return nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/assess"
 	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/bridge"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/config"
@@ -87,6 +88,8 @@ type Hub struct {
 	forward   *forward.Forwarder
 	upd       *updates.Service
 	apps      *apps.Service
+	zb        *bridge.Service // the Zigbee2MQTT bridge
+	demoApp   *demoApp        // the demo Home Assistant app's credential, for the banner
 	http      server
 	local     server
 	httpLn    net.Listener
@@ -147,6 +150,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "abuse monitor", start: h.openMonitor, stop: h.monJob.wait},
 		{name: "apps", start: h.openApps},
 		{name: "ingest", start: h.openIngest, stop: h.stopIngest},
+		{name: "zigbee2mqtt bridge", start: h.openBridge},
 		{name: "exports", start: h.openExports, stop: h.closeExports},
 		{name: "erasure", start: h.openErasure},
 		{name: "retention sweeps", start: h.startSweeps, stop: h.sweeps.wait},
@@ -256,6 +260,7 @@ func (h *Hub) banner(out io.Writer) {
 	if h.cfg.Demo {
 		fmt.Fprintf(out, "\nDemo: simulated devices are publishing. Try:\n    go run ./cmd/candor device list --data %s\n    go run ./cmd/candor readings <device-id> --data %s\n", h.cfg.DataDir, h.cfg.DataDir)
 		h.demoBanner(out)
+		h.demoAppBanner(out)
 	}
 	fmt.Fprintln(out)
 }

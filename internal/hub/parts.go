@@ -189,9 +189,11 @@ func (h *Hub) openErasure(context.Context) error {
 			h.owners.forget(ids)
 			h.mon.Forget(ids)
 			h.id.DevicesErased(ids)
+			h.apps.Forget(context.Background(), ids)
 		},
-		Reclaim:        h.st.ReclaimSpace,
-		AccountDeleted: h.id.AccountDeleted,
+		ReadingsDeleted: func(ids []string) { h.apps.Forget(context.Background(), ids) },
+		Reclaim:         h.st.ReclaimSpace,
+		AccountDeleted:  h.id.AccountDeleted,
 		HouseholdDeleted: func(ctx context.Context, hh string) {
 			if err := h.forward.Reload(ctx, hh); err != nil {
 				h.log.Error("stop forwarding for a deleted household", "household", hh, "err", err)
@@ -220,6 +222,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
 		Monitor:           h.mon,
 		Apps:              h.apps,
+		Bridge:            h.zb,
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr
@@ -233,7 +236,10 @@ func (h *Hub) openBroker(context.Context) (err error) {
 	h.id.OnRevoke(h.br.Disconnect)
 	h.apps.OnRevoke(h.br.Disconnect)
 	h.apps.SetPublisher(h.br)
-	h.apps.SetCommandSender(h.br)
+	// Commands for Zigbee devices go through their bridge; the rest to
+	// the devices' own control topics.
+	h.zb.SetBroker(h.br, h.br)
+	h.apps.SetCommandSender(h.zb)
 	// Tell the device, on its retained control topic, whether anyone still
 	// wants a stream, so a device that can stops generating it.
 	h.consent.OnChange(func(deviceID, stream string, collect bool) {
@@ -300,6 +306,7 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Monitor:         h.mon,
 		Alerts:          h.st,
 		Apps:            h.apps,
+		Bridge:          h.zb,
 		Assess:          h.assess,
 	})
 }
@@ -331,6 +338,7 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Operator:      h.operator,
 		Updates:       h.upd,
 		Apps:          h.apps,
+		Bridge:        h.zb,
 		Assess:        h.assess,
 	})
 }

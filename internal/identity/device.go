@@ -23,6 +23,10 @@ type NewDevice struct {
 	// KeyOwner is the account whose keys will seal the device's readings
 	// (the person adding it); empty means the household's keys.
 	KeyOwner string
+	// IDPrefix starts the device's id (default "dev_"). A Zigbee device
+	// behind a Zigbee2MQTT bridge gets "zb_", so that commands for it are
+	// sent through its bridge.
+	IDPrefix string
 }
 
 // AddDevice creates a device with a unique credential and returns the
@@ -34,7 +38,11 @@ func (s *Service) AddDevice(ctx context.Context, nd NewDevice) (store.Device, st
 	if !ValidDeviceType(nd.Type) {
 		return store.Device{}, "", invalid("type: %q must be 1-40 characters of a-z, 0-9 and -", nd.Type)
 	}
-	id := credential.NewID("dev_")
+	prefix := nd.IDPrefix
+	if prefix == "" {
+		prefix = "dev_"
+	}
+	id := credential.NewID(prefix)
 	secret := nd.Secret
 	if secret == "" {
 		secret = credential.NewSecret()

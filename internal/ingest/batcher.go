@@ -23,8 +23,19 @@ type appender interface {
 // batch rather than per reading keeps the hot path allocation-light.
 type batch struct {
 	rows []store.Reading
+	// live are the readings of rows to hand to apps, plaintext; handed on
+	// only once the batch is committed, so an app never sees a reading the
+	// store then loses.
+	live []liveReading
 	done chan struct{}
 	err  error
+}
+
+// liveReading is a reading waiting for its batch's commit before it goes
+// to apps.
+type liveReading struct {
+	device, stream string
+	payload        []byte
 }
 
 // batcher is a group-commit writer: readings from many connections are
@@ -37,6 +48,9 @@ type batcher struct {
 	maxWait    time.Duration
 	maxPending int // submitters block beyond this many queued rows (backpressure); also the largest batch
 	onCommit   func(n int, d time.Duration, err error)
+	// onLive, if set, is handed a committed batch's live readings before
+	// the batch's waiters are released (and before any PUBACK).
+	onLive func([]liveReading)
 
 	mu     sync.Mutex
 	space  chan struct{} // closed (and replaced) when cur is swapped out
@@ -77,7 +91,7 @@ var errOverloaded = errors.New("storage is behind; reading not accepted")
 // rows are already waiting for the disk, so a flood slows publishers down
 // rather than growing memory without bound or dropping data; ctx bounds
 // that wait.
-func (b *batcher) add(ctx context.Context, r store.Reading) (*batch, error) {
+func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (*batch, error) {
 	b.mu.Lock()
 	for !b.closed && len(b.cur.rows) >= b.maxPending {
 		space := b.space
@@ -95,6 +109,9 @@ func (b *batcher) add(ctx context.Context, r store.Reading) (*batch, error) {
 	}
 	cur := b.cur
 	cur.rows = append(cur.rows, r)
+	if live != nil {
+		cur.live = append(cur.live, *live)
+	}
 	n := len(cur.rows)
 	b.mu.Unlock()
 	if n == 1 {
@@ -182,6 +199,9 @@ func (b *batcher) flush() int {
 	}
 	if b.onCommit != nil {
 		b.onCommit(len(bt.rows), time.Since(start), bt.err)
+	}
+	if bt.err == nil && len(bt.live) > 0 && b.onLive != nil {
+		b.onLive(bt.live)
 	}
 	close(bt.done)
 	return len(bt.rows)

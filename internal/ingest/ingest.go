@@ -13,6 +13,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,13 +98,18 @@ type Options struct {
 	// and may hold a device back.
 	Monitor Monitor
 	// Apps, if set, is handed each reading that passed the manifest
-	// check; it decides which of the household's apps receive it.
+	// check once it is committed (or, when consent says not to keep it,
+	// once it is acknowledged); it decides which of the household's apps
+	// receive it.
 	Apps Apps
 }
 
 // Apps delivers readings live to the apps people allowed to receive
 // them. Deliver must not block and must copy payload.
 type Apps interface {
+	// Wants reports whether any app may receive the stream now, so
+	// readings no app may have are not kept in memory until their commit.
+	Wants(deviceID, stream string) bool
 	Deliver(deviceID, stream string, payload []byte)
 }
 
@@ -238,6 +244,13 @@ func New(st Store, opts Options) *Pipeline {
 	}
 	p.health = health{log: p.log, now: func() time.Time { return p.now() }}
 	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, p.committed)
+	if opts.Apps != nil {
+		p.batcher.onLive = func(ls []liveReading) {
+			for _, l := range ls {
+				opts.Apps.Deliver(l.device, l.stream, l.payload)
+			}
+		}
+	}
 	go p.flushCountersLoop()
 	return p
 }
@@ -337,9 +350,6 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 			p.observeRate(deviceID, s)
 		}
 		payload, version = out, e.Version
-		if p.opts.Apps != nil {
-			p.opts.Apps.Deliver(deviceID, stream, payload)
-		}
 		if p.opts.Consent == nil {
 			p.watch(e, deviceID, stream, len(payload), false)
 		} else {
@@ -359,6 +369,11 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 				// Off means not stored from this very reading on. The device
 				// did nothing wrong, so it is acknowledged, not refused.
 				p.dropped.WithLabelValues("consent").Inc()
+				// Nothing to commit: it is acknowledged now, so apps
+				// may have it now.
+				if p.opts.Apps != nil {
+					p.opts.Apps.Deliver(deviceID, stream, payload)
+				}
 				t := Completed(nil)
 				t.dropped = true
 				return t, nil
@@ -382,13 +397,19 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 			return Ticket{}, fmt.Errorf("seal reading of device %s: %w", deviceID, err)
 		}
 	}
+	var live *liveReading
+	if p.opts.Apps != nil && p.opts.Manifests != nil && p.opts.Apps.Wants(deviceID, stream) {
+		// Apps get the reading only after its batch commits (see
+		// batcher.flush); the copy outlives the caller's buffer.
+		live = &liveReading{device: deviceID, stream: stream, payload: bytes.Clone(payload)}
+	}
 	bt, err := p.batcher.add(ctx, store.Reading{
 		DeviceID:        deviceID,
 		Stream:          stream,
 		Time:            now,
 		Payload:         stored,
 		ManifestVersion: version,
-	})
+	}, live)
 	if err != nil {
 		if errors.Is(err, errOverloaded) {
 			p.refused.WithLabelValues(ReasonOverloaded).Inc()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/bridge"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -31,6 +32,22 @@ type Apps interface {
 	Set(ctx context.Context, sw apps.Switch) error
 	Visible(appID, topic string) bool
 	Stats(appID string) apps.Stats
+	// KeepsLast, MayCommand and CommandNames answer the last-value and
+	// command switches.
+	KeepsLast(appID, deviceID, stream string) bool
+	MayCommand(appID, deviceID, name string) bool
+	CommandNames(ctx context.Context, deviceID string) []string
+}
+
+// Bridge is the Zigbee2MQTT bridge (package bridge), for the apps page.
+type Bridge interface {
+	Online(bridgeID string) bool
+	Seen(ctx context.Context, household string) ([]bridge.SeenDevice, error)
+}
+
+// zigbeeView is one device a Zigbee2MQTT bridge announced.
+type zigbeeView struct {
+	Name, Model, DeviceID string
 }
 
 // appPurposes are the purposes offered when adding an app, with the words
@@ -58,15 +75,23 @@ type appView struct {
 	ID, Name, Description string
 	Purposes              []string
 	Revoked               bool
-	Delivered, Dropped    string
-	Uses                  []appUseView
+	// Bridge: a Zigbee2MQTT bridge, which passes data to the hub and
+	// gets none; Online and Zigbee say what it last told the hub.
+	Bridge             bool
+	Online             bool
+	Zigbee             []zigbeeView
+	Delivered, Dropped string
+	Uses               []appUseView
 }
 
-// appUseView is one stream of one device, and whether the app gets it.
+// appUseView is one use of one device by an app, and whether it is on:
+// Use "stream" (it gets the stream), "retain" (it gets the stream's last
+// value as soon as it connects) or "command" (it may send the command).
 type appUseView struct {
 	AppID, AppName         string
 	DeviceID, DeviceName   string
 	Stream, StreamTitle    string
+	Use                    string
 	On                     bool
 	ElementID, Description string
 }
@@ -94,16 +119,31 @@ func (s *Server) renderApps(w http.ResponseWriter, r *http.Request, v viewer, st
 			return
 		}
 		for _, a := range list {
-			av.Apps = append(av.Apps, s.appView(a, streams))
+			view := s.appView(a, streams)
+			if view.Bridge && !view.Revoked && s.cfg.Bridge != nil {
+				view.Online = s.cfg.Bridge.Online(a.ID)
+				seen, err := s.cfg.Bridge.Seen(r.Context(), a.HouseholdID)
+				if err != nil {
+					s.fail(w, r, err)
+					return
+				}
+				for _, d := range seen {
+					model := strings.TrimSpace(d.Vendor + " " + d.Model)
+					view.Zigbee = append(view.Zigbee, zigbeeView{Name: d.FriendlyName, Model: model, DeviceID: d.DeviceID})
+				}
+			}
+			av.Apps = append(av.Apps, view)
 		}
 	}
 	p.Data = av
 	s.render(w, r, status, "apps", p)
 }
 
-// deviceStream is one stream of one of the household's devices.
+// deviceStream is one stream (or, Command set, one command) of one of
+// the household's devices.
 type deviceStream struct {
 	DeviceID, DeviceName, Stream, Title string
+	Command                             bool
 }
 
 // appStreams lists every stream of the household's devices an app could
@@ -122,11 +162,26 @@ func (s *Server) appStreams(ctx context.Context, householdID string) ([]deviceSt
 		if err != nil {
 			continue // no manifest in force: nothing of it can go anywhere
 		}
-		for _, st := range e.Manifest.Streams {
-			out = append(out, deviceStream{DeviceID: d.ID, DeviceName: d.Name, Stream: st.Name, Title: streamTitle(st)})
-		}
+		out = append(out, s.deviceUses(ctx, d, e.Manifest)...)
 	}
 	return out, nil
+}
+
+// deviceUses lists a device's streams and then the commands an app could
+// be allowed to send it.
+func (s *Server) deviceUses(ctx context.Context, d store.Device, m *manifest.Manifest) []deviceStream {
+	var out []deviceStream
+	for _, st := range m.Streams {
+		out = append(out, deviceStream{DeviceID: d.ID, DeviceName: d.Name, Stream: st.Name, Title: streamTitle(st)})
+	}
+	for _, name := range s.cfg.Apps.CommandNames(ctx, d.ID) {
+		title := name
+		if st := m.Stream(name); st != nil {
+			title = streamTitle(st)
+		}
+		out = append(out, deviceStream{DeviceID: d.ID, DeviceName: d.Name, Stream: name, Title: title, Command: true})
+	}
+	return out
 }
 
 func streamTitle(st *manifest.Stream) string {
@@ -143,32 +198,52 @@ func (s *Server) appView(a store.App, streams []deviceStream) appView {
 	for _, p := range a.Purposes {
 		view.Purposes = append(view.Purposes, manifest.PurposeWords(p))
 	}
-	if view.Revoked {
+	view.Bridge = a.Kind == apps.KindZigbee2MQTT
+	if view.Revoked || view.Bridge {
 		return view
 	}
 	for _, ds := range streams {
-		view.Uses = append(view.Uses, s.appUse(a, ds))
+		view.Uses = append(view.Uses, s.appUses(a, ds)...)
 	}
 	return view
 }
 
-func (s *Server) appUse(a store.App, ds deviceStream) appUseView {
-	return appUseView{AppID: a.ID, AppName: a.Name, DeviceID: ds.DeviceID, DeviceName: ds.DeviceName,
-		Stream: ds.Stream, StreamTitle: ds.Title, On: s.cfg.Apps.Visible(a.ID, apps.TopicRoot+"/"+ds.DeviceID+"/"+ds.Stream),
+// appUses are the switches of one stream (whether the app gets it and,
+// once it does, whether it gets the last value at once) or of one
+// command.
+func (s *Server) appUses(a store.App, ds deviceStream) []appUseView {
+	u := appUseView{AppID: a.ID, AppName: a.Name, DeviceID: ds.DeviceID, DeviceName: ds.DeviceName,
+		Stream: ds.Stream, StreamTitle: ds.Title, Use: "stream",
 		ElementID:   "use-" + a.ID + "-" + ds.DeviceID + "-" + ds.Stream,
 		Description: ds.Title + " from " + ds.DeviceName + " to " + a.Name}
+	if ds.Command {
+		u.Use, u.On = "command", s.cfg.Apps.MayCommand(a.ID, ds.DeviceID, ds.Stream)
+		u.ElementID += "-command"
+		u.Description = a.Name + " may change " + ds.Title + " on " + ds.DeviceName
+		return []appUseView{u}
+	}
+	u.On = s.cfg.Apps.Visible(a.ID, apps.TopicRoot+"/"+ds.DeviceID+"/"+ds.Stream)
+	if !u.On {
+		return []appUseView{u}
+	}
+	last := u
+	last.Use, last.On = "retain", s.cfg.Apps.KeepsLast(a.ID, ds.DeviceID, ds.Stream)
+	last.ElementID += "-last"
+	last.Description = "the last " + ds.Title + " from " + ds.DeviceName + " to " + a.Name + " at once"
+	return []appUseView{u, last}
 }
 
 // deviceApps lists, for the device page, what each of the household's
 // apps gets from the device.
-func (s *Server) deviceApps(d store.Device, m *manifest.Manifest, list []store.App) []appUseView {
+func (s *Server) deviceApps(ctx context.Context, d store.Device, m *manifest.Manifest, list []store.App) []appUseView {
 	var out []appUseView
+	uses := s.deviceUses(ctx, d, m)
 	for _, a := range list {
-		if a.Revoked() {
+		if a.Revoked() || a.Kind == apps.KindZigbee2MQTT {
 			continue
 		}
-		for _, st := range m.Streams {
-			out = append(out, s.appUse(a, deviceStream{DeviceID: d.ID, DeviceName: d.Name, Stream: st.Name, Title: streamTitle(st)}))
+		for _, ds := range uses {
+			out = append(out, s.appUses(a, ds)...)
 		}
 	}
 	return out
@@ -240,13 +315,29 @@ func (s *Server) postAppSwitch(w http.ResponseWriter, r *http.Request, v viewer)
 	}
 	on := r.PostFormValue("on") == "1"
 	deviceID, stream := r.PostFormValue("device"), r.PostFormValue("stream")
-	if err := s.cfg.Apps.Set(r.Context(), apps.Switch{AppID: a.ID, DeviceID: deviceID, Stream: stream, On: on, Actor: v.Actor()}); err != nil {
+	sw := apps.Switch{AppID: a.ID, DeviceID: deviceID, Stream: stream, On: on, Actor: v.Actor()}
+	switch r.PostFormValue("use") {
+	case "command":
+		sw.Command = true
+	case "retain":
+		sw.Retain = true
+	}
+	if err := s.cfg.Apps.Set(r.Context(), sw); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if on {
+	switch {
+	case sw.Command && on:
+		s.flash(v, a.Name+" may now change this. Each change is logged.")
+	case sw.Command:
+		s.flash(v, a.Name+" may no longer change this.")
+	case sw.Retain && on:
+		s.flash(v, a.Name+" now gets the last reading as soon as it connects. The hub keeps it in memory only.")
+	case sw.Retain:
+		s.flash(v, a.Name+" no longer gets the last reading when it connects. The hub forgot it.")
+	case on:
 		s.flash(v, a.Name+" now gets this data, from the next reading on.")
-	} else {
+	default:
 		s.flash(v, a.Name+" no longer gets this data, from the next reading on.")
 	}
 	back := "/apps?done=" + flashDone + "#app-" + a.ID

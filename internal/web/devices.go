@@ -219,7 +219,7 @@ func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, 
 				s.fail(w, r, err)
 				return
 			}
-			dv.AppsShown, dv.Apps = true, s.deviceApps(d, m, list)
+			dv.AppsShown, dv.Apps = true, s.deviceApps(r.Context(), d, m, list)
 		}
 	}
 	p := s.pageFor(r, v, d.Name, "")

@@ -181,6 +181,9 @@ type Config struct {
 	// MQTT, and the switches for what each gets. When nil, the page says
 	// this hub has no apps.
 	Apps Apps
+	// Bridge, when set, shows on the apps page what a Zigbee2MQTT bridge
+	// announced and whether it is online.
+	Bridge Bridge
 	// Assess, when set, gives the "Hub check-up" page: the security
 	// audit's findings and their suppressions.
 	Assess Assessor

@@ -121,25 +121,25 @@ func FromZigbee2MQTT(deviceType string, definition []byte) ([]byte, error) {
 	}
 	d.Title = title
 
-	s := newStream("state", "Everything the device reports")
-	profs := make([]*profile, len(w.fields))
-	items := make([]string, len(w.fields))
-	for i, f := range w.fields {
+	for _, f := range w.fields {
+		s := newStream(f.name, upperFirst(strings.ReplaceAll(f.item, ".", " ")))
 		s.Properties[f.name] = f.field
-		profs[i], items[i] = f.prof, f.item
+		s.applyProfiles([]*profile{f.prof}, []string{f.item}, "Zigbee2MQTT property", "Zigbee2MQTT properties")
+		s.Continuous = true
+		// A property that can be set is a command an app may be allowed
+		// to send: the bridge passes it to zigbee2mqtt/<friendly_name>/set.
+		s.ReadOnly = !f.settable
+		s.MaxPayloadBytes = estimatePayload(s.Properties)
+		s.Use = "Suggested — check before confirming: Zigbee2MQTT passes it to your home automation, which shows it and runs the automations you set up."
+		s.Description = upperFirst(s.suggested) + " — check before confirming: the data categories, purposes, retention and what it reveals are suggestions. " +
+			"Zigbee2MQTT publishes all of the device's properties as one JSON object on zigbee2mqtt/<friendly_name>; the hub's Zigbee2MQTT bridge splits it into one reading per property, so each can be switched on or off alone. " +
+			"Keys Zigbee2MQTT adds when some of its options are on (last_seen, elapsed, update) are not declared, so they are refused and counted: turn those options off."
+		d.Properties[f.name] = s
 	}
-	s.applyProfiles(profs, items, "Zigbee2MQTT property", "Zigbee2MQTT properties")
-	s.Continuous = true
-	s.MaxPayloadBytes = estimatePayload(s.Properties)
-	s.Use = "Suggested — check before confirming: Zigbee2MQTT passes it to your home automation, which shows it and runs the automations you set up."
-	s.Description = upperFirst(s.suggested) + " — check before confirming: the data categories, purposes, retention and what it reveals are suggestions. " +
-		"Zigbee2MQTT publishes all of the device's properties as one JSON object on zigbee2mqtt/<friendly_name>; a bridge forwards that object to candor/{{DEVICE_ID}}/state, flattening or renaming only where a field says so. " +
-		"Zigbee2MQTT adds keys that are not in the definition when some of its options are on (last_seen, elapsed, update, update_available, and linkquality where it is not exposed): turn those options off, or let the hub strip undeclared fields. " +
-		"The size limit is estimated from the declared fields."
+	var skippedNote string
 	if len(w.skipped) > 0 {
-		s.Description += " Not imported: " + strings.Join(w.skipped, "; ") + "."
+		skippedNote = " Not imported: " + strings.Join(w.skipped, "; ") + "."
 	}
-	d.Properties["state"] = s
 
 	d.Maker = docParty{Name: PlaceholderMaker, Contact: PlaceholderContact}
 	if vendor != "" {
@@ -181,6 +181,7 @@ func FromZigbee2MQTT(deviceType string, definition []byte) ([]byte, error) {
 	}
 	b.WriteString(" The device's IEEE address and friendly name are not copied: they identify one device, and this manifest describes its type. ")
 	b.WriteString(placeholderNote)
+	b.WriteString(skippedNote)
 	d.Description = b.String()
 	return finish(d)
 }
@@ -219,10 +220,11 @@ func z2mEntry(v any) (object, string, error) {
 }
 
 type z2mField struct {
-	name  string
-	field *docField
-	prof  *profile
-	item  string
+	name     string
+	field    *docField
+	prof     *profile
+	item     string
+	settable bool
 }
 
 type z2mWalker struct {
@@ -343,7 +345,7 @@ func (w *z2mWalker) expose(path string, v any, prefix []string, category string,
 		w.skipped = append(w.skipped, quote(payloadKey)+" (a list; the manifest has no arrays)")
 		return nil
 	}
-	fieldName := sanitize(strings.Join(append(append([]string{}, prefix...), key), "_"), "f_")
+	fieldName := Zigbee2MQTTName(append(append([]string{}, prefix...), key)...)
 	if fieldName == "" {
 		return inputErr(path, "property %s has no letters or digits to name a field", quote(key))
 	}
@@ -557,7 +559,7 @@ func (w *z2mWalker) expose(path string, v any, prefix []string, category string,
 		f.Description = name
 	}
 	w.taken[fieldName] = true
-	w.fields = append(w.fields, z2mField{name: fieldName, field: f, prof: prof, item: item})
+	w.fields = append(w.fields, z2mField{name: fieldName, field: f, prof: prof, item: item, settable: settable})
 	return nil
 }
 

@@ -113,27 +113,25 @@ func TestZigbee2MQTTExamples(t *testing.T) {
 			if m.DeviceType != tc.deviceType || m.Title != tc.title || m.Maker.Name != tc.maker {
 				t.Errorf("type %q title %q maker %q", m.DeviceType, m.Title, m.Maker.Name)
 			}
-			checkStreams(t, m, map[string]wantStream{"state": tc.state})
-			s := m.Stream("state")
-			if len(s.Required) != 0 {
-				t.Errorf("required %v: Zigbee2MQTT leaves out properties not reported yet", s.Required)
+			checkZ2MStreams(t, m, tc.state)
+			for _, s := range m.Streams {
+				if len(s.Required) != 0 {
+					t.Errorf("%s: required %v: Zigbee2MQTT leaves out properties not reported yet", s.Name, s.Required)
+				}
 			}
 			for _, sk := range tc.skipped {
-				if !strings.Contains(s.Description, sk) {
-					t.Errorf("description does not list skipped %s: %s", sk, s.Description)
+				if !strings.Contains(m.Description, sk) {
+					t.Errorf("description does not list skipped %s: %s", sk, m.Description)
 				}
 			}
 			c := manifest.Compile(m)
 			for _, p := range tc.accept {
-				if len(p) > s.MaxPayloadBytes {
-					t.Errorf("a real payload (%d bytes) is larger than maxPayloadBytes %d", len(p), s.MaxPayloadBytes)
-				}
-				if _, v := c.Check("state", []byte(p), false); v != nil {
+				if v := checkZ2MPayload(t, m, c, p); v != nil {
 					t.Errorf("Zigbee2MQTT payload %s refused: %v", p, v)
 				}
 			}
 			for _, p := range tc.refuse {
-				if _, v := c.Check("state", []byte(p), false); v == nil {
+				if checkZ2MPayload(t, m, c, p) == nil {
 					t.Errorf("payload %s accepted", p)
 				}
 			}
@@ -176,8 +174,8 @@ func TestZigbee2MQTTSupportAndShapes(t *testing.T) {
 			continue
 		}
 		m2 := checkDraft(t, out2)
-		if got, want := len(m2.Stream("state").Fields), len(m.Stream("state").Fields); got != want {
-			t.Errorf("%s: %d fields, want %d", name, got, want)
+		if got, want := len(m2.Streams), len(m.Streams); got != want {
+			t.Errorf("%s: %d streams, want %d", name, got, want)
 		}
 	}
 }
@@ -247,8 +245,7 @@ func TestZigbee2MQTTExposes(t *testing.T) {
 			if m.DeviceType != "m1" {
 				t.Errorf("device type %q", m.DeviceType)
 			}
-			s := m.Stream("state")
-			checkStreams(t, m, map[string]wantStream{"state": {fields: tc.fields, personal: tc.personal, purposes: purposesOf(s)}})
+			checkZ2MStreams(t, m, wantStream{fields: tc.fields, personal: tc.personal})
 			if tc.note != "" && !strings.Contains(allText(m), tc.note) {
 				t.Errorf("the draft does not mention %q:\n%s", tc.note, out)
 			}
@@ -271,7 +268,7 @@ func TestZigbee2MQTTLinkqualityIsNotPersonal(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := checkDraft(t, out)
-	s := m.Stream("state")
+	s := m.Stream("linkquality")
 	if s.Personal() || len(s.Purposes) != 1 || s.Purposes[0].ID != "dpv:ServiceProvision" || !s.Purposes[0].Essential {
 		t.Errorf("linkquality: personal %v purposes %+v", s.PersonalData, s.Purposes)
 	}
@@ -357,4 +354,69 @@ func allText(m *manifest.Manifest) string {
 		}
 	}
 	return strings.Join(parts, "\n")
+}
+
+// checkZ2MStreams checks that every property is a stream of its own that
+// holds only that property, so each can be switched alone, and that the
+// streams together declare the personal data and purposes in want
+// (purposes and reveals only when given).
+func checkZ2MStreams(t *testing.T, m *manifest.Manifest, want wantStream) {
+	t.Helper()
+	per := map[string]wantStream{}
+	personal, purposes := map[string]bool{}, map[string]bool{}
+	reveals := ""
+	for name, wf := range want.fields {
+		s := m.Stream(name)
+		if s == nil {
+			t.Errorf("no stream %s", name)
+			continue
+		}
+		per[name] = wantStream{fields: map[string]wantField{name: wf}, personal: s.PersonalData, purposes: purposesOf(s)}
+		for _, p := range s.PersonalData {
+			personal[p] = true
+		}
+		for _, p := range s.Purposes {
+			purposes[p.ID] = true
+		}
+		reveals += s.Reveals + "\n"
+	}
+	checkStreams(t, m, per)
+	if got, exp := strings.Join(sortedKeys(personal), ","), strings.Join(sortedKeys(setOf(want.personal)), ","); got != exp {
+		t.Errorf("personal data of the streams together [%s], want [%s]", got, exp)
+	}
+	if want.purposes != nil {
+		if got, exp := strings.Join(sortedKeys(purposes), ","), strings.Join(sortedKeys(setOf(want.purposes)), ","); got != exp {
+			t.Errorf("purposes of the streams together [%s], want [%s]", got, exp)
+		}
+	}
+	if want.reveals != "" && !strings.Contains(reveals, want.reveals) {
+		t.Errorf("no stream reveals %q:\n%s", want.reveals, reveals)
+	}
+}
+
+func setOf(xs []string) map[string]bool {
+	out := map[string]bool{}
+	for _, x := range xs {
+		out[x] = true
+	}
+	return out
+}
+
+// checkZ2MPayload splits a Zigbee2MQTT state message as the bridge does
+// and checks each part against its stream; the first refusal is returned.
+func checkZ2MPayload(t *testing.T, m *manifest.Manifest, c *manifest.Checker, payload string) error {
+	t.Helper()
+	parts, err := SplitZigbee2MQTT([]byte(payload))
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if s := m.Stream(p.Stream); s != nil && len(p.Payload) > s.MaxPayloadBytes {
+			t.Errorf("a real payload (%d bytes) is larger than maxPayloadBytes %d", len(p.Payload), s.MaxPayloadBytes)
+		}
+		if _, v := c.Check(p.Stream, p.Payload, false); v != nil {
+			return v
+		}
+	}
+	return nil
 }

@@ -1,0 +1,105 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/candor-iot/candor/internal/bridge"
+	"github.com/candor-iot/candor/internal/ingest"
+)
+
+// Bridge lets a Zigbee2MQTT bridge credential (an app of kind
+// zigbee2mqtt, package bridge) use the hub as its broker: it publishes
+// its devices' states under zigbee2mqtt/, and receives on
+// zigbee2mqtt/<friendly_name>/set the commands apps were allowed.
+type Bridge interface {
+	IsBridge(username string) bool
+	// Publish handles what the bridge published; it returns once the
+	// readings it made are committed.
+	Publish(ctx context.Context, bridgeID, topic string, payload []byte) error
+	// Visible reports whether the bridge may receive a message on topic
+	// (a command for one of its household's Zigbee devices).
+	Visible(ctx context.Context, bridgeID, topic string) bool
+}
+
+// bridgeTimeout bounds how long a bridge's publish waits for its commit.
+const bridgeTimeout = 30 * time.Second
+
+func (h *hook) isBridge(cl *mqtt.Client) bool {
+	return h.bridge != nil && h.bridge.IsBridge(string(cl.Properties.Username))
+}
+
+// acceptBridgeWill takes the will Zigbee2MQTT always sets (its
+// bridge/state "offline") from mochi: it says nothing about anyone, and
+// the hub sees the disconnect anyway. Any other will is refused.
+func (h *hook) acceptBridgeWill(cl *mqtt.Client, appID string, pk packets.Packet) bool {
+	if h.bridge == nil || !h.bridge.IsBridge(appID) || pk.Connect.WillTopic != bridge.StateTopic {
+		return false
+	}
+	atomic.StoreUint32(&cl.Properties.Will.Flag, 0)
+	cl.Properties.Will.Retain = false
+	return true
+}
+
+// bridgeACL answers the ACL check for a bridge: it publishes and
+// subscribes under zigbee2mqtt/ only, and receives only commands for its
+// own household's devices.
+func (h *hook) bridgeACL(cl *mqtt.Client, topic string, write bool) bool {
+	id := string(cl.Properties.Username)
+	ok := bridge.Topic(topic)
+	if ok && !write && !strings.ContainsAny(topic, "+#") {
+		ok = h.bridge.Visible(context.Background(), id, topic)
+	}
+	if !ok {
+		h.aclDenied.WithLabelValues("bridge").Inc()
+		h.log.Info("mqtt bridge topic denied", "app", id, "write", write)
+	}
+	return ok
+}
+
+// bridgePublish hands what a bridge publishes to package bridge. Nothing
+// is routed or retained by mochi: states become readings, messages about
+// the bridge itself are dropped.
+func (h *hook) bridgePublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	id := string(cl.Properties.Username)
+	pk.FixedHeader.Retain = false
+	qos := pk.FixedHeader.Qos
+	v5qos1 := cl.Properties.ProtocolVersion == 5 && qos == 1
+	ctx, cancel := context.WithTimeout(context.Background(), bridgeTimeout)
+	defer cancel()
+	err := h.bridge.Publish(ctx, id, pk.TopicName, pk.Payload)
+	var re *ingest.RefusedError
+	switch {
+	case err == nil:
+		return pk, packets.CodeSuccessIgnore
+	case errors.As(err, &re):
+		h.log.Info("bridge reading refused", "app", id, "device", re.DeviceID, "stream", re.Stream, "reason", re.Reason)
+		if v5qos1 {
+			code := refusalCode(re.Reason)
+			code.Reason = re.Detail
+			return pk, code
+		}
+		return pk, packets.CodeSuccessIgnore
+	case errors.Is(err, bridge.ErrUnknownDevice):
+		h.log.Info("bridge state for an unknown Zigbee device dropped", "app", id)
+		if v5qos1 {
+			return pk, packets.ErrTopicNameInvalid
+		}
+		return pk, packets.CodeSuccessIgnore
+	}
+	h.log.Error("bridge state not stored; not acknowledged", "app", id, "err", err)
+	if v5qos1 {
+		return pk, packets.ErrImplementationSpecificError
+	}
+	if qos > 0 {
+		// As for a device: closing makes the bridge resend it.
+		go func() { _ = cl.Net.Conn.Close() }()
+	}
+	return pk, packets.ErrRejectPacket
+}

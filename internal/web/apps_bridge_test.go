@@ -1,0 +1,67 @@
+package web
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/candor-iot/candor/internal/apps"
+	"github.com/candor-iot/candor/internal/bridge"
+	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/testsupport/readability"
+)
+
+// withBridge gives the test hub a Zigbee2MQTT bridge over the apps
+// service, the store and the ingest pipeline, as the hub wires it (after
+// withApps).
+func withBridge(t *testing.T, svc **apps.Service, out **bridge.Service) func(*Config) {
+	return func(c *Config) {
+		zb, err := bridge.New(bridge.Options{Apps: *svc, Store: c.Store.(*sqlite.DB), Ingest: c.Ingest.(*ingest.Pipeline)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Bridge, *out = zb, zb
+	}
+}
+
+// The apps page says what a Zigbee2MQTT bridge is, whether it is online
+// and which Zigbee devices it announced, added or not.
+func TestAppsPageBridge(t *testing.T) {
+	var svc *apps.Service
+	var zb *bridge.Service
+	h := startHub(t, withApps(t, &svc), withBridge(t, &svc, &zb))
+	alex := h.setup("alex")
+	h.addDevice(alex.HouseholdID, "Hall", "thermostat")
+	ctx := context.Background()
+	a, _, err := svc.Add(ctx, apps.NewApp{HouseholdID: alex.HouseholdID, Name: "Zigbee2MQTT", Kind: apps.KindZigbee2MQTT, Purposes: []string{"dpv:ServiceProvision"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := h.browser()
+	b.login("alex", goodPassword)
+	if text := visibleText(b.get("/apps").body); !strings.Contains(text, "It is not online now") {
+		t.Errorf("a bridge that never connected is shown online:\n%s", text)
+	}
+	for topic, payload := range map[string]string{
+		"zigbee2mqtt/bridge/state": `{"state":"online"}`,
+		"zigbee2mqtt/bridge/devices": `[{"friendly_name":"Coordinator","type":"Coordinator"},
+			{"friendly_name":"hallway/motion","definition":{"model":"9290012607","vendor":"Philips","exposes":[]}}]`,
+	} {
+		if err := zb.Publish(ctx, a.ID, topic, []byte(payload)); err != nil {
+			t.Fatalf("publish %s: %v", topic, err)
+		}
+	}
+	text := visibleText(b.get("/apps").body)
+	for _, want := range []string{"It is online now", "hallway/motion (Philips 9290012607)", "Not added yet"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the apps page does not say %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "Coordinator") {
+		t.Error("the Coordinator is listed as a device")
+	}
+	if s := readability.Score(text); s.Ease < readability.PlainEnglish {
+		t.Errorf("the apps page scores %.1f, want at least %.0f:\n%s", s.Ease, readability.PlainEnglish, text)
+	}
+}
