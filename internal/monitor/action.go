@@ -281,11 +281,10 @@ func (m *Monitor) Release(ctx context.Context, deviceID string, by auditlog.Acto
 	r.mu.Lock()
 	q := r.q
 	r.mu.Unlock()
-	sh := m.shard(deviceID)
-	sh.mu.Lock()
-	if d := sh.m[deviceID]; d != nil {
-		for i := range d.streams {
-			d.streams[i].runs = [nStreamRuns]run{}
+	sh, d := m.lookup(deviceID)
+	if d != nil {
+		for i := range d.nStreams() {
+			d.streamAt(i).runs = [nStreamRuns]run{}
 		}
 		for k := range d.ev {
 			d.ev[k] = event{}
@@ -393,16 +392,14 @@ func (m *Monitor) apply(ctx context.Context, e effect) {
 // declaredLimit returns the declared messages per window of the alarm's
 // stream, if the device has one, for the rate limit's bucket.
 func (m *Monitor) declaredLimit(a Alarm) float64 {
-	sh := m.shard(a.Device)
-	sh.mu.Lock()
+	sh, d := m.lookup(a.Device)
 	defer sh.mu.Unlock()
-	d := sh.m[a.Device]
 	if d == nil {
 		return 0
 	}
-	for i := range d.streams {
-		if d.streams[i].name == a.Stream {
-			return float64(d.streams[i].perMinute) * m.cfg.Window.Minutes()
+	for i := range d.nStreams() {
+		if s := d.streamAt(i); s.name == a.Stream {
+			return float64(s.perMinute) * m.cfg.Window.Minutes()
 		}
 	}
 	return 0
