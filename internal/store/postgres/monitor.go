@@ -3,6 +3,9 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -97,4 +100,80 @@ func (db *DB) AlertPrefs(ctx context.Context, householdID string) ([]store.Alert
 		return nil, fmt.Errorf("list alert choices: %w", err)
 	}
 	return out, nil
+}
+
+const addWindowSQL = `INSERT INTO monitor_windows AS w (device_id, start, length, readings, bytes, max_bytes, refused, wrong_secrets, probes, connects)
+	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE EXISTS (SELECT 1 FROM devices WHERE id = $1)
+	ON CONFLICT (device_id, start) DO UPDATE SET readings = w.readings + excluded.readings, bytes = w.bytes + excluded.bytes,
+		max_bytes = greatest(w.max_bytes, excluded.max_bytes), refused = w.refused + excluded.refused,
+		wrong_secrets = w.wrong_secrets + excluded.wrong_secrets, probes = w.probes + excluded.probes,
+		connects = w.connects + excluded.connects`
+
+// AddMonitorWindows stores the monitor's counts, in one batch.
+func (db *DB) AddMonitorWindows(ctx context.Context, ws []store.MonitorWindow) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, w := range ws {
+		start, err := encTime(w.Start)
+		if err != nil {
+			return fmt.Errorf("add monitor window of device %q: %w", w.DeviceID, err)
+		}
+		b.Queue(addWindowSQL, w.DeviceID, start, int64(w.Length), w.Readings, w.Bytes, w.MaxBytes,
+			w.Refused, w.WrongSecrets, w.Probes, w.Connects)
+	}
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("add monitor windows: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return wrapErr(err, "add monitor windows")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("add monitor windows: %w", err)
+	}
+	return nil
+}
+
+// MonitorWindows lists a device's windows from since on.
+func (db *DB) MonitorWindows(ctx context.Context, deviceID string, since time.Time) ([]store.MonitorWindow, error) {
+	from, err := encTime(since)
+	if err != nil {
+		return nil, fmt.Errorf("list monitor windows: %w", err)
+	}
+	rows, err := db.pool.Query(ctx, `SELECT start, length, readings, bytes, max_bytes, refused, wrong_secrets, probes, connects
+		FROM monitor_windows WHERE device_id = $1 AND start >= $2 ORDER BY start`, deviceID, from)
+	if err != nil {
+		return nil, fmt.Errorf("list monitor windows of device %q: %w", deviceID, err)
+	}
+	defer rows.Close()
+	var out []store.MonitorWindow
+	for rows.Next() {
+		w := store.MonitorWindow{DeviceID: deviceID}
+		var start, length int64
+		if err := rows.Scan(&start, &length, &w.Readings, &w.Bytes, &w.MaxBytes, &w.Refused, &w.WrongSecrets, &w.Probes, &w.Connects); err != nil {
+			return nil, fmt.Errorf("list monitor windows of device %q: %w", deviceID, err)
+		}
+		w.Start, w.Length = decTime(start), time.Duration(length)
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list monitor windows of device %q: %w", deviceID, err)
+	}
+	return out, nil
+}
+
+// PurgeMonitorWindows deletes the windows that started before before.
+func (db *DB) PurgeMonitorWindows(ctx context.Context, before time.Time) (int64, error) {
+	b, err := encTime(before)
+	if err != nil {
+		return 0, fmt.Errorf("purge monitor windows: %w", err)
+	}
+	tag, err := db.pool.Exec(ctx, `DELETE FROM monitor_windows WHERE start < $1`, b)
+	if err != nil {
+		return 0, fmt.Errorf("purge monitor windows: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

@@ -368,6 +368,28 @@ var migrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		// The abuse monitor's counts per device and window (issue 15):
+		// metadata only, purged after a set time.
+		name: "monitor windows",
+		stmts: []string{
+			`CREATE TABLE monitor_windows (
+				device_id     TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+				start         INTEGER NOT NULL,
+				length        INTEGER NOT NULL CHECK (length > 0),
+				readings      INTEGER NOT NULL,
+				bytes         INTEGER NOT NULL,
+				max_bytes     INTEGER NOT NULL,
+				refused       INTEGER NOT NULL,
+				wrong_secrets INTEGER NOT NULL,
+				probes        INTEGER NOT NULL,
+				connects      INTEGER NOT NULL,
+				PRIMARY KEY (device_id, start)
+			) STRICT`,
+			// The purge deletes by start across all devices.
+			`CREATE INDEX monitor_windows_start ON monitor_windows (start)`,
+		},
+	},
 }
 
 type migration struct {

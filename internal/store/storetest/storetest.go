@@ -105,6 +105,7 @@ var suite = []struct {
 	{"Operator", testOperator},
 	{"Quarantines", testQuarantines},
 	{"AlertPrefs", testAlertPrefs},
+	{"MonitorWindows", testMonitorWindows},
 	{"AuditRuns", testAuditRuns},
 	{"AuditSuppressions", testAuditSuppressions},
 	{"AuditMarks", testAuditMarks},
