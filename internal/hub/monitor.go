@@ -45,6 +45,8 @@ func (h *Hub) openMonitor(ctx context.Context) error {
 		Policy:  policy,
 		Log:     h.alog,
 		Store:   h.st,
+		History: h.st,
+		Keep:    h.cfg.MonitorKeep,
 		Devices: h.st,
 		Revoker: h.id,
 		Control: h.publishHold,

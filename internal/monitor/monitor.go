@@ -53,6 +53,10 @@ type Config struct {
 	Log auditlog.Recorder
 	// Store keeps quarantines across restarts.
 	Store Store
+	// History keeps the counts of each device's windows; Keep is how long
+	// (default 30 days, as the Learn page and the assessment say).
+	History History
+	Keep    time.Duration
 	// Devices resolves a device's household for the log and notifications.
 	Devices Devices
 	// Revoker revokes a device's credential (the revoke action).
@@ -97,10 +101,16 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Keep <= 0 {
+		c.Keep = DefaultKeep
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
+
+// DefaultKeep is how long the monitor's per-window counts are kept.
+const DefaultKeep = 30 * 24 * time.Hour
 
 // Reading is what ingest reports about one reading: metadata, never the
 // payload.
@@ -142,6 +152,8 @@ type Monitor struct {
 
 	effects chan effect
 	dropped atomic.Int64
+
+	pending pending
 }
 
 const (
@@ -339,9 +351,15 @@ func (m *Monitor) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			// Keep what the windows closed so far counted; the store
+			// gets a moment of its own after the hub stops.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			m.writeHistory(wctx)
+			cancel()
 			return
 		case <-t.C:
 			m.Tick()
+			m.writeHistory(ctx)
 		case e := <-m.effects:
 			m.apply(ctx, e)
 		}

@@ -147,6 +147,7 @@ type deviceState struct {
 	known      [maxKnown]netip.Addr
 	nKnown     uint8
 	connects   uint32 // ever, saturating
+	heldSeen   int64  // the hold's refusals already counted in a window
 	troubled   bool   // a detector was bad in the current window
 }
 
@@ -376,6 +377,7 @@ func (m *Monitor) advance(d *deviceState, now time.Time, out []effect) []effect 
 }
 
 func (m *Monitor) closeWindow(d *deviceState, idx int64, now time.Time, out []effect) []effect {
+	m.keepWindow(d, idx)
 	for i := range d.nStreams() {
 		out = m.closeStream(d, d.streamAt(i), now, out)
 	}
