@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ type Monitor interface {
 	Status(deviceID string) (monitor.Status, bool)
 	Active(deviceID string) []monitor.Alarm
 	Release(ctx context.Context, deviceID string, by auditlog.Actor, reason string) error
+	Recent(ctx context.Context, deviceID string, since time.Time) ([]store.MonitorWindow, error)
 }
 
 // AlertPrefs keeps people's choices of which alarms reach them.
@@ -52,8 +54,26 @@ type holdJSON struct {
 	Alarm       alarmJSON `json:"alarm"`
 }
 
+// windowJSON is one stored monitoring window: counts and sizes only.
+type windowJSON struct {
+	Start        time.Time `json:"start"`
+	Seconds      float64   `json:"seconds"`
+	Readings     int64     `json:"readings"`
+	Bytes        int64     `json:"bytes"`
+	MaxBytes     int64     `json:"max_bytes"`
+	Refused      int64     `json:"refused"`
+	WrongSecrets int64     `json:"wrong_secrets"`
+	Probes       int64     `json:"probes"`
+	Connects     int64     `json:"connects"`
+}
+
+// historyDefault is how far back the monitor's windows go when the
+// request does not say.
+const historyDefault = 24 * time.Hour
+
 // deviceMonitor says what the monitor found about a device: its hold, if
-// any, and the alarms that are up, each explained.
+// any, the alarms that are up, each explained, and its recent windows
+// (from ?since=, an RFC 3339 time, or the last 24 hours).
 func (s *Server) deviceMonitor(w http.ResponseWriter, r *http.Request, p access.Principal) {
 	d, err := s.device(r, p)
 	if err != nil {
@@ -74,6 +94,24 @@ func (s *Server) deviceMonitor(w http.ResponseWriter, r *http.Request, p access.
 		alarms = append(alarms, toAlarm(a))
 	}
 	out["alarms"] = alarms
+	since := time.Now().Add(-historyDefault)
+	if v := r.URL.Query().Get("since"); v != "" {
+		if since, err = time.Parse(time.RFC3339, v); err != nil {
+			s.fail(w, r, badRequest("since: %q is not an RFC 3339 time", v))
+			return
+		}
+	}
+	history := []windowJSON{}
+	ws, err := s.cfg.Monitor.Recent(r.Context(), d.ID, since)
+	if err != nil && !errors.Is(err, monitor.ErrNoHistory) {
+		s.fail(w, r, err)
+		return
+	}
+	for _, x := range ws {
+		history = append(history, windowJSON{Start: x.Start, Seconds: x.Length.Seconds(), Readings: x.Readings, Bytes: x.Bytes,
+			MaxBytes: x.MaxBytes, Refused: x.Refused, WrongSecrets: x.WrongSecrets, Probes: x.Probes, Connects: x.Connects})
+	}
+	out["history"] = history
 	writeJSON(w, http.StatusOK, out)
 }
 

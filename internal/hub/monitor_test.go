@@ -129,6 +129,13 @@ func TestAttacksDetectedAndActedOn(t *testing.T) {
 			if !strings.ContainsAny(why, "0123456789") && tc.kind != monitor.KindNewAddress {
 				t.Errorf("explanation %q has no numbers", why)
 			}
+			// The windows' counts are kept in the store and shown (they
+			// are written at each window's close, so wait for one).
+			waitFor(t, tc.attack+" windows stored", 30*time.Second, func() bool {
+				_, out, _ := call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/devices/"+id+"/monitor", alex, nil)
+				h, _ := out["history"].([]any)
+				return len(h) > 0
+			})
 			if !tc.held {
 				if out["held"] != nil {
 					t.Errorf("held for %s: %v", tc.attack, out["held"])

@@ -2,6 +2,8 @@ package monitor
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -13,7 +15,30 @@ import (
 // Only counts and sizes are kept, never reading values.
 type History interface {
 	AddMonitorWindows(ctx context.Context, ws []store.MonitorWindow) error
+	MonitorWindows(ctx context.Context, deviceID string, since time.Time) ([]store.MonitorWindow, error)
 	PurgeMonitorWindows(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Now is the monitor's clock, which the stored windows' times follow.
+func (m *Monitor) Now() time.Time { return m.cfg.Now() }
+
+// Keep is how long the monitor's window counts are kept.
+func (m *Monitor) Keep() time.Duration { return m.cfg.Keep }
+
+// ErrNoHistory is returned by Recent when the monitor keeps no history.
+var ErrNoHistory = errors.New("the monitor keeps no history")
+
+// Recent returns the device's stored windows that started at or after
+// since, oldest first. The window still open is not among them.
+func (m *Monitor) Recent(ctx context.Context, deviceID string, since time.Time) ([]store.MonitorWindow, error) {
+	if m.cfg.History == nil {
+		return nil, ErrNoHistory
+	}
+	ws, err := m.cfg.History.MonitorWindows(ctx, deviceID, since)
+	if err != nil {
+		return nil, fmt.Errorf("recent windows of device %s: %w", deviceID, err)
+	}
+	return ws, nil
 }
 
 // maxPending bounds the windows waiting to be written: a store that stops
@@ -74,9 +99,10 @@ func (m *Monitor) keepWindow(d *deviceState, idx int64) {
 	m.pending.mu.Unlock()
 }
 
-// writeHistory stores the windows closed so far and, once an hour,
-// deletes those older than Config.Keep.
-func (m *Monitor) writeHistory(ctx context.Context) {
+// Flush stores the windows closed so far and, once an hour, deletes
+// those older than Config.Keep. Run calls it after each Tick; tests that
+// tick by hand call it themselves.
+func (m *Monitor) Flush(ctx context.Context) {
 	if m.cfg.History == nil {
 		return
 	}

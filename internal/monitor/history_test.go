@@ -20,6 +20,16 @@ func (h *history) AddMonitorWindows(_ context.Context, ws []store.MonitorWindow)
 	return nil
 }
 
+func (h *history) MonitorWindows(_ context.Context, id string, since time.Time) ([]store.MonitorWindow, error) {
+	var out []store.MonitorWindow
+	for _, w := range h.ws {
+		if w.DeviceID == id && !w.Start.Before(since) {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
 func (h *history) PurgeMonitorWindows(_ context.Context, before time.Time) (int64, error) {
 	h.purged = append(h.purged, before)
 	return 0, nil
@@ -49,7 +59,7 @@ func TestHistoryKeepsWindowCounts(t *testing.T) {
 	}
 	c.advance(time.Minute)
 	m.Tick()
-	m.writeHistory(t.Context())
+	m.Flush(t.Context())
 
 	want := []store.MonitorWindow{
 		{DeviceID: "d1", Start: t0, Length: time.Minute, Readings: 2, Bytes: 140, MaxBytes: 100, Refused: 1, Probes: 1, Connects: 1},
@@ -58,11 +68,14 @@ func TestHistoryKeepsWindowCounts(t *testing.T) {
 	if !reflect.DeepEqual(h.ws, want) {
 		t.Fatalf("stored windows:\n%+v\nwant\n%+v", h.ws, want)
 	}
+	if got, err := m.Recent(t.Context(), "d1", t0.Add(time.Minute)); err != nil || !reflect.DeepEqual(got, want[1:]) {
+		t.Errorf("Recent = %+v, %v; want the second window", got, err)
+	}
 	if len(h.purged) != 1 || !h.purged[0].Equal(c.t.Add(-DefaultKeep)) {
 		t.Errorf("purged before %v; want once, before %v (30 days ago)", h.purged, c.t.Add(-DefaultKeep))
 	}
 	// The next write within the hour stores but does not purge again.
-	m.writeHistory(t.Context())
+	m.Flush(t.Context())
 	if len(h.purged) != 1 {
 		t.Errorf("purged %d times; want once an hour", len(h.purged))
 	}

@@ -354,12 +354,12 @@ func (m *Monitor) Run(ctx context.Context) {
 			// Keep what the windows closed so far counted; the store
 			// gets a moment of its own after the hub stops.
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			m.writeHistory(wctx)
+			m.Flush(wctx)
 			cancel()
 			return
 		case <-t.C:
 			m.Tick()
-			m.writeHistory(ctx)
+			m.Flush(ctx)
 		case e := <-m.effects:
 			m.apply(ctx, e)
 		}
