@@ -65,6 +65,7 @@ func (h *Hub) openAssess(context.Context) error {
 		ac.Advisories = openAdvisories{h}
 	}
 	ac.Quarantine = quarantined{h}
+	ac.MonitorKeep = h.cfg.MonitorKeep
 	h.assess = assess.New(ac)
 	return nil
 }
