@@ -46,6 +46,7 @@ func (h *Hub) openMonitor(ctx context.Context) error {
 		Log:     h.alog,
 		Store:   h.st,
 		History: h.st,
+		Actions: h.st,
 		Keep:    h.cfg.MonitorKeep,
 		Devices: h.st,
 		Revoker: h.id,

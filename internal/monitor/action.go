@@ -184,6 +184,9 @@ func (m *Monitor) Status(deviceID string) (Status, bool) {
 
 // Load restores the holds kept in the store; Announce tells the devices.
 func (m *Monitor) Load(ctx context.Context) error {
+	if err := m.loadPolicy(ctx); err != nil {
+		return err
+	}
 	if m.cfg.Store == nil {
 		return nil
 	}
@@ -352,7 +355,7 @@ func (m *Monitor) apply(ctx context.Context, e effect) {
 		m.cfg.Logger.Info("alarm cleared", "device", a.Device, "kind", a.Kind, "type", a.Type)
 		return
 	}
-	act := m.cfg.Policy.For(a)
+	act := m.actionFor(a)
 	m.cfg.Logger.Warn("alarm raised", "device", a.Device, "kind", a.Kind, "severity", a.Severity.String(),
 		"stream", a.Stream, "observed", a.Observed, "limit", a.Limit, "action", act, "type", a.Type)
 	det := a.detail()

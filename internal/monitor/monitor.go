@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -44,8 +45,10 @@ type Config struct {
 	// same window (defaults 3 and 0.5).
 	WaveDevices int
 	WaveShare   float64
-	// Policy maps severity to action (default DefaultPolicy).
-	Policy Policy
+	// Policy maps severity to action (default DefaultPolicy). A choice
+	// kept in Actions wins over it.
+	Policy  Policy
+	Actions ActionStore
 
 	// Now is the clock (default time.Now); tests inject their own.
 	Now func() time.Time
@@ -154,6 +157,9 @@ type Monitor struct {
 	dropped atomic.Int64
 
 	pending pending
+
+	policyMu sync.RWMutex
+	policy   Policy
 }
 
 const (
@@ -177,6 +183,7 @@ func New(cfg Config) *Monitor {
 		win:     int64(cfg.Window),
 		effects: make(chan effect, 4096),
 		types:   typeTable{m: make(map[string]*typeState)},
+		policy:  maps.Clone(cfg.Policy),
 	}
 	return m
 }

@@ -674,6 +674,11 @@ type MonitorStore interface {
 	// PurgeMonitorWindows deletes every window that started before
 	// before, returning how many.
 	PurgeMonitorWindows(ctx context.Context, before time.Time) (int64, error)
+	// PutMonitorActions replaces the admin's choice of action per alarm
+	// severity (severity name → action name).
+	PutMonitorActions(ctx context.Context, actions map[string]string) error
+	// MonitorActions returns it; empty when the admin never chose.
+	MonitorActions(ctx context.Context) (map[string]string, error)
 	// PutQuarantine creates or replaces the hold on q.DeviceID
 	// (ErrNotFound when the device does not exist).
 	PutQuarantine(ctx context.Context, q Quarantine) error

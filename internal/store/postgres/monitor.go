@@ -177,3 +177,45 @@ func (db *DB) PurgeMonitorWindows(ctx context.Context, before time.Time) (int64,
 	}
 	return tag.RowsAffected(), nil
 }
+
+// PutMonitorActions replaces the admin's actions per severity.
+func (db *DB) PutMonitorActions(ctx context.Context, actions map[string]string) error {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("put monitor actions: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `DELETE FROM monitor_actions`); err != nil {
+		return fmt.Errorf("put monitor actions: %w", err)
+	}
+	for sev, act := range actions {
+		if _, err := tx.Exec(ctx, `INSERT INTO monitor_actions (severity, action) VALUES ($1, $2)`, sev, act); err != nil {
+			return wrapErr(err, "put monitor action for %q", sev)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("put monitor actions: %w", err)
+	}
+	return nil
+}
+
+// MonitorActions returns the admin's actions per severity.
+func (db *DB) MonitorActions(ctx context.Context) (map[string]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT severity, action FROM monitor_actions`)
+	if err != nil {
+		return nil, fmt.Errorf("list monitor actions: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var sev, act string
+		if err := rows.Scan(&sev, &act); err != nil {
+			return nil, fmt.Errorf("list monitor actions: %w", err)
+		}
+		out[sev] = act
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list monitor actions: %w", err)
+	}
+	return out, nil
+}

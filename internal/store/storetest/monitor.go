@@ -118,3 +118,31 @@ func testMonitorWindows(t *testing.T, s store.Store) {
 		t.Fatalf("d2 after purge: %+v; want none", got)
 	}
 }
+
+func testMonitorActions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	steps := []struct {
+		put  map[string]string // nil: read only
+		want map[string]string
+	}{
+		{nil, map[string]string{}},
+		{map[string]string{"info": "notify", "warning": "rate_limit", "critical": "quarantine"},
+			map[string]string{"info": "notify", "warning": "rate_limit", "critical": "quarantine"}},
+		// A new choice replaces the whole old one.
+		{map[string]string{"critical": "revoke"}, map[string]string{"critical": "revoke"}},
+	}
+	for i, st := range steps {
+		if st.put != nil {
+			if err := s.PutMonitorActions(ctx, st.put); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+		}
+		got, err := s.MonitorActions(ctx)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, st.want) {
+			t.Fatalf("step %d: MonitorActions = %v; want %v", i, got, st.want)
+		}
+	}
+}

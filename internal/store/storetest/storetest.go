@@ -106,6 +106,7 @@ var suite = []struct {
 	{"Quarantines", testQuarantines},
 	{"AlertPrefs", testAlertPrefs},
 	{"MonitorWindows", testMonitorWindows},
+	{"MonitorActions", testMonitorActions},
 	{"AuditRuns", testAuditRuns},
 	{"AuditSuppressions", testAuditSuppressions},
 	{"AuditMarks", testAuditMarks},
