@@ -304,6 +304,9 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 func newWeb(h *Hub, fe frontEnd) *web.Server {
 	return web.New(web.Config{
 		Monitor:       h.mon,
+		Policies:      h.mon,
+		Alerts:        h.st,
+		AlertMail:     h.cfg.AlertSMTPAddr != "",
 		Identity:      h.id,
 		Store:         h.st,
 		Catalog:       h.cat,

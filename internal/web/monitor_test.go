@@ -41,8 +41,8 @@ func startHubWithMonitor(t *testing.T) (*testHub, *monitor.Monitor, *monitorCloc
 	var mon *monitor.Monitor
 	h := startHubRecording(t, nil, func(c *Config) {
 		mon = monitor.New(monitor.Config{Now: clk.Now, Log: c.Log, Store: c.Store.(monitor.Store), Devices: c.Store.(monitor.Devices),
-			History: c.Store.(monitor.History)})
-		c.Monitor = mon
+			History: c.Store.(monitor.History), Actions: c.Store.(monitor.ActionStore)})
+		c.Monitor, c.Policies, c.Alerts = mon, mon, c.Store.(AlertPrefs)
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
