@@ -9,6 +9,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/monitor"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -194,4 +195,73 @@ func (s *Server) putMyAlerts(w http.ResponseWriter, r *http.Request, p access.Pr
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"min_severity": in.MinSeverity, "email": in.Email})
+}
+
+// Policies is the monitor's action per severity, as the admin sees and
+// changes it (the monitor keeps and logs the change).
+type Policies interface {
+	Policy() monitor.Policy
+	ChangePolicy(ctx context.Context, by auditlog.Actor, p monitor.Policy) error
+}
+
+func policyJSON(p monitor.Policy) map[string]string {
+	out := map[string]string{}
+	for sev, act := range p {
+		out[sev.String()] = string(act)
+	}
+	return out
+}
+
+// getMonitorActions answers the admin with the action per severity.
+func (s *Server) getMonitorActions(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if s.cfg.Policies == nil {
+		s.fail(w, r, errUnavailable.Errorf("abuse monitoring is not running"))
+		return
+	}
+	if !p.Admin() {
+		s.fail(w, r, identity.ErrForbidden)
+		return
+	}
+	writeJSON(w, http.StatusOK, policyJSON(s.cfg.Policies.Policy()))
+}
+
+// putMonitorActions sets the action for every severity at once, such as
+// {"info": "notify", "warning": "rate_limit", "critical": "quarantine"}.
+func (s *Server) putMonitorActions(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if s.cfg.Policies == nil {
+		s.fail(w, r, errUnavailable.Errorf("abuse monitoring is not running"))
+		return
+	}
+	if !p.Admin() {
+		s.fail(w, r, identity.ErrForbidden)
+		return
+	}
+	var in map[string]string
+	if err := decodeJSON(w, r, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	pol := monitor.Policy{}
+	for sevS, actS := range in {
+		sev, err := monitor.ParseSeverity(sevS)
+		if err != nil {
+			s.fail(w, r, badRequest("%v", err))
+			return
+		}
+		act, err := monitor.ParseAction(actS)
+		if err != nil {
+			s.fail(w, r, badRequest("%s: %v", sevS, err))
+			return
+		}
+		pol[sev] = act
+	}
+	if err := s.cfg.Policies.ChangePolicy(r.Context(), p.Actor(), pol); err != nil {
+		if errors.Is(err, monitor.ErrBadPolicy) {
+			s.fail(w, r, badRequest("%v", err))
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, policyJSON(s.cfg.Policies.Policy()))
 }

@@ -259,3 +259,41 @@ type webhookCall struct {
 	ts, sig string
 	body    []byte
 }
+
+// The admin reads and sets the action per alarm level over the API; a
+// set that leaves a level out is refused, and the change is logged (the
+// monitor's own test shows it outlasts a restart).
+func TestMonitorActionsAPI(t *testing.T) {
+	th := startHub(t)
+	alex := th.setup("alex")
+	url := th.URL() + "/api/v1/monitor/actions"
+	tests := []struct {
+		name string
+		body map[string]string
+		code int
+		want string // the policy in force after, as --monitor-actions writes it
+	}{
+		{"a level left out", map[string]string{"info": "notify", "warning": "quarantine"}, http.StatusBadRequest,
+			"info=notify,warning=rate_limit,critical=quarantine"},
+		{"unknown action", map[string]string{"info": "notify", "warning": "quarantine", "critical": "explode"}, http.StatusBadRequest,
+			"info=notify,warning=rate_limit,critical=quarantine"},
+		{"all three", map[string]string{"info": "notify", "warning": "quarantine", "critical": "revoke"}, http.StatusOK,
+			"info=notify,warning=quarantine,critical=revoke"},
+	}
+	for _, tc := range tests {
+		code, out, _ := call(t, http.DefaultClient, "PUT", url, alex, tc.body)
+		if code != tc.code {
+			t.Errorf("%s: %d %v; want %d", tc.name, code, out, tc.code)
+		}
+		if got := th.mon.Policy().String(); got != tc.want {
+			t.Errorf("%s: policy %s; want %s", tc.name, got, tc.want)
+		}
+	}
+	code, out, _ := call(t, http.DefaultClient, "GET", url, alex, nil)
+	if code != http.StatusOK || out["critical"] != "revoke" {
+		t.Errorf("GET: %d %v", code, out)
+	}
+	if n := len(th.logged("", monitor.ActionPolicyChange)); n != 1 {
+		t.Errorf("%d policy changes logged; want 1", n)
+	}
+}

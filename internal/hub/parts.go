@@ -296,6 +296,7 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Updates:         h.upd,
 		Monitor:         h.mon,
 		Alerts:          h.st,
+		Policies:        h.mon,
 		Apps:            h.apps,
 		Assess:          h.assess,
 	})
