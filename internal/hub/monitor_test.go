@@ -178,7 +178,7 @@ func explained(out map[string]any, k monitor.Kind) string {
 }
 
 // sampleAPI reads url as the person with token until ctx ends and returns
-// each request's latency.
+// each request's latency (of a failed request too).
 func sampleAPI(ctx context.Context, url, token string) []time.Duration {
 	var out []time.Duration
 	for ctx.Err() == nil {
@@ -186,10 +186,14 @@ func sampleAPI(ctx context.Context, url, token string) []time.Duration {
 		req.Header.Set("Authorization", "Bearer "+token)
 		start := time.Now()
 		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			continue
+		if err != nil && ctx.Err() != nil {
+			break // cut off by the end of the run, not by the hub
 		}
-		resp.Body.Close()
+		// A failed request counts with the time it took to fail: the
+		// person waited that long for nothing.
+		if err == nil {
+			resp.Body.Close()
+		}
 		out = append(out, time.Since(start))
 		select {
 		case <-ctx.Done():
