@@ -97,4 +97,3 @@ func BenchmarkAPIDuringAttack(b *testing.B) {
 // attackFor is how long each attack runs while the API is sampled: long
 // enough for a few hundred requests, so the p99 is not one slow request.
 const attackFor = 8 * time.Second
-
