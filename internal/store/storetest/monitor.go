@@ -117,6 +117,13 @@ func testMonitorWindows(t *testing.T, s store.Store) {
 	if got, _ := s.MonitorWindows(ctx, "d2", at(0)); len(got) != 0 {
 		t.Fatalf("d2 after purge: %+v; want none", got)
 	}
+	// Erasing a device erases its windows with it.
+	if err := s.Erase(ctx, store.Erasure{DeleteDevices: []string{"d1"}, Reason: "account deleted", At: at(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.MonitorWindows(ctx, "d1", at(0)); err != nil || len(got) != 0 {
+		t.Fatalf("d1 after erasure: %+v, %v; want none", got, err)
+	}
 }
 
 func testMonitorActions(t *testing.T, s store.Store) {
