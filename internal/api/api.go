@@ -131,6 +131,9 @@ type Config struct {
 	Monitor Monitor
 	// Alerts keeps which alarms reach each person (optional).
 	Alerts AlertPrefs
+	// Policies lets the admin read and change the action per alarm
+	// severity (optional).
+	Policies Policies
 	// Apps are the household's local programs that receive readings
 	// over MQTT (optional; the /api/v1/apps endpoints answer 503 without).
 	Apps Apps
@@ -214,6 +217,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/devices/{id}/violations", s.authed(s.violations))
 	m.HandleFunc("GET /api/v1/devices/{id}/monitor", s.authed(s.deviceMonitor))
 	m.HandleFunc("POST /api/v1/devices/{id}/release", s.authed(s.releaseDevice))
+	m.HandleFunc("GET /api/v1/monitor/actions", s.authed(s.getMonitorActions))
+	m.HandleFunc("PUT /api/v1/monitor/actions", s.authed(s.putMonitorActions))
 	m.HandleFunc("GET /api/v1/me/alerts", s.authed(s.getMyAlerts))
 	m.HandleFunc("PUT /api/v1/me/alerts", s.authed(s.putMyAlerts))
 	m.HandleFunc("GET /api/v1/devices/{id}/manifest", s.authed(s.deviceManifest))

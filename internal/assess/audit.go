@@ -102,6 +102,9 @@ type Config struct {
 	Updates    UpdateMetadata
 	Quarantine Quarantined
 	SecondFA   SecondFactors
+	// MonitorKeep is how long abuse monitoring keeps its counts per
+	// device and window, for the assessment to say (0: not said).
+	MonitorKeep time.Duration
 
 	// Now is the clock (default time.Now).
 	Now func() time.Time

@@ -460,13 +460,28 @@ func (s *Service) measures(ctx context.Context, p *PIA) []Measure {
 	if s.cfg.Quarantine != nil {
 		qs, err := s.cfg.Quarantine.Quarantined(ctx)
 		if err == nil {
-			out = append(out, Measure{ID: "quarantine", Title: "Devices that act oddly are held",
-				Evidence: fmt.Sprintf("%d devices are held now.", len(qs))})
+			ev := fmt.Sprintf("%d devices are held now.", len(qs))
+			if k := s.cfg.MonitorKeep; k > 0 {
+				// What the watch keeps is part of the processing too.
+				ev += fmt.Sprintf(" The watch counts messages, sizes and times, never what they say. It keeps only these counts, for %s.", keepWords(k))
+			}
+			out = append(out, Measure{ID: "quarantine", Title: "Devices that act oddly are held", Evidence: ev})
 		}
 	} else {
 		out = append(out, Measure{ID: "quarantine", Title: "Devices that act oddly are held", Evidence: "This hub has no such watch yet."})
 	}
 	return out
+}
+
+// keepWords says a keeping time in whole days, or hours when shorter.
+func keepWords(d time.Duration) string {
+	if days := int(d / (24 * time.Hour)); days >= 1 && d%(24*time.Hour) == 0 {
+		if days == 1 {
+			return "1 day"
+		}
+		return fmt.Sprintf("%d days", days)
+	}
+	return fmt.Sprintf("%d hours", int(d.Hours()))
 }
 
 func residual(p *PIA) []Risk {

@@ -217,3 +217,46 @@ func TestPIAReadable(t *testing.T) {
 		}
 	}
 }
+
+// The assessment says what abuse monitoring keeps and for how long, as
+// the hub is configured, in plain words.
+func TestPIASaysWhatMonitoringKeeps(t *testing.T) {
+	tests := []struct {
+		keep time.Duration
+		want string // "" for no mention
+	}{
+		{30 * 24 * time.Hour, "It keeps only these counts, for 30 days."},
+		{7 * 24 * time.Hour, "for 7 days."},
+		{36 * time.Hour, "for 36 hours."},
+		{0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.keep.String(), func(t *testing.T) {
+			e, _ := demoEnv(t)
+			e.cfg.Quarantine, e.cfg.MonitorKeep = &fakeParts{}, tc.keep
+			e.rebuild()
+			_, p, err := e.svc.PIA(t.Context(), operator, "hh_demo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ev string
+			for _, m := range p.Measures {
+				if m.ID == "quarantine" {
+					ev = m.Evidence
+				}
+			}
+			if tc.want == "" {
+				if strings.Contains(ev, "keeps") {
+					t.Errorf("evidence %q speaks of keeping with no time set", ev)
+				}
+				return
+			}
+			if !strings.Contains(ev, tc.want) || !strings.Contains(ev, "never what they say") {
+				t.Errorf("evidence %q; want %q and that values are never looked at", ev, tc.want)
+			}
+			if ease := readability.Ease(ev); ease < 60 {
+				t.Errorf("%q scores %.0f, want at least 60", ev, ease)
+			}
+		})
+	}
+}

@@ -73,6 +73,8 @@ type Config struct {
 	BatchMaxWait time.Duration
 	// MonitorWindow is the abuse monitor's counting window.
 	MonitorWindow time.Duration
+	// MonitorKeep is how long the monitor's per-window counts are kept.
+	MonitorKeep time.Duration
 	// MonitorActions maps alarm severity to action, such as
 	// "info=notify,warning=rate_limit,critical=quarantine".
 	MonitorActions string
@@ -131,6 +133,7 @@ func Default() Config {
 		MQTTPendingPerAddress: 16,
 
 		MonitorWindow:      time.Minute,
+		MonitorKeep:        30 * 24 * time.Hour,
 		MonitorActions:     "info=notify,warning=rate_limit,critical=quarantine",
 		AlertMailFrom:      "candor@localhost",
 		CredentialRotation: 365 * 24 * time.Hour,
@@ -192,6 +195,8 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.BatchMaxWait }, check: durationRange(0, time.Minute)},
 	{name: "monitor-window", arg: "duration", help: "the abuse monitor's counting window, such as 1m; alarms need several windows in a row to raise and to clear",
 		field: func(c *Config) any { return &c.MonitorWindow }, check: durationRange(time.Second, time.Hour)},
+	{name: "monitor-keep", arg: "duration", help: "how long the abuse monitor keeps its counts per device and window (counts and sizes only, never values), such as 720h",
+		field: func(c *Config) any { return &c.MonitorKeep }, check: durationRange(time.Hour, 366*24*time.Hour)},
 	{name: "monitor-actions", arg: "list", help: "what the hub does about an alarm of each severity: info, warning and critical, each =notify, =rate_limit, =quarantine or =revoke, comma-separated",
 		field: func(c *Config) any { return &c.MonitorActions }, check: severityActions},
 	{name: "alert-webhook", arg: "url", help: "URL that receives every alarm as JSON signed with Ed25519 (public key in alerts/alert-signing-key.pub.pem in the data directory); empty turns it off",

@@ -60,7 +60,7 @@ func TestDefaults(t *testing.T) {
 		LogLevel: "info", LogFormat: "text", MaxPayloadBytes: 65536, BatchMaxRows: 1000,
 		BatchMaxWait: 0, DemoSpeed: 1, UndeclaredFields: "reject", RetentionInterval: time.Minute,
 		MQTTConnectTimeout: 5 * time.Second, MQTTPendingPerAddress: 16,
-		MonitorWindow: time.Minute, MonitorActions: "info=notify,warning=rate_limit,critical=quarantine",
+		MonitorWindow: time.Minute, MonitorKeep: 30 * 24 * time.Hour, MonitorActions: "info=notify,warning=rate_limit,critical=quarantine",
 		AlertMailFrom:      "candor@localhost",
 		CredentialRotation: 365 * 24 * time.Hour, AuditInterval: time.Hour,
 	}
@@ -215,7 +215,7 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		"tls_self_signed": false, "tls_names": "", "demo": true, "demo_speed": 10, "log_level": "debug", "log_format": "json",
 		"max_payload_bytes": 1024, "batch_max_rows": 10, "batch_max_wait": "1ms",
 		"mqtt_connect_timeout": "2s", "mqtt_pending_per_address": 8,
-		"monitor_window": "10s", "monitor_actions": "critical=revoke", "alert_webhook": "https://alerts.example.org/in",
+		"monitor_window": "10s", "monitor_keep": "240h", "monitor_actions": "critical=revoke", "alert_webhook": "https://alerts.example.org/in",
 		"alert_smtp_addr": "mail.example.org:25", "alert_mail_from": "hub@example.org",
 		"credential_rotation": "720h", "audit_interval": "0s"
 	}`)
@@ -229,7 +229,7 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		LogFormat: "json", MaxPayloadBytes: 1024, BatchMaxRows: 10, BatchMaxWait: time.Millisecond,
 		ConfigFile: path, MQTTAddrSet: true, HTTPAddrSet: true,
 		MQTTConnectTimeout: 2 * time.Second, MQTTPendingPerAddress: 8,
-		MonitorWindow: 10 * time.Second, MonitorActions: "critical=revoke", AlertWebhook: "https://alerts.example.org/in",
+		MonitorWindow: 10 * time.Second, MonitorKeep: 240 * time.Hour, MonitorActions: "critical=revoke", AlertWebhook: "https://alerts.example.org/in",
 		AlertSMTPAddr: "mail.example.org:25", AlertMailFrom: "hub@example.org",
 		CredentialRotation: 720 * time.Hour,
 	}

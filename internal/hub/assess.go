@@ -66,6 +66,7 @@ func (h *Hub) openAssess(context.Context) error {
 	}
 	ac.Quarantine = quarantined{h}
 	ac.SecondFA = h.id
+	ac.MonitorKeep = h.cfg.MonitorKeep
 	h.assess = assess.New(ac)
 	return nil
 }

@@ -101,7 +101,7 @@ func (th *testHub) close() {
 
 // call sends a JSON request. Use th.local for the operator socket or
 // http.DefaultClient with a bearer token for a person.
-func call(t *testing.T, c *http.Client, method, url, bearer string, in any) (int, map[string]any, http.Header) {
+func call(t testing.TB, c *http.Client, method, url, bearer string, in any) (int, map[string]any, http.Header) {
 	t.Helper()
 	var body io.Reader
 	if in != nil {

@@ -129,6 +129,13 @@ func TestAttacksDetectedAndActedOn(t *testing.T) {
 			if !strings.ContainsAny(why, "0123456789") && tc.kind != monitor.KindNewAddress {
 				t.Errorf("explanation %q has no numbers", why)
 			}
+			// The windows' counts are kept in the store and shown (they
+			// are written at each window's close, so wait for one).
+			waitFor(t, tc.attack+" windows stored", 30*time.Second, func() bool {
+				_, out, _ := call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/devices/"+id+"/monitor", alex, nil)
+				h, _ := out["history"].([]any)
+				return len(h) > 0
+			})
 			if !tc.held {
 				if out["held"] != nil {
 					t.Errorf("held for %s: %v", tc.attack, out["held"])
@@ -171,7 +178,7 @@ func explained(out map[string]any, k monitor.Kind) string {
 }
 
 // sampleAPI reads url as the person with token until ctx ends and returns
-// each request's latency.
+// each request's latency (of a failed request too).
 func sampleAPI(ctx context.Context, url, token string) []time.Duration {
 	var out []time.Duration
 	for ctx.Err() == nil {
@@ -179,10 +186,14 @@ func sampleAPI(ctx context.Context, url, token string) []time.Duration {
 		req.Header.Set("Authorization", "Bearer "+token)
 		start := time.Now()
 		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			continue
+		if err != nil && ctx.Err() != nil {
+			break // cut off by the end of the run, not by the hub
 		}
-		resp.Body.Close()
+		// A failed request counts with the time it took to fail: the
+		// person waited that long for nothing.
+		if err == nil {
+			resp.Body.Close()
+		}
 		out = append(out, time.Since(start))
 		select {
 		case <-ctx.Done():
@@ -251,4 +262,42 @@ func TestAlarmWebhookSigned(t *testing.T) {
 type webhookCall struct {
 	ts, sig string
 	body    []byte
+}
+
+// The admin reads and sets the action per alarm level over the API; a
+// set that leaves a level out is refused, and the change is logged (the
+// monitor's own test shows it outlasts a restart).
+func TestMonitorActionsAPI(t *testing.T) {
+	th := startHub(t)
+	alex := th.setup("alex")
+	url := th.URL() + "/api/v1/monitor/actions"
+	tests := []struct {
+		name string
+		body map[string]string
+		code int
+		want string // the policy in force after, as --monitor-actions writes it
+	}{
+		{"a level left out", map[string]string{"info": "notify", "warning": "quarantine"}, http.StatusBadRequest,
+			"info=notify,warning=rate_limit,critical=quarantine"},
+		{"unknown action", map[string]string{"info": "notify", "warning": "quarantine", "critical": "explode"}, http.StatusBadRequest,
+			"info=notify,warning=rate_limit,critical=quarantine"},
+		{"all three", map[string]string{"info": "notify", "warning": "quarantine", "critical": "revoke"}, http.StatusOK,
+			"info=notify,warning=quarantine,critical=revoke"},
+	}
+	for _, tc := range tests {
+		code, out, _ := call(t, http.DefaultClient, "PUT", url, alex, tc.body)
+		if code != tc.code {
+			t.Errorf("%s: %d %v; want %d", tc.name, code, out, tc.code)
+		}
+		if got := th.mon.Policy().String(); got != tc.want {
+			t.Errorf("%s: policy %s; want %s", tc.name, got, tc.want)
+		}
+	}
+	code, out, _ := call(t, http.DefaultClient, "GET", url, alex, nil)
+	if code != http.StatusOK || out["critical"] != "revoke" {
+		t.Errorf("GET: %d %v", code, out)
+	}
+	if n := len(th.logged("", monitor.ActionPolicyChange)); n != 1 {
+		t.Errorf("%d policy changes logged; want 1", n)
+	}
 }

@@ -305,6 +305,7 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		Updates:         h.upd,
 		Monitor:         h.mon,
 		Alerts:          h.st,
+		Policies:        h.mon,
 		Apps:            h.apps,
 		Bridge:          h.zb,
 		Assess:          h.assess,
@@ -314,6 +315,9 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 func newWeb(h *Hub, fe frontEnd) *web.Server {
 	return web.New(web.Config{
 		Monitor:       h.mon,
+		Policies:      h.mon,
+		Alerts:        h.st,
+		AlertMail:     h.cfg.AlertSMTPAddr != "",
 		Identity:      h.id,
 		Store:         h.st,
 		Catalog:       h.cat,

@@ -340,6 +340,8 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 		return Ticket{}, err
 	}
 	version := 0
+	// One clock read serves the monitor, forwarding and the stored time.
+	now := p.now().UTC()
 	if p.opts.Manifests != nil {
 		e, out, err := p.checkManifest(ctx, deviceID, stream, payload)
 		if err != nil {
@@ -351,7 +353,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 		}
 		payload, version = out, e.Version
 		if p.opts.Consent == nil {
-			p.watch(e, deviceID, stream, len(payload), false)
+			p.watch(e, deviceID, stream, len(payload), false, now)
 		} else {
 			d := p.opts.Consent.Allowed(deviceID, stream)
 			if d.ManifestVersion != e.Version {
@@ -361,9 +363,9 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 				}
 				d = p.opts.Consent.Allowed(deviceID, stream)
 			}
-			p.watch(e, deviceID, stream, len(payload), !d.Collect)
+			p.watch(e, deviceID, stream, len(payload), !d.Collect, now)
 			if len(d.Recipients) > 0 && p.opts.Forwarder != nil {
-				p.opts.Forwarder.Forward(ctx, deviceID, stream, p.now().UTC(), payload, d.Recipients)
+				p.opts.Forwarder.Forward(ctx, deviceID, stream, now, payload, d.Recipients)
 			}
 			if !d.StoreOnHub {
 				// Off means not stored from this very reading on. The device
@@ -380,7 +382,6 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 			}
 		}
 	}
-	now := p.now().UTC()
 	var stored []byte
 	if p.opts.Sealer == nil || p.opts.KeyOwners == nil {
 		stored = append([]byte(nil), payload...)

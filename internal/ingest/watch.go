@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/manifest"
@@ -36,11 +37,11 @@ func (p *Pipeline) admit(deviceID, stream string) error {
 
 // watch tells the monitor about a reading that passed the manifest: its
 // size and the stream's declared profile, never its values.
-func (p *Pipeline) watch(e *catalog.Entry, deviceID, stream string, size int, off bool) {
+func (p *Pipeline) watch(e *catalog.Entry, deviceID, stream string, size int, off bool, at time.Time) {
 	if p.opts.Monitor == nil {
 		return
 	}
-	r := monitor.Reading{Device: deviceID, Type: e.Manifest.DeviceType, Stream: stream, Size: size, Off: off}
+	r := monitor.Reading{Device: deviceID, Type: e.Manifest.DeviceType, Stream: stream, Size: size, Off: off, At: at}
 	if s := e.Manifest.Stream(stream); s != nil {
 		r.PerMinute, r.MaxBytes = s.MaxPerMinute, s.MaxPayloadBytes
 	}

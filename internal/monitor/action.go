@@ -184,6 +184,9 @@ func (m *Monitor) Status(deviceID string) (Status, bool) {
 
 // Load restores the holds kept in the store; Announce tells the devices.
 func (m *Monitor) Load(ctx context.Context) error {
+	if err := m.loadPolicy(ctx); err != nil {
+		return err
+	}
 	if m.cfg.Store == nil {
 		return nil
 	}
@@ -281,11 +284,10 @@ func (m *Monitor) Release(ctx context.Context, deviceID string, by auditlog.Acto
 	r.mu.Lock()
 	q := r.q
 	r.mu.Unlock()
-	sh := m.shard(deviceID)
-	sh.mu.Lock()
-	if d := sh.m[deviceID]; d != nil {
-		for i := range d.streams {
-			d.streams[i].runs = [nStreamRuns]run{}
+	sh, d := m.lookup(deviceID)
+	if d != nil {
+		for i := range d.nStreams() {
+			d.streamAt(i).runs = [nStreamRuns]run{}
 		}
 		for k := range d.ev {
 			d.ev[k] = event{}
@@ -353,7 +355,7 @@ func (m *Monitor) apply(ctx context.Context, e effect) {
 		m.cfg.Logger.Info("alarm cleared", "device", a.Device, "kind", a.Kind, "type", a.Type)
 		return
 	}
-	act := m.cfg.Policy.For(a)
+	act := m.actionFor(a)
 	m.cfg.Logger.Warn("alarm raised", "device", a.Device, "kind", a.Kind, "severity", a.Severity.String(),
 		"stream", a.Stream, "observed", a.Observed, "limit", a.Limit, "action", act, "type", a.Type)
 	det := a.detail()
@@ -393,16 +395,14 @@ func (m *Monitor) apply(ctx context.Context, e effect) {
 // declaredLimit returns the declared messages per window of the alarm's
 // stream, if the device has one, for the rate limit's bucket.
 func (m *Monitor) declaredLimit(a Alarm) float64 {
-	sh := m.shard(a.Device)
-	sh.mu.Lock()
+	sh, d := m.lookup(a.Device)
 	defer sh.mu.Unlock()
-	d := sh.m[a.Device]
 	if d == nil {
 		return 0
 	}
-	for i := range d.streams {
-		if d.streams[i].name == a.Stream {
-			return float64(d.streams[i].perMinute) * m.cfg.Window.Minutes()
+	for i := range d.nStreams() {
+		if s := d.streamAt(i); s.name == a.Stream {
+			return float64(s.perMinute) * m.cfg.Window.Minutes()
 		}
 	}
 	return 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -227,4 +228,53 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// actions is an ActionStore in memory.
+type actions struct{ m map[string]string }
+
+func (a *actions) PutMonitorActions(_ context.Context, m map[string]string) error {
+	a.m = m
+	return nil
+}
+
+func (a *actions) MonitorActions(context.Context) (map[string]string, error) { return a.m, nil }
+
+// The admin's choice on the page takes effect at once, outlasts a restart
+// (winning over the configured policy), and a policy that leaves a
+// severity out or names no known action is refused.
+func TestChangePolicy(t *testing.T) {
+	st := &actions{}
+	m, _ := newTestMonitor(t, Config{Actions: st})
+	admin := auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acc_admin"}
+	tests := []struct {
+		name string
+		p    Policy
+		ok   bool
+	}{
+		{"all three", Policy{Info: ActNotify, Warning: ActQuarantine, Critical: ActRevoke}, true},
+		{"one missing", Policy{Info: ActNotify, Warning: ActQuarantine}, false},
+		{"unknown action", Policy{Info: ActNotify, Warning: ActQuarantine, Critical: "explode"}, false},
+	}
+	for _, tc := range tests {
+		err := m.ChangePolicy(t.Context(), admin, tc.p)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrBadPolicy)) {
+			t.Errorf("%s: err = %v; want ok %v", tc.name, err, tc.ok)
+		}
+	}
+	want := Policy{Info: ActNotify, Warning: ActQuarantine, Critical: ActRevoke}
+	if got := m.Policy(); !maps.Equal(got, want) {
+		t.Errorf("policy in force %v; want %v", got, want)
+	}
+	if got := m.actionFor(Alarm{Kind: KindDeclaredRate, Severity: Warning}); got != ActQuarantine {
+		t.Errorf("a warning now leads to %s; want quarantine", got)
+	}
+	// A restart with the default policy configured keeps the choice.
+	m2, _ := newTestMonitor(t, Config{Actions: st})
+	if err := m2.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := m2.Policy(); !maps.Equal(got, want) {
+		t.Errorf("after restart: %v; want %v", got, want)
+	}
 }

@@ -2,8 +2,8 @@ package monitor
 
 import (
 	"context"
-	"hash/maphash"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -45,8 +45,10 @@ type Config struct {
 	// same window (defaults 3 and 0.5).
 	WaveDevices int
 	WaveShare   float64
-	// Policy maps severity to action (default DefaultPolicy).
-	Policy Policy
+	// Policy maps severity to action (default DefaultPolicy). A choice
+	// kept in Actions wins over it.
+	Policy  Policy
+	Actions ActionStore
 
 	// Now is the clock (default time.Now); tests inject their own.
 	Now func() time.Time
@@ -54,6 +56,10 @@ type Config struct {
 	Log auditlog.Recorder
 	// Store keeps quarantines across restarts.
 	Store Store
+	// History keeps the counts of each device's windows; Keep is how long
+	// (default 30 days, as the Learn page and the assessment say).
+	History History
+	Keep    time.Duration
 	// Devices resolves a device's household for the log and notifications.
 	Devices Devices
 	// Revoker revokes a device's credential (the revoke action).
@@ -98,10 +104,16 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Keep <= 0 {
+		c.Keep = DefaultKeep
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
+
+// DefaultKeep is how long the monitor's per-window counts are kept.
+const DefaultKeep = 30 * 24 * time.Hour
 
 // Reading is what ingest reports about one reading: metadata, never the
 // payload.
@@ -120,6 +132,10 @@ type Reading struct {
 	// Off is set when the person's choice says the stream is not to be
 	// collected, so the device was told to stop sending it.
 	Off bool
+	// At is when the reading arrived. Ingest has read the clock already;
+	// passing it saves the monitor a second read (zero: the monitor's
+	// clock).
+	At time.Time
 }
 
 // Monitor runs the detectors and applies the actions. Its observation
@@ -127,25 +143,35 @@ type Reading struct {
 // path; everything slow happens in Run.
 type Monitor struct {
 	cfg    Config
-	seed   maphash.Seed
+	hash   hasher
 	shards [nShards]shard
 	win    int64 // window length in ns
 
 	types typeTable
+	names names
 
 	restricted  sync.Map // device id → *restriction
 	nRestricted atomic.Int32
 
 	effects chan effect
 	dropped atomic.Int64
+
+	pending pending
+
+	policyMu sync.RWMutex
+	policy   Policy
 }
 
-const nShards = 64
+const (
+	shardBits = 6
+	nShards   = 1 << shardBits
+)
 
+// shard holds the states of the devices whose id hashes to it.
 type shard struct {
 	mu sync.Mutex
-	m  map[string]*deviceState
-	_  [40]byte // keep shards on separate cache lines
+	t  table
+	_  [24]byte // keep shards on separate cache lines
 }
 
 // New returns a monitor. Call Load to restore quarantines, then Run.
@@ -153,53 +179,81 @@ func New(cfg Config) *Monitor {
 	cfg.defaults()
 	m := &Monitor{
 		cfg:     cfg,
-		seed:    maphash.MakeSeed(),
+		hash:    newHasher(),
 		win:     int64(cfg.Window),
 		effects: make(chan effect, 4096),
 		types:   typeTable{m: make(map[string]*typeState)},
-	}
-	for i := range m.shards {
-		m.shards[i].m = make(map[string]*deviceState)
+		policy:  maps.Clone(cfg.Policy),
 	}
 	return m
 }
 
-func (m *Monitor) shard(id string) *shard {
-	return &m.shards[maphash.String(m.seed, id)%nShards]
+// shard returns id's shard and hash.
+func (m *Monitor) shard(id string) (*shard, uint64) {
+	h := m.hash.hash(id)
+	return &m.shards[h>>(64-shardBits)], h // the top bits: the table indexes by the low ones
 }
 
-// device returns the state of id, locked; the caller unlocks sh.mu.
-func (m *Monitor) device(id string) (*shard, *deviceState) {
-	sh := m.shard(id)
+// lookup returns id's state or nil, and its shard locked; the caller
+// unlocks sh.mu.
+func (m *Monitor) lookup(id string) (*shard, *deviceState) {
+	sh, h := m.shard(id)
 	sh.mu.Lock()
-	d := sh.m[id]
+	return sh, sh.t.get(h, id)
+}
+
+// device returns the state of id, created if new, and its shard locked;
+// the caller unlocks sh.mu.
+func (m *Monitor) device(id string, now time.Time) (*shard, *deviceState) {
+	sh, h := m.shard(id)
+	sh.mu.Lock()
+	d := sh.t.get(h, id)
 	if d == nil {
-		d = &deviceState{id: id, win: m.windowOf(m.cfg.Now())}
-		sh.m[id] = d
+		d = &deviceState{id: id}
+		m.setWindow(d, m.windowOf(now))
+		sh.t.put(h, d)
 	}
 	return sh, d
 }
 
 func (m *Monitor) windowOf(t time.Time) int64 { return t.UnixNano() / m.win }
 
-// Reading observes one reading, accepted or refused.
+// setWindow makes idx d's current window. The end is kept in nanoseconds
+// so that a reading needs one comparison, not a division, to know its
+// window is still open.
+func (m *Monitor) setWindow(d *deviceState, idx int64) {
+	d.win = idx
+	d.winEnd = (idx + 1) * m.win
+}
+
+// Reading observes one reading, accepted or refused. It is on the
+// ingest path, so it does no allocation, no float work and, when the
+// caller passes the reading's time in r.At, no clock read: statistics
+// wait until the window closes.
 func (m *Monitor) Reading(r Reading) {
-	now := m.cfg.Now()
+	now := r.At
+	if now.IsZero() {
+		now = m.cfg.Now()
+	}
+	ns := now.UnixNano()
 	var out []effect
-	sh, d := m.device(r.Device)
-	out = m.advance(d, now, out)
+	sh, d := m.device(r.Device, now)
+	if ns >= d.winEnd {
+		out = m.advance(d, now, out)
+	}
 	if r.Type != "" && d.typ != r.Type {
-		d.typ = r.Type
+		d.typ = m.names.intern(r.Type)
 		m.types.seen(r.Type)
 	}
 	if r.Undeclared {
 		d.undeclared++
 	} else {
-		s := d.stream(r.Stream)
-		s.observe(r, now.UnixNano())
+		d.stream(r.Stream, &m.names).observe(&r, ns)
 	}
 	sh.mu.Unlock()
-	m.emit(out)
+	if len(out) > 0 {
+		m.emit(out)
+	}
 }
 
 // Connect observes an accepted connection of a device from addr, with
@@ -207,7 +261,7 @@ func (m *Monitor) Reading(r Reading) {
 func (m *Monitor) Connect(deviceID, clientID string, addr netip.Addr) {
 	now := m.cfg.Now()
 	var out []effect
-	sh, d := m.device(deviceID)
+	sh, d := m.device(deviceID, now)
 	out = m.advance(d, now, out)
 	out = m.connect(d, clientID, addr.Unmap(), now, out)
 	sh.mu.Unlock()
@@ -216,8 +270,10 @@ func (m *Monitor) Connect(deviceID, clientID string, addr netip.Addr) {
 
 // Disconnect observes the end of a device's connection.
 func (m *Monitor) Disconnect(deviceID, clientID string) {
-	sh, d := m.device(deviceID)
-	d.disconnect(clientID)
+	sh, d := m.lookup(deviceID)
+	if d != nil {
+		d.disconnect(clientID)
+	}
 	sh.mu.Unlock()
 }
 
@@ -244,11 +300,9 @@ func (m *Monitor) AuthThrottled(deviceID string) {
 }
 
 func (m *Monitor) known(deviceID string) bool {
-	sh := m.shard(deviceID)
-	sh.mu.Lock()
-	_, ok := sh.m[deviceID]
+	sh, d := m.lookup(deviceID)
 	sh.mu.Unlock()
-	return ok
+	return d != nil
 }
 
 // Denied observes a publish, subscription, client id or will topic
@@ -260,7 +314,7 @@ func (m *Monitor) Denied(deviceID string) {
 func (m *Monitor) event(deviceID string, k evKind) {
 	now := m.cfg.Now()
 	var out []effect
-	sh, d := m.device(deviceID)
+	sh, d := m.device(deviceID, now)
 	out = m.advance(d, now, out)
 	d.ev[k].n++
 	out = m.checkEvent(d, k, now, out)
@@ -277,9 +331,7 @@ func (m *Monitor) Tick() {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		for _, d := range sh.m {
-			out = m.advance(d, now, out)
-		}
+		sh.t.each(func(d *deviceState) { out = m.advance(d, now, out) })
 		sh.mu.Unlock()
 	}
 	out = m.types.evaluate(m, m.windowOf(now), out)
@@ -306,9 +358,15 @@ func (m *Monitor) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			// Keep what the windows closed so far counted; the store
+			// gets a moment of its own after the hub stops.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			m.Flush(wctx)
+			cancel()
 			return
 		case <-t.C:
 			m.Tick()
+			m.Flush(ctx)
 		case e := <-m.effects:
 			m.apply(ctx, e)
 		}
@@ -317,10 +375,8 @@ func (m *Monitor) Run(ctx context.Context) {
 
 // Active returns the alarms raised and not yet cleared for a device.
 func (m *Monitor) Active(deviceID string) []Alarm {
-	sh := m.shard(deviceID)
-	sh.mu.Lock()
+	sh, d := m.lookup(deviceID)
 	defer sh.mu.Unlock()
-	d := sh.m[deviceID]
 	if d == nil {
 		return nil
 	}
@@ -331,9 +387,9 @@ func (m *Monitor) Active(deviceID string) []Alarm {
 // went with their rows in the store).
 func (m *Monitor) Forget(ids []string) {
 	for _, id := range ids {
-		sh := m.shard(id)
+		sh, h := m.shard(id)
 		sh.mu.Lock()
-		delete(sh.m, id)
+		sh.t.del(h, id)
 		sh.mu.Unlock()
 		if _, ok := m.restricted.LoadAndDelete(id); ok {
 			m.nRestricted.Add(-1)

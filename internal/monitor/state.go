@@ -4,6 +4,8 @@ import (
 	"hash/maphash"
 	"math"
 	"net/netip"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -74,11 +76,13 @@ type streamState struct {
 	// declared profile, as last reported by ingest
 	perMinute float32
 	maxBytes  uint32
-	// the current window
+	// the current window; the gaps between readings are summed at the
+	// window's close from its first and last times (they telescope), so
+	// a reading does no float work
 	count, off, over uint32
 	maxSize          uint32
 	bytes            uint64
-	gapSum           float32 // seconds
+	ref              int64 // unix ns where the window's gaps start
 	gapN             uint32
 	lastAt           int64 // unix ns of the last reading, across windows
 	// learned per window
@@ -86,8 +90,19 @@ type streamState struct {
 	runs            [nStreamRuns]run
 }
 
-func (s *streamState) observe(r Reading, now int64) {
+func (s *streamState) observe(r *Reading, now int64) {
 	s.perMinute, s.maxBytes = float32(r.PerMinute), uint32(max(r.MaxBytes, 0))
+	if s.count == 0 {
+		// The window's gaps run from the reading before its first, or
+		// from its first when the stream has none before.
+		s.ref = s.lastAt
+		if s.ref == 0 {
+			s.ref = now
+		}
+	}
+	if s.lastAt != 0 {
+		s.gapN++
+	}
 	s.count++
 	size := uint32(min(max(r.Size, 0), math.MaxUint32))
 	s.bytes += uint64(size)
@@ -98,11 +113,16 @@ func (s *streamState) observe(r Reading, now int64) {
 	if r.Off {
 		s.off++
 	}
-	if s.lastAt != 0 && now > s.lastAt {
-		s.gapSum += float32(float64(now-s.lastAt) / 1e9)
-		s.gapN++
+	s.lastAt = max(s.lastAt, now)
+}
+
+// gaps returns the window's mean gap between readings in seconds, and how
+// many gaps it averages.
+func (s *streamState) gaps() (float64, uint32) {
+	if s.gapN == 0 {
+		return 0, 0
 	}
-	s.lastAt = now
+	return float64(s.lastAt-s.ref) / 1e9 / float64(s.gapN), s.gapN
 }
 
 type conn struct {
@@ -111,10 +131,15 @@ type conn struct {
 }
 
 type deviceState struct {
-	id         string
-	typ        string
-	win        int64 // index of the current window
-	streams    []streamState
+	id     string
+	typ    string
+	win    int64 // index of the current window
+	winEnd int64 // unix ns at which it closes
+	// The first streams live in the record itself, so the usual reading
+	// touches one allocation; further ones (rare) grow more.
+	inline     [inlineStreams]streamState
+	nInline    uint8
+	more       []streamState
 	ev         [nEvents]event
 	undeclared uint32 // readings refused as undeclared this window
 	conns      [maxConns]conn
@@ -122,25 +147,78 @@ type deviceState struct {
 	known      [maxKnown]netip.Addr
 	nKnown     uint8
 	connects   uint32 // ever, saturating
+	heldSeen   int64  // the hold's refusals already counted in a window
 	troubled   bool   // a detector was bad in the current window
 }
 
-func (d *deviceState) stream(name string) *streamState {
-	for i := range d.streams {
-		if d.streams[i].name == name {
-			return &d.streams[i]
+// inlineStreams is how many streams a device record holds without a
+// second allocation: most devices send one or two.
+const inlineStreams = 2
+
+func (d *deviceState) nStreams() int { return int(d.nInline) + len(d.more) }
+
+func (d *deviceState) streamAt(i int) *streamState {
+	if i < inlineStreams {
+		return &d.inline[i]
+	}
+	return &d.more[i-inlineStreams]
+}
+
+// stream returns the slot of the named stream, taking a new one if there
+// is room. Names are interned, so the comparison reads bytes shared by
+// every device rather than a copy of each device's own.
+func (d *deviceState) stream(name string, in *names) *streamState {
+	for i := range d.nInline {
+		if d.inline[i].name == name {
+			return &d.inline[i]
 		}
 	}
-	if len(d.streams) == maxStreams {
-		return &d.streams[maxStreams-1]
+	for i := range d.more {
+		if d.more[i].name == name {
+			return &d.more[i]
+		}
+	}
+	switch n := d.nStreams(); {
+	case n == maxStreams:
+		return d.streamAt(maxStreams - 1)
+	case n < inlineStreams:
+		d.inline[n].name = in.intern(name)
+		d.nInline++
+		return &d.inline[n]
 	}
 	// Grow by one: a new stream is rare, and spare capacity would cost
 	// a whole stream's state per device.
-	grown := make([]streamState, len(d.streams)+1)
-	copy(grown, d.streams)
-	grown[len(d.streams)].name = name
-	d.streams = grown
-	return &d.streams[len(d.streams)-1]
+	grown := make([]streamState, len(d.more)+1)
+	copy(grown, d.more)
+	grown[len(d.more)].name = in.intern(name)
+	d.more = grown
+	return &d.more[len(d.more)-1]
+}
+
+// names interns stream and type names. They come from manifests, so
+// there are few; the table is bounded anyway, past which names are kept
+// as given.
+type names struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+const maxNames = 4096
+
+func (n *names) intern(s string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if v, ok := n.m[s]; ok {
+		return v
+	}
+	s = strings.Clone(s) // not a slice of a topic buffer
+	if n.m == nil {
+		n.m = make(map[string]string)
+	}
+	if len(n.m) < maxNames {
+		n.m[s] = s
+	}
+	return s
 }
 
 var clientSeed = maphash.MakeSeed()
@@ -294,13 +372,14 @@ func (m *Monitor) advance(d *deviceState, now time.Time, out []effect) []effect 
 	for i := int64(0); i < min(idx-d.win, limit); i++ {
 		out = m.closeWindow(d, d.win+i, now, out)
 	}
-	d.win = idx
+	m.setWindow(d, idx)
 	return out
 }
 
 func (m *Monitor) closeWindow(d *deviceState, idx int64, now time.Time, out []effect) []effect {
-	for i := range d.streams {
-		out = m.closeStream(d, &d.streams[i], now, out)
+	m.keepWindow(d, idx)
+	for i := range d.nStreams() {
+		out = m.closeStream(d, d.streamAt(i), now, out)
 	}
 	d.ev[evUndeclared].n = d.undeclared
 	out = m.checkEvent(d, evUndeclared, now, out)
@@ -411,16 +490,14 @@ func (m *Monitor) closeStream(d *deviceState, s *streamState, now time.Time, out
 
 	warm := int(s.rate.n) >= c.WarmUp
 	k := c.Deviations
-	var meanSize, gap float64
+	var meanSize float64
 	if s.count > 0 {
 		meanSize = float64(s.bytes) / cnt
 	}
-	if s.gapN > 0 {
-		gap = float64(s.gapSum) / float64(s.gapN)
-	}
+	gap, gapN := s.gaps()
 	badRate := warm && s.rate.above(cnt, k, 1, float64(c.MinCount))
 	badSize := warm && s.count > 0 && s.size.above(meanSize, k, 0.5, 64)
-	badGap := warm && !badRate && s.gapN >= uint32(c.MinCount) && s.gap.below(gap, k, 0.8, 0)
+	badGap := warm && !badRate && gapN >= uint32(c.MinCount) && s.gap.below(gap, k, 0.8, 0)
 	out = m.step(d, s, wRate, badRate, cnt, float64(s.rate.mean), Warning, now, out)
 	out = m.step(d, s, wSize, badSize, meanSize, float64(s.size.mean), Warning, now, out)
 	out = m.step(d, s, wGap, badGap, gap, float64(s.gap.mean), Warning, now, out)
@@ -432,11 +509,11 @@ func (m *Monitor) closeStream(d *deviceState, s *streamState, now time.Time, out
 		if s.count > 0 {
 			s.size.learn(meanSize, learnRate)
 		}
-		if s.gapN > 0 {
+		if gapN > 0 {
 			s.gap.learn(gap, learnRate)
 		}
 	}
-	s.count, s.off, s.over, s.maxSize, s.bytes, s.gapSum, s.gapN = 0, 0, 0, 0, 0, 0, 0
+	s.count, s.off, s.over, s.maxSize, s.bytes, s.ref, s.gapN = 0, 0, 0, 0, 0, 0, 0
 	return out
 }
 
@@ -444,8 +521,8 @@ func (m *Monitor) closeStream(d *deviceState, s *streamState, now time.Time, out
 func (d *deviceState) active(m *Monitor) []Alarm {
 	var out []Alarm
 	now := m.cfg.Now()
-	for i := range d.streams {
-		s := &d.streams[i]
+	for i := range d.nStreams() {
+		s := d.streamAt(i)
 		for k := range s.runs {
 			if s.runs[k].active {
 				out = append(out, m.alarm(d, s.name, streamKinds[k], &s.runs[k], now))

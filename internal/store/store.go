@@ -643,9 +643,44 @@ type AlertPrefs struct {
 	Email       string // "" for no e-mail
 }
 
-// MonitorStore keeps the abuse monitor's quarantines and people's alert
-// choices.
+// MonitorWindow is what the abuse monitor counted about one device in one
+// window: counts and sizes only, never reading values. It is kept so the
+// owner can see recent behaviour, and purged after a set time (30 days by
+// default).
+type MonitorWindow struct {
+	DeviceID string
+	Start    time.Time // the window's start
+	Length   time.Duration
+	Readings int64 // readings seen, on declared streams
+	Bytes    int64 // their payload bytes in total
+	MaxBytes int64 // the largest of them
+	// Refused counts readings refused as undeclared and publishes held
+	// back by a quarantine or rate limit.
+	Refused      int64
+	WrongSecrets int64 // logins with a wrong secret for this device
+	Probes       int64 // publishes and subscriptions outside its namespace
+	Connects     int64 // accepted connections
+}
+
+// MonitorStore keeps the abuse monitor's quarantines, people's alert
+// choices and the monitor's per-window counts.
 type MonitorStore interface {
+	// AddMonitorWindows stores windows, adding to the counts of a window
+	// already stored for the same device and start. Windows of devices
+	// that no longer exist are skipped: a device may be erased while its
+	// last counts are on their way.
+	AddMonitorWindows(ctx context.Context, ws []MonitorWindow) error
+	// MonitorWindows lists a device's windows that start at or after
+	// since, oldest first.
+	MonitorWindows(ctx context.Context, deviceID string, since time.Time) ([]MonitorWindow, error)
+	// PurgeMonitorWindows deletes every window that started before
+	// before, returning how many.
+	PurgeMonitorWindows(ctx context.Context, before time.Time) (int64, error)
+	// PutMonitorActions replaces the admin's choice of action per alarm
+	// severity (severity name → action name).
+	PutMonitorActions(ctx context.Context, actions map[string]string) error
+	// MonitorActions returns it; empty when the admin never chose.
+	MonitorActions(ctx context.Context) (map[string]string, error)
 	// PutQuarantine creates or replaces the hold on q.DeviceID
 	// (ErrNotFound when the device does not exist).
 	PutQuarantine(ctx context.Context, q Quarantine) error

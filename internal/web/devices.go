@@ -124,6 +124,9 @@ type deviceView struct {
 	Consent *consentView
 	// Watch is what the abuse monitor found; nil when nothing.
 	Watch *watchView
+	// Behaviour is what the monitor counted lately; nil when it keeps
+	// no counts.
+	Behaviour *behaviourView
 	// AppsShown: the hub has apps; Apps is what each of the household's
 	// apps may get from this device, one entry per app and stream.
 	AppsShown bool
@@ -228,6 +231,10 @@ func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, 
 	}
 	if dv.Watch = s.watch(d.ID); dv.Watch != nil {
 		dv.Watch.CSRF = p.CSRF
+	}
+	if dv.Behaviour, err = s.behaviour(r.Context(), d.ID); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	p.Errors = errs
 	p.Data = dv

@@ -75,7 +75,7 @@ var glossary = []glossaryEntry{
 	{"monitoring", "How the hub watches devices", []string{
 		"The hub watches how each device behaves, to spot one that is broken or taken over. It looks only at how many messages a device sends, how big they are, when they come, which topics they use and where it joins from. It never looks at what the messages say.",
 		"It compares this with what the maker said the device would do, and with what the device most often does. When something is far off for a few minutes in a row, it tells you. It can slow the device down or put it on hold until you release it.",
-		"The counts stay only in the hub's memory, as running totals, and go when it restarts. Old minutes fade out of the totals within a day. A hold stays until you release it. Each alarm, hold and release is written in the transparency log.",
+		"The hub keeps only these counts, a row for each device and minute, and shows the last day on the device's page. It deletes them after 30 days, or after the time the admin set. A hold stays until you release it. Each alarm, hold and release is written in the transparency log.",
 	}},
 	{"security-updates", "Security updates", []string{
 		"Security updates fix flaws that could let someone break into a device. The maker says until when they will send them.",

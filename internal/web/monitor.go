@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/monitor"
+	"github.com/candor-iot/candor/internal/store"
 )
 
 // Monitor is the abuse monitor as the pages use it: what it found about a
@@ -17,6 +19,61 @@ type Monitor interface {
 	Status(deviceID string) (monitor.Status, bool)
 	Active(deviceID string) []monitor.Alarm
 	Release(ctx context.Context, deviceID string, by auditlog.Actor, reason string) error
+	Recent(ctx context.Context, deviceID string, since time.Time) ([]store.MonitorWindow, error)
+	Keep() time.Duration
+	Now() time.Time
+}
+
+// behaviourView is the device page's table of what the monitor counted
+// in the last day, hour by hour: counts and sizes, never values.
+type behaviourView struct {
+	Hours    []hourView
+	KeepDays int
+}
+
+type hourView struct {
+	Start                                     time.Time
+	Messages, AvgBytes, Refused, WrongSecrets int64
+	Probes, Connects                          int64
+}
+
+// behaviour builds the view from the monitor's stored windows, or nil
+// when the monitor keeps none.
+func (s *Server) behaviour(ctx context.Context, deviceID string) (*behaviourView, error) {
+	if s.cfg.Monitor == nil {
+		return nil, nil
+	}
+	since := s.cfg.Monitor.Now().Add(-24 * time.Hour).Truncate(time.Hour)
+	ws, err := s.cfg.Monitor.Recent(ctx, deviceID, since)
+	if errors.Is(err, monitor.ErrNoHistory) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v := &behaviourView{KeepDays: int(s.cfg.Monitor.Keep().Hours() / 24)}
+	var bytes int64
+	for _, w := range ws {
+		start := w.Start.Truncate(time.Hour)
+		if n := len(v.Hours); n == 0 || !v.Hours[n-1].Start.Equal(start) {
+			if n > 0 && v.Hours[n-1].Messages > 0 {
+				v.Hours[n-1].AvgBytes = bytes / v.Hours[n-1].Messages
+			}
+			bytes = 0
+			v.Hours = append(v.Hours, hourView{Start: start})
+		}
+		h := &v.Hours[len(v.Hours)-1]
+		h.Messages += w.Readings
+		bytes += w.Bytes
+		h.Refused += w.Refused
+		h.WrongSecrets += w.WrongSecrets
+		h.Probes += w.Probes
+		h.Connects += w.Connects
+	}
+	if n := len(v.Hours); n > 0 && v.Hours[n-1].Messages > 0 {
+		v.Hours[n-1].AvgBytes = bytes / v.Hours[n-1].Messages
+	}
+	return v, nil
 }
 
 // watchView is the device page's account of what the monitor found.

@@ -40,8 +40,9 @@ func startHubWithMonitor(t *testing.T) (*testHub, *monitor.Monitor, *monitorCloc
 	clk := &monitorClock{t: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)}
 	var mon *monitor.Monitor
 	h := startHubRecording(t, nil, func(c *Config) {
-		mon = monitor.New(monitor.Config{Now: clk.Now, Log: c.Log, Store: c.Store.(monitor.Store), Devices: c.Store.(monitor.Devices)})
-		c.Monitor = mon
+		mon = monitor.New(monitor.Config{Now: clk.Now, Log: c.Log, Store: c.Store.(monitor.Store), Devices: c.Store.(monitor.Devices),
+			History: c.Store.(monitor.History), Actions: c.Store.(monitor.ActionStore)})
+		c.Monitor, c.Policies, c.Alerts = mon, mon, c.Store.(AlertPrefs)
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -58,6 +59,7 @@ func floodDevice(t *testing.T, mon *monitor.Monitor, clk *monitorClock, id strin
 		clk.add(time.Minute)
 		mon.Tick()
 	}
+	mon.Flush(context.Background())
 	// Run applies the quarantine on its own goroutine.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -84,7 +86,8 @@ func TestDevicePageExplainsHold(t *testing.T) {
 	b.login("alex", goodPassword)
 	p := b.get("/devices/" + d.ID)
 	text := visibleText(p.body)
-	for _, want := range []string{"This device is on hold", "3000 messages", "at most 120", "Release it", "Give it a new secret"} {
+	for _, want := range []string{"This device is on hold", "3000 messages", "at most 120", "Release it", "Give it a new secret",
+		"How it behaved lately", "What the hub counted in the last day", "9000", "keeps these counts for 30 days"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("device page lacks %q", want)
 		}
@@ -96,6 +99,14 @@ func TestDevicePageExplainsHold(t *testing.T) {
 	}
 	if e := readability.Ease(text[i:j]); e < 60 {
 		t.Errorf("watch section scores %.0f on Flesch reading ease; want at least 60:\n%s", e, text[i:j])
+	}
+	i = strings.Index(text, "How it behaved lately")
+	j = strings.Index(text, "What the hub counted in the last day")
+	if i < 0 || j < i {
+		t.Fatal("no behaviour section")
+	}
+	if e := readability.Ease(text[i:j]); e < 60 {
+		t.Errorf("behaviour section scores %.0f on Flesch reading ease; want at least 60:\n%s", e, text[i:j])
 	}
 
 	tests := []struct {

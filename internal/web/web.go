@@ -106,12 +106,19 @@ type IdentityOpener interface {
 type Config struct {
 	// Monitor, when set, explains on each device page what the abuse
 	// monitor found and lets the owner release a device it holds back.
-	Monitor  Monitor
-	Identity *identity.Service
-	Store    Store
-	Catalog  Catalog
-	Ingest   Ingest   // optional
-	Presence Presence // optional
+	Monitor Monitor
+	// Policies, when set, lets the admin choose the action per alarm
+	// severity (/admin/monitoring).
+	Policies Policies
+	// Alerts, when set, lets each person choose which alarms reach them
+	// by e-mail (/alerts); AlertMail says whether the hub can send any.
+	Alerts    AlertPrefs
+	AlertMail bool
+	Identity  *identity.Service
+	Store     Store
+	Catalog   Catalog
+	Ingest    Ingest   // optional
+	Presence  Presence // optional
 	// History reads the readings the device pages show; it records every
 	// read in the transparency log first, and a page whose read cannot be
 	// recorded shows no readings. When nil, the pages show no readings.
@@ -301,6 +308,10 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /household/members/{id}/role", s.authed(s.postRole))
 	m.HandleFunc("GET /admin", s.authed(s.adminPage))
 	m.HandleFunc("POST /admin/households", s.authed(s.postHousehold))
+	m.HandleFunc("GET /admin/monitoring", s.authed(s.monitoringPage))
+	m.HandleFunc("POST /admin/monitoring", s.authed(s.postMonitoring))
+	m.HandleFunc("GET /alerts", s.authed(s.alertsPage))
+	m.HandleFunc("POST /alerts", s.authed(s.postAlerts))
 	m.HandleFunc("GET /operator", s.authed(s.operatorPage))
 	m.HandleFunc("POST /operator", s.authed(s.postOperator))
 

@@ -387,6 +387,35 @@ var migrations = []migration{
 			) STRICT, WITHOUT ROWID`,
 		},
 	},
+	{
+		// The abuse monitor's counts per device and window (issue 15):
+		// metadata only, purged after a set time; and the admin's
+		// actions per severity.
+		name: "monitor windows and actions",
+		stmts: []string{
+			`CREATE TABLE monitor_windows (
+				device_id     TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+				start         INTEGER NOT NULL,
+				length        INTEGER NOT NULL CHECK (length > 0),
+				readings      INTEGER NOT NULL,
+				bytes         INTEGER NOT NULL,
+				max_bytes     INTEGER NOT NULL,
+				refused       INTEGER NOT NULL,
+				wrong_secrets INTEGER NOT NULL,
+				probes        INTEGER NOT NULL,
+				connects      INTEGER NOT NULL,
+				PRIMARY KEY (device_id, start)
+			) STRICT`,
+			// The purge deletes by start across all devices.
+			`CREATE INDEX monitor_windows_start ON monitor_windows (start)`,
+			// What the admin chose to do about alarms of each severity,
+			// when set on the page rather than by --monitor-actions.
+			`CREATE TABLE monitor_actions (
+				severity TEXT PRIMARY KEY NOT NULL CHECK (severity <> ''),
+				action   TEXT NOT NULL CHECK (action <> '')
+			) STRICT`,
+		},
+	},
 }
 
 type migration struct {

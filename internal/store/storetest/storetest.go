@@ -105,6 +105,8 @@ var suite = []struct {
 	{"Operator", testOperator},
 	{"Quarantines", testQuarantines},
 	{"AlertPrefs", testAlertPrefs},
+	{"MonitorWindows", testMonitorWindows},
+	{"MonitorActions", testMonitorActions},
 	{"AuditRuns", testAuditRuns},
 	{"AuditSuppressions", testAuditSuppressions},
 	{"AuditMarks", testAuditMarks},
