@@ -43,6 +43,8 @@ type Manifest struct {
 	Identifiers    Identifiers
 	// Updates names the maker's signed update repository; nil when none is named.
 	Updates *Updates
+	// Advisories names the maker's advisory feeds; nil when none is named.
+	Advisories *AdvisoryFeeds
 	// Raw is the manifest document as given, kept so the exact text the
 	// owner accepted can be served back.
 	Raw json.RawMessage
