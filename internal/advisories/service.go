@@ -52,9 +52,9 @@ type Options struct {
 	Feeds FeedStore
 	// HTTP fetches feeds (a test passes its TLS server's client); nil
 	// means a default client. Only https is ever fetched.
-	HTTP *http.Client
-	Logger    *slog.Logger
-	Now       func() time.Time
+	HTTP   *http.Client
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Service imports advisories and answers which devices they concern. It
