@@ -38,6 +38,7 @@ func (h *Hub) openDeviceLife(context.Context) error {
 		Log:       h.alog,
 		Logger:    h.log.With("component", "advisories"),
 		Fixes:     updateFixes{h},
+		Feeds:     h.st,
 	})
 	return nil
 }

@@ -102,9 +102,9 @@ type Hub struct {
 	advisories *advisories.Service
 
 	// Background jobs, each stopped by its part: retention sweeps,
-	// erasure purges, the demo, the monitor, update checks and the
-	// security audit's schedule.
-	sweeps, purges, demoJob, monJob, updJob, audits job
+	// erasure purges, the demo, the monitor, update checks, the
+	// security audit's schedule and advisory feed refreshes.
+	sweeps, purges, demoJob, monJob, updJob, audits, feedJob job
 
 	setupToken string
 	parts      parts
@@ -160,6 +160,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "security audit", start: h.startAudits, stop: h.audits.wait},
 		{name: "MQTT", start: h.startMQTT},
 		{name: "update checks", start: h.startUpdateChecks, stop: h.updJob.wait},
+		{name: "advisory feeds", start: h.startFeedRefresh, stop: h.feedJob.wait},
 		{name: "setup token", start: h.loadSetupToken},
 		{name: "demo", start: h.startDemo, stop: h.demoJob.wait},
 	})

@@ -291,6 +291,7 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		IdentityOpener:  h.vault,
 		History:         fe.history,
 		Advisories:      h.advisories,
+		Feeds:           h.advisories,
 		Firmware:        h.firmware,
 		Operator:        h.operator,
 		Updates:         h.upd,
