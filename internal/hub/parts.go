@@ -325,6 +325,7 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Keys:          fe.keys,
 		Recipients:    fe.recipients,
 		Advisories:    h.advisories,
+		Feeds:         h.advisories,
 		Firmware:      h.firmware,
 		Operator:      h.operator,
 		Updates:       h.upd,

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/identity"
@@ -182,6 +183,8 @@ type adminView struct {
 	Cells      []aggregateRow
 	CellsShown bool
 	MinCount   int
+	// Feeds are the advisory feeds, stale ones first; nil without feeds.
+	Feeds []advisories.FeedStatus
 }
 
 // aggregateRow is one anonymised hourly cell, as the admin sees it.
@@ -210,7 +213,7 @@ func (s *Server) adminPage(w http.ResponseWriter, r *http.Request, v viewer) {
 }
 
 func (s *Server) renderAdmin(w http.ResponseWriter, r *http.Request, v viewer, status int, form householdForm, errs []formError) {
-	av := adminView{Form: form, MinChars: credential.MinPasswordChars}
+	av := adminView{Form: form, MinChars: credential.MinPasswordChars, Feeds: s.feeds(r.Context())}
 	if ps, ok := s.people(); ok {
 		av.Available = true
 		list, err := ps.Households(r.Context())

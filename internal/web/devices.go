@@ -36,6 +36,9 @@ type homeView struct {
 	// Advisories are the household's open security advisories, shown
 	// before everything else.
 	Advisories []advisories.View
+	// StaleFeeds are advisory feeds not read for a week: "no flaws" may
+	// then be wrong.
+	StaleFeeds []advisories.FeedStatus
 }
 
 // undelivered is a recipient the hub could not send everything to.
@@ -51,7 +54,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	hv := homeView{Devices: list, CanAdd: v.CanManage(v.Account.HouseholdID),
-		Advisories: s.householdAdvisories(r.Context(), v.Account.HouseholdID)}
+		Advisories: s.householdAdvisories(r.Context(), v.Account.HouseholdID), StaleFeeds: s.staleFeeds(r.Context())}
 	for _, d := range list {
 		if len(d.Warnings) > 0 {
 			hv.Attention++

@@ -15,6 +15,7 @@ import (
 	"github.com/candor-iot/candor/internal/firmware"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/operator"
+	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
@@ -31,7 +32,8 @@ func withLifecycle(cfg *Config) {
 				return nil
 			}
 			return e.Manifest
-		}}})
+		}}, Feeds: db})
+	cfg.Feeds = cfg.Advisories.(*advisories.Service)
 	cfg.Operator = operator.New(db, nil, nil)
 }
 
@@ -59,8 +61,21 @@ func lifecycleHub(t *testing.T) (*testHub, string) {
 	if _, err := h.web.cfg.Advisories.(*advisories.Service).Import(ctx, []advisories.Document{{Source: "osv.json", Data: doc}}); err != nil {
 		t.Fatal(err)
 	}
+	// A maker's feed last read nine days ago, and one read today.
+	db := h.web.cfg.Store.(*sqlite.DB)
+	now := time.Now().UTC()
+	for _, f := range []store.AdvisoryFeed{
+		{URL: staleFeed, Kind: "csaf", Origin: "operator", AddedAt: now.AddDate(0, 0, -30), LastAttempt: now, LastSuccess: now.AddDate(0, 0, -9), LastError: "GET: connection refused"},
+		{URL: "https://osv.example/all.zip", Kind: "osv", Origin: "manifest:thermostat", AddedAt: now.AddDate(0, 0, -30), LastAttempt: now, LastSuccess: now, Documents: 4},
+	} {
+		if err := db.PutAdvisoryFeed(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return h, d.ID
 }
+
+const staleFeed = "https://maker.example/.well-known/csaf/provider-metadata.json"
 
 func TestLifecyclePages(t *testing.T) {
 	h, devID := lifecycleHub(t)
@@ -72,7 +87,17 @@ func TestLifecyclePages(t *testing.T) {
 	if i < 0 || j < 0 || i > j {
 		t.Errorf("the home page does not list the open advisory before the devices (at %d, devices at %d)", i, j)
 	}
-	mustContain(t, "home", home.body, "CANDOR-DEMO-2026-0001", "Someone on your home network could", "Version 1.4.2 fixes this flaw")
+	mustContain(t, "home", home.body, "CANDOR-DEMO-2026-0001", "Someone on your home network could", "Version 1.4.2 fixes this flaw",
+		"News of security flaws is late", "from one source for a week or more")
+	warning := visibleText(home.body[strings.Index(home.body, `id="stale-feeds-title"`):strings.Index(home.body, `id="advisories-title"`)])
+	if s := readability.Score(warning); s.Ease < 60 {
+		t.Errorf("the stale feed warning scores %.1f, want at least 60:\n%s", s.Ease, warning)
+	}
+	admin := b.get("/admin")
+	mustContain(t, "admin", admin.body, "Where news of security flaws comes from", staleFeed, "was last read 9 days ago", "connection refused", "This feed is up to date.")
+	if strings.Index(admin.body, staleFeed) > strings.Index(admin.body, "osv.example") {
+		t.Error("the admin page does not list the stale feed first")
+	}
 
 	dev := b.get("/devices/" + devID)
 	mustContain(t, "device page", dev.body, "It runs", "1.3.0", "on hardware rev-b", "Earlier versions", "1.2.0",
@@ -119,6 +144,8 @@ func TestBrowserLifecyclePages(t *testing.T) {
 	tb.checkA11y("home, open advisory")
 	tb.open("/devices/" + devID)
 	tb.checkA11y("device, firmware and advisory")
+	tb.open("/admin")
+	tb.checkA11y("admin, advisory feeds with a stale one")
 	tb.open("/operator")
 	tb.checkA11y("operator")
 	tb.checkFocusVisible("operator")

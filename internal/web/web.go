@@ -173,6 +173,9 @@ type Config struct {
 	Advisories Advisories
 	Firmware   Firmware
 	Operator   Operator
+	// Feeds, when set, warns on the home and admin pages about advisory
+	// feeds not refreshed for a week, and lists the feeds for the admin.
+	Feeds Feeds
 	// Updates, when set, gives the page of a device whose manifest names
 	// an update repository its "Updates" section.
 	Updates Updates
