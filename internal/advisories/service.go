@@ -48,6 +48,9 @@ type Options struct {
 	Inventory Inventory // required
 	Log       Recorder  // records imports; nil records nothing
 	Fixes     Fixes     // optional
+	// Holder puts devices on hold until a flaw is fixed (the abuse
+	// monitor's quarantine); nil means findings offer no hold.
+	Holder Holder
 	// Feeds keeps the advisory feeds; nil means the hub has no feeds.
 	Feeds FeedStore
 	// HTTP fetches feeds (a test passes its TLS server's client); nil

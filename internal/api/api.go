@@ -122,6 +122,9 @@ type Config struct {
 	// endpoints (lifecycle.go); each is optional, and its endpoints
 	// answer 503 without it.
 	Advisories Advisories
+	// Restrict puts a device a flaw affects on hold until it is fixed
+	// (optional).
+	Restrict Restricter
 	// Feeds are the HTTPS sources of advisories (optional).
 	Feeds    AdvisoryFeeds
 	Firmware Firmware

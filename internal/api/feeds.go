@@ -26,6 +26,7 @@ func (s *Server) feedRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /api/v1/advisories/feeds", s.authed(s.addFeed))
 	m.HandleFunc("DELETE /api/v1/advisories/feeds", s.authed(s.removeFeed))
 	m.HandleFunc("POST /api/v1/advisories/feeds/refresh", s.authed(s.refreshFeeds))
+	m.HandleFunc("POST /api/v1/devices/{id}/restrict", s.authed(s.restrictDevice))
 }
 
 func (s *Server) listFeeds(w http.ResponseWriter, r *http.Request, _ access.Principal) {

@@ -32,7 +32,12 @@ func (h *Hub) consentOperator() consent.Party {
 // the manifests in force and the reported versions).
 func (h *Hub) openDeviceLife(context.Context) error {
 	h.firmware = firmware.New(h.st, h.alog, h.log.With("component", "firmware"), nil)
+	var holder advisories.Holder
+	if h.mon != nil {
+		holder = h.mon // a nil *Monitor must not become a non-nil Holder
+	}
 	h.advisories = advisories.New(advisories.Options{
+		Holder:    holder,
 		Store:     h.st,
 		Inventory: advisories.StoreInventory{Store: h.st, Manifest: h.manifestInForce},
 		Log:       h.alog,

@@ -213,7 +213,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 
 		ConnectTimeout:    h.cfg.MQTTConnectTimeout,
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
-		State:             h.firmware,
+		State:             stateReports{h},
 		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
 		Monitor:           h.mon,
 		Apps:              h.apps,
@@ -292,6 +292,7 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		History:         fe.history,
 		Advisories:      h.advisories,
 		Feeds:           h.advisories,
+		Restrict:        h.advisories,
 		Firmware:        h.firmware,
 		Operator:        h.operator,
 		Updates:         h.upd,
@@ -329,8 +330,11 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Firmware:      h.firmware,
 		Operator:      h.operator,
 		Updates:       h.upd,
-		Apps:          h.apps,
-		Assess:        h.assess,
+		// The owner's update buttons and the hold until fixed.
+		UpdateControls: h.upd,
+		Restrict:       h.advisories,
+		Apps:           h.apps,
+		Assess:         h.assess,
 	})
 }
 

@@ -232,6 +232,10 @@ func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, 
 	if dv.Watch = s.watch(d.ID); dv.Watch != nil {
 		dv.Watch.CSRF = p.CSRF
 	}
+	dv.Life.DeviceID, dv.Life.CSRF, dv.Life.CanHold = d.ID, p.CSRF, dv.CanManage && s.cfg.Restrict != nil && !d.Revoked()
+	if dv.Update != nil && dv.CanManage && s.cfg.UpdateControls != nil && !d.Revoked() {
+		dv.Update.Controls, dv.Update.DeviceID, dv.Update.CSRF, dv.Update.Days = true, d.ID, p.CSRF, postponeChoices
+	}
 	p.Errors = errs
 	p.Data = dv
 	s.render(w, r, status, "device", p)

@@ -173,6 +173,12 @@ type Config struct {
 	Advisories Advisories
 	Firmware   Firmware
 	Operator   Operator
+	// UpdateControls, when set, gives owners the update buttons on the
+	// device page (install now, put off, automatic security updates).
+	UpdateControls UpdateControls
+	// Restrict, when set, offers owners to put a device a flaw affects
+	// on hold until it is fixed.
+	Restrict Restricter
 	// Feeds, when set, warns on the home and admin pages about advisory
 	// feeds not refreshed for a week, and lists the feeds for the admin.
 	Feeds Feeds
@@ -259,6 +265,7 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("GET /devices/{id}/revoke", s.authed(s.getRevoke))
 	m.HandleFunc("POST /devices/{id}/revoke", s.authed(s.postRevoke))
 	m.HandleFunc("POST /devices/{id}/release", s.authed(s.postRelease))
+	s.deviceControlRoutes(m)
 
 	m.HandleFunc("POST /devices/{id}/consent", s.authed(s.postConsent))
 	m.HandleFunc("POST /devices/{id}/consent/routing", s.authed(s.postRouting))
