@@ -26,6 +26,7 @@ func (h *Hub) openUpdates(context.Context) (err error) {
 		Versions: h.firmware, // what each device last reported on its $state topic
 		Recorder: h.alog,
 		Publish:  h.br,
+		Stages:   h.st, // a restart keeps each device's update stage
 		Logger:   h.log,
 	})
 	return err
