@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +106,10 @@ type Hub struct {
 	// erasure purges, the demo, the monitor, update checks, the
 	// security audit's schedule and advisory feed refreshes.
 	sweeps, purges, demoJob, monJob, updJob, audits, feedJob job
+	// demoUpdates is the demo's own update repository (--demo only);
+	// updKick asks the update checks to look at one device now.
+	demoUpdates atomic.Pointer[updates.Source]
+	updKick     chan string
 
 	setupToken string
 	parts      parts

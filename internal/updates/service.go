@@ -263,7 +263,7 @@ func (s *Service) check(ctx context.Context, d Device, reuse time.Duration) (Sta
 	case compareVersions(newest.Release.Version, installed) == 0:
 		st.Stage, st.Available, st.target = StatusUpToDate, nil, nil
 	default:
-		if st.target == nil && st.savedSHA == newest.SHA256 && st.Stage != StatusRefused && st.Stage != StatusNone {
+		if st.target == nil && st.savedSHA == newest.SHA256 && restorable[st.Stage] {
 			// Decided for this image before a restart: keep its stage.
 			rel := newest.Release
 			st.Available, st.target, st.client = &rel, newest, c

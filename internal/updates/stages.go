@@ -15,6 +15,14 @@ type StageStore interface {
 	UpdateStages(ctx context.Context) ([]store.UpdateStage, error)
 }
 
+// restorable are the stages a check after a restart keeps for the same
+// image: the ones still waiting for the owner or the device. Anything
+// else (installed, up to date, refused) is decided afresh.
+var restorable = map[string]bool{
+	StatusAvailable: true, StatusPostponed: true, StatusOffered: true, string(StageDownloading): true,
+	string(StageVerified): true, string(StageInstalling): true, string(StageFailed): true,
+}
+
 // inProgress are the stages in which the device holds (or is about to
 // fetch) an offer: after a restart the offer is published again, since
 // the broker keeps retained messages in memory only.

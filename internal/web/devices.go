@@ -206,7 +206,7 @@ func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, 
 			dv.Data = append(dv.Data, streamReadings(d.ID, st, latest[st.Name]))
 		}
 	}
-	if m != nil && m.Updates != nil {
+	if m != nil && m.Updates != nil || s.updatesKnown(d.ID) {
 		dv.Update = s.updateView(d.ID)
 	}
 	if e != nil {

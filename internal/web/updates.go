@@ -72,3 +72,13 @@ func (s *Server) updateView(deviceID string) *updateView {
 	}
 	return v
 }
+
+// updatesKnown tells whether the updates service follows the device even
+// though its manifest names no repository (the demo's own repository).
+func (s *Server) updatesKnown(deviceID string) bool {
+	if s.cfg.Updates == nil {
+		return false
+	}
+	st, ok := s.cfg.Updates.Status(deviceID)
+	return ok && st.Stage != "" && st.Stage != updates.StatusNone
+}
