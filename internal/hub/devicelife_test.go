@@ -171,3 +171,29 @@ func TestDemoShowsAdvisory(t *testing.T) {
 		t.Errorf("the demo advisory import is logged %d times, want 1", n)
 	}
 }
+
+// TestDemoRestartShowsTheFixAgain: the demo's thermostat starts from the
+// affected firmware at every start, so a restarted demo (its repository
+// and the stored update stage kept) offers and installs the fix again
+// rather than keeping the last run's "installed".
+func TestDemoRestartShowsTheFixAgain(t *testing.T) {
+	dir := shortTempDir(t)
+	demo := func(c *configT) { c.Demo = true; c.DemoSpeed = 20 }
+	installs := func(th *testHub) int {
+		n := 0
+		for e, err := range th.alog.Entries(context.Background(), 0, th.alog.Size()) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Event.Action == auditlog.ActionUpdateInstall {
+				n++
+			}
+		}
+		return n
+	}
+	th := startHubIn(t, dir, demo)
+	waitFor(t, "the first install", 30*time.Second, func() bool { return installs(th) == 1 })
+	th.close()
+	th = startHubIn(t, dir, demo)
+	waitFor(t, "the install after the restart", 30*time.Second, func() bool { return installs(th) == 2 })
+}
