@@ -136,8 +136,8 @@ func TestDemoShowsAdvisory(t *testing.T) {
 	waitFor(t, "the signed fix installed on the demo thermostat", 30*time.Second, func() bool {
 		_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/devices/"+thermo+"/updates", "", nil)
 		u, _ := out["update"].(map[string]any)
-		// installed, then up-to-date once the device reports the version.
-		return (u["stage"] == "installed" || u["stage"] == "up-to-date") && u["installed"] == demoFixVersion
+		// "up-to-date" once the device reports the version it installed.
+		return u["stage"] == "up-to-date" && u["installed"] == demoFixVersion && len(th.logged(thermo, auditlog.ActionUpdateInstall)) > 0
 	})
 	_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/devices/"+thermo+"/firmware", "", nil)
 	b, _ := json.Marshal(out)

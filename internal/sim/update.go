@@ -26,7 +26,16 @@ const (
 	progressSuffix = "/$update/progress"
 	// maxImage bounds what a simulated device downloads.
 	maxImage = 64 << 20
+	// installDelay and installStep are the simulated time before a
+	// device starts on an offer and between its stages.
+	installDelay = time.Minute
+	installStep  = 5 * time.Second
 )
+
+// scaled is a simulated duration in real time.
+func (s *Simulator) scaled(d time.Duration) time.Duration {
+	return time.Duration(float64(d) / s.speed)
+}
 
 // offer is the part of the hub's offer a device needs. A device that can
 // check TUF itself also reads "targets"; the simulator trusts the hub.
@@ -88,7 +97,12 @@ func (d *device) onUpdate(payload []byte) {
 
 // install downloads, checks and "installs" the image, reporting each stage.
 func (d *device) install(ctx context.Context, cm *autopaho.ConnectionManager, o offer) {
-	step := max(time.Duration(float64(time.Second)/d.sim.speed), 50*time.Millisecond)
+	// A real device waits for a quiet moment before it installs; the
+	// wait also leaves the offer on the pages long enough to be seen.
+	if !sleep(ctx, d.sim.scaled(installDelay)) {
+		return
+	}
+	step := max(d.sim.scaled(installStep), 50*time.Millisecond)
 	d.progress(ctx, cm, o.Version, "downloading", "")
 	data, err := d.download(ctx, o)
 	if err != nil {
