@@ -65,6 +65,7 @@ func (h *Hub) openAssess(context.Context) error {
 		ac.Advisories = openAdvisories{h}
 	}
 	ac.Quarantine = quarantined{h}
+	ac.Feeds, ac.Updates = staleFeeds{h}, expiredMetadata{h}
 	h.assess = assess.New(ac)
 	return nil
 }
