@@ -123,6 +123,10 @@ func TestDevicePageControls(t *testing.T) {
 	b.login("alex", goodPassword)
 	page := b.get("/devices/" + id)
 	mustContain(t, "device page before the hold", page.body, "Put it on hold until it is fixed", "you can put the device on hold")
+	flaws := visibleText(page.body[indexOf(t, page.body, `id="advisories-title"`):indexOf(t, page.body, `id="responsible-title"`)])
+	if s := readability.Score(flaws); s.Ease < 60 {
+		t.Errorf("the flaws section with the offer scores %.1f, want at least 60:\n%s", s.Ease, flaws)
+	}
 
 	// The hold until fixed: the monitor's quarantine with its own reason.
 	done := b.post("/devices/"+id+"/restrict", url.Values{"advisory": {"CANDOR-DEMO-2026-0001"}})
@@ -147,6 +151,10 @@ func TestDevicePageControls(t *testing.T) {
 		t.Fatal(err)
 	}
 	page = b.get("/devices/" + id)
+	upd := visibleText(page.body[indexOf(t, page.body, `id="updates-title"`):indexOf(t, page.body, `id="responsible-title"`)])
+	if s := readability.Score(upd); s.Ease < 60 {
+		t.Errorf("the updates section scores %.1f, want at least 60:\n%s", s.Ease, upd)
+	}
 	mustContain(t, "device page with an update waiting", page.body, "Install update 1.4.2 now", "Put this update off for",
 		"Security updates wait for an owner.", "Install security updates without asking")
 	page = b.post("/devices/"+id+"/updates/postpone", url.Values{"days": {"7"}})
