@@ -98,6 +98,23 @@ func TestLifecyclePages(t *testing.T) {
 	if strings.Index(admin.body, staleFeed) > strings.Index(admin.body, "osv.example") {
 		t.Error("the admin page does not list the stale feed first")
 	}
+	// The admin adds, reads and removes feeds on the same page.
+	badFeed := b.post("/admin/feeds", url.Values{"url": {"http://maker.example/.well-known/csaf/provider-metadata.json"}, "kind": {"csaf"}})
+	if badFeed.status != http.StatusUnprocessableEntity {
+		t.Fatalf("plain http feed: status %d", badFeed.status)
+	}
+	mustContain(t, "refused feed", badFeed.body, `id="feed-url-error"`, "https URL", `value="http://maker.example/.well-known/csaf/provider-metadata.json"`)
+	added := b.post("/admin/feeds", url.Values{"url": {"https://127.0.0.1:1/osv/all.zip"}, "kind": {"osv"}})
+	mustContain(t, "added feed", added.body, "is added", "https://127.0.0.1:1/osv/all.zip", "This feed has not been read yet.")
+	read := b.post("/admin/feeds/refresh", url.Values{"url": {"https://127.0.0.1:1/osv/all.zip"}})
+	mustContain(t, "read feed", read.body, "The hub could not read the feed.", "connection refused")
+	gone := b.post("/admin/feeds/remove", url.Values{"url": {"https://127.0.0.1:1/osv/all.zip"}})
+	mustContain(t, "removed feed", gone.body, "The feed is removed.")
+	mustNotContain(t, "removed feed", gone.body, "<code>https://127.0.0.1:1/osv/all.zip</code>")
+	feeds := visibleText(admin.body[strings.Index(admin.body, `id="feeds-title"`):])
+	if s := readability.Score(feeds); s.Ease < 60 {
+		t.Errorf("the feeds section scores %.1f, want at least 60:\n%s", s.Ease, feeds)
+	}
 
 	dev := b.get("/devices/" + devID)
 	mustContain(t, "device page", dev.body, "It runs", "1.3.0", "on hardware rev-b", "Earlier versions", "1.2.0",
@@ -146,6 +163,9 @@ func TestBrowserLifecyclePages(t *testing.T) {
 	tb.checkA11y("device, firmware and advisory")
 	tb.open("/admin")
 	tb.checkA11y("admin, advisory feeds with a stale one")
+	tb.step("fill a plain http feed", chromedp.SendKeys(chromedp.ID("feed-url"), "http://maker.example/provider-metadata.json"))
+	tb.submit("add the feed", `form[action="/admin/feeds"] button[type=submit]`)
+	tb.checkA11y("admin, refused feed")
 	tb.open("/operator")
 	tb.checkA11y("operator")
 	tb.checkFocusVisible("operator")

@@ -304,6 +304,7 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /household/members/{id}/role", s.authed(s.postRole))
 	m.HandleFunc("GET /admin", s.authed(s.adminPage))
 	m.HandleFunc("POST /admin/households", s.authed(s.postHousehold))
+	s.feedRoutes(m)
 	m.HandleFunc("GET /operator", s.authed(s.operatorPage))
 	m.HandleFunc("POST /operator", s.authed(s.postOperator))
 
