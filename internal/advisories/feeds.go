@@ -22,6 +22,11 @@ const (
 // exactly like "no known flaws".
 const StaleAfter = 7 * 24 * time.Hour
 
+// feedRefreshTimeout bounds the fetching of one feed: each request has
+// its own timeout, and this stops a feed listing many slow documents from
+// holding the schedule.
+const feedRefreshTimeout = 10 * time.Minute
+
 // OriginOperator marks a feed the operator added; a feed a manifest names
 // has the origin "manifest:<device type>".
 const OriginOperator = "operator"
@@ -234,7 +239,9 @@ func (s *Service) RefreshFeed(ctx context.Context, url string) (RefreshResult, e
 		return RefreshResult{}, fmt.Errorf("refresh feed %q: %w", url, store.ErrNotFound)
 	}
 	f.LastAttempt = s.opts.Now().UTC()
-	got, ferr := newFetcher(s.opts.HTTP).fetch(ctx, f.Kind, f.URL)
+	fctx, cancel := context.WithTimeout(ctx, feedRefreshTimeout)
+	got, ferr := newFetcher(s.opts.HTTP).fetch(fctx, f.Kind, f.URL)
+	cancel()
 	var res RefreshResult
 	if ferr == nil {
 		refused := got.errs

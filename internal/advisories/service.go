@@ -42,6 +42,12 @@ type Fixes interface {
 	FixReady(ctx context.Context, deviceID, advisoryID string) (version string, ok bool)
 }
 
+// FixProgress, when Fixes implements it, tells whether the ready fix is
+// already on its way to the device.
+type FixProgress interface {
+	FixInstalling(ctx context.Context, deviceID, advisoryID string) bool
+}
+
 // Options configure a Service.
 type Options struct {
 	Store     Store     // required

@@ -36,8 +36,10 @@ type View struct {
 	// Action says what to do, in plain words; ActionURL points to more.
 	Action    string `json:"action"`
 	ActionURL string `json:"actionUrl,omitempty"`
-	// UpdateReady is true when a signed update that fixes it is ready.
-	UpdateReady bool `json:"updateReady"`
+	// UpdateReady is true when a signed update that fixes it is ready;
+	// UpdateInstalling when it is offered to the device or installing.
+	UpdateReady      bool `json:"updateReady"`
+	UpdateInstalling bool `json:"updateInstalling"`
 	// CanRestrict is true when the owner may put the device on hold until
 	// the flaw is fixed (no update is ready and the hub can hold devices);
 	// Restricted is true while it is on hold for this advisory.
@@ -81,6 +83,10 @@ func (s *Service) view(ctx context.Context, f Finding) View {
 		if ver, ok := s.opts.Fixes.FixReady(ctx, f.Device.ID, f.Advisory.ID); ok {
 			v.UpdateReady = true
 			v.Action = "An update that fixes it is ready: version " + ver + ". Install it from the device page."
+			if fi, ok := s.opts.Fixes.(FixProgress); ok && fi.FixInstalling(ctx, f.Device.ID, f.Advisory.ID) {
+				v.UpdateInstalling = true
+				v.Action = "An update that fixes it is on its way: version " + ver + ". The device page shows how it goes."
+			}
 			return v
 		}
 	}

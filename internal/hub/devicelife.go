@@ -67,3 +67,7 @@ func (f updateFixes) FixReady(ctx context.Context, deviceID, advisoryID string) 
 	}
 	return f.h.upd.FixReady(ctx, deviceID, advisoryID)
 }
+
+func (f updateFixes) FixInstalling(ctx context.Context, deviceID, advisoryID string) bool {
+	return f.h.upd != nil && f.h.upd.FixInstalling(ctx, deviceID, advisoryID)
+}

@@ -133,6 +133,20 @@ func TestDemoShowsAdvisory(t *testing.T) {
 			}
 		}
 	})
+	// While the device has not finished, the advisory says its fix is on
+	// its way (the demo thermostat waits a simulated minute before it
+	// starts, 3 s at this speed).
+	waitFor(t, "the advisory saying its fix is on its way", 20*time.Second, func() bool {
+		_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/devices/"+thermo+"/advisories", "", nil)
+		fs, _ := out["findings"].([]any)
+		for _, x := range fs {
+			if m := x.(map[string]any); m["advisory"] == demoFixAdvisory && m["updateInstalling"] == true &&
+				strings.Contains(m["action"].(string), "on its way: version "+demoFixVersion) {
+				return true
+			}
+		}
+		return false
+	})
 	waitFor(t, "the signed fix installed on the demo thermostat", 30*time.Second, func() bool {
 		_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/devices/"+thermo+"/updates", "", nil)
 		u, _ := out["update"].(map[string]any)
