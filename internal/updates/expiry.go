@@ -1,7 +1,6 @@
 package updates
 
 import (
-	"context"
 	"sort"
 	"time"
 
@@ -71,15 +70,4 @@ func (s *Service) MetadataExpiries() []RoleExpiry {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Expires.Before(out[j].Expires) })
 	return out
-}
-
-// FixInstalling reports whether an update that fixes advisoryID is on its
-// way to the device (offered, or the device reports it is downloading,
-// checking or installing it), so a finding can say so rather than "ready".
-func (s *Service) FixInstalling(ctx context.Context, deviceID, advisoryID string) bool {
-	if _, ok := s.FixReady(ctx, deviceID, advisoryID); !ok {
-		return false
-	}
-	st, _ := s.Status(deviceID)
-	return inProgress[st.Stage]
 }

@@ -93,3 +93,14 @@ func (s *Service) reannounce(ctx context.Context, d Device, t *Target, cat *Cata
 	s.log.InfoContext(ctx, "update offered again after a restart", "device", d.ID, "version", t.Release.Version)
 	return nil
 }
+
+// FixInstalling reports whether an update that fixes advisoryID is on its
+// way to the device (offered, or the device reports it is downloading,
+// checking or installing it), so a finding can say so rather than "ready".
+func (s *Service) FixInstalling(ctx context.Context, deviceID, advisoryID string) bool {
+	if _, ok := s.FixReady(ctx, deviceID, advisoryID); !ok {
+		return false
+	}
+	st, _ := s.Status(deviceID)
+	return inProgress[st.Stage]
+}
