@@ -16,6 +16,7 @@ import (
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/history"
+	"github.com/candor-iot/candor/internal/monitor"
 )
 
 const (
@@ -174,6 +175,11 @@ func eventSentence(v viewer, ev auditlog.Event, names map[string]string) string 
 		what = "revoked the credential of " + dev
 	case auditlog.ActionDeviceQuarantine:
 		what = "cut off " + dev + " for how it behaved"
+		if ev.Detail["kind"] == string(monitor.KindAdvisory) {
+			what = "put " + dev + " on hold until a security flaw is fixed"
+		}
+	case monitor.ActionRelease:
+		what = "let " + dev + " off its hold"
 	case auditlog.ActionSecurityFinding:
 		what = "found a security problem with " + dev
 	case auditlog.ActionAccountCreate:

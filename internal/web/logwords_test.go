@@ -9,6 +9,7 @@ import (
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/history"
+	"github.com/candor-iot/candor/internal/monitor"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -34,6 +35,9 @@ func TestEventSentencesArePlainWords(t *testing.T) {
 		{forward.ActionRecipientChange, nil, "You changed where a recipient gets data."},
 		{"account.password.change", nil, "You changed a password."},
 		{"future.thing", nil, `You made a change this page cannot describe yet, about "Hall" (dev_1).`},
+		{auditlog.ActionDeviceQuarantine, map[string]string{"kind": "advisory", "advisory": "CVE-2026-1"},
+			`You put "Hall" (dev_1) on hold until a security flaw is fixed.`},
+		{monitor.ActionRelease, map[string]string{"kind": "advisory"}, `You let "Hall" (dev_1) off its hold.`},
 	}
 	for _, a := range []string{auditlog.ActionReadingsForward, auditlog.ActionReadingsExport, auditlog.ActionConsentChange,
 		auditlog.ActionDataDelete, auditlog.ActionDataShred, auditlog.ActionManifestChange, auditlog.ActionDeviceCreate,
