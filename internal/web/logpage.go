@@ -11,6 +11,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/auditlog/verify"
 	"github.com/candor-iot/candor/internal/consent"
@@ -180,6 +181,12 @@ func eventSentence(v viewer, ev auditlog.Event, names map[string]string) string 
 		}
 	case monitor.ActionRelease:
 		what = "let " + dev + " off its hold"
+	case advisories.ActionAdvisoryImport:
+		what = "added news of a security flaw"
+	case advisories.ActionFeedAdd:
+		what = "added a source of news of security flaws"
+	case advisories.ActionFeedRemove:
+		what = "removed a source of news of security flaws"
 	case auditlog.ActionSecurityFinding:
 		what = "found a security problem with " + dev
 	case auditlog.ActionAccountCreate:
