@@ -15,15 +15,17 @@ import (
 
 func runAdvisories(args []string) error {
 	if len(args) == 0 {
-		return errors.New("which? candor advisories import|list (each has --help)")
+		return errors.New("which? candor advisories import|list|feeds (each has --help)")
 	}
 	switch args[0] {
 	case "import":
 		return advisoriesImport(args[1:])
 	case "list":
 		return advisoriesList(args[1:])
+	case "feeds":
+		return advisoriesFeeds(args[1:])
 	}
-	return fmt.Errorf("unknown advisories command %q: use import or list", args[0])
+	return fmt.Errorf("unknown advisories command %q: use import, list or feeds", args[0])
 }
 
 // advisoriesImport sends one file, or every .json file of a directory, in
@@ -106,14 +108,18 @@ func advisoriesList(args []string) error {
 		return err
 	}
 	var out struct {
-		Advisories int               `json:"advisories"`
-		Findings   []advisories.View `json:"findings"`
+		Advisories int                     `json:"advisories"`
+		Findings   []advisories.View       `json:"findings"`
+		StaleFeeds []advisories.FeedStatus `json:"staleFeeds"`
 	}
 	if err := newLocal(*dir).do("GET", "/api/v1/advisories", nil, &out); err != nil {
 		return err
 	}
 	if *jsonOut {
 		return printJSON(out)
+	}
+	for _, f := range out.StaleFeeds {
+		fmt.Printf("Warning: feed %s: %s\n", f.URL, f.Plain)
 	}
 	if len(out.Findings) == 0 {
 		fmt.Printf("No open advisories (%d held).\n", out.Advisories)

@@ -77,4 +77,23 @@ func TestAdvisoriesImportAndList(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "possibly_affected") || !strings.Contains(out, "What to do:") {
 		t.Errorf("list: exit %d\n%s", code, out)
 	}
+
+	// Feeds: plain http is refused; an https feed is kept, and a refresh
+	// of one nobody answers says so and fails.
+	if _, stderr, code := run(t, "", "advisories", "feeds", "add", "http://127.0.0.1:1/provider-metadata.json", "--kind", "csaf", "--data", dir); code != 1 || !strings.Contains(stderr, "https") {
+		t.Errorf("feeds add http: exit %d %q", code, stderr)
+	}
+	feed := "https://127.0.0.1:1/.well-known/csaf/provider-metadata.json"
+	if out, stderr, code := run(t, "", "advisories", "feeds", "add", feed, "--kind", "csaf", "--data", dir); code != 0 || !strings.Contains(out, "added") {
+		t.Fatalf("feeds add: exit %d %q %q", code, out, stderr)
+	}
+	if out, stderr, code := run(t, "", "advisories", "feeds", "refresh", feed, "--data", dir); code != 1 || !strings.Contains(stderr, "provider metadata") {
+		t.Errorf("feeds refresh of an unreachable feed: exit %d %q %q", code, out, stderr)
+	}
+	if out, _, code := run(t, "", "advisories", "feeds", "--data", dir); code != 0 || !strings.Contains(out, feed) || !strings.Contains(out, "could not read") {
+		t.Errorf("feeds list: exit %d\n%s", code, out)
+	}
+	if _, stderr, code := run(t, "", "advisories", "feeds", "remove", feed, "--data", dir); code != 0 {
+		t.Errorf("feeds remove: %s", stderr)
+	}
 }

@@ -97,3 +97,55 @@ func TestServeDemoWithTakenDefaultPorts(t *testing.T) {
 		t.Errorf("banner's mosquitto_pub line %q does not use port %s", line, port)
 	}
 }
+
+// The README's promise for `candor serve --demo`: the demo thermostat is
+// affected by the demo advisory, and the demo's own signed update
+// repository fixes it: "advisories list" first names the thermostat with
+// its fix on its way, then no longer names it.
+func TestServeDemoShowsAdvisoryAndSignedFix(t *testing.T) {
+	dir, err := os.MkdirTemp("", "candor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	srv := candor("serve", "--demo", "--demo-speed", "10", "--data", dir, "--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn")
+	stdout, err := srv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stderr = io.Discard
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Process.Kill()
+	sc := bufio.NewScanner(stdout)
+	deadline := time.AfterFunc(30*time.Second, func() { srv.Process.Kill() })
+	for sc.Scan() {
+		if strings.HasPrefix(strings.TrimSpace(sc.Text()), "mosquitto_pub ") {
+			break
+		}
+	}
+	deadline.Stop()
+	go io.Copy(io.Discard, stdout)
+
+	poll := func(what string, cond func(out string) bool) {
+		t.Helper()
+		end := time.Now().Add(30 * time.Second)
+		for {
+			out, _, code := run(t, "", "advisories", "list", "--data", dir)
+			if code == 0 && cond(out) {
+				return
+			}
+			if time.Now().After(end) {
+				t.Fatalf("timed out waiting for %s; last list:\n%s", what, out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	poll("the thermostat's advisory with its fix on its way", func(out string) bool {
+		return strings.Contains(out, "CANDOR-DEMO-2026-0001") && strings.Contains(out, "Demo thermostat") && strings.Contains(out, "on its way: version 1.4.2")
+	})
+	poll("the advisory closed by the fix", func(out string) bool {
+		return !strings.Contains(out, "Demo thermostat")
+	})
+}

@@ -32,7 +32,7 @@ func commands() []command {
 		{"bridge", "Zigbee2MQTT bridge: its credential and its Zigbee devices (add zigbee2mqtt|device)", runBridge},
 		{"readings", "show a device's stored readings", runReadings},
 		{"explain", "print a device's privacy and security label in plain language", runExplain},
-		{"advisories", "import vulnerability advisories (OSV, CSAF 2.0) or list the open ones (import|list)", runAdvisories},
+		{"advisories", "import vulnerability advisories (OSV, CSAF 2.0), list the open ones, or manage HTTPS feeds (import|list|feeds)", runAdvisories},
 		{"log", "the transparency log: checkpoint, key, export, verify (offline)", runLog},
 		{"audit", "security audit of the running hub; exit status 1 when a finding is open", runAudit},
 		{"pia", "privacy impact assessment of a household, signed by the hub (verify: check one)", runPIA},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -41,14 +42,28 @@ type Fixes interface {
 	FixReady(ctx context.Context, deviceID, advisoryID string) (version string, ok bool)
 }
 
+// FixProgress, when Fixes implements it, tells whether the ready fix is
+// already on its way to the device.
+type FixProgress interface {
+	FixInstalling(ctx context.Context, deviceID, advisoryID string) bool
+}
+
 // Options configure a Service.
 type Options struct {
 	Store     Store     // required
 	Inventory Inventory // required
 	Log       Recorder  // records imports; nil records nothing
 	Fixes     Fixes     // optional
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Holder puts devices on hold until a flaw is fixed (the abuse
+	// monitor's quarantine); nil means findings offer no hold.
+	Holder Holder
+	// Feeds keeps the advisory feeds; nil means the hub has no feeds.
+	Feeds FeedStore
+	// HTTP fetches feeds (a test passes its TLS server's client); nil
+	// means a default client. Only https is ever fetched.
+	HTTP   *http.Client
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Service imports advisories and answers which devices they concern. It
@@ -60,7 +75,10 @@ type Service struct {
 	mu     sync.Mutex
 	loaded bool
 	byID   map[string]*Advisory
+	sums   map[string]string // SHA-256 of each stored document, by id
 	ix     *Index
+
+	refreshMu sync.Mutex // one feed refresh at a time
 }
 
 // New returns a Service.
@@ -85,6 +103,14 @@ type Document struct {
 // the document and the JSON path; a *ValidationError for each refused
 // document is joined into the error.
 func (s *Service) Import(ctx context.Context, docs []Document) ([]*Advisory, error) {
+	return s.importDocs(ctx, docs, "", false)
+}
+
+// importDocs is Import. feed names the feed the documents came from in
+// the log; skipSame leaves out documents whose stored copy is byte for
+// byte the same, so a scheduled refresh does not log the same import
+// again and again.
+func (s *Service) importDocs(ctx context.Context, docs []Document, feed string, skipSame bool) ([]*Advisory, error) {
 	if len(docs) == 0 {
 		return nil, ErrInvalid.Errorf("no advisory documents to import")
 	}
@@ -108,6 +134,9 @@ func (s *Service) Import(ctx context.Context, docs []Document) ([]*Advisory, err
 		}
 		seen[a.ID] = d.Source
 		sum := sha256.Sum256(d.Data)
+		if skipSame && s.storedSum(ctx, a.ID) == hex.EncodeToString(sum[:]) {
+			continue
+		}
 		parsed = append(parsed, a)
 		sums = append(sums, hex.EncodeToString(sum[:]))
 		recs = append(recs, store.Advisory{ID: a.ID, Format: string(a.Format), Modified: a.Modified, Document: d.Data, ImportedAt: now})
@@ -120,6 +149,9 @@ func (s *Service) Import(ctx context.Context, docs []Document) ([]*Advisory, err
 		// detail shows them all.
 		return nil, ErrInvalid.Errorf("%d of %d documents refused, so nothing was imported: %w", len(errs), len(docs), errors.Join(errs...))
 	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.loadLocked(ctx); err != nil {
@@ -128,8 +160,9 @@ func (s *Service) Import(ctx context.Context, docs []Document) ([]*Advisory, err
 	if err := s.opts.Store.PutAdvisories(ctx, recs); err != nil {
 		return nil, fmt.Errorf("store advisories: %w", err)
 	}
-	for _, a := range parsed {
+	for i, a := range parsed {
 		s.byID[a.ID] = a
+		s.sums[a.ID] = sums[i]
 	}
 	s.reindexLocked()
 	for i, a := range parsed {
@@ -137,8 +170,11 @@ func (s *Service) Import(ctx context.Context, docs []Document) ([]*Advisory, err
 		if s.opts.Log == nil {
 			continue
 		}
-		if err := s.opts.Log.Record(ctx, auditlog.Event{Action: ActionAdvisoryImport,
-			Detail: map[string]string{"advisory": a.ID, "format": string(a.Format), "sha256": sums[i]}}); err != nil {
+		detail := map[string]string{"advisory": a.ID, "format": string(a.Format), "sha256": sums[i]}
+		if feed != "" {
+			detail["feed"] = clip(feed, auditlog.MaxDetailValLen)
+		}
+		if err := s.opts.Log.Record(ctx, auditlog.Event{Action: ActionAdvisoryImport, Detail: detail}); err != nil {
 			return parsed, fmt.Errorf("record advisory import %s: %w", a.ID, err)
 		}
 	}
@@ -157,7 +193,10 @@ func (s *Service) loadLocked(ctx context.Context) error {
 		return fmt.Errorf("load advisories: %w", err)
 	}
 	s.byID = make(map[string]*Advisory, len(rows))
+	s.sums = make(map[string]string, len(rows))
 	for _, r := range rows {
+		sum := sha256.Sum256(r.Document)
+		s.sums[r.ID] = hex.EncodeToString(sum[:])
 		a, err := Parse(r.ID, r.Document)
 		if err != nil {
 			s.opts.Logger.WarnContext(ctx, "stored advisory no longer parses", "advisory", r.ID, "err", err)
@@ -231,6 +270,24 @@ func (s *Service) Has(ctx context.Context, id string) (bool, error) {
 	}
 	_, ok := s.byID[id]
 	return ok, nil
+}
+
+// storedSum is the SHA-256 of the stored document with this id, or "".
+func (s *Service) storedSum(ctx context.Context, id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loadLocked(ctx); err != nil {
+		return ""
+	}
+	return s.sums[id]
+}
+
+// clip cuts v to n bytes, for log fields with a hard limit.
+func clip(v string, n int) string {
+	if len(v) <= n {
+		return v
+	}
+	return v[:n]
 }
 
 // Count is the number of advisories held.

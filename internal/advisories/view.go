@@ -36,8 +36,15 @@ type View struct {
 	// Action says what to do, in plain words; ActionURL points to more.
 	Action    string `json:"action"`
 	ActionURL string `json:"actionUrl,omitempty"`
-	// UpdateReady is true when a signed update that fixes it is ready.
-	UpdateReady bool `json:"updateReady"`
+	// UpdateReady is true when a signed update that fixes it is ready;
+	// UpdateInstalling when it is offered to the device or installing.
+	UpdateReady      bool `json:"updateReady"`
+	UpdateInstalling bool `json:"updateInstalling"`
+	// CanRestrict is true when the owner may put the device on hold until
+	// the flaw is fixed (no update is ready and the hub can hold devices);
+	// Restricted is true while it is on hold for this advisory.
+	CanRestrict bool `json:"canRestrict"`
+	Restricted  bool `json:"restricted"`
 }
 
 // Views renders findings.
@@ -68,16 +75,30 @@ func (s *Service) view(ctx context.Context, f Finding) View {
 	if v.AttackerCan == "" {
 		v.AttackerCan = cmpOr(f.Vuln.Impact, "The advisory does not say what an attacker could do.")
 	}
+	if s.opts.Holder != nil {
+		adv, held := s.opts.Holder.RestrictedFor(f.Device.ID)
+		v.Restricted = held && adv == f.Advisory.ID
+	}
 	if s.opts.Fixes != nil {
 		if ver, ok := s.opts.Fixes.FixReady(ctx, f.Device.ID, f.Advisory.ID); ok {
 			v.UpdateReady = true
 			v.Action = "An update that fixes it is ready: version " + ver + ". Install it from the device page."
+			if fi, ok := s.opts.Fixes.(FixProgress); ok && fi.FixInstalling(ctx, f.Device.ID, f.Advisory.ID) {
+				v.UpdateInstalling = true
+				v.Action = "An update that fixes it is on its way: version " + ver + ". The device page shows how it goes."
+			}
 			return v
 		}
 	}
 	v.Action, v.ActionURL = actionWords(f.Actions)
 	if f.Verdict == VerdictPossibly {
 		v.Action = "The hub does not know which version this device runs, so it may not be affected. " + v.Action
+	}
+	if s.opts.Holder != nil && !v.Restricted {
+		if _, held := s.opts.Holder.RestrictedFor(f.Device.ID); !held {
+			v.CanRestrict = true
+			v.Action += " " + restrictOffer
+		}
 	}
 	return v
 }

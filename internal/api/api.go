@@ -122,8 +122,13 @@ type Config struct {
 	// endpoints (lifecycle.go); each is optional, and its endpoints
 	// answer 503 without it.
 	Advisories Advisories
-	Firmware   Firmware
-	Operator   Operator
+	// Restrict puts a device a flaw affects on hold until it is fixed
+	// (optional).
+	Restrict Restricter
+	// Feeds are the HTTPS sources of advisories (optional).
+	Feeds    AdvisoryFeeds
+	Firmware Firmware
+	Operator Operator
 	// Updates is the firmware update service; without it its routes
 	// answer 503.
 	Updates Updates
@@ -291,6 +296,7 @@ func (s *Server) routes() {
 
 	m.HandleFunc("POST /api/v1/ingest/{stream}", s.ingest)
 	s.lifecycleRoutes(m)
+	s.feedRoutes(m)
 
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "not-found", "no such endpoint; see /openapi.json")

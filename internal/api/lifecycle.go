@@ -76,7 +76,23 @@ func (s *Server) listAdvisories(w http.ResponseWriter, r *http.Request, p access
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"advisories": n, "findings": nonNil(s.cfg.Advisories.Views(r.Context(), fs))})
+	out := map[string]any{"advisories": n, "findings": nonNil(s.cfg.Advisories.Views(r.Context(), fs)), "staleFeeds": []advisories.FeedStatus{}}
+	if s.cfg.Feeds != nil {
+		// A feed that stopped refreshing makes an empty list mean less.
+		all, err := s.cfg.Feeds.Feeds(r.Context())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		stale := []advisories.FeedStatus{}
+		for _, f := range all {
+			if f.Stale {
+				stale = append(stale, f)
+			}
+		}
+		out["staleFeeds"] = stale
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // importAdvisories takes one OSV or CSAF document as the body, or

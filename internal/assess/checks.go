@@ -61,8 +61,8 @@ var checks = []check{
 	{name: checkCheckpoint, title: "The log's checkpoint is kept somewhere besides the hub", available: needLogSize, run: (*run).checkpoint},
 	{name: checkSupport, title: "Devices are within their support period", available: optional(func(s *Service) bool { return s.cfg.Support != nil }), run: (*run).support},
 	{name: checkAdvisories, title: "No device has an open security advisory", available: optional(func(s *Service) bool { return s.cfg.Advisories != nil }), run: (*run).advisories},
-	{name: checkFeeds, title: "Advisory feeds are refreshed", available: optional(func(s *Service) bool { return s.cfg.Feeds != nil }), run: (*run).feeds},
-	{name: checkUpdates, title: "Update metadata has not expired", available: optional(func(s *Service) bool { return s.cfg.Updates != nil }), run: (*run).updates},
+	{name: checkFeeds, title: "Advisory feeds are refreshed", available: optional(func(s *Service) bool { return present(s.cfg.Feeds) }), run: (*run).feeds},
+	{name: checkUpdates, title: "Update metadata has not expired", available: optional(func(s *Service) bool { return present(s.cfg.Updates) }), run: (*run).updates},
 	{name: checkQuarantine, title: "No device is in quarantine", available: optional(func(s *Service) bool { return s.cfg.Quarantine != nil }), run: (*run).quarantine},
 	{name: checkSecondFactor, title: "Admin accounts have a second factor", available: optional(func(s *Service) bool { return s.cfg.SecondFA != nil }), run: (*run).secondFactor},
 }

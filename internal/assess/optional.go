@@ -24,6 +24,26 @@ type OpenAdvisories interface {
 	OpenAdvisories(ctx context.Context, d store.Device) ([]string, error)
 }
 
+// Present, when an optional part implements it, says whether the part has
+// anything to check now: a hub that can refresh advisory feeds but has no
+// feed, or can check update repositories but no manifest names one, says
+// "not available" for that check rather than a pass.
+type Present interface {
+	Present() bool
+}
+
+// present tells whether an optional part is on this hub and has something
+// to check.
+func present(part any) bool {
+	if part == nil {
+		return false
+	}
+	if p, ok := part.(Present); ok {
+		return p.Present()
+	}
+	return true
+}
+
 // AdvisoryFeeds lists advisory feeds not refreshed in time.
 type AdvisoryFeeds interface {
 	StaleFeeds(ctx context.Context) ([]StaleFeed, error)

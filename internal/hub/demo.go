@@ -24,11 +24,17 @@ func (h *Hub) startDemo(ctx context.Context) error {
 	if err := h.importDemoAdvisory(ctx); err != nil {
 		return fmt.Errorf("start demo: %w", err)
 	}
-	s, hh, n, err := h.demoSimulator(ctx)
+	stopRepo, err := h.serveDemoRepo(ctx)
 	if err != nil {
 		return fmt.Errorf("start demo: %w", err)
 	}
+	s, hh, n, err := h.demoSimulator(ctx)
+	if err != nil {
+		stopRepo()
+		return fmt.Errorf("start demo: %w", err)
+	}
 	h.demoJob.run(func(ctx context.Context) {
+		defer stopRepo()
 		if err := s.Run(ctx); err != nil {
 			h.log.Error("demo simulator stopped", "err", err)
 		}

@@ -32,12 +32,18 @@ func (h *Hub) consentOperator() consent.Party {
 // the manifests in force and the reported versions).
 func (h *Hub) openDeviceLife(context.Context) error {
 	h.firmware = firmware.New(h.st, h.alog, h.log.With("component", "firmware"), nil)
+	var holder advisories.Holder
+	if h.mon != nil {
+		holder = h.mon // a nil *Monitor must not become a non-nil Holder
+	}
 	h.advisories = advisories.New(advisories.Options{
+		Holder:    holder,
 		Store:     h.st,
 		Inventory: advisories.StoreInventory{Store: h.st, Manifest: h.manifestInForce},
 		Log:       h.alog,
 		Logger:    h.log.With("component", "advisories"),
 		Fixes:     updateFixes{h},
+		Feeds:     h.st,
 	})
 	return nil
 }
@@ -60,4 +66,8 @@ func (f updateFixes) FixReady(ctx context.Context, deviceID, advisoryID string) 
 		return "", false
 	}
 	return f.h.upd.FixReady(ctx, deviceID, advisoryID)
+}
+
+func (f updateFixes) FixInstalling(ctx context.Context, deviceID, advisoryID string) bool {
+	return f.h.upd != nil && f.h.upd.FixInstalling(ctx, deviceID, advisoryID)
 }

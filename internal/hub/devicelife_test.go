@@ -105,31 +105,75 @@ func TestFirmwareAdvisoryAndOperator(t *testing.T) {
 }
 
 // TestDemoShowsAdvisory starts the demo: the simulated thermostat reports
-// an affected firmware over MQTT, so the demo advisory lists it; starting
-// the demo again does not import (or log) the demo advisory again.
+// an affected firmware over MQTT, so the demo advisory concerns it; the
+// demo's own signed update repository holds the fix, which the hub offers
+// automatically and the simulated thermostat downloads with its own
+// credential, checks and installs, reporting each stage; the advisory
+// then no longer concerns it. Starting the demo again does not import
+// (or log) the demo advisory again.
 func TestDemoShowsAdvisory(t *testing.T) {
 	th := startHub(t, func(c *configT) { c.Demo = true; c.DemoSpeed = 20 })
-	var f map[string]any
-	waitFor(t, "the demo thermostat's advisory", 20*time.Second, func() bool {
-		_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/advisories", "", nil)
+	var thermo string
+	waitFor(t, "the demo thermostat", 20*time.Second, func() bool {
+		_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/devices", "", nil)
+		ds, _ := out["devices"].([]any)
+		for _, x := range ds {
+			if m := x.(map[string]any); m["type"] == "thermostat" {
+				thermo, _ = m["id"].(string)
+			}
+		}
+		return thermo != ""
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range strings.Split(th.logs.String(), "\n") {
+				if strings.Contains(l, "update") || strings.Contains(l, "demo") {
+					t.Log(l)
+				}
+			}
+		}
+	})
+	// While the device has not finished, the advisory says its fix is on
+	// its way (the demo thermostat waits a simulated minute before it
+	// starts, 3 s at this speed).
+	waitFor(t, "the advisory saying its fix is on its way", 20*time.Second, func() bool {
+		_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/devices/"+thermo+"/advisories", "", nil)
 		fs, _ := out["findings"].([]any)
 		for _, x := range fs {
-			if m := x.(map[string]any); m["deviceType"] == "thermostat" && m["status"] == "affected" {
-				f = m
+			if m := x.(map[string]any); m["advisory"] == demoFixAdvisory && m["updateInstalling"] == true &&
+				strings.Contains(m["action"].(string), "on its way: version "+demoFixVersion) {
 				return true
 			}
 		}
 		return false
 	})
-	if f["advisory"] != "CANDOR-DEMO-2026-0001" || f["firmware"] != "1.3.0" {
-		t.Errorf("demo finding = %v", f)
+	waitFor(t, "the signed fix installed on the demo thermostat", 30*time.Second, func() bool {
+		_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/devices/"+thermo+"/updates", "", nil)
+		u, _ := out["update"].(map[string]any)
+		// "up-to-date" once the device reports the version it installed.
+		return u["stage"] == "up-to-date" && u["installed"] == demoFixVersion && len(th.logged(thermo, auditlog.ActionUpdateInstall)) > 0
+	})
+	_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/devices/"+thermo+"/firmware", "", nil)
+	b, _ := json.Marshal(out)
+	if !strings.Contains(string(b), `"1.3.0"`) || !strings.Contains(string(b), `"`+demoFixVersion+`"`) {
+		t.Errorf("firmware history %s, want the affected 1.3.0 and then %s", b, demoFixVersion)
 	}
+	for _, action := range []string{auditlog.ActionUpdateOffer, auditlog.ActionUpdateInstall} {
+		if evs := th.logged(thermo, action); len(evs) != 1 || evs[0].Detail["version"] != demoFixVersion {
+			t.Errorf("%s entries = %+v, want one for %s", action, evs, demoFixVersion)
+		}
+	}
+	waitFor(t, "the demo advisory closed", 10*time.Second, func() bool {
+		_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/devices/"+thermo+"/advisories", "", nil)
+		fs, _ := out["findings"].([]any)
+		return len(fs) == 0
+	})
 	// As on a restart of the demo: the advisory is held, so it is not
 	// imported again.
 	if err := th.importDemoAdvisory(auditlog.WithActor(context.Background(), auditlog.Actor{Kind: auditlog.ActorHub, ID: "demo"})); err != nil {
 		t.Fatal(err)
 	}
-	_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/log/entries", "", nil)
+	_, out, _ = call(t, th.local, "GET", "http://candor/api/v1/log/entries", "", nil)
 	n := 0
 	for _, e := range out["entries"].([]any) {
 		b, _ := json.Marshal(e)
@@ -140,4 +184,30 @@ func TestDemoShowsAdvisory(t *testing.T) {
 	if n != 1 {
 		t.Errorf("the demo advisory import is logged %d times, want 1", n)
 	}
+}
+
+// TestDemoRestartShowsTheFixAgain: the demo's thermostat starts from the
+// affected firmware at every start, so a restarted demo (its repository
+// and the stored update stage kept) offers and installs the fix again
+// rather than keeping the last run's "installed".
+func TestDemoRestartShowsTheFixAgain(t *testing.T) {
+	dir := shortTempDir(t)
+	demo := func(c *configT) { c.Demo = true; c.DemoSpeed = 20 }
+	installs := func(th *testHub) int {
+		n := 0
+		for e, err := range th.alog.Entries(context.Background(), 0, th.alog.Size()) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Event.Action == auditlog.ActionUpdateInstall {
+				n++
+			}
+		}
+		return n
+	}
+	th := startHubIn(t, dir, demo)
+	waitFor(t, "the first install", 30*time.Second, func() bool { return installs(th) == 1 })
+	th.close()
+	th = startHubIn(t, dir, demo)
+	waitFor(t, "the install after the restart", 30*time.Second, func() bool { return installs(th) == 2 })
 }

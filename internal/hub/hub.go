@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,9 +107,13 @@ type Hub struct {
 	advisories *advisories.Service
 
 	// Background jobs, each stopped by its part: retention sweeps,
-	// erasure purges, the demo, the monitor, update checks and the
-	// security audit's schedule.
-	sweeps, purges, demoJob, monJob, updJob, audits job
+	// erasure purges, the demo, the monitor, update checks, the
+	// security audit's schedule and advisory feed refreshes.
+	sweeps, purges, demoJob, monJob, updJob, audits, feedJob job
+	// demoUpdates is the demo's own update repository (--demo only);
+	// updKick asks the update checks to look at one device now.
+	demoUpdates atomic.Pointer[updates.Source]
+	updKick     chan string
 
 	setupToken string
 	parts      parts
@@ -165,6 +170,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "security audit", start: h.startAudits, stop: h.audits.wait},
 		{name: "MQTT", start: h.startMQTT},
 		{name: "update checks", start: h.startUpdateChecks, stop: h.updJob.wait},
+		{name: "advisory feeds", start: h.startFeedRefresh, stop: h.feedJob.wait},
 		{name: "setup token", start: h.loadSetupToken},
 		{name: "demo", start: h.startDemo, stop: h.demoJob.wait},
 	})

@@ -218,7 +218,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 
 		ConnectTimeout:    h.cfg.MQTTConnectTimeout,
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
-		State:             h.firmware,
+		State:             stateReports{h},
 		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
 		Monitor:           h.mon,
 		Apps:              h.apps,
@@ -300,6 +300,8 @@ func newAPI(h *Hub, fe frontEnd) *api.Server {
 		IdentityOpener:  h.vault,
 		History:         fe.history,
 		Advisories:      h.advisories,
+		Feeds:           h.advisories,
+		Restrict:        h.advisories,
 		Firmware:        h.firmware,
 		Operator:        h.operator,
 		Updates:         h.upd,
@@ -338,12 +340,16 @@ func newWeb(h *Hub, fe frontEnd) *web.Server {
 		Keys:          fe.keys,
 		Recipients:    fe.recipients,
 		Advisories:    h.advisories,
+		Feeds:         h.advisories,
 		Firmware:      h.firmware,
 		Operator:      h.operator,
 		Updates:       h.upd,
 		Apps:          h.apps,
 		Bridge:        h.zb,
 		Assess:        h.assess,
+		// The owner's update buttons and the hold until fixed.
+		UpdateControls: h.upd,
+		Restrict:       h.advisories,
 	})
 }
 

@@ -20,12 +20,14 @@ const updateCheckInterval = 6 * time.Hour
 // published through it) and before the HTTP server and MQTT serve (the
 // file endpoint and progress reports need the service).
 func (h *Hub) openUpdates(context.Context) (err error) {
+	h.updKick = make(chan string, 64)
 	h.upd, err = updates.New(updates.Config{
 		Dir:      filepath.Join(h.cfg.DataDir, "updates"),
 		BaseURL:  h.URL,
 		Versions: h.firmware, // what each device last reported on its $state topic
 		Recorder: h.alog,
 		Publish:  h.br,
+		Stages:   h.st, // a restart keeps each device's update stage
 		Logger:   h.log,
 	})
 	return err
@@ -38,22 +40,39 @@ func (h *Hub) startUpdateChecks(context.Context) error {
 	h.updJob.run(func(ctx context.Context) {
 		t := time.NewTicker(updateCheckInterval)
 		defer t.Stop()
+		h.checkUpdates(ctx, "")
 		for {
-			h.checkUpdates(ctx)
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				h.checkUpdates(ctx, "")
+			case id := <-h.updKick:
+				h.checkUpdates(ctx, id)
 			}
 		}
 	})
 	return nil
 }
 
+// kickUpdates asks the schedule to check one device now: it reported new
+// firmware, so what it should be offered may have changed. A full queue
+// drops the ask; the schedule checks every device anyway.
+func (h *Hub) kickUpdates(deviceID string) {
+	if h.updKick == nil {
+		return
+	}
+	select {
+	case h.updKick <- deviceID:
+	default:
+	}
+}
+
 // checkUpdates names each manifest's repository to the service (manifests
-// change while the hub runs) and checks every device that has one.
-// Refusals are logged and recorded by the service itself.
-func (h *Hub) checkUpdates(ctx context.Context) {
+// change while the hub runs) and checks every device that has one, or
+// only the device named. Refusals are logged and recorded by the service
+// itself.
+func (h *Hub) checkUpdates(ctx context.Context, only string) {
 	has := map[string]bool{}
 	for _, typ := range h.cat.Types() {
 		e, err := h.cat.Current(typ)
@@ -68,6 +87,13 @@ func (h *Hub) checkUpdates(ctx context.Context) {
 		}
 		has[typ] = true
 	}
+	if src := h.demoUpdates.Load(); src != nil && !has["thermostat"] {
+		if err := h.upd.SetSource("thermostat", *src); err != nil {
+			h.log.Warn("demo update repository", "err", err)
+		} else {
+			has["thermostat"] = true
+		}
+	}
 	if len(has) == 0 {
 		return
 	}
@@ -77,7 +103,7 @@ func (h *Hub) checkUpdates(ctx context.Context) {
 		return
 	}
 	for _, d := range devices {
-		if !has[d.Type] || !d.RevokedAt.IsZero() || ctx.Err() != nil {
+		if !has[d.Type] || !d.RevokedAt.IsZero() || ctx.Err() != nil || only != "" && d.ID != only {
 			continue
 		}
 		_, _ = h.upd.Check(ctx, updates.Device{ID: d.ID, Household: d.HouseholdID, Type: d.Type})

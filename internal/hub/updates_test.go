@@ -60,7 +60,7 @@ func TestUpdatesWiredThroughTheHub(t *testing.T) {
 	}
 	dev, secret := th.addDevice("hall", "thermostat")
 
-	th.checkUpdates(ctx)
+	th.checkUpdates(ctx, "")
 	st, ok := th.upd.Status(dev)
 	if !ok || st.Stage != updates.StatusUnknown {
 		t.Fatalf("update state %+v (known %v): want %q, the device has reported no firmware version", st, ok, updates.StatusUnknown)
@@ -215,7 +215,7 @@ func TestReportedFirmwareGetsTheSignedUpdate(t *testing.T) {
 		t.Fatalf("report firmware: %v", err)
 	}
 
-	th.checkUpdates(ctx)
+	th.checkUpdates(ctx, "")
 	st, ok := th.upd.Status(dev)
 	if !ok || st.Installed != "1.0.0" || st.Available == nil || st.Available.Version != "1.2.0" || st.Stage != updates.StatusOffered {
 		t.Fatalf("update state %+v (known %v): want 1.0.0 installed and 1.2.0 offered", st, ok)

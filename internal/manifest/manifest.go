@@ -47,6 +47,8 @@ type Manifest struct {
 	// other device types' data (candor:revealsAcross), by personal-data
 	// category. Each rule names this device type first in DeviceTypes.
 	RevealsAcross []InferenceRule
+	// Advisories names the maker's advisory feeds; nil when none is named.
+	Advisories *AdvisoryFeeds
 	// Raw is the manifest document as given, kept so the exact text the
 	// owner accepted can be served back.
 	Raw json.RawMessage

@@ -27,6 +27,7 @@ type rawManifest struct {
 	Support        *rawSupport                `json:"candor:support"`
 	Identifiers    *Identifiers               `json:"candor:identifiers"`
 	Updates        *rawUpdates                `json:"candor:updates"`
+	Advisories     *AdvisoryFeeds             `json:"candor:advisories"`
 	CanStopStreams bool                       `json:"candor:canStopStreams"`
 	Draft          bool                       `json:"candor:draft"`
 	RevealsAcross  []rawAcross                `json:"candor:revealsAcross"`
@@ -236,6 +237,9 @@ func build(raw *rawManifest, ps *problems) *Manifest {
 	}
 	if raw.Updates != nil {
 		m.Updates = buildUpdates(raw.Updates, ps)
+	}
+	if raw.Advisories != nil {
+		m.Advisories = buildAdvisoryFeeds(raw.Advisories, ps)
 	}
 	for _, group := range []struct {
 		key  string

@@ -107,6 +107,12 @@ func (a Alarm) Explain() Explanation {
 			Risk: "This is often fine, for example after a router change. It can also mean a copy of the device.",
 			Next: "If you did not change your network, give the device a new secret.",
 		}
+	case KindAdvisory:
+		return Explanation{
+			Why:  fmt.Sprintf("An owner put it on hold because of a known security flaw (%s). It stays on hold until a fix is in.", a.Stream),
+			Risk: "While it is on hold, the hub keeps nothing it sends and passes nothing on. It can still get its updates.",
+			Next: "Install the fix when it is ready. The hold ends by itself when the device reports a fixed version. You can also release it now.",
+		}
 	case KindWave:
 		return Explanation{
 			Why:  fmt.Sprintf("%s devices of this type raised alarms in the same %s.", n, win),

@@ -55,6 +55,13 @@ type device struct {
 	conn    uint64 // counts connections up and down, to tell a stale one
 	ready   bool   // connected, subscribed to control, grace over
 	prep    sync.WaitGroup
+	// The live connection and the run's context, for update work that
+	// starts from a control message; fw is the firmware an update
+	// installed ("" for the kind's); updating is true while one runs.
+	cm       *autopaho.ConnectionManager
+	ctx      context.Context
+	fw       string
+	updating bool
 }
 
 func newDevice(s *Simulator, d Device, k Kind, seed uint64) *device {
@@ -113,6 +120,9 @@ func (d *device) fail(err error) {
 // subscribes to its control topics each time the connection comes up and
 // publishes only while it is up.
 func (d *device) run(ctx context.Context, delay time.Duration) {
+	d.mu.Lock()
+	d.ctx = ctx
+	d.mu.Unlock()
 	cm, err := autopaho.NewConnection(ctx, autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{d.sim.url},
 		TlsCfg:                        d.sim.tls,
@@ -219,6 +229,7 @@ func (d *device) up(ctx context.Context, cm *autopaho.ConnectionManager) {
 	d.mu.Lock()
 	d.conn++
 	conn := d.conn
+	d.cm = cm
 	d.mu.Unlock()
 	d.sim.log.Info("device connected", "device", d.id, "kind", d.kind.Name)
 	d.prep.Add(1)
@@ -291,13 +302,14 @@ func (d *device) prepare(ctx context.Context, cm *autopaho.ConnectionManager, co
 // is counted and the device carries on: the hub then just does not know
 // the version.
 func (d *device) reportState(ctx context.Context, cm *autopaho.ConnectionManager) {
-	if d.kind.Firmware == "" {
+	fw := d.firmware()
+	if fw == "" {
 		return
 	}
 	body, err := json.Marshal(struct {
 		Firmware string `json:"firmware"`
 		Hardware string `json:"hardware,omitempty"`
-	}{d.kind.Firmware, d.kind.Hardware})
+	}{fw, d.kind.Hardware})
 	if err != nil {
 		d.fail(fmt.Errorf("encode state: %w", err))
 		return
@@ -407,6 +419,10 @@ func (d *device) onControl(pr paho.PublishReceived) (bool, error) {
 	if !ok {
 		d.sim.log.Warn("message on unexpected topic ignored", "device", d.id, "topic", p.Topic)
 		return false, nil
+	}
+	if name == updateStream {
+		d.onUpdate(p.Payload)
+		return true, nil
 	}
 	i, ok := d.index[name]
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -55,6 +56,9 @@ type Config struct {
 	// after a failure; it doubles from min to max, with jitter, and starts
 	// again from min after a connection that worked. Defaults 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
+	// HTTP downloads update images the hub offers; nil means a client
+	// that trusts TLSConfig's roots.
+	HTTP *http.Client
 }
 
 // Simulator runs a set of simulated devices against one broker.
@@ -71,6 +75,7 @@ type Simulator struct {
 	wallStart time.Time
 	devices   []*device
 	running   atomic.Bool
+	http      *http.Client
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9_]+$`)
@@ -118,6 +123,15 @@ func New(cfg Config) (*Simulator, error) {
 	}
 	if s.tls == nil && useTLS {
 		s.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	s.http = cfg.HTTP
+	if s.http == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.Proxy = nil // the hub is local; never route a device's secret through a proxy
+		if s.tls != nil {
+			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: s.tls.RootCAs}
+		}
+		s.http = &http.Client{Timeout: time.Minute, Transport: tr}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

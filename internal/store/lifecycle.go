@@ -60,4 +60,7 @@ type LifecycleStore interface {
 	Operator(ctx context.Context) (Operator, error)
 	// SetOperator replaces the hub's operator.
 	SetOperator(ctx context.Context, o Operator) error
+
+	// FeedStore keeps advisory feeds and update stages.
+	FeedStore
 }

@@ -59,6 +59,9 @@ type Config struct {
 	// Now is the clock for postponements; nil means time.Now.
 	Now         func() time.Time
 	MaxPostpone time.Duration
+	// Stages keeps each device's stage across restarts (the store);
+	// nil keeps it in memory only.
+	Stages StageStore
 }
 
 // Errors callers act on.
@@ -90,6 +93,9 @@ type State struct {
 	client        *Client
 	postponedOnce string // the version already postponed once
 	refusedKey    string // the refusal last recorded, so a schedule does not repeat it
+	// savedVersion and savedSHA name the image of a stage restored from
+	// the store, until a check finds that image again.
+	savedVersion, savedSHA string
 }
 
 // The hub's own stages, beside the device-reported Stage values.
@@ -139,6 +145,9 @@ func New(cfg Config) (*Service, error) {
 	for id, p := range policies {
 		svc.states[id] = &State{Device: id, Stage: StatusNone, Automatic: !p.Manual,
 			Postponed: p.PostponedUntil, postponedOnce: p.PostponedOnce}
+	}
+	if err := svc.loadStages(context.Background()); err != nil {
+		return nil, err
 	}
 	return svc, nil
 }
@@ -241,6 +250,7 @@ func (s *Service) check(ctx context.Context, d Device, reuse time.Duration) (Sta
 	s.mu.Lock()
 	st := s.state(d)
 	st.Installed, st.Updated = installed, s.cfg.Now()
+	reannounce := false
 	switch {
 	case installed == "" || !validVersion(installed):
 		st.Stage, st.Available, st.target = StatusUnknown, nil, nil
@@ -253,6 +263,14 @@ func (s *Service) check(ctx context.Context, d Device, reuse time.Duration) (Sta
 	case compareVersions(newest.Release.Version, installed) == 0:
 		st.Stage, st.Available, st.target = StatusUpToDate, nil, nil
 	default:
+		if st.target == nil && st.savedSHA == newest.SHA256 && restorable[st.Stage] {
+			// Decided for this image before a restart: keep its stage.
+			rel := newest.Release
+			st.Available, st.target, st.client = &rel, newest, c
+			st.savedVersion, st.savedSHA = "", ""
+			reannounce = inProgress[st.Stage]
+			break
+		}
 		if st.target != nil && st.target.SHA256 == newest.SHA256 && st.Stage != StatusRefused {
 			// Already decided for this image: keep its stage.
 			break
@@ -272,9 +290,16 @@ func (s *Service) check(ctx context.Context, d Device, reuse time.Duration) (Sta
 		auto = st.Available.Security && st.Automatic
 	}
 	out := *st
+	target := st.target
 	s.mu.Unlock()
 	if auto {
 		return s.offer(ctx, d, cat, auditlog.Actor{Kind: auditlog.ActorHub}, "automatic security update")
+	}
+	s.saveStage(ctx, d.ID)
+	if reannounce {
+		if err := s.reannounce(ctx, d, target, cat); err != nil {
+			return out, err
+		}
 	}
 	return out, nil
 }
@@ -290,6 +315,7 @@ func (s *Service) refuse(ctx context.Context, d Device, err error) (State, error
 	st.refusedKey = key
 	out := *st
 	s.mu.Unlock()
+	s.saveStage(ctx, d.ID)
 	if re.Reason == ReasonUnreachable {
 		s.log.WarnContext(ctx, "update repository unreachable", "device", d.ID, "type", d.Type, "err", err)
 		return out, re
@@ -356,9 +382,11 @@ func (s *Service) offer(ctx context.Context, d Device, cat *Catalog, actor audit
 	}
 	s.log.InfoContext(ctx, "update offered", "device", d.ID, "version", t.Release.Version)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	st.Stage, st.Updated = StatusOffered, s.cfg.Now()
-	return *st, nil
+	out := *st
+	s.mu.Unlock()
+	s.saveStage(ctx, d.ID)
+	return out, nil
 }
 
 // Install offers the waiting update now, on the owner's request (for an
@@ -409,6 +437,7 @@ func (s *Service) Postpone(ctx context.Context, actor auditlog.Actor, dev Device
 	if err != nil {
 		return out, err
 	}
+	s.saveStage(ctx, dev.ID)
 	if withdraw {
 		if err := s.cfg.Publish.Publish(OfferTopic(dev.ID), nil, true); err != nil {
 			return out, fmt.Errorf("withdraw offer to device %s: %w", dev.ID, err)
@@ -440,7 +469,11 @@ func (s *Service) HandleProgress(ctx context.Context, d Device, payload []byte) 
 	}
 	s.mu.Lock()
 	st := s.state(d)
-	if st.target == nil || compareVersions(st.target.Release.Version, p.Version) != 0 {
+	offered := st.savedVersion // restored after a restart, before the next check
+	if st.target != nil {
+		offered = st.target.Release.Version
+	}
+	if offered == "" || !validVersion(offered) || compareVersions(offered, p.Version) != 0 {
 		s.mu.Unlock()
 		return fmt.Errorf("progress from device %s for version %s: %w", d.ID, p.Version, ErrNoUpdate)
 	}
@@ -452,6 +485,7 @@ func (s *Service) HandleProgress(ctx context.Context, d Device, payload []byte) 
 		st.Plain = "The device could not install the update (" + p.Reason + ")."
 	}
 	s.mu.Unlock()
+	s.saveStage(ctx, d.ID)
 	s.log.InfoContext(ctx, "update progress", "device", d.ID, "version", p.Version, "stage", p.Stage, "reason", p.Reason)
 	switch p.Stage {
 	case StageInstalled, StageFailed:

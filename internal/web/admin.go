@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/identity"
@@ -182,6 +183,11 @@ type adminView struct {
 	Cells      []aggregateRow
 	CellsShown bool
 	MinCount   int
+	// Feeds are the advisory feeds, stale ones first; FeedsOn is true
+	// when the hub has feeds at all, and FeedForm is the add form.
+	Feeds    []advisories.FeedStatus
+	FeedsOn  bool
+	FeedForm feedForm
 }
 
 // aggregateRow is one anonymised hourly cell, as the admin sees it.
@@ -210,7 +216,11 @@ func (s *Server) adminPage(w http.ResponseWriter, r *http.Request, v viewer) {
 }
 
 func (s *Server) renderAdmin(w http.ResponseWriter, r *http.Request, v viewer, status int, form householdForm, errs []formError) {
-	av := adminView{Form: form, MinChars: credential.MinPasswordChars}
+	s.renderAdminWith(w, r, v, status, form, feedForm{Kind: "csaf"}, errs)
+}
+
+func (s *Server) renderAdminWith(w http.ResponseWriter, r *http.Request, v viewer, status int, form householdForm, feed feedForm, errs []formError) {
+	av := adminView{Form: form, MinChars: credential.MinPasswordChars, Feeds: s.feeds(r.Context()), FeedForm: feed, FeedsOn: s.cfg.Feeds != nil}
 	if ps, ok := s.people(); ok {
 		av.Available = true
 		list, err := ps.Households(r.Context())

@@ -36,6 +36,9 @@ type homeView struct {
 	// Advisories are the household's open security advisories, shown
 	// before everything else.
 	Advisories []advisories.View
+	// StaleFeeds are advisory feeds not read for a week: "no flaws" may
+	// then be wrong.
+	StaleFeeds []advisories.FeedStatus
 }
 
 // undelivered is a recipient the hub could not send everything to.
@@ -51,7 +54,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	hv := homeView{Devices: list, CanAdd: v.CanManage(v.Account.HouseholdID),
-		Advisories: s.householdAdvisories(r.Context(), v.Account.HouseholdID)}
+		Advisories: s.householdAdvisories(r.Context(), v.Account.HouseholdID), StaleFeeds: s.staleFeeds(r.Context())}
 	for _, d := range list {
 		if len(d.Warnings) > 0 {
 			hv.Attention++
@@ -206,7 +209,7 @@ func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, 
 			dv.Data = append(dv.Data, streamReadings(d.ID, st, latest[st.Name]))
 		}
 	}
-	if m != nil && m.Updates != nil {
+	if m != nil && m.Updates != nil || s.updatesKnown(d.ID) {
 		dv.Update = s.updateView(d.ID)
 	}
 	if e != nil {
@@ -235,6 +238,10 @@ func (s *Server) renderDevice(w http.ResponseWriter, r *http.Request, v viewer, 
 	if dv.Behaviour, err = s.behaviour(r.Context(), d.ID); err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	dv.Life.DeviceID, dv.Life.CSRF, dv.Life.CanHold = d.ID, p.CSRF, dv.CanManage && s.cfg.Restrict != nil && !d.Revoked()
+	if dv.Update != nil && dv.CanManage && s.cfg.UpdateControls != nil && !d.Revoked() {
+		dv.Update.Controls, dv.Update.DeviceID, dv.Update.CSRF, dv.Update.Days = true, d.ID, p.CSRF, postponeChoices
 	}
 	p.Errors = errs
 	p.Data = dv

@@ -37,6 +37,11 @@ type lifeView struct {
 	Firmware   *store.FirmwareReport  // nil: never reported
 	History    []store.FirmwareReport // older versions, newest first
 	Advisories []advisories.View
+	// DeviceID, CSRF and CanHold serve the owner's "put it on hold until
+	// fixed" button; CanHold is false for people who cannot manage it.
+	DeviceID string
+	CSRF     string
+	CanHold  bool
 }
 
 // deviceLife reads what the device page shows about firmware and

@@ -15,6 +15,7 @@ import (
 	"github.com/candor-iot/candor/internal/firmware"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/operator"
+	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
@@ -31,7 +32,8 @@ func withLifecycle(cfg *Config) {
 				return nil
 			}
 			return e.Manifest
-		}}})
+		}}, Feeds: db})
+	cfg.Feeds = cfg.Advisories.(*advisories.Service)
 	cfg.Operator = operator.New(db, nil, nil)
 }
 
@@ -59,8 +61,21 @@ func lifecycleHub(t *testing.T) (*testHub, string) {
 	if _, err := h.web.cfg.Advisories.(*advisories.Service).Import(ctx, []advisories.Document{{Source: "osv.json", Data: doc}}); err != nil {
 		t.Fatal(err)
 	}
+	// A maker's feed last read nine days ago, and one read today.
+	db := h.web.cfg.Store.(*sqlite.DB)
+	now := time.Now().UTC()
+	for _, f := range []store.AdvisoryFeed{
+		{URL: staleFeed, Kind: "csaf", Origin: "operator", AddedAt: now.AddDate(0, 0, -30), LastAttempt: now, LastSuccess: now.AddDate(0, 0, -9), LastError: "GET: connection refused"},
+		{URL: "https://osv.example/all.zip", Kind: "osv", Origin: "manifest:thermostat", AddedAt: now.AddDate(0, 0, -30), LastAttempt: now, LastSuccess: now, Documents: 4},
+	} {
+		if err := db.PutAdvisoryFeed(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return h, d.ID
 }
+
+const staleFeed = "https://maker.example/.well-known/csaf/provider-metadata.json"
 
 func TestLifecyclePages(t *testing.T) {
 	h, devID := lifecycleHub(t)
@@ -72,7 +87,34 @@ func TestLifecyclePages(t *testing.T) {
 	if i < 0 || j < 0 || i > j {
 		t.Errorf("the home page does not list the open advisory before the devices (at %d, devices at %d)", i, j)
 	}
-	mustContain(t, "home", home.body, "CANDOR-DEMO-2026-0001", "Someone on your home network could", "Version 1.4.2 fixes this flaw")
+	mustContain(t, "home", home.body, "CANDOR-DEMO-2026-0001", "Someone on your home network could", "Version 1.4.2 fixes this flaw",
+		"News of security flaws is late", "from one source for a week or more")
+	warning := visibleText(home.body[strings.Index(home.body, `id="stale-feeds-title"`):strings.Index(home.body, `id="advisories-title"`)])
+	if s := readability.Score(warning); s.Ease < 60 {
+		t.Errorf("the stale feed warning scores %.1f, want at least 60:\n%s", s.Ease, warning)
+	}
+	admin := b.get("/admin")
+	mustContain(t, "admin", admin.body, "Where news of security flaws comes from", staleFeed, "was last read 9 days ago", "connection refused", "This feed is up to date.")
+	if strings.Index(admin.body, staleFeed) > strings.Index(admin.body, "osv.example") {
+		t.Error("the admin page does not list the stale feed first")
+	}
+	// The admin adds, reads and removes feeds on the same page.
+	badFeed := b.post("/admin/feeds", url.Values{"url": {"http://maker.example/.well-known/csaf/provider-metadata.json"}, "kind": {"csaf"}})
+	if badFeed.status != http.StatusUnprocessableEntity {
+		t.Fatalf("plain http feed: status %d", badFeed.status)
+	}
+	mustContain(t, "refused feed", badFeed.body, `id="feed-url-error"`, "https URL", `value="http://maker.example/.well-known/csaf/provider-metadata.json"`)
+	added := b.post("/admin/feeds", url.Values{"url": {"https://127.0.0.1:1/osv/all.zip"}, "kind": {"osv"}})
+	mustContain(t, "added feed", added.body, "is added", "https://127.0.0.1:1/osv/all.zip", "This feed has not been read yet.")
+	read := b.post("/admin/feeds/refresh", url.Values{"url": {"https://127.0.0.1:1/osv/all.zip"}})
+	mustContain(t, "read feed", read.body, "The hub could not read the feed.", "connection refused")
+	gone := b.post("/admin/feeds/remove", url.Values{"url": {"https://127.0.0.1:1/osv/all.zip"}})
+	mustContain(t, "removed feed", gone.body, "The feed is removed.")
+	mustNotContain(t, "removed feed", gone.body, "<code>https://127.0.0.1:1/osv/all.zip</code>")
+	feeds := visibleText(admin.body[strings.Index(admin.body, `id="feeds-title"`):])
+	if s := readability.Score(feeds); s.Ease < 60 {
+		t.Errorf("the feeds section scores %.1f, want at least 60:\n%s", s.Ease, feeds)
+	}
 
 	dev := b.get("/devices/" + devID)
 	mustContain(t, "device page", dev.body, "It runs", "1.3.0", "on hardware rev-b", "Earlier versions", "1.2.0",
@@ -119,6 +161,11 @@ func TestBrowserLifecyclePages(t *testing.T) {
 	tb.checkA11y("home, open advisory")
 	tb.open("/devices/" + devID)
 	tb.checkA11y("device, firmware and advisory")
+	tb.open("/admin")
+	tb.checkA11y("admin, advisory feeds with a stale one")
+	tb.step("fill a plain http feed", chromedp.SendKeys(chromedp.ID("feed-url"), "http://maker.example/provider-metadata.json"))
+	tb.submit("add the feed", `form[action="/admin/feeds"] button[type=submit]`)
+	tb.checkA11y("admin, refused feed")
 	tb.open("/operator")
 	tb.checkA11y("operator")
 	tb.checkFocusVisible("operator")

@@ -11,12 +11,14 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/auditlog/verify"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/monitor"
 )
 
 const (
@@ -175,6 +177,17 @@ func eventSentence(v viewer, ev auditlog.Event, names map[string]string) string 
 		what = "revoked the credential of " + dev
 	case auditlog.ActionDeviceQuarantine:
 		what = "cut off " + dev + " for how it behaved"
+		if ev.Detail["kind"] == string(monitor.KindAdvisory) {
+			what = "put " + dev + " on hold until a security flaw is fixed"
+		}
+	case monitor.ActionRelease:
+		what = "let " + dev + " off its hold"
+	case advisories.ActionAdvisoryImport:
+		what = "added news of a security flaw"
+	case advisories.ActionFeedAdd:
+		what = "added a source of news of security flaws"
+	case advisories.ActionFeedRemove:
+		what = "removed a source of news of security flaws"
 	case auditlog.ActionSecurityFinding:
 		what = "found a security problem with " + dev
 	case auditlog.ActionAccountCreate:

@@ -5,11 +5,13 @@ import (
 	"testing"
 
 	"github.com/candor-iot/candor/internal/access"
+	"github.com/candor-iot/candor/internal/advisories"
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/forward"
 	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/monitor"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -37,6 +39,12 @@ func TestEventSentencesArePlainWords(t *testing.T) {
 		{identity.ActionSecondFactorOn, nil, "You turned on login codes from an app."},
 		{identity.ActionSecondFactorOff, nil, "You turned off login codes from an app."},
 		{"future.thing", nil, `You made a change this page cannot describe yet, about "Hall" (dev_1).`},
+		{auditlog.ActionDeviceQuarantine, map[string]string{"kind": "advisory", "advisory": "CVE-2026-1"},
+			`You put "Hall" (dev_1) on hold until a security flaw is fixed.`},
+		{monitor.ActionRelease, map[string]string{"kind": "advisory"}, `You let "Hall" (dev_1) off its hold.`},
+		{advisories.ActionFeedAdd, nil, "You added a source of news of security flaws."},
+		{advisories.ActionFeedRemove, nil, "You removed a source of news of security flaws."},
+		{advisories.ActionAdvisoryImport, nil, "You added news of a security flaw."},
 	}
 	for _, a := range []string{auditlog.ActionReadingsForward, auditlog.ActionReadingsExport, auditlog.ActionConsentChange,
 		auditlog.ActionDataDelete, auditlog.ActionDataShred, auditlog.ActionManifestChange, auditlog.ActionDeviceCreate,

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"time"
+
 	"github.com/candor-iot/candor/internal/updates"
 )
 
@@ -20,6 +22,14 @@ type updateView struct {
 	Status    string // in plain words
 	Refusal   string // why the hub refused an update, in plain words
 	Automatic bool
+	// The owner's controls: shown when Controls is true.
+	Controls    bool
+	DeviceID    string
+	CSRF        string
+	CanInstall  bool // an update waits (not yet offered, put off, or failed)
+	CanPostpone bool // an update waits or was offered and not yet started
+	Postponed   time.Time
+	Days        []int
 }
 
 // updateStatusWords says a stage in plain words.
@@ -46,7 +56,14 @@ func (s *Server) updateView(deviceID string) *updateView {
 	if !ok {
 		return &updateView{Status: updateStatusWords[updates.StatusNone], Automatic: true}
 	}
-	v := &updateView{Installed: st.Installed, Status: updateStatusWords[st.Stage], Automatic: st.Automatic}
+	v := &updateView{Installed: st.Installed, Status: updateStatusWords[st.Stage], Automatic: st.Automatic, Postponed: st.Postponed}
+	if st.Available != nil {
+		switch st.Stage {
+		case updates.StatusAvailable, updates.StatusPostponed, string(updates.StageFailed):
+			v.CanInstall = true
+		}
+		v.CanPostpone = st.Stage == updates.StatusAvailable || st.Stage == updates.StatusOffered
+	}
 	if st.Stage == updates.StatusRefused {
 		v.Refusal = st.Plain
 	}
@@ -54,4 +71,14 @@ func (s *Server) updateView(deviceID string) *updateView {
 		v.Version, v.Notes, v.Security, v.Fixes = a.Version, a.Notes, a.Security, a.Fixes
 	}
 	return v
+}
+
+// updatesKnown tells whether the updates service follows the device even
+// though its manifest names no repository (the demo's own repository).
+func (s *Server) updatesKnown(deviceID string) bool {
+	if s.cfg.Updates == nil {
+		return false
+	}
+	st, ok := s.cfg.Updates.Status(deviceID)
+	return ok && st.Stage != "" && st.Stage != updates.StatusNone
 }

@@ -180,6 +180,15 @@ type Config struct {
 	Advisories Advisories
 	Firmware   Firmware
 	Operator   Operator
+	// UpdateControls, when set, gives owners the update buttons on the
+	// device page (install now, put off, automatic security updates).
+	UpdateControls UpdateControls
+	// Restrict, when set, offers owners to put a device a flaw affects
+	// on hold until it is fixed.
+	Restrict Restricter
+	// Feeds, when set, warns on the home and admin pages about advisory
+	// feeds not refreshed for a week, and lists the feeds for the admin.
+	Feeds Feeds
 	// Updates, when set, gives the page of a device whose manifest names
 	// an update repository its "Updates" section.
 	Updates Updates
@@ -267,6 +276,7 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("GET /devices/{id}/revoke", s.authed(s.getRevoke))
 	m.HandleFunc("POST /devices/{id}/revoke", s.authed(s.postRevoke))
 	m.HandleFunc("POST /devices/{id}/release", s.authed(s.postRelease))
+	s.deviceControlRoutes(m)
 
 	m.HandleFunc("POST /devices/{id}/consent", s.authed(s.postConsent))
 	m.HandleFunc("POST /devices/{id}/consent/routing", s.authed(s.postRouting))
@@ -312,6 +322,7 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /admin/monitoring", s.authed(s.postMonitoring))
 	m.HandleFunc("GET /alerts", s.authed(s.alertsPage))
 	m.HandleFunc("POST /alerts", s.authed(s.postAlerts))
+	s.feedRoutes(m)
 	m.HandleFunc("GET /operator", s.authed(s.operatorPage))
 	m.HandleFunc("POST /operator", s.authed(s.postOperator))
 

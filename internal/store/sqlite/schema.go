@@ -416,6 +416,33 @@ var migrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		name: "advisory feeds and update stages",
+		stmts: []string{
+			// No foreign key to manifests: a feed a manifest named
+			// keeps its refresh history if the manifest changes.
+			`CREATE TABLE advisory_feeds (
+				url          TEXT PRIMARY KEY NOT NULL CHECK (url <> ''),
+				kind         TEXT NOT NULL CHECK (kind IN ('csaf', 'osv')),
+				origin       TEXT NOT NULL,
+				added_at     INTEGER NOT NULL,
+				last_attempt INTEGER NOT NULL,
+				last_success INTEGER NOT NULL,
+				last_error   TEXT NOT NULL,
+				documents    INTEGER NOT NULL
+			) STRICT`,
+			`CREATE TABLE update_stages (
+				device_id  TEXT PRIMARY KEY NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+				version    TEXT NOT NULL,
+				sha256     TEXT NOT NULL,
+				stage      TEXT NOT NULL CHECK (stage <> ''),
+				reason     TEXT NOT NULL,
+				plain      TEXT NOT NULL,
+				fail_code  TEXT NOT NULL,
+				updated_at INTEGER NOT NULL
+			) STRICT`,
+		},
+	},
 }
 
 type migration struct {

@@ -103,6 +103,8 @@ var suite = []struct {
 	{"Firmware", testFirmware},
 	{"Advisories", testAdvisories},
 	{"Operator", testOperator},
+	{"AdvisoryFeeds", testAdvisoryFeeds},
+	{"UpdateStages", testUpdateStages},
 	{"Quarantines", testQuarantines},
 	{"AlertPrefs", testAlertPrefs},
 	{"MonitorWindows", testMonitorWindows},

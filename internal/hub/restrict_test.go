@@ -1,0 +1,116 @@
+package hub
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/monitor"
+)
+
+// TestRestrictUntilFixed, over real MQTT: an owner puts a thermostat an
+// advisory concerns on hold; the device is told on its control topic and
+// its readings are refused, while it can still report its firmware; when
+// it reports the fixing version the hub lifts the hold by itself. Both
+// steps are in the transparency log with the hold's own reason.
+func TestRestrictUntilFixed(t *testing.T) {
+	th := startHub(t)
+	id, secret := th.addDevice("Hall thermostat", "thermostat")
+	var (
+		mu      sync.Mutex
+		control []string
+	)
+	c, _, err := v5(t, th.MQTTAddr(), id, id, secret, func(p paho.PublishReceived) {
+		mu.Lock()
+		defer mu.Unlock()
+		control = append(control, string(p.Packet.Payload))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "candor/" + id + "/control/#", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(topic, payload string) *paho.PublishResponse {
+		t.Helper()
+		resp, err := c.Publish(ctx, &paho.Publish{Topic: "candor/" + id + "/" + topic, QoS: 1, Payload: []byte(payload)})
+		if err != nil {
+			t.Fatalf("publish %s: %v", topic, err)
+		}
+		return resp
+	}
+	publish("$state", `{"firmware":"1.3.0"}`)
+	doc, err := os.ReadFile("../advisories/testdata/osv-thermostat.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/advisories", "", string(doc)); code != http.StatusCreated {
+		t.Fatalf("import: %d %v", code, out)
+	}
+	const adv = "CANDOR-DEMO-2026-0001"
+	_, out, _ := call(t, th.local, "GET", "http://candor/api/v1/devices/"+id+"/advisories", "", nil)
+	if fs, _ := out["findings"].([]any); len(fs) != 1 || fs[0].(map[string]any)["canRestrict"] != true ||
+		!strings.Contains(fs[0].(map[string]any)["action"].(string), "put the device on hold") {
+		t.Fatalf("finding before the hold: %v, want the offer to put it on hold", out)
+	}
+	// An advisory that does not concern the device is refused.
+	if code, _, _ := call(t, th.local, "POST", "http://candor/api/v1/devices/"+id+"/restrict", "", map[string]string{"advisory": "CVE-0000-0000"}); code != http.StatusConflict {
+		t.Errorf("restrict for an unrelated advisory: %d, want 409", code)
+	}
+	if code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/devices/"+id+"/restrict", "", map[string]string{"advisory": adv}); code != http.StatusOK {
+		t.Fatalf("restrict: %d %v", code, out)
+	}
+	waitFor(t, "the device told it is on hold", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(control) > 0 && strings.Contains(control[len(control)-1], `"quarantined":true`) && strings.Contains(control[len(control)-1], `"advisory"`)
+	})
+	// paho turns the refusal (PUBACK "not authorized") into an error.
+	if resp, err := c.Publish(ctx, &paho.Publish{Topic: "candor/" + id + "/temperature", QoS: 1, Payload: []byte(`{"celsius":21.5,"humidity_percent":40}`)}); err == nil && resp.ReasonCode == 0 {
+		t.Error("a reading while on hold was accepted")
+	}
+	if n := len(th.readings(id, "")); n != 0 {
+		t.Errorf("%d readings kept while on hold", n)
+	}
+	if st, ok := th.mon.Status(id); !ok || !st.Quarantined || st.Alarm.Kind != monitor.KindAdvisory {
+		t.Errorf("monitor status %+v, %v; want quarantined for an advisory", st, ok)
+	}
+	_, out, _ = call(t, th.local, "GET", "http://candor/api/v1/devices/"+id+"/advisories", "", nil)
+	if fs, _ := out["findings"].([]any); len(fs) != 1 || fs[0].(map[string]any)["restricted"] != true {
+		t.Errorf("finding while on hold: %v, want restricted", out)
+	}
+	held := th.logged(id, auditlog.ActionDeviceQuarantine)
+	if len(held) != 1 || held[0].Purpose != "restricted until fixed (advisory "+adv+")" || held[0].Actor.Kind != auditlog.ActorOperator {
+		t.Errorf("logged holds = %+v, want one with the reason and the operator as actor", held)
+	}
+
+	// A version that is still affected keeps the hold; the fixed one lifts it.
+	publish("$state", `{"firmware":"1.4.0"}`)
+	if _, ok := th.mon.RestrictedFor(id); !ok {
+		t.Error("an affected version lifted the hold")
+	}
+	publish("$state", `{"firmware":"1.4.2"}`)
+	waitFor(t, "the hold lifted", 10*time.Second, func() bool {
+		_, ok := th.mon.Status(id)
+		mu.Lock()
+		defer mu.Unlock()
+		return !ok && len(control) > 0 && strings.Contains(control[len(control)-1], `"quarantined":false`)
+	})
+	lifted := th.logged(id, monitor.ActionRelease)
+	if len(lifted) != 1 || lifted[0].Actor.Kind != auditlog.ActorHub || !strings.Contains(lifted[0].Purpose, adv) {
+		t.Errorf("logged releases = %+v, want one by the hub naming the advisory", lifted)
+	}
+	if resp := publish("temperature", `{"celsius":21.5,"humidity_percent":40}`); resp.ReasonCode != 0 {
+		t.Errorf("a reading after the fix: reason %#x", resp.ReasonCode)
+	}
+	waitFor(t, "the reading kept", 10*time.Second, func() bool { return len(th.readings(id, "")) == 1 })
+}
