@@ -40,3 +40,43 @@ func storeURL(v any) error {
 	}
 	return nil
 }
+
+// natsURL accepts an empty value (a single hub) or a nats:// or tls://
+// URL with a host. Like storeURL, messages never repeat the URL, which may
+// carry a token or password.
+func natsURL(v any) error {
+	s, _ := v.(string)
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("is not a URL; give nats://host:4222, or leave it empty for a single hub")
+	}
+	switch u.Scheme {
+	case "nats", "tls":
+	default:
+		return fmt.Errorf("has the scheme %q; give nats://host:4222 (or tls://host:4222), or leave it empty for a single hub", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("has no host; give nats://host:4222")
+	}
+	return nil
+}
+
+// deploymentName accepts what package cluster puts into NATS subjects.
+func deploymentName(v any) error {
+	s, _ := v.(string)
+	if s == "" {
+		return errors.New("is empty; give a name such as \"default\"")
+	}
+	if len(s) > 64 {
+		return errors.New("is longer than 64 characters")
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("has the character %q; use letters, digits, - and _", r)
+		}
+	}
+	return nil
+}
