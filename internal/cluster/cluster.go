@@ -351,7 +351,7 @@ func (n *Node) announce(ctx context.Context, changes []Change) error {
 	ctx, cancel := context.WithTimeout(ctx, n.opts.Confirm)
 	defer cancel()
 	confirmed := map[string]bool{} // answered, with or without an error
-	var failed []string             // answered with an error
+	var failed []string            // answered with an error
 	var reason string
 	recheck := time.NewTicker(n.opts.Heartbeat)
 	defer recheck.Stop()

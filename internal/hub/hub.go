@@ -32,6 +32,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/cluster"
 	"github.com/candor-iot/candor/internal/config"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/erasure"
@@ -96,6 +97,9 @@ type Hub struct {
 	export    *export.Service
 	mon       *monitor.Monitor
 	assess    *assess.Service
+	node      *cluster.Node // nil for a single hub (no --nats)
+	// nodeBroker is the broker for NATS callbacks, set once it exists.
+	nodeBroker nodeBroker
 
 	operator   *operator.Service
 	firmware   *firmware.Service
@@ -151,6 +155,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "retention sweeps", start: h.startSweeps, stop: h.sweeps.wait},
 		{name: "erasure purges", start: h.startPurges, stop: h.purges.wait},
 		{name: "firmware and advisories", start: h.openDeviceLife},
+		{name: "hub nodes", start: h.joinCluster, stop: h.leaveCluster},
 		{name: "broker", start: h.openBroker, stop: h.closeBroker},
 		{name: "updates", start: h.openUpdates},
 		{name: "assessments", start: h.openAssess},
@@ -181,7 +186,7 @@ func (h *Hub) rootHandler() http.Handler {
 	}
 	mux.Handle("/", h.web.Handler())
 	mux.Handle(updates.FilePattern, h.upd.FileHandler(h.deviceAuth()))
-	return h.withTLSRoutes(mux)
+	return h.confirming(h.withTLSRoutes(mux))
 }
 
 // addrHint tells the user what to do when a port is taken, which is the

@@ -215,7 +215,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
 		State:             h.firmware,
 		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
-		Monitor:           h.mon,
+		Monitor:           h.brokerMonitor(),
 		Apps:              h.apps,
 	}
 	if h.tls != nil {
@@ -236,6 +236,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 	h.consent.OnChange(func(deviceID, stream string, collect bool) {
 		h.publishControl(deviceID, stream, collect)
 	})
+	h.startSessions()
 	return nil
 }
 
@@ -338,7 +339,7 @@ func (h *Hub) serveControl(context.Context) (err error) {
 	if h.sockLn, err = listenSocket(filepath.Join(h.cfg.DataDir, SocketName)); err != nil {
 		return err
 	}
-	h.local.serve(h.log, &http.Server{Handler: h.api.LocalHandler(), ReadHeaderTimeout: 10 * time.Second}, h.sockLn)
+	h.local.serve(h.log, &http.Server{Handler: h.confirming(h.api.LocalHandler()), ReadHeaderTimeout: 10 * time.Second}, h.sockLn)
 	return nil
 }
 

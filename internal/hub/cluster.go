@@ -1,0 +1,193 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+
+	"github.com/candor-iot/candor/internal/broker"
+	"github.com/candor-iot/candor/internal/cluster"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// The hub as one node of several (--nats): the services report changes
+// that decide the next reading, the front ends wait until every live node
+// has them before saying "done", and each node applies the others'
+// changes to what it keeps in memory. See package cluster and
+// docs/deployment.md.
+
+// joinCluster joins the deployment when --nats is set. It runs before the
+// broker opens, so a change made by another node while this one starts is
+// applied (or read from the database afterwards by reloadAll).
+func (h *Hub) joinCluster(ctx context.Context) (err error) {
+	if h.cfg.NATS == "" {
+		return nil
+	}
+	h.vault.ShareStore()
+	h.node, err = cluster.Join(ctx, cluster.Options{URL: h.cfg.NATS, Deployment: h.cfg.Deployment,
+		Logger: h.log.With("component", "cluster")}, h.applyChange)
+	if err != nil {
+		return err
+	}
+	h.consent.OnChange(func(deviceID, _ string, _ bool) {
+		h.node.Note(cluster.Change{Kind: cluster.KindConsent, ID: deviceID})
+	})
+	h.id.OnRevoke(func(deviceID string) { h.node.Note(cluster.Change{Kind: cluster.KindDevice, ID: deviceID}) })
+	h.apps.OnRevoke(func(appID string) { h.node.Note(cluster.Change{Kind: cluster.KindApp, ID: appID}) })
+	// Anything changed between the services loading and the subscription
+	// above is in the database: read it once more.
+	if err := h.reloadAll(ctx); err != nil {
+		_ = h.node.Close()
+		return err
+	}
+	h.log.Info("joined hub nodes", "deployment", h.cfg.Deployment, "node", h.node.Name(), "live", len(h.node.Live()))
+	return nil
+}
+
+func (h *Hub) leaveCluster(context.Context) error {
+	if h.node == nil {
+		return nil
+	}
+	return h.node.Close()
+}
+
+// clusterBroker is set once the broker exists; changes that arrive before
+// have no connection to end.
+func (h *Hub) clusterBroker() *broker.Broker { return h.nodeBroker.Load() }
+
+// startSessions lets other nodes end sessions here once the broker exists.
+func (h *Hub) startSessions() {
+	if h.node == nil {
+		return
+	}
+	h.nodeBroker.Store(h.br)
+	h.node.OnTakeover(func(clientID string) {
+		if h.br.EndSession(clientID) {
+			h.log.Info("MQTT session taken over by another hub node", "client", clientID)
+		}
+	})
+}
+
+// applyChange makes another node's change take effect here.
+func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
+	switch c.Kind {
+	case cluster.KindConsent:
+		return h.consent.Refresh(ctx, c.ID)
+	case cluster.KindDevice:
+		if br := h.clusterBroker(); br != nil {
+			br.Disconnect(c.ID) // revoked, rotated or erased: its credential no longer holds
+		}
+		if _, err := h.st.Device(ctx, c.ID); errors.Is(err, store.ErrNotFound) {
+			ids := []string{c.ID}
+			h.owners.forget(ids)
+			h.mon.Forget(ids)
+			h.id.DevicesErased(ids)
+		} else if err != nil {
+			return fmt.Errorf("look up device: %w", err)
+		}
+		return h.consent.Refresh(ctx, c.ID)
+	case cluster.KindApp:
+		if br := h.clusterBroker(); br != nil {
+			br.Disconnect(c.ID)
+		}
+		return h.apps.Reload(ctx)
+	case cluster.KindReload:
+		return h.reloadAll(ctx)
+	}
+	return fmt.Errorf("unknown change kind %q", c.Kind)
+}
+
+// reloadAll rereads everything this node keeps in memory that another
+// node may have changed without a narrower Change: manifests in force (and
+// so every device's decisions), app grants, holds, recipients and key
+// settings.
+func (h *Hub) reloadAll(ctx context.Context) error {
+	var errs []error
+	if err := h.cat.Reload(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := h.consent.Refresh(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("consent: %w", err))
+	}
+	if err := h.apps.Reload(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := h.mon.Reload(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	hhs, err := h.st.Households(ctx)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("households: %w", err))
+	}
+	for _, hh := range hhs {
+		if err := h.forward.Reload(ctx, hh.ID); err != nil {
+			errs = append(errs, fmt.Errorf("recipients of %s: %w", hh.ID, err))
+		}
+	}
+	kos, err := h.st.KeyOwners(ctx)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("key owners: %w", err))
+	}
+	for _, ko := range kos {
+		if err := h.vault.Refresh(ctx, ko.OwnerID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reloadPaths are the parts of request paths whose changes no service
+// reports as a Change of its own: manifests, app grants, quarantine
+// releases, recipients, key settings, the operator's details, erasure.
+var reloadPaths = []string{"/manifests", "/apps", "/release", "/recipients", "/keys", "/operator",
+	"/my-data/delete", "/my-data/leave", "/unlink", "/households", "/household/"}
+
+// classifyRequest says what a successful changing request may have
+// changed beyond what the services note themselves.
+func classifyRequest(r *http.Request) []cluster.Change {
+	p := r.URL.Path
+	if r.Method == http.MethodDelete && p == "/api/v1/me" {
+		return []cluster.Change{{Kind: cluster.KindReload}}
+	}
+	for _, s := range reloadPaths {
+		if strings.Contains(p, s) {
+			return []cluster.Change{{Kind: cluster.KindReload}}
+		}
+	}
+	return nil
+}
+
+// confirming wraps a front end so changes are in force on every node
+// before it answers; a single hub needs no wrapping.
+func (h *Hub) confirming(next http.Handler) http.Handler {
+	if h.node == nil {
+		return next
+	}
+	return h.node.Confirming(next, classifyRequest)
+}
+
+// brokerMonitor is the monitor the broker reports connections to; on a
+// node it also tells the other nodes, so they end the client's session.
+func (h *Hub) brokerMonitor() broker.Monitor {
+	if h.node == nil {
+		return h.mon
+	}
+	return sessionMonitor{Monitor: h.mon, node: h.node}
+}
+
+type sessionMonitor struct {
+	broker.Monitor
+	node *cluster.Node
+}
+
+func (m sessionMonitor) Connect(deviceID, clientID string, addr netip.Addr) {
+	m.Monitor.Connect(deviceID, clientID, addr)
+	m.node.Connected(clientID)
+}
+
+// nodeBroker is the broker as seen from NATS callbacks.
+type nodeBroker = atomic.Pointer[broker.Broker]
