@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/cluster"
+	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -19,6 +23,36 @@ import (
 // has them before saying "done", and each node applies the others'
 // changes to what it keeps in memory. See package cluster and
 // docs/deployment.md.
+
+// SharedKeyFiles are the files, relative to the data directory, that
+// every node of a deployment must hold the same copy of: the vault key
+// (data keys are wrapped to it in the shared database, so a node with
+// another one could not open readings sealed by the others, nor they its)
+// and the consent receipt and forwarding signing keys (one deployment,
+// one signer). The first node makes them; the operator copies them to
+// every other node before its first start, like a TLS certificate.
+var SharedKeyFiles = []string{"vault.key", filepath.Join("consent", signkey.KeyFile(receiptKeyName)), filepath.Join("forward", signkey.KeyFile(forwardKeyName))}
+
+// checkSharedKeys refuses to start a node that lacks the deployment's
+// vault key while the shared database already holds data keys: it would
+// make a key of its own and seal readings no other node can open.
+func (h *Hub) checkSharedKeys(ctx context.Context) error {
+	if h.cfg.NATS == "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(h.cfg.DataDir, "vault.key")); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	kos, err := h.st.KeyOwners(ctx)
+	if err != nil {
+		return fmt.Errorf("check for the deployment's keys: %w", err)
+	}
+	if len(kos) > 0 {
+		return fmt.Errorf("this node has no vault.key in %s, but the shared database already holds data keys: copy %s from the data directory of a node that runs, then start again",
+			h.cfg.DataDir, strings.Join(SharedKeyFiles, ", "))
+	}
+	return nil
+}
 
 // joinCluster joins the deployment when --nats is set. It runs before the
 // broker opens, so a change made by another node while this one starts is
@@ -86,6 +120,10 @@ func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
 			h.owners.forget(ids)
 			h.mon.Forget(ids)
 			h.id.DevicesErased(ids)
+			// Refresh drops what consent held of it; that it reports the
+			// device unknown is the point.
+			_ = h.consent.Refresh(ctx, c.ID)
+			return nil
 		} else if err != nil {
 			return fmt.Errorf("look up device: %w", err)
 		}

@@ -143,6 +143,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "transparency log", start: h.openAuditLog, stop: h.closeAuditLog},
 		{name: "manifests", start: h.openCatalog},
 		{name: "operator", start: h.openOperator},
+		{name: "shared keys", start: h.checkSharedKeys},
 		{name: "vault", start: h.openVault, stop: h.closeVault},
 		{name: "consent", start: h.openConsent},
 		{name: "forwarding", start: h.openForward, stop: h.stopForward},

@@ -1,0 +1,221 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/candor-iot/candor/internal/cluster/clustertest"
+	"github.com/candor-iot/candor/internal/config"
+	"github.com/candor-iot/candor/internal/store/postgres/pgtest"
+)
+
+// startNodes starts n hubs as nodes of one deployment: one PostgreSQL
+// database of their own, one NATS deployment name of their own. The first
+// node makes the keys every node must share (the vault key and the two
+// signing keys); the others get copies before they start, as the
+// deployment guide tells operators to do.
+func startNodes(t *testing.T, n int) []*testHub {
+	t.Helper()
+	db := pgtest.NewDatabase(t)
+	natsURL := clustertest.URL(t)
+	dep := clustertest.Deployment()
+	mod := func(c *config.Config) { c.Store, c.NATS, c.Deployment = db, natsURL, dep }
+	first := startHubIn(t, shortTempDir(t), mod)
+	nodes := []*testHub{first}
+	for range n - 1 {
+		dir := shortTempDir(t)
+		for _, name := range SharedKeyFiles {
+			copyFile(t, filepath.Join(first.dir, name), filepath.Join(dir, name))
+		}
+		nodes = append(nodes, startHubIn(t, dir, mod))
+	}
+	for _, th := range nodes {
+		for len(th.node.Live()) < n {
+			time.Sleep(20 * time.Millisecond) // Join waited two heartbeats; the first nodes hear the last ones soon after
+		}
+	}
+	return nodes
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// watched is an MQTT connection that reports when the server ends it.
+type watched struct {
+	c     *paho.Client
+	ended chan struct{}
+	once  sync.Once
+}
+
+func connectWatched(t *testing.T, addr, clientID, user, pass string) *watched {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &watched{ended: make(chan struct{})}
+	end := func() { w.once.Do(func() { close(w.ended) }) }
+	w.c = paho.NewClient(paho.ClientConfig{Conn: conn, ClientID: clientID,
+		OnServerDisconnect: func(*paho.Disconnect) { end() },
+		OnClientError:      func(error) { end() }})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := w.c.Connect(ctx, &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true,
+		UsernameFlag: true, Username: user, PasswordFlag: true, Password: []byte(pass)}); err != nil {
+		t.Fatalf("connect %s to %s: %v", clientID, addr, err)
+	}
+	t.Cleanup(func() { _ = w.c.Disconnect(&paho.Disconnect{}); conn.Close() })
+	return w
+}
+
+func (w *watched) publish(t *testing.T, topic, payload string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := w.c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(payload)})
+	if err != nil || resp.ReasonCode != 0 {
+		t.Fatalf("publish %s: %v %+v", topic, err, resp)
+	}
+}
+
+// waitEnded waits for the server to end the connection. The bound only
+// keeps a broken test from hanging; the time taken is reported.
+func (w *watched) waitEnded(t *testing.T, what string, since time.Time) {
+	t.Helper()
+	select {
+	case <-w.ended:
+		t.Logf("%s: connection ended %v after the change returned", what, time.Since(since).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: the connection was not ended", what)
+	}
+}
+
+// TestSeveralNodes runs three hubs on one PostgreSQL database and one NATS
+// deployment and checks that they behave as one hub: a consent change
+// made through node B is in force for the next reading a device sends to
+// node A; a revocation through node C has cut the device's connection to
+// A by the time C answers; a client id connecting to B ends its session
+// on A; accounts, tokens and devices made through one node work through
+// the others; an export through C holds readings stored through A and B;
+// deleting the account through B leaves nothing readable on any node.
+func TestSeveralNodes(t *testing.T) {
+	nodes := startNodes(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+
+	alex := a.setup("alex")                                  // an account made through A…
+	id, secret := c.personDevice(alex, "Hall", "thermostat") // …adds a device through C
+	dev := connectWatched(t, a.MQTTAddr(), id, id, secret)
+	topic := "candor/" + id + "/setpoint"
+	dev.publish(t, topic, `{"celsius": 7}`)
+
+	// Consent through B, next reading through A.
+	for _, purpose := range []string{"candor:HomeAutomation", "dpv:ServiceProvision"} {
+		code, out, _ := call(t, http.DefaultClient, "PUT", b.URL()+"/api/v1/devices/"+id+"/consent/setpoint", alex,
+			map[string]any{"purpose": purpose, "on": false})
+		if code != http.StatusOK {
+			t.Fatalf("consent off (%s) through B: %d %v", purpose, code, out)
+		}
+	}
+	dev.publish(t, topic, `{"celsius": 8}`)
+	if rs := c.readings(id, "stream=setpoint"); len(rs) != 1 {
+		t.Fatalf("%d setpoint readings stored; the one sent to A after consent was withdrawn through B must not be", len(rs))
+	}
+
+	// Session takeover: the same client id connects to B.
+	start := time.Now()
+	moved := connectWatched(t, b.MQTTAddr(), id, id, secret)
+	dev.waitEnded(t, "takeover of the client id by node B", start)
+	if !b.Broker().Connected(id) {
+		t.Fatal("the device's connection to B was ended too")
+	}
+	moved.publish(t, "candor/"+id+"/temperature", `{"celsius": 20, "humidity_percent": 40}`)
+
+	// Readings stored through A and through B (HTTP ingest), for the
+	// export below.
+	meter, meterSecret := a.personDevice(alex, "Meter", "thermostat")
+	for i := range 4 {
+		nodes[i%2].post(meter, meterSecret, "temperature", fmt.Sprintf(`{"celsius":%d,"humidity_percent":40}`, 18+i))
+	}
+
+	// Revocation through C of a device connected to A.
+	door, doorSecret := b.personDevice(alex, "Door", "thermostat")
+	doorConn := connectWatched(t, a.MQTTAddr(), door, door, doorSecret)
+	start = time.Now()
+	code, out, _ := call(t, c.local, "POST", "http://candor/api/v1/devices/"+door+"/revoke", "", nil)
+	if code >= 300 {
+		t.Fatalf("revoke through C: %d %v", code, out)
+	}
+	// C answered only after A confirmed, and A cut the connection
+	// before confirming.
+	if a.Broker().Connected(door) {
+		t.Fatal("C said the device was revoked while A still had its connection")
+	}
+	doorConn.waitEnded(t, "revocation through node C", start)
+
+	// An export through C holds what A and B stored.
+	code, job, _ := call(t, http.DefaultClient, "POST", c.URL()+"/api/v1/exports", alex, nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("export through C: %d %v", code, job)
+	}
+	statusURL := c.URL() + job["status_url"].(string)
+	for deadline := time.Now().Add(60 * time.Second); job["state"] == "running" && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		if code, job, _ = call(t, http.DefaultClient, "GET", statusURL, alex, nil); code != 200 {
+			t.Fatalf("export status: %d %v", code, job)
+		}
+	}
+	// 1 setpoint (A) + 1 temperature (B) of the hall, 4 of the meter (A, B).
+	if job["state"] != "done" || job["readings_total"] != 6.0 || job["readings_done"] != 6.0 {
+		t.Fatalf("export through C: %v; want all 6 readings stored through A and B", job)
+	}
+
+	// Deleting the account through B: no node can read the readings.
+	code, out, _ = call(t, http.DefaultClient, "DELETE", b.URL()+"/api/v1/me", alex, map[string]any{"password": goodPassword})
+	if code >= 300 {
+		t.Fatalf("delete account through B: %d %v", code, out)
+	}
+	for i, th := range nodes {
+		for _, d := range []string{id, meter} {
+			resp, err := th.local.Get("http://candor/api/v1/devices/" + d + "/readings")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && len(body) > 0 && string(body) != `{"readings":[]}` {
+				t.Errorf("node %d still answers readings of %s after the account was deleted through B: %d %s", i, d, resp.StatusCode, body)
+			}
+		}
+		if code, _, _ := call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/me", alex, nil); code != http.StatusUnauthorized {
+			t.Errorf("node %d still accepts the deleted account's token: %d", i, code)
+		}
+	}
+
+	// Each node's transparency log verifies.
+	for i, th := range nodes {
+		if _, err := th.alog.Verify(context.Background()); err != nil {
+			t.Errorf("node %d's log: %v", i, err)
+		}
+	}
+}
