@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/candor-iot/candor/internal/cluster/clustertest"
+	"github.com/candor-iot/candor/internal/hub"
+	"github.com/candor-iot/candor/internal/store/postgres/pgtest"
+)
+
+// serveNode starts `candor serve` as one node of a deployment and returns
+// the process and its MQTT address once the banner is printed.
+func serveNode(t *testing.T, dir, dbURL, natsURL, deployment string) (*exec.Cmd, string) {
+	t.Helper()
+	srv := candor("serve", "--data", dir, "--store", dbURL, "--nats", natsURL, "--deployment", deployment,
+		"--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn")
+	stdout, err := srv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	srv.Stderr = &stderr
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	deadline := time.AfterFunc(30*time.Second, func() { _ = srv.Process.Kill() })
+	defer deadline.Stop()
+	var mqttAddr string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "MQTT:"); ok {
+			mqttAddr = strings.TrimSpace(a)
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	if mqttAddr == "" {
+		t.Fatalf("node in %s printed no MQTT address", dir)
+	}
+	return srv, mqttAddr
+}
+
+func tempDataDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "candor") // short: the control socket path is limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// TestKillOneOfThreeNodesLosesNoAcknowledgedReading runs three `candor
+// serve` processes on one PostgreSQL database and one NATS deployment. A
+// device publishes at QoS 1 to node A as fast as it is acknowledged; A is
+// killed with SIGKILL; the device connects to node B and goes on. Every
+// reading acknowledged by A or B is then read back through node C, and
+// the transparency logs of the surviving nodes verify offline.
+func TestKillOneOfThreeNodesLosesNoAcknowledgedReading(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t)
+	natsURL := clustertest.URL(t)
+	dep := clustertest.Deployment()
+
+	dirs := []string{tempDataDir(t), tempDataDir(t), tempDataDir(t)}
+	srvA, addrA := serveNode(t, dirs[0], dbURL, natsURL, dep)
+	for _, dir := range dirs[1:] {
+		for _, name := range hub.SharedKeyFiles {
+			b, err := os.ReadFile(filepath.Join(dirs[0], name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_, addrB := serveNode(t, dirs[1], dbURL, natsURL, dep)
+	serveNode(t, dirs[2], dbURL, natsURL, dep)
+
+	// The device is added through C, over C's control socket.
+	out, stderr, code := run(t, "", "device", "add", "Kitchen", "--type", "thermostat", "--data", dirs[2], "--json")
+	if code != 0 {
+		t.Fatalf("device add through C: %d %s", code, stderr)
+	}
+	var added struct {
+		Device struct{ ID string } `json:"device"`
+		Secret string              `json:"secret"`
+	}
+	if err := json.Unmarshal([]byte(out), &added); err != nil {
+		t.Fatalf("device add --json: %v", err)
+	}
+	id := added.Device.ID
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	connect := func(addr string) *paho.Client {
+		t.Helper()
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := paho.NewClient(paho.ClientConfig{Conn: conn})
+		if _, err := c.Connect(ctx, &paho.Connect{ClientID: id, UsernameFlag: true, Username: id,
+			PasswordFlag: true, Password: []byte(added.Secret), KeepAlive: 30, CleanStart: true}); err != nil {
+			t.Fatalf("connect to %s: %v", addr, err)
+		}
+		return c
+	}
+	// Each reading carries its number in celsius (-20.00, -19.99, …).
+	value := func(i int) string { return fmt.Sprintf("%.2f", float64(i)/100-20) }
+	var acked []string
+	// publish sends readings from next on until one is not acknowledged
+	// or until stop readings were acknowledged in this call.
+	publish := func(c *paho.Client, next, stop int, enough chan<- struct{}) int {
+		for n := 0; n < stop; n++ {
+			resp, err := c.Publish(ctx, &paho.Publish{Topic: "candor/" + id + "/temperature", QoS: 1,
+				Payload: []byte(`{"celsius":` + value(next) + `}`)})
+			if err != nil || resp.ReasonCode >= 0x80 {
+				return next // the node is gone
+			}
+			acked = append(acked, value(next))
+			next++
+			if n == 50 && enough != nil {
+				close(enough)
+			}
+		}
+		return next
+	}
+	const most = 6000
+	enough := make(chan struct{})
+	done := make(chan int)
+	cA := connect(addrA)
+	go func() { done <- publish(cA, 0, most, enough) }()
+	select {
+	case <-enough:
+	case next := <-done:
+		t.Fatalf("publishing to A stopped after %d acknowledged readings, before the kill", next)
+	}
+	if err := srvA.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	next := <-done
+	_ = srvA.Wait()
+	if len(acked) >= most {
+		t.Fatal("every reading was acknowledged before the kill; nothing was in flight")
+	}
+	beforeKill := len(acked)
+	// The device reconnects to B and carries on.
+	cB := connect(addrB)
+	if publish(cB, next, 100, nil) != next+100 {
+		t.Fatal("node B did not acknowledge the readings after A was killed")
+	}
+	_ = cB.Disconnect(&paho.Disconnect{})
+
+	out, stderr, code = run(t, "", "readings", id, "--limit", "10000", "--json", "--data", dirs[2])
+	if code != 0 {
+		t.Fatalf("readings through C: %d %s", code, stderr)
+	}
+	var stored []struct {
+		Payload struct {
+			Celsius float64 `json:"celsius"`
+		} `json:"payload"`
+	}
+	if err := json.Unmarshal([]byte(out), &stored); err != nil {
+		t.Fatalf("readings --json: %v", err)
+	}
+	have := make(map[string]bool, len(stored))
+	for _, r := range stored {
+		have[fmt.Sprintf("%.2f", r.Payload.Celsius)] = true
+	}
+	var lost []string
+	for _, v := range acked {
+		if !have[v] {
+			lost = append(lost, v)
+		}
+	}
+	if len(lost) > 0 {
+		t.Fatalf("%d of %d acknowledged readings lost after SIGKILL of node A (first: celsius %s)", len(lost), len(acked), lost[0])
+	}
+	t.Logf("%d readings acknowledged by A before SIGKILL, %d by B after; %d stored, read through C", beforeKill, len(acked)-beforeKill, len(stored))
+
+	// The surviving nodes' transparency logs verify offline.
+	for _, dir := range dirs[1:] {
+		export, stderr, code := run(t, "", "log", "export", "--data", dir)
+		if code != 0 {
+			t.Fatalf("log export: %d %s", code, stderr)
+		}
+		key, _, code := run(t, "", "log", "key", "--data", dir)
+		if code != 0 {
+			t.Fatal("log key")
+		}
+		f := filepath.Join(t.TempDir(), "log.jsonl")
+		if err := os.WriteFile(f, []byte(export), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, code := run(t, "", "log", "verify", "--key", strings.TrimSpace(key), "--export", f)
+		if code != 0 || !strings.Contains(out, "OK") {
+			t.Fatalf("log verify: %d %q %s", code, out, stderr)
+		}
+	}
+}
