@@ -50,6 +50,11 @@ func (r *recorder) got() []cluster.Change {
 // join starts n nodes of one fresh deployment, closed when t ends.
 func join(t *testing.T, names ...string) ([]*cluster.Node, []*recorder) {
 	t.Helper()
+	return joinB(t, names...)
+}
+
+func joinB(t testing.TB, names ...string) ([]*cluster.Node, []*recorder) {
+	t.Helper()
 	url := clustertest.URL(t)
 	dep := clustertest.Deployment()
 	var nodes []*cluster.Node
@@ -76,7 +81,7 @@ func join(t *testing.T, names ...string) ([]*cluster.Node, []*recorder) {
 
 // waitFor polls cond until it holds; it fails the test after 10 s. It
 // measures nothing: the bound only keeps a broken test from hanging.
-func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
+func waitFor(t testing.TB, cond func() bool, format string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
