@@ -74,7 +74,7 @@ func tempDataDir(t *testing.T) string {
 func TestKillOneOfThreeNodesLosesNoAcknowledgedReading(t *testing.T) {
 	dbURL := pgtest.NewDatabase(t)
 	natsURL := clustertest.URL(t)
-	dep := clustertest.Deployment()
+	dep := clustertest.Deployment(t, natsURL)
 
 	dirs := []string{tempDataDir(t), tempDataDir(t), tempDataDir(t)}
 	srvA, addrA := serveNode(t, dirs[0], dbURL, natsURL, dep)

@@ -56,7 +56,7 @@ func join(t *testing.T, names ...string) ([]*cluster.Node, []*recorder) {
 func joinB(t testing.TB, names ...string) ([]*cluster.Node, []*recorder) {
 	t.Helper()
 	url := clustertest.URL(t)
-	dep := clustertest.Deployment()
+	dep := clustertest.Deployment(t, url)
 	var nodes []*cluster.Node
 	var recs []*recorder
 	for _, name := range names {

@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
+	"github.com/candor-iot/candor/internal/auditlog/logformat"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/cluster"
 	"github.com/candor-iot/candor/internal/signkey"
@@ -27,11 +29,14 @@ import (
 // SharedKeyFiles are the files, relative to the data directory, that
 // every node of a deployment must hold the same copy of: the vault key
 // (data keys are wrapped to it in the shared database, so a node with
-// another one could not open readings sealed by the others, nor they its)
-// and the consent receipt and forwarding signing keys (one deployment,
-// one signer). The first node makes them; the operator copies them to
+// another one could not open readings sealed by the others, nor they its),
+// the transparency log key (every node signs checkpoints of the one
+// deployment log) and the consent receipt, forwarding and assessment
+// report signing keys (one deployment, one signer). The first node makes them; the operator copies them to
 // every other node before its first start, like a TLS certificate.
-var SharedKeyFiles = []string{"vault.key", filepath.Join("consent", signkey.KeyFile(receiptKeyName)), filepath.Join("forward", signkey.KeyFile(forwardKeyName))}
+var SharedKeyFiles = []string{"vault.key", filepath.Join("audit", logformat.KeyFile),
+	filepath.Join("consent", signkey.KeyFile(receiptKeyName)), filepath.Join("forward", signkey.KeyFile(forwardKeyName)),
+	filepath.Join("assess", signkey.KeyFile(reportKeyName))}
 
 // checkSharedKeys refuses to start a node that lacks the deployment's
 // vault key while the shared database already holds data keys: it would
@@ -54,28 +59,81 @@ func (h *Hub) checkSharedKeys(ctx context.Context) error {
 	return nil
 }
 
-// joinCluster joins the deployment when --nats is set. It runs before the
-// broker opens, so a change made by another node while this one starts is
-// applied (or read from the database afterwards by reloadAll).
-func (h *Hub) joinCluster(ctx context.Context) (err error) {
+// connectCluster joins the deployment when --nats is set, right after the
+// transparency log opens: from here on the services record through the
+// deployment's one log (package cluster's LogMirror), and changes from
+// other nodes are confirmed (applied once the services exist, joinCluster).
+func (h *Hub) connectCluster(ctx context.Context) (err error) {
 	if h.cfg.NATS == "" {
 		return nil
 	}
-	h.vault.ShareStore()
 	h.node, err = cluster.Join(ctx, cluster.Options{URL: h.cfg.NATS, Deployment: h.cfg.Deployment,
 		Logger: h.log.With("component", "cluster")}, h.applyChange)
 	if err != nil {
 		return err
 	}
+	h.mirror, err = h.node.Log(ctx, h.alog)
+	if errors.Is(err, cluster.ErrDiverged) {
+		h.log.Warn("transparency log: this node's copy differs from the deployment's (a crash repair?); rebuilding it from the deployment's log", "err", err)
+		if err = h.rebuildAuditLog(ctx); err == nil {
+			h.mirror, err = h.node.Log(ctx, h.alog)
+		}
+	}
+	if err != nil {
+		_ = h.node.Close()
+		return err
+	}
+	h.rec = h.mirror
+	return nil
+}
+
+// rebuildAuditLog moves this node's copy of the log aside (kept for
+// inspection, with a name saying why) and opens an empty one with the
+// same key, which the deployment's log then fills.
+func (h *Hub) rebuildAuditLog(ctx context.Context) error {
+	dir := h.alog.Dir()
+	if err := h.alog.Close(); err != nil {
+		return fmt.Errorf("close the transparency log: %w", err)
+	}
+	aside := fmt.Sprintf("%s.diverged-%d", dir, time.Now().Unix())
+	if err := os.Rename(dir, aside); err != nil {
+		return fmt.Errorf("move the transparency log aside: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, name := range []string{logformat.KeyFile, logformat.PubFile} {
+		b, err := os.ReadFile(filepath.Join(aside, name))
+		if errors.Is(err, fs.ErrNotExist) && name == logformat.PubFile {
+			continue // a convenience copy; a node given the key has none
+		}
+		if err != nil {
+			return fmt.Errorf("keep the log key: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return fmt.Errorf("keep the log key: %w", err)
+		}
+	}
+	return h.openAuditLog(ctx)
+}
+
+// joinCluster lets this node's services take part once they exist: the
+// changes they make are noted for the other nodes, and the changes of
+// others apply here.
+func (h *Hub) joinCluster(ctx context.Context) error {
+	if h.node == nil {
+		return nil
+	}
+	h.vault.ShareStore()
 	h.consent.OnChange(func(deviceID, _ string, _ bool) {
 		h.node.Note(cluster.Change{Kind: cluster.KindConsent, ID: deviceID})
 	})
 	h.id.OnRevoke(func(deviceID string) { h.node.Note(cluster.Change{Kind: cluster.KindDevice, ID: deviceID}) })
 	h.apps.OnRevoke(func(appID string) { h.node.Note(cluster.Change{Kind: cluster.KindApp, ID: appID}) })
-	// Anything changed between the services loading and the subscription
-	// above is in the database: read it once more.
+	h.nodeReady.Store(true)
+	// Anything changed by others while the services loaded is in the
+	// database (its confirmation here was a no-op): read it once more.
 	if err := h.reloadAll(ctx); err != nil {
-		_ = h.node.Close()
 		return err
 	}
 	h.log.Info("joined hub nodes", "deployment", h.cfg.Deployment, "node", h.node.Name(), "live", len(h.node.Live()))
@@ -85,6 +143,9 @@ func (h *Hub) joinCluster(ctx context.Context) (err error) {
 func (h *Hub) leaveCluster(context.Context) error {
 	if h.node == nil {
 		return nil
+	}
+	if h.mirror != nil {
+		h.mirror.Close()
 	}
 	return h.node.Close()
 }
@@ -108,6 +169,9 @@ func (h *Hub) startSessions() {
 
 // applyChange makes another node's change take effect here.
 func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
+	if !h.nodeReady.Load() {
+		return nil // nothing loaded yet; joinCluster reads it all afterwards
+	}
 	switch c.Kind {
 	case cluster.KindConsent:
 		return h.consent.Refresh(ctx, c.ID)

@@ -28,7 +28,7 @@ func startNodes(t *testing.T, n int) []*testHub {
 	t.Helper()
 	db := pgtest.NewDatabase(t)
 	natsURL := clustertest.URL(t)
-	dep := clustertest.Deployment()
+	dep := clustertest.Deployment(t, natsURL)
 	mod := func(c *config.Config) { c.Store, c.NATS, c.Deployment = db, natsURL, dep }
 	first := startHubIn(t, shortTempDir(t), mod)
 	nodes := []*testHub{first}
@@ -123,6 +123,13 @@ func TestSeveralNodes(t *testing.T) {
 	nodes := startNodes(t, 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, th := range nodes {
+				t.Logf("node %d log:\n%s", i, th.logs.String())
+			}
+		}
+	})
 	alex := a.setup("alex")                                  // an account made through A…
 	id, secret := c.personDevice(alex, "Hall", "thermostat") // …adds a device through C
 	dev := connectWatched(t, a.MQTTAddr(), id, id, secret)
@@ -212,9 +219,46 @@ func TestSeveralNodes(t *testing.T) {
 		}
 	}
 
-	// Each node's transparency log verifies.
+	// One transparency log: every node's copy holds the same entries (the
+	// consent change made through B, the revocation through C, the
+	// account deletion through B…) in the same tree, and verifies.
+	ctx := context.Background()
+	var size uint64
+	for _, th := range nodes {
+		size = max(size, th.alog.Size())
+	}
 	for i, th := range nodes {
-		if _, err := th.alog.Verify(context.Background()); err != nil {
+		for deadline := time.Now().Add(10 * time.Second); th.alog.Size() < size; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d's log has %d entries, another node's %d", i, th.alog.Size(), size)
+			}
+		}
+	}
+	root, err := a.alog.RootHash(ctx, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actions := map[string]bool{}
+	for e, err := range a.alog.Entries(ctx, 0, size) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		actions[e.Event.Action] = true
+	}
+	for _, want := range []string{"consent.change", "device.credential.revoke", "account.delete"} {
+		if !actions[want] {
+			t.Errorf("node A's log lacks a %q entry (made through another node); it has %v", want, actions)
+		}
+	}
+	for i, th := range nodes {
+		r, err := th.alog.RootHash(ctx, size)
+		if err != nil || string(r) != string(root) {
+			t.Errorf("node %d's log at size %d: root %x (%v), node A's %x", i, size, r, err, root)
+		}
+		if th.alog.VerifierKey() != a.alog.VerifierKey() {
+			t.Errorf("node %d signs with another log key", i)
+		}
+		if _, err := th.alog.Verify(ctx); err != nil {
 			t.Errorf("node %d's log: %v", i, err)
 		}
 	}

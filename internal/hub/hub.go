@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,7 +98,12 @@ type Hub struct {
 	export    *export.Service
 	mon       *monitor.Monitor
 	assess    *assess.Service
+	// rec is where the services record: the log itself, or on a node
+	// the deployment's log through mirror.
+	rec       auditlog.Recorder
+	mirror    *cluster.LogMirror
 	node      *cluster.Node // nil for a single hub (no --nats)
+	nodeReady atomic.Bool   // the services exist: changes from other nodes apply
 	// nodeBroker is the broker for NATS callbacks, set once it exists.
 	nodeBroker nodeBroker
 
@@ -141,6 +147,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "TLS certificate", start: h.loadTLS},
 		{name: "store", start: h.openStore, stop: h.closeStore},
 		{name: "transparency log", start: h.openAuditLog, stop: h.closeAuditLog},
+		{name: "NATS", start: h.connectCluster, stop: h.leaveCluster},
 		{name: "manifests", start: h.openCatalog},
 		{name: "operator", start: h.openOperator},
 		{name: "shared keys", start: h.checkSharedKeys},
@@ -156,7 +163,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "retention sweeps", start: h.startSweeps, stop: h.sweeps.wait},
 		{name: "erasure purges", start: h.startPurges, stop: h.purges.wait},
 		{name: "firmware and advisories", start: h.openDeviceLife},
-		{name: "hub nodes", start: h.joinCluster, stop: h.leaveCluster},
+		{name: "hub nodes", start: h.joinCluster},
 		{name: "broker", start: h.openBroker, stop: h.closeBroker},
 		{name: "updates", start: h.openUpdates},
 		{name: "assessments", start: h.openAssess},

@@ -43,7 +43,7 @@ func (h *Hub) openMonitor(ctx context.Context) error {
 	mcfg := monitor.Config{
 		Window:  h.cfg.MonitorWindow,
 		Policy:  policy,
-		Log:     h.alog,
+		Log:     h.rec,
 		Store:   h.st,
 		Devices: h.st,
 		Revoker: h.id,

@@ -60,13 +60,14 @@ func (h *Hub) openAuditLog(ctx context.Context) (err error) {
 	if rec := h.alog.Recovery(); rec.Repaired() {
 		h.log.Warn("transparency log: torn tail repaired after a crash", "detail", rec.String())
 	}
+	h.rec = h.alog // a node records through the deployment's log instead (connectCluster)
 	return nil
 }
 
 func (h *Hub) closeAuditLog(context.Context) error { return h.alog.Close() }
 
 func (h *Hub) openCatalog(ctx context.Context) (err error) {
-	if h.cat, err = catalog.Open(ctx, h.st, catalog.Options{Log: h.alog}); err != nil {
+	if h.cat, err = catalog.Open(ctx, h.st, catalog.Options{Log: h.rec}); err != nil {
 		return fmt.Errorf("load manifests: %w", err)
 	}
 	return nil
@@ -91,7 +92,7 @@ func (h *Hub) openConsent(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consent receipt key: %w", err)
 	}
-	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: key, Log: h.alog,
+	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: key, Log: h.rec,
 		Operator: h.consentOperator, Logger: h.log.With("component", "consent")}); err != nil {
 		return fmt.Errorf("consent: %w", err)
 	}
@@ -103,7 +104,7 @@ func (h *Hub) openForward(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("forwarding key: %w", err)
 	}
-	h.forward = forward.New(forward.Options{Store: h.st, Consent: h.consent, Key: key, Log: h.alog,
+	h.forward = forward.New(forward.Options{Store: h.st, Consent: h.consent, Key: key, Log: h.rec,
 		Logger: h.log.With("component", "forward")})
 	return nil
 }
@@ -117,14 +118,14 @@ func (h *Hub) stopForward(context.Context) error {
 }
 
 func (h *Hub) openIdentity(context.Context) error {
-	h.id = identity.New(h.st, identity.Options{Logger: h.log.With("component", "identity"), Log: h.alog, Registerer: h.reg})
+	h.id = identity.New(h.st, identity.Options{Logger: h.log.With("component", "identity"), Log: h.rec, Registerer: h.reg})
 	return nil
 }
 
 // openApps loads the household's apps and what each may receive; ingest
 // hands it readings, the broker lets apps log in.
 func (h *Hub) openApps(ctx context.Context) (err error) {
-	if h.apps, err = apps.New(ctx, apps.Options{Store: h.st, Manifests: h.cat, Log: h.alog,
+	if h.apps, err = apps.New(ctx, apps.Options{Store: h.st, Manifests: h.cat, Log: h.rec,
 		Logger: h.log.With("component", "apps")}); err != nil {
 		return fmt.Errorf("apps: %w", err)
 	}
@@ -168,7 +169,7 @@ func (h *Hub) openExports(context.Context) (err error) {
 	// The export service, shared by the API and the pages; it records
 	// each export itself.
 	h.export = export.NewService(export.ServiceConfig{Store: h.st, Catalog: h.cat, Opener: h.vault,
-		IdentityOpener: h.vault, Keys: h.vault, Consent: h.consent, Log: h.alog, Recorder: h.alog, Jobs: h.exports})
+		IdentityOpener: h.vault, Keys: h.vault, Consent: h.consent, Log: h.alog, Recorder: h.rec, Jobs: h.exports})
 	return nil
 }
 
@@ -180,7 +181,7 @@ func (h *Hub) openErasure(context.Context) error {
 	h.erasure = erasure.New(erasure.Config{
 		Store:  h.st,
 		Vault:  h.vault,
-		Log:    h.alog,
+		Log:    h.rec,
 		Logger: h.log.With("component", "erasure"),
 		Erased: func(ids []string) {
 			h.owners.forget(ids)
@@ -246,9 +247,9 @@ func (h *Hub) closeBroker(context.Context) error { return h.br.Close() }
 // data may go to and where is one registry they share.
 func (h *Hub) openFrontEnds(context.Context) error {
 	fe := frontEnd{
-		recipients: forward.NewRegistry(h.st, h.cat, h.forward, forward.RegistryOptions{Log: h.alog}),
-		keys:       keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
-		history:    history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
+		recipients: forward.NewRegistry(h.st, h.cat, h.forward, forward.RegistryOptions{Log: h.rec}),
+		keys:       keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.rec}),
+		history:    history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.rec}),
 	}
 	fe.mqttAddr, fe.mqttTLS = h.deviceMQTT()
 	h.api = newAPI(h, fe)
@@ -378,7 +379,7 @@ func (h *Hub) startMQTT(ctx context.Context) error {
 }
 
 func (h *Hub) startSweeps(context.Context) error {
-	h.retention = &retention.Job{Store: h.st, Catalog: h.cat, Consent: h.consent, Log: h.alog,
+	h.retention = &retention.Job{Store: h.st, Catalog: h.cat, Consent: h.consent, Log: h.rec,
 		Logger: h.log.With("component", "retention")}
 	h.sweeps.run(func(ctx context.Context) { h.retention.Run(ctx, h.cfg.RetentionInterval) })
 	return nil
