@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -62,7 +63,7 @@ func joinB(t testing.TB, names ...string) ([]*cluster.Node, []*recorder) {
 	for _, name := range names {
 		r := &recorder{}
 		n, err := cluster.Join(context.Background(), cluster.Options{URL: url, Deployment: dep, Name: name,
-			Confirm: 2 * time.Second}, r.apply)
+			Confirm: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, r.apply)
 		if err != nil {
 			t.Fatalf("join %s: %v", name, err)
 		}
