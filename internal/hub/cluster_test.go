@@ -16,6 +16,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/cluster/clustertest"
 	"github.com/candor-iot/candor/internal/config"
+	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/postgres/pgtest"
 )
 
@@ -91,12 +92,22 @@ func connectWatched(t *testing.T, addr, clientID, user, pass string) *watched {
 
 func (w *watched) publish(t *testing.T, topic, payload string) {
 	t.Helper()
+	if code := w.publishCode(t, topic, payload); code != 0 {
+		t.Fatalf("publish %s: PUBACK reason code %#x", topic, code)
+	}
+}
+
+// publishCode publishes at QoS 1 and returns the PUBACK's reason code.
+func (w *watched) publishCode(t *testing.T, topic, payload string) byte {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := w.c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(payload)})
-	if err != nil || resp.ReasonCode != 0 {
-		t.Fatalf("publish %s: %v %+v", topic, err, resp)
+	if resp != nil {
+		return resp.ReasonCode // paho also returns an error for a refusal
 	}
+	t.Fatalf("publish %s: %v", topic, err)
+	return 0
 }
 
 // waitEnded waits for the server to end the connection. The bound only
@@ -158,6 +169,29 @@ func TestSeveralNodes(t *testing.T) {
 	}
 	moved.publish(t, "candor/"+id+"/temperature", `{"celsius": 20, "humidity_percent": 40}`)
 
+	// A hold on the device, known to every node (as after a reload)…
+	ctx := context.Background()
+	if err := a.st.PutQuarantine(ctx, store.Quarantine{DeviceID: id, Kind: "declared_rate", Stream: "temperature",
+		Severity: "critical", Since: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, th := range nodes {
+		if err := th.mon.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code := moved.publishCode(t, "candor/"+id+"/temperature", `{"celsius": 20.5, "humidity_percent": 40}`); code != 0x87 {
+		t.Fatalf("a held device's reading on B: PUBACK %#x, want 0x87 (not authorized)", code)
+	}
+	// …released through A is lifted on B before A answers.
+	code, out, _ := call(t, http.DefaultClient, "POST", a.URL()+"/api/v1/devices/"+id+"/release", alex, map[string]string{"reason": "checked the meter"})
+	if code >= 300 {
+		t.Fatalf("release through A: %d %v", code, out)
+	}
+	if code := moved.publishCode(t, "candor/"+id+"/temperature", `{"celsius": 21, "humidity_percent": 40}`); code != 0 {
+		t.Fatalf("the device's next reading on B after its release through A: PUBACK %#x", code)
+	}
+
 	// Readings stored through A and through B (HTTP ingest), for the
 	// export below.
 	meter, meterSecret := a.personDevice(alex, "Meter", "thermostat")
@@ -169,7 +203,7 @@ func TestSeveralNodes(t *testing.T) {
 	door, doorSecret := b.personDevice(alex, "Door", "thermostat")
 	doorConn := connectWatched(t, a.MQTTAddr(), door, door, doorSecret)
 	start = time.Now()
-	code, out, _ := call(t, c.local, "POST", "http://candor/api/v1/devices/"+door+"/revoke", "", nil)
+	code, out, _ = call(t, c.local, "POST", "http://candor/api/v1/devices/"+door+"/revoke", "", nil)
 	if code >= 300 {
 		t.Fatalf("revoke through C: %d %v", code, out)
 	}
@@ -192,9 +226,9 @@ func TestSeveralNodes(t *testing.T) {
 			t.Fatalf("export status: %d %v", code, job)
 		}
 	}
-	// 1 setpoint (A) + 1 temperature (B) of the hall, 4 of the meter (A, B).
-	if job["state"] != "done" || job["readings_total"] != 6.0 || job["readings_done"] != 6.0 {
-		t.Fatalf("export through C: %v; want all 6 readings stored through A and B", job)
+	// 1 setpoint (A) + 2 temperature (B) of the hall, 4 of the meter (A, B).
+	if job["state"] != "done" || job["readings_total"] != 7.0 || job["readings_done"] != 7.0 {
+		t.Fatalf("export through C: %v; want all 7 readings stored through A and B", job)
 	}
 
 	// Deleting the account through B: no node can read the readings.
@@ -222,7 +256,6 @@ func TestSeveralNodes(t *testing.T) {
 	// One transparency log: every node's copy holds the same entries (the
 	// consent change made through B, the revocation through C, the
 	// account deletion through B…) in the same tree, and verifies.
-	ctx := context.Background()
 	var size uint64
 	for _, th := range nodes {
 		size = max(size, th.alog.Size())
