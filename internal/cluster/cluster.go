@@ -29,6 +29,9 @@ const (
 	KindDevice Kind = "device"
 	// KindApp: an app's credential was rotated or revoked (ID: app).
 	KindApp Kind = "app"
+	// KindHold: the abuse monitor placed or lifted a quarantine (ID:
+	// device).
+	KindHold Kind = "hold"
 	// KindReload: something without a narrower kind changed (manifest
 	// versions, app grants, quarantines, recipients, key settings): every
 	// node reloads what it keeps in memory of those.

@@ -197,6 +197,8 @@ func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
 			br.Disconnect(c.ID)
 		}
 		return h.apps.Reload(ctx)
+	case cluster.KindHold:
+		return h.mon.Reload(ctx)
 	case cluster.KindReload:
 		return h.reloadAll(ctx)
 	}
@@ -270,6 +272,24 @@ func (h *Hub) confirming(next http.Handler) http.Handler {
 		return next
 	}
 	return h.node.Confirming(next, classifyRequest)
+}
+
+// noteHold passes on a quarantine this node's monitor placed or lifted.
+// The monitor acts on its own (a flooding device), with nobody waiting
+// for an answer, so the round runs in the background; a node that does
+// not confirm is logged, and learns the hold at its next reload.
+func (h *Hub) noteHold(deviceID string) {
+	if h.node == nil || !h.nodeReady.Load() {
+		return
+	}
+	h.node.Note(cluster.Change{Kind: cluster.KindHold, ID: deviceID})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.node.Sync(ctx); err != nil {
+			h.log.Warn("pass a quarantine on to the other hub nodes", "device", deviceID, "err", err)
+		}
+	}()
 }
 
 // brokerMonitor is the monitor the broker reports connections to; on a

@@ -169,15 +169,22 @@ func TestSeveralNodes(t *testing.T) {
 	}
 	moved.publish(t, "candor/"+id+"/temperature", `{"celsius": 20, "humidity_percent": 40}`)
 
-	// A hold on the device, known to every node (as after a reload)…
+	// A quarantine A's monitor places (here: finds in the store, as if it
+	// had decided it) reaches B, in the background…
 	ctx := context.Background()
 	if err := a.st.PutQuarantine(ctx, store.Quarantine{DeviceID: id, Kind: "declared_rate", Stream: "temperature",
 		Severity: "critical", Since: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	for _, th := range nodes {
-		if err := th.mon.Reload(ctx); err != nil {
-			t.Fatal(err)
+	if err := a.mon.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, held := b.mon.Status(id); held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node B never learnt of the quarantine node A placed")
 		}
 	}
 	if code := moved.publishCode(t, "candor/"+id+"/temperature", `{"celsius": 20.5, "humidity_percent": 40}`); code != 0x87 {
