@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -133,7 +134,7 @@ type Node struct {
 	noted   []Change
 	notedN  uint64 // changes noted so far
 	syncMu  sync.Mutex
-	syncedN uint64 // changes confirmed by every live node
+	syncedN atomic.Uint64 // changes confirmed by every live node
 
 	takeoverMu sync.Mutex
 	takeover   func(clientID string)
@@ -309,10 +310,13 @@ func (n *Node) Sync(ctx context.Context) error {
 	n.noteMu.Lock()
 	want := n.notedN
 	n.noteMu.Unlock()
+	if n.syncedN.Load() >= want {
+		return nil // nothing new: no need to queue behind a round in progress
+	}
 
 	n.syncMu.Lock()
 	defer n.syncMu.Unlock()
-	if n.syncedN >= want {
+	if n.syncedN.Load() >= want {
 		return nil // an earlier round covered them
 	}
 	n.noteMu.Lock()
@@ -331,7 +335,7 @@ func (n *Node) Sync(ctx context.Context) error {
 		n.noteMu.Unlock()
 		return err
 	}
-	n.syncedN = upto
+	n.syncedN.Store(upto)
 	return nil
 }
 

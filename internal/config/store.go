@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // storeURL accepts an empty store (the embedded SQLite file) or a
@@ -41,25 +42,32 @@ func storeURL(v any) error {
 	return nil
 }
 
-// natsURL accepts an empty value (a single hub) or a nats:// or tls://
-// URL with a host. Like storeURL, messages never repeat the URL, which may
-// carry a token or password.
+// natsURL accepts an empty value (a single hub) or nats:// or tls:// URLs
+// with a host, comma-separated for a NATS cluster (the client tries them
+// in turn). Like storeURL, messages never repeat a URL, which may carry a
+// token or password.
 func natsURL(v any) error {
 	s, _ := v.(string)
 	if s == "" {
 		return nil
 	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("is not a URL; give nats://host:4222, or leave it empty for a single hub")
-	}
-	switch u.Scheme {
-	case "nats", "tls":
-	default:
-		return fmt.Errorf("has the scheme %q; give nats://host:4222 (or tls://host:4222), or leave it empty for a single hub", u.Scheme)
-	}
-	if u.Host == "" {
-		return errors.New("has no host; give nats://host:4222")
+	for i, one := range strings.Split(s, ",") {
+		u, err := url.Parse(strings.TrimSpace(one))
+		which := ""
+		if strings.Contains(s, ",") {
+			which = fmt.Sprintf("URL %d ", i+1)
+		}
+		if err != nil {
+			return fmt.Errorf("%sis not a URL; give nats://host:4222, or leave it empty for a single hub", which)
+		}
+		switch u.Scheme {
+		case "nats", "tls":
+		default:
+			return fmt.Errorf("%shas the scheme %q; give nats://host:4222 (or tls://host:4222), or leave it empty for a single hub", which, u.Scheme)
+		}
+		if u.Host == "" {
+			return fmt.Errorf("%shas no host; give nats://host:4222", which)
+		}
 	}
 	return nil
 }

@@ -81,6 +81,8 @@ func TestNATSSettings(t *testing.T) {
 		{"single hub", nil, ""},
 		{"node", []string{"--store", pg, "--nats", "nats://127.0.0.1:4222", "--deployment", "homes-1"}, ""},
 		{"tls scheme", []string{"--store", pg, "--nats", "tls://nats.example.org:4222"}, ""},
+		{"cluster list", []string{"--store", pg, "--nats", "nats://n1:4222,nats://n2:4222, nats://n3:4222"}, ""},
+		{"bad list member", []string{"--store", pg, "--nats", "nats://n1:4222,http://n2:4222"}, `URL 2 has the scheme "http"`},
 		{"without postgres", []string{"--nats", "nats://127.0.0.1:4222"}, "must share one database"},
 		{"wrong scheme", []string{"--store", pg, "--nats", "http://127.0.0.1:4222"}, `scheme "http"`},
 		{"no host", []string{"--store", pg, "--nats", "nats://"}, "no host"},

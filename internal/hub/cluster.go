@@ -271,7 +271,16 @@ func (h *Hub) confirming(next http.Handler) http.Handler {
 	if h.node == nil {
 		return next
 	}
-	return h.node.Confirming(next, classifyRequest)
+	confirmed := h.node.Confirming(next, classifyRequest)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/v1/ingest/") {
+			// Readings over HTTP change no decision, and must not queue
+			// behind a change round waiting for a silent node.
+			next.ServeHTTP(w, r)
+			return
+		}
+		confirmed.ServeHTTP(w, r)
+	})
 }
 
 // noteHold passes on a quarantine this node's monitor placed or lifted.
