@@ -125,7 +125,7 @@ type Node struct {
 	apply Applier
 	log   *slog.Logger
 
-	subjChanges, subjNodes, subjSessions string
+	subjChanges, subjNodes, subjSessions, subjSpent string
 
 	mu   sync.Mutex
 	seen map[string]time.Time // node name → last heartbeat
@@ -138,6 +138,7 @@ type Node struct {
 
 	takeoverMu sync.Mutex
 	takeover   func(clientID string)
+	spentHere  func(table, key string)
 
 	stop chan struct{}
 	done chan struct{}
@@ -181,9 +182,9 @@ func Join(ctx context.Context, opts Options, apply Applier) (*Node, error) {
 	}
 	prefix := "candor." + opts.Deployment + "."
 	n := &Node{opts: opts, nc: nc, apply: apply, log: opts.Logger,
-		subjChanges: prefix + "changes", subjNodes: prefix + "nodes", subjSessions: prefix + "sessions",
+		subjChanges: prefix + "changes", subjNodes: prefix + "nodes", subjSessions: prefix + "sessions", subjSpent: prefix + "spent",
 		seen: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
-	for subj, h := range map[string]nats.MsgHandler{n.subjChanges: n.onChanges, n.subjNodes: n.onHeartbeat, n.subjSessions: n.onSession} {
+	for subj, h := range map[string]nats.MsgHandler{n.subjChanges: n.onChanges, n.subjNodes: n.onHeartbeat, n.subjSessions: n.onSession, n.subjSpent: n.onSpent} {
 		sub, err := nc.Subscribe(subj, h)
 		if err != nil {
 			nc.Close()
@@ -418,6 +419,46 @@ func (n *Node) onSession(m *nats.Msg) {
 	n.takeoverMu.Unlock()
 	if f != nil {
 		f(s.Client)
+	}
+}
+
+// attemptSpent is a failed credential check passed between nodes: which
+// throttle table and which key (an address, a username, a device id; never
+// a secret).
+type attemptSpent struct {
+	Node  string `json:"node"`
+	Table string `json:"table"`
+	Key   string `json:"key"`
+}
+
+// OnSpentElsewhere sets what to do when another node reports an attempt a
+// failed credential check used up there: use it up here too.
+func (n *Node) OnSpentElsewhere(f func(table, key string)) {
+	n.takeoverMu.Lock()
+	n.spentHere = f
+	n.takeoverMu.Unlock()
+}
+
+// Spent tells the other nodes that a failed check used up an attempt of
+// key in table here, so a guesser spreading attempts over several nodes
+// gets no more than on one. It does not wait.
+func (n *Node) Spent(table, key string) {
+	b, _ := json.Marshal(attemptSpent{Node: n.opts.Name, Table: table, Key: key})
+	if err := n.nc.Publish(n.subjSpent, b); err != nil {
+		n.log.Warn("cluster: pass on a failed credential check", "err", err)
+	}
+}
+
+func (n *Node) onSpent(m *nats.Msg) {
+	var a attemptSpent
+	if json.Unmarshal(m.Data, &a) != nil || a.Node == n.opts.Name || a.Table == "" {
+		return
+	}
+	n.takeoverMu.Lock()
+	f := n.spentHere
+	n.takeoverMu.Unlock()
+	if f != nil {
+		f(a.Table, a.Key)
 	}
 }
 

@@ -130,6 +130,9 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 	})
 	h.id.OnRevoke(func(deviceID string) { h.node.Note(cluster.Change{Kind: cluster.KindDevice, ID: deviceID}) })
 	h.apps.OnRevoke(func(appID string) { h.node.Note(cluster.Change{Kind: cluster.KindApp, ID: appID}) })
+	// Wrong guesses count on every node, as on one hub.
+	h.id.OnSpent(h.node.Spent)
+	h.node.OnSpentElsewhere(h.id.SpentElsewhere)
 	h.nodeReady.Store(true)
 	// Anything changed by others while the services loaded is in the
 	// database (its confirmation here was a no-op): read it once more.

@@ -260,6 +260,33 @@ func TestSeveralNodes(t *testing.T) {
 		}
 	}
 
+	// Wrong passwords spread over the nodes count as on one hub: after
+	// five (the per-account allowance) through A, B and C, even the right
+	// password is refused for a while on A. The other nodes' counts reach
+	// A in the background, so this waits (bounded) for A to refuse.
+	code, out, _ = call(t, c.local, "POST", "http://candor/api/v1/households", "",
+		map[string]any{"name": "Next door", "owner": map[string]string{"username": "sam", "password": goodPassword}})
+	if code != http.StatusCreated {
+		t.Fatalf("create household through C: %d %v", code, out)
+	}
+	for i := range 5 {
+		code, _, _ := call(t, http.DefaultClient, "POST", nodes[i%3].URL()+"/api/v1/tokens", "",
+			map[string]string{"username": "sam", "password": "not the password at all", "name": "guess"})
+		if code != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d through node %d: %d, want 401", i, i%3, code)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, _, _ := call(t, http.DefaultClient, "POST", a.URL()+"/api/v1/tokens", "",
+			map[string]string{"username": "sam", "password": goodPassword, "name": "right"})
+		if code == http.StatusTooManyRequests {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 wrong passwords through A, B and C, A still answers %d to the right one; want 429", code)
+		}
+	}
+
 	// One transparency log: every node's copy holds the same entries (the
 	// consent change made through B, the revocation through C, the
 	// account deletion through B…) in the same tree, and verifies.
