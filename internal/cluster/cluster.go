@@ -144,7 +144,7 @@ type Node struct {
 	done chan struct{}
 	subs []*nats.Subscription
 
-	closeOnce sync.Once
+	leaveOnce, closeOnce sync.Once
 }
 
 // message is what travels on the changes subject.
@@ -462,19 +462,26 @@ func (n *Node) onSpent(m *nats.Msg) {
 	}
 }
 
-// Close says goodbye (so others stop waiting for this node at once) and
-// disconnects.
-func (n *Node) Close() error {
-	n.closeOnce.Do(func() {
+// Leave says goodbye: the other nodes stop waiting for this one at once,
+// and it no longer takes part in change rounds or takeovers. The
+// connection stays open for the log (LogMirror) until Close. A hub calls
+// it first thing when it shuts down.
+func (n *Node) Leave() {
+	n.leaveOnce.Do(func() {
 		close(n.stop)
 		<-n.done
-		b, _ := json.Marshal(heartbeat{Node: n.opts.Name, Leaving: true})
-		_ = n.nc.Publish(n.subjNodes, b)
 		for _, s := range n.subs {
 			_ = s.Unsubscribe()
 		}
+		b, _ := json.Marshal(heartbeat{Node: n.opts.Name, Leaving: true})
+		_ = n.nc.Publish(n.subjNodes, b)
 		_ = n.nc.Flush()
-		n.nc.Close()
 	})
+}
+
+// Close leaves (if not done yet) and disconnects.
+func (n *Node) Close() error {
+	n.Leave()
+	n.closeOnce.Do(func() { n.nc.Close() })
 	return nil
 }

@@ -143,6 +143,17 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 	return nil
 }
 
+// leaveNodes runs as soon as the broker has stopped taking devices: the
+// other nodes stop waiting for this one, so their changes are not held
+// up while it finishes shutting down.
+func (h *Hub) leaveNodes(context.Context) error {
+	if h.node != nil {
+		h.nodeReady.Store(false)
+		h.node.Leave()
+	}
+	return nil
+}
+
 func (h *Hub) leaveCluster(context.Context) error {
 	if h.node == nil {
 		return nil

@@ -163,7 +163,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "retention sweeps", start: h.startSweeps, stop: h.sweeps.wait},
 		{name: "erasure purges", start: h.startPurges, stop: h.purges.wait},
 		{name: "firmware and advisories", start: h.openDeviceLife},
-		{name: "hub nodes", start: h.joinCluster},
+		{name: "hub nodes", start: h.joinCluster, stop: h.leaveNodes},
 		{name: "broker", start: h.openBroker, stop: h.closeBroker},
 		{name: "updates", start: h.openUpdates},
 		{name: "assessments", start: h.openAssess},
