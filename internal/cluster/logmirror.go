@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,16 +70,9 @@ func (n *Node) Log(ctx context.Context, l *auditlog.Log) (*LogMirror, error) {
 		return nil, fmt.Errorf("cluster: JetStream: %w", err)
 	}
 	subject := "candor." + n.opts.Deployment + ".log"
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName(n.opts.Deployment),
-		Description: "Candor transparency log entries of deployment " + n.opts.Deployment + ", in log order",
-		Subjects:    []string{subject},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy, // kept for ever, like the log: a new node replays it all
-		Discard:     jetstream.DiscardNew,
-	})
+	st, err := n.logStream(ctx, js, subject, l.VerifierKey())
 	if err != nil {
-		return nil, fmt.Errorf("cluster: log stream: %w", err)
+		return nil, err
 	}
 	info, err := st.Info(ctx)
 	if err != nil {
@@ -123,6 +117,44 @@ func (n *Node) Log(ctx context.Context, l *auditlog.Log) (*LogMirror, error) {
 		return nil, fmt.Errorf("cluster: catch up with the deployment's log: %w", err)
 	}
 	return m, nil
+}
+
+// ErrWrongLogKey means this node's log key is not the deployment's: its
+// copy would be signed by another key.
+var ErrWrongLogKey = errors.New("this node's transparency log key is not the deployment's")
+
+// logKeyPrefix starts the line of the stream's description that names the
+// log key its entries are signed with, so a node given the wrong key
+// file is refused instead of signing the deployment's log with its own.
+const logKeyPrefix = "log key: "
+
+// logStream opens the deployment's log stream, creating it (named after
+// verifierKey) for the first node, and refuses a node whose key differs.
+func (n *Node) logStream(ctx context.Context, js jetstream.JetStream, subject, verifierKey string) (jetstream.Stream, error) {
+	name := StreamName(n.opts.Deployment)
+	st, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		st, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: name,
+			Description: "Candor transparency log entries of deployment " + n.opts.Deployment + ", in log order\n" +
+				logKeyPrefix + verifierKey,
+			Subjects:  []string{subject},
+			Storage:   jetstream.FileStorage,
+			Retention: jetstream.LimitsPolicy, // kept for ever, like the log: a new node replays it all
+			Discard:   jetstream.DiscardNew,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			st, err = js.Stream(ctx, name) // another node created it meanwhile
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: log stream: %w", err)
+	}
+	desc := st.CachedInfo().Config.Description
+	if _, key, ok := strings.Cut(desc, logKeyPrefix); !ok || key != verifierKey {
+		return nil, fmt.Errorf("%w: copy audit/%s from a node of the deployment", ErrWrongLogKey, "log.key")
+	}
+	return st, nil
 }
 
 // appended is an entry handed to the local log, in stream order.

@@ -91,4 +91,14 @@ func TestOneLogForTheDeployment(t *testing.T) {
 		t.Fatalf("recording an event without an action: %v", err)
 	}
 	mirrors[0].Close()
+
+	// A node given another log key is refused: its copy would be signed
+	// by a key the deployment's verifiers do not know.
+	other, err := auditlog.GenerateKey("candor-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes[0].Log(ctx, openLog(t, t.TempDir(), other)); !errors.Is(err, cluster.ErrWrongLogKey) {
+		t.Fatalf("following with another log key: %v, want ErrWrongLogKey", err)
+	}
 }

@@ -32,8 +32,9 @@ import (
 // another one could not open readings sealed by the others, nor they its),
 // the transparency log key (every node signs checkpoints of the one
 // deployment log) and the consent receipt, forwarding and assessment
-// report signing keys (one deployment, one signer). The first node makes them; the operator copies them to
-// every other node before its first start, like a TLS certificate.
+// report signing keys (one deployment, one signer). The first node makes
+// them; the operator copies them to every other node before its first
+// start, like a TLS certificate.
 var SharedKeyFiles = []string{"vault.key", filepath.Join("audit", logformat.KeyFile),
 	filepath.Join("consent", signkey.KeyFile(receiptKeyName)), filepath.Join("forward", signkey.KeyFile(forwardKeyName)),
 	filepath.Join("assess", signkey.KeyFile(reportKeyName))}
