@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -67,8 +69,8 @@ func tempDataDir(t *testing.T) string {
 
 // TestKillOneOfThreeNodesLosesNoAcknowledgedReading runs three `candor
 // serve` processes on one PostgreSQL database and one NATS deployment. A
-// device publishes at QoS 1 to node A as fast as it is acknowledged; A is
-// killed with SIGKILL; the device connects to node B and goes on. Every
+// device publishes at QoS 1 to node A from eight goroutines at once, as
+// fast as it is acknowledged; A is killed with SIGKILL; the device connects to node B and goes on. Every
 // reading acknowledged by A or B is then read back through node C, and
 // the transparency logs of the surviving nodes verify offline.
 func TestKillOneOfThreeNodesLosesNoAcknowledgedReading(t *testing.T) {
@@ -126,47 +128,65 @@ func TestKillOneOfThreeNodesLosesNoAcknowledgedReading(t *testing.T) {
 	}
 	// Each reading carries its number in celsius (-20.00, -19.99, …).
 	value := func(i int) string { return fmt.Sprintf("%.2f", float64(i)/100-20) }
-	var acked []string
-	// publish sends readings from next on until one is not acknowledged
-	// or until stop readings were acknowledged in this call.
-	publish := func(c *paho.Client, next, stop int, enough chan<- struct{}) int {
-		for n := 0; n < stop; n++ {
+	var (
+		mu    sync.Mutex
+		acked []string
+	)
+	// publish sends the readings numbered from, from+step, … below to
+	// until one is not acknowledged (the node is gone).
+	publish := func(c *paho.Client, from, step, to int, ackedOne func()) {
+		for i := from; i < to; i += step {
 			resp, err := c.Publish(ctx, &paho.Publish{Topic: "candor/" + id + "/temperature", QoS: 1,
-				Payload: []byte(`{"celsius":` + value(next) + `}`)})
+				Payload: []byte(`{"celsius":` + value(i) + `}`)})
 			if err != nil || resp.ReasonCode >= 0x80 {
-				return next // the node is gone
+				return
 			}
-			acked = append(acked, value(next))
-			next++
-			if n == 50 && enough != nil {
-				close(enough)
-			}
+			mu.Lock()
+			acked = append(acked, value(i))
+			mu.Unlock()
+			ackedOne()
 		}
-		return next
 	}
-	const most = 6000
+	// Load: eight publishers share the device's connection to A, so up
+	// to eight QoS 1 readings are in flight when A is killed.
+	const onA, workers = 6000, 8
+	var (
+		wg       sync.WaitGroup
+		ackCount atomic.Int64
+	)
 	enough := make(chan struct{})
-	done := make(chan int)
+	var once sync.Once
 	cA := connect(addrA)
-	go func() { done <- publish(cA, 0, most, enough) }()
+	for w := range workers {
+		wg.Go(func() {
+			publish(cA, w, workers, onA, func() {
+				if ackCount.Add(1) == 200 {
+					once.Do(func() { close(enough) })
+				}
+			})
+		})
+	}
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
 	select {
 	case <-enough:
-	case next := <-done:
-		t.Fatalf("publishing to A stopped after %d acknowledged readings, before the kill", next)
+	case <-allDone:
+		t.Fatalf("publishing to A stopped after %d acknowledged readings, before the kill", ackCount.Load())
 	}
 	if err := srvA.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	next := <-done
+	<-allDone
 	_ = srvA.Wait()
-	if len(acked) >= most {
+	beforeKill := len(acked)
+	if beforeKill >= onA {
 		t.Fatal("every reading was acknowledged before the kill; nothing was in flight")
 	}
-	beforeKill := len(acked)
 	// The device reconnects to B and carries on.
 	cB := connect(addrB)
-	if publish(cB, next, 100, nil) != next+100 {
-		t.Fatal("node B did not acknowledge the readings after A was killed")
+	publish(cB, onA, 1, onA+100, func() {})
+	if len(acked) != beforeKill+100 {
+		t.Fatalf("node B acknowledged %d of 100 readings after A was killed", len(acked)-beforeKill)
 	}
 	_ = cB.Disconnect(&paho.Disconnect{})
 
