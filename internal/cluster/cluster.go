@@ -140,9 +140,10 @@ type Node struct {
 	takeover   func(clientID string)
 	spentHere  func(table, key string)
 
-	stop chan struct{}
-	done chan struct{}
-	subs []*nats.Subscription
+	stop  chan struct{}
+	done  chan struct{}
+	subMu sync.Mutex
+	subs  []*nats.Subscription
 
 	leaveOnce, closeOnce sync.Once
 }
@@ -470,9 +471,11 @@ func (n *Node) Leave() {
 	n.leaveOnce.Do(func() {
 		close(n.stop)
 		<-n.done
+		n.subMu.Lock()
 		for _, s := range n.subs {
 			_ = s.Unsubscribe()
 		}
+		n.subMu.Unlock()
 		b, _ := json.Marshal(heartbeat{Node: n.opts.Name, Leaving: true})
 		_ = n.nc.Publish(n.subjNodes, b)
 		_ = n.nc.Flush()

@@ -31,6 +31,9 @@ type Config struct {
 	// Deployment names the hub several nodes form; it prefixes their NATS
 	// subjects, so two deployments can share one NATS server.
 	Deployment string
+	// NodeURL is the base URL other nodes reach this node's HTTP API at
+	// (empty: derived from HTTPAddr when it names a host).
+	NodeURL string
 	// MQTTAddr is the plain MQTT listener (host:port); empty means off,
 	// which needs another MQTT listener (TLS or WebSocket).
 	MQTTAddr string
@@ -164,6 +167,8 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.NATS }, check: natsURL},
 	{name: "deployment", arg: "name", help: "with --nats, the name the nodes of one hub share (letters, digits, - and _); it separates their NATS subjects from another deployment's",
 		field: func(c *Config) any { return &c.Deployment }, check: deploymentName},
+	{name: "node-url", arg: "url", help: "with --nats, the base URL the other nodes reach this node's web interface and API at, such as https://10.0.0.11:8080 (they send requests about export jobs running here to it); empty: the --http-addr, when it names a host",
+		field: func(c *Config) any { return &c.NodeURL }, check: nodeURL},
 	{name: "mqtt-addr", arg: "host:port", help: "plain MQTT listener address; empty turns it off (then give --mqtt-tls-addr or --ws-addr)",
 		field: func(c *Config) any { return &c.MQTTAddr }, check: address(false), emptyMeansOff: true},
 	{name: "mqtt-tls-addr", arg: "host:port", help: "MQTT over TLS listener address; empty turns it off",

@@ -88,3 +88,16 @@ func deploymentName(v any) error {
 	}
 	return nil
 }
+
+// nodeURL accepts an empty value or an http:// or https:// URL with a host.
+func nodeURL(v any) error {
+	s, _ := v.(string)
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("is not a URL such as https://10.0.0.11:8080")
+	}
+	return nil
+}

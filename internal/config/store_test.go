@@ -88,6 +88,8 @@ func TestNATSSettings(t *testing.T) {
 		{"no host", []string{"--store", pg, "--nats", "nats://"}, "no host"},
 		{"secret not repeated", []string{"--store", pg, "--nats", "ftp://user:s3cret@h:4222"}, `scheme "ftp"`},
 		{"subject characters", []string{"--store", pg, "--nats", "nats://h:4222", "--deployment", "a.b"}, `character '.'`},
+		{"node url", []string{"--store", pg, "--nats", "nats://h:4222", "--node-url", "https://10.0.0.11:8080"}, ""},
+		{"node url without scheme", []string{"--store", pg, "--nats", "nats://h:4222", "--node-url", "10.0.0.11:8080"}, "is not a URL"},
 		{"empty deployment", []string{"--store", pg, "--nats", "nats://h:4222", "--deployment", ""}, "is empty"},
 	}
 	for _, tt := range tests {

@@ -237,6 +237,14 @@ func TestSeveralNodes(t *testing.T) {
 	if job["state"] != "done" || job["readings_total"] != 7.0 || job["readings_done"] != 7.0 {
 		t.Fatalf("export through C: %v; want all 7 readings stored through A and B", job)
 	}
+	// The job runs on C; its status and download answer through A and B
+	// too (they send the requests to C).
+	if code, st, _ := call(t, http.DefaultClient, "GET", a.URL()+job["status_url"].(string), alex, nil); code != 200 || st["state"] != "done" {
+		t.Fatalf("export status through A: %d %v", code, st)
+	}
+	if zb := getText(t, http.DefaultClient, b.URL()+job["download_url"].(string), alex); float64(len(zb)) != job["bytes"].(float64) {
+		t.Fatalf("export download through B: %d bytes, the job says %v", len(zb), job["bytes"])
+	}
 
 	// Deleting the account through B: no node can read the readings.
 	code, out, _ = call(t, http.DefaultClient, "DELETE", b.URL()+"/api/v1/me", alex, map[string]any{"password": goodPassword})

@@ -170,6 +170,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "API and pages", start: h.openFrontEnds},
 		{name: "control socket", start: h.serveControl, stop: h.local.stop},
 		{name: "HTTP", start: h.serveHTTP, stop: h.http.stop},
+		{name: "export jobs across nodes", start: h.serveExportJobs},
 		{name: "security audit", start: h.startAudits, stop: h.audits.wait},
 		{name: "MQTT", start: h.startMQTT},
 		{name: "update checks", start: h.startUpdateChecks, stop: h.updJob.wait},
@@ -194,7 +195,7 @@ func (h *Hub) rootHandler() http.Handler {
 	}
 	mux.Handle("/", h.web.Handler())
 	mux.Handle(updates.FilePattern, h.upd.FileHandler(h.deviceAuth()))
-	return h.confirming(h.withTLSRoutes(mux))
+	return h.confirming(h.exportJobRoutes(h.withTLSRoutes(mux)))
 }
 
 // addrHint tells the user what to do when a port is taken, which is the
