@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -199,6 +200,27 @@ func TestSeveralNodes(t *testing.T) {
 		t.Fatalf("the device's next reading on B after its release through A: PUBACK %#x", code)
 	}
 
+	// A new manifest version put through C is in force for the next
+	// reading the device sends to B: 40 °C was in range, now it is not.
+	moved.publish(t, "candor/"+id+"/temperature", `{"celsius": 40, "humidity_percent": 40}`)
+	raw, err := os.ReadFile("../manifest/templates/thermostat.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	celsius := doc["properties"].(map[string]any)["temperature"].(map[string]any)["properties"].(map[string]any)["celsius"].(map[string]any)
+	celsius["maximum"] = 30
+	doc["version"] = map[string]any{"model": "1.1.0"}
+	if code, out, _ := call(t, c.local, "POST", "http://candor/api/v1/manifests", "", doc); code != http.StatusCreated {
+		t.Fatalf("new manifest version through C: %d %v", code, out)
+	}
+	if code := moved.publishCode(t, "candor/"+id+"/temperature", `{"celsius": 40, "humidity_percent": 40}`); code == 0 {
+		t.Fatal("a reading outside the range of the manifest version put through C was accepted by B")
+	}
+
 	// Readings stored through A and through B (HTTP ingest), for the
 	// export below.
 	meter, meterSecret := a.personDevice(alex, "Meter", "thermostat")
@@ -233,9 +255,9 @@ func TestSeveralNodes(t *testing.T) {
 			t.Fatalf("export status: %d %v", code, job)
 		}
 	}
-	// 1 setpoint (A) + 2 temperature (B) of the hall, 4 of the meter (A, B).
-	if job["state"] != "done" || job["readings_total"] != 7.0 || job["readings_done"] != 7.0 {
-		t.Fatalf("export through C: %v; want all 7 readings stored through A and B", job)
+	// 1 setpoint (A) + 3 temperature (B) of the hall, 4 of the meter (A, B).
+	if job["state"] != "done" || job["readings_total"] != 8.0 || job["readings_done"] != 8.0 {
+		t.Fatalf("export through C: %v; want all 8 readings stored through A and B", job)
 	}
 	// The job runs on C; its status and download answer through A and B
 	// too (they send the requests to C).
