@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/auditlog/logformat"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/cluster"
@@ -180,6 +181,11 @@ func (h *Hub) startSessions() {
 			h.log.Info("MQTT session taken over by another hub node", "client", clientID)
 		}
 	})
+	// Readings accepted by other nodes for apps connected here; the
+	// broker asks the apps service which app may see each.
+	if err := h.node.OnReading(h.br.PublishReading); err != nil {
+		h.log.Error("receive readings for apps from other hub nodes", "err", err)
+	}
 }
 
 // applyChange makes another node's change take effect here.
@@ -314,6 +320,26 @@ func (h *Hub) noteHold(deviceID string) {
 			h.log.Warn("pass a quarantine on to the other hub nodes", "device", deviceID, "err", err)
 		}
 	}()
+}
+
+// appsPublisher is what the apps service hands readings and discovery
+// messages to: the broker, and on a node also the other nodes' brokers
+// (for readings; discovery messages are announced by every node itself).
+func (h *Hub) appsPublisher() apps.Publisher {
+	if h.node == nil {
+		return h.br
+	}
+	return nodePublisher{Broker: h.br, node: h.node}
+}
+
+type nodePublisher struct {
+	*broker.Broker
+	node *cluster.Node
+}
+
+func (p nodePublisher) PublishReading(deviceID, stream string, payload []byte) {
+	p.Broker.PublishReading(deviceID, stream, payload)
+	p.node.Reading(deviceID, stream, payload)
 }
 
 // brokerMonitor is the monitor the broker reports connections to; on a

@@ -268,6 +268,30 @@ func TestSeveralNodes(t *testing.T) {
 		t.Fatalf("export download through B: %d bytes, the job says %v", len(zb), job["bytes"])
 	}
 
+	// An app connected to B receives a reading accepted by A, once it is
+	// allowed the stream (through C).
+	app, appSecret := a.addApp("Home Assistant", "candor:HomeAutomation")
+	c.allowApp(app, meter, "temperature", true)
+	got := &received{}
+	appConn, _, err := v5(t, b.MQTTAddr(), app, app, appSecret, func(pr paho.PublishReceived) {
+		got.add(pr.Packet.Topic + " " + string(pr.Packet.Payload))
+	})
+	if err != nil {
+		t.Fatalf("app connects to B: %v", err)
+	}
+	subCtx, subCancel := context.WithTimeout(ctx, 10*time.Second)
+	if _, err := appConn.Subscribe(subCtx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "candor/" + meter + "/temperature", QoS: 1}}}); err != nil {
+		t.Fatalf("app subscribes on B: %v", err)
+	}
+	subCancel()
+	a.post(meter, meterSecret, "temperature", `{"celsius":23,"humidity_percent":41}`)
+	want := "candor/" + meter + "/temperature " + `{"celsius":23,"humidity_percent":41}`
+	for deadline := time.Now().Add(10 * time.Second); !got.has(want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the app on B never received the reading accepted by A; it received %v", got.list())
+		}
+	}
+
 	// Deleting the account through B: no node can read the readings.
 	code, out, _ = call(t, http.DefaultClient, "DELETE", b.URL()+"/api/v1/me", alex, map[string]any{"password": goodPassword})
 	if code >= 300 {

@@ -230,7 +230,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 	}
 	h.id.OnRevoke(h.br.Disconnect)
 	h.apps.OnRevoke(h.br.Disconnect)
-	h.apps.SetPublisher(h.br)
+	h.apps.SetPublisher(h.appsPublisher())
 	h.apps.SetCommandSender(h.br)
 	// Tell the device, on its retained control topic, whether anyone still
 	// wants a stream, so a device that can stops generating it.
