@@ -24,6 +24,16 @@ type Config struct {
 	// Store selects the storage engine: empty for the embedded SQLite
 	// file in DataDir, or a postgres:// URL for a PostgreSQL database.
 	Store string
+	// NATS, when set, makes this hub one node of several sharing the
+	// PostgreSQL database in Store: changes and MQTT sessions are
+	// coordinated through this NATS server (package cluster).
+	NATS string
+	// Deployment names the hub several nodes form; it prefixes their NATS
+	// subjects, so two deployments can share one NATS server.
+	Deployment string
+	// NodeURL is the base URL other nodes reach this node's HTTP API at
+	// (empty: derived from HTTPAddr when it names a host).
+	NodeURL string
 	// MQTTAddr is the plain MQTT listener (host:port); empty means off,
 	// which needs another MQTT listener (TLS or WebSocket).
 	MQTTAddr string
@@ -119,6 +129,7 @@ func Default() Config {
 	return Config{
 		DataDir:           "./candor-data",
 		MQTTAddr:          "127.0.0.1:1883",
+		Deployment:        "default",
 		HTTPAddr:          "127.0.0.1:8080",
 		LogLevel:          "info",
 		LogFormat:         "text",
@@ -155,6 +166,12 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.DataDir }, check: nonEmpty},
 	{name: "store", arg: "url", help: "storage engine: empty for the embedded SQLite file in the data directory, or a PostgreSQL URL such as postgres://candor@db.example.org/candor (give the password in ~/.pgpass or PGPASSWORD rather than here)",
 		field: func(c *Config) any { return &c.Store }, check: storeURL},
+	{name: "nats", arg: "url", help: "run as one of several hub nodes sharing the PostgreSQL --store: the NATS server (nats://host:4222) through which the nodes pass on changes and MQTT sessions; empty for a single hub",
+		field: func(c *Config) any { return &c.NATS }, check: natsURL},
+	{name: "deployment", arg: "name", help: "with --nats, the name the nodes of one hub share (letters, digits, - and _); it separates their NATS subjects from another deployment's",
+		field: func(c *Config) any { return &c.Deployment }, check: deploymentName},
+	{name: "node-url", arg: "url", help: "with --nats, the base URL the other nodes reach this node's web interface and API at, such as https://10.0.0.11:8080 (they send requests about export jobs running here to it); empty: the --http-addr, when it names a host",
+		field: func(c *Config) any { return &c.NodeURL }, check: nodeURL},
 	{name: "mqtt-addr", arg: "host:port", help: "plain MQTT listener address; empty turns it off (then give --mqtt-tls-addr or --ws-addr)",
 		field: func(c *Config) any { return &c.MQTTAddr }, check: address(false), emptyMeansOff: true},
 	{name: "mqtt-tls-addr", arg: "host:port", help: "MQTT over TLS listener address; empty turns it off",

@@ -70,3 +70,43 @@ func TestBadStoreURL(t *testing.T) {
 		})
 	}
 }
+
+func TestNATSSettings(t *testing.T) {
+	const pg = "postgres://candor@db.example.org/candor"
+	tests := []struct {
+		name string
+		args []string
+		want string // "" for accepted, else a fragment of the error
+	}{
+		{"single hub", nil, ""},
+		{"node", []string{"--store", pg, "--nats", "nats://127.0.0.1:4222", "--deployment", "homes-1"}, ""},
+		{"tls scheme", []string{"--store", pg, "--nats", "tls://nats.example.org:4222"}, ""},
+		{"cluster list", []string{"--store", pg, "--nats", "nats://n1:4222,nats://n2:4222, nats://n3:4222"}, ""},
+		{"bad list member", []string{"--store", pg, "--nats", "nats://n1:4222,http://n2:4222"}, `URL 2 has the scheme "http"`},
+		{"without postgres", []string{"--nats", "nats://127.0.0.1:4222"}, "must share one database"},
+		{"wrong scheme", []string{"--store", pg, "--nats", "http://127.0.0.1:4222"}, `scheme "http"`},
+		{"no host", []string{"--store", pg, "--nats", "nats://"}, "no host"},
+		{"secret not repeated", []string{"--store", pg, "--nats", "ftp://user:s3cret@h:4222"}, `scheme "ftp"`},
+		{"subject characters", []string{"--store", pg, "--nats", "nats://h:4222", "--deployment", "a.b"}, `character '.'`},
+		{"node url", []string{"--store", pg, "--nats", "nats://h:4222", "--node-url", "https://10.0.0.11:8080"}, ""},
+		{"node url without scheme", []string{"--store", pg, "--nats", "nats://h:4222", "--node-url", "10.0.0.11:8080"}, "is not a URL"},
+		{"empty deployment", []string{"--store", pg, "--nats", "nats://h:4222", "--deployment", ""}, "is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := resolve(t, tt.args, env())
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("error repeats the secret: %v", err)
+			}
+		})
+	}
+}

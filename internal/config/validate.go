@@ -64,6 +64,9 @@ func (c *Config) validate(src map[string]string) error {
 	if c.TLSNames != "" && !c.TLSSelfSigned {
 		fail("tls-names", errors.New("names are added only to the certificate --tls-self-signed makes; a certificate from --tls-cert carries its own"))
 	}
+	if c.NATS != "" && c.Store == "" {
+		fail("nats", errors.New("several hub nodes must share one database: give --store postgres://… too (the embedded SQLite file belongs to one node)"))
+	}
 	if c.MQTTAddr == "" && c.MQTTTLSAddr == "" && c.WSAddr == "" {
 		fail("mqtt-addr", errors.New("no MQTT listener is left, so no device could connect: give an address here, or turn on --mqtt-tls-addr (with a certificate) or --ws-addr"))
 	}

@@ -48,7 +48,7 @@ func (h *Hub) openAssess(context.Context) error {
 		Support:        supportPeriods{h},
 		Store:          h.st,
 		Manifests:      h.cat,
-		Log:            h.alog,
+		Log:            h.rec,
 		Presence:       h.br,
 		Logger:         h.log.With("component", "assess"),
 		DataDir:        cfg.DataDir,

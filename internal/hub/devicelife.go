@@ -13,7 +13,7 @@ import (
 // openOperator loads who runs the hub, before consent names them in
 // records.
 func (h *Hub) openOperator(context.Context) error {
-	h.operator = operator.New(h.st, h.alog, nil)
+	h.operator = operator.New(h.st, h.rec, nil)
 	return nil
 }
 
@@ -31,7 +31,7 @@ func (h *Hub) consentOperator() consent.Party {
 // device's state message) and the advisories service (matching against
 // the manifests in force and the reported versions).
 func (h *Hub) openDeviceLife(context.Context) error {
-	h.firmware = firmware.New(h.st, h.alog, h.log.With("component", "firmware"), nil)
+	h.firmware = firmware.New(h.st, h.rec, h.log.With("component", "firmware"), nil)
 	var holder advisories.Holder
 	if h.mon != nil {
 		holder = h.mon // a nil *Monitor must not become a non-nil Holder
@@ -40,7 +40,7 @@ func (h *Hub) openDeviceLife(context.Context) error {
 		Holder:    holder,
 		Store:     h.st,
 		Inventory: advisories.StoreInventory{Store: h.st, Manifest: h.manifestInForce},
-		Log:       h.alog,
+		Log:       h.rec,
 		Logger:    h.log.With("component", "advisories"),
 		Fixes:     updateFixes{h},
 		Feeds:     h.st,

@@ -34,6 +34,7 @@ import (
 	"github.com/candor-iot/candor/internal/bridge"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/cluster"
 	"github.com/candor-iot/candor/internal/config"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/erasure"
@@ -101,6 +102,14 @@ type Hub struct {
 	export    *export.Service
 	mon       *monitor.Monitor
 	assess    *assess.Service
+	// rec is where the services record: the log itself, or on a node
+	// the deployment's log through mirror.
+	rec       auditlog.Recorder
+	mirror    *cluster.LogMirror
+	node      *cluster.Node // nil for a single hub (no --nats)
+	nodeReady atomic.Bool   // the services exist: changes from other nodes apply
+	// nodeBroker is the broker for NATS callbacks, set once it exists.
+	nodeBroker nodeBroker
 
 	operator   *operator.Service
 	firmware   *firmware.Service
@@ -146,8 +155,10 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "TLS certificate", start: h.loadTLS},
 		{name: "store", start: h.openStore, stop: h.closeStore},
 		{name: "transparency log", start: h.openAuditLog, stop: h.closeAuditLog},
+		{name: "NATS", start: h.connectCluster, stop: h.leaveCluster},
 		{name: "manifests", start: h.openCatalog},
 		{name: "operator", start: h.openOperator},
+		{name: "shared keys", start: h.checkSharedKeys},
 		{name: "vault", start: h.openVault, stop: h.closeVault},
 		{name: "consent", start: h.openConsent},
 		{name: "forwarding", start: h.openForward, stop: h.stopForward},
@@ -161,12 +172,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "retention sweeps", start: h.startSweeps, stop: h.sweeps.wait},
 		{name: "erasure purges", start: h.startPurges, stop: h.purges.wait},
 		{name: "firmware and advisories", start: h.openDeviceLife},
+		{name: "hub nodes", start: h.joinCluster, stop: h.leaveNodes},
 		{name: "broker", start: h.openBroker, stop: h.closeBroker},
 		{name: "updates", start: h.openUpdates},
 		{name: "assessments", start: h.openAssess},
 		{name: "API and pages", start: h.openFrontEnds},
 		{name: "control socket", start: h.serveControl, stop: h.local.stop},
 		{name: "HTTP", start: h.serveHTTP, stop: h.http.stop},
+		{name: "export jobs across nodes", start: h.serveExportJobs},
 		{name: "security audit", start: h.startAudits, stop: h.audits.wait},
 		{name: "MQTT", start: h.startMQTT},
 		{name: "update checks", start: h.startUpdateChecks, stop: h.updJob.wait},
@@ -192,7 +205,7 @@ func (h *Hub) rootHandler() http.Handler {
 	}
 	mux.Handle("/", h.web.Handler())
 	mux.Handle(updates.FilePattern, h.upd.FileHandler(h.deviceAuth()))
-	return h.withTLSRoutes(mux)
+	return h.confirming(h.exportJobRoutes(h.withTLSRoutes(mux)))
 }
 
 // addrHint tells the user what to do when a port is taken, which is the

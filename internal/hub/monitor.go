@@ -43,7 +43,7 @@ func (h *Hub) openMonitor(ctx context.Context) error {
 	mcfg := monitor.Config{
 		Window:  h.cfg.MonitorWindow,
 		Policy:  policy,
-		Log:     h.alog,
+		Log:     h.rec,
 		Store:   h.st,
 		History: h.st,
 		Actions: h.st,
@@ -74,6 +74,7 @@ func (h *Hub) openMonitor(ctx context.Context) error {
 // broker exists (restoring holds at start) it does nothing: startMQTT
 // announces every hold once the broker runs.
 func (h *Hub) publishHold(deviceID string, payload []byte) {
+	h.noteHold(deviceID)
 	if h.br == nil {
 		return
 	}

@@ -37,6 +37,12 @@ func (o *owners) KeyOwner(ctx context.Context, deviceID string) (string, error) 
 	owner := d.KeyOwnerID()
 	if _, err := o.v.Status(owner); errors.Is(err, vault.ErrUnknownOwner) {
 		o.mu.Lock()
+		// Another hub node sharing the store may have enrolled the owner
+		// (perhaps in user-held mode): learn that rather than enrol anew.
+		if err := o.v.Refresh(ctx, owner); err != nil {
+			o.mu.Unlock()
+			return "", fmt.Errorf("look up household %s in the vault: %w", owner, err)
+		}
 		if _, err := o.v.Status(owner); errors.Is(err, vault.ErrUnknownOwner) {
 			if _, err := o.v.Enroll(ctx, owner, vault.Settings{Mode: vault.HubAssisted}); err != nil {
 				o.mu.Unlock()

@@ -60,13 +60,14 @@ func (h *Hub) openAuditLog(ctx context.Context) (err error) {
 	if rec := h.alog.Recovery(); rec.Repaired() {
 		h.log.Warn("transparency log: torn tail repaired after a crash", "detail", rec.String())
 	}
+	h.rec = h.alog // a node records through the deployment's log instead (connectCluster)
 	return nil
 }
 
 func (h *Hub) closeAuditLog(context.Context) error { return h.alog.Close() }
 
 func (h *Hub) openCatalog(ctx context.Context) (err error) {
-	if h.cat, err = catalog.Open(ctx, h.st, catalog.Options{Log: h.alog}); err != nil {
+	if h.cat, err = catalog.Open(ctx, h.st, catalog.Options{Log: h.rec}); err != nil {
 		return fmt.Errorf("load manifests: %w", err)
 	}
 	return nil
@@ -94,7 +95,7 @@ func (h *Hub) openConsent(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consent receipt key: %w", err)
 	}
-	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: key, Log: h.alog,
+	if h.consent, err = consent.New(ctx, consent.Options{Store: h.st, Manifests: h.cat, Key: key, Log: h.rec,
 		Operator: h.consentOperator, Logger: h.log.With("component", "consent")}); err != nil {
 		return fmt.Errorf("consent: %w", err)
 	}
@@ -106,7 +107,7 @@ func (h *Hub) openForward(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("forwarding key: %w", err)
 	}
-	h.forward = forward.New(forward.Options{Store: h.st, Consent: h.consent, Key: key, Log: h.alog,
+	h.forward = forward.New(forward.Options{Store: h.st, Consent: h.consent, Key: key, Log: h.rec,
 		Logger: h.log.With("component", "forward")})
 	return nil
 }
@@ -120,14 +121,14 @@ func (h *Hub) stopForward(context.Context) error {
 }
 
 func (h *Hub) openIdentity(context.Context) error {
-	h.id = identity.New(h.st, identity.Options{Logger: h.log.With("component", "identity"), Log: h.alog, Registerer: h.reg, Box: h.box})
+	h.id = identity.New(h.st, identity.Options{Logger: h.log.With("component", "identity"), Log: h.rec, Registerer: h.reg, Box: h.box})
 	return nil
 }
 
 // openApps loads the household's apps and what each may receive; ingest
 // hands it readings, the broker lets apps log in.
 func (h *Hub) openApps(ctx context.Context) (err error) {
-	if h.apps, err = apps.New(ctx, apps.Options{Store: h.st, Manifests: h.cat, Log: h.alog,
+	if h.apps, err = apps.New(ctx, apps.Options{Store: h.st, Manifests: h.cat, Log: h.rec,
 		Logger: h.log.With("component", "apps")}); err != nil {
 		return fmt.Errorf("apps: %w", err)
 	}
@@ -171,7 +172,7 @@ func (h *Hub) openExports(context.Context) (err error) {
 	// The export service, shared by the API and the pages; it records
 	// each export itself.
 	h.export = export.NewService(export.ServiceConfig{Store: h.st, Catalog: h.cat, Opener: h.vault,
-		IdentityOpener: h.vault, Keys: h.vault, Consent: h.consent, Log: h.alog, Recorder: h.alog, Jobs: h.exports})
+		IdentityOpener: h.vault, Keys: h.vault, Consent: h.consent, Log: h.alog, Recorder: h.rec, Jobs: h.exports})
 	return nil
 }
 
@@ -183,7 +184,7 @@ func (h *Hub) openErasure(context.Context) error {
 	h.erasure = erasure.New(erasure.Config{
 		Store:  h.st,
 		Vault:  h.vault,
-		Log:    h.alog,
+		Log:    h.rec,
 		Logger: h.log.With("component", "erasure"),
 		Erased: func(ids []string) {
 			h.owners.forget(ids)
@@ -220,7 +221,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,
 		State:             stateReports{h},
 		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
-		Monitor:           h.mon,
+		Monitor:           h.brokerMonitor(),
 		Apps:              h.apps,
 		Bridge:            h.zb,
 	}
@@ -235,7 +236,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 	}
 	h.id.OnRevoke(h.br.Disconnect)
 	h.apps.OnRevoke(h.br.Disconnect)
-	h.apps.SetPublisher(h.br)
+	h.apps.SetPublisher(h.appsPublisher())
 	// Commands for Zigbee devices go through their bridge; the rest to
 	// the devices' own control topics.
 	h.zb.SetBroker(h.br, h.br)
@@ -245,6 +246,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 	h.consent.OnChange(func(deviceID, stream string, collect bool) {
 		h.publishControl(deviceID, stream, collect)
 	})
+	h.startSessions()
 	return nil
 }
 
@@ -254,9 +256,9 @@ func (h *Hub) closeBroker(context.Context) error { return h.br.Close() }
 // data may go to and where is one registry they share.
 func (h *Hub) openFrontEnds(context.Context) error {
 	fe := frontEnd{
-		recipients: forward.NewRegistry(h.st, h.cat, h.forward, forward.RegistryOptions{Log: h.alog}),
-		keys:       keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.alog}),
-		history:    history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.alog}),
+		recipients: forward.NewRegistry(h.st, h.cat, h.forward, forward.RegistryOptions{Log: h.rec}),
+		keys:       keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.rec}),
+		history:    history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.rec}),
 	}
 	fe.mqttAddr, fe.mqttTLS = h.deviceMQTT()
 	h.api = newAPI(h, fe)
@@ -359,7 +361,7 @@ func (h *Hub) serveControl(context.Context) (err error) {
 	if h.sockLn, err = listenSocket(filepath.Join(h.cfg.DataDir, SocketName)); err != nil {
 		return err
 	}
-	h.local.serve(h.log, &http.Server{Handler: h.api.LocalHandler(), ReadHeaderTimeout: 10 * time.Second}, h.sockLn)
+	h.local.serve(h.log, &http.Server{Handler: h.confirming(h.api.LocalHandler()), ReadHeaderTimeout: 10 * time.Second}, h.sockLn)
 	return nil
 }
 
@@ -398,7 +400,7 @@ func (h *Hub) startMQTT(ctx context.Context) error {
 }
 
 func (h *Hub) startSweeps(context.Context) error {
-	h.retention = &retention.Job{Store: h.st, Catalog: h.cat, Consent: h.consent, Log: h.alog,
+	h.retention = &retention.Job{Store: h.st, Catalog: h.cat, Consent: h.consent, Log: h.rec,
 		Logger: h.log.With("component", "retention")}
 	h.sweeps.run(func(ctx context.Context) { h.retention.Run(ctx, h.cfg.RetentionInterval) })
 	return nil

@@ -25,7 +25,7 @@ func (h *Hub) openUpdates(context.Context) (err error) {
 		Dir:      filepath.Join(h.cfg.DataDir, "updates"),
 		BaseURL:  h.URL,
 		Versions: h.firmware, // what each device last reported on its $state topic
-		Recorder: h.alog,
+		Recorder: h.rec,
 		Publish:  h.br,
 		Stages:   h.st, // a restart keeps each device's update stage
 		Logger:   h.log,

@@ -109,6 +109,7 @@ type Service struct {
 	mu         sync.Mutex
 	setupHash  []byte // SHA-256 of the live setup token; nil when none
 	onRevoke   []func(deviceID string)
+	onSpent    []func(table, key string)
 	verified   map[string]verifiedSecret // device id → the last secret that verified
 	lastTouch  map[string]time.Time
 	accountsOK bool // at least one account exists (setup is over)

@@ -167,20 +167,28 @@ type bucketRef struct {
 	reason string
 }
 
-// attempt is the reservations one credential check holds.
-type attempt []*throttle.Reservation
+// attempt is the reservations one credential check holds, with the
+// buckets they came from, so a failure can be passed on (OnSpent).
+type attempt struct {
+	rs   []*throttle.Reservation
+	refs []bucketRef
+	s    *Service
+}
 
 // failed spends the reservations: the credential was wrong.
 func (a attempt) failed() {
-	for _, r := range a {
+	for _, r := range a.rs {
 		r.Spend()
+	}
+	if a.s != nil {
+		a.s.spent(a.refs)
 	}
 }
 
 // passed gives the reservations back: the credential was right, or the
 // check could not be made.
 func (a attempt) passed() {
-	for _, r := range a {
+	for _, r := range a.rs {
 		r.Refund()
 	}
 }
@@ -188,11 +196,11 @@ func (a attempt) passed() {
 // reserve takes an attempt from each bucket in order, or none: on a
 // refusal the ones already taken are given back.
 func (s *Service) reserve(ctx context.Context, kind string, refs ...bucketRef) (attempt, error) {
-	a := make(attempt, 0, len(refs))
+	a := attempt{rs: make([]*throttle.Reservation, 0, len(refs)), refs: refs, s: s}
 	for _, ref := range refs {
 		r, err := ref.table.Reserve(ctx, ref.key)
 		if err == nil {
-			a = append(a, r)
+			a.rs = append(a.rs, r)
 			continue
 		}
 		a.passed()
@@ -204,11 +212,11 @@ func (s *Service) reserve(ctx context.Context, kind string, refs ...bucketRef) (
 		case errors.Is(err, throttle.ErrFull):
 			te = &ThrottledError{Reason: ReasonBusy, RetryAfter: busyRetry}
 		default:
-			return nil, fmt.Errorf("%s check: %w", kind, err)
+			return attempt{}, fmt.Errorf("%s check: %w", kind, err)
 		}
 		s.limits.throttled.WithLabelValues(kind, te.Reason).Inc()
 		s.log.Debug("credential check throttled", "kind", kind, "reason", te.Reason)
-		return nil, te
+		return attempt{}, te
 	}
 	return a, nil
 }

@@ -198,3 +198,37 @@ func BenchmarkReserveRefund(b *testing.B) {
 		r.Refund()
 	}
 }
+
+func TestTakeSpendsWithoutAReservation(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tab := New(Limit{Burst: 3, Every: time.Minute}, 10, func() time.Time { return now })
+	tests := []struct {
+		name       string
+		takes      int
+		wantPasses int // reservations that then succeed
+	}{
+		{"none taken", 0, 3},
+		{"two taken elsewhere", 2, 1},
+		{"more taken than the burst", 5, 0},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := "acct-" + string(rune('a'+i))
+			for range tt.takes {
+				tab.Take(key)
+			}
+			passes := 0
+			for range 5 {
+				r, err := tab.Reserve(context.Background(), key)
+				if err != nil {
+					break
+				}
+				r.Spend()
+				passes++
+			}
+			if passes != tt.wantPasses {
+				t.Fatalf("%d attempts allowed after %d taken elsewhere, want %d", passes, tt.takes, tt.wantPasses)
+			}
+		})
+	}
+}

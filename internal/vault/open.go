@@ -25,6 +25,14 @@ func (v *Vault) Open(ownerID string, sealed, aad []byte) ([]byte, error) {
 // AppendOpen is Open appending the plaintext to dst; with a reused buffer
 // it does not allocate. dst must not overlap sealed.
 func (v *Vault) AppendOpen(dst []byte, ownerID string, sealed, aad []byte) ([]byte, error) {
+	out, err := v.appendOpen(dst, ownerID, sealed, aad)
+	if err != nil && v.missed(ownerID, err) {
+		return v.appendOpen(dst, ownerID, sealed, aad)
+	}
+	return out, err
+}
+
+func (v *Vault) appendOpen(dst []byte, ownerID string, sealed, aad []byte) ([]byte, error) {
 	if v.closed.Load() {
 		return dst, ErrClosed
 	}

@@ -40,6 +40,14 @@ func (v *Vault) Seal(ownerID string, plaintext, aad []byte) ([]byte, error) {
 // capacity is short: with a reused buffer it does not allocate. plaintext
 // must not overlap dst's spare capacity.
 func (v *Vault) AppendSeal(dst []byte, ownerID string, plaintext, aad []byte) ([]byte, error) {
+	out, err := v.appendSeal(dst, ownerID, plaintext, aad)
+	if err != nil && v.missed(ownerID, err) {
+		return v.appendSeal(dst, ownerID, plaintext, aad)
+	}
+	return out, err
+}
+
+func (v *Vault) appendSeal(dst []byte, ownerID string, plaintext, aad []byte) ([]byte, error) {
 	if v.closed.Load() {
 		return dst, ErrClosed
 	}

@@ -80,6 +80,7 @@ type Vault struct {
 	mu     sync.Mutex // serialises changes to the owners map
 	owners atomic.Pointer[map[string]*owner]
 	closed atomic.Bool
+	shared atomic.Bool // other Vaults write to st (see ShareStore)
 }
 
 // owner is the in-memory state of one key owner.

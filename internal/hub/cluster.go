@@ -1,0 +1,365 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/candor-iot/candor/internal/apps"
+	"github.com/candor-iot/candor/internal/auditlog/logformat"
+	"github.com/candor-iot/candor/internal/broker"
+	"github.com/candor-iot/candor/internal/cluster"
+	"github.com/candor-iot/candor/internal/signkey"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// The hub as one node of several (--nats): the services report changes
+// that decide the next reading, the front ends wait until every live node
+// has them before saying "done", and each node applies the others'
+// changes to what it keeps in memory. See package cluster and
+// docs/deployment.md.
+
+// SharedKeyFiles are the files, relative to the data directory, that
+// every node of a deployment must hold the same copy of: the vault key
+// (data keys are wrapped to it in the shared database, so a node with
+// another one could not open readings sealed by the others, nor they its),
+// the transparency log key (every node signs checkpoints of the one
+// deployment log) and the consent receipt, forwarding and assessment
+// report signing keys (one deployment, one signer). The first node makes
+// them; the operator copies them to every other node before its first
+// start, like a TLS certificate.
+var SharedKeyFiles = []string{"vault.key", filepath.Join("audit", logformat.KeyFile),
+	filepath.Join("consent", signkey.KeyFile(receiptKeyName)), filepath.Join("forward", signkey.KeyFile(forwardKeyName)),
+	filepath.Join("assess", signkey.KeyFile(reportKeyName))}
+
+// checkSharedKeys refuses to start a node that lacks the deployment's
+// vault key while the shared database already holds data keys: it would
+// make a key of its own and seal readings no other node can open.
+func (h *Hub) checkSharedKeys(ctx context.Context) error {
+	if h.cfg.NATS == "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(h.cfg.DataDir, "vault.key")); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	kos, err := h.st.KeyOwners(ctx)
+	if err != nil {
+		return fmt.Errorf("check for the deployment's keys: %w", err)
+	}
+	if len(kos) > 0 {
+		return fmt.Errorf("this node has no vault.key in %s, but the shared database already holds data keys: copy %s from the data directory of a node that runs, then start again",
+			h.cfg.DataDir, strings.Join(SharedKeyFiles, ", "))
+	}
+	return nil
+}
+
+// connectCluster joins the deployment when --nats is set, right after the
+// transparency log opens: from here on the services record through the
+// deployment's one log (package cluster's LogMirror), and changes from
+// other nodes are confirmed (applied once the services exist, joinCluster).
+func (h *Hub) connectCluster(ctx context.Context) (err error) {
+	if h.cfg.NATS == "" {
+		return nil
+	}
+	h.node, err = cluster.Join(ctx, cluster.Options{URL: h.cfg.NATS, Deployment: h.cfg.Deployment,
+		Logger: h.log.With("component", "cluster")}, h.applyChange)
+	if err != nil {
+		return err
+	}
+	h.mirror, err = h.node.Log(ctx, h.alog)
+	if errors.Is(err, cluster.ErrDiverged) {
+		h.log.Warn("transparency log: this node's copy differs from the deployment's (a crash repair?); rebuilding it from the deployment's log", "err", err)
+		if err = h.rebuildAuditLog(ctx); err == nil {
+			h.mirror, err = h.node.Log(ctx, h.alog)
+		}
+	}
+	if err != nil {
+		_ = h.node.Close()
+		return err
+	}
+	h.rec = h.mirror
+	return nil
+}
+
+// rebuildAuditLog moves this node's copy of the log aside (kept for
+// inspection, with a name saying why) and opens an empty one with the
+// same key, which the deployment's log then fills.
+func (h *Hub) rebuildAuditLog(ctx context.Context) error {
+	dir := h.alog.Dir()
+	if err := h.alog.Close(); err != nil {
+		return fmt.Errorf("close the transparency log: %w", err)
+	}
+	aside := fmt.Sprintf("%s.diverged-%d", dir, time.Now().Unix())
+	if err := os.Rename(dir, aside); err != nil {
+		return fmt.Errorf("move the transparency log aside: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, name := range []string{logformat.KeyFile, logformat.PubFile} {
+		b, err := os.ReadFile(filepath.Join(aside, name))
+		if errors.Is(err, fs.ErrNotExist) && name == logformat.PubFile {
+			continue // a convenience copy; a node given the key has none
+		}
+		if err != nil {
+			return fmt.Errorf("keep the log key: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return fmt.Errorf("keep the log key: %w", err)
+		}
+	}
+	return h.openAuditLog(ctx)
+}
+
+// joinCluster lets this node's services take part once they exist: the
+// changes they make are noted for the other nodes, and the changes of
+// others apply here.
+func (h *Hub) joinCluster(ctx context.Context) error {
+	if h.node == nil {
+		return nil
+	}
+	h.vault.ShareStore()
+	h.consent.OnChange(func(deviceID, _ string, _ bool) {
+		h.node.Note(cluster.Change{Kind: cluster.KindConsent, ID: deviceID})
+	})
+	h.id.OnRevoke(func(deviceID string) { h.node.Note(cluster.Change{Kind: cluster.KindDevice, ID: deviceID}) })
+	h.apps.OnRevoke(func(appID string) { h.node.Note(cluster.Change{Kind: cluster.KindApp, ID: appID}) })
+	// Wrong guesses count on every node, as on one hub.
+	h.id.OnSpent(h.node.Spent)
+	h.node.OnSpentElsewhere(h.id.SpentElsewhere)
+	h.nodeReady.Store(true)
+	// Anything changed by others while the services loaded is in the
+	// database (its confirmation here was a no-op): read it once more.
+	if err := h.reloadAll(ctx); err != nil {
+		return err
+	}
+	h.log.Info("joined hub nodes", "deployment", h.cfg.Deployment, "node", h.node.Name(), "live", len(h.node.Live()))
+	return nil
+}
+
+// leaveNodes runs as soon as the broker has stopped taking devices: the
+// other nodes stop waiting for this one, so their changes are not held
+// up while it finishes shutting down.
+func (h *Hub) leaveNodes(context.Context) error {
+	if h.node != nil {
+		h.nodeReady.Store(false)
+		h.node.Leave()
+	}
+	return nil
+}
+
+func (h *Hub) leaveCluster(context.Context) error {
+	if h.node == nil {
+		return nil
+	}
+	if h.mirror != nil {
+		h.mirror.Close()
+	}
+	return h.node.Close()
+}
+
+// clusterBroker is set once the broker exists; changes that arrive before
+// have no connection to end.
+func (h *Hub) clusterBroker() *broker.Broker { return h.nodeBroker.Load() }
+
+// startSessions lets other nodes end sessions here once the broker exists.
+func (h *Hub) startSessions() {
+	if h.node == nil {
+		return
+	}
+	h.nodeBroker.Store(h.br)
+	h.node.OnTakeover(func(clientID string) {
+		if h.br.EndSession(clientID) {
+			h.log.Info("MQTT session taken over by another hub node", "client", clientID)
+		}
+	})
+	// Readings accepted by other nodes for apps connected here; the
+	// broker asks the apps service which app may see each.
+	if err := h.node.OnReading(h.br.PublishReading); err != nil {
+		h.log.Error("receive readings for apps from other hub nodes", "err", err)
+	}
+}
+
+// applyChange makes another node's change take effect here.
+func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
+	if !h.nodeReady.Load() {
+		return nil // nothing loaded yet; joinCluster reads it all afterwards
+	}
+	switch c.Kind {
+	case cluster.KindConsent:
+		return h.consent.Refresh(ctx, c.ID)
+	case cluster.KindDevice:
+		if br := h.clusterBroker(); br != nil {
+			br.Disconnect(c.ID) // revoked, rotated or erased: its credential no longer holds
+		}
+		if _, err := h.st.Device(ctx, c.ID); errors.Is(err, store.ErrNotFound) {
+			ids := []string{c.ID}
+			h.owners.forget(ids)
+			h.mon.Forget(ids)
+			h.id.DevicesErased(ids)
+			// Refresh drops what consent held of it; that it reports the
+			// device unknown is the point.
+			_ = h.consent.Refresh(ctx, c.ID)
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("look up device: %w", err)
+		}
+		return h.consent.Refresh(ctx, c.ID)
+	case cluster.KindApp:
+		if br := h.clusterBroker(); br != nil {
+			br.Disconnect(c.ID)
+		}
+		return h.apps.Reload(ctx)
+	case cluster.KindHold:
+		return h.mon.Reload(ctx)
+	case cluster.KindReload:
+		return h.reloadAll(ctx)
+	}
+	return fmt.Errorf("unknown change kind %q", c.Kind)
+}
+
+// reloadAll rereads everything this node keeps in memory that another
+// node may have changed without a narrower Change: manifests in force (and
+// so every device's decisions), app grants, holds, recipients and key
+// settings.
+func (h *Hub) reloadAll(ctx context.Context) error {
+	var errs []error
+	if err := h.cat.Reload(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := h.consent.Refresh(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("consent: %w", err))
+	}
+	if err := h.apps.Reload(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := h.mon.Reload(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	hhs, err := h.st.Households(ctx)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("households: %w", err))
+	}
+	for _, hh := range hhs {
+		if err := h.forward.Reload(ctx, hh.ID); err != nil {
+			errs = append(errs, fmt.Errorf("recipients of %s: %w", hh.ID, err))
+		}
+	}
+	kos, err := h.st.KeyOwners(ctx)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("key owners: %w", err))
+	}
+	for _, ko := range kos {
+		if err := h.vault.Refresh(ctx, ko.OwnerID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reloadPaths are the parts of request paths whose changes no service
+// reports as a Change of its own: manifests, app grants, quarantine
+// releases, recipients, key settings, the operator's details, erasure.
+var reloadPaths = []string{"/manifests", "/apps", "/release", "/recipients", "/keys", "/operator",
+	"/my-data/delete", "/my-data/leave", "/unlink", "/households", "/household/"}
+
+// classifyRequest says what a successful changing request may have
+// changed beyond what the services note themselves.
+func classifyRequest(r *http.Request) []cluster.Change {
+	p := r.URL.Path
+	if r.Method == http.MethodDelete && p == "/api/v1/me" {
+		return []cluster.Change{{Kind: cluster.KindReload}}
+	}
+	for _, s := range reloadPaths {
+		if strings.Contains(p, s) {
+			return []cluster.Change{{Kind: cluster.KindReload}}
+		}
+	}
+	return nil
+}
+
+// confirming wraps a front end so changes are in force on every node
+// before it answers; a single hub needs no wrapping.
+func (h *Hub) confirming(next http.Handler) http.Handler {
+	if h.node == nil {
+		return next
+	}
+	confirmed := h.node.Confirming(next, classifyRequest)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/v1/ingest/") {
+			// Readings over HTTP change no decision, and must not queue
+			// behind a change round waiting for a silent node.
+			next.ServeHTTP(w, r)
+			return
+		}
+		confirmed.ServeHTTP(w, r)
+	})
+}
+
+// noteHold passes on a quarantine this node's monitor placed or lifted.
+// The monitor acts on its own (a flooding device), with nobody waiting
+// for an answer, so the round runs in the background; a node that does
+// not confirm is logged, and learns the hold at its next reload.
+func (h *Hub) noteHold(deviceID string) {
+	if h.node == nil || !h.nodeReady.Load() {
+		return
+	}
+	h.node.Note(cluster.Change{Kind: cluster.KindHold, ID: deviceID})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.node.Sync(ctx); err != nil {
+			h.log.Warn("pass a quarantine on to the other hub nodes", "device", deviceID, "err", err)
+		}
+	}()
+}
+
+// appsPublisher is what the apps service hands readings and discovery
+// messages to: the broker, and on a node also the other nodes' brokers
+// (for readings; discovery messages are announced by every node itself).
+func (h *Hub) appsPublisher() apps.Publisher {
+	if h.node == nil {
+		return h.br
+	}
+	return nodePublisher{Broker: h.br, node: h.node}
+}
+
+type nodePublisher struct {
+	*broker.Broker
+	node *cluster.Node
+}
+
+func (p nodePublisher) PublishReading(deviceID, stream string, payload []byte) {
+	p.Broker.PublishReading(deviceID, stream, payload)
+	p.node.Reading(deviceID, stream, payload)
+}
+
+// brokerMonitor is the monitor the broker reports connections to; on a
+// node it also tells the other nodes, so they end the client's session.
+func (h *Hub) brokerMonitor() broker.Monitor {
+	if h.node == nil {
+		return h.mon
+	}
+	return sessionMonitor{Monitor: h.mon, node: h.node}
+}
+
+type sessionMonitor struct {
+	broker.Monitor
+	node *cluster.Node
+}
+
+func (m sessionMonitor) Connect(deviceID, clientID string, addr netip.Addr) {
+	m.Monitor.Connect(deviceID, clientID, addr)
+	m.node.Connected(clientID)
+}
+
+// nodeBroker is the broker as seen from NATS callbacks.
+type nodeBroker = atomic.Pointer[broker.Broker]

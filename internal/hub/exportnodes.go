@@ -1,0 +1,84 @@
+package hub
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Export jobs run on the node that was asked, and their encrypted file
+// and its key stay there (the key in memory only). On a node that does not
+// hold a job, requests for it (status, download, cancel, from the API or
+// the pages) go to the node that does, found over NATS. Authentication is
+// the holder's: sessions and tokens are in the shared database.
+
+// exportJobPrefixes are the paths whose next segment is an export job id.
+var exportJobPrefixes = []string{"/api/v1/exports/", "/my-data/exports/"}
+
+func exportJobID(path string) string {
+	for _, p := range exportJobPrefixes {
+		if rest, ok := strings.CutPrefix(path, p); ok {
+			id, _, _ := strings.Cut(rest, "/")
+			return id
+		}
+	}
+	return ""
+}
+
+// nodeURL is the base URL the other nodes reach this one at: --node-url,
+// or the HTTP listener when it names a host; "" when it cannot be told.
+func (h *Hub) nodeURL() string {
+	if h.cfg.NodeURL != "" {
+		return strings.TrimSuffix(h.cfg.NodeURL, "/")
+	}
+	host, _, err := net.SplitHostPort(h.HTTPAddr())
+	if ip := net.ParseIP(host); err != nil || ip == nil || ip.IsUnspecified() {
+		return ""
+	}
+	return h.URL()
+}
+
+// serveExportJobs tells the other nodes which export jobs run here, once
+// the HTTP listener is bound.
+func (h *Hub) serveExportJobs(context.Context) error {
+	if h.node == nil {
+		return nil
+	}
+	u := h.nodeURL()
+	if u == "" {
+		h.log.Warn("export jobs started on this node answer only here: set --node-url so the other nodes can send their requests about them")
+		return nil
+	}
+	return h.node.ServeHolder("export", h.exports.Has, u)
+}
+
+// exportJobRoutes sends requests about an export job this node does not
+// hold to the node that does.
+func (h *Hub) exportJobRoutes(next http.Handler) http.Handler {
+	if h.node == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := exportJobID(r.URL.Path)
+		if id == "" || h.exports.Has(id) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		holder, err := h.node.Holder(ctx, "export", id)
+		cancel()
+		if err != nil {
+			h.log.Warn("find the node holding an export job", "job", id, "err", err)
+		}
+		target, perr := url.Parse(holder)
+		if holder == "" || perr != nil || holder == h.nodeURL() {
+			next.ServeHTTP(w, r) // nobody holds it: the local answer (404) is right
+			return
+		}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	})
+}
