@@ -45,6 +45,18 @@ func (s *Service) MustEnrolFirst(ctx context.Context, p access.Principal) (bool,
 	return p.MustEnrolFirst(s.adminSF, has), nil
 }
 
+// AccountMustEnrolFirst is MustEnrolFirst for an account just logged in.
+func (s *Service) AccountMustEnrolFirst(ctx context.Context, accountID string) (bool, error) {
+	if !s.adminSF {
+		return false, nil
+	}
+	acc, err := s.st.Account(ctx, accountID)
+	if err != nil {
+		return false, fmt.Errorf("look up account: %w", err)
+	}
+	return s.MustEnrolFirst(ctx, access.Person(acc, store.Session{}))
+}
+
 // AccountSecondFactor reports the second factor of the account named
 // username, to a principal allowed to see it.
 func (s *Service) AccountSecondFactor(ctx context.Context, p access.Principal, username string) (store.Account, SecondFactorStatus, error) {
