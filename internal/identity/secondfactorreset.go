@@ -93,7 +93,7 @@ func (s *Service) ResetSecondFactor(ctx context.Context, p access.Principal, use
 	actor := p.Actor()
 	r := store.SecondFactorReset{AccountID: acc.ID, At: s.now().UTC(), ByKind: string(actor.Kind), ByID: actor.ID}
 	if err := s.st.ResetSecondFactor(ctx, r); errors.Is(err, store.ErrNotFound) {
-		return store.Account{}, invalid("username: %s has no second factor to remove", acc.Username)
+		return store.Account{}, invalid("username: there are no login codes of %s to turn off", acc.Username)
 	} else if err != nil {
 		return store.Account{}, fmt.Errorf("reset second factor: %w", err)
 	}
