@@ -15,7 +15,6 @@ import (
 	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
-
 // addKimWithCodes adds Kim to the admin's household, with login codes on.
 func addKimWithCodes(t *testing.T, h *testHub, admin store.Account) {
 	t.Helper()
