@@ -28,6 +28,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the hub (MQTT broker, HTTP API, embedded storage)", runServe},
 		{"device", "add, list, rotate or revoke devices (add|list|rotate|revoke)", runDevice},
+		{"account", "a person's login codes, as the hub's operator (second-factor status|reset USERNAME)", runAccount},
 		{"app", "local apps that receive readings over MQTT (add|list|allow|deny|rotate|revoke)", runApp},
 		{"bridge", "Zigbee2MQTT bridge: its credential and its Zigbee devices (add zigbee2mqtt|device)", runBridge},
 		{"readings", "show a device's stored readings", runReadings},

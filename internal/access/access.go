@@ -17,6 +17,7 @@
 package access
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -219,4 +220,47 @@ func (p Principal) CanSuppressFinding(householdID string) bool {
 		return p.Admin()
 	}
 	return p.Admin() || p.CanManage(householdID)
+}
+
+// ErrOwnSecondFactor is the kind of an admin's request to remove their
+// own second factor without it: that would let whoever holds the admin's
+// password alone turn the factor off.
+var ErrOwnSecondFactor = &problem.Kind{Status: http.StatusForbidden, Type: "own-second-factor",
+	Text: "not your own second factor"}
+
+// ResetSecondFactor returns nil when p may remove acc's second factor for
+// a person who lost both their app and their recovery codes: the operator
+// for anyone; the admin for the people of the admin's own household, but
+// not for themselves (that takes the control socket, so a stolen admin
+// password alone cannot remove the admin's factor). Anyone else gets a
+// *NotFoundError, so accounts cannot be probed.
+func (p Principal) ResetSecondFactor(acc store.Account) error {
+	switch {
+	case p.Operator:
+		return nil
+	case !p.Account.Admin || !p.Member(acc.HouseholdID):
+		return &NotFoundError{Kind: "account", ID: acc.Username}
+	case acc.ID == p.Account.ID:
+		return ErrOwnSecondFactor.Errorf("you cannot remove your own second factor here: turn it off on the Security page with your password, or ask whoever runs the hub to use 'candor account second-factor reset %s' on it", acc.Username)
+	}
+	return nil
+}
+
+// SeeSecondFactor returns nil when p may see whether acc has a second
+// factor: the person themselves, and whoever may reset it.
+func (p Principal) SeeSecondFactor(acc store.Account) error {
+	if !p.Operator && p.Account.ID == acc.ID {
+		return nil
+	}
+	if err := p.ResetSecondFactor(acc); err != nil && !errors.Is(err, ErrOwnSecondFactor) {
+		return err
+	}
+	return nil
+}
+
+// MustEnrolFirst reports whether p may do nothing but enrol a second
+// factor (and log out): the hub requires one for the admin
+// (required), p is the admin logged in as a person, and has none yet.
+func (p Principal) MustEnrolFirst(required, hasFactor bool) bool {
+	return required && !p.Operator && p.Account.Admin && !hasFactor
 }

@@ -197,6 +197,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/me/second-factor", s.authed(s.beginSecondFactor))
 	m.HandleFunc("POST /api/v1/me/second-factor/confirm", s.authed(s.confirmSecondFactor))
 	m.HandleFunc("POST /api/v1/me/second-factor/disable", s.authed(s.disableSecondFactor))
+	m.HandleFunc("GET /api/v1/accounts/by-username/{username}/second-factor", s.authed(s.accountSecondFactor))
+	m.HandleFunc("POST /api/v1/accounts/by-username/{username}/second-factor/reset", s.authed(s.resetSecondFactor))
 	m.HandleFunc("GET /api/v1/sessions", s.authed(s.listSessions))
 	m.HandleFunc("DELETE /api/v1/sessions/{id}", s.authed(s.revokeSession))
 

@@ -62,8 +62,27 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, access.Princi
 			return
 		}
 		p := access.Person(acc, ses)
+		if must, err := s.id.MustEnrolFirst(r.Context(), p); err != nil {
+			s.fail(w, r, err)
+			return
+		} else if must && !enrolPath(r) {
+			writeProblem(w, r, http.StatusForbidden, "second-factor-enrolment-required",
+				"this hub requires login codes for the admin: add an app first (POST /api/v1/me/second-factor, then /confirm); until then only those, /api/v1/me and logout answer")
+			return
+		}
 		ctx := withPrincipal(r.Context(), p)
 		ctx = auditlog.WithActor(ctx, p.Actor())
 		h(w, r.WithContext(ctx), p)
 	}
+}
+
+// enrolPath reports whether r is one of the few requests an admin who
+// must first enrol a second factor may make: enrol it, see who they are,
+// log out.
+func enrolPath(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/api/v1/me", "/api/v1/me/second-factor", "/api/v1/me/second-factor/confirm", "/api/v1/logout":
+		return true
+	}
+	return false
 }

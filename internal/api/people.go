@@ -104,7 +104,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		SameSite: http.SameSiteLaxMode,
 	})
 	s.rememberBrowser(w, r, ss.AccountID)
-	writeJSON(w, http.StatusOK, map[string]any{"session": toSession(ss, ss.ID)})
+	out := map[string]any{"session": toSession(ss, ss.ID)}
+	if err := s.addLoginNotices(r, ss.AccountID, out); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // createToken issues an API token, either for the logged-in caller or for
@@ -135,7 +140,12 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "session": toSession(ss, "")})
+		out := map[string]any{"token": tok, "session": toSession(ss, "")}
+		if err := s.addLoginNotices(r, ss.AccountID, out); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, out)
 		return
 	}
 	ss, tok, err := s.id.CreateToken(r.Context(), accountID, in.Name)

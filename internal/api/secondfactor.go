@@ -103,3 +103,46 @@ func (s *Server) disableSecondFactor(w http.ResponseWriter, r *http.Request, p a
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// addLoginNotices adds to a login's answer what the person must be told:
+// that someone else removed their second factor since they last logged
+// in, and that the hub wants the admin to enrol one first.
+func (s *Server) addLoginNotices(r *http.Request, accountID string, out map[string]any) error {
+	reset, ok, err := s.id.TakeSecondFactorReset(r.Context(), accountID)
+	if err != nil {
+		return err
+	}
+	if ok {
+		out["second_factor_reset"] = reset
+		out["notice"] = "Your login codes were turned off by the " + reset.By + " on " + reset.At.Format("2 January 2006 at 15:04 UTC") +
+			". Your password alone logs you in now. If you did not ask for this, change your password and tell the " + reset.By + "."
+	}
+	return nil
+}
+
+// accountSecondFactor reports whether a person has a second factor, to
+// the operator and the admin of their household.
+func (s *Server) accountSecondFactor(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	acc, st, err := s.id.AccountSecondFactor(r.Context(), p, r.PathValue("username"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"account": toAccount(acc), "second_factor": st})
+}
+
+// resetSecondFactor removes a person's second factor when they lost both
+// their app and their recovery codes.
+func (s *Server) resetSecondFactor(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	acc, err := s.id.ResetSecondFactor(r.Context(), p, r.PathValue("username"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	st, err := s.id.SecondFactor(r.Context(), acc.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"account": toAccount(acc), "second_factor": st})
+}

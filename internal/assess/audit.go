@@ -102,6 +102,9 @@ type Config struct {
 	Updates    UpdateMetadata
 	Quarantine Quarantined
 	SecondFA   SecondFactors
+	// AdminSecondFactorRequired says the hub makes the admin enrol a
+	// second factor before anything else.
+	AdminSecondFactorRequired bool
 	// MonitorKeep is how long abuse monitoring keeps its counts per
 	// device and window, for the assessment to say (0: not said).
 	MonitorKeep time.Duration

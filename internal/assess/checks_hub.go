@@ -414,13 +414,22 @@ func (r *run) secondFactor(ctx context.Context) error {
 			if ok {
 				continue
 			}
-			r.add(Finding{Check: checkSecondFactor, Severity: sev, Subject: a.ID,
+			f := Finding{Check: checkSecondFactor, Severity: sev, Subject: a.ID,
 				Title:    "The admin account has no second factor",
 				Evidence: fmt.Sprintf("Admin account %s (%s) logs in with a password only; the login page is reachable %s.", a.ID, a.Username, where),
 				Why:      "Whoever learns the admin's password controls the whole hub.",
-				Fix:      "Log in as this admin and turn on login codes from an app on the Security page.",
+				Fix:      "Log in as this admin and turn on login codes from an app on the Security page, or start the hub with --require-second-factor-for-admin so the admin must add them before anything else.",
 				FixURL:   "/security",
-			})
+			}
+			if r.s.cfg.AdminSecondFactorRequired {
+				// The password still opens a session, but one that can
+				// do nothing but add the codes: lower, not gone.
+				f.Severity = Low
+				f.Evidence = fmt.Sprintf("Admin account %s (%s) has no second factor yet. The hub requires one for the admin (--require-second-factor-for-admin), so after the password the admin can do nothing but add it; the login page is reachable %s.", a.ID, a.Username, where)
+				f.Why = "Until the codes are added, whoever learns the admin's password first can add their own app and lock the admin out."
+				f.Fix = "Log in as this admin now and add login codes from an app; the hub will ask for nothing else first."
+			}
+			r.add(f)
 		}
 	}
 	return nil

@@ -88,6 +88,9 @@ type facts struct {
 	// admins counts admin accounts; admins2FA those with a second factor
 	// (only when the hub has second factors).
 	admins, admins2FA int
+	// adminSFRequired: the hub makes the admin enrol a second factor
+	// before anything else.
+	adminSFRequired bool
 }
 
 func (f *facts) has(check string) bool   { return f.open[check] > 0 }
@@ -108,7 +111,8 @@ func (s *Service) gatherFacts(ctx context.Context) (*facts, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &facts{audit: rep, open: map[string]int{}, unavailable: map[string]bool{}, tls: s.cfg.Certificate != nil}
+	f := &facts{audit: rep, open: map[string]int{}, unavailable: map[string]bool{}, tls: s.cfg.Certificate != nil,
+		adminSFRequired: s.cfg.AdminSecondFactorRequired && s.cfg.SecondFA != nil}
 	for _, fd := range rep.Findings {
 		if fd.ClosedAt == nil {
 			f.open[fd.Check]++

@@ -75,13 +75,25 @@ func authRow(f *facts) (string, string, string) {
 	switch {
 	case !f.avail(checkSecondFactor):
 		return PartlyMet, ev + " This hub offers no second login factor.", "A second login factor for admin accounts."
+	case f.admins > f.admins2FA && f.adminSFRequired:
+		return Met, ev + fmt.Sprintf(" %d of %d admin account(s) log in with a second factor (TOTP, RFC 6238); the hub requires one for the admin (--require-second-factor-for-admin), so an admin without one can do nothing but add it.", f.admins2FA, f.admins), ""
 	case f.admins > f.admins2FA:
 		return PartlyMet, ev + fmt.Sprintf(" %d of %d admin account(s) log in with a second factor (TOTP, RFC 6238).", f.admins2FA, f.admins),
-			"Turn on login codes for every admin account (the audit names them)."
+			"Turn on login codes for every admin account (the audit names them), or make the hub require them (--require-second-factor-for-admin)."
 	case f.admins == 0:
-		return Met, ev + " Any account can add a second factor (TOTP, RFC 6238); there is no admin account yet.", ""
+		return Met, ev + " Any account can add a second factor (TOTP, RFC 6238); there is no admin account yet." + requiredNote(f), ""
 	}
-	return Met, ev + fmt.Sprintf(" Every admin account (%d) logs in with a second factor (TOTP, RFC 6238), its secret sealed at rest.", f.admins), ""
+	return Met, ev + fmt.Sprintf(" Every admin account (%d) logs in with a second factor (TOTP, RFC 6238), its secret sealed at rest.", f.admins) + requiredNote(f), ""
+}
+
+// requiredNote says, in the 5.1-3 evidence, that the hub requires a
+// second factor for the admin.
+func requiredNote(f *facts) string {
+	if !f.adminSFRequired {
+		return ""
+	}
+	return " The hub requires one for the admin (--require-second-factor-for-admin)."
+
 }
 
 // bruteForceRow is 5.1-5: throttling makes guessing impractical, and

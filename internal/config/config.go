@@ -100,6 +100,9 @@ type Config struct {
 	// AuditInterval is how often the security audit runs; 0 runs it only
 	// on demand.
 	AuditInterval time.Duration
+	// RequireSecondFactorForAdmin makes an admin without login codes
+	// enrol them before doing anything else.
+	RequireSecondFactorForAdmin bool
 	// ConfigFile is the JSON file the other settings were read from, if any.
 	ConfigFile string
 	// MQTTAddrSet and HTTPAddrSet say that MQTTAddr and HTTPAddr were
@@ -226,6 +229,8 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.CredentialRotation }, check: durationRange(0, 10*365*24*time.Hour)},
 	{name: "audit-interval", arg: "duration", help: "how often the security audit runs, such as 1h; 0 runs it only when asked (candor audit)",
 		field: func(c *Config) any { return &c.AuditInterval }, check: durationRange(0, 30*24*time.Hour)},
+	{name: "require-second-factor-for-admin", help: "an admin without login codes (a second factor) must add them before doing anything else on the pages or the API",
+		field: func(c *Config) any { return &c.RequireSecondFactorForAdmin }},
 }
 
 // setting describes one Config field in every source.

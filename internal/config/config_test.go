@@ -217,7 +217,7 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		"mqtt_connect_timeout": "2s", "mqtt_pending_per_address": 8,
 		"monitor_window": "10s", "monitor_keep": "240h", "monitor_actions": "critical=revoke", "alert_webhook": "https://alerts.example.org/in",
 		"alert_smtp_addr": "mail.example.org:25", "alert_mail_from": "hub@example.org",
-		"credential_rotation": "720h", "audit_interval": "0s",
+		"credential_rotation": "720h", "audit_interval": "0s", "require_second_factor_for_admin": true,
 		"store": "postgres://candor@db.example.org/candor", "nats": "nats://nats.example.org:4222", "deployment": "homes-1"
 	}`)
 	cfg, err := resolve(t, []string{"--config", path}, env())
@@ -232,8 +232,8 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		MQTTConnectTimeout: 2 * time.Second, MQTTPendingPerAddress: 8,
 		MonitorWindow: 10 * time.Second, MonitorKeep: 240 * time.Hour, MonitorActions: "critical=revoke", AlertWebhook: "https://alerts.example.org/in",
 		AlertSMTPAddr: "mail.example.org:25", AlertMailFrom: "hub@example.org",
-		CredentialRotation: 720 * time.Hour,
-		Store:              "postgres://candor@db.example.org/candor", NATS: "nats://nats.example.org:4222", Deployment: "homes-1",
+		CredentialRotation: 720 * time.Hour, RequireSecondFactorForAdmin: true,
+		Store: "postgres://candor@db.example.org/candor", NATS: "nats://nats.example.org:4222", Deployment: "homes-1",
 	}
 	if cfg != want {
 		t.Fatalf("got %+v\nwant %+v", cfg, want)

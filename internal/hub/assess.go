@@ -66,6 +66,7 @@ func (h *Hub) openAssess(context.Context) error {
 	}
 	ac.Quarantine = quarantined{h}
 	ac.SecondFA = h.id
+	ac.AdminSecondFactorRequired = h.cfg.RequireSecondFactorForAdmin
 	ac.MonitorKeep = h.cfg.MonitorKeep
 	ac.Feeds, ac.Updates = staleFeeds{h}, expiredMetadata{h}
 	h.assess = assess.New(ac)

@@ -121,7 +121,8 @@ func (h *Hub) stopForward(context.Context) error {
 }
 
 func (h *Hub) openIdentity(context.Context) error {
-	h.id = identity.New(h.st, identity.Options{Logger: h.log.With("component", "identity"), Log: h.rec, Registerer: h.reg, Box: h.box})
+	h.id = identity.New(h.st, identity.Options{Logger: h.log.With("component", "identity"), Log: h.rec, Registerer: h.reg, Box: h.box,
+		AdminSecondFactor: h.cfg.RequireSecondFactorForAdmin})
 	return nil
 }
 

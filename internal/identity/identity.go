@@ -83,6 +83,8 @@ type Store interface {
 	UseSecondFactorStep(ctx context.Context, accountID string, step int64) (bool, error)
 	UseRecoveryCode(ctx context.Context, accountID string, hash []byte) (bool, error)
 	DeleteSecondFactor(ctx context.Context, accountID string) error
+	ResetSecondFactor(ctx context.Context, r store.SecondFactorReset) error
+	TakeSecondFactorReset(ctx context.Context, accountID string) (store.SecondFactorReset, error)
 }
 
 // Session lifetimes. Browser logins expire a fixed time after login; API
@@ -118,6 +120,7 @@ type Service struct {
 	ensureMu   sync.Mutex
 	box        SecretBox
 	challenges map[[32]byte]*challenge // logins waiting for a code; guarded by mu
+	adminSF    bool                    // admins must have a second factor
 }
 
 // Options configure a Service.
@@ -131,6 +134,10 @@ type Options struct {
 	// Box seals second-factor secrets at rest; without it the hub offers
 	// no second factor.
 	Box SecretBox
+	// AdminSecondFactor, when set, makes an admin without a second
+	// factor enrol one before doing anything else (see
+	// AdminSecondFactorRequired).
+	AdminSecondFactor bool
 }
 
 // record appends an event if an auditor is set. A failure is returned:
@@ -157,6 +164,7 @@ func New(st Store, opts Options) *Service {
 		log:       log,
 		audit:     opts.Log,
 		box:       opts.Box,
+		adminSF:   opts.AdminSecondFactor,
 		now:       time.Now,
 		verified:  make(map[string]verifiedSecret),
 		lastTouch: make(map[string]time.Time),

@@ -39,6 +39,9 @@ type SecretBox interface {
 const (
 	ActionSecondFactorOn  = "account.second_factor.enable"
 	ActionSecondFactorOff = "account.second_factor.disable"
+	// ActionSecondFactorReset is someone else removing a person's factor
+	// (the operator, or the admin for their household).
+	ActionSecondFactorReset = "account.second_factor.reset"
 )
 
 const (

@@ -36,14 +36,19 @@ const (
 // callbacks, the control handler and Stats touch only atomics and
 // mutex-guarded fields.
 type device struct {
-	sim       *Simulator
-	id        string
-	secret    string
-	kind      Kind
-	model     model
-	sched     *rand.Rand // scheduling, kept apart from the model
-	index     map[string]int
-	paused    []atomic.Bool   // by stream index
+	sim    *Simulator
+	id     string
+	secret string
+	kind   Kind
+	model  model
+	sched  *rand.Rand // scheduling, kept apart from the model
+	index  map[string]int
+	paused []atomic.Bool // by stream index
+	// noLearn and noDecide are the hub's "learn": false and "decide":
+	// false, by stream index; the device's goroutine hands them to a
+	// model that learns (learner) before each step.
+	noLearn   []atomic.Bool
+	noDecide  []atomic.Bool
 	published []atomic.Uint64 // by stream index
 	total     atomic.Uint64
 	errors    atomic.Uint64
@@ -74,6 +79,8 @@ func newDevice(s *Simulator, d Device, k Kind, seed uint64) *device {
 		sched:     rand.New(rand.NewPCG(seed, 2)),
 		index:     make(map[string]int, len(k.StreamSpecs)),
 		paused:    make([]atomic.Bool, len(k.StreamSpecs)),
+		noLearn:   make([]atomic.Bool, len(k.StreamSpecs)),
+		noDecide:  make([]atomic.Bool, len(k.StreamSpecs)),
 		published: make([]atomic.Uint64, len(k.StreamSpecs)),
 	}
 	for i, st := range k.StreamSpecs {
@@ -97,8 +104,16 @@ func (d *device) stats() DeviceStats {
 		if d.paused[i].Load() {
 			st.Paused = append(st.Paused, s.Name)
 		}
+		if d.noLearn[i].Load() {
+			st.NotLearning = append(st.NotLearning, s.Name)
+		}
+		if d.noDecide[i].Load() {
+			st.NotDeciding = append(st.NotDeciding, s.Name)
+		}
 	}
 	slices.Sort(st.Paused)
+	slices.Sort(st.NotLearning)
+	slices.Sort(st.NotDeciding)
 	d.mu.Lock()
 	st.LastError = d.lastErr
 	d.mu.Unlock()
@@ -372,6 +387,7 @@ func (d *device) publish(ctx context.Context, cm *autopaho.ConnectionManager) {
 		case <-timer.C:
 		}
 		st := specs[i]
+		d.tellModel()
 		d.model.advance(d.sim.simNow())
 		if !d.paused[i].Load() && d.isReady() {
 			d.send(ctx, cm, i, st)
@@ -408,9 +424,24 @@ func (d *device) send(ctx context.Context, cm *autopaho.ConnectionManager, i int
 	}
 }
 
+// tellModel hands the hub's learning switches to a model that learns.
+// It runs on the device's goroutine, which owns the model.
+func (d *device) tellModel() {
+	l, ok := d.model.(learner)
+	if !ok {
+		return
+	}
+	for i, st := range d.kind.StreamSpecs {
+		l.setLearning(st.Name, !d.noLearn[i].Load(), !d.noDecide[i].Load())
+	}
+}
+
 // onControl handles a message on candor/<id>/control/<stream>:
 // {"collect": false} stops the stream, {"collect": true} resumes it, and an
 // empty payload (the hub clearing its retained message) resumes it too.
+// "learn" and "decide", when present, say whether the device may learn
+// from the stream and act on what it learned by itself; a member left
+// out means yes (the hub sends them only for streams the manifest marks).
 // Anything else is ignored and the stream keeps its state.
 func (d *device) onControl(pr paho.PublishReceived) (bool, error) {
 	p := pr.Packet
@@ -429,16 +460,30 @@ func (d *device) onControl(pr paho.PublishReceived) (bool, error) {
 		d.sim.log.Warn("control for unknown stream ignored", "device", d.id, "topic", p.Topic)
 		return true, nil
 	}
-	collect := true
+	collect, learn, decide := true, true, true
 	if len(p.Payload) > 0 {
 		var msg struct {
 			Collect *bool `json:"collect"`
+			Learn   *bool `json:"learn"`
+			Decide  *bool `json:"decide"`
 		}
 		if err := json.Unmarshal(p.Payload, &msg); err != nil || msg.Collect == nil {
 			d.sim.log.Warn("malformed control message ignored", "device", d.id, "topic", p.Topic, "bytes", len(p.Payload))
 			return true, nil
 		}
 		collect = *msg.Collect
+		if msg.Learn != nil {
+			learn = *msg.Learn
+		}
+		if msg.Decide != nil {
+			decide = *msg.Decide
+		}
+	}
+	if was := d.noLearn[i].Swap(!learn); was != !learn {
+		d.sim.log.Info("learning switched", "device", d.id, "stream", name, "learn", learn)
+	}
+	if was := d.noDecide[i].Swap(!decide); was != !decide {
+		d.sim.log.Info("automatic decisions switched", "device", d.id, "stream", name, "decide", decide)
 	}
 	if was := d.paused[i].Swap(!collect); was != !collect {
 		if collect {

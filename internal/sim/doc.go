@@ -6,6 +6,12 @@
 // objects to candor/<device-id>/<stream>, and listens on
 // candor/<device-id>/control/+ for the hub's {"collect": false} and
 // {"collect": true} messages, stopping and resuming a stream as it is told.
+// The same messages carry "learn" and "decide" for the streams a manifest
+// marks for machine learning and automated decisions: the thermostat
+// learns how fast its room warms up and starts heating early enough to be
+// warm at 06:30; told "learn": false it forgets the rate and keeps to its
+// plain program, told "decide": false it keeps learning but no longer acts
+// on it by itself. [DeviceStats] shows which switches each device follows.
 // Nothing in the hub can tell a simulated thermostat from a real one, which is
 // the point: the same simulator feeds the demo and the load tests.
 //

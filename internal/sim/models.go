@@ -19,6 +19,15 @@ type model interface {
 	reading(stream string) map[string]any
 }
 
+// learner is a model that learns from its own streams (the manifest
+// marks them candor:machineLearning) or acts on what it learned by
+// itself (candor:automatedDecisions). The device tells it the hub's
+// switches before each step: learn false means stop learning and forget
+// what was learned; decide false means keep to the plain program.
+type learner interface {
+	setLearning(stream string, learn, decide bool)
+}
+
 // stepper splits the simulated time between two advance calls into steps of
 // at most max, so that models can integrate simple dynamics stably even
 // across long gaps (a device that was offline for a day).
@@ -86,6 +95,16 @@ type thermostat struct {
 	scheduled         float64 // what the program last asked for
 	setpoint          float64
 	heating           bool
+	// The thermostat learns how fast the room warms up (°C an hour
+	// while heating, from its temperature stream) so that the heating
+	// starts early enough to reach the comfort temperature at 06:30.
+	// warmRate is 0 until it learned something, and again after the
+	// hub says "learn": false on the temperature stream; preheating also
+	// needs "decide" on that stream, as it acts by itself.
+	learn, decide bool
+	warmRate      float64
+	prevCelsius   float64
+	preheating    bool
 }
 
 func newThermostat(r *rand.Rand, now time.Time) model {
@@ -95,12 +114,42 @@ func newThermostat(r *rand.Rand, now time.Time) model {
 		comfort:  20 + 0.5*float64(r.IntN(4)), // 20 … 21.5
 		eco:      17 + 0.5*float64(r.IntN(3)), // 17 … 18
 		humidity: 45 + 10*r.Float64(),
+		learn:    true,
+		decide:   true,
 	}
 	m.scheduled = m.program(hourOf(now))
 	m.setpoint = m.scheduled
 	m.celsius = m.setpoint - 1 + 2*r.Float64()
 	m.heating = m.celsius < m.setpoint
+	m.prevCelsius = m.celsius
 	return m
+}
+
+// setLearning follows the hub's switches for the temperature stream,
+// the one the thermostat learns from.
+func (m *thermostat) setLearning(stream string, learn, decide bool) {
+	if stream != "temperature" {
+		return
+	}
+	m.learn, m.decide = learn, decide
+	if !learn {
+		m.warmRate = 0 // forget what was learned
+	}
+}
+
+// comfortStart is the hour the program's comfort period begins.
+const comfortStart = 6.5
+
+// preheat reports whether the thermostat, from what it learned, starts
+// heating for the comfort period before the program does: when the
+// room, warming at the learned rate, would only just reach comfort by
+// 06:30.
+func (m *thermostat) preheat(h float64) bool {
+	if !m.learn || !m.decide || m.warmRate <= 0 || h >= comfortStart || h < comfortStart-3 {
+		return false
+	}
+	need := (m.comfort - m.celsius) / m.warmRate // hours of heating needed
+	return need >= comfortStart-h
 }
 
 // program is the setpoint the thermostat's schedule asks for at hour h:
@@ -123,6 +172,14 @@ func (m *thermostat) advance(now time.Time) {
 		if p := m.program(h); p != m.scheduled {
 			m.scheduled, m.setpoint = p, p // the schedule switches
 		}
+		if pre := m.preheat(h); pre != m.preheating {
+			m.preheating = pre
+			if pre {
+				m.setpoint = m.comfort
+			} else if h < comfortStart {
+				m.setpoint = m.scheduled // told to stop: back to the plain program
+			}
+		}
 
 		// Without heating the room drifts towards a temperature that
 		// follows the day outside: coolest before dawn, warmest mid-afternoon.
@@ -138,6 +195,7 @@ func (m *thermostat) advance(now time.Time) {
 		}
 		m.celsius += rate*dt + 0.02*math.Sqrt(dt/5)*m.r.NormFloat64()
 		m.celsius = clamp(m.celsius, 15, 28)
+		m.learnWarming(dt)
 
 		// Humidity is higher at night and when cooking, lower with the heating on.
 		target := 50 + 6*daily(h, 5) + 8*bump(h, 19, 1)
@@ -147,6 +205,23 @@ func (m *thermostat) advance(now time.Time) {
 		m.humidity += (target-m.humidity)*dt/7200 + 0.1*math.Sqrt(dt/5)*m.r.NormFloat64()
 		m.humidity = clamp(m.humidity, 30, 70)
 	})
+}
+
+// learnWarming updates the learned warm-up rate from the last step, while
+// the heating is on and learning is allowed: a slow moving average (about
+// an hour of heating), so the noise of one step counts for little.
+func (m *thermostat) learnWarming(dt float64) {
+	prev := m.prevCelsius
+	m.prevCelsius = m.celsius
+	if !m.learn || !m.heating || dt <= 0 {
+		return
+	}
+	observed := (m.celsius - prev) / dt * 3600
+	if m.warmRate == 0 {
+		m.warmRate = 2.5 // a first guess: radiators are sized for about this
+	}
+	w := dt / 3600
+	m.warmRate = clamp(m.warmRate+(observed-m.warmRate)*w, 0.1, 10)
 }
 
 func (m *thermostat) reading(stream string) map[string]any {

@@ -277,6 +277,11 @@ type DeviceStats struct {
 	Errors    uint64            // failed connections, subscriptions and publishes
 	LastError string            // the latest of those errors, "" if none
 	Paused    []string          // streams the hub has asked not to collect, sorted
+	// NotLearning and NotDeciding are the streams the hub has told the
+	// device not to learn from ("learn": false) and not to act on by
+	// itself ("decide": false), sorted.
+	NotLearning []string
+	NotDeciding []string
 }
 
 // Published is the number of readings accepted for all devices.

@@ -57,3 +57,27 @@ type SecondFactorStore interface {
 	// (ErrNotFound when none).
 	DeleteSecondFactor(ctx context.Context, accountID string) error
 }
+
+// SecondFactorReset is a notice that someone else removed an account's
+// second factor (the person lost their phone and their recovery codes).
+// It waits until the person next logs in, to be told.
+type SecondFactorReset struct {
+	AccountID string
+	At        time.Time
+	// ByKind and ByID are who removed it, as the transparency log names
+	// actors ("operator", or "person" and an account id).
+	ByKind string
+	ByID   string
+}
+
+// SecondFactorResetStore keeps the removals a person has not yet been
+// told about.
+type SecondFactorResetStore interface {
+	// ResetSecondFactor removes an account's factor and its recovery
+	// codes and keeps r as a notice, in one transaction (ErrNotFound
+	// when the account has no factor).
+	ResetSecondFactor(ctx context.Context, r SecondFactorReset) error
+	// TakeSecondFactorReset returns and deletes the notice of an
+	// account (ErrNotFound when none).
+	TakeSecondFactorReset(ctx context.Context, accountID string) (SecondFactorReset, error)
+}

@@ -409,6 +409,7 @@ type Store interface {
 	AssessStore
 	// --- second login factors; see SecondFactorStore ---
 	SecondFactorStore
+	SecondFactorResetStore
 
 	// Ping reports whether the store can serve requests (for /readyz).
 	Ping(ctx context.Context) error

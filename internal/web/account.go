@@ -144,7 +144,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.startSession(w, r, ses, tok)
 	s.rememberBrowser(w, r, ses.AccountID)
-	http.Redirect(w, r, form.Next, http.StatusSeeOther)
+	s.afterLogin(w, r, ses, form.Next)
 }
 
 func (s *Server) postLogout(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -167,6 +167,9 @@ type securityView struct {
 	Sessions     []sessionView
 	MinChars     int
 	SecondFactor secondFactorView
+	// EnrolFirst: the hub asks this admin to add login codes before
+	// anything else.
+	EnrolFirst bool
 }
 
 func (s *Server) security(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -191,6 +194,10 @@ func (s *Server) renderSecurityWith(w http.ResponseWriter, r *http.Request, v vi
 		return
 	}
 	sv := securityView{MinChars: credential.MinPasswordChars, SecondFactor: secondFactorView{Status: sf, Enrolment: en}}
+	if sv.EnrolFirst, err = s.id.MustEnrolFirst(r.Context(), v.Principal); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	for _, ss := range list {
 		sv.Sessions = append(sv.Sessions, sessionView{Session: ss, Current: ss.ID == v.Session.ID, Token: ss.Kind == store.SessionToken})
 	}

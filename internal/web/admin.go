@@ -61,6 +61,9 @@ type householdView struct {
 	CanManage bool
 	Form      memberForm
 	MinChars  int
+	// CodesOn are the usernames whose login codes the viewer (the
+	// admin) may turn off, for someone who lost their phone.
+	CodesOn []string
 }
 
 // householdPage lists the members of the viewer's own household.
@@ -85,6 +88,16 @@ func (s *Server) renderHousehold(w http.ResponseWriter, r *http.Request, v viewe
 				Admin: a.Admin, You: a.ID == v.Account.ID, CreatedAt: a.CreatedAt})
 			if a.Role == store.RoleOwner {
 				hv.Owners++
+			}
+			if v.ResetSecondFactor(a) == nil {
+				st, err := s.id.SecondFactor(r.Context(), a.ID)
+				if err != nil {
+					s.fail(w, r, err)
+					return
+				}
+				if st.On {
+					hv.CodesOn = append(hv.CodesOn, a.Username)
+				}
 			}
 		}
 	}

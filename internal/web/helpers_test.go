@@ -62,6 +62,13 @@ func startHub(t *testing.T, mods ...func(*Config)) *testHub {
 // log).
 func startHubRecording(t *testing.T, rec auditlog.Recorder, mods ...func(*Config)) *testHub {
 	t.Helper()
+	return startHubIdentity(t, rec, identity.Options{}, mods...)
+}
+
+// startHubIdentity is startHubRecording with identity options (Log and
+// Box are set here).
+func startHubIdentity(t *testing.T, rec auditlog.Recorder, idOpts identity.Options, mods ...func(*Config)) *testHub {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
 	if err != nil {
@@ -94,7 +101,8 @@ func startHubRecording(t *testing.T, rec auditlog.Recorder, mods ...func(*Config
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := identity.New(st, identity.Options{Log: rec, Box: vault.NewHubBox(hubKey)})
+	idOpts.Log, idOpts.Box = rec, vault.NewHubBox(hubKey)
+	id := identity.New(st, idOpts)
 	cs, err := consent.New(ctx, consent.Options{Store: st, Manifests: cat, Key: ckey, Log: rec})
 	if err != nil {
 		t.Fatalf("consent: %v", err)

@@ -200,6 +200,8 @@ func eventSentence(v viewer, ev auditlog.Event, names map[string]string) string 
 		what = "turned on login codes from an app"
 	case identity.ActionSecondFactorOff:
 		what = "turned off login codes from an app"
+	case identity.ActionSecondFactorReset:
+		what = "turned off the login codes of a person who lost their phone"
 	case auditlog.ActionAccountLogin:
 		what = "logged in"
 	case auditlog.ActionTokenCreate:

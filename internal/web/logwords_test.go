@@ -38,6 +38,7 @@ func TestEventSentencesArePlainWords(t *testing.T) {
 		{"account.password.change", nil, "You changed a password."},
 		{identity.ActionSecondFactorOn, nil, "You turned on login codes from an app."},
 		{identity.ActionSecondFactorOff, nil, "You turned off login codes from an app."},
+		{identity.ActionSecondFactorReset, nil, "You turned off the login codes of a person who lost their phone."},
 		{"future.thing", nil, `You made a change this page cannot describe yet, about "Hall" (dev_1).`},
 		{auditlog.ActionDeviceQuarantine, map[string]string{"kind": "advisory", "advisory": "CVE-2026-1"},
 			`You put "Hall" (dev_1) on hold until a security flaw is fixed.`},

@@ -2,11 +2,14 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/candor-iot/candor/internal/access"
 	"github.com/candor-iot/candor/internal/identity"
+	"github.com/candor-iot/candor/internal/store"
 )
 
 // The login code step and the security page's "code from an app" part.
@@ -52,7 +55,7 @@ func (s *Server) postLoginCode(w http.ResponseWriter, r *http.Request) {
 	}
 	s.startSession(w, r, ses, tok)
 	s.rememberBrowser(w, r, ses.AccountID)
-	http.Redirect(w, r, form.Next, http.StatusSeeOther)
+	s.afterLogin(w, r, ses, form.Next)
 }
 
 func (s *Server) postSecondFactor(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -121,4 +124,51 @@ func secondFactorErrors(err error, field string) ([]formError, bool) {
 		return []formError{{Field: field, Message: msg}}, true
 	}
 	return nil, false
+}
+
+// afterLogin sends a person who just logged in on to next, unless they
+// must first be told something: that someone else removed their login
+// codes since their last login (shown once, on the Security page), or
+// that the hub asks the admin to add login codes before anything else.
+func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, ses store.Session, next string) {
+	reset, ok, err := s.id.TakeSecondFactorReset(r.Context(), ses.AccountID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if ok {
+		who := "the person who runs this hub"
+		if reset.By == "admin" {
+			who = "the hub's admin"
+		}
+		s.secrets.put(s.now(), ses.ID, flashKey, fmt.Sprintf("Your login codes were turned off by %s on %s. "+
+			"Your password alone logs you in now. You can add an app again below. "+
+			"If you did not ask for this, change your password and tell %s.", who, reset.At.Format("2 January 2006"), who))
+		http.Redirect(w, r, "/security?done="+flashDone, http.StatusSeeOther)
+		return
+	}
+	if must, err := s.id.AccountMustEnrolFirst(r.Context(), ses.AccountID); err != nil {
+		s.fail(w, r, err)
+		return
+	} else if must {
+		next = "/security"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// postResetSecondFactor removes the login codes of a person of the
+// admin's household who lost both their phone and their recovery codes.
+func (s *Server) postResetSecondFactor(w http.ResponseWriter, r *http.Request, v viewer) {
+	acc, err := s.id.ResetSecondFactor(r.Context(), v.Principal, r.PathValue("username"))
+	if errors.Is(err, identity.ErrInvalid) || errors.Is(err, access.ErrOwnSecondFactor) {
+		s.renderHousehold(w, r, v, http.StatusUnprocessableEntity, memberForm{Role: store.RoleMember},
+			[]formError{{Message: upperFirst(sentence(strings.TrimPrefix(detail(err), "username: ")))}})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.flash(v, fmt.Sprintf("The login codes of %s are removed. Their password alone logs them in now, and they are told so when they next log in.", acc.Username))
+	http.Redirect(w, r, "/household?done="+flashDone, http.StatusSeeOther)
 }

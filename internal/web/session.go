@@ -72,6 +72,19 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, viewer)) http
 			s.renderError(w, r, http.StatusForbidden, errFormExpire)
 			return
 		}
+		if must, err := s.id.MustEnrolFirst(r.Context(), v.Principal); err != nil {
+			s.renderError(w, r, http.StatusInternalServerError, err)
+			return
+		} else if must && !enrolPath(r) {
+			// The hub asks the admin for login codes before anything
+			// else: every other page leads to the Security page.
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				s.renderError(w, r, http.StatusForbidden, errEnrolFirst)
+				return
+			}
+			http.Redirect(w, r, "/security", http.StatusSeeOther)
+			return
+		}
 		// What the person does here is theirs in the transparency log.
 		ctx := auditlog.WithActor(r.Context(), v.Actor())
 		h(w, r.WithContext(ctx), v)
@@ -176,4 +189,19 @@ func userAgent(r *http.Request) string {
 		ua = ua[:120]
 	}
 	return strings.ToValidUTF8(ua, "")
+}
+
+// errEnrolFirst is the answer to an admin who must add login codes
+// first and tries something else.
+var errEnrolFirst = errors.New("this hub asks the admin to add login codes first. Add them on the Security page, then try again")
+
+// enrolPath reports whether r is one of the few pages an admin who must
+// first add login codes may use: the Security page, the forms that add
+// the codes, and logging out.
+func enrolPath(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/security", "/security/second-factor", "/security/second-factor/confirm", "/logout":
+		return true
+	}
+	return false
 }

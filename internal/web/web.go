@@ -316,6 +316,7 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("GET /household", s.authed(s.householdPage))
 	m.HandleFunc("POST /household/members", s.authed(s.postMember))
 	m.HandleFunc("POST /household/members/{id}/role", s.authed(s.postRole))
+	m.HandleFunc("POST /household/members/{username}/second-factor/reset", s.authed(s.postResetSecondFactor))
 	m.HandleFunc("GET /admin", s.authed(s.adminPage))
 	m.HandleFunc("POST /admin/households", s.authed(s.postHousehold))
 	m.HandleFunc("GET /admin/monitoring", s.authed(s.monitoringPage))

@@ -443,6 +443,19 @@ var migrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		// Someone else removed a person's second factor; the person
+		// is told at their next login.
+		name: "second factor reset notices",
+		stmts: []string{
+			`CREATE TABLE second_factor_resets (
+				account_id TEXT PRIMARY KEY NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+				reset_at   INTEGER NOT NULL,
+				by_kind    TEXT NOT NULL CHECK (by_kind <> ''),
+				by_id      TEXT NOT NULL
+			) STRICT`,
+		},
+	},
 }
 
 type migration struct {

@@ -70,7 +70,23 @@ func testSecondFactors(t *testing.T, s store.Store) {
 	if ok, err := s.UseRecoveryCode(ctx, "a1", []byte("r4")); err != nil || ok {
 		t.Fatalf("a recovery code outlived its factor: %v %v", ok, err)
 	}
-	// Deleting the account takes its factor with it.
+	// A reset removes the factor and keeps a notice, taken once.
+	wantErr(t, "ResetSecondFactor(none)", s.ResetSecondFactor(ctx, store.SecondFactorReset{AccountID: "a1", At: at(0), ByKind: "operator"}), store.ErrNotFound)
+	wantErr(t, "TakeSecondFactorReset(none)", func() error { _, err := s.TakeSecondFactorReset(ctx, "a1"); return err }(), store.ErrNotFound)
+	put("sealed-r", "r7")
+	if err := s.ResetSecondFactor(ctx, store.SecondFactorReset{AccountID: "a1", At: at(3 * time.Minute), ByKind: "person", ByID: "a9"}); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "SecondFactor(after reset)", func() error { _, err := s.SecondFactor(ctx, "a1"); return err }(), store.ErrNotFound)
+	if r, err := s.TakeSecondFactorReset(ctx, "a1"); err != nil || !r.At.Equal(at(3*time.Minute)) || r.ByKind != "person" || r.ByID != "a9" || r.AccountID != "a1" {
+		t.Fatalf("reset notice: %+v %v", r, err)
+	}
+	wantErr(t, "TakeSecondFactorReset(taken)", func() error { _, err := s.TakeSecondFactorReset(ctx, "a1"); return err }(), store.ErrNotFound)
+	// Deleting the account takes its factor and any notice with it.
+	put("sealed-4", "r8")
+	if err := s.ResetSecondFactor(ctx, store.SecondFactorReset{AccountID: "a1", At: at(4 * time.Minute), ByKind: "operator"}); err != nil {
+		t.Fatal(err)
+	}
 	put("sealed-3", "r6")
 	if err := s.DeleteAccount(ctx, "a1"); err != nil {
 		t.Fatal(err)
