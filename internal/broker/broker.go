@@ -100,6 +100,12 @@ type Config struct {
 	// System handles devices' other reserved topics (candor/<id>/$…), by
 	// the part after candor/<id>/, e.g. "$update/progress".
 	System map[string]SystemHandler
+	// OnDeviceSession, if set, is called when a device's session is
+	// established, before its first packet is read, so retained messages
+	// it publishes are in place before the device can subscribe. The hub
+	// sets a device's retained control messages here, lazily, instead of
+	// for every device at start (issue #19).
+	OnDeviceSession func(deviceID string)
 }
 
 // StateReporter keeps what a device reports about itself. A refusal is an
@@ -163,6 +169,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	h.apps = cfg.Apps
 	h.state = cfg.State
 	h.system = cfg.System
+	h.onSession = cfg.OnDeviceSession
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("add policy hook: %w", err)
 	}

@@ -41,6 +41,8 @@ type hook struct {
 	// system handles devices' reserved topics, by the part after
 	// candor/<device-id>/ (e.g. "$update/progress").
 	system map[string]SystemHandler
+	// onSession is Config.OnDeviceSession (nil: nothing to do).
+	onSession func(deviceID string)
 }
 
 func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
@@ -404,8 +406,12 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
-	if !cl.Net.Inline {
-		h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
+	if cl.Net.Inline {
+		return
+	}
+	h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
+	if h.onSession != nil && !isAppClient(cl) {
+		h.onSession(deviceOf(cl))
 	}
 }
 

@@ -217,6 +217,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
 		Monitor:           h.mon,
 		Apps:              h.apps,
+		OnDeviceSession:   h.controls.session,
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr
@@ -233,9 +234,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 	h.apps.SetCommandSender(h.br)
 	// Tell the device, on its retained control topic, whether anyone still
 	// wants a stream, so a device that can stops generating it.
-	h.consent.OnChange(func(deviceID, stream string, collect bool) {
-		h.publishControl(deviceID, stream, collect)
-	})
+	h.consent.OnChange(h.controls.changed)
 	return nil
 }
 
@@ -360,9 +359,9 @@ func (h *Hub) serveHTTP(context.Context) (err error) {
 	return nil
 }
 
-// startMQTT lets devices connect and sets every device's retained control
-// messages (the broker keeps retained messages in memory only). The
-// broker part stops it.
+// startMQTT lets devices connect. Devices' retained control messages are
+// set when each connects (see controls), not here. The broker part stops
+// it.
 func (h *Hub) startMQTT(ctx context.Context) error {
 	if err := h.br.Start(); err != nil {
 		return err
@@ -373,7 +372,7 @@ func (h *Hub) startMQTT(ctx context.Context) error {
 	if err := h.apps.AnnounceAll(ctx); err != nil {
 		return fmt.Errorf("announce apps' Home Assistant discovery: %w", err)
 	}
-	return h.publishAllControls(ctx)
+	return nil
 }
 
 func (h *Hub) startSweeps(context.Context) error {
