@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -43,6 +44,9 @@ type DB struct {
 	// readers serve every read so that a long write batch never makes a
 	// dashboard query wait for the writer's single connection.
 	readers *sql.DB
+	// dkeys caches device id → readings' integer device key (string →
+	// int64) for keys that are committed; see deviceKey.
+	dkeys sync.Map
 }
 
 var _ store.Store = (*DB)(nil)
