@@ -21,6 +21,10 @@ const ackQueueLen = 1024
 // steady pieces.
 const ackWriteMax = 16 << 10
 
+// acceptedTicket is the ticket of a reading acknowledged without waiting
+// for its commit (the bounded-window mode).
+var acceptedTicket = ingest.Completed(nil)
+
 type ackItem struct {
 	id     uint16
 	ticket ingest.Ticket

@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/candor-iot/candor/internal/broker/mqtttest"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 )
@@ -95,4 +97,78 @@ func packetsPuback(version byte, id uint16, code byte) packets.Packet {
 		PacketID:        id,
 		ReasonCode:      code,
 	}
+}
+
+// In the bounded-window mode a QoS 1 reading is acknowledged while its
+// commit is still held, as long as the queue is younger than the window;
+// the reading is then committed all the same.
+func TestAckWithinWindowDoesNotWaitForCommit(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	gs := &gatedStore{DB: db, entered: make(chan struct{}, 1), open: make(chan struct{})}
+	in := ingest.New(gs, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
+	auth := &fakeAuth{secrets: map[string]string{devA: secretA}}
+	b, err := New(Config{TCPAddr: "127.0.0.1:0", AckWithin: time.Hour}, auth, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.Close)
+	t.Cleanup(func() { b.Close() })
+
+	c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+	c.Send(mqtttest.Connect{Version: 4, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
+	c.Expect(mqtttest.CONNACK)
+	c.Send(mqtttest.Publish(4, ReadingTopic(devA, "temperature"), []byte(`{"c":21.5}`), 1, 9, false))
+	<-gs.entered                     // the commit is held...
+	ack := c.Expect(mqtttest.PUBACK) // ...and the PUBACK came anyway
+	if got := uint16(ack.Body[0])<<8 | uint16(ack.Body[1]); got != 9 {
+		t.Fatalf("PUBACK for packet %d, want 9", got)
+	}
+	close(gs.open)
+	in.Close() // commits what is queued
+	if n, err := db.CountReadings(context.Background(), devA); err != nil || n != 1 {
+		t.Fatalf("%d readings stored (%v), want the acknowledged one", n, err)
+	}
+}
+
+// A window the queue is already older than falls back to waiting for the
+// commit: no PUBACK while the commit is held.
+func TestAckWithinWindowWaitsWhenBehind(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	gs := &gatedStore{DB: db, entered: make(chan struct{}, 1), open: make(chan struct{})}
+	in := ingest.New(gs, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
+	auth := &fakeAuth{secrets: map[string]string{devA: secretA}}
+	// 1ns: any queued reading is older than that.
+	b, err := New(Config{TCPAddr: "127.0.0.1:0", AckWithin: time.Nanosecond}, auth, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.Close)
+	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() { close(gs.open) })
+
+	c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+	c.Send(mqtttest.Connect{Version: 4, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
+	c.Expect(mqtttest.CONNACK)
+	c.Send(mqtttest.Publish(4, ReadingTopic(devA, "temperature"), []byte(`{"c":21.5}`), 1, 9, false))
+	<-gs.entered
+	// The PUBLISH was handled before the PINGREQ, so an early PUBACK
+	// would arrive before the PINGRESP.
+	c.Send(mqtttest.Pingreq())
+	c.Expect(mqtttest.PINGRESP)
+	gs.open <- struct{}{}
+	c.Expect(mqtttest.PUBACK)
 }

@@ -43,6 +43,9 @@ type hook struct {
 	system map[string]SystemHandler
 	// onSession is Config.OnDeviceSession (nil: nothing to do).
 	onSession func(deviceID string)
+	// ackWithin and lag: Config.AckWithin (0: acknowledge after commit).
+	ackWithin time.Duration
+	lag       lagReporter
 }
 
 func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
@@ -313,6 +316,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		// connection would cap throughput at connections ÷ commit time).
 		var t ingest.Ticket
 		if t, err = h.in.Enqueue(context.Background(), id, stream, pk.Payload); err == nil {
+			if h.ackWithin > 0 && h.lag.Lag() < h.ackWithin {
+				// Bounded-window mode, and the queue is keeping up: the
+				// reading is acknowledged now and committed within about
+				// the window. Through the queue all the same, so this
+				// PUBACK does not overtake earlier ones still waiting.
+				t = acceptedTicket
+			}
 			h.queue(cl).push(ackItem{id: pk.PacketID, ticket: t})
 			return pk, packets.ErrRejectPacket // we send the PUBACK ourselves
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/config"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/export"
@@ -218,6 +219,9 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		Monitor:           h.mon,
 		Apps:              h.apps,
 		OnDeviceSession:   h.controls.session,
+	}
+	if bcfg.AckWithin, err = config.AckWindow(h.cfg.Ack); err != nil {
+		return fmt.Errorf("--ack: %w", err)
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/candor-iot/candor/internal/store"
@@ -22,9 +23,10 @@ type appender interface {
 // put a reading into it waits on done and then reads err: one channel per
 // batch rather than per reading keeps the hot path allocation-light.
 type batch struct {
-	rows []store.Reading
-	done chan struct{}
-	err  error
+	rows  []store.Reading
+	first time.Time // when the first row was added
+	done  chan struct{}
+	err   error
 }
 
 // batcher is a group-commit writer: readings from many connections are
@@ -46,6 +48,9 @@ type batcher struct {
 	full   chan struct{} // cur reached maxRows
 	stop   chan struct{}
 	wg     sync.WaitGroup
+	// writing is when the first row of the batch being written was added
+	// (unix ns), 0 while nothing is being written; see lag.
+	writing atomic.Int64
 }
 
 func newBatcher(st appender, maxRows int, maxWait time.Duration, onCommit func(int, time.Duration, error)) *batcher {
@@ -94,6 +99,9 @@ func (b *batcher) add(ctx context.Context, r store.Reading) (*batch, error) {
 		return nil, ErrClosed
 	}
 	cur := b.cur
+	if len(cur.rows) == 0 {
+		cur.first = time.Now()
+	}
 	cur.rows = append(cur.rows, r)
 	n := len(cur.rows)
 	b.mu.Unlock()
@@ -160,6 +168,9 @@ func (b *batcher) flush() int {
 		b.mu.Unlock()
 		return 0
 	}
+	// Set while cur is swapped under the lock, so lag never sees the
+	// batch in neither place.
+	b.writing.Store(bt.first.UnixNano())
 	b.cur = newBatch(b.maxRows)
 	close(b.space)
 	b.space = make(chan struct{})
@@ -174,6 +185,7 @@ func (b *batcher) flush() int {
 	default:
 	}
 
+	defer b.writing.Store(0)
 	start := time.Now()
 	// The write must not be cut short by a caller's context: once readings
 	// are accepted they are committed or reported failed, never abandoned.
@@ -185,6 +197,20 @@ func (b *batcher) flush() int {
 	}
 	close(bt.done)
 	return len(bt.rows)
+}
+
+// lag is the age of the oldest reading accepted but not yet committed,
+// 0 when every accepted reading is committed.
+func (b *batcher) lag() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if w := b.writing.Load(); w != 0 {
+		return time.Since(time.Unix(0, w))
+	}
+	if len(b.cur.rows) == 0 {
+		return 0
+	}
+	return time.Since(b.cur.first)
 }
 
 // close stops accepting readings and commits everything queued. Every
