@@ -24,8 +24,8 @@ const (
 //
 // Ingest runs at tens of thousands of readings a second in batches of up
 // to a few thousand, so what matters is the commit: one fsync per batch,
-// multi-row INSERTs, one b-tree (clustered by device key and seq) and one
-// update of the seq high-water mark.
+// one prepared INSERT reused for every row, one b-tree (clustered by
+// device key and seq) and one update of the seq high-water mark.
 func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	if len(rs) == 0 {
 		return nil
@@ -39,7 +39,12 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 		if err := tx.QueryRowContext(ctx, `SELECT hi FROM reading_seq WHERE id = 1`).Scan(&hi); err != nil {
 			return fmt.Errorf("append readings: read seq: %w", err)
 		}
-		args := make([]any, 0, readingCols*len(rs))
+		stmt, err := tx.PrepareContext(ctx,
+			`INSERT INTO readings (dkey, seq, stream, ts, manifest_version, payload) VALUES (?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return fmt.Errorf("append readings: prepare: %w", err)
+		}
+		defer stmt.Close()
 		for i := range rs {
 			r := &rs[i]
 			// Errors name the reading by position and device only:
@@ -60,11 +65,10 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 				payload = []byte{} // the column is NOT NULL; nil would bind as NULL
 			}
 			hi++
+			if _, err := stmt.ExecContext(ctx, dkey, hi, r.Stream, ts, r.ManifestVersion, payload); err != nil {
+				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
+			}
 			seqs[i] = hi
-			args = append(args, dkey, hi, r.Stream, ts, r.ManifestVersion, payload)
-		}
-		if err := insertReadings(ctx, tx, args); err != nil {
-			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE reading_seq SET hi = ? WHERE id = 1`, hi); err != nil {
 			return fmt.Errorf("append readings: advance seq: %w", err)
@@ -82,56 +86,6 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 		rs[i].Seq = seqs[i]
 	}
 	return nil
-}
-
-// readingCols is the number of values one reading binds.
-const readingCols = 6
-
-// insertChunk is the most readings one INSERT statement writes. A
-// statement per reading spent more time in the driver (binding, stepping,
-// resetting) than SQLite spent inserting; 64 rows of 6 values stay far
-// below SQLite's limit on bound parameters.
-const insertChunk = 64
-
-// insertReadings writes the readings whose values are in args (readingCols
-// per reading), insertChunk to a statement.
-func insertReadings(ctx context.Context, tx *sql.Tx, args []any) error {
-	rows := len(args) / readingCols
-	var full *sql.Stmt
-	for done := 0; done < rows; {
-		n := min(insertChunk, rows-done)
-		chunk := args[done*readingCols : (done+n)*readingCols]
-		var err error
-		if n == insertChunk {
-			if full == nil {
-				if full, err = tx.PrepareContext(ctx, insertStmt(insertChunk)); err != nil {
-					return fmt.Errorf("append readings: prepare: %w", err)
-				}
-				defer full.Close()
-			}
-			_, err = full.ExecContext(ctx, chunk...)
-		} else {
-			_, err = tx.ExecContext(ctx, insertStmt(n), chunk...)
-		}
-		if err != nil {
-			return fmt.Errorf("append readings: readings %d to %d: %w", done, done+n-1, err)
-		}
-		done += n
-	}
-	return nil
-}
-
-// insertStmt is an INSERT of n readings.
-func insertStmt(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO readings (dkey, seq, stream, ts, manifest_version, payload) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(`(?, ?, ?, ?, ?, ?)`)
-	}
-	return b.String()
 }
 
 // deviceKey returns the integer key readings of deviceID are stored
