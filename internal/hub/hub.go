@@ -275,4 +275,3 @@ func (h *Hub) publishControl(deviceID, stream string, collect bool) {
 		h.log.Error("publish control message", "device", deviceID, "stream", stream, "err", err)
 	}
 }
-
