@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,17 +58,22 @@ func benchAppendHistory(b *testing.B, stored, batch int) {
 	}
 	w0 := procWchar(b)
 	rows := stored
+	var took []time.Duration
 	b.ResetTimer()
 	for b.Loop() {
+		start := time.Now()
 		if err := db.AppendReadings(ctx, historyBatch(batch, rows, t0, payload)); err != nil {
 			b.Fatal(err)
 		}
+		took = append(took, time.Since(start))
 		rows += batch
 	}
 	b.StopTimer()
 	appended := float64(rows - stored)
 	b.ReportMetric(appended/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(procWchar(b)-w0)/appended, "wB/row")
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)*99/100])/1e6, "p99-ms")
 }
 
 // procWchar is the bytes this process has passed to write(2) so far.

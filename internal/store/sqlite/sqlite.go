@@ -47,6 +47,12 @@ type DB struct {
 	// dkeys caches device id → readings' integer device key (string →
 	// int64) for keys that are committed; see deviceKey.
 	dkeys sync.Map
+	// ckpt is the connection the checkpointer uses; ckptStop and ckptDone
+	// stop it (see checkpoint.go).
+	ckpt     *sql.DB
+	ckptStop chan struct{}
+	ckptDone chan struct{}
+	ckptOnce sync.Once
 }
 
 var _ store.Store = (*DB)(nil)
@@ -77,6 +83,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// when another process holds the lock: it waits under busy_timeout.
 	wq := cloneValues(pragmas)
 	wq.Set("_txlock", "immediate")
+	// The writer never checkpoints: SQLite's automatic checkpoint runs in
+	// the commit that crosses 1,000 WAL pages and copies them all back
+	// before that commit returns, so every ~80th paced batch waited for it
+	// and so did its PUBACKs (issue #19). The checkpointer does it beside.
+	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	writer, err := sql.Open("sqlite", uri+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
@@ -120,7 +131,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
-	return &DB{writer: writer, readers: readers}, nil
+	db := &DB{writer: writer, readers: readers}
+	if err := db.startCheckpointer(ctx, uri, pragmas); err != nil {
+		readers.Close()
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
+	}
+	return db, nil
 }
 
 // incrementalVacuum puts the file in incremental auto_vacuum mode, so
@@ -192,6 +209,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // last connection checkpoints the WAL back into the main file.
 func (db *DB) Close() error {
 	var errs []error
+	db.stopCheckpointer()
 	if err := db.readers.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close sqlite readers: %w", err))
 	}
