@@ -157,14 +157,16 @@ func (db *DB) FinishPurge(ctx context.Context, p store.Purge) error {
 	if err != nil {
 		return fmt.Errorf("finish purge of device %q: %w", p.DeviceID, err)
 	}
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM purges WHERE device_id = ? AND until_seq = ? AND requested_at = ?`,
 			p.DeviceID, p.UntilSeq, at); err != nil {
 			return err
 		}
 		// A device with no readings left keeps no key either, so its id
-		// does not linger in the file. Inside the writer's transaction,
-		// so no append can be using the cached key meanwhile; keys are
+		// does not linger in the file. Under keyMu, so no append can be
+		// using or about to remember the cached key meanwhile; keys are
 		// never reused, so a reading written under a dropped key could
 		// never surface under another device.
 		res, err := tx.ExecContext(ctx, `DELETE FROM reading_devices WHERE device_id = ?

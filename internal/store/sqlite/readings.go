@@ -34,6 +34,12 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	// call leaves the caller's slice as it was.
 	seqs := make([]int64, len(rs))
 	var fresh map[string]int64 // device keys made in this transaction
+	// keyMu makes "commit, then remember the new keys" one step against
+	// FinishPurge, which drops keys: otherwise a key dropped between the
+	// two could be remembered after all. Writes are serialised on the one
+	// writer connection anyway, so this costs no concurrency.
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var hi int64
 		if err := tx.QueryRowContext(ctx, `SELECT hi FROM reading_seq WHERE id = 1`).Scan(&hi); err != nil {
@@ -91,7 +97,7 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 // deviceKey returns the integer key readings of deviceID are stored
 // under, making one if the device has none yet (recorded in *fresh until
 // the transaction commits). It runs inside the writer's transaction, so it
-// is serialised with FinishPurge, which removes keys.
+// is serialised with FinishPurge (keyMu), which removes keys.
 func (db *DB) deviceKey(ctx context.Context, tx *sql.Tx, deviceID string, fresh *map[string]int64) (int64, error) {
 	if k, ok := db.dkeys.Load(deviceID); ok {
 		return k.(int64), nil

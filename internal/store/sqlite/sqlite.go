@@ -47,6 +47,8 @@ type DB struct {
 	// dkeys caches device id → readings' integer device key (string →
 	// int64) for keys that are committed; see deviceKey.
 	dkeys sync.Map
+	// keyMu orders AppendReadings and FinishPurge (see AppendReadings).
+	keyMu sync.Mutex
 	// ckpt is the connection the checkpointer uses; ckptStop and ckptDone
 	// stop it (see checkpoint.go).
 	ckpt     *sql.DB
