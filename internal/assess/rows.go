@@ -190,7 +190,7 @@ var rows = []rowDef{
 
 	etsi("5.1-1", "Passwords are unique per device or set by the user, never a shared default", defaultCredentials),
 	etsi("5.1-2", "Unique preset passwords do not follow a guessable pattern", fixed(Met, "Device secrets are 256-bit random values from the operating system.", "")),
-	etsi("5.1-3", "Authentication uses good cryptographic practice", fixed(Met, "Secrets and passwords are stored as argon2id hashes; sessions and tokens as SHA-256 of random values.", "")),
+	etsi("5.1-3", "Authentication uses good cryptographic practice", fixed(Met, "Passwords and secrets people choose are stored as argon2id hashes; generated device secrets (160 random bits) as salted HMAC-SHA256; sessions and tokens as SHA-256 of random values.", "")),
 	etsi("5.1-4", "A user can change an authentication value", fixed(Met, "Passwords can be changed and device secrets rotated, from the pages, the API and the CLI.", "")),
 	etsi("5.1-5", "Guessing credentials over the network is made impractical", fixed(Met, "Logins are rate-limited and hashing runs under a concurrency limit; MQTT connections that have not logged in are bounded per address.", "")),
 	etsi("5.2-1", "A vulnerability disclosure policy is published", fixed(PartlyMet, "Each manifest names a vulnerability-disclosure contact.", "A security.txt for the hub itself.")),
