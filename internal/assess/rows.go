@@ -71,7 +71,7 @@ func defaultCredentials(f *facts) (string, string, string) {
 // factor for admin accounts is what good practice adds to a password
 // for the account that controls the whole hub.
 func authRow(f *facts) (string, string, string) {
-	ev := "Secrets and passwords are stored as argon2id hashes; sessions and tokens as SHA-256 of random values."
+	ev := "Passwords and secrets people choose are stored as argon2id hashes; generated device secrets (160 random bits) as salted HMAC-SHA256; sessions and tokens as SHA-256 of random values."
 	switch {
 	case !f.avail(checkSecondFactor):
 		return PartlyMet, ev + " This hub offers no second login factor.", "A second login factor for admin accounts."
@@ -93,7 +93,6 @@ func requiredNote(f *facts) string {
 		return ""
 	}
 	return " The hub requires one for the admin (--require-second-factor-for-admin)."
-
 }
 
 // bruteForceRow is 5.1-5: throttling makes guessing impractical, and

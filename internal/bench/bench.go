@@ -195,9 +195,12 @@ type Side struct {
 	Sink    string `json:"sink"`
 	Skipped string `json:"skipped,omitempty"`
 	// FirstConnectsPerSec is the rate of each device's first connection,
-	// which runs the hub's argon2id verification (Candor only).
-	FirstConnectsPerSec float64  `json:"first_connects_per_sec,omitempty"`
-	HubFlags            []string `json:"hub_flags,omitempty"`
+	// which runs the hub's full credential check (Candor only).
+	FirstConnectsPerSec float64 `json:"first_connects_per_sec,omitempty"`
+	// DevicesAddedPerSec is the rate of device creation through the API,
+	// four at a time (Candor only).
+	DevicesAddedPerSec float64  `json:"devices_added_per_sec,omitempty"`
+	HubFlags           []string `json:"hub_flags,omitempty"`
 	// Manifest is true when the hub enforces data manifests and the
 	// bench's readings were checked against the bench device manifest.
 	Manifest bool         `json:"manifest_enforced,omitempty"`

@@ -103,6 +103,25 @@ type Config struct {
 	// System handles devices' other reserved topics (candor/<id>/$…), by
 	// the part after candor/<id>/, e.g. "$update/progress".
 	System map[string]SystemHandler
+	// OnDeviceSession, if set, is called when a device's session is
+	// established, before its first packet is read, so retained messages
+	// it publishes are in place before the device can subscribe. The hub
+	// sets a device's retained control messages here, lazily, instead of
+	// for every device at start (issue #19).
+	OnDeviceSession func(deviceID string)
+	// AckWithin, if positive, is the bounded-window ack mode (--ack
+	// durable-within=…): a QoS 1 reading is acknowledged as soon as it has
+	// passed the policy path and is queued, provided the oldest queued
+	// reading not yet committed is younger than AckWithin; otherwise its
+	// PUBACK waits for the commit as in the default mode. A crash loses at
+	// most the readings acknowledged but not yet committed. The Ingester
+	// must then report its queue's age (Lag).
+	AckWithin time.Duration
+}
+
+// lagReporter is what the bounded-window ack mode needs of the Ingester.
+type lagReporter interface {
+	Lag() time.Duration
 }
 
 // StateReporter keeps what a device reports about itself. A refusal is an
@@ -167,6 +186,14 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	h.bridge = cfg.Bridge
 	h.state = cfg.State
 	h.system = cfg.System
+	h.onSession = cfg.OnDeviceSession
+	if cfg.AckWithin > 0 {
+		lr, ok := in.(lagReporter)
+		if !ok {
+			return nil, errors.New("bounded-window acknowledgements: the ingest pipeline does not report its queue's age")
+		}
+		h.ackWithin, h.lag = cfg.AckWithin, lr
+	}
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("add policy hook: %w", err)
 	}

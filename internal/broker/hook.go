@@ -43,6 +43,11 @@ type hook struct {
 	// system handles devices' reserved topics, by the part after
 	// candor/<device-id>/ (e.g. "$update/progress").
 	system map[string]SystemHandler
+	// onSession is Config.OnDeviceSession (nil: nothing to do).
+	onSession func(deviceID string)
+	// ackWithin and lag: Config.AckWithin (0: acknowledge after commit).
+	ackWithin time.Duration
+	lag       lagReporter
 }
 
 func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
@@ -313,6 +318,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		// connection would cap throughput at connections ÷ commit time).
 		var t ingest.Ticket
 		if t, err = h.in.Enqueue(context.Background(), id, stream, pk.Payload); err == nil {
+			if h.ackWithin > 0 && h.lag.Lag() < h.ackWithin {
+				// Bounded-window mode, and the queue is keeping up: the
+				// reading is acknowledged now and committed within about
+				// the window. Through the queue all the same, so this
+				// PUBACK does not overtake earlier ones still waiting.
+				t = acceptedTicket
+			}
 			h.queue(cl).push(ackItem{id: pk.PacketID, ticket: t})
 			return pk, packets.ErrRejectPacket // we send the PUBACK ourselves
 		}
@@ -406,8 +418,12 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
-	if !cl.Net.Inline {
-		h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
+	if cl.Net.Inline {
+		return
+	}
+	h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
+	if h.onSession != nil && !isAppClient(cl) {
+		h.onSession(deviceOf(cl))
 	}
 }
 

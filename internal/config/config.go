@@ -81,6 +81,11 @@ type Config struct {
 	// batch waits for more.
 	BatchMaxRows int
 	BatchMaxWait time.Duration
+	// Ack is when a QoS 1 reading is acknowledged: "commit" (the default:
+	// after its batch is durably committed) or "durable-within=<duration>"
+	// (once it passed the policy path and is queued, while the queue is
+	// no older than the duration; see AckWindow).
+	Ack string
 	// MonitorWindow is the abuse monitor's counting window.
 	MonitorWindow time.Duration
 	// MonitorKeep is how long the monitor's per-window counts are kept.
@@ -139,6 +144,7 @@ func Default() Config {
 		MaxPayloadBytes:   64 << 10,
 		BatchMaxRows:      1000,
 		BatchMaxWait:      0,
+		Ack:               "commit",
 		DemoSpeed:         1,
 		UndeclaredFields:  "reject",
 		RetentionInterval: time.Minute,
@@ -213,6 +219,8 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.BatchMaxRows }, check: intRange(1, 100000)},
 	{name: "batch-max-wait", arg: "duration", help: "longest a reading waits for its batch to fill, such as 5ms; 0 writes as soon as the disk is free (batches then form while the previous one is written)",
 		field: func(c *Config) any { return &c.BatchMaxWait }, check: durationRange(0, time.Minute)},
+	{name: "ack", arg: "mode", help: "when a QoS 1 reading is acknowledged: commit (after its batch is durably committed), or durable-within=10ms (at once while every acknowledged reading not yet on disk is younger than the window; a crash can lose what was acknowledged in about the last window)",
+		field: func(c *Config) any { return &c.Ack }, check: ackMode},
 	{name: "monitor-window", arg: "duration", help: "the abuse monitor's counting window, such as 1m; alarms need several windows in a row to raise and to clear",
 		field: func(c *Config) any { return &c.MonitorWindow }, check: durationRange(time.Second, time.Hour)},
 	{name: "monitor-keep", arg: "duration", help: "how long the abuse monitor keeps its counts per device and window (counts and sizes only, never values), such as 720h",

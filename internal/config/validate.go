@@ -225,3 +225,29 @@ func webhookURL(v any) error {
 	}
 	return fmt.Errorf("%q must use https (http only to this machine)", s)
 }
+
+// AckWindow reads an --ack value: 0 for "commit", the window for
+// "durable-within=<duration>".
+func AckWindow(mode string) (time.Duration, error) {
+	if mode == "" || mode == "commit" {
+		return 0, nil
+	}
+	v, ok := strings.CutPrefix(mode, "durable-within=")
+	if !ok {
+		return 0, fmt.Errorf("%q is not commit or durable-within=<duration>", mode)
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q: %w", mode, err)
+	}
+	if d < time.Millisecond || d > 10*time.Second {
+		return 0, fmt.Errorf("%q: the window must be between 1ms and 10s", mode)
+	}
+	return d, nil
+}
+
+func ackMode(v any) error {
+	s, _ := v.(string)
+	_, err := AckWindow(s)
+	return err
+}

@@ -125,12 +125,17 @@ func (h *Hasher) Hash(ctx context.Context, secret string) (string, error) {
 	return formatPHC(p, salt, key), nil
 }
 
-// Verify reports whether secret matches the PHC string phc. A mismatch is
+// Verify reports whether secret matches the PHC string phc, or the fast
+// hash of a generated secret (HashGenerated). A mismatch is
 // (false, nil); an error means phc is malformed or out of bounds (wrapping
 // ErrMalformedHash) or ctx ended while waiting for a free slot. A secret
 // over MaxSecretBytes never matches, since Hash would not have produced it,
 // and is refused without spending a hash on it.
 func (h *Hasher) Verify(ctx context.Context, secret, phc string) (bool, error) {
+	if IsGenerated(phc) {
+		// A generated secret needs no slow hash, and so no slot either.
+		return verifyGenerated(secret, phc)
+	}
 	h = h.orDefault()
 	p, salt, want, err := parsePHC(phc)
 	if err != nil {
@@ -161,8 +166,12 @@ func Verify(secret, phc string) (bool, error) {
 
 // NeedsRehash reports whether phc should be replaced by a fresh Hash of the
 // same secret (after it verified): its costs or lengths are below
-// DefaultParams, or it cannot be parsed at all.
+// DefaultParams, or it cannot be parsed at all. A generated secret's hash
+// never needs one.
 func NeedsRehash(phc string) bool {
+	if IsGenerated(phc) {
+		return false // not a slow hash; there are no costs to raise
+	}
 	p, _, _, err := parsePHC(phc)
 	if err != nil {
 		return true

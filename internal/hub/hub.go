@@ -82,6 +82,7 @@ type Hub struct {
 	id        *identity.Service
 	in        *ingest.Pipeline
 	br        *broker.Broker
+	controls  *controls // devices' retained control messages, set lazily
 	api       *api.Server
 	web       *web.Server
 	retention *retention.Job
@@ -150,6 +151,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
 	h := &Hub{cfg: cfg, log: log, reg: prometheus.NewRegistry(), parts: parts{log: log.With("component", "hub")}}
+	h.controls = newControls(h)
 	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	err := h.parts.start(ctx, []part{
 		{name: "TLS certificate", start: h.loadTLS},
@@ -301,25 +303,4 @@ func (h *Hub) publishControl(deviceID, stream string, collect bool) {
 	if err := h.br.Publish(broker.ControlTopic(deviceID, stream), payload, true); err != nil {
 		h.log.Error("publish control message", "device", deviceID, "stream", stream, "err", err)
 	}
-}
-
-// publishAllControls sets every device's retained control messages.
-func (h *Hub) publishAllControls(ctx context.Context) error {
-	devs, err := h.st.AllDevices(ctx)
-	if err != nil {
-		return fmt.Errorf("list devices: %w", err)
-	}
-	for _, d := range devs {
-		if d.Revoked() {
-			continue
-		}
-		st, err := h.consent.State(ctx, d.ID)
-		if err != nil {
-			continue // a device whose type lost its manifest: nothing to say
-		}
-		for _, s := range st.Streams {
-			h.publishControl(d.ID, s.Stream, s.Decision.Collect)
-		}
-	}
-	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/config"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/erasure"
 	"github.com/candor-iot/candor/internal/export"
@@ -225,6 +226,10 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		Monitor:           h.brokerMonitor(),
 		Apps:              h.apps,
 		Bridge:            h.zb,
+		OnDeviceSession:   h.controls.session,
+	}
+	if bcfg.AckWithin, err = config.AckWindow(h.cfg.Ack); err != nil {
+		return fmt.Errorf("--ack: %w", err)
 	}
 	if h.tls != nil {
 		bcfg.TLSAddr = h.cfg.MQTTTLSAddr
@@ -244,9 +249,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 	h.apps.SetCommandSender(h.zb)
 	// Tell the device, on its retained control topic, whether anyone still
 	// wants a stream, so a device that can stops generating it.
-	h.consent.OnChange(func(deviceID, stream string, collect bool) {
-		h.publishControl(deviceID, stream, collect)
-	})
+	h.consent.OnChange(h.controls.changed)
 	h.startSessions()
 	return nil
 }
@@ -384,9 +387,9 @@ func (h *Hub) serveHTTP(context.Context) (err error) {
 	return nil
 }
 
-// startMQTT lets devices connect and sets every device's retained control
-// messages (the broker keeps retained messages in memory only). The
-// broker part stops it.
+// startMQTT lets devices connect. Devices' retained control messages are
+// set when each connects (see controls), not here. The broker part stops
+// it.
 func (h *Hub) startMQTT(ctx context.Context) error {
 	if err := h.br.Start(); err != nil {
 		return err
@@ -397,7 +400,7 @@ func (h *Hub) startMQTT(ctx context.Context) error {
 	if err := h.apps.AnnounceAll(ctx); err != nil {
 		return fmt.Errorf("announce apps' Home Assistant discovery: %w", err)
 	}
-	return h.publishAllControls(ctx)
+	return nil
 }
 
 func (h *Hub) startSweeps(context.Context) error {

@@ -23,6 +23,12 @@ var dummyHash = sync.OnceValue(func() string {
 	return h
 })
 
+// dummyGeneratedHash is dummyHash for device ids: the fast hash of a
+// generated secret nobody knows.
+var dummyGeneratedHash = sync.OnceValue(func() string {
+	return credential.HashGenerated(credential.NewSecret())
+})
+
 // SetupToken returns the one-time token that creates the first account,
 // generating a fresh one if the hub has no account yet. It returns "" once
 // setup is done. The token lives only in memory: a restart before setup

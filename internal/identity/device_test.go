@@ -34,8 +34,10 @@ func TestAddDeviceGeneratedSecretVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("device not stored: %v", err)
 	}
-	if !strings.HasPrefix(stored.SecretHash, "$argon2id$") || strings.Contains(stored.SecretHash, secret) {
-		t.Errorf("secret is not stored as an argon2id hash: %.24s…", stored.SecretHash)
+	// A generated secret has 160 random bits: it is stored with the fast
+	// keyed hash, never in clear (issue #19).
+	if !credential.IsGenerated(stored.SecretHash) || strings.Contains(stored.SecretHash, secret) {
+		t.Errorf("secret is not stored as a generated secret's hash: %.24s…", stored.SecretHash)
 	}
 	if stored.HouseholdID != hh || stored.Name != "Kitchen" || stored.Type != "thermostat" ||
 		stored.CredentialSetAt.IsZero() || stored.CreatedAt.IsZero() || stored.Revoked() {
@@ -79,6 +81,10 @@ func TestAddDeviceChosenSecret(t *testing.T) {
 	}
 	if _, err := svc.AuthenticateDevice(c, Origin{}, d.ID, good); err != nil {
 		t.Errorf("chosen secret does not verify: %v", err)
+	}
+	// A secret a person chose can be guessed: it keeps the slow hash.
+	if stored, err := db.Device(c, d.ID); err != nil || !strings.HasPrefix(stored.SecretHash, "$argon2id$") {
+		t.Errorf("chosen secret is not stored as an argon2id hash: %.24s… %v", stored.SecretHash, err)
 	}
 }
 

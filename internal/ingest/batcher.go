@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/candor-iot/candor/internal/store"
@@ -22,7 +23,8 @@ type appender interface {
 // put a reading into it waits on done and then reads err: one channel per
 // batch rather than per reading keeps the hot path allocation-light.
 type batch struct {
-	rows []store.Reading
+	rows  []store.Reading
+	first time.Time // when the first row was added
 	// live are the readings of rows to hand to apps, plaintext; handed on
 	// only once the batch is committed, so an app never sees a reading the
 	// store then loses.
@@ -60,6 +62,9 @@ type batcher struct {
 	full   chan struct{} // cur reached maxRows
 	stop   chan struct{}
 	wg     sync.WaitGroup
+	// writing is when the first row of the batch being written was added
+	// (unix ns), 0 while nothing is being written; see lag.
+	writing atomic.Int64
 }
 
 func newBatcher(st appender, maxRows int, maxWait time.Duration, onCommit func(int, time.Duration, error)) *batcher {
@@ -108,6 +113,9 @@ func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (
 		return nil, ErrClosed
 	}
 	cur := b.cur
+	if len(cur.rows) == 0 {
+		cur.first = time.Now()
+	}
 	cur.rows = append(cur.rows, r)
 	if live != nil {
 		cur.live = append(cur.live, *live)
@@ -177,6 +185,9 @@ func (b *batcher) flush() int {
 		b.mu.Unlock()
 		return 0
 	}
+	// Set while cur is swapped under the lock, so lag never sees the
+	// batch in neither place.
+	b.writing.Store(bt.first.UnixNano())
 	b.cur = newBatch(b.maxRows)
 	close(b.space)
 	b.space = make(chan struct{})
@@ -191,6 +202,7 @@ func (b *batcher) flush() int {
 	default:
 	}
 
+	defer b.writing.Store(0)
 	start := time.Now()
 	// The write must not be cut short by a caller's context: once readings
 	// are accepted they are committed or reported failed, never abandoned.
@@ -205,6 +217,20 @@ func (b *batcher) flush() int {
 	}
 	close(bt.done)
 	return len(bt.rows)
+}
+
+// lag is the age of the oldest reading accepted but not yet committed,
+// 0 when every accepted reading is committed.
+func (b *batcher) lag() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if w := b.writing.Load(); w != 0 {
+		return time.Since(time.Unix(0, w))
+	}
+	if len(b.cur.rows) == 0 {
+		return 0
+	}
+	return time.Since(b.cur.first)
 }
 
 // close stops accepting readings and commits everything queued. Every

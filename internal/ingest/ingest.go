@@ -310,6 +310,23 @@ func Completed(err error) Ticket {
 // way; only the waiting stops.
 func (t Ticket) Wait(ctx context.Context) error { return t.b.wait(ctx) }
 
+// Lag is the age of the oldest reading queued for storage and not yet
+// committed, 0 when all are committed. The broker's bounded-window ack
+// mode acknowledges at once only while Lag is under its window.
+func (p *Pipeline) Lag() time.Duration { return p.batcher.lag() }
+
+// Ready reports, without blocking, whether the reading's commit has
+// finished (Wait would return at once). The broker uses it to put the
+// acknowledgements of everything already committed into one write.
+func (t Ticket) Ready() bool {
+	select {
+	case <-t.b.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Submit checks a reading and queues it for storage. When wait is true it
 // returns only after the reading is durably committed (use it for anything
 // that will be acknowledged); otherwise it returns once queued.

@@ -192,7 +192,7 @@ func (db *DB) ChosenSecretDevices(ctx context.Context) ([]string, error) {
 // LastReadingAt is the arrival time of the device's newest reading.
 func (db *DB) LastReadingAt(ctx context.Context, deviceID string) (time.Time, error) {
 	var n int64
-	err := db.readers.QueryRowContext(ctx, `SELECT ts FROM readings WHERE device_id = ? ORDER BY seq DESC LIMIT 1`, deviceID).Scan(&n)
+	err := db.readers.QueryRowContext(ctx, `SELECT ts FROM readings WHERE `+byDevice+` ORDER BY dkey DESC, seq DESC LIMIT 1`, deviceID).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil
 	}

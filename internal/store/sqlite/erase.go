@@ -120,12 +120,12 @@ func (db *DB) Purges(ctx context.Context) ([]store.Purge, error) {
 }
 
 // PurgeReadings removes up to limit readings of the purge, lowest seq
-// first, through the (device_id, seq) index.
+// first, a range of the clustered (device key, seq) primary key.
 func (db *DB) PurgeReadings(ctx context.Context, p store.Purge, limit int) (int64, error) {
 	if p.DeviceID == "" {
 		return 0, errors.New("purge readings: empty device id")
 	}
-	where := `device_id = ?`
+	where := byDevice
 	args := []any{p.DeviceID}
 	if p.UntilSeq > 0 {
 		where += ` AND seq <= ?`
@@ -133,7 +133,7 @@ func (db *DB) PurgeReadings(ctx context.Context, p store.Purge, limit int) (int6
 	}
 	q := `DELETE FROM readings WHERE ` + where
 	if limit > 0 {
-		q = `DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE ` + where + ` ORDER BY seq LIMIT ?)`
+		q = `DELETE FROM readings WHERE (dkey, seq) IN (SELECT dkey, seq FROM readings WHERE ` + where + ` ORDER BY dkey, seq LIMIT ?)`
 		args = append(args, limit)
 	}
 	var n int64
@@ -157,8 +157,29 @@ func (db *DB) FinishPurge(ctx context.Context, p store.Purge) error {
 	if err != nil {
 		return fmt.Errorf("finish purge of device %q: %w", p.DeviceID, err)
 	}
-	if _, err := db.writer.ExecContext(ctx, `DELETE FROM purges WHERE device_id = ? AND until_seq = ? AND requested_at = ?`,
-		p.DeviceID, p.UntilSeq, at); err != nil {
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM purges WHERE device_id = ? AND until_seq = ? AND requested_at = ?`,
+			p.DeviceID, p.UntilSeq, at); err != nil {
+			return err
+		}
+		// A device with no readings left keeps no key either, so its id
+		// does not linger in the file. Under keyMu, so no append can be
+		// using or about to remember the cached key meanwhile; keys are
+		// never reused, so a reading written under a dropped key could
+		// never surface under another device.
+		res, err := tx.ExecContext(ctx, `DELETE FROM reading_devices WHERE device_id = ?
+			AND NOT EXISTS (SELECT 1 FROM readings WHERE readings.dkey = reading_devices.dkey)`, p.DeviceID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			db.dkeys.Delete(p.DeviceID)
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("finish purge of device %q: %w", p.DeviceID, err)
 	}
 	return nil

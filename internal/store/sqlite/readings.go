@@ -23,8 +23,9 @@ const (
 // on error none of them is stored and no Seq is changed.
 //
 // Ingest runs at tens of thousands of readings a second in batches of up
-// to a few thousand, so the cost that matters is the commit's fsync: one
-// per batch, with a single prepared INSERT reused for every row.
+// to a few thousand, so what matters is the commit: one fsync per batch,
+// one prepared INSERT reused for every row, one b-tree (clustered by
+// device key and seq) and one update of the seq high-water mark.
 func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	if len(rs) == 0 {
 		return nil
@@ -32,9 +33,20 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	// Seq is only written back once the commit succeeded, so a failed
 	// call leaves the caller's slice as it was.
 	seqs := make([]int64, len(rs))
+	var fresh map[string]int64 // device keys made in this transaction
+	// keyMu makes "commit, then remember the new keys" one step against
+	// FinishPurge, which drops keys: otherwise a key dropped between the
+	// two could be remembered after all. Writes are serialised on the one
+	// writer connection anyway, so this costs no concurrency.
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var hi int64
+		if err := tx.QueryRowContext(ctx, `SELECT hi FROM reading_seq WHERE id = 1`).Scan(&hi); err != nil {
+			return fmt.Errorf("append readings: read seq: %w", err)
+		}
 		stmt, err := tx.PrepareContext(ctx,
-			`INSERT INTO readings (device_id, stream, ts, payload, manifest_version) VALUES (?, ?, ?, ?, ?)`)
+			`INSERT INTO readings (dkey, seq, stream, ts, manifest_version, payload) VALUES (?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("append readings: prepare: %w", err)
 		}
@@ -50,28 +62,76 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			if err != nil {
 				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
 			}
+			dkey, err := db.deviceKey(ctx, tx, r.DeviceID, &fresh)
+			if err != nil {
+				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
+			}
 			payload := r.Payload
 			if payload == nil {
 				payload = []byte{} // the column is NOT NULL; nil would bind as NULL
 			}
-			res, err := stmt.ExecContext(ctx, r.DeviceID, r.Stream, ts, payload, r.ManifestVersion)
-			if err != nil {
+			hi++
+			if _, err := stmt.ExecContext(ctx, dkey, hi, r.Stream, ts, r.ManifestVersion, payload); err != nil {
 				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
 			}
-			if seqs[i], err = res.LastInsertId(); err != nil {
-				return fmt.Errorf("append readings: reading %d of device %q: seq: %w", i, r.DeviceID, err)
-			}
+			seqs[i] = hi
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE reading_seq SET hi = ? WHERE id = 1`, hi); err != nil {
+			return fmt.Errorf("append readings: advance seq: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	// Only keys that were committed are remembered.
+	for id, k := range fresh {
+		db.dkeys.Store(id, k)
+	}
 	for i := range rs {
 		rs[i].Seq = seqs[i]
 	}
 	return nil
 }
+
+// deviceKey returns the integer key readings of deviceID are stored
+// under, making one if the device has none yet (recorded in *fresh until
+// the transaction commits). It runs inside the writer's transaction, so it
+// is serialised with FinishPurge (keyMu), which removes keys.
+func (db *DB) deviceKey(ctx context.Context, tx *sql.Tx, deviceID string, fresh *map[string]int64) (int64, error) {
+	if k, ok := db.dkeys.Load(deviceID); ok {
+		return k.(int64), nil
+	}
+	if k, ok := (*fresh)[deviceID]; ok {
+		return k, nil
+	}
+	var k int64
+	err := tx.QueryRowContext(ctx, `SELECT dkey FROM reading_devices WHERE device_id = ?`, deviceID).Scan(&k)
+	if errors.Is(err, sql.ErrNoRows) {
+		res, ierr := tx.ExecContext(ctx, `INSERT INTO reading_devices (device_id) VALUES (?)`, deviceID)
+		if ierr != nil {
+			return 0, fmt.Errorf("device key: %w", ierr)
+		}
+		if k, err = res.LastInsertId(); err != nil {
+			return 0, fmt.Errorf("device key: %w", err)
+		}
+		if *fresh == nil {
+			*fresh = map[string]int64{}
+		}
+		(*fresh)[deviceID] = k
+		return k, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("device key: %w", err)
+	}
+	db.dkeys.Store(deviceID, k) // committed by an earlier transaction
+	return k, nil
+}
+
+// byDevice is the condition selecting one device's readings by its id
+// (the first argument): the subquery runs once, and then the clustered
+// primary key serves the range.
+const byDevice = `dkey = (SELECT dkey FROM reading_devices WHERE device_id = ?)`
 
 // Readings returns readings of q.DeviceID matching q, in increasing Seq
 // order. Limit 0 means DefaultReadingLimit; larger limits are capped at
@@ -84,7 +144,7 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		where strings.Builder
 		args  = []any{q.DeviceID}
 	)
-	where.WriteString(`device_id = ?`)
+	where.WriteString(byDevice)
 	if q.Stream != "" {
 		where.WriteString(` AND stream = ?`)
 		args = append(args, q.Stream)
@@ -121,7 +181,7 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 	args = append(args, limit)
 
 	rows, err := db.readers.QueryContext(ctx,
-		`SELECT seq, device_id, stream, ts, payload, manifest_version FROM readings WHERE `+where.String()+` ORDER BY seq LIMIT ?`,
+		`SELECT seq, stream, ts, payload, manifest_version FROM readings WHERE `+where.String()+` ORDER BY dkey, seq LIMIT ?`,
 		args...)
 	if err != nil {
 		return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
@@ -133,9 +193,10 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 			r  store.Reading
 			ts int64
 		)
-		if err := rows.Scan(&r.Seq, &r.DeviceID, &r.Stream, &ts, &r.Payload, &r.ManifestVersion); err != nil {
+		if err := rows.Scan(&r.Seq, &r.Stream, &ts, &r.Payload, &r.ManifestVersion); err != nil {
 			return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
 		}
+		r.DeviceID = q.DeviceID
 		r.Time = decTime(ts)
 		out = append(out, r)
 	}
@@ -148,7 +209,7 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 // CountReadings returns how many readings of the device are stored.
 func (db *DB) CountReadings(ctx context.Context, deviceID string) (int64, error) {
 	var n int64
-	err := db.readers.QueryRowContext(ctx, `SELECT count(*) FROM readings WHERE device_id = ?`, deviceID).Scan(&n)
+	err := db.readers.QueryRowContext(ctx, `SELECT count(*) FROM readings WHERE `+byDevice, deviceID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count readings of device %q: %w", deviceID, err)
 	}
@@ -156,13 +217,15 @@ func (db *DB) CountReadings(ctx context.Context, deviceID string) (int64, error)
 }
 
 // DeleteReadings removes matching readings of one device, at most limit
-// rows (limit ≤ 0: all) in one transaction. The (device_id, stream, ts)
-// index serves the selection.
+// rows (limit ≤ 0: all) in one transaction. The selection is a scan of
+// the device's range of the clustered key: deletions are rare (retention
+// sweeps, a person's request), appends are constant, and one b-tree
+// instead of three is what keeps appends cheap.
 func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit int) (int64, error) {
 	if q.DeviceID == "" {
 		return 0, errors.New("delete readings: empty device id")
 	}
-	where := `device_id = ?`
+	where := byDevice
 	args := []any{q.DeviceID}
 	if q.Stream != "" {
 		where += ` AND stream = ?`
@@ -190,7 +253,7 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 	}
 	stmt := `DELETE FROM readings WHERE ` + where
 	if limit > 0 {
-		stmt = `DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE ` + where + ` ORDER BY seq LIMIT ?)`
+		stmt = `DELETE FROM readings WHERE (dkey, seq) IN (SELECT dkey, seq FROM readings WHERE ` + where + ` ORDER BY dkey, seq LIMIT ?)`
 		args = append(args, limit)
 	}
 	var n int64

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -43,6 +44,17 @@ type DB struct {
 	// readers serve every read so that a long write batch never makes a
 	// dashboard query wait for the writer's single connection.
 	readers *sql.DB
+	// dkeys caches device id → readings' integer device key (string →
+	// int64) for keys that are committed; see deviceKey.
+	dkeys sync.Map
+	// keyMu orders AppendReadings and FinishPurge (see AppendReadings).
+	keyMu sync.Mutex
+	// ckpt is the connection the checkpointer uses; ckptStop and ckptDone
+	// stop it (see checkpoint.go).
+	ckpt     *sql.DB
+	ckptStop chan struct{}
+	ckptDone chan struct{}
+	ckptOnce sync.Once
 }
 
 var _ store.Store = (*DB)(nil)
@@ -73,6 +85,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// when another process holds the lock: it waits under busy_timeout.
 	wq := cloneValues(pragmas)
 	wq.Set("_txlock", "immediate")
+	// The writer never checkpoints: SQLite's automatic checkpoint runs in
+	// the commit that crosses 1,000 WAL pages and copies them all back
+	// before that commit returns, so every ~80th paced batch waited for it
+	// and so did its PUBACKs (issue #19). The checkpointer does it beside.
+	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	writer, err := sql.Open("sqlite", uri+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
@@ -116,7 +133,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
-	return &DB{writer: writer, readers: readers}, nil
+	db := &DB{writer: writer, readers: readers}
+	if err := db.startCheckpointer(ctx, uri, pragmas); err != nil {
+		readers.Close()
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
+	}
+	return db, nil
 }
 
 // incrementalVacuum puts the file in incremental auto_vacuum mode, so
@@ -188,6 +211,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // last connection checkpoints the WAL back into the main file.
 func (db *DB) Close() error {
 	var errs []error
+	db.stopCheckpointer()
 	if err := db.readers.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close sqlite readers: %w", err))
 	}

@@ -1,0 +1,174 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/candor-iot/candor/internal/broker/mqtttest"
+	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/store/sqlite"
+)
+
+// The PUBACKs of readings committed together leave in one write, and a
+// PUBACK is never held back for a reading still committing: with the
+// first commit held, then a second batch of five held, the connection
+// gets exactly two writes, one PUBACK and then five, in publish order.
+func TestAckQueueOneWritePerCommit(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	gs := &gatedStore{DB: db, entered: make(chan struct{}, 1), open: make(chan struct{})}
+	in := ingest.New(gs, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(in.Close)
+	t.Cleanup(func() { close(gs.open) })
+
+	writes := make(chan []byte, 8)
+	cl := &mqtt.Client{}
+	cl.Properties.ProtocolVersion = 4
+	q := newAckQueue(cl, newHook(nil, in, slog.New(slog.DiscardHandler), nil), func(p []byte) error {
+		writes <- bytes.Clone(p)
+		return nil
+	})
+	go q.run()
+	t.Cleanup(q.close)
+
+	enqueue := func(id uint16) {
+		tk, err := in.Enqueue(context.Background(), devA, "temperature", []byte(`{"c":21.5}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.push(ackItem{id: id, ticket: tk})
+	}
+	enqueue(1)
+	<-gs.entered // the first batch is held at the gate
+	for id := uint16(2); id <= 6; id++ {
+		enqueue(id) // these form the next batch
+	}
+	gs.open <- struct{}{}
+	if got, want := <-writes, pubacks(1); !bytes.Equal(got, want) {
+		t.Fatalf("first write % x, want % x", got, want)
+	}
+	<-gs.entered
+	gs.open <- struct{}{}
+	if got, want := <-writes, pubacks(2, 3, 4, 5, 6); !bytes.Equal(got, want) {
+		t.Fatalf("second write % x, want % x (one write for the whole batch)", got, want)
+	}
+}
+
+func pubacks(ids ...uint16) []byte {
+	var b bytes.Buffer
+	for _, id := range ids {
+		appendPuback(&b, 4, id, 0)
+	}
+	return b.Bytes()
+}
+
+// appendPuback encodes what mochi's own encoder does for the same packet.
+func TestAppendPubackMatchesMochi(t *testing.T) {
+	for _, c := range []struct {
+		version byte
+		code    byte
+	}{{4, 0}, {5, 0}, {5, 0x83}} {
+		var got, want bytes.Buffer
+		appendPuback(&got, c.version, 0x1234, c.code)
+		pk := packetsPuback(c.version, 0x1234, c.code)
+		if err := pk.PubackEncode(&want); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Errorf("v%d code %#x: % x, mochi % x", c.version, c.code, got.Bytes(), want.Bytes())
+		}
+	}
+}
+
+func packetsPuback(version byte, id uint16, code byte) packets.Packet {
+	return packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Puback},
+		ProtocolVersion: version,
+		PacketID:        id,
+		ReasonCode:      code,
+	}
+}
+
+// In the bounded-window mode a QoS 1 reading is acknowledged while its
+// commit is still held, as long as the queue is younger than the window;
+// the reading is then committed all the same.
+func TestAckWithinWindowDoesNotWaitForCommit(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	gs := &gatedStore{DB: db, entered: make(chan struct{}, 1), open: make(chan struct{})}
+	in := ingest.New(gs, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
+	auth := &fakeAuth{secrets: map[string]string{devA: secretA}}
+	b, err := New(Config{TCPAddr: "127.0.0.1:0", AckWithin: time.Hour}, auth, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.Close)
+	t.Cleanup(func() { b.Close() })
+
+	c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+	c.Send(mqtttest.Connect{Version: 4, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
+	c.Expect(mqtttest.CONNACK)
+	c.Send(mqtttest.Publish(4, ReadingTopic(devA, "temperature"), []byte(`{"c":21.5}`), 1, 9, false))
+	<-gs.entered                     // the commit is held...
+	ack := c.Expect(mqtttest.PUBACK) // ...and the PUBACK came anyway
+	if got := uint16(ack.Body[0])<<8 | uint16(ack.Body[1]); got != 9 {
+		t.Fatalf("PUBACK for packet %d, want 9", got)
+	}
+	close(gs.open)
+	in.Close() // commits what is queued
+	if n, err := db.CountReadings(context.Background(), devA); err != nil || n != 1 {
+		t.Fatalf("%d readings stored (%v), want the acknowledged one", n, err)
+	}
+}
+
+// A window the queue is already older than falls back to waiting for the
+// commit: no PUBACK while the commit is held.
+func TestAckWithinWindowWaitsWhenBehind(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	gs := &gatedStore{DB: db, entered: make(chan struct{}, 1), open: make(chan struct{})}
+	in := ingest.New(gs, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
+	auth := &fakeAuth{secrets: map[string]string{devA: secretA}}
+	// 1ns: any queued reading is older than that.
+	b, err := New(Config{TCPAddr: "127.0.0.1:0", AckWithin: time.Nanosecond}, auth, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.Close)
+	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() { close(gs.open) })
+
+	c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+	c.Send(mqtttest.Connect{Version: 4, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
+	c.Expect(mqtttest.CONNACK)
+	c.Send(mqtttest.Publish(4, ReadingTopic(devA, "temperature"), []byte(`{"c":21.5}`), 1, 9, false))
+	<-gs.entered
+	// The PUBLISH was handled before the PINGREQ, so an early PUBACK
+	// would arrive before the PINGRESP.
+	c.Send(mqtttest.Pingreq())
+	c.Expect(mqtttest.PINGRESP)
+	gs.open <- struct{}{}
+	c.Expect(mqtttest.PUBACK)
+}
