@@ -16,7 +16,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/candor-iot/candor/internal/cluster"
 	"github.com/candor-iot/candor/internal/hub"
 )
 
@@ -182,6 +185,11 @@ func runNodes(ctx context.Context, o Options, no NodesOptions) (_ *NodesSide, er
 	_, _ = rand.Read(b[:])
 	deployment := "bench-" + hex.EncodeToString(b[:])
 	o.progress("%d nodes: database %s, NATS deployment %s", no.Nodes, redactURL(dbURL), deployment)
+	defer func() {
+		if derr := deleteDeployment(no.NATS, deployment); derr != nil && err == nil {
+			err = derr
+		}
+	}()
 
 	var nodes []*hubProc
 	defer func() {
@@ -423,6 +431,26 @@ func createBenchDatabase(ctx context.Context, admin string) (string, func() erro
 	}
 	u.Path = "/" + name
 	return u.String(), drop, nil
+}
+
+// deleteDeployment deletes the deployment's transparency log stream on
+// the NATS server, the one thing the nodes leave there.
+func deleteDeployment(natsURL, deployment string) error {
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		return fmt.Errorf("delete the bench deployment's log stream: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("delete the bench deployment's log stream: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, cluster.StreamName(deployment)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("delete the bench deployment's log stream: %w", err)
+	}
+	return nil
 }
 
 func dbName(dbURL string) string {
