@@ -353,6 +353,16 @@ func (h *Hub) brokerMonitor() broker.Monitor {
 	return sessionMonitor{Monitor: h.mon, node: h.node}
 }
 
+// appLogin is what the broker tells of each app that logged in: on a
+// node, the other nodes end a session under the same client id, as they
+// do for devices (sessionMonitor).
+func (h *Hub) appLogin() func(clientID string) {
+	if h.node == nil {
+		return nil
+	}
+	return h.node.Connected
+}
+
 type sessionMonitor struct {
 	broker.Monitor
 	node *cluster.Node

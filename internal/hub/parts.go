@@ -223,6 +223,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
 		Monitor:           h.brokerMonitor(),
 		Apps:              h.apps,
+		AppLogin:          h.appLogin(),
 		Bridge:            h.zb,
 	}
 	if h.tls != nil {
