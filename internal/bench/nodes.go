@@ -45,6 +45,7 @@ type NodesOptions struct {
 	// SkipSingle skips the single-node SQLite side.
 	SkipSingle bool
 	HubArgv    []string
+	HubEnv     []string // added to the hubs' environment
 	HubFlags   []string
 	JSONPath   string
 	Out        io.Writer
@@ -63,9 +64,12 @@ type NodesReport struct {
 
 // NodesSide is one configuration: a single SQLite hub, or N nodes.
 type NodesSide struct {
-	Name  string       `json:"name"`
-	Nodes int          `json:"nodes"`
-	QoS1  *PhaseResult `json:"qos1,omitempty"`
+	Name  string `json:"name"`
+	Nodes int    `json:"nodes"`
+	// Database is the PostgreSQL database the bench created (and
+	// dropped) for the nodes.
+	Database string       `json:"database,omitempty"`
+	QoS1     *PhaseResult `json:"qos1,omitempty"`
 	// PerNodeAcked is the acknowledged readings each node took.
 	PerNodeAcked []int64 `json:"per_node_acked,omitempty"`
 	// PostgresCPUSeconds is the CPU time of the PostgreSQL server
@@ -79,7 +83,7 @@ type NodesSide struct {
 // RunNodes runs the several-nodes comparison and prints its table.
 func RunNodes(ctx context.Context, no NodesOptions) (*NodesReport, error) {
 	o := Options{Devices: no.Devices, Duration: no.Duration, Window: no.Window, PayloadBytes: no.PayloadBytes,
-		IdleConns: -1, Rate: -1, MaxPerDevice: -1, Only: "candor", HubArgv: no.HubArgv, HubFlags: no.HubFlags,
+		IdleConns: -1, Rate: -1, MaxPerDevice: -1, Only: "candor", HubArgv: no.HubArgv, HubEnv: no.HubEnv, HubFlags: no.HubFlags,
 		Out: no.Out, Progress: no.Progress, Mosquitto: "off"}
 	if err := o.normalize(); err != nil {
 		return nil, fmt.Errorf("bench options: %w", err)
@@ -146,7 +150,7 @@ func runSingleSQLite(ctx context.Context, o Options) (_ *NodesSide, err error) {
 		return side, err
 	}
 	defer os.RemoveAll(dir)
-	h, err := startHub(ctx, o.HubArgv, nil, dir, o.HubFlags)
+	h, err := startHub(ctx, o.HubArgv, o.HubEnv, dir, o.HubFlags)
 	if err != nil {
 		return side, err
 	}
@@ -176,6 +180,7 @@ func runNodes(ctx context.Context, o Options, no NodesOptions) (_ *NodesSide, er
 	if err != nil {
 		return side, err
 	}
+	side.Database = dbName(dbURL)
 	defer func() {
 		if derr := drop(); derr != nil && err == nil {
 			err = derr
@@ -212,7 +217,7 @@ func runNodes(ctx context.Context, o Options, no NodesOptions) (_ *NodesSide, er
 			}
 		}
 		o.progress("%d nodes: starting node %d", no.Nodes, i+1)
-		h, err := startHub(ctx, o.HubArgv, nil, dir, extra)
+		h, err := startHub(ctx, o.HubArgv, o.HubEnv, dir, extra)
 		if err != nil {
 			_ = os.RemoveAll(dir)
 			return side, fmt.Errorf("node %d: %w", i+1, err)
