@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Leader elects one node of a deployment to run the background jobs
@@ -106,8 +108,19 @@ func (l *Leader) Run(ctx context.Context) {
 // Retry; once it holds it, it leads until the connection fails or ctx
 // ends.
 func (l *Leader) session(ctx context.Context) error {
+	// Parsed as the store parses it, so a URL with pool settings
+	// (pool_max_conns) works here too.
+	pc, err := pgxpool.ParseConfig(l.url)
+	if err != nil {
+		// pgx's message may quote the URL, password included.
+		return errors.New("the --store URL cannot be parsed")
+	}
+	cc := pc.ConnConfig
+	if _, set := cc.RuntimeParams["application_name"]; !set {
+		cc.RuntimeParams["application_name"] = "candor-job-leader"
+	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, err := pgx.Connect(cctx, l.url)
+	conn, err := pgx.ConnectConfig(cctx, cc)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)

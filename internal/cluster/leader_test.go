@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func TestLeaderOneAtATimeAndTakeover(t *testing.T) {
 		runs    = make(chan int, 16) // index of the leader whose job started
 	)
 	for i := range 2 {
-		l := NewLeader(db, "dep", LeaderOptions{Retry: retry, Logger: slog.New(slog.DiscardHandler)})
+		l := NewLeader(withParam(db, "pool_max_conns=4"), "dep", LeaderOptions{Retry: retry, Logger: slog.New(slog.DiscardHandler)})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); l.Run(ctx) }()
@@ -72,7 +73,9 @@ func TestLeaderOneAtATimeAndTakeover(t *testing.T) {
 	}
 	defer admin.Close(context.Background())
 	if _, err := admin.Exec(context.Background(),
-		`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()`); err != nil {
+		`SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		 WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+		   AND a.application_name = 'candor-job-leader'`); err != nil {
 		t.Fatal(err)
 	}
 	again := waitAfterLoss(t, ls, runs)
@@ -114,4 +117,13 @@ func TestLockKeyDiffersByDeployment(t *testing.T) {
 	if LockKey("a") == LockKey("b") {
 		t.Fatal("two deployments share a lock key")
 	}
+}
+
+// withParam adds a query parameter to a URL (a pool setting, which the
+// election's own connection must accept as the store does).
+func withParam(u, p string) string {
+	if strings.Contains(u, "?") {
+		return u + "&" + p
+	}
+	return u + "?" + p
 }
