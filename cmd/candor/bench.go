@@ -108,7 +108,10 @@ func runBench(args []string) error {
 	if *fanout {
 		return runFanout(ctx, o, byte(*fanoutQoS))
 	}
-	if nodes.store != "" {
+	if want, err := nodes.wanted(fs); want || err != nil {
+		if err != nil {
+			return err
+		}
 		return runNodesBench(ctx, o, nodes)
 	}
 	_, err := bench.Run(ctx, o)
