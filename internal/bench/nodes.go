@@ -292,6 +292,15 @@ func nodesPhase(ctx context.Context, o Options, nodes []*hubProc, devs []device,
 	}
 	results := make([]*loadResult, len(nodes))
 	errs := make([]error, len(nodes))
+	// The loads on the nodes start together: each waits, once its
+	// clients are connected, for the others (or for one that failed).
+	loads := 0
+	for _, s := range specs {
+		if len(s.Clients) > 0 {
+			loads++
+		}
+	}
+	start := newBarrier(loads)
 	var wg sync.WaitGroup
 	for i := range nodes {
 		s := specs[i]
@@ -300,8 +309,18 @@ func nodesPhase(ctx context.Context, o Options, nodes []*hubProc, devs []device,
 		}
 		s.Addr, s.QoS, s.Duration, s.PayloadBytes, s.DrainTimeout = nodes[i].mqttAddr, p.qos, o.Duration, o.PayloadBytes, drainTimeout
 		s.MaxPerClient = -1
-		s.OnStart = func() { once.Do(sample) }
-		wg.Go(func() { results[i], errs[i] = runLoad(ctx, s) })
+		arrived := false
+		s.OnStart = func() {
+			arrived = true
+			start.arrive()
+			once.Do(sample)
+		}
+		wg.Go(func() {
+			results[i], errs[i] = runLoad(ctx, s)
+			if !arrived {
+				start.arrive() // failed before its start: do not hold the others
+			}
+		})
 	}
 	wg.Wait()
 	after := sampleAll(pids(nodes))
@@ -319,6 +338,32 @@ func nodesPhase(ctx context.Context, o Options, nodes []*hubProc, devs []device,
 		fillProc(r, sumSamples(before), sumSamples(after), false, lr.End.Sub(lr.Start))
 	}
 	return r, perNode, sumSamples(pgAfter).CPU - sumSamples(pgBefore).CPU, errors.Join(errs...)
+}
+
+// barrier lets n parties wait until all of them arrived.
+type barrier struct {
+	mu      sync.Mutex
+	pending int
+	all     chan struct{}
+}
+
+func newBarrier(n int) *barrier {
+	b := &barrier{pending: n, all: make(chan struct{})}
+	if n <= 0 {
+		close(b.all)
+	}
+	return b
+}
+
+// arrive counts one party in and waits for the rest.
+func (b *barrier) arrive() {
+	b.mu.Lock()
+	b.pending--
+	if b.pending == 0 {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	<-b.all
 }
 
 // mergeLoads joins the loads run against each node into one: the phase
