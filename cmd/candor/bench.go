@@ -32,6 +32,7 @@ func runBench(args []string) error {
 	keep := fs.Bool("keep-data", false, "keep the hub's data directory after the run")
 	fanout := fs.Bool("fanout", false, "instead: --devices devices publish at full speed to one app subscribed to all of them (Candor) or one subscriber (Mosquitto); prints delivered msg/s and drops")
 	fanoutQoS := fs.Int("fanout-qos", 1, "QoS of the --fanout publishes and subscription (0 or 1)")
+	nodes := addNodesFlags(fs)
 	var hubFlags []string
 	fs.Func("hub-flag", "extra flag for the hub's serve command, such as --hub-flag=--batch-max-wait=1ms (repeatable)", func(s string) error {
 		hubFlags = append(hubFlags, s)
@@ -106,6 +107,12 @@ func runBench(args []string) error {
 	start := time.Now()
 	if *fanout {
 		return runFanout(ctx, o, byte(*fanoutQoS))
+	}
+	if want, err := nodes.wanted(fs); want || err != nil {
+		if err != nil {
+			return err
+		}
+		return runNodesBench(ctx, o, nodes)
 	}
 	_, err := bench.Run(ctx, o)
 	fmt.Fprintf(os.Stderr, "bench: finished in %s\n", time.Since(start).Round(time.Second))

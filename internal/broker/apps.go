@@ -65,6 +65,9 @@ func (h *hook) connectApp(ctx context.Context, cl *mqtt.Client, pk packets.Packe
 	if gc := guardOf(cl); gc != nil {
 		gc.loggedIn()
 	}
+	if h.appLogin != nil {
+		h.appLogin(cl.ID)
+	}
 	return true
 }
 

@@ -93,6 +93,9 @@ type Config struct {
 	// Apps, if set, lets a household's apps log in and receive the
 	// readings they are allowed (see Apps).
 	Apps Apps
+	// AppLogin, if set, is told the client id of each app that logged in
+	// (a hub node passes it on, so the other nodes end that session).
+	AppLogin func(clientID string)
 	// Bridge, if set, lets a Zigbee2MQTT bridge credential (an app of
 	// kind zigbee2mqtt) publish its Zigbee devices' states (see Bridge).
 	Bridge Bridge
@@ -183,6 +186,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		h.mon = cfg.Monitor
 	}
 	h.apps = cfg.Apps
+	h.appLogin = cfg.AppLogin
 	h.bridge = cfg.Bridge
 	h.state = cfg.State
 	h.system = cfg.System

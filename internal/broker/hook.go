@@ -28,6 +28,8 @@ type hook struct {
 	auth Authenticator
 	in   Ingester
 	apps Apps // nil: no app may log in
+	// appLogin, if set, is told each app's client id once it logged in.
+	appLogin func(clientID string)
 	// bridge, if set, serves Zigbee2MQTT bridge credentials (bridge.go).
 	bridge Bridge
 	log    *slog.Logger

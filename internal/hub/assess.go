@@ -77,7 +77,7 @@ func (h *Hub) openAssess(context.Context) error {
 // metrics probe needs the HTTP listener, so it starts after it.
 func (h *Hub) startAudits(context.Context) error {
 	h.assess.SetMetricsURL(h.ownURL("/metrics"))
-	h.audits.run(func(ctx context.Context) { h.assess.Loop(ctx, h.cfg.AuditInterval) })
+	h.audits.run(h.onLeader(func(ctx context.Context) { h.assess.Loop(ctx, h.cfg.AuditInterval) }))
 	return nil
 }
 

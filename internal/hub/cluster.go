@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/auditlog/logformat"
 	"github.com/candor-iot/candor/internal/broker"
@@ -351,6 +353,16 @@ func (h *Hub) brokerMonitor() broker.Monitor {
 	return sessionMonitor{Monitor: h.mon, node: h.node}
 }
 
+// appLogin is what the broker tells of each app that logged in: on a
+// node, the other nodes end a session under the same client id, as they
+// do for devices (sessionMonitor).
+func (h *Hub) appLogin() func(clientID string) {
+	if h.node == nil {
+		return nil
+	}
+	return h.node.Connected
+}
+
 type sessionMonitor struct {
 	broker.Monitor
 	node *cluster.Node
@@ -363,3 +375,40 @@ func (m sessionMonitor) Connect(deviceID, clientID string, addr netip.Addr) {
 
 // nodeBroker is the broker as seen from NATS callbacks.
 type nodeBroker = atomic.Pointer[broker.Broker]
+
+// startLeader takes part in electing the node that runs the background
+// jobs (retention sweeps, erasure purges, the security audit, update
+// checks, advisory feed refreshes): on several nodes they would all run
+// them at once. The election is a PostgreSQL advisory lock (package
+// cluster's Leader); a single hub runs them itself.
+func (h *Hub) startLeader(context.Context) error {
+	if h.node == nil {
+		return nil
+	}
+	leading := prometheus.NewGauge(prometheus.GaugeOpts{Name: "candor_jobs_leader",
+		Help: "1 while this hub node runs the deployment's background jobs (retention, purges, audits, update checks, advisory feeds), else 0."})
+	h.reg.MustRegister(leading)
+	h.leader = cluster.NewLeader(h.cfg.Store, h.cfg.Deployment, cluster.LeaderOptions{
+		Logger: h.log.With("component", "cluster"),
+		OnChange: func(l bool) {
+			if l {
+				leading.Set(1)
+			} else {
+				leading.Set(0)
+			}
+		},
+	})
+	h.leaderJob.run(h.leader.Run)
+	return nil
+}
+
+// onLeader wraps a background job so it runs only while this node leads
+// (always on a single hub), and starts again when it becomes leader.
+func (h *Hub) onLeader(fn func(ctx context.Context)) func(ctx context.Context) {
+	return func(ctx context.Context) {
+		h.leader.Do(ctx, func(ctx context.Context) {
+			h.jobStarts.Add(1)
+			fn(ctx)
+		})
+	}
+}

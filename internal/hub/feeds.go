@@ -15,7 +15,7 @@ const feedRefreshInterval = 6 * time.Hour
 // startFeedRefresh reads every advisory feed at start and on the
 // schedule, after naming the feeds the manifests in force point to.
 func (h *Hub) startFeedRefresh(context.Context) error {
-	h.feedJob.run(func(ctx context.Context) {
+	h.feedJob.run(h.onLeader(func(ctx context.Context) {
 		t := time.NewTicker(feedRefreshInterval)
 		defer t.Stop()
 		for {
@@ -26,7 +26,7 @@ func (h *Hub) startFeedRefresh(context.Context) error {
 			case <-t.C:
 			}
 		}
-	})
+	}))
 	return nil
 }
 

@@ -105,10 +105,15 @@ type Hub struct {
 	assess    *assess.Service
 	// rec is where the services record: the log itself, or on a node
 	// the deployment's log through mirror.
-	rec       auditlog.Recorder
-	mirror    *cluster.LogMirror
-	node      *cluster.Node // nil for a single hub (no --nats)
-	nodeReady atomic.Bool   // the services exist: changes from other nodes apply
+	rec    auditlog.Recorder
+	mirror *cluster.LogMirror
+	node   *cluster.Node // nil for a single hub (no --nats)
+	// leader says whether this node runs the background jobs; nil for a
+	// single hub, which always does.
+	leader    *cluster.Leader
+	leaderJob job
+	jobStarts atomic.Int64 // background jobs started here, for tests
+	nodeReady atomic.Bool  // the services exist: changes from other nodes apply
 	// nodeBroker is the broker for NATS callbacks, set once it exists.
 	nodeBroker nodeBroker
 
@@ -158,6 +163,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 		{name: "store", start: h.openStore, stop: h.closeStore},
 		{name: "transparency log", start: h.openAuditLog, stop: h.closeAuditLog},
 		{name: "NATS", start: h.connectCluster, stop: h.leaveCluster},
+		{name: "job leader election", start: h.startLeader, stop: h.leaderJob.wait},
 		{name: "manifests", start: h.openCatalog},
 		{name: "operator", start: h.openOperator},
 		{name: "shared keys", start: h.checkSharedKeys},

@@ -225,6 +225,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		System:            map[string]broker.SystemHandler{updates.ProgressSuffix: h.updateProgress},
 		Monitor:           h.brokerMonitor(),
 		Apps:              h.apps,
+		AppLogin:          h.appLogin(),
 		Bridge:            h.zb,
 		OnDeviceSession:   h.controls.session,
 	}
@@ -406,12 +407,12 @@ func (h *Hub) startMQTT(ctx context.Context) error {
 func (h *Hub) startSweeps(context.Context) error {
 	h.retention = &retention.Job{Store: h.st, Catalog: h.cat, Consent: h.consent, Log: h.rec,
 		Logger: h.log.With("component", "retention")}
-	h.sweeps.run(func(ctx context.Context) { h.retention.Run(ctx, h.cfg.RetentionInterval) })
+	h.sweeps.run(h.onLeader(func(ctx context.Context) { h.retention.Run(ctx, h.cfg.RetentionInterval) }))
 	return nil
 }
 
 func (h *Hub) startPurges(context.Context) error {
-	h.purges.run(func(ctx context.Context) { h.erasure.Run(ctx, h.cfg.RetentionInterval) })
+	h.purges.run(h.onLeader(func(ctx context.Context) { h.erasure.Run(ctx, h.cfg.RetentionInterval) }))
 	return nil
 }
 

@@ -37,7 +37,7 @@ func (h *Hub) openUpdates(context.Context) (err error) {
 // address (the file URLs offered to devices start with it) and devices
 // can connect.
 func (h *Hub) startUpdateChecks(context.Context) error {
-	h.updJob.run(func(ctx context.Context) {
+	h.updJob.run(h.onLeader(func(ctx context.Context) {
 		t := time.NewTicker(updateCheckInterval)
 		defer t.Stop()
 		h.checkUpdates(ctx, "")
@@ -51,7 +51,7 @@ func (h *Hub) startUpdateChecks(context.Context) error {
 				h.checkUpdates(ctx, id)
 			}
 		}
-	})
+	}))
 	return nil
 }
 
