@@ -363,17 +363,30 @@ func interopOffline(t *testing.T, s *interop) {
 	c.ExpectClosed()
 	waitFor(t, "the app to be offline", safetyWait, func() bool { return !s.th.Broker().Connected(s.client) })
 
-	s.temperature(1)
-	s.heating(true) // QoS 0: not queued
-	s.temperature(2)
+	// Several readings in the same second: they must come back in the
+	// order they were published (MQTT 4.6, ordered topics).
+	var want []string
+	for i := range 6 {
+		s.temperature(i)
+		want = append(want, fmt.Sprintf(`{"celsius":%d}`, i))
+		if i == 2 {
+			s.heating(true) // QoS 0: not queued
+		}
+	}
 	c, present = s.connect(t, true, 30)
 	if !present {
 		t.Error("the resumed session was not reported present")
 	}
-	for _, want := range []string{`{"celsius":1}`, `{"celsius":2}`} {
-		if p := s.next(t, c, true); p.payload != want || p.qos != 1 {
-			t.Errorf("queued: got %+v, want %s at QoS 1", p, want)
+	var got []string
+	for range want {
+		p := s.next(t, c, true)
+		if p.qos != 1 {
+			t.Errorf("queued: got %+v, want QoS 1", p)
 		}
+		got = append(got, p.payload)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("queued readings came as %v, want %v in order", got, want)
 	}
 	s.heating(false) // the barrier: the QoS 0 reading of the offline time never comes
 	if p := s.next(t, c, true); p.payload != `{"on":false}` {
