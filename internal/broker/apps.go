@@ -66,6 +66,9 @@ func (h *hook) connectApp(ctx context.Context, cl *mqtt.Client, pk packets.Packe
 	}
 	if gc := guardOf(cl); gc != nil {
 		gc.loggedIn()
+		if h.isBridge(cl) {
+			gc.big.Store(true)
+		}
 	}
 	return true
 }
