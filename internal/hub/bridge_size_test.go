@@ -86,6 +86,22 @@ func TestZigbee2MQTTBridgeLargePackets(t *testing.T) {
 		t.Errorf("the bridge after a refused reading: %v %+v, want still connected", err, pr)
 	}
 
+	// In MQTT 3.1.1 the same, the reading acknowledged and dropped.
+	c3 := mqtttest.Dial(t, th.MQTTAddr(), nil)
+	c3.Send(mqtttest.Connect{Version: 4, ClientID: bridgeID, Username: bridgeID, Password: bridgeSecret, KeepAlive: 30}.Encode())
+	if ack := c3.Expect(mqtttest.CONNACK); ack.ReasonCode(4) != 0 {
+		t.Fatalf("v3 bridge connect: % x", ack.Raw)
+	}
+	for i, topic := range []string{"zigbee2mqtt/bridge/devices", "zigbee2mqtt/room 1/sensor"} {
+		c3.Send(mqtttest.Publish(4, topic, list, 1, uint16(i+1), false))
+		if ack := c3.Expect(mqtttest.PUBACK); len(ack.Body) != 2 || ack.Body[1] != byte(i+1) {
+			t.Errorf("v3 bridge's 1 MiB on %s: PUBACK % x", topic, ack.Raw)
+		}
+	}
+	c3.Send(mqtttest.Pingreq())
+	c3.Expect(mqtttest.PINGRESP)
+	c3.Close()
+
 	// The same packet from a device or an app: MQTT 5 gets DISCONNECT
 	// 0x95, 3.1.1 the connection closed.
 	for _, who := range []struct{ name, id, secret string }{{"device", dev, devSecret}, {"app", app, appSecret}} {
