@@ -62,6 +62,7 @@ type interop struct {
 	client         string
 	dev, devSecret string
 	id             uint16
+	clean          int // clean sessions so far (connect)
 }
 
 // publish is a PUBLISH as the app received it.
@@ -86,9 +87,25 @@ func (s *interop) heating(on bool) {
 // connect opens the app's connection; persistent keeps its session (MQTT 5:
 // with a Session Expiry Interval). It returns the CONNACK's session present
 // flag.
+//
+// A clean session gets a client id of its own each time. mochi ends a
+// clean session after its connection closed by removing the
+// subscriptions and the client of that id, so a client that comes back
+// with the same id at that moment can lose its new subscriptions; a
+// persistent session is not removed, and keeps its id.
 func (s *interop) connect(t *testing.T, persistent bool, keepAlive uint16) (*mqtttest.Conn, bool) {
 	t.Helper()
-	cn := mqtttest.Connect{Version: s.v, ClientID: s.client, Username: s.app, Password: s.secret, KeepAlive: keepAlive, Persistent: persistent}
+	id := s.client
+	if !persistent {
+		s.clean++
+		id = fmt.Sprintf("%s-c%d", s.client, s.clean)
+	}
+	return s.connectAs(t, id, persistent, keepAlive)
+}
+
+func (s *interop) connectAs(t *testing.T, id string, persistent bool, keepAlive uint16) (*mqtttest.Conn, bool) {
+	t.Helper()
+	cn := mqtttest.Connect{Version: s.v, ClientID: id, Username: s.app, Password: s.secret, KeepAlive: keepAlive, Persistent: persistent}
 	if persistent && s.v == 5 {
 		cn.Props = mqtttest.PropUint32(0x11, 300)
 	}
@@ -396,7 +413,7 @@ func interopOffline(t *testing.T, s *interop) {
 	c.Send(mqtttest.Disconnect())
 	c.ExpectClosed()
 	waitFor(t, "the app to be offline", safetyWait, func() bool { return !s.th.Broker().Connected(s.client) })
-	if _, present = s.connect(t, false, 30); present {
+	if _, present = s.connectAs(t, s.client, false, 30); present {
 		t.Error("a clean session reported present")
 	}
 }
