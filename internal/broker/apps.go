@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -64,6 +66,9 @@ func (h *hook) connectApp(ctx context.Context, cl *mqtt.Client, pk packets.Packe
 	}
 	if gc := guardOf(cl); gc != nil {
 		gc.loggedIn()
+		if h.isBridge(cl) {
+			gc.big.Store(true)
+		}
 	}
 	if h.appLogin != nil {
 		h.appLogin(cl.ID)
@@ -127,9 +132,45 @@ func (h *hook) pruneInflight(cl *mqtt.Client) {
 	id := string(cl.Properties.Username)
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
 	defer cancel()
+	var kept []packets.Packet
 	for _, p := range cl.State.Inflight.GetAll(false) {
 		if p.FixedHeader.Type == packets.Publish && !h.apps.MayMatch(ctx, id, p.TopicName) {
 			cl.State.Inflight.Delete(p.PacketID)
+			continue
+		}
+		kept = append(kept, p)
+	}
+	keepOrder(cl, kept)
+}
+
+// keepOrder makes mochi resend a resumed session's messages in the order
+// they were first sent, as MQTT requires of an ordered topic (3.1.1
+// section 4.6, 5.0 section 4.6) and as Mosquitto does. mochi resends in
+// the order of Created, a time in whole seconds, and messages of the same
+// second in map order: readings queued in one second came back shuffled.
+// Packet ids are handed out in sending order (wrapping after 65535), so
+// they give the order; Created is moved forward just enough to be strictly
+// increasing in it, which delays a message's expiry by at most a second
+// per message queued before it. (mochi compares Created modulo 65536
+// seconds, so a queue that straddles such a boundary, once in about 18
+// hours, can still come back out of order.)
+func keepOrder(cl *mqtt.Client, pks []packets.Packet) {
+	if len(pks) < 2 {
+		return
+	}
+	slices.SortFunc(pks, func(a, b packets.Packet) int { return cmp.Compare(a.PacketID, b.PacketID) })
+	// The first in sending order follows the widest gap between ids.
+	start, gap := 0, int(pks[0].PacketID)+65536-int(pks[len(pks)-1].PacketID)
+	for i := 1; i < len(pks); i++ {
+		if g := int(pks[i].PacketID) - int(pks[i-1].PacketID); g > gap {
+			start, gap = i, g
+		}
+	}
+	pks = append(pks[start:], pks[:start]...)
+	for i := 1; i < len(pks); i++ {
+		if pks[i].Created <= pks[i-1].Created {
+			pks[i].Created = pks[i-1].Created + 1
+			cl.State.Inflight.Set(pks[i])
 		}
 	}
 }

@@ -71,6 +71,14 @@ func (h *hook) bridgePublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	pk.FixedHeader.Retain = false
 	qos := pk.FixedHeader.Qos
 	v5qos1 := cl.Properties.ProtocolVersion == 5 && qos == 1
+	if h.maxPacket > 0 && pk.FixedHeader.Remaining+1 > h.maxPacket && !strings.HasPrefix(pk.TopicName, bridgeTopics) {
+		// Only what the bridge says about itself may be larger.
+		h.log.Info("bridge message over the packet size limit dropped", "app", id, "bytes", pk.FixedHeader.Remaining+1)
+		if v5qos1 {
+			return pk, packets.ErrPacketTooLarge
+		}
+		return pk, packets.CodeSuccessIgnore
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), bridgeTimeout)
 	defer cancel()
 	err := h.bridge.Publish(ctx, id, pk.TopicName, pk.Payload)
@@ -102,4 +110,72 @@ func (h *hook) bridgePublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		go func() { _ = cl.Net.Conn.Close() }()
 	}
 	return pk, packets.ErrRejectPacket
+}
+
+// bridgeTopics are where Zigbee2MQTT speaks about itself: its retained
+// device list and definitions there outgrow the packet size limit of
+// readings (bridge/definitions is about a megabyte in a network of a
+// hundred device models), so a bridge's connection has a limit of its own
+// (Config.BridgeMaxPacketBytes) and only these topics may use it.
+const bridgeTopics = bridge.BaseTopic + "/bridge/"
+
+// errPacketTooLarge ends a connection that sent a packet over its limit.
+var errPacketTooLarge = errors.New("mqtt packet over the connection's size limit")
+
+// limit is the largest packet c may send: the bridge limit once a bridge
+// logged in on it, else the limit of all.
+func (c *guardConn) limit() int {
+	if c.big.Load() {
+		return c.g.bridgeMax
+	}
+	return c.g.maxPacket
+}
+
+// tooLarge answers a packet over the limit as mochi does (MQTT 5: a
+// DISCONNECT 0x95, then the connection closes) before mochi reads it, so
+// nothing that large is ever allocated for a connection that may not
+// send it.
+func (c *guardConn) tooLarge() error {
+	if c.v5 {
+		c.mu.Lock()
+		_, _ = c.Conn.Write([]byte{typeDisconnect << 4, 1, packets.ErrPacketTooLarge.Code})
+		c.mu.Unlock()
+	}
+	return errPacketTooLarge
+}
+
+// inSizes follows the packets a connection sends, header by header, to
+// hold each to its connection's limit; mochi's own limit is the largest
+// of all (Config.BridgeMaxPacketBytes).
+type inSizes struct {
+	left int     // body bytes of the current packet still to come
+	hdr  [5]byte // the fixed header read so far
+	nh   int
+}
+
+// fit reports whether the packets that b starts or continues are within
+// limit bytes (no limit when it is 0), as mochi counts: the remaining
+// length plus one.
+func (s *inSizes) fit(b []byte, limit int) bool {
+	for len(b) > 0 {
+		if s.left > 0 {
+			k := min(s.left, len(b))
+			s.left -= k
+			b = b[k:]
+			continue
+		}
+		s.hdr[s.nh] = b[0]
+		s.nh++
+		b = b[1:]
+		if s.nh == 1 || (s.hdr[s.nh-1]&0x80 != 0 && s.nh < len(s.hdr)) {
+			continue
+		}
+		size, _ := remainingLength(s.hdr[:s.nh])
+		s.nh = 0
+		if limit > 0 && size+1 > limit {
+			return false
+		}
+		s.left = size
+	}
+	return true
 }

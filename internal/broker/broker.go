@@ -77,8 +77,12 @@ type Config struct {
 	TLSConfig *tls.Config // required when TLSAddr is set
 	// MaxPacketBytes bounds a packet's size (default 256 KiB).
 	MaxPacketBytes uint32
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer
+	// BridgeMaxPacketBytes, when larger, bounds instead the packets a
+	// logged-in Zigbee2MQTT bridge sends on its zigbee2mqtt/bridge/…
+	// topics (see bridge.go).
+	BridgeMaxPacketBytes uint32
+	Logger               *slog.Logger
+	Registerer           prometheus.Registerer
 
 	// ConnectTimeout closes a connection that has not sent a complete
 	// CONNECT this long after it was accepted (default 5 s).
@@ -159,7 +163,9 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		cfg.MaxPacketBytes = 256 << 10
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumPacketSize = cfg.MaxPacketBytes
+	// mochi's limit is one for all: the larger one, each connection then
+	// held to its own by the guard (guardConn.Read).
+	caps.MaximumPacketSize = max(cfg.MaxPacketBytes, cfg.BridgeMaxPacketBytes)
 	// Sessions of offline devices are kept for a day, not forever, so a
 	// device that disappears does not pin memory.
 	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
@@ -188,6 +194,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	h.apps = cfg.Apps
 	h.appLogin = cfg.AppLogin
 	h.bridge = cfg.Bridge
+	h.maxPacket = int(cfg.MaxPacketBytes)
 	h.state = cfg.State
 	h.system = cfg.System
 	h.onSession = cfg.OnDeviceSession
@@ -211,6 +218,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	}
 	b := &Broker{srv: srv, hook: h, log: log, addrs: map[string]string{},
 		guard: newGuard(cfg.ConnectTimeout, cfg.PendingPerAddress, int(cfg.MaxPacketBytes), log)}
+	b.guard.bridgeMax = int(max(cfg.MaxPacketBytes, cfg.BridgeMaxPacketBytes))
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(b.guard.closed)
 		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

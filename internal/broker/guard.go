@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -36,6 +37,7 @@ type guard struct {
 	timeout   time.Duration
 	perAddr   int
 	maxPacket int
+	bridgeMax int // a bridge's limit once logged in (bridge.go)
 	log       *slog.Logger
 	closed    *prometheus.CounterVec
 
@@ -253,6 +255,9 @@ type guardConn struct {
 	refused bool   // the CONNACK refused: nothing more goes out
 	answer  []byte // a CONNACK to send instead of mochi's refusal
 	buf     []byte
+
+	sizes inSizes     // the packets after the CONNECT (read loop only)
+	big   atomic.Bool // a bridge logged in: bridgeMax holds
 }
 
 // loggedIn releases the connection's pending slot; the hook calls it once
@@ -275,7 +280,11 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	if c.in != nil && c.in.Len() > 0 {
 		return c.in.Read(p)
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.sizes.fit(p[:n], c.limit()) {
+		return 0, c.tooLarge()
+	}
+	return n, err
 }
 
 // outFilter follows the packet boundaries of the outgoing byte stream.

@@ -32,8 +32,11 @@ type hook struct {
 	appLogin func(clientID string)
 	// bridge, if set, serves Zigbee2MQTT bridge credentials (bridge.go).
 	bridge Bridge
-	log    *slog.Logger
-	state  StateReporter // nil: the state topic is denied
+	// maxPacket is the packet size limit of all but a bridge's
+	// zigbee2mqtt/bridge/… topics.
+	maxPacket int
+	log       *slog.Logger
+	state     StateReporter // nil: the state topic is denied
 
 	authFail  *prometheus.CounterVec
 	aclDenied *prometheus.CounterVec

@@ -68,6 +68,10 @@ type Config struct {
 	LogFormat string
 	// MaxPayloadBytes is the largest MQTT message payload accepted.
 	MaxPayloadBytes int
+	// BridgeMaxPacketBytes is the largest MQTT packet a Zigbee2MQTT bridge
+	// may send on its zigbee2mqtt/bridge/… topics (its retained device
+	// list and definitions); its readings keep MaxPayloadBytes.
+	BridgeMaxPacketBytes int
 	// MQTTConnectTimeout closes MQTT connections that have not sent their
 	// CONNECT packet this long after connecting.
 	MQTTConnectTimeout time.Duration
@@ -135,19 +139,22 @@ func (c Config) TLSNameList() []string {
 // operator says so.
 func Default() Config {
 	return Config{
-		DataDir:           "./candor-data",
-		MQTTAddr:          "127.0.0.1:1883",
-		Deployment:        "default",
-		HTTPAddr:          "127.0.0.1:8080",
-		LogLevel:          "info",
-		LogFormat:         "text",
-		MaxPayloadBytes:   64 << 10,
-		BatchMaxRows:      1000,
-		BatchMaxWait:      0,
-		Ack:               "commit",
-		DemoSpeed:         1,
-		UndeclaredFields:  "reject",
-		RetentionInterval: time.Minute,
+		DataDir:         "./candor-data",
+		MQTTAddr:        "127.0.0.1:1883",
+		Deployment:      "default",
+		HTTPAddr:        "127.0.0.1:8080",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		MaxPayloadBytes: 64 << 10,
+		// Zigbee2MQTT's bridge/definitions runs to about a megabyte in
+		// a network of a hundred device models.
+		BridgeMaxPacketBytes: 4 << 20,
+		BatchMaxRows:         1000,
+		BatchMaxWait:         0,
+		Ack:                  "commit",
+		DemoSpeed:            1,
+		UndeclaredFields:     "reject",
+		RetentionInterval:    time.Minute,
 
 		MQTTConnectTimeout:    5 * time.Second,
 		MQTTPendingPerAddress: 16,
@@ -211,6 +218,8 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.LogFormat }, check: oneOf("text", "json")},
 	{name: "max-payload-bytes", arg: "bytes", help: "largest MQTT message payload accepted, in bytes",
 		field: func(c *Config) any { return &c.MaxPayloadBytes }, check: intRange(1, maxMQTTPacket)},
+	{name: "bridge-max-packet-bytes", arg: "bytes", help: "largest MQTT packet a Zigbee2MQTT bridge may send about itself (zigbee2mqtt/bridge/…, such as its device list), in bytes; its readings keep --max-payload-bytes",
+		field: func(c *Config) any { return &c.BridgeMaxPacketBytes }, check: intRange(1, maxMQTTPacket)},
 	{name: "mqtt-connect-timeout", arg: "duration", help: "close an MQTT connection that has not sent its CONNECT packet (TLS handshake included) this long after connecting, such as 5s",
 		field: func(c *Config) any { return &c.MQTTConnectTimeout }, check: durationRange(100*time.Millisecond, 5*time.Minute)},
 	{name: "mqtt-pending-per-address", arg: "count", help: "most MQTT connections from one address (an IPv6 /64) that may wait to log in at once; more are closed at once; devices that logged in do not count",

@@ -218,6 +218,8 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		Logger:         h.log.With("component", "broker"),
 		Registerer:     h.reg,
 		MaxPacketBytes: uint32(h.cfg.MaxPayloadBytes) + 1024,
+		// Not below the others' limit: the bridge's readings keep that.
+		BridgeMaxPacketBytes: uint32(max(h.cfg.BridgeMaxPacketBytes, h.cfg.MaxPayloadBytes+1024)),
 
 		ConnectTimeout:    h.cfg.MQTTConnectTimeout,
 		PendingPerAddress: h.cfg.MQTTPendingPerAddress,

@@ -3,7 +3,9 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -43,11 +45,14 @@ type Apps interface {
 type Bridge interface {
 	Online(bridgeID string) bool
 	Seen(ctx context.Context, household string) ([]bridge.SeenDevice, error)
+	AddDevice(ctx context.Context, household, friendlyName, deviceType, keyOwner string) (store.Device, error)
 }
 
-// zigbeeView is one device a Zigbee2MQTT bridge announced.
+// zigbeeView is one device a Zigbee2MQTT bridge announced; Field is the
+// id of its type choice when it can be added here.
 type zigbeeView struct {
 	Name, Model, DeviceID string
+	Field                 string
 }
 
 // appPurposes are the purposes offered when adding an app, with the words
@@ -60,6 +65,9 @@ type appsView struct {
 	MQTTAddr  string
 	Purposes  []purposeOption
 	Apps      []appView
+	// ZigbeeTypes are the device types with a confirmed manifest, which
+	// an announced Zigbee device can be added as.
+	ZigbeeTypes []typeChoice
 	// New is set right after an app was added or got a new secret: the
 	// only time its secret is shown.
 	New *newAppSecret
@@ -127,9 +135,13 @@ func (s *Server) renderApps(w http.ResponseWriter, r *http.Request, v viewer, st
 					s.fail(w, r, err)
 					return
 				}
-				for _, d := range seen {
+				for i, d := range seen {
 					model := strings.TrimSpace(d.Vendor + " " + d.Model)
-					view.Zigbee = append(view.Zigbee, zigbeeView{Name: d.FriendlyName, Model: model, DeviceID: d.DeviceID})
+					view.Zigbee = append(view.Zigbee, zigbeeView{Name: d.FriendlyName, Model: model, DeviceID: d.DeviceID,
+						Field: fmt.Sprintf("zigbee-%s-%d", a.ID, i)})
+				}
+				if av.ZigbeeTypes == nil && av.CanManage {
+					av.ZigbeeTypes = s.confirmedTypes()
 				}
 			}
 			av.Apps = append(av.Apps, view)
@@ -373,4 +385,55 @@ func (s *Server) postAppRevoke(w http.ResponseWriter, r *http.Request, v viewer)
 	}
 	s.flash(v, a.Name+" is revoked. It can no longer connect, and it gets nothing more.")
 	http.Redirect(w, r, "/apps?done="+flashDone, http.StatusSeeOther)
+}
+
+// confirmedTypes are the device types whose manifest in force is
+// confirmed: only those can be given to a Zigbee device (bridge.AddDevice
+// says the same).
+func (s *Server) confirmedTypes() []typeChoice {
+	var out []typeChoice
+	for _, c := range s.typeChoices() {
+		if e, err := s.cfg.Catalog.Current(c.Type); err == nil && !e.Draft {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// postZigbeeAdd adds a Zigbee device the household's bridge announced, as
+// the type an owner chose; its page is next.
+func (s *Server) postZigbeeAdd(w http.ResponseWriter, r *http.Request, v viewer) {
+	if s.cfg.Apps == nil || s.cfg.Bridge == nil {
+		s.renderError(w, r, http.StatusNotFound, nil)
+		return
+	}
+	hh := v.Account.HouseholdID
+	if !v.CanManage(hh) {
+		s.renderError(w, r, http.StatusForbidden, errors.New("only an owner of your household can add a device"))
+		return
+	}
+	name, typ, field := r.PostFormValue("friendly_name"), r.PostFormValue("type"), r.PostFormValue("field")
+	seen, err := s.cfg.Bridge.Seen(r.Context(), hh)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !slices.ContainsFunc(seen, func(d bridge.SeenDevice) bool { return d.FriendlyName == name && d.DeviceID == "" }) {
+		s.renderApps(w, r, v, http.StatusUnprocessableEntity, nil, []formError{{Field: field, Message: "Zigbee2MQTT did not tell the hub about this device, or it is added already."}})
+		return
+	}
+	if !slices.ContainsFunc(s.confirmedTypes(), func(c typeChoice) bool { return c.Type == typ }) {
+		s.renderApps(w, r, v, http.StatusUnprocessableEntity, nil, []formError{{Field: field, Message: "Choose one of the types in the list."}})
+		return
+	}
+	d, err := s.cfg.Bridge.AddDevice(r.Context(), hh, name, typ, v.KeyOwnerFor(hh, false))
+	if errors.Is(err, bridge.ErrInvalid) {
+		s.renderApps(w, r, v, http.StatusUnprocessableEntity, nil, []formError{{Field: field, Message: "The hub could not add it. Check its name and type."}})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/devices/"+url.PathEscape(d.ID), http.StatusSeeOther)
 }

@@ -310,6 +310,7 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /apps/switch", s.authed(s.postAppSwitch))
 	m.HandleFunc("POST /apps/rotate", s.authed(s.postAppRotate))
 	m.HandleFunc("POST /apps/revoke", s.authed(s.postAppRevoke))
+	m.HandleFunc("POST /apps/zigbee", s.authed(s.postZigbeeAdd))
 	m.HandleFunc("GET /log", s.authed(s.logPage))
 	m.HandleFunc("GET /log/entries/{index}/verify", s.authed(s.verifyPage))
 

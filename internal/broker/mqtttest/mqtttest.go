@@ -17,15 +17,17 @@ import (
 
 // Packet types.
 const (
-	CONNECT    = 1
-	CONNACK    = 2
-	PUBLISH    = 3
-	PUBACK     = 4
-	SUBSCRIBE  = 8
-	SUBACK     = 9
-	PINGREQ    = 12
-	PINGRESP   = 13
-	DISCONNECT = 14
+	CONNECT     = 1
+	CONNACK     = 2
+	PUBLISH     = 3
+	PUBACK      = 4
+	SUBSCRIBE   = 8
+	SUBACK      = 9
+	UNSUBSCRIBE = 10
+	UNSUBACK    = 11
+	PINGREQ     = 12
+	PINGRESP    = 13
+	DISCONNECT  = 14
 )
 
 // Will is the will of a Connect.
@@ -117,6 +119,34 @@ func Subscribe(version byte, id uint16, filter string, qos byte) []byte {
 	b = appendString(b, filter)
 	return packet(SUBSCRIBE<<4|0x02, append(b, qos))
 }
+
+// SubscribeProps returns an MQTT 5 SUBSCRIBE packet for one filter with
+// the given encoded properties (a Subscription Identifier, say) and
+// subscription options (the QoS in the low bits).
+func SubscribeProps(id uint16, filter string, options byte, props []byte) []byte {
+	b := binary.BigEndian.AppendUint16(nil, id)
+	b = appendProps(b, props)
+	b = appendString(b, filter)
+	return packet(SUBSCRIBE<<4|0x02, append(b, options))
+}
+
+// Unsubscribe returns an UNSUBSCRIBE packet for one filter.
+func Unsubscribe(version byte, id uint16, filter string) []byte {
+	b := binary.BigEndian.AppendUint16(nil, id)
+	if version == 5 {
+		b = append(b, 0)
+	}
+	return packet(UNSUBSCRIBE<<4|0x02, appendString(b, filter))
+}
+
+// Puback returns a PUBACK packet (success, no properties).
+func Puback(id uint16) []byte {
+	return packet(PUBACK<<4, binary.BigEndian.AppendUint16(nil, id))
+}
+
+// PropVarInt encodes a variable byte integer property (a Subscription
+// Identifier, 0x0B).
+func PropVarInt(id byte, v uint32) []byte { return binary.AppendUvarint([]byte{id}, uint64(v)) }
 
 // Pingreq returns a PINGREQ packet.
 func Pingreq() []byte { return []byte{PINGREQ << 4, 0} }
