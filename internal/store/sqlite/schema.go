@@ -443,6 +443,17 @@ var migrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		name: "advisory feed signatures",
+		stmts: []string{
+			// A pinned OpenPGP fingerprint, the operator's choice to let
+			// unsigned CSAF documents in, and how the last refresh
+			// checked signatures.
+			`ALTER TABLE advisory_feeds ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE advisory_feeds ADD COLUMN unsigned_allowed INTEGER NOT NULL DEFAULT 0 CHECK (unsigned_allowed IN (0, 1))`,
+			`ALTER TABLE advisory_feeds ADD COLUMN signatures TEXT NOT NULL DEFAULT ''`,
+		},
+	},
 }
 
 type migration struct {
