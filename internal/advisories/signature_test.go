@@ -27,7 +27,9 @@ func newPGPKey(t *testing.T, name string) pgpKey {
 	return pgpKey{e: e}
 }
 
-func (k pgpKey) fingerprint() string { return strings.ToUpper(hex.EncodeToString(k.e.PrimaryKey.Fingerprint)) }
+func (k pgpKey) fingerprint() string {
+	return strings.ToUpper(hex.EncodeToString(k.e.PrimaryKey.Fingerprint))
+}
 
 // public is the armored public key, as a provider publishes it.
 func (k pgpKey) public(t *testing.T) []byte {
