@@ -454,6 +454,14 @@ var migrations = []migration{
 			`ALTER TABLE advisory_feeds ADD COLUMN signatures TEXT NOT NULL DEFAULT ''`,
 		},
 	},
+	{
+		name: "quarantine advisory",
+		stmts: []string{
+			// The advisory a hold until fixed waits for, kept when an
+			// alarm's quarantine joins the hold.
+			`ALTER TABLE quarantines ADD COLUMN advisory TEXT NOT NULL DEFAULT ''`,
+		},
+	},
 }
 
 type migration struct {
