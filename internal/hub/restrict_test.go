@@ -168,6 +168,12 @@ func TestHoldUntilFixedAndAlarm(t *testing.T) {
 	if why := refusal(c); !strings.Contains(why, "until a security flaw is fixed (advisory "+adv+")") || strings.Contains(why, "must release") {
 		t.Errorf("refusal while held until fixed = %q", why)
 	}
+	// The audit shows the owner's protective choice in its own words.
+	if found, _ := th.auditFindings(); len(found["quarantined-device"]) != 1 || found["quarantined-device"][0]["severity"] != "info" ||
+		!strings.Contains(found["quarantined-device"][0]["title"].(string), "until a security flaw is fixed") ||
+		!strings.Contains(found["quarantined-device"][0]["evidence"].(string), adv) {
+		t.Errorf("audit findings while held until fixed: %v", found["quarantined-device"])
+	}
 	// (Its own connection uses another client id, so the clone's
 	// connections do not take its session over.)
 	_ = c.Disconnect(&paho.Disconnect{})
@@ -192,6 +198,10 @@ func TestHoldUntilFixedAndAlarm(t *testing.T) {
 	<-done
 	if got, ok := th.mon.RestrictedFor(id); !ok || got != adv {
 		t.Fatalf("after the alarm RestrictedFor = %q, %v; want the hold until fixed kept", got, ok)
+	}
+	if found, _ := th.auditFindings(); len(found["quarantined-device"]) != 1 || found["quarantined-device"][0]["severity"] != "critical" ||
+		!strings.Contains(found["quarantined-device"][0]["evidence"].(string), "also on hold until advisory "+adv) {
+		t.Errorf("audit findings with both reasons: %v", found["quarantined-device"])
 	}
 
 	// The fixed firmware lifts the advisory's reason only.
