@@ -72,9 +72,11 @@ func feedsList(args []string) error {
 }
 
 func feedsAdd(args []string) error {
-	fs := newFlags("candor advisories feeds add", "candor advisories feeds add URL --kind csaf|osv")
+	fs := newFlags("candor advisories feeds add", "candor advisories feeds add URL --kind csaf|osv [--fingerprint FPR] [--unsigned-allowed]")
 	dir := dataDirFlag(fs)
 	kind := fs.String("kind", "", "csaf (a maker's provider-metadata.json) or osv (a zip of OSV documents, or one)")
+	fpr := fs.String("fingerprint", "", "CSAF only: the maker's OpenPGP key fingerprint; only that key may sign the documents")
+	unsigned := fs.Bool("unsigned-allowed", false, "CSAF only: let documents without an OpenPGP signature in (bad signatures are still refused)")
 	u, err := parseWithName(fs, args)
 	if err != nil {
 		return err
@@ -85,7 +87,14 @@ func feedsAdd(args []string) error {
 	var out struct {
 		Feed advisories.FeedStatus `json:"feed"`
 	}
-	if err := newLocal(*dir).do("POST", "/api/v1/advisories/feeds", map[string]string{"url": u, "kind": *kind}, &out); err != nil {
+	in := map[string]any{"url": u, "kind": *kind}
+	if *fpr != "" {
+		in["fingerprint"] = *fpr
+	}
+	if *unsigned {
+		in["unsignedAllowed"] = true
+	}
+	if err := newLocal(*dir).do("POST", "/api/v1/advisories/feeds", in, &out); err != nil {
 		return err
 	}
 	fmt.Printf("added %s (%s); the hub reads it every 6 hours. Read it now with: candor advisories feeds refresh %s\n", out.Feed.URL, out.Feed.Kind, out.Feed.URL)

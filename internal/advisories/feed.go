@@ -127,35 +127,40 @@ func tooLarge(source string, limit int64) error {
 type fetched struct {
 	docs []Document
 	errs []error
+	// signatures says how OpenPGP signatures were checked ("" for OSV).
+	signatures string
+	// unsigned counts documents let in without a signature.
+	unsigned int
 }
 
 // fetch reads every document a feed lists. An error means the feed as a
 // whole could not be read.
-func (f *fetcher) fetch(ctx context.Context, kind, raw string) (fetched, error) {
+func (f *fetcher) fetch(ctx context.Context, kind, raw string, sig FeedSignatures) (fetched, error) {
 	u, err := checkFeedURL(raw)
 	if err != nil {
 		return fetched{}, err
 	}
 	switch kind {
 	case FeedCSAF:
-		return f.fetchCSAF(ctx, u)
+		return f.fetchCSAF(ctx, u, sig)
 	case FeedOSV:
 		return f.fetchOSV(ctx, u)
 	}
 	return fetched{}, ErrFeedURL.Errorf("feed kind %q is neither %q nor %q", kind, FeedCSAF, FeedOSV)
 }
 
-// docRef is one document a CSAF distribution lists, with the URL of its
-// SHA-256 file when the distribution names one.
+// docRef is one document a CSAF distribution lists, with the URLs of its
+// SHA-256 file and OpenPGP signature when the distribution names them (a
+// signature not named is looked for at the document's URL + ".asc").
 type docRef struct {
-	url, sha256URL *url.URL
+	url, sha256URL, sigURL *url.URL
 }
 
 // fetchCSAF follows provider-metadata.json to its distributions (CSAF 2.0
 // section 7.1.7): ROLIE feeds (7.1.14) whose entries link each document
 // and its hash, or directories (7.1.13) whose index.txt lists them.
 // gocsaf's loaders parse and check the metadata and ROLIE JSON.
-func (f *fetcher) fetchCSAF(ctx context.Context, pmdURL *url.URL) (fetched, error) {
+func (f *fetcher) fetchCSAF(ctx context.Context, pmdURL *url.URL, sig FeedSignatures) (fetched, error) {
 	data, err := f.get(ctx, pmdURL, MaxIndexBytes)
 	if err != nil {
 		return fetched{}, ErrFeed.Errorf("provider metadata: %w", err)
@@ -163,6 +168,10 @@ func (f *fetcher) fetchCSAF(ctx context.Context, pmdURL *url.URL) (fetched, erro
 	pmd, err := csaf.LoadProviderMetadata(bytes.NewReader(data))
 	if err != nil {
 		return fetched{}, ErrFeed.Errorf("provider metadata %s is not valid CSAF provider metadata: %w", pmdURL.Redacted(), err)
+	}
+	keys, err := f.csafSigners(ctx, pmdURL, pmd.PGPKeys, sig)
+	if err != nil {
+		return fetched{}, err
 	}
 	var refs []docRef
 	for i, d := range pmd.Distributions {
@@ -187,7 +196,7 @@ func (f *fetcher) fetchCSAF(ctx context.Context, pmdURL *url.URL) (fetched, erro
 		return fetched{}, ErrFeed.Errorf("provider metadata %s lists no distributions", pmdURL.Redacted())
 	}
 	seen := map[string]bool{}
-	var out fetched
+	out := fetched{signatures: keys.plain}
 	for _, r := range refs {
 		key := r.url.String()
 		if seen[key] {
@@ -201,6 +210,14 @@ func (f *fetcher) fetchCSAF(ctx context.Context, pmdURL *url.URL) (fetched, erro
 		if err != nil {
 			out.errs = append(out.errs, err)
 			continue
+		}
+		unsigned, err := f.verify(ctx, keys, r, doc.Data)
+		if err != nil {
+			out.errs = append(out.errs, err)
+			continue
+		}
+		if unsigned && keys.ring != nil {
+			out.unsigned++
 		}
 		out.docs = append(out.docs, doc)
 	}
@@ -241,6 +258,10 @@ func (f *fetcher) rolieRefs(ctx context.Context, base *url.URL, r *csaf.ROLIE) (
 				case l.Rel == "hash" && strings.HasSuffix(l.HRef, ".sha256"):
 					if hu, err := fu.Parse(l.HRef); err == nil {
 						ref.sha256URL = hu
+					}
+				case l.Rel == "signature":
+					if su, err := fu.Parse(l.HRef); err == nil && su.Scheme == "https" {
+						ref.sigURL = su
 					}
 				}
 			}

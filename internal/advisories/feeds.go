@@ -48,6 +48,14 @@ type FeedStatus struct {
 	LastSuccess time.Time `json:"lastSuccess,omitzero"`
 	LastError   string    `json:"lastError,omitempty"`
 	Documents   int       `json:"documents"`
+	// Fingerprint is the OpenPGP key the operator pinned for a CSAF feed.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// UnsignedAllowed is the operator's choice to let unsigned CSAF
+	// documents in.
+	UnsignedAllowed bool `json:"unsignedAllowed,omitempty"`
+	// Signatures says how the last refresh checked OpenPGP signatures,
+	// including when the provider lists no keys.
+	Signatures string `json:"signatures,omitempty"`
 	// Stale is true when the feed has not refreshed for StaleAfter.
 	Stale bool `json:"stale"`
 	// Plain says the feed's state in plain words.
@@ -62,8 +70,16 @@ func (s *Service) feedStore() (FeedStore, error) {
 }
 
 // AddFeed adds a feed (or changes the kind of one already known) and
-// records it. The actor comes from ctx (auditlog.WithActor).
+// records it. The actor comes from ctx (auditlog.WithActor). A CSAF feed
+// added so requires OpenPGP signatures when its provider lists keys.
 func (s *Service) AddFeed(ctx context.Context, url, kind, origin string) (FeedStatus, error) {
+	return s.AddFeedWith(ctx, url, kind, origin, FeedSignatures{})
+}
+
+// AddFeedWith is AddFeed with the operator's choices about a CSAF feed's
+// signatures: a pinned key fingerprint, and whether unsigned documents
+// are let in. Adding a known feed again with other choices replaces them.
+func (s *Service) AddFeedWith(ctx context.Context, url, kind, origin string, sig FeedSignatures) (FeedStatus, error) {
 	fs, err := s.feedStore()
 	if err != nil {
 		return FeedStatus{}, err
@@ -77,17 +93,28 @@ func (s *Service) AddFeed(ctx context.Context, url, kind, origin string) (FeedSt
 	if kind == FeedCSAF && !strings.HasSuffix(url, "/provider-metadata.json") {
 		return FeedStatus{}, ErrFeedURL.Errorf("a CSAF feed is the URL of the maker's provider-metadata.json, not %q", url)
 	}
+	if kind != FeedCSAF && sig != (FeedSignatures{}) {
+		return FeedStatus{}, ErrFeedURL.Errorf("only a CSAF feed has OpenPGP signatures to pin or allow without")
+	}
+	if sig.Fingerprint != "" {
+		if sig.Fingerprint, err = normFingerprint(sig.Fingerprint); err != nil {
+			return FeedStatus{}, err
+		}
+	}
 	if origin == "" {
 		origin = OriginOperator
 	}
-	f := store.AdvisoryFeed{URL: url, Kind: kind, Origin: origin, AddedAt: s.opts.Now().UTC()}
+	f := store.AdvisoryFeed{URL: url, Kind: kind, Origin: origin, AddedAt: s.opts.Now().UTC(),
+		Fingerprint: sig.Fingerprint, UnsignedAllowed: sig.UnsignedAllowed}
 	if old, ok, err := s.feed(ctx, url); err != nil {
 		return FeedStatus{}, err
 	} else if ok {
-		if old.Kind == kind {
+		if old.Kind == kind && old.Fingerprint == f.Fingerprint && old.UnsignedAllowed == f.UnsignedAllowed {
 			return s.status(old), nil
 		}
-		f.AddedAt = old.AddedAt // the kind changed: refresh history starts again, its age does not
+		// The kind or the signature choices changed: refresh history
+		// starts again, the feed's age does not.
+		f.AddedAt = old.AddedAt
 	}
 	if err := fs.PutAdvisoryFeed(ctx, f); err != nil {
 		return FeedStatus{}, err
@@ -122,10 +149,21 @@ func (s *Service) recordFeed(ctx context.Context, action string, f store.Advisor
 		return nil
 	}
 	if err := s.opts.Log.Record(ctx, auditlog.Event{Action: action, Purpose: "advisory feeds",
-		Detail: map[string]string{"feed": clip(f.URL, auditlog.MaxDetailValLen), "kind": f.Kind, "origin": clip(f.Origin, auditlog.MaxDetailValLen)}}); err != nil {
+		Detail: feedDetail(f)}); err != nil {
 		return fmt.Errorf("record %s %s: %w", action, f.URL, err)
 	}
 	return nil
+}
+
+func feedDetail(f store.AdvisoryFeed) map[string]string {
+	d := map[string]string{"feed": clip(f.URL, auditlog.MaxDetailValLen), "kind": f.Kind, "origin": clip(f.Origin, auditlog.MaxDetailValLen)}
+	if f.Fingerprint != "" {
+		d["fingerprint"] = f.Fingerprint
+	}
+	if f.UnsignedAllowed {
+		d["unsigned"] = "allowed"
+	}
+	return d
 }
 
 func (s *Service) feed(ctx context.Context, url string) (store.AdvisoryFeed, bool, error) {
@@ -194,7 +232,8 @@ func (s *Service) status(f store.AdvisoryFeed) FeedStatus {
 		since = f.AddedAt
 	}
 	st := FeedStatus{URL: f.URL, Kind: f.Kind, Origin: f.Origin, AddedAt: f.AddedAt, LastAttempt: f.LastAttempt,
-		LastSuccess: f.LastSuccess, LastError: f.LastError, Documents: f.Documents, Stale: now.Sub(since) >= StaleAfter}
+		LastSuccess: f.LastSuccess, LastError: f.LastError, Documents: f.Documents, Stale: now.Sub(since) >= StaleAfter,
+		Fingerprint: f.Fingerprint, UnsignedAllowed: f.UnsignedAllowed, Signatures: f.Signatures}
 	days := int(now.Sub(since) / (24 * time.Hour))
 	switch {
 	case st.Stale && f.LastSuccess.IsZero():
@@ -240,7 +279,7 @@ func (s *Service) RefreshFeed(ctx context.Context, url string) (RefreshResult, e
 	}
 	f.LastAttempt = s.opts.Now().UTC()
 	fctx, cancel := context.WithTimeout(ctx, feedRefreshTimeout)
-	got, ferr := newFetcher(s.opts.HTTP).fetch(fctx, f.Kind, f.URL)
+	got, ferr := newFetcher(s.opts.HTTP).fetch(fctx, f.Kind, f.URL, FeedSignatures{Fingerprint: f.Fingerprint, UnsignedAllowed: f.UnsignedAllowed})
 	cancel()
 	var res RefreshResult
 	if ferr == nil {
@@ -267,7 +306,10 @@ func (s *Service) RefreshFeed(ctx context.Context, url string) (RefreshResult, e
 			res.Refused = append(res.Refused, e.Error())
 		}
 		if ferr == nil {
-			f.LastSuccess, f.Documents, f.LastError = f.LastAttempt, len(got.docs)+len(got.errs), ""
+			f.LastSuccess, f.Documents, f.LastError, f.Signatures = f.LastAttempt, len(got.docs)+len(got.errs), "", got.signatures
+			if got.unsigned > 0 {
+				f.Signatures += fmt.Sprintf(" %d unsigned documents were let in.", got.unsigned)
+			}
 			if len(refused) > 0 {
 				f.LastError = clip(fmt.Sprintf("%d of %d documents refused: %s", len(refused), f.Documents, refused[0]), 1000)
 			}

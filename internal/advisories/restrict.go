@@ -12,7 +12,9 @@ import (
 // Holder puts a device on hold until a flaw is fixed and lifts the hold:
 // the abuse monitor, whose quarantine lets the device only receive its
 // control topic (and report its firmware and update progress). It
-// records holds and lifts in the transparency log itself.
+// records holds and lifts in the transparency log itself. Lift ends the
+// "until fixed" reason only: a device an alarm also quarantined stays
+// held until its owner releases it.
 type Holder interface {
 	Restrict(ctx context.Context, deviceID, advisoryID string, by auditlog.Actor) error
 	RestrictedFor(deviceID string) (advisoryID string, ok bool)
@@ -76,6 +78,6 @@ func (s *Service) LiftIfFixed(ctx context.Context, deviceID string) (bool, error
 	if err := s.opts.Holder.Lift(ctx, deviceID, auditlog.Actor{Kind: auditlog.ActorHub}, reason); err != nil {
 		return false, fmt.Errorf("lift hold of device %s: %w", deviceID, err)
 	}
-	s.opts.Logger.InfoContext(ctx, "hold lifted: the flaw is fixed", "device", deviceID, "advisory", adv)
+	s.opts.Logger.InfoContext(ctx, "hold until fixed lifted: the flaw is fixed", "device", deviceID, "advisory", adv)
 	return true, nil
 }

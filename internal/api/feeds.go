@@ -12,7 +12,7 @@ import (
 // AdvisoryFeeds keeps the HTTPS feeds advisories come from.
 type AdvisoryFeeds interface {
 	Feeds(ctx context.Context) ([]advisories.FeedStatus, error)
-	AddFeed(ctx context.Context, url, kind, origin string) (advisories.FeedStatus, error)
+	AddFeedWith(ctx context.Context, url, kind, origin string, sig advisories.FeedSignatures) (advisories.FeedStatus, error)
 	RemoveFeed(ctx context.Context, url string) error
 	RefreshFeed(ctx context.Context, url string) (advisories.RefreshResult, error)
 	RefreshFeeds(ctx context.Context) ([]advisories.RefreshResult, error)
@@ -68,12 +68,15 @@ func (s *Server) addFeed(w http.ResponseWriter, r *http.Request, p access.Princi
 	var in struct {
 		URL  string `json:"url"`
 		Kind string `json:"kind"`
+		// A CSAF feed's pinned key fingerprint and whether unsigned
+		// documents are let in (default: signatures required).
+		advisories.FeedSignatures
 	}
 	if err := decodeJSON(w, r, &in); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	f, err := s.cfg.Feeds.AddFeed(r.Context(), in.URL, in.Kind, advisories.OriginOperator)
+	f, err := s.cfg.Feeds.AddFeedWith(r.Context(), in.URL, in.Kind, advisories.OriginOperator, in.FeedSignatures)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -323,6 +323,9 @@ func (r *run) updates(ctx context.Context) error {
 	return nil
 }
 
+// reasonUntilFixed is the Reason of a hold until fixed with no alarm.
+const reasonUntilFixed = "advisory"
+
 func (r *run) quarantine(ctx context.Context) error {
 	qs, err := r.s.cfg.Quarantine.Quarantined(ctx)
 	if err != nil {
@@ -337,6 +340,18 @@ func (r *run) quarantine(ctx context.Context) error {
 		hh[d.ID] = d.HouseholdID
 	}
 	for _, q := range qs {
+		if q.Reason == reasonUntilFixed {
+			// The owner's own protective choice, not a sign of an attack.
+			r.add(Finding{Check: checkQuarantine, Severity: Info, Household: hh[q.DeviceID], Subject: q.DeviceID,
+				Title: "A device is on hold until a security flaw is fixed",
+				Evidence: fmt.Sprintf("Device %s has been on hold since %s, by its owner's choice, until advisory %s is fixed: it only gets messages from the hub.",
+					q.DeviceID, q.Since.UTC().Format(time.RFC3339), q.Advisory),
+				Why:    "Its owner chose this to protect the home while a known flaw has no fix installed. It is not a sign of an attack.",
+				Fix:    "Install the firmware that fixes the flaw: the hold ends by itself when the device reports it.",
+				FixURL: "/devices/" + q.DeviceID,
+			})
+			continue
+		}
 		what := "is held back"
 		if q.RateLimited {
 			what = "is slowed down"
@@ -349,6 +364,9 @@ func (r *run) quarantine(ctx context.Context) error {
 			ev += fmt.Sprintf(": %g seen where %g is the limit", q.Observed, q.Limit)
 		}
 		ev += ")."
+		if q.Advisory != "" {
+			ev += " It is also on hold until advisory " + q.Advisory + " is fixed."
+		}
 		r.add(Finding{Check: checkQuarantine, Severity: quarantineSeverity(q), Household: hh[q.DeviceID], Subject: q.DeviceID,
 			Title:    "A device is in quarantine",
 			Evidence: ev,

@@ -86,6 +86,10 @@ type Quarantine struct {
 	// are refused.
 	RateLimited bool
 	Since       time.Time
+	// Advisory is the advisory a hold until fixed waits for: the owner's
+	// protective choice while a known flaw has no fix installed. Reason
+	// is "advisory" when that is the hold's only reason.
+	Advisory string
 }
 
 // SecondFactors tells whether an account has a second login factor.

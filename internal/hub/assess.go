@@ -18,6 +18,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/assess"
 	"github.com/candor-iot/candor/internal/credential"
+	"github.com/candor-iot/candor/internal/monitor"
 	"github.com/candor-iot/candor/internal/signkey"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/tlscert"
@@ -337,8 +338,17 @@ func (q quarantined) Quarantined(ctx context.Context) ([]assess.Quarantine, erro
 	}
 	out := make([]assess.Quarantine, 0, len(holds))
 	for _, hd := range holds {
-		out = append(out, assess.Quarantine{DeviceID: hd.DeviceID, Reason: hd.Kind, Stream: hd.Stream, Severity: hd.Severity,
-			Observed: hd.Observed, Limit: hd.Limit, RateLimited: hd.RateLimited, Since: hd.Since})
+		aq := assess.Quarantine{DeviceID: hd.DeviceID, Reason: hd.Kind, Stream: hd.Stream, Severity: hd.Severity,
+			Observed: hd.Observed, Limit: hd.Limit, RateLimited: hd.RateLimited, Since: hd.Since, Advisory: hd.Advisory}
+		if hd.Kind == string(monitor.KindAdvisory) {
+			// A hold until fixed: the advisory, not a stream (older
+			// holds keep it in Stream only).
+			aq.Stream = ""
+			if aq.Advisory == "" {
+				aq.Advisory = hd.Stream
+			}
+		}
+		out = append(out, aq)
 	}
 	return out, nil
 }

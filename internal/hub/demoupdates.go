@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/candor-iot/candor/internal/updates"
@@ -72,11 +73,33 @@ func createDemoRepo(dir string) (*repo.Repo, error) {
 	return r, nil
 }
 
-// serveDemoRepo serves the repository's public metadata and images on a
-// loopback port until ctx ends, re-signing the timestamp on schedule, and
-// names it to the updates service as the thermostat's repository. The
-// manifest is left alone: a manifest naming a port that changes at each
-// start would be a new manifest version, and ask people again.
+// demoRepoPath is where the hub's own HTTP listener serves the demo
+// repository: a stable path on the hub's address, not a port that changes
+// at each start.
+const demoRepoPath = "/demo-updates/"
+
+// demoRepoHandler serves the demo repository's public metadata and images
+// under demoRepoPath once --demo has opened it, and 404 before (and
+// without --demo).
+func (h *Hub) demoRepoHandler() http.Handler {
+	return http.StripPrefix(strings.TrimSuffix(demoRepoPath, "/"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dir := h.demoRepoFiles.Load()
+		if dir == nil {
+			http.NotFound(w, r)
+			return
+		}
+		http.FileServer(http.Dir(*dir)).ServeHTTP(w, r)
+	}))
+}
+
+// serveDemoRepo serves the repository's public metadata and images until
+// ctx ends, re-signing the timestamp on schedule, and names it to the
+// updates service as the thermostat's repository. A hub serving plain
+// HTTP serves it on its own listener under /demo-updates/; a hub serving
+// HTTPS (whose certificate the update client need not trust) on a
+// loopback port. The manifest is left alone: the repository's root keys
+// are made at the first start of each hub, so no manifest shipped with
+// Candor can pin them.
 func (h *Hub) serveDemoRepo(ctx context.Context) (stop func(), err error) {
 	r, err := openDemoRepo(filepath.Join(h.cfg.DataDir, demoRepoDir))
 	if err != nil {
@@ -86,18 +109,26 @@ func (h *Hub) serveDemoRepo(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("demo update repository: %w", err)
-	}
-	srv := &http.Server{Handler: http.FileServer(http.Dir(r.PublicDir())), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			h.log.Error("demo update repository", "err", err)
+	metadataURL, stopServer := "", func() {}
+	if h.tls == nil {
+		dir := r.PublicDir()
+		h.demoRepoFiles.Store(&dir)
+		metadataURL = h.URL() + strings.TrimSuffix(demoRepoPath, "/")
+	} else {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("demo update repository: %w", err)
 		}
-	}()
+		srv := &http.Server{Handler: http.FileServer(http.Dir(r.PublicDir())), ReadHeaderTimeout: 10 * time.Second}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				h.log.Error("demo update repository", "err", err)
+			}
+		}()
+		metadataURL, stopServer = "http://"+ln.Addr().String(), func() { _ = srv.Close(); <-done }
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	resigned := make(chan struct{})
 	go func() {
@@ -115,11 +146,10 @@ func (h *Hub) serveDemoRepo(ctx context.Context) (stop func(), err error) {
 			}
 		}
 	}()
-	h.demoUpdates.Store(&updates.Source{MetadataURL: "http://" + ln.Addr().String(), TargetPrefix: demoTargetPrefix, TrustedRoot: root})
+	h.demoUpdates.Store(&updates.Source{MetadataURL: metadataURL, TargetPrefix: demoTargetPrefix, TrustedRoot: root})
 	return func() {
 		cancel()
 		<-resigned
-		_ = srv.Close()
-		<-done
+		stopServer()
 	}, nil
 }

@@ -128,7 +128,10 @@ type Hub struct {
 	// demoUpdates is the demo's own update repository (--demo only);
 	// updKick asks the update checks to look at one device now.
 	demoUpdates atomic.Pointer[updates.Source]
-	updKick     chan string
+	// demoRepoFiles is the demo repository's public directory, served
+	// under /demo-updates/ on the hub's own listener (--demo, plain HTTP).
+	demoRepoFiles atomic.Pointer[string]
+	updKick       chan string
 
 	setupToken string
 	parts      parts
@@ -213,6 +216,7 @@ func (h *Hub) rootHandler() http.Handler {
 	}
 	mux.Handle("/", h.web.Handler())
 	mux.Handle(updates.FilePattern, h.upd.FileHandler(h.deviceAuth()))
+	mux.Handle("GET "+demoRepoPath, h.demoRepoHandler())
 	return h.confirming(h.exportJobRoutes(h.withTLSRoutes(mux)))
 }
 

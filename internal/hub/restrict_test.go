@@ -13,6 +13,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/monitor"
+	"github.com/candor-iot/candor/internal/sim"
 )
 
 // TestRestrictUntilFixed, over real MQTT: an owner puts a thermostat an
@@ -113,4 +114,124 @@ func TestRestrictUntilFixed(t *testing.T) {
 		t.Errorf("a reading after the fix: reason %#x", resp.ReasonCode)
 	}
 	waitFor(t, "the reading kept", 10*time.Second, func() bool { return len(th.readings(id, "")) == 1 })
+}
+
+// TestHoldUntilFixedAndAlarm, over real MQTT: a thermostat on hold until
+// fixed is cloned (its credential used from two connections at once), and
+// the monitor quarantines it for that too. The
+// hold then has both reasons: the fixed firmware lifts the advisory's
+// reason only (the device stays held, and the refusal now says its owner
+// must release it), and the owner's release then frees it.
+func TestHoldUntilFixedAndAlarm(t *testing.T) {
+	th := startHub(t, func(c *configT) { c.MonitorWindow = 2 * time.Second })
+	id, secret := th.addDevice("Hall thermostat", "thermostat")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	connect := func() *paho.Client {
+		t.Helper()
+		c, _, err := v5(t, th.MQTTAddr(), id+"-dev", id, secret, func(paho.PublishReceived) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	publish := func(c *paho.Client, topic, payload string) (*paho.PublishResponse, error) {
+		return c.Publish(ctx, &paho.Publish{Topic: "candor/" + id + "/" + topic, QoS: 1, Payload: []byte(payload)})
+	}
+	refusal := func(c *paho.Client) string {
+		t.Helper()
+		resp, err := publish(c, "temperature", `{"celsius":21.5,"humidity_percent":40}`)
+		if err == nil && resp.ReasonCode == 0 {
+			t.Fatal("a reading while held was accepted")
+		}
+		if resp == nil || resp.Properties == nil {
+			t.Fatalf("refusal without a reason: %v", err)
+		}
+		return resp.Properties.ReasonString
+	}
+	c := connect()
+	if _, err := publish(c, "$state", `{"firmware":"1.3.0"}`); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../advisories/testdata/osv-thermostat.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/advisories", "", string(doc)); code != http.StatusCreated {
+		t.Fatalf("import: %d %v", code, out)
+	}
+	const adv = "CANDOR-DEMO-2026-0001"
+	if code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/devices/"+id+"/restrict", "", map[string]string{"advisory": adv}); code != http.StatusOK {
+		t.Fatalf("restrict: %d %v", code, out)
+	}
+	// The refusal says what ends a hold until fixed, not "its owner must release it".
+	if why := refusal(c); !strings.Contains(why, "until a security flaw is fixed (advisory "+adv+")") || strings.Contains(why, "must release") {
+		t.Errorf("refusal while held until fixed = %q", why)
+	}
+	// The audit shows the owner's protective choice in its own words.
+	if found, _ := th.auditFindings(); len(found["quarantined-device"]) != 1 || found["quarantined-device"][0]["severity"] != "info" ||
+		!strings.Contains(found["quarantined-device"][0]["title"].(string), "until a security flaw is fixed") ||
+		!strings.Contains(found["quarantined-device"][0]["evidence"].(string), adv) {
+		t.Errorf("audit findings while held until fixed: %v", found["quarantined-device"])
+	}
+	// (Its own connection uses another client id, so the clone's
+	// connections do not take its session over.)
+	_ = c.Disconnect(&paho.Disconnect{})
+
+	// The device is cloned: the monitor quarantines it for that as well.
+	// (Its readings are refused before the monitor counts them, so a
+	// flood would not raise an alarm while it is held.)
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := sim.Attack(fctx, sim.AttackConfig{Name: "clone", Broker: th.MQTTAddr(),
+			Devices: []sim.Device{{ID: id, Secret: secret, Kind: "thermostat"}}, Rate: 20}); err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, "the alarm's quarantine", 40*time.Second, func() bool {
+		st, ok := th.mon.Status(id)
+		return ok && st.Alarm.Kind == monitor.KindClone
+	})
+	stop()
+	<-done
+	if got, ok := th.mon.RestrictedFor(id); !ok || got != adv {
+		t.Fatalf("after the alarm RestrictedFor = %q, %v; want the hold until fixed kept", got, ok)
+	}
+	if found, _ := th.auditFindings(); len(found["quarantined-device"]) != 1 || found["quarantined-device"][0]["severity"] != "critical" ||
+		!strings.Contains(found["quarantined-device"][0]["evidence"].(string), "also on hold until advisory "+adv) {
+		t.Errorf("audit findings with both reasons: %v", found["quarantined-device"])
+	}
+
+	// The fixed firmware lifts the advisory's reason only.
+	c = connect()
+	if _, err := publish(c, "$state", `{"firmware":"1.4.2"}`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the advisory's reason lifted", 10*time.Second, func() bool {
+		_, ok := th.mon.RestrictedFor(id)
+		return !ok
+	})
+	if st, ok := th.mon.Status(id); !ok || !st.Quarantined || st.Alarm.Kind != monitor.KindClone {
+		t.Fatalf("after the fix status = %+v, %v; want still quarantined for the alarm", st, ok)
+	}
+	if why := refusal(c); !strings.Contains(why, "its owner must release it") {
+		t.Errorf("refusal after the fix = %q, want the owner's release named", why)
+	}
+	lifted := th.logged(id, monitor.ActionRelease)
+	if len(lifted) != 1 || lifted[0].Detail["still_held"] != string(monitor.KindClone) || lifted[0].Actor.Kind != auditlog.ActorHub {
+		t.Errorf("logged releases = %+v, want the hub's lift of the advisory reason, still held for the alarm", lifted)
+	}
+
+	// The owner's release frees it.
+	if code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/devices/"+id+"/release", "", map[string]string{"reason": "the copy is unplugged"}); code != http.StatusOK && code != http.StatusNoContent {
+		t.Fatalf("release: %d %v", code, out)
+	}
+	if _, ok := th.mon.Status(id); ok {
+		t.Fatal("still held after the owner's release")
+	}
+	if resp, err := publish(c, "temperature", `{"celsius":21.5,"humidity_percent":40}`); err != nil || resp.ReasonCode != 0 {
+		t.Errorf("a reading after the release: %v", err)
+	}
 }

@@ -14,6 +14,9 @@ import (
 // reading's metadata, and asked whether a device is held back.
 type Monitor interface {
 	Admit(deviceID string) monitor.Verdict
+	// HoldReason says why a quarantined device is held and what ends
+	// the hold, in plain words.
+	HoldReason(deviceID string) string
 	Reading(r monitor.Reading)
 }
 
@@ -26,8 +29,11 @@ func (p *Pipeline) admit(deviceID, stream string) error {
 	}
 	switch p.opts.Monitor.Admit(deviceID) {
 	case monitor.Quarantined:
-		return &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonQuarantined,
-			Detail: "the device is quarantined: its owner must release it before the hub accepts its readings"}
+		detail := p.opts.Monitor.HoldReason(deviceID)
+		if detail == "" { // released in between
+			detail = "the device is quarantined"
+		}
+		return &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonQuarantined, Detail: detail}
 	case monitor.Limited:
 		return &RefusedError{DeviceID: deviceID, Stream: stream, Reason: ReasonRateLimited,
 			Detail: "the device sends too fast and is rate-limited"}

@@ -231,6 +231,11 @@ func (m *Monitor) hold(q store.Quarantine, perWindow float64) *restriction {
 	if r.quarantined.Load() && q.RateLimited {
 		return r // a quarantine is not softened into a rate limit
 	}
+	if r.quarantined.Load() && q.Advisory == "" {
+		// An alarm joins a hold until fixed: the hold keeps both reasons
+		// and ends only when both are gone (see Lift and Release).
+		q.Advisory = advisoryOf(r.q)
+	}
 	r.q = q
 	if q.RateLimited {
 		// Twice the declared rate, so a well-behaved device is never
@@ -267,23 +272,44 @@ var ErrNotHeld = &problem.Kind{Status: http.StatusConflict, Type: "not-held",
 // Release lifts a device's hold, on a person's word and with their
 // reason, and records it. The device's alarms start over, so a device
 // that keeps misbehaving is held again after RaiseAfter windows.
+//
+// When an alarm's quarantine joined a hold until fixed, releasing lifts
+// the alarm's reason only: the device stays on hold until the flaw is
+// fixed (or its owner releases that hold too).
 func (m *Monitor) Release(ctx context.Context, deviceID string, by auditlog.Actor, reason string) error {
 	v, ok := m.restricted.Load(deviceID)
 	if !ok {
 		return ErrNotHeld
+	}
+	r := v.(*restriction)
+	r.mu.Lock()
+	q := r.q
+	r.mu.Unlock()
+	if adv := advisoryOf(q); adv != "" && Kind(q.Kind) != KindAdvisory {
+		return m.releaseAlarm(ctx, r, q, adv, by, reason)
 	}
 	if m.cfg.Store != nil {
 		if err := m.cfg.Store.DeleteQuarantine(ctx, deviceID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("release device %s: %w", deviceID, err)
 		}
 	}
-	r := v.(*restriction)
 	if m.restricted.CompareAndDelete(deviceID, v) {
 		m.nRestricted.Add(-1)
 	}
-	r.mu.Lock()
-	q := r.q
-	r.mu.Unlock()
+	m.resetAlarms(deviceID)
+	m.control(deviceID, false, "")
+	if len(reason) > auditlog.MaxPurposeLen {
+		reason = reason[:auditlog.MaxPurposeLen]
+	}
+	return m.record(ctx, auditlog.Event{
+		Actor: by, Action: ActionRelease, Household: m.household(ctx, deviceID),
+		Subject: auditlog.Subject{Device: deviceID, Stream: q.Stream}, Purpose: reason,
+		Detail: map[string]string{"kind": q.Kind, "refused": strconv.FormatInt(r.refused.Load(), 10)},
+	})
+}
+
+// resetAlarms starts a released device's alarms over.
+func (m *Monitor) resetAlarms(deviceID string) {
 	sh, d := m.lookup(deviceID)
 	if d != nil {
 		for i := range d.nStreams() {
@@ -294,15 +320,6 @@ func (m *Monitor) Release(ctx context.Context, deviceID string, by auditlog.Acto
 		}
 	}
 	sh.mu.Unlock()
-	m.control(deviceID, false, "")
-	if len(reason) > auditlog.MaxPurposeLen {
-		reason = reason[:auditlog.MaxPurposeLen]
-	}
-	return m.record(ctx, auditlog.Event{
-		Actor: by, Action: ActionRelease, Household: m.household(ctx, deviceID),
-		Subject: auditlog.Subject{Device: deviceID, Stream: q.Stream}, Purpose: reason,
-		Detail: map[string]string{"kind": q.Kind, "refused": strconv.FormatInt(r.refused.Load(), 10)},
-	})
 }
 
 type opKind uint8
@@ -370,7 +387,12 @@ func (m *Monitor) apply(ctx context.Context, e effect) {
 	case ActRateLimit, ActQuarantine:
 		q := store.Quarantine{DeviceID: a.Device, Kind: string(a.Kind), Stream: a.Stream, Severity: a.Severity.String(),
 			Observed: a.Observed, Limit: a.Limit, RateLimited: act == ActRateLimit, Since: a.Raised.UTC()}
-		m.hold(q, m.declaredLimit(a))
+		r := m.hold(q, m.declaredLimit(a))
+		// Keep what the hold became: a rate limit does not soften a
+		// quarantine, and an alarm keeps a hold until fixed's advisory.
+		r.mu.Lock()
+		q = r.q
+		r.mu.Unlock()
 		if m.cfg.Store != nil {
 			if err := m.cfg.Store.PutQuarantine(ctx, q); err != nil {
 				m.cfg.Logger.Error("persist hold", "device", a.Device, "err", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/problem"
@@ -15,9 +16,27 @@ import (
 // the quarantine itself (the hub keeps and passes on nothing the device
 // sends; the device still receives its control topic and may report its
 // firmware and update progress), so the broker needs no second check.
-// Its store.Quarantine carries the advisory id in Stream: the hold
-// concerns every stream, so the field is free.
+// Its store.Quarantine carries the advisory id in Advisory (and, as holds
+// kept before that field did, in Stream: the hold concerns every stream).
+//
+// A hold has at most two reasons. When an alarm quarantines a device
+// already held until fixed, the alarm's quarantine keeps the advisory:
+// firmware that fixes the flaw lifts the advisory's reason only (Lift),
+// the owner's release lifts the alarm's reason only (Release), and the
+// device goes free when both are gone. The owner may release the
+// remaining hold until fixed too, as any hold until fixed.
 const KindAdvisory Kind = "advisory"
+
+// advisoryOf returns the advisory a hold waits for, or "".
+func advisoryOf(q store.Quarantine) string {
+	if q.Advisory != "" {
+		return q.Advisory
+	}
+	if Kind(q.Kind) == KindAdvisory {
+		return q.Stream
+	}
+	return ""
+}
 
 // ErrAlreadyHeld refuses a restriction of a device the monitor already
 // holds for something it saw: that hold is stronger evidence and keeps its
@@ -42,7 +61,8 @@ func (m *Monitor) Restrict(ctx context.Context, deviceID, advisoryID string, by 
 			return ErrAlreadyHeld
 		}
 	}
-	q := store.Quarantine{DeviceID: deviceID, Kind: string(KindAdvisory), Stream: advisoryID, Severity: Critical.String(), Since: m.cfg.Now().UTC()}
+	q := store.Quarantine{DeviceID: deviceID, Kind: string(KindAdvisory), Stream: advisoryID, Advisory: advisoryID,
+		Severity: Critical.String(), Since: m.cfg.Now().UTC()}
 	if m.cfg.Store != nil {
 		if err := m.cfg.Store.PutQuarantine(ctx, q); err != nil {
 			return fmt.Errorf("restrict device %s: %w", deviceID, err)
@@ -56,7 +76,8 @@ func (m *Monitor) Restrict(ctx context.Context, deviceID, advisoryID string, by 
 		Detail: map[string]string{"kind": string(KindAdvisory), "advisory": advisoryID}})
 }
 
-// RestrictedFor returns the advisory a device is restricted for, if it is.
+// RestrictedFor returns the advisory a device is held for until it is
+// fixed, if it is (alone, or with an alarm's quarantine).
 func (m *Monitor) RestrictedFor(deviceID string) (string, bool) {
 	v, ok := m.restricted.Load(deviceID)
 	if !ok {
@@ -65,17 +86,98 @@ func (m *Monitor) RestrictedFor(deviceID string) (string, bool) {
 	r := v.(*restriction)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if Kind(r.q.Kind) != KindAdvisory {
-		return "", false
-	}
-	return r.q.Stream, true
+	adv := advisoryOf(r.q)
+	return adv, adv != ""
 }
 
-// Lift ends a restriction until fixed (and only that kind of hold): the
-// hub calls it when the device reports firmware that fixes the flaw.
+// Lift ends the "until fixed" reason of a hold: the hub calls it when the
+// device reports firmware that fixes the flaw. A hold with no other
+// reason ends; a device an alarm also quarantined stays held until its
+// owner releases it.
 func (m *Monitor) Lift(ctx context.Context, deviceID string, by auditlog.Actor, reason string) error {
-	if _, ok := m.RestrictedFor(deviceID); !ok {
+	v, ok := m.restricted.Load(deviceID)
+	if !ok {
 		return ErrNotHeld
 	}
-	return m.Release(ctx, deviceID, by, reason)
+	r := v.(*restriction)
+	r.mu.Lock()
+	q := r.q
+	r.mu.Unlock()
+	adv := advisoryOf(q)
+	switch {
+	case adv == "":
+		return ErrNotHeld
+	case Kind(q.Kind) == KindAdvisory:
+		return m.Release(ctx, deviceID, by, reason)
+	}
+	q.Advisory = ""
+	if err := m.replaceHold(ctx, r, q); err != nil {
+		return fmt.Errorf("lift hold until fixed of device %s: %w", deviceID, err)
+	}
+	m.cfg.Logger.Info("hold until fixed lifted; an alarm still holds the device", "device", deviceID, "advisory", adv, "kind", q.Kind)
+	return m.record(ctx, auditlog.Event{Actor: by, Action: ActionRelease, Household: m.household(ctx, deviceID),
+		Subject: auditlog.Subject{Device: deviceID}, Purpose: clipPurpose(reason),
+		Detail: map[string]string{"kind": string(KindAdvisory), "advisory": adv, "still_held": q.Kind}})
+}
+
+// releaseAlarm lifts an alarm's reason from a hold that also waits for a
+// fix: the device stays held until fixed.
+func (m *Monitor) releaseAlarm(ctx context.Context, r *restriction, q store.Quarantine, adv string, by auditlog.Actor, reason string) error {
+	held := store.Quarantine{DeviceID: q.DeviceID, Kind: string(KindAdvisory), Stream: adv, Advisory: adv,
+		Severity: Critical.String(), Since: q.Since}
+	if err := m.replaceHold(ctx, r, held); err != nil {
+		return fmt.Errorf("release device %s: %w", q.DeviceID, err)
+	}
+	m.resetAlarms(q.DeviceID)
+	m.control(q.DeviceID, true, KindAdvisory)
+	m.cfg.Logger.Info("alarm hold released; the device stays held until fixed", "device", q.DeviceID, "advisory", adv)
+	return m.record(ctx, auditlog.Event{Actor: by, Action: ActionRelease, Household: m.household(ctx, q.DeviceID),
+		Subject: auditlog.Subject{Device: q.DeviceID, Stream: q.Stream}, Purpose: clipPurpose(reason),
+		Detail: map[string]string{"kind": q.Kind, "refused": strconv.FormatInt(r.refused.Load(), 10), "still_held": string(KindAdvisory), "advisory": adv}})
+}
+
+// replaceHold stores and installs a device's changed hold, still a
+// quarantine.
+func (m *Monitor) replaceHold(ctx context.Context, r *restriction, q store.Quarantine) error {
+	if m.cfg.Store != nil {
+		if err := m.cfg.Store.PutQuarantine(ctx, q); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.q = q
+	r.mu.Unlock()
+	return nil
+}
+
+func clipPurpose(s string) string {
+	if len(s) > auditlog.MaxPurposeLen {
+		return s[:auditlog.MaxPurposeLen]
+	}
+	return s
+}
+
+// HoldReason says in plain words why a quarantined device's messages are
+// refused and what ends the hold, by the kind of hold: the owner's
+// release ends an alarm's quarantine, fixed firmware (or the owner's
+// release) ends a hold until fixed, and a hold with both reasons needs
+// both. It is "" for a device not quarantined.
+func (m *Monitor) HoldReason(deviceID string) string {
+	v, ok := m.restricted.Load(deviceID)
+	if !ok || !v.(*restriction).quarantined.Load() {
+		return ""
+	}
+	r := v.(*restriction)
+	r.mu.Lock()
+	q := r.q
+	r.mu.Unlock()
+	adv := advisoryOf(q)
+	switch {
+	case adv == "":
+		return "the device is quarantined: its owner must release it before the hub accepts its readings"
+	case Kind(q.Kind) == KindAdvisory:
+		return "the device is on hold until a security flaw is fixed (advisory " + adv + "): the hub accepts its readings again once it reports firmware that fixes the flaw, or its owner ends the hold"
+	}
+	return "the device is quarantined for how it behaved and on hold until a security flaw is fixed (advisory " + adv +
+		"): the hub accepts its readings again once its owner releases it and it reports firmware that fixes the flaw"
 }

@@ -19,6 +19,15 @@ type AdvisoryFeed struct {
 	LastSuccess time.Time // zero until a refresh read the feed's index
 	LastError   string    // why the last refresh failed, or which documents it refused
 	Documents   int       // documents the last successful refresh read
+	// Fingerprint is the OpenPGP key fingerprint the operator pinned for
+	// a CSAF feed ("" when none): only that key may sign its documents.
+	Fingerprint string
+	// UnsignedAllowed lets a CSAF feed's documents in without an OpenPGP
+	// signature; the operator's explicit choice, off by default.
+	UnsignedAllowed bool
+	// Signatures says how the last refresh checked OpenPGP signatures, in
+	// plain words ("" before the first refresh and for OSV feeds).
+	Signatures string
 }
 
 // UpdateStage is how far one device got with its latest update, kept so a

@@ -634,6 +634,10 @@ type Quarantine struct {
 	// are refused, the rest still flow.
 	RateLimited bool
 	Since       time.Time
+	// Advisory is the advisory a hold until fixed waits for. An alarm's
+	// quarantine that joins such a hold keeps it, so the hold ends only
+	// when both reasons are gone.
+	Advisory string
 }
 
 // AlertPrefs is one person's choice of which alarms about their

@@ -17,7 +17,7 @@ import (
 // records additions and removals; the actor comes from the context).
 type Feeds interface {
 	Feeds(ctx context.Context) ([]advisories.FeedStatus, error)
-	AddFeed(ctx context.Context, url, kind, origin string) (advisories.FeedStatus, error)
+	AddFeedWith(ctx context.Context, url, kind, origin string, sig advisories.FeedSignatures) (advisories.FeedStatus, error)
 	RemoveFeed(ctx context.Context, url string) error
 	RefreshFeed(ctx context.Context, url string) (advisories.RefreshResult, error)
 }
@@ -26,6 +26,9 @@ type Feeds interface {
 type feedForm struct {
 	URL  string
 	Kind string
+	// A CSAF feed's pinned key and whether unsigned files are let in.
+	Fingerprint     string
+	UnsignedAllowed bool
 }
 
 func (s *Server) feedRoutes(m *http.ServeMux) {
@@ -47,8 +50,10 @@ func (s *Server) postFeed(w http.ResponseWriter, r *http.Request, v viewer) {
 	if !s.feedAdmin(w, r, v) {
 		return
 	}
-	in := feedForm{URL: strings.TrimSpace(r.PostFormValue("url")), Kind: r.PostFormValue("kind")}
-	f, err := s.cfg.Feeds.AddFeed(auditlog.WithActor(r.Context(), v.Actor()), in.URL, in.Kind, advisories.OriginOperator)
+	in := feedForm{URL: strings.TrimSpace(r.PostFormValue("url")), Kind: r.PostFormValue("kind"),
+		Fingerprint: strings.TrimSpace(r.PostFormValue("fingerprint")), UnsignedAllowed: r.PostFormValue("unsigned") == "on"}
+	f, err := s.cfg.Feeds.AddFeedWith(auditlog.WithActor(r.Context(), v.Actor()), in.URL, in.Kind, advisories.OriginOperator,
+		advisories.FeedSignatures{Fingerprint: in.Fingerprint, UnsignedAllowed: in.UnsignedAllowed})
 	if err != nil {
 		if !errors.Is(err, advisories.ErrFeedURL) {
 			s.fail(w, r, err)

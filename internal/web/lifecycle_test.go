@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,18 @@ func TestLifecyclePages(t *testing.T) {
 	gone := b.post("/admin/feeds/remove", url.Values{"url": {"https://127.0.0.1:1/osv/all.zip"}})
 	mustContain(t, "removed feed", gone.body, "The feed is removed.")
 	mustNotContain(t, "removed feed", gone.body, "<code>https://127.0.0.1:1/osv/all.zip</code>")
+	// A CSAF feed with the maker's key pinned and unsigned files let in.
+	const fpr = "0123456789ABCDEF0123456789ABCDEF01234567"
+	pinned := b.post("/admin/feeds", url.Values{"url": {"https://127.0.0.1:1/.well-known/csaf/provider-metadata.json"}, "kind": {"csaf"},
+		"fingerprint": {"0123 4567 89ab cdef 0123 4567 89ab cdef 0123 4567"}, "unsigned": {"on"}})
+	mustContain(t, "pinned feed", pinned.body, "is added")
+	if fs, err := h.st.AdvisoryFeeds(t.Context()); err != nil || !slices.ContainsFunc(fs, func(f store.AdvisoryFeed) bool {
+		return f.Kind == "csaf" && f.Fingerprint == fpr && f.UnsignedAllowed
+	}) {
+		t.Errorf("feeds %+v, %v; want the CSAF feed with its key pinned and unsigned files allowed", fs, err)
+	}
+	badKey := b.post("/admin/feeds", url.Values{"url": {"https://127.0.0.1:2/.well-known/csaf/provider-metadata.json"}, "kind": {"csaf"}, "fingerprint": {"abc"}})
+	mustContain(t, "bad key", badKey.body, `id="feed-url-error"`, "not an OpenPGP fingerprint", `value="abc"`)
 	feeds := visibleText(admin.body[strings.Index(admin.body, `id="feeds-title"`):])
 	if s := readability.Score(feeds); s.Ease < 60 {
 		t.Errorf("the feeds section scores %.1f, want at least 60:\n%s", s.Ease, feeds)

@@ -182,6 +182,12 @@ func eventSentence(v viewer, ev auditlog.Event, names map[string]string) string 
 		}
 	case monitor.ActionRelease:
 		what = "let " + dev + " off its hold"
+		switch still := ev.Detail["still_held"]; {
+		case still == string(monitor.KindAdvisory):
+			what = "lifted the alarm's hold of " + dev + "; it stays on hold until a security flaw is fixed"
+		case still != "":
+			what = "ended the hold until fixed of " + dev + "; it stays cut off for how it behaved"
+		}
 	case advisories.ActionAdvisoryImport:
 		what = "added news of a security flaw"
 	case advisories.ActionFeedAdd:

@@ -13,12 +13,14 @@ func (db *DB) PutAdvisoryFeed(ctx context.Context, f store.AdvisoryFeed) error {
 	if err != nil {
 		return fmt.Errorf("put advisory feed %q: %w", f.URL, err)
 	}
-	if _, err := db.pool.Exec(ctx, `INSERT INTO advisory_feeds (url, kind, origin, added_at, last_attempt, last_success, last_error, documents)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	if _, err := db.pool.Exec(ctx, `INSERT INTO advisory_feeds (url, kind, origin, added_at, last_attempt, last_success, last_error, documents,
+			fingerprint, unsigned_allowed, signatures)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (url) DO UPDATE SET kind = excluded.kind, origin = excluded.origin, added_at = excluded.added_at,
 			last_attempt = excluded.last_attempt, last_success = excluded.last_success, last_error = excluded.last_error,
-			documents = excluded.documents`,
-		f.URL, f.Kind, f.Origin, ts[0], ts[1], ts[2], f.LastError, f.Documents); err != nil {
+			documents = excluded.documents, fingerprint = excluded.fingerprint, unsigned_allowed = excluded.unsigned_allowed,
+			signatures = excluded.signatures`,
+		f.URL, f.Kind, f.Origin, ts[0], ts[1], ts[2], f.LastError, f.Documents, f.Fingerprint, f.UnsignedAllowed, f.Signatures); err != nil {
 		return wrapErr(err, "put advisory feed %q", f.URL)
 	}
 	return nil
@@ -26,7 +28,8 @@ func (db *DB) PutAdvisoryFeed(ctx context.Context, f store.AdvisoryFeed) error {
 
 // AdvisoryFeeds lists every feed by URL.
 func (db *DB) AdvisoryFeeds(ctx context.Context) ([]store.AdvisoryFeed, error) {
-	rows, err := db.pool.Query(ctx, `SELECT url, kind, origin, added_at, last_attempt, last_success, last_error, documents FROM advisory_feeds ORDER BY url`)
+	rows, err := db.pool.Query(ctx, `SELECT url, kind, origin, added_at, last_attempt, last_success, last_error, documents,
+		fingerprint, unsigned_allowed, signatures FROM advisory_feeds ORDER BY url`)
 	if err != nil {
 		return nil, fmt.Errorf("list advisory feeds: %w", err)
 	}
@@ -35,7 +38,8 @@ func (db *DB) AdvisoryFeeds(ctx context.Context) ([]store.AdvisoryFeed, error) {
 			f                 store.AdvisoryFeed
 			added, try, works int64
 		)
-		err := r.Scan(&f.URL, &f.Kind, &f.Origin, &added, &try, &works, &f.LastError, &f.Documents)
+		err := r.Scan(&f.URL, &f.Kind, &f.Origin, &added, &try, &works, &f.LastError, &f.Documents,
+			&f.Fingerprint, &f.UnsignedAllowed, &f.Signatures)
 		f.AddedAt, f.LastAttempt, f.LastSuccess = decTime(added), decTime(try), decTime(works)
 		return f, err
 	})

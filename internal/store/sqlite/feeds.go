@@ -13,11 +13,13 @@ func (db *DB) PutAdvisoryFeed(ctx context.Context, f store.AdvisoryFeed) error {
 	if err != nil {
 		return fmt.Errorf("put advisory feed %q: %w", f.URL, err)
 	}
-	if _, err := db.writer.ExecContext(ctx, `INSERT INTO advisory_feeds (url, kind, origin, added_at, last_attempt, last_success, last_error, documents)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	if _, err := db.writer.ExecContext(ctx, `INSERT INTO advisory_feeds (url, kind, origin, added_at, last_attempt, last_success, last_error, documents,
+		fingerprint, unsigned_allowed, signatures)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (url) DO UPDATE SET kind = excluded.kind, origin = excluded.origin, added_at = excluded.added_at,
-		last_attempt = excluded.last_attempt, last_success = excluded.last_success, last_error = excluded.last_error, documents = excluded.documents`,
-		f.URL, f.Kind, f.Origin, ts[0], ts[1], ts[2], f.LastError, f.Documents); err != nil {
+		last_attempt = excluded.last_attempt, last_success = excluded.last_success, last_error = excluded.last_error, documents = excluded.documents,
+		fingerprint = excluded.fingerprint, unsigned_allowed = excluded.unsigned_allowed, signatures = excluded.signatures`,
+		f.URL, f.Kind, f.Origin, ts[0], ts[1], ts[2], f.LastError, f.Documents, f.Fingerprint, boolInt(f.UnsignedAllowed), f.Signatures); err != nil {
 		return fmt.Errorf("put advisory feed %q: %w", f.URL, err)
 	}
 	return nil
@@ -25,7 +27,8 @@ func (db *DB) PutAdvisoryFeed(ctx context.Context, f store.AdvisoryFeed) error {
 
 // AdvisoryFeeds lists every feed by URL.
 func (db *DB) AdvisoryFeeds(ctx context.Context) ([]store.AdvisoryFeed, error) {
-	rows, err := db.readers.QueryContext(ctx, `SELECT url, kind, origin, added_at, last_attempt, last_success, last_error, documents FROM advisory_feeds ORDER BY url`)
+	rows, err := db.readers.QueryContext(ctx, `SELECT url, kind, origin, added_at, last_attempt, last_success, last_error, documents,
+		fingerprint, unsigned_allowed, signatures FROM advisory_feeds ORDER BY url`)
 	if err != nil {
 		return nil, fmt.Errorf("list advisory feeds: %w", err)
 	}
@@ -35,10 +38,13 @@ func (db *DB) AdvisoryFeeds(ctx context.Context) ([]store.AdvisoryFeed, error) {
 		var (
 			f                 store.AdvisoryFeed
 			added, try, works int64
+			unsigned          int
 		)
-		if err := rows.Scan(&f.URL, &f.Kind, &f.Origin, &added, &try, &works, &f.LastError, &f.Documents); err != nil {
+		if err := rows.Scan(&f.URL, &f.Kind, &f.Origin, &added, &try, &works, &f.LastError, &f.Documents,
+			&f.Fingerprint, &unsigned, &f.Signatures); err != nil {
 			return nil, fmt.Errorf("list advisory feeds: %w", err)
 		}
+		f.UnsignedAllowed = unsigned != 0
 		f.AddedAt, f.LastAttempt, f.LastSuccess = decTime(added), decTime(try), decTime(works)
 		out = append(out, f)
 	}

@@ -505,6 +505,25 @@ var migrations = []migration{
 			`ALTER TABLE readings_clustered RENAME TO readings`,
 		},
 	},
+	{
+		name: "advisory feed signatures",
+		stmts: []string{
+			// A pinned OpenPGP fingerprint, the operator's choice to let
+			// unsigned CSAF documents in, and how the last refresh
+			// checked signatures.
+			`ALTER TABLE advisory_feeds ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE advisory_feeds ADD COLUMN unsigned_allowed INTEGER NOT NULL DEFAULT 0 CHECK (unsigned_allowed IN (0, 1))`,
+			`ALTER TABLE advisory_feeds ADD COLUMN signatures TEXT NOT NULL DEFAULT ''`,
+		},
+	},
+	{
+		name: "quarantine advisory",
+		stmts: []string{
+			// The advisory a hold until fixed waits for, kept when an
+			// alarm's quarantine joins the hold.
+			`ALTER TABLE quarantines ADD COLUMN advisory TEXT NOT NULL DEFAULT ''`,
+		},
+	},
 }
 
 type migration struct {

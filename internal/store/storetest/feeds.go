@@ -21,6 +21,7 @@ func testAdvisoryFeeds(t *testing.T, s store.Store) {
 	}
 	// A refresh replaces the row with its outcome.
 	a.LastAttempt, a.LastSuccess, a.LastError, a.Documents = at(2*time.Hour), at(2*time.Hour), "1 document refused", 3
+	a.Fingerprint, a.UnsignedAllowed, a.Signatures = "0123456789ABCDEF0123456789ABCDEF01234567", true, "2 documents signed"
 	if err := s.PutAdvisoryFeed(ctx, a); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,8 @@ func testAdvisoryFeeds(t *testing.T, s store.Store) {
 			want = a
 		}
 		if got.Kind != want.Kind || got.Origin != want.Origin || !got.AddedAt.Equal(want.AddedAt) || !got.LastAttempt.Equal(want.LastAttempt) ||
-			!got.LastSuccess.Equal(want.LastSuccess) || got.LastError != want.LastError || got.Documents != want.Documents {
+			!got.LastSuccess.Equal(want.LastSuccess) || got.LastError != want.LastError || got.Documents != want.Documents ||
+			got.Fingerprint != want.Fingerprint || got.UnsignedAllowed != want.UnsignedAllowed || got.Signatures != want.Signatures {
 			t.Errorf("feed %s = %+v, want %+v", got.URL, got, want)
 		}
 		if got.URL == b.URL && !got.LastSuccess.IsZero() {

@@ -20,6 +20,8 @@ func testQuarantines(t *testing.T, s store.Store) {
 	}
 	// A later hold replaces the earlier one: one row per device.
 	q.Kind, q.Observed, q.Since = "clone", 2, at(2*time.Minute)
+	// An alarm that joins a hold until fixed keeps the advisory.
+	q.Advisory = "CANDOR-SA-2026-07"
 	if err := s.PutQuarantine(ctx, q); err != nil {
 		t.Fatal(err)
 	}
