@@ -17,9 +17,19 @@ func TestMigrateReadingsClustered(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "candor.db")
 	ctx := context.Background()
 
-	// Build the file as the previous schema version left it.
+	// Build the file as the schema version before clustering left it;
+	// later migrations run on top when it is opened again.
 	all := migrations
-	migrations = all[:len(all)-1]
+	at := -1
+	for i, m := range all {
+		if m.name == "readings clustered by device" {
+			at = i
+		}
+	}
+	if at < 0 {
+		t.Fatal("no migration named \"readings clustered by device\"")
+	}
+	migrations = all[:at]
 	old, err := Open(ctx, path)
 	migrations = all
 	if err != nil {
