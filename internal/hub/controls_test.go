@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -35,7 +36,10 @@ func TestControlMessagesSetWhenDeviceConnects(t *testing.T) {
 			if p.Topic != want {
 				continue
 			}
-			if !p.Retain || string(p.Payload) != `{"collect":true}` {
+			var ctl struct {
+				Collect *bool `json:"collect"`
+			}
+			if err := json.Unmarshal(p.Payload, &ctl); err != nil || !p.Retain || ctl.Collect == nil || !*ctl.Collect {
 				t.Fatalf("control message %s: retain %v, payload %s", p.Topic, p.Retain, p.Payload)
 			}
 			return

@@ -48,7 +48,9 @@ func (db *DB) checkpointLoop() {
 		}
 		// A failure (a full disk) is also the writer's, which reports it;
 		// the next tick tries again and the WAL keeps everything meanwhile.
+		db.ckptMu.Lock()
 		_, _ = db.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		db.ckptMu.Unlock()
 	}
 }
 

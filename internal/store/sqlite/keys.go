@@ -314,6 +314,8 @@ func (db *DB) truncateWAL(ctx context.Context) error {
 // checkpoint that readers blocked as busy=1 in its result row, not as an
 // error.
 func (db *DB) checkpointTruncate(ctx context.Context) error {
+	db.ckptMu.Lock()
+	defer db.ckptMu.Unlock()
 	conn, err := db.writer.Conn(ctx)
 	if err != nil {
 		return err

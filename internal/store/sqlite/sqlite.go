@@ -55,6 +55,11 @@ type DB struct {
 	ckptStop chan struct{}
 	ckptDone chan struct{}
 	ckptOnce sync.Once
+	// ckptMu keeps the checkpointer's PASSIVE checkpoints apart from a
+	// shred's TRUNCATE checkpoint: SQLite runs one checkpoint at a time
+	// and reports the other as busy, which a shred would take for a
+	// reader keeping old key pages in the WAL.
+	ckptMu sync.Mutex
 }
 
 var _ store.Store = (*DB)(nil)
