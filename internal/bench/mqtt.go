@@ -36,7 +36,9 @@ const (
 	// is above MaxWindow so it can never collide with a publish.
 	subscribeID = 0xFFFF
 	// sendBufferBytes is the kernel send buffer of each connection.
-	sendBufferBytes = 128 << 10
+	sendBufferBytes = 16 << 10
+	// writeBufferBytes is the client's own buffer in front of the socket.
+	writeBufferBytes = 16 << 10
 )
 
 // ConnackError is a broker's refusal of a CONNECT (a non-zero CONNACK
@@ -135,7 +137,7 @@ func Dial(ctx context.Context, addr string, o ConnectOptions) (*Conn, error) {
 	c := &Conn{
 		nc:        nc,
 		r:         bufio.NewReaderSize(nc, 64<<10),
-		w:         bufio.NewWriterSize(nc, 64<<10),
+		w:         bufio.NewWriterSize(nc, writeBufferBytes),
 		window:    o.Window,
 		free:      make(chan uint16, o.Window),
 		sentAt:    make([]atomic.Int64, o.Window),
