@@ -36,9 +36,9 @@ const (
 	// is above MaxWindow so it can never collide with a publish.
 	subscribeID = 0xFFFF
 	// sendBufferBytes is the kernel send buffer of each connection.
-	sendBufferBytes = 16 << 10
+	sendBufferBytes = 8 << 10
 	// writeBufferBytes is the client's own buffer in front of the socket.
-	writeBufferBytes = 16 << 10
+	writeBufferBytes = 8 << 10
 )
 
 // ConnackError is a broker's refusal of a CONNECT (a non-zero CONNACK

@@ -14,7 +14,7 @@ import "syscall"
 // hundred readings instead of seconds. 32 KiB still lets one connection
 // carry about 300 100-byte readings per round trip: thousands per second
 // over a WAN, far above what a device sends.
-const ReceiveBufferBytes = 16 << 10
+const ReceiveBufferBytes = 8 << 10
 
 // boundReceiveBuffer sets the listening socket's receive buffer, which
 // accepted connections inherit (set before accept, the window scale is
