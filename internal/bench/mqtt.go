@@ -134,6 +134,7 @@ func Dial(ctx context.Context, addr string, o ConnectOptions) (*Conn, error) {
 	var d net.Dialer
 	if o.LocalIP != nil {
 		d.LocalAddr = &net.TCPAddr{IP: o.LocalIP}
+		d.Control = bindNoPort
 	}
 	nc, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
