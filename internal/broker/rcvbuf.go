@@ -11,9 +11,11 @@ import "syscall"
 // policy path even saw it. A fixed, small buffer makes the TCP window close
 // as soon as the read loop falls behind (the read loop already stops while
 // the ingest queue is full), so a publisher is pushed back within a few
-// hundred readings instead of seconds. 32 KiB still lets one connection
-// carry about 300 100-byte readings per round trip: thousands per second
-// over a WAN, far above what a device sends.
+// hundred readings instead of seconds (docs/benchmarks.md, "QoS 0
+// back-pressure"). 8 KiB still lets one connection carry about 80 100-byte
+// readings per round trip: some 1,600 a second over a 50 ms WAN, far above
+// what a device sends (a bridge over a long link gets the same cap). The
+// socket options are Linux's, as is the rest of the hub's deployment.
 const ReceiveBufferBytes = 8 << 10
 
 // boundReceiveBuffer sets the listening socket's receive buffer, which
