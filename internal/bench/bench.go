@@ -27,7 +27,7 @@ const (
 	DefaultRate         = 10000
 
 	maxDevices   = 5000
-	maxIdleConns = 20000
+	maxIdleConns = 200_000
 	maxDuration  = 5 * time.Minute
 	minDuration  = 200 * time.Millisecond
 	maxPayload   = 64 << 10

@@ -36,7 +36,9 @@ const (
 	// is above MaxWindow so it can never collide with a publish.
 	subscribeID = 0xFFFF
 	// sendBufferBytes is the kernel send buffer of each connection.
-	sendBufferBytes = 128 << 10
+	sendBufferBytes = 8 << 10
+	// writeBufferBytes is the client's own buffer in front of the socket.
+	writeBufferBytes = 8 << 10
 )
 
 // ConnackError is a broker's refusal of a CONNECT (a non-zero CONNACK
@@ -74,6 +76,14 @@ type ConnectOptions struct {
 	Window int
 	// Timeout bounds dialling and waiting for CONNACK (default 10s).
 	Timeout time.Duration
+	// LocalIP, if set, is the source address to dial from: spreading many
+	// connections over 127.0.0.x keeps one source address from running
+	// out of ephemeral ports (about 28,000 per address on Linux).
+	LocalIP net.IP
+	// Small gives the connection small client buffers (an idle
+	// connection: 100,000 of them with the 64 KiB read buffer a sink
+	// needs would take 6 GiB of the bench's own memory).
+	Small bool
 	// OnMessage, if set, is called on the reader goroutine for every
 	// PUBLISH the broker delivers (a subscription). topic and payload are
 	// valid only during the call. QoS 1 deliveries are acknowledged after
@@ -122,6 +132,10 @@ func Dial(ctx context.Context, addr string, o ConnectOptions) (*Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var d net.Dialer
+	if o.LocalIP != nil {
+		d.LocalAddr = &net.TCPAddr{IP: o.LocalIP}
+		d.Control = bindNoPort
+	}
 	nc, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt connect %s as %q: %w", addr, o.ClientID, err)
@@ -132,10 +146,14 @@ func Dial(ctx context.Context, addr string, o ConnectOptions) (*Conn, error) {
 		// kernel, which would only delay the end of the run.
 		_ = tc.SetWriteBuffer(sendBufferBytes)
 	}
+	readSize, writeSize := 64<<10, writeBufferBytes
+	if o.Small {
+		readSize, writeSize = 512, 512
+	}
 	c := &Conn{
 		nc:        nc,
-		r:         bufio.NewReaderSize(nc, 64<<10),
-		w:         bufio.NewWriterSize(nc, 64<<10),
+		r:         bufio.NewReaderSize(nc, readSize),
+		w:         bufio.NewWriterSize(nc, writeSize),
 		window:    o.Window,
 		free:      make(chan uint16, o.Window),
 		sentAt:    make([]atomic.Int64, o.Window),

@@ -108,7 +108,7 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 			d := devs[k%len(devs)]
 			clients[k] = ConnectOptions{
 				ClientID: fmt.Sprintf("%s-idle%d", d.ID, k), Username: d.ID, Password: d.Secret,
-				KeepAlive: keepAlive, Timeout: 30 * time.Second,
+				KeepAlive: keepAlive, Timeout: 30 * time.Second, LocalIP: idleSource(h.mqttAddr, k), Small: true,
 			}
 		}
 		goMem := func() (float64, float64, error) {
@@ -302,7 +302,7 @@ func runReference(ctx context.Context, o Options) (_ *Side, err error) {
 		o.progress("%s: connection scale, %d idle connections", side.Name, o.IdleConns)
 		clients := make([]ConnectOptions, o.IdleConns)
 		for k := range clients {
-			clients[k] = ConnectOptions{ClientID: fmt.Sprintf("bench-idle-%05d", k), KeepAlive: keepAlive, Timeout: 30 * time.Second}
+			clients[k] = ConnectOptions{ClientID: fmt.Sprintf("bench-idle-%05d", k), KeepAlive: keepAlive, Timeout: 30 * time.Second, LocalIP: idleSource(addr, k), Small: true}
 		}
 		r := runIdle(ctx, idleSpec{Addr: addr, Clients: clients, PID: pid, Timeout: 90 * time.Second})
 		side.Idle = &r

@@ -256,7 +256,8 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 // listen opens a TCP (or TLS) listener the broker owns, so that Close can
 // stop new connections before it shuts mochi down.
 func (b *Broker) listen(id, addr string, tlsConfig *tls.Config) error {
-	ln, err := net.Listen("tcp", addr)
+	lc := net.ListenConfig{Control: boundReceiveBuffer}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("mqtt %s listener on %s: %w", id, addr, err)
 	}

@@ -39,7 +39,7 @@ type serviceRig struct {
 	alexHeldID string // alex's age identity, once alex's keys are user-held
 }
 
-func newServiceRig(t *testing.T) *serviceRig {
+func newServiceRig(t testing.TB) *serviceRig {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -89,7 +89,7 @@ func newServiceRig(t *testing.T) *serviceRig {
 }
 
 // meter adds a smart meter with n readings sealed under acc's key.
-func (r *serviceRig) meter(t *testing.T, id *identity.Service, acc store.Account, n int) store.Device {
+func (r *serviceRig) meter(t testing.TB, id *identity.Service, acc store.Account, n int) store.Device {
 	t.Helper()
 	ctx := context.Background()
 	d, _, err := id.AddDevice(ctx, identity.NewDevice{HouseholdID: acc.HouseholdID, Name: "Meter", Type: "smart-meter", KeyOwner: acc.ID})

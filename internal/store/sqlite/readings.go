@@ -180,9 +180,14 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 	limit = min(limit, MaxReadingLimit)
 	args = append(args, limit)
 
-	rows, err := db.readers.QueryContext(ctx,
-		`SELECT seq, stream, ts, payload, manifest_version FROM readings WHERE `+where.String()+` ORDER BY dkey, seq LIMIT ?`,
-		args...)
+	// A stream asked for is not read back from every row: one column and
+	// one string allocation less per reading (an export reads each stream
+	// whole).
+	cols := `SELECT seq, stream, ts, payload, manifest_version FROM readings WHERE `
+	if q.Stream != "" {
+		cols = `SELECT seq, ts, payload, manifest_version FROM readings WHERE `
+	}
+	rows, err := db.readers.QueryContext(ctx, cols+where.String()+` ORDER BY dkey, seq LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
 	}
@@ -193,7 +198,14 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 			r  store.Reading
 			ts int64
 		)
-		if err := rows.Scan(&r.Seq, &r.Stream, &ts, &r.Payload, &r.ManifestVersion); err != nil {
+		var err error
+		if q.Stream != "" {
+			r.Stream = q.Stream
+			err = rows.Scan(&r.Seq, &ts, &r.Payload, &r.ManifestVersion)
+		} else {
+			err = rows.Scan(&r.Seq, &r.Stream, &ts, &r.Payload, &r.ManifestVersion)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
 		}
 		r.DeviceID = q.DeviceID
