@@ -141,7 +141,11 @@ func TestZigbee2MQTTBridgeLargePackets(t *testing.T) {
 
 	// Before logging in, even as the bridge, the CONNECT keeps the small
 	// limit.
+	// The hub closes the socket once the fixed header says how long the
+	// packet is, so writing the rest may fail with a reset: that error is
+	// expected and ignored. A hub that read the CONNECT would answer it
+	// with a CONNACK, which ExpectClosed refuses.
 	c := mqtttest.Dial(t, th.MQTTAddr(), nil)
-	c.Send(mqtttest.Connect{Version: 5, ClientID: bridgeID, Username: bridgeID, Password: bridgeSecret + strings.Repeat("x", 1<<20), KeepAlive: 30}.Encode())
+	_, _ = c.Write(mqtttest.Connect{Version: 5, ClientID: bridgeID, Username: bridgeID, Password: bridgeSecret + strings.Repeat("x", 1<<20), KeepAlive: 30}.Encode())
 	c.ExpectClosed()
 }
