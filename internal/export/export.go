@@ -92,7 +92,8 @@ type Device struct {
 	ManifestVersions []int
 	// Streams, when not nil, lists the streams the device has readings on.
 	// When nil, Write finds them (and counts the readings, for Progress)
-	// with one extra pass over the device's readings (stream "").
+	// with the Source's StreamCounts if it is a StreamCounter, else with
+	// one extra pass over the device's readings (stream "").
 	Streams []string
 	// Readings is how many readings the device has, for the Progress total
 	// only, when Streams is given; 0 means unknown.
@@ -119,6 +120,17 @@ type Source interface {
 	// with their proofs, end line), or nil when there is none. Write closes
 	// it.
 	AuditLog(ctx context.Context) (io.ReadCloser, error)
+}
+
+// StreamCounter is a Source that can count a device's readings per stream
+// without reading them (a database's GROUP BY), which spares Write a pass
+// over every reading to find the streams.
+type StreamCounter interface {
+	// StreamCounts returns how many readings of the device each stream has
+	// with a time before until; streams without such readings are absent.
+	// An error matching errors.ErrUnsupported makes Write read the
+	// readings instead.
+	StreamCounts(ctx context.Context, deviceID string, until time.Time) (map[string]int64, error)
 }
 
 // Progress is told how many readings have been exported so far and how
