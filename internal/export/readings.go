@@ -160,26 +160,31 @@ func (x *exporter) writeCSV(w io.Writer, d *devicePlan, s *streamPlan, sw *senml
 	}
 	row := make([]string, len(header))
 	var other, scratch bytes.Buffer
+	// The payload's members, scanned once for both files.
+	var kvs []member
+	collect := func(key, rawKey, val []byte) { kvs = append(kvs, member{key, rawKey, val}) }
 	err = x.eachReading(d.ID, s.name, func(r *store.Reading) error {
 		clear(row)
 		row[0] = r.Time.UTC().Format(timeLayout)
 		row[1] = strconv.FormatInt(r.Seq, 10)
 		row[2] = strconv.Itoa(r.ManifestVersion)
 		other.Reset()
-		ok := members(r.Payload, func(key, rawKey, val []byte) {
-			if i, ok := s.colIndex[string(key)]; ok {
-				row[3+i] = cell(val, &scratch)
-				return
+		kvs = kvs[:0]
+		ok := members(r.Payload, collect)
+		for _, m := range kvs {
+			if i, ok := s.colIndex[string(m.key)]; ok {
+				row[3+i] = cell(m.val, &scratch)
+				continue
 			}
 			if other.Len() == 0 {
 				other.WriteByte('{')
 			} else {
 				other.WriteByte(',')
 			}
-			other.Write(rawKey)
+			other.Write(m.rawKey)
 			other.WriteByte(':')
-			writeCompact(&other, val)
-		})
+			writeCompact(&other, m.val)
+		}
 		switch {
 		case !ok:
 			// Not a JSON object (the hub stores none such, but an export
@@ -193,7 +198,7 @@ func (x *exporter) writeCSV(w io.Writer, d *devicePlan, s *streamPlan, sw *senml
 		if err := cw.Write(row); err != nil {
 			return err
 		}
-		if err := sw.add(r); err != nil {
+		if err := sw.add(r, kvs); err != nil {
 			return err
 		}
 		x.tick()
@@ -224,7 +229,8 @@ func newSenMLWriter(sp *spool, d *devicePlan, s *streamPlan) *senmlWriter {
 	return sw
 }
 
-func (sw *senmlWriter) add(r *store.Reading) error {
+// add encodes r, whose payload has the members kvs.
+func (sw *senmlWriter) add(r *store.Reading, kvs []member) error {
 	if sw.err != nil {
 		return sw.err
 	}
@@ -233,9 +239,10 @@ func (sw *senmlWriter) add(r *store.Reading) error {
 	}
 	fields := sw.fields
 	clear(fields)
-	members(r.Payload, func(key, _, val []byte) {
+	for _, m := range kvs {
+		key, val := m.key, m.val
 		if len(key) == 0 || !nameBytes(key) {
-			return // SenML cannot name it; the CSV file has it
+			continue // SenML cannot name it; the CSV file has it
 		}
 		switch val[0] {
 		case '"':
@@ -251,7 +258,7 @@ func (sw *senmlWriter) add(r *store.Reading) error {
 				fields[string(key)] = json.Number(val)
 			}
 		}
-	})
+	}
 	err := sw.enc.EncodeReading(sw.d.ID, sw.s.name, r.Time, fields, sw.s.units[r.ManifestVersion])
 	if errors.Is(err, senml.ErrInvalidName) || errors.Is(err, senml.ErrInvalidValue) ||
 		errors.Is(err, senml.ErrUnknownUnit) || errors.Is(err, senml.ErrTooEarly) {
@@ -317,6 +324,9 @@ func writeCompact(b *bytes.Buffer, val []byte) {
 		b.Write(val) // cannot happen: members only passes valid JSON
 	}
 }
+
+// member is one member of a JSON object, as members passes it.
+type member struct{ key, rawKey, val []byte }
 
 // members calls fn for each member of the JSON object in b, in order, with
 // its key (unescaped), the key's JSON text and the value's JSON text. It
