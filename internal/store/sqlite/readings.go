@@ -193,7 +193,10 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
 	}
 	defer rows.Close()
-	out := make([]store.Reading, 0, min(limit, 64))
+	// Room for a whole export page (500) at once: growing from 64 made
+	// the export allocate its rows about twice over (110 of the 634 bytes
+	// it allocated per reading).
+	out := make([]store.Reading, 0, min(limit, 512))
 	for rows.Next() {
 		var (
 			r  store.Reading
