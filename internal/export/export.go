@@ -29,11 +29,13 @@
 // Write streams: it holds one page of readings (PageSize) at a time, never
 // a whole history, so its memory does not grow with the number of readings
 // (only, slightly, with the number of files). ZIP entries are written one
-// after the other, so each stream is read from the Source twice, with the
-// Source's stream filter: once for the CSV file, once for the SenML file.
-// Both passes export the same readings: those the hub accepted up to the
-// export time, and in the second pass no reading with a higher Seq than the
-// first pass saw.
+// after the other, yet each stream is read from the Source once, with the
+// Source's stream filter: the CSV file goes into the archive while the
+// SenML file of the same readings is spooled to a temporary file (in
+// os.TempDir, unlinked at once where the system allows it, encrypted with
+// age to a key held only in memory), then copied into the archive. Both
+// files hold the same readings: those the hub accepted up to the export
+// time. The spool needs disk space for one stream's SenML file, not memory.
 //
 // # Failure
 //
@@ -90,7 +92,8 @@ type Device struct {
 	ManifestVersions []int
 	// Streams, when not nil, lists the streams the device has readings on.
 	// When nil, Write finds them (and counts the readings, for Progress)
-	// with one extra pass over the device's readings (stream "").
+	// with the Source's StreamCounts if it is a StreamCounter, else with
+	// one extra pass over the device's readings (stream "").
 	Streams []string
 	// Readings is how many readings the device has, for the Progress total
 	// only, when Streams is given; 0 means unknown.
@@ -119,11 +122,23 @@ type Source interface {
 	AuditLog(ctx context.Context) (io.ReadCloser, error)
 }
 
+// StreamCounter is a Source that can count a device's readings per stream
+// without reading them (a database's GROUP BY), which spares Write a pass
+// over every reading to find the streams.
+type StreamCounter interface {
+	// StreamCounts returns how many readings of the device each stream has
+	// with a time before until; streams without such readings are absent.
+	// An error matching errors.ErrUnsupported makes Write read the
+	// readings instead.
+	StreamCounts(ctx context.Context, deviceID string, until time.Time) (map[string]int64, error)
+}
+
 // Progress is told how many readings have been exported so far and how
 // many there are in all (-1 when unknown; an estimate when the Source gave
 // counts). It is called at the start, at most once every 1000 readings,
-// and at the end, when done equals total. Each reading is written twice
-// (CSV, then SenML) and counts half each time.
+// and at the end, when done equals total. A reading counts as done once
+// its CSV row and SenML records are written (the SenML file is copied into
+// the archive after its stream's readings are done).
 type Progress func(done, total int64)
 
 // fileEntry is one file of the archive, as index.json lists it.
@@ -143,7 +158,7 @@ type exporter struct {
 	files    []fileEntry
 	progress Progress
 	total    int64
-	halves   int64 // rows written: 2 per reading
+	done     int64 // readings written
 	reported int64
 }
 
@@ -225,8 +240,7 @@ func Write(ctx context.Context, w io.Writer, src Source, person Person, now time
 	if err := x.zw.Close(); err != nil {
 		return fmt.Errorf("export: finish archive: %w", err)
 	}
-	done := x.halves / 2
-	progress(done, done)
+	progress(x.done, x.done)
 	return nil
 }
 
@@ -270,13 +284,12 @@ func (x *exporter) entry(name string, fill func(io.Writer) error) (*fileEntry, e
 	return &x.files[len(x.files)-1], nil
 }
 
-// tick counts one written row (half a reading) and reports progress every
-// 1000 readings.
+// tick counts one written reading and reports progress every 1000.
 func (x *exporter) tick() {
-	x.halves++
-	if x.halves-x.reported >= 2000 {
-		x.reported = x.halves
-		x.progress(x.halves/2, x.total)
+	x.done++
+	if x.done-x.reported >= 1000 {
+		x.reported = x.done
+		x.progress(x.done, x.total)
 	}
 }
 

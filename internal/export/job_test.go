@@ -43,28 +43,26 @@ func smallSource(t *testing.T, n int) *fakeSource {
 	return f
 }
 
-// gatedSource blocks when the exporter starts the SenML pass over the
-// power stream (the second pass from the start), until release is closed.
-// By then the CSV pass is written: progress shows 1000 readings (its
-// report every 1000) of the total.
+// gatedSource blocks when the exporter asks for the page of the power
+// stream after Seq at (PageSize unless set), halfway through the one pass
+// over it, until release is closed. With at 1000, progress then shows
+// 1000 readings (its report every 1000) of the total.
 type gatedSource struct {
 	*fakeSource
-	mu      sync.Mutex
-	starts  int
+	at      int64
+	once    sync.Once
 	reached chan struct{}
 	release chan struct{}
 }
 
 func newGated(src *fakeSource) *gatedSource {
-	return &gatedSource{fakeSource: src, reached: make(chan struct{}), release: make(chan struct{})}
+	return &gatedSource{fakeSource: src, at: PageSize, reached: make(chan struct{}), release: make(chan struct{})}
 }
 
 func (g *gatedSource) Readings(ctx context.Context, dev, stream string, after int64, limit int) ([]store.Reading, error) {
-	if stream == "power" && after == 0 {
-		g.mu.Lock()
-		g.starts++
-		block := g.starts == 2
-		g.mu.Unlock()
+	if stream == "power" && after == g.at {
+		block := false
+		g.once.Do(func() { block = true })
 		if block {
 			close(g.reached)
 			select {
@@ -144,6 +142,7 @@ func TestJobRoundTrip(t *testing.T) {
 	const n = 2500
 	j, dir, logs := newTestJobs(t, JobsOptions{})
 	src := newGated(smallSource(t, n))
+	src.at = 1000
 	person := Person{ID: "acc_alex", Username: "alex"}
 	st, started, err := j.Start(context.Background(), "acc_alex", person, sourceOf(src))
 	if err != nil || !started {
@@ -157,7 +156,7 @@ func TestJobRoundTrip(t *testing.T) {
 	select {
 	case <-src.reached:
 	case <-time.After(60 * time.Second):
-		t.Fatal("the export never reached the second pass")
+		t.Fatal("the export never reached the gate")
 	}
 	mid, err := j.Status("acc_alex", st.ID)
 	if err != nil {

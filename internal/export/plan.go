@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -112,7 +113,7 @@ func makePlan(ctx context.Context, src Source, now time.Time) (*plan, error) {
 		streams := d.Streams
 		switch {
 		case streams == nil:
-			counts, err := discover(ctx, src, d.ID, now)
+			counts, err := streamCounts(ctx, src, d.ID, now)
 			if err != nil {
 				return nil, err
 			}
@@ -172,6 +173,25 @@ func makePlan(ctx context.Context, src Source, now time.Time) (*plan, error) {
 	}
 	p.audit = audit
 	return p, nil
+}
+
+// streamCounts counts the device's readings up to now per stream, with
+// the Source's StreamCounts if it has one, else by reading them all.
+func streamCounts(ctx context.Context, src Source, deviceID string, now time.Time) (map[string]int64, error) {
+	sc, ok := src.(StreamCounter)
+	if !ok {
+		return discover(ctx, src, deviceID, now)
+	}
+	// Up to and including now: until is exclusive, stored times are
+	// nanoseconds.
+	counts, err := sc.StreamCounts(ctx, deviceID, now.Add(time.Nanosecond))
+	if errors.Is(err, errors.ErrUnsupported) {
+		return discover(ctx, src, deviceID, now)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("export: count readings of %s: %w", deviceID, err)
+	}
+	return counts, nil
 }
 
 // discover pages through all readings of a device once and counts them per

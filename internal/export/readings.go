@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
@@ -8,35 +9,47 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"filippo.io/age"
 
 	"github.com/candor-iot/candor/internal/senml"
 	"github.com/candor-iot/candor/internal/store"
 )
 
-// stream writes the two files of one stream: the CSV table, then the SenML
-// Pack of the same readings (no reading with a higher Seq than the table's
-// last, so both hold the same readings even while new ones arrive).
+// stream writes the two files of one stream, the CSV table and then the
+// SenML Pack of the same readings, from one pass over the Source: while
+// the CSV file goes into the archive, the SenML Pack is spooled to a
+// temporary file (ZIP entries are written one after the other), encrypted
+// with age to a key that lives only in memory for this stream, so no
+// reading reaches the disk in the clear. The spool is then copied into
+// the archive and removed. Both files hold exactly the same readings.
 func (x *exporter) stream(d *devicePlan, s *streamPlan) error {
-	var rows, lastSeq int64
+	spool, err := newSpool()
+	if err != nil {
+		return fmt.Errorf("export: %s: %w", s.senmlPath, err)
+	}
+	defer spool.discard()
+	sw := newSenMLWriter(spool, d, s)
+
+	var rows int64
 	if _, err := x.entry(s.csvPath, func(w io.Writer) error {
 		var err error
-		rows, lastSeq, err = x.writeCSV(w, d, s)
+		rows, err = x.writeCSV(w, d, s, sw)
 		return err
 	}); err != nil {
 		return err
 	}
 	x.files[len(x.files)-1].Readings = &rows
 
-	var n int64
-	var records int
-	if _, err := x.entry(s.senmlPath, func(w io.Writer) error {
-		var err error
-		n, records, err = x.writeSenML(w, d, s, lastSeq)
-		return err
-	}); err != nil {
+	if err := sw.close(); err != nil {
+		return fmt.Errorf("export: %s: %w", s.senmlPath, err)
+	}
+	n, records := rows, sw.enc.Records()
+	if _, err := x.entry(s.senmlPath, func(w io.Writer) error { return spool.copyTo(x, w) }); err != nil {
 		return err
 	}
 	x.files[len(x.files)-1].Readings = &n
@@ -44,43 +57,98 @@ func (x *exporter) stream(d *devicePlan, s *streamPlan) error {
 	return nil
 }
 
+// spool is a temporary file written through age to an in-memory key.
+type spool struct {
+	f   *os.File
+	id  *age.X25519Identity
+	bw  *bufio.Writer
+	enc io.WriteCloser
+}
+
+func newSpool() (*spool, error) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp("", "candor-export-*.age")
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	// Unlinked at once where the system allows (not on Windows): the file
+	// then vanishes even if the process dies mid-export.
+	_ = os.Remove(f.Name())
+	sp := &spool{f: f, id: id, bw: bufio.NewWriterSize(f, 64<<10)}
+	if sp.enc, err = age.Encrypt(sp.bw, id.Recipient()); err != nil {
+		sp.discard()
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	return sp, nil
+}
+
+func (sp *spool) Write(p []byte) (int, error) { return sp.enc.Write(p) }
+
+// finish ends the encrypted stream and flushes it to the file.
+func (sp *spool) finish() error {
+	if err := sp.enc.Close(); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if err := sp.bw.Flush(); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
+}
+
+// copyTo decrypts the spool into w.
+func (sp *spool) copyTo(x *exporter, w io.Writer) error {
+	if _, err := sp.f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	r, err := age.Decrypt(bufio.NewReaderSize(sp.f, 64<<10), sp.id)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return copyContext(x.ctx, w, r)
+}
+
+func (sp *spool) discard() {
+	sp.f.Close()
+	os.Remove(sp.f.Name()) // where the early removal did not work
+}
+
 // eachReading calls fn for every reading of the device's stream the hub
-// accepted up to the export time, in Seq order, stopping after maxSeq. It
-// returns the Seq of the last reading passed to fn.
-func (x *exporter) eachReading(deviceID, stream string, maxSeq int64, fn func(r *store.Reading) error) (int64, error) {
-	var after, last int64
+// accepted up to the export time, in Seq order.
+func (x *exporter) eachReading(deviceID, stream string, fn func(r *store.Reading) error) error {
+	var after int64
 	for {
 		if err := x.ctx.Err(); err != nil {
-			return last, err
+			return err
 		}
 		page, err := x.src.Readings(x.ctx, deviceID, stream, after, PageSize)
 		if err != nil {
-			return last, fmt.Errorf("read readings: %w", err)
+			return fmt.Errorf("read readings: %w", err)
 		}
 		if len(page) == 0 {
-			return last, nil
+			return nil
 		}
 		for i := range page {
 			r := &page[i]
 			if err := checkReading(r, deviceID, stream, after); err != nil {
-				return last, err
+				return err
 			}
 			after = r.Seq
-			if r.Seq > maxSeq {
-				return last, nil
-			}
 			if r.Time.After(x.now) {
 				continue
 			}
 			if err := fn(r); err != nil {
-				return last, err
+				return err
 			}
-			last = r.Seq
 		}
 	}
 }
 
-func (x *exporter) writeCSV(w io.Writer, d *devicePlan, s *streamPlan) (rows, lastSeq int64, err error) {
+// writeCSV writes the CSV table of the stream to w and passes each reading
+// to sw as well.
+func (x *exporter) writeCSV(w io.Writer, d *devicePlan, s *streamPlan, sw *senmlWriter) (rows int64, err error) {
 	cw := csv.NewWriter(w)
 	header := append([]string(nil), fixedColumns...)
 	for _, c := range s.columns {
@@ -88,30 +156,35 @@ func (x *exporter) writeCSV(w io.Writer, d *devicePlan, s *streamPlan) (rows, la
 	}
 	header = append(header, otherColumn)
 	if err := cw.Write(header); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	row := make([]string, len(header))
 	var other, scratch bytes.Buffer
-	lastSeq, err = x.eachReading(d.ID, s.name, math.MaxInt64, func(r *store.Reading) error {
+	// The payload's members, scanned once for both files.
+	var kvs []member
+	collect := func(key, rawKey, val []byte) { kvs = append(kvs, member{key, rawKey, val}) }
+	err = x.eachReading(d.ID, s.name, func(r *store.Reading) error {
 		clear(row)
 		row[0] = r.Time.UTC().Format(timeLayout)
 		row[1] = strconv.FormatInt(r.Seq, 10)
 		row[2] = strconv.Itoa(r.ManifestVersion)
 		other.Reset()
-		ok := members(r.Payload, func(key, rawKey, val []byte) {
-			if i, ok := s.colIndex[string(key)]; ok {
-				row[3+i] = cell(val, &scratch)
-				return
+		kvs = kvs[:0]
+		ok := members(r.Payload, collect)
+		for _, m := range kvs {
+			if i, ok := s.colIndex[string(m.key)]; ok {
+				row[3+i] = cell(m.val, &scratch)
+				continue
 			}
 			if other.Len() == 0 {
 				other.WriteByte('{')
 			} else {
 				other.WriteByte(',')
 			}
-			other.Write(rawKey)
+			other.Write(m.rawKey)
 			other.WriteByte(':')
-			writeCompact(&other, val)
-		})
+			writeCompact(&other, m.val)
+		}
 		switch {
 		case !ok:
 			// Not a JSON object (the hub stores none such, but an export
@@ -122,61 +195,87 @@ func (x *exporter) writeCSV(w io.Writer, d *devicePlan, s *streamPlan) (rows, la
 			row[len(row)-1] = validUTF8(other.String())
 		}
 		rows++
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+		if err := sw.add(r, kvs); err != nil {
+			return err
+		}
 		x.tick()
-		return cw.Write(row)
+		return nil
 	})
 	if err != nil {
-		return rows, lastSeq, err
+		return rows, err
 	}
 	cw.Flush()
-	return rows, lastSeq, cw.Error()
+	return rows, cw.Error()
 }
 
-func (x *exporter) writeSenML(w io.Writer, d *devicePlan, s *streamPlan, maxSeq int64) (n int64, records int, err error) {
-	enc := senml.NewEncoder(w)
+// senmlWriter encodes the readings of one stream as a SenML Pack.
+type senmlWriter struct {
+	sp     *spool
+	d      *devicePlan
+	s      *streamPlan
+	enc    *senml.Encoder
+	fields map[string]any
+	err    error // from UseSecondaryUnits
+}
+
+func newSenMLWriter(sp *spool, d *devicePlan, s *streamPlan) *senmlWriter {
+	sw := &senmlWriter{sp: sp, d: d, s: s, enc: senml.NewEncoder(sp), fields: map[string]any{}}
 	if s.secondary {
-		if err := enc.UseSecondaryUnits(); err != nil {
-			return 0, 0, err
+		sw.err = sw.enc.UseSecondaryUnits()
+	}
+	return sw
+}
+
+// add encodes r, whose payload has the members kvs.
+func (sw *senmlWriter) add(r *store.Reading, kvs []member) error {
+	if sw.err != nil {
+		return sw.err
+	}
+	if !sw.s.senmlOK {
+		return nil
+	}
+	fields := sw.fields
+	clear(fields)
+	for _, m := range kvs {
+		key, val := m.key, m.val
+		if len(key) == 0 || !nameBytes(key) {
+			continue // SenML cannot name it; the CSV file has it
+		}
+		switch val[0] {
+		case '"':
+			fields[string(key)] = unquote(val)
+		case 't':
+			fields[string(key)] = true
+		case 'f':
+			fields[string(key)] = false
+		case 'n', '{', '[':
+			// null and nested values have no SenML form
+		default:
+			if f, err := strconv.ParseFloat(string(val), 64); err == nil && !math.IsInf(f, 0) {
+				fields[string(key)] = json.Number(val)
+			}
 		}
 	}
-	fields := map[string]any{}
-	_, err = x.eachReading(d.ID, s.name, maxSeq, func(r *store.Reading) error {
-		n++
-		x.tick()
-		if !s.senmlOK {
-			return nil
-		}
-		clear(fields)
-		members(r.Payload, func(key, _, val []byte) {
-			if len(key) == 0 || !nameBytes(key) {
-				return // SenML cannot name it; the CSV file has it
-			}
-			switch val[0] {
-			case '"':
-				fields[string(key)] = unquote(val)
-			case 't':
-				fields[string(key)] = true
-			case 'f':
-				fields[string(key)] = false
-			case 'n', '{', '[':
-				// null and nested values have no SenML form
-			default:
-				if f, err := strconv.ParseFloat(string(val), 64); err == nil && !math.IsInf(f, 0) {
-					fields[string(key)] = json.Number(val)
-				}
-			}
-		})
-		err := enc.EncodeReading(d.ID, s.name, r.Time, fields, s.units[r.ManifestVersion])
-		if errors.Is(err, senml.ErrInvalidName) || errors.Is(err, senml.ErrInvalidValue) ||
-			errors.Is(err, senml.ErrUnknownUnit) || errors.Is(err, senml.ErrTooEarly) {
-			return nil // not expressible in SenML; the CSV file has it
-		}
+	err := sw.enc.EncodeReading(sw.d.ID, sw.s.name, r.Time, fields, sw.s.units[r.ManifestVersion])
+	if errors.Is(err, senml.ErrInvalidName) || errors.Is(err, senml.ErrInvalidValue) ||
+		errors.Is(err, senml.ErrUnknownUnit) || errors.Is(err, senml.ErrTooEarly) {
+		return nil // not expressible in SenML; the CSV file has it
+	}
+	return err
+}
+
+// close ends the Pack and the spool.
+func (sw *senmlWriter) close() error {
+	if sw.err != nil {
+		return sw.err
+	}
+	if err := sw.enc.Close(); err != nil {
 		return err
-	})
-	if err != nil {
-		return n, enc.Records(), err
 	}
-	return n, enc.Records(), enc.Close()
+	return sw.sp.finish()
 }
 
 // nameBytes reports whether every byte of b may appear in a SenML name.
@@ -225,6 +324,9 @@ func writeCompact(b *bytes.Buffer, val []byte) {
 		b.Write(val) // cannot happen: members only passes valid JSON
 	}
 }
+
+// member is one member of a JSON object, as members passes it.
+type member struct{ key, rawKey, val []byte }
 
 // members calls fn for each member of the JSON object in b, in order, with
 // its key (unescaped), the key's JSON text and the value's JSON text. It

@@ -24,6 +24,9 @@ type Store interface {
 	Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error)
 }
 
+// A Store that is also a StreamCounter (store.Store is) spares an export
+// one pass over every reading: see Device.Streams.
+
 // Catalog supplies the manifest versions that go into an export.
 type Catalog interface {
 	Versions(ctx context.Context, deviceType string) ([]*catalog.Entry, error)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"filippo.io/age"
 
@@ -89,6 +90,19 @@ func (x *householdSource) Readings(ctx context.Context, deviceID, stream string,
 		return nil, err
 	}
 	return list, nil
+}
+
+// StreamCounts counts in the store, reading no reading, if the store can
+// (errors.ErrUnsupported if not).
+func (x *householdSource) StreamCounts(ctx context.Context, deviceID string, until time.Time) (map[string]int64, error) {
+	if _, ok := x.devices[deviceID]; !ok {
+		return nil, fmt.Errorf("device %s: %w", deviceID, store.ErrNotFound)
+	}
+	sc, ok := x.cfg.Store.(StreamCounter)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.StreamCounts(ctx, deviceID, until)
 }
 
 func (x *householdSource) ConsentRecords(ctx context.Context) ([][]byte, error) {

@@ -366,6 +366,10 @@ type Store interface {
 	// removed. Callers delete big ranges in bounded chunks.
 	DeleteReadings(ctx context.Context, q ReadingQuery, limit int) (int64, error)
 	CountReadings(ctx context.Context, deviceID string) (int64, error)
+	// StreamCounts returns how many readings of the device each stream
+	// has with a time before until (the zero time: all), without reading
+	// them: streams without such readings are absent.
+	StreamCounts(ctx context.Context, deviceID string, until time.Time) (map[string]int64, error)
 
 	// PutManifest stores a new version of a device type's manifest and
 	// returns it with its assigned version number.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -201,6 +202,38 @@ func (db *DB) CountReadings(ctx context.Context, deviceID string) (int64, error)
 		return 0, fmt.Errorf("count readings of device %q: %w", deviceID, err)
 	}
 	return n, nil
+}
+
+// StreamCounts counts the device's readings before until per stream, in
+// the database, reading no payload.
+func (db *DB) StreamCounts(ctx context.Context, deviceID string, until time.Time) (map[string]int64, error) {
+	query, args := `SELECT stream, count(*) FROM readings WHERE device_id = $1`, []any{deviceID}
+	if !until.IsZero() {
+		u, err := encTime(until)
+		if err != nil {
+			return nil, fmt.Errorf("count streams of device %q: until: %w", deviceID, err)
+		}
+		query += ` AND ts < $2`
+		args = append(args, u)
+	}
+	rows, err := db.pool.Query(ctx, query+` GROUP BY stream`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count streams of device %q: %w", deviceID, err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var s string
+		var n int64
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("count streams of device %q: %w", deviceID, err)
+		}
+		out[s] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count streams of device %q: %w", deviceID, err)
+	}
+	return out, nil
 }
 
 // DeleteReadings removes matching readings of one device, at most limit

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -192,7 +193,10 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
 	}
 	defer rows.Close()
-	out := make([]store.Reading, 0, min(limit, 64))
+	// Room for a whole export page (500) at once: growing from 64 made
+	// the export allocate its rows about twice over (110 of the 634 bytes
+	// it allocated per reading).
+	out := make([]store.Reading, 0, min(limit, 512))
 	for rows.Next() {
 		var (
 			r  store.Reading
@@ -226,6 +230,39 @@ func (db *DB) CountReadings(ctx context.Context, deviceID string) (int64, error)
 		return 0, fmt.Errorf("count readings of device %q: %w", deviceID, err)
 	}
 	return n, nil
+}
+
+// StreamCounts counts the device's readings before until per stream, in
+// the database: a scan of the device's range of the clustered key that
+// reads no payload.
+func (db *DB) StreamCounts(ctx context.Context, deviceID string, until time.Time) (map[string]int64, error) {
+	query, args := `SELECT stream, count(*) FROM readings WHERE `+byDevice, []any{deviceID}
+	if !until.IsZero() {
+		u, err := encTime(until)
+		if err != nil {
+			return nil, fmt.Errorf("count streams of device %q: until: %w", deviceID, err)
+		}
+		query += ` AND ts < ?`
+		args = append(args, u)
+	}
+	rows, err := db.readers.QueryContext(ctx, query+` GROUP BY stream`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count streams of device %q: %w", deviceID, err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var s string
+		var n int64
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("count streams of device %q: %w", deviceID, err)
+		}
+		out[s] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count streams of device %q: %w", deviceID, err)
+	}
+	return out, nil
 }
 
 // DeleteReadings removes matching readings of one device, at most limit

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -75,6 +76,7 @@ var suite = []struct {
 	{"ReadingsDefaultLimit", testReadingsDefaultLimit},
 	{"ReadingsRequireDevice", testReadingsRequireDevice},
 	{"CountReadings", testCountReadings},
+	{"StreamCounts", testStreamCounts},
 	{"ConcurrentAppend", testConcurrentAppend},
 	{"Manifests", testManifests},
 	{"Violations", testViolations},
@@ -1019,6 +1021,36 @@ func testCountReadings(t *testing.T, s store.Store) {
 	for dev, want := range map[string]int64{"d1": 3, "d2": 1, "missing": 0} {
 		if n, err := s.CountReadings(ctx, dev); err != nil || n != want {
 			t.Errorf("CountReadings(%q) = %d, %v; want %d", dev, n, err, want)
+		}
+	}
+}
+
+func testStreamCounts(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	setupReadingDevices(t, s, "d1", "d2")
+	mustAppend(t, s, []store.Reading{
+		reading("d1", "a", at(0), `1`),
+		reading("d1", "b", at(0), `2`),
+		reading("d2", "a", at(0), `3`),
+		reading("d1", "a", at(time.Second), `4`),
+		reading("d1", "c", at(2*time.Second), `5`),
+	})
+	for _, c := range []struct {
+		dev   string
+		until time.Time
+		want  map[string]int64
+	}{
+		{"d1", time.Time{}, map[string]int64{"a": 2, "b": 1, "c": 1}},
+		{"d1", at(2 * time.Second), map[string]int64{"a": 2, "b": 1}}, // until is exclusive
+		{"d1", at(2*time.Second + time.Nanosecond), map[string]int64{"a": 2, "b": 1, "c": 1}},
+		{"d1", at(time.Second), map[string]int64{"a": 1, "b": 1}},
+		{"d1", at(0), map[string]int64{}},
+		{"d2", time.Time{}, map[string]int64{"a": 1}},
+		{"missing", time.Time{}, map[string]int64{}},
+	} {
+		got, err := s.StreamCounts(ctx, c.dev, c.until)
+		if err != nil || !maps.Equal(got, c.want) {
+			t.Errorf("StreamCounts(%q, %v) = %v, %v; want %v", c.dev, c.until, got, err, c.want)
 		}
 	}
 }
