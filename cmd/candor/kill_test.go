@@ -17,8 +17,9 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 )
 
-// serveSQLite starts `candor serve` on the SQLite store in dir with extra
-// flags, and returns the process and its MQTT address.
+// serveSQLite starts `candor serve` with its data (and, unless extra names
+// a --store, its SQLite store) in dir, with extra flags, and returns the
+// process and its MQTT address once the banner is printed.
 func serveSQLite(t *testing.T, dir string, extra ...string) (*exec.Cmd, string) {
 	t.Helper()
 	args := append([]string{"serve", "--data", dir, "--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn"}, extra...)
@@ -59,16 +60,24 @@ type killResult struct {
 	lost    map[string]bool
 }
 
+// killRun says how killUnderLoad runs the hub: store flags given at both
+// starts, flags for the first start only, and how many readings must be
+// acknowledged before the kill.
+type killRun struct {
+	store, first []string
+	before       int
+}
+
 // killUnderLoad publishes QoS 1 readings from one device as fast as they
 // are acknowledged, kills the hub with SIGKILL, starts it again on the same
-// data directory and reads back what was stored.
-func killUnderLoad(t *testing.T, extra ...string) killResult {
+// data directory and store and reads back what was stored.
+func killUnderLoad(t *testing.T, k killRun) killResult {
 	dir, err := os.MkdirTemp("", "candor")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	srv, mqttAddr := serveSQLite(t, dir, extra...)
+	srv, mqttAddr := serveSQLite(t, dir, append(append([]string{}, k.store...), k.first...)...)
 	out, stderr, code := run(t, "", "device", "add", "Kitchen", "--type", "thermostat", "--data", dir, "--json")
 	if code != 0 {
 		t.Fatalf("device add: %d %s", code, stderr)
@@ -108,7 +117,7 @@ func killUnderLoad(t *testing.T, extra ...string) killResult {
 			}
 			r.acked = append(r.acked, value(i))
 			r.ackedAt = append(r.ackedAt, time.Now())
-			if len(r.acked) == 500 {
+			if len(r.acked) == k.before {
 				close(enough)
 			}
 		}
@@ -128,7 +137,7 @@ func killUnderLoad(t *testing.T, extra ...string) killResult {
 		t.Fatal("every reading was acknowledged before the kill; nothing was in flight")
 	}
 
-	serveSQLite(t, dir)
+	serveSQLite(t, dir, k.store...)
 	out, stderr, code = run(t, "", "readings", id, "--limit", "10000", "--json", "--data", dir)
 	if code != 0 {
 		t.Fatalf("readings after restart: %d %s", code, stderr)
@@ -159,7 +168,7 @@ func killUnderLoad(t *testing.T, extra ...string) killResult {
 // a PUBACK is sent only after the commit, so a SIGKILL under load loses
 // no acknowledged reading.
 func TestKillLosesNoAcknowledgedReading(t *testing.T) {
-	r := killUnderLoad(t)
+	r := killUnderLoad(t, killRun{before: 500})
 	if len(r.lost) > 0 {
 		t.Fatalf("%d of %d acknowledged readings lost after SIGKILL", len(r.lost), len(r.acked))
 	}
@@ -171,7 +180,7 @@ func TestKillLosesNoAcknowledgedReading(t *testing.T) {
 // only ever the newest acknowledged readings, since batches commit in
 // order: every reading acknowledged before the first lost one is stored.
 func TestKillInWindowModeLosesOnlyTheTail(t *testing.T) {
-	r := killUnderLoad(t, "--ack", "durable-within=10ms")
+	r := killUnderLoad(t, killRun{first: []string{"--ack", "durable-within=10ms"}, before: 500})
 	first := -1
 	for i, v := range r.acked {
 		if r.lost[v] {
