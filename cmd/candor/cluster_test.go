@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -28,33 +26,7 @@ import (
 // the process and its MQTT address once the banner is printed.
 func serveNode(t *testing.T, dir, dbURL, natsURL, deployment string) (*exec.Cmd, string) {
 	t.Helper()
-	srv := candor("serve", "--data", dir, "--store", dbURL, "--nats", natsURL, "--deployment", deployment,
-		"--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn")
-	stdout, err := srv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	srv.Stderr = &stderr
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	deadline := time.AfterFunc(30*time.Second, func() { _ = srv.Process.Kill() })
-	defer deadline.Stop()
-	var mqttAddr string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "MQTT:"); ok {
-			mqttAddr = strings.TrimSpace(a)
-			break
-		}
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	if mqttAddr == "" {
-		t.Fatalf("node in %s printed no MQTT address", dir)
-	}
-	return srv, mqttAddr
+	return serveHub(t, dir, "--store", dbURL, "--nats", natsURL, "--deployment", deployment)
 }
 
 func tempDataDir(t *testing.T) string {

@@ -17,10 +17,10 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 )
 
-// serveSQLite starts `candor serve` with its data (and, unless extra names
+// serveHub starts `candor serve` with its data (and, unless extra names
 // a --store, its SQLite store) in dir, with extra flags, and returns the
 // process and its MQTT address once the banner is printed.
-func serveSQLite(t *testing.T, dir string, extra ...string) (*exec.Cmd, string) {
+func serveHub(t *testing.T, dir string, extra ...string) (*exec.Cmd, string) {
 	t.Helper()
 	args := append([]string{"serve", "--data", dir, "--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn"}, extra...)
 	srv := candor(args...)
@@ -77,7 +77,7 @@ func killUnderLoad(t *testing.T, k killRun) killResult {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	srv, mqttAddr := serveSQLite(t, dir, append(append([]string{}, k.store...), k.first...)...)
+	srv, mqttAddr := serveHub(t, dir, append(append([]string{}, k.store...), k.first...)...)
 	out, stderr, code := run(t, "", "device", "add", "Kitchen", "--type", "thermostat", "--data", dir, "--json")
 	if code != 0 {
 		t.Fatalf("device add: %d %s", code, stderr)
@@ -137,7 +137,7 @@ func killUnderLoad(t *testing.T, k killRun) killResult {
 		t.Fatal("every reading was acknowledged before the kill; nothing was in flight")
 	}
 
-	serveSQLite(t, dir, k.store...)
+	serveHub(t, dir, k.store...)
 	out, stderr, code = run(t, "", "readings", id, "--limit", "10000", "--json", "--data", dir)
 	if code != 0 {
 		t.Fatalf("readings after restart: %d %s", code, stderr)

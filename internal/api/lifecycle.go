@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -133,7 +134,7 @@ func (s *Server) importAdvisories(w http.ResponseWriter, r *http.Request, p acce
 			docs = append(docs, advisories.Document{Source: src, Data: d.Document})
 		}
 	} else {
-		docs = []advisories.Document{{Source: cmpOr(r.URL.Query().Get("source"), "the request body"), Data: body}}
+		docs = []advisories.Document{{Source: cmp.Or(r.URL.Query().Get("source"), "the request body"), Data: body}}
 	}
 	got, err := s.cfg.Advisories.Import(r.Context(), docs)
 	if err != nil {
@@ -271,11 +272,4 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

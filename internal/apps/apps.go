@@ -143,7 +143,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if err := s.reload(ctx); err != nil {
+	if err := s.Reload(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -35,7 +35,10 @@ type appInfo struct {
 
 type streamKey struct{ device, stream string }
 
-func (s *Service) reload(ctx context.Context) error {
+// Reload rereads apps and their grants from the store: after a change
+// here, and for a change made by another hub node sharing it (a grant
+// switched, an app revoked).
+func (s *Service) Reload(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.reloadLocked(ctx)

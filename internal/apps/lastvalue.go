@@ -74,7 +74,7 @@ func (s *Service) Forget(ctx context.Context, deviceIDs []string) {
 		}
 	}
 	s.lastMu.Unlock()
-	if err := s.reload(ctx); err != nil {
+	if err := s.Reload(ctx); err != nil {
 		s.log.Warn("apps: reload after an erasure", "err", err)
 	}
 }

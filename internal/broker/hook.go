@@ -296,14 +296,17 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return h.appPublish(cl, pk)
 	}
 	id := deviceOf(cl)
-	if h.state != nil && isStateTopic(id, pk.TopicName) {
-		return h.onState(cl, id, pk)
-	}
-	if handle, ok := h.systemHandler(id, pk.TopicName); ok {
-		return h.onSystem(cl, pk, id, handle)
-	}
+	// A reading's topic is checked first: it is nearly every publish, and
+	// a stream name (ingest.ValidStream) can never be "$state" or another
+	// "$" system topic, so the order changes no outcome.
 	stream, ok := publishStream(id, pk.TopicName)
 	if !ok {
+		if h.state != nil && isStateTopic(id, pk.TopicName) {
+			return h.onState(cl, id, pk)
+		}
+		if handle, ok := h.systemHandler(id, pk.TopicName); ok {
+			return h.onSystem(cl, pk, id, handle)
+		}
 		if cl.Properties.ProtocolVersion < 5 {
 			h.denyPublish(id, pk.TopicName)
 			return pk, packets.CodeSuccessIgnore

@@ -365,12 +365,13 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 			p.watchRefused(ctx, deviceID, stream, len(payload), err)
 			return Ticket{}, err
 		}
-		if s := e.Manifest.Stream(stream); s != nil {
+		s := e.Manifest.Stream(stream)
+		if s != nil {
 			p.observeRate(deviceID, s)
 		}
 		payload, version = out, e.Version
 		if p.opts.Consent == nil {
-			p.watch(e, deviceID, stream, len(payload), false, now)
+			p.watch(e, s, deviceID, stream, len(payload), false, now)
 		} else {
 			d := p.opts.Consent.Allowed(deviceID, stream)
 			if d.ManifestVersion != e.Version {
@@ -380,7 +381,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 				}
 				d = p.opts.Consent.Allowed(deviceID, stream)
 			}
-			p.watch(e, deviceID, stream, len(payload), !d.Collect, now)
+			p.watch(e, s, deviceID, stream, len(payload), !d.Collect, now)
 			if len(d.Recipients) > 0 && p.opts.Forwarder != nil {
 				p.opts.Forwarder.Forward(ctx, deviceID, stream, now, payload, d.Recipients)
 			}

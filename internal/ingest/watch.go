@@ -42,13 +42,14 @@ func (p *Pipeline) admit(deviceID, stream string) error {
 }
 
 // watch tells the monitor about a reading that passed the manifest: its
-// size and the stream's declared profile, never its values.
-func (p *Pipeline) watch(e *catalog.Entry, deviceID, stream string, size int, off bool, at time.Time) {
+// size and the stream's declared profile (s, nil when the manifest does
+// not declare it), never its values.
+func (p *Pipeline) watch(e *catalog.Entry, s *manifest.Stream, deviceID, stream string, size int, off bool, at time.Time) {
 	if p.opts.Monitor == nil {
 		return
 	}
 	r := monitor.Reading{Device: deviceID, Type: e.Manifest.DeviceType, Stream: stream, Size: size, Off: off, At: at}
-	if s := e.Manifest.Stream(stream); s != nil {
+	if s != nil {
 		r.PerMinute, r.MaxBytes = s.MaxPerMinute, s.MaxPayloadBytes
 	}
 	p.opts.Monitor.Reading(r)

@@ -72,7 +72,7 @@ func (s *Server) postRestrict(w http.ResponseWriter, r *http.Request, v viewer) 
 		return
 	}
 	adv := r.PostFormValue("advisory")
-	if err := s.cfg.Restrict.Restrict(auditlog.WithActor(r.Context(), v.Actor()), d.ID, adv); err != nil {
+	if err := s.cfg.Restrict.Restrict(r.Context(), d.ID, adv); err != nil {
 		s.controlRefused(w, r, v, d, "", err)
 		return
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/candor-iot/candor/internal/advisories"
-	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/store"
 )
 
@@ -52,7 +51,7 @@ func (s *Server) postFeed(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	in := feedForm{URL: strings.TrimSpace(r.PostFormValue("url")), Kind: r.PostFormValue("kind"),
 		Fingerprint: strings.TrimSpace(r.PostFormValue("fingerprint")), UnsignedAllowed: r.PostFormValue("unsigned") == "on"}
-	f, err := s.cfg.Feeds.AddFeedWith(auditlog.WithActor(r.Context(), v.Actor()), in.URL, in.Kind, advisories.OriginOperator,
+	f, err := s.cfg.Feeds.AddFeedWith(r.Context(), in.URL, in.Kind, advisories.OriginOperator,
 		advisories.FeedSignatures{Fingerprint: in.Fingerprint, UnsignedAllowed: in.UnsignedAllowed})
 	if err != nil {
 		if !errors.Is(err, advisories.ErrFeedURL) {
@@ -71,7 +70,7 @@ func (s *Server) postFeedRemove(w http.ResponseWriter, r *http.Request, v viewer
 	if !s.feedAdmin(w, r, v) {
 		return
 	}
-	if err := s.cfg.Feeds.RemoveFeed(auditlog.WithActor(r.Context(), v.Actor()), r.PostFormValue("url")); err != nil {
+	if err := s.cfg.Feeds.RemoveFeed(r.Context(), r.PostFormValue("url")); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -83,7 +82,7 @@ func (s *Server) postFeedRefresh(w http.ResponseWriter, r *http.Request, v viewe
 	if !s.feedAdmin(w, r, v) {
 		return
 	}
-	res, err := s.cfg.Feeds.RefreshFeed(auditlog.WithActor(r.Context(), v.Actor()), r.PostFormValue("url"))
+	res, err := s.cfg.Feeds.RefreshFeed(r.Context(), r.PostFormValue("url"))
 	msg := fmt.Sprintf("The hub read the feed. %d new or changed, %d refused.", len(res.Imported), len(res.Refused))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
