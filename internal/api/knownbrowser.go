@@ -6,9 +6,6 @@ import (
 	"github.com/candor-iot/candor/internal/identity"
 )
 
-// origin is where a credential check comes from (identity.OriginOf).
-func origin(r *http.Request) identity.Origin { return identity.OriginOf(r) }
-
 // rememberBrowser marks the browser as one the account has logged in from,
 // so a later login from it is not locked out by someone else's guessing.
 // A failure here is logged, not worth failing the login for.

@@ -16,12 +16,12 @@ import (
 func (s *Server) passwordLogin(r *http.Request, in credentialsIn, kind store.SessionKind, name string) (store.Session, string, error) {
 	ctx := r.Context()
 	if in.Challenge != "" {
-		return s.id.LoginSecondFactor(ctx, origin(r), in.Challenge, in.Code)
+		return s.id.LoginSecondFactor(ctx, identity.OriginOf(r), in.Challenge, in.Code)
 	}
-	ss, tok, err := s.id.Login(ctx, origin(r), in.Username, in.Password, kind, name)
+	ss, tok, err := s.id.Login(ctx, identity.OriginOf(r), in.Username, in.Password, kind, name)
 	var req *identity.SecondFactorRequiredError
 	if errors.As(err, &req) && in.Code != "" {
-		return s.id.LoginSecondFactor(ctx, origin(r), req.Challenge, in.Code)
+		return s.id.LoginSecondFactor(ctx, identity.OriginOf(r), req.Challenge, in.Code)
 	}
 	return ss, tok, err
 }

@@ -23,10 +23,6 @@ type Updates interface {
 	SetAutomatic(ctx context.Context, actor auditlog.Actor, d updates.Device, on bool) error
 }
 
-func updateDevice(d store.Device) updates.Device {
-	return updates.Device{ID: d.ID, Household: d.HouseholdID, Type: d.Type}
-}
-
 func (s *Server) updateState(d store.Device) updates.State {
 	if st, ok := s.cfg.Updates.Status(d.ID); ok {
 		return st
@@ -66,7 +62,7 @@ func (s *Server) checkUpdate(w http.ResponseWriter, r *http.Request, p access.Pr
 		s.fail(w, r, err)
 		return
 	}
-	st, err := s.cfg.Updates.CheckNow(r.Context(), updateDevice(d))
+	st, err := s.cfg.Updates.CheckNow(r.Context(), updates.DeviceOf(d))
 	var re *updates.RefusedError
 	if err != nil && !errors.As(err, &re) {
 		s.fail(w, r, err)
@@ -82,7 +78,7 @@ func (s *Server) installUpdate(w http.ResponseWriter, r *http.Request, p access.
 		s.fail(w, r, err)
 		return
 	}
-	st, err := s.cfg.Updates.Install(r.Context(), p.Actor(), updateDevice(d))
+	st, err := s.cfg.Updates.Install(r.Context(), p.Actor(), updates.DeviceOf(d))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -104,7 +100,7 @@ func (s *Server) postponeUpdate(w http.ResponseWriter, r *http.Request, p access
 		s.fail(w, r, err)
 		return
 	}
-	st, err := s.cfg.Updates.Postpone(r.Context(), p.Actor(), updateDevice(d), time.Duration(in.Days)*24*time.Hour)
+	st, err := s.cfg.Updates.Postpone(r.Context(), p.Actor(), updates.DeviceOf(d), time.Duration(in.Days)*24*time.Hour)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -130,7 +126,7 @@ func (s *Server) setAutomaticUpdates(w http.ResponseWriter, r *http.Request, p a
 		writeProblem(w, r, http.StatusBadRequest, "bad-request", `send {"automatic": true} or {"automatic": false}`)
 		return
 	}
-	if err := s.cfg.Updates.SetAutomatic(r.Context(), p.Actor(), updateDevice(d), *in.Automatic); err != nil {
+	if err := s.cfg.Updates.SetAutomatic(r.Context(), p.Actor(), updates.DeviceOf(d), *in.Automatic); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -106,7 +106,7 @@ func (h *Hub) checkUpdates(ctx context.Context, only string) {
 		if !has[d.Type] || !d.RevokedAt.IsZero() || ctx.Err() != nil || only != "" && d.ID != only {
 			continue
 		}
-		_, _ = h.upd.Check(ctx, updates.Device{ID: d.ID, Household: d.HouseholdID, Type: d.Type})
+		_, _ = h.upd.Check(ctx, updates.DeviceOf(d))
 	}
 }
 
@@ -116,7 +116,7 @@ func (h *Hub) updateProgress(ctx context.Context, deviceID string, payload []byt
 	if err != nil {
 		return err
 	}
-	return h.upd.HandleProgress(ctx, updates.Device{ID: d.ID, Household: d.HouseholdID, Type: d.Type}, payload)
+	return h.upd.HandleProgress(ctx, updates.DeviceOf(d), payload)
 }
 
 // deviceAuth lets a device fetch its update file with its own credential.

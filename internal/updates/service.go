@@ -17,6 +17,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/problem"
+	"github.com/candor-iot/candor/internal/store"
 )
 
 // Versions tells the firmware version a device reported as installed
@@ -38,6 +39,11 @@ type Publisher interface {
 // Device is what the service needs to know about one device.
 type Device struct {
 	ID, Household, Type string
+}
+
+// DeviceOf is the part of a stored device the updates service needs.
+func DeviceOf(d store.Device) Device {
+	return Device{ID: d.ID, Household: d.HouseholdID, Type: d.Type}
 }
 
 // reuseRefresh is how long one repository refresh serves the checks of

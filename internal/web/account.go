@@ -74,7 +74,7 @@ func (s *Server) postSetup(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ses, tok, err := s.id.Login(r.Context(), origin(r), form.Username, password, store.SessionBrowser, userAgent(r))
+	ses, tok, err := s.id.Login(r.Context(), identity.OriginOf(r), form.Username, password, store.SessionBrowser, userAgent(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -119,7 +119,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusForbidden, "login", p)
 		return
 	}
-	ses, tok, err := s.id.Login(r.Context(), origin(r), form.Username, r.PostFormValue("password"), store.SessionBrowser, userAgent(r))
+	ses, tok, err := s.id.Login(r.Context(), identity.OriginOf(r), form.Username, r.PostFormValue("password"), store.SessionBrowser, userAgent(r))
 	var te *identity.ThrottledError
 	var sf *identity.SecondFactorRequiredError
 	switch {

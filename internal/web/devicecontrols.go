@@ -40,10 +40,6 @@ func (s *Server) deviceControlRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /devices/{id}/updates/automatic", s.authed(s.postAutomatic))
 }
 
-func updatesDevice(d store.Device) updates.Device {
-	return updates.Device{ID: d.ID, Household: d.HouseholdID, Type: d.Type}
-}
-
 // controlDone shows the device page again after a change, with msg.
 func (s *Server) controlDone(w http.ResponseWriter, r *http.Request, v viewer, d store.Device, anchor, msg string) {
 	s.flash(v, msg)
@@ -89,7 +85,7 @@ func (s *Server) postInstall(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderError(w, r, http.StatusNotFound, nil)
 		return
 	}
-	if _, err := s.cfg.UpdateControls.Install(r.Context(), v.Actor(), updatesDevice(d)); err != nil {
+	if _, err := s.cfg.UpdateControls.Install(r.Context(), v.Actor(), updates.DeviceOf(d)); err != nil {
 		s.controlRefused(w, r, v, d, "update-install", err)
 		return
 	}
@@ -111,7 +107,7 @@ func (s *Server) postPostpone(w http.ResponseWriter, r *http.Request, v viewer) 
 		s.showDevice(w, r, v, d, http.StatusUnprocessableEntity, []formError{{Field: "postpone-days", Message: "Choose for how long to put it off."}})
 		return
 	}
-	if _, err := s.cfg.UpdateControls.Postpone(r.Context(), v.Actor(), updatesDevice(d), time.Duration(days)*24*time.Hour); err != nil {
+	if _, err := s.cfg.UpdateControls.Postpone(r.Context(), v.Actor(), updates.DeviceOf(d), time.Duration(days)*24*time.Hour); err != nil {
 		s.controlRefused(w, r, v, d, "postpone-days", err)
 		return
 	}
@@ -129,7 +125,7 @@ func (s *Server) postAutomatic(w http.ResponseWriter, r *http.Request, v viewer)
 		return
 	}
 	on := r.PostFormValue("automatic") == "on"
-	if err := s.cfg.UpdateControls.SetAutomatic(r.Context(), v.Actor(), updatesDevice(d), on); err != nil {
+	if err := s.cfg.UpdateControls.SetAutomatic(r.Context(), v.Actor(), updates.DeviceOf(d), on); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -38,7 +38,7 @@ func (s *Server) postLoginCode(w http.ResponseWriter, r *http.Request) {
 		s.loginCode(w, r, http.StatusForbidden, form, []formError{{Message: upperFirst(err.Error()) + "."}})
 		return
 	}
-	ses, tok, err := s.id.LoginSecondFactor(r.Context(), origin(r), form.Challenge, r.PostFormValue("code"))
+	ses, tok, err := s.id.LoginSecondFactor(r.Context(), identity.OriginOf(r), form.Challenge, r.PostFormValue("code"))
 	var te *identity.ThrottledError
 	switch {
 	case errors.Is(err, identity.ErrUnauthenticated):
