@@ -283,6 +283,11 @@ func (n *Node) onChanges(m *nats.Msg) {
 			errs = append(errs, fmt.Errorf("%s %s: %w", c.Kind, c.ID, err))
 		}
 	}
+	if ctx.Err() != nil {
+		// The sender stopped waiting at about this time: a late "done"
+		// would tell it the change was in force in time when it was not.
+		errs = append(errs, fmt.Errorf("applying took longer than %v", n.opts.Confirm))
+	}
 	if err := errors.Join(errs...); err != nil {
 		n.log.Error("cluster: apply changes", "from", msg.Node, "err", err)
 		conf.Error = err.Error()
@@ -383,6 +388,11 @@ func (n *Node) announce(ctx context.Context, changes []Change) error {
 		}
 		select {
 		case m := <-ch:
+			if ctx.Err() != nil {
+				// Both were ready: the deadline wins, so a confirmation
+				// that came late never counts as in time.
+				return &UnconfirmedError{Nodes: missing, Reason: reason}
+			}
 			var c confirmation
 			if json.Unmarshal(m.Data, &c) != nil || c.Node == "" {
 				continue
