@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -245,8 +246,26 @@ type PhaseResult struct {
 	SinkP99Ms float64 `json:"sink_p99_ms,omitempty"`
 	SinkMaxMs float64 `json:"sink_max_ms,omitempty"`
 
+	// DeviceP99MinMs and DeviceP99MaxMs are, for Candor, the p99 of
+	// publish → accepted of the device served best and of the one served
+	// worst: far apart, connections are served unevenly.
+	DeviceP99MinMs float64 `json:"device_p99_min_ms,omitempty"`
+	DeviceP99MaxMs float64 `json:"device_p99_max_ms,omitempty"`
+	// DeviceSentMin and DeviceSentMax are the fewest and most messages one
+	// device got into the broker's socket in the phase.
+	DeviceSentMin int64 `json:"device_sent_min,omitempty"`
+	DeviceSentMax int64 `json:"device_sent_max,omitempty"`
+
 	RowsPerBatch float64 `json:"rows_per_batch,omitempty"`
 	CommitMeanMs float64 `json:"commit_mean_ms,omitempty"`
+	// CommitWaitP99Ms and CommitWaitMaxMs are, for Candor, how long the
+	// oldest reading of a committed batch waited from acceptance (its row
+	// timestamp) until the commit finished, p99 and largest over the
+	// phase's batches, each the upper bound of a histogram bucket (the
+	// hub's candor_store_commit_wait_seconds). Added to publish → accepted
+	// they bound publish → durable.
+	CommitWaitP99Ms float64 `json:"commit_wait_p99_ms,omitempty"`
+	CommitWaitMaxMs float64 `json:"commit_wait_max_ms,omitempty"`
 
 	BrokerCPUSeconds float64 `json:"broker_cpu_seconds,omitempty"`
 	BrokerCPUPercent float64 `json:"broker_cpu_percent,omitempty"` // of one core, over the phase
@@ -420,6 +439,9 @@ func fillLoad(r *PhaseResult, p phaseKind, lr *loadResult) {
 		r.SentPerSec = float64(r.Sent) / r.LoadSeconds
 	}
 	r.accepted = r.Sent
+	if len(lr.Sent) > 0 {
+		r.DeviceSentMin, r.DeviceSentMax = slices.Min(lr.Sent), slices.Max(lr.Sent)
+	}
 	if p.qos == 1 {
 		r.Acked = sum(lr.Acked)
 		r.accepted = r.Acked

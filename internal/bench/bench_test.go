@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,6 +143,42 @@ go_gc_duration_seconds{quantile="0"} 1
 		if m[k] != v {
 			t.Errorf("%s = %v, want %v", k, m[k], v)
 		}
+	}
+}
+
+// TestCommitWaitQuantile: the hub's commit-wait histogram is kept by
+// bucket and read as the difference between two scrapes, so batches of an
+// earlier phase do not count.
+func TestCommitWaitQuantile(t *testing.T) {
+	scrape := func(counts ...int) map[string]float64 {
+		var b strings.Builder
+		for i, le := range []string{"0.01", "0.1", "1", "+Inf"} {
+			fmt.Fprintf(&b, "%s_bucket{le=%q} %d\n", commitWaitMetric, le, counts[i])
+		}
+		fmt.Fprintf(&b, "%s_count %d\n", commitWaitMetric, counts[3])
+		m, err := parseMetrics(strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	// Before the phase: 50 batches, all under 10 ms. During it: 100
+	// more, 90 under 10 ms, 9 under 100 ms, 1 under 1 s.
+	m0 := scrape(50, 50, 50, 50)
+	m1 := scrape(140, 149, 150, 150)
+	for _, c := range []struct {
+		q    float64
+		want float64
+	}{{0.5, 0.01}, {0.9, 0.01}, {0.95, 0.1}, {0.99, 0.1}, {1, 1}} {
+		if got, ok := commitWaitQuantile(m0, m1, c.q); !ok || got != c.want {
+			t.Errorf("quantile %v = %v, %v; want %v", c.q, got, ok, c.want)
+		}
+	}
+	if _, ok := commitWaitQuantile(m1, m1, 0.99); ok {
+		t.Error("a quantile was reported for a phase without batches")
+	}
+	if _, ok := commitWaitQuantile(map[string]float64{}, map[string]float64{"candor_readings_accepted_total": 1}, 0.99); ok {
+		t.Error("a quantile was reported for a hub without the metric")
 	}
 }
 

@@ -3,16 +3,19 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -230,7 +233,9 @@ func (h *hubProc) metrics(ctx context.Context) (map[string]float64, error) {
 
 // parseMetrics reads the Prometheus text format, keeping samples of
 // candor_ metrics and the Go runtime's memory and goroutine gauges.
-// Labelled series are summed under their bare name.
+// Labelled series are summed under their bare name; histogram buckets are
+// dropped except commitWaitMetric's, kept under their whole series name
+// (with the le label) for commitWaitQuantile.
 func parseMetrics(r io.Reader) (map[string]float64, error) {
 	m := map[string]float64{}
 	sc := bufio.NewScanner(r)
@@ -247,9 +252,12 @@ func parseMetrics(r io.Reader) (map[string]float64, error) {
 		name := line[:sp]
 		if i := strings.IndexByte(name, '{'); i >= 0 {
 			if strings.Contains(name[i:], `le="`) {
-				continue // histogram buckets
+				if name[:i] != commitWaitMetric+"_bucket" {
+					continue // histogram buckets, but for the one read as a distribution
+				}
+			} else {
+				name = name[:i]
 			}
-			name = name[:i]
 		}
 		v, err := strconv.ParseFloat(line[sp+1:], 64)
 		if err != nil {
@@ -267,7 +275,10 @@ func parseMetrics(r io.Reader) (map[string]float64, error) {
 type storeCheck struct {
 	PerDevice []int64   // rows stored per bench device
 	Accept    Histogram // send → hub accepted (row timestamp), ns
-	BadRows   int       // rows whose payload carried no send time
+	// DeviceAccept is Accept per bench device, to see whether some
+	// connections are served much later than others.
+	DeviceAccept []Histogram
+	BadRows      int // rows whose payload carried no send time
 }
 
 // readStore opens the stopped hub's SQLite store and counts, per device,
@@ -301,7 +312,7 @@ func readStore(ctx context.Context, dir string, devs []device, streams []string)
 	}
 	out := map[string]*storeCheck{}
 	for _, st := range streams {
-		chk := &storeCheck{PerDevice: make([]int64, len(devs))}
+		chk := &storeCheck{PerDevice: make([]int64, len(devs)), DeviceAccept: make([]Histogram, len(devs))}
 		out[st] = chk
 		for i, d := range devs {
 			var after int64
@@ -317,6 +328,7 @@ func readStore(ctx context.Context, dir string, devs []device, streams []string)
 					chk.PerDevice[i]++
 					if t, ok := SentNanos(r.Payload); ok {
 						chk.Accept.Record(r.Time.UnixNano() - t)
+						chk.DeviceAccept[i].Record(r.Time.UnixNano() - t)
 					} else {
 						chk.BadRows++
 					}
@@ -367,4 +379,50 @@ func (t *tailBuffer) String() string {
 		return "(no output on stderr)"
 	}
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// commitWaitMetric is the hub's histogram of how long each committed
+// batch's oldest reading waited from acceptance to the end of its commit.
+const commitWaitMetric = "candor_store_commit_wait_seconds"
+
+// commitWaitQuantile returns the upper bound, in seconds, of the bucket of
+// commitWaitMetric holding quantile q of the batches committed between the
+// scrapes m0 and m1; ok is false when none were (or the hub has no such
+// metric). +Inf is returned as the largest finite bound.
+func commitWaitQuantile(m0, m1 map[string]float64, q float64) (float64, bool) {
+	prefix := commitWaitMetric + `_bucket{le="`
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	var top float64
+	for k, v := range m1 {
+		rest, found := strings.CutPrefix(k, prefix)
+		if !found {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(rest, `"}`), 64)
+		if err != nil {
+			continue
+		}
+		if !math.IsInf(le, 1) {
+			top = max(top, le)
+		}
+		bs = append(bs, bucket{le, v - m0[k]})
+	}
+	if len(bs) == 0 {
+		return 0, false
+	}
+	slices.SortFunc(bs, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
+	total := bs[len(bs)-1].n // the +Inf bucket counts every batch
+	if total <= 0 {
+		return 0, false
+	}
+	for _, b := range bs {
+		if b.n >= q*total {
+			if math.IsInf(b.le, 1) {
+				return top, true
+			}
+			return b.le, true
+		}
+	}
+	return top, true
 }

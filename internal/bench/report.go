@@ -139,6 +139,14 @@ func rows(rep *Report) []Row {
 	}), false)
 	add(sec, "publish → stored row ts (C) / delivered (ref) p50 ms", q0(func(p *PhaseResult) (float64, bool) { return measured(p.SinkP50Ms) }), true)
 	add(sec, "publish → stored row ts (C) / delivered (ref) p99 ms", q0(func(p *PhaseResult) (float64, bool) { return measured(p.SinkP99Ms) }), true)
+	add(sec, "publish → stored row ts p99 ms, best-served / worst-served device", q0(func(p *PhaseResult) (float64, bool) { return measured(p.DeviceP99MinMs) }), false)
+	pairCell(&out[len(out)-1].Candor, c.QoS0, func(p *PhaseResult) (float64, float64) { return p.DeviceP99MinMs, p.DeviceP99MaxMs })
+	add(sec, "accepted → committed, oldest reading of a batch, p99 / max ms", q0(func(p *PhaseResult) (float64, bool) { return measured(p.CommitWaitMaxMs) }), false)
+	pairCell(&out[len(out)-1].Candor, c.QoS0, func(p *PhaseResult) (float64, float64) { return p.CommitWaitP99Ms, p.CommitWaitMaxMs })
+	add(sec, "messages sent per device, fewest / most", q0(func(p *PhaseResult) (float64, bool) { return measured(float64(p.DeviceSentMax)) }), false)
+	sentSpread := func(p *PhaseResult) (float64, float64) { return float64(p.DeviceSentMin), float64(p.DeviceSentMax) }
+	pairCell(&out[len(out)-1].Candor, c.QoS0, sentSpread)
+	pairCell(&out[len(out)-1].Reference, r.QoS0, sentSpread)
 	add(sec, "broker CPU µs per message", q0(func(p *PhaseResult) (float64, bool) { return measured(p.CPUMicrosPerMsg) }), true)
 	add(sec, "broker waiting for a CPU, % of phase (other load)", q0(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerRunqPercent) }), false)
 	add(sec, "broker peak RSS MiB", q0(func(p *PhaseResult) (float64, bool) { return measured(p.PeakRSSMiB) }), true)
@@ -209,6 +217,21 @@ func fixBatchRow(row *Row, p *PhaseResult) {
 		return
 	}
 	row.Candor = fmt.Sprintf("%s / %s", num(p.RowsPerBatch), num(p.CommitMeanMs))
+}
+
+// pairCell shows two figures of a phase as "a / b" in a side's cell of a
+// row, or n/a when the phase did not measure them.
+func pairCell(cell *string, p *PhaseResult, get func(p *PhaseResult) (float64, float64)) {
+	if p == nil {
+		*cell = na
+		return
+	}
+	a, b := get(p)
+	if a == 0 && b == 0 {
+		*cell = na
+		return
+	}
+	*cell = fmt.Sprintf("%s / %s", num(a), num(b))
 }
 
 // notes explain how to read the figures.

@@ -149,6 +149,16 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 		r.SinkP50Ms = Millis(chk.Accept.Quantile(0.50))
 		r.SinkP99Ms = Millis(chk.Accept.Quantile(0.99))
 		r.SinkMaxMs = Millis(chk.Accept.Max())
+		for i := range chk.DeviceAccept {
+			if chk.DeviceAccept[i].Count() == 0 {
+				continue
+			}
+			p99 := Millis(chk.DeviceAccept[i].Quantile(0.99))
+			if r.DeviceP99MinMs == 0 || p99 < r.DeviceP99MinMs {
+				r.DeviceP99MinMs = p99
+			}
+			r.DeviceP99MaxMs = max(r.DeviceP99MaxMs, p99)
+		}
 		want, what := lr.Sent, "sent"
 		if p.qos == 1 {
 			want, what = lr.Acked, "acknowledged"
@@ -242,6 +252,11 @@ func candorPhase(ctx context.Context, o Options, h *hubProc, devs []device, p ph
 	}
 	if n := m1["candor_store_batch_seconds_count"] - m0["candor_store_batch_seconds_count"]; n > 0 {
 		r.CommitMeanMs = 1000 * (m1["candor_store_batch_seconds_sum"] - m0["candor_store_batch_seconds_sum"]) / n
+	}
+	if v, ok := commitWaitQuantile(m0, m1, 0.99); ok {
+		r.CommitWaitP99Ms = 1000 * v
+		v, _ = commitWaitQuantile(m0, m1, 1)
+		r.CommitWaitMaxMs = 1000 * v
 	}
 	fillProc(r, before, after, reset, at.Sub(lr.Start))
 	return r, lr, nil

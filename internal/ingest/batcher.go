@@ -44,6 +44,15 @@ type liveReading struct {
 // gathered for at most maxWait (or until maxRows) and written in a single
 // durable transaction. While one batch is being written the next one fills,
 // so a slow fsync raises batch size instead of lowering throughput.
+//
+// When the store is the bottleneck (QoS 0 at full speed) submitters block
+// and, through them, the connections' read loops, which is the only
+// back-pressure a QoS 0 publisher gets (TCP flow control). Each device may
+// then put only its share of maxPending into the filling batch: without
+// that, whichever read loops the scheduler ran first after a commit filled
+// the whole batch from their full socket buffers, and other devices'
+// readings waited in theirs for seconds (docs/benchmarks.md, "QoS 0:
+// even service of connections").
 type batcher struct {
 	st         appender
 	maxRows    int
@@ -54,9 +63,16 @@ type batcher struct {
 	// the batch's waiters are released (and before any PUBACK).
 	onLive func([]liveReading)
 
-	mu     sync.Mutex
-	space  chan struct{} // closed (and replaced) when cur is swapped out
-	cur    *batch
+	mu    sync.Mutex
+	space chan struct{} // closed (and replaced) when cur is swapped out
+	cur   *batch
+	// per counts cur's rows by device, with an entry (perhaps 0) for each
+	// device that had to wait for room, and share is how many rows one
+	// device may have in cur: maxPending divided by the number of devices
+	// in the previous batch, so every device that is sending gets its
+	// share of each batch before the batch is full.
+	per    map[string]int
+	share  int
 	closed bool
 	kick   chan struct{} // cur went from empty to non-empty
 	full   chan struct{} // cur reached maxRows
@@ -75,6 +91,8 @@ func newBatcher(st appender, maxRows int, maxWait time.Duration, onCommit func(i
 		maxPending: 4 * maxRows,
 		onCommit:   onCommit,
 		cur:        newBatch(maxRows),
+		per:        make(map[string]int),
+		share:      4 * maxRows,
 		kick:       make(chan struct{}, 1),
 		full:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
@@ -93,12 +111,17 @@ func newBatch(capacity int) *batch {
 var errOverloaded = errors.New("storage is behind; reading not accepted")
 
 // add queues r and returns the batch it joined. It blocks while too many
-// rows are already waiting for the disk, so a flood slows publishers down
-// rather than growing memory without bound or dropping data; ctx bounds
-// that wait.
+// rows are already waiting for the disk, or r's device already has its
+// share of them, so a flood slows publishers down rather than growing
+// memory without bound or dropping data; ctx bounds that wait.
 func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (*batch, error) {
 	b.mu.Lock()
-	for !b.closed && len(b.cur.rows) >= b.maxPending {
+	for !b.closed && (len(b.cur.rows) >= b.maxPending || b.per[r.DeviceID] >= b.share) {
+		// A device that waits counts towards the next batch's shares
+		// even if it got no row into this one.
+		if _, ok := b.per[r.DeviceID]; !ok {
+			b.per[r.DeviceID] = 0
+		}
 		space := b.space
 		b.mu.Unlock()
 		select {
@@ -117,6 +140,7 @@ func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (
 		cur.first = time.Now()
 	}
 	cur.rows = append(cur.rows, r)
+	b.per[r.DeviceID]++
 	if live != nil {
 		cur.live = append(cur.live, *live)
 	}
@@ -189,6 +213,8 @@ func (b *batcher) flush() int {
 	// batch in neither place.
 	b.writing.Store(bt.first.UnixNano())
 	b.cur = newBatch(b.maxRows)
+	b.share = max(1, b.maxPending/len(b.per))
+	clear(b.per)
 	close(b.space)
 	b.space = make(chan struct{})
 	b.mu.Unlock()

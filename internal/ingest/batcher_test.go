@@ -543,3 +543,134 @@ func testPendingCountersDuringFlush(t *testing.T) {
 	release()
 	await(t, "flush", flushed)
 }
+
+// steppedAppender commits one batch each time step is sent to, or every
+// batch once quit is closed, and records the rows of every batch by device.
+type steppedAppender struct {
+	step    chan struct{}
+	quit    chan struct{}
+	mu      sync.Mutex
+	batches []map[string]int
+}
+
+func (s *steppedAppender) AppendReadings(ctx context.Context, rs []store.Reading) error {
+	select {
+	case <-s.step:
+	case <-s.quit:
+	}
+	per := map[string]int{}
+	for _, r := range rs {
+		per[r.DeviceID]++
+	}
+	s.mu.Lock()
+	s.batches = append(s.batches, per)
+	s.mu.Unlock()
+	return nil
+}
+
+// TestEveryDeviceGetsItsShare: while the writer is behind, the queue holds
+// at most maxPending readings, and each device that is sending gets an
+// equal share of every batch instead of the first read loops to run after
+// a commit filling it (at QoS 0 full speed that left some devices'
+// readings waiting for seconds). Each device here is one connection's read
+// loop: one reading at a time, never waiting for the commit.
+func TestEveryDeviceGetsItsShare(t *testing.T) {
+	synctest.Test(t, testEveryDeviceGetsItsShare)
+}
+
+func testEveryDeviceGetsItsShare(t *testing.T) {
+	const (
+		maxRows    = 10
+		maxPending = 4 * maxRows
+		devices    = 4
+		share      = maxPending / devices
+		backlog    = 1000 // readings each device has to send: more than the rounds checked take
+		rounds     = 5
+	)
+	st := &steppedAppender{step: make(chan struct{}), quit: make(chan struct{})}
+	b := newBatcher(st, maxRows, 0, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	// On any exit: blocked read loops give up, the writer finishes.
+	defer func() {
+		cancel()
+		wg.Wait()
+		select {
+		case <-st.quit:
+		default:
+			close(st.quit)
+		}
+		b.close()
+	}()
+	add := func(dev string, i int) error {
+		_, err := b.add(ctx, store.Reading{DeviceID: dev, Stream: "s", Payload: fmt.Appendf(nil, `{"i":%d}`, i)}, nil)
+		return err
+	}
+	// The writer takes a first, one-device batch and is stuck on it.
+	if err := add("dev-first", 0); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Wait()
+
+	errs := make(chan error, devices)
+	for d := range devices {
+		wg.Go(func() {
+			for i := range backlog {
+				if err := add(fmt.Sprintf("dev-%d", d), i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	queued := func() map[string]int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if n := len(b.cur.rows); n > maxPending {
+			t.Fatalf("%d readings queued, more than maxPending %d", n, maxPending)
+		}
+		per := map[string]int{}
+		for _, r := range b.cur.rows {
+			per[r.DeviceID]++
+		}
+		return per
+	}
+	// Once every read loop is blocked the queue is at its bound, whoever
+	// filled it: the first batch's shares come from the one-device batch.
+	synctest.Wait()
+	queued()
+	// From then on each commit lets every device queue exactly its share.
+	for round := range rounds {
+		st.step <- struct{}{}
+		synctest.Wait()
+		per := queued()
+		for d := range devices {
+			if dev := fmt.Sprintf("dev-%d", d); per[dev] != share {
+				t.Fatalf("after commit %d, queued per device: %v; want %d of each", round+1, per, share)
+			}
+		}
+	}
+
+	// Let the writer go: everything sent is committed.
+	close(st.quit)
+	wg.Wait()
+	b.close()
+	select {
+	case err := <-errs:
+		t.Fatalf("a read loop's reading was not queued: %v", err)
+	default:
+	}
+	total := map[string]int{}
+	st.mu.Lock()
+	for _, per := range st.batches {
+		for dev, n := range per {
+			total[dev] += n
+		}
+	}
+	st.mu.Unlock()
+	for d := range devices {
+		if dev := fmt.Sprintf("dev-%d", d); total[dev] != backlog {
+			t.Errorf("%s: %d readings committed, want %d", dev, total[dev], backlog)
+		}
+	}
+}

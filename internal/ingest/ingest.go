@@ -163,6 +163,7 @@ type Pipeline struct {
 	refused     *prometheus.CounterVec
 	batchRows   prometheus.Histogram
 	batchSecs   prometheus.Histogram
+	commitWait  prometheus.Histogram
 	storeErrors prometheus.Counter
 
 	cmu        sync.Mutex
@@ -226,6 +227,14 @@ func New(st Store, opts Options) *Pipeline {
 			Help:    "Time to commit one storage batch durably.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		// What a batch's readings waited after the policy path took them:
+		// a reading's row timestamp is its acceptance, so latency figures
+		// taken from stored rows leave this part out.
+		commitWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "candor_store_commit_wait_seconds",
+			Help:    "Per committed batch, how long its oldest reading waited from acceptance until the commit finished.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 1.25, 40),
+		}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "candor_store_batch_errors_total",
 			Help: "Storage batches that failed to commit (their publishers were not acknowledged).",
@@ -240,7 +249,7 @@ func New(st Store, opts Options) *Pipeline {
 		}, []string{"kind"}),
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.storeErrors, p.flagged, p.dropped)
+		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.commitWait, p.storeErrors, p.flagged, p.dropped)
 	}
 	p.health = health{log: p.log, now: func() time.Time { return p.now() }}
 	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, p.committed)
@@ -257,6 +266,9 @@ func New(st Store, opts Options) *Pipeline {
 
 func (p *Pipeline) committed(n int, d time.Duration, err error) {
 	p.batchSecs.Observe(d.Seconds())
+	// The batcher reports a commit before it clears the batch being
+	// written, so its lag is still the age of this batch's oldest reading.
+	p.commitWait.Observe(p.batcher.lag().Seconds())
 	p.health.commit(n, err)
 	if err != nil {
 		p.storeErrors.Inc()
