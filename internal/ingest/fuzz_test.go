@@ -41,6 +41,25 @@ func FuzzCheck(f *testing.F) {
 		{`{}`, "+"},
 		{`{}`, "#"},
 		{`{}`, "a\x00"},
+		// Where JSON validators tend to differ (isJSONObject uses fastjson's,
+		// the oracle below encoding/json's).
+		{`{"n":01}`, "s"},
+		{`{"n":1.}`, "s"},
+		{`{"n":-}`, "s"},
+		{`{"n":1E+}`, "s"},
+		{`{"n":.5}`, "s"},
+		{`{"n":-0.0e-0}`, "s"},
+		{`{"n":+1}`, "s"},
+		{`{"s":"\u12"}`, "s"},
+		{`{"s":"\a"}`, "s"},
+		{`{"s":"\ud800"}`, "s"},
+		{"{\"s\":\"\t\"}", "s"},
+		{"{\"s\":\"\x7f\x00\"}", "s"},
+		{`{"a":1,}`, "s"},
+		{`{"a" : [1 , 2] }`, "s"},
+		{"\f{}", "s"},
+		{"{}\f", "s"},
+		{strings.Repeat(`{"a":`, 120) + "1" + strings.Repeat("}", 120), "s"},
 	} {
 		f.Add([]byte(seed.payload), seed.stream)
 	}
