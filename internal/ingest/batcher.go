@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,12 +48,18 @@ type liveReading struct {
 //
 // When the store is the bottleneck (QoS 0 at full speed) submitters block
 // and, through them, the connections' read loops, which is the only
-// back-pressure a QoS 0 publisher gets (TCP flow control). Each device may
-// then put only its share of maxPending into the filling batch: without
-// that, whichever read loops the scheduler ran first after a commit filled
-// the whole batch from their full socket buffers, and other devices'
-// readings waited in theirs for seconds (docs/benchmarks.md, "QoS 0:
-// even service of connections").
+// back-pressure a QoS 0 publisher gets (TCP flow control). Devices then
+// take turns, first come first served: a batch gives out about
+// maxPending/turn turns of up to turn rows each, a device that used its
+// turn goes to the back of the line, and a device that waits gets the
+// next turn free. Without turns, whichever read loops the scheduler ran
+// first after a commit filled the whole batch from their full socket
+// buffers, and other devices' readings waited in theirs for seconds. An
+// equal share of every batch for every device served them evenly too, but
+// each commit then touched every device's part of the readings table and
+// wrote 2.3 times the bytes per reading; turns of at least maxRows/10
+// rows keep a batch to a part of the devices when many are sending
+// (docs/benchmarks.md, "QoS 0: even service of connections").
 type batcher struct {
 	st         appender
 	maxRows    int
@@ -63,21 +70,26 @@ type batcher struct {
 	// the batch's waiters are released (and before any PUBACK).
 	onLive func([]liveReading)
 
-	mu    sync.Mutex
-	space chan struct{} // closed (and replaced) when cur is swapped out
-	cur   *batch
-	// per counts cur's rows by device, with an entry (perhaps 0) for each
-	// device that had to wait for room, and share is how many rows one
-	// device may have in cur: maxPending divided by the number of devices
-	// in the previous batch, so every device that is sending gets its
-	// share of each batch before the batch is full.
-	per    map[string]int
-	share  int
-	closed bool
-	kick   chan struct{} // cur went from empty to non-empty
-	full   chan struct{} // cur reached maxRows
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	mu  sync.Mutex
+	cur *batch
+	// Turns (see above). wanted holds every device that added to cur or
+	// waited to; left is how many rows each device holding a turn in cur
+	// may still add; line is the devices waiting for a turn, in the order
+	// they came. cur gives out turns turns of turn rows (more only to a
+	// device with no one else holding or waiting for one); given counts
+	// them.
+	wanted  map[string]struct{}
+	left    map[string]int
+	line    []*waiter
+	minTurn int
+	turn    int
+	turns   int
+	given   int
+	closed  bool
+	kick    chan struct{} // cur went from empty to non-empty
+	full    chan struct{} // cur reached maxRows
+	stop    chan struct{}
+	wg      sync.WaitGroup
 	// writing is when the first row of the batch being written was added
 	// (unix ns), 0 while nothing is being written; see lag.
 	writing atomic.Int64
@@ -91,13 +103,15 @@ func newBatcher(st appender, maxRows int, maxWait time.Duration, onCommit func(i
 		maxPending: 4 * maxRows,
 		onCommit:   onCommit,
 		cur:        newBatch(maxRows),
-		per:        make(map[string]int),
-		share:      4 * maxRows,
+		wanted:     make(map[string]struct{}),
+		left:       make(map[string]int),
+		minTurn:    max(1, maxRows/10),
+		turn:       4 * maxRows,
+		turns:      4 * maxRows,
 		kick:       make(chan struct{}, 1),
 		full:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 	}
-	b.space = make(chan struct{})
 	b.wg.Add(1)
 	go b.run()
 	return b
@@ -110,23 +124,57 @@ func newBatch(capacity int) *batch {
 // errOverloaded is returned when a submitter gave up waiting for room.
 var errOverloaded = errors.New("storage is behind; reading not accepted")
 
+// waiter is a device waiting in line for a turn.
+type waiter struct {
+	dev   string
+	ready chan struct{} // closed when its turn comes, or the batcher closes
+}
+
 // add queues r and returns the batch it joined. It blocks while too many
-// rows are already waiting for the disk, or r's device already has its
-// share of them, so a flood slows publishers down rather than growing
-// memory without bound or dropping data; ctx bounds that wait.
+// rows are already waiting for the disk, or r's device has used its turn
+// while others wait for theirs, so a flood slows publishers down rather
+// than growing memory without bound or dropping data; ctx bounds that
+// wait.
 func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (*batch, error) {
+	dev := r.DeviceID
 	b.mu.Lock()
-	for !b.closed && (len(b.cur.rows) >= b.maxPending || b.per[r.DeviceID] >= b.share) {
-		// A device that waits counts towards the next batch's shares
-		// even if it got no row into this one.
-		if _, ok := b.per[r.DeviceID]; !ok {
-			b.per[r.DeviceID] = 0
+	for !b.closed {
+		if _, ok := b.wanted[dev]; !ok {
+			b.wanted[dev] = struct{}{}
 		}
-		space := b.space
+		if len(b.cur.rows) < b.maxPending {
+			if n, ok := b.left[dev]; ok {
+				if n > 0 {
+					break
+				}
+				delete(b.left, dev) // its turn is used up
+			}
+			if len(b.line) == 0 && (b.given < b.turns || len(b.left) == 0) {
+				// Nobody waits and a turn is free, or nobody else
+				// holds one: take it at once.
+				b.left[dev] = b.turn
+				b.given++
+				break
+			}
+		}
+		w := &waiter{dev: dev, ready: make(chan struct{})}
+		b.line = append(b.line, w)
+		b.admitLocked()
 		b.mu.Unlock()
 		select {
-		case <-space:
+		case <-w.ready:
 		case <-ctx.Done():
+			b.mu.Lock()
+			if i := slices.Index(b.line, w); i >= 0 {
+				b.line = slices.Delete(b.line, i, i+1)
+			} else if b.left[dev] == b.turn {
+				// Its turn came but it will not use it: the next in
+				// line may (and an empty batch never holds the line up).
+				delete(b.left, dev)
+				b.given--
+				b.admitLocked()
+			}
+			b.mu.Unlock()
 			return nil, fmt.Errorf("%w: %w", errOverloaded, ctx.Err())
 		}
 		b.mu.Lock()
@@ -140,7 +188,7 @@ func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (
 		cur.first = time.Now()
 	}
 	cur.rows = append(cur.rows, r)
-	b.per[r.DeviceID]++
+	b.left[dev]--
 	if live != nil {
 		cur.live = append(cur.live, *live)
 	}
@@ -213,10 +261,20 @@ func (b *batcher) flush() int {
 	// batch in neither place.
 	b.writing.Store(bt.first.UnixNano())
 	b.cur = newBatch(b.maxRows)
-	b.share = max(1, b.maxPending/len(b.per))
-	clear(b.per)
-	close(b.space)
-	b.space = make(chan struct{})
+	// The next batch's turns: an equal share for every device that wanted
+	// in, but at least minTurn rows. While devices wait in line the batch
+	// gives out only as many turns as it holds, so turns go round first
+	// come first served; otherwise (the writer keeps up) any device may
+	// take one.
+	b.turn = max(b.minTurn, b.maxPending/max(1, len(b.wanted)))
+	b.turns = b.maxPending
+	if len(b.line) > 0 {
+		b.turns = max(1, b.maxPending/b.turn)
+	}
+	clear(b.wanted)
+	clear(b.left)
+	b.given = 0
+	b.admitLocked()
 	b.mu.Unlock()
 	// Drain stale signals that belonged to the batch just taken.
 	select {
@@ -245,6 +303,21 @@ func (b *batcher) flush() int {
 	return len(bt.rows)
 }
 
+// admitLocked gives the devices at the front of the line their turns
+// while cur has room and turns to give.
+func (b *batcher) admitLocked() {
+	for len(b.line) > 0 && b.given < b.turns && len(b.cur.rows) < b.maxPending {
+		w := b.line[0]
+		b.line[0] = nil
+		b.line = b.line[1:]
+		if b.left[w.dev] <= 0 { // several waiters of one device share a turn
+			b.left[w.dev] = b.turn
+			b.given++
+		}
+		close(w.ready)
+	}
+}
+
 // lag is the age of the oldest reading accepted but not yet committed,
 // 0 when every accepted reading is committed.
 func (b *batcher) lag() time.Duration {
@@ -265,8 +338,10 @@ func (b *batcher) close() {
 	b.mu.Lock()
 	if !b.closed {
 		b.closed = true
-		close(b.space)
-		b.space = make(chan struct{})
+		for _, w := range b.line {
+			close(w.ready)
+		}
+		b.line = nil
 		close(b.stop)
 	}
 	b.mu.Unlock()

@@ -674,3 +674,97 @@ func testEveryDeviceGetsItsShare(t *testing.T) {
 		}
 	}
 }
+
+// TestDevicesTakeTurns: with more devices sending than a batch has turns
+// for, a batch holds a few devices' turns (few parts of the readings table
+// per commit) and the others come first in the next one: no device waits
+// more than one commit beyond its turn.
+func TestDevicesTakeTurns(t *testing.T) {
+	synctest.Test(t, testDevicesTakeTurns)
+}
+
+func testDevicesTakeTurns(t *testing.T) {
+	const (
+		maxRows    = 20
+		maxPending = 4 * maxRows // 80
+		turn       = maxRows / 10
+		turns      = maxPending / turn // 40
+		devices    = 60
+		backlog    = 200
+		rounds     = 6
+	)
+	st := &steppedAppender{step: make(chan struct{}), quit: make(chan struct{})}
+	b := newBatcher(st, maxRows, 0, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		select {
+		case <-st.quit:
+		default:
+			close(st.quit)
+		}
+		b.close()
+	}()
+	add := func(dev string) error {
+		_, err := b.add(ctx, store.Reading{DeviceID: dev, Stream: "s", Payload: []byte(`{}`)}, nil)
+		return err
+	}
+	if err := add("dev-first"); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Wait()
+	for d := range devices {
+		wg.Go(func() {
+			for range backlog {
+				if add(fmt.Sprintf("dev-%02d", d)) != nil {
+					return
+				}
+			}
+		})
+	}
+	queued := func() map[string]int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if n := len(b.cur.rows); n > maxPending {
+			t.Fatalf("%d readings queued, more than maxPending %d", n, maxPending)
+		}
+		per := map[string]int{}
+		for _, r := range b.cur.rows {
+			per[r.DeviceID]++
+		}
+		return per
+	}
+	synctest.Wait()
+	queued()
+	// The first batch written while they all send was filled by a race
+	// (its turns came from the one-device batch); from the next one on,
+	// turns go round.
+	st.step <- struct{}{}
+	synctest.Wait()
+	queued()
+	missed := map[string]int{} // batches in a row without a turn
+	for round := range rounds {
+		st.step <- struct{}{}
+		synctest.Wait()
+		per := queued()
+		if len(per) != turns {
+			t.Fatalf("after commit %d: %d devices queued, want %d turns: %v", round+2, len(per), turns, per)
+		}
+		for d := range devices {
+			dev := fmt.Sprintf("dev-%02d", d)
+			switch n := per[dev]; n {
+			case 0:
+				missed[dev]++
+				if missed[dev] > 1 {
+					t.Fatalf("after commit %d: %s had no turn in two batches in a row", round+2, dev)
+				}
+			case turn:
+				missed[dev] = 0
+			default:
+				t.Fatalf("after commit %d: %s queued %d readings, want a turn of %d", round+2, dev, n, turn)
+			}
+		}
+	}
+}
