@@ -48,6 +48,12 @@ func TestQuickCandor(t *testing.T) {
 	if c.QoS0.Sent == 0 || c.QoS0.StoredReadBack != c.QoS0.Sent {
 		t.Errorf("QoS 0: sent %d, stored %d, read back %d", c.QoS0.Sent, c.QoS0.Stored, c.QoS0.StoredReadBack)
 	}
+	// How evenly devices were served, and how long accepted readings
+	// waited for their commit, which the row timestamps leave out.
+	if q := c.QoS0; q.DeviceSentMin <= 0 || q.DeviceSentMax < q.DeviceSentMin || q.DeviceP99MinMs <= 0 ||
+		q.DeviceP99MaxMs < q.DeviceP99MinMs || q.CommitWaitMaxMs <= 0 || q.CommitWaitMaxMs < q.CommitWaitP99Ms {
+		t.Errorf("QoS 0 per-device and commit-wait figures missing or inconsistent: %+v", q)
+	}
 	if c.Idle.Connected != 20 {
 		t.Errorf("idle: %d of 20 connected (%s)", c.Idle.Connected, c.Idle.FirstError)
 	}
