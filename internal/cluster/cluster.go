@@ -33,10 +33,25 @@ const (
 	// KindHold: the abuse monitor placed or lifted a quarantine (ID:
 	// device).
 	KindHold Kind = "hold"
-	// KindReload: something without a narrower kind changed (manifest
-	// versions, app grants, quarantines, recipients, key settings): every
-	// node reloads what it keeps in memory of those.
-	KindReload Kind = "reload"
+	// KindMonitorActions: the admin changed what the abuse monitor does
+	// about an alarm of each severity.
+	KindMonitorActions Kind = "monitor-actions"
+	// KindManifest: a manifest version was put in force (ID: device
+	// type).
+	KindManifest Kind = "manifest"
+	// KindGrants: an app was added, or what an app may receive or send
+	// changed (ID: app).
+	KindGrants Kind = "grants"
+	// KindRecipients: a household's recipient endpoints changed, or the
+	// household was deleted (ID: household).
+	KindRecipients Kind = "recipients"
+	// KindKeys: a key owner's key settings or keys changed: a mode
+	// chosen, a rotation, a rewrap, a shred (ID: key owner).
+	KindKeys Kind = "keys"
+	// KindReadingsDeleted: readings of a device were deleted (a range
+	// deletion, an unlinking), so copies held in memory (an app's last
+	// value) go too (ID: device).
+	KindReadingsDeleted Kind = "readings-deleted"
 )
 
 // Change is one noted change. It carries ids only, never personal data.

@@ -160,7 +160,7 @@ func TestSyncDoesNotWaitForANodeThatLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return len(nodes[0].Live()) == 2 }, "node a to drop c (sees %v)", nodes[0].Live())
-	nodes[0].Note(cluster.Change{Kind: cluster.KindReload})
+	nodes[0].Note(cluster.Change{Kind: cluster.KindManifest, ID: "thermostat"})
 	if err := nodes[0].Sync(context.Background()); err != nil {
 		t.Fatalf("sync without c: %v", err)
 	}
@@ -194,17 +194,20 @@ func TestTakeoverReachesOtherNodesOnly(t *testing.T) {
 
 func TestConfirmingHoldsTheAnswerUntilEveryNodeApplied(t *testing.T) {
 	nodes, recs := join(t, "a", "b")
-	classify := func(r *http.Request) []cluster.Change {
-		return []cluster.Change{{Kind: cluster.KindReload, ID: r.URL.Path}}
-	}
+	// The handler stands for the services: a request that changes
+	// something notes it (as the hub's hooks do), one that fails or only
+	// reads notes nothing.
 	h := nodes[0].Confirming(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/refused" {
 			http.Error(w, "no", http.StatusForbidden)
 			return
 		}
+		if r.Method != http.MethodGet && r.URL.Path != "/unchanged" {
+			nodes[0].Note(cluster.Change{Kind: cluster.KindGrants, ID: r.URL.Path})
+		}
 		w.WriteHeader(http.StatusCreated)
 		_, _ = io.WriteString(w, "done")
-	}), classify)
+	}))
 	tests := []struct {
 		method, path string
 		wantStatus   int
@@ -213,6 +216,7 @@ func TestConfirmingHoldsTheAnswerUntilEveryNodeApplied(t *testing.T) {
 		{http.MethodGet, "/read", http.StatusCreated, false},
 		{http.MethodPost, "/refused", http.StatusForbidden, false},
 		{http.MethodPut, "/changed", http.StatusCreated, true},
+		{http.MethodDelete, "/deleted", http.StatusCreated, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+tt.path, func(t *testing.T) {
@@ -221,17 +225,28 @@ func TestConfirmingHoldsTheAnswerUntilEveryNodeApplied(t *testing.T) {
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status %d, want %d", w.Code, tt.wantStatus)
 			}
-			applied := slices.Contains(recs[1].got(), cluster.Change{Kind: cluster.KindReload, ID: tt.path})
+			applied := slices.Contains(recs[1].got(), cluster.Change{Kind: cluster.KindGrants, ID: tt.path})
 			if applied != tt.wantApplied {
 				t.Fatalf("node b applied the change when the answer came: %v, want %v", applied, tt.wantApplied)
 			}
 		})
 	}
+	// A request that succeeded but changed nothing starts no round: b
+	// applies nothing more.
+	before := len(recs[1].got())
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/unchanged", nil))
+	if w.Code != http.StatusCreated {
+		t.Fatalf("unchanged: status %d", w.Code)
+	}
+	if got := recs[1].got(); len(got) != before {
+		t.Fatalf("node b applied %v after a request that noted nothing", got[before:])
+	}
 	// A node that cannot apply turns "done" into a 503 naming it.
 	recs[1].mu.Lock()
 	recs[1].fail = errors.New("boom")
 	recs[1].mu.Unlock()
-	w := httptest.NewRecorder()
+	w = httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/again", nil))
 	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "not confirmed by hub node(s) b") {
 		t.Fatalf("with b failing: %d %s", w.Code, w.Body)

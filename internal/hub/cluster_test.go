@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -382,5 +383,58 @@ func TestSeveralNodes(t *testing.T) {
 		if _, err := th.alog.Verify(ctx); err != nil {
 			t.Errorf("node %d's log: %v", i, err)
 		}
+	}
+}
+
+// TestMonitorActionsReachEveryNode changes what the abuse monitor does
+// about alarms through one node, by each way an admin can (the API, the
+// page, the CLI over the control socket), and checks that the other
+// node acts the new way by the time the change is answered: the monitor
+// reports its own change, and the answer waits for every node.
+func TestMonitorActionsReachEveryNode(t *testing.T) {
+	nodes := startNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, th := range nodes {
+				t.Logf("node %d log:\n%s", i, th.logs.String())
+			}
+		}
+	})
+	alex := a.setup("alex")
+	if got, want := b.mon.Policy().String(), "info=notify,warning=rate_limit,critical=quarantine"; got != want {
+		t.Fatalf("node B's actions before any change: %s, want the defaults %s", got, want)
+	}
+
+	// The API on A.
+	code, out, _ := call(t, http.DefaultClient, "PUT", a.URL()+"/api/v1/monitor/actions", alex,
+		map[string]string{"info": "notify", "warning": "quarantine", "critical": "revoke"})
+	if code != http.StatusOK {
+		t.Fatalf("change the actions through A's API: %d %v", code, out)
+	}
+	if got, want := b.mon.Policy().String(), "info=notify,warning=quarantine,critical=revoke"; got != want {
+		t.Fatalf("node B acts by %s when A's API answered, want %s", got, want)
+	}
+
+	// The page on B (the form redirects once the change is confirmed).
+	pc := b.pages("alex", goodPassword)
+	if code, body := pc.get("/admin/monitoring"); code != http.StatusOK {
+		t.Fatalf("the monitoring page on B: %d %s", code, body)
+	}
+	if code, body := pc.post("/admin/monitoring", url.Values{"info": {"notify"}, "warning": {"notify"}, "critical": {"quarantine"}}); code != http.StatusOK {
+		t.Fatalf("change the actions on B's page: %d %s", code, body)
+	}
+	if got, want := a.mon.Policy().String(), "info=notify,warning=notify,critical=quarantine"; got != want {
+		t.Fatalf("node A acts by %s when B's page answered, want %s", got, want)
+	}
+
+	// The CLI on A (candor … over the control socket).
+	code, out, _ = call(t, a.local, "PUT", "http://candor/api/v1/monitor/actions", "",
+		map[string]string{"info": "rate_limit", "warning": "quarantine", "critical": "quarantine"})
+	if code != http.StatusOK {
+		t.Fatalf("change the actions through A's control socket: %d %v", code, out)
+	}
+	if got, want := b.mon.Policy().String(), "info=rate_limit,warning=quarantine,critical=quarantine"; got != want {
+		t.Fatalf("node B acts by %s when A's control socket answered, want %s", got, want)
 	}
 }
