@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -75,19 +76,23 @@ func joinB(t testing.TB, names ...string) ([]*cluster.Node, []*recorder) {
 	// one heard the others while joining, the first ones hear it within
 	// a heartbeat or two.
 	for _, n := range nodes {
-		waitFor(t, func() bool { return len(n.Live()) == len(names) }, "node %s to see all %d nodes (sees %v)", n.Name(), len(names), n.Live())
+		waitFor(t, func() bool { return len(n.Live()) == len(names) }, func() string {
+			return fmt.Sprintf("node %s to see all %d nodes (sees %v)", n.Name(), len(names), n.Live())
+		})
 	}
 	return nodes, recs
 }
 
-// waitFor polls cond until it holds; it fails the test after 10 s. It
-// measures nothing: the bound only keeps a broken test from hanging.
-func waitFor(t testing.TB, cond func() bool, format string, args ...any) {
+// waitFor polls cond until it holds; it fails the test after 10 s with
+// what, which is called then, so it tells the state at the failure (not
+// at the call). It measures nothing: the bound only keeps a broken test
+// from hanging.
+func waitFor(t testing.TB, cond func() bool, what func() string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited 10s for "+format, args...)
+			t.Fatalf("waited 10s for %s", what())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -159,7 +164,9 @@ func TestSyncDoesNotWaitForANodeThatLeft(t *testing.T) {
 	if err := nodes[2].Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(nodes[0].Live()) == 2 }, "node a to drop c (sees %v)", nodes[0].Live())
+	waitFor(t, func() bool { return len(nodes[0].Live()) == 2 }, func() string {
+		return fmt.Sprintf("node a to drop c (sees %v)", nodes[0].Live())
+	})
 	nodes[0].Note(cluster.Change{Kind: cluster.KindManifest, ID: "thermostat"})
 	if err := nodes[0].Sync(context.Background()); err != nil {
 		t.Fatalf("sync without c: %v", err)
