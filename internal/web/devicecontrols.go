@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/candor-iot/candor/internal/auditlog"
@@ -67,7 +68,9 @@ func (s *Server) postRestrict(w http.ResponseWriter, r *http.Request, v viewer) 
 		s.renderError(w, r, http.StatusNotFound, nil)
 		return
 	}
-	adv := r.PostFormValue("advisory")
+	// Trimmed as the API does: a pasted id often carries a space or a
+	// line break, which would name no advisory.
+	adv := strings.TrimSpace(r.PostFormValue("advisory"))
 	if err := s.cfg.Restrict.Restrict(r.Context(), d.ID, adv); err != nil {
 		s.controlRefused(w, r, v, d, "", err)
 		return
