@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/candor-iot/candor/internal/config"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/postgres/pgtest"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 // startNodes starts n hubs as nodes of one deployment: one PostgreSQL
@@ -436,5 +438,52 @@ func TestMonitorActionsReachEveryNode(t *testing.T) {
 	}
 	if got, want := b.mon.Policy().String(), "info=rate_limit,warning=quarantine,critical=quarantine"; got != want {
 		t.Fatalf("node B acts by %s when A's control socket answered, want %s", got, want)
+	}
+}
+
+// TestRecipientsAndKeySettingsReachEveryNode changes where a household's
+// data goes through one node and how a person's keys are held through
+// the other, and checks that the other node has the change when it is
+// answered: the recipients registry and the key settings service report
+// their own changes.
+func TestRecipientsAndKeySettingsReachEveryNode(t *testing.T) {
+	nodes := startNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	alex := a.setup("alex")
+	a.personDevice(alex, "Meter", "smart-meter") // its manifest names the supplier
+	code, me, _ := call(t, http.DefaultClient, "GET", a.URL()+"/api/v1/me", alex, nil)
+	if code != http.StatusOK {
+		t.Fatalf("me: %d %v", code, me)
+	}
+	acc := me["account"].(map[string]any)
+	accountID, household := acc["id"].(string), acc["household_id"].(string)
+
+	// Where the supplier receives, set through A: B forwards there too.
+	rcv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer rcv.Close()
+	const supplier = "Your energy supplier"
+	if code, out, _ := call(t, http.DefaultClient, "PUT", a.URL()+"/api/v1/recipients/"+url.PathEscape(supplier), alex,
+		map[string]string{"url": rcv.URL}); code != http.StatusOK {
+		t.Fatalf("set the supplier's endpoint through A: %d %v", code, out)
+	}
+	if _, ok := b.forward.Stats(household)[supplier]; !ok {
+		t.Fatalf("node B has no endpoint for %q when A answered: %v", supplier, b.forward.Stats(household))
+	}
+	// Removed through B: A stops.
+	if code, out, _ := call(t, http.DefaultClient, "DELETE", b.URL()+"/api/v1/recipients/"+url.PathEscape(supplier), alex, nil); code >= 300 {
+		t.Fatalf("remove the supplier's endpoint through B: %d %v", code, out)
+	}
+	if st := a.forward.Stats(household); len(st) != 0 {
+		t.Fatalf("node A still forwards to %v when B answered the removal", st)
+	}
+
+	// The person's keys held by themselves, chosen through B: A seals
+	// for them only from then on.
+	if code, out, _ := call(t, http.DefaultClient, "PUT", b.URL()+"/api/v1/keys/me", alex,
+		map[string]any{"mode": "user-held", "generate_identity": true}); code != http.StatusOK {
+		t.Fatalf("user-held keys through B: %d %v", code, out)
+	}
+	if st, err := a.vault.Status(accountID); err != nil || st.Mode != vault.UserHeld {
+		t.Fatalf("node A's vault when B answered: %+v, %v; want user-held", st, err)
 	}
 }
