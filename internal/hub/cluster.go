@@ -128,8 +128,8 @@ func (h *Hub) rebuildAuditLog(ctx context.Context) error {
 // Every service that keeps in memory something deciding the next reading
 // reports its own changes through a hook, wired here to a Change (or, for
 // the services built after this part, with noteFor where they are built:
-// recipients and key settings in openFrontEnds, erasure's shreds and
-// deleted readings in openErasure). The front ends then only Sync what
+// recipients and key settings in openFrontEnds, erasure's shreds,
+// deleted readings and deleted households in openErasure). The front ends then only Sync what
 // was noted (cluster.Node.Confirming), whatever the path of the request,
 // the pages', the API's or the CLI's over the control socket. The
 // operator's details are read from the shared store at each use, so they
