@@ -90,11 +90,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// when another process holds the lock: it waits under busy_timeout.
 	wq := cloneValues(pragmas)
 	wq.Set("_txlock", "immediate")
-	// The writer never checkpoints: SQLite's automatic checkpoint runs in
-	// the commit that crosses 1,000 WAL pages and copies them all back
-	// before that commit returns, so every ~80th paced batch waited for it
-	// and so did its PUBACKs (issue #19). The checkpointer does it beside.
-	wq.Add("_pragma", "wal_autocheckpoint(0)")
+	// The writer checkpoints only as a backstop: SQLite's automatic
+	// checkpoint runs in the commit that crosses the threshold and copies
+	// the WAL back before that commit returns, so at the default of 1,000
+	// pages every ~80th paced batch waited for it and so did its PUBACKs
+	// (issue #19). The checkpointer does it beside (checkpoint.go).
+	wq.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walBackstopPages))
 	writer, err := sql.Open("sqlite", uri+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
