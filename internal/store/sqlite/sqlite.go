@@ -49,6 +49,9 @@ type DB struct {
 	dkeys sync.Map
 	// keyMu orders AppendReadings and FinishPurge (see AppendReadings).
 	keyMu sync.Mutex
+	// marks caches each device's time mark state by device key, for
+	// committed appends (marks.go). Guarded by keyMu.
+	marks map[int64]markState
 	// ckpt is the connection the checkpointer uses; ckptStop and ckptDone
 	// stop it (see checkpoint.go).
 	ckpt     *sql.DB
@@ -139,7 +142,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
-	db := &DB{writer: writer, readers: readers}
+	db := &DB{writer: writer, readers: readers, marks: map[int64]markState{}}
 	if err := db.startCheckpointer(ctx, uri, pragmas); err != nil {
 		readers.Close()
 		writer.Close()
