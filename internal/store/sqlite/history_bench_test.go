@@ -288,6 +288,12 @@ var historyQueries = []struct {
 	}},
 	// One hour in the middle of the history (36 readings), every stream:
 	// since and until.
+	// One hour a day ago (36 readings), every stream: since and until
+	// at a fixed distance from now.
+	{"dayago", func(dev, stored int) store.ReadingQuery {
+		at := historyTime(stored).Add(-24 * time.Hour)
+		return store.ReadingQuery{DeviceID: historyDevice(dev), Since: at, Until: at.Add(time.Hour), Limit: 1000}
+	}},
 	{"range", func(dev, stored int) store.ReadingQuery {
 		mid := historyTime(stored / 2)
 		return store.ReadingQuery{DeviceID: historyDevice(dev), Since: mid, Until: mid.Add(time.Hour), Limit: 1000}
