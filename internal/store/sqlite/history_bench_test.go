@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,7 +222,7 @@ func benchAppendHistory(b *testing.B, stored, batch int) {
 		b.Fatal(err)
 	}
 	rows := stored + warm
-	w0 := procWchar(b)
+	w0, cpu0 := procWchar(b), procCPU(b)
 	var took []time.Duration
 	b.ResetTimer()
 	for b.Loop() {
@@ -241,6 +242,7 @@ func benchAppendHistory(b *testing.B, stored, batch int) {
 	}
 	b.ReportMetric(appended/sum.Seconds(), "rows/s")
 	b.ReportMetric(float64(procWchar(b)-w0)/appended, "wB/row")
+	b.ReportMetric(float64(procCPU(b)-cpu0)/float64(time.Microsecond)/appended, "cpu-µs/row")
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2])/1e6, "p50-ms")
 	b.ReportMetric(float64(took[len(took)*99/100])/1e6, "p99-ms")
@@ -248,6 +250,17 @@ func benchAppendHistory(b *testing.B, stored, batch int) {
 	if fi, err := os.Stat(path + "-wal"); err == nil {
 		b.ReportMetric(float64(fi.Size())/(1<<20), "walMiB")
 	}
+}
+
+// procCPU is the CPU time (user and system) this process has used so far:
+// on a shared machine it moves less than wall time with other people's
+// load, as it leaves out the time spent waiting for a CPU.
+func procCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Skip("no getrusage")
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procWchar is the bytes this process has passed to write(2) so far.
@@ -311,6 +324,7 @@ func BenchmarkReadingsHistory(b *testing.B) {
 				ctx := context.Background()
 				got := 0
 				n := 0
+				cpu0 := procCPU(b)
 				for b.Loop() {
 					rs, err := db.Readings(ctx, hq.q(n%historyDevices, stored))
 					if err != nil || len(rs) == 0 {
@@ -320,6 +334,7 @@ func BenchmarkReadingsHistory(b *testing.B) {
 					n++
 				}
 				b.ReportMetric(float64(got)/float64(n), "readings/op")
+				b.ReportMetric(float64(procCPU(b)-cpu0)/float64(time.Microsecond)/float64(n), "cpu-µs/op")
 			})
 		}
 	}
