@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -250,17 +249,6 @@ func benchAppendHistory(b *testing.B, stored, batch int) {
 	if fi, err := os.Stat(path + "-wal"); err == nil {
 		b.ReportMetric(float64(fi.Size())/(1<<20), "walMiB")
 	}
-}
-
-// procCPU is the CPU time (user and system) this process has used so far:
-// on a shared machine it moves less than wall time with other people's
-// load, as it leaves out the time spent waiting for a CPU.
-func procCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Skip("no getrusage")
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procWchar is the bytes this process has passed to write(2) so far.
