@@ -137,16 +137,25 @@ func (db *DB) PurgeReadings(ctx context.Context, p store.Purge, limit int) (int6
 		args = append(args, limit)
 	}
 	var n int64
+	// Every time mark of the device goes: the marks after the purged
+	// readings may carry their times too (marks.go).
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return dropMarks(ctx, tx, p.DeviceID, 0, 0)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("purge readings of device %q: %w", p.DeviceID, err)
+	}
+	if n > 0 {
+		db.forgetMarks(p.DeviceID)
 	}
 	return n, nil
 }
@@ -169,12 +178,16 @@ func (db *DB) FinishPurge(ctx context.Context, p store.Purge) error {
 		// using or about to remember the cached key meanwhile; keys are
 		// never reused, so a reading written under a dropped key could
 		// never surface under another device.
+		if err := dropMarks(ctx, tx, p.DeviceID, 0, 0); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM reading_devices WHERE device_id = ?
 			AND NOT EXISTS (SELECT 1 FROM readings WHERE readings.dkey = reading_devices.dkey)`, p.DeviceID)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n > 0 {
+			db.forgetMarks(p.DeviceID)
 			db.dkeys.Delete(p.DeviceID)
 		}
 		return nil

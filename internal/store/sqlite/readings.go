@@ -34,7 +34,8 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	// Seq is only written back once the commit succeeded, so a failed
 	// call leaves the caller's slice as it was.
 	seqs := make([]int64, len(rs))
-	var fresh map[string]int64 // device keys made in this transaction
+	var fresh map[string]int64     // device keys made in this transaction
+	marks := map[int64]markState{} // mark states as of this transaction
 	// keyMu makes "commit, then remember the new keys" one step against
 	// FinishPurge, which drops keys: otherwise a key dropped between the
 	// two could be remembered after all. Writes are serialised on the one
@@ -52,6 +53,7 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			return fmt.Errorf("append readings: prepare: %w", err)
 		}
 		defer stmt.Close()
+		var markStmt *sql.Stmt
 		for i := range rs {
 			r := &rs[i]
 			// Errors name the reading by position and device only:
@@ -71,7 +73,26 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			if payload == nil {
 				payload = []byte{} // the column is NOT NULL; nil would bind as NULL
 			}
+			mk, err := db.markFor(ctx, tx, dkey, marks)
+			if err != nil {
+				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
+			}
 			hi++
+			if mk.since >= markEvery {
+				if markStmt == nil {
+					if markStmt, err = tx.PrepareContext(ctx, `INSERT INTO reading_marks (dkey, maxts, seq) VALUES (?, ?, ?)`); err != nil {
+						return fmt.Errorf("append readings: prepare mark: %w", err)
+					}
+					defer markStmt.Close()
+				}
+				if _, err := markStmt.ExecContext(ctx, dkey, mk.maxTS, hi); err != nil {
+					return fmt.Errorf("append readings: reading %d of device %q: mark: %w", i, r.DeviceID, err)
+				}
+				mk.since = 0
+			}
+			mk.maxTS = max(mk.maxTS, ts)
+			mk.since++
+			marks[dkey] = mk
 			if _, err := stmt.ExecContext(ctx, dkey, hi, r.Stream, ts, r.ManifestVersion, payload); err != nil {
 				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
 			}
@@ -85,9 +106,12 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	if err != nil {
 		return err
 	}
-	// Only keys that were committed are remembered.
+	// Only keys and mark states that were committed are remembered.
 	for id, k := range fresh {
 		db.dkeys.Store(id, k)
+	}
+	for k, mk := range marks {
+		db.marks[k] = mk
 	}
 	for i := range rs {
 		rs[i].Seq = seqs[i]
@@ -150,6 +174,7 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		where.WriteString(` AND stream = ?`)
 		args = append(args, q.Stream)
 	}
+	after := q.AfterSeq
 	if !q.Since.IsZero() {
 		since, err := encTime(q.Since)
 		if err != nil {
@@ -157,6 +182,13 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		}
 		where.WriteString(` AND ts >= ?`)
 		args = append(args, since)
+		// Start at the device's last time mark before since rather than
+		// at its first reading.
+		m, err := db.markSince(ctx, q.DeviceID, since)
+		if err != nil {
+			return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
+		}
+		after = max(after, m-1)
 	}
 	if !q.Until.IsZero() {
 		until, err := encTime(q.Until)
@@ -166,9 +198,9 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		where.WriteString(` AND ts < ?`)
 		args = append(args, until)
 	}
-	if q.AfterSeq > 0 {
+	if after > 0 {
 		where.WriteString(` AND seq > ?`)
-		args = append(args, q.AfterSeq)
+		args = append(args, after)
 	}
 	if q.ManifestVersion != 0 {
 		where.WriteString(` AND manifest_version = ?`)
@@ -280,6 +312,7 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		where += ` AND stream = ?`
 		args = append(args, q.Stream)
 	}
+	var since, until int64 // for the time marks: 0 is open
 	if !q.Since.IsZero() {
 		n, err := encTime(q.Since)
 		if err != nil {
@@ -287,6 +320,7 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		}
 		where += ` AND ts >= ?`
 		args = append(args, n)
+		since = n
 	}
 	if !q.Until.IsZero() {
 		n, err := encTime(q.Until)
@@ -295,6 +329,7 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		}
 		where += ` AND ts < ?`
 		args = append(args, n)
+		until = n
 	}
 	if q.ManifestVersion != 0 {
 		where += ` AND manifest_version = ?`
@@ -306,16 +341,25 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		args = append(args, limit)
 	}
 	var n int64
+	// keyMu: the device's cached running maximum may be a deleted
+	// reading's time, and is forgotten once this commits (marks.go).
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, stmt, args...)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return dropMarks(ctx, tx, q.DeviceID, since, until)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("delete readings of device %q: %w", q.DeviceID, err)
+	}
+	if n > 0 {
+		db.forgetMarks(q.DeviceID)
 	}
 	return n, nil
 }

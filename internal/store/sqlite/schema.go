@@ -524,6 +524,21 @@ var migrations = []migration{
 			`ALTER TABLE quarantines ADD COLUMN advisory TEXT NOT NULL DEFAULT ''`,
 		},
 	},
+	{
+		// Issue #19: a query by time scanned the device's readings from
+		// its first one. A mark says every reading of dkey below seq has
+		// ts ≤ maxts (see marks.go). Existing readings get their first
+		// mark when the device's next reading is appended.
+		name: "reading time marks",
+		stmts: []string{
+			`CREATE TABLE reading_marks (
+				dkey  INTEGER NOT NULL,
+				maxts INTEGER NOT NULL,
+				seq   INTEGER NOT NULL,
+				PRIMARY KEY (dkey, maxts, seq)
+			) STRICT, WITHOUT ROWID`,
+		},
+	},
 }
 
 type migration struct {
