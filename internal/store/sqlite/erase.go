@@ -136,8 +136,13 @@ func (db *DB) PurgeReadings(ctx context.Context, p store.Purge, limit int) (int6
 		q = `DELETE FROM readings WHERE (dkey, seq) IN (SELECT dkey, seq FROM readings WHERE ` + where + ` ORDER BY dkey, seq LIMIT ?)`
 		args = append(args, limit)
 	}
-	var n int64
+	var n, merged int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		// Staged readings are moved first, so the purge sees one table.
+		var err error
+		if merged, err = db.mergeTx(ctx, tx, 0); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return err
@@ -148,6 +153,7 @@ func (db *DB) PurgeReadings(ctx context.Context, p store.Purge, limit int) (int6
 	if err != nil {
 		return 0, fmt.Errorf("purge readings of device %q: %w", p.DeviceID, err)
 	}
+	db.staged.Add(-merged)
 	return n, nil
 }
 
@@ -170,7 +176,8 @@ func (db *DB) FinishPurge(ctx context.Context, p store.Purge) error {
 		// never reused, so a reading written under a dropped key could
 		// never surface under another device.
 		res, err := tx.ExecContext(ctx, `DELETE FROM reading_devices WHERE device_id = ?
-			AND NOT EXISTS (SELECT 1 FROM readings WHERE readings.dkey = reading_devices.dkey)`, p.DeviceID)
+			AND NOT EXISTS (SELECT 1 FROM readings WHERE readings.dkey = reading_devices.dkey)
+			AND NOT EXISTS (SELECT 1 FROM readings_stage WHERE readings_stage.dkey = reading_devices.dkey)`, p.DeviceID)
 		if err != nil {
 			return err
 		}
