@@ -14,7 +14,8 @@ import (
 // ErrClosed is returned for readings submitted after the pipeline closed.
 var ErrClosed = errors.New("ingest pipeline closed")
 
-// appender is the part of the store the batcher writes to.
+// appender is the part of the store the batcher writes to. AppendReadings
+// must not keep rs once it returns: the batcher reuses its memory.
 type appender interface {
 	AppendReadings(ctx context.Context, rs []store.Reading) error
 }
@@ -61,7 +62,12 @@ type batcher struct {
 	kick   chan struct{} // cur went from empty to non-empty
 	full   chan struct{} // cur reached maxRows
 	stop   chan struct{}
-	wg     sync.WaitGroup
+	// spare is the rows slice of the last batch written, emptied, for the
+	// next batch: a fresh one of maxRows readings for every commit was
+	// most of what the hub allocated per reading when paced (hundreds of
+	// small commits a second), and so most of its garbage collection.
+	spare []store.Reading
+	wg    sync.WaitGroup
 	// writing is when the first row of the batch being written was added
 	// (unix ns), 0 while nothing is being written; see lag.
 	writing atomic.Int64
@@ -74,7 +80,7 @@ func newBatcher(st appender, maxRows int, maxWait time.Duration, onCommit func(i
 		maxWait:    maxWait,
 		maxPending: 4 * maxRows,
 		onCommit:   onCommit,
-		cur:        newBatch(maxRows),
+		cur:        newBatch(make([]store.Reading, 0, maxRows)),
 		kick:       make(chan struct{}, 1),
 		full:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
@@ -85,8 +91,9 @@ func newBatcher(st appender, maxRows int, maxWait time.Duration, onCommit func(i
 	return b
 }
 
-func newBatch(capacity int) *batch {
-	return &batch{rows: make([]store.Reading, 0, capacity), done: make(chan struct{})}
+// newBatch makes a batch that fills rows, an empty slice.
+func newBatch(rows []store.Reading) *batch {
+	return &batch{rows: rows, done: make(chan struct{})}
 }
 
 // errOverloaded is returned when a submitter gave up waiting for room.
@@ -188,7 +195,12 @@ func (b *batcher) flush() int {
 	// Set while cur is swapped under the lock, so lag never sees the
 	// batch in neither place.
 	b.writing.Store(bt.first.UnixNano())
-	b.cur = newBatch(b.maxRows)
+	rows := b.spare
+	if rows == nil {
+		rows = make([]store.Reading, 0, b.maxRows)
+	}
+	b.spare = nil
+	b.cur = newBatch(rows)
 	close(b.space)
 	b.space = make(chan struct{})
 	b.mu.Unlock()
@@ -215,8 +227,16 @@ func (b *batcher) flush() int {
 	if bt.err == nil && len(bt.live) > 0 && b.onLive != nil {
 		b.onLive(bt.live)
 	}
+	n := len(bt.rows)
+	// Waiters only read done and err: the rows go back for the next
+	// batch, cleared so they hold no payload alive.
+	clear(bt.rows)
+	b.mu.Lock()
+	b.spare = bt.rows[:0]
+	b.mu.Unlock()
+	bt.rows = nil
 	close(bt.done)
-	return len(bt.rows)
+	return n
 }
 
 // lag is the age of the oldest reading accepted but not yet committed,
