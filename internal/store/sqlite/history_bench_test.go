@@ -106,28 +106,43 @@ func processCPU() time.Duration {
 
 // BenchmarkReadingsHistory measures GET readings' store query (one page of
 // 100 of one device's newest readings, by AfterSeq) with 100k or 1M
-// readings stored over 100 devices.
+// readings stored over 100 devices; with staged=N, the newest N of them
+// are still in the staging table (paced commits of 10, not yet merged).
 func BenchmarkReadingsHistory(b *testing.B) {
 	for _, stored := range []int{100_000, 1_000_000} {
-		b.Run(fmt.Sprintf("stored=%d", stored), func(b *testing.B) {
-			db := openTemp(b)
-			ctx := context.Background()
-			payload := []byte(strings.Repeat("x", 140))
-			for n := 0; n < stored; n += 5000 {
-				if err := db.AppendReadings(ctx, historyBatch(5000, n, t0, payload)); err != nil {
-					b.Fatal(err)
-				}
+		for _, staged := range []int{0, mergeChunk} {
+			name := fmt.Sprintf("stored=%d", stored)
+			if staged > 0 {
+				name += fmt.Sprintf("/staged=%d", staged)
 			}
-			dev := fmt.Sprintf("dev_%012d", 7)
-			after := int64(stored - 100*historyDevices) // the device's last 100 or so
-			b.ResetTimer()
-			for b.Loop() {
-				rs, err := db.Readings(ctx, store.ReadingQuery{DeviceID: dev, AfterSeq: after, Limit: 100})
-				if err != nil || len(rs) == 0 {
-					b.Fatalf("%d readings, %v", len(rs), err)
-				}
-			}
-		})
+			b.Run(name, func(b *testing.B) { benchReadingsHistory(b, stored, staged) })
+		}
+	}
+}
+
+func benchReadingsHistory(b *testing.B, stored, staged int) {
+	db := openTemp(b)
+	ctx := context.Background()
+	payload := []byte(strings.Repeat("x", 140))
+	for n := 0; n < stored-staged; n += 5000 {
+		if err := db.AppendReadings(ctx, historyBatch(min(5000, stored-staged-n), n, t0, payload)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	db.stopMerger()
+	for n := stored - staged; n < stored; n += 10 {
+		if err := db.AppendReadings(ctx, historyBatch(10, n, t0, payload)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dev := fmt.Sprintf("dev_%012d", 7)
+	after := int64(stored - 100*historyDevices) // the device's last 100 or so
+	b.ResetTimer()
+	for b.Loop() {
+		rs, err := db.Readings(ctx, store.ReadingQuery{DeviceID: dev, AfterSeq: after, Limit: 100})
+		if err != nil || len(rs) == 0 {
+			b.Fatalf("%d readings, %v", len(rs), err)
+		}
 	}
 }
 
