@@ -171,8 +171,9 @@ func (db *DB) mergeLoop() {
 			return
 		case <-t.C:
 		}
-		// staged counts commits of both kinds in either order, so it can
-		// dip below zero for a moment.
+		// staged is raised after an append commits and lowered after a
+		// merge commits; the two can land in either order, so it can dip
+		// below zero for a moment.
 		n := db.staged.Load()
 		if n <= 0 {
 			last = time.Now()
