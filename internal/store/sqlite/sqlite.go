@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -66,6 +67,17 @@ type DB struct {
 	// and reports the other as busy, which a shred would take for a
 	// reader keeping old key pages in the WAL.
 	ckptMu sync.Mutex
+
+	// stmts are the hot writer statements, prepared once (stage.go).
+	stmts stmts
+	// stageBelow: batches of fewer rows go to the staging table
+	// (stageBelow, a field so tests can send every batch either way).
+	stageBelow int
+	// staged approximates the rows in readings_stage; the merger reads it.
+	staged    atomic.Int64
+	mergeStop chan struct{}
+	mergeDone chan struct{}
+	mergeOnce sync.Once
 }
 
 var _ store.Store = (*DB)(nil)
@@ -151,8 +163,21 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
-	db := &DB{writer: writer, readers: readers, marks: map[int64]markState{}}
+	db := &DB{writer: writer, readers: readers, stageBelow: stageBelow, marks: map[int64]markState{}}
+	if err := db.prepare(ctx); err != nil {
+		readers.Close()
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
+	}
 	if err := db.startCheckpointer(ctx, uri, pragmas); err != nil {
+		db.closeStmts()
+		readers.Close()
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
+	}
+	if err := db.startMerger(ctx); err != nil {
+		db.stopCheckpointer()
+		db.closeStmts()
 		readers.Close()
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
@@ -229,7 +254,11 @@ func (db *DB) Ping(ctx context.Context) error {
 // last connection checkpoints the WAL back into the main file.
 func (db *DB) Close() error {
 	var errs []error
+	// Staged readings stay staged (they are committed); the next Open
+	// merges them.
+	db.stopMerger()
 	db.stopCheckpointer()
+	db.closeStmts()
 	if err := db.readers.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close sqlite readers: %w", err))
 	}
