@@ -149,3 +149,63 @@ func TestPurgeDropsMarks(t *testing.T) {
 		t.Errorf("%d marks left after purging every reading", n)
 	}
 }
+
+// TestMarkStateCountsStagedReadings: a device's mark state loaded from
+// the file (after a restart) must bound the times of its readings still
+// in the staging table, or a later mark would claim they are older than
+// they are and a query by time would skip them.
+func TestMarkStateCountsStagedReadings(t *testing.T) {
+	db := openTemp(t)
+	stopMergerForTest(t, db)
+	ctx := t.Context()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var late []int64
+	for i := range 2 { // two paced commits: staged, not merged
+		batch := make([]store.Reading, 10)
+		for j := range batch {
+			batch[j] = store.Reading{DeviceID: "dev-1", Stream: "s", Time: t0.Add(2*time.Hour + time.Duration(i*10+j)*time.Second), Payload: []byte("{}")}
+		}
+		if err := db.AppendReadings(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range batch {
+			late = append(late, r.Seq)
+		}
+	}
+	if db.staged.Load() == 0 {
+		t.Fatal("the paced commits were not staged: the test would prove nothing")
+	}
+	// As after a restart: no cached mark state.
+	db.keyMu.Lock()
+	clear(db.marks)
+	db.keyMu.Unlock()
+	// The device's clock is set back: the next readings are older than
+	// the staged ones, enough of them for marks to be written.
+	for i := range 3 {
+		batch := make([]store.Reading, 10)
+		for j := range batch {
+			batch[j] = store.Reading{DeviceID: "dev-1", Stream: "s", Time: t0.Add(time.Duration(i*10+j) * time.Second), Payload: []byte("{}")}
+		}
+		if err := db.AppendReadings(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := make([]store.Reading, markEvery*2)
+	for j := range big {
+		big[j] = store.Reading{DeviceID: "dev-1", Stream: "s", Time: t0.Add(time.Minute + time.Duration(j)*time.Millisecond), Payload: []byte("{}")}
+	}
+	if err := db.AppendReadings(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "dev-1", Since: t0.Add(time.Hour), Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	for _, r := range got {
+		seqs = append(seqs, r.Seq)
+	}
+	if !slices.Equal(seqs, late) {
+		t.Fatalf("readings since t0+1h: seqs %v, want the staged ones %v", seqs, late)
+	}
+}
