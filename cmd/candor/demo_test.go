@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -10,29 +9,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// holdPort keeps addr taken for the test (or finds it already taken, as
-// 1883 is on a machine running Mosquitto).
-func holdPort(t *testing.T, addr string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if errors.Is(err, syscall.EADDRINUSE) {
-		t.Logf("%s is already taken by another program", addr)
-		return
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-}
+	"github.com/candor-iot/candor/internal/testsupport/porttest"
+)
 
 // The README's first command, `candor serve --demo`, on a machine where
 // another program holds 1883 and 8080: it starts on free ports and says
 // which. With the address given explicitly it stops with a clear error.
 func TestServeDemoWithTakenDefaultPorts(t *testing.T) {
-	holdPort(t, "127.0.0.1:1883")
-	holdPort(t, "127.0.0.1:8080")
+	porttest.Hold(t, "127.0.0.1:1883")
+	porttest.Hold(t, "127.0.0.1:8080")
 	dir, err := os.MkdirTemp("", "candor")
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 func runServe(args []string) error {
 	fs := flag.NewFlagSet("candor serve", flag.ContinueOnError)
 	flags := config.Register(fs)
+	cpuprofile := fs.String("cpuprofile", "", "developer aid: write a CPU profile of the whole run, start to shutdown, to `file` (candor bench --cpuprofile; docs/benchmarks.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -29,6 +31,13 @@ func runServe(args []string) error {
 		return err
 	}
 	log := newLogger(cfg)
+	if *cpuprofile != "" {
+		stopProfile, err := startCPUProfile(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	h, err := hub.Start(ctx, cfg, log, os.Stdout)
@@ -53,4 +62,21 @@ func newLogger(cfg config.Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// startCPUProfile profiles the process until the returned function is
+// called, which writes the rest of the profile and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }

@@ -64,8 +64,7 @@ func (s *Server) deleteMe(w http.ResponseWriter, r *http.Request, p access.Princ
 		s.fail(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		Secure: s.cfg.SecureCookies, SameSite: http.SameSiteLaxMode})
+	s.endSessionCookie(w, r)
 	writeJSON(w, http.StatusOK, rep)
 }
 

@@ -15,5 +15,17 @@ func (s *Server) rememberBrowser(w http.ResponseWriter, r *http.Request, account
 		s.log.Warn("known-browser token not issued", "account", accountID, "err", err)
 		return
 	}
-	http.SetCookie(w, identity.KnownBrowserHTTPCookie(tok, s.cfg.SecureCookies || r.TLS != nil))
+	http.SetCookie(w, identity.KnownBrowserHTTPCookie(tok, s.secureCookies(r)))
+}
+
+// secureCookies says whether the cookies the API sets carry the Secure
+// flag: when the hub is served over TLS (SecureCookies), or when this
+// request came over TLS anyway (a proxy in front, a test).
+func (s *Server) secureCookies(r *http.Request) bool { return s.cfg.SecureCookies || r.TLS != nil }
+
+// endSessionCookie tells the browser to drop its session cookie, with the
+// flags it was set with.
+func (s *Server) endSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		Secure: s.secureCookies(r), SameSite: http.SameSiteLaxMode})
 }

@@ -100,7 +100,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		Path:     "/",
 		Expires:  ss.ExpiresAt,
 		HttpOnly: true,
-		Secure:   s.cfg.SecureCookies || r.TLS != nil,
+		Secure:   s.secureCookies(r),
 		SameSite: http.SameSiteLaxMode,
 	})
 	s.rememberBrowser(w, r, ss.AccountID)
@@ -165,7 +165,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, p access.Princip
 		s.fail(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.cfg.SecureCookies || r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	s.endSessionCookie(w, r)
 	w.WriteHeader(http.StatusNoContent)
 }
 

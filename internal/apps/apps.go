@@ -114,8 +114,9 @@ type Service struct {
 	lastMu sync.Mutex
 	last   map[streamKey]lastValue // last values, in memory only (lastvalue.go)
 
-	revokeMu  sync.Mutex
+	revokeMu  sync.Mutex // guards onRevoke and onChange
 	onRevoke  []func(appID string)
+	onChange  []func(appID string)
 	verifiedM sync.Mutex
 	verified  map[string]verifiedSecret
 }
@@ -159,6 +160,27 @@ func (s *Service) OnRevoke(f func(appID string)) {
 	s.revokeMu.Lock()
 	s.onRevoke = append(s.onRevoke, f)
 	s.revokeMu.Unlock()
+}
+
+// OnChange registers a function called with an app's id after the app
+// was added or what it may receive or send changed (Set), once the change
+// is stored and in force here. A hub node passes the change on to the
+// other nodes with it. Rotations and revocations are told to OnRevoke;
+// Reload and Forget tell nobody. f may run while the service holds its
+// lock, so it must not call the service.
+func (s *Service) OnChange(f func(appID string)) {
+	s.revokeMu.Lock()
+	s.onChange = append(s.onChange, f)
+	s.revokeMu.Unlock()
+}
+
+func (s *Service) notifyChanged(id string) {
+	s.revokeMu.Lock()
+	fs := slices.Clone(s.onChange)
+	s.revokeMu.Unlock()
+	for _, f := range fs {
+		f(id)
+	}
 }
 
 func (s *Service) notifyRevoked(id string) {
@@ -255,6 +277,7 @@ func (s *Service) Add(ctx context.Context, na NewApp) (store.App, string, error)
 	if err := s.reloadLocked(ctx); err != nil {
 		return store.App{}, "", err
 	}
+	s.notifyChanged(id)
 	if err := s.record(ctx, auditlog.Event{Actor: na.Actor, Action: ActionAppCreate, Household: a.HouseholdID,
 		Subject: auditlog.Subject{Recipient: id}, Detail: map[string]string{"purposes": strings.Join(a.Purposes, " ")}}); err != nil {
 		return store.App{}, "", err

@@ -220,3 +220,33 @@ func TestMatchFilter(t *testing.T) {
 		}
 	}
 }
+
+// OnChange hears of each change of what apps may receive once it is in
+// force (a hub node passes it on to the others with it), and of nothing
+// else: not of a refused switch, nor of a reload (which applies another
+// node's change), nor of a revocation (OnRevoke's).
+func TestAppChangesAreTold(t *testing.T) {
+	s, _, _ := rig(t)
+	ctx := t.Context()
+	var told []string
+	s.OnChange(func(id string) { told = append(told, id) })
+	a, _, err := s.Add(ctx, NewApp{HouseholdID: "h1", Name: "Home Assistant", Purposes: []string{"candor:HomeAutomation"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, Switch{AppID: a.ID, DeviceID: "t1", Stream: "temperature", On: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, Switch{AppID: a.ID, DeviceID: "t2", Stream: "temperature", On: true}); err == nil {
+		t.Fatal("another household's device was allowed")
+	}
+	if err := s.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke(ctx, auditlog.Actor{}, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{a.ID, a.ID}; !slices.Equal(told, want) {
+		t.Errorf("told %v; want %v (the app added, the stream allowed)", told, want)
+	}
+}

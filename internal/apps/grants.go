@@ -171,6 +171,7 @@ func (s *Service) Set(ctx context.Context, sw Switch) error {
 		return fmt.Errorf("switch app %s on device %s: %w", a.ID, d.ID, err)
 	}
 	s.log.Info("app consent changed", "app", a.ID, "device", d.ID, "stream", sw.Stream)
+	s.notifyChanged(a.ID)
 	if !sw.Command && !sw.Retain {
 		if err := s.announce(ctx, a, d.ID, sw.Stream, sw.On); err != nil {
 			s.log.Warn("apps: discovery not updated", "app", a.ID, "device", d.ID, "err", err)

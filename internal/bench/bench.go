@@ -45,7 +45,10 @@ type Options struct {
 	PayloadBytes int           // size of each JSON reading (default 100)
 	IdleConns    int           // idle connections for the connection-scale phase (default 2000; quick 100); <0 skips it
 	Rate         float64       // msg/s of the paced QoS 1 latency phase (default 10000; quick 1000); <0 skips it
-	Quick        bool          // a few seconds, for CI: checks completion and stored == acknowledged
+	// PacedOnly skips the full-speed phases: only the paced one runs (for
+	// profiling it alone).
+	PacedOnly bool
+	Quick     bool // a few seconds, for CI: checks completion and stored == acknowledged
 	// MaxPerDevice bounds the messages each device sends in a phase
 	// (default: no bound but Duration; quick 5000; <0 no bound).
 	MaxPerDevice int
@@ -122,6 +125,9 @@ func (o *Options) normalize() error {
 	}
 	if o.Rate > maxRate {
 		errs = append(errs, fmt.Errorf("rate: %g is above %g", o.Rate, maxRate))
+	}
+	if o.PacedOnly && o.Rate < 0 {
+		errs = append(errs, errors.New("paced-only: the paced phase is skipped (rate < 0), so nothing would run"))
 	}
 	switch o.Only {
 	case "", "candor", "reference":
@@ -275,8 +281,11 @@ type PhaseResult struct {
 	BrokerRunqPercent float64 `json:"broker_runq_wait_percent,omitempty"`
 	CPUMicrosPerMsg   float64 `json:"broker_cpu_us_per_msg,omitempty"`
 	PeakRSSMiB        float64 `json:"broker_peak_rss_mib,omitempty"`
-	PeakRSSIsPhase    bool    `json:"broker_peak_rss_is_phase,omitempty"` // false: peak since the broker started
-	LoadGenCPU        float64 `json:"loadgen_cpu_seconds"`
+	// DiskBytesPerMsg is what the broker wrote to storage over the phase
+	// per message it took (for Candor: WAL frames plus checkpoints).
+	DiskBytesPerMsg float64 `json:"broker_disk_bytes_per_msg,omitempty"`
+	PeakRSSIsPhase  bool    `json:"broker_peak_rss_is_phase,omitempty"` // false: peak since the broker started
+	LoadGenCPU      float64 `json:"loadgen_cpu_seconds"`
 
 	accepted int64 // messages the broker took: acked (QoS 1) or sent (QoS 0)
 }
@@ -388,7 +397,10 @@ func (o *Options) progress(format string, args ...any) {
 
 // phaseNames are the load phases in the order they run.
 func phases(o Options) []phaseKind {
-	ps := []phaseKind{{qos: 1}, {qos: 0}}
+	var ps []phaseKind
+	if !o.PacedOnly {
+		ps = append(ps, phaseKind{qos: 1}, phaseKind{qos: 0})
+	}
 	if o.Rate > 0 {
 		ps = append(ps, phaseKind{qos: 1, rate: o.Rate})
 	}
@@ -465,6 +477,9 @@ func fillProc(r *PhaseResult, before, after procSample, phaseReset bool, elapsed
 	}
 	if r.accepted > 0 {
 		r.CPUMicrosPerMsg = float64(cpu.Microseconds()) / float64(r.accepted)
+		if before.DiskWrites >= 0 && after.DiskWrites >= 0 {
+			r.DiskBytesPerMsg = float64(after.DiskWrites-before.DiskWrites) / float64(r.accepted)
+		}
 	}
 	r.PeakRSSMiB = mib(after.HWM)
 	r.PeakRSSIsPhase = phaseReset

@@ -113,6 +113,7 @@ func TestOptionsBounds(t *testing.T) {
 		{PayloadBytes: 10},
 		{RefAddr: "192.0.2.1:1883"},
 		{Only: "both"},
+		{PacedOnly: true, Rate: -1}, // nothing left to run
 	} {
 		o.Out, o.Progress = &bytes.Buffer{}, &bytes.Buffer{}
 		if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "bench options") {
@@ -198,6 +199,16 @@ func TestProcSelf(t *testing.T) {
 	}
 	if _, err := readProc(0); err == nil {
 		t.Error("readProc(0) succeeded")
+	}
+}
+
+func TestPacedOnlyRunsOnlyThePacedPhase(t *testing.T) {
+	ps := phases(Options{PacedOnly: true, Rate: 500})
+	if len(ps) != 1 || ps[0].rate != 500 || ps[0].qos != 1 {
+		t.Errorf("phases with PacedOnly: %v, want only QoS 1 paced at 500 msg/s", ps)
+	}
+	if ps := phases(Options{Rate: 500}); len(ps) != 3 {
+		t.Errorf("phases without PacedOnly: %v, want the two full-speed phases and the paced one", ps)
 	}
 }
 

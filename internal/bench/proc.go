@@ -26,6 +26,10 @@ type procSample struct {
 	// RunqWait is how long the process's threads (those alive now) have
 	// waited on a run queue for a CPU: high when other work competes.
 	RunqWait time.Duration
+	// DiskWrites is what the process caused to be written to storage
+	// (write_bytes of /proc/<pid>/io: WAL frames and checkpoints, not
+	// socket writes), bytes; -1 when the kernel does not report it.
+	DiskWrites int64
 }
 
 // readProc reads a process's CPU time and memory from /proc.
@@ -71,7 +75,26 @@ func readProc(pid int) (procSample, error) {
 		return s, fmt.Errorf("read memory of process %d: %w", pid, err)
 	}
 	s.RunqWait = runqWait(pid)
+	s.DiskWrites = diskWrites(pid)
 	return s, nil
+}
+
+// diskWrites reads write_bytes from /proc/<pid>/io, -1 if it is missing.
+func diskWrites(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "write_bytes:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
 }
 
 // runqWait sums the run-queue wait (the second field of schedstat, ns)

@@ -124,6 +124,7 @@ func rows(rep *Report) []Row {
 	add(sec, "broker CPU, % of one core", q1(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerCPUPercent) }), true)
 	add(sec, "broker waiting for a CPU, % of phase (other load)", q1(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerRunqPercent) }), false)
 	add(sec, "broker peak RSS MiB", q1(func(p *PhaseResult) (float64, bool) { return measured(p.PeakRSSMiB) }), true)
+	add(sec, "broker bytes written to disk per message", q1(func(p *PhaseResult) (float64, bool) { return measured(p.DiskBytesPerMsg) }), false)
 	add(sec, "rows per commit / mean commit ms", q1(func(p *PhaseResult) (float64, bool) { return measured(p.RowsPerBatch) }), false)
 	fixBatchRow(&out[len(out)-1], c.QoS1)
 
@@ -163,6 +164,9 @@ func rows(rep *Report) []Row {
 		add(sec, "broker CPU µs per message", qp(func(p *PhaseResult) (float64, bool) { return measured(p.CPUMicrosPerMsg) }), true)
 		add(sec, "broker CPU, % of one core", qp(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerCPUPercent) }), true)
 		add(sec, "broker waiting for a CPU, % of phase (other load)", qp(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerRunqPercent) }), false)
+		add(sec, "broker bytes written to disk per message", qp(func(p *PhaseResult) (float64, bool) { return measured(p.DiskBytesPerMsg) }), false)
+		add(sec, "rows per commit / mean commit ms", qp(func(p *PhaseResult) (float64, bool) { return measured(p.RowsPerBatch) }), false)
+		fixBatchRow(&out[len(out)-1], c.Paced)
 	}
 
 	if settings.IdleConns > 0 {

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -61,6 +62,19 @@ type Catalog struct {
 	mu      sync.RWMutex
 	current map[string]*Entry // device type → version in force
 	types   sync.Map          // device id → device type (a device never changes type)
+
+	changedMu sync.Mutex
+	changed   []func(deviceType string)
+}
+
+// OnChange registers f, called with the device type after Put (or
+// Confirm) stored a version that is in force from the next reading on
+// (not for drafts, which nothing enforces). A hub node passes the change
+// on to the other nodes with it. Reload does not call it.
+func (c *Catalog) OnChange(f func(deviceType string)) {
+	c.changedMu.Lock()
+	c.changed = append(c.changed, f)
+	c.changedMu.Unlock()
 }
 
 // Open loads every stored manifest and seeds the shipped templates for
@@ -127,8 +141,21 @@ func entry(r store.ManifestRecord) (*Entry, error) {
 // nothing.
 func (c *Catalog) Put(ctx context.Context, doc []byte) (*Entry, error) {
 	e, err := c.put(ctx, doc)
-	if err != nil || c.audit == nil {
+	if err != nil {
 		return e, err
+	}
+	if !e.Draft {
+		// Stored and in force here: tell the listeners even if the record
+		// below fails.
+		c.changedMu.Lock()
+		fs := slices.Clone(c.changed)
+		c.changedMu.Unlock()
+		for _, f := range fs {
+			f(e.Manifest.DeviceType)
+		}
+	}
+	if c.audit == nil {
+		return e, nil
 	}
 	sum := sha256.Sum256(doc)
 	if err := c.audit.Record(ctx, auditlog.Event{Action: auditlog.ActionManifestChange,

@@ -33,10 +33,25 @@ const (
 	// KindHold: the abuse monitor placed or lifted a quarantine (ID:
 	// device).
 	KindHold Kind = "hold"
-	// KindReload: something without a narrower kind changed (manifest
-	// versions, app grants, quarantines, recipients, key settings): every
-	// node reloads what it keeps in memory of those.
-	KindReload Kind = "reload"
+	// KindMonitorActions: the admin changed what the abuse monitor does
+	// about an alarm of each severity.
+	KindMonitorActions Kind = "monitor-actions"
+	// KindManifest: a manifest version was put in force (ID: device
+	// type).
+	KindManifest Kind = "manifest"
+	// KindGrants: an app was added, or what an app may receive or send
+	// changed (ID: app).
+	KindGrants Kind = "grants"
+	// KindRecipients: a household's recipient endpoints changed, or the
+	// household was deleted (ID: household).
+	KindRecipients Kind = "recipients"
+	// KindKeys: a key owner's key settings or keys changed: a mode
+	// chosen, a rotation, a rewrap, a shred (ID: key owner).
+	KindKeys Kind = "keys"
+	// KindReadingsDeleted: readings of a device were deleted (a range
+	// deletion, an unlinking), so copies held in memory (an app's last
+	// value) go too (ID: device).
+	KindReadingsDeleted Kind = "readings-deleted"
 )
 
 // Change is one noted change. It carries ids only, never personal data.
@@ -181,17 +196,14 @@ func Join(ctx context.Context, opts Options, apply Applier) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: connect to NATS: %w", err)
 	}
-	prefix := "candor." + opts.Deployment + "."
 	n := &Node{opts: opts, nc: nc, apply: apply, log: opts.Logger,
-		subjChanges: prefix + "changes", subjNodes: prefix + "nodes", subjSessions: prefix + "sessions", subjSpent: prefix + "spent",
 		seen: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
+	n.subjChanges, n.subjNodes, n.subjSessions, n.subjSpent = n.subject("changes"), n.subject("nodes"), n.subject("sessions"), n.subject("spent")
 	for subj, h := range map[string]nats.MsgHandler{n.subjChanges: n.onChanges, n.subjNodes: n.onHeartbeat, n.subjSessions: n.onSession, n.subjSpent: n.onSpent} {
-		sub, err := nc.Subscribe(subj, h)
-		if err != nil {
+		if err := n.subscribe(subj, h); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("cluster: subscribe to %s: %w", subj, err)
+			return nil, err
 		}
-		n.subs = append(n.subs, sub)
 	}
 	if err := nc.Flush(); err != nil {
 		nc.Close()
@@ -205,6 +217,22 @@ func Join(ctx context.Context, opts Options, apply Applier) (*Node, error) {
 		return nil, ctx.Err()
 	}
 	return n, nil
+}
+
+// subject is the NATS subject name has in this node's deployment:
+// candor.<deployment>.<name>.
+func (n *Node) subject(name string) string { return "candor." + n.opts.Deployment + "." + name }
+
+// subscribe handles subj with h until Leave.
+func (n *Node) subscribe(subj string, h nats.MsgHandler) error {
+	sub, err := n.nc.Subscribe(subj, h)
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe to %s: %w", subj, err)
+	}
+	n.subMu.Lock()
+	n.subs = append(n.subs, sub)
+	n.subMu.Unlock()
+	return nil
 }
 
 // Name is this node's name.
@@ -303,10 +331,18 @@ func (n *Node) onChanges(m *nats.Msg) {
 func (n *Node) Note(c Change) {
 	n.noteMu.Lock()
 	defer n.noteMu.Unlock()
-	if !slices.Contains(n.noted, c) {
-		n.noted = append(n.noted, c)
-	}
+	n.addNotedLocked(c)
 	n.notedN++
+}
+
+// addNotedLocked adds changes to those waiting for the next round, each
+// once. noteMu must be held.
+func (n *Node) addNotedLocked(changes ...Change) {
+	for _, c := range changes {
+		if !slices.Contains(n.noted, c) {
+			n.noted = append(n.noted, c)
+		}
+	}
 }
 
 // Sync returns once every change noted before the call is in force on
@@ -334,11 +370,7 @@ func (n *Node) Sync(ctx context.Context) error {
 		// Keep them for the next round: they are stored, and a node
 		// that missed them must still hear of them.
 		n.noteMu.Lock()
-		for _, c := range changes {
-			if !slices.Contains(n.noted, c) {
-				n.noted = append(n.noted, c)
-			}
-		}
+		n.addNotedLocked(changes...)
 		n.noteMu.Unlock()
 		return err
 	}

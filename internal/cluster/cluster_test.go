@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -75,19 +76,23 @@ func joinB(t testing.TB, names ...string) ([]*cluster.Node, []*recorder) {
 	// one heard the others while joining, the first ones hear it within
 	// a heartbeat or two.
 	for _, n := range nodes {
-		waitFor(t, func() bool { return len(n.Live()) == len(names) }, "node %s to see all %d nodes (sees %v)", n.Name(), len(names), n.Live())
+		waitFor(t, func() bool { return len(n.Live()) == len(names) }, func() string {
+			return fmt.Sprintf("node %s to see all %d nodes (sees %v)", n.Name(), len(names), n.Live())
+		})
 	}
 	return nodes, recs
 }
 
-// waitFor polls cond until it holds; it fails the test after 10 s. It
-// measures nothing: the bound only keeps a broken test from hanging.
-func waitFor(t testing.TB, cond func() bool, format string, args ...any) {
+// waitFor polls cond until it holds; it fails the test after 10 s with
+// what, which is called then, so it tells the state at the failure (not
+// at the call). It measures nothing: the bound only keeps a broken test
+// from hanging.
+func waitFor(t testing.TB, cond func() bool, what func() string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited 10s for "+format, args...)
+			t.Fatalf("waited 10s for %s", what())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -159,8 +164,10 @@ func TestSyncDoesNotWaitForANodeThatLeft(t *testing.T) {
 	if err := nodes[2].Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(nodes[0].Live()) == 2 }, "node a to drop c (sees %v)", nodes[0].Live())
-	nodes[0].Note(cluster.Change{Kind: cluster.KindReload})
+	waitFor(t, func() bool { return len(nodes[0].Live()) == 2 }, func() string {
+		return fmt.Sprintf("node a to drop c (sees %v)", nodes[0].Live())
+	})
+	nodes[0].Note(cluster.Change{Kind: cluster.KindManifest, ID: "thermostat"})
 	if err := nodes[0].Sync(context.Background()); err != nil {
 		t.Fatalf("sync without c: %v", err)
 	}
@@ -194,17 +201,20 @@ func TestTakeoverReachesOtherNodesOnly(t *testing.T) {
 
 func TestConfirmingHoldsTheAnswerUntilEveryNodeApplied(t *testing.T) {
 	nodes, recs := join(t, "a", "b")
-	classify := func(r *http.Request) []cluster.Change {
-		return []cluster.Change{{Kind: cluster.KindReload, ID: r.URL.Path}}
-	}
+	// The handler stands for the services: a request that changes
+	// something notes it (as the hub's hooks do), one that fails or only
+	// reads notes nothing.
 	h := nodes[0].Confirming(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/refused" {
 			http.Error(w, "no", http.StatusForbidden)
 			return
 		}
+		if r.Method != http.MethodGet && r.URL.Path != "/unchanged" {
+			nodes[0].Note(cluster.Change{Kind: cluster.KindGrants, ID: r.URL.Path})
+		}
 		w.WriteHeader(http.StatusCreated)
 		_, _ = io.WriteString(w, "done")
-	}), classify)
+	}))
 	tests := []struct {
 		method, path string
 		wantStatus   int
@@ -213,6 +223,7 @@ func TestConfirmingHoldsTheAnswerUntilEveryNodeApplied(t *testing.T) {
 		{http.MethodGet, "/read", http.StatusCreated, false},
 		{http.MethodPost, "/refused", http.StatusForbidden, false},
 		{http.MethodPut, "/changed", http.StatusCreated, true},
+		{http.MethodDelete, "/deleted", http.StatusCreated, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+tt.path, func(t *testing.T) {
@@ -221,17 +232,28 @@ func TestConfirmingHoldsTheAnswerUntilEveryNodeApplied(t *testing.T) {
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status %d, want %d", w.Code, tt.wantStatus)
 			}
-			applied := slices.Contains(recs[1].got(), cluster.Change{Kind: cluster.KindReload, ID: tt.path})
+			applied := slices.Contains(recs[1].got(), cluster.Change{Kind: cluster.KindGrants, ID: tt.path})
 			if applied != tt.wantApplied {
 				t.Fatalf("node b applied the change when the answer came: %v, want %v", applied, tt.wantApplied)
 			}
 		})
 	}
+	// A request that succeeded but changed nothing starts no round: b
+	// applies nothing more.
+	before := len(recs[1].got())
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/unchanged", nil))
+	if w.Code != http.StatusCreated {
+		t.Fatalf("unchanged: status %d", w.Code)
+	}
+	if got := recs[1].got(); len(got) != before {
+		t.Fatalf("node b applied %v after a request that noted nothing", got[before:])
+	}
 	// A node that cannot apply turns "done" into a 503 naming it.
 	recs[1].mu.Lock()
 	recs[1].fail = errors.New("boom")
 	recs[1].mu.Unlock()
-	w := httptest.NewRecorder()
+	w = httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/again", nil))
 	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "not confirmed by hub node(s) b") {
 		t.Fatalf("with b failing: %d %s", w.Code, w.Body)

@@ -2,9 +2,11 @@
 // behave as one hub. It provides two things over NATS, and nothing else:
 //
 //   - Change propagation. A node that changed something deciding what
-//     happens to the next reading (consent, a credential, an app, a
-//     manifest, a quarantine) notes the change; before the person is told
-//     "done", Sync publishes the noted changes on candor.<deployment>.changes
+//     happens to the next reading (consent, a credential, an app or what
+//     it may receive, a manifest, a quarantine or the monitor's actions,
+//     recipients, key settings) notes the change: each service reports its
+//     own changes, and the hub notes them (see Kind). Before the person is
+//     told "done" (Confirming), Sync publishes the noted changes on candor.<deployment>.changes
 //     and waits until every live node has applied them (dropped its cached
 //     decision, cut a revoked device) and confirmed. A node that stays
 //     silent makes Sync fail, so the person hears that the change is stored

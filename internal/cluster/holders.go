@@ -16,18 +16,11 @@ import (
 // ServeHolder answers for this node: when holds(id) is true, the node
 // replies with url, the base URL other nodes reach it at.
 func (n *Node) ServeHolder(kind string, holds func(id string) bool, url string) error {
-	sub, err := n.nc.Subscribe(n.subjHolds(kind), func(m *nats.Msg) {
+	return n.subscribe(n.subjHolds(kind), func(m *nats.Msg) {
 		if holds(string(m.Data)) {
 			_ = m.Respond([]byte(url))
 		}
 	})
-	if err != nil {
-		return fmt.Errorf("cluster: subscribe to %s: %w", n.subjHolds(kind), err)
-	}
-	n.subMu.Lock()
-	n.subs = append(n.subs, sub)
-	n.subMu.Unlock()
-	return nil
 }
 
 // Holder returns the base URL of the node holding the kind's id, or ""
@@ -44,5 +37,5 @@ func (n *Node) Holder(ctx context.Context, kind, id string) (string, error) {
 }
 
 func (n *Node) subjHolds(kind string) string {
-	return "candor." + n.opts.Deployment + ".holds." + kind
+	return n.subject("holds." + kind)
 }

@@ -10,12 +10,18 @@ import (
 // Confirming wraps the handler of an API or of the pages so that a request
 // that may change something answers only after the change is in force on
 // every live node. For POST, PUT, PATCH and DELETE it holds the response
-// back; when the handler succeeded (status below 400) it notes what
-// classify says the request changed (for changes the services do not
-// report themselves) and calls Sync. If Sync fails, the person gets a 503
-// saying the change is stored but not yet confirmed everywhere, instead of
-// the handler's "done". Reads pass straight through.
-func (n *Node) Confirming(next http.Handler, classify func(*http.Request) []Change) http.Handler {
+// back and, when the handler succeeded (status below 400), calls Sync.
+// What the request changed is what the services noted while it ran (each
+// service reports its own changes through a hook the hub wires to Note),
+// so Sync carries it; a request that changed nothing noted nothing, and
+// Sync returns at once. If Sync fails, the person gets a 503 saying the
+// change is stored but not yet confirmed everywhere, instead of the
+// handler's "done". Reads pass straight through.
+//
+// A handler that failed after a service noted a change (stored, then the
+// transparency log refused the record) answers its error unchanged; the
+// change goes out with the next round.
+func (n *Node) Confirming(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
@@ -26,11 +32,6 @@ func (n *Node) Confirming(next http.Handler, classify func(*http.Request) []Chan
 		bw := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
 		next.ServeHTTP(bw, r)
 		if bw.status < 400 {
-			if classify != nil {
-				for _, c := range classify(r) {
-					n.Note(c)
-				}
-			}
 			if err := n.Sync(r.Context()); err != nil {
 				unconfirmed(w, err)
 				return

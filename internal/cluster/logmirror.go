@@ -69,7 +69,7 @@ func (n *Node) Log(ctx context.Context, l *auditlog.Log) (*LogMirror, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: JetStream: %w", err)
 	}
-	subject := "candor." + n.opts.Deployment + ".log"
+	subject := n.subject("log")
 	st, err := n.logStream(ctx, js, subject, l.VerifierKey())
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -60,7 +61,9 @@ func TestOneLogForTheDeployment(t *testing.T) {
 	// Each Record returned once its own node held the entry; the other
 	// node may still be appending.
 	for i, l := range logs {
-		waitFor(t, func() bool { return l.Size() == 2*each }, "node %d's log to hold %d entries (has %d)", i, 2*each, l.Size())
+		waitFor(t, func() bool { return l.Size() == 2*each }, func() string {
+			return fmt.Sprintf("node %d's log to hold %d entries (has %d)", i, 2*each, l.Size())
+		})
 	}
 	rootA, err := logs[0].RootHash(ctx, 2*each)
 	if err != nil {

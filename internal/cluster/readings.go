@@ -35,20 +35,13 @@ func (n *Node) Reading(deviceID, stream string, payload []byte) {
 
 // OnReading subscribes deliver to the readings other nodes pass on.
 func (n *Node) OnReading(deliver func(deviceID, stream string, payload []byte)) error {
-	sub, err := n.nc.Subscribe(n.subjReadings(), func(m *nats.Msg) {
+	return n.subscribe(n.subjReadings(), func(m *nats.Msg) {
 		var r reading
 		if json.Unmarshal(m.Data, &r) != nil || r.Node == n.opts.Name || r.Device == "" {
 			return
 		}
 		deliver(r.Device, r.Stream, r.Payload)
 	})
-	if err != nil {
-		return err
-	}
-	n.subMu.Lock()
-	n.subs = append(n.subs, sub)
-	n.subMu.Unlock()
-	return nil
 }
 
-func (n *Node) subjReadings() string { return "candor." + n.opts.Deployment + ".readings" }
+func (n *Node) subjReadings() string { return n.subject("readings") }

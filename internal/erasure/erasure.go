@@ -108,6 +108,9 @@ type Config struct {
 	// range deletion or an unlinking, so copies held elsewhere (an app's
 	// last value) go too.
 	ReadingsDeleted func(deviceIDs []string)
+	// Shredded, if set, is told each key owner whose keys were destroyed,
+	// so copies held elsewhere (another hub node's vault) go too.
+	Shredded func(ownerID string)
 	// AccountDeleted is told after an account was removed.
 	AccountDeleted func(ctx context.Context)
 	// HouseholdDeleted is told after a household was removed (its
@@ -249,6 +252,9 @@ func (s *Service) DeleteAccount(ctx context.Context, acc store.Account, opt Dele
 	start := time.Now()
 	for _, o := range owners {
 		err := s.cfg.Vault.Shred(ctx, o)
+		if (err == nil || errors.Is(err, store.ErrKeyRemnants)) && s.cfg.Shredded != nil {
+			s.cfg.Shredded(o)
+		}
 		if errors.Is(err, store.ErrKeyRemnants) {
 			// The keys are destroyed; only old copies in the store's log
 			// could not be overwritten yet. The deletion carries on, and

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,9 @@ type rig struct {
 	rec   *recorder
 	gone  []string // devices reported erased
 	goneM sync.Mutex
+	// shredded are the key owners reported shredded, deleted the
+	// households reported deleted.
+	shredded, deleted []string
 }
 
 // recorder keeps the events the service logs (a stand-in for the
@@ -68,7 +72,13 @@ func (r *rig) open() {
 		t.Fatal(err)
 	}
 	r.svc = New(Config{Store: r.db, Vault: r.v, Log: r.rec, Reclaim: r.db.ReclaimSpace, Grace: time.Nanosecond,
-		Erased: func(ids []string) { r.goneM.Lock(); r.gone = append(r.gone, ids...); r.goneM.Unlock() }})
+		Erased:   func(ids []string) { r.goneM.Lock(); r.gone = append(r.gone, ids...); r.goneM.Unlock() },
+		Shredded: func(o string) { r.goneM.Lock(); r.shredded = append(r.shredded, o); r.goneM.Unlock() },
+		HouseholdDeleted: func(_ context.Context, hh string) {
+			r.goneM.Lock()
+			r.deleted = append(r.deleted, hh)
+			r.goneM.Unlock()
+		}})
 }
 
 func (r *rig) close() {
@@ -269,6 +279,10 @@ func TestLastMemberTakesTheHousehold(t *testing.T) {
 	}
 	if !rep.HouseholdDeleted || len(rep.DevicesErased) != 2 || len(rep.KeysShredded) != 2 {
 		t.Fatalf("report %+v; want both devices, both key owners and the household", rep)
+	}
+	// Told to the hub, which tells the other nodes.
+	if !slices.Equal(r.shredded, []string{carol.ID, "h2"}) || !slices.Equal(r.deleted, []string{"h2"}) {
+		t.Errorf("told of shredded keys %v and deleted households %v; want [%s h2] and [h2]", r.shredded, r.deleted, carol.ID)
 	}
 	if _, err := r.db.Household(ctx, "h2"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("household h2: %v; want gone", err)

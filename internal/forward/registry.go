@@ -51,6 +51,7 @@ type Registry struct {
 	fw        Deliveries
 	now       func() time.Time
 	log       auditlog.Recorder
+	changed   func(householdID string)
 }
 
 // RegistryOptions configure a Registry.
@@ -59,6 +60,10 @@ type RegistryOptions struct {
 	// goes (the recipient and the host, never the full URL, which may
 	// carry a token).
 	Log auditlog.Recorder
+	// OnChange, when set, is told the household after Set or Remove
+	// stored a change of where its data goes. A hub node passes the change
+	// on to the other nodes with it.
+	OnChange func(householdID string)
 }
 
 func (g *Registry) record(ctx context.Context, householdID, name string, detail map[string]string) error {
@@ -80,7 +85,15 @@ const ActionRecipientChange = "recipient.change"
 // NewRegistry returns a Registry over the store, the manifests in force
 // and the forwarder that delivers.
 func NewRegistry(st RegistryStore, manifests Manifests, fw Deliveries, opts RegistryOptions) *Registry {
-	return &Registry{st: st, manifests: manifests, fw: fw, now: time.Now, log: opts.Log}
+	return &Registry{st: st, manifests: manifests, fw: fw, now: time.Now, log: opts.Log, changed: opts.OnChange}
+}
+
+// stored tells OnChange of a stored change, before this node's forwarder
+// reloads: the other nodes must hear of it even if that fails.
+func (g *Registry) stored(householdID string) {
+	if g.changed != nil {
+		g.changed(householdID)
+	}
 }
 
 // Recipient is one recipient a manifest of the household's devices names,
@@ -234,6 +247,7 @@ func (g *Registry) Set(ctx context.Context, householdID, name, url string) error
 		URL: url, CreatedAt: g.now().UTC()}); err != nil {
 		return err
 	}
+	g.stored(householdID)
 	if err := g.fw.Reload(ctx, householdID); err != nil {
 		return err
 	}
@@ -254,6 +268,7 @@ func (g *Registry) Remove(ctx context.Context, householdID, name string) error {
 	if err := g.st.DeleteRecipientEndpoint(ctx, householdID, name); err != nil {
 		return err
 	}
+	g.stored(householdID)
 	if err := g.fw.Reload(ctx, householdID); err != nil {
 		return err
 	}

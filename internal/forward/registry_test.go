@@ -3,6 +3,7 @@ package forward
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -153,6 +154,8 @@ func TestRegistrySetDeliversAndStaysInItsHousehold(t *testing.T) {
 func TestRegistryRemoveStopsSending(t *testing.T) {
 	r, g := registryRig(t)
 	ctx := t.Context()
+	var told []string // OnChange: each stored change, not the refused ones
+	g.changed = func(hh string) { told = append(told, hh) }
 	if err := g.Remove(ctx, "h1", supplier); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Remove with no endpoint set: %v; want not found", err)
 	}
@@ -182,6 +185,9 @@ func TestRegistryRemoveStopsSending(t *testing.T) {
 	list, err := g.List(ctx, "h1")
 	if err != nil || len(list) != 1 || list[0].URL != "" || list[0].Delivery != nil {
 		t.Fatalf("after Remove: %+v, %v", list, err)
+	}
+	if want := []string{"h1", "h2", "h2", "h1"}; !slices.Equal(told, want) {
+		t.Errorf("OnChange told of %v; want %v", told, want)
 	}
 	r.sw.set("energy", supplier)
 	r.f.Forward(ctx, "meter", "energy", time.Now(), []byte(`{"kwh_total":5}`), []string{supplier})

@@ -124,6 +124,16 @@ func (h *Hub) rebuildAuditLog(ctx context.Context) error {
 // joinCluster lets this node's services take part once they exist: the
 // changes they make are noted for the other nodes, and the changes of
 // others apply here.
+//
+// Every service that keeps in memory something deciding the next reading
+// reports its own changes through a hook, wired here to a Change (or, for
+// the services built after this part, with noteFor where they are built:
+// recipients and key settings in openFrontEnds, erasure's shreds,
+// deleted readings and deleted households in openErasure). The front ends then only Sync what
+// was noted (cluster.Node.Confirming), whatever the path of the request,
+// the pages', the API's or the CLI's over the control socket. The
+// operator's details are read from the shared store at each use, so they
+// need no Change.
 func (h *Hub) joinCluster(ctx context.Context) error {
 	if h.node == nil {
 		return nil
@@ -132,8 +142,11 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 	h.consent.OnChange(func(deviceID, _ string, _ bool) {
 		h.node.Note(cluster.Change{Kind: cluster.KindConsent, ID: deviceID})
 	})
-	h.id.OnRevoke(func(deviceID string) { h.node.Note(cluster.Change{Kind: cluster.KindDevice, ID: deviceID}) })
-	h.apps.OnRevoke(func(appID string) { h.node.Note(cluster.Change{Kind: cluster.KindApp, ID: appID}) })
+	h.id.OnRevoke(h.noteFor(cluster.KindDevice)) // rotated, revoked or erased
+	h.apps.OnRevoke(h.noteFor(cluster.KindApp))
+	h.apps.OnChange(h.noteFor(cluster.KindGrants))
+	h.cat.OnChange(h.noteFor(cluster.KindManifest))
+	h.mon.OnPolicyChange(func() { h.note(cluster.KindMonitorActions, "") })
 	// Wrong guesses count on every node, as on one hub.
 	h.id.OnSpent(h.node.Spent)
 	h.node.OnSpentElsewhere(h.id.SpentElsewhere)
@@ -145,6 +158,24 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 	}
 	h.log.Info("joined hub nodes", "deployment", h.cfg.Deployment, "node", h.node.Name(), "live", len(h.node.Live()))
 	return nil
+}
+
+// note remembers a change this node made, for the other nodes; the next
+// Sync (the front ends' before they answer) passes it on. A single hub
+// has no one to tell.
+func (h *Hub) note(kind cluster.Kind, id string) {
+	if h.node != nil {
+		h.node.Note(cluster.Change{Kind: kind, ID: id})
+	}
+}
+
+// noteFor is note as a service's hook: nil on a single hub, so the
+// service calls nothing.
+func (h *Hub) noteFor(kind cluster.Kind) func(id string) {
+	if h.node == nil {
+		return nil
+	}
+	return func(id string) { h.note(kind, id) }
 }
 
 // leaveNodes runs as soon as the broker has stopped taking devices: the
@@ -190,7 +221,12 @@ func (h *Hub) startSessions() {
 	}
 }
 
-// applyChange makes another node's change take effect here.
+// applyChange makes another node's change take effect here. Each kind
+// redoes here what the service that made the change did in its own
+// memory; a hook of a service that fires while applying (consent's when a
+// device's collect state changed, the monitor's for a hold that came or
+// went) passes the change on once more, which ends there: applying it
+// again changes nothing.
 func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
 	if !h.nodeReady.Load() {
 		return nil // nothing loaded yet; joinCluster reads it all afterwards
@@ -203,10 +239,14 @@ func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
 			br.Disconnect(c.ID) // revoked, rotated or erased: its credential no longer holds
 		}
 		if _, err := h.st.Device(ctx, c.ID); errors.Is(err, store.ErrNotFound) {
+			// Erased: forget it as erasure's Erased hook does on the node
+			// that erased it (openErasure), without telling identity's
+			// listeners, which would pass the erasure on again.
 			ids := []string{c.ID}
 			h.owners.forget(ids)
 			h.mon.Forget(ids)
-			h.id.DevicesErased(ids)
+			h.id.ForgetDevices(ids)
+			h.apps.Forget(ctx, ids)
 			// Refresh drops what consent held of it; that it reports the
 			// device unknown is the point.
 			_ = h.consent.Refresh(ctx, c.ID)
@@ -220,18 +260,27 @@ func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
 			br.Disconnect(c.ID)
 		}
 		return h.apps.Reload(ctx)
-	case cluster.KindHold:
+	case cluster.KindGrants:
+		return h.apps.Reload(ctx)
+	case cluster.KindReadingsDeleted:
+		h.apps.Forget(ctx, []string{c.ID})
+		return nil
+	case cluster.KindHold, cluster.KindMonitorActions:
 		return h.mon.Reload(ctx)
-	case cluster.KindReload:
-		return h.reloadAll(ctx)
+	case cluster.KindManifest:
+		return h.cat.Reload(ctx)
+	case cluster.KindRecipients:
+		return h.forward.Reload(ctx, c.ID)
+	case cluster.KindKeys:
+		return h.vault.Refresh(ctx, c.ID)
 	}
 	return fmt.Errorf("unknown change kind %q", c.Kind)
 }
 
 // reloadAll rereads everything this node keeps in memory that another
-// node may have changed without a narrower Change: manifests in force (and
-// so every device's decisions), app grants, holds, recipients and key
-// settings.
+// node may have changed, once, when it joins: manifests in force (and so
+// every device's decisions), app grants, the monitor's actions and holds,
+// recipients and key settings.
 func (h *Hub) reloadAll(ctx context.Context) error {
 	var errs []error
 	if err := h.cat.Reload(ctx); err != nil {
@@ -267,34 +316,14 @@ func (h *Hub) reloadAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// reloadPaths are the parts of request paths whose changes no service
-// reports as a Change of its own: manifests, app grants, quarantine
-// releases, recipients, key settings, the operator's details, erasure.
-var reloadPaths = []string{"/manifests", "/apps", "/release", "/recipients", "/keys", "/operator",
-	"/my-data/delete", "/my-data/leave", "/unlink", "/households", "/household/"}
-
-// classifyRequest says what a successful changing request may have
-// changed beyond what the services note themselves.
-func classifyRequest(r *http.Request) []cluster.Change {
-	p := r.URL.Path
-	if r.Method == http.MethodDelete && p == "/api/v1/me" {
-		return []cluster.Change{{Kind: cluster.KindReload}}
-	}
-	for _, s := range reloadPaths {
-		if strings.Contains(p, s) {
-			return []cluster.Change{{Kind: cluster.KindReload}}
-		}
-	}
-	return nil
-}
-
 // confirming wraps a front end so changes are in force on every node
-// before it answers; a single hub needs no wrapping.
+// before it answers; a single hub needs no wrapping. What a request
+// changed, the services noted (joinCluster), so any path is covered.
 func (h *Hub) confirming(next http.Handler) http.Handler {
 	if h.node == nil {
 		return next
 	}
-	confirmed := h.node.Confirming(next, classifyRequest)
+	confirmed := h.node.Confirming(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/v1/ingest/") {
 			// Readings over HTTP change no decision, and must not queue

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	"github.com/candor-iot/candor/internal/config"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/postgres/pgtest"
+	"github.com/candor-iot/candor/internal/vault"
 )
 
 // startNodes starts n hubs as nodes of one deployment: one PostgreSQL
@@ -382,5 +385,105 @@ func TestSeveralNodes(t *testing.T) {
 		if _, err := th.alog.Verify(ctx); err != nil {
 			t.Errorf("node %d's log: %v", i, err)
 		}
+	}
+}
+
+// TestMonitorActionsReachEveryNode changes what the abuse monitor does
+// about alarms through one node, by each way an admin can (the API, the
+// page, the CLI over the control socket), and checks that the other
+// node acts the new way by the time the change is answered: the monitor
+// reports its own change, and the answer waits for every node.
+func TestMonitorActionsReachEveryNode(t *testing.T) {
+	nodes := startNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, th := range nodes {
+				t.Logf("node %d log:\n%s", i, th.logs.String())
+			}
+		}
+	})
+	alex := a.setup("alex")
+	if got, want := b.mon.Policy().String(), "info=notify,warning=rate_limit,critical=quarantine"; got != want {
+		t.Fatalf("node B's actions before any change: %s, want the defaults %s", got, want)
+	}
+
+	// The API on A.
+	code, out, _ := call(t, http.DefaultClient, "PUT", a.URL()+"/api/v1/monitor/actions", alex,
+		map[string]string{"info": "notify", "warning": "quarantine", "critical": "revoke"})
+	if code != http.StatusOK {
+		t.Fatalf("change the actions through A's API: %d %v", code, out)
+	}
+	if got, want := b.mon.Policy().String(), "info=notify,warning=quarantine,critical=revoke"; got != want {
+		t.Fatalf("node B acts by %s when A's API answered, want %s", got, want)
+	}
+
+	// The page on B (the form redirects once the change is confirmed).
+	pc := b.pages("alex", goodPassword)
+	if code, body := pc.get("/admin/monitoring"); code != http.StatusOK {
+		t.Fatalf("the monitoring page on B: %d %s", code, body)
+	}
+	if code, body := pc.post("/admin/monitoring", url.Values{"info": {"notify"}, "warning": {"notify"}, "critical": {"quarantine"}}); code != http.StatusOK {
+		t.Fatalf("change the actions on B's page: %d %s", code, body)
+	}
+	if got, want := a.mon.Policy().String(), "info=notify,warning=notify,critical=quarantine"; got != want {
+		t.Fatalf("node A acts by %s when B's page answered, want %s", got, want)
+	}
+
+	// The CLI on A (candor … over the control socket).
+	code, out, _ = call(t, a.local, "PUT", "http://candor/api/v1/monitor/actions", "",
+		map[string]string{"info": "rate_limit", "warning": "quarantine", "critical": "quarantine"})
+	if code != http.StatusOK {
+		t.Fatalf("change the actions through A's control socket: %d %v", code, out)
+	}
+	if got, want := b.mon.Policy().String(), "info=rate_limit,warning=quarantine,critical=quarantine"; got != want {
+		t.Fatalf("node B acts by %s when A's control socket answered, want %s", got, want)
+	}
+}
+
+// TestRecipientsAndKeySettingsReachEveryNode changes where a household's
+// data goes through one node and how a person's keys are held through
+// the other, and checks that the other node has the change when it is
+// answered: the recipients registry and the key settings service report
+// their own changes.
+func TestRecipientsAndKeySettingsReachEveryNode(t *testing.T) {
+	nodes := startNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	alex := a.setup("alex")
+	a.personDevice(alex, "Meter", "smart-meter") // its manifest names the supplier
+	code, me, _ := call(t, http.DefaultClient, "GET", a.URL()+"/api/v1/me", alex, nil)
+	if code != http.StatusOK {
+		t.Fatalf("me: %d %v", code, me)
+	}
+	acc := me["account"].(map[string]any)
+	accountID, household := acc["id"].(string), acc["household_id"].(string)
+
+	// Where the supplier receives, set through A: B forwards there too.
+	rcv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer rcv.Close()
+	const supplier = "Your energy supplier"
+	if code, out, _ := call(t, http.DefaultClient, "PUT", a.URL()+"/api/v1/recipients/"+url.PathEscape(supplier), alex,
+		map[string]string{"url": rcv.URL}); code != http.StatusOK {
+		t.Fatalf("set the supplier's endpoint through A: %d %v", code, out)
+	}
+	if _, ok := b.forward.Stats(household)[supplier]; !ok {
+		t.Fatalf("node B has no endpoint for %q when A answered: %v", supplier, b.forward.Stats(household))
+	}
+	// Removed through B: A stops.
+	if code, out, _ := call(t, http.DefaultClient, "DELETE", b.URL()+"/api/v1/recipients/"+url.PathEscape(supplier), alex, nil); code >= 300 {
+		t.Fatalf("remove the supplier's endpoint through B: %d %v", code, out)
+	}
+	if st := a.forward.Stats(household); len(st) != 0 {
+		t.Fatalf("node A still forwards to %v when B answered the removal", st)
+	}
+
+	// The person's keys held by themselves, chosen through B: A seals
+	// for them only from then on.
+	if code, out, _ := call(t, http.DefaultClient, "PUT", b.URL()+"/api/v1/keys/me", alex,
+		map[string]any{"mode": "user-held", "generate_identity": true}); code != http.StatusOK {
+		t.Fatalf("user-held keys through B: %d %v", code, out)
+	}
+	if st, err := a.vault.Status(accountID); err != nil || st.Mode != vault.UserHeld {
+		t.Fatalf("node A's vault when B answered: %+v, %v; want user-held", st, err)
 	}
 }

@@ -14,22 +14,8 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/config"
+	"github.com/candor-iot/candor/internal/testsupport/porttest"
 )
-
-// holdPort keeps addr taken for the test. When another program (such as
-// a system Mosquitto on 1883) already holds it, it is taken all the same.
-func holdPort(t *testing.T, addr string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if errors.Is(err, syscall.EADDRINUSE) {
-		t.Logf("%s is already taken by another program", addr)
-		return
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-}
 
 // defaultAddrs is a test hub on the built-in default addresses, as
 // `candor serve` without address flags starts it.
@@ -71,8 +57,8 @@ func startWithBanner(t *testing.T, mod ...func(*configT)) (*testHub, string, err
 // says so, and prints the lines to use with the real port.
 func TestDemoMovesOffTakenDefaultPorts(t *testing.T) {
 	def := config.Default()
-	holdPort(t, def.MQTTAddr)
-	holdPort(t, def.HTTPAddr)
+	porttest.Hold(t, def.MQTTAddr)
+	porttest.Hold(t, def.HTTPAddr)
 	th, banner, err := startWithBanner(t, defaultAddrs, func(c *configT) { c.Demo, c.DemoSpeed = true, 1000 })
 	if err != nil {
 		t.Fatalf("demo start with its default ports taken: %v", err)
@@ -112,8 +98,8 @@ func TestDemoMovesOffTakenDefaultPorts(t *testing.T) {
 // the clear error it always was.
 func TestTakenPortIsAnErrorUnlessDemoDefault(t *testing.T) {
 	def := config.Default()
-	holdPort(t, def.MQTTAddr)
-	holdPort(t, def.HTTPAddr)
+	porttest.Hold(t, def.MQTTAddr)
+	porttest.Hold(t, def.HTTPAddr)
 	tests := []struct {
 		name string
 		mod  func(*configT)

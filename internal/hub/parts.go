@@ -16,6 +16,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/catalog"
+	"github.com/candor-iot/candor/internal/cluster"
 	"github.com/candor-iot/candor/internal/config"
 	"github.com/candor-iot/candor/internal/consent"
 	"github.com/candor-iot/candor/internal/erasure"
@@ -194,10 +195,19 @@ func (h *Hub) openErasure(context.Context) error {
 			h.id.DevicesErased(ids)
 			h.apps.Forget(context.Background(), ids)
 		},
-		ReadingsDeleted: func(ids []string) { h.apps.Forget(context.Background(), ids) },
-		Reclaim:         h.st.ReclaimSpace,
-		AccountDeleted:  h.id.AccountDeleted,
+		// Erased devices reach the other nodes through identity's
+		// OnRevoke (joinCluster); the rest is noted here.
+		ReadingsDeleted: func(ids []string) {
+			h.apps.Forget(context.Background(), ids)
+			for _, id := range ids {
+				h.note(cluster.KindReadingsDeleted, id)
+			}
+		},
+		Shredded:       h.noteFor(cluster.KindKeys),
+		Reclaim:        h.st.ReclaimSpace,
+		AccountDeleted: h.id.AccountDeleted,
 		HouseholdDeleted: func(ctx context.Context, hh string) {
+			h.note(cluster.KindRecipients, hh)
 			if err := h.forward.Reload(ctx, hh); err != nil {
 				h.log.Error("stop forwarding for a deleted household", "household", hh, "err", err)
 			}
@@ -263,9 +273,11 @@ func (h *Hub) closeBroker(context.Context) error { return h.br.Close() }
 // data may go to and where is one registry they share.
 func (h *Hub) openFrontEnds(context.Context) error {
 	fe := frontEnd{
-		recipients: forward.NewRegistry(h.st, h.cat, h.forward, forward.RegistryOptions{Log: h.rec}),
-		keys:       keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.rec}),
-		history:    history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.rec}),
+		recipients: forward.NewRegistry(h.st, h.cat, h.forward, forward.RegistryOptions{Log: h.rec,
+			OnChange: h.noteFor(cluster.KindRecipients)}),
+		keys: keys.New(keys.Options{Vault: h.vault, Accounts: h.st, Log: h.rec,
+			OnChange: h.noteFor(cluster.KindKeys)}),
+		history: history.New(history.Options{Store: h.st, Vault: h.vault, Log: h.rec}),
 	}
 	fe.mqttAddr, fe.mqttTLS = h.deviceMQTT()
 	h.api = newAPI(h, fe)

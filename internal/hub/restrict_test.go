@@ -199,10 +199,13 @@ func TestHoldUntilFixedAndAlarm(t *testing.T) {
 	if got, ok := th.mon.RestrictedFor(id); !ok || got != adv {
 		t.Fatalf("after the alarm RestrictedFor = %q, %v; want the hold until fixed kept", got, ok)
 	}
-	if found, _ := th.auditFindings(); len(found["quarantined-device"]) != 1 || found["quarantined-device"][0]["severity"] != "critical" ||
-		!strings.Contains(found["quarantined-device"][0]["evidence"].(string), "also on hold until advisory "+adv) {
-		t.Errorf("audit findings with both reasons: %v", found["quarantined-device"])
-	}
+	// The monitor holds the device in memory before it stores the hold,
+	// and the audit reads the store: wait for it there.
+	waitFor(t, "the audit finding with both reasons", 10*time.Second, func() bool {
+		found, _ := th.auditFindings()
+		return len(found["quarantined-device"]) == 1 && found["quarantined-device"][0]["severity"] == "critical" &&
+			strings.Contains(found["quarantined-device"][0]["evidence"].(string), "also on hold until advisory "+adv)
+	})
 
 	// The fixed firmware lifts the advisory's reason only.
 	c = connect()

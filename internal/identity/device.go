@@ -145,14 +145,23 @@ func (s *Service) RevokeDevice(ctx context.Context, id string) error {
 // disconnects them, like a revocation: their rows are already gone, so a
 // new login fails anyway; this ends the sessions that are still open.
 func (s *Service) DevicesErased(ids []string) {
+	s.ForgetDevices(ids)
+	for _, id := range ids {
+		s.notifyRevoked(id)
+	}
+}
+
+// ForgetDevices forgets what the service remembers of erased devices
+// without telling the OnRevoke listeners: for devices another hub node
+// erased, whose connections the hub ends itself. Telling the listeners
+// would pass the erasure on to the nodes once more, and again from each
+// of them, at every round.
+func (s *Service) ForgetDevices(ids []string) {
 	s.mu.Lock()
 	for _, id := range ids {
 		delete(s.verified, id)
 	}
 	s.mu.Unlock()
-	for _, id := range ids {
-		s.notifyRevoked(id)
-	}
 }
 
 // AuthenticateDevice checks a device's id and secret. Any failure returns

@@ -15,7 +15,8 @@ import (
 // ErrClosed is returned for readings submitted after the pipeline closed.
 var ErrClosed = errors.New("ingest pipeline closed")
 
-// appender is the part of the store the batcher writes to.
+// appender is the part of the store the batcher writes to. AppendReadings
+// must not keep rs once it returns: the batcher reuses its memory.
 type appender interface {
 	AppendReadings(ctx context.Context, rs []store.Reading) error
 }
@@ -89,7 +90,12 @@ type batcher struct {
 	kick    chan struct{} // cur went from empty to non-empty
 	full    chan struct{} // cur reached maxRows
 	stop    chan struct{}
-	wg      sync.WaitGroup
+	// spare is the rows slice of the last batch written, emptied, for the
+	// next batch: a fresh one of maxRows readings for every commit was
+	// most of what the hub allocated per reading when paced (hundreds of
+	// small commits a second), and so most of its garbage collection.
+	spare []store.Reading
+	wg    sync.WaitGroup
 	// writing is when the first row of the batch being written was added
 	// (unix ns), 0 while nothing is being written; see lag.
 	writing atomic.Int64
@@ -102,7 +108,7 @@ func newBatcher(st appender, maxRows int, maxWait time.Duration, onCommit func(i
 		maxWait:    maxWait,
 		maxPending: 4 * maxRows,
 		onCommit:   onCommit,
-		cur:        newBatch(maxRows),
+		cur:        newBatch(make([]store.Reading, 0, maxRows)),
 		wanted:     make(map[string]struct{}),
 		left:       make(map[string]int),
 		minTurn:    max(1, maxRows/10),
@@ -117,8 +123,9 @@ func newBatcher(st appender, maxRows int, maxWait time.Duration, onCommit func(i
 	return b
 }
 
-func newBatch(capacity int) *batch {
-	return &batch{rows: make([]store.Reading, 0, capacity), done: make(chan struct{})}
+// newBatch makes a batch that fills rows, an empty slice.
+func newBatch(rows []store.Reading) *batch {
+	return &batch{rows: rows, done: make(chan struct{})}
 }
 
 // errOverloaded is returned when a submitter gave up waiting for room.
@@ -243,10 +250,40 @@ func (b *batcher) run() {
 			timer.Stop()
 		}
 		// Keep writing while rows arrived during the previous write: the
-		// write itself was the gathering window.
+		// write itself was (part of) the gathering window.
 		for b.flush() > 0 {
+			b.gather(timer)
 		}
 	}
+}
+
+// gather waits, with maxWait set, until the batch now filling is maxWait
+// old or full. Under steady traffic rows keep arriving while a batch is
+// written, so without this only the first batch after a quiet spell
+// would ever gather: each commit costs a fixed fsync and transaction
+// (most of the hub's CPU per reading when paced, issue #19), and the wait
+// is what trades a little latency for fewer of them.
+func (b *batcher) gather(timer *time.Timer) {
+	if b.maxWait <= 0 {
+		return
+	}
+	b.mu.Lock()
+	n, first := len(b.cur.rows), b.cur.first
+	b.mu.Unlock()
+	if n == 0 || n >= b.maxRows {
+		return
+	}
+	wait := b.maxWait - time.Since(first)
+	if wait <= 0 {
+		return
+	}
+	timer.Reset(wait)
+	select {
+	case <-b.full:
+	case <-timer.C:
+	case <-b.stop:
+	}
+	timer.Stop()
 }
 
 // flush writes the current batch, if any, and reports how many rows it had.
@@ -260,7 +297,12 @@ func (b *batcher) flush() int {
 	// Set while cur is swapped under the lock, so lag never sees the
 	// batch in neither place.
 	b.writing.Store(bt.first.UnixNano())
-	b.cur = newBatch(b.maxRows)
+	rows := b.spare
+	if rows == nil {
+		rows = make([]store.Reading, 0, b.maxRows)
+	}
+	b.spare = nil
+	b.cur = newBatch(rows)
 	// The next batch's turns: an equal share for every device that wanted
 	// in, but at least minTurn rows. While devices wait in line the batch
 	// gives out only as many turns as it holds, so turns go round first
@@ -299,8 +341,16 @@ func (b *batcher) flush() int {
 	if bt.err == nil && len(bt.live) > 0 && b.onLive != nil {
 		b.onLive(bt.live)
 	}
+	n := len(bt.rows)
+	// Waiters only read done and err: the rows go back for the next
+	// batch, cleared so they hold no payload alive.
+	clear(bt.rows)
+	b.mu.Lock()
+	b.spare = bt.rows[:0]
+	b.mu.Unlock()
+	bt.rows = nil
 	close(bt.done)
-	return len(bt.rows)
+	return n
 }
 
 // admitLocked gives the devices at the front of the line their turns

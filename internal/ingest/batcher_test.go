@@ -768,3 +768,31 @@ func testDevicesTakeTurns(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchGathersUnderSteadyTraffic: with BatchMaxWait set, readings that
+// arrive while a batch is written are not written the moment it is done
+// but gather until the oldest is BatchMaxWait old, so steady traffic makes
+// fewer, larger commits (each costs an fsync).
+func TestBatchGathersUnderSteadyTraffic(t *testing.T) {
+	synctest.Test(t, testBatchGathers)
+}
+
+func testBatchGathers(t *testing.T) {
+	const wait = 10 * time.Millisecond
+	p, fs, release := stuckPipeline(t, Options{BatchMaxRows: 100, BatchMaxWait: wait})
+	for i := range 2 {
+		if err := p.Submit(t.Context(), "dev-steady", "s", fmt.Appendf(nil, `{"i":%d}`, i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release()
+	synctest.Wait() // the first batch is written; the batcher waits
+	if batches, _, _, _ := fs.snapshot(); !slices.Equal(batches, []int{1}) {
+		t.Fatalf("batches written before the gathering window ended: %v, want [1]", batches)
+	}
+	time.Sleep(wait)
+	synctest.Wait()
+	if batches, _, _, _ := fs.snapshot(); !slices.Equal(batches, []int{1, 2}) {
+		t.Fatalf("batches written after the window: %v, want [1 2]", batches)
+	}
+}

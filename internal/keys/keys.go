@@ -41,20 +41,25 @@ type Options struct {
 	Accounts Accounts
 	// Log, when set, records every change.
 	Log auditlog.Recorder
+	// OnChange, when set, is told the key owner after each change made
+	// (Enroll, Rotate, Rewrap). A hub node passes the change on to the
+	// other nodes with it.
+	OnChange func(ownerID string)
 }
 
 // Service changes key owners' settings. A key owner is an account (the
 // keys of the devices a person added) or a household (its shared
 // devices).
 type Service struct {
-	v    Vault
-	accs Accounts
-	log  auditlog.Recorder
+	v       Vault
+	accs    Accounts
+	log     auditlog.Recorder
+	changed func(ownerID string)
 }
 
 // New returns a Service.
 func New(opts Options) *Service {
-	return &Service{v: opts.Vault, accs: opts.Accounts, log: opts.Log}
+	return &Service{v: opts.Vault, accs: opts.Accounts, log: opts.Log, changed: opts.OnChange}
 }
 
 // Status returns an owner's setting and keys.
@@ -92,7 +97,13 @@ func (s *Service) Rewrap(ctx context.Context, ownerID string, identity age.Ident
 // record logs a change made. The change is already made when recording
 // fails: the caller reports the failure, so the person knows the log
 // missed it.
+//
+// It first tells OnChange: the change is made whether or not the record
+// succeeds.
 func (s *Service) record(ctx context.Context, ownerID, action string, detail map[string]string) error {
+	if s.changed != nil {
+		s.changed(ownerID)
+	}
 	if s.log == nil {
 		return nil
 	}

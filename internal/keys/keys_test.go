@@ -18,8 +18,9 @@ import (
 )
 
 type rig struct {
-	svc *keys.Service
-	log *auditlog.Log
+	svc  *keys.Service
+	log  *auditlog.Log
+	told []string // the owners OnChange was told of
 }
 
 func newRig(t *testing.T) *rig {
@@ -45,7 +46,9 @@ func newRig(t *testing.T) *rig {
 	}
 	t.Cleanup(func() { v.Close() })
 	log := logtest.Open(t)
-	return &rig{svc: keys.New(keys.Options{Vault: v, Accounts: st, Log: log}), log: log}
+	r := &rig{log: log}
+	r.svc = keys.New(keys.Options{Vault: v, Accounts: st, Log: log, OnChange: func(owner string) { r.told = append(r.told, owner) }})
+	return r
 }
 
 func TestChangesAreRecordedWithIdsOnly(t *testing.T) {
@@ -98,6 +101,10 @@ func TestChangesAreRecordedWithIdsOnly(t *testing.T) {
 			evs := logtest.Events(t, r.log, "")
 			if len(evs) == 0 {
 				t.Fatal("nothing recorded")
+			}
+			// Each change is told (a hub node passes it on with it).
+			if len(r.told) != len(evs) || r.told[len(r.told)-1] != tt.owner {
+				t.Errorf("OnChange told of %v for %d recorded changes; want each, the last of %s", r.told, len(evs), tt.owner)
 			}
 			ev := evs[len(evs)-1]
 			if ev.Action != tt.action || ev.Household != "hh_home" || ev.Subject.Account != tt.wantAccount || ev.Purpose == "" {

@@ -278,3 +278,32 @@ func TestChangePolicy(t *testing.T) {
 		t.Errorf("after restart: %v; want %v", got, want)
 	}
 }
+
+// A change of the actions is told to OnPolicyChange (a hub node passes it
+// on with it), and another monitor sharing the store (another node) acts
+// by it once it reloads; reloading tells nobody, so a change is not
+// passed on again by the node that applied it.
+func TestPolicyChangeReachesAMonitorSharingTheStore(t *testing.T) {
+	st := &actions{}
+	here, _ := newTestMonitor(t, Config{Actions: st})
+	there, _ := newTestMonitor(t, Config{Actions: st})
+	told := map[*Monitor]int{}
+	here.OnPolicyChange(func() { told[here]++ })
+	there.OnPolicyChange(func() { told[there]++ })
+	want := Policy{Info: ActRateLimit, Warning: ActQuarantine, Critical: ActRevoke}
+	if err := here.ChangePolicy(t.Context(), auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acc_admin"}, want); err != nil {
+		t.Fatal(err)
+	}
+	if got := there.Policy(); maps.Equal(got, want) {
+		t.Fatalf("the other monitor acts by %v before it reloads", got)
+	}
+	if err := there.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := there.Policy(); !maps.Equal(got, want) {
+		t.Errorf("the other monitor after Reload: %v; want %v", got, want)
+	}
+	if told[here] != 1 || told[there] != 0 {
+		t.Errorf("told %d times here and %d there; want once here (the change), never there (the reload)", told[here], told[there])
+	}
+}

@@ -160,6 +160,8 @@ type Monitor struct {
 
 	policyMu sync.RWMutex
 	policy   Policy
+	// policyChanged are told after ChangePolicy (OnPolicyChange).
+	policyChanged []func()
 }
 
 const (

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/candor-iot/candor/internal/auditlog"
@@ -65,12 +66,26 @@ func (m *Monitor) ChangePolicy(ctx context.Context, by auditlog.Actor, p Policy)
 	}
 	m.policyMu.Lock()
 	m.policy = maps.Clone(p)
+	fs := slices.Clone(m.policyChanged)
 	m.policyMu.Unlock()
+	// In force here: tell the listeners even if the record below fails.
+	for _, f := range fs {
+		f()
+	}
 	det := map[string]string{"before": old.String(), "after": p.String()}
 	if err := m.record(ctx, auditlog.Event{Actor: by, Action: ActionPolicyChange, Detail: det}); err != nil {
 		return fmt.Errorf("log monitor actions change: %w", err)
 	}
 	return nil
+}
+
+// OnPolicyChange registers f, called after ChangePolicy stored a new
+// action per severity and put it in force here. A hub node passes the
+// change on to the other nodes with it; Reload does not call it.
+func (m *Monitor) OnPolicyChange(f func()) {
+	m.policyMu.Lock()
+	m.policyChanged = append(m.policyChanged, f)
+	m.policyMu.Unlock()
 }
 
 // loadPolicy restores the admin's stored choice, if any, over the

@@ -5,11 +5,15 @@ import (
 	"fmt"
 )
 
-// Reload makes the holds in memory those kept in the store, for holds
-// placed or released by another hub node sharing it: new ones are added
-// (as Load does) and released ones are lifted, and each device whose hold
-// came or went is told on its control topic, as when this node decides.
+// Reload makes the action per severity and the holds in memory those kept
+// in the store, for changes made by another hub node sharing it: the
+// admin's choice of actions is restored (as Load does), new holds are
+// added and released ones are lifted, and each device whose hold came or
+// went is told on its control topic, as when this node decides.
 func (m *Monitor) Reload(ctx context.Context) error {
+	if err := m.loadPolicy(ctx); err != nil {
+		return err
+	}
 	if m.cfg.Store == nil {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/candor-iot/candor/internal/auditlog"
@@ -57,17 +58,31 @@ func (s *Server) controlRefused(w http.ResponseWriter, r *http.Request, v viewer
 	s.fail(w, r, err)
 }
 
-func (s *Server) postRestrict(w http.ResponseWriter, r *http.Request, v viewer) {
+// controlled finds the device a control form is about, which v must be
+// able to manage, and answers for the handler when it cannot be found or
+// the control is not available on this hub (available false): ok is then
+// false.
+func (s *Server) controlled(w http.ResponseWriter, r *http.Request, v viewer, available bool) (d store.Device, ok bool) {
 	d, err := s.manageable(r, v)
 	if err != nil {
 		s.fail(w, r, err)
-		return
+		return store.Device{}, false
 	}
-	if s.cfg.Restrict == nil {
+	if !available {
 		s.renderError(w, r, http.StatusNotFound, nil)
+		return store.Device{}, false
+	}
+	return d, true
+}
+
+func (s *Server) postRestrict(w http.ResponseWriter, r *http.Request, v viewer) {
+	d, ok := s.controlled(w, r, v, s.cfg.Restrict != nil)
+	if !ok {
 		return
 	}
-	adv := r.PostFormValue("advisory")
+	// Trimmed as the API does: a pasted id often carries a space or a
+	// line break, which would name no advisory.
+	adv := strings.TrimSpace(r.PostFormValue("advisory"))
 	if err := s.cfg.Restrict.Restrict(r.Context(), d.ID, adv); err != nil {
 		s.controlRefused(w, r, v, d, "", err)
 		return
@@ -76,13 +91,8 @@ func (s *Server) postRestrict(w http.ResponseWriter, r *http.Request, v viewer) 
 }
 
 func (s *Server) postInstall(w http.ResponseWriter, r *http.Request, v viewer) {
-	d, err := s.manageable(r, v)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if s.cfg.UpdateControls == nil {
-		s.renderError(w, r, http.StatusNotFound, nil)
+	d, ok := s.controlled(w, r, v, s.cfg.UpdateControls != nil)
+	if !ok {
 		return
 	}
 	if _, err := s.cfg.UpdateControls.Install(r.Context(), v.Actor(), updates.DeviceOf(d)); err != nil {
@@ -93,13 +103,8 @@ func (s *Server) postInstall(w http.ResponseWriter, r *http.Request, v viewer) {
 }
 
 func (s *Server) postPostpone(w http.ResponseWriter, r *http.Request, v viewer) {
-	d, err := s.manageable(r, v)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if s.cfg.UpdateControls == nil {
-		s.renderError(w, r, http.StatusNotFound, nil)
+	d, ok := s.controlled(w, r, v, s.cfg.UpdateControls != nil)
+	if !ok {
 		return
 	}
 	days, err := strconv.Atoi(r.PostFormValue("days"))
@@ -115,13 +120,8 @@ func (s *Server) postPostpone(w http.ResponseWriter, r *http.Request, v viewer) 
 }
 
 func (s *Server) postAutomatic(w http.ResponseWriter, r *http.Request, v viewer) {
-	d, err := s.manageable(r, v)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if s.cfg.UpdateControls == nil {
-		s.renderError(w, r, http.StatusNotFound, nil)
+	d, ok := s.controlled(w, r, v, s.cfg.UpdateControls != nil)
+	if !ok {
 		return
 	}
 	on := r.PostFormValue("automatic") == "on"

@@ -192,7 +192,12 @@ func (db *DB) ChosenSecretDevices(ctx context.Context) ([]string, error) {
 // LastReadingAt is the arrival time of the device's newest reading.
 func (db *DB) LastReadingAt(ctx context.Context, deviceID string) (time.Time, error) {
 	var n int64
-	err := db.readers.QueryRowContext(ctx, `SELECT ts FROM readings WHERE `+byDevice+` ORDER BY dkey DESC, seq DESC LIMIT 1`, deviceID).Scan(&n)
+	// The newest of each table's newest (both walk their keys backwards).
+	err := db.readers.QueryRowContext(ctx, `SELECT ts FROM (
+			SELECT * FROM (SELECT seq, ts FROM readings WHERE `+byDevice+` ORDER BY dkey DESC, seq DESC LIMIT 1)
+			UNION ALL
+			SELECT * FROM (SELECT seq, ts FROM readings_stage WHERE `+byDevice+` ORDER BY seq DESC LIMIT 1))
+		ORDER BY seq DESC LIMIT 1`, deviceID, deviceID).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil
 	}

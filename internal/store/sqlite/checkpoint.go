@@ -13,6 +13,19 @@ import (
 // by a few MiB in that time; an idle check costs a read of the WAL index.
 const checkpointEvery = 100 * time.Millisecond
 
+// walBackstopPages is the WAL size, in pages, at which the writer runs a
+// checkpoint itself after a commit. The checkpointer's PASSIVE checkpoints
+// copy frames but cannot restart the WAL: SQLite only writes from the
+// start of the WAL again when a write transaction begins with every frame
+// already copied, and under sustained ingest the writer appends new frames
+// while each checkpoint runs, so that never happened and the WAL grew
+// without bound (4 GB while filling 10M readings, with every page lookup
+// searching its whole index). The writer's own checkpoint runs between its
+// transactions, so it completes and the next transaction restarts the WAL;
+// with the checkpointer keeping up it only copies the last few frames.
+// Paced ingest, which leaves the checkpointer gaps, never reaches it.
+const walBackstopPages = 8192
+
 // startCheckpointer opens a connection of its own and starts the goroutine
 // that checkpoints the WAL in PASSIVE mode, which never waits for readers
 // or writers and never blocks them: commits go on appending while it

@@ -136,18 +136,33 @@ func (db *DB) PurgeReadings(ctx context.Context, p store.Purge, limit int) (int6
 		q = `DELETE FROM readings WHERE (dkey, seq) IN (SELECT dkey, seq FROM readings WHERE ` + where + ` ORDER BY dkey, seq LIMIT ?)`
 		args = append(args, limit)
 	}
-	var n int64
+	var n, merged int64
+	// Every time mark of the device goes: the marks after the purged
+	// readings may carry their times too (marks.go).
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		// Staged readings are moved first, so the purge sees one table.
+		var err error
+		if merged, err = db.mergeTx(ctx, tx, 0); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return dropMarks(ctx, tx, p.DeviceID, 0, 0)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("purge readings of device %q: %w", p.DeviceID, err)
 	}
+	if n > 0 {
+		db.forgetMarks(p.DeviceID)
+	}
+	db.staged.Add(-merged)
 	return n, nil
 }
 
@@ -169,12 +184,17 @@ func (db *DB) FinishPurge(ctx context.Context, p store.Purge) error {
 		// using or about to remember the cached key meanwhile; keys are
 		// never reused, so a reading written under a dropped key could
 		// never surface under another device.
+		if err := dropMarks(ctx, tx, p.DeviceID, 0, 0); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM reading_devices WHERE device_id = ?
-			AND NOT EXISTS (SELECT 1 FROM readings WHERE readings.dkey = reading_devices.dkey)`, p.DeviceID)
+			AND NOT EXISTS (SELECT 1 FROM readings WHERE readings.dkey = reading_devices.dkey)
+			AND NOT EXISTS (SELECT 1 FROM readings_stage WHERE readings_stage.dkey = reading_devices.dkey)`, p.DeviceID)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n > 0 {
+			db.forgetMarks(p.DeviceID)
 			db.dkeys.Delete(p.DeviceID)
 		}
 		return nil

@@ -25,8 +25,11 @@ const (
 //
 // Ingest runs at tens of thousands of readings a second in batches of up
 // to a few thousand, so what matters is the commit: one fsync per batch,
-// one prepared INSERT reused for every row, one b-tree (clustered by
-// device key and seq) and one update of the seq high-water mark.
+// prepared statements reused for every row and every batch, one b-tree
+// and at most one update of the seq high-water mark. A batch of fewer than
+// stageBelow rows (a paced commit) goes to the staging table, whose last
+// page or two is all it dirties; a larger one goes straight into the
+// clustered table, where it already fills pages (see stage.go).
 func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	if len(rs) == 0 {
 		return nil
@@ -34,7 +37,13 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	// Seq is only written back once the commit succeeded, so a failed
 	// call leaves the caller's slice as it was.
 	seqs := make([]int64, len(rs))
-	var fresh map[string]int64 // device keys made in this transaction
+	var fresh map[string]int64     // device keys made in this transaction
+	marks := map[int64]markState{} // mark states as of this transaction
+	staged := len(rs) < db.stageBelow
+	insert := db.stmts.insertMain
+	if staged {
+		insert = db.stmts.insertStage
+	}
 	// keyMu makes "commit, then remember the new keys" one step against
 	// FinishPurge, which drops keys: otherwise a key dropped between the
 	// two could be remembered after all. Writes are serialised on the one
@@ -43,15 +52,11 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	defer db.keyMu.Unlock()
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var hi int64
-		if err := tx.QueryRowContext(ctx, `SELECT hi FROM reading_seq WHERE id = 1`).Scan(&hi); err != nil {
+		if err := tx.StmtContext(ctx, db.stmts.readSeq).QueryRowContext(ctx).Scan(&hi); err != nil {
 			return fmt.Errorf("append readings: read seq: %w", err)
 		}
-		stmt, err := tx.PrepareContext(ctx,
-			`INSERT INTO readings (dkey, seq, stream, ts, manifest_version, payload) VALUES (?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return fmt.Errorf("append readings: prepare: %w", err)
-		}
-		defer stmt.Close()
+		stmt := tx.StmtContext(ctx, insert)
+		var markStmt *sql.Stmt
 		for i := range rs {
 			r := &rs[i]
 			// Errors name the reading by position and device only:
@@ -71,13 +76,35 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			if payload == nil {
 				payload = []byte{} // the column is NOT NULL; nil would bind as NULL
 			}
+			mk, err := db.markFor(ctx, tx, dkey, marks)
+			if err != nil {
+				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
+			}
 			hi++
+			if mk.since >= markEvery {
+				if markStmt == nil {
+					if markStmt, err = tx.PrepareContext(ctx, `INSERT INTO reading_marks (dkey, maxts, seq) VALUES (?, ?, ?)`); err != nil {
+						return fmt.Errorf("append readings: prepare mark: %w", err)
+					}
+					defer markStmt.Close()
+				}
+				if _, err := markStmt.ExecContext(ctx, dkey, mk.maxTS, hi); err != nil {
+					return fmt.Errorf("append readings: reading %d of device %q: mark: %w", i, r.DeviceID, err)
+				}
+				mk.since = 0
+			}
+			mk.maxTS = max(mk.maxTS, ts)
+			mk.since++
+			marks[dkey] = mk
 			if _, err := stmt.ExecContext(ctx, dkey, hi, r.Stream, ts, r.ManifestVersion, payload); err != nil {
 				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
 			}
 			seqs[i] = hi
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE reading_seq SET hi = ? WHERE id = 1`, hi); err != nil {
+		if staged {
+			return nil // the stage itself records the newest seq (see readSeq)
+		}
+		if _, err := tx.StmtContext(ctx, db.stmts.writeSeq).ExecContext(ctx, hi); err != nil {
 			return fmt.Errorf("append readings: advance seq: %w", err)
 		}
 		return nil
@@ -85,9 +112,15 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	if err != nil {
 		return err
 	}
-	// Only keys that were committed are remembered.
+	if staged {
+		db.staged.Add(int64(len(rs)))
+	}
+	// Only keys and mark states that were committed are remembered.
 	for id, k := range fresh {
 		db.dkeys.Store(id, k)
+	}
+	for k, mk := range marks {
+		db.marks[k] = mk
 	}
 	for i := range rs {
 		rs[i].Seq = seqs[i]
@@ -150,6 +183,7 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		where.WriteString(` AND stream = ?`)
 		args = append(args, q.Stream)
 	}
+	after := q.AfterSeq
 	if !q.Since.IsZero() {
 		since, err := encTime(q.Since)
 		if err != nil {
@@ -157,6 +191,13 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		}
 		where.WriteString(` AND ts >= ?`)
 		args = append(args, since)
+		// Start at the device's last time mark before since rather than
+		// at its first reading.
+		m, err := db.markSince(ctx, q.DeviceID, since)
+		if err != nil {
+			return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
+		}
+		after = max(after, m-1)
 	}
 	if !q.Until.IsZero() {
 		until, err := encTime(q.Until)
@@ -166,9 +207,9 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		where.WriteString(` AND ts < ?`)
 		args = append(args, until)
 	}
-	if q.AfterSeq > 0 {
+	if after > 0 {
 		where.WriteString(` AND seq > ?`)
-		args = append(args, q.AfterSeq)
+		args = append(args, after)
 	}
 	if q.ManifestVersion != 0 {
 		where.WriteString(` AND manifest_version = ?`)
@@ -179,16 +220,21 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		limit = DefaultReadingLimit
 	}
 	limit = min(limit, MaxReadingLimit)
-	args = append(args, limit)
 
 	// A stream asked for is not read back from every row: one column and
 	// one string allocation less per reading (an export reads each stream
 	// whole).
-	cols := `SELECT seq, stream, ts, payload, manifest_version FROM readings WHERE `
+	cols := `SELECT seq, stream, ts, payload, manifest_version FROM `
 	if q.Stream != "" {
-		cols = `SELECT seq, ts, payload, manifest_version FROM readings WHERE `
+		cols = `SELECT seq, ts, payload, manifest_version FROM `
 	}
-	rows, err := db.readers.QueryContext(ctx, cols+where.String()+` ORDER BY dkey, seq LIMIT ?`, args...)
+	// Both tables, merged by seq in one statement (one snapshot, so a
+	// reading moving from the stage meanwhile is seen exactly once). The
+	// clustered side walks its primary key from the device's first
+	// wanted seq and the LIMIT stops both sides early; the stage is
+	// small and scanned.
+	rows, err := db.readers.QueryContext(ctx, cols+`readings WHERE `+where.String()+
+		` UNION ALL `+cols+`readings_stage WHERE `+where.String()+` ORDER BY seq LIMIT ?`, bothSides(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
 	}
@@ -225,7 +271,8 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 // CountReadings returns how many readings of the device are stored.
 func (db *DB) CountReadings(ctx context.Context, deviceID string) (int64, error) {
 	var n int64
-	err := db.readers.QueryRowContext(ctx, `SELECT count(*) FROM readings WHERE `+byDevice, deviceID).Scan(&n)
+	err := db.readers.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM readings WHERE `+byDevice+`)
+		+ (SELECT count(*) FROM readings_stage WHERE `+byDevice+`)`, deviceID, deviceID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count readings of device %q: %w", deviceID, err)
 	}
@@ -236,16 +283,17 @@ func (db *DB) CountReadings(ctx context.Context, deviceID string) (int64, error)
 // the database: a scan of the device's range of the clustered key that
 // reads no payload.
 func (db *DB) StreamCounts(ctx context.Context, deviceID string, until time.Time) (map[string]int64, error) {
-	query, args := `SELECT stream, count(*) FROM readings WHERE `+byDevice, []any{deviceID}
+	where, args := byDevice, []any{deviceID}
 	if !until.IsZero() {
 		u, err := encTime(until)
 		if err != nil {
 			return nil, fmt.Errorf("count streams of device %q: until: %w", deviceID, err)
 		}
-		query += ` AND ts < ?`
+		where += ` AND ts < ?`
 		args = append(args, u)
 	}
-	rows, err := db.readers.QueryContext(ctx, query+` GROUP BY stream`, args...)
+	rows, err := db.readers.QueryContext(ctx, `SELECT stream, count(*) FROM (SELECT stream FROM readings WHERE `+where+
+		` UNION ALL SELECT stream FROM readings_stage WHERE `+where+`) GROUP BY stream`, bothSides(args)...)
 	if err != nil {
 		return nil, fmt.Errorf("count streams of device %q: %w", deviceID, err)
 	}
@@ -280,6 +328,7 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		where += ` AND stream = ?`
 		args = append(args, q.Stream)
 	}
+	var since, until int64 // for the time marks: 0 is open
 	if !q.Since.IsZero() {
 		n, err := encTime(q.Since)
 		if err != nil {
@@ -287,6 +336,7 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		}
 		where += ` AND ts >= ?`
 		args = append(args, n)
+		since = n
 	}
 	if !q.Until.IsZero() {
 		n, err := encTime(q.Until)
@@ -295,6 +345,7 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		}
 		where += ` AND ts < ?`
 		args = append(args, n)
+		until = n
 	}
 	if q.ManifestVersion != 0 {
 		where += ` AND manifest_version = ?`
@@ -305,17 +356,42 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		stmt = `DELETE FROM readings WHERE (dkey, seq) IN (SELECT dkey, seq FROM readings WHERE ` + where + ` ORDER BY dkey, seq LIMIT ?)`
 		args = append(args, limit)
 	}
-	var n int64
+	var n, merged int64
+	// keyMu: the device's cached running maximum may be a deleted
+	// reading's time, and is forgotten once this commits (marks.go).
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		// Staged readings are moved first, so the deletion (and its
+		// limit) sees one table; deletions are rare, the stage small.
+		var err error
+		if merged, err = db.mergeTx(ctx, tx, 0); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, stmt, args...)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return dropMarks(ctx, tx, q.DeviceID, since, until)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("delete readings of device %q: %w", q.DeviceID, err)
 	}
+	if n > 0 {
+		db.forgetMarks(q.DeviceID)
+	}
+	db.staged.Add(-merged)
 	return n, nil
+}
+
+// bothSides repeats args, the arguments of a condition used once for the
+// clustered table and once for the stage, and appends more after them.
+func bothSides(args []any, more ...any) []any {
+	out := make([]any, 0, 2*len(args)+len(more))
+	out = append(out, args...)
+	out = append(out, args...)
+	return append(out, more...)
 }

@@ -524,6 +524,42 @@ var migrations = []migration{
 			`ALTER TABLE quarantines ADD COLUMN advisory TEXT NOT NULL DEFAULT ''`,
 		},
 	},
+	{
+		// Issue #19: a query by time scanned the device's readings from
+		// its first one. A mark says every reading of dkey below seq has
+		// ts ≤ maxts (see marks.go). Existing readings get their first
+		// mark when the device's next reading is appended.
+		name: "reading time marks",
+		stmts: []string{
+			`CREATE TABLE reading_marks (
+				dkey  INTEGER NOT NULL,
+				maxts INTEGER NOT NULL,
+				seq   INTEGER NOT NULL,
+				PRIMARY KEY (dkey, maxts, seq)
+			) STRICT, WITHOUT ROWID`,
+		},
+	},
+	{
+		// Issue #19, paced ingest: a commit of ten readings from ten
+		// devices still dirtied ten leaf pages of the clustered readings
+		// table (about 4 KiB of WAL per reading, copied again by the
+		// checkpoint). Small commits now append to this table instead,
+		// keyed by the global seq alone, so each touches its last page or
+		// two; the store moves staged rows into the clustered table in
+		// large batches beside ingest (stage.go). Every read and deletion
+		// of readings sees both tables.
+		name: "readings staging table",
+		stmts: []string{
+			`CREATE TABLE readings_stage (
+				seq              INTEGER PRIMARY KEY,
+				dkey             INTEGER NOT NULL,
+				stream           TEXT NOT NULL,
+				ts               INTEGER NOT NULL,
+				manifest_version INTEGER NOT NULL DEFAULT 0,
+				payload          BLOB NOT NULL
+			) STRICT`,
+		},
+	},
 }
 
 type migration struct {

@@ -1,0 +1,211 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// markedReadings appends n readings of two devices in batches, with times
+// that mostly move forward and sometimes jump back by up to an hour (a
+// device's clock being set), and returns them as stored.
+func markedReadings(t *testing.T, db *DB, rng *rand.Rand, start time.Time, n int) []store.Reading {
+	t.Helper()
+	var all []store.Reading
+	ts := start
+	for len(all) < n {
+		batch := make([]store.Reading, 0, 100)
+		for range 100 {
+			ts = ts.Add(time.Duration(rng.IntN(20)) * time.Second)
+			at := ts
+			if rng.IntN(50) == 0 {
+				at = ts.Add(-time.Duration(rng.IntN(3600)) * time.Second)
+			}
+			batch = append(batch, store.Reading{
+				DeviceID: fmt.Sprintf("dev-%d", rng.IntN(2)),
+				Stream:   fmt.Sprintf("s%d", rng.IntN(3)),
+				Time:     at,
+				Payload:  []byte("{}"),
+			})
+		}
+		if err := db.AppendReadings(t.Context(), batch); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, batch...)
+	}
+	return all
+}
+
+// checkSince compares Readings with Since (and Until) for many times
+// against the readings filtered here.
+func checkSince(t *testing.T, db *DB, all []store.Reading, rng *rand.Rand) {
+	t.Helper()
+	first, last := all[0].Time, all[len(all)-1].Time
+	for range 60 {
+		dev := fmt.Sprintf("dev-%d", rng.IntN(2))
+		since := first.Add(time.Duration(rng.Int64N(int64(last.Sub(first)))))
+		var until time.Time
+		if rng.IntN(2) == 0 {
+			until = since.Add(time.Duration(rng.IntN(7200)) * time.Second)
+		}
+		var want []int64
+		for _, r := range all {
+			if r.DeviceID == dev && !r.Time.Before(since) && (until.IsZero() || r.Time.Before(until)) {
+				want = append(want, r.Seq)
+			}
+		}
+		want = want[:min(len(want), 500)]
+		rs, err := db.Readings(t.Context(), store.ReadingQuery{DeviceID: dev, Since: since, Until: until, Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]int64, len(rs))
+		for i, r := range rs {
+			got[i] = r.Seq
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s since %s until %s: got %d readings %v…, want %d %v…", dev, since, until,
+				len(got), got[:min(len(got), 5)], len(want), want[:min(len(want), 5)])
+		}
+	}
+}
+
+func markCount(t *testing.T, db *DB) (n int) {
+	t.Helper()
+	if err := db.readers.QueryRow(`SELECT count(*) FROM reading_marks`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A query by time that starts at a time mark returns exactly what a scan
+// of the device's whole history returns, though times jump back, across
+// a restart (the marks' state is loaded again), and after a deletion.
+func TestReadingsSinceUsesMarksCorrectly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "candor.db")
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	all := markedReadings(t, db, rng, t0, 4000)
+	if n := markCount(t, db); n < 4000/markEvery-4 {
+		t.Fatalf("%d marks for 4,000 readings of 2 devices; want about %d", n, 4000/markEvery)
+	}
+	checkSince(t, db, all, rng)
+
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openPath(t, path)
+	all = append(all, markedReadings(t, db, rng, all[len(all)-1].Time, 2000)...)
+	checkSince(t, db, all, rng)
+
+	// Deleting a time range drops the marks that carry a time in it.
+	from, to := all[1000].Time, all[3000].Time
+	if _, err := db.DeleteReadings(t.Context(), store.ReadingQuery{DeviceID: "dev-0", Since: from, Until: to}, 0); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := db.readers.QueryRow(`SELECT count(*) FROM reading_marks m JOIN reading_devices d ON d.dkey = m.dkey
+		WHERE d.device_id = 'dev-0' AND m.maxts >= ? AND m.maxts < ?`, from.UnixNano(), to.UnixNano()).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("%d marks of dev-0 still carry a time in the deleted range", left)
+	}
+	kept := all[:0:0]
+	for _, r := range all {
+		if r.DeviceID != "dev-0" || r.Time.Before(from) || !r.Time.Before(to) {
+			kept = append(kept, r)
+		}
+	}
+	all = append(kept, markedReadings(t, db, rng, all[len(all)-1].Time, 2000)...)
+	checkSince(t, db, all, rng)
+}
+
+// A purge drops every time mark of the device: they hold times of its
+// readings.
+func TestPurgeDropsMarks(t *testing.T) {
+	db := openTemp(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	all := markedReadings(t, db, rng, t0, 2000)
+	if markCount(t, db) == 0 {
+		t.Fatal("no marks written")
+	}
+	for _, dev := range []string{"dev-0", "dev-1"} {
+		p := store.Purge{DeviceID: dev, UntilSeq: all[len(all)-1].Seq, RequestedAt: t0}
+		if _, err := db.PurgeReadings(t.Context(), p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := markCount(t, db); n != 0 {
+		t.Errorf("%d marks left after purging every reading", n)
+	}
+}
+
+// TestMarkStateCountsStagedReadings: a device's mark state loaded from
+// the file (after a restart) must bound the times of its readings still
+// in the staging table, or a later mark would claim they are older than
+// they are and a query by time would skip them.
+func TestMarkStateCountsStagedReadings(t *testing.T) {
+	db := openTemp(t)
+	stopMergerForTest(t, db)
+	ctx := t.Context()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var late []int64
+	for i := range 2 { // two paced commits: staged, not merged
+		batch := make([]store.Reading, 10)
+		for j := range batch {
+			batch[j] = store.Reading{DeviceID: "dev-1", Stream: "s", Time: t0.Add(2*time.Hour + time.Duration(i*10+j)*time.Second), Payload: []byte("{}")}
+		}
+		if err := db.AppendReadings(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range batch {
+			late = append(late, r.Seq)
+		}
+	}
+	if db.staged.Load() == 0 {
+		t.Fatal("the paced commits were not staged: the test would prove nothing")
+	}
+	// As after a restart: no cached mark state.
+	db.keyMu.Lock()
+	clear(db.marks)
+	db.keyMu.Unlock()
+	// The device's clock is set back: the next readings are older than
+	// the staged ones, enough of them for marks to be written.
+	for i := range 3 {
+		batch := make([]store.Reading, 10)
+		for j := range batch {
+			batch[j] = store.Reading{DeviceID: "dev-1", Stream: "s", Time: t0.Add(time.Duration(i*10+j) * time.Second), Payload: []byte("{}")}
+		}
+		if err := db.AppendReadings(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := make([]store.Reading, markEvery*2)
+	for j := range big {
+		big[j] = store.Reading{DeviceID: "dev-1", Stream: "s", Time: t0.Add(time.Minute + time.Duration(j)*time.Millisecond), Payload: []byte("{}")}
+	}
+	if err := db.AppendReadings(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "dev-1", Since: t0.Add(time.Hour), Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	for _, r := range got {
+		seqs = append(seqs, r.Seq)
+	}
+	if !slices.Equal(seqs, late) {
+		t.Fatalf("readings since t0+1h: seqs %v, want the staged ones %v", seqs, late)
+	}
+}
