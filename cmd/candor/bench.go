@@ -38,6 +38,7 @@ func runBench(args []string) error {
 		hubFlags = append(hubFlags, s)
 		return nil
 	})
+	hubExe := fs.String("hub-exe", "", "run this candor binary as the hub instead of this one (compare two builds under the same load)")
 	cpuprofile := fs.String("cpuprofile", "", "")
 	// --cpuprofile is hidden: it is passed to the hub only if the hub
 	// supports it, which it does not yet.
@@ -64,6 +65,9 @@ func runBench(args []string) error {
 	o := bench.Options{
 		Quick: *quick, JSONPath: *jsonPath, Mosquitto: *mosq, RefAddr: *refAddr,
 		Only: *only, KeepData: *keep, CPUProfile: *cpuprofile, HubFlags: hubFlags,
+	}
+	if *hubExe != "" {
+		o.HubArgv = []string{*hubExe, "serve"}
 	}
 	// Options read 0 as "the default", so a 0 given on purpose is refused
 	// (sizes) or read as "skip" / "no bound" (phases and bounds) here,

@@ -71,6 +71,10 @@ type Options struct {
 	CPUProfile string
 	// KeepData keeps the hub's data directory after the run.
 	KeepData bool
+	// AtIdle, if set, is called with the broker's process id while all
+	// the idle connections of the connection-scale phase are open, after
+	// they were measured (a test takes a heap profile there).
+	AtIdle func(pid int)
 
 	JSONPath string    // also write the report as JSON here
 	Out      io.Writer // the table (default os.Stdout)
