@@ -38,6 +38,7 @@ func runBench(args []string) error {
 		hubFlags = append(hubFlags, s)
 		return nil
 	})
+	storm := fs.Int("storm", 0, "after the load phases, create this many more devices, restart the hub and time until all are connected again (the target is 10000 back in 10 s), 0 to skip")
 	hubExe := fs.String("hub-exe", "", "run this candor binary as the hub instead of this one (compare two builds under the same load)")
 	cpuprofile := fs.String("cpuprofile", "", "")
 	// --cpuprofile is hidden: it is passed to the hub only if the hub
@@ -99,6 +100,8 @@ func runBench(args []string) error {
 			if *rate == 0 {
 				o.Rate = -1
 			}
+		case "storm":
+			o.Storm = *storm
 		case "max-per-device":
 			o.MaxPerDevice = skipZero(*maxPer)
 		}

@@ -28,6 +28,7 @@ const (
 
 	maxDevices   = 5000
 	maxIdleConns = 200_000
+	maxStorm     = 200_000
 	maxDuration  = 5 * time.Minute
 	minDuration  = 200 * time.Millisecond
 	maxPayload   = 64 << 10
@@ -48,6 +49,10 @@ type Options struct {
 	// MaxPerDevice bounds the messages each device sends in a phase
 	// (default: no bound but Duration; quick 5000; <0 no bound).
 	MaxPerDevice int
+	// Storm, if positive, adds the reconnect storm after the load phases
+	// (Candor only): this many more devices are created, the hub is
+	// restarted, and all of them connect again (see runStorm).
+	Storm int
 
 	// Only limits the run to "candor" or "reference"; empty runs both.
 	Only string
@@ -123,6 +128,9 @@ func (o *Options) normalize() error {
 	if o.IdleConns > maxIdleConns {
 		errs = append(errs, fmt.Errorf("idle-conns: %d is above %d", o.IdleConns, maxIdleConns))
 	}
+	if o.Storm > maxStorm {
+		errs = append(errs, fmt.Errorf("storm: %d is above %d", o.Storm, maxStorm))
+	}
 	if o.Rate > maxRate {
 		errs = append(errs, fmt.Errorf("rate: %g is above %g", o.Rate, maxRate))
 	}
@@ -189,6 +197,7 @@ type Settings struct {
 	IdleConns       int     `json:"idle_conns"`
 	Rate            float64 `json:"paced_rate"`
 	MaxPerDevice    int     `json:"max_per_device,omitempty"`
+	Storm           int     `json:"storm,omitempty"`
 	Quick           bool    `json:"quick"`
 }
 
@@ -209,6 +218,7 @@ type Side struct {
 	// bench's readings were checked against the bench device manifest.
 	Manifest bool         `json:"manifest_enforced,omitempty"`
 	Idle     *IdleResult  `json:"idle,omitempty"`
+	Storm    *StormResult `json:"storm,omitempty"`
 	QoS1     *PhaseResult `json:"qos1,omitempty"`
 	QoS0     *PhaseResult `json:"qos0,omitempty"`
 	Paced    *PhaseResult `json:"qos1_paced,omitempty"`
@@ -278,7 +288,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := o.normalize(); err != nil {
 		return nil, fmt.Errorf("bench options: %w", err)
 	}
-	if _, err := raiseFileLimit(); err != nil && o.IdleConns > 500 {
+	if _, err := raiseFileLimit(); err != nil && (o.IdleConns > 500 || o.Storm > 500) {
 		fmt.Fprintf(o.Progress, "bench: %v; the connection-scale phase may hit it\n", err)
 	}
 	rep := &Report{
@@ -288,7 +298,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Settings: Settings{
 			Devices: o.Devices, DurationSeconds: o.Duration.Seconds(), Window: o.Window,
 			PayloadBytes: o.PayloadBytes, IdleConns: max(o.IdleConns, 0), Rate: max(o.Rate, 0), Quick: o.Quick,
-			MaxPerDevice: max(o.MaxPerDevice, 0),
+			MaxPerDevice: max(o.MaxPerDevice, 0), Storm: max(o.Storm, 0),
 		},
 		NotYetImplemented: append([]string(nil), notYetImplemented...),
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -138,8 +139,17 @@ func TestProfileHub(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// CANDOR_BENCH_DEVICES and CANDOR_BENCH_DURATION change the load, e.g.
+	// many devices and a short load to profile device creation.
+	// CANDOR_BENCH_STORM adds the reconnect storm with that many devices.
+	devices, _ := strconv.Atoi(os.Getenv("CANDOR_BENCH_DEVICES"))
+	storm, _ := strconv.Atoi(os.Getenv("CANDOR_BENCH_STORM"))
+	duration, err := time.ParseDuration(cmp.Or(os.Getenv("CANDOR_BENCH_DURATION"), "10s"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	rep, err := Run(ctx, Options{
-		Only: "candor", IdleConns: -1, Rate: -1, Duration: 10 * time.Second,
+		Only: "candor", IdleConns: -1, Rate: -1, Duration: duration, Devices: devices, Storm: storm,
 		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv, "CANDOR_BENCH_HUB_CPUPROFILE=" + out},
 		Out: os.Stdout, Progress: os.Stderr,
 	})

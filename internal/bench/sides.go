@@ -147,6 +147,19 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 		loads[p.stream()], results[p.stream()] = lr, r
 	}
 
+	if o.Storm > 0 {
+		r, h2, err := runStorm(ctx, o, h, extra)
+		side.Storm = r
+		if h2 == nil {
+			stopped = true // runStorm stopped it; the restart failed
+		} else {
+			h = h2
+		}
+		if err != nil {
+			return side, fmt.Errorf("reconnect storm: %w", err)
+		}
+	}
+
 	o.progress("Candor: stopping the hub and reading its store back")
 	stopped = true
 	if err := h.stop(60 * time.Second); err != nil {
