@@ -211,7 +211,7 @@ type Side struct {
 	// which runs the hub's full credential check (Candor only).
 	FirstConnectsPerSec float64 `json:"first_connects_per_sec,omitempty"`
 	// DevicesAddedPerSec is the rate of device creation through the API,
-	// four at a time (Candor only).
+	// createWorkers at a time (Candor only).
 	DevicesAddedPerSec float64  `json:"devices_added_per_sec,omitempty"`
 	HubFlags           []string `json:"hub_flags,omitempty"`
 	// Manifest is true when the hub enforces data manifests and the

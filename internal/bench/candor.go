@@ -180,10 +180,17 @@ func (h *hubProc) do(ctx context.Context, method, path string, in, out any) erro
 	return nil
 }
 
+// createWorkers is how many devices the bench adds at once. Each addition
+// answers after three fsyncs in a row (the store's commit, the
+// transparency log's entries and its signed checkpoint), so with a few at
+// once the rate is bound by the disk's latency; the hub commits concurrent
+// additions together, as a provisioning tool adding a batch would have it.
+const createWorkers = 16
+
 // addDevices creates n devices with generated credentials through the
 // control socket, as `candor device add` does.
 func (h *hubProc) addDevices(ctx context.Context, n int) ([]device, error) {
-	return h.addDevicesNamed(ctx, n, "bench", 4)
+	return h.addDevicesNamed(ctx, n, "bench", createWorkers)
 }
 
 // addDevicesNamed creates n devices named <prefix>-00000, … , workers at a

@@ -189,11 +189,11 @@ func rows(rep *Report) []Row {
 		add(sec, "hub ready → all connected, s", storm(func(r *StormResult) (float64, bool) { return measured(r.ConnectSeconds) }), false)
 		add(sec, "connects/s (full credential check each)", storm(func(r *StormResult) (float64, bool) { return measured(r.ConnectsPerSec) }), false)
 		add(sec, "hub restart (stop, then start to ready), s", storm(func(r *StormResult) (float64, bool) { return measured(r.RestartSeconds) }), false)
-		add(sec, "device creation through the API, 16 at a time, devices/s", storm(func(r *StormResult) (float64, bool) { return measured(r.DevicesAddedPerSec) }), false)
+		add(sec, fmt.Sprintf("device creation through the API, %d at a time, devices/s", createWorkers), storm(func(r *StormResult) (float64, bool) { return measured(r.DevicesAddedPerSec) }), false)
 	}
 	add("Authentication", "first connection per device (credential check; target 10,000 in ≤ 10 s), connects/s",
 		func(s *Side) (float64, bool) { return measured(s.FirstConnectsPerSec) }, false)
-	add("Authentication", "device creation through the API (target ≥ 1,000/s), devices/s",
+	add("Authentication", fmt.Sprintf("device creation through the API, %d at a time (target ≥ 1,000/s), devices/s", createWorkers),
 		func(s *Side) (float64, bool) { return measured(s.DevicesAddedPerSec) }, false)
 	return out
 }

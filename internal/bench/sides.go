@@ -111,7 +111,7 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 		// the cost measured, and no device sends from hundreds of
 		// connections at once (which the abuse monitor rate-limits).
 		o.progress("Candor: connection scale, creating %d more devices, then %d idle connections", o.IdleConns, o.IdleConns)
-		idleDevs, err := h.addDevicesNamed(ctx, o.IdleConns, "bench-idle", 16)
+		idleDevs, err := h.addDevicesNamed(ctx, o.IdleConns, "bench-idle", createWorkers)
 		if err != nil {
 			return side, err
 		}

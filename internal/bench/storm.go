@@ -17,7 +17,8 @@ const stormWorkers = 200
 // on the same data, and every device connecting again.
 type StormResult struct {
 	Devices int `json:"devices"`
-	// DevicesAddedPerSec is their creation through the API, 16 at a time.
+	// DevicesAddedPerSec is their creation through the API, createWorkers
+	// at a time.
 	DevicesAddedPerSec float64 `json:"devices_added_per_sec"`
 	// RestartSeconds is from asking the hub to stop to the new process
 	// being ready (its banner printed, every listener up).
@@ -40,7 +41,7 @@ func runStorm(ctx context.Context, o Options, h *hubProc, extra []string) (*Stor
 	r := &StormResult{Devices: o.Storm}
 	o.progress("Candor: reconnect storm, creating %d devices", o.Storm)
 	t0 := time.Now()
-	devs, err := h.addDevicesNamed(ctx, o.Storm, "bench-storm", 16)
+	devs, err := h.addDevicesNamed(ctx, o.Storm, "bench-storm", createWorkers)
 	if err != nil {
 		return r, h, err
 	}

@@ -60,6 +60,8 @@ type DB struct {
 	// and reports the other as busy, which a shred would take for a
 	// reader keeping old key pages in the WAL.
 	ckptMu sync.Mutex
+	// creates group-commits concurrent CreateDevice calls (createdevice.go).
+	creates deviceCreates
 }
 
 var _ store.Store = (*DB)(nil)
