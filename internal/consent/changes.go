@@ -67,8 +67,10 @@ func (s *Service) baseline(ctx context.Context, deviceID string, e *catalog.Entr
 // olderVersions returns the published versions of e's device type older
 // than e. They are read and parsed once per version in force, not once per
 // device: loading every device after a restart parsed every version of its
-// manifest each time (6.1 s of CPU for 10,000 devices; issue #19). Refresh
-// forgets them, since a put or confirmed manifest may change the list.
+// manifest each time (6.1 s of CPU for 10,000 devices; issue #19). The
+// list cannot change while that version is in force: versions are only
+// ever added, with higher numbers (confirming a draft adds a version).
+// Refresh forgets the cache all the same.
 func (s *Service) olderVersions(ctx context.Context, vl versionLister, e *catalog.Entry) ([]*catalog.Entry, error) {
 	key := olderKey{e.Manifest.DeviceType, e.Version}
 	if vs, ok := s.older.Load(key); ok {
