@@ -39,6 +39,8 @@ func runBench(args []string) error {
 		hubFlags = append(hubFlags, s)
 		return nil
 	})
+	storm := fs.Int("storm", 0, "after the load phases, create this many more devices, restart the hub and time until all are connected again (the target is 10000 back in 10 s), 0 to skip")
+	hubExe := fs.String("hub-exe", "", "run this candor binary as the hub instead of this one (compare two builds under the same load)")
 	cpuprofile := fs.String("cpuprofile", "", "")
 	// --cpuprofile is hidden (a developer aid): it is passed to the hub's
 	// serve --cpuprofile, if the hub has that flag.
@@ -66,6 +68,9 @@ func runBench(args []string) error {
 		Quick: *quick, JSONPath: *jsonPath, Mosquitto: *mosq, RefAddr: *refAddr,
 		Only: *only, KeepData: *keep, CPUProfile: *cpuprofile, HubFlags: hubFlags,
 		PacedOnly: *pacedOnly,
+	}
+	if *hubExe != "" {
+		o.HubArgv = []string{*hubExe, "serve"}
 	}
 	// Options read 0 as "the default", so a 0 given on purpose is refused
 	// (sizes) or read as "skip" / "no bound" (phases and bounds) here,
@@ -97,6 +102,8 @@ func runBench(args []string) error {
 			if *rate == 0 {
 				o.Rate = -1
 			}
+		case "storm":
+			o.Storm = *storm
 		case "max-per-device":
 			o.MaxPerDevice = skipZero(*maxPer)
 		}

@@ -468,3 +468,40 @@ func TestSecondFactorSeverity(t *testing.T) {
 		e.mustClose(checkSecondFactor, f.ID)
 	}
 }
+
+// presence answers which devices are connected and records who was asked.
+type presence struct {
+	online map[string]bool
+	asked  []string
+}
+
+func (p *presence) Connected(id string) bool {
+	p.asked = append(p.asked, id)
+	return p.online[id]
+}
+
+// A connected device is not reported as silent, and the broker is asked
+// only about devices that would be: a device with a recent secret is
+// settled without it (asking walks every connection, O(n²) over a fleet).
+func TestUnseenAsksPresenceOnlyForSilentDevices(t *testing.T) {
+	e := newEnv(t)
+	e.household("h1")
+	for id, age := range map[string]time.Duration{"dev_new": time.Hour, "dev_quiet": 100 * 24 * time.Hour, "dev_online": 100 * 24 * time.Hour} {
+		set := e.now.Add(-age)
+		if err := e.st.CreateDevice(t.Context(), store.Device{ID: id, HouseholdID: "h1", Name: "door", Type: "door-sensor",
+			SecretHash: "$argon2id$x", CredentialSetAt: set, CreatedAt: set}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &presence{online: map[string]bool{"dev_online": true}}
+	e.cfg.Presence = p
+	e.rebuild()
+	fs := open(e.run(), checkUnseen)
+	if len(fs) != 1 || fs[0].Subject != "dev_quiet" {
+		t.Fatalf("findings: %+v, want dev_quiet alone", fs)
+	}
+	slices.Sort(p.asked)
+	if !slices.Equal(p.asked, []string{"dev_online", "dev_quiet"}) {
+		t.Fatalf("presence asked about %v, want only the two silent devices", p.asked)
+	}
+}

@@ -29,6 +29,7 @@ const (
 
 	maxDevices   = 5000
 	maxIdleConns = 200_000
+	maxStorm     = 200_000
 	maxDuration  = 5 * time.Minute
 	minDuration  = 200 * time.Millisecond
 	maxPayload   = 64 << 10
@@ -52,6 +53,10 @@ type Options struct {
 	// MaxPerDevice bounds the messages each device sends in a phase
 	// (default: no bound but Duration; quick 5000; <0 no bound).
 	MaxPerDevice int
+	// Storm, if positive, adds the reconnect storm after the load phases
+	// (Candor only): this many more devices are created, the hub is
+	// restarted, and all of them connect again (see runStorm).
+	Storm int
 
 	// Only limits the run to "candor" or "reference"; empty runs both.
 	Only string
@@ -75,6 +80,10 @@ type Options struct {
 	CPUProfile string
 	// KeepData keeps the hub's data directory after the run.
 	KeepData bool
+	// AtIdle, if set, is called with the broker's process id while all
+	// the idle connections of the connection-scale phase are open, after
+	// they were measured (a test takes a heap profile there).
+	AtIdle func(pid int)
 
 	JSONPath string    // also write the report as JSON here
 	Out      io.Writer // the table (default os.Stdout)
@@ -122,6 +131,9 @@ func (o *Options) normalize() error {
 	}
 	if o.IdleConns > maxIdleConns {
 		errs = append(errs, fmt.Errorf("idle-conns: %d is above %d", o.IdleConns, maxIdleConns))
+	}
+	if o.Storm > maxStorm {
+		errs = append(errs, fmt.Errorf("storm: %d is above %d", o.Storm, maxStorm))
 	}
 	if o.Rate > maxRate {
 		errs = append(errs, fmt.Errorf("rate: %g is above %g", o.Rate, maxRate))
@@ -192,6 +204,7 @@ type Settings struct {
 	IdleConns       int     `json:"idle_conns"`
 	Rate            float64 `json:"paced_rate"`
 	MaxPerDevice    int     `json:"max_per_device,omitempty"`
+	Storm           int     `json:"storm,omitempty"`
 	Quick           bool    `json:"quick"`
 }
 
@@ -205,13 +218,14 @@ type Side struct {
 	// which runs the hub's full credential check (Candor only).
 	FirstConnectsPerSec float64 `json:"first_connects_per_sec,omitempty"`
 	// DevicesAddedPerSec is the rate of device creation through the API,
-	// four at a time (Candor only).
+	// createWorkers at a time (Candor only).
 	DevicesAddedPerSec float64  `json:"devices_added_per_sec,omitempty"`
 	HubFlags           []string `json:"hub_flags,omitempty"`
 	// Manifest is true when the hub enforces data manifests and the
 	// bench's readings were checked against the bench device manifest.
 	Manifest bool         `json:"manifest_enforced,omitempty"`
 	Idle     *IdleResult  `json:"idle,omitempty"`
+	Storm    *StormResult `json:"storm,omitempty"`
 	QoS1     *PhaseResult `json:"qos1,omitempty"`
 	QoS0     *PhaseResult `json:"qos0,omitempty"`
 	Paced    *PhaseResult `json:"qos1_paced,omitempty"`
@@ -302,7 +316,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := o.normalize(); err != nil {
 		return nil, fmt.Errorf("bench options: %w", err)
 	}
-	if _, err := raiseFileLimit(); err != nil && o.IdleConns > 500 {
+	if _, err := raiseFileLimit(); err != nil && (o.IdleConns > 500 || o.Storm > 500) {
 		fmt.Fprintf(o.Progress, "bench: %v; the connection-scale phase may hit it\n", err)
 	}
 	rep := &Report{
@@ -312,7 +326,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Settings: Settings{
 			Devices: o.Devices, DurationSeconds: o.Duration.Seconds(), Window: o.Window,
 			PayloadBytes: o.PayloadBytes, IdleConns: max(o.IdleConns, 0), Rate: max(o.Rate, 0), Quick: o.Quick,
-			MaxPerDevice: max(o.MaxPerDevice, 0),
+			MaxPerDevice: max(o.MaxPerDevice, 0), Storm: max(o.Storm, 0),
 		},
 		NotYetImplemented: append([]string(nil), notYetImplemented...),
 	}

@@ -183,9 +183,25 @@ func (h *hubProc) do(ctx context.Context, method, path string, in, out any) erro
 	return nil
 }
 
+// createWorkers is how many devices the bench adds at once. Each addition
+// answers after three fsyncs in a row (the store's commit, the
+// transparency log's entries and its signed checkpoint), so with a few at
+// once the rate is bound by the disk's latency; the hub commits concurrent
+// additions together, as a provisioning tool adding a batch would have it.
+const createWorkers = 16
+
 // addDevices creates n devices with generated credentials through the
 // control socket, as `candor device add` does.
 func (h *hubProc) addDevices(ctx context.Context, n int) ([]device, error) {
+	return h.addDevicesNamed(ctx, n, "bench", createWorkers)
+}
+
+// addDevicesNamed creates n devices named <prefix>-00000, … , workers at a
+// time.
+func (h *hubProc) addDevicesNamed(ctx context.Context, n int, prefix string, workers int) ([]device, error) {
+	if n == 0 {
+		return nil, nil
+	}
 	devs := make([]device, n)
 	add := func(i int) error {
 		var out struct {
@@ -194,7 +210,7 @@ func (h *hubProc) addDevices(ctx context.Context, n int) ([]device, error) {
 			} `json:"device"`
 			Secret string `json:"secret"`
 		}
-		in := map[string]string{"name": fmt.Sprintf("bench-%05d", i), "type": benchDeviceType}
+		in := map[string]string{"name": fmt.Sprintf("%s-%05d", prefix, i), "type": benchDeviceType}
 		if err := h.do(ctx, http.MethodPost, "/api/v1/devices", in, &out); err != nil {
 			return fmt.Errorf("create bench device %d: %w", i, err)
 		}
@@ -209,7 +225,7 @@ func (h *hubProc) addDevices(ctx context.Context, n int) ([]device, error) {
 	if err := add(0); err != nil {
 		return nil, err
 	}
-	err := parallel(ctx, n-1, 4, func(i int) error { return add(i + 1) })
+	err := parallel(ctx, n-1, workers, func(i int) error { return add(i + 1) })
 	return devs, err
 }
 

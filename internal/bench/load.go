@@ -295,11 +295,19 @@ func waitFor(ctx context.Context, want int64, stall, timeout time.Duration, get 
 type idleSpec struct {
 	Addr    string
 	Clients []ConnectOptions
-	PID     int // the broker's process (0: not measured)
-	Timeout time.Duration
-	// GoMem, if set, reads a Go broker's heap+stack bytes in use and its
-	// goroutine count.
-	GoMem func() (mem, goroutines float64, err error)
+	// Topics, if set, gives each client a topic to publish one QoS 1
+	// reading of PayloadBytes to once connected, waiting for its PUBACK,
+	// as a device that reports now and then does between its sleeps.
+	Topics       []string
+	PayloadBytes int
+	PID          int // the broker's process (0: not measured)
+	Timeout      time.Duration
+	// GoMem, if set, reads a Go broker's heap and stack bytes in use and
+	// its goroutine count.
+	GoMem func() (goMem, error)
+	// AtIdle, if set, is called while the connections are open, after
+	// they were measured.
+	AtIdle func(pid int)
 }
 
 // IdleResult is the outcome of the connection-scale phase.
@@ -316,11 +324,25 @@ type IdleResult struct {
 	// stacks in use per connection (go_memstats_heap_inuse_bytes +
 	// go_memstats_stack_inuse_bytes): RSS alone understates it when the
 	// heap reuses memory freed earlier (by argon2id, for instance).
-	GoMemPerConnKiB   float64 `json:"go_mem_per_conn_kib,omitempty"`
+	GoMemPerConnKiB float64 `json:"go_mem_per_conn_kib,omitempty"`
+	// GoHeapPerConnKiB and GoStackPerConnKiB split GoMemPerConnKiB: heap
+	// objects (buffers, maps, the client) and goroutine stacks.
+	GoHeapPerConnKiB  float64 `json:"go_heap_per_conn_kib,omitempty"`
+	GoStackPerConnKiB float64 `json:"go_stack_per_conn_kib,omitempty"`
 	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
 }
 
-// runIdle opens the idle connections (32 at a time), measures the broker's
+// goMem is a Go broker's memory in use, from its metrics.
+type goMem struct {
+	Heap, Stack, Goroutines float64
+}
+
+// idleWorkers is how many idle connections are opened at once: each waits
+// for a synced commit of its reading, so more at once fill each commit.
+const idleWorkers = 128
+
+// runIdle opens the idle connections (idleWorkers at a time; each sends its one
+// reading if Topics is set), measures the broker's
 // resident memory before and after, and closes them again. Connection
 // failures are counted, not fatal: how many fit is the result.
 func runIdle(ctx context.Context, s idleSpec) IdleResult {
@@ -329,10 +351,10 @@ func runIdle(ctx context.Context, s idleSpec) IdleResult {
 	if s.PID > 0 {
 		before, _ = readProc(s.PID)
 	}
-	var mem0, gr0 float64
+	var mem0 goMem
 	var memErr error
 	if s.GoMem != nil {
-		mem0, gr0, memErr = s.GoMem()
+		mem0, memErr = s.GoMem()
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
@@ -342,15 +364,29 @@ func runIdle(ctx context.Context, s idleSpec) IdleResult {
 		first error
 	)
 	t0 := time.Now()
-	_ = parallel(cctx, len(s.Clients), 32, func(i int) error {
-		c, err := Dial(cctx, s.Addr, s.Clients[i])
-		if err != nil {
+	_ = parallel(cctx, len(s.Clients), idleWorkers, func(i int) error {
+		fail := func(err error) error {
 			mu.Lock()
 			if first == nil {
 				first = err
 			}
 			mu.Unlock()
 			return nil
+		}
+		c, err := Dial(cctx, s.Addr, s.Clients[i])
+		if err != nil {
+			return fail(err)
+		}
+		if s.Topics != nil {
+			payload := AppendPayload(nil, time.Now().UnixNano(), 0, s.PayloadBytes)
+			err := c.Publish(s.Topics[i], payload, 1)
+			if err == nil {
+				err = c.WaitAcks(cctx)
+			}
+			if err != nil {
+				_ = c.Close()
+				return fail(fmt.Errorf("idle connection %d: one QoS 1 reading: %w", i, err))
+			}
 		}
 		conns[i] = c
 		return nil
@@ -379,10 +415,16 @@ func runIdle(ctx context.Context, s idleSpec) IdleResult {
 		}
 	}
 	if s.GoMem != nil && memErr == nil && r.Connected > 0 {
-		if mem1, gr1, err := s.GoMem(); err == nil {
-			r.GoMemPerConnKiB = (mem1 - mem0) / 1024 / float64(r.Connected)
-			r.GoroutinesPerConn = (gr1 - gr0) / float64(r.Connected)
+		if mem1, err := s.GoMem(); err == nil {
+			per := func(a, b float64) float64 { return (b - a) / 1024 / float64(r.Connected) }
+			r.GoHeapPerConnKiB = per(mem0.Heap, mem1.Heap)
+			r.GoStackPerConnKiB = per(mem0.Stack, mem1.Stack)
+			r.GoMemPerConnKiB = r.GoHeapPerConnKiB + r.GoStackPerConnKiB
+			r.GoroutinesPerConn = (mem1.Goroutines - mem0.Goroutines) / float64(r.Connected)
 		}
+	}
+	if s.AtIdle != nil && r.Connected > 0 {
+		s.AtIdle(s.PID)
 	}
 	_ = parallel(context.Background(), len(conns), 32, func(i int) error {
 		if conns[i] != nil {

@@ -1,12 +1,16 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -54,6 +58,19 @@ func serveHub(args []string) error {
 			_ = f.Close()
 		}()
 	}
+	if path := os.Getenv("CANDOR_BENCH_HUB_HEAPPROFILE"); path != "" {
+		// The idle-connection profile is taken while the connections are
+		// open, which only the bench knows: it sends SIGUSR1 then.
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() {
+			for range usr1 {
+				if err := writeHeapProfile(path); err != nil {
+					fmt.Fprintln(os.Stderr, "test hub: heap profile:", err)
+				}
+			}
+		}()
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -65,6 +82,36 @@ func serveHub(args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return h.Close(sctx)
+}
+
+// writeHeapProfile writes the live heap (after a collection) to path.
+func writeHeapProfile(path string) error {
+	// Stacks shrink by half at most once per collection: the figures after
+	// each of a few collections show what idle connections settle at.
+	stats, err := os.Create(path + ".txt")
+	if err != nil {
+		return err
+	}
+	defer stats.Close()
+	for i := range 4 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(stats, "test hub: before collection %d: heap in use %d MiB, stacks in use %d MiB, goroutines %d\n",
+			i, ms.HeapInuse>>20, ms.StackInuse>>20, runtime.NumGoroutine())
+		runtime.GC()
+	}
+	ss := []metrics.Sample{{Name: "/gc/stack/starting-size:bytes"}}
+	metrics.Read(ss)
+	fmt.Fprintf(stats, "test hub: goroutine starting stack %d bytes\n", ss[0].Value.Uint64())
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // testHubArgv runs this test binary as the hub.
@@ -92,8 +139,17 @@ func TestProfileHub(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// CANDOR_BENCH_DEVICES and CANDOR_BENCH_DURATION change the load, e.g.
+	// many devices and a short load to profile device creation.
+	// CANDOR_BENCH_STORM adds the reconnect storm with that many devices.
+	devices, _ := strconv.Atoi(os.Getenv("CANDOR_BENCH_DEVICES"))
+	storm, _ := strconv.Atoi(os.Getenv("CANDOR_BENCH_STORM"))
+	duration, err := time.ParseDuration(cmp.Or(os.Getenv("CANDOR_BENCH_DURATION"), "10s"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	rep, err := Run(ctx, Options{
-		Only: "candor", IdleConns: -1, Rate: -1, Duration: 10 * time.Second,
+		Only: "candor", IdleConns: -1, Rate: -1, Duration: duration, Devices: devices, Storm: storm,
 		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv, "CANDOR_BENCH_HUB_CPUPROFILE=" + out},
 		Out: os.Stdout, Progress: os.Stderr,
 	})
@@ -101,4 +157,37 @@ func TestProfileHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("profile of the hub written to %s (QoS 1: %.0f msg/s acknowledged)", out, rep.Candor.QoS1.AckedPerSec)
+}
+
+// TestProfileIdleHub writes a heap profile of a Candor hub holding idle
+// device connections, taken while they are all open. It runs only when
+// asked:
+//
+//	go test -c -o /tmp/bench.test ./internal/bench
+//	CANDOR_BENCH_HEAPPROFILE=/tmp/idle.pprof CANDOR_BENCH_IDLE=10000 /tmp/bench.test -test.run TestProfileIdleHub -test.v
+//	go tool pprof -sample_index=inuse_space -top /tmp/bench.test /tmp/idle.pprof
+func TestProfileIdleHub(t *testing.T) {
+	out := os.Getenv("CANDOR_BENCH_HEAPPROFILE")
+	if out == "" {
+		t.Skip("skipped: set CANDOR_BENCH_HEAPPROFILE=<file> to profile a hub holding idle connections")
+	}
+	n, _ := strconv.Atoi(os.Getenv("CANDOR_BENCH_IDLE"))
+	if n <= 0 {
+		n = 10_000
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{
+		Only: "candor", IdleConns: n, Rate: -1, Duration: time.Second, MaxPerDevice: 10,
+		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv, "CANDOR_BENCH_HUB_HEAPPROFILE=" + out},
+		AtIdle: func(pid int) {
+			_ = syscall.Kill(pid, syscall.SIGUSR1)
+			time.Sleep(3 * time.Second) // the hub collects, then writes
+		},
+		Out: os.Stdout, Progress: os.Stderr,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("heap profile of the hub with %d idle connections written to %s (%.1f KiB RSS per connection)", rep.Candor.Idle.Connected, out, rep.Candor.Idle.RSSPerConnKiB)
 }

@@ -18,6 +18,10 @@ const (
 		"so 'stored' there means delivered to that subscriber"
 )
 
+// idleStream is the stream each idle connection sends its one QoS 1
+// reading on.
+const idleStream = "bench_idle"
+
 // runCandor benchmarks a Candor hub run as a subprocess, then stops it and
 // reads its store back to check that every acknowledged reading is there.
 func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
@@ -63,7 +67,7 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 	for _, p := range phases(o) {
 		streams = append(streams, p.stream())
 	}
-	doc, err := benchManifest(o.PayloadBytes, streams)
+	doc, err := benchManifest(o.PayloadBytes, append(streams, idleStream))
 	if err != nil {
 		return side, fmt.Errorf("build the bench manifest: %w", err)
 	}
@@ -102,20 +106,31 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 	side.FirstConnectsPerSec = float64(len(devs)) / time.Since(t0).Seconds()
 
 	if o.IdleConns > 0 {
-		o.progress("Candor: connection scale, %d idle connections", o.IdleConns)
+		// One device per connection, as in a real fleet: what the hub
+		// keeps per device (its monitor state, its session) is part of
+		// the cost measured, and no device sends from hundreds of
+		// connections at once (which the abuse monitor rate-limits).
+		o.progress("Candor: connection scale, creating %d more devices, then %d idle connections", o.IdleConns, o.IdleConns)
+		idleDevs, err := h.addDevicesNamed(ctx, o.IdleConns, "bench-idle", createWorkers)
+		if err != nil {
+			return side, err
+		}
 		clients := make([]ConnectOptions, o.IdleConns)
+		topics := make([]string, o.IdleConns)
 		for k := range clients {
-			d := devs[k%len(devs)]
+			d := idleDevs[k]
 			clients[k] = ConnectOptions{
 				ClientID: fmt.Sprintf("%s-idle%d", d.ID, k), Username: d.ID, Password: d.Secret,
 				KeepAlive: keepAlive, Timeout: 30 * time.Second, LocalIP: idleSource(h.mqttAddr, k), Small: true,
 			}
+			topics[k] = "candor/" + d.ID + "/" + idleStream
 		}
-		goMem := func() (float64, float64, error) {
+		mem := func() (goMem, error) {
 			m, err := h.metrics(ctx)
-			return m["go_memstats_heap_inuse_bytes"] + m["go_memstats_stack_inuse_bytes"], m["go_goroutines"], err
+			return goMem{Heap: m["go_memstats_heap_inuse_bytes"], Stack: m["go_memstats_stack_inuse_bytes"], Goroutines: m["go_goroutines"]}, err
 		}
-		r := runIdle(ctx, idleSpec{Addr: h.mqttAddr, Clients: clients, PID: h.pid(), Timeout: 90 * time.Second, GoMem: goMem})
+		r := runIdle(ctx, idleSpec{Addr: h.mqttAddr, Clients: clients, PID: h.pid(), Timeout: 90 * time.Second, GoMem: mem, AtIdle: o.AtIdle,
+			Topics: topics, PayloadBytes: o.PayloadBytes})
 		side.Idle = &r
 	}
 
@@ -130,6 +145,19 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 			return side, fmt.Errorf("%s: %w", p, err)
 		}
 		loads[p.stream()], results[p.stream()] = lr, r
+	}
+
+	if o.Storm > 0 {
+		r, h2, err := runStorm(ctx, o, h, extra)
+		side.Storm = r
+		if h2 == nil {
+			stopped = true // runStorm stopped it; the restart failed
+		} else {
+			h = h2
+		}
+		if err != nil {
+			return side, fmt.Errorf("reconnect storm: %w", err)
+		}
 	}
 
 	o.progress("Candor: stopping the hub and reading its store back")
@@ -316,10 +344,12 @@ func runReference(ctx context.Context, o Options) (_ *Side, err error) {
 	if o.IdleConns > 0 {
 		o.progress("%s: connection scale, %d idle connections", side.Name, o.IdleConns)
 		clients := make([]ConnectOptions, o.IdleConns)
+		topics := make([]string, o.IdleConns)
 		for k := range clients {
 			clients[k] = ConnectOptions{ClientID: fmt.Sprintf("bench-idle-%05d", k), KeepAlive: keepAlive, Timeout: 30 * time.Second, LocalIP: idleSource(addr, k), Small: true}
+			topics[k] = "candor/" + clients[k].ClientID + "/" + idleStream
 		}
-		r := runIdle(ctx, idleSpec{Addr: addr, Clients: clients, PID: pid, Timeout: 90 * time.Second})
+		r := runIdle(ctx, idleSpec{Addr: addr, Clients: clients, PID: pid, Timeout: 90 * time.Second, Topics: topics, PayloadBytes: o.PayloadBytes})
 		side.Idle = &r
 	}
 	for _, p := range phases(o) {

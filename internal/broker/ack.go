@@ -40,14 +40,30 @@ type ackItem struct {
 // (issue #19). A PUBACK is never held back for a later commit: the
 // gathered ones are written before waiting on a reading that is not yet
 // committed.
+//
+// The goroutine that waits and writes runs only while readings are
+// waiting: it starts with the first QoS 1 reading after a quiet spell and
+// ends, releasing the queue's memory, once everything is acknowledged. A
+// device that sends a reading a minute and is otherwise idle holds no
+// goroutine and no buffer for it between readings (a goroutine for the
+// life of the connection and a 1,024-slot channel cost about 32 KiB per
+// device, more than the rest of its connection).
 type ackQueue struct {
 	cl    *mqtt.Client
 	h     *hook
 	write func([]byte) error // writes whole packets to the connection
-	ch    chan ackItem
-	once  sync.Once
+
 	mu    sync.Mutex
-	done  bool
+	space sync.Cond // signalled when waiting readings are acknowledged
+	items []ackItem // waiting for the run goroutine, in arrival order
+	spare []ackItem // the run goroutine's last batch, reused
+	// n counts the readings pushed and not yet acknowledged, including
+	// those in the batch the run goroutine holds.
+	n       int
+	running bool // a run goroutine exists
+	done    bool
+	// exited, if set (tests), is called each time a run goroutine ends.
+	exited func()
 }
 
 func (h *hook) queue(cl *mqtt.Client) *ackQueue {
@@ -58,19 +74,20 @@ func (h *hook) queue(cl *mqtt.Client) *ackQueue {
 	if actual, loaded := h.acks.LoadOrStore(cl, q); loaded {
 		return actual.(*ackQueue)
 	}
-	go q.run()
 	return q
 }
 
 func newAckQueue(cl *mqtt.Client, h *hook, write func([]byte) error) *ackQueue {
-	return &ackQueue{cl: cl, h: h, write: write, ch: make(chan ackItem, ackQueueLen)}
+	q := &ackQueue{cl: cl, h: h, write: write}
+	q.space.L = &q.mu
+	return q
 }
 
 // writeRaw writes already encoded packets to cl's connection under the
 // client's lock, the lock mochi's own WritePacket holds while writing, so
 // the bytes never interleave with another packet's. Packets mochi has
 // buffered for cl may go out after these; MQTT orders PUBACKs only among
-// themselves, which the single ack goroutine per connection keeps.
+// themselves, which the single run goroutine per connection keeps.
 func writeRaw(cl *mqtt.Client, p []byte) error {
 	if cl.Closed() || cl.Net.Conn == nil {
 		return mqtt.ErrConnectionClosed
@@ -81,25 +98,35 @@ func writeRaw(cl *mqtt.Client, p []byte) error {
 	return err
 }
 
+// push queues a reading's acknowledgement, starting the run goroutine if
+// none is running. It blocks while ackQueueLen readings of the connection
+// wait for their commit. Only the client's own read loop pushes.
 func (q *ackQueue) push(it ackItem) {
 	q.mu.Lock()
+	for q.n >= ackQueueLen && !q.done {
+		q.space.Wait()
+	}
 	if q.done {
 		q.mu.Unlock()
 		return // the client is gone; the reading still commits
 	}
+	q.items = append(q.items, it)
+	q.n++
+	start := !q.running
+	q.running = true
 	q.mu.Unlock()
-	// Only the client's own read loop pushes, and close happens after that
-	// loop ended, so a send cannot race with the close.
-	q.ch <- it
+	if start {
+		go q.run()
+	}
 }
 
+// close stops taking readings; those already pushed are still
+// acknowledged (or their writes fail) by the run goroutine.
 func (q *ackQueue) close() {
-	q.once.Do(func() {
-		q.mu.Lock()
-		q.done = true
-		q.mu.Unlock()
-		close(q.ch)
-	})
+	q.mu.Lock()
+	q.done = true
+	q.mu.Unlock()
+	q.space.Broadcast()
 }
 
 func (q *ackQueue) run() {
@@ -111,38 +138,55 @@ func (q *ackQueue) run() {
 			buf.Reset()
 		}
 	}
+	var batch []ackItem
 	for {
-		var it ackItem
-		var ok bool
-		select {
-		case it, ok = <-q.ch:
-		default:
-			// Nothing more has arrived: send what is gathered, then wait.
-			flush()
-			it, ok = <-q.ch
+		q.mu.Lock()
+		q.n -= len(batch)
+		if len(batch) > 0 {
+			q.spare = batch[:0]
+			q.space.Broadcast()
 		}
-		if !ok {
+		if len(q.items) == 0 && buf.Len() > 0 {
+			// Nothing more has arrived: send what is gathered first. Only
+			// then may this goroutine end, so a later one never writes
+			// before it.
+			q.mu.Unlock()
+			batch = nil
 			flush()
+			continue
+		}
+		if len(q.items) == 0 {
+			q.running = false
+			q.items, q.spare = nil, nil // an idle connection keeps no buffer
+			exited := q.exited
+			q.mu.Unlock()
+			if exited != nil {
+				exited()
+			}
 			return
 		}
-		if !it.ticket.Ready() {
-			flush() // do not hold committed readings' PUBACKs for this one
-		}
-		code := packets.CodeSuccess
-		if err := it.ticket.Wait(context.Background()); err != nil {
-			q.h.notStored(deviceOf(q.cl), "", err)
-			if !v5 {
-				// 3.1.1 has no negative acknowledgement: closing makes the
-				// client resend what was not acknowledged.
-				flush()
-				_ = q.cl.Net.Conn.Close()
-				continue
+		batch, q.items, q.spare = q.items, q.spare, nil
+		q.mu.Unlock()
+		for _, it := range batch {
+			if !it.ticket.Ready() {
+				flush() // do not hold committed readings' PUBACKs for this one
 			}
-			code = packets.ErrImplementationSpecificError
-		}
-		appendPuback(&buf, q.cl.Properties.ProtocolVersion, it.id, code.Code)
-		if buf.Len() >= ackWriteMax {
-			flush()
+			code := packets.CodeSuccess
+			if err := it.ticket.Wait(context.Background()); err != nil {
+				q.h.notStored(deviceOf(q.cl), "", err)
+				if !v5 {
+					// 3.1.1 has no negative acknowledgement: closing makes the
+					// client resend what was not acknowledged.
+					flush()
+					_ = q.cl.Net.Conn.Close()
+					continue
+				}
+				code = packets.ErrImplementationSpecificError
+			}
+			appendPuback(&buf, q.cl.Properties.ProtocolVersion, it.id, code.Code)
+			if buf.Len() >= ackWriteMax {
+				flush()
+			}
 		}
 	}
 }

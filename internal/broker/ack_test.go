@@ -38,7 +38,6 @@ func TestAckQueueOneWritePerCommit(t *testing.T) {
 		writes <- bytes.Clone(p)
 		return nil
 	})
-	go q.run()
 	t.Cleanup(q.close)
 
 	enqueue := func(id uint16) {
@@ -61,6 +60,118 @@ func TestAckQueueOneWritePerCommit(t *testing.T) {
 	gs.open <- struct{}{}
 	if got, want := <-writes, pubacks(2, 3, 4, 5, 6); !bytes.Equal(got, want) {
 		t.Fatalf("second write % x, want % x (one write for the whole batch)", got, want)
+	}
+}
+
+// The goroutine that sends a connection's PUBACKs runs only while
+// readings wait: it starts with a QoS 1 reading, ends (dropping its
+// buffers) once that reading is acknowledged, and the next reading starts
+// a new one, whose PUBACK still arrives, after the earlier ones.
+func TestAckQueueGoroutineEndsWhenIdle(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	in := ingest.New(db, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(in.Close)
+
+	writes := make(chan []byte, 8)
+	exited := make(chan struct{}, 8)
+	cl := &mqtt.Client{}
+	cl.Properties.ProtocolVersion = 4
+	q := newAckQueue(cl, newHook(nil, in, slog.New(slog.DiscardHandler), nil), func(p []byte) error {
+		writes <- bytes.Clone(p)
+		return nil
+	})
+	q.exited = func() { exited <- struct{}{} }
+	t.Cleanup(q.close)
+
+	running := func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.running || q.items != nil || q.spare != nil || q.n != 0
+	}
+	if running() {
+		t.Fatal("a queue nothing was pushed to has a goroutine or buffers")
+	}
+	for id := uint16(1); id <= 3; id++ {
+		tk, err := in.Enqueue(context.Background(), devA, "temperature", []byte(`{"c":21.5}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.push(ackItem{id: id, ticket: tk})
+		if got, want := <-writes, pubacks(id); !bytes.Equal(got, want) {
+			t.Fatalf("write % x, want % x", got, want)
+		}
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("reading %d acknowledged, but the PUBACK goroutine did not end", id)
+		}
+		if running() {
+			t.Fatalf("after reading %d: the queue still holds a goroutine or buffers", id)
+		}
+	}
+}
+
+// Through a real connection: a device that sends a QoS 1 reading now and
+// then gets every PUBACK, though the goroutine sending them ends between
+// readings.
+func TestPubackAfterAckGoroutineEnded(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	in := ingest.New(db, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
+	auth := &fakeAuth{secrets: map[string]string{devA: secretA}}
+	b, err := New(Config{TCPAddr: "127.0.0.1:0"}, auth, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.Close)
+	t.Cleanup(func() { b.Close() })
+	exited := make(chan struct{}, 8)
+	queue := func() *ackQueue {
+		var q *ackQueue
+		b.hook.acks.Range(func(_, v any) bool { q = v.(*ackQueue); return false })
+		return q
+	}
+
+	c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+	c.Send(mqtttest.Connect{Version: 4, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
+	c.Expect(mqtttest.CONNACK)
+	if queue() != nil {
+		t.Fatal("an acknowledgement queue exists before the first QoS 1 reading")
+	}
+	for id := uint16(1); id <= 3; id++ {
+		c.Send(mqtttest.Publish(4, ReadingTopic(devA, "temperature"), []byte(`{"c":21.5}`), 1, id, false))
+		ack := c.Expect(mqtttest.PUBACK)
+		if got := uint16(ack.Body[0])<<8 | uint16(ack.Body[1]); got != id {
+			t.Fatalf("PUBACK for packet %d, want %d", got, id)
+		}
+		q := queue()
+		q.mu.Lock()
+		idle := !q.running
+		if !idle {
+			q.exited = func() { exited <- struct{}{} }
+		}
+		q.mu.Unlock()
+		if !idle {
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("reading %d acknowledged, but the PUBACK goroutine did not end", id)
+			}
+		}
+	}
+	in.Close()
+	if n, err := db.CountReadings(context.Background(), devA); err != nil || n != 3 {
+		t.Fatalf("%d readings stored (%v), want 3", n, err)
 	}
 }
 

@@ -363,7 +363,7 @@ func TestRestartRebuildsFromStore(t *testing.T) {
 	}
 	svc := newService(t, db, cat)
 	// Loaded by New: no slow path needed.
-	if dt := svc.snap.Load().devices["dev_band"]; dt == nil {
+	if dt := svc.snap.Load().get("dev_band"); dt == nil {
 		t.Fatal("device with decisions not loaded at start")
 	}
 	if d := svc.Allowed("dev_band", "steps"); d.StoreOnHub || d.Collect {
@@ -408,7 +408,7 @@ func TestLazyLoadAndRefresh(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	// A device never decided about is loaded on first use.
-	if f.svc.snap.Load().devices[thermo] != nil {
+	if f.svc.snap.Load().get(thermo) != nil {
 		t.Fatal("thermostat loaded before anyone asked")
 	}
 	if d := f.svc.Allowed(thermo, "temperature"); !d.StoreOnHub {

@@ -217,7 +217,7 @@ func (s *Service) table(ctx context.Context, deviceID string) (*deviceTable, err
 	if err != nil {
 		return nil, err
 	}
-	if dt := s.snap.Load().devices[deviceID]; dt != nil && sameManifest(dt.entry, e) {
+	if dt := s.snap.Load().get(deviceID); dt != nil && sameManifest(dt.entry, e) {
 		return dt, nil
 	}
 	var dt *deviceTable

@@ -43,7 +43,8 @@ func scanDevices(rows *sql.Rows) ([]store.Device, error) {
 }
 
 // CreateDevice stores a new device. A taken id is store.ErrConflict; a
-// missing household is store.ErrNotFound.
+// missing household is store.ErrNotFound. Concurrent calls are committed
+// together (see deviceCreates); it returns once the device is committed.
 func (db *DB) CreateDevice(ctx context.Context, d store.Device) error {
 	if d.ID == "" {
 		return errors.New("create device: empty id")
@@ -52,18 +53,7 @@ func (db *DB) CreateDevice(ctx context.Context, d store.Device) error {
 	if err != nil {
 		return fmt.Errorf("create device %q: %w", d.ID, err)
 	}
-	_, err = db.writer.ExecContext(ctx,
-		`INSERT INTO devices (`+deviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.ID, d.HouseholdID, d.Name, d.Type, d.SecretHash,
-		ts[0], ts[1], ts[2],
-		d.Counters.ACLDenied, d.Counters.Refused, d.Counters.AuthFailures, d.KeyOwner)
-	if missingParent(err) {
-		return fmt.Errorf("create device %q: household %q: %w", d.ID, d.HouseholdID, store.ErrNotFound)
-	}
-	if err != nil {
-		return wrapErr(err, "create device %q", d.ID)
-	}
-	return nil
+	return db.creates.add(ctx, db, &createReq{d: d, ts: ts})
 }
 
 // Device returns the device with the given id.

@@ -78,6 +78,8 @@ type DB struct {
 	mergeStop chan struct{}
 	mergeDone chan struct{}
 	mergeOnce sync.Once
+	// creates group-commits concurrent CreateDevice calls (createdevice.go).
+	creates deviceCreates
 }
 
 var _ store.Store = (*DB)(nil)
