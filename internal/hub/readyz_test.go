@@ -13,8 +13,8 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 )
 
-// When every commit fails (here a trigger that refuses inserts into the
-// readings table, as a full disk refuses the write), /readyz answers 503,
+// When every commit fails (here triggers that refuse inserts into the
+// readings tables, as a full disk refuses the write), /readyz answers 503,
 // readings are refused without being acknowledged, and the log stays a
 // few lines however many readings arrive; the first commit that succeeds
 // makes the hub ready again.
@@ -48,9 +48,13 @@ func TestReadyzFollowsFailingCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`CREATE TRIGGER disk_full BEFORE INSERT ON readings
-		BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
-		t.Fatal(err)
+	// Both tables readings are written to: small commits go to the
+	// staging table first (internal/store/sqlite/stage.go).
+	for _, table := range []string{"readings", "readings_stage"} {
+		if _, err := db.Exec(`CREATE TRIGGER disk_full_` + table + ` BEFORE INSERT ON ` + table + `
+			BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`); err != nil {
+			t.Fatal(err)
+		}
 	}
 	const refused = 60
 	for i := range refused {
@@ -82,8 +86,10 @@ func TestReadyzFollowsFailingCommits(t *testing.T) {
 		t.Error("the log carries reading contents")
 	}
 
-	if _, err := db.Exec(`DROP TRIGGER disk_full`); err != nil {
-		t.Fatal(err)
+	for _, table := range []string{"readings", "readings_stage"} {
+		if _, err := db.Exec(`DROP TRIGGER disk_full_` + table); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if resp := ingestOnce(7); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("reading after the disk has room again: %d, want 201", resp.StatusCode)

@@ -110,6 +110,12 @@ func (s *Service) Setup(ctx context.Context, token, householdName string, na New
 	}
 	acc, err := s.newAccount(ctx, na)
 	if err != nil {
+		// A concurrent Setup may have won meanwhile, taking this very
+		// username: the answer is then that setup is done, not that the
+		// name is taken.
+		if need, nerr := s.SetupNeeded(ctx); nerr == nil && !need {
+			return store.Account{}, ErrSetupDone
+		}
 		return store.Account{}, err
 	}
 	acc.Role = store.RoleOwner
