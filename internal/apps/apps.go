@@ -274,10 +274,10 @@ func (s *Service) Add(ctx context.Context, na NewApp) (store.App, string, error)
 		return store.App{}, "", fmt.Errorf("create app: %w", err)
 	}
 	s.log.Info("app added", "app", id, "household", na.HouseholdID)
+	s.notifyChanged(id) // stored: the other nodes hear of it even if the reload fails
 	if err := s.reloadLocked(ctx); err != nil {
 		return store.App{}, "", err
 	}
-	s.notifyChanged(id)
 	if err := s.record(ctx, auditlog.Event{Actor: na.Actor, Action: ActionAppCreate, Household: a.HouseholdID,
 		Subject: auditlog.Subject{Recipient: id}, Detail: map[string]string{"purposes": strings.Join(a.Purposes, " ")}}); err != nil {
 		return store.App{}, "", err

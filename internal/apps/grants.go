@@ -163,15 +163,20 @@ func (s *Service) Set(ctx context.Context, sw Switch) error {
 	} else {
 		err = s.st.DeleteAppGrant(ctx, a.ID, d.ID, key)
 	}
-	if err == nil {
+	stored := err == nil
+	if stored {
 		err = s.reloadLocked(ctx)
 	}
 	s.mu.Unlock()
+	if stored {
+		// Stored is changed: the other nodes must hear of it even if
+		// this node's reload failed.
+		s.notifyChanged(a.ID)
+	}
 	if err != nil {
 		return fmt.Errorf("switch app %s on device %s: %w", a.ID, d.ID, err)
 	}
 	s.log.Info("app consent changed", "app", a.ID, "device", d.ID, "stream", sw.Stream)
-	s.notifyChanged(a.ID)
 	if !sw.Command && !sw.Retain {
 		if err := s.announce(ctx, a, d.ID, sw.Stream, sw.On); err != nil {
 			s.log.Warn("apps: discovery not updated", "app", a.ID, "device", d.ID, "err", err)

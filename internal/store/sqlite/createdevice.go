@@ -37,8 +37,8 @@ type createReq struct {
 	done chan struct{}
 }
 
-// add queues r and waits until it is committed or failed. The commit does
-// not stop when ctx ends (other calls share it): a device whose caller
+// add queues r and waits until it is committed or failed, or ctx ends. The
+// commit does not stop when ctx ends (other calls share it): a device whose caller
 // gave up may still be created, as with any write whose answer is lost.
 func (c *deviceCreates) add(ctx context.Context, db *DB, r *createReq) error {
 	r.done = make(chan struct{})
@@ -50,8 +50,12 @@ func (c *deviceCreates) add(ctx context.Context, db *DB, r *createReq) error {
 	if start {
 		go c.run(context.WithoutCancel(ctx), db)
 	}
-	<-r.done
-	return r.err
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return fmt.Errorf("create device: %w", ctx.Err())
+	}
 }
 
 // run commits batches until no call waits.
