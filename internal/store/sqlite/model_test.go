@@ -17,6 +17,7 @@ import (
 // FinishPurge and restarts, checked after each step against a model:
 // no seq is ever handed out twice, and Readings (with Since) returns
 // exactly the model's readings.
+//
 // One seed of 120 steps: the race detector makes each step slow, and
 // the conformance suite covers the plain paths.
 func TestStoreMatchesModel(t *testing.T) {
