@@ -138,29 +138,14 @@ func killUnderLoad(t *testing.T, k killRun) killResult {
 	}
 
 	serveHub(t, dir, k.store...)
-	out, stderr, code = run(t, "", "readings", id, "--limit", "10000", "--json", "--data", dir)
-	if code != 0 {
-		t.Fatalf("readings after restart: %d %s", code, stderr)
-	}
-	var stored []struct {
-		Payload struct {
-			Celsius float64 `json:"celsius"`
-		} `json:"payload"`
-	}
-	if err := json.Unmarshal([]byte(out), &stored); err != nil {
-		t.Fatalf("readings --json: %v", err)
-	}
-	have := make(map[string]bool, len(stored))
-	for _, s := range stored {
-		have[fmt.Sprintf("%.2f", s.Payload.Celsius)] = true
-	}
+	have := storedCelsius(t, id, dir)
 	r.lost = map[string]bool{}
 	for _, v := range r.acked {
 		if !have[v] {
 			r.lost[v] = true
 		}
 	}
-	t.Logf("%d readings acknowledged before SIGKILL, %d stored after restart, %d acknowledged ones lost", len(r.acked), len(stored), len(r.lost))
+	t.Logf("%d readings acknowledged before SIGKILL, %d distinct stored after restart, %d acknowledged ones lost", len(r.acked), len(have), len(r.lost))
 	return r
 }
 
@@ -199,4 +184,29 @@ func TestKillInWindowModeLosesOnlyTheTail(t *testing.T) {
 	}
 	t.Logf("lost the last %d acknowledged readings, acknowledged from %s before the kill on",
 		len(r.acked)-first, r.killAt.Sub(r.ackedAt[first]).Round(time.Microsecond))
+}
+
+// storedCelsius reads a device's stored readings back through the command
+// line (`candor readings --json` on dataDir) and returns their celsius
+// values as formatted when sent ("%.2f"), to compare with what was
+// acknowledged.
+func storedCelsius(t *testing.T, id, dataDir string) map[string]bool {
+	t.Helper()
+	out, stderr, code := run(t, "", "readings", id, "--limit", "10000", "--json", "--data", dataDir)
+	if code != 0 {
+		t.Fatalf("readings from %s: %d %s", dataDir, code, stderr)
+	}
+	var stored []struct {
+		Payload struct {
+			Celsius float64 `json:"celsius"`
+		} `json:"payload"`
+	}
+	if err := json.Unmarshal([]byte(out), &stored); err != nil {
+		t.Fatalf("readings --json: %v", err)
+	}
+	have := make(map[string]bool, len(stored))
+	for _, r := range stored {
+		have[fmt.Sprintf("%.2f", r.Payload.Celsius)] = true
+	}
+	return have
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,19 +12,12 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/candor-iot/candor/internal/ingest"
-	"github.com/candor-iot/candor/internal/store/sqlite"
 )
 
 // Pushes with gaps that let the run goroutine end and restart: every
 // PUBACK is written once, in push order.
 func TestAckQueueOrderAcrossRestarts(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	in := ingest.New(db, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
-	t.Cleanup(in.Close)
+	in, _, _ := storedPipeline(t, false)
 	var mu sync.Mutex
 	var out bytes.Buffer
 	cl := &mqtt.Client{}
@@ -41,6 +33,7 @@ func TestAckQueueOrderAcrossRestarts(t *testing.T) {
 	for id := uint16(1); id <= n; id++ {
 		tk := ingest.Completed(nil)
 		if rand.IntN(3) == 0 {
+			var err error
 			if tk, err = in.Enqueue(context.Background(), devA, "temperature", []byte(`{"c":1}`)); err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,8 +11,6 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/candor-iot/candor/internal/broker/mqtttest"
-	"github.com/candor-iot/candor/internal/ingest"
-	"github.com/candor-iot/candor/internal/store/sqlite"
 )
 
 // The PUBACKs of readings committed together leave in one write, and a
@@ -21,14 +18,7 @@ import (
 // first commit held, then a second batch of five held, the connection
 // gets exactly two writes, one PUBACK and then five, in publish order.
 func TestAckQueueOneWritePerCommit(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	gs := &gatedStore{DB: db, entered: make(chan struct{}, 1), open: make(chan struct{})}
-	in := ingest.New(gs, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
-	t.Cleanup(in.Close)
+	in, _, gs := storedPipeline(t, true)
 	t.Cleanup(func() { close(gs.open) })
 
 	writes := make(chan []byte, 8)
@@ -68,13 +58,7 @@ func TestAckQueueOneWritePerCommit(t *testing.T) {
 // buffers) once that reading is acknowledged, and the next reading starts
 // a new one, whose PUBACK still arrives, after the earlier ones.
 func TestAckQueueGoroutineEndsWhenIdle(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	in := ingest.New(db, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
-	t.Cleanup(in.Close)
+	in, _, _ := storedPipeline(t, false)
 
 	writes := make(chan []byte, 8)
 	exited := make(chan struct{}, 8)
@@ -119,22 +103,8 @@ func TestAckQueueGoroutineEndsWhenIdle(t *testing.T) {
 // then gets every PUBACK, though the goroutine sending them ends between
 // readings.
 func TestPubackAfterAckGoroutineEnded(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	in := ingest.New(db, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
-	auth := &fakeAuth{secrets: map[string]string{devA: secretA}}
-	b, err := New(Config{TCPAddr: "127.0.0.1:0"}, auth, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(in.Close)
-	t.Cleanup(func() { b.Close() })
+	in, db, _ := storedPipeline(t, false)
+	b := startStoredBroker(t, Config{}, in)
 	exited := make(chan struct{}, 8)
 	queue := func() *ackQueue {
 		var q *ackQueue
@@ -214,23 +184,8 @@ func packetsPuback(version byte, id uint16, code byte) packets.Packet {
 // commit is still held, as long as the queue is younger than the window;
 // the reading is then committed all the same.
 func TestAckWithinWindowDoesNotWaitForCommit(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	gs := &gatedStore{DB: db, entered: make(chan struct{}, 1), open: make(chan struct{})}
-	in := ingest.New(gs, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
-	auth := &fakeAuth{secrets: map[string]string{devA: secretA}}
-	b, err := New(Config{TCPAddr: "127.0.0.1:0", AckWithin: time.Hour}, auth, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(in.Close)
-	t.Cleanup(func() { b.Close() })
+	in, db, gs := storedPipeline(t, true)
+	b := startStoredBroker(t, Config{AckWithin: time.Hour}, in)
 
 	c := mqtttest.Dial(t, b.Addr("tcp"), nil)
 	c.Send(mqtttest.Connect{Version: 4, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
@@ -251,24 +206,9 @@ func TestAckWithinWindowDoesNotWaitForCommit(t *testing.T) {
 // A window the queue is already older than falls back to waiting for the
 // commit: no PUBACK while the commit is held.
 func TestAckWithinWindowWaitsWhenBehind(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	gs := &gatedStore{DB: db, entered: make(chan struct{}, 1), open: make(chan struct{})}
-	in := ingest.New(gs, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
-	auth := &fakeAuth{secrets: map[string]string{devA: secretA}}
+	in, _, gs := storedPipeline(t, true)
 	// 1ns: any queued reading is older than that.
-	b, err := New(Config{TCPAddr: "127.0.0.1:0", AckWithin: time.Nanosecond}, auth, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(in.Close)
-	t.Cleanup(func() { b.Close() })
+	b := startStoredBroker(t, Config{AckWithin: time.Nanosecond}, in)
 	t.Cleanup(func() { close(gs.open) })
 
 	c := mqtttest.Dial(t, b.Addr("tcp"), nil)

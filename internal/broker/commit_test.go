@@ -20,6 +20,43 @@ type gatedStore struct {
 	open    chan struct{} // closed to let commits through
 }
 
+// storedPipeline is the ingest pipeline on a real SQLite file, closed
+// when the test ends. With gated, every commit of readings waits at the
+// returned store's gate (gs is nil otherwise).
+func storedPipeline(t *testing.T, gated bool) (*ingest.Pipeline, *sqlite.DB, *gatedStore) {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var st ingest.Store = db
+	var gs *gatedStore
+	if gated {
+		gs = &gatedStore{DB: db, entered: make(chan struct{}, 1), open: make(chan struct{})}
+		st = gs
+	}
+	in := ingest.New(st, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(in.Close)
+	return in, db, gs
+}
+
+// startStoredBroker starts a broker with cfg in front of in, for device
+// devA, closed when the test ends (before in: cleanups run last first).
+func startStoredBroker(t *testing.T, cfg Config, in *ingest.Pipeline) *Broker {
+	t.Helper()
+	cfg.TCPAddr = "127.0.0.1:0"
+	b, err := New(cfg, &fakeAuth{secrets: map[string]string{devA: secretA}}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 func (g *gatedStore) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	g.entered <- struct{}{}
 	<-g.open
@@ -31,25 +68,10 @@ func (g *gatedStore) AppendReadings(ctx context.Context, rs []store.Reading) err
 // processed after the PUBLISH) but no PUBACK comes; once the commit is
 // let through, the PUBACK follows and the reading is in the database.
 func TestPubackWaitsForCommit(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	gs := &gatedStore{DB: db, entered: make(chan struct{}, 1), open: make(chan struct{})}
-	in := ingest.New(gs, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
-	auth := &fakeAuth{secrets: map[string]string{devA: secretA}}
-	b, err := New(Config{TCPAddr: "127.0.0.1:0"}, auth, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
+	in, db, gs := storedPipeline(t, true)
 	// Cleanups run last-in first-out: the gate opens, then the broker and
 	// the pipeline close.
-	t.Cleanup(in.Close)
-	t.Cleanup(func() { b.Close() })
+	b := startStoredBroker(t, Config{}, in)
 	t.Cleanup(func() { close(gs.open) })
 
 	for _, v := range []byte{4, 5} {
