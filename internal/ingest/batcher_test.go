@@ -623,18 +623,7 @@ func testEveryDeviceGetsItsShare(t *testing.T) {
 			}
 		})
 	}
-	queued := func() map[string]int {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if n := len(b.cur.rows); n > maxPending {
-			t.Fatalf("%d readings queued, more than maxPending %d", n, maxPending)
-		}
-		per := map[string]int{}
-		for _, r := range b.cur.rows {
-			per[r.DeviceID]++
-		}
-		return per
-	}
+	queued := func() map[string]int { return queuedPerDevice(t, b, maxPending) }
 	// Once every read loop is blocked the queue is at its bound, whoever
 	// filled it: the first batch's shares come from the one-device batch.
 	synctest.Wait()
@@ -724,18 +713,7 @@ func testDevicesTakeTurns(t *testing.T) {
 			}
 		})
 	}
-	queued := func() map[string]int {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if n := len(b.cur.rows); n > maxPending {
-			t.Fatalf("%d readings queued, more than maxPending %d", n, maxPending)
-		}
-		per := map[string]int{}
-		for _, r := range b.cur.rows {
-			per[r.DeviceID]++
-		}
-		return per
-	}
+	queued := func() map[string]int { return queuedPerDevice(t, b, maxPending) }
 	synctest.Wait()
 	queued()
 	// The first batch written while they all send was filled by a race
@@ -795,4 +773,20 @@ func testBatchGathers(t *testing.T) {
 	if batches, _, _, _ := fs.snapshot(); !slices.Equal(batches, []int{1, 2}) {
 		t.Fatalf("batches written after the window: %v, want [1 2]", batches)
 	}
+}
+
+// queuedPerDevice counts the readings queued in b's filling batch per
+// device, and fails the test if more than maxPending are queued.
+func queuedPerDevice(t *testing.T, b *batcher, maxPending int) map[string]int {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n := len(b.cur.rows); n > maxPending {
+		t.Fatalf("%d readings queued, more than maxPending %d", n, maxPending)
+	}
+	per := map[string]int{}
+	for _, r := range b.cur.rows {
+		per[r.DeviceID]++
+	}
+	return per
 }
