@@ -56,7 +56,7 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			return fmt.Errorf("append readings: read seq: %w", err)
 		}
 		stmt := tx.StmtContext(ctx, insert)
-		var markStmt *sql.Stmt
+		markStmt := tx.StmtContext(ctx, db.stmts.insertMark)
 		for i := range rs {
 			r := &rs[i]
 			// Errors name the reading by position and device only:
@@ -82,12 +82,6 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			}
 			hi++
 			if mk.since >= markEvery {
-				if markStmt == nil {
-					if markStmt, err = tx.PrepareContext(ctx, `INSERT INTO reading_marks (dkey, maxts, seq) VALUES (?, ?, ?)`); err != nil {
-						return fmt.Errorf("append readings: prepare mark: %w", err)
-					}
-					defer markStmt.Close()
-				}
 				if _, err := markStmt.ExecContext(ctx, dkey, mk.maxTS, hi); err != nil {
 					return fmt.Errorf("append readings: reading %d of device %q: mark: %w", i, r.DeviceID, err)
 				}

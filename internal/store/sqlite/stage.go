@@ -49,6 +49,7 @@ type stmts struct {
 	insertMain, insertStage *sql.Stmt
 	mergeUpTo, mergeAll     *sql.Stmt
 	mergeInsert, mergeClear *sql.Stmt
+	insertMark              *sql.Stmt // marks.go
 }
 
 func (db *DB) prepare(ctx context.Context) error {
@@ -76,6 +77,7 @@ func (db *DB) prepare(ctx context.Context) error {
 		{&db.stmts.mergeInsert, `INSERT OR FAIL INTO readings ` + cols + ` SELECT dkey, seq, stream, ts, manifest_version, payload
 			FROM readings_stage WHERE seq <= ? ORDER BY dkey, seq`},
 		{&db.stmts.mergeClear, `DELETE FROM readings_stage WHERE seq <= ?`},
+		{&db.stmts.insertMark, `INSERT INTO reading_marks (dkey, maxts, seq) VALUES (?, ?, ?)`},
 	} {
 		st, err := db.writer.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -89,7 +91,7 @@ func (db *DB) prepare(ctx context.Context) error {
 
 func (db *DB) closeStmts() {
 	for _, s := range []*sql.Stmt{db.stmts.readSeq, db.stmts.writeSeq, db.stmts.insertMain, db.stmts.insertStage,
-		db.stmts.mergeUpTo, db.stmts.mergeAll, db.stmts.mergeInsert, db.stmts.mergeClear} {
+		db.stmts.mergeUpTo, db.stmts.mergeAll, db.stmts.mergeInsert, db.stmts.mergeClear, db.stmts.insertMark} {
 		if s != nil {
 			_ = s.Close()
 		}
