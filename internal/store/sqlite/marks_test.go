@@ -209,3 +209,148 @@ func TestMarkStateCountsStagedReadings(t *testing.T) {
 		t.Fatalf("readings since t0+1h: seqs %v, want the staged ones %v", seqs, late)
 	}
 }
+
+// windowReadings is what Readings must return for dev in [since, until):
+// the seqs of all that match, in order, at most limit.
+func windowReadings(all []store.Reading, dev string, since, until time.Time, limit int) []int64 {
+	var want []int64
+	for _, r := range all {
+		if r.DeviceID == dev && !r.Time.Before(since) && r.Time.Before(until) {
+			want = append(want, r.Seq)
+		}
+	}
+	return want[:min(len(want), limit)]
+}
+
+// checkWindows compares Readings for time windows [since, until) of every
+// length, start and device with the readings filtered here.
+func checkWindows(t *testing.T, db *DB, all []store.Reading, rng *rand.Rand, devs int) {
+	t.Helper()
+	first, last := all[0].Time, all[len(all)-1].Time
+	span := int64(last.Sub(first))
+	for range 150 {
+		dev := fmt.Sprintf("dev-%d", rng.IntN(devs))
+		since := first.Add(time.Duration(rng.Int64N(span)))
+		until := since.Add(time.Duration(rng.Int64N(span / int64(1+rng.IntN(20)))))
+		if rng.IntN(10) == 0 {
+			since = time.Time{} // until alone
+		}
+		rs, err := db.Readings(t.Context(), store.ReadingQuery{DeviceID: dev, Since: since, Until: until, Limit: 300})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]int64, len(rs))
+		for i, r := range rs {
+			got[i] = r.Seq
+		}
+		if want := windowReadings(all, dev, since, until, 300); !slices.Equal(got, want) {
+			t.Fatalf("%s since %s until %s: got %d readings %v…, want %d %v…", dev, since, until,
+				len(got), got[:min(len(got), 5)], len(want), want[:min(len(want), 5)])
+		}
+	}
+}
+
+// forward appends n readings of the devices, one every 10 s in turn, in
+// batches of batch (small ones are staged, large ones are not), with a
+// reading at a time far in the past one time in back (0: never; a clock
+// reset): such a reading, late in seq, must still be found by a window
+// that ends early.
+func forward(t *testing.T, db *DB, rng *rand.Rand, devs int, from time.Time, n, batch, back int) []store.Reading {
+	t.Helper()
+	var all []store.Reading
+	at := from
+	for len(all) < n {
+		rs := make([]store.Reading, batch)
+		for i := range rs {
+			at = at.Add(10 * time.Second)
+			ts := at
+			if back > 0 && rng.IntN(back) == 0 {
+				ts = t0.Add(time.Duration(rng.Int64N(int64(at.Sub(t0)))))
+			}
+			rs[i] = store.Reading{DeviceID: fmt.Sprintf("dev-%d", rng.IntN(devs)), Stream: "s", Time: ts, Payload: []byte("{}")}
+		}
+		if err := db.AppendReadings(t.Context(), rs); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, rs...)
+	}
+	return all
+}
+
+// A window [since, until) ends its scan at the last marked chunk holding
+// a time before until (its mints), and still returns exactly what a
+// filter over everything returns: with clocks set back into the window
+// much later, after a restart, after range deletions that drop marks
+// (their chunks join the next mark's), and with marks whose minimum is
+// unknown (written before it was kept).
+func TestReadingsUntilUsesChunkMinimum(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "candor.db")
+	db := openPath(t, path)
+	rng := rand.New(rand.NewPCG(5, 6))
+	const devs = 2
+	all := forward(t, db, rng, devs, t0, 6000, 300, 700)
+	all = append(all, forward(t, db, rng, devs, all[len(all)-1].Time, 2000, 20, 700)...)
+	checkWindows(t, db, all, rng, devs)
+
+	// The bound applies: an early window of a history whose times grow
+	// reads the start and the unmarked tail, not everything between.
+	clean := openTemp(t)
+	mono := forward(t, clean, rand.New(rand.NewPCG(7, 8)), 1, t0, 3000, 500, 0)
+	var newest int64
+	if err := clean.readers.QueryRow(`SELECT max(seq) FROM reading_marks`).Scan(&newest); err != nil {
+		t.Fatal(err)
+	}
+	spans, err := clean.markUntil(t.Context(), "dev-0", 0, mono[300].Time.UnixNano())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(spans) != 2 || spans[0].to > int64(300+markEvery+1) || spans[1].from != newest {
+		t.Fatalf("spans %v for a window ending at reading 300 of 3,000 (newest mark at %d): want [1, ≤%d) and [%d, end)",
+			spans, newest, 300+markEvery+1, newest)
+	}
+
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openPath(t, path)
+	all = append(all, forward(t, db, rng, devs, all[len(all)-1].Time, 1500, 100, 700)...)
+	checkWindows(t, db, all, rng, devs)
+
+	// Range deletions drop marks in the middle and at the start.
+	for _, d := range []struct{ from, to int }{{2000, 2600}, {0, 500}, {4000, 6100}} {
+		from, to := all[d.from].Time, all[d.to].Time
+		if d.from == 0 {
+			from = time.Time{}
+		}
+		if _, err := db.DeleteReadings(t.Context(), store.ReadingQuery{DeviceID: "dev-0", Since: from, Until: to}, 0); err != nil {
+			t.Fatal(err)
+		}
+		kept := all[:0:0]
+		for _, r := range all {
+			if r.DeviceID != "dev-0" || r.Time.Before(from) || !r.Time.Before(to) {
+				kept = append(kept, r)
+			}
+		}
+		all = kept
+		checkWindows(t, db, all, rng, devs)
+	}
+	all = append(all, forward(t, db, rng, devs, all[len(all)-1].Time, 1000, 300, 700)...)
+	checkWindows(t, db, all, rng, devs)
+
+	// Marks from before the chunk minimum was kept: unknown.
+	if _, err := db.writer.Exec(`UPDATE reading_marks SET mints = NULL WHERE seq % 3 = 0`); err != nil {
+		t.Fatal(err)
+	}
+	checkWindows(t, db, all, rng, devs)
+	if _, err := db.DeleteReadings(t.Context(), store.ReadingQuery{DeviceID: "dev-1", Since: all[1000].Time, Until: all[3000].Time}, 0); err != nil {
+		t.Fatal(err)
+	}
+	kept := all[:0:0]
+	for _, r := range all {
+		if r.DeviceID != "dev-1" || r.Time.Before(all[1000].Time) || !r.Time.Before(all[3000].Time) {
+			kept = append(kept, r)
+		}
+	}
+	all = append(kept, forward(t, db, rng, devs, all[len(all)-1].Time, 600, 50, 700)...)
+	checkWindows(t, db, all, rng, devs)
+}

@@ -81,14 +81,11 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
 			}
 			hi++
-			if mk.since >= markEvery {
-				if _, err := markStmt.ExecContext(ctx, dkey, mk.maxTS, hi); err != nil {
+			if m, due := mk.add(ts); due {
+				if _, err := markStmt.ExecContext(ctx, dkey, m.maxTS, hi, m.minTS); err != nil {
 					return fmt.Errorf("append readings: reading %d of device %q: mark: %w", i, r.DeviceID, err)
 				}
-				mk.since = 0
 			}
-			mk.maxTS = max(mk.maxTS, ts)
-			mk.since++
 			marks[dkey] = mk
 			if _, err := stmt.ExecContext(ctx, dkey, hi, r.Stream, ts, r.ManifestVersion, payload); err != nil {
 				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
@@ -193,6 +190,7 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		}
 		after = max(after, m-1)
 	}
+	var spans []seqSpan
 	if !q.Until.IsZero() {
 		until, err := encTime(q.Until)
 		if err != nil {
@@ -200,10 +198,11 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		}
 		where.WriteString(` AND ts < ?`)
 		args = append(args, until)
-	}
-	if after > 0 {
-		where.WriteString(` AND seq > ?`)
-		args = append(args, after)
+		// Stop at the last marked chunk that holds a time before until
+		// rather than at the device's newest reading.
+		if spans, err = db.markUntil(ctx, q.DeviceID, after, until); err != nil {
+			return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
+		}
 	}
 	if q.ManifestVersion != 0 {
 		where.WriteString(` AND manifest_version = ?`)
@@ -225,10 +224,37 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 	// Both tables, merged by seq in one statement (one snapshot, so a
 	// reading moving from the stage meanwhile is seen exactly once). The
 	// clustered side walks its primary key from the device's first
-	// wanted seq and the LIMIT stops both sides early; the stage is
-	// small and scanned.
-	rows, err := db.readers.QueryContext(ctx, cols+`readings WHERE `+where.String()+
-		` UNION ALL `+cols+`readings_stage WHERE `+where.String()+` ORDER BY seq LIMIT ?`, bothSides(args, limit)...)
+	// wanted seq, over each span the time marks leave (one, or two for a
+	// window that ends in the middle of the history), and the LIMIT stops
+	// both sides early; the stage is small and scanned.
+	var (
+		stmt  strings.Builder
+		qargs []any
+	)
+	if spans == nil {
+		spans = []seqSpan{{after + 1, 0}}
+	}
+	for _, sp := range spans {
+		stmt.WriteString(cols + `readings WHERE ` + where.String())
+		qargs = append(qargs, args...)
+		if sp.from > 1 {
+			stmt.WriteString(` AND seq >= ?`)
+			qargs = append(qargs, sp.from)
+		}
+		if sp.to != 0 {
+			stmt.WriteString(` AND seq < ?`)
+			qargs = append(qargs, sp.to)
+		}
+		stmt.WriteString(` UNION ALL `)
+	}
+	stmt.WriteString(cols + `readings_stage WHERE ` + where.String())
+	qargs = append(qargs, args...)
+	if after > 0 {
+		stmt.WriteString(` AND seq > ?`)
+		qargs = append(qargs, after)
+	}
+	stmt.WriteString(` ORDER BY seq LIMIT ?`)
+	rows, err := db.readers.QueryContext(ctx, stmt.String(), append(qargs, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
 	}

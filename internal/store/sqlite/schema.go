@@ -560,6 +560,18 @@ var migrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		// Issue #19: a window in the middle of a long history scanned
+		// from its start to the device's newest reading. A mark now also
+		// keeps the lowest time of its chunk (see marks.go), so such a
+		// query stops at the last chunk holding a time before until.
+		// Marks written before this step keep NULL: unknown, never
+		// skipped; new marks are written from the device's next append.
+		name: "reading time marks: chunk minimum",
+		stmts: []string{
+			`ALTER TABLE reading_marks ADD COLUMN mints INTEGER`,
+		},
+	},
 }
 
 type migration struct {

@@ -77,7 +77,7 @@ func (db *DB) prepare(ctx context.Context) error {
 		{&db.stmts.mergeInsert, `INSERT OR FAIL INTO readings ` + cols + ` SELECT dkey, seq, stream, ts, manifest_version, payload
 			FROM readings_stage WHERE seq <= ? ORDER BY dkey, seq`},
 		{&db.stmts.mergeClear, `DELETE FROM readings_stage WHERE seq <= ?`},
-		{&db.stmts.insertMark, `INSERT INTO reading_marks (dkey, maxts, seq) VALUES (?, ?, ?)`},
+		{&db.stmts.insertMark, `INSERT INTO reading_marks (dkey, maxts, seq, mints) VALUES (?, ?, ?, ?)`},
 	} {
 		st, err := db.writer.PrepareContext(ctx, p.q)
 		if err != nil {
