@@ -40,6 +40,7 @@ func runBench(args []string) error {
 		return nil
 	})
 	storm := fs.Int("storm", 0, "after the load phases, create this many more devices, restart the hub and time until all are connected again (the target is 10000 back in 10 s), 0 to skip")
+	prefillN := fs.Int("prefill", 0, "before the load phases, store this many readings of the bench devices in the hub's store (the hub is stopped for it), and time GET readings over them after the phases; 0 for none")
 	hubExe := fs.String("hub-exe", "", "run this candor binary as the hub instead of this one (compare two builds under the same load)")
 	cpuprofile := fs.String("cpuprofile", "", "")
 	// --cpuprofile is hidden (a developer aid): it is passed to the hub's
@@ -104,6 +105,8 @@ func runBench(args []string) error {
 			}
 		case "storm":
 			o.Storm = *storm
+		case "prefill":
+			o.Prefill = *prefillN
 		case "max-per-device":
 			o.MaxPerDevice = skipZero(*maxPer)
 		}

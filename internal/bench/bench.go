@@ -57,6 +57,11 @@ type Options struct {
 	// (Candor only): this many more devices are created, the hub is
 	// restarted, and all of them connect again (see runStorm).
 	Storm int
+	// Prefill, if positive, stores this many readings of the bench's
+	// devices in the hub's store before the first connections (the hub is
+	// stopped for it and started again), and times GET readings over
+	// them after the load phases (Candor only; see prefill.go).
+	Prefill int
 
 	// Only limits the run to "candor" or "reference"; empty runs both.
 	Only string
@@ -135,6 +140,9 @@ func (o *Options) normalize() error {
 	if o.Storm > maxStorm {
 		errs = append(errs, fmt.Errorf("storm: %d is above %d", o.Storm, maxStorm))
 	}
+	if o.Prefill > maxPrefill {
+		errs = append(errs, fmt.Errorf("prefill: %d is above %d", o.Prefill, maxPrefill))
+	}
 	if o.Rate > maxRate {
 		errs = append(errs, fmt.Errorf("rate: %g is above %g", o.Rate, maxRate))
 	}
@@ -205,6 +213,7 @@ type Settings struct {
 	Rate            float64 `json:"paced_rate"`
 	MaxPerDevice    int     `json:"max_per_device,omitempty"`
 	Storm           int     `json:"storm,omitempty"`
+	Prefill         int     `json:"prefill,omitempty"`
 	Quick           bool    `json:"quick"`
 }
 
@@ -226,6 +235,8 @@ type Side struct {
 	Manifest bool         `json:"manifest_enforced,omitempty"`
 	Idle     *IdleResult  `json:"idle,omitempty"`
 	Storm    *StormResult `json:"storm,omitempty"`
+	// Prefill is the history stored before the load phases (--prefill).
+	Prefill *PrefillResult `json:"prefill,omitempty"`
 	QoS1     *PhaseResult `json:"qos1,omitempty"`
 	QoS0     *PhaseResult `json:"qos0,omitempty"`
 	Paced    *PhaseResult `json:"qos1_paced,omitempty"`
@@ -326,7 +337,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Settings: Settings{
 			Devices: o.Devices, DurationSeconds: o.Duration.Seconds(), Window: o.Window,
 			PayloadBytes: o.PayloadBytes, IdleConns: max(o.IdleConns, 0), Rate: max(o.Rate, 0), Quick: o.Quick,
-			MaxPerDevice: max(o.MaxPerDevice, 0), Storm: max(o.Storm, 0),
+			MaxPerDevice: max(o.MaxPerDevice, 0), Storm: max(o.Storm, 0), Prefill: max(o.Prefill, 0),
 		},
 		NotYetImplemented: append([]string(nil), notYetImplemented...),
 	}

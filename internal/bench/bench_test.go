@@ -77,6 +77,48 @@ func TestQuickCandor(t *testing.T) {
 	t.Logf("quick run: QoS 1 %d acked and stored, QoS 0 %d of %d stored", c.QoS1.Acked, c.QoS0.Stored, c.QoS0.Sent)
 }
 
+// TestQuickCandorPrefill: with a prefilled history the hub serves it
+// through GET readings (so it was sealed as the hub seals, for the bench's
+// own devices, in the windows asked for), the phases' read-back still
+// matches what was acknowledged (the history is left out of it), and the
+// report's header names the prefill. It asserts no timing.
+func TestQuickCandorPrefill(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var out, progress bytes.Buffer
+	const devices, n = 4, 30_000
+	rep, err := Run(ctx, Options{
+		Quick: true, Only: "candor", Devices: devices, IdleConns: -1, MaxPerDevice: 500, Prefill: n,
+		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv}, Out: &out, Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("quick run failed: %v\nprogress:\n%s\nreport:\n%s", err, progress.String(), out.String())
+	}
+	c := rep.Candor
+	if c == nil || c.Prefill == nil || c.QoS1 == nil {
+		t.Fatalf("incomplete report: %+v", c)
+	}
+	if c.Prefill.Readings != n || c.Prefill.MaxSeq < n {
+		t.Errorf("prefill stored %d readings up to seq %d, want %d", c.Prefill.Readings, c.Prefill.MaxSeq, n)
+	}
+	// Reading i is device i%4's, one a second: a device has 900 per hour.
+	want := map[string]float64{"oldest": 100, "after": 100, "dayago": 900, "middle": 900}
+	if len(c.Prefill.Queries) != len(want) {
+		t.Fatalf("queries %+v, want %d kinds", c.Prefill.Queries, len(want))
+	}
+	for _, q := range c.Prefill.Queries {
+		if q.Readings != want[q.Name] || q.Requests != prefillRequests {
+			t.Errorf("%s: %d requests, %v readings each; want %d, %v", q.Name, q.Requests, q.Readings, prefillRequests, want[q.Name])
+		}
+	}
+	if p := c.QoS1; p.StoredVerified == nil || !*p.StoredVerified || p.StoredReadBack != p.Acked {
+		t.Errorf("QoS 1: acked %d, read back %d", p.Acked, p.StoredReadBack)
+	}
+	if !strings.Contains(out.String(), "history: 30,000 readings of the bench devices prefilled") {
+		t.Errorf("the header does not name the prefill:\n%s", out.String())
+	}
+}
+
 // TestQuickMosquitto runs the reference side against a Mosquitto started
 // by the bench, when Debian's mosquitto package is installed.
 func TestQuickMosquitto(t *testing.T) {
@@ -114,6 +156,7 @@ func TestOptionsBounds(t *testing.T) {
 		{RefAddr: "192.0.2.1:1883"},
 		{Only: "both"},
 		{PacedOnly: true, Rate: -1}, // nothing left to run
+		{Prefill: maxPrefill + 1},
 	} {
 		o.Out, o.Progress = &bytes.Buffer{}, &bytes.Buffer{}
 		if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "bench options") {

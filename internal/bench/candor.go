@@ -301,7 +301,9 @@ type storeCheck struct {
 // the readings on each of streams, reading every row back (so "stored"
 // means readable) and measuring each reading's send → accept latency from
 // its row timestamp.
-func readStore(ctx context.Context, dir string, devs []device, streams []string) (map[string]*storeCheck, error) {
+//
+// Readings up to seq above (a prefilled history) are not read.
+func readStore(ctx context.Context, dir string, devs []device, streams []string, above int64) (map[string]*storeCheck, error) {
 	db, err := sqlite.Open(ctx, filepath.Join(dir, hub.DBName))
 	if err != nil {
 		return nil, fmt.Errorf("open the hub's store after the run: %w", err)
@@ -331,7 +333,7 @@ func readStore(ctx context.Context, dir string, devs []device, streams []string)
 		chk := &storeCheck{PerDevice: make([]int64, len(devs)), DeviceAccept: make([]Histogram, len(devs))}
 		out[st] = chk
 		for i, d := range devs {
-			var after int64
+			after := above
 			for {
 				rows, err := db.Readings(ctx, store.ReadingQuery{DeviceID: d.ID, Stream: st, AfterSeq: after, Limit: sqlite.MaxReadingLimit})
 				if err != nil {

@@ -203,6 +203,15 @@ func rows(rep *Report) []Row {
 		add(sec, "hub restart (stop, then start to ready), s", storm(func(r *StormResult) (float64, bool) { return measured(r.RestartSeconds) }), false)
 		add(sec, fmt.Sprintf("device creation through the API, %d at a time, devices/s", createWorkers), storm(func(r *StormResult) (float64, bool) { return measured(r.DevicesAddedPerSec) }), false)
 	}
+	if settings.Prefill > 0 && c != nil && c.Prefill != nil {
+		pf := c.Prefill
+		sec = fmt.Sprintf("GET /api/v1/devices/{id}/readings over the %s prefilled readings (Candor only), %d requests each round the devices", num(float64(settings.Prefill)), prefillRequests)
+		for _, q := range pf.Queries {
+			add(sec, fmt.Sprintf("%s: %s, %s readings; p50 / p99 ms", q.Name, q.What, num(q.Readings)),
+				func(s *Side) (float64, bool) { return q.P99Ms, s == c }, false)
+			out[len(out)-1].Candor = fmt.Sprintf("%s / %s", num(q.P50Ms), num(q.P99Ms))
+		}
+	}
 	add("Authentication", "first connection per device (credential check; target 10,000 in ≤ 10 s), connects/s",
 		func(s *Side) (float64, bool) { return measured(s.FirstConnectsPerSec) }, false)
 	add("Authentication", fmt.Sprintf("device creation through the API, %d at a time (target ≥ 1,000/s), devices/s", createWorkers),
@@ -302,6 +311,13 @@ func writeTable(w io.Writer, rep *Report) error {
 		fmt.Fprintf(w, ", %s", m.Mosquitto)
 	}
 	fmt.Fprintln(w)
+	if rep.Settings.Prefill > 0 {
+		fmt.Fprintf(w, "history: %s readings of the bench devices prefilled in the hub's store before the phases", num(float64(rep.Settings.Prefill)))
+		if rep.Candor != nil && rep.Candor.Prefill != nil {
+			fmt.Fprintf(w, " (filled in %.1f s, %s/s)", rep.Candor.Prefill.FillSeconds, num(rep.Candor.Prefill.FillPerSec))
+		}
+		fmt.Fprintln(w)
+	}
 	cname, rname := "Candor", "reference"
 	if rep.Candor != nil {
 		cname = rep.Candor.Name

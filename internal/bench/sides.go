@@ -85,6 +85,25 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 	}
 	side.DevicesAddedPerSec = float64(len(devs)) / time.Since(tAdd).Seconds()
 
+	if o.Prefill > 0 {
+		o.progress("Candor: prefill, stopping the hub and storing %d readings of the bench devices in its store", o.Prefill)
+		stopped = true
+		if err := h.stop(60 * time.Second); err != nil {
+			return side, fmt.Errorf("stop the hub for the prefill: %w", err)
+		}
+		pr, err := prefill(ctx, o, dir, devs, o.Prefill)
+		side.Prefill = pr
+		if err != nil {
+			return side, err
+		}
+		o.progress("Candor: prefill, %d readings in %.1f s (%.0f/s); starting the hub again", pr.Readings, pr.FillSeconds, pr.FillPerSec)
+		if h, err = startHub(ctx, o.HubArgv, o.HubEnv, dir, extra); err != nil {
+			return side, fmt.Errorf("start the hub after the prefill: %w", err)
+		}
+		stopped = false
+		side.Addr = h.mqttAddr
+	}
+
 	// Each device's first connection runs the hub's full credential check
 	// (generated secrets: the fast keyed hash; chosen ones: argon2id);
 	// later ones hit its in-memory cache. Doing this once here keeps that
@@ -147,6 +166,13 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 		loads[p.stream()], results[p.stream()] = lr, r
 	}
 
+	if side.Prefill != nil {
+		o.progress("Candor: GET readings over the prefilled history, %d requests of each kind", prefillRequests)
+		if err := historyQueries(ctx, h, devs, side.Prefill); err != nil {
+			return side, err
+		}
+	}
+
 	if o.Storm > 0 {
 		r, h2, err := runStorm(ctx, o, h, extra)
 		side.Storm = r
@@ -165,7 +191,11 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 	if err := h.stop(60 * time.Second); err != nil {
 		return side, err
 	}
-	checks, err := readStore(ctx, dir, devs, streams)
+	var above int64 // the prefilled history is not read back
+	if side.Prefill != nil {
+		above = side.Prefill.MaxSeq
+	}
+	checks, err := readStore(ctx, dir, devs, streams, above)
 	if err != nil {
 		return side, err
 	}
