@@ -237,10 +237,10 @@ type Side struct {
 	Storm    *StormResult `json:"storm,omitempty"`
 	// Prefill is the history stored before the load phases (--prefill).
 	Prefill *PrefillResult `json:"prefill,omitempty"`
-	QoS1     *PhaseResult `json:"qos1,omitempty"`
-	QoS0     *PhaseResult `json:"qos0,omitempty"`
-	Paced    *PhaseResult `json:"qos1_paced,omitempty"`
-	Error    string       `json:"error,omitempty"`
+	QoS1    *PhaseResult   `json:"qos1,omitempty"`
+	QoS0    *PhaseResult   `json:"qos0,omitempty"`
+	Paced   *PhaseResult   `json:"qos1_paced,omitempty"`
+	Error   string         `json:"error,omitempty"`
 }
 
 // PhaseResult is one load phase on one broker.
