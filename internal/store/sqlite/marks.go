@@ -108,9 +108,9 @@ func (db *DB) markFor(ctx context.Context, tx *sql.Tx, dkey int64, pending map[i
 
 // markSince returns a seq below which no reading of the device has
 // ts ≥ since (0 when no mark says so), for a query by time to start at.
-func (db *DB) markSince(ctx context.Context, deviceID string, since int64) (int64, error) {
+func markSince(ctx context.Context, q queryRower, deviceID string, since int64) (int64, error) {
 	var seq int64
-	err := db.readers.QueryRowContext(ctx, `SELECT seq FROM reading_marks
+	err := q.QueryRowContext(ctx, `SELECT seq FROM reading_marks
 		WHERE dkey = (SELECT dkey FROM reading_devices WHERE device_id = ?) AND maxts < ?
 		ORDER BY maxts DESC, seq DESC LIMIT 1`, deviceID, since).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -125,6 +125,30 @@ func (db *DB) markSince(ctx context.Context, deviceID string, since int64) (int6
 // seqSpan is a range of seqs [from, to); to 0 is open.
 type seqSpan struct{ from, to int64 }
 
+// queryRower is a reader connection pool or the writer's transaction.
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// markSpans returns the seq spans a query (or deletion) of the device's
+// readings with ts in [since, until) and seq > after must look in (a zero
+// bound is open): from the last mark before since, and up to the end of
+// the last chunk holding a time before until plus the readings after the
+// newest mark.
+func markSpans(ctx context.Context, q queryRower, deviceID string, after, since, until int64) ([]seqSpan, error) {
+	if since != 0 {
+		m, err := markSince(ctx, q, deviceID, since)
+		if err != nil {
+			return nil, err
+		}
+		after = max(after, m-1)
+	}
+	if until == 0 {
+		return []seqSpan{{after + 1, 0}}, nil
+	}
+	return markUntil(ctx, q, deviceID, after, until)
+}
+
 // markUntil returns where a query for the device's readings with
 // ts < until and seq > after must look: the readings there lie in
 // [after+1, hi) or at seqs ≥ tail (after the newest mark, not bounded
@@ -134,9 +158,9 @@ type seqSpan struct{ from, to int64 }
 // below until, so a window in the middle of a long history reads about
 // half the device's marks (one per markEvery readings) instead of half
 // its readings.
-func (db *DB) markUntil(ctx context.Context, deviceID string, after, until int64) ([]seqSpan, error) {
+func markUntil(ctx context.Context, q queryRower, deviceID string, after, until int64) ([]seqSpan, error) {
 	var tail, hi sql.NullInt64
-	err := db.readers.QueryRowContext(ctx, `SELECT
+	err := q.QueryRowContext(ctx, `SELECT
 		(SELECT seq FROM reading_marks WHERE dkey = d.dkey ORDER BY maxts DESC, seq DESC LIMIT 1),
 		(SELECT seq FROM reading_marks WHERE dkey = d.dkey AND (mints IS NULL OR mints < ?) ORDER BY maxts DESC, seq DESC LIMIT 1)
 		FROM reading_devices d WHERE d.device_id = ?`, until, deviceID).Scan(&tail, &hi)

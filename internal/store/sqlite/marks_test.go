@@ -300,7 +300,7 @@ func TestReadingsUntilUsesChunkMinimum(t *testing.T) {
 	if err := clean.readers.QueryRow(`SELECT max(seq) FROM reading_marks`).Scan(&newest); err != nil {
 		t.Fatal(err)
 	}
-	spans, err := clean.markUntil(t.Context(), "dev-0", 0, mono[300].Time.UnixNano())
+	spans, err := markUntil(t.Context(), clean.readers, "dev-0", 0, mono[300].Time.UnixNano())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,5 +352,29 @@ func TestReadingsUntilUsesChunkMinimum(t *testing.T) {
 		}
 	}
 	all = append(kept, forward(t, db, rng, devs, all[len(all)-1].Time, 600, 50, 700)...)
+	checkWindows(t, db, all, rng, devs)
+
+	// A retention sweep: a stream's readings before a cutoff, in small
+	// chunks (the deletion's scan is bounded by the marks as well).
+	cut := all[len(all)/3].Time
+	for {
+		k, err := db.DeleteReadings(t.Context(), store.ReadingQuery{DeviceID: "dev-1", Stream: "s", Until: cut}, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k < 7 {
+			break
+		}
+	}
+	kept = all[:0:0]
+	for _, r := range all {
+		if r.DeviceID != "dev-1" || !r.Time.Before(cut) {
+			kept = append(kept, r)
+		}
+	}
+	all = kept
+	if n, err := db.CountReadings(t.Context(), "dev-1"); err != nil || n != int64(len(windowReadings(all, "dev-1", t0.Add(-time.Hour), all[len(all)-1].Time.Add(time.Hour), len(all)))) {
+		t.Fatalf("dev-1 holds %d readings after the sweep (%v)", n, err)
+	}
 	checkWindows(t, db, all, rng, devs)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -184,7 +185,7 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		args = append(args, since)
 		// Start at the device's last time mark before since rather than
 		// at its first reading.
-		m, err := db.markSince(ctx, q.DeviceID, since)
+		m, err := markSince(ctx, db.readers, q.DeviceID, since)
 		if err != nil {
 			return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
 		}
@@ -200,7 +201,7 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		args = append(args, until)
 		// Stop at the last marked chunk that holds a time before until
 		// rather than at the device's newest reading.
-		if spans, err = db.markUntil(ctx, q.DeviceID, after, until); err != nil {
+		if spans, err = markUntil(ctx, db.readers, q.DeviceID, after, until); err != nil {
 			return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
 		}
 	}
@@ -371,10 +372,23 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		where += ` AND manifest_version = ?`
 		args = append(args, q.ManifestVersion)
 	}
-	stmt := `DELETE FROM readings WHERE ` + where
-	if limit > 0 {
-		stmt = `DELETE FROM readings WHERE (dkey, seq) IN (SELECT dkey, seq FROM readings WHERE ` + where + ` ORDER BY dkey, seq LIMIT ?)`
-		args = append(args, limit)
+	// del deletes the matches in one seq span, at most max (≤ 0: all).
+	del := func(tx *sql.Tx, sp seqSpan, max int64) (int64, error) {
+		w, a := where+` AND seq >= ?`, append(slices.Clip(args), sp.from)
+		if sp.to != 0 {
+			w += ` AND seq < ?`
+			a = append(a, sp.to)
+		}
+		stmt := `DELETE FROM readings WHERE ` + w
+		if max > 0 {
+			stmt = `DELETE FROM readings WHERE (dkey, seq) IN (SELECT dkey, seq FROM readings WHERE ` + w + ` ORDER BY dkey, seq LIMIT ?)`
+			a = append(a, max)
+		}
+		res, err := tx.ExecContext(ctx, stmt, a...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
 	}
 	var n, merged int64
 	// keyMu: the device's cached running maximum may be a deleted
@@ -388,12 +402,29 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		if merged, err = db.mergeTx(ctx, tx, 0); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, stmt, args...)
+		// The time marks bound the scan as for a query: a retention
+		// sweep (until, every stream of every device) read each device's
+		// whole history in the writer's transaction, holding up ingest
+		// for seconds at 10M stored readings.
+		spans, err := markSpans(ctx, tx, q.DeviceID, 0, since, until)
 		if err != nil {
 			return err
 		}
-		if n, err = res.RowsAffected(); err != nil || n == 0 {
-			return err
+		for _, sp := range spans {
+			left := int64(0)
+			if limit > 0 {
+				if left = int64(limit) - n; left <= 0 {
+					break
+				}
+			}
+			k, err := del(tx, sp, left)
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		if n == 0 {
+			return nil
 		}
 		return dropMarks(ctx, tx, q.DeviceID, since, until)
 	})
