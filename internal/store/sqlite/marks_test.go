@@ -354,6 +354,18 @@ func TestReadingsUntilUsesChunkMinimum(t *testing.T) {
 	all = append(kept, forward(t, db, rng, devs, all[len(all)-1].Time, 600, 50, 700)...)
 	checkWindows(t, db, all, rng, devs)
 
+	// Readings after the newest mark (no chunk minimum yet) with a time
+	// set far back: queries and deletions must still see them.
+	old := make([]store.Reading, 3)
+	for i := range old {
+		old[i] = store.Reading{DeviceID: "dev-1", Stream: "s", Time: all[100+i].Time.Add(time.Second), Payload: []byte("{}")}
+	}
+	if err := db.AppendReadings(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, old...)
+	checkWindows(t, db, all, rng, devs)
+
 	// A retention sweep: a stream's readings before a cutoff, in small
 	// chunks (the deletion's scan is bounded by the marks as well).
 	cut := all[len(all)/3].Time
