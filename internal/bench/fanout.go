@@ -160,7 +160,7 @@ func fanoutCandor(ctx context.Context, o FanoutOptions) (FanoutSide, error) {
 		return s, err
 	}
 	defer func() { _ = h.stop(60 * time.Second) }()
-	doc, err := benchManifest(o.PayloadBytes, []string{fanoutStream})
+	doc, err := benchManifest(o.PayloadBytes, []string{fanoutStream}, "P1D")
 	if err != nil {
 		return s, err
 	}

@@ -85,7 +85,7 @@ func TestPayload(t *testing.T) {
 // problem half way through a run.
 func TestBenchManifestIsValid(t *testing.T) {
 	streams := []string{"bench_qos1", "bench_qos0", "bench_qos1_paced"}
-	doc, err := benchManifest(100, streams)
+	doc, err := benchManifest(100, streams, "P1D")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,11 @@ const benchDeviceType = "candor-bench"
 // load phase, each declaring exactly the fields AppendPayload writes, no
 // personal data, and a message rate high enough that full-speed load is
 // what the device declares rather than a flagged anomaly.
-func benchManifest(payloadBytes int, streams []string) ([]byte, error) {
+//
+// retention is each stream's (ISO 8601, "P1D" by default): with a
+// prefilled history it covers the history's span, so the hub may keep
+// what was prefilled, as a hub keeps history younger than its retention.
+func benchManifest(payloadBytes int, streams []string, retention string) ([]byte, error) {
 	num := func(kind, unit, desc string, lo, hi float64) map[string]any {
 		return map[string]any{"type": kind, "unit": unit, "description": desc, "minimum": lo, "maximum": hi}
 	}
@@ -53,7 +57,7 @@ func benchManifest(payloadBytes int, streams []string) ([]byte, error) {
 			"candor:use":                  "Counted and read back by the benchmark, then deleted with its temporary hub.",
 			"candor:automatedDecisions":   false,
 			"candor:machineLearning":      false,
-			"candor:retention":            "P1D",
+			"candor:retention":            retention,
 			"candor:continuous":           true,
 			"candor:maxMessagesPerMinute": 1e9,
 			"candor:maxPayloadBytes":      max(payloadBytes, 1024),

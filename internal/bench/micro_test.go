@@ -115,7 +115,7 @@ func newTestBroker(in *nopIngest) (*broker.Broker, error) {
 // (fastjson parse and the compiled per-stream checker), the part of the
 // policy path that enforces data manifests.
 func BenchmarkManifestCheck(b *testing.B) {
-	doc, err := benchManifest(100, []string{"bench_qos1"})
+	doc, err := benchManifest(100, []string{"bench_qos1"}, "P1D")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -241,7 +241,7 @@ func runNodes(ctx context.Context, o Options, no NodesOptions) (_ *NodesSide, er
 // admin, and makes each device's first connection (argon2id) to the node
 // it will publish to, so the phase measures readings, not logins.
 func prepareDevices(ctx context.Context, o Options, admin *hubProc, nodes []*hubProc) ([]device, error) {
-	doc, err := benchManifest(o.PayloadBytes, []string{phaseKind{qos: 1}.stream()})
+	doc, err := benchManifest(o.PayloadBytes, []string{phaseKind{qos: 1}.stream()}, "P1D")
 	if err != nil {
 		return nil, fmt.Errorf("build the bench manifest: %w", err)
 	}

@@ -30,6 +30,14 @@ import (
 // prefillStream is the stream the prefilled history is stored on.
 const prefillStream = "bench_history"
 
+// prefillRetention is the manifest retention with n prefilled readings:
+// their span (one reading a second) and two days more. A shorter one
+// would have the hub's retention sweep delete most of the history while
+// the phases run: that measures a sweep, not ingest on a deep history.
+func prefillRetention(n int) string {
+	return fmt.Sprintf("P%dD", n/86400+2)
+}
+
 // prefillBatch is readings per commit of the fill: big commits, each
 // device's readings in a row (seq order within a device follows time),
 // so each commit appends to every device's last leaf pages once.

@@ -67,7 +67,12 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 	for _, p := range phases(o) {
 		streams = append(streams, p.stream())
 	}
-	doc, err := benchManifest(o.PayloadBytes, append(streams, idleStream))
+	declared, retention := append(streams, idleStream), "P1D"
+	if o.Prefill > 0 {
+		declared = append(declared, prefillStream)
+		retention = prefillRetention(o.Prefill)
+	}
+	doc, err := benchManifest(o.PayloadBytes, declared, retention)
 	if err != nil {
 		return side, fmt.Errorf("build the bench manifest: %w", err)
 	}
