@@ -46,7 +46,7 @@ const (
 // parsing them for every commit was 6% of the hub's CPU when paced.
 type stmts struct {
 	readSeq, writeSeq       *sql.Stmt
-	insertMain, insertStage *sql.Stmt
+	insertMain, insertStage insertStmts // readings.go
 	mergeUpTo, mergeAll     *sql.Stmt
 	mergeInsert, mergeClear *sql.Stmt
 	insertMark              *sql.Stmt // marks.go
@@ -54,18 +54,13 @@ type stmts struct {
 
 func (db *DB) prepare(ctx context.Context) error {
 	const cols = `(dkey, seq, stream, ts, manifest_version, payload)`
-	for _, p := range []struct {
-		s *(*sql.Stmt)
-		q string
-	}{
+	for _, p := range append([]stmtText{
 		// The newest seq handed out is the larger of the high-water mark
 		// and the newest staged reading: a staged commit does not write
 		// the mark (one page less per commit), and whatever removes
 		// staged readings (a merge) raises the mark first.
 		{&db.stmts.readSeq, `SELECT max((SELECT hi FROM reading_seq WHERE id = 1), coalesce((SELECT max(seq) FROM readings_stage), 0))`},
 		{&db.stmts.writeSeq, `UPDATE reading_seq SET hi = max(hi, ?) WHERE id = 1`},
-		{&db.stmts.insertMain, `INSERT INTO readings ` + cols + ` VALUES (?, ?, ?, ?, ?, ?)`},
-		{&db.stmts.insertStage, `INSERT INTO readings_stage ` + cols + ` VALUES (?, ?, ?, ?, ?, ?)`},
 		{&db.stmts.mergeUpTo, `SELECT max(seq) FROM (SELECT seq FROM readings_stage ORDER BY seq LIMIT ?)`},
 		{&db.stmts.mergeAll, `SELECT max(seq) FROM readings_stage`},
 		// In key order, so consecutive inserts land on the same leaf.
@@ -78,7 +73,7 @@ func (db *DB) prepare(ctx context.Context) error {
 			FROM readings_stage WHERE seq <= ? ORDER BY dkey, seq`},
 		{&db.stmts.mergeClear, `DELETE FROM readings_stage WHERE seq <= ?`},
 		{&db.stmts.insertMark, `INSERT INTO reading_marks (dkey, maxts, seq) VALUES (?, ?, ?)`},
-	} {
+	}, db.stmts.insertTexts(cols)...) {
 		st, err := db.writer.PrepareContext(ctx, p.q)
 		if err != nil {
 			db.closeStmts()
@@ -89,9 +84,16 @@ func (db *DB) prepare(ctx context.Context) error {
 	return nil
 }
 
+// stmtText is a statement to prepare and where to keep it.
+type stmtText struct {
+	s *(*sql.Stmt)
+	q string
+}
+
 func (db *DB) closeStmts() {
-	for _, s := range []*sql.Stmt{db.stmts.readSeq, db.stmts.writeSeq, db.stmts.insertMain, db.stmts.insertStage,
-		db.stmts.mergeUpTo, db.stmts.mergeAll, db.stmts.mergeInsert, db.stmts.mergeClear, db.stmts.insertMark} {
+	for _, s := range append([]*sql.Stmt{db.stmts.readSeq, db.stmts.writeSeq,
+		db.stmts.mergeUpTo, db.stmts.mergeAll, db.stmts.mergeInsert, db.stmts.mergeClear, db.stmts.insertMark},
+		append(db.stmts.insertMain[:], db.stmts.insertStage[:]...)...) {
 		if s != nil {
 			_ = s.Close()
 		}
