@@ -85,6 +85,10 @@ type Config struct {
 	// batch waits for more.
 	BatchMaxRows int
 	BatchMaxWait time.Duration
+	// BatchBusyWait is how long a batch gathers while the writer stays
+	// busy (ingest.Options.BatchBusyWait): the first reading after a
+	// quiet spell does not wait for it.
+	BatchBusyWait time.Duration
 	// Ack is when a QoS 1 reading is acknowledged: "commit" (the default:
 	// after its batch is durably committed) or "durable-within=<duration>"
 	// (once it passed the policy path and is queued, while the queue is
@@ -228,6 +232,8 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.BatchMaxRows }, check: intRange(1, 100000)},
 	{name: "batch-max-wait", arg: "duration", help: "longest a reading waits for its batch to fill, such as 5ms; 0 writes as soon as the disk is free (batches then form while the previous one is written)",
 		field: func(c *Config) any { return &c.BatchMaxWait }, check: durationRange(0, time.Minute)},
+	{name: "batch-busy-wait", arg: "duration", help: "while readings keep arriving during commits, how long a batch gathers before it is written, such as 1ms (fewer commits under steady load); the first reading after a quiet spell never waits; 0 writes as soon as the disk is free",
+		field: func(c *Config) any { return &c.BatchBusyWait }, check: durationRange(0, time.Second)},
 	{name: "ack", arg: "mode", help: "when a QoS 1 reading is acknowledged: commit (after its batch is durably committed), or durable-within=10ms (at once while every acknowledged reading not yet on disk is younger than the window; a crash can lose what was acknowledged in about the last window)",
 		field: func(c *Config) any { return &c.Ack }, check: ackMode},
 	{name: "monitor-window", arg: "duration", help: "the abuse monitor's counting window, such as 1m; alarms need several windows in a row to raise and to clear",

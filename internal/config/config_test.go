@@ -93,6 +93,8 @@ func TestPrecedence(t *testing.T) {
 		{"batch-max-wait", source{"", "", "f"}, `"20ms"`, 20 * time.Millisecond},
 		{"batch-max-wait", source{"", "1s", "f"}, `"20ms"`, time.Second},
 		{"batch-max-wait", source{"0s", "1s", "f"}, `"20ms"`, time.Duration(0)},
+		{"batch-busy-wait", source{"", "", "f"}, `"500us"`, 500 * time.Microsecond},
+		{"batch-busy-wait", source{"2ms", "", "f"}, `"500us"`, 2 * time.Millisecond},
 		{"log-level", source{"", "", "f"}, `"debug"`, "debug"},
 		{"log-level", source{"", "warn", "f"}, `"debug"`, "warn"},
 		{"log-level", source{"error", "warn", "f"}, `"debug"`, "error"},

@@ -62,9 +62,12 @@ type liveReading struct {
 // rows keep a batch to a part of the devices when many are sending
 // (docs/benchmarks.md, "QoS 0: even service of connections").
 type batcher struct {
-	st         appender
-	maxRows    int
-	maxWait    time.Duration
+	st      appender
+	maxRows int
+	maxWait time.Duration
+	// busyWait is the gathering window while the writer stays busy (see
+	// gather); set before the first reading arrives.
+	busyWait   time.Duration
 	maxPending int // submitters block beyond this many queued rows (backpressure); also the largest batch
 	onCommit   func(n int, d time.Duration, err error)
 	// onLive, if set, is handed a committed batch's live readings before
@@ -257,14 +260,17 @@ func (b *batcher) run() {
 	}
 }
 
-// gather waits, with maxWait set, until the batch now filling is maxWait
-// old or full. Under steady traffic rows keep arriving while a batch is
-// written, so without this only the first batch after a quiet spell
-// would ever gather: each commit costs a fixed fsync and transaction
-// (most of the hub's CPU per reading when paced, issue #19), and the wait
-// is what trades a little latency for fewer of them.
+// gather waits, with maxWait or busyWait set, until the batch now filling
+// is that old (the larger of the two) or full. It runs only right after a
+// commit during which rows arrived, that is while the writer stays busy.
+// Under steady traffic rows keep arriving while a batch is written, so
+// without this only the first batch after a quiet spell would ever
+// gather: each commit costs a fixed fsync and transaction (most of the
+// hub's CPU per reading when paced, issue #19), and the wait is what
+// trades a little latency for fewer of them.
 func (b *batcher) gather(timer *time.Timer) {
-	if b.maxWait <= 0 {
+	window := max(b.maxWait, b.busyWait)
+	if window <= 0 {
 		return
 	}
 	b.mu.Lock()
@@ -273,7 +279,7 @@ func (b *batcher) gather(timer *time.Timer) {
 	if n == 0 || n >= b.maxRows {
 		return
 	}
-	wait := b.maxWait - time.Since(first)
+	wait := window - time.Since(first)
 	if wait <= 0 {
 		return
 	}

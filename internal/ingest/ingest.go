@@ -71,8 +71,17 @@ type Options struct {
 	// arrive during a write form the next batch: low latency when idle,
 	// large batches under load.
 	BatchMaxWait time.Duration
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer // nil: metrics are not exported
+	// BatchBusyWait is how long a batch gathers while the writer stays
+	// busy: after a commit during which more readings arrived, the next
+	// batch is written once its first reading is this old (or it is
+	// full). The first reading after a quiet spell never waits for it, so
+	// a household hub's latency is unchanged; under steady paced traffic
+	// it trades a fraction of a millisecond for fewer commits, each of
+	// which costs a transaction and an fsync whatever its size. 0 (the
+	// default) writes as soon as the writer is free.
+	BatchBusyWait time.Duration
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer // nil: metrics are not exported
 	// CounterFlushInterval is how often per-device counters are written to
 	// the store (default 5s).
 	CounterFlushInterval time.Duration
@@ -192,6 +201,9 @@ func New(st Store, opts Options) *Pipeline {
 	if opts.BatchMaxWait < 0 {
 		opts.BatchMaxWait = 0
 	}
+	if opts.BatchBusyWait < 0 {
+		opts.BatchBusyWait = 0
+	}
 	if opts.CounterFlushInterval <= 0 {
 		opts.CounterFlushInterval = 5 * time.Second
 	}
@@ -253,6 +265,7 @@ func New(st Store, opts Options) *Pipeline {
 	}
 	p.health = health{log: p.log, now: func() time.Time { return p.now() }}
 	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, p.committed)
+	p.batcher.busyWait = opts.BatchBusyWait
 	if opts.Apps != nil {
 		p.batcher.onLive = func(ls []liveReading) {
 			for _, l := range ls {
