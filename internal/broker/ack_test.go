@@ -228,3 +228,51 @@ func TestAckWithinWindowWaitsWhenBehind(t *testing.T) {
 	gs.open <- struct{}{}
 	c.Expect(mqtttest.PUBACK)
 }
+
+// A reading still committing starts no PUBACK goroutine: its commit does,
+// and the PUBACK follows. A reading already committed when pushed (as in
+// the bounded-window mode) starts one at once.
+func TestAckGoroutineStartsAtCommit(t *testing.T) {
+	in, _, gs := storedPipeline(t, true)
+	opened := false
+	t.Cleanup(func() {
+		if !opened {
+			close(gs.open)
+		}
+	})
+	writes := make(chan []byte, 8)
+	cl := &mqtt.Client{}
+	cl.Properties.ProtocolVersion = 4
+	q := newAckQueue(cl, newHook(nil, in, slog.New(slog.DiscardHandler), nil), func(p []byte) error {
+		writes <- bytes.Clone(p)
+		return nil
+	})
+	exited := make(chan struct{}, 8)
+	q.exited = func() { exited <- struct{}{} }
+	t.Cleanup(q.close)
+	running := func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.running
+	}
+
+	q.push(ackItem{id: 1, ticket: acceptedTicket})
+	if got, want := <-writes, pubacks(1); !bytes.Equal(got, want) {
+		t.Fatalf("write % x, want % x", got, want)
+	}
+	tk, err := in.Enqueue(context.Background(), devA, "temperature", []byte(`{"c":21.5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-gs.entered // held at the gate
+	<-exited     // the first reading's goroutine ended
+	q.push(ackItem{id: 2, ticket: tk})
+	if running() {
+		t.Fatal("a PUBACK goroutine started for a reading still committing")
+	}
+	opened = true
+	close(gs.open)
+	if got, want := <-writes, pubacks(2); !bytes.Equal(got, want) {
+		t.Fatalf("write % x, want % x", got, want)
+	}
+}

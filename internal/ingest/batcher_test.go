@@ -790,3 +790,74 @@ func queuedPerDevice(t *testing.T, b *batcher, maxPending int) map[string]int {
 	}
 	return per
 }
+
+// commitCounter counts Committed calls and checks that each comes after
+// the watched ticket's commit finished.
+type commitCounter struct {
+	t     *testing.T
+	tk    Ticket
+	calls chan struct{}
+}
+
+func (c *commitCounter) Committed() {
+	if !c.tk.Ready() {
+		c.t.Error("Committed called before the ticket's commit finished")
+	}
+	c.calls <- struct{}{}
+}
+
+// OnCommit tells a watcher once the batch is committed, or failed, and
+// after that reports that nothing was arranged, as it does for a
+// Completed ticket; readings of one batch are SameBatch.
+func TestTicketOnCommit(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(map[bool]string{false: "committed", true: "failed"}[fail], func(t *testing.T) {
+			fs := newFakeStore()
+			fs.entered = make(chan int, 4)
+			fs.gate = make(chan struct{})
+			if fail {
+				fs.setAppendErr(errors.New("disk full"))
+			}
+			p := newPipeline(t, fs, Options{})
+			ctx := context.Background()
+			first, err := p.Enqueue(ctx, "dev-1", "s", []byte(`{"a":1}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-fs.entered // the first batch is being written, held at the gate
+			a, err := p.Enqueue(ctx, "dev-1", "s", []byte(`{"a":2}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := p.Enqueue(ctx, "dev-2", "s", []byte(`{"a":3}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !a.SameBatch(b) || a.SameBatch(first) || (Ticket{}).SameBatch(Ticket{}) {
+				t.Fatal("SameBatch does not follow the batches")
+			}
+			w := &commitCounter{t: t, tk: a, calls: make(chan struct{}, 4)}
+			if !a.OnCommit(w) {
+				t.Fatal("OnCommit reported the pending reading's commit finished")
+			}
+			select {
+			case <-w.calls:
+				t.Fatal("Committed called before the commit")
+			default:
+			}
+			close(fs.gate)
+			<-w.calls
+			if got := a.Wait(ctx); (got != nil) != fail {
+				t.Fatalf("Wait = %v, want failure %v", got, fail)
+			}
+			if a.OnCommit(w) || b.OnCommit(w) || Completed(nil).OnCommit(w) {
+				t.Fatal("OnCommit arranged a call for a commit that already finished")
+			}
+			select {
+			case <-w.calls:
+				t.Fatal("Committed called twice")
+			default:
+			}
+		})
+	}
+}
