@@ -59,12 +59,41 @@ func qos1Publish(topic string, id uint16, payload []byte) []byte {
 //
 //	go test -run '^$' -bench PublishQoS1 -benchmem ./internal/broker/
 func BenchmarkPublishQoS1(b *testing.B) {
-	const devices, window = 4, 16
+	benchPublish(b, &leanIngester{t: ingest.Completed(nil)}, 16)
+}
+
+// discardStore commits every batch at once and keeps nothing.
+type discardStore struct{}
+
+func (discardStore) AppendReadings(context.Context, []store.Reading) error { return nil }
+func (discardStore) AddDeviceCounters(context.Context, map[string]store.DeviceCounters) error {
+	return nil
+}
+func (discardStore) AddViolations(context.Context, []store.ViolationCount) error { return nil }
+
+// BenchmarkPublishQoS1Commit is BenchmarkPublishQoS1 through a real ingest
+// pipeline (no manifests, a store that keeps nothing), so each PUBACK
+// waits for its batch's commit as in the hub. window=1 is a paced device:
+// one reading in flight, each commit holding about one reading of each
+// connection, so the per-reading wake-ups of the acknowledgement path
+// show.
+func BenchmarkPublishQoS1Commit(b *testing.B) {
+	for _, window := range []int{1, 16} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
+			in := ingest.New(discardStore{}, ingest.Options{})
+			defer in.Close()
+			benchPublish(b, in, window)
+		})
+	}
+}
+
+func benchPublish(b *testing.B, in Ingester, window int) {
+	const devices = 4
 	secrets := map[string]string{}
 	for i := range devices {
 		secrets[fmt.Sprintf("dev_bench_%d", i)] = fmt.Sprintf("secret-of-bench-device-%d", i)
 	}
-	br, err := New(Config{TCPAddr: "127.0.0.1:0"}, &fakeAuth{secrets: secrets}, &leanIngester{t: ingest.Completed(nil)})
+	br, err := New(Config{TCPAddr: "127.0.0.1:0"}, &fakeAuth{secrets: secrets}, in)
 	if err != nil {
 		b.Fatal(err)
 	}
