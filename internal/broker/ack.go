@@ -42,12 +42,8 @@ type ackItem struct {
 // committed.
 //
 // The goroutine that waits and writes runs only while readings are
-// waiting: it starts when the first QoS 1 reading after a quiet spell is
-// committed (Committed; at once if it already is) and ends, releasing the
-// queue's memory, once everything is acknowledged. Started at commit, it
-// finds its readings committed and writes at once; started at push, as
-// before, it parked until the commit and was woken by it, one more
-// scheduler round trip per reading when a device sends one at a time. A
+// waiting: it starts with the first QoS 1 reading after a quiet spell and
+// ends, releasing the queue's memory, once everything is acknowledged. A
 // device that sends a reading a minute and is otherwise idle holds no
 // goroutine and no buffer for it between readings (a goroutine for the
 // life of the connection and a 1,024-slot channel cost about 32 KiB per
@@ -65,11 +61,7 @@ type ackQueue struct {
 	// those in the batch the run goroutine holds.
 	n       int
 	running bool // a run goroutine exists
-	// watching is the batch of the last reading whose commit this queue
-	// asked to be told of (ingest.Ticket.OnCommit), so one batch is asked
-	// once however many of its readings the connection sent.
-	watching ingest.Ticket
-	done     bool
+	done    bool
 	// exited, if set (tests), is called each time a run goroutine ends.
 	exited func()
 }
@@ -133,33 +125,8 @@ func (q *ackQueue) push(it ackItem) {
 	}
 	q.items = append(q.items, it)
 	q.n++
-	start := false
-	if !q.running {
-		// Without a run goroutine every reading waiting here has asked to
-		// be told of its commit, which then starts one (Committed).
-		switch {
-		case it.ticket.Ready():
-			start = len(q.items) == 1 // otherwise an earlier reading's commit starts it
-		case q.watching.SameBatch(it.ticket):
-		case it.ticket.OnCommit(q):
-			q.watching = it.ticket
-		default:
-			start = true // committed in between
-		}
-		q.running = start
-	}
-	q.mu.Unlock()
-	if start {
-		go q.run()
-	}
-}
-
-// Committed starts the run goroutine, if none is running, for readings
-// whose commit has finished. The pipeline's writer calls it.
-func (q *ackQueue) Committed() {
-	q.mu.Lock()
-	start := !q.running && len(q.items) > 0
-	q.running = q.running || start
+	start := !q.running
+	q.running = true
 	q.mu.Unlock()
 	if start {
 		go q.run()
@@ -204,7 +171,6 @@ func (q *ackQueue) run() {
 		if len(q.items) == 0 {
 			q.running = false
 			q.items, q.spare = nil, nil // an idle connection keeps no buffer
-			q.watching = ingest.Ticket{}
 			exited := q.exited
 			q.mu.Unlock()
 			if exited != nil {

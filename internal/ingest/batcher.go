@@ -34,11 +34,6 @@ type batch struct {
 	live []liveReading
 	done chan struct{}
 	err  error
-	// watchers are told once done is closed (Ticket.OnCommit); notified
-	// is set when they have been taken.
-	wmu      sync.Mutex
-	watchers []CommitWatcher
-	notified bool
 }
 
 // liveReading is a reading waiting for its batch's commit before it goes
@@ -365,13 +360,6 @@ func (b *batcher) flush() int {
 	b.mu.Unlock()
 	bt.rows = nil
 	close(bt.done)
-	bt.wmu.Lock()
-	ws := bt.watchers
-	bt.watchers, bt.notified = nil, true
-	bt.wmu.Unlock()
-	for _, w := range ws {
-		w.Committed()
-	}
 	return n
 }
 

@@ -312,40 +312,10 @@ func (t Ticket) Stored() bool { return !t.dropped }
 // Completed returns a ticket whose commit already finished with err (nil
 // for success), for callers that decided without queuing anything.
 func Completed(err error) Ticket {
-	b := &batch{done: make(chan struct{}), err: err, notified: true}
+	b := &batch{done: make(chan struct{}), err: err}
 	close(b.done)
 	return Ticket{b: b}
 }
-
-// CommitWatcher is told when a batch it watches has been committed or
-// has failed (Ticket.OnCommit).
-type CommitWatcher interface {
-	// Committed is called from the pipeline's writer: it must not block.
-	Committed()
-}
-
-// OnCommit arranges for w.Committed to be called once the reading's
-// batch is committed or failed (when Wait would return at once), and
-// reports true; it reports false, and arranges nothing, if that has
-// already happened. The broker starts a connection's PUBACK goroutine
-// from it, so the goroutine runs with its readings already committed
-// instead of parking until they are: one wake-up less per reading when
-// readings arrive one at a time. Readings of one batch need only one
-// call per watcher (SameBatch).
-func (t Ticket) OnCommit(w CommitWatcher) bool {
-	b := t.b
-	b.wmu.Lock()
-	defer b.wmu.Unlock()
-	if b.notified {
-		return false
-	}
-	b.watchers = append(b.watchers, w)
-	return true
-}
-
-// SameBatch reports whether t and u are readings of one batch, which are
-// committed together.
-func (t Ticket) SameBatch(u Ticket) bool { return t.b != nil && t.b == u.b }
 
 // Wait blocks until the reading is durably committed (nil) or its batch
 // failed, or ctx ends. The reading is committed or reported failed either
