@@ -66,7 +66,20 @@ type ackQueue struct {
 	exited func()
 }
 
+// queue returns cl's ack queue, made on its first QoS 1 reading. A
+// device's queue hangs off its connection (deviceConn), so the read loop
+// finds it without a map lookup per reading; h.acks keeps those of
+// connections that did not come through the guard.
 func (h *hook) queue(cl *mqtt.Client) *ackQueue {
+	if gc := guardOf(cl); gc != nil && gc.dev != nil {
+		if q := gc.dev.acks.Load(); q != nil {
+			return q
+		}
+		// Only the connection's read loop makes its queue.
+		q := newAckQueue(cl, h, func(p []byte) error { return writeRaw(cl, p) })
+		gc.dev.acks.Store(q)
+		return q
+	}
 	if q, ok := h.acks.Load(cl); ok {
 		return q.(*ackQueue)
 	}

@@ -27,6 +27,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -419,7 +420,21 @@ const authTimeout = 10 * time.Second
 
 // deviceOf returns the device id behind a client (empty for the hub's
 // inline client).
-func deviceOf(cl *mqtt.Client) string { return string(cl.Properties.Username) }
+func deviceOf(cl *mqtt.Client) string {
+	if gc := guardOf(cl); gc != nil && gc.dev != nil {
+		return gc.dev.id // converted once at login, not per packet
+	}
+	return string(cl.Properties.Username)
+}
+
+// deviceConn is what the per-packet path needs of a logged-in device's
+// connection, worked out once when it logs in: its id as a string (mochi
+// keeps the user name as bytes) and its ack queue, instead of a string
+// conversion and a map lookup on every reading.
+type deviceConn struct {
+	id   string
+	acks atomic.Pointer[ackQueue] // nil until its first QoS 1 reading
+}
 
 // allowedClientID enforces the client-id rule that stops one device from
 // taking over another's session.
@@ -428,12 +443,17 @@ func allowedClientID(clientID, deviceID string) bool {
 }
 
 // publishStream returns the stream a device may publish on topic, or false.
+// It runs on every publish, twice (ACL check and OnPublish), so it
+// matches the prefix in pieces rather than building it.
 func publishStream(deviceID, topic string) (string, bool) {
-	prefix := TopicRoot + "/" + deviceID + "/"
-	if !strings.HasPrefix(topic, prefix) {
+	rest, ok := strings.CutPrefix(topic, TopicRoot+"/")
+	if !ok {
 		return "", false
 	}
-	stream := topic[len(prefix):]
+	if rest, ok = strings.CutPrefix(rest, deviceID); !ok || len(rest) == 0 || rest[0] != '/' {
+		return "", false
+	}
+	stream := rest[1:]
 	if !ingest.ValidStream(stream) {
 		return "", false
 	}

@@ -256,6 +256,10 @@ type guardConn struct {
 	answer  []byte // a CONNACK to send instead of mochi's refusal
 	buf     []byte
 
+	// dev is set when a device logs in on this connection (nil for an
+	// app, or before login); see deviceConn.
+	dev *deviceConn
+
 	sizes inSizes     // the packets after the CONNECT (read loop only)
 	big   atomic.Bool // a bridge logged in: bridgeMax holds
 }

@@ -382,8 +382,10 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 		return Ticket{}, err
 	}
 	version := 0
-	// One clock read serves the monitor, forwarding and the stored time.
-	now := p.now().UTC()
+	// One clock read serves the rate window, the monitor, forwarding and
+	// the stored time (read keeps the monotonic reading, which UTC drops).
+	read := p.now()
+	now := read.UTC()
 	if p.opts.Manifests != nil {
 		e, out, err := p.checkManifest(ctx, deviceID, stream, payload)
 		if err != nil {
@@ -392,7 +394,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 		}
 		s := e.Manifest.Stream(stream)
 		if s != nil {
-			p.observeRate(deviceID, s)
+			p.observeRate(deviceID, s, read)
 		}
 		payload, version = out, e.Version
 		if p.opts.Consent == nil {
