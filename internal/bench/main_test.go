@@ -181,8 +181,18 @@ func TestProfileIdleHub(t *testing.T) {
 		Only: "candor", IdleConns: n, Rate: -1, Duration: time.Second, MaxPerDevice: 10,
 		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv, "CANDOR_BENCH_HUB_HEAPPROFILE=" + out},
 		AtIdle: func(pid int) {
+			// The hub collects a few times, then writes; on a loaded
+			// machine that takes longer than any fixed pause, so wait
+			// for the profile (written after its .txt companion).
+			_ = os.Remove(out)
 			_ = syscall.Kill(pid, syscall.SIGUSR1)
-			time.Sleep(3 * time.Second) // the hub collects, then writes
+			for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+				if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
+					time.Sleep(time.Second) // let the write finish
+					return
+				}
+			}
+			t.Errorf("the hub wrote no heap profile to %s within 2 minutes", out)
 		},
 		Out: os.Stdout, Progress: os.Stderr,
 	})
