@@ -242,7 +242,7 @@ const (
 	// mergeForceAt: with this many rows staged the merger stops yielding
 	// (ingest commits back to back would otherwise starve it; each then
 	// waits for one step).
-	mergeForceAt = 4 * mergeChunk
+	mergeForceAt = 2 * mergeChunk
 )
 
 // planPass plans the pass in progress (after a restart or a stale plan)
