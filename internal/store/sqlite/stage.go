@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -265,23 +267,43 @@ func (db *DB) planPass(ctx context.Context, max int) (*mergePass, error) {
 		}
 		p.upto, p.fresh = upto.Int64, true
 	}
-	// One row: the keys and seqs as two JSON arrays (reading thousands
-	// of rows one by one through database/sql costs more than the step
-	// it plans).
+	// One row: the keys and seqs as two JSON arrays, in seq order
+	// (reading thousands of rows one by one through database/sql costs
+	// more than the step it plans; sorting them in SQL, with an ORDER BY
+	// in each aggregate, cost several times the scan).
 	var dkeys, seqs string
-	if err := db.readers.QueryRowContext(ctx, `SELECT json_group_array(dkey ORDER BY dkey, seq), json_group_array(seq ORDER BY dkey, seq)
-		FROM readings_stage WHERE seq <= ? AND (dkey, seq) > (?, ?)`, p.upto, p.at[0], p.at[1]).Scan(&dkeys, &seqs); err != nil {
+	if err := db.readers.QueryRowContext(ctx, `SELECT json_group_array(dkey), json_group_array(seq)
+		FROM readings_stage WHERE seq <= ?`, p.upto).Scan(&dkeys, &seqs); err != nil {
 		return nil, fmt.Errorf("plan merge: %w", err)
 	}
-	var err error
-	if p.dkeys, err = intArray(dkeys); err != nil {
+	ks, err := intArray(dkeys)
+	if err != nil {
 		return nil, fmt.Errorf("plan merge: %w", err)
 	}
-	if p.seqs, err = intArray(seqs); err != nil {
+	ss, err := intArray(seqs)
+	if err != nil {
 		return nil, fmt.Errorf("plan merge: %w", err)
 	}
-	if len(p.dkeys) != len(p.seqs) {
-		return nil, fmt.Errorf("plan merge: %d keys for %d seqs", len(p.dkeys), len(p.seqs))
+	if len(ks) != len(ss) {
+		return nil, fmt.Errorf("plan merge: %d keys for %d seqs", len(ks), len(ss))
+	}
+	// Into key order, leaving out what the pass has copied already.
+	type row struct{ dkey, seq int64 }
+	rows := make([]row, 0, len(ks))
+	for i, k := range ks {
+		if k > p.at[0] || (k == p.at[0] && ss[i] > p.at[1]) {
+			rows = append(rows, row{k, ss[i]})
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int {
+		if c := cmp.Compare(a.dkey, b.dkey); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	p.dkeys, p.seqs = make([]int64, len(rows)), make([]int64, len(rows))
+	for i, r := range rows {
+		p.dkeys[i], p.seqs[i] = r.dkey, r.seq
 	}
 	return p, nil
 }
