@@ -3,11 +3,14 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/storetest"
@@ -138,8 +141,24 @@ func TestMergePassInSteps(t *testing.T) {
 	stage(db, 3)
 	step(db, p)
 
-	// A restart: the pass goes on where it was.
+	// A restart: the pass goes on where it was. crash is the files as
+	// they are now, with the store open (as kill -9 leaves them; the
+	// steps committed without their own fsync are in the WAL).
 	left := len(p.seqs)
+	crash := filepath.Join(t.TempDir(), "candor.db")
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crash+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashWant := map[string][]store.Reading{}
+	for dev, rs := range want {
+		crashWant[dev] = slices.Clone(rs)
+	}
 	db.Close()
 	db = openPath(t, path)
 	stopMergerForTest(t, db)
@@ -192,6 +211,22 @@ func TestMergePassInSteps(t *testing.T) {
 		t.Fatalf("after the deletion: progress %v, %d staged", got, stagedRows(ctx, db))
 	}
 	checkReads(t, db, "after the stale step", want)
+
+	// The crash image: the merger, started by Open, finishes the pass
+	// it finds by itself.
+	cdb := openPath(t, crash)
+	checkReads(t, cdb, "crash image", crashWant)
+	deadline := time.Now().Add(30 * time.Second)
+	for progressOf(t, cdb)[0] != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("crash image: the pass was never resumed: progress %v", progressOf(t, cdb))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	checkReads(t, cdb, "crash image, pass resumed", crashWant)
+	if n := stagedRows(ctx, cdb); n != 4 {
+		t.Fatalf("crash image: %d rows staged after the pass, want the 4 appended during it", n)
+	}
 }
 
 // An ingest commit that arrives while a step runs waits for that step
