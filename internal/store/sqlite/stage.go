@@ -22,7 +22,8 @@ import (
 // readings_stage, keyed by the global seq alone, where they dirty the
 // last page or two. A merger moves staged rows into the clustered table
 // beside ingest, many at a time, so each device's leaf page is written
-// once per merge rather than once per commit.
+// about once per merge pass rather than once per commit; a pass runs in
+// small steps that give way to ingest commits (see mergePass).
 //
 // Staged readings are committed like any other (they survive a crash and
 // are merged after it). Every read of readings takes both tables in one
@@ -43,7 +44,9 @@ const (
 	// on the project's loaded 2-core machine.
 	mergeAtRows = 1024
 	mergeMaxAge = 10 * time.Second
-	// mergeChunk bounds one merge transaction, for the same reason.
+	// mergeChunk bounds one merge pass. A pass runs in steps of
+	// mergeStepRows readings, each its own short transaction, so
+	// commits wait for one step, not for the pass (see mergePass).
 	mergeChunk = 2048
 	// mergeCheckEvery is how often the merger looks at the stage.
 	mergeCheckEvery = 25 * time.Millisecond
