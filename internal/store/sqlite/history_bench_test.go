@@ -212,6 +212,15 @@ func BenchmarkAppendHistory(b *testing.B) {
 func benchAppendHistory(b *testing.B, stored, batch int) {
 	path := historyCopy(b, stored)
 	db := openPath(b, path)
+	// CANDOR_BENCH_MERGE_STEP sets the readings per merge step, to
+	// compare step sizes (stage.go).
+	if v := os.Getenv("CANDOR_BENCH_MERGE_STEP"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("CANDOR_BENCH_MERGE_STEP: %q is not a positive number", v)
+		}
+		db.mergeStepRows = n
+	}
 	ctx := context.Background()
 	// One reading of every device first: device keys into the cache,
 	// the b-tree's pages the appends touch into SQLite's cache, as in a
