@@ -219,7 +219,7 @@ func benchAppendHistory(b *testing.B, stored, batch int) {
 		if err != nil || n <= 0 {
 			b.Fatalf("CANDOR_BENCH_MERGE_STEP: %q is not a positive number", v)
 		}
-		db.mergeStepRows = n
+		db.mergeStepRows.Store(int64(n))
 	}
 	ctx := context.Background()
 	// One reading of every device first: device keys into the cache,

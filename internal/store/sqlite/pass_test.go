@@ -242,7 +242,7 @@ func TestMergeStepYieldsToWaitingCommit(t *testing.T) {
 	for i := range 40 {
 		stageReadings(t, db, fmt.Sprintf("d%d", i%5), 1)
 	}
-	db.mergeStepRows = 2
+	db.mergeStepRows.Store(2)
 	p, err := db.planPass(ctx, mergeChunk)
 	if err != nil || p == nil {
 		t.Fatal(p, err)

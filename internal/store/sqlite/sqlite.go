@@ -86,7 +86,7 @@ type DB struct {
 	// mergeStepRows is the readings one merge step copies (a field so
 	// tests can make passes of many steps); stepHook, when set, runs
 	// inside each step's transaction (tests); mergeSteps times the steps.
-	mergeStepRows int
+	mergeStepRows atomic.Int64
 	stepHook      func()
 	mergeSteps    stepStats
 	mergeYields   atomic.Int64 // steps not started for a waiting commit
@@ -178,7 +178,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
 	db := &DB{writer: writer, readers: readers, stageBelow: stageBelow, marks: map[int64]markState{},
-		ingestIdle: make(chan struct{}, 1), mergeStepRows: mergeStepRows}
+		ingestIdle: make(chan struct{}, 1)}
+	db.mergeStepRows.Store(mergeStepRows)
 	if err := db.prepare(ctx); err != nil {
 		readers.Close()
 		writer.Close()

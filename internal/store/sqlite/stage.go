@@ -551,7 +551,7 @@ func (db *DB) runPass(ctx context.Context, p *mergePass, stop <-chan struct{}) *
 			return p
 		default:
 		}
-		err := db.mergeStep(ctx, p, db.mergeStepRows, db.staged.Load() < mergeForceAt)
+		err := db.mergeStep(ctx, p, int(db.mergeStepRows.Load()), db.staged.Load() < mergeForceAt)
 		switch {
 		case errors.Is(err, errYielded):
 			// Until the waiting commits are done (ingestDone).
