@@ -226,7 +226,9 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		cols = `SELECT seq, ts, payload, manifest_version FROM `
 	}
 	// Both tables, merged by seq in one statement (one snapshot, so a
-	// reading moving from the stage meanwhile is seen exactly once). The
+	// reading moving from the stage meanwhile is seen exactly once;
+	// stageLive leaves out staged readings a merge pass has already
+	// copied, see stage.go). The
 	// clustered side walks its primary key from the device's first
 	// wanted seq and the LIMIT stops both sides early; the stage is
 	// small and scanned.
