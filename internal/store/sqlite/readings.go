@@ -36,6 +36,9 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	if len(rs) == 0 {
 		return nil
 	}
+	// The merger yields the writer to a waiting commit (stage.go).
+	db.ingestWaiting.Add(1)
+	defer db.ingestDone()
 	// Seq is only written back once the commit succeeded, so a failed
 	// call leaves the caller's slice as it was.
 	rows := make([]appendRow, len(rs))
@@ -308,12 +311,14 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		cols = `SELECT seq, ts, payload, manifest_version FROM `
 	}
 	// Both tables, merged by seq in one statement (one snapshot, so a
-	// reading moving from the stage meanwhile is seen exactly once). The
+	// reading moving from the stage meanwhile is seen exactly once;
+	// stageLive leaves out staged readings a merge pass has already
+	// copied, see stage.go). The
 	// clustered side walks its primary key from the device's first
 	// wanted seq and the LIMIT stops both sides early; the stage is
 	// small and scanned.
 	rows, err := db.readers.QueryContext(ctx, cols+`readings WHERE `+where.String()+
-		` UNION ALL `+cols+`readings_stage WHERE `+where.String()+` ORDER BY seq LIMIT ?`, bothSides(args, limit)...)
+		` UNION ALL `+cols+`readings_stage WHERE `+where.String()+` AND `+stageLive+` ORDER BY seq LIMIT ?`, bothSides(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
 	}
@@ -351,7 +356,7 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 func (db *DB) CountReadings(ctx context.Context, deviceID string) (int64, error) {
 	var n int64
 	err := db.readers.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM readings WHERE `+byDevice+`)
-		+ (SELECT count(*) FROM readings_stage WHERE `+byDevice+`)`, deviceID, deviceID).Scan(&n)
+		+ (SELECT count(*) FROM readings_stage WHERE `+byDevice+` AND `+stageLive+`)`, deviceID, deviceID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count readings of device %q: %w", deviceID, err)
 	}
@@ -372,7 +377,7 @@ func (db *DB) StreamCounts(ctx context.Context, deviceID string, until time.Time
 		args = append(args, u)
 	}
 	rows, err := db.readers.QueryContext(ctx, `SELECT stream, count(*) FROM (SELECT stream FROM readings WHERE `+where+
-		` UNION ALL SELECT stream FROM readings_stage WHERE `+where+`) GROUP BY stream`, bothSides(args)...)
+		` UNION ALL SELECT stream FROM readings_stage WHERE `+where+` AND `+stageLive+`) GROUP BY stream`, bothSides(args)...)
 	if err != nil {
 		return nil, fmt.Errorf("count streams of device %q: %w", deviceID, err)
 	}
