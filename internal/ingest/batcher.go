@@ -67,7 +67,7 @@ type batcher struct {
 	maxRows int
 	maxWait time.Duration
 	// busyWait is the gathering window while the writer stays busy (see
-	// gather); set before the first reading arrives.
+	// gather).
 	busyWait   time.Duration
 	maxPending int // submitters block beyond this many queued rows (backpressure); also the largest batch
 	onCommit   func(n int, d time.Duration, err error)
@@ -106,11 +106,12 @@ type batcher struct {
 	writing atomic.Int64
 }
 
-func newBatcher(st appender, maxRows int, maxWait time.Duration, onCommit func(int, time.Duration, error)) *batcher {
+func newBatcher(st appender, maxRows int, maxWait, busyWait time.Duration, onCommit func(int, time.Duration, error)) *batcher {
 	b := &batcher{
 		st:         st,
 		maxRows:    maxRows,
 		maxWait:    maxWait,
+		busyWait:   busyWait,
 		maxPending: 4 * maxRows,
 		onCommit:   onCommit,
 		cur:        newBatch(make([]store.Reading, 0, maxRows)),

@@ -588,7 +588,7 @@ func testEveryDeviceGetsItsShare(t *testing.T) {
 		rounds     = 5
 	)
 	st := &steppedAppender{step: make(chan struct{}), quit: make(chan struct{})}
-	b := newBatcher(st, maxRows, 0, nil)
+	b := newBatcher(st, maxRows, 0, 0, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	// On any exit: blocked read loops give up, the writer finishes.
@@ -683,7 +683,7 @@ func testDevicesTakeTurns(t *testing.T) {
 		rounds     = 6
 	)
 	st := &steppedAppender{step: make(chan struct{}), quit: make(chan struct{})}
-	b := newBatcher(st, maxRows, 0, nil)
+	b := newBatcher(st, maxRows, 0, 0, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	defer func() {

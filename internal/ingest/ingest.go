@@ -264,8 +264,7 @@ func New(st Store, opts Options) *Pipeline {
 		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.commitWait, p.storeErrors, p.flagged, p.dropped)
 	}
 	p.health = health{log: p.log, now: func() time.Time { return p.now() }}
-	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, p.committed)
-	p.batcher.busyWait = opts.BatchBusyWait
+	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, opts.BatchBusyWait, p.committed)
 	if opts.Apps != nil {
 		p.batcher.onLive = func(ls []liveReading) {
 			for _, l := range ls {
