@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -11,6 +12,7 @@ import (
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -181,8 +183,18 @@ func TestProfileIdleHub(t *testing.T) {
 		Only: "candor", IdleConns: n, Rate: -1, Duration: time.Second, MaxPerDevice: 10,
 		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv, "CANDOR_BENCH_HUB_HEAPPROFILE=" + out},
 		AtIdle: func(pid int) {
+			// The hub collects a few times, then writes; on a loaded
+			// machine that takes longer than any fixed pause, so wait
+			// for the profile (written after its .txt companion).
+			_ = os.Remove(out)
 			_ = syscall.Kill(pid, syscall.SIGUSR1)
-			time.Sleep(3 * time.Second) // the hub collects, then writes
+			for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+				if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
+					time.Sleep(time.Second) // let the write finish
+					return
+				}
+			}
+			t.Errorf("the hub wrote no heap profile to %s within 2 minutes", out)
 		},
 		Out: os.Stdout, Progress: os.Stderr,
 	})
@@ -190,4 +202,53 @@ func TestProfileIdleHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("heap profile of the hub with %d idle connections written to %s (%.1f KiB RSS per connection)", rep.Candor.Idle.Connected, out, rep.Candor.Idle.RSSPerConnKiB)
+}
+
+// TestIdleHubHold holds idle device connections open on a Candor hub for
+// a while and reports what the hub spends doing nothing: its CPU over the
+// hold, and its resident memory at the start and the end of it (after the
+// collector and the scavenger settled). It runs only when asked:
+//
+//	CANDOR_BENCH_IDLE_HOLD=30s CANDOR_BENCH_IDLE=18000 /tmp/bench.test -test.run TestIdleHubHold -test.v
+//
+// CANDOR_BENCH_HUB_ENV adds space-separated VAR=value settings to the
+// hub's environment only, such as GOMEMLIMIT=1GiB or GOGC=50.
+func TestIdleHubHold(t *testing.T) {
+	hold, _ := time.ParseDuration(os.Getenv("CANDOR_BENCH_IDLE_HOLD"))
+	if hold <= 0 {
+		t.Skip("skipped: set CANDOR_BENCH_IDLE_HOLD=<duration> to hold idle connections on a hub")
+	}
+	n, _ := strconv.Atoi(os.Getenv("CANDOR_BENCH_IDLE"))
+	if n <= 0 {
+		n = 10_000
+	}
+	env := append([]string{hubEnv}, strings.Fields(os.Getenv("CANDOR_BENCH_HUB_ENV"))...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{
+		Only: "candor", IdleConns: n, Rate: -1, Duration: time.Second, MaxPerDevice: 10,
+		HubArgv: testHubArgv(t), HubEnv: env,
+		AtIdle: func(pid int) {
+			a, err := readProc(pid)
+			if err != nil {
+				t.Errorf("hub process: %v", err)
+				return
+			}
+			time.Sleep(hold)
+			b, err := readProc(pid)
+			if err != nil {
+				t.Errorf("hub process: %v", err)
+				return
+			}
+			t.Logf("holding %d idle connections for %s: hub CPU %.1f%% of one core; RSS %.0f → %.0f MiB",
+				n, hold, 100*(b.CPU-a.CPU).Seconds()/hold.Seconds(), mib(a.RSS), mib(b.RSS))
+		},
+		Out: io.Discard, Progress: os.Stderr,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := rep.Candor.Idle
+	t.Logf("connected %d, %.0f connects/s, %.1f KiB RSS per connection (Go heap %.1f, stacks %.1f KiB)",
+		i.Connected, i.ConnectsPerSec, i.RSSPerConnKiB, i.GoHeapPerConnKiB, i.GoStackPerConnKiB)
 }

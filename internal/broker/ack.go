@@ -28,6 +28,10 @@ var acceptedTicket = ingest.Completed(nil)
 type ackItem struct {
 	id     uint16
 	ticket ingest.Ticket
+	// refusal, if set, is the MQTT 5 reason code (and reason string) to
+	// answer with instead of success: a publish the hook refused, whose
+	// PUBACK must still wait its turn behind earlier readings' (ackInOrder).
+	refusal *packets.Code
 }
 
 // ackQueue sends one connection's QoS 1 acknowledgements in the order the
@@ -66,7 +70,20 @@ type ackQueue struct {
 	exited func()
 }
 
+// queue returns cl's ack queue, made on its first QoS 1 reading. A
+// device's queue hangs off its connection (deviceConn), so the read loop
+// finds it without a map lookup per reading; h.acks keeps those of
+// connections that did not come through the guard.
 func (h *hook) queue(cl *mqtt.Client) *ackQueue {
+	if gc := guardOf(cl); gc != nil && gc.dev != nil {
+		if q := gc.dev.acks.Load(); q != nil {
+			return q
+		}
+		// Only the connection's read loop makes its queue.
+		q := newAckQueue(cl, h, func(p []byte) error { return writeRaw(cl, p) })
+		gc.dev.acks.Store(q)
+		return q
+	}
 	if q, ok := h.acks.Load(cl); ok {
 		return q.(*ackQueue)
 	}
@@ -170,6 +187,18 @@ func (q *ackQueue) run() {
 		for _, it := range batch {
 			if !it.ticket.Ready() {
 				flush() // do not hold committed readings' PUBACKs for this one
+			}
+			if it.refusal != nil {
+				// With its reason string, so through mochi's encoder, which
+				// leaves the string out when the client asked for no
+				// problem information or its packet size limit is small.
+				flush()
+				ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: it.id, ReasonCode: it.refusal.Code}
+				if it.refusal.Code >= packets.ErrUnspecifiedError.Code {
+					ack.Properties.ReasonString = it.refusal.Reason
+				}
+				_ = q.cl.WritePacket(ack) // a failed write ends the connection; the client resends
+				continue
 			}
 			code := packets.CodeSuccess
 			if err := it.ticket.Wait(context.Background()); err != nil {

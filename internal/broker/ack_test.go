@@ -107,9 +107,14 @@ func TestPubackAfterAckGoroutineEnded(t *testing.T) {
 	b := startStoredBroker(t, Config{}, in)
 	exited := make(chan struct{}, 8)
 	queue := func() *ackQueue {
-		var q *ackQueue
-		b.hook.acks.Range(func(_, v any) bool { q = v.(*ackQueue); return false })
-		return q
+		for _, cl := range b.srv.Clients.GetAll() {
+			if gc := guardOf(cl); gc != nil && gc.dev != nil {
+				if q := gc.dev.acks.Load(); q != nil {
+					return q
+				}
+			}
+		}
+		return nil
 	}
 
 	c := mqtttest.Dial(t, b.Addr("tcp"), nil)

@@ -27,6 +27,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -186,6 +187,12 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		Logger:                 slog.New(redact{log.Handler()}),
 		InlineClient:           true,
 		SysTopicResendInterval: 0,
+		// Every connection holds its read buffer for life, idle or not:
+		// mochi's default is 2 KiB. 1 KiB still takes about ten 100-byte
+		// readings per read from the socket (whose receive buffer is
+		// 8 KiB, see rcvbuf.go); a larger packet's body is read past the
+		// buffer, straight into the packet.
+		ClientNetReadBufferSize: 1 << 10,
 	})
 	h := newHook(auth, in, log, cfg.Registerer)
 	if cfg.Monitor != nil {
@@ -419,7 +426,21 @@ const authTimeout = 10 * time.Second
 
 // deviceOf returns the device id behind a client (empty for the hub's
 // inline client).
-func deviceOf(cl *mqtt.Client) string { return string(cl.Properties.Username) }
+func deviceOf(cl *mqtt.Client) string {
+	if gc := guardOf(cl); gc != nil && gc.dev != nil {
+		return gc.dev.id // converted once at login, not per packet
+	}
+	return string(cl.Properties.Username)
+}
+
+// deviceConn is what the per-packet path needs of a logged-in device's
+// connection, worked out once when it logs in: its id as a string (mochi
+// keeps the user name as bytes) and its ack queue, instead of a string
+// conversion and a map lookup on every reading.
+type deviceConn struct {
+	id   string
+	acks atomic.Pointer[ackQueue] // nil until its first QoS 1 reading
+}
 
 // allowedClientID enforces the client-id rule that stops one device from
 // taking over another's session.
@@ -428,12 +449,17 @@ func allowedClientID(clientID, deviceID string) bool {
 }
 
 // publishStream returns the stream a device may publish on topic, or false.
+// It runs on every publish, twice (ACL check and OnPublish), so it
+// matches the prefix in pieces rather than building it.
 func publishStream(deviceID, topic string) (string, bool) {
-	prefix := TopicRoot + "/" + deviceID + "/"
-	if !strings.HasPrefix(topic, prefix) {
+	rest, ok := strings.CutPrefix(topic, TopicRoot+"/")
+	if !ok {
 		return "", false
 	}
-	stream := topic[len(prefix):]
+	if rest, ok = strings.CutPrefix(rest, deviceID); !ok || len(rest) == 0 || rest[0] != '/' {
+		return "", false
+	}
+	stream := rest[1:]
 	if !ingest.ValidStream(stream) {
 		return "", false
 	}

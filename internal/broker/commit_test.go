@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
 	"testing"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/candor-iot/candor/internal/broker/mqtttest"
 	"github.com/candor-iot/candor/internal/ingest"
@@ -101,6 +104,48 @@ func TestPubackWaitsForCommit(t *testing.T) {
 		}
 		if n, err := db.CountReadings(context.Background(), devA); err != nil || n != int64(v-3) {
 			t.Fatalf("v%d: %d readings stored when the PUBACK arrived (%v), want %d", v, n, err, v-3)
+		}
+		c.Send(mqtttest.Disconnect())
+		c.ExpectClosed()
+	}
+}
+
+// TestRefusedPubackWaitsItsTurn: a refused QoS 1 reading is answered (a
+// success PUBACK in 3.1.1, its reason code in 5) only after the PUBACKs of
+// readings sent before it, which wait for their commit: MQTT requires
+// PUBACKs in the order the PUBLISH packets came (§4.6 of both versions).
+// Left to mochi, the refusal's PUBACK was written at once, ahead of them.
+func TestRefusedPubackWaitsItsTurn(t *testing.T) {
+	in, _, gs := storedPipeline(t, true)
+	b := startStoredBroker(t, Config{}, in)
+	t.Cleanup(func() { close(gs.open) })
+
+	tooLarge := bytes.Repeat([]byte("x"), 70<<10) // above ingest's 64 KiB default
+	for _, v := range []byte{4, 5} {
+		c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+		c.Send(mqtttest.Connect{Version: v, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
+		if ack := c.Expect(mqtttest.CONNACK); ack.ReasonCode(v) != 0 {
+			t.Fatalf("v%d connect refused: % x", v, ack.Raw)
+		}
+		first, refused := uint16(20+v), uint16(30+v)
+		c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":21.5}`), 1, first, false))
+		<-gs.entered // the first reading's commit is held at the gate
+		c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), tooLarge, 1, refused, false))
+		// Both PUBLISH packets were handled before the PINGREQs that
+		// follow, so a PUBACK sent out of turn would come before these.
+		for range 2 {
+			c.Send(mqtttest.Pingreq())
+			c.Expect(mqtttest.PINGRESP)
+		}
+		gs.open <- struct{}{}
+		for _, want := range []struct {
+			id   uint16
+			code byte
+		}{{first, 0}, {refused, map[byte]byte{4: 0, 5: packets.ErrPacketTooLarge.Code}[v]}} {
+			ack := c.Expect(mqtttest.PUBACK)
+			if got := uint16(ack.Body[0])<<8 | uint16(ack.Body[1]); got != want.id || ack.ReasonCode(v) != want.code {
+				t.Fatalf("v%d PUBACK % x, want packet id %d, reason code %#x", v, ack.Raw, want.id, want.code)
+			}
 		}
 		c.Send(mqtttest.Disconnect())
 		c.ExpectClosed()

@@ -256,6 +256,10 @@ type guardConn struct {
 	answer  []byte // a CONNACK to send instead of mochi's refusal
 	buf     []byte
 
+	// dev is set when a device logs in on this connection (nil for an
+	// app, or before login); see deviceConn.
+	dev *deviceConn
+
 	sizes inSizes     // the packets after the CONNECT (read loop only)
 	big   atomic.Bool // a bridge logged in: bridgeMax holds
 }
@@ -277,8 +281,16 @@ func (c *guardConn) refuseWith(code, v3code byte) {
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
-	if c.in != nil && c.in.Len() > 0 {
-		return c.in.Read(p)
+	if c.in != nil {
+		n, _ := c.in.Read(p)
+		if c.in.Len() == 0 {
+			// Read: let go of the CONNECT's bytes, which an idle
+			// connection would otherwise hold for its lifetime.
+			c.in = nil
+		}
+		if n > 0 {
+			return n, nil
+		}
 	}
 	n, err := c.Conn.Read(p)
 	if n > 0 && !c.sizes.fit(p[:n], c.limit()) {

@@ -78,6 +78,12 @@ type Config struct {
 	// MQTTPendingPerAddress bounds the MQTT connections from one address
 	// that have not logged in yet.
 	MQTTPendingPerAddress int
+	// MemoryLimitMiB is the Go runtime's soft memory limit in MiB
+	// (runtime/debug.SetMemoryLimit), 0 for none beyond GOMEMLIMIT. A hub
+	// holding many idle connections otherwise lets its heap grow to twice
+	// what is live before collecting (GOGC=100); under the limit the
+	// collector works harder instead. It is not a hard cap.
+	MemoryLimitMiB int
 	// BatchMaxRows is the batch size at which a batch is written without
 	// waiting out BatchMaxWait. While the disk is busy a batch (one
 	// database transaction) grows to at most 4×BatchMaxRows; then
@@ -85,6 +91,10 @@ type Config struct {
 	// batch waits for more.
 	BatchMaxRows int
 	BatchMaxWait time.Duration
+	// BatchBusyWait is how long a batch gathers while the writer stays
+	// busy (ingest.Options.BatchBusyWait): the first reading after a
+	// quiet spell does not wait for it.
+	BatchBusyWait time.Duration
 	// Ack is when a QoS 1 reading is acknowledged: "commit" (the default:
 	// after its batch is durably committed) or "durable-within=<duration>"
 	// (once it passed the policy path and is queued, while the queue is
@@ -224,10 +234,14 @@ var settings = []setting{
 		field: func(c *Config) any { return &c.MQTTConnectTimeout }, check: durationRange(100*time.Millisecond, 5*time.Minute)},
 	{name: "mqtt-pending-per-address", arg: "count", help: "most MQTT connections from one address (an IPv6 /64) that may wait to log in at once; more are closed at once; devices that logged in do not count",
 		field: func(c *Config) any { return &c.MQTTPendingPerAddress }, check: intRange(1, 100000)},
+	{name: "memory-limit-mib", arg: "MiB", help: "soft limit on the hub's memory, in MiB: near it the Go runtime collects garbage more often instead of growing (it is not a hard cap; the collector gives up rather than use most of the CPU); 0 sets none, leaving the GOMEMLIMIT environment variable in force",
+		field: func(c *Config) any { return &c.MemoryLimitMiB }, check: intRange(0, 1<<30)},
 	{name: "batch-max-rows", arg: "rows", help: "readings that fill a batch, which is then written without waiting for --batch-max-wait; while the disk is busy a batch (one database transaction) grows to 4 times this before publishers wait",
 		field: func(c *Config) any { return &c.BatchMaxRows }, check: intRange(1, 100000)},
 	{name: "batch-max-wait", arg: "duration", help: "longest a reading waits for its batch to fill, such as 5ms; 0 writes as soon as the disk is free (batches then form while the previous one is written)",
 		field: func(c *Config) any { return &c.BatchMaxWait }, check: durationRange(0, time.Minute)},
+	{name: "batch-busy-wait", arg: "duration", help: "while readings keep arriving during commits, how long a batch gathers before it is written, such as 1ms (fewer commits under steady load); the first reading after a quiet spell never waits; 0 writes as soon as the disk is free",
+		field: func(c *Config) any { return &c.BatchBusyWait }, check: durationRange(0, time.Second)},
 	{name: "ack", arg: "mode", help: "when a QoS 1 reading is acknowledged: commit (after its batch is durably committed), or durable-within=10ms (at once while every acknowledged reading not yet on disk is younger than the window; a crash can lose what was acknowledged in about the last window)",
 		field: func(c *Config) any { return &c.Ack }, check: ackMode},
 	{name: "monitor-window", arg: "duration", help: "the abuse monitor's counting window, such as 1m; alarms need several windows in a row to raise and to clear",

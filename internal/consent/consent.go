@@ -191,13 +191,14 @@ type deviceTable struct {
 	// version in force when it was added, when that is older than entry
 	// (nil otherwise). What a later version adds or lengthens is not in
 	// force by default; see Pending.
-	base     *catalog.Entry
+	base *catalog.Entry
+	// The decision of each stream: in list for devices with up to
+	// maxListStreams streams (scanned: comparing a few strings beats
+	// hashing one), else in streams. Read them through lookup.
+	list     []namedDecision
 	streams  map[string]Decision
 	explicit map[useKey]store.ConsentDecision
 	routing  map[string]store.ConsentRouting
-	// list holds the same decisions as streams for devices with few
-	// streams (nil otherwise), for lookup.
-	list []namedDecision
 }
 
 type namedDecision struct {
@@ -333,15 +334,39 @@ func (s *Service) Allowed(deviceID, stream string) Decision {
 // lookup is the hot-path stream lookup. Devices have a handful of
 // streams, and comparing a few strings beats hashing one.
 func (dt *deviceTable) lookup(stream string) Decision {
-	if dt.list == nil {
+	if dt.streams != nil {
 		return dt.streams[stream]
 	}
-	for i := range dt.list {
-		if dt.list[i].name == stream {
-			return dt.list[i].d
-		}
+	if i := dt.index(stream); i >= 0 {
+		return dt.list[i].d
 	}
 	return Decision{}
+}
+
+// index is stream's position in dt.list, -1 if absent.
+func (dt *deviceTable) index(stream string) int {
+	for i := range dt.list {
+		if dt.list[i].name == stream {
+			return i
+		}
+	}
+	return -1
+}
+
+// names lists the streams the table decides on.
+func (dt *deviceTable) names() []string {
+	if dt.streams == nil {
+		out := make([]string, len(dt.list))
+		for i := range dt.list {
+			out[i] = dt.list[i].name
+		}
+		return out
+	}
+	out := make([]string, 0, len(dt.streams))
+	for name := range dt.streams {
+		out = append(out, name)
+	}
+	return out
 }
 
 func (s *Service) allowedSlow(deviceID, stream string) Decision {
@@ -447,12 +472,19 @@ func (s *Service) loadLocked(ctx context.Context, deviceID string, e *catalog.En
 	if err != nil {
 		return nil, fmt.Errorf("consent: routings of device %q: %w", deviceID, err)
 	}
-	explicit := make(map[useKey]store.ConsentDecision, len(ds))
+	// Most devices have no decision or routing of their own: no map then.
+	var explicit map[useKey]store.ConsentDecision
 	for _, d := range ds {
+		if explicit == nil {
+			explicit = make(map[useKey]store.ConsentDecision, len(ds))
+		}
 		explicit[useKey{d.Stream, d.Purpose, d.Recipient}] = d
 	}
-	routing := make(map[string]store.ConsentRouting, len(rs))
+	var routing map[string]store.ConsentRouting
 	for _, r := range rs {
+		if routing == nil {
+			routing = make(map[string]store.ConsentRouting, len(rs))
+		}
 		routing[r.Stream] = r
 	}
 	return buildTable(deviceID, e, s.baseline(ctx, deviceID, e), explicit, routing), nil
@@ -501,17 +533,17 @@ func diff(old, cur *deviceTable, touched string) []notice {
 		if cur == nil || touched == "" {
 			return nil
 		}
-		return []notice{{cur.id, touched, cur.streams[touched].Collect}}
+		return []notice{{cur.id, touched, cur.lookup(touched).Collect}}
 	}
 	collect := func(dt *deviceTable, stream string) bool {
-		return dt != nil && dt.streams[stream].Collect
+		return dt != nil && dt.lookup(stream).Collect
 	}
 	var names []string
 	for _, dt := range []*deviceTable{old, cur} {
 		if dt == nil {
 			continue
 		}
-		for name := range dt.streams {
+		for _, name := range dt.names() {
 			if !slices.Contains(names, name) {
 				names = append(names, name)
 			}
@@ -562,17 +594,20 @@ func (s *Service) mutate(fn func() ([]notice, error)) error {
 // explicit decisions and the routings. See the package documentation for
 // the defaults.
 func buildTable(id string, e, base *catalog.Entry, explicit map[useKey]store.ConsentDecision, routing map[string]store.ConsentRouting) *deviceTable {
-	if explicit == nil {
-		explicit = map[useKey]store.ConsentDecision{}
-	}
-	if routing == nil {
-		routing = map[string]store.ConsentRouting{}
-	}
+	// explicit and routing may be nil (nothing decided, the usual case):
+	// they are only read here, and a change writes to a copy (cloneMap).
 	if base != nil && (base.Version >= e.Version || base.Manifest == nil) {
 		base = nil
 	}
-	dt := &deviceTable{id: id, entry: e, base: base, explicit: explicit, routing: routing,
-		streams: make(map[string]Decision, len(e.Manifest.Streams))}
+	dt := &deviceTable{id: id, entry: e, base: base, explicit: explicit, routing: routing}
+	// A table is kept for every loaded device, connected or idle, so it
+	// holds its decisions once: in a list for the usual handful of
+	// streams, in a map only beyond maxListStreams.
+	if n := len(e.Manifest.Streams); n <= maxListStreams {
+		dt.list = make([]namedDecision, 0, n)
+	} else {
+		dt.streams = make(map[string]Decision, n)
+	}
 	for _, st := range e.Manifest.Streams {
 		hubOn := false
 		for _, p := range st.Purposes {
@@ -591,7 +626,7 @@ func buildTable(id string, e, base *catalog.Entry, explicit map[useKey]store.Con
 		}
 		keep, retention := dt.route(st)
 		collect := hubOn || len(recipients) > 0
-		dt.streams[st.Name] = Decision{
+		d := Decision{
 			Resolved:        true,
 			Collect:         collect,
 			StoreOnHub:      hubOn && keep,
@@ -603,11 +638,12 @@ func buildTable(id string, e, base *catalog.Entry, explicit map[useKey]store.Con
 			learns:          st.MachineLearning,
 			decides:         st.AutomatedDecisions,
 		}
-	}
-	if len(dt.streams) <= maxListStreams {
-		dt.list = make([]namedDecision, 0, len(dt.streams))
-		for _, st := range e.Manifest.Streams {
-			dt.list = append(dt.list, namedDecision{st.Name, dt.streams[st.Name]})
+		if dt.streams != nil {
+			dt.streams[st.Name] = d
+		} else if i := dt.index(st.Name); i >= 0 {
+			dt.list[i].d = d // a repeated name: the last one counts, as in a map
+		} else {
+			dt.list = append(dt.list, namedDecision{st.Name, d})
 		}
 	}
 	return dt

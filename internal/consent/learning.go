@@ -122,7 +122,7 @@ func (s *Service) Learning(ctx context.Context, deviceID string) ([]LearningUse,
 			if !marked(st, purpose) {
 				continue
 			}
-			d := dt.streams[st.Name]
+			d := dt.lookup(st.Name)
 			u := LearningUse{DeviceID: deviceID, DeviceType: dt.entry.Manifest.DeviceType, Stream: st.Name, Title: st.Title,
 				Purpose: purpose, Kind: "learns", Changes: strings.TrimSpace(st.Use), From: fieldWords(st)}
 			if purpose == PurposeAutomatedDecisions {

@@ -115,7 +115,7 @@ func TestLearningAddedLaterStartsOff(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dt := buildTable(meter, v2, tt.base, nil, nil)
-			if d := dt.streams["power"]; d.Learn != tt.want || !d.Collect {
+			if d := dt.lookup("power"); d.Learn != tt.want || !d.Collect {
 				t.Errorf("power: %+v, want learn %v", d, tt.want)
 			}
 			// Pending lists it as a change that waits for a yes.

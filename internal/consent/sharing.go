@@ -59,7 +59,7 @@ func (s *Service) Receiving(ctx context.Context, names map[string]string, recipi
 			continue
 		}
 		for _, st := range dt.entry.Manifest.Streams {
-			if slices.Contains(dt.streams[st.Name].Recipients, recipient) {
+			if slices.Contains(dt.lookup(st.Name).Recipients, recipient) {
 				title := st.Title
 				if title == "" {
 					title = st.Name

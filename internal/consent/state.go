@@ -83,7 +83,7 @@ func (s *Service) State(ctx context.Context, deviceID string) (DeviceState, erro
 	m := dt.entry.Manifest
 	out := DeviceState{DeviceID: deviceID, DeviceType: m.DeviceType, ManifestVersion: dt.entry.Version, DeviceCanStop: m.CanStopStreams}
 	for _, st := range m.Streams {
-		ss := StreamState{Stream: st.Name, Title: st.Title, Personal: st.Personal(), Decision: dt.streams[st.Name]}
+		ss := StreamState{Stream: st.Name, Title: st.Title, Personal: st.Personal(), Decision: dt.lookup(st.Name)}
 		for _, p := range st.Purposes {
 			if hasUse(ss.Uses, p.ID, RecipientHub) {
 				continue

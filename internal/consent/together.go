@@ -34,7 +34,7 @@ func (s *Service) Together(ctx context.Context, ids []string, names map[string]s
 			ms = append(ms, m)
 		}
 		for _, st := range m.Streams {
-			gets := (id == deviceID && st.Name == stream) || slices.Contains(dt.streams[st.Name].Recipients, recipient)
+			gets := (id == deviceID && st.Name == stream) || slices.Contains(dt.lookup(st.Name).Recipients, recipient)
 			if !st.Personal() || !gets {
 				continue
 			}

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -157,6 +158,11 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger, out io.Writ
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
+	}
+	if cfg.MemoryLimitMiB > 0 {
+		// Process-wide: a hub is the process's main work (see
+		// config.Config.MemoryLimitMiB).
+		debug.SetMemoryLimit(int64(cfg.MemoryLimitMiB) << 20)
 	}
 	h := &Hub{cfg: cfg, log: log, reg: prometheus.NewRegistry(), parts: parts{log: log.With("component", "hub")}}
 	h.controls = newControls(h)

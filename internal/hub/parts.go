@@ -151,6 +151,7 @@ func (h *Hub) openIngest(context.Context) error {
 		MaxPayloadBytes: h.cfg.MaxPayloadBytes,
 		BatchMaxRows:    h.cfg.BatchMaxRows,
 		BatchMaxWait:    h.cfg.BatchMaxWait,
+		BatchBusyWait:   h.cfg.BatchBusyWait,
 		Logger:          h.log.With("component", "ingest"),
 		Registerer:      h.reg,
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -62,9 +63,12 @@ type liveReading struct {
 // rows keep a batch to a part of the devices when many are sending
 // (docs/benchmarks.md, "QoS 0: even service of connections").
 type batcher struct {
-	st         appender
-	maxRows    int
-	maxWait    time.Duration
+	st      appender
+	maxRows int
+	maxWait time.Duration
+	// busyWait is the gathering window while the writer stays busy (see
+	// gather).
+	busyWait   time.Duration
 	maxPending int // submitters block beyond this many queued rows (backpressure); also the largest batch
 	onCommit   func(n int, d time.Duration, err error)
 	// onLive, if set, is handed a committed batch's live readings before
@@ -73,14 +77,15 @@ type batcher struct {
 
 	mu  sync.Mutex
 	cur *batch
-	// Turns (see above). wanted holds every device that added to cur or
-	// waited to; left is how many rows each device holding a turn in cur
-	// may still add; line is the devices waiting for a turn, in the order
-	// they came. cur gives out turns turns of turn rows (more only to a
-	// device with no one else holding or waiting for one); given counts
-	// them.
-	wanted  map[string]struct{}
-	left    map[string]int
+	// Turns (see above). devs holds every device that added to cur or
+	// waited to, with how many rows its turn in cur still allows, or
+	// noTurn if it holds none (one map, so a reading costs one lookup and
+	// one store in it); holders counts the devices holding a turn; line is
+	// the devices waiting for a turn, in the order they came. cur gives
+	// out turns turns of turn rows (more only to a device with no one else
+	// holding or waiting for one); given counts them.
+	devs    map[string]int
+	holders int
 	line    []*waiter
 	minTurn int
 	turn    int
@@ -101,16 +106,16 @@ type batcher struct {
 	writing atomic.Int64
 }
 
-func newBatcher(st appender, maxRows int, maxWait time.Duration, onCommit func(int, time.Duration, error)) *batcher {
+func newBatcher(st appender, maxRows int, maxWait, busyWait time.Duration, onCommit func(int, time.Duration, error)) *batcher {
 	b := &batcher{
 		st:         st,
 		maxRows:    maxRows,
 		maxWait:    maxWait,
+		busyWait:   busyWait,
 		maxPending: 4 * maxRows,
 		onCommit:   onCommit,
 		cur:        newBatch(make([]store.Reading, 0, maxRows)),
-		wanted:     make(map[string]struct{}),
-		left:       make(map[string]int),
+		devs:       make(map[string]int),
 		minTurn:    max(1, maxRows/10),
 		turn:       4 * maxRows,
 		turns:      4 * maxRows,
@@ -131,6 +136,9 @@ func newBatch(rows []store.Reading) *batch {
 // errOverloaded is returned when a submitter gave up waiting for room.
 var errOverloaded = errors.New("storage is behind; reading not accepted")
 
+// noTurn marks a device in batcher.devs that wants a turn and holds none.
+const noTurn = math.MinInt
+
 // waiter is a device waiting in line for a turn.
 type waiter struct {
 	dev   string
@@ -144,25 +152,30 @@ type waiter struct {
 // wait.
 func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (*batch, error) {
 	dev := r.DeviceID
+	left := 0 // rows dev's turn allows, once it holds one
 	b.mu.Lock()
 	for !b.closed {
-		if _, ok := b.wanted[dev]; !ok {
-			b.wanted[dev] = struct{}{}
-		}
+		n, ok := b.devs[dev]
 		if len(b.cur.rows) < b.maxPending {
-			if n, ok := b.left[dev]; ok {
+			if ok && n != noTurn {
 				if n > 0 {
+					left = n
 					break
 				}
-				delete(b.left, dev) // its turn is used up
+				b.devs[dev] = noTurn // its turn is used up
+				b.holders--
 			}
-			if len(b.line) == 0 && (b.given < b.turns || len(b.left) == 0) {
+			if len(b.line) == 0 && (b.given < b.turns || b.holders == 0) {
 				// Nobody waits and a turn is free, or nobody else
 				// holds one: take it at once.
-				b.left[dev] = b.turn
+				left = b.turn
+				b.holders++
 				b.given++
 				break
 			}
+		}
+		if !ok {
+			b.devs[dev] = noTurn
 		}
 		w := &waiter{dev: dev, ready: make(chan struct{})}
 		b.line = append(b.line, w)
@@ -174,10 +187,11 @@ func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (
 			b.mu.Lock()
 			if i := slices.Index(b.line, w); i >= 0 {
 				b.line = slices.Delete(b.line, i, i+1)
-			} else if b.left[dev] == b.turn {
+			} else if b.devs[dev] == b.turn {
 				// Its turn came but it will not use it: the next in
 				// line may (and an empty batch never holds the line up).
-				delete(b.left, dev)
+				b.devs[dev] = noTurn
+				b.holders--
 				b.given--
 				b.admitLocked()
 			}
@@ -195,7 +209,7 @@ func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (
 		cur.first = time.Now()
 	}
 	cur.rows = append(cur.rows, r)
-	b.left[dev]--
+	b.devs[dev] = left - 1
 	if live != nil {
 		cur.live = append(cur.live, *live)
 	}
@@ -257,14 +271,17 @@ func (b *batcher) run() {
 	}
 }
 
-// gather waits, with maxWait set, until the batch now filling is maxWait
-// old or full. Under steady traffic rows keep arriving while a batch is
-// written, so without this only the first batch after a quiet spell
-// would ever gather: each commit costs a fixed fsync and transaction
-// (most of the hub's CPU per reading when paced, issue #19), and the wait
-// is what trades a little latency for fewer of them.
+// gather waits, with maxWait or busyWait set, until the batch now filling
+// is that old (the larger of the two) or full. It runs only right after a
+// commit during which rows arrived, that is while the writer stays busy.
+// Under steady traffic rows keep arriving while a batch is written, so
+// without this only the first batch after a quiet spell would ever
+// gather: each commit costs a fixed fsync and transaction (most of the
+// hub's CPU per reading when paced, issue #19), and the wait is what
+// trades a little latency for fewer of them.
 func (b *batcher) gather(timer *time.Timer) {
-	if b.maxWait <= 0 {
+	window := max(b.maxWait, b.busyWait)
+	if window <= 0 {
 		return
 	}
 	b.mu.Lock()
@@ -273,7 +290,7 @@ func (b *batcher) gather(timer *time.Timer) {
 	if n == 0 || n >= b.maxRows {
 		return
 	}
-	wait := b.maxWait - time.Since(first)
+	wait := window - time.Since(first)
 	if wait <= 0 {
 		return
 	}
@@ -308,13 +325,13 @@ func (b *batcher) flush() int {
 	// gives out only as many turns as it holds, so turns go round first
 	// come first served; otherwise (the writer keeps up) any device may
 	// take one.
-	b.turn = max(b.minTurn, b.maxPending/max(1, len(b.wanted)))
+	b.turn = max(b.minTurn, b.maxPending/max(1, len(b.devs)))
 	b.turns = b.maxPending
 	if len(b.line) > 0 {
 		b.turns = max(1, b.maxPending/b.turn)
 	}
-	clear(b.wanted)
-	clear(b.left)
+	clear(b.devs)
+	b.holders = 0
 	b.given = 0
 	b.admitLocked()
 	b.mu.Unlock()
@@ -360,8 +377,13 @@ func (b *batcher) admitLocked() {
 		w := b.line[0]
 		b.line[0] = nil
 		b.line = b.line[1:]
-		if b.left[w.dev] <= 0 { // several waiters of one device share a turn
-			b.left[w.dev] = b.turn
+		// Several waiters of one device share a turn.
+		if n, ok := b.devs[w.dev]; !ok || n == noTurn {
+			b.devs[w.dev] = b.turn
+			b.holders++
+			b.given++
+		} else if n <= 0 {
+			b.devs[w.dev] = b.turn
 			b.given++
 		}
 		close(w.ready)

@@ -588,7 +588,7 @@ func testEveryDeviceGetsItsShare(t *testing.T) {
 		rounds     = 5
 	)
 	st := &steppedAppender{step: make(chan struct{}), quit: make(chan struct{})}
-	b := newBatcher(st, maxRows, 0, nil)
+	b := newBatcher(st, maxRows, 0, 0, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	// On any exit: blocked read loops give up, the writer finishes.
@@ -683,7 +683,7 @@ func testDevicesTakeTurns(t *testing.T) {
 		rounds     = 6
 	)
 	st := &steppedAppender{step: make(chan struct{}), quit: make(chan struct{})}
-	b := newBatcher(st, maxRows, 0, nil)
+	b := newBatcher(st, maxRows, 0, 0, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	defer func() {
@@ -772,6 +772,47 @@ func testBatchGathers(t *testing.T) {
 	synctest.Wait()
 	if batches, _, _, _ := fs.snapshot(); !slices.Equal(batches, []int{1, 2}) {
 		t.Fatalf("batches written after the window: %v, want [1 2]", batches)
+	}
+}
+
+// TestBatchBusyWait: with BatchBusyWait set, readings that arrive while a
+// batch is written gather until the oldest is BatchBusyWait old, but the
+// first reading after a quiet spell is written at once: the window costs
+// latency only while the writer is busy anyway.
+func TestBatchBusyWait(t *testing.T) {
+	synctest.Test(t, testBatchBusyWait)
+}
+
+func testBatchBusyWait(t *testing.T) {
+	const wait = 10 * time.Millisecond
+	p, fs, release := stuckPipeline(t, Options{BatchMaxRows: 100, BatchBusyWait: wait})
+	submit := func(i int) {
+		t.Helper()
+		if err := p.Submit(t.Context(), "dev-steady", "s", fmt.Appendf(nil, `{"i":%d}`, i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	submit(0)
+	submit(1)
+	release()
+	synctest.Wait() // the first batch is written; the next one gathers
+	if batches, _, _, _ := fs.snapshot(); !slices.Equal(batches, []int{1}) {
+		t.Fatalf("batches written while the writer was busy, before the window ended: %v, want [1]", batches)
+	}
+	time.Sleep(wait)
+	synctest.Wait()
+	if batches, _, _, _ := fs.snapshot(); !slices.Equal(batches, []int{1, 2}) {
+		t.Fatalf("batches written after the window: %v, want [1 2]", batches)
+	}
+	time.Sleep(time.Second) // a quiet spell
+	start := time.Now()
+	submit(2)
+	synctest.Wait()
+	if batches, _, _, _ := fs.snapshot(); !slices.Equal(batches, []int{1, 2, 1}) {
+		t.Fatalf("a lone reading after a quiet spell was not written at once: %v, want [1 2 1]", batches)
+	}
+	if d := time.Since(start); d != 0 {
+		t.Fatalf("a lone reading after a quiet spell waited %v in the bubble, want 0", d)
 	}
 }
 

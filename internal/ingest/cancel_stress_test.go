@@ -32,7 +32,7 @@ func (c *countingAppender) AppendReadings(_ context.Context, rs []store.Reading)
 func TestBatcherCancellationsLoseNothing(t *testing.T) {
 	for _, wait := range []time.Duration{0, time.Millisecond} {
 		st := &countingAppender{seen: map[string]int{}}
-		b := newBatcher(st, 8, wait, nil)
+		b := newBatcher(st, 8, wait, 0, nil)
 		var accepted sync.Map
 		var wg sync.WaitGroup
 		var done atomic.Int64

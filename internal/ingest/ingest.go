@@ -71,8 +71,17 @@ type Options struct {
 	// arrive during a write form the next batch: low latency when idle,
 	// large batches under load.
 	BatchMaxWait time.Duration
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer // nil: metrics are not exported
+	// BatchBusyWait is how long a batch gathers while the writer stays
+	// busy: after a commit during which more readings arrived, the next
+	// batch is written once its first reading is this old (or it is
+	// full). The first reading after a quiet spell never waits for it, so
+	// a household hub's latency is unchanged; under steady paced traffic
+	// it trades a fraction of a millisecond for fewer commits, each of
+	// which costs a transaction and an fsync whatever its size. 0 (the
+	// default) writes as soon as the writer is free.
+	BatchBusyWait time.Duration
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer // nil: metrics are not exported
 	// CounterFlushInterval is how often per-device counters are written to
 	// the store (default 5s).
 	CounterFlushInterval time.Duration
@@ -192,6 +201,9 @@ func New(st Store, opts Options) *Pipeline {
 	if opts.BatchMaxWait < 0 {
 		opts.BatchMaxWait = 0
 	}
+	if opts.BatchBusyWait < 0 {
+		opts.BatchBusyWait = 0
+	}
 	if opts.CounterFlushInterval <= 0 {
 		opts.CounterFlushInterval = 5 * time.Second
 	}
@@ -252,7 +264,7 @@ func New(st Store, opts Options) *Pipeline {
 		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.commitWait, p.storeErrors, p.flagged, p.dropped)
 	}
 	p.health = health{log: p.log, now: func() time.Time { return p.now() }}
-	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, p.committed)
+	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, opts.BatchBusyWait, p.committed)
 	if opts.Apps != nil {
 		p.batcher.onLive = func(ls []liveReading) {
 			for _, l := range ls {
@@ -369,8 +381,10 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 		return Ticket{}, err
 	}
 	version := 0
-	// One clock read serves the monitor, forwarding and the stored time.
-	now := p.now().UTC()
+	// One clock read serves the rate window, the monitor, forwarding and
+	// the stored time (read keeps the monotonic reading, which UTC drops).
+	read := p.now()
+	now := read.UTC()
 	if p.opts.Manifests != nil {
 		e, out, err := p.checkManifest(ctx, deviceID, stream, payload)
 		if err != nil {
@@ -379,7 +393,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 		}
 		s := e.Manifest.Stream(stream)
 		if s != nil {
-			p.observeRate(deviceID, s)
+			p.observeRate(deviceID, s, read)
 		}
 		payload, version = out, e.Version
 		if p.opts.Consent == nil {

@@ -31,12 +31,12 @@ type rateTable struct {
 
 // observeRate counts a reading in its stream's one-minute window and flags
 // the stream once per window when it exceeds rateFactor × the declared
-// rate. It reads metadata only (counts), never contents.
-func (p *Pipeline) observeRate(deviceID string, s *manifest.Stream) {
+// rate. It reads metadata only (counts), never contents. now is the
+// reading's arrival, read once per reading by Enqueue.
+func (p *Pipeline) observeRate(deviceID string, s *manifest.Stream, now time.Time) {
 	if s.MaxPerMinute <= 0 {
 		return
 	}
-	now := p.now()
 	k := rateKey{deviceID, s.Name}
 	p.rates.mu.Lock()
 	st := p.rates.m[k]

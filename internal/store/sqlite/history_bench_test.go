@@ -212,6 +212,15 @@ func BenchmarkAppendHistory(b *testing.B) {
 func benchAppendHistory(b *testing.B, stored, batch int) {
 	path := historyCopy(b, stored)
 	db := openPath(b, path)
+	// CANDOR_BENCH_MERGE_STEP sets the readings per merge step, to
+	// compare step sizes (stage.go).
+	if v := os.Getenv("CANDOR_BENCH_MERGE_STEP"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("CANDOR_BENCH_MERGE_STEP: %q is not a positive number", v)
+		}
+		db.mergeStepRows.Store(int64(n))
+	}
 	ctx := context.Background()
 	// One reading of every device first: device keys into the cache,
 	// the b-tree's pages the appends touch into SQLite's cache, as in a
@@ -221,6 +230,7 @@ func benchAppendHistory(b *testing.B, stored, batch int) {
 		b.Fatal(err)
 	}
 	rows := stored + warm
+	db.mergeSteps.take()
 	w0, cpu0 := procWchar(b), procCPU(b)
 	var took []time.Duration
 	b.ResetTimer()
@@ -245,6 +255,11 @@ func benchAppendHistory(b *testing.B, stored, batch int) {
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2])/1e6, "p50-ms")
 	b.ReportMetric(float64(took[len(took)*99/100])/1e6, "p99-ms")
+	// A commit waits for a merge only now and then (once per merge at
+	// most, one commit at a time here), so the tail shows it.
+	b.ReportMetric(float64(took[len(took)*999/1000])/1e6, "p999-ms")
+	b.ReportMetric(float64(took[len(took)-1])/1e6, "max-ms")
+	reportMergeSteps(b, db)
 	// The WAL file keeps the size of its longest run without a restart.
 	if fi, err := os.Stat(path + "-wal"); err == nil {
 		b.ReportMetric(float64(fi.Size())/(1<<20), "walMiB")
@@ -355,4 +370,18 @@ func BenchmarkReadAllHistory(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "readings/s")
+}
+
+// reportMergeSteps reports how long the merge transactions (steps) of
+// the run held the writer: their count and p50 / p90 / max.
+func reportMergeSteps(b *testing.B, db *DB) {
+	d := db.mergeSteps.take()
+	b.ReportMetric(float64(len(d)), "merges")
+	if len(d) == 0 {
+		return
+	}
+	slices.Sort(d)
+	b.ReportMetric(float64(d[len(d)/2])/1e6, "merge-p50-ms")
+	b.ReportMetric(float64(d[len(d)*9/10])/1e6, "merge-p90-ms")
+	b.ReportMetric(float64(d[len(d)-1])/1e6, "merge-max-ms")
 }

@@ -93,7 +93,7 @@ func (db *DB) markFor(ctx context.Context, tx *sql.Tx, dkey int64, pending map[i
 	// times as well (stage.go).
 	if err := tx.QueryRowContext(ctx, `SELECT max(ts), min(ts), count(*) FROM (
 			SELECT ts FROM readings WHERE dkey = ? AND seq >= ?
-			UNION ALL SELECT ts FROM readings_stage WHERE dkey = ? AND seq >= ?)`, dkey, seq, dkey, seq).
+			UNION ALL SELECT ts FROM readings_stage WHERE dkey = ? AND seq >= ? AND `+stageLive+`)`, dkey, seq, dkey, seq).
 		Scan(&mx, &mn, &st.since); err != nil {
 		return st, fmt.Errorf("load time marks: %w", err)
 	}

@@ -561,6 +561,24 @@ var migrations = []migration{
 		},
 	},
 	{
+		// Issue #19: a merge of 2,048 staged readings held the one writer
+		// connection for 11-30 ms, and every ingest commit waited behind
+		// it. A merge now runs as a pass of small steps, each its own
+		// transaction, and this row records how far the pass has got, so
+		// reads leave out the staged readings already copied and a
+		// restart resumes the pass (stage.go). upto 0: no pass.
+		name: "readings merge progress",
+		stmts: []string{
+			`CREATE TABLE reading_merge (
+				id   INTEGER PRIMARY KEY CHECK (id = 1),
+				upto INTEGER NOT NULL,
+				dkey INTEGER NOT NULL,
+				seq  INTEGER NOT NULL
+			) STRICT`,
+			`INSERT INTO reading_merge (id, upto, dkey, seq) VALUES (1, 0, 0, 0)`,
+		},
+	},
+	{
 		// Issue #19: a window in the middle of a long history scanned
 		// from its start to the device's newest reading. A mark now also
 		// keeps the lowest time of its chunk (see marks.go), so such a

@@ -78,6 +78,18 @@ type DB struct {
 	mergeStop chan struct{}
 	mergeDone chan struct{}
 	mergeOnce sync.Once
+	// ingestWaiting counts AppendReadings calls under way: the merger
+	// starts no step while one waits for the writer, and ingestIdle
+	// wakes it when the count is back to zero (stage.go).
+	ingestWaiting atomic.Int64
+	ingestIdle    chan struct{}
+	// mergeStepRows is the readings one merge step copies (a field so
+	// tests can make passes of many steps); stepHook, when set, runs
+	// inside each step's transaction (tests); mergeSteps times the steps.
+	mergeStepRows atomic.Int64
+	stepHook      func()
+	mergeSteps    stepStats
+	mergeYields   atomic.Int64 // steps not started for a waiting commit
 	// creates group-commits concurrent CreateDevice calls (createdevice.go).
 	creates deviceCreates
 }
@@ -165,7 +177,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
-	db := &DB{writer: writer, readers: readers, stageBelow: stageBelow, marks: map[int64]markState{}}
+	db := &DB{writer: writer, readers: readers, stageBelow: stageBelow, marks: map[int64]markState{},
+		ingestIdle: make(chan struct{}, 1)}
+	db.mergeStepRows.Store(mergeStepRows)
 	if err := db.prepare(ctx); err != nil {
 		readers.Close()
 		writer.Close()
