@@ -161,6 +161,7 @@ func Default() Config {
 		BridgeMaxPacketBytes: 4 << 20,
 		BatchMaxRows:         1000,
 		BatchMaxWait:         0,
+		BatchBusyWait:        time.Millisecond,
 		Ack:                  "commit",
 		DemoSpeed:            1,
 		UndeclaredFields:     "reject",

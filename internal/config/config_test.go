@@ -58,7 +58,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		DataDir: "./candor-data", MQTTAddr: "127.0.0.1:1883", HTTPAddr: "127.0.0.1:8080",
 		LogLevel: "info", LogFormat: "text", MaxPayloadBytes: 65536, BridgeMaxPacketBytes: 4 << 20, BatchMaxRows: 1000,
-		BatchMaxWait: 0, Ack: "commit", DemoSpeed: 1, UndeclaredFields: "reject", RetentionInterval: time.Minute,
+		BatchMaxWait: 0, BatchBusyWait: time.Millisecond, Ack: "commit", DemoSpeed: 1, UndeclaredFields: "reject", RetentionInterval: time.Minute,
 		MQTTConnectTimeout: 5 * time.Second, MQTTPendingPerAddress: 16,
 		MonitorWindow: time.Minute, MonitorKeep: 30 * 24 * time.Hour, MonitorActions: "info=notify,warning=rate_limit,critical=quarantine",
 		AlertMailFrom:      "candor@localhost",
@@ -218,7 +218,7 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 		"data": "/srv/candor", "mqtt_addr": ":1883", "mqtt_tls_addr": ":8883",
 		"ws_addr": ":8083", "http_addr": ":8080", "tls_cert": "c.pem", "tls_key": "k.pem",
 		"tls_self_signed": false, "tls_names": "", "demo": true, "demo_speed": 10, "log_level": "debug", "log_format": "json",
-		"max_payload_bytes": 1024, "bridge_max_packet_bytes": 2048, "batch_max_rows": 10, "batch_max_wait": "1ms", "ack": "durable-within=10ms",
+		"max_payload_bytes": 1024, "bridge_max_packet_bytes": 2048, "batch_max_rows": 10, "batch_max_wait": "1ms", "batch_busy_wait": "3ms", "ack": "durable-within=10ms",
 		"mqtt_connect_timeout": "2s", "mqtt_pending_per_address": 8, "memory_limit_mib": 3072,
 		"monitor_window": "10s", "monitor_keep": "240h", "monitor_actions": "critical=revoke", "alert_webhook": "https://alerts.example.org/in",
 		"alert_smtp_addr": "mail.example.org:25", "alert_mail_from": "hub@example.org",
@@ -232,7 +232,7 @@ func TestFileWithBOMAndAllKeys(t *testing.T) {
 	want := Config{
 		DataDir: "/srv/candor", MQTTAddr: ":1883", MQTTTLSAddr: ":8883", WSAddr: ":8083",
 		HTTPAddr: ":8080", TLSCert: "c.pem", TLSKey: "k.pem", Demo: true, DemoSpeed: 10, UndeclaredFields: "reject", RetentionInterval: time.Minute, LogLevel: "debug",
-		LogFormat: "json", MaxPayloadBytes: 1024, BridgeMaxPacketBytes: 2048, BatchMaxRows: 10, BatchMaxWait: time.Millisecond, Ack: "durable-within=10ms",
+		LogFormat: "json", MaxPayloadBytes: 1024, BridgeMaxPacketBytes: 2048, BatchMaxRows: 10, BatchMaxWait: time.Millisecond, BatchBusyWait: 3 * time.Millisecond, Ack: "durable-within=10ms",
 		ConfigFile: path, MQTTAddrSet: true, HTTPAddrSet: true,
 		MQTTConnectTimeout: 2 * time.Second, MQTTPendingPerAddress: 8, MemoryLimitMiB: 3072,
 		MonitorWindow: 10 * time.Second, MonitorKeep: 240 * time.Hour, MonitorActions: "critical=revoke", AlertWebhook: "https://alerts.example.org/in",
