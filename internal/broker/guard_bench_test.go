@@ -3,6 +3,8 @@ package broker
 import (
 	"bytes"
 	"testing"
+
+	"github.com/candor-iot/candor/internal/broker/mqtttest"
 )
 
 // BenchmarkInSizesFit measures the packet-size scan guardConn.Read runs on
@@ -10,7 +12,7 @@ import (
 // in one read at full speed: a 2 KiB buffer of 100-byte QoS 0 PUBLISH
 // packets. Compare ns/packet with the ~6.5 µs the broker spends per message.
 func BenchmarkInSizesFit(b *testing.B) {
-	pk := publishPacket("d/dev-1/s/bench", bytes.Repeat([]byte{'x'}, 100))
+	pk := mqtttest.Publish(4, "d/dev-1/s/bench", bytes.Repeat([]byte{'x'}, 100), 0, 0, false)
 	var stream []byte
 	for len(stream) < 2048 {
 		stream = append(stream, pk...)
@@ -25,24 +27,4 @@ func BenchmarkInSizesFit(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/packets, "ns/packet")
-}
-
-// publishPacket encodes a QoS 0 PUBLISH of payload to topic.
-func publishPacket(topic string, payload []byte) []byte {
-	body := []byte{byte(len(topic) >> 8), byte(len(topic))}
-	body = append(body, topic...)
-	body = append(body, payload...)
-	out := []byte{0x30}
-	for n := len(body); ; {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if n > 0 {
-			c |= 0x80
-		}
-		out = append(out, c)
-		if n == 0 {
-			break
-		}
-	}
-	return append(out, body...)
 }

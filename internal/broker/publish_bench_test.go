@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/candor-iot/candor/internal/broker/mqtttest"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -28,27 +29,6 @@ func (l *leanIngester) Enqueue(context.Context, string, string, []byte) (ingest.
 func (l *leanIngester) Vet(context.Context, string, string, []byte) error { return nil }
 func (l *leanIngester) Refuse(string, error)                              {}
 func (l *leanIngester) Count(string, store.DeviceCounters)                {}
-
-// qos1Publish encodes a 3.1.1 QoS 1 PUBLISH.
-func qos1Publish(topic string, id uint16, payload []byte) []byte {
-	body := []byte{byte(len(topic) >> 8), byte(len(topic))}
-	body = append(body, topic...)
-	body = append(body, byte(id>>8), byte(id))
-	body = append(body, payload...)
-	out := []byte{0x32}
-	for n := len(body); ; {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if n > 0 {
-			c |= 0x80
-		}
-		out = append(out, c)
-		if n == 0 {
-			break
-		}
-	}
-	return append(out, body...)
-}
 
 // BenchmarkPublishQoS1 measures the broker's own cost per QoS 1 reading
 // (mochi's read loop, the policy hook, the acknowledgement queue and the
@@ -175,7 +155,7 @@ func publishWindowed(c net.Conn, topic string, payload []byte, n, window int) er
 		}
 		errc <- nil
 	}()
-	pk := qos1Publish(topic, 0, payload)
+	pk := mqtttest.Publish(4, topic, payload, 1, 0, false)
 	at := len(pk) - len(payload) - 2 // the packet id
 	for i := range n {
 		<-credit
