@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -19,6 +20,7 @@ func runServe(args []string) error {
 	fs := flag.NewFlagSet("candor serve", flag.ContinueOnError)
 	flags := config.Register(fs)
 	cpuprofile := fs.String("cpuprofile", "", "developer aid: write a CPU profile of the whole run, start to shutdown, to `file` (candor bench --cpuprofile; docs/benchmarks.md)")
+	tracefile := fs.String("trace", "", "developer aid: write a Go execution trace of the whole run, start to shutdown, to `file` (candor bench --hub-flag=--trace=FILE; go tool trace; docs/benchmarks.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -37,6 +39,13 @@ func runServe(args []string) error {
 			return err
 		}
 		defer stopProfile()
+	}
+	if *tracefile != "" {
+		stopTrace, err := startTrace(*tracefile)
+		if err != nil {
+			return err
+		}
+		defer stopTrace()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -77,6 +86,24 @@ func startCPUProfile(path string) (func(), error) {
 	}
 	return func() {
 		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
+}
+
+// startTrace starts a Go execution trace written to path (scheduler
+// latency, GC, blocking: where a slow PUBACK waited, which a CPU profile
+// cannot show) and returns the function that stops it and closes the file.
+func startTrace(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	return func() {
+		trace.Stop()
 		_ = f.Close()
 	}, nil
 }
