@@ -28,6 +28,7 @@ var (
 	_ hubStore = (*postgres.DB)(nil)
 	// The retention sweep skips the devices with nothing to delete.
 	_ retention.Oldest = (*sqlite.DB)(nil)
+	_ retention.Oldest = (*postgres.DB)(nil)
 )
 
 // openEngine opens the engine cfg.Store chooses: the embedded SQLite file
