@@ -18,9 +18,14 @@ import (
 // only for the devices it cannot rule out. "old%" of the devices hold a
 // reading past the cutoff. cpu-us/device is the process's CPU time per
 // device and sweep.
+//
+// The second shape, 2,000 devices × 4 streams × 63 readings, is the most
+// OldestReadings reads per device: 252 readings after the device's newest
+// mark (none yet), read whole.
 func BenchmarkRetentionSweep(b *testing.B) {
-	const devs, streams, per = 18000, 4, 3
-	for _, old := range []int{0, 1} {
+	const streams = 4
+	for _, shape := range []struct{ devs, per, old int }{{18000, 3, 0}, {18000, 3, 1}, {2000, 63, 0}} {
+		devs, per, old := shape.devs, shape.per, shape.old
 		db := openPath(b, filepath.Join(b.TempDir(), "candor.db"))
 		now := t0.Add(30 * 24 * time.Hour)
 		batch := make([]store.Reading, 0, 4096)
@@ -33,7 +38,7 @@ func BenchmarkRetentionSweep(b *testing.B) {
 		for d := range devs {
 			for s := range streams {
 				for k := range per {
-					at := now.Add(-time.Duration(1+k) * time.Hour)
+					at := now.Add(-time.Duration(1+k) * time.Minute)
 					batch = append(batch, store.Reading{DeviceID: fmt.Sprintf("dev-%05d", d), Stream: fmt.Sprintf("s%d", s),
 						Time: at, Payload: []byte(`{"v":1}`), ManifestVersion: 1})
 				}
@@ -67,7 +72,7 @@ func BenchmarkRetentionSweep(b *testing.B) {
 		}
 		want := int64(devs * old / 100)
 		for _, mode := range []string{"per-stream", "oldest"} {
-			b.Run(fmt.Sprintf("old=%d%%/%s", old, mode), func(b *testing.B) {
+			b.Run(fmt.Sprintf("devices=%d/readings=%d/old=%d%%/%s", devs, devs*streams*per, old, mode), func(b *testing.B) {
 				var cpu time.Duration
 				for b.Loop() {
 					b.StopTimer()
