@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/candor-iot/candor/internal/config"
+	"github.com/candor-iot/candor/internal/retention"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/postgres"
 	"github.com/candor-iot/candor/internal/store/sqlite"
@@ -25,6 +26,9 @@ type hubStore interface {
 var (
 	_ hubStore = (*sqlite.DB)(nil)
 	_ hubStore = (*postgres.DB)(nil)
+	// The retention sweep skips the devices with nothing to delete.
+	_ retention.Oldest = (*sqlite.DB)(nil)
+	_ retention.Oldest = (*postgres.DB)(nil)
 )
 
 // openEngine opens the engine cfg.Store chooses: the embedded SQLite file
