@@ -297,6 +297,27 @@ type storeCheck struct {
 	BadRows      int // rows whose payload carried no send time
 }
 
+// openHubStore opens the SQLite store of the stopped hub in dir with its
+// vault, under the hub's own key, as the hub opens them. The caller closes
+// both (the vault first).
+func openHubStore(ctx context.Context, dir string) (*sqlite.DB, *vault.Vault, error) {
+	db, err := sqlite.Open(ctx, filepath.Join(dir, hub.DBName))
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the hub's store: %w", err)
+	}
+	hubKey, err := vault.LoadOrCreateHubIdentity(filepath.Join(dir, "vault.key"))
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("the hub's vault key: %w", err)
+	}
+	v, err := vault.New(ctx, db, vault.Options{Hub: hubKey})
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("open the hub's vault: %w", err)
+	}
+	return db, v, nil
+}
+
 // readStore opens the stopped hub's SQLite store and counts, per device,
 // the readings on each of streams, reading every row back (so "stored"
 // means readable) and measuring each reading's send → accept latency from
@@ -304,21 +325,13 @@ type storeCheck struct {
 //
 // Readings up to seq above (a prefilled history) are not read.
 func readStore(ctx context.Context, dir string, devs []device, streams []string, above int64) (map[string]*storeCheck, error) {
-	db, err := sqlite.Open(ctx, filepath.Join(dir, hub.DBName))
-	if err != nil {
-		return nil, fmt.Errorf("open the hub's store after the run: %w", err)
-	}
-	defer db.Close()
 	// Readings are sealed at rest: open them with the hub's own vault key,
 	// so "stored" means readable by the hub, not merely present.
-	hubKey, err := vault.LoadOrCreateHubIdentity(filepath.Join(dir, "vault.key"))
+	db, v, err := openHubStore(ctx, dir)
 	if err != nil {
-		return nil, fmt.Errorf("the hub's vault key: %w", err)
+		return nil, fmt.Errorf("after the run: %w", err)
 	}
-	v, err := vault.New(ctx, db, vault.Options{Hub: hubKey})
-	if err != nil {
-		return nil, fmt.Errorf("open the hub's vault after the run: %w", err)
-	}
+	defer db.Close()
 	defer v.Close()
 	households := map[string]string{}
 	for _, d := range devs {

@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"time"
 
-	"github.com/candor-iot/candor/internal/hub"
 	"github.com/candor-iot/candor/internal/store"
-	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/vault"
 )
 
@@ -81,19 +78,11 @@ type QueryLatency struct {
 // dir, sealed with the hub's vault key.
 func prefill(ctx context.Context, o Options, dir string, devs []device, n int) (*PrefillResult, error) {
 	start := time.Now()
-	db, err := sqlite.Open(ctx, filepath.Join(dir, hub.DBName))
+	db, v, err := openHubStore(ctx, dir)
 	if err != nil {
-		return nil, fmt.Errorf("prefill: open the hub's store: %w", err)
+		return nil, fmt.Errorf("prefill: %w", err)
 	}
 	defer db.Close()
-	hubKey, err := vault.LoadOrCreateHubIdentity(filepath.Join(dir, "vault.key"))
-	if err != nil {
-		return nil, fmt.Errorf("prefill: the hub's vault key: %w", err)
-	}
-	v, err := vault.New(ctx, db, vault.Options{Hub: hubKey})
-	if err != nil {
-		return nil, fmt.Errorf("prefill: open the hub's vault: %w", err)
-	}
 	defer v.Close()
 	owners := make([]string, len(devs))
 	for i, d := range devs {

@@ -315,7 +315,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		}
 		if cl.Properties.ProtocolVersion < 5 {
 			h.denyPublish(id, pk.TopicName)
-			return h.ackInOrder(cl, pk, packets.CodeSuccess, packets.CodeSuccessIgnore)
+			return h.ackInOrder(cl, pk, packets.CodeSuccess)
 		}
 		return pk, packets.ErrRejectPacket // the ACL check ran first; this is defence in depth
 	}
@@ -361,16 +361,16 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		if v5 && qos == 1 {
 			code := refusalCode(re.Reason)
 			code.Reason = re.Detail
-			return h.ackInOrder(cl, pk, code, code)
+			return h.ackInOrder(cl, pk, code)
 		}
 		// MQTT 3.1.1 has no negative acknowledgement: acknowledge without
 		// keeping or forwarding it, so the device does not resend forever.
-		return h.ackInOrder(cl, pk, packets.CodeSuccess, packets.CodeSuccessIgnore)
+		return h.ackInOrder(cl, pk, packets.CodeSuccess)
 	}
 	// Storage failed: the reading must not be acknowledged.
 	h.notStored(id, stream, err)
 	if v5 && qos == 1 {
-		return h.ackInOrder(cl, pk, packets.ErrImplementationSpecificError, packets.ErrImplementationSpecificError)
+		return h.ackInOrder(cl, pk, packets.ErrImplementationSpecificError)
 	}
 	if qos > 0 {
 		// Without a negative ack in 3.1.1, closing the connection makes the
@@ -378,6 +378,26 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		go func() { _ = cl.Net.Conn.Close() }()
 	}
 	return pk, packets.ErrRejectPacket
+}
+
+// ackInOrder answers a QoS 1 publish the hook dealt with itself (refused,
+// ignored, or a device message that is not a reading) with a PUBACK of
+// code, through the connection's ack queue. Left to mochi, that PUBACK
+// would be written at once, ahead of those of earlier readings still
+// waiting for their commit, and MQTT requires PUBACKs in the order the
+// PUBLISH packets came (3.1.1 §4.6, 5.0 §4.6). Any other QoS is left to
+// mochi as ignored: nothing to send for QoS 0, the PUBREC of QoS 2's
+// handshake. (Callers pass a refusal code only for QoS 1 in MQTT 5.)
+func (h *hook) ackInOrder(cl *mqtt.Client, pk packets.Packet, code packets.Code) (packets.Packet, error) {
+	if pk.FixedHeader.Qos != 1 {
+		return pk, packets.CodeSuccessIgnore
+	}
+	it := ackItem{id: pk.PacketID, ticket: ingest.Completed(nil)}
+	if code.Code != packets.CodeSuccess.Code {
+		it.refusal = &code
+	}
+	h.queue(cl).push(it)
+	return handled(pk), nil
 }
 
 // handled returns pk as mochi should take a reading the hook has dealt
@@ -388,26 +408,6 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 // mochi builds a debug log call with the whole packet as an argument,
 // which cost a ~900-byte allocation per QoS 1 reading even with debug
 // logging off (BenchmarkPublishQoS1).
-// ackInOrder answers a QoS 1 publish the hook dealt with itself (refused,
-// ignored, or a device message that is not a reading) with a PUBACK of
-// code, through the connection's ack queue. Left to mochi, that PUBACK
-// would be written at once, ahead of those of earlier readings still
-// waiting for their commit, and MQTT requires PUBACKs in the order the
-// PUBLISH packets came (3.1.1 §4.6, 5.0 §4.6). Any other QoS is left to
-// mochi, which gets other: nothing to send for QoS 0, the PUBREC of
-// QoS 2's handshake.
-func (h *hook) ackInOrder(cl *mqtt.Client, pk packets.Packet, code, other packets.Code) (packets.Packet, error) {
-	if pk.FixedHeader.Qos != 1 {
-		return pk, other
-	}
-	it := ackItem{id: pk.PacketID, ticket: ingest.Completed(nil)}
-	if code.Code != packets.CodeSuccess.Code {
-		it.refusal = &code
-	}
-	h.queue(cl).push(it)
-	return handled(pk), nil
-}
-
 func handled(pk packets.Packet) packets.Packet {
 	pk.Ignore = true
 	pk.FixedHeader.Qos = 0
@@ -425,7 +425,7 @@ func (h *hook) onState(cl *mqtt.Client, id string, pk packets.Packet) (packets.P
 	if err == nil {
 		// Through the ack queue, so this PUBACK does not overtake those of
 		// readings still committing.
-		return h.ackInOrder(cl, pk, packets.CodeSuccess, packets.CodeSuccessIgnore)
+		return h.ackInOrder(cl, pk, packets.CodeSuccess)
 	}
 	if kind, detail, ok := problem.Of(err); ok && kind.Status < 500 {
 		h.in.Count(id, store.DeviceCounters{Refused: 1})
@@ -433,13 +433,13 @@ func (h *hook) onState(cl *mqtt.Client, id string, pk packets.Packet) (packets.P
 		if cl.Properties.ProtocolVersion == 5 && qos == 1 {
 			code := packets.ErrPayloadFormatInvalid
 			code.Reason = detail
-			return h.ackInOrder(cl, pk, code, code)
+			return h.ackInOrder(cl, pk, code)
 		}
-		return h.ackInOrder(cl, pk, packets.CodeSuccess, packets.CodeSuccessIgnore)
+		return h.ackInOrder(cl, pk, packets.CodeSuccess)
 	}
 	h.log.Error("device state not stored; not acknowledged", "device", id, "err", err)
 	if cl.Properties.ProtocolVersion == 5 && qos == 1 {
-		return h.ackInOrder(cl, pk, packets.ErrImplementationSpecificError, packets.ErrImplementationSpecificError)
+		return h.ackInOrder(cl, pk, packets.ErrImplementationSpecificError)
 	}
 	return pk, packets.ErrRejectPacket
 }

@@ -35,8 +35,8 @@ func (h *hook) onSystem(cl *mqtt.Client, pk packets.Packet, id string, handle Sy
 		h.in.Count(id, store.DeviceCounters{Refused: 1})
 		h.log.Info("system message refused", "device", id, "topic", pk.TopicName, "err", err)
 		if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos == 1 {
-			return h.ackInOrder(cl, pk, packets.ErrPayloadFormatInvalid, packets.ErrPayloadFormatInvalid)
+			return h.ackInOrder(cl, pk, packets.ErrPayloadFormatInvalid)
 		}
 	}
-	return h.ackInOrder(cl, pk, packets.CodeSuccess, packets.CodeSuccessIgnore)
+	return h.ackInOrder(cl, pk, packets.CodeSuccess)
 }

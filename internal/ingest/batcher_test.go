@@ -587,21 +587,7 @@ func testEveryDeviceGetsItsShare(t *testing.T) {
 		backlog    = 1000 // readings each device has to send: more than the rounds checked take
 		rounds     = 5
 	)
-	st := &steppedAppender{step: make(chan struct{}), quit: make(chan struct{})}
-	b := newBatcher(st, maxRows, 0, 0, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	// On any exit: blocked read loops give up, the writer finishes.
-	defer func() {
-		cancel()
-		wg.Wait()
-		select {
-		case <-st.quit:
-		default:
-			close(st.quit)
-		}
-		b.close()
-	}()
+	b, st, ctx, wg := steppedBatcher(t, maxRows)
 	add := func(dev string, i int) error {
 		_, err := b.add(ctx, store.Reading{DeviceID: dev, Stream: "s", Payload: fmt.Appendf(nil, `{"i":%d}`, i)}, nil)
 		return err
@@ -682,20 +668,7 @@ func testDevicesTakeTurns(t *testing.T) {
 		backlog    = 200
 		rounds     = 6
 	)
-	st := &steppedAppender{step: make(chan struct{}), quit: make(chan struct{})}
-	b := newBatcher(st, maxRows, 0, 0, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	defer func() {
-		cancel()
-		wg.Wait()
-		select {
-		case <-st.quit:
-		default:
-			close(st.quit)
-		}
-		b.close()
-	}()
+	b, st, ctx, wg := steppedBatcher(t, maxRows)
 	add := func(dev string) error {
 		_, err := b.add(ctx, store.Reading{DeviceID: dev, Stream: "s", Payload: []byte(`{}`)}, nil)
 		return err
@@ -814,6 +787,29 @@ func testBatchBusyWait(t *testing.T) {
 	if d := time.Since(start); d != 0 {
 		t.Fatalf("a lone reading after a quiet spell waited %v in the bubble, want 0", d)
 	}
+}
+
+// steppedBatcher starts a batcher of maxRows on a steppedAppender, and
+// the context and wait group for the test's read loops. When the test
+// ends, however it ends: the read loops blocked in add give up (ctx), the
+// test's goroutines are waited for, the writer finishes and the batcher
+// closes.
+func steppedBatcher(t *testing.T, maxRows int) (*batcher, *steppedAppender, context.Context, *sync.WaitGroup) {
+	st := &steppedAppender{step: make(chan struct{}), quit: make(chan struct{})}
+	b := newBatcher(st, maxRows, 0, 0, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	wg := &sync.WaitGroup{}
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		select {
+		case <-st.quit:
+		default:
+			close(st.quit)
+		}
+		b.close()
+	})
+	return b, st, ctx, wg
 }
 
 // queuedPerDevice counts the readings queued in b's filling batch per

@@ -125,6 +125,22 @@ func markSince(ctx context.Context, q queryRower, deviceID string, since int64) 
 // seqSpan is a range of seqs [from, to); to 0 is open.
 type seqSpan struct{ from, to int64 }
 
+// cond is the condition (" AND …", empty when sp bounds nothing: seqs
+// start at 1) and its arguments that keep a reading's seq within sp.
+func (sp seqSpan) cond() (string, []any) {
+	var c string
+	var args []any
+	if sp.from > 1 {
+		c += ` AND seq >= ?`
+		args = append(args, sp.from)
+	}
+	if sp.to != 0 {
+		c += ` AND seq < ?`
+		args = append(args, sp.to)
+	}
+	return c, args
+}
+
 // queryRower is a reader connection pool or the writer's transaction.
 type queryRower interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row

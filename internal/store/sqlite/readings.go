@@ -325,17 +325,9 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		spans = []seqSpan{{after + 1, 0}}
 	}
 	for _, sp := range spans {
-		stmt.WriteString(cols + `readings WHERE ` + where.String())
-		qargs = append(qargs, args...)
-		if sp.from > 1 {
-			stmt.WriteString(` AND seq >= ?`)
-			qargs = append(qargs, sp.from)
-		}
-		if sp.to != 0 {
-			stmt.WriteString(` AND seq < ?`)
-			qargs = append(qargs, sp.to)
-		}
-		stmt.WriteString(` UNION ALL `)
+		c, a := sp.cond()
+		stmt.WriteString(cols + `readings WHERE ` + where.String() + c + ` UNION ALL `)
+		qargs = append(append(qargs, args...), a...)
 	}
 	stmt.WriteString(cols + `readings_stage WHERE ` + where.String() + ` AND ` + stageLive)
 	qargs = append(qargs, args...)
@@ -463,11 +455,8 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 	}
 	// del deletes the matches in one seq span, at most max (≤ 0: all).
 	del := func(tx *sql.Tx, sp seqSpan, max int64) (int64, error) {
-		w, a := where+` AND seq >= ?`, append(slices.Clip(args), sp.from)
-		if sp.to != 0 {
-			w += ` AND seq < ?`
-			a = append(a, sp.to)
-		}
+		c, a := sp.cond()
+		w, a := where+c, append(slices.Clip(args), a...)
 		stmt := `DELETE FROM readings WHERE ` + w
 		if max > 0 {
 			stmt = `DELETE FROM readings WHERE (dkey, seq) IN (SELECT dkey, seq FROM readings WHERE ` + w + ` ORDER BY dkey, seq LIMIT ?)`

@@ -355,6 +355,20 @@ func TestOpenPathNeedingEscapes(t *testing.T) {
 	}
 }
 
+// benchDevices returns the ids of n devices and a ~100-byte reading for
+// the append benchmarks.
+func benchDevices(n int) ([]string, []byte) {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("device-%03d", i)
+	}
+	payload := []byte(`{"temperature_c":21.37,"humidity_pct":48.2,"battery_v":3.71,"rssi_dbm":-67,"seq":1234567}`)
+	for len(payload) < 100 {
+		payload = append(payload, ' ')
+	}
+	return ids, payload
+}
+
 // BenchmarkAppendReadings measures ingest: batches of 1000 readings with
 // ~100-byte payloads spread over 100 devices, each batch one durable
 // commit.
@@ -365,14 +379,7 @@ func BenchmarkAppendReadings(b *testing.B) {
 	)
 	db := openTemp(b)
 	ctx := context.Background()
-	devIDs := make([]string, devices)
-	for i := range devIDs {
-		devIDs[i] = fmt.Sprintf("device-%03d", i)
-	}
-	payload := []byte(`{"temperature_c":21.37,"humidity_pct":48.2,"battery_v":3.71,"rssi_dbm":-67,"seq":1234567}`)
-	for len(payload) < 100 {
-		payload = append(payload, ' ')
-	}
+	devIDs, payload := benchDevices(devices)
 	batch := make([]store.Reading, batchSize)
 
 	b.ReportAllocs()
@@ -407,14 +414,7 @@ func BenchmarkAppendReadingsBatch(b *testing.B) {
 			const devices = 100
 			db := openTemp(b)
 			ctx := context.Background()
-			devIDs := make([]string, devices)
-			for i := range devIDs {
-				devIDs[i] = fmt.Sprintf("device-%03d", i)
-			}
-			payload := []byte(`{"temperature_c":21.37,"humidity_pct":48.2,"battery_v":3.71,"rssi_dbm":-67,"seq":1234567}`)
-			for len(payload) < 100 {
-				payload = append(payload, ' ')
-			}
+			devIDs, payload := benchDevices(devices)
 			batch := make([]store.Reading, size)
 			fill := func(rows int) {
 				for i := range batch {

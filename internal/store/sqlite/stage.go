@@ -5,11 +5,10 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -281,13 +280,12 @@ func (db *DB) planPass(ctx context.Context, max int) (*mergePass, error) {
 		FROM readings_stage WHERE seq <= ?`, p.upto).Scan(&dkeys, &seqs); err != nil {
 		return nil, fmt.Errorf("plan merge: %w", err)
 	}
-	ks, err := intArray(dkeys)
-	if err != nil {
-		return nil, fmt.Errorf("plan merge: %w", err)
+	var ks, ss []int64
+	if err := json.Unmarshal([]byte(dkeys), &ks); err != nil {
+		return nil, fmt.Errorf("plan merge: keys: %w", err)
 	}
-	ss, err := intArray(seqs)
-	if err != nil {
-		return nil, fmt.Errorf("plan merge: %w", err)
+	if err := json.Unmarshal([]byte(seqs), &ss); err != nil {
+		return nil, fmt.Errorf("plan merge: seqs: %w", err)
 	}
 	if len(ks) != len(ss) {
 		return nil, fmt.Errorf("plan merge: %d keys for %d seqs", len(ks), len(ss))
@@ -301,37 +299,13 @@ func (db *DB) planPass(ctx context.Context, max int) (*mergePass, error) {
 		}
 	}
 	slices.SortFunc(rows, func(a, b row) int {
-		if c := cmp.Compare(a.dkey, b.dkey); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.seq, b.seq)
+		return cmp.Or(cmp.Compare(a.dkey, b.dkey), cmp.Compare(a.seq, b.seq))
 	})
 	p.dkeys, p.seqs = make([]int64, len(rows)), make([]int64, len(rows))
 	for i, r := range rows {
 		p.dkeys[i], p.seqs[i] = r.dkey, r.seq
 	}
 	return p, nil
-}
-
-// intArray parses a JSON array of integers as SQLite writes it.
-func intArray(s string) ([]int64, error) {
-	s = strings.TrimSpace(s)
-	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' {
-		return nil, fmt.Errorf("not a JSON array of integers (%d bytes)", len(s))
-	}
-	s = s[1 : len(s)-1]
-	if s == "" {
-		return nil, nil
-	}
-	out := make([]int64, 0, strings.Count(s, ",")+1)
-	for f := range strings.SplitSeq(s, ",") {
-		n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("not a JSON array of integers: %w", err)
-		}
-		out = append(out, n)
-	}
-	return out, nil
 }
 
 // mergeStep runs the next step of p: it copies up to rows of its
@@ -401,15 +375,10 @@ func (db *DB) mergeStep(ctx context.Context, p *mergePass, rows int, yield bool)
 		return errStalePass
 	}
 	if k > 0 {
-		b := make([]byte, 0, 12*k)
-		b = append(b, '[')
-		for i, s := range p.seqs[:k] {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendInt(b, s, 10)
+		b, err := json.Marshal(p.seqs[:k])
+		if err != nil {
+			return fmt.Errorf("merge step: %w", err)
 		}
-		b = append(b, ']')
 		res, err := tx.StmtContext(ctx, db.stmts.stepInsert).ExecContext(ctx, string(b))
 		if err != nil {
 			return fmt.Errorf("merge step: %w", err)
