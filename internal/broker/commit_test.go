@@ -44,9 +44,10 @@ func storedPipeline(t *testing.T, gated bool) (*ingest.Pipeline, *sqlite.DB, *ga
 	return in, db, gs
 }
 
-// startStoredBroker starts a broker with cfg in front of in, for device
-// devA, closed when the test ends (before in: cleanups run last first).
-func startStoredBroker(t *testing.T, cfg Config, in *ingest.Pipeline) *Broker {
+// startStoredBroker starts a broker with cfg in front of in (the pipeline
+// of storedPipeline, or a wrapper of it), for device devA, closed when the
+// test ends (before in: cleanups run last first).
+func startStoredBroker(t *testing.T, cfg Config, in Ingester) *Broker {
 	t.Helper()
 	cfg.TCPAddr = "127.0.0.1:0"
 	b, err := New(cfg, &fakeAuth{secrets: map[string]string{devA: secretA}}, in)

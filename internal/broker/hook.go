@@ -252,26 +252,21 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if isAppClient(cl) {
 		return h.appACL(cl, topic, write)
 	}
-	id := deviceOf(cl)
 	if write {
-		if _, ok := publishStream(id, topic); ok {
-			return true
-		}
-		if h.state != nil && isStateTopic(id, topic) {
-			return true
-		}
-		if _, ok := h.systemHandler(id, topic); ok {
-			return true
-		}
-		if cl.Properties.ProtocolVersion < 5 {
-			// mochi answers a denied 3.1.1 publish with a DISCONNECT,
-			// which 3.1.1 does not have: OnPublish acknowledges it
-			// without keeping it instead, as for a refused reading.
-			return true
-		}
-		h.denyPublish(id, topic)
-		return false
+		// A device's publish is judged in OnPublish, topic and all, never
+		// here: mochi answers a publish this check denies at once (an
+		// MQTT 5 QoS 1 one with a PUBACK "not authorized", ahead of the
+		// PUBACKs of earlier readings still waiting for their commit,
+		// where MQTT requires them in the order the PUBLISH packets came;
+		// a 3.1.1 one with a DISCONNECT, which 3.1.1 does not have).
+		// OnPublish refuses a topic outside the device's namespace through
+		// the connection's ack queue instead (refusePublish), and nothing
+		// it refuses is forwarded or retained. mochi asks with write set
+		// only for a client's PUBLISH (processPublish): a will never comes
+		// here, acceptWill checks it at CONNECT.
+		return true
 	}
+	id := deviceOf(cl)
 	if _, own := publishStream(id, topic); own {
 		// The device's own reading topics: its readings are handed to
 		// apps, never echoed back to the device that sent them.
@@ -313,11 +308,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		if handle, ok := h.systemHandler(id, pk.TopicName); ok {
 			return h.onSystem(cl, pk, id, handle)
 		}
-		if cl.Properties.ProtocolVersion < 5 {
-			h.denyPublish(id, pk.TopicName)
-			return h.ackInOrder(cl, pk, packets.CodeSuccess)
-		}
-		return pk, packets.ErrRejectPacket // the ACL check ran first; this is defence in depth
+		return h.refusePublish(cl, id, pk)
 	}
 	// A reading lives in the store, where consent, retention and deletion
 	// apply; a retained copy in broker memory would escape all three.
@@ -378,6 +369,37 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		go func() { _ = cl.Net.Conn.Close() }()
 	}
 	return pk, packets.ErrRejectPacket
+}
+
+// refusePublish answers a device's publish to a topic outside its
+// namespace: counted and logged once, never kept, forwarded or retained
+// (handled and ackInOrder mark it Ignore, which mochi's retain and
+// delivery both honour).
+//
+// MQTT 5 QoS 1 gets a PUBACK "not authorized" from the ack queue, after
+// those of earlier readings; QoS 2 a PUBREC "not authorized" at once, as
+// mochi's own ACL denial sends it (PUBRECs are ordered only among
+// themselves, and a QoS 2 reading's PUBREC is written once it is
+// committed, before the next packet is read); QoS 0 nothing. MQTT 3.1.1
+// has no negative acknowledgement: the publish is acknowledged (in turn)
+// without being kept, as a refused reading is, so the device does not
+// resend it forever.
+func (h *hook) refusePublish(cl *mqtt.Client, id string, pk packets.Packet) (packets.Packet, error) {
+	h.denyPublish(id, pk.TopicName)
+	if cl.Properties.ProtocolVersion < 5 {
+		return h.ackInOrder(cl, pk, packets.CodeSuccess)
+	}
+	switch pk.FixedHeader.Qos {
+	case 1:
+		return h.ackInOrder(cl, pk, packets.ErrNotAuthorized)
+	case 2:
+		rec := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: pk.PacketID,
+			ReasonCode: packets.ErrNotAuthorized.Code}
+		rec.Properties.ReasonString = packets.ErrNotAuthorized.Reason
+		// A failed write ends the connection; the client resends.
+		_ = cl.WritePacket(rec)
+	}
+	return handled(pk), nil
 }
 
 // ackInOrder answers a QoS 1 publish the hook dealt with itself (refused,

@@ -21,6 +21,9 @@ const (
 	CONNACK     = 2
 	PUBLISH     = 3
 	PUBACK      = 4
+	PUBREC      = 5
+	PUBREL      = 6
+	PUBCOMP     = 7
 	SUBSCRIBE   = 8
 	SUBACK      = 9
 	UNSUBSCRIBE = 10
@@ -144,6 +147,12 @@ func Puback(id uint16) []byte {
 	return packet(PUBACK<<4, binary.BigEndian.AppendUint16(nil, id))
 }
 
+// Pubrel returns a PUBREL packet (success, no properties): the second
+// step of QoS 2's handshake, after the broker's PUBREC.
+func Pubrel(id uint16) []byte {
+	return packet(PUBREL<<4|0x02, binary.BigEndian.AppendUint16(nil, id))
+}
+
 // PropVarInt encodes a variable byte integer property (a Subscription
 // Identifier, 0x0B).
 func PropVarInt(id byte, v uint32) []byte { return binary.AppendUvarint([]byte{id}, uint64(v)) }
@@ -183,15 +192,16 @@ type Packet struct {
 	Body  []byte // after the fixed header
 }
 
-// ReasonCode is the CONNACK return code, or the reason code of a PUBACK
-// (0 when left out) or DISCONNECT; for a SUBACK, the first granted code.
+// ReasonCode is the CONNACK return code, or the reason code of a PUBACK,
+// PUBREC or PUBCOMP (0 when left out) or DISCONNECT; for a SUBACK, the
+// first granted code.
 func (p Packet) ReasonCode(version byte) byte {
 	switch p.Type {
 	case CONNACK:
 		if len(p.Body) >= 2 {
 			return p.Body[1]
 		}
-	case PUBACK:
+	case PUBACK, PUBREC, PUBCOMP:
 		if len(p.Body) >= 3 {
 			return p.Body[2]
 		}

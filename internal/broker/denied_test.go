@@ -1,0 +1,193 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/candor-iot/candor/internal/broker/mqtttest"
+	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// aclCounting is the real ingest pipeline with the ACL denials the hook
+// counts against each device recorded: the pipeline's own counters go to
+// the store, which drops those of a device it does not know (the test
+// devices come from fakeAuth).
+type aclCounting struct {
+	*ingest.Pipeline
+	mu     sync.Mutex
+	denied map[string]int64
+}
+
+func (c *aclCounting) Count(deviceID string, delta store.DeviceCounters) {
+	c.mu.Lock()
+	c.denied[deviceID] += delta.ACLDenied
+	c.mu.Unlock()
+	c.Pipeline.Count(deviceID, delta)
+}
+
+func (c *aclCounting) deniedOf(deviceID string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.denied[deviceID]
+}
+
+// deniedMonitor records the monitor's Denied signals by device.
+type deniedMonitor struct {
+	noMonitor
+	mu     sync.Mutex
+	denied map[string]int
+}
+
+func (m *deniedMonitor) Denied(deviceID string) {
+	m.mu.Lock()
+	m.denied[deviceID]++
+	m.mu.Unlock()
+}
+
+func (m *deniedMonitor) deniedOf(deviceID string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.denied[deviceID]
+}
+
+// ackEvent names an answer the broker sent: its type, packet id and
+// reason code.
+func ackEvent(p mqtttest.Packet, version byte) string {
+	name := map[byte]string{mqtttest.PUBACK: "PUBACK", mqtttest.PUBREC: "PUBREC", mqtttest.PUBCOMP: "PUBCOMP",
+		mqtttest.PINGRESP: "PINGRESP"}[p.Type]
+	if p.Type == mqtttest.PINGRESP {
+		return name
+	}
+	if name == "" || len(p.Body) < 2 {
+		return fmt.Sprintf("unexpected % x", p.Raw)
+	}
+	return fmt.Sprintf("%s %d %#x", name, uint16(p.Body[0])<<8|uint16(p.Body[1]), p.ReasonCode(version))
+}
+
+// TestDeniedPublishAnsweredInTurn: a device's publish to a topic outside
+// its namespace (here another device's command topic, retained), sent
+// between two QoS 1 readings whose commit is held, is answered as MQTT
+// requires: an MQTT 5 QoS 1 one with a PUBACK "not authorized" (0x87)
+// after the first reading's PUBACK and before the second's (§4.6: PUBACKs
+// in the order the PUBLISH packets came), not at once as mochi's ACL
+// denial sent it. QoS 0 gets no answer, QoS 2 a PUBREC 0x87 at once
+// (PUBRECs are ordered among themselves only); MQTT 3.1.1, without
+// negative acknowledgements, gets success in turn (QoS 1) or QoS 2's
+// handshake. In every case the publish is denied once (counter, monitor,
+// metric, log line), never stored, delivered or retained.
+func TestDeniedPublishAnsweredInTurn(t *testing.T) {
+	const first, denied, last = 21, 22, 23
+	tests := []struct {
+		version, qos byte
+		want         []string // answers in the order they come, PINGRESP marking the PINGREQ sent after the three
+	}{
+		{5, 1, []string{"PINGRESP", "PUBACK 21 0x0", "PUBACK 22 0x87", "PUBACK 23 0x0"}},
+		{5, 0, []string{"PINGRESP", "PUBACK 21 0x0", "PUBACK 23 0x0"}},
+		{5, 2, []string{"PUBREC 22 0x87", "PINGRESP", "PUBACK 21 0x0", "PUBACK 23 0x0"}},
+		{4, 1, []string{"PINGRESP", "PUBACK 21 0x0", "PUBACK 22 0x0", "PUBACK 23 0x0"}},
+		{4, 0, []string{"PINGRESP", "PUBACK 21 0x0", "PUBACK 23 0x0"}},
+		{4, 2, []string{"PUBREC 22 0x0", "PINGRESP", "PUBACK 21 0x0", "PUBACK 23 0x0"}},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("v%d/qos%d", tc.version, tc.qos), func(t *testing.T) {
+			v := tc.version
+			pipe, db, gs := storedPipeline(t, true)
+			in := &aclCounting{Pipeline: pipe, denied: map[string]int64{}}
+			mon := &deniedMonitor{denied: map[string]int{}}
+			logs := &lockedBuffer{}
+			reg := prometheus.NewRegistry()
+			b := startStoredBroker(t, Config{Monitor: mon, Registerer: reg, Logger: slog.New(slog.NewTextHandler(logs, nil))}, in)
+			t.Cleanup(func() { close(gs.open) })
+
+			// Whatever mochi routes reaches this subscription, whichever
+			// client's ACL would let it through.
+			var mu sync.Mutex
+			var routed []string
+			if err := b.srv.Subscribe("#", 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+				mu.Lock()
+				routed = append(routed, pk.TopicName)
+				mu.Unlock()
+			}); err != nil {
+				t.Fatal(err)
+			}
+
+			c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+			c.Send(mqtttest.Connect{Version: v, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
+			if ack := c.Expect(mqtttest.CONNACK); ack.ReasonCode(v) != 0 {
+				t.Fatalf("connect refused: % x", ack.Raw)
+			}
+			reading := ReadingTopic(devA, "temperature")
+			outside := ControlTopic(devB, "unlock")
+			c.Send(mqtttest.Publish(v, reading, []byte(`{"c":21.5}`), 1, first, false))
+			<-gs.entered // the first reading's commit is held at the gate
+			c.Send(mqtttest.Publish(v, outside, []byte(`{"unlock":"payload-marker"}`), tc.qos, denied, true))
+			c.Send(mqtttest.Publish(v, reading, []byte(`{"c":21.6}`), 1, last, false))
+			// All three PUBLISH packets are handled before this PINGREQ:
+			// an answer sent without waiting its turn comes before the
+			// PINGRESP.
+			c.Send(mqtttest.Pingreq())
+			var got []string
+			for len(got) < len(tc.want) {
+				if len(got) > 0 && got[len(got)-1] == "PINGRESP" && !slices.Contains(got, "PUBACK 21 0x0") {
+					gs.open <- struct{}{} // the first reading commits
+					gs.open <- struct{}{} // then the last, in a batch of its own
+				}
+				p, err := c.Next()
+				if err != nil {
+					t.Fatalf("after %q: %v", got, err)
+				}
+				got = append(got, ackEvent(p, v))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("answers %q, want %q", got, tc.want)
+			}
+			if v == 4 && tc.qos == 2 {
+				c.Send(mqtttest.Pubrel(denied))
+				if p := c.Expect(mqtttest.PUBCOMP); ackEvent(p, v) != "PUBCOMP 22 0x0" {
+					t.Errorf("PUBCOMP % x", p.Raw)
+				}
+			}
+			c.Send(mqtttest.Pingreq())
+			c.Expect(mqtttest.PINGRESP)
+
+			mu.Lock()
+			if len(routed) != 0 {
+				t.Errorf("mochi routed %q", routed)
+			}
+			mu.Unlock()
+			if kept := b.srv.Topics.Messages("#"); len(kept) != 0 {
+				t.Errorf("retained: %d messages, first on %s", len(kept), kept[0].TopicName)
+			}
+			if n, err := db.CountReadings(context.Background(), devA); err != nil || n != 2 {
+				t.Errorf("%d readings stored (%v), want the 2 readings", n, err)
+			}
+			if n := in.deniedOf(devA); n != 1 {
+				t.Errorf("ACL denials counted against %s: %d, want 1", devA, n)
+			}
+			if n := mon.deniedOf(devA); n != 1 {
+				t.Errorf("monitor told of %d denials, want 1", n)
+			}
+			if n := counter(t, reg, "candor_mqtt_acl_denied_total", "action", "publish"); n != 1 {
+				t.Errorf("acl_denied{action=publish} = %v, want 1", n)
+			}
+			if n := strings.Count(logs.String(), "mqtt publish denied"); n != 1 {
+				t.Errorf("%d log lines for the denied publish, want 1:\n%s", n, logs)
+			}
+			if strings.Contains(logs.String(), "payload-marker") {
+				t.Errorf("a log line carries the payload:\n%s", logs)
+			}
+			c.Send(mqtttest.Disconnect())
+			c.ExpectClosed()
+		})
+	}
+}
