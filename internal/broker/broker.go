@@ -152,6 +152,14 @@ type Broker struct {
 	closeErr  error
 }
 
+// topicAliasMaximum is 0: MQTT 5 topic aliases are not offered. mochi
+// checks the ACL on a publish's topic before resolving an alias, so an
+// app's or a bridge's alias-only publish would be denied (a device's
+// publish is judged in OnPublish, after resolution): the CONNACK says
+// aliases are not supported rather than accept and then refuse them, and
+// mochi ends a connection that uses one.
+const topicAliasMaximum = 0
+
 // New builds a broker and binds its TCP and TLS listeners, so a port in
 // use fails here; Start begins accepting connections (and opens the
 // WebSocket listener).
@@ -170,10 +178,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	// Sessions of offline devices are kept for a day, not forever, so a
 	// device that disappears does not pin memory.
 	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
-	// mochi checks the ACL on a publish's topic before resolving an MQTT 5
-	// topic alias, so alias-only publishes would be denied: advertise that
-	// aliases are not supported rather than accept and then refuse them.
-	caps.TopicAliasMaximum = 0
+	caps.TopicAliasMaximum = topicAliasMaximum
 	// Each connection gets a channel of this many pending outbound
 	// publishes, allocated up front: mochi's default (8192) costs 64 KiB
 	// per idle device. Devices receive only their retained control

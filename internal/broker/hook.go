@@ -84,6 +84,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
 		mqtt.OnPacketSent,
+		mqtt.OnPacketRead,
 		mqtt.OnPublishDropped:
 		return true
 	}
@@ -393,13 +394,51 @@ func (h *hook) refusePublish(cl *mqtt.Client, id string, pk packets.Packet) (pac
 	case 1:
 		return h.ackInOrder(cl, pk, packets.ErrNotAuthorized)
 	case 2:
-		rec := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: pk.PacketID,
-			ReasonCode: packets.ErrNotAuthorized.Code}
-		rec.Properties.ReasonString = packets.ErrNotAuthorized.Reason
-		// A failed write ends the connection; the client resends.
-		_ = cl.WritePacket(rec)
+		pubrecRefused(cl, pk.PacketID)
 	}
 	return handled(pk), nil
+}
+
+// pubrecRefused writes a PUBREC "not authorized" for a refused QoS 2
+// publish, byte for byte the one mochi writes for a publish its ACL check
+// denies; MQTT 3.1.1 has no reason code, so there it is a plain PUBREC
+// (success), and mochi answers the client's PUBREL with a PUBCOMP.
+func pubrecRefused(cl *mqtt.Client, id uint16) {
+	rec := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: id,
+		ReasonCode: packets.ErrNotAuthorized.Code}
+	rec.Properties.ReasonString = packets.ErrNotAuthorized.Reason
+	_ = cl.WritePacket(rec) // a failed write ends the connection; the client resends
+}
+
+// OnPacketRead answers a device's publish that mochi would drop without
+// any answer: one to a topic name mochi does not route (one beginning
+// with $SYS, a bare $share: mqtt.IsValidFilter), which processPublish
+// returns from before any hook is asked. Left alone, a QoS 1 one would
+// never be acknowledged while later readings' PUBACKs go out, and MQTT
+// requires an answer to each, in the order the PUBLISH packets came. It
+// is a publish outside the device's namespace: answered and counted as
+// refusePublish does, and mochi still drops it (nothing is routed or
+// retained). Every packet comes here, so anything that does not begin
+// with '$' leaves at once; a publish that fails mochi's checks
+// (PublishValidate) is left to mochi, which ends the connection.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || pk.TopicName == "" || pk.TopicName[0] != '$' ||
+		cl.Net.Inline || isAppClient(cl) || mqtt.IsValidFilter(pk.TopicName, true) ||
+		pk.PublishValidate(topicAliasMaximum) != packets.CodeSuccess {
+		return pk, nil
+	}
+	h.denyPublish(deviceOf(cl), pk.TopicName)
+	switch pk.FixedHeader.Qos {
+	case 1:
+		code := packets.ErrNotAuthorized
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.CodeSuccess // no negative PUBACK in 3.1.1
+		}
+		_, _ = h.ackInOrder(cl, pk, code)
+	case 2:
+		pubrecRefused(cl, pk.PacketID)
+	}
+	return pk, nil
 }
 
 // ackInOrder answers a QoS 1 publish the hook dealt with itself (refused,
