@@ -2,12 +2,15 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -266,6 +269,51 @@ func TestUnroutablePublishAnsweredInTurn(t *testing.T) {
 				}
 			}
 			check(t)
+		})
+	}
+}
+
+// failingState is a state reporter whose store fails.
+type failingState struct{}
+
+func (failingState) ReportState(context.Context, string, []byte) error {
+	return errors.New("disk I/O error")
+}
+
+// TestStateNotStoredClosesConnection: a device's state message that could
+// not be stored is not acknowledged, and where no negative answer exists
+// (MQTT 3.1.1 QoS 1 and 2, MQTT 5 QoS 2: mochi cannot put a failure in a
+// PUBREC it completes) the connection is closed, as for a reading whose
+// commit failed, so the device resends it. Left open with no answer, the
+// device would wait for that acknowledgement forever while later
+// readings' PUBACKs went out, where MQTT requires them in order.
+func TestStateNotStoredClosesConnection(t *testing.T) {
+	for _, tc := range []struct{ version, qos byte }{{4, 1}, {4, 2}, {5, 2}} {
+		t.Run(fmt.Sprintf("v%d/qos%d", tc.version, tc.qos), func(t *testing.T) {
+			v := tc.version
+			in, _, _ := storedPipeline(t, false)
+			b := startStoredBroker(t, Config{State: failingState{}}, in)
+			c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+			c.Send(mqtttest.Connect{Version: v, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
+			if ack := c.Expect(mqtttest.CONNACK); ack.ReasonCode(v) != 0 {
+				t.Fatalf("connect refused: % x", ack.Raw)
+			}
+			c.Send(mqtttest.Publish(v, TopicRoot+"/"+devA+"/$state", []byte(`{"firmware":"1.0.0"}`), tc.qos, middleID, false))
+			c.Send(mqtttest.Pingreq())
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for {
+				p, err := c.Next()
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatal("the connection is still open, the state message unanswered")
+				}
+				if err != nil {
+					break // closed: the device resends after reconnecting
+				}
+				if p.Type != mqtttest.PINGRESP {
+					t.Fatalf("the unstored state message was answered: % x", p.Raw)
+				}
+			}
 		})
 	}
 }

@@ -502,6 +502,13 @@ func (h *hook) onState(cl *mqtt.Client, id string, pk packets.Packet) (packets.P
 	if cl.Properties.ProtocolVersion == 5 && qos == 1 {
 		return h.ackInOrder(cl, pk, packets.ErrImplementationSpecificError)
 	}
+	if qos > 0 {
+		// As for a reading not stored: with no negative answer to give,
+		// closing makes the device resend it. Left unanswered on an open
+		// connection, the device would wait for this acknowledgement while
+		// later readings' PUBACKs went out.
+		go func() { _ = cl.Net.Conn.Close() }()
+	}
 	return pk, packets.ErrRejectPacket
 }
 
