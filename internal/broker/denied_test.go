@@ -317,3 +317,27 @@ func TestStateNotStoredClosesConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestTopicAliasEndsConnection: topic aliases are not offered
+// (topicAliasMaximum), and a publish that uses one anyway is a protocol
+// error mochi answers with a DISCONNECT "topic alias invalid" (0x94)
+// before any hook sees it: no PUBACK can come out of turn for it.
+func TestTopicAliasEndsConnection(t *testing.T) {
+	in, _, _ := storedPipeline(t, false)
+	b := startStoredBroker(t, Config{}, in)
+	c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+	c.Send(mqtttest.Connect{Version: 5, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
+	if ack := c.Expect(mqtttest.CONNACK); ack.ReasonCode(5) != 0 {
+		t.Fatalf("connect refused: % x", ack.Raw)
+	}
+	// PUBLISH QoS 1 with properties: Topic Alias (0x23) 1.
+	topic := ReadingTopic(devA, "temperature")
+	body := append([]byte{0, byte(len(topic))}, topic...)
+	body = append(body, 0, middleID, 3, 0x23, 0, 1)
+	body = append(body, `{"c":21.5}`...)
+	c.Send(append([]byte{mqtttest.PUBLISH<<4 | 1<<1, byte(len(body))}, body...))
+	if d := c.Expect(mqtttest.DISCONNECT); d.ReasonCode(5) != packets.ErrTopicAliasInvalid.Code {
+		t.Fatalf("DISCONNECT % x, want reason %#x", d.Raw, packets.ErrTopicAliasInvalid.Code)
+	}
+	c.ExpectClosed()
+}

@@ -5,12 +5,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/candor-iot/candor/internal/broker/mqtttest"
 	"github.com/candor-iot/candor/internal/ingest"
@@ -166,4 +170,43 @@ func publishWindowed(c net.Conn, topic string, payload []byte, n, window int) er
 		}
 	}
 	return <-errc
+}
+
+// withoutPacketRead is the policy hook as it was before it answered
+// unroutable publishes in OnPacketRead.
+type withoutPacketRead struct{ *hook }
+
+func (w withoutPacketRead) Provides(b byte) bool { return b != mqtt.OnPacketRead && w.hook.Provides(b) }
+
+// BenchmarkPacketReadHook measures what the policy hook's OnPacketRead
+// (answering a device's publish mochi would drop unanswered) adds to
+// every packet a device sends: mochi's OnPacketRead dispatch for a
+// reading with the hook providing it, against the same hooks without.
+//
+//	go test -run '^$' -bench PacketReadHook ./internal/broker/
+func BenchmarkPacketReadHook(b *testing.B) {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 7,
+		TopicName: ReadingTopic(devA, "temperature"), Payload: []byte(`{"c":21.5}`)}
+	cl := &mqtt.Client{}
+	for _, tc := range []struct {
+		name string
+		h    mqtt.Hook
+	}{
+		{"without", withoutPacketRead{newHook(nil, nil, nil, nil)}},
+		{"with", newHook(nil, nil, nil, nil)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			hs := &mqtt.Hooks{Log: slog.New(slog.DiscardHandler)}
+			for _, h := range []mqtt.Hook{tc.h, &connackCodes{}} {
+				if err := hs.Add(h, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				if _, err := hs.OnPacketRead(cl, pk); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
