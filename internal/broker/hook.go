@@ -40,6 +40,9 @@ type hook struct {
 	authFail  *prometheus.CounterVec
 	aclDenied *prometheus.CounterVec
 	acks      sync.Map // *mqtt.Client → *ackQueue
+	// ackRuns counts the ack queues' run goroutines started (tests: most
+	// PUBACKs should need none).
+	ackRuns atomic.Int64
 	connack   *connackCodes
 	mon       Monitor // never nil
 	// closing refuses every new connection while the broker shuts down.
