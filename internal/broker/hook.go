@@ -43,8 +43,8 @@ type hook struct {
 	// ackRuns counts the ack queues' run goroutines started (tests: most
 	// PUBACKs should need none).
 	ackRuns atomic.Int64
-	connack   *connackCodes
-	mon       Monitor // never nil
+	connack *connackCodes
+	mon     Monitor // never nil
 	// closing refuses every new connection while the broker shuts down.
 	closing atomic.Bool
 	// system handles devices' reserved topics, by the part after
