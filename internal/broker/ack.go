@@ -224,6 +224,7 @@ func (q *ackQueue) tryWrite(p []byte) int {
 	if err != nil || werr != nil || n < 0 {
 		return 0 // EAGAIN and the like: the run goroutine waits instead
 	}
+	q.h.ackWrites.Add(1)
 	return n
 }
 
@@ -281,6 +282,7 @@ func (q *ackQueue) flushRead() {
 	if n < len(p) {
 		// state is ackIdle (rbuf is non-empty), so out is empty and
 		// nobody else writes: hand the rest over.
+		q.h.ackShort.Add(1)
 		q.mu.Lock()
 		q.out = append(q.out, p[n:]...)
 		q.state.Store(ackRunning)
@@ -332,6 +334,7 @@ func (q *ackQueue) drive() {
 			q.mu.Lock()
 			q.out = out[:copy(out, out[n:])]
 			if len(q.out) > 0 {
+				q.h.ackShort.Add(1)
 				q.state.Store(ackRunning)
 				q.mu.Unlock()
 				q.start()
