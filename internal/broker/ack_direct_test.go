@@ -1,15 +1,24 @@
 package broker
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/candor-iot/candor/internal/broker/mqtttest"
+	"github.com/candor-iot/candor/internal/ingest"
+	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/tlscert"
 )
 
@@ -285,5 +294,54 @@ func TestPubackOverTLS(t *testing.T) {
 		if got, err := db.CountReadings(t.Context(), devA); err != nil || got != 50 {
 			t.Fatalf("within %v: %d readings stored (%v), want 50", within, got, err)
 		}
+	}
+}
+
+// failingStore is a real SQLite store whose commits of readings fail
+// while fail is set.
+type failingStore struct {
+	*sqlite.DB
+	fail atomic.Bool
+}
+
+func (f *failingStore) AppendReadings(ctx context.Context, rs []store.Reading) error {
+	if f.fail.Load() {
+		return errors.New("disk on fire")
+	}
+	return f.DB.AppendReadings(ctx, rs)
+}
+
+// A failed commit is answered as before, through the run goroutine: MQTT
+// 5 gets a PUBACK with an error code, in turn; 3.1.1 has the connection
+// closed without a PUBACK. The direct path carries on for what follows.
+func TestFailedCommitThroughDirectPath(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	fs := &failingStore{DB: db}
+	in := ingest.New(fs, ingest.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(in.Close)
+	b := startStoredBroker(t, Config{}, in)
+	for _, v := range []byte{5, 4} {
+		c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+		connectA(t, c, v)
+		base := uint16(v) * 10
+		c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, base+1, false))
+		expectPuback(t, c, v, base+1, 0)
+		fs.fail.Store(true)
+		c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":2}`), 1, base+2, false))
+		if v == 4 {
+			c.ExpectClosed()
+			fs.fail.Store(false)
+			continue
+		}
+		expectPuback(t, c, v, base+2, packets.ErrImplementationSpecificError.Code)
+		fs.fail.Store(false)
+		c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":3}`), 1, base+3, false))
+		expectPuback(t, c, v, base+3, 0)
+		c.Send(mqtttest.Disconnect())
+		c.ExpectClosed()
 	}
 }
