@@ -1,9 +1,11 @@
 package broker
 
 import (
-	"bytes"
 	"context"
+	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -41,34 +43,93 @@ type ackItem struct {
 // The PUBACKs of every reading already committed are written together:
 // one write(2) per connection per committed batch instead of one per
 // message. Per-message writes were 22% of the hub's CPU at full speed
-// (issue #19). A PUBACK is never held back for a later commit: the
-// gathered ones are written before waiting on a reading that is not yet
-// committed.
+// (issue #19). A PUBACK is never held back for a later commit.
 //
-// The goroutine that waits and writes runs only while readings are
-// waiting: it starts with the first QoS 1 reading after a quiet spell and
-// ends, releasing the queue's memory, once everything is acknowledged. A
-// device that sends a reading a minute and is otherwise idle holds no
-// goroutine and no buffer for it between readings (a goroutine for the
-// life of the connection and a 1,024-slot channel cost about 32 KiB per
-// device, more than the rest of its connection).
+// On a plain TCP connection nothing waits in a goroutine of its own. The
+// queue registers with the batch of its first waiting reading
+// (ingest.Ticket.NotifyCommit), once, not per reading; that batch's commit
+// (Committed, on the batcher's goroutine) writes the PUBACKs of every
+// reading now committed in one non-blocking write and registers with the
+// batch of the next waiting one. A commit used to wake one goroutine per
+// reading it held, all at once, and on 2 cores the last of 30-40 waited
+// milliseconds to run (docs/benchmarks.md, "Session 4: where the paced
+// PUBACK tail waits"). A reading acknowledged without waiting (the
+// bounded-window mode) that nothing waits ahead of is not even queued: its
+// PUBACK goes into rbuf, which the read loop writes just before it blocks
+// on the socket (guardConn.Read), so PUBACKs of packets read together
+// still leave together.
+//
+// Whatever cannot be written that way goes to the run goroutine, which
+// waits and writes with blocking writes as before: a connection over TLS
+// or WebSocket (no socket of ours to write to), a refusal (its reason
+// string goes through mochi's encoder), a failed commit, and the rest of a
+// non-blocking write the socket did not take in full or that would have
+// had to wait for mochi's lock. It runs only while readings are waiting: it
+// starts with them and ends, releasing the queue's memory, once everything
+// is acknowledged. A device that sends a reading a minute holds no
+// goroutine and no large buffer for it between readings (a goroutine for
+// the life of the connection and a 1,024-slot channel cost about 32 KiB
+// per device, more than the rest of its connection).
+//
+// Exactly one writer of PUBACKs exists at a time, named by state: the one
+// that moved it out of ackIdle, and only the read loop (push) does that.
 type ackQueue struct {
 	cl    *mqtt.Client
 	h     *hook
-	write func([]byte) error // writes whole packets to the connection
+	write func([]byte) error // writes whole packets to the connection, blocking
+
+	// For non-blocking writes, set on a plain TCP connection that came
+	// through the guard (nil otherwise): the socket, and wfn, the function
+	// handed to raw.Write, made once so a write allocates nothing. wp is
+	// what wfn writes, wn and werr what came of it; only the one writer
+	// touches them.
+	raw  syscall.RawConn
+	gc   *guardConn
+	wfn  func(fd uintptr) bool
+	wp   []byte
+	wn   int
+	werr error
+
+	// rbuf holds the PUBACKs of readings acknowledged at once that nothing
+	// was waiting ahead of (state ackIdle), until the read loop is about
+	// to block (flushRead). Only the read loop touches it.
+	rbuf []byte
+
+	// state is who writes the next PUBACKs (ackIdle...). It is changed
+	// under mu; the read loop reads it without mu, which is safe because
+	// only the read loop moves it out of ackIdle.
+	state atomic.Int32
 
 	mu    sync.Mutex
 	space sync.Cond // signalled when waiting readings are acknowledged
-	items []ackItem // waiting for the run goroutine, in arrival order
+	items []ackItem // waiting, in arrival order
 	spare []ackItem // the run goroutine's last batch, reused
+	// out are PUBACKs encoded and not yet written, which go before any of
+	// items: the writer's (ackWriting) current write, or what a
+	// non-blocking write left for the run goroutine.
+	out []byte
 	// n counts the readings pushed and not yet acknowledged, including
 	// those in the batch the run goroutine holds.
-	n       int
-	running bool // a run goroutine exists
-	done    bool
+	n    int
+	done bool
 	// exited, if set (tests), is called each time a run goroutine ends.
 	exited func()
 }
+
+// The states of an ackQueue.
+const (
+	ackIdle    int32 = iota // no reading waits (PUBACKs may sit in rbuf)
+	ackWaiting              // registered with the batch of items[0]
+	ackWriting              // a non-blocking write is under way (drive)
+	ackRunning              // the run goroutine writes
+)
+
+// Small buffers an idle queue keeps, so a paced device allocates nothing
+// per reading; larger ones are let go.
+const (
+	idleItems = 8
+	idleBytes = 256
+)
 
 // queue returns cl's ack queue, made on its first QoS 1 reading. A
 // device's queue hangs off its connection (deviceConn), so the read loop
@@ -81,6 +142,7 @@ func (h *hook) queue(cl *mqtt.Client) *ackQueue {
 		}
 		// Only the connection's read loop makes its queue.
 		q := newAckQueue(cl, h, func(p []byte) error { return writeRaw(cl, p) })
+		q.direct(gc)
 		gc.dev.acks.Store(q)
 		return q
 	}
@@ -100,11 +162,30 @@ func newAckQueue(cl *mqtt.Client, h *hook, write func([]byte) error) *ackQueue {
 	return q
 }
 
+// direct lets q write to gc's socket itself if gc is a plain TCP
+// connection. A TLS or WebSocket connection's bytes must go through its
+// own writer, so those keep the run goroutine.
+func (q *ackQueue) direct(gc *guardConn) {
+	tc, ok := gc.Conn.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	q.raw, q.gc = raw, gc
+	q.wfn = func(fd uintptr) bool {
+		q.wn, q.werr = syscall.Write(int(fd), q.wp)
+		return true // one attempt: never wait for the socket
+	}
+}
+
 // writeRaw writes already encoded packets to cl's connection under the
 // client's lock, the lock mochi's own WritePacket holds while writing, so
 // the bytes never interleave with another packet's. Packets mochi has
 // buffered for cl may go out after these; MQTT orders PUBACKs only among
-// themselves, which the single run goroutine per connection keeps.
+// themselves, which the one writer per connection keeps.
 func writeRaw(cl *mqtt.Client, p []byte) error {
 	if cl.Closed() || cl.Net.Conn == nil {
 		return mqtt.ErrConnectionClosed
@@ -115,10 +196,51 @@ func writeRaw(cl *mqtt.Client, p []byte) error {
 	return err
 }
 
-// push queues a reading's acknowledgement, starting the run goroutine if
-// none is running. It blocks while ackQueueLen readings of the connection
-// wait for their commit. Only the client's own read loop pushes.
+// tryWrite writes what of p the socket takes at once, without waiting for
+// anything: not for mochi's lock on the client (held while mochi writes a
+// packet), not for the guard's (held by a write through its filter), not
+// for room in the socket's buffer. It reports how many bytes went out.
+//
+// Bypassing the guard's filter is safe for PUBACKs: it only acts on
+// CONNACK and DISCONNECT packets, and between writes, every one of whole
+// packets under mochi's lock, it is at a packet boundary.
+func (q *ackQueue) tryWrite(p []byte) int {
+	if !q.cl.TryLock() {
+		return 0
+	}
+	defer q.cl.Unlock()
+	gc := q.gc
+	if !gc.mu.TryLock() {
+		return 0
+	}
+	defer gc.mu.Unlock()
+	if q.cl.Closed() || !gc.acked || gc.refused {
+		return 0
+	}
+	q.wp = p
+	err := q.raw.Write(q.wfn)
+	n, werr := q.wn, q.werr
+	q.wp, q.wn, q.werr = nil, 0, nil
+	if err != nil || werr != nil || n < 0 {
+		return 0 // EAGAIN and the like: the run goroutine waits instead
+	}
+	q.h.ackWrites.Add(1)
+	return n
+}
+
+// push queues a reading's acknowledgement. It blocks while ackQueueLen
+// readings of the connection wait for their commit. Only the client's own
+// read loop pushes.
 func (q *ackQueue) push(it ackItem) {
+	if q.raw != nil && q.state.Load() == ackIdle && ready(it) {
+		// Nothing waits ahead of it: written when the read loop next
+		// blocks, with whatever else it reads until then.
+		q.rbuf = appendPuback(q.rbuf, q.cl.Properties.ProtocolVersion, it.id, packets.CodeSuccess.Code)
+		if len(q.rbuf) >= ackWriteMax {
+			q.flushRead()
+		}
+		return
+	}
 	q.mu.Lock()
 	for q.n >= ackQueueLen && !q.done {
 		q.space.Wait()
@@ -129,16 +251,133 @@ func (q *ackQueue) push(it ackItem) {
 	}
 	q.items = append(q.items, it)
 	q.n++
-	start := !q.running
-	q.running = true
-	q.mu.Unlock()
-	if start {
-		go q.run()
+	if q.state.Load() != ackIdle {
+		q.mu.Unlock() // the writer gets to it in turn
+		return
+	}
+	if q.raw == nil {
+		q.state.Store(ackRunning)
+		q.mu.Unlock()
+		q.start()
+		return
+	}
+	// What rbuf holds goes first.
+	q.out = append(q.out, q.rbuf...)
+	q.rbuf = q.rbuf[:0]
+	q.state.Store(ackWriting)
+	q.drive()
+}
+
+// ready reports whether it is a success PUBACK that may be sent now.
+func ready(it ackItem) bool {
+	return it.refusal == nil && it.ticket.Ready() && it.ticket.Wait(context.Background()) == nil
+}
+
+// flushRead writes rbuf; guardConn.Read calls it before the read loop
+// waits for the socket, and push when rbuf is large. What the socket does
+// not take at once goes to the run goroutine.
+func (q *ackQueue) flushRead() {
+	p := q.rbuf
+	n := q.tryWrite(p)
+	if n < len(p) {
+		// state is ackIdle (rbuf is non-empty), so out is empty and
+		// nobody else writes: hand the rest over.
+		q.h.ackShort.Add(1)
+		q.mu.Lock()
+		q.out = append(q.out, p[n:]...)
+		q.state.Store(ackRunning)
+		q.mu.Unlock()
+		q.start()
+	}
+	if cap(p) > idleBytes {
+		q.rbuf = nil
+	} else {
+		q.rbuf = p[:0]
 	}
 }
 
+// Committed is told by the batch q registered with that it has committed.
+func (q *ackQueue) Committed() {
+	q.mu.Lock()
+	if q.state.Load() != ackWaiting {
+		q.mu.Unlock()
+		return
+	}
+	q.state.Store(ackWriting)
+	q.drive()
+}
+
+// drive writes, without blocking, the PUBACKs of the readings at the head
+// of the queue that are committed, then registers with the batch of the
+// first still waiting, or gives the queue to the run goroutine for what it
+// cannot do. It is called with mu held and state ackWriting, and returns
+// with mu released and state changed.
+func (q *ackQueue) drive() {
+	v := q.cl.Properties.ProtocolVersion
+	for {
+		k := 0
+		for k < len(q.items) && len(q.out) < ackWriteMax && ready(q.items[k]) {
+			q.out = appendPuback(q.out, v, q.items[k].id, packets.CodeSuccess.Code)
+			k++
+		}
+		if k > 0 {
+			rest := copy(q.items, q.items[k:])
+			clear(q.items[rest:])
+			q.items = q.items[:rest]
+			q.n -= k
+			q.space.Broadcast()
+		}
+		if len(q.out) > 0 {
+			out := q.out
+			q.mu.Unlock()
+			n := q.tryWrite(out)
+			q.mu.Lock()
+			q.out = out[:copy(out, out[n:])]
+			if len(q.out) > 0 {
+				q.h.ackShort.Add(1)
+				q.state.Store(ackRunning)
+				q.mu.Unlock()
+				q.start()
+				return
+			}
+			continue
+		}
+		if len(q.items) == 0 {
+			if cap(q.items) > idleItems {
+				q.items = nil
+			}
+			if cap(q.out) > idleBytes {
+				q.out = nil
+			}
+			q.state.Store(ackIdle)
+			q.mu.Unlock()
+			return
+		}
+		head := q.items[0]
+		if head.refusal == nil && !head.ticket.Ready() && head.ticket.NotifyCommit(q) {
+			q.state.Store(ackWaiting)
+			q.mu.Unlock()
+			return
+		}
+		if ready(head) {
+			continue // committed since it was looked at
+		}
+		// A refusal, a failed commit, or a ticket with no batch to wait on.
+		q.state.Store(ackRunning)
+		q.mu.Unlock()
+		q.start()
+		return
+	}
+}
+
+// start starts the run goroutine; state is already ackRunning.
+func (q *ackQueue) start() {
+	q.h.ackRuns.Add(1)
+	go q.run()
+}
+
 // close stops taking readings; those already pushed are still
-// acknowledged (or their writes fail) by the run goroutine.
+// acknowledged (or their writes fail) by their writer.
 func (q *ackQueue) close() {
 	q.mu.Lock()
 	q.done = true
@@ -148,11 +387,11 @@ func (q *ackQueue) close() {
 
 func (q *ackQueue) run() {
 	v5 := q.cl.Properties.ProtocolVersion == 5
-	var buf bytes.Buffer
+	var buf []byte
 	flush := func() {
-		if buf.Len() > 0 {
-			_ = q.write(buf.Bytes()) // a failed write ends the connection; the client resends
-			buf.Reset()
+		if len(buf) > 0 {
+			_ = q.write(buf) // a failed write ends the connection; the client resends
+			buf = buf[:0]
 		}
 	}
 	var batch []ackItem
@@ -163,9 +402,18 @@ func (q *ackQueue) run() {
 			q.spare = batch[:0]
 			q.space.Broadcast()
 		}
-		if len(q.items) == 0 && buf.Len() > 0 {
+		if len(q.out) > 0 {
+			// What a non-blocking write left: it goes before the rest.
+			out := q.out
+			q.out = nil
+			q.mu.Unlock()
+			batch = nil
+			_ = q.write(out)
+			continue
+		}
+		if len(q.items) == 0 && len(buf) > 0 {
 			// Nothing more has arrived: send what is gathered first. Only
-			// then may this goroutine end, so a later one never writes
+			// then may this goroutine end, so a later writer never writes
 			// before it.
 			q.mu.Unlock()
 			batch = nil
@@ -173,7 +421,7 @@ func (q *ackQueue) run() {
 			continue
 		}
 		if len(q.items) == 0 {
-			q.running = false
+			q.state.Store(ackIdle)
 			q.items, q.spare = nil, nil // an idle connection keeps no buffer
 			exited := q.exited
 			q.mu.Unlock()
@@ -212,8 +460,8 @@ func (q *ackQueue) run() {
 				}
 				code = packets.ErrImplementationSpecificError
 			}
-			appendPuback(&buf, q.cl.Properties.ProtocolVersion, it.id, code.Code)
-			if buf.Len() >= ackWriteMax {
+			buf = appendPuback(buf, q.cl.Properties.ProtocolVersion, it.id, code.Code)
+			if len(buf) >= ackWriteMax {
 				flush()
 			}
 		}
@@ -224,10 +472,9 @@ func (q *ackQueue) run() {
 // MQTT 5 §3.4): the fixed header, the packet id and, in version 5 and only
 // when it is not success, the reason code (§3.4.2.1 lets success be
 // implied by a remaining length of 2).
-func appendPuback(buf *bytes.Buffer, version byte, id uint16, code byte) {
+func appendPuback(buf []byte, version byte, id uint16, code byte) []byte {
 	if version == 5 && code != packets.CodeSuccess.Code {
-		buf.Write([]byte{packets.Puback << 4, 3, byte(id >> 8), byte(id), code})
-		return
+		return append(buf, packets.Puback<<4, 3, byte(id>>8), byte(id), code)
 	}
-	buf.Write([]byte{packets.Puback << 4, 2, byte(id >> 8), byte(id)})
+	return append(buf, packets.Puback<<4, 2, byte(id>>8), byte(id))
 }

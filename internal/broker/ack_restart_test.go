@@ -29,7 +29,7 @@ func TestAckQueueOrderAcrossRestarts(t *testing.T) {
 		return nil
 	})
 	const n = 1500
-	var want bytes.Buffer
+	var want []byte
 	for id := uint16(1); id <= n; id++ {
 		tk := ingest.Completed(nil)
 		if rand.IntN(3) == 0 {
@@ -39,7 +39,7 @@ func TestAckQueueOrderAcrossRestarts(t *testing.T) {
 			}
 		}
 		q.push(ackItem{id: id, ticket: tk})
-		appendPuback(&want, 4, id, 0)
+		want = appendPuback(want, 4, id, 0)
 		if rand.IntN(10) == 0 {
 			time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
 		}
@@ -49,22 +49,22 @@ func TestAckQueueOrderAcrossRestarts(t *testing.T) {
 		mu.Lock()
 		got := bytes.Clone(out.Bytes())
 		mu.Unlock()
-		if bytes.Equal(got, want.Bytes()) {
+		if bytes.Equal(got, want) {
 			break
 		}
-		if time.Now().After(deadline) || len(got) > want.Len() {
-			t.Fatalf("got %d bytes of PUBACKs, want %d (equal prefix: %v)", len(got), want.Len(), bytes.HasPrefix(want.Bytes(), got))
+		if time.Now().After(deadline) || len(got) > len(want) {
+			t.Fatalf("got %d bytes of PUBACKs, want %d (equal prefix: %v)", len(got), len(want), bytes.HasPrefix(want, got))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for q.running && time.Now().Before(deadline) {
+	for q.state.Load() != ackIdle && time.Now().Before(deadline) {
 		q.mu.Unlock()
 		time.Sleep(time.Millisecond)
 		q.mu.Lock()
 	}
-	if q.running || q.n != 0 {
-		t.Fatalf("after all acks: running %v, n %d", q.running, q.n)
+	if q.state.Load() != ackIdle || q.n != 0 {
+		t.Fatalf("after all acks: state %d, n %d", q.state.Load(), q.n)
 	}
 }

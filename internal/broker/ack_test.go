@@ -74,7 +74,7 @@ func TestAckQueueGoroutineEndsWhenIdle(t *testing.T) {
 	running := func() bool {
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		return q.running || q.items != nil || q.spare != nil || q.n != 0
+		return q.state.Load() != ackIdle || q.items != nil || q.spare != nil || q.n != 0
 	}
 	if running() {
 		t.Fatal("a queue nothing was pushed to has a goroutine or buffers")
@@ -131,7 +131,7 @@ func TestPubackAfterAckGoroutineEnded(t *testing.T) {
 		}
 		q := queue()
 		q.mu.Lock()
-		idle := !q.running
+		idle := q.state.Load() != ackRunning
 		if !idle {
 			q.exited = func() { exited <- struct{}{} }
 		}
@@ -151,11 +151,11 @@ func TestPubackAfterAckGoroutineEnded(t *testing.T) {
 }
 
 func pubacks(ids ...uint16) []byte {
-	var b bytes.Buffer
+	var b []byte
 	for _, id := range ids {
-		appendPuback(&b, 4, id, 0)
+		b = appendPuback(b, 4, id, 0)
 	}
-	return b.Bytes()
+	return b
 }
 
 // appendPuback encodes what mochi's own encoder does for the same packet.
@@ -164,14 +164,14 @@ func TestAppendPubackMatchesMochi(t *testing.T) {
 		version byte
 		code    byte
 	}{{4, 0}, {5, 0}, {5, 0x83}} {
-		var got, want bytes.Buffer
-		appendPuback(&got, c.version, 0x1234, c.code)
+		var want bytes.Buffer
+		got := appendPuback(nil, c.version, 0x1234, c.code)
 		pk := packetsPuback(c.version, 0x1234, c.code)
 		if err := pk.PubackEncode(&want); err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got.Bytes(), want.Bytes()) {
-			t.Errorf("v%d code %#x: % x, mochi % x", c.version, c.code, got.Bytes(), want.Bytes())
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("v%d code %#x: % x, mochi % x", c.version, c.code, got, want.Bytes())
 		}
 	}
 }

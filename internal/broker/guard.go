@@ -292,6 +292,14 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			return n, nil
 		}
 	}
+	if c.dev != nil {
+		// mochi reads through a buffer and calls Read only when that is
+		// used up, so the read loop is about to wait for the client: the
+		// PUBACKs gathered from what it read go out now (ackQueue.rbuf).
+		if q := c.dev.acks.Load(); q != nil && len(q.rbuf) > 0 {
+			q.flushRead()
+		}
+	}
 	n, err := c.Conn.Read(p)
 	if n > 0 && !c.sizes.fit(p[:n], c.limit()) {
 		return 0, c.tooLarge()

@@ -40,8 +40,18 @@ type hook struct {
 	authFail  *prometheus.CounterVec
 	aclDenied *prometheus.CounterVec
 	acks      sync.Map // *mqtt.Client → *ackQueue
-	connack   *connackCodes
-	mon       Monitor // never nil
+	// ackRuns counts the ack queues' run goroutines started (tests: most
+	// PUBACKs should need none).
+	ackRuns atomic.Int64
+	// ackWrites counts the non-blocking PUBACK writes the socket took
+	// (tests: PUBACKs of readings read together leave together).
+	ackWrites atomic.Int64
+	// ackShort counts non-blocking PUBACK writes the socket did not take
+	// in full (or mochi's lock was busy), whose rest went to the run
+	// goroutine (tests).
+	ackShort atomic.Int64
+	connack  *connackCodes
+	mon      Monitor // never nil
 	// closing refuses every new connection while the broker shuts down.
 	closing atomic.Bool
 	// system handles devices' reserved topics, by the part after

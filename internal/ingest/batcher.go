@@ -34,6 +34,13 @@ type batch struct {
 	live []liveReading
 	done chan struct{}
 	err  error
+
+	// wake are told once the batch is committed (Ticket.NotifyCommit);
+	// over is set, under wakeMu, once they have been taken to be told, so
+	// a later registration knows to look at done itself.
+	wakeMu sync.Mutex
+	wake   []Waker
+	over   bool
 }
 
 // liveReading is a reading waiting for its batch's commit before it goes
@@ -100,7 +107,11 @@ type batcher struct {
 	// most of what the hub allocated per reading when paced (hundreds of
 	// small commits a second), and so most of its garbage collection.
 	spare []store.Reading
-	wg    sync.WaitGroup
+	// spareWake is the wake list of the last batch committed, emptied, for
+	// the next batch: a connection registers with every commit it waits
+	// on, and a fresh list per commit would be garbage per commit.
+	spareWake []Waker
+	wg        sync.WaitGroup
 	// writing is when the first row of the batch being written was added
 	// (unix ns), 0 while nothing is being written; see lag.
 	writing atomic.Int64
@@ -320,6 +331,7 @@ func (b *batcher) flush() int {
 	}
 	b.spare = nil
 	b.cur = newBatch(rows)
+	b.cur.wake, b.spareWake = b.spareWake, nil
 	// The next batch's turns: an equal share for every device that wanted
 	// in, but at least minTurn rows. While devices wait in line the batch
 	// gives out only as many turns as it holds, so turns go round first
@@ -362,12 +374,34 @@ func (b *batcher) flush() int {
 	// Waiters only read done and err: the rows go back for the next
 	// batch, cleared so they hold no payload alive.
 	clear(bt.rows)
-	b.mu.Lock()
-	b.spare = bt.rows[:0]
-	b.mu.Unlock()
+	rows0 := bt.rows[:0]
 	bt.rows = nil
 	close(bt.done)
+	// After done is closed, so a waker finds every reading of the batch
+	// Ready; a registration from now on is refused and looks at done.
+	bt.wakeMu.Lock()
+	ws := bt.wake
+	bt.wake, bt.over = nil, true
+	bt.wakeMu.Unlock()
+	for _, w := range ws {
+		w.Committed()
+	}
+	clear(ws)
+	b.mu.Lock()
+	b.spare = rows0
+	if b.spareWake == nil {
+		b.spareWake = ws[:0]
+	}
+	b.mu.Unlock()
 	return n
+}
+
+// A Waker is told when a batch it registered with (Ticket.NotifyCommit)
+// has committed.
+type Waker interface {
+	// Committed runs on the goroutine that committed the batch, which
+	// writes the next batch only after it returns: it must not block.
+	Committed()
 }
 
 // admitLocked gives the devices at the front of the line their turns

@@ -827,3 +827,72 @@ func queuedPerDevice(t *testing.T, b *batcher, maxPending int) map[string]int {
 	}
 	return per
 }
+
+// wakeRecorder is a Waker that reports each call, and whether the ticket
+// it waits on was Ready when it was called.
+type wakeRecorder struct {
+	t     Ticket
+	calls chan bool
+}
+
+func (w *wakeRecorder) Committed() { w.calls <- w.t.Ready() }
+
+// NotifyCommit: each waker registered with a batch is told once, after the
+// commit (the reading is Ready by then), and not before; a registration
+// with a batch already committed, or with a ticket that has no batch to
+// wait on, is refused, so the caller looks at Ready itself.
+func TestNotifyCommit(t *testing.T) {
+	b, st, ctx, _ := steppedBatcher(t, 100)
+	add := func() Ticket {
+		bt, err := b.add(ctx, store.Reading{DeviceID: "dev-1", Stream: "s"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Ticket{b: bt}
+	}
+	tk := add()
+	ws := []*wakeRecorder{{t: tk, calls: make(chan bool, 2)}, {t: tk, calls: make(chan bool, 2)}}
+	for _, w := range ws {
+		if !tk.NotifyCommit(w) {
+			t.Fatal("registration with a batch not yet committed refused")
+		}
+	}
+	select {
+	case <-ws[0].calls:
+		t.Fatal("waker told before the commit")
+	case <-time.After(20 * time.Millisecond):
+	}
+	st.step <- struct{}{}
+	for i, w := range ws {
+		select {
+		case ready := <-w.calls:
+			if !ready {
+				t.Errorf("waker %d told before its reading was Ready", i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("waker %d not told of the commit", i)
+		}
+	}
+	if tk.NotifyCommit(&wakeRecorder{calls: make(chan bool, 1)}) {
+		t.Error("registration with a committed batch accepted")
+	}
+	if Completed(nil).NotifyCommit(&wakeRecorder{calls: make(chan bool, 1)}) {
+		t.Error("registration with a completed ticket accepted")
+	}
+	// The next batch's wakers are its own: the first ones are not told
+	// again.
+	tk2 := add()
+	w2 := &wakeRecorder{t: tk2, calls: make(chan bool, 1)}
+	if !tk2.NotifyCommit(w2) {
+		t.Fatal("registration with the second batch refused")
+	}
+	st.step <- struct{}{}
+	if ready := <-w2.calls; !ready {
+		t.Error("second waker told before its reading was Ready")
+	}
+	for i, w := range ws {
+		if len(w.calls) != 0 {
+			t.Errorf("waker %d told twice", i)
+		}
+	}
+}

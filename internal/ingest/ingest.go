@@ -324,7 +324,7 @@ func (t Ticket) Stored() bool { return !t.dropped }
 // Completed returns a ticket whose commit already finished with err (nil
 // for success), for callers that decided without queuing anything.
 func Completed(err error) Ticket {
-	b := &batch{done: make(chan struct{}), err: err}
+	b := &batch{done: make(chan struct{}), err: err, over: true}
 	close(b.done)
 	return Ticket{b: b}
 }
@@ -349,6 +349,28 @@ func (t Ticket) Ready() bool {
 	default:
 		return false
 	}
+}
+
+// NotifyCommit arranges for w.Committed to be called once the reading's
+// batch has committed (Ready is then true), from the goroutine that
+// committed it. It reports false, arranging nothing, if the commit has
+// already finished or the ticket has no batch to wait on (Completed): the
+// caller then looks at Ready itself. One call registers w once for the
+// whole batch, so a caller with several readings in a batch registers
+// only for the first of them, and a registration costs no allocation
+// once the batcher's lists have grown to the number of waiting callers.
+func (t Ticket) NotifyCommit(w Waker) bool {
+	bt := t.b
+	if bt == nil {
+		return false
+	}
+	bt.wakeMu.Lock()
+	defer bt.wakeMu.Unlock()
+	if bt.over {
+		return false
+	}
+	bt.wake = append(bt.wake, w)
+	return true
 }
 
 // Submit checks a reading and queues it for storage. When wait is true it

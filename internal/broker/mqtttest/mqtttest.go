@@ -247,6 +247,14 @@ func Dial(t testing.TB, addr string, local net.Addr) *Conn {
 	return &Conn{Conn: c, r: bufio.NewReader(c), t: t}
 }
 
+// Wrap makes a Conn of c (a connection the test dialled itself, say with
+// its own socket options or over TLS), closed when the test ends.
+func Wrap(t testing.TB, c net.Conn) *Conn {
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(safety))
+	return &Conn{Conn: c, r: bufio.NewReader(c), t: t}
+}
+
 // Send writes raw bytes.
 func (c *Conn) Send(b []byte) {
 	c.t.Helper()
