@@ -396,6 +396,9 @@ func TestControlPersistentSessionReconnect(t *testing.T) {
 	rec2 := newControlRecorder()
 	c2, conn2 := connect(rec2)
 	defer func() { _ = c2.Disconnect(&paho.Disconnect{}); conn2.Close() }()
+	// mochi resends the session's queued messages once the CONNACK is
+	// out, so wait for that before the barrier (which could overtake it).
+	waitFor(t, "the queued change", 10*time.Second, func() bool { return len(rec2.all()) > 0 })
 	got := rec2.waitBarrier(t, barrier(t, th, id, "b2"))
 	if len(got) != 1 || got[0].topic != setpoint || got[0].payload != setpointControl(false) {
 		t.Fatalf("after reconnecting: %+v, want only the change made while away", got)
