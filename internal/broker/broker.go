@@ -10,7 +10,11 @@
 // Topic layout (documented in the README):
 //
 //	candor/<device-id>/<stream>          device → hub readings
-//	candor/<device-id>/control/<stream>  hub → device (retained), publish is hub-only
+//	candor/<device-id>/control/<stream>  hub → device, publish is hub-only
+//
+// A control message reaches a device marked retained when it subscribes
+// (sent from the hub's state, see Controls), and as a plain publish when
+// it changes.
 //
 // A device may publish only to its own reading topics and subscribe only to
 // filters inside candor/<device-id>/. Its MQTT username is its device id and
@@ -48,8 +52,8 @@ func ReadingTopic(deviceID, stream string) string {
 	return TopicRoot + "/" + deviceID + "/" + stream
 }
 
-// ControlTopic is the retained topic on which the hub tells a device about
-// one of its streams.
+// ControlTopic is the topic on which the hub tells a device about one of
+// its streams.
 func ControlTopic(deviceID, stream string) string {
 	return TopicRoot + "/" + deviceID + "/control/" + stream
 }
@@ -111,12 +115,9 @@ type Config struct {
 	// System handles devices' other reserved topics (candor/<id>/$…), by
 	// the part after candor/<id>/, e.g. "$update/progress".
 	System map[string]SystemHandler
-	// OnDeviceSession, if set, is called when a device's session is
-	// established, before its first packet is read, so retained messages
-	// it publishes are in place before the device can subscribe. The hub
-	// sets a device's retained control messages here, lazily, instead of
-	// for every device at start (issue #19).
-	OnDeviceSession func(deviceID string)
+	// Controls, if set, gives a device that subscribes the current
+	// message of each control topic its filters match (see Controls).
+	Controls Controls
 	// AckWithin, if positive, is the bounded-window ack mode (--ack
 	// durable-within=…): a QoS 1 reading is acknowledged as soon as it has
 	// passed the policy path and is queued, provided the oldest queued
@@ -209,7 +210,6 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	h.maxPacket = int(cfg.MaxPacketBytes)
 	h.state = cfg.State
 	h.system = cfg.System
-	h.onSession = cfg.OnDeviceSession
 	if cfg.AckWithin > 0 {
 		lr, ok := in.(lagReporter)
 		if !ok {
@@ -222,6 +222,11 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	}
 	if err := srv.AddHook(h.connack, nil); err != nil {
 		return nil, fmt.Errorf("add connack hook: %w", err)
+	}
+	if cfg.Controls != nil {
+		if err := srv.AddHook(&controlHook{src: cfg.Controls}, nil); err != nil {
+			return nil, fmt.Errorf("add control hook: %w", err)
+		}
 	}
 	if lv, ok := cfg.Apps.(LastValues); ok && lv != nil {
 		if err := srv.AddHook(&lastValueHook{src: lv}, nil); err != nil {
@@ -445,6 +450,10 @@ func deviceOf(cl *mqtt.Client) string {
 type deviceConn struct {
 	id   string
 	acks atomic.Pointer[ackQueue] // nil until its first QoS 1 reading
+	// subExisted: of the SUBSCRIBE being handled, the filters (by
+	// position) with Retain Handling 1 the session already had. Only the
+	// connection's read loop touches it (controlHook).
+	subExisted uint64
 }
 
 // allowedClientID enforces the client-id rule that stops one device from

@@ -57,8 +57,6 @@ type hook struct {
 	// system handles devices' reserved topics, by the part after
 	// candor/<device-id>/ (e.g. "$update/progress").
 	system map[string]SystemHandler
-	// onSession is Config.OnDeviceSession (nil: nothing to do).
-	onSession func(deviceID string)
 	// ackWithin and lag: Config.AckWithin (0: acknowledge after commit).
 	ackWithin time.Duration
 	lag       lagReporter
@@ -552,9 +550,6 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
-	if h.onSession != nil && !isAppClient(cl) {
-		h.onSession(deviceOf(cl))
-	}
 }
 
 // redact is a slog handler that drops attributes which may carry message

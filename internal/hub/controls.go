@@ -1,32 +1,32 @@
 package hub
 
 import (
-	"context"
 	"hash/maphash"
 	"sync"
-	"time"
+
+	"github.com/candor-iot/candor/internal/broker"
 )
 
-// controls sets devices' retained control messages (candor/<id>/control/
-// <stream>: {"collect":…}) in the broker, which keeps retained messages in
-// memory only.
+// controls tells devices on their control topics (candor/<id>/control/
+// <stream>: {"collect":…}, and control/quarantine-status when held) what
+// the hub's state says: consent decisions and holds.
 //
-// They are set lazily, when a device's session is established and before
-// it can subscribe, not for every device at start: a hub with 10,000
-// devices spent 4.9 s publishing them before it was ready (issue #19),
-// while only the devices that connect ever read them. A consent change
-// publishes the changed stream's message at once, whether the device is
-// connected or not.
+// The messages are not kept in the broker's retained store (issue #19):
+// they are computed from that state when a device subscribes (Current,
+// through broker.Controls), and a change is published, not retained, to
+// the devices subscribed at the time, after the state changed. So a hub
+// starts with nothing to publish, and an idle device costs no retained
+// message, nor a copy of it in mochi's once-a-second expiry sweep.
 //
-// A device's lazy publish (read the consent state, publish every stream)
-// and a change's publish hold the same lock, so a change that lands while
-// the state is being read is published after the older value, never
-// before it.
+// A subscribe's "read state + send" and a change's publish hold the same
+// per-device lock. A change's state is updated before its publish takes
+// the lock, so either the subscribe reads the new state, or the change's
+// publish comes after the subscribe's older value: the device never ends
+// with the older value last.
 type controls struct {
 	h     *Hub
 	seed  maphash.Seed
 	locks [64]sync.Mutex
-	done  sync.Map // device id → struct{}: this run has set its messages
 }
 
 func newControls(h *Hub) *controls { return &controls{h: h, seed: maphash.MakeSeed()} }
@@ -35,40 +35,49 @@ func (c *controls) lock(deviceID string) *sync.Mutex {
 	return &c.locks[maphash.String(c.seed, deviceID)%uint64(len(c.locks))]
 }
 
-// controlTimeout bounds reading a device's consent state during its
-// connection.
-const controlTimeout = 5 * time.Second
-
-// session sets deviceID's retained control messages the first time the
-// device connects in this run.
-func (c *controls) session(deviceID string) {
-	if _, ok := c.done.Load(deviceID); ok {
-		return
-	}
+// Current sends deviceID's current control messages on the topics match
+// accepts (broker.Controls). A device whose type lost its manifest has no
+// stream to be told about; one not quarantined has no quarantine message,
+// as before a hold was ever placed.
+func (c *controls) Current(deviceID string, match func(topic string) bool, send func(topic string, payload []byte)) {
+	// Load the device's decisions first, outside the lock: loading takes
+	// consent's own lock, which a change holds while its listener waits
+	// for this one (consent.Service.Controls).
+	c.h.consent.Allowed(deviceID, "")
 	mu := c.lock(deviceID)
 	mu.Lock()
 	defer mu.Unlock()
-	if _, ok := c.done.Load(deviceID); ok {
+	for _, sc := range c.h.consent.Controls(deviceID) {
+		if t := broker.ControlTopic(deviceID, sc.Stream); match(t) {
+			send(t, sc.Payload)
+		}
+	}
+	if c.h.mon == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
-	defer cancel()
-	st, err := c.h.consent.State(ctx, deviceID)
-	if err != nil {
-		// A device whose type lost its manifest: nothing to say. Not
-		// marked done, so a later connection tries again.
-		return
+	if p, ok := c.h.mon.HoldMessage(deviceID); ok {
+		if t := broker.ControlTopic(deviceID, QuarantineStream); match(t) {
+			send(t, p)
+		}
 	}
-	for _, s := range st.Streams {
-		c.h.publishControl(deviceID, s.Stream, s.Decision.Collect)
-	}
-	c.done.Store(deviceID, struct{}{})
 }
 
-// changed publishes one stream's new decision.
+// changed publishes one stream's new decision (consent.Listener: called
+// after the decision changed in memory).
 func (c *controls) changed(deviceID, stream string, collect bool) {
 	mu := c.lock(deviceID)
 	mu.Lock()
 	defer mu.Unlock()
 	c.h.publishControl(deviceID, stream, collect)
+}
+
+// held publishes a change of the device's hold (monitor.Config.Control:
+// called after the hold changed in memory).
+func (c *controls) held(deviceID string, payload []byte) {
+	mu := c.lock(deviceID)
+	mu.Lock()
+	defer mu.Unlock()
+	if err := c.h.br.Publish(broker.ControlTopic(deviceID, QuarantineStream), payload, false); err != nil {
+		c.h.log.Error("publish quarantine message", "device", deviceID, "err", err)
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/monitor"
 	"github.com/candor-iot/candor/internal/signkey"
 )
@@ -70,17 +69,15 @@ func (h *Hub) openMonitor(ctx context.Context) error {
 	return nil
 }
 
-// publishHold sets a device's retained quarantine message. Before the
-// broker exists (restoring holds at start) it does nothing: startMQTT
-// announces every hold once the broker runs.
+// publishHold tells the device a change of its hold. Before the broker
+// exists (restoring holds at start) there is nobody to tell: a device
+// learns its hold when it subscribes (controls.Current).
 func (h *Hub) publishHold(deviceID string, payload []byte) {
 	h.noteHold(deviceID)
 	if h.br == nil {
 		return
 	}
-	if err := h.br.Publish(broker.ControlTopic(deviceID, QuarantineStream), payload, true); err != nil {
-		h.log.Error("publish quarantine message", "device", deviceID, "err", err)
-	}
+	h.controls.held(deviceID, payload)
 }
 
 // parsePolicy reads --monitor-actions (validated by config).

@@ -240,7 +240,7 @@ func (h *Hub) openBroker(context.Context) (err error) {
 		Apps:              h.apps,
 		AppLogin:          h.appLogin(),
 		Bridge:            h.zb,
-		OnDeviceSession:   h.controls.session,
+		Controls:          h.controls,
 	}
 	if bcfg.AckWithin, err = config.AckWindow(h.cfg.Ack); err != nil {
 		return fmt.Errorf("--ack: %w", err)
@@ -261,8 +261,8 @@ func (h *Hub) openBroker(context.Context) (err error) {
 	// the devices' own control topics.
 	h.zb.SetBroker(h.br, h.br)
 	h.apps.SetCommandSender(h.zb)
-	// Tell the device, on its retained control topic, whether anyone still
-	// wants a stream, so a device that can stops generating it.
+	// Tell the device, on its control topic, whether anyone still wants a
+	// stream, so a device that can stops generating it.
 	h.consent.OnChange(h.controls.changed)
 	h.startSessions()
 	return nil
@@ -403,14 +403,13 @@ func (h *Hub) serveHTTP(context.Context) (err error) {
 	return nil
 }
 
-// startMQTT lets devices connect. Devices' retained control messages are
-// set when each connects (see controls), not here. The broker part stops
-// it.
+// startMQTT lets devices connect. Devices' control messages, holds
+// included, are sent when each subscribes (see controls), not here. The
+// broker part stops it.
 func (h *Hub) startMQTT(ctx context.Context) error {
 	if err := h.br.Start(); err != nil {
 		return err
 	}
-	h.mon.Announce()
 	// Home Assistant apps' discovery messages are retained in broker
 	// memory only, so they are announced again at every start.
 	if err := h.apps.AnnounceAll(ctx); err != nil {

@@ -182,7 +182,8 @@ func (m *Monitor) Status(deviceID string) (Status, bool) {
 	}, true
 }
 
-// Load restores the holds kept in the store; Announce tells the devices.
+// Load restores the holds kept in the store. A held device is told when
+// it subscribes to its control topic (the hub reads HoldMessage).
 func (m *Monitor) Load(ctx context.Context) error {
 	if err := m.loadPolicy(ctx); err != nil {
 		return err
@@ -198,22 +199,6 @@ func (m *Monitor) Load(ctx context.Context) error {
 		m.hold(q, 0)
 	}
 	return nil
-}
-
-// Announce repeats every quarantined device's control message, for a
-// broker that has just started (it keeps retained messages in memory
-// only).
-func (m *Monitor) Announce() {
-	m.restricted.Range(func(k, v any) bool {
-		r := v.(*restriction)
-		if r.quarantined.Load() {
-			r.mu.Lock()
-			kind := Kind(r.q.Kind)
-			r.mu.Unlock()
-			m.control(k.(string), true, kind)
-		}
-		return true
-	})
 }
 
 // hold installs (or tightens) a device's restriction in memory. perWindow
@@ -252,17 +237,41 @@ func (m *Monitor) hold(q store.Quarantine, perWindow float64) *restriction {
 	return r
 }
 
-// control tells the device on its control topic whether it is held.
+// control tells the device on its control topic whether it is held. The
+// hold in memory is already changed: a device that subscribes meanwhile
+// reads it there (HoldMessage).
 func (m *Monitor) control(deviceID string, held bool, k Kind) {
 	if m.cfg.Control == nil {
 		return
 	}
+	m.cfg.Control(deviceID, controlMessage(held, k))
+}
+
+func controlMessage(held bool, k Kind) []byte {
 	msg := struct {
 		Quarantined bool   `json:"quarantined"`
 		Reason      string `json:"reason,omitempty"`
 	}{held, string(k)}
 	b, _ := json.Marshal(msg)
-	m.cfg.Control(deviceID, b)
+	return b
+}
+
+// HoldMessage returns the control message of a quarantined device, the
+// one its last change was announced with, or false for a device not
+// quarantined (a rate limit is not announced).
+func (m *Monitor) HoldMessage(deviceID string) ([]byte, bool) {
+	v, ok := m.restricted.Load(deviceID)
+	if !ok {
+		return nil, false
+	}
+	r := v.(*restriction)
+	if !r.quarantined.Load() {
+		return nil, false
+	}
+	r.mu.Lock()
+	kind := Kind(r.q.Kind)
+	r.mu.Unlock()
+	return controlMessage(true, kind), true
 }
 
 // ErrNotHeld is returned by Release for a device that is not held.

@@ -64,7 +64,8 @@ type Config struct {
 	Devices Devices
 	// Revoker revokes a device's credential (the revoke action).
 	Revoker Revoker
-	// Control publishes a retained message on the device's control topic.
+	// Control publishes a change of a device's hold on its control topic,
+	// once the hold in memory is changed (HoldMessage reads it).
 	Control func(deviceID string, payload []byte)
 	// Notifier sends alarms outside the hub (webhook, e-mail).
 	Notifier Notifier
