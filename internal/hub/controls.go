@@ -8,7 +8,7 @@ import (
 )
 
 // controls tells devices on their control topics (candor/<id>/control/
-// <stream>: {"collect":…}, and control/quarantine-status when held) what
+// <stream>: {"collect":…}, and control/quarantine-status) what
 // the hub's state says: consent decisions and holds.
 //
 // The messages are not kept in the broker's retained store (issue #19):
@@ -37,8 +37,9 @@ func (c *controls) lock(deviceID string) *sync.Mutex {
 
 // Current sends deviceID's current control messages on the topics match
 // accepts (broker.Controls). A device whose type lost its manifest has no
-// stream to be told about; one not quarantined has no quarantine message,
-// as before a hold was ever placed.
+// stream to be told about. The quarantine topic always says where the
+// device stands, {"quarantined":false} included: a device released while
+// it was offline learns it when it subscribes again.
 func (c *controls) Current(deviceID string, match func(topic string) bool, send func(topic string, payload []byte)) {
 	// Load the device's decisions first, outside the lock: loading takes
 	// consent's own lock, which a change holds while its listener waits
@@ -55,10 +56,8 @@ func (c *controls) Current(deviceID string, match func(topic string) bool, send 
 	if c.h.mon == nil {
 		return
 	}
-	if p, ok := c.h.mon.HoldMessage(deviceID); ok {
-		if t := broker.ControlTopic(deviceID, QuarantineStream); match(t) {
-			send(t, p)
-		}
+	if t := broker.ControlTopic(deviceID, QuarantineStream); match(t) {
+		send(t, c.h.mon.HoldMessage(deviceID))
 	}
 }
 

@@ -404,3 +404,50 @@ func TestControlPersistentSessionReconnect(t *testing.T) {
 		t.Fatalf("after reconnecting: %+v, want only the change made while away", got)
 	}
 }
+
+// The quarantine topic always says where the device stands: a device that
+// was held and released while it was away (or never held) is told
+// {"quarantined":false} when it subscribes, so one that remembered a hold
+// learns it is lifted.
+func TestControlReleasedWhileAwayToldOnSubscribe(t *testing.T) {
+	th := startHub(t)
+	id, secret := th.addDevice("Hall", "thermostat")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	actor := auditlog.Actor{Kind: "person", ID: "acct_test"}
+	ctl := "candor/" + id + "/control/" + QuarantineStream
+	subscribe := func(name string) string {
+		t.Helper()
+		rec := newControlRecorder()
+		c, _, err := v5(t, th.MQTTAddr(), id+"-"+name, id, secret, rec.v5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		defer scancel()
+		if _, err := c.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: ctl, QoS: 1}, {Topic: "candor/" + id + "/control/barrier", QoS: 0}}}); err != nil {
+			t.Fatal(err)
+		}
+		got := rec.waitBarrier(t, barrier(t, th, id, "barrier"))
+		_ = c.Disconnect(&paho.Disconnect{})
+		if len(got) != 1 || got[0].topic != ctl || !got[0].retain {
+			t.Fatalf("%s: sent on subscribe %+v, want one retained message on %s", name, got, ctl)
+		}
+		return got[0].payload
+	}
+	if p := subscribe("never-held"); p != `{"quarantined":false}` {
+		t.Errorf("never held: %s", p)
+	}
+	if err := th.mon.Restrict(ctx, id, "CANDOR-TEST-1", actor); err != nil {
+		t.Fatal(err)
+	}
+	if p := subscribe("held"); p != `{"quarantined":true,"reason":"advisory"}` {
+		t.Errorf("held: %s", p)
+	}
+	if err := th.mon.Release(ctx, id, actor, "fixed by hand"); err != nil {
+		t.Fatal(err)
+	}
+	if p := subscribe("released"); p != `{"quarantined":false}` {
+		t.Errorf("released while away: %s", p)
+	}
+}

@@ -256,22 +256,24 @@ func controlMessage(held bool, k Kind) []byte {
 	return b
 }
 
-// HoldMessage returns the control message of a quarantined device, the
-// one its last change was announced with, or false for a device not
-// quarantined (a rate limit is not announced).
-func (m *Monitor) HoldMessage(deviceID string) ([]byte, bool) {
+// HoldMessage returns the control message that tells the device its
+// current hold: the one its last hold was announced with while it is
+// quarantined, {"quarantined":false} otherwise (a rate limit is not
+// announced). A device that subscribes is always told, so one that was
+// released while it was away learns it, whatever it remembered.
+func (m *Monitor) HoldMessage(deviceID string) []byte {
 	v, ok := m.restricted.Load(deviceID)
 	if !ok {
-		return nil, false
+		return controlMessage(false, "")
 	}
 	r := v.(*restriction)
 	if !r.quarantined.Load() {
-		return nil, false
+		return controlMessage(false, "")
 	}
 	r.mu.Lock()
 	kind := Kind(r.q.Kind)
 	r.mu.Unlock()
-	return controlMessage(true, kind), true
+	return controlMessage(true, kind)
 }
 
 // ErrNotHeld is returned by Release for a device that is not held.
