@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"sync"
@@ -437,15 +438,10 @@ func (q *ackQueue) run() {
 				flush() // do not hold committed readings' PUBACKs for this one
 			}
 			if it.refusal != nil {
-				// With its reason string, so through mochi's encoder, which
-				// leaves the string out when the client asked for no
-				// problem information or its packet size limit is small.
-				flush()
-				ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: it.id, ReasonCode: it.refusal.Code}
-				if it.refusal.Code >= packets.ErrUnspecifiedError.Code {
-					ack.Properties.ReasonString = it.refusal.Reason
+				buf = appendRefusal(buf, q.cl, it.id, *it.refusal)
+				if len(buf) >= ackWriteMax {
+					flush()
 				}
-				_ = q.cl.WritePacket(ack) // a failed write ends the connection; the client resends
 				continue
 			}
 			code := packets.CodeSuccess
@@ -466,6 +462,29 @@ func (q *ackQueue) run() {
 			}
 		}
 	}
+}
+
+// appendRefusal encodes an MQTT 5 PUBACK with a refusal's reason code and,
+// unless the client asked for no problem information or its packet size
+// limit leaves no room, its reason string: through mochi's encoder, with
+// the settings mochi's own WritePacket applies. It is encoded here and
+// written with the other PUBACKs rather than through WritePacket, which
+// keeps a packet in the client's outgoing buffer while messages to the
+// client are queued: the PUBACKs of later readings, written straight to
+// the socket, would overtake it (MQTT §4.6; TestRefusalNotOvertakenWhileSending).
+func appendRefusal(buf []byte, cl *mqtt.Client, id uint16, code packets.Code) []byte {
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id,
+		ReasonCode: code.Code, ProtocolVersion: cl.Properties.ProtocolVersion}
+	if code.Code >= packets.ErrUnspecifiedError.Code {
+		ack.Properties.ReasonString = code.Reason
+	}
+	ack.Mods.MaxSize = cl.Properties.Props.MaximumPacketSize
+	ack.Mods.DisallowProblemInfo = cl.Properties.Props.RequestProblemInfoFlag && cl.Properties.Props.RequestProblemInfo == 0
+	var b bytes.Buffer
+	if err := ack.PubackEncode(&b); err != nil || (ack.Mods.MaxSize > 0 && uint32(b.Len()) > ack.Mods.MaxSize) {
+		return appendPuback(buf, cl.Properties.ProtocolVersion, id, code.Code)
+	}
+	return append(buf, b.Bytes()...)
 }
 
 // appendPuback encodes a PUBACK without properties (MQTT 3.1.1 §3.4,

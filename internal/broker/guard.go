@@ -262,6 +262,35 @@ type guardConn struct {
 
 	sizes inSizes     // the packets after the CONNECT (read loop only)
 	big   atomic.Bool // a bridge logged in: bridgeMax holds
+
+	writeBy time.Time // the write deadline armed (under mu); see armWrite
+}
+
+// writeTimeout bounds how long a write to a client may wait for the client
+// to read. mochi's only write deadline is the keep-alive's (1.5 times the
+// keep-alive from the last packet read, none at all for a keep-alive of
+// 0), and a write that waits holds the client's lock, which every publish
+// to the client takes for its packet id: a device that stopped reading
+// would hold up whoever publishes to it (a consent change, a hold) for as
+// long as it liked. Past this the write fails and mochi ends the
+// connection. A variable for tests.
+var writeTimeout = 30 * time.Second
+
+// SetDeadline takes mochi's keep-alive deadline (refreshDeadline, after
+// every packet read) for reads only: writes have their own (armWrite). One
+// timer to re-arm per packet instead of two.
+func (c *guardConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
+// armWrite keeps the write deadline between writeTimeout/2 and
+// writeTimeout ahead of a write, re-arming the timer only when it comes
+// nearer than that, not on every write. Called with mu held.
+func (c *guardConn) armWrite() {
+	now := time.Now()
+	if now.Add(writeTimeout / 2).Before(c.writeBy) {
+		return
+	}
+	c.writeBy = now.Add(writeTimeout)
+	_ = c.Conn.SetWriteDeadline(c.writeBy)
 }
 
 // loggedIn releases the connection's pending slot; the hook calls it once
@@ -326,17 +355,30 @@ const (
 func (c *guardConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.armWrite()
 	if c.v5 && c.acked && !c.refused {
-		return c.Conn.Write(p) // nothing left to correct for MQTT 5
+		n, err := c.Conn.Write(p) // nothing left to correct for MQTT 5
+		return n, c.writeFailed(err)
 	}
 	out := c.filter(c.buf[:0], p)
 	c.buf = out[:0]
 	if len(out) > 0 {
 		if _, err := c.Conn.Write(out); err != nil {
-			return 0, err
+			return 0, c.writeFailed(err)
 		}
 	}
 	return len(p), nil
+}
+
+// writeFailed ends the connection after a failed write: part of a packet
+// may have gone out, so nothing after it could be read as MQTT, and mochi's
+// write loop only logs a failed write and goes on to the next packet. The
+// read loop then sees the connection closed and mochi cleans up.
+func (c *guardConn) writeFailed(err error) error {
+	if err != nil {
+		_ = c.Conn.Close()
+	}
+	return err
 }
 
 func (c *guardConn) filter(out, p []byte) []byte {

@@ -310,16 +310,3 @@ func (h *Hub) Close(ctx context.Context) error {
 	return h.closeErr
 }
 
-// publishControl publishes a stream's changed decision to the device, if
-// subscribed. Not retained: a device that subscribes later gets it from
-// the hub's state (controls.Current).
-func (h *Hub) publishControl(deviceID, stream string, collect bool) {
-	// The learning switches (consent.Decision.Learn, Decide) ride on the
-	// same message, so a device that learns is told at once.
-	d := h.consent.Allowed(deviceID, stream)
-	d.Collect = collect
-	payload := d.Control()
-	if err := h.br.Publish(broker.ControlTopic(deviceID, stream), payload, false); err != nil {
-		h.log.Error("publish control message", "device", deviceID, "stream", stream, "err", err)
-	}
-}

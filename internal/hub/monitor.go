@@ -77,7 +77,7 @@ func (h *Hub) publishHold(deviceID string, payload []byte) {
 	if h.br == nil {
 		return
 	}
-	h.controls.held(deviceID, payload)
+	h.controls.held(deviceID) // reads the hold itself: the newest wins
 }
 
 // parsePolicy reads --monitor-actions (validated by config).

@@ -1,0 +1,64 @@
+package broker
+
+import (
+	"bytes"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/candor-iot/candor/internal/broker/mqtttest"
+)
+
+// A device that stops reading, with a keep-alive of 0 (so no deadline of
+// mochi's), must not hold up whoever publishes to it for ever: a write to
+// it waits writeTimeout at most, then the connection ends, and the
+// publishes waiting for the client's lock go on.
+func TestStalledReaderCannotHoldPublishes(t *testing.T) {
+	old := writeTimeout
+	writeTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { writeTimeout = old })
+	const v = 5
+	in, _, _ := storedPipeline(t, false)
+	b := startStoredBroker(t, Config{}, in)
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+		})
+	}}
+	nc, err := d.Dial("tcp", b.Addr("tcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := mqtttest.Wrap(t, nc)
+	c.Send(mqtttest.Connect{Version: v, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 0}.Encode())
+	if ack := c.Expect(mqtttest.CONNACK); ack.ReasonCode(v) != 0 {
+		t.Fatalf("connect refused: % x", ack.Raw)
+	}
+	ctl := ControlTopic(devA, "x")
+	c.Send(mqtttest.Subscribe(v, 1, ctl, 1))
+	c.Expect(mqtttest.SUBACK)
+	// The device reads nothing from here on. Publish far more than the
+	// socket buffers hold, from another goroutine, as the hub would.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		big := bytes.Repeat([]byte("a"), 8192)
+		for i := 0; i < 2000; i++ {
+			_ = b.Publish(ctl, big, false)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("publishes to a device that stopped reading still blocked after 20 s (write timeout 300 ms)")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for b.Connected(devA) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled device is still connected 20 s after its writes timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
