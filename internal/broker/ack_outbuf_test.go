@@ -71,4 +71,3 @@ func TestRefusalNotOvertakenWhileSending(t *testing.T) {
 		t.Errorf("PUBACK of 11 came before the refusal of 10 in %d of 5 rounds", bad)
 	}
 }
-

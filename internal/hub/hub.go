@@ -309,4 +309,3 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.closeOnce.Do(func() { h.closeErr = h.parts.stop(ctx) })
 	return h.closeErr
 }
-
