@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/candor-iot/candor/internal/store/postgres/pgtest"
 	"github.com/candor-iot/candor/internal/testenv"
 )
 
@@ -81,14 +82,29 @@ func TestQuickCandor(t *testing.T) {
 // through GET readings (so it was sealed as the hub seals, for the bench's
 // own devices, in the windows asked for), the phases' read-back still
 // matches what was acknowledged (the history is left out of it), and the
-// report's header names the prefill. It asserts no timing.
+// report's header names the prefill. It asserts no timing. With
+// PostgreSQL the hub runs on a database the bench makes, filled by COPY
+// and vacuumed, and read back from there.
 func TestQuickCandorPrefill(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			var pg string
+			if engine == "postgres" {
+				pgtest.NewDatabase(t) // skips (or fails in CI) without a server
+				pg = pgtest.AdminURL()
+			}
+			quickPrefill(t, engine, pg)
+		})
+	}
+}
+
+func quickPrefill(t *testing.T, engine, pg string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	var out, progress bytes.Buffer
 	const devices, n = 4, 30_000
 	rep, err := Run(ctx, Options{
-		Quick: true, Only: "candor", Devices: devices, IdleConns: -1, MaxPerDevice: 500, Prefill: n,
+		Quick: true, Only: "candor", Devices: devices, IdleConns: -1, MaxPerDevice: 500, Prefill: n, Postgres: pg,
 		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv}, Out: &out, Progress: &progress,
 	})
 	if err != nil {
@@ -97,6 +113,12 @@ func TestQuickCandorPrefill(t *testing.T) {
 	c := rep.Candor
 	if c == nil || c.Prefill == nil || c.QoS1 == nil {
 		t.Fatalf("incomplete report: %+v", c)
+	}
+	if rep.Settings.Store != engine {
+		t.Errorf("report's store %q, want %q", rep.Settings.Store, engine)
+	}
+	if vacuumed := c.Prefill.VacuumSeconds > 0; vacuumed != (engine == "postgres") {
+		t.Errorf("VACUUM after the fill took %v s on %s", c.Prefill.VacuumSeconds, engine)
 	}
 	if c.Prefill.Readings != n || c.Prefill.MaxSeq < n {
 		t.Errorf("prefill stored %d readings up to seq %d, want %d", c.Prefill.Readings, c.Prefill.MaxSeq, n)

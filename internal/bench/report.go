@@ -314,7 +314,11 @@ func writeTable(w io.Writer, rep *Report) error {
 	if rep.Settings.Prefill > 0 {
 		fmt.Fprintf(w, "history: %s readings of the bench devices prefilled in the hub's store before the phases", num(float64(rep.Settings.Prefill)))
 		if rep.Candor != nil && rep.Candor.Prefill != nil {
-			fmt.Fprintf(w, " (filled in %.1f s, %s/s)", rep.Candor.Prefill.FillSeconds, num(rep.Candor.Prefill.FillPerSec))
+			fmt.Fprintf(w, " (filled in %.1f s, %s/s", rep.Candor.Prefill.FillSeconds, num(rep.Candor.Prefill.FillPerSec))
+			if v := rep.Candor.Prefill.VacuumSeconds; v > 0 {
+				fmt.Fprintf(w, "; VACUUM (ANALYZE) %.1f s", v)
+			}
+			fmt.Fprint(w, ")")
 		}
 		fmt.Fprintln(w)
 	}

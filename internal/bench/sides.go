@@ -41,6 +41,25 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 		defer os.RemoveAll(dir)
 	}
 	var extra []string
+	var pgURL string // the hub's PostgreSQL database (o.Postgres)
+	if o.Postgres != "" {
+		url, drop, err := createBenchDatabase(ctx, o.Postgres)
+		if err != nil {
+			return side, err
+		}
+		pgURL = url
+		side.Name = "Candor (full policy path, PostgreSQL)"
+		if o.KeepData {
+			o.progress("Candor database kept: %s", redactURL(pgURL))
+		} else {
+			defer func() {
+				if derr := drop(); derr != nil && err == nil {
+					err = derr
+				}
+			}()
+		}
+		extra = append(extra, "--store", pgURL)
+	}
 	if o.CPUProfile != "" {
 		if supportsFlag(o.HubArgv, o.HubEnv, "cpuprofile") {
 			extra = append(extra, "--cpuprofile", o.CPUProfile)
@@ -96,7 +115,7 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 		if err := h.stop(60 * time.Second); err != nil {
 			return side, fmt.Errorf("stop the hub for the prefill: %w", err)
 		}
-		pr, err := prefill(ctx, o, dir, devs, o.Prefill)
+		pr, err := prefill(ctx, o, dir, pgURL, devs, o.Prefill)
 		side.Prefill = pr
 		if err != nil {
 			return side, err
@@ -200,7 +219,7 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 	if side.Prefill != nil {
 		above = side.Prefill.MaxSeq
 	}
-	checks, err := readStore(ctx, dir, devs, streams, above)
+	checks, err := readStore(ctx, dir, pgURL, devs, streams, above)
 	if err != nil {
 		return side, err
 	}
