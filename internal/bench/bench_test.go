@@ -132,6 +132,11 @@ func quickPrefill(t *testing.T, engine, pg string) {
 		if q.Readings != want[q.Name] || q.Requests != prefillRequests {
 			t.Errorf("%s: %d requests, %v readings each; want %d, %v", q.Name, q.Requests, q.Readings, prefillRequests, want[q.Name])
 		}
+		// Serving them takes the hub's CPU (the figure is read, not
+		// estimated).
+		if q.CPUMicrosPerRequest <= 0 {
+			t.Errorf("%s: hub CPU %v µs per request", q.Name, q.CPUMicrosPerRequest)
+		}
 	}
 	if p := c.QoS1; p.StoredVerified == nil || !*p.StoredVerified || p.StoredReadBack != p.Acked {
 		t.Errorf("QoS 1: acked %d, read back %d", p.Acked, p.StoredReadBack)

@@ -207,9 +207,9 @@ func rows(rep *Report) []Row {
 		pf := c.Prefill
 		sec = fmt.Sprintf("GET /api/v1/devices/{id}/readings over the %s prefilled readings (Candor only), %d requests each round the devices", num(float64(settings.Prefill)), prefillRequests)
 		for _, q := range pf.Queries {
-			add(sec, fmt.Sprintf("%s: %s, %s readings; p50 / p99 ms", q.Name, q.What, num(q.Readings)),
+			add(sec, fmt.Sprintf("%s: %s, %s readings; p50 / p99 ms; hub CPU µs per request", q.Name, q.What, num(q.Readings)),
 				func(s *Side) (float64, bool) { return q.P99Ms, s == c }, false)
-			out[len(out)-1].Candor = fmt.Sprintf("%s / %s", num(q.P50Ms), num(q.P99Ms))
+			out[len(out)-1].Candor = fmt.Sprintf("%s / %s; %s", num(q.P50Ms), num(q.P99Ms), num(q.CPUMicrosPerRequest))
 		}
 	}
 	add("Authentication", "first connection per device (credential check; target 10,000 in ≤ 10 s), connects/s",
