@@ -326,7 +326,13 @@ type PhaseResult struct {
 	// a high figure means other work on the machine slowed the broker.
 	BrokerRunqPercent float64 `json:"broker_runq_wait_percent,omitempty"`
 	CPUMicrosPerMsg   float64 `json:"broker_cpu_us_per_msg,omitempty"`
-	PeakRSSMiB        float64 `json:"broker_peak_rss_mib,omitempty"`
+	// PostgresCPUSeconds and PostgresMicrosPer are, for a Candor hub on
+	// PostgreSQL (Options.Postgres), the CPU time of the server's
+	// backends serving the hub's database over the phase, in all and per
+	// message: the store's work that the hub's own CPU leaves out.
+	PostgresCPUSeconds float64 `json:"postgres_cpu_seconds,omitempty"`
+	PostgresMicrosPer  float64 `json:"postgres_cpu_us_per_msg,omitempty"`
+	PeakRSSMiB         float64 `json:"broker_peak_rss_mib,omitempty"`
 	// DiskBytesPerMsg is what the broker wrote to storage over the phase
 	// per message it took (for Candor: WAL frames plus checkpoints).
 	DiskBytesPerMsg float64 `json:"broker_disk_bytes_per_msg,omitempty"`

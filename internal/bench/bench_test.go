@@ -117,6 +117,11 @@ func quickPrefill(t *testing.T, engine, pg string) {
 	if rep.Settings.Store != engine {
 		t.Errorf("report's store %q, want %q", rep.Settings.Store, engine)
 	}
+	// The PostgreSQL server's share of the work is measured (or not
+	// reported at all, on SQLite).
+	if onPG := c.QoS1.PostgresMicrosPer > 0; onPG != (engine == "postgres") {
+		t.Errorf("PostgreSQL CPU %v µs per message on %s", c.QoS1.PostgresMicrosPer, engine)
+	}
 	if vacuumed := c.Prefill.VacuumSeconds > 0; vacuumed != (engine == "postgres") {
 		t.Errorf("VACUUM after the fill took %v s on %s", c.Prefill.VacuumSeconds, engine)
 	}

@@ -45,6 +45,9 @@ type hubProc struct {
 	stderr   *tailBuffer
 	exited   chan struct{}
 	waitErr  error
+	// pgDB, for a hub on PostgreSQL, is its database's name, whose
+	// server backends the phases measure.
+	pgDB string
 }
 
 // startHub runs `<argv> --data dir --mqtt-addr 127.0.0.1:0 …` and waits

@@ -74,6 +74,9 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 	if err != nil {
 		return side, err
 	}
+	if pgURL != "" {
+		h.pgDB = dbName(pgURL)
+	}
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -123,6 +126,9 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 		o.progress("Candor: prefill, %d readings in %.1f s (%.0f/s); starting the hub again", pr.Readings, pr.FillSeconds, pr.FillPerSec)
 		if h, err = startHub(ctx, o.HubArgv, o.HubEnv, dir, extra); err != nil {
 			return side, fmt.Errorf("start the hub after the prefill: %w", err)
+		}
+		if pgURL != "" {
+			h.pgDB = dbName(pgURL)
 		}
 		stopped = false
 		side.Addr = h.mqttAddr
@@ -282,15 +288,21 @@ func candorPhase(ctx context.Context, o Options, h *hubProc, devs []device, p ph
 	}
 	pid := h.pid()
 	var (
-		before procSample
-		reset  bool
+		before   procSample
+		reset    bool
+		pgPIDs   []int // the hub's PostgreSQL backends (its pool is open by now)
+		pgBefore []procSample
 	)
+	if h.pgDB != "" {
+		pgPIDs = postgresBackends(ctx, o.Postgres, h.pgDB)
+	}
 	lr, err := runLoad(ctx, loadSpec{
 		Addr: h.mqttAddr, Clients: clients, Topics: topics, QoS: p.qos, Rate: p.rate,
 		Duration: o.Duration, PayloadBytes: o.PayloadBytes, DrainTimeout: drainTimeout, MaxPerClient: int64(o.MaxPerDevice),
 		OnStart: func() {
 			reset = resetPeakRSS(pid)
 			before, _ = readProc(pid)
+			pgBefore = sampleAll(pgPIDs)
 		},
 	})
 	r := &PhaseResult{Clients: len(devs)}
@@ -319,6 +331,10 @@ func candorPhase(ctx context.Context, o Options, h *hubProc, devs []device, p ph
 	if err != nil {
 		return r, lr, err
 	}
+	if pg := cpuGrowth(pgBefore, sampleAll(pgPIDs)); pg > 0 && r.accepted > 0 {
+		r.PostgresCPUSeconds = pg.Seconds()
+		r.PostgresMicrosPer = float64(pg.Microseconds()) / float64(r.accepted)
+	}
 	m1, err := h.metrics(ctx)
 	if err != nil {
 		return r, lr, err
@@ -342,6 +358,19 @@ func candorPhase(ctx context.Context, o Options, h *hubProc, devs []device, p ph
 	}
 	fillProc(r, before, after, reset, at.Sub(lr.Start))
 	return r, lr, nil
+}
+
+// cpuGrowth is the CPU time the processes sampled in before and after (in
+// the same order) used in between. A process that ended meanwhile reads
+// as zero after: its share is left out, not subtracted.
+func cpuGrowth(before, after []procSample) time.Duration {
+	var d time.Duration
+	for i := range min(len(before), len(after)) {
+		if g := after[i].CPU - before[i].CPU; g > 0 {
+			d += g
+		}
+	}
+	return d
 }
 
 // runReference benchmarks the reference broker: Mosquitto started here on
