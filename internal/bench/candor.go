@@ -333,10 +333,10 @@ func openHubStore(ctx context.Context, dir, pgURL string) (store.Store, *vault.V
 // answer.
 const readBackLimit = min(sqlite.MaxReadingLimit, postgres.MaxReadingLimit)
 
-// readStore opens the stopped hub's store (see openHubStore) and counts, per device,
-// the readings on each of streams, reading every row back (so "stored"
-// means readable) and measuring each reading's send → accept latency from
-// its row timestamp.
+// readStore opens the stopped hub's store (see openHubStore) and counts,
+// per device, the readings on each of streams, reading every row back (so
+// "stored" means readable) and measuring each reading's send → accept
+// latency from its row timestamp.
 //
 // Readings up to seq above (a prefilled history) are not read.
 func readStore(ctx context.Context, dir, pgURL string, devs []device, streams []string, above int64) (map[string]*storeCheck, error) {

@@ -43,11 +43,10 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 	var extra []string
 	var pgURL string // the hub's PostgreSQL database (o.Postgres)
 	if o.Postgres != "" {
-		url, drop, err := createBenchDatabase(ctx, o.Postgres)
-		if err != nil {
+		var drop func() error
+		if pgURL, drop, err = createBenchDatabase(ctx, o.Postgres); err != nil {
 			return side, err
 		}
-		pgURL = url
 		side.Name = "Candor (full policy path, PostgreSQL)"
 		if o.KeepData {
 			o.progress("Candor database kept: %s", redactURL(pgURL))
