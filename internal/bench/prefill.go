@@ -212,8 +212,14 @@ func vacuumAnalyze(ctx context.Context, pgURL string) error {
 
 // prefillRequests is how many of each GET readings request are timed:
 // about a second of the hub's CPU per kind, so the CPU figure is read
-// to about 1% (/proc counts it in 10 ms ticks).
-const prefillRequests = 500
+// to about 1% (/proc counts it in 10 ms ticks); a --quick run (CI, and
+// tests under -race) times fewer.
+func prefillRequests(quick bool) int {
+	if quick {
+		return 100
+	}
+	return 500
+}
 
 // historyQueries times GET /api/v1/devices/{id}/readings over the
 // prefilled history through the hub's control socket (the API with the
@@ -221,7 +227,7 @@ const prefillRequests = 500
 // client), going round the devices. The windows are placed in the
 // prefilled history: its middle, a day before its end, and the first and
 // last pages by cursor.
-func historyQueries(ctx context.Context, h *hubProc, devs []device, pr *PrefillResult) error {
+func historyQueries(ctx context.Context, h *hubProc, devs []device, pr *PrefillResult, requests int) error {
 	n := int(pr.Readings)
 	nd := len(devs)
 	type kind struct {
@@ -259,7 +265,7 @@ func historyQueries(ctx context.Context, h *hubProc, devs []device, pr *PrefillR
 		if err != nil {
 			return err
 		}
-		for i := range prefillRequests {
+		for i := range requests {
 			d := i % nd
 			var out struct {
 				Readings []json0 `json:"readings"`
@@ -279,11 +285,12 @@ func historyQueries(ctx context.Context, h *hubProc, devs []device, pr *PrefillR
 			return err
 		}
 		if got == 0 {
-			return fmt.Errorf("GET readings (%s): no readings in %d requests", k.name, prefillRequests)
+			return fmt.Errorf("GET readings (%s): no readings in %d requests", k.name, requests)
 		}
-		pr.Queries = append(pr.Queries, QueryLatency{Name: k.name, What: k.what, Requests: prefillRequests,
-			Readings: float64(got) / prefillRequests, P50Ms: Millis(lat.Quantile(0.5)), P99Ms: Millis(lat.Quantile(0.99)),
-			MeanMs: sum.Seconds() * 1000 / prefillRequests, CPUMicrosPerRequest: float64((cpu1.CPU - cpu0.CPU).Microseconds()) / prefillRequests})
+		per := float64(requests)
+		pr.Queries = append(pr.Queries, QueryLatency{Name: k.name, What: k.what, Requests: requests,
+			Readings: float64(got) / per, P50Ms: Millis(lat.Quantile(0.5)), P99Ms: Millis(lat.Quantile(0.99)),
+			MeanMs: sum.Seconds() * 1000 / per, CPUMicrosPerRequest: float64((cpu1.CPU - cpu0.CPU).Microseconds()) / per})
 	}
 	return nil
 }

@@ -208,7 +208,7 @@ func rows(rep *Report) []Row {
 	}
 	if settings.Prefill > 0 && c != nil && c.Prefill != nil {
 		pf := c.Prefill
-		sec = fmt.Sprintf("GET /api/v1/devices/{id}/readings over the %s prefilled readings (Candor only), %d requests each round the devices", num(float64(settings.Prefill)), prefillRequests)
+		sec = fmt.Sprintf("GET /api/v1/devices/{id}/readings over the %s prefilled readings (Candor only), %d requests each round the devices", num(float64(settings.Prefill)), prefillRequests(settings.Quick))
 		for _, q := range pf.Queries {
 			add(sec, fmt.Sprintf("%s: %s, %s readings; p50 / p99 ms; hub CPU µs per request", q.Name, q.What, num(q.Readings)),
 				func(s *Side) (float64, bool) { return q.P99Ms, s == c }, false)

@@ -196,8 +196,8 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 	}
 
 	if side.Prefill != nil {
-		o.progress("Candor: GET readings over the prefilled history, %d requests of each kind", prefillRequests)
-		if err := historyQueries(ctx, h, devs, side.Prefill); err != nil {
+		o.progress("Candor: GET readings over the prefilled history, %d requests of each kind", prefillRequests(o.Quick))
+		if err := historyQueries(ctx, h, devs, side.Prefill, prefillRequests(o.Quick)); err != nil {
 			return side, err
 		}
 	}
