@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -41,6 +42,7 @@ func runBench(args []string) error {
 	})
 	storm := fs.Int("storm", 0, "after the load phases, create this many more devices, restart the hub and time until all are connected again (the target is 10000 back in 10 s), 0 to skip")
 	prefillN := fs.Int("prefill", 0, "before the load phases, store this many readings of the bench devices in the hub's store (the hub is stopped for it), and time GET readings over them after the phases; 0 for none")
+	hubPostgres := fs.String("hub-postgres", "", "run the Candor hub on a fresh PostgreSQL database instead of its SQLite file: a postgres:// URL of a loopback server and a role that may create (and drop) the bench's database, such as postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
 	hubExe := fs.String("hub-exe", "", "run this candor binary as the hub instead of this one (compare two builds under the same load)")
 	cpuprofile := fs.String("cpuprofile", "", "")
 	// --cpuprofile is hidden (a developer aid): it is passed to the hub's
@@ -68,7 +70,7 @@ func runBench(args []string) error {
 	o := bench.Options{
 		Quick: *quick, JSONPath: *jsonPath, Mosquitto: *mosq, RefAddr: *refAddr,
 		Only: *only, KeepData: *keep, CPUProfile: *cpuprofile, HubFlags: hubFlags,
-		PacedOnly: *pacedOnly,
+		PacedOnly: *pacedOnly, Postgres: *hubPostgres,
 	}
 	if *hubExe != "" {
 		o.HubArgv = []string{*hubExe, "serve"}
@@ -123,6 +125,9 @@ func runBench(args []string) error {
 	if want, err := nodes.wanted(fs); want || err != nil {
 		if err != nil {
 			return err
+		}
+		if *hubPostgres != "" {
+			return errors.New("--hub-postgres is for the single hub; --store postgres has its own --postgres-url")
 		}
 		return runNodesBench(ctx, o, nodes)
 	}

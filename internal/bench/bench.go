@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -62,6 +63,11 @@ type Options struct {
 	// stopped for it and started again), and times GET readings over
 	// them after the load phases (Candor only; see prefill.go).
 	Prefill int
+	// Postgres, if set, is a postgres:// URL of a loopback server and a
+	// role that may create databases: the Candor hub then stores in a
+	// fresh PostgreSQL database made for the run (and dropped after it,
+	// unless KeepData) instead of its SQLite file (Candor only).
+	Postgres string
 
 	// Only limits the run to "candor" or "reference"; empty runs both.
 	Only string
@@ -154,6 +160,11 @@ func (o *Options) normalize() error {
 	default:
 		errs = append(errs, fmt.Errorf("only: %q is not candor or reference", o.Only))
 	}
+	if o.Postgres != "" {
+		if u, err := url.Parse(o.Postgres); err != nil || !isLoopback(u.Host) {
+			errs = append(errs, fmt.Errorf("postgres: %q is not a loopback URL; the benchmark only sends load to this machine", redactURL(o.Postgres)))
+		}
+	}
 	if o.RefAddr != "" && !isLoopback(o.RefAddr) {
 		errs = append(errs, fmt.Errorf("ref-addr: %q is not a loopback host:port; the benchmark only sends load to this machine", o.RefAddr))
 	}
@@ -174,6 +185,14 @@ func (o *Options) normalize() error {
 		o.Progress = os.Stderr
 	}
 	return errors.Join(errs...)
+}
+
+// storeName is the Candor hub's storage engine in the run.
+func (o *Options) storeName() string {
+	if o.Postgres != "" {
+		return "postgres"
+	}
+	return "sqlite"
 }
 
 // Report is the outcome of a run; it is also the JSON document.
@@ -214,7 +233,9 @@ type Settings struct {
 	MaxPerDevice    int     `json:"max_per_device,omitempty"`
 	Storm           int     `json:"storm,omitempty"`
 	Prefill         int     `json:"prefill,omitempty"`
-	Quick           bool    `json:"quick"`
+	// Store is the Candor hub's storage engine: "sqlite" or "postgres".
+	Store string `json:"store,omitempty"`
+	Quick bool   `json:"quick"`
 }
 
 // Side is one broker's results.
@@ -305,7 +326,13 @@ type PhaseResult struct {
 	// a high figure means other work on the machine slowed the broker.
 	BrokerRunqPercent float64 `json:"broker_runq_wait_percent,omitempty"`
 	CPUMicrosPerMsg   float64 `json:"broker_cpu_us_per_msg,omitempty"`
-	PeakRSSMiB        float64 `json:"broker_peak_rss_mib,omitempty"`
+	// PostgresCPUSeconds and PostgresMicrosPer are, for a Candor hub on
+	// PostgreSQL (Options.Postgres), the CPU time of the server's
+	// backends serving the hub's database over the phase, in all and per
+	// message: the store's work that the hub's own CPU leaves out.
+	PostgresCPUSeconds float64 `json:"postgres_cpu_seconds,omitempty"`
+	PostgresMicrosPer  float64 `json:"postgres_cpu_us_per_msg,omitempty"`
+	PeakRSSMiB         float64 `json:"broker_peak_rss_mib,omitempty"`
 	// DiskBytesPerMsg is what the broker wrote to storage over the phase
 	// per message it took (for Candor: WAL frames plus checkpoints).
 	DiskBytesPerMsg float64 `json:"broker_disk_bytes_per_msg,omitempty"`
@@ -338,6 +365,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			Devices: o.Devices, DurationSeconds: o.Duration.Seconds(), Window: o.Window,
 			PayloadBytes: o.PayloadBytes, IdleConns: max(o.IdleConns, 0), Rate: max(o.Rate, 0), Quick: o.Quick,
 			MaxPerDevice: max(o.MaxPerDevice, 0), Storm: max(o.Storm, 0), Prefill: max(o.Prefill, 0),
+			Store: o.storeName(),
 		},
 		NotYetImplemented: append([]string(nil), notYetImplemented...),
 	}

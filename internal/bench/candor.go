@@ -24,6 +24,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/hub"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/store/postgres"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 	"github.com/candor-iot/candor/internal/vault"
 )
@@ -44,6 +45,9 @@ type hubProc struct {
 	stderr   *tailBuffer
 	exited   chan struct{}
 	waitErr  error
+	// pgDB, for a hub on PostgreSQL, is its database's name, whose
+	// server backends the phases measure.
+	pgDB string
 }
 
 // startHub runs `<argv> --data dir --mqtt-addr 127.0.0.1:0 …` and waits
@@ -297,11 +301,18 @@ type storeCheck struct {
 	BadRows      int // rows whose payload carried no send time
 }
 
-// openHubStore opens the SQLite store of the stopped hub in dir with its
+// openHubStore opens the store of the stopped hub in dir (its SQLite
+// file, or the PostgreSQL database at pgURL when that is set) with its
 // vault, under the hub's own key, as the hub opens them. The caller closes
 // both (the vault first).
-func openHubStore(ctx context.Context, dir string) (*sqlite.DB, *vault.Vault, error) {
-	db, err := sqlite.Open(ctx, filepath.Join(dir, hub.DBName))
+func openHubStore(ctx context.Context, dir, pgURL string) (store.Store, *vault.Vault, error) {
+	var db store.Store
+	var err error
+	if pgURL != "" {
+		db, err = postgres.Open(ctx, pgURL)
+	} else {
+		db, err = sqlite.Open(ctx, filepath.Join(dir, hub.DBName))
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the hub's store: %w", err)
 	}
@@ -318,16 +329,20 @@ func openHubStore(ctx context.Context, dir string) (*sqlite.DB, *vault.Vault, er
 	return db, v, nil
 }
 
-// readStore opens the stopped hub's SQLite store and counts, per device,
-// the readings on each of streams, reading every row back (so "stored"
-// means readable) and measuring each reading's send → accept latency from
-// its row timestamp.
+// readBackLimit is the page size of readStore: the largest both engines
+// answer.
+const readBackLimit = min(sqlite.MaxReadingLimit, postgres.MaxReadingLimit)
+
+// readStore opens the stopped hub's store (see openHubStore) and counts,
+// per device, the readings on each of streams, reading every row back (so
+// "stored" means readable) and measuring each reading's send → accept
+// latency from its row timestamp.
 //
 // Readings up to seq above (a prefilled history) are not read.
-func readStore(ctx context.Context, dir string, devs []device, streams []string, above int64) (map[string]*storeCheck, error) {
+func readStore(ctx context.Context, dir, pgURL string, devs []device, streams []string, above int64) (map[string]*storeCheck, error) {
 	// Readings are sealed at rest: open them with the hub's own vault key,
 	// so "stored" means readable by the hub, not merely present.
-	db, v, err := openHubStore(ctx, dir)
+	db, v, err := openHubStore(ctx, dir, pgURL)
 	if err != nil {
 		return nil, fmt.Errorf("after the run: %w", err)
 	}
@@ -348,7 +363,7 @@ func readStore(ctx context.Context, dir string, devs []device, streams []string,
 		for i, d := range devs {
 			after := above
 			for {
-				rows, err := db.Readings(ctx, store.ReadingQuery{DeviceID: d.ID, Stream: st, AfterSeq: after, Limit: sqlite.MaxReadingLimit})
+				rows, err := db.Readings(ctx, store.ReadingQuery{DeviceID: d.ID, Stream: st, AfterSeq: after, Limit: readBackLimit})
 				if err != nil {
 					return nil, fmt.Errorf("read back stream %s: %w", st, err)
 				}
@@ -364,7 +379,7 @@ func readStore(ctx context.Context, dir string, devs []device, streams []string,
 						chk.BadRows++
 					}
 				}
-				if len(rows) < sqlite.MaxReadingLimit {
+				if len(rows) < readBackLimit {
 					break
 				}
 				after = rows[len(rows)-1].Seq

@@ -121,6 +121,7 @@ func rows(rep *Report) []Row {
 	add(sec, "publish → stored row ts (C) / delivered (ref) p50 ms", q1(func(p *PhaseResult) (float64, bool) { return measured(p.SinkP50Ms) }), true)
 	add(sec, "publish → stored row ts (C) / delivered (ref) p99 ms", q1(func(p *PhaseResult) (float64, bool) { return measured(p.SinkP99Ms) }), true)
 	add(sec, "broker CPU µs per message", q1(func(p *PhaseResult) (float64, bool) { return measured(p.CPUMicrosPerMsg) }), true)
+	add(sec, "PostgreSQL server CPU µs per message (Candor on PostgreSQL)", q1(func(p *PhaseResult) (float64, bool) { return p.PostgresMicrosPer, p.PostgresMicrosPer > 0 }), false)
 	add(sec, "broker CPU, % of one core", q1(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerCPUPercent) }), true)
 	add(sec, "broker waiting for a CPU, % of phase (other load)", q1(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerRunqPercent) }), false)
 	add(sec, "broker peak RSS MiB", q1(func(p *PhaseResult) (float64, bool) { return measured(p.PeakRSSMiB) }), true)
@@ -149,6 +150,7 @@ func rows(rep *Report) []Row {
 	pairCell(&out[len(out)-1].Candor, c.QoS0, sentSpread)
 	pairCell(&out[len(out)-1].Reference, r.QoS0, sentSpread)
 	add(sec, "broker CPU µs per message", q0(func(p *PhaseResult) (float64, bool) { return measured(p.CPUMicrosPerMsg) }), true)
+	add(sec, "PostgreSQL server CPU µs per message (Candor on PostgreSQL)", q0(func(p *PhaseResult) (float64, bool) { return p.PostgresMicrosPer, p.PostgresMicrosPer > 0 }), false)
 	add(sec, "broker waiting for a CPU, % of phase (other load)", q0(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerRunqPercent) }), false)
 	add(sec, "broker peak RSS MiB", q0(func(p *PhaseResult) (float64, bool) { return measured(p.PeakRSSMiB) }), true)
 	add(sec, "rows per commit / mean commit ms", q0(func(p *PhaseResult) (float64, bool) { return measured(p.RowsPerBatch) }), false)
@@ -162,6 +164,7 @@ func rows(rep *Report) []Row {
 		add(sec, "PUBACK latency p99 ms", qp(func(p *PhaseResult) (float64, bool) { return always(p.AckP99Ms) }), true)
 		add(sec, "PUBACK latency max ms", qp(func(p *PhaseResult) (float64, bool) { return always(p.AckMaxMs) }), true)
 		add(sec, "broker CPU µs per message", qp(func(p *PhaseResult) (float64, bool) { return measured(p.CPUMicrosPerMsg) }), true)
+		add(sec, "PostgreSQL server CPU µs per message (Candor on PostgreSQL)", qp(func(p *PhaseResult) (float64, bool) { return p.PostgresMicrosPer, p.PostgresMicrosPer > 0 }), false)
 		add(sec, "broker CPU, % of one core", qp(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerCPUPercent) }), true)
 		add(sec, "broker waiting for a CPU, % of phase (other load)", qp(func(p *PhaseResult) (float64, bool) { return measured(p.BrokerRunqPercent) }), false)
 		add(sec, "broker bytes written to disk per message", qp(func(p *PhaseResult) (float64, bool) { return measured(p.DiskBytesPerMsg) }), false)
@@ -205,11 +208,11 @@ func rows(rep *Report) []Row {
 	}
 	if settings.Prefill > 0 && c != nil && c.Prefill != nil {
 		pf := c.Prefill
-		sec = fmt.Sprintf("GET /api/v1/devices/{id}/readings over the %s prefilled readings (Candor only), %d requests each round the devices", num(float64(settings.Prefill)), prefillRequests)
+		sec = fmt.Sprintf("GET /api/v1/devices/{id}/readings over the %s prefilled readings (Candor only), %d requests each round the devices", num(float64(settings.Prefill)), prefillRequests(settings.Quick))
 		for _, q := range pf.Queries {
-			add(sec, fmt.Sprintf("%s: %s, %s readings; p50 / p99 ms", q.Name, q.What, num(q.Readings)),
+			add(sec, fmt.Sprintf("%s: %s, %s readings; p50 / p99 ms; hub CPU µs per request", q.Name, q.What, num(q.Readings)),
 				func(s *Side) (float64, bool) { return q.P99Ms, s == c }, false)
-			out[len(out)-1].Candor = fmt.Sprintf("%s / %s", num(q.P50Ms), num(q.P99Ms))
+			out[len(out)-1].Candor = fmt.Sprintf("%s / %s; %s", num(q.P50Ms), num(q.P99Ms), num(q.CPUMicrosPerRequest))
 		}
 	}
 	add("Authentication", "first connection per device (credential check; target 10,000 in ≤ 10 s), connects/s",
@@ -314,7 +317,11 @@ func writeTable(w io.Writer, rep *Report) error {
 	if rep.Settings.Prefill > 0 {
 		fmt.Fprintf(w, "history: %s readings of the bench devices prefilled in the hub's store before the phases", num(float64(rep.Settings.Prefill)))
 		if rep.Candor != nil && rep.Candor.Prefill != nil {
-			fmt.Fprintf(w, " (filled in %.1f s, %s/s)", rep.Candor.Prefill.FillSeconds, num(rep.Candor.Prefill.FillPerSec))
+			fmt.Fprintf(w, " (filled in %.1f s, %s/s", rep.Candor.Prefill.FillSeconds, num(rep.Candor.Prefill.FillPerSec))
+			if v := rep.Candor.Prefill.VacuumSeconds; v > 0 {
+				fmt.Fprintf(w, "; VACUUM (ANALYZE) %.1f s", v)
+			}
+			fmt.Fprint(w, ")")
 		}
 		fmt.Fprintln(w)
 	}

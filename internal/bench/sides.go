@@ -41,6 +41,24 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 		defer os.RemoveAll(dir)
 	}
 	var extra []string
+	var pgURL string // the hub's PostgreSQL database (o.Postgres)
+	if o.Postgres != "" {
+		var drop func() error
+		if pgURL, drop, err = createBenchDatabase(ctx, o.Postgres); err != nil {
+			return side, err
+		}
+		side.Name = "Candor (full policy path, PostgreSQL)"
+		if o.KeepData {
+			o.progress("Candor database kept: %s", redactURL(pgURL))
+		} else {
+			defer func() {
+				if derr := drop(); derr != nil && err == nil {
+					err = derr
+				}
+			}()
+		}
+		extra = append(extra, "--store", pgURL)
+	}
 	if o.CPUProfile != "" {
 		if supportsFlag(o.HubArgv, o.HubEnv, "cpuprofile") {
 			extra = append(extra, "--cpuprofile", o.CPUProfile)
@@ -54,6 +72,9 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 	h, err := startHub(ctx, o.HubArgv, o.HubEnv, dir, extra)
 	if err != nil {
 		return side, err
+	}
+	if pgURL != "" {
+		h.pgDB = dbName(pgURL)
 	}
 	stopped := false
 	defer func() {
@@ -96,7 +117,7 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 		if err := h.stop(60 * time.Second); err != nil {
 			return side, fmt.Errorf("stop the hub for the prefill: %w", err)
 		}
-		pr, err := prefill(ctx, o, dir, devs, o.Prefill)
+		pr, err := prefill(ctx, o, dir, pgURL, devs, o.Prefill)
 		side.Prefill = pr
 		if err != nil {
 			return side, err
@@ -104,6 +125,9 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 		o.progress("Candor: prefill, %d readings in %.1f s (%.0f/s); starting the hub again", pr.Readings, pr.FillSeconds, pr.FillPerSec)
 		if h, err = startHub(ctx, o.HubArgv, o.HubEnv, dir, extra); err != nil {
 			return side, fmt.Errorf("start the hub after the prefill: %w", err)
+		}
+		if pgURL != "" {
+			h.pgDB = dbName(pgURL)
 		}
 		stopped = false
 		side.Addr = h.mqttAddr
@@ -172,8 +196,8 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 	}
 
 	if side.Prefill != nil {
-		o.progress("Candor: GET readings over the prefilled history, %d requests of each kind", prefillRequests)
-		if err := historyQueries(ctx, h, devs, side.Prefill); err != nil {
+		o.progress("Candor: GET readings over the prefilled history, %d requests of each kind", prefillRequests(o.Quick))
+		if err := historyQueries(ctx, h, devs, side.Prefill, prefillRequests(o.Quick)); err != nil {
 			return side, err
 		}
 	}
@@ -200,7 +224,7 @@ func runCandor(ctx context.Context, o Options) (_ *Side, err error) {
 	if side.Prefill != nil {
 		above = side.Prefill.MaxSeq
 	}
-	checks, err := readStore(ctx, dir, devs, streams, above)
+	checks, err := readStore(ctx, dir, pgURL, devs, streams, above)
 	if err != nil {
 		return side, err
 	}
@@ -263,15 +287,21 @@ func candorPhase(ctx context.Context, o Options, h *hubProc, devs []device, p ph
 	}
 	pid := h.pid()
 	var (
-		before procSample
-		reset  bool
+		before   procSample
+		reset    bool
+		pgPIDs   []int // the hub's PostgreSQL backends (its pool is open by now)
+		pgBefore []procSample
 	)
+	if h.pgDB != "" {
+		pgPIDs = postgresBackends(ctx, o.Postgres, h.pgDB)
+	}
 	lr, err := runLoad(ctx, loadSpec{
 		Addr: h.mqttAddr, Clients: clients, Topics: topics, QoS: p.qos, Rate: p.rate,
 		Duration: o.Duration, PayloadBytes: o.PayloadBytes, DrainTimeout: drainTimeout, MaxPerClient: int64(o.MaxPerDevice),
 		OnStart: func() {
 			reset = resetPeakRSS(pid)
 			before, _ = readProc(pid)
+			pgBefore = sampleAll(pgPIDs)
 		},
 	})
 	r := &PhaseResult{Clients: len(devs)}
@@ -300,6 +330,10 @@ func candorPhase(ctx context.Context, o Options, h *hubProc, devs []device, p ph
 	if err != nil {
 		return r, lr, err
 	}
+	if pg := cpuGrowth(pgBefore, sampleAll(pgPIDs)); pg > 0 && r.accepted > 0 {
+		r.PostgresCPUSeconds = pg.Seconds()
+		r.PostgresMicrosPer = float64(pg.Microseconds()) / float64(r.accepted)
+	}
 	m1, err := h.metrics(ctx)
 	if err != nil {
 		return r, lr, err
@@ -323,6 +357,19 @@ func candorPhase(ctx context.Context, o Options, h *hubProc, devs []device, p ph
 	}
 	fillProc(r, before, after, reset, at.Sub(lr.Start))
 	return r, lr, nil
+}
+
+// cpuGrowth is the CPU time the processes sampled in before and after (in
+// the same order) used in between. A process that ended meanwhile reads
+// as zero after: its share is left out, not subtracted.
+func cpuGrowth(before, after []procSample) time.Duration {
+	var d time.Duration
+	for i := range min(len(before), len(after)) {
+		if g := after[i].CPU - before[i].CPU; g > 0 {
+			d += g
+		}
+	}
+	return d
 }
 
 // runReference benchmarks the reference broker: Mosquitto started here on

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/candor-iot/candor/internal/api"
 	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/auditlog"
@@ -42,8 +44,20 @@ func (h *Hub) loadTLS(context.Context) (err error) {
 }
 
 func (h *Hub) openStore(ctx context.Context) (err error) {
-	h.st, err = openEngine(ctx, h.cfg, h.log)
-	return err
+	if h.st, err = openEngine(ctx, h.cfg, h.log); err != nil {
+		return err
+	}
+	// An engine with metrics of its own (SQLite's background merge)
+	// registers them with the hub's registry.
+	if m, ok := h.st.(interface {
+		RegisterMetrics(prometheus.Registerer) error
+	}); ok {
+		if err := m.RegisterMetrics(h.reg); err != nil {
+			_ = h.st.Close()
+			return fmt.Errorf("store metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 func (h *Hub) closeStore(context.Context) error { return h.st.Close() }

@@ -269,7 +269,9 @@ func TestHealthAndMetrics(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	m := string(b)
-	for _, name := range []string{"candor_readings_accepted_total 1", "candor_store_batch_seconds", "candor_mqtt_connected_clients"} {
+	// The SQLite store registers its merge metrics with the hub.
+	for _, name := range []string{"candor_readings_accepted_total 1", "candor_store_batch_seconds", "candor_mqtt_connected_clients",
+		"candor_store_merge_step_seconds", "candor_store_merged_readings_total", "candor_store_staged_readings"} {
 		if !strings.Contains(m, name) {
 			t.Errorf("metrics lack %q", name)
 		}

@@ -162,7 +162,7 @@ func (db *DB) PurgeReadings(ctx context.Context, p store.Purge, limit int) (int6
 	if n > 0 {
 		db.forgetMarks(p.DeviceID)
 	}
-	db.staged.Add(-merged)
+	db.unstaged(merged)
 	return n, nil
 }
 

@@ -512,7 +512,7 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 	if n > 0 {
 		db.forgetMarks(q.DeviceID)
 	}
-	db.staged.Add(-merged)
+	db.unstaged(merged)
 	return n, nil
 }
 

@@ -90,6 +90,7 @@ type DB struct {
 	stepHook      func()
 	mergeSteps    stepStats
 	mergeYields   atomic.Int64 // steps not started for a waiting commit
+	metrics       mergeMetrics // metrics.go
 	// creates group-commits concurrent CreateDevice calls (createdevice.go).
 	creates deviceCreates
 }
@@ -178,7 +179,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
 	db := &DB{writer: writer, readers: readers, stageBelow: stageBelow, marks: map[int64]markState{},
-		ingestIdle: make(chan struct{}, 1)}
+		ingestIdle: make(chan struct{}, 1), metrics: newMergeMetrics()}
 	db.mergeStepRows.Store(mergeStepRows)
 	if err := db.prepare(ctx); err != nil {
 		readers.Close()

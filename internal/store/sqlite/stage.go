@@ -193,7 +193,7 @@ func (db *DB) mergeStaged(ctx context.Context, max int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	db.staged.Add(-n)
+	db.unstaged(n)
 	return n, nil
 }
 
@@ -409,12 +409,14 @@ func (db *DB) mergeStep(ctx context.Context, p *mergePass, rows int, yield bool)
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("merge step: commit: %w", err)
 	}
-	db.mergeSteps.record(time.Since(start))
+	d := time.Since(start)
+	db.mergeSteps.record(d)
+	db.metrics.stepSecs.Observe(d.Seconds())
 	p.dkeys, p.seqs = p.dkeys[k:], p.seqs[k:]
 	p.at, p.fresh = at, false
 	if last {
 		p.done = true
-		db.staged.Add(-cleared)
+		db.unstaged(cleared)
 	}
 	return nil
 }
