@@ -147,6 +147,7 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 	h.apps.OnChange(h.noteFor(cluster.KindGrants))
 	h.cat.OnChange(h.noteFor(cluster.KindManifest))
 	h.mon.OnPolicyChange(func() { h.note(cluster.KindMonitorActions, "") })
+	h.mon.OnHoldChange(h.noteHold)
 	// Wrong guesses count on every node, as on one hub.
 	h.id.OnSpent(h.node.Spent)
 	h.node.OnSpentElsewhere(h.id.SpentElsewhere)
@@ -335,10 +336,13 @@ func (h *Hub) confirming(next http.Handler) http.Handler {
 	})
 }
 
-// noteHold passes on a quarantine this node's monitor placed or lifted.
-// The monitor acts on its own (a flooding device), with nobody waiting
-// for an answer, so the round runs in the background; a node that does
-// not confirm is logged, and learns the hold at its next reload.
+// noteHold passes on a hold this node's monitor placed, changed or
+// lifted: a quarantine, a rate limit, a hold until fixed. The monitor
+// often acts on its own (a flooding device), with nobody waiting for an
+// answer, so the round runs in the background at once; a node that does
+// not confirm is logged, and learns the hold at its next reload. When a
+// person's request made the change (a release through the API), the
+// front end's own Sync waits for the same round before answering.
 func (h *Hub) noteHold(deviceID string) {
 	if h.node == nil || !h.nodeReady.Load() {
 		return
@@ -348,7 +352,7 @@ func (h *Hub) noteHold(deviceID string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := h.node.Sync(ctx); err != nil {
-			h.log.Warn("pass a quarantine on to the other hub nodes", "device", deviceID, "err", err)
+			h.log.Warn("pass a hold on to the other hub nodes", "device", deviceID, "err", err)
 		}
 	}()
 }

@@ -74,7 +74,6 @@ func (h *Hub) openMonitor(ctx context.Context) error {
 // broker exists (restoring holds at start) it does nothing: startMQTT
 // announces every hold once the broker runs.
 func (h *Hub) publishHold(deviceID string, payload []byte) {
-	h.noteHold(deviceID)
 	if h.br == nil {
 		return
 	}

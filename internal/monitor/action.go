@@ -252,6 +252,27 @@ func (m *Monitor) hold(q store.Quarantine, perWindow float64) *restriction {
 	return r
 }
 
+// OnHoldChange registers f, called with the device's id after this
+// monitor stored a hold it placed (a quarantine or a rate limit, on an
+// alarm or an owner's restriction), changed or lifted. A hub node passes
+// the change on to the other nodes with it. Reload and Load do not call
+// it: what they install came from the store, put there by someone who
+// told the others already.
+func (m *Monitor) OnHoldChange(f func(deviceID string)) {
+	m.holdMu.Lock()
+	m.holdChanged = append(m.holdChanged, f)
+	m.holdMu.Unlock()
+}
+
+func (m *Monitor) holdChange(deviceID string) {
+	m.holdMu.RLock()
+	fs := m.holdChanged
+	m.holdMu.RUnlock()
+	for _, f := range fs {
+		f(deviceID)
+	}
+}
+
 // control tells the device on its control topic whether it is held.
 func (m *Monitor) control(deviceID string, held bool, k Kind) {
 	if m.cfg.Control == nil {
@@ -296,6 +317,7 @@ func (m *Monitor) Release(ctx context.Context, deviceID string, by auditlog.Acto
 	if m.restricted.CompareAndDelete(deviceID, v) {
 		m.nRestricted.Add(-1)
 	}
+	m.holdChange(deviceID)
 	m.resetAlarms(deviceID)
 	m.control(deviceID, false, "")
 	if len(reason) > auditlog.MaxPurposeLen {
@@ -398,6 +420,9 @@ func (m *Monitor) apply(ctx context.Context, e effect) {
 				m.cfg.Logger.Error("persist hold", "device", a.Device, "err", err)
 			}
 		}
+		// Told whatever the action: a rate limit must hold back a device
+		// that moves to another hub node as much as a quarantine does.
+		m.holdChange(a.Device)
 		logAct := ActionRateLimit
 		if act == ActQuarantine {
 			logAct = auditlog.ActionDeviceQuarantine
