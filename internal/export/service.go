@@ -88,6 +88,11 @@ type ServiceConfig struct {
 	// Jobs prepares exports in the background (Start and the job
 	// methods); without it those return ErrJobsOff.
 	Jobs *Jobs
+	// Elsewhere, when set, returns the account's jobs that other hub
+	// nodes run (each job lives on the node that started it), so that
+	// List is whole on any node. It may return some of them with an
+	// error saying which part is missing.
+	Elsewhere func(ctx context.Context, accountID string) ([]JobStatus, error)
 }
 
 // Service makes people's data exports, for the API and the pages alike:
@@ -183,12 +188,35 @@ func (s *Service) Start(ctx context.Context, acc store.Account, identity age.Ide
 // background (it was given Jobs).
 func (s *Service) Background() bool { return s.cfg.Jobs != nil }
 
-// List returns the account's exports the hub still keeps, newest first.
-func (s *Service) List(accountID string) []JobStatus {
-	if s.cfg.Jobs == nil {
-		return nil
+// List returns the account's exports the hub still keeps, newest first:
+// on a hub of several nodes, those of every node (Elsewhere). When some
+// node's part could not be had, it returns the rest with the error.
+func (s *Service) List(ctx context.Context, accountID string) ([]JobStatus, error) {
+	if s.cfg.Jobs == nil || accountID == "" {
+		return nil, nil
 	}
-	return s.cfg.Jobs.List(accountID)
+	out := s.cfg.Jobs.List(accountID)
+	if s.cfg.Elsewhere == nil {
+		return out, nil
+	}
+	more, err := s.cfg.Elsewhere(ctx, accountID)
+	seen := make(map[string]bool, len(out))
+	for _, st := range out {
+		seen[st.ID] = true
+	}
+	for _, st := range more {
+		// Another node's answer is trusted no further than this: a job
+		// of another account never reaches this one's list.
+		if st.Owner == accountID && !seen[st.ID] {
+			seen[st.ID] = true
+			out = append(out, st)
+		}
+	}
+	sortJobs(out)
+	if err != nil {
+		return out, fmt.Errorf("export jobs on other hub nodes: %w", err)
+	}
+	return out, nil
 }
 
 // Status reports how far one of the account's exports got.
