@@ -236,19 +236,24 @@ func (m *Monitor) hold(q store.Quarantine, perWindow float64) *restriction {
 		// and ends only when both are gone (see Lift and Release).
 		q.Advisory = advisoryOf(r.q)
 	}
-	r.q = q
 	if q.RateLimited {
 		// Twice the declared rate, so a well-behaved device is never
 		// held back; a device with no declared rate gets one a second.
-		r.rate = 1
-		if perWindow > 0 {
-			r.rate = 2 * perWindow / m.cfg.Window.Seconds()
+		// A hold read from the store (placed by another node, or before
+		// a restart) keeps the rate the deciding monitor chose.
+		if q.Rate <= 0 {
+			q.Rate = 1
+			if perWindow > 0 {
+				q.Rate = 2 * perWindow / m.cfg.Window.Seconds()
+			}
 		}
+		r.rate = q.Rate
 		r.burst = max(r.rate*10, 5)
 		r.tokens = r.burst
 	} else {
 		r.quarantined.Store(true)
 	}
+	r.q = q
 	return r
 }
 
