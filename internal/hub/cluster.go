@@ -262,7 +262,9 @@ func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
 		}
 		return h.apps.Reload(ctx)
 	case cluster.KindGrants:
-		return h.apps.Reload(ctx)
+		// Home Assistant discovery messages are retained in each node's
+		// broker: this one announces or removes its own.
+		return h.apps.ReloadAnnouncing(ctx)
 	case cluster.KindReadingsDeleted:
 		h.apps.Forget(ctx, []string{c.ID})
 		return nil
@@ -359,7 +361,8 @@ func (h *Hub) noteHold(deviceID string) {
 
 // appsPublisher is what the apps service hands readings and discovery
 // messages to: the broker, and on a node also the other nodes' brokers
-// (for readings; discovery messages are announced by every node itself).
+// (for readings; discovery messages are announced by every node itself,
+// at start and for each grant change, applyChange).
 func (h *Hub) appsPublisher() apps.Publisher {
 	if h.node == nil {
 		return h.br
