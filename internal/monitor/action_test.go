@@ -342,6 +342,14 @@ func TestRateLimitReachesAMonitorSharingTheStore(t *testing.T) {
 	if b1, b2 := burst(here), burst(there); b1 != 20 || b2 != 20 {
 		t.Errorf("burst %d here and %d on the monitor that reloaded; want 20 on both", b1, b2)
 	}
+	// Reloading again (another hold changed somewhere) does not refill
+	// the bucket.
+	if err := there.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := there.Admit("d1"); v != Limited {
+		t.Errorf("after its burst and another reload: %v; want Limited", v)
+	}
 	if !slices.Equal(told[here], []string{"d1"}) || told[there] != nil {
 		t.Errorf("told %v here and %v there; want d1 once here (the hold), never there (the reload)", told[here], told[there])
 	}
