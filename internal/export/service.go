@@ -154,7 +154,8 @@ func (s *Service) Prepare(ctx context.Context, acc store.Account) (*Prepared, er
 }
 
 // Start starts preparing acc's export in the background, or returns acc's
-// export that is already running (started false). identity, if not nil,
+// export that is already running (started false), here or, with
+// Elsewhere, on another hub node. identity, if not nil,
 // opens history under keys only the person holds (user-held mode), for
 // this job only; without it such history makes the export refused up
 // front with a *LockedError. The export is recorded only when a new job
@@ -175,6 +176,9 @@ func (s *Service) Start(ctx context.Context, acc store.Account, identity age.Ide
 			return JobStatus{}, false, err
 		}
 	}
+	if st, ok := s.runningElsewhere(ctx, acc.ID); ok {
+		return st, false, nil
+	}
 	ctx = auditlog.WithActor(ctx, auditlog.Actor{Kind: auditlog.ActorPerson, ID: acc.ID})
 	return s.cfg.Jobs.Start(ctx, acc.ID, personOf(acc), func(ctx context.Context) (Source, error) {
 		if err := s.record(ctx, acc); err != nil {
@@ -182,6 +186,29 @@ func (s *Service) Start(ctx context.Context, acc store.Account, identity age.Ide
 		}
 		return s.source(acc, identity), nil
 	})
+}
+
+// runningElsewhere finds the account's export running on another hub
+// node, when none runs here: a person has one running export at a time,
+// whichever node they ask, as on one hub. A node that does not answer
+// in time may hold one; a second job then starts here, which is only
+// work done twice.
+func (s *Service) runningElsewhere(ctx context.Context, accountID string) (JobStatus, bool) {
+	if s.cfg.Elsewhere == nil {
+		return JobStatus{}, false
+	}
+	for _, st := range s.cfg.Jobs.List(accountID) {
+		if st.State == JobRunning {
+			return JobStatus{}, false // Jobs.Start finds it
+		}
+	}
+	more, _ := s.cfg.Elsewhere(ctx, accountID)
+	for _, st := range more {
+		if st.Owner == accountID && st.State == JobRunning {
+			return st, true
+		}
+	}
+	return JobStatus{}, false
 }
 
 // Background reports whether the service prepares exports in the

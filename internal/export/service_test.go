@@ -381,3 +381,55 @@ func TestServiceListWithOtherNodes(t *testing.T) {
 		})
 	}
 }
+
+// TestServiceStartFindsAJobRunningOnAnotherNode: a person has one running
+// export at a time whichever node they ask; a finished one elsewhere, or
+// another account's, does not stop a new one.
+func TestServiceStartFindsAJobRunningOnAnotherNode(t *testing.T) {
+	r := newServiceRig(t)
+	ctx := context.Background()
+	running := export.JobStatus{ID: "exp_there", Owner: r.alex.ID, State: export.JobRunning, ReadingsTotal: -1, StartedAt: time.Now()}
+	done := running
+	done.State = export.JobDone
+	samsRunning := running
+	samsRunning.Owner = r.sam.ID
+	tests := []struct {
+		name      string
+		elsewhere []export.JobStatus
+		found     bool
+	}{
+		{"running elsewhere", []export.JobStatus{done, running}, true},
+		{"done elsewhere", []export.JobStatus{done}, false},
+		{"another account's running", []export.JobStatus{samsRunning}, false},
+		{"none", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			jobs, err := export.NewJobs(filepath.Join(t.TempDir(), "exports"), export.JobsOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { jobs.Close() })
+			cfg := r.config(jobs)
+			cfg.Elsewhere = func(context.Context, string) ([]export.JobStatus, error) { return tc.elsewhere, nil }
+			before := len(r.exportsRecorded(t))
+			st, started, err := export.NewService(cfg).Start(ctx, r.alex, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recorded := len(r.exportsRecorded(t)) - before
+			if tc.found {
+				if started || st.ID != running.ID || recorded != 0 {
+					t.Errorf("Start: %+v, started %v, %d recorded; want the job running elsewhere, nothing started or recorded", st, started, recorded)
+				}
+				return
+			}
+			if !started || st.ID == running.ID || recorded != 1 {
+				t.Errorf("Start: %+v, started %v, %d recorded; want a new job, recorded once", st, started, recorded)
+			}
+			if _, err := jobs.Wait(ctx, r.alex.ID, st.ID); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
