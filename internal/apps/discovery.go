@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/candor-iot/candor/internal/manifest"
@@ -168,4 +169,62 @@ func (s *Service) discoveryMayMatch(appID, filter string) bool {
 		}
 	}
 	return false
+}
+
+// ReloadAnnouncing is Reload for a change another hub node made: it also
+// announces, on this node's broker, the discovery messages of Home
+// Assistant apps for the streams they were allowed meanwhile, and removes
+// those of the streams they no longer are, as Switch does on the node
+// that made the change. Retained messages live in each node's broker
+// only, so without this an app connected here would learn of a grant
+// switched through another node only when this node restarts.
+func (s *Service) ReloadAnnouncing(ctx context.Context) error {
+	s.mu.Lock()
+	old := s.table.Load()
+	err := s.reloadLocked(ctx)
+	now := s.table.Load()
+	s.mu.Unlock()
+	if err != nil || old == nil {
+		return err
+	}
+	for _, c := range discoveryChanges(old, now) {
+		if err := s.announce(ctx, store.App{ID: c.app, Kind: KindHomeAssistant}, c.device, c.stream, c.on); err != nil {
+			s.log.Warn("apps: discovery not updated", "app", c.app, "device", c.device, "err", err)
+		}
+	}
+	return nil
+}
+
+// discoveryChange is a Home Assistant app's reading grant that came (on)
+// or went.
+type discoveryChange struct {
+	app, device, stream string
+	on                  bool
+}
+
+// discoveryChanges compares two tables for the reading grants of Home
+// Assistant apps that came or went. A grant that went with its app
+// revoked or gone is left alone, as on the node that revoked the app:
+// the app can no longer connect to read it.
+func discoveryChanges(old, now *table) []discoveryChange {
+	var out []discoveryChange
+	diff := func(from, to *table, on bool) {
+		for k, ids := range from.allowed {
+			if !isReadingGrant(k.stream) {
+				continue
+			}
+			for _, id := range ids {
+				if from.apps[id].kind != KindHomeAssistant || slices.Contains(to.allowed[k], id) {
+					continue
+				}
+				if ai, ok := now.apps[id]; !ok || ai.revoked {
+					continue
+				}
+				out = append(out, discoveryChange{app: id, device: k.device, stream: k.stream, on: on})
+			}
+		}
+	}
+	diff(now, old, true)
+	diff(old, now, false)
+	return out
 }

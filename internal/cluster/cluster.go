@@ -30,8 +30,8 @@ const (
 	KindDevice Kind = "device"
 	// KindApp: an app's credential was rotated or revoked (ID: app).
 	KindApp Kind = "app"
-	// KindHold: the abuse monitor placed or lifted a quarantine (ID:
-	// device).
+	// KindHold: the abuse monitor placed, changed or lifted a hold: a
+	// quarantine, a rate limit, a hold until fixed (ID: device).
 	KindHold Kind = "hold"
 	// KindMonitorActions: the admin changed what the abuse monitor does
 	// about an alarm of each severity.

@@ -525,13 +525,18 @@ func (j *Jobs) List(owner string) []JobStatus {
 		}
 	}
 	j.mu.Unlock()
+	sortJobs(out)
+	return out
+}
+
+// sortJobs orders jobs newest first.
+func sortJobs(out []JobStatus) {
 	sort.Slice(out, func(a, b int) bool {
 		if !out[a].StartedAt.Equal(out[b].StartedAt) {
 			return out[a].StartedAt.After(out[b].StartedAt)
 		}
 		return out[a].ID < out[b].ID
 	})
-	return out
 }
 
 // Wait blocks until owner's job id has finished (or was cancelled), or

@@ -88,6 +88,11 @@ type ServiceConfig struct {
 	// Jobs prepares exports in the background (Start and the job
 	// methods); without it those return ErrJobsOff.
 	Jobs *Jobs
+	// Elsewhere, when set, returns the account's jobs that other hub
+	// nodes run (each job lives on the node that started it), so that
+	// List is whole on any node. It may return some of them with an
+	// error saying which part is missing.
+	Elsewhere func(ctx context.Context, accountID string) ([]JobStatus, error)
 }
 
 // Service makes people's data exports, for the API and the pages alike:
@@ -149,7 +154,8 @@ func (s *Service) Prepare(ctx context.Context, acc store.Account) (*Prepared, er
 }
 
 // Start starts preparing acc's export in the background, or returns acc's
-// export that is already running (started false). identity, if not nil,
+// export that is already running (started false), here or, with
+// Elsewhere, on another hub node. identity, if not nil,
 // opens history under keys only the person holds (user-held mode), for
 // this job only; without it such history makes the export refused up
 // front with a *LockedError. The export is recorded only when a new job
@@ -170,6 +176,9 @@ func (s *Service) Start(ctx context.Context, acc store.Account, identity age.Ide
 			return JobStatus{}, false, err
 		}
 	}
+	if st, ok := s.runningElsewhere(ctx, acc.ID); ok {
+		return st, false, nil
+	}
 	ctx = auditlog.WithActor(ctx, auditlog.Actor{Kind: auditlog.ActorPerson, ID: acc.ID})
 	return s.cfg.Jobs.Start(ctx, acc.ID, personOf(acc), func(ctx context.Context) (Source, error) {
 		if err := s.record(ctx, acc); err != nil {
@@ -179,16 +188,62 @@ func (s *Service) Start(ctx context.Context, acc store.Account, identity age.Ide
 	})
 }
 
+// runningElsewhere finds the account's export running on another hub
+// node, when none runs here: a person has one running export at a time,
+// whichever node they ask, as on one hub. A node that does not answer
+// in time may hold one; a second job then starts here, which is only
+// work done twice.
+func (s *Service) runningElsewhere(ctx context.Context, accountID string) (JobStatus, bool) {
+	if s.cfg.Elsewhere == nil {
+		return JobStatus{}, false
+	}
+	for _, st := range s.cfg.Jobs.List(accountID) {
+		if st.State == JobRunning {
+			return JobStatus{}, false // Jobs.Start finds it
+		}
+	}
+	more, _ := s.cfg.Elsewhere(ctx, accountID)
+	for _, st := range more {
+		if st.Owner == accountID && st.State == JobRunning {
+			return st, true
+		}
+	}
+	return JobStatus{}, false
+}
+
 // Background reports whether the service prepares exports in the
 // background (it was given Jobs).
 func (s *Service) Background() bool { return s.cfg.Jobs != nil }
 
-// List returns the account's exports the hub still keeps, newest first.
-func (s *Service) List(accountID string) []JobStatus {
-	if s.cfg.Jobs == nil {
-		return nil
+// List returns the account's exports the hub still keeps, newest first:
+// on a hub of several nodes, those of every node (Elsewhere). When some
+// node's part could not be had, it returns the rest with the error.
+func (s *Service) List(ctx context.Context, accountID string) ([]JobStatus, error) {
+	if s.cfg.Jobs == nil || accountID == "" {
+		return nil, nil
 	}
-	return s.cfg.Jobs.List(accountID)
+	out := s.cfg.Jobs.List(accountID)
+	if s.cfg.Elsewhere == nil {
+		return out, nil
+	}
+	more, err := s.cfg.Elsewhere(ctx, accountID)
+	seen := make(map[string]bool, len(out))
+	for _, st := range out {
+		seen[st.ID] = true
+	}
+	for _, st := range more {
+		// Another node's answer is trusted no further than this: a job
+		// of another account never reaches this one's list.
+		if st.Owner == accountID && !seen[st.ID] {
+			seen[st.ID] = true
+			out = append(out, st)
+		}
+	}
+	sortJobs(out)
+	if err != nil {
+		return out, fmt.Errorf("export jobs on other hub nodes: %w", err)
+	}
+	return out, nil
 }
 
 // Status reports how far one of the account's exports got.

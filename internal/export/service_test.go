@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -261,7 +262,7 @@ func TestServiceStart(t *testing.T) {
 	if len(evs) != 1 || evs[0].Actor.Kind != auditlog.ActorPerson || evs[0].Actor.ID != r.alex.ID || evs[0].Subject.Account != r.alex.ID {
 		t.Fatalf("recorded %+v, want one export by and about Alex", evs)
 	}
-	if got := svc.List(r.alex.ID); len(got) != 1 || got[0].ID != st.ID {
+	if got, _ := svc.List(ctx, r.alex.ID); len(got) != 1 || got[0].ID != st.ID {
 		t.Errorf("List: %+v", got)
 	}
 
@@ -300,7 +301,8 @@ func TestServiceStart(t *testing.T) {
 		t.Errorf("%d exports recorded, want 3 (one per job started)", n)
 	}
 
-	rc, st, err := svc.Open(ctx, r.alex.ID, svc.List(r.alex.ID)[0].ID)
+	list, _ := svc.List(ctx, r.alex.ID)
+	rc, st, err := svc.Open(ctx, r.alex.ID, list[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,5 +319,117 @@ func TestServiceStart(t *testing.T) {
 	}
 	if k, detail, ok := problem.Of(&export.LockedError{Msg: "locked"}); !ok || k.Status != http.StatusConflict || k.Type != "user-held" || detail != "locked" {
 		t.Errorf("LockedError answers %v %q %v", k, detail, ok)
+	}
+}
+
+// TestServiceListWithOtherNodes: on a hub of several nodes the list holds
+// the account's jobs from every node, newest first, each once, never a job
+// of another account an answer carried; a part that could not be had is
+// reported with the rest of the list.
+func TestServiceListWithOtherNodes(t *testing.T) {
+	r := newServiceRig(t)
+	jobs, err := export.NewJobs(filepath.Join(t.TempDir(), "exports"), export.JobsOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { jobs.Close() })
+	ctx := context.Background()
+	svc := export.NewService(r.config(jobs))
+	here, _, err := svc.Start(ctx, r.alex, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if here, err = jobs.Wait(ctx, r.alex.ID, here.ID); err != nil {
+		t.Fatal(err)
+	}
+	older := export.JobStatus{ID: "exp_older", Owner: r.alex.ID, State: export.JobDone, StartedAt: here.StartedAt.Add(-time.Hour)}
+	newer := export.JobStatus{ID: "exp_newer", Owner: r.alex.ID, State: export.JobRunning, StartedAt: here.StartedAt.Add(time.Hour)}
+	samsJob := export.JobStatus{ID: "exp_sam", Owner: r.sam.ID, State: export.JobDone, StartedAt: here.StartedAt}
+	errSilent := errors.New("no answer from hub node c")
+	tests := []struct {
+		name      string
+		elsewhere []export.JobStatus
+		err       error
+		want      []string
+	}{
+		{"one node", nil, nil, []string{here.ID}},
+		{"other nodes", []export.JobStatus{older, newer}, nil, []string{newer.ID, here.ID, older.ID}},
+		{"another account's job", []export.JobStatus{samsJob, older}, nil, []string{here.ID, older.ID}},
+		{"this node's job answered twice", []export.JobStatus{here}, nil, []string{here.ID}},
+		{"a node silent", []export.JobStatus{older}, errSilent, []string{here.ID, older.ID}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := r.config(jobs)
+			cfg.Elsewhere = func(_ context.Context, accountID string) ([]export.JobStatus, error) {
+				if accountID != r.alex.ID {
+					t.Errorf("asked other nodes for %s's jobs", accountID)
+				}
+				return tc.elsewhere, tc.err
+			}
+			list, err := export.NewService(cfg).List(ctx, r.alex.ID)
+			if !errors.Is(err, tc.err) {
+				t.Errorf("error %v, want %v", err, tc.err)
+			}
+			var ids []string
+			for _, st := range list {
+				ids = append(ids, st.ID)
+			}
+			if !slices.Equal(ids, tc.want) {
+				t.Errorf("list %v, want %v", ids, tc.want)
+			}
+		})
+	}
+}
+
+// TestServiceStartFindsAJobRunningOnAnotherNode: a person has one running
+// export at a time whichever node they ask; a finished one elsewhere, or
+// another account's, does not stop a new one.
+func TestServiceStartFindsAJobRunningOnAnotherNode(t *testing.T) {
+	r := newServiceRig(t)
+	ctx := context.Background()
+	running := export.JobStatus{ID: "exp_there", Owner: r.alex.ID, State: export.JobRunning, ReadingsTotal: -1, StartedAt: time.Now()}
+	done := running
+	done.State = export.JobDone
+	samsRunning := running
+	samsRunning.Owner = r.sam.ID
+	tests := []struct {
+		name      string
+		elsewhere []export.JobStatus
+		found     bool
+	}{
+		{"running elsewhere", []export.JobStatus{done, running}, true},
+		{"done elsewhere", []export.JobStatus{done}, false},
+		{"another account's running", []export.JobStatus{samsRunning}, false},
+		{"none", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			jobs, err := export.NewJobs(filepath.Join(t.TempDir(), "exports"), export.JobsOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { jobs.Close() })
+			cfg := r.config(jobs)
+			cfg.Elsewhere = func(context.Context, string) ([]export.JobStatus, error) { return tc.elsewhere, nil }
+			before := len(r.exportsRecorded(t))
+			st, started, err := export.NewService(cfg).Start(ctx, r.alex, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recorded := len(r.exportsRecorded(t)) - before
+			if tc.found {
+				if started || st.ID != running.ID || recorded != 0 {
+					t.Errorf("Start: %+v, started %v, %d recorded; want the job running elsewhere, nothing started or recorded", st, started, recorded)
+				}
+				return
+			}
+			if !started || st.ID == running.ID || recorded != 1 {
+				t.Errorf("Start: %+v, started %v, %d recorded; want a new job, recorded once", st, started, recorded)
+			}
+			if _, err := jobs.Wait(ctx, r.alex.ID, st.ID); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -147,6 +147,7 @@ func (h *Hub) joinCluster(ctx context.Context) error {
 	h.apps.OnChange(h.noteFor(cluster.KindGrants))
 	h.cat.OnChange(h.noteFor(cluster.KindManifest))
 	h.mon.OnPolicyChange(func() { h.note(cluster.KindMonitorActions, "") })
+	h.mon.OnHoldChange(h.noteHold)
 	// Wrong guesses count on every node, as on one hub.
 	h.id.OnSpent(h.node.Spent)
 	h.node.OnSpentElsewhere(h.id.SpentElsewhere)
@@ -261,7 +262,9 @@ func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
 		}
 		return h.apps.Reload(ctx)
 	case cluster.KindGrants:
-		return h.apps.Reload(ctx)
+		// Home Assistant discovery messages are retained in each node's
+		// broker: this one announces or removes its own.
+		return h.apps.ReloadAnnouncing(ctx)
 	case cluster.KindReadingsDeleted:
 		h.apps.Forget(ctx, []string{c.ID})
 		return nil
@@ -335,10 +338,13 @@ func (h *Hub) confirming(next http.Handler) http.Handler {
 	})
 }
 
-// noteHold passes on a quarantine this node's monitor placed or lifted.
-// The monitor acts on its own (a flooding device), with nobody waiting
-// for an answer, so the round runs in the background; a node that does
-// not confirm is logged, and learns the hold at its next reload.
+// noteHold passes on a hold this node's monitor placed, changed or
+// lifted: a quarantine, a rate limit, a hold until fixed. The monitor
+// often acts on its own (a flooding device), with nobody waiting for an
+// answer, so the round runs in the background at once; a node that does
+// not confirm is logged, and learns the hold at its next reload. When a
+// person's request made the change (a release through the API), the
+// front end's own Sync waits for the same round before answering.
 func (h *Hub) noteHold(deviceID string) {
 	if h.node == nil || !h.nodeReady.Load() {
 		return
@@ -348,14 +354,15 @@ func (h *Hub) noteHold(deviceID string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := h.node.Sync(ctx); err != nil {
-			h.log.Warn("pass a quarantine on to the other hub nodes", "device", deviceID, "err", err)
+			h.log.Warn("pass a hold on to the other hub nodes", "device", deviceID, "err", err)
 		}
 	}()
 }
 
 // appsPublisher is what the apps service hands readings and discovery
 // messages to: the broker, and on a node also the other nodes' brokers
-// (for readings; discovery messages are announced by every node itself).
+// (for readings; discovery messages are announced by every node itself,
+// at start and for each grant change, applyChange).
 func (h *Hub) appsPublisher() apps.Publisher {
 	if h.node == nil {
 		return h.br

@@ -2,12 +2,17 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/candor-iot/candor/internal/export"
 )
 
 // Export jobs run on the node that was asked, and their encrypted file
@@ -43,7 +48,8 @@ func (h *Hub) nodeURL() string {
 }
 
 // serveExportJobs tells the other nodes which export jobs run here, once
-// the HTTP listener is bound.
+// the HTTP listener is bound: who holds a job, and a person's jobs for
+// the list of their exports any node shows.
 func (h *Hub) serveExportJobs(context.Context) error {
 	if h.node == nil {
 		return nil
@@ -51,9 +57,37 @@ func (h *Hub) serveExportJobs(context.Context) error {
 	u := h.nodeURL()
 	if u == "" {
 		h.log.Warn("export jobs started on this node answer only here: set --node-url so the other nodes can send their requests about them")
-		return nil
+		// Listed elsewhere, they would link to pages that answer 404
+		// there; the node still answers, so nobody waits for it.
+		return h.node.ServeList("export", func(string) any { return []export.JobStatus{} })
 	}
-	return h.node.ServeHolder("export", h.exports.Has, u)
+	if err := h.node.ServeHolder("export", h.exports.Has, u); err != nil {
+		return err
+	}
+	// The key is the account id of a person another node authenticated;
+	// the answer holds that account's jobs only, their status and no
+	// more (the archive and its key never leave this node).
+	return h.node.ServeList("export", func(accountID string) any { return h.exports.List(accountID) })
+}
+
+// exportJobsElsewhere returns a person's export jobs that the other live
+// nodes run, for the list of their exports. A node that does not answer
+// within a second is named in the error; its jobs are missing from that
+// list only.
+func (h *Hub) exportJobsElsewhere(ctx context.Context, accountID string) ([]export.JobStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	parts, err := h.node.Gather(ctx, "export", accountID)
+	var out []export.JobStatus
+	for node, raw := range parts {
+		var jobs []export.JobStatus
+		if uerr := json.Unmarshal(raw, &jobs); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("export jobs of hub node %s: %w", node, uerr))
+			continue
+		}
+		out = append(out, jobs...)
+	}
+	return out, err
 }
 
 // exportJobRoutes sends requests about an export job this node does not

@@ -73,7 +73,6 @@ func (h *Hub) openMonitor(ctx context.Context) error {
 // exists (restoring holds at start) there is nobody to tell: a device
 // learns its hold when it subscribes (controls.Current).
 func (h *Hub) publishHold(deviceID string, payload []byte) {
-	h.noteHold(deviceID)
 	if h.br == nil {
 		return
 	}

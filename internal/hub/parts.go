@@ -189,8 +189,12 @@ func (h *Hub) openExports(context.Context) (err error) {
 	}
 	// The export service, shared by the API and the pages; it records
 	// each export itself.
-	h.export = export.NewService(export.ServiceConfig{Store: h.st, Catalog: h.cat, Opener: h.vault,
-		IdentityOpener: h.vault, Keys: h.vault, Consent: h.consent, Log: h.alog, Recorder: h.rec, Jobs: h.exports})
+	sc := export.ServiceConfig{Store: h.st, Catalog: h.cat, Opener: h.vault,
+		IdentityOpener: h.vault, Keys: h.vault, Consent: h.consent, Log: h.alog, Recorder: h.rec, Jobs: h.exports}
+	if h.node != nil {
+		sc.Elsewhere = h.exportJobsElsewhere
+	}
+	h.export = export.NewService(sc)
 	return nil
 }
 

@@ -221,20 +221,46 @@ func (m *Monitor) hold(q store.Quarantine, perWindow float64) *restriction {
 		// and ends only when both are gone (see Lift and Release).
 		q.Advisory = advisoryOf(r.q)
 	}
-	r.q = q
 	if q.RateLimited {
 		// Twice the declared rate, so a well-behaved device is never
 		// held back; a device with no declared rate gets one a second.
-		r.rate = 1
-		if perWindow > 0 {
-			r.rate = 2 * perWindow / m.cfg.Window.Seconds()
+		// A hold read from the store (placed by another node, or before
+		// a restart) keeps the rate the deciding monitor chose.
+		if q.Rate <= 0 {
+			q.Rate = 1
+			if perWindow > 0 {
+				q.Rate = 2 * perWindow / m.cfg.Window.Seconds()
+			}
 		}
+		r.rate = q.Rate
 		r.burst = max(r.rate*10, 5)
 		r.tokens = r.burst
 	} else {
 		r.quarantined.Store(true)
 	}
+	r.q = q
 	return r
+}
+
+// OnHoldChange registers f, called with the device's id after this
+// monitor stored a hold it placed (a quarantine or a rate limit, on an
+// alarm or an owner's restriction), changed or lifted. A hub node passes
+// the change on to the other nodes with it. Reload and Load do not call
+// it: what they install came from the store, put there by someone who
+// told the others already.
+func (m *Monitor) OnHoldChange(f func(deviceID string)) {
+	m.holdMu.Lock()
+	m.holdChanged = append(m.holdChanged, f)
+	m.holdMu.Unlock()
+}
+
+func (m *Monitor) holdChange(deviceID string) {
+	m.holdMu.RLock()
+	fs := m.holdChanged
+	m.holdMu.RUnlock()
+	for _, f := range fs {
+		f(deviceID)
+	}
 }
 
 // control tells the device on its control topic whether it is held. The
@@ -307,6 +333,7 @@ func (m *Monitor) Release(ctx context.Context, deviceID string, by auditlog.Acto
 	if m.restricted.CompareAndDelete(deviceID, v) {
 		m.nRestricted.Add(-1)
 	}
+	m.holdChange(deviceID)
 	m.resetAlarms(deviceID)
 	m.control(deviceID, false, "")
 	if len(reason) > auditlog.MaxPurposeLen {
@@ -409,6 +436,9 @@ func (m *Monitor) apply(ctx context.Context, e effect) {
 				m.cfg.Logger.Error("persist hold", "device", a.Device, "err", err)
 			}
 		}
+		// Told whatever the action: a rate limit must hold back a device
+		// that moves to another hub node as much as a quarantine does.
+		m.holdChange(a.Device)
 		logAct := ActionRateLimit
 		if act == ActQuarantine {
 			logAct = auditlog.ActionDeviceQuarantine

@@ -307,3 +307,57 @@ func TestPolicyChangeReachesAMonitorSharingTheStore(t *testing.T) {
 		t.Errorf("told %d times here and %d there; want once here (the change), never there (the reload)", told[here], told[there])
 	}
 }
+
+// A hold the monitor places, a rate limit too, is told to OnHoldChange
+// (a hub node passes it on with it), and another monitor sharing the
+// store (another node) limits the device at the same rate once it
+// reloads; reloading tells nobody. A release is told as well.
+func TestRateLimitReachesAMonitorSharingTheStore(t *testing.T) {
+	ctx := t.Context()
+	p := newParts(t)
+	limit := Policy{Info: ActNotify, Warning: ActRateLimit, Critical: ActRateLimit}
+	here, c := newTestMonitor(t, p.config(Config{Policy: limit}))
+	there, _ := newTestMonitor(t, p.config(Config{Policy: limit}))
+	told := map[*Monitor][]string{}
+	here.OnHoldChange(func(id string) { told[here] = append(told[here], id) })
+	there.OnHoldChange(func(id string) { told[there] = append(told[there], id) })
+
+	flood(here, c, "d1", 3)
+	applyAll(ctx, here)
+	if st, held := here.Status("d1"); !held || !st.RateLimited {
+		t.Fatalf("the flooding device: %+v, %v; want rate-limited", st, held)
+	}
+	if err := there.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	burst := func(m *Monitor) int {
+		n := 0
+		for m.Admit("d1") == Allow {
+			n++
+		}
+		return n
+	}
+	// Twice the declared 60 a minute, a burst of ten seconds of it: the
+	// other monitor does not fall back to one a second.
+	if b1, b2 := burst(here), burst(there); b1 != 20 || b2 != 20 {
+		t.Errorf("burst %d here and %d on the monitor that reloaded; want 20 on both", b1, b2)
+	}
+	// Reloading again (another hold changed somewhere) does not refill
+	// the bucket.
+	if err := there.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := there.Admit("d1"); v != Limited {
+		t.Errorf("after its burst and another reload: %v; want Limited", v)
+	}
+	if !slices.Equal(told[here], []string{"d1"}) || told[there] != nil {
+		t.Errorf("told %v here and %v there; want d1 once here (the hold), never there (the reload)", told[here], told[there])
+	}
+
+	if err := there.Release(ctx, "d1", auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acc_1"}, "fixed"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(told[there], []string{"d1"}) {
+		t.Errorf("a release told %v; want d1", told[there])
+	}
+}

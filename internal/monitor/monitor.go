@@ -163,6 +163,11 @@ type Monitor struct {
 	policy   Policy
 	// policyChanged are told after ChangePolicy (OnPolicyChange).
 	policyChanged []func()
+
+	holdMu sync.RWMutex
+	// holdChanged are told after this monitor stored a hold it placed,
+	// changed or lifted (OnHoldChange).
+	holdChanged []func(deviceID string)
 }
 
 const (

@@ -3,6 +3,9 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/candor-iot/candor/internal/store"
 )
 
 // Reload makes the action per severity and the holds in memory those kept
@@ -24,7 +27,12 @@ func (m *Monitor) Reload(ctx context.Context) error {
 	held := make(map[string]bool, len(qs))
 	for _, q := range qs {
 		held[q.DeviceID] = true
-		_, had := m.restricted.Load(q.DeviceID)
+		v, had := m.restricted.Load(q.DeviceID)
+		if had && v.(*restriction).same(q) {
+			// Unchanged: installing it again would refill a rate
+			// limit's bucket at every reload (any hold changed anywhere).
+			continue
+		}
 		m.hold(q, 0)
 		if !had && !q.RateLimited {
 			m.control(q.DeviceID, true, Kind(q.Kind))
@@ -41,4 +49,14 @@ func (m *Monitor) Reload(ctx context.Context) error {
 		return true
 	})
 	return nil
+}
+
+// same reports whether the restriction is already the hold q (its start
+// aside, which the store may keep less precisely).
+func (r *restriction) same(q store.Quarantine) bool {
+	r.mu.Lock()
+	have := r.q
+	r.mu.Unlock()
+	have.Since, q.Since = time.Time{}, time.Time{}
+	return have == q && r.quarantined.Load() == !q.RateLimited
 }

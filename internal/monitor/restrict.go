@@ -69,6 +69,7 @@ func (m *Monitor) Restrict(ctx context.Context, deviceID, advisoryID string, by 
 		}
 	}
 	m.hold(q, 0)
+	m.holdChange(deviceID)
 	m.control(deviceID, true, KindAdvisory)
 	m.cfg.Logger.Info("device restricted until fixed", "device", deviceID, "advisory", advisoryID)
 	return m.record(ctx, auditlog.Event{Actor: by, Action: auditlog.ActionDeviceQuarantine, Household: m.household(ctx, deviceID),
@@ -147,6 +148,7 @@ func (m *Monitor) replaceHold(ctx context.Context, r *restriction, q store.Quara
 	r.mu.Lock()
 	r.q = q
 	r.mu.Unlock()
+	m.holdChange(q.DeviceID)
 	return nil
 }
 

@@ -637,7 +637,12 @@ type Quarantine struct {
 	// RateLimited marks a lighter hold: publishes above a token bucket
 	// are refused, the rest still flow.
 	RateLimited bool
-	Since       time.Time
+	// Rate is the publishes per second a rate limit lets through (twice
+	// the declared rate), kept so that another hub node, or this one
+	// after a restart, limits the device as the node that decided did.
+	// 0: not known (a hold kept before this field): one a second.
+	Rate  float64
+	Since time.Time
 	// Advisory is the advisory a hold until fixed waits for. An alarm's
 	// quarantine that joins such a hold keeps it, so the hold ends only
 	// when both reasons are gone.

@@ -44,7 +44,9 @@ func (x *exportRig) Start(ctx context.Context, acc store.Account, id age.Identit
 	return x.svc.Load().Start(ctx, acc, id)
 }
 
-func (x *exportRig) List(accountID string) []export.JobStatus { return x.svc.Load().List(accountID) }
+func (x *exportRig) List(ctx context.Context, accountID string) ([]export.JobStatus, error) {
+	return x.svc.Load().List(ctx, accountID)
+}
 
 func (x *exportRig) Status(accountID, jobID string) (export.JobStatus, error) {
 	return x.svc.Load().Status(accountID, jobID)

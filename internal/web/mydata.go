@@ -54,7 +54,11 @@ func (s *Server) renderMyData(w http.ResponseWriter, r *http.Request, v viewer, 
 	d := myDataView{ExportURL: exportURL, Consent: s.cfg.Consent != nil, Log: s.cfg.Log != nil, Jobs: s.exportsOn()}
 	d.Locked = s.householdLocked(r.Context(), v.Account.HouseholdID)
 	if d.Jobs {
-		for _, st := range s.cfg.Exports.List(v.Account.ID) {
+		list, err := s.cfg.Exports.List(r.Context(), v.Account.ID)
+		if err != nil {
+			s.log.Warn("list export jobs", "account", v.Account.ID, "err", err)
+		}
+		for _, st := range list {
 			d.Recent = append(d.Recent, newExportView(st, false))
 		}
 	}

@@ -14,12 +14,12 @@ func (db *DB) PutQuarantine(ctx context.Context, q store.Quarantine) error {
 	if err != nil {
 		return fmt.Errorf("put quarantine: %w", err)
 	}
-	_, err = db.writer.ExecContext(ctx, `INSERT INTO quarantines (device_id, kind, stream, severity, observed, lim, rate_limited, since, advisory)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err = db.writer.ExecContext(ctx, `INSERT INTO quarantines (device_id, kind, stream, severity, observed, lim, rate_limited, since, advisory, rate)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (device_id) DO UPDATE SET kind = excluded.kind, stream = excluded.stream, severity = excluded.severity,
 			observed = excluded.observed, lim = excluded.lim, rate_limited = excluded.rate_limited, since = excluded.since,
-			advisory = excluded.advisory`,
-		q.DeviceID, q.Kind, q.Stream, q.Severity, q.Observed, q.Limit, q.RateLimited, since, q.Advisory)
+			advisory = excluded.advisory, rate = excluded.rate`,
+		q.DeviceID, q.Kind, q.Stream, q.Severity, q.Observed, q.Limit, q.RateLimited, since, q.Advisory, q.Rate)
 	if missingParent(err) {
 		return fmt.Errorf("put quarantine: device %q: %w", q.DeviceID, store.ErrNotFound)
 	}
@@ -40,7 +40,7 @@ func (db *DB) DeleteQuarantine(ctx context.Context, deviceID string) error {
 
 // Quarantines lists every hold.
 func (db *DB) Quarantines(ctx context.Context) ([]store.Quarantine, error) {
-	rows, err := db.readers.QueryContext(ctx, `SELECT device_id, kind, stream, severity, observed, lim, rate_limited, since, advisory
+	rows, err := db.readers.QueryContext(ctx, `SELECT device_id, kind, stream, severity, observed, lim, rate_limited, since, advisory, rate
 		FROM quarantines ORDER BY device_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list quarantines: %w", err)
@@ -52,7 +52,7 @@ func (db *DB) Quarantines(ctx context.Context) ([]store.Quarantine, error) {
 			q     store.Quarantine
 			since int64
 		)
-		if err := rows.Scan(&q.DeviceID, &q.Kind, &q.Stream, &q.Severity, &q.Observed, &q.Limit, &q.RateLimited, &since, &q.Advisory); err != nil {
+		if err := rows.Scan(&q.DeviceID, &q.Kind, &q.Stream, &q.Severity, &q.Observed, &q.Limit, &q.RateLimited, &since, &q.Advisory, &q.Rate); err != nil {
 			return nil, fmt.Errorf("list quarantines: %w", err)
 		}
 		q.Since = decTime(since)

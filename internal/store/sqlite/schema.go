@@ -590,6 +590,15 @@ var migrations = []migration{
 			`ALTER TABLE reading_marks ADD COLUMN mints INTEGER`,
 		},
 	},
+	{
+		// Issue #15: a rate limit's publishes per second, so that another
+		// hub node (or this one after a restart) limits the device as the
+		// node that decided did. 0 for holds kept before: one a second.
+		name: "quarantine rate",
+		stmts: []string{
+			`ALTER TABLE quarantines ADD COLUMN rate REAL NOT NULL DEFAULT 0`,
+		},
+	},
 }
 
 type migration struct {

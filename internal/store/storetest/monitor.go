@@ -25,7 +25,7 @@ func testQuarantines(t *testing.T, s store.Store) {
 	if err := s.PutQuarantine(ctx, q); err != nil {
 		t.Fatal(err)
 	}
-	r := store.Quarantine{DeviceID: "d2", Kind: "probe", Severity: "warning", Observed: 7.5, Limit: 5, RateLimited: true, Since: at(0)}
+	r := store.Quarantine{DeviceID: "d2", Kind: "probe", Severity: "warning", Observed: 7.5, Limit: 5, RateLimited: true, Rate: 0.25, Since: at(0)}
 	if err := s.PutQuarantine(ctx, r); err != nil {
 		t.Fatal(err)
 	}
