@@ -218,6 +218,9 @@ func (q *ackQueue) tryWrite(p []byte) int {
 	if q.cl.Closed() || !gc.acked || gc.refused {
 		return 0
 	}
+	// raw.Write refuses to write at all once the write deadline has
+	// passed, and this path bypasses guardConn.Write, which keeps it ahead.
+	gc.armWrite()
 	q.wp = p
 	err := q.raw.Write(q.wfn)
 	n, werr := q.wn, q.werr

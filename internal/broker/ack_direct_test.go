@@ -345,3 +345,34 @@ func TestFailedCommitThroughDirectPath(t *testing.T) {
 		c.ExpectClosed()
 	}
 }
+
+// A device that sends a reading less often than the write timeout still
+// gets its PUBACKs from the non-blocking path: that path must keep the
+// write deadline ahead itself (the socket refuses a raw write once the
+// deadline has passed, and nothing else writes to a quiet device's
+// connection), or every PUBACK after a quiet spell would fall back to a
+// goroutine.
+func TestPubacksAfterQuietSpellWithoutGoroutine(t *testing.T) {
+	old := writeTimeout
+	writeTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { writeTimeout = old })
+	for _, mode := range []struct {
+		name   string
+		within time.Duration
+	}{{"commit", 0}, {"window", time.Hour}} {
+		t.Run(mode.name, func(t *testing.T) {
+			in, _, _ := storedPipeline(t, false)
+			b := startStoredBroker(t, Config{AckWithin: mode.within}, in)
+			c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+			connectA(t, c, 4)
+			for id := uint16(1); id <= 3; id++ {
+				time.Sleep(2 * writeTimeout) // the deadline armed by the last write has passed
+				c.Send(mqtttest.Publish(4, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, id, false))
+				expectPuback(t, c, 4, id, 0)
+			}
+			if got := b.hook.ackRuns.Load(); got != 0 {
+				t.Errorf("%d ack goroutines started for 3 readings after quiet spells, want none", got)
+			}
+		})
+	}
+}

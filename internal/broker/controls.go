@@ -16,10 +16,12 @@ import (
 // change is published, not retained, to the devices subscribed then.
 type Controls interface {
 	// Current calls send with the current message of each of deviceID's
-	// control topics that match reports true for. It must hold, around
-	// reading its state and sending, the lock under which a change of
-	// that state is published (see hub.controls): otherwise a change that
-	// lands in between could reach the device before the older value.
+	// control topics that match reports true for. send writes to the
+	// device's connection and may block while the device does not read,
+	// so no lock another device or a change needs may be held around it;
+	// a change that lands between reading the state and sending must
+	// still never leave the device with the older value last (hub.controls
+	// sends again when a change came in between).
 	Current(deviceID string, match func(topic string) bool, send func(topic string, payload []byte))
 }
 

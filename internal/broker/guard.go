@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -137,7 +138,7 @@ func (g *guard) establish(id string, c net.Conn, next listeners.EstablishFn) err
 	if !g.acquire(key) {
 		return g.refuse(c, "pending_limit")
 	}
-	gc := &guardConn{Conn: c, g: g, key: key}
+	gc := &guardConn{Conn: c, g: g, key: key, watch: !deadlineBounds(c)}
 	defer gc.loggedIn() // releases the slot if the connection ends before login
 	if !g.track(gc) {
 		return g.refuse(c, "shutting_down")
@@ -264,6 +265,10 @@ type guardConn struct {
 	big   atomic.Bool // a bridge logged in: bridgeMax holds
 
 	writeBy time.Time // the write deadline armed (under mu); see armWrite
+	// watch: a write deadline cannot bound this connection's writes (a
+	// WebSocket: its library sets its own deadline on the socket for
+	// every frame), so each write is bounded by a timer instead.
+	watch bool
 }
 
 // writeTimeout bounds how long a write to a client may wait for the client
@@ -280,6 +285,17 @@ var writeTimeout = 30 * time.Second
 // every packet read) for reads only: writes have their own (armWrite). One
 // timer to re-arm per packet instead of two.
 func (c *guardConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
+// deadlineBounds reports whether a write deadline set on c bounds its
+// writes: a plain TCP or TLS connection. A WebSocket connection's library
+// resets the socket's deadline for every frame it writes.
+func deadlineBounds(c net.Conn) bool {
+	switch c.(type) {
+	case *net.TCPConn, *tls.Conn:
+		return true
+	}
+	return false
+}
 
 // armWrite keeps the write deadline between writeTimeout/2 and
 // writeTimeout ahead of a write, re-arming the timer only when it comes
@@ -355,7 +371,12 @@ const (
 func (c *guardConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.armWrite()
+	if c.watch {
+		t := time.AfterFunc(writeTimeout, func() { _ = c.Conn.Close() })
+		defer t.Stop()
+	} else {
+		c.armWrite()
+	}
 	if c.v5 && c.acked && !c.refused {
 		n, err := c.Conn.Write(p) // nothing left to correct for MQTT 5
 		return n, c.writeFailed(err)
@@ -376,7 +397,14 @@ func (c *guardConn) Write(p []byte) (int, error) {
 // read loop then sees the connection closed and mochi cleans up.
 func (c *guardConn) writeFailed(err error) error {
 	if err != nil {
-		_ = c.Conn.Close()
+		if tc, ok := c.Conn.(*tls.Conn); ok {
+			// Not tls.Conn.Close: it would try to send close_notify,
+			// waiting up to 5 s more on the connection that just failed,
+			// with the client's lock held.
+			_ = tc.NetConn().Close()
+		} else {
+			_ = c.Conn.Close()
+		}
 	}
 	return err
 }

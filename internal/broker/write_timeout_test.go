@@ -2,10 +2,14 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"net"
+	"net/http"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/candor-iot/candor/internal/broker/mqtttest"
 )
@@ -61,4 +65,58 @@ func TestStalledReaderCannotHoldPublishes(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// The same over WebSocket, whose library sets its own deadline on the
+// socket for every frame it writes, so a deadline of ours would be undone:
+// each write there is bounded by a timer instead.
+func TestStalledWebSocketReaderCannotHoldPublishes(t *testing.T) {
+	old := writeTimeout
+	writeTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { writeTimeout = old })
+	const v = 5
+	in, _, _ := storedPipeline(t, false)
+	wsAddr := freeAddr(t)
+	b := startStoredBroker(t, Config{WSAddr: wsAddr}, in)
+	dialer := websocket.Dialer{
+		Subprotocols: []string{"mqtt"},
+		NetDialContext: (&net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) {
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+			})
+		}}).DialContext,
+	}
+	var ws *websocket.Conn
+	waitFor(t, "the WebSocket listener", 5*time.Second, func() bool {
+		var err error
+		ws, _, err = dialer.DialContext(context.Background(), "ws://"+wsAddr+"/", http.Header{})
+		return err == nil
+	})
+	defer ws.Close()
+	send := func(p []byte) {
+		t.Helper()
+		if err := ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(mqtttest.Connect{Version: v, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 0}.Encode())
+	ctl := ControlTopic(devA, "x")
+	send(mqtttest.Subscribe(v, 1, ctl, 1))
+	waitFor(t, "the device connected", 5*time.Second, func() bool { return b.Connected(devA) })
+	time.Sleep(100 * time.Millisecond) // the SUBSCRIBE is handled
+	// The device reads nothing from here on.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		big := bytes.Repeat([]byte("a"), 8192)
+		for i := 0; i < 2000; i++ {
+			_ = b.Publish(ctl, big, false)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("publishes to a WebSocket device that stopped reading still blocked after 20 s (write timeout 300 ms)")
+	}
+	waitFor(t, "the stalled WebSocket device disconnected", 20*time.Second, func() bool { return !b.Connected(devA) })
 }

@@ -9,10 +9,10 @@ type StreamControl struct {
 // Controls returns the control message of each stream deviceID's manifest
 // in force declares, in manifest order, or nil for a device not loaded
 // (Allowed loads it). It reads the table in memory only and takes no
-// lock, so a listener's (OnChange) own lock may be held around it: the
-// hub holds the lock it publishes changes under while it reads and sends
-// these. Loading under that lock could deadlock: a change in progress
-// holds the service's lock while its listener waits for the hub's.
+// lock, so a listener (OnChange) may call it: a listener that loaded a
+// device (Allowed, for one no longer in memory) would wait for the
+// service's lock, which a change in progress can hold while it waits for
+// its listeners.
 func (s *Service) Controls(deviceID string) []StreamControl {
 	dt := s.snap.Load().get(deviceID)
 	if dt == nil {
