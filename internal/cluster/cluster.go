@@ -60,10 +60,13 @@ type Change struct {
 	ID   string `json:"id,omitempty"`
 }
 
-// Applier makes a change take effect on this node. It runs for changes
-// made on this node too (NATS delivers a node its own messages), so a
-// node's own caches follow the same path as everyone else's.
-type Applier func(ctx context.Context, c Change) error
+// Applier makes the changes of one round (one node's Sync) take effect on
+// this node. It runs for changes made on this node too (NATS delivers a
+// node its own messages), so a node's own caches follow the same path as
+// everyone else's. It gets the round's changes together so that a kind
+// applied by rereading a whole table (a monitor's holds) is reread once,
+// however many of its ids changed.
+type Applier func(ctx context.Context, changes []Change) error
 
 // Options configure a Node.
 type Options struct {
@@ -306,9 +309,9 @@ func (n *Node) onChanges(m *nats.Msg) {
 	defer cancel()
 	conf := confirmation{Node: n.opts.Name}
 	var errs []error
-	for _, c := range msg.Changes {
-		if err := n.apply(ctx, c); err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: %w", c.Kind, c.ID, err))
+	if len(msg.Changes) > 0 {
+		if err := n.apply(ctx, msg.Changes); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if ctx.Err() != nil {

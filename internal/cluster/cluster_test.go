@@ -23,11 +23,12 @@ import (
 type recorder struct {
 	mu      sync.Mutex
 	applied []cluster.Change
+	calls   int // applier calls: one a round
 	fail    error
 	hang    chan struct{} // non-nil: apply waits for it to close
 }
 
-func (r *recorder) apply(ctx context.Context, c cluster.Change) error {
+func (r *recorder) apply(ctx context.Context, cs []cluster.Change) error {
 	r.mu.Lock()
 	hang, fail := r.hang, r.fail
 	r.mu.Unlock()
@@ -39,7 +40,8 @@ func (r *recorder) apply(ctx context.Context, c cluster.Change) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.applied = append(r.applied, c)
+	r.applied = append(r.applied, cs...)
+	r.calls++
 	return fail
 }
 
@@ -47,6 +49,12 @@ func (r *recorder) got() []cluster.Change {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.applied)
+}
+
+func (r *recorder) nCalls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls
 }
 
 // join starts n nodes of one fresh deployment, closed when t ends.
@@ -117,6 +125,26 @@ func TestSyncWaitsForEveryLiveNode(t *testing.T) {
 	}
 	if got := recs[1].got(); len(got) != 1 {
 		t.Errorf("node b applied %v after an empty Sync, want the one change", got)
+	}
+}
+
+// The changes of one round reach each node's applier together, in one
+// call, so a kind applied by rereading a whole table (a monitor's holds:
+// many devices held in one window) is reread once, not once per id.
+func TestOneRoundIsAppliedInOneCall(t *testing.T) {
+	nodes, recs := join(t, "a", "b")
+	want := []cluster.Change{{Kind: cluster.KindHold, ID: "dev-1"}, {Kind: cluster.KindHold, ID: "dev-2"},
+		{Kind: cluster.KindHold, ID: "dev-3"}}
+	for _, c := range want {
+		nodes[0].Note(c)
+	}
+	if err := nodes[0].Sync(context.Background()); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	for i, r := range recs {
+		if got, calls := r.got(), r.nCalls(); !slices.Equal(got, want) || calls != 1 {
+			t.Errorf("node %s applied %v in %d calls; want %v in one", nodes[i].Name(), got, calls, want)
+		}
 	}
 }
 

@@ -72,7 +72,7 @@ func (h *Hub) connectCluster(ctx context.Context) (err error) {
 		return nil
 	}
 	h.node, err = cluster.Join(ctx, cluster.Options{URL: h.cfg.NATS, Deployment: h.cfg.Deployment,
-		Logger: h.log.With("component", "cluster")}, h.applyChange)
+		Logger: h.log.With("component", "cluster")}, h.applyChanges)
 	if err != nil {
 		return err
 	}
@@ -222,6 +222,36 @@ func (h *Hub) startSessions() {
 	}
 }
 
+// applyChanges makes one round of changes (another node's, or this
+// one's) take effect here, each as applyChange does, except the
+// monitor's: its holds and actions are reread whole, so a round that
+// carries any of them rereads them once, after the rest, however many
+// devices were held (a flood of many devices in one window would
+// otherwise reread the table once per device on every node, and could
+// take longer than the round waits).
+func (h *Hub) applyChanges(ctx context.Context, changes []cluster.Change) error {
+	if !h.nodeReady.Load() {
+		return nil // nothing loaded yet; joinCluster reads it all afterwards
+	}
+	var errs []error
+	monitor := false
+	for _, c := range changes {
+		if c.Kind == cluster.KindHold || c.Kind == cluster.KindMonitorActions {
+			monitor = true
+			continue
+		}
+		if err := h.applyChange(ctx, c); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", c.Kind, c.ID, err))
+		}
+	}
+	if monitor {
+		if err := h.mon.Reload(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("monitor holds and actions: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // applyChange makes another node's change take effect here. Each kind
 // redoes here what the service that made the change did in its own
 // memory; a hook of a service that fires while applying (consent's when a
@@ -229,9 +259,6 @@ func (h *Hub) startSessions() {
 // went) passes the change on once more, which ends there: applying it
 // again changes nothing.
 func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
-	if !h.nodeReady.Load() {
-		return nil // nothing loaded yet; joinCluster reads it all afterwards
-	}
 	switch c.Kind {
 	case cluster.KindConsent:
 		return h.consent.Refresh(ctx, c.ID)

@@ -191,19 +191,23 @@ func (m *Monitor) Load(ctx context.Context) error {
 	if m.cfg.Store == nil {
 		return nil
 	}
+	m.holds.Lock()
+	defer m.holds.Unlock()
 	qs, err := m.cfg.Store.Quarantines(ctx)
 	if err != nil {
 		return fmt.Errorf("load quarantines: %w", err)
 	}
 	for _, q := range qs {
-		m.hold(q, 0)
+		m.install(q)
 	}
 	return nil
 }
 
-// hold installs (or tightens) a device's restriction in memory. perWindow
-// is the declared messages per window that a rate limit allows twice
-// over (0: one a second).
+// hold installs (or tightens) a device's restriction in memory for a
+// hold this monitor decides, merged with the one it has: perWindow is the
+// declared messages per window that a rate limit allows twice over (0:
+// one a second). A hold read from the store is installed as it is
+// (install). holds must be held.
 func (m *Monitor) hold(q store.Quarantine, perWindow float64) *restriction {
 	nr := &restriction{}
 	v, loaded := m.restricted.LoadOrStore(q.DeviceID, nr)
@@ -224,8 +228,6 @@ func (m *Monitor) hold(q store.Quarantine, perWindow float64) *restriction {
 	if q.RateLimited {
 		// Twice the declared rate, so a well-behaved device is never
 		// held back; a device with no declared rate gets one a second.
-		// A hold read from the store (placed by another node, or before
-		// a restart) keeps the rate the deciding monitor chose.
 		if q.Rate <= 0 {
 			q.Rate = 1
 			if perWindow > 0 {
@@ -314,9 +316,21 @@ var ErrNotHeld = &problem.Kind{Status: http.StatusConflict, Type: "not-held",
 // the alarm's reason only: the device stays on hold until the flaw is
 // fixed (or its owner releases that hold too).
 func (m *Monitor) Release(ctx context.Context, deviceID string, by auditlog.Actor, reason string) error {
+	m.holds.Lock()
+	ev, err := m.releaseLocked(ctx, deviceID, by, reason)
+	m.holds.Unlock()
+	if err != nil {
+		return err
+	}
+	return m.recordFor(ctx, deviceID, ev)
+}
+
+// releaseLocked is Release with holds held; it returns the event to
+// record once holds is let go (the log may wait on the network).
+func (m *Monitor) releaseLocked(ctx context.Context, deviceID string, by auditlog.Actor, reason string) (auditlog.Event, error) {
 	v, ok := m.restricted.Load(deviceID)
 	if !ok {
-		return ErrNotHeld
+		return auditlog.Event{}, ErrNotHeld
 	}
 	r := v.(*restriction)
 	r.mu.Lock()
@@ -327,7 +341,7 @@ func (m *Monitor) Release(ctx context.Context, deviceID string, by auditlog.Acto
 	}
 	if m.cfg.Store != nil {
 		if err := m.cfg.Store.DeleteQuarantine(ctx, deviceID); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("release device %s: %w", deviceID, err)
+			return auditlog.Event{}, fmt.Errorf("release device %s: %w", deviceID, err)
 		}
 	}
 	if m.restricted.CompareAndDelete(deviceID, v) {
@@ -336,14 +350,17 @@ func (m *Monitor) Release(ctx context.Context, deviceID string, by auditlog.Acto
 	m.holdChange(deviceID)
 	m.resetAlarms(deviceID)
 	m.control(deviceID, false, "")
-	if len(reason) > auditlog.MaxPurposeLen {
-		reason = reason[:auditlog.MaxPurposeLen]
-	}
-	return m.record(ctx, auditlog.Event{
-		Actor: by, Action: ActionRelease, Household: m.household(ctx, deviceID),
-		Subject: auditlog.Subject{Device: deviceID, Stream: q.Stream}, Purpose: reason,
+	return auditlog.Event{
+		Actor: by, Action: ActionRelease,
+		Subject: auditlog.Subject{Device: deviceID, Stream: q.Stream}, Purpose: clipPurpose(reason),
 		Detail: map[string]string{"kind": q.Kind, "refused": strconv.FormatInt(r.refused.Load(), 10)},
-	})
+	}, nil
+}
+
+// recordFor records ev about deviceID, with the device's household.
+func (m *Monitor) recordFor(ctx context.Context, deviceID string, ev auditlog.Event) error {
+	ev.Household = m.household(ctx, deviceID)
+	return m.record(ctx, ev)
 }
 
 // resetAlarms starts a released device's alarms over.
@@ -425,7 +442,9 @@ func (m *Monitor) apply(ctx context.Context, e effect) {
 	case ActRateLimit, ActQuarantine:
 		q := store.Quarantine{DeviceID: a.Device, Kind: string(a.Kind), Stream: a.Stream, Severity: a.Severity.String(),
 			Observed: a.Observed, Limit: a.Limit, RateLimited: act == ActRateLimit, Since: a.Raised.UTC()}
-		r := m.hold(q, m.declaredLimit(a))
+		perWindow := m.declaredLimit(a)
+		m.holds.Lock()
+		r := m.hold(q, perWindow)
 		// Keep what the hold became: a rate limit does not soften a
 		// quarantine, and an alarm keeps a hold until fixed's advisory.
 		r.mu.Lock()
@@ -444,6 +463,7 @@ func (m *Monitor) apply(ctx context.Context, e effect) {
 			logAct = auditlog.ActionDeviceQuarantine
 			m.control(a.Device, true, a.Kind)
 		}
+		m.holds.Unlock()
 		_ = m.record(ctx, auditlog.Event{Actor: hubActor, Action: logAct, Household: hh, Subject: subj, Detail: a.detail()})
 	case ActRevoke:
 		if m.cfg.Revoker != nil {

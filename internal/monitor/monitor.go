@@ -153,6 +153,13 @@ type Monitor struct {
 
 	restricted  sync.Map // device id → *restriction
 	nRestricted atomic.Int32
+	// holds is held across each change of a hold that pairs the store
+	// with memory: a hold placed, changed or lifted here (store write,
+	// then memory) and a Reload (store read, then memory). Without it a
+	// Reload that read the store just before this node's own write would
+	// drop the hold it just placed, or bring back one it just released.
+	// Admit never takes it. Taken before a shard's lock, never after.
+	holds sync.Mutex
 
 	effects chan effect
 	dropped atomic.Int64
@@ -399,8 +406,12 @@ func (m *Monitor) Forget(ids []string) {
 		sh.mu.Lock()
 		sh.t.del(h, id)
 		sh.mu.Unlock()
+		// Under holds: a Reload that read the rows before the erasure
+		// deleted them finishes first, so it cannot bring the hold back.
+		m.holds.Lock()
 		if _, ok := m.restricted.LoadAndDelete(id); ok {
 			m.nRestricted.Add(-1)
 		}
+		m.holds.Unlock()
 	}
 }

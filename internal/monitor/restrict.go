@@ -52,12 +52,14 @@ func RestrictReason(advisoryID string) string {
 // Restrict holds a device back until the flaw advisoryID is fixed, on its
 // owner's word, and records it.
 func (m *Monitor) Restrict(ctx context.Context, deviceID, advisoryID string, by auditlog.Actor) error {
+	m.holds.Lock()
 	if v, ok := m.restricted.Load(deviceID); ok {
 		r := v.(*restriction)
 		r.mu.Lock()
 		kind := Kind(r.q.Kind)
 		r.mu.Unlock()
 		if kind != KindAdvisory && r.quarantined.Load() {
+			m.holds.Unlock()
 			return ErrAlreadyHeld
 		}
 	}
@@ -65,14 +67,16 @@ func (m *Monitor) Restrict(ctx context.Context, deviceID, advisoryID string, by 
 		Severity: Critical.String(), Since: m.cfg.Now().UTC()}
 	if m.cfg.Store != nil {
 		if err := m.cfg.Store.PutQuarantine(ctx, q); err != nil {
+			m.holds.Unlock()
 			return fmt.Errorf("restrict device %s: %w", deviceID, err)
 		}
 	}
 	m.hold(q, 0)
 	m.holdChange(deviceID)
 	m.control(deviceID, true, KindAdvisory)
+	m.holds.Unlock()
 	m.cfg.Logger.Info("device restricted until fixed", "device", deviceID, "advisory", advisoryID)
-	return m.record(ctx, auditlog.Event{Actor: by, Action: auditlog.ActionDeviceQuarantine, Household: m.household(ctx, deviceID),
+	return m.recordFor(ctx, deviceID, auditlog.Event{Actor: by, Action: auditlog.ActionDeviceQuarantine,
 		Subject: auditlog.Subject{Device: deviceID}, Purpose: RestrictReason(advisoryID),
 		Detail: map[string]string{"kind": string(KindAdvisory), "advisory": advisoryID}})
 }
@@ -96,9 +100,20 @@ func (m *Monitor) RestrictedFor(deviceID string) (string, bool) {
 // reason ends; a device an alarm also quarantined stays held until its
 // owner releases it.
 func (m *Monitor) Lift(ctx context.Context, deviceID string, by auditlog.Actor, reason string) error {
+	m.holds.Lock()
+	ev, err := m.liftLocked(ctx, deviceID, by, reason)
+	m.holds.Unlock()
+	if err != nil {
+		return err
+	}
+	return m.recordFor(ctx, deviceID, ev)
+}
+
+// liftLocked is Lift with holds held; it returns the event to record.
+func (m *Monitor) liftLocked(ctx context.Context, deviceID string, by auditlog.Actor, reason string) (auditlog.Event, error) {
 	v, ok := m.restricted.Load(deviceID)
 	if !ok {
-		return ErrNotHeld
+		return auditlog.Event{}, ErrNotHeld
 	}
 	r := v.(*restriction)
 	r.mu.Lock()
@@ -107,38 +122,39 @@ func (m *Monitor) Lift(ctx context.Context, deviceID string, by auditlog.Actor, 
 	adv := advisoryOf(q)
 	switch {
 	case adv == "":
-		return ErrNotHeld
+		return auditlog.Event{}, ErrNotHeld
 	case Kind(q.Kind) == KindAdvisory:
-		return m.Release(ctx, deviceID, by, reason)
+		return m.releaseLocked(ctx, deviceID, by, reason)
 	}
 	q.Advisory = ""
 	if err := m.replaceHold(ctx, r, q); err != nil {
-		return fmt.Errorf("lift hold until fixed of device %s: %w", deviceID, err)
+		return auditlog.Event{}, fmt.Errorf("lift hold until fixed of device %s: %w", deviceID, err)
 	}
 	m.cfg.Logger.Info("hold until fixed lifted; an alarm still holds the device", "device", deviceID, "advisory", adv, "kind", q.Kind)
-	return m.record(ctx, auditlog.Event{Actor: by, Action: ActionRelease, Household: m.household(ctx, deviceID),
+	return auditlog.Event{Actor: by, Action: ActionRelease,
 		Subject: auditlog.Subject{Device: deviceID}, Purpose: clipPurpose(reason),
-		Detail: map[string]string{"kind": string(KindAdvisory), "advisory": adv, "still_held": q.Kind}})
+		Detail: map[string]string{"kind": string(KindAdvisory), "advisory": adv, "still_held": q.Kind}}, nil
 }
 
 // releaseAlarm lifts an alarm's reason from a hold that also waits for a
-// fix: the device stays held until fixed.
-func (m *Monitor) releaseAlarm(ctx context.Context, r *restriction, q store.Quarantine, adv string, by auditlog.Actor, reason string) error {
+// fix: the device stays held until fixed. holds must be held; it returns
+// the event to record.
+func (m *Monitor) releaseAlarm(ctx context.Context, r *restriction, q store.Quarantine, adv string, by auditlog.Actor, reason string) (auditlog.Event, error) {
 	held := store.Quarantine{DeviceID: q.DeviceID, Kind: string(KindAdvisory), Stream: adv, Advisory: adv,
 		Severity: Critical.String(), Since: q.Since}
 	if err := m.replaceHold(ctx, r, held); err != nil {
-		return fmt.Errorf("release device %s: %w", q.DeviceID, err)
+		return auditlog.Event{}, fmt.Errorf("release device %s: %w", q.DeviceID, err)
 	}
 	m.resetAlarms(q.DeviceID)
 	m.control(q.DeviceID, true, KindAdvisory)
 	m.cfg.Logger.Info("alarm hold released; the device stays held until fixed", "device", q.DeviceID, "advisory", adv)
-	return m.record(ctx, auditlog.Event{Actor: by, Action: ActionRelease, Household: m.household(ctx, q.DeviceID),
+	return auditlog.Event{Actor: by, Action: ActionRelease,
 		Subject: auditlog.Subject{Device: q.DeviceID, Stream: q.Stream}, Purpose: clipPurpose(reason),
-		Detail: map[string]string{"kind": q.Kind, "refused": strconv.FormatInt(r.refused.Load(), 10), "still_held": string(KindAdvisory), "advisory": adv}})
+		Detail: map[string]string{"kind": q.Kind, "refused": strconv.FormatInt(r.refused.Load(), 10), "still_held": string(KindAdvisory), "advisory": adv}}, nil
 }
 
 // replaceHold stores and installs a device's changed hold, still a
-// quarantine.
+// quarantine. holds must be held.
 func (m *Monitor) replaceHold(ctx context.Context, r *restriction, q store.Quarantine) error {
 	if m.cfg.Store != nil {
 		if err := m.cfg.Store.PutQuarantine(ctx, q); err != nil {
