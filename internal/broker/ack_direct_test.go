@@ -9,7 +9,6 @@ import (
 	"net"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -163,16 +162,7 @@ func TestPubackOrderThroughFallback(t *testing.T) {
 			b := startStoredBroker(t, Config{}, in)
 			// Small socket buffers on both sides, so a client that stops
 			// reading soon leaves the broker's writes nowhere to go.
-			d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-				return rc.Control(func(fd uintptr) {
-					_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
-				})
-			}}
-			nc, err := d.Dial("tcp", b.Addr("tcp"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := mqtttest.Wrap(t, nc)
+			nc, c := dialSmallRcvbuf(t, b.Addr("tcp"))
 			connectA(t, c, v)
 			c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, 1, false))
 			expectPuback(t, c, v, 1, 0)
@@ -253,24 +243,12 @@ func TestPubackOrderThroughFallback(t *testing.T) {
 // Over TLS the queue has no socket of its own to write to, so PUBACKs go
 // through the run goroutine and TLS's own writer, as before.
 func TestPubackOverTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := tlscert.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), "broker test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hosts tlscert.Hosts
-	if err := hosts.Add("localhost"); err != nil {
-		t.Fatal(err)
-	}
-	cert, _, err := ca.ServerCert(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), hosts, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, roots := testCert(t)
 	for _, within := range []time.Duration{0, time.Hour} {
 		in, db, _ := storedPipeline(t, false)
 		b := startStoredBroker(t, Config{AckWithin: within, TLSAddr: "127.0.0.1:0", TLSConfig: tlscert.ServerConfig(cert)}, in)
 		raw := mqtttest.Dial(t, b.Addr("tls"), nil)
-		tc := tls.Client(raw.Conn, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
+		tc := tls.Client(raw.Conn, &tls.Config{RootCAs: roots, ServerName: "localhost"})
 		c := mqtttest.Wrap(t, tc)
 		connectA(t, c, 4)
 		runs := b.hook.ackRuns.Load()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,16 +20,7 @@ func TestRefusalNotOvertakenWhileSending(t *testing.T) {
 	for round := 0; round < 5; round++ {
 		in, _, _ := storedPipeline(t, false)
 		b := startStoredBroker(t, Config{}, in)
-		d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-			return rc.Control(func(fd uintptr) {
-				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
-			})
-		}}
-		nc, err := d.Dial("tcp", b.Addr("tcp"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := mqtttest.Wrap(t, nc)
+		nc, c := dialSmallRcvbuf(t, b.Addr("tcp"))
 		connectA(t, c, v)
 		ctl := ControlTopic(devA, "x")
 		c.Send(mqtttest.Subscribe(v, 1, ctl, 0))

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -122,19 +121,7 @@ func freeAddr(t *testing.T) string {
 // never finishes the handshake, or sends no CONNECT after it) and for
 // WebSocket (a client that upgrades and then sends nothing).
 func TestDeadlineOnTLSAndWebSocket(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := tlscert.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), "broker test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hosts tlscert.Hosts
-	if err := hosts.Add("localhost"); err != nil {
-		t.Fatal(err)
-	}
-	cert, _, err := ca.ServerCert(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), hosts, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, roots := testCert(t)
 	tlsConfig := tlscert.ServerConfig(cert)
 	tb := startBrokerWith(t, func(c *Config) {
 		c.ConnectTimeout = 150 * time.Millisecond
@@ -146,7 +133,6 @@ func TestDeadlineOnTLSAndWebSocket(t *testing.T) {
 	mqtttest.Dial(t, tlsAddr, nil).ExpectClosed()
 
 	// A handshake, then nothing.
-	roots := ca.Pool()
 	raw := mqtttest.Dial(t, tlsAddr, nil)
 	tc := tls.Client(raw.Conn, &tls.Config{RootCAs: roots, ServerName: "localhost"})
 	if err := tc.Handshake(); err != nil {

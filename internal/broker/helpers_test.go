@@ -3,11 +3,15 @@ package broker
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,9 +19,11 @@ import (
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/candor-iot/candor/internal/broker/mqtttest"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/tlscert"
 )
 
 // Streams the fake ingester treats specially.
@@ -360,4 +366,44 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) 
 		}
 	}
 	return 0
+}
+
+// smallRcvbuf is a dialer's Control that gives the client's socket a small
+// receive buffer, so a client that stops reading soon leaves the broker's
+// writes nowhere to go.
+func smallRcvbuf(_, _ string, rc syscall.RawConn) error {
+	return rc.Control(func(fd uintptr) {
+		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+	})
+}
+
+// dialSmallRcvbuf connects to addr with a small receive buffer (smallRcvbuf).
+func dialSmallRcvbuf(t *testing.T, addr string) (net.Conn, *mqtttest.Conn) {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, Control: smallRcvbuf}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, mqtttest.Wrap(t, nc)
+}
+
+// testCert makes a CA and a server certificate for localhost in a
+// temporary directory, and returns the certificate and the CA's pool.
+func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := tlscert.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), "broker test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hosts tlscert.Hosts
+	if err := hosts.Add("localhost"); err != nil {
+		t.Fatal(err)
+	}
+	cert, _, err := ca.ServerCert(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), hosts, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, ca.Pool()
 }

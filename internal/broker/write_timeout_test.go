@@ -5,7 +5,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,17 +24,8 @@ func TestStalledReaderCannotHoldPublishes(t *testing.T) {
 	const v = 5
 	in, _, _ := storedPipeline(t, false)
 	b := startStoredBroker(t, Config{}, in)
-	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) {
-			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
-		})
-	}}
-	nc, err := d.Dial("tcp", b.Addr("tcp"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, c := dialSmallRcvbuf(t, b.Addr("tcp"))
 	defer nc.Close()
-	c := mqtttest.Wrap(t, nc)
 	c.Send(mqtttest.Connect{Version: v, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 0}.Encode())
 	if ack := c.Expect(mqtttest.CONNACK); ack.ReasonCode(v) != 0 {
 		t.Fatalf("connect refused: % x", ack.Raw)
@@ -79,12 +69,8 @@ func TestStalledWebSocketReaderCannotHoldPublishes(t *testing.T) {
 	wsAddr := freeAddr(t)
 	b := startStoredBroker(t, Config{WSAddr: wsAddr}, in)
 	dialer := websocket.Dialer{
-		Subprotocols: []string{"mqtt"},
-		NetDialContext: (&net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-			return rc.Control(func(fd uintptr) {
-				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
-			})
-		}}).DialContext,
+		Subprotocols:   []string{"mqtt"},
+		NetDialContext: (&net.Dialer{Timeout: 5 * time.Second, Control: smallRcvbuf}).DialContext,
 	}
 	var ws *websocket.Conn
 	waitFor(t, "the WebSocket listener", 5*time.Second, func() bool {
