@@ -332,7 +332,13 @@ type PhaseResult struct {
 	// message: the store's work that the hub's own CPU leaves out.
 	PostgresCPUSeconds float64 `json:"postgres_cpu_seconds,omitempty"`
 	PostgresMicrosPer  float64 `json:"postgres_cpu_us_per_msg,omitempty"`
-	PeakRSSMiB         float64 `json:"broker_peak_rss_mib,omitempty"`
+	// PostgresBackends is how many of the server's backends serving the
+	// hub's database were found (and measured) at the phase's start; a
+	// backend the hub opened during the phase is not seen. A short phase
+	// can use less CPU there than /proc's 10 ms ticks show, so a zero
+	// PostgresCPUSeconds with backends found means "under a tick".
+	PostgresBackends int     `json:"postgres_backends,omitempty"`
+	PeakRSSMiB       float64 `json:"broker_peak_rss_mib,omitempty"`
 	// DiskBytesPerMsg is what the broker wrote to storage over the phase
 	// per message it took (for Candor: WAL frames plus checkpoints).
 	DiskBytesPerMsg float64 `json:"broker_disk_bytes_per_msg,omitempty"`

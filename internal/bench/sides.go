@@ -330,6 +330,7 @@ func candorPhase(ctx context.Context, o Options, h *hubProc, devs []device, p ph
 	if err != nil {
 		return r, lr, err
 	}
+	r.PostgresBackends = len(pgPIDs)
 	if pg := cpuGrowth(pgBefore, sampleAll(pgPIDs)); pg > 0 && r.accepted > 0 {
 		r.PostgresCPUSeconds = pg.Seconds()
 		r.PostgresMicrosPer = float64(pg.Microseconds()) / float64(r.accepted)
