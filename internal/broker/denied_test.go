@@ -143,21 +143,7 @@ func TestDeniedPublishAnsweredInTurn(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("v%d/qos%d", tc.version, tc.qos), func(t *testing.T) {
-			v := tc.version
-			c, gs, check := deniedSetup(t, v)
-			got := answersAround(t, c, gs, v, func() {
-				c.Send(mqtttest.Publish(v, ControlTopic(devB, "unlock"), []byte(`{"unlock":"payload-marker"}`), tc.qos, middleID, true))
-			})
-			if !slices.Equal(got, tc.want) {
-				t.Fatalf("answers %q, want %q", got, tc.want)
-			}
-			if v == 4 && tc.qos == 2 {
-				c.Send(mqtttest.Pubrel(middleID))
-				if p := c.Expect(mqtttest.PUBCOMP); ackEvent(p, v) != "PUBCOMP 22 0x0" {
-					t.Errorf("PUBCOMP % x", p.Raw)
-				}
-			}
-			check(t)
+			deniedAnswered(t, tc.version, tc.qos, ControlTopic(devB, "unlock"), []byte(`{"unlock":"payload-marker"}`), tc.want)
 		})
 	}
 }
@@ -168,6 +154,28 @@ func TestDeniedPublishAnsweredInTurn(t *testing.T) {
 // may not make, check asserts that the publish was denied exactly once
 // (counter, monitor signal, metric, log line, with no payload in the
 // log), and never stored, routed by mochi nor retained.
+// deniedAnswered publishes payload to topic (outside the device's
+// namespace) between two readings, with the first reading's commit held,
+// and checks the answers come as want, that a 3.1.1 QoS 2 handshake
+// completes, and deniedSetup's checks.
+func deniedAnswered(t *testing.T, v, qos byte, topic string, payload []byte, want []string) {
+	t.Helper()
+	c, gs, check := deniedSetup(t, v)
+	got := answersAround(t, c, gs, v, func() {
+		c.Send(mqtttest.Publish(v, topic, payload, qos, middleID, true))
+	})
+	if !slices.Equal(got, want) {
+		t.Fatalf("answers %q, want %q", got, want)
+	}
+	if v == 4 && qos == 2 {
+		c.Send(mqtttest.Pubrel(middleID))
+		if p := c.Expect(mqtttest.PUBCOMP); ackEvent(p, v) != "PUBCOMP 22 0x0" {
+			t.Errorf("PUBCOMP % x", p.Raw)
+		}
+	}
+	check(t)
+}
+
 func deniedSetup(t *testing.T, v byte) (*mqtttest.Conn, *gatedStore, func(*testing.T)) {
 	t.Helper()
 	pipe, db, gs := storedPipeline(t, true)
@@ -254,21 +262,7 @@ func TestUnroutablePublishAnsweredInTurn(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("v%d/qos%d/%s", tc.version, tc.qos, tc.topic), func(t *testing.T) {
-			v := tc.version
-			c, gs, check := deniedSetup(t, v)
-			got := answersAround(t, c, gs, v, func() {
-				c.Send(mqtttest.Publish(v, tc.topic, []byte(`{"load":"payload-marker"}`), tc.qos, middleID, true))
-			})
-			if !slices.Equal(got, tc.want) {
-				t.Fatalf("answers %q, want %q", got, tc.want)
-			}
-			if v == 4 && tc.qos == 2 {
-				c.Send(mqtttest.Pubrel(middleID))
-				if p := c.Expect(mqtttest.PUBCOMP); ackEvent(p, v) != "PUBCOMP 22 0x0" {
-					t.Errorf("PUBCOMP % x", p.Raw)
-				}
-			}
-			check(t)
+			deniedAnswered(t, tc.version, tc.qos, tc.topic, []byte(`{"load":"payload-marker"}`), tc.want)
 		})
 	}
 }

@@ -33,28 +33,8 @@ func TestStalledReaderCannotHoldPublishes(t *testing.T) {
 	ctl := ControlTopic(devA, "x")
 	c.Send(mqtttest.Subscribe(v, 1, ctl, 1))
 	c.Expect(mqtttest.SUBACK)
-	// The device reads nothing from here on. Publish far more than the
-	// socket buffers hold, from another goroutine, as the hub would.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		big := bytes.Repeat([]byte("a"), 8192)
-		for i := 0; i < 2000; i++ {
-			_ = b.Publish(ctl, big, false)
-		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("publishes to a device that stopped reading still blocked after 20 s (write timeout 300 ms)")
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for b.Connected(devA) {
-		if time.Now().After(deadline) {
-			t.Fatal("the stalled device is still connected 20 s after its writes timed out")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// The device reads nothing from here on.
+	floodStalledDevice(t, b, ctl, "a device")
 }
 
 // The same over WebSocket, whose library sets its own deadline on the
@@ -91,6 +71,15 @@ func TestStalledWebSocketReaderCannotHoldPublishes(t *testing.T) {
 	waitFor(t, "the device connected", 5*time.Second, func() bool { return b.Connected(devA) })
 	time.Sleep(100 * time.Millisecond) // the SUBSCRIBE is handled
 	// The device reads nothing from here on.
+	floodStalledDevice(t, b, ctl, "a WebSocket device")
+}
+
+// floodStalledDevice publishes far more to ctl than the socket buffers
+// hold, from another goroutine as the hub would, to devA, which reads
+// nothing, and fails unless the publishes finish and devA is disconnected
+// (writeTimeout is 300 ms in these tests).
+func floodStalledDevice(t *testing.T, b *Broker, ctl, who string) {
+	t.Helper()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -102,7 +91,7 @@ func TestStalledWebSocketReaderCannotHoldPublishes(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		t.Fatal("publishes to a WebSocket device that stopped reading still blocked after 20 s (write timeout 300 ms)")
+		t.Fatalf("publishes to %s that stopped reading still blocked after 20 s (write timeout 300 ms)", who)
 	}
-	waitFor(t, "the stalled WebSocket device disconnected", 20*time.Second, func() bool { return !b.Connected(devA) })
+	waitFor(t, "the stalled device disconnected", 20*time.Second, func() bool { return !b.Connected(devA) })
 }

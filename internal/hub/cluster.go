@@ -257,7 +257,8 @@ func (h *Hub) applyChanges(ctx context.Context, changes []cluster.Change) error 
 // memory; a hook of a service that fires while applying (consent's when a
 // device's collect state changed, the monitor's for a hold that came or
 // went) passes the change on once more, which ends there: applying it
-// again changes nothing.
+// again changes nothing. Hold and monitor-action changes do not come here:
+// applyChanges reloads the monitor once for all of them in a round.
 func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
 	switch c.Kind {
 	case cluster.KindConsent:
@@ -295,8 +296,6 @@ func (h *Hub) applyChange(ctx context.Context, c cluster.Change) error {
 	case cluster.KindReadingsDeleted:
 		h.apps.Forget(ctx, []string{c.ID})
 		return nil
-	case cluster.KindHold, cluster.KindMonitorActions:
-		return h.mon.Reload(ctx)
 	case cluster.KindManifest:
 		return h.cat.Reload(ctx)
 	case cluster.KindRecipients:

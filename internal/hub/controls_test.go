@@ -19,9 +19,10 @@ import (
 	"github.com/candor-iot/candor/internal/consent"
 )
 
-// A device's retained control messages are set when it connects, not at
-// hub start (issue #19): after a restart, a device that subscribes to its
-// control topics still receives one per stream, retained.
+// A device's control messages are not published at hub start (issue #19)
+// but computed when it subscribes: after a restart, a device that
+// subscribes to its control topics still receives one per stream, marked
+// retained.
 func TestControlMessagesSetWhenDeviceConnects(t *testing.T) {
 	dir := shortTempDir(t)
 	th := startHubIn(t, dir)
@@ -315,9 +316,9 @@ func setpointControl(collect bool) string {
 func ptr[T any](v T) *T { return &v }
 
 // A consent change racing a device's subscribe never leaves the device
-// with the older value last: the subscribe's "read state + send" and the
-// change's publish hold one lock, and the state changes before the
-// publish.
+// with the older value last: the state changes before the change's
+// publish, and a subscribe that sent while a change came in between sends
+// again (controls.settle).
 func TestControlChangeRacingSubscribe(t *testing.T) {
 	th := startHub(t)
 	id, secret := th.addDevice("Hall", "thermostat")

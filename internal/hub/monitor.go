@@ -71,12 +71,14 @@ func (h *Hub) openMonitor(ctx context.Context) error {
 
 // publishHold tells the device a change of its hold. Before the broker
 // exists (restoring holds at start) there is nobody to tell: a device
-// learns its hold when it subscribes (controls.Current).
-func (h *Hub) publishHold(deviceID string, payload []byte) {
+// learns its hold when it subscribes (controls.Current). The monitor's
+// message is not used: controls.held reads the hold at the moment it
+// publishes, so two changes that cross still leave the newest.
+func (h *Hub) publishHold(deviceID string, _ []byte) {
 	if h.br == nil {
 		return
 	}
-	h.controls.held(deviceID) // reads the hold itself: the newest wins
+	h.controls.held(deviceID)
 }
 
 // parsePolicy reads --monitor-actions (validated by config).
