@@ -252,6 +252,7 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /api/v1/devices/{id}/learning/{stream}", s.authed(s.setLearning))
 
 	m.HandleFunc("GET /api/v1/export", s.authed(s.exportData))
+	m.HandleFunc("GET /api/v1/exports", s.authed(s.listExportJobs))
 	m.HandleFunc("POST /api/v1/exports", s.authed(s.startExportJob))
 	m.HandleFunc("GET /api/v1/exports/{id}", s.authed(s.exportJobStatus))
 	m.HandleFunc("GET /api/v1/exports/{id}/download", s.authed(s.downloadExportJob))

@@ -130,6 +130,42 @@ func (s *Server) startExportJob(w http.ResponseWriter, r *http.Request, p access
 	writeJSON(w, code, view)
 }
 
+// exportJobListJSON is the list of a person's exports as the API shows
+// it. On a hub of several nodes each export lives on the node that
+// started it; a node that did not answer in time, or runs an older
+// version that cannot list exports, is named, so that a client does not
+// take a shorter list for the whole one.
+type exportJobListJSON struct {
+	Exports []exportJobJSON `json:"exports"`
+	// Complete: no hub node's exports are missing.
+	Complete        bool     `json:"complete"`
+	UnansweredNodes []string `json:"unanswered_nodes"`
+	NotAskedNodes   []string `json:"not_asked_nodes"`
+}
+
+// listExportJobs lists the caller's exports the hub still keeps, newest
+// first, from every hub node that answered.
+func (s *Server) listExportJobs(w http.ResponseWriter, r *http.Request, p access.Principal) {
+	if !s.exportJobs(w, r) {
+		return
+	}
+	if p.Operator {
+		s.fail(w, r, badRequest("an export is a person's: log in as a member of the household"))
+		return
+	}
+	list, err := s.exports.List(r.Context(), p.Account.ID)
+	if err != nil {
+		// The list says which nodes are missing; the rest is worth having.
+		s.log.Warn("list export jobs", "account", p.Account.ID, "err", err)
+	}
+	out := exportJobListJSON{Exports: []exportJobJSON{}, Complete: list.Complete(),
+		UnansweredNodes: append([]string{}, list.Unanswered...), NotAskedNodes: append([]string{}, list.NotAsked...)}
+	for _, st := range list.Jobs {
+		out.Exports = append(out.Exports, exportJobView(st))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 // exportJobStatus shows how far one of the caller's exports got. Another
 // account's job, like an expired one, is not found.
 func (s *Server) exportJobStatus(w http.ResponseWriter, r *http.Request, p access.Principal) {

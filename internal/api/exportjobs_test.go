@@ -249,6 +249,32 @@ func TestExportJobLifecycle(t *testing.T) {
 		t.Errorf("power.csv has %d lines, want a header and 40 rows", bytes.Count(csv, []byte("\n")))
 	}
 
+	// The list: Alex's job, on a hub of one node whole; Sam's is empty;
+	// the operator has none to list.
+	list := func(who store.Account) exportJobListJSON {
+		t.Helper()
+		code, _, b := h.do("GET", "/api/v1/exports", who)
+		var l exportJobListJSON
+		if code != http.StatusOK || json.Unmarshal(b, &l) != nil {
+			t.Fatalf("list as %q: %d %s", who.Username, code, b)
+		}
+		for _, key := range []string{`"exports":[`, `"complete":true`, `"unanswered_nodes":[]`, `"not_asked_nodes":[]`} {
+			if !bytes.Contains(b, []byte(key)) {
+				t.Errorf("list as %q lacks %s: %s", who.Username, key, b)
+			}
+		}
+		return l
+	}
+	if l := list(h.alex); len(l.Exports) != 1 || l.Exports[0].ID != j.ID || l.Exports[0].State != "done" || !l.Complete {
+		t.Errorf("Alex's list: %+v", l)
+	}
+	if l := list(h.sam); len(l.Exports) != 0 {
+		t.Errorf("Sam's list: %+v", l)
+	}
+	if code, _, b := h.do("GET", "/api/v1/exports", store.Account{}); code != http.StatusBadRequest {
+		t.Errorf("the operator listed exports: %d %s", code, b)
+	}
+
 	// Someone else's job is not found, whatever they try; so is it for
 	// the operator, who has no export of their own.
 	for _, who := range []store.Account{h.sam, {}} {
@@ -378,7 +404,7 @@ func TestExportJobsBusyAndNotConfigured(t *testing.T) {
 
 	off := startExportHub(t, false, export.JobsOptions{})
 	for _, req := range []struct{ method, path string }{
-		{"POST", "/api/v1/exports"}, {"GET", "/api/v1/exports/exp_x"}, {"GET", "/api/v1/exports/exp_x/download"}, {"DELETE", "/api/v1/exports/exp_x"},
+		{"POST", "/api/v1/exports"}, {"GET", "/api/v1/exports"}, {"GET", "/api/v1/exports/exp_x"}, {"GET", "/api/v1/exports/exp_x/download"}, {"DELETE", "/api/v1/exports/exp_x"},
 	} {
 		code, _, b := off.do(req.method, req.path, off.alex)
 		if code != http.StatusServiceUnavailable || problemType(t, b) != "exports-unavailable" || !strings.Contains(string(b), "exports not configured") {

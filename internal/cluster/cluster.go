@@ -146,7 +146,12 @@ type Node struct {
 	subjChanges, subjNodes, subjSessions, subjSpent string
 
 	mu   sync.Mutex
-	seen map[string]time.Time // node name → last heartbeat
+	seen map[string]peer // node name → what its last heartbeat said, and when
+
+	// answers are the requests this node says in its heartbeats that it
+	// answers ("list.export"), once it serves them (ServeList).
+	answersMu sync.Mutex
+	answers   []string
 
 	noteMu  sync.Mutex
 	noted   []Change
@@ -180,6 +185,18 @@ type confirmation struct {
 type heartbeat struct {
 	Node    string `json:"node"`
 	Leaving bool   `json:"leaving,omitempty"`
+	// Answers names the requests the node answers ("list.export"). A
+	// node asking waits only for the nodes that say so: one of an older
+	// version, which has no such field and does not answer, would
+	// otherwise keep every request waiting for its full time during a
+	// rolling upgrade.
+	Answers []string `json:"answers,omitempty"`
+}
+
+// peer is another node as its heartbeats describe it.
+type peer struct {
+	at      time.Time // the last heartbeat
+	answers []string  // heartbeat.Answers
 }
 
 type session struct {
@@ -200,7 +217,7 @@ func Join(ctx context.Context, opts Options, apply Applier) (*Node, error) {
 		return nil, fmt.Errorf("cluster: connect to NATS: %w", err)
 	}
 	n := &Node{opts: opts, nc: nc, apply: apply, log: opts.Logger,
-		seen: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
+		seen: map[string]peer{}, stop: make(chan struct{}), done: make(chan struct{})}
 	n.subjChanges, n.subjNodes, n.subjSessions, n.subjSpent = n.subject("changes"), n.subject("nodes"), n.subject("sessions"), n.subject("spent")
 	for subj, h := range map[string]nats.MsgHandler{n.subjChanges: n.onChanges, n.subjNodes: n.onHeartbeat, n.subjSessions: n.onSession, n.subjSpent: n.onSpent} {
 		if err := n.subscribe(subj, h); err != nil {
@@ -256,8 +273,8 @@ func (n *Node) Live() []string {
 	defer n.mu.Unlock()
 	out := []string{n.opts.Name}
 	now := time.Now()
-	for name, t := range n.seen {
-		if name != n.opts.Name && now.Sub(t) < n.opts.Expire {
+	for name, p := range n.seen {
+		if name != n.opts.Name && now.Sub(p.at) < n.opts.Expire {
 			out = append(out, name)
 		}
 	}
@@ -265,13 +282,68 @@ func (n *Node) Live() []string {
 	return out
 }
 
+// liveAnswering splits the other live nodes (not this one) into those
+// whose heartbeats say they answer req and the rest, each sorted.
+func (n *Node) liveAnswering(req string) (answering, not []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	for name, p := range n.seen {
+		switch {
+		case name == n.opts.Name || now.Sub(p.at) >= n.opts.Expire:
+		case slices.Contains(p.answers, req):
+			answering = append(answering, name)
+		default:
+			not = append(not, name)
+		}
+	}
+	sort.Strings(answering)
+	sort.Strings(not)
+	return answering, not
+}
+
+// Answering lists the other live nodes whose heartbeats say they answer
+// list requests of kind (ServeList), sorted: those Gather waits for.
+func (n *Node) Answering(kind string) []string {
+	a, _ := n.liveAnswering(n.listRequestName(kind))
+	return a
+}
+
+// addAnswers adds req to what this node's heartbeats say it answers, and
+// says so at once rather than at the next beat, so the others wait for
+// its answers as soon as it gives them.
+func (n *Node) addAnswers(req string) error {
+	n.answersMu.Lock()
+	if !slices.Contains(n.answers, req) {
+		n.answers = append(n.answers, req)
+	}
+	n.answersMu.Unlock()
+	select {
+	case <-n.stop:
+		return nil // left: a heartbeat now would make it live again
+	default:
+	}
+	if err := n.nc.Publish(n.subjNodes, n.heartbeat()); err != nil {
+		return fmt.Errorf("cluster: NATS: %w", err)
+	}
+	return nil
+}
+
+// heartbeat is this node's heartbeat message.
+func (n *Node) heartbeat() []byte {
+	n.answersMu.Lock()
+	hb := heartbeat{Node: n.opts.Name, Answers: slices.Clone(n.answers)}
+	n.answersMu.Unlock()
+	b, _ := json.Marshal(hb)
+	return b
+}
+
 func (n *Node) beat() {
 	defer close(n.done)
-	hb, _ := json.Marshal(heartbeat{Node: n.opts.Name})
 	t := time.NewTicker(n.opts.Heartbeat)
 	defer t.Stop()
 	for {
-		_ = n.nc.Publish(n.subjNodes, hb)
+		_ = n.nc.Publish(n.subjNodes, n.heartbeat())
 		select {
 		case <-n.stop:
 			return
@@ -295,7 +367,7 @@ func (n *Node) onHeartbeat(m *nats.Msg) {
 	if _, known := n.seen[hb.Node]; !known {
 		n.log.Info("cluster: node joined", "node", hb.Node)
 	}
-	n.seen[hb.Node] = time.Now()
+	n.seen[hb.Node] = peer{at: time.Now(), answers: hb.Answers}
 }
 
 // onChanges applies another node's (or this node's) changes and confirms.

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,9 +44,12 @@ func (n *Node) subjHolds(kind string) string {
 }
 
 // Some lists are whole only with every node's part: a person's export
-// jobs are each on the node that runs them. A node asks every live node
-// for its part (candor.<deployment>.list.<kind>, the key in the request)
-// and merges the answers.
+// jobs are each on the node that runs them. A node asks the other live
+// nodes for their part (candor.<deployment>.list.<kind>, the key in the
+// request) and merges the answers. It waits only for the nodes whose
+// heartbeats say they answer (heartbeat.Answers, set by ServeList): a
+// node of an older version never answers, and during a rolling upgrade
+// waiting for it would hold up every list for the full time.
 
 // listRequest asks for the entries of a kind under key (an account id).
 type listRequest struct {
@@ -60,9 +63,14 @@ type listReply struct {
 	Entries json.RawMessage `json:"entries"`
 }
 
+// listRequestName is what a heartbeat's Answers holds for a node that
+// answers list requests of kind.
+func (n *Node) listRequestName(kind string) string { return "list." + kind }
+
 // ServeList answers the other nodes' requests for this node's entries of
 // kind under a key with list(key), encoded as JSON. list decides what a
 // key may see: for export jobs, the jobs of that account and no other.
+// Once it returns, the node answers, and its heartbeats say so.
 func (n *Node) ServeList(kind string, list func(key string) any) error {
 	err := n.subscribe(n.subjList(kind), func(m *nats.Msg) {
 		var req listRequest
@@ -80,50 +88,71 @@ func (n *Node) ServeList(kind string, list func(key string) any) error {
 	if err != nil {
 		return err
 	}
-	// Serving once it returns: a request sent right after is answered.
+	// Serving before it says so: a node that learns from a heartbeat
+	// that this one answers sends its requests after the server has the
+	// subscription (NATS keeps one connection's messages in order).
 	if err := n.nc.Flush(); err != nil {
 		return fmt.Errorf("cluster: NATS: %w", err)
 	}
-	return nil
+	return n.addAnswers(n.listRequestName(kind))
 }
 
-// UnansweredError is returned by Gather when live nodes did not answer
-// before its context ended: the parts it returns lack theirs.
-type UnansweredError struct {
-	Nodes []string // sorted
+// Gathered is what Gather found: the parts it got and the live nodes
+// whose parts it lacks. The list is whole when both lists of nodes are
+// empty.
+type Gathered struct {
+	// Parts holds each answering node's part (as its ServeList encoded
+	// it) by node name.
+	Parts map[string]json.RawMessage
+	// Unanswered names the live nodes that answer such requests but did
+	// not before the context ended (or could not be asked), sorted.
+	Unanswered []string
+	// NotAsked names the live nodes whose heartbeats do not say they
+	// answer (an older version during a rolling upgrade, or a node still
+	// starting), sorted. Nobody waited for them.
+	NotAsked []string
 }
 
-func (e *UnansweredError) Error() string {
-	return "cluster: no answer from hub node(s) " + strings.Join(e.Nodes, ", ")
-}
+// Complete reports whether every other live node's part is in Parts.
+func (g Gathered) Complete() bool { return len(g.Unanswered) == 0 && len(g.NotAsked) == 0 }
 
-// Gather asks every other live node for its entries of kind under key
-// and returns each node's answer (as its ServeList encoded it) by node
-// name. It returns as soon as every other live node answered; a node that
-// stops beating meanwhile is no longer waited for. When ctx ends first,
-// it returns the answers it has and an *UnansweredError naming the rest.
-func (n *Node) Gather(ctx context.Context, kind, key string) (map[string]json.RawMessage, error) {
-	got := map[string]json.RawMessage{}
+// Gather asks the other live nodes for their entries of kind under key.
+// It waits for those that say they answer (Answering), as they were when
+// it asked, and returns as soon as each of them answered or stopped
+// beating (one that left has no part any more). When ctx ends first, the
+// rest are in Unanswered. An error (NATS failed) comes with every node
+// asked in Unanswered.
+func (n *Node) Gather(ctx context.Context, kind, key string) (Gathered, error) {
+	awaited, notAsked := n.liveAnswering(n.listRequestName(kind))
+	got := Gathered{Parts: map[string]json.RawMessage{}, NotAsked: notAsked}
+	if len(awaited) == 0 {
+		return got, nil
+	}
+	fail := func(err error) (Gathered, error) {
+		got.Unanswered = awaited
+		return got, err
+	}
 	body, err := json.Marshal(listRequest{Node: n.opts.Name, Key: key})
 	if err != nil {
-		return got, fmt.Errorf("cluster: encode a list request: %w", err)
+		return fail(fmt.Errorf("cluster: encode a list request: %w", err))
 	}
 	inbox := n.nc.NewRespInbox()
 	ch := make(chan *nats.Msg, 64)
 	sub, err := n.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
-		return got, fmt.Errorf("cluster: subscribe to list answers: %w", err)
+		return fail(fmt.Errorf("cluster: subscribe to list answers: %w", err))
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	if err := n.nc.PublishRequest(n.subjList(kind), inbox, body); err != nil {
-		return got, fmt.Errorf("cluster: ask for lists: %w", err)
+		return fail(fmt.Errorf("cluster: ask for lists: %w", err))
 	}
 	recheck := time.NewTicker(n.opts.Heartbeat)
 	defer recheck.Stop()
 	for {
+		live := n.Live()
 		var missing []string
-		for _, name := range n.Live() {
-			if _, ok := got[name]; !ok && name != n.opts.Name {
+		for _, name := range awaited {
+			if _, ok := got.Parts[name]; !ok && slices.Contains(live, name) {
 				missing = append(missing, name)
 			}
 		}
@@ -132,15 +161,31 @@ func (n *Node) Gather(ctx context.Context, kind, key string) (map[string]json.Ra
 		}
 		select {
 		case m := <-ch:
-			var r listReply
-			if json.Unmarshal(m.Data, &r) == nil && r.Node != "" && r.Node != n.opts.Name {
-				got[r.Node] = r.Entries
-			}
+			got.take(m, n.opts.Name)
 		case <-recheck.C:
 		case <-ctx.Done():
-			return got, &UnansweredError{Nodes: missing}
+			// Answers that came with the end count: select picks
+			// among ready cases at random.
+			for len(ch) > 0 {
+				got.take(<-ch, n.opts.Name)
+			}
+			got.Unanswered = slices.DeleteFunc(missing, func(s string) bool { _, ok := got.Parts[s]; return ok })
+			return got, nil
 		}
 	}
+}
+
+// take keeps the part one answer carries, unless it is unreadable or
+// this node's (self).
+func (g *Gathered) take(m *nats.Msg, self string) {
+	var r listReply
+	if json.Unmarshal(m.Data, &r) != nil || r.Node == "" || r.Node == self {
+		return
+	}
+	g.Parts[r.Node] = r.Entries
+	// A node not awaited may answer all the same (one of a version that
+	// answered before heartbeats said so): its part is had.
+	g.NotAsked = slices.DeleteFunc(g.NotAsked, func(s string) bool { return s == r.Node })
 }
 
 func (n *Node) subjList(kind string) string {

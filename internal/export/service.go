@@ -90,10 +90,33 @@ type ServiceConfig struct {
 	Jobs *Jobs
 	// Elsewhere, when set, returns the account's jobs that other hub
 	// nodes run (each job lives on the node that started it), so that
-	// List is whole on any node. It may return some of them with an
-	// error saying which part is missing.
-	Elsewhere func(ctx context.Context, accountID string) ([]JobStatus, error)
+	// List is whole on any node, and names the nodes whose jobs it
+	// could not have (JobList.Unanswered, JobList.NotAsked).
+	Elsewhere func(ctx context.Context, accountID string) (JobList, error)
 }
+
+// JobList is a person's exports as List found them: the jobs, and the
+// hub nodes whose jobs are missing from it. On a hub of several nodes
+// each job lives on the node that started it, and a node that does not
+// answer leaves its jobs out; the person is told rather than shown a
+// shorter list as if it were whole.
+type JobList struct {
+	// Jobs are the exports the hub still keeps, newest first.
+	Jobs []JobStatus
+	// Unanswered names the hub nodes that were asked for their jobs and
+	// did not answer in time, sorted.
+	Unanswered []string
+	// NotAsked names the live hub nodes that do not answer such requests
+	// (an older version during a rolling upgrade, or a node still
+	// starting), sorted: nobody waited for them.
+	NotAsked []string
+}
+
+// Complete reports whether no hub node's jobs are missing.
+func (l JobList) Complete() bool { return len(l.Unanswered) == 0 && len(l.NotAsked) == 0 }
+
+// Missing returns the number of hub nodes whose jobs are missing.
+func (l JobList) Missing() int { return len(l.Unanswered) + len(l.NotAsked) }
 
 // Service makes people's data exports, for the API and the pages alike:
 // it decides what goes into a person's export (their household's devices,
@@ -203,7 +226,7 @@ func (s *Service) runningElsewhere(ctx context.Context, accountID string) (JobSt
 		}
 	}
 	more, _ := s.cfg.Elsewhere(ctx, accountID)
-	for _, st := range more {
+	for _, st := range more.Jobs {
 		if st.Owner == accountID && st.State == JobRunning {
 			return st, true
 		}
@@ -216,30 +239,33 @@ func (s *Service) runningElsewhere(ctx context.Context, accountID string) (JobSt
 func (s *Service) Background() bool { return s.cfg.Jobs != nil }
 
 // List returns the account's exports the hub still keeps, newest first:
-// on a hub of several nodes, those of every node (Elsewhere). When some
-// node's part could not be had, it returns the rest with the error.
-func (s *Service) List(ctx context.Context, accountID string) ([]JobStatus, error) {
+// on a hub of several nodes, those of every node that answered
+// (Elsewhere), with the nodes that did not named in the list. An error
+// (the other nodes could not be asked) comes with the jobs it could have
+// and, when known, those nodes named.
+func (s *Service) List(ctx context.Context, accountID string) (JobList, error) {
 	if s.cfg.Jobs == nil || accountID == "" {
-		return nil, nil
+		return JobList{}, nil
 	}
-	out := s.cfg.Jobs.List(accountID)
+	out := JobList{Jobs: s.cfg.Jobs.List(accountID)}
 	if s.cfg.Elsewhere == nil {
 		return out, nil
 	}
 	more, err := s.cfg.Elsewhere(ctx, accountID)
-	seen := make(map[string]bool, len(out))
-	for _, st := range out {
+	out.Unanswered, out.NotAsked = more.Unanswered, more.NotAsked
+	seen := make(map[string]bool, len(out.Jobs))
+	for _, st := range out.Jobs {
 		seen[st.ID] = true
 	}
-	for _, st := range more {
+	for _, st := range more.Jobs {
 		// Another node's answer is trusted no further than this: a job
 		// of another account never reaches this one's list.
 		if st.Owner == accountID && !seen[st.ID] {
 			seen[st.ID] = true
-			out = append(out, st)
+			out.Jobs = append(out.Jobs, st)
 		}
 	}
-	sortJobs(out)
+	sortJobs(out.Jobs)
 	if err != nil {
 		return out, fmt.Errorf("export jobs on other hub nodes: %w", err)
 	}

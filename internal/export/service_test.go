@@ -262,7 +262,7 @@ func TestServiceStart(t *testing.T) {
 	if len(evs) != 1 || evs[0].Actor.Kind != auditlog.ActorPerson || evs[0].Actor.ID != r.alex.ID || evs[0].Subject.Account != r.alex.ID {
 		t.Fatalf("recorded %+v, want one export by and about Alex", evs)
 	}
-	if got, _ := svc.List(ctx, r.alex.ID); len(got) != 1 || got[0].ID != st.ID {
+	if got, _ := svc.List(ctx, r.alex.ID); len(got.Jobs) != 1 || got.Jobs[0].ID != st.ID || !got.Complete() {
 		t.Errorf("List: %+v", got)
 	}
 
@@ -302,7 +302,7 @@ func TestServiceStart(t *testing.T) {
 	}
 
 	list, _ := svc.List(ctx, r.alex.ID)
-	rc, st, err := svc.Open(ctx, r.alex.ID, list[0].ID)
+	rc, st, err := svc.Open(ctx, r.alex.ID, list.Jobs[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,23 +345,27 @@ func TestServiceListWithOtherNodes(t *testing.T) {
 	older := export.JobStatus{ID: "exp_older", Owner: r.alex.ID, State: export.JobDone, StartedAt: here.StartedAt.Add(-time.Hour)}
 	newer := export.JobStatus{ID: "exp_newer", Owner: r.alex.ID, State: export.JobRunning, StartedAt: here.StartedAt.Add(time.Hour)}
 	samsJob := export.JobStatus{ID: "exp_sam", Owner: r.sam.ID, State: export.JobDone, StartedAt: here.StartedAt}
-	errSilent := errors.New("no answer from hub node c")
+	errNATS := errors.New("nats: connection closed")
 	tests := []struct {
-		name      string
-		elsewhere []export.JobStatus
-		err       error
-		want      []string
+		name       string
+		elsewhere  export.JobList
+		err        error
+		want       []string
+		unanswered []string
+		notAsked   []string
 	}{
-		{"one node", nil, nil, []string{here.ID}},
-		{"other nodes", []export.JobStatus{older, newer}, nil, []string{newer.ID, here.ID, older.ID}},
-		{"another account's job", []export.JobStatus{samsJob, older}, nil, []string{here.ID, older.ID}},
-		{"this node's job answered twice", []export.JobStatus{here}, nil, []string{here.ID}},
-		{"a node silent", []export.JobStatus{older}, errSilent, []string{here.ID, older.ID}},
+		{"one node", export.JobList{}, nil, []string{here.ID}, nil, nil},
+		{"other nodes", export.JobList{Jobs: []export.JobStatus{older, newer}}, nil, []string{newer.ID, here.ID, older.ID}, nil, nil},
+		{"another account's job", export.JobList{Jobs: []export.JobStatus{samsJob, older}}, nil, []string{here.ID, older.ID}, nil, nil},
+		{"this node's job answered twice", export.JobList{Jobs: []export.JobStatus{here}}, nil, []string{here.ID}, nil, nil},
+		{"a node silent, one of an older version", export.JobList{Jobs: []export.JobStatus{older}, Unanswered: []string{"c"}, NotAsked: []string{"d"}},
+			nil, []string{here.ID, older.ID}, []string{"c"}, []string{"d"}},
+		{"the others could not be asked", export.JobList{Unanswered: []string{"b", "c"}}, errNATS, []string{here.ID}, []string{"b", "c"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := r.config(jobs)
-			cfg.Elsewhere = func(_ context.Context, accountID string) ([]export.JobStatus, error) {
+			cfg.Elsewhere = func(_ context.Context, accountID string) (export.JobList, error) {
 				if accountID != r.alex.ID {
 					t.Errorf("asked other nodes for %s's jobs", accountID)
 				}
@@ -372,11 +376,16 @@ func TestServiceListWithOtherNodes(t *testing.T) {
 				t.Errorf("error %v, want %v", err, tc.err)
 			}
 			var ids []string
-			for _, st := range list {
+			for _, st := range list.Jobs {
 				ids = append(ids, st.ID)
 			}
 			if !slices.Equal(ids, tc.want) {
 				t.Errorf("list %v, want %v", ids, tc.want)
+			}
+			// The person is told whose jobs are missing.
+			if !slices.Equal(list.Unanswered, tc.unanswered) || !slices.Equal(list.NotAsked, tc.notAsked) ||
+				list.Complete() != (tc.unanswered == nil && tc.notAsked == nil) || list.Missing() != len(tc.unanswered)+len(tc.notAsked) {
+				t.Errorf("missing: unanswered %v, not asked %v (complete %v); want %v, %v", list.Unanswered, list.NotAsked, list.Complete(), tc.unanswered, tc.notAsked)
 			}
 		})
 	}
@@ -411,7 +420,7 @@ func TestServiceStartFindsAJobRunningOnAnotherNode(t *testing.T) {
 			}
 			t.Cleanup(func() { jobs.Close() })
 			cfg := r.config(jobs)
-			cfg.Elsewhere = func(context.Context, string) ([]export.JobStatus, error) { return tc.elsewhere, nil }
+			cfg.Elsewhere = func(context.Context, string) (export.JobList, error) { return export.JobList{Jobs: tc.elsewhere}, nil }
 			before := len(r.exportsRecorded(t))
 			st, started, err := export.NewService(cfg).Start(ctx, r.alex, nil)
 			if err != nil {

@@ -3,12 +3,11 @@ package hub
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,24 +70,37 @@ func (h *Hub) serveExportJobs(context.Context) error {
 }
 
 // exportJobsElsewhere returns a person's export jobs that the other live
-// nodes run, for the list of their exports. A node that does not answer
-// within a second is named in the error; its jobs are missing from that
-// list only.
-func (h *Hub) exportJobsElsewhere(ctx context.Context, accountID string) ([]export.JobStatus, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+// nodes run, for the list of their exports, and names the nodes whose
+// jobs it lacks: a node that did not answer within a second, one whose
+// answer could not be read, and one that does not answer such requests
+// (an older version during a rolling upgrade), which nobody waits for.
+func (h *Hub) exportJobsElsewhere(ctx context.Context, accountID string) (export.JobList, error) {
+	ctx, cancel := context.WithTimeout(ctx, exportListWait)
 	defer cancel()
-	parts, err := h.node.Gather(ctx, "export", accountID)
-	var out []export.JobStatus
-	for node, raw := range parts {
+	got, err := h.node.Gather(ctx, "export", accountID)
+	out := export.JobList{Unanswered: got.Unanswered, NotAsked: got.NotAsked}
+	for node, raw := range got.Parts {
 		var jobs []export.JobStatus
 		if uerr := json.Unmarshal(raw, &jobs); uerr != nil {
-			err = errors.Join(err, fmt.Errorf("export jobs of hub node %s: %w", node, uerr))
+			h.log.Warn("unreadable list of export jobs from another hub node", "node", node, "err", uerr)
+			out.Unanswered = append(out.Unanswered, node)
 			continue
 		}
-		out = append(out, jobs...)
+		out.Jobs = append(out.Jobs, jobs...)
+	}
+	slices.Sort(out.Unanswered)
+	if len(out.Unanswered) > 0 {
+		// Ids only. Nodes not asked are not logged: during a rolling
+		// upgrade that is every list, and expected.
+		h.log.Warn("hub nodes did not answer for a list of export jobs; it was shown without their jobs", "account", accountID,
+			"nodes", out.Unanswered)
 	}
 	return out, err
 }
+
+// exportListWait bounds how long a list of export jobs waits for the
+// other nodes' parts.
+const exportListWait = time.Second
 
 // exportJobRoutes sends requests about an export job this node does not
 // hold to the node that does.

@@ -44,7 +44,7 @@ func (x *exportRig) Start(ctx context.Context, acc store.Account, id age.Identit
 	return x.svc.Load().Start(ctx, acc, id)
 }
 
-func (x *exportRig) List(ctx context.Context, accountID string) ([]export.JobStatus, error) {
+func (x *exportRig) List(ctx context.Context, accountID string) (export.JobList, error) {
 	return x.svc.Load().List(ctx, accountID)
 }
 

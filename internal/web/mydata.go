@@ -35,6 +35,9 @@ type myDataView struct {
 	Jobs bool
 	// Recent are the person's exports the hub still keeps, newest first.
 	Recent []exportView
+	// Missing says which hub nodes' exports are missing from Recent, so
+	// that a shorter list is not taken for the whole one.
+	Missing []missingNote
 	// Locked: some of the household's history is under a key only its
 	// owner holds (user-held mode); the export form then asks for it.
 	Locked bool
@@ -58,12 +61,49 @@ func (s *Server) renderMyData(w http.ResponseWriter, r *http.Request, v viewer, 
 		if err != nil {
 			s.log.Warn("list export jobs", "account", v.Account.ID, "err", err)
 		}
-		for _, st := range list {
+		for _, st := range list.Jobs {
 			d.Recent = append(d.Recent, newExportView(st, false))
 		}
+		d.Missing = missingNotes(list)
 	}
 	p.Data = d
 	s.render(w, r, status, "mydata", p)
+}
+
+// missingNote is one warning about exports missing from the list.
+type missingNote struct {
+	ID   string // of the paragraph, for tests and links
+	Text string
+}
+
+// missingNotes says whose exports the list lacks: hub nodes that did not
+// answer in time, and hub nodes of an older version that cannot list
+// them (during an upgrade). Node names are in the text so the person can
+// pass them on to whoever runs the hub.
+func missingNotes(l export.JobList) []missingNote {
+	var out []missingNote
+	if n := len(l.Unanswered); n > 0 {
+		out = append(out, missingNote{ID: "exports-unanswered", Text: fmt.Sprintf(
+			"%s did not answer in time. Exports started there are not listed here. Reload this page to try again. If this goes on, tell the person who runs your hub: %s %s.",
+			plural(int64(n), "hub node", "hub nodes"), nodeWord(n), joinAnd(l.Unanswered))})
+	}
+	if n := len(l.NotAsked); n > 0 {
+		verb, pron := "runs", "it is"
+		if n > 1 {
+			verb, pron = "run", "they are"
+		}
+		out = append(out, missingNote{ID: "exports-not-asked", Text: fmt.Sprintf(
+			"%s %s an older version that cannot list exports. Exports started there are not listed here until %s updated (%s %s).",
+			plural(int64(n), "hub node", "hub nodes"), verb, pron, nodeWord(n), joinAnd(l.NotAsked))})
+	}
+	return out
+}
+
+func nodeWord(n int) string {
+	if n == 1 {
+		return "hub node"
+	}
+	return "hub nodes"
 }
 
 // householdLocked reports whether some of the household's history is

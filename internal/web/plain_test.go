@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/candor-iot/candor/internal/export"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
@@ -113,6 +114,30 @@ func TestValueWordsAndReasons(t *testing.T) {
 		manifest.ViolWrongType, manifest.ViolOutOfRange, manifest.ViolNotAllowed, manifest.ViolTooLarge, manifest.ViolMalformed} {
 		if w := reasonWords(r); strings.Contains(w, "_") {
 			t.Errorf("reason %s has no plain words: %q", r, w)
+		}
+	}
+}
+
+// TestMissingExportNotes: the warnings that a list of exports lacks some
+// hub nodes' exports count the nodes right, name them, and are plain.
+func TestMissingExportNotes(t *testing.T) {
+	one := missingNotes(export.JobList{Unanswered: []string{"c"}, NotAsked: []string{"d"}})
+	if len(one) != 2 || one[0].ID != "exports-unanswered" || one[1].ID != "exports-not-asked" ||
+		!strings.HasPrefix(one[0].Text, "1 hub node did not answer in time.") || !strings.HasSuffix(one[0].Text, ": hub node c.") ||
+		!strings.HasPrefix(one[1].Text, "1 hub node runs an older version") || !strings.Contains(one[1].Text, "until it is updated (hub node d).") {
+		t.Errorf("one node each: %+v", one)
+	}
+	two := missingNotes(export.JobList{Unanswered: []string{"c", "e"}, NotAsked: []string{"d", "f"}})
+	if len(two) != 2 || !strings.HasPrefix(two[0].Text, "2 hub nodes did not answer in time.") || !strings.HasSuffix(two[0].Text, ": hub nodes c and e.") ||
+		!strings.HasPrefix(two[1].Text, "2 hub nodes run an older version") || !strings.Contains(two[1].Text, "until they are updated (hub nodes d and f).") {
+		t.Errorf("two nodes each: %+v", two)
+	}
+	if got := missingNotes(export.JobList{Jobs: []export.JobStatus{{ID: "exp_1"}}}); got != nil {
+		t.Errorf("a whole list: %+v", got)
+	}
+	for _, n := range append(one, two...) {
+		if s := readability.Score(n.Text); s.Ease < readability.PlainEnglish {
+			t.Errorf("%q scores %.1f, want at least %.0f", n.Text, s.Ease, readability.PlainEnglish)
 		}
 	}
 }

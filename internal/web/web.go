@@ -85,9 +85,10 @@ type Exports interface {
 	// Start starts acc's export, or finds the one already running;
 	// identity, if not nil, opens history only the person can open.
 	Start(ctx context.Context, acc store.Account, identity age.Identity) (export.JobStatus, bool, error)
-	// List returns the account's jobs, newest first; with an error, the
-	// part it could have (a hub node did not answer).
-	List(ctx context.Context, accountID string) ([]export.JobStatus, error)
+	// List returns the account's jobs, newest first, and the hub nodes
+	// whose jobs it lacks (they did not answer); with an error, what it
+	// could have.
+	List(ctx context.Context, accountID string) (export.JobList, error)
 	Status(accountID, jobID string) (export.JobStatus, error)
 	Open(ctx context.Context, accountID, jobID string) (io.ReadCloser, export.JobStatus, error)
 	Cancel(accountID, jobID string) error
