@@ -17,7 +17,10 @@
 //
 // Which nodes are live is learnt from heartbeats on
 // candor.<deployment>.nodes: a node not heard from for Options.Expire is
-// taken as gone (killed, partitioned) and no longer waited for. The data
+// taken as gone (killed, partitioned) and no longer waited for. A
+// heartbeat also names the requests the node answers (ServeList), so that
+// a node gathering a list (Gather) waits only for those, and not for a
+// node of an older version during a rolling upgrade. The data
 // itself never travels over NATS: readings, accounts, sessions and tokens
 // are in PostgreSQL, which every node reads.
 package cluster
