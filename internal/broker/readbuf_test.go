@@ -161,9 +161,9 @@ func TestMaxSizePublishThroughSmallBuffers(t *testing.T) {
 		c.TLSAddr = "127.0.0.1:0"
 		c.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	})
-	dial := map[string]func() *mqtttest.Conn{
-		"tcp": func() *mqtttest.Conn { return mqtttest.Dial(t, tb.addr, nil) },
-		"tls": func() *mqtttest.Conn {
+	dial := map[string]func(t *testing.T) *mqtttest.Conn{
+		"tcp": func(t *testing.T) *mqtttest.Conn { return mqtttest.Dial(t, tb.addr, nil) },
+		"tls": func(t *testing.T) *mqtttest.Conn {
 			c, err := tls.Dial("tcp", tb.Addr("tls"), &tls.Config{RootCAs: pool, ServerName: "localhost"})
 			if err != nil {
 				t.Fatal(err)
@@ -175,7 +175,7 @@ func TestMaxSizePublishThroughSmallBuffers(t *testing.T) {
 	for _, via := range []string{"tcp", "tls"} {
 		for _, v := range []byte{4, 5} {
 			t.Run(fmt.Sprintf("%s/v%d", via, v), func(t *testing.T) {
-				c := dial[via]()
+				c := dial[via](t)
 				c.Send(mqtttest.Connect{Version: v, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
 				c.Expect(mqtttest.CONNACK)
 				// The largest packet the limit allows, as mochi counts it
@@ -213,7 +213,10 @@ func TestMaxSizePublishThroughSmallBuffers(t *testing.T) {
 				c.Send(mqtttest.Pingreq())
 				c.Expect(mqtttest.PINGRESP)
 
-				c.Send(mqtttest.Publish(v, topic, payload(limit), 1, 8, false))
+				// The guard ends the connection on the header: the body
+				// need not come (and a closed socket's unread bytes would
+				// make its close a reset, losing the DISCONNECT).
+				c.Send(mqtttest.Publish(v, topic, payload(limit), 1, 8, false)[:100])
 				if v == 5 {
 					d := c.Expect(mqtttest.DISCONNECT)
 					if d.ReasonCode(5) != 0x95 {
