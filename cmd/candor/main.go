@@ -64,6 +64,9 @@ func main() {
 		usage()
 		return
 	}
+	if name == "serve" {
+		execWithSmallStacks() // returns only if it did not exec
+	}
 	for _, c := range commands() {
 		if c.name == name {
 			if err := c.run(os.Args[2:]); err != nil {

@@ -25,6 +25,10 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
+	if os.Getenv("CANDOR_TEST_STACKS") == "1" {
+		reportStacks() // stacks_test.go
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

@@ -26,6 +26,12 @@ import (
 // candor binary first (which would take longer than the whole test).
 const hubEnv = "CANDOR_BENCH_TEST_HUB=1"
 
+// hubStacks is the goroutine stack setting candor serve starts itself
+// with (cmd/candor/stacks.go), which the test hub, not started through
+// candor's main, is given in its environment instead, so that its idle
+// connections cost what candor serve's do.
+const hubStacks = "GODEBUG=adaptivestackstart=0"
+
 func TestMain(m *testing.M) {
 	if os.Getenv("CANDOR_BENCH_TEST_HUB") == "1" {
 		if err := serveHub(os.Args[1:]); err != nil {
@@ -152,7 +158,7 @@ func TestProfileHub(t *testing.T) {
 	}
 	rep, err := Run(ctx, Options{
 		Only: "candor", IdleConns: -1, Rate: -1, Duration: duration, Devices: devices, Storm: storm,
-		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv, "CANDOR_BENCH_HUB_CPUPROFILE=" + out},
+		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv, hubStacks, "CANDOR_BENCH_HUB_CPUPROFILE=" + out},
 		Out: os.Stdout, Progress: os.Stderr,
 	})
 	if err != nil {
@@ -181,7 +187,7 @@ func TestProfileIdleHub(t *testing.T) {
 	defer cancel()
 	rep, err := Run(ctx, Options{
 		Only: "candor", IdleConns: n, Rate: -1, Duration: time.Second, MaxPerDevice: 10,
-		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv, "CANDOR_BENCH_HUB_HEAPPROFILE=" + out},
+		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv, hubStacks, "CANDOR_BENCH_HUB_HEAPPROFILE=" + out},
 		AtIdle: func(pid int) {
 			// The hub collects a few times, then writes; on a loaded
 			// machine that takes longer than any fixed pause, so wait
@@ -222,7 +228,7 @@ func TestIdleHubHold(t *testing.T) {
 	if n <= 0 {
 		n = 10_000
 	}
-	env := append([]string{hubEnv}, strings.Fields(os.Getenv("CANDOR_BENCH_HUB_ENV"))...)
+	env := append([]string{hubEnv, hubStacks}, strings.Fields(os.Getenv("CANDOR_BENCH_HUB_ENV"))...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, Options{

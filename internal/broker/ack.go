@@ -3,7 +3,6 @@ package broker
 import (
 	"bytes"
 	"context"
-	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -167,15 +166,10 @@ func newAckQueue(cl *mqtt.Client, h *hook, write func([]byte) error) *ackQueue {
 // connection. A TLS or WebSocket connection's bytes must go through its
 // own writer, so those keep the run goroutine.
 func (q *ackQueue) direct(gc *guardConn) {
-	tc, ok := gc.Conn.(*net.TCPConn)
-	if !ok {
+	if gc.sock == nil {
 		return
 	}
-	raw, err := tc.SyscallConn()
-	if err != nil {
-		return
-	}
-	q.raw, q.gc = raw, gc
+	q.raw, q.gc = gc.sock.raw, gc
 	q.wfn = func(fd uintptr) bool {
 		q.wn, q.werr = syscall.Write(int(fd), q.wp)
 		return true // one attempt: never wait for the socket

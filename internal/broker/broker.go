@@ -193,12 +193,11 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		Logger:                 slog.New(redact{log.Handler()}),
 		InlineClient:           true,
 		SysTopicResendInterval: 0,
-		// Every connection holds its read buffer for life, idle or not:
-		// mochi's default is 2 KiB. 1 KiB still takes about ten 100-byte
-		// readings per read from the socket (whose receive buffer is
-		// 8 KiB, see rcvbuf.go); a larger packet's body is read past the
-		// buffer, straight into the packet.
-		ClientNetReadBufferSize: 1 << 10,
+		// Every connection holds this read buffer for life, idle or not
+		// (mochi's default is 2 KiB): the smallest there is, since the
+		// guard buffers a socket's reads itself, and only while it has
+		// bytes to hand on (readbuf.go).
+		ClientNetReadBufferSize: mochiReadBuffer,
 	})
 	h := newHook(auth, in, log, cfg.Registerer)
 	if cfg.Monitor != nil {

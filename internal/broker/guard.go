@@ -170,6 +170,7 @@ func (g *guard) establish(id string, c net.Conn, next listeners.EstablishFn) err
 	}
 	gc.v5 = ci.version == 5
 	gc.in = bytes.NewReader(raw)
+	gc.sock = newSockReader(c)
 	if !g.handOver() {
 		return g.refuse(c, "shutting_down")
 	}
@@ -262,6 +263,7 @@ type guardConn struct {
 	dev *deviceConn
 
 	sizes inSizes     // the packets after the CONNECT (read loop only)
+	sock  *sockReader // a plain TCP socket's reads (readbuf.go); nil otherwise
 	big   atomic.Bool // a bridge logged in: bridgeMax holds
 
 	writeBy time.Time // the write deadline armed (under mu); see armWrite
@@ -337,15 +339,29 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			return n, nil
 		}
 	}
+	if c.sock != nil && c.sock.buffered() {
+		return c.handOn(p, c.sock.take(p), nil)
+	}
 	if c.dev != nil {
-		// mochi reads through a buffer and calls Read only when that is
-		// used up, so the read loop is about to wait for the client: the
-		// PUBACKs gathered from what it read go out now (ackQueue.rbuf).
+		// Whatever was read from the socket has been handed on and mochi
+		// asks for more, so the read loop is about to wait for the
+		// client: the PUBACKs gathered from what it read go out now
+		// (ackQueue.rbuf).
 		if q := c.dev.acks.Load(); q != nil && len(q.rbuf) > 0 {
 			q.flushRead()
 		}
 	}
+	if c.sock != nil {
+		n, err := c.sock.read(p)
+		return c.handOn(p, n, err)
+	}
 	n, err := c.Conn.Read(p)
+	return c.handOn(p, n, err)
+}
+
+// handOn passes the n bytes read into p on to mochi, unless they begin a
+// packet over the connection's limit.
+func (c *guardConn) handOn(p []byte, n int, err error) (int, error) {
 	if n > 0 && !c.sizes.fit(p[:n], c.limit()) {
 		return 0, c.tooLarge()
 	}

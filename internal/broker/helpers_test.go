@@ -390,7 +390,7 @@ func dialSmallRcvbuf(t *testing.T, addr string) (net.Conn, *mqtttest.Conn) {
 
 // testCert makes a CA and a server certificate for localhost in a
 // temporary directory, and returns the certificate and the CA's pool.
-func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := tlscert.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), "broker test")

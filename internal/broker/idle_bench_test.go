@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"os"
@@ -50,10 +51,32 @@ func BenchmarkIdleConnection(b *testing.B) {
 	}
 	defer br.Close()
 	b.ResetTimer()
-	measureIdle(b, br.Addr("tcp"), b.N)
+	addr := br.Addr("tcp")
+	measureIdle(b, func() (net.Conn, error) { return net.Dial("tcp", addr) }, b.N)
 }
 
-func measureIdle(b *testing.B, addr string, n int) {
+// BenchmarkIdleConnectionTLS is BenchmarkIdleConnection over TLS: what a
+// TLS connection's buffers add while it is idle.
+//
+//	go test -run '^$' -bench IdleConnectionTLS -benchtime 2000x ./internal/broker/
+func BenchmarkIdleConnectionTLS(b *testing.B) {
+	cert, pool := testCert(b)
+	auth := &fakeAuth{secrets: map[string]string{devA: secretA}}
+	br, err := New(Config{TLSAddr: "127.0.0.1:0", TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}, auth, &fakeIngester{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := br.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	b.ResetTimer()
+	addr := br.Addr("tls")
+	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	measureIdle(b, func() (net.Conn, error) { return tls.Dial("tcp", addr, cfg) }, b.N)
+}
+
+func measureIdle(b *testing.B, dial func() (net.Conn, error), n int) {
 	settle := func() runtime.MemStats {
 		var ms runtime.MemStats
 		for range 3 {
@@ -72,7 +95,7 @@ func measureIdle(b *testing.B, addr string, n int) {
 	}()
 	pk := connectPacket("", devA, secretA)
 	for range n {
-		c, err := net.Dial("tcp", addr)
+		c, err := dial()
 		if err != nil {
 			b.Fatal(err)
 		}
