@@ -118,8 +118,8 @@ func (c *controls) publishControl(deviceID, stream string, collect bool) {
 
 // held publishes a change of the device's hold (monitor.Config.Control:
 // called after the hold changed in memory). What it publishes is read from
-// the monitor each time, not the message the change came with, so two
-// changes that cross still leave the device with the newest.
+// the monitor each time it sends, so two changes that cross still leave
+// the device with the newest.
 func (c *controls) held(deviceID string) {
 	c.gen(deviceID).Add(1)
 	c.settle(deviceID, func() {
