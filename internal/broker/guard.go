@@ -169,6 +169,7 @@ func (g *guard) establish(id string, c net.Conn, next listeners.EstablishFn) err
 		raw = ci.withoutWill()
 	}
 	gc.v5 = ci.version == 5
+	gc.wait = writeBound(ci.keepAlive)
 	gc.in = bytes.NewReader(raw)
 	if !g.handOver() {
 		return g.refuse(c, "shutting_down")
@@ -264,7 +265,8 @@ type guardConn struct {
 	sizes inSizes     // the packets after the CONNECT (read loop only)
 	big   atomic.Bool // a bridge logged in: bridgeMax holds
 
-	writeBy time.Time // the write deadline armed (under mu); see armWrite
+	writeBy time.Time     // the write deadline armed (under mu); see armWrite
+	wait    time.Duration // how long one write may wait: writeBound
 	// watch: a write deadline cannot bound this connection's writes (a
 	// WebSocket: its library sets its own deadline on the socket for
 	// every frame), so each write is bounded by a timer instead.
@@ -278,8 +280,20 @@ type guardConn struct {
 // to the client takes for its packet id: a device that stopped reading
 // would hold up whoever publishes to it (a consent change, a hold) for as
 // long as it liked. Past this the write fails and mochi ends the
-// connection. A variable for tests.
+// connection. A client with a long keep-alive gets longer (writeBound).
+// A variable for tests.
 var writeTimeout = 30 * time.Second
+
+// writeBound is how long a write to a client with the given keep-alive
+// (seconds, from its CONNECT) may wait: writeTimeout, or one and a half
+// times the keep-alive if that is longer. MQTT lets a client be silent
+// that long before the server may drop it [MQTT-3.1.2-24], so a client
+// that chose a long keep-alive (an app on a link that stalls) is not
+// dropped sooner on the way out than it would be on the way in. A
+// keep-alive of 0 sets no bound of MQTT's, so writeTimeout holds.
+func writeBound(keepAlive int) time.Duration {
+	return max(writeTimeout, time.Duration(keepAlive)*time.Second*3/2)
+}
 
 // SetDeadline takes mochi's keep-alive deadline (refreshDeadline, after
 // every packet read) for reads only: writes have their own (armWrite). One
@@ -297,15 +311,15 @@ func deadlineBounds(c net.Conn) bool {
 	return false
 }
 
-// armWrite keeps the write deadline between writeTimeout/2 and
-// writeTimeout ahead of a write, re-arming the timer only when it comes
-// nearer than that, not on every write. Called with mu held.
+// armWrite keeps the write deadline between c.wait/2 and c.wait ahead of
+// a write, re-arming the timer only when it comes nearer than that, not
+// on every write. Called with mu held.
 func (c *guardConn) armWrite() {
 	now := time.Now()
-	if now.Add(writeTimeout / 2).Before(c.writeBy) {
+	if now.Add(c.wait / 2).Before(c.writeBy) {
 		return
 	}
-	c.writeBy = now.Add(writeTimeout)
+	c.writeBy = now.Add(c.wait)
 	_ = c.Conn.SetWriteDeadline(c.writeBy)
 }
 
@@ -372,7 +386,7 @@ func (c *guardConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.watch {
-		t := time.AfterFunc(writeTimeout, func() { _ = c.Conn.Close() })
+		t := time.AfterFunc(c.wait, func() { _ = c.Conn.Close() })
 		defer t.Stop()
 	} else {
 		c.armWrite()
