@@ -255,6 +255,7 @@ type guardConn struct {
 	out     outFilter
 	acked   bool   // the CONNACK went out
 	refused bool   // the CONNACK refused: nothing more goes out
+	broken  bool   // a write failed: nothing more goes out (writeFailed)
 	answer  []byte // a CONNACK to send instead of mochi's refusal
 	buf     []byte
 
@@ -385,6 +386,9 @@ const (
 func (c *guardConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.broken {
+		return 0, net.ErrClosed
+	}
 	if c.watch {
 		t := time.AfterFunc(c.wait, func() { _ = c.Conn.Close() })
 		defer t.Stop()
@@ -407,10 +411,13 @@ func (c *guardConn) Write(p []byte) (int, error) {
 
 // writeFailed ends the connection after a failed write: part of a packet
 // may have gone out, so nothing after it could be read as MQTT, and mochi's
-// write loop only logs a failed write and goes on to the next packet. The
-// read loop then sees the connection closed and mochi cleans up.
+// write loop only logs a failed write and goes on to the next packet; so
+// nothing more is written (broken), not even the PUBACKs the read loop
+// flushes as the connection ends. The read loop then sees the connection
+// closed and mochi cleans up.
 func (c *guardConn) writeFailed(err error) error {
 	if err != nil {
+		c.broken = true
 		if tc, ok := c.Conn.(*tls.Conn); ok {
 			// Not tls.Conn.Close: it would try to send close_notify,
 			// waiting up to 5 s more on the connection that just failed,
