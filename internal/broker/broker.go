@@ -431,9 +431,10 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool) error {
 }
 
 // Retained reports whether mochi's retained store holds a message on
-// topic. Nothing of a device's own is kept there: control messages and
-// update offers are sent from the hub's state when a device subscribes
-// (Controls), and wills are taken from mochi (acceptWill).
+// topic. No device's control message or update offer is kept there: they
+// are sent from the hub's state when a device subscribes (Controls), and
+// wills are taken from mochi (acceptWill). What the hub does retain is
+// Home Assistant discovery for apps (apps/discovery.go).
 func (b *Broker) Retained(topic string) bool {
 	_, ok := b.srv.Topics.Retained.Get(topic)
 	return ok
