@@ -209,7 +209,7 @@ func (q *ackQueue) tryWrite(p []byte) int {
 		return 0
 	}
 	defer gc.mu.Unlock()
-	if q.cl.Closed() || !gc.acked || gc.refused {
+	if q.cl.Closed() || !gc.acked || gc.refused || gc.broken {
 		return 0
 	}
 	// raw.Write refuses to write at all once the write deadline has
@@ -292,6 +292,30 @@ func (q *ackQueue) flushRead() {
 	} else {
 		q.rbuf = p[:0]
 	}
+}
+
+// flushBeforeEnd writes the PUBACKs the read loop holds for cl (rbuf),
+// called by the read loop when mochi is about to end the connection
+// without reading again (a DISCONNECT, a packet it could not process).
+// They would otherwise be lost with the connection, though their readings
+// are kept: the client sent a DISCONNECT right behind its last reading,
+// in the same TCP segment, and was never told the reading arrived. The
+// write blocks (bounded by the write timeout): the connection is ending,
+// nothing else waits for its read loop. Nothing is written after a failed
+// write (guardConn.Write refuses).
+func flushBeforeEnd(cl *mqtt.Client) {
+	gc := guardOf(cl)
+	if gc == nil || gc.dev == nil {
+		return
+	}
+	q := gc.dev.acks.Load()
+	if q == nil || len(q.rbuf) == 0 {
+		return
+	}
+	// rbuf is not empty, so state is ackIdle: no other writer of PUBACKs
+	// exists, and none starts, since only the read loop starts one.
+	_ = q.write(q.rbuf)
+	q.rbuf = q.rbuf[:0]
 }
 
 // Committed is told by the batch q registered with that it has committed.

@@ -354,3 +354,41 @@ func TestPubacksAfterQuietSpellWithoutGoroutine(t *testing.T) {
 		})
 	}
 }
+
+// In the window mode a PUBACK waits in the connection's buffer for the
+// read loop's next read. A client that sends its last readings and then
+// its DISCONNECT in one write gives it no next read: the PUBACKs still go
+// out before the connection is closed. So they do when what follows the
+// readings is a protocol error (a second CONNECT) that ends the
+// connection: before the MQTT 5 DISCONNECT that says so.
+func TestWindowPubackBeforeDisconnect(t *testing.T) {
+	for _, end := range []string{"disconnect", "second connect"} {
+		for _, v := range []byte{4, 5} {
+			t.Run(fmt.Sprintf("%s v%d", end, v), func(t *testing.T) {
+				in, _, _ := storedPipeline(t, false)
+				b := startStoredBroker(t, Config{AckWithin: time.Hour}, in)
+				c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+				connectA(t, c, v)
+				var last []byte
+				for id := uint16(1); id <= 3; id++ {
+					last = append(last, mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, id, false)...)
+				}
+				if end == "disconnect" {
+					last = append(last, mqtttest.Disconnect()...)
+				} else {
+					last = append(last, mqtttest.Connect{Version: v, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode()...)
+				}
+				c.Send(last)
+				for id := uint16(1); id <= 3; id++ {
+					expectPuback(t, c, v, id, 0)
+				}
+				if end == "second connect" && v == 5 {
+					if d := c.Expect(mqtttest.DISCONNECT); d.ReasonCode(v) != 0x82 {
+						t.Fatalf("DISCONNECT % x, want reason 0x82 (protocol error)", d.Raw)
+					}
+				}
+				c.ExpectClosed()
+			})
+		}
+	}
+}

@@ -429,6 +429,16 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool) error {
 	return nil
 }
 
+// Retained reports whether mochi's retained store holds a message on
+// topic. No device's control message or update offer is kept there: they
+// are sent from the hub's state when a device subscribes (Controls), and
+// wills are taken from mochi (acceptWill). What the hub does retain is
+// Home Assistant discovery for apps (apps/discovery.go).
+func (b *Broker) Retained(topic string) bool {
+	_, ok := b.srv.Topics.Retained.Get(topic)
+	return ok
+}
+
 // authTimeout bounds how long one CONNECT may wait for the credential check
 // (the slow hash runs under a concurrency limit).
 const authTimeout = 10 * time.Second

@@ -169,6 +169,7 @@ func (g *guard) establish(id string, c net.Conn, next listeners.EstablishFn) err
 		raw = ci.withoutWill()
 	}
 	gc.v5 = ci.version == 5
+	gc.wait = writeBound(ci.keepAlive)
 	gc.in = bytes.NewReader(raw)
 	gc.sock = newSockReader(c)
 	if !g.handOver() {
@@ -255,6 +256,7 @@ type guardConn struct {
 	out     outFilter
 	acked   bool   // the CONNACK went out
 	refused bool   // the CONNACK refused: nothing more goes out
+	broken  bool   // a write failed: nothing more goes out (writeFailed)
 	answer  []byte // a CONNACK to send instead of mochi's refusal
 	buf     []byte
 
@@ -266,7 +268,8 @@ type guardConn struct {
 	sock  *sockReader // a plain TCP socket's reads (readbuf.go); nil otherwise
 	big   atomic.Bool // a bridge logged in: bridgeMax holds
 
-	writeBy time.Time // the write deadline armed (under mu); see armWrite
+	writeBy time.Time     // the write deadline armed (under mu); see armWrite
+	wait    time.Duration // how long one write may wait: writeBound
 	// watch: a write deadline cannot bound this connection's writes (a
 	// WebSocket: its library sets its own deadline on the socket for
 	// every frame), so each write is bounded by a timer instead.
@@ -280,8 +283,20 @@ type guardConn struct {
 // to the client takes for its packet id: a device that stopped reading
 // would hold up whoever publishes to it (a consent change, a hold) for as
 // long as it liked. Past this the write fails and mochi ends the
-// connection. A variable for tests.
+// connection. A client with a long keep-alive gets longer (writeBound).
+// A variable for tests.
 var writeTimeout = 30 * time.Second
+
+// writeBound is how long a write to a client with the given keep-alive
+// (seconds, from its CONNECT) may wait: writeTimeout, or one and a half
+// times the keep-alive if that is longer. MQTT lets a client be silent
+// that long before the server may drop it [MQTT-3.1.2-24], so a client
+// that chose a long keep-alive (an app on a link that stalls) is not
+// dropped sooner on the way out than it would be on the way in. A
+// keep-alive of 0 sets no bound of MQTT's, so writeTimeout holds.
+func writeBound(keepAlive int) time.Duration {
+	return max(writeTimeout, time.Duration(keepAlive)*time.Second*3/2)
+}
 
 // SetDeadline takes mochi's keep-alive deadline (refreshDeadline, after
 // every packet read) for reads only: writes have their own (armWrite). One
@@ -299,15 +314,15 @@ func deadlineBounds(c net.Conn) bool {
 	return false
 }
 
-// armWrite keeps the write deadline between writeTimeout/2 and
-// writeTimeout ahead of a write, re-arming the timer only when it comes
-// nearer than that, not on every write. Called with mu held.
+// armWrite keeps the write deadline between c.wait/2 and c.wait ahead of
+// a write, re-arming the timer only when it comes nearer than that, not
+// on every write. Called with mu held.
 func (c *guardConn) armWrite() {
 	now := time.Now()
-	if now.Add(writeTimeout / 2).Before(c.writeBy) {
+	if now.Add(c.wait / 2).Before(c.writeBy) {
 		return
 	}
-	c.writeBy = now.Add(writeTimeout)
+	c.writeBy = now.Add(c.wait)
 	_ = c.Conn.SetWriteDeadline(c.writeBy)
 }
 
@@ -387,8 +402,11 @@ const (
 func (c *guardConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.broken {
+		return 0, net.ErrClosed
+	}
 	if c.watch {
-		t := time.AfterFunc(writeTimeout, func() { _ = c.Conn.Close() })
+		t := time.AfterFunc(c.wait, func() { _ = c.Conn.Close() })
 		defer t.Stop()
 	} else {
 		c.armWrite()
@@ -409,10 +427,13 @@ func (c *guardConn) Write(p []byte) (int, error) {
 
 // writeFailed ends the connection after a failed write: part of a packet
 // may have gone out, so nothing after it could be read as MQTT, and mochi's
-// write loop only logs a failed write and goes on to the next packet. The
-// read loop then sees the connection closed and mochi cleans up.
+// write loop only logs a failed write and goes on to the next packet; so
+// nothing more is written (broken), not even the PUBACKs the read loop
+// flushes as the connection ends. The read loop then sees the connection
+// closed and mochi cleans up.
 func (c *guardConn) writeFailed(err error) error {
 	if err != nil {
+		c.broken = true
 		if tc, ok := c.Conn.(*tls.Conn); ok {
 			// Not tls.Conn.Close: it would try to send close_notify,
 			// waiting up to 5 s more on the connection that just failed,

@@ -93,6 +93,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnDisconnect,
 		mqtt.OnPacketSent,
 		mqtt.OnPacketRead,
+		mqtt.OnPacketProcessed,
 		mqtt.OnPublishDropped:
 		return true
 	}
@@ -430,6 +431,10 @@ func pubrecRefused(cl *mqtt.Client, id uint16) {
 // with '$' leaves at once; a publish that fails mochi's checks
 // (PublishValidate) is left to mochi, which ends the connection.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Disconnect {
+		flushBeforeEnd(cl) // mochi closes the connection without reading again
+		return pk, nil
+	}
 	if pk.FixedHeader.Type != packets.Publish || pk.TopicName == "" || pk.TopicName[0] != '$' ||
 		cl.Net.Inline || isAppClient(cl) || mqtt.IsValidFilter(pk.TopicName, true) ||
 		pk.PublishValidate(topicAliasMaximum) != packets.CodeSuccess {
@@ -447,6 +452,15 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		pubrecRefused(cl, pk.PacketID)
 	}
 	return pk, nil
+}
+
+// OnPacketProcessed: a packet mochi could not process ends the connection
+// (an MQTT 5 client is first sent a DISCONNECT saying why) without another
+// read, so the PUBACKs the read loop holds go out now, before that.
+func (h *hook) OnPacketProcessed(cl *mqtt.Client, _ packets.Packet, err error) {
+	if err != nil {
+		flushBeforeEnd(cl)
+	}
 }
 
 // ackInOrder answers a QoS 1 publish the hook dealt with itself (refused,

@@ -210,3 +210,44 @@ func BenchmarkPacketReadHook(b *testing.B) {
 		})
 	}
 }
+
+// withoutPacketProcessed is the policy hook as it was before it provided
+// OnPacketProcessed (flushBeforeEnd).
+type withoutPacketProcessed struct{ *hook }
+
+func (w withoutPacketProcessed) Provides(b byte) bool {
+	return b != mqtt.OnPacketProcessed && w.hook.Provides(b)
+}
+
+// BenchmarkPacketProcessedHook measures what the policy hook's
+// OnPacketProcessed (flushing the PUBACKs the read loop holds before a
+// packet mochi could not process ends the connection) adds to every
+// packet a device sends: mochi's dispatch after a reading processed
+// without error, with the hook providing it, against the same hooks
+// without.
+//
+//	go test -run '^$' -bench PacketProcessedHook -benchmem ./internal/broker/
+func BenchmarkPacketProcessedHook(b *testing.B) {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 7,
+		TopicName: ReadingTopic(devA, "temperature"), Payload: []byte(`{"c":21.5}`)}
+	cl := &mqtt.Client{}
+	for _, tc := range []struct {
+		name string
+		h    mqtt.Hook
+	}{
+		{"without", withoutPacketProcessed{newHook(nil, nil, nil, nil)}},
+		{"with", newHook(nil, nil, nil, nil)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			hs := &mqtt.Hooks{Log: slog.New(slog.DiscardHandler)}
+			for _, h := range []mqtt.Hook{tc.h, &connackCodes{}} {
+				if err := hs.Add(h, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				hs.OnPacketProcessed(cl, pk, nil)
+			}
+		})
+	}
+}

@@ -6,11 +6,12 @@ import (
 
 	"github.com/candor-iot/candor/internal/broker"
 	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/updates"
 )
 
 // controls tells devices on their control topics (candor/<id>/control/
-// <stream>: {"collect":…}, and control/quarantine-status) what the hub's
-// state says: consent decisions and holds.
+// <stream>: {"collect":…}, control/quarantine-status and control/$update)
+// what the hub's state says: consent decisions, holds and update offers.
 //
 // The messages are not kept in the broker's retained store (issue #19):
 // they are computed from that state when a device subscribes (Current,
@@ -73,6 +74,14 @@ func (c *controls) Current(deviceID string, match func(topic string) bool, send 
 				send(t, sc.Payload)
 			}
 		}
+		if c.h.upd != nil {
+			// Only while an offer stands, as a retained offer was.
+			if t := updates.OfferTopic(deviceID); match(t) {
+				if offer := c.h.upd.Offer(deviceID); offer != nil {
+					send(t, offer)
+				}
+			}
+		}
 		if c.h.mon == nil {
 			return
 		}
@@ -118,13 +127,27 @@ func (c *controls) publishControl(deviceID, stream string, collect bool) {
 
 // held publishes a change of the device's hold (monitor.Config.Control:
 // called after the hold changed in memory). What it publishes is read from
-// the monitor each time, not the message the change came with, so two
-// changes that cross still leave the device with the newest.
+// the monitor each time it sends, so two changes that cross still leave
+// the device with the newest.
 func (c *controls) held(deviceID string) {
 	c.gen(deviceID).Add(1)
 	c.settle(deviceID, func() {
 		if err := c.h.br.Publish(broker.ControlTopic(deviceID, QuarantineStream), c.h.mon.HoldMessage(deviceID), false); err != nil {
 			c.h.log.Error("publish quarantine message", "device", deviceID, "err", err)
+		}
+	})
+}
+
+// OfferChanged publishes a change of the device's update offer
+// (updates.Announcer: called after the offer changed in the service). What
+// it publishes is read from the service each time it sends: the offer, or
+// an empty message once none stands, which tells a device that holds one
+// that it ended.
+func (c *controls) OfferChanged(deviceID string) {
+	c.gen(deviceID).Add(1)
+	c.settle(deviceID, func() {
+		if err := c.h.br.Publish(updates.OfferTopic(deviceID), c.h.upd.Offer(deviceID), false); err != nil {
+			c.h.log.Error("publish update offer", "device", deviceID, "err", err)
 		}
 	})
 }

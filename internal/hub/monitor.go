@@ -71,10 +71,10 @@ func (h *Hub) openMonitor(ctx context.Context) error {
 
 // publishHold tells the device a change of its hold. Before the broker
 // exists (restoring holds at start) there is nobody to tell: a device
-// learns its hold when it subscribes (controls.Current). The monitor's
-// message is not used: controls.held reads the hold at the moment it
-// publishes, so two changes that cross still leave the newest.
-func (h *Hub) publishHold(deviceID string, _ []byte) {
+// learns its hold when it subscribes (controls.Current). controls.held
+// reads the hold at the moment it publishes, so two changes that cross
+// still leave the newest.
+func (h *Hub) publishHold(deviceID string) {
 	if h.br == nil {
 		return
 	}

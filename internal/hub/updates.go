@@ -17,7 +17,7 @@ import (
 const updateCheckInterval = 6 * time.Hour
 
 // openUpdates builds the updates service, after the broker (offers are
-// published through it) and before the HTTP server and MQTT serve (the
+// published through it, by controls) and before the HTTP server and MQTT serve (the
 // file endpoint and progress reports need the service).
 func (h *Hub) openUpdates(context.Context) (err error) {
 	h.updKick = make(chan string, 64)
@@ -26,8 +26,8 @@ func (h *Hub) openUpdates(context.Context) (err error) {
 		BaseURL:  h.URL,
 		Versions: h.firmware, // what each device last reported on its $state topic
 		Recorder: h.rec,
-		Publish:  h.br,
-		Stages:   h.st, // a restart keeps each device's update stage
+		Announce: h.controls, // offers are sent as control messages, not retained by the broker
+		Stages:   h.st,       // a restart keeps each device's update stage
 		Logger:   h.log,
 	})
 	return err

@@ -169,6 +169,23 @@ func TestUpdatesWiredThroughTheHub(t *testing.T) {
 func TestReportedFirmwareGetsTheSignedUpdate(t *testing.T) {
 	ctx := context.Background()
 	th := startHub(t)
+	dev, _ := offeredUpdate(t, th)
+	if v, ok := th.upd.FixReady(ctx, dev, "cve-2026-0001"); !ok || v != "1.2.0" {
+		t.Errorf("FixReady(CVE-2026-0001) = %q, %v; want 1.2.0, true", v, ok)
+	}
+	if _, ok := th.upd.FixReady(ctx, dev, "CVE-2026-9999"); ok {
+		t.Error("FixReady for an advisory the update does not fix")
+	}
+}
+
+// offeredUpdate gives th a thermostat manifest naming a real TUF
+// repository on loopback that holds the signed security update 1.2.0
+// (fixing CVE-2026-0001), adds a thermostat that reports firmware 1.0.0
+// on its state topic, and has the hub check it: the update is offered.
+// It returns the device's id and secret.
+func offeredUpdate(t *testing.T, th *testHub) (string, string) {
+	t.Helper()
+	ctx := context.Background()
 	r, err := repo.Init(filepath.Join(t.TempDir(), "repo"))
 	if err != nil {
 		t.Fatal(err)
@@ -220,10 +237,74 @@ func TestReportedFirmwareGetsTheSignedUpdate(t *testing.T) {
 	if !ok || st.Installed != "1.0.0" || st.Available == nil || st.Available.Version != "1.2.0" || st.Stage != updates.StatusOffered {
 		t.Fatalf("update state %+v (known %v): want 1.0.0 installed and 1.2.0 offered", st, ok)
 	}
-	if v, ok := th.upd.FixReady(ctx, dev, "cve-2026-0001"); !ok || v != "1.2.0" {
-		t.Errorf("FixReady(CVE-2026-0001) = %q, %v; want 1.2.0, true", v, ok)
+	return dev, secret
+}
+
+// An update offer is a control message like the others: not kept in
+// mochi's retained store, but sent from the updates service's state, marked
+// retained, to a device that subscribes while the offer stands (Retain
+// Handling honoured), and its end published as it happens (an empty
+// message, not retained); a device that subscribes after the end gets
+// nothing on the offer topic.
+func TestUpdateOfferSentOnSubscribe(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	th := startHub(t)
+	dev, secret := offeredUpdate(t, th)
+	topic := updates.OfferTopic(dev)
+	offer := th.upd.Offer(dev)
+	if len(offer) == 0 {
+		t.Fatal("no offer in the updates service's state")
 	}
-	if _, ok := th.upd.FixReady(ctx, dev, "CVE-2026-9999"); ok {
-		t.Error("FixReady for an advisory the update does not fix")
+	if th.br.Retained(topic) {
+		t.Fatal("the offer is kept in mochi's retained store")
+	}
+	all := &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "candor/" + dev + "/control/#", QoS: 1}}}
+	subscribe := func(name string, sub *paho.Subscribe) (*paho.Client, *controlRecorder, []controlMsg) {
+		t.Helper()
+		rec := newControlRecorder()
+		c, _, err := v5(t, th.MQTTAddr(), dev+"-"+name, dev, secret, rec.v5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Subscribe(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+		// The barrier needs a subscription that matches it.
+		if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "candor/" + dev + "/control/" + name, QoS: 0}}}); err != nil {
+			t.Fatal(err)
+		}
+		return c, rec, rec.waitBarrier(t, barrier(t, th, dev, name))
+	}
+
+	// Subscribing after the offer: it comes, once, retained.
+	c, rec, got := subscribe("after", all)
+	if m, ok := last(got, topic); !ok || m.payload != string(offer) || !m.retain {
+		t.Fatalf("on subscribe: %+v (%v); want the offer, retained", m, ok)
+	}
+	// Retain Handling 2: nothing on subscribe.
+	_, _, got = subscribe("rh2", &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "candor/" + dev + "/control/#", QoS: 1, RetainHandling: 2}}})
+	if m, ok := last(got, topic); ok {
+		t.Fatalf("Retain Handling 2 got %+v", m)
+	}
+
+	// The device reports the update installed: the offer ends, and the
+	// subscribed device is told so as it happens.
+	n := len(rec.all())
+	if _, err := c.Publish(ctx, &paho.Publish{Topic: updates.ProgressTopic(dev), QoS: 1,
+		Payload: []byte(`{"version":"1.2.0","stage":"installed"}`)}); err != nil {
+		t.Fatalf("report installed: %v", err)
+	}
+	got = rec.waitBarrier(t, barrier(t, th, dev, "end"))
+	if m, ok := last(got[n:], topic); !ok || m.payload != "" || m.retain {
+		t.Fatalf("after the update: %+v (%v); want an empty message, not retained", m, ok)
+	}
+	if th.upd.Offer(dev) != nil || th.br.Retained(topic) {
+		t.Fatal("the offer outlived the update")
+	}
+	// Subscribing after the end: nothing on the offer topic.
+	_, _, got = subscribe("later", all)
+	if m, ok := last(got, topic); ok {
+		t.Fatalf("after the end, on subscribe: %+v", m)
 	}
 }

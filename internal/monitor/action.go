@@ -265,14 +265,16 @@ func (m *Monitor) holdChange(deviceID string) {
 	}
 }
 
-// control tells the device on its control topic whether it is held. The
-// hold in memory is already changed: a device that subscribes meanwhile
-// reads it there (HoldMessage).
-func (m *Monitor) control(deviceID string, held bool, k Kind) {
+// control tells the hub that the device's quarantine status changed, so
+// it publishes the device's control message. The hold in memory is
+// already changed: the hub reads the message from it (HoldMessage) at the
+// moment it publishes, as it does for a device that subscribes, so two
+// changes that cross still leave the device with the newest.
+func (m *Monitor) control(deviceID string) {
 	if m.cfg.Control == nil {
 		return
 	}
-	m.cfg.Control(deviceID, controlMessage(held, k))
+	m.cfg.Control(deviceID)
 }
 
 func controlMessage(held bool, k Kind) []byte {
@@ -349,7 +351,7 @@ func (m *Monitor) releaseLocked(ctx context.Context, deviceID string, by auditlo
 	}
 	m.holdChange(deviceID)
 	m.resetAlarms(deviceID)
-	m.control(deviceID, false, "")
+	m.control(deviceID)
 	return auditlog.Event{
 		Actor: by, Action: ActionRelease,
 		Subject: auditlog.Subject{Device: deviceID, Stream: q.Stream}, Purpose: clipPurpose(reason),
@@ -461,7 +463,7 @@ func (m *Monitor) apply(ctx context.Context, e effect) {
 		logAct := ActionRateLimit
 		if act == ActQuarantine {
 			logAct = auditlog.ActionDeviceQuarantine
-			m.control(a.Device, true, a.Kind)
+			m.control(a.Device)
 		}
 		m.holds.Unlock()
 		_ = m.record(ctx, auditlog.Event{Actor: hubActor, Action: logAct, Household: hh, Subject: subj, Detail: a.detail()})

@@ -55,9 +55,24 @@ func newParts(t *testing.T) *parts {
 }
 
 func (p *parts) config(cfg Config) Config {
-	cfg.Store, cfg.Log, cfg.Devices = p.st, p.log, p.st
-	cfg.Control = func(id string, b []byte) { p.control[id] = append(p.control[id], string(b)) }
+	if cfg.Store == nil {
+		cfg.Store = p.st
+	}
+	cfg.Log, cfg.Devices = p.log, p.st
 	return cfg
+}
+
+// monitor makes a monitor on p's parts. Its control messages are recorded
+// in p.control as the hub publishes them: read from the monitor
+// (HoldMessage) when it says a device's status changed, so a message
+// recorded wrong means the hold in memory was not yet changed.
+func (p *parts) monitor(t testing.TB, cfg Config) (*Monitor, *clock) {
+	t.Helper()
+	var m *Monitor
+	cfg = p.config(cfg)
+	cfg.Control = func(id string) { p.control[id] = append(p.control[id], string(m.HoldMessage(id))) }
+	m, c := newTestMonitor(t, cfg)
+	return m, c
 }
 
 // actions lists the log's actions about a device, in order.
@@ -97,7 +112,7 @@ func flood(m *Monitor, c *clock, device string, windows int) {
 func TestQuarantineLifecycle(t *testing.T) {
 	ctx := t.Context()
 	p := newParts(t)
-	m, c := newTestMonitor(t, p.config(Config{}))
+	m, c := p.monitor(t, Config{})
 	flood(m, c, "d1", 3)
 	applyAll(ctx, m)
 
@@ -122,7 +137,7 @@ func TestQuarantineLifecycle(t *testing.T) {
 	}
 
 	// A restarted hub holds the device from the store.
-	m2, _ := newTestMonitor(t, p.config(Config{}))
+	m2, _ := p.monitor(t, Config{})
 	if err := m2.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +195,7 @@ func TestPolicy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			p := newParts(t)
-			m, c := newTestMonitor(t, p.config(Config{Policy: tc.policy}))
+			m, c := p.monitor(t, Config{Policy: tc.policy})
 			tc.drive(m, c)
 			applyAll(ctx, m)
 			// Use up any burst the rate limit allows, on a frozen clock.
@@ -316,8 +331,8 @@ func TestRateLimitReachesAMonitorSharingTheStore(t *testing.T) {
 	ctx := t.Context()
 	p := newParts(t)
 	limit := Policy{Info: ActNotify, Warning: ActRateLimit, Critical: ActRateLimit}
-	here, c := newTestMonitor(t, p.config(Config{Policy: limit}))
-	there, _ := newTestMonitor(t, p.config(Config{Policy: limit}))
+	here, c := p.monitor(t, Config{Policy: limit})
+	there, _ := p.monitor(t, Config{Policy: limit})
 	told := map[*Monitor][]string{}
 	here.OnHoldChange(func(id string) { told[here] = append(told[here], id) })
 	there.OnHoldChange(func(id string) { told[there] = append(told[there], id) })

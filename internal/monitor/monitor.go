@@ -64,9 +64,10 @@ type Config struct {
 	Devices Devices
 	// Revoker revokes a device's credential (the revoke action).
 	Revoker Revoker
-	// Control publishes a change of a device's hold on its control topic,
-	// once the hold in memory is changed (HoldMessage reads it).
-	Control func(deviceID string, payload []byte)
+	// Control is told, with the device's id, that its quarantine status
+	// changed, once the hold in memory is changed: the hub publishes the
+	// device's control message, which it reads with HoldMessage.
+	Control func(deviceID string)
 	// Notifier sends alarms outside the hub (webhook, e-mail).
 	Notifier Notifier
 	Logger   *slog.Logger

@@ -193,7 +193,7 @@ func TestNoticeLogged(t *testing.T) {
 	p := newParts(t)
 	url, hooks := startWebhook(t)
 	_, priv, _ := ed25519.GenerateKey(nil)
-	m, c := newTestMonitor(t, p.config(Config{Notifier: &Dispatch{Webhook: &Webhook{URL: url, Key: priv}}}))
+	m, c := p.monitor(t, Config{Notifier: &Dispatch{Webhook: &Webhook{URL: url, Key: priv}}})
 	flood(m, c, "d1", 3)
 	applyAll(ctx, m)
 	<-hooks

@@ -34,13 +34,10 @@ func (m *Monitor) Reload(ctx context.Context) error {
 	for _, q := range qs {
 		held[q.DeviceID] = true
 		changed, wasQuarantined := m.install(q)
-		switch {
-		case !changed:
-			// Unchanged: nothing to tell, and the bucket is not refilled.
-		case !q.RateLimited:
-			m.control(q.DeviceID, true, Kind(q.Kind))
-		case wasQuarantined:
-			m.control(q.DeviceID, false, "")
+		// Unchanged: nothing to tell, and the bucket is not refilled. A
+		// rate limit is not announced, unless it ends a quarantine.
+		if changed && (!q.RateLimited || wasQuarantined) {
+			m.control(q.DeviceID)
 		}
 	}
 	m.restricted.Range(func(k, v any) bool {
@@ -48,7 +45,7 @@ func (m *Monitor) Reload(ctx context.Context) error {
 		if !held[id] && m.restricted.CompareAndDelete(k, v) {
 			m.nRestricted.Add(-1)
 			if v.(*restriction).quarantined.Load() {
-				m.control(id, false, "")
+				m.control(id)
 			}
 		}
 		return true

@@ -75,9 +75,7 @@ func TestReloadKeepsTheNodesOwnHoldChanges(t *testing.T) {
 			ctx := t.Context()
 			p := newParts(t)
 			rs := &racingStore{DB: p.st}
-			cfg := p.config(Config{})
-			cfg.Store = rs
-			m, c := newTestMonitor(t, cfg)
+			m, c := p.monitor(t, Config{Store: rs})
 			flood(m, c, "d1", 3) // queues a critical alarm
 			if tt.before != nil {
 				tt.before(ctx, t, m, c)
@@ -122,7 +120,7 @@ func TestReloadKeepsTheNodesOwnHoldChanges(t *testing.T) {
 func TestReloadInstallsTheStoredHold(t *testing.T) {
 	ctx := t.Context()
 	p := newParts(t)
-	there, _ := newTestMonitor(t, p.config(Config{}))
+	there, _ := p.monitor(t, Config{})
 	alarm := store.Quarantine{DeviceID: "d1", Kind: string(KindDeclaredRate), Stream: "power", Severity: "critical",
 		Observed: 3000, Limit: 120, Since: t0}
 	both := alarm
@@ -185,7 +183,7 @@ func TestReloadInstallsTheStoredHold(t *testing.T) {
 func TestReloadKeepsTheBucketOfAnOldRateLimit(t *testing.T) {
 	ctx := t.Context()
 	p := newParts(t)
-	m, _ := newTestMonitor(t, p.config(Config{}))
+	m, _ := p.monitor(t, Config{})
 	old := store.Quarantine{DeviceID: "d1", Kind: string(KindDeclaredRate), Stream: "power", Severity: "warning",
 		RateLimited: true, Since: t0}
 	if err := p.st.PutQuarantine(ctx, old); err != nil {

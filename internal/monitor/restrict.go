@@ -73,7 +73,7 @@ func (m *Monitor) Restrict(ctx context.Context, deviceID, advisoryID string, by 
 	}
 	m.hold(q, 0)
 	m.holdChange(deviceID)
-	m.control(deviceID, true, KindAdvisory)
+	m.control(deviceID)
 	m.holds.Unlock()
 	m.cfg.Logger.Info("device restricted until fixed", "device", deviceID, "advisory", advisoryID)
 	return m.recordFor(ctx, deviceID, auditlog.Event{Actor: by, Action: auditlog.ActionDeviceQuarantine,
@@ -146,7 +146,7 @@ func (m *Monitor) releaseAlarm(ctx context.Context, r *restriction, q store.Quar
 		return auditlog.Event{}, fmt.Errorf("release device %s: %w", q.DeviceID, err)
 	}
 	m.resetAlarms(q.DeviceID)
-	m.control(q.DeviceID, true, KindAdvisory)
+	m.control(q.DeviceID)
 	m.cfg.Logger.Info("alarm hold released; the device stays held until fixed", "device", q.DeviceID, "advisory", adv)
 	return auditlog.Event{Actor: by, Action: ActionRelease,
 		Subject: auditlog.Subject{Device: q.DeviceID, Stream: q.Stream}, Purpose: clipPurpose(reason),

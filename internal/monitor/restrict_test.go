@@ -14,7 +14,7 @@ import (
 func TestHoldKeepsBothReasons(t *testing.T) {
 	ctx := t.Context()
 	p := newParts(t)
-	m, c := newTestMonitor(t, p.config(Config{}))
+	m, c := p.monitor(t, Config{})
 	owner := auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acc_1"}
 	const adv = "CANDOR-SA-1"
 	if err := m.Restrict(ctx, "d1", adv, owner); err != nil {
@@ -35,7 +35,7 @@ func TestHoldKeepsBothReasons(t *testing.T) {
 		t.Errorf("HoldReason(both) = %q", why)
 	}
 	// A restart keeps both reasons.
-	m2, _ := newTestMonitor(t, p.config(Config{}))
+	m2, _ := p.monitor(t, Config{})
 	if err := m2.Load(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,8 @@ import (
 )
 
 // The update protocol as a device sees it (docs/DEVICES.md): the hub
-// offers an image on candor/<id>/control/$update (retained), the device
+// offers an image on candor/<id>/control/$update (sent marked retained
+// when the device subscribes while the offer stands), the device
 // downloads it with its own credential, checks its length and SHA-256,
 // and reports each stage on candor/<id>/$update/progress. A simulated
 // device implements it like a real one would, so the demo shows a signed

@@ -27,11 +27,15 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 )
 
-// mochiPublisher publishes as the hub, through the broker's inline client.
-type mochiPublisher struct{ srv *mqtt.Server }
+// mochiPublisher publishes the service's offer as the hub does on a
+// change, through the broker's inline client, not retained.
+type mochiPublisher struct {
+	srv *mqtt.Server
+	svc *Service
+}
 
-func (p mochiPublisher) Publish(topic string, payload []byte, retain bool) error {
-	return p.srv.Publish(topic, payload, retain, 1)
+func (p *mochiPublisher) OfferChanged(deviceID string) {
+	_ = p.srv.Publish(OfferTopic(deviceID), p.svc.Offer(deviceID), false, 1)
 }
 
 // allowHook lets every client in: this broker stands in for the hub's,
@@ -91,11 +95,13 @@ func TestUpdateOfferedDownloadedVerifiedInstalled(t *testing.T) {
 	mux := http.NewServeMux()
 	hub := httptest.NewServer(mux)
 	t.Cleanup(hub.Close)
+	pub := &mochiPublisher{srv: broker}
 	svc, err := New(Config{Dir: t.TempDir(), BaseURL: func() string { return hub.URL }, Versions: ver, Recorder: rec,
-		Publish: mochiPublisher{broker}, Logger: quiet})
+		Announce: pub, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
+	pub.svc = svc
 	if err := svc.SetSource("thermostat", Source{MetadataURL: r.url, TargetPrefix: "thermostat/", TrustedRoot: pinnedRoot}); err != nil {
 		t.Fatal(err)
 	}

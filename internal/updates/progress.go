@@ -9,10 +9,12 @@ import (
 	"regexp"
 )
 
-// Topics. The offer is retained, so a device that is offline when the hub
-// decides gets it when it reconnects; the hub clears it (an empty retained
-// message) once the device reports installed or failed, or the owner
-// postpones. Progress is not retained: the hub keeps the latest stage.
+// Topics. A device that is offline when the hub decides gets the offer
+// when it subscribes again: the hub sends it, marked retained, from the
+// service's state (Service.Offer), not from the broker's retained store.
+// The offer ends (an empty message) once the device reports installed or
+// failed, or the owner postpones. Progress is not retained: the hub keeps
+// the latest stage.
 const (
 	OfferStream    = "$update"          // the offer: candor/<id>/control/$update
 	ProgressSuffix = "$update/progress" // device → hub: candor/<id>/$update/progress

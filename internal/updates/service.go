@@ -31,9 +31,14 @@ type Recorder interface {
 	Record(ctx context.Context, ev auditlog.Event) error
 }
 
-// Publisher sends a message to a device's control topic (the broker).
-type Publisher interface {
-	Publish(topic string, payload []byte, retain bool) error
+// Announcer tells a device that its offer changed (the hub): it publishes
+// what Offer says at the moment it sends on the device's OfferTopic, not
+// retained, an empty message when there is no offer. The offer is not
+// kept in the broker's retained store: a device that subscribes later is
+// sent Offer's answer by the hub, marked retained, like its other control
+// messages.
+type Announcer interface {
+	OfferChanged(deviceID string)
 }
 
 // Device is what the service needs to know about one device.
@@ -59,7 +64,7 @@ type Config struct {
 	BaseURL  func() string // the hub's URL as devices reach it, asked at each offer; file URLs start with it
 	Versions Versions
 	Recorder Recorder
-	Publish  Publisher
+	Announce Announcer
 	HTTP     *http.Client
 	Logger   *slog.Logger
 	// Now is the clock for postponements; nil means time.Now.
@@ -102,6 +107,11 @@ type State struct {
 	// savedVersion and savedSHA name the image of a stage restored from
 	// the store, until a check finds that image again.
 	savedVersion, savedSHA string
+	// offer is the message on the device's offer topic (offerMessage), nil
+	// when none stands: set when the hub offers, cleared when the offer is
+	// withdrawn or the device reports the end of the update. Never
+	// changed in place, so Offer may hand it out.
+	offer []byte
 }
 
 // The hub's own stages, beside the device-reported Stage values.
@@ -129,8 +139,8 @@ type Service struct {
 
 // New returns a service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Dir == "" || cfg.BaseURL == nil || cfg.Versions == nil || cfg.Recorder == nil || cfg.Publish == nil {
-		return nil, errors.New("updates: Dir, BaseURL, Versions, Recorder and Publish are required")
+	if cfg.Dir == "" || cfg.BaseURL == nil || cfg.Versions == nil || cfg.Recorder == nil || cfg.Announce == nil {
+		return nil, errors.New("updates: Dir, BaseURL, Versions, Recorder and Announce are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -344,7 +354,7 @@ func (s *Service) record(ctx context.Context, d Device, action string, actor aud
 	return nil
 }
 
-// offerMessage is the retained message on the device's offer topic.
+// offerMessage is the message on the device's offer topic.
 type offerMessage struct {
 	Version  string          `json:"version"`
 	Path     string          `json:"path"`
@@ -379,19 +389,20 @@ func (s *Service) offer(ctx context.Context, d Device, cat *Catalog, actor audit
 	if err != nil {
 		return State{}, err
 	}
-	if err := s.cfg.Publish.Publish(OfferTopic(d.ID), msg, true); err != nil {
-		return State{}, fmt.Errorf("offer to device %s: %w", d.ID, err)
-	}
+	// The state first, then the device is told: the hub reads the offer
+	// from the state when it sends (Offer).
+	s.mu.Lock()
+	st.offer = msg
+	st.Stage, st.Updated = StatusOffered, s.cfg.Now()
+	out := *st
+	s.mu.Unlock()
+	s.cfg.Announce.OfferChanged(d.ID)
+	s.saveStage(ctx, d.ID)
 	if err := s.record(ctx, d, auditlog.ActionUpdateOffer, actor, purpose,
 		map[string]string{"version": t.Release.Version, "sha256": t.SHA256}); err != nil {
 		return State{}, err
 	}
 	s.log.InfoContext(ctx, "update offered", "device", d.ID, "version", t.Release.Version)
-	s.mu.Lock()
-	st.Stage, st.Updated = StatusOffered, s.cfg.Now()
-	out := *st
-	s.mu.Unlock()
-	s.saveStage(ctx, d.ID)
 	return out, nil
 }
 
@@ -418,7 +429,7 @@ func (s *Service) Install(ctx context.Context, actor auditlog.Actor, d Device) (
 }
 
 // Postpone holds the waiting update back until now+d (at most
-// MaxPostpone), once per version; a retained offer is withdrawn.
+// MaxPostpone), once per version; an offer made is withdrawn.
 func (s *Service) Postpone(ctx context.Context, actor auditlog.Actor, dev Device, d time.Duration) (State, error) {
 	if d <= 0 || d > s.cfg.MaxPostpone {
 		return State{}, ErrPostponeLimit.Errorf("postpone by more than zero and at most %d days", int(s.cfg.MaxPostpone/(24*time.Hour)))
@@ -434,6 +445,9 @@ func (s *Service) Postpone(ctx context.Context, actor auditlog.Actor, dev Device
 		return State{}, ErrPostponeLimit.Errorf("version %s was already postponed once; install it or switch automatic updates off", st.target.Release.Version)
 	}
 	withdraw := st.Stage == StatusOffered
+	if withdraw {
+		st.offer = nil
+	}
 	until := s.cfg.Now().Add(d)
 	st.Stage, st.Postponed, st.postponedOnce = StatusPostponed, until, st.target.Release.Version
 	version := st.target.Release.Version
@@ -445,9 +459,7 @@ func (s *Service) Postpone(ctx context.Context, actor auditlog.Actor, dev Device
 	}
 	s.saveStage(ctx, dev.ID)
 	if withdraw {
-		if err := s.cfg.Publish.Publish(OfferTopic(dev.ID), nil, true); err != nil {
-			return out, fmt.Errorf("withdraw offer to device %s: %w", dev.ID, err)
-		}
+		s.cfg.Announce.OfferChanged(dev.ID)
 	}
 	return out, s.record(ctx, dev, auditlog.ActionUpdatePostpone, actor, "owner postponed an update",
 		map[string]string{"version": version, "until": until.UTC().Format(time.RFC3339)})
@@ -490,6 +502,9 @@ func (s *Service) HandleProgress(ctx context.Context, d Device, payload []byte) 
 	if p.Stage == StageFailed {
 		st.Plain = "The device could not install the update (" + p.Reason + ")."
 	}
+	if p.Stage == StageInstalled || p.Stage == StageFailed {
+		st.offer = nil // the update is over
+	}
 	s.mu.Unlock()
 	s.saveStage(ctx, d.ID)
 	s.log.InfoContext(ctx, "update progress", "device", d.ID, "version", p.Version, "stage", p.Stage, "reason", p.Reason)
@@ -499,10 +514,20 @@ func (s *Service) HandleProgress(ctx context.Context, d Device, payload []byte) 
 		if p.Stage == StageFailed {
 			action, detail["reason"] = auditlog.ActionUpdateFail, p.Reason
 		}
-		if err := s.cfg.Publish.Publish(OfferTopic(d.ID), nil, true); err != nil {
-			return fmt.Errorf("clear offer to device %s: %w", d.ID, err)
-		}
+		s.cfg.Announce.OfferChanged(d.ID)
 		return s.record(ctx, d, action, auditlog.Actor{Kind: auditlog.ActorDevice, ID: d.ID}, "firmware update", detail)
+	}
+	return nil
+}
+
+// Offer returns the message on the device's offer topic while an offer
+// stands, nil otherwise: what the hub sends a device that subscribes, and
+// publishes when the offer changes (Announcer).
+func (s *Service) Offer(deviceID string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.states[deviceID]; ok {
+		return st.offer
 	}
 	return nil
 }

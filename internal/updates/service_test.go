@@ -68,21 +68,22 @@ func (r *recorder) actions() []string {
 	return out
 }
 
-// publisher records what the service published.
+// publisher records what the hub would publish on each announced change:
+// the offer the service holds at that moment.
 type publisher struct {
 	mu   sync.Mutex
+	svc  *Service
 	msgs []string
 }
 
-func (p *publisher) Publish(topic string, payload []byte, retain bool) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func (p *publisher) OfferChanged(deviceID string) {
 	kind := "offer"
-	if len(payload) == 0 {
+	if len(p.svc.Offer(deviceID)) == 0 {
 		kind = "clear"
 	}
-	p.msgs = append(p.msgs, topic+" "+kind)
-	return nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.msgs = append(p.msgs, OfferTopic(deviceID)+" "+kind)
 }
 
 type fixture struct {
@@ -101,12 +102,13 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{repo: newTestRepo(t), ver: &versions{m: map[string]string{}}, rec: &recorder{}, pub: &publisher{},
 		now: time.Now(), dev: Device{ID: "dev_thermo1", Household: "hh_1", Type: "thermostat"},
 		owner: auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acct_owner"}}
-	svc, err := New(Config{Dir: t.TempDir(), BaseURL: func() string { return "http://hub.test" }, Versions: f.ver, Recorder: f.rec, Publish: f.pub,
+	svc, err := New(Config{Dir: t.TempDir(), BaseURL: func() string { return "http://hub.test" }, Versions: f.ver, Recorder: f.rec, Announce: f.pub,
 		Logger: slog.New(slog.DiscardHandler),
 		Now:    func() time.Time { return f.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.pub.svc = svc
 	if err := svc.SetSource("thermostat", f.repo.source(t, "thermostat/")); err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,8 @@ var restorable = map[string]bool{
 }
 
 // inProgress are the stages in which the device holds (or is about to
-// fetch) an offer: after a restart the offer is published again, since
-// the broker keeps retained messages in memory only.
+// fetch) an offer: after a restart the offer is made again, since it is
+// kept in memory only (State.offer).
 var inProgress = map[string]bool{
 	StatusOffered: true, string(StageDownloading): true, string(StageVerified): true, string(StageInstalling): true,
 }
@@ -87,9 +87,12 @@ func (s *Service) reannounce(ctx context.Context, d Device, t *Target, cat *Cata
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Publish.Publish(OfferTopic(d.ID), msg, true); err != nil {
-		return fmt.Errorf("offer again to device %s: %w", d.ID, err)
+	s.mu.Lock()
+	if st, ok := s.states[d.ID]; ok {
+		st.offer = msg
 	}
+	s.mu.Unlock()
+	s.cfg.Announce.OfferChanged(d.ID)
 	s.log.InfoContext(ctx, "update offered again after a restart", "device", d.ID, "version", t.Release.Version)
 	return nil
 }

@@ -34,11 +34,12 @@ func TestStageSurvivesRestart(t *testing.T) {
 	}
 	dir := t.TempDir()
 	open := func() *Service {
-		svc, err := New(Config{Dir: dir, BaseURL: func() string { return "http://hub.test" }, Versions: f.ver, Recorder: f.rec, Publish: f.pub,
+		svc, err := New(Config{Dir: dir, BaseURL: func() string { return "http://hub.test" }, Versions: f.ver, Recorder: f.rec, Announce: f.pub,
 			Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return f.now }, Stages: db})
 		if err != nil {
 			t.Fatal(err)
 		}
+		f.pub.svc = svc
 		if err := svc.SetSource("thermostat", f.repo.source(t, "thermostat/")); err != nil {
 			t.Fatal(err)
 		}

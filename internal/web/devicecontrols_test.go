@@ -25,18 +25,19 @@ import (
 	"github.com/candor-iot/candor/internal/updates/repo"
 )
 
-// offers keeps what the updates service publishes on control topics; the
-// web tests run no broker.
+// offers keeps what the hub would publish on control topics when the
+// updates service announces a change; the web tests run no broker.
 type offers struct {
 	mu   sync.Mutex
+	svc  *updates.Service
 	msgs map[string][]byte
 }
 
-func (o *offers) Publish(topic string, payload []byte, _ bool) error {
+// OfferChanged records the offer the hub would publish on the change.
+func (o *offers) OfferChanged(deviceID string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.msgs[topic] = payload
-	return nil
+	o.msgs[updates.OfferTopic(deviceID)] = o.svc.Offer(deviceID)
 }
 
 // controlsHub is a hub whose thermostat (firmware 1.3.0) is affected by
@@ -78,10 +79,11 @@ func controlsHub(t *testing.T) (*testHub, string, *updates.Service, *offers) {
 				return e.Manifest
 			}}})
 		svc, err = updates.New(updates.Config{Dir: t.TempDir(), BaseURL: func() string { return "http://127.0.0.1:1" },
-			Versions: fw, Recorder: cfg.Log, Publish: pub})
+			Versions: fw, Recorder: cfg.Log, Announce: pub})
 		if err != nil {
 			t.Fatal(err)
 		}
+		pub.svc = svc
 		cfg.Firmware, cfg.Monitor, cfg.Advisories, cfg.Restrict = fw, mon, adv, adv
 		cfg.Updates, cfg.UpdateControls = svc, svc
 	})
@@ -175,7 +177,7 @@ func TestDevicePageControls(t *testing.T) {
 		t.Errorf("stage after install = %s", st.Stage)
 	}
 	pub.mu.Lock()
-	_, offered := pub.msgs[updates.OfferTopic(id)]
+	offered := len(pub.msgs[updates.OfferTopic(id)]) > 0
 	pub.mu.Unlock()
 	if !offered {
 		t.Error("no offer was published on the device's control topic")
