@@ -75,14 +75,14 @@ func pgBlocks(b *testing.B, conn *pgx.Conn) blockCounts {
 // quiesce waits until conn is the only backend of its database, so that
 // the others' statistics have been reported (a backend reports them as it
 // exits).
-func quiesce(b *testing.B, conn *pgx.Conn) {
-	b.Helper()
+func quiesce(tb testing.TB, conn *pgx.Conn) {
+	tb.Helper()
 	ctx := context.Background()
 	for range 200 {
 		var n int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		if n == 0 {
 			time.Sleep(100 * time.Millisecond)
@@ -90,7 +90,7 @@ func quiesce(b *testing.B, conn *pgx.Conn) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	b.Fatal("backends of the benchmark's database did not exit")
+	tb.Fatal("backends of the benchmark's database did not exit")
 }
 
 // walLSN is the server's WAL insert position. It is the whole cluster's:

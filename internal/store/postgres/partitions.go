@@ -200,6 +200,15 @@ func (db *DB) ReclaimSpace(ctx context.Context, _ int) (int64, error) {
 			if _, err := tx.Exec(ctx, `DROP TABLE `+ident); err != nil {
 				return err
 			}
+			// Its span goes with it, so a partition made again for the
+			// month starts a new one rather than widening the old.
+			key := minTime.UnixNano() // the first, partial month
+			if !t.Before(minTime) {
+				key = t.UnixNano()
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM reading_spans WHERE month = $1`, key); err != nil {
+				return err
+			}
 			dropped = true
 			return nil
 		})
