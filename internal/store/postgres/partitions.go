@@ -194,6 +194,20 @@ func (db *DB) ReclaimSpace(ctx context.Context, _ int) (int64, error) {
 			if found {
 				return nil
 			}
+			// An append in flight (its rows not committed, so not seen
+			// above) holds both tables until it ends. DROP would wait
+			// for it and then drop its readings with the table; wait
+			// here instead (within lockWait, parent first as appends
+			// take them) and look again.
+			if _, err := tx.Exec(ctx, `LOCK TABLE ONLY readings, ONLY `+ident+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+				return err
+			}
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+ident+`)`).Scan(&found); err != nil {
+				return err
+			}
+			if found {
+				return nil
+			}
 			if err := tx.QueryRow(ctx, `SELECT pg_total_relation_size($1::regclass) / $2`, ident, pageSize).Scan(&pages); err != nil {
 				return err
 			}

@@ -454,3 +454,96 @@ func TestCursorDoesNotSkipConcurrentBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestReclaimSpaceKeepsAnAppendInFlight: a past month's partition that
+// looks empty while an append into it is still in flight is not dropped
+// once that append commits. Before, DROP TABLE waited for the append's
+// locks and then dropped its committed readings with the table.
+func TestReclaimSpaceKeepsAnAppendInFlight(t *testing.T) {
+	db, url := openTest(t)
+	ctx := t.Context()
+	jan := time.Date(2024, time.January, 10, 0, 0, 0, 0, time.UTC)
+	rs := []store.Reading{{DeviceID: "d1", Stream: "t", Time: jan}, {DeviceID: "d1", Stream: "t", Time: time.Now()}}
+	if err := db.AppendReadings(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.DeleteReadings(ctx, store.ReadingQuery{DeviceID: "d1", Until: jan.Add(time.Hour)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Next month's partition is made now, so that later passes only
+	// look at January.
+	if _, err := db.ReclaimSpace(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	janTS, _ := encTime(jan)
+	raw, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close(context.Background())
+	// The lock wait ReclaimSpace gives up after is short: a try counts
+	// only if the append committed soon after ReclaimSpace began to wait.
+	for try := 0; ; try++ {
+		if try == 20 {
+			t.Skip("could not commit within ReclaimSpace's lock wait in 20 tries (machine too loaded)")
+		}
+		if _, err := db.ReclaimSpace(ctx, 0); err != nil { // January goes, if empty
+			t.Fatal(err)
+		}
+		if err := db.createPartition(ctx, monthStart(janTS), true); err != nil {
+			t.Fatal(err)
+		}
+		// An append into January, as AppendReadings makes it, in flight.
+		tx, err := raw.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockReadings); err != nil {
+			t.Fatal(err)
+		}
+		var seq int64
+		if err := tx.QueryRow(ctx, drawSeqs, 1, []int64{monthStart(janTS)}).Scan(&seq); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO readings (seq, device_id, stream, ts, payload) VALUES ($1, 'd1', 't', $2, '')`, seq, janTS); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := db.ReclaimSpace(ctx, 0)
+			done <- err
+		}()
+		var waited time.Time
+		for waited.IsZero() {
+			var n int
+			if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n > 0 {
+				waited = time.Now()
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		committed := time.Since(waited)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM readings WHERE seq = $1`, seq).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("an append committed while ReclaimSpace waited was dropped with its partition (try %d, committed %v after the wait began)", try, committed)
+		}
+		if committed < lockWait/2 {
+			return
+		}
+		// Too slow to tell: ReclaimSpace may have given up waiting.
+		if _, err := db.pool.Exec(ctx, `DELETE FROM readings WHERE seq = $1`, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
