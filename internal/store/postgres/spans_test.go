@@ -547,3 +547,59 @@ func TestReclaimSpaceKeepsAnAppendInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionQueryPlannedForItsValues: the readings since a time of
+// one stream, asked again and again (as a dashboard does), read only the
+// blocks holding them. A cached generic plan of the partition query, not
+// knowing the limit and the seq bound, read every reading of the device
+// in the month by its (device_id, seq) index instead.
+func TestPartitionQueryPlannedForItsValues(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := t.Context()
+	db, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2024, time.March, 1, 0, 0, 0, 0, time.UTC)
+	const n = 4000
+	rs := make([]store.Reading, n)
+	for i := range rs {
+		rs[i] = store.Reading{DeviceID: fmt.Sprintf("d%d", i%4), Stream: fmt.Sprintf("s%d", i/4%4),
+			Time: t0.Add(time.Duration(i) * time.Minute), Payload: make([]byte, 140)}
+	}
+	if err := db.AppendReadings(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.pool.Exec(ctx, `VACUUM ANALYZE readings`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	stats, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stats.Close(context.Background())
+	quiesce(t, stats)
+	before := partitionBlocks(t, stats)
+	db, err = Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const queries = 20
+	for range queries {
+		// The last 6 hours of one stream: 23 readings.
+		got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "d1", Stream: "s2", Since: t0.Add((n - 360) * time.Minute), Limit: 1000})
+		if err != nil || len(got) != 23 {
+			t.Fatalf("%d readings, %v", len(got), err)
+		}
+	}
+	db.Close()
+	quiesce(t, stats)
+	per := float64(partitionBlocks(t, stats)["readings_p202403"]-before["readings_p202403"]) / queries
+	// 23 readings in the last 360 rows, about 10 heap blocks, and an
+	// index descent; the device's whole month is about 1,000 rows.
+	if per > 40 {
+		t.Errorf("%.1f blocks of the month's partition per query, want at most 40", per)
+	}
+	t.Logf("%.1f blocks per query", per)
+}
