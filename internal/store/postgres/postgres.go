@@ -16,7 +16,9 @@
 // Readings are partitioned by month of their time (declarative range
 // partitions on ts, created on demand), so queries over a time range touch
 // only their months and a month whose readings have all expired or been
-// purged is dropped as a whole file by ReclaimSpace.
+// purged is dropped as a whole file by ReclaimSpace. Queries in seq order
+// across months read only the months whose seq span (reading_spans) can
+// hold the answer.
 package postgres
 
 import (
