@@ -26,8 +26,10 @@ import (
 // blockCounts is block accesses by relation kind: "heap" (every readings
 // partition's table), each index by its name without the partition's
 // prefix, "fromdisk" (those of the heaps and indexes that were not in
-// shared buffers: read from the OS), and "database" (all of the database's relations, catalogs
-// included; the statistics queries themselves add a few hundred).
+// shared buffers: read from the OS), "seq" (readings_seq), "spans"
+// (reading_spans, table and index) and "database" (all of the
+// database's relations, catalogs included; the statistics queries
+// themselves add a few hundred).
 type blockCounts map[string]int64
 
 // pgBlocks reads the cumulative block accesses of the database conn is
@@ -52,6 +54,9 @@ func pgBlocks(b *testing.B, conn *pgx.Conn) blockCounts {
 		UNION ALL
 		SELECT 'seq', coalesce(sum(blks_hit + blks_read), 0)::bigint
 		  FROM pg_statio_user_sequences WHERE relname = 'readings_seq'
+		UNION ALL
+		SELECT 'spans', coalesce(sum(heap_blks_hit + heap_blks_read + coalesce(idx_blks_hit + idx_blks_read, 0)), 0)::bigint
+		  FROM pg_statio_user_tables WHERE relname = 'reading_spans'
 		UNION ALL
 		SELECT 'database', blks_hit + blks_read FROM pg_stat_database WHERE datname = current_database()`)
 	if err != nil {
