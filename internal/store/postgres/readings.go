@@ -200,7 +200,15 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 	case first == last:
 		out, err = db.queryReadings(ctx, pgx.QueryExecModeCacheStatement, "readings", w, limit)
 	default:
-		out, err = db.readingsBySpan(ctx, q.AfterSeq, first, last, w, limit)
+		// A time bound makes the plan depend on its value: (device_id,
+		// ts, stream) for a short range, (device_id, seq) for a long
+		// one. Without one, the seq index is the only sensible plan and
+		// a cached statement saves planning it every time.
+		mode := pgx.QueryExecModeCacheStatement
+		if !q.Since.IsZero() || !q.Until.IsZero() {
+			mode = pgx.QueryExecModeExec
+		}
+		out, err = db.readingsBySpan(ctx, mode, q.AfterSeq, first, last, w, limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
@@ -252,7 +260,7 @@ type span struct{ month, lo, hi int64 }
 // lockReadings), so every partition is queried up to that seq and the
 // answer is the one of the spans' snapshot, less readings deleted since.
 // A later batch is seen by the next query, which pages on from there.
-func (db *DB) readingsBySpan(ctx context.Context, after, first, last int64, w *whereClause, limit int) ([]store.Reading, error) {
+func (db *DB) readingsBySpan(ctx context.Context, mode pgx.QueryExecMode, after, first, last int64, w *whereClause, limit int) ([]store.Reading, error) {
 	rows, err := db.pool.Query(ctx, `SELECT month, lo, hi, top
 		FROM (SELECT month, lo, hi, max(hi) OVER () AS top FROM reading_spans) s
 		WHERE hi > $1 AND month BETWEEN $2 AND $3 ORDER BY lo`, after, first, last)
@@ -290,12 +298,13 @@ func (db *DB) readingsBySpan(ctx context.Context, after, first, last int64, w *w
 		pw.add(`seq <= ?`, bound)
 		// The partition is named rather than selected by its month's
 		// time range, which would be one more condition for the planner
-		// to misjudge, and each query is planned for its own values
-		// (unnamed statement) rather than by a cached generic plan: not
-		// knowing the limit and the seq bound, one took the (device_id,
-		// seq) index for a query of 54 readings since a time and read
-		// all 1,000 of the device's (984 heap blocks instead of 54).
-		rs, err := db.queryReadings(ctx, pgx.QueryExecModeExec, pgx.Identifier{partitionName(sp.month)}.Sanitize(), pw, limit)
+		// to misjudge. With a time bound, mode plans each query for its
+		// own values (unnamed statement), not by a cached generic plan:
+		// not knowing the limit and the seq bound, one took the
+		// (device_id, seq) index for a query of 54 readings since a
+		// time and read all 1,000 of the device's (984 heap blocks
+		// instead of 54).
+		rs, err := db.queryReadings(ctx, mode, pgx.Identifier{partitionName(sp.month)}.Sanitize(), pw, limit)
 		if pgCode(err) == codeUndefinedTable {
 			// ReclaimSpace dropped it since the spans were read, which it
 			// does only to an empty partition.
@@ -314,7 +323,10 @@ func mergeBySeq(a, b []store.Reading, limit int) []store.Reading {
 	if len(b) == 0 {
 		return a
 	}
-	if len(a) == 0 || a[len(a)-1].Seq < b[0].Seq {
+	if len(a) == 0 {
+		return b[:min(len(b), limit)] // the first month queried: no copy
+	}
+	if a[len(a)-1].Seq < b[0].Seq {
 		a = append(a, b...)
 	} else {
 		a = append(a, b...)
