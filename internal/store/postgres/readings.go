@@ -304,14 +304,15 @@ func (db *DB) readingsBySpan(ctx context.Context, mode pgx.QueryExecMode, after,
 		// (device_id, seq) index for a query of 54 readings since a
 		// time and read all 1,000 of the device's (984 heap blocks
 		// instead of 54).
-		rs, err := db.queryReadings(ctx, mode, pgx.Identifier{partitionName(sp.month)}.Sanitize(), pw, limit)
+		name := partitionName(sp.month)
+		rs, err := db.queryReadings(ctx, mode, pgx.Identifier{name}.Sanitize(), pw, limit)
 		if pgCode(err) == codeUndefinedTable {
 			// ReclaimSpace dropped it since the spans were read, which it
 			// does only to an empty partition.
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("partition %s: %w", name, err)
 		}
 		out = mergeBySeq(out, rs, limit)
 	}
