@@ -26,8 +26,10 @@ import (
 // blockCounts is block accesses by relation kind: "heap" (every readings
 // partition's table), each index by its name without the partition's
 // prefix, "fromdisk" (those of the heaps and indexes that were not in
-// shared buffers: read from the OS), and "database" (all of the database's relations, catalogs
-// included; the statistics queries themselves add a few hundred).
+// shared buffers: read from the OS), "seq" (readings_seq), "spans"
+// (reading_spans, table and index) and "database" (all of the
+// database's relations, catalogs included; the statistics queries
+// themselves add a few hundred).
 type blockCounts map[string]int64
 
 // pgBlocks reads the cumulative block accesses of the database conn is
@@ -53,6 +55,9 @@ func pgBlocks(b *testing.B, conn *pgx.Conn) blockCounts {
 		SELECT 'seq', coalesce(sum(blks_hit + blks_read), 0)::bigint
 		  FROM pg_statio_user_sequences WHERE relname = 'readings_seq'
 		UNION ALL
+		SELECT 'spans', coalesce(sum(heap_blks_hit + heap_blks_read + coalesce(idx_blks_hit + idx_blks_read, 0)), 0)::bigint
+		  FROM pg_statio_user_tables WHERE relname = 'reading_spans'
+		UNION ALL
 		SELECT 'database', blks_hit + blks_read FROM pg_stat_database WHERE datname = current_database()`)
 	if err != nil {
 		b.Fatal(err)
@@ -75,14 +80,14 @@ func pgBlocks(b *testing.B, conn *pgx.Conn) blockCounts {
 // quiesce waits until conn is the only backend of its database, so that
 // the others' statistics have been reported (a backend reports them as it
 // exits).
-func quiesce(b *testing.B, conn *pgx.Conn) {
-	b.Helper()
+func quiesce(tb testing.TB, conn *pgx.Conn) {
+	tb.Helper()
 	ctx := context.Background()
 	for range 200 {
 		var n int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		if n == 0 {
 			time.Sleep(100 * time.Millisecond)
@@ -90,7 +95,7 @@ func quiesce(b *testing.B, conn *pgx.Conn) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	b.Fatal("backends of the benchmark's database did not exit")
+	tb.Fatal("backends of the benchmark's database did not exit")
 }
 
 // walLSN is the server's WAL insert position. It is the whole cluster's:

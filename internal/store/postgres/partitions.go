@@ -194,10 +194,33 @@ func (db *DB) ReclaimSpace(ctx context.Context, _ int) (int64, error) {
 			if found {
 				return nil
 			}
+			// An append in flight (its rows not committed, so not seen
+			// above) holds both tables until it ends. DROP would wait
+			// for it and then drop its readings with the table; wait
+			// here instead (within lockWait, parent first as appends
+			// take them) and look again.
+			if _, err := tx.Exec(ctx, `LOCK TABLE ONLY readings, ONLY `+ident+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+				return err
+			}
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+ident+`)`).Scan(&found); err != nil {
+				return err
+			}
+			if found {
+				return nil
+			}
 			if err := tx.QueryRow(ctx, `SELECT pg_total_relation_size($1::regclass) / $2`, ident, pageSize).Scan(&pages); err != nil {
 				return err
 			}
 			if _, err := tx.Exec(ctx, `DROP TABLE `+ident); err != nil {
+				return err
+			}
+			// Its span goes with it, so a partition made again for the
+			// month starts a new one rather than widening the old.
+			key := minTime.UnixNano() // the first, partial month
+			if !t.Before(minTime) {
+				key = t.UnixNano()
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM reading_spans WHERE month = $1`, key); err != nil {
 				return err
 			}
 			dropped = true

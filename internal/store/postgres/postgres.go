@@ -16,13 +16,16 @@
 // Readings are partitioned by month of their time (declarative range
 // partitions on ts, created on demand), so queries over a time range touch
 // only their months and a month whose readings have all expired or been
-// purged is dropped as a whole file by ReclaimSpace.
+// purged is dropped as a whole file by ReclaimSpace. Queries in seq order
+// across months read only the months whose seq span (reading_spans) can
+// hold the answer.
 package postgres
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -141,6 +144,7 @@ const (
 	codeForeignKeyViolation = "23503"
 	codeCheckViolation      = "23514"
 	codeLockNotAvailable    = "55P03"
+	codeUndefinedTable      = "42P01"
 )
 
 func pgCode(err error) string {
@@ -219,6 +223,11 @@ type whereClause struct {
 func (w *whereClause) add(cond string, arg any) {
 	w.args = append(w.args, arg)
 	w.conds = append(w.conds, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(w.args))))
+}
+
+// clone is a copy of w that can take more conditions without changing w.
+func (w *whereClause) clone() *whereClause {
+	return &whereClause{conds: slices.Clone(w.conds), args: slices.Clone(w.args)}
 }
 
 // next returns the placeholder for one more argument after the conditions.
