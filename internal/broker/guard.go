@@ -261,6 +261,9 @@ type guardConn struct {
 	// app, or before login); see deviceConn.
 	dev *deviceConn
 
+	// ids: the packet ids moved apart from the hub's (packetIDHook).
+	ids packetIDs
+
 	sizes inSizes     // the packets after the CONNECT (read loop only)
 	big   atomic.Bool // a bridge logged in: bridgeMax holds
 

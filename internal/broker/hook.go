@@ -339,7 +339,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 				// PUBACK does not overtake earlier ones still waiting.
 				t = acceptedTicket
 			}
-			h.queue(cl).push(ackItem{id: pk.PacketID, ticket: t})
+			h.queue(cl).push(ackItem{id: wireID(cl, pk.PacketID), ticket: t})
 			return handled(pk), nil // we send the PUBACK ourselves
 		}
 	} else {
@@ -461,7 +461,7 @@ func (h *hook) ackInOrder(cl *mqtt.Client, pk packets.Packet, code packets.Code)
 	if pk.FixedHeader.Qos != 1 {
 		return pk, packets.CodeSuccessIgnore
 	}
-	it := ackItem{id: pk.PacketID, ticket: ingest.Completed(nil)}
+	it := ackItem{id: wireID(cl, pk.PacketID), ticket: ingest.Completed(nil)}
 	if code.Code != packets.CodeSuccess.Code {
 		it.refusal = &code
 	}
