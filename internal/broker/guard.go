@@ -261,8 +261,10 @@ type guardConn struct {
 	// app, or before login); see deviceConn.
 	dev *deviceConn
 
-	// ids: the packet ids moved apart from the hub's (packetIDHook).
-	ids packetIDs
+	// ids: the packet ids moved apart from the hub's (packetIDHook),
+	// nil until the first is moved (a pointer: most connections never
+	// need one, and each connection's struct is kept small).
+	ids atomic.Pointer[packetIDs]
 
 	sizes inSizes     // the packets after the CONNECT (read loop only)
 	big   atomic.Bool // a bridge logged in: bridgeMax holds

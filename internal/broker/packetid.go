@@ -85,7 +85,7 @@ func (packetIDHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 	if gc == nil {
 		return pk, nil
 	}
-	ids := &gc.ids
+	ids := gc.ids.Load() // nil until an id was moved
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
 		if pk.FixedHeader.Qos == 0 {
@@ -96,7 +96,7 @@ func (packetIDHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 		// The client's numbering: the hub's entries under the id must be
 		// left alone, and so must another of the client's flows moved
 		// there.
-		if ids.n.Load() != 0 {
+		if ids != nil && ids.n.Load() != 0 {
 			ids.mu.Lock()
 			y, moved := ids.own[pk.PacketID]
 			_, taken := ids.sub[pk.PacketID]
@@ -110,23 +110,29 @@ func (packetIDHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 			}
 		}
 		if e, ok := cl.State.Inflight.Get(pk.PacketID); ok && hubsEntry(e) {
-			ids.mu.Lock()
-			pk.PacketID = ids.move(cl, pk.PacketID, true)
-			ids.mu.Unlock()
+			pk.PacketID = movedID(gc, cl, pk.PacketID, true)
 		}
 	case packets.Puback, packets.Pubrec, packets.Pubcomp:
 		// The hub's numbering: only the hub's own entry may be touched.
 		// mochi finds nothing under a free id, as for any id it never
 		// sent (a PUBREC is answered PUBREL "not found").
-		e, ok := cl.State.Inflight.Get(pk.PacketID)
-		if !ok || hubsEntry(e) {
-			return pk, nil
+		if e, ok := cl.State.Inflight.Get(pk.PacketID); ok && !hubsEntry(e) {
+			pk.PacketID = movedID(gc, cl, pk.PacketID, false)
 		}
-		ids.mu.Lock()
-		pk.PacketID = ids.move(cl, pk.PacketID, false)
-		ids.mu.Unlock()
 	}
 	return pk, nil
+}
+
+// movedID moves id x of a packet gc's read loop just read (packetIDs.move).
+func movedID(gc *guardConn, cl *mqtt.Client, x uint16, own bool) uint16 {
+	ids := gc.ids.Load()
+	if ids == nil {
+		ids = &packetIDs{sub: map[uint16]uint16{}, own: map[uint16]uint16{}, next: 0xFFFF}
+		gc.ids.Store(ids) // only the read loop stores
+	}
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	return ids.move(cl, x, own)
 }
 
 // move picks a free id for a packet that came with id x, notes it, and
@@ -134,9 +140,6 @@ func (packetIDHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 // with x follow). With every id taken it returns x: mochi then does what
 // it would have. Called with mu held, from the read loop.
 func (p *packetIDs) move(cl *mqtt.Client, x uint16, own bool) uint16 {
-	if p.sub == nil {
-		p.sub, p.own, p.next = map[uint16]uint16{}, map[uint16]uint16{}, 0xFFFF
-	}
 	y := p.next
 	for range 0xFFFF {
 		if y == 0 {
@@ -163,7 +166,11 @@ func (p *packetIDs) move(cl *mqtt.Client, x uint16, own bool) uint16 {
 // follows under the same id.
 func (packetIDHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
 	gc := guardOf(cl)
-	if gc == nil || gc.ids.n.Load() == 0 {
+	if gc == nil {
+		return
+	}
+	ids := gc.ids.Load()
+	if ids == nil || ids.n.Load() == 0 {
 		return
 	}
 	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 2 {
@@ -171,7 +178,6 @@ func (packetIDHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ erro
 			return
 		}
 	}
-	ids := &gc.ids
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
 	x, ok := ids.sub[pk.PacketID]
@@ -199,12 +205,16 @@ func (packetIDHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.P
 // wireID is the id on the wire of the client packet mochi knows as id.
 func wireID(cl *mqtt.Client, id uint16) uint16 {
 	gc := guardOf(cl)
-	if gc == nil || gc.ids.n.Load() == 0 {
+	if gc == nil {
 		return id
 	}
-	gc.ids.mu.Lock()
-	defer gc.ids.mu.Unlock()
-	if x, ok := gc.ids.sub[id]; ok {
+	ids := gc.ids.Load()
+	if ids == nil || ids.n.Load() == 0 {
+		return id
+	}
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	if x, ok := ids.sub[id]; ok {
 		return x
 	}
 	return id
