@@ -1,12 +1,15 @@
 package broker
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/broker/mqtttest"
+	"github.com/candor-iot/candor/internal/store"
 )
 
 // clashConnect is devA's CONNECT with a persistent session (an hour's
@@ -236,4 +239,59 @@ func TestStrayAckLeavesDeviceFlowAlone(t *testing.T) {
 			answer(t, c, 5, mqtttest.PUBCOMP, id, 0)
 		})
 	}
+}
+
+// oneApp is an Apps that knows one app, allowed every reading and every
+// command.
+type oneApp struct{ id, secret string }
+
+func (a oneApp) Authenticate(_ context.Context, id, secret string) (store.App, error) {
+	if id != a.id || secret != a.secret {
+		return store.App{}, apps.ErrUnauthenticated
+	}
+	return store.App{ID: id}, nil
+}
+func (oneApp) MayMatch(context.Context, string, string) bool { return true }
+func (oneApp) Visible(string, string) bool                   { return true }
+func (oneApp) Delivered(string)                              {}
+func (oneApp) Dropped(string)                                {}
+func (oneApp) Command(context.Context, string, string, string, []byte) error {
+	return nil
+}
+
+// TestAppPacketIDsApartFromHubs: an app receives readings at QoS 1 under
+// the hub's packet ids and publishes commands under its own. A command
+// reusing the id of a reading the app had not acknowledged yet deleted the
+// reading from the app's session (not resent when the app resumed it: a
+// consented reading lost to the app); a SUBSCRIBE reusing it was refused.
+func TestAppPacketIDsApartFromHubs(t *testing.T) {
+	app := oneApp{id: apps.IDPrefix + "x", secret: "secret-of-app-x-0123"}
+	tb := startBrokerWith(t, func(c *Config) { c.Apps = app })
+	connect := mqtttest.Connect{Version: 5, ClientID: app.id, Username: app.id, Password: app.secret,
+		KeepAlive: 30, Persistent: true, Props: mqtttest.PropUint32(0x11, 3600)}.Encode()
+	c := mqtttest.Dial(t, tb.addr, nil)
+	c.Send(connect)
+	c.Expect(mqtttest.CONNACK)
+	c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/+", 1))
+	answer(t, c, 5, mqtttest.SUBACK, 1, 1)
+	tb.PublishReading(devA, "temp", []byte(`{"t":21}`))
+	id := publishID(t, c.Expect(mqtttest.PUBLISH))
+
+	c.Send(mqtttest.Subscribe(5, id, TopicRoot+"/"+devB+"/+", 1))
+	answer(t, c, 5, mqtttest.SUBACK, id, 1)
+	c.Send(mqtttest.Publish(5, TopicRoot+"/"+devA+"/command/reboot", []byte(`{}`), 1, id, false))
+	answer(t, c, 5, mqtttest.PUBACK, id, 0)
+	c.Close()
+
+	r := mqtttest.Dial(t, tb.addr, nil)
+	r.Send(connect)
+	if p := r.Expect(mqtttest.CONNACK); p.Body[0]&1 == 0 {
+		t.Fatalf("CONNACK % x, want the session present", p.Raw)
+	}
+	r.Send(mqtttest.Pingreq())
+	p := r.Expect(mqtttest.PUBLISH)
+	if p.Flags&0x08 == 0 || publishID(t, p) != id {
+		t.Fatalf("resent % x, want a DUP PUBLISH with id %d", p.Raw, id)
+	}
+	r.Expect(mqtttest.PINGRESP)
 }
