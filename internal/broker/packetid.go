@@ -37,7 +37,9 @@ import (
 // same goes the other way for an acknowledgement (PUBACK, PUBREC, PUBCOMP)
 // of an id under which the session holds only the client's own state.
 // Nothing else changes: a packet that meets nothing, nearly every packet,
-// keeps its id and costs one look-up in the session.
+// keeps its id and costs one look-up in the session. The hook also makes
+// mochi's answer to a QoS 2 PUBLISH resent before its PUBREL a plain
+// PUBREC (noteResent).
 //
 // What is not covered: a session resumed on a new connection while one of
 // the client's QoS 2 flows held another id (mochi resends its PUBREC under
@@ -58,8 +60,9 @@ func (packetIDHook) Provides(b byte) bool {
 // (OnPacketRead, OnPacketProcessed); answers written from other
 // goroutines read them under mu.
 type packetIDs struct {
-	// n is len(sub), read without mu so that a connection with nothing
-	// moved (nearly all) takes no lock. Only the read loop raises it.
+	// n counts sub and a resend noted, read without mu so that a
+	// connection with nothing moved (nearly all) takes no lock. Only the
+	// read loop raises it.
 	n   atomic.Int32
 	mu  sync.Mutex
 	sub map[uint16]uint16 // the id mochi sees → the one on the wire
@@ -69,6 +72,10 @@ type packetIDs struct {
 	// next is where the search for a free id starts: from the top down,
 	// away from mochi's own numbering, which counts up from 1.
 	next uint16
+	// resent is the id of the QoS 2 PUBLISH being handled if it is a
+	// resend mochi holds the PUBREC state of (isResent; noteResent).
+	resent   uint16
+	isResent bool
 }
 
 // hubsEntry reports whether a session entry is the hub's own flow: a
@@ -85,33 +92,17 @@ func (packetIDHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 	if gc == nil {
 		return pk, nil
 	}
-	ids := gc.ids.Load() // nil until an id was moved
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
 		if pk.FixedHeader.Qos == 0 {
 			return pk, nil
 		}
-		fallthrough
+		pk.PacketID = clientsID(gc, cl, pk.PacketID)
+		if pk.FixedHeader.Qos == 2 && pk.FixedHeader.Dup {
+			noteResent(gc, cl, pk.PacketID)
+		}
 	case packets.Pubrel, packets.Subscribe, packets.Unsubscribe:
-		// The client's numbering: the hub's entries under the id must be
-		// left alone, and so must another of the client's flows moved
-		// there.
-		if ids != nil && ids.n.Load() != 0 {
-			ids.mu.Lock()
-			y, moved := ids.own[pk.PacketID]
-			_, taken := ids.sub[pk.PacketID]
-			if !moved && taken {
-				y, moved = ids.move(cl, pk.PacketID, true), true
-			}
-			ids.mu.Unlock()
-			if moved {
-				pk.PacketID = y
-				return pk, nil
-			}
-		}
-		if e, ok := cl.State.Inflight.Get(pk.PacketID); ok && hubsEntry(e) {
-			pk.PacketID = movedID(gc, cl, pk.PacketID, true)
-		}
+		pk.PacketID = clientsID(gc, cl, pk.PacketID)
 	case packets.Puback, packets.Pubrec, packets.Pubcomp:
 		// The hub's numbering: only the hub's own entry may be touched.
 		// mochi finds nothing under a free id, as for any id it never
@@ -123,11 +114,60 @@ func (packetIDHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 	return pk, nil
 }
 
+// clientsID is the id mochi is to handle a packet in the client's
+// numbering by: the one its flow was moved to, a new one if the hub's
+// entries (or another moved flow) hold x, else x.
+func clientsID(gc *guardConn, cl *mqtt.Client, x uint16) uint16 {
+	if ids := gc.ids.Load(); ids != nil && ids.n.Load() != 0 {
+		ids.mu.Lock()
+		y, moved := ids.own[x]
+		_, taken := ids.sub[x]
+		if !moved && taken {
+			y, moved = ids.move(cl, x, true), true
+		}
+		ids.mu.Unlock()
+		if moved {
+			return y
+		}
+	}
+	if e, ok := cl.State.Inflight.Get(x); ok && hubsEntry(e) {
+		return movedID(gc, cl, x, true)
+	}
+	return x
+}
+
+// noteResent notes a QoS 2 PUBLISH sent again (DUP) under id while mochi
+// still holds its PUBREC state: mochi answers it "packet identifier in
+// use" (0x91) without delivering it again, and OnPacketEncode makes that
+// answer the plain PUBREC MQTT requires [MQTT-4.3.3-10]. A resend tells
+// the device its reading was taken; 0x91 told it the reading was not,
+// ended the flow without a PUBREL (so mochi's state, and its place in
+// the receive quota, stayed for the session's life), and invited the
+// reading again as a new message.
+func noteResent(gc *guardConn, cl *mqtt.Client, id uint16) {
+	if e, ok := cl.State.Inflight.Get(id); !ok || e.FixedHeader.Type != packets.Pubrec {
+		return
+	}
+	ids := gc.ids.Load()
+	if ids == nil {
+		ids = newPacketIDs()
+		gc.ids.Store(ids) // only the read loop stores
+	}
+	ids.mu.Lock()
+	ids.resent, ids.isResent = id, true
+	ids.recount() // answers are looked at until OnPacketProcessed
+	ids.mu.Unlock()
+}
+
+func newPacketIDs() *packetIDs {
+	return &packetIDs{sub: map[uint16]uint16{}, own: map[uint16]uint16{}, next: 0xFFFF}
+}
+
 // movedID moves id x of a packet gc's read loop just read (packetIDs.move).
 func movedID(gc *guardConn, cl *mqtt.Client, x uint16, own bool) uint16 {
 	ids := gc.ids.Load()
 	if ids == nil {
-		ids = &packetIDs{sub: map[uint16]uint16{}, own: map[uint16]uint16{}, next: 0xFFFF}
+		ids = newPacketIDs()
 		gc.ids.Store(ids) // only the read loop stores
 	}
 	ids.mu.Lock()
@@ -152,7 +192,7 @@ func (p *packetIDs) move(cl *mqtt.Client, x uint16, own bool) uint16 {
 				if own {
 					p.own[x] = y
 				}
-				p.n.Store(int32(len(p.sub)))
+				p.recount()
 				return y
 			}
 		}
@@ -173,22 +213,30 @@ func (packetIDHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ erro
 	if ids == nil || ids.n.Load() == 0 {
 		return
 	}
-	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 2 {
-		if e, ok := cl.State.Inflight.Get(pk.PacketID); ok && e.FixedHeader.Type == packets.Pubrec {
-			return
-		}
-	}
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
-	x, ok := ids.sub[pk.PacketID]
-	if !ok {
-		return
+	ids.isResent = false
+	held := false
+	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 2 {
+		e, ok := cl.State.Inflight.Get(pk.PacketID)
+		held = ok && e.FixedHeader.Type == packets.Pubrec
 	}
-	delete(ids.sub, pk.PacketID)
-	if y, ok := ids.own[x]; ok && y == pk.PacketID {
-		delete(ids.own, x)
+	if x, ok := ids.sub[pk.PacketID]; ok && !held {
+		delete(ids.sub, pk.PacketID)
+		if y, ok := ids.own[x]; ok && y == pk.PacketID {
+			delete(ids.own, x)
+		}
 	}
-	ids.n.Store(int32(len(ids.sub)))
+	ids.recount()
+}
+
+// recount sets n; called with mu held.
+func (p *packetIDs) recount() {
+	n := len(p.sub)
+	if p.isResent {
+		n++
+	}
+	p.n.Store(int32(n))
 }
 
 // OnPacketEncode writes an answer to a moved packet under the id the
@@ -197,7 +245,24 @@ func (packetIDHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ erro
 func (packetIDHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	switch pk.FixedHeader.Type {
 	case packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp, packets.Suback, packets.Unsuback:
-		pk.PacketID = wireID(cl, pk.PacketID)
+		gc := guardOf(cl)
+		if gc == nil {
+			return pk
+		}
+		ids := gc.ids.Load()
+		if ids == nil || ids.n.Load() == 0 {
+			return pk
+		}
+		ids.mu.Lock()
+		defer ids.mu.Unlock()
+		if ids.isResent && pk.FixedHeader.Type == packets.Pubrec && pk.PacketID == ids.resent &&
+			pk.ReasonCode == packets.ErrPacketIdentifierInUse.Code {
+			pk.ReasonCode = packets.CodeSuccess.Code
+			pk.Properties.ReasonString = ""
+		}
+		if x, ok := ids.sub[pk.PacketID]; ok {
+			pk.PacketID = x
+		}
 	}
 	return pk
 }

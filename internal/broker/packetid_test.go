@@ -295,3 +295,51 @@ func TestAppPacketIDsApartFromHubs(t *testing.T) {
 	}
 	r.Expect(mqtttest.PINGRESP)
 }
+
+// TestQoS2ResendAcknowledged: until the PUBREL, a QoS 2 PUBLISH sent again
+// under the same id (DUP set: the device did not see the PUBREC, and
+// resends on resuming its session) must be answered with a PUBREC, and
+// not delivered twice [MQTT-4.3.3-10]. mochi answered 0x91 "packet
+// identifier in use", which tells the device its reading was not taken: it
+// drops the flow without a PUBREL, so mochi's PUBREC state (and its place
+// in the receive quota) stayed for the session's life, and a device may
+// well send the reading again as a new message.
+func TestQoS2ResendAcknowledged(t *testing.T) {
+	const id = 7
+	tb := startBroker(t)
+	reading := mqtttest.Publish(5, TopicRoot+"/"+devA+"/temp", []byte(`{"t":1}`), 2, id, false)
+	c := mqtttest.Dial(t, tb.addr, nil)
+	c.Send(clashConnect(5))
+	c.Expect(mqtttest.CONNACK)
+	c.Send(reading)
+	answer(t, c, 5, mqtttest.PUBREC, id, 0)
+	c.Close() // as if the PUBREC never arrived
+
+	r := mqtttest.Dial(t, tb.addr, nil)
+	r.Send(clashConnect(5))
+	if p := r.Expect(mqtttest.CONNACK); p.Body[0]&1 == 0 {
+		t.Fatalf("CONNACK % x, want the session present", p.Raw)
+	}
+	dup := append([]byte(nil), reading...)
+	dup[0] |= 0x08
+	r.Send(dup)
+	r.Send(mqtttest.Pingreq())
+	// mochi resends its PUBREC on resuming (the session's state, sent
+	// before anything is read); then comes the answer to the resent
+	// PUBLISH.
+	for seen := 0; ; {
+		p := r.Expect(mqtttest.PUBREC)
+		if binary.BigEndian.Uint16(p.Body) != id || p.ReasonCode(5) != 0 {
+			t.Fatalf("PUBREC % x, want id %d success", p.Raw, id)
+		}
+		if seen++; seen == 2 {
+			break
+		}
+	}
+	r.Expect(mqtttest.PINGRESP)
+	r.Send(mqtttest.Pubrel(id))
+	answer(t, r, 5, mqtttest.PUBCOMP, id, 0)
+	if n := len(tb.in.submissions()); n != 1 {
+		t.Fatalf("%d readings handed to ingest, want 1", n)
+	}
+}
