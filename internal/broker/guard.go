@@ -350,6 +350,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			q.flushRead()
 		}
 	}
+	c.restoreReleased() // see packetid.go
 	n, err := c.Conn.Read(p)
 	if n > 0 && !c.sizes.fit(p[:n], c.limit()) {
 		return 0, c.tooLarge()

@@ -52,7 +52,11 @@ type packetIDHook struct{ mqtt.HookBase }
 func (packetIDHook) ID() string { return "candor-packet-ids" }
 
 func (packetIDHook) Provides(b byte) bool {
-	return b == mqtt.OnPacketRead || b == mqtt.OnPacketProcessed || b == mqtt.OnPacketEncode
+	switch b {
+	case mqtt.OnPacketRead, mqtt.OnPacketProcessed, mqtt.OnPacketEncode, mqtt.OnPacketSent, mqtt.OnDisconnect:
+		return true
+	}
+	return false
 }
 
 // packetIDs is one connection's ids handed to mochi in place of the
@@ -76,6 +80,12 @@ type packetIDs struct {
 	// resend mochi holds the PUBREC state of (isResent; noteResent).
 	resent   uint16
 	isResent bool
+	// released are messages of the hub's mochi held for the client's
+	// Receive Maximum and has just sent, to be put back in the session
+	// (restoreReleased); held says there are some, read without mu.
+	released []packets.Packet
+	held     atomic.Bool
+	inflight *mqtt.Inflight // the session released is put back in
 }
 
 // hubsEntry reports whether a session entry is the hub's own flow: a
@@ -92,6 +102,7 @@ func (packetIDHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 	if gc == nil {
 		return pk, nil
 	}
+	gc.restoreReleased()
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
 		if pk.FixedHeader.Qos == 0 {
@@ -283,4 +294,69 @@ func wireID(cl *mqtt.Client, id uint16) uint16 {
 		return x
 	}
 	return id
+}
+
+// A client's Receive Maximum bounds the hub's QoS 1 and 2 messages it
+// has not acknowledged. mochi holds a message beyond it in the session
+// (Expiry -1) and sends it once a PUBACK gives back room, at the end of
+// handling that packet; but it then deletes the message from the session
+// while it is still unacknowledged. Its PUBACK found nothing, so gave
+// back no room: a device with a small Receive Maximum sent two control
+// messages in quick succession never received another on that connection
+// (and the message was not resent on resuming the session).
+//
+// OnPacketSent notes such a message as mochi writes it, just before the
+// delete; restoreReleased puts it back once mochi is done with the packet:
+// before the connection's read loop handles its next packet (the PUBACK
+// cannot come sooner) or waits for one, and when the connection ends.
+
+// OnPacketSent notes a held message of the hub's that mochi has just sent.
+func (packetIDHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || pk.Expiry >= 0 {
+		return
+	}
+	gc := guardOf(cl)
+	if gc == nil {
+		return
+	}
+	ids := gc.ids.Load()
+	if ids == nil {
+		ids = newPacketIDs()
+		gc.ids.Store(ids) // only the read loop stores (mochi sends these from it)
+	}
+	ids.mu.Lock()
+	ids.released = append(ids.released, pk)
+	ids.inflight = cl.State.Inflight
+	ids.held.Store(true)
+	ids.mu.Unlock()
+}
+
+// OnDisconnect puts back a message sent last (restoreReleased).
+func (packetIDHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if gc := guardOf(cl); gc != nil {
+		gc.restoreReleased()
+	}
+}
+
+// restoreReleased puts the held messages mochi sent back in the session,
+// as sent (no longer held), unless their id was given to another message
+// meanwhile. The read loop calls it before it handles the next packet
+// (OnPacketRead) or waits for one (guardConn.Read): a session taken over
+// by a new connection meanwhile would be copied without them.
+func (c *guardConn) restoreReleased() {
+	ids := c.ids.Load()
+	if ids == nil || !ids.held.Load() {
+		return
+	}
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	for _, pk := range ids.released {
+		if _, taken := ids.inflight.Get(pk.PacketID); !taken {
+			pk.Expiry = 0 // -1 would have mochi send it again as held
+			ids.inflight.Set(pk)
+		}
+	}
+	clear(ids.released)
+	ids.released = ids.released[:0]
+	ids.held.Store(false)
 }

@@ -343,3 +343,55 @@ func TestQoS2ResendAcknowledged(t *testing.T) {
 		t.Fatalf("%d readings handed to ingest, want 1", n)
 	}
 }
+
+// TestControlsFlowWithReceiveMaximum: a device with a Receive Maximum of 1
+// is sent control messages faster than it acknowledges them. mochi holds
+// the second until the first's PUBACK, then sends it and drops it from
+// the session, so its PUBACK gave back no quota and every later message
+// waited for ever.
+func TestControlsFlowWithReceiveMaximum(t *testing.T) {
+	tb := startBroker(t)
+	c, first := controlPending(t, tb, 5, mqtttest.PropUint16(0x21, 1)...)
+	if err := tb.Publish(ControlTopic(devA, "temp"), []byte(`{"hold":false}`), false); err != nil {
+		t.Fatal(err)
+	}
+	c.Send(mqtttest.Puback(first))
+	second := publishID(t, c.Expect(mqtttest.PUBLISH))
+	c.Send(mqtttest.Puback(second))
+	if err := tb.Publish(ControlTopic(devA, "temp"), []byte(`{"hold":true}`), false); err != nil {
+		t.Fatal(err)
+	}
+	// Bounded so the failure is reported, not the 20 s safety.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p, err := c.Next()
+	if err != nil || p.Type != mqtttest.PUBLISH {
+		t.Fatalf("third control message: got % x, %v", p.Raw, err)
+	}
+}
+
+// TestHeldControlResent: the message mochi held for the device's Receive
+// Maximum and then sent stays in the session until acknowledged, so it is
+// resent when the device resumes the session without having acknowledged
+// it (mochi had deleted it on sending).
+func TestHeldControlResent(t *testing.T) {
+	tb := startBroker(t)
+	c, first := controlPending(t, tb, 5, mqtttest.PropUint16(0x21, 1)...)
+	if err := tb.Publish(ControlTopic(devA, "temp"), []byte(`{"hold":false}`), false); err != nil {
+		t.Fatal(err)
+	}
+	c.Send(mqtttest.Puback(first))
+	second := publishID(t, c.Expect(mqtttest.PUBLISH))
+	c.Close()
+
+	r := mqtttest.Dial(t, tb.addr, nil)
+	r.Send(clashConnect(5, mqtttest.PropUint16(0x21, 1)...))
+	if p := r.Expect(mqtttest.CONNACK); p.Body[0]&1 == 0 {
+		t.Fatalf("CONNACK % x, want the session present", p.Raw)
+	}
+	r.Send(mqtttest.Pingreq())
+	p := r.Expect(mqtttest.PUBLISH)
+	if p.Flags&0x08 == 0 || publishID(t, p) != second {
+		t.Fatalf("resent % x, want a DUP PUBLISH with id %d", p.Raw, second)
+	}
+	r.Expect(mqtttest.PINGRESP)
+}
