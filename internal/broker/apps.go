@@ -109,8 +109,10 @@ func (h *hook) appACL(cl *mqtt.Client, topic string, write bool) bool {
 }
 
 // OnPacketSent counts readings written to an app's connection, and
-// prunes a resumed session before mochi resends it (see pruneInflight).
+// prunes a resumed session before mochi resends it (see pruneInflight);
+// for every client it notes a held message mochi sent (noteReleased).
 func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	noteReleased(cl, &pk)
 	if h.apps == nil || !isAppClient(cl) {
 		return
 	}

@@ -217,11 +217,8 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		}
 		h.ackWithin, h.lag = cfg.AckWithin, lr
 	}
-	// First, so every other hook sees a client packet under the id mochi
-	// handles it by (packetid.go).
-	if err := srv.AddHook(&packetIDHook{}, nil); err != nil {
-		return nil, fmt.Errorf("add packet id hook: %w", err)
-	}
+	// First: its OnPacketRead moves packet ids (packetid.go) before any
+	// other hook sees a packet.
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("add policy hook: %w", err)
 	}

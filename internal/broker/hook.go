@@ -430,6 +430,7 @@ func pubrecRefused(cl *mqtt.Client, id uint16) {
 // with '$' leaves at once; a publish that fails mochi's checks
 // (PublishValidate) is left to mochi, which ends the connection.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	keepIDsApart(cl, &pk) // first: every later step sees the id mochi will use
 	if pk.FixedHeader.Type != packets.Publish || pk.TopicName == "" || pk.TopicName[0] != '$' ||
 		cl.Net.Inline || isAppClient(cl) || mqtt.IsValidFilter(pk.TopicName, true) ||
 		pk.PublishValidate(topicAliasMaximum) != packets.CodeSuccess {
@@ -529,6 +530,9 @@ func (h *hook) onState(cl *mqtt.Client, id string, pk packets.Packet) (packets.P
 // unless the hub ended it: a revoked credential sends nothing more, and a
 // hub shutting down says nothing about the device.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if gc := guardOf(cl); gc != nil {
+		gc.restoreReleased() // before a new connection copies the session
+	}
 	if err != nil && !cl.Net.Inline && cl.Properties.Will.TopicName != "" &&
 		!errors.Is(cl.StopCause(), packets.ErrNotAuthorized) && !errors.Is(cl.StopCause(), packets.ErrServerShuttingDown) {
 		h.sendWill(cl)

@@ -30,39 +30,32 @@ import (
 // connection's, so the ids meet on the first control message a device is
 // sent while it publishes.
 //
-// packetIDHook keeps the directions apart without touching mochi: a
-// client packet whose id would meet one of the hub's entries is handed to
-// mochi under another id, free in the session, and every answer mochi or
-// the hook writes under that id goes out under the client's again. The
+// keepIDsApart (from the policy hook's OnPacketRead, before anything else
+// looks at the packet) keeps the directions apart without touching mochi:
+// a client packet whose id would meet one of the hub's entries is handed
+// to mochi under another id, free in the session, and every answer mochi
+// or the hook writes under that id goes out under the client's again
+// (answerID, from OnPacketEncode; wireID, for the ack queue). The
 // same goes the other way for an acknowledgement (PUBACK, PUBREC, PUBCOMP)
 // of an id under which the session holds only the client's own state.
 // Nothing else changes: a packet that meets nothing, nearly every packet,
-// keeps its id and costs one look-up in the session. The hook also makes
-// mochi's answer to a QoS 2 PUBLISH resent before its PUBREL a plain
-// PUBREC (noteResent).
+// keeps its id and costs one look-up in the session. This is not a hook
+// of its own: mochi passes each hook every packet by value (800 bytes in
+// and out), and the hooks that already see these packets can do it. The
+// same code makes mochi's answer to a QoS 2 PUBLISH resent before its
+// PUBREL a plain PUBREC (noteResent), and keeps in the session a message
+// mochi held for the client's Receive Maximum (restoreReleased).
 //
 // What is not covered: a session resumed on a new connection while one of
 // the client's QoS 2 flows held another id (mochi resends its PUBREC under
 // that id, which the client does not know, and answers the client's
 // PUBREL "not found"); and an id the hub hands a message of its own in the
-// instant between this hook's look-up and mochi's (both run per packet,
-// this one just before).
-type packetIDHook struct{ mqtt.HookBase }
-
-func (packetIDHook) ID() string { return "candor-packet-ids" }
-
-func (packetIDHook) Provides(b byte) bool {
-	switch b {
-	case mqtt.OnPacketRead, mqtt.OnPacketProcessed, mqtt.OnPacketEncode, mqtt.OnPacketSent, mqtt.OnDisconnect:
-		return true
-	}
-	return false
-}
+// instant between this look-up and mochi's (both run per packet, this
+// one just before).
 
 // packetIDs is one connection's ids handed to mochi in place of the
-// client's. Only the connection's read loop adds and removes entries
-// (OnPacketRead, OnPacketProcessed); answers written from other
-// goroutines read them under mu.
+// client's. Only the connection's read loop adds and removes entries;
+// answers written from other goroutines read them under mu.
 type packetIDs struct {
 	// n counts sub and a resend noted, read without mu so that a
 	// connection with nothing moved (nearly all) takes no lock. Only the
@@ -88,25 +81,51 @@ type packetIDs struct {
 	inflight *mqtt.Inflight // the session released is put back in
 }
 
-// hubsEntry reports whether a session entry is the hub's own flow: a
-// message it sent (awaiting PUBACK or PUBREC) or its PUBREL.
-func hubsEntry(pk packets.Packet) bool {
-	t := pk.FixedHeader.Type
-	return t == packets.Publish || t == packets.Pubrel
+func newPacketIDs() *packetIDs {
+	return &packetIDs{sub: map[uint16]uint16{}, own: map[uint16]uint16{}, next: 0xFFFF}
 }
 
-// OnPacketRead hands mochi a packet whose id would meet an entry of the
-// other direction under a free id instead.
-func (packetIDHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+// idsOf returns gc's packetIDs, made on first use (by the read loop only).
+func idsOf(gc *guardConn) *packetIDs {
+	ids := gc.ids.Load()
+	if ids == nil {
+		ids = newPacketIDs()
+		gc.ids.Store(ids)
+	}
+	return ids
+}
+
+// hubsEntry reports whether a session entry is the hub's own flow: a
+// message it sent (awaiting PUBACK or PUBREC) or its PUBREL.
+func hubsEntry(t byte) bool { return t == packets.Publish || t == packets.Pubrel }
+
+// entryType is the type of the session's entry under id, if any. Most
+// sessions hold nothing, which Len tells without copying a packet.
+func entryType(cl *mqtt.Client, id uint16) (byte, bool) {
+	if cl.State.Inflight.Len() == 0 {
+		return 0, false
+	}
+	e, ok := cl.State.Inflight.Get(id)
+	return e.FixedHeader.Type, ok
+}
+
+// keepIDsApart hands mochi a packet whose id would meet an entry of the
+// other direction under a free id instead. It runs first for every packet
+// read (the policy hook's OnPacketRead), when mochi is done with the one
+// before.
+func keepIDsApart(cl *mqtt.Client, pk *packets.Packet) {
 	gc := guardOf(cl)
 	if gc == nil {
-		return pk, nil
+		return
 	}
 	gc.restoreReleased()
+	if ids := gc.ids.Load(); ids != nil && ids.n.Load() != 0 {
+		ids.settle(cl)
+	}
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
 		if pk.FixedHeader.Qos == 0 {
-			return pk, nil
+			return
 		}
 		pk.PacketID = clientsID(gc, cl, pk.PacketID)
 		if pk.FixedHeader.Qos == 2 && pk.FixedHeader.Dup {
@@ -118,11 +137,40 @@ func (packetIDHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 		// The hub's numbering: only the hub's own entry may be touched.
 		// mochi finds nothing under a free id, as for any id it never
 		// sent (a PUBREC is answered PUBREL "not found").
-		if e, ok := cl.State.Inflight.Get(pk.PacketID); ok && !hubsEntry(e) {
+		if t, ok := entryType(cl, pk.PacketID); ok && !hubsEntry(t) {
 			pk.PacketID = movedID(gc, cl, pk.PacketID, false)
 		}
 	}
-	return pk, nil
+}
+
+// settle forgets the moved ids whose flows are over: all but the client's
+// QoS 2 flows that mochi holds (a PUBREC entry), whose PUBREL follows
+// under the same id. Called by the read loop between packets, every
+// answer to the packet before having been written or, for the ack
+// queue's, translated (wireID) while mochi handled it.
+func (p *packetIDs) settle(cl *mqtt.Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isResent = false
+	for y, x := range p.sub {
+		if t, ok := entryType(cl, y); ok && t == packets.Pubrec {
+			continue
+		}
+		delete(p.sub, y)
+		if p.own[x] == y {
+			delete(p.own, x)
+		}
+	}
+	p.recount()
+}
+
+// recount sets n; called with mu held.
+func (p *packetIDs) recount() {
+	n := len(p.sub)
+	if p.isResent {
+		n++
+	}
+	p.n.Store(int32(n))
 }
 
 // clientsID is the id mochi is to handle a packet in the client's
@@ -141,46 +189,15 @@ func clientsID(gc *guardConn, cl *mqtt.Client, x uint16) uint16 {
 			return y
 		}
 	}
-	if e, ok := cl.State.Inflight.Get(x); ok && hubsEntry(e) {
+	if t, ok := entryType(cl, x); ok && hubsEntry(t) {
 		return movedID(gc, cl, x, true)
 	}
 	return x
 }
 
-// noteResent notes a QoS 2 PUBLISH sent again (DUP) under id while mochi
-// still holds its PUBREC state: mochi answers it "packet identifier in
-// use" (0x91) without delivering it again, and OnPacketEncode makes that
-// answer the plain PUBREC MQTT requires [MQTT-4.3.3-10]. A resend tells
-// the device its reading was taken; 0x91 told it the reading was not,
-// ended the flow without a PUBREL (so mochi's state, and its place in
-// the receive quota, stayed for the session's life), and invited the
-// reading again as a new message.
-func noteResent(gc *guardConn, cl *mqtt.Client, id uint16) {
-	if e, ok := cl.State.Inflight.Get(id); !ok || e.FixedHeader.Type != packets.Pubrec {
-		return
-	}
-	ids := gc.ids.Load()
-	if ids == nil {
-		ids = newPacketIDs()
-		gc.ids.Store(ids) // only the read loop stores
-	}
-	ids.mu.Lock()
-	ids.resent, ids.isResent = id, true
-	ids.recount() // answers are looked at until OnPacketProcessed
-	ids.mu.Unlock()
-}
-
-func newPacketIDs() *packetIDs {
-	return &packetIDs{sub: map[uint16]uint16{}, own: map[uint16]uint16{}, next: 0xFFFF}
-}
-
 // movedID moves id x of a packet gc's read loop just read (packetIDs.move).
 func movedID(gc *guardConn, cl *mqtt.Client, x uint16, own bool) uint16 {
-	ids := gc.ids.Load()
-	if ids == nil {
-		ids = newPacketIDs()
-		gc.ids.Store(ids) // only the read loop stores
-	}
+	ids := idsOf(gc)
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
 	return ids.move(cl, x, own)
@@ -197,7 +214,7 @@ func (p *packetIDs) move(cl *mqtt.Client, x uint16, own bool) uint16 {
 			y = 0xFFFF
 		}
 		if _, taken := p.sub[y]; !taken {
-			if _, taken = cl.State.Inflight.Get(y); !taken {
+			if _, taken = entryType(cl, y); !taken {
 				p.next = y - 1
 				p.sub[y] = x
 				if own {
@@ -212,10 +229,34 @@ func (p *packetIDs) move(cl *mqtt.Client, x uint16, own bool) uint16 {
 	return x
 }
 
-// OnPacketProcessed forgets a moved id once its flow is over: at once for
-// everything but a client's QoS 2 PUBLISH that mochi holds, whose PUBREL
-// follows under the same id.
-func (packetIDHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ error) {
+// noteResent notes a QoS 2 PUBLISH sent again (DUP) under id while mochi
+// still holds its PUBREC state: mochi answers it "packet identifier in
+// use" (0x91) without delivering it again, and answerID makes that the
+// plain PUBREC MQTT requires [MQTT-4.3.3-10]. A resend tells the device
+// its reading was taken; 0x91 told it the reading was not, ended the flow
+// without a PUBREL (so mochi's state, and its place in the receive quota,
+// stayed for the session's life), and invited the reading again as a new
+// message.
+func noteResent(gc *guardConn, cl *mqtt.Client, id uint16) {
+	if t, ok := entryType(cl, id); !ok || t != packets.Pubrec {
+		return
+	}
+	ids := idsOf(gc)
+	ids.mu.Lock()
+	ids.resent, ids.isResent = id, true
+	ids.recount() // answers are looked at until the next packet
+	ids.mu.Unlock()
+}
+
+// answerID writes an answer to a moved packet under the id the client gave
+// it (the policy of OnPacketEncode). Only answers carry the other
+// direction's ids: a PUBLISH the hub sends has an id of the hub's.
+func answerID(cl *mqtt.Client, pk *packets.Packet) {
+	switch pk.FixedHeader.Type {
+	case packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp, packets.Suback, packets.Unsuback:
+	default:
+		return
+	}
 	gc := guardOf(cl)
 	if gc == nil {
 		return
@@ -226,56 +267,14 @@ func (packetIDHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, _ erro
 	}
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
-	ids.isResent = false
-	held := false
-	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 2 {
-		e, ok := cl.State.Inflight.Get(pk.PacketID)
-		held = ok && e.FixedHeader.Type == packets.Pubrec
+	if ids.isResent && pk.FixedHeader.Type == packets.Pubrec && pk.PacketID == ids.resent &&
+		pk.ReasonCode == packets.ErrPacketIdentifierInUse.Code {
+		pk.ReasonCode = packets.CodeSuccess.Code
+		pk.Properties.ReasonString = ""
 	}
-	if x, ok := ids.sub[pk.PacketID]; ok && !held {
-		delete(ids.sub, pk.PacketID)
-		if y, ok := ids.own[x]; ok && y == pk.PacketID {
-			delete(ids.own, x)
-		}
+	if x, ok := ids.sub[pk.PacketID]; ok {
+		pk.PacketID = x
 	}
-	ids.recount()
-}
-
-// recount sets n; called with mu held.
-func (p *packetIDs) recount() {
-	n := len(p.sub)
-	if p.isResent {
-		n++
-	}
-	p.n.Store(int32(n))
-}
-
-// OnPacketEncode writes an answer to a moved packet under the id the
-// client gave it. Only answers carry the other direction's ids: a PUBLISH
-// the hub sends has an id of the hub's.
-func (packetIDHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	switch pk.FixedHeader.Type {
-	case packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp, packets.Suback, packets.Unsuback:
-		gc := guardOf(cl)
-		if gc == nil {
-			return pk
-		}
-		ids := gc.ids.Load()
-		if ids == nil || ids.n.Load() == 0 {
-			return pk
-		}
-		ids.mu.Lock()
-		defer ids.mu.Unlock()
-		if ids.isResent && pk.FixedHeader.Type == packets.Pubrec && pk.PacketID == ids.resent &&
-			pk.ReasonCode == packets.ErrPacketIdentifierInUse.Code {
-			pk.ReasonCode = packets.CodeSuccess.Code
-			pk.Properties.ReasonString = ""
-		}
-		if x, ok := ids.sub[pk.PacketID]; ok {
-			pk.PacketID = x
-		}
-	}
-	return pk
 }
 
 // wireID is the id on the wire of the client packet mochi knows as id.
@@ -305,13 +304,14 @@ func wireID(cl *mqtt.Client, id uint16) uint16 {
 // messages in quick succession never received another on that connection
 // (and the message was not resent on resuming the session).
 //
-// OnPacketSent notes such a message as mochi writes it, just before the
-// delete; restoreReleased puts it back once mochi is done with the packet:
-// before the connection's read loop handles its next packet (the PUBACK
-// cannot come sooner) or waits for one, and when the connection ends.
+// noteReleased (OnPacketSent) notes such a message as mochi writes it,
+// just before the delete; restoreReleased puts it back once mochi is done
+// with the packet: before the connection's read loop handles its next
+// packet (the PUBACK cannot come sooner) or waits for one, and when the
+// connection ends.
 
-// OnPacketSent notes a held message of the hub's that mochi has just sent.
-func (packetIDHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+// noteReleased notes a held message of the hub's that mochi has just sent.
+func noteReleased(cl *mqtt.Client, pk *packets.Packet) {
 	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || pk.Expiry >= 0 {
 		return
 	}
@@ -319,30 +319,19 @@ func (packetIDHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	if gc == nil {
 		return
 	}
-	ids := gc.ids.Load()
-	if ids == nil {
-		ids = newPacketIDs()
-		gc.ids.Store(ids) // only the read loop stores (mochi sends these from it)
-	}
+	ids := idsOf(gc) // mochi sends these from the read loop
 	ids.mu.Lock()
-	ids.released = append(ids.released, pk)
+	ids.released = append(ids.released, *pk)
 	ids.inflight = cl.State.Inflight
 	ids.held.Store(true)
 	ids.mu.Unlock()
 }
 
-// OnDisconnect puts back a message sent last (restoreReleased).
-func (packetIDHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	if gc := guardOf(cl); gc != nil {
-		gc.restoreReleased()
-	}
-}
-
 // restoreReleased puts the held messages mochi sent back in the session,
 // as sent (no longer held), unless their id was given to another message
-// meanwhile. The read loop calls it before it handles the next packet
-// (OnPacketRead) or waits for one (guardConn.Read): a session taken over
-// by a new connection meanwhile would be copied without them.
+// meanwhile. A session taken over by a new connection before this runs
+// would be copied without them, so the read loop runs it as soon as it is
+// between packets (keepIDsApart, guardConn.Read), and OnDisconnect.
 func (c *guardConn) restoreReleased() {
 	ids := c.ids.Load()
 	if ids == nil || !ids.held.Load() {
