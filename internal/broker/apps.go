@@ -113,15 +113,35 @@ func (h *hook) appACL(cl *mqtt.Client, topic string, write bool) bool {
 // for every client it notes a held message mochi sent (noteReleased).
 func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	noteReleased(cl, &pk)
-	if h.apps == nil || !isAppClient(cl) {
-		return
-	}
+	app := h.apps != nil && isAppClient(cl)
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
-		h.apps.Delivered(string(cl.Properties.Username))
+		if app {
+			h.apps.Delivered(string(cl.Properties.Username))
+		}
 	case packets.Connack:
-		h.pruneInflight(cl)
+		if cl.Net.Inline || cl.State.Inflight.Len() == 0 {
+			return
+		}
+		var pks []packets.Packet
+		if app {
+			pks = h.pruneInflight(cl)
+		} else {
+			pks = keepOrder(cl, hubMessages(cl))
+		}
+		parkBeyondReceiveMaximum(cl, pks)
 	}
+}
+
+// hubMessages are the messages of the hub's in cl's session.
+func hubMessages(cl *mqtt.Client) []packets.Packet {
+	var pks []packets.Packet
+	for _, p := range cl.State.Inflight.GetAll(false) {
+		if p.FixedHeader.Type == packets.Publish {
+			pks = append(pks, p)
+		}
+	}
+	return pks
 }
 
 // pruneInflight drops, from an app's resumed session, the queued messages
@@ -130,19 +150,22 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 // ACL again; a person who withdrew a use meanwhile must not see those
 // readings go out anyway. The CONNACK is written just before the resend,
 // on the same goroutine, so this runs first.
-func (h *hook) pruneInflight(cl *mqtt.Client) {
+func (h *hook) pruneInflight(cl *mqtt.Client) []packets.Packet {
 	id := string(cl.Properties.Username)
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
 	defer cancel()
 	var kept []packets.Packet
 	for _, p := range cl.State.Inflight.GetAll(false) {
-		if p.FixedHeader.Type == packets.Publish && !h.apps.MayMatch(ctx, id, p.TopicName) {
+		if p.FixedHeader.Type != packets.Publish {
+			continue
+		}
+		if !h.apps.MayMatch(ctx, id, p.TopicName) {
 			cl.State.Inflight.Delete(p.PacketID)
 			continue
 		}
 		kept = append(kept, p)
 	}
-	keepOrder(cl, kept)
+	return keepOrder(cl, kept)
 }
 
 // keepOrder makes mochi resend a resumed session's messages in the order
@@ -156,9 +179,9 @@ func (h *hook) pruneInflight(cl *mqtt.Client) {
 // per message queued before it. (mochi compares Created modulo 65536
 // seconds, so a queue that straddles such a boundary, once in about 18
 // hours, can still come back out of order.)
-func keepOrder(cl *mqtt.Client, pks []packets.Packet) {
+func keepOrder(cl *mqtt.Client, pks []packets.Packet) []packets.Packet {
 	if len(pks) < 2 {
-		return
+		return pks
 	}
 	slices.SortFunc(pks, func(a, b packets.Packet) int { return cmp.Compare(a.PacketID, b.PacketID) })
 	// The first in sending order follows the widest gap between ids.
@@ -175,6 +198,7 @@ func keepOrder(cl *mqtt.Client, pks []packets.Packet) {
 			cl.State.Inflight.Set(pks[i])
 		}
 	}
+	return pks
 }
 
 // OnPublishDropped counts readings an app's full queue could not take:

@@ -553,6 +553,9 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if cl.Net.Inline {
 		return
 	}
+	if gc := guardOf(cl); gc != nil {
+		gc.unpark(true) // mochi has resent the session (parkBeyondReceiveMaximum)
+	}
 	h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
 }
 

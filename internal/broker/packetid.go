@@ -78,7 +78,13 @@ type packetIDs struct {
 	// (restoreReleased); held says there are some, read without mu.
 	released []packets.Packet
 	held     atomic.Bool
-	inflight *mqtt.Inflight // the session released is put back in
+	inflight *mqtt.Inflight // the session released and parked go back in
+	// parked are messages of a resumed session beyond the client's
+	// Receive Maximum, kept out of mochi's resend (parkBeyondReceiveMaximum);
+	// resent counts those mochi resends. isParked says there are some.
+	parked   []packets.Packet
+	resent1  int
+	isParked atomic.Bool
 }
 
 func newPacketIDs() *packetIDs {
@@ -348,4 +354,74 @@ func (c *guardConn) restoreReleased() {
 	clear(ids.released)
 	ids.released = ids.released[:0]
 	ids.held.Store(false)
+}
+
+// When a client resumes its session, mochi resends every message of the
+// hub's it holds at once, whatever the client's Receive Maximum
+// [MQTT-3.3.4-9], and then sends those it had held for that maximum a
+// second time. parkBeyondReceiveMaximum (when the CONNACK is sent, just
+// before the resend) takes the messages beyond the maximum out of the
+// session, in sending order; unpark (just after) puts them back as held
+// and counts the resent ones against the quota, so mochi sends the rest
+// one by one as PUBACKs come, as it does on a live connection.
+
+// parkBeyondReceiveMaximum parks the messages of a resumed session beyond
+// the client's Receive Maximum. pks are the hub's messages in the session,
+// in sending order (keepOrder).
+func parkBeyondReceiveMaximum(cl *mqtt.Client, pks []packets.Packet) {
+	rm := int(cl.Properties.Props.ReceiveMaximum)
+	gc := guardOf(cl)
+	if rm == 0 || gc == nil || len(pks) == 0 {
+		return // 0: no maximum given (mochi holds nothing back either)
+	}
+	ids := idsOf(gc) // the connection's goroutine, before its read loop
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	ids.inflight = cl.State.Inflight
+	ids.resent1 = min(rm, len(pks))
+	for i, pk := range pks {
+		if i < rm {
+			if pk.Expiry < 0 {
+				pk.Expiry = 0 // resent now: no longer held
+				cl.State.Inflight.Set(pk)
+			}
+			continue
+		}
+		cl.State.Inflight.Delete(pk.PacketID)
+		ids.parked = append(ids.parked, pk)
+	}
+	ids.isParked.Store(true)
+}
+
+// unpark puts parked messages back in the session, held for the client's
+// Receive Maximum, and takes the resent ones from the quota (quota: false
+// when the connection is gone and only the session matters).
+func (c *guardConn) unpark(quota bool) {
+	ids := c.ids.Load()
+	if ids == nil || !ids.isParked.Load() {
+		return
+	}
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	if quota {
+		for range ids.resent1 {
+			ids.inflight.DecreaseSendQuota()
+		}
+	}
+	for _, pk := range ids.parked {
+		if _, taken := ids.inflight.Get(pk.PacketID); !taken {
+			pk.Expiry = -1 // held: mochi sends it when a PUBACK gives room
+			ids.inflight.Set(pk)
+		}
+	}
+	clear(ids.parked)
+	ids.parked, ids.resent1 = nil, 0
+	ids.isParked.Store(false)
+}
+
+// Close puts parked messages back first: a resend that failed ends the
+// connection without OnSessionEstablished.
+func (c *guardConn) Close() error {
+	c.unpark(false)
+	return c.Conn.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -393,5 +394,52 @@ func TestHeldControlResent(t *testing.T) {
 	if p.Flags&0x08 == 0 || publishID(t, p) != second {
 		t.Fatalf("resent % x, want a DUP PUBLISH with id %d", p.Raw, second)
 	}
+	r.Expect(mqtttest.PINGRESP)
+}
+
+// TestResumeHonoursReceiveMaximum: control messages queued while a device
+// with a Receive Maximum of 1 was offline are sent one at a time when it
+// resumes its session, each after the PUBACK of the one before, in the
+// order the hub published them [MQTT-3.3.4-9, MQTT-4.6.0-2]. mochi resent
+// every one at once (in an order of its map's choosing within a second)
+// and then sent those it had held a second time.
+func TestResumeHonoursReceiveMaximum(t *testing.T) {
+	tb := startBroker(t)
+	rm1 := mqtttest.PropUint16(0x21, 1)
+	c := mqtttest.Dial(t, tb.addr, nil)
+	c.Send(clashConnect(5, rm1...))
+	c.Expect(mqtttest.CONNACK)
+	c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/control/#", 1))
+	c.Expect(mqtttest.SUBACK)
+	c.Send(mqtttest.Disconnect())
+	c.ExpectClosed()
+	waitFor(t, "the device offline", 5*time.Second, func() bool {
+		cl, ok := tb.srv.Clients.Get(devA)
+		return ok && cl.Closed()
+	})
+	const n = 4
+	for i := range n {
+		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"n":%d}`, i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r := mqtttest.Dial(t, tb.addr, nil)
+	r.Send(clashConnect(5, rm1...))
+	if p := r.Expect(mqtttest.CONNACK); p.Body[0]&1 == 0 {
+		t.Fatalf("CONNACK % x, want the session present", p.Raw)
+	}
+	for i := range n {
+		r.Send(mqtttest.Pingreq())
+		p := r.Expect(mqtttest.PUBLISH)
+		if want := fmt.Sprintf(`{"n":%d}`, i); !strings.HasSuffix(string(p.Body), want) {
+			t.Fatalf("message %d: % x, want payload %s", i, p.Raw, want)
+		}
+		// Nothing more until this one is acknowledged: the PINGRESP
+		// comes next.
+		r.Expect(mqtttest.PINGRESP)
+		r.Send(mqtttest.Puback(publishID(t, p)))
+	}
+	r.Send(mqtttest.Pingreq())
 	r.Expect(mqtttest.PINGRESP)
 }
