@@ -81,9 +81,9 @@ type packetIDs struct {
 	inflight *mqtt.Inflight // the session released and parked go back in
 	// parked are messages of a resumed session beyond the client's
 	// Receive Maximum, kept out of mochi's resend (parkBeyondReceiveMaximum);
-	// resent counts those mochi resends. isParked says there are some.
+	// resentN counts those mochi resends. isParked says there are some.
 	parked   []packets.Packet
-	resent1  int
+	resentN  int
 	isParked atomic.Bool
 }
 
@@ -378,7 +378,7 @@ func parkBeyondReceiveMaximum(cl *mqtt.Client, pks []packets.Packet) {
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
 	ids.inflight = cl.State.Inflight
-	ids.resent1 = min(rm, len(pks))
+	ids.resentN = min(rm, len(pks))
 	for i, pk := range pks {
 		if i < rm {
 			if pk.Expiry < 0 {
@@ -404,7 +404,7 @@ func (c *guardConn) unpark(quota bool) {
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
 	if quota {
-		for range ids.resent1 {
+		for range ids.resentN {
 			ids.inflight.DecreaseSendQuota()
 		}
 	}
@@ -415,7 +415,7 @@ func (c *guardConn) unpark(quota bool) {
 		}
 	}
 	clear(ids.parked)
-	ids.parked, ids.resent1 = nil, 0
+	ids.parked, ids.resentN = nil, 0
 	ids.isParked.Store(false)
 }
 
