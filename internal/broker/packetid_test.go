@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
+
 	"github.com/candor-iot/candor/internal/apps"
 	"github.com/candor-iot/candor/internal/broker/mqtttest"
 	"github.com/candor-iot/candor/internal/store"
@@ -442,4 +444,35 @@ func TestResumeHonoursReceiveMaximum(t *testing.T) {
 	}
 	r.Send(mqtttest.Pingreq())
 	r.Expect(mqtttest.PINGRESP)
+}
+
+// TestPahoReceiveMaximumGetsEveryControl: the Receive Maximum defect with
+// a real client (paho.golang), which acknowledges each message as it
+// comes. With a Receive Maximum of 1 and three control changes published
+// at once, mochi sent the second after the first's PUBACK and dropped it
+// from the session, so the third never left the hub.
+func TestPahoReceiveMaximumGetsEveryControl(t *testing.T) {
+	tb := startBroker(t)
+	rm := uint16(1)
+	c, _, err := dialV5With(t, tb.addr, &paho.Connect{ClientID: devA, KeepAlive: 30, CleanStart: true,
+		UsernameFlag: true, Username: devA, PasswordFlag: true, Password: []byte(secretA),
+		Properties: &paho.ConnectProperties{ReceiveMaximum: &rm}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Subscribe(testCtx(t), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+		{Topic: ControlTopic(devA, "+"), QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"n":%d}`, i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "three control messages", 5*time.Second, func() bool { return len(c.messages()) == 3 })
+	for i, m := range c.messages() {
+		if want := fmt.Sprintf(`{"n":%d}`, i); string(m.Payload) != want {
+			t.Fatalf("message %d is %s, want %s", i, m.Payload, want)
+		}
+	}
 }
