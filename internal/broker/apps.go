@@ -180,18 +180,7 @@ func (h *hook) pruneInflight(cl *mqtt.Client) []packets.Packet {
 // seconds, so a queue that straddles such a boundary, once in about 18
 // hours, can still come back out of order.)
 func keepOrder(cl *mqtt.Client, pks []packets.Packet) []packets.Packet {
-	if len(pks) < 2 {
-		return pks
-	}
-	slices.SortFunc(pks, func(a, b packets.Packet) int { return cmp.Compare(a.PacketID, b.PacketID) })
-	// The first in sending order follows the widest gap between ids.
-	start, gap := 0, int(pks[0].PacketID)+65536-int(pks[len(pks)-1].PacketID)
-	for i := 1; i < len(pks); i++ {
-		if g := int(pks[i].PacketID) - int(pks[i-1].PacketID); g > gap {
-			start, gap = i, g
-		}
-	}
-	pks = append(pks[start:], pks[:start]...)
+	pks = sendOrder(pks)
 	for i := 1; i < len(pks); i++ {
 		if pks[i].Created <= pks[i-1].Created {
 			pks[i].Created = pks[i-1].Created + 1
@@ -199,6 +188,23 @@ func keepOrder(cl *mqtt.Client, pks []packets.Packet) []packets.Packet {
 		}
 	}
 	return pks
+}
+
+// sendOrder sorts messages of the hub's to one client in the order they
+// were first sent: by packet id, handed out in sending order (wrapping
+// after 65535), the first following the widest gap between ids.
+func sendOrder(pks []packets.Packet) []packets.Packet {
+	if len(pks) < 2 {
+		return pks
+	}
+	slices.SortFunc(pks, func(a, b packets.Packet) int { return cmp.Compare(a.PacketID, b.PacketID) })
+	start, gap := 0, int(pks[0].PacketID)+65536-int(pks[len(pks)-1].PacketID)
+	for i := 1; i < len(pks); i++ {
+		if g := int(pks[i].PacketID) - int(pks[i-1].PacketID); g > gap {
+			start, gap = i, g
+		}
+	}
+	return append(pks[start:], pks[:start]...)
 }
 
 // OnPublishDropped counts readings an app's full queue could not take:

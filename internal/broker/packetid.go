@@ -3,6 +3,7 @@ package broker
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -128,6 +129,7 @@ func keepIDsApart(cl *mqtt.Client, pk *packets.Packet) {
 	if ids := gc.ids.Load(); ids != nil && ids.n.Load() != 0 {
 		ids.settle(cl)
 	}
+	orderHeld(cl)
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
 		if pk.FixedHeader.Qos == 0 {
@@ -424,4 +426,46 @@ func (c *guardConn) unpark(quota bool) {
 func (c *guardConn) Close() error {
 	c.unpark(false)
 	return c.Conn.Close()
+}
+
+// orderHeld puts the messages mochi holds for a device's Receive Maximum
+// in the order the hub sent them, before mochi picks the next to send (at
+// the end of handling the packet just read). mochi picks by Created, a
+// time in whole seconds, and messages of the same second in map order:
+// two control changes made within a second (a hold set, then lifted)
+// reached a device with a small Receive Maximum in either order, and it
+// could end with the older one.
+//
+// Unless they already are, the held messages get strictly increasing
+// Created times in sending order (sendOrder), the last two seconds before
+// now, so that a message being held now or a moment ago (stamped with
+// the current second or the one before) sorts after them. Their expiry
+// (Expiry) is not touched. Only a session holding more of the hub's
+// messages than the maximum holds any back, which costs a read lock to
+// tell. Devices only: their messages are the hub's control changes, a
+// few at a time; an app's held readings could number a thousand, and
+// redoing them at every PUBACK is not done (an app with a small Receive
+// Maximum may still get readings of the same second out of order).
+func orderHeld(cl *mqtt.Client) {
+	rm := int(cl.Properties.Props.ReceiveMaximum)
+	if rm == 0 || cl.State.Inflight.Len() <= rm || isAppClient(cl) {
+		return
+	}
+	held := sendOrder(cl.State.Inflight.GetAll(true))
+	n := len(held)
+	if n == 0 {
+		return
+	}
+	last := time.Now().Unix() - 2
+	ordered := held[n-1].Created <= last
+	for i := 1; ordered && i < n; i++ {
+		ordered = held[i].Created > held[i-1].Created
+	}
+	if ordered {
+		return
+	}
+	for i := range held {
+		held[i].Created = last - int64(n-1-i)
+		cl.State.Inflight.Set(held[i])
+	}
 }

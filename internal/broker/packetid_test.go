@@ -476,3 +476,27 @@ func TestPahoReceiveMaximumGetsEveryControl(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldControlsInOrder: control messages mochi holds for a device's
+// Receive Maximum go out in the order the hub published them. mochi
+// picks the next held message by its time in whole seconds, and those of
+// one second in map order: a device could get a hold lifted before it
+// was set, and keep the older state.
+func TestHeldControlsInOrder(t *testing.T) {
+	tb := startBroker(t)
+	c, first := controlPending(t, tb, 5, mqtttest.PropUint16(0x21, 1)...)
+	const n = 6
+	for i := 1; i <= n; i++ {
+		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"n":%d}`, i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Send(mqtttest.Puback(first))
+	for i := 1; i <= n; i++ {
+		p := c.Expect(mqtttest.PUBLISH)
+		if want := fmt.Sprintf(`{"n":%d}`, i); !strings.HasSuffix(string(p.Body), want) {
+			t.Fatalf("message %d: % x, want payload %s", i, p.Raw, want)
+		}
+		c.Send(mqtttest.Puback(publishID(t, p)))
+	}
+}
