@@ -44,8 +44,11 @@ import (
 // of its own: mochi passes each hook every packet by value (800 bytes in
 // and out), and the hooks that already see these packets can do it. The
 // same code makes mochi's answer to a QoS 2 PUBLISH resent before its
-// PUBREL a plain PUBREC (noteResent), and keeps in the session a message
-// mochi held for the client's Receive Maximum (restoreReleased).
+// PUBREL a plain PUBREC (noteResent), and repairs mochi's handling of the
+// client's Receive Maximum: a held message stays in the session once sent
+// (restoreReleased), a device's held messages go in the order published
+// (orderHeld), and a resumed session is resent within the maximum
+// (parkBeyondReceiveMaximum).
 //
 // What is not covered: a session resumed on a new connection while one of
 // the client's QoS 2 flows held another id (mochi resends its PUBREC under
