@@ -261,7 +261,7 @@ type guardConn struct {
 	// app, or before login); see deviceConn.
 	dev *deviceConn
 
-	// ids: the packet ids moved apart from the hub's (packetIDHook),
+	// ids: the packet ids moved apart from the hub's (packetid.go),
 	// nil until the first is moved (a pointer: most connections never
 	// need one, and each connection's struct is kept small).
 	ids atomic.Pointer[packetIDs]
