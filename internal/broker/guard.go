@@ -262,7 +262,7 @@ type guardConn struct {
 	dev *deviceConn
 
 	// ids: the packet ids moved apart from the hub's (packetid.go),
-	// nil until the first is moved (a pointer: most connections never
+	// held messages and the like, nil until first needed (a pointer: most connections never
 	// need one, and each connection's struct is kept small).
 	ids atomic.Pointer[packetIDs]
 
