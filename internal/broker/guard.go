@@ -261,9 +261,10 @@ type guardConn struct {
 	// app, or before login); see deviceConn.
 	dev *deviceConn
 
-	// ids: the packet ids moved apart from the hub's (packetid.go),
-	// held messages and the like, nil until first needed (a pointer: most connections never
-	// need one, and each connection's struct is kept small).
+	// ids: the packet ids moved apart from the hub's, held messages and
+	// the like (packetid.go); nil until first needed (a pointer: most
+	// connections never need one, and each connection's struct is kept
+	// small).
 	ids atomic.Pointer[packetIDs]
 
 	sizes inSizes     // the packets after the CONNECT (read loop only)
