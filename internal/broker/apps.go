@@ -109,17 +109,39 @@ func (h *hook) appACL(cl *mqtt.Client, topic string, write bool) bool {
 }
 
 // OnPacketSent counts readings written to an app's connection, and
-// prunes a resumed session before mochi resends it (see pruneInflight).
+// prunes a resumed session before mochi resends it (see pruneInflight);
+// for every client it notes a held message mochi sent (noteReleased).
 func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if h.apps == nil || !isAppClient(cl) {
-		return
-	}
+	noteReleased(cl, &pk)
+	app := h.apps != nil && isAppClient(cl)
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
-		h.apps.Delivered(string(cl.Properties.Username))
+		if app {
+			h.apps.Delivered(string(cl.Properties.Username))
+		}
 	case packets.Connack:
-		h.pruneInflight(cl)
+		if cl.Net.Inline || cl.State.Inflight.Len() == 0 {
+			return
+		}
+		var pks []packets.Packet
+		if app {
+			pks = h.pruneInflight(cl)
+		} else {
+			pks = keepOrder(cl, hubMessages(cl))
+		}
+		parkBeyondReceiveMaximum(cl, pks)
 	}
+}
+
+// hubMessages are the messages of the hub's in cl's session.
+func hubMessages(cl *mqtt.Client) []packets.Packet {
+	var pks []packets.Packet
+	for _, p := range cl.State.Inflight.GetAll(false) {
+		if p.FixedHeader.Type == packets.Publish {
+			pks = append(pks, p)
+		}
+	}
+	return pks
 }
 
 // pruneInflight drops, from an app's resumed session, the queued messages
@@ -128,19 +150,22 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 // ACL again; a person who withdrew a use meanwhile must not see those
 // readings go out anyway. The CONNACK is written just before the resend,
 // on the same goroutine, so this runs first.
-func (h *hook) pruneInflight(cl *mqtt.Client) {
+func (h *hook) pruneInflight(cl *mqtt.Client) []packets.Packet {
 	id := string(cl.Properties.Username)
 	ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
 	defer cancel()
 	var kept []packets.Packet
 	for _, p := range cl.State.Inflight.GetAll(false) {
-		if p.FixedHeader.Type == packets.Publish && !h.apps.MayMatch(ctx, id, p.TopicName) {
+		if p.FixedHeader.Type != packets.Publish {
+			continue
+		}
+		if !h.apps.MayMatch(ctx, id, p.TopicName) {
 			cl.State.Inflight.Delete(p.PacketID)
 			continue
 		}
 		kept = append(kept, p)
 	}
-	keepOrder(cl, kept)
+	return keepOrder(cl, kept)
 }
 
 // keepOrder makes mochi resend a resumed session's messages in the order
@@ -154,25 +179,32 @@ func (h *hook) pruneInflight(cl *mqtt.Client) {
 // per message queued before it. (mochi compares Created modulo 65536
 // seconds, so a queue that straddles such a boundary, once in about 18
 // hours, can still come back out of order.)
-func keepOrder(cl *mqtt.Client, pks []packets.Packet) {
-	if len(pks) < 2 {
-		return
-	}
-	slices.SortFunc(pks, func(a, b packets.Packet) int { return cmp.Compare(a.PacketID, b.PacketID) })
-	// The first in sending order follows the widest gap between ids.
-	start, gap := 0, int(pks[0].PacketID)+65536-int(pks[len(pks)-1].PacketID)
-	for i := 1; i < len(pks); i++ {
-		if g := int(pks[i].PacketID) - int(pks[i-1].PacketID); g > gap {
-			start, gap = i, g
-		}
-	}
-	pks = append(pks[start:], pks[:start]...)
+func keepOrder(cl *mqtt.Client, pks []packets.Packet) []packets.Packet {
+	pks = sendOrder(pks)
 	for i := 1; i < len(pks); i++ {
 		if pks[i].Created <= pks[i-1].Created {
 			pks[i].Created = pks[i-1].Created + 1
 			cl.State.Inflight.Set(pks[i])
 		}
 	}
+	return pks
+}
+
+// sendOrder sorts messages of the hub's to one client in the order they
+// were first sent: by packet id, handed out in sending order (wrapping
+// after 65535), the first following the widest gap between ids.
+func sendOrder(pks []packets.Packet) []packets.Packet {
+	if len(pks) < 2 {
+		return pks
+	}
+	slices.SortFunc(pks, func(a, b packets.Packet) int { return cmp.Compare(a.PacketID, b.PacketID) })
+	start, gap := 0, int(pks[0].PacketID)+65536-int(pks[len(pks)-1].PacketID)
+	for i := 1; i < len(pks); i++ {
+		if g := int(pks[i].PacketID) - int(pks[i-1].PacketID); g > gap {
+			start, gap = i, g
+		}
+	}
+	return append(pks[start:], pks[:start]...)
 }
 
 // OnPublishDropped counts readings an app's full queue could not take:

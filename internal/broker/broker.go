@@ -216,6 +216,8 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		}
 		h.ackWithin, h.lag = cfg.AckWithin, lr
 	}
+	// First: its OnPacketRead moves packet ids (packetid.go) before any
+	// other hook sees a packet.
 	if err := srv.AddHook(h, nil); err != nil {
 		return nil, fmt.Errorf("add policy hook: %w", err)
 	}

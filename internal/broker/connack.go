@@ -34,8 +34,12 @@ func (c *connackCodes) Provides(b byte) bool { return b == mqtt.OnPacketEncode }
 // refuseWith makes the CONNACK refusing cl carry code.
 func (c *connackCodes) refuseWith(cl *mqtt.Client, code packets.Code) { c.codes.Store(cl, code) }
 
+// OnPacketEncode also writes answers to packets whose id was moved under
+// the client's own id (answerID, packetid.go): one hook that sees every
+// packet written, not two.
 func (c *connackCodes) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if pk.FixedHeader.Type != packets.Connack {
+		answerID(cl, &pk)
 		return pk
 	}
 	v, ok := c.codes.LoadAndDelete(cl)

@@ -264,6 +264,12 @@ type guardConn struct {
 	// app, or before login); see deviceConn.
 	dev *deviceConn
 
+	// ids: the packet ids moved apart from the hub's, held messages and
+	// the like (packetid.go); nil until first needed (a pointer: most
+	// connections never need one, and each connection's struct is kept
+	// small).
+	ids atomic.Pointer[packetIDs]
+
 	sizes inSizes     // the packets after the CONNECT (read loop only)
 	sock  *sockReader // a plain TCP socket's reads (readbuf.go); nil otherwise
 	big   atomic.Bool // a bridge logged in: bridgeMax holds
@@ -366,6 +372,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			q.flushRead()
 		}
 	}
+	c.restoreReleased() // see packetid.go
 	if c.sock != nil {
 		n, err := c.sock.read(p)
 		return c.handOn(p, n, err)

@@ -340,7 +340,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 				// PUBACK does not overtake earlier ones still waiting.
 				t = acceptedTicket
 			}
-			h.queue(cl).push(ackItem{id: pk.PacketID, ticket: t})
+			h.queue(cl).push(ackItem{id: wireID(cl, pk.PacketID), ticket: t})
 			return handled(pk), nil // we send the PUBACK ourselves
 		}
 	} else {
@@ -431,6 +431,7 @@ func pubrecRefused(cl *mqtt.Client, id uint16) {
 // with '$' leaves at once; a publish that fails mochi's checks
 // (PublishValidate) is left to mochi, which ends the connection.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	keepIDsApart(cl, &pk) // first: every later step sees the id mochi will use
 	if pk.FixedHeader.Type == packets.Disconnect {
 		flushBeforeEnd(cl) // mochi closes the connection without reading again
 		return pk, nil
@@ -475,7 +476,7 @@ func (h *hook) ackInOrder(cl *mqtt.Client, pk packets.Packet, code packets.Code)
 	if pk.FixedHeader.Qos != 1 {
 		return pk, packets.CodeSuccessIgnore
 	}
-	it := ackItem{id: pk.PacketID, ticket: ingest.Completed(nil)}
+	it := ackItem{id: wireID(cl, pk.PacketID), ticket: ingest.Completed(nil)}
 	if code.Code != packets.CodeSuccess.Code {
 		it.refusal = &code
 	}
@@ -543,6 +544,9 @@ func (h *hook) onState(cl *mqtt.Client, id string, pk packets.Packet) (packets.P
 // unless the hub ended it: a revoked credential sends nothing more, and a
 // hub shutting down says nothing about the device.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if gc := guardOf(cl); gc != nil {
+		gc.restoreReleased() // before a new connection copies the session
+	}
 	if err != nil && !cl.Net.Inline && cl.Properties.Will.TopicName != "" &&
 		!errors.Is(cl.StopCause(), packets.ErrNotAuthorized) && !errors.Is(cl.StopCause(), packets.ErrServerShuttingDown) {
 		h.sendWill(cl)
@@ -562,6 +566,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if cl.Net.Inline {
 		return
+	}
+	if gc := guardOf(cl); gc != nil {
+		gc.unpark(true) // mochi has resent the session (parkBeyondReceiveMaximum)
 	}
 	h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
 }

@@ -1,0 +1,474 @@
+package broker
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Packet ids are unique per direction (MQTT 5 §2.2.1, 3.1.1 §2.3.1): the
+// id a client gives its PUBLISH, SUBSCRIBE or UNSUBSCRIBE says nothing
+// about the ids the server gave the messages it is sending the client.
+// mochi (v2.7.9) keeps both directions in one map per session
+// (Client.State.Inflight), keyed by id alone, so a client packet whose id
+// equals that of one of the hub's messages still in flight did damage:
+//
+//   - a QoS 1 or 2 PUBLISH deleted the hub's message from the session
+//     (processPublish's "[MQTT-4.3.2-5]" delete): never resent after a
+//     reconnect, and its place in the client's Receive Maximum never
+//     given back, so a client with a small one stopped receiving;
+//   - a QoS 2 PUBLISH then put its own PUBREC state under the id, which
+//     the client's PUBACK of the hub's message deleted (the client's
+//     PUBREL then got PUBCOMP "packet identifier not found");
+//   - a SUBSCRIBE or UNSUBSCRIBE was refused "packet identifier in use";
+//   - a PUBREL for a flow the hub did not know took the hub's message's
+//     place and was answered "success" instead of "not found".
+//
+// Devices commonly number their packets from 1, as mochi numbers each
+// connection's, so the ids meet on the first control message a device is
+// sent while it publishes.
+//
+// keepIDsApart (from the policy hook's OnPacketRead, before anything else
+// looks at the packet) keeps the directions apart without touching mochi:
+// a client packet whose id would meet one of the hub's entries is handed
+// to mochi under another id, free in the session, and every answer mochi
+// or the hook writes under that id goes out under the client's again
+// (answerID, from OnPacketEncode; wireID, for the ack queue). The
+// same goes the other way for an acknowledgement (PUBACK, PUBREC, PUBCOMP)
+// of an id under which the session holds only the client's own state.
+// Nothing else changes: a packet that meets nothing, nearly every packet,
+// keeps its id and costs one look-up in the session. This is not a hook
+// of its own: mochi passes each hook every packet by value (800 bytes in
+// and out), and the hooks that already see these packets can do it. The
+// same code makes mochi's answer to a QoS 2 PUBLISH resent before its
+// PUBREL a plain PUBREC (noteResent), and repairs mochi's handling of the
+// client's Receive Maximum: a held message stays in the session once sent
+// (restoreReleased), a device's held messages go in the order published
+// (orderHeld), and a resumed session is resent within the maximum
+// (parkBeyondReceiveMaximum).
+//
+// What is not covered: a session resumed on a new connection while one of
+// the client's QoS 2 flows held another id (mochi resends its PUBREC under
+// that id, which the client does not know, and answers the client's
+// PUBREL "not found"); and an id the hub hands a message of its own in the
+// instant between this look-up and mochi's (both run per packet, this
+// one just before).
+
+// packetIDs is one connection's ids handed to mochi in place of the
+// client's. Only the connection's read loop adds and removes entries;
+// answers written from other goroutines read them under mu.
+type packetIDs struct {
+	// n counts sub and a resend noted, read without mu so that a
+	// connection with nothing moved (nearly all) takes no lock. Only the
+	// read loop raises it.
+	n   atomic.Int32
+	mu  sync.Mutex
+	sub map[uint16]uint16 // the id mochi sees → the one on the wire
+	// own maps a client id to the one mochi sees, for the client's packets
+	// that use the id again (its PUBREL, a resent PUBLISH).
+	own map[uint16]uint16
+	// next is where the search for a free id starts: from the top down,
+	// away from mochi's own numbering, which counts up from 1.
+	next uint16
+	// resent is the id of the QoS 2 PUBLISH being handled if it is a
+	// resend mochi holds the PUBREC state of (isResent; noteResent).
+	resent   uint16
+	isResent bool
+	// released are messages of the hub's mochi held for the client's
+	// Receive Maximum and has just sent, to be put back in the session
+	// (restoreReleased); held says there are some, read without mu.
+	released []packets.Packet
+	held     atomic.Bool
+	inflight *mqtt.Inflight // the session released and parked go back in
+	// parked are messages of a resumed session beyond the client's
+	// Receive Maximum, kept out of mochi's resend (parkBeyondReceiveMaximum);
+	// resentN counts those mochi resends. isParked says there are some.
+	parked   []packets.Packet
+	resentN  int
+	isParked atomic.Bool
+}
+
+func newPacketIDs() *packetIDs {
+	return &packetIDs{sub: map[uint16]uint16{}, own: map[uint16]uint16{}, next: 0xFFFF}
+}
+
+// idsOf returns gc's packetIDs, made on first use (by the read loop only).
+func idsOf(gc *guardConn) *packetIDs {
+	ids := gc.ids.Load()
+	if ids == nil {
+		ids = newPacketIDs()
+		gc.ids.Store(ids)
+	}
+	return ids
+}
+
+// hubsEntry reports whether a session entry is the hub's own flow: a
+// message it sent (awaiting PUBACK or PUBREC) or its PUBREL.
+func hubsEntry(t byte) bool { return t == packets.Publish || t == packets.Pubrel }
+
+// entryType is the type of the session's entry under id, if any. Most
+// sessions hold nothing, which Len tells without copying a packet.
+func entryType(cl *mqtt.Client, id uint16) (byte, bool) {
+	if cl.State.Inflight.Len() == 0 {
+		return 0, false
+	}
+	e, ok := cl.State.Inflight.Get(id)
+	return e.FixedHeader.Type, ok
+}
+
+// keepIDsApart hands mochi a packet whose id would meet an entry of the
+// other direction under a free id instead. It runs first for every packet
+// read (the policy hook's OnPacketRead), when mochi is done with the one
+// before.
+func keepIDsApart(cl *mqtt.Client, pk *packets.Packet) {
+	gc := guardOf(cl)
+	if gc == nil {
+		return
+	}
+	gc.restoreReleased()
+	if ids := gc.ids.Load(); ids != nil && ids.n.Load() != 0 {
+		ids.settle(cl)
+	}
+	orderHeld(cl)
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		if pk.FixedHeader.Qos == 0 {
+			return
+		}
+		pk.PacketID = clientsID(gc, cl, pk.PacketID)
+		if pk.FixedHeader.Qos == 2 && pk.FixedHeader.Dup {
+			noteResent(gc, cl, pk.PacketID)
+		}
+	case packets.Pubrel, packets.Subscribe, packets.Unsubscribe:
+		pk.PacketID = clientsID(gc, cl, pk.PacketID)
+	case packets.Puback, packets.Pubrec, packets.Pubcomp:
+		// The hub's numbering: only the hub's own entry may be touched.
+		// mochi finds nothing under a free id, as for any id it never
+		// sent (a PUBREC is answered PUBREL "not found").
+		if t, ok := entryType(cl, pk.PacketID); ok && !hubsEntry(t) {
+			pk.PacketID = movedID(gc, cl, pk.PacketID, false)
+		}
+	}
+}
+
+// settle forgets the moved ids whose flows are over: all but the client's
+// QoS 2 flows that mochi holds (a PUBREC entry), whose PUBREL follows
+// under the same id. Called by the read loop between packets, every
+// answer to the packet before having been written or, for the ack
+// queue's, translated (wireID) while mochi handled it.
+func (p *packetIDs) settle(cl *mqtt.Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isResent = false
+	for y, x := range p.sub {
+		if t, ok := entryType(cl, y); ok && t == packets.Pubrec {
+			continue
+		}
+		delete(p.sub, y)
+		if p.own[x] == y {
+			delete(p.own, x)
+		}
+	}
+	p.recount()
+}
+
+// recount sets n; called with mu held.
+func (p *packetIDs) recount() {
+	n := len(p.sub)
+	if p.isResent {
+		n++
+	}
+	p.n.Store(int32(n))
+}
+
+// clientsID is the id mochi is to handle a packet in the client's
+// numbering by: the one its flow was moved to, a new one if the hub's
+// entries (or another moved flow) hold x, else x.
+func clientsID(gc *guardConn, cl *mqtt.Client, x uint16) uint16 {
+	if ids := gc.ids.Load(); ids != nil && ids.n.Load() != 0 {
+		ids.mu.Lock()
+		y, moved := ids.own[x]
+		_, taken := ids.sub[x]
+		if !moved && taken {
+			y, moved = ids.move(cl, x, true), true
+		}
+		ids.mu.Unlock()
+		if moved {
+			return y
+		}
+	}
+	if t, ok := entryType(cl, x); ok && hubsEntry(t) {
+		return movedID(gc, cl, x, true)
+	}
+	return x
+}
+
+// movedID moves id x of a packet gc's read loop just read (packetIDs.move).
+func movedID(gc *guardConn, cl *mqtt.Client, x uint16, own bool) uint16 {
+	ids := idsOf(gc)
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	return ids.move(cl, x, own)
+}
+
+// move picks a free id for a packet that came with id x, notes it, and
+// returns it; own says x is in the client's numbering (its later packets
+// with x follow). With every id taken it returns x: mochi then does what
+// it would have. Called with mu held, from the read loop.
+func (p *packetIDs) move(cl *mqtt.Client, x uint16, own bool) uint16 {
+	y := p.next
+	for range 0xFFFF {
+		if y == 0 {
+			y = 0xFFFF
+		}
+		if _, taken := p.sub[y]; !taken {
+			if _, taken = entryType(cl, y); !taken {
+				p.next = y - 1
+				p.sub[y] = x
+				if own {
+					p.own[x] = y
+				}
+				p.recount()
+				return y
+			}
+		}
+		y--
+	}
+	return x
+}
+
+// noteResent notes a QoS 2 PUBLISH sent again (DUP) under id while mochi
+// still holds its PUBREC state: mochi answers it "packet identifier in
+// use" (0x91) without delivering it again, and answerID makes that the
+// plain PUBREC MQTT requires [MQTT-4.3.3-10]. A resend tells the device
+// its reading was taken; 0x91 told it the reading was not, ended the flow
+// without a PUBREL (so mochi's state, and its place in the receive quota,
+// stayed for the session's life), and invited the reading again as a new
+// message.
+func noteResent(gc *guardConn, cl *mqtt.Client, id uint16) {
+	if t, ok := entryType(cl, id); !ok || t != packets.Pubrec {
+		return
+	}
+	ids := idsOf(gc)
+	ids.mu.Lock()
+	ids.resent, ids.isResent = id, true
+	ids.recount() // answers are looked at until the next packet
+	ids.mu.Unlock()
+}
+
+// answerID writes an answer to a moved packet under the id the client gave
+// it (the policy of OnPacketEncode). Only answers carry the other
+// direction's ids: a PUBLISH the hub sends has an id of the hub's.
+func answerID(cl *mqtt.Client, pk *packets.Packet) {
+	switch pk.FixedHeader.Type {
+	case packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp, packets.Suback, packets.Unsuback:
+	default:
+		return
+	}
+	gc := guardOf(cl)
+	if gc == nil {
+		return
+	}
+	ids := gc.ids.Load()
+	if ids == nil || ids.n.Load() == 0 {
+		return
+	}
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	if ids.isResent && pk.FixedHeader.Type == packets.Pubrec && pk.PacketID == ids.resent &&
+		pk.ReasonCode == packets.ErrPacketIdentifierInUse.Code {
+		pk.ReasonCode = packets.CodeSuccess.Code
+		pk.Properties.ReasonString = ""
+	}
+	if x, ok := ids.sub[pk.PacketID]; ok {
+		pk.PacketID = x
+	}
+}
+
+// wireID is the id on the wire of the client packet mochi knows as id.
+func wireID(cl *mqtt.Client, id uint16) uint16 {
+	gc := guardOf(cl)
+	if gc == nil {
+		return id
+	}
+	ids := gc.ids.Load()
+	if ids == nil || ids.n.Load() == 0 {
+		return id
+	}
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	if x, ok := ids.sub[id]; ok {
+		return x
+	}
+	return id
+}
+
+// A client's Receive Maximum bounds the hub's QoS 1 and 2 messages it
+// has not acknowledged. mochi holds a message beyond it in the session
+// (Expiry -1) and sends it once a PUBACK gives back room, at the end of
+// handling that packet; but it then deletes the message from the session
+// while it is still unacknowledged. Its PUBACK found nothing, so gave
+// back no room: a device with a small Receive Maximum sent two control
+// messages in quick succession never received another on that connection
+// (and the message was not resent on resuming the session).
+//
+// noteReleased (OnPacketSent) notes such a message as mochi writes it,
+// just before the delete; restoreReleased puts it back once mochi is done
+// with the packet: before the connection's read loop handles its next
+// packet (the PUBACK cannot come sooner) or waits for one, and when the
+// connection ends.
+
+// noteReleased notes a held message of the hub's that mochi has just sent.
+func noteReleased(cl *mqtt.Client, pk *packets.Packet) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || pk.Expiry >= 0 {
+		return
+	}
+	gc := guardOf(cl)
+	if gc == nil {
+		return
+	}
+	ids := idsOf(gc) // mochi sends these from the read loop
+	ids.mu.Lock()
+	ids.released = append(ids.released, *pk)
+	ids.inflight = cl.State.Inflight
+	ids.held.Store(true)
+	ids.mu.Unlock()
+}
+
+// restoreReleased puts the held messages mochi sent back in the session,
+// as sent (no longer held), unless their id was given to another message
+// meanwhile. A session taken over by a new connection before this runs
+// would be copied without them, so the read loop runs it as soon as it is
+// between packets (keepIDsApart, guardConn.Read), and OnDisconnect.
+func (c *guardConn) restoreReleased() {
+	ids := c.ids.Load()
+	if ids == nil || !ids.held.Load() {
+		return
+	}
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	for _, pk := range ids.released {
+		if _, taken := ids.inflight.Get(pk.PacketID); !taken {
+			pk.Expiry = 0 // -1 would have mochi send it again as held
+			ids.inflight.Set(pk)
+		}
+	}
+	clear(ids.released)
+	ids.released = ids.released[:0]
+	ids.held.Store(false)
+}
+
+// When a client resumes its session, mochi resends every message of the
+// hub's it holds at once, whatever the client's Receive Maximum
+// [MQTT-3.3.4-9], and then sends those it had held for that maximum a
+// second time. parkBeyondReceiveMaximum (when the CONNACK is sent, just
+// before the resend) takes the messages beyond the maximum out of the
+// session, in sending order; unpark (just after) puts them back as held
+// and counts the resent ones against the quota, so mochi sends the rest
+// one by one as PUBACKs come, as it does on a live connection.
+
+// parkBeyondReceiveMaximum parks the messages of a resumed session beyond
+// the client's Receive Maximum. pks are the hub's messages in the session,
+// in sending order (keepOrder).
+func parkBeyondReceiveMaximum(cl *mqtt.Client, pks []packets.Packet) {
+	rm := int(cl.Properties.Props.ReceiveMaximum)
+	gc := guardOf(cl)
+	if rm == 0 || gc == nil || len(pks) == 0 {
+		return // 0: no maximum given (mochi holds nothing back either)
+	}
+	ids := idsOf(gc) // the connection's goroutine, before its read loop
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	ids.inflight = cl.State.Inflight
+	ids.resentN = min(rm, len(pks))
+	for i, pk := range pks {
+		if i < rm {
+			if pk.Expiry < 0 {
+				pk.Expiry = 0 // resent now: no longer held
+				cl.State.Inflight.Set(pk)
+			}
+			continue
+		}
+		cl.State.Inflight.Delete(pk.PacketID)
+		ids.parked = append(ids.parked, pk)
+	}
+	ids.isParked.Store(true)
+}
+
+// unpark puts parked messages back in the session, held for the client's
+// Receive Maximum, and takes the resent ones from the quota (quota: false
+// when the connection is gone and only the session matters).
+func (c *guardConn) unpark(quota bool) {
+	ids := c.ids.Load()
+	if ids == nil || !ids.isParked.Load() {
+		return
+	}
+	ids.mu.Lock()
+	defer ids.mu.Unlock()
+	if quota {
+		for range ids.resentN {
+			ids.inflight.DecreaseSendQuota()
+		}
+	}
+	for _, pk := range ids.parked {
+		if _, taken := ids.inflight.Get(pk.PacketID); !taken {
+			pk.Expiry = -1 // held: mochi sends it when a PUBACK gives room
+			ids.inflight.Set(pk)
+		}
+	}
+	clear(ids.parked)
+	ids.parked, ids.resentN = nil, 0
+	ids.isParked.Store(false)
+}
+
+// Close puts parked messages back first: a resend that failed ends the
+// connection without OnSessionEstablished.
+func (c *guardConn) Close() error {
+	c.unpark(false)
+	return c.Conn.Close()
+}
+
+// orderHeld puts the messages mochi holds for a device's Receive Maximum
+// in the order the hub sent them, before mochi picks the next to send (at
+// the end of handling the packet just read). mochi picks by Created, a
+// time in whole seconds, and messages of the same second in map order:
+// two control changes made within a second (a hold set, then lifted)
+// reached a device with a small Receive Maximum in either order, and it
+// could end with the older one.
+//
+// Unless they already are, the held messages get strictly increasing
+// Created times in sending order (sendOrder), the last two seconds before
+// now, so that a message being held now or a moment ago (stamped with
+// the current second or the one before) sorts after them. Their expiry
+// (Expiry) is not touched. Only a session holding more of the hub's
+// messages than the maximum holds any back, which costs a read lock to
+// tell. Devices only: their messages are the hub's control changes, a
+// few at a time; an app's held readings could number a thousand, and
+// redoing them at every PUBACK is not done (an app with a small Receive
+// Maximum may still get readings of the same second out of order).
+func orderHeld(cl *mqtt.Client) {
+	rm := int(cl.Properties.Props.ReceiveMaximum)
+	if rm == 0 || cl.State.Inflight.Len() <= rm || isAppClient(cl) {
+		return
+	}
+	held := sendOrder(cl.State.Inflight.GetAll(true))
+	n := len(held)
+	if n == 0 {
+		return
+	}
+	last := time.Now().Unix() - 2
+	ordered := held[n-1].Created <= last
+	for i := 1; ordered && i < n; i++ {
+		ordered = held[i].Created > held[i-1].Created
+	}
+	if ordered {
+		return
+	}
+	for i := range held {
+		held[i].Created = last - int64(n-1-i)
+		cl.State.Inflight.Set(held[i])
+	}
+}
