@@ -55,8 +55,8 @@ const (
 // parsing them for every commit was 6% of the hub's CPU when paced.
 type stmts struct {
 	readSeq, writeSeq       *sql.Stmt
-	dataVersion             *sql.Stmt // spare.go
-	insertSpares            *sql.Stmt // spare.go
+	dataVersion             *sql.Stmt   // spare.go
+	insertSpares            *sql.Stmt   // spare.go
 	insertMain, insertStage insertStmts // readings.go
 	mergeUpTo, mergeAll     *sql.Stmt
 	mergeInsert, mergeClear *sql.Stmt
