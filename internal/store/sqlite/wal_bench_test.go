@@ -16,16 +16,21 @@ import (
 // of batch (one reading per device each, in turn, as paced commits hold
 // them: all staged), then merges them all in the merger's passes and
 // steps, with the background merger and checkpointer stopped so the WAL
-// keeps every frame. It reads the frames back and reports, per reading:
+// keeps every frame. Between appends it adds spare stage rows when the
+// merger would (spare.go). It reads the frames back and reports, per
+// reading:
 //
 //   - append-B, merge-B: WAL bytes (frame header and page) of the
-//     appends and of the merge;
+//     append phase (the commits and the spares) and of the merge;
+//   - commit-B, spare-B: append-B split into the ingest commits' own
+//     frames (what each commit's fsync waits for) and the spares';
 //   - distinct-B: the distinct pages written by both, which is what one
 //     checkpoint at the end would copy into the database file (the hub's
 //     checkpointer runs every 100 ms, so it copies more);
-//   - stage-B, page1-B, free-B, main-B: the WAL bytes of pages that
-//     belong to readings_stage, the header page, pages not in any table
-//     (the freelist's), and readings (the clustered table), over both
+//   - stage-B, page1-B, ptrmap-B, free-B, main-B: the WAL bytes of pages
+//     that belong to readings_stage, the header page, the pointer-map
+//     pages (auto_vacuum: each page's parent), pages in no table (the
+//     free list's) and readings (the clustered table), over both
 //     phases, each page counted for its owner at the end of its phase;
 //   - other-B: the rest (the merge's progress row, the seq mark).
 //
@@ -71,10 +76,18 @@ func benchPacedWAL(b *testing.B, batch int) {
 		return fi.Size()
 	}
 	start := walSize()
+	var spares int64 // WAL bytes of the spares' transactions
 	for i := before; i < before+readings; i += batch {
 		if err := db.AppendReadings(ctx, historyBatch(min(batch, before+readings-i), i)); err != nil {
 			b.Fatal(err)
 		}
+		// The merger's check (every 25 ms, a few paced commits) would
+		// add spares about as often.
+		w := walSize()
+		if _, err := db.addSpares(ctx); err != nil {
+			b.Fatal(err)
+		}
+		spares += walSize() - w
 	}
 	appended := walSize()
 	// Owners as of each phase's end: the merge frees the stage's pages
@@ -126,16 +139,19 @@ func benchPacedWAL(b *testing.B, batch int) {
 		return n
 	}
 	b.ReportMetric(per(frames(start, appended, ownerAppend)), "append-B")
+	b.ReportMetric(float64(appended-max(start, 32)-spares)/readings, "commit-B")
+	b.ReportMetric(float64(spares)/readings, "spare-B")
 	b.ReportMetric(per(frames(appended, merged, ownerMerge)), "merge-B")
 	b.ReportMetric(float64(int64(len(distinct))*pageSize)/readings, "distinct-B")
 	b.ReportMetric(per(byOwner["readings_stage"]), "stage-B")
 	b.ReportMetric(per(byOwner["page 1"]), "page1-B")
+	b.ReportMetric(per(byOwner["pointer map"]), "ptrmap-B")
 	b.ReportMetric(per(byOwner[""]), "free-B")
 	b.ReportMetric(per(byOwner["readings"]), "main-B")
 	other := 0
 	for k, n := range byOwner {
 		switch k {
-		case "readings_stage", "page 1", "", "readings":
+		case "readings_stage", "page 1", "pointer map", "", "readings":
 		default:
 			other += n
 		}
@@ -144,7 +160,8 @@ func benchPacedWAL(b *testing.B, batch int) {
 }
 
 // pageOwners maps a page number to the table or index it belongs to now
-// ("page 1" for the header page, "" for a page in none: the freelist's).
+// ("page 1" for the header page, "pointer map" for auto_vacuum's, "" for
+// a page in none: the free list's).
 // A page freed and reused between the frames and now counts for its
 // present owner.
 func pageOwners(ctx context.Context, db *DB) (func(uint32) string, error) {
@@ -165,9 +182,19 @@ func pageOwners(ctx context.Context, db *DB) (func(uint32) string, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("dbstat: %w", err)
 	}
+	var pageSize uint32
+	if err := db.writer.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		return nil, fmt.Errorf("page size: %w", err)
+	}
+	// In auto_vacuum mode page 2 is a pointer map, and every
+	// usable/5+1 pages after it another (no bytes are reserved here).
+	every := pageSize/5 + 1
 	return func(pg uint32) string {
 		if pg == 1 {
 			return "page 1"
+		}
+		if pg >= 2 && (pg-2)%every == 0 {
+			return "pointer map"
 		}
 		return m[pg]
 	}, nil
