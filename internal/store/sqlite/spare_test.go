@@ -203,4 +203,3 @@ func TestSeqsWithTwoWriters(t *testing.T) {
 		t.Fatalf("d1's readings: %v, %v; want 6", seqsOf(got), err)
 	}
 }
-
