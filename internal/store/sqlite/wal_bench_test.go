@@ -199,3 +199,115 @@ func pageOwners(ctx context.Context, db *DB) (func(uint32) string, error) {
 		return m[pg]
 	}, nil
 }
+
+// BenchmarkPacedCheckpoint is BenchmarkPacedWAL's workload (10,000
+// readings from 100 devices in staged commits of 25) run as the hub runs
+// it: merge passes start whenever mergeAtRows readings are staged, so
+// the stage's freed pages are reused, and spares are added (spares=on) or
+// not (off: every commit adds its own pages, as before spare.go). The
+// checkpointer stays stopped so the WAL keeps every frame, and the frames
+// are then grouped by how many readings had been appended when each was
+// written. It reports, per reading:
+//
+//   - wal-B: all WAL bytes (commits, spares, merges);
+//   - commit-B: the ingest commits' own WAL bytes;
+//   - ckptN-B: the page bytes a checkpoint every N readings would copy
+//     into the database file (the distinct pages written in each window
+//     of N readings; at 10,000 readings a second the hub's checkpointer,
+//     every 100 ms, copies about ckpt1000-B).
+//
+// A fixed workload: run it with -benchtime 1x.
+//
+//	go test -run '^$' -bench PacedCheckpoint -benchtime 1x ./internal/store/sqlite/
+func BenchmarkPacedCheckpoint(b *testing.B) {
+	for _, spares := range []bool{false, true} {
+		name := "spares=off"
+		if spares {
+			name = "spares=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				benchPacedCheckpoint(b, spares)
+			}
+		})
+	}
+}
+
+func benchPacedCheckpoint(b *testing.B, spares bool) {
+	const (
+		before   = 50 * historyDevices
+		readings = 10_000
+		batch    = 25
+	)
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "candor.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.AppendReadings(ctx, historyBatch(before, 0)); err != nil {
+		b.Fatal(err)
+	}
+	db.stopMerger()
+	db.stopCheckpointer()
+	if _, err := db.writer.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		b.Fatal(err)
+	}
+	walSize := func() int64 {
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			b.Fatal(err)
+		}
+		return fi.Size()
+	}
+	// ends[k] is the WAL's size when k×batch readings had been appended
+	// and what followed them (spares, a merge pass) was done.
+	ends := []int64{walSize()}
+	var commits int64
+	for i := before; i < before+readings; i += batch {
+		w := walSize()
+		if err := db.AppendReadings(ctx, historyBatch(batch, i)); err != nil {
+			b.Fatal(err)
+		}
+		commits += walSize() - max(w, 32)
+		if spares {
+			if _, err := db.addSpares(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if db.staged.Load() >= mergeAtRows {
+			p, err := db.planPass(ctx, mergeChunk)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if p != nil && db.runPass(ctx, p, make(chan struct{})) != nil {
+				b.Fatal("merge pass did not finish")
+			}
+		}
+		ends = append(ends, walSize())
+	}
+	wal, err := os.ReadFile(path + "-wal")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pageSize := int64(binary.BigEndian.Uint32(wal[8:12]))
+	frame := 24 + pageSize
+	b.ReportMetric(float64(int64(len(wal))-ends[0])/readings, "wal-B")
+	b.ReportMetric(float64(commits)/readings, "commit-B")
+	for _, n := range []int{250, 1000, 2500, 5000, 10_000} {
+		type key struct {
+			window int
+			page   uint32
+		}
+		distinct := map[key]bool{}
+		k := 0 // the batch whose frames these are
+		for o := max(ends[0], 32); o+frame <= int64(len(wal)); o += frame {
+			for k < len(ends)-1 && o >= ends[k+1] {
+				k++
+			}
+			distinct[key{k * batch / n, binary.BigEndian.Uint32(wal[o : o+4])}] = true
+		}
+		b.ReportMetric(float64(int64(len(distinct))*pageSize)/readings, fmt.Sprintf("ckpt%d-B", n))
+	}
+}
