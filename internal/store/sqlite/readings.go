@@ -129,6 +129,7 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 		return err
 	}
 	db.seq.next, db.seq.version, db.seq.staged = hi+1, version, staged
+	db.sinceCheckpoint.Add(int64(len(rs)))
 	if staged {
 		db.staged.Add(int64(len(rs)))
 		var largest int64

@@ -72,6 +72,11 @@ type DB struct {
 	// and reports the other as busy, which a shred would take for a
 	// reader keeping old key pages in the WAL.
 	ckptMu sync.Mutex
+	// sinceCheckpoint counts the readings appended since the
+	// checkpointer's last checkpoint; checkpoints counts its checkpoints
+	// (checkpoint.go).
+	sinceCheckpoint atomic.Int64
+	checkpoints     atomic.Int64
 
 	// stmts are the hot writer statements, prepared once (stage.go).
 	stmts stmts
