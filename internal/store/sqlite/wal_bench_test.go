@@ -26,7 +26,8 @@ import (
 //     frames (what each commit's fsync waits for) and the spares';
 //   - distinct-B: the distinct pages written by both, which is what one
 //     checkpoint at the end would copy into the database file (the hub's
-//     checkpointer runs every 100 ms, so it copies more);
+//     checkpointer runs after every 5,000 readings or second, so it
+//     copies more: see BenchmarkPacedCheckpoint);
 //   - stage-B, page1-B, ptrmap-B, free-B, main-B: the WAL bytes of pages
 //     that belong to readings_stage, the header page, the pointer-map
 //     pages (auto_vacuum: each page's parent), pages in no table (the
