@@ -55,11 +55,13 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	// writer connection anyway, so this costs no concurrency.
 	db.keyMu.Lock()
 	defer db.keyMu.Unlock()
+	var hi, version int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		var hi int64
-		if err := tx.StmtContext(ctx, db.stmts.readSeq).QueryRowContext(ctx).Scan(&hi); err != nil {
-			return fmt.Errorf("append readings: read seq: %w", err)
+		var err error
+		if hi, version, err = db.nextSeq(ctx, tx); err != nil {
+			return fmt.Errorf("append readings: %w", err)
 		}
+		first := hi + 1
 		// First every reading's key, seq and time marks, in arrival
 		// order (seqs and marks follow it); then the rows, many to a
 		// statement.
@@ -111,13 +113,32 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 		if _, err := tx.StmtContext(ctx, db.stmts.writeSeq).ExecContext(ctx, hi); err != nil {
 			return fmt.Errorf("append readings: advance seq: %w", err)
 		}
+		if db.seq.top >= first {
+			// Spares at this batch's seqs (or after them) would stay
+			// in the stage unused: remove them with the batch.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM readings_stage WHERE seq >= ? AND dkey = 0`, first); err != nil {
+				return fmt.Errorf("append readings: drop spare stage rows: %w", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
+		// What the transaction read or wrote is undone: look the seqs
+		// up again next time (a failed COMMIT may even have landed).
+		db.seq.next = 0
 		return err
 	}
+	db.seq.next, db.seq.version, db.seq.staged = hi+1, version, staged
+	db.sinceCheckpoint.Add(int64(len(rs)))
 	if staged {
 		db.staged.Add(int64(len(rs)))
+		var largest int64
+		for i := range rs {
+			largest = max(largest, int64(len(rs[i].Stream)+len(rs[i].Payload)))
+		}
+		db.noteRowBytes(largest)
+	} else {
+		db.seq.top = max(db.seq.top, hi)
 	}
 	// Only keys and mark states that were committed are remembered.
 	for id, k := range fresh {
@@ -164,7 +185,11 @@ func (s *stmts) insertTexts(cols string) []stmtText {
 		values := strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?), `, n), `, `)
 		out = append(out,
 			stmtText{&s.insertMain[k], `INSERT OR FAIL INTO readings ` + cols + ` VALUES ` + values},
-			stmtText{&s.insertStage[k], `INSERT OR FAIL INTO readings_stage ` + cols + ` VALUES ` + values})
+			// A staged row takes the place of the spare at its seq, if
+			// there is one (spare.go), and never of anything else.
+			stmtText{&s.insertStage[k], `INSERT OR FAIL INTO readings_stage ` + cols + ` VALUES ` + values +
+				` ON CONFLICT (seq) DO UPDATE SET dkey = excluded.dkey, stream = excluded.stream, ts = excluded.ts,
+				manifest_version = excluded.manifest_version, payload = excluded.payload WHERE readings_stage.dkey = 0`})
 	}
 	return out
 }
@@ -192,7 +217,17 @@ func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, inserts *insertStmts, 
 			}
 			args = append(args, row.dkey, row.seq, r.Stream, row.ts, int64(r.ManifestVersion), payload)
 		}
-		if _, err := txStmts[k].ExecContext(ctx, args...); err != nil {
+		res, err := txStmts[k].ExecContext(ctx, args...)
+		if err == nil && inserts == &db.stmts.insertStage {
+			// A staged row replaces only a spare (dkey 0): a row left
+			// out means its seq was a reading's, which must not be
+			// overwritten (nor the reading lost).
+			var m int64
+			if m, err = res.RowsAffected(); err == nil && m != int64(n) {
+				err = fmt.Errorf("%w: %d of %d seqs already taken", errSeqTaken, int64(n)-m, n)
+			}
+		}
+		if err != nil {
 			// SQLite does not say which row of a statement failed:
 			// name the first and how many more.
 			r := rows[0]

@@ -56,6 +56,11 @@ type DB struct {
 	// marks caches each device's time mark state by device key, for
 	// committed appends (marks.go). Guarded by keyMu.
 	marks map[int64]markState
+	// seq is what the writer knows of the seqs and the stage's spares
+	// (spare.go), guarded by keyMu; seqStale says the writer connection
+	// was replaced, so seq must be looked up again.
+	seq      seqState
+	seqStale atomic.Bool
 	// ckpt is the connection the checkpointer uses; ckptStop and ckptDone
 	// stop it (see checkpoint.go).
 	ckpt     *sql.DB
@@ -67,6 +72,11 @@ type DB struct {
 	// and reports the other as busy, which a shred would take for a
 	// reader keeping old key pages in the WAL.
 	ckptMu sync.Mutex
+	// sinceCheckpoint counts the readings appended since the
+	// checkpointer's last checkpoint; checkpoints counts its checkpoints
+	// (checkpoint.go).
+	sinceCheckpoint atomic.Int64
+	checkpoints     atomic.Int64
 
 	// stmts are the hot writer statements, prepared once (stage.go).
 	stmts stmts

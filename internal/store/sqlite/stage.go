@@ -55,6 +55,8 @@ const (
 // parsing them for every commit was 6% of the hub's CPU when paced.
 type stmts struct {
 	readSeq, writeSeq       *sql.Stmt
+	dataVersion             *sql.Stmt   // spare.go
+	insertSpares            *sql.Stmt   // spare.go
 	insertMain, insertStage insertStmts // readings.go
 	mergeUpTo, mergeAll     *sql.Stmt
 	mergeInsert, mergeClear *sql.Stmt
@@ -69,11 +71,19 @@ func (db *DB) prepare(ctx context.Context) error {
 		// The newest seq handed out is the larger of the high-water mark
 		// and the newest staged reading: a staged commit does not write
 		// the mark (one page less per commit), and whatever removes
-		// staged readings (a merge) raises the mark first.
-		{&db.stmts.readSeq, `SELECT max((SELECT hi FROM reading_seq WHERE id = 1), coalesce((SELECT max(seq) FROM readings_stage), 0))`},
+		// staged readings (a merge) raises the mark first. Spares
+		// (dkey 0, spare.go) are not readings; they lie after the newest
+		// one, so the backward scan passes at most spareRows of them.
+		// Second column: the stage's highest seq, spares included.
+		{&db.stmts.readSeq, `SELECT max((SELECT hi FROM reading_seq WHERE id = 1), coalesce((SELECT seq FROM readings_stage WHERE dkey <> 0 ORDER BY seq DESC LIMIT 1), 0)),
+			coalesce((SELECT max(seq) FROM readings_stage), 0)`},
+		{&db.stmts.dataVersion, `PRAGMA data_version`},
+		// Spares for seqs ? to ?, each with a zero payload of ? bytes.
+		{&db.stmts.insertSpares, `WITH RECURSIVE s(seq) AS (SELECT ? UNION ALL SELECT seq + 1 FROM s WHERE seq < ?)
+			INSERT OR FAIL INTO readings_stage (seq, dkey, stream, ts, manifest_version, payload) SELECT seq, 0, '', 0, 0, zeroblob(?) FROM s`},
 		{&db.stmts.writeSeq, `UPDATE reading_seq SET hi = max(hi, ?) WHERE id = 1`},
-		{&db.stmts.mergeUpTo, `SELECT max(seq) FROM (SELECT seq FROM readings_stage ORDER BY seq LIMIT ?)`},
-		{&db.stmts.mergeAll, `SELECT max(seq) FROM readings_stage`},
+		{&db.stmts.mergeUpTo, `SELECT max(seq) FROM (SELECT seq FROM readings_stage WHERE dkey <> 0 ORDER BY seq LIMIT ?)`},
+		{&db.stmts.mergeAll, `SELECT max(seq) FROM (SELECT seq FROM readings_stage WHERE dkey <> 0 ORDER BY seq DESC LIMIT 1)`},
 		// In key order, so consecutive inserts land on the same leaf,
 		// leaving out what a pass in progress has copied already
 		// (arguments: up to seq, then the pass's upto, dkey and seq).
@@ -83,7 +93,7 @@ func (db *DB) prepare(ctx context.Context) error {
 		// 40% of its writes); mergeTx's caller then rolls the whole
 		// transaction back anyway.
 		{&db.stmts.mergeInsert, `INSERT OR FAIL INTO readings ` + cols + ` SELECT dkey, seq, stream, ts, manifest_version, payload
-			FROM readings_stage WHERE seq <= ? AND (seq > ? OR (dkey, seq) > (?, ?)) ORDER BY dkey, seq`},
+			FROM readings_stage WHERE dkey <> 0 AND seq <= ? AND (seq > ? OR (dkey, seq) > (?, ?)) ORDER BY dkey, seq`},
 		{&db.stmts.mergeClear, `DELETE FROM readings_stage WHERE seq <= ?`},
 		{&db.stmts.readProgress, `SELECT upto, dkey, seq FROM reading_merge WHERE id = 1`},
 		// Sets the progress only if it is still what the caller last
@@ -112,7 +122,7 @@ type stmtText struct {
 }
 
 func (db *DB) closeStmts() {
-	for _, s := range append([]*sql.Stmt{db.stmts.readSeq, db.stmts.writeSeq,
+	for _, s := range append([]*sql.Stmt{db.stmts.readSeq, db.stmts.writeSeq, db.stmts.dataVersion, db.stmts.insertSpares,
 		db.stmts.mergeUpTo, db.stmts.mergeAll, db.stmts.mergeInsert, db.stmts.mergeClear,
 		db.stmts.readProgress, db.stmts.progress, db.stmts.stepInsert, db.stmts.insertMark},
 		append(db.stmts.insertMain[:], db.stmts.insertStage[:]...)...) {
@@ -262,7 +272,7 @@ func (db *DB) planPass(ctx context.Context, max int) (*mergePass, error) {
 	}
 	if p.upto == 0 {
 		var upto sql.NullInt64
-		if err := db.readers.QueryRowContext(ctx, `SELECT max(seq) FROM (SELECT seq FROM readings_stage ORDER BY seq LIMIT ?)`, max).
+		if err := db.readers.QueryRowContext(ctx, `SELECT max(seq) FROM (SELECT seq FROM readings_stage WHERE dkey <> 0 ORDER BY seq LIMIT ?)`, max).
 			Scan(&upto); err != nil {
 			return nil, fmt.Errorf("plan merge: %w", err)
 		}
@@ -277,7 +287,7 @@ func (db *DB) planPass(ctx context.Context, max int) (*mergePass, error) {
 	// in each aggregate, cost several times the scan).
 	var dkeys, seqs string
 	if err := db.readers.QueryRowContext(ctx, `SELECT json_group_array(dkey), json_group_array(seq)
-		FROM readings_stage WHERE seq <= ?`, p.upto).Scan(&dkeys, &seqs); err != nil {
+		FROM readings_stage WHERE dkey <> 0 AND seq <= ?`, p.upto).Scan(&dkeys, &seqs); err != nil {
 		return nil, fmt.Errorf("plan merge: %w", err)
 	}
 	var ks, ss []int64
@@ -326,7 +336,10 @@ func (db *DB) mergeStep(ctx context.Context, p *mergePass, rows int, yield bool)
 	defer func() {
 		if bad {
 			// The connection may be left at synchronous=NORMAL: drop
-			// it, so no ingest commit could ever run unsynced on it.
+			// it, so no ingest commit could ever run unsynced on it
+			// (and what nextSeq knows with it: a new connection's
+			// data_version says nothing of the old one's).
+			db.seqStale.Store(true)
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 		_ = conn.Close()
@@ -466,7 +479,7 @@ func (s *stepStats) take() []time.Duration {
 // goroutine that merges.
 func (db *DB) startMerger(ctx context.Context) error {
 	var n int64
-	if err := db.writer.QueryRowContext(ctx, `SELECT count(*) FROM readings_stage`).Scan(&n); err != nil {
+	if err := db.writer.QueryRowContext(ctx, `SELECT count(*) FROM readings_stage WHERE dkey <> 0`).Scan(&n); err != nil {
 		return fmt.Errorf("count staged readings: %w", err)
 	}
 	db.staged.Store(n)
@@ -489,6 +502,9 @@ func (db *DB) mergeLoop() {
 			return
 		case <-t.C:
 		}
+		// A failure is also the writer's, which reports it; commits
+		// append without spares meanwhile.
+		_, _ = db.addSpares(ctx)
 		if p == nil {
 			// staged is raised after an append commits and lowered after
 			// a merge commits; the two can land in either order, so it
@@ -524,6 +540,7 @@ func (db *DB) runPass(ctx context.Context, p *mergePass, stop <-chan struct{}) *
 			return p
 		default:
 		}
+		_, _ = db.addSpares(ctx) // between steps too: a pass can take a while
 		err := db.mergeStep(ctx, p, int(db.mergeStepRows.Load()), db.staged.Load() < mergeForceAt)
 		switch {
 		case errors.Is(err, errYielded):

@@ -46,7 +46,7 @@ func (h halfMerged) AppendReadings(ctx context.Context, rs []store.Reading) erro
 
 func stagedRows(ctx context.Context, db *DB) int64 {
 	var n int64
-	if err := db.readers.QueryRowContext(ctx, `SELECT count(*) FROM readings_stage`).Scan(&n); err != nil {
+	if err := db.readers.QueryRowContext(ctx, `SELECT count(*) FROM readings_stage WHERE dkey <> 0`).Scan(&n); err != nil {
 		panic(err)
 	}
 	return n
