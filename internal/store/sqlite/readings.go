@@ -164,7 +164,9 @@ type insertStmts [len(insertChunks)]*sql.Stmt
 // writing many rows (a temporary file written for every page it touches:
 // without OR FAIL an append wrote 1.7-2 times the bytes per reading,
 // BenchmarkAppendReadingsBatch). A failed append rolls the whole
-// transaction back anyway.
+// transaction back anyway. Into the rowid readings table SQLite keeps a
+// statement journal all the same; the writer holds it in memory
+// (temp_store, sqlite.go).
 func (s *stmts) insertTexts(cols string) []stmtText {
 	var out []stmtText
 	for k, n := range insertChunks {
