@@ -81,7 +81,9 @@ func (db *DB) prepare(ctx context.Context) error {
 		// instead of undoing them, which spares SQLite a statement journal
 		// (a temporary file written for every page the merge touches,
 		// 40% of its writes); mergeTx's caller then rolls the whole
-		// transaction back anyway.
+		// transaction back anyway. (Into the rowid readings table a
+		// multi-row insert may keep one all the same; the writer holds
+		// temporary data in memory, sqlite.go.)
 		{&db.stmts.mergeInsert, `INSERT OR FAIL INTO readings ` + packedCols + ` SELECT ` + stageKey + `, stream, ts, manifest_version, payload
 			FROM readings_stage WHERE seq <= ? AND (seq > ? OR (dkey, seq) > (?, ?)) ORDER BY dkey, seq`},
 		{&db.stmts.mergeClear, `DELETE FROM readings_stage WHERE seq <= ?`},
