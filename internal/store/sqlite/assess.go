@@ -194,10 +194,10 @@ func (db *DB) LastReadingAt(ctx context.Context, deviceID string) (time.Time, er
 	var n int64
 	// The newest of each table's newest (both walk their keys backwards).
 	err := db.readers.QueryRowContext(ctx, `SELECT ts FROM (
-			SELECT * FROM (SELECT seq, ts FROM readings WHERE `+byDevice+` ORDER BY dkey DESC, seq DESC LIMIT 1)
+			SELECT * FROM (SELECT r.id & `+sqlMaxSeq+` AS seq, ts FROM `+deviceRange+` ORDER BY r.id DESC LIMIT 1)
 			UNION ALL
 			SELECT * FROM (SELECT seq, ts FROM readings_stage WHERE `+byDevice+` ORDER BY seq DESC LIMIT 1))
-		ORDER BY seq DESC LIMIT 1`, deviceID, deviceID).Scan(&n)
+		ORDER BY seq DESC LIMIT 1`, deviceID, 0, MaxReadingSeq, deviceID).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil
 	}

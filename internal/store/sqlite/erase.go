@@ -120,21 +120,18 @@ func (db *DB) Purges(ctx context.Context) ([]store.Purge, error) {
 }
 
 // PurgeReadings removes up to limit readings of the purge, lowest seq
-// first, a range of the clustered (device key, seq) primary key.
+// first, a range of the packed (device key, seq) key.
 func (db *DB) PurgeReadings(ctx context.Context, p store.Purge, limit int) (int64, error) {
 	if p.DeviceID == "" {
 		return 0, errors.New("purge readings: empty device id")
 	}
-	where := byDevice
-	args := []any{p.DeviceID}
+	hi := int64(MaxReadingSeq)
 	if p.UntilSeq > 0 {
-		where += ` AND seq <= ?`
-		args = append(args, p.UntilSeq)
+		hi = min(hi, p.UntilSeq)
 	}
-	q := `DELETE FROM readings WHERE ` + where
+	q := `DELETE FROM readings WHERE id BETWEEN ? AND ?`
 	if limit > 0 {
-		q = `DELETE FROM readings WHERE (dkey, seq) IN (SELECT dkey, seq FROM readings WHERE ` + where + ` ORDER BY dkey, seq LIMIT ?)`
-		args = append(args, limit)
+		q = `DELETE FROM readings WHERE id IN (SELECT id FROM readings WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?)`
 	}
 	var n, merged int64
 	// Every time mark of the device goes: the marks after the purged
@@ -146,6 +143,14 @@ func (db *DB) PurgeReadings(ctx context.Context, p store.Purge, limit int) (int6
 		var err error
 		if merged, err = db.mergeTx(ctx, tx, 0); err != nil {
 			return err
+		}
+		dkey, ok, err := readingKeyOf(ctx, tx, p.DeviceID)
+		if err != nil || !ok {
+			return err // no key: no readings
+		}
+		args := []any{dkey << seqBits, dkey<<seqBits | hi}
+		if limit > 0 {
+			args = append(args, limit)
 		}
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
@@ -188,7 +193,8 @@ func (db *DB) FinishPurge(ctx context.Context, p store.Purge) error {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM reading_devices WHERE device_id = ?
-			AND NOT EXISTS (SELECT 1 FROM readings WHERE readings.dkey = reading_devices.dkey)
+			AND NOT EXISTS (SELECT 1 FROM readings WHERE readings.id BETWEEN reading_devices.dkey << `+sqlSeqBits+`
+				AND (reading_devices.dkey << `+sqlSeqBits+`) + `+sqlMaxSeq+`)
 			AND NOT EXISTS (SELECT 1 FROM readings_stage WHERE readings_stage.dkey = reading_devices.dkey)`, p.DeviceID)
 		if err != nil {
 			return err

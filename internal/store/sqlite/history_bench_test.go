@@ -287,7 +287,7 @@ func benchAppendHistory(b *testing.B, stored, batch int) {
 }
 
 // procWchar is the bytes this process has passed to write(2) so far.
-func procWchar(b *testing.B) int64 {
+func procWchar(b testing.TB) int64 {
 	data, err := os.ReadFile("/proc/self/io")
 	if err != nil {
 		b.Skip("no /proc/self/io")

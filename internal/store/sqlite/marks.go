@@ -92,8 +92,9 @@ func (db *DB) markFor(ctx context.Context, tx *sql.Tx, dkey int64, pending map[i
 	// Staged readings count too: a mark written now must bound their
 	// times as well (stage.go).
 	if err := tx.QueryRowContext(ctx, `SELECT max(ts), min(ts), count(*) FROM (
-			SELECT ts FROM readings WHERE dkey = ? AND seq >= ?
-			UNION ALL SELECT ts FROM readings_stage WHERE dkey = ? AND seq >= ? AND `+stageLive+`)`, dkey, seq, dkey, seq).
+			SELECT ts FROM readings WHERE id BETWEEN ? AND ?
+			UNION ALL SELECT ts FROM readings_stage WHERE dkey = ? AND seq >= ? AND `+stageLive+`)`,
+		dkey<<seqBits|seq, dkey<<seqBits|MaxReadingSeq, dkey, seq).
 		Scan(&mx, &mn, &st.since); err != nil {
 		return st, fmt.Errorf("load time marks: %w", err)
 	}
@@ -124,22 +125,6 @@ func markSince(ctx context.Context, q queryRower, deviceID string, since int64) 
 
 // seqSpan is a range of seqs [from, to); to 0 is open.
 type seqSpan struct{ from, to int64 }
-
-// cond is the condition (" AND …", empty when sp bounds nothing: seqs
-// start at 1) and its arguments that keep a reading's seq within sp.
-func (sp seqSpan) cond() (string, []any) {
-	var c string
-	var args []any
-	if sp.from > 1 {
-		c += ` AND seq >= ?`
-		args = append(args, sp.from)
-	}
-	if sp.to != 0 {
-		c += ` AND seq < ?`
-		args = append(args, sp.to)
-	}
-	return c, args
-}
 
 // queryRower is a reader connection pool or the writer's transaction.
 type queryRower interface {

@@ -34,8 +34,9 @@ func (db *DB) OldestReadings(ctx context.Context) (map[string]time.Time, error) 
 	rows, err := db.readers.QueryContext(ctx, `SELECT d.device_id,
 		(SELECT count(*) - count(mints) FROM reading_marks WHERE dkey = d.dkey),
 		(SELECT min(mints) FROM reading_marks WHERE dkey = d.dkey),
-		(SELECT min(ts) FROM readings WHERE dkey = d.dkey
-			AND seq >= coalesce((SELECT max(seq) FROM reading_marks WHERE dkey = d.dkey), 0)),
+		(SELECT min(ts) FROM readings WHERE id BETWEEN
+			(d.dkey << `+sqlSeqBits+`) + coalesce((SELECT max(seq) FROM reading_marks WHERE dkey = d.dkey), 0)
+			AND (d.dkey << `+sqlSeqBits+`) + `+sqlMaxSeq+`),
 		s.ts
 		FROM reading_devices d
 		LEFT JOIN (SELECT dkey, min(ts) AS ts FROM readings_stage GROUP BY dkey) s ON s.dkey = d.dkey`)

@@ -86,6 +86,11 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
 			}
 			hi++
+			// Refused here, before anything is written, rather than
+			// stored under a wrapped key (readingkey.go).
+			if _, err := packKey(dkey, hi); err != nil {
+				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
+			}
 			if m, due := mk.add(ts); due {
 				if markStmt == nil {
 					markStmt = tx.StmtContext(ctx, db.stmts.insertMark)
@@ -171,20 +176,25 @@ var insertChunks = [...]int{64, 16, 4, 1}
 type insertStmts [len(insertChunks)]*sql.Stmt
 
 // insertTexts returns the multi-row INSERTs into the clustered table and
-// the stage, for prepare.
+// the stage, for prepare. Both take the same arguments per row (see
+// insertRows); the clustered table packs dkey and seq into its key
+// (readingkey.go), which AppendReadings has checked fit.
 //
 // OR FAIL: a statement that fails keeps its earlier rows instead of
 // undoing them, which spares SQLite a statement journal for a statement
 // writing many rows (a temporary file written for every page it touches:
 // without OR FAIL an append wrote 1.7-2 times the bytes per reading,
 // BenchmarkAppendReadingsBatch). A failed append rolls the whole
-// transaction back anyway.
+// transaction back anyway. Into the rowid readings table SQLite keeps a
+// statement journal all the same; the writer holds it in memory
+// (temp_store, sqlite.go).
 func (s *stmts) insertTexts(cols string) []stmtText {
 	var out []stmtText
 	for k, n := range insertChunks {
 		values := strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?), `, n), `, `)
+		packed := strings.TrimSuffix(strings.Repeat(`(? << `+sqlSeqBits+` | ?, ?, ?, ?, ?), `, n), `, `)
 		out = append(out,
-			stmtText{&s.insertMain[k], `INSERT OR FAIL INTO readings ` + cols + ` VALUES ` + values},
+			stmtText{&s.insertMain[k], `INSERT OR FAIL INTO readings ` + packedCols + ` VALUES ` + packed},
 			// A staged row takes the place of the spare at its seq, if
 			// there is one (spare.go), and never of anything else.
 			stmtText{&s.insertStage[k], `INSERT OR FAIL INTO readings_stage ` + cols + ` VALUES ` + values +
@@ -276,9 +286,9 @@ func (db *DB) deviceKey(ctx context.Context, tx *sql.Tx, deviceID string, fresh 
 	return k, nil
 }
 
-// byDevice is the condition selecting one device's readings by its id
-// (the first argument): the subquery runs once, and then the clustered
-// primary key serves the range.
+// byDevice is the condition selecting one device's staged readings by
+// its id (the first argument): the subquery runs once. (The packed table
+// is read through deviceRange, readingkey.go.)
 const byDevice = `dkey = (SELECT dkey FROM reading_devices WHERE device_id = ?)`
 
 // Readings returns readings of q.DeviceID matching q, in increasing Seq
@@ -288,11 +298,12 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 	if q.DeviceID == "" {
 		return nil, errors.New("query readings: empty device id")
 	}
+	// The conditions besides the device and seq (where, args), the
+	// same on both tables.
 	var (
 		where strings.Builder
-		args  = []any{q.DeviceID}
+		args  []any
 	)
-	where.WriteString(byDevice)
 	if q.Stream != "" {
 		where.WriteString(` AND stream = ?`)
 		args = append(args, q.Stream)
@@ -340,18 +351,19 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 	// A stream asked for is not read back from every row: one column and
 	// one string allocation less per reading (an export reads each stream
 	// whole).
-	cols := `SELECT seq, stream, ts, payload, manifest_version FROM `
+	cols := `stream, ts, payload, manifest_version FROM `
 	if q.Stream != "" {
-		cols = `SELECT seq, ts, payload, manifest_version FROM `
+		cols = `ts, payload, manifest_version FROM `
 	}
-	// Both tables, merged by seq in one statement (one snapshot, so a
+	// Both tables, merged by key in one statement (one snapshot, so a
 	// reading moving from the stage meanwhile is seen exactly once;
 	// stageLive leaves out staged readings a merge pass has already
-	// copied, see stage.go). The
-	// clustered side walks its primary key from the device's first
-	// wanted seq, over each span the time marks leave (one, or two for a
-	// window that ends in the middle of the history), and the LIMIT stops
-	// both sides early; the stage is small and scanned.
+	// copied, see stage.go). The packed table is read as a rowid range
+	// from the device's first wanted seq, over each span the time marks
+	// leave (one, or two for a window that ends in the middle of the
+	// history), and the LIMIT stops both sides early; the stage is small
+	// and scanned. The first column is the packed key (a staged
+	// reading's computed): one device's keys sort as its seqs.
 	var (
 		stmt  strings.Builder
 		qargs []any
@@ -360,17 +372,17 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 		spans = []seqSpan{{after + 1, 0}}
 	}
 	for _, sp := range spans {
-		c, a := sp.cond()
-		stmt.WriteString(cols + `readings WHERE ` + where.String() + c + ` UNION ALL `)
-		qargs = append(append(qargs, args...), a...)
+		lo, hi := sp.keyBounds()
+		stmt.WriteString(`SELECT r.id, ` + cols + deviceRange + where.String() + ` UNION ALL `)
+		qargs = append(append(qargs, q.DeviceID, lo, hi), args...)
 	}
-	stmt.WriteString(cols + `readings_stage WHERE ` + where.String() + ` AND ` + stageLive)
-	qargs = append(qargs, args...)
+	stmt.WriteString(`SELECT ` + stageKey + `, ` + cols + `readings_stage WHERE ` + byDevice + where.String() + ` AND ` + stageLive)
+	qargs = append(append(qargs, q.DeviceID), args...)
 	if after > 0 {
 		stmt.WriteString(` AND seq > ?`)
 		qargs = append(qargs, after)
 	}
-	stmt.WriteString(` ORDER BY seq LIMIT ?`)
+	stmt.WriteString(` ORDER BY 1 LIMIT ?`)
 	rows, err := db.readers.QueryContext(ctx, stmt.String(), append(qargs, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
@@ -382,19 +394,20 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 	out := make([]store.Reading, 0, min(limit, 512))
 	for rows.Next() {
 		var (
-			r  store.Reading
-			ts int64
+			r      store.Reading
+			id, ts int64
 		)
 		var err error
 		if q.Stream != "" {
 			r.Stream = q.Stream
-			err = rows.Scan(&r.Seq, &ts, &r.Payload, &r.ManifestVersion)
+			err = rows.Scan(&id, &ts, &r.Payload, &r.ManifestVersion)
 		} else {
-			err = rows.Scan(&r.Seq, &r.Stream, &ts, &r.Payload, &r.ManifestVersion)
+			err = rows.Scan(&id, &r.Stream, &ts, &r.Payload, &r.ManifestVersion)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
 		}
+		r.Seq = seqOfKey(id)
 		r.DeviceID = q.DeviceID
 		r.Time = decTime(ts)
 		out = append(out, r)
@@ -408,8 +421,8 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 // CountReadings returns how many readings of the device are stored.
 func (db *DB) CountReadings(ctx context.Context, deviceID string) (int64, error) {
 	var n int64
-	err := db.readers.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM readings WHERE `+byDevice+`)
-		+ (SELECT count(*) FROM readings_stage WHERE `+byDevice+` AND `+stageLive+`)`, deviceID, deviceID).Scan(&n)
+	err := db.readers.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM `+deviceRange+`)
+		+ (SELECT count(*) FROM readings_stage WHERE `+byDevice+` AND `+stageLive+`)`, deviceID, 0, MaxReadingSeq, deviceID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count readings of device %q: %w", deviceID, err)
 	}
@@ -417,10 +430,9 @@ func (db *DB) CountReadings(ctx context.Context, deviceID string) (int64, error)
 }
 
 // StreamCounts counts the device's readings before until per stream, in
-// the database: a scan of the device's range of the clustered key that
-// reads no payload.
+// the database: a scan of the device's range of the packed key.
 func (db *DB) StreamCounts(ctx context.Context, deviceID string, until time.Time) (map[string]int64, error) {
-	where, args := byDevice, []any{deviceID}
+	where, args := ``, []any(nil)
 	if !until.IsZero() {
 		u, err := encTime(until)
 		if err != nil {
@@ -429,8 +441,9 @@ func (db *DB) StreamCounts(ctx context.Context, deviceID string, until time.Time
 		where += ` AND ts < ?`
 		args = append(args, u)
 	}
-	rows, err := db.readers.QueryContext(ctx, `SELECT stream, count(*) FROM (SELECT stream FROM readings WHERE `+where+
-		` UNION ALL SELECT stream FROM readings_stage WHERE `+where+` AND `+stageLive+`) GROUP BY stream`, bothSides(args)...)
+	qargs := append(append([]any{deviceID, 0, MaxReadingSeq}, args...), deviceID)
+	rows, err := db.readers.QueryContext(ctx, `SELECT stream, count(*) FROM (SELECT stream FROM `+deviceRange+where+
+		` UNION ALL SELECT stream FROM readings_stage WHERE `+byDevice+where+` AND `+stageLive+`) GROUP BY stream`, append(qargs, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("count streams of device %q: %w", deviceID, err)
 	}
@@ -459,8 +472,9 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 	if q.DeviceID == "" {
 		return 0, errors.New("delete readings: empty device id")
 	}
-	where := byDevice
-	args := []any{q.DeviceID}
+	// The conditions besides the device and seq.
+	where := ``
+	var args []any
 	if q.Stream != "" {
 		where += ` AND stream = ?`
 		args = append(args, q.Stream)
@@ -488,14 +502,23 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		where += ` AND manifest_version = ?`
 		args = append(args, q.ManifestVersion)
 	}
-	// del deletes the matches in one seq span, at most max (≤ 0: all).
-	del := func(tx *sql.Tx, sp seqSpan, max int64) (int64, error) {
-		c, a := sp.cond()
-		w, a := where+c, append(slices.Clip(args), a...)
+	// del deletes the matches of device key dkey in one seq span, at
+	// most `most` (≤ 0: all): a rowid range of the packed key.
+	del := func(tx *sql.Tx, dkey int64, sp seqSpan, most int64) (int64, error) {
+		lo, hi := sp.keyBounds()
+		if lo > hi {
+			return 0, nil
+		}
+		from, err := packKey(dkey, max(lo, 1))
+		if err != nil {
+			return 0, err
+		}
+		to := dkey<<seqBits | hi
+		w, a := `id BETWEEN ? AND ?`+where, append([]any{from, to}, args...)
 		stmt := `DELETE FROM readings WHERE ` + w
-		if max > 0 {
-			stmt = `DELETE FROM readings WHERE (dkey, seq) IN (SELECT dkey, seq FROM readings WHERE ` + w + ` ORDER BY dkey, seq LIMIT ?)`
-			a = append(a, max)
+		if most > 0 {
+			stmt = `DELETE FROM readings WHERE id IN (SELECT id FROM readings WHERE ` + w + ` ORDER BY id LIMIT ?)`
+			a = append(a, most)
 		}
 		res, err := tx.ExecContext(ctx, stmt, a...)
 		if err != nil {
@@ -519,6 +542,10 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 		// sweep (until, every stream of every device) read each device's
 		// whole history in the writer's transaction, holding up ingest
 		// for seconds at 10M stored readings.
+		dkey, ok, err := readingKeyOf(ctx, tx, q.DeviceID)
+		if err != nil || !ok {
+			return err // no key: no readings
+		}
 		spans, err := markSpans(ctx, tx, q.DeviceID, 0, since, until)
 		if err != nil {
 			return err
@@ -530,7 +557,7 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 					break
 				}
 			}
-			k, err := del(tx, sp, left)
+			k, err := del(tx, dkey, sp, left)
 			if err != nil {
 				return err
 			}
@@ -549,13 +576,4 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 	}
 	db.unstaged(merged)
 	return n, nil
-}
-
-// bothSides repeats args, the arguments of a condition used once for the
-// clustered table and once for the stage, and appends more after them.
-func bothSides(args []any, more ...any) []any {
-	out := make([]any, 0, 2*len(args)+len(more))
-	out = append(out, args...)
-	out = append(out, args...)
-	return append(out, more...)
 }

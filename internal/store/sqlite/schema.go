@@ -599,11 +599,62 @@ var migrations = []migration{
 			`ALTER TABLE quarantines ADD COLUMN rate REAL NOT NULL DEFAULT 0`,
 		},
 	},
+	{
+		// Issue #19: the clustered readings table was WITHOUT ROWID, an
+		// index b-tree whose interior cells carry whole rows (about 175
+		// bytes): 21 to a page, so 4 levels at 100k readings and 6 at 10M,
+		// and every append sought its device's leaf through all of them.
+		// Now an ordinary rowid table whose key packs (dkey, seq) into one
+		// integer (readingkey.go): interior cells are 8-byte keys, and a
+		// device's readings are still one contiguous key range. The
+		// check refuses a file whose keys would not fit, before anything
+		// is copied.
+		name:  "readings keyed by packed (device key, seq)",
+		check: checkReadingKeys,
+		stmts: []string{
+			`CREATE TABLE readings_packed (
+				id               INTEGER PRIMARY KEY,
+				stream           TEXT NOT NULL,
+				ts               INTEGER NOT NULL,
+				manifest_version INTEGER NOT NULL DEFAULT 0,
+				payload          BLOB NOT NULL
+			) STRICT`,
+			// In key order, so the copy appends to the new b-tree.
+			`INSERT INTO readings_packed (id, stream, ts, manifest_version, payload)
+				SELECT dkey << ` + sqlSeqBits + ` | seq, stream, ts, manifest_version, payload
+				FROM readings ORDER BY dkey, seq`,
+			`DROP TABLE readings`,
+			`ALTER TABLE readings_packed RENAME TO readings`,
+		},
+	},
 }
 
 type migration struct {
-	name  string
+	name string
+	// check, if set, runs in the step's transaction before stmts and
+	// refuses the step (the file stays at the previous version) by
+	// returning an error.
+	check func(ctx context.Context, tx *sql.Tx) error
 	stmts []string
+}
+
+// checkReadingKeys refuses to pack readings whose device key or seq does
+// not fit the packed key, rather than store wrapped keys.
+func checkReadingKeys(ctx context.Context, tx *sql.Tx) error {
+	// The largest device key is one seek (the primary key's first
+	// column); every seq is at most the high-water mark, or a staged
+	// reading's (a staged commit does not raise the mark).
+	var dkey, seq int64
+	if err := tx.QueryRowContext(ctx, `SELECT
+		max(coalesce((SELECT max(dkey) FROM readings), 1), coalesce((SELECT max(dkey) FROM readings_stage), 1)),
+		max(coalesce((SELECT hi FROM reading_seq WHERE id = 1), 1), coalesce((SELECT max(seq) FROM readings_stage), 1))`).
+		Scan(&dkey, &seq); err != nil {
+		return fmt.Errorf("read key range: %w", err)
+	}
+	if _, err := packKey(dkey, max(seq, 1)); err != nil {
+		return err
+	}
+	return nil
 }
 
 // schemaVersion is the user_version a fully migrated file carries.
@@ -648,6 +699,11 @@ func migrateStep(ctx context.Context, db *sql.DB) (done bool, err error) {
 		return false, fmt.Errorf("migrate: schema version %d is not supported by this build (latest %d)", v, schemaVersion())
 	}
 	m := migrations[v]
+	if m.check != nil {
+		if err := m.check(ctx, tx); err != nil {
+			return false, fmt.Errorf("migrate to version %d (%s): %w", v+1, m.name, err)
+		}
+	}
 	for _, s := range m.stmts {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return false, fmt.Errorf("migrate to version %d (%s): %w", v+1, m.name, err)

@@ -145,6 +145,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// written again by it: 2,500 bytes written per reading at 10M stored
 	// against 1,500 at 100k (issue #19). Readers keep the default.
 	wq.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writerCacheKiB))
+	// A multi-row INSERT into the rowid readings table keeps a statement
+	// journal (even OR FAIL), which SQLite spills to a temporary file past
+	// 64 KiB: a batch of 1,000 readings wrote 1.1-1.8 KB per reading to
+	// it besides the WAL (issue #19). In memory it costs the pages one
+	// statement touches, a few hundred KiB. incrementalVacuum switches
+	// back to files for its VACUUM, whose temporary copy is the database.
+	wq.Add("_pragma", "temp_store(MEMORY)")
 	writer, err := sql.Open("sqlite", uri+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
@@ -234,8 +241,18 @@ func incrementalVacuum(ctx context.Context, db *sql.DB) error {
 	if mode != incremental {
 		// The file's header was already written (by the switch to WAL, or
 		// by an earlier build's tables): only a rebuild changes the mode.
-		if _, err := db.ExecContext(ctx, `VACUUM`); err != nil {
+		// VACUUM copies the whole database into a temporary one, which
+		// must be a file, not memory (the writer's temp_store), so it runs
+		// on one connection set to files for the while.
+		conn, err := db.Conn(ctx)
+		if err != nil {
 			return fmt.Errorf("switch to incremental auto_vacuum: %w", err)
+		}
+		defer conn.Close()
+		for _, q := range []string{`PRAGMA temp_store = FILE`, `VACUUM`, `PRAGMA temp_store = MEMORY`} {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("switch to incremental auto_vacuum: %w", err)
+			}
 		}
 	}
 	return nil

@@ -309,7 +309,7 @@ func TestReadsDoNotWaitForWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO readings (dkey, seq, stream, ts, payload) VALUES ((SELECT dkey FROM reading_devices WHERE device_id = 'd1'), 1000, 's', 1, x'')`); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO readings (id, stream, ts, payload) VALUES ((SELECT dkey << `+sqlSeqBits+` | 1000 FROM reading_devices WHERE device_id = 'd1'), 's', 1, x'')`); err != nil {
 		t.Fatal(err)
 	}
 

@@ -91,8 +91,10 @@ func (db *DB) prepare(ctx context.Context) error {
 		// instead of undoing them, which spares SQLite a statement journal
 		// (a temporary file written for every page the merge touches,
 		// 40% of its writes); mergeTx's caller then rolls the whole
-		// transaction back anyway.
-		{&db.stmts.mergeInsert, `INSERT OR FAIL INTO readings ` + cols + ` SELECT dkey, seq, stream, ts, manifest_version, payload
+		// transaction back anyway. (Into the rowid readings table a
+		// multi-row insert may keep one all the same; the writer holds
+		// temporary data in memory, sqlite.go.)
+		{&db.stmts.mergeInsert, `INSERT OR FAIL INTO readings ` + packedCols + ` SELECT ` + stageKey + `, stream, ts, manifest_version, payload
 			FROM readings_stage WHERE dkey <> 0 AND seq <= ? AND (seq > ? OR (dkey, seq) > (?, ?)) ORDER BY dkey, seq`},
 		{&db.stmts.mergeClear, `DELETE FROM readings_stage WHERE seq <= ?`},
 		{&db.stmts.readProgress, `SELECT upto, dkey, seq FROM reading_merge WHERE id = 1`},
@@ -101,7 +103,7 @@ func (db *DB) prepare(ctx context.Context) error {
 		{&db.stmts.progress, `UPDATE reading_merge SET upto = ?, dkey = ?, seq = ? WHERE id = 1 AND upto = ? AND dkey = ? AND seq = ?`},
 		// The step's readings by seq (a JSON array, in key order): a
 		// lookup of each in the stage, no scan of it.
-		{&db.stmts.stepInsert, `INSERT OR FAIL INTO readings ` + cols + ` SELECT s.dkey, s.seq, s.stream, s.ts, s.manifest_version, s.payload
+		{&db.stmts.stepInsert, `INSERT OR FAIL INTO readings ` + packedCols + ` SELECT s.dkey << ` + sqlSeqBits + ` | s.seq, s.stream, s.ts, s.manifest_version, s.payload
 			FROM json_each(?) AS j CROSS JOIN readings_stage AS s ON s.seq = j.value`},
 		{&db.stmts.insertMark, `INSERT INTO reading_marks (dkey, maxts, seq, mints) VALUES (?, ?, ?, ?)`},
 	}, db.stmts.insertTexts(cols)...) {

@@ -1,0 +1,338 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/candor-iot/candor/internal/store"
+)
+
+// An append whose seq or device key does not fit the packed key fails
+// with a *KeyRangeError and stores nothing, staged or not; readings at
+// the very top of both ranges (key 2⁶³-1) are stored and read back,
+// merged, counted and deleted like any other.
+func TestAppendKeyRange(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		stageBelow int
+	}{
+		{"clustered", 0},
+		{"staged", 1 << 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			db := openTemp(t)
+			db.stageBelow = tc.stageBelow
+			if err := db.AppendReadings(ctx, []store.Reading{{DeviceID: "d1", Stream: "s", Time: t0}}); err != nil {
+				t.Fatal(err)
+			}
+			// The next device key is MaxDeviceKey, the next seq
+			// MaxReadingSeq-2.
+			if _, err := db.writer.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = ? WHERE name = 'reading_devices'`, MaxDeviceKey-1); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.writer.ExecContext(ctx, `UPDATE reading_seq SET hi = ?`, MaxReadingSeq-3); err != nil {
+				t.Fatal(err)
+			}
+			reading := func(dev string, i int) store.Reading {
+				return store.Reading{DeviceID: dev, Stream: fmt.Sprint("s", i%2), Time: t0.Add(time.Duration(i) * time.Second),
+					Payload: []byte{byte(i)}, ManifestVersion: i}
+			}
+			top := []store.Reading{reading("dmax", 0)}
+			if err := db.AppendReadings(ctx, top); err != nil {
+				t.Fatal(err)
+			}
+			if top[0].Seq != MaxReadingSeq-2 {
+				t.Fatalf("seq %d, want %d", top[0].Seq, MaxReadingSeq-2)
+			}
+			// A new device would get key MaxDeviceKey+1.
+			refused := func(rs []store.Reading, wantKey, wantSeq int64) {
+				t.Helper()
+				err := db.AppendReadings(ctx, rs)
+				var kr *KeyRangeError
+				if !errors.As(err, &kr) || kr.DeviceKey != wantKey || kr.Seq != wantSeq {
+					t.Fatalf("append: %v, want a KeyRangeError for key %d, seq %d", err, wantKey, wantSeq)
+				}
+				if !strings.Contains(err.Error(), "out of range") || strings.Contains(err.Error(), "\x07") {
+					t.Errorf("error %q: want it to say what is out of range, without the payload", err)
+				}
+				for _, r := range rs {
+					if r.Seq != 0 {
+						t.Errorf("a refused reading got seq %d", r.Seq)
+					}
+				}
+			}
+			refused([]store.Reading{reading("dmax", 7), reading("dover", 7)}, MaxDeviceKey+1, MaxReadingSeq)
+			var keys int
+			if err := db.readers.QueryRowContext(ctx, `SELECT count(*) FROM reading_devices WHERE device_id = 'dover'`).Scan(&keys); err != nil || keys != 0 {
+				t.Fatalf("%d keys for the refused device (%v)", keys, err)
+			}
+			// The last two seqs: the second is key 2⁶³-1.
+			more := []store.Reading{reading("dmax", 1), reading("dmax", 2)}
+			if err := db.AppendReadings(ctx, more); err != nil {
+				t.Fatal(err)
+			}
+			if more[1].Seq != MaxReadingSeq {
+				t.Fatalf("seq %d, want %d", more[1].Seq, MaxReadingSeq)
+			}
+			refused([]store.Reading{reading("d1", 3)}, 1, MaxReadingSeq+1)
+
+			want := append(top, more...)
+			check := func(when string) {
+				t.Helper()
+				got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "dmax"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !sameReadings(got, want) {
+					t.Fatalf("%s: readings of dmax %+v, want %+v", when, got, want)
+				}
+				got, err = db.Readings(ctx, store.ReadingQuery{DeviceID: "dmax", AfterSeq: MaxReadingSeq - 1, Since: t0.Add(time.Second)})
+				if err != nil || len(got) != 1 || got[0].Seq != MaxReadingSeq {
+					t.Fatalf("%s: after %d: %+v, %v", when, MaxReadingSeq-1, got, err)
+				}
+				if n, err := db.CountReadings(ctx, "dmax"); err != nil || n != 3 {
+					t.Fatalf("%s: count %d, %v", when, n, err)
+				}
+				if c, err := db.StreamCounts(ctx, "dmax", time.Time{}); err != nil || c["s0"] != 2 || c["s1"] != 1 {
+					t.Fatalf("%s: stream counts %v, %v", when, c, err)
+				}
+				if at, err := db.LastReadingAt(ctx, "dmax"); err != nil || !at.Equal(want[2].Time) {
+					t.Fatalf("%s: last reading at %v, %v", when, at, err)
+				}
+				// d1's one reading is not taken for dmax's or back.
+				if got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "d1"}); err != nil || len(got) != 1 || got[0].Seq != 1 {
+					t.Fatalf("%s: d1: %+v, %v", when, got, err)
+				}
+			}
+			check("appended")
+			db.stopMerger()
+			if _, err := db.mergeStaged(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+			check("merged")
+			if n, err := db.DeleteReadings(ctx, store.ReadingQuery{DeviceID: "dmax", Since: t0.Add(time.Second)}, 1); err != nil || n != 1 {
+				t.Fatalf("deleted %d, %v", n, err)
+			}
+			if got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "dmax"}); err != nil || !sameReadings(got, []store.Reading{want[0], want[2]}) {
+				t.Fatalf("after deleting one: %+v, %v", got, err)
+			}
+			if n, err := db.PurgeReadings(ctx, store.Purge{DeviceID: "dmax"}, 0); err != nil || n != 2 {
+				t.Fatalf("purged %d, %v", n, err)
+			}
+		})
+	}
+}
+
+// sameReadings reports whether got and want hold the same readings in
+// the same order.
+func sameReadings(got, want []store.Reading) bool {
+	return slices.EqualFunc(got, want, func(a, b store.Reading) bool {
+		return a.Seq == b.Seq && a.DeviceID == b.DeviceID && a.Stream == b.Stream && a.Time.Equal(b.Time) &&
+			string(a.Payload) == string(b.Payload) && a.ManifestVersion == b.ManifestVersion
+	})
+}
+
+// migrateTo opens a bare connection to a new file at path and brings it
+// to the schema version before the migration named next.
+func migrateTo(t *testing.T, path, next string) *sql.DB {
+	t.Helper()
+	all := migrations
+	at := slices.IndexFunc(all, func(m migration) bool { return m.name == next })
+	if at < 0 {
+		t.Fatalf("no migration named %q", next)
+	}
+	// Open prepares statements on tables of the current schema, which
+	// this file does not have yet.
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrations = all[:at]
+	err = migrate(context.Background(), old)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	return old
+}
+
+const packedMigration = "readings keyed by packed (device key, seq)"
+
+// A file written with the clustered WITHOUT ROWID table keeps every
+// reading (seq, device, stream, time, payload, manifest version) and its
+// staged readings, reads the same through every query, and hands out
+// seqs after the old high-water mark.
+func TestMigrateReadingsPacked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "candor.db")
+	ctx := context.Background()
+	old := migrateTo(t, path, packedMigration)
+	// Three devices (key 2 left unused, as after a purge), readings in an
+	// uneven pattern, a seq gap, times not in seq order, a staged tail.
+	for _, stmt := range []string{
+		`INSERT INTO reading_devices (dkey, device_id) VALUES (1, 'd1'), (3, 'd3'), (4, 'd4')`,
+		`UPDATE reading_seq SET hi = 400`,
+	} {
+		if _, err := old.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	devs := map[int64]string{1: "d1", 3: "d3", 4: "d4"}
+	keys := []int64{1, 3, 4}
+	want := map[string][]store.Reading{}
+	var dump []string // every stored row, in (dkey, seq) order
+	for seq := int64(1); seq <= 420; seq++ {
+		if seq%37 == 0 {
+			continue // deleted
+		}
+		k := keys[(seq*seq/7)%3]
+		r := store.Reading{Seq: seq, DeviceID: devs[k], Stream: fmt.Sprint("s", seq%3),
+			Time: decTime(1_000_000 + (seq*7919)%1000), Payload: []byte(fmt.Sprint("p", seq)), ManifestVersion: int(seq % 4)}
+		table := "readings"
+		if seq > 400 {
+			table = "readings_stage" // staged, not yet merged
+		}
+		if _, err := old.ExecContext(ctx, `INSERT INTO `+table+` (dkey, seq, stream, ts, manifest_version, payload) VALUES (?, ?, ?, ?, ?, ?)`,
+			k, r.Seq, r.Stream, 1_000_000+(seq*7919)%1000, r.ManifestVersion, r.Payload); err != nil {
+			t.Fatal(err)
+		}
+		want[r.DeviceID] = append(want[r.DeviceID], r)
+	}
+	rows, err := old.QueryContext(ctx, `SELECT dkey, seq, stream, ts, manifest_version, payload FROM readings ORDER BY dkey, seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump = dumpRows(t, rows)
+	old.Close()
+
+	db := openPath(t, path)
+	rows, err = db.readers.QueryContext(ctx, `SELECT id >> `+sqlSeqBits+`, id & `+sqlMaxSeq+`, stream, ts, manifest_version, payload FROM readings ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dumpRows(t, rows); !slices.Equal(got, dump) {
+		t.Fatalf("packed table: %d rows, want the clustered table's %d:\n%v\nwant\n%v", len(got), len(dump), got, dump)
+	}
+	for _, dev := range []string{"d1", "d3", "d4"} {
+		w := want[dev]
+		got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: dev})
+		if err != nil || !sameReadings(got, w) {
+			t.Fatalf("%s after migration: %d readings (%v), want %d", dev, len(got), err, len(w))
+		}
+		if n, err := db.CountReadings(ctx, dev); err != nil || n != int64(len(w)) {
+			t.Fatalf("%s: count %d, %v; want %d", dev, n, err, len(w))
+		}
+		// A page by cursor and one stream in a time window.
+		got, err = db.Readings(ctx, store.ReadingQuery{DeviceID: dev, AfterSeq: w[10].Seq, Limit: 20})
+		if err != nil || !sameReadings(got, w[11:31]) {
+			t.Fatalf("%s after seq %d: %+v, %v", dev, w[10].Seq, got, err)
+		}
+		since, until := decTime(1_000_200), decTime(1_000_600)
+		var ws []store.Reading
+		for _, r := range w {
+			if r.Stream == "s1" && !r.Time.Before(since) && r.Time.Before(until) {
+				ws = append(ws, r)
+			}
+		}
+		got, err = db.Readings(ctx, store.ReadingQuery{DeviceID: dev, Stream: "s1", Since: since, Until: until})
+		if err != nil || !sameReadings(got, ws) {
+			t.Fatalf("%s, s1 in a window: %d readings (%v), want %d", dev, len(got), err, len(ws))
+		}
+	}
+	var ddl string
+	if err := db.readers.QueryRowContext(ctx, `SELECT sql FROM sqlite_schema WHERE name = 'readings'`).Scan(&ddl); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(ddl, "WITHOUT ROWID") || !strings.Contains(ddl, "id               INTEGER PRIMARY KEY") {
+		t.Errorf("readings after migration: %s", ddl)
+	}
+	var leftover int
+	if err := db.readers.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = 'readings_packed'`).Scan(&leftover); err != nil || leftover != 0 {
+		t.Errorf("%d objects of the migration remain (%v)", leftover, err)
+	}
+	rs := []store.Reading{{DeviceID: "d3", Stream: "a", Time: t0}}
+	if err := db.AppendReadings(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if rs[0].Seq != 421 {
+		t.Errorf("new seq %d, want 421 (420 was staged before the migration)", rs[0].Seq)
+	}
+}
+
+// A file whose readings would not fit the packed key is refused before
+// anything is copied: it stays at the previous version, readings intact.
+func TestMigrateReadingsPackedRefusesOutOfRange(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stmts []string
+		want  KeyRangeError
+	}{
+		{"device key", []string{`INSERT INTO readings (dkey, seq, stream, ts, payload) VALUES (` + fmt.Sprint(MaxDeviceKey+1) + `, 5, 's', 1, x'')`},
+			KeyRangeError{DeviceKey: MaxDeviceKey + 1, Seq: 1}}, // seq: the high-water mark
+		{"seq", []string{`INSERT INTO readings (dkey, seq, stream, ts, payload) VALUES (1, 5, 's', 1, x'')`,
+			`UPDATE reading_seq SET hi = ` + fmt.Sprint(int64(MaxReadingSeq)+1)},
+			KeyRangeError{DeviceKey: 1, Seq: MaxReadingSeq + 1}},
+		{"staged seq", []string{`INSERT INTO readings_stage (dkey, seq, stream, ts, payload) VALUES (1, ` + fmt.Sprint(int64(MaxReadingSeq)+2) + `, 's', 1, x'')`},
+			KeyRangeError{DeviceKey: 1, Seq: MaxReadingSeq + 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "candor.db")
+			ctx := context.Background()
+			old := migrateTo(t, path, packedMigration)
+			var v int
+			for _, s := range tc.stmts {
+				if _, err := old.ExecContext(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := old.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			old.Close()
+			_, err := Open(ctx, path)
+			var kr *KeyRangeError
+			if !errors.As(err, &kr) || *kr != tc.want {
+				t.Fatalf("open: %v, want a KeyRangeError %+v", err, tc.want)
+			}
+			old, err = sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer old.Close()
+			var after, n int
+			if err := old.QueryRowContext(ctx, `SELECT (SELECT user_version FROM pragma_user_version),
+				(SELECT count(*) FROM readings) + (SELECT count(*) FROM readings_stage)`).Scan(&after, &n); err != nil {
+				t.Fatal(err)
+			}
+			if after != v || n != 1 {
+				t.Fatalf("file at version %d with %d readings, want %d and 1", after, n, v)
+			}
+		})
+	}
+}
+
+func dumpRows(t *testing.T, rows *sql.Rows) []string {
+	t.Helper()
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var k, seq, ts, mv int64
+		var stream string
+		var p []byte
+		if err := rows.Scan(&k, &seq, &stream, &ts, &mv, &p); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%d/%d %s %d v%d %q", k, seq, stream, ts, mv, p))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
