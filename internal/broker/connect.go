@@ -49,7 +49,6 @@ type connectInfo struct {
 	willTo    int    // topic and payload); willTo == 0 when there is no will
 	flagsAt   int    // offset in raw of the connect flags byte
 	emptyWill bool   // the will flag is set and its payload is empty
-	keepAlive int    // the client's keep-alive, in seconds (0: none)
 }
 
 // readConnect reads the first packet of a connection, which must be a
@@ -114,7 +113,7 @@ func (ci *connectInfo) parse(at int) error {
 	}
 	ci.flagsAt = p.at
 	flags := p.byte()
-	ci.keepAlive = p.uint16()
+	p.skip(2) // keep alive
 	if flags&0x01 != 0 {
 		return bad(v5Malformed, "reserved connect flag set") // [MQTT-3.1.2-3]
 	}
@@ -240,6 +239,8 @@ func (p *cursor) take(n int) []byte {
 	p.at += n
 	return out
 }
+
+func (p *cursor) skip(n int) { p.take(n) }
 
 func (p *cursor) byte() byte {
 	if b := p.take(1); b != nil {
