@@ -12,6 +12,10 @@ import (
 // Topics. A device that is offline when the hub decides gets the offer
 // when it subscribes again: the hub sends it, marked retained, from the
 // service's state (Service.Offer), not from the broker's retained store.
+// That copy goes at QoS 0, as every control message sent on SUBSCRIBE
+// (internal/broker/controls.go): a persistent session that subscribed
+// once and lost the connection just after does not get it resent from
+// the session, only at its next SUBSCRIBE or the offer's next change.
 // The offer ends (an empty message) once the device reports installed or
 // failed, or the owner postpones. Progress is not retained: the hub keeps
 // the latest stage.
