@@ -360,8 +360,8 @@ func TestSpansCoverReadings(t *testing.T) {
 	if i < 0 {
 		t.Fatal("no migration named reading_spans")
 	}
-	if _, err := db.pool.Exec(ctx, `DROP TRIGGER readings_widen_spans ON readings;
-		DROP FUNCTION reading_spans_widen(); DROP TABLE reading_spans`, pgx.QueryExecModeSimpleProtocol); err != nil {
+	if _, err := db.pool.Exec(ctx, `DROP TRIGGER IF EXISTS readings_widen_spans ON readings;
+		DROP FUNCTION IF EXISTS reading_spans_widen(); DROP TABLE reading_spans`, pgx.QueryExecModeSimpleProtocol); err != nil {
 		t.Fatal(err)
 	}
 	err = db.inTx(ctx, func(tx pgx.Tx) error {
@@ -707,5 +707,107 @@ func TestSpansCoverAppendsOfAnOldHub(t *testing.T) {
 	}
 	if want := readingSeqs(got)[1:]; !slices.Equal(readingSeqs(after), want) {
 		t.Fatalf("Readings after seq %d: %v, want %v", first[0].Seq, readingSeqs(after), want)
+	}
+}
+
+// TestMigrationSpansHoldsAppendsOut: migration 0015 running while a hub
+// of the previous version appends. An append in flight when the migration
+// starts is in its backfill (the migration waits for it); one that comes
+// after the backfill waits until the migration commits, so it finds the
+// trigger in place. Either way no reading lands between the backfill and
+// the trigger, outside every span.
+func TestMigrationSpansHoldsAppendsOut(t *testing.T) {
+	db, url := openTest(t)
+	ctx := t.Context()
+	jan := time.Date(2024, time.January, 5, 0, 0, 0, 0, time.UTC)
+	feb := time.Date(2024, time.February, 5, 0, 0, 0, 0, time.UTC)
+	mar := time.Date(2024, time.March, 5, 0, 0, 0, 0, time.UTC)
+	if err := db.AppendReadings(ctx, []store.Reading{{DeviceID: "d1", Stream: "t", Time: jan}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []time.Time{feb, mar} {
+		ts, _ := encTime(m)
+		if err := db.ensurePartitions(ctx, []int64{monthStart(ts)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The database as before the migration.
+	if _, err := db.pool.Exec(ctx, `DROP TRIGGER IF EXISTS readings_widen_spans ON readings;
+		DROP FUNCTION IF EXISTS reading_spans_widen(); DROP TABLE reading_spans`, pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(ms, func(m migration) bool { return m.name == "reading_spans" })
+	if i < 0 {
+		t.Fatal("no migration named reading_spans")
+	}
+	conn := func() *pgx.Conn {
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		return c
+	}
+	oldHub, migrator, later := conn(), conn(), conn()
+	oldInsert := `INSERT INTO readings (seq, device_id, stream, ts, payload)
+		VALUES (nextval('readings_seq'), 'd1', 't', $1, '')`
+
+	// An old hub's append into February, in flight.
+	a, err := oldHub.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Rollback(context.Background())
+	febTS, _ := encTime(feb)
+	if _, err := a.Exec(ctx, oldInsert, febTS); err != nil {
+		t.Fatal(err)
+	}
+	// The migration, as migrateStep runs it, waits for it...
+	m, err := migrator.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Rollback(context.Background())
+	ran := make(chan error, 1)
+	go func() {
+		_, err := m.Exec(ctx, ms[i].sql, pgx.QueryExecModeSimpleProtocol)
+		ran <- err
+	}()
+	for waiting := false; !waiting; {
+		if err := later.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity
+			WHERE pid = $1 AND wait_event_type = 'Lock'`, migrator.PgConn().PID()).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	// ...and, backfilled but not committed, holds the next one out.
+	marTS, _ := encTime(mar)
+	if _, err := later.Exec(ctx, `SET lock_timeout = '200ms'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := later.Exec(ctx, oldInsert, marTS); pgCode(err) != codeLockNotAvailable {
+		t.Fatalf("an insert while the migration is uncommitted: %v, want it to wait (lock_not_available)", err)
+	}
+	if err := m.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := later.Exec(ctx, oldInsert, marTS); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "d1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("Readings (no range) after the migration: %v, want all 3", readingSeqs(got))
 	}
 }
