@@ -1,9 +1,12 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -174,11 +177,15 @@ func BenchmarkHistoryBlocks(b *testing.B) {
 					rows += batch
 				}
 				w1 := walLSN(b, stats)
+				cpu, cpuOK := backendCPU(b, stats)
 				db.Close()
 				quiesce(b, stats)
 				appended := float64(rows - stored - warm)
 				reportBlocks(b, pgBlocks(b, stats).sub(s0), appended, "row")
 				b.ReportMetric(float64(w1-w0)/appended, "clusterWALB/row")
+				if cpuOK {
+					b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "serverCPU-us/batch")
+				}
 			})
 		}
 		for _, hq := range historyQueries {
@@ -220,4 +227,40 @@ func BenchmarkHistoryBlocks(b *testing.B) {
 			})
 		}
 	}
+}
+
+// backendCPU is the CPU time (user and system) the server's backends
+// serving the benchmark's database have used since they started, less the
+// stats connection's own: with the pool opened after the warm-up, the
+// appends and their connections' setup. It reads /proc, so only when the
+// server runs on this machine (ok false otherwise). Ticks are 10 ms.
+func backendCPU(b *testing.B, stats *pgx.Conn) (d time.Duration, ok bool) {
+	b.Helper()
+	rows, err := stats.Query(context.Background(), `SELECT pid FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ticks int64
+	for _, pid := range pids {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, false
+		}
+		// Fields after the command's closing parenthesis: utime and stime
+		// are the 14th and 15th of the line, the 12th and 13th after it.
+		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+		for _, i := range []int{11, 12} {
+			n, err := strconv.ParseInt(f[i], 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, len(pids) > 0
 }

@@ -64,13 +64,13 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	if err := db.ensurePartitions(ctx, months); err != nil {
 		return fmt.Errorf("append readings: %w", err)
 	}
-	seqs, err := db.copyReadings(ctx, rows, months)
+	seqs, err := db.copyReadings(ctx, rows)
 	if pgCode(err) == codeCheckViolation {
 		// No partition for a row: another hub dropped an emptied month
 		// after this one remembered it. Forget and create again, once.
 		db.forgetPartitions()
 		if err = db.ensurePartitions(ctx, months); err == nil {
-			seqs, err = db.copyReadings(ctx, rows, months)
+			seqs, err = db.copyReadings(ctx, rows)
 		}
 	}
 	if err != nil {
@@ -82,27 +82,20 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	return nil
 }
 
-// drawSeqs draws $1 seqs and widens the reading_spans of the months $2
-// (the batch's) to cover them all, in one statement. Every month gets the
-// batch's whole range, which may be wider than its own rows' but never
-// narrower: spans must cover their readings, not fit them. A CTE that
-// calls nextval is evaluated once however often it is read.
-const drawSeqs = `WITH s AS (SELECT nextval('readings_seq') AS seq FROM generate_series(1, $1)),
-	span AS (INSERT INTO reading_spans (month, lo, hi)
-		SELECT m, (SELECT min(seq) FROM s), (SELECT max(seq) FROM s) FROM unnest($2::bigint[]) m
-		ON CONFLICT (month) DO UPDATE SET lo = least(reading_spans.lo, excluded.lo), hi = greatest(reading_spans.hi, excluded.hi))
-	SELECT seq FROM s`
+// drawSeqs draws $1 seqs. The spans of the months the rows land in
+// (reading_spans) are widened by the trigger of migration 0015 as the
+// COPY inserts them, as for rows any other writer inserts.
+const drawSeqs = `SELECT nextval('readings_seq') FROM generate_series(1, $1)`
 
-// copyReadings draws seqs for rows, sets them as each row's first value,
-// records them in the spans of months (the months of the rows) and copies
-// the rows in, all in one transaction.
-func (db *DB) copyReadings(ctx context.Context, rows [][]any, months []int64) ([]int64, error) {
+// copyReadings draws seqs for rows, sets them as each row's first value
+// and copies the rows in, in one transaction.
+func (db *DB) copyReadings(ctx context.Context, rows [][]any) ([]int64, error) {
 	seqs := make([]int64, 0, len(rows))
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		// The lock and the draw go in one round trip, run in order.
 		b := &pgx.Batch{}
 		b.Queue(`SELECT pg_advisory_xact_lock($1)`, lockReadings)
-		b.Queue(drawSeqs, len(rows), months)
+		b.Queue(drawSeqs, len(rows))
 		br := tx.SendBatch(ctx, b)
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()

@@ -344,14 +344,11 @@ func TestSpansCoverReadings(t *testing.T) {
 		want = append(want, *s)
 	}
 	slices.SortFunc(want, func(a, b spanRow) int { return cmp.Compare(a.Month, b.Month) })
-	appended := spans()
-	if len(appended) != len(want) {
-		t.Fatalf("spans after appending: %v, want the months of %v", appended, want)
-	}
-	for i, s := range appended {
-		if s.Month != want[i].Month || s.Lo > want[i].Lo || s.Hi < want[i].Hi {
-			t.Fatalf("spans after appending: %v, want each to cover %v", appended, want)
-		}
+	// The trigger computes each month's span from the rows themselves, so
+	// appended spans are exact too; the times above sit on the months'
+	// edges, where its month arithmetic must agree with monthStart's.
+	if appended := spans(); !slices.Equal(appended, want) {
+		t.Fatalf("spans after appending: %v, want %v", appended, want)
 	}
 	// As before the migration: no spans table. Then the migration, as
 	// migrateStep runs it.
@@ -363,7 +360,8 @@ func TestSpansCoverReadings(t *testing.T) {
 	if i < 0 {
 		t.Fatal("no migration named reading_spans")
 	}
-	if _, err := db.pool.Exec(ctx, `DROP TABLE reading_spans`); err != nil {
+	if _, err := db.pool.Exec(ctx, `DROP TRIGGER IF EXISTS readings_widen_spans ON readings;
+		DROP FUNCTION IF EXISTS reading_spans_widen(); DROP TABLE reading_spans`, pgx.QueryExecModeSimpleProtocol); err != nil {
 		t.Fatal(err)
 	}
 	err = db.inTx(ctx, func(tx pgx.Tx) error {
@@ -502,7 +500,7 @@ func TestReclaimSpaceKeepsAnAppendInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 		var seq int64
-		if err := tx.QueryRow(ctx, drawSeqs, 1, []int64{monthStart(janTS)}).Scan(&seq); err != nil {
+		if err := tx.QueryRow(ctx, drawSeqs, 1).Scan(&seq); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO readings (seq, device_id, stream, ts, payload) VALUES ($1, 'd1', 't', $2, '')`, seq, janTS); err != nil {
@@ -625,5 +623,191 @@ func TestSpanOfADroppedPartition(t *testing.T) {
 	got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "d1"})
 	if err != nil || len(got) != 1 || got[0].Seq != rs[1].Seq {
 		t.Fatalf("Readings = %+v, %v; want February's reading", got, err)
+	}
+}
+
+// TestSpansCoverAppendsOfAnOldHub: a hub of the previous version, which
+// knows nothing of reading_spans, appends after a new hub ran migration
+// 0015, as in a rolling upgrade of hubs sharing one database
+// (docs/deployment.md). Its readings must still be read in seq order,
+// without a time range and after a cursor: exports and app catch-up page
+// that way and would otherwise miss them for good. (Reported in review as
+// "CountReadings 3, Readings (no range) returned 1" when only the new
+// append code wrote spans.)
+func TestSpansCoverAppendsOfAnOldHub(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := t.Context()
+	jan := time.Date(2024, time.January, 5, 0, 0, 0, 0, time.UTC)
+	feb := time.Date(2024, time.February, 5, 0, 0, 0, 0, time.UTC)
+	first := []store.Reading{{DeviceID: "d1", Stream: "t", Time: jan, Payload: []byte(`{}`)}}
+	if err := db.AppendReadings(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	// The previous version's append: seqs drawn under the readings lock,
+	// the rows copied in (COPY, or an INSERT as an operator might), no
+	// span touched.
+	oldAppend := func(copyIn bool, at ...time.Time) {
+		t.Helper()
+		months := []int64{}
+		for _, a := range at {
+			ts, _ := encTime(a)
+			months = append(months, monthStart(ts))
+		}
+		if err := db.ensurePartitions(ctx, months); err != nil {
+			t.Fatal(err)
+		}
+		err := db.inTx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockReadings); err != nil {
+				return err
+			}
+			rows := make([][]any, len(at))
+			for i, a := range at {
+				var seq int64
+				if err := tx.QueryRow(ctx, `SELECT nextval('readings_seq')`).Scan(&seq); err != nil {
+					return err
+				}
+				ts, _ := encTime(a)
+				rows[i] = []any{seq, "d1", "t", ts, []byte(`{}`), int32(0)}
+				if !copyIn {
+					if _, err := tx.Exec(ctx, `INSERT INTO readings (seq, device_id, stream, ts, payload, manifest_version)
+						VALUES ($1, $2, $3, $4, $5, $6)`, rows[i]...); err != nil {
+						return err
+					}
+				}
+			}
+			if copyIn {
+				_, err := tx.CopyFrom(ctx, pgx.Identifier{"readings"}, readingCopyCols, pgx.CopyFromRows(rows))
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldAppend(true, feb, jan) // a month the new hub never appended to, and one above January's span
+	oldAppend(false, feb)
+	n, err := db.CountReadings(ctx, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 {
+		t.Fatalf("CountReadings %d, want 4", n)
+	}
+	got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "d1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(got)) != n {
+		t.Fatalf("Readings (no range) returned %d of %d: %v", len(got), n, readingSeqs(got))
+	}
+	after, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "d1", AfterSeq: first[0].Seq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := readingSeqs(got)[1:]; !slices.Equal(readingSeqs(after), want) {
+		t.Fatalf("Readings after seq %d: %v, want %v", first[0].Seq, readingSeqs(after), want)
+	}
+}
+
+// TestMigrationSpansHoldsAppendsOut: migration 0015 running while a hub
+// of the previous version appends. An append in flight when the migration
+// starts is in its backfill (the migration waits for it); one that comes
+// after the backfill waits until the migration commits, so it finds the
+// trigger in place. Either way no reading lands between the backfill and
+// the trigger, outside every span.
+func TestMigrationSpansHoldsAppendsOut(t *testing.T) {
+	db, url := openTest(t)
+	ctx := t.Context()
+	jan := time.Date(2024, time.January, 5, 0, 0, 0, 0, time.UTC)
+	feb := time.Date(2024, time.February, 5, 0, 0, 0, 0, time.UTC)
+	mar := time.Date(2024, time.March, 5, 0, 0, 0, 0, time.UTC)
+	if err := db.AppendReadings(ctx, []store.Reading{{DeviceID: "d1", Stream: "t", Time: jan}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []time.Time{feb, mar} {
+		ts, _ := encTime(m)
+		if err := db.ensurePartitions(ctx, []int64{monthStart(ts)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The database as before the migration.
+	if _, err := db.pool.Exec(ctx, `DROP TRIGGER IF EXISTS readings_widen_spans ON readings;
+		DROP FUNCTION IF EXISTS reading_spans_widen(); DROP TABLE reading_spans`, pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(ms, func(m migration) bool { return m.name == "reading_spans" })
+	if i < 0 {
+		t.Fatal("no migration named reading_spans")
+	}
+	conn := func() *pgx.Conn {
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		return c
+	}
+	oldHub, migrator, later := conn(), conn(), conn()
+	oldInsert := `INSERT INTO readings (seq, device_id, stream, ts, payload)
+		VALUES (nextval('readings_seq'), 'd1', 't', $1, '')`
+
+	// An old hub's append into February, in flight.
+	a, err := oldHub.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Rollback(context.Background())
+	febTS, _ := encTime(feb)
+	if _, err := a.Exec(ctx, oldInsert, febTS); err != nil {
+		t.Fatal(err)
+	}
+	// The migration, as migrateStep runs it, waits for it...
+	m, err := migrator.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Rollback(context.Background())
+	ran := make(chan error, 1)
+	go func() {
+		_, err := m.Exec(ctx, ms[i].sql, pgx.QueryExecModeSimpleProtocol)
+		ran <- err
+	}()
+	for waiting := false; !waiting; {
+		if err := later.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity
+			WHERE pid = $1 AND wait_event_type = 'Lock'`, migrator.PgConn().PID()).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	// ...and, backfilled but not committed, holds the next one out.
+	marTS, _ := encTime(mar)
+	if _, err := later.Exec(ctx, `SET lock_timeout = '200ms'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := later.Exec(ctx, oldInsert, marTS); pgCode(err) != codeLockNotAvailable {
+		t.Fatalf("an insert while the migration is uncommitted: %v, want it to wait (lock_not_available)", err)
+	}
+	if err := m.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := later.Exec(ctx, oldInsert, marTS); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "d1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("Readings (no range) after the migration: %v, want all 3", readingSeqs(got))
 	}
 }
