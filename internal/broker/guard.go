@@ -269,6 +269,8 @@ type guardConn struct {
 	// connections never need one, and each connection's struct is kept
 	// small).
 	ids atomic.Pointer[packetIDs]
+	// closed: Close has begun; nothing is parked after (unpark).
+	closed atomic.Bool
 
 	sizes inSizes     // the packets after the CONNECT (read loop only)
 	sock  *sockReader // a plain TCP socket's reads (readbuf.go); nil otherwise

@@ -568,7 +568,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	if gc := guardOf(cl); gc != nil {
-		gc.unpark(true) // mochi has resent the session (parkBeyondReceiveMaximum)
+		gc.unpark() // mochi has resent the session (parkBeyondReceiveMaximum)
 	}
 	h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
 }
