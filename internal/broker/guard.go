@@ -370,8 +370,8 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		// asks for more, so the read loop is about to wait for the
 		// client: the PUBACKs gathered from what it read go out now
 		// (ackQueue.rbuf).
-		if q := c.dev.acks.Load(); q != nil && len(q.rbuf) > 0 {
-			q.flushRead()
+		if q := c.dev.acks.Load(); q != nil {
+			q.flushBeforeRead()
 		}
 	}
 	c.restoreReleased() // see packetid.go

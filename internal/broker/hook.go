@@ -428,17 +428,17 @@ func pubrecRefused(cl *mqtt.Client, id uint16) {
 // is a publish outside the device's namespace: answered and counted as
 // refusePublish does, and mochi still drops it (nothing is routed or
 // retained). Every packet comes here, so anything that does not begin
-// with '$' leaves at once; a publish that fails mochi's checks
-// (PublishValidate) is left to mochi, which ends the connection.
+// with '$' leaves at once; a packet that fails mochi's checks
+// (unprocessable) is left to mochi, which ends the connection, once the
+// PUBACKs the read loop holds are written.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	keepIDsApart(cl, &pk) // first: every later step sees the id mochi will use
-	if pk.FixedHeader.Type == packets.Disconnect {
+	if pk.FixedHeader.Type == packets.Disconnect || unprocessable(&pk) {
 		flushBeforeEnd(cl) // mochi closes the connection without reading again
 		return pk, nil
 	}
 	if pk.FixedHeader.Type != packets.Publish || pk.TopicName == "" || pk.TopicName[0] != '$' ||
-		cl.Net.Inline || isAppClient(cl) || mqtt.IsValidFilter(pk.TopicName, true) ||
-		pk.PublishValidate(topicAliasMaximum) != packets.CodeSuccess {
+		cl.Net.Inline || isAppClient(cl) || mqtt.IsValidFilter(pk.TopicName, true) {
 		return pk, nil
 	}
 	h.denyPublish(deviceOf(cl), pk.TopicName)
@@ -453,6 +453,27 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		pubrecRefused(cl, pk.PacketID)
 	}
 	return pk, nil
+}
+
+// unprocessable reports whether mochi's processPacket (v2.7.9) refuses pk
+// before OnPacketProcessed, ending the connection (an MQTT 5 client is
+// sent a DISCONNECT first): it fails the same validity check mochi makes,
+// or is of a type only a server sends.
+func unprocessable(pk *packets.Packet) bool {
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		return pk.PublishValidate(topicAliasMaximum) != packets.CodeSuccess
+	case packets.Subscribe:
+		return pk.SubscribeValidate() != packets.CodeSuccess
+	case packets.Unsubscribe:
+		return pk.UnsubscribeValidate() != packets.CodeSuccess
+	case packets.Auth:
+		return pk.AuthValidate() != packets.CodeSuccess
+	case packets.Connect, packets.Disconnect, packets.Pingreq,
+		packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp:
+		return false
+	}
+	return true // CONNACK, SUBACK, UNSUBACK, PINGRESP: "no valid packet"
 }
 
 // OnPacketProcessed: a packet mochi could not process ends the connection
