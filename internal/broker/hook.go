@@ -433,12 +433,13 @@ func pubrecRefused(cl *mqtt.Client, id uint16) {
 // PUBACKs the read loop holds are written.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	keepIDsApart(cl, &pk) // first: every later step sees the id mochi will use
-	if pk.FixedHeader.Type == packets.Disconnect || unprocessable(&pk) {
+	if pk.FixedHeader.Type == packets.Disconnect || (mayHoldAcks(cl) && unprocessable(&pk)) {
 		flushBeforeEnd(cl) // mochi closes the connection without reading again
 		return pk, nil
 	}
 	if pk.FixedHeader.Type != packets.Publish || pk.TopicName == "" || pk.TopicName[0] != '$' ||
-		cl.Net.Inline || isAppClient(cl) || mqtt.IsValidFilter(pk.TopicName, true) {
+		cl.Net.Inline || isAppClient(cl) || mqtt.IsValidFilter(pk.TopicName, true) ||
+		pk.PublishValidate(topicAliasMaximum) != packets.CodeSuccess {
 		return pk, nil
 	}
 	h.denyPublish(deviceOf(cl), pk.TopicName)
@@ -453,6 +454,15 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		pubrecRefused(cl, pk.PacketID)
 	}
 	return pk, nil
+}
+
+// mayHoldAcks reports whether cl's read loop may hold PUBACKs (a device's
+// connection with an ack queue), so that a packet ending the connection
+// needs looking at (unprocessable: some 30 ns a PUBLISH) before mochi
+// ends it. An invalid packet from anyone else is left to mochi alone.
+func mayHoldAcks(cl *mqtt.Client) bool {
+	gc := guardOf(cl)
+	return gc != nil && gc.dev != nil && gc.dev.acks.Load() != nil
 }
 
 // unprocessable reports whether mochi's processPacket (v2.7.9) refuses pk
