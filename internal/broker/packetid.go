@@ -375,8 +375,9 @@ func (c *guardConn) restoreReleased() {
 // it while its session is resent. Counting the resent messages when
 // parking (not after the resend) makes mochi hold such a message instead
 // of sending it at once beyond the maximum; one held before mochi's
-// resend read the session is resent with it (mochi's doing) and stays in
-// the session as sent. mochi numbers a new connection's
+// resend read the session is resent with it (mochi's doing: beyond the
+// maximum, and ahead of the parked messages) and stays in the session as
+// sent. mochi numbers a new connection's
 // messages from 1, skipping only the ids in the session, so such a
 // message can take a parked message's id: unpark then gives the parked
 // messages, and the held ones published meanwhile after them, fresh ids
@@ -431,9 +432,12 @@ func (c *guardConn) unpark() {
 	if ids == nil || !ids.isParked.Load() {
 		return
 	}
-	// Taken out under mu, renumbered without: NextPacketID takes the
-	// client's lock, under which mochi's writes take mu (answerID).
+	// All under mu, so that a Close on another goroutine (a takeover,
+	// about to copy the session) waits until every parked message is
+	// back. NextPacketID takes the client's lock under mu: mochi holds
+	// that lock only to hand out an id or to write, and neither takes mu.
 	ids.mu.Lock()
+	defer ids.mu.Unlock()
 	parked, cl, inflight := ids.parked, ids.client, ids.inflight
 	ids.parked, ids.client = nil, nil
 	ids.isParked.Store(false)
@@ -454,7 +458,6 @@ func (c *guardConn) unpark() {
 		later = append(later, pk)
 	}
 	ids.held.Store(len(ids.released) > 0)
-	ids.mu.Unlock()
 	if len(parked) == 0 {
 		return
 	}
