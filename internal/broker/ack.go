@@ -335,7 +335,9 @@ func flushBeforeEnd(cl *mqtt.Client) {
 // its read loop on a packet it cannot decode (or a fixed header it
 // refuses) straight to closing the connection, on the read loop's
 // goroutine. Close on another goroutine (a takeover, shutdown) while the
-// read loop uses rbuf writes nothing: rmu is only tried.
+// read loop uses rbuf writes nothing: rmu is only tried. Nor does Close
+// after mochi sent a DISCONNECT (guardConn.bye), which ends what MQTT 5
+// lets the server send.
 func (c *guardConn) flushHeld() {
 	if c.dev == nil {
 		return

@@ -271,6 +271,9 @@ type guardConn struct {
 	ids atomic.Pointer[packetIDs]
 	// closed: Close has begun; nothing is parked after (unpark).
 	closed atomic.Bool
+	// bye: mochi sent the client a DISCONNECT (OnPacketSent), after which
+	// MQTT 5 allows nothing more [MQTT-3.14.4-1]; Close flushes no PUBACKs.
+	bye atomic.Bool
 
 	sizes inSizes     // the packets after the CONNECT (read loop only)
 	sock  *sockReader // a plain TCP socket's reads (readbuf.go); nil otherwise

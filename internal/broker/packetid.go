@@ -502,7 +502,9 @@ func (c *guardConn) unpark() {
 func (c *guardConn) Close() error {
 	c.closed.Store(true)
 	c.unpark()
-	c.flushHeld() // before the socket closes (ack.go)
+	if !c.bye.Load() {
+		c.flushHeld() // before the socket closes (ack.go)
+	}
 	return c.Conn.Close()
 }
 
