@@ -92,7 +92,11 @@ type ackQueue struct {
 
 	// rbuf holds the PUBACKs of readings acknowledged at once that nothing
 	// was waiting ahead of (state ackIdle), until the read loop is about
-	// to block (flushRead). Only the read loop touches it.
+	// to block (flushRead). The read loop uses it under rmu; the only
+	// other user is guardConn.Close, which may run on another goroutine
+	// and only tries rmu (flushHeld). rbuf is non-empty only in ackIdle:
+	// the read loop empties it whenever it moves state out of ackIdle.
+	rmu  sync.Mutex
 	rbuf []byte
 
 	// state is who writes the next PUBACKs (ackIdle...). It is changed
@@ -233,10 +237,12 @@ func (q *ackQueue) push(it ackItem) {
 	if q.raw != nil && q.state.Load() == ackIdle && ready(it) {
 		// Nothing waits ahead of it: written when the read loop next
 		// blocks, with whatever else it reads until then.
+		q.rmu.Lock()
 		q.rbuf = appendPuback(q.rbuf, q.cl.Properties.ProtocolVersion, it.id, packets.CodeSuccess.Code)
 		if len(q.rbuf) >= ackWriteMax {
 			q.flushRead()
 		}
+		q.rmu.Unlock()
 		return
 	}
 	q.mu.Lock()
@@ -259,9 +265,13 @@ func (q *ackQueue) push(it ackItem) {
 		q.start()
 		return
 	}
-	// What rbuf holds goes first.
+	// What rbuf holds goes first. (rmu under mu: only the read loop
+	// waits for rmu, and Close never waits for it, so the order of the
+	// two does not matter.)
+	q.rmu.Lock()
 	q.out = append(q.out, q.rbuf...)
 	q.rbuf = q.rbuf[:0]
+	q.rmu.Unlock()
 	q.state.Store(ackWriting)
 	q.drive()
 }
@@ -271,8 +281,18 @@ func ready(it ackItem) bool {
 	return it.refusal == nil && it.ticket.Ready() && it.ticket.Wait(context.Background()) == nil
 }
 
-// flushRead writes rbuf; guardConn.Read calls it before the read loop
-// waits for the socket, and push when rbuf is large. What the socket does
+// flushBeforeRead writes rbuf, if it holds anything, before the read loop
+// waits for the socket (guardConn.Read).
+func (q *ackQueue) flushBeforeRead() {
+	q.rmu.Lock()
+	if len(q.rbuf) > 0 {
+		q.flushRead()
+	}
+	q.rmu.Unlock()
+}
+
+// flushRead writes rbuf; the read loop calls it, rmu held, before it waits
+// for the socket, and from push when rbuf is large. What the socket does
 // not take at once goes to the run goroutine.
 func (q *ackQueue) flushRead() {
 	p := q.rbuf
@@ -304,12 +324,30 @@ func (q *ackQueue) flushRead() {
 // nothing else waits for its read loop. Nothing is written after a failed
 // write (guardConn.Write refuses).
 func flushBeforeEnd(cl *mqtt.Client) {
-	gc := guardOf(cl)
-	if gc == nil || gc.dev == nil {
+	if gc := guardOf(cl); gc != nil {
+		gc.flushHeld()
+	}
+}
+
+// flushHeld writes the PUBACKs the read loop holds (rbuf) as the
+// connection ends: from the read loop (flushBeforeEnd, tooLarge), and
+// from Close, which covers the ends that no hook sees: mochi returns from
+// its read loop on a packet it cannot decode (or a fixed header it
+// refuses) straight to closing the connection, on the read loop's
+// goroutine. Close on another goroutine (a takeover, shutdown) while the
+// read loop uses rbuf writes nothing: rmu is only tried. Nor does Close
+// after mochi sent a DISCONNECT (guardConn.bye), which ends what MQTT 5
+// lets the server send.
+func (c *guardConn) flushHeld() {
+	if c.dev == nil {
 		return
 	}
-	q := gc.dev.acks.Load()
-	if q == nil || len(q.rbuf) == 0 {
+	q := c.dev.acks.Load()
+	if q == nil || !q.rmu.TryLock() {
+		return
+	}
+	defer q.rmu.Unlock()
+	if len(q.rbuf) == 0 {
 		return
 	}
 	// rbuf is not empty, so state is ackIdle: no other writer of PUBACKs

@@ -392,3 +392,78 @@ func TestWindowPubackBeforeDisconnect(t *testing.T) {
 		}
 	}
 }
+
+// The same when mochi ends the connection without another read and
+// without OnPacketProcessed: a packet that fails mochi's checks (MQTT 5:
+// its DISCONNECT follows the PUBACKs), one of a type only a server sends,
+// and one it cannot decode (closed at once, from the read loop).
+func TestWindowPubackBeforeInvalidPacket(t *testing.T) {
+	ends := []struct {
+		name       string
+		pk         func(v byte) []byte
+		disconnect bool // an MQTT 5 client is sent a DISCONNECT
+	}{
+		{"wildcard publish", func(v byte) []byte {
+			return mqtttest.Publish(v, ReadingTopic(devA, "temp+x"), []byte(`{"c":1}`), 1, 9, false)
+		}, true},
+		{"qos1 publish id 0", func(v byte) []byte {
+			return mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, 0, false)
+		}, true},
+		{"subscribe id 0", func(v byte) []byte {
+			return mqtttest.Subscribe(v, 0, ControlTopic(devA, "#"), 1)
+		}, true},
+		{"pingresp from client", func(byte) []byte { return []byte{0xD0, 0} }, false},
+		{"malformed puback", func(byte) []byte { return []byte{0x40, 1, 0} }, false},
+	}
+	for _, end := range ends {
+		for _, v := range []byte{4, 5} {
+			t.Run(fmt.Sprintf("%s v%d", end.name, v), func(t *testing.T) {
+				in, _, _ := storedPipeline(t, false)
+				b := startStoredBroker(t, Config{AckWithin: time.Hour}, in)
+				c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+				connectA(t, c, v)
+				var last []byte
+				for id := uint16(1); id <= 3; id++ {
+					last = append(last, mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, id, false)...)
+				}
+				c.Send(append(last, end.pk(v)...))
+				for id := uint16(1); id <= 3; id++ {
+					expectPuback(t, c, v, id, 0)
+				}
+				if end.disconnect && v == 5 {
+					c.Expect(mqtttest.DISCONNECT)
+				}
+				c.ExpectClosed()
+			})
+		}
+	}
+}
+
+// The same when the packet after the readings is over the connection's
+// size limit, which the guard refuses before mochi reads it (MQTT 5:
+// DISCONNECT 0x95 after the PUBACKs).
+func TestWindowPubackBeforeTooLarge(t *testing.T) {
+	for _, v := range []byte{4, 5} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			in, _, _ := storedPipeline(t, false)
+			b := startStoredBroker(t, Config{AckWithin: time.Hour, MaxPacketBytes: 1024}, in)
+			c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+			connectA(t, c, v)
+			var last []byte
+			for id := uint16(1); id <= 3; id++ {
+				last = append(last, mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, id, false)...)
+			}
+			big := mqtttest.Publish(v, ReadingTopic(devA, "temperature"), make([]byte, 1500), 1, 4, false)
+			c.Send(append(last, big[:8]...)) // the header of one over the limit
+			for id := uint16(1); id <= 3; id++ {
+				expectPuback(t, c, v, id, 0)
+			}
+			if v == 5 {
+				if d := c.Expect(mqtttest.DISCONNECT); d.ReasonCode(v) != packets.ErrPacketTooLarge.Code {
+					t.Fatalf("DISCONNECT % x, want reason 0x95", d.Raw)
+				}
+			}
+			c.ExpectClosed()
+		})
+	}
+}

@@ -110,7 +110,8 @@ func (h *hook) appACL(cl *mqtt.Client, topic string, write bool) bool {
 
 // OnPacketSent counts readings written to an app's connection, and
 // prunes a resumed session before mochi resends it (see pruneInflight);
-// for every client it notes a held message mochi sent (noteReleased).
+// for every client it notes a held message mochi sent (noteReleased) and
+// a DISCONNECT.
 func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	noteReleased(cl, &pk)
 	app := h.apps != nil && isAppClient(cl)
@@ -118,6 +119,10 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	case packets.Publish:
 		if app {
 			h.apps.Delivered(string(cl.Properties.Username))
+		}
+	case packets.Disconnect:
+		if gc := guardOf(cl); gc != nil {
+			gc.bye.Store(true) // nothing more after it (guardConn.Close)
 		}
 	case packets.Connack:
 		if cl.Net.Inline || cl.State.Inflight.Len() == 0 {

@@ -136,9 +136,14 @@ func (c *guardConn) limit() int {
 // nothing that large is ever allocated for a connection that may not
 // send it.
 func (c *guardConn) tooLarge() error {
+	// The PUBACKs held for readings read before it go first: mochi closes
+	// the connection without another read or hook.
+	c.flushHeld()
 	if c.v5 {
 		c.mu.Lock()
-		_, _ = c.Conn.Write([]byte{typeDisconnect << 4, 1, packets.ErrPacketTooLarge.Code})
+		if !c.broken { // never after a failed write (writeFailed)
+			_, _ = c.Conn.Write([]byte{typeDisconnect << 4, 1, packets.ErrPacketTooLarge.Code})
+		}
 		c.mu.Unlock()
 	}
 	return errPacketTooLarge

@@ -268,6 +268,11 @@ type guardConn struct {
 	// connections never need one, and each connection's struct is kept
 	// small).
 	ids atomic.Pointer[packetIDs]
+	// closed: Close has begun; nothing is parked after (unpark).
+	closed atomic.Bool
+	// bye: mochi sent the client a DISCONNECT (OnPacketSent), after which
+	// MQTT 5 allows nothing more [MQTT-3.14.4-1]; Close flushes no PUBACKs.
+	bye atomic.Bool
 
 	sizes inSizes     // the packets after the CONNECT (read loop only)
 	sock  *sockReader // a plain TCP socket's reads (readbuf.go); nil otherwise
@@ -359,8 +364,8 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		// asks for more, so the read loop is about to wait for the
 		// client: the PUBACKs gathered from what it read go out now
 		// (ackQueue.rbuf).
-		if q := c.dev.acks.Load(); q != nil && len(q.rbuf) > 0 {
-			q.flushRead()
+		if q := c.dev.acks.Load(); q != nil {
+			q.flushBeforeRead()
 		}
 	}
 	c.restoreReleased() // see packetid.go

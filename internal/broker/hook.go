@@ -428,11 +428,12 @@ func pubrecRefused(cl *mqtt.Client, id uint16) {
 // is a publish outside the device's namespace: answered and counted as
 // refusePublish does, and mochi still drops it (nothing is routed or
 // retained). Every packet comes here, so anything that does not begin
-// with '$' leaves at once; a publish that fails mochi's checks
-// (PublishValidate) is left to mochi, which ends the connection.
+// with '$' leaves at once; a packet that fails mochi's checks
+// (unprocessable) is left to mochi, which ends the connection, once the
+// PUBACKs the read loop holds are written.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	keepIDsApart(cl, &pk) // first: every later step sees the id mochi will use
-	if pk.FixedHeader.Type == packets.Disconnect {
+	if pk.FixedHeader.Type == packets.Disconnect || (mayHoldAcks(cl) && unprocessable(&pk)) {
 		flushBeforeEnd(cl) // mochi closes the connection without reading again
 		return pk, nil
 	}
@@ -453,6 +454,36 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		pubrecRefused(cl, pk.PacketID)
 	}
 	return pk, nil
+}
+
+// mayHoldAcks reports whether cl's read loop may hold PUBACKs (a device's
+// connection with an ack queue), so that a packet ending the connection
+// needs looking at (unprocessable: some 30 ns a PUBLISH) before mochi
+// ends it. An invalid packet from anyone else is left to mochi alone.
+func mayHoldAcks(cl *mqtt.Client) bool {
+	gc := guardOf(cl)
+	return gc != nil && gc.dev != nil && gc.dev.acks.Load() != nil
+}
+
+// unprocessable reports whether mochi's processPacket (v2.7.9) refuses pk
+// before OnPacketProcessed, ending the connection (an MQTT 5 client is
+// sent a DISCONNECT first): it fails the same validity check mochi makes,
+// or is of a type only a server sends.
+func unprocessable(pk *packets.Packet) bool {
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		return pk.PublishValidate(topicAliasMaximum) != packets.CodeSuccess
+	case packets.Subscribe:
+		return pk.SubscribeValidate() != packets.CodeSuccess
+	case packets.Unsubscribe:
+		return pk.UnsubscribeValidate() != packets.CodeSuccess
+	case packets.Auth:
+		return pk.AuthValidate() != packets.CodeSuccess
+	case packets.Connect, packets.Disconnect, packets.Pingreq,
+		packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp:
+		return false
+	}
+	return true // CONNACK, SUBACK, UNSUBACK, PINGRESP: "no valid packet"
 }
 
 // OnPacketProcessed: a packet mochi could not process ends the connection
@@ -568,7 +599,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	if gc := guardOf(cl); gc != nil {
-		gc.unpark(true) // mochi has resent the session (parkBeyondReceiveMaximum)
+		gc.unpark() // mochi has resent the session (parkBeyondReceiveMaximum)
 	}
 	h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
 }

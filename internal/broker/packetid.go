@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,10 +85,10 @@ type packetIDs struct {
 	held     atomic.Bool
 	inflight *mqtt.Inflight // the session released and parked go back in
 	// parked are messages of a resumed session beyond the client's
-	// Receive Maximum, kept out of mochi's resend (parkBeyondReceiveMaximum);
-	// resentN counts those mochi resends. isParked says there are some.
+	// Receive Maximum, kept out of mochi's resend (parkBeyondReceiveMaximum).
+	// isParked says there are some.
 	parked   []packets.Packet
-	resentN  int
+	client   *mqtt.Client // the client parked for (its NextPacketID)
 	isParked atomic.Bool
 }
 
@@ -366,9 +367,23 @@ func (c *guardConn) restoreReleased() {
 // [MQTT-3.3.4-9], and then sends those it had held for that maximum a
 // second time. parkBeyondReceiveMaximum (when the CONNACK is sent, just
 // before the resend) takes the messages beyond the maximum out of the
-// session, in sending order; unpark (just after) puts them back as held
-// and counts the resent ones against the quota, so mochi sends the rest
-// one by one as PUBACKs come, as it does on a live connection.
+// session, in sending order, and counts the ones resent against the
+// quota; unpark (just after) puts them back as held, so mochi sends the
+// rest one by one as PUBACKs come, as it does on a live connection.
+//
+// The connection is live from the CONNACK on, so the hub may publish to
+// it while its session is resent. Counting the resent messages when
+// parking (not after the resend) makes mochi hold such a message instead
+// of sending it at once beyond the maximum; one held before mochi's
+// resend read the session is resent with it (mochi's doing: beyond the
+// maximum, and ahead of the parked messages) and stays in the session as
+// sent. mochi numbers a new connection's
+// messages from 1, skipping only the ids in the session, so such a
+// message can take a parked message's id: unpark then gives the parked
+// messages, and the held ones published meanwhile after them, fresh ids
+// (mochi's own NextPacketID, so no later publish takes them) in sending
+// order (orderHeld sends a device's held messages in id order). A parked
+// message is never dropped for its id.
 
 // parkBeyondReceiveMaximum parks the messages of a resumed session beyond
 // the client's Receive Maximum. pks are the hub's messages in the session,
@@ -382,14 +397,22 @@ func parkBeyondReceiveMaximum(cl *mqtt.Client, pks []packets.Packet) {
 	ids := idsOf(gc) // the connection's goroutine, before its read loop
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
+	if gc.closed.Load() {
+		// Closed (a takeover) before parking: Close's unpark may be done,
+		// and a new connection copying the session now must find it whole.
+		return
+	}
+	ids.client = cl
 	ids.inflight = cl.State.Inflight
-	ids.resentN = min(rm, len(pks))
 	for i, pk := range pks {
 		if i < rm {
 			if pk.Expiry < 0 {
 				pk.Expiry = 0 // resent now: no longer held
 				cl.State.Inflight.Set(pk)
 			}
+			// Resent now, whatever the quota: taken from it before a
+			// live publish can look at it.
+			cl.State.Inflight.DecreaseSendQuota()
 			continue
 		}
 		cl.State.Inflight.Delete(pk.PacketID)
@@ -399,35 +422,89 @@ func parkBeyondReceiveMaximum(cl *mqtt.Client, pks []packets.Packet) {
 }
 
 // unpark puts parked messages back in the session, held for the client's
-// Receive Maximum, and takes the resent ones from the quota (quota: false
-// when the connection is gone and only the session matters).
-func (c *guardConn) unpark(quota bool) {
+// Receive Maximum: under their own ids if nothing was held meanwhile,
+// else renumbered (see above). The read loop has not started (it runs
+// from OnSessionEstablished) or the connection is gone (Close), so
+// nothing but a publish to the client adds to the session meanwhile, and
+// that takes its id from NextPacketID too.
+func (c *guardConn) unpark() {
 	ids := c.ids.Load()
 	if ids == nil || !ids.isParked.Load() {
 		return
 	}
+	// All under mu, so that a Close on another goroutine (a takeover,
+	// about to copy the session) waits until every parked message is
+	// back. NextPacketID takes the client's lock under mu: mochi holds
+	// that lock only to hand out an id or to write, and neither takes mu.
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
-	if quota {
-		for range ids.resentN {
-			ids.inflight.DecreaseSendQuota()
-		}
-	}
-	for _, pk := range ids.parked {
-		if _, taken := ids.inflight.Get(pk.PacketID); !taken {
-			pk.Expiry = -1 // held: mochi sends it when a PUBACK gives room
-			ids.inflight.Set(pk)
-		}
-	}
-	clear(ids.parked)
-	ids.parked, ids.resentN = nil, 0
+	parked, cl, inflight := ids.parked, ids.client, ids.inflight
+	ids.parked, ids.client = nil, nil
 	ids.isParked.Store(false)
+	// A message published before mochi's resend took the session was
+	// held and resent with it (noteReleased): it is out, and stays in
+	// the session as sent.
+	var later []packets.Packet // held messages published during the resend
+	for _, pk := range inflight.GetAll(true) {
+		if pk.FixedHeader.Type != packets.Publish {
+			continue
+		}
+		if i := slices.IndexFunc(ids.released, func(r packets.Packet) bool { return r.PacketID == pk.PacketID }); i >= 0 {
+			ids.released = slices.Delete(ids.released, i, i+1)
+			pk.Expiry = 0
+			inflight.Set(pk)
+			continue
+		}
+		later = append(later, pk)
+	}
+	ids.held.Store(len(ids.released) > 0)
+	if len(parked) == 0 {
+		return
+	}
+	renumber := len(later) > 0
+	for _, pk := range parked {
+		if _, taken := inflight.Get(pk.PacketID); taken {
+			renumber = true
+		}
+	}
+	if !renumber {
+		for _, pk := range parked {
+			pk.Expiry = -1 // held: mochi sends it when a PUBACK gives room
+			inflight.Set(pk)
+		}
+		return
+	}
+	later = sendOrder(later)
+	for _, pk := range later {
+		inflight.Delete(pk.PacketID)
+	}
+	for _, pk := range append(parked, later...) {
+		id, err := cl.NextPacketID()
+		if err != nil {
+			// Every id taken: put it back under its own if free; mochi
+			// drops a message of its own in this case.
+			if _, taken := inflight.Get(pk.PacketID); taken {
+				continue
+			}
+		} else {
+			pk.PacketID = uint16(id)
+		}
+		pk.Expiry = -1
+		inflight.Set(pk)
+	}
 }
 
 // Close puts parked messages back first: a resend that failed ends the
-// connection without OnSessionEstablished.
+// connection without OnSessionEstablished, and a connection taking the
+// session over closes this one (mochi's DisconnectClient) just before it
+// copies the session. closed is set first so that a park racing with
+// this either finishes before unpark takes mu or parks nothing.
 func (c *guardConn) Close() error {
-	c.unpark(false)
+	c.closed.Store(true)
+	c.unpark()
+	if !c.bye.Load() {
+		c.flushHeld() // before the socket closes (ack.go)
+	}
 	return c.Conn.Close()
 }
 

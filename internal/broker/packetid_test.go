@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -517,4 +518,195 @@ func BenchmarkKeepIDsApart(b *testing.B) {
 	for b.Loop() {
 		keepIDsApart(cl, &pk)
 	}
+}
+
+// publishAtConnack publishes a control message to devA once armed, just
+// after its CONNACK (after: packets.Connack) or the first message mochi
+// resends (packets.Publish) is written: a live publish while mochi resends
+// the resumed session (between the CONNACK and OnSessionEstablished),
+// before or after the resend read the session.
+type publishAtConnack struct {
+	mqtt.HookBase
+	tb    *testBroker
+	after byte
+	arm   chan struct{}
+	done  chan struct{}
+}
+
+func (h *publishAtConnack) ID() string           { return "test-publish-at-connack" }
+func (h *publishAtConnack) Provides(b byte) bool { return b == mqtt.OnPacketSent }
+func (h *publishAtConnack) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != h.after || cl.ID != devA {
+		return
+	}
+	select {
+	case <-h.arm:
+	default:
+		return
+	}
+	select {
+	case <-h.done:
+		return
+	default:
+	}
+	_ = h.tb.Publish(ControlTopic(devA, "temp"), []byte(`{"new":1}`), false)
+	close(h.done)
+}
+
+// TestResumeParkedSurvivesLivePublish: a control message published while
+// a device's resumed session is resent takes no parked message's place
+// (parkBeyondReceiveMaximum). mochi numbers a new connection's messages
+// from 1, skipping only ids in the session, so the live message took the
+// id of one parked beyond the Receive Maximum (out of the session while
+// mochi resends), and unpark dropped that one.
+func TestResumeParkedSurvivesLivePublish(t *testing.T) {
+	t.Run("before the resend", func(t *testing.T) { testParkedSurvivesLivePublish(t, packets.Connack) })
+	t.Run("during the resend", func(t *testing.T) { testParkedSurvivesLivePublish(t, packets.Publish) })
+}
+
+func testParkedSurvivesLivePublish(t *testing.T, after byte) {
+	tb := startBroker(t)
+	hk := &publishAtConnack{tb: tb, after: after, arm: make(chan struct{}), done: make(chan struct{})}
+	if err := tb.srv.AddHook(hk, nil); err != nil {
+		t.Fatal(err)
+	}
+	rm1 := mqtttest.PropUint16(0x21, 1)
+	c := mqtttest.Dial(t, tb.addr, nil)
+	c.Send(clashConnect(5, rm1...))
+	c.Expect(mqtttest.CONNACK)
+	c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/control/#", 1))
+	c.Expect(mqtttest.SUBACK)
+	c.Send(mqtttest.Disconnect())
+	c.ExpectClosed()
+	waitFor(t, "the device offline", 5*time.Second, func() bool {
+		cl, ok := tb.srv.Clients.Get(devA)
+		return ok && cl.Closed()
+	})
+	const n = 4
+	for i := range n {
+		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"n":%d}`, i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(hk.arm)
+	r := mqtttest.Dial(t, tb.addr, nil)
+	r.Send(clashConnect(5, rm1...))
+	r.Expect(mqtttest.CONNACK)
+	<-hk.done
+	// Each PINGREQ's PINGRESP follows what the hub had sent by then;
+	// every message is acknowledged as it comes.
+	got := map[string]int{}
+	var order []string
+	for range 2 * (n + 1) {
+		r.Send(mqtttest.Pingreq())
+		for {
+			p, err := r.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Type == mqtttest.PINGRESP {
+				break
+			}
+			if p.Type != mqtttest.PUBLISH {
+				t.Fatalf("unexpected packet % x", p.Raw)
+			}
+			m := string(p.Body[bytes.IndexByte(p.Body, '{'):])
+			got[m]++
+			order = append(order, m)
+			r.Send(mqtttest.Puback(publishID(t, p)))
+		}
+	}
+	for i := range n + 1 {
+		want := fmt.Sprintf(`{"n":%d}`, i)
+		if i == n {
+			want = `{"new":1}`
+		}
+		if got[want] != 1 {
+			t.Errorf("message %s arrived %d times, want once; got %v", want, got[want], got)
+		}
+	}
+	// Held after the resend, the live message goes after the parked ones,
+	// in the order published (the parked ones were renumbered after it).
+	if after == packets.Publish && !t.Failed() && order[n] != `{"new":1}` {
+		t.Errorf("messages in the order %v, want the live one last", order)
+	}
+}
+
+// pauseAtConnack holds devA's connection just after its CONNACK is
+// written, once armed, until proceed is closed.
+type pauseAtConnack struct {
+	mqtt.HookBase
+	arm, arrived, proceed chan struct{}
+}
+
+func (h *pauseAtConnack) ID() string           { return "test-pause-at-connack" }
+func (h *pauseAtConnack) Provides(b byte) bool { return b == mqtt.OnPacketSent }
+func (h *pauseAtConnack) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Connack || cl.ID != devA {
+		return
+	}
+	select {
+	case <-h.arm:
+	default:
+		return
+	}
+	select {
+	case <-h.arrived:
+		return
+	default:
+	}
+	close(h.arrived)
+	<-h.proceed
+}
+
+// TestResumeParkedSurvivesTakeover: a connection that takes the session
+// over from one still resending it (messages parked beyond the Receive
+// Maximum, out of the session) gets the parked messages too. The parked
+// ones go back into the old connection's session as it is closed, before
+// mochi copies it.
+func TestResumeParkedSurvivesTakeover(t *testing.T) {
+	tb := startBroker(t)
+	hk := &pauseAtConnack{arm: make(chan struct{}), arrived: make(chan struct{}), proceed: make(chan struct{})}
+	if err := tb.srv.AddHook(hk, nil); err != nil {
+		t.Fatal(err)
+	}
+	rm1 := mqtttest.PropUint16(0x21, 1)
+	c := mqtttest.Dial(t, tb.addr, nil)
+	c.Send(clashConnect(5, rm1...))
+	c.Expect(mqtttest.CONNACK)
+	c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/control/#", 1))
+	c.Expect(mqtttest.SUBACK)
+	c.Send(mqtttest.Disconnect())
+	c.ExpectClosed()
+	waitFor(t, "the device offline", 5*time.Second, func() bool {
+		cl, ok := tb.srv.Clients.Get(devA)
+		return ok && cl.Closed()
+	})
+	const n = 4
+	for i := range n {
+		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"n":%d}`, i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(hk.arm)
+	r := mqtttest.Dial(t, tb.addr, nil)
+	r.Send(clashConnect(5, rm1...))
+	<-hk.arrived // r's session parked, its resend not begun
+	s := mqtttest.Dial(t, tb.addr, nil)
+	s.Send(clashConnect(5, rm1...))
+	if p := s.Expect(mqtttest.CONNACK); p.Body[0]&1 == 0 {
+		t.Fatalf("CONNACK % x, want the session present", p.Raw)
+	}
+	close(hk.proceed)
+	for i := range n {
+		s.Send(mqtttest.Pingreq())
+		p := s.Expect(mqtttest.PUBLISH)
+		if want := fmt.Sprintf(`{"n":%d}`, i); !strings.HasSuffix(string(p.Body), want) {
+			t.Fatalf("message %d: % x, want payload %s", i, p.Raw, want)
+		}
+		s.Expect(mqtttest.PINGRESP)
+		s.Send(mqtttest.Puback(publishID(t, p)))
+	}
+	s.Send(mqtttest.Pingreq())
+	s.Expect(mqtttest.PINGRESP)
 }
