@@ -148,7 +148,7 @@ func TestSparesInvisibleAndSeqsNeverReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	var zero, total int64
-	if err := db.readers.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE dkey = 0), count(*) FROM readings`).Scan(&zero, &total); err != nil {
+	if err := db.readers.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE id >> `+sqlSeqBits+` = 0), count(*) FROM readings`).Scan(&zero, &total); err != nil {
 		t.Fatal(err)
 	}
 	if zero != 0 || total != 4+3+1 {
