@@ -144,7 +144,10 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 		}
 		db.noteRowBytes(largest)
 	} else {
-		db.seq.top = max(db.seq.top, hi)
+		// The batch's seqs are the newest, and no spare is left at or
+		// after them: the next spares start at next (not above the
+		// ones just deleted, which left up to spareRows seqs without).
+		db.seq.top = hi
 	}
 	// Only keys and mark states that were committed are remembered.
 	for id, k := range fresh {

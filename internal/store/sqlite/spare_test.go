@@ -203,3 +203,41 @@ func TestSeqsWithTwoWriters(t *testing.T) {
 		t.Fatalf("d1's readings: %v, %v; want 6", seqsOf(got), err)
 	}
 }
+
+// A batch large enough for the clustered table takes the seqs the
+// spares were kept at, and deletes them: the merger's next spares start
+// at the next seq again (they were added only above the deleted ones,
+// leaving up to spareRows seqs where paced commits added stage pages).
+func TestSparesRefilledAfterClusteredBatch(t *testing.T) {
+	ctx := t.Context()
+	db := openPath(t, filepath.Join(t.TempDir(), "candor.db"))
+	db.stopMerger()
+	if err := db.AppendReadings(ctx, historyBatch(10, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if added, err := db.addSpares(ctx); err != nil || !added {
+		t.Fatalf("addSpares = %v, %v; want spares added", added, err)
+	}
+	if err := db.AppendReadings(ctx, historyBatch(stageBelow, 10)); err != nil { // clustered
+		t.Fatal(err)
+	}
+	if n := spareRowsIn(t, db); n != 0 {
+		t.Fatalf("%d spares left after a clustered batch took their seqs", n)
+	}
+	paced := historyBatch(10, 10+stageBelow)
+	if err := db.AppendReadings(ctx, paced); err != nil { // staged again
+		t.Fatal(err)
+	}
+	if added, err := db.addSpares(ctx); err != nil || !added {
+		t.Fatalf("addSpares = %v, %v; want spares added", added, err)
+	}
+	var lo, hi, n int64
+	if err := db.readers.QueryRowContext(ctx, `SELECT min(seq), max(seq), count(*) FROM readings_stage WHERE dkey = 0`).Scan(&lo, &hi, &n); err != nil {
+		t.Fatal(err)
+	}
+	next := paced[len(paced)-1].Seq + 1
+	if lo != next || n != hi-lo+1 || n < spareRows-int64(len(paced)) {
+		t.Errorf("spares at seqs %d-%d (%d of them), want every seq from the next one (%d) on, at least %d",
+			lo, hi, n, next, spareRows-len(paced))
+	}
+}
