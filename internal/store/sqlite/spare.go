@@ -207,3 +207,35 @@ func (db *DB) addSpares(ctx context.Context) (added bool, err error) {
 	db.seq.top = to
 	return true, nil
 }
+
+// dropSpares removes the spares from the stage, for Close. A build from
+// before the spares merges every staged row, dkey 0 included, and would
+// keep blank readings of no device for good if the file were opened by
+// it again (a rollback). The next Open's merger adds spares anew, so
+// they cost a restart nothing but one transaction of the merger.
+//
+// Spares lie after the newest reading (staged commits take them from
+// the lowest up; a clustered batch or a merge deletes those it passes),
+// so the deletion starts after the newest seq handed out: a look-up as
+// in readSeq, then only the spares' own rows and pages, a few hundred.
+// With none it writes nothing (a transaction that changes nothing
+// leaves no frame in the WAL). A hub that crashes leaves its spares
+// until its next Close.
+func (db *DB) dropSpares(ctx context.Context) error {
+	// After the merger, the only other writer of spares, has stopped;
+	// keyMu keeps what nextSeq knows in step (a straggling append).
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM readings_stage WHERE dkey = 0 AND seq > max(
+			(SELECT hi FROM reading_seq WHERE id = 1),
+			coalesce((SELECT seq FROM readings_stage WHERE dkey <> 0 ORDER BY seq DESC LIMIT 1), 0))`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("drop spare stage rows: %w", err)
+	}
+	// What the spares' top was is gone with them.
+	db.seq.next = 0
+	return nil
+}

@@ -60,8 +60,9 @@ type DB struct {
 	// writerConns opens the writer's connections and counts them.
 	writerConns *countingConnector
 	// seq is what the writer knows of the seqs and the stage's spares
-	// (spare.go), guarded by keyMu.
-	seq seqState
+	// (spare.go), guarded by keyMu; dropOnce: Close drops the spares.
+	seq      seqState
+	dropOnce sync.Once
 	// ckpt is the connection the checkpointer uses; ckptStop and ckptDone
 	// stop it (see checkpoint.go).
 	ckpt     *sql.DB
@@ -322,8 +323,13 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Close() error {
 	var errs []error
 	// Staged readings stay staged (they are committed); the next Open
-	// merges them.
+	// merges them. Spares do not stay (dropSpares).
 	db.stopMerger()
+	db.dropOnce.Do(func() { // Close may be called again, as before
+		if err := db.dropSpares(context.Background()); err != nil {
+			errs = append(errs, fmt.Errorf("close sqlite store: %w", err))
+		}
+	})
 	db.stopCheckpointer()
 	db.closeStmts()
 	if err := db.readers.Close(); err != nil {
