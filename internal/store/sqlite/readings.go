@@ -55,10 +55,11 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	// writer connection anyway, so this costs no concurrency.
 	db.keyMu.Lock()
 	defer db.keyMu.Unlock()
-	var hi, version int64
+	var hi int64
+	var at seqAt
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if hi, version, err = db.nextSeq(ctx, tx); err != nil {
+		if hi, at, err = db.nextSeq(ctx, tx); err != nil {
 			return fmt.Errorf("append readings: %w", err)
 		}
 		first := hi + 1
@@ -133,7 +134,7 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 		db.seq.next = 0
 		return err
 	}
-	db.seq.next, db.seq.version, db.seq.staged = hi+1, version, staged
+	db.seq.next, db.seq.at, db.seq.staged = hi+1, at, staged
 	db.sinceCheckpoint.Add(int64(len(rs)))
 	if staged {
 		db.staged.Add(int64(len(rs)))
@@ -143,7 +144,10 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 		}
 		db.noteRowBytes(largest)
 	} else {
-		db.seq.top = max(db.seq.top, hi)
+		// The batch's seqs are the newest, and no spare is left at or
+		// after them: the next spares start at next (not above the
+		// ones just deleted, which left up to spareRows seqs without).
+		db.seq.top = hi
 	}
 	// Only keys and mark states that were committed are remembered.
 	for id, k := range fresh {

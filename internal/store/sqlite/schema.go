@@ -620,9 +620,12 @@ var migrations = []migration{
 				payload          BLOB NOT NULL
 			) STRICT`,
 			// In key order, so the copy appends to the new b-tree.
+			// Rows of device key 0 are no readings (no device has that
+			// key) but spare stage rows (spare.go) that a build from
+			// before the spares merged after a rollback: left out.
 			`INSERT INTO readings_packed (id, stream, ts, manifest_version, payload)
 				SELECT dkey << ` + sqlSeqBits + ` | seq, stream, ts, manifest_version, payload
-				FROM readings ORDER BY dkey, seq`,
+				FROM readings WHERE dkey <> 0 ORDER BY dkey, seq`,
 			`DROP TABLE readings`,
 			`ALTER TABLE readings_packed RENAME TO readings`,
 		},

@@ -61,10 +61,9 @@ const (
 type seqState struct {
 	// next is the next seq to hand out; 0: unknown, look it up.
 	next int64
-	// version is the writer connection's PRAGMA data_version when next
-	// was known: another process's commit changes it, and next is then
-	// looked up again (this process writes only through the writer).
-	version int64
+	// at is the writer connection and its data_version when next was
+	// known; next is looked up again when either has changed.
+	at seqAt
 	// top is the highest seq holding a spare (or anything) in the stage:
 	// the spares are the rows with seqs in [next, top].
 	top int64
@@ -77,23 +76,56 @@ type seqState struct {
 	staged bool
 }
 
+// seqAt says when what the writer knows of the seqs was true.
+//
+// PRAGMA data_version changes when another connection (another process:
+// this one writes only through the writer) commits, but it is a count
+// kept per connection: a new connection starts its own, which may well
+// equal the number the old one had reached. And database/sql replaces the
+// writer connection on its own, not only when the store drops it (after
+// an interrupted statement, e.g. a cancelled deletion, modernc's
+// ResetSession reports the connection bad). Had another process appended
+// meanwhile, the seqs it took would be handed out again, to readings of
+// other devices, which no key stops (the readings table's key includes
+// the device). So the writer's connections are counted (writerConns)
+// and a new one means looking the seqs up again, at no cost per commit.
+type seqAt struct {
+	// conn is writerConns.opened when the writer connection in use was
+	// opened (it stays the latest while in use: the writer has one).
+	conn int64
+	// version is that connection's PRAGMA data_version.
+	version int64
+}
+
 // nextSeq returns the newest seq handed out so far, within the append's
-// transaction tx, and the data_version to record with it. The caller
+// transaction tx, and when that was true, to record with it. The caller
 // holds keyMu.
-func (db *DB) nextSeq(ctx context.Context, tx *sql.Tx) (hi, version int64, err error) {
-	if err := tx.StmtContext(ctx, db.stmts.dataVersion).QueryRowContext(ctx).Scan(&version); err != nil {
-		return 0, 0, fmt.Errorf("read data version: %w", err)
+func (db *DB) nextSeq(ctx context.Context, tx *sql.Tx) (hi int64, at seqAt, err error) {
+	at, err = db.seqAtNow(ctx, tx)
+	if err != nil {
+		return 0, seqAt{}, err
 	}
-	if db.seq.next > 0 && version == db.seq.version && !db.seqStale.Load() {
-		return db.seq.next - 1, version, nil
+	if db.seq.next > 0 && at == db.seq.at {
+		return db.seq.next - 1, at, nil
 	}
-	db.seqStale.Store(false)
 	var top int64
 	if err := tx.StmtContext(ctx, db.stmts.readSeq).QueryRowContext(ctx).Scan(&hi, &top); err != nil {
-		return 0, 0, fmt.Errorf("read seq: %w", err)
+		return 0, seqAt{}, fmt.Errorf("read seq: %w", err)
 	}
 	db.seq.top = top
-	return hi, version, nil
+	return hi, at, nil
+}
+
+// seqAtNow reads the writer connection's count and data_version within
+// tx, a transaction on it.
+func (db *DB) seqAtNow(ctx context.Context, tx *sql.Tx) (seqAt, error) {
+	// The count first, though either order would do: tx holds the
+	// writer's one connection, so no other can be opened meanwhile.
+	at := seqAt{conn: db.writerConns.opened.Load()}
+	if err := tx.StmtContext(ctx, db.stmts.dataVersion).QueryRowContext(ctx).Scan(&at.version); err != nil {
+		return seqAt{}, fmt.Errorf("read data version: %w", err)
+	}
+	return at, nil
 }
 
 // noteRowBytes updates the spare size estimate from a staged batch's
@@ -125,8 +157,8 @@ func (db *DB) addSpares(ctx context.Context) (added bool, err error) {
 	defer func() {
 		if bad {
 			// The connection may be left at synchronous=NORMAL: drop it
-			// (as mergeStep does), and with it what nextSeq knows.
-			db.seqStale.Store(true)
+			// (as mergeStep does; its successor is a new connection to
+			// nextSeq).
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 		_ = conn.Close()
@@ -154,12 +186,13 @@ func (db *DB) addSpares(ctx context.Context) (added bool, err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	var version int64
-	if err := tx.StmtContext(ctx, db.stmts.dataVersion).QueryRowContext(ctx).Scan(&version); err != nil {
+	at, err := db.seqAtNow(ctx, tx)
+	if err != nil {
 		return false, fmt.Errorf("add spare stage rows: %w", err)
 	}
-	if version != st.version || db.seqStale.Load() {
-		// Another process wrote: the next append looks the seqs up.
+	if at != st.at {
+		// Another process wrote, or this is a new connection: the next
+		// append looks the seqs up.
 		db.seq.next = 0
 		return false, tx.Rollback()
 	}
@@ -173,4 +206,36 @@ func (db *DB) addSpares(ctx context.Context) (added bool, err error) {
 	}
 	db.seq.top = to
 	return true, nil
+}
+
+// dropSpares removes the spares from the stage, for Close. A build from
+// before the spares merges every staged row, dkey 0 included, and would
+// keep blank readings of no device for good if the file were opened by
+// it again (a rollback). The next Open's merger adds spares anew, so
+// they cost a restart nothing but one transaction of the merger.
+//
+// Spares lie after the newest reading (staged commits take them from
+// the lowest up; a clustered batch or a merge deletes those it passes),
+// so the deletion starts after the newest seq handed out: a look-up as
+// in readSeq, then only the spares' own rows and pages, a few hundred.
+// With none it writes nothing (a transaction that changes nothing
+// leaves no frame in the WAL). A hub that crashes leaves its spares
+// until its next Close.
+func (db *DB) dropSpares(ctx context.Context) error {
+	// After the merger, the only other writer of spares, has stopped;
+	// keyMu keeps what nextSeq knows in step (a straggling append).
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM readings_stage WHERE dkey = 0 AND seq > max(
+			(SELECT hi FROM reading_seq WHERE id = 1),
+			coalesce((SELECT seq FROM readings_stage WHERE dkey <> 0 ORDER BY seq DESC LIMIT 1), 0))`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("drop spare stage rows: %w", err)
+	}
+	// What the spares' top was is gone with them.
+	db.seq.next = 0
+	return nil
 }

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"database/sql"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -114,11 +115,10 @@ func TestSparesInvisibleAndSeqsNeverReused(t *testing.T) {
 	if n := stagedRows(ctx, db); n != 3 {
 		t.Fatalf("%d readings staged, want d2's 3 (the deletion merged d1's)", n)
 	}
-	spares := spareRowsIn(t, db)
-	if spares == 0 {
-		t.Fatal("no spares left to find after a restart")
+	if spareRowsIn(t, db) == 0 {
+		t.Fatal("no spares after the deletion's merge")
 	}
-	db.Close()
+	db.Close() // drops the spares (TestCloseDropsSpares)
 
 	db = openPath(t, path)
 	db.stopMerger()
@@ -129,19 +129,25 @@ func TestSparesInvisibleAndSeqsNeverReused(t *testing.T) {
 	if after[0].Seq != more[2].Seq+1 {
 		t.Fatalf("after a restart the next seq is %d, want %d", after[0].Seq, more[2].Seq+1)
 	}
-	if n := spareRowsIn(t, db); n != spares-2 {
-		t.Fatalf("%d spares after the restart's append, want %d (the append should use them)", n, spares-2)
+	if added, err := db.addSpares(ctx); err != nil || !added {
+		t.Fatalf("addSpares after the restart = %v, %v; want spares added", added, err)
 	}
+	spares := spareRowsIn(t, db)
+	used := stageReadings(t, db, "d3", 2)
+	if n := spareRowsIn(t, db); n != spares-2 {
+		t.Fatalf("%d spares after an append, want %d (the append should use them)", n, spares-2)
+	}
+	after = append(after, used...)
 	// Delete the newest (staged) readings, restart, append: still new seqs.
-	if n, err := db.DeleteReadings(ctx, store.ReadingQuery{DeviceID: "d3"}, 0); err != nil || n != 2 {
-		t.Fatalf("DeleteReadings = %d, %v; want 2", n, err)
+	if n, err := db.DeleteReadings(ctx, store.ReadingQuery{DeviceID: "d3"}, 0); err != nil || n != 4 {
+		t.Fatalf("DeleteReadings = %d, %v; want 4", n, err)
 	}
 	db.Close()
 	db = openPath(t, path)
 	db.stopMerger()
 	last := stageReadings(t, db, "d4", 1)
-	if last[0].Seq <= after[1].Seq {
-		t.Fatalf("seq %d handed out again after deleting the newest readings and a restart (newest was %d)", last[0].Seq, after[1].Seq)
+	if last[0].Seq <= after[3].Seq {
+		t.Fatalf("seq %d handed out again after deleting the newest readings and a restart (newest was %d)", last[0].Seq, after[3].Seq)
 	}
 	// Merging everything leaves the spares staged and copies none.
 	if _, err := db.mergeStaged(ctx, 0); err != nil {
@@ -201,5 +207,96 @@ func TestSeqsWithTwoWriters(t *testing.T) {
 	got, err := a.Readings(ctx, store.ReadingQuery{DeviceID: "d1"})
 	if err != nil || len(got) != 6 {
 		t.Fatalf("d1's readings: %v, %v; want 6", seqsOf(got), err)
+	}
+}
+
+// A batch large enough for the clustered table takes the seqs the
+// spares were kept at, and deletes them: the merger's next spares start
+// at the next seq again (they were added only above the deleted ones,
+// leaving up to spareRows seqs where paced commits added stage pages).
+func TestSparesRefilledAfterClusteredBatch(t *testing.T) {
+	ctx := t.Context()
+	db := openPath(t, filepath.Join(t.TempDir(), "candor.db"))
+	db.stopMerger()
+	if err := db.AppendReadings(ctx, historyBatch(10, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if added, err := db.addSpares(ctx); err != nil || !added {
+		t.Fatalf("addSpares = %v, %v; want spares added", added, err)
+	}
+	if err := db.AppendReadings(ctx, historyBatch(stageBelow, 10)); err != nil { // clustered
+		t.Fatal(err)
+	}
+	if n := spareRowsIn(t, db); n != 0 {
+		t.Fatalf("%d spares left after a clustered batch took their seqs", n)
+	}
+	paced := historyBatch(10, 10+stageBelow)
+	if err := db.AppendReadings(ctx, paced); err != nil { // staged again
+		t.Fatal(err)
+	}
+	if added, err := db.addSpares(ctx); err != nil || !added {
+		t.Fatalf("addSpares = %v, %v; want spares added", added, err)
+	}
+	var lo, hi, n int64
+	if err := db.readers.QueryRowContext(ctx, `SELECT min(seq), max(seq), count(*) FROM readings_stage WHERE dkey = 0`).Scan(&lo, &hi, &n); err != nil {
+		t.Fatal(err)
+	}
+	next := paced[len(paced)-1].Seq + 1
+	if lo != next || n != hi-lo+1 || n < spareRows-int64(len(paced)) {
+		t.Errorf("spares at seqs %d-%d (%d of them), want every seq from the next one (%d) on, at least %d",
+			lo, hi, n, next, spareRows-len(paced))
+	}
+}
+
+// Close leaves no spare in the file: a build from before the spares
+// merges every staged row and would keep them as blank readings for good
+// (a rollback). Readings, staged ones included, stay.
+func TestCloseDropsSpares(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "candor.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.stopMerger()
+	if err := db.AppendReadings(ctx, historyBatch(stageBelow, 0)); err != nil { // clustered
+		t.Fatal(err)
+	}
+	staged := stageReadings(t, db, "d1", 5)
+	if added, err := db.addSpares(ctx); err != nil || !added {
+		t.Fatalf("addSpares = %v, %v; want spares added", added, err)
+	}
+	stageReadings(t, db, "d1", 2) // on two of them
+	if n := spareRowsIn(t, db); n < spareRows-int64(len(staged)) {
+		t.Fatalf("%d spares before Close, want at least %d", n, spareRows-len(staged))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("a second Close: %v", err)
+	}
+	// The file as another build would open it.
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var spares, stagedRows, clustered int64
+	if err := raw.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE dkey = 0), count(*) FILTER (WHERE dkey <> 0),
+		(SELECT count(*) FROM readings) FROM readings_stage`).Scan(&spares, &stagedRows, &clustered); err != nil {
+		t.Fatal(err)
+	}
+	if spares != 0 || stagedRows != 7 || clustered != stageBelow {
+		t.Errorf("closed file: %d spares, %d staged readings, %d clustered; want 0, 7, %d", spares, stagedRows, clustered, stageBelow)
+	}
+	raw.Close()
+
+	// The next run appends after the newest reading as before.
+	db = openPath(t, path)
+	db.stopMerger()
+	next := stageReadings(t, db, "d2", 1)
+	if want := int64(stageBelow + 7 + 1); next[0].Seq != want {
+		t.Errorf("first seq after reopening: %d, want %d", next[0].Seq, want)
 	}
 }

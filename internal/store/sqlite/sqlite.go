@@ -15,6 +15,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -56,11 +57,12 @@ type DB struct {
 	// marks caches each device's time mark state by device key, for
 	// committed appends (marks.go). Guarded by keyMu.
 	marks map[int64]markState
+	// writerConns opens the writer's connections and counts them.
+	writerConns *countingConnector
 	// seq is what the writer knows of the seqs and the stage's spares
-	// (spare.go), guarded by keyMu; seqStale says the writer connection
-	// was replaced, so seq must be looked up again.
+	// (spare.go), guarded by keyMu; dropOnce: Close drops the spares.
 	seq      seqState
-	seqStale atomic.Bool
+	dropOnce sync.Once
 	// ckpt is the connection the checkpointer uses; ckptStop and ckptDone
 	// stop it (see checkpoint.go).
 	ckpt     *sql.DB
@@ -152,10 +154,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// statement touches, a few hundred KiB. incrementalVacuum switches
 	// back to files for its VACUUM, whose temporary copy is the database.
 	wq.Add("_pragma", "temp_store(MEMORY)")
-	writer, err := sql.Open("sqlite", uri+"?"+wq.Encode())
+	wc, err := sqlite.NewConnector(uri + "?" + wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
+	writerConns := &countingConnector{Connector: wc}
+	writer := sql.OpenDB(writerConns)
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
@@ -195,7 +199,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
-	db := &DB{writer: writer, readers: readers, stageBelow: stageBelow, marks: map[int64]markState{},
+	db := &DB{writer: writer, writerConns: writerConns, readers: readers, stageBelow: stageBelow, marks: map[int64]markState{},
 		ingestIdle: make(chan struct{}, 1), metrics: newMergeMetrics()}
 	db.mergeStepRows.Store(mergeStepRows)
 	if err := db.prepare(ctx); err != nil {
@@ -217,6 +221,26 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
 	return db, nil
+}
+
+// countingConnector opens connections as the driver's Connector does and
+// counts them: database/sql replaces a connection it finds bad on its
+// own, and the writer must know when its connection is a new one (see
+// seqAt).
+type countingConnector struct {
+	driver.Connector
+	// opened counts the connections opened so far.
+	opened atomic.Int64
+}
+
+// Connect opens a connection and counts it.
+func (c *countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.opened.Add(1)
+	return conn, nil
 }
 
 // incrementalVacuum puts the file in incremental auto_vacuum mode, so
@@ -299,8 +323,13 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Close() error {
 	var errs []error
 	// Staged readings stay staged (they are committed); the next Open
-	// merges them.
+	// merges them. Spares do not stay (dropSpares).
 	db.stopMerger()
+	db.dropOnce.Do(func() { // Close may be called again, as before
+		if err := db.dropSpares(context.Background()); err != nil {
+			errs = append(errs, fmt.Errorf("close sqlite store: %w", err))
+		}
+	})
 	db.stopCheckpointer()
 	db.closeStmts()
 	if err := db.readers.Close(); err != nil {

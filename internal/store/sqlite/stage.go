@@ -339,9 +339,7 @@ func (db *DB) mergeStep(ctx context.Context, p *mergePass, rows int, yield bool)
 		if bad {
 			// The connection may be left at synchronous=NORMAL: drop
 			// it, so no ingest commit could ever run unsynced on it
-			// (and what nextSeq knows with it: a new connection's
-			// data_version says nothing of the old one's).
-			db.seqStale.Store(true)
+			// (nextSeq looks the seqs up again on its successor).
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 		_ = conn.Close()
