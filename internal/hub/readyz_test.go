@@ -43,7 +43,9 @@ func TestReadyzFollowsFailingCommits(t *testing.T) {
 
 	// A second connection to the hub's database file makes every insert
 	// into readings fail, as SQLite does on a full disk.
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(th.dir, DBName))
+	// It waits for the hub's own writes (the store's merger and spare
+	// rows write beside ingest) as the hub waits for it.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(th.dir, DBName)+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
