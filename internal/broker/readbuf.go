@@ -58,8 +58,12 @@ type sockReader struct {
 }
 
 // newSockReader returns a reader for c, or nil if c is not a plain TCP
-// connection.
+// connection or the platform has no raw socket path (rawSockets): the
+// guard then reads c itself.
 func newSockReader(c net.Conn) *sockReader {
+	if !rawSockets {
+		return nil
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
@@ -138,21 +142,16 @@ func (r *sockReader) readFD(fd uintptr) bool {
 		r.chunk = readChunks.Get().(*[]byte)
 		dst = *r.chunk
 	}
-	for {
-		n, err := syscall.Read(int(fd), dst)
-		switch err {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			if r.chunk != nil {
-				r.release()
-			}
-			return false
+	n, again, err := readFD(fd, dst)
+	if again {
+		if r.chunk != nil {
+			r.release()
 		}
-		if n <= 0 && r.chunk != nil {
-			r.release() // the end, or an error: nothing to hand on
-		}
-		r.n, r.err = max(n, 0), err
-		return true
+		return false
 	}
+	if n <= 0 && r.chunk != nil {
+		r.release() // the end, or an error: nothing to hand on
+	}
+	r.n, r.err = max(n, 0), err
+	return true
 }
