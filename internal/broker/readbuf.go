@@ -30,8 +30,11 @@ import (
 // mochiReadBuffer is mochi's per-connection read buffer, the smallest
 // bufio.NewReaderSize makes. It holds a fixed header's bytes while mochi
 // reads them one at a time; a packet's body larger than it is read past it,
-// straight into the packet.
-const mochiReadBuffer = 16
+// straight into the packet. Where there is no raw socket path
+// (rawSockets), plain TCP connections are read through net.Conn, a system
+// call per fill of this buffer, so it is then 1 KiB, as it was before
+// guardConn buffered reads itself (sock_windows.go, sock_other.go).
+const mochiReadBuffer = plainReadBuffer
 
 // readChunk is the size of the pooled buffers guardConn reads a plain TCP
 // socket into: about twenty 100-byte readings per system call when a

@@ -11,6 +11,10 @@ import "syscall"
 // mode, and read and write act on it as such.
 const rawSockets = true
 
+// plainReadBuffer is mochi's per-connection read buffer (mochiReadBuffer):
+// the smallest bufio.NewReaderSize makes (readbuf.go).
+const plainReadBuffer = 16
+
 // readFD reads once from the non-blocking socket fd into p, retrying when
 // a signal interrupts the call. again reports that the socket has nothing
 // to read yet (EAGAIN), so the caller waits for readability.

@@ -15,6 +15,10 @@ import (
 // writeFD are never called.
 const rawSockets = false
 
+// plainReadBuffer is mochi's per-connection read buffer (mochiReadBuffer):
+// a fill per system call on a plain TCP connection.
+const plainReadBuffer = 1 << 10
+
 func readFD(uintptr, []byte) (int, bool, error) { return 0, false, errors.ErrUnsupported }
 
 func writeFD(uintptr, []byte) (int, error) { return 0, errors.ErrUnsupported }
