@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -135,44 +134,6 @@ func resetPeakRSS(pid int) bool {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
 }
 
-// selfCPU is the CPU time (user + system) this process has used.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// wantFiles is the open-file limit the bench asks for: 100,000 idle
-// connections, each an open file in the bench and one in the broker, and
-// room for everything else.
-const wantFiles = 250_000
-
-// raiseFileLimit lifts this process's soft limit on open files to the hard
-// limit, and first the hard limit to wantFiles where the process may (as
-// root, within fs.nr_open). Calling Setrlimit explicitly (rather than
-// relying on the Go runtime's own raise) also makes the brokers started as
-// subprocesses inherit the higher limit, which the connection-scale phase
-// needs.
-func raiseFileLimit() (uint64, error) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, fmt.Errorf("read open-file limit: %w", err)
-	}
-	if lim.Max < wantFiles {
-		up := syscall.Rlimit{Cur: wantFiles, Max: wantFiles}
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up) == nil {
-			return wantFiles, nil
-		}
-	}
-	lim.Cur = lim.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, fmt.Errorf("raise open-file limit to %d: %w", lim.Max, err)
-	}
-	return lim.Cur, nil
-}
-
 // memTotal is the machine's memory in bytes, from /proc/meminfo.
 func memTotal() int64 {
 	b, err := os.ReadFile("/proc/meminfo")
@@ -205,21 +166,4 @@ func idleSource(addr string, k int) net.IP {
 		return nil
 	}
 	return net.IPv4(127, 0, 0, byte(2+k/connsPerSource))
-}
-
-// ipBindAddressNoPort is Linux's IP_BIND_ADDRESS_NO_PORT socket option.
-const ipBindAddressNoPort = 24
-
-// bindNoPort defers the choice of the source port from bind to connect,
-// where the kernel picks one that is free for this destination: bind with
-// port 0 draws from only part of the ephemeral range and ran out at about
-// 8,000 connections from one 127.0.0.x address.
-func bindNoPort(network, address string, c syscall.RawConn) error {
-	var serr error
-	if err := c.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
-	}); err != nil {
-		return err
-	}
-	return serr
 }

@@ -175,7 +175,7 @@ func (q *ackQueue) direct(gc *guardConn) {
 	}
 	q.raw, q.gc = gc.sock.raw, gc
 	q.wfn = func(fd uintptr) bool {
-		q.wn, q.werr = syscall.Write(int(fd), q.wp)
+		q.wn, q.werr = writeFD(fd, q.wp)
 		return true // one attempt: never wait for the socket
 	}
 }

@@ -196,7 +196,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		// Every connection holds this read buffer for life, idle or not
 		// (mochi's default is 2 KiB): the smallest there is, since the
 		// guard buffers a socket's reads itself, and only while it has
-		// bytes to hand on (readbuf.go).
+		// bytes to hand on (readbuf.go; 1 KiB where it cannot).
 		ClientNetReadBufferSize: mochiReadBuffer,
 	})
 	h := newHook(auth, in, log, cfg.Registerer)

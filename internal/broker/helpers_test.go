@@ -373,7 +373,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) 
 // writes nowhere to go.
 func smallRcvbuf(_, _ string, rc syscall.RawConn) error {
 	return rc.Control(func(fd uintptr) {
-		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048)
+		_ = setReceiveBuffer(fd, 2048)
 	})
 }
 

@@ -15,7 +15,8 @@ import "syscall"
 // back-pressure"). 8 KiB still lets one connection carry about 80 100-byte
 // readings per round trip: some 1,600 a second over a 50 ms WAN, far above
 // what a device sends (a bridge over a long link gets the same cap). The
-// socket options are Linux's, as is the rest of the hub's deployment.
+// figures are Linux's; the other Unix systems and Windows take the same
+// option (setReceiveBuffer, sock_*.go).
 const ReceiveBufferBytes = 8 << 10
 
 // boundReceiveBuffer sets the listening socket's receive buffer, which
@@ -24,7 +25,7 @@ const ReceiveBufferBytes = 8 << 10
 func boundReceiveBuffer(network, address string, c syscall.RawConn) error {
 	var serr error
 	err := c.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, ReceiveBufferBytes)
+		serr = setReceiveBuffer(fd, ReceiveBufferBytes)
 	})
 	if err != nil {
 		return err

@@ -30,8 +30,11 @@ import (
 // mochiReadBuffer is mochi's per-connection read buffer, the smallest
 // bufio.NewReaderSize makes. It holds a fixed header's bytes while mochi
 // reads them one at a time; a packet's body larger than it is read past it,
-// straight into the packet.
-const mochiReadBuffer = 16
+// straight into the packet. Where there is no raw socket path
+// (rawSockets), plain TCP connections are read through net.Conn, a system
+// call per fill of this buffer, so it is then 1 KiB, as it was before
+// guardConn buffered reads itself (sock_windows.go, sock_other.go).
+const mochiReadBuffer = plainReadBuffer
 
 // readChunk is the size of the pooled buffers guardConn reads a plain TCP
 // socket into: about twenty 100-byte readings per system call when a
@@ -58,8 +61,12 @@ type sockReader struct {
 }
 
 // newSockReader returns a reader for c, or nil if c is not a plain TCP
-// connection.
+// connection or the platform has no raw socket path (rawSockets): the
+// guard then reads c itself.
 func newSockReader(c net.Conn) *sockReader {
+	if !rawSockets {
+		return nil
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
@@ -138,21 +145,16 @@ func (r *sockReader) readFD(fd uintptr) bool {
 		r.chunk = readChunks.Get().(*[]byte)
 		dst = *r.chunk
 	}
-	for {
-		n, err := syscall.Read(int(fd), dst)
-		switch err {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			if r.chunk != nil {
-				r.release()
-			}
-			return false
+	n, again, err := readFD(fd, dst)
+	if again {
+		if r.chunk != nil {
+			r.release()
 		}
-		if n <= 0 && r.chunk != nil {
-			r.release() // the end, or an error: nothing to hand on
-		}
-		r.n, r.err = max(n, 0), err
-		return true
+		return false
 	}
+	if n <= 0 && r.chunk != nil {
+		r.release() // the end, or an error: nothing to hand on
+	}
+	r.n, r.err = max(n, 0), err
+	return true
 }

@@ -91,7 +91,7 @@ type streamState struct {
 }
 
 func (s *streamState) observe(r *Reading, now int64) {
-	s.perMinute, s.maxBytes = float32(r.PerMinute), uint32(max(r.MaxBytes, 0))
+	s.perMinute, s.maxBytes = float32(r.PerMinute), clampUint32(r.MaxBytes)
 	if s.count == 0 {
 		// The window's gaps run from the reading before its first, or
 		// from its first when the stream has none before.
@@ -104,7 +104,7 @@ func (s *streamState) observe(r *Reading, now int64) {
 		s.gapN++
 	}
 	s.count++
-	size := uint32(min(max(r.Size, 0), math.MaxUint32))
+	size := clampUint32(r.Size)
 	s.bytes += uint64(size)
 	s.maxSize = max(s.maxSize, size)
 	if s.maxBytes > 0 && size > s.maxBytes {
@@ -114,6 +114,13 @@ func (s *streamState) observe(r *Reading, now int64) {
 		s.off++
 	}
 	s.lastAt = max(s.lastAt, now)
+}
+
+// clampUint32 returns v within [0, math.MaxUint32]. The comparison is made
+// in uint64 so it also compiles, and clamps nothing it need not, where int
+// is 32 bits (linux/arm, linux/386).
+func clampUint32(v int) uint32 {
+	return uint32(min(uint64(max(v, 0)), math.MaxUint32))
 }
 
 // gaps returns the window's mean gap between readings in seconds, and how
