@@ -34,10 +34,10 @@ import (
 const (
 	seqBits = 43
 	// MaxReadingSeq is the highest seq a reading can be stored under.
-	MaxReadingSeq = 1<<seqBits - 1
+	MaxReadingSeq int64 = 1<<seqBits - 1
 	// MaxDeviceKey is the highest device key readings can be stored
 	// under.
-	MaxDeviceKey = 1<<(63-seqBits) - 1
+	MaxDeviceKey int64 = 1<<(63-seqBits) - 1
 )
 
 // KeyRangeError reports an append refused because the reading's device
