@@ -213,7 +213,7 @@ func (q *ackQueue) tryWrite(p []byte) int {
 		return 0
 	}
 	defer gc.mu.Unlock()
-	if q.cl.Closed() || !gc.acked || gc.refused || gc.broken {
+	if q.cl.Closed() || !gc.acked || gc.refused || gc.broken || gc.bye.Load() {
 		return 0
 	}
 	// raw.Write refuses to write at all once the write deadline has

@@ -121,8 +121,8 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 			h.apps.Delivered(string(cl.Properties.Username))
 		}
 	case packets.Disconnect:
-		if gc := guardOf(cl); gc != nil {
-			gc.bye.Store(true) // nothing more after it (guardConn.Close)
+		if gc := guardOf(cl); gc != nil && gc.v5 {
+			gc.bye.Store(true) // nothing more after it (guardConn.Close); 3.1.1 gets none (the guard drops it)
 		}
 	case packets.Connack:
 		if cl.Net.Inline || cl.State.Inflight.Len() == 0 {

@@ -270,7 +270,8 @@ type guardConn struct {
 	ids atomic.Pointer[packetIDs]
 	// closed: Close has begun; nothing is parked after (unpark).
 	closed atomic.Bool
-	// bye: mochi sent the client a DISCONNECT (OnPacketSent), after which
+	// bye: a DISCONNECT went to the client (MQTT 5 only: a 3.1.1 client
+	// gets none; set by Write, tooLarge and OnPacketSent), after which
 	// MQTT 5 allows nothing more [MQTT-3.14.4-1]; Close flushes no PUBACKs.
 	bye atomic.Bool
 
@@ -405,7 +406,9 @@ const (
 func (c *guardConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.broken {
+	if c.broken || c.bye.Load() {
+		// Nothing after a failed write, nor after a DISCONNECT: MQTT 5
+		// lets the server send nothing more [MQTT-3.14.4-1].
 		return 0, net.ErrClosed
 	}
 	if c.watch {
@@ -416,6 +419,9 @@ func (c *guardConn) Write(p []byte) (int, error) {
 	}
 	if c.v5 && c.acked && !c.refused {
 		n, err := c.Conn.Write(p) // nothing left to correct for MQTT 5
+		if len(p) > 0 && p[0]>>4 == typeDisconnect {
+			c.bye.Store(true) // mochi writes one packet per Write
+		}
 		return n, c.writeFailed(err)
 	}
 	out := c.filter(c.buf[:0], p)

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"testing"
@@ -131,5 +132,59 @@ func TestLongKeepAliveCannotHoldPublishes(t *testing.T) {
 	case <-done:
 	case <-time.After(20 * writeTimeout):
 		t.Fatalf("a publish to a device that stopped reading (keep-alive 65535) still blocked after %v; writeTimeout is %v", time.Since(start), writeTimeout)
+	}
+}
+
+// After a DISCONNECT the hub writes nothing more to an MQTT 5 client
+// [MQTT-3.14.4-1]: a PUBACK whose commit ends just after (through the
+// guard, or the non-blocking path, which checks the same flag) is refused.
+// A 3.1.1 client gets no DISCONNECT (the guard drops it), so PUBACKs
+// still go.
+func TestNothingWrittenAfterDisconnect(t *testing.T) {
+	disconnect := []byte{typeDisconnect << 4, 1, 0x8b}
+	puback := []byte{0x40, 0x02, 0x00, 0x07}
+	for _, tc := range []struct {
+		name string
+		v5   bool
+		want []byte
+	}{
+		{"v5", true, disconnect},
+		{"v311", false, puback},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := net.Pipe()
+			defer b.Close()
+			gc := &guardConn{Conn: a, v5: tc.v5, acked: true}
+			got := make(chan []byte, 1)
+			go func() {
+				var all []byte
+				buf := make([]byte, 64)
+				for {
+					n, err := b.Read(buf)
+					all = append(all, buf[:n]...)
+					if err != nil {
+						got <- all
+						return
+					}
+				}
+			}()
+			if _, err := gc.Write(disconnect); err != nil {
+				t.Fatal(err)
+			}
+			_, err := gc.Write(puback)
+			if tc.v5 && !errors.Is(err, net.ErrClosed) {
+				t.Errorf("PUBACK after a DISCONNECT: err %v, want net.ErrClosed", err)
+			}
+			if !tc.v5 && err != nil {
+				t.Errorf("PUBACK to a 3.1.1 client after mochi's (dropped) DISCONNECT: %v", err)
+			}
+			if tc.v5 != gc.bye.Load() {
+				t.Errorf("bye = %v after a DISCONNECT to a v5=%v client", gc.bye.Load(), tc.v5)
+			}
+			a.Close()
+			if w := <-got; !bytes.Equal(w, tc.want) {
+				t.Errorf("on the wire: % x; want % x", w, tc.want)
+			}
+		})
 	}
 }
