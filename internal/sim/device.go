@@ -54,6 +54,8 @@ type device struct {
 	errors    atomic.Uint64
 	connects  atomic.Uint64
 	connected atomic.Bool
+	// quarantined: the hub's last word on candor/<id>/control/quarantine-status.
+	quarantined atomic.Bool
 
 	mu      sync.Mutex
 	lastErr string
@@ -98,6 +100,8 @@ func (d *device) stats() DeviceStats {
 		Published: d.total.Load(),
 		Errors:    d.errors.Load(),
 		Streams:   make(map[string]uint64, len(d.kind.StreamSpecs)),
+
+		Quarantined: d.quarantined.Load(),
 	}
 	for i, s := range d.kind.StreamSpecs {
 		st.Streams[s.Name] = d.published[i].Load()
@@ -455,6 +459,10 @@ func (d *device) onControl(pr paho.PublishReceived) (bool, error) {
 		d.onUpdate(p.Payload)
 		return true, nil
 	}
+	if name == quarantineStream {
+		d.onQuarantine(p.Payload)
+		return true, nil
+	}
 	i, ok := d.index[name]
 	if !ok {
 		d.sim.log.Warn("control for unknown stream ignored", "device", d.id, "topic", p.Topic)
@@ -493,4 +501,31 @@ func (d *device) onControl(pr paho.PublishReceived) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// quarantineStream is the control topic on which the hub tells a device
+// whether it holds it (internal/hub's QuarantineStream): every time the
+// device subscribes, and whenever the hold changes, as
+// {"quarantined": true|false, "reason": "…"}.
+const quarantineStream = "quarantine-status"
+
+// onQuarantine records what the hub says of the device's hold and logs a
+// change. A simulated device keeps its schedule while held: the hub
+// refuses what it sends, which is what the demo shows.
+func (d *device) onQuarantine(payload []byte) {
+	var msg struct {
+		Quarantined *bool  `json:"quarantined"`
+		Reason      string `json:"reason"`
+	}
+	if err := json.Unmarshal(payload, &msg); err != nil || msg.Quarantined == nil {
+		d.sim.log.Warn("quarantine status not understood, ignored", "device", d.id)
+		return
+	}
+	if was := d.quarantined.Swap(*msg.Quarantined); was != *msg.Quarantined {
+		if *msg.Quarantined {
+			d.sim.log.Info("device quarantined by the hub", "device", d.id, "reason", msg.Reason)
+		} else {
+			d.sim.log.Info("device released by the hub", "device", d.id)
+		}
+	}
 }

@@ -282,6 +282,9 @@ type DeviceStats struct {
 	// itself ("decide": false), sorted.
 	NotLearning []string
 	NotDeciding []string
+	// Quarantined: the hub last said it holds the device
+	// (control/quarantine-status).
+	Quarantined bool
 }
 
 // Published is the number of readings accepted for all devices.

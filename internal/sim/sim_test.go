@@ -682,3 +682,62 @@ func TestParseBroker(t *testing.T) {
 		}
 	}
 }
+
+// The hub tells every device on subscribing whether it holds it
+// (control/quarantine-status, {"quarantined": false} when not): a simulated
+// device records it (Stats) and logs a change, without a warning about an
+// unknown stream (which the demo printed for every device at start).
+func TestQuarantineStatusRecorded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dev := Device{ID: "dev_ab12cd34ef56", Secret: secret(t), Kind: "thermostat"}
+	b := startBroker(t, "127.0.0.1:0", map[string]string{dev.ID: dev.Secret})
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))
+	s, err := New(Config{Broker: b.addr, Devices: []Device{dev}, Speed: 100, Seed: 2, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, ctx, s)
+	defer stop()
+	temp := Topic(dev.ID, "temperature")
+	if err := b.got.awaitCount(ctx, temp, 1); err != nil {
+		t.Fatal(err)
+	}
+	held := func(want bool) func(Stats) bool {
+		return func(st Stats) bool {
+			ds, _ := st.Device(dev.ID)
+			return ds.Quarantined == want
+		}
+	}
+	b.control(t, dev.ID, quarantineStream, `{"quarantined":false}`)
+	b.control(t, dev.ID, quarantineStream, `{"quarantined":true,"reason":"flood"}`)
+	if err := awaitStats(ctx, s, "quarantined", held(true)); err != nil {
+		t.Fatal(err)
+	}
+	b.control(t, dev.ID, quarantineStream, `{"quarantined":false}`)
+	if err := awaitStats(ctx, s, "released", held(false)); err != nil {
+		t.Fatal(err)
+	}
+	logMu.Lock()
+	out := logs.String()
+	logMu.Unlock()
+	if strings.Contains(out, "unknown stream") || !strings.Contains(out, "device quarantined by the hub") || !strings.Contains(out, "device released by the hub") {
+		t.Errorf("log:\n%s\nwant the hold and release logged, and no unknown-stream warning", out)
+	}
+	if ds, _ := s.Stats().Device(dev.ID); ds.Errors != 0 {
+		t.Errorf("%d errors, last %q", ds.Errors, ds.LastError)
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
