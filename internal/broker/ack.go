@@ -249,12 +249,19 @@ func (q *ackQueue) tryWrite(p []byte) int {
 func packetEnd(p []byte, off int) int {
 	i := 0
 	for i < off {
-		c := cursor{b: p, at: i + 1} // the remaining length, after the type byte
-		rl := c.varint()
-		if c.err != nil {
-			return off
+		j, rl := i+1, 0
+		for shift := 0; ; shift += 7 {
+			if j >= len(p) || shift > 21 {
+				return off
+			}
+			b := p[j]
+			j++
+			rl |= int(b&0x7f) << shift
+			if b&0x80 == 0 {
+				break
+			}
 		}
-		i = c.at + rl
+		i = j + rl
 	}
 	if i > len(p) {
 		return off
