@@ -227,46 +227,7 @@ func (q *ackQueue) tryWrite(p []byte) int {
 		return 0 // EAGAIN and the like: the run goroutine waits instead
 	}
 	q.h.ackWrites.Add(1)
-	// The socket may take part of a packet. The rest must follow before
-	// the locks go: the run goroutine that takes over what is left takes
-	// mochi's lock only later, and mochi (a PINGRESP, say) or the guard
-	// (a DISCONNECT) could write a whole packet in between, into the
-	// middle of this one. So finish the packet here, waiting for the
-	// socket (a few bytes, within the write deadline armed above).
-	if end := packetEnd(p, n); end > n {
-		if _, err := gc.Conn.Write(p[n:end]); err != nil {
-			_ = gc.writeFailed(err)
-			return n
-		}
-		n = end
-	}
 	return n
-}
-
-// packetEnd is the end of the MQTT packet of p that holds byte off-1: off
-// itself if off ends a packet (or is 0), or where p's encoding cannot be
-// followed (never for what the queue encodes).
-func packetEnd(p []byte, off int) int {
-	i := 0
-	for i < off {
-		j, rl := i+1, 0
-		for shift := 0; ; shift += 7 {
-			if j >= len(p) || shift > 21 {
-				return off
-			}
-			b := p[j]
-			j++
-			rl |= int(b&0x7f) << shift
-			if b&0x80 == 0 {
-				break
-			}
-		}
-		i = j + rl
-	}
-	if i > len(p) {
-		return off
-	}
-	return i
 }
 
 // push queues a reading's acknowledgement. It blocks while ackQueueLen
