@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -167,7 +168,7 @@ func readingFilter(q store.ReadingQuery) (*whereClause, error) {
 // split by, so PostgreSQL would merge the (device_id, seq) index of every
 // month stored (issue #19: blocks per query grew with the months kept).
 // Those read the months' seq spans first and query only the partitions
-// whose span can hold the answer (readingsBySpan).
+// whose span can hold the answer (firstBySpan).
 func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error) {
 	if q.DeviceID == "" {
 		return nil, errors.New("query readings: empty device id")
@@ -193,15 +194,13 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 	case first == last:
 		out, err = db.queryReadings(ctx, pgx.QueryExecModeCacheStatement, "readings", w, limit)
 	default:
-		// A time bound makes the plan depend on its value: (device_id,
-		// ts, stream) for a short range, (device_id, seq) for a long
-		// one. Without one, the seq index is the only sensible plan and
-		// a cached statement saves planning it every time.
-		mode := pgx.QueryExecModeCacheStatement
-		if !q.Since.IsZero() || !q.Until.IsZero() {
-			mode = pgx.QueryExecModeExec
-		}
-		out, err = db.readingsBySpan(ctx, mode, q.AfterSeq, first, last, w, limit)
+		mode := seqOrderMode(q)
+		r := seqRange{after: q.AfterSeq, upto: math.MaxInt64, first: first, last: last}
+		out, err = firstBySpan(ctx, db, r, limit, readingSeq, func(table string, bound int64) ([]store.Reading, error) {
+			pw := w.clone()
+			pw.add(`seq <= ?`, bound)
+			return db.queryReadings(ctx, mode, table, pw, limit)
+		})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
@@ -237,26 +236,38 @@ func queryMonths(q store.ReadingQuery) (first, last int64, ok bool, err error) {
 // partition of month has a seq in lo..hi.
 type span struct{ month, lo, hi int64 }
 
-// readingsBySpan answers a query (w, the filter with its AfterSeq, and
-// limit) in seq order from the partitions of months first..last whose
-// span has a seq above after, visiting them by their lowest seq and
-// stopping at the first that cannot hold a seq below those already found.
-// When the months' spans follow their time, as they do unless readings
-// arrive far out of time order, that is the one partition holding the
-// next seq after the cursor, or the device's first: a partition holding
-// none of the device's readings costs one index descent, and is passed.
+// seqRange is which readings of a seq-order read or delete can be the
+// answer: seqs above after and at most upto, with times in the months
+// first..last (by monthStart).
+type seqRange struct{ after, upto, first, last int64 }
+
+// firstBySpan is the one place that chooses partitions by their seq spans,
+// for every bounded read or delete in seq order (issue #19: with seq not
+// the partition key, a query on readings merges the (device_id, seq) index
+// of every month stored, so its cost grew with the history). It returns
+// the lowest limit seqs (by seqOf) that part finds in the partitions of
+// r.first..r.last whose span overlaps r, visiting them by their lowest seq
+// and stopping at the first that cannot hold a seq below those already
+// found. When the months' spans follow their time, as they do unless
+// readings arrive far out of time order, that is the one partition
+// holding the answer: a partition holding none of the device's readings
+// costs one index descent, and is passed. part is given each partition's
+// table (quoted) and the highest seq it may return; it returns its lowest
+// matching rows in seq order, at most limit.
 //
 // The spans come from one statement and the partitions from others, each
 // with its own snapshot. A batch committed in between would show in the
-// partitions but not in the spans; its seqs are all above the highest
-// seq of any span read (batches draw seqs and commit in order under
-// lockReadings), so every partition is queried up to that seq and the
-// answer is the one of the spans' snapshot, less readings deleted since.
-// A later batch is seen by the next query, which pages on from there.
-func (db *DB) readingsBySpan(ctx context.Context, mode pgx.QueryExecMode, after, first, last int64, w *whereClause, limit int) ([]store.Reading, error) {
+// partitions but not in the spans; its seqs are all above the highest seq
+// of any span read (batches draw seqs and commit in order under
+// lockReadings, old hubs' as ours), so every partition is asked only up to
+// that seq and the answer is the one of the spans' snapshot, less readings
+// deleted since: a read or delete never sees a reading outside the spans
+// it read, and never misses one committed before it began.
+func firstBySpan[T any](ctx context.Context, db *DB, r seqRange, limit int, seqOf func(T) int64,
+	part func(table string, bound int64) ([]T, error)) ([]T, error) {
 	rows, err := db.pool.Query(ctx, `SELECT month, lo, hi, top
 		FROM (SELECT month, lo, hi, max(hi) OVER () AS top FROM reading_spans) s
-		WHERE hi > $1 AND month BETWEEN $2 AND $3 ORDER BY lo`, after, first, last)
+		WHERE hi > $1 AND lo <= $2 AND month BETWEEN $3 AND $4 ORDER BY lo`, r.after, r.upto, r.first, r.last)
 	if err != nil {
 		return nil, fmt.Errorf("read spans: %w", err)
 	}
@@ -275,11 +286,12 @@ func (db *DB) readingsBySpan(ctx context.Context, mode pgx.QueryExecMode, after,
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read spans: %w", err)
 	}
-	out := []store.Reading{}
+	top = min(top, r.upto)
+	out := []T{}
 	for _, sp := range spans {
 		bound := top
 		if len(out) == limit {
-			worst := out[limit-1].Seq
+			worst := seqOf(out[limit-1])
 			if sp.lo >= worst {
 				// Spans are in lo order: no later one holds a lower seq
 				// (worst is another partition's; seqs are unique).
@@ -287,18 +299,11 @@ func (db *DB) readingsBySpan(ctx context.Context, mode pgx.QueryExecMode, after,
 			}
 			bound = worst - 1
 		}
-		pw := w.clone()
-		pw.add(`seq <= ?`, bound)
 		// The partition is named rather than selected by its month's
 		// time range, which would be one more condition for the planner
-		// to misjudge. With a time bound, mode plans each query for its
-		// own values (unnamed statement), not by a cached generic plan:
-		// not knowing the limit and the seq bound, one took the
-		// (device_id, seq) index for a query of 54 readings since a
-		// time and read all 1,000 of the device's (984 heap blocks
-		// instead of 54).
+		// to misjudge.
 		name := partitionName(sp.month)
-		rs, err := db.queryReadings(ctx, mode, pgx.Identifier{name}.Sanitize(), pw, limit)
+		got, err := part(pgx.Identifier{name}.Sanitize(), bound)
 		if pgCode(err) == codeUndefinedTable {
 			// ReclaimSpace dropped it since the spans were read, which it
 			// does only to an empty partition.
@@ -307,26 +312,41 @@ func (db *DB) readingsBySpan(ctx context.Context, mode pgx.QueryExecMode, after,
 		if err != nil {
 			return nil, fmt.Errorf("partition %s: %w", name, err)
 		}
-		out = mergeBySeq(out, rs, limit)
+		out = mergeBySeq(out, got, limit, seqOf)
 	}
 	return out, nil
 }
 
 // mergeBySeq merges b into a, both in seq order, keeping the first limit.
-func mergeBySeq(a, b []store.Reading, limit int) []store.Reading {
+func mergeBySeq[T any](a, b []T, limit int, seqOf func(T) int64) []T {
 	if len(b) == 0 {
 		return a
 	}
 	if len(a) == 0 {
 		return b[:min(len(b), limit)] // the first month queried: no copy
 	}
-	if a[len(a)-1].Seq < b[0].Seq {
+	if seqOf(a[len(a)-1]) < seqOf(b[0]) {
 		a = append(a, b...)
 	} else {
 		a = append(a, b...)
-		slices.SortFunc(a, func(x, y store.Reading) int { return cmp.Compare(x.Seq, y.Seq) })
+		slices.SortFunc(a, func(x, y T) int { return cmp.Compare(seqOf(x), seqOf(y)) })
 	}
 	return a[:min(len(a), limit)]
+}
+
+// seqOrderMode is how a partition query in seq order is run. A time bound
+// makes the plan depend on its value: (device_id, ts, stream) for a short
+// range, (device_id, seq) for a long one, so such a query is planned for
+// its own values (unnamed statement): not knowing the limit and the seq
+// bound, a cached generic plan took the (device_id, seq) index for a query
+// of 54 readings since a time and read all 1,000 of the device's (984 heap
+// blocks instead of 54). Without one, the seq index is the only sensible
+// plan and a cached statement saves planning it every time.
+func seqOrderMode(q store.ReadingQuery) pgx.QueryExecMode {
+	if !q.Since.IsZero() || !q.Until.IsZero() {
+		return pgx.QueryExecModeExec
+	}
+	return pgx.QueryExecModeCacheStatement
 }
 
 // queryReadings runs the query of w on table (readings or one of its
@@ -408,26 +428,114 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 	if err != nil {
 		return 0, fmt.Errorf("delete readings of device %q: %w", q.DeviceID, err)
 	}
-	n, err := db.deleteReadings(ctx, w, limit)
+	var n int64
+	if limit <= 0 {
+		// Every match goes, in whichever months the time range reaches:
+		// no order, nothing to choose partitions by.
+		n, err = db.deleteAll(ctx, w)
+	} else {
+		first, last, ok, qerr := queryMonths(q)
+		switch {
+		case qerr != nil:
+			err = qerr
+		case ok:
+			r := seqRange{upto: math.MaxInt64, first: first, last: last}
+			n, err = db.deleteFirst(ctx, seqOrderMode(q), q.DeviceID, w, r, limit)
+		}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("delete readings of device %q: %w", q.DeviceID, err)
 	}
 	return n, nil
 }
 
-// deleteReadings deletes the rows w selects, at most limit (≤ 0: all). w's
-// first condition is the device, so the bounded form still goes through
-// the (device_id, seq) index of each partition.
-func (db *DB) deleteReadings(ctx context.Context, w *whereClause, limit int) (int64, error) {
-	stmt := `DELETE FROM readings WHERE ` + w.String()
-	if limit > 0 {
-		dev := w.args[0]
-		stmt = `DELETE FROM readings WHERE device_id = ` + w.next(dev) + ` AND seq = ANY (ARRAY(
-			SELECT seq FROM readings WHERE ` + w.String() + ` ORDER BY seq LIMIT ` + w.next(limit) + `))`
+// partSeq is a reading chosen for deletion: its partition (quoted) and seq.
+type partSeq struct {
+	table string
+	seq   int64
+}
+
+// deleteFirst deletes the lowest limit (> 0) seqs of device's readings
+// that w (whose first condition is the device) selects within r, in one
+// statement, and reports how many it deleted. The seqs are chosen by
+// firstBySpan, partition by partition (mode as seqOrderMode), and then
+// deleted from their partitions by (device_id, seq): the same rows, and
+// the same count, as one DELETE … seq = ANY (ARRAY(SELECT … ORDER BY seq
+// LIMIT limit)) on readings, which merged the (device_id, seq) index of
+// every month stored to choose them and probed every month's index for
+// each seq to delete them.
+//
+// Rows deleted by another transaction between the choice and the delete
+// are not counted, as that statement would not have counted them. A
+// partition ReclaimSpace dropped in between (it drops only empty ones, so
+// all its chosen rows had gone) fails the delete; it is chosen again.
+func (db *DB) deleteFirst(ctx context.Context, mode pgx.QueryExecMode, device string, w *whereClause, r seqRange, limit int) (int64, error) {
+	partSeqOf := func(p partSeq) int64 { return p.seq }
+	for attempt := 1; ; attempt++ {
+		found, err := firstBySpan(ctx, db, r, limit, partSeqOf, func(table string, bound int64) ([]partSeq, error) {
+			pw := w.clone()
+			pw.add(`seq <= ?`, bound)
+			rows, err := db.pool.Query(ctx, `SELECT seq FROM `+table+` WHERE `+pw.String()+` ORDER BY seq LIMIT `+pw.next(limit),
+				append([]any{mode}, pw.args...)...)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, func(row pgx.CollectableRow) (partSeq, error) {
+				p := partSeq{table: table}
+				return p, row.Scan(&p.seq)
+			})
+		})
+		if err != nil || len(found) == 0 {
+			return 0, err
+		}
+		n, err := db.deleteSeqs(ctx, device, found)
+		if pgCode(err) == codeUndefinedTable && attempt < 3 {
+			continue
+		}
+		return n, err
 	}
-	tag, err := db.pool.Exec(ctx, stmt, w.args...)
+}
+
+// deleteSeqs deletes the device's readings at the given partitions and
+// seqs in one statement (one transaction) and reports how many it found.
+func (db *DB) deleteSeqs(ctx context.Context, device string, found []partSeq) (int64, error) {
+	var tables []string
+	seqs := map[string][]int64{}
+	for _, p := range found {
+		if _, ok := seqs[p.table]; !ok {
+			tables = append(tables, p.table)
+		}
+		seqs[p.table] = append(seqs[p.table], p.seq)
+	}
+	if len(tables) == 1 {
+		tag, err := db.pool.Exec(ctx, `DELETE FROM `+tables[0]+` WHERE device_id = $1 AND seq = ANY ($2)`, device, seqs[tables[0]])
+		if err != nil {
+			return 0, err
+		}
+		return tag.RowsAffected(), nil
+	}
+	// Several partitions: one data-modifying WITH per partition, so they
+	// all commit or none does.
+	var with, sum []string
+	args := []any{device}
+	for i, t := range tables {
+		args = append(args, seqs[t])
+		with = append(with, fmt.Sprintf(`d%d AS (DELETE FROM %s WHERE device_id = $1 AND seq = ANY ($%d) RETURNING 1)`, i, t, len(args)))
+		sum = append(sum, fmt.Sprintf(`(SELECT count(*) FROM d%d)`, i))
+	}
+	var n int64
+	err := db.pool.QueryRow(ctx, `WITH `+strings.Join(with, ", ")+` SELECT `+strings.Join(sum, " + "), args...).Scan(&n)
+	return n, err
+}
+
+// deleteAll deletes every reading w selects, in one statement.
+func (db *DB) deleteAll(ctx context.Context, w *whereClause) (int64, error) {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM readings WHERE `+w.String(), w.args...)
 	if err != nil {
 		return 0, err
 	}
 	return tag.RowsAffected(), nil
 }
+
+// readingSeq is r's seq, for firstBySpan.
+func readingSeq(r store.Reading) int64 { return r.Seq }
