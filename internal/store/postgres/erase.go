@@ -130,7 +130,7 @@ func (db *DB) PurgeReadings(ctx context.Context, p store.Purge, limit int) (int6
 	if limit <= 0 {
 		n, err = db.deleteAll(ctx, w)
 	} else {
-		n, err = db.deleteFirst(ctx, pgx.QueryExecModeCacheStatement, p.DeviceID, w, r, limit)
+		n, err = db.deleteFirst(ctx, pgx.QueryExecModeCacheStatement, w, r, limit)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("purge readings of device %q: %w", p.DeviceID, err)
