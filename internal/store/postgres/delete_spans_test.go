@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -163,6 +164,28 @@ func TestBoundedDeletesMatchMergedStatement(t *testing.T) {
 		if gs, ws := storedSeqs(t, got), storedSeqs(t, want); !slices.Equal(gs, ws) {
 			t.Fatalf("%s: left seqs %v,\nthe merged statement %v", op.name, gs, ws)
 		}
+		// The newest reading's time, by spans and by the statement
+		// LastReadingAt was before them (main at 7eaf220).
+		for _, d := range []string{"d1", "d2", "d3", "d9"} {
+			g, err := got.LastReadingAt(ctx, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var w int64
+			err = want.pool.QueryRow(ctx, `SELECT ts FROM readings WHERE device_id = $1 ORDER BY seq DESC LIMIT 1`, d).Scan(&w)
+			if errors.Is(err, pgx.ErrNoRows) {
+				err, w = nil, 0
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case w == 0 && !g.IsZero():
+				t.Errorf("%s: LastReadingAt(%s) = %v, the merged statement none", op.name, d, g)
+			case w != 0 && !g.Equal(decTime(w)):
+				t.Errorf("%s: LastReadingAt(%s) = %v, the merged statement %v", op.name, d, g, decTime(w))
+			}
+		}
 	}
 	for _, op := range ops {
 		apply(t, op)
@@ -225,9 +248,10 @@ func TestBoundedDeletesVisitOnlyTheirPartitions(t *testing.T) {
 	}
 	defer stats.Close(context.Background())
 
+	last := time.Date(2024, time.June, 13, 1, 0, 0, 0, time.UTC) // d1's and d2's newest
 	for _, tc := range []struct {
 		name  string
-		op    deleteOp
+		op    deleteOp // or, if empty, LastReadingAt of d1
 		n     int64    // rows deleted
 		parts []string // the only partitions to visit
 	}{
@@ -238,6 +262,7 @@ func TestBoundedDeletesVisitOnlyTheirPartitions(t *testing.T) {
 			30 + 50 + 5, []string{"readings_p202401", "readings_p202402", "readings_p202403"}},
 		{"retention from April", deleteOp{q: &store.ReadingQuery{DeviceID: "d2", Since: time.Date(2024, time.April, 1, 0, 0, 0, 0, time.UTC)}, limit: 5},
 			5, []string{"readings_p202404"}},
+		{"newest reading", deleteOp{}, 0, []string{"readings_p202406"}},
 	} {
 		quiesce(t, stats)
 		before := partitionBlocks(t, stats)
@@ -246,10 +271,16 @@ func TestBoundedDeletesVisitOnlyTheirPartitions(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n int64
-		if tc.op.p != nil {
+		switch {
+		case tc.op.p != nil:
 			n, err = db.PurgeReadings(ctx, *tc.op.p, tc.op.limit)
-		} else {
+		case tc.op.q != nil:
 			n, err = db.DeleteReadings(ctx, *tc.op.q, tc.op.limit)
+		default:
+			var at time.Time
+			if at, err = db.LastReadingAt(ctx, "d1"); err == nil && !at.Equal(last) {
+				t.Errorf("%s: %v, want %v", tc.name, at, last)
+			}
 		}
 		db.Close()
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -120,7 +119,7 @@ func (db *DB) PurgeReadings(ctx context.Context, p store.Purge, limit int) (int6
 	}
 	w := &whereClause{}
 	w.add(`device_id = ?`, p.DeviceID)
-	r := seqRange{upto: math.MaxInt64, first: monthStart(minTime.UnixNano()), last: monthStart(maxTime.UnixNano())}
+	r := everySeq()
 	if p.UntilSeq > 0 {
 		w.add(`seq <= ?`, p.UntilSeq)
 		r.upto = p.UntilSeq

@@ -196,9 +196,9 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 	default:
 		mode := seqOrderMode(q)
 		r := seqRange{after: q.AfterSeq, upto: math.MaxInt64, first: first, last: last}
-		out, err = firstBySpan(ctx, db, r, limit, readingSeq, func(table string, bound int64) ([]store.Reading, error) {
+		out, err = firstBySpan(ctx, db, r, limit, readingSeq, func(table string, _, hi int64) ([]store.Reading, error) {
 			pw := w.clone()
-			pw.add(`seq <= ?`, bound)
+			pw.add(`seq <= ?`, hi) // seq > AfterSeq is in w
 			return db.queryReadings(ctx, mode, table, pw, limit)
 		})
 	}
@@ -238,22 +238,34 @@ type span struct{ month, lo, hi int64 }
 
 // seqRange is which readings of a seq-order read or delete can be the
 // answer: seqs above after and at most upto, with times in the months
-// first..last (by monthStart).
-type seqRange struct{ after, upto, first, last int64 }
+// first..last (by monthStart); the lowest of them, or the highest where
+// newest is set.
+type seqRange struct {
+	after, upto, first, last int64
+	newest                   bool
+}
+
+// everySeq is the seqRange of every storable reading, lowest first.
+func everySeq() seqRange {
+	return seqRange{upto: math.MaxInt64, first: monthStart(minTime.UnixNano()), last: monthStart(maxTime.UnixNano())}
+}
 
 // firstBySpan is the one place that chooses partitions by their seq spans,
 // for every bounded read or delete in seq order (issue #19: with seq not
 // the partition key, a query on readings merges the (device_id, seq) index
 // of every month stored, so its cost grew with the history). It returns
-// the lowest limit seqs (by seqOf) that part finds in the partitions of
-// r.first..r.last whose span overlaps r, visiting them by their lowest seq
-// and stopping at the first that cannot hold a seq below those already
+// the lowest limit seqs (by seqOf; the highest, in decreasing order, if
+// r.newest) that part finds in the partitions of r.first..r.last whose
+// span overlaps r, visiting them by their lowest seq (highest) and
+// stopping at the first that cannot hold a seq below (above) those already
 // found. When the months' spans follow their time, as they do unless
 // readings arrive far out of time order, that is the one partition
 // holding the answer: a partition holding none of the device's readings
 // costs one index descent, and is passed. part is given each partition's
-// table (quoted) and the highest seq it may return; it returns its lowest
-// matching rows in seq order, at most limit.
+// table (quoted) and the lowest and highest seq it may return; it returns
+// its lowest (highest) matching rows in that order, at most limit. In
+// ascending order lo is always r.after+1, so a caller whose conditions
+// already hold seq > r.after need not repeat it.
 //
 // The spans come from one statement and the partitions from others, each
 // with its own snapshot. A batch committed in between would show in the
@@ -264,10 +276,14 @@ type seqRange struct{ after, upto, first, last int64 }
 // deleted since: a read or delete never sees a reading outside the spans
 // it read, and never misses one committed before it began.
 func firstBySpan[T any](ctx context.Context, db *DB, r seqRange, limit int, seqOf func(T) int64,
-	part func(table string, bound int64) ([]T, error)) ([]T, error) {
+	part func(table string, lo, hi int64) ([]T, error)) ([]T, error) {
+	order := `lo`
+	if r.newest {
+		order = `hi DESC`
+	}
 	rows, err := db.pool.Query(ctx, `SELECT month, lo, hi, top
 		FROM (SELECT month, lo, hi, max(hi) OVER () AS top FROM reading_spans) s
-		WHERE hi > $1 AND lo <= $2 AND month BETWEEN $3 AND $4 ORDER BY lo`, r.after, r.upto, r.first, r.last)
+		WHERE hi > $1 AND lo <= $2 AND month BETWEEN $3 AND $4 ORDER BY `+order, r.after, r.upto, r.first, r.last)
 	if err != nil {
 		return nil, fmt.Errorf("read spans: %w", err)
 	}
@@ -289,21 +305,26 @@ func firstBySpan[T any](ctx context.Context, db *DB, r seqRange, limit int, seqO
 	top = min(top, r.upto)
 	out := []T{}
 	for _, sp := range spans {
-		bound := top
+		lo, hi := r.after+1, top
 		if len(out) == limit {
+			// Spans are in order of lo (hi descending): no later one
+			// holds a seq below (above) worst, which is another
+			// partition's; seqs are unique.
 			worst := seqOf(out[limit-1])
-			if sp.lo >= worst {
-				// Spans are in lo order: no later one holds a lower seq
-				// (worst is another partition's; seqs are unique).
+			if !r.newest && sp.lo >= worst || r.newest && sp.hi <= worst {
 				break
 			}
-			bound = worst - 1
+			if r.newest {
+				lo = worst + 1
+			} else {
+				hi = worst - 1
+			}
 		}
 		// The partition is named rather than selected by its month's
 		// time range, which would be one more condition for the planner
 		// to misjudge.
 		name := partitionName(sp.month)
-		got, err := part(pgx.Identifier{name}.Sanitize(), bound)
+		got, err := part(pgx.Identifier{name}.Sanitize(), lo, hi)
 		if pgCode(err) == codeUndefinedTable {
 			// ReclaimSpace dropped it since the spans were read, which it
 			// does only to an empty partition.
@@ -312,24 +333,29 @@ func firstBySpan[T any](ctx context.Context, db *DB, r seqRange, limit int, seqO
 		if err != nil {
 			return nil, fmt.Errorf("partition %s: %w", name, err)
 		}
-		out = mergeBySeq(out, got, limit, seqOf)
+		out = mergeBySeq(out, got, limit, r.newest, seqOf)
 	}
 	return out, nil
 }
 
-// mergeBySeq merges b into a, both in seq order, keeping the first limit.
-func mergeBySeq[T any](a, b []T, limit int, seqOf func(T) int64) []T {
+// mergeBySeq merges b into a, both in seq order (decreasing if desc),
+// keeping the first limit.
+func mergeBySeq[T any](a, b []T, limit int, desc bool, seqOf func(T) int64) []T {
 	if len(b) == 0 {
 		return a
 	}
 	if len(a) == 0 {
 		return b[:min(len(b), limit)] // the first month queried: no copy
 	}
-	if seqOf(a[len(a)-1]) < seqOf(b[0]) {
-		a = append(a, b...)
-	} else {
-		a = append(a, b...)
-		slices.SortFunc(a, func(x, y T) int { return cmp.Compare(seqOf(x), seqOf(y)) })
+	order := func(x, y T) int {
+		if desc {
+			return cmp.Compare(seqOf(y), seqOf(x))
+		}
+		return cmp.Compare(seqOf(x), seqOf(y))
+	}
+	a = append(a, b...)
+	if order(a[len(a)-len(b)-1], b[0]) > 0 {
+		slices.SortFunc(a, order)
 	}
 	return a[:min(len(a), limit)]
 }
@@ -478,9 +504,9 @@ type partSeq struct {
 func (db *DB) deleteFirst(ctx context.Context, mode pgx.QueryExecMode, w *whereClause, r seqRange, limit int) (int64, error) {
 	partSeqOf := func(p partSeq) int64 { return p.seq }
 	for attempt := 1; ; attempt++ {
-		found, err := firstBySpan(ctx, db, r, limit, partSeqOf, func(table string, bound int64) ([]partSeq, error) {
+		found, err := firstBySpan(ctx, db, r, limit, partSeqOf, func(table string, _, hi int64) ([]partSeq, error) {
 			pw := w.clone()
-			pw.add(`seq <= ?`, bound)
+			pw.add(`seq <= ?`, hi) // r.after is 0
 			rows, err := db.pool.Query(ctx, `SELECT seq FROM `+table+` WHERE `+pw.String()+` ORDER BY seq LIMIT `+pw.next(limit),
 				append([]any{mode}, pw.args...)...)
 			if err != nil {
