@@ -14,7 +14,8 @@ import (
 
 // BenchmarkDeleteBlocks counts the block accesses of the purger's and
 // retention's bounded deletes (PurgeReadings, DeleteReadings with a limit,
-// in the callers' chunks of 5,000) with 1, 4 and 12 months stored: issue
+// in the callers' chunks of 5,000), and of LastReadingAt, with 1, 4 and 12
+// months stored: issue
 // #19 asks for their cost to stay flat as history grows. Each month holds
 // 16,000 readings of each of two heavy devices and 2,000 of each of two
 // light ones, interleaved by seq; every measured call deletes 5,000 rows
@@ -66,6 +67,15 @@ func BenchmarkDeleteBlocks(b *testing.B) {
 			{"purge", func(db *DB) (int64, error) { return db.PurgeReadings(ctx, store.Purge{DeviceID: "d0"}, chunk) }},
 			{"retention", func(db *DB) (int64, error) {
 				return db.DeleteReadings(ctx, store.ReadingQuery{DeviceID: "d1", Stream: "s", Until: until}, chunk)
+			}},
+			// Not a delete: the assessment's newest reading of a light
+			// device (in the last month), counted as one call of chunk.
+			{"newest", func(db *DB) (int64, error) {
+				at, err := db.LastReadingAt(ctx, "d2")
+				if err == nil && at.Before(first.AddDate(0, months-1, 0)) {
+					err = fmt.Errorf("newest reading at %v, before the last month", at)
+				}
+				return chunk, err
 			}},
 		} {
 			b.Run(fmt.Sprintf("months=%d/%s", months, tc.name), func(b *testing.B) {
