@@ -307,10 +307,11 @@ func TestBoundedDeletesVisitOnlyTheirPartitions(t *testing.T) {
 // TestBoundedDeletesRacingAppends: a purge run to its end (until a call
 // deletes fewer than its limit) leaves no reading it covers that was
 // stored before it began, while appends keep widening the months' spans,
-// making new months' spans and filling months ReclaimSpace dropped. A
-// delete that trusted spans and partitions read at different moments
-// without bounding the partitions by the spans could stop early or pass
-// rows.
+// making new months' spans and filling months ReclaimSpace dropped. It
+// guards the split of a delete into the spans' read, the partitions' reads
+// and the delete, each with its own snapshot (and the retry when a
+// partition goes in between); the single statement it replaced passes it
+// too.
 func TestBoundedDeletesRacingAppends(t *testing.T) {
 	db, _ := openTest(t)
 	ctx := t.Context()
