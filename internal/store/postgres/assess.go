@@ -190,17 +190,33 @@ func (db *DB) ChosenSecretDevices(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
-// LastReadingAt is the arrival time of the device's newest reading.
+// LastReadingAt is the arrival time of the device's newest reading. The
+// newest by seq is looked for in the partitions by their seq spans, newest
+// first (firstBySpan), not by ORDER BY seq DESC on readings, which
+// descended the (device_id, seq) index of every month stored (issue #19).
 func (db *DB) LastReadingAt(ctx context.Context, deviceID string) (time.Time, error) {
-	var n int64
-	err := db.pool.QueryRow(ctx, `SELECT ts FROM readings WHERE device_id = $1 ORDER BY seq DESC LIMIT 1`, deviceID).Scan(&n)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, nil
-	}
+	type last struct{ seq, ts int64 }
+	r := everySeq()
+	r.newest = true
+	got, err := firstBySpan(ctx, db, r, 1, func(l last) int64 { return l.seq }, func(table string, lo, hi int64) ([]last, error) {
+		var l last
+		err := db.pool.QueryRow(ctx, `SELECT seq, ts FROM `+table+` WHERE device_id = $1 AND seq BETWEEN $2 AND $3
+			ORDER BY seq DESC LIMIT 1`, deviceID, lo, hi).Scan(&l.seq, &l.ts)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []last{l}, nil
+	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("last reading of device %q: %w", deviceID, err)
 	}
-	return decTime(n), nil
+	if len(got) == 0 {
+		return time.Time{}, nil
+	}
+	return decTime(got[0].ts), nil
 }
 
 // PutAssessment stores the next version of a report.

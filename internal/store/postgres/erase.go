@@ -110,18 +110,27 @@ func (db *DB) Purges(ctx context.Context) ([]store.Purge, error) {
 	return out, nil
 }
 
-// PurgeReadings removes up to limit readings of the purge, lowest seq
-// first, through each partition's (device_id, seq) index.
+// PurgeReadings removes up to limit readings of the purge (limit ≤ 0:
+// all), lowest seq first. A bounded one visits only the partitions whose
+// seq span can hold them (deleteFirst).
 func (db *DB) PurgeReadings(ctx context.Context, p store.Purge, limit int) (int64, error) {
 	if p.DeviceID == "" {
 		return 0, errors.New("purge readings: empty device id")
 	}
 	w := &whereClause{}
 	w.add(`device_id = ?`, p.DeviceID)
+	r := everySeq()
 	if p.UntilSeq > 0 {
 		w.add(`seq <= ?`, p.UntilSeq)
+		r.upto = p.UntilSeq
 	}
-	n, err := db.deleteReadings(ctx, w, limit)
+	var n int64
+	var err error
+	if limit <= 0 {
+		n, err = db.deleteAll(ctx, w)
+	} else {
+		n, err = db.deleteFirst(ctx, pgx.QueryExecModeCacheStatement, w, r, limit)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("purge readings of device %q: %w", p.DeviceID, err)
 	}

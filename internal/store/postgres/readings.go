@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -167,7 +168,7 @@ func readingFilter(q store.ReadingQuery) (*whereClause, error) {
 // split by, so PostgreSQL would merge the (device_id, seq) index of every
 // month stored (issue #19: blocks per query grew with the months kept).
 // Those read the months' seq spans first and query only the partitions
-// whose span can hold the answer (readingsBySpan).
+// whose span can hold the answer (firstBySpan).
 func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Reading, error) {
 	if q.DeviceID == "" {
 		return nil, errors.New("query readings: empty device id")
@@ -193,15 +194,13 @@ func (db *DB) Readings(ctx context.Context, q store.ReadingQuery) ([]store.Readi
 	case first == last:
 		out, err = db.queryReadings(ctx, pgx.QueryExecModeCacheStatement, "readings", w, limit)
 	default:
-		// A time bound makes the plan depend on its value: (device_id,
-		// ts, stream) for a short range, (device_id, seq) for a long
-		// one. Without one, the seq index is the only sensible plan and
-		// a cached statement saves planning it every time.
-		mode := pgx.QueryExecModeCacheStatement
-		if !q.Since.IsZero() || !q.Until.IsZero() {
-			mode = pgx.QueryExecModeExec
-		}
-		out, err = db.readingsBySpan(ctx, mode, q.AfterSeq, first, last, w, limit)
+		mode := seqOrderMode(q)
+		r := seqRange{after: q.AfterSeq, upto: math.MaxInt64, first: first, last: last}
+		out, err = firstBySpan(ctx, db, r, limit, readingSeq, func(table string, _, hi int64) ([]store.Reading, error) {
+			pw := w.clone()
+			pw.add(`seq <= ?`, hi) // seq > AfterSeq is in w
+			return db.queryReadings(ctx, mode, table, pw, limit)
+		})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("query readings of device %q: %w", q.DeviceID, err)
@@ -237,26 +236,54 @@ func queryMonths(q store.ReadingQuery) (first, last int64, ok bool, err error) {
 // partition of month has a seq in lo..hi.
 type span struct{ month, lo, hi int64 }
 
-// readingsBySpan answers a query (w, the filter with its AfterSeq, and
-// limit) in seq order from the partitions of months first..last whose
-// span has a seq above after, visiting them by their lowest seq and
-// stopping at the first that cannot hold a seq below those already found.
-// When the months' spans follow their time, as they do unless readings
-// arrive far out of time order, that is the one partition holding the
-// next seq after the cursor, or the device's first: a partition holding
-// none of the device's readings costs one index descent, and is passed.
+// seqRange is which readings of a seq-order read or delete can be the
+// answer: seqs above after and at most upto, with times in the months
+// first..last (by monthStart); the lowest of them, or the highest where
+// newest is set.
+type seqRange struct {
+	after, upto, first, last int64
+	newest                   bool
+}
+
+// everySeq is the seqRange of every storable reading, lowest first.
+func everySeq() seqRange {
+	return seqRange{upto: math.MaxInt64, first: monthStart(minTime.UnixNano()), last: monthStart(maxTime.UnixNano())}
+}
+
+// firstBySpan is the one place that chooses partitions by their seq spans,
+// for every bounded read or delete in seq order (issue #19: with seq not
+// the partition key, a query on readings merges the (device_id, seq) index
+// of every month stored, so its cost grew with the history). It returns
+// the lowest limit seqs (by seqOf; the highest, in decreasing order, if
+// r.newest) that part finds in the partitions of r.first..r.last whose
+// span overlaps r, visiting them by their lowest seq (highest) and
+// stopping at the first that cannot hold a seq below (above) those already
+// found. When the months' spans follow their time, as they do unless
+// readings arrive far out of time order, that is the one partition
+// holding the answer: a partition holding none of the device's readings
+// costs one index descent, and is passed. part is given each partition's
+// table (quoted) and the lowest and highest seq it may return; it returns
+// its lowest (highest) matching rows in that order, at most limit. In
+// ascending order lo is always r.after+1, so a caller whose conditions
+// already hold seq > r.after need not repeat it.
 //
 // The spans come from one statement and the partitions from others, each
 // with its own snapshot. A batch committed in between would show in the
-// partitions but not in the spans; its seqs are all above the highest
-// seq of any span read (batches draw seqs and commit in order under
-// lockReadings), so every partition is queried up to that seq and the
-// answer is the one of the spans' snapshot, less readings deleted since.
-// A later batch is seen by the next query, which pages on from there.
-func (db *DB) readingsBySpan(ctx context.Context, mode pgx.QueryExecMode, after, first, last int64, w *whereClause, limit int) ([]store.Reading, error) {
+// partitions but not in the spans; its seqs are all above the highest seq
+// of any span read (batches draw seqs and commit in order under
+// lockReadings, old hubs' as ours), so every partition is asked only up to
+// that seq and the answer is the one of the spans' snapshot, less readings
+// deleted since: a read or delete never sees a reading outside the spans
+// it read, and never misses one committed before it began.
+func firstBySpan[T any](ctx context.Context, db *DB, r seqRange, limit int, seqOf func(T) int64,
+	part func(table string, lo, hi int64) ([]T, error)) ([]T, error) {
+	order := `lo`
+	if r.newest {
+		order = `hi DESC`
+	}
 	rows, err := db.pool.Query(ctx, `SELECT month, lo, hi, top
 		FROM (SELECT month, lo, hi, max(hi) OVER () AS top FROM reading_spans) s
-		WHERE hi > $1 AND month BETWEEN $2 AND $3 ORDER BY lo`, after, first, last)
+		WHERE hi > $1 AND lo <= $2 AND month BETWEEN $3 AND $4 ORDER BY `+order, r.after, r.upto, r.first, r.last)
 	if err != nil {
 		return nil, fmt.Errorf("read spans: %w", err)
 	}
@@ -275,30 +302,29 @@ func (db *DB) readingsBySpan(ctx context.Context, mode pgx.QueryExecMode, after,
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read spans: %w", err)
 	}
-	out := []store.Reading{}
+	top = min(top, r.upto)
+	out := []T{}
 	for _, sp := range spans {
-		bound := top
+		lo, hi := r.after+1, top
 		if len(out) == limit {
-			worst := out[limit-1].Seq
-			if sp.lo >= worst {
-				// Spans are in lo order: no later one holds a lower seq
-				// (worst is another partition's; seqs are unique).
+			// Spans are in order of lo (hi descending): no later one
+			// holds a seq below (above) worst, which is another
+			// partition's; seqs are unique.
+			worst := seqOf(out[limit-1])
+			if !r.newest && sp.lo >= worst || r.newest && sp.hi <= worst {
 				break
 			}
-			bound = worst - 1
+			if r.newest {
+				lo = worst + 1
+			} else {
+				hi = worst - 1
+			}
 		}
-		pw := w.clone()
-		pw.add(`seq <= ?`, bound)
 		// The partition is named rather than selected by its month's
 		// time range, which would be one more condition for the planner
-		// to misjudge. With a time bound, mode plans each query for its
-		// own values (unnamed statement), not by a cached generic plan:
-		// not knowing the limit and the seq bound, one took the
-		// (device_id, seq) index for a query of 54 readings since a
-		// time and read all 1,000 of the device's (984 heap blocks
-		// instead of 54).
+		// to misjudge.
 		name := partitionName(sp.month)
-		rs, err := db.queryReadings(ctx, mode, pgx.Identifier{name}.Sanitize(), pw, limit)
+		got, err := part(pgx.Identifier{name}.Sanitize(), lo, hi)
 		if pgCode(err) == codeUndefinedTable {
 			// ReclaimSpace dropped it since the spans were read, which it
 			// does only to an empty partition.
@@ -307,26 +333,46 @@ func (db *DB) readingsBySpan(ctx context.Context, mode pgx.QueryExecMode, after,
 		if err != nil {
 			return nil, fmt.Errorf("partition %s: %w", name, err)
 		}
-		out = mergeBySeq(out, rs, limit)
+		out = mergeBySeq(out, got, limit, r.newest, seqOf)
 	}
 	return out, nil
 }
 
-// mergeBySeq merges b into a, both in seq order, keeping the first limit.
-func mergeBySeq(a, b []store.Reading, limit int) []store.Reading {
+// mergeBySeq merges b into a, both in seq order (decreasing if desc),
+// keeping the first limit.
+func mergeBySeq[T any](a, b []T, limit int, desc bool, seqOf func(T) int64) []T {
 	if len(b) == 0 {
 		return a
 	}
 	if len(a) == 0 {
 		return b[:min(len(b), limit)] // the first month queried: no copy
 	}
-	if a[len(a)-1].Seq < b[0].Seq {
-		a = append(a, b...)
-	} else {
-		a = append(a, b...)
-		slices.SortFunc(a, func(x, y store.Reading) int { return cmp.Compare(x.Seq, y.Seq) })
+	order := func(x, y T) int {
+		if desc {
+			return cmp.Compare(seqOf(y), seqOf(x))
+		}
+		return cmp.Compare(seqOf(x), seqOf(y))
+	}
+	a = append(a, b...)
+	if order(a[len(a)-len(b)-1], b[0]) > 0 {
+		slices.SortFunc(a, order)
 	}
 	return a[:min(len(a), limit)]
+}
+
+// seqOrderMode is how a partition query in seq order is run. A time bound
+// makes the plan depend on its value: (device_id, ts, stream) for a short
+// range, (device_id, seq) for a long one, so such a query is planned for
+// its own values (unnamed statement): not knowing the limit and the seq
+// bound, a cached generic plan took the (device_id, seq) index for a query
+// of 54 readings since a time and read all 1,000 of the device's (984 heap
+// blocks instead of 54). Without one, the seq index is the only sensible
+// plan and a cached statement saves planning it every time.
+func seqOrderMode(q store.ReadingQuery) pgx.QueryExecMode {
+	if !q.Since.IsZero() || !q.Until.IsZero() {
+		return pgx.QueryExecModeExec
+	}
+	return pgx.QueryExecModeCacheStatement
 }
 
 // queryReadings runs the query of w on table (readings or one of its
@@ -408,26 +454,129 @@ func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit in
 	if err != nil {
 		return 0, fmt.Errorf("delete readings of device %q: %w", q.DeviceID, err)
 	}
-	n, err := db.deleteReadings(ctx, w, limit)
+	var n int64
+	if limit <= 0 {
+		// Every match goes, in whichever months the time range reaches:
+		// no order, nothing to choose partitions by.
+		n, err = db.deleteAll(ctx, w)
+	} else {
+		first, last, ok, qerr := queryMonths(q)
+		switch {
+		case qerr != nil:
+			err = qerr
+		case ok:
+			r := seqRange{upto: math.MaxInt64, first: first, last: last}
+			n, err = db.deleteFirst(ctx, seqOrderMode(q), w, r, limit)
+		}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("delete readings of device %q: %w", q.DeviceID, err)
 	}
 	return n, nil
 }
 
-// deleteReadings deletes the rows w selects, at most limit (≤ 0: all). w's
-// first condition is the device, so the bounded form still goes through
-// the (device_id, seq) index of each partition.
-func (db *DB) deleteReadings(ctx context.Context, w *whereClause, limit int) (int64, error) {
-	stmt := `DELETE FROM readings WHERE ` + w.String()
-	if limit > 0 {
-		dev := w.args[0]
-		stmt = `DELETE FROM readings WHERE device_id = ` + w.next(dev) + ` AND seq = ANY (ARRAY(
-			SELECT seq FROM readings WHERE ` + w.String() + ` ORDER BY seq LIMIT ` + w.next(limit) + `))`
+// partSeq is a reading chosen for deletion: its partition (quoted) and seq.
+type partSeq struct {
+	table string
+	seq   int64
+}
+
+// deleteFirst deletes the lowest limit (> 0) seqs of the readings w
+// selects within r, in one statement, and reports how many it deleted: the
+// same rows, and the same count, as one DELETE … seq = ANY (ARRAY(SELECT
+// … ORDER BY seq LIMIT limit)) on readings. That statement merged the
+// (device_id, seq) index of every month stored to choose the rows, and
+// then probed every month's index for each chosen seq to delete them
+// (about 2 index blocks per row per month: 120,000 blocks for a chunk of
+// 5,000 with 12 months stored). Here firstBySpan chooses them (mode as
+// seqOrderMode) in the partitions that can hold them, and each partition's
+// share is deleted as the seq range from its first chosen seq to its last
+// with w's conditions: one range of its index. The rows chosen in a
+// partition are its lowest matches up to a seq, so that range holds just
+// them; no reading can enter it meanwhile, since every seq in it is at most
+// the spans' highest, committed before the spans were read (firstBySpan).
+//
+// Rows deleted by another transaction between the choice and the delete
+// are not counted, as that statement would not have counted them. A
+// partition ReclaimSpace dropped in between (it drops only empty ones, so
+// all its chosen rows had gone) fails the delete; the rows are chosen
+// again.
+func (db *DB) deleteFirst(ctx context.Context, mode pgx.QueryExecMode, w *whereClause, r seqRange, limit int) (int64, error) {
+	partSeqOf := func(p partSeq) int64 { return p.seq }
+	for attempt := 1; ; attempt++ {
+		found, err := firstBySpan(ctx, db, r, limit, partSeqOf, func(table string, _, hi int64) ([]partSeq, error) {
+			pw := w.clone()
+			pw.add(`seq <= ?`, hi) // r.after is 0
+			rows, err := db.pool.Query(ctx, `SELECT seq FROM `+table+` WHERE `+pw.String()+` ORDER BY seq LIMIT `+pw.next(limit),
+				append([]any{mode}, pw.args...)...)
+			if err != nil {
+				return nil, err
+			}
+			return pgx.CollectRows(rows, func(row pgx.CollectableRow) (partSeq, error) {
+				p := partSeq{table: table}
+				return p, row.Scan(&p.seq)
+			})
+		})
+		if err != nil || len(found) == 0 {
+			return 0, err
+		}
+		n, err := db.deleteChosen(ctx, mode, w, found)
+		if pgCode(err) == codeUndefinedTable && attempt < 3 {
+			continue
+		}
+		return n, err
 	}
-	tag, err := db.pool.Exec(ctx, stmt, w.args...)
+}
+
+// deleteChosen deletes, in one statement (one transaction), the readings
+// w selects in each partition of found from its lowest seq there to its
+// highest, and reports how many it deleted.
+func (db *DB) deleteChosen(ctx context.Context, mode pgx.QueryExecMode, w *whereClause, found []partSeq) (int64, error) {
+	type seqs struct{ lo, hi int64 }
+	var tables []string
+	ranges := map[string]seqs{}
+	for _, p := range found {
+		sr, ok := ranges[p.table]
+		if !ok {
+			tables = append(tables, p.table)
+			sr = seqs{p.seq, p.seq}
+		}
+		ranges[p.table] = seqs{min(sr.lo, p.seq), max(sr.hi, p.seq)}
+	}
+	dw := w.clone()
+	var stmts []string
+	for _, t := range tables {
+		sr := ranges[t]
+		stmts = append(stmts, `DELETE FROM `+t+` WHERE `+w.String()+` AND seq BETWEEN `+dw.next(sr.lo)+` AND `+dw.next(sr.hi))
+	}
+	args := append([]any{mode}, dw.args...)
+	if len(stmts) == 1 {
+		tag, err := db.pool.Exec(ctx, stmts[0], args...)
+		if err != nil {
+			return 0, err
+		}
+		return tag.RowsAffected(), nil
+	}
+	// Several partitions: one data-modifying WITH each, so they all
+	// commit or none does.
+	var with, sum []string
+	for i, st := range stmts {
+		with = append(with, fmt.Sprintf(`d%d AS (%s RETURNING 1)`, i, st))
+		sum = append(sum, fmt.Sprintf(`(SELECT count(*) FROM d%d)`, i))
+	}
+	var n int64
+	err := db.pool.QueryRow(ctx, `WITH `+strings.Join(with, ", ")+` SELECT `+strings.Join(sum, " + "), args...).Scan(&n)
+	return n, err
+}
+
+// deleteAll deletes every reading w selects, in one statement.
+func (db *DB) deleteAll(ctx context.Context, w *whereClause) (int64, error) {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM readings WHERE `+w.String(), w.args...)
 	if err != nil {
 		return 0, err
 	}
 	return tag.RowsAffected(), nil
 }
+
+// readingSeq is r's seq, for firstBySpan.
+func readingSeq(r store.Reading) int64 { return r.Seq }

@@ -20,9 +20,9 @@ import (
 // reads) of each readings partition in conn's database so far. Call it
 // once every other backend of the database has gone (quiesce): backends
 // report their statistics as they exit.
-func partitionBlocks(t *testing.T, conn *pgx.Conn) map[string]int64 {
+func partitionBlocks(t testing.TB, conn *pgx.Conn) map[string]int64 {
 	t.Helper()
-	ctx := t.Context()
+	ctx := context.Background()
 	if _, err := conn.Exec(ctx, `SELECT pg_stat_clear_snapshot()`); err != nil {
 		t.Fatal(err)
 	}
