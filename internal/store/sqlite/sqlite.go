@@ -175,9 +175,25 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
+	var before int
+	if err := writer.QueryRowContext(ctx, "PRAGMA user_version").Scan(&before); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite store %q: read schema version: %w", path, err)
+	}
 	if err := migrate(ctx, writer); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
+	}
+	if before != 0 && before != schemaVersion() {
+		// A migration that rewrote a table (24 copies every reading)
+		// passed all its pages through the WAL in one transaction, and
+		// SQLite keeps a WAL file at its largest size: as big as the
+		// readings, on disk beside the file until Close. Copy it back
+		// and cut it to nothing now, while no reader holds a snapshot.
+		if _, err := writer.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			writer.Close()
+			return nil, fmt.Errorf("open sqlite store %q: checkpoint after migrating from version %d: %w", path, before, err)
+		}
 	}
 
 	// query_only turns a write slipped onto the reader pool by mistake
