@@ -258,6 +258,14 @@ type guardConn struct {
 	broken  bool   // a write failed: nothing more goes out (writeFailed)
 	answer  []byte // a CONNACK to send instead of mochi's refusal
 	buf     []byte
+	// tail is the rest of a PUBACK the ack queue's non-blocking write
+	// (tryWrite) got into the socket only in part: the stream is in the
+	// middle of that packet until tail is sent, so every write sends it
+	// first (sendTail), and the ack queue's run goroutine sends it if no
+	// write comes (finishTail). It is never sent by the goroutine that
+	// left it, which must not wait for the socket (the batcher's, the
+	// read loop). Under mu.
+	tail []byte
 
 	// dev is set when a device logs in on this connection (nil for an
 	// app, or before login); see deviceConn.
@@ -417,6 +425,9 @@ func (c *guardConn) Write(p []byte) (int, error) {
 	} else {
 		c.armWrite()
 	}
+	if err := c.sendTail(); err != nil {
+		return 0, err
+	}
 	if c.v5 && c.acked && !c.refused {
 		n, err := c.Conn.Write(p) // nothing left to correct for MQTT 5
 		if len(p) > 0 && p[0]>>4 == typeDisconnect {
@@ -432,6 +443,33 @@ func (c *guardConn) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// sendTail writes the rest of a PUBACK the socket took in part (tail)
+// before anything else goes out, so no packet is written into its middle.
+// It waits for the socket, as every write here does, within the write
+// deadline. Called with mu held.
+func (c *guardConn) sendTail() error {
+	if len(c.tail) == 0 {
+		return nil
+	}
+	c.armWrite() // tail is only left on a plain TCP socket, which a deadline bounds
+	_, err := c.Conn.Write(c.tail)
+	c.tail = nil
+	return c.writeFailed(err)
+}
+
+// finishTail sends tail if no other write has: the ack queue's run
+// goroutine calls it, with none of the queue's locks held, so only this
+// connection's writers wait for the socket meanwhile.
+func (c *guardConn) finishTail() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken {
+		c.tail = nil
+		return
+	}
+	_ = c.sendTail()
 }
 
 // writeFailed ends the connection after a failed write: part of a packet
