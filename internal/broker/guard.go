@@ -429,9 +429,15 @@ func (c *guardConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	if c.v5 && c.acked && !c.refused {
+		bye := len(p) > 0 && p[0]>>4 == typeDisconnect // mochi writes one packet per Write
+		if bye {
+			if err := c.heldBeforeBye(); err != nil {
+				return 0, err
+			}
+		}
 		n, err := c.Conn.Write(p) // nothing left to correct for MQTT 5
-		if len(p) > 0 && p[0]>>4 == typeDisconnect {
-			c.bye.Store(true) // mochi writes one packet per Write
+		if bye {
+			c.bye.Store(true)
 		}
 		return n, c.writeFailed(err)
 	}
@@ -456,6 +462,34 @@ func (c *guardConn) sendTail() error {
 	c.armWrite() // tail is only left on a plain TCP socket, which a deadline bounds
 	_, err := c.Conn.Write(c.tail)
 	c.tail = nil
+	return c.writeFailed(err)
+}
+
+// heldBeforeBye writes the PUBACKs the read loop holds (ackQueue.rbuf)
+// ahead of mochi's DISCONNECT, after which MQTT 5 lets nothing follow, so
+// Close would drop them (flushHeld): a connection ended from elsewhere (a
+// takeover by the same client id, shutdown) while its read loop is
+// between packets read together. Their readings were accepted; a client
+// never told so resends them on reconnecting, to be stored twice. rmu is
+// only tried, as in flushHeld: the read loop may hold it, and takes mu
+// (tryWrite) while it does. rbuf is not empty only while no other writer
+// of PUBACKs exists (ackIdle), so these are the next PUBACKs in order.
+// Called with mu held; the write waits for the socket, as the DISCONNECT's
+// does. A failed write fails the DISCONNECT too (broken).
+func (c *guardConn) heldBeforeBye() error {
+	if c.dev == nil {
+		return nil
+	}
+	q := c.dev.acks.Load()
+	if q == nil || !q.rmu.TryLock() {
+		return nil
+	}
+	defer q.rmu.Unlock()
+	if len(q.rbuf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(q.rbuf)
+	q.rbuf = q.rbuf[:0]
 	return c.writeFailed(err)
 }
 
