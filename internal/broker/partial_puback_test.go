@@ -141,3 +141,57 @@ func TestPacketEnd(t *testing.T) {
 		t.Errorf("packetEnd of a cut packet = %d; want 5 (the offset)", got)
 	}
 }
+
+// The rest of a cut PUBACK (guardConn.tail) goes out before whatever is
+// written next on the connection: mochi's packets through Write (MQTT 5
+// straight, 3.1.1 through the filter) and tooLarge's DISCONNECT; and
+// finishTail sends it when nothing else is written.
+func TestTailGoesFirst(t *testing.T) {
+	ping := []byte{0xD0, 0x00}
+	for _, tc := range []struct {
+		name  string
+		v5    bool
+		write func(c *guardConn) error
+		want  []byte
+	}{
+		{"v5 Write", true, func(c *guardConn) error { _, err := c.Write(ping); return err }, []byte{0x00, 0x07, 0xD0, 0x00}},
+		{"3.1.1 Write", false, func(c *guardConn) error { _, err := c.Write(ping); return err }, []byte{0x00, 0x07, 0xD0, 0x00}},
+		{"v5 tooLarge", true, func(c *guardConn) error { _ = c.tooLarge(); return nil }, []byte{0x00, 0x07, 0xE0, 0x01, 0x95}},
+		{"finishTail", true, func(c *guardConn) error { c.finishTail(); return nil }, []byte{0x00, 0x07}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			client, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			server, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer server.Close()
+			c := &guardConn{Conn: server, v5: tc.v5, acked: true}
+			// A PUBACK of id 7, of which the socket took the first two bytes.
+			c.tail = []byte{0x00, 0x07}
+			if err := tc.write(c); err != nil {
+				t.Fatal(err)
+			}
+			_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got := make([]byte, len(tc.want))
+			if _, err := io.ReadFull(client, got); err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(tc.want) {
+				t.Fatalf("wrote % x; want % x", got, tc.want)
+			}
+			if len(c.tail) != 0 {
+				t.Fatalf("tail % x left after it was sent", c.tail)
+			}
+		})
+	}
+}
