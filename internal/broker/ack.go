@@ -64,8 +64,10 @@ type ackItem struct {
 // or WebSocket (no socket of ours to write to), a refusal (its reason
 // string goes through mochi's encoder), a failed commit, and the rest of a
 // non-blocking write the socket did not take in full or that would have
-// had to wait for mochi's lock. It runs only while readings are waiting: it
-// starts with them and ends, releasing the queue's memory, once everything
+// had to wait for mochi's lock (and first the rest of a PUBACK such a
+// write cut, if no other write sent it: guardConn.tail). It runs only
+// while readings are waiting: it starts with them and ends, releasing the
+// queue's memory, once everything
 // is acknowledged. A device that sends a reading a minute holds no
 // goroutine and no large buffer for it between readings (a goroutine for
 // the life of the connection and a 1,024-slot channel cost about 32 KiB
@@ -198,36 +200,101 @@ func writeRaw(cl *mqtt.Client, p []byte) error {
 // tryWrite writes what of p the socket takes at once, without waiting for
 // anything: not for mochi's lock on the client (held while mochi writes a
 // packet), not for the guard's (held by a write through its filter), not
-// for room in the socket's buffer. It reports how many bytes went out.
+// for room in the socket's buffer. It reports how many bytes of p it took
+// care of, and whether the connection holds the rest of a packet of p
+// (tail), which someone must then send (the run goroutine).
 //
 // Bypassing the guard's filter is safe for PUBACKs: it only acts on
 // CONNACK and DISCONNECT packets, and between writes, every one of whole
 // packets under mochi's lock, it is at a packet boundary.
-func (q *ackQueue) tryWrite(p []byte) int {
+//
+// The socket may take part of a PUBACK. Its rest becomes the connection's
+// tail (guardConn.tail), counted as taken care of: every later write to
+// the connection, this one's or mochi's (a PINGRESP, a DISCONNECT), sends
+// it first, so no packet goes into its middle; and what follows it in p
+// goes to the run goroutine, whose first act is to send it. Waiting for
+// the socket here instead held up the batcher's goroutine (every
+// connection's PUBACKs) and the read loop for as long as the client did
+// not read (session 7).
+func (q *ackQueue) tryWrite(p []byte) (n int, tail bool) {
 	if !q.cl.TryLock() {
-		return 0
+		return 0, false
 	}
 	defer q.cl.Unlock()
 	gc := q.gc
 	if !gc.mu.TryLock() {
-		return 0
+		return 0, false
 	}
 	defer gc.mu.Unlock()
 	if q.cl.Closed() || !gc.acked || gc.refused || gc.broken || gc.bye.Load() {
-		return 0
+		return 0, len(gc.tail) > 0
 	}
 	// raw.Write refuses to write at all once the write deadline has
 	// passed, and this path bypasses guardConn.Write, which keeps it ahead.
 	gc.armWrite()
+	if len(gc.tail) > 0 {
+		// Left by an earlier write and not sent yet: it goes first, or
+		// nothing of p does.
+		k := q.writeOnce(gc.tail)
+		gc.tail = gc.tail[k:]
+		if len(gc.tail) > 0 {
+			return 0, true
+		}
+		gc.tail = nil
+	}
+	n = q.writeOnce(p)
+	if n == 0 {
+		return 0, false // EAGAIN and the like: the run goroutine waits instead
+	}
+	q.h.ackWrites.Add(1)
+	if n == len(p) {
+		return n, false // the common case: nothing cut
+	}
+	if end := packetEnd(p, n); end > n {
+		gc.tail = append(gc.tail, p[n:end]...)
+		q.h.ackTails.Add(1)
+		return end, true
+	}
+	return n, false
+}
+
+// writeOnce makes one non-blocking write of p to the socket and reports
+// how many bytes it took (0 on EAGAIN or any error).
+func (q *ackQueue) writeOnce(p []byte) int {
 	q.wp = p
 	err := q.raw.Write(q.wfn)
 	n, werr := q.wn, q.werr
 	q.wp, q.wn, q.werr = nil, 0, nil
 	if err != nil || werr != nil || n < 0 {
-		return 0 // EAGAIN and the like: the run goroutine waits instead
+		return 0
 	}
-	q.h.ackWrites.Add(1)
 	return n
+}
+
+// packetEnd is the end of the MQTT packet of p that holds byte off-1: off
+// itself if off ends a packet (or is 0), or where p's encoding cannot be
+// followed (never for what the queue encodes).
+func packetEnd(p []byte, off int) int {
+	i := 0
+	for i < off {
+		j, rl := i+1, 0
+		for shift := 0; ; shift += 7 {
+			if j >= len(p) || shift > 21 {
+				return off
+			}
+			b := p[j]
+			j++
+			rl |= int(b&0x7f) << shift
+			if b&0x80 == 0 {
+				break
+			}
+		}
+		i = j + rl
+	}
+	if i > len(p) {
+		return off
+	}
+	return i
 }
 
 // push queues a reading's acknowledgement. It blocks while ackQueueLen
@@ -296,8 +363,8 @@ func (q *ackQueue) flushBeforeRead() {
 // not take at once goes to the run goroutine.
 func (q *ackQueue) flushRead() {
 	p := q.rbuf
-	n := q.tryWrite(p)
-	if n < len(p) {
+	n, tail := q.tryWrite(p)
+	if n < len(p) || tail {
 		// state is ackIdle (rbuf is non-empty), so out is empty and
 		// nobody else writes: hand the rest over.
 		q.h.ackShort.Add(1)
@@ -390,10 +457,10 @@ func (q *ackQueue) drive() {
 		if len(q.out) > 0 {
 			out := q.out
 			q.mu.Unlock()
-			n := q.tryWrite(out)
+			n, tail := q.tryWrite(out)
 			q.mu.Lock()
 			q.out = out[:copy(out, out[n:])]
-			if len(q.out) > 0 {
+			if len(q.out) > 0 || tail {
 				q.h.ackShort.Add(1)
 				q.state.Store(ackRunning)
 				q.mu.Unlock()
@@ -446,6 +513,12 @@ func (q *ackQueue) close() {
 }
 
 func (q *ackQueue) run() {
+	if q.gc != nil {
+		// The rest of a PUBACK a non-blocking write left (tryWrite), if
+		// any: no other writer of PUBACKs runs now, and it must not wait
+		// for a later packet to go out.
+		q.gc.finishTail()
+	}
 	v5 := q.cl.Properties.ProtocolVersion == 5
 	var buf []byte
 	flush := func() {

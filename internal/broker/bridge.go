@@ -141,7 +141,9 @@ func (c *guardConn) tooLarge() error {
 	c.flushHeld()
 	if c.v5 {
 		c.mu.Lock()
-		if !c.broken && !c.bye.Load() { // never after a failed write (writeFailed) or a DISCONNECT
+		// Never after a failed write (writeFailed) or a DISCONNECT, and
+		// not into the middle of a PUBACK (sendTail).
+		if !c.broken && !c.bye.Load() && c.sendTail() == nil {
 			_, _ = c.Conn.Write([]byte{typeDisconnect << 4, 1, packets.ErrPacketTooLarge.Code})
 			c.bye.Store(true) // PUBACKs still waiting for a commit must not follow it
 		}

@@ -258,6 +258,14 @@ type guardConn struct {
 	broken  bool   // a write failed: nothing more goes out (writeFailed)
 	answer  []byte // a CONNACK to send instead of mochi's refusal
 	buf     []byte
+	// tail is the rest of a PUBACK the ack queue's non-blocking write
+	// (tryWrite) got into the socket only in part: the stream is in the
+	// middle of that packet until tail is sent, so every write sends it
+	// first (sendTail), and the ack queue's run goroutine sends it if no
+	// write comes (finishTail). It is never sent by the goroutine that
+	// left it, which must not wait for the socket (the batcher's, the
+	// read loop). Under mu.
+	tail []byte
 
 	// dev is set when a device logs in on this connection (nil for an
 	// app, or before login); see deviceConn.
@@ -417,10 +425,19 @@ func (c *guardConn) Write(p []byte) (int, error) {
 	} else {
 		c.armWrite()
 	}
+	if err := c.sendTail(); err != nil {
+		return 0, err
+	}
 	if c.v5 && c.acked && !c.refused {
+		bye := len(p) > 0 && p[0]>>4 == typeDisconnect // mochi writes one packet per Write
+		if bye {
+			if err := c.heldBeforeBye(); err != nil {
+				return 0, err
+			}
+		}
 		n, err := c.Conn.Write(p) // nothing left to correct for MQTT 5
-		if len(p) > 0 && p[0]>>4 == typeDisconnect {
-			c.bye.Store(true) // mochi writes one packet per Write
+		if bye {
+			c.bye.Store(true)
 		}
 		return n, c.writeFailed(err)
 	}
@@ -432,6 +449,61 @@ func (c *guardConn) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// sendTail writes the rest of a PUBACK the socket took in part (tail)
+// before anything else goes out, so no packet is written into its middle.
+// It waits for the socket, as every write here does, within the write
+// deadline. Called with mu held.
+func (c *guardConn) sendTail() error {
+	if len(c.tail) == 0 {
+		return nil
+	}
+	c.armWrite() // tail is only left on a plain TCP socket, which a deadline bounds
+	_, err := c.Conn.Write(c.tail)
+	c.tail = nil
+	return c.writeFailed(err)
+}
+
+// heldBeforeBye writes the PUBACKs the read loop holds (ackQueue.rbuf)
+// ahead of mochi's DISCONNECT, after which MQTT 5 lets nothing follow, so
+// Close would drop them (flushHeld): a connection ended from elsewhere (a
+// takeover by the same client id, shutdown) while its read loop is
+// between packets read together. Their readings were accepted; a client
+// never told so resends them on reconnecting, to be stored twice. rmu is
+// only tried, as in flushHeld: the read loop may hold it, and takes mu
+// (tryWrite) while it does. rbuf is not empty only while no other writer
+// of PUBACKs exists (ackIdle), so these are the next PUBACKs in order.
+// Called with mu held; the write waits for the socket, as the DISCONNECT's
+// does. A failed write fails the DISCONNECT too (broken).
+func (c *guardConn) heldBeforeBye() error {
+	if c.dev == nil {
+		return nil
+	}
+	q := c.dev.acks.Load()
+	if q == nil || !q.rmu.TryLock() {
+		return nil
+	}
+	defer q.rmu.Unlock()
+	if len(q.rbuf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(q.rbuf)
+	q.rbuf = q.rbuf[:0]
+	return c.writeFailed(err)
+}
+
+// finishTail sends tail if no other write has: the ack queue's run
+// goroutine calls it, with none of the queue's locks held, so only this
+// connection's writers wait for the socket meanwhile.
+func (c *guardConn) finishTail() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.broken {
+		c.tail = nil
+		return
+	}
+	_ = c.sendTail()
 }
 
 // writeFailed ends the connection after a failed write: part of a packet

@@ -50,6 +50,10 @@ type hook struct {
 	// in full (or mochi's lock was busy), whose rest went to the run
 	// goroutine (tests).
 	ackShort atomic.Int64
+	// ackTails counts non-blocking PUBACK writes the socket took in the
+	// middle of a packet, whose rest the connection kept (guardConn.tail;
+	// tests).
+	ackTails atomic.Int64
 	connack  *connackCodes
 	mon      Monitor // never nil
 	// closing refuses every new connection while the broker shuts down.
