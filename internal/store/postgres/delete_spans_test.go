@@ -409,3 +409,87 @@ func TestBoundedDeletesRacingAppends(t *testing.T) {
 		t.Fatal(werr)
 	}
 }
+
+// A bounded purge whose chosen rows another deleter (retention, a range
+// delete) removes before its DELETE runs still deletes limit rows while
+// that many are left: the purger reads a short chunk as "done" and
+// finishes the purge (review of pgpurge; the first subtest failed with 3
+// deleted and 5 left). In the second the other delete is not yet committed
+// when the purge chooses, which one statement on readings got wrong too.
+func TestBoundedPurgeNotShortWhileRowsLeft(t *testing.T) {
+	for _, name := range []string{"other delete commits between choice and delete", "other delete uncommitted at the choice"} {
+		t.Run(name, func(t *testing.T) {
+			db, url := openTest(t)
+			ctx := t.Context()
+			rs := make([]store.Reading, 10)
+			for i := range rs {
+				rs[i] = store.Reading{DeviceID: "d", Stream: "s", Time: time.Date(2024, time.January, 1+i, 0, 0, 0, 0, time.UTC)}
+			}
+			if err := db.AppendReadings(ctx, rs); err != nil {
+				t.Fatal(err)
+			}
+			x, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer x.Close(ctx)
+			tx, err := x.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			uncommitted := name == "other delete uncommitted at the choice"
+			if uncommitted {
+				// The other deleter has removed the two oldest, not yet committed.
+				if _, err := tx.Exec(ctx, `DELETE FROM readings WHERE device_id = 'd' AND seq <= $1`, rs[1].Seq); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := tx.Exec(ctx, `LOCK TABLE readings_p202401 IN SHARE MODE`); err != nil {
+				// SELECTs pass, the purge's DELETE waits.
+				t.Fatal(err)
+			}
+			type res struct {
+				n   int64
+				err error
+			}
+			done := make(chan res, 1)
+			go func() {
+				n, err := db.PurgeReadings(ctx, store.Purge{DeviceID: "d", UntilSeq: rs[9].Seq}, 5)
+				done <- res{n, err}
+			}()
+			for { // until the purge's DELETE waits for the other transaction
+				var waiting bool
+				if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid())`).Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
+				if waiting {
+					break
+				}
+				select {
+				case r := <-done:
+					t.Fatalf("the purge did not wait for the other deleter: %d, %v", r.n, r.err)
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			if !uncommitted {
+				if _, err := tx.Exec(ctx, `DELETE FROM readings WHERE device_id = 'd' AND seq <= $1`, rs[1].Seq); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r := <-done
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			var left int64
+			if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM readings WHERE device_id = 'd'`).Scan(&left); err != nil {
+				t.Fatal(err)
+			}
+			if r.n != 5 || left != 3 {
+				t.Errorf("PurgeReadings(limit 5) deleted %d with %d readings left; want 5 deleted and 3 left (10 stored, 2 deleted by the other transaction)", r.n, left)
+			}
+		})
+	}
+}

@@ -445,7 +445,8 @@ func (db *DB) StreamCounts(ctx context.Context, deviceID string, until time.Time
 }
 
 // DeleteReadings removes matching readings of one device, at most limit
-// rows (limit ≤ 0: all) in one transaction, lowest seq first.
+// rows (limit ≤ 0: all), lowest seq first: one transaction, or a few when
+// another deleter takes rows from under it (deleteFirst).
 func (db *DB) DeleteReadings(ctx context.Context, q store.ReadingQuery, limit int) (int64, error) {
 	if q.DeviceID == "" {
 		return 0, errors.New("delete readings: empty device id")
@@ -496,12 +497,35 @@ type partSeq struct {
 // them; no reading can enter it meanwhile, since every seq in it is at most
 // the spans' highest, committed before the spans were read (firstBySpan).
 //
-// Rows deleted by another transaction between the choice and the delete
-// are not counted, as that statement would not have counted them. A
-// partition ReclaimSpace dropped in between (it drops only empty ones, so
-// all its chosen rows had gone) fails the delete; the rows are chosen
-// again.
+// Rows another transaction deleted between the choice and the delete
+// (retention and a purge take the same lowest seqs first), or deleted
+// while the delete waited for their locks, are not counted; when that
+// leaves the count short of the rows chosen, the rest is chosen again, so
+// a count below limit still means nothing more matched (review: the
+// purger finishes a purge on a short chunk, and a short count with rows
+// left behind would end an erasure early; one statement had the same
+// defect when the other delete was still uncommitted as it began). Each
+// round is one transaction. A partition ReclaimSpace dropped in between
+// (it drops only empty ones, so all its chosen rows had gone) fails the
+// delete; the rows are chosen again.
 func (db *DB) deleteFirst(ctx context.Context, mode pgx.QueryExecMode, w *whereClause, r seqRange, limit int) (int64, error) {
+	var total int64
+	for total < int64(limit) {
+		n, chosen, err := db.deleteFirstOnce(ctx, mode, w, r, limit-int(total))
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n == int64(chosen) {
+			break // all it chose: limit reached, or nothing more matched
+		}
+	}
+	return total, nil
+}
+
+// deleteFirstOnce is one round of deleteFirst: it reports how many rows it
+// deleted of how many it chose.
+func (db *DB) deleteFirstOnce(ctx context.Context, mode pgx.QueryExecMode, w *whereClause, r seqRange, limit int) (int64, int, error) {
 	partSeqOf := func(p partSeq) int64 { return p.seq }
 	for attempt := 1; ; attempt++ {
 		found, err := firstBySpan(ctx, db, r, limit, partSeqOf, func(table string, _, hi int64) ([]partSeq, error) {
@@ -518,13 +542,13 @@ func (db *DB) deleteFirst(ctx context.Context, mode pgx.QueryExecMode, w *whereC
 			})
 		})
 		if err != nil || len(found) == 0 {
-			return 0, err
+			return 0, 0, err
 		}
 		n, err := db.deleteChosen(ctx, mode, w, found)
 		if pgCode(err) == codeUndefinedTable && attempt < 3 {
 			continue
 		}
-		return n, err
+		return n, len(found), err
 	}
 }
 
@@ -543,6 +567,11 @@ func (db *DB) deleteChosen(ctx context.Context, mode pgx.QueryExecMode, w *where
 		}
 		ranges[p.table] = seqs{min(sr.lo, p.seq), max(sr.hi, p.seq)}
 	}
+	// Partitions in month order (their names sort so), the order a
+	// statement on readings locks them in: deleters taking two months in
+	// opposite orders (a late reading makes one stream's lowest seq sit in
+	// a later month than another's) could deadlock (review).
+	slices.Sort(tables)
 	dw := w.clone()
 	var stmts []string
 	for _, t := range tables {
