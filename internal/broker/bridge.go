@@ -143,10 +143,18 @@ func (c *guardConn) tooLarge() error {
 		c.mu.Lock()
 		// Never after a failed write (writeFailed) or a DISCONNECT, and
 		// not into the middle of a PUBACK (sendTail).
+		// Bounded like every other write (review): unbounded, a WebSocket
+		// client that stopped reading held mu, and so mochi's write loop
+		// and publishers to it, for good; on TCP a deadline left from the
+		// last write, long past for a device sent nothing for a while,
+		// failed the DISCONNECT at once.
+		stop := c.boundWrite()
 		if !c.broken && !c.bye.Load() && c.sendTail() == nil {
-			_, _ = c.Conn.Write([]byte{typeDisconnect << 4, 1, packets.ErrPacketTooLarge.Code})
+			_, err := c.Conn.Write([]byte{typeDisconnect << 4, 1, packets.ErrPacketTooLarge.Code})
+			_ = c.writeFailed(err)
 			c.bye.Store(true) // PUBACKs still waiting for a commit must not follow it
 		}
+		stop()
 		c.mu.Unlock()
 	}
 	return errPacketTooLarge

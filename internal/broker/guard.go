@@ -325,6 +325,21 @@ func deadlineBounds(c net.Conn) bool {
 	return false
 }
 
+// boundWrite bounds the writes that follow to writeTimeout and returns
+// what ends the bound: a write deadline where the connection has one
+// (plain TCP, TLS), else a timer that closes the connection (WebSocket,
+// whose library sets none). Every blocking write holds mu, which mochi's
+// write loop, and through its client lock publishers to this client,
+// wait for. Called with mu held.
+func (c *guardConn) boundWrite() (stop func()) {
+	if c.watch {
+		t := time.AfterFunc(writeTimeout, func() { _ = c.Conn.Close() })
+		return func() { t.Stop() }
+	}
+	c.armWrite()
+	return func() {}
+}
+
 // armWrite keeps the write deadline between writeTimeout/2 and
 // writeTimeout ahead of a write, re-arming the timer only when it comes
 // nearer than that, not on every write. Called with mu held.
@@ -419,12 +434,7 @@ func (c *guardConn) Write(p []byte) (int, error) {
 		// lets the server send nothing more [MQTT-3.14.4-1].
 		return 0, net.ErrClosed
 	}
-	if c.watch {
-		t := time.AfterFunc(writeTimeout, func() { _ = c.Conn.Close() })
-		defer t.Stop()
-	} else {
-		c.armWrite()
-	}
+	defer c.boundWrite()()
 	if err := c.sendTail(); err != nil {
 		return 0, err
 	}
