@@ -1,8 +1,13 @@
 package sqlite
 
 import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/candor-iot/candor/internal/store"
 )
 
 // The checkpointer copies the WAL after checkpointReadings readings or
@@ -50,5 +55,77 @@ func TestCheckpointerWaitsForReadings(t *testing.T) {
 			t.Fatalf("no checkpoint after %d readings: %d counted since the last", checkpointReadings+10, db.sinceCheckpoint.Load())
 		}
 		time.Sleep(checkpointEvery / 2)
+	}
+}
+
+// walCheckpointSeq reads the checkpoint sequence number in the WAL's
+// header, which SQLite raises each time the WAL starts over from its
+// beginning.
+func walCheckpointSeq(t *testing.T, path string) uint32 {
+	t.Helper()
+	b, err := os.ReadFile(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 32 {
+		t.Fatalf("WAL of %d bytes, no header", len(b))
+	}
+	return binary.BigEndian.Uint32(b[12:16])
+}
+
+// A checkpoint that could not copy every frame at once still leaves the
+// WAL wholly copied, so the next transaction starts it over (issue #19):
+// before, under steady ingest a commit always landed while the PASSIVE
+// checkpoint copied, the WAL only started over at the writer's backstop,
+// and that checkpoint ran inside a commit. Here a reader's snapshot holds
+// the first pass back from the newest frames (as a commit landing during
+// it would) and ends between the passes (the hook). Fails on the old code
+// (one PASSIVE checkpoint: the WAL does not start over) and with the
+// second, writer-held pass removed.
+func TestCheckpointLeavesWALToStartOver(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "candor.db")
+	db := openPath(t, path)
+	db.stopMerger()
+	// Stop the checkpointer's loop but keep its connection.
+	close(db.ckptStop)
+	<-db.ckptDone
+	db.ckptOnce.Do(func() {})
+	t.Cleanup(func() { _ = db.ckpt.Close() })
+
+	n := 0
+	appendBatch := func() {
+		t.Helper()
+		if err := db.AppendReadings(ctx, historyBatch(25, n)); err != nil {
+			t.Fatal(err)
+		}
+		n += 25
+	}
+	for round := 0; round < 3; round++ {
+		for range 10 {
+			appendBatch()
+		}
+		rd, err := db.readers.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k int
+		if err := rd.QueryRowContext(ctx, `SELECT count(*) FROM readings_stage`).Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		appendBatch() // frames the reader's snapshot keeps the first pass from
+		before := walCheckpointSeq(t, path)
+		db.ckptHook = func() { _ = rd.Rollback() }
+		db.checkpointWAL(ctx)
+		db.ckptHook = nil
+		_ = rd.Rollback()
+		appendBatch()
+		if got := walCheckpointSeq(t, path); got != before+1 {
+			t.Fatalf("round %d: WAL checkpoint sequence %d after the checkpoint and a commit, want %d (the WAL started over)", round, got, before+1)
+		}
+	}
+	got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: historyBatch(1, 0)[0].DeviceID})
+	if err != nil || len(got) == 0 {
+		t.Fatalf("readings after the restarts: %d, %v", len(got), err)
 	}
 }
