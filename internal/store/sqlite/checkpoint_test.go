@@ -92,6 +92,7 @@ func TestCheckpointLeavesWALToStartOver(t *testing.T) {
 	<-db.ckptDone
 	db.ckptOnce.Do(func() {})
 	t.Cleanup(func() { _ = db.ckpt.Close() })
+	db.walRestartAt = 1 // this test's WAL is small
 
 	n := 0
 	appendBatch := func() {
@@ -123,6 +124,30 @@ func TestCheckpointLeavesWALToStartOver(t *testing.T) {
 		if got := walCheckpointSeq(t, path); got != before+1 {
 			t.Fatalf("round %d: WAL checkpoint sequence %d after the checkpoint and a commit, want %d (the WAL started over)", round, got, before+1)
 		}
+	}
+	// Below walRestartAt the checkpoint makes one pass and leaves the
+	// restart to a later one (fewer pages copied twice).
+	db.walRestartAt = 1 << 30
+	for range 10 {
+		appendBatch()
+	}
+	rd, err := db.readers.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k int
+	if err := rd.QueryRowContext(ctx, `SELECT count(*) FROM readings_stage`).Scan(&k); err != nil {
+		t.Fatal(err)
+	}
+	appendBatch()
+	before := walCheckpointSeq(t, path)
+	db.ckptHook = func() { t.Error("a second pass below walRestartAt") }
+	db.checkpointWAL(ctx)
+	db.ckptHook = nil
+	_ = rd.Rollback()
+	appendBatch()
+	if got := walCheckpointSeq(t, path); got != before {
+		t.Fatalf("WAL checkpoint sequence %d after a checkpoint below walRestartAt, want %d (left to grow)", got, before)
 	}
 	got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: historyBatch(1, 0)[0].DeviceID})
 	if err != nil || len(got) == 0 {

@@ -80,9 +80,11 @@ type DB struct {
 	sinceCheckpoint atomic.Int64
 	checkpoints     atomic.Int64
 	// walCopiedWhole counts the checkpoints that left the WAL wholly
-	// copied; ckptHook, when set, runs before each of a checkpoint's
-	// later passes (tests; checkpoint.go).
+	// copied; walRestartAt is walRestartFrames (a field so tests can make
+	// small WALs start over); ckptHook, when set, runs before each of a
+	// checkpoint's later passes (tests; checkpoint.go).
 	walCopiedWhole atomic.Int64
+	walRestartAt   int
 	ckptHook       func()
 
 	// stmts are the hot writer statements, prepared once (stage.go).
@@ -107,11 +109,7 @@ type DB struct {
 	stepHook      func()
 	mergeSteps    stepStats
 	mergeYields   atomic.Int64 // steps not started for a waiting commit
-	// walPath is the WAL file the merger syncs after its unsynced
-	// transactions; walSyncs counts those syncs (walsync.go).
-	walPath  string
-	walSyncs atomic.Int64
-	metrics  mergeMetrics // metrics.go
+	metrics       mergeMetrics // metrics.go
 	// creates group-commits concurrent CreateDevice calls (createdevice.go).
 	creates deviceCreates
 }
@@ -209,7 +207,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
 	db := &DB{writer: writer, writerConns: writerConns, readers: readers, stageBelow: stageBelow, marks: map[int64]markState{},
-		ingestIdle: make(chan struct{}, 1), metrics: newMergeMetrics(), walPath: path + "-wal"}
+		ingestIdle: make(chan struct{}, 1), metrics: newMergeMetrics(), walRestartAt: walRestartFrames}
 	db.mergeStepRows.Store(mergeStepRows)
 	if err := db.prepare(ctx); err != nil {
 		readers.Close()

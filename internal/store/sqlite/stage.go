@@ -504,7 +504,7 @@ func (db *DB) mergeLoop() {
 		}
 		// A failure is also the writer's, which reports it; commits
 		// append without spares meanwhile.
-		db.sparesSynced(ctx)
+		_, _ = db.addSpares(ctx)
 		if p == nil {
 			// staged is raised after an append commits and lowered after
 			// a merge commits; the two can land in either order, so it
@@ -540,11 +540,8 @@ func (db *DB) runPass(ctx context.Context, p *mergePass, stop <-chan struct{}) *
 			return p
 		default:
 		}
-		db.sparesSynced(ctx) // between steps too: a pass can take a while
+		_, _ = db.addSpares(ctx) // between steps too: a pass can take a while
 		err := db.mergeStep(ctx, p, int(db.mergeStepRows.Load()), db.staged.Load() < mergeForceAt)
-		if err == nil {
-			db.syncWAL()
-		}
 		switch {
 		case errors.Is(err, errYielded):
 			// Until the waiting commits are done (ingestDone).
@@ -558,14 +555,6 @@ func (db *DB) runPass(ctx context.Context, p *mergePass, stop <-chan struct{}) *
 		case p.done:
 			return nil
 		}
-	}
-}
-
-// sparesSynced adds spares if due and then syncs the WAL, off the
-// writer (walsync.go).
-func (db *DB) sparesSynced(ctx context.Context) {
-	if added, _ := db.addSpares(ctx); added {
-		db.syncWAL()
 	}
 }
 
