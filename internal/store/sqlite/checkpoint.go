@@ -166,15 +166,16 @@ func (db *DB) checkpointWAL(ctx context.Context) {
 
 // ckptUnheldPasses bounds the passes after the first that copy without
 // holding the writer (see checkpointWAL). walRestartFrames: the WAL is
-// made to start over once it holds this many frames, half the backstop.
-// Every such checkpoint copies some pages twice (those rewritten while
-// its first pass ran): at every checkpoint (~2,500-3,900 frames paced at
-// 10,000 msg/s) that was +4% bytes written per paced reading; at every
-// other one, about half that. Paced at 10,000 msg/s a checkpoint's
-// window adds less than half the backstop, so it is not reached.
+// made to start over once it holds this many frames, that is at every
+// checkpoint. Each such checkpoint copies some pages twice (those
+// rewritten while its first pass ran): +4% bytes written per paced
+// reading in five interleaved rounds. Only every other checkpoint (at
+// half the backstop) would halve that, but paced at 10,000 msg/s the WAL
+// then reached ~6,100 frames between restarts, and one checkpoint window
+// more (2,500-3,900 frames) would be at the backstop again.
 const (
 	ckptUnheldPasses = 1
-	walRestartFrames = walBackstopPages / 2
+	walRestartFrames = 1
 )
 
 // stopCheckpointer stops the goroutine and closes its connection. Close
