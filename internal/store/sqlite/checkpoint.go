@@ -138,7 +138,7 @@ func (db *DB) checkpointWAL(ctx context.Context) {
 	// after the unheld pass looked.
 	for range ckptUnheldPasses {
 		if db.ckptHook != nil {
-			db.ckptHook()
+			db.ckptHook(false)
 		}
 		prev := logFrames
 		if err := db.ckpt.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &copied); err != nil {
@@ -156,6 +156,9 @@ func (db *DB) checkpointWAL(ctx context.Context) {
 		return
 	}
 	defer conn.Close()
+	if db.ckptHook != nil {
+		db.ckptHook(true)
+	}
 	if err := db.ckpt.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &copied); err != nil {
 		return
 	}

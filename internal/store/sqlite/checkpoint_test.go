@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"database/sql"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -77,11 +78,13 @@ func walCheckpointSeq(t *testing.T, path string) uint32 {
 // WAL wholly copied, so the next transaction starts it over (issue #19):
 // before, under steady ingest a commit always landed while the PASSIVE
 // checkpoint copied, the WAL only started over at the writer's backstop,
-// and that checkpoint ran inside a commit. Here a reader's snapshot holds
-// the first pass back from the newest frames (as a commit landing during
-// it would) and ends between the passes (the hook). Fails on the old code
+// and that checkpoint ran inside a commit. Here readers' snapshots hold
+// the passes back from the newest frames, as commits landing during them
+// would: one holds the first pass back and ends before the second; a
+// second holds the second back, from a commit made between the two, and
+// ends only once the last pass holds the writer. Fails on the old code
 // (one PASSIVE checkpoint: the WAL does not start over) and with the
-// second, writer-held pass removed.
+// held pass removed.
 func TestCheckpointLeavesWALToStartOver(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "candor.db")
@@ -106,19 +109,41 @@ func TestCheckpointLeavesWALToStartOver(t *testing.T) {
 		for range 10 {
 			appendBatch()
 		}
-		rd, err := db.readers.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
+		snapshot := func() *sql.Tx {
+			t.Helper()
+			rd, err := db.readers.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var k int
+			if err := rd.QueryRowContext(ctx, `SELECT count(*) FROM readings_stage`).Scan(&k); err != nil {
+				t.Fatal(err)
+			}
+			return rd
 		}
-		var k int
-		if err := rd.QueryRowContext(ctx, `SELECT count(*) FROM readings_stage`).Scan(&k); err != nil {
-			t.Fatal(err)
-		}
+		rd := snapshot()
 		appendBatch() // frames the reader's snapshot keeps the first pass from
 		before := walCheckpointSeq(t, path)
-		db.ckptHook = func() { _ = rd.Rollback() }
+		var rd2 *sql.Tx
+		held := 0
+		db.ckptHook = func(writerHeld bool) {
+			if !writerHeld {
+				_ = rd.Rollback()
+				rd2 = snapshot()
+				appendBatch() // committed "during" the second pass
+				return
+			}
+			held++
+			if n := db.writer.Stats().InUse; n != 1 {
+				t.Errorf("last pass with %d writer connections in use, want 1 (held)", n)
+			}
+			_ = rd2.Rollback()
+		}
 		db.checkpointWAL(ctx)
 		db.ckptHook = nil
+		if held != 1 {
+			t.Fatalf("round %d: %d held passes, want 1", round, held)
+		}
 		_ = rd.Rollback()
 		appendBatch()
 		if got := walCheckpointSeq(t, path); got != before+1 {
@@ -141,7 +166,7 @@ func TestCheckpointLeavesWALToStartOver(t *testing.T) {
 	}
 	appendBatch()
 	before := walCheckpointSeq(t, path)
-	db.ckptHook = func() { t.Error("a second pass below walRestartAt") }
+	db.ckptHook = func(bool) { t.Error("a second pass below walRestartAt") }
 	db.checkpointWAL(ctx)
 	db.ckptHook = nil
 	_ = rd.Rollback()

@@ -82,10 +82,11 @@ type DB struct {
 	// walCopiedWhole counts the checkpoints that left the WAL wholly
 	// copied; walRestartAt is walRestartFrames (a field so tests can make
 	// small WALs start over); ckptHook, when set, runs before each of a
-	// checkpoint's later passes (tests; checkpoint.go).
+	// checkpoint's later passes, told whether the writer is held (tests;
+	// checkpoint.go).
 	walCopiedWhole atomic.Int64
 	walRestartAt   int
-	ckptHook       func()
+	ckptHook       func(held bool)
 
 	// stmts are the hot writer statements, prepared once (stage.go).
 	stmts stmts
