@@ -45,11 +45,12 @@ func checkpointDue(readings int64, since time.Duration) bool {
 // searching its whole index). The writer's own checkpoint runs between its
 // transactions, so it completes and the next transaction restarts the WAL;
 // with the checkpointer keeping up it only copies the last few frames.
-// That is what happened every ~1.4 s of paced ingest (session 7); now the
-// checkpointer leaves the WAL wholly copied (checkpointWAL), the next
-// transaction restarts it after every checkpoint, and the backstop stays
-// for whatever outruns the checkpointer.
-const walBackstopPages = 8192
+// That is what happened every ~1.4 s of paced ingest at 8,192 pages
+// (session 7); now the checkpointer leaves the WAL wholly copied once it
+// holds walRestartFrames (checkpointWAL), the next transaction restarts
+// it, and the backstop (64 MiB) stays for whatever outruns the
+// checkpointer.
+const walBackstopPages = 16384
 
 // startCheckpointer opens a connection of its own and starts the goroutine
 // that checkpoints the WAL in PASSIVE mode, which never waits for readers
@@ -169,16 +170,16 @@ func (db *DB) checkpointWAL(ctx context.Context) {
 
 // ckptUnheldPasses bounds the passes after the first that copy without
 // holding the writer (see checkpointWAL). walRestartFrames: the WAL is
-// made to start over once it holds this many frames, that is at every
-// checkpoint. Each such checkpoint copies some pages twice (those
-// rewritten while its first pass ran): +4% bytes written per paced
-// reading in five interleaved rounds. Only every other checkpoint (at
-// half the backstop) would halve that, but paced at 10,000 msg/s the WAL
-// then reached ~6,100 frames between restarts, and one checkpoint window
-// more (2,500-3,900 frames) would be at the backstop again.
+// made to start over once it holds this many frames. Each such
+// checkpoint copies some pages twice (those rewritten while its first
+// pass ran): at every checkpoint that was +4% bytes written per paced
+// reading (five interleaved rounds) and +10% at full speed (two pairs).
+// At a quarter of the backstop, a paced (10,000 msg/s: 2,500-3,900
+// frames a checkpoint) or full-speed WAL starts over at about every
+// other checkpoint, and reaches about half the backstop at most.
 const (
 	ckptUnheldPasses = 1
-	walRestartFrames = 1
+	walRestartFrames = walBackstopPages / 4
 )
 
 // stopCheckpointer stops the goroutine and closes its connection. Close
