@@ -139,7 +139,7 @@ func (g *guard) establish(id string, c net.Conn, next listeners.EstablishFn) err
 		return g.refuse(c, "pending_limit")
 	}
 	gc := &guardConn{Conn: c, g: g, key: key, watch: !deadlineBounds(c)}
-	gc.relBusy() // this goroutine becomes mochi's for the connection (release.go)
+	gc.relBusy()        // this goroutine becomes mochi's for the connection (release.go)
 	defer gc.loggedIn() // releases the slot if the connection ends before login
 	if !g.track(gc) {
 		return g.refuse(c, "shutting_down")
