@@ -586,6 +586,7 @@ func (h *hook) onState(cl *mqtt.Client, id string, pk packets.Packet) (packets.P
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if gc := guardOf(cl); gc != nil {
 		gc.restoreReleased() // before a new connection copies the session
+		h.settlePending(gc)  // forgets its undecided ids (release.go)
 	}
 	if err != nil && !cl.Net.Inline && cl.Properties.Will.TopicName != "" &&
 		!errors.Is(cl.StopCause(), packets.ErrNotAuthorized) && !errors.Is(cl.StopCause(), packets.ErrServerShuttingDown) {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -55,7 +56,9 @@ import (
 type undecided struct {
 	mu sync.Mutex
 	m  map[*guardConn]struct{}
-	n  int // len(m), read with mu held
+	// n is len(m), read without mu: every publish, a device's reading
+	// included (mochi calls OnPublished for those it drops too), looks.
+	n atomic.Int32
 }
 
 // pendingPubs are a connection's undecided message ids.
@@ -93,7 +96,7 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) 
 			h.und.m = map[*guardConn]struct{}{}
 		}
 		h.und.m[gc] = struct{}{}
-		h.und.n = len(h.und.m)
+		h.und.n.Store(int32(len(h.und.m)))
 		h.und.mu.Unlock()
 		p.in = true
 	}
@@ -136,12 +139,11 @@ func indexID(ids []uint16, id uint16) int {
 // stays in the set until none of its ids is undecided, so a publish still
 // under way when another one looks is looked at again after it.
 func (h *hook) OnPublished(_ *mqtt.Client, _ packets.Packet) {
-	h.und.mu.Lock()
-	if h.und.n == 0 {
-		h.und.mu.Unlock()
+	if h.und.n.Load() == 0 {
 		return
 	}
-	gcs := make([]*guardConn, 0, h.und.n)
+	h.und.mu.Lock()
+	gcs := make([]*guardConn, 0, len(h.und.m))
 	for gc := range h.und.m {
 		gcs = append(gcs, gc)
 	}
@@ -151,7 +153,8 @@ func (h *hook) OnPublished(_ *mqtt.Client, _ packets.Packet) {
 	}
 }
 
-// settlePending sorts gc's undecided ids: acknowledged or gone, held (a
+// settlePending sorts gc's undecided ids (all dropped once the connection
+// is closed; OnDisconnect calls it for that): acknowledged or gone, held (a
 // release is due), or still undecided (kept).
 func (h *hook) settlePending(gc *guardConn) {
 	p := gc.pend.Load()
@@ -180,7 +183,7 @@ func (h *hook) settlePending(gc *guardConn) {
 	if len(keep) == 0 && p.in {
 		h.und.mu.Lock()
 		delete(h.und.m, gc)
-		h.und.n = len(h.und.m)
+		h.und.n.Store(int32(len(h.und.m)))
 		h.und.mu.Unlock()
 		p.in = false
 	}
