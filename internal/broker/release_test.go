@@ -47,18 +47,37 @@ func expectWithin(t *testing.T, c *mqtttest.Conn, typ byte, d time.Duration, wha
 // it then sat held until the device sent another packet, or, the quota
 // lost twice, for good. This is what stalled advanceNumbering (ten round
 // trips: 8 of 960 runs under load on main 7eaf220, 4 in parallel). With
-// 300 round trips this failed in 3 of 5 runs (-race) on main, 0 of 5
-// after the fix.
+// 100 round trips it failed 1 of 10 runs (-race) on main, with 300 3 of 5;
+// TestHeldWhileAckHandledIsSent is the one that fails every time.
 func TestFreshReceiveMaximumOneAtATime(t *testing.T) {
 	tb := startBroker(t)
 	c := connectRM(t, tb, 2)
-	const n = 300 // about 0.3 s with -race; ten, as advanceNumbering sends, rarely stalled
+	// 100 round trips, about 0.05 s with -race (ten, as advanceNumbering
+	// sends, rarely stalled). More find mochi's NextImmediate deadlock
+	// (docs/ARCHITECTURE.md; not repaired) about once in 200 runs of 300.
+	const n = 100
 	for i := range n {
-		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"w":%d}`, i), false); err != nil {
-			t.Fatal(err)
-		}
+		publishWithin(t, tb, fmt.Appendf(nil, `{"w":%d}`, i))
 		p := expectWithin(t, c, mqtttest.PUBLISH, 10*time.Second, fmt.Sprintf("message %d of %d", i, n))
 		c.Send(mqtttest.Puback(publishID(t, p)))
+	}
+}
+
+// publishWithin publishes a control message to devA, failing if the
+// publish does not return: mochi v2.7.9's Inflight.NextImmediate takes the
+// session's read lock twice, so a publish storing a message in the same
+// instant blocks for good with the read loop (not repaired here).
+func publishWithin(t *testing.T, tb *testBroker, payload []byte) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- tb.Publish(ControlTopic(devA, "temp"), payload, false) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("publish blocked: mochi's NextImmediate deadlock with the read loop (see publishWithin)")
 	}
 }
 
