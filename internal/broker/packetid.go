@@ -368,8 +368,9 @@ func (c *guardConn) restoreReleased() {
 // second time. parkBeyondReceiveMaximum (when the CONNACK is sent, just
 // before the resend) takes the messages beyond the maximum out of the
 // session, in sending order, and counts the ones resent against the
-// quota; unpark (just after) puts them back as held, so mochi sends the
-// rest one by one as PUBACKs come, as it does on a live connection.
+// quota; unpark (just after) puts them back as held, so mochi (or
+// releaseHeld, release.go) sends the rest one by one as PUBACKs come, as
+// on a live connection.
 //
 // The connection is live from the CONNACK on, so the hub may publish to
 // it while its session is resent. Counting the resent messages when
