@@ -47,7 +47,8 @@ func expectWithin(t *testing.T, c *mqtttest.Conn, typ byte, d time.Duration, wha
 // it then sat held until the device sent another packet, or, the quota
 // lost twice, for good. This is what stalled advanceNumbering (ten round
 // trips: 8 of 960 runs under load on main 7eaf220, 4 in parallel). With
-// 100 round trips it failed 1 of 10 runs (-race) on main, with 300 3 of 5;
+// 100 round trips it failed 1 of 10 runs (-race) on main (5 of 160 with
+// four runs in parallel), with 300 3 of 5;
 // TestHeldWhileAckHandledIsSent is the one that fails every time.
 func TestFreshReceiveMaximumOneAtATime(t *testing.T) {
 	tb := startBroker(t)
@@ -77,7 +78,9 @@ func publishWithin(t *testing.T, tb *testBroker, payload []byte) {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("publish blocked: mochi's NextImmediate deadlock with the read loop (see publishWithin)")
+		// Said at once: the broker's Close in the cleanup then hangs too.
+		t.Log("publish blocked: mochi's NextImmediate deadlock with the read loop (see publishWithin)")
+		t.Fatal("publish blocked")
 	}
 }
 
