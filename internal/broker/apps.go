@@ -110,10 +110,11 @@ func (h *hook) appACL(cl *mqtt.Client, topic string, write bool) bool {
 
 // OnPacketSent counts readings written to an app's connection, and
 // prunes a resumed session before mochi resends it (see pruneInflight);
-// for every client it notes a held message mochi sent (noteReleased) and
-// a DISCONNECT.
+// for every client it notes a held message mochi sent (noteReleased), a
+// message no longer undecided (sentPending, release.go) and a DISCONNECT.
 func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	noteReleased(cl, &pk)
+	sentPending(cl, &pk)
 	app := h.apps != nil && isAppClient(cl)
 	switch pk.FixedHeader.Type {
 	case packets.Publish:

@@ -139,6 +139,7 @@ func (g *guard) establish(id string, c net.Conn, next listeners.EstablishFn) err
 		return g.refuse(c, "pending_limit")
 	}
 	gc := &guardConn{Conn: c, g: g, key: key, watch: !deadlineBounds(c)}
+	gc.relBusy()        // this goroutine becomes mochi's for the connection (release.go)
 	defer gc.loggedIn() // releases the slot if the connection ends before login
 	if !g.track(gc) {
 		return g.refuse(c, "shutting_down")
@@ -287,6 +288,17 @@ type guardConn struct {
 	sock  *sockReader // a plain TCP socket's reads (readbuf.go); nil otherwise
 	big   atomic.Bool // a bridge logged in: bridgeMax holds
 
+	// relMu: whoever sends the session's held messages holds it; the
+	// connection's goroutine does except while it waits for the client
+	// (relOwned, its own field). relWant: a kick found it held; relCl:
+	// the client to release for; pend: messages not yet sent or held.
+	// See release.go.
+	relMu    sync.Mutex
+	relOwned bool
+	relWant  atomic.Bool
+	relCl    atomic.Pointer[mqtt.Client]
+	pend     atomic.Pointer[pendingPubs]
+
 	writeBy time.Time // the write deadline armed (under mu); see armWrite
 	// watch: a write deadline cannot bound this connection's writes (a
 	// WebSocket: its library sets its own deadline on the socket for
@@ -393,11 +405,15 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		}
 	}
 	c.restoreReleased() // see packetid.go
+	c.relIdle()         // held messages may be sent meanwhile (release.go)
+	var n int
+	var err error
 	if c.sock != nil {
-		n, err := c.sock.read(p)
-		return c.handOn(p, n, err)
+		n, err = c.sock.read(p)
+	} else {
+		n, err = c.Conn.Read(p)
 	}
-	n, err := c.Conn.Read(p)
+	c.relBusy()
 	return c.handOn(p, n, err)
 }
 

@@ -64,6 +64,9 @@ type hook struct {
 	// ackWithin and lag: Config.AckWithin (0: acknowledge after commit).
 	ackWithin time.Duration
 	lag       lagReporter
+	// und: connections with messages stored but not yet sent or held
+	// (release.go).
+	und undecided
 }
 
 func newHook(auth Authenticator, in Ingester, log *slog.Logger, reg prometheus.Registerer) *hook {
@@ -98,7 +101,9 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnPacketSent,
 		mqtt.OnPacketRead,
 		mqtt.OnPacketProcessed,
-		mqtt.OnPublishDropped:
+		mqtt.OnPublishDropped,
+		mqtt.OnQosPublish,
+		mqtt.OnPublished:
 		return true
 	}
 	return false
@@ -492,11 +497,15 @@ func unprocessable(pk *packets.Packet) bool {
 
 // OnPacketProcessed: a packet mochi could not process ends the connection
 // (an MQTT 5 client is first sent a DISCONNECT saying why) without another
-// read, so the PUBACKs the read loop holds go out now, before that.
-func (h *hook) OnPacketProcessed(cl *mqtt.Client, _ packets.Packet, err error) {
+// read, so the PUBACKs the read loop holds go out now, before that. An
+// acknowledgement of the hub's message gives a place back for a held one
+// (releaseAfterAck, release.go).
+func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
 	if err != nil {
 		flushBeforeEnd(cl)
+		return
 	}
+	releaseAfterAck(cl, pk.FixedHeader.Type)
 }
 
 // ackInOrder answers a QoS 1 publish the hook dealt with itself (refused,
@@ -581,6 +590,7 @@ func (h *hook) onState(cl *mqtt.Client, id string, pk packets.Packet) (packets.P
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if gc := guardOf(cl); gc != nil {
 		gc.restoreReleased() // before a new connection copies the session
+		h.settlePending(gc)  // forgets its undecided ids (release.go)
 	}
 	if err != nil && !cl.Net.Inline && cl.Properties.Will.TopicName != "" &&
 		!errors.Is(cl.StopCause(), packets.ErrNotAuthorized) && !errors.Is(cl.StopCause(), packets.ErrServerShuttingDown) {

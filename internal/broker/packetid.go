@@ -368,8 +368,9 @@ func (c *guardConn) restoreReleased() {
 // second time. parkBeyondReceiveMaximum (when the CONNACK is sent, just
 // before the resend) takes the messages beyond the maximum out of the
 // session, in sending order, and counts the ones resent against the
-// quota; unpark (just after) puts them back as held, so mochi sends the
-// rest one by one as PUBACKs come, as it does on a live connection.
+// quota; unpark (just after) puts them back as held, so mochi (or
+// releaseHeld, release.go) sends the rest one by one as PUBACKs come, as
+// on a live connection.
 //
 // The connection is live from the CONNACK on, so the hub may publish to
 // it while its session is resent. Counting the resent messages when
@@ -377,13 +378,26 @@ func (c *guardConn) restoreReleased() {
 // of sending it at once beyond the maximum; one held before mochi's
 // resend read the session is resent with it (mochi's doing: beyond the
 // maximum, and ahead of the parked messages) and stays in the session as
-// sent. mochi numbers a new connection's
-// messages from 1, skipping only the ids in the session, so such a
-// message can take a parked message's id: unpark then gives the parked
-// messages, and the held ones published meanwhile after them, fresh ids
-// (mochi's own NextPacketID, so no later publish takes them) in sending
-// order (orderHeld sends a device's held messages in id order). A parked
-// message is never dropped for its id.
+// sent.
+//
+// The ids parked messages get back: mochi numbers a new connection's
+// messages from 1, skipping only the ids in the session, and orderHeld
+// sends a device's held messages in id order (sendOrder). A parked
+// message never sent (held, Expiry -1, not marked) therefore gets a fresh
+// id from mochi's own NextPacketID, in sending order, as do the held
+// messages published during the resend, after them: kept, its old id
+// (say 12, from the previous connection) sorted after a control message
+// published just after the resume (id 1), which the device got first (a
+// hold lifted before it was set). A parked message that may have been
+// sent keeps its id, as MQTT requires of a resend [MQTT-4.4.0-1] (a QoS
+// 2 app would take a renumbered one for a new message): one not held
+// (Expiry not -1), or marked so (Dup) when a previous unpark kept it.
+// mochi's numbering then goes on after the last kept one. A parked message is never
+// dropped for its id. Residuals, no loss and original ids coming before
+// order: a message published while the client was offline, with room in
+// its maximum, is not held although never sent, so keeps its id; and a
+// held message that came before a kept one in sending order is sent
+// after it (its fresh id follows the kept one's).
 
 // parkBeyondReceiveMaximum parks the messages of a resumed session beyond
 // the client's Receive Maximum. pks are the hub's messages in the session,
@@ -404,6 +418,10 @@ func parkBeyondReceiveMaximum(cl *mqtt.Client, pks []packets.Packet) {
 	}
 	ids.client = cl
 	ids.inflight = cl.State.Inflight
+	// Set before the first message leaves the session, not after the
+	// last: unpark (also from a takeover's Close) puts back whatever this
+	// parked.
+	ids.isParked.Store(true)
 	for i, pk := range pks {
 		if i < rm {
 			if pk.Expiry < 0 {
@@ -418,26 +436,31 @@ func parkBeyondReceiveMaximum(cl *mqtt.Client, pks []packets.Packet) {
 		cl.State.Inflight.Delete(pk.PacketID)
 		ids.parked = append(ids.parked, pk)
 	}
-	ids.isParked.Store(true)
 }
 
 // unpark puts parked messages back in the session, held for the client's
-// Receive Maximum: under their own ids if nothing was held meanwhile,
-// else renumbered (see above). The read loop has not started (it runs
-// from OnSessionEstablished) or the connection is gone (Close), so
-// nothing but a publish to the client adds to the session meanwhile, and
-// that takes its id from NextPacketID too.
+// Receive Maximum (see above for the ids they get). The read loop has not
+// started (it runs from OnSessionEstablished) or the connection is gone
+// (Close), so nothing but a publish to the client adds to the session
+// meanwhile, and that takes its id from NextPacketID too.
 func (c *guardConn) unpark() {
 	ids := c.ids.Load()
-	if ids == nil || !ids.isParked.Load() {
+	if ids == nil {
 		return
 	}
-	// All under mu, so that a Close on another goroutine (a takeover,
-	// about to copy the session) waits until every parked message is
-	// back. NextPacketID takes the client's lock under mu: mochi holds
-	// that lock only to hand out an id or to write, and neither takes mu.
+	// All under mu, isParked included, so that a Close on another
+	// goroutine (a takeover, about to copy the session) waits until a
+	// park under way is done and every parked message is back: read
+	// without mu, isParked let Close return while the old connection was
+	// still parking, and mochi copied the session without those messages.
+	// Once per connection. NextPacketID takes the client's lock under mu:
+	// mochi holds that lock only to hand out an id or to write, and
+	// neither takes mu.
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
+	if !ids.isParked.Load() {
+		return
+	}
 	parked, cl, inflight := ids.parked, ids.client, ids.inflight
 	ids.parked, ids.client = nil, nil
 	ids.isParked.Store(false)
@@ -461,25 +484,53 @@ func (c *guardConn) unpark() {
 	if len(parked) == 0 {
 		return
 	}
-	renumber := len(later) > 0
-	for _, pk := range parked {
-		if _, taken := inflight.Get(pk.PacketID); taken {
-			renumber = true
-		}
-	}
-	if !renumber {
-		for _, pk := range parked {
-			pk.Expiry = -1 // held: mochi sends it when a PUBACK gives room
-			inflight.Set(pk)
-		}
-		return
-	}
+	// Held messages published meanwhile were never sent: they follow
+	// the parked ones, under fresh ids.
 	later = sendOrder(later)
 	for _, pk := range later {
 		inflight.Delete(pk.PacketID)
 	}
-	for _, pk := range append(parked, later...) {
-		id, err := cl.NextPacketID()
+	// A parked message that may have been sent keeps its id
+	// [MQTT-4.4.0-1]; it is marked (Dup) so that it keeps it at the next
+	// resume too, when it is held (Expiry -1) like the ones never sent.
+	var fresh []packets.Packet
+	var last uint16 // the id of the last kept, in sending order
+	kept := false
+	for _, pk := range parked {
+		if pk.Expiry < 0 && !pk.FixedHeader.Dup {
+			fresh = append(fresh, pk)
+			continue
+		}
+		if _, taken := inflight.Get(pk.PacketID); taken {
+			// Not expected: only the held messages just taken out were
+			// published since parking. No loss first: a fresh id.
+			fresh = append(fresh, pk)
+			continue
+		}
+		pk.Expiry = -1 // held: mochi sends it when a PUBACK gives room
+		pk.FixedHeader.Dup = true
+		inflight.Set(pk)
+		last, kept = pk.PacketID, true
+	}
+	// mochi's numbering is moved past the last kept id, so that sendOrder
+	// (by id) puts the fresh ids, and a publish after the resume, after
+	// it. NextPacketID only looks for a free id; the one it found last is
+	// the first fresh one.
+	var id uint32
+	var err error
+	pending := false
+	if kept {
+		id, err = cl.NextPacketID()
+		for n := 0; err == nil && uint16(id) <= last && n < 0xFFFF; n++ {
+			id, err = cl.NextPacketID()
+		}
+		pending = err == nil
+	}
+	for _, pk := range append(fresh, later...) {
+		if !pending {
+			id, err = cl.NextPacketID()
+		}
+		pending = false
 		if err != nil {
 			// Every id taken: put it back under its own if free; mochi
 			// drops a message of its own in this case.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -709,4 +710,184 @@ func TestResumeParkedSurvivesTakeover(t *testing.T) {
 	}
 	s.Send(mqtttest.Pingreq())
 	s.Expect(mqtttest.PINGRESP)
+}
+
+// TestResumeParkRacesTakeoverClose: a takeover's Close that runs while the
+// old connection is inside parkBeyondReceiveMaximum (past its closed
+// check, mu held) waits for the park and puts every parked message back.
+// unpark read isParked without mu and parkBeyondReceiveMaximum set it
+// only after its loop, so Close returned at once and mochi copied the
+// session without the parked messages (nothing else puts them back on a
+// closed connection).
+func TestResumeParkRacesTakeoverClose(t *testing.T) {
+	srv := mqtt.New(nil)
+	a, b := net.Pipe()
+	defer b.Close()
+	gc := &guardConn{Conn: a}
+	cl := srv.NewClient(gc, "t", devA, false)
+	cl.Properties.ProtocolVersion = 5
+	cl.Properties.Props.ReceiveMaximum = 1
+	cl.State.Inflight.ResetSendQuota(1)
+	var pks []packets.Packet
+	for id := uint16(1); id <= 3; id++ {
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: id, TopicName: "x", Created: int64(id)}
+		cl.State.Inflight.Set(pk)
+		pks = append(pks, pk)
+	}
+	cl.State.Inflight.Lock() // the park stops at its first Delete, mu held
+	parked := make(chan struct{})
+	go func() { parkBeyondReceiveMaximum(cl, pks); close(parked) }()
+	for {
+		if ids := gc.ids.Load(); ids != nil && !ids.mu.TryLock() {
+			break
+		} else if ids != nil {
+			ids.mu.Unlock()
+		}
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan struct{})
+	go func() { _ = gc.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Error("Close returned while the park it races with still holds mu")
+	case <-time.After(100 * time.Millisecond):
+	}
+	cl.State.Inflight.Unlock()
+	<-parked
+	<-closed
+	if n := cl.State.Inflight.Len(); n != 3 {
+		t.Errorf("session after Close holds %d messages, want 3 (parked: %d)", n, len(gc.ids.Load().parked))
+	}
+}
+
+// advanceNumbering has the hub send devA (connected as c) k control
+// messages, each acknowledged, so that the connection's next id is k+1.
+func advanceNumbering(t *testing.T, tb *testBroker, c *mqtttest.Conn, k int) {
+	t.Helper()
+	for i := range k {
+		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"w":%d}`, i), false); err != nil {
+			t.Fatal(err)
+		}
+		p := c.Expect(mqtttest.PUBLISH)
+		c.Send(mqtttest.Puback(publishID(t, p)))
+	}
+	c.Send(mqtttest.Pingreq())
+	c.Expect(mqtttest.PINGRESP)
+}
+
+// payloadOf is the JSON payload of a PUBLISH read by mqtttest.
+func payloadOf(p mqtttest.Packet) string { return string(p.Body[bytes.IndexByte(p.Body, '{'):]) }
+
+// TestResumeParkedThenLivePublishInOrder: control messages parked on
+// resuming a session whose ids do not start at 1 go out before a control
+// message published after the resume. Parked messages never sent kept
+// their old ids (12-14) when nothing was published during the resend;
+// mochi numbers the new connection from 1, and orderHeld sent the new
+// message (id 1) first: a device could get "hold lifted" before "hold
+// set".
+func TestResumeParkedThenLivePublishInOrder(t *testing.T) {
+	tb := startBroker(t)
+	rm1 := mqtttest.PropUint16(0x21, 1)
+	c := mqtttest.Dial(t, tb.addr, nil)
+	c.Send(clashConnect(5, rm1...))
+	c.Expect(mqtttest.CONNACK)
+	c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/control/#", 1))
+	c.Expect(mqtttest.SUBACK)
+	advanceNumbering(t, tb, c, 10)
+	c.Send(mqtttest.Disconnect())
+	c.ExpectClosed()
+	waitFor(t, "the device offline", 5*time.Second, func() bool {
+		cl, ok := tb.srv.Clients.Get(devA)
+		return ok && cl.Closed()
+	})
+	const n = 4
+	for i := range n {
+		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"n":%d}`, i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := mqtttest.Dial(t, tb.addr, nil)
+	r.Send(clashConnect(5, rm1...))
+	r.Expect(mqtttest.CONNACK)
+	first := r.Expect(mqtttest.PUBLISH) // resent, within the maximum
+	r.Send(mqtttest.Pingreq())
+	r.Expect(mqtttest.PINGRESP) // the read loop runs: unpark is done
+	if err := tb.Publish(ControlTopic(devA, "temp"), []byte(`{"new":1}`), false); err != nil {
+		t.Fatal(err)
+	}
+	order := []string{payloadOf(first)}
+	r.Send(mqtttest.Puback(publishID(t, first)))
+	for len(order) < n+1 {
+		p := r.Expect(mqtttest.PUBLISH)
+		order = append(order, payloadOf(p))
+		r.Send(mqtttest.Puback(publishID(t, p)))
+	}
+	for i, m := range order {
+		want := fmt.Sprintf(`{"n":%d}`, i)
+		if i == n {
+			want = `{"new":1}`
+		}
+		if m != want {
+			t.Fatalf("messages in the order %v, want n 0-%d then the new one", order, n-1)
+		}
+	}
+}
+
+// TestResumeParkedSentKeepsID: a message sent but not acknowledged on the
+// previous connection, parked beyond a smaller Receive Maximum on
+// resuming, is resent under its original id [MQTT-4.4.0-1], at this
+// resume and the next (when it was put back held, as the never-sent
+// ones). Renumbering it would have a QoS 2 client take it for a new
+// message.
+func TestResumeParkedSentKeepsID(t *testing.T) {
+	tb := startBroker(t)
+	c := mqtttest.Dial(t, tb.addr, nil)
+	c.Send(clashConnect(5, mqtttest.PropUint16(0x21, 2)...))
+	c.Expect(mqtttest.CONNACK)
+	c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/control/#", 1))
+	c.Expect(mqtttest.SUBACK)
+	advanceNumbering(t, tb, c, 10)
+	var ids [2]uint16
+	for i := range ids {
+		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"n":%d}`, i), false); err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = publishID(t, c.Expect(mqtttest.PUBLISH)) // not acknowledged
+	}
+	c.Send(mqtttest.Disconnect())
+	c.ExpectClosed()
+	rm1 := mqtttest.PropUint16(0x21, 1)
+	for resume := range 2 {
+		waitFor(t, "the device offline", 5*time.Second, func() bool {
+			cl, ok := tb.srv.Clients.Get(devA)
+			return ok && cl.Closed()
+		})
+		r := mqtttest.Dial(t, tb.addr, nil)
+		r.Send(clashConnect(5, rm1...))
+		r.Expect(mqtttest.CONNACK)
+		p := r.Expect(mqtttest.PUBLISH)
+		if got := publishID(t, p); got != ids[0] || payloadOf(p) != `{"n":0}` {
+			t.Fatalf("resume %d: resent %s under id %d, want {\"n\":0} under %d", resume, payloadOf(p), got, ids[0])
+		}
+		r.Send(mqtttest.Pingreq())
+		r.Expect(mqtttest.PINGRESP) // the second is parked: not sent yet
+		if resume == 0 {
+			r.Send(mqtttest.Disconnect()) // neither acknowledged
+			r.ExpectClosed()
+			continue
+		}
+		if err := tb.Publish(ControlTopic(devA, "temp"), []byte(`{"new":1}`), false); err != nil {
+			t.Fatal(err)
+		}
+		r.Send(mqtttest.Puback(ids[0]))
+		p = r.Expect(mqtttest.PUBLISH)
+		if got := publishID(t, p); got != ids[1] || payloadOf(p) != `{"n":1}` || p.Raw[0]&0x08 == 0 {
+			t.Fatalf("resume %d: then % x (id %d), want {\"n\":1} again (DUP) under %d", resume, p.Raw, got, ids[1])
+		}
+		r.Send(mqtttest.Puback(ids[1]))
+		if p = r.Expect(mqtttest.PUBLISH); payloadOf(p) != `{"new":1}` {
+			t.Fatalf("then %s, want the new message", payloadOf(p))
+		}
+		r.Send(mqtttest.Puback(publishID(t, p)))
+	}
 }

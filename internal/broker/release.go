@@ -1,0 +1,282 @@
+package broker
+
+import (
+	"sync"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// A client's Receive Maximum (MQTT 5 §3.3.4, [MQTT-3.3.4-9]) bounds the
+// hub's unacknowledged QoS 1 and 2 messages to it. mochi (v2.7.9) counts
+// it in a send quota: publishToClient reads the quota once, then stores
+// the message in the session, takes one from the quota, and if the quota
+// it read was 0 marks the message held (Expiry -1), to be sent by the
+// client's read loop at the end of handling a PUBACK that gave room. A
+// PUBACK the read loop handles between that read and the mark (the
+// client acknowledged the messages before; the hub published the next
+// one before the read loop got to the acknowledgements) breaks this:
+//
+//   - the read loop looks for a held message before the mark, finds none,
+//     and waits for the client's next packet: the message stays held with
+//     room to spare until the client sends something (a device waiting
+//     for its next control message may send nothing but PINGREQs);
+//   - the quota the PUBACK gave back is taken again for the message held,
+//     and a second time when it is sent: one fewer place for the
+//     connection's life. With a Receive Maximum of 2, two such losses
+//     leave the quota at 0 with nothing in flight, and no hub message ever
+//     reaches that connection again.
+//
+// (Found by TestFreshReceiveMaximumOneAtATime: 3 of 160 runs under load
+// stalled on the code before this, with or without resume parking.)
+//
+// The repair does not trust the quota. releaseHeld counts the messages in
+// flight from the session itself (the hub's PUBLISH entries not held, and
+// its PUBRELs) and sends held messages, in mochi's order, while that
+// count is under the client's maximum. It runs where the stall begins:
+//
+//   - after a publish to the client is complete, when the publish found a
+//     held mark on one of its messages (OnPublished, from the ids
+//     OnQosPublish noted as undecided: stored but not yet sent or held);
+//   - after the read loop handled a PUBACK or PUBCOMP (OnPacketProcessed),
+//     for the place the quota may have lost.
+//
+// Only one goroutine may send held messages at a time, and mochi's read
+// loop sends them with no lock of ours, so the read loop holds relMu
+// except while it waits for the client (relIdle, relBusy in
+// guardConn.Read); a publisher's goroutine sends them only if it gets
+// relMu at once (kick), and otherwise leaves a note (relWant) that the
+// holder acts on when it lets go. The connection's goroutine holds relMu
+// from the start, so nothing is sent ahead of a resumed session's resend
+// and parking (parkBeyondReceiveMaximum, unpark).
+
+// undecided is the hub's record of connections with messages stored but
+// neither sent nor held yet (OnQosPublish), looked at after each publish.
+type undecided struct {
+	mu sync.Mutex
+	m  map[*guardConn]struct{}
+	// n is len(m), read without mu: every publish, a device's reading
+	// included (mochi calls OnPublished for those it drops too), looks.
+	n atomic.Int32
+}
+
+// pendingPubs are a connection's undecided message ids.
+type pendingPubs struct {
+	mu  sync.Mutex
+	ids []uint16
+	cl  *mqtt.Client
+	in  bool // in the hub's undecided set
+}
+
+// OnQosPublish notes a message of the hub's mochi has just stored in a
+// client's session (publishToClient), before it decides whether to send
+// or hold it. Resends (Dup) and clients with no Receive Maximum, for
+// which mochi holds nothing, are left out.
+func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Dup || cl.Net.Inline ||
+		cl.Properties.Props.ReceiveMaximum == 0 {
+		return
+	}
+	gc := guardOf(cl)
+	if gc == nil || gc.closed.Load() {
+		return
+	}
+	p := gc.pend.Load()
+	if p == nil {
+		gc.pend.CompareAndSwap(nil, &pendingPubs{})
+		p = gc.pend.Load()
+	}
+	p.mu.Lock()
+	p.ids = append(p.ids, pk.PacketID)
+	p.cl = cl
+	if !p.in {
+		h.und.mu.Lock()
+		if h.und.m == nil {
+			h.und.m = map[*guardConn]struct{}{}
+		}
+		h.und.m[gc] = struct{}{}
+		h.und.n.Store(int32(len(h.und.m)))
+		h.und.mu.Unlock()
+		p.in = true
+	}
+	p.mu.Unlock()
+}
+
+// sentPending forgets an undecided id once its message is written (sent
+// at once, or released by the read loop): it was not left held.
+func sentPending(cl *mqtt.Client, pk *packets.Packet) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 {
+		return
+	}
+	gc := guardOf(cl)
+	if gc == nil {
+		return
+	}
+	p := gc.pend.Load()
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	if i := indexID(p.ids, pk.PacketID); i >= 0 {
+		p.ids = append(p.ids[:i], p.ids[i+1:]...)
+	}
+	p.mu.Unlock()
+}
+
+func indexID(ids []uint16, id uint16) int {
+	for i, x := range ids {
+		if x == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// OnPublished runs when a publish is complete: every message it stored is
+// sent, held or dropped. Each connection with undecided ids is looked at;
+// one whose message turned out held gets a release (kick). A connection
+// stays in the set until none of its ids is undecided, so a publish still
+// under way when another one looks is looked at again after it.
+func (h *hook) OnPublished(_ *mqtt.Client, _ packets.Packet) {
+	if h.und.n.Load() == 0 {
+		return
+	}
+	h.und.mu.Lock()
+	gcs := make([]*guardConn, 0, len(h.und.m))
+	for gc := range h.und.m {
+		gcs = append(gcs, gc)
+	}
+	h.und.mu.Unlock()
+	for _, gc := range gcs {
+		h.settlePending(gc)
+	}
+}
+
+// settlePending sorts gc's undecided ids (all dropped once the connection
+// is closed; OnDisconnect calls it for that): acknowledged or gone, held (a
+// release is due), or still undecided (kept).
+func (h *hook) settlePending(gc *guardConn) {
+	p := gc.pend.Load()
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	cl := p.cl
+	gone := cl == nil || cl.Closed() || gc.closed.Load()
+	held := false
+	keep := p.ids[:0]
+	for _, id := range p.ids {
+		if gone {
+			break
+		}
+		e, ok := cl.State.Inflight.Get(id)
+		switch {
+		case !ok || e.FixedHeader.Type != packets.Publish:
+		case e.Expiry < 0:
+			held = true
+		default:
+			keep = append(keep, id) // not yet written, or not yet decided
+		}
+	}
+	p.ids = keep
+	if len(keep) == 0 && p.in {
+		h.und.mu.Lock()
+		delete(h.und.m, gc)
+		h.und.n.Store(int32(len(h.und.m)))
+		h.und.mu.Unlock()
+		p.in = false
+	}
+	p.mu.Unlock()
+	if held {
+		gc.kick(cl)
+	}
+}
+
+// kick has cl's held messages released now if no one else is sending them
+// (relMu free: the read loop waits for the client), or else by whoever
+// holds relMu, when it lets go (relWant).
+func (c *guardConn) kick(cl *mqtt.Client) {
+	c.relCl.Store(cl)
+	c.relWant.Store(true)
+	c.relWanted()
+}
+
+// relWanted releases held messages for as long as a kick asks and relMu
+// is free.
+func (c *guardConn) relWanted() {
+	for c.relWant.Load() && c.relMu.TryLock() {
+		c.relWant.Store(false)
+		if cl := c.relCl.Load(); cl != nil {
+			releaseHeld(cl)
+		}
+		c.relMu.Unlock()
+	}
+}
+
+// relIdle lets go of relMu before the read loop waits for the client,
+// then acts on a kick that came while it held it.
+func (c *guardConn) relIdle() {
+	if !c.relOwned {
+		return
+	}
+	c.relOwned = false
+	c.relMu.Unlock()
+	c.relWanted()
+}
+
+// relBusy takes relMu back once the client sent something, before mochi
+// handles it (and may send held messages itself).
+func (c *guardConn) relBusy() {
+	c.relMu.Lock()
+	c.relOwned = true
+}
+
+// releaseAfterAck runs releaseHeld on the read loop after a PUBACK or
+// PUBCOMP gave a place back, in case mochi's quota lost it (see above).
+func releaseAfterAck(cl *mqtt.Client, t byte) {
+	if (t != packets.Puback && t != packets.Pubcomp) || cl.Net.Inline ||
+		cl.Properties.Props.ReceiveMaximum == 0 || cl.State.Inflight.Len() == 0 {
+		return
+	}
+	releaseHeld(cl)
+}
+
+// releaseHeld sends cl's held messages, in the order mochi would, while
+// fewer than the client's Receive Maximum are in flight by the session's
+// own count. Called with relMu held (the read loop, or a kick). A message
+// sent stays in the session as sent (Expiry 0, as restoreReleased leaves
+// those mochi sent), and takes its place from mochi's quota as mochi's
+// own sending does.
+func releaseHeld(cl *mqtt.Client) {
+	rm := int(cl.Properties.Props.ReceiveMaximum)
+	if rm == 0 || cl.Closed() {
+		return
+	}
+	orderHeld(cl)
+	held := cl.State.Inflight.GetAll(true) // by Created, as mochi picks
+	if len(held) == 0 {
+		return
+	}
+	out := 0
+	for _, p := range cl.State.Inflight.GetAll(false) {
+		if p.FixedHeader.Type == packets.Pubrel || (p.FixedHeader.Type == packets.Publish && p.Expiry >= 0) {
+			out++
+		}
+	}
+	for _, pk := range held {
+		if out >= rm {
+			return
+		}
+		if pk.FixedHeader.Type != packets.Publish {
+			continue
+		}
+		pk.Expiry = 0
+		cl.State.Inflight.Set(pk)
+		cl.State.Inflight.DecreaseSendQuota()
+		out++
+		if err := cl.WritePacket(pk); err != nil {
+			return // the connection is ending; the message stays in the session
+		}
+	}
+}
