@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +21,7 @@ import (
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/candor-iot/candor/internal/config"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // testConfig is a hub on ephemeral loopback ports with its data in a temp
@@ -63,6 +66,13 @@ func startHubIn(t *testing.T, dir string, mod ...func(*config.Config)) *testHub 
 	cfg := testConfig(t, dir)
 	for _, m := range mod {
 		m(&cfg)
+	}
+	// A new SQLite store starts as a migrated copy, made once per test
+	// binary; a restart in the same directory opens what is there.
+	if db := filepath.Join(dir, DBName); cfg.Store == "" {
+		if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
+			sqlitetest.Write(t, db)
+		}
 	}
 	logs := &lockedWriter{}
 	// No timestamps: tests search the log for values that must not be in

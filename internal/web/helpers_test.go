@@ -29,6 +29,7 @@ import (
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 	"github.com/candor-iot/candor/internal/vault"
 )
 
@@ -70,7 +71,9 @@ func startHubRecording(t *testing.T, rec auditlog.Recorder, mods ...func(*Config
 func startHubIdentity(t *testing.T, rec auditlog.Recorder, idOpts identity.Options, mods ...func(*Config)) *testHub {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
+	path := filepath.Join(t.TempDir(), "candor.db")
+	sqlitetest.Write(t, path) // migrated once per test binary
+	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
