@@ -162,12 +162,6 @@ func stopChromiumLocked() {
 	chromeCtx, chromeCancel, chromeDir = nil, nil, ""
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	stopChromium()
-	os.Exit(code)
-}
-
 // tab is one browser tab on the test hub.
 type tab struct {
 	t        *testing.T

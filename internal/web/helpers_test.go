@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
@@ -32,6 +34,20 @@ import (
 	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 	"github.com/candor-iot/candor/internal/vault"
 )
+
+func TestMain(m *testing.M) {
+	credential.DefaultParams = cheapHash
+	code := m.Run()
+	stopChromium()
+	os.Exit(code)
+}
+
+// cheapHash is argon2id at its smallest cost for these tests' passwords
+// and device secrets: the pages behave the same whatever the cost, and at
+// the real 19 MiB and 2 passes each hash took 0.13 s under -race (0.33 s at
+// load 12), several per test. Package credential tests the real
+// parameters; Verify reads them from each stored hash, so both work.
+var cheapHash = credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
 // goodPassword passes the password rules.
 const goodPassword = "violet-canyon-drifting-41"
