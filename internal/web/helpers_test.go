@@ -35,6 +35,12 @@ import (
 	"github.com/candor-iot/candor/internal/vault"
 )
 
+// Tests that do not drive the browser call t.Parallel: each has a hub of
+// its own (store, services, server on an ephemeral port) and the package
+// keeps no state between them. `go test ./...` starts this package last
+// and it ran longest, alone on the machine at the end of CI; in parallel
+// it uses both cores there. The browser tests stay one at a time, since
+// they press keys in tabs of one shared Chromium.
 func TestMain(m *testing.M) {
 	credential.DefaultParams = cheapHash
 	code := m.Run()
