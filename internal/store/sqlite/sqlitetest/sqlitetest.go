@@ -93,3 +93,12 @@ func Open(tb testing.TB, path string) *sqlite.DB {
 	tb.Cleanup(func() { db.Close() })
 	return db
 }
+
+// Path writes a migrated store file in a new temporary directory of tb and
+// returns its path, for sqlite.Open.
+func Path(tb testing.TB) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "candor.db")
+	Write(tb, path)
+	return path
+}
