@@ -37,10 +37,11 @@ import (
 
 // Tests that do not drive the browser call t.Parallel: each has a hub of
 // its own (store, services, server on an ephemeral port) and the package
-// keeps no state between them. `go test ./...` starts this package last
-// and it ran longest, alone on the machine at the end of CI; in parallel
-// it uses both cores there. The browser tests stay one at a time, since
-// they press keys in tabs of one shared Chromium.
+// keeps no state between them. The package is the last in `go test
+// ./...`'s import-path order and was the longest, so the end of CI ran it
+// with little else beside it; in parallel it uses both cores there. The
+// browser tests stay one at a time, since they press keys in tabs of one
+// shared Chromium.
 func TestMain(m *testing.M) {
 	credential.DefaultParams = cheapHash
 	code := m.Run()
