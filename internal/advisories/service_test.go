@@ -14,6 +14,7 @@ import (
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 	"github.com/candor-iot/candor/internal/testsupport/readability"
 )
 
@@ -51,7 +52,7 @@ func fixture(t *testing.T, name string) Document {
 func newHub(t *testing.T) (*sqlite.DB, Options, *recorder) {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
+	db, err := sqlite.Open(ctx, sqlitetest.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}

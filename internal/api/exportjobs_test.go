@@ -24,6 +24,7 @@ import (
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 const exportTestPassword = "violet-canyon-drifting-41"
@@ -47,6 +48,7 @@ func startExportHub(t *testing.T, withJobs bool, opts export.JobsOptions) *expor
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
+	sqlitetest.Write(t, filepath.Join(dir, "candor.db")) // migrated once per test binary
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "candor.db"))
 	if err != nil {
 		t.Fatal(err)

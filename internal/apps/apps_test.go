@@ -3,7 +3,6 @@ package apps
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // events records what the service logs (a stand-in for the transparency
@@ -44,7 +44,7 @@ func (e *events) actions() []string {
 func rig(t *testing.T) (*Service, *sqlite.DB, *events) {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
+	db, err := sqlite.Open(ctx, sqlitetest.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}

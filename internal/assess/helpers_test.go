@@ -15,6 +15,7 @@ import (
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // env is a real store, catalog, transparency log and identity service in
@@ -35,6 +36,7 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
+	sqlitetest.Write(t, filepath.Join(dir, "candor.db")) // migrated once per test binary
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "candor.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"path/filepath"
 	"testing"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -13,6 +12,7 @@ import (
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // gatedStore is a real SQLite store whose commits of readings wait at a
@@ -28,7 +28,7 @@ type gatedStore struct {
 // returned store's gate (gs is nil otherwise).
 func storedPipeline(t *testing.T, gated bool) (*ingest.Pipeline, *sqlite.DB, *gatedStore) {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "candor.db"))
+	db, err := sqlite.Open(context.Background(), sqlitetest.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/candor-iot/candor/internal/firmware"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // TestStateTopicGoesToFirmware publishes a device's state over real MQTT 5
@@ -20,7 +20,7 @@ import (
 // reason, and another device's state topic stays closed.
 func TestStateTopicGoesToFirmware(t *testing.T) {
 	ctx := testCtx(t)
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
+	db, err := sqlite.Open(ctx, sqlitetest.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}

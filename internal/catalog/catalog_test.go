@@ -3,13 +3,13 @@ package catalog_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // OnChange hears of a version put in force (a hub node passes it on to
@@ -17,7 +17,7 @@ import (
 // nothing enforces, nor of a reload.
 func TestOnChangeHearsOfVersionsInForce(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
+	st, err := sqlite.Open(ctx, sqlitetest.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}

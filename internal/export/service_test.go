@@ -23,6 +23,7 @@ import (
 	"github.com/candor-iot/candor/internal/problem"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 	"github.com/candor-iot/candor/internal/vault"
 )
 
@@ -44,6 +45,7 @@ func newServiceRig(t testing.TB) *serviceRig {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
+	sqlitetest.Write(t, filepath.Join(dir, "candor.db")) // migrated once per test binary
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "candor.db"))
 	if err != nil {
 		t.Fatal(err)

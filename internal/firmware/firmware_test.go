@@ -3,7 +3,6 @@ package firmware
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 func TestParseState(t *testing.T) {
@@ -91,7 +91,7 @@ func (r *recorder) Record(_ context.Context, ev auditlog.Event) error {
 
 func TestReportStateKeepsChanges(t *testing.T) {
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
+	db, err := sqlite.Open(ctx, sqlitetest.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package history_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 	"github.com/candor-iot/candor/internal/testsupport/logtest"
 	"github.com/candor-iot/candor/internal/vault"
 )
@@ -45,7 +45,7 @@ func (o *opener) OpenReadings(ownerID, deviceID string, rs []store.Reading) erro
 func newStore(t *testing.T) (*sqlite.DB, store.Device) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
+	db, err := sqlite.Open(ctx, sqlitetest.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/candor-iot/candor/internal/monitor"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // readCounter is the real store, counting the monitor's reads of its
@@ -29,7 +29,7 @@ func (s *readCounter) Quarantines(ctx context.Context) ([]store.Quarantine, erro
 // not once per change, and still installs every hold.
 func TestApplyChangesRereadsTheMonitorOnce(t *testing.T) {
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
+	st, err := sqlite.Open(ctx, sqlitetest.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,13 +2,13 @@ package identity
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // goodPassword passes every rule of credential.CheckPassword for the
@@ -22,7 +22,7 @@ const (
 // openStore opens a fresh SQLite store in a temporary directory.
 func openStore(t *testing.T) *sqlite.DB {
 	t.Helper()
-	return openStoreAt(t, filepath.Join(t.TempDir(), "t.db"))
+	return openStoreAt(t, sqlitetest.Path(t))
 }
 
 func openStoreAt(t *testing.T, path string) *sqlite.DB {

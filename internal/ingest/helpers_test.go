@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // testTimeout bounds every wait in these tests so a deadlock fails the
@@ -22,7 +22,7 @@ const testTimeout = 60 * time.Second
 // openStore opens a fresh real SQLite store in the test's temp dir.
 func openStore(tb testing.TB) *sqlite.DB {
 	tb.Helper()
-	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "t.db"))
+	db, err := sqlite.Open(context.Background(), sqlitetest.Path(tb))
 	if err != nil {
 		tb.Fatalf("sqlite.Open: %v", err)
 	}

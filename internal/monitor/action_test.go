@@ -14,6 +14,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 type parts struct {
@@ -28,6 +29,7 @@ func newParts(t *testing.T) *parts {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
+	sqlitetest.Write(t, filepath.Join(dir, "candor.db")) // migrated once per test binary
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "candor.db"))
 	if err != nil {
 		t.Fatal(err)

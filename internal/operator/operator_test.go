@@ -3,13 +3,13 @@ package operator
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 type recorder struct{ evs []auditlog.Event }
@@ -21,7 +21,7 @@ func (r *recorder) Record(_ context.Context, ev auditlog.Event) error {
 
 func newService(t *testing.T) (*Service, *recorder) {
 	t.Helper()
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "candor.db"))
+	db, err := sqlite.Open(t.Context(), sqlitetest.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}

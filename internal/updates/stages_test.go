@@ -3,12 +3,12 @@ package updates
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // TestStageSurvivesRestart: a service over a real SQLite store offers an
@@ -18,7 +18,7 @@ import (
 // second offer, and does not start over.
 func TestStageSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
+	db, err := sqlite.Open(ctx, sqlitetest.Path(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 )
 
 func TestFirstRunCreatesOwnerAndLogsIn(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	b := h.browser()
 
@@ -72,6 +73,7 @@ func TestFirstRunCreatesOwnerAndLogsIn(t *testing.T) {
 }
 
 func TestSessionCookieFlags(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.setup("alex")
 	b := h.browser()
@@ -119,6 +121,7 @@ func TestSessionCookieFlags(t *testing.T) {
 }
 
 func TestLoginLogout(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.setup("alex")
 	b := h.browser()
@@ -169,6 +172,7 @@ func TestLoginLogout(t *testing.T) {
 }
 
 func TestSecurityPage(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.setup("alex")
 	b, other := h.browser(), h.browser()

@@ -16,6 +16,7 @@ import (
 )
 
 func TestAdminPageIsOnlyForTheAdmin(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	ctx := context.Background()
 	alex := h.setup("alex")
@@ -55,6 +56,7 @@ func TestAdminPageIsOnlyForTheAdmin(t *testing.T) {
 }
 
 func TestAdminMakesAHousehold(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	alex := h.setup("alex")
 	h.addDevice(alex.HouseholdID, "Kitchen", "thermostat")
@@ -131,6 +133,7 @@ func TestAdminMakesAHousehold(t *testing.T) {
 }
 
 func TestHouseholdPageMembersAndOwners(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	ctx := context.Background()
 	alex := h.setup("alex")
@@ -225,6 +228,7 @@ func TestHouseholdPageMembersAndOwners(t *testing.T) {
 }
 
 func TestPeoplePagesArePlainEnglish(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	acc := h.setup("alex")
 	if _, err := h.id.CreateAccount(context.Background(), identity.NewAccount{HouseholdID: acc.HouseholdID, Username: "kim", Password: "quiet-harbour-lantern-7", Role: store.RoleMember}); err != nil {
@@ -256,6 +260,7 @@ func csrfFrom(t *testing.T, body string) string {
 }
 
 func TestNewPagesHaveNoInlineCode(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.setup("alex")
 	b := h.browser()
@@ -286,6 +291,7 @@ func TestNewPagesHaveNoInlineCode(t *testing.T) {
 // TestAdminSeesWhatUnlinkingKept shows the anonymised cells on /admin:
 // counts and averages by kind of device, stream and field, nothing else.
 func TestAdminSeesWhatUnlinkingKept(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	ctx := context.Background()
 	h.setup("alex")

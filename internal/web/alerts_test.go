@@ -18,6 +18,7 @@ import (
 // The admin chooses the action per alarm level on a page; the choice takes
 // effect at once and is logged. Nobody else sees the page.
 func TestAdminChoosesMonitorActions(t *testing.T) {
+	t.Parallel()
 	h, mon, _ := startHubWithMonitor(t)
 	alex := h.setup("alex")
 	if _, err := h.id.CreateAccount(context.Background(), identity.NewAccount{HouseholdID: alex.HouseholdID, Username: "kim",
@@ -76,6 +77,7 @@ func TestAdminChoosesMonitorActions(t *testing.T) {
 // Each person chooses which alarms reach them by e-mail; a choice without
 // an address, or a wrong address, is refused next to its field.
 func TestPersonChoosesAlerts(t *testing.T) {
+	t.Parallel()
 	h, _, _ := startHubWithMonitor(t)
 	alex := h.setup("alex")
 	b := h.browser()

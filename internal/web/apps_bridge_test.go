@@ -31,6 +31,7 @@ func withBridge(t *testing.T, svc **apps.Service, out **bridge.Service) func(*Co
 // The apps page says what a Zigbee2MQTT bridge is, whether it is online
 // and which Zigbee devices it announced, added or not.
 func TestAppsPageBridge(t *testing.T) {
+	t.Parallel()
 	var svc *apps.Service
 	var zb *bridge.Service
 	h := startHub(t, withApps(t, &svc), withBridge(t, &svc, &zb))
@@ -73,6 +74,7 @@ func TestAppsPageBridge(t *testing.T) {
 // one of the types with a confirmed manifest; a type outside them, or a
 // device the bridge did not announce, is refused with the reason.
 func TestAppsPageAddZigbeeDevice(t *testing.T) {
+	t.Parallel()
 	var svc *apps.Service
 	var zb *bridge.Service
 	h := startHub(t, withApps(t, &svc), withBridge(t, &svc, &zb))

@@ -43,6 +43,7 @@ func (h *testHub) putBoostThermostat() {
 // device page and the apps page both offer them, each switch says what it
 // does, and turning one on or off is what the apps service then holds.
 func TestAppsPageCommandsAndLastValue(t *testing.T) {
+	t.Parallel()
 	var svc *apps.Service
 	h := startHub(t, withApps(t, &svc))
 	h.putBoostThermostat()

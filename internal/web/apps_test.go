@@ -30,6 +30,7 @@ func withApps(t *testing.T, out **apps.Service) func(*Config) {
 var appIDRe = regexp.MustCompile(`app_[a-z2-7]+`)
 
 func TestAppsPage(t *testing.T) {
+	t.Parallel()
 	var svc *apps.Service
 	h := startHub(t, withApps(t, &svc))
 	alex := h.setup("alex")

@@ -30,6 +30,7 @@ func startAuditHub(t *testing.T) (*testHub, *assess.Service) {
 }
 
 func TestAuditPageShowsAndSuppresses(t *testing.T) {
+	t.Parallel()
 	h, svc := startAuditHub(t)
 	alex := h.setup("alex")
 	if _, _, err := h.id.AddDevice(context.Background(), identity.NewDevice{HouseholdID: alex.HouseholdID, Name: "Hall thermostat",
@@ -122,6 +123,7 @@ func startReportHub(t *testing.T) (*testHub, *assess.Service) {
 }
 
 func TestReportPages(t *testing.T) {
+	t.Parallel()
 	h, _ := startReportHub(t)
 	alex := h.setup("alex")
 	h.addDevice(alex.HouseholdID, "Front door", "door-sensor")

@@ -46,6 +46,7 @@ func (f *fakeAudit) find(action string) []auditlog.Event {
 }
 
 func TestChangesAndReadsGoToTheTransparencyLog(t *testing.T) {
+	t.Parallel()
 	audit := &fakeAudit{}
 	h := startHubRecording(t, audit)
 	acc := h.setup("alex")

@@ -37,38 +37,129 @@ var axeTags = []string{"wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "
 
 // axeSource returns axe.min.js: from CANDOR_AXE_JS when set, else from a
 // fresh `npm install axe-core@4` in a temporary directory. When neither
-// works it skips the test with the reason, or fails it in CI.
+// works it skips the test with the reason, or fails it in CI. The npm
+// install runs once per test binary (it took seconds per browser test).
 func axeSource(t *testing.T) string {
 	t.Helper()
+	axeOnce.Do(func() { axeJS, axeMissing, axeErr = loadAxe() })
+	if axeErr != nil {
+		t.Fatal(axeErr)
+	}
+	if axeMissing != "" {
+		testenv.Missing(t, "%s", axeMissing)
+	}
+	return axeJS
+}
+
+var (
+	axeOnce    sync.Once
+	axeJS      string
+	axeMissing string // why axe-core could not be had (a skip, or a failure in CI)
+	axeErr     error  // a fault that fails every test that needs axe
+)
+
+func loadAxe() (js, missing string, err error) {
 	if p := os.Getenv("CANDOR_AXE_JS"); p != "" {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			t.Fatalf("CANDOR_AXE_JS: %v", err)
+			return "", "", fmt.Errorf("CANDOR_AXE_JS: %w", err)
 		}
-		return string(b)
+		return string(b), "", nil
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		testenv.Missing(t, "npm not found, so axe-core cannot be installed: install Debian package npm (or set CANDOR_AXE_JS to an axe.min.js)")
+		return "", "npm not found, so axe-core cannot be installed: install Debian package npm (or set CANDOR_AXE_JS to an axe.min.js)", nil
 	}
 	dir, err := os.MkdirTemp("", "candor-axe")
 	if err != nil {
-		t.Fatal(err)
+		return "", "", fmt.Errorf("temporary directory for axe-core: %w", err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, npm, "install", "--no-audit", "--no-fund", "--no-save", "--silent", "--prefix", dir, "axe-core@4")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "npm_config_update_notifier=false")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		testenv.Missing(t, "npm install axe-core@4 failed, so the accessibility checks cannot run: %v\n%s", err, out)
+		return "", fmt.Sprintf("npm install axe-core@4 failed, so the accessibility checks cannot run: %v\n%s", err, out), nil
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "node_modules", "axe-core", "axe.min.js"))
 	if err != nil {
-		testenv.Missing(t, "axe-core installed without axe.min.js: %v", err)
+		return "", fmt.Sprintf("axe-core installed without axe.min.js: %v", err), nil
 	}
-	return string(b)
+	return string(b), "", nil
+}
+
+// The browser tests share one Chromium per test binary (starting one took
+// about a second per test, more under load), and each test gets a tab in
+// a browser context of its own: cookies, storage and cache start empty and
+// go with the test, as they did with a browser per test.
+var (
+	chromeMu     sync.Mutex
+	chromeCtx    context.Context    // the first tab of the shared browser; nil until started
+	chromeCancel context.CancelFunc // ends the browser
+	chromeDir    string             // its profile, removed with it
+)
+
+// sharedChromium returns the shared browser's context, starting Chromium
+// when there is none yet or the last one has died.
+func sharedChromium(t *testing.T) context.Context {
+	t.Helper()
+	chromeMu.Lock()
+	defer chromeMu.Unlock()
+	if chromeCtx != nil && chromeCtx.Err() == nil {
+		return chromeCtx
+	}
+	stopChromiumLocked()
+	dir, err := os.MkdirTemp("", "candor-chromium")
+	if err != nil {
+		t.Fatalf("chromium profile directory: %v", err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("password-store", "basic"),
+		chromedp.Flag("use-mock-keychain", true),
+		chromedp.Flag("lang", "en-GB"),
+		chromedp.UserDataDir(dir),
+		chromedp.WindowSize(1280, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		cancelCtx()
+		cancelAlloc()
+		os.RemoveAll(dir)
+		t.Fatalf("start chromium: %v", err)
+	}
+	chromeCtx, chromeDir = ctx, dir
+	chromeCancel = func() { cancelCtx(); cancelAlloc() }
+	return chromeCtx
+}
+
+// stopChromium ends the shared browser, if any (TestMain, after the tests).
+func stopChromium() {
+	chromeMu.Lock()
+	defer chromeMu.Unlock()
+	stopChromiumLocked()
+}
+
+func stopChromiumLocked() {
+	if chromeCancel != nil {
+		chromeCancel()
+		os.RemoveAll(chromeDir)
+	}
+	chromeCtx, chromeCancel, chromeDir = nil, nil, ""
 }
 
 // tab is one browser tab on the test hub.
@@ -90,29 +181,8 @@ func startBrowser(t *testing.T, base string) *tab {
 		testenv.Missing(t, "chromium not found at %s: install Debian package chromium", chromiumPath)
 	}
 	axe := axeSource(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("use-mock-keychain", true),
-		chromedp.Flag("lang", "en-GB"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(cancelAlloc)
-	t.Cleanup(cancelCtx) // runs first
+	ctx, cancelCtx := chromedp.NewContext(sharedChromium(t), chromedp.WithNewBrowserContext())
+	t.Cleanup(cancelCtx) // closes the tab and drops its browser context
 	tb := &tab{t: t, ctx: ctx, base: base, axe: axe + "\n;true"}
 	if os.Getenv("CANDOR_SCREENSHOTS") == "1" {
 		tb.shotsDir = filepath.Join("..", "..", "docs", "screenshots")
@@ -120,9 +190,9 @@ func startBrowser(t *testing.T, base string) *tab {
 			t.Fatal(err)
 		}
 	}
-	// Start the browser, then listen for script errors and CSP reports.
+	// Open the tab, then listen for script errors and CSP reports.
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
+		t.Fatalf("open a chromium tab: %v", err)
 	}
 	logs := chromedp.Events(ctx, log.EntryAdded)
 	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)

@@ -17,6 +17,7 @@ import (
 // hold the hub's log for reading, record nothing. Both front ends give
 // the same event, apart from the record id.
 func TestConsentChangesAreRecordedOnceInOneShape(t *testing.T) {
+	t.Parallel()
 	services := logtest.Open(t)
 	h := startHubRecording(t, services)
 	alex := h.setup("alex")

@@ -53,6 +53,7 @@ func countReadings(t *testing.T, h *testHub, deviceID, stream string) int {
 }
 
 func TestConsentToggleStopsStorage(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	alex := h.setup("alex")
 	// A shared device: the household's owners decide for it. kim is one.
@@ -139,6 +140,7 @@ func TestConsentToggleStopsStorage(t *testing.T) {
 }
 
 func TestConsentRoutingForm(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	alex := h.setup("alex")
 	d, _ := h.addDevice(alex.HouseholdID, "Meter", "smart-meter")
@@ -183,6 +185,7 @@ func TestConsentRoutingForm(t *testing.T) {
 // them (403 with the reason, nothing changes) and can ask; the request
 // is listed on the owner's home page until the owner chooses.
 func TestMemberSeesChoicesAndAsks(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	alex := h.setup("alex")
 	ctx := context.Background()
@@ -251,6 +254,7 @@ func TestMemberSeesChoicesAndAsks(t *testing.T) {
 }
 
 func TestConsentFormsAreHouseholdScopedAndCSRFChecked(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	alex := h.setup("alex")
 	d, _ := h.addDevice(alex.HouseholdID, "Kitchen", "thermostat")
@@ -336,6 +340,7 @@ func must[T any](v T, err error) T {
 }
 
 func TestLogPageListsOnlyTheHouseholdsEntries(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	alex := h.setup("alex")
 	ctx := context.Background()
@@ -394,6 +399,7 @@ func TestLogPageListsOnlyTheHouseholdsEntries(t *testing.T) {
 }
 
 func TestNewPagesSayWhenAFeatureIsMissing(t *testing.T) {
+	t.Parallel()
 	h := startHub(t, func(c *Config) { c.Consent, c.Log = nil, nil })
 	alex := h.setup("alex")
 	d, _ := h.addDevice(alex.HouseholdID, "Kitchen", "thermostat")
@@ -413,6 +419,7 @@ func TestNewPagesSayWhenAFeatureIsMissing(t *testing.T) {
 }
 
 func TestMyDataPage(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	alex := h.setup("alex")
 	d, _ := h.addDevice(alex.HouseholdID, "Kitchen", "thermostat")
@@ -438,6 +445,7 @@ func TestMyDataPage(t *testing.T) {
 // stream out of the hub first shows what leaves, to whom, linked or not,
 // on what terms and for how long; only the yes on that page turns it on.
 func TestSharingIsConfirmedOnThePages(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	alex := h.setup("alex")
 	d, _ := h.addDevice(alex.HouseholdID, "Meter", "smart-meter")
@@ -476,6 +484,7 @@ func TestSharingIsConfirmedOnThePages(t *testing.T) {
 // together": a door sensor and a smart meter, harmless each alone, show a
 // daily routine together; one device alone shows nothing more.
 func TestDevicesShowTogether(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	alex := h.setup("alex")
 	h.addDevice(alex.HouseholdID, "Front door", "door-sensor")
@@ -505,6 +514,7 @@ func TestDevicesShowTogether(t *testing.T) {
 // the camera's and the meter's data would, with the door's, learn what
 // the door sensor's manifest says the three show together.
 func TestTogetherWarnsWithDeclaredRules(t *testing.T) {
+	t.Parallel()
 	ts, err := manifest.Templates()
 	if err != nil {
 		t.Fatal(err)
@@ -531,6 +541,7 @@ func TestTogetherWarnsWithDeclaredRules(t *testing.T) {
 // TestTogetherNamesTheNewStream checks that the warning before sharing
 // keeps only what needs the stream about to be shared.
 func TestTogetherNamesTheNewStream(t *testing.T) {
+	t.Parallel()
 	door := manifest.TypedStream{DeviceID: "d1", Device: "Front door", DeviceType: "door-sensor", Stream: "contact", Categories: []string{"candor:Presence"}}
 	camera := manifest.TypedStream{DeviceID: "d2", Device: "Porch camera", DeviceType: "motion-camera", Stream: "motion", Categories: []string{"candor:Presence"}}
 	meter := manifest.TypedStream{DeviceID: "d3", Device: "Meter", DeviceType: "smart-meter", Stream: "energy", Categories: []string{"candor:EnergyUse"}}

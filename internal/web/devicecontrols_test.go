@@ -120,6 +120,7 @@ func controlsHub(t *testing.T) (*testHub, string, *updates.Service, *offers) {
 }
 
 func TestDevicePageControls(t *testing.T) {
+	t.Parallel()
 	h, id, svc, pub := controlsHub(t)
 	b := h.browser()
 	b.login("alex", goodPassword)

@@ -85,6 +85,7 @@ func (h *testHub) addMember(acc store.Account, username, password string, role s
 const kimPassword = "quiet-harbour-lantern-7"
 
 func TestErasePagesNeedCSRF(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	rig := h.withErasure()
 	alex := h.setup("alex")
@@ -128,6 +129,7 @@ func TestErasePagesNeedCSRF(t *testing.T) {
 }
 
 func TestDeleteReadingsByRange(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.withErasure()
 	alex := h.setup("alex")
@@ -203,6 +205,7 @@ func TestDeleteReadingsByRange(t *testing.T) {
 }
 
 func TestMemberCannotDeleteReadings(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.withErasure()
 	alex := h.setup("alex")
@@ -249,6 +252,7 @@ func TestMemberCannotDeleteReadings(t *testing.T) {
 }
 
 func TestUnlinkShowsTheReport(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	rig := h.withErasure()
 	alex := h.setup("alex")
@@ -319,6 +323,7 @@ func TestUnlinkShowsTheReport(t *testing.T) {
 }
 
 func TestAccountDeletion(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	rig := h.withErasure()
 	ctx := context.Background()
@@ -412,6 +417,7 @@ func TestAccountDeletion(t *testing.T) {
 }
 
 func TestLastMemberTakesTheHousehold(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.withErasure()
 	ctx := context.Background()
@@ -440,6 +446,7 @@ func TestLastMemberTakesTheHousehold(t *testing.T) {
 var identityRe = regexp.MustCompile(`AGE-SECRET-KEY-1[0-9A-Z]+`)
 
 func TestKeysPage(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	rig := h.withErasure()
 	alex := h.setup("alex")
@@ -556,6 +563,7 @@ func TestKeysPage(t *testing.T) {
 }
 
 func TestErasePagesWithoutErasure(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.setup("alex")
 	b := h.browser()
@@ -580,6 +588,7 @@ func TestErasePagesWithoutErasure(t *testing.T) {
 }
 
 func TestErasePagesArePlainEnglish(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.withErasure()
 	alex := h.setup("alex")

@@ -13,6 +13,7 @@ import (
 // the detail an error of a kind carries, wherever the kind sits in the
 // error, and never show the kind's own text.
 func TestFormMessagesFromErrorKinds(t *testing.T) {
+	t.Parallel()
 	fields := map[string]field{"password": {"password", "The password"}, "name": {"name", "The name"}}
 	tests := []struct {
 		name      string

@@ -124,6 +124,7 @@ func (b *browser) startExport(auto bool) string {
 }
 
 func TestExportPagesFlow(t *testing.T) {
+	t.Parallel()
 	h, _ := startHubWithExports(t, export.JobsOptions{}, nil)
 	alex := h.setup("alex")
 	d, _ := h.addDevice(alex.HouseholdID, "Kitchen", "thermostat")
@@ -207,6 +208,7 @@ func checkExportZip(t *testing.T, zb []byte, wantFile string) {
 }
 
 func TestExportPageWhileRunningAndFailed(t *testing.T) {
+	t.Parallel()
 	var held atomic.Pointer[heldSource]
 	h, x := startHubWithExports(t, export.JobsOptions{}, func() export.Source { return held.Load() })
 	alex := h.setup("alex")
@@ -295,6 +297,7 @@ func TestExportPageWhileRunningAndFailed(t *testing.T) {
 }
 
 func TestExportPagesBusyAndOff(t *testing.T) {
+	t.Parallel()
 	held := &heldSource{release: make(chan struct{})}
 	defer close(held.release)
 	h, x := startHubWithExports(t, export.JobsOptions{MaxJobs: 1}, func() export.Source { return held })
@@ -330,6 +333,7 @@ func TestExportPagesBusyAndOff(t *testing.T) {
 }
 
 func TestSizeAndThousands(t *testing.T) {
+	t.Parallel()
 	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -1: "-1", -12345: "-12,345"} {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q, want %q", n, got, want)

@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -24,13 +25,36 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/catalog"
 	"github.com/candor-iot/candor/internal/consent"
+	"github.com/candor-iot/candor/internal/credential"
 	"github.com/candor-iot/candor/internal/history"
 	"github.com/candor-iot/candor/internal/identity"
 	"github.com/candor-iot/candor/internal/ingest"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 	"github.com/candor-iot/candor/internal/vault"
 )
+
+// Tests that do not drive the browser call t.Parallel: each has a hub of
+// its own (store, services, server on an ephemeral port) and the package
+// keeps no state between them. The package is the last in `go test
+// ./...`'s import-path order and was the longest, so the end of CI ran it
+// with little else beside it; in parallel it uses both cores there. The
+// browser tests stay one at a time, since they press keys in tabs of one
+// shared Chromium.
+func TestMain(m *testing.M) {
+	credential.DefaultParams = cheapHash
+	code := m.Run()
+	stopChromium()
+	os.Exit(code)
+}
+
+// cheapHash is argon2id at its smallest cost for these tests' passwords
+// and device secrets: the pages behave the same whatever the cost, and at
+// the real 19 MiB and 2 passes each hash took 0.13 s under -race (0.33 s at
+// load 12), several per test. Package credential tests the real
+// parameters; Verify reads them from each stored hash, so both work.
+var cheapHash = credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
 // goodPassword passes the password rules.
 const goodPassword = "violet-canyon-drifting-41"
@@ -70,7 +94,9 @@ func startHubRecording(t *testing.T, rec auditlog.Recorder, mods ...func(*Config
 func startHubIdentity(t *testing.T, rec auditlog.Recorder, idOpts identity.Options, mods ...func(*Config)) *testHub {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "candor.db"))
+	path := filepath.Join(t.TempDir(), "candor.db")
+	sqlitetest.Write(t, path) // migrated once per test binary
+	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

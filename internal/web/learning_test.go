@@ -22,6 +22,7 @@ import (
 // logged once, in force for the next reading, collection untouched); a
 // member is refused with the reason through both front ends and may ask.
 func TestLearningRegister(t *testing.T) {
+	t.Parallel()
 	services := logtest.Open(t)
 	h := startHubRecording(t, services)
 	alex := h.setup("alex")

@@ -79,6 +79,7 @@ func lifecycleHub(t *testing.T) (*testHub, string) {
 const staleFeed = "https://maker.example/.well-known/csaf/provider-metadata.json"
 
 func TestLifecyclePages(t *testing.T) {
+	t.Parallel()
 	h, devID := lifecycleHub(t)
 	b := h.browser()
 	b.login("alex", goodPassword)
@@ -191,6 +192,7 @@ func TestBrowserLifecyclePages(t *testing.T) {
 // days warns on the home and device pages; a type that gives no date says
 // "unknown", never a date.
 func TestSupportPeriodOnPages(t *testing.T) {
+	t.Parallel()
 	h := startHub(t, withLifecycle)
 	alex := h.setup("alex")
 	tpl, err := os.ReadFile("../manifest/templates/thermostat.json")

@@ -64,6 +64,7 @@ func lockedHub(t *testing.T) (*testHub, *export.Jobs, store.Account, string) {
 // direct download; a wrong paste is refused without being echoed; the
 // right key starts the export.
 func TestExportOfLockedHistoryAsksForTheKey(t *testing.T) {
+	t.Parallel()
 	h, jobs, alex, key := lockedHub(t)
 	b := h.browser()
 	b.login("alex", goodPassword)

@@ -12,6 +12,7 @@ import (
 // household's; another household's device ids and actions stay off it.
 // A member who is not the admin sees no hub-level entries either.
 func TestAdminLogPageShowsHubLevelNotOtherHouseholds(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	ctx := context.Background()
 	alex := h.setup("alex")

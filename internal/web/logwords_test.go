@@ -19,6 +19,7 @@ import (
 // records reads as plain words on the log page: no code names such as
 // "key.change", and a refused read never reads as a view.
 func TestEventSentencesArePlainWords(t *testing.T) {
+	t.Parallel()
 	me := viewer{Principal: access.Person(store.Account{ID: "acc_me", HouseholdID: "hh_1"}, store.Session{})}
 	names := map[string]string{"dev_1": "Hall"}
 	you := auditlog.Actor{Kind: auditlog.ActorPerson, ID: "acc_me"}

@@ -77,6 +77,7 @@ func floodDevice(t *testing.T, mon *monitor.Monitor, clk *monitorClock, id strin
 // the device is on hold, what the risk is and what to do; releasing it
 // needs a reason and is logged.
 func TestDevicePageExplainsHold(t *testing.T) {
+	t.Parallel()
 	h, mon, clk := startHubWithMonitor(t)
 	alex := h.setup("alex")
 	d, _ := h.addDevice(alex.HouseholdID, "Meter", "smart-meter")

@@ -15,6 +15,7 @@ import (
 // labels they show (Flesch Reading Ease of at least 60).
 
 func TestGlossaryIsPlainEnglish(t *testing.T) {
+	t.Parallel()
 	var all []string
 	seen := map[string]bool{}
 	for _, e := range glossary {
@@ -40,6 +41,7 @@ func TestGlossaryIsPlainEnglish(t *testing.T) {
 }
 
 func TestPagesArePlainEnglish(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	acc := h.setup("alex")
 	d, _ := h.addDevice(acc.HouseholdID, "Hall", "smart-meter")
@@ -67,6 +69,7 @@ func TestPagesArePlainEnglish(t *testing.T) {
 }
 
 func TestChart(t *testing.T) {
+	t.Parallel()
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	pts := []point{{t0, 20}, {t0.Add(time.Minute), 22.5}, {t0.Add(2 * time.Minute), 21}}
 	c := newChart("dev_1-temperature-celsius", "Room temperature", "air temperature", "degree Celsius", pts)
@@ -104,6 +107,7 @@ func TestChart(t *testing.T) {
 }
 
 func TestValueWordsAndReasons(t *testing.T) {
+	t.Parallel()
 	f := &manifest.Field{Name: "on", Type: "boolean"}
 	for raw, want := range map[string]string{"true": "yes", "false": "no", "21.50": "21.50", `"idle"`: "idle", "null": "–", "": "–"} {
 		if got := valueWords(json.RawMessage(raw), f); got != want {
@@ -121,6 +125,7 @@ func TestValueWordsAndReasons(t *testing.T) {
 // TestMissingExportNotes: the warnings that a list of exports lacks some
 // hub nodes' exports count the nodes right, name them, and are plain.
 func TestMissingExportNotes(t *testing.T) {
+	t.Parallel()
 	one := missingNotes(export.JobList{Unanswered: []string{"c"}, NotAsked: []string{"d"}})
 	if len(one) != 2 || one[0].ID != "exports-unanswered" || one[1].ID != "exports-not-asked" ||
 		!strings.HasPrefix(one[0].Text, "1 hub node did not answer in time.") || !strings.HasSuffix(one[0].Text, ": hub node c.") ||

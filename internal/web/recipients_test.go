@@ -89,6 +89,7 @@ func endpoints(t *testing.T, h *testHub, householdID string) []store.RecipientEn
 }
 
 func TestRecipientsPageOwnerSetsAndStops(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	rig := h.withRecipients()
 	alex := h.setup("alex")
@@ -212,6 +213,7 @@ func TestRecipientsPageOwnerSetsAndStops(t *testing.T) {
 }
 
 func TestRecipientsPageIsReadOnlyForMembers(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	rig := h.withRecipients()
 	alex := h.setup("alex")
@@ -247,6 +249,7 @@ func TestRecipientsPageIsReadOnlyForMembers(t *testing.T) {
 }
 
 func TestRecipientsFormsNeedCSRF(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	rig := h.withRecipients()
 	alex := h.setup("alex")
@@ -278,6 +281,7 @@ func TestRecipientsFormsNeedCSRF(t *testing.T) {
 }
 
 func TestRecipientsStayInTheirHousehold(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	rig := h.withRecipients()
 	alex := h.setup("alex")
@@ -336,6 +340,7 @@ func TestRecipientsStayInTheirHousehold(t *testing.T) {
 }
 
 func TestRecipientsPageWithoutForwarding(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	alex := h.setup("alex")
 	h.addDevice(alex.HouseholdID, "Hall meter", "smart-meter")
@@ -404,6 +409,7 @@ func TestBrowserRecipientsPage(t *testing.T) {
 // TestHomeWarnsWhenDeliveriesFail shows a warning on the home page when
 // readings people agreed to send did not reach a recipient.
 func TestHomeWarnsWhenDeliveriesFail(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	rig := h.withRecipients()
 	alex := h.setup("alex")

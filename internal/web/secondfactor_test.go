@@ -36,6 +36,7 @@ func appCode(t *testing.T, secret string, at time.Time) string {
 // codes off brings back the password-only login. Every page on the way
 // reads plainly.
 func TestSecondFactorPages(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.setup("alex")
 	b := h.browser()

@@ -36,6 +36,7 @@ func addKimWithCodes(t *testing.T, h *testHub, admin store.Account) {
 // lost their phone, from the household page; the person is told on the
 // Security page at their next login, once. A member cannot do it.
 func TestSecondFactorResetPages(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	alex := h.setup("alex")
 	addKimWithCodes(t, h, alex)
@@ -82,6 +83,7 @@ func TestSecondFactorResetPages(t *testing.T) {
 // on the Security page after the password; every other page leads back
 // there and forms elsewhere are refused, until the codes are on.
 func TestAdminEnrolFirstPages(t *testing.T) {
+	t.Parallel()
 	h := startHubIdentity(t, nil, identity.Options{AdminSecondFactor: true})
 	h.setup("alex")
 	b := h.browser()

@@ -13,6 +13,7 @@ import (
 // The login form says plainly when it is throttled, and a browser that
 // logged in before keeps working while someone guesses the password.
 func TestLoginFormThrottleSparesTheKnownBrowser(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.setup("alex")
 	owner := h.browser()

@@ -12,6 +12,7 @@ import (
 // authority's fingerprint, and the credential page sends the device to
 // the TLS port with the authority's file.
 func TestAddDeviceShowsTLSAndFingerprint(t *testing.T) {
+	t.Parallel()
 	const fp = "0A:1B:2C:3D:4E:5F:60:71:82:93:A4:B5:C6:D7:E8:F9:0A:1B:2C:3D:4E:5F:60:71:82:93:A4:B5:C6:D7:E8:F9"
 	h := startHub(t, func(c *Config) {
 		c.MQTTAddr, c.MQTTTLS, c.MQTTCAFile, c.CAFingerprint = "0.0.0.0:8883", true, "/srv/candor data/ca.pem", fp
@@ -43,6 +44,7 @@ func TestAddDeviceShowsTLSAndFingerprint(t *testing.T) {
 // Without TLS the same pages say nothing of certificates, and the
 // command uses the plain port.
 func TestAddDeviceWithoutTLS(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.setup("alex")
 	b := h.browser()

@@ -16,6 +16,7 @@ type fakeUpdates map[string]updates.State
 func (f fakeUpdates) Status(id string) (updates.State, bool) { st, ok := f[id]; return st, ok }
 
 func TestDevicePageShowsUpdates(t *testing.T) {
+	t.Parallel()
 	states := fakeUpdates{}
 	h := startHub(t, func(c *Config) { c.Updates = states })
 	doc, err := os.ReadFile("../manifest/templates/thermostat.json")

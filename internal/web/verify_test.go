@@ -22,6 +22,7 @@ import (
 var verifyLinkRe = regexp.MustCompile(`href="(/log/entries/(\d+)/verify)"`)
 
 func TestVerifyPageChecksARealEntry(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	alex := h.setup("alex")
 	d, _ := h.addDevice(alex.HouseholdID, "Kitchen", "thermostat")
@@ -68,6 +69,7 @@ func TestVerifyPageChecksARealEntry(t *testing.T) {
 }
 
 func TestVerifyPageFollowsTheLogPagesVisibility(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	ctx := context.Background()
 	alex := h.setup("alex")
@@ -165,6 +167,7 @@ func testLog(t *testing.T, n int) *auditlog.Log {
 }
 
 func TestProofPathReachesTheRoot(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := testLog(t, 21)
 	for size := uint64(1); size <= l.Size(); size++ {
@@ -190,6 +193,7 @@ func TestProofPathReachesTheRoot(t *testing.T) {
 }
 
 func TestCheckInclusion(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := testLog(t, 13)
 	cp := l.Checkpoint()

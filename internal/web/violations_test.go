@@ -14,6 +14,7 @@ import (
 // list on its page: the names beyond the hub's limit counted in one row,
 // the newest rows shown, and how many older rows were left off.
 func TestDevicePageBoundsViolations(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	acc := h.setup("alex")
 	d, _ := h.addDevice(acc.HouseholdID, "Hall", "thermostat")

@@ -13,6 +13,7 @@ import (
 )
 
 func TestCSRFRefused(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	acc := h.setup("alex")
 	b := h.browser()
@@ -75,6 +76,7 @@ func TestCSRFRefused(t *testing.T) {
 }
 
 func TestSecurityHeadersAndNoInlineCode(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	acc := h.setup("alex")
 	d, _ := h.addDevice(acc.HouseholdID, "Kitchen", "thermostat")
@@ -131,6 +133,7 @@ func TestSecurityHeadersAndNoInlineCode(t *testing.T) {
 }
 
 func TestHouseholdsSeeOnlyTheirOwn(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	ctx := context.Background()
 	alex := h.setup("alex")
@@ -221,6 +224,7 @@ var (
 var secretRe = regexp.MustCompile(`<code id="secret" class="secret">([^<]+)</code>`)
 
 func TestAddDeviceShowsCredentialOnce(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	h.setup("alex")
 	b := h.browser()
@@ -296,6 +300,7 @@ func TestAddDeviceShowsCredentialOnce(t *testing.T) {
 }
 
 func TestDevicePageShowsLabelReadingsAndViolations(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	acc := h.setup("alex")
 	quiet, _ := h.addDevice(acc.HouseholdID, "Attic", "thermostat")
@@ -364,6 +369,7 @@ func TestDevicePageShowsLabelReadingsAndViolations(t *testing.T) {
 }
 
 func TestLearnPageExplainsEveryLinkedTerm(t *testing.T) {
+	t.Parallel()
 	h := startHub(t)
 	acc := h.setup("alex")
 	d, _ := h.addDevice(acc.HouseholdID, "Kitchen", "smart-meter")

@@ -21,7 +21,7 @@ import (
 // so reads, deletions and purges meet readings that are in both tables.
 func TestConformanceMidPass(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		db := openTemp(t)
+		db := openMigrated(t)
 		stopMergerForTest(t, db)
 		return &midPass{DB: db}
 	})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,8 +32,59 @@ func openTemp(t testing.TB) *DB {
 	return openPath(t, filepath.Join(t.TempDir(), "candor.db"))
 }
 
+// openMigrated is openTemp on a copy of a store migrated once per test
+// binary. The conformance suites open a store per subtest, and migrating
+// each new file took most of their time under -race (CI wall time,
+// session 7); they test the store's behaviour, not its creation, which
+// the tests using openTemp cover. (Package sqlitetest does the same for
+// other packages; this package's tests cannot import it.)
+func openMigrated(t testing.TB) *DB {
+	t.Helper()
+	migratedOnce.Do(func() { migrated, migratedMode, migratedErr = buildMigrated() })
+	if migratedErr != nil {
+		t.Fatal(migratedErr)
+	}
+	path := filepath.Join(t.TempDir(), "candor.db")
+	if err := os.WriteFile(path, migrated, migratedMode); err != nil {
+		t.Fatal(err)
+	}
+	return openPath(t, path)
+}
+
+var (
+	migratedOnce sync.Once
+	migrated     []byte
+	migratedMode os.FileMode
+	migratedErr  error
+)
+
+func buildMigrated() ([]byte, os.FileMode, error) {
+	dir, err := os.MkdirTemp("", "candor-migrated")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "candor.db")
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := db.Close(); err != nil {
+		return nil, 0, err
+	}
+	if _, err := os.Stat(path + "-wal"); err == nil {
+		return nil, 0, errors.New("the migrated store kept a write-ahead log after closing")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	b, err := os.ReadFile(path)
+	return b, fi.Mode().Perm(), err
+}
+
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+	storetest.Run(t, func(t *testing.T) store.Store { return openMigrated(t) })
 }
 
 // t0 has nanoseconds on purpose: this engine promises to keep them.

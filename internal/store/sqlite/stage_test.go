@@ -19,14 +19,14 @@ import (
 // both tables at once.
 func TestConformanceUnstaged(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		db := openTemp(t)
+		db := openMigrated(t)
 		db.stageBelow = 0
 		return db
 	})
 }
 
 func TestConformanceHalfMerged(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return halfMerged{openTemp(t)} })
+	storetest.Run(t, func(t *testing.T) store.Store { return halfMerged{openMigrated(t)} })
 }
 
 // halfMerged merges half of what is staged after every append.
