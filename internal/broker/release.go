@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -61,12 +62,28 @@ type undecided struct {
 	n atomic.Int32
 }
 
-// pendingPubs are a connection's undecided message ids.
+// pendingPubs are a connection's undecided message ids, and those queued
+// for its write loop and not yet written.
 type pendingPubs struct {
 	mu  sync.Mutex
 	ids []uint16
 	cl  *mqtt.Client
 	in  bool // in the hub's undecided set
+	// blocked: a release found one of ids queued and sent nothing; the
+	// one that settles it (sentPending, settlePending) kicks again.
+	blocked bool
+}
+
+// unsentLocked reports whether one of p's ids is a message of cl's
+// session neither held nor written yet (queued, or not yet decided).
+// Called with p.mu held.
+func (p *pendingPubs) unsentLocked(cl *mqtt.Client) bool {
+	for _, id := range p.ids {
+		if e, ok := cl.State.Inflight.Get(id); ok && e.FixedHeader.Type == packets.Publish && e.Expiry >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // OnQosPublish notes a message of the hub's mochi has just stored in a
@@ -104,7 +121,8 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) 
 }
 
 // sentPending forgets an undecided id once its message is written (sent
-// at once, or released by the read loop): it was not left held.
+// at once, or released): it was not left held. A release that waited for
+// it (blocked) is due once nothing else is queued ahead.
 func sentPending(cl *mqtt.Client, pk *packets.Packet) {
 	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 {
 		return
@@ -118,10 +136,18 @@ func sentPending(cl *mqtt.Client, pk *packets.Packet) {
 		return
 	}
 	p.mu.Lock()
+	due := false
 	if i := indexID(p.ids, pk.PacketID); i >= 0 {
 		p.ids = append(p.ids[:i], p.ids[i+1:]...)
+		if p.blocked && !p.unsentLocked(cl) {
+			p.blocked = false
+			due = true
+		}
 	}
 	p.mu.Unlock()
+	if due {
+		gc.kick(cl)
+	}
 }
 
 func indexID(ids []uint16, id uint16) int {
@@ -164,7 +190,7 @@ func (h *hook) settlePending(gc *guardConn) {
 	p.mu.Lock()
 	cl := p.cl
 	gone := cl == nil || cl.Closed() || gc.closed.Load()
-	held := false
+	held, gave := false, false
 	keep := p.ids[:0]
 	for _, id := range p.ids {
 		if gone {
@@ -173,6 +199,7 @@ func (h *hook) settlePending(gc *guardConn) {
 		e, ok := cl.State.Inflight.Get(id)
 		switch {
 		case !ok || e.FixedHeader.Type != packets.Publish:
+			gave = true // acknowledged, or dropped (mochi's queue was full)
 		case e.Expiry < 0:
 			held = true
 		default:
@@ -180,6 +207,15 @@ func (h *hook) settlePending(gc *guardConn) {
 		}
 	}
 	p.ids = keep
+	if gone {
+		p.blocked = false
+	}
+	if gave && p.blocked && !p.unsentLocked(cl) {
+		held = true // a release waited for what is gone: due now
+	}
+	if held {
+		p.blocked = false // the release looks again
+	}
 	if len(keep) == 0 && p.in {
 		h.und.mu.Lock()
 		delete(h.und.m, gc)
@@ -193,24 +229,37 @@ func (h *hook) settlePending(gc *guardConn) {
 	}
 }
 
-// kick has cl's held messages released now if no one else is sending them
-// (relMu free: the read loop waits for the client), or else by whoever
-// holds relMu, when it lets go (relWant).
+// kick has cl's held messages released by a goroutine of the
+// connection's, never by the caller: a publisher (Broker.Publish, a
+// device's read loop, the ingest batcher) must not wait for another
+// client's socket. If relMu is free (the read loop waits for the client),
+// kick takes it and hands it to a new goroutine that releases; otherwise
+// whoever holds it acts on the note (relWant) when it lets go. The note is
+// set before the TryLock and looked at after each Unlock, so one is never
+// left unacted while the connection lives; a connection that ended keeps
+// relMu held by its read loop, and its notes are moot. The goroutine never
+// waits for relMu, so none outlives its connection by more than one
+// bounded write (writeTimeout).
 func (c *guardConn) kick(cl *mqtt.Client) {
 	c.relCl.Store(cl)
 	c.relWant.Store(true)
-	c.relWanted()
+	if c.relMu.TryLock() {
+		go c.relRun()
+	}
 }
 
-// relWanted releases held messages for as long as a kick asks and relMu
-// is free.
-func (c *guardConn) relWanted() {
-	for c.relWant.Load() && c.relMu.TryLock() {
+// relRun releases held messages with relMu held, for as long as notes
+// come, then lets go of it.
+func (c *guardConn) relRun() {
+	for {
 		c.relWant.Store(false)
 		if cl := c.relCl.Load(); cl != nil {
 			releaseHeld(cl)
 		}
 		c.relMu.Unlock()
+		if !c.relWant.Load() || !c.relMu.TryLock() {
+			return
+		}
 	}
 }
 
@@ -222,7 +271,9 @@ func (c *guardConn) relIdle() {
 	}
 	c.relOwned = false
 	c.relMu.Unlock()
-	c.relWanted()
+	if c.relWant.Load() && c.relMu.TryLock() {
+		c.relRun() // the connection's own goroutine: it may write
+	}
 }
 
 // relBusy takes relMu back once the client sent something, before mochi
@@ -258,6 +309,9 @@ func releaseHeld(cl *mqtt.Client) {
 	if len(held) == 0 {
 		return
 	}
+	if gc := guardOf(cl); gc != nil && waitQueued(gc, cl) {
+		return
+	}
 	out := 0
 	for _, p := range cl.State.Inflight.GetAll(false) {
 		if p.FixedHeader.Type == packets.Pubrel || (p.FixedHeader.Type == packets.Publish && p.Expiry >= 0) {
@@ -276,7 +330,36 @@ func releaseHeld(cl *mqtt.Client) {
 		cl.State.Inflight.DecreaseSendQuota()
 		out++
 		if err := cl.WritePacket(pk); err != nil {
+			if errors.Is(err, packets.ErrPacketTooLarge) {
+				// Over the client's Maximum Packet Size: never sendable.
+				// Dropped, as mochi drops a held message it sends, so
+				// that it does not count as in flight for good.
+				cl.State.Inflight.Delete(pk.PacketID)
+				cl.State.Inflight.IncreaseSendQuota()
+				out--
+				continue
+			}
 			return // the connection is ending; the message stays in the session
 		}
 	}
+}
+
+// waitQueued reports whether a message of cl's session that is neither
+// held nor written is still on its way (queued for the write loop, or its
+// publish undecided): held messages follow it, as the hub published them
+// after it (MQTT-4.6.0-6; a write of our own would overtake mochi's queue).
+// It notes the wait (blocked); the message's write (sentPending), drop or
+// hold (settlePending) kicks the release again.
+func waitQueued(gc *guardConn, cl *mqtt.Client) bool {
+	p := gc.pend.Load()
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.unsentLocked(cl) {
+		return false
+	}
+	p.blocked = true
+	return true
 }
