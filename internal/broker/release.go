@@ -43,14 +43,27 @@ import (
 //   - after the read loop handled a PUBACK or PUBCOMP (OnPacketProcessed),
 //     for the place the quota may have lost.
 //
+// A held message is never sent while a message of the session neither
+// held nor written is still on its way (mochi's write loop writes what it
+// sends at once from a queue; a write of ours would overtake it, and a
+// device could get "hold set" after "hold lifted", MQTT-4.6.0-6): the
+// undecided ids (pend) stay until their message is written (sentPending,
+// OnPacketSent), and a release that finds one waits (waitQueued); that
+// message's write, drop or hold kicks the release again.
+//
 // Only one goroutine may send held messages at a time, and mochi's read
 // loop sends them with no lock of ours, so the read loop holds relMu
 // except while it waits for the client (relIdle, relBusy in
-// guardConn.Read); a publisher's goroutine sends them only if it gets
-// relMu at once (kick), and otherwise leaves a note (relWant) that the
-// holder acts on when it lets go. The connection's goroutine holds relMu
-// from the start, so nothing is sent ahead of a resumed session's resend
-// and parking (parkBeyondReceiveMaximum, unpark).
+// guardConn.Read). A publisher never writes to the client (it may be
+// Broker.Publish, a device's read loop or the ingest batcher, and a write
+// waits up to writeTimeout): kick hands relMu, if free, to a goroutine
+// of the connection's (relRun), and otherwise leaves a note (relWant)
+// that the holder acts on when it lets go. The connection's goroutine
+// holds relMu from the start, so nothing is sent ahead of a resumed
+// session's resend and parking (parkBeyondReceiveMaximum, unpark).
+//
+// A held message over the client's Maximum Packet Size is dropped when
+// its release finds it so, as mochi drops one it sends.
 
 // undecided is the hub's record of connections with messages stored but
 // neither sent nor held yet (OnQosPublish), looked at after each publish.
@@ -295,10 +308,11 @@ func releaseAfterAck(cl *mqtt.Client, t byte) {
 
 // releaseHeld sends cl's held messages, in the order mochi would, while
 // fewer than the client's Receive Maximum are in flight by the session's
-// own count. Called with relMu held (the read loop, or a kick). A message
+// own count. Called with relMu held (the read loop, or relRun). A message
 // sent stays in the session as sent (Expiry 0, as restoreReleased leaves
 // those mochi sent), and takes its place from mochi's quota as mochi's
-// own sending does.
+// own sending does. Nothing is sent while an earlier message is still
+// queued (waitQueued).
 func releaseHeld(cl *mqtt.Client) {
 	rm := int(cl.Properties.Props.ReceiveMaximum)
 	if rm == 0 || cl.Closed() {

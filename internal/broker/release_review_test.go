@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -121,4 +122,42 @@ func TestPublishDoesNotWriteHeld(t *testing.T) {
 	}
 	c.Send(mqtttest.Puback(publishID(t, p1)))
 	c.Send(mqtttest.Puback(publishID(t, p2)))
+}
+
+// TestHeldTooLargeIsDropped: a held message over the client's Maximum
+// Packet Size is dropped when released, not left counted in flight. On
+// the code before, it was marked sent before the write failed and held a
+// place for good: C, published next, stayed held although only A was
+// unacknowledged (Receive Maximum 2).
+func TestHeldTooLargeIsDropped(t *testing.T) {
+	tb := startBroker(t)
+	c := mqtttest.Dial(t, tb.addr, nil)
+	props := append(mqtttest.PropUint16(0x21, 2), mqtttest.PropUint32(0x27, 200)...)
+	c.Send(clashConnect(5, props...))
+	c.Expect(mqtttest.CONNACK)
+	c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/control/#", 1))
+	c.Expect(mqtttest.SUBACK)
+	cl, ok := tb.srv.Clients.Get(devA)
+	if !ok {
+		t.Fatal("no client")
+	}
+	cl.State.Inflight.DecreaseSendQuota() // the place the race lost
+	big := `{"n":"` + strings.Repeat("b", 300) + `"}`
+	for i, m := range []string{`{"n":"A"}`, big, `{"n":"C"}`} {
+		if err := tb.Publish(ControlTopic(devA, "temp"), []byte(m), false); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			expectWithin(t, c, mqtttest.PUBLISH, 5*time.Second, "A")
+		}
+	}
+	p := expectWithin(t, c, mqtttest.PUBLISH, 5*time.Second, "C, with A alone unacknowledged")
+	if payloadOf(p) != `{"n":"C"}` {
+		t.Fatalf("got %.20s, want C", payloadOf(p))
+	}
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		if string(pk.Payload) == big {
+			t.Fatalf("the message too large is still in the session (expiry %d)", pk.Expiry)
+		}
+	}
 }
