@@ -242,51 +242,64 @@ func (h *hook) settlePending(gc *guardConn) {
 	}
 }
 
-// kick has cl's held messages released by a goroutine of the
-// connection's, never by the caller: a publisher (Broker.Publish, a
-// device's read loop, the ingest batcher) must not wait for another
-// client's socket. If relMu is free (the read loop waits for the client),
-// kick takes it and hands it to a new goroutine that releases; otherwise
-// whoever holds it acts on the note (relWant) when it lets go. The note is
-// set before the TryLock and looked at after each Unlock, so one is never
+// kick has cl's held messages released, but never written by the
+// caller: a publisher (Broker.Publish, a device's read loop, the ingest
+// batcher) must not wait for another client's socket. If relMu is free
+// (the read loop waits for the client), kick takes it and decides at
+// once which held messages go (claimHeld: no socket), so that the quota
+// they take is taken before the next publish reads it, and hands relMu
+// and the writing to a new goroutine (relWrite); otherwise whoever holds
+// relMu acts on the note (relWant) when it lets go. The note is set
+// before the TryLock and looked at after each Unlock, so one is never
 // left unacted while the connection lives; a connection that ended keeps
-// relMu held by its read loop, and its notes are moot. The goroutine never
-// waits for relMu, so none outlives its connection by more than one
-// bounded write (writeTimeout).
+// relMu held by its read loop, and its notes are moot. The goroutine
+// never waits for relMu, so none outlives its connection by more than
+// one bounded write (writeTimeout); it starts only when a message is to
+// go, which takes the loss release.go repairs.
 func (c *guardConn) kick(cl *mqtt.Client) {
 	c.relCl.Store(cl)
 	c.relWant.Store(true)
-	if c.relMu.TryLock() {
-		go c.relRun()
+	c.relDrain(false)
+}
+
+// relDrain acts on notes for as long as they come and relMu is free.
+// mayWrite: the caller is the connection's own goroutine, or relWrite;
+// otherwise messages to go are written by a new goroutine.
+func (c *guardConn) relDrain(mayWrite bool) {
+	for c.relWant.Load() && c.relMu.TryLock() {
+		c.relWant.Store(false)
+		cl := c.relCl.Load()
+		var pks []packets.Packet
+		if cl != nil {
+			pks = claimHeld(cl)
+		}
+		if len(pks) > 0 && !mayWrite {
+			go c.relWrite(cl, pks)
+			return
+		}
+		writeHeld(cl, pks)
+		c.relMu.Unlock()
 	}
 }
 
-// relRun releases held messages with relMu held, for as long as notes
-// come, then lets go of it.
-func (c *guardConn) relRun() {
-	for {
-		c.relWant.Store(false)
-		if cl := c.relCl.Load(); cl != nil {
-			releaseHeld(cl)
-		}
-		c.relMu.Unlock()
-		if !c.relWant.Load() || !c.relMu.TryLock() {
-			return
-		}
-	}
+// relWrite writes the messages kick claimed, with relMu handed to it,
+// then lets go of relMu and acts on notes that came meanwhile.
+func (c *guardConn) relWrite(cl *mqtt.Client, pks []packets.Packet) {
+	writeHeld(cl, pks)
+	c.relMu.Unlock()
+	c.relDrain(true)
 }
 
 // relIdle lets go of relMu before the read loop waits for the client,
-// then acts on a kick that came while it held it.
+// then acts on a kick that came while it held it (on the connection's
+// own goroutine, which may write).
 func (c *guardConn) relIdle() {
 	if !c.relOwned {
 		return
 	}
 	c.relOwned = false
 	c.relMu.Unlock()
-	if c.relWant.Load() && c.relMu.TryLock() {
-		c.relRun() // the connection's own goroutine: it may write
-	}
+	c.relDrain(true)
 }
 
 // relBusy takes relMu back once the client sent something, before mochi
@@ -308,23 +321,30 @@ func releaseAfterAck(cl *mqtt.Client, t byte) {
 
 // releaseHeld sends cl's held messages, in the order mochi would, while
 // fewer than the client's Receive Maximum are in flight by the session's
-// own count. Called with relMu held (the read loop, or relRun). A message
-// sent stays in the session as sent (Expiry 0, as restoreReleased leaves
-// those mochi sent), and takes its place from mochi's quota as mochi's
-// own sending does. Nothing is sent while an earlier message is still
-// queued (waitQueued).
+// own count. Called with relMu held (the read loop, or relDrain).
 func releaseHeld(cl *mqtt.Client) {
+	writeHeld(cl, claimHeld(cl))
+}
+
+// claimHeld marks as sent the held messages that go now, in the order
+// mochi would pick them, while fewer than the client's Receive Maximum
+// are in flight by the session's own count, and returns them for
+// writeHeld. Called with relMu held. A message marked stays in the
+// session as sent (Expiry 0, as restoreReleased leaves those mochi sent),
+// and takes its place from mochi's quota as mochi's own sending does.
+// None goes while an earlier message is still queued (waitQueued).
+func claimHeld(cl *mqtt.Client) []packets.Packet {
 	rm := int(cl.Properties.Props.ReceiveMaximum)
 	if rm == 0 || cl.Closed() {
-		return
+		return nil
 	}
 	orderHeld(cl)
 	held := cl.State.Inflight.GetAll(true) // by Created, as mochi picks
 	if len(held) == 0 {
-		return
+		return nil
 	}
 	if gc := guardOf(cl); gc != nil && waitQueued(gc, cl) {
-		return
+		return nil
 	}
 	out := 0
 	for _, p := range cl.State.Inflight.GetAll(false) {
@@ -332,9 +352,10 @@ func releaseHeld(cl *mqtt.Client) {
 			out++
 		}
 	}
+	var pks []packets.Packet
 	for _, pk := range held {
 		if out >= rm {
-			return
+			break
 		}
 		if pk.FixedHeader.Type != packets.Publish {
 			continue
@@ -343,18 +364,32 @@ func releaseHeld(cl *mqtt.Client) {
 		cl.State.Inflight.Set(pk)
 		cl.State.Inflight.DecreaseSendQuota()
 		out++
-		if err := cl.WritePacket(pk); err != nil {
-			if errors.Is(err, packets.ErrPacketTooLarge) {
-				// Over the client's Maximum Packet Size: never sendable.
-				// Dropped, as mochi drops a held message it sends, so
-				// that it does not count as in flight for good.
+		pks = append(pks, pk)
+	}
+	return pks
+}
+
+// writeHeld writes the messages claimHeld marked, in order, with relMu
+// held. One over the client's Maximum Packet Size can never be sent: it
+// is dropped, as mochi drops a held message it sends, so that it does not
+// count as in flight for good, and the place it took goes to the next.
+func writeHeld(cl *mqtt.Client, pks []packets.Packet) {
+	for len(pks) > 0 {
+		dropped := false
+		for _, pk := range pks {
+			if err := cl.WritePacket(pk); err != nil {
+				if !errors.Is(err, packets.ErrPacketTooLarge) {
+					return // the connection is ending; the messages stay in the session
+				}
 				cl.State.Inflight.Delete(pk.PacketID)
 				cl.State.Inflight.IncreaseSendQuota()
-				out--
-				continue
+				dropped = true
 			}
-			return // the connection is ending; the message stays in the session
 		}
+		if !dropped {
+			return
+		}
+		pks = claimHeld(cl)
 	}
 }
 
