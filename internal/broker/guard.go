@@ -290,7 +290,7 @@ type guardConn struct {
 
 	// relMu: whoever sends the session's held messages holds it; the
 	// connection's goroutine does except while it waits for the client
-	// (relOwned, its own field), and a release goroutine (relRun) a kick
+	// (relOwned, its own field), and a release goroutine (relWrite) a kick
 	// started may meanwhile. relWant: a kick found it held; relCl: the
 	// client to release for; pend: messages not yet written or held.
 	// See release.go.

@@ -56,8 +56,10 @@ import (
 // except while it waits for the client (relIdle, relBusy in
 // guardConn.Read). A publisher never writes to the client (it may be
 // Broker.Publish, a device's read loop or the ingest batcher, and a write
-// waits up to writeTimeout): kick hands relMu, if free, to a goroutine
-// of the connection's (relRun), and otherwise leaves a note (relWant)
+// waits up to writeTimeout): kick, if relMu is free, decides which held
+// messages go (claimHeld: no socket, and their quota taken before the
+// publisher's next message reads it) and hands relMu and their writing
+// to a new goroutine (relWrite); otherwise it leaves a note (relWant)
 // that the holder acts on when it lets go. The connection's goroutine
 // holds relMu from the start, so nothing is sent ahead of a resumed
 // session's resend and parking (parkBeyondReceiveMaximum, unpark).
