@@ -43,12 +43,13 @@ import (
 //   - after the read loop handled a PUBACK or PUBCOMP (OnPacketProcessed),
 //     for the place the quota may have lost.
 //
-// A held message is never sent while a message of the session neither
-// held nor written is still on its way (mochi's write loop writes what it
+// A held message is never sent while a message of the session the hub
+// sent before it, neither held nor written, is still on its way (by
+// packet id, sendOrder; mochi's write loop writes what it
 // sends at once from a queue; a write of ours would overtake it, and a
 // device could get "hold set" after "hold lifted", MQTT-4.6.0-6): the
 // undecided ids (pend) stay until their message is written (sentPending,
-// OnPacketSent), and a release that finds one waits (waitQueued); that
+// OnPacketSent), and a release that finds one waits (heldAhead); that
 // message's write, drop or hold kicks the release again.
 //
 // Only one goroutine may send held messages at a time, and mochi's read
@@ -89,16 +90,17 @@ type pendingPubs struct {
 	blocked bool
 }
 
-// unsentLocked reports whether one of p's ids is a message of cl's
-// session neither held nor written yet (queued, or not yet decided).
-// Called with p.mu held.
-func (p *pendingPubs) unsentLocked(cl *mqtt.Client) bool {
+// unsentLocked returns the messages of cl's session among p's ids that
+// are neither held nor written yet (queued, or not yet decided). Called
+// with p.mu held.
+func (p *pendingPubs) unsentLocked(cl *mqtt.Client) []packets.Packet {
+	var pks []packets.Packet
 	for _, id := range p.ids {
 		if e, ok := cl.State.Inflight.Get(id); ok && e.FixedHeader.Type == packets.Publish && e.Expiry >= 0 {
-			return true
+			pks = append(pks, e)
 		}
 	}
-	return false
+	return pks
 }
 
 // OnQosPublish notes a message of the hub's mochi has just stored in a
@@ -154,7 +156,7 @@ func sentPending(cl *mqtt.Client, pk *packets.Packet) {
 	due := false
 	if i := indexID(p.ids, pk.PacketID); i >= 0 {
 		p.ids = append(p.ids[:i], p.ids[i+1:]...)
-		if p.blocked && !p.unsentLocked(cl) {
+		if p.blocked { // the release looks again: what waited for this may go
 			p.blocked = false
 			due = true
 		}
@@ -225,8 +227,8 @@ func (h *hook) settlePending(gc *guardConn) {
 	if gone {
 		p.blocked = false
 	}
-	if gave && p.blocked && !p.unsentLocked(cl) {
-		held = true // a release waited for what is gone: due now
+	if gave && p.blocked {
+		held = true // a release may have waited for what is gone
 	}
 	if held {
 		p.blocked = false // the release looks again
@@ -334,7 +336,7 @@ func releaseHeld(cl *mqtt.Client) {
 // writeHeld. Called with relMu held. A message marked stays in the
 // session as sent (Expiry 0, as restoreReleased leaves those mochi sent),
 // and takes its place from mochi's quota as mochi's own sending does.
-// None goes while an earlier message is still queued (waitQueued).
+// None goes ahead of an earlier message still queued (heldAhead).
 func claimHeld(cl *mqtt.Client) []packets.Packet {
 	rm := int(cl.Properties.Props.ReceiveMaximum)
 	if rm == 0 || cl.Closed() {
@@ -345,8 +347,9 @@ func claimHeld(cl *mqtt.Client) []packets.Packet {
 	if len(held) == 0 {
 		return nil
 	}
-	if gc := guardOf(cl); gc != nil && waitQueued(gc, cl) {
-		return nil
+	ahead := len(held)
+	if gc := guardOf(cl); gc != nil {
+		ahead = heldAhead(gc, cl, held)
 	}
 	out := 0
 	for _, p := range cl.State.Inflight.GetAll(false) {
@@ -355,7 +358,7 @@ func claimHeld(cl *mqtt.Client) []packets.Packet {
 		}
 	}
 	var pks []packets.Packet
-	for _, pk := range held {
+	for _, pk := range held[:ahead] {
 		if out >= rm {
 			break
 		}
@@ -395,22 +398,44 @@ func writeHeld(cl *mqtt.Client, pks []packets.Packet) {
 	}
 }
 
-// waitQueued reports whether a message of cl's session that is neither
-// held nor written is still on its way (queued for the write loop, or its
-// publish undecided): held messages follow it, as the hub published them
-// after it (MQTT-4.6.0-6; a write of our own would overtake mochi's queue).
-// It notes the wait (blocked); the message's write (sentPending), drop or
-// hold (settlePending) kicks the release again.
-func waitQueued(gc *guardConn, cl *mqtt.Client) bool {
+// heldAhead returns how many of held (in the order they go) precede, in
+// the order the hub sent them (sendOrder), every message of cl's session
+// neither held nor written yet (queued for the write loop, or its publish
+// undecided): only those may be written now, as a write of ours would
+// overtake mochi's queue (MQTT-4.6.0-6). If one waits, it notes so
+// (blocked); that message's write (sentPending), drop or hold
+// (settlePending) kicks the release again.
+func heldAhead(gc *guardConn, cl *mqtt.Client, held []packets.Packet) int {
 	p := gc.pend.Load()
 	if p == nil {
-		return false
+		return len(held)
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.unsentLocked(cl) {
-		return false
+	unsent := p.unsentLocked(cl)
+	if len(unsent) > 0 {
+		p.blocked = true
 	}
-	p.blocked = true
-	return true
+	p.mu.Unlock()
+	if len(unsent) == 0 {
+		return len(held)
+	}
+	all := make([]packets.Packet, 0, len(held)+len(unsent))
+	all = append(all, held...)
+	all = append(all, unsent...)
+	isHeld := make(map[uint16]bool, len(held))
+	for _, pk := range held {
+		isHeld[pk.PacketID] = true
+	}
+	before := map[uint16]bool{}
+	for _, pk := range sendOrder(all) {
+		if !isHeld[pk.PacketID] {
+			break
+		}
+		before[pk.PacketID] = true
+	}
+	n := 0
+	for n < len(held) && before[held[n].PacketID] {
+		n++
+	}
+	return n
 }
