@@ -290,8 +290,9 @@ type guardConn struct {
 
 	// relMu: whoever sends the session's held messages holds it; the
 	// connection's goroutine does except while it waits for the client
-	// (relOwned, its own field). relWant: a kick found it held; relCl:
-	// the client to release for; pend: messages not yet sent or held.
+	// (relOwned, its own field), and a release goroutine (relWrite) a kick
+	// started may meanwhile. relWant: a kick found it held; relCl: the
+	// client to release for; pend: messages not yet written or held.
 	// See release.go.
 	relMu    sync.Mutex
 	relOwned bool

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -42,14 +43,30 @@ import (
 //   - after the read loop handled a PUBACK or PUBCOMP (OnPacketProcessed),
 //     for the place the quota may have lost.
 //
+// A held message is never sent while a message of the session the hub
+// sent before it, neither held nor written, is still on its way (by
+// packet id, sendOrder; mochi's write loop writes what it
+// sends at once from a queue; a write of ours would overtake it, and a
+// device could get "hold set" after "hold lifted", MQTT-4.6.0-6): the
+// undecided ids (pend) stay until their message is written (sentPending,
+// OnPacketSent), and a release that finds one waits (heldAhead); that
+// message's write, drop or hold kicks the release again.
+//
 // Only one goroutine may send held messages at a time, and mochi's read
 // loop sends them with no lock of ours, so the read loop holds relMu
 // except while it waits for the client (relIdle, relBusy in
-// guardConn.Read); a publisher's goroutine sends them only if it gets
-// relMu at once (kick), and otherwise leaves a note (relWant) that the
-// holder acts on when it lets go. The connection's goroutine holds relMu
-// from the start, so nothing is sent ahead of a resumed session's resend
-// and parking (parkBeyondReceiveMaximum, unpark).
+// guardConn.Read). A publisher never writes to the client (it may be
+// Broker.Publish, a device's read loop or the ingest batcher, and a write
+// waits up to writeTimeout): kick, if relMu is free, decides which held
+// messages go (claimHeld: no socket, and their quota taken before the
+// publisher's next message reads it) and hands relMu and their writing
+// to a new goroutine (relWrite); otherwise it leaves a note (relWant)
+// that the holder acts on when it lets go. The connection's goroutine
+// holds relMu from the start, so nothing is sent ahead of a resumed
+// session's resend and parking (parkBeyondReceiveMaximum, unpark).
+//
+// A held message over the client's Maximum Packet Size is dropped when
+// its release finds it so, as mochi drops one it sends.
 
 // undecided is the hub's record of connections with messages stored but
 // neither sent nor held yet (OnQosPublish), looked at after each publish.
@@ -61,12 +78,29 @@ type undecided struct {
 	n atomic.Int32
 }
 
-// pendingPubs are a connection's undecided message ids.
+// pendingPubs are a connection's undecided message ids, and those queued
+// for its write loop and not yet written.
 type pendingPubs struct {
 	mu  sync.Mutex
 	ids []uint16
 	cl  *mqtt.Client
 	in  bool // in the hub's undecided set
+	// blocked: a release found one of ids queued and sent nothing; the
+	// one that settles it (sentPending, settlePending) kicks again.
+	blocked bool
+}
+
+// unsentLocked returns the messages of cl's session among p's ids that
+// are neither held nor written yet (queued, or not yet decided). Called
+// with p.mu held.
+func (p *pendingPubs) unsentLocked(cl *mqtt.Client) []packets.Packet {
+	var pks []packets.Packet
+	for _, id := range p.ids {
+		if e, ok := cl.State.Inflight.Get(id); ok && e.FixedHeader.Type == packets.Publish && e.Expiry >= 0 {
+			pks = append(pks, e)
+		}
+	}
+	return pks
 }
 
 // OnQosPublish notes a message of the hub's mochi has just stored in a
@@ -104,7 +138,8 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) 
 }
 
 // sentPending forgets an undecided id once its message is written (sent
-// at once, or released by the read loop): it was not left held.
+// at once, or released): it was not left held. A release that waited for
+// it (blocked) is due once nothing else is queued ahead.
 func sentPending(cl *mqtt.Client, pk *packets.Packet) {
 	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 {
 		return
@@ -118,10 +153,18 @@ func sentPending(cl *mqtt.Client, pk *packets.Packet) {
 		return
 	}
 	p.mu.Lock()
+	due := false
 	if i := indexID(p.ids, pk.PacketID); i >= 0 {
 		p.ids = append(p.ids[:i], p.ids[i+1:]...)
+		if p.blocked { // the release looks again: what waited for this may go
+			p.blocked = false
+			due = true
+		}
 	}
 	p.mu.Unlock()
+	if due {
+		gc.kick(cl)
+	}
 }
 
 func indexID(ids []uint16, id uint16) int {
@@ -164,7 +207,7 @@ func (h *hook) settlePending(gc *guardConn) {
 	p.mu.Lock()
 	cl := p.cl
 	gone := cl == nil || cl.Closed() || gc.closed.Load()
-	held := false
+	held, gave := false, false
 	keep := p.ids[:0]
 	for _, id := range p.ids {
 		if gone {
@@ -173,6 +216,7 @@ func (h *hook) settlePending(gc *guardConn) {
 		e, ok := cl.State.Inflight.Get(id)
 		switch {
 		case !ok || e.FixedHeader.Type != packets.Publish:
+			gave = true // acknowledged, or dropped (mochi's queue was full)
 		case e.Expiry < 0:
 			held = true
 		default:
@@ -180,6 +224,15 @@ func (h *hook) settlePending(gc *guardConn) {
 		}
 	}
 	p.ids = keep
+	if gone {
+		p.blocked = false
+	}
+	if gave && p.blocked {
+		held = true // a release may have waited for what is gone
+	}
+	if held {
+		p.blocked = false // the release looks again
+	}
 	if len(keep) == 0 && p.in {
 		h.und.mu.Lock()
 		delete(h.und.m, gc)
@@ -193,36 +246,64 @@ func (h *hook) settlePending(gc *guardConn) {
 	}
 }
 
-// kick has cl's held messages released now if no one else is sending them
-// (relMu free: the read loop waits for the client), or else by whoever
-// holds relMu, when it lets go (relWant).
+// kick has cl's held messages released, but never written by the
+// caller: a publisher (Broker.Publish, a device's read loop, the ingest
+// batcher) must not wait for another client's socket. If relMu is free
+// (the read loop waits for the client), kick takes it and decides at
+// once which held messages go (claimHeld: no socket), so that the quota
+// they take is taken before the next publish reads it, and hands relMu
+// and the writing to a new goroutine (relWrite); otherwise whoever holds
+// relMu acts on the note (relWant) when it lets go. The note is set
+// before the TryLock and looked at after each Unlock, so one is never
+// left unacted while the connection lives; a connection that ended keeps
+// relMu held by its read loop, and its notes are moot. The goroutine
+// never waits for relMu, so none outlives its connection by more than
+// one bounded write (writeTimeout); it starts only when a message is to
+// go, which takes the loss release.go repairs.
 func (c *guardConn) kick(cl *mqtt.Client) {
 	c.relCl.Store(cl)
 	c.relWant.Store(true)
-	c.relWanted()
+	c.relDrain(false)
 }
 
-// relWanted releases held messages for as long as a kick asks and relMu
-// is free.
-func (c *guardConn) relWanted() {
+// relDrain acts on notes for as long as they come and relMu is free.
+// mayWrite: the caller is the connection's own goroutine, or relWrite;
+// otherwise messages to go are written by a new goroutine.
+func (c *guardConn) relDrain(mayWrite bool) {
 	for c.relWant.Load() && c.relMu.TryLock() {
 		c.relWant.Store(false)
-		if cl := c.relCl.Load(); cl != nil {
-			releaseHeld(cl)
+		cl := c.relCl.Load()
+		var pks []packets.Packet
+		if cl != nil {
+			pks = claimHeld(cl)
 		}
+		if len(pks) > 0 && !mayWrite {
+			go c.relWrite(cl, pks)
+			return
+		}
+		writeHeld(cl, pks)
 		c.relMu.Unlock()
 	}
 }
 
+// relWrite writes the messages kick claimed, with relMu handed to it,
+// then lets go of relMu and acts on notes that came meanwhile.
+func (c *guardConn) relWrite(cl *mqtt.Client, pks []packets.Packet) {
+	writeHeld(cl, pks)
+	c.relMu.Unlock()
+	c.relDrain(true)
+}
+
 // relIdle lets go of relMu before the read loop waits for the client,
-// then acts on a kick that came while it held it.
+// then acts on a kick that came while it held it (on the connection's
+// own goroutine, which may write).
 func (c *guardConn) relIdle() {
 	if !c.relOwned {
 		return
 	}
 	c.relOwned = false
 	c.relMu.Unlock()
-	c.relWanted()
+	c.relDrain(true)
 }
 
 // relBusy takes relMu back once the client sent something, before mochi
@@ -244,19 +325,31 @@ func releaseAfterAck(cl *mqtt.Client, t byte) {
 
 // releaseHeld sends cl's held messages, in the order mochi would, while
 // fewer than the client's Receive Maximum are in flight by the session's
-// own count. Called with relMu held (the read loop, or a kick). A message
-// sent stays in the session as sent (Expiry 0, as restoreReleased leaves
-// those mochi sent), and takes its place from mochi's quota as mochi's
-// own sending does.
+// own count. Called with relMu held (the read loop, or relDrain).
 func releaseHeld(cl *mqtt.Client) {
+	writeHeld(cl, claimHeld(cl))
+}
+
+// claimHeld marks as sent the held messages that go now, in the order
+// mochi would pick them, while fewer than the client's Receive Maximum
+// are in flight by the session's own count, and returns them for
+// writeHeld. Called with relMu held. A message marked stays in the
+// session as sent (Expiry 0, as restoreReleased leaves those mochi sent),
+// and takes its place from mochi's quota as mochi's own sending does.
+// None goes ahead of an earlier message still queued (heldAhead).
+func claimHeld(cl *mqtt.Client) []packets.Packet {
 	rm := int(cl.Properties.Props.ReceiveMaximum)
 	if rm == 0 || cl.Closed() {
-		return
+		return nil
 	}
 	orderHeld(cl)
 	held := cl.State.Inflight.GetAll(true) // by Created, as mochi picks
 	if len(held) == 0 {
-		return
+		return nil
+	}
+	ahead := len(held)
+	if gc := guardOf(cl); gc != nil {
+		ahead = heldAhead(gc, cl, held)
 	}
 	out := 0
 	for _, p := range cl.State.Inflight.GetAll(false) {
@@ -264,9 +357,10 @@ func releaseHeld(cl *mqtt.Client) {
 			out++
 		}
 	}
-	for _, pk := range held {
+	var pks []packets.Packet
+	for _, pk := range held[:ahead] {
 		if out >= rm {
-			return
+			break
 		}
 		if pk.FixedHeader.Type != packets.Publish {
 			continue
@@ -275,8 +369,73 @@ func releaseHeld(cl *mqtt.Client) {
 		cl.State.Inflight.Set(pk)
 		cl.State.Inflight.DecreaseSendQuota()
 		out++
-		if err := cl.WritePacket(pk); err != nil {
-			return // the connection is ending; the message stays in the session
-		}
+		pks = append(pks, pk)
 	}
+	return pks
+}
+
+// writeHeld writes the messages claimHeld marked, in order, with relMu
+// held. One over the client's Maximum Packet Size can never be sent: it
+// is dropped, as mochi drops a held message it sends, so that it does not
+// count as in flight for good, and the place it took goes to the next.
+func writeHeld(cl *mqtt.Client, pks []packets.Packet) {
+	for len(pks) > 0 {
+		dropped := false
+		for _, pk := range pks {
+			if err := cl.WritePacket(pk); err != nil {
+				if !errors.Is(err, packets.ErrPacketTooLarge) {
+					return // the connection is ending; the messages stay in the session
+				}
+				cl.State.Inflight.Delete(pk.PacketID)
+				cl.State.Inflight.IncreaseSendQuota()
+				dropped = true
+			}
+		}
+		if !dropped {
+			return
+		}
+		pks = claimHeld(cl)
+	}
+}
+
+// heldAhead returns how many of held (in the order they go) precede, in
+// the order the hub sent them (sendOrder), every message of cl's session
+// neither held nor written yet (queued for the write loop, or its publish
+// undecided): only those may be written now, as a write of ours would
+// overtake mochi's queue (MQTT-4.6.0-6). If one waits, it notes so
+// (blocked); that message's write (sentPending), drop or hold
+// (settlePending) kicks the release again.
+func heldAhead(gc *guardConn, cl *mqtt.Client, held []packets.Packet) int {
+	p := gc.pend.Load()
+	if p == nil {
+		return len(held)
+	}
+	p.mu.Lock()
+	unsent := p.unsentLocked(cl)
+	if len(unsent) > 0 {
+		p.blocked = true
+	}
+	p.mu.Unlock()
+	if len(unsent) == 0 {
+		return len(held)
+	}
+	all := make([]packets.Packet, 0, len(held)+len(unsent))
+	all = append(all, held...)
+	all = append(all, unsent...)
+	isHeld := make(map[uint16]bool, len(held))
+	for _, pk := range held {
+		isHeld[pk.PacketID] = true
+	}
+	before := map[uint16]bool{}
+	for _, pk := range sendOrder(all) {
+		if !isHeld[pk.PacketID] {
+			break
+		}
+		before[pk.PacketID] = true
+	}
+	n := 0
+	for n < len(held) && before[held[n].PacketID] {
+		n++
+	}
+	return n
 }
