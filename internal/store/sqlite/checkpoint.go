@@ -36,8 +36,8 @@ func checkpointDue(readings int64, since time.Duration) bool {
 }
 
 // walBackstopPages is the WAL size, in pages, at which the writer runs a
-// checkpoint itself after a commit. The checkpointer's PASSIVE checkpoints
-// copy frames but cannot restart the WAL: SQLite only writes from the
+// checkpoint itself after a commit. A PASSIVE checkpoint copies frames but
+// cannot restart the WAL: SQLite only writes from the
 // start of the WAL again when a write transaction begins with every frame
 // already copied, and under sustained ingest the writer appends new frames
 // while each checkpoint runs, so that never happened and the WAL grew
@@ -45,21 +45,19 @@ func checkpointDue(readings int64, since time.Duration) bool {
 // searching its whole index). The writer's own checkpoint runs between its
 // transactions, so it completes and the next transaction restarts the WAL;
 // with the checkpointer keeping up it only copies the last few frames.
-// Steady ingest reaches it too (session 7: at 10,000 paced readings a
-// second a commit always lands during a PASSIVE checkpoint, so the WAL
-// starts over only here, every ~1.4 s, and the commit after that
-// checkpoint waits for it: the ~11 ms PUBACK max of a quiet run). A
-// checkpointer pass that held the writer to make the WAL start over
-// earlier was measured and taken out again: no lower p99, +3% bytes
-// written per paced reading, and maxes of 18-24 ms (docs/benchmarks.md,
-// session 7, branch tail).
-const walBackstopPages = 8192
+// That is what happened every ~1.4 s of paced ingest at 8,192 pages
+// (session 7); now the checkpointer leaves the WAL wholly copied once it
+// holds walRestartFrames (checkpointWAL), the next transaction restarts
+// it, and the backstop (64 MiB) stays for whatever outruns the
+// checkpointer.
+const walBackstopPages = 16384
 
 // startCheckpointer opens a connection of its own and starts the goroutine
 // that checkpoints the WAL in PASSIVE mode, which never waits for readers
 // or writers and never blocks them: commits go on appending while it
-// copies. The writer's automatic checkpoint is off (see Open), so the
-// copying is no longer part of any commit's latency.
+// copies, except during the short last pass of checkpointWAL. The
+// writer's automatic checkpoint only runs at the backstop (see Open), so
+// the copying is not part of any commit's latency.
 func (db *DB) startCheckpointer(ctx context.Context, uri string, pragmas url.Values) error {
 	c, err := sql.Open("sqlite", uri+"?"+pragmas.Encode())
 	if err != nil {
@@ -99,10 +97,90 @@ func (db *DB) checkpointLoop() {
 		// A failure (a full disk) is also the writer's, which reports it;
 		// the next tick tries again and the WAL keeps everything meanwhile.
 		db.ckptMu.Lock()
-		_, _ = db.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		db.checkpointWAL(context.Background())
 		db.ckptMu.Unlock()
 	}
 }
+
+// checkpointWAL copies the WAL into the database file and leaves it
+// wholly copied, so the next write transaction starts the WAL over from
+// its beginning. A PASSIVE checkpoint copies the frames committed before
+// it began; commits land while it copies, and under steady ingest one
+// always did, so the WAL was never wholly copied, never started over, and
+// grew to the writer's backstop (walBackstopPages): every ~14,000 paced
+// readings (~1.4 s at 10,000/s) a commit or merge step ran a checkpoint of
+// up to 0.5 s of frames, and its database sync, inside its own
+// transaction, and every commit behind it waited (issue #19, the paced
+// PUBACK tail; docs/benchmarks.md, session 7, branch tail).
+//
+// So the bulk is copied without holding anything; a second pass, also
+// without, copies what was committed during the first (a much shorter
+// copy); and a last pass, with the writer connection held so that no
+// ingest commit, merge step or spare rows commit meanwhile, copies what
+// was committed during the second, usually a few frames. A commit waits
+// at most for that last copy and its syncs. Every sync SQLite does in a
+// checkpoint is kept, and so is what is durable when.
+func (db *DB) checkpointWAL(ctx context.Context) {
+	var busy, logFrames, copied int
+	// A failure (a full disk) is also the writer's, which reports it;
+	// the next tick tries again and the WAL keeps everything meanwhile.
+	if err := db.ckpt.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &copied); err != nil {
+		return
+	}
+	if logFrames < db.walRestartAt {
+		return // small yet: a later checkpoint lets it start over
+	}
+	// Even when it reports every frame copied, the count is of the
+	// frames committed before it began: those committed during it are
+	// left, and keep the WAL from starting over. A pass that finds
+	// nothing new (the same count) ends the unheld ones early. The held
+	// pass is needed all the same: a transaction that began while frames
+	// were still uncopied does not start the WAL over, and may commit
+	// after the unheld pass looked.
+	for range ckptUnheldPasses {
+		if db.ckptHook != nil {
+			db.ckptHook(false)
+		}
+		prev := logFrames
+		if err := db.ckpt.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &copied); err != nil {
+			return
+		}
+		if logFrames < prev {
+			return // the WAL started over meanwhile (the backstop)
+		}
+		if logFrames == prev {
+			break
+		}
+	}
+	conn, err := db.writer.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if db.ckptHook != nil {
+		db.ckptHook(true)
+	}
+	if err := db.ckpt.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &copied); err != nil {
+		return
+	}
+	if copied >= logFrames {
+		db.walCopiedWhole.Add(1)
+	}
+}
+
+// ckptUnheldPasses bounds the passes after the first that copy without
+// holding the writer (see checkpointWAL). walRestartFrames: the WAL is
+// made to start over once it holds this many frames. Each such
+// checkpoint copies some pages twice (those rewritten while its first
+// pass ran): at every checkpoint that was +4% bytes written per paced
+// reading (five interleaved rounds) and +10% at full speed (two pairs).
+// At a quarter of the backstop, a paced (10,000 msg/s: 2,500-3,900
+// frames a checkpoint) or full-speed WAL starts over at about every
+// other checkpoint, and reaches about half the backstop at most.
+const (
+	ckptUnheldPasses = 1
+	walRestartFrames = walBackstopPages / 4
+)
 
 // stopCheckpointer stops the goroutine and closes its connection. Close
 // then checkpoints whatever is left when the last connection closes.

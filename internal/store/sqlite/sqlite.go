@@ -79,6 +79,14 @@ type DB struct {
 	// (checkpoint.go).
 	sinceCheckpoint atomic.Int64
 	checkpoints     atomic.Int64
+	// walCopiedWhole counts the checkpoints that left the WAL wholly
+	// copied; walRestartAt is walRestartFrames (a field so tests can make
+	// small WALs start over); ckptHook, when set, runs before each of a
+	// checkpoint's later passes, told whether the writer is held (tests;
+	// checkpoint.go).
+	walCopiedWhole atomic.Int64
+	walRestartAt   int
+	ckptHook       func(held bool)
 
 	// stmts are the hot writer statements, prepared once (stage.go).
 	stmts stmts
@@ -216,7 +224,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
 	db := &DB{writer: writer, writerConns: writerConns, readers: readers, stageBelow: stageBelow, marks: map[int64]markState{},
-		ingestIdle: make(chan struct{}, 1), metrics: newMergeMetrics()}
+		ingestIdle: make(chan struct{}, 1), metrics: newMergeMetrics(), walRestartAt: walRestartFrames}
 	db.mergeStepRows.Store(mergeStepRows)
 	if err := db.prepare(ctx); err != nil {
 		readers.Close()
