@@ -326,11 +326,13 @@ func (c *guardConn) relBusy() {
 // hundred). With the quota left at 0, every message published meanwhile
 // is held behind those held already, and released in order.
 //
-// Not covered: a publish that read the quota (0) before this looked and
-// marks its message held after mochi's processPuback gave the place
-// back (no held message yet when this looked); mochi offers no hook in
-// between. A PUBCOMP is left to mochi: its processPubcomp gives the place
-// back whether or not the message is found.
+// Not covered: a publish whose message was not yet held when this looked
+// and whose quota step (DecreaseSendQuota, nothing at 0) came before
+// processPuback gave the place back: its message is held with the quota
+// at 1. mochi's publishToClient has no hook between that step and the
+// held mark. A PUBCOMP is left to mochi: its processPubcomp gives the
+// place back whether or not the message is found. mochi's OnQosComplete
+// does not run for a PUBACK taken over; no hook of ours uses it.
 func (h *hook) takeAckForHeld(cl *mqtt.Client, pk *packets.Packet) {
 	if pk.FixedHeader.Type != packets.Puback || cl.Net.Inline ||
 		cl.Properties.Props.ReceiveMaximum == 0 || cl.State.Inflight.Len() < 2 {
