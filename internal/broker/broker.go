@@ -200,6 +200,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 		ClientNetReadBufferSize: mochiReadBuffer,
 	})
 	h := newHook(auth, in, log, cfg.Registerer)
+	h.info = srv.Info
 	if cfg.Monitor != nil {
 		h.mon = cfg.Monitor
 	}

@@ -10,6 +10,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mochi-mqtt/server/v2/system"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/candor-iot/candor/internal/apps"
@@ -24,6 +25,9 @@ import (
 // Candor's policy.
 type hook struct {
 	mqtt.HookBase
+	// info is mochi's $SYS counters: a PUBACK taken over (takeAckForHeld)
+	// keeps its Inflight count as mochi's processPuback would.
+	info *system.Info
 	auth Authenticator
 	in   Ingester
 	apps Apps // nil: no app may log in
@@ -442,6 +446,7 @@ func pubrecRefused(cl *mqtt.Client, id uint16) {
 // PUBACKs the read loop holds are written.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	keepIDsApart(cl, &pk) // first: every later step sees the id mochi will use
+	h.takeAckForHeld(cl, &pk)
 	if pk.FixedHeader.Type == packets.Disconnect || (mayHoldAcks(cl) && unprocessable(&pk)) {
 		flushBeforeEnd(cl) // mochi closes the connection without reading again
 		return pk, nil
