@@ -510,7 +510,9 @@ type partSeq struct {
 // delete; the rows are chosen again.
 func (db *DB) deleteFirst(ctx context.Context, mode pgx.QueryExecMode, w *whereClause, r seqRange, limit int) (int64, error) {
 	var total int64
-	for total < int64(limit) {
+	// Bounded all the same: rounds come out short only while another
+	// deleter takes the same rows, which it cannot do for long.
+	for round := 0; total < int64(limit) && round < 10; round++ {
 		n, chosen, err := db.deleteFirstOnce(ctx, mode, w, r, limit-int(total))
 		total += n
 		if err != nil {
