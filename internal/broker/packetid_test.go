@@ -412,23 +412,9 @@ func TestHeldControlResent(t *testing.T) {
 func TestResumeHonoursReceiveMaximum(t *testing.T) {
 	tb := startBroker(t)
 	rm1 := mqtttest.PropUint16(0x21, 1)
-	c := mqtttest.Dial(t, tb.addr, nil)
-	c.Send(clashConnect(5, rm1...))
-	c.Expect(mqtttest.CONNACK)
-	c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/control/#", 1))
-	c.Expect(mqtttest.SUBACK)
-	c.Send(mqtttest.Disconnect())
-	c.ExpectClosed()
-	waitFor(t, "the device offline", 5*time.Second, func() bool {
-		cl, ok := tb.srv.Clients.Get(devA)
-		return ok && cl.Closed()
-	})
+	c := connectRM(t, tb, 1)
 	const n = 4
-	for i := range n {
-		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"n":%d}`, i), false); err != nil {
-			t.Fatal(err)
-		}
-	}
+	queueWhileOffline(t, tb, c, n)
 
 	r := mqtttest.Dial(t, tb.addr, nil)
 	r.Send(clashConnect(5, rm1...))
@@ -572,23 +558,9 @@ func testParkedSurvivesLivePublish(t *testing.T, after byte) {
 		t.Fatal(err)
 	}
 	rm1 := mqtttest.PropUint16(0x21, 1)
-	c := mqtttest.Dial(t, tb.addr, nil)
-	c.Send(clashConnect(5, rm1...))
-	c.Expect(mqtttest.CONNACK)
-	c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/control/#", 1))
-	c.Expect(mqtttest.SUBACK)
-	c.Send(mqtttest.Disconnect())
-	c.ExpectClosed()
-	waitFor(t, "the device offline", 5*time.Second, func() bool {
-		cl, ok := tb.srv.Clients.Get(devA)
-		return ok && cl.Closed()
-	})
+	c := connectRM(t, tb, 1)
 	const n = 4
-	for i := range n {
-		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"n":%d}`, i), false); err != nil {
-			t.Fatal(err)
-		}
-	}
+	queueWhileOffline(t, tb, c, n)
 	close(hk.arm)
 	r := mqtttest.Dial(t, tb.addr, nil)
 	r.Send(clashConnect(5, rm1...))
@@ -672,23 +644,9 @@ func TestResumeParkedSurvivesTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	rm1 := mqtttest.PropUint16(0x21, 1)
-	c := mqtttest.Dial(t, tb.addr, nil)
-	c.Send(clashConnect(5, rm1...))
-	c.Expect(mqtttest.CONNACK)
-	c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/control/#", 1))
-	c.Expect(mqtttest.SUBACK)
-	c.Send(mqtttest.Disconnect())
-	c.ExpectClosed()
-	waitFor(t, "the device offline", 5*time.Second, func() bool {
-		cl, ok := tb.srv.Clients.Get(devA)
-		return ok && cl.Closed()
-	})
+	c := connectRM(t, tb, 1)
 	const n = 4
-	for i := range n {
-		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"n":%d}`, i), false); err != nil {
-			t.Fatal(err)
-		}
-	}
+	queueWhileOffline(t, tb, c, n)
 	close(hk.arm)
 	r := mqtttest.Dial(t, tb.addr, nil)
 	r.Send(clashConnect(5, rm1...))
@@ -788,24 +746,10 @@ func payloadOf(p mqtttest.Packet) string { return string(p.Body[bytes.IndexByte(
 func TestResumeParkedThenLivePublishInOrder(t *testing.T) {
 	tb := startBroker(t)
 	rm1 := mqtttest.PropUint16(0x21, 1)
-	c := mqtttest.Dial(t, tb.addr, nil)
-	c.Send(clashConnect(5, rm1...))
-	c.Expect(mqtttest.CONNACK)
-	c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/control/#", 1))
-	c.Expect(mqtttest.SUBACK)
+	c := connectRM(t, tb, 1)
 	advanceNumbering(t, tb, c, 10)
-	c.Send(mqtttest.Disconnect())
-	c.ExpectClosed()
-	waitFor(t, "the device offline", 5*time.Second, func() bool {
-		cl, ok := tb.srv.Clients.Get(devA)
-		return ok && cl.Closed()
-	})
 	const n = 4
-	for i := range n {
-		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"n":%d}`, i), false); err != nil {
-			t.Fatal(err)
-		}
-	}
+	queueWhileOffline(t, tb, c, n)
 	r := mqtttest.Dial(t, tb.addr, nil)
 	r.Send(clashConnect(5, rm1...))
 	r.Expect(mqtttest.CONNACK)
@@ -889,5 +833,22 @@ func TestResumeParkedSentKeepsID(t *testing.T) {
 			t.Fatalf("then %s, want the new message", payloadOf(p))
 		}
 		r.Send(mqtttest.Puback(publishID(t, p)))
+	}
+}
+
+// queueWhileOffline disconnects c (devA, its session kept) and, once the
+// hub sees devA offline, publishes n control messages {"n":0}… to it.
+func queueWhileOffline(t *testing.T, tb *testBroker, c *mqtttest.Conn, n int) {
+	t.Helper()
+	c.Send(mqtttest.Disconnect())
+	c.ExpectClosed()
+	waitFor(t, "the device offline", 5*time.Second, func() bool {
+		cl, ok := tb.srv.Clients.Get(devA)
+		return ok && cl.Closed()
+	})
+	for i := range n {
+		if err := tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"n":%d}`, i), false); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -21,28 +21,7 @@ func TestMigrateReadingsClustered(t *testing.T) {
 
 	// Build the file as the schema version before clustering left it;
 	// later migrations run on top when it is opened again.
-	all := migrations
-	at := -1
-	for i, m := range all {
-		if m.name == "readings clustered by device" {
-			at = i
-		}
-	}
-	if at < 0 {
-		t.Fatal("no migration named \"readings clustered by device\"")
-	}
-	// A bare connection: Open prepares statements on tables of the
-	// current schema, which this file does not have yet.
-	old, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	migrations = all[:at]
-	err = migrate(ctx, old)
-	migrations = all
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := beforeClustering(t, path)
 	for i, r := range []struct {
 		dev, stream string
 		ts          int64
@@ -156,26 +135,7 @@ func TestFinishPurgeDropsDeviceKey(t *testing.T) {
 func TestMigrationLeavesNoLargeWAL(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "candor.db")
 	ctx := context.Background()
-	all := migrations
-	at := -1
-	for i, m := range all {
-		if m.name == "readings clustered by device" {
-			at = i
-		}
-	}
-	if at < 0 {
-		t.Fatal("no migration named \"readings clustered by device\"")
-	}
-	old, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	migrations = all[:at]
-	err = migrate(ctx, old)
-	migrations = all
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := beforeClustering(t, path)
 	tx, err := old.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -207,4 +167,33 @@ func TestMigrationLeavesNoLargeWAL(t *testing.T) {
 	if err == nil && fi.Size() > 1<<20 {
 		t.Errorf("WAL after the migration: %d bytes; want it truncated (the readings are about %d bytes)", fi.Size(), n*len(payload))
 	}
+}
+
+// beforeClustering creates path at the schema version just before the
+// readings were clustered by device and returns a bare connection to it:
+// Open would prepare statements on tables of the current schema, which
+// the file does not have yet. Opening it with Open runs the rest.
+func beforeClustering(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	all := migrations
+	at := -1
+	for i, m := range all {
+		if m.name == "readings clustered by device" {
+			at = i
+		}
+	}
+	if at < 0 {
+		t.Fatal("no migration named \"readings clustered by device\"")
+	}
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrations = all[:at]
+	err = migrate(context.Background(), old)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	return old
 }
