@@ -506,6 +506,7 @@ func unprocessable(pk *packets.Packet) bool {
 // acknowledgement of the hub's message gives a place back for a held one
 // (releaseAfterAck, release.go).
 func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
+	keepQuotaPinned(cl) // first: mochi looks at the quota right after this
 	if err != nil {
 		flushBeforeEnd(cl)
 		return
@@ -618,7 +619,8 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	if gc := guardOf(cl); gc != nil {
-		gc.unpark() // mochi has resent the session (parkBeyondReceiveMaximum)
+		gc.unpark()          // mochi has resent the session (parkBeyondReceiveMaximum)
+		pinSendQuota(cl, gc) // before the read loop's first packet (release.go)
 	}
 	h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
 }

@@ -67,6 +67,32 @@ import (
 //
 // A held message over the client's Maximum Packet Size is dropped when
 // its release finds it so, as mochi drops one it sends.
+//
+// Every message is held (pinSendQuota). After each packet it handles,
+// mochi's read loop looks for a held message to send when the quota is
+// above 0 and the session holds anything: Inflight.NextImmediate takes
+// the session's read lock and then, through GetAll, takes it a second
+// time. A publish storing a message for the client (Inflight.Set, the
+// write lock) between the two waits for the first, and the second waits
+// behind it: the read loop and the publisher (Broker.Publish, or the
+// ingest batcher handing readings to an app, and with it every device's
+// ingest) wait for each other for good. It took an app or device
+// acknowledging while the hub published to it: TestAcksWhilePublishing-
+// DoNotDeadlock stalled 2 runs in 8 before this. No mochi release fixes
+// it (v2.7.9 is the newest). So that mochi never looks, the quota of a
+// client with a Receive Maximum is kept at 0 with a maximum of 1: mochi
+// then holds every message of the hub's for it (the quota it reads is
+// 0), the releases above send them, and what would give the quota back
+// does not: a PUBACK of a sent message is taken before mochi sees it
+// (takeAckForHeld), and one place given back otherwise (a PUBCOMP, or a
+// PUBREL of the client's own QoS 2 publish) is taken again before mochi
+// looks (keepQuotaPinned). A message is released when fewer than the
+// maximum are in flight by the session's own count (claimHeld), so the
+// client's Receive Maximum holds as before. Residual: in the moment
+// between mochi giving a place back for a PUBCOMP or PUBREL and
+// keepQuotaPinned, a publish reads a quota of 1 and goes to mochi's
+// write queue at once, possibly ahead of held messages (the hub sends
+// nothing at QoS 2, so a PUBCOMP answers none of its messages).
 
 // undecided is the hub's record of connections with messages stored but
 // neither sent nor held yet (OnQosPublish), looked at after each publish.
@@ -313,6 +339,36 @@ func (c *guardConn) relBusy() {
 	c.relOwned = true
 }
 
+// pinSendQuota keeps cl's send quota at 0 with a maximum of 1 (see the
+// top of this file), on the connection's goroutine before its read loop
+// starts (OnSessionEstablished; ParseConnect and a session taken over
+// set the quota before this). A client with no Receive Maximum has a
+// maximum of 0, and mochi neither holds nor looks for held messages.
+func pinSendQuota(cl *mqtt.Client, gc *guardConn) {
+	if cl.Net.Inline || cl.Properties.Props.ReceiveMaximum == 0 {
+		return
+	}
+	cl.State.Inflight.ResetSendQuota(1)
+	cl.State.Inflight.DecreaseSendQuota()
+	gc.quotaPinned.Store(true)
+}
+
+// quotaPinned reports whether cl's send quota is pinned at 0.
+func quotaPinned(cl *mqtt.Client) bool {
+	gc := guardOf(cl)
+	return gc != nil && gc.quotaPinned.Load()
+}
+
+// keepQuotaPinned takes back the place mochi gave the quota while it
+// handled a packet (processPubcomp and processPubrel give one back
+// whatever they find), on the read loop, just before mochi looks for a
+// held message. The maximum is 1, so one step brings it back to 0.
+func keepQuotaPinned(cl *mqtt.Client) {
+	if quotaPinned(cl) {
+		cl.State.Inflight.DecreaseSendQuota()
+	}
+}
+
 // takeAckForHeld handles a PUBACK of the hub's message itself, before
 // mochi does (OnPacketRead, on the read loop, relMu held), when messages
 // of the session are held: it removes the acknowledged message, so that
@@ -335,14 +391,18 @@ func (c *guardConn) relBusy() {
 // does not run for a PUBACK taken over; no hook of ours uses it.
 func (h *hook) takeAckForHeld(cl *mqtt.Client, pk *packets.Packet) {
 	if pk.FixedHeader.Type != packets.Puback || cl.Net.Inline ||
-		cl.Properties.Props.ReceiveMaximum == 0 || cl.State.Inflight.Len() < 2 {
+		cl.Properties.Props.ReceiveMaximum == 0 {
+		return
+	}
+	pinned := quotaPinned(cl) // every PUBACK: the quota stays 0
+	if !pinned && cl.State.Inflight.Len() < 2 {
 		return
 	}
 	e, ok := cl.State.Inflight.Get(pk.PacketID)
 	if !ok || e.FixedHeader.Type != packets.Publish || e.Expiry < 0 {
 		return // not a message sent to the client: mochi's to answer
 	}
-	if len(cl.State.Inflight.GetAll(true)) == 0 {
+	if !pinned && len(cl.State.Inflight.GetAll(true)) == 0 {
 		return // nothing held: mochi gives the place back to its quota
 	}
 	if cl.State.Inflight.Delete(pk.PacketID) && h.info != nil {
@@ -353,7 +413,9 @@ func (h *hook) takeAckForHeld(cl *mqtt.Client, pk *packets.Packet) {
 // releaseAfterAck runs releaseHeld on the read loop after a PUBACK or
 // PUBCOMP gave a place back, in case mochi's quota lost it (see above).
 func releaseAfterAck(cl *mqtt.Client, t byte) {
-	if (t != packets.Puback && t != packets.Pubcomp) || cl.Net.Inline ||
+	// A SUBSCRIBE: a retained message sent for it is held like any
+	// other, and no OnPublished follows to release it.
+	if (t != packets.Puback && t != packets.Pubcomp && t != packets.Subscribe) || cl.Net.Inline ||
 		cl.Properties.Props.ReceiveMaximum == 0 || cl.State.Inflight.Len() == 0 {
 		return
 	}
@@ -380,7 +442,10 @@ func claimHeld(cl *mqtt.Client) []packets.Packet {
 		return nil
 	}
 	orderHeld(cl)
-	held := cl.State.Inflight.GetAll(true) // by Created, as mochi picks
+	// In the order the hub sent them (packet ids, handed out in that
+	// order): mochi's GetAll sorts by Created, in whole seconds, and an
+	// app's readings of one second would go out shuffled.
+	held := sendOrder(cl.State.Inflight.GetAll(true))
 	if len(held) == 0 {
 		return nil
 	}
@@ -424,7 +489,9 @@ func writeHeld(cl *mqtt.Client, pks []packets.Packet) {
 					return // the connection is ending; the messages stay in the session
 				}
 				cl.State.Inflight.Delete(pk.PacketID)
-				cl.State.Inflight.IncreaseSendQuota()
+				if !quotaPinned(cl) {
+					cl.State.Inflight.IncreaseSendQuota()
+				}
 				dropped = true
 			}
 		}

@@ -1,0 +1,192 @@
+package broker
+
+import (
+	"encoding/binary"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/candor-iot/candor/internal/apps"
+	"github.com/candor-iot/candor/internal/broker/mqtttest"
+)
+
+// TestAcksWhilePublishingDoNotDeadlock: the hub publishes to a device with
+// a Receive Maximum from two goroutines while the device acknowledges
+// every message at once. mochi v2.7.9's read loop, after each packet,
+// looks for a held message with Inflight.NextImmediate, which takes the
+// session's read lock and then, through GetAll, takes it again; a publish
+// storing a message (the write lock) between the two blocks behind the
+// first and the second blocks behind it: the read loop and the publisher
+// wait for each other for good.
+func TestAcksWhilePublishingDoNotDeadlock(t *testing.T) {
+	tb := startBroker(t)
+	c := connectRM(t, tb, 8)
+	const n, pubs = 4000, 2
+	var got, sent atomic.Int64
+	readErr := make(chan error, 1)
+	go func() {
+		for got.Load() < n*pubs {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			p, err := c.Next()
+			if err != nil {
+				readErr <- fmt.Errorf("after %d messages: %w", got.Load(), err)
+				return
+			}
+			if p.Type != mqtttest.PUBLISH {
+				continue
+			}
+			if p.Flags&0x06 == 0 || len(p.Body) < 2 || len(p.Body) < 2+int(binary.BigEndian.Uint16(p.Body))+2 {
+				readErr <- fmt.Errorf("message %d: want a QoS 1 PUBLISH, got % x", got.Load(), p.Raw)
+				return
+			}
+			got.Add(1)
+			_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write(mqtttest.Puback(binary.BigEndian.Uint16(p.Body[2+int(binary.BigEndian.Uint16(p.Body)):]))); err != nil {
+				readErr <- fmt.Errorf("acknowledging message %d: %w", got.Load(), err)
+				return
+			}
+		}
+		readErr <- nil
+	}()
+	var wg sync.WaitGroup
+	stuck := make(chan string, pubs)
+	for g := range pubs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				// A few beyond the maximum at a time: held messages,
+				// and publishes racing the read loop's PUBACKs.
+				for sent.Load()-got.Load() > 12 {
+					time.Sleep(20 * time.Microsecond)
+				}
+				sent.Add(1)
+				done := make(chan error, 1)
+				go func() {
+					done <- tb.Publish(ControlTopic(devA, "temp"), fmt.Appendf(nil, `{"g":%d,"i":%d}`, g, i), false)
+				}()
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					stuck <- fmt.Sprintf("publisher %d blocked at message %d (%d received)", g, i, got.Load())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case s := <-stuck:
+		t.Fatal(s)
+	default:
+	}
+	if err := <-readErr; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mochiLooks counts, after each packet mochi handled for a client (its
+// hooks run in the order added, so after the hub's), the times mochi is
+// about to call Inflight.NextImmediate: the session holds messages and
+// the client's send quota is above 0.
+type mochiLooks struct {
+	mqtt.HookBase
+	packets, looks atomic.Int64
+}
+
+func (w *mochiLooks) ID() string           { return "test-mochi-looks" }
+func (w *mochiLooks) Provides(b byte) bool { return b == mqtt.OnPacketProcessed }
+func (w *mochiLooks) OnPacketProcessed(cl *mqtt.Client, _ packets.Packet, err error) {
+	if cl.Net.Inline || err != nil {
+		return
+	}
+	w.packets.Add(1)
+	if cl.State.Inflight.Len() > 0 && sendQuota(cl) > 0 {
+		w.looks.Add(1)
+	}
+}
+
+// sendQuota reads mochi's unexported send quota (tests only: the hub
+// never reads it).
+func sendQuota(cl *mqtt.Client) int32 {
+	f := reflect.ValueOf(cl.State.Inflight).Elem().FieldByName("sendQuota")
+	return atomic.LoadInt32((*int32)(unsafe.Pointer(f.UnsafeAddr())))
+}
+
+// TestMochiNeverLooksForHeld: for a device and an app with a Receive
+// Maximum, with messages in flight and acknowledged, mochi's read loop
+// never reaches NextImmediate (the deadlock above needs it to); the
+// messages still arrive, in order, never more than the maximum
+// unacknowledged. On the code before, mochi looked after every PUBACK
+// that left a message in flight.
+func TestMochiNeverLooksForHeld(t *testing.T) {
+	app := oneApp{id: apps.IDPrefix + "x", secret: "secret-of-app-x-0123"}
+	for _, who := range []string{"device", "app"} {
+		t.Run(who, func(t *testing.T) {
+			tb := startBrokerWith(t, func(c *Config) { c.Apps = app })
+			w := &mochiLooks{}
+			if err := tb.srv.AddHook(w, nil); err != nil {
+				t.Fatal(err)
+			}
+			const rm, n = 3, 40
+			var c *mqtttest.Conn
+			publish := func(i int) {
+				if who == "device" {
+					publishWithin(t, tb, fmt.Appendf(nil, `{"n":%d}`, i))
+				} else {
+					tb.PublishReading(devA, "temp", fmt.Appendf(nil, `{"n":%d}`, i))
+				}
+			}
+			if who == "device" {
+				c = connectRM(t, tb, rm)
+			} else {
+				c = mqtttest.Dial(t, tb.addr, nil)
+				c.Send(mqtttest.Connect{Version: 5, ClientID: app.id, Username: app.id, Password: app.secret,
+					KeepAlive: 30, Props: mqtttest.PropUint16(0x21, rm)}.Encode())
+				c.Expect(mqtttest.CONNACK)
+				c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/+", 1))
+				c.Expect(mqtttest.SUBACK)
+			}
+			for i := range n { // all in the same second or two
+				publish(i)
+			}
+			next := 0
+			for next < n {
+				var ids []uint16
+				for len(ids) < rm && next+len(ids) < n {
+					p := expectWithin(t, c, mqtttest.PUBLISH, 10*time.Second, fmt.Sprintf("message %d", next+len(ids)))
+					if got, want := payloadOf(p), fmt.Sprintf(`{"n":%d}`, next+len(ids)); got != want {
+						t.Fatalf("got %s, want %s (in the order published)", got, want)
+					}
+					ids = append(ids, publishID(t, p))
+				}
+				if len(ids) == rm && next+rm < n {
+					// The maximum is unacknowledged: nothing more may come.
+					_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+					if p, err := c.Next(); err == nil {
+						t.Fatalf("a packet beyond the Receive Maximum %d: % x", rm, p.Raw)
+					}
+				}
+				for _, id := range ids {
+					c.Send(mqtttest.Puback(id))
+				}
+				next += len(ids)
+			}
+			publish(n) // the PUBACKs above are handled once this comes
+			expectWithin(t, c, mqtttest.PUBLISH, 10*time.Second, "the last message")
+			if w.packets.Load() < n {
+				t.Fatalf("mochi handled %d packets, want at least %d", w.packets.Load(), n)
+			}
+			if l := w.looks.Load(); l != 0 {
+				t.Fatalf("mochi looked for a held message %d times (of %d packets): NextImmediate can deadlock with a publish", l, w.packets.Load())
+			}
+		})
+	}
+}
