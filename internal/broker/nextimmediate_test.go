@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,5 +189,86 @@ func TestMochiNeverLooksForHeld(t *testing.T) {
 				t.Fatalf("mochi looked for a held message %d times (of %d packets): NextImmediate can deadlock with a publish", l, w.packets.Load())
 			}
 		})
+	}
+}
+
+// BenchmarkAppReadings: readings handed to an app, received and
+// acknowledged, per op; up to 32 published ahead of those received. With
+// a Receive Maximum (rm=64) every one goes through release.go (held,
+// then sent by a release) since the quota is pinned; with none (rm=0)
+// mochi sends each at once. (On the code before the pin, rm=64 stalls
+// in seconds: NextImmediate's deadlock.)
+//
+//	go test -run '^$' -bench AppReadings -benchmem ./internal/broker/
+func BenchmarkAppReadings(b *testing.B) {
+	for _, rm := range []uint16{0, 64} {
+		b.Run(fmt.Sprintf("rm=%d", rm), func(b *testing.B) { benchAppReadings(b, rm) })
+	}
+}
+
+func benchAppReadings(b *testing.B, rm uint16) {
+	app := oneApp{id: apps.IDPrefix + "x", secret: "secret-of-app-x-0123"}
+	br, err := New(Config{TCPAddr: "127.0.0.1:0", Apps: app}, &fakeAuth{secrets: map[string]string{devA: secretA}}, &fakeIngester{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := br.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	var props []byte
+	if rm > 0 {
+		props = mqtttest.PropUint16(0x21, rm)
+	}
+	c := mqtttest.Dial(b, br.Addr("tcp"), nil)
+	c.Send(mqtttest.Connect{Version: 5, ClientID: app.id, Username: app.id, Password: app.secret,
+		KeepAlive: 30, Props: props}.Encode())
+	c.Expect(mqtttest.CONNACK)
+	c.Send(mqtttest.Subscribe(5, 1, TopicRoot+"/"+devA+"/+", 1))
+	c.Expect(mqtttest.SUBACK)
+	payload := []byte(`{"t":21.5}`)
+	var got atomic.Int64
+	done := make(chan error, 1)
+	n := int64(b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	go func() {
+		for got.Load() < n {
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			p, err := c.Next()
+			if err != nil {
+				done <- err
+				return
+			}
+			if p.Type != mqtttest.PUBLISH {
+				continue
+			}
+			got.Add(1)
+			id := binary.BigEndian.Uint16(p.Body[2+int(binary.BigEndian.Uint16(p.Body)):])
+			if _, err := c.Write(mqtttest.Puback(id)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var failed error
+publish:
+	for i := range n {
+		for i-got.Load() >= 32 {
+			select {
+			case failed = <-done:
+				break publish
+			default:
+				runtime.Gosched()
+			}
+		}
+		br.PublishReading(devA, "temp", payload)
+	}
+	if failed == nil {
+		failed = <-done
+	}
+	if failed != nil {
+		b.Fatalf("after %d of %d readings: %v (mochi: %d dropped, %d inflight dropped, inflight %d)", got.Load(), n, failed, br.srv.Info.MessagesDropped, br.srv.Info.InflightDropped, br.srv.Info.Inflight)
 	}
 }
