@@ -453,10 +453,18 @@ func claimHeld(cl *mqtt.Client) []packets.Packet {
 	if gc := guardOf(cl); gc != nil {
 		ahead = heldAhead(gc, cl, held)
 	}
-	out := 0
-	for _, p := range cl.State.Inflight.GetAll(false) {
-		if p.FixedHeader.Type == packets.Pubrel || (p.FixedHeader.Type == packets.Publish && p.Expiry >= 0) {
-			out++
+	// The messages in flight are among the session's entries not held
+	// (read after them: a publish meanwhile only adds to both). When even
+	// all of those leave room for every message that may go, the exact
+	// count, a copy of every entry (an app's may be its whole Receive
+	// Maximum of readings), is not needed.
+	out := cl.State.Inflight.Len() - len(held)
+	if out+ahead > rm {
+		out = 0
+		for _, p := range cl.State.Inflight.GetAll(false) {
+			if p.FixedHeader.Type == packets.Pubrel || (p.FixedHeader.Type == packets.Publish && p.Expiry >= 0) {
+				out++
+			}
 		}
 	}
 	var pks []packets.Packet
