@@ -299,9 +299,10 @@ type guardConn struct {
 	relWant  atomic.Bool
 	relCl    atomic.Pointer[mqtt.Client]
 	pend     atomic.Pointer[pendingPubs]
-	// quotaPinned: the client's send quota is kept at 0 (pinSendQuota),
-	// so mochi holds every message of the hub's and release.go sends it.
-	quotaPinned atomic.Bool
+	// pinnedOn: the session whose send quota is kept at 0 (pinSendQuota),
+	// so that mochi holds every message of the hub's and release.go sends
+	// it; nil if none is.
+	pinnedOn atomic.Pointer[mqtt.Inflight]
 
 	writeBy time.Time // the write deadline armed (under mu); see armWrite
 	// watch: a write deadline cannot bound this connection's writes (a

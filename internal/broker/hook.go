@@ -100,6 +100,7 @@ func (h *hook) Provides(b byte) bool {
 	case mqtt.OnConnectAuthenticate,
 		mqtt.OnACLCheck,
 		mqtt.OnPublish,
+		mqtt.OnSessionEstablish,
 		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
 		mqtt.OnPacketSent,
@@ -447,6 +448,7 @@ func pubrecRefused(cl *mqtt.Client, id uint16) {
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	keepIDsApart(cl, &pk) // first: every later step sees the id mochi will use
 	h.takeAckForHeld(cl, &pk)
+	h.takePubcomp(cl, &pk)
 	if pk.FixedHeader.Type == packets.Disconnect || (mayHoldAcks(cl) && unprocessable(&pk)) {
 		flushBeforeEnd(cl) // mochi closes the connection without reading again
 		return pk, nil
@@ -614,13 +616,26 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	}
 }
 
+// OnSessionEstablish pins the send quota (release.go) before mochi makes
+// the client one publishes reach (Clients.Add): a publish taking from the
+// quota at the same moment could otherwise leave it below 0, where mochi
+// holds nothing.
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if gc := guardOf(cl); gc != nil {
+		pinSendQuota(cl, gc)
+	}
+}
+
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if cl.Net.Inline {
 		return
 	}
 	if gc := guardOf(cl); gc != nil {
-		gc.unpark()          // mochi has resent the session (parkBeyondReceiveMaximum)
-		pinSendQuota(cl, gc) // before the read loop's first packet (release.go)
+		gc.unpark() // mochi has resent the session (parkBeyondReceiveMaximum)
+		if gc.pinnedOn.Load() != cl.State.Inflight {
+			// A session taken over: mochi copied it and set the quota.
+			pinSendQuota(cl, gc)
+		}
 	}
 	h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
 }

@@ -180,8 +180,10 @@ func TestMochiNeverLooksForHeld(t *testing.T) {
 				}
 				next += len(ids)
 			}
-			publish(n) // the PUBACKs above are handled once this comes
-			expectWithin(t, c, mqtttest.PUBLISH, 10*time.Second, "the last message")
+			// Every PUBACK above is handled once the PINGRESP comes (the
+			// read loop handles packets in order).
+			c.Send(mqtttest.Pingreq())
+			expectWithin(t, c, mqtttest.PINGRESP, 10*time.Second, "PINGRESP")
 			if w.packets.Load() < n {
 				t.Fatalf("mochi handled %d packets, want at least %d", w.packets.Load(), n)
 			}
@@ -270,5 +272,62 @@ publish:
 	}
 	if failed != nil {
 		b.Fatalf("after %d of %d readings: %v (mochi: %d dropped, %d inflight dropped, inflight %d)", got.Load(), n, failed, br.srv.Info.MessagesDropped, br.srv.Info.InflightDropped, br.srv.Info.Inflight)
+	}
+}
+
+// publishInPubcomp publishes a control message to devA from inside
+// mochi's processPubcomp, after it gave the send quota a place back and
+// before the hub's OnPacketProcessed, as if the read loop were preempted
+// there while Broker.Publish or the ingest batcher published.
+type publishInPubcomp struct {
+	mqtt.HookBase
+	tb    *testBroker
+	quota atomic.Int32
+	ran   atomic.Bool
+}
+
+func (h *publishInPubcomp) ID() string           { return "test-publish-in-pubcomp" }
+func (h *publishInPubcomp) Provides(b byte) bool { return b == mqtt.OnQosComplete }
+func (h *publishInPubcomp) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Net.Inline || pk.FixedHeader.Type != packets.Pubcomp || !h.ran.CompareAndSwap(false, true) {
+		return
+	}
+	h.quota.Store(sendQuota(cl))
+	_ = h.tb.Publish(ControlTopic(devA, "temp"), []byte(`{"n":3}`), false)
+}
+
+// TestStrayPubcompKeepsQuotaPinned: a PUBCOMP from a device with a
+// Receive Maximum (the hub sends nothing at QoS 2, so it completes
+// nothing) neither acknowledges the QoS 1 message whose id it names nor
+// gives the send quota a place: mochi's processPubcomp did both, and a
+// message published in that moment went out at once, ahead of the held
+// one.
+func TestStrayPubcompKeepsQuotaPinned(t *testing.T) {
+	tb := startBroker(t)
+	h := &publishInPubcomp{tb: tb}
+	if err := tb.srv.AddHook(h, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := connectRM(t, tb, 2)
+	for i := range 3 { // 0 and 1 sent, 2 held
+		publishWithin(t, tb, fmt.Appendf(nil, `{"n":%d}`, i))
+	}
+	var ids []uint16
+	for i := range 2 {
+		p := expectWithin(t, c, mqtttest.PUBLISH, 5*time.Second, "message")
+		if got, want := payloadOf(p), fmt.Sprintf(`{"n":%d}`, i); got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+		ids = append(ids, publishID(t, p))
+	}
+	c.Send([]byte{mqtttest.PUBCOMP << 4, 2, byte(ids[0] >> 8), byte(ids[0])})
+	c.Send(mqtttest.Pingreq())
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if p, err := c.Next(); err != nil || p.Type != mqtttest.PINGRESP {
+		t.Fatalf("after a PUBCOMP for a QoS 1 message, Receive Maximum 2 unacknowledged: % x, %v, want only the PINGRESP (quota in mochi's processPubcomp: %d)", p.Raw, err, h.quota.Load())
+	}
+	c.Send(mqtttest.Puback(ids[0]))
+	if p := expectWithin(t, c, mqtttest.PUBLISH, 5*time.Second, "the held message"); payloadOf(p) != `{"n":2}` {
+		t.Fatalf("got %s, want the held {\"n\":2}", payloadOf(p))
 	}
 }

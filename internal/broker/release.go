@@ -84,15 +84,25 @@ import (
 // then holds every message of the hub's for it (the quota it reads is
 // 0), the releases above send them, and what would give the quota back
 // does not: a PUBACK of a sent message is taken before mochi sees it
-// (takeAckForHeld), and one place given back otherwise (a PUBCOMP, or a
-// PUBREL of the client's own QoS 2 publish) is taken again before mochi
-// looks (keepQuotaPinned). A message is released when fewer than the
-// maximum are in flight by the session's own count (claimHeld), so the
-// client's Receive Maximum holds as before. Residual: in the moment
-// between mochi giving a place back for a PUBCOMP or PUBREL and
-// keepQuotaPinned, a publish reads a quota of 1 and goes to mochi's
-// write queue at once, possibly ahead of held messages (the hub sends
-// nothing at QoS 2, so a PUBCOMP answers none of its messages).
+// (takeAckForHeld), so is a PUBCOMP (takePubcomp), and the place mochi
+// gives back for a PUBREL of the client's own QoS 2 publish is taken
+// again before it looks (keepQuotaPinned). The pin is set before mochi
+// makes the client one publishes reach (OnSessionEstablish), and again
+// for a session taken over, which mochi copies with a fresh quota. A
+// message is released when fewer than the maximum are in flight by the
+// session's own count (claimHeld), so the client's Receive Maximum holds
+// as before.
+//
+// Residual: in the moment between mochi's processPubrel giving a place
+// back and keepQuotaPinned, a publish to that client reads a quota of 1
+// and goes to mochi's write queue at once: beyond the client's maximum
+// if it is full, and ahead of held messages. Two publishes in that
+// moment, or one racing the re-pin of a session taken over, can leave
+// the quota at -1 (mochi's DecreaseSendQuota is check-then-add), where
+// mochi holds nothing and the maximum is no longer kept for that
+// connection (before the pin, mochi's next PUBACK repaired that). It
+// needs the client's QoS 2 publish and a hub message to it in the same
+// microseconds; handling PUBREL in place of mochi would close it.
 
 // undecided is the hub's record of connections with messages stored but
 // neither sent nor held yet (OnQosPublish), looked at after each publish.
@@ -350,19 +360,40 @@ func pinSendQuota(cl *mqtt.Client, gc *guardConn) {
 	}
 	cl.State.Inflight.ResetSendQuota(1)
 	cl.State.Inflight.DecreaseSendQuota()
-	gc.quotaPinned.Store(true)
+	gc.pinnedOn.Store(cl.State.Inflight)
 }
 
 // quotaPinned reports whether cl's send quota is pinned at 0.
 func quotaPinned(cl *mqtt.Client) bool {
 	gc := guardOf(cl)
-	return gc != nil && gc.quotaPinned.Load()
+	return gc != nil && gc.pinnedOn.Load() != nil
+}
+
+// takePubcomp handles a PUBCOMP of a pinned client itself (OnPacketRead):
+// mochi's processPubcomp gives the quota a place back whatever it finds,
+// and a publish reading the quota before keepQuotaPinned takes it again
+// would go to mochi's write queue at once, beyond the client's Receive
+// Maximum and ahead of held messages. The hub publishes nothing at QoS 2,
+// so a PUBCOMP completes no flow of its: it ends a Pubrel entry if one
+// has the id, gives the receive quota its place as mochi does, and mochi
+// is handed a PUBACK of id 0 instead, which no message has.
+func (h *hook) takePubcomp(cl *mqtt.Client, pk *packets.Packet) {
+	if pk.FixedHeader.Type != packets.Pubcomp || !quotaPinned(cl) {
+		return
+	}
+	if e, ok := cl.State.Inflight.Get(pk.PacketID); ok && e.FixedHeader.Type == packets.Pubrel {
+		if cl.State.Inflight.Delete(pk.PacketID) && h.info != nil {
+			atomic.AddInt64(&h.info.Inflight, -1)
+		}
+	}
+	cl.State.Inflight.IncreaseReceiveQuota()
+	*pk = packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: pk.ProtocolVersion}
 }
 
 // keepQuotaPinned takes back the place mochi gave the quota while it
-// handled a packet (processPubcomp and processPubrel give one back
-// whatever they find), on the read loop, just before mochi looks for a
-// held message. The maximum is 1, so one step brings it back to 0.
+// handled a packet (processPubrel gives one back, for the client's own
+// QoS 2 publish), on the read loop, just before mochi looks for a held
+// message. The maximum is 1, so one step brings it back to 0.
 func keepQuotaPinned(cl *mqtt.Client) {
 	if quotaPinned(cl) {
 		cl.State.Inflight.DecreaseSendQuota()
