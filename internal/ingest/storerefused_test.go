@@ -1,0 +1,132 @@
+package ingest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/candor-iot/candor/internal/store"
+	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
+)
+
+// A device the SQLite store can give no key in range (past
+// sqlite.MaxDeviceKey) has its readings refused, each with an error
+// wrapping ErrStorage and a KeyRangeError naming it, while the other
+// device's readings committed in the same batch are stored, acknowledged
+// (Wait returns nil), counted as accepted and handed to apps; the hub
+// stays ready.
+func TestStoreRefusesOneDeviceOfABatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	path := sqlitetest.Path(t)
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dev_ok has a key; the next device given one gets MaxDeviceKey+1
+	// (written on the closed file: the store keeps its connections).
+	if err := db.AppendReadings(ctx, []store.Reading{{DeviceID: "dev_ok", Stream: "temperature", Time: time.Now().UTC(), Payload: []byte(`{"celsius":1}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = ? WHERE name = 'reading_devices'`, sqlite.MaxDeviceKey); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	db, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+
+	reg := prometheus.NewRegistry()
+	apps := &recordingApps{}
+	// One batch: it gathers for longer than the enqueues take.
+	p := newPipeline(t, db, Options{Manifests: newThermostatManifests(t), Apps: apps, Registerer: reg,
+		BatchMaxWait: time.Second, BatchMaxRows: 100})
+	var tickets []Ticket
+	var devs []string
+	for i := range 12 {
+		dev := "dev_ok"
+		if i%3 == 1 {
+			dev = "dev_over"
+		}
+		tk, err := p.Enqueue(ctx, dev, "temperature", fmt.Appendf(nil, `{"celsius":%d}`, i))
+		if err != nil {
+			t.Fatalf("Enqueue %d: %v", i, err)
+		}
+		tickets = append(tickets, tk)
+		devs = append(devs, dev)
+	}
+	for i, tk := range tickets {
+		if tk.b != tickets[0].b {
+			t.Fatalf("reading %d went to another batch: the test needs them in one", i)
+		}
+	}
+	var okPayloads []string
+	for i, tk := range tickets {
+		err := tk.Wait(ctx)
+		if devs[i] == "dev_ok" {
+			if err != nil {
+				t.Errorf("reading %d of dev_ok: %v, want it acknowledged", i, err)
+			}
+			okPayloads = append(okPayloads, fmt.Sprintf(`{"celsius":%d}`, i))
+			continue
+		}
+		var kr *sqlite.KeyRangeError
+		if !errors.Is(err, ErrStorage) || !errors.As(err, &kr) || kr.DeviceID != "dev_over" || kr.DeviceKey <= sqlite.MaxDeviceKey {
+			t.Errorf("reading %d of dev_over: %v, want ErrStorage and a KeyRangeError for its key", i, err)
+		} else if !strings.Contains(err.Error(), `device "dev_over": device key`) {
+			t.Errorf("reading %d of dev_over: %q does not say which device and why", i, err)
+		}
+	}
+	got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "dev_ok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotPayloads []string
+	for _, r := range got[1:] { // after the one stored first
+		gotPayloads = append(gotPayloads, string(r.Payload))
+	}
+	if len(got) == 0 || !slices.Equal(gotPayloads, okPayloads) {
+		t.Fatalf("dev_ok's stored readings %q, want the first and %q", gotPayloads, okPayloads)
+	}
+	if got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "dev_over"}); err != nil || len(got) != 0 {
+		t.Fatalf("dev_over: %d readings stored (%v), want none", len(got), err)
+	}
+	var delivered []string
+	for _, d := range apps.delivered() {
+		if dev, payload, _ := strings.Cut(d, "/temperature "); dev != "dev_ok" {
+			t.Errorf("apps were handed %q, a reading not stored", d)
+		} else {
+			delivered = append(delivered, payload)
+		}
+	}
+	if !slices.Equal(delivered, okPayloads) {
+		t.Errorf("apps were handed %q, want %q", delivered, okPayloads)
+	}
+	if n := metricValue(t, reg, "candor_readings_accepted_total"); n != float64(len(okPayloads)) {
+		t.Errorf("accepted %v, want %d", n, len(okPayloads))
+	}
+	if n := metricValue(t, reg, "candor_store_readings_refused_total"); n != float64(len(tickets)-len(okPayloads)) {
+		t.Errorf("store refused %v, want %d", n, len(tickets)-len(okPayloads))
+	}
+	if n := metricValue(t, reg, "candor_store_batch_errors_total"); n != 0 {
+		t.Errorf("%v failed batches, want 0", n)
+	}
+	if err := p.Health(); err != nil {
+		t.Errorf("Health: %v, want ready (every other reading is stored)", err)
+	}
+}
