@@ -130,3 +130,33 @@ func TestStoreRefusesOneDeviceOfABatch(t *testing.T) {
 		t.Errorf("Health: %v, want ready (every other reading is stored)", err)
 	}
 }
+
+// A refusal that names no reading of the batch, or one it does not have,
+// says nothing reliable about what was stored: the batch fails as a
+// whole, its readings are not acknowledged, and Health reports it.
+func TestMalformedRefusalFailsTheBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		refused []store.RefusedReading
+	}{
+		{"none", nil},
+		{"past the batch", []store.RefusedReading{{Index: 1, Err: errFakeStore}}},
+		{"no reason", []store.RefusedReading{{Index: 0}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFakeStore()
+			fs.setAppendErr(&store.RefusedReadingsError{Refused: tc.refused})
+			p := newPipeline(t, fs, Options{})
+			ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+			defer cancel()
+			err := p.Submit(ctx, "dev-1", "temp", []byte(`{"c":1}`), true)
+			var re *store.RefusedReadingsError
+			if !errors.Is(err, ErrStorage) || !errors.As(err, &re) {
+				t.Fatalf("Submit: %v, want ErrStorage wrapping the store's error", err)
+			}
+			if p.Health() == nil {
+				t.Error("Health reports ready after the batch failed")
+			}
+		})
+	}
+}
