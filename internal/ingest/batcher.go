@@ -384,15 +384,15 @@ func (b *batcher) flush() int {
 	n := len(bt.rows)
 	stored := n
 	var refused *store.RefusedReadingsError
-	if err := b.st.AppendReadings(context.Background(), bt.rows); errors.As(err, &refused) && bt.refuse(refused) {
-		stored -= len(refused.Refused)
-	} else if err != nil {
-		bt.err = fmt.Errorf("%w: %w", ErrStorage, err)
+	if err := b.st.AppendReadings(context.Background(), bt.rows); err != nil {
+		if refused = bt.failed(err); refused != nil {
+			stored -= len(refused.Refused)
+		}
 	}
 	if b.onCommit != nil {
 		b.onCommit(stored, time.Since(start), bt.err)
 	}
-	if bt.errs != nil && b.onRefused != nil {
+	if refused != nil && b.onRefused != nil {
 		b.onRefused(refused)
 	}
 	if bt.err == nil && len(bt.live) > 0 && b.onLive != nil {
@@ -430,18 +430,18 @@ func (b *batcher) flush() int {
 	return n
 }
 
-// refuse records the store's refusal of some of bt's rows, the rest
-// being committed, in errs. It reports false, recording nothing, if the
-// refusal names no row or a row the batch does not have: the batch's
-// outcome is then unknown, and it fails as a whole.
-func (bt *batch) refuse(re *store.RefusedReadingsError) bool {
-	if len(re.Refused) == 0 {
-		return false
-	}
-	for _, r := range re.Refused {
-		if r.Index < 0 || r.Index >= len(bt.rows) || r.Err == nil {
-			return false
-		}
+// failed records the store's error from writing bt: in errs if it is a
+// refusal of some of bt's rows, the rest being committed, which it
+// returns; otherwise, the whole batch having failed, in err. A refusal
+// that names no row, or a row the batch does not have, leaves what was
+// stored unknown, so the batch fails as a whole. (Its own function:
+// errors.As moves re to the heap, which the commit path would pay for
+// every batch.)
+func (bt *batch) failed(err error) *store.RefusedReadingsError {
+	var re *store.RefusedReadingsError
+	if !errors.As(err, &re) || !bt.refusesRows(re) {
+		bt.err = fmt.Errorf("%w: %w", ErrStorage, err)
+		return nil
 	}
 	bt.errs = make([]error, len(bt.rows))
 	for _, r := range re.Refused {
@@ -449,6 +449,20 @@ func (bt *batch) refuse(re *store.RefusedReadingsError) bool {
 		// to commit: the reading is the device's to send again (once an
 		// operator has made room), not a breach of policy.
 		bt.errs[r.Index] = fmt.Errorf("%w: %w", ErrStorage, r.Err)
+	}
+	return re
+}
+
+// refusesRows reports whether re names at least one row of bt, and only
+// rows of bt, each with a reason.
+func (bt *batch) refusesRows(re *store.RefusedReadingsError) bool {
+	if len(re.Refused) == 0 {
+		return false
+	}
+	for _, r := range re.Refused {
+		if r.Index < 0 || r.Index >= len(bt.rows) || r.Err == nil {
+			return false
+		}
 	}
 	return true
 }
