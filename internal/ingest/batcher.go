@@ -86,7 +86,8 @@ type batcher struct {
 	busyWait   time.Duration
 	maxPending int // submitters block beyond this many queued rows (backpressure); also the largest batch
 	// onCommit is told of every batch written: how many of its readings
-	// were committed, how long it took, and the error if it failed.
+	// were committed, how long it took, and the error if it failed. Not
+	// of a batch whose every reading the store refused (onRefused is).
 	onCommit func(n int, d time.Duration, err error)
 	// onRefused, if set, is told of the readings the store refused from
 	// a batch whose other readings it committed.
@@ -389,7 +390,11 @@ func (b *batcher) flush() int {
 			stored -= len(refused.Refused)
 		}
 	}
-	if b.onCommit != nil {
+	// A batch the store refused whole wrote nothing: it is neither a
+	// commit that succeeded (which would report a failing store healthy
+	// again while it stores nothing, say once the seqs are used up) nor
+	// one that failed.
+	if b.onCommit != nil && (stored > 0 || bt.err != nil) {
 		b.onCommit(stored, time.Since(start), bt.err)
 	}
 	if refused != nil && b.onRefused != nil {
@@ -432,14 +437,15 @@ func (b *batcher) flush() int {
 
 // failed records the store's error from writing bt: in errs if it is a
 // refusal of some of bt's rows, the rest being committed, which it
-// returns; otherwise, the whole batch having failed, in err. A refusal
-// that names no row, or a row the batch does not have, leaves what was
-// stored unknown, so the batch fails as a whole. (Its own function:
-// errors.As moves re to the heap, which the commit path would pay for
-// every batch.)
+// returns; otherwise, the whole batch having failed, in err. Only the
+// store's error itself counts as a refusal, never one found inside it: a
+// whole-batch failure that wraps or joins a RefusedReadingsError (from
+// an earlier attempt, say) stored nothing. A refusal that names no row,
+// a row the batch does not have or a row twice leaves what was stored
+// unknown, so the batch fails as a whole.
 func (bt *batch) failed(err error) *store.RefusedReadingsError {
-	var re *store.RefusedReadingsError
-	if !errors.As(err, &re) || !bt.refusesRows(re) {
+	re, ok := err.(*store.RefusedReadingsError)
+	if !ok || !bt.refusesRows(re) {
 		bt.err = fmt.Errorf("%w: %w", ErrStorage, err)
 		return nil
 	}
@@ -454,15 +460,19 @@ func (bt *batch) failed(err error) *store.RefusedReadingsError {
 }
 
 // refusesRows reports whether re names at least one row of bt, and only
-// rows of bt, each with a reason.
+// rows of bt, each with a reason, in increasing order as the store
+// promises. So no row is named twice, which would count twice against
+// the rows stored.
 func (bt *batch) refusesRows(re *store.RefusedReadingsError) bool {
-	if len(re.Refused) == 0 {
+	if re == nil || len(re.Refused) == 0 {
 		return false
 	}
+	prev := -1
 	for _, r := range re.Refused {
-		if r.Index < 0 || r.Index >= len(bt.rows) || r.Err == nil {
+		if r.Index <= prev || r.Index >= len(bt.rows) || r.Err == nil {
 			return false
 		}
+		prev = r.Index
 	}
 	return true
 }

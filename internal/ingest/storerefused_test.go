@@ -131,9 +131,9 @@ func TestStoreRefusesOneDeviceOfABatch(t *testing.T) {
 	}
 }
 
-// A refusal that names no reading of the batch, or one it does not have,
-// says nothing reliable about what was stored: the batch fails as a
-// whole, its readings are not acknowledged, and Health reports it.
+// A refusal that names no reading of the batch, one it does not have or
+// one twice says nothing reliable about what was stored: the batch fails
+// as a whole, its readings are not acknowledged, and Health reports it.
 func TestMalformedRefusalFailsTheBatch(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -142,6 +142,7 @@ func TestMalformedRefusalFailsTheBatch(t *testing.T) {
 		{"none", nil},
 		{"past the batch", []store.RefusedReading{{Index: 1, Err: errFakeStore}}},
 		{"no reason", []store.RefusedReading{{Index: 0}}},
+		{"twice", []store.RefusedReading{{Index: 0, Err: errFakeStore}, {Index: 0, Err: errFakeStore}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := newFakeStore()
@@ -158,5 +159,85 @@ func TestMalformedRefusalFailsTheBatch(t *testing.T) {
 				t.Error("Health reports ready after the batch failed")
 			}
 		})
+	}
+}
+
+// A store error that only contains a refusal (joined with, or wrapped
+// in, a failure of the whole batch) is a failure of the whole batch: the
+// reading is not taken for refused alone with the rest stored, and
+// Health reports the failure.
+func TestWrappedRefusalFailsTheBatch(t *testing.T) {
+	refusal := &store.RefusedReadingsError{Refused: []store.RefusedReading{{Index: 0, Err: errFakeStore}}}
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"joined", errors.Join(errors.New("commit: disk I/O error"), refusal)},
+		{"wrapped", fmt.Errorf("commit: %w", refusal)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFakeStore()
+			fs.setAppendErr(tc.err)
+			reg := prometheus.NewRegistry()
+			p := newPipeline(t, fs, Options{Registerer: reg})
+			ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+			defer cancel()
+			if err := p.Submit(ctx, "dev-1", "temp", []byte(`{"c":1}`), true); !errors.Is(err, ErrStorage) {
+				t.Fatalf("Submit: %v, want ErrStorage", err)
+			}
+			if p.Health() == nil {
+				t.Error("Health reports ready after the batch failed")
+			}
+			if n := metricValue(t, reg, "candor_store_batch_errors_total"); n != 1 {
+				t.Errorf("%v failed batches, want 1", n)
+			}
+			if n := metricValue(t, reg, "candor_store_readings_refused_total"); n != 0 {
+				t.Errorf("%v readings counted refused alone, want 0", n)
+			}
+		})
+	}
+}
+
+// A batch of which the store refused every reading stored nothing: it
+// is not a commit, so it neither brings a failing store back to ready
+// (once the seqs are used up every batch is refused whole, and the hub
+// would report ready while storing nothing) nor counts as a batch
+// committed or failed.
+func TestAllRefusedBatchIsNotACommit(t *testing.T) {
+	fs := newFakeStore()
+	reg := prometheus.NewRegistry()
+	p := newPipeline(t, fs, Options{Registerer: reg})
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	fs.setAppendErr(errFakeStore)
+	if err := p.Submit(ctx, "dev-1", "temp", []byte(`{"c":1}`), true); !errors.Is(err, ErrStorage) {
+		t.Fatalf("Submit: %v", err)
+	}
+	if p.Health() == nil {
+		t.Fatal("ready after a failed commit")
+	}
+	fs.setAppendErr(&store.RefusedReadingsError{Refused: []store.RefusedReading{{Index: 0, Err: errFakeStore}}})
+	if err := p.Submit(ctx, "dev-1", "temp", []byte(`{"c":2}`), true); !errors.Is(err, ErrStorage) {
+		t.Fatalf("Submit: %v", err)
+	}
+	if p.Health() == nil {
+		t.Error("Health ready after a batch of which nothing was stored, while the last commit failed")
+	}
+	if n := metricValue(t, reg, "candor_store_batch_rows"); n != 0 {
+		t.Errorf("%v batches counted committed, want 0", n)
+	}
+	if n := metricValue(t, reg, "candor_store_batch_errors_total"); n != 1 {
+		t.Errorf("%v failed batches, want 1 (the first)", n)
+	}
+	if n := metricValue(t, reg, "candor_store_readings_refused_total"); n != 1 {
+		t.Errorf("store refused %v, want 1", n)
+	}
+	// A commit that stores something still brings it back.
+	fs.setAppendErr(nil)
+	if err := p.Submit(ctx, "dev-1", "temp", []byte(`{"c":3}`), true); err != nil {
+		t.Fatalf("Submit: %v", err)
+	}
+	if err := p.Health(); err != nil {
+		t.Errorf("Health: %v after a commit that stored the reading", err)
 	}
 }
