@@ -8,7 +8,12 @@ import "fmt"
 // reading, such as the SQLite engine's packed key range
 // (sqlite.KeyRangeError). Only the readings listed were refused; they get
 // no Seq. Every other reading of the batch is on disk with its Seq set,
-// as after a nil return.
+// as after a nil return (there may be none: a batch refused whole wrote
+// nothing).
+//
+// AppendReadings returns it as it is, never wrapped: an error that only
+// contains one (joined with another, say) is a failure of the whole
+// batch, and callers look at the returned error's own type.
 //
 // The ingest pipeline commits the readings of many devices together, so
 // one device past a limit must not keep the others' readings out (nor
@@ -29,9 +34,9 @@ func (e *RefusedReadingsError) Error() string {
 	case 0:
 		return "append readings: no reading refused"
 	case 1:
-		return fmt.Sprintf("append readings: 1 reading refused, the rest stored: %v", e.Refused[0].Err)
+		return fmt.Sprintf("append readings: 1 reading refused, any other of its batch stored: %v", e.Refused[0].Err)
 	}
-	return fmt.Sprintf("append readings: %d readings refused, the rest stored; the first: %v", len(e.Refused), e.Refused[0].Err)
+	return fmt.Sprintf("append readings: %d readings refused, any other of their batch stored; the first: %v", len(e.Refused), e.Refused[0].Err)
 }
 
 // Unwrap returns every refused reading's error, so errors.As finds the

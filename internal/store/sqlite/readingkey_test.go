@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -253,6 +254,125 @@ func TestAppendKeyRangeRefusesOnlyThatDevice(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A device that would be given a key past MaxDeviceKey adds no write to
+// the batches it joins (its key is not made, nor made and deleted: the
+// pages of reading_devices and sqlite_sequence stay out of the WAL, and
+// the key in its refusal stays the same); a batch of which every reading
+// is refused writes nothing and commits nothing, also when a key in range
+// was made for a device whose reading then found the seqs used up (that
+// key is not kept).
+func TestAppendRefusedDeviceWritesNothing(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "candor.db")
+	db := openPath(t, path)
+	db.stopMerger()
+	db.stopCheckpointer() // the WAL only grows, frame by frame
+	reading := func(dev string, i int) store.Reading {
+		return store.Reading{DeviceID: dev, Stream: "s", Time: t0.Add(time.Duration(i) * time.Millisecond), Payload: []byte(`{}`)}
+	}
+	if err := db.AppendReadings(ctx, []store.Reading{reading("d1", 0), reading("d2", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.writer.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = ? WHERE name = 'reading_devices'`, MaxDeviceKey); err != nil {
+		t.Fatal(err)
+	}
+	// The device keys' pages: both tables (and reading_devices' index)
+	// are one page each here.
+	keyPages := map[uint32]bool{}
+	rows, err := db.readers.QueryContext(ctx, `SELECT rootpage FROM sqlite_schema WHERE tbl_name IN ('reading_devices', 'sqlite_sequence') AND rootpage > 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var p uint32
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		keyPages[p] = true
+	}
+	if err := rows.Close(); err != nil || len(keyPages) < 2 {
+		t.Fatalf("pages of the device keys: %v (%v)", keyPages, err)
+	}
+	walSize := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	lastKey := func() int64 {
+		t.Helper()
+		var k int64
+		if err := db.readers.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'reading_devices'`).Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	// refusedAt appends rs and checks that the readings at bad, and only
+	// those, were refused for dover's key past the range.
+	refusedAt := func(rs []store.Reading, bad []int) {
+		t.Helper()
+		err := db.AppendReadings(ctx, rs)
+		var re *store.RefusedReadingsError
+		if !errors.As(err, &re) || len(re.Refused) != len(bad) {
+			t.Fatalf("append: %v, want readings %v refused", err, bad)
+		}
+		for k, r := range re.Refused {
+			var kr *KeyRangeError
+			if r.Index != bad[k] || !errors.As(r.Err, &kr) || kr.DeviceKey != MaxDeviceKey+1 {
+				t.Fatalf("refused reading %d: %v, want reading %d refused for key %d", r.Index, r.Err, bad[k], MaxDeviceKey+1)
+			}
+		}
+	}
+	for round := range 3 {
+		// Joining a batch of others: only their rows are written.
+		from := walSize()
+		refusedAt([]store.Reading{reading("d1", 10*round+1), reading("dover", 0), reading("d2", 10*round+1)}, []int{1})
+		for _, p := range walPages(t, path, from) {
+			if keyPages[p] {
+				t.Fatalf("round %d: the batch wrote page %d of the device keys (pages %v)", round, p, walPages(t, path, from))
+			}
+		}
+		// Alone: nothing written at all.
+		from = walSize()
+		refusedAt([]store.Reading{reading("dover", 1), reading("dover", 2)}, []int{0, 1})
+		if to := walSize(); to != from {
+			t.Fatalf("round %d: a batch of refused readings wrote %d bytes to the WAL", round, to-from)
+		}
+		if k := lastKey(); k != MaxDeviceKey {
+			t.Fatalf("round %d: last device key %d, want %d (none made)", round, k, MaxDeviceKey)
+		}
+	}
+
+	// The seqs used up: a new device's key in range is made, then its
+	// reading refused with every other; the transaction is rolled back.
+	if _, err := db.writer.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = 5 WHERE name = 'reading_devices'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.writer.ExecContext(ctx, `UPDATE reading_seq SET hi = ?`, MaxReadingSeq); err != nil {
+		t.Fatal(err)
+	}
+	db.keyMu.Lock()
+	db.seq.next = 0 // written behind the store's back (see TestAppendKeyRange)
+	db.keyMu.Unlock()
+	from := walSize()
+	err = db.AppendReadings(ctx, []store.Reading{reading("dnew", 0), reading("d1", 100)})
+	var re *store.RefusedReadingsError
+	if !errors.As(err, &re) || len(re.Refused) != 2 {
+		t.Fatalf("append past the last seq: %v, want both readings refused", err)
+	}
+	if to := walSize(); to != from {
+		t.Fatalf("a batch past the last seq wrote %d bytes to the WAL", to-from)
+	}
+	if k := lastKey(); k != 5 {
+		t.Fatalf("last device key %d, want 5: the key made in the refused batch was kept", k)
+	}
+	if _, ok := db.dkeys.Load("dnew"); ok {
+		t.Fatal("the key made in the refused batch is remembered")
 	}
 }
 

@@ -28,7 +28,9 @@ const (
 // packed key (each refusal wraps a *KeyRangeError naming the device) and
 // were left out; every other reading is on disk with its Seq. The
 // ingest batcher commits many devices' readings together, and one device
-// past MaxDeviceKey must not keep the others out (readingkey.go).
+// past MaxDeviceKey must not keep the others out (readingkey.go). Such a
+// device costs its batch no write (it is given no key), and a batch
+// refused whole is rolled back: nothing written, nothing synced.
 //
 // Ingest runs at tens of thousands of readings a second in batches of up
 // to a few thousand, so what matters is the commit: one fsync per batch,
@@ -95,8 +97,7 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			// the seqs used up, every reading from here on) is stuck.
 			if _, err := packKey(dkey, hi+1); err != nil {
 				kr := &KeyRangeError{DeviceID: r.DeviceID, DeviceKey: dkey, Seq: hi + 1}
-				refused = append(refused, store.RefusedReading{Index: i,
-					Err: fmt.Errorf("append readings: reading %d: %w", i, kr)})
+				refused = append(refused, store.RefusedReading{Index: i, Err: fmt.Errorf("reading %d: %w", i, kr)})
 				continue
 			}
 			mk, err := db.markFor(ctx, tx, dkey, marks)
@@ -116,7 +117,10 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			rows = append(rows, appendRow{dkey: dkey, seq: hi, ts: ts, i: i})
 		}
 		if len(rows) == 0 {
-			return nil // every reading refused: nothing to write
+			// Every reading refused: roll back what was done for them
+			// (a key made for a device whose readings then found the
+			// seqs used up) rather than commit and sync nothing.
+			return errAllRefused
 		}
 		if !staged {
 			// The clustered table in key order, so consecutive rows
@@ -143,6 +147,12 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 		}
 		return nil
 	})
+	if errors.Is(err, errAllRefused) {
+		// Rolled back, having written nothing that stays: no key made
+		// in it is remembered, and the seqs are as they were read.
+		db.seq.next, db.seq.at = hi+1, at
+		return &store.RefusedReadingsError{Refused: refused}
+	}
 	if err != nil {
 		// What the transaction read or wrote is undone: look the seqs
 		// up again next time (a failed COMMIT may even have landed).
@@ -158,9 +168,6 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	}
 	for k, mk := range marks {
 		db.marks[k] = mk
-	}
-	if len(rows) == 0 {
-		return &store.RefusedReadingsError{Refused: refused}
 	}
 	db.seq.staged = staged
 	db.sinceCheckpoint.Add(int64(len(rows)))
@@ -186,6 +193,10 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	}
 	return nil
 }
+
+// errAllRefused ends AppendReadings' transaction, rolling it back, when
+// it refused every reading of the batch.
+var errAllRefused = errors.New("append readings: every reading refused")
 
 // appendRow is what AppendReadings works out for reading i of a batch
 // before inserting it.
@@ -295,23 +306,29 @@ func (db *DB) deviceKey(ctx context.Context, tx *sql.Tx, deviceID string, fresh 
 	var k int64
 	err := tx.QueryRowContext(ctx, `SELECT dkey FROM reading_devices WHERE device_id = ?`, deviceID).Scan(&k)
 	if errors.Is(err, sql.ErrNoRows) {
-		res, ierr := tx.ExecContext(ctx, `INSERT INTO reading_devices (device_id) VALUES (?)`, deviceID)
-		if ierr != nil {
-			return 0, fmt.Errorf("device key: %w", ierr)
+		// The key AUTOINCREMENT would give next, read before making it:
+		// past MaxDeviceKey no reading can be stored under it
+		// (AppendReadings refuses them), so the device is given none
+		// and nothing is written. Making the key and deleting it again
+		// would still advance the counter, and a batch of nothing but
+		// such readings would commit, and sync, that alone.
+		if err := tx.QueryRowContext(ctx, `SELECT max(
+			coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'reading_devices'), 0),
+			coalesce((SELECT max(dkey) FROM reading_devices), 0)) + 1`).Scan(&k); err != nil {
+			return 0, fmt.Errorf("device key: next key: %w", err)
 		}
-		if k, err = res.LastInsertId(); err != nil {
-			return 0, fmt.Errorf("device key: %w", err)
-		}
-		if k > MaxDeviceKey {
-			// No reading can be stored under it (AppendReadings refuses
-			// them): keep no key for the device, as if it had not sent.
-			// It stays in fresh, unremembered after the commit, so the
-			// batch's other readings of it are refused without another
-			// key each.
-			if _, err := tx.ExecContext(ctx, `DELETE FROM reading_devices WHERE dkey = ?`, k); err != nil {
-				return 0, fmt.Errorf("device key: drop out-of-range key %d: %w", k, err)
+		if k <= MaxDeviceKey {
+			res, err := tx.ExecContext(ctx, `INSERT INTO reading_devices (device_id) VALUES (?)`, deviceID)
+			if err != nil {
+				return 0, fmt.Errorf("device key: %w", err)
+			}
+			if k, err = res.LastInsertId(); err != nil {
+				return 0, fmt.Errorf("device key: %w", err)
 			}
 		}
+		// An out-of-range key stays in fresh, unremembered after the
+		// commit, so the batch's other readings of the device are
+		// refused without another look.
 		if *fresh == nil {
 			*fresh = map[string]int64{}
 		}
