@@ -85,7 +85,7 @@ func (h *health) refused(n int, err error) {
 	if !h.refusedLog.IsZero() && now.Sub(h.refusedLog) < storeFailLogEvery {
 		return
 	}
-	h.log.Error("storage refused readings it cannot store and committed the rest of their batch; the refused are not acknowledged",
+	h.log.Error("storage refused readings it cannot store, committing any others of their batch; the refused are not stored, nor acknowledged unless acknowledged before the commit (--ack durable-within)",
 		"rows", h.refusedRows, "err", err)
 	h.refusedLog, h.refusedRows = now, 0
 }

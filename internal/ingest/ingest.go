@@ -256,7 +256,7 @@ func New(st Store, opts Options) *Pipeline {
 		}),
 		storeRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "candor_store_readings_refused_total",
-			Help: "Readings the store could not keep (a storage limit reached) while it committed the rest of their batch; not acknowledged.",
+			Help: "Readings the store could not keep (a storage limit reached), any others of their batch committed; not acknowledged unless acknowledged before the commit (--ack durable-within).",
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "candor_readings_dropped_total",
