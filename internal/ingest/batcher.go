@@ -17,14 +17,17 @@ import (
 var ErrClosed = errors.New("ingest pipeline closed")
 
 // appender is the part of the store the batcher writes to. AppendReadings
-// must not keep rs once it returns: the batcher reuses its memory.
+// must not keep rs once it returns: the batcher reuses its memory. A
+// *store.RefusedReadingsError from it fails only the readings it lists:
+// the rest of the batch is committed and acknowledged.
 type appender interface {
 	AppendReadings(ctx context.Context, rs []store.Reading) error
 }
 
 // batch is a group of readings committed in one transaction. Everyone who
-// put a reading into it waits on done and then reads err: one channel per
-// batch rather than per reading keeps the hot path allocation-light.
+// put a reading into it waits on done and then reads err, and its own
+// entry of errs: one channel per batch rather than per reading keeps the
+// hot path allocation-light.
 type batch struct {
 	rows  []store.Reading
 	first time.Time // when the first row was added
@@ -33,7 +36,11 @@ type batch struct {
 	// store then loses.
 	live []liveReading
 	done chan struct{}
-	err  error
+	err  error // the whole batch failed
+	// errs, nil unless the store refused some readings and committed the
+	// rest (store.RefusedReadingsError), holds each refused row's error
+	// at its index in rows, nil for the rows committed.
+	errs []error
 
 	// wake are told once the batch is committed (Ticket.NotifyCommit);
 	// over is set, under wakeMu, once they have been taken to be told, so
@@ -48,6 +55,7 @@ type batch struct {
 type liveReading struct {
 	device, stream string
 	payload        []byte
+	row            int // the reading's index in the batch's rows
 }
 
 // batcher is a group-commit writer: readings from many connections are
@@ -77,7 +85,13 @@ type batcher struct {
 	// gather).
 	busyWait   time.Duration
 	maxPending int // submitters block beyond this many queued rows (backpressure); also the largest batch
-	onCommit   func(n int, d time.Duration, err error)
+	// onCommit is told of every batch written: how many of its readings
+	// were committed, how long it took, and the error if it failed. Not
+	// of a batch whose every reading the store refused (onRefused is).
+	onCommit func(n int, d time.Duration, err error)
+	// onRefused, if set, is told of the readings the store refused from
+	// a batch whose other readings it committed.
+	onRefused func(*store.RefusedReadingsError)
 	// onLive, if set, is handed a committed batch's live readings before
 	// the batch's waiters are released (and before any PUBACK).
 	onLive func([]liveReading)
@@ -156,12 +170,13 @@ type waiter struct {
 	ready chan struct{} // closed when its turn comes, or the batcher closes
 }
 
-// add queues r and returns the batch it joined. It blocks while too many
+// add queues r and returns the batch it joined and r's index in its rows.
+// It blocks while too many
 // rows are already waiting for the disk, or r's device has used its turn
 // while others wait for theirs, so a flood slows publishers down rather
 // than growing memory without bound or dropping data; ctx bounds that
 // wait.
-func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (*batch, error) {
+func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (*batch, int, error) {
 	dev := r.DeviceID
 	left := 0 // rows dev's turn allows, once it holds one
 	b.mu.Lock()
@@ -207,24 +222,26 @@ func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (
 				b.admitLocked()
 			}
 			b.mu.Unlock()
-			return nil, fmt.Errorf("%w: %w", errOverloaded, ctx.Err())
+			return nil, 0, fmt.Errorf("%w: %w", errOverloaded, ctx.Err())
 		}
 		b.mu.Lock()
 	}
 	if b.closed {
 		b.mu.Unlock()
-		return nil, ErrClosed
+		return nil, 0, ErrClosed
 	}
 	cur := b.cur
 	if len(cur.rows) == 0 {
 		cur.first = time.Now()
 	}
 	cur.rows = append(cur.rows, r)
+	n := len(cur.rows)
 	b.devs[dev] = left - 1
 	if live != nil {
-		cur.live = append(cur.live, *live)
+		l := *live
+		l.row = n - 1
+		cur.live = append(cur.live, l)
 	}
-	n := len(cur.rows)
 	b.mu.Unlock()
 	if n == 1 {
 		signal(b.kick)
@@ -232,7 +249,7 @@ func (b *batcher) add(ctx context.Context, r store.Reading, live *liveReading) (
 	if n == b.maxRows {
 		signal(b.full)
 	}
-	return cur, nil
+	return cur, n - 1, nil
 }
 
 func signal(c chan struct{}) {
@@ -242,11 +259,15 @@ func signal(c chan struct{}) {
 	}
 }
 
-// wait blocks until bt is committed or ctx ends. A reading whose wait was
-// abandoned is still written; only the caller stops waiting.
-func (bt *batch) wait(ctx context.Context) error {
+// wait blocks until bt is committed or ctx ends, and returns the outcome
+// of its reading at row. A reading whose wait was abandoned is still
+// written; only the caller stops waiting.
+func (bt *batch) wait(ctx context.Context, row int) error {
 	select {
 	case <-bt.done:
+		if bt.err == nil && bt.errs != nil {
+			return bt.errs[row]
+		}
 		return bt.err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -361,17 +382,35 @@ func (b *batcher) flush() int {
 	start := time.Now()
 	// The write must not be cut short by a caller's context: once readings
 	// are accepted they are committed or reported failed, never abandoned.
+	n := len(bt.rows)
+	stored := n
+	var refused *store.RefusedReadingsError
 	if err := b.st.AppendReadings(context.Background(), bt.rows); err != nil {
-		bt.err = fmt.Errorf("%w: %w", ErrStorage, err)
+		if refused = bt.failed(err); refused != nil {
+			stored -= len(refused.Refused)
+		}
 	}
-	if b.onCommit != nil {
-		b.onCommit(len(bt.rows), time.Since(start), bt.err)
+	// A batch the store refused whole wrote nothing: it is neither a
+	// commit that succeeded (which would report a failing store healthy
+	// again while it stores nothing, say once the seqs are used up) nor
+	// one that failed.
+	if b.onCommit != nil && (stored > 0 || bt.err != nil) {
+		b.onCommit(stored, time.Since(start), bt.err)
+	}
+	if refused != nil && b.onRefused != nil {
+		b.onRefused(refused)
 	}
 	if bt.err == nil && len(bt.live) > 0 && b.onLive != nil {
-		b.onLive(bt.live)
+		live := bt.live
+		if bt.errs != nil {
+			// Apps never see a reading the store did not keep.
+			live = slices.DeleteFunc(live, func(l liveReading) bool { return bt.errs[l.row] != nil })
+		}
+		if len(live) > 0 {
+			b.onLive(live)
+		}
 	}
-	n := len(bt.rows)
-	// Waiters only read done and err: the rows go back for the next
+	// Waiters only read done, err and errs: the rows go back for the next
 	// batch, cleared so they hold no payload alive.
 	clear(bt.rows)
 	rows0 := bt.rows[:0]
@@ -394,6 +433,48 @@ func (b *batcher) flush() int {
 	}
 	b.mu.Unlock()
 	return n
+}
+
+// failed records the store's error from writing bt: in errs if it is a
+// refusal of some of bt's rows, the rest being committed, which it
+// returns; otherwise, the whole batch having failed, in err. Only the
+// store's error itself counts as a refusal, never one found inside it: a
+// whole-batch failure that wraps or joins a RefusedReadingsError (from
+// an earlier attempt, say) stored nothing. A refusal that names no row,
+// a row the batch does not have or a row twice leaves what was stored
+// unknown, so the batch fails as a whole.
+func (bt *batch) failed(err error) *store.RefusedReadingsError {
+	re, ok := err.(*store.RefusedReadingsError)
+	if !ok || !bt.refusesRows(re) {
+		bt.err = fmt.Errorf("%w: %w", ErrStorage, err)
+		return nil
+	}
+	bt.errs = make([]error, len(bt.rows))
+	for _, r := range re.Refused {
+		// Not acknowledged, like a reading of a batch the store failed
+		// to commit: the reading is the device's to send again (once an
+		// operator has made room), not a breach of policy.
+		bt.errs[r.Index] = fmt.Errorf("%w: %w", ErrStorage, r.Err)
+	}
+	return re
+}
+
+// refusesRows reports whether re names at least one row of bt, and only
+// rows of bt, each with a reason, in increasing order as the store
+// promises. So no row is named twice, which would count twice against
+// the rows stored.
+func (bt *batch) refusesRows(re *store.RefusedReadingsError) bool {
+	if re == nil || len(re.Refused) == 0 {
+		return false
+	}
+	prev := -1
+	for _, r := range re.Refused {
+		if r.Index <= prev || r.Index >= len(bt.rows) || r.Err == nil {
+			return false
+		}
+		prev = r.Index
+	}
+	return true
 }
 
 // A Waker is told when a batch it registered with (Ticket.NotifyCommit)

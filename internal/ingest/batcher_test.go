@@ -589,7 +589,7 @@ func testEveryDeviceGetsItsShare(t *testing.T) {
 	)
 	b, st, ctx, wg := steppedBatcher(t, maxRows)
 	add := func(dev string, i int) error {
-		_, err := b.add(ctx, store.Reading{DeviceID: dev, Stream: "s", Payload: fmt.Appendf(nil, `{"i":%d}`, i)}, nil)
+		_, _, err := b.add(ctx, store.Reading{DeviceID: dev, Stream: "s", Payload: fmt.Appendf(nil, `{"i":%d}`, i)}, nil)
 		return err
 	}
 	// The writer takes a first, one-device batch and is stuck on it.
@@ -670,7 +670,7 @@ func testDevicesTakeTurns(t *testing.T) {
 	)
 	b, st, ctx, wg := steppedBatcher(t, maxRows)
 	add := func(dev string) error {
-		_, err := b.add(ctx, store.Reading{DeviceID: dev, Stream: "s", Payload: []byte(`{}`)}, nil)
+		_, _, err := b.add(ctx, store.Reading{DeviceID: dev, Stream: "s", Payload: []byte(`{}`)}, nil)
 		return err
 	}
 	if err := add("dev-first"); err != nil {
@@ -844,11 +844,11 @@ func (w *wakeRecorder) Committed() { w.calls <- w.t.Ready() }
 func TestNotifyCommit(t *testing.T) {
 	b, st, ctx, _ := steppedBatcher(t, 100)
 	add := func() Ticket {
-		bt, err := b.add(ctx, store.Reading{DeviceID: "dev-1", Stream: "s"}, nil)
+		bt, row, err := b.add(ctx, store.Reading{DeviceID: "dev-1", Stream: "s"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return Ticket{b: bt}
+		return Ticket{b: bt, row: row}
 	}
 	tk := add()
 	ws := []*wakeRecorder{{t: tk, calls: make(chan bool, 2)}, {t: tk, calls: make(chan bool, 2)}}

@@ -47,12 +47,12 @@ func TestBatcherCancellationsLoseNothing(t *testing.T) {
 							ctx, cancel = context.WithTimeout(context.Background(), time.Duration(rand.IntN(200))*time.Microsecond)
 						}
 						p := fmt.Sprintf("d%d-g%d-%d", d, g, i)
-						bt, err := b.add(ctx, store.Reading{DeviceID: fmt.Sprint("d", d), Payload: []byte(p)}, nil)
+						bt, row, err := b.add(ctx, store.Reading{DeviceID: fmt.Sprint("d", d), Payload: []byte(p)}, nil)
 						cancel()
 						if err == nil {
 							accepted.Store(p, true)
 							if i%7 == 0 {
-								_ = bt.wait(context.Background())
+								_ = bt.wait(context.Background(), row)
 							}
 						}
 						done.Add(1)

@@ -35,6 +35,11 @@ type health struct {
 	batches  int // failed batches not yet logged
 	rows     int // their readings
 	runTotal int // failed batches since the run began
+
+	// Readings the store refused while committing the rest of their
+	// batch (see refused).
+	refusedLog  time.Time // when they were last logged
+	refusedRows int       // refused since, not yet logged
 }
 
 // commit records the outcome of one batch of n readings.
@@ -64,6 +69,25 @@ func (h *health) commit(n int, err error) {
 			"failed_batches", h.batches, "rows", h.rows, "failing_for", now.Sub(h.since).Round(time.Second).String(), "err", err)
 		h.lastLog, h.batches, h.rows = now, 0, 0
 	}
+}
+
+// refused records n readings the store refused from a batch whose other
+// readings it committed (store.RefusedReadingsError), err saying why.
+// They are logged like failures, the first at once and then one summary
+// per storeFailLogEvery (a device past a limit keeps sending), but they
+// leave Health as it is: commits succeed, and every other device's
+// readings are stored.
+func (h *health) refused(n int, err error) {
+	now := h.now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.refusedRows += n
+	if !h.refusedLog.IsZero() && now.Sub(h.refusedLog) < storeFailLogEvery {
+		return
+	}
+	h.log.Error("storage refused readings it cannot store, committing any others of their batch; the refused are not stored, nor acknowledged unless acknowledged before the commit (--ack durable-within)",
+		"rows", h.refusedRows, "err", err)
+	h.refusedLog, h.refusedRows = now, 0
 }
 
 // state returns nil while commits succeed, or why they do not.

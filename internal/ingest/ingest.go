@@ -174,6 +174,9 @@ type Pipeline struct {
 	batchSecs   prometheus.Histogram
 	commitWait  prometheus.Histogram
 	storeErrors prometheus.Counter
+	// storeRefused counts readings the store refused from batches it
+	// otherwise committed (store.RefusedReadingsError).
+	storeRefused prometheus.Counter
 
 	cmu        sync.Mutex
 	counters   map[string]store.DeviceCounters // not yet flushed to the store
@@ -251,6 +254,10 @@ func New(st Store, opts Options) *Pipeline {
 			Name: "candor_store_batch_errors_total",
 			Help: "Storage batches that failed to commit (their publishers were not acknowledged).",
 		}),
+		storeRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "candor_store_readings_refused_total",
+			Help: "Readings the store could not keep (a storage limit reached), any others of their batch committed; not acknowledged unless acknowledged before the commit (--ack durable-within).",
+		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "candor_readings_dropped_total",
 			Help: "Readings accepted but not stored because a person's choice says so, by reason.",
@@ -261,10 +268,11 @@ func New(st Store, opts Options) *Pipeline {
 		}, []string{"kind"}),
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.commitWait, p.storeErrors, p.flagged, p.dropped)
+		opts.Registerer.MustRegister(p.accepted, p.refused, p.batchRows, p.batchSecs, p.commitWait, p.storeErrors, p.storeRefused, p.flagged, p.dropped)
 	}
 	p.health = health{log: p.log, now: func() time.Time { return p.now() }}
 	p.batcher = newBatcher(st, opts.BatchMaxRows, opts.BatchMaxWait, opts.BatchBusyWait, p.committed)
+	p.batcher.onRefused = p.storeRefusedReadings
 	if opts.Apps != nil {
 		p.batcher.onLive = func(ls []liveReading) {
 			for _, l := range ls {
@@ -288,6 +296,14 @@ func (p *Pipeline) committed(n int, d time.Duration, err error) {
 	}
 	p.batchRows.Observe(float64(n))
 	p.accepted.Add(float64(n))
+}
+
+// storeRefusedReadings counts and logs readings the store refused from a
+// batch it otherwise committed; their senders get an error wrapping
+// ErrStorage (Ticket.Wait).
+func (p *Pipeline) storeRefusedReadings(re *store.RefusedReadingsError) {
+	p.storeRefused.Add(float64(len(re.Refused)))
+	p.health.refused(len(re.Refused), re)
 }
 
 // Check applies the manifest-independent policy to a reading without
@@ -314,6 +330,7 @@ func (p *Pipeline) Check(deviceID, stream string, payload []byte) error {
 // Ticket is a queued reading's claim on its commit.
 type Ticket struct {
 	b       *batch
+	row     int // the reading's index in b's rows
 	dropped bool
 }
 
@@ -330,9 +347,10 @@ func Completed(err error) Ticket {
 }
 
 // Wait blocks until the reading is durably committed (nil) or its batch
-// failed, or ctx ends. The reading is committed or reported failed either
-// way; only the waiting stops.
-func (t Ticket) Wait(ctx context.Context) error { return t.b.wait(ctx) }
+// failed, or the store refused this reading alone, or ctx ends. The
+// reading is committed or reported failed either way; only the waiting
+// stops. A failure wraps ErrStorage.
+func (t Ticket) Wait(ctx context.Context) error { return t.b.wait(ctx, t.row) }
 
 // Lag is the age of the oldest reading queued for storage and not yet
 // committed, 0 when all are committed. The broker's bounded-window ack
@@ -470,7 +488,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 		// batcher.flush); the copy outlives the caller's buffer.
 		live = &liveReading{device: deviceID, stream: stream, payload: bytes.Clone(payload)}
 	}
-	bt, err := p.batcher.add(ctx, store.Reading{
+	bt, row, err := p.batcher.add(ctx, store.Reading{
 		DeviceID:        deviceID,
 		Stream:          stream,
 		Time:            now,
@@ -483,7 +501,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, deviceID, stream string, payload
 		}
 		return Ticket{}, err
 	}
-	return Ticket{b: bt}, nil
+	return Ticket{b: bt, row: row}, nil
 }
 
 // Vet holds data that is not yet a reading to the rules a reading meets

@@ -356,8 +356,10 @@ type Store interface {
 	DeleteSession(ctx context.Context, id string) error
 
 	// AppendReadings stores all readings in one durable transaction: when
-	// it returns nil every reading is on disk; on error none is. It sets
-	// Seq on each element.
+	// it returns nil every reading is on disk; on error none is, except
+	// for a *RefusedReadingsError, which lists the only readings not
+	// stored (an engine limit reached, e.g. by one device) while the rest
+	// are on disk. It sets Seq on each element stored.
 	AppendReadings(ctx context.Context, rs []Reading) error
 	Readings(ctx context.Context, q ReadingQuery) ([]Reading, error)
 	// DeleteReadings removes readings of q.DeviceID matching q's Stream,

@@ -28,9 +28,12 @@ import (
 // 8.8 × 10¹² readings: 27 years at 10,000 readings a second, every
 // second; the device key (reading_devices, AUTOINCREMENT, never reused)
 // gets the other 20, about a million devices ever given a key (a device
-// purged of every reading and sending again gets a new one). An append
-// that would exceed either fails with a *KeyRangeError and stores
-// nothing; nothing ever wraps.
+// purged of every reading and sending again gets a new one). A reading
+// that would exceed either is refused with a *KeyRangeError and stored
+// nowhere; nothing ever wraps. The rest of its batch is stored
+// (store.RefusedReadingsError): a device given no key in range keeps no
+// other device's readings out, and once the seqs run out the readings
+// that still fitted are kept.
 const (
 	seqBits = 43
 	// MaxReadingSeq is the highest seq a reading can be stored under.
@@ -40,19 +43,26 @@ const (
 	MaxDeviceKey int64 = 1<<(63-seqBits) - 1
 )
 
-// KeyRangeError reports an append refused because the reading's device
-// key or seq does not fit the packed key (MaxDeviceKey, MaxReadingSeq).
-// The hub cannot store further readings of that kind until an operator
-// acts (the limits are documented in docs/ARCHITECTURE.md).
+// KeyRangeError reports a reading refused because its device key or seq
+// does not fit the packed key (MaxDeviceKey, MaxReadingSeq). The hub
+// cannot store further readings of that kind until an operator acts (the
+// limits are documented in docs/ARCHITECTURE.md).
 type KeyRangeError struct {
+	// DeviceID is the reading's device; empty when the error is about
+	// a whole file (a migration's check).
+	DeviceID       string
 	DeviceKey, Seq int64
 }
 
 func (e *KeyRangeError) Error() string {
-	if e.DeviceKey > MaxDeviceKey || e.DeviceKey < 1 {
-		return fmt.Sprintf("device key %d out of range (1…%d): too many devices have been given keys", e.DeviceKey, int64(MaxDeviceKey))
+	var dev string
+	if e.DeviceID != "" {
+		dev = fmt.Sprintf("device %q: ", e.DeviceID)
 	}
-	return fmt.Sprintf("reading seq %d out of range (1…%d): the reading counter is exhausted", e.Seq, int64(MaxReadingSeq))
+	if e.DeviceKey > MaxDeviceKey || e.DeviceKey < 1 {
+		return fmt.Sprintf("%sdevice key %d out of range (1…%d): too many devices have been given keys", dev, e.DeviceKey, int64(MaxDeviceKey))
+	}
+	return fmt.Sprintf("%sreading seq %d out of range (1…%d): the reading counter is exhausted", dev, e.Seq, int64(MaxReadingSeq))
 }
 
 // packKey returns the packed key of (dkey, seq), or a *KeyRangeError if

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,10 +15,10 @@ import (
 	"github.com/candor-iot/candor/internal/store"
 )
 
-// An append whose seq or device key does not fit the packed key fails
-// with a *KeyRangeError and stores nothing, staged or not; readings at
-// the very top of both ranges (key 2⁶³-1) are stored and read back,
-// merged, counted and deleted like any other.
+// A reading whose seq or device key does not fit the packed key is
+// refused with a *KeyRangeError, staged or not, and the rest of its batch
+// is stored; readings at the very top of both ranges (key 2⁶³-1) are
+// stored and read back, merged, counted and deleted like any other.
 func TestAppendKeyRange(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -58,39 +59,51 @@ func TestAppendKeyRange(t *testing.T) {
 			if top[0].Seq != MaxReadingSeq-2 {
 				t.Fatalf("seq %d, want %d", top[0].Seq, MaxReadingSeq-2)
 			}
-			// A new device would get key MaxDeviceKey+1.
-			refused := func(rs []store.Reading, wantKey, wantSeq int64) {
+			// refused appends rs, of which the one at index bad is
+			// refused with a KeyRangeError{dev, key, seq} and the rest
+			// stored, the first of them at seq next.
+			refused := func(rs []store.Reading, bad int, want KeyRangeError, next int64) {
 				t.Helper()
 				err := db.AppendReadings(ctx, rs)
+				var re *store.RefusedReadingsError
+				if !errors.As(err, &re) || len(re.Refused) != 1 || re.Refused[0].Index != bad {
+					t.Fatalf("append: %v, want reading %d refused", err, bad)
+				}
 				var kr *KeyRangeError
-				if !errors.As(err, &kr) || kr.DeviceKey != wantKey || kr.Seq != wantSeq {
-					t.Fatalf("append: %v, want a KeyRangeError for key %d, seq %d", err, wantKey, wantSeq)
+				if !errors.As(re.Refused[0].Err, &kr) || *kr != want {
+					t.Fatalf("append: %v, want a KeyRangeError %+v", err, want)
 				}
-				if !strings.Contains(err.Error(), "out of range") || strings.Contains(err.Error(), "\x07") {
-					t.Errorf("error %q: want it to say what is out of range, without the payload", err)
+				if msg := err.Error(); !strings.Contains(msg, "out of range") || !strings.Contains(msg, `"`+want.DeviceID+`"`) ||
+					strings.Contains(msg, "\x07") {
+					t.Errorf("error %q: want it to say which device and what is out of range, without the payload", err)
 				}
-				for _, r := range rs {
-					if r.Seq != 0 {
-						t.Errorf("a refused reading got seq %d", r.Seq)
+				for i, r := range rs {
+					switch {
+					case i == bad && r.Seq != 0:
+						t.Errorf("the refused reading got seq %d", r.Seq)
+					case i != bad && r.Seq != next:
+						t.Errorf("reading %d got seq %d, want %d", i, r.Seq, next)
+					case i != bad:
+						next++
 					}
 				}
 			}
-			refused([]store.Reading{reading("dmax", 7), reading("dover", 7)}, MaxDeviceKey+1, MaxReadingSeq)
+			// A new device would get key MaxDeviceKey+1: its reading is
+			// refused, dmax's stored.
+			over := []store.Reading{reading("dmax", 7), reading("dover", 7)}
+			refused(over, 1, KeyRangeError{DeviceID: "dover", DeviceKey: MaxDeviceKey + 1, Seq: MaxReadingSeq}, MaxReadingSeq-1)
 			var keys int
 			if err := db.readers.QueryRowContext(ctx, `SELECT count(*) FROM reading_devices WHERE device_id = 'dover'`).Scan(&keys); err != nil || keys != 0 {
 				t.Fatalf("%d keys for the refused device (%v)", keys, err)
 			}
-			// The last two seqs: the second is key 2⁶³-1.
+			// The last seq, key 2⁶³-1, and one past it.
 			more := []store.Reading{reading("dmax", 1), reading("dmax", 2)}
-			if err := db.AppendReadings(ctx, more); err != nil {
-				t.Fatal(err)
+			refused(more, 1, KeyRangeError{DeviceID: "dmax", DeviceKey: MaxDeviceKey, Seq: MaxReadingSeq + 1}, MaxReadingSeq)
+			if err := db.AppendReadings(ctx, []store.Reading{reading("d1", 3)}); err == nil {
+				t.Fatal("append past the last seq succeeded")
 			}
-			if more[1].Seq != MaxReadingSeq {
-				t.Fatalf("seq %d, want %d", more[1].Seq, MaxReadingSeq)
-			}
-			refused([]store.Reading{reading("d1", 3)}, 1, MaxReadingSeq+1)
 
-			want := append(top, more...)
+			want := append(top, over[0], more[0])
 			check := func(when string) {
 				t.Helper()
 				got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "dmax"})
@@ -107,7 +120,7 @@ func TestAppendKeyRange(t *testing.T) {
 				if n, err := db.CountReadings(ctx, "dmax"); err != nil || n != 3 {
 					t.Fatalf("%s: count %d, %v", when, n, err)
 				}
-				if c, err := db.StreamCounts(ctx, "dmax", time.Time{}); err != nil || c["s0"] != 2 || c["s1"] != 1 {
+				if c, err := db.StreamCounts(ctx, "dmax", time.Time{}); err != nil || c["s0"] != 1 || c["s1"] != 2 {
 					t.Fatalf("%s: stream counts %v, %v", when, c, err)
 				}
 				if at, err := db.LastReadingAt(ctx, "dmax"); err != nil || !at.Equal(want[2].Time) {
@@ -134,6 +147,232 @@ func TestAppendKeyRange(t *testing.T) {
 				t.Fatalf("purged %d, %v", n, err)
 			}
 		})
+	}
+}
+
+// One device past MaxDeviceKey in a batch (the ingest batcher commits
+// many devices' readings together) has its readings refused, each with a
+// *KeyRangeError naming it; every other reading of the batch is stored
+// and read back, what was stored before is untouched, and the refused
+// device is given no key. Large batches (clustered, many readings to an
+// INSERT) and small ones (staged) alike.
+func TestAppendKeyRangeRefusesOnlyThatDevice(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		stageBelow int
+		size       int // readings of the normal devices per batch
+	}{
+		{"clustered", 0, 300},
+		{"staged", 1 << 30, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			db := openTemp(t)
+			db.stageBelow = tc.stageBelow
+			reading := func(dev string, i int) store.Reading {
+				return store.Reading{DeviceID: dev, Stream: "s", Time: t0.Add(time.Duration(i) * time.Millisecond),
+					Payload: fmt.Appendf(nil, `{"i":%d}`, i), ManifestVersion: 1}
+			}
+			before := []store.Reading{reading("d1", 0), reading("d2", 0)}
+			if err := db.AppendReadings(ctx, before); err != nil {
+				t.Fatal(err)
+			}
+			// The next device given a key gets MaxDeviceKey+1.
+			if _, err := db.writer.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = ? WHERE name = 'reading_devices'`, MaxDeviceKey); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string][]store.Reading{"d1": before[:1:1], "d2": before[1:]}
+			for round := range 2 {
+				// dover's readings among d1's and d2's, first and last too.
+				var batch []store.Reading
+				var bad []int
+				for i := range tc.size {
+					if i%5 == 0 || i == tc.size-1 {
+						bad = append(bad, len(batch))
+						batch = append(batch, reading("dover", i))
+					}
+					batch = append(batch, reading(fmt.Sprint("d", 1+i%2), 1000*(round+1)+i))
+				}
+				err := db.AppendReadings(ctx, batch)
+				var re *store.RefusedReadingsError
+				if !errors.As(err, &re) {
+					t.Fatalf("round %d: append: %v, want a RefusedReadingsError", round, err)
+				}
+				var got []int
+				for _, r := range re.Refused {
+					got = append(got, r.Index)
+					var kr *KeyRangeError
+					if !errors.As(r.Err, &kr) || kr.DeviceID != "dover" || kr.DeviceKey <= MaxDeviceKey {
+						t.Fatalf("round %d: reading %d refused with %v, want a KeyRangeError for dover's key", round, r.Index, r.Err)
+					}
+					if msg := r.Err.Error(); !strings.Contains(msg, `device "dover"`) || !strings.Contains(msg, "device key") {
+						t.Errorf("round %d: error %q: want it to name the device and its key", round, msg)
+					}
+				}
+				if !slices.Equal(got, bad) {
+					t.Fatalf("round %d: refused %v, want %v", round, got, bad)
+				}
+				var seq int64
+				for i, r := range batch {
+					if slices.Contains(bad, i) {
+						if r.Seq != 0 {
+							t.Errorf("round %d: refused reading %d got seq %d", round, i, r.Seq)
+						}
+						continue
+					}
+					// The stored take consecutive seqs in batch order.
+					if seq != 0 && r.Seq != seq+1 {
+						t.Errorf("round %d: reading %d got seq %d after %d", round, i, r.Seq, seq)
+					}
+					seq = r.Seq
+					want[r.DeviceID] = append(want[r.DeviceID], r)
+				}
+				for _, dev := range []string{"d1", "d2"} {
+					got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: dev, Limit: MaxReadingLimit})
+					if err != nil || !sameReadings(got, want[dev]) {
+						t.Fatalf("round %d: %s: %d readings (%v), want %d", round, dev, len(got), err, len(want[dev]))
+					}
+				}
+				if got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: "dover"}); err != nil || len(got) != 0 {
+					t.Fatalf("round %d: dover: %d readings (%v), want none", round, len(got), err)
+				}
+				var keys int
+				if err := db.readers.QueryRowContext(ctx, `SELECT count(*) FROM reading_devices WHERE device_id = 'dover'`).Scan(&keys); err != nil || keys != 0 {
+					t.Fatalf("round %d: %d keys for the refused device (%v)", round, keys, err)
+				}
+				if _, ok := db.dkeys.Load("dover"); ok {
+					t.Fatalf("round %d: the refused device's key is remembered", round)
+				}
+			}
+			db.stopMerger()
+			if _, err := db.mergeStaged(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+			for _, dev := range []string{"d1", "d2"} {
+				if got, err := db.Readings(ctx, store.ReadingQuery{DeviceID: dev, Limit: MaxReadingLimit}); err != nil || !sameReadings(got, want[dev]) {
+					t.Fatalf("merged: %s: %d readings (%v), want %d", dev, len(got), err, len(want[dev]))
+				}
+			}
+		})
+	}
+}
+
+// A device that would be given a key past MaxDeviceKey adds no write to
+// the batches it joins (its key is not made, nor made and deleted: the
+// pages of reading_devices and sqlite_sequence stay out of the WAL, and
+// the key in its refusal stays the same); a batch of which every reading
+// is refused writes nothing and commits nothing, also when a key in range
+// was made for a device whose reading then found the seqs used up (that
+// key is not kept).
+func TestAppendRefusedDeviceWritesNothing(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "candor.db")
+	db := openPath(t, path)
+	db.stopMerger()
+	db.stopCheckpointer() // the WAL only grows, frame by frame
+	reading := func(dev string, i int) store.Reading {
+		return store.Reading{DeviceID: dev, Stream: "s", Time: t0.Add(time.Duration(i) * time.Millisecond), Payload: []byte(`{}`)}
+	}
+	if err := db.AppendReadings(ctx, []store.Reading{reading("d1", 0), reading("d2", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.writer.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = ? WHERE name = 'reading_devices'`, MaxDeviceKey); err != nil {
+		t.Fatal(err)
+	}
+	// The device keys' pages: both tables (and reading_devices' index)
+	// are one page each here.
+	keyPages := map[uint32]bool{}
+	rows, err := db.readers.QueryContext(ctx, `SELECT rootpage FROM sqlite_schema WHERE tbl_name IN ('reading_devices', 'sqlite_sequence') AND rootpage > 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var p uint32
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		keyPages[p] = true
+	}
+	if err := rows.Close(); err != nil || len(keyPages) < 2 {
+		t.Fatalf("pages of the device keys: %v (%v)", keyPages, err)
+	}
+	walSize := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	lastKey := func() int64 {
+		t.Helper()
+		var k int64
+		if err := db.readers.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'reading_devices'`).Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	// refusedAt appends rs and checks that the readings at bad, and only
+	// those, were refused for dover's key past the range.
+	refusedAt := func(rs []store.Reading, bad []int) {
+		t.Helper()
+		err := db.AppendReadings(ctx, rs)
+		var re *store.RefusedReadingsError
+		if !errors.As(err, &re) || len(re.Refused) != len(bad) {
+			t.Fatalf("append: %v, want readings %v refused", err, bad)
+		}
+		for k, r := range re.Refused {
+			var kr *KeyRangeError
+			if r.Index != bad[k] || !errors.As(r.Err, &kr) || kr.DeviceKey != MaxDeviceKey+1 {
+				t.Fatalf("refused reading %d: %v, want reading %d refused for key %d", r.Index, r.Err, bad[k], MaxDeviceKey+1)
+			}
+		}
+	}
+	for round := range 3 {
+		// Joining a batch of others: only their rows are written.
+		from := walSize()
+		refusedAt([]store.Reading{reading("d1", 10*round+1), reading("dover", 0), reading("d2", 10*round+1)}, []int{1})
+		for _, p := range walPages(t, path, from) {
+			if keyPages[p] {
+				t.Fatalf("round %d: the batch wrote page %d of the device keys (pages %v)", round, p, walPages(t, path, from))
+			}
+		}
+		// Alone: nothing written at all.
+		from = walSize()
+		refusedAt([]store.Reading{reading("dover", 1), reading("dover", 2)}, []int{0, 1})
+		if to := walSize(); to != from {
+			t.Fatalf("round %d: a batch of refused readings wrote %d bytes to the WAL", round, to-from)
+		}
+		if k := lastKey(); k != MaxDeviceKey {
+			t.Fatalf("round %d: last device key %d, want %d (none made)", round, k, MaxDeviceKey)
+		}
+	}
+
+	// The seqs used up: a new device's key in range is made, then its
+	// reading refused with every other; the transaction is rolled back.
+	if _, err := db.writer.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = 5 WHERE name = 'reading_devices'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.writer.ExecContext(ctx, `UPDATE reading_seq SET hi = ?`, MaxReadingSeq); err != nil {
+		t.Fatal(err)
+	}
+	db.keyMu.Lock()
+	db.seq.next = 0 // written behind the store's back (see TestAppendKeyRange)
+	db.keyMu.Unlock()
+	from := walSize()
+	err = db.AppendReadings(ctx, []store.Reading{reading("dnew", 0), reading("d1", 100)})
+	var re *store.RefusedReadingsError
+	if !errors.As(err, &re) || len(re.Refused) != 2 {
+		t.Fatalf("append past the last seq: %v, want both readings refused", err)
+	}
+	if to := walSize(); to != from {
+		t.Fatalf("a batch past the last seq wrote %d bytes to the WAL", to-from)
+	}
+	if k := lastKey(); k != 5 {
+		t.Fatalf("last device key %d, want 5: the key made in the refused batch was kept", k)
+	}
+	if _, ok := db.dkeys.Load("dnew"); ok {
+		t.Fatal("the key made in the refused batch is remembered")
 	}
 }
 

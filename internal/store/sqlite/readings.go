@@ -23,7 +23,14 @@ const (
 
 // AppendReadings stores rs in one transaction and sets each element's
 // Seq. When it returns nil the readings are on disk (synchronous=FULL);
-// on error none of them is stored and no Seq is changed.
+// on error none of them is stored and no Seq is changed, except for a
+// *store.RefusedReadingsError: the readings it lists do not fit the
+// packed key (each refusal wraps a *KeyRangeError naming the device) and
+// were left out; every other reading is on disk with its Seq. The
+// ingest batcher commits many devices' readings together, and one device
+// past MaxDeviceKey must not keep the others out (readingkey.go). Such a
+// device costs its batch no write (it is given no key), and a batch
+// refused whole is rolled back: nothing written, nothing synced.
 //
 // Ingest runs at tens of thousands of readings a second in batches of up
 // to a few thousand, so what matters is the commit: one fsync per batch,
@@ -41,9 +48,10 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	defer db.ingestDone()
 	// Seq is only written back once the commit succeeded, so a failed
 	// call leaves the caller's slice as it was.
-	rows := make([]appendRow, len(rs))
-	var fresh map[string]int64     // device keys made in this transaction
-	marks := map[int64]markState{} // mark states as of this transaction
+	rows := make([]appendRow, 0, len(rs))
+	var refused []store.RefusedReading // readings that do not fit the key, left out
+	var fresh map[string]int64         // device keys made in this transaction
+	marks := map[int64]markState{}     // mark states as of this transaction
 	staged := len(rs) < db.stageBelow
 	inserts := &db.stmts.insertMain
 	if staged {
@@ -82,16 +90,21 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			if err != nil {
 				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
 			}
+			// A reading whose key would not fit is refused here, before
+			// anything of it is written, rather than stored under a
+			// wrapped key (readingkey.go); it takes no seq and no mark.
+			// The rest of the batch goes on: only this device (or, with
+			// the seqs used up, every reading from here on) is stuck.
+			if _, err := packKey(dkey, hi+1); err != nil {
+				kr := &KeyRangeError{DeviceID: r.DeviceID, DeviceKey: dkey, Seq: hi + 1}
+				refused = append(refused, store.RefusedReading{Index: i, Err: fmt.Errorf("reading %d: %w", i, kr)})
+				continue
+			}
 			mk, err := db.markFor(ctx, tx, dkey, marks)
 			if err != nil {
 				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
 			}
 			hi++
-			// Refused here, before anything is written, rather than
-			// stored under a wrapped key (readingkey.go).
-			if _, err := packKey(dkey, hi); err != nil {
-				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
-			}
 			if m, due := mk.add(ts); due {
 				if markStmt == nil {
 					markStmt = tx.StmtContext(ctx, db.stmts.insertMark)
@@ -101,7 +114,13 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 				}
 			}
 			marks[dkey] = mk
-			rows[i] = appendRow{dkey: dkey, seq: hi, ts: ts, i: i}
+			rows = append(rows, appendRow{dkey: dkey, seq: hi, ts: ts, i: i})
+		}
+		if len(rows) == 0 {
+			// Every reading refused: roll back what was done for them
+			// (a key made for a device whose readings then found the
+			// seqs used up) rather than commit and sync nothing.
+			return errAllRefused
 		}
 		if !staged {
 			// The clustered table in key order, so consecutive rows
@@ -128,19 +147,36 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 		}
 		return nil
 	})
+	if errors.Is(err, errAllRefused) {
+		// Rolled back, having written nothing that stays: no key made
+		// in it is remembered, and the seqs are as they were read.
+		db.seq.next, db.seq.at = hi+1, at
+		return &store.RefusedReadingsError{Refused: refused}
+	}
 	if err != nil {
 		// What the transaction read or wrote is undone: look the seqs
 		// up again next time (a failed COMMIT may even have landed).
 		db.seq.next = 0
 		return err
 	}
-	db.seq.next, db.seq.at, db.seq.staged = hi+1, at, staged
-	db.sinceCheckpoint.Add(int64(len(rs)))
+	db.seq.next, db.seq.at = hi+1, at
+	// Only keys and mark states that were committed are remembered.
+	for id, k := range fresh {
+		if k <= MaxDeviceKey { // see deviceKey
+			db.dkeys.Store(id, k)
+		}
+	}
+	for k, mk := range marks {
+		db.marks[k] = mk
+	}
+	db.seq.staged = staged
+	db.sinceCheckpoint.Add(int64(len(rows)))
 	if staged {
-		db.staged.Add(int64(len(rs)))
+		db.staged.Add(int64(len(rows)))
 		var largest int64
-		for i := range rs {
-			largest = max(largest, int64(len(rs[i].Stream)+len(rs[i].Payload)))
+		for _, row := range rows {
+			r := &rs[row.i]
+			largest = max(largest, int64(len(r.Stream)+len(r.Payload)))
 		}
 		db.noteRowBytes(largest)
 	} else {
@@ -149,18 +185,18 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 		// ones just deleted, which left up to spareRows seqs without).
 		db.seq.top = hi
 	}
-	// Only keys and mark states that were committed are remembered.
-	for id, k := range fresh {
-		db.dkeys.Store(id, k)
-	}
-	for k, mk := range marks {
-		db.marks[k] = mk
-	}
 	for _, row := range rows {
 		rs[row.i].Seq = row.seq
 	}
+	if len(refused) > 0 {
+		return &store.RefusedReadingsError{Refused: refused}
+	}
 	return nil
 }
+
+// errAllRefused ends AppendReadings' transaction, rolling it back, when
+// it refused every reading of the batch.
+var errAllRefused = errors.New("append readings: every reading refused")
 
 // appendRow is what AppendReadings works out for reading i of a batch
 // before inserting it.
@@ -270,13 +306,29 @@ func (db *DB) deviceKey(ctx context.Context, tx *sql.Tx, deviceID string, fresh 
 	var k int64
 	err := tx.QueryRowContext(ctx, `SELECT dkey FROM reading_devices WHERE device_id = ?`, deviceID).Scan(&k)
 	if errors.Is(err, sql.ErrNoRows) {
-		res, ierr := tx.ExecContext(ctx, `INSERT INTO reading_devices (device_id) VALUES (?)`, deviceID)
-		if ierr != nil {
-			return 0, fmt.Errorf("device key: %w", ierr)
+		// The key AUTOINCREMENT would give next, read before making it:
+		// past MaxDeviceKey no reading can be stored under it
+		// (AppendReadings refuses them), so the device is given none
+		// and nothing is written. Making the key and deleting it again
+		// would still advance the counter, and a batch of nothing but
+		// such readings would commit, and sync, that alone.
+		if err := tx.QueryRowContext(ctx, `SELECT max(
+			coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'reading_devices'), 0),
+			coalesce((SELECT max(dkey) FROM reading_devices), 0)) + 1`).Scan(&k); err != nil {
+			return 0, fmt.Errorf("device key: next key: %w", err)
 		}
-		if k, err = res.LastInsertId(); err != nil {
-			return 0, fmt.Errorf("device key: %w", err)
+		if k <= MaxDeviceKey {
+			res, err := tx.ExecContext(ctx, `INSERT INTO reading_devices (device_id) VALUES (?)`, deviceID)
+			if err != nil {
+				return 0, fmt.Errorf("device key: %w", err)
+			}
+			if k, err = res.LastInsertId(); err != nil {
+				return 0, fmt.Errorf("device key: %w", err)
+			}
 		}
+		// An out-of-range key stays in fresh, unremembered after the
+		// commit, so the batch's other readings of the device are
+		// refused without another look.
 		if *fresh == nil {
 			*fresh = map[string]int64{}
 		}
