@@ -449,6 +449,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	keepIDsApart(cl, &pk) // first: every later step sees the id mochi will use
 	h.takeAckForHeld(cl, &pk)
 	h.takePubcomp(cl, &pk)
+	h.takePubrel(cl, &pk)
 	if pk.FixedHeader.Type == packets.Disconnect || (mayHoldAcks(cl) && unprocessable(&pk)) {
 		flushBeforeEnd(cl) // mochi closes the connection without reading again
 		return pk, nil

@@ -384,3 +384,79 @@ func TestStrayPubcompKeepsQuotaPinned(t *testing.T) {
 		t.Fatalf("got %s, want the held {\"n\":2}", payloadOf(p))
 	}
 }
+
+// publishInPubrel publishes a control message to devA from inside
+// mochi's processPubrel, after it gave the send quota a place back and
+// before the hub's OnPacketProcessed took it again.
+type publishInPubrel struct {
+	mqtt.HookBase
+	tb    *testBroker
+	quota atomic.Int32
+	ran   atomic.Bool
+}
+
+func (h *publishInPubrel) ID() string           { return "test-publish-in-pubrel" }
+func (h *publishInPubrel) Provides(b byte) bool { return b == mqtt.OnQosComplete }
+func (h *publishInPubrel) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Net.Inline || pk.FixedHeader.Type != packets.Pubrel || !h.ran.CompareAndSwap(false, true) {
+		return
+	}
+	h.quota.Store(sendQuota(cl))
+	_ = h.tb.Publish(ControlTopic(devA, "temp"), []byte(`{"n":3}`), false)
+}
+
+// TestPubrelKeepsQuotaPinned: a device with a Receive Maximum finishing
+// its own QoS 2 reading (PUBREL) gets its PUBCOMP, and the send quota
+// gets no place: mochi's processPubrel gave one, and a hub message
+// published in that moment went out at once, beyond the maximum and
+// ahead of the held one (the reviewer's test of allheld, adapted).
+func TestPubrelKeepsQuotaPinned(t *testing.T) {
+	tb := startBroker(t)
+	h := &publishInPubrel{tb: tb}
+	if err := tb.srv.AddHook(h, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := connectRM(t, tb, 2)
+	for i := range 3 { // 0 and 1 sent, 2 held
+		publishWithin(t, tb, fmt.Appendf(nil, `{"n":%d}`, i))
+	}
+	var ids []uint16
+	for i := range 2 {
+		p := expectWithin(t, c, mqtttest.PUBLISH, 5*time.Second, "message")
+		if got, want := payloadOf(p), fmt.Sprintf(`{"n":%d}`, i); got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+		ids = append(ids, publishID(t, p))
+	}
+	// A QoS 2 reading under the id of the first control message (ids of
+	// the two directions are apart).
+	c.Send(mqtttest.Publish(5, ReadingTopic(devA, "temp"), []byte(`{"t":1}`), 2, ids[0], false))
+	answer(t, c, 5, mqtttest.PUBREC, ids[0], 0)
+	c.Send(mqtttest.Pubrel(ids[0]))
+	answer(t, c, 5, mqtttest.PUBCOMP, ids[0], 0)
+	c.Send(mqtttest.Pubrel(ids[0])) // again: the flow is over
+	answer(t, c, 5, mqtttest.PUBCOMP, ids[0], packets.ErrPacketIdentifierNotFound.Code)
+	c.Send(mqtttest.Pingreq())
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if p, err := c.Next(); err != nil || p.Type != mqtttest.PINGRESP {
+		t.Fatalf("after the PUBREL, Receive Maximum 2 unacknowledged: % x, %v, want only the PINGRESP (quota in mochi's processPubrel: %d)", p.Raw, err, h.quota.Load())
+	}
+	if !h.ran.Load() { // mochi's processPubrel did not run: publish it here
+		publishWithin(t, tb, []byte(`{"n":3}`))
+	}
+	for i, id := range ids {
+		c.Send(mqtttest.Puback(id))
+		if p := expectWithin(t, c, mqtttest.PUBLISH, 5*time.Second, "a held message"); payloadOf(p) != fmt.Sprintf(`{"n":%d}`, i+2) {
+			t.Fatalf("got %s, want {\"n\":%d}", payloadOf(p), i+2)
+		}
+	}
+	var n int
+	for _, s := range tb.in.submissions() {
+		if s.device == devA {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d readings of the QoS 2 flow submitted, want 1", n)
+	}
+}

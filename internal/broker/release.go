@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -83,26 +84,21 @@ import (
 // client with a Receive Maximum is kept at 0 with a maximum of 1: mochi
 // then holds every message of the hub's for it (the quota it reads is
 // 0), the releases above send them, and what would give the quota back
-// does not: a PUBACK of a sent message is taken before mochi sees it
-// (takeAckForHeld), so is a PUBCOMP (takePubcomp), and the place mochi
-// gives back for a PUBREL of the client's own QoS 2 publish is taken
-// again before it looks (keepQuotaPinned). The pin is set before mochi
-// makes the client one publishes reach (OnSessionEstablish), and again
-// for a session taken over, which mochi copies with a fresh quota. A
-// message is released when fewer than the maximum are in flight by the
-// session's own count (claimHeld), so the client's Receive Maximum holds
-// as before.
+// does not reach mochi: a PUBACK of a sent message (takeAckForHeld), a
+// PUBCOMP (takePubcomp) and a PUBREL of the client's own QoS 2 publish
+// (takePubrel) are handled before mochi sees them, and a place given
+// back all the same is taken again before mochi looks (keepQuotaPinned).
+// The pin is set before mochi makes the client one publishes reach
+// (OnSessionEstablish), and again for a session taken over, which mochi
+// copies with a fresh quota. A message is released when fewer than the
+// maximum are in flight by the session's own count (claimHeld), so the
+// client's Receive Maximum holds as before.
 //
-// Residual: in the moment between mochi's processPubrel giving a place
-// back and keepQuotaPinned, a publish to that client reads a quota of 1
-// and goes to mochi's write queue at once: beyond the client's maximum
-// if it is full, and ahead of held messages. Two publishes in that
-// moment, or one racing the re-pin of a session taken over, can leave
-// the quota at -1 (mochi's DecreaseSendQuota is check-then-add), where
-// mochi holds nothing and the maximum is no longer kept for that
-// connection (before the pin, mochi's next PUBACK repaired that). It
-// needs the client's QoS 2 publish and a hub message to it in the same
-// microseconds; handling PUBREL in place of mochi would close it.
+// Residual: a publish racing the re-pin of a session taken over can
+// leave the quota at -1 (mochi's DecreaseSendQuota is check-then-add),
+// where mochi holds nothing and the maximum is no longer kept for that
+// connection; before the pin, mochi's next PUBACK repaired that, and now
+// none reaches it.
 
 // undecided is the hub's record of connections with messages stored but
 // neither sent nor held yet (OnQosPublish), looked at after each publish.
@@ -390,10 +386,52 @@ func (h *hook) takePubcomp(cl *mqtt.Client, pk *packets.Packet) {
 	*pk = packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: pk.ProtocolVersion}
 }
 
-// keepQuotaPinned takes back the place mochi gave the quota while it
-// handled a packet (processPubrel gives one back, for the client's own
-// QoS 2 publish), on the read loop, just before mochi looks for a held
-// message. The maximum is 1, so one step brings it back to 0.
+// takePubrel answers the PUBREL of a pinned client's own QoS 2 publish
+// itself (OnPacketRead), as mochi's processPubrel would, but for the send
+// quota: processPubrel gives it a place, and a publish to the client
+// reading it before keepQuotaPinned took it again went to mochi's write
+// queue at once, beyond the client's Receive Maximum and ahead of held
+// messages; two such publishes could leave the quota at -1 for good.
+// mochi is handed a PUBACK of id 0 instead, which no message has. The
+// PUBCOMP goes back under the PUBREL's id (the id mochi's session knows
+// the flow by, keepIDsApart; the write gives the client its own), stored
+// first as mochi does, so that a failed write leaves it in the session to
+// resend; mochi's PUBCOMP also repeated the PUBREL's properties, this one
+// carries none.
+func (h *hook) takePubrel(cl *mqtt.Client, pk *packets.Packet) {
+	if pk.FixedHeader.Type != packets.Pubrel || !quotaPinned(cl) {
+		return
+	}
+	id, v := pk.PacketID, pk.ProtocolVersion
+	forget := func() {
+		if cl.State.Inflight.Delete(id) && h.info != nil {
+			atomic.AddInt64(&h.info.Inflight, -1)
+		}
+	}
+	comp := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubcomp}, PacketID: id, Created: time.Now().Unix()}
+	switch _, ok := cl.State.Inflight.Get(id); {
+	case !ok: // [MQTT-4.3.3-7]
+		comp.ReasonCode = packets.ErrPacketIdentifierNotFound.Code
+		comp.Properties.ReasonString = packets.ErrPacketIdentifierNotFound.Reason
+		_ = cl.WritePacket(comp) // a failed write ends the connection
+	case pk.ReasonCode >= packets.ErrUnspecifiedError.Code || !pk.ReasonCodeValid(): // [MQTT-4.3.3-9]
+		forget()
+	default:
+		cl.State.Inflight.Set(comp)
+		if err := cl.WritePacket(comp); err == nil { // [MQTT-4.3.3-11]
+			cl.State.Inflight.IncreaseReceiveQuota()
+			forget() // [MQTT-4.3.3-12]
+		}
+	}
+	*pk = packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: v}
+}
+
+// keepQuotaPinned takes back a place mochi gave the quota while it
+// handled a packet, on the read loop, just before mochi looks for a held
+// message. None of mochi's PUBACK, PUBCOMP and PUBREL handling reaches a
+// pinned client now (takeAckForHeld, takePubcomp, takePubrel); this
+// keeps whatever else might from opening mochi's look. The maximum is 1,
+// so one step brings it back to 0.
 func keepQuotaPinned(cl *mqtt.Client) {
 	if quotaPinned(cl) {
 		cl.State.Inflight.DecreaseSendQuota()
