@@ -449,7 +449,12 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	keepIDsApart(cl, &pk) // first: every later step sees the id mochi will use
 	h.takeAckForHeld(cl, &pk)
 	h.takePubcomp(cl, &pk)
-	h.takePubrel(cl, &pk)
+	if h.takePubrel(cl, &pk) != nil {
+		// The PUBCOMP's write failed: mochi's read loop ends on this, as
+		// on processPubrel's own failed write, and reads nothing more.
+		flushBeforeEnd(cl)
+		return pk, packets.ErrRejectPacket
+	}
 	if pk.FixedHeader.Type == packets.Disconnect || (mayHoldAcks(cl) && unprocessable(&pk)) {
 		flushBeforeEnd(cl) // mochi closes the connection without reading again
 		return pk, nil

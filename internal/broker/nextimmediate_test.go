@@ -460,3 +460,29 @@ func TestPubrelKeepsQuotaPinned(t *testing.T) {
 		t.Fatalf("%d readings of the QoS 2 flow submitted, want 1", n)
 	}
 }
+
+// TestStrayPubackOfHeldIgnored: a PUBACK naming a message still held
+// (never sent: the client cannot have it) leaves it to be sent. mochi's
+// processPuback deleted it, so the client never got it, and gave the
+// pinned quota a place (the reviewer's test of pubrel, adapted).
+func TestStrayPubackOfHeldIgnored(t *testing.T) {
+	tb := startBroker(t)
+	c := connectRM(t, tb, 1)
+	publishWithin(t, tb, []byte(`{"n":0}`))
+	a := publishID(t, expectWithin(t, c, mqtttest.PUBLISH, 5*time.Second, `{"n":0}`))
+	publishWithin(t, tb, []byte(`{"n":1}`)) // held: the maximum is in flight
+	var held []packets.Packet
+	for _, cl := range tb.srv.Clients.GetAll() {
+		if !cl.Net.Inline {
+			held = cl.State.Inflight.GetAll(true)
+		}
+	}
+	if len(held) != 1 {
+		t.Fatalf("%d messages held, want 1", len(held))
+	}
+	c.Send(mqtttest.Puback(held[0].PacketID)) // never received
+	c.Send(mqtttest.Puback(a))
+	if p := expectWithin(t, c, mqtttest.PUBLISH, 5*time.Second, `the held {"n":1}`); payloadOf(p) != `{"n":1}` {
+		t.Fatalf("got %s, want the held {\"n\":1}", payloadOf(p))
+	}
+}

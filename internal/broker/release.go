@@ -397,10 +397,12 @@ func (h *hook) takePubcomp(cl *mqtt.Client, pk *packets.Packet) {
 // the flow by, keepIDsApart; the write gives the client its own), stored
 // first as mochi does, so that a failed write leaves it in the session to
 // resend; mochi's PUBCOMP also repeated the PUBREL's properties, this one
-// carries none.
-func (h *hook) takePubrel(cl *mqtt.Client, pk *packets.Packet) {
+// carries none. mochi's OnQosComplete and OnQosDropped hooks do not run
+// for it (no hook of the hub's uses them). A failed write of the PUBCOMP
+// ends the read loop (the error returned), as it does in processPubrel.
+func (h *hook) takePubrel(cl *mqtt.Client, pk *packets.Packet) error {
 	if pk.FixedHeader.Type != packets.Pubrel || !quotaPinned(cl) {
-		return
+		return nil
 	}
 	id, v := pk.PacketID, pk.ProtocolVersion
 	forget := func() {
@@ -409,29 +411,32 @@ func (h *hook) takePubrel(cl *mqtt.Client, pk *packets.Packet) {
 		}
 	}
 	comp := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubcomp}, PacketID: id, Created: time.Now().Unix()}
+	var err error
 	switch _, ok := cl.State.Inflight.Get(id); {
 	case !ok: // [MQTT-4.3.3-7]
 		comp.ReasonCode = packets.ErrPacketIdentifierNotFound.Code
 		comp.Properties.ReasonString = packets.ErrPacketIdentifierNotFound.Reason
-		_ = cl.WritePacket(comp) // a failed write ends the connection
+		err = cl.WritePacket(comp)
 	case pk.ReasonCode >= packets.ErrUnspecifiedError.Code || !pk.ReasonCodeValid(): // [MQTT-4.3.3-9]
 		forget()
 	default:
 		cl.State.Inflight.Set(comp)
-		if err := cl.WritePacket(comp); err == nil { // [MQTT-4.3.3-11]
+		if err = cl.WritePacket(comp); err == nil { // [MQTT-4.3.3-11]
 			cl.State.Inflight.IncreaseReceiveQuota()
 			forget() // [MQTT-4.3.3-12]
 		}
 	}
 	*pk = packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, ProtocolVersion: v}
+	return err
 }
 
 // keepQuotaPinned takes back a place mochi gave the quota while it
 // handled a packet, on the read loop, just before mochi looks for a held
-// message. None of mochi's PUBACK, PUBCOMP and PUBREL handling reaches a
-// pinned client now (takeAckForHeld, takePubcomp, takePubrel); this
-// keeps whatever else might from opening mochi's look. The maximum is 1,
-// so one step brings it back to 0.
+// message. mochi's PUBACK, PUBCOMP and PUBREL handling, which gives
+// places, finds nothing of a pinned client's to act on (takeAckForHeld,
+// takePubcomp, takePubrel hand it a PUBACK of id 0); this keeps whatever
+// else might from opening mochi's look. The maximum is 1, so one step
+// brings it back to 0.
 func keepQuotaPinned(cl *mqtt.Client) {
 	if quotaPinned(cl) {
 		cl.State.Inflight.DecreaseSendQuota()
@@ -455,9 +460,10 @@ func keepQuotaPinned(cl *mqtt.Client) {
 // and whose quota step (DecreaseSendQuota, nothing at 0) came before
 // processPuback gave the place back: its message is held with the quota
 // at 1. mochi's publishToClient has no hook between that step and the
-// held mark. A PUBCOMP is left to mochi: its processPubcomp gives the
-// place back whether or not the message is found. mochi's OnQosComplete
-// does not run for a PUBACK taken over; no hook of ours uses it.
+// held mark. (For a client whose quota is pinned, every PUBACK of a
+// sent message is taken, and a PUBCOMP is too: takePubcomp.) mochi's
+// OnQosComplete does not run for a PUBACK taken over; no hook of ours
+// uses it.
 func (h *hook) takeAckForHeld(cl *mqtt.Client, pk *packets.Packet) {
 	if pk.FixedHeader.Type != packets.Puback || cl.Net.Inline ||
 		cl.Properties.Props.ReceiveMaximum == 0 {
@@ -468,6 +474,13 @@ func (h *hook) takeAckForHeld(cl *mqtt.Client, pk *packets.Packet) {
 		return
 	}
 	e, ok := cl.State.Inflight.Get(pk.PacketID)
+	if pinned && ok && e.FixedHeader.Type == packets.Publish && e.Expiry < 0 {
+		// A PUBACK of a message held, never sent: mochi would delete
+		// it (the client never gets it) and give the quota a place. It
+		// is handed a PUBACK of id 0 instead, which no message has.
+		pk.PacketID = 0
+		return
+	}
 	if !ok || e.FixedHeader.Type != packets.Publish || e.Expiry < 0 {
 		return // not a message sent to the client: mochi's to answer
 	}
