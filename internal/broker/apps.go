@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -129,6 +130,7 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 		if cl.Net.Inline || cl.State.Inflight.Len() == 0 {
 			return
 		}
+		h.dropStalePubacks(cl)
 		var pks []packets.Packet
 		if app {
 			pks = h.pruneInflight(cl)
@@ -136,6 +138,23 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 			pks = keepOrder(cl, hubMessages(cl))
 		}
 		parkBeyondReceiveMaximum(cl, pks)
+	}
+}
+
+// dropStalePubacks deletes, from a resumed session before mochi resends
+// it, the PUBACKs of the client's QoS 1 publishes on the connection
+// before. mochi answers such a publish from a session entry it deletes
+// right after the write; a session copied in between (the client
+// resumed at once) keeps it, and mochi's resend wrote that PUBACK again
+// on the new connection, under the id the hub may have moved the publish
+// to (keepIDsApart: an id of the client's that met one of the hub's),
+// which the client never used. The client had its PUBACK, or resends
+// the publish and gets one.
+func (h *hook) dropStalePubacks(cl *mqtt.Client) {
+	for _, p := range cl.State.Inflight.GetAll(false) {
+		if p.FixedHeader.Type == packets.Puback && cl.State.Inflight.Delete(p.PacketID) && h.info != nil {
+			atomic.AddInt64(&h.info.Inflight, -1) // as mochi's resend does
+		}
 	}
 }
 
