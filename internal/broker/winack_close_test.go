@@ -1,0 +1,198 @@
+//go:build linux
+
+package broker
+
+import (
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/candor-iot/candor/internal/broker/mqtttest"
+)
+
+// readToEnd reads c until the broker closes it and returns the packet ids
+// of the PUBACKs, in the order they came, and whether a DISCONNECT came,
+// failing the test if anything follows the DISCONNECT or the connection
+// is not closed within mqtttest's bound.
+func readToEnd(t *testing.T, c *mqtttest.Conn) (ids []uint16, bye bool) {
+	t.Helper()
+	for {
+		p, err := c.Next()
+		if err != nil {
+			var ne net.Error
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("no end of the connection after %d PUBACKs: %v", len(ids), err)
+			}
+			return ids, bye
+		}
+		if bye {
+			t.Fatalf("packet % x after the DISCONNECT", p.Raw)
+		}
+		switch p.Type {
+		case mqtttest.PUBACK:
+			ids = append(ids, uint16(p.Body[0])<<8|uint16(p.Body[1]))
+		case mqtttest.DISCONNECT:
+			bye = true
+		default:
+			t.Fatalf("unexpected packet % x", p.Raw)
+		}
+	}
+}
+
+// endFromElsewhere ends devA's connection on b from another goroutine: a
+// takeover by a second connection with devA's client id (its CONNECT is
+// sent; its CONNACK is read by the returned function, after the first
+// connection has been read to its end), or the broker's shutdown (not
+// waited for).
+func endFromElsewhere(t *testing.T, b *Broker, end string, v byte) (after func()) {
+	t.Helper()
+	switch end {
+	case "takeover":
+		c2 := mqtttest.Dial(t, b.Addr("tcp"), nil)
+		c2.Send(mqtttest.Connect{Version: v, ClientID: devA, Username: devA, Password: secretA, KeepAlive: 30}.Encode())
+		return func() {
+			if ack := c2.Expect(mqtttest.CONNACK); ack.ReasonCode(v) != 0 {
+				t.Fatalf("v%d takeover connect refused: % x", v, ack.Raw)
+			}
+		}
+	case "shutdown":
+		// Not waited for: a read loop a test stalls holds it up.
+		go b.Close()
+		return func() {}
+	}
+	t.Fatalf("unknown end %q", end)
+	return nil
+}
+
+// Window mode, a device that reads slowly: a non-blocking PUBACK write
+// came up short, so the PUBACKs of later readings went to the queue's run
+// goroutine, which waits for the socket. The connection is then ended
+// from elsewhere (a takeover, shutdown) while those PUBACKs wait. Every
+// reading was accepted (stored), so each must be acknowledged before
+// mochi's DISCONNECT (MQTT 5) or the close (3.1.1): a PUBACK lost there
+// makes the device resend the reading, which is then stored twice. They
+// used to be lost: mochi's DISCONNECT, waiting for the client's lock
+// behind the run goroutine's write, went next, and nothing may follow it
+// (MQTT 5); a 3.1.1 connection was closed under them.
+func TestRunGoroutinePubacksPrecedeDisconnect(t *testing.T) {
+	for _, end := range []string{"takeover", "shutdown"} {
+		for _, v := range []byte{4, 5} {
+			t.Run(end+"/v"+string('0'+v), func(t *testing.T) {
+				in, db, _ := storedPipeline(t, false)
+				b := startStoredBroker(t, Config{AckWithin: time.Hour}, in)
+				_, c := dialSmallRcvbuf(t, b.Addr("tcp"))
+				connectA(t, c, v)
+				c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, 1, false))
+				expectPuback(t, c, v, 1, 0)
+				q := deviceQueue(b)
+				if err := q.gc.Conn.(*net.TCPConn).SetWriteBuffer(2048); err != nil {
+					t.Fatal(err)
+				}
+				// Readings in bursts, each acknowledged in a write of its
+				// own, until one of those writes comes up short (the
+				// client reads nothing), then a few hundred more, whose
+				// PUBACKs go to the run goroutine: fewer than
+				// ackQueueLen, so the read loop never waits for room but
+				// reads them all, then waits for the socket.
+				short := b.hook.ackShort.Load()
+				const per, more, most = 10, 300, 30000
+				id, extra := uint16(2), 0
+				for extra < more && id < most {
+					var burst []byte
+					for range per {
+						burst = append(burst, mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, id, false)...)
+						id++
+					}
+					c.Send(burst)
+					if b.hook.ackShort.Load() != short {
+						extra += per
+					}
+					time.Sleep(time.Millisecond)
+				}
+				if extra == 0 {
+					t.Fatalf("no PUBACK write came up short after %d readings: the run goroutine was never asked to write, the test tested nothing", id-2)
+				}
+				n := int(id - 2)
+				waitFor(t, "every reading stored", 20*time.Second, func() bool {
+					got, err := db.CountReadings(t.Context(), devA)
+					return err == nil && got == int64(n+1)
+				})
+				if q.state.Load() != ackRunning {
+					t.Fatalf("queue in state %d, not with the run goroutine: the test tested nothing", q.state.Load())
+				}
+				after := endFromElsewhere(t, b, end, v)
+				// mochi's DISCONNECT (for 3.1.1, the close) now waits for
+				// the client's lock behind the run goroutine's write,
+				// which waits for the client to read. The run goroutine
+				// is paused between that write and its next, on q.mu,
+				// which the test holds for 500 ms: a goroutine descheduled
+				// there. The client reads from now on.
+				time.Sleep(300 * time.Millisecond)
+				q.mu.Lock()
+				time.AfterFunc(500*time.Millisecond, q.mu.Unlock)
+				ids, bye := readToEnd(t, c)
+				after()
+				for i, id := range ids {
+					if id != uint16(i+2) {
+						t.Fatalf("PUBACK %d in place %d", id, i)
+					}
+				}
+				t.Logf("%d readings, the last %d after a short write", n, extra)
+				if len(ids) != n {
+					t.Errorf("%d of %d stored readings acknowledged before the end (DISCONNECT: %v)", len(ids), n, bye)
+				}
+				if bye != (v == 5) {
+					t.Errorf("DISCONNECT sent: %v, want %v", bye, v == 5)
+				}
+			})
+		}
+	}
+}
+
+// The read loop holds its PUBACK buffer's lock (ackQueue.rmu: appending a
+// PUBACK, flushing before a read) at the moment the connection is ended
+// from elsewhere. The writer of mochi's DISCONNECT (and Close, for 3.1.1)
+// only tried that lock, so the PUBACKs held in it were lost although their
+// readings were accepted. The read loop holds it for a few instructions;
+// the test holds it in the read loop's place (for 300 ms) while the read
+// loop is stalled in the third reading's Enqueue, as in
+// TestHeldPubacksPrecedeDisconnect.
+func TestHeldPubacksWhileReadLoopHoldsThem(t *testing.T) {
+	for _, end := range []string{"takeover", "shutdown"} {
+		for _, v := range []byte{4, 5} {
+			t.Run(end+"/v"+string('0'+v), func(t *testing.T) {
+				in, _, _ := storedPipeline(t, false)
+				si := &stallingIngester{Pipeline: in, stall: []byte(`{"c":3}`),
+					entered: make(chan struct{}, 1), release: make(chan struct{})}
+				b := startStoredBroker(t, Config{AckWithin: time.Hour}, si)
+				t.Cleanup(func() { close(si.release) })
+				c := mqtttest.Dial(t, b.Addr("tcp"), nil)
+				connectA(t, c, v)
+				var burst []byte
+				for id := uint16(1); id <= 3; id++ {
+					burst = append(burst, mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":`+string('0'+byte(id))+`}`), 1, id, false)...)
+				}
+				c.Send(burst)
+				select {
+				case <-si.entered:
+				case <-time.After(20 * time.Second):
+					t.Fatal("the third reading never reached the ingester")
+				}
+				q := deviceQueue(b)
+				q.rmu.Lock()
+				time.AfterFunc(300*time.Millisecond, q.rmu.Unlock)
+				after := endFromElsewhere(t, b, end, v)
+				ids, bye := readToEnd(t, c)
+				after()
+				if len(ids) != 2 || ids[0] != 1 || ids[1] != 2 {
+					t.Errorf("PUBACKs %v before the end (DISCONNECT: %v); want [1 2]", ids, bye)
+				}
+				if bye != (v == 5) {
+					t.Errorf("DISCONNECT sent: %v, want %v", bye, v == 5)
+				}
+			})
+		}
+	}
+}
