@@ -109,13 +109,16 @@ type ackQueue struct {
 	mu    sync.Mutex
 	space sync.Cond // signalled when waiting readings are acknowledged
 	items []ackItem // waiting, in arrival order
-	spare []ackItem // the run goroutine's last batch, reused
 	// out are PUBACKs encoded and not yet written, which go before any of
-	// items: the writer's (ackWriting) current write, or what a
-	// non-blocking write left for the run goroutine.
+	// items: the writer's (ackWriting) current write, what a non-blocking
+	// write left for the run goroutine, or what the run goroutine encoded
+	// for its next write. The run goroutine keeps nothing of its own: it
+	// takes out only under the connection's lock, as it writes it
+	// (guardConn.writeAcks), so whoever holds that lock to write a
+	// DISCONNECT finds every PUBACK not yet written here or in items
+	// (guardConn.sendAcks).
 	out []byte
-	// n counts the readings pushed and not yet acknowledged, including
-	// those in the batch the run goroutine holds.
+	// n counts the readings pushed and not yet acknowledged.
 	n    int
 	done bool
 	// exited, if set (tests), is called each time a run goroutine ends.
@@ -392,35 +395,48 @@ func (q *ackQueue) flushRead() {
 // write (guardConn.Write refuses).
 func flushBeforeEnd(cl *mqtt.Client) {
 	if gc := guardOf(cl); gc != nil {
-		gc.flushHeld()
+		gc.flushHeld(true)
 	}
 }
 
-// flushHeld writes the PUBACKs the read loop holds (rbuf) as the
-// connection ends: from the read loop (flushBeforeEnd, tooLarge), and
-// from Close, which covers the ends that no hook sees: mochi returns from
-// its read loop on a packet it cannot decode (or a fixed header it
-// refuses) straight to closing the connection, on the read loop's
-// goroutine. Close on another goroutine (a takeover, shutdown) while the
-// read loop uses rbuf writes nothing: rmu is only tried. Nor does Close
-// after mochi sent a DISCONNECT (guardConn.bye), which ends what MQTT 5
-// lets the server send.
-func (c *guardConn) flushHeld() {
+// flushHeld writes the PUBACKs the hub owes the client (sendAcks) as the
+// connection ends: from the read loop (flushBeforeEnd, tooLarge; wait
+// set), and from Close, which covers the ends that no hook sees: mochi
+// returns from its read loop on a packet it cannot decode (or a fixed
+// header it refuses) straight to closing the connection, on the read
+// loop's goroutine. Nothing after a failed write, nor after a DISCONNECT
+// (guardConn.bye), which ends what MQTT 5 lets the server send; a
+// DISCONNECT's own write sends them first (guardConn.Write).
+//
+// Close waits for the connection's lock only for PUBACKs the read loop
+// holds (rbuf), as the read loop's own write would: those of another
+// writer (the run goroutine) are sent only if no write is under way, since
+// a write waiting for a client that stopped reading would hold Close for
+// up to writeTimeout, where closing ends that write at once.
+func (c *guardConn) flushHeld(wait bool) {
 	if c.dev == nil {
 		return
 	}
 	q := c.dev.acks.Load()
-	if q == nil || !q.rmu.TryLock() {
+	if q == nil {
 		return
 	}
-	defer q.rmu.Unlock()
-	if len(q.rbuf) == 0 {
+	if !wait {
+		q.rmu.Lock()
+		wait = len(q.rbuf) > 0
+		q.rmu.Unlock()
+	}
+	if wait {
+		c.mu.Lock()
+	} else if !c.mu.TryLock() {
 		return
 	}
-	// rbuf is not empty, so state is ackIdle: no other writer of PUBACKs
-	// exists, and none starts, since only the read loop starts one.
-	_ = q.write(q.rbuf)
-	q.rbuf = q.rbuf[:0]
+	defer c.mu.Unlock()
+	if c.broken || c.bye.Load() || !c.acked || c.refused {
+		return
+	}
+	defer c.boundWrite()()
+	_ = c.sendAcks()
 }
 
 // Committed is told by the batch q registered with that it has committed.
@@ -439,6 +455,10 @@ func (q *ackQueue) Committed() {
 // first still waiting, or gives the queue to the run goroutine for what it
 // cannot do. It is called with mu held and state ackWriting, and returns
 // with mu released and state changed.
+// Every change of state out of ackWriting is broadcast on space: a writer
+// of a DISCONNECT waits for it (guardConn.sendAcks), since until drive
+// has taken back what its write did not take, out is not what is left to
+// write.
 func (q *ackQueue) drive() {
 	v := q.cl.Properties.ProtocolVersion
 	for {
@@ -462,7 +482,7 @@ func (q *ackQueue) drive() {
 			q.out = out[:copy(out, out[n:])]
 			if len(q.out) > 0 || tail {
 				q.h.ackShort.Add(1)
-				q.state.Store(ackRunning)
+				q.leaveWriting(ackRunning)
 				q.mu.Unlock()
 				q.start()
 				return
@@ -476,13 +496,13 @@ func (q *ackQueue) drive() {
 			if cap(q.out) > idleBytes {
 				q.out = nil
 			}
-			q.state.Store(ackIdle)
+			q.leaveWriting(ackIdle)
 			q.mu.Unlock()
 			return
 		}
 		head := q.items[0]
 		if head.refusal == nil && !head.ticket.Ready() && head.ticket.NotifyCommit(q) {
-			q.state.Store(ackWaiting)
+			q.leaveWriting(ackWaiting)
 			q.mu.Unlock()
 			return
 		}
@@ -490,11 +510,18 @@ func (q *ackQueue) drive() {
 			continue // committed since it was looked at
 		}
 		// A refusal, a failed commit, or a ticket with no batch to wait on.
-		q.state.Store(ackRunning)
+		q.leaveWriting(ackRunning)
 		q.mu.Unlock()
 		q.start()
 		return
 	}
+}
+
+// leaveWriting moves state from ackWriting to st and wakes whoever waits
+// for that (guardConn.sendAcks). Called with mu held.
+func (q *ackQueue) leaveWriting(st int32) {
+	q.state.Store(st)
+	q.space.Broadcast()
 }
 
 // start starts the run goroutine; state is already ackRunning.
@@ -519,43 +546,19 @@ func (q *ackQueue) run() {
 		// for a later packet to go out.
 		q.gc.finishTail()
 	}
-	v5 := q.cl.Properties.ProtocolVersion == 5
-	var buf []byte
-	flush := func() {
-		if len(buf) > 0 {
-			_ = q.write(buf) // a failed write ends the connection; the client resends
-			buf = buf[:0]
-		}
-	}
-	var batch []ackItem
 	for {
 		q.mu.Lock()
-		q.n -= len(batch)
-		if len(batch) > 0 {
-			q.spare = batch[:0]
-			q.space.Broadcast()
-		}
+		q.encodeReady(ackWriteMax)
 		if len(q.out) > 0 {
-			// What a non-blocking write left: it goes before the rest.
-			out := q.out
-			q.out = nil
 			q.mu.Unlock()
-			batch = nil
-			_ = q.write(out)
-			continue
-		}
-		if len(q.items) == 0 && len(buf) > 0 {
-			// Nothing more has arrived: send what is gathered first. Only
-			// then may this goroutine end, so a later writer never writes
-			// before it.
-			q.mu.Unlock()
-			batch = nil
-			flush()
+			q.writeOut()
 			continue
 		}
 		if len(q.items) == 0 {
+			// Only now may this goroutine end, so a later writer never
+			// writes before it.
 			q.state.Store(ackIdle)
-			q.items, q.spare = nil, nil // an idle connection keeps no buffer
+			q.items, q.out = nil, nil // an idle connection keeps no buffer
 			exited := q.exited
 			q.mu.Unlock()
 			if exited != nil {
@@ -563,37 +566,90 @@ func (q *ackQueue) run() {
 			}
 			return
 		}
-		batch, q.items, q.spare = q.items, q.spare, nil
-		q.mu.Unlock()
-		for _, it := range batch {
-			if !it.ticket.Ready() {
-				flush() // do not hold committed readings' PUBACKs for this one
-			}
-			if it.refusal != nil {
-				buf = appendRefusal(buf, q.cl, it.id, *it.refusal)
-				if len(buf) >= ackWriteMax {
-					flush()
-				}
-				continue
-			}
-			code := packets.CodeSuccess
-			if err := it.ticket.Wait(context.Background()); err != nil {
-				q.h.notStored(deviceOf(q.cl), "", err)
-				if !v5 {
-					// 3.1.1 has no negative acknowledgement: closing makes the
-					// client resend what was not acknowledged.
-					flush()
-					_ = q.cl.Net.Conn.Close()
-					continue
-				}
-				code = packets.ErrImplementationSpecificError
-			}
-			buf = appendPuback(buf, q.cl.Properties.ProtocolVersion, it.id, code.Code)
-			if len(buf) >= ackWriteMax {
-				flush()
-			}
+		head := q.items[0]
+		if head.refusal == nil && head.ticket.Ready() {
+			// A failed commit that encodeReady left: 3.1.1 has no
+			// negative acknowledgement, so closing makes the client
+			// resend what was not acknowledged. It stays at the head
+			// while the connection closes, so that no later reading's
+			// PUBACK is written past it (guardConn.Close sends those
+			// before it).
+			q.mu.Unlock()
+			q.h.notStored(deviceOf(q.cl), "", head.ticket.Wait(context.Background()))
+			_ = q.cl.Net.Conn.Close()
+			q.mu.Lock()
+			q.items = q.items[:copy(q.items, q.items[1:])]
+			q.n--
+			q.space.Broadcast()
+			q.mu.Unlock()
+			continue
 		}
+		q.mu.Unlock()
+		// Committed readings' PUBACKs are written by now; this one waits
+		// for its commit.
+		_ = head.ticket.Wait(context.Background())
 	}
+}
+
+// encodeReady moves the answers of the readings at the head of the queue
+// that have one now into out, in order, while out is under limit: a
+// refusal's, a committed reading's, and a failed commit's (MQTT 5; the
+// failure is reported). It stops at a reading still committing, and at a
+// failed commit of a 3.1.1 client, which has no negative answer (run
+// closes the connection). Called with mu held.
+func (q *ackQueue) encodeReady(limit int) {
+	v := q.cl.Properties.ProtocolVersion
+	k := 0
+	for ; k < len(q.items) && len(q.out) < limit; k++ {
+		it := q.items[k]
+		if it.refusal != nil {
+			q.out = appendRefusal(q.out, q.cl, it.id, *it.refusal)
+			continue
+		}
+		if !it.ticket.Ready() {
+			break
+		}
+		code := packets.CodeSuccess.Code
+		if err := it.ticket.Wait(context.Background()); err != nil {
+			if v != 5 {
+				break
+			}
+			q.h.notStored(deviceOf(q.cl), "", err)
+			code = packets.ErrImplementationSpecificError.Code
+		}
+		q.out = appendPuback(q.out, v, it.id, code)
+	}
+	if k > 0 {
+		rest := copy(q.items, q.items[k:])
+		clear(q.items[rest:])
+		q.items = q.items[:rest]
+		q.n -= k
+		q.space.Broadcast()
+	}
+}
+
+// writeOut writes out, the run goroutine's blocking write. On a
+// connection through the guard out is taken as it is written, under the
+// connection's lock (writeAcks); elsewhere (tests' queues) it is taken
+// first.
+func (q *ackQueue) writeOut() {
+	if gc := guardOf(q.cl); gc != nil {
+		if q.cl.Closed() {
+			q.mu.Lock()
+			q.out = q.out[:0] // the client is gone; it resends
+			q.mu.Unlock()
+			return
+		}
+		q.cl.Lock() // as mochi's WritePacket: see writeRaw
+		gc.writeAcks(q)
+		q.cl.Unlock()
+		return
+	}
+	q.mu.Lock()
+	out := q.out
+	q.out = nil
+	q.mu.Unlock()
+	_ = q.write(out) // a failed write ends the connection; the client resends
 }
 
 // appendRefusal encodes an MQTT 5 PUBACK with a refusal's reason code and,

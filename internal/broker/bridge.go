@@ -138,7 +138,7 @@ func (c *guardConn) limit() int {
 func (c *guardConn) tooLarge() error {
 	// The PUBACKs held for readings read before it go first: mochi closes
 	// the connection without another read or hook.
-	c.flushHeld()
+	c.flushHeld(true)
 	if c.v5 {
 		c.mu.Lock()
 		// Never after a failed write (writeFailed) or a DISCONNECT, and

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -455,13 +456,19 @@ func (c *guardConn) Write(p []byte) (int, error) {
 	if err := c.sendTail(); err != nil {
 		return 0, err
 	}
-	if c.v5 && c.acked && !c.refused {
-		bye := len(p) > 0 && p[0]>>4 == typeDisconnect // mochi writes one packet per Write
-		if bye {
-			if err := c.heldBeforeBye(); err != nil {
-				return 0, err
-			}
+	// mochi writes whole packets, one per Write or several gathered in
+	// its buffer (while messages to the client are queued), a DISCONNECT
+	// among them, not always first.
+	bye := c.acked && !c.refused && (c.v5 || c.dev != nil) && hasDisconnect(p)
+	if bye {
+		// MQTT 5 lets nothing follow the DISCONNECT [MQTT-3.14.4-1], and
+		// a 3.1.1 connection (whose DISCONNECT the filter drops) is
+		// closed right after it: the PUBACKs the hub owes go first.
+		if err := c.sendAcks(); err != nil {
+			return 0, err
 		}
+	}
+	if c.v5 && c.acked && !c.refused {
 		n, err := c.Conn.Write(p) // nothing left to correct for MQTT 5
 		if bye {
 			c.bye.Store(true)
@@ -492,32 +499,102 @@ func (c *guardConn) sendTail() error {
 	return c.writeFailed(err)
 }
 
-// heldBeforeBye writes the PUBACKs the read loop holds (ackQueue.rbuf)
-// ahead of mochi's DISCONNECT, after which MQTT 5 lets nothing follow, so
-// Close would drop them (flushHeld): a connection ended from elsewhere (a
-// takeover by the same client id, shutdown) while its read loop is
-// between packets read together. Their readings were accepted; a client
-// never told so resends them on reconnecting, to be stored twice. rmu is
-// only tried, as in flushHeld: the read loop may hold it, and takes mu
-// (tryWrite) while it does. rbuf is not empty only while no other writer
-// of PUBACKs exists (ackIdle), so these are the next PUBACKs in order.
-// Called with mu held; the write waits for the socket, as the DISCONNECT's
-// does. A failed write fails the DISCONNECT too (broken).
-func (c *guardConn) heldBeforeBye() error {
+// hasDisconnect reports whether p, whole MQTT packets, holds a
+// DISCONNECT. Only the fixed headers are read.
+func hasDisconnect(p []byte) bool {
+	for i := 0; i < len(p); {
+		if p[i]>>4 == typeDisconnect {
+			return true
+		}
+		rl, n := remainingLength(p[i:])
+		if n <= 1 {
+			return false // not whole packets: not mochi's
+		}
+		i += n + rl
+	}
+	return false
+}
+
+// sendAcks writes every PUBACK the hub owes the client that can be sent
+// now, ahead of a DISCONNECT or the close (flushHeld), after which none
+// could be: the read loop's (ackQueue.rbuf), those waiting for the run
+// goroutine's write (ackQueue.out) and those of readings in the queue that
+// are answered by now (accepted in the bounded-window mode, committed, or
+// refused). Their readings were accepted; a client never told so resends
+// them on reconnecting, to be stored twice. Called with mu held, by a
+// writer that already decided to wait for the socket (a DISCONNECT's; the
+// close), so their write waits for it too, bounded as every write is. A
+// failed write fails the caller's too (broken).
+//
+// Nothing else writes PUBACKs meanwhile: every write of them holds mu
+// (tryWrite only tries it), and the run goroutine takes out only under mu
+// (writeAcks). The read loop's rmu and the queue's mu are taken one after
+// the other, never together: the read loop takes each while holding the
+// other (push, flushRead), but never waits for mu while holding either.
+// rbuf first: it is non-empty only while nothing is queued, and anything
+// queued after it came later.
+func (c *guardConn) sendAcks() error {
 	if c.dev == nil {
 		return nil
 	}
 	q := c.dev.acks.Load()
-	if q == nil || !q.rmu.TryLock() {
+	if q == nil {
 		return nil
 	}
-	defer q.rmu.Unlock()
-	if len(q.rbuf) == 0 {
+	if err := c.sendTail(); err != nil {
+		return err
+	}
+	var acks []byte
+	q.rmu.Lock()
+	if len(q.rbuf) > 0 {
+		acks = append(acks, q.rbuf...)
+		q.rbuf = q.rbuf[:0]
+	}
+	q.rmu.Unlock()
+	q.mu.Lock()
+	// A non-blocking writer (drive) has out in hand and takes back what
+	// its write left; it fails to get mu now and does not wait for it.
+	for q.state.Load() == ackWriting {
+		q.space.Wait()
+	}
+	q.encodeReady(math.MaxInt)
+	if len(q.out) > 0 {
+		acks = append(acks, q.out...)
+		q.out = q.out[:0]
+	}
+	q.mu.Unlock()
+	if len(acks) == 0 {
 		return nil
 	}
-	_, err := c.Conn.Write(q.rbuf)
-	q.rbuf = q.rbuf[:0]
+	_, err := c.Conn.Write(acks)
 	return c.writeFailed(err)
+}
+
+// writeAcks writes the run goroutine's out, taken under mu, so that a
+// writer of a DISCONNECT, which holds mu, finds there whatever the run
+// goroutine has not written (sendAcks). Nothing after a failed write or a
+// DISCONNECT.
+func (c *guardConn) writeAcks(q *ackQueue) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q.mu.Lock()
+	out := q.out
+	q.out = nil
+	q.mu.Unlock()
+	if len(out) == 0 || c.broken || c.bye.Load() {
+		return
+	}
+	defer c.boundWrite()()
+	if c.sendTail() != nil {
+		return
+	}
+	_, err := c.Conn.Write(out)
+	_ = c.writeFailed(err) // the connection ends; the client resends
+	q.mu.Lock()
+	if q.out == nil && cap(out) <= ackWriteMax*2 {
+		q.out = out[:0]
+	}
+	q.mu.Unlock()
 }
 
 // finishTail sends tail if no other write has: the ack queue's run

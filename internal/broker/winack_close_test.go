@@ -15,7 +15,8 @@ import (
 // readToEnd reads c until the broker closes it and returns the packet ids
 // of the PUBACKs, in the order they came, and whether a DISCONNECT came,
 // failing the test if anything follows the DISCONNECT or the connection
-// is not closed within mqtttest's bound.
+// is not closed within mqtttest's bound. PUBLISH packets (the hub's
+// messages to the device) are passed over.
 func readToEnd(t *testing.T, c *mqtttest.Conn) (ids []uint16, bye bool) {
 	t.Helper()
 	for {
@@ -35,6 +36,7 @@ func readToEnd(t *testing.T, c *mqtttest.Conn) (ids []uint16, bye bool) {
 			ids = append(ids, uint16(p.Body[0])<<8|uint16(p.Body[1]))
 		case mqtttest.DISCONNECT:
 			bye = true
+		case mqtttest.PUBLISH:
 		default:
 			t.Fatalf("unexpected packet % x", p.Raw)
 		}
@@ -195,4 +197,63 @@ func TestHeldPubacksWhileReadLoopHoldsThem(t *testing.T) {
 			})
 		}
 	}
+}
+
+// mochi gathers packets in a buffer of its own while messages to the
+// client are queued (WritePacket), so its DISCONNECT may reach the guard
+// behind other packets, or never (the buffer is dropped when the
+// connection closes). The PUBACKs the read loop holds must still go out
+// before it, or, if it never goes out, before the close. The guard
+// looked for a DISCONNECT only as a write's first packet, and mochi's
+// OnPacketSent marked the DISCONNECT sent (bye) even when it sat in that
+// buffer, so Close sent nothing: the readings were accepted and never
+// acknowledged. Here the device's socket is full of control messages
+// (the write loop waits, more are queued) while the read loop holds two
+// PUBACKs (stalled in the third reading's Enqueue) and the connection is
+// taken over.
+func TestHeldPubacksBeforeBufferedDisconnect(t *testing.T) {
+	const v = 5
+	in, _, _ := storedPipeline(t, false)
+	si := &stallingIngester{Pipeline: in, stall: []byte(`{"c":3}`),
+		entered: make(chan struct{}, 1), release: make(chan struct{})}
+	b := startStoredBroker(t, Config{AckWithin: time.Hour}, si)
+	t.Cleanup(func() { close(si.release) })
+	_, c := dialSmallRcvbuf(t, b.Addr("tcp"))
+	connectA(t, c, v)
+	ctl := ControlTopic(devA, "x")
+	c.Send(mqtttest.Subscribe(v, 1, ctl, 0))
+	c.Expect(mqtttest.SUBACK)
+	c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":0}`), 1, 10, false))
+	expectPuback(t, c, v, 10, 0)
+	q := deviceQueue(b)
+	if err := q.gc.Conn.(*net.TCPConn).SetWriteBuffer(2048); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 8192)
+	for i := range big {
+		big[i] = 'a'
+	}
+	for range 40 {
+		if err := b.Publish(ctl, big, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var burst []byte
+	for id := uint16(1); id <= 3; id++ {
+		burst = append(burst, mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":`+string('0'+byte(id))+`}`), 1, id, false)...)
+	}
+	c.Send(burst)
+	select {
+	case <-si.entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the third reading never reached the ingester")
+	}
+	after := endFromElsewhere(t, b, "takeover", v)
+	time.Sleep(300 * time.Millisecond) // mochi's DISCONNECT waits behind the write loop; not an assertion
+	ids, bye := readToEnd(t, c)
+	after()
+	if len(ids) != 2 || ids[0] != 1 || ids[1] != 2 {
+		t.Errorf("PUBACKs %v before the end (DISCONNECT: %v); want [1 2]", ids, bye)
+	}
+	t.Logf("DISCONNECT sent: %v", bye)
 }
