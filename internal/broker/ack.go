@@ -75,6 +75,11 @@ type ackItem struct {
 //
 // Exactly one writer of PUBACKs exists at a time, named by state: the one
 // that moved it out of ackIdle, and only the read loop (push) does that.
+// The one exception ends the connection: whoever writes mochi's DISCONNECT
+// (a takeover, shutdown) or closes the connection first writes, holding
+// the connection's lock, every PUBACK that can be sent (guardConn.sendAcks),
+// taken from rbuf, out and items, which is why the run goroutine keeps
+// nothing of its own between writes.
 type ackQueue struct {
 	cl    *mqtt.Client
 	h     *hook
@@ -95,9 +100,11 @@ type ackQueue struct {
 	// rbuf holds the PUBACKs of readings acknowledged at once that nothing
 	// was waiting ahead of (state ackIdle), until the read loop is about
 	// to block (flushRead). The read loop uses it under rmu; the only
-	// other user is guardConn.Close, which may run on another goroutine
-	// and only tries rmu (flushHeld). rbuf is non-empty only in ackIdle:
-	// the read loop empties it whenever it moves state out of ackIdle.
+	// other user is a writer of a DISCONNECT or Close, on another
+	// goroutine (guardConn.sendAcks), which takes rmu while holding the
+	// connection's lock and nothing else, and waits for no other lock
+	// while it holds rmu. rbuf is non-empty only in ackIdle: the read
+	// loop empties it whenever it moves state out of ackIdle.
 	rmu  sync.Mutex
 	rbuf []byte
 
@@ -335,9 +342,9 @@ func (q *ackQueue) push(it ackItem) {
 		q.start()
 		return
 	}
-	// What rbuf holds goes first. (rmu under mu: only the read loop
-	// waits for rmu, and Close never waits for it, so the order of the
-	// two does not matter.)
+	// What rbuf holds goes first. (rmu under mu: the only other taker
+	// of rmu, sendAcks, holds neither lock while it waits for the other,
+	// so the order of the two does not matter.)
 	q.rmu.Lock()
 	q.out = append(q.out, q.rbuf...)
 	q.rbuf = q.rbuf[:0]

@@ -281,7 +281,8 @@ type guardConn struct {
 	// closed: Close has begun; nothing is parked after (unpark).
 	closed atomic.Bool
 	// bye: a DISCONNECT went to the client (MQTT 5 only: a 3.1.1 client
-	// gets none; set by Write, tooLarge and OnPacketSent), after which
+	// gets none; set by Write, which looks for one among the packets of
+	// every write, and tooLarge), after which
 	// MQTT 5 allows nothing more [MQTT-3.14.4-1]; Close flushes no PUBACKs.
 	bye atomic.Bool
 
