@@ -257,3 +257,41 @@ func TestHeldPubacksBeforeBufferedDisconnect(t *testing.T) {
 	}
 	t.Logf("DISCONNECT sent: %v", bye)
 }
+
+// mochi's buffer may hand the guard a DISCONNECT behind other packets in
+// one write: it is seen there too (bye), so nothing follows it.
+func TestDisconnectBehindOtherPackets(t *testing.T) {
+	publish := mqtttest.Publish(5, ControlTopic(devA, "x"), []byte(`{"n":1}`), 0, 0, false)
+	disconnect := []byte{typeDisconnect << 4, 1, 0x8b}
+	puback := []byte{0x40, 0x02, 0x00, 0x07}
+	for _, tc := range []struct {
+		p    []byte
+		want bool
+	}{
+		{disconnect, true},
+		{append(append([]byte{}, publish...), disconnect...), true},
+		{append(append(append([]byte{}, puback...), publish...), disconnect...), true},
+		{append(append([]byte{}, publish...), puback...), false},
+		{publish[:3], false},        // cut: not followed
+		{[]byte{0x30, 0xff}, false}, // a remaining length that does not end
+	} {
+		if got := hasDisconnect(tc.p); got != tc.want {
+			t.Errorf("hasDisconnect(% x) = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+
+	a, b := net.Pipe()
+	defer b.Close()
+	go func() { _, _ = io.Copy(io.Discard, b) }()
+	gc := &guardConn{Conn: a, v5: true, acked: true}
+	if _, err := gc.Write(append(append([]byte{}, publish...), disconnect...)); err != nil {
+		t.Fatal(err)
+	}
+	if !gc.bye.Load() {
+		t.Fatal("a DISCONNECT behind a PUBLISH in one write was not seen")
+	}
+	if _, err := gc.Write(puback); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("PUBACK after the DISCONNECT: err %v, want net.ErrClosed", err)
+	}
+	a.Close()
+}
