@@ -516,8 +516,8 @@ func hasDisconnect(p []byte) bool {
 	return false
 }
 
-// sendAcks writes every PUBACK the hub owes the client that can be sent
-// now, ahead of a DISCONNECT or the close (flushHeld), after which none
+// sendAcks writes the rest of a cut PUBACK (sendTail) and every PUBACK
+// the hub owes the client that can be sent now, ahead of a DISCONNECT or the close (flushHeld), after which none
 // could be: the read loop's (ackQueue.rbuf), those waiting for the run
 // goroutine's write (ackQueue.out) and those of readings in the queue that
 // are answered by now (accepted in the bounded-window mode, committed, or
@@ -535,15 +535,15 @@ func hasDisconnect(p []byte) bool {
 // rbuf first: it is non-empty only while nothing is queued, and anything
 // queued after it came later.
 func (c *guardConn) sendAcks() error {
+	if err := c.sendTail(); err != nil {
+		return err
+	}
 	if c.dev == nil {
 		return nil
 	}
 	q := c.dev.acks.Load()
 	if q == nil {
 		return nil
-	}
-	if err := c.sendTail(); err != nil {
-		return err
 	}
 	var acks []byte
 	q.rmu.Lock()
