@@ -391,15 +391,16 @@ func (q *ackQueue) flushRead() {
 	}
 }
 
-// flushBeforeEnd writes the PUBACKs the read loop holds for cl (rbuf),
-// called by the read loop when mochi is about to end the connection
+// flushBeforeEnd writes the PUBACKs owed to cl (flushHeld: those the read
+// loop holds, rbuf, and those queued that are answered by now), called by
+// the read loop when mochi is about to end the connection
 // without reading again (a DISCONNECT, a packet it could not process).
 // They would otherwise be lost with the connection, though their readings
 // are kept: the client sent a DISCONNECT right behind its last reading,
 // in the same TCP segment, and was never told the reading arrived. The
 // write blocks (bounded by the write timeout): the connection is ending,
 // nothing else waits for its read loop. Nothing is written after a failed
-// write (guardConn.Write refuses).
+// write or a DISCONNECT (flushHeld).
 func flushBeforeEnd(cl *mqtt.Client) {
 	if gc := guardOf(cl); gc != nil {
 		gc.flushHeld(true)
