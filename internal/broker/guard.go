@@ -460,8 +460,11 @@ func (c *guardConn) Write(p []byte) (int, error) {
 	// mochi writes whole packets, one per Write or several gathered in
 	// its buffer (while messages to the client are queued), a DISCONNECT
 	// among them, not always first.
-	bye := c.acked && !c.refused && (c.v5 || c.dev != nil) && hasDisconnect(p)
-	if bye {
+	end := 0 // where the DISCONNECT among p's packets ends, if there is one
+	if c.acked && !c.refused && (c.v5 || c.dev != nil) {
+		end = disconnectEnd(p)
+	}
+	if end > 0 {
 		// MQTT 5 lets nothing follow the DISCONNECT [MQTT-3.14.4-1], and
 		// a 3.1.1 connection (whose DISCONNECT the filter drops) is
 		// closed right after it: the PUBACKs the hub owes go first.
@@ -470,11 +473,18 @@ func (c *guardConn) Write(p []byte) (int, error) {
 		}
 	}
 	if c.v5 && c.acked && !c.refused {
-		n, err := c.Conn.Write(p) // nothing left to correct for MQTT 5
-		if bye {
-			c.bye.Store(true)
+		if end == 0 {
+			n, err := c.Conn.Write(p) // nothing left to correct for MQTT 5
+			return n, c.writeFailed(err)
 		}
-		return n, c.writeFailed(err)
+		// Nor what mochi's buffer holds behind it: a message to the
+		// client queued after the DISCONNECT was, flushed with it.
+		_, err := c.Conn.Write(p[:end])
+		c.bye.Store(true)
+		if err != nil {
+			return 0, c.writeFailed(err)
+		}
+		return len(p), nil
 	}
 	out := c.filter(c.buf[:0], p)
 	c.buf = out[:0]
@@ -500,20 +510,21 @@ func (c *guardConn) sendTail() error {
 	return c.writeFailed(err)
 }
 
-// hasDisconnect reports whether p, whole MQTT packets, holds a
-// DISCONNECT. Only the fixed headers are read.
-func hasDisconnect(p []byte) bool {
+// disconnectEnd returns where the first DISCONNECT among p's packets
+// (whole MQTT packets) ends, 0 if p holds none. Only the fixed headers
+// are read.
+func disconnectEnd(p []byte) int {
 	for i := 0; i < len(p); {
-		if p[i]>>4 == typeDisconnect {
-			return true
-		}
 		rl, n := remainingLength(p[i:])
 		if n <= 1 {
-			return false // not whole packets: not mochi's
+			return 0 // not whole packets: not mochi's
+		}
+		if p[i]>>4 == typeDisconnect {
+			return min(i+n+rl, len(p))
 		}
 		i += n + rl
 	}
-	return false
+	return 0
 }
 
 // sendAcks writes the rest of a cut PUBACK (sendTail) and every PUBACK

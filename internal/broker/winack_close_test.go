@@ -3,6 +3,7 @@
 package broker
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -259,33 +260,44 @@ func TestHeldPubacksBeforeBufferedDisconnect(t *testing.T) {
 }
 
 // mochi's buffer may hand the guard a DISCONNECT behind other packets in
-// one write: it is seen there too (bye), so nothing follows it.
+// one write, and other packets behind it (a message queued after it): it
+// is seen there too (bye), and nothing after it goes out, in that write
+// or later ones [MQTT-3.14.4-1].
 func TestDisconnectBehindOtherPackets(t *testing.T) {
 	publish := mqtttest.Publish(5, ControlTopic(devA, "x"), []byte(`{"n":1}`), 0, 0, false)
 	disconnect := []byte{typeDisconnect << 4, 1, 0x8b}
 	puback := []byte{0x40, 0x02, 0x00, 0x07}
+	cat := func(ps ...[]byte) []byte {
+		var b []byte
+		for _, p := range ps {
+			b = append(b, p...)
+		}
+		return b
+	}
 	for _, tc := range []struct {
 		p    []byte
-		want bool
+		want int
 	}{
-		{disconnect, true},
-		{append(append([]byte{}, publish...), disconnect...), true},
-		{append(append(append([]byte{}, puback...), publish...), disconnect...), true},
-		{append(append([]byte{}, publish...), puback...), false},
-		{publish[:3], false},        // cut: not followed
-		{[]byte{0x30, 0xff}, false}, // a remaining length that does not end
+		{disconnect, 3},
+		{cat(publish, disconnect), len(publish) + 3},
+		{cat(puback, publish, disconnect, publish), 4 + len(publish) + 3},
+		{cat(publish, puback), 0},
+		{publish[:3], 0},              // cut: not followed
+		{[]byte{0x30, 0xff}, 0},       // a remaining length that does not end
+		{[]byte{0xe0, 0x05, 0x8b}, 3}, // a cut DISCONNECT ends with p
 	} {
-		if got := hasDisconnect(tc.p); got != tc.want {
-			t.Errorf("hasDisconnect(% x) = %v, want %v", tc.p, got, tc.want)
+		if got := disconnectEnd(tc.p); got != tc.want {
+			t.Errorf("disconnectEnd(% x) = %d, want %d", tc.p, got, tc.want)
 		}
 	}
 
 	a, b := net.Pipe()
-	defer b.Close()
-	go func() { _, _ = io.Copy(io.Discard, b) }()
+	wire := make(chan []byte, 1)
+	go func() { all, _ := io.ReadAll(b); wire <- all }()
 	gc := &guardConn{Conn: a, v5: true, acked: true}
-	if _, err := gc.Write(append(append([]byte{}, publish...), disconnect...)); err != nil {
-		t.Fatal(err)
+	p := cat(publish, disconnect, publish)
+	if n, err := gc.Write(p); err != nil || n != len(p) {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(p))
 	}
 	if !gc.bye.Load() {
 		t.Fatal("a DISCONNECT behind a PUBLISH in one write was not seen")
@@ -294,4 +306,7 @@ func TestDisconnectBehindOtherPackets(t *testing.T) {
 		t.Fatalf("PUBACK after the DISCONNECT: err %v, want net.ErrClosed", err)
 	}
 	a.Close()
+	if got, want := <-wire, cat(publish, disconnect); !bytes.Equal(got, want) {
+		t.Fatalf("on the wire % x; want % x (nothing after the DISCONNECT)", got, want)
+	}
 }
