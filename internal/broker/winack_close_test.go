@@ -4,6 +4,8 @@ package broker
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/broker/mqtttest"
+	"github.com/candor-iot/candor/internal/tlscert"
 )
 
 // readToEnd reads c until the broker closes it and returns the packet ids
@@ -70,8 +73,9 @@ func endFromElsewhere(t *testing.T, b *Broker, end string, v byte) (after func()
 }
 
 // Window mode, a device that reads slowly: a non-blocking PUBACK write
-// came up short, so the PUBACKs of later readings went to the queue's run
-// goroutine, which waits for the socket. The connection is then ended
+// came up short (over TLS there is none: every PUBACK goes this way), so
+// the PUBACKs of later readings went to the queue's run goroutine, which
+// waits for the socket. The connection is then ended
 // from elsewhere (a takeover, shutdown) while those PUBACKs wait. Every
 // reading was accepted (stored), so each must be acknowledged before
 // mochi's DISCONNECT (MQTT 5) or the close (3.1.1): a PUBACK lost there
@@ -80,77 +84,112 @@ func endFromElsewhere(t *testing.T, b *Broker, end string, v byte) (after func()
 // behind the run goroutine's write, went next, and nothing may follow it
 // (MQTT 5); a 3.1.1 connection was closed under them.
 func TestRunGoroutinePubacksPrecedeDisconnect(t *testing.T) {
-	for _, end := range []string{"takeover", "shutdown"} {
-		for _, v := range []byte{4, 5} {
-			t.Run(end+"/v"+string('0'+v), func(t *testing.T) {
-				in, db, _ := storedPipeline(t, false)
-				b := startStoredBroker(t, Config{AckWithin: time.Hour}, in)
-				_, c := dialSmallRcvbuf(t, b.Addr("tcp"))
-				connectA(t, c, v)
-				c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, 1, false))
-				expectPuback(t, c, v, 1, 0)
-				q := deviceQueue(b)
-				if err := q.gc.Conn.(*net.TCPConn).SetWriteBuffer(2048); err != nil {
-					t.Fatal(err)
-				}
-				// Readings in bursts, each acknowledged in a write of its
-				// own, until one of those writes comes up short (the
-				// client reads nothing), then a few hundred more, whose
-				// PUBACKs go to the run goroutine: fewer than
-				// ackQueueLen, so the read loop never waits for room but
-				// reads them all, then waits for the socket.
-				short := b.hook.ackShort.Load()
-				const per, more, most = 10, 300, 30000
-				id, extra := uint16(2), 0
-				for extra < more && id < most {
-					var burst []byte
-					for range per {
-						burst = append(burst, mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, id, false)...)
-						id++
-					}
-					c.Send(burst)
-					if b.hook.ackShort.Load() != short {
-						extra += per
-					}
-					time.Sleep(time.Millisecond)
-				}
-				if extra == 0 {
-					t.Fatalf("no PUBACK write came up short after %d readings: the run goroutine was never asked to write, the test tested nothing", id-2)
-				}
-				n := int(id - 2)
-				waitFor(t, "every reading stored", 20*time.Second, func() bool {
-					got, err := db.CountReadings(t.Context(), devA)
-					return err == nil && got == int64(n+1)
+	cert, roots := testCert(t)
+	for _, tr := range []string{"tcp", "tls"} {
+		for _, end := range []string{"takeover", "shutdown"} {
+			for _, v := range []byte{4, 5} {
+				t.Run(tr+"/"+end+"/v"+string('0'+v), func(t *testing.T) {
+					runGoroutineBeforeEnd(t, tr, end, v, cert, roots)
 				})
-				if q.state.Load() != ackRunning {
-					t.Fatalf("queue in state %d, not with the run goroutine: the test tested nothing", q.state.Load())
-				}
-				after := endFromElsewhere(t, b, end, v)
-				// mochi's DISCONNECT (for 3.1.1, the close) now waits for
-				// the client's lock behind the run goroutine's write,
-				// which waits for the client to read. The run goroutine
-				// is paused between that write and its next, on q.mu,
-				// which the test holds for 500 ms: a goroutine descheduled
-				// there. The client reads from now on.
-				time.Sleep(300 * time.Millisecond)
-				q.mu.Lock()
-				time.AfterFunc(500*time.Millisecond, q.mu.Unlock)
-				ids, bye := readToEnd(t, c)
-				after()
-				for i, id := range ids {
-					if id != uint16(i+2) {
-						t.Fatalf("PUBACK %d in place %d", id, i)
-					}
-				}
-				t.Logf("%d readings, the last %d after a short write", n, extra)
-				if len(ids) != n {
-					t.Errorf("%d of %d stored readings acknowledged before the end (DISCONNECT: %v)", len(ids), n, bye)
-				}
-				if bye != (v == 5) {
-					t.Errorf("DISCONNECT sent: %v, want %v", bye, v == 5)
-				}
-			})
+			}
 		}
+	}
+}
+
+// runGoroutineBeforeEnd is TestRunGoroutinePubacksPrecedeDisconnect over
+// plain TCP (PUBACKs go to the run goroutine after a non-blocking write
+// comes up short) or TLS (they always do).
+func runGoroutineBeforeEnd(t *testing.T, tr, end string, v byte, cert tls.Certificate, roots *x509.CertPool) {
+	in, db, _ := storedPipeline(t, false)
+	cfg := Config{AckWithin: time.Hour}
+	if tr == "tls" {
+		cfg.TLSAddr, cfg.TLSConfig = "127.0.0.1:0", tlscert.ServerConfig(cert)
+	}
+	b := startStoredBroker(t, cfg, in)
+	d := net.Dialer{Timeout: 5 * time.Second, Control: smallRcvbuf}
+	nc, err := d.Dial("tcp", b.Addr(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr == "tls" {
+		nc = tls.Client(nc, &tls.Config{RootCAs: roots, ServerName: "localhost"})
+	}
+	c := mqtttest.Wrap(t, nc)
+	connectA(t, c, v)
+	c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, 1, false))
+	expectPuback(t, c, v, 1, 0)
+	q := deviceQueue(b)
+	sock, ok := guardOf(q.cl).Conn.(*net.TCPConn)
+	if tc, isTLS := guardOf(q.cl).Conn.(*tls.Conn); isTLS {
+		sock, ok = tc.NetConn().(*net.TCPConn)
+	}
+	if !ok {
+		t.Fatalf("%s: no TCP socket under the connection", tr)
+	}
+	if err := sock.SetWriteBuffer(2048); err != nil {
+		t.Fatal(err)
+	}
+	pending := func() int {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if q.state.Load() != ackRunning {
+			return 0
+		}
+		return q.n
+	}
+	// Readings in bursts (over TCP each acknowledged in a write of its
+	// own) until the run goroutine is stuck on the full socket with
+	// PUBACKs waiting (the client reads nothing), then a few hundred
+	// more, whose PUBACKs wait for it too: fewer than ackQueueLen, so the
+	// read loop never waits for room but reads them all, then waits for
+	// the socket.
+	const per, stuck, more, most = 10, 50, 300, 30000
+	id, extra := uint16(2), 0
+	for extra < more && id < most {
+		var burst []byte
+		for range per {
+			burst = append(burst, mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":1}`), 1, id, false)...)
+			id++
+		}
+		c.Send(burst)
+		time.Sleep(time.Millisecond)
+		if extra > 0 || pending() >= stuck {
+			extra += per
+		}
+	}
+	if extra == 0 {
+		t.Fatalf("the run goroutine never had %d PUBACKs waiting after %d readings: the test tested nothing", stuck, id-2)
+	}
+	n := int(id - 2)
+	waitFor(t, "every reading stored", 20*time.Second, func() bool {
+		got, err := db.CountReadings(t.Context(), devA)
+		return err == nil && got == int64(n+1)
+	})
+	if p := pending(); p < more {
+		t.Fatalf("%d PUBACKs waiting for the run goroutine, want at least %d: the test tested nothing", p, more)
+	}
+	after := endFromElsewhere(t, b, end, v)
+	// mochi's DISCONNECT (for 3.1.1, the close) now waits for the
+	// client's lock behind the run goroutine's write, which waits for the
+	// client to read. The run goroutine is paused between that write and
+	// its next, on q.mu, which the test holds for 500 ms: a goroutine
+	// descheduled there. The client reads from now on.
+	time.Sleep(300 * time.Millisecond)
+	q.mu.Lock()
+	time.AfterFunc(500*time.Millisecond, q.mu.Unlock)
+	ids, bye := readToEnd(t, c)
+	after()
+	for i, id := range ids {
+		if id != uint16(i+2) {
+			t.Fatalf("PUBACK %d in place %d", id, i)
+		}
+	}
+	t.Logf("%d readings, the last %d with PUBACKs waiting for the run goroutine", n, extra)
+	if len(ids) != n {
+		t.Errorf("%d of %d stored readings acknowledged before the end (DISCONNECT: %v)", len(ids), n, bye)
+	}
+	if bye != (v == 5) {
+		t.Errorf("DISCONNECT sent: %v, want %v", bye, v == 5)
 	}
 }
 
