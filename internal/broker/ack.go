@@ -576,14 +576,24 @@ func (q *ackQueue) run() {
 		}
 		head := q.items[0]
 		if head.refusal == nil && head.ticket.Ready() {
-			// A failed commit that encodeReady left: 3.1.1 has no
-			// negative acknowledgement, so closing makes the client
-			// resend what was not acknowledged. It stays at the head
-			// while the connection closes, so that no later reading's
-			// PUBACK is written past it (guardConn.Close sends those
-			// before it).
+			// encodeReady left it either as a failed commit of a 3.1.1
+			// client or as still committing, and it has committed since.
+			// Decided once, from its result: a second look at Ready
+			// would race the commit the same way, and a committed
+			// reading taken for a failed one cost a healthy connection
+			// and a reading stored twice (the client resent it).
+			err := head.ticket.Wait(context.Background())
+			if err == nil || q.cl.Properties.ProtocolVersion == 5 {
+				q.mu.Unlock()
+				continue // encodeReady answers it
+			}
+			// A failed commit: 3.1.1 has no negative acknowledgement, so
+			// closing makes the client resend what was not
+			// acknowledged. It stays at the head while the connection
+			// closes, so that no later reading's PUBACK is written past
+			// it (guardConn.Close sends those before it).
 			q.mu.Unlock()
-			q.h.notStored(deviceOf(q.cl), "", head.ticket.Wait(context.Background()))
+			q.h.notStored(deviceOf(q.cl), "", err)
 			_ = q.cl.Net.Conn.Close()
 			q.mu.Lock()
 			q.items = q.items[:copy(q.items, q.items[1:])]
