@@ -420,7 +420,10 @@ func flushBeforeEnd(cl *mqtt.Client) {
 // holds (rbuf), as the read loop's own write would: those of another
 // writer (the run goroutine) are sent only if no write is under way, since
 // a write waiting for a client that stopped reading would hold Close for
-// up to writeTimeout, where closing ends that write at once.
+// up to writeTimeout, where closing ends that write at once. The read loop
+// waits only if a PUBACK can be sent (owed): with none, a write of mochi's
+// to a client that does not read (holding the connection's lock) would
+// hold the end of the connection for up to writeTimeout for nothing.
 func (c *guardConn) flushHeld(wait bool) {
 	if c.dev == nil {
 		return
@@ -429,7 +432,9 @@ func (c *guardConn) flushHeld(wait bool) {
 	if q == nil {
 		return
 	}
-	if !wait {
+	if wait {
+		wait = q.owed()
+	} else {
 		q.rmu.Lock()
 		wait = len(q.rbuf) > 0
 		q.rmu.Unlock()
@@ -445,6 +450,26 @@ func (c *guardConn) flushHeld(wait bool) {
 	}
 	defer c.boundWrite()()
 	_ = c.sendAcks()
+}
+
+// owed reports whether q holds an answer that can be sent now: in rbuf, in
+// out, or of the reading at the head of the queue (refused, or its commit
+// ended). A reading still committing is not waited for (sendAcks does
+// not wait for it either). rmu and mu are taken one after the other, as in
+// sendAcks; the caller holds neither.
+func (q *ackQueue) owed() bool {
+	q.rmu.Lock()
+	held := len(q.rbuf) > 0
+	q.rmu.Unlock()
+	if held {
+		return true
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.out) > 0 || q.state.Load() == ackWriting {
+		return true
+	}
+	return len(q.items) > 0 && (q.items[0].refusal != nil || q.items[0].ticket.Ready())
 }
 
 // Committed is told by the batch q registered with that it has committed.

@@ -585,7 +585,8 @@ func (c *guardConn) sendAcks() error {
 // writeAcks writes the run goroutine's out, taken under mu, so that a
 // writer of a DISCONNECT, which holds mu, finds there whatever the run
 // goroutine has not written (sendAcks). Nothing after a failed write or a
-// DISCONNECT.
+// DISCONNECT, nor on a connection whose CONNACK did not accept it (as
+// tryWrite and flushHeld).
 func (c *guardConn) writeAcks(q *ackQueue) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -593,7 +594,7 @@ func (c *guardConn) writeAcks(q *ackQueue) {
 	out := q.out
 	q.out = nil
 	q.mu.Unlock()
-	if len(out) == 0 || c.broken || c.bye.Load() {
+	if len(out) == 0 || c.broken || c.bye.Load() || !c.acked || c.refused {
 		return
 	}
 	defer c.boundWrite()()

@@ -349,3 +349,55 @@ func TestDisconnectBehindOtherPackets(t *testing.T) {
 		t.Fatalf("on the wire % x; want % x (nothing after the DISCONNECT)", got, want)
 	}
 }
+
+// A device's DISCONNECT, or a packet over its size limit, while a write of
+// mochi's to it waits for the socket (the device reads nothing; the write
+// holds the connection's lock) ends the connection at once when the hub
+// owes the device no PUBACK. The read loop used to wait for that write's
+// end (up to writeTimeout, 30 s) before the end, to send nothing.
+func TestDisconnectNotHeldByStuckWriteWhenNothingOwed(t *testing.T) {
+	const v = 4
+	for _, end := range []string{"DISCONNECT", "too large"} {
+		t.Run(end, func(t *testing.T) {
+			in, _, _ := storedPipeline(t, false)
+			b := startStoredBroker(t, Config{AckWithin: time.Hour, MaxPacketBytes: 1024}, in)
+			_, c := dialSmallRcvbuf(t, b.Addr("tcp"))
+			connectA(t, c, v)
+			ctl := ControlTopic(devA, "x")
+			c.Send(mqtttest.Subscribe(v, 1, ctl, 0))
+			c.Expect(mqtttest.SUBACK)
+			c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), []byte(`{"c":0}`), 1, 10, false))
+			expectPuback(t, c, v, 10, 0) // nothing is owed from here on
+			q := deviceQueue(b)
+			if err := q.gc.Conn.(*net.TCPConn).SetWriteBuffer(2048); err != nil {
+				t.Fatal(err)
+			}
+			big := make([]byte, 8192)
+			for range 40 {
+				if err := b.Publish(ctl, big, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// mochi's write loop waits for the socket holding the
+			// connection's lock: held at 20 looks in a row, 10 ms apart.
+			held := 0
+			waitFor(t, "a write of mochi's stuck holding the connection's lock", 10*time.Second, func() bool {
+				if q.gc.mu.TryLock() {
+					q.gc.mu.Unlock()
+					held = 0
+					return false
+				}
+				held++
+				return held >= 20
+			})
+			if end == "DISCONNECT" {
+				c.Send([]byte{0xe0, 0})
+			} else {
+				c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temperature"), make([]byte, 1500), 1, 11, false)[:8])
+			}
+			// A bound on a hang, a third of writeTimeout: the end takes
+			// milliseconds.
+			waitFor(t, "the connection's end", writeTimeout/3, func() bool { return !b.Connected(devA) })
+		})
+	}
+}
