@@ -125,7 +125,11 @@ type ackQueue struct {
 	// DISCONNECT finds every PUBACK not yet written here or in items
 	// (guardConn.sendAcks).
 	out []byte
-	// n counts the readings pushed and not yet acknowledged.
+	// n counts the readings pushed and not yet acknowledged. A reading's
+	// count ends when its PUBACK is encoded into out, not when it is
+	// written, so while the run goroutine's write waits for a client that
+	// does not read, push takes up to ackQueueLen more: the bound is about
+	// twice ackQueueLen readings (and out at most about ackWriteMax bytes).
 	n    int
 	done bool
 	// exited, if set (tests), is called each time a run goroutine ends.
