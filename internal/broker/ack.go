@@ -125,6 +125,13 @@ type ackQueue struct {
 	// DISCONNECT finds every PUBACK not yet written here or in items
 	// (guardConn.sendAcks).
 	out []byte
+	// writing: the run goroutine has PUBACKs in hand that it is writing,
+	// out taken (guardConn.writeAcks) or a cut PUBACK's rest
+	// (guardConn.finishTail); set from taking them until the write
+	// returns. They are owed (owed) though out and items no longer show
+	// them, so the read loop ending the connection waits for that write
+	// rather than have the close cut it.
+	writing bool
 	// n counts the readings pushed and not yet acknowledged. A reading's
 	// count ends when its PUBACK is encoded into out, not when it is
 	// written, so while the run goroutine's write waits for a client that
@@ -457,10 +464,12 @@ func (c *guardConn) flushHeld(wait bool) {
 }
 
 // owed reports whether q holds an answer that can be sent now: in rbuf, in
-// out, or of the reading at the head of the queue (refused, or its commit
-// ended). A reading still committing is not waited for (sendAcks does
-// not wait for it either). rmu and mu are taken one after the other, as in
-// sendAcks; the caller holds neither.
+// out, in the run goroutine's write under way (writing), or of the
+// reading at the head of the queue as encodeReady answers it (refused,
+// committed, or an MQTT 5 client's failed commit; a 3.1.1 client's failed
+// commit gets none). A reading still committing is not waited for
+// (sendAcks does not wait for it either). rmu and mu are taken one after
+// the other, as in sendAcks; the caller holds neither.
 func (q *ackQueue) owed() bool {
 	q.rmu.Lock()
 	held := len(q.rbuf) > 0
@@ -470,10 +479,20 @@ func (q *ackQueue) owed() bool {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.out) > 0 || q.state.Load() == ackWriting {
+	if len(q.out) > 0 || q.writing || q.state.Load() == ackWriting {
 		return true
 	}
-	return len(q.items) > 0 && (q.items[0].refusal != nil || q.items[0].ticket.Ready())
+	if len(q.items) == 0 {
+		return false
+	}
+	head := q.items[0]
+	if head.refusal != nil {
+		return true
+	}
+	if !head.ticket.Ready() {
+		return false
+	}
+	return q.cl.Properties.ProtocolVersion == 5 || head.ticket.Wait(context.Background()) == nil
 }
 
 // Committed is told by the batch q registered with that it has committed.
@@ -581,7 +600,7 @@ func (q *ackQueue) run() {
 		// The rest of a PUBACK a non-blocking write left (tryWrite), if
 		// any: no other writer of PUBACKs runs now, and it must not wait
 		// for a later packet to go out.
-		q.gc.finishTail()
+		q.gc.finishTail(q)
 	}
 	for {
 		q.mu.Lock()

@@ -586,14 +586,25 @@ func (c *guardConn) sendAcks() error {
 // writer of a DISCONNECT, which holds mu, finds there whatever the run
 // goroutine has not written (sendAcks). Nothing after a failed write or a
 // DISCONNECT, nor on a connection whose CONNACK did not accept it (as
-// tryWrite and flushHeld).
+// tryWrite and flushHeld). From taking out until the write returns, q is
+// marked writing, so the read loop ending the connection (flushHeld)
+// waits for this write instead of letting the close cut it.
 func (c *guardConn) writeAcks(q *ackQueue) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	q.mu.Lock()
 	out := q.out
 	q.out = nil
+	q.writing = len(out) > 0
 	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.writing = false
+		if q.out == nil && cap(out) <= ackWriteMax*2 {
+			q.out = out[:0]
+		}
+		q.mu.Unlock()
+	}()
 	if len(out) == 0 || c.broken || c.bye.Load() || !c.acked || c.refused {
 		return
 	}
@@ -603,24 +614,30 @@ func (c *guardConn) writeAcks(q *ackQueue) {
 	}
 	_, err := c.Conn.Write(out)
 	_ = c.writeFailed(err) // the connection ends; the client resends
-	q.mu.Lock()
-	if q.out == nil && cap(out) <= ackWriteMax*2 {
-		q.out = out[:0]
-	}
-	q.mu.Unlock()
 }
 
 // finishTail sends tail if no other write has: the ack queue's run
 // goroutine calls it, with none of the queue's locks held, so only this
-// connection's writers wait for the socket meanwhile.
-func (c *guardConn) finishTail() {
+// connection's writers wait for the socket meanwhile. q (nil in tests
+// without one) is marked writing meanwhile, as in writeAcks.
+func (c *guardConn) finishTail(q *ackQueue) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.broken {
 		c.tail = nil
 		return
 	}
+	if len(c.tail) == 0 || q == nil {
+		_ = c.sendTail()
+		return
+	}
+	q.mu.Lock()
+	q.writing = true
+	q.mu.Unlock()
 	_ = c.sendTail()
+	q.mu.Lock()
+	q.writing = false
+	q.mu.Unlock()
 }
 
 // writeFailed ends the connection after a failed write: part of a packet
