@@ -75,6 +75,11 @@ type ackItem struct {
 //
 // Exactly one writer of PUBACKs exists at a time, named by state: the one
 // that moved it out of ackIdle, and only the read loop (push) does that.
+// The one exception ends the connection: whoever writes mochi's DISCONNECT
+// (a takeover, shutdown) or closes the connection first writes, holding
+// the connection's lock, every PUBACK that can be sent (guardConn.sendAcks),
+// taken from rbuf, out and items, which is why the run goroutine keeps
+// nothing of its own between writes.
 type ackQueue struct {
 	cl    *mqtt.Client
 	h     *hook
@@ -95,9 +100,11 @@ type ackQueue struct {
 	// rbuf holds the PUBACKs of readings acknowledged at once that nothing
 	// was waiting ahead of (state ackIdle), until the read loop is about
 	// to block (flushRead). The read loop uses it under rmu; the only
-	// other user is guardConn.Close, which may run on another goroutine
-	// and only tries rmu (flushHeld). rbuf is non-empty only in ackIdle:
-	// the read loop empties it whenever it moves state out of ackIdle.
+	// other user is a writer of a DISCONNECT or Close, on another
+	// goroutine (guardConn.sendAcks), which takes rmu while holding the
+	// connection's lock and nothing else, and waits for no other lock
+	// while it holds rmu. rbuf is non-empty only in ackIdle: the read
+	// loop empties it whenever it moves state out of ackIdle.
 	rmu  sync.Mutex
 	rbuf []byte
 
@@ -109,13 +116,27 @@ type ackQueue struct {
 	mu    sync.Mutex
 	space sync.Cond // signalled when waiting readings are acknowledged
 	items []ackItem // waiting, in arrival order
-	spare []ackItem // the run goroutine's last batch, reused
 	// out are PUBACKs encoded and not yet written, which go before any of
-	// items: the writer's (ackWriting) current write, or what a
-	// non-blocking write left for the run goroutine.
+	// items: the writer's (ackWriting) current write, what a non-blocking
+	// write left for the run goroutine, or what the run goroutine encoded
+	// for its next write. The run goroutine keeps nothing of its own: it
+	// takes out only under the connection's lock, as it writes it
+	// (guardConn.writeAcks), so whoever holds that lock to write a
+	// DISCONNECT finds every PUBACK not yet written here or in items
+	// (guardConn.sendAcks).
 	out []byte
-	// n counts the readings pushed and not yet acknowledged, including
-	// those in the batch the run goroutine holds.
+	// writing: the run goroutine has PUBACKs in hand that it is writing,
+	// out taken (guardConn.writeAcks) or a cut PUBACK's rest
+	// (guardConn.finishTail); set from taking them until the write
+	// returns. They are owed (owed) though out and items no longer show
+	// them, so the read loop ending the connection waits for that write
+	// rather than have the close cut it.
+	writing bool
+	// n counts the readings pushed and not yet acknowledged. A reading's
+	// count ends when its PUBACK is encoded into out, not when it is
+	// written, so while the run goroutine's write waits for a client that
+	// does not read, push takes up to ackQueueLen more: the bound is about
+	// twice ackQueueLen readings (and out at most about ackWriteMax bytes).
 	n    int
 	done bool
 	// exited, if set (tests), is called each time a run goroutine ends.
@@ -332,9 +353,9 @@ func (q *ackQueue) push(it ackItem) {
 		q.start()
 		return
 	}
-	// What rbuf holds goes first. (rmu under mu: only the read loop
-	// waits for rmu, and Close never waits for it, so the order of the
-	// two does not matter.)
+	// What rbuf holds goes first. (rmu under mu: the only other taker
+	// of rmu, sendAcks, holds neither lock while it waits for the other,
+	// so the order of the two does not matter.)
 	q.rmu.Lock()
 	q.out = append(q.out, q.rbuf...)
 	q.rbuf = q.rbuf[:0]
@@ -381,46 +402,97 @@ func (q *ackQueue) flushRead() {
 	}
 }
 
-// flushBeforeEnd writes the PUBACKs the read loop holds for cl (rbuf),
-// called by the read loop when mochi is about to end the connection
+// flushBeforeEnd writes the PUBACKs owed to cl (flushHeld: those the read
+// loop holds, rbuf, and those queued that are answered by now), called by
+// the read loop when mochi is about to end the connection
 // without reading again (a DISCONNECT, a packet it could not process).
 // They would otherwise be lost with the connection, though their readings
 // are kept: the client sent a DISCONNECT right behind its last reading,
 // in the same TCP segment, and was never told the reading arrived. The
 // write blocks (bounded by the write timeout): the connection is ending,
 // nothing else waits for its read loop. Nothing is written after a failed
-// write (guardConn.Write refuses).
+// write or a DISCONNECT (flushHeld).
 func flushBeforeEnd(cl *mqtt.Client) {
 	if gc := guardOf(cl); gc != nil {
-		gc.flushHeld()
+		gc.flushHeld(true)
 	}
 }
 
-// flushHeld writes the PUBACKs the read loop holds (rbuf) as the
-// connection ends: from the read loop (flushBeforeEnd, tooLarge), and
-// from Close, which covers the ends that no hook sees: mochi returns from
-// its read loop on a packet it cannot decode (or a fixed header it
-// refuses) straight to closing the connection, on the read loop's
-// goroutine. Close on another goroutine (a takeover, shutdown) while the
-// read loop uses rbuf writes nothing: rmu is only tried. Nor does Close
-// after mochi sent a DISCONNECT (guardConn.bye), which ends what MQTT 5
-// lets the server send.
-func (c *guardConn) flushHeld() {
+// flushHeld writes the PUBACKs the hub owes the client (sendAcks) as the
+// connection ends: from the read loop (flushBeforeEnd, tooLarge; wait
+// set), and from Close, which covers the ends that no hook sees: mochi
+// returns from its read loop on a packet it cannot decode (or a fixed
+// header it refuses) straight to closing the connection, on the read
+// loop's goroutine. Nothing after a failed write, nor after a DISCONNECT
+// (guardConn.bye), which ends what MQTT 5 lets the server send; a
+// DISCONNECT's own write sends them first (guardConn.Write).
+//
+// Close waits for the connection's lock only for PUBACKs the read loop
+// holds (rbuf), as the read loop's own write would: those of another
+// writer (the run goroutine) are sent only if no write is under way, since
+// a write waiting for a client that stopped reading would hold Close for
+// up to writeTimeout, where closing ends that write at once. The read loop
+// waits only if a PUBACK can be sent (owed): with none, a write of mochi's
+// to a client that does not read (holding the connection's lock) would
+// hold the end of the connection for up to writeTimeout for nothing.
+func (c *guardConn) flushHeld(wait bool) {
 	if c.dev == nil {
 		return
 	}
 	q := c.dev.acks.Load()
-	if q == nil || !q.rmu.TryLock() {
+	if q == nil {
 		return
 	}
-	defer q.rmu.Unlock()
-	if len(q.rbuf) == 0 {
+	if wait {
+		wait = q.owed()
+	} else {
+		q.rmu.Lock()
+		wait = len(q.rbuf) > 0
+		q.rmu.Unlock()
+	}
+	if wait {
+		c.mu.Lock()
+	} else if !c.mu.TryLock() {
 		return
 	}
-	// rbuf is not empty, so state is ackIdle: no other writer of PUBACKs
-	// exists, and none starts, since only the read loop starts one.
-	_ = q.write(q.rbuf)
-	q.rbuf = q.rbuf[:0]
+	defer c.mu.Unlock()
+	if c.broken || c.bye.Load() || !c.acked || c.refused {
+		return
+	}
+	defer c.boundWrite()()
+	_ = c.sendAcks()
+}
+
+// owed reports whether q holds an answer that can be sent now: in rbuf, in
+// out, in the run goroutine's write under way (writing), or of the
+// reading at the head of the queue as encodeReady answers it (refused,
+// committed, or an MQTT 5 client's failed commit; a 3.1.1 client's failed
+// commit gets none). A reading still committing is not waited for
+// (sendAcks does not wait for it either). rmu and mu are taken one after
+// the other, as in sendAcks; the caller holds neither.
+func (q *ackQueue) owed() bool {
+	q.rmu.Lock()
+	held := len(q.rbuf) > 0
+	q.rmu.Unlock()
+	if held {
+		return true
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.out) > 0 || q.writing || q.state.Load() == ackWriting {
+		return true
+	}
+	if len(q.items) == 0 {
+		return false
+	}
+	head := q.items[0]
+	if head.refusal != nil {
+		return true
+	}
+	if !head.ticket.Ready() {
+		return false
+	}
+	return q.cl.Properties.ProtocolVersion == 5 || head.ticket.Wait(context.Background()) == nil
 }
 
 // Committed is told by the batch q registered with that it has committed.
@@ -439,6 +511,10 @@ func (q *ackQueue) Committed() {
 // first still waiting, or gives the queue to the run goroutine for what it
 // cannot do. It is called with mu held and state ackWriting, and returns
 // with mu released and state changed.
+// Every change of state out of ackWriting is broadcast on space: a writer
+// of a DISCONNECT waits for it (guardConn.sendAcks), since until drive
+// has taken back what its write did not take, out is not what is left to
+// write.
 func (q *ackQueue) drive() {
 	v := q.cl.Properties.ProtocolVersion
 	for {
@@ -462,7 +538,7 @@ func (q *ackQueue) drive() {
 			q.out = out[:copy(out, out[n:])]
 			if len(q.out) > 0 || tail {
 				q.h.ackShort.Add(1)
-				q.state.Store(ackRunning)
+				q.leaveWriting(ackRunning)
 				q.mu.Unlock()
 				q.start()
 				return
@@ -476,13 +552,13 @@ func (q *ackQueue) drive() {
 			if cap(q.out) > idleBytes {
 				q.out = nil
 			}
-			q.state.Store(ackIdle)
+			q.leaveWriting(ackIdle)
 			q.mu.Unlock()
 			return
 		}
 		head := q.items[0]
 		if head.refusal == nil && !head.ticket.Ready() && head.ticket.NotifyCommit(q) {
-			q.state.Store(ackWaiting)
+			q.leaveWriting(ackWaiting)
 			q.mu.Unlock()
 			return
 		}
@@ -490,11 +566,18 @@ func (q *ackQueue) drive() {
 			continue // committed since it was looked at
 		}
 		// A refusal, a failed commit, or a ticket with no batch to wait on.
-		q.state.Store(ackRunning)
+		q.leaveWriting(ackRunning)
 		q.mu.Unlock()
 		q.start()
 		return
 	}
+}
+
+// leaveWriting moves state from ackWriting to st and wakes whoever waits
+// for that (guardConn.sendAcks). Called with mu held.
+func (q *ackQueue) leaveWriting(st int32) {
+	q.state.Store(st)
+	q.space.Broadcast()
 }
 
 // start starts the run goroutine; state is already ackRunning.
@@ -517,45 +600,21 @@ func (q *ackQueue) run() {
 		// The rest of a PUBACK a non-blocking write left (tryWrite), if
 		// any: no other writer of PUBACKs runs now, and it must not wait
 		// for a later packet to go out.
-		q.gc.finishTail()
+		q.gc.finishTail(q)
 	}
-	v5 := q.cl.Properties.ProtocolVersion == 5
-	var buf []byte
-	flush := func() {
-		if len(buf) > 0 {
-			_ = q.write(buf) // a failed write ends the connection; the client resends
-			buf = buf[:0]
-		}
-	}
-	var batch []ackItem
 	for {
 		q.mu.Lock()
-		q.n -= len(batch)
-		if len(batch) > 0 {
-			q.spare = batch[:0]
-			q.space.Broadcast()
-		}
+		q.encodeReady(ackWriteMax)
 		if len(q.out) > 0 {
-			// What a non-blocking write left: it goes before the rest.
-			out := q.out
-			q.out = nil
 			q.mu.Unlock()
-			batch = nil
-			_ = q.write(out)
-			continue
-		}
-		if len(q.items) == 0 && len(buf) > 0 {
-			// Nothing more has arrived: send what is gathered first. Only
-			// then may this goroutine end, so a later writer never writes
-			// before it.
-			q.mu.Unlock()
-			batch = nil
-			flush()
+			q.writeOut()
 			continue
 		}
 		if len(q.items) == 0 {
+			// Only now may this goroutine end, so a later writer never
+			// writes before it.
 			q.state.Store(ackIdle)
-			q.items, q.spare = nil, nil // an idle connection keeps no buffer
+			q.items, q.out = nil, nil // an idle connection keeps no buffer
 			exited := q.exited
 			q.mu.Unlock()
 			if exited != nil {
@@ -563,37 +622,100 @@ func (q *ackQueue) run() {
 			}
 			return
 		}
-		batch, q.items, q.spare = q.items, q.spare, nil
-		q.mu.Unlock()
-		for _, it := range batch {
-			if !it.ticket.Ready() {
-				flush() // do not hold committed readings' PUBACKs for this one
+		head := q.items[0]
+		if head.refusal == nil && head.ticket.Ready() {
+			// encodeReady left it either as a failed commit of a 3.1.1
+			// client or as still committing, and it has committed since.
+			// Decided once, from its result: a second look at Ready
+			// would race the commit the same way, and a committed
+			// reading taken for a failed one cost a healthy connection
+			// and a reading stored twice (the client resent it).
+			err := head.ticket.Wait(context.Background())
+			if err == nil || q.cl.Properties.ProtocolVersion == 5 {
+				q.mu.Unlock()
+				continue // encodeReady answers it
 			}
-			if it.refusal != nil {
-				buf = appendRefusal(buf, q.cl, it.id, *it.refusal)
-				if len(buf) >= ackWriteMax {
-					flush()
-				}
-				continue
-			}
-			code := packets.CodeSuccess
-			if err := it.ticket.Wait(context.Background()); err != nil {
-				q.h.notStored(deviceOf(q.cl), "", err)
-				if !v5 {
-					// 3.1.1 has no negative acknowledgement: closing makes the
-					// client resend what was not acknowledged.
-					flush()
-					_ = q.cl.Net.Conn.Close()
-					continue
-				}
-				code = packets.ErrImplementationSpecificError
-			}
-			buf = appendPuback(buf, q.cl.Properties.ProtocolVersion, it.id, code.Code)
-			if len(buf) >= ackWriteMax {
-				flush()
-			}
+			// A failed commit: 3.1.1 has no negative acknowledgement, so
+			// closing makes the client resend what was not
+			// acknowledged. It stays at the head while the connection
+			// closes, so that no later reading's PUBACK is written past
+			// it (guardConn.Close sends those before it).
+			q.mu.Unlock()
+			q.h.notStored(deviceOf(q.cl), "", err)
+			_ = q.cl.Net.Conn.Close()
+			q.mu.Lock()
+			q.items = q.items[:copy(q.items, q.items[1:])]
+			q.n--
+			q.space.Broadcast()
+			q.mu.Unlock()
+			continue
 		}
+		q.mu.Unlock()
+		// Committed readings' PUBACKs are written by now; this one waits
+		// for its commit.
+		_ = head.ticket.Wait(context.Background())
 	}
+}
+
+// encodeReady moves the answers of the readings at the head of the queue
+// that have one now into out, in order, while out is under limit: a
+// refusal's, a committed reading's, and a failed commit's (MQTT 5; the
+// failure is reported). It stops at a reading still committing, and at a
+// failed commit of a 3.1.1 client, which has no negative answer (run
+// closes the connection). Called with mu held.
+func (q *ackQueue) encodeReady(limit int) {
+	v := q.cl.Properties.ProtocolVersion
+	k := 0
+	for ; k < len(q.items) && len(q.out) < limit; k++ {
+		it := q.items[k]
+		if it.refusal != nil {
+			q.out = appendRefusal(q.out, q.cl, it.id, *it.refusal)
+			continue
+		}
+		if !it.ticket.Ready() {
+			break
+		}
+		code := packets.CodeSuccess.Code
+		if err := it.ticket.Wait(context.Background()); err != nil {
+			if v != 5 {
+				break
+			}
+			q.h.notStored(deviceOf(q.cl), "", err)
+			code = packets.ErrImplementationSpecificError.Code
+		}
+		q.out = appendPuback(q.out, v, it.id, code)
+	}
+	if k > 0 {
+		rest := copy(q.items, q.items[k:])
+		clear(q.items[rest:])
+		q.items = q.items[:rest]
+		q.n -= k
+		q.space.Broadcast()
+	}
+}
+
+// writeOut writes out, the run goroutine's blocking write. On a
+// connection through the guard out is taken as it is written, under the
+// connection's lock (writeAcks); elsewhere (tests' queues) it is taken
+// first.
+func (q *ackQueue) writeOut() {
+	if gc := guardOf(q.cl); gc != nil {
+		if q.cl.Closed() {
+			q.mu.Lock()
+			q.out = q.out[:0] // the client is gone; it resends
+			q.mu.Unlock()
+			return
+		}
+		q.cl.Lock() // as mochi's WritePacket: see writeRaw
+		gc.writeAcks(q)
+		q.cl.Unlock()
+		return
+	}
+	q.mu.Lock()
+	out := q.out
+	q.out = nil
+	q.mu.Unlock()
+	_ = q.write(out) // a failed write ends the connection; the client resends
 }
 
 // appendRefusal encodes an MQTT 5 PUBACK with a refusal's reason code and,

@@ -74,7 +74,7 @@ func TestAckQueueGoroutineEndsWhenIdle(t *testing.T) {
 	running := func() bool {
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		return q.state.Load() != ackIdle || q.items != nil || q.spare != nil || q.n != 0
+		return q.state.Load() != ackIdle || q.items != nil || q.out != nil || q.n != 0
 	}
 	if running() {
 		t.Fatal("a queue nothing was pushed to has a goroutine or buffers")

@@ -111,8 +111,11 @@ func (h *hook) appACL(cl *mqtt.Client, topic string, write bool) bool {
 
 // OnPacketSent counts readings written to an app's connection, and
 // prunes a resumed session before mochi resends it (see pruneInflight);
-// for every client it notes a held message mochi sent (noteReleased), a
-// message no longer undecided (sentPending, release.go) and a DISCONNECT.
+// for every client it notes a held message mochi sent (noteReleased) and
+// a message no longer undecided (sentPending, release.go). A DISCONNECT
+// is not noted here: mochi calls this also for a packet it only put in
+// its buffer, which may never be written; the guard notes one as it
+// writes it (guardConn.Write, bye).
 func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	noteReleased(cl, &pk)
 	sentPending(cl, &pk)
@@ -121,10 +124,6 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	case packets.Publish:
 		if app {
 			h.apps.Delivered(string(cl.Properties.Username))
-		}
-	case packets.Disconnect:
-		if gc := guardOf(cl); gc != nil && gc.v5 {
-			gc.bye.Store(true) // nothing more after it (guardConn.Close); 3.1.1 gets none (the guard drops it)
 		}
 	case packets.Connack:
 		if cl.Net.Inline || cl.State.Inflight.Len() == 0 {

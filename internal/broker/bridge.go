@@ -136,27 +136,28 @@ func (c *guardConn) limit() int {
 // nothing that large is ever allocated for a connection that may not
 // send it.
 func (c *guardConn) tooLarge() error {
-	// The PUBACKs held for readings read before it go first: mochi closes
-	// the connection without another read or hook.
-	c.flushHeld()
-	if c.v5 {
-		c.mu.Lock()
-		// Never after a failed write (writeFailed) or a DISCONNECT, and
-		// not into the middle of a PUBACK (sendTail).
-		// Bounded like every other write (review): unbounded, a WebSocket
-		// client that stopped reading held mu, and so mochi's write loop
-		// and publishers to it, for good; on TCP a deadline left from the
-		// last write, long past for a device sent nothing for a while,
-		// failed the DISCONNECT at once.
-		stop := c.boundWrite()
-		if !c.broken && !c.bye.Load() && c.sendTail() == nil {
-			_, err := c.Conn.Write([]byte{typeDisconnect << 4, 1, packets.ErrPacketTooLarge.Code})
-			_ = c.writeFailed(err)
-			c.bye.Store(true) // PUBACKs still waiting for a commit must not follow it
-		}
-		stop()
-		c.mu.Unlock()
+	// The PUBACKs owed for readings read before it go first (sendAcks):
+	// mochi closes the connection without another read or hook.
+	if !c.v5 {
+		c.flushHeld(true)
+		return errPacketTooLarge
 	}
+	c.mu.Lock()
+	// Never after a failed write (writeFailed) or a DISCONNECT, and
+	// not into the middle of a PUBACK (sendTail, in sendAcks).
+	// Bounded like every other write (review): unbounded, a WebSocket
+	// client that stopped reading held mu, and so mochi's write loop
+	// and publishers to it, for good; on TCP a deadline left from the
+	// last write, long past for a device sent nothing for a while,
+	// failed the DISCONNECT at once.
+	stop := c.boundWrite()
+	if !c.broken && !c.bye.Load() && c.sendAcks() == nil {
+		_, err := c.Conn.Write([]byte{typeDisconnect << 4, 1, packets.ErrPacketTooLarge.Code})
+		_ = c.writeFailed(err)
+		c.bye.Store(true) // PUBACKs still waiting for a commit must not follow it
+	}
+	stop()
+	c.mu.Unlock()
 	return errPacketTooLarge
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -280,7 +281,8 @@ type guardConn struct {
 	// closed: Close has begun; nothing is parked after (unpark).
 	closed atomic.Bool
 	// bye: a DISCONNECT went to the client (MQTT 5 only: a 3.1.1 client
-	// gets none; set by Write, tooLarge and OnPacketSent), after which
+	// gets none; set by Write, which looks for one among the packets of
+	// every write, and tooLarge), after which
 	// MQTT 5 allows nothing more [MQTT-3.14.4-1]; Close flushes no PUBACKs.
 	bye atomic.Bool
 
@@ -459,18 +461,34 @@ func (c *guardConn) Write(p []byte) (int, error) {
 	if err := c.sendTail(); err != nil {
 		return 0, err
 	}
+	// mochi writes whole packets, one per Write or several gathered in
+	// its buffer (while messages to the client are queued), a DISCONNECT
+	// among them, not always first.
+	end := 0 // where the DISCONNECT among p's packets ends, if there is one
+	if c.acked && !c.refused && (c.v5 || c.dev != nil) {
+		end = disconnectEnd(p)
+	}
+	if end > 0 {
+		// MQTT 5 lets nothing follow the DISCONNECT [MQTT-3.14.4-1], and
+		// a 3.1.1 connection (whose DISCONNECT the filter drops) is
+		// closed right after it: the PUBACKs the hub owes go first.
+		if err := c.sendAcks(); err != nil {
+			return 0, err
+		}
+	}
 	if c.v5 && c.acked && !c.refused {
-		bye := len(p) > 0 && p[0]>>4 == typeDisconnect // mochi writes one packet per Write
-		if bye {
-			if err := c.heldBeforeBye(); err != nil {
-				return 0, err
-			}
+		if end == 0 {
+			n, err := c.Conn.Write(p) // nothing left to correct for MQTT 5
+			return n, c.writeFailed(err)
 		}
-		n, err := c.Conn.Write(p) // nothing left to correct for MQTT 5
-		if bye {
-			c.bye.Store(true)
+		// Nor what mochi's buffer holds behind it: a message to the
+		// client queued after the DISCONNECT was, flushed with it.
+		_, err := c.Conn.Write(p[:end])
+		c.bye.Store(true)
+		if err != nil {
+			return 0, c.writeFailed(err)
 		}
-		return n, c.writeFailed(err)
+		return len(p), nil
 	}
 	out := c.filter(c.buf[:0], p)
 	c.buf = out[:0]
@@ -496,45 +514,134 @@ func (c *guardConn) sendTail() error {
 	return c.writeFailed(err)
 }
 
-// heldBeforeBye writes the PUBACKs the read loop holds (ackQueue.rbuf)
-// ahead of mochi's DISCONNECT, after which MQTT 5 lets nothing follow, so
-// Close would drop them (flushHeld): a connection ended from elsewhere (a
-// takeover by the same client id, shutdown) while its read loop is
-// between packets read together. Their readings were accepted; a client
-// never told so resends them on reconnecting, to be stored twice. rmu is
-// only tried, as in flushHeld: the read loop may hold it, and takes mu
-// (tryWrite) while it does. rbuf is not empty only while no other writer
-// of PUBACKs exists (ackIdle), so these are the next PUBACKs in order.
-// Called with mu held; the write waits for the socket, as the DISCONNECT's
-// does. A failed write fails the DISCONNECT too (broken).
-func (c *guardConn) heldBeforeBye() error {
+// disconnectEnd returns where the first DISCONNECT among p's packets
+// (whole MQTT packets) ends, 0 if p holds none. Only the fixed headers
+// are read.
+func disconnectEnd(p []byte) int {
+	for i := 0; i < len(p); {
+		rl, n := remainingLength(p[i:])
+		if n <= 1 {
+			return 0 // not whole packets: not mochi's
+		}
+		if p[i]>>4 == typeDisconnect {
+			return min(i+n+rl, len(p))
+		}
+		i += n + rl
+	}
+	return 0
+}
+
+// sendAcks writes the rest of a cut PUBACK (sendTail) and every PUBACK
+// the hub owes the client that can be sent now, ahead of a DISCONNECT or the close (flushHeld), after which none
+// could be: the read loop's (ackQueue.rbuf), those waiting for the run
+// goroutine's write (ackQueue.out) and those of readings in the queue that
+// are answered by now (accepted in the bounded-window mode, committed, or
+// refused). Their readings were accepted; a client never told so resends
+// them on reconnecting, to be stored twice. Called with mu held, by a
+// writer that already decided to wait for the socket (a DISCONNECT's; the
+// close), so their write waits for it too, bounded as every write is. A
+// failed write fails the caller's too (broken).
+//
+// Nothing else writes PUBACKs meanwhile: every write of them holds mu
+// (tryWrite only tries it), and the run goroutine takes out only under mu
+// (writeAcks). The read loop's rmu and the queue's mu are taken one after
+// the other, never together: the read loop takes each while holding the
+// other (push, flushRead), but never waits for mu while holding either.
+// rbuf first: it is non-empty only while nothing is queued, and anything
+// queued after it came later.
+func (c *guardConn) sendAcks() error {
+	if err := c.sendTail(); err != nil {
+		return err
+	}
 	if c.dev == nil {
 		return nil
 	}
 	q := c.dev.acks.Load()
-	if q == nil || !q.rmu.TryLock() {
+	if q == nil {
 		return nil
 	}
-	defer q.rmu.Unlock()
-	if len(q.rbuf) == 0 {
+	var acks []byte
+	q.rmu.Lock()
+	if len(q.rbuf) > 0 {
+		acks = append(acks, q.rbuf...)
+		q.rbuf = q.rbuf[:0]
+	}
+	q.rmu.Unlock()
+	q.mu.Lock()
+	// A non-blocking writer (drive) has out in hand and takes back what
+	// its write left; it fails to get mu now and does not wait for it.
+	for q.state.Load() == ackWriting {
+		q.space.Wait()
+	}
+	q.encodeReady(math.MaxInt)
+	if len(q.out) > 0 {
+		acks = append(acks, q.out...)
+		q.out = q.out[:0]
+	}
+	q.mu.Unlock()
+	if len(acks) == 0 {
 		return nil
 	}
-	_, err := c.Conn.Write(q.rbuf)
-	q.rbuf = q.rbuf[:0]
+	_, err := c.Conn.Write(acks)
 	return c.writeFailed(err)
+}
+
+// writeAcks writes the run goroutine's out, taken under mu, so that a
+// writer of a DISCONNECT, which holds mu, finds there whatever the run
+// goroutine has not written (sendAcks). Nothing after a failed write or a
+// DISCONNECT, nor on a connection whose CONNACK did not accept it (as
+// tryWrite and flushHeld). From taking out until the write returns, q is
+// marked writing, so the read loop ending the connection (flushHeld)
+// waits for this write instead of letting the close cut it.
+func (c *guardConn) writeAcks(q *ackQueue) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q.mu.Lock()
+	out := q.out
+	q.out = nil
+	q.writing = len(out) > 0
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.writing = false
+		if q.out == nil && cap(out) <= ackWriteMax*2 {
+			q.out = out[:0]
+		}
+		q.mu.Unlock()
+	}()
+	if len(out) == 0 || c.broken || c.bye.Load() || !c.acked || c.refused {
+		return
+	}
+	defer c.boundWrite()()
+	if c.sendTail() != nil {
+		return
+	}
+	_, err := c.Conn.Write(out)
+	_ = c.writeFailed(err) // the connection ends; the client resends
 }
 
 // finishTail sends tail if no other write has: the ack queue's run
 // goroutine calls it, with none of the queue's locks held, so only this
-// connection's writers wait for the socket meanwhile.
-func (c *guardConn) finishTail() {
+// connection's writers wait for the socket meanwhile. q (nil in tests
+// without one) is marked writing meanwhile, as in writeAcks.
+func (c *guardConn) finishTail(q *ackQueue) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.broken {
 		c.tail = nil
 		return
 	}
+	if len(c.tail) == 0 || q == nil {
+		_ = c.sendTail()
+		return
+	}
+	q.mu.Lock()
+	q.writing = true
+	q.mu.Unlock()
 	_ = c.sendTail()
+	q.mu.Lock()
+	q.writing = false
+	q.mu.Unlock()
 }
 
 // writeFailed ends the connection after a failed write: part of a packet

@@ -554,7 +554,7 @@ func (c *guardConn) Close() error {
 	c.closed.Store(true)
 	c.unpark()
 	if !c.bye.Load() {
-		c.flushHeld() // before the socket closes (ack.go)
+		c.flushHeld(false) // before the socket closes (ack.go)
 	}
 	return c.Conn.Close()
 }

@@ -157,7 +157,7 @@ func TestTailGoesFirst(t *testing.T) {
 		{"v5 Write", true, func(c *guardConn) error { _, err := c.Write(ping); return err }, []byte{0x00, 0x07, 0xD0, 0x00}},
 		{"3.1.1 Write", false, func(c *guardConn) error { _, err := c.Write(ping); return err }, []byte{0x00, 0x07, 0xD0, 0x00}},
 		{"v5 tooLarge", true, func(c *guardConn) error { _ = c.tooLarge(); return nil }, []byte{0x00, 0x07, 0xE0, 0x01, 0x95}},
-		{"finishTail", true, func(c *guardConn) error { c.finishTail(); return nil }, []byte{0x00, 0x07}},
+		{"finishTail", true, func(c *guardConn) error { c.finishTail(nil); return nil }, []byte{0x00, 0x07}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
