@@ -328,41 +328,43 @@ publish:
 	}
 }
 
-// publishInPubcomp publishes a control message to devA from inside
-// mochi's processPubcomp, after it gave the send quota a place back and
-// before the hub's OnPacketProcessed, as if the read loop were preempted
-// there while Broker.Publish or the ingest batcher published.
-type publishInPubcomp struct {
+// publishInQosComplete publishes {"n":3} to devA from inside mochi's
+// handling of a packet of type typ (processPubcomp, processPubrel),
+// after it gave the send quota a place back and before the hub's
+// OnPacketProcessed, as if the read loop were preempted there while
+// Broker.Publish or the ingest batcher published. mochi calls
+// OnQosComplete there only for a flow it found, so with the hub handling
+// the packet itself the hook never runs.
+type publishInQosComplete struct {
 	mqtt.HookBase
 	tb    *testBroker
+	typ   byte
 	quota atomic.Int32
 	ran   atomic.Bool
 }
 
-func (h *publishInPubcomp) ID() string           { return "test-publish-in-pubcomp" }
-func (h *publishInPubcomp) Provides(b byte) bool { return b == mqtt.OnQosComplete }
-func (h *publishInPubcomp) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	if cl.Net.Inline || pk.FixedHeader.Type != packets.Pubcomp || !h.ran.CompareAndSwap(false, true) {
+func (h *publishInQosComplete) ID() string           { return "test-publish-in-qos-complete" }
+func (h *publishInQosComplete) Provides(b byte) bool { return b == mqtt.OnQosComplete }
+func (h *publishInQosComplete) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Net.Inline || pk.FixedHeader.Type != h.typ || !h.ran.CompareAndSwap(false, true) {
 		return
 	}
 	h.quota.Store(sendQuota(cl))
 	_ = h.tb.Publish(ControlTopic(devA, "temp"), []byte(`{"n":3}`), false)
 }
 
-// TestStrayPubcompKeepsQuotaPinned: a PUBCOMP from a device with a
-// Receive Maximum (the hub sends nothing at QoS 2, so it completes
-// nothing) neither acknowledges the QoS 1 message whose id it names nor
-// gives the send quota a place: mochi's processPubcomp did both, and a
-// message published in that moment went out at once, ahead of the held
-// one.
-func TestStrayPubcompKeepsQuotaPinned(t *testing.T) {
+// twoSentOneHeld connects devA with Receive Maximum 2, with the hook
+// publishing in mochi's handling of typ, publishes {"n":0..2} and reads
+// the two sent ({"n":2} is held), returning their ids.
+func twoSentOneHeld(t *testing.T, typ byte) (*testBroker, *publishInQosComplete, *mqtttest.Conn, []uint16) {
+	t.Helper()
 	tb := startBroker(t)
-	h := &publishInPubcomp{tb: tb}
+	h := &publishInQosComplete{tb: tb, typ: typ}
 	if err := tb.srv.AddHook(h, nil); err != nil {
 		t.Fatal(err)
 	}
 	c := connectRM(t, tb, 2)
-	for i := range 3 { // 0 and 1 sent, 2 held
+	for i := range 3 {
 		publishWithin(t, tb, fmt.Appendf(nil, `{"n":%d}`, i))
 	}
 	var ids []uint16
@@ -373,6 +375,17 @@ func TestStrayPubcompKeepsQuotaPinned(t *testing.T) {
 		}
 		ids = append(ids, publishID(t, p))
 	}
+	return tb, h, c, ids
+}
+
+// TestStrayPubcompKeepsQuotaPinned: a PUBCOMP from a device with a
+// Receive Maximum (the hub sends nothing at QoS 2, so it completes
+// nothing) neither acknowledges the QoS 1 message whose id it names nor
+// gives the send quota a place: mochi's processPubcomp did both, and a
+// message published in that moment went out at once, ahead of the held
+// one.
+func TestStrayPubcompKeepsQuotaPinned(t *testing.T) {
+	_, h, c, ids := twoSentOneHeld(t, packets.Pubcomp)
 	c.Send([]byte{mqtttest.PUBCOMP << 4, 2, byte(ids[0] >> 8), byte(ids[0])})
 	c.Send(mqtttest.Pingreq())
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -385,49 +398,13 @@ func TestStrayPubcompKeepsQuotaPinned(t *testing.T) {
 	}
 }
 
-// publishInPubrel publishes a control message to devA from inside
-// mochi's processPubrel, after it gave the send quota a place back and
-// before the hub's OnPacketProcessed took it again.
-type publishInPubrel struct {
-	mqtt.HookBase
-	tb    *testBroker
-	quota atomic.Int32
-	ran   atomic.Bool
-}
-
-func (h *publishInPubrel) ID() string           { return "test-publish-in-pubrel" }
-func (h *publishInPubrel) Provides(b byte) bool { return b == mqtt.OnQosComplete }
-func (h *publishInPubrel) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	if cl.Net.Inline || pk.FixedHeader.Type != packets.Pubrel || !h.ran.CompareAndSwap(false, true) {
-		return
-	}
-	h.quota.Store(sendQuota(cl))
-	_ = h.tb.Publish(ControlTopic(devA, "temp"), []byte(`{"n":3}`), false)
-}
-
 // TestPubrelKeepsQuotaPinned: a device with a Receive Maximum finishing
 // its own QoS 2 reading (PUBREL) gets its PUBCOMP, and the send quota
 // gets no place: mochi's processPubrel gave one, and a hub message
 // published in that moment went out at once, beyond the maximum and
 // ahead of the held one (the reviewer's test of allheld, adapted).
 func TestPubrelKeepsQuotaPinned(t *testing.T) {
-	tb := startBroker(t)
-	h := &publishInPubrel{tb: tb}
-	if err := tb.srv.AddHook(h, nil); err != nil {
-		t.Fatal(err)
-	}
-	c := connectRM(t, tb, 2)
-	for i := range 3 { // 0 and 1 sent, 2 held
-		publishWithin(t, tb, fmt.Appendf(nil, `{"n":%d}`, i))
-	}
-	var ids []uint16
-	for i := range 2 {
-		p := expectWithin(t, c, mqtttest.PUBLISH, 5*time.Second, "message")
-		if got, want := payloadOf(p), fmt.Sprintf(`{"n":%d}`, i); got != want {
-			t.Fatalf("got %s, want %s", got, want)
-		}
-		ids = append(ids, publishID(t, p))
-	}
+	tb, h, c, ids := twoSentOneHeld(t, packets.Pubrel)
 	// A QoS 2 reading under the id of the first control message (ids of
 	// the two directions are apart).
 	c.Send(mqtttest.Publish(5, ReadingTopic(devA, "temp"), []byte(`{"t":1}`), 2, ids[0], false))
