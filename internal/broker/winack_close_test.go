@@ -129,13 +129,16 @@ func runGoroutineBeforeEnd(t *testing.T, tr, end string, v byte, cert tls.Certif
 	if err := sock.SetWriteBuffer(2048); err != nil {
 		t.Fatal(err)
 	}
+	// PUBACKs waiting for the run goroutine: readings not yet answered
+	// (q.n) and answers encoded, not yet written (q.out, 4 bytes each: a
+	// reading's count ends when its PUBACK is encoded).
 	pending := func() int {
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		if q.state.Load() != ackRunning {
 			return 0
 		}
-		return q.n
+		return q.n + len(q.out)/4
 	}
 	// Readings in bursts (over TCP each acknowledged in a write of its
 	// own) until the run goroutine is stuck on the full socket with
