@@ -524,11 +524,7 @@ func (q *ackQueue) drive() {
 			k++
 		}
 		if k > 0 {
-			rest := copy(q.items, q.items[k:])
-			clear(q.items[rest:])
-			q.items = q.items[:rest]
-			q.n -= k
-			q.space.Broadcast()
+			q.dropAnswered(k)
 		}
 		if len(q.out) > 0 {
 			out := q.out
@@ -686,12 +682,18 @@ func (q *ackQueue) encodeReady(limit int) {
 		q.out = appendPuback(q.out, v, it.id, code)
 	}
 	if k > 0 {
-		rest := copy(q.items, q.items[k:])
-		clear(q.items[rest:])
-		q.items = q.items[:rest]
-		q.n -= k
-		q.space.Broadcast()
+		q.dropAnswered(k)
 	}
+}
+
+// dropAnswered removes the first k items, whose PUBACKs are encoded in
+// out, and wakes whoever waits for room. Called with mu held.
+func (q *ackQueue) dropAnswered(k int) {
+	rest := copy(q.items, q.items[k:])
+	clear(q.items[rest:])
+	q.items = q.items[:rest]
+	q.n -= k
+	q.space.Broadcast()
 }
 
 // writeOut writes out, the run goroutine's blocking write. On a

@@ -175,25 +175,5 @@ func TestMigrationLeavesNoLargeWAL(t *testing.T) {
 // the file does not have yet. Opening it with Open runs the rest.
 func beforeClustering(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	all := migrations
-	at := -1
-	for i, m := range all {
-		if m.name == "readings clustered by device" {
-			at = i
-		}
-	}
-	if at < 0 {
-		t.Fatal("no migration named \"readings clustered by device\"")
-	}
-	old, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	migrations = all[:at]
-	err = migrate(context.Background(), old)
-	migrations = all
-	if err != nil {
-		t.Fatal(err)
-	}
-	return old
+	return migrateTo(t, path, "readings clustered by device")
 }
