@@ -129,7 +129,7 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 		if cl.Net.Inline || cl.State.Inflight.Len() == 0 {
 			return
 		}
-		h.dropStalePubacks(cl)
+		h.dropStaleAnswers(cl)
 		var pks []packets.Packet
 		if app {
 			pks = h.pruneInflight(cl)
@@ -140,18 +140,24 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	}
 }
 
-// dropStalePubacks deletes, from a resumed session before mochi resends
-// it, the PUBACKs of the client's QoS 1 publishes on the connection
-// before. mochi answers such a publish from a session entry it deletes
-// right after the write; a session copied in between (the client
-// resumed at once) keeps it, and mochi's resend wrote that PUBACK again
-// on the new connection, under the id the hub may have moved the publish
-// to (keepIDsApart: an id of the client's that met one of the hub's),
-// which the client never used. The client had its PUBACK, or resends
-// the publish and gets one.
-func (h *hook) dropStalePubacks(cl *mqtt.Client) {
+// dropStaleAnswers deletes, from a resumed session before mochi resends
+// it, the hub's answers to the client's own QoS 1 and 2 flows on the
+// connection before: PUBACKs of its QoS 1 publishes, PUBCOMPs of its
+// PUBRELs. mochi (and takePubrel) writes such an answer from a session
+// entry it deletes right after the write; a session copied in between
+// (the client resumed at once) keeps it, and mochi's resend wrote it again
+// on the new connection: a PUBACK under the id the hub may have moved the
+// publish to (keepIDsApart: an id of the client's that met one of the
+// hub's), which the client never used; a PUBCOMP for a flow the client
+// completed, whose id it may already have used again for its next QoS 2
+// publish. The client had its answer, or resends the publish (PUBACK) or
+// the PUBREL (PUBCOMP, [MQTT-4.4.0-1]) and gets one; a PUBCOMP answering
+// a PUBREL whose flow the session no longer holds carries 0x92 in MQTT 5,
+// which the specification calls "not an error during recovery".
+func (h *hook) dropStaleAnswers(cl *mqtt.Client) {
 	for _, p := range cl.State.Inflight.GetAll(false) {
-		if p.FixedHeader.Type == packets.Puback && cl.State.Inflight.Delete(p.PacketID) && h.info != nil {
+		t := p.FixedHeader.Type
+		if (t == packets.Puback || t == packets.Pubcomp) && cl.State.Inflight.Delete(p.PacketID) && h.info != nil {
 			atomic.AddInt64(&h.info.Inflight, -1) // as mochi's resend does
 		}
 	}

@@ -92,3 +92,82 @@ func TestResumeSendsNoStalePuback(t *testing.T) {
 		}
 	}
 }
+
+// slowPubcomp is slowPuback for the PUBCOMP that answers a client's
+// PUBREL: mochi (and takePubrel for a client whose quota is pinned)
+// stores it in the session, writes it and deletes it after the write.
+type slowPubcomp struct {
+	mqtt.HookBase
+	armed chan struct{}
+}
+
+func (h *slowPubcomp) ID() string           { return "test-slow-pubcomp" }
+func (h *slowPubcomp) Provides(b byte) bool { return b == mqtt.OnPacketSent }
+func (h *slowPubcomp) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if cl.Net.Inline || pk.FixedHeader.Type != packets.Pubcomp {
+		return
+	}
+	select {
+	case <-h.armed:
+		time.Sleep(300 * time.Millisecond)
+	default:
+	}
+}
+
+// TestResumeSendsNoStalePubcomp: a device that resumes its session right
+// after the PUBCOMP of its QoS 2 reading arrived gets no second PUBCOMP
+// on the new connection. mochi's resend wrote the session's copy of it
+// again: a PUBCOMP for a flow the client completed, and whose id it may
+// already have used again for its next QoS 2 publish, which that PUBCOMP
+// would then seem to complete before its PUBREC. MQTT 5 with a Receive
+// Maximum (takePubrel answers the PUBREL) and 3.1.1 (mochi does).
+func TestResumeSendsNoStalePubcomp(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		version byte
+		props   []byte
+	}{
+		{"v5-receive-maximum", 5, append(mqtttest.PropUint32(0x11, 3600), mqtttest.PropUint16(0x21, 4)...)},
+		{"v3.1.1", 4, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := startBroker(t)
+			h := &slowPubcomp{armed: make(chan struct{})}
+			if err := tb.srv.AddHook(h, nil); err != nil {
+				t.Fatal(err)
+			}
+			v := tc.version
+			connect := mqtttest.Connect{Version: v, ClientID: devA, Username: devA, Password: secretA,
+				KeepAlive: 30, Persistent: true, Props: tc.props}.Encode()
+			c := mqtttest.Dial(t, tb.addr, nil)
+			c.Send(connect)
+			c.Expect(mqtttest.CONNACK)
+			const id = 7
+			c.Send(mqtttest.Publish(v, ReadingTopic(devA, "temp"), []byte(`{"t":1}`), 2, id, false))
+			answer(t, c, v, mqtttest.PUBREC, id, 0)
+			close(h.armed)
+			c.Send(mqtttest.Pubrel(id))
+			answer(t, c, v, mqtttest.PUBCOMP, id, 0)
+			c.Close()
+
+			r := mqtttest.Dial(t, tb.addr, nil)
+			r.Send(connect)
+			if p := r.Expect(mqtttest.CONNACK); p.Body[0]&1 == 0 {
+				t.Fatalf("CONNACK % x, want the session present", p.Raw)
+			}
+			r.Send(mqtttest.Pingreq())
+			_ = r.SetReadDeadline(time.Now().Add(5 * time.Second))
+			p, err := r.Next()
+			if err != nil {
+				t.Fatalf("no PINGRESP: %v", err)
+			}
+			if p.Type != mqtttest.PINGRESP {
+				t.Fatalf("on the resumed connection: % x, want only the PINGRESP", p.Raw)
+			}
+			// A client that missed the PUBCOMP resends its PUBREL and
+			// is answered: 0x92 in MQTT 5, "not an error during recovery".
+			r.Send(mqtttest.Pubrel(id))
+			answer(t, r, v, mqtttest.PUBCOMP, id, packets.ErrPacketIdentifierNotFound.Code)
+		})
+	}
+}
