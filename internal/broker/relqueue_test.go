@@ -307,3 +307,41 @@ func waitClosed(t *testing.T, tb *testBroker, id string) {
 		return !ok || cl.Closed()
 	})
 }
+
+// TestReleaseWaitsForQueuedWithQuotaOpen: as TestReleaseWaitsForQueued,
+// but with mochi's quota given a place (the pin lost, as a publish racing
+// the re-pin of a session taken over can leave it), so that A goes to the
+// write queue at once, stored and not yet written when B's release walks
+// the queue: B must wait behind it, not be taken for in flight and
+// written first. (Since the pin, TestReleaseWaitsForQueued holds A too.)
+func TestReleaseWaitsForQueuedWithQuotaOpen(t *testing.T) {
+	tb := startBroker(t)
+	g := newGate(t, tb, `{"n":"A"}`)
+	c := connectRM(t, tb, 3) // room for A, B and one more
+	cl, ok := tb.srv.Clients.Get(devA)
+	if !ok {
+		t.Fatal("no client")
+	}
+	cl.State.Inflight.IncreaseSendQuota() // 1: mochi sends A at once
+	for _, m := range []string{`{"n":"A"}`, `{"n":"B"}`} {
+		if err := tb.Publish(ControlTopic(devA, "temp"), []byte(m), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-g.entered
+	// B's publish is complete: its release (kick, from OnPublished) has
+	// decided, and must have left B held behind A.
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		if string(pk.Payload) == `{"n":"B"}` && pk.Expiry >= 0 {
+			t.Fatal("B was released while A was queued and not written")
+		}
+	}
+	g.open() // the write loop writes A only now
+	p1 := expectWithin(t, c, mqtttest.PUBLISH, 5*time.Second, "first message")
+	p2 := expectWithin(t, c, mqtttest.PUBLISH, 5*time.Second, "second message")
+	if payloadOf(p1) != `{"n":"A"}` || payloadOf(p2) != `{"n":"B"}` {
+		t.Fatalf("order: got %s then %s, want A then B", payloadOf(p1), payloadOf(p2))
+	}
+	c.Send(mqtttest.Puback(publishID(t, p1)))
+	c.Send(mqtttest.Puback(publishID(t, p2)))
+}
