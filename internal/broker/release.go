@@ -34,9 +34,10 @@ import (
 // stalled on the code before this, with or without resume parking.)
 //
 // The repair does not trust the quota. releaseHeld counts the messages in
-// flight from the session itself (the hub's PUBLISH entries not held, and
-// its PUBRELs) and sends held messages, in mochi's order, while that
-// count is under the client's maximum. It runs where the stall begins:
+// flight (the hub's PUBLISH entries sent, and its PUBRELs; relTrack,
+// relqueue.go, checked against the session) and sends held messages, in
+// the order sent, while that count is under the client's maximum. It
+// runs where the stall begins:
 //
 //   - after a publish to the client is complete, when the publish found a
 //     held mark on one of its messages (OnPublished, from the ids
@@ -50,7 +51,7 @@ import (
 // sends at once from a queue; a write of ours would overtake it, and a
 // device could get "hold set" after "hold lifted", MQTT-4.6.0-6): the
 // undecided ids (pend) stay until their message is written (sentPending,
-// OnPacketSent), and a release that finds one waits (heldAhead); that
+// OnPacketSent), and a release that finds one waits (relTrack.claim); that
 // message's write, drop or hold kicks the release again.
 //
 // Only one goroutine may send held messages at a time, and mochi's read
@@ -91,7 +92,7 @@ import (
 // The pin is set before mochi makes the client one publishes reach
 // (OnSessionEstablish), and again for a session taken over, which mochi
 // copies with a fresh quota. A message is released when fewer than the
-// maximum are in flight by the session's own count (claimHeld), so the
+// maximum are in flight (claimHeld), so the
 // client's Receive Maximum holds as before.
 //
 // Residual: a publish racing the re-pin of a session taken over can
@@ -387,8 +388,9 @@ func (h *hook) takePubcomp(cl *mqtt.Client, pk *packets.Packet) {
 // first as mochi does, so that a failed write leaves it in the session to
 // resend; mochi's PUBCOMP also repeated the PUBREL's properties, this one
 // carries none. mochi's OnQosComplete and OnQosDropped hooks do not run
-// for it (no hook of the hub's uses them). A failed write of the PUBCOMP
-// ends the read loop (the error returned), as it does in processPubrel.
+// for it (the hub's OnQosDropped looks only at its own flows). A failed
+// write of the PUBCOMP ends the read loop (the error returned), as it
+// does in processPubrel.
 func (h *hook) takePubrel(cl *mqtt.Client, pk *packets.Packet) error {
 	if pk.FixedHeader.Type != packets.Pubrel || !quotaPinned(cl) {
 		return nil
@@ -493,9 +495,9 @@ func releaseAfterAck(cl *mqtt.Client, t byte) {
 	releaseHeld(cl)
 }
 
-// releaseHeld sends cl's held messages, in the order mochi would, while
-// fewer than the client's Receive Maximum are in flight by the session's
-// own count. Called with relMu held (the read loop, or relDrain).
+// releaseHeld sends cl's held messages, in the order sent, while fewer
+// than the client's Receive Maximum are in flight. Called with relMu held
+// (the read loop, or relDrain).
 func releaseHeld(cl *mqtt.Client) {
 	writeHeld(cl, claimHeld(cl))
 }
