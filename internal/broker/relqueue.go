@@ -89,6 +89,12 @@ func (t *relTrack) stored(in *mqtt.Inflight, id uint16) {
 	if t.on != in {
 		return // the next release reads the session (rebuild)
 	}
+	// A message just stored is not in flight: mochi hands out only ids
+	// the session does not hold. A rebuild in the instant between mochi's
+	// Set and this call counted it so; left in fly, it would take a place
+	// until a recheck happened to look it up, and a client waiting for one
+	// more message before it acknowledges would wait for good.
+	delete(t.fly, id)
 	i := len(t.q)
 	for i > t.head && idBefore(id, t.q[i-1]) {
 		i--
@@ -265,7 +271,8 @@ func landed(cl *mqtt.Client, pk *packets.Packet) {
 }
 
 // ended looks id up again after mochi may have ended its flow (a PUBACK,
-// PUBREC or PUBCOMP it handled, OnQosDropped), and forgets it if so.
+// PUBREC or PUBCOMP it handled, OnQosDropped), and forgets it if so; a
+// flow a PUBREC turned into a PUBREL is in flight.
 func ended(cl *mqtt.Client, id uint16) {
 	gc := guardOf(cl)
 	if gc == nil {
@@ -277,7 +284,18 @@ func ended(cl *mqtt.Client, id uint16) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.fly[id]; ok && (t.on != cl.State.Inflight || !flying(t.on, id)) {
+	if t.on != cl.State.Inflight {
+		delete(t.fly, id)
+		return
+	}
+	if e, ok := t.on.Get(id); ok && e.FixedHeader.Type == packets.Pubrel {
+		// A PUBREC made the flow a PUBREL: in flight until its PUBCOMP,
+		// even when the client answered a message it was never sent
+		// (mochi's processPubrec turns a held one into a PUBREL too).
+		t.fly[id] = struct{}{}
+		return
+	}
+	if !flying(t.on, id) {
 		delete(t.fly, id)
 	}
 }
