@@ -118,6 +118,7 @@ func (h *hook) appACL(cl *mqtt.Client, topic string, write bool) bool {
 // writes it (guardConn.Write, bye).
 func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	noteReleased(cl, &pk)
+	landed(cl, &pk) // before sentPending: never out of both (relqueue.go)
 	sentPending(cl, &pk)
 	app := h.apps != nil && isAppClient(cl)
 	switch pk.FixedHeader.Type {

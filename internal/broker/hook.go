@@ -108,6 +108,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnPacketProcessed,
 		mqtt.OnPublishDropped,
 		mqtt.OnQosPublish,
+		mqtt.OnQosDropped,
 		mqtt.OnPublished:
 		return true
 	}
@@ -519,7 +520,17 @@ func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) 
 		flushBeforeEnd(cl)
 		return
 	}
+	switch pk.FixedHeader.Type {
+	case packets.Puback, packets.Pubrec, packets.Pubcomp:
+		ended(cl, pk.PacketID) // mochi may have ended the flow (relqueue.go)
+	}
 	releaseAfterAck(cl, pk.FixedHeader.Type)
+}
+
+// OnQosDropped: mochi ended a flow of the session (expired, refused by
+// a PUBREC, or the session cleared); a release stops counting it.
+func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	ended(cl, pk.PacketID)
 }
 
 // ackInOrder answers a QoS 1 publish the hook dealt with itself (refused,

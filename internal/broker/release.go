@@ -34,9 +34,10 @@ import (
 // stalled on the code before this, with or without resume parking.)
 //
 // The repair does not trust the quota. releaseHeld counts the messages in
-// flight from the session itself (the hub's PUBLISH entries not held, and
-// its PUBRELs) and sends held messages, in mochi's order, while that
-// count is under the client's maximum. It runs where the stall begins:
+// flight (the hub's PUBLISH entries sent, and its PUBRELs; relTrack,
+// relqueue.go, checked against the session) and sends held messages, in
+// the order sent, while that count is under the client's maximum. It
+// runs where the stall begins:
 //
 //   - after a publish to the client is complete, when the publish found a
 //     held mark on one of its messages (OnPublished, from the ids
@@ -50,7 +51,7 @@ import (
 // sends at once from a queue; a write of ours would overtake it, and a
 // device could get "hold set" after "hold lifted", MQTT-4.6.0-6): the
 // undecided ids (pend) stay until their message is written (sentPending,
-// OnPacketSent), and a release that finds one waits (heldAhead); that
+// OnPacketSent), and a release that finds one waits (relTrack.claim); that
 // message's write, drop or hold kicks the release again.
 //
 // Only one goroutine may send held messages at a time, and mochi's read
@@ -91,7 +92,7 @@ import (
 // The pin is set before mochi makes the client one publishes reach
 // (OnSessionEstablish), and again for a session taken over, which mochi
 // copies with a fresh quota. A message is released when fewer than the
-// maximum are in flight by the session's own count (claimHeld), so the
+// maximum are in flight (claimHeld), so the
 // client's Receive Maximum holds as before.
 //
 // Residual: a publish racing the re-pin of a session taken over can
@@ -120,19 +121,6 @@ type pendingPubs struct {
 	// blocked: a release found one of ids queued and sent nothing; the
 	// one that settles it (sentPending, settlePending) kicks again.
 	blocked bool
-}
-
-// unsentLocked returns the messages of cl's session among p's ids that
-// are neither held nor written yet (queued, or not yet decided). Called
-// with p.mu held.
-func (p *pendingPubs) unsentLocked(cl *mqtt.Client) []packets.Packet {
-	var pks []packets.Packet
-	for _, id := range p.ids {
-		if e, ok := cl.State.Inflight.Get(id); ok && e.FixedHeader.Type == packets.Publish && e.Expiry >= 0 {
-			pks = append(pks, e)
-		}
-	}
-	return pks
 }
 
 // OnQosPublish notes a message of the hub's mochi has just stored in a
@@ -167,6 +155,8 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) 
 		p.in = true
 	}
 	p.mu.Unlock()
+	// After pend: a release finding the id queued must find it undecided.
+	trackOf(gc).stored(cl.State.Inflight, pk.PacketID)
 }
 
 // sentPending forgets an undecided id once its message is written (sent
@@ -378,7 +368,7 @@ func (h *hook) takePubcomp(cl *mqtt.Client, pk *packets.Packet) {
 		return
 	}
 	if e, ok := cl.State.Inflight.Get(pk.PacketID); ok && e.FixedHeader.Type == packets.Pubrel {
-		if cl.State.Inflight.Delete(pk.PacketID) && h.info != nil {
+		if forget(cl, pk.PacketID) && h.info != nil {
 			atomic.AddInt64(&h.info.Inflight, -1)
 		}
 	}
@@ -398,8 +388,9 @@ func (h *hook) takePubcomp(cl *mqtt.Client, pk *packets.Packet) {
 // first as mochi does, so that a failed write leaves it in the session to
 // resend; mochi's PUBCOMP also repeated the PUBREL's properties, this one
 // carries none. mochi's OnQosComplete and OnQosDropped hooks do not run
-// for it (no hook of the hub's uses them). A failed write of the PUBCOMP
-// ends the read loop (the error returned), as it does in processPubrel.
+// for it (the hub's OnQosDropped looks only at its own flows). A failed
+// write of the PUBCOMP ends the read loop (the error returned), as it
+// does in processPubrel.
 func (h *hook) takePubrel(cl *mqtt.Client, pk *packets.Packet) error {
 	if pk.FixedHeader.Type != packets.Pubrel || !quotaPinned(cl) {
 		return nil
@@ -487,7 +478,7 @@ func (h *hook) takeAckForHeld(cl *mqtt.Client, pk *packets.Packet) {
 	if !pinned && len(cl.State.Inflight.GetAll(true)) == 0 {
 		return // nothing held: mochi gives the place back to its quota
 	}
-	if cl.State.Inflight.Delete(pk.PacketID) && h.info != nil {
+	if forget(cl, pk.PacketID) && h.info != nil {
 		atomic.AddInt64(&h.info.Inflight, -1) // as processPuback does
 	}
 }
@@ -504,66 +495,38 @@ func releaseAfterAck(cl *mqtt.Client, t byte) {
 	releaseHeld(cl)
 }
 
-// releaseHeld sends cl's held messages, in the order mochi would, while
-// fewer than the client's Receive Maximum are in flight by the session's
-// own count. Called with relMu held (the read loop, or relDrain).
+// releaseHeld sends cl's held messages, in the order sent, while fewer
+// than the client's Receive Maximum are in flight. Called with relMu held
+// (the read loop, or relDrain).
 func releaseHeld(cl *mqtt.Client) {
 	writeHeld(cl, claimHeld(cl))
 }
 
 // claimHeld marks as sent the held messages that go now, in the order
-// mochi would pick them, while fewer than the client's Receive Maximum
-// are in flight by the session's own count, and returns them for
-// writeHeld. Called with relMu held. A message marked stays in the
-// session as sent (Expiry 0, as restoreReleased leaves those mochi sent),
-// and takes its place from mochi's quota as mochi's own sending does.
-// None goes ahead of an earlier message still queued (heldAhead).
+// the hub sent them, while fewer than the client's Receive Maximum are in
+// flight, and returns them for writeHeld. Called with relMu held. A
+// message marked stays in the session as sent (Expiry 0, as
+// restoreReleased leaves those mochi sent), and takes its place from
+// mochi's quota as mochi's own sending does. None goes ahead of an
+// earlier message still queued or undecided (pend). The order and the
+// count come from the connection's relTrack (relqueue.go), not from a
+// copy of the session: the order is the packet ids' (sendOrder), as
+// mochi's GetAll sorts by Created, in whole seconds, and an app's
+// readings of one second would go out shuffled.
 func claimHeld(cl *mqtt.Client) []packets.Packet {
 	rm := int(cl.Properties.Props.ReceiveMaximum)
 	if rm == 0 || cl.Closed() {
 		return nil
 	}
+	gc := guardOf(cl)
+	if gc == nil {
+		return nil // no connection of the hub's: no relMu, nothing to release
+	}
 	orderHeld(cl)
-	// In the order the hub sent them (packet ids, handed out in that
-	// order): mochi's GetAll sorts by Created, in whole seconds, and an
-	// app's readings of one second would go out shuffled.
-	held := sendOrder(cl.State.Inflight.GetAll(true))
-	if len(held) == 0 {
-		return nil
-	}
-	ahead := len(held)
-	if gc := guardOf(cl); gc != nil {
-		ahead = heldAhead(gc, cl, held)
-	}
-	// The messages in flight are among the session's entries not held
-	// (read after them: a publish meanwhile only adds to both). When even
-	// all of those leave room for every message that may go, the exact
-	// count, a copy of every entry (an app's may be its whole Receive
-	// Maximum of readings), is not needed.
-	out := cl.State.Inflight.Len() - len(held)
-	if out+ahead > rm {
-		out = 0
-		for _, p := range cl.State.Inflight.GetAll(false) {
-			if p.FixedHeader.Type == packets.Pubrel || (p.FixedHeader.Type == packets.Publish && p.Expiry >= 0) {
-				out++
-			}
-		}
-	}
-	var pks []packets.Packet
-	for _, pk := range held[:ahead] {
-		if out >= rm {
-			break
-		}
-		if pk.FixedHeader.Type != packets.Publish {
-			continue
-		}
-		pk.Expiry = 0
-		cl.State.Inflight.Set(pk)
-		cl.State.Inflight.DecreaseSendQuota()
-		out++
-		pks = append(pks, pk)
-	}
-	return pks
+	t := trackOf(gc)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.claim(cl, gc, rm)
 }
 
 // writeHeld writes the messages claimHeld marked, in order, with relMu
@@ -578,7 +541,7 @@ func writeHeld(cl *mqtt.Client, pks []packets.Packet) {
 				if !errors.Is(err, packets.ErrPacketTooLarge) {
 					return // the connection is ending; the messages stay in the session
 				}
-				cl.State.Inflight.Delete(pk.PacketID)
+				forget(cl, pk.PacketID)
 				if !quotaPinned(cl) {
 					cl.State.Inflight.IncreaseSendQuota()
 				}
@@ -590,46 +553,4 @@ func writeHeld(cl *mqtt.Client, pks []packets.Packet) {
 		}
 		pks = claimHeld(cl)
 	}
-}
-
-// heldAhead returns how many of held (in the order they go) precede, in
-// the order the hub sent them (sendOrder), every message of cl's session
-// neither held nor written yet (queued for the write loop, or its publish
-// undecided): only those may be written now, as a write of ours would
-// overtake mochi's queue (MQTT-4.6.0-6). If one waits, it notes so
-// (blocked); that message's write (sentPending), drop or hold
-// (settlePending) kicks the release again.
-func heldAhead(gc *guardConn, cl *mqtt.Client, held []packets.Packet) int {
-	p := gc.pend.Load()
-	if p == nil {
-		return len(held)
-	}
-	p.mu.Lock()
-	unsent := p.unsentLocked(cl)
-	if len(unsent) > 0 {
-		p.blocked = true
-	}
-	p.mu.Unlock()
-	if len(unsent) == 0 {
-		return len(held)
-	}
-	all := make([]packets.Packet, 0, len(held)+len(unsent))
-	all = append(all, held...)
-	all = append(all, unsent...)
-	isHeld := make(map[uint16]bool, len(held))
-	for _, pk := range held {
-		isHeld[pk.PacketID] = true
-	}
-	before := map[uint16]bool{}
-	for _, pk := range sendOrder(all) {
-		if !isHeld[pk.PacketID] {
-			break
-		}
-		before[pk.PacketID] = true
-	}
-	n := 0
-	for n < len(held) && before[held[n].PacketID] {
-		n++
-	}
-	return n
 }
