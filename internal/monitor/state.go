@@ -159,8 +159,14 @@ type deviceState struct {
 }
 
 // inlineStreams is how many streams a device record holds without a
-// second allocation: most devices send one or two.
-const inlineStreams = 2
+// second allocation. One: with two the record is 824 bytes, in the
+// runtime's 896-byte size class, with one it is 640 and fills the
+// 640-byte class exactly, 256 bytes less for every device. A device with
+// more streams costs no more than before either (more grows by exactly
+// one stream: 640 + 192 against 896 for two streams, 640 + 384 against
+// 896 + 192 for three), at one more pointer followed for its second
+// stream's readings. See docs/benchmarks.md, session 9.
+const inlineStreams = 1
 
 func (d *deviceState) nStreams() int { return int(d.nInline) + len(d.more) }
 
