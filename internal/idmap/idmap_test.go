@@ -112,3 +112,38 @@ func BenchmarkMapEntry(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkMapLoad is the read on the reading path (a cached owner, type
+// or storage key), from every core at once, against sync.Map.
+func BenchmarkMapLoad(b *testing.B) {
+	ids := make([]string, 10000)
+	var m Map[int64]
+	var sm sync.Map
+	for i := range ids {
+		ids[i] = fmt.Sprintf("d-%012d", i)
+		m.Store(ids[i], int64(i))
+		sm.Store(ids[i], int64(i))
+	}
+	b.Run("idmap", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if _, ok := m.Load(ids[i%len(ids)]); !ok {
+					b.Fatal("missing")
+				}
+				i += 7
+			}
+		})
+	})
+	b.Run("sync.Map", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if _, ok := sm.Load(ids[i%len(ids)]); !ok {
+					b.Fatal("missing")
+				}
+				i += 7
+			}
+		})
+	})
+}
