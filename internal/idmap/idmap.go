@@ -36,9 +36,10 @@ type Map[V any] struct {
 type shard[V any] struct {
 	mu sync.RWMutex
 	m  map[string]V
-	// Pad each shard to its own cache line (64 bytes: the lock and the
-	// map pointer take 32), so readers of neighbouring shards do not
-	// contend on the reader count.
+	// Pad each shard to 64 bytes (the lock and the map pointer take 32),
+	// so that readers of neighbouring shards seldom share a cache line
+	// (the array itself is not aligned to 64, so a shard may straddle
+	// two). Readers of one shard write its reader count all the same.
 	_ [32]byte
 }
 
