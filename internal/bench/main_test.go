@@ -174,6 +174,11 @@ func TestProfileHub(t *testing.T) {
 //	go test -c -o /tmp/bench.test ./internal/bench
 //	CANDOR_BENCH_HEAPPROFILE=/tmp/idle.pprof CANDOR_BENCH_IDLE=10000 /tmp/bench.test -test.run TestProfileIdleHub -test.v
 //	go tool pprof -sample_index=inuse_space -top /tmp/bench.test /tmp/idle.pprof
+//
+// CANDOR_BENCH_HUB_ENV adds settings to the hub's environment, as for
+// TestIdleHubHold: GODEBUG=adaptivestackstart=0,memprofilerate=1 records
+// every allocation instead of one per 512 KiB, so that small per-device
+// objects are counted exactly rather than estimated from a few samples.
 func TestProfileIdleHub(t *testing.T) {
 	out := os.Getenv("CANDOR_BENCH_HEAPPROFILE")
 	if out == "" {
@@ -187,7 +192,7 @@ func TestProfileIdleHub(t *testing.T) {
 	defer cancel()
 	rep, err := Run(ctx, Options{
 		Only: "candor", IdleConns: n, Rate: -1, Duration: time.Second, MaxPerDevice: 10,
-		HubArgv: testHubArgv(t), HubEnv: []string{hubEnv, hubStacks, "CANDOR_BENCH_HUB_HEAPPROFILE=" + out},
+		HubArgv: testHubArgv(t), HubEnv: append([]string{hubEnv, hubStacks, "CANDOR_BENCH_HUB_HEAPPROFILE=" + out}, strings.Fields(os.Getenv("CANDOR_BENCH_HUB_ENV"))...),
 		AtIdle: func(pid int) {
 			// The hub collects a few times, then writes; on a loaded
 			// machine that takes longer than any fixed pause, so wait

@@ -255,11 +255,18 @@ type guardConn struct {
 
 	mu      sync.Mutex
 	out     outFilter
-	acked   bool   // the CONNACK went out
-	refused bool   // the CONNACK refused: nothing more goes out
-	broken  bool   // a write failed: nothing more goes out (writeFailed)
-	answer  []byte // a CONNACK to send instead of mochi's refusal
-	buf     []byte
+	acked   bool // the CONNACK went out
+	refused bool // the CONNACK refused: nothing more goes out
+	broken  bool // a write failed: nothing more goes out (writeFailed)
+	// watch: a write deadline cannot bound this connection's writes (a
+	// WebSocket: its library sets its own deadline on the socket for
+	// every frame), so each write is bounded by a timer instead. (Next
+	// to the other flags, in what would be padding; see writeBy.)
+	watch bool
+	big   atomic.Bool // a bridge logged in: bridgeMax holds (here for size too)
+
+	answer []byte // a CONNACK to send instead of mochi's refusal
+	buf    []byte
 	// tail is the rest of a PUBACK the ack queue's non-blocking write
 	// (tryWrite) got into the socket only in part: the stream is in the
 	// middle of that packet until tail is sent, so every write sends it
@@ -288,7 +295,6 @@ type guardConn struct {
 
 	sizes inSizes     // the packets after the CONNECT (read loop only)
 	sock  *sockReader // a plain TCP socket's reads (readbuf.go); nil otherwise
-	big   atomic.Bool // a bridge logged in: bridgeMax holds
 
 	// relMu: whoever sends the session's held messages holds it; the
 	// connection's goroutine does except while it waits for the client
@@ -307,12 +313,19 @@ type guardConn struct {
 	// it; nil if none is.
 	pinnedOn atomic.Pointer[mqtt.Inflight]
 
-	writeBy time.Time // the write deadline armed (under mu); see armWrite
-	// watch: a write deadline cannot bound this connection's writes (a
-	// WebSocket: its library sets its own deadline on the socket for
-	// every frame), so each write is bounded by a timer instead.
-	watch bool
+	// writeBy is the write deadline armed (under mu; see armWrite), as
+	// an offset on the monotonic clock from monoEpoch: 8 bytes where a
+	// time.Time takes 24, which with watch and big moved among the flags keeps
+	// guardConn in the 320-byte size class instead of 352 (one per
+	// connection; docs/benchmarks.md, session 9).
+	writeBy time.Duration
 }
+
+// monoEpoch is the origin of guardConn.writeBy. It carries a monotonic
+// reading, so monoEpoch.Add(d) does too, and deadlines and comparisons
+// made from it are unaffected by changes of the wall clock, as
+// time.Time's were.
+var monoEpoch = time.Now()
 
 // writeTimeout bounds how long a write to a client may wait for the client
 // to read. mochi's only write deadline is the keep-alive's (1.5 times the
@@ -364,12 +377,12 @@ func (c *guardConn) boundWrite() (stop func()) {
 // writeTimeout ahead of a write, re-arming the timer only when it comes
 // nearer than that, not on every write. Called with mu held.
 func (c *guardConn) armWrite() {
-	now := time.Now()
-	if now.Add(writeTimeout / 2).Before(c.writeBy) {
+	now := time.Since(monoEpoch)
+	if now+writeTimeout/2 < c.writeBy {
 		return
 	}
-	c.writeBy = now.Add(writeTimeout)
-	_ = c.Conn.SetWriteDeadline(c.writeBy)
+	c.writeBy = now + writeTimeout
+	_ = c.Conn.SetWriteDeadline(monoEpoch.Add(c.writeBy))
 }
 
 // loggedIn releases the connection's pending slot; the hook calls it once

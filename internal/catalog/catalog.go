@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/candor-iot/candor/internal/auditlog"
+	"github.com/candor-iot/candor/internal/idmap"
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 )
@@ -61,7 +62,7 @@ type Catalog struct {
 
 	mu      sync.RWMutex
 	current map[string]*Entry // device type → version in force
-	types   sync.Map          // device id → device type (a device never changes type)
+	types   idmap.Map[string] // device id → device type (a device never changes type)
 
 	changedMu sync.Mutex
 	changed   []func(deviceType string)
@@ -268,5 +269,5 @@ func (c *Catalog) ForDevice(ctx context.Context, deviceID string) (*Entry, error
 		typ = d.Type
 		c.types.Store(deviceID, d.Type)
 	}
-	return c.Current(typ.(string))
+	return c.Current(typ)
 }

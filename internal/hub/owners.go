@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/candor-iot/candor/internal/idmap"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/vault"
 )
@@ -21,14 +22,14 @@ type owners struct {
 	}
 	v *vault.Vault
 
-	cache sync.Map // device id → owner id (fixed when the device is created)
+	cache idmap.Map[string] // device id → owner id (fixed when the device is created)
 	mu    sync.Mutex
 }
 
 // KeyOwner implements ingest.KeyOwners.
 func (o *owners) KeyOwner(ctx context.Context, deviceID string) (string, error) {
 	if id, ok := o.cache.Load(deviceID); ok {
-		return id.(string), nil
+		return id, nil
 	}
 	d, err := o.st.Device(ctx, deviceID)
 	if err != nil {

@@ -183,7 +183,7 @@ func (s *Service) AuthenticateDevice(ctx context.Context, o Origin, id, secret s
 	s.mu.Unlock()
 	if ok && subtle.ConstantTimeCompare(cached.sum[:], sum[:]) == 1 {
 		d, err := s.st.Device(ctx, id)
-		if err == nil && !d.Revoked() && d.SecretHash == cached.secretHash {
+		if err == nil && !d.Revoked() && sha(d.SecretHash) == cached.hashSum {
 			return d, nil
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -233,7 +233,7 @@ func (s *Service) AuthenticateDevice(ctx context.Context, o Origin, id, secret s
 		return store.Device{}, ErrUnauthenticated
 	}
 	s.mu.Lock()
-	s.verified[id] = verifiedSecret{sum: sum, secretHash: d.SecretHash}
+	s.verified[id] = verifiedSecret{sum: sum, hashSum: sha(d.SecretHash)}
 	s.mu.Unlock()
 	return now, nil
 }

@@ -465,3 +465,31 @@ func TestRotateDuringAuthenticationDoesNotRevalidateOldSecret(t *testing.T) {
 		t.Errorf("new secret: %v", err)
 	}
 }
+
+// TestRotationElsewhereStopsCachedSecret: a device rotated through
+// another hub node sharing the store (this node's cache not told) no
+// longer gets in with its old secret here: the verified-secret cache
+// entry holds a digest of the stored hash it was verified against, which
+// the rotation changed (found untested in review: with the check cut,
+// every test passed).
+func TestRotationElsewhereStopsCachedSecret(t *testing.T) {
+	a, db := newService(t)
+	b := New(db, Options{})
+	hh := newHousehold(t, db, "hh_1")
+	c := ctx(t)
+	d, old, err := a.AddDevice(c, NewDevice{HouseholdID: hh, Name: "Door", Type: "door-sensor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second from a's cache
+		if _, err := a.AuthenticateDevice(c, Origin{}, d.ID, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.RotateDevice(c, d.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AuthenticateDevice(c, Origin{}, d.ID, old); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("old secret on the other node after rotation: %v, want ErrUnauthenticated", err)
+	}
+}

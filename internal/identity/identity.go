@@ -227,8 +227,11 @@ func equalHash(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 
 
 // verifiedSecret remembers a device secret that passed the slow hash,
 // bound to the stored hash it was checked against: once the stored hash
-// changes (rotation) the entry no longer matches anything.
+// changes (rotation) the entry no longer matches anything. The stored
+// hash is kept as its SHA-256, not the PHC string itself: one entry is
+// kept per device that logged in, and the string (about 100 bytes, its
+// own allocation) cost more than the digest held in the map's slot.
 type verifiedSecret struct {
-	sum        [32]byte // SHA-256 of the secret
-	secretHash string   // the PHC string it verified against
+	sum     [32]byte // SHA-256 of the secret
+	hashSum [32]byte // SHA-256 of the PHC string it verified against
 }

@@ -137,30 +137,41 @@ type conn struct {
 	addr   netip.Addr
 }
 
+// deviceState is one device's record. Its fields are ordered for size,
+// the small ones last: the record must stay within the runtime's 640-byte
+// size class (see TestDeviceStateSize).
 type deviceState struct {
-	id     string
-	typ    string
-	win    int64 // index of the current window
-	winEnd int64 // unix ns at which it closes
+	id       string
+	typ      string
+	win      int64 // index of the current window
+	winEnd   int64 // unix ns at which it closes
+	heldSeen int64 // the hold's refusals already counted in a window
 	// The first streams live in the record itself, so the usual reading
-	// touches one allocation; further ones (rare) grow more.
+	// touches one allocation; further ones grow more.
 	inline     [inlineStreams]streamState
-	nInline    uint8
 	more       []streamState
+	conns      [maxConns]conn
+	known      [maxKnown]netip.Addr
 	ev         [nEvents]event
 	undeclared uint32 // readings refused as undeclared this window
-	conns      [maxConns]conn
-	nConns     uint8
-	known      [maxKnown]netip.Addr
-	nKnown     uint8
 	connects   uint32 // ever, saturating
-	heldSeen   int64  // the hold's refusals already counted in a window
-	troubled   bool   // a detector was bad in the current window
+	nInline    uint8
+	nConns     uint8
+	nKnown     uint8
+	troubled   bool // a detector was bad in the current window
 }
 
 // inlineStreams is how many streams a device record holds without a
-// second allocation: most devices send one or two.
-const inlineStreams = 2
+// second allocation. One: with two the record was 824 bytes (832 with
+// the runtime's 8-byte header on objects over 512 bytes that hold
+// pointers), in the 896-byte size class; with one, and its fields
+// ordered, 616 (624), in the 640-byte class: 256 bytes less for every
+// device. A device with more streams costs no more than before either
+// (more grows by exactly one stream, 184 bytes in the 192-byte class:
+// 640 + 192 against 896 for two streams, 640 + 384 against 896 + 192
+// for three), at one more pointer followed for its second stream's
+// readings. See docs/benchmarks.md, session 9.
+const inlineStreams = 1
 
 func (d *deviceState) nStreams() int { return int(d.nInline) + len(d.more) }
 

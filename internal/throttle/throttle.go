@@ -9,7 +9,9 @@
 // checks are ever in flight or spent, however many arrive at once.
 //
 // Memory is bounded: a Table remembers at most a fixed number of keys and
-// forgets the least recently used idle one when it needs room.
+// forgets the least recently used idle one when it needs room. A key whose
+// bucket is full again once its attempts settle is forgotten at once (it
+// would start full anyway), so keys that only ever succeed cost nothing.
 package throttle
 
 import (
@@ -168,7 +170,24 @@ func (r *Reservation) settle(spent bool) {
 			close(b.wake)
 			b.wake = nil
 		}
+		t.forgetFullLocked(b)
 	})
+}
+
+// forgetFullLocked drops b from the table if it is full with nothing in
+// flight and nobody waiting: such a bucket is the one bucketLocked would
+// make for its key anyway, so keeping it costs memory (a bucket, a list
+// element and a map slot per key: for the device table, one per device
+// that ever connected) and tells nothing. A bucket with tokens spent
+// stays until it is evicted as before.
+func (t *Table) forgetFullLocked(b *bucket) {
+	if b.inflight != 0 || b.waiters != 0 || b.tokens < float64(t.limit.Burst) {
+		return
+	}
+	if el, ok := t.m[b.key]; ok && el.Value.(*bucket) == b {
+		t.lru.Remove(el)
+		delete(t.m, b.key)
+	}
 }
 
 // Len reports how many keys the table remembers.

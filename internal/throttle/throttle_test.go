@@ -172,6 +172,47 @@ func TestTableForgetsTheLeastRecentlyUsedIdleKey(t *testing.T) {
 	}
 }
 
+// TestTableForgetsFullBuckets checks that a key is remembered only while
+// its bucket is not full: a refunded attempt on a full bucket leaves
+// nothing behind, a spent one keeps the key, and a forgotten key behaves
+// as one never seen.
+func TestTableForgetsFullBuckets(t *testing.T) {
+	c := newClock()
+	tb := New(Limit{Burst: 2, Every: time.Minute}, 10, c.now)
+	reserve := func(k string) *Reservation {
+		t.Helper()
+		r, err := tb.Reserve(t.Context(), k)
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		return r
+	}
+	tests := []struct {
+		name string
+		do   func()
+		keys int
+	}{
+		{"refunded on a full bucket", func() { reserve("ok").Refund() }, 0},
+		{"in flight", func() { reserve("ok") }, 1}, // left in flight
+		{"spent", func() { reserve("bad").Spend() }, 2},
+		{"refunded on a spent bucket", func() { reserve("bad").Refund() }, 2},
+		{"refilled, then refunded", func() { c.add(time.Minute); reserve("bad").Refund() }, 1},
+	}
+	for _, tc := range tests {
+		tc.do()
+		if n := tb.Len(); n != tc.keys {
+			t.Errorf("after %s: table holds %d keys, want %d", tc.name, n, tc.keys)
+		}
+	}
+	// "bad" spent one of two and was forgotten only once full again: two
+	// attempts, then a refusal.
+	reserve("bad").Spend()
+	reserve("bad").Spend()
+	if _, err := tb.Reserve(t.Context(), "bad"); !errors.Is(err, ErrLimited) {
+		t.Errorf("third failed attempt: %v, want ErrLimited", err)
+	}
+}
+
 func TestFullTableOfAttemptsInFlightRefuses(t *testing.T) {
 	tb := New(Limit{Burst: 1, Every: time.Hour}, 1, newClock().now)
 	r, err := tb.Reserve(t.Context(), "a")

@@ -237,7 +237,7 @@ func dropMarks(ctx context.Context, tx *sql.Tx, deviceID string, since, until in
 // keyMu.
 func (db *DB) forgetMarks(deviceID string) {
 	if k, ok := db.dkeys.Load(deviceID); ok {
-		delete(db.marks, k.(int64))
+		delete(db.marks, k)
 		return
 	}
 	// Not cached under its id: the state, if any, is keyed by a key this

@@ -298,7 +298,7 @@ func (db *DB) insertRows(ctx context.Context, tx *sql.Tx, inserts *insertStmts, 
 // is serialised with FinishPurge (keyMu), which removes keys.
 func (db *DB) deviceKey(ctx context.Context, tx *sql.Tx, deviceID string, fresh *map[string]int64) (int64, error) {
 	if k, ok := db.dkeys.Load(deviceID); ok {
-		return k.(int64), nil
+		return k, nil
 	}
 	if k, ok := (*fresh)[deviceID]; ok {
 		return k, nil
