@@ -307,7 +307,6 @@ type guardConn struct {
 	relWant  atomic.Bool
 	relCl    atomic.Pointer[mqtt.Client]
 	pend     atomic.Pointer[pendingPubs]
-	rel      atomic.Pointer[relTrack] // held ids and those in flight (relqueue.go)
 	// pinnedOn: the session whose send quota is kept at 0 (pinSendQuota),
 	// so that mochi holds every message of the hub's and release.go sends
 	// it; nil if none is.

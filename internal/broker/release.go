@@ -121,6 +121,18 @@ type pendingPubs struct {
 	// blocked: a release found one of ids queued and sent nothing; the
 	// one that settles it (sentPending, settlePending) kicks again.
 	blocked bool
+
+	rel relTrack // held ids and those in flight (relqueue.go); its own lock
+}
+
+// pendOf returns gc's pendingPubs, made on first use.
+func pendOf(gc *guardConn) *pendingPubs {
+	p := gc.pend.Load()
+	if p == nil {
+		gc.pend.CompareAndSwap(nil, &pendingPubs{})
+		p = gc.pend.Load()
+	}
+	return p
 }
 
 // OnQosPublish notes a message of the hub's mochi has just stored in a
@@ -136,11 +148,7 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) 
 	if gc == nil || gc.closed.Load() {
 		return
 	}
-	p := gc.pend.Load()
-	if p == nil {
-		gc.pend.CompareAndSwap(nil, &pendingPubs{})
-		p = gc.pend.Load()
-	}
+	p := pendOf(gc)
 	p.mu.Lock()
 	p.ids = append(p.ids, pk.PacketID)
 	p.cl = cl

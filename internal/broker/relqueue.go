@@ -64,14 +64,19 @@ type relTrack struct {
 	suspect bool
 }
 
-// trackOf returns gc's relTrack, made on first use.
+// trackOf returns gc's relTrack, made on first use (it lives in the
+// connection's pendingPubs, made for the same clients, so that guardConn,
+// held for every connection, stays in its size class: TestGuardConnSize).
 func trackOf(gc *guardConn) *relTrack {
-	t := gc.rel.Load()
-	if t == nil {
-		gc.rel.CompareAndSwap(nil, &relTrack{})
-		t = gc.rel.Load()
+	return &pendOf(gc).rel
+}
+
+// trackIf returns gc's relTrack if one was made, else nil.
+func trackIf(gc *guardConn) *relTrack {
+	if p := gc.pend.Load(); p != nil {
+		return &p.rel
 	}
-	return t
+	return nil
 }
 
 // idBefore reports whether packet id a was handed out before b: ids count
@@ -256,7 +261,7 @@ func landed(cl *mqtt.Client, pk *packets.Packet) {
 	if gc == nil {
 		return
 	}
-	t := gc.rel.Load()
+	t := trackIf(gc)
 	if t == nil {
 		return
 	}
@@ -278,7 +283,7 @@ func ended(cl *mqtt.Client, id uint16) {
 	if gc == nil {
 		return
 	}
-	t := gc.rel.Load()
+	t := trackIf(gc)
 	if t == nil {
 		return
 	}
@@ -306,7 +311,7 @@ func ended(cl *mqtt.Client, id uint16) {
 func forget(cl *mqtt.Client, id uint16) bool {
 	var t *relTrack
 	if gc := guardOf(cl); gc != nil {
-		t = gc.rel.Load()
+		t = trackIf(gc)
 	}
 	if t == nil {
 		return cl.State.Inflight.Delete(id)
