@@ -89,6 +89,7 @@ func apiCall(t *testing.T, method, url, tok string, in any) (int, map[string]any
 // enrolment; with them, status says so; after the reset, status says
 // they are off and the admin must enrol again.
 func TestAccountSecondFactorCommands(t *testing.T) {
+	t.Parallel()
 	dir, base, setup := serveWith(t, "--require-second-factor-for-admin")
 	const pw = "copper-meadow-whistle-58"
 	if code, out := apiCall(t, "POST", base+"/api/v1/setup", "", map[string]string{"setup_token": setup, "username": "alex", "password": pw}); code != 201 {

@@ -15,6 +15,7 @@ import (
 // imported, the error names the file and the JSON path), then of good
 // files, then "advisories list".
 func TestAdvisoriesImportAndList(t *testing.T) {
+	t.Parallel()
 	dir, err := os.MkdirTemp("", "candor")
 	if err != nil {
 		t.Fatal(err)

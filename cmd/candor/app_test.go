@@ -60,6 +60,7 @@ func startServe(t *testing.T) (dir, mqttAddr string) {
 // checks that it receives that stream's readings over MQTT and, once
 // denied again, that the next one does not arrive.
 func TestAppCommands(t *testing.T) {
+	t.Parallel()
 	dir, mqttAddr := startServe(t)
 	out, stderr, code := run(t, "", "device", "add", "Kitchen", "--type", "thermostat", "--data", dir, "--json")
 	if code != 0 {

@@ -49,6 +49,7 @@ func startServeIn(t *testing.T, dir string) {
 // follows --fail-on, a suppression hides a finding, and a saved PIA and
 // conformance report verify offline with the hub's key.
 func TestAssessCommands(t *testing.T) {
+	t.Parallel()
 	dir, err := os.MkdirTemp("", "candor")
 	if err != nil {
 		t.Fatal(err)

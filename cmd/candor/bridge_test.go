@@ -10,6 +10,7 @@ import (
 // the CLI: the bridge's configuration is printed once, and a device needs
 // a type with a confirmed manifest.
 func TestBridgeCommands(t *testing.T) {
+	t.Parallel()
 	dir, _ := startServe(t)
 	if _, stderr, code := run(t, "", "device", "add", "Kitchen", "--type", "thermostat", "--data", dir); code != 0 {
 		t.Fatalf("device add: %d %s", code, stderr) // the household

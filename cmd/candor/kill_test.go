@@ -153,6 +153,7 @@ func killUnderLoad(t *testing.T, k killRun) killResult {
 // a PUBACK is sent only after the commit, so a SIGKILL under load loses
 // no acknowledged reading.
 func TestKillLosesNoAcknowledgedReading(t *testing.T) {
+	t.Parallel()
 	r := killUnderLoad(t, killRun{before: 500})
 	if len(r.lost) > 0 {
 		t.Fatalf("%d of %d acknowledged readings lost after SIGKILL", len(r.lost), len(r.acked))
@@ -165,6 +166,7 @@ func TestKillLosesNoAcknowledgedReading(t *testing.T) {
 // only ever the newest acknowledged readings, since batches commit in
 // order: every reading acknowledged before the first lost one is stored.
 func TestKillInWindowModeLosesOnlyTheTail(t *testing.T) {
+	t.Parallel()
 	r := killUnderLoad(t, killRun{first: []string{"--ack", "durable-within=10ms"}, before: 500})
 	first := -1
 	for i, v := range r.acked {

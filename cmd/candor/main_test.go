@@ -32,6 +32,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// Tests that call t.Parallel run two at a time (GOMAXPROCS on CI's
+// 2-core machine) after the sequential ones: each runs its own hub
+// process in a directory of its own on ports the kernel picks, and most
+// of its time is spent waiting for the processes it starts. The demo
+// tests (default ports), the several-nodes and leader tests (NATS), the
+// PostgreSQL crash test and the stack-size test stay sequential.
 func candor(args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "CANDOR_TEST_MAIN=1")
@@ -55,6 +61,7 @@ func run(t *testing.T, stdin string, args ...string) (string, string, int) {
 }
 
 func TestExplainManifestFile(t *testing.T) {
+	t.Parallel()
 	out, stderr, code := run(t, "", "explain", "--file", "../../internal/manifest/templates/wearable.json")
 	if code != 0 || !strings.Contains(out, "Heart rate") || !strings.Contains(out, "In detail") {
 		t.Errorf("explain --file: exit %d %q %s", code, out, stderr)
@@ -70,6 +77,7 @@ func TestExplainManifestFile(t *testing.T) {
 }
 
 func TestCLIErrorsAreOneLine(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args []string
 		code int
@@ -105,6 +113,7 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 // device from the CLI, publish as the device, read it back, revoke it, and
 // stop the hub with SIGTERM.
 func TestServeAndManage(t *testing.T) {
+	t.Parallel()
 	dir, err := os.MkdirTemp("", "candor")
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 // A maker's repository made with the CLI is one the hub's client accepts.
 func TestUpdatesRepoCommands(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "repo")
 	fw := filepath.Join(t.TempDir(), "fw-1.2.0.bin")
 	if err := os.WriteFile(fw, []byte("firmware"), 0o644); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/candor-iot/candor/internal/manifest"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // *catalog.Catalog is what the hub passes.
@@ -78,6 +79,7 @@ func (f *fakeManifests) ForDevice(_ context.Context, id string) (*catalog.Entry,
 
 func openDB(t testing.TB, path string) *sqlite.DB {
 	t.Helper()
+	sqlitetest.Ensure(t, path) // a copy of a migrated store, unless reopening
 	db, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/candor-iot/candor/internal/auditlog"
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 	"github.com/candor-iot/candor/internal/vault"
 )
 
@@ -53,6 +54,7 @@ func (r *recorder) Record(_ context.Context, ev auditlog.Event) error {
 func newRig(t testing.TB) *rig {
 	t.Helper()
 	r := &rig{t: t, path: filepath.Join(t.TempDir(), "candor.db"), rec: &recorder{}}
+	sqlitetest.Write(t, r.path) // a copy of a migrated store; r.open reopens it
 	var err error
 	if r.hub, err = age.GenerateX25519Identity(); err != nil {
 		t.Fatal(err)

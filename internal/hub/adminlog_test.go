@@ -15,6 +15,7 @@ import (
 // actions: not in the entry list, not through an inclusion proof, not in
 // the export.
 func TestAdminLogViewStaysInTheHousehold(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	const samPassword = "violet-canyon-drifting-41"

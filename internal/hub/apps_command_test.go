@@ -47,6 +47,7 @@ func (th *testHub) boostThermostat() {
 // loosely declared, invalid or withdrawn one does not (each proved by a
 // valid command sent after it that must arrive first).
 func TestAppCommandReachesDevice(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	th.boostThermostat()
 	dev, devSecret := th.addDevice("Hall", "boost-thermostat")

@@ -12,6 +12,7 @@ import (
 // its name, publishing (readings come from devices), and subscriptions
 // that can match nothing it may see.
 func TestConformanceApp(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	dev, _ := th.thermostat()
 	app, secret := th.addApp("Node-RED", "candor:HomeAutomation")

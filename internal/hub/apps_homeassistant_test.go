@@ -56,6 +56,7 @@ func (h *haConsumer) count() int { h.mu.Lock(); defer h.mu.Unlock(); return len(
 // manifest, gets their readings, and the entities are removed when
 // consent is withdrawn.
 func TestHomeAssistantDiscovery(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	dev, devSecret := th.thermostat()
 	code, out, _ := call(t, th.local, "POST", "http://candor/api/v1/apps", "", map[string]any{

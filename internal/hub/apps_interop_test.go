@@ -24,6 +24,7 @@ import (
 // Nothing is proved by waiting: each "no message came" is a later reading
 // the app must get first (a barrier).
 func TestAppInterop(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	th.addDevice("Hall", "thermostat") // the household, before its app
 	app, secret := th.addApp("Node-RED", "candor:HomeAutomation")

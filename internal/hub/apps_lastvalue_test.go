@@ -17,6 +17,7 @@ import (
 // SUBACK that must be the first message (last values are written before
 // the SUBACK).
 func TestAppLastValue(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	dev, secret := th.addDevice("Hall", "thermostat")
 	app, appSecret := th.addApp("Home Assistant", "candor:HomeAutomation")

@@ -101,6 +101,7 @@ func consentScenario(t *testing.T, th *testHub, app, dev, devSecret, other, othe
 }
 
 func TestAppPahoV5ReceivesOnlyConsentedReadings(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	dev, devSecret := th.thermostat()
 	other, otherSecret := th.addDevice("Attic", "thermostat")
@@ -279,6 +280,7 @@ func TestAppMQTTJS(t *testing.T) {
 // TestAppCatchUp reads a stream an app is allowed from the stored
 // history with the app's own credential, and is refused one it is not.
 func TestAppCatchUp(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	dev, devSecret := th.thermostat()
 	app, appSecret := th.addApp("Logger", "dpv:ServiceProvision")
@@ -369,6 +371,7 @@ func TestAppMosquittoSubTLS(t *testing.T) {
 // gets, after reconnecting, the QoS 1 readings queued while it was
 // offline, except those of a use withdrawn in the meantime.
 func TestAppOfflineQueueFollowsConsent(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	dev, devSecret := th.thermostat()
 	app, appSecret := th.addApp("Home Assistant", "candor:HomeAutomation")

@@ -21,6 +21,7 @@ import (
 // refreshed for a week and a repository whose timestamp ran out are
 // findings.
 func TestAuditFeedsAndUpdateMetadata(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	_, checks := th.auditFindings()
 	for _, name := range []string{"stale-advisory-feeds", "expired-update-metadata"} {

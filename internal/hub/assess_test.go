@@ -224,6 +224,7 @@ func TestAuditQuarantineOverMQTT(t *testing.T) {
 // finding and conformance row 5.1-3 is partly met; once the admin turns
 // on login codes over the API both change, and logging in needs a code.
 func TestAuditAdminSecondFactor(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	found, checks := th.auditFindings()
@@ -330,6 +331,7 @@ func TestAuditTLSOnTheLAN(t *testing.T) {
 // whose security support has ended opens a finding about each device of
 // that type, and a version that extends support closes it.
 func TestAuditSupportEndedFromManifest(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, _ := th.addDevice("Band", "wearable")
 	doc, err := os.ReadFile("../manifest/templates/wearable.json")

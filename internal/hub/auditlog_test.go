@@ -69,6 +69,7 @@ func exportEvents(t *testing.T, data []byte) []auditlog.Event {
 // Every kind of event the hub produces today lands in the log; a person
 // sees exactly the entries about their household, each provably included.
 func TestTransparencyLogRecordsAndProves(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	// Alex adds, rotates and revokes a device and reads its readings.
@@ -162,6 +163,7 @@ func TestTransparencyLogRecordsAndProves(t *testing.T) {
 
 // A hub whose stored log was altered refuses to start and says where.
 func TestTamperedLogStopsTheHub(t *testing.T) {
+	t.Parallel()
 	dir := shortTempDir(t)
 	th := startHubIn(t, dir)
 	th.setup("alex")

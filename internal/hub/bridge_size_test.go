@@ -50,6 +50,7 @@ func bigDeviceList(n int) []byte {
 // same packet from a device or an app ends its connection, and the
 // CONNECT before anyone logged in keeps the small limit.
 func TestZigbee2MQTTBridgeLargePackets(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	dev, devSecret := th.addDevice("Hall", "thermostat") // the household
 	app, appSecret := th.addApp("Node-RED", "candor:HomeAutomation")

@@ -94,6 +94,7 @@ func zigbee2mqtt(t *testing.T, addr, id, secret string, onPub func(paho.PublishR
 // allowed reaches Zigbee2MQTT on <friendly_name>/set, and nothing else
 // does.
 func TestZigbee2MQTTBridge(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	th.addDevice("Hall", "thermostat") // the household
 	th.importZigbee("philips_9290012607.json", "hue-motion")
@@ -256,6 +257,7 @@ func TestZigbee2MQTTBridge(t *testing.T) {
 // over paho.mqtt.golang, with its will, gets its states split and the
 // allowed property to the app, and an undeclared property is counted.
 func TestZigbee2MQTTBridgeMQTT311(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	th.addDevice("Hall", "thermostat")
 	th.importZigbee("aqara_mccgq11lm.json", "door-contact")

@@ -22,6 +22,7 @@ func (th *testHub) thermostat() (id, secret string) {
 }
 
 func TestConformanceConnect(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.thermostat()
 	other, _ := th.addDevice("Cam", "motion-camera")
@@ -112,6 +113,7 @@ func TestConformanceConnect(t *testing.T) {
 // code, MQTT 3.1.1 an acknowledgement (never a DISCONNECT, which 3.1.1
 // does not have), and nothing refused is stored.
 func TestConformancePublishAndSubscribe(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.thermostat()
 	other, _ := th.addDevice("Cam", "motion-camera")
@@ -177,6 +179,7 @@ func TestConformancePublishAndSubscribe(t *testing.T) {
 // A session taken over by a new connection ends: MQTT 5 is told why in a
 // DISCONNECT, MQTT 3.1.1 only sees the close (it has no server DISCONNECT).
 func TestConformanceServerDisconnect(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.thermostat()
 	for _, v := range []byte{5, 4} {
@@ -202,6 +205,7 @@ func TestConformanceServerDisconnect(t *testing.T) {
 // A will that passes the policy path is stored as a reading when the
 // connection drops; after a DISCONNECT it is not.
 func TestWillStoredAsReading(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.thermostat()
 	connect := func(clientID, payload string) *mqtttest.Conn {

@@ -24,6 +24,7 @@ import (
 // Turning consent off is effective from the very next message, and the
 // device is told on its retained control topic.
 func TestConsentOffStopsTheNextReading(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", alex, map[string]string{"name": "Hall", "type": "thermostat"})
@@ -121,6 +122,7 @@ func TestConsentOffStopsTheNextReading(t *testing.T) {
 
 // Stored readings are ciphertext on disk; the API returns them decrypted.
 func TestReadingsAreEncryptedAtRest(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Watch", "wearable")
 	c, _, err := v5(t, th.MQTTAddr(), id, id, secret, nil)
@@ -157,6 +159,7 @@ func TestReadingsAreEncryptedAtRest(t *testing.T) {
 // A person's export is a documented ZIP whose every file matches the
 // SHA-256 in index.json; CSV and SenML parse back to what was sent.
 func TestExportRoundTrip(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", alex, map[string]string{"name": "Meter", "type": "smart-meter"})
@@ -200,6 +203,7 @@ func TestExportRoundTrip(t *testing.T) {
 }
 
 func TestDeleteAndRetention(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", alex, map[string]string{"name": "Door", "type": "door-sensor"})

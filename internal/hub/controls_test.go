@@ -24,6 +24,7 @@ import (
 // subscribes to its control topics still receives one per stream, marked
 // retained.
 func TestControlMessagesSetWhenDeviceConnects(t *testing.T) {
+	t.Parallel()
 	dir := shortTempDir(t)
 	th := startHubIn(t, dir)
 	id, secret := th.addDevice("Hall", "thermostat")
@@ -177,6 +178,7 @@ func barrier(t *testing.T, th *testHub, id, name string) string {
 // for a subscription the session already has; nothing of another device
 // is ever sent.
 func TestControlCurrentOnSubscribe(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Hall", "thermostat")
 	other, _ := th.addDevice("Landing", "thermostat")
@@ -271,6 +273,7 @@ func TestControlCurrentOnSubscribe(t *testing.T) {
 // gets the current messages for a new subscription only; MQTT 5
 // subscription identifiers are carried as mochi does.
 func TestControlChangeWhileSubscribed(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Hall", "thermostat")
 	keepOnlyServiceProvision(t, th, id)
@@ -320,6 +323,7 @@ func ptr[T any](v T) *T { return &v }
 // publish, and a subscribe that sent while a change came in between sends
 // again (controls.settle).
 func TestControlChangeRacingSubscribe(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Hall", "thermostat")
 	keepOnlyServiceProvision(t, th, id)
@@ -361,6 +365,7 @@ func TestControlChangeRacingSubscribe(t *testing.T) {
 // current message (those come with a SUBSCRIBE), and the changes made
 // while it was away, queued at QoS 1 in its session.
 func TestControlPersistentSessionReconnect(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Hall", "thermostat")
 	keepOnlyServiceProvision(t, th, id)
@@ -411,6 +416,7 @@ func TestControlPersistentSessionReconnect(t *testing.T) {
 // {"quarantined":false} when it subscribes, so one that remembered a hold
 // learns it is lifted.
 func TestControlReleasedWhileAwayToldOnSubscribe(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Hall", "thermostat")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

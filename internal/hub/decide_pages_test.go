@@ -13,6 +13,7 @@ import (
 // energy supplier" on, and to turn the camera's learning off. Each is
 // refused with 403 and the reason, and nothing changes.
 func TestMemberRefusedOnThePages(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	add := func(name, typ string, shared bool) string {

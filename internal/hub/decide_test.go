@@ -12,6 +12,7 @@ import (
 // with the reason, and may ask; the request is listed to the decider
 // until they choose.
 func TestWhoMaySwitchWhat(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	add := func(name, typ string, shared bool) string {
@@ -139,6 +140,7 @@ func firstPurpose(t *testing.T, th *testHub, bearer, device, stream string) stri
 // what terms and for how long, and changes nothing until the request is
 // sent again with "confirm": true.
 func TestSharingIsConfirmed(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	meter, _ := th.personDevice(alex, "Meter", "smart-meter")

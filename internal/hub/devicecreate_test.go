@@ -13,6 +13,7 @@ import (
 // (group commit), and each is in the transparency log by the time the API
 // answers for it.
 func TestConcurrentDeviceCreationsAreLoggedWhenAnswered(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	const n = 24

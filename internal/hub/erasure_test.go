@@ -48,6 +48,7 @@ func (th *testHub) personReadings(tok, id string) (int, map[string]any) {
 // then cannot read history, and says so), back to hub-assisted with that
 // identity (history readable again), and rotation (history kept).
 func TestKeysThroughTheAPI(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	tok := th.setup("alice")
 	id, secret := th.personDevice(tok, "Hall", "thermostat")
@@ -178,6 +179,7 @@ func TestKeysThroughTheAPI(t *testing.T) {
 // TestDeleteAccountThroughTheAPI deletes a member's account: password
 // asked again, their device and history gone, the household's kept.
 func TestDeleteAccountThroughTheAPI(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	owner := th.setup("alice")
 	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/accounts", owner,
@@ -262,6 +264,7 @@ func TestDeleteAccountThroughTheAPI(t *testing.T) {
 // the demo-style shared device go with it, nothing of theirs decrypts, and
 // after a restart the hub waits for setup again with a new token.
 func TestLastAccountLeaves(t *testing.T) {
+	t.Parallel()
 	dir := shortTempDir(t)
 	th := startHubIn(t, dir)
 	tok := th.setup("alice")

@@ -13,6 +13,7 @@ import (
 // the next refresh, marked as the manifest's; a refresh that cannot reach
 // the maker keeps its error on the feed, and the API lists it.
 func TestManifestNamesAdvisoryFeeds(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	doc, err := os.ReadFile("../manifest/templates/thermostat.json")
 	if err != nil {
@@ -53,6 +54,7 @@ func TestManifestNamesAdvisoryFeeds(t *testing.T) {
 // (a stale one makes "no flaws" mean less), only the admin changes them;
 // a member cannot put a device on hold.
 func TestFeedAndHoldAccess(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	admin := th.setup("alex")
 	if code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/accounts", admin,

@@ -19,6 +19,7 @@ import (
 // there signed and logged; then turns it off and checks the very next
 // reading does not.
 func TestForwardingFollowsConsent(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	tok := th.setup("alice")
 	id, secret := th.personDevice(tok, "Meter", "smart-meter")

@@ -38,6 +38,15 @@ func TestMain(m *testing.M) {
 // each stored hash, so both work.
 var cheapHash = credential.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
+// Tests that call t.Parallel run two at a time (GOMAXPROCS on CI's
+// 2-core machine) after the sequential ones; most of a hub test's time is
+// spent waiting (MQTT round trips, fsync), so two overlap well. Each has
+// its own hub (startHub: own temp directory, ports the kernel picks) and
+// the package keeps no state between tests. A test stays sequential if it
+// uses a port it picked before binding (freeAddr), fixed or default ports
+// (the demo, Mosquitto), NATS (several nodes), external programs, or the
+// monitor's and throttles' time windows, or sleeps for a set time.
+//
 // testConfig is a hub on ephemeral loopback ports with its data in a temp
 // directory (Mosquitto may already hold 1883 on this machine).
 func testConfig(t *testing.T, dir string) config.Config {

@@ -20,6 +20,7 @@ import (
 )
 
 func TestDeviceCredentialsAreUniqueAndHashed(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id1, s1 := th.addDevice("Kitchen", "thermostat")
 	id2, s2 := th.addDevice("Hall", "thermostat")
@@ -47,6 +48,7 @@ func TestDeviceCredentialsAreUniqueAndHashed(t *testing.T) {
 }
 
 func TestChosenDeviceSecretRules(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	tests := []struct {
 		secret string
@@ -87,6 +89,7 @@ func TestChosenDeviceSecretRules(t *testing.T) {
 }
 
 func TestMQTT5PublishIsStoredBeforeAck(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Kitchen", "thermostat")
 	c, _, err := v5(t, th.MQTTAddr(), id, id, secret, nil)
@@ -113,6 +116,7 @@ func TestMQTT5PublishIsStoredBeforeAck(t *testing.T) {
 }
 
 func TestMQTT311PublishQoS0To2(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Meter", "smart-meter")
 	c, err := v3(t, th.MQTTAddr(), id, id, secret)
@@ -129,6 +133,7 @@ func TestMQTT311PublishQoS0To2(t *testing.T) {
 }
 
 func TestAnonymousAndWrongCredentialsRefused(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Door", "door-sensor")
 	tests := []struct{ name, client, user, pass string }{
@@ -158,6 +163,7 @@ func TestAnonymousAndWrongCredentialsRefused(t *testing.T) {
 }
 
 func TestCrossNamespaceDenied(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Watch", "wearable")
 	other, _ := th.addDevice("Cam", "motion-camera")
@@ -202,6 +208,7 @@ func TestCrossNamespaceDenied(t *testing.T) {
 }
 
 func TestWillOutsideNamespaceRefused(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Watch", "wearable")
 	other, _ := th.addDevice("Cam", "motion-camera")
@@ -222,6 +229,7 @@ func TestWillOutsideNamespaceRefused(t *testing.T) {
 }
 
 func TestRevokeDisconnectsAtOnce(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Door", "door-sensor")
 	gone := make(chan struct{})
@@ -265,6 +273,7 @@ func TestRevokeDisconnectsAtOnce(t *testing.T) {
 }
 
 func TestRotateCutsOldSecret(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, old := th.addDevice("Door", "door-sensor")
 	if _, _, err := v5(t, th.MQTTAddr(), id, id, old, nil); err != nil {
@@ -285,6 +294,7 @@ func TestRotateCutsOldSecret(t *testing.T) {
 }
 
 func TestHTTPIngest(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Meter", "smart-meter")
 	post := func(stream, body, user, pass, ctype string) (int, string) {
@@ -341,6 +351,7 @@ func TestHTTPIngest(t *testing.T) {
 }
 
 func TestMQTTRefusedReadingIsNotStored(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Kitchen", "thermostat")
 	c, _, err := v5(t, th.MQTTAddr(), id, id, secret, nil)
@@ -389,6 +400,7 @@ func TestMosquittoPubWithDeviceCredential(t *testing.T) {
 }
 
 func TestRestartKeepsData(t *testing.T) {
+	t.Parallel()
 	dir := shortTempDir(t)
 	th := startHubIn(t, dir)
 	if th.SetupToken() == "" {

@@ -13,6 +13,7 @@ import (
 // data leaves the hub while nothing does: the label says what leaves now,
 // given the device's choices, and what could leave if turned on.
 func TestLabelFollowsConsent(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	id, _ := th.personDevice(alex, "Meter", "smart-meter")

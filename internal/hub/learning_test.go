@@ -21,6 +21,7 @@ import (
 // the device is told on its retained control topic ("learn": false); the
 // change is a consent record in the transparency log.
 func TestLearningSwitchOverMQTT(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", alex, map[string]string{"name": "Hall", "type": "thermostat"})

@@ -82,6 +82,7 @@ func TestManifestIsEnforced(t *testing.T) {
 }
 
 func TestStripModeKeepsDeclaredFields(t *testing.T) {
+	t.Parallel()
 	th := startHub(t, func(c *configT) { c.UndeclaredFields = "strip" })
 	id, secret := th.addDevice("Hall", "thermostat")
 	c, _, err := v5(t, th.MQTTAddr(), id, id, secret, nil)
@@ -101,6 +102,7 @@ func TestStripModeKeepsDeclaredFields(t *testing.T) {
 }
 
 func TestManifestAPI(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	admin := th.setup("alex")
 	code, out, _ := call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/manifests", admin, nil)
@@ -173,6 +175,7 @@ func TestManifestAPI(t *testing.T) {
 }
 
 func TestImportDraftThenConfirm(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	admin := th.setup("alex")
 	ha := `[{"name": "Office temperature", "device_class": "temperature", "state_topic": "office/sensor/temperature",

@@ -46,6 +46,7 @@ func doorSensorV2(t *testing.T) string {
 // is shown in plain words on their home page, and each answer is a
 // consent record naming the new version.
 func TestManifestChangeWaitsForAgreement(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	id, secret := th.personDevice(alex, "Front door", "door-sensor")
@@ -155,6 +156,7 @@ func list(v any) []any {
 // manifest version dropped: they keep the retention they were stored
 // under and are deleted when it ends, like every other reading.
 func TestRetentionOfADroppedStream(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	id, secret := th.personDevice(alex, "Front door", "door-sensor")

@@ -10,6 +10,7 @@ import (
 // /metrics answers the hub's administrators and the operator only,
 // whatever Host header a request claims.
 func TestMetricsNeedAnAdministrator(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	admin := th.setup("alex")
 	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/accounts", admin,

@@ -10,6 +10,7 @@ import (
 // hub, that passwords a guessing tool tries first are refused with the
 // reason, where the length and pattern rules alone let them through.
 func TestGuessablePasswordsAreRefused(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	tests := []struct {

@@ -33,6 +33,7 @@ func (th *testHub) token(username, password string) string {
 }
 
 func TestSetupTokenIsSingleUse(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	url := th.URL() + "/api/v1/setup"
 	code, out, _ := call(t, http.DefaultClient, "GET", url, "", nil)
@@ -78,6 +79,7 @@ func TestSetupTokenIsSingleUse(t *testing.T) {
 }
 
 func TestLoginSessionsAndTokens(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	bearer := th.setup("alex")
 
@@ -154,6 +156,7 @@ func TestLoginSessionsAndTokens(t *testing.T) {
 }
 
 func TestHouseholdsAreIsolated(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	admin := th.setup("alex")
 	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", admin, map[string]string{"name": "Kitchen", "type": "thermostat"})
@@ -205,6 +208,7 @@ func TestHouseholdsAreIsolated(t *testing.T) {
 }
 
 func TestMalformedAPIInputIsProblemJSON(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	admin := th.setup("alex")
 	tests := []struct {
@@ -248,6 +252,7 @@ func TestMalformedAPIInputIsProblemJSON(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Meter", "smart-meter")
 	req, _ := http.NewRequest("POST", th.URL()+"/api/v1/ingest/power", strings.NewReader(`{"watts": 9876}`))

@@ -21,6 +21,7 @@ import (
 // publishes over MQTT are in the database when acknowledged, the API
 // reads them back, and a restart keeps them and the device's credential.
 func TestPostgresStore(t *testing.T) {
+	t.Parallel()
 	dbURL := pgtest.NewDatabase(t)
 	dir := shortTempDir(t)
 	onPostgres := func(c *config.Config) { c.Store = dbURL }

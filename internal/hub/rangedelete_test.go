@@ -15,6 +15,7 @@ import (
 // A deletion whose range ends before it starts is refused before anything
 // is deleted, with a message naming both parameters.
 func TestDeleteReadingsRefusesBackwardRange(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", alex, map[string]string{"name": "Door", "type": "door-sensor"})

@@ -19,6 +19,7 @@ import (
 // few lines however many readings arrive; the first commit that succeeds
 // makes the hub ready again.
 func TestReadyzFollowsFailingCommits(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Meter", "smart-meter")
 	ready := func() int {

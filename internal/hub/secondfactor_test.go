@@ -55,6 +55,7 @@ func (th *testHub) resets(account string) []auditlog.Event {
 // the control socket. The log says who did it, and the person is told at
 // their next login, once.
 func TestSecondFactorReset(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	const kimPassword = "orchard-lantern-quietly-27"
@@ -139,6 +140,7 @@ func TestSecondFactorReset(t *testing.T) {
 // can do nothing over the API but add them; the audit finding and row
 // 5.1-3 say the hub requires them, and once added everything opens.
 func TestRequireSecondFactorForAdmin(t *testing.T) {
+	t.Parallel()
 	th := startHub(t, func(c *config.Config) { c.RequireSecondFactorForAdmin = true })
 	alex := th.setup("alex")
 	code, out, _ := call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/devices", alex, nil)

@@ -104,6 +104,7 @@ func fetchCA(t *testing.T, th *testHub) (*x509.Certificate, http.Header) {
 // other address); the device verifies the certificate as it would when
 // dialling the LAN address, by naming that address as the server.
 func TestTLSDeviceOnTheLAN(t *testing.T) {
+	t.Parallel()
 	host := lanAddr(t)
 	if host == "" {
 		name, err := os.Hostname()
@@ -177,6 +178,7 @@ func TestTLSDeviceOnTheLAN(t *testing.T) {
 // The CA survives restarts; the server certificate is reissued when it
 // lacks a name or address, and kept when nothing changed.
 func TestTLSCertificateReissuedCAStable(t *testing.T) {
+	t.Parallel()
 	dir := shortTempDir(t)
 	tlsOn := func(c *configT) { c.TLSSelfSigned = true; c.MQTTTLSAddr = "127.0.0.1:0" }
 	leafOf := func(th *testHub) *x509.Certificate {
@@ -250,6 +252,7 @@ func TestTLSCertificateReissuedCAStable(t *testing.T) {
 }
 
 func TestHSTSOnHTTPSOnly(t *testing.T) {
+	t.Parallel()
 	tlsHub := startHub(t, func(c *configT) { c.TLSSelfSigned = true })
 	_, hdr := fetchCA(t, tlsHub)
 	if got := hdr.Get("Strict-Transport-Security"); !strings.HasPrefix(got, "max-age=") {
@@ -345,6 +348,7 @@ func TestDemoOverTLSOnly(t *testing.T) {
 }
 
 func TestNoMQTTListenerRefused(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t, shortTempDir(t))
 	cfg.MQTTAddr = ""
 	_, err := Start(context.Background(), cfg, nil, io.Discard)

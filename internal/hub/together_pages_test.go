@@ -15,6 +15,7 @@ import (
 // home). Turning on sharing is no longer one click: the first post shows
 // what would leave, and nothing leaves until the person says yes.
 func TestTogetherAndSharingOnThePages(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	ids := map[string]string{}

@@ -12,6 +12,7 @@ import (
 // one person's hourly means); with enough households a user-held device
 // is skipped with its reason while the others are unlinked.
 func TestUnlinkIsHonest(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	alex := th.setup("alex")
 	mine, mySecret := th.personDevice(alex, "Watch", "wearable")

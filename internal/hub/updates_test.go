@@ -167,6 +167,7 @@ func TestUpdatesWiredThroughTheHub(t *testing.T) {
 // the updates service decides on: a device on 1.0.0 is offered the signed
 // 1.2.0 security update, and the advisory it fixes says a fix is ready.
 func TestReportedFirmwareGetsTheSignedUpdate(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	th := startHub(t)
 	dev, _ := offeredUpdate(t, th)
@@ -247,6 +248,7 @@ func offeredUpdate(t *testing.T, th *testHub) (string, string) {
 // message, not retained); a device that subscribes after the end gets
 // nothing on the offer topic.
 func TestUpdateOfferSentOnSubscribe(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	th := startHub(t)

@@ -76,6 +76,7 @@ func (pc *pageClient) post(path string, form url.Values) (int, string) {
 // readings with the right one for that view only, and the log records
 // the refused view as refused, not as viewed.
 func TestUserHeldDevicePage(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	tok := th.setup("alice")
 	id, secret := th.personDevice(tok, "Hall", "thermostat")

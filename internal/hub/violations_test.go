@@ -11,6 +11,7 @@ import (
 // values) leaves a bounded list: at most 32 named rows and one row that
 // counts the rest, names clipped, every refusal counted.
 func TestViolationsFromOneDeviceAreBounded(t *testing.T) {
+	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Meter", "smart-meter")
 	const sent = 60

@@ -15,6 +15,7 @@ import (
 	"github.com/candor-iot/candor/internal/store/postgres"
 	"github.com/candor-iot/candor/internal/store/postgres/pgtest"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // choices is the retention people chose, by device and stream.
@@ -51,6 +52,7 @@ func TestSweepSkipsOnlyDevicesWithNothingToDelete(t *testing.T) {
 	}{
 		{"sqlite", func(t *testing.T, i int) func() (store.Store, error) {
 			path := filepath.Join(dir, fmt.Sprintf("%d.db", i))
+			sqlitetest.Write(t, path) // a copy of a migrated store; each opener call reopens it
 			return func() (store.Store, error) { return sqlite.Open(context.Background(), path) }
 		}},
 		{"postgres", func(t *testing.T, i int) func() (store.Store, error) {
@@ -60,6 +62,7 @@ func TestSweepSkipsOnlyDevicesWithNothingToDelete(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // the engines' stores are apart: files here, a database there
 			var openers [2]func() (store.Store, error)
 			for i := range openers {
 				openers[i] = tt.open(t, i)

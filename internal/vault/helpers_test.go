@@ -14,6 +14,7 @@ import (
 
 	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
+	"github.com/candor-iot/candor/internal/store/sqlite/sqlitetest"
 )
 
 // env is a hub under test: a real SQLite file and a hub key.
@@ -37,6 +38,7 @@ func newEnv(t testing.TB) *env {
 
 func openStore(t testing.TB, path string) *sqlite.DB {
 	t.Helper()
+	sqlitetest.Ensure(t, path) // a copy of a migrated store, unless reopening
 	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)

@@ -26,8 +26,13 @@ func openTest(t *testing.T) (*DB, string) {
 	return db, url
 }
 
+// Each subtest has a database of its own, and most of its time is the
+// server creating, migrating and dropping it: the subtests run two at a
+// time (t.Parallel in the store's constructor, called once per subtest),
+// after the package's sequential tests.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
+		t.Parallel()
 		db, _ := openTest(t)
 		return db
 	})

@@ -16,6 +16,7 @@ import (
 // device: a value bound to the wrong row or column shows up as a
 // reading with another's payload, time, stream or version.
 func TestAppendReadingsRowsStayWhole(t *testing.T) {
+	t.Parallel()
 	// Sizes around each statement size and the stage boundary, so every
 	// mix of statements and every kind of remainder is used.
 	var sizes []int

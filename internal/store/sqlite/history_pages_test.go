@@ -66,6 +66,7 @@ func pager(tb testing.TB, pool *sql.DB) pagerCounts {
 // benchmarks' page figures can neither stay at zero nor miss a query's
 // size.
 func TestPagerCounts(t *testing.T) {
+	t.Parallel()
 	db := openTemp(t)
 	ctx := context.Background()
 	db.readers.SetMaxOpenConns(1)

@@ -88,6 +88,7 @@ func markCount(t *testing.T, db *DB) (n int) {
 // of the device's whole history returns, though times jump back, across
 // a restart (the marks' state is loaded again), and after a deletion.
 func TestReadingsSinceUsesMarksCorrectly(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "candor.db")
 	db, err := Open(context.Background(), path)
 	if err != nil {
@@ -133,6 +134,7 @@ func TestReadingsSinceUsesMarksCorrectly(t *testing.T) {
 // A purge drops every time mark of the device: they hold times of its
 // readings.
 func TestPurgeDropsMarks(t *testing.T) {
+	t.Parallel()
 	db := openTemp(t)
 	rng := rand.New(rand.NewPCG(3, 4))
 	all := markedReadings(t, db, rng, t0, 2000)
@@ -284,6 +286,7 @@ func forward(t *testing.T, db *DB, rng *rand.Rand, devs int, from time.Time, n, 
 // (their chunks join the next mark's), and with marks whose minimum is
 // unknown (written before it was kept).
 func TestReadingsUntilUsesChunkMinimum(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "candor.db")
 	db := openPath(t, path)
 	rng := rand.New(rand.NewPCG(5, 6))

@@ -21,6 +21,7 @@ import (
 // One seed of 120 steps: the race detector makes each step slow, and
 // the conformance suite covers the plain paths.
 func TestStoreMatchesModel(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(1) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { checkAgainstModel(t, seed) })
 	}

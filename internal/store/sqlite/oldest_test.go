@@ -18,6 +18,7 @@ import (
 // a device whose readings are past their retention. Before any deletion
 // it is exact, or the sweep would skip nothing.
 func TestOldestReadingsNeverLate(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "candor.db")
 	db := openPath(t, path)
 	rng := rand.New(rand.NewPCG(7, 19))

@@ -20,6 +20,7 @@ import (
 // append a pass is planned if none is, and one step of two readings runs,
 // so reads, deletions and purges meet readings that are in both tables.
 func TestConformanceMidPass(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
 		db := openMigrated(t)
 		stopMergerForTest(t, db)

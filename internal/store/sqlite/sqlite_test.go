@@ -27,6 +27,12 @@ func openPath(t testing.TB, path string) *DB {
 	return db
 }
 
+// Tests that call t.Parallel run two at a time (GOMAXPROCS on CI's
+// 2-core machine) after the sequential ones: the long data-heavy tests
+// and the conformance suites, each on a file of its own. A test stays
+// sequential if it reads process-wide counters (/proc/self/io), sets the
+// package's migrations (migrateTo; TestMigrationLeavesNoLargeWAL calls
+// t.Parallel only after it), or bounds how long something may take.
 func openTemp(t testing.TB) *DB {
 	t.Helper()
 	return openPath(t, filepath.Join(t.TempDir(), "candor.db"))
@@ -84,6 +90,7 @@ func buildMigrated() ([]byte, os.FileMode, error) {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store { return openMigrated(t) })
 }
 

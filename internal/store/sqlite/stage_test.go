@@ -18,6 +18,7 @@ import (
 // then half of the stage merged, so reads and deletions meet readings in
 // both tables at once.
 func TestConformanceUnstaged(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
 		db := openMigrated(t)
 		db.stageBelow = 0
@@ -26,6 +27,7 @@ func TestConformanceUnstaged(t *testing.T) {
 }
 
 func TestConformanceHalfMerged(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store { return halfMerged{openMigrated(t)} })
 }
 

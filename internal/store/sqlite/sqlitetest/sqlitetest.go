@@ -13,7 +13,9 @@ package sqlitetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -78,6 +80,20 @@ func Write(tb testing.TB, path string) {
 	}
 	if err := f.Close(); err != nil {
 		tb.Fatalf("sqlitetest: write %s: %v", path, err)
+	}
+}
+
+// Ensure is Write when nothing is at path yet; a store file already there
+// (a test reopening its store) is left as it is.
+func Ensure(tb testing.TB, path string) {
+	tb.Helper()
+	_, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		Write(tb, path)
+		return
+	}
+	if err != nil {
+		tb.Fatalf("sqlitetest: %v", err)
 	}
 }
 

@@ -3,12 +3,15 @@ package sqlitetest
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 
+	"github.com/candor-iot/candor/internal/store"
 	"github.com/candor-iot/candor/internal/store/sqlite"
 )
 
@@ -106,4 +109,41 @@ func (f *fakeTB) Fatalf(string, ...any) {
 func (f *fakeTB) Fatal(...any) {
 	f.failed = true
 	panic("fatal")
+}
+
+// Ensure writes a migrated store where there is none and leaves a store
+// already at the path as it is: a test that reopens its store must find
+// what it wrote, not an empty copy.
+func TestEnsureKeepsAnExistingStore(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "candor.db")
+	Ensure(t, path)
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		t.Fatalf("Ensure on a new path wrote no store: %v", err)
+	}
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open the ensured store: %v", err)
+	}
+	if err := db.CreateHousehold(ctx, store.Household{ID: "hh", Name: "Home", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	Ensure(t, path)
+	db = openClosed(t, path)
+	if _, err := db.Household(ctx, "hh"); err != nil {
+		t.Fatalf("the household written before the second Ensure: %v", err)
+	}
+}
+
+func openClosed(t *testing.T, path string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
