@@ -202,19 +202,37 @@ func (s *Server) violations(w http.ResponseWriter, r *http.Request, p access.Pri
 		s.fail(w, r, err)
 		return
 	}
+	// Counts not yet written join the stored rows as the store will take
+	// them: a name beyond store.MaxViolationRows goes to the overflow row.
+	// (The pipeline bounds names between two writes only, so after a write
+	// its pending names may be new ones beyond the stored rows.)
 	type key struct{ stream, field, reason string }
+	overflow := key{reason: store.ViolationOverflow}
 	merged := map[key]*violationJSON{}
-	for _, v := range append(stored, s.cfg.Ingest.PendingViolations(d.ID)...) {
-		k := key{v.Stream, v.Field, v.Reason}
+	named := 0
+	add := func(k key, v store.ViolationCount) {
 		m := merged[k]
 		if m == nil {
-			m = &violationJSON{Stream: v.Stream, Field: v.Field, Reason: v.Reason}
+			m = &violationJSON{Stream: k.stream, Field: k.field, Reason: k.reason}
 			merged[k] = m
+			if k.reason != store.ViolationOverflow {
+				named++
+			}
 		}
 		m.Count += v.Count
 		if v.LastAt.After(m.LastAt) {
 			m.LastAt = v.LastAt
 		}
+	}
+	for _, v := range stored {
+		add(key{v.Stream, v.Field, v.Reason}, v)
+	}
+	for _, v := range s.cfg.Ingest.PendingViolations(d.ID) {
+		k := key{v.Stream, v.Field, v.Reason}
+		if _, ok := merged[k]; !ok && k.reason != store.ViolationOverflow && named >= store.MaxViolationRows {
+			k = overflow
+		}
+		add(k, v)
 	}
 	out := make([]violationJSON, 0, len(merged))
 	for _, v := range merged {

@@ -14,8 +14,15 @@ func TestViolationsFromOneDeviceAreBounded(t *testing.T) {
 	t.Parallel()
 	th := startHub(t)
 	id, secret := th.addDevice("Meter", "smart-meter")
-	const sent = 60
+	const sent, flushAt = 60, 10
 	for i := range sent {
+		if i == flushAt {
+			// The counts go to the store every few seconds: one such
+			// write in the middle must not change what is listed (it
+			// did: the names not yet written were listed beyond the 32
+			// as well, 43 rows).
+			th.in.FlushCounters()
+		}
 		body := fmt.Sprintf(`{"watts": 5, "x%02d_%s": 1}`, i, strings.Repeat("wifipassword", 10))
 		req, _ := http.NewRequest("POST", th.URL()+"/api/v1/ingest/power", strings.NewReader(body))
 		req.SetBasicAuth(id, secret)
@@ -53,5 +60,11 @@ func TestViolationsFromOneDeviceAreBounded(t *testing.T) {
 	}
 	if !overflow || counted != sent {
 		t.Errorf("overflow row %v, %v refusals counted; want it and %d", overflow, counted, sent)
+	}
+	// Once written, the store holds the same rows and counts.
+	th.in.FlushCounters()
+	_, again, _ := call(t, th.local, "GET", "http://candor/api/v1/devices/"+id+"/violations", "", nil)
+	if n := len(again["violations"].([]any)); n != len(rows) {
+		t.Errorf("%d rows listed once written, %d before", n, len(rows))
 	}
 }

@@ -147,6 +147,9 @@ type fakeStore struct {
 	// counterGate, if set, makes AddDeviceCounters wait until it is
 	// closed before it takes effect.
 	counterGate chan struct{}
+	// violationEntered, if set, is closed when AddViolations starts;
+	// violationGate, if set, makes it wait until that is closed.
+	violationEntered, violationGate chan struct{}
 
 	mu             sync.Mutex
 	appendErr      error // AppendReadings fails with it when set
@@ -239,5 +242,13 @@ func (noopStore) AddDeviceCounters(context.Context, map[string]store.DeviceCount
 	return nil
 }
 
-func (f *fakeStore) AddViolations(context.Context, []store.ViolationCount) error { return nil }
-func (noopStore) AddViolations(context.Context, []store.ViolationCount) error    { return nil }
+func (f *fakeStore) AddViolations(context.Context, []store.ViolationCount) error {
+	if f.violationEntered != nil {
+		close(f.violationEntered)
+	}
+	if f.violationGate != nil {
+		<-f.violationGate
+	}
+	return nil
+}
+func (noopStore) AddViolations(context.Context, []store.ViolationCount) error { return nil }

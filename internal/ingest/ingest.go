@@ -181,6 +181,7 @@ type Pipeline struct {
 	cmu        sync.Mutex
 	counters   map[string]store.DeviceCounters // not yet flushed to the store
 	flushing   map[string]store.DeviceCounters // being written right now
+	vflushing  []store.ViolationCount          // violations being written right now
 	violations map[violationKey]*store.ViolationCount
 	vnames     map[string]int // distinct entries per device in violations, overflow aside
 	rates      rateTable
@@ -603,6 +604,13 @@ func (p *Pipeline) PendingViolations(deviceID string) []store.ViolationCount {
 			out = append(out, *v)
 		}
 	}
+	// Those being written stay visible until the write is done, as
+	// PendingCounters' do: a reader between the two saw them nowhere.
+	for _, v := range p.vflushing {
+		if v.DeviceID == deviceID {
+			out = append(out, v)
+		}
+	}
 	return out
 }
 
@@ -637,6 +645,11 @@ func (p *Pipeline) flushCountersLoop() {
 	}
 }
 
+// FlushCounters writes the counters and violations waiting for the next
+// CounterFlushInterval to the store now (as Close does), for a caller that
+// needs the store up to date.
+func (p *Pipeline) FlushCounters() { p.flushCounters() }
+
 func (p *Pipeline) flushCounters() {
 	p.cmu.Lock()
 	if len(p.counters) == 0 && len(p.violations) == 0 {
@@ -654,6 +667,7 @@ func (p *Pipeline) flushCounters() {
 	}
 	p.violations = make(map[violationKey]*store.ViolationCount)
 	clear(p.vnames)
+	p.vflushing = viols
 	p.cmu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -674,13 +688,17 @@ func (p *Pipeline) flushCounters() {
 	if len(viols) == 0 {
 		return
 	}
-	if err := p.st.AddViolations(ctx, viols); err != nil {
-		p.log.Error("flush manifest violations", "rows", len(viols), "err", err)
-		p.cmu.Lock()
+	err = p.st.AddViolations(ctx, viols)
+	p.cmu.Lock()
+	p.vflushing = nil
+	if err != nil {
 		for _, v := range viols {
 			p.addViolationLocked(v)
 		}
-		p.cmu.Unlock()
+	}
+	p.cmu.Unlock()
+	if err != nil {
+		p.log.Error("flush manifest violations", "rows", len(viols), "err", err)
 	}
 }
 

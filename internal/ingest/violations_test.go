@@ -49,3 +49,28 @@ func TestViolationNamesAreBounded(t *testing.T) {
 	}
 	check("stored", stored)
 }
+
+// Violations being written to the store stay visible through
+// PendingViolations until the write is done, as counters do: a reader in
+// between found them neither pending nor stored.
+func TestViolationsVisibleWhileWritten(t *testing.T) {
+	fs := newFakeStore()
+	fs.violationEntered, fs.violationGate = make(chan struct{}), make(chan struct{})
+	p := newPipeline(t, fs, Options{})
+	p.Refuse("dev_a", &RefusedError{DeviceID: "dev_a", Stream: "temperature", Reason: manifest.ViolUndeclaredField,
+		Violation: &manifest.Violation{Stream: "temperature", Field: "wifi", Reason: manifest.ViolUndeclaredField}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.FlushCounters()
+	}()
+	<-fs.violationEntered
+	if vs := p.PendingViolations("dev_a"); len(vs) != 1 || vs[0].Count != 1 || vs[0].Field != "wifi" {
+		t.Errorf("while written: %+v, want the one violation", vs)
+	}
+	close(fs.violationGate)
+	<-done
+	if vs := p.PendingViolations("dev_a"); len(vs) != 0 {
+		t.Errorf("once written: %+v still pending", vs)
+	}
+}
