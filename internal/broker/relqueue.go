@@ -71,8 +71,13 @@ func trackOf(gc *guardConn) *relTrack {
 	return &pendOf(gc).rel
 }
 
-// trackIf returns gc's relTrack if one was made, else nil.
-func trackIf(gc *guardConn) *relTrack {
+// trackIf returns the relTrack of cl's connection if one was made, else
+// nil.
+func trackIf(cl *mqtt.Client) *relTrack {
+	gc := guardOf(cl)
+	if gc == nil {
+		return nil
+	}
 	if p := gc.pend.Load(); p != nil {
 		return &p.rel
 	}
@@ -257,11 +262,7 @@ func landed(cl *mqtt.Client, pk *packets.Packet) {
 	if (pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0) && pk.FixedHeader.Type != packets.Pubrel {
 		return
 	}
-	gc := guardOf(cl)
-	if gc == nil {
-		return
-	}
-	t := trackIf(gc)
+	t := trackIf(cl)
 	if t == nil {
 		return
 	}
@@ -279,11 +280,7 @@ func landed(cl *mqtt.Client, pk *packets.Packet) {
 // PUBREC or PUBCOMP it handled, OnQosDropped), and forgets it if so; a
 // flow a PUBREC turned into a PUBREL is in flight.
 func ended(cl *mqtt.Client, id uint16) {
-	gc := guardOf(cl)
-	if gc == nil {
-		return
-	}
-	t := trackIf(gc)
+	t := trackIf(cl)
 	if t == nil {
 		return
 	}
@@ -309,10 +306,7 @@ func ended(cl *mqtt.Client, id uint16) {
 // together (so that landed never sees the one without the other), and
 // reports whether the session held it.
 func forget(cl *mqtt.Client, id uint16) bool {
-	var t *relTrack
-	if gc := guardOf(cl); gc != nil {
-		t = trackIf(gc)
-	}
+	t := trackIf(cl)
 	if t == nil {
 		return cl.State.Inflight.Delete(id)
 	}

@@ -11,19 +11,22 @@ import (
 	"github.com/candor-iot/candor/internal/broker/mqtttest"
 )
 
-// slowPuback holds the read loop just after it wrote a PUBACK (mochi
-// writes the PUBACK of a QoS 1 publish from a session entry, which it
-// deletes right after the write), long enough for the client to close
-// and resume its session in between.
-type slowPuback struct {
+// slowAnswer holds the read loop just after it wrote an answer of type
+// typ to the client's own flow: mochi (and takePubrel, for a client whose
+// quota is pinned) writes a PUBACK of a QoS 1 publish, or a PUBCOMP of a
+// PUBREL, from a session entry it deletes right after the write; held
+// there long enough, the client closes and resumes its session in
+// between.
+type slowAnswer struct {
 	mqtt.HookBase
+	typ   byte
 	armed chan struct{}
 }
 
-func (h *slowPuback) ID() string           { return "test-slow-puback" }
-func (h *slowPuback) Provides(b byte) bool { return b == mqtt.OnPacketSent }
-func (h *slowPuback) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if cl.Net.Inline || pk.FixedHeader.Type != packets.Puback {
+func (h *slowAnswer) ID() string           { return "test-slow-answer" }
+func (h *slowAnswer) Provides(b byte) bool { return b == mqtt.OnPacketSent }
+func (h *slowAnswer) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if cl.Net.Inline || pk.FixedHeader.Type != h.typ {
 		return
 	}
 	select {
@@ -43,7 +46,7 @@ func (h *slowPuback) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) 
 func TestResumeSendsNoStalePuback(t *testing.T) {
 	app := oneApp{id: apps.IDPrefix + "x", secret: "secret-of-app-x-0123"}
 	tb := startBrokerWith(t, func(c *Config) { c.Apps = app })
-	h := &slowPuback{armed: make(chan struct{})}
+	h := &slowAnswer{typ: packets.Puback, armed: make(chan struct{})}
 	if err := tb.srv.AddHook(h, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -93,27 +96,6 @@ func TestResumeSendsNoStalePuback(t *testing.T) {
 	}
 }
 
-// slowPubcomp is slowPuback for the PUBCOMP that answers a client's
-// PUBREL: mochi (and takePubrel for a client whose quota is pinned)
-// stores it in the session, writes it and deletes it after the write.
-type slowPubcomp struct {
-	mqtt.HookBase
-	armed chan struct{}
-}
-
-func (h *slowPubcomp) ID() string           { return "test-slow-pubcomp" }
-func (h *slowPubcomp) Provides(b byte) bool { return b == mqtt.OnPacketSent }
-func (h *slowPubcomp) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if cl.Net.Inline || pk.FixedHeader.Type != packets.Pubcomp {
-		return
-	}
-	select {
-	case <-h.armed:
-		time.Sleep(300 * time.Millisecond)
-	default:
-	}
-}
-
 // TestResumeSendsNoStalePubcomp: a device that resumes its session right
 // after the PUBCOMP of its QoS 2 reading arrived gets no second PUBCOMP
 // on the new connection. mochi's resend wrote the session's copy of it
@@ -132,7 +114,7 @@ func TestResumeSendsNoStalePubcomp(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tb := startBroker(t)
-			h := &slowPubcomp{armed: make(chan struct{})}
+			h := &slowAnswer{typ: packets.Pubcomp, armed: make(chan struct{})}
 			if err := tb.srv.AddHook(h, nil); err != nil {
 				t.Fatal(err)
 			}
