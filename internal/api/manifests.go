@@ -197,46 +197,19 @@ func (s *Server) violations(w http.ResponseWriter, r *http.Request, p access.Pri
 		s.fail(w, r, err)
 		return
 	}
+	// Pending first: a write to the store between the two reads then
+	// counts its violations twice for that instant, never not at all.
+	pending := s.cfg.Ingest.PendingViolations(d.ID)
 	stored, total, err := s.st.Violations(r.Context(), d.ID, violationsListed)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	// Counts not yet written join the stored rows as the store will take
-	// them: a name beyond store.MaxViolationRows goes to the overflow row.
-	// (The pipeline bounds names between two writes only, so after a write
-	// its pending names may be new ones beyond the stored rows.)
-	type key struct{ stream, field, reason string }
-	overflow := key{reason: store.ViolationOverflow}
-	merged := map[key]*violationJSON{}
-	named := 0
-	add := func(k key, v store.ViolationCount) {
-		m := merged[k]
-		if m == nil {
-			m = &violationJSON{Stream: k.stream, Field: k.field, Reason: k.reason}
-			merged[k] = m
-			if k.reason != store.ViolationOverflow {
-				named++
-			}
-		}
-		m.Count += v.Count
-		if v.LastAt.After(m.LastAt) {
-			m.LastAt = v.LastAt
-		}
-	}
-	for _, v := range stored {
-		add(key{v.Stream, v.Field, v.Reason}, v)
-	}
-	for _, v := range s.cfg.Ingest.PendingViolations(d.ID) {
-		k := key{v.Stream, v.Field, v.Reason}
-		if _, ok := merged[k]; !ok && k.reason != store.ViolationOverflow && named >= store.MaxViolationRows {
-			k = overflow
-		}
-		add(k, v)
-	}
+	// As the store will hold them once the pending counts are written.
+	merged := store.MergeViolations(stored, pending)
 	out := make([]violationJSON, 0, len(merged))
 	for _, v := range merged {
-		out = append(out, *v)
+		out = append(out, violationJSON{Stream: v.Stream, Field: v.Field, Reason: v.Reason, Count: v.Count, LastAt: v.LastAt})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].LastAt.After(out[j].LastAt) })
 	leftOff := total - len(stored)

@@ -393,8 +393,9 @@ func (h *hook) takePubcomp(cl *mqtt.Client, pk *packets.Packet) {
 // mochi is handed a PUBACK of id 0 instead, which no message has. The
 // PUBCOMP goes back under the PUBREL's id (the id mochi's session knows
 // the flow by, keepIDsApart; the write gives the client its own), stored
-// first as mochi does, so that a failed write leaves it in the session to
-// resend; mochi's PUBCOMP also repeated the PUBREL's properties, this one
+// first as mochi does (a resumed session drops it, dropStaleAnswers: the
+// client resends its PUBREL and is answered); mochi's PUBCOMP also
+// repeated the PUBREL's properties, this one
 // carries none. mochi's OnQosComplete and OnQosDropped hooks do not run
 // for it (the hub's OnQosDropped looks only at its own flows). A failed
 // write of the PUBCOMP ends the read loop (the error returned), as it

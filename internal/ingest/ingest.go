@@ -14,10 +14,13 @@ package ingest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -182,6 +185,7 @@ type Pipeline struct {
 	counters   map[string]store.DeviceCounters // not yet flushed to the store
 	flushing   map[string]store.DeviceCounters // being written right now
 	vflushing  []store.ViolationCount          // violations being written right now
+	flushMu    sync.Mutex                      // one write of counters at a time
 	violations map[violationKey]*store.ViolationCount
 	vnames     map[string]int // distinct entries per device in violations, overflow aside
 	rates      rateTable
@@ -594,24 +598,39 @@ func (p *Pipeline) addViolationLocked(v store.ViolationCount) {
 	}
 }
 
-// PendingViolations returns violation counts of a device not yet flushed.
+// PendingViolations returns violation counts of a device not yet written
+// to the store, in the order they will be written (store.MergeViolations):
+// those being written now, then the rest, each by stream, field and
+// reason. Those being written stay visible until the write is done, as
+// PendingCounters' do; a reader that reads them before the store sees a
+// write's counts twice for an instant, never not at all.
 func (p *Pipeline) PendingViolations(deviceID string) []store.ViolationCount {
 	p.cmu.Lock()
 	defer p.cmu.Unlock()
 	var out []store.ViolationCount
-	for k, v := range p.violations {
-		if k.device == deviceID {
-			out = append(out, *v)
-		}
-	}
-	// Those being written stay visible until the write is done, as
-	// PendingCounters' do: a reader between the two saw them nowhere.
 	for _, v := range p.vflushing {
 		if v.DeviceID == deviceID {
 			out = append(out, v)
 		}
 	}
+	n := len(out)
+	for k, v := range p.violations {
+		if k.device == deviceID {
+			out = append(out, *v)
+		}
+	}
+	sortViolations(out[n:])
 	return out
+}
+
+// sortViolations puts counts in the order they are written to the store,
+// which decides which new names get a row of their own when a device has
+// more than store.MaxViolationRows.
+func sortViolations(vs []store.ViolationCount) {
+	slices.SortFunc(vs, func(a, b store.ViolationCount) int {
+		return cmp.Or(strings.Compare(a.DeviceID, b.DeviceID), strings.Compare(a.Stream, b.Stream),
+			strings.Compare(a.Field, b.Field), strings.Compare(a.Reason, b.Reason))
+	})
 }
 
 // Count adds to a device's counters (refusals, ACL denials, auth failures).
@@ -647,10 +666,15 @@ func (p *Pipeline) flushCountersLoop() {
 
 // FlushCounters writes the counters and violations waiting for the next
 // CounterFlushInterval to the store now (as Close does), for a caller that
-// needs the store up to date.
+// needs the store up to date: when it returns, what was counted before
+// the call is written (or put back after a failed write, and logged).
 func (p *Pipeline) FlushCounters() { p.flushCounters() }
 
 func (p *Pipeline) flushCounters() {
+	// One at a time: each keeps what it writes visible (flushing,
+	// vflushing) until its write is done.
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
 	p.cmu.Lock()
 	if len(p.counters) == 0 && len(p.violations) == 0 {
 		p.cmu.Unlock()
@@ -665,6 +689,7 @@ func (p *Pipeline) flushCounters() {
 	for _, v := range p.violations {
 		viols = append(viols, *v)
 	}
+	sortViolations(viols)
 	p.violations = make(map[violationKey]*store.ViolationCount)
 	clear(p.vnames)
 	p.vflushing = viols

@@ -189,6 +189,46 @@ func ClipViolationField(f string) string {
 	return f[:cut] + mark
 }
 
+// MergeViolations returns a device's violation rows as the store will
+// hold them once pending counts are written (AddViolations): stored are
+// the device's rows (all of them, as Violations lists them), pending the
+// counts not yet written, in the order they will be written. A pending
+// name already stored adds to its row; a new one gets a row while the
+// device has fewer than MaxViolationRows named rows, and goes to the
+// overflow row (stream and field empty) after that. Rows keep the order
+// in which they first appear.
+func MergeViolations(stored, pending []ViolationCount) []ViolationCount {
+	type key struct{ stream, field, reason string }
+	at := map[key]int{}
+	var out []ViolationCount
+	named := 0
+	add := func(k key, v ViolationCount) {
+		if i, ok := at[k]; ok {
+			out[i].Count += v.Count
+			if v.LastAt.After(out[i].LastAt) {
+				out[i].LastAt = v.LastAt
+			}
+			return
+		}
+		if k.reason != ViolationOverflow {
+			named++
+		}
+		at[k] = len(out)
+		out = append(out, ViolationCount{DeviceID: v.DeviceID, Stream: k.stream, Field: k.field, Reason: k.reason, Count: v.Count, LastAt: v.LastAt})
+	}
+	for _, v := range stored {
+		add(key{v.Stream, v.Field, v.Reason}, v)
+	}
+	for _, v := range pending {
+		k := key{v.Stream, ClipViolationField(v.Field), v.Reason}
+		if _, ok := at[k]; !ok && k.reason != ViolationOverflow && named >= MaxViolationRows {
+			k = key{reason: ViolationOverflow}
+		}
+		add(k, v)
+	}
+	return out
+}
+
 // ReadingQuery selects readings of one device. Zero fields do not filter.
 type ReadingQuery struct {
 	DeviceID string // required

@@ -131,37 +131,21 @@ const violationsShown = 50
 // not flushed yet, newest first, the newest violationsShown of them, and
 // says how many rows were left off.
 func (s *Server) violations(ctx context.Context, deviceID string, m *manifest.Manifest) ([]violationView, int, error) {
+	// Pending first: a write to the store between the two reads then
+	// counts its violations twice for that instant, never not at all.
+	var pending []store.ViolationCount
+	if s.cfg.Ingest != nil {
+		pending = s.cfg.Ingest.PendingViolations(deviceID)
+	}
 	stored, total, err := s.st.Violations(ctx, deviceID, violationsShown)
 	if err != nil {
 		return nil, 0, fmt.Errorf("violations of %s: %w", deviceID, err)
 	}
-	type key struct{ stream, field, reason string }
-	sum := map[key]*store.ViolationCount{}
-	var order []key
-	add := func(v store.ViolationCount) {
-		k := key{v.Stream, v.Field, v.Reason}
-		if cur := sum[k]; cur != nil {
-			cur.Count += v.Count
-			if v.LastAt.After(cur.LastAt) {
-				cur.LastAt = v.LastAt
-			}
-			return
-		}
-		vv := v
-		sum[k] = &vv
-		order = append(order, k)
-	}
-	for _, v := range stored {
-		add(v)
-	}
-	if s.cfg.Ingest != nil {
-		for _, v := range s.cfg.Ingest.PendingViolations(deviceID) {
-			add(v)
-		}
-	}
-	out := make([]violationView, 0, len(order))
-	for _, k := range order {
-		v := sum[k]
+	// As the store will hold them once the pending counts are written
+	// (the API lists the same rows).
+	merged := store.MergeViolations(stored, pending)
+	out := make([]violationView, 0, len(merged))
+	for _, v := range merged {
 		title := v.Stream
 		if title == "" {
 			title = "(any)" // the overflow row counts many streams and fields

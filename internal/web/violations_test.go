@@ -40,11 +40,24 @@ func TestDevicePageBoundsViolations(t *testing.T) {
 	if p.status != 200 {
 		t.Fatalf("device page: %d", p.status)
 	}
-	section := p.body[strings.Index(p.body, `id="refused-title"`):]
-	section = section[:strings.Index(section, "</section>")]
-	if rows := strings.Count(section, "<tr><th scope=\"row\">"); rows != violationsShown {
-		t.Errorf("%d violation rows shown, want %d", rows, violationsShown)
+	refused := func(p page2) string {
+		section := p.body[strings.Index(p.body, `id="refused-title"`):]
+		return section[:strings.Index(section, "</section>")]
 	}
-	// 32 old names, 32 new ones and one overflow row: 65 in all.
-	mustContain(t, "refused data", section, "counted together", fmt.Sprintf("These are the newest %d; 15 older rows are not shown.", violationsShown))
+	section := refused(p)
+	// As the store will hold them: 32 old names and one overflow row
+	// counting the 8 other old names and the 40 new ones (it listed 32
+	// new names as well, rows the store never keeps).
+	if rows := strings.Count(section, "<tr><th scope=\"row\">"); rows != store.MaxViolationRows+1 {
+		t.Errorf("%d violation rows shown, want %d", rows, store.MaxViolationRows+1)
+	}
+	mustContain(t, "refused data", section, "counted together")
+	if strings.Contains(section, "new_") {
+		t.Error("a name the store will count in the overflow row is listed")
+	}
+	// The same once the pending counts are written.
+	h.in.FlushCounters()
+	if again := refused(b.get("/devices/" + d.ID)); strings.Count(again, "<tr><th scope=\"row\">") != store.MaxViolationRows+1 {
+		t.Errorf("%d violation rows shown once written, want %d", strings.Count(again, "<tr><th scope=\"row\">"), store.MaxViolationRows+1)
+	}
 }
