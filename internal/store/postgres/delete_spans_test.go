@@ -328,7 +328,19 @@ func TestBoundedDeletesRacingAppends(t *testing.T) {
 		wg     sync.WaitGroup
 		stop   = make(chan struct{})
 		rounds = 40
+		// The appends race the deletes, one batch (3 readings of each
+		// device) per delete call at most: every call deletes more than
+		// the appends add, so each loop below ends. Unpaced, an appender
+		// filling the earliest month faster than a call deleted from it
+		// kept every call full and the loop going (CI: 10 min, twice).
+		tick = make(chan struct{}, 1)
 	)
+	pace := func() {
+		select {
+		case tick <- struct{}{}:
+		default:
+		}
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -336,7 +348,7 @@ func TestBoundedDeletesRacingAppends(t *testing.T) {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-tick:
 			}
 			rs := make([]store.Reading, 6)
 			for k := range rs {
@@ -377,6 +389,7 @@ func TestBoundedDeletesRacingAppends(t *testing.T) {
 			// the appends go on and a slow machine may never let a call
 			// come out short, until nothing stored before it began is left.
 			for {
+				pace()
 				n, err := db.PurgeReadings(ctx, store.Purge{DeviceID: "d"}, 4)
 				if err != nil {
 					t.Fatal(err)
@@ -392,6 +405,7 @@ func TestBoundedDeletesRacingAppends(t *testing.T) {
 			// Retention of February and March: the same.
 			q := store.ReadingQuery{DeviceID: "e", Since: months[1].AddDate(0, 0, -4), Until: months[3].AddDate(0, 0, -4)}
 			for {
+				pace()
 				n, err := db.DeleteReadings(ctx, q, 3)
 				if err != nil {
 					t.Fatal(err)
