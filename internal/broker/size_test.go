@@ -1,8 +1,9 @@
 package broker
 
 import (
-	"runtime"
 	"testing"
+
+	"github.com/candor-iot/candor/internal/testsupport/allocsize"
 )
 
 // TestGuardConnSize keeps a connection's guardConn within the runtime's
@@ -10,16 +11,8 @@ import (
 // connection, idle or not. It measures what the allocator spends. See
 // guardConn.writeBy.
 func TestGuardConnSize(t *testing.T) {
-	const n, class = 1000, 320
-	keep := make([]*guardConn, n)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for i := range keep {
-		keep[i] = new(guardConn)
-	}
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(keep)
-	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > class {
+	const class = 320
+	if per := allocsize.Of[guardConn](1000); per > class {
 		t.Errorf("a guardConn takes %d bytes of heap, over the %d-byte size class", per, class)
 	}
 }

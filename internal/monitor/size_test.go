@@ -1,8 +1,9 @@
 package monitor
 
 import (
-	"runtime"
 	"testing"
+
+	"github.com/candor-iot/candor/internal/testsupport/allocsize"
 )
 
 // TestDeviceStateSize keeps a device's record within the runtime's
@@ -13,16 +14,8 @@ import (
 // bytes, in the 896-byte class, with two streams inline.) See
 // inlineStreams.
 func TestDeviceStateSize(t *testing.T) {
-	const n, class = 1000, 640
-	keep := make([]*deviceState, n)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for i := range keep {
-		keep[i] = new(deviceState)
-	}
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(keep)
-	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > class {
+	const class = 640
+	if per := allocsize.Of[deviceState](1000); per > class {
 		t.Errorf("a deviceState takes %d bytes of heap, over the %d-byte size class", per, class)
 	}
 }
