@@ -26,7 +26,7 @@ import (
 //     no longer a PUBLISH (acknowledged, pruned, dropped, reused by the
 //     client's own flow) is skipped; held (Expiry < 0) is sent; written
 //     (not among the undecided ids, pend) is in flight and skipped; not
-//     yet written or decided stops the release, as heldAhead did (a write
+//     yet written or decided stops the release (a write
 //     of ours would overtake mochi's queue). An id is never skipped while
 //     it may still become held: until mochi decides, it is among pend.
 //   - fly: the ids of the hub's entries in flight (a PUBLISH sent, or its
