@@ -110,10 +110,23 @@ func TestForwardingFollowsConsent(t *testing.T) {
 	}
 	mu.Unlock()
 
-	code, out, _ := call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/recipients", tok, nil)
-	if code != 200 {
-		t.Fatalf("list recipients: %d %v", code, out)
-	}
+	// The hub counts a delivery once the recipient's answer is back, a
+	// moment after the recipient saw it (CI once read 1 of 2).
+	var out map[string]any
+	waitFor(t, "both deliveries counted", 10*time.Second, func() bool {
+		var code int
+		code, out, _ = call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/recipients", tok, nil)
+		if code != 200 {
+			t.Fatalf("list recipients: %d %v", code, out)
+		}
+		l, _ := out["recipients"].([]any)
+		if len(l) != 1 {
+			return true // the assertions below say what is wrong
+		}
+		d, _ := l[0].(map[string]any)["delivery"].(map[string]any)
+		n, _ := d["delivered"].(float64)
+		return n >= 2
+	})
 	list := out["recipients"].([]any)
 	if len(list) != 1 {
 		t.Fatalf("recipients %v", list)
@@ -123,7 +136,7 @@ func TestForwardingFollowsConsent(t *testing.T) {
 		t.Errorf("recipient %v", rj)
 	}
 	// The delivery is in the transparency log, for the household to see.
-	code, out, _ = call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/log/entries", tok, nil)
+	code, out, _ := call(t, http.DefaultClient, "GET", th.URL()+"/api/v1/log/entries", tok, nil)
 	if code != 200 {
 		t.Fatalf("log entries: %d %v", code, out)
 	}
