@@ -106,6 +106,11 @@ type DB struct {
 	// wakes it when the count is back to zero (stage.go).
 	ingestWaiting atomic.Int64
 	ingestIdle    chan struct{}
+	// ingestEnded is when the latest AppendReadings call ended (unix
+	// ns); gapFlowing and gapWait are awaitGap's bounds (fields so tests
+	// can lengthen them).
+	ingestEnded         atomic.Int64
+	gapFlowing, gapWait atomic.Int64 // time.Duration
 	// mergeStepRows is the readings one merge step copies (a field so
 	// tests can make passes of many steps); stepHook, when set, runs
 	// inside each step's transaction (tests); mergeSteps times the steps.
@@ -229,6 +234,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	db := &DB{writer: writer, writerConns: writerConns, readers: readers, stageBelow: stageBelow, marks: map[int64]markState{},
 		ingestIdle: make(chan struct{}, 1), metrics: newMergeMetrics(), walRestartAt: walRestartFrames}
 	db.mergeStepRows.Store(mergeStepRows)
+	db.gapFlowing.Store(int64(gapFlowing))
+	db.gapWait.Store(int64(gapWaitMax))
 	if err := db.prepare(ctx); err != nil {
 		readers.Close()
 		writer.Close()

@@ -255,8 +255,13 @@ var (
 )
 
 const (
-	// mergeStepRows bounds one step: about 1 ms of the writer here.
-	mergeStepRows = 128
+	// mergeStepRows bounds one step. 128 readings held the writer for
+	// about 1.1 ms (p90 2 ms) paced, longer than the batcher's gathering
+	// window (awaitGap); 64 hold it about 0.6 ms (p90 1 ms). Smaller steps
+	// write more pages per reading (each step rewrites the progress row
+	// and the b-tree's inner pages, and a device split between two steps
+	// has its leaf written twice): docs/benchmarks.md, session 10.
+	mergeStepRows = 64
 	// mergeForceAt: with this many rows staged the merger stops yielding
 	// (ingest commits back to back would otherwise starve it; each then
 	// waits for one step).
@@ -435,8 +440,9 @@ func (db *DB) mergeStep(ctx context.Context, p *mergePass, rows int, yield bool)
 }
 
 // ingestDone marks the end of an AppendReadings call (see ingestWaiting)
-// and wakes a merger that yielded to it.
+// and wakes a merger that yielded to it or waits for the gap after it.
 func (db *DB) ingestDone() {
+	db.ingestEnded.Store(time.Now().UnixNano())
 	if db.ingestWaiting.Add(-1) == 0 {
 		select {
 		case db.ingestIdle <- struct{}{}:
@@ -504,6 +510,9 @@ func (db *DB) mergeLoop() {
 		}
 		// A failure is also the writer's, which reports it; commits
 		// append without spares meanwhile.
+		if !db.awaitGap(db.mergeStop) {
+			return
+		}
 		_, _ = db.addSpares(ctx)
 		if p == nil {
 			// staged is raised after an append commits and lowered after
@@ -534,19 +543,29 @@ func (db *DB) mergeLoop() {
 // runPass runs p's steps until it is done (nil), fails or is found stale
 // (nil: the next tick plans again), or stop is closed (p).
 func (db *DB) runPass(ctx context.Context, p *mergePass, stop <-chan struct{}) *mergePass {
+	gap := false // the writer just came free: a yield's wait ended
 	for {
 		select {
 		case <-stop:
 			return p
 		default:
 		}
-		_, _ = db.addSpares(ctx) // between steps too: a pass can take a while
+		// Spares between steps too (a pass can take a while), each
+		// transaction in a gap of its own.
+		if !gap && !db.awaitGap(stop) {
+			return p
+		}
+		gap = false
+		if added, _ := db.addSpares(ctx); added && !db.awaitGap(stop) {
+			return p
+		}
 		err := db.mergeStep(ctx, p, int(db.mergeStepRows.Load()), db.staged.Load() < mergeForceAt)
 		switch {
 		case errors.Is(err, errYielded):
 			// Until the waiting commits are done (ingestDone).
 			select {
 			case <-db.ingestIdle:
+				gap = true
 			case <-stop:
 				return p
 			}
@@ -556,6 +575,48 @@ func (db *DB) runPass(ctx context.Context, p *mergePass, stop <-chan struct{}) *
 			return nil
 		}
 	}
+}
+
+// Merge steps and spare rows in the writer's gaps (issue #19, the paced
+// PUBACK tail). Paced, the batcher commits about every 2 ms and gathers
+// the next batch for about 1 ms in between, the writer idle. A step or a
+// spares transaction started at a random moment often still held the
+// writer when the next commit came: in a per-commit log of paced runs,
+// 78% of the commits whose oldest reading waited over 5 ms had a step
+// beside them, against 15% of all commits. So while ingest flows (a
+// commit ended within gapFlowing) the merger starts each transaction
+// right after a commit ends, and a step is sized (mergeStepRows) to end
+// within the gathering window; a hub without steady ingest merges at
+// once, as before. gapWaitMax bounds the wait, so a slow commit (or
+// ingest that just stopped) does not stall the merge, and mergeStep's
+// yield still keeps it from taking the writer from a waiting commit.
+const (
+	gapFlowing = 20 * time.Millisecond
+	gapWaitMax = 10 * time.Millisecond
+)
+
+// awaitGap waits, while ingest flows, for the end of the next
+// AppendReadings call, so that what the merger runs next starts in the
+// gap after a commit. It reports false if stop was closed.
+func (db *DB) awaitGap(stop <-chan struct{}) bool {
+	if time.Since(time.Unix(0, db.ingestEnded.Load())) > time.Duration(db.gapFlowing.Load()) {
+		return true
+	}
+	// A signal left from an earlier commit is stale: the gap after it
+	// may be over.
+	select {
+	case <-db.ingestIdle:
+	default:
+	}
+	t := time.NewTimer(time.Duration(db.gapWait.Load()))
+	defer t.Stop()
+	select {
+	case <-db.ingestIdle:
+	case <-t.C:
+	case <-stop:
+		return false
+	}
+	return true
 }
 
 func (db *DB) stopMerger() {

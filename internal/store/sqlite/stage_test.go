@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -339,4 +340,131 @@ func TestShredWithStagedReadings(t *testing.T) {
 func stopMergerForTest(t *testing.T, db *DB) {
 	t.Helper()
 	db.stopMerger()
+}
+
+// While ingest flows, the merger starts each step in the gap after an
+// ingest commit (awaitGap): between two steps at least one
+// AppendReadings ends, so no step starts right behind another while a
+// commit gathers its batch. A paced appender runs throughout; the bounds
+// of awaitGap are lengthened so that a slow machine (a commit slower
+// than gapWaitMax, appends further apart than gapFlowing) cannot make
+// the merger go on without a commit in between.
+func TestMergeStepsStartInIngestGaps(t *testing.T) {
+	ctx := t.Context()
+	db := openTemp(t)
+	db.gapFlowing.Store(int64(time.Minute))
+	db.gapWait.Store(int64(time.Minute))
+	db.mergeStepRows.Store(16)
+	var mu sync.Mutex
+	var ends []int64 // ingestEnded as each step saw it, in step order
+	db.stepHook = func() {
+		mu.Lock()
+		ends = append(ends, db.ingestEnded.Load())
+		mu.Unlock()
+	}
+	// The hook is set before the first append: the merger has nothing
+	// to merge until then, so it has not read stepHook yet.
+	stop := make(chan struct{})
+	appended := make(chan error, 1)
+	go func() {
+		i := 0
+		for {
+			select {
+			case <-stop:
+				appended <- nil
+				return
+			default:
+			}
+			rs := []store.Reading{{DeviceID: fmt.Sprintf("d%d", i%7), Stream: "s", Time: t0.Add(time.Duration(i) * time.Second),
+				Payload: []byte(`{"v":1}`), ManifestVersion: 1}}
+			if err := db.AppendReadings(ctx, rs); err != nil {
+				appended <- err
+				return
+			}
+			i++
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	// Enough staged for a pass, in batches small enough to be staged.
+	for range mergeAtRows/100 + 1 {
+		stageReadings(t, db, "bulk", 100)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		mu.Lock()
+		n := len(ends)
+		mu.Unlock()
+		if n >= 40 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d merge steps in 2 minutes", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	back := 0
+	for i := 1; i < len(ends); i++ {
+		if ends[i] == ends[i-1] {
+			back++
+		}
+	}
+	if back > 0 {
+		t.Fatalf("%d of %d merge steps started with no ingest commit ended since the step before", back, len(ends)-1)
+	}
+}
+
+// awaitGap returns at once when no ingest commit ended lately; after a
+// recent one it waits for the next to end, not for a signal left from an
+// earlier one; and it gives up when the merger stops.
+func TestAwaitGap(t *testing.T) {
+	newDB := func() *DB {
+		db := &DB{ingestIdle: make(chan struct{}, 1)}
+		db.gapFlowing.Store(int64(time.Minute))
+		db.gapWait.Store(int64(time.Hour))
+		return db
+	}
+	t.Run("idle", func(t *testing.T) {
+		db := newDB()
+		db.ingestEnded.Store(time.Now().Add(-2 * time.Minute).UnixNano())
+		if !db.awaitGap(nil) { // would block for an hour if it waited
+			t.Fatal("awaitGap = false")
+		}
+	})
+	t.Run("flowing", func(t *testing.T) {
+		db := newDB()
+		db.ingestWaiting.Add(1)
+		db.ingestDone() // a commit just ended; its signal is stale for the next wait
+		done := make(chan bool, 1)
+		go func() { done <- db.awaitGap(nil) }()
+		select {
+		case <-done:
+			t.Fatal("awaitGap returned on the signal of a commit that ended before it was called")
+		case <-time.After(100 * time.Millisecond):
+		}
+		db.ingestWaiting.Add(1)
+		db.ingestDone()
+		select {
+		case ok := <-done:
+			if !ok {
+				t.Fatal("awaitGap = false")
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("awaitGap did not return after the next commit ended")
+		}
+	})
+	t.Run("stop", func(t *testing.T) {
+		db := newDB()
+		db.ingestEnded.Store(time.Now().UnixNano())
+		stop := make(chan struct{})
+		close(stop)
+		if db.awaitGap(stop) {
+			t.Fatal("awaitGap = true with the merger stopping")
+		}
+	})
 }
