@@ -260,7 +260,8 @@ const (
 	// window (awaitGap); 64 hold it about 0.6 ms (p90 1 ms). Smaller steps
 	// write more pages per reading (each step rewrites the progress row
 	// and the b-tree's inner pages, and a device split between two steps
-	// has its leaf written twice): docs/benchmarks.md, session 10.
+	// has its leaf written twice): docs/benchmarks.md, "Session 10: merge
+	// steps in the writer's gaps".
 	mergeStepRows = 64
 	// mergeForceAt: with this many rows staged the merger stops yielding
 	// (ingest commits back to back would otherwise starve it; each then
@@ -559,7 +560,8 @@ func (db *DB) runPass(ctx context.Context, p *mergePass, stop <-chan struct{}) *
 		if added, _ := db.addSpares(ctx); added && !db.awaitGap(stop) {
 			return p
 		}
-		err := db.mergeStep(ctx, p, int(db.mergeStepRows.Load()), db.staged.Load() < mergeForceAt)
+		staged := db.staged.Load()
+		err := db.mergeStep(ctx, p, stepRows(int(db.mergeStepRows.Load()), staged), staged < mergeForceAt)
 		switch {
 		case errors.Is(err, errYielded):
 			// Until the waiting commits are done (ingestDone).
@@ -590,16 +592,44 @@ func (db *DB) runPass(ctx context.Context, p *mergePass, stop <-chan struct{}) *
 // once, as before. gapWaitMax bounds the wait, so a slow commit (or
 // ingest that just stopped) does not stall the merge, and mergeStep's
 // yield still keeps it from taking the writer from a waiting commit.
+//
+// One step per commit moves mergeStepRows readings per commit, fewer
+// than larger paced batches stage (tens of rows a commit on a loaded
+// machine, up to stageBelow): the stage would grow without bound, and
+// with it every read (reads take both tables) and the whole-stage merge
+// a deletion runs first while holding the writer. So once mergeBehind
+// readings are staged (a pass's worth: the merger is falling behind) it
+// no longer waits for gaps and steps back to back, with larger steps
+// (stepRows), yielding to waiting commits as before, and from
+// mergeForceAt on not even that.
 const (
-	gapFlowing = 20 * time.Millisecond
-	gapWaitMax = 10 * time.Millisecond
+	gapFlowing  = 20 * time.Millisecond
+	gapWaitMax  = 10 * time.Millisecond
+	mergeBehind = mergeChunk
 )
 
-// awaitGap waits, while ingest flows, for the end of the next
-// AppendReadings call, so that what the merger runs next starts in the
-// gap after a commit. It reports false if stop was closed.
+// stepRows is how many readings the next step copies with staged rows
+// in the stage: rows (mergeStepRows) while the merger keeps up, twice
+// that once it falls behind and four times from mergeForceAt on. A
+// step's rows must outnumber a commit's when the two take turns on the
+// writer (steps back to back, each commit waiting for one), or the stage
+// grows by the difference with every turn.
+func stepRows(rows int, staged int64) int {
+	switch {
+	case staged >= mergeForceAt:
+		return 4 * rows
+	case staged >= mergeBehind:
+		return 2 * rows
+	}
+	return rows
+}
+
+// awaitGap waits, while ingest flows and the merger keeps up, for the end
+// of the next AppendReadings call, so that what the merger runs next
+// starts in the gap after a commit. It reports false if stop was closed.
 func (db *DB) awaitGap(stop <-chan struct{}) bool {
-	if time.Since(time.Unix(0, db.ingestEnded.Load())) > time.Duration(db.gapFlowing.Load()) {
+	if time.Since(time.Unix(0, db.ingestEnded.Load())) > time.Duration(db.gapFlowing.Load()) ||
+		db.staged.Load() >= mergeBehind {
 		return true
 	}
 	// A signal left from an earlier commit is stale: the gap after it

@@ -397,6 +397,11 @@ func TestMergeStepsStartInIngestGaps(t *testing.T) {
 		if n >= 40 {
 			break
 		}
+		select {
+		case err := <-appended:
+			t.Fatalf("the appender stopped: %v", err)
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d merge steps in 2 minutes", n)
 		}
@@ -429,12 +434,30 @@ func TestAwaitGap(t *testing.T) {
 		db.gapWait.Store(int64(time.Hour))
 		return db
 	}
+	// Each of these must return at once (gapWait is an hour).
+	atOnce := func(t *testing.T, db *DB) {
+		t.Helper()
+		done := make(chan bool, 1)
+		go func() { done <- db.awaitGap(nil) }()
+		select {
+		case ok := <-done:
+			if !ok {
+				t.Fatal("awaitGap = false")
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("awaitGap waited for a gap")
+		}
+	}
 	t.Run("idle", func(t *testing.T) {
 		db := newDB()
 		db.ingestEnded.Store(time.Now().Add(-2 * time.Minute).UnixNano())
-		if !db.awaitGap(nil) { // would block for an hour if it waited
-			t.Fatal("awaitGap = false")
-		}
+		atOnce(t, db)
+	})
+	t.Run("behind", func(t *testing.T) {
+		db := newDB()
+		db.ingestEnded.Store(time.Now().UnixNano())
+		db.staged.Store(mergeBehind)
+		atOnce(t, db)
 	})
 	t.Run("flowing", func(t *testing.T) {
 		db := newDB()
@@ -467,4 +490,37 @@ func TestAwaitGap(t *testing.T) {
 			t.Fatal("awaitGap = true with the merger stopping")
 		}
 	})
+}
+
+// Under steady ingest of batches larger than a step (paced batches on a
+// loaded machine hold tens of rows), the merger keeps the stage bounded:
+// waiting for a gap before every step moved one step per commit, and the
+// stage grew by the difference (132,440 rows after 4 s of 100-row
+// batches, found in review), slowing every read and the whole-stage
+// merge a deletion runs while holding the writer.
+func TestMergerKeepsUpWithLargeBatches(t *testing.T) {
+	ctx := t.Context()
+	db := openTemp(t)
+	const batch = 100
+	most := int64(0)
+	end := time.Now().Add(3 * time.Second)
+	for i := 0; time.Now().Before(end); i++ {
+		rs := make([]store.Reading, batch)
+		for j := range rs {
+			rs[j] = store.Reading{DeviceID: fmt.Sprintf("d%d", j%50), Stream: "s",
+				Time: t0.Add(time.Duration(i*batch+j) * time.Millisecond), Payload: []byte(`{"v":1}`), ManifestVersion: 1}
+		}
+		if err := db.AppendReadings(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 0 {
+			most = max(most, stagedRows(ctx, db))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	most = max(most, stagedRows(ctx, db))
+	t.Logf("at most %d readings staged", most)
+	if bound := int64(mergeForceAt + mergeChunk); most > bound {
+		t.Fatalf("the stage grew to %d readings under steady ingest, want at most %d", most, bound)
+	}
 }
