@@ -17,24 +17,33 @@ import (
 //
 //   - atConnack: while mochi encodes the CONNACK, after it made the
 //     client one publishes reach and before the hub parks the session;
+//   - atPrune: while the hub asks the app's policy about the session's
+//     readings (pruneInflight), after it read the session to park it
+//     (the test's backlogApp calls inPrune);
 //   - atResend: once mochi's resend has read the session (as its first
 //     message is written), and the publish is then held just after mochi
 //     stored the reading and before it marks it held, until the hub's
 //     unpark is done (this hook runs after the hub's).
 type resumePublish struct {
 	mqtt.HookBase
-	tb        *testBroker
-	n         int // the reading
-	atConnack bool
-	armed     atomic.Bool
-	pub       atomic.Bool // the reading is being published (atResend)
-	entered   chan struct{} // the reading is stored, not yet held
-	unparked  chan struct{}
-	done      chan struct{} // the publish returned
+	tb       *testBroker
+	n        int // the reading
+	at       int // atConnack, atPrune or atResend
+	armed    atomic.Bool
+	pub      atomic.Bool   // the reading is being published (atResend)
+	entered  chan struct{} // the reading is stored, not yet held
+	unparked chan struct{}
+	done     chan struct{} // the publish returned
 }
 
-func newResumePublish(tb *testBroker, n int, atConnack bool) *resumePublish {
-	return &resumePublish{tb: tb, n: n, atConnack: atConnack,
+const (
+	atConnack = iota
+	atPrune
+	atResend
+)
+
+func newResumePublish(tb *testBroker, n, at int) *resumePublish {
+	return &resumePublish{tb: tb, n: n, at: at,
 		entered: make(chan struct{}), unparked: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -52,7 +61,7 @@ func (h *resumePublish) publish() {
 }
 
 func (h *resumePublish) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if h.atConnack && !cl.Net.Inline && pk.FixedHeader.Type == packets.Connack && h.armed.CompareAndSwap(true, false) {
+	if h.at == atConnack && !cl.Net.Inline && pk.FixedHeader.Type == packets.Connack && h.armed.CompareAndSwap(true, false) {
 		h.publish()
 		select {
 		case <-h.done:
@@ -62,8 +71,20 @@ func (h *resumePublish) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packe
 	return pk
 }
 
+// inPrune publishes the reading once armed (atPrune), from the app's
+// policy asked while the hub parks the session.
+func (h *resumePublish) inPrune() {
+	if h.at == atPrune && h.armed.CompareAndSwap(true, false) {
+		h.publish()
+		select {
+		case <-h.done:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
 func (h *resumePublish) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if !h.atConnack && !cl.Net.Inline && pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Dup &&
+	if h.at == atResend && !cl.Net.Inline && pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Dup &&
 		h.armed.CompareAndSwap(true, false) {
 		h.publish()
 		select {
@@ -74,7 +95,7 @@ func (h *resumePublish) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byt
 }
 
 func (h *resumePublish) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
-	if h.atConnack || cl.Net.Inline || pk.FixedHeader.Dup || !h.pub.CompareAndSwap(true, false) {
+	if h.at != atResend || cl.Net.Inline || pk.FixedHeader.Dup || !h.pub.CompareAndSwap(true, false) {
 		return
 	}
 	close(h.entered)
@@ -97,29 +118,33 @@ func (h *resumePublish) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) 
 
 // TestResumePublishesFollowParked: a reading published to an app while
 // its resumed session (Receive Maximum 8, hundreds of readings parked
-// beyond it) is being resent or unparked goes out after the parked ones,
-// once, and the maximum holds. mochi numbers a new connection's messages
-// from 1, skipping the ids its session holds: the reading took a low id
-// (1, as the app had acknowledged the first readings; or one of the
-// parked ones' freed while they were out of the session), and unpark,
-// which did not see it held (published at the CONNACK it was parked
-// among the first; stored and not yet held when unpark looked, it kept
-// its id), gave the parked readings fresh ids after it: on the code
-// before, the reading came first after the resent ones ("reading 400
-// came as the 0th, want 16").
+// beyond it) is being parked, resent or unparked goes out after the
+// parked ones, once, and the maximum holds. mochi numbers a new
+// connection's messages from 1, skipping the ids its session holds, and
+// copies the session with a send quota of the client's maximum. On the
+// code before, each case failed: at the CONNACK the reading went to the
+// write queue at once (written before the CONNACK, or, under id 1 as the
+// app had acknowledged the first readings, sorted first and resent
+// first: "reading 400 came as the 0th, want 8"); stored while the
+// session was being parked, it was resent with the first ones; stored
+// after the resend read the session and held only after unpark looked,
+// it kept id 1 while unpark gave the parked readings fresh ids after it
+// ("reading 400 came as the 0th, want 16").
 func TestResumePublishesFollowParked(t *testing.T) {
 	const rm, held = 8, 400
 	for _, tc := range []struct {
-		name      string
-		atConnack bool
-	}{{"at CONNACK", true}, {"during resend and unpark", false}} {
+		name string
+		at   int
+	}{{"at CONNACK", atConnack}, {"while parking", atPrune}, {"during resend and unpark", atResend}} {
 		t.Run(tc.name, func(t *testing.T) {
 			app := &backlogApp{countedApp: countedApp{oneApp: oneApp{id: apps.IDPrefix + "x", secret: "secret-of-app-x-0123"}}}
 			tb := startBrokerWith(t, func(c *Config) { c.Apps = app })
-			h := newResumePublish(tb, held, tc.atConnack)
+			h := newResumePublish(tb, held, tc.at)
 			if err := tb.srv.AddHook(h, nil); err != nil {
 				t.Fatal(err)
 			}
+			f := h.inPrune
+			app.mayMatch.Store(&f)
 			props := append(mqtttest.PropUint16(0x21, rm), mqtttest.PropUint32(0x11, 3600)...)
 			c := dialApp(t, tb, app, true, false, props)
 			for n := range held {
