@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -399,22 +400,44 @@ func settleSession(cl *mqtt.Client, gc *guardConn) {
 }
 
 // numberAfter moves mochi's numbering of cl's messages past the last of
-// pks, the hub's messages in its session, in sending order (sendOrder,
-// idBefore), so that a message published from now on sorts after them,
-// and after the parked ones, which keep their ids (unpark). NextPacketID
-// hands out the first id after its last that the session does not hold;
-// the ids it returns here are used by nothing.
+// pks, the hub's messages in its session, in sending order (sendOrder), so
+// that a message published from now on sorts after them, and after the
+// parked ones, which keep their ids (unpark). NextPacketID hands out the
+// first id after its last that the session does not hold; the ids it
+// returns here are used by nothing. Where the walk ends is decided as
+// sendOrder decides the order (after the widest gap between ids), not by
+// idBefore: with the session's ids just past half the id range, an id
+// that idBefore puts after the last one sorted first (found in review).
 func numberAfter(cl *mqtt.Client, pks []packets.Packet) {
 	if len(pks) == 0 {
 		return
 	}
-	last := sendOrder(pks)[len(pks)-1].PacketID
+	order := sendOrder(slices.Clone(pks))
+	first, last := order[0].PacketID, order[len(order)-1].PacketID
 	for range 0xFFFF {
 		id, err := cl.NextPacketID()
-		if err != nil || idBefore(last, uint16(id)) {
+		if err != nil || sortsLast(order, first, last, uint16(id)) {
 			return
 		}
 	}
+}
+
+// sortsLast reports whether a message given id n would be sent after all
+// of order (the session's messages in sending order, first and last its
+// ends): n lies in the gap after last, nearer to last than to first, and
+// sendOrder, asked with n among them, puts it last. The cheap test first:
+// the walk in numberAfter asks for every id it is handed.
+func sortsLast(order []packets.Packet, first, last, n uint16) bool {
+	after, before := n-last, first-n // distances, modulo 65536
+	if after == 0 || after >= before {
+		return false
+	}
+	if arc := first - last; arc != 0 && after >= arc {
+		return false // inside the session's own span
+	}
+	with := append(slices.Clone(order), packets.Packet{PacketID: n})
+	o := sendOrder(with)
+	return o[len(o)-1].PacketID == n
 }
 
 // quotaPinned reports whether cl's send quota is pinned at 0.

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"bytes"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,4 +183,146 @@ func TestResumePublishesFollowParked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A message published after a resume sorts after the session's messages
+// wherever their ids lie, also just past half the id range (32769 on),
+// where numberAfter's first stop rule (idBefore) took the new
+// connection's first id, 1, as coming after them: the next message got id
+// 2, which sendOrder (after the widest gap) put before them all. Found in
+// review.
+func TestNumberAfterSortsLast(t *testing.T) {
+	bad := 0
+	var first uint16
+	for base := uint16(32000); base < 34000; base += 8 {
+		srv := mqtt.New(nil)
+		a, b := net.Pipe()
+		gc := &guardConn{Conn: a}
+		cl := srv.NewClient(gc, "t", devA, false)
+		cl.Properties.ProtocolVersion = 5
+		cl.Properties.Props.ReceiveMaximum = 8
+		const span = 392 // as ids 9..400 of TestResumePublishesFollowParked, shifted
+		for id := base; id < base+span; id++ {
+			cl.State.Inflight.Set(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: id, TopicName: "x", Expiry: -1})
+		}
+		settleSession(cl, gc)
+		id, err := cl.NextPacketID() // the next reading published
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.State.Inflight.Set(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: uint16(id), TopicName: "new", Expiry: -1})
+		order := sendOrder(hubMessages(cl))
+		if order[len(order)-1].TopicName != "new" {
+			if bad == 0 {
+				first = base
+			}
+			bad++
+		}
+		a.Close()
+		b.Close()
+	}
+	if bad > 0 {
+		t.Errorf("%d of 250 session positions: the message published after the resume sorts first (first: session ids %d..%d)", bad, first, first+391)
+	}
+}
+
+// againHook: a reading stored (first Set) while the hub parks the session,
+// parked, and stored again held by its publisher after mochi's resend read
+// the session and before unpark: unpark must leave the parked copy (the
+// bytes.Equal branch), else the reading goes twice.
+type againHook struct {
+	mqtt.HookBase
+	tb     *testBroker
+	n      int
+	armed  atomic.Bool
+	once   atomic.Bool
+	stored chan struct{}
+	go2    chan struct{}
+	done   chan struct{}
+}
+
+func (h *againHook) ID() string { return "test-again" }
+func (h *againHook) Provides(b byte) bool {
+	return b == mqtt.OnPacketSent || b == mqtt.OnQosPublish
+}
+
+func (h *againHook) inPrune() {
+	if !h.armed.CompareAndSwap(true, false) {
+		return
+	}
+	go func() {
+		defer close(h.done)
+		h.tb.PublishReading(devA, "temp", reading(h.n, 0))
+	}()
+	select {
+	case <-h.stored:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+func (h *againHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	if cl.Net.Inline || pk.FixedHeader.Dup || !bytes.Equal(pk.Payload, reading(h.n, 0)) {
+		return
+	}
+	close(h.stored)
+	select {
+	case <-h.go2:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+func (h *againHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if cl.Net.Inline || pk.FixedHeader.Type != packets.Publish || !pk.FixedHeader.Dup || !h.once.CompareAndSwap(false, true) {
+		return
+	}
+	close(h.go2)
+	select {
+	case <-h.done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// A reading stored while the hub parks a resumed session is parked too;
+// if its publisher stores it again (held) after mochi's resend read the
+// session and before unpark, unpark leaves that copy and drops nothing:
+// the app gets the reading once, after the parked ones. Found in review
+// (no other test covered unpark's same-message check).
+func TestStoredAgainDuringResendSentOnce(t *testing.T) {
+	const rm, held = 8, 60
+	app := &backlogApp{countedApp: countedApp{oneApp: oneApp{id: apps.IDPrefix + "x", secret: "secret-of-app-x-0123"}}}
+	tb := startBrokerWith(t, func(c *Config) { c.Apps = app })
+	h := &againHook{tb: tb, n: held, stored: make(chan struct{}), go2: make(chan struct{}), done: make(chan struct{})}
+	if err := tb.srv.AddHook(h, nil); err != nil {
+		t.Fatal(err)
+	}
+	f := h.inPrune
+	app.mayMatch.Store(&f)
+	props := append(mqtttest.PropUint16(0x21, rm), mqtttest.PropUint32(0x11, 3600)...)
+	c := dialApp(t, tb, app, true, false, props)
+	for n := range held {
+		tb.PublishReading(devA, "temp", reading(n, 0))
+	}
+	r := &appReader{t: t, c: c, rm: rm}
+	r.receive(seq(0, rm, nil), noAcks)
+	r.ack()
+	r.receive(seq(rm, 2*rm, nil), noAcks)
+	c.Close()
+	waitClosed(t, tb, app.id)
+
+	h.armed.Store(true)
+	c = dialApp(t, tb, app, true, true, props)
+	r = &appReader{t: t, c: c, rm: rm}
+	r.receive(seq(rm, 2*rm, nil), noAcks)
+	r.ack()
+	r.receive(seq(2*rm, held+1, nil), ackAll)
+	select {
+	case <-h.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("publish did not return")
+	}
+	if h.armed.Load() || !h.once.Load() {
+		t.Fatal("hook never ran")
+	}
+	c.Send(mqtttest.Pingreq())
+	expectWithin(t, c, mqtttest.PINGRESP, 5*time.Second, "PINGRESP, no reading more")
 }
