@@ -390,7 +390,10 @@ func (c *guardConn) restoreReleased() {
 // stored again by the publisher before the resend reads the session) is
 // resent with the first ones, ahead of the parked ones, and stays in the
 // session as sent (noteReleased, unpark); mochi has no hook between the
-// two.
+// two. If its publisher marks it held only after the resend wrote it, it
+// is not recorded as sent: a release sends it again under the same id,
+// and the resend exceeded the Receive Maximum by one (found in review; a
+// hook call and two atomic stores wide).
 
 // parkBeyondReceiveMaximum parks the messages of a resumed session beyond
 // the client's Receive Maximum. pks are the hub's messages in the session,

@@ -317,8 +317,9 @@ func waitClosed(t *testing.T, tb *testBroker, id string) {
 }
 
 // TestReleaseWaitsForQueuedWithQuotaOpen: as TestReleaseWaitsForQueued,
-// but with mochi's quota given a place (the pin lost, as a publish racing
-// the re-pin of a session taken over can leave it), so that A goes to the
+// but with mochi's quota given a place (the pin lost: before settleSession
+// a publish racing the re-pin of a session taken over could leave it so,
+// and the release must not depend on the pin), so that A goes to the
 // write queue at once, stored and not yet written when B's release walks
 // the queue: B must wait behind it, not be taken for in flight and
 // written first. (Since the pin, TestReleaseWaitsForQueued holds A too.)
