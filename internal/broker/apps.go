@@ -130,6 +130,9 @@ func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 		if cl.Net.Inline || cl.State.Inflight.Len() == 0 {
 			return
 		}
+		if gc := guardOf(cl); gc != nil {
+			settleSession(cl, gc) // before anything is parked
+		}
 		h.dropStaleAnswers(cl)
 		var pks []packets.Packet
 		if app {

@@ -274,6 +274,13 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if cl.Net.Inline {
 		return true
 	}
+	if !write && cl.Properties.Props.ReceiveMaximum != 0 {
+		// Before mochi numbers and stores a message for the client (also
+		// asked for a SUBSCRIBE's filters, from the read loop).
+		if gc := guardOf(cl); gc != nil {
+			settleSession(cl, gc)
+		}
+	}
 	if isAppClient(cl) {
 		return h.appACL(cl, topic, write)
 	}
@@ -649,10 +656,8 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	}
 	if gc := guardOf(cl); gc != nil {
 		gc.unpark() // mochi has resent the session (parkBeyondReceiveMaximum)
-		if gc.pinnedOn.Load() != cl.State.Inflight {
-			// A session taken over: mochi copied it and set the quota.
-			pinSendQuota(cl, gc)
-		}
+		// A session taken over, if no publish and no parking settled it.
+		settleSession(cl, gc)
 	}
 	h.log.Debug("device connected", "device", deviceOf(cl), "protocol", cl.Properties.ProtocolVersion)
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -367,37 +368,32 @@ func (c *guardConn) restoreReleased() {
 // [MQTT-3.3.4-9], and then sends those it had held for that maximum a
 // second time. parkBeyondReceiveMaximum (when the CONNACK is sent, just
 // before the resend) takes the messages beyond the maximum out of the
-// session, in sending order, and counts the ones resent against the
-// quota; unpark (just after) puts them back as held, so mochi (or
-// releaseHeld, release.go) sends the rest one by one as PUBACKs come, as
-// on a live connection.
+// session, in sending order; unpark (just after) puts them back as held,
+// so mochi (or releaseHeld, release.go) sends the rest one by one as
+// PUBACKs come, as on a live connection.
 //
-// The connection is live from the CONNACK on, so the hub may publish to
-// it while its session is resent. Counting the resent messages when
-// parking (not after the resend) makes mochi hold such a message instead
-// of sending it at once beyond the maximum; one held before mochi's
-// resend read the session is resent with it (mochi's doing: beyond the
-// maximum, and ahead of the parked messages) and stays in the session as
-// sent.
+// The connection is live from just before the CONNACK on, so the hub may
+// publish to it while its session is parked, resent and unparked. Such a
+// message goes after the parked ones: settleSession (release.go) has
+// pinned the quota and moved mochi's numbering past the session's ids
+// before it is numbered, so it is held, under an id that sorts after
+// every parked one (sendOrder), and the parked messages keep their ids.
+// One stored while the session is parked, before mochi's resend reads
+// it, is parked too (after the others), as the resend would send it
+// ahead of them. A parked message that may have been sent is marked
+// (Dup), as MQTT requires of a resend [MQTT-3.3.1-1], and keeps its id,
+// as it must [MQTT-4.4.0-1]; one held and never sent is not marked.
 //
-// The ids parked messages get back: mochi numbers a new connection's
-// messages from 1, skipping only the ids in the session, and orderHeld
-// sends a device's held messages in id order (sendOrder). A parked
-// message never sent (held, Expiry -1, not marked) therefore gets a fresh
-// id from mochi's own NextPacketID, in sending order, as do the held
-// messages published during the resend, after them: kept, its old id
-// (say 12, from the previous connection) sorted after a control message
-// published just after the resume (id 1), which the device got first (a
-// hold lifted before it was set). A parked message that may have been
-// sent keeps its id, as MQTT requires of a resend [MQTT-4.4.0-1] (a QoS
-// 2 app would take a renumbered one for a new message): one not held
-// (Expiry not -1), or marked so (Dup) when a previous unpark kept it.
-// mochi's numbering then goes on after the last kept one. A parked message is never
-// dropped for its id. Residuals, no loss and original ids coming before
-// order: a message published while the client was offline, with room in
-// its maximum, is not held although never sent, so keeps its id; and a
-// held message that came before a kept one in sending order is sent
-// after it (its fresh id follows the kept one's).
+// Residual: a message stored in the instant between the parking's last
+// look at the session and mochi's resend reading it (or parked in the
+// instant between its publisher storing it and marking it held, and
+// stored again by the publisher before the resend reads the session) is
+// resent with the first ones, ahead of the parked ones, and stays in the
+// session as sent (noteReleased, unpark); mochi has no hook between the
+// two. If its publisher marks it held only after the resend wrote it, it
+// is not recorded as sent: a release sends it again under the same id,
+// and the resend exceeded the Receive Maximum by one (found in review; a
+// hook call and two atomic stores wide).
 
 // parkBeyondReceiveMaximum parks the messages of a resumed session beyond
 // the client's Receive Maximum. pks are the hub's messages in the session,
@@ -422,27 +418,43 @@ func parkBeyondReceiveMaximum(cl *mqtt.Client, pks []packets.Packet) {
 	// last: unpark (also from a takeover's Close) puts back whatever this
 	// parked.
 	ids.isParked.Store(true)
+	seen := make(map[uint16]struct{}, len(pks))
 	for i, pk := range pks {
+		seen[pk.PacketID] = struct{}{}
 		if i < rm {
 			if pk.Expiry < 0 {
 				pk.Expiry = 0 // resent now: no longer held
 				cl.State.Inflight.Set(pk)
 			}
-			// Resent now, whatever the quota: taken from it before a
-			// live publish can look at it.
-			cl.State.Inflight.DecreaseSendQuota()
+			// The quota is pinned (settleSession): a live publish is
+			// held, and releases count what is in flight (relqueue.go).
 			continue
 		}
 		cl.State.Inflight.Delete(pk.PacketID)
 		ids.parked = append(ids.parked, pk)
 	}
+	// Messages published since pks were read (pruneInflight asks the
+	// app's policy about each message) follow the parked ones: their ids
+	// come after (settleSession). One stored and not yet held may be
+	// stored again by its publisher (unpark then leaves it).
+	var since []packets.Packet
+	for _, pk := range hubMessages(cl) {
+		if _, ok := seen[pk.PacketID]; !ok {
+			since = append(since, pk)
+		}
+	}
+	for _, pk := range sendOrder(since) {
+		cl.State.Inflight.Delete(pk.PacketID)
+		pk.Expiry = -1 // never sent (unpark leaves it unmarked)
+		ids.parked = append(ids.parked, pk)
+	}
 }
 
 // unpark puts parked messages back in the session, held for the client's
-// Receive Maximum (see above for the ids they get). The read loop has not
+// Receive Maximum, under their own ids (see above). The read loop has not
 // started (it runs from OnSessionEstablished) or the connection is gone
 // (Close), so nothing but a publish to the client adds to the session
-// meanwhile, and that takes its id from NextPacketID too.
+// meanwhile, and that takes an id after theirs.
 func (c *guardConn) unpark() {
 	ids := c.ids.Load()
 	if ids == nil {
@@ -464,10 +476,8 @@ func (c *guardConn) unpark() {
 	parked, cl, inflight := ids.parked, ids.client, ids.inflight
 	ids.parked, ids.client = nil, nil
 	ids.isParked.Store(false)
-	// A message published before mochi's resend took the session was
-	// held and resent with it (noteReleased): it is out, and stays in
-	// the session as sent.
-	var later []packets.Packet // held messages published during the resend
+	// A message held when mochi's resend read the session was resent
+	// (noteReleased): it is out, and stays in the session as sent.
 	for _, pk := range inflight.GetAll(true) {
 		if pk.FixedHeader.Type != packets.Publish {
 			continue
@@ -476,73 +486,38 @@ func (c *guardConn) unpark() {
 			ids.released = slices.Delete(ids.released, i, i+1)
 			pk.Expiry = 0
 			inflight.Set(pk)
-			continue
 		}
-		later = append(later, pk)
 	}
 	ids.held.Store(len(ids.released) > 0)
 	if len(parked) == 0 {
 		return
 	}
-	// Held messages published meanwhile were never sent: they follow
-	// the parked ones, under fresh ids.
-	later = sendOrder(later)
-	for _, pk := range later {
-		inflight.Delete(pk.PacketID)
-	}
-	// A parked message that may have been sent keeps its id
-	// [MQTT-4.4.0-1]; it is marked (Dup) so that it keeps it at the next
-	// resume too, when it is held (Expiry -1) like the ones never sent.
-	var fresh []packets.Packet
-	var last uint16 // the id of the last kept, in sending order
-	kept := false
 	for _, pk := range parked {
-		if pk.Expiry < 0 && !pk.FixedHeader.Dup {
-			fresh = append(fresh, pk)
-			continue
-		}
-		if _, taken := inflight.Get(pk.PacketID); taken {
-			// Not expected: only the held messages just taken out were
-			// published since parking. No loss first: a fresh id.
-			fresh = append(fresh, pk)
-			continue
-		}
-		pk.Expiry = -1 // held: mochi sends it when a PUBACK gives room
-		pk.FixedHeader.Dup = true
-		inflight.Set(pk)
-		last, kept = pk.PacketID, true
-	}
-	// mochi's numbering is moved past the last kept id, so that sendOrder
-	// (by id) puts the fresh ids, and a publish after the resume, after
-	// it. NextPacketID only looks for a free id; the one it found last is
-	// the first fresh one.
-	var id uint32
-	var err error
-	pending := false
-	if kept {
-		id, err = cl.NextPacketID()
-		for n := 0; err == nil && uint16(id) <= last && n < 0xFFFF; n++ {
-			id, err = cl.NextPacketID()
-		}
-		pending = err == nil
-	}
-	for _, pk := range append(fresh, later...) {
-		if !pending {
-			id, err = cl.NextPacketID()
-		}
-		pending = false
-		if err != nil {
-			// Every id taken: put it back under its own if free; mochi
-			// drops a message of its own in this case.
-			if _, taken := inflight.Get(pk.PacketID); taken {
+		if e, taken := inflight.Get(pk.PacketID); taken {
+			if e.FixedHeader.Type == packets.Publish && e.TopicName == pk.TopicName && bytes.Equal(e.Payload, pk.Payload) {
+				// Parked while its publisher stored it, which then
+				// stored it again, held (or it was resent, above).
 				continue
 			}
-		} else {
+			// Not expected: the numbering (settleSession) is past the
+			// parked ids, and sessions hold far fewer than 65,535
+			// messages. No loss first: a fresh id.
+			id, err := cl.NextPacketID()
+			if err != nil {
+				continue // every id taken: mochi drops a message of its own so too
+			}
 			pk.PacketID = uint16(id)
 		}
-		pk.Expiry = -1
+		if pk.Expiry >= 0 {
+			pk.FixedHeader.Dup = true // may have been sent [MQTT-3.3.1-1]
+		}
+		pk.Expiry = -1 // held: sent when fewer than the maximum are in flight
 		inflight.Set(pk)
 	}
+	// A release once the read loop waits: a message parked with room in
+	// the maximum (published while parked) has no PUBACK to wait for.
+	c.relCl.Store(cl)
+	c.relWant.Store(true)
 }
 
 // Close puts parked messages back first: a resend that failed ends the

@@ -599,7 +599,7 @@ func testParkedSurvivesLivePublish(t *testing.T, after byte) {
 		}
 	}
 	// Held after the resend, the live message goes after the parked ones,
-	// in the order published (the parked ones were renumbered after it).
+	// in the order published (its id comes after theirs: settleSession).
 	if after == packets.Publish && !t.Failed() && order[n] != `{"new":1}` {
 		t.Errorf("messages in the order %v, want the live one last", order)
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,11 +96,13 @@ import (
 // maximum are in flight (claimHeld), so the
 // client's Receive Maximum holds as before.
 //
-// Residual: a publish racing the re-pin of a session taken over can
-// leave the quota at -1 (mochi's DecreaseSendQuota is check-then-add),
-// where mochi holds nothing and the maximum is no longer kept for that
-// connection; before the pin, mochi's next PUBACK repaired that, and now
-// none reaches it.
+// A session mochi copies (resumed or taken over) comes with a fresh
+// quota; it is pinned again before any publish to the client reads it
+// (settleSession, from the ACL check every publish asks first). Re-pinned
+// later (at OnSessionEstablished, as before), a publish racing the re-pin
+// could leave the quota at -1 (mochi's DecreaseSendQuota is
+// check-then-add), where mochi holds nothing and the maximum was no longer
+// kept for that connection.
 
 // undecided is the hub's record of connections with messages stored but
 // neither sent nor held yet (OnQosPublish), looked at after each publish.
@@ -123,6 +126,9 @@ type pendingPubs struct {
 	blocked bool
 
 	rel relTrack // held ids and those in flight (relqueue.go); its own lock
+
+	// settleMu: a session taken over is being settled (settleSession).
+	settleMu sync.Mutex
 }
 
 // pendOf returns gc's pendingPubs, made on first use.
@@ -344,9 +350,10 @@ func (c *guardConn) relBusy() {
 }
 
 // pinSendQuota keeps cl's send quota at 0 with a maximum of 1 (see the
-// top of this file), on the connection's goroutine before its read loop
-// starts (OnSessionEstablished; ParseConnect and a session taken over
-// set the quota before this). A client with no Receive Maximum has a
+// top of this file): before mochi makes the client one publishes reach
+// (OnSessionEstablish; ParseConnect set the quota before this), and for a
+// session mochi copied, before a publish reads its quota (settleSession).
+// A client with no Receive Maximum has a
 // maximum of 0, and mochi neither holds nor looks for held messages.
 func pinSendQuota(cl *mqtt.Client, gc *guardConn) {
 	if cl.Net.Inline || cl.Properties.Props.ReceiveMaximum == 0 {
@@ -355,6 +362,82 @@ func pinSendQuota(cl *mqtt.Client, gc *guardConn) {
 	cl.State.Inflight.ResetSendQuota(1)
 	cl.State.Inflight.DecreaseSendQuota()
 	gc.pinnedOn.Store(cl.State.Inflight)
+}
+
+// settleSession readies a session mochi copied into cl (a resumed or
+// taken-over one) before the first message of the hub's is stored in it:
+// its send quota is pinned, and mochi's numbering of the connection's
+// messages is moved past the ids of the hub's messages it holds
+// (numberAfter). mochi makes the client one publishes reach (Clients.Add)
+// right after copying the session, with a quota of the client's Receive
+// Maximum, and before the CONNACK: a reading published then went to the
+// write queue at once, ahead of the CONNACK and of the resend; and, as
+// mochi numbers a new connection's messages from 1 skipping only the ids
+// the session holds, one published while the session is resent or
+// unparked took an id below the ids of the parked messages, or one of
+// theirs (freed while they are out of the session), and went out ahead
+// of them. Every publish to the client calls this first (OnACLCheck), as
+// do the parking (at the CONNACK) and OnSessionEstablished, whichever
+// comes first; the others wait for it (a look-up of the session and at
+// most one NextPacketID per id, no socket). Once settled, a look costs
+// two loads.
+func settleSession(cl *mqtt.Client, gc *guardConn) {
+	if cl.Properties.Props.ReceiveMaximum == 0 || cl.Net.Inline {
+		return
+	}
+	in := cl.State.Inflight
+	if gc.pinnedOn.Load() == in {
+		return
+	}
+	p := pendOf(gc)
+	p.settleMu.Lock()
+	defer p.settleMu.Unlock()
+	if gc.pinnedOn.Load() == in {
+		return
+	}
+	numberAfter(cl, hubMessages(cl))
+	pinSendQuota(cl, gc) // sets pinnedOn last: the look above then passes
+}
+
+// numberAfter moves mochi's numbering of cl's messages past the last of
+// pks, the hub's messages in its session, in sending order (sendOrder), so
+// that a message published from now on sorts after them, and after the
+// parked ones, which keep their ids (unpark). NextPacketID hands out the
+// first id after its last that the session does not hold; the ids it
+// returns here are used by nothing. Where the walk ends is decided as
+// sendOrder decides the order (after the widest gap between ids), not by
+// idBefore: with the session's ids just past half the id range, an id
+// that idBefore puts after the last one sorted first (found in review).
+func numberAfter(cl *mqtt.Client, pks []packets.Packet) {
+	if len(pks) == 0 {
+		return
+	}
+	order := sendOrder(slices.Clone(pks))
+	first, last := order[0].PacketID, order[len(order)-1].PacketID
+	for range 0xFFFF {
+		id, err := cl.NextPacketID()
+		if err != nil || sortsLast(order, first, last, uint16(id)) {
+			return
+		}
+	}
+}
+
+// sortsLast reports whether a message given id n would be sent after all
+// of order (the session's messages in sending order, first and last its
+// ends): n lies in the gap after last, nearer to last than to first, and
+// sendOrder, asked with n among them, puts it last. The cheap test first:
+// the walk in numberAfter asks for every id it is handed.
+func sortsLast(order []packets.Packet, first, last, n uint16) bool {
+	after, before := n-last, first-n // distances, modulo 65536
+	if after == 0 || after >= before {
+		return false
+	}
+	if arc := first - last; arc != 0 && after >= arc {
+		return false // inside the session's own span
+	}
+	with := append(slices.Clone(order), packets.Packet{PacketID: n})
+	o := sendOrder(with)
+	return o[len(o)-1].PacketID == n
 }
 
 // quotaPinned reports whether cl's send quota is pinned at 0.

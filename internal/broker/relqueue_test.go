@@ -57,9 +57,13 @@ func TestRelTrackStoredInSendingOrder(t *testing.T) {
 type backlogApp struct {
 	countedApp
 	withdrawn atomic.Bool
+	mayMatch  atomic.Pointer[func()] // called first by MayMatch, if set
 }
 
 func (a *backlogApp) MayMatch(_ context.Context, _, filter string) bool {
+	if f := a.mayMatch.Load(); f != nil {
+		(*f)()
+	}
 	return !a.withdrawn.Load() || !strings.HasSuffix(filter, "/drop")
 }
 
@@ -218,10 +222,10 @@ func TestAppBacklogReleaseOrderAndMaximum(t *testing.T) {
 }
 
 // TestAppBacklogStaleEntries: messages dropped as too large on release,
-// or pruned, resent and renumbered when the session is resumed, neither go
+// or pruned, resent and parked when the session is resumed, neither go
 // out nor stall the readings behind them, and the maximum holds. (The
 // drops are popped from the queue before writeHeld drops them, and the
-// pruning and renumbering come before the connection's first release
+// pruning and parking come before the connection's first release
 // reads the session; the stale queue ids this meets are resent messages
 // acknowledged before a release reached them.)
 func TestAppBacklogStaleEntries(t *testing.T) {
@@ -254,13 +258,9 @@ func TestAppBacklogStaleEntries(t *testing.T) {
 			waitClosed(t, tb, app.id)
 			c = dialApp(t, tb, app, true, true, props)
 			// The unacknowledged are resent first, then the rest in order,
-			// with more published once the read loop runs (a reading
-			// published before unpark is done may go ahead of the parked
-			// ones: a residual of unpark's, on the code before too).
-			r := &appReader{t: t, c: c, rm: rm}
-			r.receive(seq(0, rm, nil), noAcks)
-			r.ack()
-			r.receive(seq(rm, 2*rm, nil), ackAll)
+			// with more published from the CONNACK on, while the session
+			// is resent and unparked (TestResumePublishesFollowParked
+			// pins the moments down).
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
@@ -268,7 +268,10 @@ func TestAppBacklogStaleEntries(t *testing.T) {
 					tb.PublishReading(devA, "temp", reading(n, 0))
 				}
 			}()
-			r.receive(seq(2*rm, held+100, nil), ackAll)
+			r := &appReader{t: t, c: c, rm: rm}
+			r.receive(seq(0, rm, nil), noAcks)
+			r.ack()
+			r.receive(seq(rm, held+100, nil), ackAll)
 			<-done
 		}},
 		{"pruned on resume", func(t *testing.T, tb *testBroker, app *backlogApp) {
@@ -314,8 +317,9 @@ func waitClosed(t *testing.T, tb *testBroker, id string) {
 }
 
 // TestReleaseWaitsForQueuedWithQuotaOpen: as TestReleaseWaitsForQueued,
-// but with mochi's quota given a place (the pin lost, as a publish racing
-// the re-pin of a session taken over can leave it), so that A goes to the
+// but with mochi's quota given a place (the pin lost: before settleSession
+// a publish racing the re-pin of a session taken over could leave it so,
+// and the release must not depend on the pin), so that A goes to the
 // write queue at once, stored and not yet written when B's release walks
 // the queue: B must wait behind it, not be taken for in flight and
 // written first. (Since the pin, TestReleaseWaitsForQueued holds A too.)
@@ -327,6 +331,19 @@ func TestReleaseWaitsForQueuedWithQuotaOpen(t *testing.T) {
 	if !ok {
 		t.Fatal("no client")
 	}
+	// The read loop pins the quota again after the SUBSCRIBE it answered
+	// (keepQuotaPinned), a moment after the SUBACK was written: once it
+	// waits for the client (relMu free), it is done. (Opened before that,
+	// the quota went back to 0, A was held, and one release sent A and B:
+	// "B was released", 1 whole-package run.)
+	gc := guardOf(cl)
+	waitFor(t, "the read loop waits", 5*time.Second, func() bool {
+		if !gc.relMu.TryLock() {
+			return false
+		}
+		gc.relMu.Unlock()
+		return true
+	})
 	cl.State.Inflight.IncreaseSendQuota() // 1: mochi sends A at once
 	for _, m := range []string{`{"n":"A"}`, `{"n":"B"}`} {
 		if err := tb.Publish(ControlTopic(devA, "temp"), []byte(m), false); err != nil {
