@@ -41,30 +41,39 @@ func newRxSource(nc net.Conn) (rxSource, string) {
 	if serr != nil {
 		return plainRx{nc}, fmt.Sprintf("setsockopt SO_TIMESTAMPNS: %v", serr)
 	}
-	return &rawRx{rc: rc, oob: make([]byte, 2*unix.CmsgSpace(rxTimespecSize))}, ""
+	s := &rawRx{rc: rc, oob: make([]byte, 2*unix.CmsgSpace(rxTimespecSize))}
+	s.recv = s.recvmsg
+	return s, ""
 }
 
 // rawRx reads with recvmsg through the connection's RawConn, so the Go
 // runtime's poller still waits for data and deadlines and Close still
-// apply.
+// apply. The call's buffer and results live in the struct, and recv is
+// made once, so a read allocates nothing.
 type rawRx struct {
-	rc  syscall.RawConn
-	oob []byte
+	rc   syscall.RawConn
+	oob  []byte
+	recv func(fd uintptr) bool
+
+	p              []byte
+	n, oobn, flags int
+	err            error
+}
+
+func (s *rawRx) recvmsg(fd uintptr) bool {
+	for {
+		s.n, s.oobn, s.flags, _, s.err = unix.Recvmsg(int(fd), s.p, s.oob, 0)
+		if s.err != unix.EINTR {
+			return s.err != unix.EAGAIN
+		}
+	}
 }
 
 func (s *rawRx) readRx(p []byte) (int, int64, error) {
-	var (
-		n, oobn, flags int
-		err            error
-	)
-	rerr := s.rc.Read(func(fd uintptr) bool {
-		for {
-			n, oobn, flags, _, err = unix.Recvmsg(int(fd), p, s.oob, 0)
-			if err != unix.EINTR {
-				return err != unix.EAGAIN
-			}
-		}
-	})
+	s.p = p
+	rerr := s.rc.Read(s.recv)
+	s.p = nil
+	n, err := s.n, s.err
 	if rerr != nil {
 		return 0, 0, rerr
 	}
@@ -74,10 +83,10 @@ func (s *rawRx) readRx(p []byte) (int, int64, error) {
 	if n == 0 {
 		return 0, 0, io.EOF
 	}
-	if flags&unix.MSG_CTRUNC != 0 {
+	if s.flags&unix.MSG_CTRUNC != 0 {
 		return n, 0, nil
 	}
-	return n, rxTime(s.oob[:oobn]), nil
+	return n, rxTime(s.oob[:s.oobn]), nil
 }
 
 // rxTime is the SCM_TIMESTAMPNS time in a recvmsg's control messages (0:
