@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -96,6 +97,11 @@ func TestSocketLatencyLeavesOutTheReadersDelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var once sync.Once
+	release := func() { once.Do(func() { close(stop) }) }
+	// On an early failure: free the reader and end the connection, so
+	// the server's cleanup (which runs after this one) sees it end.
+	t.Cleanup(func() { release(); _ = c.Close() })
 	payload := AppendPayload(nil, time.Now().UnixNano(), 1, 100)
 	for range n {
 		if err := c.Publish("bench/held", payload, 1); err != nil {
@@ -105,7 +111,7 @@ func TestSocketLatencyLeavesOutTheReadersDelay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	close(stop)
+	release()
 	if err := c.Disconnect(); err != nil {
 		t.Fatal(err)
 	}
