@@ -288,9 +288,23 @@ type PhaseResult struct {
 	StoredReadBack int64 `json:"stored_read_back,omitempty"`
 	Refused        int64 `json:"refused,omitempty"`
 
+	// AckP50Ms etc. are the client-observed PUBACK latency: from the
+	// load generator's send time to its reader goroutine having the
+	// PUBACK, so they include the generator's own scheduling delays.
 	AckP50Ms float64 `json:"puback_p50_ms,omitempty"`
 	AckP99Ms float64 `json:"puback_p99_ms,omitempty"`
 	AckMaxMs float64 `json:"puback_max_ms,omitempty"`
+	// SockAckP50Ms etc. are the PUBACK latency at the client socket:
+	// from just before the write(2) of the PUBLISH to the kernel's
+	// receive time of the PUBACK (SO_TIMESTAMPNS), over SockAckCount
+	// PUBACKs. SockAckNA, when set, is why they were not measured (not
+	// Linux, or PUBACKs without a receive time); they are then absent
+	// rather than computed from part of the PUBACKs.
+	SockAckP50Ms float64 `json:"puback_socket_p50_ms,omitempty"`
+	SockAckP99Ms float64 `json:"puback_socket_p99_ms,omitempty"`
+	SockAckMaxMs float64 `json:"puback_socket_max_ms,omitempty"`
+	SockAckCount int64   `json:"puback_socket_count,omitempty"`
+	SockAckNA    string  `json:"puback_socket_unavailable,omitempty"`
 	// SinkP50Ms etc. are, for Candor, publish → accepted by the policy
 	// path (the stored row's timestamp minus the send time in the
 	// payload); for the reference broker, publish → delivered to the sink.
@@ -522,8 +536,28 @@ func fillLoad(r *PhaseResult, p phaseKind, lr *loadResult) {
 		r.AckP50Ms = Millis(lr.AckLat.Quantile(0.50))
 		r.AckP99Ms = Millis(lr.AckLat.Quantile(0.99))
 		r.AckMaxMs = Millis(lr.AckLat.Max())
+		fillSocket(r, lr)
 	}
 	r.LoadGenCPU = lr.LoadCPU.Seconds()
+}
+
+// fillSocket fills the PUBACK latency at the client socket, or why it is
+// missing: a figure over only the PUBACKs that had a receive time could
+// leave out the slow ones, so any PUBACK without one voids it.
+func fillSocket(r *PhaseResult, lr *loadResult) {
+	switch n := int64(lr.SockLat.Count()); {
+	case lr.SockNA != "":
+		r.SockAckNA = lr.SockNA
+	case lr.SockUnstamped > 0:
+		r.SockAckNA = fmt.Sprintf("%d of %d PUBACKs came without a kernel receive time", lr.SockUnstamped, lr.SockUnstamped+n)
+	case n == 0:
+		r.SockAckNA = "no PUBACK"
+	default:
+		r.SockAckCount = n
+		r.SockAckP50Ms = Millis(lr.SockLat.Quantile(0.50))
+		r.SockAckP99Ms = Millis(lr.SockLat.Quantile(0.99))
+		r.SockAckMaxMs = Millis(lr.SockLat.Max())
+	}
 }
 
 // fillProc fills the broker's CPU and memory for a phase.

@@ -385,6 +385,7 @@ func mergeLoads(rs []*loadResult) *loadResult {
 		m.Sent = append(m.Sent, r.Sent...)
 		m.Acked = append(m.Acked, r.Acked...)
 		m.AckLat.Merge(&r.AckLat)
+		m.addSocket(&r.SockLat, r.SockUnstamped, r.SockNA)
 		// Each load measured this whole process over about the same
 		// span: the largest is the closest to the total.
 		m.LoadCPU = max(m.LoadCPU, r.LoadCPU)
