@@ -147,27 +147,7 @@ func TestResumePublishesFollowParked(t *testing.T) {
 			}
 			f := h.inPrune
 			app.mayMatch.Store(&f)
-			props := append(mqtttest.PropUint16(0x21, rm), mqtttest.PropUint32(0x11, 3600)...)
-			c := dialApp(t, tb, app, true, false, props)
-			for n := range held {
-				tb.PublishReading(devA, "temp", reading(n, 0))
-			}
-			// The first ids acknowledged, the next rm sent and not: the
-			// session holds ids rm+1 to held, mochi's numbering on the
-			// next connection starts below them.
-			r := &appReader{t: t, c: c, rm: rm}
-			r.receive(seq(0, rm, nil), noAcks)
-			r.ack()
-			r.receive(seq(rm, 2*rm, nil), noAcks)
-			c.Close()
-			waitClosed(t, tb, app.id)
-
-			h.armed.Store(true)
-			c = dialApp(t, tb, app, true, true, props)
-			r = &appReader{t: t, c: c, rm: rm}
-			r.receive(seq(rm, 2*rm, nil), noAcks) // resent
-			r.ack()
-			r.receive(seq(2*rm, held+1, nil), ackAll)
+			c := resumeBacklog(t, tb, app, rm, held, func() { h.armed.Store(true) })
 			select {
 			case <-h.done:
 			case <-time.After(10 * time.Second):
@@ -313,7 +293,30 @@ func TestStoredAgainDuringResendSentOnce(t *testing.T) {
 	}
 	f := h.inPrune
 	app.mayMatch.Store(&f)
-	props := append(mqtttest.PropUint16(0x21, rm), mqtttest.PropUint32(0x11, 3600)...)
+	c := resumeBacklog(t, tb, app, rm, held, func() { h.armed.Store(true) })
+	select {
+	case <-h.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("publish did not return")
+	}
+	if h.armed.Load() || !h.once.Load() {
+		t.Fatal("hook never ran")
+	}
+	c.Send(mqtttest.Pingreq())
+	expectWithin(t, c, mqtttest.PINGRESP, 5*time.Second, "PINGRESP, no reading more")
+}
+
+// resumeBacklog gives app, with Receive Maximum rm, a session holding
+// readings 0 to held-1 (the first rm acknowledged, the next rm sent and
+// not: the session holds ids rm+1 to held, and mochi's numbering on the
+// next connection starts below them) and closes it; then it runs arm and
+// resumes. It checks that the app gets the resent rm, then 2rm to held
+// in order (held being the reading a test hook publishes during the
+// resume), each once and never more than rm unacknowledged, and returns
+// the resumed connection.
+func resumeBacklog(t *testing.T, tb *testBroker, app *backlogApp, rm, held int, arm func()) *mqtttest.Conn {
+	t.Helper()
+	props := append(mqtttest.PropUint16(0x21, uint16(rm)), mqtttest.PropUint32(0x11, 3600)...)
 	c := dialApp(t, tb, app, true, false, props)
 	for n := range held {
 		tb.PublishReading(devA, "temp", reading(n, 0))
@@ -325,20 +328,11 @@ func TestStoredAgainDuringResendSentOnce(t *testing.T) {
 	c.Close()
 	waitClosed(t, tb, app.id)
 
-	h.armed.Store(true)
+	arm()
 	c = dialApp(t, tb, app, true, true, props)
 	r = &appReader{t: t, c: c, rm: rm}
-	r.receive(seq(rm, 2*rm, nil), noAcks)
+	r.receive(seq(rm, 2*rm, nil), noAcks) // resent
 	r.ack()
 	r.receive(seq(2*rm, held+1, nil), ackAll)
-	select {
-	case <-h.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("publish did not return")
-	}
-	if h.armed.Load() || !h.once.Load() {
-		t.Fatal("hook never ran")
-	}
-	c.Send(mqtttest.Pingreq())
-	expectWithin(t, c, mqtttest.PINGRESP, 5*time.Second, "PINGRESP, no reading more")
+	return c
 }
