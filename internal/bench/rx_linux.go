@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -40,6 +42,9 @@ func newRxSource(nc net.Conn) (rxSource, string) {
 	}
 	if serr != nil {
 		return plainRx{nc}, fmt.Sprintf("setsockopt SO_TIMESTAMPNS: %v", serr)
+	}
+	if why := primeRxStamps(); why != "" {
+		return plainRx{nc}, why
 	}
 	s := &rawRx{rc: rc, oob: make([]byte, 2*unix.CmsgSpace(rxTimespecSize))}
 	s.recv = s.recvmsg
@@ -105,4 +110,73 @@ func rxTime(oob []byte) int64 {
 		oob = rest
 	}
 	return 0
+}
+
+// The kernel stamps received packets only while some socket asks for
+// it, and when the first one asks (or the last one stops) it switches
+// that on (off) from a deferred work item, not at once: packets that
+// arrive in between carry no receive time. A connection dialled just
+// after the previous phase's connections closed could then have its
+// first PUBACKs unstamped (seen in CI: "1 unstamped", the test's first
+// PUBACK on a fresh process). So the first load connection of the
+// process opens a UDP socket that asks for receive times, sends itself
+// datagrams until one comes back stamped, and keeps the socket open
+// until the process ends: stamping is on before any load connection
+// reads, and stays on.
+var rxPrime struct {
+	once sync.Once
+	fd   int
+	why  string
+}
+
+// primeRxStamps turns the kernel's receive stamping on for the rest of
+// the process, or says why it could not.
+func primeRxStamps() string {
+	rxPrime.once.Do(func() { rxPrime.why = primeRx() })
+	return rxPrime.why
+}
+
+func primeRx() string {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Sprintf("receive-time primer: socket: %v", err)
+	}
+	fail := func(format string, args ...any) string {
+		_ = unix.Close(fd)
+		return fmt.Sprintf("receive-time primer: "+format, args...)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		return fail("setsockopt SO_TIMESTAMPNS: %v", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return fail("bind: %v", err)
+	}
+	self, err := unix.Getsockname(fd)
+	if err != nil {
+		return fail("getsockname: %v", err)
+	}
+	// A bound on the wait for the deferred switch (it takes a few
+	// milliseconds on an idle machine).
+	tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return fail("setsockopt SO_RCVTIMEO: %v", err)
+	}
+	buf := make([]byte, 1)
+	oob := make([]byte, 2*unix.CmsgSpace(rxTimespecSize))
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := unix.Sendto(fd, buf, 0, self); err != nil {
+			return fail("send: %v", err)
+		}
+		_, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, 0)
+		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			return fail("recvmsg: %v", err)
+		}
+		if err == nil && rxTime(oob[:oobn]) != 0 {
+			rxPrime.fd = fd // kept open: stamping stays on
+			return ""
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return fail("no datagram came back stamped within 10 s")
 }
