@@ -412,7 +412,7 @@ func numberAfter(cl *mqtt.Client, pks []packets.Packet) {
 	if len(pks) == 0 {
 		return
 	}
-	order := sendOrder(slices.Clone(pks))
+	order := sendOrder(pks) // pks is the caller's fresh copy (hubMessages)
 	first, last := order[0].PacketID, order[len(order)-1].PacketID
 	for range 0xFFFF {
 		id, err := cl.NextPacketID()
