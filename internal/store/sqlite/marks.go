@@ -69,6 +69,20 @@ func (st *markState) add(ts int64) (mark markState, due bool) {
 	return mark, due
 }
 
+// The statements markFor loads a device's mark state with (prepared,
+// stage.go): its newest mark, then the readings after it.
+const (
+	lastMarkQuery = `SELECT maxts, seq FROM reading_marks WHERE dkey = ? ORDER BY maxts DESC, seq DESC LIMIT 1`
+	markTailQuery = `SELECT max(ts), min(ts), count(*) FROM (
+		SELECT ts FROM readings WHERE id BETWEEN ? AND ?
+		UNION ALL SELECT ts FROM readings_stage WHERE dkey = ? AND seq >= ? AND ` + stageLive + `)`
+)
+
+// noMarks is the mark state of a device with no readings.
+func noMarks() markState {
+	return markState{maxTS: math.MinInt64, minTS: math.MaxInt64}
+}
+
 // markFor returns the device's mark state, from pending (this
 // transaction's), the cache of committed states, or the database. Loading
 // reads the device's newest mark and the readings after it: at most about
@@ -81,19 +95,16 @@ func (db *DB) markFor(ctx context.Context, tx *sql.Tx, dkey int64, pending map[i
 	if st, ok := db.marks[dkey]; ok {
 		return st, nil
 	}
-	st := markState{maxTS: math.MinInt64, minTS: math.MaxInt64}
+	st := noMarks()
 	var seq int64
-	err := tx.QueryRowContext(ctx, `SELECT maxts, seq FROM reading_marks WHERE dkey = ? ORDER BY maxts DESC, seq DESC LIMIT 1`, dkey).
-		Scan(&st.maxTS, &seq)
+	err := tx.StmtContext(ctx, db.stmts.lastMark).QueryRowContext(ctx, dkey).Scan(&st.maxTS, &seq)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return st, fmt.Errorf("load time marks: %w", err)
 	}
 	var mx, mn sql.NullInt64
 	// Staged readings count too: a mark written now must bound their
 	// times as well (stage.go).
-	if err := tx.QueryRowContext(ctx, `SELECT max(ts), min(ts), count(*) FROM (
-			SELECT ts FROM readings WHERE id BETWEEN ? AND ?
-			UNION ALL SELECT ts FROM readings_stage WHERE dkey = ? AND seq >= ? AND `+stageLive+`)`,
+	if err := tx.StmtContext(ctx, db.stmts.markTail).QueryRowContext(ctx,
 		dkey<<seqBits|seq, dkey<<seqBits|MaxReadingSeq, dkey, seq).
 		Scan(&mx, &mn, &st.since); err != nil {
 		return st, fmt.Errorf("load time marks: %w", err)

@@ -100,6 +100,11 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 				refused = append(refused, store.RefusedReading{Index: i, Err: fmt.Errorf("reading %d: %w", i, kr)})
 				continue
 			}
+			if _, made := fresh[r.DeviceID]; made {
+				if _, ok := marks[dkey]; !ok {
+					marks[dkey] = noMarks() // a key made just now has no readings
+				}
+			}
 			mk, err := db.markFor(ctx, tx, dkey, marks)
 			if err != nil {
 				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
@@ -304,7 +309,7 @@ func (db *DB) deviceKey(ctx context.Context, tx *sql.Tx, deviceID string, fresh 
 		return k, nil
 	}
 	var k int64
-	err := tx.QueryRowContext(ctx, `SELECT dkey FROM reading_devices WHERE device_id = ?`, deviceID).Scan(&k)
+	err := tx.StmtContext(ctx, db.stmts.readKey).QueryRowContext(ctx, deviceID).Scan(&k)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The key AUTOINCREMENT would give next, read before making it:
 		// past MaxDeviceKey no reading can be stored under it

@@ -63,6 +63,9 @@ type stmts struct {
 	readProgress, progress  *sql.Stmt // a pass's progress (reading_merge)
 	stepInsert              *sql.Stmt // a step's copy
 	insertMark              *sql.Stmt // marks.go
+	// A device's first reading since the store opened: its key
+	// (readings.go) and its mark state (marks.go).
+	readKey, lastMark, markTail *sql.Stmt
 }
 
 func (db *DB) prepare(ctx context.Context) error {
@@ -106,6 +109,9 @@ func (db *DB) prepare(ctx context.Context) error {
 		{&db.stmts.stepInsert, `INSERT OR FAIL INTO readings ` + packedCols + ` SELECT s.dkey << ` + sqlSeqBits + ` | s.seq, s.stream, s.ts, s.manifest_version, s.payload
 			FROM json_each(?) AS j CROSS JOIN readings_stage AS s ON s.seq = j.value`},
 		{&db.stmts.insertMark, `INSERT INTO reading_marks (dkey, maxts, seq, mints) VALUES (?, ?, ?, ?)`},
+		{&db.stmts.readKey, `SELECT dkey FROM reading_devices WHERE device_id = ?`},
+		{&db.stmts.lastMark, lastMarkQuery},
+		{&db.stmts.markTail, markTailQuery},
 	}, db.stmts.insertTexts(cols)...) {
 		st, err := db.writer.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -126,7 +132,8 @@ type stmtText struct {
 func (db *DB) closeStmts() {
 	for _, s := range append([]*sql.Stmt{db.stmts.readSeq, db.stmts.writeSeq, db.stmts.dataVersion, db.stmts.insertSpares,
 		db.stmts.mergeUpTo, db.stmts.mergeAll, db.stmts.mergeInsert, db.stmts.mergeClear,
-		db.stmts.readProgress, db.stmts.progress, db.stmts.stepInsert, db.stmts.insertMark},
+		db.stmts.readProgress, db.stmts.progress, db.stmts.stepInsert, db.stmts.insertMark,
+		db.stmts.readKey, db.stmts.lastMark, db.stmts.markTail},
 		append(db.stmts.insertMain[:], db.stmts.insertStage[:]...)...) {
 		if s != nil {
 			_ = s.Close()
