@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -69,13 +70,22 @@ func (st *markState) add(ts int64) (mark markState, due bool) {
 	return mark, due
 }
 
-// The statements markFor loads a device's mark state with (prepared,
-// stage.go): its newest mark, then the readings after it.
-const (
-	lastMarkQuery = `SELECT maxts, seq FROM reading_marks WHERE dkey = ? ORDER BY maxts DESC, seq DESC LIMIT 1`
-	markTailQuery = `SELECT max(ts), min(ts), count(*) FROM (
-		SELECT ts FROM readings WHERE id BETWEEN ? AND ?
-		UNION ALL SELECT ts FROM readings_stage WHERE dkey = ? AND seq >= ? AND ` + stageLive + `)`
+// The statements loadMarks reads mark states with (prepared, stage.go),
+// each for a set of devices (a JSON array of keys): each device's newest
+// mark and the readings after it in the clustered table; the staged
+// readings.
+var (
+	markLoadQuery = `WITH m AS MATERIALIZED (SELECT j.value AS dkey,
+			(SELECT maxts FROM reading_marks WHERE dkey = j.value ORDER BY maxts DESC, seq DESC LIMIT 1) AS maxts,
+			coalesce((SELECT seq FROM reading_marks WHERE dkey = j.value ORDER BY maxts DESC, seq DESC LIMIT 1), 0) AS seq
+			FROM json_each(?) AS j),
+		t AS MATERIALIZED (SELECT dkey, maxts, seq, (dkey << ` + sqlSeqBits + `) + seq AS lo, (dkey << ` + sqlSeqBits + `) + ` + sqlMaxSeq + ` AS hi FROM m)
+		SELECT dkey, maxts, seq,
+			(SELECT max(ts) FROM readings WHERE id BETWEEN lo AND hi),
+			(SELECT min(ts) FROM readings WHERE id BETWEEN lo AND hi),
+			(SELECT count(*) FROM readings WHERE id BETWEEN lo AND hi)
+		FROM t`
+	markStageQuery = `SELECT dkey, seq, ts FROM readings_stage WHERE dkey IN (SELECT value FROM json_each(?)) AND ` + stageLive
 )
 
 // noMarks is the mark state of a device with no readings.
@@ -84,10 +94,8 @@ func noMarks() markState {
 }
 
 // markFor returns the device's mark state, from pending (this
-// transaction's), the cache of committed states, or the database. Loading
-// reads the device's newest mark and the readings after it: at most about
-// markEvery of them, or, the first time a device's readings are appended
-// after an upgrade, all of them once. The caller holds keyMu.
+// transaction's), the cache of committed states, or the database
+// (loadMarks). The caller holds keyMu.
 func (db *DB) markFor(ctx context.Context, tx *sql.Tx, dkey int64, pending map[int64]markState) (markState, error) {
 	if st, ok := pending[dkey]; ok {
 		return st, nil
@@ -95,27 +103,81 @@ func (db *DB) markFor(ctx context.Context, tx *sql.Tx, dkey int64, pending map[i
 	if st, ok := db.marks[dkey]; ok {
 		return st, nil
 	}
-	st := noMarks()
-	var seq int64
-	err := tx.StmtContext(ctx, db.stmts.lastMark).QueryRowContext(ctx, dkey).Scan(&st.maxTS, &seq)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return st, fmt.Errorf("load time marks: %w", err)
+	one := map[int64]markState{}
+	if err := db.loadMarks(ctx, tx, []int64{dkey}, one); err != nil {
+		return markState{}, err
 	}
-	var mx, mn sql.NullInt64
+	return one[dkey], nil
+}
+
+// loadMarks reads the mark states of dkeys from the database into into.
+// A device's state comes from its newest mark and the readings after it:
+// at most about markEvery of them, or, the first time a device's readings
+// are appended after an upgrade, all of them once. The stage has no index
+// by device, so it is read once for all of dkeys: a look-up per device
+// read the whole stage each time, 0.3 ms a device when a hundred devices
+// sent their first readings after a restart with a few thousand readings
+// staged (BenchmarkFirstReadings/uncached, docs/benchmarks.md, session 11).
+// The caller holds keyMu.
+func (db *DB) loadMarks(ctx context.Context, tx *sql.Tx, dkeys []int64, into map[int64]markState) error {
+	list, err := json.Marshal(dkeys)
+	if err != nil {
+		return fmt.Errorf("load time marks: %w", err)
+	}
+	from := make(map[int64]int64, len(dkeys)) // the newest mark's seq
+	rows, err := tx.StmtContext(ctx, db.stmts.markLoad).QueryContext(ctx, string(list))
+	if err != nil {
+		return fmt.Errorf("load time marks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		st := noMarks()
+		var dkey, seq int64
+		var maxTS, mx, mn sql.NullInt64
+		if err := rows.Scan(&dkey, &maxTS, &seq, &mx, &mn, &st.since); err != nil {
+			return fmt.Errorf("load time marks: %w", err)
+		}
+		if maxTS.Valid {
+			st.maxTS = maxTS.Int64
+		}
+		if mx.Valid {
+			st.maxTS = max(st.maxTS, mx.Int64)
+		}
+		if mn.Valid {
+			st.minTS = mn.Int64
+		}
+		into[dkey], from[dkey] = st, seq
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load time marks: %w", err)
+	}
+	if len(from) != len(dkeys) {
+		return fmt.Errorf("load time marks: %d states read for %d devices", len(from), len(dkeys))
+	}
 	// Staged readings count too: a mark written now must bound their
 	// times as well (stage.go).
-	if err := tx.StmtContext(ctx, db.stmts.markTail).QueryRowContext(ctx,
-		dkey<<seqBits|seq, dkey<<seqBits|MaxReadingSeq, dkey, seq).
-		Scan(&mx, &mn, &st.since); err != nil {
-		return st, fmt.Errorf("load time marks: %w", err)
+	rows, err = tx.StmtContext(ctx, db.stmts.markStage).QueryContext(ctx, string(list))
+	if err != nil {
+		return fmt.Errorf("load time marks: %w", err)
 	}
-	if mx.Valid {
-		st.maxTS = max(st.maxTS, mx.Int64)
+	defer rows.Close()
+	for rows.Next() {
+		var dkey, seq, ts int64
+		if err := rows.Scan(&dkey, &seq, &ts); err != nil {
+			return fmt.Errorf("load time marks: %w", err)
+		}
+		if seq < from[dkey] {
+			continue
+		}
+		st := into[dkey]
+		st.maxTS, st.minTS = max(st.maxTS, ts), min(st.minTS, ts)
+		st.since++
+		into[dkey] = st
 	}
-	if mn.Valid {
-		st.minTS = mn.Int64
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load time marks: %w", err)
 	}
-	return st, nil
+	return nil
 }
 
 // markSince returns a seq below which no reading of the device has

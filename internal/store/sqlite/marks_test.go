@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -392,4 +394,121 @@ func TestReadingsUntilUsesChunkMinimum(t *testing.T) {
 		t.Fatalf("dev-1 holds %d readings after the sweep (%v)", n, err)
 	}
 	checkWindows(t, db, all, rng, devs)
+}
+
+// loadMarks reads the mark states of many devices at once (a batch's
+// first readings after a restart): each must be what the device's marks
+// and readings say, and what appends kept in memory, whether its readings
+// are in the clustered table, staged, or both, with or without marks,
+// and with a clock that goes back.
+func TestLoadMarksReadsEveryDevice(t *testing.T) {
+	db := openTemp(t)
+	stopMergerForTest(t, db)
+	ctx := t.Context()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	rnd := rand.New(rand.NewPCG(7, 11))
+	at := func() time.Time { return t0.Add(time.Duration(rnd.IntN(3600)) * time.Second) }
+	batch := func(dev string, n int) []store.Reading {
+		rs := make([]store.Reading, n)
+		for i := range rs {
+			rs[i] = store.Reading{DeviceID: dev, Stream: "s", Time: at(), Payload: []byte("{}")}
+		}
+		return rs
+	}
+	appendAll := func(rs []store.Reading) {
+		t.Helper()
+		if err := db.AppendReadings(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// dev-main: straight into the clustered table, past two marks, then
+	// staged; dev-staged: staged only, past a mark; dev-few: a few in
+	// the clustered table, no mark; dev-mixed: both, interleaved with
+	// the others.
+	appendAll(batch("dev-main", 2*markEvery+37))
+	appendAll(batch("dev-few", db.stageBelow))
+	for range 30 {
+		var rs []store.Reading
+		rs = append(rs, batch("dev-staged", 9)...)
+		rs = append(rs, batch("dev-mixed", 3)...)
+		rs = append(rs, batch("dev-main", 1)...)
+		appendAll(rs)
+	}
+	appendAll(batch("dev-mixed", db.stageBelow+5))
+	appendAll(append(batch("dev-staged", 4), batch("dev-mixed", 2)...))
+	if db.staged.Load() == 0 {
+		t.Fatal("nothing was staged: the test would prove nothing")
+	}
+	// Merge the oldest staged readings, so some of a device's readings
+	// after its newest mark are in each table.
+	if err := db.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := db.mergeTx(ctx, tx, 100)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	devices := []string{"dev-main", "dev-staged", "dev-few", "dev-mixed"}
+	var keys []int64
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
+	kept := map[int64]markState{}
+	for _, d := range devices {
+		k, ok := db.dkeys.Load(d)
+		if !ok {
+			t.Fatalf("%s has no cached key", d)
+		}
+		keys = append(keys, k)
+		kept[k] = db.marks[k]
+	}
+	want := map[int64]markState{}
+	for _, k := range keys {
+		want[k] = marksFromRows(t, db, k)
+	}
+	got := map[int64]markState{}
+	if err := db.inTx(ctx, func(tx *sql.Tx) error { return db.loadMarks(ctx, tx, keys, got) }); err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range keys {
+		if got[k] != want[k] || kept[k] != want[k] {
+			t.Errorf("%s: loaded %+v, kept by appends %+v, from its rows %+v", devices[i], got[k], kept[k], want[k])
+		}
+	}
+	if want[keys[0]].since == 0 || want[keys[1]].since == 0 {
+		t.Errorf("no readings after the newest mark: the test would prove little (%+v)", want)
+	}
+}
+
+// marksFromRows works out a device's mark state from its rows alone:
+// its newest mark, and every live reading (either table) at or after
+// that mark's seq.
+func marksFromRows(t *testing.T, db *DB, dkey int64) markState {
+	t.Helper()
+	ctx := t.Context()
+	st := noMarks()
+	var mseq int64
+	err := db.readers.QueryRowContext(ctx, `SELECT maxts, seq FROM reading_marks WHERE dkey = ? ORDER BY maxts DESC, seq DESC LIMIT 1`, dkey).Scan(&st.maxTS, &mseq)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		t.Fatal(err)
+	}
+	rows, err := db.readers.QueryContext(ctx, `SELECT id & `+sqlMaxSeq+`, ts FROM readings WHERE id >> `+sqlSeqBits+` = ?
+		UNION ALL SELECT seq, ts FROM readings_stage WHERE dkey = ? AND `+stageLive, dkey, dkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq, ts int64
+		if err := rows.Scan(&seq, &ts); err != nil {
+			t.Fatal(err)
+		}
+		if seq >= mseq {
+			st.maxTS, st.minTS = max(st.maxTS, ts), min(st.minTS, ts)
+			st.since++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

@@ -71,7 +71,13 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			return fmt.Errorf("append readings: %w", err)
 		}
 		first := hi + 1
-		// First every reading's key, seq and time marks, in arrival
+		// The keys of the batch's devices, in arrival order, and the
+		// mark states of those whose states are not cached, read
+		// together (loadMarks).
+		if err := db.prepareMarks(ctx, tx, rs, &fresh, marks); err != nil {
+			return err
+		}
+		// Then every reading's key, seq and time marks, in arrival
 		// order (seqs and marks follow it); then the rows, many to a
 		// statement.
 		var markStmt *sql.Stmt
@@ -99,11 +105,6 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 				kr := &KeyRangeError{DeviceID: r.DeviceID, DeviceKey: dkey, Seq: hi + 1}
 				refused = append(refused, store.RefusedReading{Index: i, Err: fmt.Errorf("reading %d: %w", i, kr)})
 				continue
-			}
-			if _, made := fresh[r.DeviceID]; made {
-				if _, ok := marks[dkey]; !ok {
-					marks[dkey] = noMarks() // a key made just now has no readings
-				}
 			}
 			mk, err := db.markFor(ctx, tx, dkey, marks)
 			if err != nil {
@@ -195,6 +196,45 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	}
 	if len(refused) > 0 {
 		return &store.RefusedReadingsError{Refused: refused}
+	}
+	return nil
+}
+
+// prepareMarks gives every device of rs its key (deviceKey, making the
+// keys of new devices in arrival order) and puts the mark states that are
+// not cached into pending: empty for a key made in this transaction, read
+// from the database for the others, all in one loadMarks. It reports the
+// errors AppendReadings would for the reading concerned. The caller holds
+// keyMu.
+func (db *DB) prepareMarks(ctx context.Context, tx *sql.Tx, rs []store.Reading, fresh *map[string]int64, pending map[int64]markState) error {
+	var load []int64
+	for i := range rs {
+		r := &rs[i]
+		if r.DeviceID == "" {
+			return fmt.Errorf("append readings: reading %d: empty device id", i)
+		}
+		dkey, err := db.deviceKey(ctx, tx, r.DeviceID, fresh)
+		if err != nil {
+			return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
+		}
+		if _, ok := pending[dkey]; ok {
+			continue
+		}
+		if _, ok := db.marks[dkey]; ok || dkey > MaxDeviceKey {
+			continue // cached, or its readings will be refused
+		}
+		if _, made := (*fresh)[r.DeviceID]; made {
+			pending[dkey] = noMarks() // a key made just now has no readings
+			continue
+		}
+		pending[dkey] = markState{} // loaded below
+		load = append(load, dkey)
+	}
+	if len(load) == 0 {
+		return nil
+	}
+	if err := db.loadMarks(ctx, tx, load, pending); err != nil {
+		return fmt.Errorf("append readings: %w", err)
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ type stmts struct {
 	insertMark              *sql.Stmt // marks.go
 	// A device's first reading since the store opened: its key
 	// (readings.go) and its mark state (marks.go).
-	readKey, lastMark, markTail *sql.Stmt
+	readKey, markLoad, markStage *sql.Stmt
 }
 
 func (db *DB) prepare(ctx context.Context) error {
@@ -110,8 +110,8 @@ func (db *DB) prepare(ctx context.Context) error {
 			FROM json_each(?) AS j CROSS JOIN readings_stage AS s ON s.seq = j.value`},
 		{&db.stmts.insertMark, `INSERT INTO reading_marks (dkey, maxts, seq, mints) VALUES (?, ?, ?, ?)`},
 		{&db.stmts.readKey, `SELECT dkey FROM reading_devices WHERE device_id = ?`},
-		{&db.stmts.lastMark, lastMarkQuery},
-		{&db.stmts.markTail, markTailQuery},
+		{&db.stmts.markLoad, markLoadQuery},
+		{&db.stmts.markStage, markStageQuery},
 	}, db.stmts.insertTexts(cols)...) {
 		st, err := db.writer.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -133,7 +133,7 @@ func (db *DB) closeStmts() {
 	for _, s := range append([]*sql.Stmt{db.stmts.readSeq, db.stmts.writeSeq, db.stmts.dataVersion, db.stmts.insertSpares,
 		db.stmts.mergeUpTo, db.stmts.mergeAll, db.stmts.mergeInsert, db.stmts.mergeClear,
 		db.stmts.readProgress, db.stmts.progress, db.stmts.stepInsert, db.stmts.insertMark,
-		db.stmts.readKey, db.stmts.lastMark, db.stmts.markTail},
+		db.stmts.readKey, db.stmts.markLoad, db.stmts.markStage},
 		append(db.stmts.insertMain[:], db.stmts.insertStage[:]...)...) {
 		if s != nil {
 			_ = s.Close()
