@@ -66,11 +66,11 @@ func serveHub(args []string) error {
 			_ = f.Close()
 		}()
 	}
-	if path := os.Getenv("CANDOR_BENCH_HUB_HEAPPROFILE"); path != "" {
+	if path := os.Getenv("CANDOR_BENCH_HUB_HEAPPROFILE"); path != "" && heapProfileSignal != nil {
 		// The idle-connection profile is taken while the connections are
 		// open, which only the bench knows: it sends SIGUSR1 then.
 		usr1 := make(chan os.Signal, 1)
-		signal.Notify(usr1, syscall.SIGUSR1)
+		signal.Notify(usr1, heapProfileSignal)
 		go func() {
 			for range usr1 {
 				if err := writeHeapProfile(path); err != nil {
@@ -198,7 +198,10 @@ func TestProfileIdleHub(t *testing.T) {
 			// machine that takes longer than any fixed pause, so wait
 			// for the profile (written after its .txt companion).
 			_ = os.Remove(out)
-			_ = syscall.Kill(pid, syscall.SIGUSR1)
+			if err := askHeapProfile(pid); err != nil {
+				t.Errorf("heap profile: %v", err)
+				return
+			}
 			for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 				if fi, err := os.Stat(out); err == nil && fi.Size() > 0 {
 					time.Sleep(time.Second) // let the write finish
