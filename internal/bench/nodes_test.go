@@ -3,7 +3,9 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +49,20 @@ func TestRunNodes(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "2 nodes, PostgreSQL + NATS") {
 		t.Fatalf("table lacks the nodes' row:\n%s", out.String())
+	}
+	// The latency at the client socket, merged over the nodes' loads, is
+	// in the report and the table (Linux: elsewhere it is n/a, why said).
+	for _, s := range rep.Sides {
+		r := s.QoS1
+		sock := fmt.Sprintf("%.2f / %.2f", r.SockAckP50Ms, r.SockAckP99Ms)
+		if runtime.GOOS != "linux" {
+			sock = "n/a (" + r.SockAckNA + ")"
+		} else if r.SockAckNA != "" || r.SockAckP99Ms <= 0 || r.SockAckP99Ms > r.AckP99Ms {
+			t.Errorf("%s: PUBACK latency at the client socket p99 %v ms (client-observed %v), %q", s.Name, r.SockAckP99Ms, r.AckP99Ms, r.SockAckNA)
+		}
+		if !strings.Contains(out.String(), sock) {
+			t.Errorf("%s: the table lacks the socket latency %q:\n%s", s.Name, sock, out.String())
+		}
 	}
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
