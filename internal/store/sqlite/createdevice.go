@@ -84,25 +84,8 @@ func (c *deviceCreates) run(ctx context.Context, db *DB) {
 
 // createDevices inserts the batch's devices in one transaction, setting
 // each request's error.
-//
-// Each new device also gets the integer key its readings will be stored
-// under (readingkey.go), in the same transaction, and its empty time-mark
-// state is remembered once that commits. Otherwise the device's first
-// reading made the key and looked up its marks inside the ingest writer's
-// transaction, five statements instead of none: when a hundred devices
-// start sending at once, the first commits held up every reading behind
-// them by 10-20 ms, most of a paced run's slowest 1% (docs/benchmarks.md,
-// session 11). A device that is erased without ever sending loses the key
-// again with its purge (FinishPurge), as one whose readings are gone does.
-//
-// keyMu is held throughout, as AppendReadings and FinishPurge hold it, so
-// no append or purge can come between the commit and the caches.
 func (db *DB) createDevices(ctx context.Context, batch []*createReq) {
-	db.keyMu.Lock()
-	defer db.keyMu.Unlock()
-	keys := make(map[string]int64, len(batch)) // keys made, by device id
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		clear(keys)
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO devices (`+deviceCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
@@ -118,12 +101,7 @@ func (db *DB) createDevices(ctx context.Context, batch []*createReq) {
 				// gone (SQLite rolls back on I/O errors), so none commits.
 				return err
 			}
-			if r.err = createErr(d, err); r.err != nil {
-				continue
-			}
-			if err := newReadingKey(ctx, tx, d.ID, keys); err != nil {
-				return fmt.Errorf("create device %q: %w", d.ID, err)
-			}
+			r.err = createErr(d, err)
 		}
 		return nil
 	})
@@ -131,43 +109,7 @@ func (db *DB) createDevices(ctx context.Context, batch []*createReq) {
 		for _, r := range batch {
 			r.err = wrapErr(err, "create device %q", r.d.ID)
 		}
-		return
 	}
-	for id, k := range keys {
-		db.dkeys.Store(id, k)
-		if _, ok := db.marks[k]; !ok {
-			db.marks[k] = noMarks()
-		}
-	}
-}
-
-// newReadingKey gives deviceID a reading key in tx, recording it in keys,
-// unless it has one (readings stored under its id before, by a device of
-// that id since erased whose purge has not finished) or the keys are used
-// up (past MaxDeviceKey: its readings will be refused, as AppendReadings
-// refuses those of any device given no key).
-func newReadingKey(ctx context.Context, tx *sql.Tx, deviceID string, keys map[string]int64) error {
-	res, err := tx.ExecContext(ctx, `INSERT INTO reading_devices (device_id) VALUES (?) ON CONFLICT (device_id) DO NOTHING`, deviceID)
-	if err != nil {
-		return fmt.Errorf("reading key: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return err // it had one: its marks are not known to be empty
-	}
-	k, err := res.LastInsertId()
-	if err != nil {
-		return fmt.Errorf("reading key: %w", err)
-	}
-	if k > MaxDeviceKey {
-		// Taking it advanced AUTOINCREMENT's counter, but every key
-		// after it is out of range as well.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM reading_devices WHERE dkey = ?`, k); err != nil {
-			return fmt.Errorf("reading key: %w", err)
-		}
-		return nil
-	}
-	keys[deviceID] = k
-	return nil
 }
 
 // createErr is the error of one device's insert.

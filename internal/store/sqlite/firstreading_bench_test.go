@@ -11,8 +11,7 @@ import (
 // BenchmarkFirstReadings measures one batch holding one reading of each
 // of 100 devices, as the batch writer commits it when 100 devices start
 // sending: devices whose first reading this is ("created": made with
-// CreateDevice just before; "unknown": never made, as a store-level
-// caller may append), devices that have sent before ("known"), and
+// CreateDevice just before), devices that have sent before ("known"), and
 // devices that have sent before whose keys and mark states the store
 // has not cached ("uncached", as after a restart: each has 300 readings
 // stored).
@@ -21,7 +20,7 @@ import (
 // 10 and 11), most of the bench's paced p99.
 func BenchmarkFirstReadings(b *testing.B) {
 	const devices = 100
-	for _, kind := range []string{"known", "created", "unknown", "uncached"} {
+	for _, kind := range []string{"known", "created", "uncached"} {
 		b.Run(kind, func(b *testing.B) {
 			ctx := b.Context()
 			db := openMigrated(b)

@@ -78,13 +78,10 @@ var (
 	markLoadQuery = `WITH m AS MATERIALIZED (SELECT j.value AS dkey,
 			(SELECT maxts FROM reading_marks WHERE dkey = j.value ORDER BY maxts DESC, seq DESC LIMIT 1) AS maxts,
 			coalesce((SELECT seq FROM reading_marks WHERE dkey = j.value ORDER BY maxts DESC, seq DESC LIMIT 1), 0) AS seq
-			FROM json_each(?) AS j),
-		t AS MATERIALIZED (SELECT dkey, maxts, seq, (dkey << ` + sqlSeqBits + `) + seq AS lo, (dkey << ` + sqlSeqBits + `) + ` + sqlMaxSeq + ` AS hi FROM m)
-		SELECT dkey, maxts, seq,
-			(SELECT max(ts) FROM readings WHERE id BETWEEN lo AND hi),
-			(SELECT min(ts) FROM readings WHERE id BETWEEN lo AND hi),
-			(SELECT count(*) FROM readings WHERE id BETWEEN lo AND hi)
-		FROM t`
+			FROM json_each(?) AS j)
+		SELECT dkey, maxts, seq, (SELECT json_array(max(ts), min(ts), count(*)) FROM readings
+			WHERE id BETWEEN (dkey << ` + sqlSeqBits + `) + seq AND (dkey << ` + sqlSeqBits + `) + ` + sqlMaxSeq + `)
+		FROM m`
 	markStageQuery = `SELECT dkey, seq, ts FROM readings_stage WHERE dkey IN (SELECT value FROM json_each(?)) AND ` + stageLive
 )
 
@@ -120,12 +117,21 @@ func (db *DB) markFor(ctx context.Context, tx *sql.Tx, dkey int64, pending map[i
 // staged (BenchmarkFirstReadings/uncached, docs/benchmarks.md, session 11).
 // The caller holds keyMu.
 func (db *DB) loadMarks(ctx context.Context, tx *sql.Tx, dkeys []int64, into map[int64]markState) error {
+	return readMarks(dkeys, into, func(s *sql.Stmt, _ string, list string) (*sql.Rows, error) {
+		return tx.StmtContext(ctx, s).QueryContext(ctx, list)
+	}, &db.stmts)
+}
+
+// readMarks is loadMarks with its two statements run by query: given the
+// prepared statement and its text, and the devices' keys as a JSON array.
+// Both must read one snapshot of the database.
+func readMarks(dkeys []int64, into map[int64]markState, query func(*sql.Stmt, string, string) (*sql.Rows, error), ps *stmts) error {
 	list, err := json.Marshal(dkeys)
 	if err != nil {
 		return fmt.Errorf("load time marks: %w", err)
 	}
 	from := make(map[int64]int64, len(dkeys)) // the newest mark's seq
-	rows, err := tx.StmtContext(ctx, db.stmts.markLoad).QueryContext(ctx, string(list))
+	rows, err := query(ps.markLoad, markLoadQuery, string(list))
 	if err != nil {
 		return fmt.Errorf("load time marks: %w", err)
 	}
@@ -133,19 +139,25 @@ func (db *DB) loadMarks(ctx context.Context, tx *sql.Tx, dkeys []int64, into map
 	for rows.Next() {
 		st := noMarks()
 		var dkey, seq int64
-		var maxTS, mx, mn sql.NullInt64
-		if err := rows.Scan(&dkey, &maxTS, &seq, &mx, &mn, &st.since); err != nil {
+		var maxTS sql.NullInt64
+		var tail string // [max(ts), min(ts), count], read once
+		if err := rows.Scan(&dkey, &maxTS, &seq, &tail); err != nil {
 			return fmt.Errorf("load time marks: %w", err)
+		}
+		var agg [3]*int64
+		if err := json.Unmarshal([]byte(tail), &agg); err != nil || agg[2] == nil {
+			return fmt.Errorf("load time marks: device key %d: the readings after its newest mark could not be counted (%v)", dkey, err)
 		}
 		if maxTS.Valid {
 			st.maxTS = maxTS.Int64
 		}
-		if mx.Valid {
-			st.maxTS = max(st.maxTS, mx.Int64)
+		if agg[0] != nil {
+			st.maxTS = max(st.maxTS, *agg[0])
 		}
-		if mn.Valid {
-			st.minTS = mn.Int64
+		if agg[1] != nil {
+			st.minTS = *agg[1]
 		}
+		st.since = int(*agg[2])
 		into[dkey], from[dkey] = st, seq
 	}
 	if err := rows.Err(); err != nil {
@@ -156,7 +168,7 @@ func (db *DB) loadMarks(ctx context.Context, tx *sql.Tx, dkeys []int64, into map
 	}
 	// Staged readings count too: a mark written now must bound their
 	// times as well (stage.go).
-	rows, err = tx.StmtContext(ctx, db.stmts.markStage).QueryContext(ctx, string(list))
+	rows, err = query(ps.markStage, markStageQuery, string(list))
 	if err != nil {
 		return fmt.Errorf("load time marks: %w", err)
 	}
@@ -309,6 +321,7 @@ func dropMarks(ctx context.Context, tx *sql.Tx, deviceID string, since, until in
 // forgetMarks drops the cached mark state of the device. The caller holds
 // keyMu.
 func (db *DB) forgetMarks(deviceID string) {
+	db.forgets++
 	if k, ok := db.dkeys.Load(deviceID); ok {
 		delete(db.marks, k)
 		return

@@ -71,31 +71,20 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			return fmt.Errorf("append readings: %w", err)
 		}
 		first := hi + 1
-		// The keys of the batch's devices, in arrival order, and the
-		// mark states of those whose states are not cached, read
-		// together (loadMarks).
-		if err := db.prepareMarks(ctx, tx, rs, &fresh, marks); err != nil {
+		// Every reading's time and device key, in arrival order, and
+		// the mark states of the devices whose states are not cached,
+		// read together (loadMarks).
+		pre, err := db.prepareBatch(ctx, tx, rs, &fresh, marks)
+		if err != nil {
 			return err
 		}
-		// Then every reading's key, seq and time marks, in arrival
-		// order (seqs and marks follow it); then the rows, many to a
+		// Then every reading's seq and time marks, in arrival order
+		// (seqs and marks follow it); then the rows, many to a
 		// statement.
 		var markStmt *sql.Stmt
 		for i := range rs {
 			r := &rs[i]
-			// Errors name the reading by position and device only:
-			// payloads are people's data and do not belong in logs.
-			if r.DeviceID == "" {
-				return fmt.Errorf("append readings: reading %d: empty device id", i)
-			}
-			ts, err := encTime(r.Time)
-			if err != nil {
-				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
-			}
-			dkey, err := db.deviceKey(ctx, tx, r.DeviceID, &fresh)
-			if err != nil {
-				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
-			}
+			ts, dkey := pre[i].ts, pre[i].dkey
 			// A reading whose key would not fit is refused here, before
 			// anything of it is written, rather than stored under a
 			// wrapped key (readingkey.go); it takes no seq and no mark.
@@ -161,8 +150,10 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	}
 	if err != nil {
 		// What the transaction read or wrote is undone: look the seqs
-		// up again next time (a failed COMMIT may even have landed).
+		// up again next time (a failed COMMIT may even have landed, and
+		// then what warmCaches read before it is stale).
 		db.seq.next = 0
+		db.forgets++
 		return err
 	}
 	db.seq.next, db.seq.at = hi+1, at
@@ -200,23 +191,33 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	return nil
 }
 
-// prepareMarks gives every device of rs its key (deviceKey, making the
-// keys of new devices in arrival order) and puts the mark states that are
-// not cached into pending: empty for a key made in this transaction, read
-// from the database for the others, all in one loadMarks. It reports the
-// errors AppendReadings would for the reading concerned. The caller holds
-// keyMu.
-func (db *DB) prepareMarks(ctx context.Context, tx *sql.Tx, rs []store.Reading, fresh *map[string]int64, pending map[int64]markState) error {
+// prepared is a reading's encoded time and device key (prepareBatch).
+type prepared struct{ ts, dkey int64 }
+
+// prepareBatch checks every reading of rs and returns its encoded time
+// and device key (deviceKey, making the keys of new devices in arrival
+// order), and puts the mark states that are not cached into pending:
+// empty for a key made in this transaction, read from the database for
+// the others, all in one loadMarks. An error names the first reading
+// that is wrong, by position and device only: payloads are people's data
+// and do not belong in logs. The caller holds keyMu.
+func (db *DB) prepareBatch(ctx context.Context, tx *sql.Tx, rs []store.Reading, fresh *map[string]int64, pending map[int64]markState) ([]prepared, error) {
+	pre := make([]prepared, len(rs))
 	var load []int64
 	for i := range rs {
 		r := &rs[i]
 		if r.DeviceID == "" {
-			return fmt.Errorf("append readings: reading %d: empty device id", i)
+			return nil, fmt.Errorf("append readings: reading %d: empty device id", i)
+		}
+		ts, err := encTime(r.Time)
+		if err != nil {
+			return nil, fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
 		}
 		dkey, err := db.deviceKey(ctx, tx, r.DeviceID, fresh)
 		if err != nil {
-			return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
+			return nil, fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
 		}
+		pre[i] = prepared{ts: ts, dkey: dkey}
 		if _, ok := pending[dkey]; ok {
 			continue
 		}
@@ -230,13 +231,22 @@ func (db *DB) prepareMarks(ctx context.Context, tx *sql.Tx, rs []store.Reading, 
 		pending[dkey] = markState{} // loaded below
 		load = append(load, dkey)
 	}
-	if len(load) == 0 {
-		return nil
+	if len(load) > 0 {
+		if err := db.loadMarks(ctx, tx, load, pending); err != nil {
+			return nil, fmt.Errorf("append readings: %d devices' marks, the first %q's: %w", len(load), rs[firstOf(pre, load[0])].DeviceID, err)
+		}
 	}
-	if err := db.loadMarks(ctx, tx, load, pending); err != nil {
-		return fmt.Errorf("append readings: %w", err)
+	return pre, nil
+}
+
+// firstOf returns the index of the first reading of pre with key dkey.
+func firstOf(pre []prepared, dkey int64) int {
+	for i, p := range pre {
+		if p.dkey == dkey {
+			return i
+		}
 	}
-	return nil
+	return 0
 }
 
 // errAllRefused ends AppendReadings' transaction, rolling it back, when
@@ -357,13 +367,11 @@ func (db *DB) deviceKey(ctx context.Context, tx *sql.Tx, deviceID string, fresh 
 		// and nothing is written. Making the key and deleting it again
 		// would still advance the counter, and a batch of nothing but
 		// such readings would commit, and sync, that alone.
-		if err := tx.QueryRowContext(ctx, `SELECT max(
-			coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'reading_devices'), 0),
-			coalesce((SELECT max(dkey) FROM reading_devices), 0)) + 1`).Scan(&k); err != nil {
+		if err := tx.StmtContext(ctx, db.stmts.nextKey).QueryRowContext(ctx).Scan(&k); err != nil {
 			return 0, fmt.Errorf("device key: next key: %w", err)
 		}
 		if k <= MaxDeviceKey {
-			res, err := tx.ExecContext(ctx, `INSERT INTO reading_devices (device_id) VALUES (?)`, deviceID)
+			res, err := tx.StmtContext(ctx, db.stmts.insertKey).ExecContext(ctx, deviceID)
 			if err != nil {
 				return 0, fmt.Errorf("device key: %w", err)
 			}

@@ -60,6 +60,16 @@ type DB struct {
 	// marks caches each device's time mark state by device key, for
 	// committed appends (marks.go). Guarded by keyMu.
 	marks map[int64]markState
+	// forgets counts what can make a cached key or mark state stale
+	// without replacing it (deletions, purges, failed appends), guarded
+	// by keyMu; warmCaches (warm.go) drops what it read across one.
+	// warmStop and warmDone stop it; warmErr is why it stopped early.
+	forgets      int64
+	warmStop     chan struct{}
+	warmDone     chan struct{}
+	warmStopOnce sync.Once
+	warmErr      error
+	warmHook     func(dkeys []int64) // tests: runs after a chunk is read, before it is cached
 	// writerConns opens the writer's connections and counts them.
 	writerConns *countingConnector
 	// seq is what the writer knows of the seqs and the stage's spares
@@ -254,6 +264,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
+	db.warmStop, db.warmDone = make(chan struct{}), make(chan struct{})
+	go db.warmCaches()
 	return db, nil
 }
 
@@ -356,6 +368,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // last connection checkpoints the WAL back into the main file.
 func (db *DB) Close() error {
 	var errs []error
+	db.stopWarm()
 	// Staged readings stay staged (they are committed); the next Open
 	// merges them. Spares do not stay (dropSpares).
 	db.stopMerger()

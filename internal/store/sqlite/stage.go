@@ -63,9 +63,10 @@ type stmts struct {
 	readProgress, progress  *sql.Stmt // a pass's progress (reading_merge)
 	stepInsert              *sql.Stmt // a step's copy
 	insertMark              *sql.Stmt // marks.go
-	// A device's first reading since the store opened: its key
-	// (readings.go) and its mark state (marks.go).
-	readKey, markLoad, markStage *sql.Stmt
+	// A device's first reading since the store opened: its key, made
+	// if it has none (readings.go), and its mark state (marks.go).
+	readKey, nextKey, insertKey *sql.Stmt
+	markLoad, markStage         *sql.Stmt
 }
 
 func (db *DB) prepare(ctx context.Context) error {
@@ -110,6 +111,11 @@ func (db *DB) prepare(ctx context.Context) error {
 			FROM json_each(?) AS j CROSS JOIN readings_stage AS s ON s.seq = j.value`},
 		{&db.stmts.insertMark, `INSERT INTO reading_marks (dkey, maxts, seq, mints) VALUES (?, ?, ?, ?)`},
 		{&db.stmts.readKey, `SELECT dkey FROM reading_devices WHERE device_id = ?`},
+		// The key AUTOINCREMENT gives next (see deviceKey).
+		{&db.stmts.nextKey, `SELECT max(
+			coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'reading_devices'), 0),
+			coalesce((SELECT max(dkey) FROM reading_devices), 0)) + 1`},
+		{&db.stmts.insertKey, `INSERT INTO reading_devices (device_id) VALUES (?)`},
 		{&db.stmts.markLoad, markLoadQuery},
 		{&db.stmts.markStage, markStageQuery},
 	}, db.stmts.insertTexts(cols)...) {
@@ -133,7 +139,7 @@ func (db *DB) closeStmts() {
 	for _, s := range append([]*sql.Stmt{db.stmts.readSeq, db.stmts.writeSeq, db.stmts.dataVersion, db.stmts.insertSpares,
 		db.stmts.mergeUpTo, db.stmts.mergeAll, db.stmts.mergeInsert, db.stmts.mergeClear,
 		db.stmts.readProgress, db.stmts.progress, db.stmts.stepInsert, db.stmts.insertMark,
-		db.stmts.readKey, db.stmts.markLoad, db.stmts.markStage},
+		db.stmts.readKey, db.stmts.nextKey, db.stmts.insertKey, db.stmts.markLoad, db.stmts.markStage},
 		append(db.stmts.insertMain[:], db.stmts.insertStage[:]...)...) {
 		if s != nil {
 			_ = s.Close()
