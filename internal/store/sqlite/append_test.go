@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +147,20 @@ func TestDirectAppendWritesOnlyTheWAL(t *testing.T) {
 	if written > frames+frames/4 {
 		t.Errorf("%d bytes written for %d bytes of WAL frames: %d bytes per reading besides the WAL",
 			written, frames, (written-frames)/(batches*batch))
+	}
+}
+
+// An append's error names the first reading that is wrong, whatever is
+// wrong with it (its time here, a later reading's device id), as it did
+// before the batch's keys and marks were looked up ahead of its rows.
+func TestAppendErrorNamesFirstBadReading(t *testing.T) {
+	db := openMigrated(t)
+	err := db.AppendReadings(t.Context(), []store.Reading{
+		{DeviceID: "a", Stream: "s", Time: time.Now(), Payload: []byte("{}")},
+		{DeviceID: "a", Stream: "s", Time: time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), Payload: []byte("{}")},
+		{DeviceID: "", Stream: "s", Time: time.Now(), Payload: []byte("{}")},
+	})
+	if err == nil || !strings.Contains(err.Error(), `reading 1 of device "a"`) {
+		t.Errorf("error %v, want it to name reading 1 (its time is out of range)", err)
 	}
 }

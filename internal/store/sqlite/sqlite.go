@@ -55,7 +55,10 @@ type DB struct {
 	// sync.Map: one entry per device that ever sent, kept for the
 	// process's life (docs/benchmarks.md, session 9).
 	dkeys idmap.Map[int64]
-	// keyMu orders AppendReadings and FinishPurge (see AppendReadings).
+	// keyMu orders the writes that make, use or drop device keys and
+	// change what the mark states are made of (AppendReadings,
+	// PurgeReadings, FinishPurge, DeleteReadings, the spares), and
+	// guards what they cache (see AppendReadings, warm.go).
 	keyMu sync.Mutex
 	// marks caches each device's time mark state by device key, for
 	// committed appends (marks.go). Guarded by keyMu.
