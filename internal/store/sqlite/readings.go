@@ -65,7 +65,7 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	defer db.keyMu.Unlock()
 	var hi int64
 	var at seqAt
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	batch := func(tx *sql.Tx) error {
 		var err error
 		if hi, at, err = db.nextSeq(ctx, tx); err != nil {
 			return fmt.Errorf("append readings: %w", err)
@@ -141,6 +141,14 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 			}
 		}
 		return nil
+	}
+	committing := false // the batch was written; a failure is its COMMIT's
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := batch(tx); err != nil {
+			return err
+		}
+		committing = true
+		return nil
 	})
 	if errors.Is(err, errAllRefused) {
 		// Rolled back, having written nothing that stays: no key made
@@ -150,10 +158,16 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 	}
 	if err != nil {
 		// What the transaction read or wrote is undone: look the seqs
-		// up again next time (a failed COMMIT may even have landed, and
-		// then what warmCaches read before it is stale).
+		// up again next time. A failed COMMIT may even have landed:
+		// then the cached mark states of the batch's devices, and what
+		// warmCaches read before it, are stale, so both are dropped.
 		db.seq.next = 0
-		db.forgets++
+		if committing {
+			for k := range marks {
+				delete(db.marks, k)
+			}
+			db.forgets++
+		}
 		return err
 	}
 	db.seq.next, db.seq.at = hi+1, at

@@ -38,7 +38,7 @@ func warmStore(t *testing.T, devices int) (string, []string) {
 	for round := range 5 {
 		var rs []store.Reading
 		for i, id := range append(ids, "not-a-device") {
-			for j := range 3 + i%(markEvery/4) {
+			for j := range readingsPerRound(i) {
 				ts := t0.Add(time.Duration((round*50+j)%97) * time.Second)
 				rs = append(rs, store.Reading{DeviceID: id, Stream: "s", Time: ts, Payload: []byte("{}")})
 			}
@@ -61,10 +61,20 @@ func warmStore(t *testing.T, devices int) (string, []string) {
 	return path, ids[:len(ids)-1]
 }
 
+// readingsPerRound is how many readings device i of warmStore sends in
+// each of its 5 rounds: past a mark (at least 260 in all), except every
+// fifth device (15 in all, no mark).
+func readingsPerRound(i int) int {
+	if i%5 == 4 {
+		return 3
+	}
+	return 52 + i*7%20
+}
+
 // After a restart, the caches of device keys and mark states fill in the
 // background (warmCaches) with what the file says, for the devices that
 // exist, so their first readings do not look them up in the writer's
-// transaction.
+// transaction: keys for all of them, mark states for those with a mark.
 func TestWarmCachesAfterReopen(t *testing.T) {
 	t.Parallel()
 	path, ids := warmStore(t, warmChunk+6) // two chunks
@@ -75,23 +85,126 @@ func TestWarmCachesAfterReopen(t *testing.T) {
 	}
 	db.keyMu.Lock()
 	defer db.keyMu.Unlock()
-	for _, id := range ids {
+	for i, id := range ids {
 		var k int64
-		if err := db.readers.QueryRowContext(t.Context(), `SELECT dkey FROM reading_devices WHERE device_id = ?`, id).Scan(&k); err != nil {
+		var marks int
+		if err := db.readers.QueryRowContext(t.Context(), `SELECT dkey, (SELECT count(*) FROM reading_marks m WHERE m.dkey = r.dkey)
+			FROM reading_devices r WHERE device_id = ?`, id).Scan(&k, &marks); err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}
 		if c, ok := db.dkeys.Load(id); !ok || c != k {
 			t.Fatalf("%s: cached key %d (%v), file %d", id, c, ok, k)
 		}
 		st, ok := db.marks[k]
+		if marked := i%5 != 4; marked != (marks > 0) {
+			t.Fatalf("%s: %d marks: the test's devices are not as it means them", id, marks)
+		}
+		if marks == 0 {
+			if ok {
+				t.Errorf("%s has no mark, but its state was read", id)
+			}
+			continue
+		}
 		if want := marksFromRows(t, db, k); !ok || st != want {
 			t.Fatalf("%s: cached mark state %+v (%v), from its rows %+v", id, st, ok, want)
 		}
 	}
-	for _, id := range []string{"dev-150", "not-a-device"} {
-		if _, ok := db.dkeys.Load(id); ok {
-			t.Errorf("%s is not a device, but its key was cached", id)
+	// The erased device (its purge pending) and readings of an id that
+	// is no device: keys cached (a purge then forgets only its own
+	// device's state), mark states not read.
+	for _, id := range []string{fmt.Sprintf("dev-%03d", len(ids)), "not-a-device"} {
+		k, ok := db.dkeys.Load(id)
+		if !ok {
+			t.Errorf("%s: key not cached", id)
 		}
+		if _, ok := db.marks[k]; ok {
+			t.Errorf("%s is no device, but its mark state was read", id)
+		}
+	}
+}
+
+// A purge of an erased device after a restart forgets that device's mark
+// state only, not those the warm-up read for the others.
+func TestWarmedMarksSurviveAnErasedDevicesPurge(t *testing.T) {
+	t.Parallel()
+	path, ids := warmStore(t, 10)
+	db := openPath(t, path)
+	<-db.warmDone
+	if db.warmErr != nil {
+		t.Fatal(db.warmErr)
+	}
+	ctx := t.Context()
+	ps, err := db.Purges(ctx)
+	if err != nil || len(ps) == 0 {
+		t.Fatalf("purges %v (%v): the test would prove nothing", ps, err)
+	}
+	for _, p := range ps {
+		if n, err := db.PurgeReadings(ctx, p, 0); err != nil || n == 0 {
+			t.Fatalf("purged %d (%v): the test would prove nothing", n, err)
+		}
+		if err := db.FinishPurge(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
+	lost, marked := 0, 0
+	for i, id := range ids {
+		k, ok := db.dkeys.Load(id)
+		if !ok {
+			t.Fatalf("%s: key not cached by the warm-up", id)
+		}
+		if readingsPerRound(i) == 3 {
+			continue // no mark: not read
+		}
+		marked++
+		if _, ok := db.marks[k]; !ok {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("the purge of one erased device dropped the warmed mark states of %d of %d other devices", lost, marked)
+	}
+}
+
+// An append refused before it wrote anything (a time out of range) does
+// not make what the warm-up read stale.
+func TestWarmKeepsChunkAcrossARefusedAppend(t *testing.T) {
+	t.Parallel()
+	path, ids := warmStore(t, 5)
+	db := openPath(t, path)
+	<-db.warmDone
+	db.keyMu.Lock()
+	clear(db.marks)
+	db.keyMu.Unlock()
+	ctx := t.Context()
+	sent := false
+	db.warmHook = func([]int64) {
+		if sent {
+			return
+		}
+		sent = true
+		err := db.AppendReadings(ctx, []store.Reading{{DeviceID: ids[0], Stream: "s", Time: time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), Payload: []byte("{}")}})
+		if err == nil {
+			t.Error("a reading of 1500 was stored")
+		}
+	}
+	if err := db.warm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !sent {
+		t.Fatal("the hook never ran")
+	}
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
+	marked := 0
+	for i := range ids {
+		if readingsPerRound(i) > 3 {
+			marked++
+		}
+	}
+	if len(db.marks) != marked {
+		t.Errorf("a refused batch that wrote nothing made the warm-up drop its chunk: %d of %d mark states cached", len(db.marks), marked)
 	}
 }
 
@@ -101,8 +214,8 @@ func TestWarmCachesAfterReopen(t *testing.T) {
 func TestWarmCachesDropsWhatADeletionMadeStale(t *testing.T) {
 	t.Parallel()
 	path, ids := warmStore(t, 20)
-	// Open without the background warm-up, so the test can run it with
-	// its hook set.
+	// Let the background warm-up end, forget what it read, and run it
+	// again with the hook set.
 	db := openPath(t, path)
 	<-db.warmDone
 	db.keyMu.Lock()
