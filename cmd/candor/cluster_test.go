@@ -106,7 +106,7 @@ func TestKillOneOfThreeNodesLosesNoAcknowledgedReading(t *testing.T) {
 	)
 	// publish sends the readings numbered from, from+step, … below to
 	// until one is not acknowledged (the node is gone).
-	publish := func(c *paho.Client, from, step, to int, ackedOne func()) {
+	publish := func(ctx context.Context, c *paho.Client, from, step, to int, ackedOne func()) {
 		for i := from; i < to; i += step {
 			resp, err := c.Publish(ctx, &paho.Publish{Topic: "candor/" + id + "/temperature", QoS: 1,
 				Payload: []byte(`{"celsius":` + value(i) + `}`)})
@@ -129,9 +129,10 @@ func TestKillOneOfThreeNodesLosesNoAcknowledgedReading(t *testing.T) {
 	enough := make(chan struct{})
 	var once sync.Once
 	cA := connect(addrA)
+	ctxA := untilLost(ctx, cA)
 	for w := range workers {
 		wg.Go(func() {
-			publish(cA, w, workers, onA, func() {
+			publish(ctxA, cA, w, workers, onA, func() {
 				if ackCount.Add(1) == 200 {
 					once.Do(func() { close(enough) })
 				}
@@ -156,7 +157,7 @@ func TestKillOneOfThreeNodesLosesNoAcknowledgedReading(t *testing.T) {
 	}
 	// The device reconnects to B and carries on.
 	cB := connect(addrB)
-	publish(cB, onA, 1, onA+100, func() {})
+	publish(ctx, cB, onA, 1, onA+100, func() {})
 	if len(acked) != beforeKill+100 {
 		t.Fatalf("node B acknowledged %d of 100 readings after A was killed", len(acked)-beforeKill)
 	}

@@ -50,6 +50,24 @@ func serveHub(t *testing.T, dir string, extra ...string) (*exec.Cmd, string) {
 	return srv, mqttAddr
 }
 
+// untilLost returns a context that ends with ctx or when c's connection
+// does. paho keeps a QoS 1 publish whose connection is lost waiting for its
+// PUBACK until its PacketTimeout (10 s) runs out; a publish in flight
+// when the hub is killed then returns as soon as the client sees the
+// connection closed. Either way it is not acknowledged: no PUBACK can
+// arrive on a connection that is gone.
+func untilLost(ctx context.Context, c *paho.Client) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer cancel()
+		select {
+		case <-c.Done():
+		case <-ctx.Done():
+		}
+	}()
+	return ctx
+}
+
 // killResult is what a kill -9 under load cost: the readings acknowledged
 // before the kill, those of them missing after the restart, and when each
 // was acknowledged.
@@ -101,6 +119,7 @@ func killUnderLoad(t *testing.T, k killRun) killResult {
 		PasswordFlag: true, Password: []byte(added.Secret), KeepAlive: 30, CleanStart: true}); err != nil {
 		t.Fatalf("connect: %v", err)
 	}
+	pubCtx := untilLost(ctx, c)
 	// Each reading carries its number in celsius, so stored ones can be
 	// matched to acknowledged ones.
 	const most = 7000
@@ -110,7 +129,7 @@ func killUnderLoad(t *testing.T, k killRun) killResult {
 	go func() {
 		defer close(done)
 		for i := range most {
-			resp, err := c.Publish(ctx, &paho.Publish{Topic: "candor/" + id + "/temperature", QoS: 1,
+			resp, err := c.Publish(pubCtx, &paho.Publish{Topic: "candor/" + id + "/temperature", QoS: 1,
 				Payload: []byte(`{"celsius":` + value(i) + `}`)})
 			if err != nil || resp.ReasonCode >= 0x80 {
 				return // the hub is gone

@@ -169,7 +169,7 @@ func TestAuditSeesDemoAdvisory(t *testing.T) {
 // severity, its numbers and a link to the device's page, and once its
 // owner releases it the finding closes.
 func TestAuditQuarantineOverMQTT(t *testing.T) {
-	th := startHub(t, func(c *configT) { c.MonitorWindow = 2 * time.Second })
+	th := startHub(t, func(c *configT) { c.MonitorWindow = time.Second })
 	alex := th.setup("alex")
 	code, out, _ := call(t, http.DefaultClient, "POST", th.URL()+"/api/v1/devices", alex, map[string]string{"name": "meter", "type": "smart-meter"})
 	if code != http.StatusCreated {

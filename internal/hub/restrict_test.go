@@ -123,7 +123,7 @@ func TestRestrictUntilFixed(t *testing.T) {
 // reason only (the device stays held, and the refusal now says its owner
 // must release it), and the owner's release then frees it.
 func TestHoldUntilFixedAndAlarm(t *testing.T) {
-	th := startHub(t, func(c *configT) { c.MonitorWindow = 2 * time.Second })
+	th := startHub(t, func(c *configT) { c.MonitorWindow = time.Second })
 	id, secret := th.addDevice("Hall thermostat", "thermostat")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

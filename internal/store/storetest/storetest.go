@@ -1056,11 +1056,15 @@ func testStreamCounts(t *testing.T, s store.Store) {
 }
 
 // testConcurrentAppend checks that concurrent batches, as the broker's
-// ingest workers write them, lose nothing and never share a Seq.
+// ingest workers write them, lose nothing and never share a Seq. Twenty
+// batches a writer (160 in all, eight at a time) are enough to catch
+// unserialised appends: with SQLite's keyMu left out the race detector
+// fails this test in its first seconds (docs/benchmarks.md, session 11);
+// fifty took 2.5 times as long under -race.
 func testConcurrentAppend(t *testing.T, s store.Store) {
 	const (
 		writers   = 8
-		batches   = 50
+		batches   = 20
 		batchSize = 100
 		perWriter = batches * batchSize
 	)
