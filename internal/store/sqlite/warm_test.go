@@ -172,29 +172,12 @@ func TestWarmedMarksSurviveAnErasedDevicesPurge(t *testing.T) {
 func TestWarmKeepsChunkAcrossARefusedAppend(t *testing.T) {
 	t.Parallel()
 	path, ids := warmStore(t, 5)
-	db := openPath(t, path)
-	<-db.warmDone
-	db.keyMu.Lock()
-	clear(db.marks)
-	db.keyMu.Unlock()
-	ctx := t.Context()
-	sent := false
-	db.warmHook = func([]int64) {
-		if sent {
-			return
-		}
-		sent = true
-		err := db.AppendReadings(ctx, []store.Reading{{DeviceID: ids[0], Stream: "s", Time: time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), Payload: []byte("{}")}})
+	db := rewarm(t, path, func(db *DB) {
+		err := db.AppendReadings(t.Context(), []store.Reading{{DeviceID: ids[0], Stream: "s", Time: time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC), Payload: []byte("{}")}})
 		if err == nil {
 			t.Error("a reading of 1500 was stored")
 		}
-	}
-	if err := db.warm(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if !sent {
-		t.Fatal("the hook never ran")
-	}
+	})
 	db.keyMu.Lock()
 	defer db.keyMu.Unlock()
 	marked := 0
@@ -214,32 +197,14 @@ func TestWarmKeepsChunkAcrossARefusedAppend(t *testing.T) {
 func TestWarmCachesDropsWhatADeletionMadeStale(t *testing.T) {
 	t.Parallel()
 	path, ids := warmStore(t, 20)
-	// Let the background warm-up end, forget what it read, and run it
-	// again with the hook set.
-	db := openPath(t, path)
-	<-db.warmDone
-	db.keyMu.Lock()
-	clear(db.marks)
-	db.keyMu.Unlock()
-	ctx := t.Context()
-	deleted := false
-	db.warmHook = func([]int64) {
-		if deleted {
-			return
-		}
-		deleted = true
+	db := rewarm(t, path, func(db *DB) {
 		// Everything of dev-000 at or after t0+50s: its running maximum
 		// and count change.
-		if _, err := db.DeleteReadings(ctx, store.ReadingQuery{DeviceID: ids[0], Since: time.Date(2026, 3, 1, 12, 0, 50, 0, time.UTC)}, 0); err != nil {
+		if _, err := db.DeleteReadings(t.Context(), store.ReadingQuery{DeviceID: ids[0], Since: time.Date(2026, 3, 1, 12, 0, 50, 0, time.UTC)}, 0); err != nil {
 			t.Error(err)
 		}
-	}
-	if err := db.warm(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if !deleted {
-		t.Fatal("the hook never ran")
-	}
+	})
+	ctx := t.Context()
 	// The devices' first readings after the warm-up see the right state.
 	var rs []store.Reading
 	for _, id := range ids {
@@ -256,4 +221,30 @@ func TestWarmCachesDropsWhatADeletionMadeStale(t *testing.T) {
 			t.Errorf("%s: cached mark state %+v, from its rows %+v", id, st, want)
 		}
 	}
+}
+
+// rewarm opens the store at path, lets the background warm-up end,
+// forgets the mark states it read, and runs the warm-up again with between
+// set to run between its first chunk's read and its caching.
+func rewarm(t *testing.T, path string, between func(*DB)) *DB {
+	t.Helper()
+	db := openPath(t, path)
+	<-db.warmDone
+	db.keyMu.Lock()
+	clear(db.marks)
+	db.keyMu.Unlock()
+	ran := false
+	db.warmHook = func([]int64) {
+		if !ran {
+			ran = true
+			between(db)
+		}
+	}
+	if err := db.warm(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !ran {
+		t.Fatal("the warm-up read no chunk")
+	}
+	return db
 }
