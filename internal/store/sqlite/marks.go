@@ -70,8 +70,8 @@ func (st *markState) add(ts int64) (mark markState, due bool) {
 	return mark, due
 }
 
-// The statements loadMarks reads mark states with (prepared, stage.go),
-// each for a set of devices (a JSON array of keys): each device's newest
+// The statements loadMarks reads mark states with, each for a set of
+// devices (a JSON array of keys): each device's newest
 // mark and the readings after it in the clustered table; the staged
 // readings.
 var (
@@ -90,48 +90,26 @@ func noMarks() markState {
 	return markState{maxTS: math.MinInt64, minTS: math.MaxInt64}
 }
 
-// markFor returns the device's mark state, from pending (this
-// transaction's), the cache of committed states, or the database
-// (loadMarks). The caller holds keyMu.
-func (db *DB) markFor(ctx context.Context, tx *sql.Tx, dkey int64, pending map[int64]markState) (markState, error) {
-	if st, ok := pending[dkey]; ok {
-		return st, nil
-	}
-	if st, ok := db.marks[dkey]; ok {
-		return st, nil
-	}
-	one := map[int64]markState{}
-	if err := db.loadMarks(ctx, tx, []int64{dkey}, one); err != nil {
-		return markState{}, err
-	}
-	return one[dkey], nil
-}
-
-// loadMarks reads the mark states of dkeys from the database into into.
-// A device's state comes from its newest mark and the readings after it:
-// at most about markEvery of them, or, the first time a device's readings
-// are appended after an upgrade, all of them once. The stage has no index
-// by device, so it is read once for all of dkeys: a look-up per device
-// read the whole stage each time, 0.3 ms a device when a hundred devices
-// sent their first readings after a restart with a few thousand readings
-// staged (BenchmarkFirstReadings/uncached, docs/benchmarks.md, session 11).
-// The caller holds keyMu.
-func (db *DB) loadMarks(ctx context.Context, tx *sql.Tx, dkeys []int64, into map[int64]markState) error {
-	return readMarks(dkeys, into, func(s *sql.Stmt, _ string, list string) (*sql.Rows, error) {
-		return tx.StmtContext(ctx, s).QueryContext(ctx, list)
-	}, &db.stmts)
-}
-
-// readMarks is loadMarks with its two statements run by query: given the
-// prepared statement and its text, and the devices' keys as a JSON array.
-// Both must read one snapshot of the database.
-func readMarks(dkeys []int64, into map[int64]markState, query func(*sql.Stmt, string, string) (*sql.Rows, error), ps *stmts) error {
+// loadMarks reads the mark states of dkeys from the database into into,
+// by q (the writer's transaction, or warmCaches' read-only one on a
+// reader: both statements read one snapshot). A device's state comes
+// from its newest mark and the readings after it: at most about
+// markEvery of them, or, the first time a device's readings are appended
+// after an upgrade, all of them once. The stage has no index by device,
+// so it is read once for all of dkeys: a look-up per device read the
+// whole stage each time, 0.3 ms a device when a hundred devices sent
+// their first readings after a restart with a few thousand readings
+// staged (BenchmarkFirstReadings/uncached, docs/benchmarks.md, session
+// 11). The statements are not prepared: they run once per batch, not
+// per device. The caller holds keyMu, or (warmCaches) caches nothing of
+// what it read without it.
+func loadMarks(ctx context.Context, q rowsQueryer, dkeys []int64, into map[int64]markState) error {
 	list, err := json.Marshal(dkeys)
 	if err != nil {
 		return fmt.Errorf("load time marks: %w", err)
 	}
 	from := make(map[int64]int64, len(dkeys)) // the newest mark's seq
-	rows, err := query(ps.markLoad, markLoadQuery, string(list))
+	rows, err := q.QueryContext(ctx, markLoadQuery, string(list))
 	if err != nil {
 		return fmt.Errorf("load time marks: %w", err)
 	}
@@ -168,7 +146,7 @@ func readMarks(dkeys []int64, into map[int64]markState, query func(*sql.Stmt, st
 	}
 	// Staged readings count too: a mark written now must bound their
 	// times as well (stage.go).
-	rows, err = query(ps.markStage, markStageQuery, string(list))
+	rows, err = q.QueryContext(ctx, markStageQuery, string(list))
 	if err != nil {
 		return fmt.Errorf("load time marks: %w", err)
 	}
@@ -210,6 +188,11 @@ func markSince(ctx context.Context, q queryRower, deviceID string, since int64) 
 
 // seqSpan is a range of seqs [from, to); to 0 is open.
 type seqSpan struct{ from, to int64 }
+
+// rowsQueryer is a transaction, the writer's or a reader's (loadMarks).
+type rowsQueryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
 
 // queryRower is a reader connection pool or the writer's transaction.
 type queryRower interface {

@@ -474,7 +474,7 @@ func TestLoadMarksReadsEveryDevice(t *testing.T) {
 		want[k] = marksFromRows(t, db, k)
 	}
 	got := map[int64]markState{}
-	if err := db.inTx(ctx, func(tx *sql.Tx) error { return db.loadMarks(ctx, tx, keys, got) }); err != nil {
+	if err := db.inTx(ctx, func(tx *sql.Tx) error { return loadMarks(ctx, tx, keys, got) }); err != nil {
 		t.Fatal(err)
 	}
 	for i, k := range keys {

@@ -95,10 +95,7 @@ func (db *DB) AppendReadings(ctx context.Context, rs []store.Reading) error {
 				refused = append(refused, store.RefusedReading{Index: i, Err: fmt.Errorf("reading %d: %w", i, kr)})
 				continue
 			}
-			mk, err := db.markFor(ctx, tx, dkey, marks)
-			if err != nil {
-				return fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
-			}
+			mk := marks[dkey] // prepareBatch put every device's state there
 			hi++
 			if m, due := mk.add(ts); due {
 				if markStmt == nil {
@@ -210,9 +207,9 @@ type prepared struct{ ts, dkey int64 }
 
 // prepareBatch checks every reading of rs and returns its encoded time
 // and device key (deviceKey, making the keys of new devices in arrival
-// order), and puts the mark states that are not cached into pending:
-// empty for a key made in this transaction, read from the database for
-// the others, all in one loadMarks. An error names the first reading
+// order), and puts every device's mark state into pending: the cached
+// one, empty for a key made in this transaction, or read from the
+// database, for all those together in one loadMarks. An error names the first reading
 // that is wrong, by position and device only: payloads are people's data
 // and do not belong in logs. The caller holds keyMu.
 func (db *DB) prepareBatch(ctx context.Context, tx *sql.Tx, rs []store.Reading, fresh *map[string]int64, pending map[int64]markState) ([]prepared, error) {
@@ -232,11 +229,12 @@ func (db *DB) prepareBatch(ctx context.Context, tx *sql.Tx, rs []store.Reading, 
 			return nil, fmt.Errorf("append readings: reading %d of device %q: %w", i, r.DeviceID, err)
 		}
 		pre[i] = prepared{ts: ts, dkey: dkey}
-		if _, ok := pending[dkey]; ok {
-			continue
+		if _, ok := pending[dkey]; ok || dkey > MaxDeviceKey {
+			continue // seen, or its readings will be refused
 		}
-		if _, ok := db.marks[dkey]; ok || dkey > MaxDeviceKey {
-			continue // cached, or its readings will be refused
+		if st, ok := db.marks[dkey]; ok {
+			pending[dkey] = st
+			continue
 		}
 		if _, made := (*fresh)[r.DeviceID]; made {
 			pending[dkey] = noMarks() // a key made just now has no readings
@@ -246,7 +244,7 @@ func (db *DB) prepareBatch(ctx context.Context, tx *sql.Tx, rs []store.Reading, 
 		load = append(load, dkey)
 	}
 	if len(load) > 0 {
-		if err := db.loadMarks(ctx, tx, load, pending); err != nil {
+		if err := loadMarks(ctx, tx, load, pending); err != nil {
 			return nil, fmt.Errorf("append readings: %d devices' marks, the first %q's: %w", len(load), rs[firstOf(pre, load[0])].DeviceID, err)
 		}
 	}

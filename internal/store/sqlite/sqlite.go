@@ -66,13 +66,13 @@ type DB struct {
 	// forgets counts what can make a cached key or mark state stale
 	// without replacing it (deletions, purges, failed appends), guarded
 	// by keyMu; warmCaches (warm.go) drops what it read across one.
-	// warmStop and warmDone stop it; warmErr is why it stopped early.
-	forgets      int64
-	warmStop     chan struct{}
-	warmDone     chan struct{}
-	warmStopOnce sync.Once
-	warmErr      error
-	warmHook     func(dkeys []int64) // tests: runs after a chunk is read, before it is cached
+	// warmCancel stops it and warmDone says it ended; warmErr is why it
+	// stopped early.
+	forgets    int64
+	warmCancel context.CancelFunc
+	warmDone   chan struct{}
+	warmErr    error
+	warmHook   func(dkeys []int64) // tests: runs after a chunk is read, before it is cached
 	// writerConns opens the writer's connections and counts them.
 	writerConns *countingConnector
 	// seq is what the writer knows of the seqs and the stage's spares
@@ -267,8 +267,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite store %q: %w", path, err)
 	}
-	db.warmStop, db.warmDone = make(chan struct{}), make(chan struct{})
-	go db.warmCaches()
+	var warmCtx context.Context
+	warmCtx, db.warmCancel = context.WithCancel(context.Background())
+	db.warmDone = make(chan struct{})
+	go db.warmCaches(warmCtx)
 	return db, nil
 }
 

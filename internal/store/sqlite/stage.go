@@ -64,9 +64,8 @@ type stmts struct {
 	stepInsert              *sql.Stmt // a step's copy
 	insertMark              *sql.Stmt // marks.go
 	// A device's first reading since the store opened: its key, made
-	// if it has none (readings.go), and its mark state (marks.go).
+	// if it has none (readings.go).
 	readKey, nextKey, insertKey *sql.Stmt
-	markLoad, markStage         *sql.Stmt
 }
 
 func (db *DB) prepare(ctx context.Context) error {
@@ -116,8 +115,6 @@ func (db *DB) prepare(ctx context.Context) error {
 			coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'reading_devices'), 0),
 			coalesce((SELECT max(dkey) FROM reading_devices), 0)) + 1`},
 		{&db.stmts.insertKey, `INSERT INTO reading_devices (device_id) VALUES (?)`},
-		{&db.stmts.markLoad, markLoadQuery},
-		{&db.stmts.markStage, markStageQuery},
 	}, db.stmts.insertTexts(cols)...) {
 		st, err := db.writer.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -139,7 +136,7 @@ func (db *DB) closeStmts() {
 	for _, s := range append([]*sql.Stmt{db.stmts.readSeq, db.stmts.writeSeq, db.stmts.dataVersion, db.stmts.insertSpares,
 		db.stmts.mergeUpTo, db.stmts.mergeAll, db.stmts.mergeInsert, db.stmts.mergeClear,
 		db.stmts.readProgress, db.stmts.progress, db.stmts.stepInsert, db.stmts.insertMark,
-		db.stmts.readKey, db.stmts.nextKey, db.stmts.insertKey, db.stmts.markLoad, db.stmts.markStage},
+		db.stmts.readKey, db.stmts.nextKey, db.stmts.insertKey},
 		append(db.stmts.insertMain[:], db.stmts.insertStage[:]...)...) {
 		if s != nil {
 			_ = s.Close()

@@ -26,17 +26,8 @@ import (
 // and a chunk read while it changed is dropped (its devices are then
 // looked up by their first readings, as before). A warm-up that fails
 // (warmErr) loses nothing either: the caches fill as devices send.
-func (db *DB) warmCaches() {
+func (db *DB) warmCaches(ctx context.Context) {
 	defer close(db.warmDone)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-db.warmStop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if err := db.warm(ctx); err != nil && ctx.Err() == nil {
 		// Nothing is lost: the caches fill as devices send.
 		db.warmErr = err
@@ -135,10 +126,7 @@ func (db *DB) warmMarks(ctx context.Context, dkeys []int64) error {
 	}
 	defer tx.Rollback()
 	got := make(map[int64]markState, len(dkeys))
-	err = readMarks(dkeys, got, func(_ *sql.Stmt, q string, list string) (*sql.Rows, error) {
-		return tx.QueryContext(ctx, q, list)
-	}, &db.stmts)
-	if err != nil {
+	if err := loadMarks(ctx, tx, dkeys, got); err != nil {
 		return fmt.Errorf("warm caches: %w", err)
 	}
 	if db.warmHook != nil {
@@ -166,9 +154,9 @@ func (db *DB) forgetGen() int64 {
 
 // stopWarm stops warmCaches and waits for it to end.
 func (db *DB) stopWarm() {
-	if db.warmStop == nil {
+	if db.warmCancel == nil {
 		return
 	}
-	db.warmStopOnce.Do(func() { close(db.warmStop) })
+	db.warmCancel()
 	<-db.warmDone
 }
