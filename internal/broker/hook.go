@@ -59,7 +59,13 @@ type hook struct {
 	// tests).
 	ackTails atomic.Int64
 	connack  *connackCodes
-	mon      Monitor // never nil
+	// clients are mochi's, to tell whether a connection may resume a
+	// session (mayResume).
+	clients *mqtt.Clients
+	// gateWaiting, if set, is told of each publish about to wait at a
+	// connection's gate (tests; resumeGate).
+	gateWaiting func(*mqtt.Client)
+	mon         Monitor // never nil
 	// closing refuses every new connection while the broker shuts down.
 	closing atomic.Bool
 	// system handles devices' reserved topics, by the part after
@@ -278,6 +284,7 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		// Before mochi numbers and stores a message for the client (also
 		// asked for a SUBSCRIBE's filters, from the read loop).
 		if gc := guardOf(cl); gc != nil {
+			gc.awaitGate(cl, h.gateWaiting) // a session being resumed (resumeGate)
 			settleSession(cl, gc)
 		}
 	}
@@ -644,9 +651,12 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // the client one publishes reach (Clients.Add): a publish taking from the
 // quota at the same moment could otherwise leave it below 0, where mochi
 // holds nothing.
-func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if gc := guardOf(cl); gc != nil {
 		pinSendQuota(cl, gc)
+		if h.mayResume(cl, &pk) {
+			gc.closeGate() // until the resend read the session (packetid.go)
+		}
 	}
 }
 
@@ -655,7 +665,8 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	if gc := guardOf(cl); gc != nil {
-		gc.unpark() // mochi has resent the session (parkBeyondReceiveMaximum)
+		gc.openGate() // if the resend sent nothing (resumeGate)
+		gc.unpark()   // mochi has resent the session (parkBeyondReceiveMaximum)
 		// A session taken over, if no publish and no parking settled it.
 		settleSession(cl, gc)
 	}

@@ -373,27 +373,23 @@ func (c *guardConn) restoreReleased() {
 // PUBACKs come, as on a live connection.
 //
 // The connection is live from just before the CONNACK on, so the hub may
-// publish to it while its session is parked, resent and unparked. Such a
-// message goes after the parked ones: settleSession (release.go) has
-// pinned the quota and moved mochi's numbering past the session's ids
-// before it is numbered, so it is held, under an id that sorts after
-// every parked one (sendOrder), and the parked messages keep their ids.
-// One stored while the session is parked, before mochi's resend reads
-// it, is parked too (after the others), as the resend would send it
-// ahead of them. A parked message that may have been sent is marked
-// (Dup), as MQTT requires of a resend [MQTT-3.3.1-1], and keeps its id,
-// as it must [MQTT-4.4.0-1]; one held and never sent is not marked.
+// publish to it while its session is parked, resent and unparked. Until
+// mochi's resend has read the session such a publish waits at the
+// connection's gate (resumeGate, below); after, its message goes after
+// the parked ones: settleSession (release.go) has pinned the quota and
+// moved mochi's numbering past the session's ids before it is numbered,
+// so it is held, under an id that sorts after every parked one
+// (sendOrder), and the parked messages keep their ids. A parked message
+// that may have been sent is marked (Dup), as MQTT requires of a resend
+// [MQTT-3.3.1-1], and keeps its id, as it must [MQTT-4.4.0-1]; one held
+// and never sent is not marked.
 //
-// Residual: a message stored in the instant between the parking's last
-// look at the session and mochi's resend reading it (or parked in the
-// instant between its publisher storing it and marking it held, and
-// stored again by the publisher before the resend reads the session) is
-// resent with the first ones, ahead of the parked ones, and stays in the
-// session as sent (noteReleased, unpark); mochi has no hook between the
-// two. If its publisher marks it held only after the resend wrote it, it
-// is not recorded as sent: a release sends it again under the same id,
-// and the resend exceeded the Receive Maximum by one (found in review; a
-// hook call and two atomic stores wide).
+// Where no gate was closed (resumeGate's residual), a message stored
+// while the session is parked, before mochi's resend reads it, is parked
+// too (after the others), as the resend would send it ahead of them; one
+// stored in the instant between the parking's last look at the session
+// and the resend reading it is resent with the first ones, ahead of the
+// parked ones, and stays in the session as sent (noteReleased, unpark).
 
 // parkBeyondReceiveMaximum parks the messages of a resumed session beyond
 // the client's Receive Maximum. pks are the hub's messages in the session,
@@ -435,8 +431,9 @@ func parkBeyondReceiveMaximum(cl *mqtt.Client, pks []packets.Packet) {
 	}
 	// Messages published since pks were read (pruneInflight asks the
 	// app's policy about each message) follow the parked ones: their ids
-	// come after (settleSession). One stored and not yet held may be
-	// stored again by its publisher (unpark then leaves it).
+	// come after (settleSession). There are none unless no gate was
+	// closed (resumeGate). One stored and not yet held may be stored
+	// again by its publisher (unpark then leaves it).
 	var since []packets.Packet
 	for _, pk := range hubMessages(cl) {
 		if _, ok := seen[pk.PacketID]; !ok {
@@ -527,11 +524,91 @@ func (c *guardConn) unpark() {
 // this either finishes before unpark takes mu or parks nothing.
 func (c *guardConn) Close() error {
 	c.closed.Store(true)
+	c.openGate() // a connection that ends before its resend read the session
 	c.unpark()
 	if !c.bye.Load() {
 		c.flushHeld(false) // before the socket closes (ack.go)
 	}
 	return c.Conn.Close()
+}
+
+// resumeGate: mochi's resend writes every message its session holds
+// when it reads it, and a publish to the client could store one there
+// after the parking's last look at the session and before that read
+// (mochi has no hook between the two): resent with the first ones, a
+// reading published during the resume went out ahead of the resent and
+// parked ones, and beyond the client's Receive Maximum (1-2% of runs of
+// TestAppBacklogStaleEntries under load; pinned down by
+// TestResumePublishesFollowParked, "parked, before the resend"). So a
+// connection that may resume a session closes a gate before mochi makes
+// it the client publishes reach (OnSessionEstablish, before Clients.Add),
+// every publish to the client waits at the gate before mochi numbers and
+// stores its message (OnACLCheck), and the gate opens once the resend has
+// read the session: at its first OnQosPublish, which mochi calls after
+// the read and before the first write; at OnSessionEstablished if it
+// resent nothing; or when the connection ends first (Close). No socket
+// write is waited for but the CONNACK's, which such a publish waited for
+// before too (mochi's NextPacketID takes the client's lock, held while
+// it writes). A publish held at the gate holds no lock of mochi's or of
+// the connection's: it waits in the ACL check, before settleSession.
+//
+// Nothing may publish to the client from its own connection's goroutine
+// between OnSessionEstablish and the resend (no hook of the hub's does):
+// it would wait for itself.
+//
+// Residual: two connections under one client id at once, the second
+// asking before the first is made reachable, find no session to resume
+// and close no gate; if the first then took publishes, the second
+// resumes them ungated, as before the gate (parkBeyondReceiveMaximum
+// parks what it finds stored since it read the session).
+
+// mayResume reports whether cl's connection may resume a session whose
+// messages the hub parks: a Receive Maximum, no clean start, and a
+// session under its client id (mochi copies it in inheritClientSession,
+// after this). A guess too many costs a gate opened at
+// OnSessionEstablished that no publish met.
+func (h *hook) mayResume(cl *mqtt.Client, pk *packets.Packet) bool {
+	if h.clients == nil || cl.Net.Inline || cl.Properties.Props.ReceiveMaximum == 0 || pk.Connect.Clean {
+		return false
+	}
+	_, ok := h.clients.Get(cl.ID)
+	return ok
+}
+
+// closeGate closes the gate (the connection's goroutine, once, from
+// OnSessionEstablish). A Close already begun has opened it, or opens it
+// after this: closed is set before Close's openGate.
+func (c *guardConn) closeGate() {
+	p := pendOf(c)
+	p.gateMu.Lock()
+	p.gated.Store(true)
+	if c.closed.Load() {
+		c.openGate()
+	}
+}
+
+// openGate opens the gate if it is closed; only the first call does.
+func (c *guardConn) openGate() {
+	p := c.pend.Load()
+	if p == nil || !p.gated.Load() || !p.gated.CompareAndSwap(true, false) {
+		return
+	}
+	p.gateMu.Unlock()
+}
+
+// awaitGate waits until the gate is open (a publish to the client, from
+// the ACL check). waiting, if set, is called first (tests).
+func (c *guardConn) awaitGate(cl *mqtt.Client, waiting func(*mqtt.Client)) {
+	p := c.pend.Load()
+	if p == nil || !p.gated.Load() {
+		return
+	}
+	if waiting != nil {
+		waiting(cl)
+	}
+	p.gateMu.Lock()
+	//lint:ignore SA2001 a wait for the gate to open, not a critical section
+	p.gateMu.Unlock()
 }
 
 // orderHeld puts the messages mochi holds for a device's Receive Maximum

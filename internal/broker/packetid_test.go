@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -511,13 +512,18 @@ func BenchmarkKeepIDsApart(b *testing.B) {
 // after its CONNACK (after: packets.Connack) or the first message mochi
 // resends (packets.Publish) is written: a live publish while mochi resends
 // the resumed session (between the CONNACK and OnSessionEstablished),
-// before or after the resend read the session.
+// before or after the resend read the session. The publish runs on a
+// goroutine of its own, as every publish of the hub's does: before the
+// resend read the session it waits at the connection's gate (resumeGate),
+// and the hook goes on once it does.
 type publishAtConnack struct {
 	mqtt.HookBase
 	tb    *testBroker
 	after byte
 	arm   chan struct{}
 	done  chan struct{}
+	gated chan struct{}
+	once  sync.Once
 }
 
 func (h *publishAtConnack) ID() string           { return "test-publish-at-connack" }
@@ -536,7 +542,16 @@ func (h *publishAtConnack) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []
 		return
 	default:
 	}
-	_ = h.tb.Publish(ControlTopic(devA, "temp"), []byte(`{"new":1}`), false)
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		_ = h.tb.Publish(ControlTopic(devA, "temp"), []byte(`{"new":1}`), false)
+	}()
+	select {
+	case <-pubDone:
+	case <-h.gated:
+	case <-time.After(5 * time.Second):
+	}
 	close(h.done)
 }
 
@@ -553,7 +568,8 @@ func TestResumeParkedSurvivesLivePublish(t *testing.T) {
 
 func testParkedSurvivesLivePublish(t *testing.T, after byte) {
 	tb := startBroker(t)
-	hk := &publishAtConnack{tb: tb, after: after, arm: make(chan struct{}), done: make(chan struct{})}
+	hk := &publishAtConnack{tb: tb, after: after, arm: make(chan struct{}), done: make(chan struct{}), gated: make(chan struct{})}
+	tb.hook.gateWaiting = func(*mqtt.Client) { hk.once.Do(func() { close(hk.gated) }) }
 	if err := tb.srv.AddHook(hk, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -129,6 +129,11 @@ type pendingPubs struct {
 
 	// settleMu: a session taken over is being settled (settleSession).
 	settleMu sync.Mutex
+
+	// gateMu is held, and gated set, while a resumed session is parked
+	// and resent (resumeGate, packetid.go): publishes to the client wait.
+	gateMu sync.Mutex
+	gated  atomic.Bool
 }
 
 // pendOf returns gc's pendingPubs, made on first use.
@@ -146,12 +151,16 @@ func pendOf(gc *guardConn) *pendingPubs {
 // or hold it. Resends (Dup) and clients with no Receive Maximum, for
 // which mochi holds nothing, are left out.
 func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
-	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Dup || cl.Net.Inline ||
-		cl.Properties.Props.ReceiveMaximum == 0 {
-		return
-	}
 	gc := guardOf(cl)
-	if gc == nil || gc.closed.Load() {
+	if gc == nil {
+		return // the inline client, or a connection without the guard
+	}
+	// While the gate is closed nothing but mochi's resend stores or sends
+	// a message of the client's: this is the resend, which has read the
+	// session (resumeGate, packetid.go).
+	gc.openGate()
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Dup ||
+		cl.Properties.Props.ReceiveMaximum == 0 || gc.closed.Load() {
 		return
 	}
 	p := pendOf(gc)

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +23,8 @@ import (
 //   - atPrune: while the hub asks the app's policy about the session's
 //     readings (pruneInflight), after it read the session to park it
 //     (the test's backlogApp calls inPrune);
+//   - atParked: once the hub has parked the session (its OnPacketSent for
+//     the CONNACK is done) and before mochi's resend reads it;
 //   - atResend: once mochi's resend has read the session (as its first
 //     message is written), and the publish is then held just after mochi
 //     stored the reading and before it marks it held, until the hub's
@@ -36,17 +39,34 @@ type resumePublish struct {
 	entered  chan struct{} // the reading is stored, not yet held
 	unparked chan struct{}
 	done     chan struct{} // the publish returned
+	gated    chan struct{} // the publish waits at the connection's gate
+	gateOnce sync.Once
 }
 
 const (
 	atConnack = iota
 	atPrune
+	atParked
 	atResend
 )
 
 func newResumePublish(tb *testBroker, n, at int) *resumePublish {
-	return &resumePublish{tb: tb, n: n, at: at,
-		entered: make(chan struct{}), unparked: make(chan struct{}), done: make(chan struct{})}
+	h := &resumePublish{tb: tb, n: n, at: at, entered: make(chan struct{}), unparked: make(chan struct{}),
+		done: make(chan struct{}), gated: make(chan struct{})}
+	tb.hook.gateWaiting = func(*mqtt.Client) { h.gateOnce.Do(func() { close(h.gated) }) }
+	return h
+}
+
+// publishAndWait publishes the reading and waits until the publish
+// returned or waits at the gate (resumeGate), which it does from the
+// CONNACK until mochi's resend has read the session.
+func (h *resumePublish) publishAndWait() {
+	h.publish()
+	select {
+	case <-h.done:
+	case <-h.gated:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 func (h *resumePublish) ID() string { return "test-resume-publish" }
@@ -64,11 +84,7 @@ func (h *resumePublish) publish() {
 
 func (h *resumePublish) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if h.at == atConnack && !cl.Net.Inline && pk.FixedHeader.Type == packets.Connack && h.armed.CompareAndSwap(true, false) {
-		h.publish()
-		select {
-		case <-h.done:
-		case <-time.After(5 * time.Second):
-		}
+		h.publishAndWait()
 	}
 	return pk
 }
@@ -77,15 +93,15 @@ func (h *resumePublish) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packe
 // policy asked while the hub parks the session.
 func (h *resumePublish) inPrune() {
 	if h.at == atPrune && h.armed.CompareAndSwap(true, false) {
-		h.publish()
-		select {
-		case <-h.done:
-		case <-time.After(5 * time.Second):
-		}
+		h.publishAndWait()
 	}
 }
 
 func (h *resumePublish) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if h.at == atParked && !cl.Net.Inline && pk.FixedHeader.Type == packets.Connack && h.armed.CompareAndSwap(true, false) {
+		h.publishAndWait()
+		return
+	}
 	if h.at == atResend && !cl.Net.Inline && pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Dup &&
 		h.armed.CompareAndSwap(true, false) {
 		h.publish()
@@ -137,7 +153,8 @@ func TestResumePublishesFollowParked(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		at   int
-	}{{"at CONNACK", atConnack}, {"while parking", atPrune}, {"during resend and unpark", atResend}} {
+	}{{"at CONNACK", atConnack}, {"while parking", atPrune}, {"parked, before the resend", atParked},
+		{"during resend and unpark", atResend}} {
 		t.Run(tc.name, func(t *testing.T) {
 			app := &backlogApp{countedApp: countedApp{oneApp: oneApp{id: apps.IDPrefix + "x", secret: "secret-of-app-x-0123"}}}
 			tb := startBrokerWith(t, func(c *Config) { c.Apps = app })
@@ -155,6 +172,16 @@ func TestResumePublishesFollowParked(t *testing.T) {
 			}
 			if h.armed.Load() {
 				t.Fatal("the hook never published")
+			}
+			select {
+			case <-h.gated:
+				if tc.at == atResend {
+					t.Error("the publish after mochi's resend read the session waited at the gate")
+				}
+			default:
+				if tc.at != atResend {
+					t.Error("the publish before mochi's resend read the session did not wait at the gate")
+				}
 			}
 			c.Send(mqtttest.Pingreq())
 			expectWithin(t, c, mqtttest.PINGRESP, 5*time.Second, "PINGRESP, no reading more")
@@ -282,11 +309,15 @@ func (h *againHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 // if its publisher stores it again (held) after mochi's resend read the
 // session and before unpark, unpark leaves that copy and drops nothing:
 // the app gets the reading once, after the parked ones. Found in review
-// (no other test covered unpark's same-message check).
+// (no other test covered unpark's same-message check). Since the gate
+// (resumeGate) a publish waits instead, unless no gate was closed: the
+// hub is not told of mochi's clients here, as when a second connection
+// under the client id found no session to resume (the gate's residual).
 func TestStoredAgainDuringResendSentOnce(t *testing.T) {
 	const rm, held = 8, 60
 	app := &backlogApp{countedApp: countedApp{oneApp: oneApp{id: apps.IDPrefix + "x", secret: "secret-of-app-x-0123"}}}
 	tb := startBrokerWith(t, func(c *Config) { c.Apps = app })
+	tb.hook.clients = nil // no gate (resumeGate's residual)
 	h := &againHook{tb: tb, n: held, stored: make(chan struct{}), go2: make(chan struct{}), done: make(chan struct{})}
 	if err := tb.srv.AddHook(h, nil); err != nil {
 		t.Fatal(err)
