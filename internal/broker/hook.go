@@ -280,12 +280,15 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if cl.Net.Inline {
 		return true
 	}
-	if !write && cl.Properties.Props.ReceiveMaximum != 0 {
-		// Before mochi numbers and stores a message for the client (also
-		// asked for a SUBSCRIBE's filters, from the read loop).
+	if !write {
+		// Before mochi numbers and stores a message for the client, or
+		// queues one of QoS 0 (also asked for a SUBSCRIBE's filters, from
+		// the read loop).
 		if gc := guardOf(cl); gc != nil {
 			gc.awaitGate(cl, h.gateWaiting) // a session being resumed (resumeGate)
-			settleSession(cl, gc)
+			if cl.Properties.Props.ReceiveMaximum != 0 {
+				settleSession(cl, gc)
+			}
 		}
 	}
 	if isAppClient(cl) {

@@ -539,7 +539,11 @@ func (c *guardConn) Close() error {
 // reading published during the resume went out ahead of the resent and
 // parked ones, and beyond the client's Receive Maximum (1-2% of runs of
 // TestAppBacklogStaleEntries under load; pinned down by
-// TestResumePublishesFollowParked, "parked, before the resend"). So a
+// TestResumePublishesFollowParked, "parked, before the resend"). And a
+// message to a client without a Receive Maximum (MQTT 3.1.1 has none),
+// or at QoS 0, goes to mochi's write queue at once, which can write it
+// ahead of the CONNACK (MQTT requires the CONNACK first [MQTT-3.2.0-1];
+// TestResumeConnackFirst). So a
 // connection that may resume a session closes a gate before mochi makes
 // it the client publishes reach (OnSessionEstablish, before Clients.Add),
 // every publish to the client waits at the gate before mochi numbers and
@@ -552,6 +556,11 @@ func (c *guardConn) Close() error {
 // it writes). A publish held at the gate holds no lock of mochi's or of
 // the connection's: it waits in the ACL check, before settleSession.
 //
+// For a client without a Receive Maximum mochi's resend writes the
+// whole session, and a message published once the gate opened may go
+// out between resent ones (the gate does not wait for the resend's
+// writes, which a client can slow: a publish would wait for all of them).
+//
 // Nothing may publish to the client from its own connection's goroutine
 // between OnSessionEstablish and the resend (no hook of the hub's does):
 // it would wait for itself.
@@ -562,13 +571,12 @@ func (c *guardConn) Close() error {
 // resumes them ungated, as before the gate (parkBeyondReceiveMaximum
 // parks what it finds stored since it read the session).
 
-// mayResume reports whether cl's connection may resume a session whose
-// messages the hub parks: a Receive Maximum, no clean start, and a
-// session under its client id (mochi copies it in inheritClientSession,
-// after this). A guess too many costs a gate opened at
-// OnSessionEstablished that no publish met.
+// mayResume reports whether cl's connection may resume a session: no
+// clean start, and a session under its client id (mochi copies it in
+// inheritClientSession, after this). A guess too many costs a gate opened
+// at OnSessionEstablished that no publish met.
 func (h *hook) mayResume(cl *mqtt.Client, pk *packets.Packet) bool {
-	if h.clients == nil || cl.Net.Inline || cl.Properties.Props.ReceiveMaximum == 0 || pk.Connect.Clean {
+	if h.clients == nil || cl.Net.Inline || pk.Connect.Clean {
 		return false
 	}
 	_, ok := h.clients.Get(cl.ID)
