@@ -2,9 +2,9 @@ package allocsize
 
 import "testing"
 
-type class48 struct{ a [48]byte }
+type class48 struct{ _ [48]byte }
 
-type class64 struct{ a [49]byte }
+type class64 struct{ _ [49]byte }
 
 // TestOf checks the measure against two of the runtime's size classes: a
 // struct that fills one exactly, and one a byte over the class below.
