@@ -325,8 +325,10 @@ func (s *Service) Wants(deviceID, stream string) bool {
 
 // Deliver hands an accepted reading (it passed the manifest) to the
 // broker when at least one app may receive it; the broker then asks
-// Visible for each subscribed app. It does not block and costs a map
-// lookup when no app is allowed the stream.
+// Visible for each subscribed app. It costs a map lookup when no app is
+// allowed the stream, and does not wait for an app's socket, except for
+// an app resuming its session at that moment, until the broker has
+// written its CONNACK (the broker's resume gate).
 func (s *Service) Deliver(deviceID, stream string, payload []byte) {
 	k := streamKey{deviceID, stream}
 	if len(s.table.Load().allowed[k]) == 0 {

@@ -255,7 +255,7 @@ func (b *Broker) PublishReading(deviceID, stream string, payload []byte) {
 	// mochi queues the packet for each receiving connection, so the
 	// payload must not change afterwards.
 	p := append([]byte(nil), payload...)
-	if err := b.srv.Publish(ReadingTopic(deviceID, stream), p, false, 1); err != nil {
+	if err := b.publish(ReadingTopic(deviceID, stream), p, false); err != nil {
 		b.log.Warn("hand reading to apps", "device", deviceID, "stream", stream, "err", err)
 	}
 }
@@ -317,7 +317,7 @@ func (h *hook) appPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, e
 // namespace (not retained: a command is for now, not for later).
 func (b *Broker) SendCommand(deviceID, name string, payload []byte) error {
 	topic := apps.DeviceCommandTopic(deviceID, name)
-	if err := b.srv.Publish(topic, append([]byte(nil), payload...), false, 1); err != nil {
+	if err := b.publish(topic, append([]byte(nil), payload...), false); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	return nil

@@ -427,10 +427,18 @@ func (b *Broker) Connected(deviceID string) bool {
 
 // Publish sends a hub message to a device's control topic.
 func (b *Broker) Publish(topic string, payload []byte, retain bool) error {
-	if err := b.srv.Publish(topic, payload, retain, 1); err != nil {
+	if err := b.publish(topic, payload, retain); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	return nil
+}
+
+// publish is every publish of the hub's, at QoS 1, counted while under
+// way (publishes, handover.go).
+func (b *Broker) publish(topic string, payload []byte, retain bool) error {
+	e := b.hook.pubs.enter()
+	defer b.hook.pubs.exit(e)
+	return b.srv.Publish(topic, payload, retain, 1)
 }
 
 // Retained reports whether mochi's retained store holds a message on

@@ -62,6 +62,8 @@ type hook struct {
 	// clients are mochi's, to tell whether a connection may resume a
 	// session (mayResume).
 	clients *mqtt.Clients
+	// pubs counts the hub's publishes under way (handover.go).
+	pubs publishes
 	// gateWaiting, if set, is told of each publish about to wait at a
 	// connection's gate (tests; resumeGate).
 	gateWaiting func(*mqtt.Client)
@@ -653,12 +655,17 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // OnSessionEstablish pins the send quota (release.go) before mochi makes
 // the client one publishes reach (Clients.Add): a publish taking from the
 // quota at the same moment could otherwise leave it below 0, where mochi
-// holds nothing.
+// holds nothing. A connection that may resume a session first waits for
+// the gate of the connection it takes it from, then closes its own until
+// its resend has read the session (resumeGate, packetid.go).
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if gc := guardOf(cl); gc != nil {
 		pinSendQuota(cl, gc)
-		if h.mayResume(cl, &pk) {
-			gc.closeGate() // until the resend read the session (packetid.go)
+		if prev := h.mayResume(cl, &pk); prev != nil {
+			if pg := guardOf(prev); pg != nil {
+				pg.awaitHandover(prev, &h.pubs, h.gateWaiting)
+			}
+			gc.closeGate()
 		}
 	}
 }

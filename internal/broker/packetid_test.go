@@ -621,17 +621,19 @@ func testParkedSurvivesLivePublish(t *testing.T, after byte) {
 	}
 }
 
-// pauseAtConnack holds devA's connection just after its CONNACK is
-// written, once armed, until proceed is closed.
-type pauseAtConnack struct {
+// pauseInResend holds devA's connection just after mochi's resend wrote
+// its first message, once armed, until proceed is closed: the session's
+// messages beyond the Receive Maximum are parked (out of the session), and
+// the connection's gate is open (resumeGate), so a takeover goes ahead.
+type pauseInResend struct {
 	mqtt.HookBase
 	arm, arrived, proceed chan struct{}
 }
 
-func (h *pauseAtConnack) ID() string           { return "test-pause-at-connack" }
-func (h *pauseAtConnack) Provides(b byte) bool { return b == mqtt.OnPacketSent }
-func (h *pauseAtConnack) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if pk.FixedHeader.Type != packets.Connack || cl.ID != devA {
+func (h *pauseInResend) ID() string           { return "test-pause-in-resend" }
+func (h *pauseInResend) Provides(b byte) bool { return b == mqtt.OnPacketSent }
+func (h *pauseInResend) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Publish || !pk.FixedHeader.Dup || cl.ID != devA {
 		return
 	}
 	select {
@@ -655,7 +657,7 @@ func (h *pauseAtConnack) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []by
 // mochi copies it.
 func TestResumeParkedSurvivesTakeover(t *testing.T) {
 	tb := startBroker(t)
-	hk := &pauseAtConnack{arm: make(chan struct{}), arrived: make(chan struct{}), proceed: make(chan struct{})}
+	hk := &pauseInResend{arm: make(chan struct{}), arrived: make(chan struct{}), proceed: make(chan struct{})}
 	if err := tb.srv.AddHook(hk, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -666,7 +668,7 @@ func TestResumeParkedSurvivesTakeover(t *testing.T) {
 	close(hk.arm)
 	r := mqtttest.Dial(t, tb.addr, nil)
 	r.Send(clashConnect(5, rm1...))
-	<-hk.arrived // r's session parked, its resend not begun
+	<-hk.arrived // r's session parked, its resend under way
 	s := mqtttest.Dial(t, tb.addr, nil)
 	s.Send(clashConnect(5, rm1...))
 	if p := s.Expect(mqtttest.CONNACK); p.Body[0]&1 == 0 {

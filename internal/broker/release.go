@@ -293,7 +293,8 @@ func (h *hook) settlePending(gc *guardConn) {
 
 // kick has cl's held messages released, but never written by the
 // caller: a publisher (Broker.Publish, a device's read loop, the ingest
-// batcher) must not wait for another client's socket. If relMu is free
+// batcher) must not wait for another client's socket (beyond a resuming
+// client's CONNACK, at its gate: resumeGate, packetid.go). If relMu is free
 // (the read loop waits for the client), kick takes it and decides at
 // once which held messages go (claimHeld: no socket), so that the quota
 // they take is taken before the next publish reads it, and hands relMu
