@@ -326,9 +326,11 @@ func (s *Service) Wants(deviceID, stream string) bool {
 // Deliver hands an accepted reading (it passed the manifest) to the
 // broker when at least one app may receive it; the broker then asks
 // Visible for each subscribed app. It costs a map lookup when no app is
-// allowed the stream, and does not wait for an app's socket, except for
-// an app resuming its session at that moment, until the broker has
-// written its CONNACK (the broker's resume gate).
+// allowed the stream. It does not wait for an app's socket, except for an
+// app resuming its session at that moment: until the broker has written
+// its CONNACK (and, on a takeover, the DISCONNECT to its previous
+// connection), each bounded by the broker's write timeout (the broker's
+// resume gate).
 func (s *Service) Deliver(deviceID, stream string, payload []byte) {
 	k := streamKey{deviceID, stream}
 	if len(s.table.Load().allowed[k]) == 0 {

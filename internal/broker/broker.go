@@ -202,6 +202,7 @@ func New(cfg Config, auth Authenticator, in Ingester) (*Broker, error) {
 	h := newHook(auth, in, log, cfg.Registerer)
 	h.info = srv.Info
 	h.clients = srv.Clients
+	h.pubs = new(publishes)
 	if cfg.Monitor != nil {
 		h.mon = cfg.Monitor
 	}

@@ -62,8 +62,11 @@ type hook struct {
 	// clients are mochi's, to tell whether a connection may resume a
 	// session (mayResume).
 	clients *mqtt.Clients
-	// pubs counts the hub's publishes under way (handover.go).
-	pubs publishes
+	// pubs counts the hub's publishes under way (handover.go); its own
+	// allocation, apart from the fields every publish reads.
+	pubs *publishes
+	// handovers are the client ids' handover locks (handover.go).
+	handovers handoverLocks
 	// gateWaiting, if set, is told of each publish about to wait at a
 	// connection's gate (tests; resumeGate).
 	gateWaiting func(*mqtt.Client)
@@ -661,11 +664,22 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if gc := guardOf(cl); gc != nil {
 		pinSendQuota(cl, gc)
-		if prev := h.mayResume(cl, &pk); prev != nil {
-			if pg := guardOf(prev); pg != nil {
-				pg.awaitHandover(prev, &h.pubs, h.gateWaiting)
+		if h.mayResume(cl, &pk) {
+			hand := h.handovers.of(cl.ID)
+			if !hand.TryLock() {
+				if h.gateWaiting != nil {
+					h.gateWaiting(cl)
+				}
+				hand.Lock() // until this connection's gate opens (openGate)
 			}
-			gc.closeGate()
+			// Looked up under the lock: a connection that took the session
+			// over meanwhile is the one to wait for.
+			if prev, ok := h.clients.Get(cl.ID); ok {
+				if pg := guardOf(prev); pg != nil {
+					pg.awaitHandover(prev, h.gateWaiting)
+				}
+			}
+			gc.closeGate(hand, h.pubs)
 		}
 	}
 }

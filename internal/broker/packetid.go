@@ -553,11 +553,13 @@ func (c *guardConn) Close() error {
 // stores its message (OnACLCheck), and the gate opens once the resend has
 // read the session: at its first OnQosPublish, which mochi calls after
 // the read and before the first write; at OnSessionEstablished if it
-// resent nothing; or when the connection ends first (Close). No socket
-// write is waited for but the CONNACK's, which such a publish waited for
-// before too (mochi's NextPacketID takes the client's lock, held while
-// it writes). A publish held at the gate holds no lock of mochi's or of
-// the connection's: it waits in the ACL check, before settleSession.
+// resent nothing; or when the connection ends first (Close). The socket
+// writes a publish may wait for there: the CONNACK's (which it waited for
+// before too: mochi's NextPacketID takes the client's lock, held while it
+// writes) and, on a takeover, the DISCONNECT mochi writes to the previous
+// connection first, each bounded by writeTimeout. A publish held at the
+// gate holds no lock of mochi's or of the connection's: it waits in the
+// ACL check, before settleSession.
 //
 // For a client without a Receive Maximum mochi's resend writes the
 // whole session, and a message published once the gate opened may go
@@ -565,20 +567,30 @@ func (c *guardConn) Close() error {
 // writes, which a client can slow: a publish would wait for all of them).
 //
 // A connection taking the session over (mochi's DisconnectClient of the
-// previous one, then its copy of the session) first waits for the
-// previous connection's gate: its Close would open it, and the publishes
-// waiting there would store their messages in the session just copied,
-// lost (found in review: 19 of 20 runs). Waited for instead
-// (awaitHandover), they are let go when the previous connection's resend
-// has read the session, as its own publishes are, and the takeover goes
-// on once every publish of the hub's under way by then is done (even
-// letting them leave the gate first lost the reading 2 of 40 times: the
-// takeover's copy came before the publish had stored it). The previous
-// connection's way to its resend waits for nothing of the new one's,
-// which is not yet reachable, and a publish under way waits for no
-// connection's handover. A publish that looks the client up after the
-// gate opened and stores its message only after the copy is lost, as in
-// mochi without the hub: microseconds against a DISCONNECT's write.
+// previous one, then its copy of the session) must not copy it while
+// publishes wait at the previous connection's gate: its Close would open
+// the gate, and they would store their messages in the session just
+// copied, lost (found in review: 19 of 20 runs). So a connection that
+// may resume holds its client id's handover lock (handoverLocks) from
+// OnSessionEstablish until its gate opens: of two taking over at once,
+// the second waits for the first (a second review lost a reading 3 of 3
+// times when the second had looked up a connection the first then took
+// the session from). Under the lock it looks the previous connection up,
+// waits for its gate (awaitHandover: open already unless it was closed
+// without the lock) and, if publishes waited there, for the drain of the
+// hub's publishes under way that the gate's opening started (publishes,
+// handover.go): letting them leave the gate first still lost the reading
+// 2 of 40 times (the copy came before the publish had stored it). The
+// previous connection's way to its resend waits for nothing of the new
+// one's, which is not yet reachable, and a publish under way waits for
+// no handover. Costs and residuals: such a drain waits for every publish
+// of the hub's under way, also to other clients, one of them as long as
+// a write to a client that does not read (writeTimeout), and only after
+// a gate that publishes waited at; client ids that share one of the
+// 1,024 stripes wait for each other's resume (a CONNACK write and a
+// parking); a publish that looks the client up after the gate opened and
+// stores its message only after the copy is lost, as in mochi without
+// the hub (microseconds against the DISCONNECT's write).
 //
 // Nothing may publish to the client from its own connection's goroutine
 // between OnSessionEstablish and the resend (no hook of the hub's does):
@@ -590,44 +602,71 @@ func (c *guardConn) Close() error {
 // resumes them ungated, as before the gate (parkBeyondReceiveMaximum
 // parks what it finds stored since it read the session).
 
-// mayResume returns the client whose session cl's connection may resume,
-// nil if none: no clean start, and a session under its client id (mochi
-// copies it in inheritClientSession, after this). A guess too many costs
-// a gate opened at OnSessionEstablished that no publish met.
-func (h *hook) mayResume(cl *mqtt.Client, pk *packets.Packet) *mqtt.Client {
+// mayResume reports whether cl's connection may resume a session: no
+// clean start, and a session under its client id (mochi copies it in
+// inheritClientSession, after this). A guess too many costs a gate opened
+// at OnSessionEstablished that no publish met.
+func (h *hook) mayResume(cl *mqtt.Client, pk *packets.Packet) bool {
 	if h.clients == nil || cl.Net.Inline || pk.Connect.Clean {
-		return nil
+		return false
 	}
-	prev, _ := h.clients.Get(cl.ID)
-	return prev
+	_, ok := h.clients.Get(cl.ID)
+	return ok
 }
 
 // closeGate closes the gate (the connection's goroutine, once, from
-// OnSessionEstablish). A Close already begun has opened it, or opens it
-// after this: closed is set before Close's openGate.
-func (c *guardConn) closeGate() {
+// OnSessionEstablish), holding the handover lock of its client id (hand)
+// until it opens: one connection per client id at a time is between its
+// OnSessionEstablish and its resend's read of the session. pubs is drained
+// when the gate opens if publishes waited at it. A Close already begun
+// has opened it, or opens it after this: closed is set before Close's
+// openGate.
+func (c *guardConn) closeGate(hand *sync.Mutex, pubs *publishes) {
 	p := pendOf(c)
 	p.gateMu.Lock()
+	p.hand, p.pubs = hand, pubs
 	p.gated.Store(true)
 	if c.closed.Load() {
 		c.openGate()
 	}
 }
 
-// openGate opens the gate if it is closed; only the first call does.
+// openGate opens the gate if it is closed; only the first call does. If
+// publishes waited at it, a drain of the hub's publishes under way starts
+// (drained is closed when it is done): a takeover waits for it before
+// mochi copies the session (awaitHandover), so that their messages are in
+// the session copied.
 func (c *guardConn) openGate() {
 	p := c.pend.Load()
 	if p == nil || !p.gated.Load() || !p.gated.CompareAndSwap(true, false) {
 		return
 	}
+	if p.waited.Load() && p.pubs != nil {
+		done := make(chan struct{})
+		p.drained.Store(&done)
+		go func() {
+			defer close(done)
+			p.pubs.drain()
+		}()
+	}
 	p.gateMu.Unlock()
+	if p.hand != nil {
+		p.hand.Unlock()
+	}
 }
 
 // awaitGate waits until the gate is open (a publish to the client, from
-// the ACL check). waiting, if set, is called first (tests).
+// the ACL check). waiting, if set, is called first (tests). It marks the
+// gate waited at before it looks a second time, so that openGate sees the
+// mark unless the gate opened in the instant between the two looks (the
+// publish then goes on at once, as one that came just after).
 func (c *guardConn) awaitGate(cl *mqtt.Client, waiting func(*mqtt.Client)) {
 	p := c.pend.Load()
 	if p == nil || !p.gated.Load() {
+		return
+	}
+	p.waited.Store(true)
+	if !p.gated.Load() {
 		return
 	}
 	if waiting != nil {
@@ -638,18 +677,28 @@ func (c *guardConn) awaitGate(cl *mqtt.Client, waiting func(*mqtt.Client)) {
 	p.gateMu.Unlock()
 }
 
-// awaitHandover, for a connection taking over cl's session before mochi
-// copies it: if cl's gate is closed, it waits until it opens and then
-// until every publish of the hub's under way by then is done (pubs.drain),
-// those that waited at the gate included, so their messages are in the
-// session it copies. waiting, if set, is called first (tests).
-func (c *guardConn) awaitHandover(cl *mqtt.Client, pubs *publishes, waiting func(*mqtt.Client)) {
+// awaitHandover, for a connection about to take over cl's session (mochi
+// copies it after this), waits until cl's gate is open and, if publishes
+// waited at it, until the drain its opening started is done. Under the
+// client id's handover lock cl's gate is open already (cl held the lock
+// until it opened); the wait covers a gate closed without it. waiting,
+// if set, is called first (tests).
+func (c *guardConn) awaitHandover(cl *mqtt.Client, waiting func(*mqtt.Client)) {
 	p := c.pend.Load()
-	if p == nil || !p.gated.Load() {
+	if p == nil {
 		return
 	}
-	c.awaitGate(cl, waiting)
-	pubs.drain()
+	if p.gated.Load() {
+		if waiting != nil {
+			waiting(cl)
+		}
+		p.gateMu.Lock()
+		//lint:ignore SA2001 a wait for the gate to open, not a critical section
+		p.gateMu.Unlock()
+	}
+	if d := p.drained.Load(); d != nil {
+		<-*d
+	}
 }
 
 // orderHeld puts the messages mochi holds for a device's Receive Maximum

@@ -134,6 +134,14 @@ type pendingPubs struct {
 	// and resent (resumeGate, packetid.go): publishes to the client wait.
 	gateMu sync.Mutex
 	gated  atomic.Bool
+	// waited: a publish waited at the gate; drained, set when the gate
+	// opened if one did, is closed once the publishes under way then are
+	// done (openGate). hand is the client id's handover lock, held while
+	// the gate is closed; pubs, the hub's publishes. Set by closeGate.
+	waited  atomic.Bool
+	drained atomic.Pointer[chan struct{}]
+	hand    *sync.Mutex
+	pubs    *publishes
 }
 
 // pendOf returns gc's pendingPubs, made on first use.

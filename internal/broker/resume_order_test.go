@@ -427,6 +427,11 @@ func TestTakeoverWaitsForGate(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the second connection never reached its CONNACK")
 	}
+	// Slow once past the gate (the app's policy is asked after it), so
+	// that a takeover that did not wait for the publish would copy the
+	// session first.
+	slowMatch := func() { time.Sleep(300 * time.Millisecond) }
+	app.mayMatch.Store(&slowMatch)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -437,13 +442,14 @@ func TestTakeoverWaitsForGate(t *testing.T) {
 	c3 := mqtttest.Dial(t, tb.addr, nil)
 	c3.Send(mqtttest.Connect{Version: 5, ClientID: app.id, Username: app.id, Password: app.secret,
 		KeepAlive: 30, Persistent: true, Props: props}.Encode())
-	waitFor(t, "the third connection to wait at the second one's gate", 5*time.Second, func() bool { return waits.Load() >= 2 })
+	waitFor(t, "the third connection to wait for the second one", 5*time.Second, func() bool { return waits.Load() >= 2 })
 	cl, ok := tb.srv.Clients.Get(app.id)
 	if !ok || cl.IsTakenOver() || cl.Closed() {
 		t.Fatalf("the session was taken over while the second connection's gate was closed (found %v, taken over or closed)", ok)
 	}
 	release()
 	<-done
+	app.mayMatch.Store(nil)
 	c3.Expect(mqtttest.CONNACK)
 
 	var got []int
@@ -463,4 +469,153 @@ func TestTakeoverWaitsForGate(t *testing.T) {
 		t.Fatalf("the third connection got readings %v, want %v (999: published while the second resumed)", got, want)
 	}
 
+}
+
+// blockConnacks holds a connection's goroutine just after its CONNACK
+// was written and its session parked, each time it is armed, until the
+// release arm returned.
+type blockConnacks struct {
+	mqtt.HookBase
+	mu      sync.Mutex
+	at      chan *mqtt.Client
+	release chan struct{}
+}
+
+func (h *blockConnacks) ID() string           { return "test-block-connacks" }
+func (h *blockConnacks) Provides(b byte) bool { return b == mqtt.OnPacketSent }
+func (h *blockConnacks) arm() (at chan *mqtt.Client, release chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.at, h.release = make(chan *mqtt.Client, 1), make(chan struct{})
+	return h.at, h.release
+}
+func (h *blockConnacks) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	if cl.Net.Inline || pk.FixedHeader.Type != packets.Connack {
+		return
+	}
+	h.mu.Lock()
+	at, rel := h.at, h.release
+	h.at, h.release = nil, nil
+	h.mu.Unlock()
+	if at == nil {
+		return
+	}
+	at <- cl
+	<-rel
+}
+
+// TestOverlappingTakeoversKeepReadings: two connections take over, one
+// after the other, a session still being resumed, and readings wait at
+// the gates of the first and of the second: the one left with the session
+// gets them all. The second takeover looked the client up before the
+// first one's gate had closed and did not wait for it: mochi copied the
+// session while a reading waited there, lost (found in review: 3 of 3).
+// One connection per client id now goes from OnSessionEstablish to its
+// resend at a time (handoverLocks).
+func TestOverlappingTakeoversKeepReadings(t *testing.T) {
+	const rm = 8
+	app := &backlogApp{countedApp: countedApp{oneApp: oneApp{id: apps.IDPrefix + "x", secret: "secret-of-app-x-0123"}}}
+	tb := startBrokerWith(t, func(c *Config) { c.Apps = app })
+	hk := &blockConnacks{}
+	if err := tb.srv.AddHook(hk, nil); err != nil {
+		t.Fatal(err)
+	}
+	var waits atomic.Int32
+	tb.hook.gateWaiting = func(*mqtt.Client) { waits.Add(1) }
+	props := append(mqtttest.PropUint16(0x21, rm), mqtttest.PropUint32(0x11, 3600)...)
+	connect := mqtttest.Connect{Version: 5, ClientID: app.id, Username: app.id, Password: app.secret,
+		KeepAlive: 30, Persistent: true, Props: props}.Encode()
+
+	c1 := dialApp(t, tb, app, true, false, props)
+	for n := range 12 {
+		tb.PublishReading(devA, "temp", reading(n, 0))
+	}
+	r := &appReader{t: t, c: c1, rm: rm}
+	r.receive(seq(0, rm, nil), noAcks)
+	c1.Close()
+	waitClosed(t, tb, app.id)
+
+	at, rel := hk.arm()
+	c2 := mqtttest.Dial(t, tb.addr, nil)
+	c2.Send(connect)
+	var releases []chan struct{}
+	defer func() {
+		for _, r := range releases {
+			select {
+			case <-r:
+			default:
+				close(r)
+			}
+		}
+	}()
+	releases = append(releases, rel)
+	<-at // c2's gate closed
+	published := make(chan struct{}, 2)
+	publish := func(n int) {
+		go func() {
+			tb.PublishReading(devA, "temp", reading(n, 0))
+			published <- struct{}{}
+		}()
+	}
+	publish(998)
+	waitFor(t, "reading 998 to wait at the second connection's gate", 5*time.Second, func() bool { return waits.Load() >= 1 })
+	c3 := mqtttest.Dial(t, tb.addr, nil)
+	c3.Send(connect)
+	c4 := mqtttest.Dial(t, tb.addr, nil)
+	c4.Send(connect)
+	waitFor(t, "both takeovers to wait for the second connection", 5*time.Second, func() bool { return waits.Load() >= 3 })
+
+	at, rel = hk.arm() // the next to take the session over stops at its CONNACK
+	releases = append(releases, rel)
+	close(releases[0])
+	var first *mqtt.Client
+	select {
+	case first = <-at:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no takeover reached its CONNACK")
+	}
+	w := waits.Load()
+	publish(999) // waits at the gate of the first takeover
+	waitFor(t, "reading 999 to wait at the first takeover's gate", 5*time.Second, func() bool { return waits.Load() > w })
+	close(rel)
+	for range 2 {
+		select {
+		case <-published:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a publish did not return")
+		}
+	}
+	// The takeover that came second holds the session (it closed the
+	// first): its readings, acknowledged as they come, must include both.
+	var holder *mqtt.Client
+	waitFor(t, "the session to settle on the second takeover", 10*time.Second, func() bool {
+		cl, ok := tb.srv.Clients.Get(app.id)
+		holder = cl
+		return ok && cl != first && !cl.Closed()
+	})
+	var last *mqtttest.Conn
+	for _, c := range []*mqtttest.Conn{c3, c4} {
+		if c.LocalAddr().String() == holder.Net.Remote {
+			last = c
+		}
+	}
+	if last == nil {
+		t.Fatalf("no test connection is the session's (%s)", holder.Net.Remote)
+	}
+	last.Expect(mqtttest.CONNACK)
+	var got []int
+	for {
+		_ = last.SetDeadline(time.Now().Add(time.Second))
+		p, err := last.Next()
+		if err != nil {
+			break
+		}
+		if p.Type == mqtttest.PUBLISH {
+			got = append(got, readingOf(t, p))
+			last.Send(mqtttest.Puback(publishID(t, p)))
+		}
+	}
+	if !slices.Contains(got, 998) || !slices.Contains(got, 999) {
+		t.Fatalf("the connection left with the session got readings %v, want 998 and 999 among them", got)
+	}
 }
