@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"hash/fnv"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -21,7 +20,7 @@ type publishes struct {
 	cur  atomic.Uint32 // its low bit picks the counter
 	n    [2]atomic.Int64
 	flip sync.Mutex // one drain at a time
-	_    [36]byte   // the rest of a cache line: written twice per publish
+	_    [32]byte   // to 64 bytes, a cache line of its own: written twice per publish
 }
 
 // enter counts a publish in; exit(the returned value) counts it out.
@@ -63,21 +62,51 @@ func await(n *atomic.Int64) {
 	}
 }
 
-// handoverLocks are locks by client id, striped: a connection that may
-// resume a session holds its id's from OnSessionEstablish until its gate
-// opens (closeGate, openGate), so that of two connections under one id
-// taking the session over at once, the second finds the first and waits
-// for its gate and publishes (awaitHandover) instead of copying a session
-// whose gate is closed. Ids that share a stripe wait for each other's
-// connect the same way, a CONNACK write and a parking long; 1,024
-// stripes keep that rare.
-type handoverLocks [1024]struct {
-	sync.Mutex
-	_ [56]byte // a cache line each
+// handoverLocks are locks by client id: a connection that may resume a
+// session holds its id's from OnSessionEstablish until its gate opens
+// (closeGate, openGate), so that of two connections under one id taking
+// the session over at once, the second finds the first and waits for its
+// gate and publishes (awaitHandover) instead of copying a session whose
+// gate is closed. By the exact id, so that no client can hold up another's
+// connect (striped by a hash, a client could choose an id that shares a
+// stripe with another's: found in review); an entry lives while a
+// connection holds or waits for it.
+type handoverLocks struct {
+	mu sync.Mutex
+	m  map[string]*handoverLock
 }
 
-func (l *handoverLocks) of(clientID string) *sync.Mutex {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(clientID))
-	return &l[h.Sum32()%uint32(len(l))].Mutex
+type handoverLock struct {
+	sync.Mutex
+	refs int // holders and waiters, under handoverLocks.mu
+}
+
+// acquire takes clientID's lock; waiting, if set, is called first when it
+// has to wait (tests). The returned function lets go of it (once).
+func (l *handoverLocks) acquire(clientID string, waiting func()) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*handoverLock{}
+	}
+	h := l.m[clientID]
+	if h == nil {
+		h = &handoverLock{}
+		l.m[clientID] = h
+	}
+	h.refs++
+	l.mu.Unlock()
+	if !h.TryLock() {
+		if waiting != nil {
+			waiting()
+		}
+		h.Lock()
+	}
+	return func() {
+		h.Unlock()
+		l.mu.Lock()
+		if h.refs--; h.refs == 0 {
+			delete(l.m, clientID)
+		}
+		l.mu.Unlock()
+	}
 }

@@ -665,13 +665,12 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if gc := guardOf(cl); gc != nil {
 		pinSendQuota(cl, gc)
 		if h.mayResume(cl, &pk) {
-			hand := h.handovers.of(cl.ID)
-			if !hand.TryLock() {
-				if h.gateWaiting != nil {
-					h.gateWaiting(cl)
-				}
-				hand.Lock() // until this connection's gate opens (openGate)
+			var waiting func()
+			if h.gateWaiting != nil {
+				waiting = func() { h.gateWaiting(cl) }
 			}
+			// Until this connection's gate opens (openGate).
+			release := h.handovers.acquire(cl.ID, waiting)
 			// Looked up under the lock: a connection that took the session
 			// over meanwhile is the one to wait for.
 			if prev, ok := h.clients.Get(cl.ID); ok {
@@ -679,7 +678,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 					pg.awaitHandover(prev, h.gateWaiting)
 				}
 			}
-			gc.closeGate(hand, h.pubs)
+			gc.closeGate(release, h.pubs)
 		}
 	}
 }

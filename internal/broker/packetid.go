@@ -586,11 +586,14 @@ func (c *guardConn) Close() error {
 // no handover. Costs and residuals: such a drain waits for every publish
 // of the hub's under way, also to other clients, one of them as long as
 // a write to a client that does not read (writeTimeout), and only after
-// a gate that publishes waited at; client ids that share one of the
-// 1,024 stripes wait for each other's resume (a CONNACK write and a
-// parking); a publish that looks the client up after the gate opened and
-// stores its message only after the copy is lost, as in mochi without
-// the hub (microseconds against the DISCONNECT's write).
+// a gate that publishes waited at; a connection waits behind its own
+// client id's earlier connection for as long as that one holds the lock
+// (its drain, its DISCONNECT to the connection before, its CONNACK:
+// each bounded by writeTimeout), without a bound of its own; a publish
+// that looks the client up after the gate opened, or that found it gated
+// and reached the gate only after it opened, and stores its message only
+// after the copy is lost, as in mochi without the hub (microseconds
+// against the DISCONNECT's write).
 //
 // Nothing may publish to the client from its own connection's goroutine
 // between OnSessionEstablish and the resend (no hook of the hub's does):
@@ -615,16 +618,16 @@ func (h *hook) mayResume(cl *mqtt.Client, pk *packets.Packet) bool {
 }
 
 // closeGate closes the gate (the connection's goroutine, once, from
-// OnSessionEstablish), holding the handover lock of its client id (hand)
-// until it opens: one connection per client id at a time is between its
+// OnSessionEstablish), holding the handover lock of its client id until it
+// opens (release lets go of it): one connection per client id at a time is between its
 // OnSessionEstablish and its resend's read of the session. pubs is drained
 // when the gate opens if publishes waited at it. A Close already begun
 // has opened it, or opens it after this: closed is set before Close's
 // openGate.
-func (c *guardConn) closeGate(hand *sync.Mutex, pubs *publishes) {
+func (c *guardConn) closeGate(release func(), pubs *publishes) {
 	p := pendOf(c)
 	p.gateMu.Lock()
-	p.hand, p.pubs = hand, pubs
+	p.hand, p.pubs = release, pubs
 	p.gated.Store(true)
 	if c.closed.Load() {
 		c.openGate()
@@ -651,7 +654,7 @@ func (c *guardConn) openGate() {
 	}
 	p.gateMu.Unlock()
 	if p.hand != nil {
-		p.hand.Unlock()
+		p.hand()
 	}
 }
 

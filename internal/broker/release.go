@@ -136,11 +136,11 @@ type pendingPubs struct {
 	gated  atomic.Bool
 	// waited: a publish waited at the gate; drained, set when the gate
 	// opened if one did, is closed once the publishes under way then are
-	// done (openGate). hand is the client id's handover lock, held while
-	// the gate is closed; pubs, the hub's publishes. Set by closeGate.
+	// done (openGate). hand lets go of the client id's handover lock, held
+	// while the gate is closed; pubs, the hub's publishes. Set by closeGate.
 	waited  atomic.Bool
 	drained atomic.Pointer[chan struct{}]
-	hand    *sync.Mutex
+	hand    func()
 	pubs    *publishes
 }
 

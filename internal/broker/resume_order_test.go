@@ -574,7 +574,18 @@ func TestOverlappingTakeoversKeepReadings(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no takeover reached its CONNACK")
 	}
+	// Slow once past the gate (the app's policy is asked after it, and
+	// about each message the resume prunes: once only), so that a second
+	// takeover that did not wait for it would copy the session first.
+	var slowOnce atomic.Bool
+	slowMatch := func() {
+		if slowOnce.CompareAndSwap(false, true) {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
 	w := waits.Load()
+	app.mayMatch.Store(&slowMatch)
+	defer app.mayMatch.Store(nil)
 	publish(999) // waits at the gate of the first takeover
 	waitFor(t, "reading 999 to wait at the first takeover's gate", 5*time.Second, func() bool { return waits.Load() > w })
 	close(rel)
