@@ -410,14 +410,7 @@ func TestTakeoverWaitsForGate(t *testing.T) {
 	tb.hook.gateWaiting = func(*mqtt.Client) { waits.Add(1) }
 
 	props := append(mqtttest.PropUint16(0x21, rm), mqtttest.PropUint32(0x11, 3600)...)
-	c1 := dialApp(t, tb, app, true, false, props)
-	for n := range 12 {
-		tb.PublishReading(devA, "temp", reading(n, 0))
-	}
-	r := &appReader{t: t, c: c1, rm: rm}
-	r.receive(seq(0, rm, nil), noAcks)
-	c1.Close()
-	waitClosed(t, tb, app.id)
+	leaveBacklog(t, tb, app, props, rm, 12)
 
 	hk.armed.Store(true)
 	c2 := dialApp(t, tb, app, true, true, props)
@@ -427,11 +420,9 @@ func TestTakeoverWaitsForGate(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the second connection never reached its CONNACK")
 	}
-	// Slow once past the gate (the app's policy is asked after it), so
-	// that a takeover that did not wait for the publish would copy the
-	// session first.
-	slowMatch := func() { time.Sleep(300 * time.Millisecond) }
-	app.mayMatch.Store(&slowMatch)
+	// Slow once past the gate, so that a takeover that did not wait for
+	// the publish would copy the session first.
+	defer slowOnce(app)()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -449,7 +440,6 @@ func TestTakeoverWaitsForGate(t *testing.T) {
 	}
 	release()
 	<-done
-	app.mayMatch.Store(nil)
 	c3.Expect(mqtttest.CONNACK)
 
 	var got []int
@@ -526,14 +516,7 @@ func TestOverlappingTakeoversKeepReadings(t *testing.T) {
 	connect := mqtttest.Connect{Version: 5, ClientID: app.id, Username: app.id, Password: app.secret,
 		KeepAlive: 30, Persistent: true, Props: props}.Encode()
 
-	c1 := dialApp(t, tb, app, true, false, props)
-	for n := range 12 {
-		tb.PublishReading(devA, "temp", reading(n, 0))
-	}
-	r := &appReader{t: t, c: c1, rm: rm}
-	r.receive(seq(0, rm, nil), noAcks)
-	c1.Close()
-	waitClosed(t, tb, app.id)
+	leaveBacklog(t, tb, app, props, rm, 12)
 
 	at, rel := hk.arm()
 	c2 := mqtttest.Dial(t, tb.addr, nil)
@@ -574,18 +557,10 @@ func TestOverlappingTakeoversKeepReadings(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no takeover reached its CONNACK")
 	}
-	// Slow once past the gate (the app's policy is asked after it, and
-	// about each message the resume prunes: once only), so that a second
-	// takeover that did not wait for it would copy the session first.
-	var slowOnce atomic.Bool
-	slowMatch := func() {
-		if slowOnce.CompareAndSwap(false, true) {
-			time.Sleep(300 * time.Millisecond)
-		}
-	}
+	// Slow once past the gate, so that a second takeover that did not
+	// wait for it would copy the session first.
 	w := waits.Load()
-	app.mayMatch.Store(&slowMatch)
-	defer app.mayMatch.Store(nil)
+	defer slowOnce(app)()
 	publish(999) // waits at the gate of the first takeover
 	waitFor(t, "reading 999 to wait at the first takeover's gate", 5*time.Second, func() bool { return waits.Load() > w })
 	close(rel)
@@ -629,4 +604,32 @@ func TestOverlappingTakeoversKeepReadings(t *testing.T) {
 	if !slices.Contains(got, 998) || !slices.Contains(got, 999) {
 		t.Fatalf("the connection left with the session got readings %v, want 998 and 999 among them", got)
 	}
+}
+
+// leaveBacklog gives app, with Receive Maximum rm (props), a session of n
+// readings, the first rm sent and not acknowledged, and closes it.
+func leaveBacklog(t *testing.T, tb *testBroker, app *backlogApp, props []byte, rm, n int) {
+	t.Helper()
+	c := dialApp(t, tb, app, true, false, props)
+	for i := range n {
+		tb.PublishReading(devA, "temp", reading(i, 0))
+	}
+	r := &appReader{t: t, c: c, rm: rm}
+	r.receive(seq(0, rm, nil), noAcks)
+	c.Close()
+	waitClosed(t, tb, app.id)
+}
+
+// slowOnce makes the next question to app's policy take 300 ms: asked
+// after a publish passed a connection's gate (and about each message a
+// resume prunes, hence once). It returns the undo.
+func slowOnce(app *backlogApp) func() {
+	var once atomic.Bool
+	f := func() {
+		if once.CompareAndSwap(false, true) {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	app.mayMatch.Store(&f)
+	return func() { app.mayMatch.Store(nil) }
 }
