@@ -442,19 +442,7 @@ func TestTakeoverWaitsForGate(t *testing.T) {
 	<-done
 	c3.Expect(mqtttest.CONNACK)
 
-	var got []int
-	for {
-		_ = c3.SetDeadline(time.Now().Add(time.Second))
-		p, err := c3.Next()
-		if err != nil {
-			break
-		}
-		if p.Type != mqtttest.PUBLISH {
-			continue
-		}
-		got = append(got, readingOf(t, p))
-		c3.Send(mqtttest.Puback(publishID(t, p)))
-	}
+	got := readAcking(t, c3, 13)
 	if want := append(seq(0, 12, nil), 999); !slices.Equal(got, want) {
 		t.Fatalf("the third connection got readings %v, want %v (999: published while the second resumed)", got, want)
 	}
@@ -589,18 +577,7 @@ func TestOverlappingTakeoversKeepReadings(t *testing.T) {
 		t.Fatalf("no test connection is the session's (%s)", holder.Net.Remote)
 	}
 	last.Expect(mqtttest.CONNACK)
-	var got []int
-	for {
-		_ = last.SetDeadline(time.Now().Add(time.Second))
-		p, err := last.Next()
-		if err != nil {
-			break
-		}
-		if p.Type == mqtttest.PUBLISH {
-			got = append(got, readingOf(t, p))
-			last.Send(mqtttest.Puback(publishID(t, p)))
-		}
-	}
+	got := readAcking(t, last, 14)
 	if !slices.Contains(got, 998) || !slices.Contains(got, 999) {
 		t.Fatalf("the connection left with the session got readings %v, want 998 and 999 among them", got)
 	}
@@ -632,4 +609,28 @@ func slowOnce(app *backlogApp) func() {
 	}
 	app.mayMatch.Store(&f)
 	return func() { app.mayMatch.Store(nil) }
+}
+
+// readAcking reads the readings c gets, acknowledging each, until it has
+// want of them, then a moment more for any beyond (so that one too many
+// shows), or until none comes for 10 s (a bound on a hang, not a measured
+// time: under a loaded CI a gap of a second was possible).
+func readAcking(t *testing.T, c *mqtttest.Conn, want int) []int {
+	t.Helper()
+	var got []int
+	for {
+		wait := 10 * time.Second
+		if len(got) >= want {
+			wait = 200 * time.Millisecond
+		}
+		_ = c.SetDeadline(time.Now().Add(wait))
+		p, err := c.Next()
+		if err != nil {
+			return got
+		}
+		if p.Type == mqtttest.PUBLISH {
+			got = append(got, readingOf(t, p))
+			c.Send(mqtttest.Puback(publishID(t, p)))
+		}
+	}
 }
