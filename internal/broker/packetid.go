@@ -618,12 +618,12 @@ func (h *hook) mayResume(cl *mqtt.Client, pk *packets.Packet) bool {
 }
 
 // closeGate closes the gate (the connection's goroutine, once, from
-// OnSessionEstablish), holding the handover lock of its client id until it
-// opens (release lets go of it): one connection per client id at a time is between its
-// OnSessionEstablish and its resend's read of the session. pubs is drained
-// when the gate opens if publishes waited at it. A Close already begun
-// has opened it, or opens it after this: closed is set before Close's
-// openGate.
+// OnSessionEstablish), holding the handover lock of its client id until
+// it opens (release lets go of it): one connection per client id at a
+// time is between its OnSessionEstablish and its resend's read of the
+// session. pubs is drained when the gate opens if publishes waited at
+// it. A Close already begun has opened it, or opens it after this:
+// closed is set before Close's openGate.
 func (c *guardConn) closeGate(release func(), pubs *publishes) {
 	p := pendOf(c)
 	p.gateMu.Lock()
@@ -675,6 +675,11 @@ func (c *guardConn) awaitGate(cl *mqtt.Client, waiting func(*mqtt.Client)) {
 	if waiting != nil {
 		waiting(cl)
 	}
+	p.waitOpen()
+}
+
+// waitOpen waits until the gate is open.
+func (p *pendingPubs) waitOpen() {
 	p.gateMu.Lock()
 	//lint:ignore SA2001 a wait for the gate to open, not a critical section
 	p.gateMu.Unlock()
@@ -695,9 +700,7 @@ func (c *guardConn) awaitHandover(cl *mqtt.Client, waiting func(*mqtt.Client)) {
 		if waiting != nil {
 			waiting(cl)
 		}
-		p.gateMu.Lock()
-		//lint:ignore SA2001 a wait for the gate to open, not a critical section
-		p.gateMu.Unlock()
+		p.waitOpen() // without marking it waited at: a takeover stores nothing
 	}
 	if d := p.drained.Load(); d != nil {
 		<-*d

@@ -369,26 +369,6 @@ func resumeBacklog(t *testing.T, tb *testBroker, app *backlogApp, rm, held int, 
 	return c
 }
 
-// blockAtConnack holds the armed connection's goroutine just after its
-// CONNACK was written and its session parked (OnPacketSent), until
-// release: its gate is closed meanwhile.
-type blockAtConnack struct {
-	mqtt.HookBase
-	armed   atomic.Bool
-	at      chan struct{}
-	release chan struct{}
-}
-
-func (h *blockAtConnack) ID() string           { return "test-block-at-connack" }
-func (h *blockAtConnack) Provides(b byte) bool { return b == mqtt.OnPacketSent }
-func (h *blockAtConnack) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if cl.Net.Inline || pk.FixedHeader.Type != packets.Connack || !h.armed.CompareAndSwap(true, false) {
-		return
-	}
-	close(h.at)
-	<-h.release
-}
-
 // TestTakeoverWaitsForGate: a connection taking over a session that
 // another is still resuming waits for that one's gate, and for the
 // publishes under way, before mochi copies the session, and the reading
@@ -400,23 +380,23 @@ func TestTakeoverWaitsForGate(t *testing.T) {
 	const rm = 8
 	app := &backlogApp{countedApp: countedApp{oneApp: oneApp{id: apps.IDPrefix + "x", secret: "secret-of-app-x-0123"}}}
 	tb := startBrokerWith(t, func(c *Config) { c.Apps = app })
-	hk := &blockAtConnack{at: make(chan struct{}), release: make(chan struct{})}
+	hk := &blockConnacks{}
 	if err := tb.srv.AddHook(hk, nil); err != nil {
 		t.Fatal(err)
 	}
-	release := sync.OnceFunc(func() { close(hk.release) })
-	defer release() // also when the test fails, so the broker can close
 	var waits atomic.Int32
 	tb.hook.gateWaiting = func(*mqtt.Client) { waits.Add(1) }
 
 	props := append(mqtttest.PropUint16(0x21, rm), mqtttest.PropUint32(0x11, 3600)...)
 	leaveBacklog(t, tb, app, props, rm, 12)
 
-	hk.armed.Store(true)
+	at, rel := hk.arm()
+	release := sync.OnceFunc(func() { close(rel) })
+	defer release() // also when the test fails, so the broker can close
 	c2 := dialApp(t, tb, app, true, true, props)
 	defer c2.Close()
 	select {
-	case <-hk.at:
+	case <-at:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the second connection never reached its CONNACK")
 	}
